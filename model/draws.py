@@ -1,0 +1,114 @@
+"""Posterior draws as the answer needs them: ``draws.npz`` (numpy only, no PyMC on this path).
+
+Arrays have a leading ``sample`` dim (chains x draws flattened). ``meta`` records the variant, its
+components, the evidence hash, the version, the seed, the diagnostics and the library's case ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+META_KEY = "__meta__"
+
+
+class CorruptDraws(RuntimeError):
+    """A draws file that is truncated, altered or unreadable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Draws:
+    """Parameter draws (``sample`` first) and metadata."""
+
+    params: dict[str, np.ndarray]
+    meta: dict[str, Any]
+    case_loglik: np.ndarray  # (case, sample), weighted by w_case: the case's pull on the posterior
+
+    @property
+    def n(self) -> int:
+        return int(self.params["theta"].shape[0])
+
+    @property
+    def variant(self) -> str:
+        return str(self.meta["variant"])
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return tuple(self.meta["components"])
+
+    def case_index(self, patient_id: str) -> int | None:
+        """Index of the library case that is this patient (by id or alias), if any."""
+        for i, (cid, aka) in enumerate(zip(self.meta["case_ids"], self.meta["case_aliases"])):
+            if patient_id == cid or patient_id in aka:
+                return i
+        return None
+
+    def subset(self, idx: np.ndarray) -> "Draws":
+        """The draws at sample indices ``idx`` (e.g. a thinned set for the browser)."""
+        return Draws({k: v[idx] for k, v in self.params.items()}, self.meta, self.case_loglik[:, idx])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write via a temporary file in the same folder and rename: no half-written file is seen."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save(path: Path, draws: Draws) -> None:
+    """Save atomically, with a SHA-256 sidecar so corruption is detected on load."""
+    meta = np.frombuffer(json.dumps(draws.meta).encode(), dtype=np.uint8)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **draws.params, case_loglik=draws.case_loglik, **{META_KEY: meta})
+
+    atomic_write(path, write)
+    digest = _sha256(path)
+    atomic_write(path.with_suffix(".sha256"), lambda tmp: tmp.write_text(digest))
+
+
+def load(path: Path) -> Draws:
+    """Load and verify ``draws.npz``.
+
+    Raises
+    ------
+    CorruptDraws
+        If the file or its checksum is missing, altered, truncated or unreadable.
+    """
+    sidecar = path.with_suffix(".sha256")
+    try:
+        expected = sidecar.read_text().strip()
+    except OSError as exc:
+        raise CorruptDraws(f"{sidecar}: missing checksum ({exc})") from exc
+    if _sha256(path) != expected:
+        raise CorruptDraws(f"{path}: checksum mismatch (truncated or altered)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
+    except Exception as exc:  # any read failure means the file cannot be trusted
+        raise CorruptDraws(f"{path}: unreadable ({exc})") from exc
+    case_ll = arrays.pop("case_loglik")
+    return Draws(arrays, meta, case_ll)

@@ -1,0 +1,494 @@
+"""Load and validate ``priors/`` (DESIGN §3): ``load(dir) -> Evidence``.
+
+Every problem in every file is collected into one :class:`EvidenceError` naming the file, the entry
+and the field. Nothing numeric about the clinical world is defined here: it is all read from YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model import findings as F
+from model import structure as S
+
+FILES = ("references.yaml", "cases.yaml", "cohorts.yaml", "pretest.yaml", "model.yaml")
+PHASES = ("after_diagnosis", "at_diagnosis", "unknown")
+HYPOTHESES = ("L", "B")
+OTHER_PROOF = ("biopsy", "marrow", "blood", "autopsy", "pet", "emg", "response_to_treatment", "clinical", "ct")
+CASE_KEYS = {"id", "also_known_as", "ref", "phase", "form", "findings", "proven_by", "where", "confidence", "notes"}
+ENTRY_KEYS = {
+    "id", "kind", "ref", "finding", "hypothesis", "form", "method", "level", "of", "x", "n", "population",
+    "where", "weight", "weight_reason", "confidence", "tabulates_cases", "beta", "reasoning", "notes",
+}
+STRATUM_FINDINGS = ("lineage", "remission")
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class EvidenceError(ValueError):
+    """Invalid evidence: every problem, each naming file, entry and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid evidence in priors/:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One published case of leukemic infiltration (all cases are class L)."""
+
+    id: str
+    ref: str
+    phase: str
+    form: str | None
+    values: dict[str, str | None]  # tree findings, lineage, remission (possibly partly known)
+    csf: tuple[tuple[str, str], ...] | None  # (result, method) with the method resolved; None = not stated
+    proven_by: tuple[str, ...]
+    also_known_as: tuple[str, ...] = ()
+
+    @property
+    def in_population(self) -> bool:
+        """Palsy in a known leukemia: the case informs lineage and remission (DESIGN §4)."""
+        return self.phase == "after_diagnosis"
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A cohort count (``kind == 'counts'``) or an expert-judgment Beta for one node."""
+
+    id: str
+    kind: str
+    refs: tuple[str, ...]
+    finding: str
+    item: str  # the tree item (csf by method) or the finding for lineage/remission
+    hypothesis: str
+    form: str | None
+    level: tuple[str, ...]
+    of: tuple[str, ...]
+    x: float = 0.0
+    n: float = 0.0
+    weight: float = 1.0
+    beta: tuple[float, float] | None = None
+    tabulates_cases: tuple[str, ...] = ()
+    raw: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """Everything in ``priors/``, validated."""
+
+    directory: Path
+    references: dict[str, dict[str, Any]]
+    cases: tuple[Case, ...]
+    entries: tuple[Entry, ...]
+    pretest: dict[str, Any]
+    settings: dict[str, Any]
+    hash: str
+
+    @property
+    def w_case(self) -> float:
+        return float(self.settings["w_case"])
+
+    @property
+    def forms(self) -> tuple[str, ...]:
+        return tuple(self.settings["forms"])
+
+    def case(self, case_id: str) -> Case | None:
+        """The case with this id or alias (a patient file id), if any."""
+        for c in self.cases:
+            if c.id == case_id or case_id in c.also_known_as:
+                return c
+        return None
+
+    def without_entries(self, drop: set[str]) -> "Evidence":
+        """The evidence without the cohort entries and cases whose id or reference is in ``drop``."""
+        return dataclasses.replace(
+            self,
+            entries=tuple(e for e in self.entries if e.id not in drop and not set(e.refs) & drop),
+            cases=tuple(c for c in self.cases if c.id not in drop and c.ref not in drop),
+        )
+
+
+def evidence_hash(directory: Path) -> str:
+    """SHA-256 over the evidence files' bytes (the cache key's evidence part)."""
+    h = hashlib.sha256()
+    for name in FILES:
+        path = directory / name
+        h.update(name.encode())
+        h.update(path.read_bytes() if path.exists() else b"<missing>")
+    return h.hexdigest()
+
+
+def load(directory: str | Path = "priors") -> Evidence:
+    """Load and validate the evidence in ``directory``.
+
+    Raises
+    ------
+    EvidenceError
+        With every problem found, each naming the file, the entry and the field.
+    """
+    directory = Path(directory)
+    problems: list[str] = []
+    docs: dict[str, Any] = {}
+    for name in FILES:
+        path = directory / name
+        if not path.exists():
+            problems.append(f"{path}: file missing")
+            continue
+        try:
+            docs[name] = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        except yaml.YAMLError as exc:
+            problems.append(f"{path}: not valid YAML: {str(exc).splitlines()[0]} ({_mark(exc)})")
+    if problems:
+        raise EvidenceError(problems)
+    v = _Validator(directory, problems)
+    refs = v.references(docs["references.yaml"])
+    settings = v.settings(docs["model.yaml"])
+    cases = v.cases(docs["cases.yaml"], refs, settings)
+    entries = v.entries(docs["cohorts.yaml"], refs, settings, {c.id for c in cases})
+    pretest = v.pretest(docs["pretest.yaml"], refs)
+    if problems:
+        raise EvidenceError(problems)
+    return Evidence(directory, refs, tuple(cases), tuple(entries), pretest, settings, evidence_hash(directory))
+
+
+def _mark(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "position unknown"
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class _Validator:
+    def __init__(self, directory: Path, problems: list[str]) -> None:
+        self.dir = directory
+        self.problems = problems
+
+    def err(self, file: str, entry: str, field: str, msg: str) -> None:
+        self.problems.append(f"{self.dir / file}: entry {entry!r}: field {field!r}: {msg}")
+
+    # -- references ------------------------------------------------------------------------------
+    def references(self, doc: Any) -> dict[str, dict[str, Any]]:
+        file = "references.yaml"
+        if not isinstance(doc, dict):
+            self.err(file, "-", "-", "must be a mapping of citation keys to references")
+            return {}
+        for key, ref in doc.items():
+            if not isinstance(ref, dict):
+                self.err(file, str(key), "-", "must be a mapping (authors, title, journal, year, doi, pmid)")
+                continue
+            for field in ("authors", "title", "year"):
+                if not ref.get(field):
+                    self.err(file, str(key), field, "missing")
+            if "doi" not in ref and "pmid" not in ref:
+                self.err(file, str(key), "doi", "give doi and/or pmid (null where unknown)")
+        return {str(k): v for k, v in doc.items() if isinstance(v, dict)}
+
+    def _refs(self, file: str, entry: str, value: Any, refs: dict, required: bool = True) -> tuple[str, ...]:
+        if value is None:
+            if required:
+                self.err(file, entry, "ref", "missing; give a key of references.yaml")
+            return ()
+        keys = [value] if isinstance(value, str) else value
+        if not isinstance(keys, list):
+            self.err(file, entry, "ref", f"{value!r} must be a key or a list of keys of references.yaml")
+            return ()
+        for k in keys:
+            if k not in refs:
+                self.err(file, entry, "ref", f"{k!r} is not a key of references.yaml")
+        return tuple(str(k) for k in keys)
+
+    # -- model.yaml ------------------------------------------------------------------------------
+    def settings(self, doc: Any) -> dict[str, Any]:
+        file = "model.yaml"
+        if not isinstance(doc, dict):
+            self.err(file, "-", "-", "must be a mapping")
+            return {}
+        bp = doc.get("base_prior")
+        if not (isinstance(bp, dict) and _is_num(bp.get("a")) and _is_num(bp.get("b")) and bp["a"] > 0 and bp["b"] > 0):
+            self.err(file, "base_prior", "a/b", f"{bp!r}: give {{a: >0, b: >0}}")
+        w = doc.get("w_case")
+        if not (_is_num(w) and 0 < w <= 1):
+            self.err(file, "w_case", "w_case", f"{w!r} is not in (0, 1]")
+        if doc.get("unknown_csf_method") not in F.CSF_METHODS:
+            self.err(file, "unknown_csf_method", "unknown_csf_method",
+                     f"{doc.get('unknown_csf_method')!r}; allowed: {', '.join(F.CSF_METHODS)}")
+        forms = doc.get("forms")
+        if not (isinstance(forms, list) and len(forms) >= 2 and all(isinstance(f, str) for f in forms)
+                and len(set(forms)) == len(forms)):
+            self.err(file, "forms", "forms", f"{forms!r}: give a list of at least two distinct form names")
+            forms = []
+        fp = doc.get("form_prior")
+        if not (isinstance(fp, dict) and set(fp) == set(forms) and all(_is_num(v) and v > 0 for v in fp.values())):
+            self.err(file, "form_prior", "form_prior", f"{fp!r}: give a positive concentration for each form {forms}")
+        return doc
+
+    # -- cases.yaml ------------------------------------------------------------------------------
+    def cases(self, doc: Any, refs: dict, settings: dict) -> list[Case]:
+        file = "cases.yaml"
+        items = doc.get("cases") if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            self.err(file, "-", "cases", "give a top-level list `cases:`")
+            return []
+        forms = tuple(settings.get("forms") or ())
+        out, seen = [], set()
+        for i, c in enumerate(items):
+            cid = str(c.get("id")) if isinstance(c, dict) and c.get("id") else f"#{i + 1}"
+            if not isinstance(c, dict):
+                self.err(file, cid, "-", "must be a mapping")
+                continue
+            if cid in seen:
+                self.err(file, cid, "id", "duplicate case id")
+            seen.add(cid)
+            for key in set(c) - CASE_KEYS:
+                self.err(file, cid, key, f"unknown field; allowed: {', '.join(sorted(CASE_KEYS))}")
+            ref = self._refs(file, cid, c.get("ref"), refs)
+            phase = c.get("phase", "unknown")
+            if phase not in PHASES:
+                self.err(file, cid, "phase", f"{phase!r}; allowed: {', '.join(PHASES)}")
+            form = c.get("form")
+            form = None if form in (None, F.UNKNOWN) else form
+            if form is not None and form not in forms:
+                self.err(file, cid, "form", f"{form!r}; allowed: {', '.join(forms)}, unknown")
+            fnd = c.get("findings")
+            if not isinstance(fnd, dict):
+                self.err(file, cid, "findings", "give a mapping of findings")
+                fnd = {}
+            for key in set(fnd) - set(F.FINDINGS):
+                self.err(file, cid, f"findings.{key}", f"unknown finding; allowed: {', '.join(F.FINDINGS)}")
+            values = {}
+            for name in F.FINDINGS:
+                if name == "csf":
+                    continue
+                raw = fnd.get(name)
+                if raw in (None, F.UNKNOWN):
+                    values[name] = None
+                    continue
+                ok = tuple(F.LEVELS[name]) + tuple(F.PARTIAL_LEVELS.get(name, {}))
+                if raw not in ok:
+                    self.err(file, cid, f"findings.{name}", f"{raw!r}; allowed: {', '.join(ok)}, unknown")
+                values[name] = raw
+            csf = self._case_csf(file, cid, fnd.get("csf"), settings)
+            proven = c.get("proven_by") or []
+            if not isinstance(proven, list) or not proven:
+                self.err(file, cid, "proven_by", "give the list of findings or tests that established infiltration")
+                proven = []
+            for p in proven:
+                if p not in F.FINDINGS and p not in OTHER_PROOF:
+                    self.err(file, cid, "proven_by", f"{p!r}; allowed: {', '.join(F.FINDINGS + OTHER_PROOF)}")
+            aka = c.get("also_known_as") or []
+            out.append(Case(cid, ref[0] if ref else "", phase, form, values, csf, tuple(proven),
+                            tuple(str(a) for a in aka)))
+        return out
+
+    def _case_csf(self, file: str, cid: str, raw: Any, settings: dict) -> tuple[tuple[str, str], ...] | None:
+        if raw in (None, F.UNKNOWN):
+            return None
+        if not isinstance(raw, list):
+            self.err(file, cid, "findings.csf", f"{raw!r}: give a list of {{result, method}} or unknown")
+            return None
+        default = settings.get("unknown_csf_method", "cytology")
+        lps = []
+        for j, lp in enumerate(raw, start=1):
+            if not isinstance(lp, dict) or lp.get("result") not in F.CSF_RESULTS:
+                self.err(file, cid, f"findings.csf[{j}].result",
+                         f"{lp!r}; allowed results: {', '.join(F.CSF_RESULTS)}")
+                continue
+            method = lp.get("method", F.UNKNOWN)
+            if method not in F.CSF_METHODS + (F.UNKNOWN,):
+                self.err(file, cid, f"findings.csf[{j}].method",
+                         f"{method!r}; allowed: {', '.join(F.CSF_METHODS)}, unknown")
+                continue
+            lps.append((lp["result"], default if method == F.UNKNOWN else method))
+        return tuple(lps)
+
+    # -- cohorts.yaml ----------------------------------------------------------------------------
+    def entries(self, doc: Any, refs: dict, settings: dict, case_ids: set[str]) -> list[Entry]:
+        file = "cohorts.yaml"
+        items = doc.get("entries") if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            self.err(file, "-", "entries", "give a top-level list `entries:`")
+            return []
+        forms = tuple(settings.get("forms") or ())
+        out, seen, sources = [], set(), {}
+        for i, e in enumerate(items):
+            eid = str(e.get("id")) if isinstance(e, dict) and e.get("id") else f"#{i + 1}"
+            if not isinstance(e, dict):
+                self.err(file, eid, "-", "must be a mapping")
+                continue
+            n_before = len(self.problems)
+            if eid in seen:
+                self.err(file, eid, "id", "duplicate entry id")
+            seen.add(eid)
+            for key in set(e) - ENTRY_KEYS:
+                self.err(file, eid, key, f"unknown field; allowed: {', '.join(sorted(ENTRY_KEYS))}")
+            kind = e.get("kind", "counts")
+            if kind not in ("counts", "expert_judgment"):
+                self.err(file, eid, "kind", f"{kind!r}; allowed: counts, expert_judgment")
+            ref = self._refs(file, eid, e.get("ref"), refs, required=(kind == "counts"))
+            finding = e.get("finding")
+            if finding not in F.FINDINGS:
+                self.err(file, eid, "finding", f"{finding!r}; allowed: {', '.join(F.FINDINGS)}")
+                continue
+            hyp = e.get("hypothesis")
+            if hyp not in HYPOTHESES:
+                self.err(file, eid, "hypothesis", f"{hyp!r}; allowed: L, B")
+            form = e.get("form")
+            if form is not None and (hyp != "L" or form not in forms):
+                self.err(file, eid, "form", f"{form!r}; allowed: null, or with hypothesis L one of {', '.join(forms)}")
+            method = e.get("method")
+            if finding == "csf":
+                if method not in F.CSF_METHODS:
+                    self.err(file, eid, "method", f"{method!r}; allowed for csf: {', '.join(F.CSF_METHODS)}")
+                    continue
+                item, levels = S.csf_item(method), F.CSF_RESULTS
+            else:
+                if method is not None:
+                    self.err(file, eid, "method", f"{method!r}; only csf entries take a method")
+                item, levels = finding, F.LEVELS[finding]
+            level = self._group(file, eid, "level", e.get("level"), finding, levels)
+            of = self._group(file, eid, "of", e.get("of"), finding, levels) if e.get("of") is not None else levels
+            if level is None or of is None:
+                continue
+            if not set(level) < set(of):
+                self.err(file, eid, "level", f"{list(level)} must be a proper part of `of` {list(of)}")
+                continue
+            if finding not in STRATUM_FINDINGS:
+                node = S.find_node(item, level, of)
+                if node is None:
+                    nodes = "; ".join(f"{list(n.success)} of {list(n.of)}" for n in S.NODES if n.item == item)
+                    self.err(file, eid, "level/of", f"{list(level)} of {list(of)} is not a node of the {finding} tree; nodes: {nodes}")
+                    continue
+            elif kind == "expert_judgment":
+                self.err(file, eid, "kind", "lineage and remission come from pretest.yaml; give counts here")
+            tab = e.get("tabulates_cases") or []
+            for cid in tab:
+                if cid not in case_ids:
+                    self.err(file, eid, "tabulates_cases", f"{cid!r} is not a case id of cases.yaml")
+            beta, x, n, w = None, 0.0, 0.0, 1.0
+            if kind == "expert_judgment":
+                b = e.get("beta")
+                if not (isinstance(b, dict) and _is_num(b.get("a")) and _is_num(b.get("b")) and b["a"] > 0 and b["b"] > 0):
+                    self.err(file, eid, "beta", f"{b!r}: give {{a: >0, b: >0}}")
+                else:
+                    beta = (float(b["a"]), float(b["b"]))
+                if not e.get("reasoning"):
+                    self.err(file, eid, "reasoning", "expert judgment needs its reasoning")
+            else:
+                x, n, w = e.get("x"), e.get("n"), e.get("weight")
+                if not (_is_num(n) and n > 0):
+                    self.err(file, eid, "n", f"{n!r} must be a number > 0")
+                if not (_is_num(x) and x >= 0):
+                    self.err(file, eid, "x", f"{x!r} must be a number >= 0")
+                elif _is_num(n) and x > n:
+                    self.err(file, eid, "x", f"{x!r} is larger than n = {n!r}")
+                if not (_is_num(w) and 0 < w <= 1):
+                    self.err(file, eid, "weight", f"{w!r} is not in (0, 1]")
+                elif not e.get("weight_reason"):
+                    self.err(file, eid, "weight_reason", "say why this weight")
+            if len(self.problems) > n_before:
+                continue
+            key = (kind, tuple(sorted(ref)), item, hyp, form, level, of)
+            if key in sources:
+                self.err(file, eid, "ref", f"duplicate source: same reference and quantity as entry {sources[key]!r}")
+            sources[key] = eid
+            out.append(Entry(eid, kind, ref, finding, item, hyp, form, level, of,
+                             float(x or 0), float(n or 0), float(w or 1), beta, tuple(tab), e))
+        self._no_double_counting(file, out)
+        return out
+
+    def _group(self, file: str, eid: str, field: str, raw: Any, finding: str, levels: tuple[str, ...]):
+        vals = raw if isinstance(raw, list) else [raw]
+        out = []
+        for v in vals:
+            expanded = S.expand(finding, v) if isinstance(v, str) else (v,)
+            for lv in expanded:
+                if lv not in levels:
+                    ok = ", ".join(levels + tuple(F.PARTIAL_LEVELS.get(finding, {})))
+                    self.err(file, eid, field, f"{v!r} is not a level of {finding}; allowed: {ok}")
+                    return None
+                out.append(lv)
+        return tuple(lv for lv in levels if lv in out)
+
+    def _no_double_counting(self, file: str, entries: list[Entry]) -> None:
+        ej, counted = {}, {}
+        for e in entries:
+            key = (e.item, e.hypothesis, e.form, e.level, e.of)
+            (ej if e.kind == "expert_judgment" else counted).setdefault(key, []).append(e.id)
+        for key, ids in ej.items():
+            if len(ids) > 1:
+                self.err(file, ids[1], "kind", f"two expert judgments for the same node: {ids}")
+            if key in counted:
+                self.err(file, ids[0], "kind",
+                         f"expert judgment and counts ({', '.join(counted[key])}) for the same quantity: use one")
+
+    # -- pretest.yaml ----------------------------------------------------------------------------
+    def pretest(self, doc: Any, refs: dict) -> dict[str, Any]:
+        file = "pretest.yaml"
+        if not isinstance(doc, dict):
+            self.err(file, "-", "-", "must be a mapping")
+            return {}
+        for block in ("lineage_share", "remission_share", "relapse_hazard", "remission_multiplier",
+                      "p_facial_given_relapse", "bell_incidence"):
+            if block not in doc:
+                self.err(file, block, "-", "missing block")
+        if self.problems:
+            return doc
+        ls = doc["lineage_share"]
+        counts = ls.get("counts") if isinstance(ls, dict) else None
+        if not (isinstance(counts, dict) and set(counts) == set(S.LINEAGES)
+                and all(_is_num(v) and v >= 0 for v in counts.values())):
+            self.err(file, "lineage_share", "counts", f"{counts!r}: give counts >= 0 for {', '.join(S.LINEAGES)}")
+        if not (_is_num(ls.get("weight")) and 0 < ls["weight"] <= 1):
+            self.err(file, "lineage_share", "weight", f"{ls.get('weight')!r} is not in (0, 1]")
+        self._block_ref(file, "lineage_share", ls, refs)
+        rs = doc["remission_share"]
+        for lin in S.LINEAGES:
+            b = rs.get(lin) if isinstance(rs, dict) else None
+            name = f"remission_share.{lin}"
+            if not isinstance(b, dict):
+                self.err(file, name, "-", "missing")
+                continue
+            mean = b.get("mean")
+            if not (isinstance(mean, dict) and set(mean) == set(S.REMISSIONS)
+                    and all(_is_num(v) and v > 0 for v in mean.values())
+                    and abs(sum(mean.values()) - 1) < 1e-6):
+                self.err(file, name, "mean", f"{mean!r}: give shares > 0 summing to 1 for {', '.join(S.REMISSIONS)}")
+            if not (_is_num(b.get("concentration")) and b["concentration"] > 0):
+                self.err(file, name, "concentration", f"{b.get('concentration')!r} must be > 0")
+            self._block_ref(file, name, b, refs)
+        for block, keys in (("relapse_hazard", S.LINEAGES), ("remission_multiplier", S.MULTIPLIED_REMISSIONS)):
+            for k in keys:
+                b = doc[block].get(k) if isinstance(doc[block], dict) else None
+                self._lognormal(file, f"{block}.{k}", b, refs)
+        self._lognormal(file, "bell_incidence", doc["bell_incidence"], refs)
+        pf = doc["p_facial_given_relapse"]
+        b = pf.get("beta") if isinstance(pf, dict) else None
+        if not (isinstance(b, dict) and _is_num(b.get("a")) and _is_num(b.get("b")) and b["a"] > 0 and b["b"] > 0):
+            self.err(file, "p_facial_given_relapse", "beta", f"{b!r}: give {{a: >0, b: >0}}")
+        self._block_ref(file, "p_facial_given_relapse", pf if isinstance(pf, dict) else {}, refs)
+        return doc
+
+    def _lognormal(self, file: str, name: str, b: Any, refs: dict) -> None:
+        if not isinstance(b, dict):
+            self.err(file, name, "-", "missing; give {median, factor90, ref or reasoning}")
+            return
+        if not (_is_num(b.get("median")) and b["median"] > 0):
+            self.err(file, name, "median", f"{b.get('median')!r} must be > 0")
+        if not (_is_num(b.get("factor90")) and b["factor90"] > 1):
+            self.err(file, name, "factor90", f"{b.get('factor90')!r} must be > 1")
+        self._block_ref(file, name, b, refs)
+
+    def _block_ref(self, file: str, name: str, b: dict, refs: dict) -> None:
+        if b.get("ref") is None and not b.get("reasoning"):
+            self.err(file, name, "ref", "give a reference key or, for expert judgment, its reasoning")
+        elif b.get("ref") is not None:
+            self._refs(file, name, b.get("ref"), refs)

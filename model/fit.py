@@ -1,0 +1,179 @@
+"""Sampling, diagnostics, provenance and the cache: ``posterior(variant, evidence, ...)``.
+
+NUTS runs through nutpie on a model compiled once per (variant, evidence); refits with other counts
+or weights reuse it (``compiled.with_data``). The fit is stored as netCDF (ArviZ) and as the
+``draws.npz`` the answer reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model import __version__
+from model import build as B
+from model import cache as C
+from model import design as D
+from model import likelihood as LK
+from model import variants
+from model.draws import CorruptDraws, Draws
+from model import draws as draws_io
+from model.evidence import Evidence
+
+log = logging.getLogger("palsy")
+
+_COMPILED: dict[tuple[str, str], Any] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Posterior:
+    """A fitted posterior: the draws, where it is cached, and how the fit went."""
+
+    draws: Draws
+    folder: Path | None
+    from_cache: bool
+    seconds: float
+
+    @property
+    def diagnostics(self) -> dict[str, Any]:
+        return self.draws.meta["diagnostics"]
+
+    def datatree(self):
+        """The full posterior as an ``xarray.DataTree`` (read from the cached netCDF)."""
+        import arviz as az
+
+        return az.from_netcdf(self.folder / "posterior.nc")
+
+
+def compiled_model(variant: str, evidence: Evidence, design: D.Design | None = None):
+    """The nutpie-compiled model of ``variant`` (compiled once per process and evidence)."""
+    import nutpie
+
+    k = (variant, evidence.hash)
+    if k not in _COMPILED:
+        d = design or D.build(evidence, variants.get(variant, evidence.forms))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _COMPILED[k] = nutpie.compile_pymc_model(B.from_design(d))
+    return _COMPILED[k]
+
+
+def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings(), *,
+           data: dict[str, np.ndarray] | None = None, weights_one: bool = False):
+    """Run NUTS; return (DataTree, Design). ``data`` replaces counts/weights (a refit)."""
+    import nutpie
+
+    v = variants.get(variant, evidence.forms)
+    d = D.build(evidence, v, weights_one=weights_one)
+    compiled = compiled_model(variant, evidence, d)
+    updates = dict(d.data()) if weights_one else {}
+    updates.update(data or {})
+    if updates:
+        compiled = compiled.with_data(**updates)
+        d = dataclasses.replace(d, **{k: v for k, v in updates.items() if k != "case_w"},
+                                w_case=float(updates.get("case_w", np.array([d.w_case]))[0]) if len(d.case_ids) else d.w_case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dt = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                           cores=min(settings.chains, 2), seed=settings.seed, progress_bar=False)
+    return dt, d
+
+
+def diagnostics(dt) -> dict[str, Any]:
+    """Max R-hat (rank), min bulk and tail ESS over every free parameter, and divergences."""
+    import arviz as az
+
+    post = dt["posterior"].to_dataset()
+    rhat = az.rhat(post, method="rank")
+    ess_b = az.ess(post, method="bulk")
+    ess_t = az.ess(post, method="tail")
+    per = {}
+    for name in post.data_vars:
+        per[name] = {"r_hat": float(np.nanmax(rhat[name].values)),
+                     "ess_bulk": float(np.nanmin(ess_b[name].values)),
+                     "ess_tail": float(np.nanmin(ess_t[name].values))}
+    div = int(dt["sample_stats"]["diverging"].values.sum())
+    out = {
+        "r_hat_max": max(p["r_hat"] for p in per.values()),
+        "ess_bulk_min": min(p["ess_bulk"] for p in per.values()),
+        "ess_tail_min": min(p["ess_tail"] for p in per.values()),
+        "divergences": div,
+        "per_parameter": per,
+    }
+    out["ok"] = bool(out["r_hat_max"] <= 1.01 and out["ess_bulk_min"] >= 1000 and div == 0)
+    return out
+
+
+def flat_params(dt) -> dict[str, np.ndarray]:
+    """Posterior draws with chain and draw flattened into one leading ``sample`` dim."""
+    post = dt["posterior"].to_dataset()
+    out = {}
+    for name in B.PARAMETERS:
+        if name in post:
+            a = post[name].values
+            out[name] = a.reshape(-1, *a.shape[2:])
+    return out
+
+
+def case_loglik(params: dict[str, np.ndarray], d: D.Design) -> np.ndarray:
+    """Unweighted log-likelihood of each case per draw (case, sample)."""
+    return np.asarray(LK.case_loglik(LK.NUMPY, params, d)).T
+
+
+def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Settings(), *,
+              use_cache: bool = True) -> Posterior:
+    """The posterior of ``variant``: from the cache when valid, otherwise fitted and cached.
+
+    A corrupt or partial cache entry is reported with a warning and refitted.
+    """
+    folder = C.folder(evidence.hash, variant, settings)
+    if use_cache and (folder / "draws.npz").exists():
+        try:
+            return Posterior(draws_io.load(folder / "draws.npz"), folder, True, 0.0)
+        except CorruptDraws as exc:
+            warnings.warn(f"palsy: cached posterior is corrupt, refitting: {exc}", stacklevel=2)
+            log.warning("cached posterior is corrupt, refitting: %s", exc)
+    t0 = time.perf_counter()
+    dt, d = sample(variant, evidence, settings)
+    seconds = time.perf_counter() - t0
+    params = flat_params(dt)
+    ll = case_loglik(params, d)
+    meta = {
+        "variant": variant,
+        "components": list(d.variant.components),
+        "evidence_hash": evidence.hash,
+        "version": __version__,
+        "settings": dataclasses.asdict(settings),
+        "w_case": d.w_case,
+        "case_ids": list(d.case_ids),
+        "case_aliases": [list(c.also_known_as) for c in evidence.cases],
+        "diagnostics": diagnostics(dt),
+        "fit_seconds": seconds,
+    }
+    dr = Draws(params, meta, d.w_case * ll)
+    if use_cache:
+        _store(folder, dt, dr, ll)
+    return Posterior(dr, folder if use_cache else None, False, seconds)
+
+
+def _store(folder: Path, dt, dr: Draws, ll: np.ndarray) -> None:
+    import xarray as xr
+
+    chains, n = dt["posterior"].dataset.sizes["chain"], dt["posterior"].dataset.sizes["draw"]
+    cases = dr.meta["case_ids"]
+    shape = (len(cases), chains, n)
+    dt["log_likelihood"] = xr.Dataset({
+        "cases": (("chain", "draw", "case"), ll.reshape(shape).transpose(1, 2, 0)),
+        "cases_weighted": (("chain", "draw", "case"), (dr.case_loglik).reshape(shape).transpose(1, 2, 0)),
+    }, coords={"chain": np.arange(chains), "draw": np.arange(n), "case": cases})
+    for group in list(dt.children):
+        if group.startswith("warmup"):
+            del dt[group]
+    draws_io.atomic_write(folder / "posterior.nc", lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf"))
+    draws_io.save(folder / "draws.npz", dr)
