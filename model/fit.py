@@ -127,13 +127,13 @@ def case_loglik(params: dict[str, np.ndarray], d: D.Design) -> np.ndarray:
 
 
 def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Settings(), *,
-              use_cache: bool = True) -> Posterior:
+              use_cache: bool = True, refresh: bool = False) -> Posterior:
     """The posterior of ``variant``: from the cache when valid, otherwise fitted and cached.
 
     A corrupt or partial cache entry is reported with a warning and refitted.
     """
     folder = C.folder(evidence.hash, variant, settings)
-    if use_cache and (folder / "draws.npz").exists():
+    if use_cache and not refresh and (folder / "draws.npz").exists():
         try:
             return Posterior(draws_io.load(folder / "draws.npz"), folder, True, 0.0)
         except CorruptDraws as exc:

@@ -1,0 +1,49 @@
+# palsy: `make demo` and `make test` set everything up themselves.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PALSY_CACHE ?= $(HOME)/.cache/palsy
+
+.PHONY: setup demo test test-fast lint benchmark examples clean
+
+setup: $(VENV)/.installed browser
+
+$(VENV)/.installed: pyproject.toml
+	@PYTHON=$$(./scripts/find-python.sh) || exit 1; \
+	  [ -x $(PY) ] || $$PYTHON -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+# Debian's Chromium for the teaching page's browser test (installed where missing and allowed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian chromium for the browser test"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "warning: chromium not found and cannot be installed here; the browser test will fail"; fi; }
+
+demo: setup
+	$(VENV)/bin/palsy fit
+	@for p in patients/*.yaml; do echo; echo "=== $$p"; $(VENV)/bin/palsy posterior --patient $$p || exit 1; done
+	@if $(VENV)/bin/palsy report --help >/dev/null 2>&1; then \
+	  for p in patients/*.yaml; do $(VENV)/bin/palsy report $$p --out out/reports || exit 1; done; \
+	  echo; echo "reports written to out/reports/"; fi
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+benchmark: setup
+	$(PY) scripts/benchmark.py
+
+examples: setup
+	$(PY) scripts/build_examples.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

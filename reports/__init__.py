@@ -1,0 +1,1 @@
+"""palsy's presentation layer: wording, figures and reports built from answers."""

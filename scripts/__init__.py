@@ -1,0 +1,1 @@
+"""Entry points: the ``palsy`` command and reproducible batch jobs."""

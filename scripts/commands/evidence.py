@@ -1,0 +1,66 @@
+"""``palsy evidence``: validate priors/ and print the evidence table with citations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from model import evidence as E
+from scripts.commands import common
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--priors", help="evidence folder (default: the repository's priors/)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+
+
+def citation(ref: dict) -> str:
+    """'Authors. Title. Journal Year. doi:... PMID ...' from a references.yaml entry."""
+    parts = [str(ref.get("authors", "")).rstrip("."), str(ref.get("title", "")).rstrip(".")]
+    journal = " ".join(str(x) for x in (ref.get("journal"), ref.get("year")) if x)
+    if journal:
+        parts.append(journal)
+    ids = []
+    if ref.get("doi"):
+        ids.append(f"doi:{ref['doi']}")
+    if ref.get("pmid"):
+        ids.append(f"PMID {ref['pmid']}")
+    return ". ".join(p for p in parts if p) + (". " + " ".join(ids) if ids else "")
+
+
+def rows(ev: E.Evidence) -> list[dict]:
+    """One row per cohort entry and per case, with its citation."""
+    out = []
+    for e in ev.entries:
+        if e.kind == "expert_judgment":
+            what = f"expert judgment Beta({e.beta[0]:g}, {e.beta[1]:g})"
+        else:
+            what = f"{e.x:g}/{e.n:g} (weight {e.weight:g})"
+        group = "/".join(e.level) + ("" if set(e.of) == set(_levels(e)) else f" of {'/'.join(e.of)}")
+        out.append({"kind": e.kind, "id": e.id, "finding": e.item, "hypothesis": e.hypothesis + (f" ({e.form})" if e.form else ""),
+                    "level": group, "evidence": what,
+                    "citation": "; ".join(citation(ev.references[r]) for r in e.refs) or e.raw.get("reasoning", "")})
+    for c in ev.cases:
+        out.append({"kind": "case", "id": c.id, "finding": "case report", "hypothesis": "L" + (f" ({c.form})" if c.form else ""),
+                    "level": c.phase, "evidence": f"proven by {', '.join(c.proven_by)} (weight w_case {ev.w_case:g})",
+                    "citation": citation(ev.references[c.ref])})
+    return out
+
+
+def _levels(e: E.Entry) -> tuple[str, ...]:
+    from model import structure as S
+    from model import findings as F
+    return S.ITEMS.get(e.item) or F.LEVELS[e.finding]
+
+
+def run(args: argparse.Namespace) -> int:
+    ev = E.load(common.priors_dir(args))
+    table = rows(ev)
+    if args.json:
+        print(json.dumps({"evidence_hash": ev.hash, "w_case": ev.w_case, "rows": table}))
+        return 0
+    print(f"Evidence {ev.hash[:12]}: {len(ev.entries)} cohort entries, {len(ev.cases)} cases, "
+          f"{len(ev.references)} references; w_case = {ev.w_case:g}\n")
+    for r in table:
+        print(f"[{r['kind']}] {r['id']}: {r['finding']} | {r['hypothesis']} | {r['level']} | {r['evidence']}\n    {r['citation']}")
+    return 0

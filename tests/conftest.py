@@ -1,0 +1,69 @@
+"""Shared fixtures. The whole session shares one $PALSY_CACHE (set before anything imports it),
+so each variant is fitted once and every CLI subprocess reads the warm cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("PALSY_CACHE", str(REPO / ".cache" / "palsy-test"))
+FIXTURE_EVIDENCE = REPO / "tests" / "fixtures" / "evidence"
+PATIENTS = REPO / "patients"
+
+
+@pytest.fixture(scope="session")
+def evidence():
+    from model import evidence as E
+
+    return E.load(REPO / "priors")
+
+
+@pytest.fixture(scope="session")
+def fixture_evidence():
+    from model import evidence as E
+
+    return E.load(FIXTURE_EVIDENCE)
+
+
+@pytest.fixture(scope="session")
+def posterior_independent(evidence):
+    from model import fit
+
+    return fit.posterior("independent", evidence)
+
+
+@pytest.fixture(scope="session")
+def posterior_subtype(evidence):
+    from model import fit
+
+    return fit.posterior("subtype", evidence)
+
+
+@pytest.fixture(scope="session")
+def draws_independent(posterior_independent):
+    return posterior_independent.draws
+
+
+@pytest.fixture(scope="session")
+def draws_subtype(posterior_subtype):
+    return posterior_subtype.draws
+
+
+def run_palsy(*args: str, check: bool = False, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the ``palsy`` command in a subprocess (as a user would)."""
+    proc = subprocess.run([sys.executable, "-m", "scripts.palsy", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"palsy {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def palsy(posterior_independent):
+    """``run_palsy`` with the independent posterior already in the session cache."""
+    return run_palsy
