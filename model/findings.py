@@ -141,8 +141,8 @@ def parse_lp(value: Any, where: str) -> tuple[LP | None, str | None]:
         parts = value.split(":")
         if len(parts) != 2:
             return None, (
-                f"{where}: {value!r} is not result:method "
-                f"(result one of {', '.join(CSF_RESULTS)}; method one of {', '.join(CSF_METHODS)})"
+                f"{where}: {value!r} is not result:method; allowed: "
+                f"result one of {', '.join(CSF_RESULTS)}, method one of {', '.join(CSF_METHODS)}"
             )
         value = {"result": parts[0].strip(), "method": parts[1].strip()}
     if not isinstance(value, Mapping):

@@ -1,0 +1,119 @@
+"""Speed bars of DESIGN §8, each printed beside its baseline from the same run (ratios hold on a
+noisy machine). Run: ``make benchmark`` (or ``python scripts/benchmark.py --quick``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def wall(cmd: list[str], runs: int) -> float:
+    """Median wall time of a process over ``runs`` runs."""
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def row(name: str, seconds: float, bar: float | None, baseline: str, base_seconds: float) -> None:
+    ok = "" if bar is None else ("  PASS" if seconds < bar else "  FAIL")
+    bar_s = "" if bar is None else f" (bar {bar:g} s)"
+    print(f"{name:<58} {seconds:8.3f} s{bar_s}{ok}   vs {baseline}: {base_seconds:.3f} s  (ratio {seconds / base_seconds:.2f})")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="skip the fit timings")
+    args = ap.parse_args()
+    os.environ.setdefault("PALSY_CACHE", str(REPO / ".cache" / "palsy"))
+
+    from model import answer as A
+    from model import cache as C
+    from model import evidence as E
+    from model import exact, fit, profiles
+    from model import findings as F
+
+    ev = E.load(REPO / "priors")
+    print(f"evidence {ev.hash[:12]}; cache {C.root()}; {os.cpu_count()} cores\n")
+    t = time.perf_counter()
+    post = {v: fit.posterior(v, ev) for v in ("independent", "subtype")}  # warm the cache
+    print(f"(cache warm-up: {time.perf_counter() - t:.1f} s)\n")
+
+    # 1. a warm-cache palsy posterior process against a bare numpy import
+    py = sys.executable
+    bare = wall([py, "-c", "import numpy"], args.runs)
+    patient = str(REPO / "patients" / "source-001.yaml")
+    for v in ("independent", "subtype"):
+        cli = wall([py, "-m", "scripts.palsy", "posterior", "--patient", patient, "--variant", v, "--json"], args.runs)
+        row(f"palsy posterior, warm cache, {v} (median of {args.runs})", cli, 1.0, "python -c 'import numpy'", bare)
+
+    # 2. every fully observed profile x 4,000 draws
+    pat = F.parse_patient({"laterality": "bilateral", "csf": ["negative:cytology"]})
+    for v, lo_bar, sum_bar in (("independent", 0.5, 5.0), ("subtype", None, 10.0)):
+        tables = A.Tables(post[v].draws)
+        t = time.perf_counter()
+        A.answer(pat, post[v].draws, tables=tables)
+        one = time.perf_counter() - t
+        t = time.perf_counter()
+        lo = profiles.log_odds(tables)
+        t_lo = time.perf_counter() - t
+        profiles.summaries(lo)
+        t_sum = time.perf_counter() - t
+        n = lo.shape[0] * lo.shape[1]
+        if lo_bar:
+            row(f"{n:,} profiles x {lo.shape[2]:,} draws, {v}: log odds", t_lo, lo_bar, "one full answer()", one)
+        row(f"{n:,} profiles x {lo.shape[2]:,} draws, {v}: with summaries", t_sum, sum_bar, "one full answer()", one)
+        del lo
+
+    # 3. one clinician report (HTML and PDF) from a warm cache
+    from scripts.palsy import _available
+
+    if "report" in _available():
+        with tempfile.TemporaryDirectory() as out:
+            rep = wall([py, "-m", "scripts.palsy", "report", patient, "--out", out], 3)
+        row("palsy report (HTML and PDF), warm cache (median of 3)", rep, 5.0, "python -c 'import numpy'", bare)
+
+    if args.quick:
+        return 0
+    # 4. fits: cold (compilation included) printed; timed after a warm-up fit in the same process
+    print()
+    fit._COMPILED.clear()
+    settings = C.Settings(seed=123)
+    t = time.perf_counter()
+    exact.posterior(ev)
+    t_exact = time.perf_counter() - t
+    for v, bar in (("independent", 20.0), ("subtype", 90.0)):
+        t = time.perf_counter()
+        fit.sample(v, ev, settings)
+        cold = time.perf_counter() - t
+        t = time.perf_counter()
+        dt, _ = fit.sample(v, ev, C.Settings(seed=124))
+        warm = time.perf_counter() - t
+        d = fit.diagnostics(dt)
+        print(f"fit {v}: cold {cold:.1f} s (compilation included, not barred)")
+        row(f"fit {v}, 4 x 1,000 draws, after warm-up", warm, bar, "conjugate posterior", t_exact)
+        q = post[v].draws
+        t = time.perf_counter()
+        A.answer(pat, q)
+        ans = time.perf_counter() - t
+        print(f"{'':<58} a PyMC refit per query would cost {warm + ans:.2f} s vs {ans:.3f} s from the cache "
+              f"(ratio {(warm + ans) / ans:.0f})")
+        print(f"{'':<58} R-hat max {d['r_hat_max']:.4f} (<= 1.01), bulk ESS min {d['ess_bulk_min']:.0f} (>= 1000), "
+              f"divergences {d['divergences']} (0): {'PASS' if d['ok'] else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The palsy command through a subprocess, as a user runs it."""
+
+import json
+
+import pytest
+
+from tests.conftest import PATIENTS
+
+
+def test_posterior_json_schema(palsy):
+    r = palsy("posterior", "--patient", str(PATIENTS / "source-000-vignette.yaml"), "--json", check=True)
+    d = json.loads(r.stdout)
+    for key in ("probability", "prior_probability"):
+        assert set(d[key]) == {"mean", "median", "lower", "upper", "ci"}
+    assert set(d["log_odds"]) == {"prior", "posterior"} and set(d["log_odds"]["prior"]) == {"mean", "median"}
+    for c in d["contributions"] + d["shapley"]:
+        assert set(c) == {"finding", "index", "value", "log_lr", "factor_median"}
+        assert set(c["log_lr"]) == {"mean", "median", "lower", "upper"}
+    lp = [c for c in d["contributions"] if c["finding"] == "csf"][0]
+    assert lp["index"] == 1 and lp["value"] == "negative:cytology"
+    assert [c for c in d["contributions"] if c["finding"] == "lineage"][0]["index"] is None
+    assert {t["test"] for t in d["next_tests"]} == {"lp_cytology", "lp_flow", "mri"}
+    o = d["next_tests"][0]["outcomes"][0]
+    assert set(o["probability"]) == {"mean", "lower", "upper"} and set(o["probability_after"]) == {"mean", "median", "lower", "upper"}
+    assert set(d["model"]) >= {"variant", "draws", "evidence_hash", "version", "pretest"}
+    total = sum(c["log_lr"]["mean"] for c in d["contributions"])
+    assert total == pytest.approx(d["log_odds"]["posterior"]["mean"] - d["log_odds"]["prior"]["mean"])
+
+
+def test_flags_override_file_and_csf_replaces_list(palsy):
+    r = palsy("posterior", "--patient", str(PATIENTS / "source-000-vignette.yaml"), "--laterality", "bilateral",
+              "--csf", "negative:flow", "--csf", "positive:cytology", "--json", check=True)
+    d = json.loads(r.stdout)
+    assert d["patient"]["laterality"] == "bilateral"
+    assert [c["value"] for c in d["contributions"] if c["finding"] == "csf"] == ["negative:flow", "positive:cytology"]
+
+
+def test_pretest_and_ci(palsy):
+    d = json.loads(palsy("posterior", "--laterality", "bilateral", "--pretest", "0.2", "--ci", "0.5", "--json", check=True).stdout)
+    assert d["prior_probability"]["mean"] == pytest.approx(0.2) and d["probability"]["ci"] == 0.5
+    assert d["model"]["pretest"] == 0.2
+
+
+def test_readable_table(palsy):
+    out = palsy("posterior", "--patient", str(PATIENTS / "source-001.yaml"), check=True).stdout
+    assert "P(leukemic infiltration | findings)" in out and "mean" in out and "CrI" in out
+    assert " 0%" not in out and "100%" not in out and "ruled out" not in out and "excluded" not in out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--lineage", "T-cell"], ["lineage", "T-cell", "T-ALL"]),
+    (["--csf", "negative"], ["csf", "negative", "result:method"]),
+    (["--csf", "negative:pcr"], ["method", "pcr", "cytology"]),
+    (["--pretest", "1.5"], ["pretest", "1.5"]),
+    (["--variant", "magic"], ["variant", "magic"]),
+    (["--patient", "does-not-exist.yaml"], ["does-not-exist.yaml"]),
+])
+def test_bad_input_exits_2_with_a_clear_message(palsy, args, words):
+    r = palsy("posterior", *args)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)
+
+
+def test_bad_patient_file(palsy, tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("id: x\nmri: glowing\nage: 40\n")
+    r = palsy("posterior", "--patient", str(f))
+    assert r.returncode == 2 and "p.yaml" in r.stderr and "glowing" in r.stderr and "age" in r.stderr
+    f.write_text("id: [unclosed\n")
+    r = palsy("posterior", "--patient", str(f))
+    assert r.returncode == 2 and "not valid YAML" in r.stderr
+
+
+def test_evidence_command(palsy):
+    r = palsy("evidence", check=True)
+    assert "doi:" in r.stdout and "expert judgment" in r.stdout
+    d = json.loads(palsy("evidence", "--json", check=True).stdout)
+    assert len(d["rows"]) > 50 and d["evidence_hash"]
+
+
+def test_broken_evidence_exits_2(palsy, tmp_path):
+    import shutil
+
+    from tests.conftest import FIXTURE_EVIDENCE
+    d = tmp_path / "ev"
+    shutil.copytree(FIXTURE_EVIDENCE, d)
+    (d / "model.yaml").write_text((d / "model.yaml").read_text().replace("w_case: 0.5", "w_case: 7"))
+    r = palsy("evidence", "--priors", str(d))
+    assert r.returncode == 2 and "w_case" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fit_reports_diagnostics_from_cache(palsy):
+    r = palsy("fit", check=True)
+    assert "R-hat" in r.stdout and "ok" in r.stdout

@@ -1,0 +1,24 @@
+"""The all-profiles computation (benchmark bar) agrees with the patient answer."""
+
+import numpy as np
+import pytest
+
+from model import answer as A
+from model import profiles as PR
+
+
+def test_profile_counts():
+    assert len(PR.base_profiles()) * len(PR.csf_sequences()) == 32_640
+
+
+@pytest.mark.parametrize("variant", ["independent", "subtype"])
+def test_profiles_match_answer(request, variant):
+    draws = request.getfixturevalue(f"draws_{variant}")
+    idx = np.arange(0, draws.n, 8)
+    sub = draws.subset(idx)
+    t = A.Tables(sub)
+    lo = PR.log_odds(t)
+    rng = np.random.default_rng(0)
+    for b, s in zip(rng.integers(0, 384, 6), rng.integers(0, 85, 6)):
+        a = A.answer(PR.patient(int(b), int(s)), sub, tables=t, leave_out=False)
+        assert np.allclose(lo[b, s], a.posterior_log_odds, atol=2e-3)

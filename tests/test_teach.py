@@ -1,0 +1,280 @@
+"""The teaching lesson's numbers (model/teach.py), its pages (reports/teaching.py) and ``palsy teach``."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import answer as A
+from model import findings as F
+from model import teach as T
+from tests.conftest import PATIENTS, REPO, run_palsy
+
+CI = 0.9
+
+
+@pytest.fixture(scope="module")
+def tables_independent(draws_independent):
+    return A.Tables(draws_independent)
+
+
+@pytest.fixture(scope="module")
+def tables_subtype(draws_subtype):
+    return A.Tables(draws_subtype)
+
+
+@pytest.fixture(params=["independent", "subtype"])
+def variant_tables(request, tables_independent, tables_subtype):
+    return {"independent": tables_independent, "subtype": tables_subtype}[request.param]
+
+
+def _lps(*codes: str) -> tuple[F.LP, ...]:
+    return tuple(F.LP(*c.split(":")) for c in codes)
+
+
+# --- the lesson's numbers ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", F.CSF_METHODS)
+def test_posttest_monotone_in_pretest(variant_tables, method):
+    cur = T.posttest_curves(variant_tables, ci=CI, max_k=3)
+    assert np.all(np.diff(cur["pretest"]) > 0)
+    for b in cur["curves"][method]:
+        for key in ("mean", "median", "lower", "upper"):
+            assert np.all(np.diff(b[key]) >= -1e-12), key
+        assert np.all(b["lower"] <= b["median"]) and np.all(b["median"] <= b["upper"])
+        assert np.all((b["mean"] > 0) & (b["mean"] < 1))
+
+
+@pytest.mark.parametrize("method", F.CSF_METHODS)
+def test_negative_lp_never_raises_the_probability(variant_tables, method):
+    """After each further negative LP (up to 6) the mean and the median are never higher than before."""
+    cur = T.posttest_curves(variant_tables, ci=CI, max_k=F.MAX_LPS)
+    for key in ("mean", "median"):
+        arr = np.stack([b[key] for b in cur["curves"][method]])  # (k, pretest)
+        assert np.all(np.diff(arr, axis=0) <= 1e-12), key
+    k0 = cur["curves"][method][0]
+    assert np.allclose(k0["mean"], cur["pretest"]) and np.allclose(k0["median"], cur["pretest"])
+
+
+@pytest.mark.parametrize("method", F.CSF_METHODS)
+def test_negative_lp_lowers_the_odds_in_every_draw_independent(tables_independent, method):
+    assert np.all(T.negatives_log_lr(tables_independent, method, 1) < 0)
+
+
+@pytest.mark.parametrize("method", F.CSF_METHODS)
+def test_subtype_second_negative_lp_worth_less_than_first(tables_subtype, method):
+    joint = np.stack([T.negatives_log_lr(tables_subtype, method, k) for k in range(3)])
+    first, second = joint[1] - joint[0], joint[2] - joint[1]
+    # Per draw: P(neg, neg | L) >= P(neg | L)^2 (Jensen over forms) while B is one component.
+    assert np.all(second >= first - 1e-9)
+    assert np.median(second - first) > 0.01
+    assert np.median(np.abs(second)) < np.median(np.abs(first))
+    rep = T.repeat_lps(tables_subtype, method=method, ci=CI)
+    assert rep["conditional"][1]["median"] > rep["conditional"][0]["median"]
+    # the model's factor after k negative LPs is larger (less informative) than the naive power
+    assert all(j["median"] >= n["median"] - 1e-9 for j, n in zip(rep["joint"], rep["naive"]))
+    assert rep["joint"][-1]["median"] > rep["naive"][-1]["median"] + 0.1
+
+
+@pytest.mark.parametrize("method", F.CSF_METHODS)
+def test_independent_repeat_equals_naive(tables_independent, method):
+    rep = T.repeat_lps(tables_independent, method=method, ci=CI)
+    np.testing.assert_allclose(rep["draws_joint"], rep["draws_naive"], atol=1e-9)
+
+
+def test_negative_lp_shifts_l_towards_perineural(tables_subtype, draws_subtype):
+    shift = T.form_shift(tables_subtype, draws_subtype, ci=CI)
+    lepto = [s["forms"]["leptomeningeal"]["mean"] for s in shift]
+    peri = [s["forms"]["perineural"]["mean"] for s in shift]
+    assert all(np.diff(lepto) < 0) and all(np.diff(peri) > 0)
+    for s in shift:
+        assert math.isclose(sum(v["mean"] for v in s["forms"].values()), 1.0, rel_tol=1e-9)
+
+
+def test_curves_agree_with_the_answer(draws_subtype, tables_subtype):
+    """The lesson's post-test numbers are what ``answer`` (the CLI) gives for the same pretest."""
+    p = F.Patient(csf=_lps("negative:cytology", "negative:cytology"))
+    ans = A.answer(p, draws_subtype, ci=CI, pretest=0.3, tables=tables_subtype)
+    cur = T.posttest_curves(tables_subtype, pretests=np.array([0.3]), ci=CI, max_k=2)
+    got = {k: float(v[0]) for k, v in cur["curves"]["cytology"][2].items()}
+    for key in ("mean", "median", "lower", "upper"):
+        assert got[key] == pytest.approx(ans.probability[key], abs=1e-12)
+
+
+def test_fall_below(tables_independent):
+    rows = T.lps_to_fall_below(tables_independent, ci=CI)
+    assert {r["method"] for r in rows} == set(F.CSF_METHODS)
+    for r in rows:
+        after = r["after"]
+        assert len(after) == F.MAX_LPS + 1
+        if r["by_mean"] is not None:
+            assert after[r["by_mean"]]["mean"] < r["threshold"]
+            assert all(a["mean"] >= r["threshold"] for a in after[:r["by_mean"]])
+        else:
+            assert all(a["mean"] >= r["threshold"] for a in after)
+        if r["by_upper"] is not None:
+            assert r["by_mean"] is not None and r["by_mean"] <= r["by_upper"]
+    # a higher pretest never needs fewer LPs
+    for m in F.CSF_METHODS:
+        for thr in T.THRESHOLDS:
+            ks = [r["by_mean"] for r in rows if r["method"] == m and r["threshold"] == thr]
+            ks = [F.MAX_LPS + 1 if k is None else k for k in ks]
+            assert ks == sorted(ks)
+
+
+@pytest.mark.parametrize("method", F.CSF_METHODS)
+def test_frequency_tree_adds_up(variant_tables, method):
+    tree = T.frequency_tree(variant_tables, pretest=0.3, method=method, ci=CI)
+    c = {k: v["mean"] for k, v in tree["counts"].items()}
+    assert c["L"] + c["B"] == pytest.approx(1000)
+    assert c["L_neg1"] + c["L_pos1"] == pytest.approx(c["L"])
+    assert c["B_neg1"] + c["B_pos1"] == pytest.approx(c["B"])
+    assert c["L_neg2"] + c["L_neg1_pos2"] == pytest.approx(c["L_neg1"])
+    assert c["B_neg2"] + c["B_neg1_pos2"] == pytest.approx(c["B_neg1"])
+    s = tree["share_l"]
+    assert s["neg1"]["tree"] == pytest.approx(c["L_neg1"] / (c["L_neg1"] + c["B_neg1"]))
+    assert s["neg2"]["mean"] < s["neg1"]["mean"] < 0.3
+    assert s["neg2"]["lower"] > 0  # less likely, never impossible
+
+
+def test_other_findings_compared(tables_subtype):
+    rows = {(r["finding"], r["value"]): r for r in T.single_findings(tables_subtype, ci=CI)}
+    assert len(rows) == 14
+    neg = rows[("csf", "negative:cytology")]["log_lr"]["median"]
+    assert rows[("csf", "positive:cytology")]["log_lr"]["median"] > 0 > neg
+    assert rows[("laterality", "bilateral")]["log_lr"]["median"] > math.log(2)
+    assert rows[("other_cranial_nerves", "one_or_more")]["log_lr"]["median"] > 0
+    assert rows[("mri", "mass")]["log_lr"]["median"] > abs(neg)
+    mri = {r["value"]: r for r in T.mri_after_negative_lp(tables_subtype, ci=CI)}
+    assert set(mri) == set(F.LEVELS["mri"])
+
+
+@pytest.mark.parametrize("path", sorted(PATIENTS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_walkthrough_matches_the_answer(draws_subtype, tables_subtype, path):
+    from scripts.commands import common
+
+    patient = common.patient_from(__import__("argparse").Namespace(), str(path))
+    w = T.walkthrough(patient, draws_subtype, tables_subtype, ci=CI)
+    ans = A.answer(patient, draws_subtype, ci=CI, tables=tables_subtype)
+    assert len(w["steps"]) == len(ans.players) > 0
+    last = w["steps"][-1]["probability_after"]
+    for key in ("mean", "median", "lower", "upper"):
+        assert last[key] == pytest.approx(ans.probability[key], abs=1e-9)
+    for s, c in zip(w["steps"], ans.contributions):
+        assert s["log_lr"]["median"] == pytest.approx(c["log_lr"]["median"], abs=1e-9)
+
+
+def test_page_tables_round_trip(draws_subtype, tables_subtype):
+    pt = T.page_tables(draws_subtype, tables_subtype)
+    text = json.dumps(pt, allow_nan=False)
+    back = json.loads(text)
+    n, K = tables_subtype.n, len(tables_subtype.is_l)
+    assert back["n"] == n and len(back["logit_prior"]) == n
+    assert np.array(back["log_sl"]).shape == (n, 12) and np.array(back["log_sb"]).shape == (n, 12)
+    assert np.array(back["level_lp"]).shape == (n, K, 14) and np.array(back["logw"]).shape == (n, K)
+    assert np.max(np.abs(np.array(back["level_lp"]) - tables_subtype.level_lp)) <= 0.5e-4 + 1e-12
+
+
+def test_teach_module_imports_numpy_only():
+    code = ("import sys, model.teach; bad = [m for m in ('matplotlib', 'jinja2', 'pymc', 'pytensor', 'scipy', 'arviz')"
+            " if m in sys.modules]; print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+# --- the pages and the command -------------------------------------------------------------------
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag in ("script", "style"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def _check_self_contained(html: str) -> _Collect:
+    p = _Collect()
+    p.feed(html)
+    for tag, attrs in p.tags:
+        assert tag != "link", "no external stylesheets"
+        if tag in ("script", "img", "iframe"):
+            src = attrs.get("src") or ""
+            assert not src or src.startswith("data:"), f"{tag} loads {src[:60]}"
+    assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", html), "no network references"
+    text = " ".join(p.text)
+    assert not re.search(r"(?<![\d.<>])(0|100)(\.0+)?%", text), "never 0% or 100%"
+    assert "excluded" not in text.lower() and "ruled out" not in text.lower()
+    return p
+
+
+@pytest.fixture(scope="module")
+def teach_out(draws_independent, draws_subtype, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teach")
+    proc = run_palsy("teach", "--out", str(out), check=True)
+    assert "lesson" in proc.stdout
+    return out
+
+
+@pytest.mark.slow
+def test_teach_command_writes_lesson_and_page(teach_out):
+    for name in ("lesson.html", "interactive.html", "lesson.json", "figures/posttest_cytology.png",
+                 "figures/posttest_flow.png", "figures/repeat_lps.png", "figures/findings.png",
+                 "figures/source_patients.png"):
+        assert (teach_out / name).stat().st_size > 0, name
+    assert (teach_out / "figures" / "findings.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lesson = (teach_out / "lesson.html").read_text()
+    p = _check_self_contained(lesson)
+    text = " ".join(p.text)
+    for phrase in ("after 1 negative LP", "1,000", "not within 6", "squar", "source-001", "source-002",
+                   "source-000-vignette", "MRI", "mean", "median", "CrI"):
+        assert phrase in text, phrase
+    data = json.loads((teach_out / "lesson.json").read_text())
+    assert data["repeat_variant"] == "subtype" and len(data["walkthroughs"]) == 3
+
+
+@pytest.mark.slow
+def test_interactive_page_is_self_contained_and_labelled(teach_out):
+    html = (teach_out / "interactive.html").read_text()
+    p = _check_self_contained(html)
+    ids = {a.get("id") for _, a in p.tags if a.get("id")}
+    labelled = {a.get("for") for t, a in p.tags if t == "label"}
+    for tag, attrs in p.tags:
+        if tag in ("select", "input"):
+            assert attrs.get("id") in labelled, f"{tag}#{attrs.get('id')} has no <label for>"
+    assert "result" in ids
+    result = next(a for t, a in p.tags if a.get("id") == "result")
+    assert result.get("aria-live") == "polite"
+    m = re.search(r'<script type="application/json" id="palsy-draws">(.*?)</script>', html, re.S)
+    models = json.loads(m.group(1))
+    from model import variants
+
+    assert models[0]["variant"] == variants.DEFAULT_VARIANT
+    assert sorted(x["variant"] for x in models) == sorted(variants.VARIANTS)
+    assert all(len(x["logit_prior"]) == x["n"] for x in models)
+
+
+def test_teach_bad_ci_is_bad_input(tmp_path):
+    proc = run_palsy("teach", "--out", str(tmp_path / "x"), "--ci", "1.5")
+    assert proc.returncode == 2 and "--ci" in proc.stderr
+    assert not (tmp_path / "x").exists()
