@@ -213,7 +213,7 @@ def repeat_lps(t: A.Tables, *, method: str = "cytology", max_k: int = F.MAX_LPS,
 def form_shift(t: A.Tables, draws: Draws, *, method: str = "cytology", max_k: int = 3,
                ci: float = 0.9) -> list[dict[str, Any]] | None:
     """P(form | L, k negative LPs) for each form of L (subtype variant; ``None`` otherwise)."""
-    comps = [c for c, is_l in zip(draws.components, t.is_l) if is_l]
+    comps = [c for c, is_l in zip(draws.components, t.is_l, strict=True) if is_l]
     if len(comps) < 2:
         return None
     neg = lp_level("negative", method)
@@ -272,7 +272,7 @@ def walkthrough(patient: F.Patient, draws: Draws, t: A.Tables, *, ci: float = 0.
     running = ans.prior_log_odds[None, :] + np.cumsum(ans.sequential, axis=0) if len(ans.players) else \
         np.zeros((0, t.n))
     steps = []
-    for p, contrib, lo in zip(ans.players, ans.sequential, running):
+    for p, contrib, lo in zip(ans.players, ans.sequential, running, strict=True):
         s = A.summary(contrib, ci, w)
         s["factor_median"] = math.exp(s["median"])
         steps.append({"finding": p.finding, "index": p.index, "value": p.value, "label": p.label,

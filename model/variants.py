@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 VARIANTS = ("independent", "subtype")
-DEFAULT_VARIANT = "independent"
+DEFAULT_VARIANT = "subtype"
 HYPOTHESES = ("L", "B")
 
 

@@ -48,3 +48,44 @@ def words(p: float) -> str:
     if p >= 0.05:
         return "infiltration is less likely, but possible"
     return "infiltration is unlikely, though still possible"
+
+
+# --- added for the clinician report (ISSUE 3) ----------------------------------------------------
+
+def interval(lower: float, upper: float, ci: float) -> str:
+    """'90% CrI 61.2% to 95.3%' (the ends never read 0% or 100%)."""
+    return f"{round(100 * ci)}% CrI {percent(lower)} to {percent(upper)}"
+
+
+def of_100(p: float) -> str:
+    """How many of 100 patients: 'about 84', 'fewer than 1', 'more than 99' (never 0 or 100)."""
+    n = round(100 * p)
+    if n < 1:
+        return "fewer than 1"
+    if n > 99:
+        return "more than 99"
+    return f"about {n}"
+
+
+def count_of_100(p: float) -> int:
+    """The number of filled icons of a 100-icon array for probability ``p`` (0 to 100)."""
+    return int(min(100, max(0, round(100 * p))))
+
+
+def natural_frequency(s: dict) -> str:
+    """'Of 100 patients with these findings, about 84 would have infiltration and about 16
+    Bell's palsy (90% CrI about 61 to about 95 of 100 with infiltration).'"""
+    lo, hi = of_100(s["lower"]), of_100(s["upper"])
+    return (f"Of 100 patients with these findings, {of_100(s['mean'])} would have leukemic infiltration "
+            f"and {of_100(1 - s['mean'])} Bell's palsy ({round(100 * s['ci'])}% CrI: {lo} to {hi.replace('about ', '')} "
+            f"of 100 with infiltration).")
+
+
+def factor_with_interval(s: dict, ci: float) -> str:
+    """'x 9.4 (90% CrI x 2.1 to x 40)' from a log likelihood ratio summary (median as the point)."""
+    return f"{factor(s['median'])} ({round(100 * ci)}% CrI {factor(s['lower'])} to {factor(s['upper'])})"
+
+
+def sentence_start(text: str) -> str:
+    """``text`` with its first letter capitalised."""
+    return text[:1].upper() + text[1:]

@@ -64,6 +64,6 @@ def run_palsy(*args: str, check: bool = False, env: dict | None = None, timeout:
 
 
 @pytest.fixture(scope="session")
-def palsy(posterior_independent):
-    """``run_palsy`` with the independent posterior already in the session cache."""
+def palsy(posterior_independent, posterior_subtype):
+    """``run_palsy`` with both variants' posteriors already in the session cache."""
     return run_palsy

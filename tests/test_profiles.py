@@ -22,3 +22,14 @@ def test_profiles_match_answer(request, variant):
     for b, s in zip(rng.integers(0, 384, 6), rng.integers(0, 85, 6)):
         a = A.answer(PR.patient(int(b), int(s)), sub, tables=t, leave_out=False)
         assert np.allclose(lo[b, s], a.posterior_log_odds, atol=2e-3)
+
+
+def test_summaries_match_numpy(draws_independent):
+    rng = np.random.default_rng(1)
+    lo = rng.normal(size=(3, 5, 400)).astype(np.float32) * 4
+    s = PR.summaries(lo, ci=0.9, chunk=4)
+    flat = lo.reshape(-1, 400).astype(float)
+    assert np.allclose(s["median"], A.expit(np.quantile(flat, 0.5, axis=-1)), atol=1e-6)
+    assert np.allclose(s["lower"], A.expit(np.quantile(flat, 0.05, axis=-1)), atol=1e-6)
+    assert np.allclose(s["upper"], A.expit(np.quantile(flat, 0.95, axis=-1)), atol=1e-6)
+    assert np.allclose(s["mean"], A.expit(flat).mean(axis=-1), atol=1e-6)

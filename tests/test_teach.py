@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,7 +79,7 @@ def test_subtype_second_negative_lp_worth_less_than_first(tables_subtype, method
     rep = T.repeat_lps(tables_subtype, method=method, ci=CI)
     assert rep["conditional"][1]["median"] > rep["conditional"][0]["median"]
     # the model's factor after k negative LPs is larger (less informative) than the naive power
-    assert all(j["median"] >= n["median"] - 1e-9 for j, n in zip(rep["joint"], rep["naive"]))
+    assert all(j["median"] >= n["median"] - 1e-9 for j, n in zip(rep["joint"], rep["naive"], strict=True))
     assert rep["joint"][-1]["median"] > rep["naive"][-1]["median"] + 0.1
 
 
@@ -168,7 +167,7 @@ def test_walkthrough_matches_the_answer(draws_subtype, tables_subtype, path):
     last = w["steps"][-1]["probability_after"]
     for key in ("mean", "median", "lower", "upper"):
         assert last[key] == pytest.approx(ans.probability[key], abs=1e-9)
-    for s, c in zip(w["steps"], ans.contributions):
+    for s, c in zip(w["steps"], ans.contributions, strict=True):
         assert s["log_lr"]["median"] == pytest.approx(c["log_lr"]["median"], abs=1e-9)
 
 
@@ -278,3 +277,17 @@ def test_teach_bad_ci_is_bad_input(tmp_path):
     proc = run_palsy("teach", "--out", str(tmp_path / "x"), "--ci", "1.5")
     assert proc.returncode == 2 and "--ci" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_subtype_lesson_renders_and_escapes(draws_subtype):
+    from reports import teaching as R
+
+    patient = F.Patient(id="teach-escape", description="<script>alert(1)</script> & co",
+                        laterality="bilateral", csf=_lps("negative:flow"))
+    lesson = T.lesson(draws_subtype, patients=[patient], ci=0.8, tree_pretest=0.5)
+    assert lesson["repeat_variant"] == "subtype" and lesson["form_shift"] is not None
+    html = R.lesson_html(lesson, R.figures(lesson))
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
+    text = " ".join(_check_self_contained(html).text)
+    assert "80% CrI" in text and "pretest 50.0%" in text

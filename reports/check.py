@@ -1,0 +1,192 @@
+"""The statistician's report (``palsy check``): self-contained HTML from :func:`model.criticism.run_all`.
+
+Figures are matplotlib PNGs inlined as base64 (the SBC plot, an SVG file written by
+``scripts/sbc.py``, is inlined as a data URI); the template is rendered by jinja2 with autoescaping.
+No network resources.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reports.wording import percent
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SECTIONS = ("diagnostics", "prior-posterior", "predictive", "cohorts", "loo", "psense", "sensitivity", "sbc")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig, dpi: int = 80) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    _plt().close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def rank_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]], n: int = 6) -> str:
+    """Rank histograms per chain of the ``n`` scalars with the highest R-hat (the worst mixed)."""
+    plt = _plt()
+    worst = sorted(scalars, key=lambda r: -r["r_hat"])[:n]
+    chains = arrays["chains"]
+    fig, axes = plt.subplots(1, len(worst), figsize=(2.4 * len(worst), 2.2), squeeze=False)
+    for ax, row in zip(axes[0], worst, strict=True):
+        x = arrays["posterior"][row["name"]][(slice(None), *row["index"])]
+        ranks = np.argsort(np.argsort(x)).reshape(chains, -1)
+        bins = np.linspace(0, x.size, 21)
+        for c in range(chains):
+            ax.hist(ranks[c], bins=bins, histtype="step", lw=1)
+        ax.axhline(x.size / chains / 20, color="0.4", ls=":", lw=0.8)
+        ax.set_title(f"{row['parameter']}\nR-hat {row['r_hat']:.3f}", fontsize=6)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=5)
+    fig.suptitle("Rank histograms by chain (uniform and overlapping when chains mix)", fontsize=8)
+    return _png(fig)
+
+
+def prior_posterior_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]]) -> str:
+    """Prior (grey) and posterior (blue) histograms of every scalar parameter."""
+    plt = _plt()
+    n = len(scalars)
+    cols = 8
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 1.45), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    for ax, row in zip(axes.ravel(), scalars, strict=False):
+        post = arrays["posterior"][row["name"]][(slice(None), *row["index"])]
+        prior = arrays["prior"][row["name"]][(slice(None), *row["index"])]
+        log = row["name"] in ("relapse_hazard", "remission_multiplier", "bell_incidence")
+        if log:
+            post, prior = np.log10(post), np.log10(prior)
+        lo, hi = np.quantile(np.concatenate([prior, post]), [0.005, 0.995])
+        bins = np.linspace(lo, hi, 40)
+        ax.hist(prior, bins=bins, density=True, color="0.7", alpha=0.8)
+        ax.hist(post, bins=bins, density=True, color="C0", alpha=0.6)
+        ax.set_title(row["parameter"] + (" (log10)" if log else ""), fontsize=5)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=4.5)
+    fig.tight_layout()
+    return _png(fig, dpi=90)
+
+
+def ppc_figure(rows: list[dict[str, Any]], title: str) -> str:
+    """Observed counts (dots) against the predictive 90% intervals and means of each statistic."""
+    plt = _plt()
+    rows = [r for r in rows if r["observed"] is not None]
+    fig, ax = plt.subplots(figsize=(7, 0.22 * len(rows) + 0.8))
+    y = np.arange(len(rows))[::-1]
+    for yi, r in zip(y, rows, strict=True):
+        frac = max(r["cases"], 1)
+        ax.plot([r["lower"] / frac, r["upper"] / frac], [yi, yi], color="C0", lw=3, alpha=0.5)
+        ax.plot(r["mean"] / frac, yi, "|", color="C0", ms=8)
+        bad = r["p_value"] is not None and r["p_value"] < 0.05
+        ax.plot(r["observed"] / frac, yi, "o", color="C3" if bad else "k", ms=4)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r['statistic']} (n={r['cases']})" for r in rows], fontsize=6)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("share of cases where determined: observed (dot; red if p < 0.05) vs predictive 90% interval")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def tornado_figure(pid: str, rec: dict[str, Any]) -> str:
+    """How leaving out each source moves one patient's mean P(L) (the largest changes)."""
+    plt = _plt()
+    rows = rec["tornado"][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * max(len(rows), 1) + 1.0))
+    y = np.arange(len(rows))
+    ax.barh(y, [100 * r["delta"] for r in rows], color=["C3" if r["delta"] < 0 else "C2" for r in rows])
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r['source']} ({r['method']})" for r in rows], fontsize=6)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("change in mean P(L) without the source (percentage points)")
+    ax.set_title(f"{pid}: baseline {percent(rec['baseline'])}", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _sbc(path: Path | None) -> dict[str, Any]:
+    if path is None or not path.exists():
+        return {"run": False, "path": str(path) if path else None}
+    res = json.loads(path.read_text())
+    fig = path.parent / "sbc_ecdf.svg"
+    img = "data:image/svg+xml;base64," + base64.b64encode(fig.read_bytes()).decode() if fig.exists() else None
+    worst = sorted(res["per_parameter"], key=lambda r: r["p_value"])[:10]
+    return {"run": True, "path": str(path), "results": res, "figure": img, "worst": worst,
+            "band_exits": [r["parameter"] for r in res["per_parameter"] if r.get("outside_ecdf_band")]}
+
+
+def context(results: dict[str, Any], *, sbc_path: Path | None = None) -> dict[str, Any]:
+    """The template's context: numbers from ``results`` and inline figures."""
+    variants = {}
+    for name, v in results["variants"].items():
+        arr = results["_arrays"][name]
+        flagged = [r for r in v["psense"] if r["label"] not in ("ok", "prior-only by design")]
+        variants[name] = {
+            **v,
+            "rank_figure": rank_figure(arr, v["scalars"]),
+            "prior_posterior_figure": prior_posterior_figure(arr, v["scalars"]),
+            "ppc_figure": ppc_figure(v["ppc_posterior"], f"{name}: posterior predictive check on the case library"),
+            "ppc_prior_figure": ppc_figure(v["ppc_prior"], f"{name}: PRIOR predictive check (prior-only)"),
+            "psense_flagged": flagged,
+            "psense_prior_only": [r for r in v["psense"] if r["label"] == "prior-only by design"],
+            "worst_scalars": sorted(v["scalars"], key=lambda r: -r["r_hat"])[:8],
+        }
+    sens = results.get("sensitivity")
+    tornados = {}
+    if sens:
+        for pid, rec in sens["patients"].items():
+            tornados[pid] = tornado_figure(pid, rec)
+    return {"variants": variants, "loo": results.get("loo"), "sensitivity": sens, "tornados": tornados,
+            "sbc": _sbc(sbc_path), "evidence_hash": results["evidence_hash"], "percent": percent,
+            "sections": SECTIONS}
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return "–"
+        return f"{x:.{digits}g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return str(x)
+
+
+def render(results: dict[str, Any], *, sbc_path: Path | None = None) -> str:
+    """The report as one self-contained HTML string."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]))
+    env.filters["fmt"] = _fmt
+    env.filters["pct"] = percent
+    return env.get_template("check.html").render(**context(results, sbc_path=sbc_path))
+
+
+def write(results: dict[str, Any], out: Path, *, sbc_path: Path | None = None) -> tuple[Path, Path]:
+    """Write ``check.html`` and ``check.json`` (the numbers) into ``out`` atomically."""
+    from model.criticism import to_json
+    from model.draws import atomic_write
+
+    out.mkdir(parents=True, exist_ok=True)
+    html = render(results, sbc_path=sbc_path)
+    data = to_json(results)
+    hp, jp = out / "check.html", out / "check.json"
+    atomic_write(hp, lambda tmp: tmp.write_text(html, encoding="utf-8"))
+    atomic_write(jp, lambda tmp: tmp.write_text(data, encoding="utf-8"))
+    return hp, jp

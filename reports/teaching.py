@@ -1,0 +1,424 @@
+"""The teaching lesson and the interactive page (DESIGN §6, *Teaching*): presentation only.
+
+The numbers come from :func:`model.teach.lesson` and :func:`model.teach.page_tables`; this module
+draws figures (matplotlib) and writes two self-contained HTML files (jinja2 with autoescaping; CSS,
+JavaScript, figures and posterior draws inline; no network resources):
+
+- ``lesson.html``: the lesson, with figures, tables, natural-frequency trees and the source patients;
+- ``interactive.html``: controls for the base rate and every finding, computed in the browser from
+  every posterior draw (``reports/static/teach.js``).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from model import findings as F
+from model.draws import atomic_write
+from reports import wording as W
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+LESSON_NAME = "lesson.html"
+PAGE_NAME = "interactive.html"
+COLORS = ("#1a5fb4", "#c64600", "#26a269", "#813d9c", "#986a44", "#5e5c64", "#e01b24")
+FINDING_LABELS = {
+    "laterality": "Facial palsy", "other_cranial_nerves": "Other cranial nerve(s)",
+    "peripheral_nerves": "Peripheral nerve(s)", "mri": "MRI", "csf": "LP",
+}
+
+
+def _env():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              autoescape=jinja2.select_autoescape(["html"], default=True),
+                              undefined=jinja2.StrictUndefined)
+
+
+def _interval(s: dict[str, float]) -> str:
+    return f"{W.percent(s['lower'])} to {W.percent(s['upper'])}"
+
+
+def _p(s: dict[str, float], ci_pct: int, which: str = "mean") -> str:
+    """'12.3% (90% CrI 4.1% to 30.2%)' for the mean or the median."""
+    return f"{W.percent(s[which])} ({ci_pct}% CrI {_interval(s)})"
+
+
+def _factor(s: dict[str, float]) -> tuple[str, str]:
+    return W.factor(s["median"]), f"{W.factor(s['lower'])} to {W.factor(s['upper'])}"
+
+
+def _value_label(finding: str, value: str) -> str:
+    if finding == "csf":
+        result, method = value.split(":")
+        return f"LP {result} ({'flow cytometry' if method == 'flow' else 'cytology'})"
+    return f"{FINDING_LABELS.get(finding, finding)}: {value.replace('_', ' ')}"
+
+
+# --- figures -------------------------------------------------------------------------------------
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_curves(L: dict[str, Any], method: str) -> bytes:
+    """Post-test (mean, with the CrI band) against pretest after 0..3 negative LPs by ``method``."""
+    plt = _plt()
+    c = L["curves"]
+    x = c["pretest"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for k, b in enumerate(c["curves"][method]):
+        col = COLORS[k]
+        ax.fill_between(x, b["lower"], b["upper"], color=col, alpha=0.15 if k else 0.0, lw=0)
+        label = "no LP (post-test = pretest)" if k == 0 else f"{k} negative LP{'s' if k > 1 else ''}"
+        ax.plot(x, b["mean"], color=col, lw=2, ls="--" if k == 0 else "-", label=label + (" (mean)" if k else ""))
+    for thr in (0.1, 0.05, 0.01):
+        ax.axhline(thr, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("pretest probability of infiltration")
+    ax.set_ylabel("post-test probability of infiltration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Negative LPs by {'flow cytometry' if method == 'flow' else 'cytology'}: "
+                 f"mean and {round(100 * c['ci'])}% CrI")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def figure_repeat(L: dict[str, Any]) -> bytes:
+    """Factor on the odds of k negative LPs: the subtype model against naive multiplication."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.0), sharey=True)
+    for ax, method in zip(axes, F.CSF_METHODS, strict=True):
+        r = L["repeat"][method]
+        ks = r["k"]
+        for name, key, col, off in (("model", "joint", COLORS[0], -0.08), ("naive: single LR to the k-th power", "naive",
+                                                                           COLORS[1], 0.08)):
+            med = [math.exp(s["median"]) for s in r[key]]
+            lo = [math.exp(s["lower"]) for s in r[key]]
+            hi = [math.exp(s["upper"]) for s in r[key]]
+            xs = [k + off for k in ks]
+            err = [[m - a for m, a in zip(med, lo, strict=True)], [b - m for m, b in zip(med, hi, strict=True)]]
+            ax.errorbar(xs, med, yerr=err, fmt="o-", color=col, capsize=3, label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("number of negative LPs")
+        ax.set_title(f"by {'flow cytometry' if method == 'flow' else 'cytology'}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel(f"factor on the odds (median, {round(100 * L['ci'])}% CrI)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Repeated negative LPs, {L['repeat_variant']} variant")
+    return _png(fig)
+
+
+def figure_findings(L: dict[str, Any]) -> bytes:
+    """Factor on the odds of each finding alone (median and CrI), log scale."""
+    plt = _plt()
+    rows = L["findings"]
+    fig, ax = plt.subplots(figsize=(7.0, 0.36 * len(rows) + 1.2))
+    for i, r in enumerate(rows):
+        s = r["log_lr"]
+        y = len(rows) - 1 - i
+        col = COLORS[0] if s["median"] >= 0 else COLORS[1]
+        ax.plot([math.exp(s["lower"]), math.exp(s["upper"])], [y, y], color=col, lw=2)
+        ax.plot(math.exp(s["median"]), y, "o", color=col)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([_value_label(r["finding"], r["value"]) for r in reversed(rows)], fontsize=8)
+    ax.axvline(1, color="black", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"factor on the odds of infiltration (median, {round(100 * L['ci'])}% CrI); < 1 lowers, > 1 raises")
+    ax.grid(alpha=0.3, which="both", axis="x")
+    return _png(fig)
+
+
+def figure_walks(L: dict[str, Any]) -> bytes | None:
+    """The probability (mean and CrI) after each step for each source patient."""
+    if not L["walkthroughs"]:
+        return None
+    plt = _plt()
+    walks = L["walkthroughs"]
+    fig, axes = plt.subplots(1, len(walks), figsize=(4.2 * len(walks), 4.0), sharey=True, squeeze=False)
+    for ax, w in zip(axes[0], walks, strict=True):
+        pts = [w["prior"]] + [s["probability_after"] for s in w["steps"]]
+        labels = ["base rate"] + [s["label"] for s in w["steps"]]
+        xs = range(len(pts))
+        ax.errorbar(xs, [p["mean"] for p in pts], yerr=[[p["mean"] - p["lower"] for p in pts],
+                                                         [p["upper"] - p["mean"] for p in pts]],
+                    fmt="o-", color=COLORS[0], capsize=3)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+        ax.set_title(w["id"], fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"P(infiltration): mean, {round(100 * L['ci'])}% CrI")
+    return _png(fig)
+
+
+def figures(L: dict[str, Any]) -> dict[str, bytes]:
+    """Every figure of the lesson as PNG bytes, by file name."""
+    out = {f"posttest_{m}.png": figure_curves(L, m) for m in F.CSF_METHODS}
+    if L["repeat"]:
+        out["repeat_lps.png"] = figure_repeat(L)
+    out["findings.png"] = figure_findings(L)
+    walks = figure_walks(L)
+    if walks:
+        out["source_patients.png"] = walks
+    return out
+
+
+def _img(png: bytes, alt: str, caption: str) -> dict[str, str]:
+    return {"src": "data:image/png;base64," + base64.b64encode(png).decode(), "alt": alt, "caption": caption}
+
+
+# --- the lesson's context ------------------------------------------------------------------------
+
+def _method_name(m: str) -> str:
+    return "flow cytometry" if m == "flow" else "cytology"
+
+
+def _tree(t: dict[str, Any], ci_pct: int) -> dict[str, Any]:
+    c = t["counts"]
+    m = _method_name(t["method"])
+
+    def n(key: str) -> str:
+        s = c[key]
+        return f"{s['mean']:,.0f}"
+
+    def crI(key: str) -> str:
+        s = c[key]
+        return f"({ci_pct}% CrI {s['lower']:,.0f} to {s['upper']:,.0f})"
+
+    root = {"count": f"{t['n']:,}", "text": f"patients with a new facial palsy (pretest {W.percent(t['pretest'])})",
+            "children": [
+                {"count": n("L"), "text": "have leukemic infiltration", "children": [
+                    {"count": n("L_pos1"), "text": f"LP 1 positive {crI('L_pos1')}", "children": []},
+                    {"count": n("L_neg1"), "text": f"LP 1 negative {crI('L_neg1')}: missed by the first LP", "children": [
+                        {"count": n("L_neg1_pos2"), "text": f"LP 2 positive {crI('L_neg1_pos2')}", "children": []},
+                        {"count": n("L_neg2"), "text": f"LP 2 negative too {crI('L_neg2')}", "children": []}]}]},
+                {"count": n("B"), "text": "have Bell's palsy", "children": [
+                    {"count": n("B_pos1"), "text": f"LP 1 positive (false positive) {crI('B_pos1')}", "children": []},
+                    {"count": n("B_neg1"), "text": f"LP 1 negative {crI('B_neg1')}", "children": [
+                        {"count": n("B_neg1_pos2"), "text": f"LP 2 positive (false positive) {crI('B_neg1_pos2')}",
+                         "children": []},
+                        {"count": n("B_neg2"), "text": f"LP 2 negative too {crI('B_neg2')}", "children": []}]}]}]}
+    s1, s2 = t["share_l"]["neg1"], t["share_l"]["neg2"]
+    summary = (f"Of the {n('L_neg1')} + {n('B_neg1')} patients with a negative first LP, {n('L_neg1')} have infiltration: "
+               f"{W.percent(s1['tree'])} (from the mean counts; per draw: mean {_p(s1, ci_pct)}, median "
+               f"{W.percent(s1['median'])}). After two negative LPs: {n('L_neg2')} of {n('L_neg2')} + {n('B_neg2')}, "
+               f"{W.percent(s2['tree'])} (per draw: mean {_p(s2, ci_pct)}, median {W.percent(s2['median'])}). "
+               f"Infiltration is less likely, not gone.")
+    return {"title": f"LPs by {m}, pretest {W.percent(t['pretest'])}", "root": root, "summary": summary}
+
+
+def lesson_context(L: dict[str, Any], figs: dict[str, bytes]) -> dict[str, Any]:
+    """The template context of ``lesson.html`` (every number formatted here, never 0% or 100%)."""
+    ci_pct = round(100 * L["ci"])
+    ctx: dict[str, Any] = {"L": L, "ci_pct": ci_pct, "page_name": PAGE_NAME, "max_lps": F.MAX_LPS,
+                           "base_rate": _p(L["base_rate"], ci_pct) + f"; median {W.percent(L['base_rate']['median'])}"}
+    ctx["curve_figures"] = [
+        _img(figs[f"posttest_{m}.png"],
+             f"Post-test against pretest probability after 0 to 3 negative LPs by {_method_name(m)}",
+             f"Post-test probability (mean line, {ci_pct}% CrI band) after 0, 1, 2 and 3 negative LPs by "
+             f"{_method_name(m)}. Dotted lines: 10%, 5%, 1%.") for m in F.CSF_METHODS]
+    # Tables of the curves at typical pretests.
+    tables = []
+    from model.teach import TYPICAL_PRETESTS
+    fb = L["fall_below"]
+    for m in F.CSF_METHODS:
+        rows = []
+        for p in TYPICAL_PRETESTS:
+            row = next(r for r in fb if r["method"] == m and r["pretest"] == p)
+            cells = [f"mean {_p(row['after'][k], ci_pct)}; median {W.percent(row['after'][k]['median'])}" for k in (1, 2, 3)]
+            rows.append({"pretest": W.percent(p), "cells": cells})
+        tables.append({"caption": f"Probability of infiltration after negative LPs by {_method_name(m)}",
+                       "header": ["after 1 negative LP", "after 2", "after 3"], "rows": rows})
+    ctx["curve_tables"] = tables
+    # How many LPs to fall below.
+    fall = []
+    for m in F.CSF_METHODS:
+        rows = []
+        for p in TYPICAL_PRETESTS:
+            cells = []
+            for thr in sorted({r["threshold"] for r in fb}, reverse=True):
+                row = next(r for r in fb if r["method"] == m and r["pretest"] == p and r["threshold"] == thr)
+
+                def k(v: int | None) -> str:
+                    return f"not within {F.MAX_LPS}" if v is None else str(v)
+                cells.append(f"mean: {k(row['by_mean'])}; upper CrI limit: {k(row['by_upper'])}")
+            rows.append({"pretest": W.percent(p), "cells": cells})
+        fall.append({"caption": f"Negative LPs by {_method_name(m)} needed to fall below each threshold",
+                     "header": [f"below {W.percent(t, 0)}" for t in sorted({r['threshold'] for r in fb}, reverse=True)],
+                     "rows": rows})
+    ctx["fall_tables"] = fall
+    ctx["trees"] = [_tree(L["trees"][m], ci_pct) for m in F.CSF_METHODS]
+    ctx["repeat"] = _repeat_context(L, figs, ci_pct) if L["repeat"] else None
+    ctx["findings_figure"] = _img(figs["findings.png"], "Factor on the odds of each finding alone",
+                                  f"Each finding alone: factor on the odds (median, {ci_pct}% CrI), {L['variant']} variant.")
+    frows = []
+    for r in L["findings"]:
+        f, fi = _factor(r["log_lr"])
+        frows.append([_value_label(r["finding"], r["value"]), f, fi] +
+                     [f"mean {_p(a, ci_pct)}" for a in r["after"]])
+    ctx["findings_table"] = {"caption": "Each finding alone, for comparison with a negative LP",
+                             "header": ["Finding", "Factor (median)", "Factor CrI"] +
+                                       [f"P after, from pretest {W.percent(a['pretest'], 0)}" for a in L["findings"][0]["after"]],
+                             "rows": frows}
+    mrows = []
+    for r in L["mri_after_lp"]:
+        mrows.append([r["value"].replace("_", " "), *_factor(r["alone"]), *_factor(r["after_negative_lp"])])
+    ctx["mri_table"] = {"caption": f"Each MRI pattern alone and after one negative cytology LP "
+                                   f"({L['repeat_variant'] or L['variant']} variant)",
+                        "header": ["MRI", "Factor alone (median)", "CrI", "Factor after a negative LP (median)", "CrI"],
+                        "rows": mrows}
+    ctx["walks"] = []
+    for w in L["walkthroughs"]:
+        rows = [["base rate", "", "", W.percent(w["prior"]["mean"]), _interval(w["prior"]), W.percent(w["prior"]["median"])]]
+        for s in w["steps"]:
+            f, fi = _factor(s["log_lr"])
+            pa = s["probability_after"]
+            rows.append([_value_label(s["finding"], s["value"]) + (f" (LP {s['index']})" if s["index"] else ""),
+                         f, fi, W.percent(pa["mean"]), _interval(pa), W.percent(pa["median"])])
+        note = ""
+        if w["left_out"]:
+            lo = w["left_out"]
+            note = (f"This patient is library case {lo['case']}: answered with it left out (PSIS, Pareto k "
+                    f"{lo['pareto_k']:.2f}{'' if lo['reliable'] else ', unreliable'}), as the CLI does.")
+        ctx["walks"].append({"id": w["id"], "description": w["description"], "rows": rows, "note": note})
+    ctx["walk_figure"] = (_img(figs["source_patients.png"], "Probability after each finding for the source patients",
+                               f"Probability of infiltration after each step (mean, {ci_pct}% CrI).")
+                          if "source_patients.png" in figs else None)
+    return ctx
+
+
+def _repeat_context(L: dict[str, Any], figs: dict[str, bytes], ci_pct: int) -> dict[str, Any]:
+    variant = L["repeat_variant"]
+    intro = ("If LPs were independent given infiltration, a second negative LP would multiply the odds by the same "
+             "factor as the first (the naive calculation: square the likelihood ratio). In the subtype model, "
+             "infiltration comes in forms: leptomeningeal disease sheds cells into the CSF, perineural infiltration "
+             "and myeloid sarcoma mostly do not. A negative LP shifts the remaining suspicion towards the forms an LP "
+             "misses, so each further negative LP is worth less than the one before.") if variant == "subtype" else (
+             "In this variant LPs are independent given the class, so the model and the naive calculation agree.")
+    tables = []
+    for m in F.CSF_METHODS:
+        r = L["repeat"][m]
+        rows = []
+        for i, k in enumerate(r["k"]):
+            rows.append([str(k), *_factor(r["joint"][i]), *_factor(r["naive"][i]), _factor(r["conditional"][i])[0]])
+        tables.append({"caption": f"Negative LPs by {_method_name(m)}: factor on the odds ({variant} variant)",
+                       "header": ["Negative LPs", "Model (median)", "Model CrI", "Naive (median)", "Naive CrI",
+                                  "This LP given those before (median)"], "rows": rows})
+        pt = next((p for p in r["posttest"] if p["pretest"] == 0.3), r["posttest"][0])
+        prow = [[str(k), f"mean {_p(pt['model'][k], ci_pct)}", f"mean {_p(pt['naive'][k], ci_pct)}"]
+                for k in range(1, len(pt["model"]))]
+        tables.append({"caption": f"From a pretest of {W.percent(pt['pretest'])}: probability after k negative LPs by "
+                                  f"{_method_name(m)}",
+                       "header": ["Negative LPs", "Model", "Naive (squared likelihood ratio)"], "rows": prow})
+    if L["form_shift"]:
+        forms = list(L["form_shift"][0]["forms"])
+        rows = [[str(s["k"])] + [f"mean {W.percent(s['forms'][f]['mean'])} ({ci_pct}% CrI {_interval(s['forms'][f])})"
+                                 for f in forms] for s in L["form_shift"]]
+        tables.append({"caption": "Among patients with infiltration: the share of each form after k negative cytology LPs",
+                       "header": ["Negative LPs"] + [f.replace("_", " ") for f in forms], "rows": rows})
+    figures_ = [_img(figs["repeat_lps.png"], "Factor on the odds of k negative LPs: model against naive",
+                     f"Factor on the odds after k negative LPs (median, {ci_pct}% CrI): the {variant} model against "
+                     "multiplying the single-LP factor k times.")]
+    return {"intro": intro, "tables": tables, "figures": figures_}
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+def _css() -> Markup:
+    return Markup((STATIC / "teach.css").read_text(encoding="utf-8").replace("</", "<\\/"))
+
+
+def lesson_html(L: dict[str, Any], figs: dict[str, bytes]) -> str:
+    """The self-contained lesson page."""
+    return _env().get_template("teach_lesson.html").render(css=_css(), **lesson_context(L, figs))
+
+
+def page_html(models: Sequence[dict[str, Any]], *, ci: float = 0.9) -> str:
+    """The self-contained interactive page; ``models`` from :func:`model.teach.page_tables` (first is default)."""
+    data = json.dumps(list(models), separators=(",", ":"), allow_nan=False)
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    js = (STATIC / "teach.js").read_text(encoding="utf-8")
+    if "</script" in js.lower():
+        raise ValueError("teach.js must not contain '</script'")
+    selects = [{"name": n, "label": F.DESCRIPTIONS[n][0].upper() + F.DESCRIPTIONS[n][1:], "levels": F.LEVELS[n]}
+               for n in ("lineage", "remission", "laterality", "other_cranial_nerves", "peripheral_nerves", "mri")]
+    first = models[0]
+    return _env().get_template("teach_page.html").render(
+        css=_css(), js=Markup(js), data_json=Markup(data), models=models, ci=ci, selects=selects,
+        max_lps=F.MAX_LPS, draws=first["n"], evidence_hash=first.get("evidence_hash") or "",
+        version=first.get("version") or "")
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically, readable like any file the user creates (the temporary file is 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o666 & ~umask)
+
+    atomic_write(path, write)
+
+
+def write(out: Path, L: dict[str, Any], models: Sequence[dict[str, Any]], *, ci: float = 0.9) -> dict[str, Path]:
+    """Write the figures, ``lesson.html``, ``interactive.html`` and ``lesson.json`` into ``out``.
+
+    Every file is written atomically (temporary file, then rename): none is seen half-written.
+    """
+    out = Path(out)
+    figs = figures(L)
+    paths: dict[str, Path] = {}
+    for name, png in figs.items():
+        p = out / "figures" / name
+        _write(p, png)
+        paths[name] = p
+    texts = {LESSON_NAME: lesson_html(L, figs), PAGE_NAME: page_html(models, ci=ci),
+             "lesson.json": json.dumps(to_jsonable(L), indent=1)}
+    for name, text in texts.items():
+        p = out / name
+        _write(p, text.encode("utf-8"))
+        paths[name] = p
+    return paths
+
+
+def to_jsonable(x: Any) -> Any:
+    """The lesson's numbers as plain JSON (arrays as lists; per-draw arrays dropped)."""
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {k: to_jsonable(v) for k, v in x.items() if not k.startswith("draws_")}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
