@@ -71,18 +71,21 @@ class Tables:
         self.log_sl, self.log_sb, self.logit_prior = LK.strata(LK.NUMPY, p)
         self.level_lp = LK.level_logp(LK.NUMPY, p["theta"])  # (S, K, level)
         K = self.level_lp.shape[1]
-        lw = LK.component_logw(LK.NUMPY, p, K)
-        self.logw = np.zeros((self.n, K)) if lw is None else lw
         self.is_l = np.array([c != "B" for c in draws.components])
+        # log P(stratum, component | hypothesis) (S, K, 12): the forms' weights live here (they
+        # depend on the lineage), so the mixture weights below are zero.
+        log_lk = LK.form_strata(LK.NUMPY, p) if "omega" in p else self.log_sl[:, None]
+        self.log_sk = np.concatenate([log_lk, self.log_sb[:, None]], axis=1).reshape(self.n, K, -1)
+        self.p_sk = np.exp(self.log_sk)
+        self.logw = np.zeros((self.n, K))
 
     def stratum_term(self, lineage: str | None, remission: str | None) -> np.ndarray:
-        """Log P(lineage, remission | component) with unknowns marginalised (S, K)."""
-        if lineage is None and remission is None:
-            return np.zeros((self.n, len(self.is_l)))
-        m = S.stratum_mask(lineage, remission)
-        ll = np.log((np.exp(self.log_sl) * m).sum(axis=(-2, -1)))
-        lb = np.log((np.exp(self.log_sb) * m).sum(axis=(-2, -1)))
-        return np.where(self.is_l[None, :], ll[:, None], lb[:, None])
+        """Log P(lineage, remission, component | hypothesis) with unknowns marginalised (S, K).
+
+        With both unknown this is the log weight of each form within L (0 for B and for the
+        single L of the independent variant)."""
+        m = S.stratum_mask(lineage, remission).ravel()
+        return np.log(self.p_sk @ m)
 
 
 class Game:

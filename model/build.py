@@ -51,7 +51,7 @@ def from_design(d: D.Design) -> pm.Model:
             "bell_incidence": pm.LogNormal("bell_incidence", mu=d.bell_mu, sigma=d.bell_sigma),
         }
         if v.is_mixture:
-            p["omega"] = pm.Dirichlet("omega", a=d.form_alpha, dims="form")
+            p["omega"] = pm.Dirichlet("omega", a=d.form_alpha, dims=("lineage", "form"))
         dd = dataclasses.replace(d, **{k: data[k] for k in data if k != "case_w"})
         pm.Potential("cohort_loglik", LK.entry_loglik(PT, p, dd).sum())
         pm.Potential("stratum_loglik", LK.stratum_entry_loglik(PT, p, dd).sum())

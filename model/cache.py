@@ -32,9 +32,21 @@ def root() -> Path:
     return Path(os.environ.get("PALSY_CACHE") or Path.home() / ".cache" / "palsy")
 
 
+#: The sources that define the model: a change to any of them invalidates cached fits.
+MODEL_SOURCES = ("structure.py", "design.py", "likelihood.py", "build.py", "fit.py", "variants.py")
+
+
+def code_hash() -> str:
+    """SHA-256 of the model-defining sources (part of the cache key, with the version)."""
+    h = hashlib.sha256()
+    for name in MODEL_SOURCES:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()
+
+
 def key(evidence_hash: str, variant: str, settings: Settings) -> str:
     """The cache key of a fit."""
-    payload = {"evidence": evidence_hash, "variant": variant, "version": __version__,
+    payload = {"evidence": evidence_hash, "variant": variant, "version": __version__, "code": code_hash(),
                **dataclasses.asdict(settings)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 

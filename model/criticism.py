@@ -24,7 +24,7 @@ fitted posterior multiplies it by exp(-w_case l_i), so the PSIS importance log-r
 *weighted* per-case log-likelihood (``cases_weighted``); the quantity predicted is the case's
 *unweighted* likelihood exp(l_i): elpd_i = log sum_s w~_is exp(l_is), with w~ the Pareto-smoothed,
 normalised weights. Under the subtype variant the fitted l_i of a case with a coded form includes log
-omega_form; the predicted l_i marginalises the form (every form allowed) so both variants predict the
+log P(form | L, strata); the predicted l_i marginalises the form (every form allowed) so both variants predict the
 same data (the findings, lineage and remission), which is what makes their elpd comparable. Cases
 whose log-likelihood does not vary over draws (nothing known that enters the likelihood) are left out
 of both variants' LOO (their elpd is identical, 0).
@@ -73,8 +73,8 @@ def prior_draws(d: D.Design, n: int, rng: np.random.Generator) -> dict[str, np.n
         "p_facial": rng.beta(d.p_facial_ab[0], d.p_facial_ab[1], n),
         "bell_incidence": np.exp(rng.normal(d.bell_mu, d.bell_sigma, n)),
     }
-    if d.variant.is_mixture:
-        out["omega"] = rng.dirichlet(d.form_alpha, n)
+    if d.variant.is_mixture:  # omega (lineage, form): one Dirichlet per lineage
+        out["omega"] = np.stack([rng.dirichlet(a, n) for a in d.form_alpha], axis=1)
     # keep theta strictly inside (0, 1): a Beta(1, 49) draw can underflow to 0 in float64 only rarely,
     # but log(0) would poison every downstream sum
     out["theta"] = np.clip(out["theta"], 1e-12, 1 - 1e-12)
@@ -102,7 +102,7 @@ def log_prior(params: dict[str, np.ndarray], d: D.Design) -> dict[str, np.ndarra
     """Log prior density of each parameter (constrained space, as :func:`pm.stats.compute_log_prior`).
 
     Returns arrays with the leading sample dim and the parameter's own dims, except the Dirichlets,
-    whose density is one number per simplex (``remission_share``: one per lineage).
+    whose density is one number per simplex (``remission_share`` and ``omega``: one per lineage).
     """
     out = {
         "theta": _beta_lpdf(params["theta"], d.prior_a, d.prior_b),
@@ -243,10 +243,18 @@ class _Probabilities:
         self.stratum_l = np.exp(log_l)  # (S, lineage, remission)
         nl = len(d.variant.l_components)
         self.nl = nl
+        # P(stratum, form | L) (S, form, 12); a case's forms are weighted by its compatible strata
         if d.variant.is_mixture:
-            self.omega = params["omega"]
+            self.form_strata = np.exp(LK.form_strata(LK.NUMPY, params)).reshape(self.level_p.shape[0], nl, -1)
         else:
-            self.omega = np.ones((self.level_p.shape[0], nl))
+            self.form_strata = None
+        self.d = d
+
+    def form_weights(self, i: int) -> np.ndarray:
+        """P(form | L, case i's compatible strata) restricted to its coded form, unnormalised (S, form)."""
+        if self.form_strata is None:
+            return np.ones((self.level_p.shape[0], self.nl))
+        return (self.form_strata * self.d.case_strata[i]).sum(-1) * self.d.case_forms[i]
 
     def part(self, facts: dict[str, Any], part: tuple[str, tuple[str, ...]]) -> np.ndarray:
         """P(part | L component) per draw (S, L components)."""
@@ -304,7 +312,7 @@ def predictive_checks(params: dict[str, np.ndarray], d: D.Design, evidence: Evid
             prob = np.ones((n, tables.nl))
             for part in stat.parts:
                 prob = prob * tables.part(f, part)
-            w = tables.omega * d.case_forms[i]
+            w = tables.form_weights(i)
             qs.append((prob * w).sum(axis=1) / w.sum(axis=1))
             ys.append(all(obs))
         row: dict[str, Any] = {"statistic": stat.name, "kind": stat.kind, "cases": len(ys)}
@@ -452,7 +460,8 @@ def _plain(v: Any) -> Any:
 def _element_labels(name: str, shape: tuple[int, ...], d: D.Design) -> list[tuple[tuple[int, ...], str]]:
     coords = {"theta": (list(d.variant.components), list(S.NODE_NAMES)), "lineage_share": (list(S.LINEAGES),),
               "remission_share": (list(S.LINEAGES), list(S.REMISSIONS)), "relapse_hazard": (list(S.LINEAGES),),
-              "remission_multiplier": (list(S.MULTIPLIED_REMISSIONS),), "omega": (list(d.variant.l_components),)}
+              "remission_multiplier": (list(S.MULTIPLIED_REMISSIONS),),
+              "omega": (list(S.LINEAGES), list(d.variant.l_components))}
     out = []
     for idx in np.ndindex(*shape):
         label = name if not idx else f"{name}[{', '.join(coords[name][k][i] for k, i in enumerate(idx))}]"
@@ -630,6 +639,20 @@ def _draws_from(dt, d: D.Design, like: Draws) -> Draws:
     ll = np.asarray(LK.case_loglik(LK.NUMPY, params, d)).T
     meta = dict(like.meta)
     meta["settings"] = {**meta["settings"], "chains": int(dt["posterior"].dataset.sizes["chain"])}
+    return Draws(params, meta, d.w_case * ll)
+
+
+def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings) -> Draws:
+    """:class:`Draws` (with the metadata :func:`model.answer.answer` reads) from a ``fit.sample`` result."""
+    from model import __version__
+    from model.fit import diagnostics, flat_params
+
+    params = flat_params(dt)
+    ll = np.asarray(LK.case_loglik(LK.NUMPY, params, d)).T
+    meta = {"variant": d.variant.name, "components": list(d.variant.components), "evidence_hash": evidence.hash,
+            "version": __version__, "settings": dataclasses.asdict(settings), "w_case": d.w_case,
+            "case_ids": list(d.case_ids), "case_aliases": [list(c.also_known_as) for c in evidence.cases],
+            "diagnostics": diagnostics(dt)}
     return Draws(params, meta, d.w_case * ll)
 
 

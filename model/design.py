@@ -47,6 +47,7 @@ class Design:
     obs_case: np.ndarray
     case_forms: np.ndarray  # (case, L component) 0/1
     case_strata: np.ndarray  # (case, 12) compatible strata; all ones when not informative
+    case_condition: np.ndarray  # (case,) 1 = outside the population: conditioned on its lineage
     w_case: float
     # pretest priors
     lineage_alpha: np.ndarray  # (4,)
@@ -58,7 +59,7 @@ class Design:
     p_facial_ab: tuple[float, float]
     bell_mu: float
     bell_sigma: float
-    form_alpha: np.ndarray  # (forms,) ; empty for the independent variant
+    form_alpha: np.ndarray  # (lineage, form) Dirichlet of omega; empty for the independent variant
 
     def data(self) -> dict[str, np.ndarray]:
         """The arrays a refit may change (counts and weights): the ``pm.Data`` of the model."""
@@ -169,12 +170,14 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
         obs_mask=np.array(obs).reshape(len(obs), S.N_LEVELS), obs_case=inc,
         case_forms=np.array(case_forms).reshape(len(evidence.cases), len(lcomp)),
         case_strata=np.array(case_strata).reshape(len(evidence.cases), 12),
+        case_condition=np.array([0.0 if c.in_population else 1.0 for c in evidence.cases]),
         w_case=1.0 if weights_one else float(evidence.w_case if w_case is None else w_case),
         lineage_alpha=lineage_alpha, remission_alpha=remission_alpha,
         hazard_mu=np.array([h[0] for h in hz]), hazard_sigma=np.array([h[1] for h in hz]),
         multiplier_mu=np.array([m[0] for m in mu_]), multiplier_sigma=np.array([m[1] for m in mu_]),
         p_facial_ab=(float(pf["a"]), float(pf["b"])), bell_mu=bell[0], bell_sigma=bell[1],
-        form_alpha=np.array([fp[f] for f in variant.l_components]) if variant.is_mixture else np.zeros(0),
+        form_alpha=(np.tile([fp[f] for f in variant.l_components], (len(S.LINEAGES), 1)).astype(float)
+                    if variant.is_mixture else np.zeros((len(S.LINEAGES), 0))),
     )
 
 
@@ -196,9 +199,10 @@ def case_observations(case: Case, skip: set[str] = frozenset()) -> list[np.ndarr
 
 
 def case_stratum_mask(case: Case, skip: set[str] = frozenset()) -> np.ndarray:
-    """Compatible (lineage, remission) strata of an in-population case (all ones otherwise)."""
-    if not case.in_population:
-        return np.ones(12)
+    """Compatible (lineage, remission) strata of a case. A case outside the population keeps its
+    lineage (it informs the forms' weights given the lineage) but not its remission."""
     lin = None if "lineage" in case.proven_by or "lineage" in skip else case.values.get("lineage")
     rem = None if "remission" in case.proven_by or "remission" in skip else case.values.get("remission")
+    if not case.in_population:
+        rem = None
     return S.stratum_mask(lin, rem).ravel()

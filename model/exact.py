@@ -108,6 +108,6 @@ def posterior(evidence: Evidence, *, n_importance: int = 200_000, seed: int = 1,
     ll = LK.stratum_entry_loglik(LK.NUMPY, params, d).sum(axis=-1)
     log_l, _, _ = LK.strata(LK.NUMPY, params)
     stratum_case = np.log(LK._stratum_sum(np.exp(log_l), d.case_strata))  # (sample, case)
-    ll = ll + d.w_case * stratum_case.sum(axis=-1)
+    ll = ll + d.w_case * (stratum_case * (1 - d.case_condition)).sum(axis=-1)
     w = np.exp(ll - ll.max())
     return ExactPosterior(a, b, pre, w / w.sum())

@@ -70,11 +70,25 @@ def group_logp(ops, theta, masks):
     return ops.log(ops.exp(level_logp(ops, theta)) @ masks.T)
 
 
+def form_strata(ops, p):
+    """Log P(stratum, form | L) (..., form, lineage, remission) of the subtype variant.
+
+    The forms' weights depend on the lineage: omega (..., lineage, form), so that
+    P(s, k | L) = P(s | L) omega[lineage(s), k] (myeloid sarcoma is mostly AML).
+    """
+    log_l, _, _ = strata(ops, p)
+    return log_l[..., None, :, :] + ops.log(p["omega"]).swapaxes(-1, -2)[..., :, :, None]
+
+
 def component_logw(ops, p, n_components: int):
-    """Log mixture weight of each component within its hypothesis (..., component)."""
+    """Marginal log mixture weight of each component within its hypothesis (..., component):
+    log sum_lineage P(lineage | L) omega[lineage, k] for the forms, 0 for B; None if no mixture."""
     if "omega" not in p:
         return None
-    return ops.concatenate([ops.log(p["omega"]), ops.log(ops.ones_like(p["omega"][..., :1]))], axis=-1)
+    log_l, _, _ = strata(ops, p)
+    p_lin = ops.exp(log_l).sum(axis=-1)  # (..., lineage)
+    wbar = (p_lin[..., :, None] * p["omega"]).sum(axis=-2)  # (..., form)
+    return ops.concatenate([ops.log(wbar), ops.log(ops.ones_like(wbar[..., :1]))], axis=-1)
 
 
 def _stratum_sum(pl, masks):
@@ -109,17 +123,19 @@ def case_loglik(ops, p, d):
     """Unweighted log-likelihood of each case under L (..., case): its findings and its stratum.
 
     Under the subtype variant the case's findings share one (possibly unknown) form, so the
-    mixture over forms is taken per case: logsumexp_k (log omega_k + sum_j log p(x_j | k)).
+    mixture over forms is taken per case:
+    log sum_k sum_s P(s, k | L) prod_j p(x_j | k), over the case's compatible strata s.
     """
     theta = p["theta"]
     obs = group_logp(ops, theta, d.obs_mask)  # (..., K, obs)
     per = obs @ d.obs_case.T  # (..., K, case)
     per_l = per[..., :-1, :]  # L components
-    lw = component_logw(ops, p, d.prior_a.shape[0])
-    if lw is None:
-        findings_ll = per_l[..., 0, :]
-    else:
-        mask = np.where(d.case_forms.T > 0, 0.0, -np.inf)  # (L component, case)
-        findings_ll = ops.logsumexp(per_l + lw[..., :-1, None] + mask, axis=-2)
     log_l, _, _ = strata(ops, p)
-    return findings_ll + ops.log(_stratum_sum(ops.exp(log_l), d.case_strata))
+    # log sum over the case's compatible strata of P(s | L); a case outside the population
+    # (palsy at diagnosis) is conditioned on its lineage instead of informing P(s | L).
+    stratum = ops.log(_stratum_sum(ops.exp(log_l), d.case_strata))
+    if "omega" not in p:
+        return per_l[..., 0, :] + stratum * (1 - d.case_condition)
+    joint = ops.log(_stratum_sum(ops.exp(form_strata(ops, p)), d.case_strata))  # (..., form, case)
+    mask = np.where(d.case_forms.T > 0, 0.0, -np.inf)  # (L component, case)
+    return ops.logsumexp(per_l + joint + mask, axis=-2) - stratum * d.case_condition

@@ -219,7 +219,7 @@ def form_shift(t: A.Tables, draws: Draws, *, method: str = "cytology", max_k: in
     neg = lp_level("negative", method)
     out = []
     for k in range(max_k + 1):
-        a = t.logw[:, t.is_l] + k * t.level_lp[:, t.is_l, neg]
+        a = t.stratum_term(None, None)[:, t.is_l] + k * t.level_lp[:, t.is_l, neg]
         w = np.exp(a - LK.NUMPY.logsumexp(a, axis=-1)[:, None])
         out.append({"k": k, "forms": {c: A.summary(w[:, i], ci) for i, c in enumerate(comps)}})
     return out
@@ -287,8 +287,8 @@ def walkthrough(patient: F.Patient, draws: Draws, t: A.Tables, *, ci: float = 0.
 def page_tables(draws: Draws, t: A.Tables | None = None, *, decimals: int = 4) -> dict[str, Any]:
     """Compact per-draw tables for the browser: every draw, rounded to ``decimals`` places.
 
-    ``logit_prior`` (draw,), ``log_sl`` and ``log_sb`` (draw, 12 strata; lineage-major),
-    ``level_lp`` (draw, component, 14 levels), ``logw`` (draw, component) as nested lists, with
+    ``logit_prior`` (draw,), ``log_sk`` (draw, component, 12 strata; lineage-major) = log
+    P(stratum, component | hypothesis), ``level_lp`` (draw, component, 14 levels) as nested lists, with
     ``is_l``, ``components``, ``levels`` (item, level), ``lineages`` and ``remissions``.
     """
     t = t or A.Tables(draws)
@@ -302,8 +302,7 @@ def page_tables(draws: Draws, t: A.Tables | None = None, *, decimals: int = 4) -
         "is_l": [bool(x) for x in t.is_l], "levels": [list(k) for k in S.LEVEL_KEYS],
         "lineages": list(S.LINEAGES), "remissions": list(S.REMISSIONS),
         "partial": {"lineage": {k: list(v) for k, v in F.PARTIAL_LEVELS["lineage"].items()}},
-        "logit_prior": r(t.logit_prior), "log_sl": r(t.log_sl.reshape(t.n, -1)),
-        "log_sb": r(t.log_sb.reshape(t.n, -1)), "level_lp": r(t.level_lp), "logw": r(t.logw),
+        "logit_prior": r(t.logit_prior), "log_sk": r(t.log_sk), "level_lp": r(t.level_lp),
         "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version"),
     }
 

@@ -144,7 +144,8 @@ class _Citations:
             ref = self.ev.references[key]
             links = []
             if ref.get("doi"):
-                links.append({"label": f"doi:{ref['doi']}", "url": "https://doi.org/" + quote(str(ref["doi"]), safe="/:;()._-<>")})
+                url = "https://doi.org/" + quote(str(ref["doi"]), safe="/:;()._-<>")
+                links.append({"label": f"doi:{ref['doi']}", "url": url})
             if ref.get("pmid"):
                 links.append({"label": f"PMID {ref['pmid']}", "url": f"https://pubmed.ncbi.nlm.nih.gov/{quote(str(ref['pmid']))}/"})
             if not links and ref.get("url"):
@@ -214,17 +215,17 @@ def _evidence_for(p: A.Player, ev: Evidence, cites: _Citations, lineage: str | N
     pt = ev.pretest
     if p.finding == "lineage":
         keys = _refs(pt["lineage_share"].get("ref")) + _refs(pt["relapse_hazard"][p.value].get("ref"))
-        groups.append({"label": "rate model (lineage shares, relapse hazard)", "refs": cites.cite(keys)})
+        groups.append({"label": "rate model (shares, relapse hazard)", "refs": cites.cite(keys)})
     elif p.finding == "remission":
         lins = [lineage] if lineage else list(S.LINEAGES)
         keys = [k for lin in lins for k in _refs(pt["remission_share"][lin].get("ref"))]
         value = p.value if p.value != F.AT_DIAGNOSIS else "not_in_remission"
         if value in pt["remission_multiplier"]:
             keys += _refs(pt["remission_multiplier"][value].get("ref"))
-        groups.append({"label": "rate model (remission shares and relapse multiplier)", "refs": cites.cite(keys)})
+        groups.append({"label": "rate model (shares, relapse multiplier)", "refs": cites.cite(keys)})
     cases = [c for c in ev.cases if _case_informs(c, p.finding)]
     if cases:
-        groups.append({"label": f"published cases of infiltration ({len(cases)}, each weighted w_case {ev.w_case:g})",
+        groups.append({"label": f"case reports of infiltration ({len(cases)}, weight {ev.w_case:g} each)",
                        "refs": cites.cite([c.ref for c in cases])})
     for g in groups:
         g["text"] = f"{g['label']}: " + (", ".join(f"[{n}]" for n in g["refs"]) if g["refs"] else "no citation (expert judgment)")
@@ -323,14 +324,18 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
     plist = list(ans.players)
     labels = [player_label(p) for p in plist]
     rows = []
-    for p, label, c, s in zip(plist, labels, ans.contributions, ans.shapley_values):
+    for p, label, c, s in zip(plist, labels, ans.contributions, ans.shapley_values, strict=True):
         ev_groups = _evidence_for(p, evidence, cites, pat.lineage)
         rows.append({"label": label, "factor": W.factor(c["log_lr"]["median"]),
                      "factor_text": W.factor_with_interval(c["log_lr"], ci),
                      "interval": f"{W.factor(c['log_lr']['lower'])} to {W.factor(c['log_lr']['upper'])}",
                      "shapley": W.factor(s["log_lr"]["median"]), "log_lr": c["log_lr"],
                      "direction": "raises" if c["log_lr"]["median"] > 0 else "lowers",
-                     "evidence": ev_groups})
+                     "evidence": ev_groups, "same_as": None})
+    for i, r in enumerate(rows):  # repeated LPs by one method share their evidence: say so once
+        first = next(q for q in rows[:i + 1] if q["evidence"] == r["evidence"])
+        if first is not r:
+            r["same_as"] = first["label"].split(":")[0]
 
     tests = []
     done_lps = len(pat.csf)

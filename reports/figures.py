@@ -16,8 +16,8 @@ from typing import Any
 
 import matplotlib
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 
 from reports.wording import percent
@@ -131,7 +131,7 @@ def draw_fagan(ax: Axes, fig: dict[str, Any]) -> None:
     the right at y = logit(post), so each draw is a straight line.
     """
     lim = LIMIT
-    segments = [[(0.0, -pre), (2.0, pre + lr)] for pre, lr in zip(fig["pre"], fig["log_lr"])]
+    segments = [[(0.0, -pre), (2.0, pre + lr)] for pre, lr in zip(fig["pre"], fig["log_lr"], strict=True)]
     fan = LineCollection(segments, colors=RED, alpha=0.08, linewidths=0.7)
     fan.set_gid("fagan-fan")
     ax.add_collection(fan, autolim=False)

@@ -161,11 +161,11 @@ class _Pages:
         widths = [w * (PAGE_W - 2 * MARGIN) / total for w in widths]
 
         def row(cells: list[str], bold: bool) -> None:
-            wrapped = [self.wrap(c, w - 0.1, size, bold) for c, w in zip(cells, widths)]
+            wrapped = [self.wrap(c, w - 0.1, size, bold) for c, w in zip(cells, widths, strict=True)]
             h = max(len(c) for c in wrapped) * lh + 0.05
             self.need(h)
             x = MARGIN
-            for lines, w in zip(wrapped, widths):
+            for lines, w in zip(wrapped, widths, strict=True):
                 for i, line in enumerate(lines):
                     self.text(x + 0.03, self.y - 0.025 - i * lh, line, size, weight="bold" if bold else "normal")
                 x += w
@@ -201,9 +201,9 @@ class _Pages:
                advance: bool = True, rect: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)) -> None:
         self.need(height)
         x = MARGIN if x is None else x
-        l, b, w, h = rect
-        ax = self.fig.add_axes(((x + l * width) / PAGE_W, (self.y - height + b * height) / PAGE_H,
-                                w * width / PAGE_W, h * height / PAGE_H))
+        rl, rb, rw, rh = rect
+        ax = self.fig.add_axes(((x + rl * width) / PAGE_W, (self.y - height + rb * height) / PAGE_H,
+                                rw * width / PAGE_W, rh * height / PAGE_H))
         FG.DRAW[name][0](ax, fig_ctx)
         if advance:
             self.y -= height + 0.05
@@ -287,6 +287,7 @@ def pages(ctx: dict[str, Any]) -> list[Any]:
             pg.table(["Finding", f"Median factor, clinical order ({ci}% CrI)", "Median factor, order-free (Shapley)",
                       "Evidence (references below)"],
                      [[r["label"], r["factor_text"], r["shapley"],
+                       f"as {r['same_as']}" if r["same_as"] else
                        "; ".join(f"{g['label']}: {_plain_refs(g['refs'])}" for g in r["evidence"])]
                       for r in ctx["findings_table"]], [1.6, 1.3, 0.8, 2.6], size=6.8)
         else:

@@ -4,7 +4,9 @@
 
 What is simulated (and what is not)
 -----------------------------------
-Every weight is set to 1 (``weights_one``): a power prior is not a generative model. For each
+Every likelihood weight is set to 1 (``weights_one``): a power prior is not a generative model. (The
+lineage-share Dirichlet of ``pretest.yaml`` is a prior, compiled into the model: it is simulated from as
+compiled, with its stated weight.) For each
 simulation, one parameter set is drawn from the model's priors (:func:`model.criticism.prior_draws`:
 base Betas, expert-judgment Betas, the Dirichlet/log-normal pretest priors, the form weights), the
 cohort counts are simulated from it, x ~ Binomial(n, rate) for every tree entry (``entry_x``) and
@@ -77,8 +79,6 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     bins : int
         Bins of the rank histograms for the chi-square statistics (L + 1 must be divisible by it).
     """
-    from scipy import stats
-
     from model import cache as C
     from model import criticism as K
     from model import design as D
@@ -87,7 +87,9 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     if (thin_to + 1) % bins:
         raise ValueError(f"thin_to + 1 ({thin_to + 1}) must be divisible by bins ({bins})")
     v = variants.get(variant, evidence.forms)
-    d = D.build(evidence, v, weights_one=True)
+    # Weights 1 for every likelihood term (the data below). The lineage-share Dirichlet's pseudo-counts
+    # are a prior built into the compiled graph (not pm.Data): simulate from that prior, as compiled.
+    d = dataclasses.replace(D.build(evidence, v, weights_one=True), lineage_alpha=D.build(evidence, v).lineage_alpha)
     rng = np.random.default_rng(seed)
     settings = C.Settings(draws=draws, tune=tune, chains=chains, seed=seed)
     labels = None
@@ -109,10 +111,25 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
         if progress:
             print(f"sbc: {s + 1}/{simulations} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     seconds = time.perf_counter() - t0
-    r = np.array(ranks)  # (sim, param)
+    out = summarise(np.array(ranks), [lb for lb, _, _ in labels], thin_to=thin_to, bins=bins)
+    return {
+        "variant": variant, "evidence_hash": evidence.hash, "simulations": simulations,
+        "settings": {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "thin_to": thin_to, "bins": bins},
+        "what": "cohort counts (entry_x, sentry_x) simulated from the prior, weights 1, case weights 0",
+        **out,
+        "divergences": int(sum(x["divergences"] for x in diags)),
+        "seconds": seconds, "compile_seconds": t_compiled,
+    }
+
+
+def summarise(r: np.ndarray, labels: list[str], *, thin_to: int, bins: int = 10) -> dict[str, Any]:
+    """Rank statistics of ranks ``r`` (simulation, parameter) in 0..``thin_to``: per-parameter and
+    pooled chi-square tests of uniformity over ``bins`` bins, and simultaneous ECDF-band exits."""
+    from scipy import stats
+
     width = (thin_to + 1) // bins
     per = []
-    for j, (label, _, _) in enumerate(labels):
+    for j, label in enumerate(labels):
         counts = np.bincount(r[:, j] // width, minlength=bins)
         chi2 = stats.chisquare(counts)
         per.append({"parameter": label, "chi2": float(chi2.statistic), "p_value": float(chi2.pvalue),
@@ -123,15 +140,10 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     for row, e in zip(per, band_exits, strict=True):
         row["outside_ecdf_band"] = e
     return {
-        "variant": variant, "evidence_hash": evidence.hash, "simulations": simulations,
-        "settings": {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "thin_to": thin_to, "bins": bins},
-        "what": "cohort counts (entry_x, sentry_x) simulated from the prior, weights 1, case weights 0",
-        "parameters": [lb for lb, _, _ in labels], "ranks": r.tolist(), "per_parameter": per,
+        "parameters": list(labels), "ranks": r.tolist(), "per_parameter": per,
         "pooled": {"counts": pooled_counts.tolist(), "chi2": float(pooled.statistic), "p_value": float(pooled.pvalue)},
         "min_p_value": float(min(p["p_value"] for p in per)),
         "bonferroni_failures": [p["parameter"] for p in per if p["p_value"] < 0.01 / len(per)],
-        "divergences": int(sum(x["divergences"] for x in diags)),
-        "seconds": seconds, "compile_seconds": t_compiled,
     }
 
 

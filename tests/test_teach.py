@@ -177,8 +177,9 @@ def test_page_tables_round_trip(draws_subtype, tables_subtype):
     back = json.loads(text)
     n, K = tables_subtype.n, len(tables_subtype.is_l)
     assert back["n"] == n and len(back["logit_prior"]) == n
-    assert np.array(back["log_sl"]).shape == (n, 12) and np.array(back["log_sb"]).shape == (n, 12)
-    assert np.array(back["level_lp"]).shape == (n, K, 14) and np.array(back["logw"]).shape == (n, K)
+    assert np.array(back["log_sk"]).shape == (n, K, 12)
+    assert np.max(np.abs(np.array(back["log_sk"]) - tables_subtype.log_sk)) <= 0.5e-4 + 1e-12
+    assert np.array(back["level_lp"]).shape == (n, K, 14)
     assert np.max(np.abs(np.array(back["level_lp"]) - tables_subtype.level_lp)) <= 0.5e-4 + 1e-12
 
 

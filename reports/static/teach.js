@@ -1,7 +1,7 @@
 /* palsy teaching page: P(infiltration | findings) computed in the browser from every posterior draw.
  *
  * Mirrors model/answer.py: per draw s and component k,
- *   a[s,k] = logw[s,k] + stratum term + sum of level_lp[s,k,level] over the observed findings;
+ *   a[s,k] = log P(compatible strata, k | H) + sum of level_lp[s,k,level] over the observed findings;
  *   log p(x|L) = logsumexp over the L components, log p(x|B) = a[s,B];
  *   log odds = logit prior (or logit(pretest)) + log p(x|L) - log p(x|B).
  * The headline is the mean of expit(log odds) over draws; the median and the equal-tailed interval
@@ -118,21 +118,16 @@
         else if (p.kind === "remission") { remission = p.value; }
         else { for (s = 0; s < n; s++) { for (k = 0; k < K; k++) { acc[s][k] += model.level_lp[s][k][p.level]; } } }
       }
-      var mask = (lineage === null && remission === null) ? null : strataMask(model, lineage, remission);
+      var mask = strataMask(model, lineage, remission);
       var llr = new Float64Array(n);
       for (s = 0; s < n; s++) {
-        var sl = 0, sb = 0;
-        if (mask) {
-          var xl = [], xb = [];
-          for (var j = 0; j < mask.length; j++) {
-            if (mask[j]) { xl.push(model.log_sl[s][j]); xb.push(model.log_sb[s][j]); }
-          }
-          sl = logsumexp(xl); sb = logsumexp(xb);
-        }
         var ls = [], lb = 0;
         for (k = 0; k < K; k++) {
-          var a = model.logw[s][k] + acc[s][k];
-          if (model.is_l[k]) { ls.push(a + sl); } else { lb = a + sb; }
+          // log P(compatible strata, component | hypothesis): the forms' weights depend on lineage
+          var xs = [];
+          for (var j = 0; j < mask.length; j++) { if (mask[j]) { xs.push(model.log_sk[s][k][j]); } }
+          var a = logsumexp(xs) + acc[s][k];
+          if (model.is_l[k]) { ls.push(a); } else { lb = a; }
         }
         llr[s] = logsumexp(ls) - lb;
       }

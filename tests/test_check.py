@@ -1,0 +1,82 @@
+"""``palsy check``: the statistician's report (HTML with every section, numbers as JSON)."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from tests.conftest import run_palsy
+
+
+class _Sections(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids, self.imgs, self.external = set(), [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        for k in ("src", "href"):
+            v = a.get(k) or ""
+            if v.startswith(("http:", "https:", "//")):
+                self.external.append(v)
+
+
+def _fake_sbc(tmp_path):
+    import numpy as np
+
+    from scripts import sbc
+
+    rng = np.random.default_rng(0)
+    res = {"variant": "independent", "evidence_hash": "x" * 64, "simulations": 40, "what": "test",
+           "settings": {"draws": 1, "tune": 1, "chains": 2, "seed": 1, "thin_to": 99, "bins": 10},
+           "divergences": 0, "seconds": 0.0, "compile_seconds": 0.0,
+           **sbc.summarise(rng.integers(0, 100, size=(40, 2)), ["theta[L, a]", "p_facial"], thin_to=99)}
+    sbc.write(res, tmp_path / "sbc")
+    return tmp_path / "sbc" / sbc.RESULTS
+
+
+@pytest.mark.slow
+def test_check_report_has_every_section(tmp_path, posterior_independent, posterior_subtype):
+    from reports.check import SECTIONS
+
+    sbc_file = _fake_sbc(tmp_path)
+    proc = run_palsy("check", "--quick", "--out", str(tmp_path / "out"), "--sbc", str(sbc_file))
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "out" / "check.html").read_text()
+    p = _Sections()
+    p.feed(html)
+    assert set(SECTIONS) <= p.ids
+    assert not p.external
+    assert p.imgs and all(s.startswith("data:image/") for s in p.imgs)
+    assert any(s.startswith("data:image/svg+xml") for s in p.imgs)  # the SBC figure, inlined
+    assert "prior-only by design" in html and "prior-only" in html
+    assert "SBC was not run" not in html and "differs from the current evidence" in html
+    data = json.loads((tmp_path / "out" / "check.json").read_text())
+    assert set(data["variants"]) == {"independent", "subtype"}
+    for v in data["variants"].values():
+        assert v["diagnostics"]["ok"] in (True, False)
+        assert len(v["ppc_posterior"]) == len(v["ppc_prior"]) > 20
+        assert any(r["label"] == "prior-only by design" for r in v["psense"])
+    assert {r["model"] for r in data["loo"]["compare"]} == {"independent", "subtype"}
+    assert set(data["sensitivity"]["patients"]) == {"source-000-vignette", "source-001", "source-002"}
+    for rec in data["sensitivity"]["patients"].values():
+        assert rec["tornado"] and rec["w_case"] and rec["pretest"]
+
+
+def test_sbc_section_says_when_not_run(tmp_path):
+    from reports.check import _sbc
+
+    assert _sbc(tmp_path / "missing.json")["run"] is False
+
+
+def test_check_rejects_bad_input(tmp_path):
+    proc = run_palsy("check", "--variants", "nonsense", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert "nonsense" in proc.stderr and "allowed" in proc.stderr
+    assert not (tmp_path / "check.html").exists()
