@@ -176,7 +176,7 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
         hazard_mu=np.array([h[0] for h in hz]), hazard_sigma=np.array([h[1] for h in hz]),
         multiplier_mu=np.array([m[0] for m in mu_]), multiplier_sigma=np.array([m[1] for m in mu_]),
         p_facial_ab=(float(pf["a"]), float(pf["b"])), bell_mu=bell[0], bell_sigma=bell[1],
-        form_alpha=(np.tile([fp[f] for f in variant.l_components], (len(S.LINEAGES), 1)).astype(float)
+        form_alpha=(np.array([[fp[lin][f] for f in variant.l_components] for lin in S.LINEAGES], float)
                     if variant.is_mixture else np.zeros((len(S.LINEAGES), 0))),
     )
 

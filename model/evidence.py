@@ -227,8 +227,13 @@ class _Validator:
             self.err(file, "forms", "forms", f"{forms!r}: give a list of at least two distinct form names")
             forms = []
         fp = doc.get("form_prior")
-        if not (isinstance(fp, dict) and set(fp) == set(forms) and all(_is_num(v) and v > 0 for v in fp.values())):
-            self.err(file, "form_prior", "form_prior", f"{fp!r}: give a positive concentration for each form {forms}")
+        ok = lambda m: isinstance(m, dict) and set(m) == set(forms) and all(_is_num(v) and v > 0 for v in m.values())
+        if ok(fp):  # the same prior for every lineage
+            doc["form_prior"] = {lin: dict(fp) for lin in S.LINEAGES}
+        elif not (isinstance(fp, dict) and set(fp) == set(S.LINEAGES) and all(ok(m) for m in fp.values())):
+            self.err(file, "form_prior", "form_prior",
+                     f"{fp!r}: give a positive concentration for each form {forms}, "
+                     f"or such a mapping for each lineage {list(S.LINEAGES)}")
         return doc
 
     # -- cases.yaml ------------------------------------------------------------------------------

@@ -281,7 +281,7 @@ def test_wording_rules(reports, name):
     for span in page.prob_spans:  # every probability comes with its interval
         assert "CrI" in span or "set by hand" in span, span
     body = page.plain.split("2. Probability", 1)[1].split("7. Population", 1)[0]
-    for m in re.finditer(r"\d%", body):  # ... and every percentage in the answer's sections is in such a phrase
+    for m in re.finditer(r"\d%(?! CrI| credible)", body):  # ... and every percentage in the answer's sections is in such a phrase
         window = body[max(0, m.start() - 120): m.end() + 120]
         assert "CrI" in window, window
 
