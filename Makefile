@@ -43,7 +43,7 @@ benchmark: setup
 	$(PY) scripts/benchmark.py
 
 examples: setup
-	$(PY) scripts/build_examples.py
+	$(PY) -m scripts.build_examples
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

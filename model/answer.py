@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -176,7 +175,7 @@ def weighted_quantile(x: np.ndarray, q: np.ndarray | list[float], w: np.ndarray 
     cw = (cw - 0.5 * w[order]) / cw[..., -1:]
     if x.ndim == 1:
         return np.interp(q, cw, xs)
-    return np.stack([np.array([np.interp(qq, c, s) for c, s in zip(cw, xs)]) for qq in q])
+    return np.stack([np.array([np.interp(qq, c, s) for c, s in zip(cw, xs, strict=True)]) for qq in q])
 
 
 def summary(x: np.ndarray, ci: float, w: np.ndarray | None = None) -> dict[str, float]:
@@ -225,9 +224,8 @@ class Answer:
 
     def _contrib(self, arr: np.ndarray) -> list[dict[str, Any]]:
         out = []
-        for p, row in zip(self.players, arr):
+        for p, row in zip(self.players, arr, strict=True):
             s = summary(row, self.ci, self.weights)
-            s.pop("mean") if False else None
             out.append({"finding": p.finding, "index": p.index, "value": p.value,
                         "log_lr": s, "factor_median": math.exp(s["median"])})
         return out

@@ -45,7 +45,7 @@ class Draws:
 
     def case_index(self, patient_id: str) -> int | None:
         """Index of the library case that is this patient (by id or alias), if any."""
-        for i, (cid, aka) in enumerate(zip(self.meta["case_ids"], self.meta["case_aliases"])):
+        for i, (cid, aka) in enumerate(zip(self.meta["case_ids"], self.meta["case_aliases"], strict=True)):
             if patient_id == cid or patient_id in aka:
                 return i
         return None

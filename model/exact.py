@@ -60,14 +60,14 @@ def node_counts(d: D.Design) -> tuple[np.ndarray, np.ndarray]:
     if d.variant.is_mixture:
         raise ValueError("the conjugate posterior exists for the independent variant only")
     a, b = d.prior_a.copy(), d.prior_b.copy()
-    for lvl, of, mem, x, n, w in zip(d.entry_level, d.entry_of, d.entry_members, d.entry_x, d.entry_n, d.entry_w):
+    for lvl, of, mem, x, n, w in zip(d.entry_level, d.entry_of, d.entry_members, d.entry_x, d.entry_n, d.entry_w, strict=True):
         item, success = _group(lvl)
         _, of_levels = _group(of)
         node = S.find_node(item, success, of_levels)
         k = int(np.flatnonzero(mem)[0])
         a[k, node] += w * x
         b[k, node] += w * (n - x)
-    for mask, case_w in zip(d.obs_mask, d.obs_case.T @ np.full(len(d.case_ids), d.w_case)):
+    for mask, case_w in zip(d.obs_mask, d.obs_case.T @ np.full(len(d.case_ids), d.w_case), strict=True):
         item, levels = _group(mask)
         for node, success in S.group_path(item, levels):
             if success:

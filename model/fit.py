@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from model import __version__
+from model import __version__, variants
 from model import build as B
 from model import cache as C
 from model import design as D
-from model import likelihood as LK
-from model import variants
-from model.draws import CorruptDraws, Draws
 from model import draws as draws_io
+from model import likelihood as LK
+from model.draws import CorruptDraws, Draws
 from model.evidence import Evidence
 
 log = logging.getLogger("palsy")

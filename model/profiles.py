@@ -107,5 +107,5 @@ def summaries(lo: np.ndarray, ci: float = 0.9, chunk: int = 2048) -> dict[str, n
 
 def patient(base_index: int, seq_index: int) -> F.Patient:
     """The patient of a profile (for checking against :func:`model.answer.answer`)."""
-    values = dict(zip(BASE_FINDINGS, base_profiles()[base_index]))
+    values = dict(zip(BASE_FINDINGS, base_profiles()[base_index], strict=True))
     return F.parse_patient({**values, "csf": list(csf_sequences()[seq_index])})

@@ -41,7 +41,7 @@ def _probability(name: str):
         try:
             x = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--{name}: {text!r} is not a number; give a probability strictly between 0 and 1")
+            raise argparse.ArgumentTypeError(f"--{name}: {text!r} is not a number; give a probability strictly between 0 and 1") from None
         if not 0 < x < 1:
             raise argparse.ArgumentTypeError(f"--{name}: {text!r} is not allowed; give a probability strictly between 0 and 1")
         return x

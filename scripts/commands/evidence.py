@@ -48,8 +48,8 @@ def rows(ev: E.Evidence) -> list[dict]:
 
 
 def _levels(e: E.Entry) -> tuple[str, ...]:
-    from model import structure as S
     from model import findings as F
+    from model import structure as S
     return S.ITEMS.get(e.item) or F.LEVELS[e.finding]
 
 

@@ -43,7 +43,7 @@ def table(ans: A.Answer) -> str:
     ]
     if not d["contributions"]:
         lines.append("  (no findings given: the answer is the base rate)")
-    for c, s in zip(d["contributions"], d["shapley"]):
+    for c, s in zip(d["contributions"], d["shapley"], strict=True):
         lr = c["log_lr"]
         label = f"LP {c['index']} {c['value']}" if c["finding"] == "csf" else f"{c['finding']}: {c['value']}"
         lines.append(f"  {label:<52} {W.factor(lr['median']):>9}  ({W.factor(lr['lower'])} to {W.factor(lr['upper'])})"
