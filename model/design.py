@@ -83,7 +83,8 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
     w_case : float, optional
         Overrides ``model.yaml``'s case weight (sensitivity runs).
     weights_one : bool
-        Sets every weight to 1 (simulation-based calibration: a power prior is not generative).
+        Sets every likelihood weight to 1 (simulation-based calibration: a power prior is not
+        generative). Priors, including those built from counts, are unchanged.
     """
     comps = variant.components
     K = len(comps)
@@ -144,7 +145,9 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
 
     pt = evidence.pretest
     counts = pt["lineage_share"]["counts"]
-    lw = 1.0 if weights_one else float(pt["lineage_share"]["weight"])
+    # The lineage shares' Dirichlet is a prior built from counts, not a likelihood: weights_one
+    # (which concerns the power-prior weights of likelihood terms) leaves it as stated.
+    lw = float(pt["lineage_share"]["weight"])
     lineage_alpha = np.array([1.0 + lw * counts[lv] for lv in S.LINEAGES])
     remission_alpha = np.array([
         [pt["remission_share"][lv]["concentration"] * pt["remission_share"][lv]["mean"][r] for r in S.REMISSIONS]

@@ -132,7 +132,7 @@ def _sbc(path: Path | None) -> dict[str, Any]:
             "band_exits": [r["parameter"] for r in res["per_parameter"] if r.get("outside_ecdf_band")]}
 
 
-def context(results: dict[str, Any], *, sbc_path: Path | None = None) -> dict[str, Any]:
+def context(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = None) -> dict[str, Any]:
     """The template's context: numbers from ``results`` and inline figures."""
     variants = {}
     for name, v in results["variants"].items():
@@ -154,7 +154,8 @@ def context(results: dict[str, Any], *, sbc_path: Path | None = None) -> dict[st
         for pid, rec in sens["patients"].items():
             tornados[pid] = tornado_figure(pid, rec)
     return {"variants": variants, "loo": results.get("loo"), "sensitivity": sens, "tornados": tornados,
-            "sbc": _sbc(sbc_path), "evidence_hash": results["evidence_hash"], "percent": percent,
+            "sbc_runs": [_sbc(p) for p in (sbc_path if isinstance(sbc_path, list) else [sbc_path])],
+            "evidence_hash": results["evidence_hash"], "percent": percent,
             "sections": SECTIONS}
 
 
@@ -168,7 +169,7 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-def render(results: dict[str, Any], *, sbc_path: Path | None = None) -> str:
+def render(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = None) -> str:
     """The report as one self-contained HTML string."""
     import jinja2
 
@@ -178,7 +179,7 @@ def render(results: dict[str, Any], *, sbc_path: Path | None = None) -> str:
     return env.get_template("check.html").render(**context(results, sbc_path=sbc_path))
 
 
-def write(results: dict[str, Any], out: Path, *, sbc_path: Path | None = None) -> tuple[Path, Path]:
+def write(results: dict[str, Any], out: Path, *, sbc_path: Path | list[Path] | None = None) -> tuple[Path, Path]:
     """Write ``check.html`` and ``check.json`` (the numbers) into ``out`` atomically."""
     from model.criticism import to_json
     from model.draws import atomic_write

@@ -87,9 +87,9 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     if (thin_to + 1) % bins:
         raise ValueError(f"thin_to + 1 ({thin_to + 1}) must be divisible by bins ({bins})")
     v = variants.get(variant, evidence.forms)
-    # Weights 1 for every likelihood term (the data below). The lineage-share Dirichlet's pseudo-counts
-    # are a prior built into the compiled graph (not pm.Data): simulate from that prior, as compiled.
-    d = dataclasses.replace(D.build(evidence, v, weights_one=True), lineage_alpha=D.build(evidence, v).lineage_alpha)
+    # Weights 1 for every likelihood term (the data below); priors, including the lineage-share
+    # Dirichlet built from counts, are as compiled.
+    d = D.build(evidence, v, weights_one=True)
     rng = np.random.default_rng(seed)
     settings = C.Settings(draws=draws, tune=tune, chains=chains, seed=seed)
     labels = None

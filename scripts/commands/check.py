@@ -10,7 +10,7 @@ from model import cache as C
 from model import variants
 from scripts.commands import common
 
-DEFAULT_SBC = common.REPO / "docs" / "sbc" / "sbc_results.json"
+DEFAULT_SBC = (common.REPO / "docs" / "sbc" / "sbc_results.json", common.REPO / "docs" / "sbc" / "subtype" / "sbc_results.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"variant whose answers are tested for sensitivity (default {variants.DEFAULT_VARIANT})")
     p.add_argument("--quick", action="store_true",
                    help="no refits: w_case and source removals by PSIS only (unreliable ones flagged)")
-    p.add_argument("--sbc", default=str(DEFAULT_SBC), help="SBC results file written by scripts/sbc.py")
+    p.add_argument("--sbc", default=",".join(str(x) for x in DEFAULT_SBC),
+                   help="SBC results files written by scripts/sbc.py, comma-separated (default: docs/sbc/, both variants)")
     p.add_argument("--refit-draws", type=int, default=500, help="draws per chain of each sensitivity refit (default 500)")
 
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     print("palsy check: predictive checks, LOO, psense, answer sensitivity...", file=sys.stderr)
     results = criticism.run_all(ev, posts, patients, sensitivity_variant=args.sensitivity_variant,
                                 refit=not args.quick, refit_settings=rs)
-    html, js = report.write(results, Path(args.out), sbc_path=Path(args.sbc))
+    html, js = report.write(results, Path(args.out), sbc_path=[Path(x) for x in args.sbc.split(",") if x])
     print(f"wrote {html}")
     print(f"wrote {js}")
     return 0
