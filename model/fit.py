@@ -157,12 +157,15 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
     }
     dr = Draws(params, meta, d.w_case * ll)
     if use_cache:
-        _store(folder, dt, dr, ll)
+        _store(folder, dt, dr, ll, d)
     return Posterior(dr, folder if use_cache else None, False, seconds)
 
 
-def _store(folder: Path, dt, dr: Draws, ll: np.ndarray) -> None:
+def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
+    """Write the netCDF (posterior, sample_stats, log_likelihood, log_prior) and draws.npz."""
     import xarray as xr
+
+    from model import criticism
 
     chains, n = dt["posterior"].dataset.sizes["chain"], dt["posterior"].dataset.sizes["draw"]
     cases = dr.meta["case_ids"]
@@ -171,6 +174,14 @@ def _store(folder: Path, dt, dr: Draws, ll: np.ndarray) -> None:
         "cases": (("chain", "draw", "case"), ll.reshape(shape).transpose(1, 2, 0)),
         "cases_weighted": (("chain", "draw", "case"), (dr.case_loglik).reshape(shape).transpose(1, 2, 0)),
     }, coords={"chain": np.arange(chains), "draw": np.arange(n), "case": cases})
+    post = dt["posterior"].dataset
+    lp = {}
+    for name, a in criticism.log_prior(dr.params, d).items():
+        a = a.reshape(chains, n, *a.shape[1:])
+        dims = list(post[name].dims) if a.shape == post[name].shape else \
+            ["chain", "draw", *list(post[name].dims[2:2 + a.ndim - 2])]
+        lp[name] = (dims, a)
+    dt["log_prior"] = xr.Dataset(lp, coords={"chain": np.arange(chains), "draw": np.arange(n)})
     for group in list(dt.children):
         if group.startswith("warmup"):
             del dt[group]
