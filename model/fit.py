@@ -75,8 +75,10 @@ def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings()
     updates.update(data or {})
     if updates:
         compiled = compiled.with_data(**updates)
-        d = dataclasses.replace(d, **{k: v for k, v in updates.items() if k != "case_w"},
-                                w_case=float(updates.get("case_w", np.array([d.w_case]))[0]) if len(d.case_ids) else d.w_case)
+        case_w = np.asarray(updates.pop("case_w", np.full(len(d.case_ids), d.w_case)), float)
+        d = dataclasses.replace(d, **updates)
+        if case_w.size and np.all(case_w == case_w[0]):  # per-case weights live in the compiled data
+            d = dataclasses.replace(d, w_case=float(case_w[0]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dt = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,

@@ -33,7 +33,6 @@ def component_terms(t: A.Tables, dtype=np.float32) -> tuple[np.ndarray, np.ndarr
     terms = [lin.reshape(len(S.LINEAGES), len(S.REMISSIONS), t.n, -1)]
     for name in BASE_FINDINGS[2:]:
         terms.append(np.stack([t.level_lp[:, :, S.LEVEL_INDEX[(name, lv)]] for lv in F.LEVELS[name]]))
-    base = terms[0][:, :, None, None, None, None]
     base = (terms[0][:, :, None, None, None, None] + terms[1][None, None, :, None, None, None]
             + terms[2][None, None, None, :, None, None] + terms[3][None, None, None, None, :, None]
             + terms[4][None, None, None, None, None, :])
