@@ -17,15 +17,13 @@ from model import likelihood as LK
 from model import structure as S
 from model import variants
 from model.evidence import Evidence
+from model.prior import PARAMETERS  # noqa: F401  (re-exported)
 
 PT = types.SimpleNamespace(
     exp=pt.exp, log=pt.log, log1p=pt.log1p, logsumexp=pt.logsumexp,
     concatenate=pt.concatenate, ones_like=pt.ones_like,
 )
 
-#: Free parameters, in the order the draws store them.
-PARAMETERS = ("theta", "lineage_share", "remission_share", "relapse_hazard", "remission_multiplier",
-              "p_facial", "bell_incidence", "omega")
 
 
 def from_design(d: D.Design) -> pm.Model:

@@ -33,7 +33,7 @@ def root() -> Path:
 
 
 #: The sources that define the model: a change to any of them invalidates cached fits.
-MODEL_SOURCES = ("structure.py", "design.py", "likelihood.py", "build.py", "fit.py", "variants.py")
+MODEL_SOURCES = ("structure.py", "design.py", "likelihood.py", "prior.py", "build.py", "fit.py", "variants.py")
 
 
 def code_hash() -> str:

@@ -33,7 +33,6 @@ of both variants' LOO (their elpd is identical, 0).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,96 +45,23 @@ from model import likelihood as LK
 from model import structure as S
 from model.draws import Draws
 from model.evidence import Evidence
+from model.prior import PARAMETERS, beta_lpdf
+from model.prior import draws as prior_draws
+from model.prior import log_density as log_prior
 from model.psis import psis_weights
 
 CI = 0.9
-PARAM_NAMES = ("theta", "lineage_share", "remission_share", "relapse_hazard", "remission_multiplier",
-               "p_facial", "bell_incidence", "omega")
+PARAM_NAMES = PARAMETERS
 PRIOR_ONLY = "prior-only by design"
 
 
 # --- prior draws and densities ---------------------------------------------------------------------
 
-def prior_draws(d: D.Design, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Draw ``n`` parameter sets from the model's priors (those of :mod:`model.build`), in numpy.
-
-    The priors are the base Betas (with expert-judgment Betas where given), the Dirichlet and
-    log-normal pretest priors and, for the subtype variant, the form weights' Dirichlet. Cohort
-    counts and cases are likelihood, not prior: they are not in these draws.
-    """
-    K, N = d.prior_a.shape
-    out = {
-        "theta": rng.beta(d.prior_a, d.prior_b, size=(n, K, N)),
-        "lineage_share": rng.dirichlet(d.lineage_alpha, n),
-        "remission_share": np.stack([rng.dirichlet(a, n) for a in d.remission_alpha], axis=1),
-        "relapse_hazard": np.exp(rng.normal(d.hazard_mu, d.hazard_sigma, (n, len(d.hazard_mu)))),
-        "remission_multiplier": np.exp(rng.normal(d.multiplier_mu, d.multiplier_sigma, (n, len(d.multiplier_mu)))),
-        "p_facial": rng.beta(d.p_facial_ab[0], d.p_facial_ab[1], n),
-        "bell_incidence": np.exp(rng.normal(d.bell_mu, d.bell_sigma, n)),
-    }
-    if d.variant.is_mixture:  # omega (lineage, form): one Dirichlet per lineage
-        out["omega"] = np.stack([rng.dirichlet(a, n) for a in d.form_alpha], axis=1)
-    # keep theta strictly inside (0, 1): a Beta(1, 49) draw can underflow to 0 in float64 only rarely,
-    # but log(0) would poison every downstream sum
-    out["theta"] = np.clip(out["theta"], 1e-12, 1 - 1e-12)
-    return out
-
-
-def _beta_lpdf(x: np.ndarray, a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
-    from scipy.special import betaln
-
-    return (a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - betaln(a, b)
-
-
-def _dirichlet_lpdf(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    from scipy.special import gammaln
-
-    return ((alpha - 1) * np.log(x)).sum(-1) + gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1)
-
-
-def _lognormal_lpdf(x: np.ndarray, mu: np.ndarray | float, sigma: np.ndarray | float) -> np.ndarray:
-    lx = np.log(x)
-    return -lx - np.log(sigma) - 0.5 * math.log(2 * math.pi) - 0.5 * ((lx - mu) / sigma) ** 2
-
-
-def log_prior(params: dict[str, np.ndarray], d: D.Design) -> dict[str, np.ndarray]:
-    """Log prior density of each parameter (constrained space, as :func:`pm.stats.compute_log_prior`).
-
-    Returns arrays with the leading sample dim and the parameter's own dims, except the Dirichlets,
-    whose density is one number per simplex (``remission_share`` and ``omega``: one per lineage).
-    """
-    out = {
-        "theta": _beta_lpdf(params["theta"], d.prior_a, d.prior_b),
-        "lineage_share": _dirichlet_lpdf(params["lineage_share"], d.lineage_alpha),
-        "remission_share": _dirichlet_lpdf(params["remission_share"], d.remission_alpha),
-        "relapse_hazard": _lognormal_lpdf(params["relapse_hazard"], d.hazard_mu, d.hazard_sigma),
-        "remission_multiplier": _lognormal_lpdf(params["remission_multiplier"], d.multiplier_mu, d.multiplier_sigma),
-        "p_facial": _beta_lpdf(params["p_facial"], *d.p_facial_ab),
-        "bell_incidence": _lognormal_lpdf(params["bell_incidence"], d.bell_mu, d.bell_sigma),
-    }
-    if "omega" in params:
-        out["omega"] = _dirichlet_lpdf(params["omega"], d.form_alpha)
-    return out
-
-
 # --- likelihood pieces in numpy --------------------------------------------------------------------
-
-def _stratum_sum(pl: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    m = masks.reshape(-1, len(S.LINEAGES), len(S.REMISSIONS))
-    return (pl[..., None, :, :] * m).sum(axis=(-2, -1))
-
 
 def entry_rates(params: dict[str, np.ndarray], d: D.Design) -> tuple[np.ndarray, np.ndarray]:
     """Per draw, the rate x/n each cohort entry estimates: tree entries (S, E), lineage/remission (S, E2)."""
-    theta = params["theta"]
-    lw = LK.component_logw(LK.NUMPY, params, d.prior_a.shape[0])
-    wts = d.entry_members.T if lw is None else np.exp(lw)[..., :, None] * d.entry_members.T
-    num = (np.exp(LK.group_logp(LK.NUMPY, theta, d.entry_level)) * wts).sum(axis=-2)
-    den = (np.exp(LK.group_logp(LK.NUMPY, theta, d.entry_of)) * wts).sum(axis=-2)
-    log_l, _, _ = LK.strata(LK.NUMPY, params)
-    pl = np.exp(log_l)
-    rs = _stratum_sum(pl, d.sentry_level) / _stratum_sum(pl, d.sentry_of)
-    return num / den, rs
+    return LK.entry_rate(LK.NUMPY, params, d), LK.stratum_entry_rate(LK.NUMPY, params, d)
 
 
 def loglik_terms(params: dict[str, np.ndarray], d: D.Design) -> dict[str, np.ndarray]:
@@ -604,7 +530,7 @@ def source_log_ratio(src: Source, params: dict[str, np.ndarray], d: D.Design,
            + t["cases_weighted"][:, list(src.cases)].sum(-1))
     for k, node, a, b in src.expert:
         x = params["theta"][:, k, node]
-        lr = lr + _beta_lpdf(x, a, b) - _beta_lpdf(x, d.prior_a[k, node], d.prior_b[k, node])
+        lr = lr + beta_lpdf(x, a, b) - beta_lpdf(x, d.prior_a[k, node], d.prior_b[k, node])
     return lr
 
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from model import design as D
 from model import likelihood as LK
+from model import prior, variants
 from model import structure as S
-from model import variants
 from model.evidence import Evidence
 
 
@@ -82,32 +82,20 @@ def _group(mask: np.ndarray) -> tuple[str, tuple[str, ...]]:
     return keys[0][0], tuple(lv for _, lv in keys)
 
 
-def prior_pretest_draws(d: D.Design, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Draws of the pretest parameters from their priors (as in :mod:`model.build`)."""
-    return {
-        "lineage_share": rng.dirichlet(d.lineage_alpha, size=n),
-        "remission_share": np.stack([rng.dirichlet(a, size=n) for a in d.remission_alpha], axis=1),
-        "relapse_hazard": np.exp(rng.normal(d.hazard_mu, d.hazard_sigma, size=(n, len(d.hazard_mu)))),
-        "remission_multiplier": np.exp(rng.normal(d.multiplier_mu, d.multiplier_sigma, size=(n, len(d.multiplier_mu)))),
-        "p_facial": rng.beta(*d.p_facial_ab, size=n),
-        "bell_incidence": np.exp(rng.normal(d.bell_mu, d.bell_sigma, size=n)),
-    }
-
-
 def posterior(evidence: Evidence, *, n_importance: int = 200_000, seed: int = 1,
               w_case: float | None = None) -> ExactPosterior:
     """The exact posterior of the independent variant for ``evidence``."""
     d = D.build(evidence, variants.get("independent", evidence.forms), w_case=w_case)
     a, b = node_counts(d)
     rng = np.random.default_rng(seed)
-    pre = prior_pretest_draws(d, n_importance, rng)
+    pre = {k: v for k, v in prior.draws(d, n_importance, rng).items() if k != "theta"}
     # The stratum likelihood depends on the pretest block only; theta enters case_loglik's
     # findings part, which is constant here, so it is evaluated at the node means and removed.
     theta = np.broadcast_to(a / (a + b), (n_importance, *a.shape))
     params = {**pre, "theta": theta}
     ll = LK.stratum_entry_loglik(LK.NUMPY, params, d).sum(axis=-1)
     log_l, _, _ = LK.strata(LK.NUMPY, params)
-    stratum_case = np.log(LK._stratum_sum(np.exp(log_l), d.case_strata))  # (sample, case)
+    stratum_case = np.log(LK.stratum_sum(np.exp(log_l), d.case_strata))  # (sample, case)
     ll = ll + d.w_case * (stratum_case * (1 - d.case_condition)).sum(axis=-1)
     w = np.exp(ll - ll.max())
     return ExactPosterior(a, b, pre, w / w.sum())

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from model import __version__, variants
+from model import __version__, prior, variants
 from model import build as B
 from model import cache as C
 from model import design as D
@@ -115,7 +115,7 @@ def flat_params(dt) -> dict[str, np.ndarray]:
     """Posterior draws with chain and draw flattened into one leading ``sample`` dim."""
     post = dt["posterior"].to_dataset()
     out = {}
-    for name in B.PARAMETERS:
+    for name in prior.PARAMETERS:
         if name in post:
             a = post[name].values
             out[name] = a.reshape(-1, *a.shape[2:])
@@ -167,7 +167,6 @@ def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
     """Write the netCDF (posterior, sample_stats, log_likelihood, log_prior) and draws.npz."""
     import xarray as xr
 
-    from model import criticism
 
     chains, n = dt["posterior"].dataset.sizes["chain"], dt["posterior"].dataset.sizes["draw"]
     cases = dr.meta["case_ids"]
@@ -178,7 +177,7 @@ def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
     }, coords={"chain": np.arange(chains), "draw": np.arange(n), "case": cases})
     post = dt["posterior"].dataset
     lp = {}
-    for name, a in criticism.log_prior(dr.params, d).items():
+    for name, a in prior.log_density(dr.params, d).items():
         a = a.reshape(chains, n, *a.shape[1:])
         dims = list(post[name].dims) if a.shape == post[name].shape else \
             ["chain", "draw", *list(post[name].dims[2:2 + a.ndim - 2])]

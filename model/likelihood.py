@@ -91,7 +91,7 @@ def component_logw(ops, p, n_components: int):
     return ops.concatenate([ops.log(wbar), ops.log(ops.ones_like(wbar[..., :1]))], axis=-1)
 
 
-def _stratum_sum(pl, masks):
+def stratum_sum(pl, masks):
     """Sum of P(stratum) over each mask's strata: (..., lineage, remission) x (m, 12) -> (..., m)."""
     m = masks.reshape(-1, len(S.LINEAGES), len(S.REMISSIONS))
     return (pl[..., None, :, :] * m).sum(axis=(-2, -1))
@@ -101,22 +101,31 @@ def _binomial(ops, r, x, n, w):
     return w * (x * ops.log(r) + (n - x) * ops.log1p(-r))
 
 
-def entry_loglik(ops, p, d):
-    """Weighted log-likelihood of each cohort entry on a tree item (..., entry)."""
+def entry_rate(ops, p, d):
+    """The rate x/n each cohort entry on a tree item estimates, P(level | of, hypothesis) (..., entry)."""
     theta = p["theta"]
     lw = component_logw(ops, p, d.prior_a.shape[0])
     wts = d.entry_members.T if lw is None else ops.exp(lw)[..., :, None] * d.entry_members.T
     num = (ops.exp(group_logp(ops, theta, d.entry_level)) * wts).sum(axis=-2)
     den = (ops.exp(group_logp(ops, theta, d.entry_of)) * wts).sum(axis=-2)
-    return _binomial(ops, num / den, d.entry_x, d.entry_n, d.entry_w)
+    return num / den
+
+
+def stratum_entry_rate(ops, p, d):
+    """The rate each lineage/remission cohort entry estimates under L (..., entry)."""
+    log_l, _, _ = strata(ops, p)
+    pl = ops.exp(log_l)
+    return stratum_sum(pl, d.sentry_level) / stratum_sum(pl, d.sentry_of)
+
+
+def entry_loglik(ops, p, d):
+    """Weighted log-likelihood of each cohort entry on a tree item (..., entry)."""
+    return _binomial(ops, entry_rate(ops, p, d), d.entry_x, d.entry_n, d.entry_w)
 
 
 def stratum_entry_loglik(ops, p, d):
     """Weighted log-likelihood of each lineage/remission cohort entry under L (..., entry)."""
-    log_l, _, _ = strata(ops, p)
-    pl = ops.exp(log_l)
-    r = _stratum_sum(pl, d.sentry_level) / _stratum_sum(pl, d.sentry_of)
-    return _binomial(ops, r, d.sentry_x, d.sentry_n, d.sentry_w)
+    return _binomial(ops, stratum_entry_rate(ops, p, d), d.sentry_x, d.sentry_n, d.sentry_w)
 
 
 def case_loglik(ops, p, d):
@@ -133,9 +142,9 @@ def case_loglik(ops, p, d):
     log_l, _, _ = strata(ops, p)
     # log sum over the case's compatible strata of P(s | L); a case outside the population
     # (palsy at diagnosis) is conditioned on its lineage instead of informing P(s | L).
-    stratum = ops.log(_stratum_sum(ops.exp(log_l), d.case_strata))
+    stratum = ops.log(stratum_sum(ops.exp(log_l), d.case_strata))
     if "omega" not in p:
         return per_l[..., 0, :] + stratum * (1 - d.case_condition)
-    joint = ops.log(_stratum_sum(ops.exp(form_strata(ops, p)), d.case_strata))  # (..., form, case)
+    joint = ops.log(stratum_sum(ops.exp(form_strata(ops, p)), d.case_strata))  # (..., form, case)
     mask = np.where(d.case_forms.T > 0, 0.0, -np.inf)  # (L component, case)
     return ops.logsumexp(per_l + joint + mask, axis=-2) - stratum * d.case_condition

@@ -7,7 +7,7 @@ What is simulated (and what is not)
 Every likelihood weight is set to 1 (``weights_one``): a power prior is not a generative model. (The
 lineage-share Dirichlet of ``pretest.yaml`` is a prior, compiled into the model: it is simulated from as
 compiled, with its stated weight.) For each
-simulation, one parameter set is drawn from the model's priors (:func:`model.criticism.prior_draws`:
+simulation, one parameter set is drawn from the model's priors (:func:`model.prior.draws`:
 base Betas, expert-judgment Betas, the Dirichlet/log-normal pretest priors, the form weights), the
 cohort counts are simulated from it, x ~ Binomial(n, rate) for every tree entry (``entry_x``) and
 every lineage/remission entry (``sentry_x``), with the evidence's own n, and the model is refitted on
