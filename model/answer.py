@@ -1,19 +1,25 @@
-"""A patient's answer as pure functions over posterior draws (DESIGN §4): numpy only.
+"""A patient's answer over the differential, as pure functions over posterior draws (DESIGN §4).
 
-For each draw s and observed findings x:
+For each draw s, cause c and observed findings x:
 
-    log posterior odds_s = logit P_s(L) + log p_s(x | L) - log p_s(x | B)
+    log P_s(c | x) = log P_s(c) + log p_s(x | c) - logsumexp over the causes
+
+with p(x | infiltration) a mixture over the forms in the subtype variant. The context findings
+(lineage, remission, age, recent vincristine, recent HSCT) enter as likelihoods P(s | c) from the
+rate model; a missing one is marginalised over its patient-time share.
 
 Each observed finding is a *player* (each LP its own). The value of a set of players is the log
-likelihood ratio of those findings with the others marginalised (left out). Sequential
-contributions are differences of the values of growing prefixes in clinical order; Shapley values
-average the marginal contributions over all orders (exact over all subsets). Both sum, per draw,
-to the total shift, because both telescope from the empty set to the full set.
+odds of infiltration against the other causes considered, given those findings with the others
+marginalised. Sequential contributions are differences of the values of growing prefixes in clinical
+order; Shapley values average the marginal contributions over all orders: exactly (with identical LPs
+interchangeable) when there are few distinct coalitions, otherwise by antithetic permutation sampling
+per draw with its Monte Carlo error reported. Both sum, per draw, to the total shift.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from typing import Any
@@ -26,7 +32,12 @@ from model import structure as S
 from model.draws import Draws
 from model.psis import psis_weights
 
-CHUNK = 256  # subsets evaluated at once (bounds memory: CHUNK x draws x components)
+INFILTRATION = "infiltration"
+CHUNK = 32  # subsets evaluated at once (bounds memory: CHUNK x draws x components)
+EXACT_LIMIT = 512  # distinct coalitions up to which Shapley values are exact
+SHAPLEY_MC_TARGET = 0.01  # largest Monte Carlo standard error allowed on a Shapley value (log odds)
+SHAPLEY_MAX_PAIRS = 64  # antithetic permutation pairs per draw at most
+ATYPICAL_SIMULATIONS = 4  # simulated patients per draw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,13 +50,19 @@ class Player:
 
     @property
     def label(self) -> str:
-        return f"LP {self.index} {self.value}" if self.finding == "csf" else f"{self.finding} {self.value}"
+        return f"LP {self.index} {self.value}" if self.finding == "csf" else f"{self.finding}: {self.value}"
 
 
-def players(patient: F.Patient) -> list[Player]:
-    """The observed findings of ``patient`` in clinical order (unknown ones are not players)."""
+def players(patient: F.Patient, context: bool = True) -> list[Player]:
+    """The observed findings of ``patient`` in clinical order (unknown ones are not players).
+
+    ``forehead`` sets the scope and is not a player; ``context=False`` leaves out the context
+    findings (a clinician's ``--pretest`` already accounts for them).
+    """
     out = []
     for name in F.FINDINGS:
+        if name == "forehead" or (not context and name in F.CONTEXT):
+            continue
         if name == "csf":
             out += [Player("csf", i, lp.code) for i, lp in enumerate(patient.csf, start=1)]
         elif patient.level(name) is not None:
@@ -67,95 +84,213 @@ class Tables:
         p = draws.params
         self.draws = draws
         self.n = draws.n
-        self.log_sl, self.log_sb, self.logit_prior = LK.strata(LK.NUMPY, p)
-        self.level_lp = LK.level_logp(LK.NUMPY, p["theta"])  # (S, K, level)
-        K = self.level_lp.shape[1]
-        self.is_l = np.array([c != "B" for c in draws.components])
-        # log P(stratum, component | hypothesis) (S, K, 12): the forms' weights live here (they
-        # depend on the lineage), so the mixture weights below are zero.
-        log_lk = LK.form_strata(LK.NUMPY, p) if "omega" in p else self.log_sl[:, None]
-        self.log_sk = np.concatenate([log_lk, self.log_sb[:, None]], axis=1).reshape(self.n, K, -1)
+        self.causes = draws.causes
+        self.component_cause = np.array([self.causes.index(c) for c in draws.component_causes])
+        self.cause_components = [np.flatnonzero(self.component_cause == j) for j in range(len(self.causes))]
+        self.log_prior, self.log_sk = LK.component_strata(LK.NUMPY, p, draws.rate_arrays)  # (S, C), (S, K, N)
         self.p_sk = np.exp(self.log_sk)
-        self.logw = np.zeros((self.n, K))
+        self.level_lp = LK.level_logp(LK.NUMPY, p["theta"])  # (S, K, level)
+        self.settings = draws.meta["answer_settings"]
+        self.default_method = self.settings["unknown_csf_method"]
 
-    def stratum_term(self, lineage: str | None, remission: str | None) -> np.ndarray:
-        """Log P(lineage, remission, component | hypothesis) with unknowns marginalised (S, K).
+    def context_term(self, values: dict[str, str | None]) -> np.ndarray:
+        """Log P(context, component | cause of the component) with unknowns marginalised (S, K)."""
+        return np.log(self.p_sk @ S.stratum_mask(values))
 
-        With both unknown this is the log weight of each form within L (0 for B and for the
-        single L of the independent variant)."""
-        m = S.stratum_mask(lineage, remission).ravel()
-        return np.log(self.p_sk @ m)
+    def by_cause(self, a: np.ndarray) -> np.ndarray:
+        """Per-cause log mixture of per-component log probabilities (..., K) -> (..., C)."""
+        return np.stack([LK.NUMPY.logsumexp(a[..., idx], axis=-1) for idx in self.cause_components], axis=-1)
+
+
+def _softmax(lp: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, zero outside ``active`` causes."""
+    lp = np.where(active, lp, -np.inf)
+    return np.exp(lp - LK.NUMPY.logsumexp(lp, axis=-1)[..., None])
 
 
 class Game:
-    """The players of one patient and the value of any subset of them, per draw."""
+    """The players of one patient and the value of any subset of them, per draw.
 
-    def __init__(self, tables: Tables, plist: list[Player]) -> None:
-        self.t = tables
+    ``base`` (S, C) is the log prior of each cause before the players and ``offset`` (S, K) a
+    per-component log term that applies whatever the subset (with ``--pretest``: the context).
+    """
+
+    def __init__(self, t: Tables, plist: list[Player], patient: F.Patient, active: np.ndarray,
+                 base: np.ndarray, offset: np.ndarray) -> None:
+        self.t = t
         self.players = plist
-        self.tree = [i for i, p in enumerate(plist) if p.finding not in ("lineage", "remission")]
-        self.tree_lp = np.stack([tables.level_lp[:, :, _level_index(plist[i])] for i in self.tree]) \
-            if self.tree else np.zeros((0, tables.n, len(tables.is_l)))
-        self.lin = next((i for i, p in enumerate(plist) if p.finding == "lineage"), None)
-        self.rem = next((i for i, p in enumerate(plist) if p.finding == "remission"), None)
-        lv = plist[self.lin].value if self.lin is not None else None
-        rv = plist[self.rem].value if self.rem is not None else None
-        self.strat = {(a, b): tables.stratum_term(lv if a else None, rv if b else None)
-                      for a in (False, True) for b in (False, True)}
+        self.active = active
+        self.base = base
+        self.offset = offset
+        self.inf = t.causes.index(INFILTRATION)
+        n = len(plist)
+        self.ctx = [i for i, p in enumerate(plist) if p.finding in F.CONTEXT]
+        self.tree = [i for i, p in enumerate(plist) if p.finding not in F.CONTEXT and p.finding != "csf_profile"]
+        self.tree_lp = (np.stack([t.level_lp[:, :, _level_index(plist[i])] for i in self.tree])
+                        if self.tree else np.zeros((0, t.n, len(t.component_cause))))
+        # context: the term of every combination of the context players (bit j = ctx player j in)
+        self.ctx_terms = np.stack([
+            t.context_term({plist[i].finding: plist[i].value for j, i in enumerate(self.ctx) if code >> j & 1})
+            for code in range(2 ** len(self.ctx))])
+        # the CSF profile, modelled jointly with the first LP's result
+        self.profile = next((i for i, p in enumerate(plist) if p.finding == "csf_profile"), None)
+        self.lp1 = next((i for i, p in enumerate(plist) if p.finding == "csf" and p.index == 1), None)
+        self.first_method = patient.csf[0].method if patient.csf else t.default_method
+        if self.profile is not None:
+            level = plist[self.profile].value
+            self.prof_given = {r: t.level_lp[:, :, S.LEVEL_INDEX[(S.profile_item(r), level)]] for r in F.CSF_RESULTS}
+            self.prof_joint = self.prof_given[patient.csf[0].result] if patient.csf else None
+            self.prof_marg = self.profile_marginal(self.first_method)
+        self.n_players = n
 
-    def log_p(self, subsets: np.ndarray, extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """log p(x_S | L) and log p(x_S | B), each (subset, draw), for 0/1 ``subsets`` (subset, player).
+    def profile_marginal(self, method: str) -> np.ndarray:
+        """Log P(profile) with the first LP's result (read by ``method``) marginalised (S, K)."""
+        t = self.t
+        return np.logaddexp(*(t.level_lp[:, :, S.LEVEL_INDEX[(S.csf_item(method), r)]] + self.prof_given[r]
+                              for r in F.CSF_RESULTS))
 
-        ``extra`` (draw, component) adds the log probability of a hypothetical further result.
-        """
-        subsets = np.atleast_2d(subsets).astype(bool)
-        out_l, out_b = [], []
-        for start in range(0, len(subsets), CHUNK):
-            sub = subsets[start:start + CHUNK]
-            a = np.einsum("mp,psk->msk", sub[:, self.tree].astype(float), self.tree_lp)
-            lin = sub[:, self.lin] if self.lin is not None else np.zeros(len(sub), bool)
-            rem = sub[:, self.rem] if self.rem is not None else np.zeros(len(sub), bool)
-            for key, term in self.strat.items():
-                sel = (lin == key[0]) & (rem == key[1])
-                if sel.any():
-                    a[sel] += term
-            a += self.t.logw
+    def log_p_components(self, masks: np.ndarray) -> np.ndarray:
+        """Log p(x_S, component | cause) + offset for boolean ``masks`` (m, n) or per draw (m, S, n)."""
+        per_draw = masks.ndim == 3
+        m = len(masks)
+        t = self.t
+        if self.tree:
+            sub = masks[..., self.tree].astype(float)
+            a = np.einsum("msp,psk->msk" if per_draw else "mp,psk->msk", sub, self.tree_lp)
+        else:
+            a = np.zeros((m, t.n, len(t.component_cause)))
+        if self.ctx:
+            code = sum(masks[..., i].astype(int) << j for j, i in enumerate(self.ctx))
+            if per_draw:
+                a += self.ctx_terms[code, np.arange(t.n)[None, :]]
+            else:
+                a += self.ctx_terms[code]
+        else:
+            a += self.ctx_terms[0]
+        if self.profile is not None:
+            has_p = masks[..., self.profile]
+            has_1 = masks[..., self.lp1] if self.lp1 is not None else np.zeros_like(has_p)
+            joint = self.prof_joint if self.prof_joint is not None else self.prof_marg
+            term = np.where((has_p & has_1)[..., None], joint, 0.0) if per_draw else None
+            if per_draw:
+                a += term + np.where((has_p & ~has_1)[..., None], self.prof_marg, 0.0)
+            else:
+                a[has_p & has_1] += joint
+                a[has_p & ~has_1] += self.prof_marg
+        return a + self.offset
+
+    def log_joint(self, masks: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Log P(c) + log p(x_S | c) per cause (m, S, C); ``extra`` (S, K) adds a further result."""
+        out = []
+        for start in range(0, len(masks), CHUNK):
+            a = self.log_p_components(masks[start:start + CHUNK])
             if extra is not None:
-                a += extra
-            out_l.append(LK.NUMPY.logsumexp(np.where(self.t.is_l, a, -np.inf), axis=-1))
-            out_b.append(a[..., ~self.t.is_l][..., 0])
-        return np.concatenate(out_l), np.concatenate(out_b)
+                a = a + extra
+            out.append(self.base + self.t.by_cause(a))
+        return np.concatenate(out) if out else np.zeros((0, self.t.n, len(self.t.causes)))
 
-    def value(self, subsets: np.ndarray) -> np.ndarray:
-        """Log likelihood ratio of each subset of findings (subset, draw)."""
-        lp_l, lp_b = self.log_p(subsets)
-        return lp_l - lp_b
+    def log_odds(self, lj: np.ndarray) -> np.ndarray:
+        """Log odds of infiltration against the other active causes (..., C) -> (...)."""
+        others = np.where(self.active & (np.arange(len(self.active)) != self.inf), lj, -np.inf)
+        return lj[..., self.inf] - LK.NUMPY.logsumexp(others, axis=-1)
+
+    def value(self, masks: np.ndarray) -> np.ndarray:
+        """Log odds of infiltration given each subset of findings (m, S)."""
+        return self.log_odds(self.log_joint(masks))
 
 
-def sequential(game: Game) -> np.ndarray:
-    """Conditional log LR of each finding given those before it in clinical order (player, draw)."""
-    n = len(game.players)
+# --- contributions ---------------------------------------------------------------------------------
+
+def sequential(game: Game) -> tuple[np.ndarray, np.ndarray]:
+    """Per-finding change in the log odds in clinical order (player, draw), and the log joint of
+    every prefix (prefix, draw, cause) for the steps of the differential."""
+    n = game.n_players
     prefixes = np.tril(np.ones((n + 1, n)), k=-1).astype(bool)
-    v = game.value(prefixes)
-    return np.diff(v, axis=0)
+    lj = game.log_joint(prefixes)
+    return np.diff(game.log_odds(lj), axis=0), lj
 
 
-def shapley(game: Game) -> np.ndarray:
-    """Exact Shapley value of each finding over the log odds (player, draw)."""
-    n = len(game.players)
+def _types(game: Game) -> list[list[int]]:
+    """Groups of interchangeable players: identical LPs (the first LP is its own when the CSF
+    profile, modelled jointly with it, is known); every other player alone."""
+    groups: dict[Any, list[int]] = {}
+    for i, p in enumerate(game.players):
+        key = ("lp", p.value) if p.finding == "csf" and not (game.profile is not None and p.index == 1) else i
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def shapley(game: Game, rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Shapley value of each finding over the log odds (player, draw) and how it was computed.
+
+    Exact over the distinct coalitions (identical LPs interchangeable) when there are at most
+    :data:`EXACT_LIMIT`; otherwise antithetic permutation sampling per draw, adding pairs until the
+    Monte Carlo standard error of every mean Shapley value is below :data:`SHAPLEY_MC_TARGET`.
+    """
+    n, nd = game.n_players, game.t.n
     if n == 0:
-        return np.zeros((0, game.t.n))
-    codes = np.arange(2 ** n)
-    subsets = ((codes[:, None] >> np.arange(n)) & 1).astype(bool)
-    v = game.value(subsets)
-    size = subsets.sum(axis=1)
-    weight = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) if s < n else 0.0
-                       for s in range(n + 1)])
-    phi = np.empty((n, game.t.n))
-    for i in range(n):
-        without = codes[(codes >> i) & 1 == 0]
-        phi[i] = weight[size[without]] @ (v[without | (1 << i)] - v[without])
+        return np.zeros((0, nd)), {"method": "exact", "coalitions": 1, "mc_error": 0.0}
+    groups = _types(game)
+    sizes = [len(g) for g in groups]
+    n_profiles = math.prod(s + 1 for s in sizes)
+    if n_profiles <= EXACT_LIMIT:
+        return _shapley_exact(game, groups), {"method": "exact", "coalitions": n_profiles, "mc_error": 0.0}
+    return _shapley_sampled(game, rng or np.random.default_rng(0))
+
+
+def _shapley_exact(game: Game, groups: list[list[int]]) -> np.ndarray:
+    n, nd = game.n_players, game.t.n
+    sizes = [len(g) for g in groups]
+    profiles = list(itertools.product(*(range(s + 1) for s in sizes)))
+    index = {k: j for j, k in enumerate(profiles)}
+    masks = np.zeros((len(profiles), n), bool)
+    for j, k in enumerate(profiles):
+        for g, kk in zip(groups, k, strict=True):
+            masks[j, g[:kk]] = True
+    v = game.value(masks)
+    phi_group = np.zeros((len(groups), nd))
+    fact = [math.factorial(i) for i in range(n + 1)]
+    for t_idx, size_t in enumerate(sizes):
+        for k in profiles:
+            if k[t_idx] >= size_t:
+                continue
+            s = sum(k)
+            count = math.prod(math.comb(sz - (1 if j == t_idx else 0), kk) for j, (sz, kk) in enumerate(zip(sizes, k, strict=True)))
+            w = count * fact[s] * fact[n - s - 1] / fact[n]
+            up = list(k)
+            up[t_idx] += 1
+            phi_group[t_idx] += w * (v[index[tuple(up)]] - v[index[k]])
+    phi = np.zeros((n, nd))
+    for g, row in zip(groups, phi_group, strict=True):
+        phi[g] = row
     return phi
+
+
+def _shapley_sampled(game: Game, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    n, nd = game.n_players, game.t.n
+    sums = np.zeros((n, nd))
+    sq = np.zeros((n, nd))
+    pairs = 0
+    mc = np.inf
+    while pairs < SHAPLEY_MAX_PAIRS:
+        for _ in range(4):
+            perm = np.argsort(rng.random((nd, n)), axis=1)  # a permutation per draw
+            pair = np.zeros((n, nd))
+            for order in (perm, perm[:, ::-1]):  # antithetic: the reversed order
+                ranks = np.argsort(order, axis=1)  # position of each player, per draw
+                steps = np.arange(n + 1)[:, None, None] > ranks[None, :, :]  # (n+1, S, n): in the prefix
+                v = game.value(steps)  # (n+1, S)
+                contrib = v[ranks + 1, np.arange(nd)[:, None]] - v[ranks, np.arange(nd)[:, None]]  # (S, n)
+                pair += contrib.T / 2
+            sums += pair
+            sq += pair ** 2
+            pairs += 1
+        mean = sums / pairs
+        var = np.maximum(sq / pairs - mean ** 2, 0.0) / pairs  # variance of each draw's estimate
+        mc = float(np.sqrt(var.sum(axis=1)).max() / nd)  # s.e. of the mean Shapley value over draws
+        if mc < SHAPLEY_MC_TARGET:
+            break
+    return sums / pairs, {"method": "sampled", "permutation_pairs": pairs, "mc_error": mc}
 
 
 # --- summaries -----------------------------------------------------------------------------------
@@ -195,20 +330,37 @@ def probability_summary(log_odds: np.ndarray, ci: float, w: np.ndarray | None = 
 
 @dataclasses.dataclass(frozen=True)
 class Answer:
-    """A patient's answer; per-draw arrays for figures, and :meth:`to_json` for DESIGN §7."""
+    """A patient's answer; per-draw arrays for figures, and :meth:`to_dict` for DESIGN §7."""
 
     patient: F.Patient
     ci: float
     pretest: float | None
+    causes: tuple[str, ...]  # every modelled cause
+    active: np.ndarray  # (cause,) bool: the causes weighed (``--causes``)
+    prior_cause: np.ndarray  # (draw, cause) P(c) before any finding
+    posterior_cause: np.ndarray  # (draw, cause) P(c | findings)
     prior_log_odds: np.ndarray  # (draw,)
     posterior_log_odds: np.ndarray  # (draw,)
     players: tuple[Player, ...]
     sequential: np.ndarray  # (player, draw)
     shapley: np.ndarray  # (player, draw)
+    shapley_method: dict[str, Any]
+    step_cause: np.ndarray  # (step, draw, cause): P(c) after each prefix, step 0 the prior
     next_tests: tuple[dict[str, Any], ...]
+    atypical: dict[str, Any]
+    scope_notes: tuple[str, ...]
+    warnings: tuple[str, ...]
     weights: np.ndarray | None
     model: dict[str, Any]
     left_out: dict[str, Any] | None = None
+
+    @property
+    def in_scope(self) -> bool:
+        return self.patient.in_scope
+
+    @property
+    def causes_weighed(self) -> tuple[str, ...]:
+        return tuple(c for c, a in zip(self.causes, self.active, strict=True) if a)
 
     @property
     def probability(self) -> dict[str, float]:
@@ -222,12 +374,29 @@ class Answer:
     def probability_draws(self) -> np.ndarray:
         return expit(self.posterior_log_odds)
 
+    def cause_summaries(self) -> list[dict[str, Any]]:
+        """Every weighed cause: P(c | findings) and P(c) (mean, median, interval), means summing to one."""
+        out = []
+        for j, c in enumerate(self.causes):
+            if not self.active[j]:
+                continue
+            post = summary(self.posterior_cause[:, j], self.ci, self.weights)
+            pri = summary(self.prior_cause[:, j], self.ci, self.weights)
+            out.append({"cause": c, "probability": post, "prior_probability": pri})
+        return out
+
+    @property
+    def leading_cause(self) -> str:
+        means = np.average(self.posterior_cause, axis=0, weights=self.weights)
+        return self.causes[int(np.argmax(np.where(self.active, means, -1)))]
+
     def _contrib(self, arr: np.ndarray) -> list[dict[str, Any]]:
         out = []
         for p, row in zip(self.players, arr, strict=True):
             s = summary(row, self.ci, self.weights)
             out.append({"finding": p.finding, "index": p.index, "value": p.value,
-                        "log_lr": s, "factor_median": math.exp(s["median"])})
+                        "log_lr": s, "factor_geometric_mean": math.exp(s["mean"]),
+                        "factor_median": math.exp(s["median"])})
         return out
 
     @property
@@ -238,18 +407,36 @@ class Answer:
     def shapley_values(self) -> list[dict[str, Any]]:
         return self._contrib(self.shapley)
 
+    def steps(self) -> list[dict[str, Any]]:
+        """The differential after each step in clinical order (mean probabilities), from the prior."""
+        out = []
+        labels = [("prior", None, None)] + [(p.finding, p.index, p.value) for p in self.players]
+        for (finding, index, value), arr in zip(labels, self.step_cause, strict=True):
+            means = np.average(arr, axis=0, weights=self.weights)
+            out.append({"finding": finding, "index": index, "value": value,
+                        "causes": {c: float(m) for c, m, a in zip(self.causes, means, self.active, strict=True) if a}})
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of DESIGN §7 (floats unrounded), plus the patient and provenance."""
         pri = summary(self.prior_log_odds, self.ci, self.weights)
         post = summary(self.posterior_log_odds, self.ci, self.weights)
         return {
             "patient": self.patient.to_dict(),
+            "in_scope": self.in_scope,
+            "scope_notes": list(self.scope_notes),
+            "atypical": self.atypical,
+            "warnings": list(self.warnings),
             "probability": self.probability,
             "prior_probability": self.prior_probability,
+            "causes": self.cause_summaries(),
+            "leading_cause": self.leading_cause,
             "log_odds": {"prior": {"mean": pri["mean"], "median": pri["median"]},
                          "posterior": {"mean": post["mean"], "median": post["median"]}},
             "contributions": self.contributions,
             "shapley": self.shapley_values,
+            "shapley_method": self.shapley_method,
+            "steps": self.steps(),
             "next_tests": list(self.next_tests),
             "model": self.model,
             "out_of_population": self.patient.at_diagnosis,
@@ -260,48 +447,168 @@ class Answer:
         return json.dumps(self.to_dict())
 
 
-def _next_tests(game: Game, prior_lo: np.ndarray, patient: F.Patient, ci: float,
-                w: np.ndarray | None) -> list[dict[str, Any]]:
-    """Predictive probability of each result of each pending test and P(L) after it.
+# --- what the next test could do ---------------------------------------------------------------
 
-    Per draw, sum_r P(r | x) P(L | x, r) = P(L | x): the results' probabilities are
-    P(r | x) = sum_H P(H | x) p(x, r | H) / p(x | H).
-    """
+def _test_outcomes(game: Game, patient: F.Patient) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
+    """Each pending test and its results, with the extra log probability each result adds (S, K)."""
     t = game.t
-    full = np.ones((1, len(game.players)), bool)
-    lp_l, lp_b = (a[0] for a in game.log_p(full))
-    post_lo = prior_lo + lp_l - lp_b
-    pl = expit(post_lo)
-    tests = []
+    lp = t.level_lp
     options = []
     if len(patient.csf) < F.MAX_LPS:
         for method in F.CSF_METHODS:
-            options.append((f"lp_{method}", [(r, S.LEVEL_INDEX[(S.csf_item(method), r)]) for r in F.CSF_RESULTS]))
-    if patient.mri is None:
-        options.append(("mri", [(lv, S.LEVEL_INDEX[("mri", lv)]) for lv in F.LEVELS["mri"]]))
-    for test, results in options:
+            results = []
+            for r in F.CSF_RESULTS:
+                lp_r = lp[:, :, S.LEVEL_INDEX[(S.csf_item(method), r)]]
+                if patient.csf or game.profile is not None:
+                    # a further LP (a known CSF profile means a first LP was done, its result unknown)
+                    results.append((r, lp_r))
+                else:  # the first LP: its result and its CSF profile
+                    for prof in F.LEVELS["csf_profile"]:
+                        results.append((f"{r}, {prof}", lp_r + lp[:, :, S.LEVEL_INDEX[(S.profile_item(r), prof)]]))
+            options.append((f"lp_{method}", results))
+    if patient.level("mri") is None:
+        options.append(("mri", [(lv, lp[:, :, S.LEVEL_INDEX[("mri", lv)]]) for lv in F.LEVELS["mri"]]))
+    return options
+
+
+def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
+               keep_draws: bool = False) -> list[dict[str, Any]]:
+    """Predictive probability of each result of each pending test, P(infiltration) and the leading
+    cause after it. Per draw, sum_r P(r | x) P(c | x, r) = P(c | x) for every cause."""
+    full = np.ones((1, game.n_players), bool)
+    lj = game.log_joint(full)[0]  # (S, C)
+    act = game.active
+    log_px = LK.NUMPY.logsumexp(np.where(act, lj, -np.inf), axis=-1)
+    causes = game.t.causes
+    tests = []
+    for test, results in _test_outcomes(game, patient):
         outcomes = []
-        for result, idx in results:
-            xl, xb = (a[0] for a in game.log_p(full, extra=t.level_lp[:, :, idx]))
-            # p(r | x, H) = p(x, r | H) / p(x | H)
-            pr = pl * np.exp(xl - lp_l) + (1 - pl) * np.exp(xb - lp_b)
-            after = post_lo + (xl - lp_l) - (xb - lp_b)
+        for result, extra in results:
+            ljr = game.log_joint(full, extra=extra)[0]
+            pr = np.exp(LK.NUMPY.logsumexp(np.where(act, ljr, -np.inf), axis=-1) - log_px)
+            pc = _softmax(ljr, act)
+            after = game.log_odds(ljr)
+            means = np.average(pc, axis=0, weights=w)
             ps = summary(pr, ci, w)
-            outcomes.append({"result": result,
-                             "probability": {"mean": ps["mean"], "lower": ps["lower"], "upper": ps["upper"]},
-                             "probability_after": {k: v for k, v in probability_summary(after, ci, w).items() if k != "ci"},
-                             "_draws": (pr, after)})
+            o = {"result": result,
+                 "probability": {"mean": ps["mean"], "lower": ps["lower"], "upper": ps["upper"]},
+                 "probability_after": {k: v for k, v in probability_summary(after, ci, w).items() if k != "ci"},
+                 "leading_cause_after": causes[int(np.argmax(np.where(act, means, -1)))],
+                 "causes_after": {c: float(m) for c, m, a in zip(causes, means, act, strict=True) if a}}
+            if keep_draws:
+                o["_draws"] = (pr, pc)
+            outcomes.append(o)
         tests.append({"test": test, "outcomes": outcomes})
     return tests
 
 
-def _strip(tests: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
-    return tuple({"test": t["test"], "outcomes": [{k: v for k, v in o.items() if k != "_draws"}
-                                                   for o in t["outcomes"]]} for t in tests)
+# --- atypicality ---------------------------------------------------------------------------------
+
+def atypicality(game: Game, patient: F.Patient, tail: float, rng: np.random.Generator,
+                w: np.ndarray | None = None) -> dict[str, Any]:
+    """How typical the palsy's findings are under the model, given the context.
+
+    Per draw, log p(findings | context) of the patient is compared with that of patients simulated
+    from the model (same context, same findings known); ``tail_probability`` is the share of
+    simulated patients at most as probable. Flagged when below ``tail``.
+    """
+    t = game.t
+    pres = [i for i, p in enumerate(game.players) if p.finding not in F.CONTEXT]
+    if not pres:
+        return {"flag": False, "tail_probability": 1.0, "threshold": tail}
+    n, nd = game.n_players, t.n
+    ctx_mask = np.zeros((1, n), bool)
+    ctx_mask[0, game.ctx] = True
+    comp_lp = game.log_p_components(ctx_mask)[0]  # (S, K): log P(context, k | c) + offset
+    lj_k = comp_lp + game.base[:, t.component_cause]
+    lj_k = np.where(game.active[t.component_cause], lj_k, -np.inf)
+    log_ctx = LK.NUMPY.logsumexp(lj_k, axis=-1)  # (S,)
+    full = np.ones((1, n), bool)
+    obs = LK.NUMPY.logsumexp(np.where(game.active, game.log_joint(full)[0], -np.inf), axis=-1) - log_ctx
+    pk = np.exp(lj_k - log_ctx[:, None])  # P(k | context) (S, K)
+    lp = t.level_lp
+    below = np.zeros(nd)
+    for _ in range(ATYPICAL_SIMULATIONS):
+        k = (rng.random(nd)[:, None] > np.cumsum(pk, axis=1)).sum(axis=1).clip(0, pk.shape[1] - 1)
+        total = np.zeros((nd, pk.shape[1]))  # log p(x_sim | k') for every component k'
+        first_result = None
+        for i in pres:
+            p = game.players[i]
+            if p.finding == "csf":
+                method = p.value.split(":")[1]
+                items = [(S.csf_item(method), F.CSF_RESULTS)]
+            elif p.finding == "csf_profile":
+                continue
+            else:
+                items = [(p.finding, F.LEVELS[p.finding])]
+            for item, levels in items:
+                idx = np.array([S.LEVEL_INDEX[(item, lv)] for lv in levels])
+                probs = np.exp(lp[np.arange(nd), k][:, idx])  # (S, levels) under the drawn component
+                pick = (rng.random(nd)[:, None] > np.cumsum(probs, axis=1) / probs.sum(1, keepdims=True)).sum(1)
+                pick = pick.clip(0, len(levels) - 1)
+                total += lp[np.arange(nd)[:, None], :, idx[pick][:, None]].reshape(nd, -1)
+                if p.finding == "csf" and p.index == 1:
+                    first_result = pick
+        if game.profile is not None:
+            if first_result is None:  # no LP: the first LP's result is drawn (default method)
+                idx = np.array([S.LEVEL_INDEX[(S.csf_item(game.first_method), r)] for r in F.CSF_RESULTS])
+                probs = np.exp(lp[np.arange(nd), k][:, idx])
+                first_result = (rng.random(nd) > probs[:, 0] / probs.sum(1)).astype(int)
+                marg = True
+            else:
+                marg = False
+            prof_levels = F.LEVELS["csf_profile"]
+            sim_prof = np.zeros(nd, int)
+            for r_i, r in enumerate(F.CSF_RESULTS):
+                idx = np.array([S.LEVEL_INDEX[(S.profile_item(r), lv)] for lv in prof_levels])
+                probs = np.exp(lp[np.arange(nd), k][:, idx])
+                pick = (rng.random(nd)[:, None] > np.cumsum(probs, axis=1) / probs.sum(1, keepdims=True)).sum(1)
+                sim_prof = np.where(first_result == r_i, pick.clip(0, 2), sim_prof)
+            if marg:
+                terms = [lp[:, :, S.LEVEL_INDEX[(S.csf_item(game.first_method), r)]]
+                         + lp[np.arange(nd)[:, None], :, np.array([S.LEVEL_INDEX[(S.profile_item(r), lv)]
+                                                                    for lv in prof_levels])[sim_prof][:, None]].reshape(nd, -1)
+                         for r in F.CSF_RESULTS]
+                total += np.logaddexp(*terms)
+            else:
+                for r_i, r in enumerate(F.CSF_RESULTS):
+                    idx = np.array([S.LEVEL_INDEX[(S.profile_item(r), lv)] for lv in prof_levels])[sim_prof]
+                    term = lp[np.arange(nd)[:, None], :, idx[:, None]].reshape(nd, -1)
+                    total += np.where((first_result == r_i)[:, None], term, 0.0)
+        sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk, 1e-300)) + total, axis=-1)
+        below += (sim <= obs + 1e-9)
+    tail_p = float(np.average(below / ATYPICAL_SIMULATIONS, weights=w))
+    return {"flag": bool(tail_p < tail), "tail_probability": tail_p, "threshold": tail}
+
+
+# --- the answer ----------------------------------------------------------------------------------
+
+def _active(causes: tuple[str, ...], selected: tuple[str, ...] | None) -> np.ndarray:
+    if selected is None:
+        return np.ones(len(causes), bool)
+    unknown = [c for c in selected if c not in causes]
+    if unknown or INFILTRATION not in selected or len(set(selected)) < 2:
+        raise ValueError(f"causes: {','.join(selected)!r} is not allowed; give 'all' or a comma-separated list "
+                         f"of at least two of {', '.join(causes)} including {INFILTRATION}")
+    return np.array([c in selected for c in causes])
+
+
+def hallmark_warnings(patient: F.Patient, causes: tuple[str, ...], active: np.ndarray,
+                      hallmarks: dict[str, list[dict[str, str]]]) -> list[str]:
+    """Warnings for hallmarks of causes that ``--causes`` leaves out."""
+    out = []
+    for c, a in zip(causes, active, strict=True):
+        if a:
+            continue
+        for mark in hallmarks.get(c) or []:
+            if patient.level(mark["finding"]) == mark["value"]:
+                out.append(f"{mark['finding']}: {mark['value']} is a hallmark of {c}, which --causes leaves out")
+    return out
 
 
 def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float | None = None,
-           tables: Tables | None = None, leave_out: bool = True, keep_draws: bool = False) -> Answer:
+           causes: tuple[str, ...] | None = None, tables: Tables | None = None, leave_out: bool = True,
+           keep_draws: bool = False, seed: int = 0) -> Answer:
     """The answer for ``patient`` from posterior ``draws``.
 
     Parameters
@@ -309,7 +616,11 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     ci : float
         Mass of the equal-tailed credible intervals.
     pretest : float, optional
-        Replaces the base rate P(L) with this probability (scenarios, teaching).
+        The clinician's own P(infiltration) for this patient given the context findings (who the
+        patient is). The context findings then move nothing further; the other causes keep their
+        relative shares.
+    causes : tuple of str, optional
+        Condition on the cause being one of these (must include infiltration); all by default.
     tables : Tables, optional
         Precomputed tables of ``draws`` (reuse across many patients).
     leave_out : bool
@@ -317,26 +628,58 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         (Pareto-smoothed importance weights; k-hat reported).
     keep_draws : bool
         Keep per-draw arrays of the next tests (for figures and the identity test).
+    seed : int
+        Seed of the Monte Carlo parts (sampled Shapley values, atypicality): answers are reproducible.
     """
     if not 0 < ci < 1:
         raise ValueError(f"ci: {ci!r} is not allowed; give a number between 0 and 1 (e.g. 0.9)")
     if pretest is not None and not 0 < pretest < 1:
         raise ValueError(f"pretest: {pretest!r} is not allowed; give a probability strictly between 0 and 1")
     t = tables or Tables(draws)
-    plist = players(patient)
-    game = Game(t, plist)
-    prior_lo = t.logit_prior if pretest is None else np.full(t.n, math.log(pretest / (1 - pretest)))
-    seq = sequential(game)
-    phi = shapley(game)
-    post_lo = prior_lo + (seq.sum(axis=0) if len(plist) else 0.0)
+    active = _active(t.causes, causes)
+    inf = t.causes.index(INFILTRATION)
+    rng = np.random.default_rng(seed)
+    prior_pc = _softmax(t.log_prior, active)
+    if pretest is None:
+        plist = players(patient)
+        base, offset = t.log_prior, np.zeros_like(t.level_lp[:, :, 0])
+    else:
+        plist = players(patient, context=False)
+        ctx = {name: patient.level(name) for name in F.CONTEXT}
+        offset_full = t.context_term(ctx)  # log P(context, k | c)
+        log_ctx_c = t.by_cause(offset_full)  # log P(context | c)
+        # log P(k | c, context), less log P(k | c) which the game adds for an empty context
+        offset = offset_full - log_ctx_c[:, t.component_cause] - t.context_term({})
+        q = _softmax(t.log_prior + log_ctx_c, active & (np.arange(len(t.causes)) != inf))
+        with np.errstate(divide="ignore"):
+            base = np.log(q * (1 - pretest))
+        base[:, inf] = math.log(pretest)
+        prior_pc = _softmax(base, active)
+    game = Game(t, plist, patient, active, base, offset)
+    seq, prefix_lj = sequential(game)
+    phi, phi_method = shapley(game, rng)
+    step_cause = _softmax(prefix_lj, active)
+    prior_lo = game.log_odds(prefix_lj[0])
+    post_lo = game.log_odds(prefix_lj[-1])
     w, left = None, None
     idx = draws.case_index(patient.id) if leave_out else None
     if idx is not None:
         w, k = psis_weights(-draws.case_loglik[idx])
         left = {"case": draws.meta["case_ids"][idx], "method": "PSIS", "pareto_k": k, "reliable": bool(k < 0.7)}
-    tests = _next_tests(game, prior_lo, patient, ci, w)
+    tests = next_tests(game, patient, ci, w, keep_draws=keep_draws)
+    st = t.settings
+    atyp = atypicality(game, patient, float(st["atypicality"]["tail"]), rng, w)
+    notes = []
+    if patient.central:
+        notes.append(" ".join(st["scope"]["central"].split()))
+    if patient.at_diagnosis:
+        notes.append(" ".join(st["scope"]["at_diagnosis"].split()))
+    warns = hallmark_warnings(patient, t.causes, active, st["hallmarks"])
     model = {"variant": draws.variant, "draws": draws.n, "evidence_hash": draws.meta["evidence_hash"],
              "version": draws.meta["version"], "pretest": pretest, "seed": draws.meta["settings"]["seed"],
-             "diagnostics_ok": draws.meta["diagnostics"]["ok"]}
-    return Answer(patient, ci, pretest, prior_lo, post_lo, tuple(plist), seq, phi,
-                  tuple(tests) if keep_draws else _strip(tests), w, model, left)
+             "diagnostics_ok": draws.meta["diagnostics"]["ok"], "causes": list(t.causes),
+             "causes_weighed": [c for c, a in zip(t.causes, active, strict=True) if a],
+             "not_modelled": list(st["not_modelled"])}
+    return Answer(patient, ci, pretest, t.causes, active, prior_pc, step_cause[-1], prior_lo, post_lo,
+                  tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
+                  w, model, left)

@@ -7,15 +7,13 @@ per-case log-likelihoods are computed from.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
+from model import rates as R
 from model import structure as S
 from model.evidence import Case, Evidence
-from model.variants import Variant
-
-Z90 = 1.6448536269514722  # standard normal 95% quantile: a 90% interval is median */ factor90
+from model.variants import INFILTRATION, Variant
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +21,7 @@ class Design:
     """Numeric arrays of one variant's likelihood and priors (names say the dims)."""
 
     variant: Variant
+    rates: R.RateArrays
     # priors of the Beta nodes: (component, node)
     prior_a: np.ndarray
     prior_b: np.ndarray
@@ -34,44 +33,34 @@ class Design:
     entry_x: np.ndarray
     entry_n: np.ndarray
     entry_w: np.ndarray
-    # cohort entries on lineage/remission under L: masks (entry, 12 strata)
-    sentry_ids: tuple[str, ...]
-    sentry_level: np.ndarray
-    sentry_of: np.ndarray
-    sentry_x: np.ndarray
-    sentry_n: np.ndarray
-    sentry_w: np.ndarray
-    # cases: observation masks (obs, level), incidence (case, obs), allowed L components
+    # cases (all infiltration): observation masks (obs, level), incidence (case, obs),
+    # allowed infiltration components (case, infiltration component)
     case_ids: tuple[str, ...]
     obs_mask: np.ndarray
     obs_case: np.ndarray
-    case_forms: np.ndarray  # (case, L component) 0/1
-    case_strata: np.ndarray  # (case, 12) compatible strata; all ones when not informative
-    case_condition: np.ndarray  # (case,) 1 = outside the population: conditioned on its lineage
+    case_forms: np.ndarray
+    case_lineage: np.ndarray  # (case, lineage) P(lineage | case context, infiltration), prior mean
     w_case: float
-    # pretest priors
-    lineage_alpha: np.ndarray  # (4,)
-    remission_alpha: np.ndarray  # (4, 3)
-    hazard_mu: np.ndarray  # (4,)
-    hazard_sigma: np.ndarray
-    multiplier_mu: np.ndarray  # (2,)
-    multiplier_sigma: np.ndarray
-    p_facial_ab: tuple[float, float]
-    bell_mu: float
-    bell_sigma: float
+    lineage_weight: np.ndarray  # (lineage,) P(lineage | infiltration), the rate model's prior mean
     form_alpha: np.ndarray  # (lineage, form) Dirichlet of omega; empty for the independent variant
+
+    @property
+    def infiltration_components(self) -> tuple[int, ...]:
+        return self.variant.infiltration_components
+
+    @property
+    def infiltration_select(self) -> np.ndarray:
+        """(infiltration component, component) 0/1: picks infiltration's components."""
+        sel = np.zeros((len(self.infiltration_components), len(self.variant.components)))
+        sel[np.arange(len(sel)), list(self.infiltration_components)] = 1.0
+        return sel
 
     def data(self) -> dict[str, np.ndarray]:
         """The arrays a refit may change (counts and weights): the ``pm.Data`` of the model."""
         return {
             "entry_x": self.entry_x, "entry_n": self.entry_n, "entry_w": self.entry_w,
-            "sentry_x": self.sentry_x, "sentry_n": self.sentry_n, "sentry_w": self.sentry_w,
             "case_w": np.full(len(self.case_ids), self.w_case),
         }
-
-
-def _lognormal(block: dict) -> tuple[float, float]:
-    return math.log(block["median"]), math.log(block["factor90"]) / Z90
 
 
 def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
@@ -86,33 +75,24 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
         Sets every likelihood weight to 1 (simulation-based calibration: a power prior is not
         generative). Priors, including those built from counts, are unchanged.
     """
-    comps = variant.components
-    K = len(comps)
-    lcomp = variant.l_components
+    K = len(variant.components)
     base = evidence.settings["base_prior"]
     prior_a = np.full((K, len(S.NODES)), float(base["a"]))
     prior_b = np.full((K, len(S.NODES)), float(base["b"]))
 
-    def members(e_hyp: str, e_form: str | None) -> np.ndarray:
+    def members(e_cause: str, e_form: str | None) -> np.ndarray:
         m = np.zeros(K)
-        if e_hyp == "B":
-            m[-1] = 1
-        elif e_form is None or not variant.is_mixture:
-            m[:-1] = 1
-        else:
-            m[lcomp.index(e_form)] = 1
+        m[list(variant.components_of(e_cause, e_form))] = 1
         return m
 
-    tree, strat = [], []
+    tree = []
     for e in evidence.entries:
         if e.kind == "expert_judgment":
             if e.form is not None and not variant.is_mixture:
-                continue  # a form's judgment does not speak for L as a whole
+                continue  # a form's judgment does not speak for infiltration as a whole
             node = S.find_node(e.item, e.level, e.of)
-            for k in np.flatnonzero(members(e.hypothesis, e.form)):
+            for k in np.flatnonzero(members(e.cause, e.form)):
                 prior_a[k, node], prior_b[k, node] = e.beta
-        elif e.finding in ("lineage", "remission"):
-            strat.append(e)
         else:
             tree.append(e)
 
@@ -120,74 +100,69 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
     entry_level = np.array([S.group_mask(e.item, e.level) for e in tree]).reshape(len(tree), S.N_LEVELS)
     entry_of = np.array([S.group_mask(e.item, e.of) for e in tree]).reshape(len(tree), S.N_LEVELS)
 
-    def smask(e, group):
-        lin = group if e.finding == "lineage" else None
-        rem = group if e.finding == "remission" else None
-        m = np.zeros((len(S.LINEAGES), len(S.REMISSIONS)))
-        for g in group:
-            m = np.maximum(m, S.stratum_mask(g if lin else None, g if rem else None))
-        return m.ravel()
-
     # Which (case, finding) pairs a review entry already counts.
     tabulated = {(cid, e.finding) for e in evidence.entries for cid in e.tabulates_cases}
+    inf = variant.infiltration_components
     obs, obs_case, case_forms, case_strata = [], [], [], []
     for c_idx, case in enumerate(evidence.cases):
-        for mask in case_observations(case, skip={f for (cid, f) in tabulated if cid == case.id}):
+        skip = {f for (cid, f) in tabulated if cid == case.id}
+        for mask in case_observations(case, skip=skip):
             obs.append(mask)
             obs_case.append(c_idx)
-        fm = np.ones(len(lcomp))
+        fm = np.ones(len(inf))
         if variant.is_mixture and case.form is not None:
-            fm = (np.array(lcomp) == case.form).astype(float)
+            fm = np.array([variant.components[k] == case.form for k in inf], float)
         case_forms.append(fm)
-        case_strata.append(case_stratum_mask(case, skip={f for (cid, f) in tabulated if cid == case.id}))
+        case_strata.append(case_stratum_mask(case, skip=skip))
     inc = np.zeros((len(evidence.cases), len(obs)))
     inc[obs_case, np.arange(len(obs))] = 1.0
 
-    pt = evidence.pretest
-    counts = pt["lineage_share"]["counts"]
-    # The lineage shares' Dirichlet is a prior built from counts, not a likelihood: weights_one
-    # (which concerns the power-prior weights of likelihood terms) leaves it as stated.
-    lw = float(pt["lineage_share"]["weight"])
-    lineage_alpha = np.array([1.0 + lw * counts[lv] for lv in S.LINEAGES])
-    remission_alpha = np.array([
-        [pt["remission_share"][lv]["concentration"] * pt["remission_share"][lv]["mean"][r] for r in S.REMISSIONS]
-        for lv in S.LINEAGES
-    ])
-    hz = [_lognormal(pt["relapse_hazard"][lv]) for lv in S.LINEAGES]
-    mu_ = [_lognormal(pt["remission_multiplier"][r]) for r in S.MULTIPLIED_REMISSIONS]
-    bell = _lognormal(pt["bell_incidence"])
-    pf = pt["p_facial_given_relapse"]["beta"]
+    r = R.arrays(evidence.rates, variant.components, variant.component_causes,
+                 variant.forms if variant.is_mixture else ())
+    p_strata = infiltration_strata_prior(r, evidence.causes)
+    lin = S.level_indicator("lineage")  # (stratum, lineage)
+    cs = np.array(case_strata).reshape(len(evidence.cases), S.N_STRATA) * p_strata
+    case_lineage = (cs @ lin) / (cs @ lin).sum(axis=1, keepdims=True).clip(1e-300)
     fp = evidence.settings["form_prior"]
     return Design(
-        variant=variant, prior_a=prior_a, prior_b=prior_b,
+        variant=variant, rates=r, prior_a=prior_a, prior_b=prior_b,
         entry_ids=tuple(e.id for e in tree), entry_level=entry_level, entry_of=entry_of,
-        entry_members=np.array([members(e.hypothesis, e.form) for e in tree]).reshape(len(tree), K),
+        entry_members=np.array([members(e.cause, e.form) for e in tree]).reshape(len(tree), K),
         entry_x=np.array([e.x for e in tree]), entry_n=np.array([e.n for e in tree]),
         entry_w=np.array([w(e) for e in tree]),
-        sentry_ids=tuple(e.id for e in strat),
-        sentry_level=np.array([smask(e, e.level) for e in strat]).reshape(len(strat), 12),
-        sentry_of=np.array([smask(e, e.of) for e in strat]).reshape(len(strat), 12),
-        sentry_x=np.array([e.x for e in strat]), sentry_n=np.array([e.n for e in strat]),
-        sentry_w=np.array([w(e) for e in strat]),
         case_ids=tuple(c.id for c in evidence.cases),
         obs_mask=np.array(obs).reshape(len(obs), S.N_LEVELS), obs_case=inc,
-        case_forms=np.array(case_forms).reshape(len(evidence.cases), len(lcomp)),
-        case_strata=np.array(case_strata).reshape(len(evidence.cases), 12),
-        case_condition=np.array([0.0 if c.in_population else 1.0 for c in evidence.cases]),
+        case_forms=np.array(case_forms).reshape(len(evidence.cases), len(inf)),
+        case_lineage=case_lineage.reshape(len(evidence.cases), len(S.LINEAGES)),
         w_case=1.0 if weights_one else float(evidence.w_case if w_case is None else w_case),
-        lineage_alpha=lineage_alpha, remission_alpha=remission_alpha,
-        hazard_mu=np.array([h[0] for h in hz]), hazard_sigma=np.array([h[1] for h in hz]),
-        multiplier_mu=np.array([m[0] for m in mu_]), multiplier_sigma=np.array([m[1] for m in mu_]),
-        p_facial_ab=(float(pf["a"]), float(pf["b"])), bell_mu=bell[0], bell_sigma=bell[1],
-        form_alpha=(np.array([[fp[lin][f] for f in variant.l_components] for lin in S.LINEAGES], float)
+        lineage_weight=p_strata @ lin,
+        form_alpha=(np.array([[fp[lv][f] for f in variant.forms] for lv in S.LINEAGES], float)
                     if variant.is_mixture else np.zeros((len(S.LINEAGES), 0))),
     )
+
+
+PRIOR_MEAN_DRAWS = 20_000  # Monte Carlo draws of the rate model's prior mean (fixed seed: deterministic)
+
+
+def infiltration_strata_prior(r: R.RateArrays, causes: tuple[str, ...]) -> np.ndarray:
+    """P(stratum | infiltration) under the rate model's prior, averaged (stratum,).
+
+    The fit conditions each case on its context; where a case's lineage is not stated, this prior
+    mean weighs the lineages for the forms' weights (omega depends on the lineage).
+    """
+    from model import likelihood as LK
+
+    p = R.sample_prior(r, PRIOR_MEAN_DRAWS, np.random.default_rng(0))
+    _, log_sc = LK.cause_strata(LK.NUMPY, p, r)
+    return np.exp(log_sc[:, causes.index(INFILTRATION)]).mean(axis=0)
 
 
 def case_observations(case: Case, skip: set[str] = frozenset()) -> list[np.ndarray]:
     """Level masks of a case's known tree findings that enter its likelihood.
 
-    Findings in ``proven_by`` (and those a review already tabulates) are left out.
+    Findings in ``proven_by`` (and those a review already tabulates) are left out. The CSF profile
+    enters given the first LP's result (modelled jointly with it), also when that LP proved the case:
+    the profile is not what proved it.
     """
     out = []
     for name in S.TREE_FINDINGS:
@@ -198,14 +173,14 @@ def case_observations(case: Case, skip: set[str] = frozenset()) -> list[np.ndarr
     if case.csf and "csf" not in case.proven_by and "csf" not in skip:
         for result, method in case.csf:
             out.append(S.group_mask(S.csf_item(method), (result,)))
+    profile = case.values.get("csf_profile")
+    if profile is not None and case.csf and "csf_profile" not in case.proven_by and "csf_profile" not in skip:
+        out.append(S.group_mask(S.profile_item(case.csf[0][0]), S.expand("csf_profile", profile)))
     return out
 
 
 def case_stratum_mask(case: Case, skip: set[str] = frozenset()) -> np.ndarray:
-    """Compatible (lineage, remission) strata of a case. A case outside the population keeps its
-    lineage (it informs the forms' weights given the lineage) but not its remission."""
-    lin = None if "lineage" in case.proven_by or "lineage" in skip else case.values.get("lineage")
-    rem = None if "remission" in case.proven_by or "remission" in skip else case.values.get("remission")
-    if not case.in_population:
-        rem = None
-    return S.stratum_mask(lin, rem).ravel()
+    """Strata compatible with a case's stated context (its lineage weighs the forms)."""
+    values = {name: case.values.get(name) for name in S.CONTEXT
+              if name not in case.proven_by and name not in skip}
+    return S.stratum_mask(values)

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from model import rates as R
+
 META_KEY = "__meta__"
+RATES_PREFIX = "rates__"
 
 
 class CorruptDraws(RuntimeError):
@@ -30,6 +33,7 @@ class Draws:
     params: dict[str, np.ndarray]
     meta: dict[str, Any]
     case_loglik: np.ndarray  # (case, sample), weighted by w_case: the case's pull on the posterior
+    rates: dict[str, np.ndarray]  # the rate model's constant arrays (fields of model.rates.RateArrays)
 
     @property
     def n(self) -> int:
@@ -43,6 +47,19 @@ class Draws:
     def components(self) -> tuple[str, ...]:
         return tuple(self.meta["components"])
 
+    @property
+    def causes(self) -> tuple[str, ...]:
+        return tuple(self.meta["causes"])
+
+    @property
+    def component_causes(self) -> tuple[str, ...]:
+        return tuple(self.meta["component_causes"])
+
+    @property
+    def rate_arrays(self) -> R.RateArrays:
+        """The rate model's constant arrays, as :mod:`model.likelihood` takes them."""
+        return rate_arrays_from_dict(self.rates)
+
     def case_index(self, patient_id: str) -> int | None:
         """Index of the library case that is this patient (by id or alias), if any."""
         for i, (cid, aka) in enumerate(zip(self.meta["case_ids"], self.meta["case_aliases"], strict=True)):
@@ -52,7 +69,7 @@ class Draws:
 
     def subset(self, idx: np.ndarray) -> "Draws":
         """The draws at sample indices ``idx`` (e.g. a thinned set for the browser)."""
-        return Draws({k: v[idx] for k, v in self.params.items()}, self.meta, self.case_loglik[:, idx])
+        return Draws({k: v[idx] for k, v in self.params.items()}, self.meta, self.case_loglik[:, idx], self.rates)
 
 
 def _sha256(path: Path) -> str:
@@ -82,7 +99,8 @@ def save(path: Path, draws: Draws) -> None:
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            np.savez(f, **draws.params, case_loglik=draws.case_loglik, **{META_KEY: meta})
+            np.savez(f, **draws.params, case_loglik=draws.case_loglik, **{META_KEY: meta},
+                     **{RATES_PREFIX + k: v for k, v in draws.rates.items()})
 
     atomic_write(path, write)
     digest = _sha256(path)
@@ -111,4 +129,19 @@ def load(path: Path) -> Draws:
     except Exception as exc:  # any read failure means the file cannot be trusted
         raise CorruptDraws(f"{path}: unreadable ({exc})") from exc
     case_ll = arrays.pop("case_loglik")
-    return Draws(arrays, meta, case_ll)
+    rates = {k[len(RATES_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(RATES_PREFIX)}
+    return Draws(arrays, meta, case_ll, rates)
+
+
+def rate_arrays_to_dict(r: R.RateArrays) -> dict[str, np.ndarray]:
+    """The fields of a :class:`~model.rates.RateArrays` as plain arrays (for ``draws.npz``)."""
+    return {f.name: np.asarray(getattr(r, f.name)) for f in dataclasses.fields(r)}
+
+
+def rate_arrays_from_dict(d: dict[str, np.ndarray]) -> R.RateArrays:
+    """The inverse of :func:`rate_arrays_to_dict`."""
+    kw = {}
+    for f in dataclasses.fields(R.RateArrays):
+        v = d[f.name]
+        kw[f.name] = int(v) if f.name == "n_causes" else tuple(str(x) for x in v) if f.name.endswith("_names") else v
+    return R.RateArrays(**kw)

@@ -15,18 +15,21 @@ from typing import Any
 import yaml
 
 from model import findings as F
+from model import rates as R
 from model import structure as S
+from model import variants
+from model.rates import RateSpec
+from model.variants import Variant
 
-FILES = ("references.yaml", "cases.yaml", "cohorts.yaml", "pretest.yaml", "model.yaml")
+FILES = ("references.yaml", "cases.yaml", "cohorts.yaml", "rates.yaml", "model.yaml")
 PHASES = ("after_diagnosis", "at_diagnosis", "unknown")
-HYPOTHESES = ("L", "B")
 OTHER_PROOF = ("biopsy", "marrow", "blood", "autopsy", "pet", "emg", "response_to_treatment", "clinical", "ct")
 CASE_KEYS = {"id", "also_known_as", "ref", "phase", "form", "findings", "proven_by", "where", "confidence", "notes"}
 ENTRY_KEYS = {
-    "id", "kind", "ref", "finding", "hypothesis", "form", "method", "level", "of", "x", "n", "population",
+    "id", "kind", "ref", "finding", "cause", "form", "method", "given", "level", "of", "x", "n", "population",
     "where", "weight", "weight_reason", "confidence", "tabulates_cases", "beta", "reasoning", "notes",
 }
-STRATUM_FINDINGS = ("lineage", "remission")
+STRATUM_FINDINGS = F.CONTEXT
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -41,13 +44,13 @@ class EvidenceError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """One published case of leukemic infiltration (all cases are class L)."""
+    """One published case of leukemic infiltration (every case's cause is infiltration)."""
 
     id: str
     ref: str
     phase: str
     form: str | None
-    values: dict[str, str | None]  # tree findings, lineage, remission (possibly partly known)
+    values: dict[str, str | None]  # categorical findings (possibly partly known)
     csf: tuple[tuple[str, str], ...] | None  # (result, method) with the method resolved; None = not stated
     proven_by: tuple[str, ...]
     also_known_as: tuple[str, ...] = ()
@@ -60,14 +63,14 @@ class Case:
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """A cohort count (``kind == 'counts'``) or an expert-judgment Beta for one node."""
+    """A cohort count (``kind == 'counts'``) or an expert-judgment Beta for one node of one cause."""
 
     id: str
     kind: str
     refs: tuple[str, ...]
     finding: str
-    item: str  # the tree item (csf by method) or the finding for lineage/remission
-    hypothesis: str
+    item: str  # the tree item (csf by method, csf_profile by the first LP's result) or the context finding
+    cause: str
     form: str | None
     level: tuple[str, ...]
     of: tuple[str, ...]
@@ -87,7 +90,7 @@ class Evidence:
     references: dict[str, dict[str, Any]]
     cases: tuple[Case, ...]
     entries: tuple[Entry, ...]
-    pretest: dict[str, Any]
+    rates: "RateSpec"
     settings: dict[str, Any]
     hash: str
 
@@ -98,6 +101,14 @@ class Evidence:
     @property
     def forms(self) -> tuple[str, ...]:
         return tuple(self.settings["forms"])
+
+    @property
+    def causes(self) -> tuple[str, ...]:
+        return tuple(self.settings["causes"])
+
+    def variant(self, name: str) -> Variant:
+        """The variant ``name`` over these causes and forms."""
+        return variants.get(name, self.causes, self.forms)
 
     def case(self, case_id: str) -> Case | None:
         """The case with this id or alias (a patient file id), if any."""
@@ -152,10 +163,12 @@ def load(directory: str | Path = "priors") -> Evidence:
     settings = v.settings(docs["model.yaml"])
     cases = v.cases(docs["cases.yaml"], refs, settings)
     entries = v.entries(docs["cohorts.yaml"], refs, settings, {c.id for c in cases})
-    pretest = v.pretest(docs["pretest.yaml"], refs)
+    causes = tuple(settings.get("causes") or ())
+    spec = R.parse(docs["rates.yaml"], causes, refs,
+                   lambda entry, field, msg: v.err("rates.yaml", entry, field, msg)) if causes else None
     if problems:
         raise EvidenceError(problems)
-    return Evidence(directory, refs, tuple(cases), tuple(entries), pretest, settings, evidence_hash(directory))
+    return Evidence(directory, refs, tuple(cases), tuple(entries), spec, settings, evidence_hash(directory))
 
 
 def _mark(exc: yaml.YAMLError) -> str:
@@ -221,6 +234,35 @@ class _Validator:
         if doc.get("unknown_csf_method") not in F.CSF_METHODS:
             self.err(file, "unknown_csf_method", "unknown_csf_method",
                      f"{doc.get('unknown_csf_method')!r}; allowed: {', '.join(F.CSF_METHODS)}")
+        causes = doc.get("causes")
+        if not (isinstance(causes, list) and variants.INFILTRATION in causes and len(causes) >= 2
+                and all(isinstance(c, str) for c in causes) and len(set(causes)) == len(causes)):
+            self.err(file, "causes", "causes", f"{causes!r}: give a list of distinct cause names including "
+                                               f"{variants.INFILTRATION!r} and at least one other")
+            doc["causes"] = []
+        at = doc.get("atypicality")
+        if not (isinstance(at, dict) and _is_num(at.get("tail")) and 0 < at["tail"] < 0.5):
+            self.err(file, "atypicality", "tail", f"{at!r}: give {{tail: a probability in (0, 0.5)}}")
+        hm = doc.get("hallmarks")
+        if not (isinstance(hm, dict) and set(hm) <= set(doc.get("causes") or ())):
+            self.err(file, "hallmarks", "hallmarks", f"give a mapping cause -> list of {{finding, value}} for causes "
+                                                     f"of `causes`")
+        else:
+            for cause, marks in hm.items():
+                for j, mk in enumerate(marks or []):
+                    fname = mk.get("finding") if isinstance(mk, dict) else None
+                    value = F.as_level(fname, mk.get("value")) if fname in F.LEVELS else None
+                    if fname not in F.LEVELS or value not in F.LEVELS[fname]:
+                        self.err(file, f"hallmarks.{cause}[{j + 1}]", "finding/value",
+                                 f"{mk!r}: give a categorical finding and one of its levels")
+                    else:
+                        mk["value"] = value
+        sc = doc.get("scope")
+        if not (isinstance(sc, dict) and all(isinstance(sc.get(k), str) and sc[k].strip() for k in ("central", "at_diagnosis"))):
+            self.err(file, "scope", "central/at_diagnosis", "give the note shown for each out-of-scope case")
+        nm = doc.get("not_modelled")
+        if not (isinstance(nm, list) and nm and all(isinstance(x, str) for x in nm)):
+            self.err(file, "not_modelled", "not_modelled", f"{nm!r}: give the list of causes not modelled")
         forms = doc.get("forms")
         if not (isinstance(forms, list) and len(forms) >= 2 and all(isinstance(f, str) for f in forms)
                 and len(set(forms)) == len(forms)):
@@ -273,7 +315,7 @@ class _Validator:
             for name in F.FINDINGS:
                 if name == "csf":
                     continue
-                raw = fnd.get(name)
+                raw = F.as_level(name, fnd.get(name))
                 if raw in (None, F.UNKNOWN):
                     values[name] = None
                     continue
@@ -343,22 +385,31 @@ class _Validator:
             if finding not in F.FINDINGS:
                 self.err(file, eid, "finding", f"{finding!r}; allowed: {', '.join(F.FINDINGS)}")
                 continue
-            hyp = e.get("hypothesis")
-            if hyp not in HYPOTHESES:
-                self.err(file, eid, "hypothesis", f"{hyp!r}; allowed: L, B")
+            causes = tuple(settings.get("causes") or ())
+            hyp = e.get("cause")
+            if hyp not in causes:
+                self.err(file, eid, "cause", f"{hyp!r}; allowed: {', '.join(causes)}")
             form = e.get("form")
-            if form is not None and (hyp != "L" or form not in forms):
-                self.err(file, eid, "form", f"{form!r}; allowed: null, or with hypothesis L one of {', '.join(forms)}")
-            method = e.get("method")
-            if finding == "csf":
-                if method not in F.CSF_METHODS:
-                    self.err(file, eid, "method", f"{method!r}; allowed for csf: {', '.join(F.CSF_METHODS)}")
-                    continue
-                item, levels = S.csf_item(method), F.CSF_RESULTS
-            else:
-                if method is not None:
-                    self.err(file, eid, "method", f"{method!r}; only csf entries take a method")
-                item, levels = finding, F.LEVELS[finding]
+            if form is not None and (hyp != variants.INFILTRATION or form not in forms):
+                self.err(file, eid, "form", f"{form!r}; allowed: null, or with cause "
+                                            f"{variants.INFILTRATION} one of {', '.join(forms)}")
+            method, given = e.get("method"), e.get("given")
+            if finding == "csf" and method not in F.CSF_METHODS:
+                self.err(file, eid, "method", f"{method!r}; allowed for csf: {', '.join(F.CSF_METHODS)}")
+                continue
+            if finding != "csf" and method is not None:
+                self.err(file, eid, "method", f"{method!r}; only csf entries take a method")
+            if finding == "csf_profile" and given not in F.CSF_RESULTS:
+                self.err(file, eid, "given", f"{given!r}; allowed for csf_profile (the first LP's result): "
+                                             f"{', '.join(F.CSF_RESULTS)}")
+                continue
+            if finding != "csf_profile" and given is not None:
+                self.err(file, eid, "given", f"{given!r}; only csf_profile entries take `given`")
+            if finding == "forehead":
+                self.err(file, eid, "finding", "forehead sets the scope and is not evidence")
+                continue
+            item = S.item_of(finding, method, given)
+            levels = F.CSF_RESULTS if finding == "csf" else F.LEVELS[finding]
             level = self._group(file, eid, "level", e.get("level"), finding, levels)
             of = self._group(file, eid, "of", e.get("of"), finding, levels) if e.get("of") is not None else levels
             if level is None or of is None:
@@ -366,14 +417,14 @@ class _Validator:
             if not set(level) < set(of):
                 self.err(file, eid, "level", f"{list(level)} must be a proper part of `of` {list(of)}")
                 continue
-            if finding not in STRATUM_FINDINGS:
-                node = S.find_node(item, level, of)
-                if node is None:
-                    nodes = "; ".join(f"{list(n.success)} of {list(n.of)}" for n in S.NODES if n.item == item)
-                    self.err(file, eid, "level/of", f"{list(level)} of {list(of)} is not a node of the {finding} tree; nodes: {nodes}")
-                    continue
-            elif kind == "expert_judgment":
-                self.err(file, eid, "kind", "lineage and remission come from pretest.yaml; give counts here")
+            if finding in STRATUM_FINDINGS:
+                self.err(file, eid, "finding", f"{finding!r} is a context finding: it enters through the rate "
+                                               f"model of rates.yaml, not as counts here")
+                continue
+            if S.find_node(item, level, of) is None:
+                nodes = "; ".join(f"{list(n.success)} of {list(n.of)}" for n in S.NODES if n.item == item)
+                self.err(file, eid, "level/of", f"{list(level)} of {list(of)} is not a node of the {finding} tree; nodes: {nodes}")
+                continue
             tab = e.get("tabulates_cases") or []
             for cid in tab:
                 if cid not in case_ids:
@@ -426,7 +477,7 @@ class _Validator:
     def _no_double_counting(self, file: str, entries: list[Entry]) -> None:
         ej, counted = {}, {}
         for e in entries:
-            key = (e.item, e.hypothesis, e.form, e.level, e.of)
+            key = (e.item, e.cause, e.form, e.level, e.of)
             (ej if e.kind == "expert_judgment" else counted).setdefault(key, []).append(e.id)
         for key, ids in ej.items():
             if len(ids) > 1:
@@ -434,66 +485,3 @@ class _Validator:
             if key in counted:
                 self.err(file, ids[0], "kind",
                          f"expert judgment and counts ({', '.join(counted[key])}) for the same quantity: use one")
-
-    # -- pretest.yaml ----------------------------------------------------------------------------
-    def pretest(self, doc: Any, refs: dict) -> dict[str, Any]:
-        file = "pretest.yaml"
-        if not isinstance(doc, dict):
-            self.err(file, "-", "-", "must be a mapping")
-            return {}
-        for block in ("lineage_share", "remission_share", "relapse_hazard", "remission_multiplier",
-                      "p_facial_given_relapse", "bell_incidence"):
-            if block not in doc:
-                self.err(file, block, "-", "missing block")
-        if self.problems:
-            return doc
-        ls = doc["lineage_share"]
-        counts = ls.get("counts") if isinstance(ls, dict) else None
-        if not (isinstance(counts, dict) and set(counts) == set(S.LINEAGES)
-                and all(_is_num(v) and v >= 0 for v in counts.values())):
-            self.err(file, "lineage_share", "counts", f"{counts!r}: give counts >= 0 for {', '.join(S.LINEAGES)}")
-        if not (_is_num(ls.get("weight")) and 0 < ls["weight"] <= 1):
-            self.err(file, "lineage_share", "weight", f"{ls.get('weight')!r} is not in (0, 1]")
-        self._block_ref(file, "lineage_share", ls, refs)
-        rs = doc["remission_share"]
-        for lin in S.LINEAGES:
-            b = rs.get(lin) if isinstance(rs, dict) else None
-            name = f"remission_share.{lin}"
-            if not isinstance(b, dict):
-                self.err(file, name, "-", "missing")
-                continue
-            mean = b.get("mean")
-            if not (isinstance(mean, dict) and set(mean) == set(S.REMISSIONS)
-                    and all(_is_num(v) and v > 0 for v in mean.values())
-                    and abs(sum(mean.values()) - 1) < 1e-6):
-                self.err(file, name, "mean", f"{mean!r}: give shares > 0 summing to 1 for {', '.join(S.REMISSIONS)}")
-            if not (_is_num(b.get("concentration")) and b["concentration"] > 0):
-                self.err(file, name, "concentration", f"{b.get('concentration')!r} must be > 0")
-            self._block_ref(file, name, b, refs)
-        for block, keys in (("relapse_hazard", S.LINEAGES), ("remission_multiplier", S.MULTIPLIED_REMISSIONS)):
-            for k in keys:
-                b = doc[block].get(k) if isinstance(doc[block], dict) else None
-                self._lognormal(file, f"{block}.{k}", b, refs)
-        self._lognormal(file, "bell_incidence", doc["bell_incidence"], refs)
-        pf = doc["p_facial_given_relapse"]
-        b = pf.get("beta") if isinstance(pf, dict) else None
-        if not (isinstance(b, dict) and _is_num(b.get("a")) and _is_num(b.get("b")) and b["a"] > 0 and b["b"] > 0):
-            self.err(file, "p_facial_given_relapse", "beta", f"{b!r}: give {{a: >0, b: >0}}")
-        self._block_ref(file, "p_facial_given_relapse", pf if isinstance(pf, dict) else {}, refs)
-        return doc
-
-    def _lognormal(self, file: str, name: str, b: Any, refs: dict) -> None:
-        if not isinstance(b, dict):
-            self.err(file, name, "-", "missing; give {median, factor90, ref or reasoning}")
-            return
-        if not (_is_num(b.get("median")) and b["median"] > 0):
-            self.err(file, name, "median", f"{b.get('median')!r} must be > 0")
-        if not (_is_num(b.get("factor90")) and b["factor90"] > 1):
-            self.err(file, name, "factor90", f"{b.get('factor90')!r} must be > 1")
-        self._block_ref(file, name, b, refs)
-
-    def _block_ref(self, file: str, name: str, b: dict, refs: dict) -> None:
-        if b.get("ref") is None and not b.get("reasoning"):
-            self.err(file, name, "ref", "give a reference key or, for expert judgment, its reasoning")
-        elif b.get("ref") is not None:
-            self._refs(file, name, b.get("ref"), refs)

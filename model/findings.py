@@ -12,14 +12,24 @@ from typing import Any
 
 UNKNOWN = "unknown"
 
-#: Findings in clinical order (the order of the sequential contributions).
+#: Context findings: who the patient is. They enter through the rate model (they move the prior of
+#: each cause), in this order.
+CONTEXT: tuple[str, ...] = ("lineage", "remission", "age_group", "recent_vincristine", "recent_hsct")
+
+#: Findings in clinical order (the order of the sequential contributions). ``forehead`` sets the
+#: scope and enters no likelihood.
 FINDINGS: tuple[str, ...] = (
-    "lineage",
-    "remission",
+    *CONTEXT,
+    "forehead",
+    "onset",
     "laterality",
+    "eighth_nerve",
     "other_cranial_nerves",
     "peripheral_nerves",
+    "vesicles",
+    "otoscopy",
     "csf",
+    "csf_profile",
     "mri",
 )
 
@@ -27,24 +37,41 @@ FINDINGS: tuple[str, ...] = (
 LEVELS: dict[str, tuple[str, ...]] = {
     "lineage": ("T-ALL", "B-ALL", "AML", "other"),
     "remission": ("not_in_remission", "remission_on_treatment", "remission_off_treatment"),
+    "age_group": ("child", "adult"),
+    "recent_vincristine": ("no", "yes"),
+    "recent_hsct": ("no", "yes"),
+    "forehead": ("involved", "spared"),
+    "onset": ("acute", "progressive"),
     "laterality": ("unilateral", "bilateral"),
+    "eighth_nerve": ("none", "involved"),
     "other_cranial_nerves": ("none", "one_or_more"),
     "peripheral_nerves": ("none", "one_or_more"),
-    "mri": ("normal", "facial_nerve_enhancement", "multiple_nerve_or_leptomeningeal", "mass"),
+    "vesicles": ("absent", "present"),
+    "otoscopy": ("normal", "abnormal"),
+    "csf_profile": ("normal", "protein_only", "pleocytosis"),
+    "mri": ("normal", "facial_nerve_enhancement", "vii_viii_enhancement", "otomastoid_inflammation",
+            "multiple_nerve_or_leptomeningeal", "mass"),
 }
 
+#: Findings whose levels are ``no``/``yes``: YAML reads unquoted yes/no as booleans, accepted here only.
+YES_NO: tuple[str, ...] = tuple(name for name, lv in LEVELS.items() if lv == ("no", "yes"))
+
 #: A remission value outside the population: the palsy led to the leukemia diagnosis. It is
-#: answered as ``not_in_remission`` and reports flag it as out of scope (DESIGN §2).
+#: answered as ``not_in_remission`` and flagged as out of scope (DESIGN §2).
 AT_DIAGNOSIS = "at_diagnosis"
 PATIENT_EXTRA_LEVELS: dict[str, tuple[str, ...]] = {"remission": (AT_DIAGNOSIS,)}
+
+#: ``forehead: spared`` suggests a central (upper motor neurone) weakness: outside the population.
+CENTRAL = ("forehead", "spared")
 
 #: Partly known levels that evidence (not patients) may use: each names the levels it stands for.
 PARTIAL_LEVELS: dict[str, dict[str, tuple[str, ...]]] = {
     "lineage": {"ALL": ("T-ALL", "B-ALL")},
     "remission": {"in_remission": ("remission_on_treatment", "remission_off_treatment")},
+    "csf_profile": {"abnormal": ("protein_only", "pleocytosis")},
     "mri": {
         "beyond_facial": ("multiple_nerve_or_leptomeningeal", "mass"),
-        "not_beyond_facial": ("normal", "facial_nerve_enhancement"),
+        "vii_enhancement": ("facial_nerve_enhancement", "vii_viii_enhancement"),
     },
 }
 
@@ -58,10 +85,19 @@ NEXT_TESTS: tuple[str, ...] = ("lp_cytology", "lp_flow", "mri")
 DESCRIPTIONS: dict[str, str] = {
     "lineage": "leukemia type",
     "remission": "status when the palsy started",
+    "age_group": "child (under 18) or adult",
+    "recent_vincristine": "a vinca-alkaloid dose in the 4 weeks before onset",
+    "recent_hsct": "allogeneic HSCT in the 12 months before onset",
+    "forehead": "forehead involved (peripheral) or spared (suggests a central palsy)",
+    "onset": "acute (maximal within 72 hours) or progressive",
     "laterality": "facial palsy on one or both sides",
-    "other_cranial_nerves": "objective deficit of another cranial nerve",
+    "eighth_nerve": "hearing loss, tinnitus or vertigo on the side of the palsy",
+    "other_cranial_nerves": "objective deficit of a cranial nerve other than VII and VIII",
     "peripheral_nerves": "peripheral nerve, plexus or root involvement",
+    "vesicles": "zoster vesicles on the ear, face, palate or tongue",
+    "otoscopy": "otitis media, otorrhoea, canal swelling or a mass in the canal",
     "csf": "lumbar punctures in order (malignant cells)",
+    "csf_profile": "white cells and protein of the first LP",
     "mri": "contrast MRI pattern",
 }
 
@@ -89,31 +125,60 @@ class LP:
         return f"{self.result}:{self.method}"
 
 
+def _finding_fields() -> dict[str, Any]:
+    return {name: None for name in FINDINGS if name != "csf"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Patient:
-    """A patient's findings. ``None`` means unknown (marginalised); ``csf`` is a tuple of LPs."""
+    """A patient's findings. ``values`` maps each categorical finding to its level or ``None``
+    (unknown, marginalised); ``csf`` is a tuple of LPs in order."""
 
     id: str = "patient"
     description: str = ""
-    lineage: str | None = None
-    remission: str | None = None
-    laterality: str | None = None
-    other_cranial_nerves: str | None = None
-    peripheral_nerves: str | None = None
+    values: dict[str, str | None] = dataclasses.field(default_factory=_finding_fields)
     csf: tuple[LP, ...] = ()
-    mri: str | None = None
+
+    def __getattr__(self, name: str) -> str | None:
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.description, tuple(sorted(self.values.items(), key=lambda kv: kv[0])), self.csf))
 
     @property
     def at_diagnosis(self) -> bool:
         """True when the palsy led to the diagnosis: outside the population of the model."""
-        return self.remission == AT_DIAGNOSIS
+        return self.values.get("remission") == AT_DIAGNOSIS
+
+    @property
+    def central(self) -> bool:
+        """True when the forehead is spared: a central palsy is outside the population."""
+        return self.values.get(CENTRAL[0]) == CENTRAL[1]
+
+    @property
+    def in_scope(self) -> bool:
+        return not (self.at_diagnosis or self.central)
 
     def level(self, finding: str) -> str | None:
         """The level used for computation (``at_diagnosis`` is answered as not in remission)."""
-        value = getattr(self, finding)
+        value = self.values.get(finding)
         if finding == "remission" and value == AT_DIAGNOSIS:
             return "not_in_remission"
         return value
+
+    def replace(self, **changes: Any) -> Patient:
+        """A copy with findings (or ``csf``, ``id``, ``description``) replaced."""
+        values = dict(self.values)
+        top = {}
+        for key, value in changes.items():
+            if key in ("id", "description", "csf"):
+                top[key] = value
+            else:
+                values[key] = value
+        return dataclasses.replace(self, values=values, **top)
 
     def to_dict(self) -> dict[str, Any]:
         """The patient as a YAML/JSON-ready mapping (unknown findings as ``unknown``)."""
@@ -122,7 +187,7 @@ class Patient:
             if name == "csf":
                 out["csf"] = [{"result": lp.result, "method": lp.method} for lp in self.csf]
             else:
-                out[name] = getattr(self, name) or UNKNOWN
+                out[name] = self.values.get(name) or UNKNOWN
         return out
 
 
@@ -147,7 +212,7 @@ def parse_lp(value: Any, where: str) -> tuple[LP | None, str | None]:
         value = {"result": parts[0].strip(), "method": parts[1].strip()}
     if not isinstance(value, Mapping):
         return None, f"{where}: {value!r} is not an LP; give {{result: ..., method: ...}}"
-    extra = sorted(set(value) - {"result", "method"})
+    extra = sorted(map(str, set(value) - {"result", "method"}))
     problems = []
     if extra:
         problems.append(f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed: result, method")
@@ -159,6 +224,13 @@ def parse_lp(value: Any, where: str) -> tuple[LP | None, str | None]:
     if problems:
         return None, "; ".join(problems)
     return LP(str(result), str(method)), None
+
+
+def as_level(name: str, raw: Any) -> Any:
+    """Booleans (YAML's unquoted yes/no) become ``yes``/``no`` for the yes/no findings only."""
+    if name in YES_NO and isinstance(raw, bool):
+        return "yes" if raw else "no"
+    return raw
 
 
 def parse_patient(data: Any, source: str = "patient") -> Patient:
@@ -187,17 +259,19 @@ def parse_patient(data: Any, source: str = "patient") -> Patient:
             problems.append(
                 f"{key}: unknown field (value {data[key]!r}); allowed fields: {', '.join(['id', 'description', *FINDINGS])}"
             )
-    values: dict[str, Any] = {}
+    top: dict[str, Any] = {}
     for key in ("id", "description"):
         if key in data and data[key] is not None:
-            if not isinstance(data[key], (str, int, float)):
-                problems.append(f"{key}: {data[key]!r} must be text")
+            if not isinstance(data[key], str):
+                problems.append(f"{key}: {data[key]!r} must be text (quote it in YAML)")
             else:
-                values[key] = str(data[key])
+                top[key] = data[key]
+    values: dict[str, str | None] = {}
+    csf: tuple[LP, ...] = ()
     for name in FINDINGS:
-        raw = data.get(name)
+        raw = as_level(name, data.get(name))
         if name == "csf":
-            values["csf"] = _parse_csf(raw, problems)
+            csf = _parse_csf(raw, problems)
             continue
         if _is_unknown(raw):
             values[name] = None
@@ -209,7 +283,7 @@ def parse_patient(data: Any, source: str = "patient") -> Patient:
             values[name] = raw
     if problems:
         raise InputError(problems, source)
-    return Patient(**values)
+    return Patient(values=values, csf=csf, **top)
 
 
 def _parse_csf(raw: Any, problems: list[str]) -> tuple[LP, ...]:

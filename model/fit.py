@@ -16,18 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from model import __version__, prior, variants
+from model import __version__, prior
 from model import build as B
 from model import cache as C
 from model import design as D
 from model import draws as draws_io
 from model import likelihood as LK
+from model import rates as R
 from model.draws import CorruptDraws, Draws
 from model.evidence import Evidence
 
 log = logging.getLogger("palsy")
 
 _COMPILED: dict[tuple[str, str], Any] = {}
+#: Keys of ``model.yaml`` the answer uses.
+ANSWER_SETTINGS = ("unknown_csf_method", "atypicality", "hallmarks", "scope", "not_modelled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +59,7 @@ def compiled_model(variant: str, evidence: Evidence, design: D.Design | None = N
 
     k = (variant, evidence.hash)
     if k not in _COMPILED:
-        d = design or D.build(evidence, variants.get(variant, evidence.forms))
+        d = design or D.build(evidence, evidence.variant(variant))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _COMPILED[k] = nutpie.compile_pymc_model(B.from_design(d))
@@ -68,8 +71,7 @@ def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings()
     """Run NUTS; return (DataTree, Design). ``data`` replaces counts/weights (a refit)."""
     import nutpie
 
-    v = variants.get(variant, evidence.forms)
-    d = D.build(evidence, v, weights_one=weights_one)
+    d = D.build(evidence, evidence.variant(variant), weights_one=weights_one)
     compiled = compiled_model(variant, evidence, d)
     updates = dict(d.data()) if weights_one else {}
     updates.update(data or {})
@@ -111,11 +113,22 @@ def diagnostics(dt) -> dict[str, Any]:
     return out
 
 
+def answer_settings(evidence: Evidence) -> dict[str, Any]:
+    """What the answer needs from ``priors/model.yaml`` (stored with the draws: the warm path reads no YAML)."""
+    st = evidence.settings
+    return {key: st[key] for key in ANSWER_SETTINGS}
+
+
+def rate_block(d: D.Design, n: int, seed: int) -> dict[str, np.ndarray]:
+    """The rate block's draws: exact and independent from its prior (no likelihood informs it)."""
+    return R.sample_prior(d.rates, n, np.random.default_rng([seed, 1]))
+
+
 def flat_params(dt) -> dict[str, np.ndarray]:
     """Posterior draws with chain and draw flattened into one leading ``sample`` dim."""
     post = dt["posterior"].to_dataset()
     out = {}
-    for name in prior.PARAMETERS:
+    for name in prior.SAMPLED:
         if name in post:
             a = post[name].values
             out[name] = a.reshape(-1, *a.shape[2:])
@@ -144,20 +157,26 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
     dt, d = sample(variant, evidence, settings)
     seconds = time.perf_counter() - t0
     params = flat_params(dt)
+    params.update(rate_block(d, len(params["theta"]), settings.seed))
     ll = case_loglik(params, d)
     meta = {
         "variant": variant,
         "components": list(d.variant.components),
+        "component_causes": list(d.variant.component_causes),
+        "causes": list(d.variant.causes),
+        "forms": list(d.variant.forms),
+        "answer_settings": answer_settings(evidence),
         "evidence_hash": evidence.hash,
         "version": __version__,
         "settings": dataclasses.asdict(settings),
         "w_case": d.w_case,
+        "rate_block": "drawn from its prior (no likelihood informs it)",
         "case_ids": list(d.case_ids),
         "case_aliases": [list(c.also_known_as) for c in evidence.cases],
         "diagnostics": diagnostics(dt),
         "fit_seconds": seconds,
     }
-    dr = Draws(params, meta, d.w_case * ll)
+    dr = Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
     if use_cache:
         _store(folder, dt, dr, ll, d)
     return Posterior(dr, folder if use_cache else None, False, seconds)
@@ -175,6 +194,11 @@ def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
         "cases": (("chain", "draw", "case"), ll.reshape(shape).transpose(1, 2, 0)),
         "cases_weighted": (("chain", "draw", "case"), (dr.case_loglik).reshape(shape).transpose(1, 2, 0)),
     }, coords={"chain": np.arange(chains), "draw": np.arange(n), "case": cases})
+    post = dt["posterior"].dataset
+    extra = {name: ([*("chain", "draw"), *(f"{name}_dim_{j}" for j in range(dr.params[name].ndim - 1))],
+                    dr.params[name].reshape(chains, n, *dr.params[name].shape[1:]))
+             for name in R.RATE_PARAMETERS}
+    dt["posterior"] = post.assign(**extra)
     post = dt["posterior"].dataset
     lp = {}
     for name, a in prior.log_density(dr.params, d).items():

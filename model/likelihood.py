@@ -4,9 +4,19 @@ Every function takes ``ops`` (:data:`NUMPY` or the PyTensor namespace built in :
 and parameters with any leading batch dims (draws in numpy, none in PyTensor). Imports only numpy,
 so the patient-answer path can use it.
 
-Parameters (``p``): ``theta`` (component, node); ``lineage_share`` (lineage);
-``remission_share`` (lineage, remission); ``relapse_hazard`` (lineage); ``remission_multiplier``
-(the non-reference remission levels); ``p_facial``; ``bell_incidence``; ``omega`` (form; subtype).
+Parameters (``p``): ``theta`` (component, node); the patient-time shares ``share_lineage``
+(lineage), ``share_remission`` (lineage, remission), ``share_adult`` (lineage),
+``share_vincristine`` and ``share_hsct`` (lineage, remission); the rate factors ``rate_lognormal``
+and ``rate_beta`` (one entry per free factor or multiplier of ``priors/rates.yaml``); ``omega``
+(lineage, form) in the subtype variant. ``r`` is the rate model's constant arrays
+(:class:`model.rates.RateArrays`).
+
+The rate model (DESIGN §3-4): for cause c and stratum s of the context findings,
+
+    pi_s       = share(lineage) share(remission | lineage) share(age | lineage)
+                 share(vincristine | lineage, remission) share(hsct | lineage, remission)
+    lambda_c,s = product of the cause's factors and of its multipliers for the levels of s
+    P(c) is proportional to sum_s pi_s lambda_c,s;  P(s | c) to pi_s lambda_c,s.
 """
 
 from __future__ import annotations
@@ -25,39 +35,64 @@ def _np_logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
         return np.squeeze(m, axis) + np.log(np.sum(np.exp(x - m), axis=axis))
 
 
+def _np_flat(x: np.ndarray, k: int) -> np.ndarray:
+    return x.reshape(*x.shape[:x.ndim - k], -1)
+
+
+def _np_unflat(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return x.reshape(*x.shape[:-1], *shape)
+
+
 NUMPY = types.SimpleNamespace(
     exp=np.exp, log=np.log, log1p=np.log1p, logsumexp=_np_logsumexp,
-    concatenate=np.concatenate, ones_like=np.ones_like,
+    concatenate=np.concatenate, ones_like=np.ones_like, stack=np.stack, flat=_np_flat, unflat=_np_unflat,
 )
 
 
-def remission_multiplier_full(ops, m):
-    """Insert the reference level (multiplier 1) among the remission multipliers."""
-    parts, j = [], 0
-    for r in S.REMISSIONS:
-        if r == S.REFERENCE_REMISSION:
-            parts.append(ops.ones_like(m[..., :1]))
-        else:
-            parts.append(m[..., j:j + 1])
-            j += 1
-    return ops.concatenate(parts, axis=-1)
+def log_shares(ops, p):
+    """Log share of patient-time of every stratum (..., stratum)."""
+    lin = ops.log(p["share_lineage"])[..., :, None, None, None, None]
+    rem = ops.log(p["share_remission"])[..., :, :, None, None, None]
+    adult = p["share_adult"]
+    age = ops.log(ops.stack([1 - adult, adult], axis=-1))[..., :, None, :, None, None]
+    v = p["share_vincristine"]
+    vin = ops.log(ops.stack([1 - v, v], axis=-1))[..., :, :, None, :, None]
+    h = p["share_hsct"]
+    hsc = ops.log(ops.stack([1 - h, h], axis=-1))[..., :, :, None, None, :]
+    return ops.flat(lin + rem + age + vin + hsc, len(S.CONTEXT))
 
 
-def strata(ops, p):
-    """Log P(stratum | L), log P(stratum | B) (..., lineage, remission) and logit P(L) (...).
+def log_rates(ops, p, r):
+    """Log rate of a new facial palsy from each cause in each stratum (..., cause, stratum)."""
+    out = r.fixed_log
+    if r.lognormal_incidence.shape[0]:
+        out = out + ops.log(p["rate_lognormal"]) @ r.lognormal_incidence
+    if r.beta_incidence.shape[0]:
+        out = out + ops.log(p["rate_beta"]) @ r.beta_incidence
+    return ops.unflat(out, (r.n_causes, S.N_STRATA))
 
-    pi_s = lineage share x remission share; lambda_L,s = hazard x multiplier x P(facial | relapse);
-    lambda_B = Bell's incidence. P(s | L) is proportional to pi_s lambda_L,s, P(s | B) to pi_s, and
-    the prior odds are sum_s pi_s lambda_L,s / lambda_B (DESIGN §4).
+
+def cause_strata(ops, p, r):
+    """Log P(cause) (..., cause) and log P(stratum | cause) (..., cause, stratum)."""
+    joint = log_shares(ops, p)[..., None, :] + log_rates(ops, p, r)
+    total = ops.logsumexp(joint, axis=-1)  # (..., cause)
+    log_prior = total - ops.logsumexp(total, axis=-1)[..., None]
+    return log_prior, joint - total[..., None]
+
+
+def component_strata(ops, p, r):
+    """Log P(stratum, component | cause of the component) (..., component, stratum).
+
+    A form of infiltration (subtype variant) carries its weight omega[lineage(s), form], which
+    depends on the lineage (myeloid sarcoma is mostly AML); every other component is its cause.
     """
-    pi = p["lineage_share"][..., :, None] * p["remission_share"]
-    mult = remission_multiplier_full(ops, p["remission_multiplier"])
-    lam = p["relapse_hazard"][..., :, None] * mult[..., None, :] * p["p_facial"][..., None, None]
-    a = (pi * lam).sum(axis=(-2, -1))
-    log_l = ops.log(pi * lam) - ops.log(a)[..., None, None]
-    log_b = ops.log(pi)
-    logit_prior = ops.log(a) - ops.log(p["bell_incidence"])
-    return log_l, log_b, logit_prior
+    log_prior, log_sc = cause_strata(ops, p, r)
+    out = r.component_cause @ log_sc
+    if "omega" in p:
+        # (..., form, stratum): log omega of each stratum's lineage
+        log_w = ops.log(p["omega"]).swapaxes(-1, -2) @ r.lineage_of_stratum.T
+        out = out + r.component_form @ log_w
+    return log_prior, out
 
 
 def level_logp(ops, theta):
@@ -70,81 +105,47 @@ def group_logp(ops, theta, masks):
     return ops.log(ops.exp(level_logp(ops, theta)) @ masks.T)
 
 
-def form_strata(ops, p):
-    """Log P(stratum, form | L) (..., form, lineage, remission) of the subtype variant.
-
-    The forms' weights depend on the lineage: omega (..., lineage, form), so that
-    P(s, k | L) = P(s | L) omega[lineage(s), k] (myeloid sarcoma is mostly AML).
-    """
-    log_l, _, _ = strata(ops, p)
-    return log_l[..., None, :, :] + ops.log(p["omega"]).swapaxes(-1, -2)[..., :, :, None]
-
-
-def component_logw(ops, p, n_components: int):
-    """Marginal log mixture weight of each component within its hypothesis (..., component):
-    log sum_lineage P(lineage | L) omega[lineage, k] for the forms, 0 for B; None if no mixture."""
+def component_weights(ops, p, d):
+    """Weight of each component within its cause as the fit uses it (..., component): 1 but for
+    the forms, sum_lineage P(lineage | infiltration) omega[lineage, form], with P(lineage |
+    infiltration) the rate model's prior mean (a constant of the design)."""
+    r = d.rates
     if "omega" not in p:
-        return None
-    log_l, _, _ = strata(ops, p)
-    p_lin = ops.exp(log_l).sum(axis=-1)  # (..., lineage)
-    wbar = (p_lin[..., :, None] * p["omega"]).sum(axis=-2)  # (..., form)
-    return ops.concatenate([ops.log(wbar), ops.log(ops.ones_like(wbar[..., :1]))], axis=-1)
+        return np.ones(r.component_cause.shape[0])
+    w_forms = d.lineage_weight @ p["omega"]  # (..., form)
+    return w_forms @ r.component_form.T + (1.0 - r.component_form.sum(axis=1))
 
 
-def stratum_sum(pl, masks):
-    """Sum of P(stratum) over each mask's strata: (..., lineage, remission) x (m, 12) -> (..., m)."""
-    m = masks.reshape(-1, len(S.LINEAGES), len(S.REMISSIONS))
-    return (pl[..., None, :, :] * m).sum(axis=(-2, -1))
-
-
-def _binomial(ops, r, x, n, w):
-    return w * (x * ops.log(r) + (n - x) * ops.log1p(-r))
+def _binomial(ops, rate, x, n, w):
+    return w * (x * ops.log(rate) + (n - x) * ops.log1p(-rate))
 
 
 def entry_rate(ops, p, d):
-    """The rate x/n each cohort entry on a tree item estimates, P(level | of, hypothesis) (..., entry)."""
-    theta = p["theta"]
-    lw = component_logw(ops, p, d.prior_a.shape[0])
-    wts = d.entry_members.T if lw is None else ops.exp(lw)[..., :, None] * d.entry_members.T
-    num = (ops.exp(group_logp(ops, theta, d.entry_level)) * wts).sum(axis=-2)
-    den = (ops.exp(group_logp(ops, theta, d.entry_of)) * wts).sum(axis=-2)
+    """The rate x/n each cohort entry estimates, P(level | of, cause or form) (..., entry)."""
+    wts = component_weights(ops, p, d)[..., :, None] * d.entry_members.T
+    num = (ops.exp(group_logp(ops, p["theta"], d.entry_level)) * wts).sum(axis=-2)
+    den = (ops.exp(group_logp(ops, p["theta"], d.entry_of)) * wts).sum(axis=-2)
     return num / den
 
 
-def stratum_entry_rate(ops, p, d):
-    """The rate each lineage/remission cohort entry estimates under L (..., entry)."""
-    log_l, _, _ = strata(ops, p)
-    pl = ops.exp(log_l)
-    return stratum_sum(pl, d.sentry_level) / stratum_sum(pl, d.sentry_of)
-
-
 def entry_loglik(ops, p, d):
-    """Weighted log-likelihood of each cohort entry on a tree item (..., entry)."""
+    """Weighted log-likelihood of each cohort entry (..., entry)."""
     return _binomial(ops, entry_rate(ops, p, d), d.entry_x, d.entry_n, d.entry_w)
 
 
-def stratum_entry_loglik(ops, p, d):
-    """Weighted log-likelihood of each lineage/remission cohort entry under L (..., entry)."""
-    return _binomial(ops, stratum_entry_rate(ops, p, d), d.sentry_x, d.sentry_n, d.sentry_w)
-
-
 def case_loglik(ops, p, d):
-    """Unweighted log-likelihood of each case under L (..., case): its findings and its stratum.
+    """Unweighted log-likelihood of each case's findings under infiltration (..., case).
 
-    Under the subtype variant the case's findings share one (possibly unknown) form, so the
-    mixture over forms is taken per case:
-    log sum_k sum_s P(s, k | L) prod_j p(x_j | k), over the case's compatible strata s.
+    Case reports are selected: they inform the findings given the form, not the rate model, so each
+    case is conditioned on its context. Under the subtype variant the case's findings share one
+    (possibly unknown) form: log sum_k P(k | case context) prod_j p(x_j | k), with
+    P(k | context) = sum_lineage P(lineage | context, infiltration) omega[lineage, k].
     """
-    theta = p["theta"]
-    obs = group_logp(ops, theta, d.obs_mask)  # (..., K, obs)
-    per = obs @ d.obs_case.T  # (..., K, case)
-    per_l = per[..., :-1, :]  # L components
-    log_l, _, _ = strata(ops, p)
-    # log sum over the case's compatible strata of P(s | L); a case outside the population
-    # (palsy at diagnosis) is conditioned on its lineage instead of informing P(s | L).
-    stratum = ops.log(stratum_sum(ops.exp(log_l), d.case_strata))
+    obs = group_logp(ops, p["theta"], d.obs_mask)  # (..., K, obs)
+    per = d.infiltration_select @ (obs @ d.obs_case.T)  # (..., Ki, case)
     if "omega" not in p:
-        return per_l[..., 0, :] + stratum * (1 - d.case_condition)
-    joint = ops.log(stratum_sum(ops.exp(form_strata(ops, p)), d.case_strata))  # (..., form, case)
-    mask = np.where(d.case_forms.T > 0, 0.0, -np.inf)  # (L component, case)
-    return ops.logsumexp(per_l + joint + mask, axis=-2) - stratum * d.case_condition
+        return per[..., 0, :]
+    mask = np.where(d.case_forms.T > 0, 0.0, -np.inf)  # (Ki, case): the case's stated form
+    lw = ops.log(d.case_lineage @ p["omega"]).swapaxes(-1, -2) + mask  # (..., Ki, case)
+    lw = lw - ops.logsumexp(lw, axis=-2)[..., None, :]
+    return ops.logsumexp(per + lw, axis=-2)

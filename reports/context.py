@@ -4,8 +4,10 @@ The HTML and the PDF are both rendered from the dict that :func:`build` returns,
 same numbers in the same words. The context is plain data (str, int, float, bool, list, dict): the
 figures (:mod:`reports.figures`) draw from it and never see the model.
 
-Which summary is shown is always named: the headline probability is the **mean** over posterior
-draws (DESIGN §1); factors on the odds and the waterfall use **medians** of the log odds.
+One statistic per number (DESIGN §6): probabilities are **means** over the posterior draws, with an
+equal-tailed credible interval; factors on the odds are **geometric means**, exp(mean log LR), with
+their interval; the waterfalls are drawn from the means after each step. The median appears only
+where it is labelled.
 """
 
 from __future__ import annotations
@@ -21,17 +23,36 @@ from model import structure as S
 from model.evidence import Evidence
 from reports import wording as W
 
-TITLE = "Facial palsy in acute leukemia: leukemic infiltration or Bell's palsy?"
+TITLE = "Facial palsy in acute leukemia: leukemic infiltration or a mimic?"
 FAN_LINES = 200  # posterior draws drawn in the Fagan nomogram
 FAN_SEED = 20240611
+
+#: Every modelled cause in plain words (the model's ``cause`` dimension, DESIGN §1).
+CAUSE_NAMES: dict[str, str] = {
+    "infiltration": "leukemic infiltration",
+    "bell": "Bell's palsy (idiopathic)",
+    "zoster": "VZV reactivation (Ramsay Hunt)",
+    "vincristine": "vincristine neuropathy",
+    "gbs": "Guillain-Barré syndrome",
+    "otomastoiditis": "otomastoiditis",
+}
 
 FINDING_NAMES: dict[str, str] = {
     "lineage": "Leukemia type",
     "remission": "Status when the palsy started",
+    "age_group": "Age group",
+    "recent_vincristine": "Vinca alkaloid in the 4 weeks before onset",
+    "recent_hsct": "Allogeneic HSCT in the 12 months before onset",
+    "forehead": "Forehead",
+    "onset": "Onset",
     "laterality": "Side of the facial palsy",
-    "other_cranial_nerves": "Other cranial nerves",
+    "eighth_nerve": "Hearing loss, tinnitus or vertigo (VIII)",
+    "other_cranial_nerves": "Other cranial nerves (not VII, VIII)",
     "peripheral_nerves": "Peripheral nerves, plexus or roots",
+    "vesicles": "Zoster vesicles",
+    "otoscopy": "Otoscopy",
     "csf": "Lumbar punctures (CSF)",
+    "csf_profile": "CSF cells and protein (first LP)",
     "mri": "Contrast MRI",
 }
 
@@ -40,14 +61,27 @@ VALUE_NAMES: dict[tuple[str, str], str] = {
     ("remission", "remission_on_treatment"): "in complete remission, on treatment",
     ("remission", "remission_off_treatment"): "in complete remission, off treatment (including after HSCT)",
     ("remission", F.AT_DIAGNOSIS): "the palsy led to the leukemia diagnosis (outside the model's population)",
+    ("age_group", "child"): "child (under 18)",
+    ("age_group", "adult"): "adult (18 or over)",
+    ("forehead", "involved"): "involved (peripheral palsy)",
+    ("forehead", "spared"): "spared (suggests a central palsy)",
+    ("onset", "acute"): "acute (maximal within 72 hours)",
+    ("onset", "progressive"): "progressive (worsening after 72 hours)",
     ("laterality", "unilateral"): "one side",
     ("laterality", "bilateral"): "both sides",
+    ("eighth_nerve", "none"): "none",
+    ("eighth_nerve", "involved"): "on the side of the palsy",
     ("other_cranial_nerves", "none"): "no other cranial nerve deficit",
     ("other_cranial_nerves", "one_or_more"): "deficit of one or more other cranial nerves",
     ("peripheral_nerves", "none"): "no peripheral nerve involvement",
     ("peripheral_nerves", "one_or_more"): "one or more peripheral nerves, plexus or roots involved",
+    ("otoscopy", "abnormal"): "abnormal (otitis, otorrhoea, canal swelling or mass)",
+    ("csf_profile", "protein_only"): "raised protein, at most 5 cells per microlitre",
+    ("csf_profile", "pleocytosis"): "more than 5 white cells per microlitre",
     ("mri", "normal"): "normal",
     ("mri", "facial_nerve_enhancement"): "enhancement of the facial nerve only",
+    ("mri", "vii_viii_enhancement"): "enhancement of VII with VIII, the internal auditory canal or the labyrinth",
+    ("mri", "otomastoid_inflammation"): "middle ear or mastoid inflammation",
     ("mri", "multiple_nerve_or_leptomeningeal"): "other cranial nerves or the leptomeninges thickened or enhancing",
     ("mri", "mass"): "soft-tissue mass along the nerve",
 }
@@ -56,14 +90,33 @@ SHORT_NAMES: dict[tuple[str, str], str] = {
     ("remission", "not_in_remission"): "not in remission",
     ("remission", "remission_on_treatment"): "remission, on treatment",
     ("remission", "remission_off_treatment"): "remission, off treatment",
+    ("age_group", "child"): "child",
+    ("age_group", "adult"): "adult",
+    ("recent_vincristine", "yes"): "recent vincristine",
+    ("recent_vincristine", "no"): "no recent vincristine",
+    ("recent_hsct", "yes"): "recent allo-HSCT",
+    ("recent_hsct", "no"): "no recent HSCT",
+    ("onset", "acute"): "acute onset",
+    ("onset", "progressive"): "progressive onset",
     ("laterality", "unilateral"): "unilateral palsy",
     ("laterality", "bilateral"): "bilateral palsy",
+    ("eighth_nerve", "none"): "no VIII symptoms",
+    ("eighth_nerve", "involved"): "VIII involved",
     ("other_cranial_nerves", "none"): "no other cranial nerve",
     ("other_cranial_nerves", "one_or_more"): "other cranial nerve(s)",
     ("peripheral_nerves", "none"): "no peripheral nerve",
     ("peripheral_nerves", "one_or_more"): "peripheral nerve(s)",
+    ("vesicles", "absent"): "no vesicles",
+    ("vesicles", "present"): "vesicles",
+    ("otoscopy", "normal"): "otoscopy normal",
+    ("otoscopy", "abnormal"): "otoscopy abnormal",
+    ("csf_profile", "normal"): "CSF cells/protein normal",
+    ("csf_profile", "protein_only"): "CSF protein only",
+    ("csf_profile", "pleocytosis"): "CSF pleocytosis",
     ("mri", "normal"): "MRI normal",
     ("mri", "facial_nerve_enhancement"): "MRI facial nerve enhancement",
+    ("mri", "vii_viii_enhancement"): "MRI VII/VIII enhancement",
+    ("mri", "otomastoid_inflammation"): "MRI otomastoid inflammation",
     ("mri", "multiple_nerve_or_leptomeningeal"): "MRI several nerves/meninges",
     ("mri", "mass"): "MRI mass along the nerve",
 }
@@ -74,12 +127,14 @@ TEST_NAMES: dict[str, str] = {
     "mri": "contrast MRI",
 }
 
-OTHER_CAUSES = ("vincristine neuropathy", "VZV reactivation (Ramsay Hunt syndrome)", "Guillain-Barré syndrome",
-                "graft-versus-host disease", "non-leukemic otomastoiditis")
-
-DISCLAIMER = ("This report supports and does not replace clinical judgment. It answers one question, leukemic "
-              "infiltration against idiopathic Bell's palsy, from published evidence of uneven quality; the "
+DISCLAIMER = ("This report supports and does not replace clinical judgment. It weighs leukemic infiltration "
+              "against the modelled causes that mimic it, from published evidence of uneven quality; the "
               "treating team weighs it with everything the model does not see.")
+
+
+def cause_name(cause: str) -> str:
+    """A cause in plain words."""
+    return CAUSE_NAMES.get(cause, cause.replace("_", " "))
 
 
 def value_name(finding: str, value: str) -> str:
@@ -187,85 +242,122 @@ def short_citation(ref: dict[str, Any], title_chars: int = 60) -> str:
     return ". ".join(p for p in parts if p) + "."
 
 
+def _collect_refs(node: Any) -> list[str]:
+    """Every ``ref`` key under ``node`` of a YAML document, in order."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "ref":
+                out += _refs(v)
+            else:
+                out += _collect_refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            out += _collect_refs(v)
+    return out
+
+
+def _rate_refs(ev: Evidence, finding: str | None = None, value: str | None = None) -> list[str]:
+    """References of the rate model: all of it, or what a context finding's level touches (its
+    patient-time share and every cause's multiplier for that level)."""
+    doc = ev.rates.doc
+    if finding is None:
+        return _collect_refs(doc.get("shares")) + _collect_refs(doc.get("rates"))
+    keys = _collect_refs((doc.get("shares") or {}).get(finding))
+    for block in (doc.get("rates") or {}).values():
+        mult = ((block or {}).get("multipliers") or {}).get(finding) or {}
+        keys += _collect_refs(mult.get(value)) if isinstance(mult, dict) else []
+    return keys
+
+
 def _case_informs(case: Any, finding: str) -> bool:
-    """Whether a library case enters the likelihood of ``finding`` (DESIGN §3, §4)."""
-    if finding in case.proven_by:
+    """Whether a library case enters the likelihood of ``finding`` (cases inform the findings of
+    infiltration given its form, not the rate model: DESIGN §3-4)."""
+    if finding in case.proven_by or finding in F.CONTEXT:
         return False
-    if finding in ("lineage", "remission"):
-        return case.in_population and case.values.get(finding) is not None
     if finding == "csf":
         return bool(case.csf)
+    if finding == "csf_profile":
+        return bool(case.csf) and case.values.get(finding) is not None
     return case.values.get(finding) is not None
 
 
-def _evidence_for(p: A.Player, ev: Evidence, cites: _Citations, lineage: str | None) -> list[dict[str, Any]]:
-    """The evidence behind one finding: cohort entries of its item (L and B), pretest blocks, cases."""
+def _items(p: A.Player) -> set[str]:
+    if p.finding == "csf":
+        return {S.csf_item(p.value.split(":")[1])}
+    if p.finding == "csf_profile":
+        return {S.profile_item(r) for r in F.CSF_RESULTS}
+    return {p.finding}
+
+
+def _evidence_for(p: A.Player, ev: Evidence, cites: _Citations) -> list[dict[str, Any]]:
+    """The evidence behind one finding: cohort entries of its item for each cause, the rate model
+    (context findings), and library cases."""
     groups: list[dict[str, Any]] = []
-    item = S.csf_item(p.value.split(":")[1]) if p.finding == "csf" else p.finding
-    for hyp, name in (("L", "infiltration"), ("B", "Bell's palsy")):
-        entries = [e for e in ev.entries if e.item == item and e.hypothesis == hyp]
-        counts = [e for e in entries if e.kind != "expert_judgment"]
-        judged = [e for e in entries if e.kind == "expert_judgment"]
-        if counts:
-            groups.append({"label": f"cohorts, {name} ({len(counts)})",
-                           "refs": cites.cite([k for e in counts for k in e.refs])})
-        if judged:
-            groups.append({"label": f"expert judgment, {name} ({len(judged)})",
-                           "refs": cites.cite([k for e in judged for k in e.refs])})
-    pt = ev.pretest
-    if p.finding == "lineage":
-        keys = _refs(pt["lineage_share"].get("ref")) + _refs(pt["relapse_hazard"][p.value].get("ref"))
-        groups.append({"label": "rate model (shares, relapse hazard)", "refs": cites.cite(keys)})
-    elif p.finding == "remission":
-        lins = [lineage] if lineage else list(S.LINEAGES)
-        keys = [k for lin in lins for k in _refs(pt["remission_share"][lin].get("ref"))]
-        value = p.value if p.value != F.AT_DIAGNOSIS else "not_in_remission"
-        if value in pt["remission_multiplier"]:
-            keys += _refs(pt["remission_multiplier"][value].get("ref"))
-        groups.append({"label": "rate model (shares, relapse multiplier)", "refs": cites.cite(keys)})
-    cases = [c for c in ev.cases if _case_informs(c, p.finding)]
-    if cases:
-        groups.append({"label": f"case reports of infiltration ({len(cases)}, weight {ev.w_case:g} each)",
-                       "refs": cites.cite([c.ref for c in cases])})
+    if p.finding in F.CONTEXT:
+        value = "not_in_remission" if p.value == F.AT_DIAGNOSIS else p.value
+        groups.append({"label": "rate model (patient-time shares, rate multipliers)",
+                       "refs": cites.cite(_rate_refs(ev, p.finding, value))})
+    else:
+        items = _items(p)
+        for cause in ev.causes:
+            entries = [e for e in ev.entries if e.item in items and e.cause == cause]
+            counts = [e for e in entries if e.kind != "expert_judgment"]
+            judged = [e for e in entries if e.kind == "expert_judgment"]
+            if counts:
+                groups.append({"label": f"cohorts, {cause_name(cause)} ({len(counts)})",
+                               "refs": cites.cite([k for e in counts for k in e.refs])})
+            if judged:
+                groups.append({"label": f"expert judgment, {cause_name(cause)} ({len(judged)})",
+                               "refs": cites.cite([k for e in judged for k in e.refs])})
+        cases = [c for c in ev.cases if _case_informs(c, p.finding)]
+        if cases:
+            groups.append({"label": f"case reports of infiltration ({len(cases)}, weight {ev.w_case:g} each)",
+                           "refs": cites.cite([c.ref for c in cases])})
     for g in groups:
         g["text"] = f"{g['label']}: " + (", ".join(f"[{n}]" for n in g["refs"]) if g["refs"] else "no citation (expert judgment)")
     return groups
 
 
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return float(np.log(p / (1 - p)))
+
+
 def _fan(ans: A.Answer) -> dict[str, Any]:
-    """A deterministic sample of (prior log odds, total log LR) draws for the Fagan nomogram."""
+    """A deterministic sample of (prior log odds, total log LR) draws for the Fagan nomogram, and
+    the bold line joining the mean probability before and after the findings."""
     rng = np.random.default_rng(FAN_SEED)
     n = len(ans.prior_log_odds)
     w = None if ans.weights is None else ans.weights / ans.weights.sum()
     idx = rng.choice(n, size=min(FAN_LINES, n), replace=w is not None, p=w)
     lr = ans.posterior_log_odds - ans.prior_log_odds
-    pre_med = float(A.weighted_quantile(ans.prior_log_odds, [0.5], ans.weights)[0])
-    lr_med = float(A.weighted_quantile(lr, [0.5], ans.weights)[0])
+    pre, post = ans.prior_probability["mean"], ans.probability["mean"]
     return {"pre": [float(x) for x in ans.prior_log_odds[idx]], "log_lr": [float(x) for x in lr[idx]],
-            "median_pre": pre_med, "median_log_lr": lr_med, "lines": int(len(idx)),
+            "mean_pre": _logit(pre), "mean_log_lr": _logit(post) - _logit(pre), "lines": int(len(idx)),
             "pretest_fixed": ans.pretest is not None}
 
 
 def _waterfall(ans: A.Answer, labels: list[str], shorts: list[str]) -> dict[str, Any]:
-    """Bars: the base rate, each finding (clinical order), the result; medians and intervals of the
-    cumulative log odds after each step, and each finding's factor (median, interval)."""
+    """Bars: the prior, each finding (clinical order), the result. Each bar ends at the mean
+    P(infiltration) after that step (drawn on the log-odds scale); the whisker is its interval; the
+    number on a finding's bar is its geometric-mean factor on the odds, exp(mean log LR)."""
     ci, w = ans.ci, ans.weights
-    cum = ans.prior_log_odds[None, :] + np.concatenate([np.zeros((1, ans.prior_log_odds.size)),
-                                                         np.cumsum(ans.sequential, axis=0)])
+    inf = ans.causes.index(A.INFILTRATION)
+    step_means = [s["causes"][A.INFILTRATION] for s in ans.steps()]
+    q = [(1 - ci) / 2, (1 + ci) / 2]
     steps = []
-    q = [(1 - ci) / 2, 0.5, (1 + ci) / 2]
-    for k in range(len(cum)):
-        lo, med, hi = (float(x) for x in A.weighted_quantile(cum[k], q, w))
-        step: dict[str, Any] = {"lower": lo, "median": med, "upper": hi,
-                                "p_median": float(A.expit(np.array(med))), "p_lower": float(A.expit(np.array(lo))),
-                                "p_upper": float(A.expit(np.array(hi)))}
+    for k, p_mean in enumerate(step_means):
+        lo, hi = (float(x) for x in A.weighted_quantile(ans.step_cause[k, :, inf], q, w))
+        step: dict[str, Any] = {"p_mean": p_mean, "p_lower": lo, "p_upper": hi, "mean": _logit(p_mean),
+                                "lower": _logit(lo), "upper": _logit(hi)}
         if k == 0:
-            name = "Base rate" if ans.pretest is None else "Pretest (set by hand)"
+            name = "Before any finding" if ans.pretest is None else "Pretest (set by hand)"
             step.update(kind="base", label=name, short=name, start=None)
         else:
-            s = A.summary(ans.sequential[k - 1], ci, w)
-            step.update(kind="finding", label=labels[k - 1], short=shorts[k - 1], start=steps[-1]["median"],
-                        factor=W.factor(s["median"]), factor_text=W.factor_with_interval(s, ci))
+            c = ans.contributions[k - 1]
+            step.update(kind="finding", label=labels[k - 1], short=shorts[k - 1], start=steps[-1]["mean"],
+                        factor=W.factor(c["log_lr"]["mean"]), factor_text=W.factor_with_interval(c["log_lr"], ci))
         steps.append(step)
     last = dict(steps[-1])
     last.update(kind="result", label="After all findings", short="After all findings", start=None)
@@ -273,8 +365,20 @@ def _waterfall(ans: A.Answer, labels: list[str], shorts: list[str]) -> dict[str,
     last.pop("factor_text", None)
     steps.append(last)
     for s in steps:
-        s["p_text"] = f"{W.percent(s['p_median'])} ({W.interval(s['p_lower'], s['p_upper'], ci)})"
+        s["p_text"] = f"{W.percent(s['p_mean'])} ({W.interval(s['p_lower'], s['p_upper'], ci)})"
     return {"steps": steps, "bars": len(steps)}
+
+
+def _differential_steps(ans: A.Answer, labels: list[str], shorts: list[str]) -> dict[str, Any]:
+    """The mean probability of every weighed cause after each step (the differential's waterfall)."""
+    causes = list(ans.causes_weighed)
+    rows = []
+    for k, s in enumerate(ans.steps()):
+        label = ("Before any finding" if ans.pretest is None else "Pretest (set by hand)") if k == 0 else labels[k - 1]
+        short = label if k == 0 else shorts[k - 1]
+        rows.append({"label": label, "short": short, "means": [float(s["causes"][c]) for c in causes],
+                     "percents": [W.percent(s["causes"][c]) for c in causes]})
+    return {"causes": causes, "names": [cause_name(c) for c in causes], "rows": rows}
 
 
 def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
@@ -296,6 +400,7 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
     ci = ans.ci
     cites = _Citations(evidence)
     ci_pct = round(100 * ci)
+    d = ans.to_dict()
 
     findings = []
     for name in F.FINDINGS:
@@ -304,38 +409,69 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
             findings.append({"name": FINDING_NAMES[name], "value": "; ".join(lps) if lps else "unknown (none entered)",
                              "known": bool(lps)})
         else:
-            v = getattr(pat, name)
+            v = pat.values.get(name)
             findings.append({"name": FINDING_NAMES[name], "value": value_name(name, v) if v else "unknown",
                              "known": v is not None})
     unknown = [f["name"] for f in findings if not f["known"]]
 
+    # warnings first: scope, atypicality, hallmarks of causes left out
+    warnings = []
+    for note in d["scope_notes"]:
+        warnings.append({"kind": "scope", "heading": "Out of scope.", "text": note})
+    atyp = d["atypical"]
+    if atyp["flag"]:
+        warnings.append({"kind": "atypical", "heading": "Atypical findings.",
+                         "text": (f"These findings fit none of the modelled causes well (tail probability "
+                                  f"{W.percent(atyp['tail_probability'])}, threshold {W.percent(atyp['threshold'])}): "
+                                  f"the differential below may be confidently wrong. Consider causes that are not "
+                                  f"modelled: {', '.join(ans.model['not_modelled'])}.")})
+    for text in d["warnings"]:
+        warnings.append({"kind": "hallmark", "heading": "Cause left out.", "text": text})
+
+    weighed = list(ans.causes_weighed)
+    others = [c for c in weighed if c != A.INFILTRATION]
+    peripheral = not ans.in_scope and pat.central
     prob = _prob(ans.probability, ci)
     base = _prob(ans.prior_probability, ci)
-    headline = W.sentence_start(prob["words"])
+    heading = W.sentence_start(prob["words"])
     n_filled = W.count_of_100(prob["mean"])
+    against = ", ".join(cause_name(c) for c in others)
 
-    pt = evidence.pretest
-    base_keys = (_refs(pt["lineage_share"].get("ref"))
-                 + [k for lin in S.LINEAGES for k in _refs(pt["relapse_hazard"][lin].get("ref"))]
-                 + [k for r in S.MULTIPLIED_REMISSIONS for k in _refs(pt["remission_multiplier"][r].get("ref"))]
-                 + _refs(pt["p_facial_given_relapse"].get("ref")) + _refs(pt["bell_incidence"].get("ref")))
-    base_refs = cites.cite(base_keys) if ans.pretest is None else []
+    diff_rows = []
+    for c in d["causes"]:
+        s, s0 = c["probability"], c["prior_probability"]
+        diff_rows.append({"cause": c["cause"], "name": cause_name(c["cause"]), "mean": s["mean"],
+                          "lower": s["lower"], "upper": s["upper"], "percent": W.percent(s["mean"]),
+                          "interval": W.interval(s["lower"], s["upper"], ci),
+                          "prior_mean": s0["mean"], "prior_percent": W.percent(s0["mean"]),
+                          "prior_interval": W.interval(s0["lower"], s0["upper"], ci),
+                          "leading": c["cause"] == d["leading_cause"],
+                          "line": (f"{cause_name(c['cause'])}: {W.percent(s['mean'])} "
+                                   f"({W.interval(s['lower'], s['upper'], ci)}); before any finding "
+                                   f"{W.percent(s0['mean'])}")})
+    other_means = sorted(((cause_name(r["cause"]), r["mean"]) for r in diff_rows if r["cause"] != A.INFILTRATION),
+                         key=lambda x: -x[1])
+
+    rate_refs = cites.cite(_rate_refs(evidence)) if ans.pretest is None else []
 
     plist = list(ans.players)
     labels = [player_label(p) for p in plist]
+    shorts = [short_label(p) for p in plist]
     rows = []
     for p, label, c, s in zip(plist, labels, ans.contributions, ans.shapley_values, strict=True):
-        ev_groups = _evidence_for(p, evidence, cites, pat.lineage)
-        rows.append({"label": label, "factor": W.factor(c["log_lr"]["median"]),
+        ev_groups = _evidence_for(p, evidence, cites)
+        rows.append({"label": label, "factor": W.factor(c["log_lr"]["mean"]),
                      "factor_text": W.factor_with_interval(c["log_lr"], ci),
                      "interval": f"{W.factor(c['log_lr']['lower'])} to {W.factor(c['log_lr']['upper'])}",
-                     "shapley": W.factor(s["log_lr"]["median"]), "log_lr": c["log_lr"],
-                     "direction": "raises" if c["log_lr"]["median"] > 0 else "lowers",
+                     "shapley": W.factor(s["log_lr"]["mean"]), "log_lr": c["log_lr"],
+                     "direction": "raises" if c["log_lr"]["mean"] > 0 else "lowers",
                      "evidence": ev_groups, "same_as": None})
     for i, r in enumerate(rows):  # repeated LPs by one method share their evidence: say so once
         first = next(q for q in rows[:i + 1] if q["evidence"] == r["evidence"])
         if first is not r:
             r["same_as"] = first["label"].split(":")[0]
+    top = sorted(range(len(rows)), key=lambda i: -abs(ans.contributions[i]["log_lr"]["mean"]))[:3]
+    movers = [f"{rows[i]['label']} ({rows[i]['factor']})" for i in sorted(top)]
 
     tests = []
     done_lps = len(pat.csf)
@@ -350,41 +486,37 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
             pr = _prob({**o["probability"], "median": None}, ci)
             after = _prob(o["probability_after"], ci)
             res = value_name("mri", o["result"]) if t["test"] == "mri" else o["result"]
-            outs.append({"result": res, "probability": pr, "after": after,
-                         "sentence": (f"If {res} (chance of this result {pr['text']}): "
-                                      f"{after['words']}, {after['text']}.")})
+            lead = cause_name(o["leading_cause_after"])
+            outs.append({"result": res, "probability": pr, "after": after, "leading": lead,
+                         "causes_after": {cause_name(c): W.percent(v) for c, v in o["causes_after"].items()},
+                         "sentence": (f"If {res} (chance of this result {pr['text']}): P(infiltration) "
+                                      f"{after['text']}; leading cause {lead}.")})
         tests.append({"test": t["test"], "name": W.sentence_start(name), "outcomes": outs})
 
     variant = ans.model["variant"]
     if variant == "independent":
         assumption = ("Model variant 'independent': the findings, and repeated lumbar punctures, are taken as "
-                      "conditionally independent given the class (infiltration or Bell's palsy). Findings that "
-                      "go together within infiltration (two negative LPs by the same method, for instance) may "
-                      "therefore move the odds more than they should.")
+                      "conditionally independent given the cause. Findings that go together within infiltration "
+                      "(two negative LPs by the same method, for instance) may therefore move the odds more than "
+                      "they should.")
     else:
         assumption = (f"Model variant '{variant}': infiltration is a mixture of forms ({', '.join(evidence.forms)}); "
-                      "findings are taken as independent given the form, so they are dependent given infiltration.")
+                      "findings are taken as independent given the form (or the cause), so they are dependent "
+                      "given infiltration.")
     limits = [
-        "Only two explanations are weighed: leukemic infiltration and idiopathic Bell's palsy. Other causes are "
-        "not modelled: " + ", ".join(OTHER_CAUSES) + ". Each needs its own assessment; the probability here is "
-        "relative to Bell's palsy only.",
+        f"The causes weighed: {', '.join(cause_name(c) for c in weighed)}. They sum to one, so P(infiltration) "
+        f"is relative to these causes only. Not modelled: {', '.join(ans.model['not_modelled'])}; each needs "
+        "its own assessment.",
         "Case reports are selected: publication favours striking cases. The case weight w_case "
-        f"({evidence.w_case:g}) widens the uncertainty but does not remove that bias. Bilateral palsy, for "
-        "instance, is common in published cases and rare in the one unselected series of facial palsy in leukemia.",
+        f"({evidence.w_case:g}) widens the uncertainty but does not remove that bias.",
         assumption,
-        "Not in the schema, so not used: time since remission, prior CNS disease, age, circulating blasts.",
-        "The rates of other cranial nerve and peripheral nerve involvement under Bell's palsy are not stratified "
-        "by treatment phase, although vincristine can cause both.",
+        "The rates of each cause come from a rate model (priors/rates.yaml): published incidences where they "
+        "exist, labelled expert judgment where they do not.",
     ]
     if ans.pretest is not None:
-        limits.append(f"The base rate was replaced by hand (--pretest {ans.pretest:g}): the answer is a scenario, "
-                      "not the model's estimate.")
+        limits.append(f"P(infiltration) given who the patient is was set by hand (--pretest {ans.pretest:g}): the "
+                      "answer is a scenario, not the model's estimate; the other causes keep their relative shares.")
 
-    oop = None
-    if pat.at_diagnosis:
-        oop = ("Outside the model's population: this facial palsy led to the leukemia diagnosis. Such palsies are "
-               "almost always leukemic; the model was built for a new palsy in a known leukemia and answers this "
-               "one as 'not in remission', which is not a validated use.")
     left = None
     if ans.left_out:
         lo = ans.left_out
@@ -401,56 +533,80 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
         ("Posterior draws", str(m["draws"])),
         ("MCMC diagnostics", "passed" if m.get("diagnostics_ok") else "NOT passed: read with caution"),
         ("Credible intervals", f"{ci_pct}% equal-tailed"),
-        ("Base rate", "from the rate model of priors/pretest.yaml" if ans.pretest is None
-         else f"set by hand to {W.percent(ans.pretest)}"),
+        ("Causes weighed", ", ".join(weighed)),
+        ("Prior of the causes", "from the rate model of priors/rates.yaml" if ans.pretest is None
+         else f"P(infiltration) set by hand to {W.percent(ans.pretest)}"),
     ]
 
-    wf = _waterfall(ans, labels, [short_label(p) for p in plist])
+    wf = _waterfall(ans, labels, shorts)
+    dsteps = _differential_steps(ans, labels, shorts)
     fan = _fan(ans)
     figures = {
         "icons": {"filled": n_filled, "total": 100,
                   "alt": (f"Icon array of 100 patients: {n_filled} filled icons for leukemic infiltration "
-                          f"and {100 - n_filled} open icons for Bell's palsy.")},
+                          f"and {100 - n_filled} open icons for the other causes weighed ({against}).")},
         "waterfall": {**wf, "ci": ci,
-                      "alt": ("Odds waterfall: " + "; ".join(
+                      "alt": ("Waterfall of P(infiltration): " + "; ".join(
                           f"{s['label']}" + (f" {s['factor']}" if s["kind"] == "finding" else "")
-                          + f", then {W.percent(s['p_median'])}" for s in wf["steps"]) + "."),
-                      "caption": (f"How the odds move from the base rate through each finding in clinical order. "
-                                  f"Each bar ends at the median probability after that finding; the whisker is its "
-                                  f"{ci_pct}% credible interval. The axis is log odds, labelled in probabilities. "
-                                  f"Numbers on the bars are the median factor on the odds.")},
+                          + f", then {W.percent(s['p_mean'])}" for s in wf["steps"]) + "."),
+                      "caption": (f"How P(infiltration), against the other causes weighed, moves from before any "
+                                  f"finding through each finding in clinical order. Each bar ends at the mean "
+                                  f"probability after that finding; the whisker is its {ci_pct}% credible interval. "
+                                  f"The axis is log odds, labelled in probabilities. Numbers on the bars are the "
+                                  f"geometric-mean factor on the odds, exp(mean log likelihood ratio).")},
+        "differential": {**dsteps,
+                         "alt": ("The differential after each step (mean probabilities): " + "; ".join(
+                             r["label"] + ": " + ", ".join(f"{n} {p}" for n, p in zip(dsteps["names"], r["percents"],
+                                                                                    strict=True))
+                             for r in dsteps["rows"]) + "."),
+                         "caption": ("The differential after each step in clinical order: each bar splits 100% "
+                                     "into the mean probability of every cause weighed. Where the probability "
+                                     "taken from infiltration goes is read down the bars.")},
         "fagan": {**fan,
-                  "alt": (f"Fagan nomogram: {fan['lines']} lines, one per posterior draw, from the base rate on "
-                          f"the left through the combined likelihood ratio of the findings (median "
-                          f"{W.factor(fan['median_log_lr'])}) to the probability after the findings on the right."),
-                  "caption": (f"Fagan nomogram: each thin line is one of {fan['lines']} posterior draws (base rate "
-                              f"on the left, likelihood ratio of all findings together in the middle, probability "
-                              f"after them on the right); their spread is the uncertainty. The bold line joins "
-                              f"the median base rate and the median likelihood ratio.")},
+                  "alt": (f"Fagan nomogram: {fan['lines']} lines, one per posterior draw, from P(infiltration) "
+                          f"before the findings on the left through the combined likelihood ratio of the findings "
+                          f"to the probability after them on the right."),
+                  "caption": (f"Fagan nomogram of infiltration against the other causes weighed: each thin line is "
+                              f"one of {fan['lines']} posterior draws (before any finding on the left, likelihood "
+                              f"ratio of all findings together in the middle, after them on the right); their spread "
+                              f"is the uncertainty. The bold line joins the mean probability before ({base['percent']}) "
+                              f"and after ({prob['percent']}) the findings.")},
     }
 
+    qualifier = " (only if the palsy is peripheral)" if peripheral else ""
     return {
         "title": TITLE,
         "patient": {"id": pat.id, "description": pat.description, "findings": findings, "unknown": unknown},
-        "out_of_population": oop,
+        "warnings": warnings,
+        "in_scope": ans.in_scope,
+        "out_of_population": next((w["text"] for w in warnings if w["kind"] == "scope"), None),
         "left_out": left,
         "ci": ci, "ci_percent": ci_pct,
-        "headline": {**prob, "heading": headline,
-                     "sentence": (f"{headline}: {prob['text']}. This is the mean over the posterior draws; "
-                                  f"the median is {W.percent(prob['median'])}."),
-                     "natural": W.natural_frequency(prob), "filled": n_filled},
-        "base_rate": {**base, "refs": base_refs, "pretest": ans.pretest,
-                      "sentence": ((f"Before any finding, for a new facial palsy in a patient with acute leukemia, "
-                                    f"weighing infiltration against Bell's palsy only, the base rate is "
-                                    f"{base['text']} (mean).") if ans.pretest is None else
-                                   f"The base rate was set by hand to {W.percent(ans.pretest)}.")},
+        "causes_weighed": [cause_name(c) for c in weighed],
+        "headline": {**prob, "heading": heading, "qualifier": qualifier,
+                     "against": against,
+                     "sentence": (f"P(leukemic infiltration | findings){qualifier}: {prob['text']} (mean over the "
+                                  f"posterior draws), weighed against {against}."),
+                     "natural": W.natural_frequency(prob, other_means), "filled": n_filled,
+                     "movers": movers},
+        "differential": {"rows": diff_rows, "leading": cause_name(d["leading_cause"]), "qualifier": qualifier},
+        "base_rate": {**base, "refs": rate_refs, "pretest": ans.pretest,
+                      "sentence": ((f"Before any finding, from the rate model for a new facial palsy in a patient "
+                                    f"with acute leukemia: P(infiltration) {base['text']} (mean).")
+                                   if ans.pretest is None else
+                                   f"P(infiltration) given who the patient is was set by hand to "
+                                   f"{W.percent(ans.pretest)}.")},
         "findings_table": rows,
+        "steps_table": [{"label": s["label"], "factor_text": s.get("factor_text", ""), "p_text": s["p_text"],
+                         "causes": r["percents"]}
+                        for s, r in zip(wf["steps"], dsteps["rows"] + [dsteps["rows"][-1]], strict=True)],
         "next_tests": tests,
-        "population": " ".join(str(pt.get("population", "")).split()),
+        "population": " ".join(str(evidence.rates.doc.get("population", "")).split()),
         "limits": limits,
         "provenance": [{"name": k, "value": v} for k, v in provenance],
         "disclaimer": DISCLAIMER,
         "figures": figures,
         "references": cites.references(),
-        "json": {"probability": ans.probability, "prior_probability": ans.prior_probability},
+        "json": {"probability": ans.probability, "prior_probability": ans.prior_probability,
+                 "causes": d["causes"]},
     }

@@ -3,7 +3,8 @@
 Each figure is a function that draws onto a given ``Axes`` from its part of the context
 (``ctx["figures"][name]``), so the HTML (a standalone figure saved as SVG) and the PDF (an axes placed
 on a page) show the very same drawing. Elements that tests count carry a ``gid``: waterfall bars
-``waterfall-bar-<k>``, icons ``icon-filled-<k>`` / ``icon-open-<k>``, Fagan lines ``fagan-line-<k>``.
+``waterfall-bar-<k>``, icons ``icon-filled-<k>`` / ``icon-open-<k>``, Fagan lines ``fagan-line-<k>``,
+the differential's segments ``differential-<step>-<cause>``.
 """
 
 from __future__ import annotations
@@ -83,12 +84,12 @@ def _prob_axis_limits(values: list[float]) -> tuple[float, float]:
 def draw_waterfall(ax: Axes, fig: dict[str, Any]) -> None:
     """Horizontal odds waterfall: base rate, each finding, result; whiskers are intervals."""
     steps = fig["steps"]
-    vals = [v for s in steps for v in (s["lower"], s["median"], s["upper"])]
+    vals = [v for s in steps for v in (s["lower"], s["mean"], s["upper"])]
     x0, x1 = _prob_axis_limits(vals)
     n = len(steps)
     for k, s in enumerate(steps):
         y = n - 1 - k
-        end = min(max(s["median"], x0), x1)
+        end = min(max(s["mean"], x0), x1)
         if s["kind"] == "finding":
             start = min(max(s["start"], x0), x1)
             color = RED if end >= start else BLUE
@@ -100,7 +101,7 @@ def draw_waterfall(ax: Axes, fig: dict[str, Any]) -> None:
         ax.add_artist(bar)
         ax.plot([max(s["lower"], x0), min(s["upper"], x1)], [y, y], color="black", linewidth=1.0)
         ax.plot([end, end], [y - 0.32, y + 0.32], color="black", linewidth=0.6)
-        note = s["factor"] if s["kind"] == "finding" else prob_label_text(s["p_median"])
+        note = s["factor"] if s["kind"] == "finding" else prob_label_text(s["p_mean"])
         ax.text(min(max(s["upper"], end), x1) + 0.12, y, note, va="center", ha="left", fontsize=7)
         if s["kind"] == "finding" and k + 1 < n:
             ax.plot([end, end], [y - 0.32, y - 0.68], color=GREY, linewidth=0.5, linestyle=":")
@@ -112,7 +113,7 @@ def draw_waterfall(ax: Axes, fig: dict[str, Any]) -> None:
     ax.set_xlim(x0, x1 + 1.6)
     ax.set_ylim(-0.7, n - 0.3)
     ax.axvline(0, color=LIGHT, linewidth=0.6, zorder=0)
-    ax.set_xlabel("Probability of infiltration (log-odds scale); bars end at medians")
+    ax.set_xlabel("P(infiltration) against the other causes (log-odds scale); bars end at means")
 
 
 def prob_label_text(p: float) -> str:
@@ -135,9 +136,9 @@ def draw_fagan(ax: Axes, fig: dict[str, Any]) -> None:
     fan = LineCollection(segments, colors=RED, alpha=0.08, linewidths=0.7)
     fan.set_gid("fagan-fan")
     ax.add_collection(fan, autolim=False)
-    pre, lr = fig["median_pre"], fig["median_log_lr"]
-    (median,) = ax.plot([0, 2], [-pre, pre + lr], color="black", linewidth=1.6)
-    median.set_gid("fagan-median")
+    pre, lr = fig["mean_pre"], fig["mean_log_lr"]
+    (bold,) = ax.plot([0, 2], [-pre, pre + lr], color="black", linewidth=1.6)
+    bold.set_gid("fagan-mean")
     for x in (0, 1, 2):
         ax.plot([x, x], [-lim, lim], color=GREY, linewidth=0.8)
     for p in PROB_TICKS:
@@ -149,18 +150,55 @@ def draw_fagan(ax: Axes, fig: dict[str, Any]) -> None:
         if abs(y) <= lim:
             ax.plot([0.97, 1.03], [y, y], color=GREY, linewidth=0.6)
             ax.text(1.05, y, f"{v:g}", ha="left", va="center", fontsize=6.5)
-    for x, label in ((0, "Base rate"), (1, "Likelihood ratio"), (2, "After the findings")):
+    for x, label in ((0, "Before the findings"), (1, "Likelihood ratio"), (2, "After the findings")):
         ax.text(x, lim + 0.6, label, ha="center", va="bottom", fontsize=7.5, clip_on=False)
     ax.set_xlim(-0.45, 2.45)
     ax.set_ylim(-lim - 0.3, lim + 0.3)
     ax.axis("off")
 
 
+#: One colour per cause, in the model's order (infiltration first, red as elsewhere in the report).
+CAUSE_COLORS = (RED, "#4393c3", "#e08214", "#8073ac", "#1b7837", "#8c510a", "#878787")
+
+
+def draw_differential(ax: Axes, fig: dict[str, Any]) -> None:
+    """The differential after each step: one horizontal bar per step, split into the mean
+    probability of every cause weighed (sums to one)."""
+    rows = fig["rows"]
+    n = len(rows)
+    for k, row in enumerate(rows):
+        y = n - 1 - k
+        left = 0.0
+        for j, (cause, p) in enumerate(zip(fig["causes"], row["means"], strict=True)):
+            seg = Rectangle((left, y - 0.34), p, 0.68, facecolor=CAUSE_COLORS[j % len(CAUSE_COLORS)],
+                            edgecolor="white", linewidth=0.4)
+            seg.set_gid(f"differential-{k}-{cause}")
+            ax.add_artist(seg)
+            if p >= 0.08:
+                ax.text(left + p / 2, y, percent(p), ha="center", va="center", fontsize=6, color="white")
+            left += p
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([_short(r.get("short", r["label"])) for r in reversed(rows)], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.set_xticklabels(["", "25%", "50%", "75%", ""])
+    ax.set_xlabel("Mean probability of each cause after each step")
+    handles = [Rectangle((0, 0), 1, 1, facecolor=CAUSE_COLORS[j % len(CAUSE_COLORS)]) for j in range(len(fig["causes"]))]
+    height_in = ax.get_position().height * ax.figure.get_figheight()  # the legend sits 0.4 in below the axes
+    ax.legend(handles, fig["names"], loc="upper center", bbox_to_anchor=(0.5, -0.4 / max(height_in, 0.1)),
+              ncol=3, fontsize=6.5, frameon=False)
+
+
 DRAW: dict[str, tuple[Callable[[Axes, dict[str, Any]], None], tuple[float, float]]] = {
     "icons": (draw_icons, (2.0, 2.0)),
     "waterfall": (draw_waterfall, (7.0, 0.0)),  # height from the number of bars
     "fagan": (draw_fagan, (4.2, 3.6)),
+    "differential": (draw_differential, (7.0, 0.0)),  # height from the number of steps
 }
+
+#: The figures of the report, in the order they appear.
+NAMES = ("icons", "waterfall", "differential", "fagan")
 
 
 def size(name: str, fig: dict[str, Any]) -> tuple[float, float]:
@@ -168,6 +206,8 @@ def size(name: str, fig: dict[str, Any]) -> tuple[float, float]:
     w, h = DRAW[name][1]
     if name == "waterfall":
         h = 0.75 + 0.26 * len(fig["steps"])
+    elif name == "differential":
+        h = 1.25 + 0.26 * len(fig["rows"])
     return w, h
 
 
@@ -176,12 +216,20 @@ def WATERFALL_RECT(height: float) -> tuple[float, float, float, float]:  # noqa:
     return (0.27, 0.6 / height, 0.71, 1 - 0.72 / height)
 
 
+def DIFFERENTIAL_RECT(height: float) -> tuple[float, float, float, float]:  # noqa: N802
+    """Axes rectangle (figure fractions) of the differential in a figure ``height`` inches tall
+    (room below for the legend)."""
+    return (0.27, 1.05 / height, 0.65, 1 - 1.15 / height)
+
+
 def figure(name: str, fig: dict[str, Any]) -> Figure:
-    """A standalone figure (one axes) of ``name``: icons, waterfall or fagan."""
+    """A standalone figure (one axes) of ``name``: icons, waterfall, differential or fagan."""
     draw, _ = DRAW[name]
     f = Figure(figsize=size(name, fig))
     if name == "waterfall":
         ax = f.add_axes(WATERFALL_RECT(size(name, fig)[1]))
+    elif name == "differential":
+        ax = f.add_axes(DIFFERENTIAL_RECT(size(name, fig)[1]))
     elif name == "fagan":
         ax = f.add_axes((0.02, 0.02, 0.96, 0.9))
     else:

@@ -90,7 +90,7 @@ def wrap(text: str, width_in: float, size: float, bold: bool = False) -> list[st
 def svg_images(ctx: dict[str, Any]) -> dict[str, str]:
     """Each figure as base64 SVG (for ``<img src="data:...">``)."""
     return {name: base64.b64encode(FG.svg(name, ctx["figures"][name]).encode("utf-8")).decode("ascii")
-            for name in ("icons", "waterfall", "fagan")}
+            for name in FG.NAMES}
 
 
 def html(ctx: dict[str, Any]) -> str:
@@ -220,7 +220,7 @@ def _plain_refs(refs: list[int]) -> str:
 
 
 def pdf(ctx: dict[str, Any]) -> bytes:
-    """The PDF report (one to three A4 pages, text extractable), from the same context as the HTML."""
+    """The PDF report (a few A4 pages, text extractable), from the same context as the HTML."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     with FG.style():
@@ -234,87 +234,102 @@ def pdf(ctx: dict[str, Any]) -> bytes:
 
 
 def pages(ctx: dict[str, Any]) -> list[Any]:
-    """The PDF's pages as matplotlib figures (call inside :func:`reports.figures.style`)."""
-    if True:
-        m = {p["name"]: p["value"] for p in ctx["provenance"]}
-        pg = _Pages(f"palsy {m['palsy version']} | patient {ctx['patient']['id']} | evidence "
-                    f"{m['Evidence hash'][:12]} | {m['Model variant']} variant")
-        ci = ctx["ci_percent"]
-        pg.para(ctx["title"], 13, weight="bold")
-        pat = ctx["patient"]
-        pg.para(f"Clinician report for patient {pat['id']}" + (f": {pat['description']}" if pat["description"] else ""), 8.5)
-        if ctx["out_of_population"]:
-            pg.para("OUT OF SCOPE. " + ctx["out_of_population"], 8.5, weight="bold", color=FG.RED)
-        if ctx["left_out"]:
-            pg.para(ctx["left_out"], 7.5, color=FG.BLUE)
+    """The PDF's pages as matplotlib figures (call inside :func:`reports.figures.style`): the same
+    sections, numbers and words as the HTML, in the same order."""
+    m = {p["name"]: p["value"] for p in ctx["provenance"]}
+    pg = _Pages(f"palsy {m['palsy version']} | patient {ctx['patient']['id']} | evidence "
+                f"{m['Evidence hash'][:12]} | {m['Model variant']} variant")
+    ci = ctx["ci_percent"]
+    pg.para(ctx["title"], 13, weight="bold")
+    pat = ctx["patient"]
+    pg.para(f"Clinician report for patient {pat['id']}" + (f": {pat['description']}" if pat["description"] else ""), 8.5)
+    for w in ctx["warnings"]:
+        pg.para(f"{w['heading'].upper()} {w['text']}", 8.5, weight="bold", color=FG.RED)
+    if ctx["left_out"]:
+        pg.para(ctx["left_out"], 7.5, color=FG.BLUE)
 
-        pg.heading("1. Findings as entered")
-        pg.table(["Finding", "Value"], [[f["name"], f["value"]] for f in pat["findings"]], [1, 2.6], size=7.5)
-        if pat["unknown"]:
-            pg.para("Unknown findings are left out of the calculation (averaged over), never read as negative: "
-                    + ", ".join(pat["unknown"]) + ".", 7)
+    pg.heading("1. Leukemic infiltration and the differential")
+    h = ctx["headline"]
+    pg.para(f"{h['heading']}{h['qualifier']}: {h['text']}", 12, weight="bold")
+    pg.para(h["sentence"], 8.5)
+    dif = ctx["differential"]
+    pg.table(["Cause", f"After the findings: mean ({ci}% CrI)", "Before any finding: mean"],
+             [[r["name"], f"{r['percent']} ({r['interval']})", r["prior_percent"]] for r in dif["rows"]],
+             [1.6, 2.0, 1.1], size=7.5)
+    if h["movers"]:
+        pg.para("Moved it most: " + "; ".join(h["movers"]) + " (geometric-mean factors on the odds of infiltration).", 7.5)
+    pg.need(1.6)
+    top = pg.y
+    pg.figure("icons", ctx["figures"]["icons"], 1.5, 1.5, advance=False)
+    pg.y = top
+    pg.para(h["natural"], 8.5, indent=1.7)
+    pg.para(ctx["base_rate"]["sentence"] + (f" Sources: {_plain_refs(ctx['base_rate']['refs'])}."
+                                           if ctx["base_rate"]["refs"] else ""), 7.5, indent=1.7)
+    pg.y = min(pg.y, top - 1.6)
 
-        pg.heading("2. Probability of leukemic infiltration")
-        h = ctx["headline"]
-        pg.para(f"{h['heading']}: {h['text']}", 12, weight="bold")
-        pg.para(h["sentence"], 8.5)
-        pg.need(1.6)
-        top = pg.y
-        pg.figure("icons", ctx["figures"]["icons"], 1.5, 1.5, advance=False)
-        pg.y = top
-        pg.para(h["natural"], 8.5, indent=1.7)
-        pg.para(ctx["base_rate"]["sentence"] + (f" Sources: {_plain_refs(ctx['base_rate']['refs'])}."
-                                               if ctx["base_rate"]["refs"] else ""), 7.5, indent=1.7)
-        pg.y = min(pg.y, top - 1.6)
+    pg.heading("2. Findings as entered")
+    pg.table(["Finding", "Value"], [[f["name"], f["value"]] for f in pat["findings"]], [1.3, 2.6], size=7)
+    if pat["unknown"]:
+        pg.para("Unknown findings are left out of the calculation (averaged over), never read as negative: "
+                + ", ".join(pat["unknown"]) + ".", 7)
 
-        wf = ctx["figures"]["waterfall"]
-        w, hh = FG.size("waterfall", wf)
-        pg.heading("3. How each finding moved the odds", keep=hh)
-        pg.figure("waterfall", wf, PAGE_W - 2 * MARGIN, hh,
-                  rect=FG.WATERFALL_RECT(hh))
-        pg.para(wf["caption"], 7, color=FG.GREY)
+    wf = ctx["figures"]["waterfall"]
+    _, hh = FG.size("waterfall", wf)
+    pg.heading("3. How each finding moved the probabilities", keep=hh)
+    pg.figure("waterfall", wf, PAGE_W - 2 * MARGIN, hh, rect=FG.WATERFALL_RECT(hh))
+    pg.para(wf["caption"], 7, color=FG.GREY)
+    df = ctx["figures"]["differential"]
+    _, hd = FG.size("differential", df)
+    pg.figure("differential", df, PAGE_W - 2 * MARGIN, hd, rect=FG.DIFFERENTIAL_RECT(hd))
+    pg.para(df["caption"], 7, color=FG.GREY)
+    names = df["names"]
+    pg.table(["Step (clinical order)", f"Factor on the odds of infiltration: geometric mean ({ci}% CrI)",
+              f"P(infiltration) after: mean ({ci}% CrI)"] + [f"{n} (mean)" for n in names],
+             [[s["label"], s["factor_text"], s["p_text"], *s["causes"]] for s in ctx["steps_table"]],
+             [1.5, 1.2, 1.2] + [0.55] * len(names), size=6.2)
 
-        pg.heading("4. Fagan nomogram", keep=2.8)
-        fg = ctx["figures"]["fagan"]
-        top = pg.y
-        pg.figure("fagan", fg, 3.4, 2.8, advance=False, rect=(0.0, 0.0, 1.0, 0.92))
-        pg.y = top - 0.3
-        pg.para(fg["caption"], 7, indent=3.6, color=FG.GREY)
-        pg.y = min(pg.y, top - 2.9)
+    pg.heading("4. Findings, their weight and the evidence behind them")
+    if ctx["findings_table"]:
+        pg.table(["Finding", f"Factor, clinical order: geometric mean ({ci}% CrI)", "Factor, order-free (Shapley): "
+                  "geometric mean", "Evidence (references below)"],
+                 [[r["label"], r["factor_text"], r["shapley"],
+                   f"as {r['same_as']}" if r["same_as"] else
+                   "; ".join(f"{g['label']}: {_plain_refs(g['refs'])}" for g in r["evidence"])]
+                  for r in ctx["findings_table"]], [1.6, 1.3, 0.8, 2.6], size=6.8)
+    else:
+        pg.para("No findings were entered: the answer is the prior of the causes.")
 
-        pg.heading("5. Findings, their weight and the evidence behind them")
-        if ctx["findings_table"]:
-            pg.table(["Finding", f"Median factor, clinical order ({ci}% CrI)", "Median factor, order-free (Shapley)",
-                      "Evidence (references below)"],
-                     [[r["label"], r["factor_text"], r["shapley"],
-                       f"as {r['same_as']}" if r["same_as"] else
-                       "; ".join(f"{g['label']}: {_plain_refs(g['refs'])}" for g in r["evidence"])]
-                      for r in ctx["findings_table"]], [1.6, 1.3, 0.8, 2.6], size=6.8)
-        else:
-            pg.para("No findings were entered: the answer is the base rate.")
+    pg.heading("5. What the next test could do")
+    if ctx["next_tests"]:
+        rows = [[t["name"], o["result"], o["probability"]["text"], o["after"]["text"], o["leading"]]
+                for t in ctx["next_tests"] for o in t["outcomes"]]
+        pg.table(["Test", "Result", f"Chance of this result: mean ({ci}% CrI)",
+                  f"P(infiltration) after it: mean ({ci}% CrI)", "Leading cause after it"], rows,
+                 [1.2, 1.3, 1.4, 1.4, 1.0], size=6.8)
+    else:
+        pg.para("No pending test is modelled for this patient.")
 
-        pg.heading("6. What the next test could do")
-        if ctx["next_tests"]:
-            rows = [[t["name"], o["result"], o["probability"]["text"], f"{o['after']['words']}: {o['after']['text']}"]
-                    for t in ctx["next_tests"] for o in t["outcomes"]]
-            pg.table(["Test", "Result", f"Chance of this result: mean ({ci}% CrI)",
-                      f"Probability of infiltration after it: mean ({ci}% CrI)"], rows, [1.2, 1.3, 1.5, 2.3], size=6.8)
-        else:
-            pg.para("No pending test is modelled for this patient.")
+    pg.heading("6. Fagan nomogram", keep=2.8)
+    fg = ctx["figures"]["fagan"]
+    top = pg.y
+    pg.figure("fagan", fg, 3.4, 2.8, advance=False, rect=(0.0, 0.0, 1.0, 0.92))
+    pg.y = top - 0.3
+    pg.para(fg["caption"], 7, indent=3.6, color=FG.GREY)
+    pg.y = min(pg.y, top - 2.9)
 
-        pg.heading("7. Population and limits of the model")
-        pg.para("Population. " + ctx["population"], 7)
-        for item in ctx["limits"]:
-            pg.para("- " + item, 7, indent=0.1)
+    pg.heading("7. Population and limits of the model")
+    pg.para("Population. " + ctx["population"], 7)
+    for item in ctx["limits"]:
+        pg.para("- " + item, 7, indent=0.1)
 
-        pg.heading("8. Provenance")
-        pg.para("; ".join(f"{p['name']}: {p['value']}" for p in ctx["provenance"]) + ".", 6.8)
+    pg.heading("8. Provenance")
+    pg.para("; ".join(f"{p['name']}: {p['value']}" for p in ctx["provenance"]) + ".", 6.8)
 
-        pg.heading("9. Disclaimer")
-        pg.para(ctx["disclaimer"], 8, weight="bold")
+    pg.heading("9. Disclaimer")
+    pg.para(ctx["disclaimer"], 8, weight="bold")
 
-        pg.heading("References")
-        pg.columns([f"[{r['n']}] {r['short']}" for r in ctx["references"]], 3, 5.2, gap=0.15)
+    pg.heading("References")
+    pg.columns([f"[{r['n']}] {r['short']}" for r in ctx["references"]], 3, 5.2, gap=0.15)
     return pg.pages
 
 

@@ -36,7 +36,8 @@ def factor(log_lr: float) -> str:
 
 
 def words(p: float) -> str:
-    """Plain words for a probability of infiltration (never 'excluded' or 'ruled out')."""
+    """Plain words for a probability of infiltration against the causes weighed (never 'excluded' or
+    'ruled out')."""
     if p >= 0.95:
         return "infiltration is very likely"
     if p >= 0.75:
@@ -50,7 +51,7 @@ def words(p: float) -> str:
     return "infiltration is unlikely, though still possible"
 
 
-# --- added for the clinician report (ISSUE 3) ----------------------------------------------------
+# --- the clinician report ----------------------------------------------------
 
 def interval(lower: float, upper: float, ci: float) -> str:
     """'90% CrI 61.2% to 95.3%' (the ends never read 0% or 100%)."""
@@ -72,18 +73,27 @@ def count_of_100(p: float) -> int:
     return int(min(100, max(0, round(100 * p))))
 
 
-def natural_frequency(s: dict) -> str:
-    """'Of 100 patients with these findings, about 84 would have infiltration and about 16
-    Bell's palsy (90% CrI about 61 to about 95 of 100 with infiltration).'"""
+def natural_frequency(s: dict, others: list[tuple[str, float]] | None = None) -> str:
+    """'Of 100 patients with these findings, about 18 would have leukemic infiltration and about 82
+    one of the other causes weighed (about 35 Bell's palsy, ...) (90% CrI: ... of 100 with infiltration).'
+
+    ``others`` lists (name, mean probability) of the other causes weighed, largest first; without it
+    the remainder is 'another of the causes weighed'.
+    """
     lo, hi = of_100(s["lower"]), of_100(s["upper"])
+    rest = f"{of_100(1 - s['mean'])} another of the causes weighed"
+    if others:
+        detail = ", ".join(f"{of_100(p)} {name}" for name, p in others)
+        rest = f"{of_100(1 - s['mean'])} one of the other causes weighed ({detail})"
     return (f"Of 100 patients with these findings, {of_100(s['mean'])} would have leukemic infiltration "
-            f"and {of_100(1 - s['mean'])} Bell's palsy ({round(100 * s['ci'])}% CrI: {lo} to {hi.replace('about ', '')} "
-            f"of 100 with infiltration).")
+            f"and {rest}; {round(100 * s['ci'])}% CrI: {lo} to {hi.replace('about ', '')} "
+            f"of 100 with infiltration.")
 
 
 def factor_with_interval(s: dict, ci: float) -> str:
-    """'x 9.4 (90% CrI x 2.1 to x 40)' from a log likelihood ratio summary (median as the point)."""
-    return f"{factor(s['median'])} ({round(100 * ci)}% CrI {factor(s['lower'])} to {factor(s['upper'])})"
+    """'x 9.4 (90% CrI x 2.1 to x 40)' from a log likelihood ratio summary: the point is the
+    geometric mean, exp(mean log LR), one statistic per number (DESIGN §6)."""
+    return f"{factor(s['mean'])} ({round(100 * ci)}% CrI {factor(s['lower'])} to {factor(s['upper'])})"
 
 
 def sentence_start(text: str) -> str:

@@ -14,7 +14,7 @@ def test_posterior_json_schema(palsy):
         assert set(d[key]) == {"mean", "median", "lower", "upper", "ci"}
     assert set(d["log_odds"]) == {"prior", "posterior"} and set(d["log_odds"]["prior"]) == {"mean", "median"}
     for c in d["contributions"] + d["shapley"]:
-        assert set(c) == {"finding", "index", "value", "log_lr", "factor_median"}
+        assert set(c) == {"finding", "index", "value", "log_lr", "factor_geometric_mean", "factor_median"}
         assert set(c["log_lr"]) == {"mean", "median", "lower", "upper"}
     lp = [c for c in d["contributions"] if c["finding"] == "csf"][0]
     assert lp["index"] == 1 and lp["value"] == "negative:cytology"
@@ -22,7 +22,15 @@ def test_posterior_json_schema(palsy):
     assert {t["test"] for t in d["next_tests"]} == {"lp_cytology", "lp_flow", "mri"}
     o = d["next_tests"][0]["outcomes"][0]
     assert set(o["probability"]) == {"mean", "lower", "upper"} and set(o["probability_after"]) == {"mean", "median", "lower", "upper"}
-    assert set(d["model"]) >= {"variant", "draws", "evidence_hash", "version", "pretest"}
+    assert set(d["model"]) >= {"variant", "draws", "evidence_hash", "version", "pretest", "causes"}
+    assert set(d) >= {"in_scope", "scope_notes", "atypical", "causes", "steps"}
+    assert set(d["atypical"]) >= {"flag", "tail_probability"}
+    assert [c["cause"] for c in d["causes"]] == d["model"]["causes"]
+    assert sum(c["probability"]["mean"] for c in d["causes"]) == pytest.approx(1)
+    for c in d["causes"]:
+        assert set(c["probability"]) == set(c["prior_probability"]) == {"mean", "median", "lower", "upper"}
+    assert d["steps"][0]["finding"] == "prior" and set(d["steps"][0]["causes"]) == set(d["model"]["causes"])
+    assert {"leading_cause_after", "causes_after"} <= set(o)
     total = sum(c["log_lr"]["mean"] for c in d["contributions"])
     assert total == pytest.approx(d["log_odds"]["posterior"]["mean"] - d["log_odds"]["prior"]["mean"])
 
@@ -45,6 +53,31 @@ def test_readable_table(palsy):
     out = palsy("posterior", "--patient", str(PATIENTS / "source-001.yaml"), check=True).stdout
     assert "P(leukemic infiltration | findings)" in out and "mean" in out and "CrI" in out
     assert " 0%" not in out and "100%" not in out and "ruled out" not in out and "excluded" not in out
+    # the differential first, then the contributions; every modelled cause on its own line
+    assert out.index("The differential") < out.index("How each finding shifts")
+    for cause in ("infiltration", "bell", "zoster", "vincristine", "gbs", "otomastoiditis"):
+        assert f"\n  {cause} " in out
+
+
+def test_scope_warning_comes_first(palsy):
+    out = palsy("posterior", "--lineage", "T-ALL", "--forehead", "spared", check=True).stdout
+    lines = out.splitlines()
+    assert lines[1].startswith("OUT OF SCOPE") and "central" in lines[1]
+    assert "only if the palsy is peripheral" in out
+    d = json.loads(palsy("posterior", "--lineage", "T-ALL", "--forehead", "spared", "--json", check=True).stdout)
+    assert d["in_scope"] is False and d["scope_notes"]
+
+
+def test_causes_flag(palsy):
+    d = json.loads(palsy("posterior", "--vesicles", "present", "--causes", "infiltration,bell", "--json", check=True).stdout)
+    assert [c["cause"] for c in d["causes"]] == ["infiltration", "bell"] and d["warnings"]
+    r = palsy("posterior", "--causes", "bell,zoster")
+    assert r.returncode == 2 and "--causes" in r.stderr and "infiltration" in r.stderr
+
+
+def test_yes_no_flags(palsy):
+    d = json.loads(palsy("posterior", "--recent-vincristine", "yes", "--recent-hsct", "no", "--json", check=True).stdout)
+    assert d["patient"]["recent_vincristine"] == "yes" and d["patient"]["recent_hsct"] == "no"
 
 
 @pytest.mark.parametrize("args, words", [

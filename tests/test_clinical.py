@@ -1,11 +1,21 @@
-"""Clinical sanity, each tied to a claim of the source documents (../shared/sources/)."""
+"""Clinical sanity: the hallmark vignettes (DESIGN §9), the source patients and claims of the
+source documents (../shared/sources/). Numbers are printed (``pytest -s``), not pinned."""
+
+from pathlib import Path
 
 import pytest
+import yaml
 
 from model import answer as A
 from model import findings as F
 from scripts.commands.common import read_patient_file
 from tests.conftest import PATIENTS
+
+VIGNETTES = Path(__file__).parent / "fixtures" / "vignettes"
+
+
+def _vignettes() -> list[Path]:
+    return sorted(VIGNETTES.glob("*.yaml"))
 
 
 @pytest.fixture(params=["independent", "subtype"], scope="module")
@@ -13,20 +23,64 @@ def draws(request):
     return request.getfixturevalue(f"draws_{request.param}")
 
 
-def test_bilateral_involvement_multiplies_the_odds(draws):
-    """Source 000: 'Bilateral involvement is a major red flag'."""
-    a = A.answer(F.parse_patient({"laterality": "bilateral"}), draws)
-    lr = a.contributions[0]["log_lr"]
-    assert A.math.exp(lr["median"]) > 5 and A.math.exp(lr["lower"]) > 1.5
+def _report(name: str, a: A.Answer) -> str:
+    causes = ", ".join(f"{c['cause']} {100 * c['probability']['mean']:.1f}%" for c in a.cause_summaries())
+    return (f"{name} [{a.model['variant']}]: P(infiltration) {100 * a.probability['mean']:.1f}% "
+            f"({100 * a.probability['lower']:.1f}-{100 * a.probability['upper']:.1f}); {causes}; "
+            f"atypical tail {a.atypical['tail_probability']:.3f}")
 
 
-def test_one_negative_cytology_does_not_exclude_in_high_pretest(draws):
+@pytest.mark.parametrize("path", _vignettes(), ids=lambda p: p.stem)
+def test_hallmark_vignette_is_led_by_its_cause(draws, path):
+    """Asserted on the default (subtype) variant; the independent variant pools the forms of
+    infiltration, so a form's hallmark (a mass: myeloid sarcoma) is diluted there: printed only."""
+    doc = yaml.safe_load(path.read_text())
+    assert doc.get("justification"), f"{path.name}: the expected cause must be justified"
+    a = A.answer(F.parse_patient(doc["patient"], str(path)), draws)
+    print(_report(path.stem, a))
+    if doc.get("expected_leading") and a.model["variant"] == "subtype":
+        assert a.leading_cause == doc["expected_leading"], _report(path.stem, a)
+    if doc.get("expected_atypical"):
+        assert a.atypical["flag"], _report(path.stem, a)
+
+
+@pytest.mark.parametrize("path", sorted(PATIENTS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_source_patients(draws, path):
+    """Sources 001 and 002 (published infiltration) are led by infiltration. The source-000 vignette
+    (T-ALL in maintenance, unilateral, one negative cytology, nothing else known) is not: the
+    differential shares it with Bell's palsy and zoster; infiltration stays a main contender."""
+    a = A.answer(F.parse_patient(read_patient_file(path), str(path)), draws)
+    print(_report(path.stem, a))
+    if path.stem == "source-000-vignette":
+        assert a.probability["mean"] > 0.1, _report(path.stem, a)
+    else:
+        assert a.leading_cause == "infiltration", _report(path.stem, a)
+    assert not a.atypical["flag"]
+
+
+def test_typical_presentations_are_not_flagged_atypical(draws):
+    for path in _vignettes():
+        doc = yaml.safe_load(path.read_text())
+        if doc.get("expected_leading") and draws.variant == "subtype":
+            a = A.answer(F.parse_patient(doc["patient"]), draws)
+            assert not a.atypical["flag"], _report(path.stem, a)
+
+
+def test_bilateral_involvement_raises_infiltration_off_vincristine(draws):
+    """Source 000: 'Bilateral involvement is a major red flag' (where vinca toxicity is not in play)."""
+    ctx = {"lineage": "T-ALL", "remission": "remission_on_treatment", "recent_vincristine": "no"}
+    uni = A.answer(F.parse_patient({**ctx, "laterality": "unilateral"}), draws)
+    bi = A.answer(F.parse_patient({**ctx, "laterality": "bilateral"}), draws)
+    assert bi.probability["mean"] > uni.probability["mean"]
+
+
+def test_one_negative_cytology_does_not_exclude(draws):
     """Source 000: 'Do not rely on single negative CSF examination'."""
     p = F.parse_patient(read_patient_file(PATIENTS / "source-000-vignette.yaml"))
     a = A.answer(p, draws)
     lp = [c for c in a.contributions if c["finding"] == "csf"][0]
-    assert lp["log_lr"]["median"] < 0  # it lowers the odds...
-    assert a.probability["mean"] > 0.5 and a.probability["lower"] > 0.2  # ...but leaves P(L) well above zero
+    assert lp["log_lr"]["mean"] < 0  # it lowers the odds...
+    assert a.probability["mean"] > 0.2 and a.probability["lower"] > 0.02  # ...but leaves infiltration well in play
 
 
 def test_remission_lowers_but_does_not_remove_risk(draws):
@@ -34,18 +88,13 @@ def test_remission_lowers_but_does_not_remove_risk(draws):
     active = A.answer(F.parse_patient({"lineage": "T-ALL", "remission": "not_in_remission"}), draws)
     off = A.answer(F.parse_patient({"lineage": "T-ALL", "remission": "remission_off_treatment"}), draws)
     assert off.probability["mean"] < active.probability["mean"]
-    assert off.probability["mean"] > 0.3 and off.probability["lower"] > 0.05
+    assert off.probability["mean"] > 0.05 and off.probability["lower"] > 0.005
 
 
-def test_source_001_comes_out_near_certain(draws):
-    """Source 001: bilateral VII + IX, multiple enhancing nerves despite negative cytology."""
-    p = F.parse_patient(read_patient_file(PATIENTS / "source-001.yaml"))
-    a = A.answer(p, draws)
-    assert a.left_out is not None  # the library's own copy of this case is left out
-    assert a.probability["mean"] > 0.99
-
-
-def test_source_002_negative_lps_do_not_exclude(draws):
-    """Source 002: two negative LPs, yet infiltration (mass, peripheral nerves)."""
-    p = F.parse_patient(read_patient_file(PATIENTS / "source-002.yaml"))
-    assert A.answer(p, draws).probability["mean"] > 0.9
+def test_positive_lp_raises_and_negative_lowers_infiltration(draws):
+    base = {"lineage": "T-ALL", "remission": "remission_on_treatment", "laterality": "unilateral"}
+    p0 = A.answer(F.parse_patient(base), draws).probability["mean"]
+    for method in F.CSF_METHODS:
+        pos = A.answer(F.parse_patient({**base, "csf": [f"positive:{method}"]}), draws).probability["mean"]
+        neg = A.answer(F.parse_patient({**base, "csf": [f"negative:{method}"]}), draws).probability["mean"]
+        assert neg < p0 < pos

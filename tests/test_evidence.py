@@ -17,6 +17,35 @@ def test_real_priors_load_and_cite(evidence):
         assert c.proven_by and c.ref in evidence.references
 
 
+def test_every_cause_has_evidence_on_every_node(evidence):
+    """Every (cause, node) of the real priors is informed by counts or an expert judgment (DESIGN §3)."""
+    from model import structure as S
+
+    informed = {(e.cause, S.find_node(e.item, e.level, e.of)) for e in evidence.entries}
+    missing = [(c, S.NODE_NAMES[k]) for c in evidence.causes for k in range(len(S.NODES)) if (c, k) not in informed]
+    assert not missing, missing
+
+
+def test_references_are_complete_where_used(evidence):
+    """Every reference an entry, a case or the rate model uses names authors, title, journal and year."""
+    used = {r for e in evidence.entries for r in e.refs} | {c.ref for c in evidence.cases}
+    placeholder = ("not captured", "not shown", "unknown", "probably")
+    bad = []
+    for key in sorted(used):
+        ref = evidence.references[key]
+        for field in ("authors", "title", "journal", "year"):
+            value = str(ref.get(field) or "")
+            if not value or any(p in value.lower() for p in placeholder):
+                bad.append((key, field, value))
+    print(f"{len(bad)} incomplete fields among {len(used)} references used: {bad}")
+    assert len(bad) <= KNOWN_INCOMPLETE, bad
+
+
+#: References still incomplete (authors not seen in what could be read): the evidence-synthesis issue
+#: completes or drops them. The test fails if the number grows.
+KNOWN_INCOMPLETE = 40
+
+
 def test_source_cases_are_library_cases(evidence):
     assert evidence.case("source-001").id.startswith("meqorali2025")
     assert evidence.case("source-002").id.startswith("esteller2022")
@@ -46,7 +75,17 @@ def _broken(tmp_path, file, mutate):
     ("cases.yaml", lambda d: d["cases"][0]["findings"].update(mri="big"), ["case_a", "findings.mri", "big"]),
     ("cases.yaml", lambda d: d["cases"][0].update(proven_by=[]), ["case_a", "proven_by"]),
     ("model.yaml", lambda d: d.update(w_case=0), ["model.yaml", "w_case"]),
-    ("pretest.yaml", lambda d: d["relapse_hazard"]["AML"].update(median=-1), ["relapse_hazard.AML", "median"]),
+    ("rates.yaml", lambda d: d["rates"]["bell"]["factors"]["incidence"]["lognormal"].update(median=-1),
+     ["rates.yaml", "rates.bell.factors.incidence", "lognormal"]),
+    ("rates.yaml", lambda d: d["rates"].pop("zoster"), ["rates.yaml", "zoster"]),
+    ("rates.yaml", lambda d: d["rates"]["vincristine"]["multipliers"]["recent_vincristine"].update(no={"value": 0}),
+     ["leak", "value"]),
+    ("rates.yaml", lambda d: d["rates"]["bell"]["multipliers"].update(age={"adult": {"value": 2, "reasoning": "t"}}),
+     ["age", "context finding"]),
+    ("cohorts.yaml", lambda d: d["entries"][0].update(cause="flu"), ["'cause'", "flu", "zoster"]),
+    ("cohorts.yaml", lambda d: d["entries"][0].update(finding="lineage", level="T-ALL"), ["lineage", "rates.yaml"]),
+    ("cohorts.yaml", lambda d: d["entries"][-2].update(given=None), ["'given'", "csf_profile"]),
+    ("model.yaml", lambda d: d.update(causes=["bell", "zoster"]), ["model.yaml", "causes", "infiltration"]),
 ])
 def test_broken_evidence_names_file_entry_field(tmp_path, file, mutate, expect):
     d = _broken(tmp_path, file, mutate)

@@ -46,3 +46,29 @@ def test_overrides_replace_file_values():
     base = F.parse_patient({"lineage": "AML", "csf": ["negative:cytology"]})
     p = F.with_overrides(base, {"lineage": "T-ALL", "csf": ["positive:flow", "negative:flow"]})
     assert p.lineage == "T-ALL" and [lp.code for lp in p.csf] == ["positive:flow", "negative:flow"]
+
+
+def test_unquoted_yes_no_accepted_for_yes_no_findings_only():
+    p = F.parse_patient({"recent_vincristine": True, "recent_hsct": False})
+    assert p.recent_vincristine == "yes" and p.recent_hsct == "no"
+    with pytest.raises(F.InputError, match="laterality"):
+        F.parse_patient({"laterality": True})
+    with pytest.raises(F.InputError, match="id"):
+        F.parse_patient({"id": True})
+
+
+def test_schema_names_and_levels_of_design_section_2():
+    assert F.LEVELS["mri"] == ("normal", "facial_nerve_enhancement", "vii_viii_enhancement", "otomastoid_inflammation",
+                               "multiple_nerve_or_leptomeningeal", "mass")
+    for name, levels in {"age_group": ("child", "adult"), "recent_vincristine": ("no", "yes"),
+                         "recent_hsct": ("no", "yes"), "forehead": ("involved", "spared"),
+                         "onset": ("acute", "progressive"), "eighth_nerve": ("none", "involved"),
+                         "vesicles": ("absent", "present"), "otoscopy": ("normal", "abnormal"),
+                         "csf_profile": ("normal", "protein_only", "pleocytosis")}.items():
+        assert F.LEVELS[name] == levels
+
+
+def test_forehead_spared_is_out_of_scope_not_bad_input():
+    p = F.parse_patient({"forehead": "spared"})
+    assert p.central and not p.in_scope
+    assert F.parse_patient({"forehead": "involved"}).in_scope

@@ -33,7 +33,10 @@ def add_model_arguments(p: argparse.ArgumentParser, *, ci: bool = True) -> None:
     if ci:
         p.add_argument("--ci", type=_probability("ci"), default=0.9, help="credible interval mass (default 0.9)")
         p.add_argument("--pretest", type=_probability("pretest"), default=None,
-                       help="replace the base rate with this probability (scenarios, teaching)")
+                       help="your own P(infiltration) for this patient given who the patient is (the context "
+                            "findings); the other causes keep their relative shares")
+        p.add_argument("--causes", default="all", metavar="all|a,b,...",
+                       help="the causes weighed (default all); must include infiltration, e.g. infiltration,bell")
 
 
 def _probability(name: str):
@@ -88,6 +91,20 @@ def patient_from(args: argparse.Namespace, file: str | None) -> F.Patient:
         if value is not None:
             overrides[name] = list(value) if name == "csf" else value
     return F.with_overrides(base, overrides, "command line") if overrides else base
+
+
+def causes_from(args: argparse.Namespace, draws) -> tuple[str, ...] | None:
+    """The causes of ``--causes`` (None for all); InputError naming the flag otherwise."""
+    text = getattr(args, "causes", "all") or "all"
+    if text.strip() == "all":
+        return None
+    chosen = tuple(c.strip() for c in text.split(",") if c.strip())
+    if "infiltration" not in chosen or len(chosen) < 2 or any(c not in draws.causes for c in chosen) \
+            or len(set(chosen)) != len(chosen):
+        raise F.InputError([f"--causes: {text!r} is not allowed; allowed: all, or two or more distinct causes "
+                            f"separated by commas, including infiltration, from {', '.join(draws.causes)}"],
+                           "command line")
+    return chosen
 
 
 def settings_from(args: argparse.Namespace) -> C.Settings:

@@ -37,11 +37,11 @@ def rows(ev: E.Evidence) -> list[dict]:
         else:
             what = f"{e.x:g}/{e.n:g} (weight {e.weight:g})"
         group = "/".join(e.level) + ("" if set(e.of) == set(_levels(e)) else f" of {'/'.join(e.of)}")
-        out.append({"kind": e.kind, "id": e.id, "finding": e.item, "hypothesis": e.hypothesis + (f" ({e.form})" if e.form else ""),
+        out.append({"kind": e.kind, "id": e.id, "finding": e.item, "cause": e.cause + (f" ({e.form})" if e.form else ""),
                     "level": group, "evidence": what,
                     "citation": "; ".join(citation(ev.references[r]) for r in e.refs) or e.raw.get("reasoning", "")})
     for c in ev.cases:
-        out.append({"kind": "case", "id": c.id, "finding": "case report", "hypothesis": "L" + (f" ({c.form})" if c.form else ""),
+        out.append({"kind": "case", "id": c.id, "finding": "case report", "cause": "infiltration" + (f" ({c.form})" if c.form else ""),
                     "level": c.phase, "evidence": f"proven by {', '.join(c.proven_by)} (weight w_case {ev.w_case:g})",
                     "citation": citation(ev.references[c.ref])})
     return out
@@ -53,14 +53,30 @@ def _levels(e: E.Entry) -> tuple[str, ...]:
     return S.ITEMS.get(e.item) or F.LEVELS[e.finding]
 
 
+def rate_rows(ev: E.Evidence) -> list[dict]:
+    """One row per factor and multiplier of the rate model (priors/rates.yaml)."""
+    out = []
+    for f in ev.rates.factors:
+        if f.kind == "lognormal":
+            import math
+            what = f"log-normal median {math.exp(f.params[0]):.3g}, 90% interval x/{math.exp(1.6448536269514722 * f.params[1]):.3g}"
+        elif f.kind == "beta":
+            what = f"Beta({f.params[0]:g}, {f.params[1]:g})"
+        else:
+            what = f"fixed {f.params[0]:g}"
+        out.append({"kind": "rate", "id": f.name, "finding": "rate", "cause": f.cause, "level": "", "evidence": what,
+                    "citation": ""})
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     ev = E.load(common.priors_dir(args))
-    table = rows(ev)
+    table = rows(ev) + rate_rows(ev)
     if args.json:
         print(json.dumps({"evidence_hash": ev.hash, "w_case": ev.w_case, "rows": table}))
         return 0
     print(f"Evidence {ev.hash[:12]}: {len(ev.entries)} cohort entries, {len(ev.cases)} cases, "
           f"{len(ev.references)} references; w_case = {ev.w_case:g}\n")
     for r in table:
-        print(f"[{r['kind']}] {r['id']}: {r['finding']} | {r['hypothesis']} | {r['level']} | {r['evidence']}\n    {r['citation']}")
+        print(f"[{r['kind']}] {r['id']}: {r['finding']} | {r['cause']} | {r['level']} | {r['evidence']}\n    {r['citation']}")
     return 0

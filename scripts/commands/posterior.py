@@ -1,4 +1,4 @@
-"""``palsy posterior``: the probability of infiltration for a patient, and why."""
+"""``palsy posterior``: the differential of a facial palsy in a patient with leukaemia, and why."""
 
 from __future__ import annotations
 
@@ -20,40 +20,60 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     patient = common.patient_from(args, args.patient)
     draws = common.load_draws(args)
-    ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest)
+    ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws))
     sys.stdout.write(ans.to_json() + "\n" if args.json else table(ans))
     return 0
 
 
+def _label(finding: str, index: int | None, value: str | None) -> str:
+    return f"LP {index} {value}" if finding == "csf" else f"{finding}: {value}"
+
+
 def table(ans: A.Answer) -> str:
-    """The readable table: headline, prior, each finding's factor, next tests."""
+    """The readable answer: warnings first, then the differential, then the contributions."""
     d = ans.to_dict()
     ci = round(100 * ans.ci)
     lines = [f"Patient: {ans.patient.id}" + (f" - {ans.patient.description}" if ans.patient.description else "")]
-    if ans.patient.at_diagnosis:
-        lines.append("NOTE: a palsy that led to the leukemia diagnosis is outside the model's population; "
-                     "answered as not in remission.")
+    for note in d["scope_notes"]:
+        lines.append(f"OUT OF SCOPE: {note}")
+    if d["atypical"]["flag"]:
+        lines.append(f"ATYPICAL: these findings fit none of the modelled causes well (tail probability "
+                     f"{W.percent(d['atypical']['tail_probability'])}); consider causes not modelled.")
+    for w in d["warnings"]:
+        lines.append(f"WARNING: {w}")
     p, pp = d["probability"], d["prior_probability"]
+    others = [c for c in ans.causes_weighed if c != A.INFILTRATION]
+    peripheral = "" if ans.in_scope or not ans.patient.central else " (only if the palsy is peripheral)"
     lines += [
-        f"P(leukemic infiltration | findings): {W.probability_with_interval(p)}  [mean; median {W.percent(p['median'])}]",
-        f"  {W.words(p['mean'])}",
-        f"Base rate{' (--pretest)' if ans.pretest is not None else ''}: {W.probability_with_interval(pp)}  [mean]",
+        f"P(leukemic infiltration | findings){peripheral}: {W.probability_with_interval(p)}  "
+        f"[mean; median {W.percent(p['median'])}]",
+        f"  weighed against: {', '.join(others)}",
+        f"  before any finding{' (--pretest)' if ans.pretest is not None else ''}: {W.probability_with_interval(pp)}  [mean]",
         "",
-        f"How each finding shifts the odds (sequential, clinical order; median factor, {ci}% CrI):",
+        f"The differential (mean, {ci}% CrI; before any finding):",
     ]
+    for c in d["causes"]:
+        s, s0 = c["probability"], c["prior_probability"]
+        lines.append(f"  {c['cause']:<16} {W.percent(s['mean']):>7}  ({W.percent(s['lower'])} to {W.percent(s['upper'])})"
+                     f"   prior {W.percent(s0['mean'])}")
+    lines += ["", f"How each finding shifts the odds of infiltration (sequential, clinical order; "
+                  f"geometric-mean factor, {ci}% CrI; Shapley):"]
     if not d["contributions"]:
-        lines.append("  (no findings given: the answer is the base rate)")
+        lines.append("  (no findings given: the answer is the prior)")
     for c, s in zip(d["contributions"], d["shapley"], strict=True):
         lr = c["log_lr"]
-        label = f"LP {c['index']} {c['value']}" if c["finding"] == "csf" else f"{c['finding']}: {c['value']}"
-        lines.append(f"  {label:<52} {W.factor(lr['median']):>9}  ({W.factor(lr['lower'])} to {W.factor(lr['upper'])})"
-                     f"   Shapley {W.factor(s['log_lr']['median'])}")
+        lines.append(f"  {_label(c['finding'], c['index'], c['value']):<44} {W.factor(lr['mean']):>9}  "
+                     f"({W.factor(lr['lower'])} to {W.factor(lr['upper'])})   Shapley {W.factor(s['log_lr']['mean'])}")
+    if d["shapley_method"]["method"] == "sampled":
+        lines.append(f"  (Shapley values by permutation sampling, Monte Carlo error {d['shapley_method']['mc_error']:.3f} "
+                     f"on the log odds)")
     if d["next_tests"]:
-        lines += ["", "What the next test could do (probability of each result; P(infiltration) after it):"]
+        lines += ["", "What the next test could do (probability of each result; P(infiltration) after it; leading cause):"]
         for t in d["next_tests"]:
-            parts = [f"{o['result']} {W.percent(o['probability']['mean'])} -> {W.percent(o['probability_after']['mean'])}"
-                     for o in t["outcomes"]]
-            lines.append(f"  {t['test']:<12} " + "; ".join(parts))
+            lines.append(f"  {t['test']}")
+            for o in t["outcomes"]:
+                lines.append(f"    {o['result']:<34} {W.percent(o['probability']['mean']):>7} -> "
+                             f"{W.percent(o['probability_after']['mean']):>7}   {o['leading_cause_after']}")
     m = d["model"]
     lines += ["", f"Model: {m['variant']} variant, {m['draws']} draws, evidence {m['evidence_hash'][:12]}, "
                   f"version {m['version']}, diagnostics {'ok' if m['diagnostics_ok'] else 'NOT OK'}"]
@@ -61,6 +81,6 @@ def table(ans: A.Answer) -> str:
         lo = d["left_out_case"]
         lines.append(f"This patient is library case {lo['case']}: answered with it left out "
                      f"(PSIS, Pareto k {lo['pareto_k']:.2f}{'' if lo['reliable'] else ', UNRELIABLE'}).")
-    lines.append("Other causes (vincristine, VZV, GBS, GVHD, otomastoiditis) are not modelled. "
+    lines.append(f"Not modelled: {', '.join(m['not_modelled'])}. "
                  "This supports and does not replace clinical judgment.")
     return "\n".join(lines) + "\n"

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     patient = common.patient_from(args, args.patient)
     draws = common.load_draws(args)
     ev = E.load(common.priors_dir(args))
-    ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest)
+    ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws))
     ctx = context.build(ans, ev)
     for path in render.write(ctx, args.out, formats):
         print(path)

@@ -1,0 +1,120 @@
+"""Shared pieces of model criticism: the fit's likelihood terms in numpy, labels of scalar
+parameters, :class:`~model.draws.Draws` from a refit, and JSON output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import numpy as np
+
+from model import design as D
+from model import likelihood as LK
+from model import structure as S
+from model.draws import Draws
+from model.evidence import Evidence
+from model.prior import SAMPLED
+
+CI = 0.9
+PRIOR_ONLY = "prior-only by design"
+
+
+def reshape_chains(a: np.ndarray, chains: int) -> np.ndarray:
+    """(sample, ...) -> (chain, draw, ...)."""
+    return a.reshape(chains, a.shape[0] // chains, *a.shape[1:])
+
+
+def sampled(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The parameters NUTS samples (theta, omega), without the rate block drawn from its prior."""
+    return {k: params[k] for k in SAMPLED if k in params}
+
+
+def element_labels(name: str, shape: tuple[int, ...], d: D.Design) -> list[tuple[tuple[int, ...], str]]:
+    """(index, label) of every scalar element of a sampled parameter, e.g. ``theta[bell, laterality: bilateral]``."""
+    coords = {"theta": (list(d.variant.components), list(S.NODE_NAMES)),
+              "omega": (list(S.LINEAGES), list(d.variant.forms))}
+    out = []
+    for idx in np.ndindex(*shape):
+        label = name if not idx else f"{name}[{', '.join(coords[name][k][i] for k, i in enumerate(idx))}]"
+        out.append((idx, label))
+    return out
+
+
+def loglik_terms(params: dict[str, np.ndarray], d: D.Design) -> dict[str, np.ndarray]:
+    """The likelihood terms of the fit per draw: ``entries`` (S, E) weighted as in the fit;
+    ``cases`` (S, C) unweighted and ``cases_weighted`` (S, C) = w_case x l."""
+    cases = np.asarray(LK.case_loglik(LK.NUMPY, params, d))
+    n = cases.shape[0]
+    if len(d.entry_ids):
+        entries = np.asarray(LK.entry_loglik(LK.NUMPY, params, d)).reshape(n, -1)
+    else:
+        entries = np.zeros((n, 0))
+    return {"entries": entries, "cases": cases, "cases_weighted": d.w_case * cases}
+
+
+def total_loglik(params: dict[str, np.ndarray], d: D.Design) -> np.ndarray:
+    """The fit's whole weighted log-likelihood per draw."""
+    t = loglik_terms(params, d)
+    return t["entries"].sum(-1) + t["cases_weighted"].sum(-1)
+
+
+def case_loglik_marginal(params: dict[str, np.ndarray], d: D.Design) -> np.ndarray:
+    """Unweighted per-case log-likelihood (S, C) with every case's form marginalised (LOO target)."""
+    dm = dataclasses.replace(d, case_forms=np.ones_like(d.case_forms))
+    return np.asarray(LK.case_loglik(LK.NUMPY, params, dm))
+
+
+def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws | None = None) -> Draws:
+    """:class:`Draws` (with everything :func:`model.answer.answer` reads) from a ``fit.sample`` result.
+
+    The rate block is drawn from its prior with the settings' seed (as :func:`model.fit.posterior`
+    does), so refits with the same settings share it exactly: differences between them are the
+    sampled parameters' only.
+    """
+    from model import __version__
+    from model import draws as draws_io
+    from model import fit
+
+    params = fit.flat_params(dt)
+    params.update(fit.rate_block(d, len(params["theta"]), settings.seed))
+    ll = np.asarray(LK.case_loglik(LK.NUMPY, params, d)).T
+    v = d.variant
+    meta = {
+        "variant": v.name, "components": list(v.components), "component_causes": list(v.component_causes),
+        "causes": list(v.causes), "forms": list(v.forms), "answer_settings": fit.answer_settings(evidence),
+        "evidence_hash": evidence.hash, "version": __version__, "settings": dataclasses.asdict(settings),
+        "w_case": d.w_case, "case_ids": list(d.case_ids),
+        "case_aliases": [list(c.also_known_as) for c in evidence.cases],
+        "diagnostics": fit.diagnostics(dt),
+    }
+    if like is not None:  # keep the baseline's provenance, but the refit's own settings and diagnostics
+        meta = {**like.meta, "settings": meta["settings"], "diagnostics": meta["diagnostics"], "w_case": d.w_case}
+    return Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
+
+
+def plain(v: Any) -> Any:
+    """A JSON-ready scalar."""
+    if isinstance(v, (np.floating, float)):
+        return float(v) if np.isfinite(v) else None
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer, int)):
+        return int(v)
+    return str(v)
+
+
+def to_json(results: dict[str, Any]) -> str:
+    """The results without the private (``_``) keys, as JSON (non-finite numbers as null)."""
+    def clean(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items() if not str(k).startswith("_")}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if isinstance(x, np.ndarray):
+            return clean(x.tolist())
+        if isinstance(x, (float, np.floating, np.integer, np.bool_)):
+            return plain(x)
+        return x
+
+    return json.dumps(clean(results), indent=1)

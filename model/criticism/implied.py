@@ -1,0 +1,162 @@
+"""What the rate model implies (DESIGN §3, issue 8 item 2): numbers only.
+
+Per lineage l, over its window W_l (therapy + 5 years, ``window_years`` of ``priors/rates.yaml``):
+
+    mean rate of cause c over l's patient-time   r_c,l = sum_{s in l} P(s | l) lambda_c,s
+    cumulative risk                                1 - exp(-W_l r_c,l)
+
+with P(s | l) = pi_s / share(l). The *cumulative CNS/neural relapse* is the infiltration rate with
+the factors named in ``targets.cumulative_relapse.exclude_factors`` taken out (P(facial palsy |
+relapse)); the *cumulative leukaemic facial palsy* is the infiltration rate itself (its own
+``exclude_factors``, normally none). The *share of each cause among new palsies* over all
+patient-time is P(c) of :func:`model.likelihood.cause_strata`. Each is summarised over draws of the
+rate block (prior draws: no likelihood informs it, so its posterior is its prior) and set beside its
+target range; the check is on the mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from model import likelihood as LK
+from model import rates as R
+from model import structure as S
+
+from .common import CI
+
+CUMULATIVE = ("cumulative_relapse", "cumulative_palsy")
+
+
+def rate_arrays(spec: R.RateSpec) -> R.RateArrays:
+    """The rate model's arrays with one component per cause (the components do not matter here)."""
+    return R.arrays(spec, spec.causes, spec.causes, ())
+
+
+def _factor_names(spec: R.RateSpec, r: R.RateArrays, cause: str, names: list[str]) -> tuple[str, ...]:
+    full = tuple(f"{cause}: {n}" for n in names)
+    known = set(r.lognormal_names) | set(r.beta_names)
+    fixed = {f.name for f in spec.factors if f.kind == "value"}
+    for n in full:
+        if n not in known:
+            where = "a fixed value (cannot be taken out)" if n in fixed else "not a free factor of the rate model"
+            raise ValueError(f"rates.yaml targets: exclude_factors {n!r} is {where}; free factors: "
+                             f"{', '.join(sorted(known))}")
+    return full
+
+
+def cumulative(params: dict[str, np.ndarray], spec: R.RateSpec, r: R.RateArrays, cause: str,
+               exclude: list[str] | tuple[str, ...] = ()) -> np.ndarray:
+    """Per draw and lineage, 1 - exp(-window x mean rate of ``cause`` over the lineage's patient-time),
+    with the named free factors of ``cause`` taken out (draw, lineage)."""
+    log_pi = LK.log_shares(LK.NUMPY, params)  # (S, stratum)
+    c = spec.causes.index(cause)
+    log_rate = LK.log_rates(LK.NUMPY, params, r)[:, c]  # (S, stratum)
+    names = _factor_names(spec, r, cause, list(exclude))
+    if names:
+        log_rate = log_rate - R.factor_log_rate(params, r, names)[:, c]
+    lin = S.level_indicator("lineage")  # (stratum, lineage)
+    joint = np.exp(log_pi + log_rate) @ lin  # sum over the lineage's strata of pi_s lambda_s
+    mean_rate = joint / params["share_lineage"]
+    return -np.expm1(-spec.window_years * mean_rate)
+
+
+def cause_shares(params: dict[str, np.ndarray], r: R.RateArrays) -> np.ndarray:
+    """Share of each cause among new facial palsies over all patient-time (draw, cause)."""
+    log_prior, _ = LK.cause_strata(LK.NUMPY, params, r)
+    return np.exp(log_prior)
+
+
+def all_cause_rate(params: dict[str, np.ndarray], r: R.RateArrays) -> np.ndarray:
+    """All-cause rate of a new facial palsy per patient-year over all patient-time (draw,)."""
+    log_pi = LK.log_shares(LK.NUMPY, params)
+    return np.exp(LK.NUMPY.logsumexp(log_pi[:, None, :] + LK.log_rates(LK.NUMPY, params, r), axis=-1)).sum(-1)
+
+
+def _summary(x: np.ndarray, ci: float) -> dict[str, float]:
+    lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
+    return {"mean": float(x.mean()), "median": float(med), "lower": float(lo), "upper": float(hi)}
+
+
+def _row(x: np.ndarray, target: Any, ci: float, **keys: Any) -> dict[str, Any]:
+    row = {**keys, **_summary(x, ci)}
+    rng = target.get("range") if isinstance(target, dict) else None
+    if rng is None:
+        row.update({"target": None, "in_range": None, "reasoning": None, "ref": None})
+    else:
+        row.update({"target": [float(rng[0]), float(rng[1])],
+                    "in_range": bool(rng[0] <= row["mean"] <= rng[1]),
+                    "reasoning": " ".join(str(target.get("reasoning") or "").split()) or None,
+                    "ref": target.get("ref")})
+    return row
+
+
+def implied(spec: R.RateSpec, params: dict[str, np.ndarray] | None = None, *, n: int = 20_000,
+            seed: int = 20261126, ci: float = CI) -> dict[str, Any]:
+    """The rate model's implied quantities beside their targets.
+
+    Parameters
+    ----------
+    spec : RateSpec
+        The validated ``rates.yaml`` (``evidence.rates``): windows and targets.
+    params : dict, optional
+        Draws of the rate block (e.g. a fitted posterior's, which are prior draws). By default ``n``
+        fresh prior draws (seeded: deterministic).
+
+    Returns
+    -------
+    dict
+        ``cumulative``: rows (quantity, lineage, cause, window_years, excluded factors, mean, median,
+        interval, target, in_range); ``shares``: rows (cause, ...); ``all_cause_per_1000py``;
+        ``draws``: how many; ``all_in_range``: every row with a target has its mean inside it.
+    """
+    r = rate_arrays(spec)
+    if params is None:
+        params = R.sample_prior(r, n, np.random.default_rng(seed))
+    targets = spec.targets
+    rows = []
+    for quantity in CUMULATIVE:
+        block = targets.get(quantity) or {}
+        cause = block.get("cause", "infiltration")
+        exclude = list(block.get("exclude_factors") or [])
+        cum = cumulative(params, spec, r, cause, exclude)
+        for j, lin in enumerate(S.LINEAGES):
+            rows.append(_row(cum[:, j], block.get(lin), ci, quantity=quantity, lineage=lin, cause=cause,
+                             window_years=float(spec.window_years[j]), excluded=exclude))
+    shares = cause_shares(params, r)
+    share_rows = [_row(shares[:, j], (targets.get("cause_share") or {}).get(c), ci, cause=c)
+                  for j, c in enumerate(spec.causes)]
+    checked = [x for x in rows + share_rows if x["in_range"] is not None]
+    return {
+        "cumulative": rows, "shares": share_rows,
+        "all_cause_per_1000py": _summary(1000 * all_cause_rate(params, r), ci),
+        "draws": int(params["share_lineage"].shape[0]),
+        "all_in_range": bool(all(x["in_range"] for x in checked)),
+        "out_of_range": [x.get("lineage", x["cause"]) + f" {x.get('quantity', 'cause_share')}"
+                         for x in checked if not x["in_range"]],
+    }
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """The implied quantities as plain text (the test prints it)."""
+    def pct(x: float) -> str:
+        return f"{100 * x:.3g}%"
+
+    lines = [f"Implied by the rate model ({res['draws']} draws; mean, median, 90% interval; target range):"]
+    for row in res["cumulative"]:
+        tgt = f"[{pct(row['target'][0])}, {pct(row['target'][1])}] {'OK' if row['in_range'] else 'OUT'}" \
+            if row["target"] else "no target"
+        what = "CNS/neural relapse" if row["quantity"] == "cumulative_relapse" else "leukaemic facial palsy"
+        lines.append(f"  {row['lineage']:6} {what:24} over {row['window_years']:g} y: mean {pct(row['mean'])}, "
+                     f"median {pct(row['median'])}, 90% {pct(row['lower'])}-{pct(row['upper'])}  target {tgt}")
+    lines.append("  Share of each cause among new facial palsies (all patient-time):")
+    for row in res["shares"]:
+        tgt = f"[{pct(row['target'][0])}, {pct(row['target'][1])}] {'OK' if row['in_range'] else 'OUT'}" \
+            if row["target"] else "no target"
+        lines.append(f"    {row['cause']:15} mean {pct(row['mean'])}, 90% {pct(row['lower'])}-{pct(row['upper'])}"
+                     f"  target {tgt}")
+    a = res["all_cause_per_1000py"]
+    lines.append(f"  All-cause new facial palsy per 1,000 patient-years: mean {a['mean']:.3g}, "
+                 f"90% {a['lower']:.3g}-{a['upper']:.3g}")
+    return "\n".join(lines)

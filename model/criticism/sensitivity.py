@@ -1,0 +1,221 @@
+"""Sensitivity of patients' answers, P(infiltration | findings) (the mean of :func:`model.answer.answer`),
+to ``w_case``, to the clinician's pretest probability and to each evidence source.
+
+A *source* is one reference key (its cohort entries and the library cases citing it) or one expert
+judgment on a finding (its Beta replaced by the base prior). Removing one is computed by PSIS from the
+fitted posterior (log ratio minus the source's weighted log-likelihood, or the prior ratio) and, where
+PSIS is unreliable (k-hat >= 0.7) and refits are allowed, by an exact refit reusing the compiled model
+(weights of the source's entries and cases set to 0). ``w_case`` is varied by refits (or PSIS).
+Changes by refit are taken against a baseline refit at the same reduced settings and the same rate
+block draws, so that they are differences of like with like. The rate block (rates.yaml) has no
+likelihood: its sources are not in this list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model import design as D
+from model import findings as F
+from model import structure as S
+from model.draws import Draws
+from model.evidence import Evidence
+from model.prior import beta_lpdf
+from model.psis import psis_weights
+
+from .common import draws_from_fit, loglik_terms
+
+K_THRESHOLD = 0.7
+
+
+def load_patients(folder: str | Path) -> list[F.Patient]:
+    """The patients of ``folder``/*.yaml (the source patients)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    out = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        out.append(F.parse_patient(yaml.load(path.read_text(encoding="utf-8"), Loader=loader), str(path)))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """An evidence source to leave out: cohort entries and cases of one reference, or one expert judgment."""
+
+    name: str
+    kind: str  # "reference" or "expert_judgment"
+    entries: tuple[int, ...] = ()
+    cases: tuple[int, ...] = ()
+    expert: tuple[tuple[int, int, float, float], ...] = ()  # (component, node, a, b) replaced by the base prior
+    cause: str | None = None
+
+
+def sources(evidence: Evidence, d: D.Design) -> list[Source]:
+    """Every source whose removal can be computed: per reference key, its cohort count entries and
+    the cases citing it; each expert-judgment Beta (replaced by the base prior) on its own."""
+    out = []
+    keys: dict[str, dict[str, list[int]]] = {}
+    by_id = {e.id: e for e in evidence.entries}
+    for j, eid in enumerate(d.entry_ids):
+        for r in by_id[eid].refs:
+            keys.setdefault(r, {"e": [], "c": []})["e"].append(j)
+    for i, c in enumerate(evidence.cases):
+        keys.setdefault(c.ref, {"e": [], "c": []})["c"].append(i)
+    for r, v in sorted(keys.items()):
+        out.append(Source(r, "reference", tuple(v["e"]), tuple(v["c"])))
+    base = evidence.settings["base_prior"]
+    v = d.variant
+    for e in evidence.entries:
+        if e.kind != "expert_judgment":
+            continue
+        if e.form is not None and not v.is_mixture:
+            continue  # as model.design.build: a form's judgment does not speak for infiltration as a whole
+        node = S.find_node(e.item, e.level, e.of)
+        comps = v.components_of(e.cause, e.form)
+        out.append(Source(f"expert judgment {e.id}", "expert_judgment", cause=e.cause,
+                          expert=tuple((k, node, float(base["a"]), float(base["b"])) for k in comps)))
+    return out
+
+
+def source_log_ratio(src: Source, params: dict[str, np.ndarray], d: D.Design,
+                     terms: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Log importance ratio (per draw) of the posterior without ``src`` to the fitted posterior."""
+    t = terms or loglik_terms(params, d)
+    lr = -(t["entries"][:, list(src.entries)].sum(-1) + t["cases_weighted"][:, list(src.cases)].sum(-1))
+    for k, node, a, b in src.expert:
+        x = params["theta"][:, k, node]
+        lr = lr + beta_lpdf(x, a, b) - beta_lpdf(x, d.prior_a[k, node], d.prior_b[k, node])
+    return lr
+
+
+def p_infiltration(patient: F.Patient, draws: Draws, pretest: float | None = None) -> np.ndarray:
+    """P(infiltration | findings) per draw (no leave-one-out: weights are applied by the caller)."""
+    from model.answer import answer, expit
+
+    return expit(answer(patient, draws, pretest=pretest, leave_out=False).posterior_log_odds)
+
+
+def _own_case_ratio(patient: F.Patient, draws: Draws) -> np.ndarray:
+    """The log ratio that leaves the patient's own library case out (zeros if it is not one)."""
+    idx = draws.case_index(patient.id)
+    return np.zeros(draws.n) if idx is None else -draws.case_loglik[idx]
+
+
+def weighted_mean(p: np.ndarray, log_ratio: np.ndarray) -> tuple[float, float]:
+    """Mean of ``p`` under PSIS weights for ``log_ratio`` and k-hat (0 when the ratio is constant: exact)."""
+    if np.ptp(log_ratio) < 1e-12:
+        return float(np.mean(p)), 0.0
+    w, k = psis_weights(log_ratio)
+    return float(np.average(p, weights=w)), (k if np.isfinite(k) else 99.0)
+
+
+def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients: Sequence[F.Patient], *,
+                       w_values: Sequence[float] = (0.25, 0.5, 1.0),
+                       pretests: Sequence[float] = (0.01, 0.05, 0.2, 0.5),
+                       refit: bool = True, refit_settings=None, k_threshold: float = K_THRESHOLD,
+                       top: int = 8) -> dict[str, Any]:
+    """How each patient's P(infiltration | findings) (mean) moves with ``w_case``, the pretest and each source.
+
+    Parameters
+    ----------
+    draws : Draws
+        The fitted posterior of ``variant`` on ``evidence`` (the baseline answers).
+    refit : bool
+        Refit (reusing the compiled model, reduced ``refit_settings``) for each ``w_case`` and for
+        each reference whose PSIS removal is unreliable (k-hat >= ``k_threshold``). If False, every
+        change is by PSIS and unreliable ones are reported as such.
+    top : int
+        Sources kept per patient in the tornado (largest |change| first).
+
+    Returns
+    -------
+    dict
+        ``patients``: per patient id its ``baseline`` mean P(infiltration), ``prior`` (before any
+        finding), ``w_case`` rows, ``pretest`` rows, and ``sources`` rows (``delta`` = without the
+        source minus with it, ``method`` PSIS or refit, ``pareto_k``, ``reliable``) sorted by
+        |delta|, ``tornado`` (the ``top`` reliable ones); ``settings``: how the refits were run.
+    """
+    from model import cache as C
+    from model.answer import answer
+
+    rs = refit_settings or C.Settings(draws=500, tune=500, chains=2)
+    d = D.build(evidence, evidence.variant(variant))
+    if len(d.case_ids) != draws.case_loglik.shape[0]:
+        raise ValueError("draws do not match the evidence's case library")
+    terms = loglik_terms(draws.params, d)
+    srcs = sources(evidence, d)
+    base_p = {p.id: p_infiltration(p, draws) for p in patients}
+    own = {p.id: _own_case_ratio(p, draws) for p in patients}
+    res: dict[str, Any] = {p.id: {"description": p.description, "w_case": [], "pretest": [], "sources": []}
+                           for p in patients}
+    for p in patients:
+        ans = answer(p, draws)
+        res[p.id]["baseline"] = weighted_mean(base_p[p.id], own[p.id])[0]
+        res[p.id]["answer"] = ans.probability["mean"]  # the answer as palsy posterior gives it
+        res[p.id]["prior"] = ans.prior_probability["mean"]
+        res[p.id]["leading_cause"] = ans.leading_cause
+        for pt in pretests:
+            res[p.id]["pretest"].append({"pretest": pt, "mean": weighted_mean(p_infiltration(p, draws, pt), own[p.id])[0]})
+
+    refits: dict[str, Draws] = {}
+
+    def do_refit(key: str, data: dict[str, np.ndarray] | None, dd: D.Design) -> Draws:
+        from model import fit
+
+        if key not in refits:
+            dt, _ = fit.sample(variant, evidence, rs, data=data)
+            refits[key] = draws_from_fit(dt, dd, evidence, rs, like=draws)
+        return refits[key]
+
+    def refit_mean(p: F.Patient, dr: Draws, drop_own: bool = True) -> float:
+        return weighted_mean(p_infiltration(p, dr), _own_case_ratio(p, dr) if drop_own else np.zeros(dr.n))[0]
+
+    base_data = d.data()
+    for w in w_values:
+        dw = dataclasses.replace(d, w_case=float(w))
+        for p in patients:
+            if refit:
+                ref = do_refit("base", None, d)
+                alt = do_refit(f"w={w}", {"case_w": np.full(len(d.case_ids), float(w))}, dw)
+                delta = refit_mean(p, alt) - refit_mean(p, ref)
+                res[p.id]["w_case"].append({"w_case": w, "mean": res[p.id]["baseline"] + delta, "delta": delta,
+                                            "method": "refit", "pareto_k": None, "reliable": True})
+            else:
+                lr = (w - d.w_case) * terms["cases"].sum(-1) + own[p.id] * (w / d.w_case)
+                mean, k = weighted_mean(base_p[p.id], lr)
+                res[p.id]["w_case"].append({"w_case": w, "mean": mean, "delta": mean - res[p.id]["baseline"],
+                                            "method": "PSIS", "pareto_k": k, "reliable": bool(k < k_threshold)})
+    for src in srcs:
+        lr_src = source_log_ratio(src, draws.params, d, terms)
+        for p in patients:
+            idx = draws.case_index(p.id)
+            own_lr = own[p.id] if idx is None or idx not in src.cases else 0.0
+            mean, k = weighted_mean(base_p[p.id], lr_src + own_lr)
+            row = {"source": src.name, "kind": src.kind, "cause": src.cause, "mean": mean,
+                   "delta": mean - res[p.id]["baseline"], "method": "PSIS", "pareto_k": k,
+                   "reliable": bool(k < k_threshold), "entries": len(src.entries), "cases": len(src.cases)}
+            if not row["reliable"] and refit and src.kind == "reference":
+                data = {k2: v2.copy() for k2, v2 in base_data.items()}
+                data["entry_w"][list(src.entries)] = 0.0
+                data["case_w"][list(src.cases)] = 0.0
+                dd = dataclasses.replace(d, entry_w=data["entry_w"])
+                ref = do_refit("base", None, d)
+                alt = do_refit(f"source={src.name}", data, dd)
+                drop_own = not (idx is not None and idx in src.cases)
+                delta = refit_mean(p, alt, drop_own) - refit_mean(p, ref)
+                row.update({"delta": delta, "mean": res[p.id]["baseline"] + delta, "method": "refit",
+                            "reliable": True})
+            res[p.id]["sources"].append(row)
+    for p in patients:
+        rows = sorted(res[p.id]["sources"], key=lambda r: -abs(r["delta"]) if r["reliable"] else 0.0)
+        res[p.id]["sources"] = rows
+        res[p.id]["tornado"] = [r for r in rows if r["reliable"]][:top]
+    return {"variant": variant, "patients": res, "refit": refit,
+            "settings": dataclasses.asdict(rs) if refit else None, "refits": len(refits),
+            "k_threshold": k_threshold}
