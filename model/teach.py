@@ -1,11 +1,21 @@
 """Scenario computations for educators (DESIGN §6, *Teaching*): pure numpy over posterior draws.
 
 Why a negative lumbar puncture (LP) does not exclude leukemic infiltration, with the model's own
-numbers: post-test against pretest probability after 0 to 3 negative LPs, how many negative LPs it
-takes to fall below a threshold, a natural-frequency tree, the subtype model against naively
-multiplying the single-LP likelihood ratio, what other findings do, and the source patients walked
-through step by step. Everything works per draw from :class:`model.answer.Tables`; summaries are
-the mean (the headline), the median and an equal-tailed credible interval, computed as in
+numbers, over the whole differential (infiltration, Bell's palsy, zoster, vincristine neuropathy,
+Guillain-Barré syndrome, otomastoiditis): P(infiltration) after 0 to 6 negative LPs against the other
+causes, from a pretest probability, for a typical patient; how many negative LPs it takes to fall
+below a threshold; where the probability a negative work-up takes from infiltration goes (to every
+other cause, not only Bell's palsy); a natural-frequency tree; the subtype model against naively
+multiplying the single-LP factor; what other findings do; and the source patients step by step.
+
+Everything is per draw from :class:`model.answer.Tables`, with the formulas of
+:func:`model.answer.answer`: per draw, cause c and context (who the patient is) ctx,
+
+    log p(x | c, ctx) = log sum_k P(ctx, k | c) p(x | k) - log P(ctx | c)
+
+over the components k of c, and the prior of the causes is the model's P(c | ctx) or, with a
+pretest P, P(infiltration) = P and the other causes their model shares of 1 - P (``--pretest``).
+Summaries are the mean (the headline), the median and an equal-tailed credible interval, as in
 :func:`model.answer.probability_summary` (quantiles of the log odds, then expit).
 
 Nothing here imports matplotlib, jinja2 or PyMC: figures and pages are :mod:`reports.teaching`.
@@ -13,6 +23,7 @@ Nothing here imports matplotlib, jinja2 or PyMC: figures and pages are :mod:`rep
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -25,12 +36,20 @@ from model import likelihood as LK
 from model import structure as S
 from model.draws import Draws
 
+INF = A.INFILTRATION
 #: Typical pretest probabilities the lesson's tables start from.
 TYPICAL_PRETESTS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 #: Thresholds for "how many negative LPs to fall below".
 THRESHOLDS: tuple[float, ...] = (0.10, 0.05, 0.01)
 #: The pretest grid of the post-test curves (logit-spaced, denser at the ends).
 PRETEST_GRID: np.ndarray = 1.0 / (1.0 + np.exp(-np.linspace(math.log(0.005 / 0.995), math.log(0.995 / 0.005), 81)))
+#: The lesson's typical patient: source 000's situation (T-ALL in maintenance, a new unilateral
+#: facial palsy, no other cranial nerve), every other finding unknown.
+TYPICAL = F.Patient(id="typical", description=("T-ALL in remission on treatment; a new unilateral facial palsy; "
+                                                "no other cranial nerve deficit; everything else unknown"),
+                    values={**{n: None for n in F.FINDINGS if n != "csf"},
+                            "lineage": "T-ALL", "remission": "remission_on_treatment",
+                            "laterality": "unilateral", "other_cranial_nerves": "none"})
 
 
 def logit(p: float | np.ndarray) -> float | np.ndarray:
@@ -43,42 +62,80 @@ def lp_level(result: str, method: str) -> int:
     return S.LEVEL_INDEX[(S.csf_item(method), result)]
 
 
-def log_p(t: A.Tables, levels: Sequence[int] = (), lineage: str | None = None,
-          remission: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """log p(x | L) and log p(x | B) per draw for findings given as level indices (and a stratum).
+def context_of(patient: F.Patient) -> dict[str, str | None]:
+    """The context findings of ``patient`` (who the patient is)."""
+    return {name: patient.level(name) for name in F.CONTEXT}
 
-    Parameters
-    ----------
-    t : Tables
-        Per-draw tables of a posterior.
-    levels : sequence of int
-        Flat level indices (:data:`model.structure.LEVEL_INDEX`), repeats allowed (repeated LPs).
-    lineage, remission : str, optional
-        The stratum findings; ``None`` is unknown (marginalised).
 
-    Returns
-    -------
-    (ndarray, ndarray)
-        Each of shape (draw,).
-    """
-    a = t.logw + t.stratum_term(lineage, remission)
+def presentation_levels(patient: F.Patient) -> list[int]:
+    """Level indices of the patient's tree findings and LPs (the CSF profile is not one: it is
+    modelled jointly with the first LP's result, see :func:`profile_term`)."""
+    out = []
+    for name in S.TREE_FINDINGS:
+        v = patient.level(name)
+        if v is not None:
+            out.append(S.LEVEL_INDEX[(name, v)])
+    out += [lp_level(lp.result, lp.method) for lp in patient.csf]
+    return out
+
+
+def profile_term(t: A.Tables, level: str, first: F.LP | None = None) -> np.ndarray:
+    """Log P(CSF profile ``level``) per component (S, K): jointly with the first LP's result when
+    it is known (the LP's own term is counted with the LPs), else with that result marginalised."""
+    lp = t.level_lp
+    if first is not None:
+        return lp[:, :, S.LEVEL_INDEX[(S.profile_item(first.result), level)]]
+    method = t.default_method
+    return np.logaddexp(*(lp[:, :, S.LEVEL_INDEX[(S.csf_item(method), r)]]
+                          + lp[:, :, S.LEVEL_INDEX[(S.profile_item(r), level)]] for r in F.CSF_RESULTS))
+
+
+def cause_loglik(t: A.Tables, context: dict[str, str | None], levels: Sequence[int] = (),
+                 extra: np.ndarray | None = None) -> np.ndarray:
+    """log p(findings | cause, context) per draw and cause (S, C): the mixture over each cause's
+    components given the context. ``levels``: flat level indices, repeats allowed (repeated LPs);
+    ``extra``: a further per-component log term (S, K), e.g. :func:`profile_term`."""
+    ct = t.context_term(context)
+    a = ct.copy()
     for j in levels:
         a = a + t.level_lp[:, :, j]
-    lp_l = LK.NUMPY.logsumexp(np.where(t.is_l, a, -np.inf), axis=-1)
-    lp_b = a[:, ~t.is_l][:, 0]
-    return lp_l, lp_b
+    if extra is not None:
+        a = a + extra
+    return t.by_cause(a) - t.by_cause(ct)
 
 
-def log_lr(t: A.Tables, levels: Sequence[int] = (), lineage: str | None = None,
-           remission: str | None = None) -> np.ndarray:
-    """Log likelihood ratio L vs B per draw of the findings (see :func:`log_p`)."""
-    lp_l, lp_b = log_p(t, levels, lineage, remission)
-    return lp_l - lp_b
+def log_prior(t: A.Tables, context: dict[str, str | None], pretest: float | np.ndarray | None = None) -> np.ndarray:
+    """Log P(cause | context) per draw (S, C), or with ``pretest`` (a probability, or an array of
+    them giving a leading axis) P(infiltration) = pretest and the other causes their model shares."""
+    inf = t.causes.index(INF)
+    lp = t.log_prior + t.by_cause(t.context_term(context))
+    lp = lp - LK.NUMPY.logsumexp(lp, axis=-1)[:, None]
+    if pretest is None:
+        return lp
+    others = np.arange(len(t.causes)) != inf
+    q = np.where(others, lp, -np.inf)
+    q = q - LK.NUMPY.logsumexp(q, axis=-1)[:, None]
+    p = np.asarray(pretest, float)[..., None, None]
+    out = q + np.log1p(-p)
+    out = np.where(others, out, np.log(p) + np.zeros_like(q))
+    return out
 
 
-def negatives_log_lr(t: A.Tables, method: str, k: int) -> np.ndarray:
-    """Log LR per draw of ``k`` negative LPs, all read by ``method`` (k = 0 gives zeros)."""
-    return log_lr(t, [lp_level("negative", method)] * k)
+def log_odds(lj: np.ndarray, causes: tuple[str, ...]) -> np.ndarray:
+    """Log odds of infiltration against the other causes from log joints (..., C)."""
+    inf = causes.index(INF)
+    others = np.where(np.arange(lj.shape[-1]) != inf, lj, -np.inf)
+    return lj[..., inf] - LK.NUMPY.logsumexp(others, axis=-1)
+
+
+def softmax(lj: np.ndarray) -> np.ndarray:
+    """Probabilities of the causes over the last axis."""
+    return np.exp(lj - LK.NUMPY.logsumexp(lj, axis=-1)[..., None])
+
+
+def negatives(method: str, k: int) -> list[int]:
+    """The level indices of ``k`` negative LPs by ``method``."""
+    return [lp_level("negative", method)] * k
 
 
 def band(log_odds: np.ndarray, ci: float) -> dict[str, np.ndarray]:
@@ -97,17 +154,31 @@ def _scalar(d: dict[str, np.ndarray], i: Any = ()) -> dict[str, float]:
 
 
 def lr_summary(x: np.ndarray, ci: float) -> dict[str, float]:
-    """Log-LR summary (mean, median, interval) and the median factor on the odds."""
+    """Log-factor summary (mean, median, interval) and the geometric-mean factor exp(mean)."""
     s = A.summary(x, ci)
-    s["factor_median"] = math.exp(s["median"])
+    s["factor_geometric_mean"] = math.exp(s["mean"])
     return s
+
+
+def _means(pc: np.ndarray, causes: tuple[str, ...]) -> dict[str, float]:
+    return {c: float(m) for c, m in zip(causes, pc.mean(axis=-2), strict=True)}
 
 
 # --- 1. post-test against pretest ----------------------------------------------------------------
 
+def posttest_log_odds(t: A.Tables, pretests: np.ndarray, method: str, k: int,
+                      context: dict[str, str | None] | None = None) -> np.ndarray:
+    """Log odds of infiltration against the other causes after ``k`` negative LPs by ``method``
+    from each pretest (pretest, draw), the other causes in their shares for ``context``."""
+    ctx = context_of(TYPICAL) if context is None else context
+    lj = log_prior(t, ctx, np.asarray(pretests, float)) + cause_loglik(t, ctx, negatives(method, k))[None]
+    return log_odds(lj, t.causes)
+
+
 def posttest_curves(t: A.Tables, *, pretests: np.ndarray = PRETEST_GRID, max_k: int = 3, ci: float = 0.9,
-                    methods: Sequence[str] = F.CSF_METHODS) -> dict[str, Any]:
-    """P(L) after 0..``max_k`` negative LPs by each method, for each pretest probability.
+                    methods: Sequence[str] = F.CSF_METHODS,
+                    context: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """P(infiltration) after 0..``max_k`` negative LPs by each method, for each pretest probability.
 
     Returns
     -------
@@ -115,10 +186,8 @@ def posttest_curves(t: A.Tables, *, pretests: np.ndarray = PRETEST_GRID, max_k: 
         ``pretest`` (grid,) and ``curves[method][k]``: ``{mean, median, lower, upper}`` arrays (grid,).
     """
     pretests = np.asarray(pretests, float)
-    base = logit(pretests)[:, None]
-    curves: dict[str, list[dict[str, np.ndarray]]] = {}
-    for m in methods:
-        curves[m] = [band(base + negatives_log_lr(t, m, k)[None, :], ci) for k in range(max_k + 1)]
+    curves = {m: [band(posttest_log_odds(t, pretests, m, k, context), ci) for k in range(max_k + 1)]
+              for m in methods}
     return {"pretest": pretests, "curves": curves, "ci": ci}
 
 
@@ -126,18 +195,20 @@ def posttest_curves(t: A.Tables, *, pretests: np.ndarray = PRETEST_GRID, max_k: 
 
 def lps_to_fall_below(t: A.Tables, *, pretests: Sequence[float] = TYPICAL_PRETESTS,
                       thresholds: Sequence[float] = THRESHOLDS, max_lps: int = F.MAX_LPS, ci: float = 0.9,
-                      methods: Sequence[str] = F.CSF_METHODS) -> list[dict[str, Any]]:
-    """The number of negative LPs (same method) after which P(L) falls below each threshold.
+                      methods: Sequence[str] = F.CSF_METHODS,
+                      context: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """The number of negative LPs (same method) after which P(infiltration) falls below each threshold.
 
     Two readings: ``by_mean`` (the headline probability falls below) and ``by_upper`` (even the
     upper credible limit falls below). ``None`` means it never does within ``max_lps`` LPs.
     Each row also has ``after``: the probability summary after 0..``max_lps`` negative LPs.
     """
     rows = []
+    pre = np.asarray(pretests, float)
     for m in methods:
-        llr = np.stack([negatives_log_lr(t, m, k) for k in range(max_lps + 1)])  # (k, draw)
-        for p in pretests:
-            b = band(logit(p) + llr, ci)
+        lo = np.stack([posttest_log_odds(t, pre, m, k, context) for k in range(max_lps + 1)], axis=1)  # (p, k, S)
+        for i, p in enumerate(pretests):
+            b = band(lo[i], ci)
             after = [_scalar(b, k) for k in range(max_lps + 1)]
             for thr in thresholds:
                 by_mean = next((k for k in range(max_lps + 1) if b["mean"][k] < thr), None)
@@ -147,122 +218,201 @@ def lps_to_fall_below(t: A.Tables, *, pretests: Sequence[float] = TYPICAL_PRETES
     return rows
 
 
-# --- 3. natural frequencies ----------------------------------------------------------------------
+# --- 3. where the probability goes -----------------------------------------------------------------
+
+def where_it_goes(t: A.Tables, patient: F.Patient = TYPICAL, *, method: str = "cytology", max_k: int = 3,
+                  ci: float = 0.9) -> dict[str, Any]:
+    """Every cause's probability after 0..``max_k`` further negative LPs by ``method`` for
+    ``patient`` (the model's prior for its context), and which causes take what infiltration loses.
+
+    ``steps[k]``: ``causes`` {cause: {mean, lower, upper}} and ``infiltration`` (probability summary
+    of the log odds); ``gain[k]``: {cause: share of the mean probability infiltration lost by k,
+    taken by that cause} (sums to one over the other causes).
+    """
+    ctx = context_of(patient)
+    base = presentation_levels(patient)
+    first = patient.csf[0] if patient.csf else F.LP("negative", method)
+    prof = patient.level("csf_profile")
+    steps, means = [], []
+    for k in range(max_k + 1):
+        extra = profile_term(t, prof, first if (patient.csf or k) else None) if prof else None
+        lj = log_prior(t, ctx) + cause_loglik(t, ctx, base + negatives(method, k), extra)
+        pc = softmax(lj)
+        means.append(pc.mean(axis=0))
+        summ = {c: {"mean": float(pc[:, j].mean()), "lower": float(np.quantile(pc[:, j], (1 - ci) / 2)),
+                    "upper": float(np.quantile(pc[:, j], (1 + ci) / 2))} for j, c in enumerate(t.causes)}
+        steps.append({"k": k, "causes": summ,
+                      "infiltration": _scalar(band(log_odds(lj, t.causes)[None], ci), 0)})
+    inf = t.causes.index(INF)
+    gain = []
+    for k in range(1, max_k + 1):
+        lost = means[0][inf] - means[k][inf]
+        gain.append({c: float((means[k][j] - means[0][j]) / lost) if lost > 0 else 0.0
+                     for j, c in enumerate(t.causes) if j != inf})
+    return {"patient": patient.id, "description": patient.description, "method": method, "ci": ci,
+            "causes": list(t.causes), "steps": steps, "gain": gain}
+
+
+# --- 4. natural frequencies ----------------------------------------------------------------------
 
 def frequency_tree(t: A.Tables, *, pretest: float, method: str = "cytology", n: int = 1000,
-                   ci: float = 0.9) -> dict[str, Any]:
+                   ci: float = 0.9, context: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Expected counts of ``n`` patients through two LPs by ``method`` (the second after a negative first).
 
-    Per draw: L patients ``n p``; of these, negative on LP 1 ``n p P(neg | L)``; negative on both
-    ``n p P(neg, neg | L)`` (the joint, so the subtype's dependence between LPs is kept); likewise
-    for B. Counts are means over draws with their credible intervals. ``share_l`` gives the share
-    of infiltration among the patients in each negative branch: the ratio of mean counts (what the
-    tree shows) and the per-draw probability summary (the headline mean, median and interval).
+    Per draw: infiltration ``n p``, every other cause ``n (1 - p) q_c`` (its share given the
+    context); of each, negative on LP 1 ``n P(c) P(neg | c)``; negative on both ``n P(c) P(neg, neg | c)``
+    (the joint, so the subtype's dependence between LPs is kept). ``L`` is infiltration and ``O``
+    every other cause together; ``by_cause`` gives each cause's counts. Counts are means over draws
+    with their credible intervals. ``share_l`` is the share of infiltration in each negative branch:
+    the ratio of mean counts (what the tree shows) and the per-draw probability summary.
     """
-    neg = lp_level("negative", method)
-    l1, b1 = log_p(t, [neg])
-    l2, b2 = log_p(t, [neg, neg])
-    nl, nb = n * pretest, n * (1 - pretest)
+    ctx = context_of(TYPICAL) if context is None else context
+    inf = t.causes.index(INF)
+    pc = softmax(log_prior(t, ctx, pretest))  # (S, C)
+    l1 = cause_loglik(t, ctx, negatives(method, 1))
+    l2 = cause_loglik(t, ctx, negatives(method, 2))
+    all_c, neg1, neg2 = n * pc, n * pc * np.exp(l1), n * pc * np.exp(l2)
+    others = np.arange(len(t.causes)) != inf
     per_draw = {
-        "L": np.full(t.n, nl), "B": np.full(t.n, nb),
-        "L_neg1": nl * np.exp(l1), "L_pos1": nl * (1 - np.exp(l1)),
-        "B_neg1": nb * np.exp(b1), "B_pos1": nb * (1 - np.exp(b1)),
-        "L_neg2": nl * np.exp(l2), "L_neg1_pos2": nl * (np.exp(l1) - np.exp(l2)),
-        "B_neg2": nb * np.exp(b2), "B_neg1_pos2": nb * (np.exp(b1) - np.exp(b2)),
+        "L": all_c[:, inf], "O": all_c[:, others].sum(1),
+        "L_neg1": neg1[:, inf], "L_pos1": all_c[:, inf] - neg1[:, inf],
+        "O_neg1": neg1[:, others].sum(1), "O_pos1": (all_c - neg1)[:, others].sum(1),
+        "L_neg2": neg2[:, inf], "L_neg1_pos2": neg1[:, inf] - neg2[:, inf],
+        "O_neg2": neg2[:, others].sum(1), "O_neg1_pos2": (neg1 - neg2)[:, others].sum(1),
     }
     counts = {k: A.summary(v, ci) for k, v in per_draw.items()}
+    by_cause = {c: {"all": A.summary(all_c[:, j], ci), "neg1": A.summary(neg1[:, j], ci),
+                    "neg2": A.summary(neg2[:, j], ci)} for j, c in enumerate(t.causes)}
     share = {}
-    for step, (lk, bk, lr) in {"neg1": ("L_neg1", "B_neg1", l1 - b1), "neg2": ("L_neg2", "B_neg2", l2 - b2)}.items():
-        ratio = counts[lk]["mean"] / (counts[lk]["mean"] + counts[bk]["mean"])
-        share[step] = {"tree": ratio, **_scalar(band(logit(pretest) + lr[None, :], ci), 0)}
-    return {"n": n, "pretest": pretest, "method": method, "ci": ci, "counts": counts, "share_l": share}
+    for step, lk in (("neg1", l1), ("neg2", l2)):
+        lo = log_odds(np.log(pc) + lk, t.causes)
+        lkey, okey = f"L_{step}", f"O_{step}"
+        ratio = counts[lkey]["mean"] / (counts[lkey]["mean"] + counts[okey]["mean"])
+        share[step] = {"tree": ratio, **_scalar(band(lo[None], ci), 0)}
+    return {"n": n, "pretest": pretest, "method": method, "ci": ci, "counts": counts, "by_cause": by_cause,
+            "share_l": share, "causes": list(t.causes)}
 
 
-# --- 4. the subtype model against squaring the likelihood ratio ---------------------------------
+# --- 5. the subtype model against multiplying the single-LP factor -------------------------------
 
 def repeat_lps(t: A.Tables, *, method: str = "cytology", max_k: int = F.MAX_LPS, ci: float = 0.9,
-               pretests: Sequence[float] = TYPICAL_PRETESTS) -> dict[str, Any]:
-    """The model's log LR of k negative LPs against the naive k x (log LR of one), k = 1..``max_k``.
+               pretests: Sequence[float] = TYPICAL_PRETESTS,
+               context: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """What k negative LPs do, against the naive k x (what one does), k = 1..``max_k``.
 
-    Under the independent variant the two agree per draw. Under the subtype variant a negative LP
-    shifts L towards the forms with a negative CSF, so each further negative LP is worth less:
-    ``conditional[k]`` is the log LR of the k-th negative LP given the k - 1 before it.
-
-    Returns
-    -------
-    dict
-        ``joint``, ``naive``, ``conditional``: lists (k = 1..max_k) of log-LR summaries;
-        ``posttest``: for each pretest, lists of probability summaries (model and naive);
-        ``draws_joint`` and ``draws_naive``: (k, draw) arrays for figures and tests.
+    ``within``: log P(k negative | infiltration) against k log P(1 negative | infiltration): equal
+    per draw in the independent variant; in the subtype a negative LP shifts infiltration towards
+    the forms with a negative CSF, so each further negative LP is less surprising under
+    infiltration. ``joint``/``naive``/``conditional``: the same for the shift in the log odds of
+    infiltration against the other causes (from the model's prior for the context), where the other
+    causes' mix also moves a little. ``posttest``: for each pretest, probability summaries after k
+    (model and naive). ``draws_*``: (k, draw) arrays for figures and tests.
     """
-    joint = np.stack([negatives_log_lr(t, method, k) for k in range(max_k + 1)])
+    ctx = context_of(TYPICAL) if context is None else context
+    inf = t.causes.index(INF)
+    ll = np.stack([cause_loglik(t, ctx, negatives(method, k)) for k in range(max_k + 1)])  # (k, S, C)
+    within = ll[:, :, inf]
+    within_naive = np.arange(max_k + 1)[:, None] * within[1][None, :]
+    lp0 = log_prior(t, ctx)
+    lo = log_odds(lp0[None] + ll, t.causes)  # (k, S)
+    joint = lo - lo[0]
     naive = np.arange(max_k + 1)[:, None] * joint[1][None, :]
     cond = np.diff(joint, axis=0)
     post = []
     for p in pretests:
-        bm, bn = band(logit(p) + joint, ci), band(logit(p) + naive, ci)
+        lop = log_odds(log_prior(t, ctx, p)[None] + ll, t.causes)
+        bm, bn = band(lop, ci), band(lop[0][None] + np.arange(max_k + 1)[:, None] * (lop[1] - lop[0])[None], ci)
         post.append({"pretest": float(p), "model": [_scalar(bm, k) for k in range(max_k + 1)],
                      "naive": [_scalar(bn, k) for k in range(max_k + 1)]})
-    return {"method": method, "ci": ci, "k": list(range(1, max_k + 1)),
-            "joint": [lr_summary(joint[k], ci) for k in range(1, max_k + 1)],
-            "naive": [lr_summary(naive[k], ci) for k in range(1, max_k + 1)],
-            "conditional": [lr_summary(cond[k - 1], ci) for k in range(1, max_k + 1)],
-            "posttest": post, "draws_joint": joint, "draws_naive": naive}
+    ks = range(1, max_k + 1)
+    return {"method": method, "ci": ci, "k": list(ks),
+            "joint": [lr_summary(joint[k], ci) for k in ks],
+            "naive": [lr_summary(naive[k], ci) for k in ks],
+            "conditional": [lr_summary(cond[k - 1], ci) for k in ks],
+            "within": [lr_summary(within[k], ci) for k in ks],
+            "within_naive": [lr_summary(within_naive[k], ci) for k in ks],
+            "posttest": post, "draws_joint": joint, "draws_naive": naive,
+            "draws_within": within, "draws_within_naive": within_naive}
 
 
 def form_shift(t: A.Tables, draws: Draws, *, method: str = "cytology", max_k: int = 3,
-               ci: float = 0.9) -> list[dict[str, Any]] | None:
-    """P(form | L, k negative LPs) for each form of L (subtype variant; ``None`` otherwise)."""
-    comps = [c for c, is_l in zip(draws.components, t.is_l, strict=True) if is_l]
-    if len(comps) < 2:
+               ci: float = 0.9, context: dict[str, str | None] | None = None) -> list[dict[str, Any]] | None:
+    """P(form | infiltration, context, k negative LPs) for each form (subtype variant; ``None`` otherwise)."""
+    inf = t.causes.index(INF)
+    idx = t.cause_components[inf]
+    if len(idx) < 2:
         return None
+    ctx = context_of(TYPICAL) if context is None else context
+    comps = [draws.components[i] for i in idx]
     neg = lp_level("negative", method)
+    ct = t.context_term(ctx)[:, idx]
     out = []
     for k in range(max_k + 1):
-        a = t.stratum_term(None, None)[:, t.is_l] + k * t.level_lp[:, t.is_l, neg]
+        a = ct + k * t.level_lp[:, idx, neg]
         w = np.exp(a - LK.NUMPY.logsumexp(a, axis=-1)[:, None])
         out.append({"k": k, "forms": {c: A.summary(w[:, i], ci) for i, c in enumerate(comps)}})
     return out
 
 
-# --- 5. what other findings do -------------------------------------------------------------------
+# --- 6. what other findings do -------------------------------------------------------------------
 
 def _finding_label(item: str, level: str) -> tuple[str, str]:
+    if item.startswith("csf_profile_"):
+        return "csf_profile", level
     if item.startswith("csf_"):
         return "csf", f"{level}:{item[4:]}"
     return item, level
 
 
+def _shift(t: A.Tables, ctx: dict[str, str | None], levels: Sequence[int], extra: np.ndarray | None,
+           before: Sequence[int] = (), ci: float = 0.9) -> dict[str, Any]:
+    lp0 = log_prior(t, ctx)
+    lj0 = lp0 + cause_loglik(t, ctx, before)
+    lj = lp0 + cause_loglik(t, ctx, [*before, *levels], extra)
+    shift = log_odds(lj, t.causes) - log_odds(lj0, t.causes)
+    pc = softmax(lj)
+    means = pc.mean(axis=0)
+    return {"log_lr": lr_summary(shift, ci), "after": _scalar(band(log_odds(lj, t.causes)[None], ci), 0),
+            "leading": t.causes[int(np.argmax(means))], "causes_after": _means(pc, t.causes)}
+
+
 def single_findings(t: A.Tables, *, ci: float = 0.9,
-                    pretests: Sequence[float] = (0.1, 0.3, 0.5)) -> list[dict[str, Any]]:
-    """Each finding level alone: its log LR (factor on the odds) and P(L) after it from ``pretests``."""
+                    context: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """Each presentation finding level alone, for a patient with ``context`` (the typical patient's
+    by default): its geometric-mean factor on the odds of infiltration against the other causes,
+    P(infiltration) after it and the leading cause after it."""
+    ctx = context_of(TYPICAL) if context is None else context
     rows = []
     for (item, level), j in S.LEVEL_INDEX.items():
-        llr = log_lr(t, [j])
+        if item.startswith("csf_profile_"):
+            continue
         finding, value = _finding_label(item, level)
-        rows.append({"finding": finding, "value": value, "log_lr": lr_summary(llr, ci),
-                     "after": [{"pretest": float(p), **_scalar(band(logit(p) + llr[None, :], ci), 0)}
-                               for p in pretests]})
+        rows.append({"finding": finding, "value": value, **_shift(t, ctx, [j], None, ci=ci)})
+    for level in F.LEVELS["csf_profile"]:
+        rows.append({"finding": "csf_profile", "value": level, **_shift(t, ctx, [], profile_term(t, level), ci=ci)})
     return rows
 
 
-def mri_after_negative_lp(t: A.Tables, *, method: str = "cytology", ci: float = 0.9) -> list[dict[str, Any]]:
-    """Each MRI pattern's log LR alone and given one negative LP before it (the subtype's shift)."""
+def mri_after_negative_lp(t: A.Tables, *, method: str = "cytology", ci: float = 0.9,
+                          context: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """Each MRI pattern's factor alone and given one negative LP before it (the subtype's shift)."""
+    ctx = context_of(TYPICAL) if context is None else context
     neg = lp_level("negative", method)
-    base = log_lr(t, [neg])
     rows = []
     for level in F.LEVELS["mri"]:
         j = S.LEVEL_INDEX[("mri", level)]
-        rows.append({"value": level, "alone": lr_summary(log_lr(t, [j]), ci),
-                     "after_negative_lp": lr_summary(log_lr(t, [neg, j]) - base, ci)})
+        alone = _shift(t, ctx, [j], None, ci=ci)
+        after = _shift(t, ctx, [j], None, before=[neg], ci=ci)
+        rows.append({"value": level, "alone": alone["log_lr"], "after_negative_lp": after["log_lr"],
+                     "leading_alone": alone["leading"], "leading_after": after["leading"]})
     return rows
 
 
-# --- 6. the source patients step by step --------------------------------------------------------
+# --- 7. the source patients step by step --------------------------------------------------------
 
 def walkthrough(patient: F.Patient, draws: Draws, t: A.Tables, *, ci: float = 0.9,
                 pretest: float | None = None) -> dict[str, Any]:
-    """The sequential contributions of ``patient`` with the probability after each step.
+    """The sequential contributions of ``patient`` with P(infiltration) and every cause after each step.
 
     Uses :func:`model.answer.answer` (so a library case is answered with itself left out, as the
     CLI does); per draw, the running log odds are the prior plus the cumulative contributions.
@@ -271,40 +421,63 @@ def walkthrough(patient: F.Patient, draws: Draws, t: A.Tables, *, ci: float = 0.
     w = ans.weights
     running = ans.prior_log_odds[None, :] + np.cumsum(ans.sequential, axis=0) if len(ans.players) else \
         np.zeros((0, t.n))
+    cause_steps = ans.steps()
     steps = []
-    for p, contrib, lo in zip(ans.players, ans.sequential, running, strict=True):
-        s = A.summary(contrib, ci, w)
-        s["factor_median"] = math.exp(s["median"])
+    for p, c, lo, cs in zip(ans.players, ans.contributions, running, cause_steps[1:], strict=True):
+        means = cs["causes"]
         steps.append({"finding": p.finding, "index": p.index, "value": p.value, "label": p.label,
-                      "log_lr": s, "probability_after": A.probability_summary(lo, ci, w)})
+                      "log_lr": {**c["log_lr"], "factor_geometric_mean": c["factor_geometric_mean"]},
+                      "probability_after": A.probability_summary(lo, ci, w),
+                      "causes_after": means, "leading_after": max(means, key=means.get)})
     return {"id": patient.id, "description": patient.description, "prior": ans.prior_probability,
-            "steps": steps, "probability": ans.probability, "left_out": ans.left_out,
-            "out_of_population": patient.at_diagnosis}
+            "prior_causes": cause_steps[0]["causes"], "steps": steps, "probability": ans.probability,
+            "causes": ans.cause_summaries(), "leading": ans.leading_cause, "left_out": ans.left_out,
+            "out_of_population": not patient.in_scope, "scope_notes": list(ans.scope_notes)}
 
 
 # --- the interactive page's data -----------------------------------------------------------------
 
-def page_tables(draws: Draws, t: A.Tables | None = None, *, decimals: int = 4) -> dict[str, Any]:
-    """Compact per-draw tables for the browser: every draw, rounded to ``decimals`` places.
+def _b64(x: np.ndarray) -> str:
+    """Little-endian float32 bytes, base64 (``-inf`` kept as a large negative number)."""
+    x = np.where(np.isfinite(x), x, -1e30).astype("<f4")
+    return base64.b64encode(np.ascontiguousarray(x).tobytes()).decode("ascii")
 
-    ``logit_prior`` (draw,), ``log_sk`` (draw, component, 12 strata; lineage-major) = log
-    P(stratum, component | hypothesis), ``level_lp`` (draw, component, 14 levels) as nested lists, with
-    ``is_l``, ``components``, ``levels`` (item, level), ``lineages`` and ``remissions``.
+
+def page_tables(draws: Draws, t: A.Tables | None = None) -> dict[str, Any]:
+    """Per-draw tables for the browser (every draw, float32, base64), enough to recompute
+    :func:`model.answer.answer` for any findings but the age group, recent vincristine and recent
+    HSCT (marginalised over their patient-time shares on the page).
+
+    ``log_prior`` (draw, cause): log P(cause); ``log_ctx`` (draw, component, 12 strata,
+    lineage-major): log P(lineage, remission, component | cause of the component), the other context
+    findings summed out; ``level_lp`` (draw, component, level): log P(level | component), with
+    ``levels`` (item, level) as in :data:`model.structure.LEVEL_KEYS`; ``component_cause`` the
+    index of each component's cause.
     """
     t = t or A.Tables(draws)
-
-    def r(x: np.ndarray) -> list:
-        x = np.where(np.isfinite(x), x, -1e9)
-        return np.round(x.astype(np.float64), decimals).tolist()
-
+    n, k = t.n, len(t.component_cause)
+    lin_axis, rem_axis = F.CONTEXT.index("lineage"), F.CONTEXT.index("remission")
+    p = t.p_sk.reshape(n, k, *S.STRATA_SHAPE)
+    other_axes = tuple(2 + a for a in range(len(S.STRATA_SHAPE)) if a not in (lin_axis, rem_axis))
+    with np.errstate(divide="ignore"):
+        log_ctx = np.log(p.sum(axis=other_axes)).reshape(n, k, -1)
     return {
-        "variant": draws.variant, "n": t.n, "components": list(draws.components),
-        "is_l": [bool(x) for x in t.is_l], "levels": [list(k) for k in S.LEVEL_KEYS],
-        "lineages": list(S.LINEAGES), "remissions": list(S.REMISSIONS),
-        "partial": {"lineage": {k: list(v) for k, v in F.PARTIAL_LEVELS["lineage"].items()}},
-        "logit_prior": r(t.logit_prior), "log_sk": r(t.log_sk), "level_lp": r(t.level_lp),
+        "variant": draws.variant, "n": n, "causes": list(t.causes), "components": list(draws.components),
+        "component_cause": [int(c) for c in t.component_cause],
+        "levels": [list(key) for key in S.LEVEL_KEYS], "lineages": list(S.LINEAGES),
+        "remissions": list(S.REMISSIONS), "default_method": t.default_method,
+        "log_prior": _b64(t.log_prior), "log_ctx": _b64(log_ctx), "level_lp": _b64(t.level_lp),
         "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version"),
     }
+
+
+def decode(table: dict[str, Any], name: str) -> np.ndarray:
+    """A page table's array back as numpy (for tests): shape (n, ...) from the variant's sizes."""
+    raw = np.frombuffer(base64.b64decode(table[name]), dtype="<f4")
+    n, c, k = table["n"], len(table["causes"]), len(table["components"])
+    shape = {"log_prior": (n, c), "log_ctx": (n, k, len(table["lineages"]) * len(table["remissions"])),
+             "level_lp": (n, k, len(table["levels"]))}[name]
+    return raw.reshape(shape)
 
 
 def lesson(draws: Draws, *, patients: Sequence[F.Patient] = (), ci: float = 0.9,
@@ -325,13 +498,22 @@ def lesson(draws: Draws, *, patients: Sequence[F.Patient] = (), ci: float = 0.9,
     t = A.Tables(draws)
     sub = subtype if subtype is not None else (draws if draws.variant == "subtype" else None)
     ts = (t if sub is draws else A.Tables(sub)) if sub is not None else None
-    base = A.probability_summary(t.logit_prior, ci)
+    inf = t.causes.index(INF)
+    others = np.arange(len(t.causes)) != inf
+    base = A.probability_summary(t.log_prior[:, inf] - LK.NUMPY.logsumexp(np.where(others, t.log_prior, -np.inf),
+                                                                          axis=-1), ci)
+    ctx = context_of(TYPICAL)
+    typ = log_prior(t, ctx)
+    typical_prior = A.probability_summary(log_odds(typ, t.causes), ci)
     return {
-        "variant": draws.variant, "draws": t.n, "ci": ci,
+        "variant": draws.variant, "draws": t.n, "ci": ci, "causes": list(t.causes),
         "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version"),
-        "base_rate": base,
+        "base_rate": base, "base_causes": _means(softmax(t.log_prior), t.causes),
+        "typical": {"id": TYPICAL.id, "description": TYPICAL.description, "context": ctx,
+                    "prior": typical_prior, "prior_causes": _means(softmax(typ), t.causes)},
         "curves": posttest_curves(t, ci=ci),
         "fall_below": lps_to_fall_below(t, ci=ci),
+        "where": {m: where_it_goes(t, method=m, ci=ci) for m in F.CSF_METHODS},
         "trees": {m: frequency_tree(t, pretest=tree_pretest, method=m, ci=ci) for m in F.CSF_METHODS},
         "repeat": ({m: repeat_lps(ts, method=m, ci=ci) for m in F.CSF_METHODS} if ts is not None else None),
         "repeat_variant": sub.variant if sub is not None else None,
@@ -339,4 +521,5 @@ def lesson(draws: Draws, *, patients: Sequence[F.Patient] = (), ci: float = 0.9,
         "findings": single_findings(t, ci=ci),
         "mri_after_lp": mri_after_negative_lp(ts if ts is not None else t, ci=ci),
         "walkthroughs": [walkthrough(p, draws, t, ci=ci) for p in patients],
+        "not_modelled": list(t.settings["not_modelled"]),
     }

@@ -19,7 +19,8 @@ import numpy as np
 from reports.wording import percent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-SECTIONS = ("diagnostics", "prior-posterior", "predictive", "cohorts", "loo", "psense", "sensitivity", "sbc")
+SECTIONS = ("diagnostics", "prior-posterior", "predictive", "cohorts", "loo", "psense", "sensitivity", "rates",
+            "sbc")
 
 
 def _plt():
@@ -59,10 +60,10 @@ def rank_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]], n: int = 
 
 
 def prior_posterior_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]]) -> str:
-    """Prior (grey) and posterior (blue) histograms of every scalar parameter."""
+    """Prior (grey) and posterior (blue) histograms of every sampled scalar (theta, omega)."""
     plt = _plt()
     n = len(scalars)
-    cols = 8
+    cols = 10
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 1.45), squeeze=False)
     for ax in axes.ravel()[n:]:
@@ -70,14 +71,11 @@ def prior_posterior_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]]
     for ax, row in zip(axes.ravel(), scalars, strict=False):
         post = arrays["posterior"][row["name"]][(slice(None), *row["index"])]
         prior = arrays["prior"][row["name"]][(slice(None), *row["index"])]
-        log = row["name"] in ("relapse_hazard", "remission_multiplier", "bell_incidence")
-        if log:
-            post, prior = np.log10(post), np.log10(prior)
         lo, hi = np.quantile(np.concatenate([prior, post]), [0.005, 0.995])
         bins = np.linspace(lo, hi, 40)
         ax.hist(prior, bins=bins, density=True, color="0.7", alpha=0.8)
         ax.hist(post, bins=bins, density=True, color="C0", alpha=0.6)
-        ax.set_title(row["parameter"] + (" (log10)" if log else ""), fontsize=5)
+        ax.set_title(row["parameter"].replace(", ", ",\n", 1), fontsize=4.5)
         ax.set_yticks([])
         ax.tick_params(labelsize=4.5)
     fig.tight_layout()
@@ -106,7 +104,7 @@ def ppc_figure(rows: list[dict[str, Any]], title: str) -> str:
 
 
 def tornado_figure(pid: str, rec: dict[str, Any]) -> str:
-    """How leaving out each source moves one patient's mean P(L) (the largest changes)."""
+    """How leaving out each source moves one patient's mean P(infiltration) (the largest changes)."""
     plt = _plt()
     rows = rec["tornado"][::-1]
     fig, ax = plt.subplots(figsize=(6, 0.3 * max(len(rows), 1) + 1.0))
@@ -115,8 +113,31 @@ def tornado_figure(pid: str, rec: dict[str, Any]) -> str:
     ax.set_yticks(y)
     ax.set_yticklabels([f"{r['source']} ({r['method']})" for r in rows], fontsize=6)
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel("change in mean P(L) without the source (percentage points)")
+    ax.set_xlabel("change in mean P(infiltration) without the source (percentage points)")
     ax.set_title(f"{pid}: baseline {percent(rec['baseline'])}", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def rates_figure(rates: dict[str, Any]) -> str:
+    """Each implied quantity's prior mean (dot) and 90% interval (bar) against its target range (band)."""
+    plt = _plt()
+    rows = [("cumulative CNS/neural relapse", r) for r in rates["cumulative"] if r["quantity"] == "cumulative_relapse"]
+    rows += [("cumulative leukaemic facial palsy", r) for r in rates["cumulative"] if r["quantity"] == "cumulative_palsy"]
+    rows += [("share among new palsies", r) for r in rates["shares"]]
+    fig, ax = plt.subplots(figsize=(7, 0.26 * len(rows) + 0.9))
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, r) in zip(y, rows, strict=True):
+        if r["target"]:
+            ax.fill_betweenx([yi - 0.35, yi + 0.35], *(100 * np.array(r["target"])), color="C2", alpha=0.25, lw=0)
+        ax.plot([100 * r["lower"], 100 * r["upper"]], [yi, yi], color="C0", lw=2, alpha=0.6)
+        bad = r["in_range"] is False
+        ax.plot(100 * r["mean"], yi, "o", color="C3" if bad else "k", ms=4)
+    ax.set_xscale("log")
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{what}: {r.get('lineage', r['cause'])}" for what, r in rows], fontsize=6)
+    ax.set_xlabel("percent (log scale): mean (dot; red if outside the target), 90% interval (bar), target (green)")
+    ax.set_title("What the rate model implies, against the targets of rates.yaml", fontsize=8)
     fig.tight_layout()
     return _png(fig)
 
@@ -153,7 +174,9 @@ def context(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = Non
     if sens:
         for pid, rec in sens["patients"].items():
             tornados[pid] = tornado_figure(pid, rec)
+    rates = results.get("rates")
     return {"variants": variants, "loo": results.get("loo"), "sensitivity": sens, "tornados": tornados,
+            "rates": rates, "rates_figure": rates_figure(rates) if rates else None,
             "sbc_runs": [_sbc(p) for p in (sbc_path if isinstance(sbc_path, list) else [sbc_path])],
             "evidence_hash": results["evidence_hash"], "percent": percent,
             "sections": SECTIONS}
@@ -169,6 +192,13 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
+def _rate_percent(x: Any) -> str:
+    """A small probability as a percentage with 3 significant digits (cumulative risks of a few per 1,000)."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    return f"{100 * x:.3g}%"
+
+
 def render(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = None) -> str:
     """The report as one self-contained HTML string."""
     import jinja2
@@ -176,6 +206,7 @@ def render(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = None
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]))
     env.filters["fmt"] = _fmt
     env.filters["pct"] = percent
+    env.filters["rpct"] = _rate_percent
     return env.get_template("check.html").render(**context(results, sbc_path=sbc_path))
 
 

@@ -39,7 +39,11 @@ def test_corrupt_or_truncated_cache_is_refitted_with_warning(fixture_evidence, t
 def test_netcdf_opens_with_arviz(posterior_independent):
     dt = posterior_independent.datatree()
     assert {"posterior", "sample_stats", "log_likelihood", "log_prior"} <= set(dt.children)
-    assert set(dt["log_prior"].data_vars) == set(dt["posterior"].data_vars)
+    from model import prior, rates
+
+    # NUTS samples theta (and omega); the rate block is drawn from its prior beside them
+    assert set(dt["log_prior"].data_vars) == set(dt["posterior"].data_vars) & set(prior.SAMPLED)
+    assert set(rates.RATE_PARAMETERS) <= set(dt["posterior"].data_vars)
     assert dt["log_likelihood"]["cases"].shape[-1] == len(posterior_independent.draws.meta["case_ids"])
 
 

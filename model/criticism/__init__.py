@@ -23,7 +23,7 @@ from model.prior import draws as prior_draws
 from model.prior import log_density as log_prior
 
 from .common import CI, PRIOR_ONLY, case_loglik_marginal, draws_from_fit, element_labels, loglik_terms, to_json
-from .implied import implied
+from .implied import implied as implied_rates
 from .loo import compare_variants, informative_cases, loo, loo_datatree
 from .parameters import data_informed, element, psense, scalar_table
 from .predictive import Statistic, case_facts, cohort_checks, default_statistics, predictive_checks
@@ -33,7 +33,7 @@ from .sensitivity import Source, answer_sensitivity, load_patients, source_log_r
 __all__ = [
     "CI", "PRIOR_ONLY", "Source", "Statistic", "answer_sensitivity", "case_facts", "case_loglik_marginal",
     "cohort_checks", "compare_variants", "data_informed", "default_statistics", "draws_from_fit", "element",
-    "element_labels", "implied", "informative_cases", "load_patients", "log_prior", "loglik_terms", "loo",
+    "element_labels", "implied_rates", "informative_cases", "load_patients", "log_prior", "loglik_terms", "loo",
     "loo_datatree", "predictive_checks", "prior_draws", "psense", "run_all", "scalar_table",
     "source_log_ratio", "sources", "to_json",
 ]
