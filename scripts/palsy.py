@@ -11,7 +11,7 @@ import importlib
 import sys
 
 COMMANDS = {
-    "posterior": "P(infiltration | findings) with its interval and how each finding moves it",
+    "posterior": "the differential: P(infiltration | findings) against its mimics, with intervals and why",
     "report": "the clinician report (HTML and PDF) for a patient file",
     "fit": "fit a variant and store it in the cache",
     "check": "the statistician's report: diagnostics, checks, LOO, sensitivity",
@@ -43,7 +43,7 @@ def _available() -> dict[str, object]:
 
 
 def parser(mods: dict[str, object]) -> argparse.ArgumentParser:
-    p = _Parser(prog="palsy", description="Leukemic cranial-nerve infiltration vs Bell's palsy: a Bayesian model.")
+    p = _Parser(prog="palsy", description="Facial palsy in acute leukaemia: leukaemic infiltration or a mimic? A Bayesian model.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, mod in mods.items():
