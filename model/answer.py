@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from model import decision as D
 from model import findings as F
 from model import likelihood as LK
 from model import structure as S
@@ -353,6 +354,7 @@ class Answer:
     weights: np.ndarray | None
     model: dict[str, Any]
     left_out: dict[str, Any] | None = None
+    decision: dict[str, Any] | None = None
 
     @property
     def in_scope(self) -> bool:
@@ -438,6 +440,7 @@ class Answer:
             "shapley_method": self.shapley_method,
             "steps": self.steps(),
             "next_tests": list(self.next_tests),
+            "decision": self.decision,
             "model": self.model,
             "out_of_population": self.patient.at_diagnosis,
             "left_out_case": self.left_out,
@@ -488,11 +491,13 @@ def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
             pr = np.exp(LK.NUMPY.logsumexp(np.where(act, ljr, -np.inf), axis=-1) - log_px)
             pc = _softmax(ljr, act)
             after = game.log_odds(ljr)
-            means = np.average(pc, axis=0, weights=w)
+            # after seeing r the draws are reweighted by P(r | draw): the predictive P(c | x, r)
+            w_r = pr if w is None else w * pr
+            means = np.average(pc, axis=0, weights=w_r)
             ps = summary(pr, ci, w)
             o = {"result": result,
                  "probability": {"mean": ps["mean"], "lower": ps["lower"], "upper": ps["upper"]},
-                 "probability_after": {k: v for k, v in probability_summary(after, ci, w).items() if k != "ci"},
+                 "probability_after": {k: v for k, v in probability_summary(after, ci, w_r).items() if k != "ci"},
                  "leading_cause_after": causes[int(np.argmax(np.where(act, means, -1)))],
                  "causes_after": {c: float(m) for c, m, a in zip(causes, means, act, strict=True) if a}}
             if keep_draws:
@@ -500,6 +505,20 @@ def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
             outcomes.append(o)
         tests.append({"test": test, "outcomes": outcomes})
     return tests
+
+
+def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dict[str, list[float]]:
+    """Mean P(infiltration) after 1, 2, ... further negative LPs of each method (up to six LPs in all)."""
+    full = np.ones((1, game.n_players), bool)
+    out = {}
+    for method in F.CSF_METHODS:
+        neg = game.t.level_lp[:, :, S.LEVEL_INDEX[(S.csf_item(method), "negative")]]
+        curve = []
+        for k in range(1, F.MAX_LPS - len(patient.csf) + 1):
+            pc = _softmax(game.log_joint(full, extra=k * neg)[0], game.active)
+            curve.append(float(np.average(pc[:, game.inf], weights=w)))
+        out[method] = curve
+    return out
 
 
 # --- atypicality ---------------------------------------------------------------------------------
@@ -608,7 +627,8 @@ def hallmark_warnings(patient: F.Patient, causes: tuple[str, ...], active: np.nd
 
 def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float | None = None,
            causes: tuple[str, ...] | None = None, tables: Tables | None = None, leave_out: bool = True,
-           keep_draws: bool = False, seed: int = 0) -> Answer:
+           keep_draws: bool = False, seed: int = 0, decision_settings: D.Settings | None = None,
+           thresholds: tuple[float, float] | None = None) -> Answer:
     """The answer for ``patient`` from posterior ``draws``.
 
     Parameters
@@ -630,6 +650,10 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         Keep per-draw arrays of the next tests (for figures and the identity test).
     seed : int
         Seed of the Monte Carlo parts (sampled Shapley values, atypicality): answers are reproducible.
+    decision_settings : decision.Settings, optional
+        Harms and benefits of ``priors/decision.yaml``: with them the answer carries the decision.
+    thresholds : (low, high), optional
+        Overrides the decision's pair of thresholds for this query.
     """
     if not 0 < ci < 1:
         raise ValueError(f"ci: {ci!r} is not allowed; give a number between 0 and 1 (e.g. 0.9)")
@@ -666,7 +690,16 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     if idx is not None:
         w, k = psis_weights(-draws.case_loglik[idx])
         left = {"case": draws.meta["case_ids"][idx], "method": "PSIS", "pareto_k": k, "reliable": bool(k < 0.7)}
-    tests = next_tests(game, patient, ci, w, keep_draws=keep_draws)
+    tests = next_tests(game, patient, ci, w, keep_draws=True)
+    dec = None
+    if decision_settings is not None:
+        for t_ in tests:
+            for o in t_["outcomes"]:
+                o["p_inf"] = o["_draws"][1][:, inf]
+        dec = D.decide(expit(post_lo), tests, negative_curves(game, patient, w), decision_settings, thresholds, w)
+    if not keep_draws:
+        tests = [{"test": t_["test"], "outcomes": [{k: v for k, v in o.items() if k not in ("_draws", "p_inf")}
+                                                    for o in t_["outcomes"]]} for t_ in tests]
     st = t.settings
     atyp = atypicality(game, patient, float(st["atypicality"]["tail"]), rng, w)
     notes = []
@@ -682,4 +715,4 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
              "not_modelled": list(st["not_modelled"])}
     return Answer(patient, ci, pretest, t.causes, active, prior_pc, step_cause[-1], prior_lo, post_lo,
                   tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
-                  w, model, left)
+                  w, model, left, dec)

@@ -59,27 +59,44 @@ def rank_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]], n: int = 
     return _png(fig)
 
 
+def _short(label: str, n: int = 34) -> str:
+    """A node label cut to ``n`` characters (the full name is in the table below the figure)."""
+    return label if len(label) <= n else label[:n - 1] + "…"
+
+
 def prior_posterior_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]]) -> str:
-    """Prior (grey) and posterior (blue) histograms of every sampled scalar (theta, omega)."""
+    """Prior (grey) and posterior (blue) 90% intervals and means of every sampled scalar: one panel per
+    component of theta (a row per node) and one for omega (a row per lineage and form)."""
     plt = _plt()
-    n = len(scalars)
-    cols = 10
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 1.45), squeeze=False)
-    for ax in axes.ravel()[n:]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in scalars:
+        head, _, rest = row["parameter"].partition("[")
+        key = f"{head}[{rest.split(', ')[0]}]" if head == "theta" else head
+        groups.setdefault(key, []).append(row)
+    cols = 4
+    rows_n = math.ceil(len(groups) / cols)
+    height = max(len(g) for g in groups.values()) * 0.13 + 0.6
+    fig, axes = plt.subplots(rows_n, cols, figsize=(cols * 3.6, rows_n * height), squeeze=False)
+    for ax in axes.ravel()[len(groups):]:
         ax.axis("off")
-    for ax, row in zip(axes.ravel(), scalars, strict=False):
-        post = arrays["posterior"][row["name"]][(slice(None), *row["index"])]
-        prior = arrays["prior"][row["name"]][(slice(None), *row["index"])]
-        lo, hi = np.quantile(np.concatenate([prior, post]), [0.005, 0.995])
-        bins = np.linspace(lo, hi, 40)
-        ax.hist(prior, bins=bins, density=True, color="0.7", alpha=0.8)
-        ax.hist(post, bins=bins, density=True, color="C0", alpha=0.6)
-        ax.set_title(row["parameter"].replace(", ", ",\n", 1), fontsize=4.5)
-        ax.set_yticks([])
-        ax.tick_params(labelsize=4.5)
-    fig.tight_layout()
-    return _png(fig, dpi=90)
+    for ax, (key, rows) in zip(axes.ravel(), groups.items(), strict=False):
+        y = np.arange(len(rows))[::-1]
+        for yi, r in zip(y, rows, strict=True):
+            ax.plot([r["prior_lower"], r["prior_upper"]], [yi + 0.15] * 2, color="0.65", lw=2)
+            ax.plot(r["prior_mean"], yi + 0.15, "|", color="0.4", ms=5)
+            ax.plot([r["lower"], r["upper"]], [yi - 0.15] * 2, color="C0", lw=2)
+            ax.plot(r["mean"], yi - 0.15, "|", color="C0", ms=5)
+        ax.set_yticks(y)
+        labels = [r["parameter"].partition("[")[2].rstrip("]") for r in rows]
+        if key.startswith("theta["):
+            labels = [_short(lb.split(", ", 1)[1]) for lb in labels]
+        ax.set_yticklabels(labels, fontsize=5)
+        ax.set_xlim(0, 1)
+        ax.set_title(key, fontsize=7)
+        ax.tick_params(axis="x", labelsize=5)
+    fig.subplots_adjust(left=0.1, right=0.99, wspace=0.75, hspace=0.35)
+    fig.suptitle("90% intervals and means: prior (grey, above) and posterior (blue, below)", fontsize=8)
+    return _png(fig, dpi=110)
 
 
 def ppc_figure(rows: list[dict[str, Any]], title: str) -> str:

@@ -140,10 +140,10 @@ def figure_where(L: dict[str, Any]) -> bytes:
                 left += v
         ax.set_yticks(range(len(steps)))
         ax.set_yticklabels([f"{st['k']} negative LP{'s' if st['k'] != 1 else ''}" for st in steps], fontsize=8)
-        ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_title(f"by {_method_name(m)}", fontsize=9)
         ax.set_xlabel("mean probability of each cause")
+    axes[0].invert_yaxis()  # shared: once
     axes[0].legend(loc="upper center", bbox_to_anchor=(1.05, -0.22), ncol=len(causes), fontsize=7, frameon=False)
     fig.suptitle("Where the probability taken from infiltration goes (typical patient)", fontsize=10)
     return _png(fig)
@@ -447,7 +447,12 @@ def lesson_html(L: dict[str, Any], figs: dict[str, bytes]) -> str:
     return _env().get_template("teach_lesson.html").render(css=_css(), **lesson_context(L, figs))
 
 
-def page_html(models: Sequence[dict[str, Any]], *, ci: float = 0.9) -> str:
+#: The findings the interactive page offers (besides the LPs), in clinical order.
+PAGE_FINDINGS = ("lineage", "remission", "onset", "laterality", "eighth_nerve", "other_cranial_nerves",
+                 "peripheral_nerves", "vesicles", "otoscopy", "csf_profile", "mri")
+
+
+def page_html(models: Sequence[dict[str, Any]], *, ci: float = 0.9, not_modelled: Sequence[str] = ()) -> str:
     """The self-contained interactive page; ``models`` from :func:`model.teach.page_tables` (first is default)."""
     data = json.dumps(list(models), separators=(",", ":"), allow_nan=False)
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -455,12 +460,15 @@ def page_html(models: Sequence[dict[str, Any]], *, ci: float = 0.9) -> str:
     if "</script" in js.lower():
         raise ValueError("teach.js must not contain '</script'")
     selects = [{"name": n, "label": F.DESCRIPTIONS[n][0].upper() + F.DESCRIPTIONS[n][1:], "levels": F.LEVELS[n]}
-               for n in ("lineage", "remission", "laterality", "other_cranial_nerves", "peripheral_nerves", "mri")]
+               for n in PAGE_FINDINGS]
     first = models[0]
+    causes = [{"cause": c, "name": _cause(c)} for c in first["causes"]]
     return _env().get_template("teach_page.html").render(
         css=_css(), js=Markup(js), data_json=Markup(data), models=models, ci=ci, selects=selects,
         max_lps=F.MAX_LPS, draws=first["n"], evidence_hash=first.get("evidence_hash") or "",
-        version=first.get("version") or "")
+        version=first.get("version") or "", causes=causes,
+        others=", ".join(c["name"] for c in causes if c["cause"] != "infiltration"),
+        not_modelled=", ".join(not_modelled or ()))
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -487,7 +495,7 @@ def write(out: Path, L: dict[str, Any], models: Sequence[dict[str, Any]], *, ci:
         p = out / "figures" / name
         _write(p, png)
         paths[name] = p
-    texts = {LESSON_NAME: lesson_html(L, figs), PAGE_NAME: page_html(models, ci=ci),
+    texts = {LESSON_NAME: lesson_html(L, figs), PAGE_NAME: page_html(models, ci=ci, not_modelled=L["not_modelled"]),
              "lesson.json": json.dumps(to_jsonable(L), indent=1)}
     for name, text in texts.items():
         p = out / name

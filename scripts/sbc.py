@@ -2,22 +2,30 @@
 
     python -m scripts.sbc [--variant independent] [--simulations 200] [--priors DIR] [--out DIR]
 
-What is simulated (and what is not)
------------------------------------
-Every likelihood weight is set to 1 (``weights_one``): a power prior is not a generative model. (The
-lineage-share Dirichlet of ``pretest.yaml`` is a prior, compiled into the model: it is simulated from as
-compiled, with its stated weight.) For each
-simulation, one parameter set is drawn from the model's priors (:func:`model.prior.draws`:
-base Betas, expert-judgment Betas, the Dirichlet/log-normal pretest priors, the form weights), the
-cohort counts are simulated from it, x ~ Binomial(n, rate) for every tree entry (``entry_x``) and
-every lineage/remission entry (``sentry_x``), with the evidence's own n, and the model is refitted on
-them by reusing the one nutpie-compiled model (``compiled.with_data``). The case library is *not*
-simulated: its findings are observation masks built into the model's graph, not ``pm.Data``, so they
-cannot be swapped without recompiling; SBC sets every case weight to 0 (``case_w`` zeros). The
-calibration therefore covers the cohort likelihood, the trees, the mixture weights' prior and the
-pretest priors, not the case likelihood.
+What is simulated
+-----------------
+Every likelihood weight is 1 (``weights_one``): a power prior is not a generative model. For each
+simulation, one set of the sampled parameters is drawn from the model's priors
+(:func:`model.prior.draws`: theta's base and expert-judgment Betas, omega's Dirichlets; the rate block
+has no likelihood and is not refitted, so it is not part of SBC), and from it:
 
-For each scalar parameter, the rank of the true value among ``L`` thinned posterior draws (evenly
+- every cohort count, x ~ Binomial(n, rate) with the entry's own n and the rate of its cause (and
+  form) as the fit uses it;
+- the case library: every library case keeps what was observed of it (which findings, how many LPs
+  by which method, its context and its stated form), and its findings are drawn from the model. Its
+  form, when the library does not state it, is drawn from P(form | case context) = sum_lineage
+  P(lineage | context, infiltration) omega[lineage, form] and is then *stated* in the simulated
+  library; the first LP's result is drawn before the CSF profile, which is drawn given it.
+
+Refits reuse one nutpie-compiled model (``compiled.with_data``). Case findings are observation masks
+in the graph, not ``pm.Data``; what makes them swappable is that, given the form, a case's
+log-likelihood is a sum over its findings. So the compiled library is *one pseudo-case per
+(infiltration component, item, level)* (:func:`pseudo_library`), and the simulated library enters as
+the pseudo-cases' weights ``case_w``: the number of simulated findings at that level. That is exactly
+the likelihood of the simulated cases with their forms stated. (A stated form carries no information
+on omega in this model, so omega is informed by the cohort entries on infiltration as a whole.)
+
+For each sampled scalar, the rank of the true value among ``L`` thinned posterior draws (evenly
 spaced over the chains) is recorded; ranks are uniform on 0..L when the sampler and the model's
 code agree. Results: ``sbc_results.json`` (ranks, per-parameter chi-square p-values over ``bins``
 bins, a pooled chi-square, simultaneous ECDF-band exits, sampler diagnostics) and ``sbc_ecdf.svg``
@@ -41,30 +49,126 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "sbc"
 RESULTS = "sbc_results.json"
 FIGURE = "sbc_ecdf.svg"
+PSEUDO_METHOD = "cytology"  # the (irrelevant) method of the LP that carries a pseudo-case's CSF profile
 
 
 def _labels(params: dict[str, np.ndarray], d) -> list[tuple[str, str, tuple[int, ...]]]:
-    from model import criticism as K
+    from model.criticism.common import element_labels, sampled
 
     out = []
-    for name, arr in params.items():
-        for idx, label in K._element_labels(name, arr.shape[1:], d):
+    for name, arr in sampled(params).items():
+        for idx, label in element_labels(name, arr.shape[1:], d):
             out.append((label, name, idx))
     return out
 
 
-def simulate_data(d, truth: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Cohort counts simulated from one parameter set (leading sample dim of size 1); cases off."""
-    from model import criticism as K
+@dataclasses.dataclass(frozen=True)
+class Library:
+    """The real library's structure and the compiled pseudo-library that carries simulated cases.
 
-    r, rs = K.entry_rates(truth, d)
+    ``slots[i]`` lists what case i observes, in order: ``("item", item)`` a tree finding or an LP
+    (``csf_<method>``), ``("profile", item)`` the CSF profile given the real first LP's result, or
+    ``("profile_lp1", None)`` the profile given the simulated first LP (the case's first ``csf`` slot).
+    """
+
+    evidence: Any  # the evidence with the pseudo-library as its cases
+    slots: tuple[tuple[tuple[str, str | None], ...], ...]
+    forms: np.ndarray  # (case, infiltration component) 0/1: allowed forms of each real case
+    lineage: np.ndarray  # (case, lineage) P(lineage | case context, infiltration)
+    index: dict[tuple[int, str, str], int]  # (infiltration component position, item, level) -> pseudo-case
+
+
+def pseudo_library(evidence, variant) -> Library:
+    """The pseudo-library of ``variant`` (one case per infiltration component, item and level) and
+    the structure of ``evidence``'s real case library."""
+    from model import design as D
+    from model import structure as S
+    from model.evidence import Case
+
+    real = D.build(evidence, variant, weights_one=True)
+    comps = variant.infiltration_components
+    tabulated = {(cid, e.finding) for e in evidence.entries for cid in e.tabulates_cases}
+    slots = []
+    for case in evidence.cases:
+        skip = {f for (cid, f) in tabulated if cid == case.id}
+        out: list[tuple[str, str | None]] = []
+        lp_seen = False
+        for mask in D.case_observations(case, skip=skip):
+            item = S.LEVEL_KEYS[int(np.flatnonzero(mask)[0])][0]
+            if item.startswith("csf_profile_"):
+                out.append(("profile_lp1", None) if lp_seen else ("profile", item))
+            else:
+                if item.startswith("csf_") and not lp_seen:
+                    out.append(("lp1", item))
+                    lp_seen = True
+                    continue
+                out.append(("item", item))
+        slots.append(tuple(out))
+    pseudo, index = [], {}
+    for pos, k in enumerate(comps):
+        form = variant.components[k] if variant.is_mixture else None
+        for item, levels in S.ITEMS.items():
+            for lv in levels:
+                cid = f"sbc:{variant.components[k]}:{item}:{lv}"
+                if item in S.TREE_FINDINGS:
+                    values, csf, proven = {item: lv}, None, ()
+                elif item.startswith("csf_profile_"):
+                    first = item.removeprefix("csf_profile_")
+                    values, csf, proven = {"csf_profile": lv}, ((first, PSEUDO_METHOD),), ("csf",)
+                else:
+                    values, csf, proven = {}, ((lv, item.removeprefix("csf_")),), ()
+                index[(pos, item, lv)] = len(pseudo)
+                pseudo.append(Case(cid, "sbc", "after_diagnosis", form, values, csf, proven))
+    ev = dataclasses.replace(evidence, cases=tuple(pseudo), hash=f"{evidence.hash}:sbc-pseudo-library")
+    return Library(ev, tuple(slots), real.case_forms, real.case_lineage, index)
+
+
+def simulate_cases(lib: Library, truth: dict[str, np.ndarray], d, rng: np.random.Generator) -> np.ndarray:
+    """The simulated library as weights of the pseudo-cases (counts of simulated findings per level)."""
+    from model import findings as F
+    from model import likelihood as LK
+    from model import structure as S
+
+    comps = list(d.variant.infiltration_components)
+    level_p = np.exp(LK.level_logp(LK.NUMPY, truth["theta"][0]))[comps]  # (Ki, level)
+    counts = np.zeros(len(lib.index))
+
+    def draw(pos: int, item: str) -> str:
+        levels = S.ITEMS[item]
+        p = level_p[pos, [S.LEVEL_INDEX[(item, lv)] for lv in levels]]
+        lv = levels[int(rng.choice(len(levels), p=p / p.sum()))]
+        counts[lib.index[(pos, item, lv)]] += 1
+        return lv
+
+    for i, slots in enumerate(lib.slots):
+        w = lib.forms[i].astype(float)
+        if "omega" in truth:
+            w = w * (lib.lineage[i] @ truth["omega"][0])
+        pos = int(rng.choice(len(w), p=w / w.sum()))
+        first = None
+        for kind, item in slots:
+            if kind == "item":
+                draw(pos, item)
+            elif kind == "lp1":
+                first = draw(pos, item)
+            elif kind == "profile":
+                draw(pos, item)
+            else:  # the profile given the simulated first LP's result
+                draw(pos, S.profile_item(first or F.CSF_RESULTS[0]))
+    return counts
+
+
+def simulate_data(d, truth: dict[str, np.ndarray], rng: np.random.Generator, lib: Library | None = None) -> dict[str, np.ndarray]:
+    """Cohort counts (and, with ``lib``, the case library as pseudo-case weights) simulated from one
+    parameter set (leading sample dim of size 1). Without ``lib`` every case weight is 0."""
+    from model import likelihood as LK
+
+    rate = np.asarray(LK.entry_rate(LK.NUMPY, truth, d)).reshape(1, -1)[0]
     n = np.round(d.entry_n).astype(int)
-    sn = np.round(d.sentry_n).astype(int)
     return {
-        "entry_x": rng.binomial(n, np.clip(r[0], 0, 1)).astype(float), "entry_n": n.astype(float),
-        "sentry_x": rng.binomial(sn, np.clip(rs[0], 0, 1)).astype(float), "sentry_n": sn.astype(float),
-        "entry_w": np.ones(len(n)), "sentry_w": np.ones(len(sn)),
-        "case_w": np.zeros(len(d.case_ids)),
+        "entry_x": rng.binomial(n, np.clip(rate, 0, 1)).astype(float), "entry_n": n.astype(float),
+        "entry_w": np.ones(len(n)),
+        "case_w": simulate_cases(lib, truth, d, rng) if lib is not None else np.zeros(len(d.case_ids)),
     }
 
 
@@ -80,28 +184,29 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
         Bins of the rank histograms for the chi-square statistics (L + 1 must be divisible by it).
     """
     from model import cache as C
-    from model import criticism as K
     from model import design as D
-    from model import fit, variants
+    from model import fit, prior
 
     if (thin_to + 1) % bins:
         raise ValueError(f"thin_to + 1 ({thin_to + 1}) must be divisible by bins ({bins})")
-    v = variants.get(variant, evidence.forms)
-    # Weights 1 for every likelihood term (the data below); priors, including the lineage-share
-    # Dirichlet built from counts, are as compiled.
-    d = D.build(evidence, v, weights_one=True)
+    v = evidence.variant(variant)
+    lib = pseudo_library(evidence, v)
+    d = D.build(lib.evidence, v, weights_one=True)
     rng = np.random.default_rng(seed)
     settings = C.Settings(draws=draws, tune=tune, chains=chains, seed=seed)
     labels = None
     ranks, diags = [], []
     t0 = time.perf_counter()
-    fit.compiled_model(variant, evidence)  # compile once, outside the timed loop
+    fit.compiled_model(variant, lib.evidence, d)  # compile once, outside the timed loop
     t_compiled = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cases = []
     for s in range(simulations):
-        truth = K.prior_draws(d, 1, rng)
-        data = simulate_data(d, truth, rng)
+        truth = prior.draws(d, 1, rng)
+        data = simulate_data(d, truth, rng, lib)
+        cases.append(int(data["case_w"].sum()))
         st = dataclasses.replace(settings, seed=int(rng.integers(1, 2**31 - 1)))
-        dt, _ = fit.sample(variant, evidence, st, data=data, weights_one=True)
+        dt, _ = fit.sample(variant, lib.evidence, st, data=data, weights_one=True)
         post = fit.flat_params(dt)
         labels = labels or _labels(post, d)
         n = next(iter(post.values())).shape[0]
@@ -115,7 +220,10 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     return {
         "variant": variant, "evidence_hash": evidence.hash, "simulations": simulations,
         "settings": {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "thin_to": thin_to, "bins": bins},
-        "what": "cohort counts (entry_x, sentry_x) simulated from the prior, weights 1, case weights 0",
+        "what": ("sampled parameters (theta, omega) from the prior; cohort counts and the case library's findings "
+                 "simulated from them (forms drawn and stated); weights 1"),
+        "library": {"cases": len(lib.slots), "findings_per_simulation": float(np.mean(cases)) if cases else 0.0,
+                    "pseudo_cases": len(lib.index)},
         **out,
         "divergences": int(sum(x["divergences"] for x in diags)),
         "seconds": seconds, "compile_seconds": t_compiled,

@@ -1,10 +1,13 @@
-"""The clinician report (ISSUE 3): `palsy report` end to end, outputs read back (HTML parsed, PDF
-text extracted, figures' elements counted), wording rules, escaping, bad input, determinism."""
+"""The clinician report on the differential (issue 8): `palsy report` end to end, outputs read back
+(HTML parsed, PDF text extracted, figures' elements counted): P(infiltration) and the causes it was
+weighed against, the differential one line per cause, warnings first, contributions as geometric
+means, next tests with the leading cause, wording rules, escaping, bad input, determinism."""
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,8 +18,12 @@ from conftest import PATIENTS, REPO, run_palsy
 pypdf = pytest.importorskip("pypdf")
 
 VARIANT = ("--variant", "independent")
-SECTIONS = ["findings", "probability", "waterfall", "fagan", "evidence", "next-tests", "limits", "provenance",
+SECTIONS = ["probability", "findings", "waterfall", "evidence", "next-tests", "fagan", "limits", "provenance",
             "disclaimer", "references"]
+CAUSE_NAMES = {"infiltration": "leukemic infiltration", "bell": "Bell's palsy (idiopathic)",
+               "zoster": "VZV reactivation (Ramsay Hunt)", "vincristine": "vincristine neuropathy",
+               "gbs": "Guillain-Barré syndrome", "otomastoiditis": "otomastoiditis"}
+VIGNETTES = REPO / "tests" / "fixtures" / "vignettes"
 
 
 class Page(HTMLParser):
@@ -112,12 +119,16 @@ def svg_of(page: Page, marker: str) -> str:
 @pytest.fixture(scope="session")
 def reports(palsy, tmp_path_factory):
     """Reports of the source patients and of special patients, through the CLI."""
+    import yaml
+
     out = tmp_path_factory.mktemp("reports")
     special = tmp_path_factory.mktemp("patients")
     (special / "evil.yaml").write_text(
         'id: "evil<b>id</b>"\ndescription: "<script>alert(1)</script> & \\"quoted\\""\nlineage: T-ALL\n', encoding="utf-8")
     (special / "atdx.yaml").write_text("id: atdx\nlineage: AML\nremission: at_diagnosis\nlaterality: unilateral\n",
                                        encoding="utf-8")
+    (special / "central.yaml").write_text("id: central\nlineage: B-ALL\nforehead: spared\nlaterality: unilateral\n",
+                                          encoding="utf-8")
     (special / "max.yaml").write_text(
         "id: max\nlineage: B-ALL\nremission: remission_on_treatment\nlaterality: bilateral\n"
         "other_cranial_nerves: one_or_more\nperipheral_nerves: one_or_more\nmri: mass\ncsf: [negative:cytology, "
@@ -125,18 +136,31 @@ def reports(palsy, tmp_path_factory):
     (special / "low.yaml").write_text("id: low\nlaterality: unilateral\nother_cranial_nerves: none\n"
                                       "peripheral_nerves: none\nmri: normal\ncsf: [negative:flow, negative:flow]\n",
                                       encoding="utf-8")
+    atra = yaml.safe_load((VIGNETTES / "off_model_atra.yaml").read_text(encoding="utf-8"))["patient"]
+    (special / "atra.yaml").write_text(yaml.safe_dump(atra), encoding="utf-8")
     runs = {}
     for name in ("source-000-vignette", "source-001", "source-002"):
         runs[name] = palsy("report", str(PATIENTS / f"{name}.yaml"), "--out", str(out), *VARIANT, check=True)
-    for name in ("evil", "atdx", "max"):
+    for name in ("evil", "atdx", "central", "max"):
         runs[name] = palsy("report", str(special / f"{name}.yaml"), "--out", str(out), *VARIANT, check=True)
+    runs["atra"] = palsy("report", str(special / "atra.yaml"), "--out", str(out), *VARIANT, check=True)
     runs["low"] = palsy("report", str(special / "low.yaml"), "--out", str(out), "--pretest", "0.0005", *VARIANT, check=True)
+    two = out / "two"
+    runs["two"] = palsy("report", str(PATIENTS / "source-000-vignette.yaml"), "--out", str(two), "--causes",
+                        "infiltration,bell", *VARIANT, check=True)
     return out, special, runs
 
 
 def posterior_json(patient: Path, *extra: str) -> dict:
     proc = run_palsy("posterior", "--patient", str(patient), "--json", *VARIANT, *extra, check=True)
     return json.loads(proc.stdout)
+
+
+def report_file(out: Path, name: str) -> Path:
+    """The file of a patient id (the evil id is made safe)."""
+    if name == "atra":
+        return out / "vignette-off-model-atra.html"
+    return out / f"{name}.html"
 
 
 def test_report_writes_html_and_pdf(reports):
@@ -156,7 +180,8 @@ def test_html_sections_in_order(reports):
 
 
 @pytest.mark.parametrize("name", ["source-000-vignette", "source-001", "source-002"])
-def test_probability_matches_posterior_json(reports, name):
+def test_probability_and_differential_match_posterior_json(reports, name):
+    """The headline and every cause's line carry the CLI's numbers, in the HTML and in the PDF."""
     from reports import wording as W
 
     out, _, _ = reports
@@ -166,18 +191,37 @@ def test_probability_matches_posterior_json(reports, name):
     for key in ("mean", "median", "lower", "upper"):
         assert float(attrs[f"data-{key}"]) == pytest.approx(d["probability"][key], rel=1e-12, abs=1e-15)
     headline = W.probability_with_interval(d["probability"])
-    assert headline in page.plain
-    n, text = pdf_text(out / f"{name}.pdf")
-    assert headline in text
-    assert W.words(d["probability"]["mean"]) in page.plain.lower()
+    _, text = pdf_text(out / f"{name}.pdf")
+    for where in (page.plain, text):
+        assert headline in where
+        assert W.words(d["probability"]["mean"]) in where.lower()
+        # weighed against every other cause, named
+        against = where.split("weighed against", 1)[1][:300]
+        for c in d["model"]["causes_weighed"]:
+            if c != "infiltration":
+                assert CAUSE_NAMES[c] in against, (c, against)
+        # the differential: every cause, its mean and interval, one line each
+        for c in d["causes"]:
+            s = c["probability"]
+            line = f"{CAUSE_NAMES[c['cause']]} {W.percent(s['mean'])} ({W.interval(s['lower'], s['upper'], 0.9)})"
+            assert line in where, line
+    raw = (out / f"{name}.html").read_text(encoding="utf-8")
+    means = dict(re.findall(r'data-cause="([a-z_]+)" data-mean="([^"]+)"', raw))
+    assert set(means) == {c["cause"] for c in d["causes"]}
+    for c in d["causes"]:
+        assert float(means[c["cause"]]) == pytest.approx(c["probability"]["mean"], rel=1e-12)
+    assert sum(float(v) for v in means.values()) == pytest.approx(1.0, abs=1e-9)
+    # the differential comes before the findings, the contributions and the next tests
+    assert page.plain.index("The differential") < page.plain.index("2. Findings as entered")
 
 
 def test_findings_as_entered_with_unknowns(reports):
     out, _, _ = reports
     page = parse(out / "source-000-vignette.html")  # peripheral nerves and MRI not given
-    section = page.plain.split("1. Findings as entered", 1)[1].split("2. Probability", 1)[0]
+    section = page.plain.split("2. Findings as entered", 1)[1].split("3. How each finding", 1)[0]
     assert "Peripheral nerves, plexus or roots unknown" in section
     assert "Contrast MRI unknown" in section
+    assert "Zoster vesicles unknown" in section and "Onset unknown" in section
     assert "LP 1: negative, cytology" in section
     assert "never read as negative" in section
 
@@ -189,11 +233,11 @@ def test_html_self_contained_and_accessible(reports):
     assert all(src.startswith("data:") for src in re.findall(r"""\bsrc\s*=\s*["']([^"']*)""", raw))
     assert "<link" not in raw and "@import" not in raw and "url(" not in raw and "<script" not in raw
     assert "@media print" in raw
-    assert len(page.imgs) == 3
+    assert len(page.imgs) == 4
     for img in page.imgs:
         assert (img["src"] or "").startswith("data:image/svg+xml;base64,")
         assert len(img["alt"] or "") > 30
-    assert page.tables >= 4 and page.tables == page.tables_with_th
+    assert page.tables >= 5 and page.tables == page.tables_with_th
     refs = [h for h in page.links if h.startswith("#ref-")]
     assert refs and all(h[1:] in page.ids for h in refs)
     assert any(h.startswith("https://doi.org/") for h in page.links)
@@ -214,6 +258,7 @@ def test_user_text_is_escaped(reports):
 
 
 def test_figures_elements(reports):
+    """Waterfall bars drawn from the step means; icons; Fagan fan; the differential's segments."""
     from reports import wording as W
 
     out, _, _ = reports
@@ -222,6 +267,11 @@ def test_figures_elements(reports):
         d = posterior_json(PATIENTS / f"{name}.yaml")
         wf = svg_of(page, 'id="waterfall-bar-0"')
         assert len(re.findall(r'id="waterfall-bar-\d+"', wf)) == len(d["contributions"]) + 2
+        # the bars' notes: the prior's and the result's mean P(infiltration), each finding's geometric-mean factor
+        assert W.percent(d["steps"][0]["causes"]["infiltration"]) in wf
+        assert W.percent(d["steps"][-1]["causes"]["infiltration"]) in wf
+        for c in d["contributions"]:
+            assert W.factor(math.log(c["factor_geometric_mean"])) in wf
         icons = svg_of(page, 'id="icon-')
         filled = len(re.findall(r'id="icon-filled-\d+"', icons))
         assert filled + len(re.findall(r'id="icon-open-\d+"', icons)) == 100
@@ -229,20 +279,38 @@ def test_figures_elements(reports):
         fagan = svg_of(page, 'id="fagan-fan"')
         fan = fagan.split('id="fagan-fan"', 1)[1].split("</g>", 1)[0]
         assert fan.count("<path") == 200
-        assert 'id="fagan-median"' in fagan
+        assert 'id="fagan-mean"' in fagan
         for label in ("50%", "99%", "Likelihood ratio"):
             assert label in fagan
+        diff = svg_of(page, 'id="differential-0-')
+        segs = re.findall(r'id="differential-(\d+)-([a-z_]+)"', diff)
+        assert len(segs) == len(d["steps"]) * len(d["causes"])
+        assert {c for _, c in segs} == {c["cause"] for c in d["causes"]}
         assert ">50%<" in wf or "50%" in wf  # log-odds axis labelled in probabilities
+
+
+def test_steps_table_is_the_step_means(reports):
+    from reports import wording as W
+
+    out, _, _ = reports
+    page = parse(out / "source-002.html")
+    d = posterior_json(PATIENTS / "source-002.yaml")
+    section = page.plain.split("3. How each finding", 1)[1].split("4. Findings, their weight", 1)[0]
+    assert "geometric mean" in section
+    for step in d["steps"]:
+        for c, v in step["causes"].items():
+            assert W.percent(v) in section, (step, c)
 
 
 def test_pdf_pages_text_and_fonts(reports):
     out, _, _ = reports
     for name in ("source-000-vignette", "source-001", "source-002", "max", "atdx"):
         n, text = pdf_text(out / f"{name}.pdf")
-        assert 1 <= n <= 3, (name, n)
-        for phrase in ("1. Findings as entered", "2. Probability of leukemic infiltration", "Fagan nomogram",
-                       "What the next test could do", "Population and limits", "Provenance",
-                       "supports and does not replace clinical judgment", "References"):
+        assert 1 <= n <= 7, (name, n)
+        for phrase in ("1. Leukemic infiltration and the differential", "2. Findings as entered",
+                       "3. How each finding moved the probabilities", "geometric mean", "Fagan nomogram",
+                       "What the next test could do", "Leading cause after it", "Population and limits",
+                       "Provenance", "supports and does not replace clinical judgment", "References"):
             assert phrase in text, (name, phrase)
     raw = (out / "source-002.pdf").read_bytes()
     assert b"/FontFile2" in raw  # TrueType (Type 42) embedded: real, extractable text
@@ -253,54 +321,89 @@ def test_same_words_in_html_and_pdf(reports):
     out, _, _ = reports
     page = parse(out / "source-002.html")
     _, text = pdf_text(out / "source-002.pdf")
-    sentences = [page.ids[k] for k in ("natural-frequency",)]
-    assert sentences
-    natural = page.plain.split("Of 100 patients", 1)[1].split(").", 1)[0]
-    assert "Of 100 patients" + natural in text
-    for phrase in ("vincristine neuropathy", "Ramsay Hunt", "Guillain-Barré", "graft-versus-host",
-                   "otomastoiditis", "time since remission, prior CNS disease, age, circulating blasts",
-                   "conditionally independent", "one unselected series", "w_case"):
+    natural = page.plain.split("Of 100 patients", 1)[1].split("of 100 with infiltration.", 1)[0]
+    assert " ".join(("Of 100 patients" + natural).split()) in text
+    d = posterior_json(PATIENTS / "source-002.yaml")
+    for phrase in [*d["model"]["not_modelled"], "w_case", "Moved it most", "weighed against"]:
         assert phrase in page.plain and phrase in text, phrase
+
+
+def test_no_text_says_the_alternative_is_bells_palsy_only(reports):
+    out, _, _ = reports
+    for name in ("source-000-vignette", "source-001", "source-002", "max"):
+        _, text = pdf_text(out / f"{name}.pdf")
+        for where in (parse(out / f"{name}.html").plain, text):
+            low = where.lower()
+            assert "bell's palsy only" not in low and "against idiopathic bell's palsy" not in low
+            assert "or bell's palsy?" not in low
+            natural = where.split("Of 100 patients", 1)[1][:400]
+            assert "one of the other causes weighed" in natural
+            for cause in CAUSE_NAMES.values():
+                assert cause in where, cause
 
 
 ZERO = re.compile(r"(?<![\d.<>])0(\.0+)?\s?%")
 HUNDRED = re.compile(r"(?<![\d.<>])100(\.0+)?\s?%")
 
 
-@pytest.mark.parametrize("name", ["source-000-vignette", "source-001", "source-002", "max", "low", "atdx"])
+@pytest.mark.parametrize("name", ["source-000-vignette", "source-001", "source-002", "max", "low", "atdx", "central",
+                                  "atra"])
 def test_wording_rules(reports, name):
     out, _, _ = reports
-    page = parse(out / f"{name}.html")
-    _, pdf = pdf_text(out / f"{name}.pdf")
+    path = report_file(out, name)
+    page = parse(path)
+    _, pdf = pdf_text(path.with_suffix(".pdf"))
     for text in (page.plain, pdf):
         assert not ZERO.search(text), ZERO.search(text)
         assert not HUNDRED.search(text), HUNDRED.search(text)
         low = text.lower()
         assert "excluded" not in low and "ruled out" not in low and "rule out" not in low
-        assert "mean" in low and "median" in low
+        assert "mean" in low
     for span in page.prob_spans:  # every probability comes with its interval
         assert "CrI" in span or "set by hand" in span, span
-    body = page.plain.split("2. Probability", 1)[1].split("7. Population", 1)[0]
+    body = page.plain.split("1. Leukemic infiltration", 1)[1].split("7. Population", 1)[0]
     for m in re.finditer(r"\d%(?! CrI| credible)", body):  # ... and every percentage in the answer's sections is in such a phrase
         window = body[max(0, m.start() - 120): m.end() + 120]
-        assert "CrI" in window, window
+        assert "CrI" in window or "before any finding" in window.lower() or "(mean)" in window, window
 
 
 def test_extremes_never_read_0_or_100(reports):
     out, _, _ = reports
-    assert ">99.9%" in parse(out / "max.html").plain
-    assert "<0.1%" in parse(out / "low.html").plain or "fewer than 1" in parse(out / "low.html").plain
+    text = parse(out / "max.html").plain + parse(out / "low.html").plain
+    assert "<0.1%" in text or ">99.9%" in text or "fewer than 1" in text
 
 
-def test_out_of_population_flagged(reports):
-    out, _, runs = reports
-    page = parse(out / "atdx.html")
-    assert "out-of-population" in page.ids
-    assert "led to the leukemia diagnosis" in page.plain
-    _, text = pdf_text(out / "atdx.pdf")
-    assert "OUT OF SCOPE" in text
+def test_warnings_come_first(reports):
+    """Scope notes (at diagnosis; forehead spared) and the atypicality warning precede the answer."""
+    out, special, runs = reports
+    for name, key, phrase in (("atdx", "warning-scope", "led to the leukaemia diagnosis"),
+                              ("central", "warning-scope", "forehead is spared")):
+        page = parse(out / f"{name}.html")
+        assert key in page.ids, name
+        assert phrase in page.plain
+        assert page.plain.index(phrase) < page.plain.index("1. Leukemic infiltration")
+        _, text = pdf_text(out / f"{name}.pdf")
+        assert "OUT OF SCOPE." in text and text.index("OUT OF SCOPE.") < text.index("1. Leukemic infiltration")
     assert "outside the model's population" in runs["atdx"].stderr
-    assert "out-of-population" not in parse(out / "source-000-vignette.html").ids
+    central = parse(out / "central.html").plain
+    assert "(only if the palsy is peripheral)" in central
+    assert "warning-scope" not in parse(out / "source-000-vignette.html").ids
+    atra = parse(report_file(out, "atra"))
+    with_flag = posterior_json(special / "atra.yaml")
+    assert ("warning-atypical" in atra.ids) == with_flag["atypical"]["flag"]
+    if with_flag["atypical"]["flag"]:
+        assert atra.plain.index("Atypical findings.") < atra.plain.index("1. Leukemic infiltration")
+
+
+def test_causes_subset(reports):
+    """--causes infiltration,bell: weighed against Bell's palsy only, and the report says so."""
+    out, _, _ = reports
+    page = parse(out / "two" / "source-000-vignette.html")
+    d = posterior_json(PATIENTS / "source-000-vignette.yaml", "--causes", "infiltration,bell")
+    assert float(page.ids["probability"]["data-mean"]) == pytest.approx(d["probability"]["mean"], rel=1e-12)
+    raw = (out / "two" / "source-000-vignette.html").read_text(encoding="utf-8")
+    assert sorted(re.findall(r'data-cause="([a-z_]+)"', raw)) == ["bell", "infiltration"]
+    assert "weighed against Bell's palsy (idiopathic)." in page.plain
 
 
 def test_library_case_left_out(reports):
@@ -311,21 +414,28 @@ def test_library_case_left_out(reports):
 def test_next_tests_section(reports):
     out, _, _ = reports
     page = parse(out / "source-000-vignette.html")
-    section = page.plain.split("6. What the next test could do", 1)[1].split("7. Population", 1)[0]
-    assert "Contrast MRI" in section or "A contrast MRI" in section
-    for result in ("normal", "enhancement of the facial nerve only", "soft-tissue mass along the nerve"):
+    d = posterior_json(PATIENTS / "source-000-vignette.yaml")
+    section = page.plain.split("5. What the next test could do", 1)[1].split("6. Fagan", 1)[0]
+    assert "A contrast MRI" in section
+    for result in ("normal", "enhancement of the facial nerve only", "soft-tissue mass along the nerve",
+                   "middle ear or mastoid inflammation"):
         assert result in section
     assert "Another lumbar puncture read by flow cytometry" in section
-    assert section.count("CrI") >= 2 * (4 + 2 + 2)
+    n_outcomes = sum(len(t["outcomes"]) for t in d["next_tests"])
+    assert section.count("CrI") >= 2 * n_outcomes
+    for t in d["next_tests"]:
+        for o in t["outcomes"]:
+            assert CAUSE_NAMES[o["leading_cause_after"]] in section
 
 
 def test_evidence_table_cites_cohorts_and_cases(reports):
     out, _, _ = reports
     page = parse(out / "source-002.html")
-    section = page.plain.split("5. Findings, their weight", 1)[1].split("6. What the next", 1)[0]
-    assert "cohorts, infiltration" in section and "cohorts, Bell's palsy" in section
+    section = page.plain.split("4. Findings, their weight", 1)[1].split("5. What the next", 1)[0]
+    assert "cohorts, leukemic infiltration" in section and "Bell's palsy (idiopathic)" in section
     assert "case reports of infiltration" in section
-    assert "Shapley" in section and "Median factor" in section
+    assert "rate model" in section  # the context findings
+    assert "Shapley" in section and "geometric mean" in section
 
 
 def test_bad_input_exit_2_nothing_written(palsy, tmp_path):
@@ -341,6 +451,7 @@ def test_bad_input_exit_2_nothing_written(palsy, tmp_path):
     for args, words in (((str(good), "--format", "html,docx"), ("--format", "docx", "html, pdf")),
                         ((str(tmp_path / "missing.yaml"),), ("missing.yaml",)),
                         ((str(good), "--mri", "huge"), ("mri", "huge", "mass")),
+                        ((str(good), "--causes", "bell,gbs"), ("--causes", "infiltration")),
                         ((str(good), "--csf", "negative:pcr"), ("method", "pcr", "flow"))):
         proc = palsy("report", *args, "--out", str(target), *VARIANT)
         assert proc.returncode == 2, args
@@ -383,9 +494,21 @@ def test_context_numbers_and_phrases(draws_independent, evidence):
     ctx = context.build(ans, evidence)
     assert ctx["headline"]["mean"] == ans.probability["mean"]
     assert ctx["headline"]["filled"] == W.count_of_100(ans.probability["mean"])
-    assert ctx["figures"]["waterfall"]["bars"] == len(ans.players) + 2
-    assert [r["label"] for r in ctx["findings_table"]][2:] == ["LP 1: negative, cytology", "LP 2: negative, cytology"]
+    wf = ctx["figures"]["waterfall"]
+    assert wf["bars"] == len(ans.players) + 2
+    # the waterfall is drawn from the step means of P(infiltration)
+    steps = ans.steps()
+    for s, st in zip(wf["steps"], steps, strict=False):
+        assert s["p_mean"] == pytest.approx(st["causes"]["infiltration"], rel=1e-12)
+    assert wf["steps"][-1]["p_mean"] == pytest.approx(ans.probability["mean"], rel=1e-9)
+    for s, c in zip(wf["steps"][1:-1], ans.contributions, strict=True):
+        assert s["factor"] == W.factor(c["log_lr"]["mean"])
+    labels = [r["label"] for r in ctx["findings_table"]]
+    assert labels[2:] == ["LP 1: negative, cytology", "LP 2: negative, cytology"]
     assert ctx["findings_table"][3]["same_as"] == "LP 1"
+    assert [r["cause"] for r in ctx["differential"]["rows"]] == list(ans.causes)
+    assert sum(r["mean"] for r in ctx["differential"]["rows"]) == pytest.approx(1.0)
+    assert len(ctx["headline"]["movers"]) == 3
     json.dumps(ctx)  # plain data only
 
 
@@ -395,9 +518,12 @@ def test_wording_helpers():
     assert W.of_100(0.001) == "fewer than 1" and W.of_100(0.999) == "more than 99" and W.of_100(0.84) == "about 84"
     assert W.count_of_100(0.999) == 100 and W.count_of_100(0.004) == 0
     s = {"mean": 0.84, "lower": 0.61, "upper": 0.953, "median": 0.86, "ci": 0.9}
-    assert W.natural_frequency(s).startswith("Of 100 patients with these findings, about 84 would have")
+    text = W.natural_frequency(s, [("Bell's palsy", 0.1), ("zoster", 0.06)])
+    assert text.startswith("Of 100 patients with these findings, about 84 would have leukemic infiltration")
+    assert "about 16 one of the other causes weighed (about 10 Bell's palsy, about 6 zoster)" in text
+    assert "Bell's palsy" not in W.natural_frequency(s)
     assert W.interval(0.0001, 0.99999, 0.9) == "90% CrI <0.1% to >99.9%"
-    assert W.factor_with_interval({"median": 0.0, "lower": -1.0, "upper": 1.0}, 0.9).startswith("x 1.00 (90% CrI")
+    assert W.factor_with_interval({"mean": 0.0, "median": 5.0, "lower": -1.0, "upper": 1.0}, 0.9).startswith("x 1.00 (90% CrI")
 
 
 def test_examples_are_current(tmp_path):

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from model import answer as A
+from model import decision
 from reports import wording as W
 from scripts.commands import common
 
@@ -14,13 +15,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patient", metavar="FILE.yaml", help="patient file (DESIGN §2); flags override it")
     common.add_finding_arguments(p)
     common.add_model_arguments(p)
+    p.add_argument("--thresholds", metavar="LOW,HIGH", help="the decision's pair of thresholds on P(infiltration) "
+                                                           "for this query (default: from priors/decision.yaml)")
     p.add_argument("--json", action="store_true", help="print one JSON object (DESIGN §7)")
 
 
 def run(args: argparse.Namespace) -> int:
     patient = common.patient_from(args, args.patient)
     draws = common.load_draws(args)
-    ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws))
+    thresholds = decision.parse_thresholds(args.thresholds) if args.thresholds else None
+    ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws),
+                   decision_settings=decision.load(common.priors_dir(args)), thresholds=thresholds)
     sys.stdout.write(ans.to_json() + "\n" if args.json else table(ans))
     return 0
 
@@ -74,6 +79,8 @@ def table(ans: A.Answer) -> str:
             for o in t["outcomes"]:
                 lines.append(f"    {o['result']:<34} {W.percent(o['probability']['mean']):>7} -> "
                              f"{W.percent(o['probability_after']['mean']):>7}   {o['leading_cause_after']}")
+    if d["decision"]:
+        lines += ["", *decision_lines(d["decision"])]
     m = d["model"]
     lines += ["", f"Model: {m['variant']} variant, {m['draws']} draws, evidence {m['evidence_hash'][:12]}, "
                   f"version {m['version']}, diagnostics {'ok' if m['diagnostics_ok'] else 'NOT OK'}"]
@@ -84,3 +91,18 @@ def table(ans: A.Answer) -> str:
     lines.append(f"Not modelled: {', '.join(m['not_modelled'])}. "
                  "This supports and does not replace clinical judgment.")
     return "\n".join(lines) + "\n"
+
+
+def decision_lines(dec: dict) -> list[str]:
+    """The decision in plain lines: thresholds, the action the mean implies, what each test could change."""
+    th = dec["thresholds"]
+    out = [f"Decision on the mean P(infiltration) {W.percent(dec['probability'])} (thresholds {W.percent(th['low'])} "
+           f"and {W.percent(th['high'])}, from {th['source']}): {dec['action_text']}"]
+    for t in dec["tests"]:
+        change = (f"could change it (probability {W.percent(t['probability_of_change'])})" if t["can_change_action"]
+                  else "cannot change it")
+        out.append(f"  {t['test']:<12} {change}; value of information {t['value_of_information']:+.4f}")
+    neg = dec["negative_lps_to_low"]
+    parts = [f"{m}: {'not reachable within 6 LPs' if k is None else k}" for m, k in neg.items()]
+    out.append(f"  further negative LPs to fall below {W.percent(th['low'])}: {'; '.join(parts)}")
+    return out

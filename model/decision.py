@@ -1,0 +1,171 @@
+"""The decision layer (DESIGN §4): Pauker and Kassirer's threshold model with the posterior carried
+through. Pure functions over the answer's draws; the harms and benefits are ``priors/decision.yaml``.
+
+Three actions about infiltration: ``no_test`` (no further test for it), ``test`` (an LP by cytology,
+an LP by flow, an MRI) and ``treat`` (in the report: discuss a CNS-relapse work-up and treatment with
+the leukaemia team today; a probability never triggers treatment itself). The decision is taken on the
+predictive mean P(infiltration), the expected loss under the posterior.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from model import findings as F
+
+ACTIONS = ("no_test", "test", "treat")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Benefit of treating infiltration, harm of treating without it, and each test's harm (one unit)."""
+
+    benefit: float
+    harm: float
+    test_harm: dict[str, float]
+    action_text: dict[str, str]
+    source: str = "priors/decision.yaml"
+
+    @property
+    def treatment_threshold(self) -> float:
+        return self.harm / (self.harm + self.benefit)
+
+
+def _number(doc: Any, where: str, problems: list[str], low: float = 0.0) -> float:
+    v = doc.get("value", doc.get("harm")) if isinstance(doc, dict) else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < low:
+        problems.append(f"{where}: {v!r} must be a number >= {low:g}")
+        return 1.0
+    if not (isinstance(doc, dict) and doc.get("reasoning")):
+        problems.append(f"{where}: give its reasoning (an adjustable expert judgment)")
+    return float(v)
+
+
+def load(directory: str | Path = "priors") -> Settings:
+    """Read and validate ``decision.yaml`` in ``directory``.
+
+    Raises
+    ------
+    findings.InputError
+        Naming the file, the entry and what is allowed.
+    """
+    path = Path(directory) / "decision.yaml"
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise F.InputError([f"cannot read the decision settings: {exc}"], str(path)) from None
+    problems: list[str] = []
+    if not isinstance(doc, dict):
+        raise F.InputError(["must be a mapping with benefit_treat_infiltration, harm_treat_without_infiltration, tests"],
+                           str(path))
+    benefit = _number(doc.get("benefit_treat_infiltration"), "benefit_treat_infiltration", problems, 1e-9)
+    harm = _number(doc.get("harm_treat_without_infiltration"), "harm_treat_without_infiltration", problems, 1e-9)
+    tests = doc.get("tests")
+    harms = {}
+    if not isinstance(tests, dict) or set(tests) != set(F.NEXT_TESTS):
+        problems.append(f"tests: give a harm for each of {', '.join(F.NEXT_TESTS)}")
+    else:
+        harms = {t: _number(tests[t], f"tests.{t}", problems) for t in F.NEXT_TESTS}
+    texts = doc.get("action_text")
+    if not (isinstance(texts, dict) and set(texts) == set(ACTIONS) and all(isinstance(v, str) and v for v in texts.values())):
+        problems.append(f"action_text: give the words shown for each of {', '.join(ACTIONS)}")
+        texts = {}
+    if problems:
+        raise F.InputError(problems, str(path))
+    return Settings(benefit, harm, harms, dict(texts), str(path))
+
+
+def parse_thresholds(text: str) -> tuple[float, float]:
+    """``LOW,HIGH`` from the command line (InputError naming the flag otherwise)."""
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise F.InputError([f"--thresholds: {text!r} is not LOW,HIGH; give two probabilities, e.g. 0.05,0.8"],
+                           "command line") from None
+    if not (0 < low < high < 1):
+        raise F.InputError([f"--thresholds: {text!r} is not allowed; give 0 < LOW < HIGH < 1"], "command line")
+    return low, high
+
+
+def test_thresholds(se: float, fpr: float, harm: float, benefit: float, test_harm: float) -> tuple[float, float]:
+    """Pauker-Kassirer testing and test-treatment thresholds of a dichotomous test."""
+    tt = (fpr * harm + test_harm) / (fpr * harm + se * benefit)
+    trx = ((1 - fpr) * harm - test_harm) / ((1 - fpr) * harm + (1 - se) * benefit)
+    return float(tt), float(trx)
+
+
+def _utility(p: float | np.ndarray, s: Settings) -> float | np.ndarray:
+    """Expected utility of the better of treating and not treating at P(infiltration) = p (no treatment = 0)."""
+    return np.maximum(0.0, p * s.benefit - (1 - p) * s.harm)
+
+
+def _zone(p: float, low: float, high: float) -> str:
+    return "no_test" if p < low else "treat" if p > high else "test"
+
+
+def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: dict[str, list[float]],
+           s: Settings, thresholds: tuple[float, float] | None = None, w: np.ndarray | None = None) -> dict[str, Any]:
+    """The decision for one patient.
+
+    Parameters
+    ----------
+    p_draws : array (draw,)
+        P(infiltration | findings) per draw.
+    tests : list of dict
+        The answer's next tests with per-draw outcomes: each outcome's ``_draws`` is
+        (P(result | x) per draw, P(cause | x, result) per draw and cause) and ``p_inf`` its
+        P(infiltration | x, result) per draw.
+    negative_curves : dict
+        For each LP method, the mean P(infiltration) after 1, 2, ... further negative LPs.
+    s : Settings
+        Benefit, harms and test harms.
+    thresholds : (low, high), optional
+        Overrides the pair the settings give (``--thresholds``).
+    """
+    p = float(np.average(p_draws, weights=w))
+    rows = []
+    for t in tests:
+        pr = np.array([np.average(o["_draws"][0], weights=w) for o in t["outcomes"]])  # P(r | x)
+        joint = np.array([np.average(o["_draws"][0] * o["p_inf"], weights=w) for o in t["outcomes"]])
+        p_after = joint / np.maximum(pr, 1e-300)  # P(infiltration | x, r), predictive (draws reweighted by P(r))
+        positive = p_after > p
+        se = float(joint[positive].sum() / max(p, 1e-300))
+        fpr = float((pr - joint)[positive].sum() / max(1 - p, 1e-300))
+        tt, trx = test_thresholds(se, fpr, s.harm, s.benefit, s.test_harm[t["test"]])
+        rows.append({"test": t["test"], "sensitivity": se, "false_positive_rate": fpr,
+                     "testing_threshold": tt, "test_treatment_threshold": trx, "useful": bool(tt < trx),
+                     "_pr": pr, "_after": p_after})
+    useful = [r for r in rows if r["useful"]]
+    if thresholds is not None:
+        low, high, source = thresholds[0], thresholds[1], "--thresholds"
+    elif useful:
+        low = min(r["testing_threshold"] for r in useful)
+        high = max(r["test_treatment_threshold"] for r in useful)
+        source = s.source
+    else:
+        low = high = s.treatment_threshold
+        source = s.source
+    action = _zone(p, low, high)
+    out_tests = []
+    for r in rows:
+        change = [_zone(float(q), low, high) != action for q in r["_after"]]
+        voi = float(np.sum(r["_pr"] * _utility(r["_after"], s)) - _utility(p, s) - s.test_harm[r["test"]])
+        out_tests.append({
+            "test": r["test"], "can_change_action": bool(any(change)),
+            "probability_of_change": float(np.sum(r["_pr"][change])) if any(change) else 0.0,
+            "value_of_information": voi, "sensitivity": r["sensitivity"],
+            "false_positive_rate": r["false_positive_rate"], "testing_threshold": r["testing_threshold"],
+            "test_treatment_threshold": r["test_treatment_threshold"]})
+    to_low = {}
+    for method, curve in negative_curves.items():
+        to_low[method] = next((k for k, q in enumerate(curve, start=1) if q < low), None)
+    return {"thresholds": {"low": float(low), "high": float(high), "treatment": s.treatment_threshold,
+                           "source": source},
+            "probability": p, "action": action, "action_text": s.action_text[action], "tests": out_tests,
+            "negative_lps_to_low": to_low}

@@ -1,0 +1,89 @@
+"""The decision layer: Pauker-Kassirer thresholds, value of information against a direct computation,
+the action the mean implies, --thresholds, and the negative LPs needed to fall below the lower threshold."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model import answer as A
+from model import decision as D
+from model import findings as F
+from tests.conftest import REPO
+
+SETTINGS = D.Settings(benefit=1.0, harm=4.0, test_harm={"lp_cytology": 0.004, "lp_flow": 0.004, "mri": 0.002},
+                      action_text={a: a for a in D.ACTIONS})
+
+
+def test_thresholds_by_hand():
+    # a perfect free test: test whenever there is any doubt
+    assert D.test_thresholds(1.0, 0.0, 4, 1, 0.0) == (0.0, 1.0)
+    # Se 0.8, FPR 0.1, harm 4, benefit 1, test harm 0.01 (Pauker & Kassirer 1980)
+    tt, trx = D.test_thresholds(0.8, 0.1, 4, 1, 0.01)
+    assert tt == pytest.approx((0.1 * 4 + 0.01) / (0.1 * 4 + 0.8))
+    assert trx == pytest.approx((0.9 * 4 - 0.01) / (0.9 * 4 + 0.2))
+    assert tt < SETTINGS.treatment_threshold < trx
+
+
+def test_value_of_information_against_a_direct_computation():
+    """A small case with two draws and one binary test, computed by hand."""
+    p_inf = np.array([0.3, 0.5])  # P(infiltration | x) per draw
+    se, fp = np.array([0.9, 0.7]), np.array([0.05, 0.1])
+    pr_pos = p_inf * se + (1 - p_inf) * fp
+    post_pos = p_inf * se / pr_pos
+    post_neg = p_inf * (1 - se) / (1 - pr_pos)
+    tests = [{"test": "lp_flow", "outcomes": [
+        {"_draws": (1 - pr_pos, None), "p_inf": post_neg},
+        {"_draws": (pr_pos, None), "p_inf": post_pos}]}]
+    out = D.decide(p_inf, tests, {"cytology": [], "flow": []}, SETTINGS)
+    # by hand: predictive P(r) and P(inf | r), then E_r[max(0, B p_r - H (1 - p_r))] - max(0, B p - H (1 - p)) - R
+    p = p_inf.mean()
+    probs = {"pos": pr_pos.mean(), "neg": (1 - pr_pos).mean()}
+    after = {"pos": (pr_pos * post_pos).mean() / probs["pos"], "neg": ((1 - pr_pos) * post_neg).mean() / probs["neg"]}
+    u = lambda q: max(0.0, q * 1.0 - (1 - q) * 4.0)  # noqa: E731
+    voi = sum(probs[r] * u(after[r]) for r in probs) - u(p) - 0.004
+    t = out["tests"][0]
+    assert t["value_of_information"] == pytest.approx(voi, abs=1e-12)
+    assert t["sensitivity"] == pytest.approx((pr_pos * post_pos).mean() / p)
+    assert out["action"] == ("no_test" if p < out["thresholds"]["low"] else "treat" if p > out["thresholds"]["high"] else "test")
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return D.load(REPO / "priors")
+
+
+def test_decision_in_the_answer(draws_subtype, settings):
+    p = F.parse_patient({"lineage": "T-ALL", "remission": "remission_on_treatment", "laterality": "unilateral",
+                         "csf": ["negative:cytology"]})
+    a = A.answer(p, draws_subtype, decision_settings=settings)
+    dec = a.decision
+    assert dec["probability"] == pytest.approx(a.probability["mean"])
+    low, high = dec["thresholds"]["low"], dec["thresholds"]["high"]
+    assert 0 < low < high < 1
+    assert dec["action"] == ("no_test" if a.probability["mean"] < low else "treat" if a.probability["mean"] > high else "test")
+    assert {t["test"] for t in dec["tests"]} == {"lp_cytology", "lp_flow", "mri"}
+    # the number of further negative LPs, checked directly
+    for method, k in dec["negative_lps_to_low"].items():
+        for j in range(1, 6):
+            q = A.answer(p.replace(csf=p.csf + (F.LP("negative", method),) * j), draws_subtype).probability["mean"]
+            if k is not None and j == k:
+                assert q < low
+                break
+            assert q >= low or k is None
+    over = A.answer(p, draws_subtype, decision_settings=settings, thresholds=(0.01, 0.02))
+    assert over.decision["action"] == "treat" and over.decision["thresholds"]["source"] == "--thresholds"
+    assert A.answer(p, draws_subtype, decision_settings=settings, thresholds=(0.98, 0.99)).decision["action"] == "no_test"
+
+
+def test_cli_decision_and_thresholds(palsy):
+    d = json.loads(palsy("posterior", "--lineage", "T-ALL", "--json", check=True).stdout)
+    dec = d["decision"]
+    assert set(dec) >= {"thresholds", "action", "tests", "negative_lps_to_low"}
+    assert set(dec["thresholds"]) >= {"low", "high"} and set(dec["negative_lps_to_low"]) == {"cytology", "flow"}
+    for t in dec["tests"]:
+        assert set(t) >= {"test", "can_change_action", "probability_of_change", "value_of_information"}
+    d = json.loads(palsy("posterior", "--lineage", "T-ALL", "--thresholds", "0.01,0.02", "--json", check=True).stdout)
+    assert d["decision"]["action"] == "treat"
+    r = palsy("posterior", "--thresholds", "0.5,0.2")
+    assert r.returncode == 2 and "--thresholds" in r.stderr
