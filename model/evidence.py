@@ -245,8 +245,8 @@ class _Validator:
             self.err(file, "atypicality", "tail", f"{at!r}: give {{tail: a probability in (0, 0.5)}}")
         hm = doc.get("hallmarks")
         if not (isinstance(hm, dict) and set(hm) <= set(doc.get("causes") or ())):
-            self.err(file, "hallmarks", "hallmarks", f"give a mapping cause -> list of {{finding, value}} for causes "
-                                                     f"of `causes`")
+            self.err(file, "hallmarks", "hallmarks", "give a mapping cause -> list of {finding, value} for causes "
+                                                     "of `causes`")
         else:
             for cause, marks in hm.items():
                 for j, mk in enumerate(marks or []):

@@ -72,9 +72,8 @@ def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws
     does), so refits with the same settings share it exactly: differences between them are the
     sampled parameters' only.
     """
-    from model import __version__
+    from model import __version__, fit
     from model import draws as draws_io
-    from model import fit
 
     params = fit.flat_params(dt)
     params.update(fit.rate_block(d, len(params["theta"]), settings.seed))
