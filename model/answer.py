@@ -28,6 +28,7 @@ import numpy as np
 
 from model import decision as D
 from model import findings as F
+from model import guidance as G
 from model import likelihood as LK
 from model import structure as S
 from model.draws import Draws
@@ -355,6 +356,7 @@ class Answer:
     model: dict[str, Any]
     left_out: dict[str, Any] | None = None
     decision: dict[str, Any] | None = None
+    actions: tuple[dict[str, Any], ...] = ()
 
     @property
     def in_scope(self) -> bool:
@@ -441,6 +443,7 @@ class Answer:
             "steps": self.steps(),
             "next_tests": list(self.next_tests),
             "decision": self.decision,
+            "actions": list(self.actions),
             "model": self.model,
             "out_of_population": self.patient.at_diagnosis,
             "left_out_case": self.left_out,
@@ -628,7 +631,7 @@ def hallmark_warnings(patient: F.Patient, causes: tuple[str, ...], active: np.nd
 def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float | None = None,
            causes: tuple[str, ...] | None = None, tables: Tables | None = None, leave_out: bool = True,
            keep_draws: bool = False, seed: int = 0, decision_settings: D.Settings | None = None,
-           thresholds: tuple[float, float] | None = None) -> Answer:
+           thresholds: tuple[float, float] | None = None, guidance: tuple[G.Action, ...] = ()) -> Answer:
     """The answer for ``patient`` from posterior ``draws``.
 
     Parameters
@@ -654,6 +657,8 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         Harms and benefits of ``priors/decision.yaml``: with them the answer carries the decision.
     thresholds : (low, high), optional
         Overrides the decision's pair of thresholds for this query.
+    guidance : tuple of guidance.Action
+        The actions of ``priors/actions.yaml``: the answer lists those whose triggers hold.
     """
     if not 0 < ci < 1:
         raise ValueError(f"ci: {ci!r} is not allowed; give a number between 0 and 1 (e.g. 0.9)")
@@ -713,6 +718,10 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
              "diagnostics_ok": draws.meta["diagnostics"]["ok"], "causes": list(t.causes),
              "causes_weighed": [c for c, a in zip(t.causes, active, strict=True) if a],
              "not_modelled": list(st["not_modelled"])}
+    means = dict(zip(t.causes, np.average(step_cause[-1], axis=0, weights=w).tolist(), strict=True))
+    todo = G.applicable(guidance, patient, {c: m for (c, m), a in zip(means.items(), active, strict=True) if a},
+                        dec["action"] if dec else None)
+    acts = tuple({"id": g.id, "text": g.text, "detail": g.detail, "refs": list(g.refs)} for g in todo)
     return Answer(patient, ci, pretest, t.causes, active, prior_pc, step_cause[-1], prior_lo, post_lo,
                   tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
-                  w, model, left, dec)
+                  w, model, left, dec, acts)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from model import answer as A
-from model import decision
+from model import decision, guidance
 from reports import wording as W
 from scripts.commands import common
 
@@ -24,8 +24,10 @@ def run(args: argparse.Namespace) -> int:
     patient = common.patient_from(args, args.patient)
     draws = common.load_draws(args)
     thresholds = decision.parse_thresholds(args.thresholds) if args.thresholds else None
+    pdir = common.priors_dir(args)
     ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws),
-                   decision_settings=decision.load(common.priors_dir(args)), thresholds=thresholds)
+                   decision_settings=decision.load(pdir), thresholds=thresholds,
+                   guidance=guidance.load(pdir, draws.causes))
     sys.stdout.write(ans.to_json() + "\n" if args.json else table(ans))
     return 0
 
@@ -79,6 +81,9 @@ def table(ans: A.Answer) -> str:
             for o in t["outcomes"]:
                 lines.append(f"    {o['result']:<34} {W.percent(o['probability']['mean']):>7} -> "
                              f"{W.percent(o['probability_after']['mean']):>7}   {o['leading_cause_after']}")
+    if d["actions"]:
+        lines += ["", "What to do now (whatever the cause, and what the differential triggers):"]
+        lines += [f"  {i}. {a['text']}" for i, a in enumerate(d["actions"], start=1)]
     if d["decision"]:
         lines += ["", *decision_lines(d["decision"])]
     m = d["model"]

@@ -1,0 +1,166 @@
+"""What to do now (DESIGN §3 guidance, §6 page 1): the actions of ``priors/actions.yaml`` whose
+triggers hold for one patient's answer. The words and the triggers are data; this module only reads,
+validates and evaluates them.
+
+Trigger grammar (``when``): ``always``; ``{finding: NAME, in: [LEVEL, ...]}``; ``{finding: NAME,
+unknown: true}``; ``{finding: csf, count_below: N}``; ``{finding: csf, all_negative: true}``;
+``{cause: CAUSE, above: P}`` / ``{cause: CAUSE, below: P}`` on the mean posterior probability;
+``{decision: [ACTION, ...]}``; ``{all: [...]}``, ``{any: [...]}``, ``{not: ...}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model import findings as F
+from model.decision import ACTIONS
+
+PAGE_ONE = 6  # actions page 1 shows at most
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """One recommended action, its trigger and its sources."""
+
+    id: str
+    text: str
+    detail: str
+    when: Any
+    priority: float
+    refs: tuple[str, ...]
+    reasoning: str
+
+
+def _check(cond: Any, where: str, causes: tuple[str, ...], problems: list[str]) -> None:
+    """Validate a trigger, appending each problem (naming ``where``) to ``problems``."""
+    if cond == "always":
+        return
+    if not isinstance(cond, dict) or len(cond) == 0:
+        problems.append(f"{where}: {cond!r} is not a trigger; allowed: always, finding, cause, decision, all, any, not")
+        return
+    if "all" in cond or "any" in cond:
+        key = "all" if "all" in cond else "any"
+        items = cond[key]
+        if not isinstance(items, list) or not items:
+            problems.append(f"{where}.{key}: give a non-empty list of triggers")
+            return
+        for i, c in enumerate(items):
+            _check(c, f"{where}.{key}[{i + 1}]", causes, problems)
+    elif "not" in cond:
+        _check(cond["not"], f"{where}.not", causes, problems)
+    elif "finding" in cond:
+        name = cond["finding"]
+        if name == "csf":
+            if not (set(cond) - {"finding"} <= {"count_below", "all_negative", "unknown"}):
+                problems.append(f"{where}: csf takes count_below, all_negative or unknown")
+        elif name not in F.LEVELS:
+            problems.append(f"{where}.finding: {name!r} is not a finding; allowed: {', '.join(F.LEVELS)}, csf")
+        elif "in" in cond:
+            levels = [F.as_level(name, v) for v in (cond["in"] or [])]
+            bad = [v for v in levels if v not in F.allowed(name)]
+            if bad or not levels:
+                problems.append(f"{where}.in: {bad or levels!r} not levels of {name}; allowed: {', '.join(F.allowed(name))}")
+            cond["in"] = levels
+        elif cond.get("unknown") is not True:
+            problems.append(f"{where}: give `in: [levels]` or `unknown: true` for {name}")
+    elif "cause" in cond:
+        if cond["cause"] not in causes:
+            problems.append(f"{where}.cause: {cond['cause']!r}; allowed: {', '.join(causes)}")
+        bound = [k for k in ("above", "below") if k in cond]
+        v = cond.get(bound[0]) if len(bound) == 1 else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+            problems.append(f"{where}: give exactly one of above/below with a probability in (0, 1)")
+    elif "decision" in cond:
+        acts = cond["decision"]
+        if not isinstance(acts, list) or not acts or any(a not in ACTIONS for a in acts):
+            problems.append(f"{where}.decision: {acts!r}; give a list of {', '.join(ACTIONS)}")
+    else:
+        problems.append(f"{where}: {cond!r} is not a trigger; allowed: always, finding, cause, decision, all, any, not")
+
+
+def load(directory: str | Path, causes: tuple[str, ...]) -> tuple[Action, ...]:
+    """Read and validate ``actions.yaml`` in ``directory`` for these ``causes``.
+
+    Raises
+    ------
+    findings.InputError
+        Naming the file, the action and the field.
+    """
+    path = Path(directory) / "actions.yaml"
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise F.InputError([f"cannot read the actions: {exc}"], str(path)) from None
+    items = doc.get("actions") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise F.InputError(["give a top-level list `actions:`"], str(path))
+    problems: list[str] = []
+    out, seen = [], set()
+    for i, a in enumerate(items):
+        aid = str(a.get("id")) if isinstance(a, dict) and a.get("id") else f"#{i + 1}"
+        if not isinstance(a, dict):
+            problems.append(f"action {aid}: must be a mapping")
+            continue
+        if aid in seen:
+            problems.append(f"action {aid}: duplicate id")
+        seen.add(aid)
+        text = a.get("text")
+        if not isinstance(text, str) or not text.strip() or "\n" in text.strip():
+            problems.append(f"action {aid}: text: give one line")
+        pr = a.get("priority")
+        if isinstance(pr, bool) or not isinstance(pr, (int, float)) or not math.isfinite(pr):
+            problems.append(f"action {aid}: priority: {pr!r} must be a number")
+        refs = a.get("ref") or []
+        refs = [refs] if isinstance(refs, str) else refs
+        if not refs or not isinstance(refs, list):
+            problems.append(f"action {aid}: ref: give the source(s) of this advice")
+        if not a.get("reasoning"):
+            problems.append(f"action {aid}: reasoning: say why this action under this trigger")
+        _check(a.get("when"), f"action {aid}: when", causes, problems)
+        out.append(Action(aid, str(text or "").strip(), str(a.get("detail") or "").strip(), a.get("when"),
+                          float(pr) if isinstance(pr, (int, float)) else 0.0, tuple(map(str, refs)),
+                          str(a.get("reasoning") or "")))
+    if problems:
+        raise F.InputError(problems, str(path))
+    return tuple(out)
+
+
+def holds(cond: Any, patient: F.Patient, cause_means: dict[str, float], action: str | None) -> bool:
+    """Whether a (validated) trigger holds for this patient, differential and decision."""
+    if cond == "always":
+        return True
+    if "all" in cond:
+        return all(holds(c, patient, cause_means, action) for c in cond["all"])
+    if "any" in cond:
+        return any(holds(c, patient, cause_means, action) for c in cond["any"])
+    if "not" in cond:
+        return not holds(cond["not"], patient, cause_means, action)
+    if "finding" in cond:
+        name = cond["finding"]
+        if name == "csf":
+            if "count_below" in cond:
+                return len(patient.csf) < cond["count_below"]
+            if cond.get("all_negative"):
+                return bool(patient.csf) and all(lp.result == "negative" for lp in patient.csf)
+            return not patient.csf
+        value = patient.values.get(name)
+        return value is None if cond.get("unknown") else value in cond["in"]
+    if "cause" in cond:
+        p = cause_means.get(cond["cause"])
+        if p is None:  # a cause left out by --causes
+            return False
+        return p > cond["above"] if "above" in cond else p < cond["below"]
+    if "decision" in cond:
+        return action in cond["decision"]
+    return False
+
+
+def applicable(actions: tuple[Action, ...], patient: F.Patient, cause_means: dict[str, float],
+               action: str | None) -> list[Action]:
+    """The actions whose triggers hold, by priority (page 1 shows the first :data:`PAGE_ONE`)."""
+    return sorted((a for a in actions if holds(a.when, patient, cause_means, action)), key=lambda a: a.priority)
