@@ -4,14 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PALSY_CACHE ?= $(HOME)/.cache/palsy
 
-.PHONY: setup demo test test-fast lint benchmark examples clean
+.PHONY: setup setup-test demo test test-fast lint benchmark examples clean
 
-setup: $(VENV)/.installed browser
+# What the demo needs: the venv and the runtime dependencies. The tests add their own tools and a browser.
+setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test browser
 
 $(VENV)/.installed: pyproject.toml
 	@PYTHON=$$(./scripts/find-python.sh) || exit 1; \
 	  [ -x $(PY) ] || $$PYTHON -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
@@ -30,13 +36,13 @@ demo: setup
 	  for p in patients/*.yaml; do $(VENV)/bin/palsy report $$p --out out/reports || exit 1; done; \
 	  echo; echo "reports written to out/reports/"; fi
 
-test: setup
+test: setup-test
 	$(PY) -m pytest -q -ra
 
-test-fast: setup
+test-fast: setup-test
 	$(PY) -m pytest -q -m "not slow"
 
-lint: setup
+lint: setup-test
 	$(VENV)/bin/ruff check .
 
 benchmark: setup

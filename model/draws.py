@@ -10,7 +10,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,17 +82,94 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: A temporary file older than this is stale even if its writer's process id is in use again.
+STALE_SECONDS = 24 * 3600
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but is not ours
+        return True
+    return True
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove the temporary files of writes that were killed (their process is gone, or they are
+    older than :data:`STALE_SECONDS`); a write in progress in another process is left alone."""
+    removed = []
+    try:
+        candidates = list(folder.glob(".*.tmp"))
+    except OSError:
+        return removed
+    now = time.time()
+    for tmp in candidates:
+        parts = tmp.name.split(".")  # "", name, ext, pid, random, "tmp"
+        pid = next((int(x) for x in reversed(parts[:-2]) if x.isdigit()), None)
+        try:
+            old = now - tmp.lstat().st_mtime > STALE_SECONDS
+            if old or pid is None or not _alive(pid) or (pid == os.getpid() and now - tmp.lstat().st_mtime > 60):
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue
+    return removed
+
+
 def atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder and rename: no half-written file is seen."""
+    """Write via a temporary file in the same folder and rename: no half-written file is seen.
+
+    The temporary file's name carries the writer's process id (see :func:`clean_stale`). Whatever
+    is in the way at ``path`` and is not a file (a folder) is removed first: the cache owns its paths."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def checksum_path(path: Path) -> Path:
+    """The SHA-256 sidecar of ``path`` (``draws.sha256``, ``posterior.sha256``)."""
+    return path.with_suffix(".sha256")
+
+
+def write_checksum(path: Path) -> None:
+    """Write ``path``'s SHA-256 sidecar (atomically)."""
+    digest = _sha256(path)
+    atomic_write(checksum_path(path), lambda tmp: tmp.write_text(digest))
+
+
+def verify(path: Path) -> None:
+    """Check ``path`` against its SHA-256 sidecar.
+
+    Raises
+    ------
+    CorruptDraws
+        If the file or its checksum is missing, not a file, unreadable, or they differ.
+    """
+    sidecar = checksum_path(path)
+    try:
+        expected = sidecar.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptDraws(f"{sidecar}: missing or unreadable checksum ({exc})") from None
+    try:
+        actual = _sha256(path)
+    except OSError as exc:
+        raise CorruptDraws(f"{path}: unreadable ({exc})") from None
+    if actual != expected:
+        raise CorruptDraws(f"{path}: checksum mismatch (truncated or altered)")
 
 
 def save(path: Path, draws: Draws) -> None:
@@ -103,8 +182,7 @@ def save(path: Path, draws: Draws) -> None:
                      **{RATES_PREFIX + k: v for k, v in draws.rates.items()})
 
     atomic_write(path, write)
-    digest = _sha256(path)
-    atomic_write(path.with_suffix(".sha256"), lambda tmp: tmp.write_text(digest))
+    write_checksum(path)
 
 
 def load(path: Path) -> Draws:
@@ -113,15 +191,9 @@ def load(path: Path) -> Draws:
     Raises
     ------
     CorruptDraws
-        If the file or its checksum is missing, altered, truncated or unreadable.
+        If the file or its checksum is missing, altered, truncated, not a file or unreadable.
     """
-    sidecar = path.with_suffix(".sha256")
-    try:
-        expected = sidecar.read_text().strip()
-    except OSError as exc:
-        raise CorruptDraws(f"{sidecar}: missing checksum ({exc})") from exc
-    if _sha256(path) != expected:
-        raise CorruptDraws(f"{path}: checksum mismatch (truncated or altered)")
+    verify(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -9,16 +9,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from model import findings as F
 from model import rates as R
+from model import safe_yaml as Y
 from model import structure as S
 from model import variants
 from model.rates import RateSpec
+from model.safe_yaml import brief
 from model.variants import Variant
 
 FILES = ("references.yaml", "cases.yaml", "cohorts.yaml", "rates.yaml", "model.yaml")
@@ -30,8 +31,6 @@ ENTRY_KEYS = {
     "where", "weight", "weight_reason", "confidence", "tabulates_cases", "beta", "reasoning", "notes",
 }
 STRATUM_FINDINGS = F.CONTEXT
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class EvidenceError(ValueError):
@@ -126,18 +125,55 @@ class Evidence:
         )
 
 
-def evidence_hash(directory: Path) -> str:
-    """SHA-256 over the evidence files' bytes (the cache key's evidence part)."""
-    h = hashlib.sha256()
+def _read(directory: Path) -> tuple[dict[str, bytes | None], list[str]]:
+    """The bytes of each evidence file (``None`` if missing) and the problems reading them.
+
+    Every file goes through :func:`model.safe_yaml.read_bytes`: regular files only, size-limited."""
+    blobs: dict[str, bytes | None] = {name: None for name in FILES}
+    problems: list[str] = []
+    if not directory.is_dir():
+        what = "does not exist" if not os.path.lexists(directory) else "is not a folder"
+        return blobs, [f"{directory}: {what}; give the folder of the evidence files ({', '.join(FILES)})"]
     for name in FILES:
         path = directory / name
+        if not os.path.lexists(path):
+            blobs[name] = None
+            continue
+        try:
+            blobs[name] = Y.read_bytes(path)
+        except Y.YAMLInputError as exc:
+            blobs[name] = None
+            problems.append(str(exc))
+    return blobs, problems
+
+
+def _hash(blobs: dict[str, bytes | None]) -> str:
+    h = hashlib.sha256()
+    for name in FILES:
         h.update(name.encode())
-        h.update(path.read_bytes() if path.exists() else b"<missing>")
+        blob = blobs.get(name)
+        h.update(b"<missing>" if blob is None else blob)
     return h.hexdigest()
+
+
+def evidence_hash(directory: str | Path) -> str:
+    """SHA-256 over the evidence files' bytes (the cache key's evidence part).
+
+    Raises
+    ------
+    EvidenceError
+        If an evidence file exists but cannot be read (a folder, a device, too large).
+    """
+    blobs, problems = _read(Path(directory))
+    if problems:
+        raise EvidenceError(problems)
+    return _hash(blobs)
 
 
 def load(directory: str | Path = "priors") -> Evidence:
     """Load and validate the evidence in ``directory``.
+
+    Each file is read once (the hash is of the bytes parsed) through :mod:`model.safe_yaml`.
 
     Raises
     ------
@@ -145,17 +181,21 @@ def load(directory: str | Path = "priors") -> Evidence:
         With every problem found, each naming the file, the entry and the field.
     """
     directory = Path(directory)
-    problems: list[str] = []
+    blobs, problems = _read(directory)
+    if not directory.is_dir():
+        raise EvidenceError(problems)
     docs: dict[str, Any] = {}
     for name in FILES:
         path = directory / name
-        if not path.exists():
-            problems.append(f"{path}: file missing")
+        blob = blobs[name]
+        if blob is None:
+            if not any(p.startswith(f"{path}:") for p in problems):
+                problems.append(f"{path}: file missing")
             continue
         try:
-            docs[name] = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-        except yaml.YAMLError as exc:
-            problems.append(f"{path}: not valid YAML: {str(exc).splitlines()[0]} ({_mark(exc)})")
+            docs[name] = Y.loads(Y.decode(blob, path), path)
+        except Y.YAMLInputError as exc:
+            problems.append(str(exc))
     if problems:
         raise EvidenceError(problems)
     v = _Validator(directory, problems)
@@ -168,12 +208,7 @@ def load(directory: str | Path = "priors") -> Evidence:
                    lambda entry, field, msg: v.err("rates.yaml", entry, field, msg)) if causes else None
     if problems:
         raise EvidenceError(problems)
-    return Evidence(directory, refs, tuple(cases), tuple(entries), spec, settings, evidence_hash(directory))
-
-
-def _mark(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "position unknown"
+    return Evidence(directory, refs, tuple(cases), tuple(entries), spec, settings, _hash(blobs))
 
 
 def _is_num(x: Any) -> bool:
@@ -186,7 +221,7 @@ class _Validator:
         self.problems = problems
 
     def err(self, file: str, entry: str, field: str, msg: str) -> None:
-        self.problems.append(f"{self.dir / file}: entry {entry!r}: field {field!r}: {msg}")
+        self.problems.append(f"{self.dir / file}: entry {brief(entry)}: field {brief(field)}: {msg}")
 
     # -- references ------------------------------------------------------------------------------
     def references(self, doc: Any) -> dict[str, dict[str, Any]]:
@@ -211,13 +246,27 @@ class _Validator:
                 self.err(file, entry, "ref", "missing; give a key of references.yaml")
             return ()
         keys = [value] if isinstance(value, str) else value
-        if not isinstance(keys, list):
-            self.err(file, entry, "ref", f"{value!r} must be a key or a list of keys of references.yaml")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            self.err(file, entry, "ref", f"{brief(value)} must be a key or a list of keys of references.yaml")
+            return ()
+        if not keys:
+            if required:
+                self.err(file, entry, "ref", "an empty list; give a key of references.yaml")
             return ()
         for k in keys:
             if k not in refs:
-                self.err(file, entry, "ref", f"{k!r} is not a key of references.yaml")
-        return tuple(str(k) for k in keys)
+                self.err(file, entry, "ref", f"{brief(k)} is not a key of references.yaml")
+        return tuple(keys)
+
+    def _ids(self, file: str, entry: str, field: str, value: Any, what: str) -> tuple[str, ...]:
+        """A list of ids (text); one id alone is read as a list of one; anything else is one error."""
+        if value is None:
+            return ()
+        ids = [value] if isinstance(value, str) else value
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i.strip() for i in ids):
+            self.err(file, entry, field, f"{brief(value)}: give a list of {what} (each one text)")
+            return ()
+        return tuple(ids)
 
     # -- model.yaml ------------------------------------------------------------------------------
     def settings(self, doc: Any) -> dict[str, Any]:
@@ -227,34 +276,38 @@ class _Validator:
             return {}
         bp = doc.get("base_prior")
         if not (isinstance(bp, dict) and _is_num(bp.get("a")) and _is_num(bp.get("b")) and bp["a"] > 0 and bp["b"] > 0):
-            self.err(file, "base_prior", "a/b", f"{bp!r}: give {{a: >0, b: >0}}")
+            self.err(file, "base_prior", "a/b", f"{brief(bp)}: give {{a: >0, b: >0}}")
         w = doc.get("w_case")
         if not (_is_num(w) and 0 < w <= 1):
-            self.err(file, "w_case", "w_case", f"{w!r} is not in (0, 1]")
+            self.err(file, "w_case", "w_case", f"{brief(w)} is not in (0, 1]")
         if doc.get("unknown_csf_method") not in F.CSF_METHODS:
             self.err(file, "unknown_csf_method", "unknown_csf_method",
-                     f"{doc.get('unknown_csf_method')!r}; allowed: {', '.join(F.CSF_METHODS)}")
+                     f"{brief(doc.get('unknown_csf_method'))}; allowed: {', '.join(F.CSF_METHODS)}")
         causes = doc.get("causes")
         if not (isinstance(causes, list) and variants.INFILTRATION in causes and len(causes) >= 2
                 and all(isinstance(c, str) for c in causes) and len(set(causes)) == len(causes)):
-            self.err(file, "causes", "causes", f"{causes!r}: give a list of distinct cause names including "
-                                               f"{variants.INFILTRATION!r} and at least one other")
+            self.err(file, "causes", "causes", f"{brief(causes)}: give a list of distinct cause names including "
+                                               f"{brief(variants.INFILTRATION)} and at least one other")
             doc["causes"] = []
         at = doc.get("atypicality")
         if not (isinstance(at, dict) and _is_num(at.get("tail")) and 0 < at["tail"] < 0.5):
-            self.err(file, "atypicality", "tail", f"{at!r}: give {{tail: a probability in (0, 0.5)}}")
+            self.err(file, "atypicality", "tail", f"{brief(at)}: give {{tail: a probability in (0, 0.5)}}")
         hm = doc.get("hallmarks")
         if not (isinstance(hm, dict) and set(hm) <= set(doc.get("causes") or ())):
             self.err(file, "hallmarks", "hallmarks", "give a mapping cause -> list of {finding, value} for causes "
                                                      "of `causes`")
         else:
             for cause, marks in hm.items():
+                if not isinstance(marks, list | None):
+                    self.err(file, f"hallmarks.{cause}", "hallmarks", f"{brief(marks)}: give a list of {{finding, value}}")
+                    continue
                 for j, mk in enumerate(marks or []):
                     fname = mk.get("finding") if isinstance(mk, dict) else None
+                    fname = fname if isinstance(fname, str) else None
                     value = F.as_level(fname, mk.get("value")) if fname in F.LEVELS else None
                     if fname not in F.LEVELS or value not in F.LEVELS[fname]:
                         self.err(file, f"hallmarks.{cause}[{j + 1}]", "finding/value",
-                                 f"{mk!r}: give a categorical finding and one of its levels")
+                                 f"{brief(mk)}: give a categorical finding and one of its levels")
                     else:
                         mk["value"] = value
         sc = doc.get("scope")
@@ -262,19 +315,19 @@ class _Validator:
             self.err(file, "scope", "central/at_diagnosis", "give the note shown for each out-of-scope case")
         nm = doc.get("not_modelled")
         if not (isinstance(nm, list) and nm and all(isinstance(x, str) for x in nm)):
-            self.err(file, "not_modelled", "not_modelled", f"{nm!r}: give the list of causes not modelled")
+            self.err(file, "not_modelled", "not_modelled", f"{brief(nm)}: give the list of causes not modelled")
         forms = doc.get("forms")
         if not (isinstance(forms, list) and len(forms) >= 2 and all(isinstance(f, str) for f in forms)
                 and len(set(forms)) == len(forms)):
-            self.err(file, "forms", "forms", f"{forms!r}: give a list of at least two distinct form names")
-            forms = []
+            self.err(file, "forms", "forms", f"{brief(forms)}: give a list of at least two distinct form names")
+            forms = doc["forms"] = []  # the other files are checked against no forms, not against bad ones
         fp = doc.get("form_prior")
         ok = lambda m: isinstance(m, dict) and set(m) == set(forms) and all(_is_num(v) and v > 0 for v in m.values())
         if ok(fp):  # the same prior for every lineage
             doc["form_prior"] = {lin: dict(fp) for lin in S.LINEAGES}
         elif not (isinstance(fp, dict) and set(fp) == set(S.LINEAGES) and all(ok(m) for m in fp.values())):
             self.err(file, "form_prior", "form_prior",
-                     f"{fp!r}: give a positive concentration for each form {forms}, "
+                     f"{brief(fp)}: give a positive concentration for each form {forms}, "
                      f"or such a mapping for each lineage {list(S.LINEAGES)}")
         return doc
 
@@ -292,6 +345,8 @@ class _Validator:
             if not isinstance(c, dict):
                 self.err(file, cid, "-", "must be a mapping")
                 continue
+            if not isinstance(c.get("id"), str):
+                self.err(file, cid, "id", f"{brief(c.get('id'))}: give the case's id (text)")
             if cid in seen:
                 self.err(file, cid, "id", "duplicate case id")
             seen.add(cid)
@@ -300,11 +355,11 @@ class _Validator:
             ref = self._refs(file, cid, c.get("ref"), refs)
             phase = c.get("phase", "unknown")
             if phase not in PHASES:
-                self.err(file, cid, "phase", f"{phase!r}; allowed: {', '.join(PHASES)}")
+                self.err(file, cid, "phase", f"{brief(phase)}; allowed: {', '.join(PHASES)}")
             form = c.get("form")
             form = None if form in (None, F.UNKNOWN) else form
             if form is not None and form not in forms:
-                self.err(file, cid, "form", f"{form!r}; allowed: {', '.join(forms)}, unknown")
+                self.err(file, cid, "form", f"{brief(form)}; allowed: {', '.join(forms)}, unknown")
             fnd = c.get("findings")
             if not isinstance(fnd, dict):
                 self.err(file, cid, "findings", "give a mapping of findings")
@@ -321,7 +376,7 @@ class _Validator:
                     continue
                 ok = tuple(F.LEVELS[name]) + tuple(F.PARTIAL_LEVELS.get(name, {}))
                 if raw not in ok:
-                    self.err(file, cid, f"findings.{name}", f"{raw!r}; allowed: {', '.join(ok)}, unknown")
+                    self.err(file, cid, f"findings.{name}", f"{brief(raw)}; allowed: {', '.join(ok)}, unknown")
                 values[name] = raw
             csf = self._case_csf(file, cid, fnd.get("csf"), settings)
             proven = c.get("proven_by") or []
@@ -330,29 +385,28 @@ class _Validator:
                 proven = []
             for p in proven:
                 if p not in F.FINDINGS and p not in OTHER_PROOF:
-                    self.err(file, cid, "proven_by", f"{p!r}; allowed: {', '.join(F.FINDINGS + OTHER_PROOF)}")
-            aka = c.get("also_known_as") or []
-            out.append(Case(cid, ref[0] if ref else "", phase, form, values, csf, tuple(proven),
-                            tuple(str(a) for a in aka)))
+                    self.err(file, cid, "proven_by", f"{brief(p)}; allowed: {', '.join(F.FINDINGS + OTHER_PROOF)}")
+            aka = self._ids(file, cid, "also_known_as", c.get("also_known_as"), "other ids of this case")
+            out.append(Case(cid, ref[0] if ref else "", phase, form, values, csf, tuple(proven), aka))
         return out
 
     def _case_csf(self, file: str, cid: str, raw: Any, settings: dict) -> tuple[tuple[str, str], ...] | None:
         if raw in (None, F.UNKNOWN):
             return None
         if not isinstance(raw, list):
-            self.err(file, cid, "findings.csf", f"{raw!r}: give a list of {{result, method}} or unknown")
+            self.err(file, cid, "findings.csf", f"{brief(raw)}: give a list of {{result, method}} or unknown")
             return None
         default = settings.get("unknown_csf_method", "cytology")
         lps = []
         for j, lp in enumerate(raw, start=1):
             if not isinstance(lp, dict) or lp.get("result") not in F.CSF_RESULTS:
                 self.err(file, cid, f"findings.csf[{j}].result",
-                         f"{lp!r}; allowed results: {', '.join(F.CSF_RESULTS)}")
+                         f"{brief(lp)}; allowed results: {', '.join(F.CSF_RESULTS)}")
                 continue
             method = lp.get("method", F.UNKNOWN)
             if method not in F.CSF_METHODS + (F.UNKNOWN,):
                 self.err(file, cid, f"findings.csf[{j}].method",
-                         f"{method!r}; allowed: {', '.join(F.CSF_METHODS)}, unknown")
+                         f"{brief(method)}; allowed: {', '.join(F.CSF_METHODS)}, unknown")
                 continue
             lps.append((lp["result"], default if method == F.UNKNOWN else method))
         return tuple(lps)
@@ -372,6 +426,8 @@ class _Validator:
                 self.err(file, eid, "-", "must be a mapping")
                 continue
             n_before = len(self.problems)
+            if not isinstance(e.get("id"), str):
+                self.err(file, eid, "id", f"{brief(e.get('id'))}: give the entry's id (text)")
             if eid in seen:
                 self.err(file, eid, "id", "duplicate entry id")
             seen.add(eid)
@@ -379,32 +435,32 @@ class _Validator:
                 self.err(file, eid, key, f"unknown field; allowed: {', '.join(sorted(ENTRY_KEYS))}")
             kind = e.get("kind", "counts")
             if kind not in ("counts", "expert_judgment"):
-                self.err(file, eid, "kind", f"{kind!r}; allowed: counts, expert_judgment")
+                self.err(file, eid, "kind", f"{brief(kind)}; allowed: counts, expert_judgment")
             ref = self._refs(file, eid, e.get("ref"), refs, required=(kind == "counts"))
             finding = e.get("finding")
             if finding not in F.FINDINGS:
-                self.err(file, eid, "finding", f"{finding!r}; allowed: {', '.join(F.FINDINGS)}")
+                self.err(file, eid, "finding", f"{brief(finding)}; allowed: {', '.join(F.FINDINGS)}")
                 continue
             causes = tuple(settings.get("causes") or ())
             hyp = e.get("cause")
             if hyp not in causes:
-                self.err(file, eid, "cause", f"{hyp!r}; allowed: {', '.join(causes)}")
+                self.err(file, eid, "cause", f"{brief(hyp)}; allowed: {', '.join(causes)}")
             form = e.get("form")
             if form is not None and (hyp != variants.INFILTRATION or form not in forms):
-                self.err(file, eid, "form", f"{form!r}; allowed: null, or with cause "
+                self.err(file, eid, "form", f"{brief(form)}; allowed: null, or with cause "
                                             f"{variants.INFILTRATION} one of {', '.join(forms)}")
             method, given = e.get("method"), e.get("given")
             if finding == "csf" and method not in F.CSF_METHODS:
-                self.err(file, eid, "method", f"{method!r}; allowed for csf: {', '.join(F.CSF_METHODS)}")
+                self.err(file, eid, "method", f"{brief(method)}; allowed for csf: {', '.join(F.CSF_METHODS)}")
                 continue
             if finding != "csf" and method is not None:
-                self.err(file, eid, "method", f"{method!r}; only csf entries take a method")
+                self.err(file, eid, "method", f"{brief(method)}; only csf entries take a method")
             if finding == "csf_profile" and given not in F.CSF_RESULTS:
-                self.err(file, eid, "given", f"{given!r}; allowed for csf_profile (the first LP's result): "
+                self.err(file, eid, "given", f"{brief(given)}; allowed for csf_profile (the first LP's result): "
                                              f"{', '.join(F.CSF_RESULTS)}")
                 continue
             if finding != "csf_profile" and given is not None:
-                self.err(file, eid, "given", f"{given!r}; only csf_profile entries take `given`")
+                self.err(file, eid, "given", f"{brief(given)}; only csf_profile entries take `given`")
             if finding == "forehead":
                 self.err(file, eid, "finding", "forehead sets the scope and is not evidence")
                 continue
@@ -418,22 +474,22 @@ class _Validator:
                 self.err(file, eid, "level", f"{list(level)} must be a proper part of `of` {list(of)}")
                 continue
             if finding in STRATUM_FINDINGS:
-                self.err(file, eid, "finding", f"{finding!r} is a context finding: it enters through the rate "
+                self.err(file, eid, "finding", f"{brief(finding)} is a context finding: it enters through the rate "
                                                f"model of rates.yaml, not as counts here")
                 continue
             if S.find_node(item, level, of) is None:
                 nodes = "; ".join(f"{list(n.success)} of {list(n.of)}" for n in S.NODES if n.item == item)
                 self.err(file, eid, "level/of", f"{list(level)} of {list(of)} is not a node of the {finding} tree; nodes: {nodes}")
                 continue
-            tab = e.get("tabulates_cases") or []
+            tab = self._ids(file, eid, "tabulates_cases", e.get("tabulates_cases"), "case ids of cases.yaml")
             for cid in tab:
                 if cid not in case_ids:
-                    self.err(file, eid, "tabulates_cases", f"{cid!r} is not a case id of cases.yaml")
+                    self.err(file, eid, "tabulates_cases", f"{brief(cid)} is not a case id of cases.yaml")
             beta, x, n, w = None, 0.0, 0.0, 1.0
             if kind == "expert_judgment":
                 b = e.get("beta")
                 if not (isinstance(b, dict) and _is_num(b.get("a")) and _is_num(b.get("b")) and b["a"] > 0 and b["b"] > 0):
-                    self.err(file, eid, "beta", f"{b!r}: give {{a: >0, b: >0}}")
+                    self.err(file, eid, "beta", f"{brief(b)}: give {{a: >0, b: >0}}")
                 else:
                     beta = (float(b["a"]), float(b["b"]))
                 if not e.get("reasoning"):
@@ -441,20 +497,20 @@ class _Validator:
             else:
                 x, n, w = e.get("x"), e.get("n"), e.get("weight")
                 if not (_is_num(n) and n > 0):
-                    self.err(file, eid, "n", f"{n!r} must be a number > 0")
+                    self.err(file, eid, "n", f"{brief(n)} must be a number > 0")
                 if not (_is_num(x) and x >= 0):
-                    self.err(file, eid, "x", f"{x!r} must be a number >= 0")
+                    self.err(file, eid, "x", f"{brief(x)} must be a number >= 0")
                 elif _is_num(n) and x > n:
-                    self.err(file, eid, "x", f"{x!r} is larger than n = {n!r}")
+                    self.err(file, eid, "x", f"{brief(x)} is larger than n = {brief(n)}")
                 if not (_is_num(w) and 0 < w <= 1):
-                    self.err(file, eid, "weight", f"{w!r} is not in (0, 1]")
+                    self.err(file, eid, "weight", f"{brief(w)} is not in (0, 1]")
                 elif not e.get("weight_reason"):
                     self.err(file, eid, "weight_reason", "say why this weight")
             if len(self.problems) > n_before:
                 continue
             key = (kind, tuple(sorted(ref)), item, hyp, form, level, of)
             if key in sources:
-                self.err(file, eid, "ref", f"duplicate source: same reference and quantity as entry {sources[key]!r}")
+                self.err(file, eid, "ref", f"duplicate source: same reference and quantity as entry {brief(sources[key])}")
             sources[key] = eid
             out.append(Entry(eid, kind, ref, finding, item, hyp, form, level, of,
                              float(x or 0), float(n or 0), float(w or 1), beta, tuple(tab), e))
@@ -469,7 +525,7 @@ class _Validator:
             for lv in expanded:
                 if lv not in levels:
                     ok = ", ".join(levels + tuple(F.PARTIAL_LEVELS.get(finding, {})))
-                    self.err(file, eid, field, f"{v!r} is not a level of {finding}; allowed: {ok}")
+                    self.err(file, eid, field, f"{brief(v)} is not a level of {finding}; allowed: {ok}")
                     return None
                 out.append(lv)
         return tuple(lv for lv in levels if lv in out)

@@ -10,6 +10,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from model.safe_yaml import brief
+
 UNKNOWN = "unknown"
 
 #: Context findings: who the patient is. They enter through the rate model (they move the prior of
@@ -206,21 +208,21 @@ def parse_lp(value: Any, where: str) -> tuple[LP | None, str | None]:
         parts = value.split(":")
         if len(parts) != 2:
             return None, (
-                f"{where}: {value!r} is not result:method; allowed: "
+                f"{where}: {brief(value)} is not result:method; allowed: "
                 f"result one of {', '.join(CSF_RESULTS)}, method one of {', '.join(CSF_METHODS)}"
             )
         value = {"result": parts[0].strip(), "method": parts[1].strip()}
     if not isinstance(value, Mapping):
-        return None, f"{where}: {value!r} is not an LP; give {{result: ..., method: ...}}"
+        return None, f"{where}: {brief(value)} is not an LP; give {{result: ..., method: ...}}"
     extra = sorted(map(str, set(value) - {"result", "method"}))
     problems = []
     if extra:
         problems.append(f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed: result, method")
     result, method = value.get("result"), value.get("method")
     if result not in CSF_RESULTS:
-        problems.append(f"{where}.result: {result!r} is not allowed; allowed: {', '.join(CSF_RESULTS)}")
+        problems.append(f"{where}.result: {brief(result)} is not allowed; allowed: {', '.join(CSF_RESULTS)}")
     if method not in CSF_METHODS:
-        problems.append(f"{where}.method: {method!r} is not allowed; allowed: {', '.join(CSF_METHODS)}")
+        problems.append(f"{where}.method: {brief(method)} is not allowed; allowed: {', '.join(CSF_METHODS)}")
     if problems:
         return None, "; ".join(problems)
     return LP(str(result), str(method)), None
@@ -257,13 +259,13 @@ def parse_patient(data: Any, source: str = "patient") -> Patient:
     for key in data:
         if key not in known_keys:
             problems.append(
-                f"{key}: unknown field (value {data[key]!r}); allowed fields: {', '.join(['id', 'description', *FINDINGS])}"
+                f"{key}: unknown field (value {brief(data[key])}); allowed fields: {', '.join(['id', 'description', *FINDINGS])}"
             )
     top: dict[str, Any] = {}
     for key in ("id", "description"):
         if key in data and data[key] is not None:
             if not isinstance(data[key], str):
-                problems.append(f"{key}: {data[key]!r} must be text (quote it in YAML)")
+                problems.append(f"{key}: {brief(data[key])} must be text (quote it in YAML)")
             else:
                 top[key] = data[key]
     values: dict[str, str | None] = {}
@@ -277,7 +279,7 @@ def parse_patient(data: Any, source: str = "patient") -> Patient:
             values[name] = None
         elif not isinstance(raw, str) or raw not in allowed(name):
             problems.append(
-                f"{name}: {raw!r} is not allowed; allowed: {', '.join(allowed(name))} or unknown"
+                f"{name}: {brief(raw)} is not allowed; allowed: {', '.join(allowed(name))} or unknown"
             )
         else:
             values[name] = raw
@@ -291,7 +293,7 @@ def _parse_csf(raw: Any, problems: list[str]) -> tuple[LP, ...]:
         return ()
     if not isinstance(raw, list):
         problems.append(
-            f"csf: {raw!r} is not a list of LPs; give e.g. [{{result: negative, method: cytology}}] or unknown"
+            f"csf: {brief(raw)} is not a list of LPs; give e.g. [{{result: negative, method: cytology}}] or unknown"
         )
         return ()
     if len(raw) > MAX_LPS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -47,10 +48,13 @@ class Posterior:
         return self.draws.meta["diagnostics"]
 
     def datatree(self):
-        """The full posterior as an ``xarray.DataTree`` (read from the cached netCDF)."""
+        """The full posterior as an ``xarray.DataTree`` (read from the cached netCDF, checked first
+        against its SHA-256 sidecar: :class:`~model.draws.CorruptDraws` if it does not match)."""
         import arviz as az
 
-        return az.from_netcdf(self.folder / "posterior.nc")
+        path = self.folder / "posterior.nc"
+        draws_io.verify(path)
+        return az.from_netcdf(path)
 
 
 def compiled_model(variant: str, evidence: Evidence, design: D.Design | None = None):
@@ -144,15 +148,18 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
               use_cache: bool = True, refresh: bool = False) -> Posterior:
     """The posterior of ``variant``: from the cache when valid, otherwise fitted and cached.
 
-    A corrupt or partial cache entry is reported with a warning and refitted.
+    A corrupt or partial cache entry (including a ``draws.npz`` that is not a file) is reported with
+    one warning and refitted. A cache folder that cannot be written is a :class:`~model.cache.CacheError`
+    raised before sampling.
     """
     folder = C.folder(evidence.hash, variant, settings)
-    if use_cache and not refresh and (folder / "draws.npz").exists():
+    if use_cache and not refresh and os.path.lexists(folder / "draws.npz"):
         try:
             return Posterior(draws_io.load(folder / "draws.npz"), folder, True, 0.0)
         except CorruptDraws as exc:
             warnings.warn(f"palsy: cached posterior is corrupt, refitting: {exc}", stacklevel=2)
-            log.warning("cached posterior is corrupt, refitting: %s", exc)
+    if use_cache:
+        C.check_root()
     t0 = time.perf_counter()
     dt, d = sample(variant, evidence, settings)
     seconds = time.perf_counter() - t0
@@ -168,6 +175,7 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
         "answer_settings": answer_settings(evidence),
         "evidence_hash": evidence.hash,
         "version": __version__,
+        "environment": C.environment(),  # the library versions of the cache key, for provenance
         "settings": dataclasses.asdict(settings),
         "w_case": d.w_case,
         "rate_block": "drawn from its prior (no likelihood informs it)",
@@ -210,5 +218,9 @@ def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
     for group in list(dt.children):
         if group.startswith("warmup"):
             del dt[group]
+    folder.mkdir(parents=True, exist_ok=True)
+    draws_io.clean_stale(folder)  # temporary files of writes that were killed
+    # draws.npz (with its checksum) is written last: it is what marks the entry complete
     draws_io.atomic_write(folder / "posterior.nc", lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf"))
+    draws_io.write_checksum(folder / "posterior.nc")
     draws_io.save(folder / "draws.npz", dr)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from model import structure as S
+from model.safe_yaml import brief
 
 Z90 = 1.6448536269514722  # standard normal 95% quantile: a 90% interval is median */ factor90
 SHARE_BLOCKS = ("lineage", "remission", "age_group", "recent_vincristine", "recent_hsct")
@@ -156,7 +157,7 @@ def parse(doc: Any, causes: tuple[str, ...], refs: dict[str, Any], err: Err) -> 
     factors: list[Factor] = []
     if not isinstance(rates, dict) or set(rates) != set(causes):
         err("rates", "-", f"give one block for each cause of model.yaml: {', '.join(causes)} "
-                          f"(got {', '.join(map(str, rates)) if isinstance(rates, dict) else rates!r})")
+                          f"(got {', '.join(map(brief, rates)) if isinstance(rates, dict) else brief(rates)})")
     else:
         for cause in causes:
             factors += p.cause(cause, rates[cause], ref_levels)
@@ -179,28 +180,28 @@ class _Parser:
     def sourced(self, name: str, b: dict) -> None:
         """A block needs a reference key or, for expert judgment, its reasoning."""
         ref = b.get("ref")
-        if ref is None and not b.get("reasoning"):
-            self.err(name, "ref", "give a reference key or, for expert judgment, its reasoning")
-            return
         keys = [] if ref is None else [ref] if isinstance(ref, str) else ref
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            self.err(name, "ref", f"{ref!r} must be a key or a list of keys of references.yaml")
+            self.err(name, "ref", f"{brief(ref)} must be a key or a list of keys of references.yaml")
+            return
+        if not keys and not b.get("reasoning"):  # no reference (null or an empty list) and no reasoning
+            self.err(name, "ref", "give a reference key or, for expert judgment, its reasoning")
             return
         for k in keys:
             if k not in self.refs:
-                self.err(name, "ref", f"{k!r} is not a key of references.yaml")
+                self.err(name, "ref", f"{brief(k)} is not a key of references.yaml")
         if b.get("kind") == "expert_judgment" and not b.get("reasoning"):
             self.err(name, "reasoning", "expert judgment needs its reasoning")
 
     def beta(self, name: str, b: Any) -> tuple[float, float] | None:
         if not (isinstance(b, dict) and _is_num(b.get("a")) and _is_num(b.get("b")) and b["a"] > 0 and b["b"] > 0):
-            self.err(name, "beta", f"{b!r}: give {{a: > 0, b: > 0}}")
+            self.err(name, "beta", f"{brief(b)}: give {{a: > 0, b: > 0}}")
             return None
         return float(b["a"]), float(b["b"])
 
     def reference(self, name: str, ref: Any, full: bool) -> dict[str, str]:
         if not isinstance(ref, dict):
-            self.err(name, "-", f"{ref!r}: give a level for each context finding")
+            self.err(name, "-", f"{brief(ref)}: give a level for each context finding")
             return {}
         out = {}
         for finding, value in ref.items():
@@ -208,7 +209,7 @@ class _Parser:
             if finding not in S.CONTEXT:
                 self.err(name, str(finding), f"not a context finding; allowed: {', '.join(S.CONTEXT)}")
             elif value not in S.CONTEXT_LEVELS[finding]:
-                self.err(name, finding, f"{value!r}; allowed: {', '.join(S.CONTEXT_LEVELS[finding])}")
+                self.err(name, finding, f"{brief(value)}; allowed: {', '.join(S.CONTEXT_LEVELS[finding])}")
             else:
                 out[finding] = value
         if full and set(out) != set(S.CONTEXT):
@@ -223,7 +224,7 @@ class _Parser:
         for lin in S.LINEAGES:
             b = doc.get(lin)
             if not (isinstance(b, dict) and _is_num(b.get("value")) and b["value"] > 0):
-                self.err(f"window_years.{lin}", "value", f"{b!r}: give {{value: years > 0, reasoning}}")
+                self.err(f"window_years.{lin}", "value", f"{brief(b)}: give {{value: years > 0, reasoning}}")
                 out.append(1.0)
                 continue
             self.sourced(f"window_years.{lin}", b)
@@ -239,9 +240,9 @@ class _Parser:
         lineage_alpha = np.ones(len(S.LINEAGES))
         if not (isinstance(counts, dict) and set(counts) == set(S.LINEAGES)
                 and all(_is_num(v) and v >= 0 for v in counts.values())):
-            self.err("shares.lineage", "counts", f"{counts!r}: give counts >= 0 for {', '.join(S.LINEAGES)}")
+            self.err("shares.lineage", "counts", f"{brief(counts)}: give counts >= 0 for {', '.join(S.LINEAGES)}")
         elif not (_is_num(lin.get("weight")) and 0 < lin["weight"] <= 1):
-            self.err("shares.lineage", "weight", f"{lin.get('weight')!r} is not in (0, 1]")
+            self.err("shares.lineage", "weight", f"{brief(lin.get('weight'))} is not in (0, 1]")
         else:
             lineage_alpha = np.array([1.0 + lin["weight"] * counts[lv] for lv in S.LINEAGES])
             self.sourced("shares.lineage", lin)
@@ -255,9 +256,9 @@ class _Parser:
             mean = b.get("mean") if isinstance(b, dict) else None
             if not (isinstance(mean, dict) and set(mean) == set(S.REMISSIONS)
                     and all(_is_num(v) and v > 0 for v in mean.values()) and abs(sum(mean.values()) - 1) < 1e-6):
-                self.err(name, "mean", f"{mean!r}: give shares > 0 summing to 1 for {', '.join(S.REMISSIONS)}")
+                self.err(name, "mean", f"{brief(mean)}: give shares > 0 summing to 1 for {', '.join(S.REMISSIONS)}")
             elif not (_is_num(b.get("concentration")) and b["concentration"] > 0):
-                self.err(name, "concentration", f"{b.get('concentration')!r} must be > 0")
+                self.err(name, "concentration", f"{brief(b.get('concentration'))} must be > 0")
             else:
                 remission[i] = [b["concentration"] * mean[r] for r in S.REMISSIONS]
                 self.sourced(name, b)
@@ -312,10 +313,10 @@ class _Parser:
                 level = _yes_no(level)
                 where = f"{name}.multipliers.{finding}.{level}"
                 if level not in S.CONTEXT_LEVELS[finding]:
-                    self.err(where, "-", f"{level!r} is not a level of {finding}; allowed: {', '.join(S.CONTEXT_LEVELS[finding])}")
+                    self.err(where, "-", f"{brief(level)} is not a level of {finding}; allowed: {', '.join(S.CONTEXT_LEVELS[finding])}")
                     continue
                 if level == ref.get(finding):
-                    self.err(where, "-", f"{level!r} is the reference level of {finding} for {cause} (multiplier 1)")
+                    self.err(where, "-", f"{brief(level)} is the reference level of {finding} for {cause} (multiplier 1)")
                     continue
                 strata = S.stratum_mask({finding: level})
                 f = self.factor(where, f"{cause}: {finding}={level}", cause, mb, strata, allow_beta=False)
@@ -339,14 +340,14 @@ class _Parser:
             ln = b["lognormal"]
             if not (isinstance(ln, dict) and _is_num(ln.get("median")) and ln["median"] > 0
                     and _is_num(ln.get("factor90")) and ln["factor90"] > 1):
-                self.err(where, "lognormal", f"{ln!r}: give {{median: > 0, factor90: > 1}}")
+                self.err(where, "lognormal", f"{brief(ln)}: give {{median: > 0, factor90: > 1}}")
                 return None
             return Factor(name, cause, kind, (math.log(ln["median"]), math.log(ln["factor90"]) / Z90), strata)
         if kind == "beta":
             ab = self.beta(where, b["beta"])
             return Factor(name, cause, kind, ab, strata) if ab else None
         if not (_is_num(b["value"]) and b["value"] > 0):
-            self.err(where, "value", f"{b['value']!r} must be a number > 0 (a leak, not an exact zero)")
+            self.err(where, "value", f"{brief(b['value'])} must be a number > 0 (a leak, not an exact zero)")
             return None
         return Factor(name, cause, kind, (float(b["value"]),), strata)
 
@@ -361,12 +362,12 @@ class _Parser:
                 continue
             keys = causes if t == "cause_share" else S.LINEAGES[:3]
             if t != "cause_share" and block.get("cause") not in causes:
-                self.err(f"targets.{t}", "cause", f"{block.get('cause')!r}; allowed: {', '.join(causes)}")
+                self.err(f"targets.{t}", "cause", f"{brief(block.get('cause'))}; allowed: {', '.join(causes)}")
             for k in keys:
                 b = block.get(k)
                 rng = b.get("range") if isinstance(b, dict) else None
                 if not (isinstance(rng, list) and len(rng) == 2 and all(_is_num(x) for x in rng) and 0 <= rng[0] < rng[1] <= 1):
-                    self.err(f"targets.{t}.{k}", "range", f"{rng!r}: give [low, high] with 0 <= low < high <= 1")
+                    self.err(f"targets.{t}.{k}", "range", f"{brief(rng)}: give [low, high] with 0 <= low < high <= 1")
                     continue
                 self.sourced(f"targets.{t}.{k}", b)
 

@@ -503,7 +503,7 @@ def lesson(draws: Draws, *, patients: Sequence[F.Patient] = (), ci: float = 0.9,
     base = A.probability_summary(t.log_prior[:, inf] - LK.NUMPY.logsumexp(np.where(others, t.log_prior, -np.inf),
                                                                           axis=-1), ci)
     ctx = context_of(TYPICAL)
-    typ = log_prior(t, ctx)
+    typ = log_prior(t, ctx) + cause_loglik(t, ctx, presentation_levels(TYPICAL))  # who the patient is and the palsy
     typical_prior = A.probability_summary(log_odds(typ, t.causes), ci)
     return {
         "variant": draws.variant, "draws": t.n, "ci": ci, "causes": list(t.causes),

@@ -559,7 +559,7 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
                              r["label"] + ": " + ", ".join(f"{n} {p}" for n, p in zip(dsteps["names"], r["percents"],
                                                                                     strict=True))
                              for r in dsteps["rows"]) + "."),
-                         "caption": ("The differential after each step in clinical order: each bar splits 100% "
+                         "caption": ("The differential after each step in clinical order: each bar splits the whole "
                                      "into the mean probability of every cause weighed. Where the probability "
                                      "taken from infiltration goes is read down the bars.")},
         "fagan": {**fan,

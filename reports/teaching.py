@@ -350,7 +350,7 @@ def lesson_context(L: dict[str, Any], figs: dict[str, bytes]) -> dict[str, Any]:
     ctx["fall_tables"] = fall
     ctx["where_tables"] = _where(L, ci_pct)
     ctx["where_figure"] = _img(figs["where.png"], "Every cause's mean probability after 0 to 3 negative LPs",
-                               "Where the probability goes: each bar splits 100% into the mean probability of every "
+                               "Where the probability goes: each bar splits the whole into the mean probability of every "
                                "modelled cause for the typical patient after 0 to 3 negative LPs.")
     ctx["trees"] = [_tree(L["trees"][m], ci_pct) for m in F.CSF_METHODS]
     ctx["repeat"] = _repeat_context(L, figs, ci_pct) if L["repeat"] else None

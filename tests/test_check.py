@@ -36,7 +36,8 @@ def _fake_sbc(tmp_path):
     res = {"variant": "independent", "evidence_hash": "x" * 64, "simulations": 40, "what": "test",
            "settings": {"draws": 1, "tune": 1, "chains": 2, "seed": 1, "thin_to": 99, "bins": 10},
            "divergences": 0, "seconds": 0.0, "compile_seconds": 0.0,
-           **sbc.summarise(rng.integers(0, 100, size=(40, 2)), ["theta[L, a]", "p_facial"], thin_to=99)}
+           **sbc.summarise(rng.integers(0, 100, size=(40, 2)), ["theta[infiltration, a]", "omega[AML, perineural]"],
+                            thin_to=99)}
     sbc.write(res, tmp_path / "sbc")
     return tmp_path / "sbc" / sbc.RESULTS
 
@@ -67,6 +68,13 @@ def test_check_report_has_every_section(tmp_path, posterior_independent, posteri
     assert set(data["sensitivity"]["patients"]) == {"source-000-vignette", "source-001", "source-002"}
     for rec in data["sensitivity"]["patients"].values():
         assert rec["tornado"] and rec["w_case"] and rec["pretest"]
+        assert 0 < rec["baseline"] < 1 and rec["leading_cause"] in data["causes"]
+    # cohort entries name their cause; the rate model's implied quantities sit beside their targets
+    assert {r["cause"] for r in data["variants"]["subtype"]["cohorts"]} <= set(data["causes"])
+    rates = data["rates"]
+    assert len(rates["cumulative"]) == 8 and len(rates["shares"]) == len(data["causes"])
+    assert all(r["target"] for r in rates["shares"])
+    assert "What the rate model implies" in html and "share among new palsies" in html.lower()
 
 
 def test_sbc_section_says_when_not_run(tmp_path):

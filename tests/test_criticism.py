@@ -1,8 +1,6 @@
-"""model/criticism.py: predictive checks, LOO, power-scaling sensitivity, answer sensitivity."""
+"""model/criticism/: predictive checks, LOO, power-scaling sensitivity, answer sensitivity (v2: the differential)."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import pytest
@@ -13,39 +11,41 @@ from tests.test_criticism_helpers import simulated_evidence, simulated_fit
 @pytest.fixture(scope="module")
 def fixture_design(fixture_evidence):
     from model import design as D
-    from model import variants
 
-    return {v: D.build(fixture_evidence, variants.get(v, fixture_evidence.forms)) for v in ("independent", "subtype")}
+    return {v: D.build(fixture_evidence, fixture_evidence.variant(v)) for v in ("independent", "subtype")}
 
 
 def test_prior_draws_match_the_design_priors(fixture_design):
     from model import criticism as K
 
     d = fixture_design["subtype"]
-    p = K.prior_draws(d, 20000, np.random.default_rng(0))
+    p = K.prior_draws(d, 8000, np.random.default_rng(0))
     # Beta means a / (a + b) per component and node (expert judgments included)
     np.testing.assert_allclose(p["theta"].mean(0), d.prior_a / (d.prior_a + d.prior_b), atol=0.02)
-    np.testing.assert_allclose(np.median(p["relapse_hazard"], 0), np.exp(d.hazard_mu), rtol=0.05)
     np.testing.assert_allclose(p["omega"].sum(-1), 1.0)
+    np.testing.assert_allclose(p["omega"].mean(0), d.form_alpha / d.form_alpha.sum(-1, keepdims=True), atol=0.02)
+    # the rate block is drawn too (from its own prior)
+    r = d.rates
+    np.testing.assert_allclose(np.median(p["rate_lognormal"], 0), np.exp(r.lognormal_mu), rtol=0.05)
     lp = K.log_prior(p, d)
+    assert set(lp) == {"theta", "omega"}
     assert all(np.all(np.isfinite(v)) for v in lp.values())
-    # the numpy log density is the Beta's: compare one node with scipy
     from scipy import stats
 
     x = p["theta"][:5, 0, 0]
     np.testing.assert_allclose(lp["theta"][:5, 0, 0], stats.beta(d.prior_a[0, 0], d.prior_b[0, 0]).logpdf(x))
+    np.testing.assert_allclose(lp["omega"][:3, 0], [stats.dirichlet(d.form_alpha[0]).logpdf(w) for w in p["omega"][:3, 0]])
 
 
 def test_predictive_check_numbers_are_consistent(fixture_evidence, fixture_design):
     from model import criticism as K
+    from model import structure as S
 
     d = fixture_design["independent"]
     p = K.prior_draws(d, 2000, np.random.default_rng(1))
-    # force P(bilateral | L) ~ 1: the fixture's cases are 1 bilateral of 3, so the count is far too low
-    from model import structure as S
-
+    # force P(bilateral | infiltration) ~ 1: the fixture's cases are 1 bilateral of 3, far too few
     node = S.NODE_NAMES.index("laterality: bilateral")
-    p["theta"][:, 0, node] = 0.999
+    p["theta"][:, d.variant.components.index("infiltration"), node] = 0.999
     rows = {r["statistic"]: r for r in K.predictive_checks(p, d, fixture_evidence)}
     bil = rows["laterality = bilateral"]
     assert bil["cases"] == 3 and bil["observed"] == 1
@@ -56,21 +56,60 @@ def test_predictive_check_numbers_are_consistent(fixture_evidence, fixture_desig
             assert 0 <= r["p_value"] <= 1 and r["lower"] <= r["upper"] and 0 <= r["mean"] <= r["cases"]
     # a case proven by its CSF does not count towards CSF statistics (case_b is proven_by csf)
     assert rows["csf: every LP negative"]["cases"] == 2
+    # a finding no case reports is undetermined everywhere
+    assert rows["vesicles = present"]["cases"] == 0 and rows["vesicles = present"]["p_value"] is None
+    # under the subtype variant a case's coded form decides its probabilities
+    ds = fixture_design["subtype"]
+    ps = K.prior_draws(ds, 500, np.random.default_rng(2))
+    mass = S.LEVEL_INDEX[("mri", "mass")]
+    from model import likelihood as LK
+
+    lp = np.exp(LK.level_logp(LK.NUMPY, ps["theta"]))
+    rows = {r["statistic"]: r for r in K.predictive_checks(ps, ds, fixture_evidence)}
+    # MRI determined for case_b (leptomeningeal) and case_c (myeloid sarcoma); case_a's proved it
+    k_lep, k_ms = ds.variant.components.index("leptomeningeal"), ds.variant.components.index("myeloid_sarcoma")
+    assert rows["mri = mass"]["cases"] == 2
+    assert rows["mri = mass"]["mean"] == pytest.approx((lp[:, k_lep, mass] + lp[:, k_ms, mass]).mean())
 
 
-def test_prior_only_parameters_are_found_structurally(fixture_evidence, fixture_design):
+def test_cohort_checks_name_the_cause(fixture_evidence, fixture_design):
+    from model import criticism as K
+
+    for name, d in fixture_design.items():
+        p = K.prior_draws(d, 500, np.random.default_rng(3))
+        rows = {r["entry"]: r for r in K.cohort_checks(p, d, fixture_evidence)}
+        assert set(rows) == set(d.entry_ids)
+        assert rows["z_vesicles"]["cause"] == "zoster" and rows["z_vesicles"]["members"] == ["zoster"]
+        assert rows["l_bilateral"]["cause"] == "infiltration"
+        lep = rows["l_cyto_lepto"]
+        assert lep["form"] == "leptomeningeal"
+        assert lep["members"] == (["leptomeningeal"] if name == "subtype" else ["infiltration"])
+        if name == "subtype":  # an entry on infiltration as a whole measures every form
+            assert rows["l_bilateral"]["members"] == ["leptomeningeal", "perineural", "myeloid_sarcoma"]
+        for r in rows.values():
+            assert 0 <= r["p_value"] <= 1 and r["lower"] <= r["mean"] <= r["upper"] and 0 <= r["rate_mean"] <= 1
+
+
+def test_prior_only_parameters_are_found_structurally(fixture_design):
     from model import criticism as K
 
     d = fixture_design["independent"]
     p = K.prior_draws(d, 50, np.random.default_rng(2))
     informed = K.data_informed(p, d)
-    assert informed["p_facial"] is False and informed["bell_incidence"] is False
-    assert informed["theta[L, laterality: bilateral]"] is True
-    # peripheral nerves under B: only an expert-judgment Beta, no counts
-    assert informed["theta[B, peripheral_nerves: one_or_more]"] is False
+    assert not any(k.startswith(("share_", "rate_")) for k in informed)  # the rate block is not sampled
+    assert informed["theta[infiltration, laterality: bilateral]"] is True
+    assert informed["theta[zoster, vesicles: present]"] is True
+    # only an expert-judgment Beta, no counts
+    assert informed["theta[bell, peripheral_nerves: one_or_more]"] is False
+    assert informed["theta[vincristine, peripheral_nerves: one_or_more]"] is False
+    ds = fixture_design["subtype"]
+    ps = K.prior_draws(ds, 50, np.random.default_rng(2))
+    informed = K.data_informed(ps, ds)
+    # entries on infiltration as a whole mix the forms with omega: omega is informed
+    assert informed["omega[B-ALL, leptomeningeal]"] is True
 
 
-def test_loo_uses_weighted_ratios_and_unweighted_target(fixture_evidence, fixture_design):
+def test_loo_uses_weighted_ratios_and_unweighted_target(fixture_design):
     """elpd_i = log sum_s w~_s exp(l_is) with w~ from PSIS of -w_case l_is (checked against our own PSIS)."""
     from model import criticism as K
     from model.draws import Draws
@@ -79,7 +118,7 @@ def test_loo_uses_weighted_ratios_and_unweighted_target(fixture_evidence, fixtur
     d = fixture_design["independent"]
     p = K.prior_draws(d, 4000, np.random.default_rng(3))
     ll = K.loglik_terms(p, d)["cases"].T
-    dr = Draws(p, {"settings": {"chains": 4}}, d.w_case * ll)
+    dr = Draws(p, {"settings": {"chains": 4}}, d.w_case * ll, {})
     res = K.loo(dr, d)
     for i in range(len(d.case_ids)):
         w, _ = psis_weights(-d.w_case * ll[i])
@@ -89,16 +128,38 @@ def test_loo_uses_weighted_ratios_and_unweighted_target(fixture_evidence, fixtur
         assert abs(direct - np.log(np.sum(w * np.exp(d.w_case * ll[i])))) > 0.05
 
 
+def test_source_log_ratio_removes_exactly_the_source(fixture_evidence, fixture_design):
+    from model import criticism as K
+
+    d = fixture_design["independent"]
+    p = K.prior_draws(d, 10, np.random.default_rng(4))
+    srcs = {s.name: s for s in K.sources(fixture_evidence, d)}
+    t = K.loglik_terms(p, d)
+    lr = K.source_log_ratio(srcs["case2021"], p, d, t)
+    np.testing.assert_allclose(lr, -t["cases_weighted"].sum(-1))
+    lr = K.source_log_ratio(srcs["fixture2020"], p, d, t)
+    np.testing.assert_allclose(lr, -t["entries"].sum(-1))
+    # removing an expert judgment replaces its Beta by the base prior, on its cause's component
+    ej = srcs["expert judgment b_ocn"]
+    assert ej.cause == "bell"
+    k, node, a, b = ej.expert[0]
+    assert d.variant.components[k] == "bell"
+    assert (d.prior_a[k, node], d.prior_b[k, node]) == (1, 49) and (a, b) == (1, 1)
+    # a form's judgment is not a source of the independent variant (it does not use it)
+    assert "expert judgment l_mass_sarcoma" not in srcs
+    ds = fixture_design["subtype"]
+    assert "expert judgment l_mass_sarcoma" in {s.name for s in K.sources(fixture_evidence, ds)}
+
+
 @pytest.mark.slow
 def test_psense_on_a_fit_labels_prior_only_quantities():
     from model import criticism as K
 
     dr, d = simulated_fit("independent")
     rows = {r["parameter"]: r for r in K.psense(dr, d)}
-    assert rows["base rate P(L)"]["label"] == K.PRIOR_ONLY
-    assert rows["bell_incidence"]["label"] == K.PRIOR_ONLY
-    assert rows["theta[L, laterality: bilateral]"]["label"] != K.PRIOR_ONLY
-    assert rows["theta[L, laterality: bilateral]"]["likelihood"] > 0.05
+    assert rows["theta[bell, peripheral_nerves: one_or_more]"]["label"] == K.PRIOR_ONLY
+    assert rows["theta[infiltration, laterality: bilateral]"]["label"] != K.PRIOR_ONLY
+    assert rows["theta[infiltration, laterality: bilateral]"]["likelihood"] > 0.05
 
 
 @pytest.mark.slow
@@ -119,20 +180,27 @@ def test_predictive_check_detects_an_implausible_case_library():
 
 
 @pytest.mark.slow
-def test_loo_prefers_the_variant_that_generated_the_data():
-    """The simulated library has two clusters of dependent findings: the mixture wins LOO."""
+def test_loo_compares_the_fitted_variants(evidence, draws_independent, draws_subtype):
+    """LOO of both variants on the same informative cases (the session's fits: no extra compile)."""
     from model import criticism as K
+    from model import design as D
 
-    out = K.compare_variants({v: simulated_fit(v) for v in ("independent", "subtype")})
-    a, b = out["loo"]["subtype"], out["loo"]["independent"]
-    assert a["elpd"] > b["elpd"]
-    top = out["compare"][0]
-    assert top["model"] == "subtype" and top["weight"] > 0.5
-    assert len(out["cases"]) >= 28
+    fits = {v: (dr, D.build(evidence, evidence.variant(v)))
+            for v, dr in (("independent", draws_independent), ("subtype", draws_subtype))}
+    out = K.compare_variants(fits)
+    assert set(out["loo"]) == {"independent", "subtype"}
+    assert out["cases"] and set(out["cases"]) | set(out["left_out"]) == set(fits["subtype"][1].case_ids)
+    for name, r in out["loo"].items():
+        assert np.isfinite(r["elpd"]) and r["n"] == len(out["cases"]) and r["se"] > 0
+        assert set(out["pointwise"][name]) == set(out["cases"])
+        # the pointwise elpd sums to the total
+        assert sum(x["elpd"] for x in out["pointwise"][name].values()) == pytest.approx(r["elpd"])
+    assert {r["model"] for r in out["compare"]} == {"independent", "subtype"}
+    assert sum(r["weight"] for r in out["compare"]) == pytest.approx(1.0)
 
 
 @pytest.mark.slow
-def test_answer_sensitivity_refits_and_psis(tmp_path):
+def test_answer_sensitivity_refits_and_psis():
     from model import cache as C
     from model import criticism as K
     from model import findings as F
@@ -145,12 +213,13 @@ def test_answer_sensitivity_refits_and_psis(tmp_path):
                                refit=True, refit_settings=C.Settings(draws=300, tune=300, chains=2, seed=3))
     for pid in ("p1", "patient-a"):
         rec = res["patients"][pid]
-        assert 0 < rec["baseline"] < 1
+        assert 0 < rec["baseline"] < 1 and 0 < rec["prior"] < 1
+        assert rec["baseline"] == pytest.approx(rec["answer"], abs=1e-9)  # P(infiltration) as palsy posterior gives it
         assert [r["method"] for r in rec["w_case"]] == ["refit", "refit"]
-        # more weight on 28 bilateral cases makes bilateral palsy more typical of L
+        # more weight on 28 bilateral cases makes bilateral palsy more typical of infiltration
         if pid == "p1":
             assert rec["w_case"][1]["mean"] > rec["w_case"][0]["mean"]
-        # the base rate moves the answer monotonically
+        # the pretest moves the answer monotonically
         assert rec["pretest"][0]["mean"] < rec["pretest"][1]["mean"]
         names = {r["source"] for r in rec["sources"]}
         assert {"fixture2020", "case2021"} <= names and any(n.startswith("expert judgment") for n in names)
@@ -158,19 +227,3 @@ def test_answer_sensitivity_refits_and_psis(tmp_path):
     # leaving out case2021 (every case) must move a bilateral patient's answer down
     src = {r["source"]: r for r in res["patients"]["p1"]["sources"]}
     assert src["case2021"]["delta"] < 0
-
-
-def test_source_log_ratio_removes_exactly_the_source(fixture_evidence, fixture_design):
-    from model import criticism as K
-
-    d = fixture_design["independent"]
-    p = K.prior_draws(d, 10, np.random.default_rng(4))
-    srcs = {s.name: s for s in K.sources(fixture_evidence, d)}
-    t = K.loglik_terms(p, d)
-    lr = K.source_log_ratio(srcs["case2021"], p, d, t)
-    np.testing.assert_allclose(lr, -t["cases_weighted"].sum(-1))
-    # removing an expert judgment replaces its Beta by the base prior
-    ej = srcs["expert judgment b_ocn"]
-    dd = dataclasses.replace(d)
-    k, node, a, b = ej.expert[0]
-    assert (dd.prior_a[k, node], dd.prior_b[k, node]) == (1, 49) and (a, b) == (1, 1)

@@ -1,4 +1,4 @@
-"""scripts/sbc.py: simulation-based calibration (weights 1, cohort counts simulated, cases off)."""
+"""scripts/sbc.py: simulation-based calibration (weights 1; cohort counts and case findings simulated)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,50 @@ import json
 import numpy as np
 import pytest
 
-from tests.test_criticism_helpers import simulated_evidence
-
 
 def test_simulated_data_follow_the_sbc_rules(fixture_evidence):
-    from model import criticism as K
     from model import design as D
-    from model import variants
+    from model import prior
+    from model import structure as S
     from scripts import sbc
 
-    d = D.build(fixture_evidence, variants.get("subtype", fixture_evidence.forms), weights_one=True)
+    v = fixture_evidence.variant("subtype")
+    lib = sbc.pseudo_library(fixture_evidence, v)
+    d = D.build(lib.evidence, v, weights_one=True)
+    # one pseudo-case per (form, item, level), each observing exactly that level
+    assert len(d.case_ids) == len(lib.index) == len(v.infiltration_components) * S.N_LEVELS
+    assert np.all(d.obs_case.sum(axis=1) == 1) and np.all(d.case_forms.sum(axis=1) == 1)
     rng = np.random.default_rng(0)
-    data = sbc.simulate_data(d, K.prior_draws(d, 1, rng), rng)
-    assert np.all(data["entry_w"] == 1) and np.all(data["sentry_w"] == 1)
-    assert np.all(data["case_w"] == 0) and len(data["case_w"]) == len(d.case_ids)
+    truth = prior.draws(d, 1, rng)
+    data = sbc.simulate_data(d, truth, rng, lib)
+    assert np.all(data["entry_w"] == 1)
     assert np.all((0 <= data["entry_x"]) & (data["entry_x"] <= data["entry_n"]))
     assert np.all(data["entry_x"] == np.round(data["entry_x"]))
+    # the simulated library has as many findings as the real one observes (3 fixture cases)
+    real = D.build(fixture_evidence, v)
+    assert data["case_w"].sum() == real.obs_case.sum() == sum(len(s) for s in lib.slots)
+    assert np.all(data["case_w"] == np.round(data["case_w"]))
+
+
+def test_pseudo_library_likelihood_is_the_simulated_cases_likelihood(fixture_evidence):
+    """sum_j count_j x log p(level_j | form) equals the log-likelihood of the cases with stated forms."""
+    from model import design as D
+    from model import likelihood as LK
+    from model import prior
+    from scripts import sbc
+
+    v = fixture_evidence.variant("subtype")
+    lib = sbc.pseudo_library(fixture_evidence, v)
+    d = D.build(lib.evidence, v, weights_one=True)
+    p = prior.draws(d, 3, np.random.default_rng(1))
+    ll = np.asarray(LK.case_loglik(LK.NUMPY, p, d))  # (draw, pseudo-case)
+    # a pseudo-case of form k at level l has log-likelihood log P(l | k), whatever omega
+    lp = LK.level_logp(LK.NUMPY, p["theta"])
+    from model import structure as S
+
+    for (pos, item, lv), j in list(lib.index.items())[::7]:
+        k = v.infiltration_components[pos]
+        np.testing.assert_allclose(ll[:, j], lp[:, k, S.LEVEL_INDEX[(item, lv)]], rtol=1e-10)
 
 
 def test_rank_statistics_detect_miscalibration():
@@ -39,19 +67,21 @@ def test_rank_statistics_detect_miscalibration():
 
 
 @pytest.mark.slow
-def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path):
+def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
     """30 simulations (the reduced run): a loose chi-square bound on the pooled ranks."""
     from scripts import sbc
 
-    res = sbc.run(simulated_evidence(), "independent", 30, draws=200, tune=200, chains=2, thin_to=19, bins=5, seed=11)
+    res = sbc.run(fixture_evidence, "independent", 30, draws=200, tune=200, chains=2, thin_to=19, bins=5, seed=11)
     assert len(res["ranks"]) == 30 and len(res["parameters"]) == len(res["ranks"][0])
+    assert all(p.startswith("theta[") for p in res["parameters"])  # the sampled parameters only
+    assert res["library"]["findings_per_simulation"] > 0
     r = np.array(res["ranks"])
     assert r.min() >= 0 and r.max() <= 19
     assert res["pooled"]["p_value"] > 1e-3
     assert len(res["bonferroni_failures"]) <= 1
     # no parameter piles up at one end (a sign-flipped or mis-indexed parameter would)
     means = r.mean(axis=0) / 19
-    assert np.all((means > 0.2) & (means < 0.8))
+    assert np.all((means > 0.2) & (means < 0.8)), dict(zip(res["parameters"], means.round(2), strict=True))
     paths = sbc.write(res, tmp_path)
     back = json.loads(paths[0].read_text())
     assert back["simulations"] == 30 and back["variant"] == "independent"

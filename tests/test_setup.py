@@ -23,3 +23,13 @@ def test_ci_and_readme_promise():
     assert "make test" in (REPO / ".ci" / "run").read_text()
     readme = (REPO / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
+
+
+def test_demo_installs_only_what_the_demo_needs():
+    """`make demo` installs the runtime dependencies; the test tools and the browser come with `make test`."""
+    mk = (REPO / "Makefile").read_text()
+    rules = dict(re.findall(r"^([\w$().\-/]+):([^\n=]*)$", mk, flags=re.M))
+    assert rules["demo"].split() == ["setup"] and "browser" not in rules["setup"] and "test" not in rules["setup"]
+    assert "setup-test" in rules["test"].split()
+    runtime = mk.split("$(VENV)/.installed: pyproject.toml", 1)[1].split("\n\n", 1)[0]
+    assert "-e ." in runtime and "[test]" not in runtime

@@ -14,6 +14,7 @@ import pytest
 
 from model import answer as A
 from model import findings as F
+from model import structure as S
 from model import teach as T
 from tests.conftest import PATIENTS, REPO, run_palsy
 
@@ -35,11 +36,21 @@ def variant_tables(request, tables_independent, tables_subtype):
     return {"independent": tables_independent, "subtype": tables_subtype}[request.param]
 
 
+@pytest.fixture(params=["independent", "subtype"])
+def variant_draws_tables(request, draws_independent, draws_subtype, tables_independent, tables_subtype):
+    return {"independent": (draws_independent, tables_independent),
+            "subtype": (draws_subtype, tables_subtype)}[request.param]
+
+
 def _lps(*codes: str) -> tuple[F.LP, ...]:
     return tuple(F.LP(*c.split(":")) for c in codes)
 
 
 # --- the lesson's numbers ------------------------------------------------------------------------
+
+def _typical(**changes) -> F.Patient:
+    return T.TYPICAL.replace(**changes)
+
 
 @pytest.mark.parametrize("method", F.CSF_METHODS)
 def test_posttest_monotone_in_pretest(variant_tables, method):
@@ -64,48 +75,39 @@ def test_negative_lp_never_raises_the_probability(variant_tables, method):
 
 
 @pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_negative_lp_lowers_the_odds_in_every_draw_independent(tables_independent, method):
-    assert np.all(T.negatives_log_lr(tables_independent, method, 1) < 0)
+def test_negative_lp_lowers_the_odds_in_every_draw(variant_tables, method):
+    assert np.all(T.posttest_log_odds(variant_tables, np.array([0.3]), method, 1)
+                  < T.posttest_log_odds(variant_tables, np.array([0.3]), method, 0))
 
 
 @pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_subtype_second_negative_lp_worth_less_than_first(tables_subtype, method):
-    joint = np.stack([T.negatives_log_lr(tables_subtype, method, k) for k in range(3)])
-    first, second = joint[1] - joint[0], joint[2] - joint[1]
-    # Per draw: P(neg, neg | L) >= P(neg | L)^2 (Jensen over forms) while B is one component.
-    assert np.all(second >= first - 1e-9)
-    assert np.median(second - first) > 0.01
-    assert np.median(np.abs(second)) < np.median(np.abs(first))
-    rep = T.repeat_lps(tables_subtype, method=method, ci=CI)
-    assert rep["conditional"][1]["median"] > rep["conditional"][0]["median"]
-    # the model's factor after k negative LPs is larger (less informative) than the naive power
-    assert all(j["median"] >= n["median"] - 1e-9 for j, n in zip(rep["joint"], rep["naive"], strict=True))
-    assert rep["joint"][-1]["median"] > rep["naive"][-1]["median"] + 0.1
-
-
-@pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_independent_repeat_equals_naive(tables_independent, method):
-    rep = T.repeat_lps(tables_independent, method=method, ci=CI)
-    np.testing.assert_allclose(rep["draws_joint"], rep["draws_naive"], atol=1e-9)
-
-
-def test_negative_lp_shifts_l_towards_perineural(tables_subtype, draws_subtype):
-    shift = T.form_shift(tables_subtype, draws_subtype, ci=CI)
-    lepto = [s["forms"]["leptomeningeal"]["mean"] for s in shift]
-    peri = [s["forms"]["perineural"]["mean"] for s in shift]
-    assert all(np.diff(lepto) < 0) and all(np.diff(peri) > 0)
-    for s in shift:
-        assert math.isclose(sum(v["mean"] for v in s["forms"].values()), 1.0, rel_tol=1e-9)
-
-
-def test_curves_agree_with_the_answer(draws_subtype, tables_subtype):
-    """The lesson's post-test numbers are what ``answer`` (the CLI) gives for the same pretest."""
-    p = F.Patient(csf=_lps("negative:cytology", "negative:cytology"))
+def test_curves_agree_with_the_answer(draws_subtype, tables_subtype, method):
+    """The lesson's post-test numbers are what ``answer`` (the CLI) gives for the same pretest and context."""
+    p = _typical(laterality=None, other_cranial_nerves=None, csf=_lps(f"negative:{method}", f"negative:{method}"))
     ans = A.answer(p, draws_subtype, ci=CI, pretest=0.3, tables=tables_subtype)
     cur = T.posttest_curves(tables_subtype, pretests=np.array([0.3]), ci=CI, max_k=2)
-    got = {k: float(v[0]) for k, v in cur["curves"]["cytology"][2].items()}
+    got = {k: float(v[0]) for k, v in cur["curves"][method][2].items()}
     for key in ("mean", "median", "lower", "upper"):
         assert got[key] == pytest.approx(ans.probability[key], abs=1e-12)
+
+
+@pytest.mark.parametrize("method", F.CSF_METHODS)
+def test_where_it_goes_agrees_with_the_answer(variant_draws_tables, method):
+    """Every cause's probability after k negative LPs is the answer's, and what infiltration loses
+    goes to the whole differential (the gains sum to one; Bell's palsy takes only part of it)."""
+    draws, variant_tables = variant_draws_tables
+    w = T.where_it_goes(variant_tables, method=method, ci=CI)
+    for k in (0, 2):
+        ans = A.answer(_typical(csf=_lps(*[f"negative:{method}"] * k)), draws, ci=CI, tables=variant_tables)
+        for c in ans.cause_summaries():
+            assert w["steps"][k]["causes"][c["cause"]]["mean"] == pytest.approx(c["probability"]["mean"], abs=1e-12)
+        assert w["steps"][k]["infiltration"]["mean"] == pytest.approx(ans.probability["mean"], abs=1e-12)
+    means = [s["causes"]["infiltration"]["mean"] for s in w["steps"]]
+    assert all(np.diff(means) < 0)
+    for g in w["gain"]:
+        assert sum(g.values()) == pytest.approx(1.0, abs=1e-9)
+        assert "infiltration" not in g and 0 < g["bell"] < 1
+        assert sum(v for c, v in g.items() if c != "bell") > 0.05  # not only Bell's palsy
 
 
 def test_fall_below(tables_independent):
@@ -130,28 +132,62 @@ def test_fall_below(tables_independent):
 
 
 @pytest.mark.parametrize("method", F.CSF_METHODS)
+def test_subtype_repeat_lps(tables_subtype, method):
+    """Within infiltration each further negative LP is less surprising (forms); against the other
+    causes the model's factor after k negative LPs is less extreme than the naive power."""
+    rep = T.repeat_lps(tables_subtype, method=method, ci=CI)
+    within, naive = rep["draws_within"], rep["draws_within_naive"]
+    # per draw: P(neg, neg | infiltration) >= P(neg | infiltration)^2 (Jensen over the forms)
+    assert np.all(within >= naive - 1e-9)
+    assert np.median(within[-1] - naive[-1]) > 0.01
+    assert rep["conditional"][1]["mean"] > rep["conditional"][0]["mean"]
+    assert rep["joint"][-1]["mean"] > rep["naive"][-1]["mean"] + 0.1
+
+
+@pytest.mark.parametrize("method", F.CSF_METHODS)
+def test_independent_repeat_within_equals_naive(tables_independent, method):
+    rep = T.repeat_lps(tables_independent, method=method, ci=CI)
+    np.testing.assert_allclose(rep["draws_within"], rep["draws_within_naive"], atol=1e-9)
+
+
+def test_negative_lp_shifts_infiltration_towards_perineural(tables_subtype, draws_subtype):
+    shift = T.form_shift(tables_subtype, draws_subtype, ci=CI)
+    lepto = [s["forms"]["leptomeningeal"]["mean"] for s in shift]
+    peri = [s["forms"]["perineural"]["mean"] for s in shift]
+    assert all(np.diff(lepto) < 0) and all(np.diff(peri) > 0)
+    for s in shift:
+        assert math.isclose(sum(v["mean"] for v in s["forms"].values()), 1.0, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("method", F.CSF_METHODS)
 def test_frequency_tree_adds_up(variant_tables, method):
     tree = T.frequency_tree(variant_tables, pretest=0.3, method=method, ci=CI)
     c = {k: v["mean"] for k, v in tree["counts"].items()}
-    assert c["L"] + c["B"] == pytest.approx(1000)
+    assert c["L"] == pytest.approx(300) and c["L"] + c["O"] == pytest.approx(1000)
     assert c["L_neg1"] + c["L_pos1"] == pytest.approx(c["L"])
-    assert c["B_neg1"] + c["B_pos1"] == pytest.approx(c["B"])
+    assert c["O_neg1"] + c["O_pos1"] == pytest.approx(c["O"])
     assert c["L_neg2"] + c["L_neg1_pos2"] == pytest.approx(c["L_neg1"])
-    assert c["B_neg2"] + c["B_neg1_pos2"] == pytest.approx(c["B_neg1"])
+    assert c["O_neg2"] + c["O_neg1_pos2"] == pytest.approx(c["O_neg1"])
+    by = tree["by_cause"]
+    assert sum(by[x]["neg2"]["mean"] for x in tree["causes"] if x != "infiltration") == pytest.approx(c["O_neg2"])
+    assert sum(by[x]["all"]["mean"] for x in tree["causes"]) == pytest.approx(1000)
     s = tree["share_l"]
-    assert s["neg1"]["tree"] == pytest.approx(c["L_neg1"] / (c["L_neg1"] + c["B_neg1"]))
+    assert s["neg1"]["tree"] == pytest.approx(c["L_neg1"] / (c["L_neg1"] + c["O_neg1"]))
     assert s["neg2"]["mean"] < s["neg1"]["mean"] < 0.3
     assert s["neg2"]["lower"] > 0  # less likely, never impossible
 
 
 def test_other_findings_compared(tables_subtype):
     rows = {(r["finding"], r["value"]): r for r in T.single_findings(tables_subtype, ci=CI)}
-    assert len(rows) == 14
-    neg = rows[("csf", "negative:cytology")]["log_lr"]["median"]
-    assert rows[("csf", "positive:cytology")]["log_lr"]["median"] > 0 > neg
-    assert rows[("laterality", "bilateral")]["log_lr"]["median"] > math.log(2)
-    assert rows[("other_cranial_nerves", "one_or_more")]["log_lr"]["median"] > 0
-    assert rows[("mri", "mass")]["log_lr"]["median"] > abs(neg)
+    n_levels = sum(1 for item, _ in S.LEVEL_KEYS if not item.startswith("csf_profile_")) + 3
+    assert len(rows) == n_levels
+    neg = rows[("csf", "negative:cytology")]["log_lr"]["mean"]
+    assert rows[("csf", "positive:cytology")]["log_lr"]["mean"] > 0 > neg
+    assert rows[("csf", "positive:flow")]["leading"] == "infiltration"
+    assert rows[("vesicles", "present")]["leading"] == "zoster"
+    assert rows[("mri", "mass")]["log_lr"]["mean"] > abs(neg)
+    for r in rows.values():
+        assert 0 < r["after"]["mean"] < 1 and math.isclose(sum(r["causes_after"].values()), 1.0, rel_tol=1e-9)
     mri = {r["value"]: r for r in T.mri_after_negative_lp(tables_subtype, ci=CI)}
     assert set(mri) == set(F.LEVELS["mri"])
 
@@ -168,19 +204,33 @@ def test_walkthrough_matches_the_answer(draws_subtype, tables_subtype, path):
     for key in ("mean", "median", "lower", "upper"):
         assert last[key] == pytest.approx(ans.probability[key], abs=1e-9)
     for s, c in zip(w["steps"], ans.contributions, strict=True):
-        assert s["log_lr"]["median"] == pytest.approx(c["log_lr"]["median"], abs=1e-9)
+        assert s["log_lr"]["mean"] == pytest.approx(c["log_lr"]["mean"], abs=1e-9)
+    assert w["steps"][-1]["leading_after"] == ans.leading_cause == w["leading"]
 
 
-def test_page_tables_round_trip(draws_subtype, tables_subtype):
-    pt = T.page_tables(draws_subtype, tables_subtype)
-    text = json.dumps(pt, allow_nan=False)
-    back = json.loads(text)
-    n, K = tables_subtype.n, len(tables_subtype.is_l)
-    assert back["n"] == n and len(back["logit_prior"]) == n
-    assert np.array(back["log_sk"]).shape == (n, K, 12)
-    assert np.max(np.abs(np.array(back["log_sk"]) - tables_subtype.log_sk)) <= 0.5e-4 + 1e-12
-    assert np.array(back["level_lp"]).shape == (n, K, 14)
-    assert np.max(np.abs(np.array(back["level_lp"]) - tables_subtype.level_lp)) <= 0.5e-4 + 1e-12
+@pytest.mark.parametrize("variant", ["independent", "subtype"])
+def test_page_tables_round_trip(draws_independent, draws_subtype, variant):
+    """The browser's arrays are the answer's (float32), and recombined give the answer's numbers."""
+    draws = {"independent": draws_independent, "subtype": draws_subtype}[variant]
+    t = A.Tables(draws)
+    pt = T.page_tables(draws, t)
+    back = json.loads(json.dumps(pt, allow_nan=False))
+    n, K = t.n, len(t.component_cause)
+    assert back["n"] == n and back["causes"] == list(t.causes)
+    assert back["component_cause"] == [int(c) for c in t.component_cause]
+    lp = T.decode(back, "log_prior")
+    np.testing.assert_allclose(lp, t.log_prior, rtol=1e-6, atol=1e-5)
+    lv = T.decode(back, "level_lp")
+    assert lv.shape == (n, K, len(S.LEVEL_KEYS))
+    np.testing.assert_allclose(lv, t.level_lp, rtol=1e-6, atol=1e-5)
+    ctx = T.decode(back, "log_ctx")
+    assert ctx.shape == (n, K, 12)
+    # log-sum over the 12 (lineage, remission) strata is the context term of an empty context,
+    # and one stratum is the context term of that lineage and remission
+    np.testing.assert_allclose(np.logaddexp.reduce(ctx.astype(float), axis=-1), t.context_term({}), atol=1e-5)
+    j = back["lineages"].index("AML") * len(back["remissions"]) + back["remissions"].index("remission_off_treatment")
+    np.testing.assert_allclose(ctx[:, :, j], t.context_term({"lineage": "AML", "remission": "remission_off_treatment"}),
+                               atol=1e-5)
 
 
 def test_teach_module_imports_numpy_only():
@@ -239,7 +289,7 @@ def teach_out(draws_independent, draws_subtype, tmp_path_factory):
 @pytest.mark.slow
 def test_teach_command_writes_lesson_and_page(teach_out):
     for name in ("lesson.html", "interactive.html", "lesson.json", "figures/posttest_cytology.png",
-                 "figures/posttest_flow.png", "figures/repeat_lps.png", "figures/findings.png",
+                 "figures/posttest_flow.png", "figures/where.png", "figures/repeat_lps.png", "figures/findings.png",
                  "figures/source_patients.png"):
         assert (teach_out / name).stat().st_size > 0, name
     assert (teach_out / "figures" / "findings.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -247,10 +297,20 @@ def test_teach_command_writes_lesson_and_page(teach_out):
     p = _check_self_contained(lesson)
     text = " ".join(p.text)
     for phrase in ("after 1 negative LP", "1,000", "not within 6", "squar", "source-001", "source-002",
-                   "source-000-vignette", "MRI", "mean", "median", "CrI"):
+                   "source-000-vignette", "MRI", "mean", "geometric mean", "CrI", "Where the probability goes",
+                   "not only Bell's palsy", "Guillain-Barré syndrome", "vincristine neuropathy", "VZV (Ramsay Hunt)",
+                   "otomastoiditis", "Leading cause"):
         assert phrase in text, phrase
+    assert "against idiopathic Bell's palsy" not in text and "or idiopathic Bell's palsy?" not in text
+    # where the probability goes: the share each other cause takes, as the lesson's numbers say
     data = json.loads((teach_out / "lesson.json").read_text())
     assert data["repeat_variant"] == "subtype" and len(data["walkthroughs"]) == 3
+    gain = data["where"]["cytology"]["gain"][-1]
+    assert sum(gain.values()) == pytest.approx(1.0)
+    from reports import wording as W
+
+    for v in gain.values():
+        assert W.percent(v) in text
 
 
 @pytest.mark.slow
@@ -271,7 +331,10 @@ def test_interactive_page_is_self_contained_and_labelled(teach_out):
 
     assert models[0]["variant"] == variants.DEFAULT_VARIANT
     assert sorted(x["variant"] for x in models) == sorted(variants.VARIANTS)
-    assert all(len(x["logit_prior"]) == x["n"] for x in models)
+    for x in models:
+        assert T.decode(x, "log_prior").shape == (x["n"], len(x["causes"]))
+    for name in ("onset", "eighth_nerve", "vesicles", "otoscopy", "csf_profile", "cause-zoster", "cause-gbs"):
+        assert name in ids, name
 
 
 def test_teach_bad_ci_is_bad_input(tmp_path):
@@ -285,10 +348,14 @@ def test_subtype_lesson_renders_and_escapes(draws_subtype):
     from reports import teaching as R
 
     patient = F.Patient(id="teach-escape", description="<script>alert(1)</script> & co",
-                        laterality="bilateral", csf=_lps("negative:flow"))
+                        csf=_lps("negative:flow")).replace(laterality="bilateral")
     lesson = T.lesson(draws_subtype, patients=[patient], ci=0.8, tree_pretest=0.5)
     assert lesson["repeat_variant"] == "subtype" and lesson["form_shift"] is not None
+    typical = A.answer(T.TYPICAL, draws_subtype, ci=0.8)
+    assert lesson["typical"]["prior"]["mean"] == pytest.approx(typical.probability["mean"], abs=1e-12)
+    for c in typical.cause_summaries():
+        assert lesson["typical"]["prior_causes"][c["cause"]] == pytest.approx(c["probability"]["mean"], abs=1e-12)
     html = R.lesson_html(lesson, R.figures(lesson))
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
     text = " ".join(_check_self_contained(html).text)
-    assert "80% CrI" in text and "pretest 50.0%" in text
+    assert "80% CrI" in text and "pretest P(infiltration) 50.0%" in text

@@ -94,11 +94,26 @@ def source_log_ratio(src: Source, params: dict[str, np.ndarray], d: D.Design,
     return lr
 
 
+_TABLES: dict[int, Any] = {}
+
+
+def _tables(draws: Draws):
+    """The answer's per-draw tables of ``draws``, computed once per draws object."""
+    from model.answer import Tables
+
+    key = id(draws)
+    if key not in _TABLES or _TABLES[key][0] is not draws:
+        _TABLES[key] = (draws, Tables(draws))
+    return _TABLES[key][1]
+
+
 def p_infiltration(patient: F.Patient, draws: Draws, pretest: float | None = None) -> np.ndarray:
-    """P(infiltration | findings) per draw (no leave-one-out: weights are applied by the caller)."""
+    """P(infiltration | findings) per draw from :func:`model.answer.answer` (no leave-one-out: the
+    caller applies the weights)."""
     from model.answer import answer, expit
 
-    return expit(answer(patient, draws, pretest=pretest, leave_out=False).posterior_log_odds)
+    ans = answer(patient, draws, pretest=pretest, leave_out=False, tables=_tables(draws))
+    return expit(ans.posterior_log_odds)
 
 
 def _own_case_ratio(patient: F.Patient, draws: Draws) -> np.ndarray:
@@ -142,7 +157,7 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
         |delta|, ``tornado`` (the ``top`` reliable ones); ``settings``: how the refits were run.
     """
     from model import cache as C
-    from model.answer import answer
+    from model.answer import answer, expit
 
     rs = refit_settings or C.Settings(draws=500, tune=500, chains=2)
     d = D.build(evidence, evidence.variant(variant))
@@ -150,12 +165,13 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
         raise ValueError("draws do not match the evidence's case library")
     terms = loglik_terms(draws.params, d)
     srcs = sources(evidence, d)
-    base_p = {p.id: p_infiltration(p, draws) for p in patients}
     own = {p.id: _own_case_ratio(p, draws) for p in patients}
     res: dict[str, Any] = {p.id: {"description": p.description, "w_case": [], "pretest": [], "sources": []}
                            for p in patients}
+    base_p = {}
     for p in patients:
-        ans = answer(p, draws)
+        ans = answer(p, draws, tables=_tables(draws))
+        base_p[p.id] = expit(ans.posterior_log_odds)  # per draw; the weights below leave a library case out
         res[p.id]["baseline"] = weighted_mean(base_p[p.id], own[p.id])[0]
         res[p.id]["answer"] = ans.probability["mean"]  # the answer as palsy posterior gives it
         res[p.id]["prior"] = ans.prior_probability["mean"]

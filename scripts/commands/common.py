@@ -8,21 +8,23 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from model import cache as C
 from model import draws as draws_io
 from model import findings as F
+from model import safe_yaml as Y
 from model import variants
 from model.evidence import evidence_hash
 
 REPO = Path(__file__).resolve().parents[2]
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def priors_dir(args: argparse.Namespace | None = None) -> Path:
     """``--priors``, else ``$PALSY_PRIORS``, else the repository's ``priors/``."""
-    given = getattr(args, "priors", None) or os.environ.get("PALSY_PRIORS")
+    flag = getattr(args, "priors", None)
+    if flag is not None and not flag.strip():
+        raise F.InputError(["--priors: an empty path; give the evidence folder (or leave the flag out for "
+                            "the repository's priors/)"], "command line")
+    given = flag or os.environ.get("PALSY_PRIORS")
     return Path(given) if given else REPO / "priors"
 
 
@@ -63,16 +65,17 @@ def add_finding_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def read_patient_file(path: str | Path) -> dict:
-    """The mapping in a patient YAML file (InputError naming the file if it is not one)."""
+    """The mapping in a patient YAML file (InputError naming the file if it is not one).
+
+    Read through :mod:`model.safe_yaml`: a regular file of bounded size, UTF-8, no duplicate keys,
+    no alias bombs; syntax errors keep their line and column."""
+    if not str(path).strip():
+        raise F.InputError(["--patient: an empty path; give a patient file"], "command line")
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise F.InputError([f"cannot read the patient file ({exc.strerror})"], str(path)) from None
-    try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise F.InputError([f"not valid YAML: {str(exc).splitlines()[0]}"], str(path)) from None
+        data = Y.load(path)
+    except Y.YAMLInputError as exc:
+        raise F.InputError([exc.detail], str(path)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -82,8 +85,8 @@ def read_patient_file(path: str | Path) -> dict:
 
 def patient_from(args: argparse.Namespace, file: str | None) -> F.Patient:
     """The patient of ``file`` (if any) with the flags overriding it."""
-    data = read_patient_file(file) if file else {}
-    source = str(file) if file else "command line"
+    data = read_patient_file(file) if file is not None else {}
+    source = str(file) if file is not None else "command line"
     base = F.parse_patient(data, source)
     overrides = {}
     for name in F.FINDINGS:
@@ -108,9 +111,29 @@ def causes_from(args: argparse.Namespace, draws) -> tuple[str, ...] | None:
 
 
 def settings_from(args: argparse.Namespace) -> C.Settings:
+    """The sampler settings of the flags; a flag not given (``None`` or absent) keeps its default
+    (``--seed 0`` is seed 0: the value is tested against ``None``, never for truth)."""
     d = C.Settings()
-    return C.Settings(draws=getattr(args, "draws", None) or d.draws, tune=getattr(args, "tune", None) or d.tune,
-                      chains=getattr(args, "chains", None) or d.chains, seed=getattr(args, "seed", None) or d.seed)
+
+    def given(name: str) -> int:
+        value = getattr(args, name, None)
+        return getattr(d, name) if value is None else value
+
+    return C.Settings(draws=given("draws"), tune=given("tune"), chains=given("chains"), seed=given("seed"))
+
+
+def whole_number(flag: str, low: int, high: int):
+    """An argparse type: a whole number in [low, high] (bad values exit 2 before anything runs)."""
+    def parse(text: str) -> int:
+        try:
+            x = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one from {low} "
+                                             f"to {high}") from None
+        if not low <= x <= high:
+            raise argparse.ArgumentTypeError(f"{x} is not allowed; give a whole number from {low} to {high}")
+        return x
+    return parse
 
 
 def load_draws(args: argparse.Namespace, variant: str | None = None, settings: C.Settings | None = None):
@@ -123,10 +146,11 @@ def load_draws(args: argparse.Namespace, variant: str | None = None, settings: C
     if path.exists():
         try:
             return draws_io.load(path)
-        except draws_io.CorruptDraws as exc:
-            print(f"palsy: warning: cached posterior is corrupt, refitting: {exc}", file=sys.stderr)
+        except draws_io.CorruptDraws:
+            pass  # fit.posterior finds it again, warns once and refits
     from model import evidence, fit
 
     ev = evidence.load(pdir)
+    C.check_root()  # a PALSY_CACHE that cannot hold the fit is bad input, found before fitting
     print(f"palsy: fitting the {variant} variant (cache is cold; this takes a minute)...", file=sys.stderr)
     return fit.posterior(variant, ev, settings, use_cache=True).draws

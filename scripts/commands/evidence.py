@@ -6,6 +6,7 @@ import argparse
 import json
 
 from model import evidence as E
+from reports import terminal as T
 from scripts.commands import common
 
 
@@ -75,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"evidence_hash": ev.hash, "w_case": ev.w_case, "rows": table}))
         return 0
-    print(f"Evidence {ev.hash[:12]}: {len(ev.entries)} cohort entries, {len(ev.cases)} cases, "
-          f"{len(ev.references)} references; w_case = {ev.w_case:g}\n")
+    # ids, citations and reasoning are file text: each printed line goes through the terminal sanitiser
+    print(T.line(f"Evidence {ev.hash[:12]}: {len(ev.entries)} cohort entries, {len(ev.cases)} cases, "
+                 f"{len(ev.references)} references; w_case = {ev.w_case:g}") + "\n")
     for r in table:
-        print(f"[{r['kind']}] {r['id']}: {r['finding']} | {r['cause']} | {r['level']} | {r['evidence']}\n    {r['citation']}")
+        print(T.lines([f"[{r['kind']}] {r['id']}: {r['finding']} | {r['cause']} | {r['level']} | {r['evidence']}",
+                       f"    {r['citation']}"]))
     return 0

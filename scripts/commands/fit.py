@@ -5,31 +5,38 @@ from __future__ import annotations
 import argparse
 
 from model import cache as C
+from reports import terminal as T
 from scripts.commands import common
+
+#: Bounds of the sampler flags: outside them a flag is bad input (exit 2) before anything compiles.
+MAX_DRAWS = 100_000
+MAX_CHAINS = 64
+MAX_SEED = 2**32 - 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_model_arguments(p, ci=False)
     d = C.Settings()
-    p.add_argument("--draws", type=int, default=d.draws, help=f"draws per chain (default {d.draws})")
-    p.add_argument("--tune", type=int, default=d.tune, help=f"tuning steps per chain (default {d.tune})")
-    p.add_argument("--chains", type=int, default=d.chains, help=f"chains (default {d.chains})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--draws", type=common.whole_number("draws", 1, MAX_DRAWS), default=d.draws,
+                   help=f"draws per chain, 1 to {MAX_DRAWS} (default {d.draws})")
+    p.add_argument("--tune", type=common.whole_number("tune", 1, MAX_DRAWS), default=d.tune,
+                   help=f"tuning steps per chain, 1 to {MAX_DRAWS} (default {d.tune})")
+    p.add_argument("--chains", type=common.whole_number("chains", 1, MAX_CHAINS), default=d.chains,
+                   help=f"chains, 1 to {MAX_CHAINS} (default {d.chains})")
+    p.add_argument("--seed", type=common.whole_number("seed", 0, MAX_SEED), default=d.seed,
+                   help=f"random seed, 0 to 2**32-1 (default {d.seed})")
     p.add_argument("--refit", action="store_true", help="refit even if the cache holds this fit")
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("draws", "tune", "chains"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name}: {getattr(args, name)} is not allowed; give a whole number >= 1")
     from model import evidence, fit
 
     ev = evidence.load(common.priors_dir(args))
     post = fit.posterior(args.variant, ev, common.settings_from(args), refresh=args.refit)
     d = post.diagnostics
     src = "cache" if post.from_cache else f"fitted in {post.seconds:.1f} s"
-    print(f"{args.variant}: {post.draws.n} draws ({src}); R-hat max {d['r_hat_max']:.4f}, "
-          f"bulk ESS min {d['ess_bulk_min']:.0f}, tail ESS min {d['ess_tail_min']:.0f}, "
-          f"divergences {d['divergences']}: {'ok' if d['ok'] else 'NOT OK'}")
-    print(f"cache: {post.folder}")
+    print(T.line(f"{args.variant}: {post.draws.n} draws ({src}); R-hat max {d['r_hat_max']:.4f}, "
+                 f"bulk ESS min {d['ess_bulk_min']:.0f}, tail ESS min {d['ess_tail_min']:.0f}, "
+                 f"divergences {d['divergences']}: {'ok' if d['ok'] else 'NOT OK'}"))
+    print(T.line(f"cache: {post.folder}"))
     return 0 if d["ok"] else 1

@@ -7,6 +7,7 @@ import sys
 
 from model import answer as A
 from model import decision, guidance
+from reports import terminal as T
 from reports import wording as W
 from scripts.commands import common
 
@@ -36,10 +37,24 @@ def _label(finding: str, index: int | None, value: str | None) -> str:
     return f"LP {index} {value}" if finding == "csf" else f"{finding}: {value}"
 
 
+def ci_label(ci: float) -> str:
+    """The interval's mass in percent with as many digits as it needs: 0.9 -> '90', 0.955 -> '95.5',
+    0.999999 -> '99.9999' (never rounded to '100' or '0')."""
+    return format(100 * ci, ".10g")
+
+
+def _with_interval(s: dict, ci: str) -> str:
+    """'84.0% (90% CrI 61.2% to 95.3%)' with the interval's label of :func:`ci_label`."""
+    return f"{W.percent(s['mean'])} ({ci}% CrI {W.percent(s['lower'])} to {W.percent(s['upper'])})"
+
+
 def table(ans: A.Answer) -> str:
-    """The readable answer: warnings first, then the differential, then the contributions."""
+    """The readable answer: warnings first, then the differential, then the contributions.
+
+    Ids, descriptions and every other text from files are printed through :mod:`reports.terminal`:
+    each element of ``lines`` is one output line, so no value can add a line or an escape sequence."""
     d = ans.to_dict()
-    ci = round(100 * ans.ci)
+    ci = ci_label(ans.ci)
     lines = [f"Patient: {ans.patient.id}" + (f" - {ans.patient.description}" if ans.patient.description else "")]
     for note in d["scope_notes"]:
         lines.append(f"OUT OF SCOPE: {note}")
@@ -52,10 +67,10 @@ def table(ans: A.Answer) -> str:
     others = [c for c in ans.causes_weighed if c != A.INFILTRATION]
     peripheral = "" if ans.in_scope or not ans.patient.central else " (only if the palsy is peripheral)"
     lines += [
-        f"P(leukemic infiltration | findings){peripheral}: {W.probability_with_interval(p)}  "
+        f"P(leukemic infiltration | findings){peripheral}: {_with_interval(p, ci)}  "
         f"[mean; median {W.percent(p['median'])}]",
         f"  weighed against: {', '.join(others)}",
-        f"  before any finding{' (--pretest)' if ans.pretest is not None else ''}: {W.probability_with_interval(pp)}  [mean]",
+        f"  before any finding{' (--pretest)' if ans.pretest is not None else ''}: {_with_interval(pp, ci)}  [mean]",
         "",
         f"The differential (mean, {ci}% CrI; before any finding):",
     ]
@@ -95,7 +110,7 @@ def table(ans: A.Answer) -> str:
                      f"(PSIS, Pareto k {lo['pareto_k']:.2f}{'' if lo['reliable'] else ', UNRELIABLE'}).")
     lines.append(f"Not modelled: {', '.join(m['not_modelled'])}. "
                  "This supports and does not replace clinical judgment.")
-    return "\n".join(lines) + "\n"
+    return T.lines(lines) + "\n"
 
 
 def decision_lines(dec: dict) -> list[str]:

@@ -1,0 +1,453 @@
+"""Issue 9 (hardening): each defect that lives in the loader, the CLI, the validator and the cache,
+reproduced, and its class closed (one YAML loader, one terminal sanitiser, exit 2 for every bad path
+or flag, whatever changes the draws in the cache key)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from model import cache as C
+from model import draws as draws_io
+from model import evidence as E
+from model import findings as F
+from model import safe_yaml as Y
+from reports import terminal as T
+from scripts.commands import common
+from tests.conftest import FIXTURE_EVIDENCE, REPO, run_palsy
+
+BOMB = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+                 + [f"{b}: &{b} [{', '.join(['*' + a] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi", strict=True)]) + "\n"
+
+
+def _quick(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``palsy`` for input that must be refused before any posterior is needed (no fit, no cache)."""
+    return run_palsy(*args, env=env, timeout=60)
+
+
+def _bad(r: subprocess.CompletedProcess, *words: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)
+
+
+def _evidence_copy(tmp_path: Path) -> Path:
+    d = tmp_path / "ev"
+    shutil.copytree(FIXTURE_EVIDENCE, d)
+    return d
+
+
+def _mutate(d: Path, file: str, mutate) -> Path:
+    doc = yaml.safe_load((d / file).read_text())
+    mutate(doc)
+    (d / file).write_text(yaml.safe_dump(doc, sort_keys=False))
+    return d
+
+
+# --- 2. a key given twice ---------------------------------------------------------------------------
+
+def test_duplicate_key_in_patient_file_is_refused(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("id: dup\nlaterality: unilateral\nlineage: T-ALL\nlaterality: bilateral\n")
+    r = _quick("posterior", "--patient", str(f))
+    _bad(r, "p.yaml", "line 4", "laterality", "twice")
+
+
+def test_duplicate_key_nested_and_as_yes_true():
+    with pytest.raises(Y.YAMLInputError, match=r"'y' is given twice, first at line 2.*\(line 3, column 3\)"):
+        Y.loads("x:\n  y: 1\n  y: 2\n", "f.yaml")
+    with pytest.raises(Y.YAMLInputError, match="twice"):  # the same key once YAML has read it
+        Y.loads("yes: 1\ntrue: 2\n", "f.yaml")
+    # a merge key's values may be overridden: that is not a duplicate
+    assert Y.loads("b: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 3\n")["d"] == {"x": 3, "y": 2}
+
+
+def test_duplicate_key_in_priors_is_refused(tmp_path):
+    d = _evidence_copy(tmp_path)
+    text = (d / "cohorts.yaml").read_text()
+    text = text.replace("x: 8, n: 1000,", "x: 8, n: 1000, x: 800,", 1)
+    (d / "cohorts.yaml").write_text(text)
+    with pytest.raises(E.EvidenceError) as exc:
+        E.load(d)
+    msg = str(exc.value)
+    assert "cohorts.yaml" in msg and "'x'" in msg and "twice" in msg and "line" in msg
+
+
+# --- 3. escape codes, \r and \n in what is printed -------------------------------------------------
+
+def test_terminal_sanitiser_makes_controls_visible():
+    s = T.line("x\x1b[2J\x1b[31mred\rP: 2.1% very unlikely\nFAKE\t\u202eevil\u200b\x85 漢字 😀 é")
+    assert "\x1b" not in s and "\r" not in s and "\n" not in s and "\u202e" not in s and "\x85" not in s
+    assert "\\x1b[2J" in s and "\\r" in s and "\\n" in s and "\\u202e" in s and "漢字 😀 é" in s
+    assert T.line("plain text") == "plain text"
+    assert T.problems("head", ["a\nb"]) == "head\n  - a\\nb"
+    assert T.line("y" * 50, limit=10).startswith("y" * 10) and "40 more characters" in T.line("y" * 50, limit=10)
+
+
+def test_posterior_text_output_prints_no_control_characters(palsy, tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text('id: "x\\e[2J\\e[31m"\n'
+                 'description: "a\\rP(leukemic infiltration | findings): 2.1% very unlikely\\nFAKE \\u202e"\n'
+                 "laterality: unilateral\n")
+    r = palsy("posterior", "--patient", str(f), check=True)
+    assert "\x1b" not in r.stdout and "\r" not in r.stdout and "\u202e" not in r.stdout
+    assert "\\x1b[2J" in r.stdout and "\\nFAKE" in r.stdout
+    assert not any(line.startswith("FAKE") for line in r.stdout.splitlines())
+    assert sum(line.startswith("P(leukemic infiltration | findings)") for line in r.stdout.splitlines()) == 1
+
+
+def test_error_messages_print_no_control_characters(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text('"bad\\e[2Jkey\\nFAKE": 1\nlineage: "\\e[31mT"\n')
+    r = _quick("posterior", "--patient", str(f))
+    _bad(r, "p.yaml", "\\x1b")
+    assert "\x1b" not in r.stderr and not any(line.startswith("FAKE") for line in r.stderr.splitlines())
+    r = _quick("posterior", "--lineage", "\x1b[2J")
+    _bad(r, "lineage")
+    assert "\x1b" not in r.stderr
+
+
+def test_evidence_command_sanitises_file_text(tmp_path):
+    d = _mutate(_evidence_copy(tmp_path), "references.yaml",
+                lambda doc: doc[next(iter(doc))].update(title="T\x1b[2J\rFAKE\nLINE"))
+    r = run_palsy("evidence", "--priors", str(d), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\r" not in r.stdout and "\\x1b[2J" in r.stdout
+    assert not any(line.startswith("LINE") for line in r.stdout.splitlines())
+
+
+# --- 4. evidence faults that passed validation or crashed it ---------------------------------------
+
+def _case(doc, **changes):
+    doc["cases"][0].update(changes)
+
+
+def _entry(doc, index=0, **changes):
+    doc["entries"][index].update(changes)
+
+
+@pytest.mark.parametrize("file, mutate, words", [
+    ("cohorts.yaml", lambda d: _entry(d, ref=[]), ["b_bilateral", "ref", "empty"]),
+    ("cohorts.yaml", lambda d: _entry(d, ref=[["fixture2020"]]), ["b_bilateral", "ref", "key"]),
+    ("cohorts.yaml", lambda d: _entry(d, ref=5), ["b_bilateral", "ref"]),
+    ("cohorts.yaml", lambda d: _entry(d, tabulates_cases=5), ["b_bilateral", "tabulates_cases", "5"]),
+    ("cohorts.yaml", lambda d: _entry(d, tabulates_cases=[["case_a"]]), ["b_bilateral", "tabulates_cases"]),
+    ("cohorts.yaml", lambda d: _entry(d, id=["x"]), ["id", "text"]),
+    ("cases.yaml", lambda d: _case(d, also_known_as=5), ["case_a", "also_known_as", "5"]),
+    ("cases.yaml", lambda d: _case(d, also_known_as={"a": 1}), ["case_a", "also_known_as"]),
+    ("cases.yaml", lambda d: _case(d, ref=[]), ["case_a", "ref", "empty"]),
+    ("cases.yaml", lambda d: _case(d, ref=[["case2021"]]), ["case_a", "ref"]),
+    ("cases.yaml", lambda d: _case(d, id=7), ["id", "text"]),
+    ("model.yaml", lambda d: d.update(hallmarks={"zoster": 5}), ["hallmarks"]),
+    ("model.yaml", lambda d: d.update(hallmarks={"zoster": [{"finding": ["vesicles"], "value": "present"}]}),
+     ["hallmarks"]),
+    ("rates.yaml", lambda d: d["shares"].update(lineage=5), ["shares.lineage", "counts"]),
+    ("rates.yaml", lambda d: d["shares"]["lineage"].update(weight="5"), ["shares.lineage", "weight"]),
+    ("rates.yaml", lambda d: d["window_years"]["T-ALL"].update(reasoning=None, ref=[]), ["window_years.T-ALL", "ref"]),
+    ("rates.yaml", lambda d: d["window_years"]["T-ALL"].update(ref=[["k"]]), ["window_years.T-ALL", "ref"]),
+])
+def test_evidence_wrong_types_are_clear_errors(tmp_path, file, mutate, words):
+    d = _mutate(_evidence_copy(tmp_path), file, mutate)
+    with pytest.raises(E.EvidenceError) as exc:
+        E.load(d)
+    msg = str(exc.value)
+    assert file in msg, msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_tabulates_cases_as_a_string_is_one_id_and_one_error(tmp_path):
+    d = _mutate(_evidence_copy(tmp_path), "cohorts.yaml", lambda doc: _entry(doc, tabulates_cases="nosuchcase"))
+    with pytest.raises(E.EvidenceError) as exc:
+        E.load(d)
+    assert len([p for p in exc.value.problems if "tabulates_cases" in p]) == 1
+    d = _mutate(d, "cohorts.yaml", lambda doc: _entry(doc, tabulates_cases="case_a"))
+    assert E.load(d).entries[0].tabulates_cases == ("case_a",)
+
+
+def test_also_known_as_as_a_string_is_one_alias_not_characters(tmp_path):
+    d = _mutate(_evidence_copy(tmp_path), "cases.yaml", lambda doc: _case(doc, also_known_as="patient-a"))
+    ev = E.load(d)
+    assert ev.cases[0].also_known_as == ("patient-a",)
+    assert ev.case("p") is None and ev.case("patient-a").id == "case_a"
+
+
+def test_evidence_file_that_is_a_folder_is_a_clear_error(tmp_path):
+    d = _evidence_copy(tmp_path)
+    (d / "cohorts.yaml").unlink()
+    (d / "cohorts.yaml").mkdir()
+    for call in (E.load, E.evidence_hash):
+        with pytest.raises(E.EvidenceError, match="cohorts.yaml: is a folder"):
+            call(d)
+    _bad(_quick("evidence", "--priors", str(d)), "cohorts.yaml", "folder")
+    _bad(_quick("posterior", "--priors", str(d)), "cohorts.yaml", "folder")
+
+
+def test_valid_evidence_means_what_it_meant(evidence, fixture_evidence):
+    """The hardened loader reads the real and the fixture evidence as before (spot checks)."""
+    assert fixture_evidence.case("patient-a").id == "case_a"
+    assert all(isinstance(a, str) and len(a) > 1 for c in evidence.cases for a in c.also_known_as)
+    assert all(e.kind == "expert_judgment" or e.refs for e in evidence.entries)
+
+
+# --- 6. alias bombs, /dev/zero, FIFOs, size ----------------------------------------------------------
+
+def test_alias_bomb_in_patient_file_is_refused_fast_and_not_printed(tmp_path):
+    f = tmp_path / "bomb.yaml"
+    f.write_text(BOMB)
+    assert len(BOMB) < 400
+    t = time.perf_counter()
+    r = _quick("posterior", "--patient", str(f))
+    _bad(r, "bomb.yaml", "aliases", "10,000")
+    assert time.perf_counter() - t < 30 and len(r.stderr) < 2000 and "lol, lol" not in r.stderr
+
+
+def test_alias_bomb_in_priors_is_refused(tmp_path):
+    d = _evidence_copy(tmp_path)
+    indented = "".join(f"  {line}\n" for line in BOMB.splitlines())
+    (d / "references.yaml").write_text((d / "references.yaml").read_text() + "\nbomb:\n" + indented)
+    with pytest.raises(E.EvidenceError, match="aliases") as exc:
+        E.load(d)
+    assert len(str(exc.value)) < 2000
+
+
+@pytest.mark.parametrize("text", ["a: 2021-13-45\n", "a: !!float abc\n", "a: !!int 0x\n", "a: !!timestamp x\n",
+                                  "a: [1, {b: !!int y}]\n", "a: !!python/object:os.system x\n"])
+def test_values_pyyaml_cannot_build_are_errors_with_a_position(text):
+    with pytest.raises(Y.YAMLInputError, match=r"f.yaml: .*\(line 1, column \d+\)"):
+        Y.loads(text, "f.yaml")
+
+
+def test_recursive_alias_and_deep_nesting_are_refused():
+    with pytest.raises(Y.YAMLInputError, match="recursive"):
+        Y.loads("a: &a [*a]\n")
+    with pytest.raises(Y.YAMLInputError, match="nested deeper"):
+        Y.loads("[" * 200 + "]" * 200)
+
+
+def test_error_values_are_shown_briefly(tmp_path):
+    with pytest.raises(F.InputError) as exc:
+        F.parse_patient({"mri": "z" * 100_000}, "p.yaml")
+    assert len(str(exc.value)) < 600 and "mri" in str(exc.value)
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda tmp: "/dev/zero", ["/dev/zero", "not a regular file"]),
+    (lambda tmp: str(tmp), ["folder"]),
+    (lambda tmp: (os.mkfifo(tmp / "fifo"), str(tmp / "fifo"))[1], ["fifo", "not a regular file"]),
+    (lambda tmp: ((tmp / "big.yaml").write_bytes(b"# " + b"x" * Y.MAX_BYTES + b"\n"), str(tmp / "big.yaml"))[1],
+     ["big.yaml", "MiB"]),
+    (lambda tmp: ((tmp / "latin1.yaml").write_bytes("id: caf\xe9\n".encode("latin-1")), str(tmp / "latin1.yaml"))[1],
+     ["latin1.yaml", "UTF-8", "line 1, column 8"]),
+    (lambda tmp: ((tmp / "syntax.yaml").write_text("id: x\nmri: [unclosed\n"), str(tmp / "syntax.yaml"))[1],
+     ["syntax.yaml", "line 3, column 1", "not valid YAML"]),
+    (lambda tmp: ((tmp / "nul.yaml").write_bytes(b"id: a\x00b\n"), str(tmp / "nul.yaml"))[1],
+     ["nul.yaml", "line 1, column 6", "U+0000"]),
+    (lambda tmp: "", ["--patient", "empty"]),
+])
+def test_bad_patient_paths_exit_2_naming_the_file(tmp_path, make, words):
+    r = _quick("posterior", "--patient", make(tmp_path))
+    _bad(r, *words)
+
+
+def test_id_that_is_not_text_is_named(tmp_path):
+    with pytest.raises(F.InputError, match="id: True must be text"):
+        F.parse_patient(Y.loads("id: yes\n"), "p.yaml")
+    f = tmp_path / "p.yaml"
+    f.write_text("id: yes\ndescription: 5\n")
+    _bad(_quick("posterior", "--patient", str(f)), "p.yaml", "id: True", "description: 5", "text")
+
+
+# --- 7 and 8. flags and paths: exit 2, nothing silently ignored -------------------------------------
+
+def test_repeated_single_valued_flag_is_an_error():
+    _bad(_quick("posterior", "--lineage", "T-ALL", "--lineage", "AML"), "--lineage", "more than once")
+    _bad(_quick("posterior", "--ci", "0.9", "--ci", "0.5"), "--ci", "more than once")
+    _bad(_quick("fit", "--seed", "1", "--seed", "2"), "--seed", "more than once")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--seed", "-1"], ["--seed", "-1", "4294967295"]),
+    (["--seed", str(2**32)], ["--seed", str(2**32)]),
+    (["--seed", "1.5"], ["--seed", "whole number"]),
+    (["--draws", "0"], ["--draws"]),
+    (["--chains", "100000"], ["--chains"]),
+    (["--priors", ""], ["--priors", "empty"]),
+])
+def test_bad_fit_flags_exit_2_before_compiling(args, words):
+    t = time.perf_counter()
+    _bad(_quick("fit", *args), *words)
+    assert time.perf_counter() - t < 30
+
+
+def test_seed_zero_is_used():
+    ns = argparse.Namespace(draws=None, tune=None, chains=None, seed=0)
+    assert common.settings_from(ns).seed == 0
+    assert common.settings_from(argparse.Namespace()).seed == C.DEFAULT_SEED
+    assert common.settings_from(argparse.Namespace(draws=10, tune=20, chains=1, seed=3)) == C.Settings(10, 20, 1, 3)
+
+
+def test_cache_that_is_a_file_or_under_a_file_exits_2_before_fitting(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("")
+    for cache in (f, f / "sub"):
+        t = time.perf_counter()
+        r = _quick("fit", "--priors", str(FIXTURE_EVIDENCE), env={"PALSY_CACHE": str(cache)})
+        _bad(r, "PALSY_CACHE", str(cache))
+        assert time.perf_counter() - t < 30  # refused before sampling
+        _bad(_quick("posterior", "--priors", str(FIXTURE_EVIDENCE), env={"PALSY_CACHE": str(cache)}),
+             "PALSY_CACHE")
+    assert f.read_text() == ""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes any folder")
+def test_unwritable_cache_folder_is_refused(tmp_path, monkeypatch):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    monkeypatch.setenv("PALSY_CACHE", str(d))
+    with pytest.raises(C.CacheError, match="cannot be written"):
+        C.check_root()
+
+
+def test_ci_label_keeps_its_digits(palsy):
+    from scripts.commands.posterior import ci_label
+
+    assert ci_label(0.9) == "90" and ci_label(0.5) == "50" and ci_label(0.955) == "95.5"
+    assert ci_label(0.999999) == "99.9999" and ci_label(1e-6) == "0.0001"
+    out = palsy("posterior", "--laterality", "bilateral", "--ci", "0.999999", check=True).stdout
+    assert "100% CrI" not in out and "99.9999% CrI" in out
+
+
+def test_path_errors_of_any_command_exit_2():
+    from scripts import palsy as P
+
+    msg = P._message("x", NotADirectoryError(20, "Not a directory", "/a/file/b"))
+    assert msg == "palsy x: /a/file/b: Not a directory"
+    assert issubclass(C.CacheError, ValueError) and issubclass(Y.YAMLInputError, ValueError)
+
+
+# --- 9 and 11. the cache: key, reproducibility, checksums, stale files -------------------------------
+
+def test_key_depends_on_library_versions_and_model_sources(monkeypatch):
+    s = C.Settings(draws=10, tune=10, chains=1, seed=1)
+    base = C.key("h", "independent", s)
+    versions = dict(C.library_versions())
+    assert set(versions) >= {"pymc", "pytensor", "nutpie", "numpy"} and versions["pymc"] != "absent"
+    monkeypatch.setattr(C, "library_versions", lambda: {**versions, "nutpie": "0.0.0"})
+    assert C.key("h", "independent", s) != base
+    assert {"rates.py", "evidence.py", "findings.py", "draws.py"} <= set(C.MODEL_SOURCES)
+
+
+def test_warm_path_reads_versions_without_importing_the_libraries():
+    code = ("import sys; from model import cache as C; C.key('h', 'independent', C.Settings()); "
+            "bad = {'pymc', 'pytensor', 'nutpie', 'scipy', 'arviz', 'importlib.metadata'} & set(sys.modules); "
+            "print(sorted(bad))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_stale_tmp_files_are_cleaned_and_live_ones_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".draws.npz.{int(dead.stdout)}.abcd1234.tmp"
+    old_format = tmp_path / ".posterior.nc.zz9.tmp"
+    live = tmp_path / f".draws.npz.{os.getppid()}.efgh5678.tmp"
+    for f in (stale, old_format, live):
+        f.write_bytes(b"partial")
+    removed = draws_io.clean_stale(tmp_path)
+    assert set(removed) == {stale, old_format} and live.exists()
+
+
+def test_draws_file_that_is_a_folder_is_corrupt_not_a_crash(tmp_path):
+    (tmp_path / "draws.npz").mkdir()
+    (tmp_path / "draws.sha256").write_text("0" * 64)
+    with pytest.raises(draws_io.CorruptDraws):
+        draws_io.load(tmp_path / "draws.npz")
+    (tmp_path / "draws.sha256").unlink()
+    (tmp_path / "draws.sha256").mkdir()
+    with pytest.raises(draws_io.CorruptDraws):
+        draws_io.load(tmp_path / "draws.npz")
+
+
+SMALL = C.Settings(draws=100, tune=100, chains=2, seed=11)
+
+
+@pytest.mark.slow
+def test_cache_faults_and_fresh_fit_equals_cached_fit(fixture_evidence, tmp_path, monkeypatch, capsys):
+    """Defect 9: a fresh fit in another process and the cached fit of the same key are identical; defect 11:
+    posterior.nc has a checksum, a draws.npz that is a folder is refitted with one warning, stale temporary
+    files are cleaned; defect 10: a corrupt cache is reported once."""
+    import warnings
+
+    from model import fit
+
+    monkeypatch.setenv("PALSY_CACHE", str(tmp_path / "cache"))
+    first = fit.posterior("independent", fixture_evidence, SMALL)
+    folder = first.folder
+    assert {"posterior.nc", "posterior.sha256", "draws.npz", "draws.sha256"} <= {p.name for p in folder.iterdir()}
+    draws_io.verify(folder / "posterior.nc")
+
+    # a fresh fit in a new process (another cache): identical draws to the cached ones
+    code = ("import sys, numpy as np; from model import evidence as E, fit, cache as C; "
+            f"p = fit.posterior('independent', E.load(r'{FIXTURE_EVIDENCE}'), C.Settings(**{SMALL.__dict__!r}), "
+            "use_cache=False); np.savez(sys.argv[1], **p.draws.params)")
+    out = tmp_path / "fresh.npz"
+    subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO, check=True, timeout=600,
+                   env={**os.environ, "PALSY_CACHE": str(tmp_path / "other")})
+    cached = fit.posterior("independent", fixture_evidence, SMALL)
+    assert cached.from_cache
+    with np.load(out) as fresh:
+        assert set(fresh.files) == set(cached.draws.params)
+        for name in fresh.files:
+            assert np.array_equal(fresh[name], cached.draws.params[name]), name
+
+    # posterior.nc altered: the checksum says so before ArviZ reads it
+    nc = folder / "posterior.nc"
+    data = nc.read_bytes()
+    mid = len(data) // 2
+    nc.write_bytes(data[:mid] + bytes([data[mid] ^ 0xFF]) + data[mid + 1:])
+    with pytest.raises(draws_io.CorruptDraws, match="posterior.nc"):
+        cached.datatree()
+
+    # a stale temporary file of a killed write, and draws.npz replaced by a folder: one warning, a refit
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = folder / f".draws.npz.{int(dead.stdout)}.x1y2z3w4.tmp"
+    stale.write_bytes(b"half")
+    (folder / "draws.npz").unlink()
+    (folder / "draws.npz").mkdir()
+    (folder / "draws.npz" / "junk").write_text("x")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        refit = fit.posterior("independent", fixture_evidence, SMALL)
+    assert not refit.from_cache
+    assert len([w for w in caught if "corrupt" in str(w.message)]) == 1
+    assert (folder / "draws.npz").is_file() and not stale.exists()
+    draws_io.verify(folder / "posterior.nc")
+    assert fit.posterior("independent", fixture_evidence, SMALL).from_cache
+
+    # a truncated draws.npz read by the command line's path: the warning is printed once
+    from scripts import palsy as P
+
+    path = folder / "draws.npz"
+    path.write_bytes(path.read_bytes()[:100])
+    ns = argparse.Namespace(variant="independent", priors=str(FIXTURE_EVIDENCE), **SMALL.__dict__)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        common.load_draws(ns)
+    assert len([w for w in caught if "corrupt" in str(w.message)]) == 1
+    path.write_bytes(path.read_bytes()[:100])
+    flags = [f"--{k}={v}" for k, v in SMALL.__dict__.items()]
+    code = P.main(["fit", "--priors", str(FIXTURE_EVIDENCE), "--variant", "independent", *flags])
+    assert code in (0, 1)  # 1: diagnostics not ok on so few draws
+    err = capsys.readouterr().err
+    assert err.count("corrupt") == 1 and "palsy: warning: cached posterior is corrupt" in err, err
