@@ -91,7 +91,8 @@ class Tables:
         self.cause_components = [np.flatnonzero(self.component_cause == j) for j in range(len(self.causes))]
         self.log_prior, self.log_sk = LK.component_strata(LK.NUMPY, p, draws.rate_arrays)  # (S, C), (S, K, N)
         self.p_sk = np.exp(self.log_sk)
-        self.level_lp = LK.level_logp(LK.NUMPY, p["theta"])  # (S, K, level)
+        # the answers use the predictive for a new setting where studies disagree (random effects)
+        self.level_lp = LK.level_logp(LK.NUMPY, p.get("theta_new", p["theta"]))  # (S, K, level)
         self.settings = draws.meta["answer_settings"]
         self.default_method = self.settings["unknown_csf_method"]
 

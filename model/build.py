@@ -31,16 +31,22 @@ def from_design(d: D.Design) -> pm.Model:
     v = d.variant
     coords = {
         "component": list(v.components), "node": list(S.NODE_NAMES), "lineage": list(S.LINEAGES),
-        "entry": list(d.entry_ids), "case": list(d.case_ids),
+        "entry": list(d.entry_ids), "case": list(d.case_ids), "study": [
+            f"{d.entry_ids[j]}" for j in range(len(d.entry_ids)) if d.re_member[j].any()],
     }
     if v.is_mixture:
         coords["form"] = list(v.forms)
     with pm.Model(coords=coords) as model:
         data = {name: pm.Data(name, value, dims=_dims(name)) for name, value in d.data().items()}
-        p = {"theta": pm.Beta("theta", alpha=d.prior_a, beta=d.prior_b, dims=("component", "node"))}
+        p = {"theta": pm.Beta("theta", alpha=data["prior_a"], beta=data["prior_b"], dims=("component", "node"))}
         if v.is_mixture:
             p["omega"] = pm.Dirichlet("omega", a=d.form_alpha, dims=("lineage", "form"))
-        dd = dataclasses.replace(d, **{k: data[k] for k in data if k != "case_w"})
+        if d.synthesis:
+            if len(d.re_groups):
+                p["tau"] = pm.HalfNormal("tau", sigma=d.tau_sigma)
+                p["re_z"] = pm.Normal("re_z", 0.0, 1.0, dims="study")
+            p["gamma"] = pm.Normal("gamma", mu=d.gamma_mu, sigma=d.gamma_sigma)
+        dd = dataclasses.replace(d, **{k: data[k] for k in data if k not in ("case_w", "prior_a", "prior_b")})
         if len(d.entry_ids):
             pm.Potential("cohort_loglik", LK.entry_loglik(PT, p, dd).sum())
         if len(d.case_ids):
@@ -48,8 +54,8 @@ def from_design(d: D.Design) -> pm.Model:
     return model
 
 
-def _dims(name: str) -> str:
-    return {"entry": "entry", "case": "case"}[name.split("_")[0]]
+def _dims(name: str) -> str | tuple[str, str]:
+    return {"entry": "entry", "case": "case", "prior": ("component", "node")}[name.split("_")[0]]
 
 
 def model(variant: str, evidence: Evidence, *, w_case: float | None = None, weights_one: bool = False) -> pm.Model:

@@ -33,6 +33,7 @@ class Settings:
     tune: int = 1000
     chains: int = 4
     seed: int = DEFAULT_SEED
+    synthesis: bool = True  # random effects, case selection and orderings (False: the plain configuration)
 
 
 class CacheError(ValueError):

@@ -42,11 +42,26 @@ class Design:
     case_lineage: np.ndarray  # (case, lineage) P(lineage | case context, infiltration), prior mean
     w_case: float
     lineage_weight: np.ndarray  # (lineage,) P(lineage | infiltration), the rate model's prior mean
+    # evidence synthesis (DESIGN §3); all off in the plain configuration of the conjugate check
+    synthesis: bool
+    re_groups: tuple[str, ...]  # quantities with two or more count entries
+    re_member: np.ndarray  # (entry, study) 0/1: each entry of a pooled quantity has its own study effect
+    re_node_mask: np.ndarray  # (component, node) 0/1: nodes whose answers use a new setting's predictive
+    tau_sigma: float
+    sel_mask: np.ndarray  # (node,) 0/1: striking features whose odds a published case inflates
+    gamma_mu: float
+    gamma_sigma: float
+    ordering_steepness: float
     form_alpha: np.ndarray  # (lineage, form) Dirichlet of omega; empty for the independent variant
 
     @property
     def infiltration_components(self) -> tuple[int, ...]:
         return self.variant.infiltration_components
+
+    @property
+    def csf_nodes(self) -> tuple[int, ...]:
+        """The LP-positive node of each method (the orderings' nodes)."""
+        return tuple(S.find_node(S.csf_item(m), ("positive",), ("negative", "positive")) for m in ("cytology", "flow"))
 
     @property
     def infiltration_select(self) -> np.ndarray:
@@ -56,15 +71,17 @@ class Design:
         return sel
 
     def data(self) -> dict[str, np.ndarray]:
-        """The arrays a refit may change (counts and weights): the ``pm.Data`` of the model."""
+        """The arrays a refit may change (counts, weights and the Beta priors of the nodes, so that an
+        expert judgment can be removed or replaced by an exact refit): the ``pm.Data`` of the model."""
         return {
             "entry_x": self.entry_x, "entry_n": self.entry_n, "entry_w": self.entry_w,
             "case_w": np.full(len(self.case_ids), self.w_case),
+            "prior_a": self.prior_a, "prior_b": self.prior_b,
         }
 
 
 def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
-          weights_one: bool = False) -> Design:
+          weights_one: bool = False, synthesis: bool = True) -> Design:
     """Arrays of ``variant`` for ``evidence``.
 
     Parameters
@@ -74,6 +91,9 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
     weights_one : bool
         Sets every likelihood weight to 1 (simulation-based calibration: a power prior is not
         generative). Priors, including those built from counts, are unchanged.
+    synthesis : bool
+        Random effects, the case-selection model and the clinical orderings (DESIGN §3). False gives
+        the plain configuration whose independent variant has a conjugate posterior.
     """
     K = len(variant.components)
     base = evidence.settings["base_prior"]
@@ -124,6 +144,23 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
     cs = np.array(case_strata).reshape(len(evidence.cases), S.N_STRATA) * p_strata
     case_lineage = (cs @ lin) / (cs @ lin).sum(axis=1, keepdims=True).clip(1e-300)
     fp = evidence.settings["form_prior"]
+    syn = evidence.settings["synthesis"]
+    groups: dict[tuple, list[int]] = {}
+    for j, e in enumerate(tree):
+        groups.setdefault((e.item, e.level, e.of, e.cause, e.form), []).append(j)
+    re_keys = [k for k, js in groups.items() if len(js) >= 2] if synthesis else []
+    studies = [j for key in re_keys for j in groups[key]]
+    re_member = np.zeros((len(tree), len(studies)))
+    re_member[studies, np.arange(len(studies))] = 1.0
+    re_node_mask = np.zeros((K, len(S.NODES)))
+    for key in re_keys:
+        item, level, of, cause, form = key
+        re_node_mask[list(variant.components_of(cause, form)), S.find_node(item, level, of)] = 1.0
+    sel_mask = np.zeros(len(S.NODES))
+    if synthesis:
+        for nd in syn["selection"]["nodes"]:
+            lv = tuple(nd["level"]) if isinstance(nd["level"], list) else (nd["level"],)
+            sel_mask[S.find_node(nd["finding"], lv, S.ITEMS[nd["finding"]])] = 1.0
     return Design(
         variant=variant, rates=r, prior_a=prior_a, prior_b=prior_b,
         entry_ids=tuple(e.id for e in tree), entry_level=entry_level, entry_of=entry_of,
@@ -136,6 +173,12 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
         case_lineage=case_lineage.reshape(len(evidence.cases), len(S.LINEAGES)),
         w_case=1.0 if weights_one else float(evidence.w_case if w_case is None else w_case),
         lineage_weight=p_strata @ lin,
+        synthesis=synthesis,
+        re_groups=tuple(f"{c}{'/' + f if f else ''} {S.Node(i, lv, of).name}" for i, lv, of, c, f in re_keys),
+        re_member=re_member, re_node_mask=re_node_mask, tau_sigma=float(syn["random_effects"]["tau_sigma"]),
+        sel_mask=sel_mask, gamma_mu=float(syn["selection"]["gamma_prior"]["mu"]),
+        gamma_sigma=float(syn["selection"]["gamma_prior"]["sigma"]),
+        ordering_steepness=float(syn["ordering"]["steepness"]) if synthesis else 0.0,
         form_alpha=(np.array([[fp[lv][f] for f in variant.forms] for lv in S.LINEAGES], float)
                     if variant.is_mixture else np.zeros((len(S.LINEAGES), 0))),
     )
@@ -160,9 +203,9 @@ def infiltration_strata_prior(r: R.RateArrays, causes: tuple[str, ...]) -> np.nd
 def case_observations(case: Case, skip: set[str] = frozenset()) -> list[np.ndarray]:
     """Level masks of a case's known tree findings that enter its likelihood.
 
-    Findings in ``proven_by`` (and those a review already tabulates) are left out. The CSF profile
-    enters given the first LP's result (modelled jointly with it), also when that LP proved the case:
-    the profile is not what proved it.
+    Findings in ``proven_by`` (and those a review already tabulates) are left out, and so are the
+    LPs' results. The CSF profile enters given the first LP's result (modelled jointly with it), also
+    when that LP proved the case: the profile is not what proved it.
     """
     out = []
     for name in S.TREE_FINDINGS:
@@ -170,9 +213,8 @@ def case_observations(case: Case, skip: set[str] = frozenset()) -> list[np.ndarr
         if value is None or name in case.proven_by or name in skip:
             continue
         out.append(S.group_mask(name, S.expand(name, value)))
-    if case.csf and "csf" not in case.proven_by and "csf" not in skip:
-        for result, method in case.csf:
-            out.append(S.group_mask(S.csf_item(method), (result,)))
+    # Cases do not inform CSF sensitivity: the LP that proved a case is left out, so only negative LPs
+    # would remain (DESIGN §3). The profile given the first result is not sensitivity: it stays.
     profile = case.values.get("csf_profile")
     if profile is not None and case.csf and "csf_profile" not in case.proven_by and "csf_profile" not in skip:
         out.append(S.group_mask(S.profile_item(case.csf[0][0]), S.expand("csf_profile", profile)))

@@ -29,7 +29,7 @@ from model.evidence import Evidence
 
 log = logging.getLogger("palsy")
 
-_COMPILED: dict[tuple[str, str], Any] = {}
+_COMPILED: dict[tuple[str, str, bool], Any] = {}
 #: Keys of ``model.yaml`` the answer uses.
 ANSWER_SETTINGS = ("unknown_csf_method", "atypicality", "hallmarks", "scope", "not_modelled")
 
@@ -57,13 +57,13 @@ class Posterior:
         return az.from_netcdf(path)
 
 
-def compiled_model(variant: str, evidence: Evidence, design: D.Design | None = None):
+def compiled_model(variant: str, evidence: Evidence, design: D.Design | None = None, synthesis: bool = True):
     """The nutpie-compiled model of ``variant`` (compiled once per process and evidence)."""
     import nutpie
 
-    k = (variant, evidence.hash)
+    k = (variant, evidence.hash, synthesis)
     if k not in _COMPILED:
-        d = design or D.build(evidence, evidence.variant(variant))
+        d = design or D.build(evidence, evidence.variant(variant), synthesis=synthesis)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _COMPILED[k] = nutpie.compile_pymc_model(B.from_design(d))
@@ -75,8 +75,8 @@ def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings()
     """Run NUTS; return (DataTree, Design). ``data`` replaces counts/weights (a refit)."""
     import nutpie
 
-    d = D.build(evidence, evidence.variant(variant), weights_one=weights_one)
-    compiled = compiled_model(variant, evidence, d)
+    d = D.build(evidence, evidence.variant(variant), weights_one=weights_one, synthesis=settings.synthesis)
+    compiled = compiled_model(variant, evidence, d, settings.synthesis)
     updates = dict(d.data()) if weights_one else {}
     updates.update(data or {})
     if updates:
@@ -128,6 +128,42 @@ def rate_block(d: D.Design, n: int, seed: int) -> dict[str, np.ndarray]:
     return R.sample_prior(d.rates, n, np.random.default_rng([seed, 1]))
 
 
+def predictive_theta(params: dict[str, np.ndarray], d: D.Design, seed: int) -> tuple[np.ndarray, int]:
+    """The node probabilities for a new setting, the draws the answers use (DESIGN §3).
+
+    Nodes that several studies measure get a new study effect, expit(logit(theta) + tau z_new). The
+    clinical ordering (every infiltration form's LP sensitivity above every other cause's false-positive
+    rate) conditions the predictive: a draw that breaks it gets its new study effects redrawn. Returns the
+    draws and how many still break it (their centres break it: :func:`posterior` drops them, which
+    conditions the posterior on the ordering exactly).
+    """
+    theta = params["theta"]
+    if "tau" not in params or not d.re_node_mask.any():
+        return theta.copy(), int((~ordering_holds(theta, d)).sum())
+    rng = np.random.default_rng([seed, 2])
+    lo = np.log(theta) - np.log1p(-theta)
+    new = theta.copy()
+    todo = np.ones(len(theta), bool)
+    for _ in range(100):
+        z = rng.normal(size=(int(todo.sum()), *theta.shape[1:]))
+        cand = 1 / (1 + np.exp(-(lo[todo] + params["tau"][todo, None, None] * z)))
+        new[todo] = np.where(d.re_node_mask > 0, np.clip(cand, 1e-12, 1 - 1e-12), theta[todo])
+        todo = ~ordering_holds(new, d)
+        if not todo.any():
+            break
+    return new, int(todo.sum())
+
+
+def ordering_holds(theta: np.ndarray, d: D.Design) -> np.ndarray:
+    """Per draw: every infiltration component's LP sensitivity above every other's false-positive rate."""
+    inf = list(d.infiltration_components)
+    other = [k for k in range(theta.shape[1]) if k not in inf]
+    ok = np.ones(len(theta), bool)
+    for node in d.csf_nodes:
+        ok &= theta[:, inf, node].min(axis=1) > theta[:, other, node].max(axis=1)
+    return ok
+
+
 def flat_params(dt) -> dict[str, np.ndarray]:
     """Posterior draws with chain and draw flattened into one leading ``sample`` dim."""
     post = dt["posterior"].to_dataset()
@@ -165,6 +201,7 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
     seconds = time.perf_counter() - t0
     params = flat_params(dt)
     params.update(rate_block(d, len(params["theta"]), settings.seed))
+    params["theta_new"], violations = predictive_theta(params, d, settings.seed)
     ll = case_loglik(params, d)
     meta = {
         "variant": variant,
@@ -179,6 +216,8 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
         "settings": dataclasses.asdict(settings),
         "w_case": d.w_case,
         "rate_block": "drawn from its prior (no likelihood informs it)",
+        "ordering_rejected": violations,
+        "random_effect_quantities": list(d.re_groups),
         "case_ids": list(d.case_ids),
         "case_aliases": [list(c.also_known_as) for c in evidence.cases],
         "diagnostics": diagnostics(dt),
@@ -186,7 +225,12 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
     }
     dr = Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
     if use_cache:
-        _store(folder, dt, dr, ll, d)
+        _store(folder, dt, dr, ll, d)  # the netCDF keeps every NUTS draw
+    if settings.synthesis:
+        # the posterior conditioned on the clinical ordering, exactly, by rejection (DESIGN §3)
+        dr = dr.subset(np.flatnonzero(ordering_holds(params["theta_new"], d)))
+    if use_cache:
+        draws_io.save(folder / "draws.npz", dr)
     return Posterior(dr, folder if use_cache else None, False, seconds)
 
 
@@ -205,7 +249,7 @@ def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
     post = dt["posterior"].dataset
     extra = {name: ([*("chain", "draw"), *(f"{name}_dim_{j}" for j in range(dr.params[name].ndim - 1))],
                     dr.params[name].reshape(chains, n, *dr.params[name].shape[1:]))
-             for name in R.RATE_PARAMETERS}
+             for name in (*R.RATE_PARAMETERS, "theta_new")}
     dt["posterior"] = post.assign(**extra)
     post = dt["posterior"].dataset
     lp = {}
@@ -223,4 +267,3 @@ def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
     # draws.npz (with its checksum) is written last: it is what marks the entry complete
     draws_io.atomic_write(folder / "posterior.nc", lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf"))
     draws_io.write_checksum(folder / "posterior.nc")
-    draws_io.save(folder / "draws.npz", dr)

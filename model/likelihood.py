@@ -120,12 +120,35 @@ def _binomial(ops, rate, x, n, w):
     return w * (x * ops.log(rate) + (n - x) * ops.log1p(-rate))
 
 
+def logit(ops, x):
+    return ops.log(x) - ops.log1p(-x)
+
+
+def expit(ops, x):
+    return 1.0 / (1.0 + ops.exp(-x))
+
+
 def entry_rate(ops, p, d):
-    """The rate x/n each cohort entry estimates, P(level | of, cause or form) (..., entry)."""
+    """The rate x/n each cohort entry estimates, P(level | of, cause or form) (..., entry).
+
+    With random effects, an entry of a quantity that several studies measure estimates its own
+    study's rate: expit(logit(rate) + tau z_study).
+    """
     wts = component_weights(ops, p, d)[..., :, None] * d.entry_members.T
     num = (ops.exp(group_logp(ops, p["theta"], d.entry_level)) * wts).sum(axis=-2)
     den = (ops.exp(group_logp(ops, p["theta"], d.entry_of)) * wts).sum(axis=-2)
-    return num / den
+    rate = num / den
+    if "re_z" in p:
+        rate = expit(ops, logit(ops, rate) + p["tau"][..., None] * (p["re_z"] @ d.re_member.T))
+    return rate
+
+
+def case_theta(ops, p, d):
+    """The node probabilities a published case is drawn from: the odds of each striking feature
+    (``d.sel_mask``) multiplied by exp(gamma), publication's selection (DESIGN §3)."""
+    if "gamma" not in p:
+        return p["theta"]
+    return expit(ops, logit(ops, p["theta"]) + p["gamma"][..., None, None] * d.sel_mask)
 
 
 def entry_loglik(ops, p, d):
@@ -137,11 +160,12 @@ def case_loglik(ops, p, d):
     """Unweighted log-likelihood of each case's findings under infiltration (..., case).
 
     Case reports are selected: they inform the findings given the form, not the rate model, so each
-    case is conditioned on its context. Under the subtype variant the case's findings share one
+    case is conditioned on its context, and their striking features are read through the selection
+    model (:func:`case_theta`). Under the subtype variant the case's findings share one
     (possibly unknown) form: log sum_k P(k | case context) prod_j p(x_j | k), with
     P(k | context) = sum_lineage P(lineage | context, infiltration) omega[lineage, k].
     """
-    obs = group_logp(ops, p["theta"], d.obs_mask)  # (..., K, obs)
+    obs = group_logp(ops, case_theta(ops, p, d), d.obs_mask)  # (..., K, obs)
     per = d.infiltration_select @ (obs @ d.obs_case.T)  # (..., Ki, case)
     if "omega" not in p:
         return per[..., 0, :]

@@ -12,7 +12,7 @@ from model import design as D
 from model import rates as R
 
 #: Parameters NUTS samples (the rate block is drawn from its prior: :data:`model.rates.RATE_PARAMETERS`).
-SAMPLED = ("theta", "omega")
+SAMPLED = ("theta", "omega", "tau", "re_z", "gamma")
 #: Every parameter the draws store, in order.
 PARAMETERS = (*SAMPLED, *R.RATE_PARAMETERS)
 
@@ -20,12 +20,18 @@ PARAMETERS = (*SAMPLED, *R.RATE_PARAMETERS)
 def draws(d: D.Design, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Draw ``n`` parameter sets from the model's priors (those of :mod:`model.build`), in numpy.
 
-    Cohort counts and cases are likelihood, not prior: they are not in these draws.
+    Cohort counts and cases are likelihood, not prior: they are not in these draws. (The soft
+    ordering constraint is a potential of the model, not part of these priors.)
     """
     K, N = d.prior_a.shape
     out = {"theta": np.clip(rng.beta(d.prior_a, d.prior_b, size=(n, K, N)), 1e-12, 1 - 1e-12)}
     if d.variant.is_mixture:  # omega (lineage, form): one Dirichlet per lineage
         out["omega"] = np.stack([rng.dirichlet(a, n) for a in d.form_alpha], axis=1)
+    if d.synthesis:
+        if d.re_member.shape[1]:
+            out["tau"] = np.abs(rng.normal(0.0, d.tau_sigma, n))
+            out["re_z"] = rng.normal(0.0, 1.0, (n, d.re_member.shape[1]))
+        out["gamma"] = rng.normal(d.gamma_mu, d.gamma_sigma, n)
     out.update(R.sample_prior(d.rates, n, rng))
     return out
 
@@ -50,4 +56,13 @@ def log_density(params: dict[str, np.ndarray], d: D.Design) -> dict[str, np.ndar
     out = {"theta": beta_lpdf(params["theta"], d.prior_a, d.prior_b)}
     if "omega" in params:
         out["omega"] = _dirichlet_lpdf(params["omega"], d.form_alpha)
+    if "tau" in params:
+        out["tau"] = _normal_lpdf(params["tau"], 0.0, d.tau_sigma) + np.log(2.0)  # half-normal
+        out["re_z"] = _normal_lpdf(params["re_z"], 0.0, 1.0)
+    if "gamma" in params:
+        out["gamma"] = _normal_lpdf(params["gamma"], d.gamma_mu, d.gamma_sigma)
     return out
+
+
+def _normal_lpdf(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:
+    return -0.5 * ((x - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)

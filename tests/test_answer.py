@@ -113,9 +113,9 @@ def test_sampled_shapley_is_close_to_exact_and_reports_its_error(draws, monkeypa
 
 def test_finding_with_lr_one_changes_nothing(draws_independent):
     node = S.find_node("laterality", ("bilateral",), S.ITEMS["laterality"])
-    theta = draws_independent.params["theta"].copy()
+    theta = draws_independent.params["theta_new"].copy()  # the draws the answers use
     theta[:, :, node] = theta[:, :1, node]
-    dr = dataclasses.replace(draws_independent, params={**draws_independent.params, "theta": theta})
+    dr = dataclasses.replace(draws_independent, params={**draws_independent.params, "theta_new": theta})
     with_lat = A.answer(F.parse_patient(FULL), dr)
     without = A.answer(F.parse_patient({k: v for k, v in FULL.items() if k != "laterality"}), dr)
     assert np.allclose(with_lat.posterior_log_odds, without.posterior_log_odds)

@@ -52,7 +52,7 @@ def _synthetic(draws, theta_by_comp: dict[str, dict[int, float]], omega: list[fl
         for node, value in nodes.items():
             th[:, ks, node] = value
     om = np.broadcast_to(np.array(omega), draws.params["omega"].shape).copy()
-    return dataclasses.replace(draws, params={**draws.params, "theta": th, "omega": om})
+    return dataclasses.replace(draws, params={**draws.params, "theta": th, "theta_new": th, "omega": om})
 
 
 def test_negative_lp_shifts_to_perineural_and_changes_mri_worth(draws_subtype):
