@@ -120,3 +120,34 @@ def test_hash_changes_with_content(tmp_path):
     (d / "model.yaml").write_text((d / "model.yaml").read_text().replace("w_case: 0.5", "w_case: 0.25"))
     assert E.evidence_hash(d) != h
     assert E.evidence_hash(REPO / "priors") == E.load(REPO / "priors").hash
+
+
+def _rate_refs(doc) -> set[str]:
+    """Every reference key the rate file cites, anywhere."""
+    out: set[str] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k == "ref" and v:
+                out |= {v} if isinstance(v, str) else set(v)
+            else:
+                out |= _rate_refs(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            out |= _rate_refs(v)
+    return out
+
+
+def test_one_source_one_use(evidence):
+    """DESIGN §3: a source's counts inform a quantity once; the 1979 series only the findings of infiltration."""
+    seen = {}
+    for e in evidence.entries:
+        if e.kind != "counts":
+            continue
+        for r in e.refs:
+            key = (r, e.item, e.cause, e.form, e.level, e.of)
+            assert key not in seen, f"{r} counted twice for one quantity: {seen[key]} and {e.id}"
+            seen[key] = e.id
+    series = "fnp_acuteleukaemia_6all"
+    assert series not in _rate_refs(evidence.rates.doc)
+    uses = [e for e in evidence.entries if series in e.refs]
+    assert uses and all(e.cause == "infiltration" for e in uses)
