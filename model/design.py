@@ -51,7 +51,6 @@ class Design:
     sel_mask: np.ndarray  # (node,) 0/1: striking features whose odds a published case inflates
     gamma_mu: float
     gamma_sigma: float
-    ordering_steepness: float
     form_alpha: np.ndarray  # (lineage, form) Dirichlet of omega; empty for the independent variant
 
     @property
@@ -139,7 +138,10 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
 
     r = R.arrays(evidence.rates, variant.components, variant.component_causes,
                  variant.forms if variant.is_mixture else ())
-    p_strata = infiltration_strata_prior(r, evidence.causes)
+    key = (evidence.hash, evidence.causes)
+    if key not in _STRATA_PRIOR:  # a Monte Carlo of the rate prior: once per evidence (refits reuse it)
+        _STRATA_PRIOR[key] = infiltration_strata_prior(r, evidence.causes)
+    p_strata = _STRATA_PRIOR[key]
     lin = S.level_indicator("lineage")  # (stratum, lineage)
     cs = np.array(case_strata).reshape(len(evidence.cases), S.N_STRATA) * p_strata
     case_lineage = (cs @ lin) / (cs @ lin).sum(axis=1, keepdims=True).clip(1e-300)
@@ -178,13 +180,13 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
         re_member=re_member, re_node_mask=re_node_mask, tau_sigma=float(syn["random_effects"]["tau_sigma"]),
         sel_mask=sel_mask, gamma_mu=float(syn["selection"]["gamma_prior"]["mu"]),
         gamma_sigma=float(syn["selection"]["gamma_prior"]["sigma"]),
-        ordering_steepness=float(syn["ordering"]["steepness"]) if synthesis else 0.0,
         form_alpha=(np.array([[fp[lv][f] for f in variant.forms] for lv in S.LINEAGES], float)
                     if variant.is_mixture else np.zeros((len(S.LINEAGES), 0))),
     )
 
 
 PRIOR_MEAN_DRAWS = 20_000  # Monte Carlo draws of the rate model's prior mean (fixed seed: deterministic)
+_STRATA_PRIOR: dict[tuple, np.ndarray] = {}
 
 
 def infiltration_strata_prior(r: R.RateArrays, causes: tuple[str, ...]) -> np.ndarray:

@@ -292,12 +292,11 @@ class _Validator:
         syn = doc.get("synthesis")
         re_ = syn.get("random_effects") if isinstance(syn, dict) else None
         sel = syn.get("selection") if isinstance(syn, dict) else None
-        ordr = syn.get("ordering") if isinstance(syn, dict) else None
         if not (isinstance(re_, dict) and _is_num(re_.get("tau_sigma")) and re_["tau_sigma"] > 0):
-            self.err(file, "synthesis.random_effects", "tau_sigma", f"{re_!r}: give {{tau_sigma: > 0}}")
+            self.err(file, "synthesis.random_effects", "tau_sigma", f"{brief(re_)}: give {{tau_sigma: > 0}}")
         gp = sel.get("gamma_prior") if isinstance(sel, dict) else None
         if not (isinstance(gp, dict) and _is_num(gp.get("mu")) and _is_num(gp.get("sigma")) and gp["sigma"] > 0):
-            self.err(file, "synthesis.selection", "gamma_prior", f"{gp!r}: give {{mu, sigma: > 0}}")
+            self.err(file, "synthesis.selection", "gamma_prior", f"{brief(gp)}: give {{mu, sigma: > 0}}")
         nodes = sel.get("nodes") if isinstance(sel, dict) else None
         if not isinstance(nodes, list) or not nodes:
             self.err(file, "synthesis.selection", "nodes", "give the list of striking features {finding, level}")
@@ -306,12 +305,11 @@ class _Validator:
                 fname = nd.get("finding") if isinstance(nd, dict) else None
                 lv = nd.get("level") if isinstance(nd, dict) else None
                 lv = tuple(lv) if isinstance(lv, list) else (lv,)
-                ok = fname in S.TREE_FINDINGS and S.find_node(fname, lv, S.ITEMS[fname]) is not None
+                ok = (isinstance(fname, str) and fname in S.TREE_FINDINGS and all(isinstance(x, str) for x in lv)
+                      and S.find_node(fname, lv, S.ITEMS[fname]) is not None)
                 if not ok:
                     self.err(file, f"synthesis.selection.nodes[{j + 1}]", "finding/level",
-                             f"{nd!r}: give a tree finding and the level(s) of a node over all its levels")
-        if not (isinstance(ordr, dict) and _is_num(ordr.get("steepness")) and ordr["steepness"] > 0):
-            self.err(file, "synthesis.ordering", "steepness", f"{ordr!r}: give {{steepness: > 0}}")
+                             f"{brief(nd)}: give a tree finding and the level(s) of a node over all its levels")
         at = doc.get("atypicality")
         if not (isinstance(at, dict) and _is_num(at.get("tail")) and 0 < at["tail"] < 0.5):
             self.err(file, "atypicality", "tail", f"{brief(at)}: give {{tail: a probability in (0, 0.5)}}")

@@ -5,8 +5,10 @@ With trees of Betas and weighted (power-prior) counts, each node's posterior is 
     a_post = a_prior + sum_i w_i x_i,   b_post = b_prior + sum_i w_i (n_i - x_i)
 
 over cohort entries on that node and, with weight ``w_case``, every case finding whose path passes
-through it. The rate block (patient-time shares and rates) has no likelihood: its posterior is its
-prior, drawn exactly by :func:`model.rates.sample_prior`.
+through it, in the plain configuration (no random effects, case selection or orderings: DESIGN §4
+keeps this closed form so that the sampler is still checked against it). The rate block
+(patient-time shares and rates) has no likelihood: its posterior is its prior, drawn exactly by
+:func:`model.rates.sample_prior`.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ class ExactPosterior:
 
 def node_counts(d: D.Design) -> tuple[np.ndarray, np.ndarray]:
     """Posterior Beta parameters (component, node) from a design of the independent variant."""
-    if d.variant.is_mixture:
-        raise ValueError("the conjugate posterior exists for the independent variant only")
+    if d.variant.is_mixture or d.synthesis:
+        raise ValueError("the conjugate posterior exists for the independent variant's plain configuration "
+                         "only (no random effects, selection or orderings)")
     a, b = d.prior_a.copy(), d.prior_b.copy()
     for lvl, of, mem, x, n, w in zip(d.entry_level, d.entry_of, d.entry_members, d.entry_x, d.entry_n, d.entry_w, strict=True):
         item, success = _group(lvl)
@@ -66,6 +69,6 @@ def _group(mask: np.ndarray) -> tuple[str, tuple[str, ...]]:
 
 
 def posterior(evidence: Evidence, *, w_case: float | None = None) -> ExactPosterior:
-    """The exact posterior of the independent variant's nodes for ``evidence``."""
-    d = D.build(evidence, evidence.variant("independent"), w_case=w_case)
+    """The exact posterior of the independent variant's nodes for ``evidence`` (plain configuration)."""
+    d = D.build(evidence, evidence.variant("independent"), w_case=w_case, synthesis=False)
     return ExactPosterior(*node_counts(d))

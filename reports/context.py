@@ -569,8 +569,8 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
                   "caption": (f"Fagan nomogram of infiltration against the other causes weighed: each thin line is "
                               f"one of {fan['lines']} posterior draws (before any finding on the left, likelihood "
                               f"ratio of all findings together in the middle, after them on the right); their spread "
-                              f"is the uncertainty. The bold line joins the mean probability before ({base['percent']}) "
-                              f"and after ({prob['percent']}) the findings.")},
+                              f"is the uncertainty. The bold line joins the mean probability before and after the "
+                              f"findings (section 1).")},
     }
 
     qualifier = " (only if the palsy is peripheral)" if peripheral else ""

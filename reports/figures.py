@@ -82,7 +82,7 @@ def _prob_axis_limits(values: list[float]) -> tuple[float, float]:
 
 
 def draw_waterfall(ax: Axes, fig: dict[str, Any]) -> None:
-    """Horizontal odds waterfall: base rate, each finding, result; whiskers are intervals."""
+    """Horizontal odds waterfall: the prior, each finding, the result (bars end at means); whiskers are intervals."""
     steps = fig["steps"]
     vals = [v for s in steps for v in (s["lower"], s["mean"], s["upper"])]
     x0, x1 = _prob_axis_limits(vals)

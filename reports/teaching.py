@@ -5,7 +5,7 @@ draws figures (matplotlib) and writes two self-contained HTML files (jinja2 with
 JavaScript, figures and posterior draws inline; no network resources):
 
 - ``lesson.html``: the lesson, with figures, tables, natural-frequency trees and the source patients;
-- ``interactive.html``: controls for the base rate and every finding, computed in the browser from
+- ``interactive.html``: controls for the prior and every finding (and the causes weighed), computed in the browser from
   every posterior draw (``reports/static/teach.js``).
 """
 

@@ -130,7 +130,10 @@ def simulate_cases(lib: Library, truth: dict[str, np.ndarray], d, rng: np.random
     from model import structure as S
 
     comps = list(d.variant.infiltration_components)
-    level_p = np.exp(LK.level_logp(LK.NUMPY, truth["theta"][0]))[comps]  # (Ki, level)
+    from model.criticism.predictive import _case_theta
+
+    # a published case is drawn from theta as selection shows it (the model's case likelihood)
+    level_p = np.exp(LK.level_logp(LK.NUMPY, _case_theta(truth, d)[0]))[comps]  # (Ki, level)
     counts = np.zeros(len(lib.index))
 
     def draw(pos: int, item: str) -> str:

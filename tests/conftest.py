@@ -38,6 +38,15 @@ def posterior_independent(evidence):
 
 
 @pytest.fixture(scope="session")
+def posterior_plain(evidence):
+    """The independent variant without random effects, selection or orderings: the conjugate check's."""
+    from model import cache as C
+    from model import fit
+
+    return fit.posterior("independent", evidence, C.Settings(synthesis=False))
+
+
+@pytest.fixture(scope="session")
 def posterior_subtype(evidence):
     from model import fit
 

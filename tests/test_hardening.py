@@ -446,7 +446,7 @@ def test_cache_faults_and_fresh_fit_equals_cached_fit(fixture_evidence, tmp_path
         common.load_draws(ns)
     assert len([w for w in caught if "corrupt" in str(w.message)]) == 1
     path.write_bytes(path.read_bytes()[:100])
-    flags = [f"--{k}={v}" for k, v in SMALL.__dict__.items()]
+    flags = [f"--{k}={getattr(SMALL, k)}" for k in ("draws", "tune", "chains", "seed")]
     code = P.main(["fit", "--priors", str(FIXTURE_EVIDENCE), "--variant", "independent", *flags])
     assert code in (0, 1)  # 1: diagnostics not ok on so few draws
     err = capsys.readouterr().err

@@ -116,6 +116,15 @@ def svg_of(page: Page, marker: str) -> str:
     return found[0]
 
 
+def posterior_json(patient: Path, *extra: str) -> dict:
+    proc = run_palsy("posterior", "--patient", str(patient), "--json", *VARIANT, *extra, check=True)
+    return json.loads(proc.stdout)
+
+
+#: ``palsy posterior --json`` of the source patients, taken beside their reports
+JSON: dict[str, dict] = {}
+
+
 @pytest.fixture(scope="session")
 def reports(palsy, tmp_path_factory):
     """Reports of the source patients and of special patients, through the CLI."""
@@ -141,19 +150,19 @@ def reports(palsy, tmp_path_factory):
     runs = {}
     for name in ("source-000-vignette", "source-001", "source-002"):
         runs[name] = palsy("report", str(PATIENTS / f"{name}.yaml"), "--out", str(out), *VARIANT, check=True)
+        JSON[name] = posterior_json(PATIENTS / f"{name}.yaml")  # at once: the same cached posterior
     for name in ("evil", "atdx", "central", "max"):
         runs[name] = palsy("report", str(special / f"{name}.yaml"), "--out", str(out), *VARIANT, check=True)
     runs["atra"] = palsy("report", str(special / "atra.yaml"), "--out", str(out), *VARIANT, check=True)
+    JSON["atra"] = posterior_json(special / "atra.yaml")
     runs["low"] = palsy("report", str(special / "low.yaml"), "--out", str(out), "--pretest", "0.0005", *VARIANT, check=True)
     two = out / "two"
     runs["two"] = palsy("report", str(PATIENTS / "source-000-vignette.yaml"), "--out", str(two), "--causes",
                         "infiltration,bell", *VARIANT, check=True)
+    JSON["two"] = posterior_json(PATIENTS / "source-000-vignette.yaml", "--causes", "infiltration,bell")
     return out, special, runs
 
 
-def posterior_json(patient: Path, *extra: str) -> dict:
-    proc = run_palsy("posterior", "--patient", str(patient), "--json", *VARIANT, *extra, check=True)
-    return json.loads(proc.stdout)
 
 
 def report_file(out: Path, name: str) -> Path:
@@ -186,7 +195,7 @@ def test_probability_and_differential_match_posterior_json(reports, name):
 
     out, _, _ = reports
     page = parse(out / f"{name}.html")
-    d = posterior_json(PATIENTS / f"{name}.yaml")
+    d = JSON[name]
     attrs = page.ids["probability"]
     for key in ("mean", "median", "lower", "upper"):
         assert float(attrs[f"data-{key}"]) == pytest.approx(d["probability"][key], rel=1e-12, abs=1e-15)
@@ -264,7 +273,7 @@ def test_figures_elements(reports):
     out, _, _ = reports
     for name in ("source-000-vignette", "source-002"):
         page = parse(out / f"{name}.html")
-        d = posterior_json(PATIENTS / f"{name}.yaml")
+        d = JSON[name]
         wf = svg_of(page, 'id="waterfall-bar-0"')
         assert len(re.findall(r'id="waterfall-bar-\d+"', wf)) == len(d["contributions"]) + 2
         # the bars' notes: the prior's and the result's mean P(infiltration), each finding's geometric-mean factor
@@ -294,7 +303,7 @@ def test_steps_table_is_the_step_means(reports):
 
     out, _, _ = reports
     page = parse(out / "source-002.html")
-    d = posterior_json(PATIENTS / "source-002.yaml")
+    d = JSON["source-002"]
     section = page.plain.split("3. How each finding", 1)[1].split("4. Findings, their weight", 1)[0]
     assert "geometric mean" in section
     for step in d["steps"]:
@@ -324,7 +333,7 @@ def test_same_words_in_html_and_pdf(reports):
     _, text = pdf_text(out / "source-002.pdf")
     natural = page.plain.split("Of 100 patients", 1)[1].split("of 100 with infiltration.", 1)[0]
     assert " ".join(("Of 100 patients" + natural).split()) in text
-    d = posterior_json(PATIENTS / "source-002.yaml")
+    d = JSON["source-002"]
     for phrase in [*d["model"]["not_modelled"], "w_case", "Moved it most", "weighed against"]:
         assert phrase in page.plain and phrase in text, phrase
 
@@ -390,7 +399,7 @@ def test_warnings_come_first(reports):
     assert "(only if the palsy is peripheral)" in central
     assert "warning-scope" not in parse(out / "source-000-vignette.html").ids
     atra = parse(report_file(out, "atra"))
-    with_flag = posterior_json(special / "atra.yaml")
+    with_flag = JSON["atra"]
     assert ("warning-atypical" in atra.ids) == with_flag["atypical"]["flag"]
     if with_flag["atypical"]["flag"]:
         assert atra.plain.index("Atypical findings.") < atra.plain.index("1. Leukemic infiltration")
@@ -400,7 +409,7 @@ def test_causes_subset(reports):
     """--causes infiltration,bell: weighed against Bell's palsy only, and the report says so."""
     out, _, _ = reports
     page = parse(out / "two" / "source-000-vignette.html")
-    d = posterior_json(PATIENTS / "source-000-vignette.yaml", "--causes", "infiltration,bell")
+    d = JSON["two"]
     assert float(page.ids["probability"]["data-mean"]) == pytest.approx(d["probability"]["mean"], rel=1e-12)
     raw = (out / "two" / "source-000-vignette.html").read_text(encoding="utf-8")
     assert sorted(re.findall(r'data-cause="([a-z_]+)"', raw)) == ["bell", "infiltration"]
@@ -415,7 +424,7 @@ def test_library_case_left_out(reports):
 def test_next_tests_section(reports):
     out, _, _ = reports
     page = parse(out / "source-000-vignette.html")
-    d = posterior_json(PATIENTS / "source-000-vignette.yaml")
+    d = JSON["source-000-vignette"]
     section = page.plain.split("5. What the next test could do", 1)[1].split("6. Fagan", 1)[0]
     assert "A contrast MRI" in section
     for result in ("normal", "enhancement of the facial nerve only", "soft-tissue mass along the nerve",

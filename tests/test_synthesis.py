@@ -28,7 +28,7 @@ def test_pooled_quantities_get_random_effects(evidence):
     assert any("csf_cytology" in g for g in d.re_groups)  # the four cytology series disagree (I2 about 0.84)
     assert d.re_member.sum(axis=1).max() == 1  # each study its own effect
     plain = D.build(evidence, evidence.variant("subtype"), synthesis=False)
-    assert plain.re_member.shape[1] == 0 and not plain.sel_mask.any() and plain.ordering_steepness == 0
+    assert plain.re_member.shape[1] == 0 and not plain.sel_mask.any() and not plain.synthesis
 
 
 def test_answers_use_the_new_setting_predictive(draws_subtype):

@@ -34,10 +34,12 @@ def element_labels(name: str, shape: tuple[int, ...], d: D.Design) -> list[tuple
     """(index, label) of every scalar element of a sampled parameter, e.g. ``theta[bell, laterality: bilateral]``."""
     coords = {"theta": (list(d.variant.components), list(S.NODE_NAMES)),
               "omega": (list(S.LINEAGES), list(d.variant.forms))}
+    names = coords.get(name, ())
     out = []
     for idx in np.ndindex(*shape):
-        label = name if not idx else f"{name}[{', '.join(coords[name][k][i] for k, i in enumerate(idx))}]"
-        out.append((idx, label))
+        # a parameter without named coordinates here (a later addition) is labelled by its indices
+        parts = [names[k][i] if k < len(names) and len(names[k]) == shape[k] else str(i) for k, i in enumerate(idx)]
+        out.append((idx, name if not idx else f"{name}[{', '.join(parts)}]"))
     return out
 
 

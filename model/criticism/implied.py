@@ -88,7 +88,7 @@ def _row(x: np.ndarray, target: Any, ci: float, **keys: Any) -> dict[str, Any]:
         row.update({"target": [float(rng[0]), float(rng[1])],
                     "in_range": bool(rng[0] <= row["mean"] <= rng[1]),
                     "reasoning": " ".join(str(target.get("reasoning") or "").split()) or None,
-                    "ref": target.get("ref")})
+                    "ref": [target["ref"]] if isinstance(target.get("ref"), str) else (target.get("ref") or [])})
     return row
 
 

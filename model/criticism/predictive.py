@@ -6,7 +6,8 @@ LP's result, or a conjunction of two of those). Its observed value is the number
 among those where the event is determined (every finding it involves known, not in the case's
 ``proven_by`` and not re-tabulated by a review), for which it holds. Every library case is a case of
 infiltration, conditioned on its context (DESIGN §3: cases inform the findings given the form, not
-the rate model). For every draw s and case i the model gives q_is = P(event | infiltration, case i),
+the rate model). For every draw s and case i the model gives q_is = P(event | infiltration, case i) (a published
+case's findings read through the selection model where the model has one),
 the mixture over the case's allowed forms with weights P(form | case context) = sum_lineage
 P(lineage | case context, infiltration) omega[lineage, form] (subtype variant). The predictive count
 is a Poisson-binomial sum, replicated once per draw (T_rep,s = sum_i Bernoulli(q_is)). We report its
@@ -98,7 +99,9 @@ def case_facts(evidence: Evidence) -> list[dict[str, Any]]:
             value = case.values.get(name)
             if value is not None and name not in skip:
                 facts[name] = frozenset(S.expand(name, value))
-        if case.csf and "csf" not in skip:
+        # the LPs only where the fit uses them (DESIGN §3: cases may not inform CSF sensitivity)
+        items = {S.LEVEL_KEYS[int(np.flatnonzero(m)[0])][0] for m in D.case_observations(case, skip=skip)}
+        if case.csf and "csf" not in skip and items & {S.csf_item(m) for m in F.CSF_METHODS}:
             facts["csf"] = tuple(case.csf)
         profile = case.values.get("csf_profile")
         if profile is not None and case.csf and "csf_profile" not in skip:
@@ -122,12 +125,19 @@ def _observed(facts: dict[str, Any], part: tuple[str, tuple[str, ...]]) -> bool 
     return None
 
 
+def _case_theta(params: dict[str, np.ndarray], d: D.Design) -> np.ndarray:
+    """Theta as a published case sees it (selection of striking features), or theta itself."""
+    f = getattr(LK, "case_theta", None)
+    return np.asarray(f(LK.NUMPY, params, d)) if f is not None else params["theta"]
+
+
 class _Probabilities:
     """Per-draw probability tables of infiltration's components used by the predictive checks."""
 
     def __init__(self, params: dict[str, np.ndarray], d: D.Design) -> None:
         inf = list(d.infiltration_components)
-        self.level_p = np.exp(LK.level_logp(LK.NUMPY, params["theta"]))[:, inf]  # (S, Ki, level)
+        # published cases are drawn from the node probabilities seen through the selection model
+        self.level_p = np.exp(LK.level_logp(LK.NUMPY, _case_theta(params, d)))[:, inf]  # (S, Ki, level)
         self.n, self.ki = self.level_p.shape[0], len(inf)
         self.omega = params.get("omega") if d.variant.is_mixture else None
         self.d = d
