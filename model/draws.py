@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from model import rates as R
+from model.safe_yaml import YAMLInputError, read_bytes
 
 META_KEY = "__meta__"
 RATES_PREFIX = "rates__"
@@ -160,10 +161,12 @@ def verify(path: Path) -> None:
         If the file or its checksum is missing, not a file, unreadable, or they differ.
     """
     sidecar = checksum_path(path)
-    try:
-        expected = sidecar.read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
+    try:  # a regular file of at most a few bytes (not a folder, a FIFO or a link to /dev/zero)
+        expected = read_bytes(sidecar, limit=1024).decode("ascii").strip()
+    except (YAMLInputError, UnicodeDecodeError) as exc:
         raise CorruptDraws(f"{sidecar}: missing or unreadable checksum ({exc})") from None
+    if not path.is_file():  # a folder, a FIFO (which would block the read) or a device
+        raise CorruptDraws(f"{path}: not a regular file")
     try:
         actual = _sha256(path)
     except OSError as exc:
