@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-
 from model import findings as F
+from model import safe_yaml
 
 ACTIONS = ("no_test", "test", "treat")
 
@@ -57,9 +56,9 @@ def load(directory: str | Path = "priors") -> Settings:
     """
     path = Path(directory) / "decision.yaml"
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise F.InputError([f"cannot read the decision settings: {exc}"], str(path)) from None
+        doc = safe_yaml.load(path)
+    except safe_yaml.YAMLInputError as exc:
+        raise F.InputError([f"cannot read the decision settings: {exc.detail}"], str(path)) from None
     problems: list[str] = []
     if not isinstance(doc, dict):
         raise F.InputError(["must be a mapping with benefit_treat_infiltration, harm_treat_without_infiltration, tests"],

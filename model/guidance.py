@@ -15,9 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from model import findings as F
+from model import safe_yaml
 from model.decision import ACTIONS
 
 PAGE_ONE = 6  # actions page 1 shows at most
@@ -93,9 +92,9 @@ def load(directory: str | Path, causes: tuple[str, ...]) -> tuple[Action, ...]:
     """
     path = Path(directory) / "actions.yaml"
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise F.InputError([f"cannot read the actions: {exc}"], str(path)) from None
+        doc = safe_yaml.load(path)
+    except safe_yaml.YAMLInputError as exc:
+        raise F.InputError([f"cannot read the actions: {exc.detail}"], str(path)) from None
     items = doc.get("actions") if isinstance(doc, dict) else None
     if not isinstance(items, list):
         raise F.InputError(["give a top-level list `actions:`"], str(path))

@@ -12,6 +12,7 @@ where it is labelled.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -127,6 +128,7 @@ TEST_NAMES: dict[str, str] = {
     "mri": "contrast MRI",
 }
 
+SUPPORTS = "This report supports and does not replace clinical judgment."
 DISCLAIMER = ("This report supports and does not replace clinical judgment. It weighs leukemic infiltration "
               "against the modelled causes that mimic it, from published evidence of uneven quality; the "
               "treating team weighs it with everything the model does not see.")
@@ -401,6 +403,8 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
     cites = _Citations(evidence)
     ci_pct = round(100 * ci)
     d = ans.to_dict()
+    # page 1's actions are cited first, so their sources carry the smallest numbers
+    cites.cite([k for a in d["actions"][:6] for k in _refs(a.get("refs"))])
 
     findings = []
     for name in F.FINDINGS:
@@ -574,7 +578,11 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
     }
 
     qualifier = " (only if the palsy is peripheral)" if peripheral else ""
+    page1 = _page1(ans, d, rows, cites, ci, qualifier)
     return {
+        "page1": page1,
+        "actions": _all_actions(d, cites),
+        "decision": page1["decision"],
         "title": TITLE,
         "patient": {"id": pat.id, "description": pat.description, "findings": findings, "unknown": unknown},
         "warnings": warnings,
@@ -610,3 +618,73 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
         "json": {"probability": ans.probability, "prior_probability": ans.prior_probability,
                  "causes": d["causes"]},
     }
+
+
+def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: _Citations, ci: float,
+           qualifier: str) -> dict[str, Any]:
+    """Page 1 (DESIGN §6): the headline, the three findings that moved it most, what to do now (at most
+    six one-line actions), the decision and two lines of limits. Every number is a mean (factors are
+    geometric means); nothing here is computed from the draws, only worded."""
+    weighed = list(ans.causes_weighed)
+    others = [cause_name(c) for c in weighed if c != A.INFILTRATION]
+    p = d["probability"]
+    headline = {
+        "label": f"P(leukemic infiltration){qualifier}",
+        "percent": W.percent(p["mean"]), "interval": W.interval(p["lower"], p["upper"], ci),
+        "against": ", ".join(others),
+        "sentence": (f"P(leukemic infiltration){qualifier}: {W.percent(p['mean'])} (mean; "
+                     f"{W.interval(p['lower'], p['upper'], ci)}), weighed against {', '.join(others)}."),
+    }
+    order = sorted(range(len(rows)), key=lambda i: -abs(ans.contributions[i]["log_lr"]["mean"]))[:3]
+    top = [{"label": rows[i]["label"], "factor": rows[i]["factor"], "direction": rows[i]["direction"],
+            "line": (f"{rows[i]['label']}: {rows[i]['factor']} on the odds of infiltration "
+                     f"({rows[i]['direction']} it)")} for i in order]
+    actions = [{"id": a["id"], "text": a["text"], "refs": cites.cite(_refs(a.get("refs")))}
+               for a in d["actions"][:6]]
+    dec = d["decision"]
+    decision = None
+    if dec:
+        th = dec["thresholds"]
+        tests = []
+        for t in dec["tests"]:
+            name = W.sentence_start(TEST_NAMES.get(t["test"], t["test"].replace("_", " ")))
+            if t["can_change_action"]:
+                change = (f"could change the action (probability {W.percent(t['probability_of_change'])}; "
+                          f"value of information {t['value_of_information']:+.3f})")
+            else:
+                change = f"cannot change the action (value of information {t['value_of_information']:+.3f})"
+            tests.append({"test": t["test"], "name": name, "can_change": bool(t["can_change_action"]),
+                          "line": f"{name}: {change}.",
+                          "probability_of_change": W.percent(t["probability_of_change"]),
+                          "voi": f"{t['value_of_information']:+.3f}",
+                          "testing_threshold": W.percent(t["testing_threshold"]),
+                          "test_treatment_threshold": W.percent(t["test_treatment_threshold"]),
+                          "sensitivity": W.percent(t["sensitivity"]),
+                          "false_positive_rate": W.percent(t["false_positive_rate"])})
+        neg = dec["negative_lps_to_low"]
+        lps = "; ".join(f"{'flow cytometry' if m == 'flow' else m}: "
+                        f"{'not reachable within 6' if k is None else k}" for m, k in neg.items())
+        source = Path(str(th["source"])).name if th.get("source") else "--thresholds"
+        decision = {
+            "action": dec["action"], "action_text": W.sentence_start(dec["action_text"]),
+            "probability": W.percent(dec["probability"]),
+            "low": W.percent(th["low"]), "high": W.percent(th["high"]), "treatment": W.percent(th["treatment"]),
+            "source": source,
+            "thresholds_line": (f"Mean P(infiltration) {W.percent(dec['probability'])} against the thresholds "
+                                f"{W.percent(th['low'])} (lower) and {W.percent(th['high'])} (upper), from {source}."),
+            "tests": tests,
+            "negative_lps": f"Further negative LPs to fall below {W.percent(th['low'])}: {lps}.",
+        }
+    not_modelled = ", ".join(ans.model["not_modelled"])
+    limits = [f"Weighed only against the causes listed; not modelled: {not_modelled}.",
+              SUPPORTS + " Rates and factors come from published evidence of uneven quality and labelled "
+              "expert judgment (limits in full below)."]
+    return {"headline": headline, "top": top, "actions": actions, "n_actions": len(d["actions"]),
+            "decision": decision, "limits": limits}
+
+
+def _all_actions(d: dict[str, Any], cites: _Citations) -> list[dict[str, Any]]:
+    """Every action that applies, in priority order, with its detail and sources (later pages)."""
+    return [{"id": a["id"], "text": a["text"], "detail": a.get("detail", ""),
+             "refs": cites.cite(_refs(a.get("refs"))), "on_page1": i < 6}
+            for i, a in enumerate(d["actions"])]

@@ -89,9 +89,17 @@ def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws
         "case_aliases": [list(c.also_known_as) for c in evidence.cases],
         "diagnostics": fit.diagnostics(dt),
     }
+    # the draws the answers use: the new-setting predictive, conditioned on the clinical ordering
+    # exactly as :func:`model.fit.posterior` does (so that refits compare like with like)
+    params["theta_new"], violations = fit.predictive_theta(params, d, settings.seed)
+    meta["ordering_rejected"] = violations
     if like is not None:  # keep the baseline's provenance, but the refit's own settings and diagnostics
-        meta = {**like.meta, "settings": meta["settings"], "diagnostics": meta["diagnostics"], "w_case": d.w_case}
-    return Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
+        meta = {**like.meta, "settings": meta["settings"], "diagnostics": meta["diagnostics"], "w_case": d.w_case,
+                "ordering_rejected": violations}
+    dr = Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
+    if d.synthesis:
+        dr = dr.subset(np.flatnonzero(fit.ordering_holds(params["theta_new"], d)))
+    return dr
 
 
 def plain(v: Any) -> Any:
