@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +72,21 @@ def compiled_model(variant: str, evidence: Evidence, design: D.Design | None = N
 
 
 def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings(), *,
-           data: dict[str, np.ndarray] | None = None, weights_one: bool = False):
-    """Run NUTS; return (DataTree, Design). ``data`` replaces counts/weights (a refit)."""
+           data: dict[str, np.ndarray] | None = None, weights_one: bool = False,
+           progress: Callable[[str], None] | None = None):
+    """Run NUTS; return (DataTree, Design). ``data`` replaces counts/weights (a refit).
+
+    ``progress``, when given, is told what the fit is doing (compiling, sampling) and gets nutpie's
+    own progress bar (the command line passes it on a terminal only, never under ``--json``).
+    """
     import nutpie
 
     d = D.build(evidence, evidence.variant(variant), weights_one=weights_one, synthesis=settings.synthesis)
+    if progress and (variant, evidence.hash, settings.synthesis) not in _COMPILED:
+        progress(f"compiling the {variant} model (once per process; a few minutes on a new machine)")
     compiled = compiled_model(variant, evidence, d, settings.synthesis)
+    if progress:
+        progress(f"sampling {settings.chains} chains x {settings.draws} draws ({settings.tune} tuning steps)")
     updates = dict(d.data()) if weights_one else {}
     updates.update(data or {})
     if updates:
@@ -88,7 +98,7 @@ def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dt = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                           cores=min(settings.chains, 2), seed=settings.seed, progress_bar=False)
+                           cores=min(settings.chains, 2), seed=settings.seed, progress_bar=progress is not None)
     return dt, d
 
 
@@ -181,7 +191,8 @@ def case_loglik(params: dict[str, np.ndarray], d: D.Design) -> np.ndarray:
 
 
 def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Settings(), *,
-              use_cache: bool = True, refresh: bool = False) -> Posterior:
+              use_cache: bool = True, refresh: bool = False,
+              progress: Callable[[str], None] | None = None) -> Posterior:
     """The posterior of ``variant``: from the cache when valid, otherwise fitted and cached.
 
     A corrupt or partial cache entry (including a ``draws.npz`` that is not a file) is reported with
@@ -197,7 +208,7 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
     if use_cache:
         C.check_root()
     t0 = time.perf_counter()
-    dt, d = sample(variant, evidence, settings)
+    dt, d = sample(variant, evidence, settings, progress=progress)
     seconds = time.perf_counter() - t0
     params = flat_params(dt)
     params.update(rate_block(d, len(params["theta"]), settings.seed))

@@ -6,11 +6,14 @@ What is simulated
 -----------------
 Every likelihood weight is 1 (``weights_one``): a power prior is not a generative model. For each
 simulation, one set of the sampled parameters is drawn from the model's priors
-(:func:`model.prior.draws`: theta's base and expert-judgment Betas, omega's Dirichlets; the rate block
-has no likelihood and is not refitted, so it is not part of SBC), and from it:
+(:func:`model.prior.draws`: theta's base and expert-judgment Betas, omega's Dirichlets, the shared
+spread tau and one study effect re_z per entry of a pooled quantity, the selection parameter gamma;
+the rate block has no likelihood and is not refitted, so it is not part of SBC), and from it:
 
 - every cohort count, x ~ Binomial(n, rate) with the entry's own n and the rate of its cause (and
-  form) as the fit uses it;
+  form) as the fit uses it, with the entry's study effect (expit(logit(rate) + tau z_j));
+- every published case's findings through the selection model (the odds of each striking feature
+  times exp(gamma), :func:`model.likelihood.case_theta`);
 - the case library: every library case keeps what was observed of it (which findings, how many LPs
   by which method, its context and its stated form), and its findings are drawn from the model. Its
   form, when the library does not state it, is drawn from P(form | case context) = sum_lineage
@@ -223,8 +226,11 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     return {
         "variant": variant, "evidence_hash": evidence.hash, "simulations": simulations,
         "settings": {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "thin_to": thin_to, "bins": bins},
-        "what": ("sampled parameters (theta, omega) from the prior; cohort counts and the case library's findings "
-                 "simulated from them (forms drawn and stated); weights 1"),
+        "what": ("sampled parameters (theta, omega, the spread tau and study effects re_z, the selection "
+                 "parameter gamma) from the prior; cohort counts simulated with their study effects and the case "
+                 "library's findings through the selection model (forms drawn and stated); weights 1. "
+                 "A code check: data simulated from the model itself"),
+        "random_effect_quantities": list(d.re_groups), "selected_features": int(d.sel_mask.sum()),
         "library": {"cases": len(lib.slots), "findings_per_simulation": float(np.mean(cases)) if cases else 0.0,
                     "pseudo_cases": len(lib.index)},
         **out,

@@ -127,3 +127,25 @@ def test_broken_evidence_exits_2(palsy, tmp_path):
 def test_fit_reports_diagnostics_from_cache(palsy):
     r = palsy("fit", check=True)
     assert "R-hat" in r.stdout and "ok" in r.stdout
+
+
+def test_progress_only_on_a_terminal_and_never_with_json():
+    """Long work says what it is doing on stderr when a person watches (a terminal), never in --json."""
+    import argparse
+
+    from scripts.commands import common
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    import sys
+
+    saved = sys.stderr
+    try:
+        sys.stderr = Tty()
+        assert common.progress_reporter(argparse.Namespace(json=False)) is not None
+        assert common.progress_reporter(argparse.Namespace(json=True)) is None
+    finally:
+        sys.stderr = saved
+    assert common.progress_reporter(argparse.Namespace(json=False)) is None  # pytest's stderr is not a terminal

@@ -72,14 +72,32 @@ def test_rank_statistics_detect_miscalibration():
     assert [r["outside_ecdf_band"] for r in bad["per_parameter"]] == [False, True]
 
 
+def pooled_fixture(fixture_evidence):
+    """The fixture evidence with a second study of infiltration's P(bilateral): a pooled quantity, so
+    that the model has random effects (tau, re_z) as well as the selection model (gamma)."""
+    import dataclasses
+
+    extra = [dataclasses.replace(e, id=e.id + "_second_study", x=4.0, n=12.0)
+             for e in fixture_evidence.entries if e.id == "l_bilateral"]
+    return dataclasses.replace(fixture_evidence, entries=(*fixture_evidence.entries, *extra),
+                               hash=fixture_evidence.hash + ":pooled")
+
+
 @pytest.mark.slow
 def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
-    """30 simulations (the reduced run): a loose chi-square bound on the pooled ranks."""
+    """30 simulations (the reduced run) of the model with random effects and case selection: cohort
+    counts simulated with study effects, cases through the selection model; a loose chi-square bound."""
+    from model import design as D
     from scripts import sbc
 
-    res = sbc.run(fixture_evidence, "independent", 30, draws=200, tune=200, chains=2, thin_to=19, bins=5, seed=11)
+    ev = pooled_fixture(fixture_evidence)
+    d = D.build(ev, ev.variant("independent"))
+    assert d.re_groups and d.sel_mask.any()  # both parts of the synthesis are in the simulated model
+    res = sbc.run(ev, "independent", 30, draws=200, tune=200, chains=2, thin_to=19, bins=5, seed=11)
     assert len(res["ranks"]) == 30 and len(res["parameters"]) == len(res["ranks"][0])
-    assert all(p.startswith("theta[") for p in res["parameters"])  # the sampled parameters only
+    # the sampled parameters only: theta, the spread and study effects, the selection parameter
+    assert {p.partition("[")[0] for p in res["parameters"]} == {"theta", "tau", "re_z", "gamma"}
+    assert "gamma" in res["parameters"] and "tau" in res["parameters"]
     assert res["library"]["findings_per_simulation"] > 0
     r = np.array(res["ranks"])
     assert r.min() >= 0 and r.max() <= 19

@@ -153,4 +153,11 @@ def load_draws(args: argparse.Namespace, variant: str | None = None, settings: C
     ev = evidence.load(pdir)
     C.check_root()  # a PALSY_CACHE that cannot hold the fit is bad input, found before fitting
     print(f"palsy: fitting the {variant} variant (cache is cold; this takes a minute)...", file=sys.stderr)
-    return fit.posterior(variant, ev, settings, use_cache=True).draws
+    return fit.posterior(variant, ev, settings, use_cache=True, progress=progress_reporter(args)).draws
+
+
+def progress_reporter(args: argparse.Namespace | None = None):
+    """What long work is doing, on stderr: only on a terminal and never under ``--json`` (None otherwise)."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+    return lambda message: print(f"palsy: {message}...", file=sys.stderr, flush=True)

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from model import evidence, fit
 
     ev = evidence.load(common.priors_dir(args))
-    post = fit.posterior(args.variant, ev, common.settings_from(args), refresh=args.refit)
+    post = fit.posterior(args.variant, ev, common.settings_from(args), refresh=args.refit,
+                         progress=common.progress_reporter(args))
     d = post.diagnostics
     src = "cache" if post.from_cache else f"fitted in {post.seconds:.1f} s"
     print(T.line(f"{args.variant}: {post.draws.n} draws ({src}); R-hat max {d['r_hat_max']:.4f}, "
