@@ -36,6 +36,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="skip the fit timings")
+    ap.add_argument("--routes", action="store_true",
+                    help="also time the sampler routes from empty compile caches (DESIGN §8; several minutes)")
     args = ap.parse_args()
     os.environ.setdefault("PALSY_CACHE", str(REPO / ".cache" / "palsy"))
 
@@ -86,6 +88,8 @@ def main() -> int:
 
     if args.quick:
         return 0
+    if args.routes:
+        routes(bare)
     # 4. fits: cold (compilation included) printed; timed after a warm-up fit in the same process
     print()
     fit._COMPILED.clear()
@@ -112,6 +116,47 @@ def main() -> int:
         print(f"{'':<58} R-hat max {d['r_hat_max']:.4f} (<= 1.01), bulk ESS min {d['ess_bulk_min']:.0f} (>= 1000), "
               f"divergences {d['divergences']} (0): {'PASS' if d['ok'] else 'FAIL'}")
     return 0
+
+
+#: Sampler routes measured from empty compile caches: (name, extra environment). NUMBA_OPT lowers
+#: LLVM's optimisation level, which is where nutpie's numba compilation spends its time.
+ROUTES = (("nutpie + numba (default)", {}), ("nutpie + numba, NUMBA_OPT=0", {"NUMBA_OPT": "0"}))
+
+_COLD_FIT = """
+import sys, time
+from model import cache as C, evidence, fit
+ev = evidence.load(sys.argv[1])
+t = time.perf_counter(); dt, _ = fit.sample(sys.argv[2], ev, C.Settings()); cold = time.perf_counter() - t
+t = time.perf_counter(); dt, _ = fit.sample(sys.argv[2], ev, C.Settings(seed=7)); same = time.perf_counter() - t
+d = fit.diagnostics(dt)
+print(f"{cold:.1f} {same:.1f} {d['r_hat_max']:.4f} {d['ess_bulk_min']:.0f} {d['divergences']}")
+"""
+
+
+def routes(bare: float) -> None:
+    """Each route: a first fit in a fresh process with empty compile caches, then a refit in the same
+    process, and a second process with the caches warm (DESIGN §8 bars: 60 s, 5 s, and 30 s after an edit)."""
+    print()
+    for name, env in ROUTES:
+        for v in ("independent", "subtype"):
+            with tempfile.TemporaryDirectory() as tmp:
+                e = {**os.environ, **env, "PYTENSOR_FLAGS": f"base_compiledir={tmp}/pt", "NUMBA_CACHE_DIR": f"{tmp}/nb"}
+                out = []
+                for _ in range(2):  # cold, then warm caches
+                    t = time.perf_counter()
+                    r = subprocess.run([sys.executable, "-c", _COLD_FIT, str(REPO / "priors"), v], cwd=REPO, env=e,
+                                       capture_output=True, text=True)
+                    total = time.perf_counter() - t
+                    if r.returncode:
+                        print(f"{name}, {v}: failed: {r.stderr.strip().splitlines()[-1:]}")
+                        break
+                    cold, same, rhat, ess, div = r.stdout.split()
+                    out.append((total, float(cold), float(same), rhat, ess, div))
+            for label, (total, cold, same, rhat, ess, div) in zip(("empty caches", "warm caches"), out, strict=False):
+                row(f"fit {v}, {name}, {label}: process", total, 60.0 if label == "empty caches" else 30.0,
+                    "python -c 'import numpy'", bare)
+                print(f"{'':<58} first fit {cold:.1f} s, refit in the same process {same:.1f} s (bar 5 s); "
+                      f"R-hat {rhat}, bulk ESS {ess}, divergences {div}")
 
 
 if __name__ == "__main__":
