@@ -15,7 +15,6 @@ import base64
 import io
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ from typing import Any
 from markupsafe import Markup
 
 from model import findings as F
-from model.draws import atomic_write
 from reports import wording as W
+from reports.output import write_all
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -471,37 +470,19 @@ def page_html(models: Sequence[dict[str, Any]], *, ci: float = 0.9, not_modelled
         not_modelled=", ".join(not_modelled or ()))
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write atomically, readable like any file the user creates (the temporary file is 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(data)
-        os.chmod(tmp, 0o666 & ~umask)
-
-    atomic_write(path, write)
-
-
 def write(out: Path, L: dict[str, Any], models: Sequence[dict[str, Any]], *, ci: float = 0.9) -> dict[str, Path]:
     """Write the figures, ``lesson.html``, ``interactive.html`` and ``lesson.json`` into ``out``.
 
-    Every file is written atomically (temporary file, then rename): none is seen half-written.
+    All or nothing: everything is made in memory first, then written as one set
+    (:func:`reports.output.write_all`), so a failure leaves no figures without their lesson.
     """
-    out = Path(out)
     figs = figures(L)
-    paths: dict[str, Path] = {}
-    for name, png in figs.items():
-        p = out / "figures" / name
-        _write(p, png)
-        paths[name] = p
-    texts = {LESSON_NAME: lesson_html(L, figs), PAGE_NAME: page_html(models, ci=ci, not_modelled=L["not_modelled"]),
-             "lesson.json": json.dumps(to_jsonable(L), indent=1)}
-    for name, text in texts.items():
-        p = out / name
-        _write(p, text.encode("utf-8"))
-        paths[name] = p
-    return paths
+    files = {f"figures/{name}": png for name, png in figs.items()}
+    files[LESSON_NAME] = lesson_html(L, figs).encode("utf-8")
+    files[PAGE_NAME] = page_html(models, ci=ci, not_modelled=L["not_modelled"]).encode("utf-8")
+    files["lesson.json"] = json.dumps(to_jsonable(L), indent=1).encode("utf-8")
+    written = write_all(out, files)
+    return {rel.removeprefix("figures/"): path for rel, path in written.items()}
 
 
 def to_jsonable(x: Any) -> Any:

@@ -451,3 +451,17 @@ def test_cache_faults_and_fresh_fit_equals_cached_fit(fixture_evidence, tmp_path
     assert code in (0, 1)  # 1: diagnostics not ok on so few draws
     err = capsys.readouterr().err
     assert err.count("corrupt") == 1 and "palsy: warning: cached posterior is corrupt" in err, err
+
+
+def test_output_sets_are_all_or_nothing(tmp_path):
+    """reports.output.write_all: a file that cannot be staged leaves none of the set behind."""
+    import pytest
+
+    from reports.output import write_all
+
+    out = tmp_path / "out"
+    paths = write_all(out, {"a.html": b"a", "figures/b.png": b"b"})
+    assert paths["a.html"].read_bytes() == b"a" and paths["figures/b.png"].read_bytes() == b"b"
+    with pytest.raises(OSError):
+        write_all(out, {"c.html": b"c", "a.html/inside": b"x"})  # a path under an existing file
+    assert not (out / "c.html").exists() and not list(out.glob(".staging-*"))

@@ -359,3 +359,19 @@ def test_subtype_lesson_renders_and_escapes(draws_subtype):
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
     text = " ".join(_check_self_contained(html).text)
     assert "80% CrI" in text and "pretest P(infiltration) 50.0%" in text
+
+
+def test_teach_output_is_all_or_nothing(tmp_path, monkeypatch):
+    """A failure while making the lesson leaves no figures behind (issue 9: partial output)."""
+    from reports import teaching as R
+
+    L = {"not_modelled": []}
+    monkeypatch.setattr(R, "figures", lambda L: {"a.png": b"png"})
+
+    def broken(*a, **k):
+        raise RuntimeError("template failed")
+
+    monkeypatch.setattr(R, "lesson_html", broken)
+    with pytest.raises(RuntimeError):
+        R.write(tmp_path / "out", L, [], ci=0.9)
+    assert not list((tmp_path / "out").rglob("*.png")) and not list((tmp_path / "out").rglob("*.html"))

@@ -44,6 +44,19 @@ def load_patients(folder: str | Path) -> list[F.Patient]:
     return out
 
 
+def load_vignettes(folder: str | Path) -> list[F.Patient]:
+    """The hallmark vignettes of ``folder``/*.yaml (each file's ``patient`` key)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    out = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        if isinstance(doc, dict) and "patient" in doc:
+            out.append(F.parse_patient(doc["patient"], str(path)))
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
     """An evidence source to leave out: cohort entries and cases of one reference, or one expert judgment."""
@@ -134,7 +147,8 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
                        w_values: Sequence[float] = (0.25, 0.5, 1.0),
                        pretests: Sequence[float] = (0.01, 0.05, 0.2, 0.5),
                        refit: bool = True, refit_settings=None, k_threshold: float = K_THRESHOLD,
-                       top: int = 8) -> dict[str, Any]:
+                       top: int = 8, quick: tuple[int, int] | None = None,
+                       rate_factors: bool = True) -> dict[str, Any]:
     """How each patient's P(infiltration | findings) (mean) moves with ``w_case``, the pretest and each source.
 
     Parameters
@@ -147,6 +161,15 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
         change is by PSIS and unreliable ones are reported as such.
     top : int
         Sources kept per patient in the tornado (largest |change| first).
+    quick : (int, int), optional
+        Refit only this many expert judgments and references (those whose PSIS change is largest
+        over the patients, whatever its k); every other source keeps its PSIS change, flagged
+        unreliable where k >= ``k_threshold``. Without it every source whose PSIS removal is
+        unreliable, expert judgments included (their Beta replaced by the base prior through
+        ``prior_a``/``prior_b``), is removed by an exact refit.
+    rate_factors : bool
+        Also each free factor of the rate model (``priors/rates.yaml``) set at its prior median on
+        every draw (exact: the rate block has no likelihood, nothing is refitted).
 
     Returns
     -------
@@ -207,31 +230,113 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
                 mean, k = weighted_mean(base_p[p.id], lr)
                 res[p.id]["w_case"].append({"w_case": w, "mean": mean, "delta": mean - res[p.id]["baseline"],
                                             "method": "PSIS", "pareto_k": k, "reliable": bool(k < k_threshold)})
+    psis_rows: dict[str, list[dict[str, Any]]] = {}
     for src in srcs:
         lr_src = source_log_ratio(src, draws.params, d, terms)
         for p in patients:
             idx = draws.case_index(p.id)
             own_lr = own[p.id] if idx is None or idx not in src.cases else 0.0
             mean, k = weighted_mean(base_p[p.id], lr_src + own_lr)
-            row = {"source": src.name, "kind": src.kind, "cause": src.cause, "mean": mean,
-                   "delta": mean - res[p.id]["baseline"], "method": "PSIS", "pareto_k": k,
-                   "reliable": bool(k < k_threshold), "entries": len(src.entries), "cases": len(src.cases)}
-            if not row["reliable"] and refit and src.kind == "reference":
-                data = {k2: v2.copy() for k2, v2 in base_data.items()}
-                data["entry_w"][list(src.entries)] = 0.0
-                data["case_w"][list(src.cases)] = 0.0
-                dd = dataclasses.replace(d, entry_w=data["entry_w"])
-                ref = do_refit("base", None, d)
-                alt = do_refit(f"source={src.name}", data, dd)
+            psis_rows.setdefault(src.name, []).append(
+                {"source": src.name, "kind": src.kind, "cause": src.cause, "mean": mean,
+                 "delta": mean - res[p.id]["baseline"], "method": "PSIS", "pareto_k": k,
+                 "reliable": bool(k < k_threshold), "entries": len(src.entries), "cases": len(src.cases)})
+    if quick is not None:  # the sources whose PSIS change is largest over the patients (whatever its k)
+        size = {n: max(abs(r["delta"]) for r in rows) for n, rows in psis_rows.items()}
+        chosen = set()
+        for kind, m in zip(("expert_judgment", "reference"), quick, strict=True):
+            names = sorted((s2.name for s2 in srcs if s2.kind == kind), key=lambda n: -size[n])
+            chosen |= set(names[:m])
+    for src in srcs:
+        want = refit and (src.name in chosen if quick is not None
+                          else not all(r["reliable"] for r in psis_rows[src.name]))
+        alt = None
+        if want:
+            data = {k2: np.array(v2, float, copy=True) for k2, v2 in base_data.items()}
+            data["entry_w"][list(src.entries)] = 0.0
+            data["case_w"][list(src.cases)] = 0.0
+            for k2, node, a, b in src.expert:  # the judgment's Beta replaced by the base prior, exactly
+                data["prior_a"][k2, node], data["prior_b"][k2, node] = a, b
+            dd = dataclasses.replace(d, entry_w=data["entry_w"], prior_a=data["prior_a"], prior_b=data["prior_b"])
+            ref = do_refit("base", None, d)
+            alt = do_refit(f"source={src.name}", data, dd)
+        for p, row in zip(patients, psis_rows[src.name], strict=True):
+            if alt is not None:
+                idx = draws.case_index(p.id)
                 drop_own = not (idx is not None and idx in src.cases)
                 delta = refit_mean(p, alt, drop_own) - refit_mean(p, ref)
-                row.update({"delta": delta, "mean": res[p.id]["baseline"] + delta, "method": "refit",
-                            "reliable": True})
+                row = {**row, "delta": delta, "mean": res[p.id]["baseline"] + delta, "method": "refit",
+                       "reliable": True, "psis_delta": row["delta"]}
             res[p.id]["sources"].append(row)
+    if rate_factors:
+        for name, vals in rate_factor_medians(d).items():
+            alt_draws = with_rate_factor(draws, d, name, vals)
+            for p in patients:
+                mean = weighted_mean(p_infiltration(p, alt_draws), own[p.id])[0]
+                res[p.id]["sources"].append(
+                    {"source": f"rate factor {name} at its prior median", "kind": "rate_factor",
+                     "cause": name.split(":")[0], "mean": mean, "delta": mean - res[p.id]["baseline"],
+                     "method": "exact (rate block redrawn)", "pareto_k": None, "reliable": True,
+                     "entries": 0, "cases": 0})
     for p in patients:
         rows = sorted(res[p.id]["sources"], key=lambda r: -abs(r["delta"]) if r["reliable"] else 0.0)
         res[p.id]["sources"] = rows
         res[p.id]["tornado"] = [r for r in rows if r["reliable"]][:top]
-    return {"variant": variant, "patients": res, "refit": refit,
+        res[p.id]["unreliable"] = sum(not r["reliable"] for r in rows)
+        res[p.id]["power_scaling"] = power_scaling(base_p[p.id], own[p.id], draws.params, d, terms)
+    return {"variant": variant, "patients": res, "refit": refit, "quick": list(quick) if quick else None,
             "settings": dataclasses.asdict(rs) if refit else None, "refits": len(refits),
-            "k_threshold": k_threshold}
+            "k_threshold": k_threshold, "sources": len(srcs)}
+
+
+def rate_factor_medians(d: D.Design) -> dict[str, float]:
+    """Each free factor of the rate model and its prior median (lognormal: exp(mu); Beta: its median)."""
+    from scipy.stats import beta
+
+    r = d.rates
+    out = {n: float(np.exp(mu)) for n, mu in zip(r.lognormal_names, r.lognormal_mu, strict=True)}
+    out.update({n: float(beta.median(a, b)) for n, a, b in zip(r.beta_names, r.beta_a, r.beta_b, strict=True)})
+    return out
+
+
+def with_rate_factor(draws: Draws, d: D.Design, name: str, value: float) -> Draws:
+    """``draws`` with one free factor of the rate block fixed at ``value`` on every draw (the judgment's
+    uncertainty removed; everything else, including the other rate draws, unchanged)."""
+    params = dict(draws.params)
+    for key, names in (("rate_lognormal", d.rates.lognormal_names), ("rate_beta", d.rates.beta_names)):
+        if name in names:
+            a = params[key].copy()
+            a[:, names.index(name)] = value
+            params[key] = a
+    return Draws(params, draws.meta, draws.case_loglik, draws.rates)
+
+
+def power_scaling(p: np.ndarray, own: np.ndarray, params: dict[str, np.ndarray], d: D.Design,
+                  terms: dict[str, np.ndarray], alphas: Sequence[float] = (0.8, 1.25),
+                  k_threshold: float = K_THRESHOLD) -> dict[str, Any]:
+    """Power-scaling sensitivity of the patient's mean P(infiltration) itself.
+
+    Scaling a component (the sampled parameters' prior, or the whole weighted likelihood) by a power
+    alpha reweights the draws by alpha-1 times its log density; d E[P] / d alpha at alpha = 1 is the
+    covariance of P with that log density (exact, under the draws' weights). Beside it, E[P] at each
+    alpha by PSIS with its Pareto k. (The rate block is drawn from its prior and has no likelihood: it
+    is not power-scaled here; its factors are the rate-factor rows of the tornado.)
+    """
+    from model.prior import log_density
+
+    lp = log_density({k: v for k, v in params.items() if k in ("theta", "omega", "tau", "re_z", "gamma")}, d)
+    comps = {"prior": sum(v.reshape(len(p), -1).sum(-1) for v in lp.values()),
+             "likelihood": terms["entries"].sum(-1) + terms["cases_weighted"].sum(-1)}
+    w0 = np.exp(own - own.max()) if np.ptp(own) > 0 else np.ones(len(p))
+    w0 = w0 / w0.sum()
+    base = float(np.sum(w0 * p))
+    out = {"baseline": base}
+    for name, ld in comps.items():
+        deriv = float(np.sum(w0 * (p - base) * (ld - np.sum(w0 * ld))))
+        rows = []
+        for a in alphas:
+            mean, k = weighted_mean(p, own + (a - 1.0) * ld)
+            rows.append({"alpha": a, "mean": mean, "delta": mean - base, "pareto_k": k,
+                         "reliable": bool(k < k_threshold)})
+        out[name] = {"derivative": deriv, "scaled": rows}
+    return out
