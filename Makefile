@@ -4,11 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PALSY_CACHE ?= $(HOME)/.cache/palsy
 
-.PHONY: setup setup-test demo test test-fast lint benchmark examples clean
+.PHONY: setup setup-test pango fonts browser demo test test-fast lint benchmark examples clean
 
 # What the demo needs: the venv and the runtime dependencies. The tests add their own tools and a browser.
-setup: $(VENV)/.installed
-setup-test: $(VENV)/.installed-test browser
+setup: $(VENV)/.installed pango
+setup-test: $(VENV)/.installed-test browser fonts
 
 $(VENV)/.installed: pyproject.toml
 	@PYTHON=$$(./scripts/find-python.sh) || exit 1; \
@@ -29,6 +29,25 @@ browser:
 	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "warning: chromium not found and cannot be installed here; the browser test will fail"; fi; }
 
+# Pango for WeasyPrint (the PDF report): on most systems already there; installed where missing and allowed.
+pango:
+	@ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0' || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Pango for the PDF report"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; \
+	  else echo "warning: Pango not found and cannot be installed here; the PDF report will fail"; fi; }
+
+# Fonts for the report tests: any Unicode text (CJK, emoji, Arabic, Hebrew) must render (a test fails on a
+# missing glyph). Not part of `make demo`, which renders with whatever fonts the machine has.
+fonts:
+	@fc-list ':charset=6f22' family | grep -q . && fc-list ':charset=1f9ea' family | grep -q . \
+	  && fc-list ':charset=627' family | grep -q . || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Noto fonts (CJK, colour emoji, Arabic, Hebrew) for the report tests"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk \
+	      fonts-noto-color-emoji fonts-noto-core fontconfig >/dev/null && fc-cache -f >/dev/null; \
+	  else echo "warning: CJK/emoji/RTL fonts missing and cannot be installed here; the Unicode report test will fail"; fi; }
+
 demo: setup
 	$(VENV)/bin/palsy fit
 	@for p in patients/*.yaml; do echo; echo "=== $$p"; $(VENV)/bin/palsy posterior --patient $$p || exit 1; done
@@ -48,7 +67,7 @@ lint: setup-test
 benchmark: setup
 	$(PY) scripts/benchmark.py
 
-examples: setup
+examples: setup browser
 	$(PY) -m scripts.build_examples
 
 clean:

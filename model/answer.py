@@ -527,6 +527,17 @@ def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dic
 
 # --- atypicality ---------------------------------------------------------------------------------
 
+def _sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One category per row of ``probs`` (rows proportional to probabilities)."""
+    cum = np.cumsum(probs, axis=1) / probs.sum(axis=1, keepdims=True)
+    return (rng.random(len(probs))[:, None] > cum).sum(axis=1).clip(0, probs.shape[1] - 1)
+
+
+def _gather(lp: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``lp[s, :, idx[s]]`` for every draw s: (S, K, level) and (S,) -> (S, K)."""
+    return np.take_along_axis(lp, np.broadcast_to(idx[:, None, None], (lp.shape[0], lp.shape[1], 1)), axis=2)[:, :, 0]
+
+
 def atypicality(game: Game, patient: F.Patient, tail: float, rng: np.random.Generator,
                 w: np.ndarray | None = None) -> dict[str, Any]:
     """How typical the palsy's findings are under the model, given the context.
@@ -552,52 +563,42 @@ def atypicality(game: Game, patient: F.Patient, tail: float, rng: np.random.Gene
     lp = t.level_lp
     below = np.zeros(nd)
     for _ in range(ATYPICAL_SIMULATIONS):
-        k = (rng.random(nd)[:, None] > np.cumsum(pk, axis=1)).sum(axis=1).clip(0, pk.shape[1] - 1)
+        k = _sample(pk, rng)  # each draw's simulated component
+        own = lp[np.arange(nd), k]  # (S, level) log-probabilities under it
+
+        def simulate(item: str, levels: tuple[str, ...], own: np.ndarray = own) -> tuple[np.ndarray, np.ndarray]:
+            """A level per draw, and its log-probability under every component (S, K)."""
+            idx = np.array([S.LEVEL_INDEX[(item, lv)] for lv in levels])
+            pick = _sample(np.exp(own[:, idx]), rng)
+            return pick, _gather(lp, idx[pick])
+
         total = np.zeros((nd, pk.shape[1]))  # log p(x_sim | k') for every component k'
-        first_result = None
+        first = None
         for i in pres:
             p = game.players[i]
-            if p.finding == "csf":
-                method = p.value.split(":")[1]
-                items = [(S.csf_item(method), F.CSF_RESULTS)]
-            elif p.finding == "csf_profile":
+            if p.finding == "csf_profile":
                 continue
-            else:
-                items = [(p.finding, F.LEVELS[p.finding])]
-            for item, levels in items:
-                idx = np.array([S.LEVEL_INDEX[(item, lv)] for lv in levels])
-                probs = np.exp(lp[np.arange(nd), k][:, idx])  # (S, levels) under the drawn component
-                pick = (rng.random(nd)[:, None] > np.cumsum(probs, axis=1) / probs.sum(1, keepdims=True)).sum(1)
-                pick = pick.clip(0, len(levels) - 1)
-                total += lp[np.arange(nd)[:, None], :, idx[pick][:, None]].reshape(nd, -1)
-                if p.finding == "csf" and p.index == 1:
-                    first_result = pick
+            item = S.csf_item(p.value.split(":")[1]) if p.finding == "csf" else p.finding
+            pick, term = simulate(item, S.ITEMS[item])
+            total += term
+            if p.finding == "csf" and p.index == 1:
+                first = pick
         if game.profile is not None:
-            if first_result is None:  # no LP: the first LP's result is drawn (default method)
-                idx = np.array([S.LEVEL_INDEX[(S.csf_item(game.first_method), r)] for r in F.CSF_RESULTS])
-                probs = np.exp(lp[np.arange(nd), k][:, idx])
-                first_result = (rng.random(nd) > probs[:, 0] / probs.sum(1)).astype(int)
-                marg = True
-            else:
-                marg = False
-            prof_levels = F.LEVELS["csf_profile"]
-            sim_prof = np.zeros(nd, int)
+            levels = F.LEVELS["csf_profile"]
+            given_lp1 = first is not None
+            if not given_lp1:  # no LP given: the profile's LP result is drawn, then marginalised
+                first, _ = simulate(S.csf_item(game.first_method), F.CSF_RESULTS)
+            prof = np.zeros(nd, int)
             for r_i, r in enumerate(F.CSF_RESULTS):
-                idx = np.array([S.LEVEL_INDEX[(S.profile_item(r), lv)] for lv in prof_levels])
-                probs = np.exp(lp[np.arange(nd), k][:, idx])
-                pick = (rng.random(nd)[:, None] > np.cumsum(probs, axis=1) / probs.sum(1, keepdims=True)).sum(1)
-                sim_prof = np.where(first_result == r_i, pick.clip(0, 2), sim_prof)
-            if marg:
-                terms = [lp[:, :, S.LEVEL_INDEX[(S.csf_item(game.first_method), r)]]
-                         + lp[np.arange(nd)[:, None], :, np.array([S.LEVEL_INDEX[(S.profile_item(r), lv)]
-                                                                    for lv in prof_levels])[sim_prof][:, None]].reshape(nd, -1)
-                         for r in F.CSF_RESULTS]
-                total += np.logaddexp(*terms)
+                pick, _ = simulate(S.profile_item(r), levels)
+                prof = np.where(first == r_i, pick, prof)
+            given = [_gather(lp, np.array([S.LEVEL_INDEX[(S.profile_item(r), lv)] for lv in levels])[prof])
+                     for r in F.CSF_RESULTS]
+            if given_lp1:
+                total += np.where((first == 0)[:, None], given[0], given[1])
             else:
-                for r_i, r in enumerate(F.CSF_RESULTS):
-                    idx = np.array([S.LEVEL_INDEX[(S.profile_item(r), lv)] for lv in prof_levels])[sim_prof]
-                    term = lp[np.arange(nd)[:, None], :, idx[:, None]].reshape(nd, -1)
-                    total += np.where((first_result == r_i)[:, None], term, 0.0)
+                total += np.logaddexp(*(lp[:, :, S.LEVEL_INDEX[(S.csf_item(game.first_method), r)]] + g
+                                        for r, g in zip(F.CSF_RESULTS, given, strict=True)))
         sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk, 1e-300)) + total, axis=-1)
         below += (sim <= obs + 1e-9)
     tail_p = float(np.average(below / ATYPICAL_SIMULATIONS, weights=w))

@@ -19,8 +19,8 @@ import numpy as np
 from reports.wording import percent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-SECTIONS = ("diagnostics", "prior-posterior", "predictive", "cohorts", "loo", "psense", "sensitivity", "rates",
-            "sbc")
+SECTIONS = ("diagnostics", "prior-posterior", "predictive", "cohorts", "heterogeneity", "selection", "loo", "psense",
+            "sensitivity", "rates", "sbc", "validation")
 
 
 def _plt():
@@ -47,6 +47,7 @@ def rank_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]], n: int = 
     fig, axes = plt.subplots(1, len(worst), figsize=(2.4 * len(worst), 2.2), squeeze=False)
     for ax, row in zip(axes[0], worst, strict=True):
         x = arrays["posterior"][row["name"]][(slice(None), *row["index"])]
+        x = x[:(x.size // chains) * chains]  # after the ordering's rejection (see criticism.common.reshape_chains)
         ranks = np.argsort(np.argsort(x)).reshape(chains, -1)
         bins = np.linspace(0, x.size, 21)
         for c in range(chains):
@@ -128,10 +129,87 @@ def tornado_figure(pid: str, rec: dict[str, Any]) -> str:
     y = np.arange(len(rows))
     ax.barh(y, [100 * r["delta"] for r in rows], color=["C3" if r["delta"] < 0 else "C2" for r in rows])
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{r['source']} ({r['method']})" for r in rows], fontsize=6)
+    ax.set_yticklabels([f"{_short(r['source'], 60)} ({r['method']})" for r in rows], fontsize=6)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("change in mean P(infiltration) without the source (percentage points)")
     ax.set_title(f"{pid}: baseline {percent(rec['baseline'])}", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def density_figure(draws: np.ndarray, prior_pdf, name: str, xlim: tuple[float, float], title: str) -> str:
+    """Prior density (line) against a histogram of the posterior draws of one scalar."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 2.4))
+    ax.hist(draws, bins=50, range=xlim, density=True, color="C0", alpha=0.5, label="posterior draws")
+    x = np.linspace(*xlim, 400)
+    ax.plot(x, prior_pdf(x), color="0.3", lw=1.5, label="prior density")
+    ax.set_xlim(*xlim)
+    ax.set_xlabel(name)
+    ax.set_yticks([])
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def tau_figure(tau: np.ndarray, sigma: float) -> str:
+    from scipy.stats import halfnorm
+
+    hi = float(max(np.quantile(tau, 0.995), 3 * sigma))
+    return density_figure(tau, lambda x: halfnorm.pdf(x, scale=sigma), "tau (between-study spread, log-odds)",
+                          (0.0, hi), f"Spread tau: prior HalfNormal({sigma:g}) against the posterior")
+
+
+def gamma_figure(gamma: np.ndarray, mu: float, sigma: float) -> str:
+    from scipy.stats import norm
+
+    lo, hi = min(mu - 3.5 * sigma, float(gamma.min())), max(mu + 3.5 * sigma, float(gamma.max()))
+    return density_figure(gamma, lambda x: norm.pdf(x, mu, sigma), "gamma (log odds multiplier of a striking feature)",
+                          (lo, hi), f"Selection gamma: prior Normal({mu:g}, {sigma:g}) against the posterior")
+
+
+def forest_figure(het: dict[str, Any]) -> str:
+    """Per pooled quantity: each study's x/n (dot) and fitted rate (bar), the centre and the new setting."""
+    plt = _plt()
+    rows = []
+    for q in het["quantities"]:
+        for st in q["studies"]:
+            rows.append((st["entry"], st["observed_rate"], st["fitted"], "C0"))
+        rows.append((f"centre: {_short(q['quantity'], 60)}", None, q["centre"], "k"))
+        rows.append(("new setting (answers)", None, q["new_setting"], "C3"))
+    fig, ax = plt.subplots(figsize=(7, 0.2 * len(rows) + 0.8))
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, obs, summ, col) in zip(y, rows, strict=True):
+        ax.plot([summ["lower"], summ["upper"]], [yi, yi], color=col, lw=2.5, alpha=0.6)
+        ax.plot(summ["mean"], yi, "|", color=col, ms=7)
+        if obs is not None:
+            ax.plot(obs, yi, "o", color="k", ms=3)
+    ax.set_yticks(y)
+    ax.set_yticklabels([r[0] for r in rows], fontsize=5.5)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("rate: study x/n (dot), fitted study rate, pooled centre (black), new setting (red); 90% intervals")
+    ax.set_title("Pooled quantities", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def reliability_figure(val: dict[str, Any]) -> str:
+    """Predicted probability against the observed share of true causes per bin (every case x cause pair)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(3.6, 3.4))
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+    for r in val["reliability"]:
+        if r["pairs"]:
+            ax.plot(r["mean_predicted"], r["observed"], "o", color="C0", ms=3 + 2 * np.sqrt(r["pairs"]))
+            ax.annotate(str(r["pairs"]), (r["mean_predicted"], r["observed"]), fontsize=6, xytext=(4, 4),
+                        textcoords="offset points")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("predicted P(cause)", fontsize=7)
+    ax.set_ylabel("share that was the true cause", fontsize=7)
+    ax.set_title(f"Reliability, {val['n']} cases: too few to judge" if val["too_small"] else "Reliability", fontsize=8)
+    ax.tick_params(labelsize=6)
     fig.tight_layout()
     return _png(fig)
 
@@ -186,6 +264,13 @@ def context(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = Non
             "psense_prior_only": [r for r in v["psense"] if r["label"] == "prior-only by design"],
             "worst_scalars": sorted(v["scalars"], key=lambda r: -r["r_hat"])[:8],
         }
+        het, sel = v.get("heterogeneity") or {}, v.get("selection") or {}
+        d = arr.get("design")
+        variants[name]["tau_figure"] = tau_figure(arr["_tau_draws"], het["tau_sigma"]) \
+            if het.get("pooled") and "_tau_draws" in arr else None
+        variants[name]["forest_figure"] = forest_figure(het) if het.get("quantities") else None
+        variants[name]["gamma_figure"] = gamma_figure(arr["_gamma_draws"], d.gamma_mu, d.gamma_sigma) \
+            if sel.get("modelled") and "_gamma_draws" in arr and d is not None else None
     sens = results.get("sensitivity")
     tornados = {}
     if sens:
@@ -194,6 +279,8 @@ def context(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = Non
     rates = results.get("rates")
     return {"variants": variants, "loo": results.get("loo"), "sensitivity": sens, "tornados": tornados,
             "rates": rates, "rates_figure": rates_figure(rates) if rates else None,
+            "validation": results.get("validation"), "causes": results.get("causes", []),
+            "validation_figure": reliability_figure(results["validation"]) if results.get("validation") else None,
             "sbc_runs": [_sbc(p) for p in (sbc_path if isinstance(sbc_path, list) else [sbc_path])],
             "evidence_hash": results["evidence_hash"], "percent": percent,
             "sections": SECTIONS}

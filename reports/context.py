@@ -447,6 +447,7 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
         diff_rows.append({"cause": c["cause"], "name": cause_name(c["cause"]), "mean": s["mean"],
                           "lower": s["lower"], "upper": s["upper"], "percent": W.percent(s["mean"]),
                           "interval": W.interval(s["lower"], s["upper"], ci),
+                          "range": f"{W.percent(s['lower'])} to {W.percent(s['upper'])}",
                           "prior_mean": s0["mean"], "prior_percent": W.percent(s0["mean"]),
                           "prior_interval": W.interval(s0["lower"], s0["upper"], ci),
                           "leading": c["cause"] == d["leading_cause"],

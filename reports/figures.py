@@ -1,8 +1,9 @@
 """The report's figures, drawn with matplotlib from the report context (no model code).
 
 Each figure is a function that draws onto a given ``Axes`` from its part of the context
-(``ctx["figures"][name]``), so the HTML (a standalone figure saved as SVG) and the PDF (an axes placed
-on a page) show the very same drawing. Elements that tests count carry a ``gid``: waterfall bars
+(``ctx["figures"][name]``) and is saved as SVG with real text; the HTML report carries it inline and
+the PDF is printed from that same HTML (:mod:`reports.render`), so both show the very same drawing.
+Elements that tests count carry a ``gid``: waterfall bars
 ``waterfall-bar-<k>``, icons ``icon-filled-<k>`` / ``icon-open-<k>``, Fagan lines ``fagan-line-<k>``,
 the differential's segments ``differential-<step>-<cause>``.
 """

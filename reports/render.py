@@ -67,7 +67,7 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 def file_stem(patient_id: str) -> str:
     """A safe file name from a patient id (anything but letters, digits, '.', '_' and '-' becomes '_')."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._") or "patient"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._-") or "patient"
     return stem[:100]
 
 

@@ -221,7 +221,7 @@ PATIENTS = st.fixed_dictionaries({}, optional={
 })
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(PATIENTS)
 def test_any_patient_gets_a_coherent_answer(draws_independent, data):
     a = A.answer(F.parse_patient(data), draws_independent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 
 from tests.conftest import run_palsy
@@ -43,7 +44,7 @@ def _fake_sbc(tmp_path):
 
 
 @pytest.mark.slow
-def test_check_report_has_every_section(tmp_path, posterior_independent, posterior_subtype):
+def test_check_report_has_every_section(tmp_path, posterior_independent, posterior_subtype, posterior_plain):
     from reports.check import SECTIONS
 
     sbc_file = _fake_sbc(tmp_path)
@@ -65,10 +66,31 @@ def test_check_report_has_every_section(tmp_path, posterior_independent, posteri
         assert len(v["ppc_posterior"]) == len(v["ppc_prior"]) > 20
         assert any(r["label"] == "prior-only by design" for r in v["psense"])
     assert {r["model"] for r in data["loo"]["compare"]} == {"independent", "subtype"}
-    assert set(data["sensitivity"]["patients"]) == {"source-000-vignette", "source-001", "source-002"}
-    for rec in data["sensitivity"]["patients"].values():
+    pats = data["sensitivity"]["patients"]
+    assert {"source-000-vignette", "source-001", "source-002"} <= set(pats)
+    assert len(pats) >= 3 + 6  # and the hallmark vignettes
+    assert data["sensitivity"]["quick"] == [3, 2]  # w_case by PSIS in the quick subset
+    for rec in pats.values():
         assert rec["tornado"] and rec["w_case"] and rec["pretest"]
         assert 0 < rec["baseline"] < 1 and rec["leading_cause"] in data["causes"]
+        refit = [r for r in rec["sources"] if r["method"] == "refit"]
+        # --quick: exactly 3 expert judgments and 2 references removed by exact refit
+        assert sorted(r["kind"] for r in refit) == ["expert_judgment"] * 3 + ["reference"] * 2
+        assert any(r["kind"] == "rate_factor" for r in rec["sources"])
+        ps = rec["power_scaling"]
+        assert np.isfinite(ps["prior"]["derivative"]) and np.isfinite(ps["likelihood"]["derivative"])
+    # heterogeneity, selection and the validation split
+    ind = data["variants"]["independent"]
+    het = ind["heterogeneity"]
+    assert het["pooled"] and het["quantities"] and het["loo"]
+    assert all(r["explanation"] for r in het["loo"] if r["fails"])
+    assert het["tau_posterior"]["median"] > 0 and het["tau_prior"]["median"] > 0
+    sel = ind["selection"]
+    assert sel["modelled"] and sel["bilateral"]["with"] and sel["bilateral"]["without"]
+    assert all("without_selection" in f for f in sel["features"])
+    assert data["validation"]["too_small"] and data["validation"]["n"] >= 1
+    assert "too few to judge" in html and "code check" in html.lower()
+    assert "Bilateral palsy" in html and "HalfNormal" in html
     # cohort entries name their cause; the rate model's implied quantities sit beside their targets
     assert {r["cause"] for r in data["variants"]["subtype"]["cohorts"]} <= set(data["causes"])
     rates = data["rates"]

@@ -79,7 +79,7 @@ PATIENTS = st.fixed_dictionaries({}, optional={
 })
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(PATIENTS, st.sampled_from(F.CSF_METHODS))
 def test_a_positive_lp_never_lowers_and_a_negative_never_raises(draws, data, method):
     """On every draw the answers use, against the same patient otherwise (DESIGN §3, §9).

@@ -9,7 +9,12 @@ One module per concept:
 - :mod:`~model.criticism.predictive`: predictive checks on the case library and the cohort counts;
 - :mod:`~model.criticism.loo`: PSIS-LOO and the comparison of the variants;
 - :mod:`~model.criticism.sensitivity`: sensitivity of patients' P(infiltration) to w_case, the
-  pretest and each evidence source;
+  pretest, each evidence source, each expert judgment (exact refits), each rate factor, and its
+  power-scaling derivative;
+- :mod:`~model.criticism.synthesis`: heterogeneity of pooled quantities (the spread tau, the new-setting
+  predictive, leave-one-study-out checks) and the case-selection model (gamma; likelihood ratios of the
+  striking features with and without it);
+- :mod:`~model.criticism.validation`: the validation split of published cases kept out of the fit;
 - :mod:`~model.criticism.implied`: what the rate model implies (cumulative relapse and leukaemic
   palsy per lineage, cause shares) beside the targets of ``rates.yaml``;
 - :mod:`~model.criticism.run`: everything the report shows, in one call.
@@ -28,12 +33,15 @@ from .loo import compare_variants, informative_cases, loo, loo_datatree
 from .parameters import data_informed, element, psense, scalar_table
 from .predictive import Statistic, case_facts, cohort_checks, default_statistics, predictive_checks
 from .run import run_all
-from .sensitivity import Source, answer_sensitivity, load_patients, source_log_ratio, sources
+from .sensitivity import Source, answer_sensitivity, load_patients, load_vignettes, source_log_ratio, sources
+from .synthesis import heterogeneity, selection
+from .validation import score as score_validation
 
 __all__ = [
     "CI", "PRIOR_ONLY", "Source", "Statistic", "answer_sensitivity", "case_facts", "case_loglik_marginal",
     "cohort_checks", "compare_variants", "data_informed", "default_statistics", "draws_from_fit", "element",
     "element_labels", "implied_rates", "informative_cases", "load_patients", "log_prior", "loglik_terms", "loo",
-    "loo_datatree", "predictive_checks", "prior_draws", "psense", "run_all", "scalar_table",
+    "heterogeneity", "load_vignettes", "loo_datatree", "predictive_checks", "score_validation", "selection",
+    "prior_draws", "psense", "run_all", "scalar_table",
     "source_log_ratio", "sources", "to_json",
 ]

@@ -21,8 +21,15 @@ PRIOR_ONLY = "prior-only by design"
 
 
 def reshape_chains(a: np.ndarray, chains: int) -> np.ndarray:
-    """(sample, ...) -> (chain, draw, ...)."""
-    return a.reshape(chains, a.shape[0] // chains, *a.shape[1:])
+    """(sample, ...) -> (chain, draw, ...).
+
+    After the fit's rejection on the clinical ordering (DESIGN §3) a few draws are gone and the count
+    need not divide by ``chains``: the last ``n mod chains`` draws are dropped and the kept draws (in
+    chain order) are split evenly, so chain boundaries may be off by the few rejected draws. The fit's
+    own diagnostics (``meta["diagnostics"]``) are computed on every NUTS draw before the rejection.
+    """
+    n = (a.shape[0] // chains) * chains
+    return a[:n].reshape(chains, n // chains, *a.shape[1:])
 
 
 def sampled(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -33,7 +40,8 @@ def sampled(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def element_labels(name: str, shape: tuple[int, ...], d: D.Design) -> list[tuple[tuple[int, ...], str]]:
     """(index, label) of every scalar element of a sampled parameter, e.g. ``theta[bell, laterality: bilateral]``."""
     coords = {"theta": (list(d.variant.components), list(S.NODE_NAMES)),
-              "omega": (list(S.LINEAGES), list(d.variant.forms))}
+              "omega": (list(S.LINEAGES), list(d.variant.forms)),
+              "re_z": ([d.entry_ids[int(np.argmax(d.re_member[:, k]))] for k in range(d.re_member.shape[1])],)}
     names = coords.get(name, ())
     out = []
     for idx in np.ndindex(*shape):

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from model import cache as C
 from model import design as D
 from model import findings as F
 from model.draws import Draws
@@ -14,6 +15,8 @@ from model.evidence import Evidence
 from model.prior import draws as prior_draws
 
 from . import implied as I
+from . import synthesis as Y
+from . import validation as V
 from .loo import compare_variants
 from .parameters import psense, scalar_table
 from .predictive import cohort_checks, predictive_checks
@@ -22,7 +25,9 @@ from .sensitivity import answer_sensitivity
 
 def run_all(evidence: Evidence, posteriors: dict[str, Draws], patients: Sequence[F.Patient], *,
             sensitivity_variant: str | None = None, refit: bool = True, refit_settings=None,
-            prior_n: int = 4000, seed: int = 1) -> dict[str, Any]:
+            prior_n: int = 4000, seed: int = 1, plain: Draws | None = None,
+            quick: tuple[int, int] | None = None, validation_path=None,
+            loo_refits: int | None = None) -> dict[str, Any]:
     """Every number of the statistician's report (DESIGN §6).
 
     Parameters
@@ -33,6 +38,17 @@ def run_all(evidence: Evidence, posteriors: dict[str, Draws], patients: Sequence
         The variant whose answers are tested for sensitivity (default: the first given).
     refit : bool
         Refit for ``w_case`` and unreliable source removals (else PSIS only).
+    plain : Draws, optional
+        The plain configuration's fit (no random effects, selection or orderings) of the independent
+        variant: the selection section's likelihood ratios "without selection".
+    quick : (int, int), optional
+        Refit only this many expert judgments and references in the answer sensitivity
+        (:func:`~model.criticism.sensitivity.answer_sensitivity`).
+    validation_path : path, optional
+        ``priors/validation.yaml``: the validation split scored on the sensitivity variant.
+    loo_refits : int, optional
+        At most this many exact refits for the leave-one-study-out checks of the sensitivity variant
+        (None: every unreliable PSIS one); other variants use PSIS only.
 
     Returns
     -------
@@ -64,8 +80,31 @@ def run_all(evidence: Evidence, posteriors: dict[str, Draws], patients: Sequence
                                 "design": d}
     out["loo"] = compare_variants(fits) if len(fits) > 1 else None
     sv = sensitivity_variant or next(iter(posteriors))
+    rs = refit_settings or C.Settings(draws=500, tune=500, chains=2)
+
+    def refitter(variant: str):
+        def go(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            from model import fit
+
+            dt, _ = fit.sample(variant, evidence, rs, data=data)
+            return fit.flat_params(dt)
+        return go
+
+    for name, (dr, d) in fits.items():
+        can = refit and name == sv
+        out["variants"][name]["heterogeneity"] = Y.heterogeneity(
+            dr.params, d, evidence, refit=refitter(name) if can else None,
+            max_refits=loo_refits if can else 0, seed=seed)
+        out["variants"][name]["selection"] = Y.selection(
+            dr.params, d, plain=plain.params if plain is not None and name == "independent" else None,
+            plain_design=D.build(evidence, evidence.variant(name), synthesis=False) if plain is not None else None)
+        for key in ("heterogeneity", "selection"):  # draws for the figures, not JSON
+            for k in [k for k in out["variants"][name][key] if k.startswith("_")]:
+                out["_arrays"][name][k] = out["variants"][name][key].pop(k)
     out["sensitivity"] = answer_sensitivity(evidence, sv, posteriors[sv], patients, refit=refit,
-                                            refit_settings=refit_settings) if patients else None
+                                            refit_settings=rs, quick=quick) if patients else None
+    out["validation"] = ({"variant": sv, **V.score(V.load(validation_path), posteriors[sv])}
+                         if validation_path is not None else None)
     # the rate block of the fitted draws is exact prior draws: the implied quantities the answers use
     out["rates"] = {"variant": sv, **I.implied(evidence.rates, posteriors[sv].params)}
     return out

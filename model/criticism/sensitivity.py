@@ -31,6 +31,7 @@ from model.psis import psis_weights
 from .common import draws_from_fit, loglik_terms
 
 K_THRESHOLD = 0.7
+QUICK_RATE_FACTORS = 6  # rate factors redrawn in the quick subset
 
 
 def load_patients(folder: str | Path) -> list[F.Patient]:
@@ -121,12 +122,23 @@ def _tables(draws: Draws):
 
 
 def p_infiltration(patient: F.Patient, draws: Draws, pretest: float | None = None) -> np.ndarray:
-    """P(infiltration | findings) per draw from :func:`model.answer.answer` (no leave-one-out: the
-    caller applies the weights)."""
-    from model.answer import answer, expit
+    """P(infiltration | findings) per draw, as :func:`model.answer.answer` gives it (no leave-one-out:
+    the caller applies the weights).
 
-    ans = answer(patient, draws, pretest=pretest, leave_out=False, tables=_tables(draws))
-    return expit(ans.posterior_log_odds)
+    Without ``pretest`` this is the answer's own value function on the full set of findings
+    (``Game.value``), without the Shapley values and next tests the full answer also computes (a test
+    checks it equals ``answer(...).posterior_log_odds``); with ``pretest``, the full answer.
+    """
+    from model import answer as A
+
+    t = _tables(draws)
+    if pretest is not None:
+        ans = A.answer(patient, draws, pretest=pretest, leave_out=False, tables=t)
+        return A.expit(ans.posterior_log_odds)
+    plist = A.players(patient)
+    active = A._active(t.causes, None)
+    game = A.Game(t, plist, patient, active, t.log_prior, np.zeros_like(t.level_lp[:, :, 0]))
+    return A.expit(game.value(np.ones((1, len(plist)), bool))[0])
 
 
 def _own_case_ratio(patient: F.Patient, draws: Draws) -> np.ndarray:
@@ -164,9 +176,10 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
     quick : (int, int), optional
         Refit only this many expert judgments and references (those whose PSIS change is largest
         over the patients, whatever its k); every other source keeps its PSIS change, flagged
-        unreliable where k >= ``k_threshold``. Without it every source whose PSIS removal is
-        unreliable, expert judgments included (their Beta replaced by the base prior through
-        ``prior_a``/``prior_b``), is removed by an exact refit.
+        unreliable where k >= ``k_threshold``; ``w_case`` by PSIS; only the first
+        ``QUICK_RATE_FACTORS`` rate factors. Without it every source whose PSIS removal is unreliable,
+        expert judgments included (their Beta replaced by the base prior through ``prior_a``/``prior_b``),
+        is removed by an exact refit.
     rate_factors : bool
         Also each free factor of the rate model (``priors/rates.yaml``) set at its prior median on
         every draw (exact: the rate block has no likelihood, nothing is refitted).
@@ -219,7 +232,7 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
     for w in w_values:
         dw = dataclasses.replace(d, w_case=float(w))
         for p in patients:
-            if refit:
+            if refit and quick is None:
                 ref = do_refit("base", None, d)
                 alt = do_refit(f"w={w}", {"case_w": np.full(len(d.case_ids), float(w))}, dw)
                 delta = refit_mean(p, alt) - refit_mean(p, ref)
@@ -269,7 +282,10 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
                        "reliable": True, "psis_delta": row["delta"]}
             res[p.id]["sources"].append(row)
     if rate_factors:
-        for name, vals in rate_factor_medians(d).items():
+        factors = list(rate_factor_medians(d).items())
+        if quick is not None:  # the quick subset: the first few factors (rates.yaml order)
+            factors = factors[:QUICK_RATE_FACTORS]
+        for name, vals in factors:
             alt_draws = with_rate_factor(draws, d, name, vals)
             for p in patients:
                 mean = weighted_mean(p_infiltration(p, alt_draws), own[p.id])[0]

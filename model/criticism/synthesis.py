@@ -263,4 +263,12 @@ def selection(params: dict[str, np.ndarray], d: D.Design, *, plain: dict[str, np
         if plain is not None:
             row["without_selection"] = _lr_row(finding_lr(plain, plain_design or d, nd.item, tuple(nd.success)), ci)
         out["features"].append(row)
+        if row["feature"] == "laterality: bilateral":  # the factor the issue asks about, both ways
+            wo = row.get("without_selection")
+            out["bilateral"] = {
+                "with": row["with_selection"]["lr"]["geometric_mean"],
+                "as_case_reports_show": row["as_case_reports_show"]["lr"]["geometric_mean"],
+                "without": wo["lr"]["geometric_mean"] if wo else None,
+                "with_vs_bell": row["with_selection"]["against"].get("bell"),
+                "without_vs_bell": wo["against"].get("bell") if wo else None}
     return out

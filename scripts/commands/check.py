@@ -22,8 +22,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"variants to check, comma-separated (default {','.join(variants.VARIANTS)})")
     p.add_argument("--sensitivity-variant", default=variants.DEFAULT_VARIANT,
                    help=f"variant whose answers are tested for sensitivity (default {variants.DEFAULT_VARIANT})")
+    p.add_argument("--vignettes", default=str(common.REPO / "tests" / "fixtures" / "vignettes"),
+                   help="folder of hallmark vignettes (key `patient`) also tested for sensitivity "
+                        "(default tests/fixtures/vignettes; '' for none)")
     p.add_argument("--quick", action="store_true",
-                   help="no refits: w_case and source removals by PSIS only (unreliable ones flagged)")
+                   help="the subset for `make test`: exact refits (few draws) of only the 3 expert judgments and "
+                        "2 references that move P(infiltration) most by PSIS, one leave-one-study-out refit; "
+                        "every other removal by PSIS (unreliable ones flagged)")
+    p.add_argument("--no-refit", action="store_true", help="no refits at all: PSIS only (unreliable ones flagged)")
     p.add_argument("--sbc", default=",".join(str(x) for x in DEFAULT_SBC),
                    help="SBC results files written by scripts/sbc.py, comma-separated (default: docs/sbc/, both variants)")
     p.add_argument("--refit-draws", type=int, default=500, help="draws per chain of each sensitivity refit (default 500)")
@@ -42,18 +48,33 @@ def run(args: argparse.Namespace) -> int:
     if not pdir.is_dir():
         raise FileNotFoundError(f"--patients: {pdir} is not a folder")
     from model import criticism, evidence, fit
+    from model.criticism import sensitivity as SE
     from reports import check as report
 
     ev = evidence.load(common.priors_dir(args))
     patients = criticism.load_patients(pdir)
+    if args.vignettes:
+        vdir = Path(args.vignettes)
+        if not vdir.is_dir():
+            raise FileNotFoundError(f"--vignettes: {vdir} is not a folder")
+        patients += SE.load_vignettes(vdir)
     posts = {}
     for v in names:
         print(f"palsy check: posterior of the {v} variant...", file=sys.stderr)
         posts[v] = fit.posterior(v, ev, C.Settings()).draws
-    rs = C.Settings(draws=args.refit_draws, tune=args.refit_draws, chains=2)
-    print("palsy check: predictive checks, LOO, psense, answer sensitivity...", file=sys.stderr)
+    plain = None
+    if "independent" in names:
+        print("palsy check: the plain configuration (no random effects, selection or orderings)...", file=sys.stderr)
+        plain = fit.posterior("independent", ev, C.Settings(synthesis=False)).draws
+    n_refit = min(args.refit_draws, 100) if args.quick else args.refit_draws
+    rs = C.Settings(draws=n_refit, tune=n_refit, chains=2)
+    validation = common.priors_dir(args) / "validation.yaml"
+    print("palsy check: predictive checks, LOO, psense, heterogeneity, selection, answer sensitivity...",
+          file=sys.stderr)
     results = criticism.run_all(ev, posts, patients, sensitivity_variant=args.sensitivity_variant,
-                                refit=not args.quick, refit_settings=rs)
+                                refit=not args.no_refit, refit_settings=rs, plain=plain,
+                                quick=(3, 2) if args.quick else None, loo_refits=1 if args.quick else None,
+                                validation_path=validation if validation.exists() else None)
     html, js = report.write(results, Path(args.out), sbc_path=[Path(x) for x in args.sbc.split(",") if x])
     print(f"wrote {html}")
     print(f"wrote {js}")
