@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 
+import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
@@ -31,8 +32,9 @@ def from_design(d: D.Design) -> pm.Model:
     v = d.variant
     coords = {
         "component": list(v.components), "node": list(S.NODE_NAMES), "lineage": list(S.LINEAGES),
-        "entry": list(d.entry_ids), "case": list(d.case_ids), "study": [
-            f"{d.entry_ids[j]}" for j in range(len(d.entry_ids)) if d.re_member[j].any()],
+        "entry": list(d.entry_ids), "case": list(d.case_ids),
+        # each study effect is named by its entry (re_member's column order)
+        "study": [d.entry_ids[int(np.flatnonzero(d.re_member[:, j])[0])] for j in range(d.re_member.shape[1])],
     }
     if v.is_mixture:
         coords["form"] = list(v.forms)

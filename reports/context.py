@@ -401,7 +401,7 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
     pat = ans.patient
     ci = ans.ci
     cites = _Citations(evidence)
-    ci_pct = round(100 * ci)
+    ci_pct = W.ci_percent(ci)
     d = ans.to_dict()
     # page 1's actions are cited first, so their sources carry the smallest numbers
     cites.cite([k for a in d["actions"][:6] for k in _refs(a.get("refs"))])

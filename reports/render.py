@@ -15,13 +15,13 @@ only then moves the files into place, so bad input or a failure leaves nothing h
 from __future__ import annotations
 
 import base64
-import os
+import hashlib
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from reports import figures as FG
+from reports.output import write_all
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORMATS = ("html", "pdf")
@@ -66,9 +66,17 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 
 def file_stem(patient_id: str) -> str:
-    """A safe file name from a patient id (anything but letters, digits, '.', '_' and '-' becomes '_')."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._-") or "patient"
-    return stem[:100]
+    """A safe file name from a patient id that no other id shares.
+
+    Letters, digits, '.', '_' and '-' are kept; when anything had to change (another character, a
+    leading dot or dash, an empty id, a very long one), 8 hex digits of the id's SHA-256 are added, so
+    that 'ward-3/bed-12' and 'ward-3_bed-12', or two ids in a non-Latin script, never write one file.
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._-")[:100]
+    if stem != patient_id or not stem or re.search(r"-[0-9a-f]{8}$", stem):
+        digest = hashlib.sha256(patient_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        stem = f"{stem or 'patient'}-{digest}"
+    return stem
 
 
 def render(ctx: dict[str, Any], formats: tuple[str, ...] = FORMATS) -> dict[str, bytes]:
@@ -83,17 +91,8 @@ def render(ctx: dict[str, Any], formats: tuple[str, ...] = FORMATS) -> dict[str,
 
 
 def write(ctx: dict[str, Any], out_dir: str | Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Render in memory, write to a temporary folder beside ``out_dir``, then move into place."""
+    """Render every format in memory, then write them as one set (all or nothing)."""
     data = render(ctx, formats)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = file_stem(ctx["patient"]["id"])
-    paths = []
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".palsy-report-") as tmp:
-        for fmt, blob in data.items():
-            (Path(tmp) / f"{stem}.{fmt}").write_bytes(blob)
-        for fmt in data:
-            target = out_dir / f"{stem}.{fmt}"
-            os.replace(Path(tmp) / f"{stem}.{fmt}", target)
-            paths.append(target)
-    return paths
+    written = write_all(out_dir, {f"{stem}.{fmt}": blob for fmt, blob in data.items()})
+    return list(written.values())

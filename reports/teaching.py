@@ -302,7 +302,7 @@ def _where(L: dict[str, Any], ci_pct: int) -> list[dict[str, Any]]:
 
 def lesson_context(L: dict[str, Any], figs: dict[str, bytes]) -> dict[str, Any]:
     """The template context of ``lesson.html`` (every number formatted here, never 0% or 100%)."""
-    ci_pct = round(100 * L["ci"])
+    ci_pct = W.ci_percent(L["ci"])
     typ = L["typical"]
     ctx: dict[str, Any] = {
         "L": L, "ci_pct": ci_pct, "page_name": PAGE_NAME, "max_lps": F.MAX_LPS,

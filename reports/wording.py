@@ -20,9 +20,15 @@ def percent(p: float, digits: int = 1) -> str:
     return text
 
 
+def ci_percent(ci: float) -> str:
+    """The mass of a credible interval as a percentage with the digits it needs: '90', '99.9999'
+    (never rounded up to '100')."""
+    return f"{round(100 * ci, 6):g}"
+
+
 def probability_with_interval(s: dict) -> str:
     """'84.0% (90% CrI 61.2% to 95.3%)' from a probability summary (mean as the headline)."""
-    return f"{percent(s['mean'])} ({round(100 * s['ci'])}% CrI {percent(s['lower'])} to {percent(s['upper'])})"
+    return f"{percent(s['mean'])} ({ci_percent(s['ci'])}% CrI {percent(s['lower'])} to {percent(s['upper'])})"
 
 
 def factor(log_lr: float) -> str:
@@ -55,7 +61,7 @@ def words(p: float) -> str:
 
 def interval(lower: float, upper: float, ci: float) -> str:
     """'90% CrI 61.2% to 95.3%' (the ends never read 0% or 100%)."""
-    return f"{round(100 * ci)}% CrI {percent(lower)} to {percent(upper)}"
+    return f"{ci_percent(ci)}% CrI {percent(lower)} to {percent(upper)}"
 
 
 def of_100(p: float) -> str:
@@ -86,14 +92,14 @@ def natural_frequency(s: dict, others: list[tuple[str, float]] | None = None) ->
         detail = ", ".join(f"{of_100(p)} {name}" for name, p in others)
         rest = f"{of_100(1 - s['mean'])} one of the other causes weighed ({detail})"
     return (f"Of 100 patients with these findings, {of_100(s['mean'])} would have leukemic infiltration "
-            f"and {rest}; {round(100 * s['ci'])}% CrI: {lo} to {hi.replace('about ', '')} "
+            f"and {rest}; {ci_percent(s['ci'])}% CrI: {lo} to {hi.replace('about ', '')} "
             f"of 100 with infiltration.")
 
 
 def factor_with_interval(s: dict, ci: float) -> str:
     """'x 9.4 (90% CrI x 2.1 to x 40)' from a log likelihood ratio summary: the point is the
     geometric mean, exp(mean log LR), one statistic per number (DESIGN §6)."""
-    return f"{factor(s['mean'])} ({round(100 * ci)}% CrI {factor(s['lower'])} to {factor(s['upper'])})"
+    return f"{factor(s['mean'])} ({ci_percent(ci)}% CrI {factor(s['lower'])} to {factor(s['upper'])})"
 
 
 def sentence_start(text: str) -> str:

@@ -465,3 +465,24 @@ def test_output_sets_are_all_or_nothing(tmp_path):
     with pytest.raises(OSError):
         write_all(out, {"c.html": b"c", "a.html/inside": b"x"})  # a path under an existing file
     assert not (out / "c.html").exists() and not list(out.glob(".staging-*"))
+
+
+def test_report_names_never_collide():
+    """Issue 9 #1: ids that differ only in unsafe characters, or in a non-Latin script, get distinct files."""
+    from reports.render import file_stem
+
+    ids = ["ward-3/bed-12", "ward-3_bed-12", "患者一", "患者二", "", "-x", "x", ".x", "a" * 300, "a" * 301,
+           "ward-3_bed-12-" + "0" * 8]
+    stems = [file_stem(i) for i in ids]
+    assert len(set(stems)) == len(stems), stems
+    assert file_stem("source-001") == "source-001"  # safe ids keep their plain names
+    for s in stems:
+        assert s and not s.startswith((".", "-")) and all(c.isalnum() or c in "._-" for c in s)
+
+
+def test_ci_label_never_reads_100():
+    from reports import wording as W
+
+    assert W.ci_percent(0.9) == "90" and W.ci_percent(0.999999) == "99.9999"
+    s = {"mean": 0.5, "lower": 0.1, "upper": 0.9, "ci": 0.999999}
+    assert "100% CrI" not in W.probability_with_interval(s)
