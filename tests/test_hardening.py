@@ -486,3 +486,32 @@ def test_ci_label_never_reads_100():
     assert W.ci_percent(0.9) == "90" and W.ci_percent(0.999999) == "99.9999"
     s = {"mean": 0.5, "lower": 0.1, "upper": 0.9, "ci": 0.999999}
     assert "100% CrI" not in W.probability_with_interval(s)
+
+
+@pytest.mark.parametrize("command", ["report", "teach", "check"])
+def test_out_that_cannot_be_a_folder_exits_2_before_any_work(tmp_path, command):
+    """Issue 9 #7/#8: --out '' or naming a file or a path under a file is bad input (exit 2), found first."""
+    from tests.conftest import PATIENTS, run_palsy
+
+    f = tmp_path / "a-file"
+    f.write_text("x")
+    extra = [str(PATIENTS / "source-001.yaml")] if command == "report" else []
+    for out in ("", str(f), str(f / "under")):
+        r = run_palsy(command, *extra, "--out", out)
+        assert r.returncode == 2, (command, out, r.stderr)
+        assert "--out" in r.stderr and "Traceback" not in r.stderr
+    assert f.read_text() == "x"
+
+
+def test_a_long_unbroken_word_renders_quickly(tmp_path, palsy):
+    """Issue 9 #6: the PDF is printed from the HTML (no hand-made wrapping), so a 200,000-character word in
+    the description renders in seconds, not minutes, and the report is written whole."""
+    import time
+
+    p = tmp_path / "long.yaml"
+    p.write_text("id: long-word\ndescription: " + "x" * 200_000 + "\nlineage: T-ALL\n")
+    t = time.perf_counter()
+    r = palsy("report", str(p), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert time.perf_counter() - t < 60
+    assert {x.suffix for x in (tmp_path / "out").iterdir()} == {".html", ".pdf"}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from model import cache as C
 from model import variants
+from reports import terminal as TL
 from scripts.commands import common
 
 DEFAULT_SBC = (common.REPO / "docs" / "sbc" / "sbc_results.json", common.REPO / "docs" / "sbc" / "subtype" / "sbc_results.json")
@@ -36,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    out = common.out_dir(args)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in names + [args.sensitivity_variant]:
         if v not in variants.VARIANTS:
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                                 refit=not args.no_refit, refit_settings=rs, plain=plain,
                                 quick=(3, 2) if args.quick else None, loo_refits=1 if args.quick else None,
                                 validation_path=validation if validation.exists() else None)
-    html, js = report.write(results, Path(args.out), sbc_path=[Path(x) for x in args.sbc.split(",") if x])
-    print(f"wrote {html}")
-    print(f"wrote {js}")
+    html, js = report.write(results, out, sbc_path=[Path(x) for x in args.sbc.split(",") if x])
+    print(TL.line(f"wrote {html}"))
+    print(TL.line(f"wrote {js}"))
     return 0

@@ -18,6 +18,25 @@ from model.evidence import evidence_hash
 REPO = Path(__file__).resolve().parents[2]
 
 
+def out_dir(args: argparse.Namespace) -> Path:
+    """``--out`` as a folder that can hold the output, checked before anything is computed or written.
+
+    Raises
+    ------
+    findings.InputError
+        Naming the flag and the path: empty, an existing file, or a path under a file.
+    """
+    text = getattr(args, "out", None)
+    if text is None or not str(text).strip():
+        raise F.InputError([f"--out: {text!r} is not a folder; give a folder path (it is created if missing)"],
+                           "command line")
+    path = Path(text)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise F.InputError([f"--out: {str(path)!r}: {p} is a file, not a folder"], "command line")
+    return path
+
+
 def priors_dir(args: argparse.Namespace | None = None) -> Path:
     """``--priors``, else ``$PALSY_PRIORS``, else the repository's ``priors/``."""
     flag = getattr(args, "priors", None)

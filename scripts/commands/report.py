@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reports import terminal as T
 from scripts.commands import common
 
 
@@ -42,12 +43,13 @@ def run(args: argparse.Namespace) -> int:
     from reports import context, render
 
     formats = render.parse_formats(args.format)
+    out = common.out_dir(args)
     patient = common.patient_from(args, args.patient)
     draws = common.load_draws(args)
     ev = E.load(common.priors_dir(args))
     ctx = context.build(answer_for(args, patient, draws), ev)
-    for path in render.write(ctx, args.out, formats):
-        print(path)
+    for path in render.write(ctx, out, formats):
+        print(T.line(str(path)))
     if patient.at_diagnosis:
         print("palsy report: note: this palsy led to the leukemia diagnosis, outside the model's population; "
               "the report says so.", file=sys.stderr)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from model import teach as T
 from model import variants
+from reports import terminal as TL
 from scripts.commands import common
 
 
@@ -28,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from reports import teaching as R
 
+    out = common.out_dir(args)
     folder = Path(args.patients)
     if not folder.is_dir():
         raise FileNotFoundError(f"--patients: {folder} is not a folder")
@@ -38,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     subtype = draws if args.variant == "subtype" else extra.get("subtype")
     lesson = T.lesson(draws, patients=patients, ci=args.ci, subtype=subtype, tree_pretest=args.tree_pretest)
     models = [T.page_tables(draws)] + [T.page_tables(d) for d in extra.values()]
-    paths = R.write(Path(args.out), lesson, models, ci=args.ci)
-    print(f"lesson: {paths[R.LESSON_NAME]}")
-    print(f"interactive page: {paths[R.PAGE_NAME]}")
-    print(f"figures: {Path(args.out) / 'figures'} ({sum(1 for k in paths if k.endswith('.png'))} PNG files)")
+    paths = R.write(out, lesson, models, ci=args.ci)
+    print(TL.line(f"lesson: {paths[R.LESSON_NAME]}"))
+    print(TL.line(f"interactive page: {paths[R.PAGE_NAME]}"))
+    print(TL.line(f"figures: {out / 'figures'} ({sum(1 for k in paths if k.endswith('.png'))} PNG files)"))
     sys.stdout.flush()
     return 0
