@@ -76,3 +76,24 @@ def run_palsy(*args: str, check: bool = False, env: dict | None = None, timeout:
 def palsy(posterior_independent, posterior_subtype):
     """``run_palsy`` with both variants' posteriors already in the session cache."""
     return run_palsy
+
+
+#: Debian's Chromium as this machine runs it headless (no background networking: the network is closed).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium through playwright (a missing package fails the test: it must run in CI)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -30,8 +29,6 @@ VIGNETTES = REPO / "tests" / "fixtures" / "vignettes"
 HALLMARKS = ("vincristine", "ramsay_hunt", "bell_like", "gbs", "otomastoiditis", "infiltration_flow")
 VIEWPORT = {"width": 1280, "height": 1024}
 PAGE1 = ("#headline", "#differential", "#top-findings", "#actions", "#decision", "#page1-limits")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 UNICODE_ID = "患者-漢字-😀-שלום-مرحبا"
 
 
@@ -66,19 +63,6 @@ def reports(palsy, tmp_path_factory):
         html = next(Path(p) for p in proc.stdout.split() if p.endswith(".html"))
         got[name] = {"json": d, "html": html, "pdf": html.with_suffix(".pdf"), "seconds": seconds}
     return got
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    from playwright.sync_api import sync_playwright  # a missing package fails the test: it must run in CI
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _boxes(browser, html: Path) -> dict:

@@ -10,7 +10,6 @@ the browser or Playwright is missing.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -18,8 +17,6 @@ from tests.conftest import run_palsy
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOL = 1e-5  # float32 tables: no Monte Carlo error between the page and the CLI
 SELECTS = ("lineage", "remission", "onset", "laterality", "eighth_nerve", "other_cranial_nerves",
            "peripheral_nerves", "vesicles", "otoscopy", "csf_profile", "mri")
@@ -62,19 +59,6 @@ def page_url(draws_independent, draws_subtype, tmp_path_factory):
     out = tmp_path_factory.mktemp("teach-browser")
     run_palsy("teach", "--out", str(out), check=True)
     return (out / "interactive.html").resolve().as_uri()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    from playwright.sync_api import sync_playwright  # a missing package fails the test: it must run in CI
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
