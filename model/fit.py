@@ -151,12 +151,12 @@ def predictive_theta(params: dict[str, np.ndarray], d: D.Design, seed: int) -> t
     if "tau" not in params or not d.re_node_mask.any():
         return theta.copy(), int((~ordering_holds(theta, d)).sum())
     rng = np.random.default_rng([seed, 2])
-    lo = np.log(theta) - np.log1p(-theta)
+    lo = LK.logit(LK.NUMPY, theta)
     new = theta.copy()
     todo = np.ones(len(theta), bool)
     for _ in range(100):
         z = rng.normal(size=(int(todo.sum()), *theta.shape[1:]))
-        cand = 1 / (1 + np.exp(-(lo[todo] + params["tau"][todo, None, None] * z)))
+        cand = LK.expit(LK.NUMPY, lo[todo] + params["tau"][todo, None, None] * z)
         new[todo] = np.where(d.re_node_mask > 0, np.clip(cand, 1e-12, 1 - 1e-12), theta[todo])
         todo = ~ordering_holds(new, d)
         if not todo.any():
