@@ -37,6 +37,15 @@ def out_dir(args: argparse.Namespace) -> Path:
     return path
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` as printed: relative to the working folder when under it (the same text on every machine)."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(p)
+
+
 def priors_dir(args: argparse.Namespace | None = None) -> Path:
     """``--priors``, else ``$PALSY_PRIORS``, else the repository's ``priors/``."""
     flag = getattr(args, "priors", None)

@@ -113,11 +113,15 @@ def table(ans: A.Answer) -> str:
     return T.lines(lines) + "\n"
 
 
+def _source(text: str) -> str:
+    return text if text.startswith("--") else common.shown_path(text)
+
+
 def decision_lines(dec: dict) -> list[str]:
     """The decision in plain lines: thresholds, the action the mean implies, what each test could change."""
     th = dec["thresholds"]
     out = [f"Decision on the mean P(infiltration) {W.percent(dec['probability'])} (thresholds {W.percent(th['low'])} "
-           f"and {W.percent(th['high'])}, from {th['source']}): {dec['action_text']}"]
+           f"and {W.percent(th['high'])}, from {_source(th['source'])}): {dec['action_text']}"]
     for t in dec["tests"]:
         change = (f"could change it (probability {W.percent(t['probability_of_change'])})" if t["can_change_action"]
                   else "cannot change it")
