@@ -26,24 +26,54 @@ def test_every_cause_has_evidence_on_every_node(evidence):
     assert not missing, missing
 
 
+#: Words that mark a citation field as not read on a source page (DESIGN: no placeholders).
+PLACEHOLDERS = ("not captured", "not shown", "not found", "unknown", "probably", "possibly", "unverified", "attrib",
+                "n.d.")
+
+
+def incomplete_fields(ref: dict) -> list[str]:
+    """The citation fields of one reference that are missing or only attributed (DESIGN: references).
+
+    Authors, title, journal and year must be given as read; a DOI or PMID is required unless the entry states in
+    ``no_id`` why the source has none (a conference abstract, a journal that assigns neither).
+    """
+    bad = []
+    for field in ("authors", "title", "journal", "year"):
+        value = str(ref.get(field) or "")
+        if not value or any(p in value.lower() for p in PLACEHOLDERS):
+            bad.append(field)
+    if not ref.get("doi") and not ref.get("pmid") and not str(ref.get("no_id") or "").strip():
+        bad.append("doi/pmid")
+    return bad
+
+
 def test_references_are_complete_where_used(evidence):
-    """Every reference an entry, a case or the rate model uses names authors, title, journal and year."""
-    used = {r for e in evidence.entries for r in e.refs} | {c.ref for c in evidence.cases}
-    placeholder = ("not captured", "not shown", "unknown", "probably")
+    """Every reference an entry, a case or the rate model uses names authors, title, journal and year, and has a
+    DOI or PMID unless it says in ``no_id`` why it has none."""
+    used = ({r for e in evidence.entries for r in e.refs} | {c.ref for c in evidence.cases}
+            | _rate_refs(evidence.rates.doc))
     bad = []
     for key in sorted(used):
         ref = evidence.references[key]
-        for field in ("authors", "title", "journal", "year"):
-            value = str(ref.get(field) or "")
-            if not value or any(p in value.lower() for p in placeholder):
-                bad.append((key, field, value))
+        assert not (ref.get("no_id") and (ref.get("doi") or ref.get("pmid"))), f"{key}: no_id given with an identifier"
+        bad += [(key, field, str(ref.get(field) if field != "doi/pmid" else "")) for field in incomplete_fields(ref)]
     print(f"{len(bad)} incomplete fields among {len(used)} references used: {bad}")
     assert len(bad) <= KNOWN_INCOMPLETE, bad
 
 
-#: References still incomplete (authors not seen in what could be read): the evidence-synthesis issue
-#: completes or drops them. The test fails if the number grows.
-KNOWN_INCOMPLETE = 40
+def test_incomplete_fields_are_caught():
+    ok = {"authors": "Smith AB, Jones CD", "title": "T", "journal": "J", "year": 2001, "doi": None, "pmid": "123"}
+    assert incomplete_fields(ok) == []
+    assert incomplete_fields({**ok, "authors": "Smith AB, et al. (attrib.)"}) == ["authors"]
+    assert incomplete_fields({**ok, "year": "n.d. (not shown in the source read)"}) == ["year"]
+    assert incomplete_fields({**ok, "pmid": None}) == ["doi/pmid"]
+    assert incomplete_fields({**ok, "pmid": None, "no_id": "conference abstract: none assigned"}) == []
+
+
+#: Fields still incomplete among the references used (authors, title, journal or year not seen on a page, or no
+#: DOI/PMID found): by DESIGN such a source is not used until completed; the lead decides on each (see the entry's
+#: ``verified``). The test fails if the number grows.
+KNOWN_INCOMPLETE = 66
 
 
 def test_source_cases_are_library_cases(evidence):
