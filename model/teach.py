@@ -6,7 +6,9 @@ Guillain-Barré syndrome, otomastoiditis): P(infiltration) after 0 to 6 negative
 causes, from a pretest probability, for a typical patient; how many negative LPs it takes to fall
 below a threshold; where the probability a negative work-up takes from infiltration goes (to every
 other cause, not only Bell's palsy); a natural-frequency tree; the subtype model against naively
-multiplying the single-LP factor; what other findings do; and the source patients step by step.
+multiplying the single-LP factor; what other findings do; and the source patients step by step. And
+the interactive page's tables (:func:`page_tables`, :func:`page_rules`): what the browser needs to
+answer any findings, take the decision and list the actions exactly as ``palsy posterior`` does.
 
 Everything is per draw from :class:`model.answer.Tables`, with the formulas of
 :func:`model.answer.answer`: per draw, cause c and context (who the patient is) ctx,
@@ -24,14 +26,18 @@ Nothing here imports matplotlib, jinja2 or PyMC: figures and pages are :mod:`rep
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from model import answer as A
+from model import decision as D
 from model import findings as F
+from model import guidance as G
 from model import likelihood as LK
 from model import structure as S
 from model.draws import Draws
@@ -437,47 +443,189 @@ def walkthrough(patient: F.Patient, draws: Draws, t: A.Tables, *, ci: float = 0.
 
 # --- the interactive page's data -----------------------------------------------------------------
 
+#: How each share of patient-time enters log P(stratum): (parameter, the context findings that index
+#: it, the yes/no-like context finding whose second level it is the probability of, or None). The
+#: page rebuilds :func:`model.likelihood.log_shares` from these; :func:`page_tables` checks that it
+#: does, so a change of the rate model cannot silently change the page's numbers.
+SHARES: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
+    ("share_lineage", ("lineage",), None),
+    ("share_remission", ("lineage", "remission"), None),
+    ("share_adult", ("lineage",), "age_group"),
+    ("share_vincristine", ("lineage", "remission"), "recent_vincristine"),
+    ("share_hsct", ("lineage", "remission"), "recent_hsct"),
+)
+
+
 def _b64(x: np.ndarray) -> str:
-    """Little-endian float32 bytes, base64 (``-inf`` kept as a large negative number)."""
-    x = np.where(np.isfinite(x), x, -1e30).astype("<f4")
+    """Little-endian float32 bytes, base64 (infinities kept as +-1e30, which float32 holds)."""
+    x = np.clip(np.nan_to_num(np.asarray(x, float), nan=0.0, posinf=1e30, neginf=-1e30), -1e30, 1e30).astype("<f4")
     return base64.b64encode(np.ascontiguousarray(x).tobytes()).decode("ascii")
+
+
+def _strata_levels() -> np.ndarray:
+    """(stratum, context finding): the level index of each context finding in each stratum."""
+    return np.array([[S.CONTEXT_LEVELS[name].index(lv) for name, lv in zip(S.CONTEXT, st, strict=True)]
+                     for st in S.STRATA])
+
+
+def context_features(draws: Draws) -> tuple[np.ndarray, list[list[int]], np.ndarray]:
+    """The rate model as per-draw log parameters times constant 0/1 incidences.
+
+    Returns ``(features, incidence, fixed)`` with, per draw, log P(stratum) + log rate(cause,
+    stratum) = ``fixed[c, s] + sum_j features[j] [cs in incidence[j]]`` over the flat index
+    ``cs = c * N_STRATA + s``: the log of every share (and of its complement for the yes/no
+    findings) and of every rate factor. The exact structure of :func:`model.likelihood.log_shares`
+    and :func:`model.likelihood.log_rates`, written so the browser needs no formula per share.
+    """
+    p, r = draws.params, draws.rate_arrays
+    n_c, n_s = r.n_causes, S.N_STRATA
+    lv = _strata_levels()
+    axis = {name: S.CONTEXT.index(name) for name in S.CONTEXT}
+    cols: list[np.ndarray] = []
+    incidence: list[list[int]] = []
+
+    def add(values: np.ndarray, strata: np.ndarray) -> None:
+        cols.append(values)
+        idx = np.flatnonzero(strata)
+        incidence.append([int(c * n_s + s) for c in range(n_c) for s in idx])
+
+    for name, by, binary in SHARES:
+        share = p[name]
+        for key in itertools.product(*(range(len(S.CONTEXT_LEVELS[b])) for b in by)):
+            match = np.all([lv[:, axis[b]] == k for b, k in zip(by, key, strict=True)], axis=0)
+            x = share[(slice(None), *key)]
+            if binary is None:
+                add(np.log(x), match)
+            else:
+                add(np.log1p(-x), match & (lv[:, axis[binary]] == 0))
+                add(np.log(x), match & (lv[:, axis[binary]] == 1))
+    for name, inc in (("rate_lognormal", r.lognormal_incidence), ("rate_beta", r.beta_incidence)):
+        for j in range(inc.shape[0]):
+            cols.append(np.log(p[name][:, j]))
+            incidence.append([int(i) for i in np.flatnonzero(inc[j])])
+    if not all(set(np.unique(inc)) <= {0.0, 1.0} for inc in (r.lognormal_incidence, r.beta_incidence)):
+        raise ValueError("page tables: rate incidences must be 0/1")
+    return np.stack(cols, axis=-1), incidence, np.asarray(r.fixed_log, float)
+
+
+def form_features(draws: Draws) -> tuple[np.ndarray, list[list[int]]]:
+    """The forms' weights (subtype variant) as per-draw log omega[lineage, form] and the flat indices
+    ``k * N_STRATA + s`` (component k of that form, stratum s of that lineage) each adds to."""
+    r = draws.rate_arrays
+    if "omega" not in draws.params:
+        return np.zeros((draws.n, 0)), []
+    log_w = np.log(draws.params["omega"])  # (S, lineage, form)
+    cols, incidence = [], []
+    for a in range(log_w.shape[1]):
+        strata = np.flatnonzero(r.lineage_of_stratum[:, a])
+        for f in range(log_w.shape[2]):
+            cols.append(log_w[:, a, f])
+            comps = np.flatnonzero(r.component_form[:, f])
+            incidence.append([int(k * S.N_STRATA + s) for k in comps for s in strata])
+    return np.stack(cols, axis=-1), incidence
+
+
+def _dense(incidence: list[list[int]], size: int) -> np.ndarray:
+    m = np.zeros((len(incidence), size))
+    for j, idx in enumerate(incidence):
+        m[j, idx] = 1.0
+    return m
+
+
+def rebuild(features: np.ndarray, incidence: list[list[int]], fixed: np.ndarray, forms: np.ndarray,
+            form_incidence: list[list[int]], component_cause: Sequence[int],
+            logit_theta: np.ndarray) -> dict[str, np.ndarray]:
+    """What the page computes from its tables (the numpy twin of ``teach.js``'s ``prepare``).
+
+    Returns ``log_prior`` (draw, cause), ``log_sk`` (draw, component, stratum): log P(stratum,
+    component | cause of the component), and ``level_lp`` (draw, component, level), as
+    :class:`model.answer.Tables` has them.
+    """
+    n_c = len(fixed) // S.N_STRATA
+    kc = np.asarray(component_cause)
+    joint = (fixed + features @ _dense(incidence, len(fixed))).reshape(-1, n_c, S.N_STRATA)
+    total = LK.NUMPY.logsumexp(joint, axis=-1)
+    log_prior = total - LK.NUMPY.logsumexp(total, axis=-1)[:, None]
+    log_sc = joint - total[..., None]
+    log_sk = log_sc[:, kc] + (forms @ _dense(form_incidence, len(kc) * S.N_STRATA)).reshape(-1, len(kc), S.N_STRATA)
+    log_t = -np.logaddexp(0.0, -logit_theta)
+    log_1mt = -np.logaddexp(0.0, logit_theta)
+    level_lp = log_t @ S.A_SUCCESS.T + log_1mt @ S.A_FAILURE.T
+    return {"log_prior": log_prior, "log_sk": log_sk, "level_lp": level_lp}
 
 
 def page_tables(draws: Draws, t: A.Tables | None = None) -> dict[str, Any]:
     """Per-draw tables for the browser (every draw, float32, base64), enough to recompute
-    :func:`model.answer.answer` for any findings but the age group, recent vincristine and recent
-    HSCT (marginalised over their patient-time shares on the page).
+    :func:`model.answer.answer` for any findings, context findings included, with the decision.
 
-    ``log_prior`` (draw, cause): log P(cause); ``log_ctx`` (draw, component, 12 strata,
-    lineage-major): log P(lineage, remission, component | cause of the component), the other context
-    findings summed out; ``level_lp`` (draw, component, level): log P(level | component), with
-    ``levels`` (item, level) as in :data:`model.structure.LEVEL_KEYS`; ``component_cause`` the
-    index of each component's cause.
+    ``logit_theta`` (draw, component, node): the node probabilities the answers use, on the logit
+    scale (which float32 keeps precise near 0 and 1); ``level_paths`` each level's nodes as
+    [node, 1 for success or 0], so log P(level | component) is the sum along its path.
+    ``ctx_features`` (draw, feature) with ``ctx_incidence`` and ``ctx_fixed``
+    (:func:`context_features`) and ``form_features`` with ``form_incidence`` (:func:`form_features`)
+    give log P(cause) and log P(stratum, component | cause) over the 96 strata of the context
+    findings (``strata``: each stratum's level indices, row-major over ``context``).
+
+    Raises
+    ------
+    ValueError
+        If the tables do not rebuild the answer's (the rate model changed shape).
     """
     t = t or A.Tables(draws)
-    n, k = t.n, len(t.component_cause)
-    lin_axis, rem_axis = F.CONTEXT.index("lineage"), F.CONTEXT.index("remission")
-    p = t.p_sk.reshape(n, k, *S.STRATA_SHAPE)
-    other_axes = tuple(2 + a for a in range(len(S.STRATA_SHAPE)) if a not in (lin_axis, rem_axis))
+    p = draws.params
+    theta = p.get("theta_new", p["theta"])
     with np.errstate(divide="ignore"):
-        log_ctx = np.log(p.sum(axis=other_axes)).reshape(n, k, -1)
+        logit_theta = np.log(theta) - np.log1p(-theta)
+    feats, inc, fixed = context_features(draws)
+    forms, form_inc = form_features(draws)
+    kc = [int(c) for c in t.component_cause]
+    got = rebuild(feats, inc, fixed, forms, form_inc, kc, logit_theta)
+    for name, want in (("log_prior", t.log_prior), ("log_sk", t.log_sk), ("level_lp", t.level_lp)):
+        if not np.allclose(got[name], want, rtol=1e-9, atol=1e-9):
+            raise ValueError(f"page tables: {name} does not rebuild the answer's; update model/teach.py")
+    paths = [[[int(k), 1] for k in np.flatnonzero(S.A_SUCCESS[j])] + [[int(k), 0] for k in np.flatnonzero(S.A_FAILURE[j])]
+             for j in range(S.N_LEVELS)]
     return {
-        "variant": draws.variant, "n": n, "causes": list(t.causes), "components": list(draws.components),
-        "component_cause": [int(c) for c in t.component_cause],
-        "levels": [list(key) for key in S.LEVEL_KEYS], "lineages": list(S.LINEAGES),
-        "remissions": list(S.REMISSIONS), "default_method": t.default_method,
-        "log_prior": _b64(t.log_prior), "log_ctx": _b64(log_ctx), "level_lp": _b64(t.level_lp),
+        "variant": draws.variant, "n": t.n, "causes": list(t.causes), "components": list(draws.components),
+        "component_cause": kc, "levels": [list(key) for key in S.LEVEL_KEYS], "nodes": len(S.NODES),
+        "level_paths": paths, "context": list(S.CONTEXT),
+        "context_levels": [list(S.CONTEXT_LEVELS[c]) for c in S.CONTEXT],
+        "strata": _strata_levels().tolist(), "default_method": t.default_method,
+        "logit_theta": _b64(logit_theta), "ctx_features": _b64(feats), "ctx_incidence": inc,
+        "ctx_fixed": [float(x) for x in fixed], "form_features": _b64(forms), "form_incidence": form_inc,
+        "settings": {k: t.settings[k] for k in ("scope", "hallmarks", "not_modelled")},
         "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version"),
     }
 
 
 def decode(table: dict[str, Any], name: str) -> np.ndarray:
-    """A page table's array back as numpy (for tests): shape (n, ...) from the variant's sizes."""
+    """A page table's float32 array back as numpy (for tests), shaped from the variant's sizes."""
     raw = np.frombuffer(base64.b64decode(table[name]), dtype="<f4")
-    n, c, k = table["n"], len(table["causes"]), len(table["components"])
-    shape = {"log_prior": (n, c), "log_ctx": (n, k, len(table["lineages"]) * len(table["remissions"])),
-             "level_lp": (n, k, len(table["levels"]))}[name]
+    n, k = table["n"], len(table["components"])
+    shape = {"logit_theta": (n, k, table["nodes"]), "ctx_features": (n, len(table["ctx_incidence"])),
+             "form_features": (n, len(table["form_incidence"]))}[name]
     return raw.reshape(shape)
+
+
+def rebuild_page(table: dict[str, Any]) -> dict[str, np.ndarray]:
+    """:func:`rebuild` from a page table as the browser reads it (float32 arrays decoded)."""
+    return rebuild(decode(table, "ctx_features").astype(float), table["ctx_incidence"], np.array(table["ctx_fixed"]),
+                   decode(table, "form_features").astype(float), table["form_incidence"], table["component_cause"],
+                   decode(table, "logit_theta").astype(float))
+
+
+def page_rules(settings: D.Settings, actions: Sequence[G.Action]) -> dict[str, Any]:
+    """What the page needs to take the decision and list the actions as ``palsy posterior`` does:
+    the harms and benefits of ``priors/decision.yaml`` and every action of ``priors/actions.yaml``
+    with its validated trigger (evaluated in the browser with :func:`model.guidance.holds`'s grammar)."""
+    return {
+        "decision": {"benefit": settings.benefit, "harm": settings.harm, "test_harm": dict(settings.test_harm),
+                     "action_text": dict(settings.action_text), "source": Path(settings.source).name,
+                     "actions": list(D.ACTIONS)},
+        "actions": [{"id": a.id, "text": a.text, "detail": a.detail, "when": a.when, "priority": a.priority,
+                     "refs": list(a.refs)} for a in sorted(actions, key=lambda a: a.priority)],
+        "page_one": G.PAGE_ONE, "tests": list(F.NEXT_TESTS), "max_lps": F.MAX_LPS,
+    }
 
 
 def lesson(draws: Draws, *, patients: Sequence[F.Patient] = (), ci: float = 0.9,

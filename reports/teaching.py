@@ -1,12 +1,15 @@
 """The teaching lesson and the interactive page (DESIGN §6, *Teaching*): presentation only.
 
-The numbers come from :func:`model.teach.lesson` and :func:`model.teach.page_tables`; this module
+The numbers come from :func:`model.teach.lesson`, :func:`model.teach.page_tables` and
+:func:`model.teach.page_rules`; this module
 draws figures (matplotlib) and writes two self-contained HTML files (jinja2 with autoescaping; CSS,
 JavaScript, figures and posterior draws inline; no network resources):
 
 - ``lesson.html``: the lesson, with figures, tables, natural-frequency trees and the source patients;
-- ``interactive.html``: controls for the prior and every finding (and the causes weighed), computed in the browser from
-  every posterior draw (``reports/static/teach.js``).
+- ``interactive.html``: the clinician's calculator: controls for the prior, every finding of the schema, the
+  causes weighed and the decision's thresholds; the differential, the decision and the actions that apply,
+  computed in the browser from every posterior draw (``reports/static/teach.js``), with the decision's harms
+  (``priors/decision.yaml``) and the actions (``priors/actions.yaml``) embedded as data.
 """
 
 from __future__ import annotations
@@ -446,32 +449,71 @@ def lesson_html(L: dict[str, Any], figs: dict[str, bytes]) -> str:
     return _env().get_template("teach_lesson.html").render(css=_css(), **lesson_context(L, figs))
 
 
-#: The findings the interactive page offers (besides the LPs), in clinical order.
-PAGE_FINDINGS = ("lineage", "remission", "onset", "laterality", "eighth_nerve", "other_cranial_nerves",
-                 "peripheral_nerves", "vesicles", "otoscopy", "csf_profile", "mri")
+#: The findings the interactive page offers (besides the LPs), in clinical order: every finding of
+#: the schema, with the levels ``palsy posterior`` accepts.
+PAGE_FINDINGS = tuple(n for n in F.FINDINGS if n != "csf")
 
 
-def page_html(models: Sequence[dict[str, Any]], *, ci: float = 0.9, not_modelled: Sequence[str] = ()) -> str:
-    """The self-contained interactive page; ``models`` from :func:`model.teach.page_tables` (first is default)."""
-    data = json.dumps(list(models), separators=(",", ":"), allow_nan=False)
-    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+def _select(name: str) -> dict[str, Any]:
+    label = F.DESCRIPTIONS[name]
+    return {"name": name, "label": label[0].upper() + label[1:], "levels": F.allowed(name),
+            "title": name.replace("_", " ")}
+
+
+def page_data(rules: dict[str, Any], references: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What the page's script needs besides the draws: the decision's harms and the actions
+    (:func:`model.teach.page_rules`), the words for causes and tests, and each action's sources as
+    short citations (from ``references``, the evidence's reference records by key)."""
+    from reports.context import TEST_NAMES, short_citation
+
+    refs = references or {}
+    keys = sorted({k for a in rules["actions"] for k in a["refs"]})
+    return {**rules, "findings": list(PAGE_FINDINGS), "at_diagnosis": F.AT_DIAGNOSIS,
+            "names": {"causes": dict(CAUSE_NAMES), "tests": dict(TEST_NAMES)},
+            "references": {k: short_citation(refs[k]) for k in keys if k in refs}}
+
+
+def _json_script(x: Any) -> Markup:
+    data = json.dumps(x, separators=(",", ":"), allow_nan=False)
+    return Markup(data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def page_html(models: Sequence[dict[str, Any]], *, rules: dict[str, Any],
+              references: dict[str, dict[str, Any]] | None = None, ci: float = 0.9,
+              not_modelled: Sequence[str] = ()) -> str:
+    """The self-contained interactive page.
+
+    Parameters
+    ----------
+    models : sequence of dict
+        :func:`model.teach.page_tables` of each variant (the first is the default).
+    rules : dict
+        :func:`model.teach.page_rules`: the decision's harms and the actions with their triggers.
+    references : dict, optional
+        The evidence's references by key, for the actions' sources.
+    """
     js = (STATIC / "teach.js").read_text(encoding="utf-8")
     if "</script" in js.lower():
         raise ValueError("teach.js must not contain '</script'")
-    selects = [{"name": n, "label": F.DESCRIPTIONS[n][0].upper() + F.DESCRIPTIONS[n][1:], "levels": F.LEVELS[n]}
-               for n in PAGE_FINDINGS]
+    selects = [_select(n) for n in PAGE_FINDINGS]
     first = models[0]
     causes = [{"cause": c, "name": _cause(c)} for c in first["causes"]]
     return _env().get_template("teach_page.html").render(
-        css=_css(), js=Markup(js), data_json=Markup(data), models=models, ci=ci, selects=selects,
+        css=_css(), js=Markup(js), data_json=_json_script(list(models)),
+        rules_json=_json_script(page_data(rules, references)), models=models, ci=ci,
+        context=[s for s in selects if s["name"] in F.CONTEXT],
+        palsy=[s for s in selects if s["name"] not in F.CONTEXT],
         max_lps=F.MAX_LPS, draws=first["n"], evidence_hash=first.get("evidence_hash") or "",
         version=first.get("version") or "", causes=causes,
         others=", ".join(c["name"] for c in causes if c["cause"] != "infiltration"),
         not_modelled=", ".join(not_modelled or ()))
 
 
-def write(out: Path, L: dict[str, Any], models: Sequence[dict[str, Any]], *, ci: float = 0.9) -> dict[str, Path]:
+def write(out: Path, L: dict[str, Any], models: Sequence[dict[str, Any]], *, rules: dict[str, Any],
+          references: dict[str, dict[str, Any]] | None = None, ci: float = 0.9) -> dict[str, Path]:
     """Write the figures, ``lesson.html``, ``interactive.html`` and ``lesson.json`` into ``out``.
+
+    ``models``, ``rules`` and ``references`` are those of :func:`page_html`.
 
     All or nothing: everything is made in memory first, then written as one set
     (:func:`reports.output.write_all`), so a failure leaves no figures without their lesson.
@@ -479,7 +521,8 @@ def write(out: Path, L: dict[str, Any], models: Sequence[dict[str, Any]], *, ci:
     figs = figures(L)
     files = {f"figures/{name}": png for name, png in figs.items()}
     files[LESSON_NAME] = lesson_html(L, figs).encode("utf-8")
-    files[PAGE_NAME] = page_html(models, ci=ci, not_modelled=L["not_modelled"]).encode("utf-8")
+    files[PAGE_NAME] = page_html(models, rules=rules, references=references, ci=ci,
+                                 not_modelled=L["not_modelled"]).encode("utf-8")
     files["lesson.json"] = json.dumps(to_jsonable(L), indent=1).encode("utf-8")
     written = write_all(out, files)
     return {rel.removeprefix("figures/"): path for rel, path in written.items()}

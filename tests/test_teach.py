@@ -210,7 +210,8 @@ def test_walkthrough_matches_the_answer(draws_subtype, tables_subtype, path):
 
 @pytest.mark.parametrize("variant", ["independent", "subtype"])
 def test_page_tables_round_trip(draws_independent, draws_subtype, variant):
-    """The browser's arrays are the answer's (float32), and recombined give the answer's numbers."""
+    """The browser's tables, as JSON and float32, rebuild the answer's: log P(cause), log P(stratum,
+    component | cause) over all 96 strata (every context finding) and log P(level | component)."""
     draws = {"independent": draws_independent, "subtype": draws_subtype}[variant]
     t = A.Tables(draws)
     pt = T.page_tables(draws, t)
@@ -218,19 +219,46 @@ def test_page_tables_round_trip(draws_independent, draws_subtype, variant):
     n, K = t.n, len(t.component_cause)
     assert back["n"] == n and back["causes"] == list(t.causes)
     assert back["component_cause"] == [int(c) for c in t.component_cause]
-    lp = T.decode(back, "log_prior")
-    np.testing.assert_allclose(lp, t.log_prior, rtol=1e-6, atol=1e-5)
-    lv = T.decode(back, "level_lp")
-    assert lv.shape == (n, K, len(S.LEVEL_KEYS))
-    np.testing.assert_allclose(lv, t.level_lp, rtol=1e-6, atol=1e-5)
-    ctx = T.decode(back, "log_ctx")
-    assert ctx.shape == (n, K, 12)
-    # log-sum over the 12 (lineage, remission) strata is the context term of an empty context,
-    # and one stratum is the context term of that lineage and remission
-    np.testing.assert_allclose(np.logaddexp.reduce(ctx.astype(float), axis=-1), t.context_term({}), atol=1e-5)
-    j = back["lineages"].index("AML") * len(back["remissions"]) + back["remissions"].index("remission_off_treatment")
-    np.testing.assert_allclose(ctx[:, :, j], t.context_term({"lineage": "AML", "remission": "remission_off_treatment"}),
-                               atol=1e-5)
+    assert back["context"] == list(F.CONTEXT) and len(back["strata"]) == S.N_STRATA
+    assert T.decode(back, "logit_theta").shape == (n, K, len(S.NODES))
+    got = T.rebuild_page(back)
+    np.testing.assert_allclose(got["log_prior"], t.log_prior, atol=1e-5)
+    np.testing.assert_allclose(got["log_sk"], t.log_sk, atol=1e-5)
+    np.testing.assert_allclose(got["level_lp"], t.level_lp, atol=1e-5)
+    # a context with every finding known picks one stratum: the answer's context term
+    ctx = {"lineage": "AML", "remission": "remission_off_treatment", "age_group": "adult",
+           "recent_vincristine": "no", "recent_hsct": "yes"}
+    j = next(i for i, st in enumerate(back["strata"])
+             if all(back["context_levels"][a][lv] == ctx[c] for a, (c, lv) in enumerate(zip(back["context"], st, strict=True))))
+    np.testing.assert_allclose(got["log_sk"][:, :, j], t.context_term(ctx), atol=1e-5)
+    # per draw the page carries the rate model's parameters, not P(stratum, component): base64 of float32
+    # under a quarter of what the 96 strata of every component would take
+    assert len(pt["ctx_features"]) + len(pt["form_features"]) < (4 * n * K * S.N_STRATA * 4 / 3) / 4
+
+
+def test_page_tables_refuse_a_changed_rate_model(draws_subtype, monkeypatch):
+    """If the shares' structure the page rebuilds no longer matches the model, the build fails
+    instead of writing a page with other numbers than the CLI's."""
+    wrong = tuple((name, by, None) if binary == "recent_hsct" else (name, by, binary) for name, by, binary in T.SHARES)
+    monkeypatch.setattr(T, "SHARES", wrong)
+    with pytest.raises(ValueError, match="log_prior|log_sk"):
+        T.page_tables(draws_subtype)
+
+
+def test_page_rules_are_the_priors_files(draws_subtype):
+    """The decision's harms and texts and every action come from priors/, with their triggers."""
+    from model import decision as D
+    from model import guidance as G
+
+    settings = D.load(REPO / "priors")
+    actions = G.load(REPO / "priors", draws_subtype.causes)
+    rules = json.loads(json.dumps(T.page_rules(settings, actions), allow_nan=False))
+    assert rules["decision"]["harm"] == settings.harm and rules["decision"]["benefit"] == settings.benefit
+    assert rules["decision"]["test_harm"] == settings.test_harm and rules["tests"] == list(F.NEXT_TESTS)
+    assert rules["decision"]["action_text"] == settings.action_text
+    assert [a["id"] for a in rules["actions"]] == [a.id for a in sorted(actions, key=lambda a: a.priority)]
+    for got, a in zip(rules["actions"], sorted(actions, key=lambda a: a.priority), strict=True):
+        assert (got["text"], got["detail"], got["refs"], got["when"]) == (a.text, a.detail, list(a.refs), a.when)
 
 
 def test_teach_module_imports_numpy_only():
@@ -332,9 +360,36 @@ def test_interactive_page_is_self_contained_and_labelled(teach_out):
     assert models[0]["variant"] == variants.DEFAULT_VARIANT
     assert sorted(x["variant"] for x in models) == sorted(variants.VARIANTS)
     for x in models:
-        assert T.decode(x, "log_prior").shape == (x["n"], len(x["causes"]))
-    for name in ("onset", "eighth_nerve", "vesicles", "otoscopy", "csf_profile", "cause-zoster", "cause-gbs"):
+        assert T.decode(x, "ctx_features").shape == (x["n"], len(x["ctx_incidence"]))
+    for name in ("cause-zoster", "cause-gbs", "own-thresholds", "threshold-low", "threshold-high", "actions-list",
+                 "decision-line", "decision-tests", "next-tests-body"):
         assert name in ids, name
+    # every finding of the schema is settable, with the levels the CLI takes, and unknown by default
+    options: dict[str, list[str]] = {}
+    current = None
+    for tag, attrs in p.tags:
+        if tag == "select":
+            current = attrs.get("id")
+            options[current] = []
+        elif tag == "option" and current is not None:
+            options[current].append(attrs.get("value"))
+    for name in F.FINDINGS:
+        if name != "csf":
+            assert options[name] == ["unknown", *F.allowed(name)], name
+    # no clinical text in the script: the actions' and the decision's words are the page's data
+    rules = json.loads(re.search(r'<script type="application/json" id="palsy-rules">(.*?)</script>', html, re.S).group(1))
+    js = (REPO / "reports" / "static" / "teach.js").read_text()
+    from model import decision as D
+    from model import guidance as G
+
+    actions = G.load(REPO / "priors", tuple(models[0]["causes"]))
+    assert [a["id"] for a in rules["actions"]] == [a.id for a in sorted(actions, key=lambda a: a.priority)]
+    texts = [a.text for a in actions] + list(D.load(REPO / "priors").action_text.values())
+    for text in texts:
+        assert text not in js and text[:30] not in js, text
+    assert {a["text"] for a in rules["actions"]} == {a.text for a in actions}
+    for key in {k for a in actions for k in a.refs}:
+        assert rules["references"].get(key), key
 
 
 def test_teach_bad_ci_is_bad_input(tmp_path):
@@ -373,5 +428,5 @@ def test_teach_output_is_all_or_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(R, "lesson_html", broken)
     with pytest.raises(RuntimeError):
-        R.write(tmp_path / "out", L, [], ci=0.9)
+        R.write(tmp_path / "out", L, [], rules={}, ci=0.9)
     assert not list((tmp_path / "out").rglob("*.png")) and not list((tmp_path / "out").rglob("*.html"))

@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from model import decision, evidence, guidance, variants
 from model import teach as T
-from model import variants
 from reports import terminal as TL
 from scripts.commands import common
 
@@ -40,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
     subtype = draws if args.variant == "subtype" else extra.get("subtype")
     lesson = T.lesson(draws, patients=patients, ci=args.ci, subtype=subtype, tree_pretest=args.tree_pretest)
     models = [T.page_tables(draws)] + [T.page_tables(d) for d in extra.values()]
-    paths = R.write(out, lesson, models, ci=args.ci)
+    # the page decides and lists actions as `palsy posterior` does: the same files, loaded the same way
+    pdir = common.priors_dir(args)
+    rules = T.page_rules(decision.load(pdir), guidance.load(pdir, draws.causes))
+    paths = R.write(out, lesson, models, rules=rules, references=evidence.load(pdir).references, ci=args.ci)
     print(TL.line(f"lesson: {paths[R.LESSON_NAME]}"))
     print(TL.line(f"interactive page: {paths[R.PAGE_NAME]}"))
     print(TL.line(f"figures: {out / 'figures'} ({sum(1 for k in paths if k.endswith('.png'))} PNG files)"))
