@@ -55,8 +55,9 @@ demo: setup
 	  for p in patients/*.yaml; do $(VENV)/bin/palsy report $$p --out out/reports || exit 1; done; \
 	  echo; echo "reports written to out/reports/"; fi
 
+# Two workers (pytest-xdist): model compilation is single-threaded, so two fits compile side by side.
 test: setup-test
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n 2
 
 test-fast: setup-test
 	$(PY) -m pytest -q -m "not slow"

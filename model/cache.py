@@ -10,7 +10,9 @@ Standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import json
@@ -138,3 +140,18 @@ def key(evidence_hash: str, variant: str, settings: Settings) -> str:
 def folder(evidence_hash: str, variant: str, settings: Settings) -> Path:
     """Where that fit's ``posterior.nc`` and ``draws.npz`` live."""
     return root() / f"{variant}-{key(evidence_hash, variant, settings)}"
+
+
+@contextlib.contextmanager
+def fitting(folder: Path):
+    """Hold the lock of one cache entry while it is fitted: a second process that wants the same fit
+    waits for the first and then reads its draws instead of fitting it again (a test run on two workers,
+    two terminals). The lock is advisory (``flock``) and released when the process ends, however it ends.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

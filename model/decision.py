@@ -100,6 +100,37 @@ def test_thresholds(se: float, fpr: float, harm: float, benefit: float, test_har
     return float(tt), float(trx)
 
 
+def test_interval(p_result_inf: np.ndarray, p_result_other: np.ndarray, harm: float, benefit: float,
+                  test_harm: float) -> tuple[float, float]:
+    """Testing and test-treatment thresholds of a test with any number of results (Pauker-Kassirer).
+
+    The interval of pretest probabilities p over which testing beats the better of not testing and
+    treating: the expected value of the test, sum over results r of
+    max(0, p P(r | inf) benefit - (1 - p) P(r | not inf) harm), minus ``test_harm``, above
+    max(0, p benefit - (1 - p) harm). That difference is linear in p between the results' own treatment
+    thresholds and the treatment threshold, so its zero crossings are exact. With two results this is
+    :func:`test_thresholds`; with more it does not dichotomise (a result that barely moves P is not a
+    "positive"). Where the test is never worth doing both ends are the treatment threshold.
+    """
+    a = np.asarray(p_result_inf, float) * benefit
+    b = np.asarray(p_result_other, float) * harm
+    treat = harm / (harm + benefit)
+    knots = np.unique(np.clip(np.r_[0.0, 1.0, treat, b[a + b > 0] / (a + b)[a + b > 0]], 0.0, 1.0))
+
+    def gain(p: np.ndarray) -> np.ndarray:
+        with_test = np.maximum(0.0, np.outer(p, a) - np.outer(1 - p, b)).sum(axis=1)
+        return with_test - np.maximum(0.0, p * benefit - (1 - p) * harm) - test_harm
+
+    g = gain(knots)
+    if not np.any(g > 0):
+        return treat, treat
+    i, j = int(np.argmax(g > 0)), int(len(g) - 1 - np.argmax(g[::-1] > 0))
+    # linear between knots: interpolate the crossings (a positive end knot is its own bound)
+    low = knots[i] if i == 0 else knots[i - 1] + (knots[i] - knots[i - 1]) * (-g[i - 1]) / (g[i] - g[i - 1])
+    high = knots[j] if j == len(g) - 1 else knots[j] + (knots[j + 1] - knots[j]) * g[j] / (g[j] - g[j + 1])
+    return float(low), float(high)
+
+
 def _utility(p: float | np.ndarray, s: Settings) -> float | np.ndarray:
     """Expected utility of the better of treating and not treating at P(infiltration) = p (no treatment = 0)."""
     return np.maximum(0.0, p * s.benefit - (1 - p) * s.harm)
@@ -134,10 +165,11 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
         pr = np.array([np.average(o["_draws"][0], weights=w) for o in t["outcomes"]])  # P(r | x)
         joint = np.array([np.average(o["_draws"][0] * o["p_inf"], weights=w) for o in t["outcomes"]])
         p_after = joint / np.maximum(pr, 1e-300)  # P(infiltration | x, r), predictive (draws reweighted by P(r))
-        positive = p_after > p
+        positive = p_after > p  # sensitivity and false-positive rate: descriptive (the thresholds use every result)
         se = float(joint[positive].sum() / max(p, 1e-300))
         fpr = float((pr - joint)[positive].sum() / max(1 - p, 1e-300))
-        tt, trx = test_thresholds(se, fpr, s.harm, s.benefit, s.test_harm[t["test"]])
+        tt, trx = test_interval(joint / max(p, 1e-300), (pr - joint) / max(1 - p, 1e-300), s.harm, s.benefit,
+                                s.test_harm[t["test"]])
         rows.append({"test": t["test"], "sensitivity": se, "false_positive_rate": fpr,
                      "testing_threshold": tt, "test_treatment_threshold": trx, "useful": bool(tt < trx),
                      "_pr": pr, "_after": p_after})

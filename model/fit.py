@@ -200,13 +200,31 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
     raised before sampling.
     """
     folder = C.folder(evidence.hash, variant, settings)
-    if use_cache and not refresh and os.path.lexists(folder / "draws.npz"):
-        try:
-            return Posterior(draws_io.load(folder / "draws.npz"), folder, True, 0.0)
-        except CorruptDraws as exc:
-            warnings.warn(f"palsy: cached posterior is corrupt, refitting: {exc}", stacklevel=2)
-    if use_cache:
-        C.check_root()
+    cached = _cached(folder) if use_cache and not refresh else None
+    if cached is not None or not use_cache:
+        return cached or _fit(variant, evidence, settings, None, progress)
+    C.check_root()
+    with C.fitting(folder):  # another process may be fitting the same entry: wait, then read it
+        cached = None if refresh else _cached(folder, quiet=True)
+        return cached or _fit(variant, evidence, settings, folder, progress)
+
+
+def _cached(folder: Path, quiet: bool = False) -> Posterior | None:
+    """The cached posterior in ``folder``, or None (a corrupt entry is warned about once and refitted)."""
+    if not os.path.lexists(folder / "draws.npz"):
+        return None
+    try:
+        return Posterior(draws_io.load(folder / "draws.npz"), folder, True, 0.0)
+    except CorruptDraws as exc:
+        if not quiet:
+            warnings.warn(f"palsy: cached posterior is corrupt, refitting: {exc}", stacklevel=3)
+        return None
+
+
+def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | None,
+         progress: Callable[[str], None] | None) -> Posterior:
+    """Sample, add the rate block, the predictive and the orderings; cache in ``folder`` unless None."""
+    use_cache = folder is not None
     t0 = time.perf_counter()
     dt, d = sample(variant, evidence, settings, progress=progress)
     seconds = time.perf_counter() - t0

@@ -50,3 +50,36 @@ def test_netcdf_opens_with_arviz(posterior_independent):
 def test_fit_diagnostics_pass_the_bars(posterior_independent):
     d = posterior_independent.diagnostics
     assert d["r_hat_max"] <= 1.01 and d["ess_bulk_min"] >= 1000 and d["divergences"] == 0
+
+
+def test_concurrent_requests_for_one_fit_fit_it_once(fixture_evidence, tmp_path, monkeypatch):
+    """Two requests for the same entry at once: one fits, the other waits on the entry's lock and then reads
+    the cache (a test run on two workers, two terminals). The sampler is replaced by a slow stand-in."""
+    import threading
+    import time
+
+    monkeypatch.setenv("PALSY_CACHE", str(tmp_path))
+    store: dict = {}
+    calls: list[str] = []
+
+    def slow_fit(variant, evidence, settings, folder, progress):
+        calls.append(variant)
+        time.sleep(0.5)
+        store[folder] = fit.Posterior(None, folder, False, 0.5)
+        return store[folder]
+
+    monkeypatch.setattr(fit, "_fit", slow_fit)
+    monkeypatch.setattr(fit, "_cached", lambda folder, quiet=False: store.get(folder) and
+                        fit.Posterior(None, folder, True, 0.0))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(fit.posterior("independent", fixture_evidence)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["independent"], calls
+    assert sorted(p.from_cache for p in got) == [False, True, True]
+    # another entry is not held up by this one's lock
+    other = fit.posterior("subtype", fixture_evidence)
+    assert calls == ["independent", "subtype"] and not other.from_cache

@@ -25,6 +25,71 @@ def test_thresholds_by_hand():
     assert tt < SETTINGS.treatment_threshold < trx
 
 
+def _gain(p: float, a: np.ndarray, b: np.ndarray, harm: float, benefit: float, c: float) -> float:
+    """Expected value of testing minus that of the better of not testing and treating, directly."""
+    return float(sum(max(0.0, p * ai * benefit - (1 - p) * bi * harm) for ai, bi in zip(a, b, strict=True))
+                 - max(0.0, p * benefit - (1 - p) * harm) - c)
+
+
+@pytest.mark.parametrize("se,fpr,c", [(0.8, 0.1, 0.01), (0.5, 0.02, 0.004), (0.95, 0.3, 0.0), (0.3, 0.25, 0.05)])
+def test_two_results_give_pauker_kassirer(se, fpr, c):
+    got = D.test_interval(np.array([1 - se, se]), np.array([1 - fpr, fpr]), 4.0, 1.0, c)
+    tt, trx = D.test_thresholds(se, fpr, 4.0, 1.0, c)
+    if tt < trx:
+        assert got == pytest.approx((tt, trx), abs=1e-12)
+    else:
+        assert got == (0.8, 0.8), "never worth testing: both ends at the treatment threshold"
+
+
+def test_many_results_interval_is_where_testing_pays():
+    """Random tests with 2-8 results: inside the interval testing gains, outside it does not (checked directly)."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        k = int(rng.integers(2, 9))
+        a, b = rng.dirichlet(np.full(k, 0.5)), rng.dirichlet(np.full(k, 0.5))
+        harm, benefit, c = float(rng.uniform(0.2, 9)), 1.0, float(rng.choice([0.0, 0.002, 0.02, 0.2]))
+        low, high = D.test_interval(a, b, harm, benefit, c)
+        grid = np.linspace(0.0005, 0.9995, 400)
+        gains = np.array([_gain(p, a, b, harm, benefit, c) for p in grid])
+        inside = (grid > low + 1e-9) & (grid < high - 1e-9)
+        assert np.all(gains[inside] > -1e-12)
+        assert np.all(gains[(grid < low - 1e-9) | (grid > high + 1e-9)] <= 1e-12)
+        if high > low:
+            assert _gain(low, a, b, harm, benefit, c) == pytest.approx(0, abs=1e-9)
+
+
+def test_a_result_that_barely_moves_p_is_not_a_positive():
+    """Three results: a weak one (LR 1.02) beside a strong positive and a negative. Dichotomising by 'raises P'
+    counts the weak result as positive and inflates the false-positive rate; the exact interval does not."""
+    a = np.array([0.30, 0.50, 0.20])  # P(result | infiltration): negative, weak, strongly positive
+    b = np.array([0.505, 0.49, 0.005])  # P(result | other causes)
+    low, high = D.test_interval(a, b, 4.0, 1.0, 0.004)
+    tt, _ = D.test_thresholds(0.70, 0.495, 4.0, 1.0, 0.004)  # the dichotomised reading
+    assert low < tt / 2
+    assert _gain(0.2, a, b, 4.0, 1.0, 0.004) > 0 and low < 0.2 < high
+
+
+def test_action_is_test_wherever_a_test_pays(draws_subtype, settings):
+    """The action the mean implies is 'test' whenever some test's value of information is positive, and never
+    'no_test' with a positive value of information (the helper's B-ALL child with a bilateral palsy among them)."""
+    patients = [
+        {"lineage": "B-ALL", "remission": "remission_on_treatment", "age_group": "child", "recent_vincristine": "yes",
+         "laterality": "bilateral"},
+        {"lineage": "T-ALL", "remission": "remission_on_treatment", "laterality": "unilateral",
+         "csf": ["negative:cytology"]},
+        {"lineage": "AML", "laterality": "unilateral", "mri": "facial_nerve_enhancement"},
+        {"laterality": "unilateral", "other_cranial_nerves": "none", "csf": ["negative:flow", "negative:flow"]},
+        {"lineage": "T-ALL", "laterality": "bilateral", "mri": "mass"},
+    ]
+    for data in patients:
+        dec = A.answer(F.parse_patient(data), draws_subtype, decision_settings=settings).decision
+        best = max(t["value_of_information"] for t in dec["tests"])
+        print(data, dec["action"], f"P {dec['probability']:.3f}", f"best VOI {best:+.4f}", dec["thresholds"])
+        if best > 0:
+            assert dec["action"] == "test", data
+        assert not (dec["action"] == "no_test" and best > 0), data
+
+
 def test_value_of_information_against_a_direct_computation():
     """A small case with two draws and one binary test, computed by hand."""
     p_inf = np.array([0.3, 0.5])  # P(infiltration | x) per draw

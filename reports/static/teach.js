@@ -451,6 +451,27 @@
 
   function utility(p, d) { return Math.max(0, p * d.benefit - (1 - p) * d.harm); }
 
+  /* model.decision.test_interval: where testing beats not testing and treating, over every result. */
+  function testInterval(pInf, pOther, harm, benefit, testHarm) {
+    var a = pInf.map(function (x) { return x * benefit; }), b = pOther.map(function (x) { return x * harm; });
+    var treat = harm / (harm + benefit), knots = [0, 1, treat];
+    a.forEach(function (ai, r) { if (ai + b[r] > 0) { knots.push(Math.min(1, Math.max(0, b[r] / (ai + b[r])))); } });
+    knots.sort(function (x, y) { return x - y; });
+    knots = knots.filter(function (k, i) { return i === 0 || k !== knots[i - 1]; });
+    var g = knots.map(function (p) {
+      var w = 0;
+      a.forEach(function (ai, r) { w += Math.max(0, p * ai - (1 - p) * b[r]); });
+      return w - Math.max(0, p * benefit - (1 - p) * harm) - testHarm;
+    });
+    var i = g.findIndex(function (x) { return x > 0; });
+    if (i < 0) { return [treat, treat]; }
+    var j = g.length - 1;
+    while (!(g[j] > 0)) { j--; }
+    var low = i === 0 ? knots[0] : knots[i - 1] + (knots[i] - knots[i - 1]) * (-g[i - 1]) / (g[i] - g[i - 1]);
+    var high = j === g.length - 1 ? knots[j] : knots[j] + (knots[j + 1] - knots[j]) * g[j] / (g[j] - g[j + 1]);
+    return [low, high];
+  }
+
   /* model.decision.decide (unweighted draws). */
   function decide(pMean, tests, negCurves, thresholds) {
     var d = RULES.decision, rows = [];
@@ -466,9 +487,10 @@
       after.forEach(function (a, r) { if (a > pMean) { se += joint[r]; fp += pr[r] - joint[r]; } });
       se /= Math.max(pMean, 1e-300);
       fp /= Math.max(1 - pMean, 1e-300);
-      var th = d.test_harm[t.test];
-      var tt = (fp * d.harm + th) / (fp * d.harm + se * d.benefit);
-      var trx = ((1 - fp) * d.harm - th) / ((1 - fp) * d.harm + (1 - se) * d.benefit);
+      var ab = testInterval(joint.map(function (j) { return j / Math.max(pMean, 1e-300); }),
+                            joint.map(function (j, r) { return (pr[r] - j) / Math.max(1 - pMean, 1e-300); }),
+                            d.harm, d.benefit, d.test_harm[t.test]);
+      var tt = ab[0], trx = ab[1];
       rows.push({ test: t.test, sensitivity: se, false_positive_rate: fp, testing_threshold: tt,
                   test_treatment_threshold: trx, useful: tt < trx, pr: pr, after: after });
     });
