@@ -39,6 +39,7 @@ def main() -> int:
     ap.add_argument("--routes", action="store_true",
                     help="also time the sampler routes from empty compile caches (DESIGN §8; several minutes)")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each row as it is measured, also into a file
     os.environ.setdefault("PALSY_CACHE", str(REPO / ".cache" / "palsy"))
 
     from model import answer as A
@@ -118,9 +119,13 @@ def main() -> int:
     return 0
 
 
-#: Sampler routes measured from empty compile caches: (name, extra environment). NUMBA_OPT lowers
-#: LLVM's optimisation level, which is where nutpie's numba compilation spends its time.
-ROUTES = (("nutpie + numba (default)", {}), ("nutpie + numba, NUMBA_OPT=0", {"NUMBA_OPT": "0"}))
+#: Sampler routes measured from empty compile caches: (name, extra environment, how the model is compiled).
+#: NUMBA_OPT lowers LLVM's optimisation level, which is where nutpie's numba compilation spends its time.
+#: "pytensor C" compiles logp and gradient with PyTensor's C backend (cached per op on disk, so an edit
+#: recompiles little) and hands nutpie a Python function (nutpie's own helper, a private API: this is a
+#: measurement, not the default path).
+ROUTES = (("nutpie + numba (default)", {}, "numba"), ("nutpie + numba, NUMBA_OPT=0", {"NUMBA_OPT": "0"}, "numba"),
+          ("nutpie + pytensor C (Python callback)", {}, "c"))
 
 _COLD_FIT = """
 import sys, time
@@ -129,7 +134,44 @@ ev = evidence.load(sys.argv[1])
 t = time.perf_counter(); dt, _ = fit.sample(sys.argv[2], ev, C.Settings()); cold = time.perf_counter() - t
 t = time.perf_counter(); dt, _ = fit.sample(sys.argv[2], ev, C.Settings(seed=7)); same = time.perf_counter() - t
 d = fit.diagnostics(dt)
-print(f"{cold:.1f} {same:.1f} {d['r_hat_max']:.4f} {d['ess_bulk_min']:.0f} {d['divergences']}")
+print(f"{cold:.1f} {same:.1f} {d['r_hat_max']:.4f} {d['ess_bulk_min']:.0f} {d['divergences']}", flush=True)
+"""
+
+_COLD_FIT_C = """
+import sys, time, warnings
+import numpy as np
+import nutpie
+from nutpie import compile_pymc as NC
+from nutpie.compiled_pyfunc import from_pyfunc
+from pymc.initial_point import make_initial_point_fn
+from model import build as B, design as D, evidence, fit
+warnings.simplefilter("ignore")
+ev = evidence.load(sys.argv[1])
+
+def compiled():
+    model = B.from_design(D.build(ev, ev.variant(sys.argv[2])))
+    ipf = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs), return_transformed=True)
+    n, _, logp_pt, expand_pt, init, (names, _, shapes), _ = NC._make_functions(
+        model, mode="FAST_RUN", compute_grad=True, join_expanded=False, pymc_initial_point_fn=ipf)
+    def make_logp():
+        def logp(x, **_):
+            lp, g = logp_pt(x)
+            return float(lp), np.asarray(g, dtype="float64")
+        return logp
+    def make_expand(seed1, seed2, chain):
+        def expand(x, **_):
+            return {k: np.asarray(v, dtype="float64").reshape(s) for k, v, s in zip(names, expand_pt(x), shapes)}
+        return expand
+    return from_pyfunc(n, make_logp, make_expand, [np.dtype("float64")] * len(names), shapes, names,
+                       make_initial_point_fn=init)
+
+t = time.perf_counter(); cm = compiled()
+dt = nutpie.sample(cm, draws=1000, tune=1000, chains=4, cores=2, seed=1, progress_bar=False)
+cold = time.perf_counter() - t
+t = time.perf_counter(); dt = nutpie.sample(cm, draws=1000, tune=1000, chains=4, cores=2, seed=7, progress_bar=False)
+same = time.perf_counter() - t
+d = fit.diagnostics(dt)
+print(f"{cold:.1f} {same:.1f} {d['r_hat_max']:.4f} {d['ess_bulk_min']:.0f} {d['divergences']}", flush=True)
 """
 
 
@@ -137,14 +179,15 @@ def routes(bare: float) -> None:
     """Each route: a first fit in a fresh process with empty compile caches, then a refit in the same
     process, and a second process with the caches warm (DESIGN §8 bars: 60 s, 5 s, and 30 s after an edit)."""
     print()
-    for name, env in ROUTES:
+    for name, env, how in ROUTES:
         for v in ("independent", "subtype"):
             with tempfile.TemporaryDirectory() as tmp:
                 e = {**os.environ, **env, "PYTENSOR_FLAGS": f"base_compiledir={tmp}/pt", "NUMBA_CACHE_DIR": f"{tmp}/nb"}
                 out = []
                 for _ in range(2):  # cold, then warm caches
                     t = time.perf_counter()
-                    r = subprocess.run([sys.executable, "-c", _COLD_FIT, str(REPO / "priors"), v], cwd=REPO, env=e,
+                    code = _COLD_FIT_C if how == "c" else _COLD_FIT
+                    r = subprocess.run([sys.executable, "-c", code, str(REPO / "priors"), v], cwd=REPO, env=e,
                                        capture_output=True, text=True)
                     total = time.perf_counter() - t
                     if r.returncode:

@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ev = E.load(args.priors)
     res = run(ev, args.variant, args.simulations, draws=args.draws, tune=args.tune, chains=args.chains,
-              thin_to=args.thin_to, seed=args.seed, progress=True)
+              thin_to=args.thin_to, seed=args.seed, progress=sys.stderr.isatty())
     paths = write(res, Path(args.out))
     print(f"sbc {args.variant}: {res['simulations']} simulations in {res['seconds']:.0f} s; pooled chi-square "
           f"p = {res['pooled']['p_value']:.3f}; min per-parameter p = {res['min_p_value']:.4f}; "

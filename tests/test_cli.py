@@ -149,3 +149,38 @@ def test_progress_only_on_a_terminal_and_never_with_json():
     finally:
         sys.stderr = saved
     assert common.progress_reporter(argparse.Namespace(json=False)) is None  # pytest's stderr is not a terminal
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run ``palsy`` with stderr on a pseudo-terminal (as a person watching would); its stderr text."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "scripts.palsy", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=slave, text=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the pty closes when the process ends
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=600)
+    os.close(master)
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_teach_says_what_it_is_doing_on_a_terminal_only(palsy, tmp_path):
+    code, err = _on_a_terminal("teach", "--out", str(tmp_path / "a"))
+    assert code == 0 and "palsy: teach: the lesson's scenarios" in err and "interactive page" in err, err
+    quiet = palsy("teach", "--out", str(tmp_path / "b"), check=True)
+    assert "palsy:" not in quiet.stderr, quiet.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from model import cache as C
@@ -61,18 +60,18 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--vignettes: {vdir} is not a folder")
         patients += SE.load_vignettes(vdir)
     posts = {}
+    say = common.progress_reporter(args) or (lambda message: None)
     for v in names:
-        print(f"palsy check: posterior of the {v} variant...", file=sys.stderr)
-        posts[v] = fit.posterior(v, ev, C.Settings()).draws
+        say(f"check: posterior of the {v} variant")
+        posts[v] = fit.posterior(v, ev, C.Settings(), progress=common.progress_reporter(args)).draws
     plain = None
     if "independent" in names:
-        print("palsy check: the plain configuration (no random effects, selection or orderings)...", file=sys.stderr)
+        say("check: the plain configuration (no random effects, selection or orderings)")
         plain = fit.posterior("independent", ev, C.Settings(synthesis=False)).draws
     n_refit = min(args.refit_draws, 100) if args.quick else args.refit_draws
     rs = C.Settings(draws=n_refit, tune=n_refit, chains=2)
     validation = common.priors_dir(args) / "validation.yaml"
-    print("palsy check: predictive checks, LOO, psense, heterogeneity, selection, answer sensitivity...",
-          file=sys.stderr)
+    say("check: predictive checks, LOO, psense, heterogeneity, selection, answer sensitivity (refits: minutes)")
     results = criticism.run_all(ev, posts, patients, sensitivity_variant=args.sensitivity_variant,
                                 refit=not args.no_refit, refit_settings=rs, plain=plain,
                                 quick=(3, 2) if args.quick else None, loo_refits=1 if args.quick else None,

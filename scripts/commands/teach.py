@@ -34,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise FileNotFoundError(f"--patients: {folder} is not a folder")
     patients = [common.patient_from(argparse.Namespace(), str(f)) for f in sorted(folder.glob("*.yaml"))]
+    say = common.progress_reporter(args) or (lambda message: None)
     draws = common.load_draws(args)
+    say("teach: the lesson's scenarios over every draw")
     others = [v for v in variants.VARIANTS if v != args.variant]
     extra = {v: common.load_draws(args, variant=v) for v in others}
     subtype = draws if args.variant == "subtype" else extra.get("subtype")
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     models = [T.page_tables(draws)] + [T.page_tables(d) for d in extra.values()]
     # the page decides and lists actions as `palsy posterior` does: the same files, loaded the same way
     pdir = common.priors_dir(args)
+    say("teach: the interactive page and the figures")
     rules = T.page_rules(decision.load(pdir), guidance.load(pdir, draws.causes))
     paths = R.write(out, lesson, models, rules=rules, references=evidence.load(pdir).references, ci=args.ci)
     print(TL.line(f"lesson: {paths[R.LESSON_NAME]}"))
