@@ -55,9 +55,10 @@ demo: setup
 	  for p in patients/*.yaml; do $(VENV)/bin/palsy report $$p --out out/reports || exit 1; done; \
 	  echo; echo "reports written to out/reports/"; fi
 
-# Two workers (pytest-xdist): model compilation is single-threaded, so two fits compile side by side.
+# Two workers (pytest-xdist): model compilation is single-threaded, so two fits compile side by side;
+# tests that fit the same small model share a worker (xdist_group), so it is compiled once.
 test: setup-test
-	$(PY) -m pytest -q -ra -n 2
+	$(PY) -m pytest -q -ra -n 2 --dist loadgroup
 
 test-fast: setup-test
 	$(PY) -m pytest -q -m "not slow"

@@ -18,6 +18,7 @@ def test_key_depends_on_everything():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("fixture_fit")  # one worker compiles this model once
 def test_corrupt_or_truncated_cache_is_refitted_with_warning(fixture_evidence, tmp_path, monkeypatch):
     monkeypatch.setenv("PALSY_CACHE", str(tmp_path))
     first = fit.posterior("independent", fixture_evidence, SMALL)

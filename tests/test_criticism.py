@@ -159,6 +159,7 @@ def test_source_log_ratio_removes_exactly_the_source(fixture_evidence, fixture_d
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_psense_on_a_fit_labels_prior_only_quantities():
     from model import criticism as K
 
@@ -170,6 +171,7 @@ def test_psense_on_a_fit_labels_prior_only_quantities():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_predictive_check_detects_an_implausible_case_library():
     """28 simulated cases, all bilateral, against a cohort of 1 bilateral in 10: flagged."""
     from model import criticism as K
@@ -214,6 +216,7 @@ def test_loo_compares_the_fitted_variants(evidence, draws_independent, draws_sub
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_answer_sensitivity_refits_and_psis():
     from model import cache as C
     from model import criticism as K

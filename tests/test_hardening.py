@@ -383,6 +383,7 @@ SMALL = C.Settings(draws=100, tune=100, chains=2, seed=11)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("fixture_fit")  # one worker compiles this model once
 def test_cache_faults_and_fresh_fit_equals_cached_fit(fixture_evidence, tmp_path, monkeypatch, capsys):
     """Defect 9: a fresh fit in another process and the cached fit of the same key are identical; defect 11:
     posterior.nc has a checksum, a draws.npz that is a folder is refitted with one warning, stale temporary
