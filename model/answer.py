@@ -102,7 +102,9 @@ class Tables:
 
     def by_cause(self, a: np.ndarray) -> np.ndarray:
         """Per-cause log mixture of per-component log probabilities (..., K) -> (..., C)."""
-        return np.stack([LK.NUMPY.logsumexp(a[..., idx], axis=-1) for idx in self.cause_components], axis=-1)
+        # a cause of one component is that component (no log-sum-exp: most causes, every cause under independent)
+        return np.stack([a[..., idx[0]] if len(idx) == 1 else LK.NUMPY.logsumexp(a[..., idx], axis=-1)
+                         for idx in self.cause_components], axis=-1)
 
 
 def _softmax(lp: np.ndarray, active: np.ndarray) -> np.ndarray:

@@ -76,9 +76,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     (file or sys.stderr).write(T.line(f"palsy: warning: {text}") + "\n")
 
 
-def _available() -> dict[str, object]:
+def _available(only: str | None = None) -> dict[str, object]:
+    """The command modules (only ``only``'s when given: a query imports nothing it does not run)."""
     mods = {}
-    for name in COMMANDS:
+    for name in [only] if only else COMMANDS:
         try:
             mods[name] = importlib.import_module(f"scripts.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -91,15 +92,28 @@ def parser(mods: dict[str, object]) -> argparse.ArgumentParser:
     p = _Parser(prog="palsy", description="Facial palsy in acute leukaemia: leukaemic infiltration or a mimic? A Bayesian model.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, mod in mods.items():
+    for name in COMMANDS:
+        if name not in mods and len(mods) > 1:
+            continue  # a command whose module is absent
         sp = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-        mod.add_arguments(sp)
+        if name in mods:
+            mods[name].add_arguments(sp)
     return p
 
 
+def _command(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is not a flag), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    mods = _available()
+    argv = sys.argv[1:] if argv is None else argv
+    only = _command(argv)
+    mods = _available(only) if only else _available()
+    if only and only not in mods:
+        mods = _available()
     args = parser(mods).parse_args(argv)
     if hasattr(args, "_palsy_given"):
         del args._palsy_given

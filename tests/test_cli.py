@@ -184,3 +184,18 @@ def test_teach_says_what_it_is_doing_on_a_terminal_only(palsy, tmp_path):
     assert code == 0 and "palsy: teach: the lesson's scenarios" in err and "interactive page" in err, err
     quiet = palsy("teach", "--out", str(tmp_path / "b"), check=True)
     assert "palsy:" not in quiet.stderr, quiet.stderr
+
+
+def test_a_query_imports_only_its_command(palsy):
+    """``palsy posterior`` loads the posterior command, not the lesson, the check or the report code."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import sys, io, contextlib; from scripts import palsy\n"
+            "with contextlib.redirect_stdout(io.StringIO()): rc = palsy.main(['posterior', '--lineage', 'T-ALL'])\n"
+            "print(rc, sorted(m for m in ('scripts.commands.teach', 'scripts.commands.check', 'scripts.commands.report',"
+            " 'model.teach', 'model.criticism', 'reports.context') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert r.stdout.split() == ["0", "[]"], r.stdout + r.stderr
