@@ -18,6 +18,10 @@ def test_check_allows_monte_carlo_error_and_nothing_else():
     assert d("P 25.3% (90% CrI 3.5% to 60.7%)", "P 25.9% (90% CrI 3.4% to 62.0%)") == []
     assert d("P 25.3%", "P 31.0%"), "a shift beyond Monte Carlo error is stale"
     assert d("leading bell", "leading zoster"), "words are compared exactly"
+    assert d("  x 0.92  (x 0.37", "   x 0.9  (x 0.36") == [], "column padding follows the numbers' widths"
+    causes = ("infiltration", "vincristine")
+    assert d("5.4% ->   49.7%   infiltration", "5.3% ->   48.0%   vincristine", causes) == [], "a near-tie's leader"
+    assert d("5.4% ->   49.7%   infiltration", "5.3% ->   48.0%   anything", causes), "only a cause for a cause"
     assert d("<0.1%", "0.1%"), "a bound is not a number"
     assert d("evidence 4e9eeb375134", "evidence 4e9eeb375135"), "a hash is a word"
     assert d("a\nb", "a"), "a missing line is stale"
