@@ -93,13 +93,6 @@ def parse_thresholds(text: str) -> tuple[float, float]:
     return low, high
 
 
-def test_thresholds(se: float, fpr: float, harm: float, benefit: float, test_harm: float) -> tuple[float, float]:
-    """Pauker-Kassirer testing and test-treatment thresholds of a dichotomous test."""
-    tt = (fpr * harm + test_harm) / (fpr * harm + se * benefit)
-    trx = ((1 - fpr) * harm - test_harm) / ((1 - fpr) * harm + (1 - se) * benefit)
-    return float(tt), float(trx)
-
-
 def test_interval(p_result_inf: np.ndarray, p_result_other: np.ndarray, harm: float, benefit: float,
                   test_harm: float) -> tuple[float, float]:
     """Testing and test-treatment thresholds of a test with any number of results (Pauker-Kassirer).
@@ -109,7 +102,8 @@ def test_interval(p_result_inf: np.ndarray, p_result_other: np.ndarray, harm: fl
     max(0, p P(r | inf) benefit - (1 - p) P(r | not inf) harm), minus ``test_harm``, above
     max(0, p benefit - (1 - p) harm). That difference is linear in p between the results' own treatment
     thresholds and the treatment threshold, so its zero crossings are exact. With two results this is
-    :func:`test_thresholds`; with more it does not dichotomise (a result that barely moves P is not a
+    Pauker and Kassirer's pair (FPR harm + test_harm) / (FPR harm + Se benefit) and its test-treatment
+    counterpart; with more it does not dichotomise (a result that barely moves P is not a
     "positive"). Where the test is never worth doing both ends are the treatment threshold.
     """
     a = np.asarray(p_result_inf, float) * benefit

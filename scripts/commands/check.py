@@ -60,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--vignettes: {vdir} is not a folder")
         patients += SE.load_vignettes(vdir)
     posts = {}
-    say = common.progress_reporter(args) or (lambda message: None)
+    progress = common.progress_reporter(args)
+    say = progress or (lambda message: None)
     for v in names:
         say(f"check: posterior of the {v} variant")
-        posts[v] = fit.posterior(v, ev, C.Settings(), progress=common.progress_reporter(args)).draws
+        posts[v] = fit.posterior(v, ev, C.Settings(), progress=progress).draws
     plain = None
     if "independent" in names:
         say("check: the plain configuration (no random effects, selection or orderings)")
