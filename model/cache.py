@@ -2,7 +2,7 @@
 
 The key hashes everything that changes the draws: the evidence files, the variant, the sampler
 settings, the package version, the model-defining sources, and the versions of the libraries that
-compute the draws (PyMC, PyTensor, nutpie, numba, NumPy, SciPy), the Python version and the machine
+compute the draws (PyMC, PyTensor, BlackJAX, JAX, nutpie, numba, NumPy, SciPy), the Python version and the machine
 type. The library versions are read from the installed distributions' metadata folders: a warm
 query never imports PyMC (nor ``importlib.metadata``, whose import alone costs about 0.2 s).
 Standard library only.
@@ -27,6 +27,10 @@ from model import __version__
 DEFAULT_SEED = 20261122
 
 
+#: The NUTS samplers a fit may use (:mod:`model.nuts`); the first is the default.
+SAMPLERS = ("blackjax", "nutpie")
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Sampler settings that are part of the cache key."""
@@ -36,6 +40,11 @@ class Settings:
     chains: int = 4
     seed: int = DEFAULT_SEED
     synthesis: bool = True  # random effects, case selection and orderings (False: the plain configuration)
+    sampler: str = "blackjax"  # one of SAMPLERS (model.nuts runs them)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler {self.sampler!r} is not allowed; allowed: {', '.join(SAMPLERS)}")
 
 
 class CacheError(ValueError):
@@ -74,10 +83,10 @@ def check_root() -> Path:
 
 #: The sources that define the model and its draws: a change to any of them invalidates cached fits.
 MODEL_SOURCES = ("structure.py", "design.py", "likelihood.py", "prior.py", "build.py", "fit.py", "variants.py",
-                 "rates.py", "evidence.py", "findings.py", "safe_yaml.py", "draws.py")
+                 "rates.py", "evidence.py", "findings.py", "safe_yaml.py", "draws.py", "nuts.py")
 
 #: The libraries whose versions can change the draws (the sampler, the compiler, the numerics).
-LIBRARIES = ("pymc", "pytensor", "nutpie", "numba", "numpy", "scipy")
+LIBRARIES = ("pymc", "pytensor", "blackjax", "jax", "jaxlib", "nutpie", "numba", "numpy", "scipy")
 
 
 def _normal(name: str) -> str:

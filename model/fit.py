@@ -1,8 +1,8 @@
 """Sampling, diagnostics, provenance and the cache: ``posterior(variant, evidence, ...)``.
 
-NUTS runs through nutpie on a model compiled once per (variant, evidence); refits with other counts
-or weights reuse it (``compiled.with_data``). The fit is stored as netCDF (ArviZ) and as the
-``draws.npz`` the answer reads.
+NUTS runs through :mod:`model.nuts` (numpyro on JAX by default, nutpie on numba when asked for) on
+a model built once per (variant, evidence); refits with other counts or weights change its
+``pm.Data``. The fit is stored as netCDF (ArviZ) and as the ``draws.npz`` the answer reads.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from model import __version__, prior
-from model import build as B
+from model import __version__, nuts, prior
 from model import cache as C
 from model import design as D
 from model import draws as draws_io
@@ -30,7 +29,6 @@ from model.evidence import Evidence
 
 log = logging.getLogger("palsy")
 
-_COMPILED: dict[tuple[str, str, bool], Any] = {}
 #: Keys of ``model.yaml`` the answer uses.
 ANSWER_SETTINGS = ("unknown_csf_method", "atypicality", "hallmarks", "scope", "not_modelled")
 
@@ -58,47 +56,31 @@ class Posterior:
         return az.from_netcdf(path)
 
 
-def compiled_model(variant: str, evidence: Evidence, design: D.Design | None = None, synthesis: bool = True):
-    """The nutpie-compiled model of ``variant`` (compiled once per process and evidence)."""
-    import nutpie
-
-    k = (variant, evidence.hash, synthesis)
-    if k not in _COMPILED:
-        d = design or D.build(evidence, evidence.variant(variant), synthesis=synthesis)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _COMPILED[k] = nutpie.compile_pymc_model(B.from_design(d))
-    return _COMPILED[k]
-
-
 def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings(), *,
            data: dict[str, np.ndarray] | None = None, weights_one: bool = False,
            progress: Callable[[str], None] | None = None):
-    """Run NUTS; return (DataTree, Design). ``data`` replaces counts/weights (a refit).
+    """Run NUTS with ``settings.sampler`` (:mod:`model.nuts`); return (DataTree, Design). ``data``
+    replaces counts/weights (a refit: the same model, its ``pm.Data`` changed).
 
-    ``progress``, when given, is told what the fit is doing (compiling, sampling) and gets nutpie's
-    own progress bar (the command line passes it on a terminal only, never under ``--json``).
+    ``progress``, when given, is told what the fit is doing (building, sampling); nutpie also draws
+    its own progress bar there (the command line passes it on a terminal only, never under ``--json``).
     """
-    import nutpie
-
     d = D.build(evidence, evidence.variant(variant), weights_one=weights_one, synthesis=settings.synthesis)
-    if progress and (variant, evidence.hash, settings.synthesis) not in _COMPILED:
-        progress(f"compiling the {variant} model (once per process; a few minutes on a new machine)")
-    compiled = compiled_model(variant, evidence, d, settings.synthesis)
+    key = (variant, evidence.hash, settings.synthesis)
+    if progress and not nuts.is_compiled(key, settings.sampler):
+        progress(f"building the {variant} model for {settings.sampler} (once per process"
+                 + ("; a few minutes on a new machine)" if settings.sampler == "nutpie" else ")"))
     if progress:
-        progress(f"sampling {settings.chains} chains x {settings.draws} draws ({settings.tune} tuning steps)")
+        progress(f"sampling {settings.chains} chains x {settings.draws} draws ({settings.tune} tuning steps) "
+                 f"with {settings.sampler}")
     updates = dict(d.data()) if weights_one else {}
     updates.update(data or {})
+    dt = nuts.run(key, d, settings, updates, progress)
     if updates:
-        compiled = compiled.with_data(**updates)
         case_w = np.asarray(updates.pop("case_w", np.full(len(d.case_ids), d.w_case)), float)
         d = dataclasses.replace(d, **updates)
-        if case_w.size and np.all(case_w == case_w[0]):  # per-case weights live in the compiled data
+        if case_w.size and np.all(case_w == case_w[0]):  # per-case weights live in the model's data
             d = dataclasses.replace(d, w_case=float(case_w[0]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dt = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                           cores=min(settings.chains, 2), seed=settings.seed, progress_bar=progress is not None)
     return dt, d
 
 

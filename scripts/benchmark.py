@@ -45,7 +45,7 @@ def main() -> int:
     from model import answer as A
     from model import cache as C
     from model import evidence as E
-    from model import exact, fit
+    from model import exact, fit, nuts
     from model import findings as F
 
     ev = E.load(REPO / "priors")
@@ -93,7 +93,8 @@ def main() -> int:
         routes(bare)
     # 4. fits: cold (compilation included) printed; timed after a warm-up fit in the same process
     print()
-    fit._COMPILED.clear()
+    nuts._NUTPIE.clear()
+    nuts._MODELS.clear()
     settings = C.Settings(seed=123)
     t = time.perf_counter()
     exact.posterior(ev)

@@ -20,8 +20,8 @@ the rate block has no likelihood and is not refitted, so it is not part of SBC),
   P(lineage | context, infiltration) omega[lineage, form] and is then *stated* in the simulated
   library; the first LP's result is drawn before the CSF profile, which is drawn given it.
 
-Refits reuse one nutpie-compiled model (``compiled.with_data``). Case findings are observation masks
-in the graph, not ``pm.Data``; what makes them swappable is that, given the form, a case's
+Refits reuse one model and change its ``pm.Data`` (nutpie: ``compiled.with_data``). Case findings are
+observation masks in the graph, not ``pm.Data``; what makes them swappable is that, given the form, a case's
 log-likelihood is a sum over its findings. So the compiled library is *one pseudo-case per
 (infiltration component, item, level)* (:func:`pseudo_library`), and the simulated library enters as
 the pseudo-cases' weights ``case_w``: the number of simulated findings at that level. That is exactly
@@ -191,7 +191,7 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     """
     from model import cache as C
     from model import design as D
-    from model import fit, prior
+    from model import fit, nuts, prior
 
     if (thin_to + 1) % bins:
         raise ValueError(f"thin_to + 1 ({thin_to + 1}) must be divisible by bins ({bins})")
@@ -203,7 +203,8 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     labels = None
     ranks, diags = [], []
     t0 = time.perf_counter()
-    fit.compiled_model(variant, lib.evidence, d)  # compile once, outside the timed loop
+    if settings.sampler == "nutpie":  # nutpie compiles once and swaps data; numpyro builds per refit
+        nuts.nutpie_model((variant, lib.evidence.hash, settings.synthesis), d)
     t_compiled = time.perf_counter() - t0
     t0 = time.perf_counter()
     cases = []

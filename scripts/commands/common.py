@@ -143,11 +143,12 @@ def settings_from(args: argparse.Namespace) -> C.Settings:
     (``--seed 0`` is seed 0: the value is tested against ``None``, never for truth)."""
     d = C.Settings()
 
-    def given(name: str) -> int:
+    def given(name: str):
         value = getattr(args, name, None)
         return getattr(d, name) if value is None else value
 
-    return C.Settings(draws=given("draws"), tune=given("tune"), chains=given("chains"), seed=given("seed"))
+    return C.Settings(draws=given("draws"), tune=given("tune"), chains=given("chains"), seed=given("seed"),
+                      sampler=given("sampler"))
 
 
 def whole_number(flag: str, low: int, high: int):

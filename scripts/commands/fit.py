@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"chains, 1 to {MAX_CHAINS} (default {d.chains})")
     p.add_argument("--seed", type=common.whole_number("seed", 0, MAX_SEED), default=d.seed,
                    help=f"random seed, 0 to 2**32-1 (default {d.seed})")
+    p.add_argument("--sampler", choices=C.SAMPLERS, default=d.sampler,
+                   help=f"NUTS backend (default {d.sampler}: JAX, compiles in seconds; nutpie: numba, compiles "
+                        "in minutes and samples faster once compiled, needs pip install -e '.[nutpie]')")
     p.add_argument("--refit", action="store_true", help="refit even if the cache holds this fit")
 
 

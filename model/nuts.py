@@ -1,0 +1,190 @@
+"""The NUTS backends behind ``fit.sample``: numpyro on JAX (the default) and nutpie on numba.
+
+Measured on 2 cores (``scripts/benchmark.py --routes``, issue 11): from empty compile caches numpyro
+compiles this model in a few seconds and a first fit takes about half a minute in all; nutpie's numba
+compile takes two to three minutes per variant, and about 45 s again in every new process (its
+``numba.cfunc`` wrappers cannot be cached), though once compiled it samples faster. A statistician's
+edit-refit loop starts a new process after each edit of ``priors/``, so the default is numpyro. nutpie
+stays selectable (``Settings.sampler``) for long same-process refit series and as the benchmark's
+baseline; both sample the same PyMC model, so they differ only by Monte Carlo error.
+
+numpyro runs one chain per CPU device (``chain_method="parallel"``): JAX is asked for as many host
+devices as there are chains before its backend starts. Where that cannot be had (JAX already started
+with fewer), the chains run vectorised on one device instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from model import build as B
+from model import cache as C
+from model import design as D
+
+_NUTPIE: dict[tuple[str, str, bool], Any] = {}
+_MODELS: dict[tuple[str, str, bool], Any] = {}
+
+
+def is_compiled(key: tuple[str, str, bool], sampler: str) -> bool:
+    """Whether this process has already built the model of ``key`` for ``sampler``."""
+    return key in (_NUTPIE if sampler == "nutpie" else _MODELS)
+
+
+def nutpie_model(key: tuple[str, str, bool], d: D.Design):
+    """The nutpie-compiled model of ``key`` (compiled once per process)."""
+    try:
+        import nutpie
+    except ImportError:
+        raise ValueError("sampler 'nutpie' is not installed; install it with pip install -e '.[nutpie]' "
+                         "(available without it: blackjax)") from None
+
+    if key not in _NUTPIE:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _NUTPIE[key] = nutpie.compile_pymc_model(B.from_design(d))
+    return _NUTPIE[key]
+
+
+def run(key: tuple[str, str, bool], d: D.Design, settings: C.Settings, updates: dict[str, np.ndarray],
+        progress: Callable[[str], None] | None = None):
+    """NUTS on the model of ``key`` with the data of ``d`` replaced by ``updates``; an ArviZ DataTree
+    whose ``posterior`` holds every free and deterministic variable and ``sample_stats`` ``diverging``."""
+    if settings.sampler == "nutpie":
+        return _nutpie(key, d, settings, updates, progress)
+    return _jax(key, d, settings, updates)
+
+
+def _nutpie(key, d, settings, updates, progress):
+    compiled = nutpie_model(key, d)
+    import nutpie
+
+    if updates:
+        compiled = compiled.with_data(**updates)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+                             cores=min(settings.chains, 2), seed=settings.seed, progress_bar=progress is not None)
+
+
+def _host_devices(chains: int) -> int:
+    """Ask JAX for one CPU device per chain (possible only before its backend starts); the count it has."""
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", max(chains, jax.config.jax_num_cpu_devices))
+    except RuntimeError:  # the backend already started: keep what it has
+        pass
+    return jax.local_device_count()
+
+
+@dataclasses.dataclass
+class JaxModel:
+    """A model's log density and constrained values as JAX functions of (values, data).
+
+    The ``pm.Data`` arrays are arguments, not constants, so a refit with other data reuses the compiled
+    sampler (the shapes stay the same); only other settings (draws, tuning steps, chains) recompile.
+    """
+
+    value_names: list[str]
+    initial: Callable[[np.random.Generator, int], list[np.ndarray]]
+    data_names: list[str]
+    out_names: list[str]
+    out_dims: dict[str, tuple[str, ...]]
+    coords: dict[str, list]
+    logp: Callable
+    values: Callable
+    runs: dict[tuple[int, int, int], Callable] = dataclasses.field(default_factory=dict)
+
+
+def jax_model(key: tuple[str, str, bool], d: D.Design) -> JaxModel:
+    """The JAX functions of the model of ``key`` (built once per process)."""
+    if key in _MODELS:
+        return _MODELS[key]
+    import pytensor
+    import pytensor.tensor as pt
+    from pymc.model.transform.optimization import freeze_dims_and_data
+    from pymc.sampling.jax import get_jaxified_graph
+    from pytensor.graph.replace import graph_replace
+
+    data = d.data()
+    with warnings.catch_warnings(), pytensor.config.change_flags(cxx=""):
+        warnings.simplefilter("ignore")
+        model = freeze_dims_and_data(B.from_design(d), data=[])  # static shapes; the data stay inputs
+        inputs = {model[name]: pt.tensor(name=name, shape=np.shape(value), dtype=model[name].dtype)
+                  for name, value in data.items()}
+        outs = [v for v in model.unobserved_value_vars if not v.name.endswith("__")]
+        logp, *outs = graph_replace([model.logp(), *outs], inputs, strict=False)
+        args = [*model.value_vars, *inputs.values()]
+        logp_fn = get_jaxified_graph(inputs=args, outputs=[logp])
+        values_fn = get_jaxified_graph(inputs=args, outputs=outs)
+        # the initial point is evaluated once per fit: in Python, not compiled to C (20 s on a new machine)
+        start = model.initial_point()
+
+    names = [v.name for v in model.value_vars]
+
+    def initial(rng: np.random.Generator, chains: int) -> list[np.ndarray]:
+        # PyMC's jitter: uniform(-1, 1) added to every unconstrained starting value, per chain
+        return [start[n] + rng.uniform(-1, 1, size=(chains, *np.shape(start[n]))) for n in names]
+
+    dims = model.named_vars_to_dims
+    _MODELS[key] = JaxModel(
+        names, initial, list(data), [v.name for v in outs], {v.name: tuple(dims.get(v.name, ())) for v in outs},
+        {k: list(v) for k, v in model.coords.items()},
+        lambda x, dat: logp_fn(*x, *dat)[0], lambda x, dat: values_fn(*x, *dat))
+    return _MODELS[key]
+
+
+def _sampler(m: JaxModel, chains: int, tune: int, draws: int) -> Callable:
+    """The jitted run of ``chains`` chains (one per device where there are enough), compiled once per
+    (model, chains, tune, draws)."""
+    if (chains, tune, draws) in m.runs:
+        return m.runs[(chains, tune, draws)]
+    import blackjax
+    import jax
+
+    def chain(rng_key, x0, dat):
+        def logdensity(x):
+            return m.logp(x, dat)
+
+        warm_key, draw_key = jax.random.split(rng_key)
+        adapt = blackjax.window_adaptation(blackjax.nuts, logdensity, target_acceptance_rate=0.8)
+        (state, params), _ = adapt.run(warm_key, x0, num_steps=tune)
+        step = blackjax.nuts(logdensity, **params).step
+
+        def one(st, k):
+            st, info = step(k, st)
+            return st, (st.position, info.is_divergent, info.num_integration_steps, info.acceptance_rate,
+                        info.energy)
+
+        _, (pos, div, n_steps, accept, energy) = jax.lax.scan(one, state, jax.random.split(draw_key, draws))
+        values = jax.vmap(lambda x: m.values(x, dat))(pos)
+        return values, {"diverging": div, "n_steps": n_steps, "acceptance_rate": accept, "energy": energy,
+                        "step_size": jax.numpy.full(draws, params["step_size"])}
+
+    if _host_devices(chains) >= chains:
+        run = jax.pmap(chain, in_axes=(0, 0, None))
+    else:
+        run = jax.jit(jax.vmap(chain, in_axes=(0, 0, None)))
+    m.runs[(chains, tune, draws)] = run
+    return run
+
+
+def _jax(key, d, settings, updates):
+    import arviz as az
+    import jax
+
+    m = jax_model(key, d)
+    run = _sampler(m, settings.chains, settings.tune, settings.draws)
+    dat = [np.asarray(updates.get(name, value)) for name, value in d.data().items()]
+    x0 = m.initial(np.random.default_rng([settings.seed, 3]), settings.chains)
+    keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
+    values, stats = run(keys, x0, dat)
+    posterior = {name: np.asarray(v) for name, v in zip(m.out_names, values, strict=True)}
+    return az.from_dict({"posterior": posterior, "sample_stats": {k: np.asarray(v) for k, v in stats.items()}},
+                        coords=m.coords, dims={k: list(v) for k, v in m.out_dims.items()},
+                        attrs={"posterior": {"inference_library": "blackjax"}})
