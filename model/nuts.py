@@ -72,13 +72,19 @@ def _nutpie(key, d, settings, updates, progress):
 
 
 def _host_devices(chains: int) -> int:
-    """Ask JAX for one CPU device per chain (possible only before its backend starts); the count it has."""
+    """Ask JAX for one CPU device per chain (possible only before its backend starts) and keep its compiled
+    samplers on disk beside the fits; the device count it has."""
     import jax
 
     try:
         jax.config.update("jax_num_cpu_devices", max(chains, jax.config.jax_num_cpu_devices))
     except RuntimeError:  # the backend already started: keep what it has
         pass
+    if not jax.config.jax_compilation_cache_dir:
+        # the sampler's program depends on the model's shapes and the settings, not on the data, so a new
+        # process (another command, a test, a refit after an edit that keeps the shapes) reuses it
+        jax.config.update("jax_compilation_cache_dir", str(C.root() / "jax"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     return jax.local_device_count()
 
 

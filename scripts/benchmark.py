@@ -120,21 +120,27 @@ def main() -> int:
     return 0
 
 
-#: Sampler routes measured from empty compile caches: (name, extra environment, how the model is compiled).
+#: Sampler routes measured from empty compile caches: (name, extra environment, sampler or "c").
 #: NUMBA_OPT lowers LLVM's optimisation level, which is where nutpie's numba compilation spends its time.
 #: "pytensor C" compiles logp and gradient with PyTensor's C backend (cached per op on disk, so an edit
 #: recompiles little) and hands nutpie a Python function (nutpie's own helper, a private API: this is a
-#: measurement, not the default path).
-ROUTES = (("nutpie + numba (default)", {}, "numba"), ("nutpie + numba, NUMBA_OPT=0", {"NUMBA_OPT": "0"}, "numba"),
+#: measurement, not a route palsy uses).
+ROUTES = (("blackjax + JAX (default)", {}, "blackjax"), ("nutpie + numba", {}, "nutpie"),
+          ("nutpie + numba, NUMBA_OPT=0", {"NUMBA_OPT": "0"}, "nutpie"),
           ("nutpie + pytensor C (Python callback)", {}, "c"))
 
 _COLD_FIT = """
 import sys, time
-from model import cache as C, evidence, fit
+import numpy as np
+from model import cache as C, design as D, evidence, fit
 ev = evidence.load(sys.argv[1])
-t = time.perf_counter(); dt, _ = fit.sample(sys.argv[2], ev, C.Settings()); cold = time.perf_counter() - t
-t = time.perf_counter(); dt, _ = fit.sample(sys.argv[2], ev, C.Settings(seed=7)); same = time.perf_counter() - t
+t = time.perf_counter(); dt, _ = fit.sample(sys.argv[2], ev, C.Settings(sampler=sys.argv[3])); cold = time.perf_counter() - t
 d = fit.diagnostics(dt)
+# a refit in the same process with changed data: every case at half its weight
+n = len(D.build(ev, ev.variant(sys.argv[2])).case_ids)
+t = time.perf_counter()
+fit.sample(sys.argv[2], ev, C.Settings(seed=7, sampler=sys.argv[3]), data={"case_w": np.full(n, 0.5)})
+same = time.perf_counter() - t
 print(f"{cold:.1f} {same:.1f} {d['r_hat_max']:.4f} {d['ess_bulk_min']:.0f} {d['divergences']}", flush=True)
 """
 
@@ -176,32 +182,46 @@ print(f"{cold:.1f} {same:.1f} {d['r_hat_max']:.4f} {d['ess_bulk_min']:.0f} {d['d
 """
 
 
+def _edited_priors(folder: Path) -> Path:
+    """A copy of ``priors/`` with one case added (a copy of the first under a new id): an edit that
+    changes the model's shapes, as adding a case does."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(REPO / "priors", folder)
+    data = yaml.safe_load((folder / "cases.yaml").read_text())
+    added = {**data["cases"][0], "id": data["cases"][0]["id"] + "_benchmark_copy"}
+    added.pop("also_known_as", None)
+    data["cases"].append(added)
+    (folder / "cases.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder
+
+
 def routes(bare: float) -> None:
-    """Each route: a first fit in a fresh process with empty compile caches, then a refit in the same
-    process, and a second process with the caches warm (DESIGN §8 bars: 60 s, 5 s, and 30 s after an edit)."""
+    """Each route from empty compile caches: a first fit in a new process and a refit with changed data
+    in the same process; a second process with the caches warm; a third after a case is added to
+    ``priors/`` (DESIGN §8 bars: 60 s, 5 s, 30 s after an edit), with each fit's diagnostics."""
     print()
     for name, env, how in ROUTES:
         for v in ("independent", "subtype"):
             with tempfile.TemporaryDirectory() as tmp:
                 e = {**os.environ, **env, "PYTENSOR_FLAGS": f"base_compiledir={tmp}/pt", "NUMBA_CACHE_DIR": f"{tmp}/nb"}
+                edited = _edited_priors(Path(tmp) / "priors")
                 out = []
-                for _ in range(2):  # cold, then warm caches
+                for label, priors in (("empty caches", REPO / "priors"), ("warm caches", REPO / "priors"),
+                                      ("after a case is added", edited)):
                     t = time.perf_counter()
-                    code = _COLD_FIT_C if how == "c" else _COLD_FIT
-                    r = subprocess.run([sys.executable, "-c", code, str(REPO / "priors"), v], cwd=REPO, env=e,
-                                       capture_output=True, text=True)
+                    code, argv = (_COLD_FIT_C, [str(priors), v]) if how == "c" else (_COLD_FIT, [str(priors), v, how])
+                    r = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, env=e, capture_output=True, text=True)
                     total = time.perf_counter() - t
                     if r.returncode:
-                        print(f"{name}, {v}: failed: {r.stderr.strip().splitlines()[-1:]}")
+                        print(f"{name}, {v}, {label}: failed: {r.stderr.strip().splitlines()[-1:]}")
                         break
                     cold, same, rhat, ess, div = r.stdout.split()
-                    out.append((total, float(cold), float(same), rhat, ess, div))
-            for label, (total, cold, same, rhat, ess, div) in zip(("empty caches", "warm caches"), out, strict=False):
+                    out.append((label, total, float(cold), float(same), rhat, ess, div))
+            for label, total, cold, same, rhat, ess, div in out:
                 row(f"fit {v}, {name}, {label}: process", total, 60.0 if label == "empty caches" else 30.0,
                     "python -c 'import numpy'", bare)
-                print(f"{'':<58} first fit {cold:.1f} s, refit in the same process {same:.1f} s (bar 5 s); "
-                      f"R-hat {rhat}, bulk ESS {ess}, divergences {div}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+                print(f"{'':<58} first fit {cold:.1f} s, refit with changed data in the same process {same:.1f} s "
+                      f"(bar 5 s); R-hat {rhat}, bulk ESS {ess}, divergences {div}")

@@ -1,0 +1,81 @@
+"""The NUTS backends (model/nuts.py): refits reuse the compiled sampler and take their data; the nutpie
+route samples the same posterior; the sampler setting is checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+
+from model import cache as C
+from tests.conftest import run_palsy
+
+SMALL = C.Settings(draws=300, tune=300, chains=2, seed=21, synthesis=False)
+
+
+def test_sampler_setting_is_checked():
+    with pytest.raises(ValueError, match=r"sampler 'stan' is not allowed; allowed: blackjax, nutpie"):
+        C.Settings(sampler="stan")
+    assert C.Settings().sampler == C.SAMPLERS[0] == "blackjax"
+    assert C.key("h", "independent", C.Settings()) != C.key("h", "independent", C.Settings(sampler="nutpie"))
+
+
+def test_bad_sampler_flag_exits_2(tmp_path):
+    proc = run_palsy("fit", "--sampler", "stan", env={"PALSY_CACHE": str(tmp_path)})
+    assert proc.returncode == 2
+    assert "--sampler" in proc.stderr and "'stan'" in proc.stderr and "blackjax" in proc.stderr
+    assert "Traceback" not in proc.stderr and not any(tmp_path.iterdir())
+
+
+def test_missing_nutpie_is_a_clear_message(fixture_evidence, monkeypatch):
+    from model import design as D
+    from model import fit, nuts
+
+    monkeypatch.setitem(sys.modules, "nutpie", None)  # an import of it now fails
+    key = ("independent", "not-compiled", False)
+    with pytest.raises(ValueError, match=r"nutpie.*not installed.*\.\[nutpie\].*blackjax"):
+        nuts.nutpie_model(key, D.build(fixture_evidence, fixture_evidence.variant("independent")))
+    with pytest.raises(ValueError, match="not installed"):
+        fit.sample("independent", fixture_evidence, dataclasses.replace(SMALL, sampler="nutpie"))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("fixture_fit")
+def test_refit_reuses_the_compiled_sampler_and_takes_its_data(fixture_evidence):
+    """A refit with other data compiles nothing new, moves the posterior the way the data say, and a
+    refit with the original data reproduces the first fit exactly (no data left over from the refit)."""
+    from model import design as D
+    from model import fit, nuts
+
+    d = D.build(fixture_evidence, fixture_evidence.variant("independent"), synthesis=False)
+    first, _ = fit.sample("independent", fixture_evidence, SMALL)
+    m = nuts._MODELS[("independent", fixture_evidence.hash, False)]
+    assert list(m.runs) == [(SMALL.chains, SMALL.tune, SMALL.draws)]
+    # 200 more prior successes on every node: every node probability rises
+    dt, d2 = fit.sample("independent", fixture_evidence, SMALL, data={"prior_a": d.prior_a + 200.0})
+    assert list(m.runs) == [(SMALL.chains, SMALL.tune, SMALL.draws)]  # nothing recompiled
+    assert np.array_equal(d2.prior_a, d.prior_a + 200.0)
+    before = fit.flat_params(first)["theta"].mean(axis=0)
+    after = fit.flat_params(dt)["theta"].mean(axis=0)
+    assert np.all(after > before)
+    again, _ = fit.sample("independent", fixture_evidence, SMALL)
+    assert np.array_equal(fit.flat_params(again)["theta"], fit.flat_params(first)["theta"])
+    assert fit.diagnostics(first)["divergences"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("fixture_fit")
+def test_nutpie_route_samples_the_same_posterior(fixture_evidence):
+    """Both backends sample one PyMC model: on the plain configuration their posterior means of every node
+    probability agree within Monte Carlo error (and with the conjugate posterior)."""
+    pytest.importorskip("nutpie")
+    from model import fit
+
+    settings = dataclasses.replace(SMALL, draws=500, tune=500)
+    a = fit.flat_params(fit.sample("independent", fixture_evidence, settings)[0])["theta"]
+    b = fit.flat_params(fit.sample("independent", fixture_evidence,
+                                   dataclasses.replace(settings, sampler="nutpie"))[0])["theta"]
+    se = np.sqrt((a.var(axis=0) + b.var(axis=0)) / 250)  # ESS of about a quarter of the 1,000 draws, at worst
+    assert np.all(np.abs(a.mean(axis=0) - b.mean(axis=0)) < 4.5 * se + 1e-3)
