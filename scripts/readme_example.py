@@ -64,7 +64,7 @@ _NUMBER = re.compile(r"(?<![0-9A-Za-z.])[-+]?\d+(?:\.\d+)?(?![0-9A-Za-z])")
 def _close(a: str, b: str) -> bool:
     """Two printed numbers equal up to Monte Carlo error: 10% of the larger, plus two units of the last digit.
 
-    Another machine (another CPU's floating point, another numba) draws another chain from the same seed, so
+    Another machine (another CPU's floating point, another XLA or numba) draws another chain from the same seed, so
     the README's numbers are checked as estimates, the words around them exactly.
     """
     unit = max(10.0 ** -len(x.split(".")[1]) if "." in x else 1.0 for x in (a, b))
