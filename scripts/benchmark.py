@@ -36,8 +36,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="skip the fit timings")
-    ap.add_argument("--routes", action="store_true",
-                    help="also time the sampler routes from empty compile caches (DESIGN §8; several minutes)")
+    ap.add_argument("--routes", nargs="?", const="", default=None, metavar="NAME",
+                    help="also time the sampler routes (those whose name contains NAME, all without it) from "
+                         "empty compile caches (DESIGN §8; several minutes per route)")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each row as it is measured, also into a file
     os.environ.setdefault("PALSY_CACHE", str(REPO / ".cache" / "palsy"))
@@ -89,8 +90,8 @@ def main() -> int:
 
     if args.quick:
         return 0
-    if args.routes:
-        routes(bare)
+    if args.routes is not None:
+        routes(bare, args.routes)
     # 4. fits: cold (compilation included) printed; timed after a warm-up fit in the same process
     print()
     nuts._NUTPIE.clear()
@@ -198,15 +199,18 @@ def _edited_priors(folder: Path) -> Path:
     return folder
 
 
-def routes(bare: float) -> None:
+def routes(bare: float, name_contains: str = "") -> None:
     """Each route from empty compile caches: a first fit in a new process and a refit with changed data
     in the same process; a second process with the caches warm; a third after a case is added to
     ``priors/`` (DESIGN §8 bars: 60 s, 5 s, 30 s after an edit), with each fit's diagnostics."""
     print()
     for name, env, how in ROUTES:
+        if name_contains not in name:
+            continue
         for v in ("independent", "subtype"):
             with tempfile.TemporaryDirectory() as tmp:
-                e = {**os.environ, **env, "PYTENSOR_FLAGS": f"base_compiledir={tmp}/pt", "NUMBA_CACHE_DIR": f"{tmp}/nb"}
+                e = {**os.environ, **env, "PYTENSOR_FLAGS": f"base_compiledir={tmp}/pt", "NUMBA_CACHE_DIR": f"{tmp}/nb",
+                     "PALSY_CACHE": f"{tmp}/palsy"}  # JAX keeps its compiled samplers there
                 edited = _edited_priors(Path(tmp) / "priors")
                 out = []
                 for label, priors in (("empty caches", REPO / "priors"), ("warm caches", REPO / "priors"),

@@ -24,6 +24,8 @@ HEADLINE = "P(leukemic infiltration)"
 CAUSE_NAMES = {"infiltration": "leukemic infiltration", "bell": "Bell's palsy (idiopathic)",
                "zoster": "VZV reactivation (Ramsay Hunt)", "vincristine": "vincristine neuropathy",
                "gbs": "Guillain-Barré syndrome", "otomastoiditis": "otomastoiditis"}
+#: one worker builds the session fixture of reports (built once per worker otherwise)
+pytestmark = pytest.mark.xdist_group("reports")
 VIGNETTES = REPO / "tests" / "fixtures" / "vignettes"
 
 

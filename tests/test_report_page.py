@@ -23,7 +23,7 @@ import yaml
 from conftest import PATIENTS, REPO, run_palsy
 
 pypdf = pytest.importorskip("pypdf")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_page")]  # its report fixture built once
 
 VIGNETTES = REPO / "tests" / "fixtures" / "vignettes"
 HALLMARKS = ("vincristine", "ramsay_hunt", "bell_like", "gbs", "otomastoiditis", "infiltration_flow")
