@@ -229,3 +229,7 @@ def routes(bare: float, name_contains: str = "") -> None:
                     "python -c 'import numpy'", bare)
                 print(f"{'':<58} first fit {cold:.1f} s, refit with changed data in the same process {same:.1f} s "
                       f"(bar 5 s); R-hat {rhat}, bulk ESS {ess}, divergences {div}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -33,3 +33,13 @@ def test_demo_installs_only_what_the_demo_needs():
     assert "setup-test" in rules["test"].split()
     runtime = mk.split("$(VENV)/.installed: pyproject.toml", 1)[1].split("\n\n", 1)[0]
     assert "-e ." in runtime and "[test]" not in runtime
+
+
+def test_benchmark_script_runs_its_main():
+    """scripts/benchmark.py is run as a script (make benchmark): its entry point parses the flags."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "benchmark.py"), "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "--routes" in proc.stdout and "--quick" in proc.stdout
