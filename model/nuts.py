@@ -1,16 +1,17 @@
-"""The NUTS backends behind ``fit.sample``: numpyro on JAX (the default) and nutpie on numba.
+"""The NUTS backends behind ``fit.sample``: BlackJAX on JAX (the default) and nutpie on numba.
 
-Measured on 2 cores (``scripts/benchmark.py --routes``, issue 11): from empty compile caches numpyro
-compiles this model in a few seconds and a first fit takes about half a minute in all; nutpie's numba
-compile takes two to three minutes per variant, and about 45 s again in every new process (its
-``numba.cfunc`` wrappers cannot be cached), though once compiled it samples faster. A statistician's
-edit-refit loop starts a new process after each edit of ``priors/``, so the default is numpyro. nutpie
+Measured on 2 cores (``scripts/benchmark.py --routes``, issue 11): from empty caches JAX compiles this
+model in seconds and a first fit process takes about half a minute; nutpie's numba compile takes two to
+three minutes per variant, and about 45 s again in every new process (its ``numba.cfunc`` wrappers
+cannot be cached), though once compiled it samples about 3 times faster per gradient. A statistician's
+edit-refit loop starts a new process after each edit of ``priors/``, so the default is BlackJAX. nutpie
 stays selectable (``Settings.sampler``) for long same-process refit series and as the benchmark's
-baseline; both sample the same PyMC model, so they differ only by Monte Carlo error.
+baseline; both sample the same PyMC model, so they differ only by Monte Carlo error. (numpyro through
+``pm.sample`` was measured too: its data are compiled in as constants, so every refit recompiles.)
 
-numpyro runs one chain per CPU device (``chain_method="parallel"``): JAX is asked for as many host
-devices as there are chains before its backend starts. Where that cannot be had (JAX already started
-with fewer), the chains run vectorised on one device instead.
+BlackJAX runs one chain per CPU device (``jax.pmap``): JAX is asked for as many host devices as there
+are chains before its backend starts. Where that cannot be had (JAX already started with fewer), the
+chains run vectorised on one device instead.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class JaxModel:
 
     value_names: list[str]
     initial: Callable[[np.random.Generator, int], list[np.ndarray]]
-    data_names: list[str]
+    data: dict[str, tuple[tuple[int, ...], str]]  # each pm.Data argument's shape and dtype, in argument order
     out_names: list[str]
     out_dims: dict[str, tuple[str, ...]]
     coords: dict[str, list]
@@ -139,7 +140,8 @@ def jax_model(key: tuple[str, str, bool], d: D.Design) -> JaxModel:
 
     dims = model.named_vars_to_dims
     _MODELS[key] = JaxModel(
-        names, initial, list(data), [v.name for v in outs], {v.name: tuple(dims.get(v.name, ())) for v in outs},
+        names, initial, {name: (tuple(np.shape(v)), str(inputs[model[name]].dtype)) for name, v in data.items()},
+        [v.name for v in outs], {v.name: tuple(dims.get(v.name, ())) for v in outs},
         {k: list(v) for k, v in model.coords.items()},
         lambda x, dat: logp_fn(*x, *dat)[0], lambda x, dat: values_fn(*x, *dat))
     return _MODELS[key]
@@ -186,7 +188,13 @@ def _jax(key, d, settings, updates):
 
     m = jax_model(key, d)
     run = _sampler(m, settings.chains, settings.tune, settings.draws)
-    dat = [np.asarray(updates.get(name, value)) for name, value in d.data().items()]
+    defaults = d.data()
+    dat = []
+    for name, (shape, dtype) in m.data.items():
+        value = np.asarray(updates.get(name, defaults[name]), dtype=dtype)
+        if value.shape != shape:  # the compiled sampler has static shapes: a refit keeps them
+            raise ValueError(f"refit data {name!r} has shape {value.shape}; the compiled model takes {shape}")
+        dat.append(value)
     x0 = m.initial(np.random.default_rng([settings.seed, 3]), settings.chains)
     keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
     values, stats = run(keys, x0, dat)

@@ -60,6 +60,8 @@ def test_refit_reuses_the_compiled_sampler_and_takes_its_data(fixture_evidence):
     before = fit.flat_params(first)["theta"].mean(axis=0)
     after = fit.flat_params(dt)["theta"].mean(axis=0)
     assert np.all(after > before)
+    with pytest.raises(ValueError, match=r"refit data 'prior_a' has shape \(3,\); the compiled model takes"):
+        fit.sample("independent", fixture_evidence, SMALL, data={"prior_a": np.ones(3)})
     again, _ = fit.sample("independent", fixture_evidence, SMALL)
     assert np.array_equal(fit.flat_params(again)["theta"], fit.flat_params(first)["theta"])
     assert fit.diagnostics(first)["divergences"] == 0
