@@ -1,6 +1,6 @@
 """Sampling, diagnostics, provenance and the cache: ``posterior(variant, evidence, ...)``.
 
-NUTS runs through :mod:`model.nuts` (numpyro on JAX by default, nutpie on numba when asked for) on
+NUTS runs through :mod:`model.nuts` (BlackJAX on JAX by default, nutpie on numba when asked for) on
 a model built once per (variant, evidence); refits with other counts or weights change its
 ``pm.Data``. The fit is stored as netCDF (ArviZ) and as the ``draws.npz`` the answer reads.
 """
