@@ -40,7 +40,7 @@ class Settings:
     chains: int = 4
     seed: int = DEFAULT_SEED
     synthesis: bool = True  # random effects, case selection and orderings (False: the plain configuration)
-    sampler: str = "blackjax"  # one of SAMPLERS (model.nuts runs them)
+    sampler: str = SAMPLERS[0]  # model.nuts runs them
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:

@@ -97,7 +97,6 @@ class JaxModel:
     sampler (the shapes stay the same); only other settings (draws, tuning steps, chains) recompile.
     """
 
-    value_names: list[str]
     initial: Callable[[np.random.Generator, int], list[np.ndarray]]
     data: dict[str, tuple[tuple[int, ...], str]]  # each pm.Data argument's shape and dtype, in argument order
     out_names: list[str]
@@ -140,7 +139,7 @@ def jax_model(key: tuple[str, str, bool], d: D.Design) -> JaxModel:
 
     dims = model.named_vars_to_dims
     _MODELS[key] = JaxModel(
-        names, initial, {name: (tuple(np.shape(v)), str(inputs[model[name]].dtype)) for name, v in data.items()},
+        initial, {name: (tuple(np.shape(v)), str(inputs[model[name]].dtype)) for name, v in data.items()},
         [v.name for v in outs], {v.name: tuple(dims.get(v.name, ())) for v in outs},
         {k: list(v) for k, v in model.coords.items()},
         lambda x, dat: logp_fn(*x, *dat)[0], lambda x, dat: values_fn(*x, *dat))

@@ -180,7 +180,7 @@ def simulate_data(d, truth: dict[str, np.ndarray], rng: np.random.Generator, lib
 
 def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int = 400, chains: int = 2,
         thin_to: int = 99, bins: int = 10, seed: int = 1, progress: bool = False,
-        sampler: str = "blackjax") -> dict[str, Any]:
+        sampler: str | None = None) -> dict[str, Any]:
     """Run SBC and return the results (see the module docstring).
 
     Parameters
@@ -200,7 +200,7 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     lib = pseudo_library(evidence, v)
     d = D.build(lib.evidence, v, weights_one=True)
     rng = np.random.default_rng(seed)
-    settings = C.Settings(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler)
+    settings = C.Settings(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler or C.SAMPLERS[0])
     labels = None
     ranks, diags = [], []
     t0 = time.perf_counter()
@@ -228,7 +228,7 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     return {
         "variant": variant, "evidence_hash": evidence.hash, "simulations": simulations,
         "settings": {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "thin_to": thin_to, "bins": bins,
-                     "sampler": sampler},
+                     "sampler": settings.sampler},
         "what": ("sampled parameters (theta, omega, the spread tau and study effects re_z, the selection "
                  "parameter gamma) from the prior; cohort counts simulated with their study effects and the case "
                  "library's findings through the selection model (forms drawn and stated); weights 1. "
@@ -333,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--thin-to", type=int, default=99, help="L: ranks among L thinned draws (0..L)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--sampler", default="blackjax", choices=("blackjax", "nutpie"), help="NUTS backend (default blackjax)")
+    from model import cache as C
+
+    p.add_argument("--sampler", default=C.SAMPLERS[0], choices=C.SAMPLERS, help=f"NUTS backend (default {C.SAMPLERS[0]})")
     p.add_argument("--priors", default=str(REPO / "priors"), help="evidence folder (default priors/)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     args = p.parse_args(argv)

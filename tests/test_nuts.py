@@ -71,7 +71,7 @@ def test_refit_reuses_the_compiled_sampler_and_takes_its_data(fixture_evidence):
 @pytest.mark.xdist_group("fixture_fit")
 def test_nutpie_route_samples_the_same_posterior(fixture_evidence):
     """Both backends sample one PyMC model: on the plain configuration their posterior means of every node
-    probability agree within Monte Carlo error (and with the conjugate posterior)."""
+    probability agree within Monte Carlo error."""
     pytest.importorskip("nutpie")
     from model import fit
 
