@@ -51,9 +51,8 @@ fonts:
 demo: setup
 	$(VENV)/bin/palsy fit
 	@for p in patients/*.yaml; do echo; echo "=== $$p"; $(VENV)/bin/palsy posterior --patient $$p || exit 1; done
-	@if $(VENV)/bin/palsy report --help >/dev/null 2>&1; then \
-	  for p in patients/*.yaml; do $(VENV)/bin/palsy report $$p --out out/reports || exit 1; done; \
-	  echo; echo "reports written to out/reports/"; fi
+	$(VENV)/bin/palsy report patients/*.yaml --out out/reports
+	@echo; echo "reports written to out/reports/"
 
 # Two workers (pytest-xdist): model compilation is single-threaded, so two fits compile side by side;
 # tests that fit the same small model share a worker (xdist_group), so it is compiled once.

@@ -2,14 +2,13 @@
 
 One template, two formats. HTML: a Jinja2 template (``templates/report.html``, autoescaping on, so every
 user-supplied string is escaped) with the CSS inline and the figures inline as base64 SVG: the page loads
-nothing from the network. PDF: the *same* HTML printed by WeasyPrint (a maintained HTML/CSS-to-PDF engine
-on Pango and fontconfig), through the template's ``@media print`` rules: page 1 of the PDF is the
-one-screen page 1 (``#page1`` ends with a page break), later pages flow. Fonts come from fontconfig, so
-any text a font on the machine covers (CJK, emoji, right-to-left) is drawn and extractable; the PDF
-carries no dates, so the same context gives the same bytes.
+nothing from the network. PDF: the *same* HTML printed by WeasyPrint (:mod:`reports.pdf`), through the
+template's ``@media print`` rules: page 1 of the PDF is the one-screen page 1 (``#page1`` ends with a page
+break), later pages flow. Fonts come from fontconfig, so any text a font on the machine covers (CJK, emoji,
+right-to-left) is drawn and extractable; the PDF carries no dates, so the same context gives the same bytes.
 
-:func:`write` renders everything in memory, writes into a temporary folder next to the target and
-only then moves the files into place, so bad input or a failure leaves nothing half-written.
+:func:`write` renders every report of a set in memory, writes into a temporary folder next to the target
+and only then moves the files into place, so bad input or a failure leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -20,15 +19,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from reports import figures as FG
 from reports.output import write_all
+from reports.pdf import TEMPLATES, Printer, print_pdf
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 FORMATS = ("html", "pdf")
 
 
 def svg_images(ctx: dict[str, Any]) -> dict[str, str]:
     """Each figure as base64 SVG (for ``<img src="data:...">``)."""
+    from reports import figures as FG  # matplotlib: imported while the PDF helper starts (reports.pdf)
+
     return {name: base64.b64encode(FG.svg(name, ctx["figures"][name]).encode("utf-8")).decode("ascii")
             for name in FG.NAMES}
 
@@ -44,14 +44,11 @@ def html(ctx: dict[str, Any]) -> str:
 
 def pdf(ctx: dict[str, Any], html_text: str | None = None) -> bytes:
     """The PDF report: the HTML of :func:`html` printed by WeasyPrint (A4, the template's print CSS)."""
-    import logging
+    return print_pdf(html_text if html_text is not None else html(ctx), _identifier(ctx))
 
-    import weasyprint
 
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)  # CSS it ignores (screen-only rules) is not news
-    doc = weasyprint.HTML(string=html_text if html_text is not None else html(ctx), base_url=str(TEMPLATES))
-    return doc.write_pdf(pdf_identifier=b"palsy-" + file_stem(ctx["patient"]["id"]).encode("ascii"),
-                         custom_metadata=False)
+def _identifier(ctx: dict[str, Any]) -> bytes:
+    return b"palsy-" + file_stem(ctx["patient"]["id"]).encode("ascii")
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -90,9 +87,35 @@ def render(ctx: dict[str, Any], formats: tuple[str, ...] = FORMATS) -> dict[str,
     return out
 
 
-def write(ctx: dict[str, Any], out_dir: str | Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Render every format in memory, then write them as one set (all or nothing)."""
-    data = render(ctx, formats)
-    stem = file_stem(ctx["patient"]["id"])
-    written = write_all(out_dir, {f"{stem}.{fmt}": blob for fmt, blob in data.items()})
-    return list(written.values())
+def write(ctxs: dict[str, Any] | list[dict[str, Any]], out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
+          printer: Printer | None = None) -> list[Path]:
+    """Render every format of one report or of several in memory, then write them as one set (all or
+    nothing). The PDFs are printed by ``printer`` (in this process when None). Two reports whose patients
+    would share a file name are a ValueError naming both ids."""
+    ctxs = [ctxs] if isinstance(ctxs, dict) else list(ctxs)
+    printer = printer or Printer(helper=False)
+    stems = file_stems([ctx["patient"]["id"] for ctx in ctxs])
+    files: dict[str, Any] = {}
+    for ctx, stem in zip(ctxs, stems, strict=True):
+        text = html(ctx)
+        if "html" in formats:
+            files[f"{stem}.html"] = text.encode("utf-8")
+        if "pdf" in formats:  # printed by the helper while the next report's HTML is made
+            files[f"{stem}.pdf"] = printer.submit(text, _identifier(ctx))
+    files = {name: blob if isinstance(blob, bytes) else blob.result() for name, blob in files.items()}
+    return list(write_all(out_dir, files).values())
+
+
+def file_stems(patient_ids: list[str], sources: list[str] | None = None) -> list[str]:
+    """The file stem of each patient id (:func:`file_stem`); a ValueError naming both ids (and the files
+    they come from, ``sources``) when two patients would write the same files."""
+    seen: dict[str, int] = {}
+    for i, pid in enumerate(patient_ids):
+        stem = file_stem(pid)
+        if stem in seen:
+            j = seen[stem]
+            where = f" (in {sources[j]} and {sources[i]})" if sources else ""
+            raise ValueError(f"patients {patient_ids[j]!r} and {pid!r}{where} would write the same report files "
+                             f"{stem}.*; allowed: one id per patient")
+        seen[stem] = i
+    return list(seen)

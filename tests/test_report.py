@@ -151,12 +151,12 @@ def reports(palsy, tmp_path_factory):
     atra = yaml.safe_load((VIGNETTES / "off_model_atra.yaml").read_text(encoding="utf-8"))["patient"]
     (special / "atra.yaml").write_text(yaml.safe_dump(atra), encoding="utf-8")
     runs = {}
+    # one process for every patient with the same flags, as a ward list is run
+    batch = {name: PATIENTS / f"{name}.yaml" for name in ("source-000-vignette", "source-001", "source-002")}
+    batch.update({name: special / f"{name}.yaml" for name in ("evil", "atdx", "central", "max", "atra")})
+    runs["batch"] = palsy("report", *map(str, batch.values()), "--out", str(out), *VARIANT, check=True)
     for name in ("source-000-vignette", "source-001", "source-002"):
-        runs[name] = palsy("report", str(PATIENTS / f"{name}.yaml"), "--out", str(out), *VARIANT, check=True)
-        JSON[name] = posterior_json(PATIENTS / f"{name}.yaml")  # at once: the same cached posterior
-    for name in ("evil", "atdx", "central", "max"):
-        runs[name] = palsy("report", str(special / f"{name}.yaml"), "--out", str(out), *VARIANT, check=True)
-    runs["atra"] = palsy("report", str(special / "atra.yaml"), "--out", str(out), *VARIANT, check=True)
+        JSON[name] = posterior_json(PATIENTS / f"{name}.yaml")  # the same cached posterior
     JSON["atra"] = posterior_json(special / "atra.yaml")
     runs["low"] = palsy("report", str(special / "low.yaml"), "--out", str(out), "--pretest", "0.0005", *VARIANT, check=True)
     two = out / "two"
@@ -177,10 +177,17 @@ def report_file(out: Path, name: str) -> Path:
 
 def test_report_writes_html_and_pdf(reports):
     out, _, runs = reports
+    printed = runs["batch"].stdout.splitlines()
     for name in ("source-000-vignette", "source-001", "source-002"):
         assert (out / f"{name}.html").stat().st_size > 10_000
         assert (out / f"{name}.pdf").read_bytes().startswith(b"%PDF")
-        assert str(out / f"{name}.html") in runs[name].stdout
+    # one process, eight patients: every file named, in the order the patients were given
+    names = ["source-000-vignette", "source-001", "source-002", "evil_b_id_b-", "atdx", "central", "max",
+             "vignette-off-model-atra"]
+    assert len(printed) == 2 * len(names)
+    for k, (name, line) in enumerate(zip([n for n in names for _ in (0, 1)], printed, strict=True)):
+        assert Path(line).name.startswith(name) and line.endswith(".html" if k % 2 == 0 else ".pdf"), (name, line)
+        assert Path(line).parent == out and Path(line).is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
@@ -412,7 +419,8 @@ def test_warnings_come_first(reports):
         assert page.plain.index(phrase) < page.plain.index(HEADLINE)
         _, text = pdf_text(out / f"{name}.pdf")
         assert "Out of scope." in text and text.index("Out of scope.") < text.index(HEADLINE)
-    assert "outside the model's population" in runs["atdx"].stderr
+    assert "atdx: this palsy led to the leukemia diagnosis" in runs["batch"].stderr
+    assert runs["batch"].stderr.count("outside the model's population") == 1  # atdx only
     central = parse(out / "central.html").plain
     assert "(only if the palsy is peripheral)" in central
     assert "warning-scope" not in parse(out / "source-000-vignette.html").ids
@@ -480,7 +488,11 @@ def test_bad_input_exit_2_nothing_written(palsy, tmp_path):
                         ((str(tmp_path / "missing.yaml"),), ("missing.yaml",)),
                         ((str(good), "--mri", "huge"), ("mri", "huge", "mass")),
                         ((str(good), "--causes", "bell,gbs"), ("--causes", "infiltration")),
-                        ((str(good), "--csf", "negative:pcr"), ("method", "pcr", "flow"))):
+                        ((str(good), "--csf", "negative:pcr"), ("method", "pcr", "flow")),
+                        # several patients: one bad file, or two files with one id, and nothing is written
+                        ((str(good), str(PATIENTS / "source-001.yaml"), str(bad)), ("bad.yaml", "laterality", "'both'")),
+                        ((str(good), str(PATIENTS / "source-001.yaml"), str(good)),
+                         ("'source-000-vignette'", "one id per patient", f"in {good} and {good}"))):
         proc = palsy("report", *args, "--out", str(target), *VARIANT)
         assert proc.returncode == 2, args
         assert all(w in proc.stderr for w in words), (args, proc.stderr)

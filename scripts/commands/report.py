@@ -1,14 +1,18 @@
-"""``palsy report``: the clinician report (HTML and PDF) for a patient file (DESIGN §6).
+"""``palsy report``: the clinician report (HTML and PDF) for one patient file or several (DESIGN §6).
 
 The report path stays light: a warm cache, numpy, matplotlib (figures), Jinja2 and WeasyPrint (the PDF
 from the same HTML); no PyMC or ArviZ. The decision settings (priors/decision.yaml) and the actions
 (priors/actions.yaml) are loaded exactly as ``palsy posterior`` loads them, so page 1 says what the JSON
-says. Everything is validated and rendered in memory before anything is written to ``--out``.
+says. Every patient is read and answered before anything is drawn, and every report is rendered in memory
+before anything is written to ``--out``: bad input in any file leaves nothing written. The PDFs are printed
+by a helper process started once the input is valid (:class:`reports.pdf.Printer`), so that its import of
+WeasyPrint overlaps the figures and the HTML.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from reports import terminal as T
@@ -16,8 +20,10 @@ from scripts.commands import common
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("patient", metavar="PATIENT.yaml", help="patient file (DESIGN §2); flags override it")
-    p.add_argument("--out", default="report", metavar="DIR", help="folder for the report files (default: ./report)")
+    p.add_argument("patients", nargs="+", metavar="PATIENT.yaml",
+                   help="patient file (DESIGN §2), or several (a report each); the flags apply to every one")
+    p.add_argument("--out", default="report", metavar="DIR",
+                   help="folder for the report files, named by patient id (default: ./report)")
     p.add_argument("--format", default="html,pdf", metavar="FORMATS",
                    help="comma-separated: html, pdf (default html,pdf)")
     common.add_finding_arguments(p)
@@ -26,31 +32,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                            "for this report (default: from priors/decision.yaml)")
 
 
-def answer_for(args: argparse.Namespace, patient, draws):  # noqa: ANN001, ANN201
-    """The answer as ``palsy posterior`` computes it: decision settings and actions from ``priors/``."""
-    from model import answer as A
+def answer_options(args: argparse.Namespace, draws) -> dict:  # noqa: ANN001
+    """The answer's options from the flags, checked (an InputError or ValueError naming the flag), with the
+    decision settings and actions of ``priors/``."""
     from model import decision, guidance
 
-    thresholds = decision.parse_thresholds(args.thresholds) if getattr(args, "thresholds", None) else None
     pdir = common.priors_dir(args)
-    return A.answer(patient, draws, ci=getattr(args, "ci", 0.9), pretest=getattr(args, "pretest", None),
-                    causes=common.causes_from(args, draws), decision_settings=decision.load(pdir),
-                    thresholds=thresholds, guidance=guidance.load(pdir, draws.causes))
+    return {"ci": getattr(args, "ci", 0.9), "pretest": getattr(args, "pretest", None),
+            "causes": common.causes_from(args, draws),
+            "thresholds": decision.parse_thresholds(args.thresholds) if getattr(args, "thresholds", None) else None,
+            "decision_settings": decision.load(pdir), "guidance": guidance.load(pdir, draws.causes)}
+
+
+def answer_for(args: argparse.Namespace, patient, draws, options: dict | None = None):  # noqa: ANN001, ANN201
+    """The answer as ``palsy posterior`` computes it (``options`` from :func:`answer_options`)."""
+    from model import answer as A
+
+    return A.answer(patient, draws, **(options if options is not None else answer_options(args, draws)))
 
 
 def run(args: argparse.Namespace) -> int:
     from model import evidence as E
     from reports import context, render
+    from reports.pdf import Printer
 
     formats = render.parse_formats(args.format)
     out = common.out_dir(args)
-    patient = common.patient_from(args, args.patient)
+    patients = [common.patient_from(args, file) for file in args.patients]
+    render.file_stems([p.id for p in patients], args.patients)  # two patients, one id: bad input, before any work
     draws = common.load_draws(args)
+    options = answer_options(args, draws)
     ev = E.load(common.priors_dir(args))
-    ctx = context.build(answer_for(args, patient, draws), ev)
-    for path in render.write(ctx, out, formats):
+    # the input is valid: the PDF helper imports WeasyPrint while the answers, figures and HTML are made
+    with Printer() if "pdf" in formats else contextlib.nullcontext() as printer:
+        ctxs = [context.build(answer_for(args, patient, draws, options), ev) for patient in patients]
+        paths = render.write(ctxs, out, formats, printer)
+    for path in paths:
         print(T.line(str(path)))
-    if patient.at_diagnosis:
-        print("palsy report: note: this palsy led to the leukemia diagnosis, outside the model's population; "
-              "the report says so.", file=sys.stderr)
+    for patient in patients:
+        if patient.at_diagnosis:
+            print(T.line(f"palsy report: note: {patient.id}: this palsy led to the leukemia diagnosis, outside the "
+                         f"model's population; the report says so."), file=sys.stderr)
     return 0
