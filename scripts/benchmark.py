@@ -86,7 +86,12 @@ def main() -> int:
     if "report" in _available():
         with tempfile.TemporaryDirectory() as out:
             rep = wall([py, "-m", "scripts.palsy", "report", patient, "--out", out], 3)
-        row("palsy report (HTML and PDF), warm cache (median of 3)", rep, 5.0, "python -c 'import numpy'", bare)
+            row("palsy report (HTML and PDF), warm cache (median of 3)", rep, 5.0, "python -c 'import numpy'", bare)
+            # a ward list: every patient of patients/ in one process, against one process per patient
+            files = sorted(str(p) for p in (REPO / "patients").glob("*.yaml"))
+            one = wall([py, "-m", "scripts.palsy", "report", *files, "--out", out], 3)
+            row(f"palsy report of {len(files)} patients in one process (median of 3)", one, None,
+                f"{len(files)} x one report", len(files) * rep)
 
     if args.quick:
         return 0

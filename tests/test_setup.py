@@ -48,6 +48,7 @@ def test_benchmark_script_runs_its_main():
 def test_xdist_groups_run_on_one_worker(tmp_path):
     """`make test` relies on --dist loadgroup to build a module's report or fit fixture on one worker only:
     a group of tests (marked per module, as the report modules are) must run on one worker."""
+    import os
     import subprocess
     import sys
 
@@ -58,8 +59,9 @@ def test_xdist_groups_run_on_one_worker(tmp_path):
         "def test_where(i):\n"
         "    with open(os.path.join(os.path.dirname(__file__), f'ran-{i}'), 'w') as f:\n"
         "        f.write(os.environ['PYTEST_XDIST_WORKER'])\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider",
-                           "-c", "/dev/null", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "xdist", "-n", "2", "--dist", "loadgroup",
+                           "-p", "no:cacheprovider", "-c", "/dev/null", str(tmp_path)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120, env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     workers = {(tmp_path / f"ran-{i}").read_text() for i in range(8)}
     assert len(workers) == 1, f"one group ran on {sorted(workers)}"
