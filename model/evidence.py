@@ -362,12 +362,12 @@ class _Validator:
         forms = tuple(settings.get("forms") or ())
         out, seen = [], set()
         for i, c in enumerate(items):
-            cid = str(c.get("id")) if isinstance(c, dict) and c.get("id") else f"#{i + 1}"
+            cid, id_ok = Y.item_id(c, i)
             if not isinstance(c, dict):
                 self.err(file, cid, "-", "must be a mapping")
                 continue
-            if not isinstance(c.get("id"), str):
-                self.err(file, cid, "id", f"{brief(c.get('id'))}: give the case's id (text)")
+            if not id_ok:
+                self.err(file, cid, "id", f"{brief(c.get('id'))}: give the case's id (text, not blank)")
             if cid in seen:
                 self.err(file, cid, "id", "duplicate case id")
             seen.add(cid)
@@ -442,13 +442,13 @@ class _Validator:
         forms = tuple(settings.get("forms") or ())
         out, seen, sources = [], set(), {}
         for i, e in enumerate(items):
-            eid = str(e.get("id")) if isinstance(e, dict) and e.get("id") else f"#{i + 1}"
+            eid, id_ok = Y.item_id(e, i)
             if not isinstance(e, dict):
                 self.err(file, eid, "-", "must be a mapping")
                 continue
             n_before = len(self.problems)
-            if not isinstance(e.get("id"), str):
-                self.err(file, eid, "id", f"{brief(e.get('id'))}: give the entry's id (text)")
+            if not id_ok:
+                self.err(file, eid, "id", f"{brief(e.get('id'))}: give the entry's id (text, not blank)")
             if eid in seen:
                 self.err(file, eid, "id", "duplicate entry id")
             seen.add(eid)

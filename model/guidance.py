@@ -101,10 +101,12 @@ def load(directory: str | Path, causes: tuple[str, ...]) -> tuple[Action, ...]:
     problems: list[str] = []
     out, seen = [], set()
     for i, a in enumerate(items):
-        aid = str(a.get("id")) if isinstance(a, dict) and a.get("id") else f"#{i + 1}"
+        aid, id_ok = safe_yaml.item_id(a, i)
         if not isinstance(a, dict):
             problems.append(f"action {aid}: must be a mapping")
             continue
+        if not id_ok:
+            problems.append(f"action {aid}: id: {safe_yaml.brief(a.get('id'))}: give the action's id (text, not blank)")
         if aid in seen:
             problems.append(f"action {aid}: duplicate id")
         seen.add(aid)

@@ -56,6 +56,15 @@ def brief(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
+def item_id(item: Any, index: int) -> tuple[str, bool]:
+    """The label of the ``index``-th item of a list of mappings (its ``id``, or '#<n>' by position when it
+    has none that can serve) and whether its ``id`` is valid: text that is not blank."""
+    raw = item.get("id") if isinstance(item, dict) else None
+    if isinstance(raw, str) and raw.strip():
+        return raw, True
+    return f"#{index + 1}", False
+
+
 class YAMLInputError(ValueError):
     """A file that cannot be read as the YAML palsy accepts: names the file (and line and column)."""
 

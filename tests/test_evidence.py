@@ -102,6 +102,11 @@ def _broken(tmp_path, file, mutate):
                                                          x=1, n=10, weight=1, weight_reason="t")), ["expert judgment and counts"]),
     ("cohorts.yaml", lambda d: d["entries"][10].update(level="mass", of=None), ["not a node"]),
     ("cases.yaml", lambda d: d["cases"].append(dict(d["cases"][0])), ["cases.yaml", "duplicate case id"]),
+    # an id must be text that is not blank (an empty id was once taken and renamed '#7': found by the fuzz test)
+    ("cases.yaml", lambda d: d["cases"][0].update(id=""), ["cases.yaml", "entry '#1'", "field 'id'", "''", "not blank"]),
+    ("cohorts.yaml", lambda d: d["entries"][6].update(id="  "), ["cohorts.yaml", "entry '#7'", "field 'id'", "'  '",
+                                                                 "not blank"]),
+    ("cohorts.yaml", lambda d: d["entries"][0].update(id=7), ["cohorts.yaml", "field 'id'", "7", "text"]),
     ("cases.yaml", lambda d: d["cases"][0]["findings"].update(mri="big"), ["case_a", "findings.mri", "big"]),
     ("cases.yaml", lambda d: d["cases"][0].update(proven_by=[]), ["case_a", "proven_by"]),
     ("model.yaml", lambda d: d.update(w_case=0), ["model.yaml", "w_case"]),

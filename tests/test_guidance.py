@@ -72,3 +72,14 @@ def test_bad_trigger_is_reported(tmp_path):
     with pytest.raises(F.InputError) as exc:
         G.load(tmp_path, CAUSES)
     assert "flu" in str(exc.value) and "actions.yaml" in str(exc.value)
+
+
+@pytest.mark.parametrize("given, shown", [("", "None"), ("id: '   ', ", "'   '"), ("id: 5, ", "5")])
+def test_an_action_id_is_text_not_blank(tmp_path, given, shown):
+    """An action without an id, or with a blank or numeric one, is refused (it was once taken as '#1')."""
+    (tmp_path / "actions.yaml").write_text(
+        "actions:\n  - {" + given + "text: t, when: always, priority: 1, ref: [x], reasoning: r}\n")
+    with pytest.raises(F.InputError) as exc:
+        G.load(tmp_path, CAUSES)
+    msg = str(exc.value)
+    assert "action #1: id:" in msg and "not blank" in msg and shown in msg, msg
