@@ -12,9 +12,9 @@ setup-test: $(VENV)/.installed-test browser fonts
 
 # uv (Astral's installer) installs the same requirements in seconds where pip takes over a minute (measured
 # on 2 cores from empty caches: 5 s against 68 s for the runtime dependencies, 4 s against 17 s for the
-# test tools); pip installs them where uv cannot be had.
-INSTALL = if [ -x $(VENV)/bin/uv ]; then $(VENV)/bin/uv pip install -q --python $(PY) $(1); \
-	  else $(PY) -m pip install -q $(1); fi
+# test tools); pip installs them where uv cannot be had or fails (no network to its index, say).
+INSTALL = { [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install -q --python $(PY) $(1); } \
+	  || $(PY) -m pip install -q $(1)
 
 $(VENV)/.installed: pyproject.toml
 	@PYTHON=$$(./scripts/find-python.sh) || exit 1; \
