@@ -16,11 +16,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 from reports.output import write_all
-from reports.pdf import TEMPLATES, Printer, print_pdf
+from reports.pdf import TEMPLATES, Printer
 
 FORMATS = ("html", "pdf")
 
@@ -40,15 +41,6 @@ def html(ctx: dict[str, Any]) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.html").render(**ctx, svg=svg_images(ctx))
-
-
-def pdf(ctx: dict[str, Any], html_text: str | None = None) -> bytes:
-    """The PDF report: the HTML of :func:`html` printed by WeasyPrint (A4, the template's print CSS)."""
-    return print_pdf(html_text if html_text is not None else html(ctx), _identifier(ctx))
-
-
-def _identifier(ctx: dict[str, Any]) -> bytes:
-    return b"palsy-" + file_stem(ctx["patient"]["id"]).encode("ascii")
 
 
 # --- files ---------------------------------------------------------------------------------------
@@ -76,34 +68,38 @@ def file_stem(patient_id: str) -> str:
     return stem
 
 
-def render(ctx: dict[str, Any], formats: tuple[str, ...] = FORMATS) -> dict[str, bytes]:
-    """Every requested format in memory: ``{'html': bytes, 'pdf': bytes}``."""
-    out = {}
+def _formats(ctx: dict[str, Any], formats: tuple[str, ...], printer: Printer) -> dict[str, bytes | Future]:
+    """The HTML at once and the PDF as ``printer``'s future (the same HTML printed by WeasyPrint)."""
     text = html(ctx)
+    out: dict[str, bytes | Future] = {}
     if "html" in formats:
         out["html"] = text.encode("utf-8")
     if "pdf" in formats:
-        out["pdf"] = pdf(ctx, text)
+        out["pdf"] = printer.submit(text, b"palsy-" + file_stem(ctx["patient"]["id"]).encode("ascii"))
     return out
+
+
+def _done(blob: bytes | Future) -> bytes:
+    return blob if isinstance(blob, bytes) else blob.result()
+
+
+def render(ctx: dict[str, Any], formats: tuple[str, ...] = FORMATS) -> dict[str, bytes]:
+    """Every requested format in memory, made in this process: ``{'html': bytes, 'pdf': bytes}``."""
+    return {fmt: _done(blob) for fmt, blob in _formats(ctx, formats, Printer(helper=False)).items()}
 
 
 def write(ctxs: dict[str, Any] | list[dict[str, Any]], out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
           printer: Printer | None = None) -> list[Path]:
     """Render every format of one report or of several in memory, then write them as one set (all or
-    nothing). The PDFs are printed by ``printer`` (in this process when None). Two reports whose patients
-    would share a file name are a ValueError naming both ids."""
+    nothing). The PDFs are printed by ``printer`` (in this process when None), each while the next
+    report's HTML is made. Two reports whose patients would share a file name are a ValueError naming
+    both ids."""
     ctxs = [ctxs] if isinstance(ctxs, dict) else list(ctxs)
     printer = printer or Printer(helper=False)
     stems = file_stems([ctx["patient"]["id"] for ctx in ctxs])
-    files: dict[str, Any] = {}
-    for ctx, stem in zip(ctxs, stems, strict=True):
-        text = html(ctx)
-        if "html" in formats:
-            files[f"{stem}.html"] = text.encode("utf-8")
-        if "pdf" in formats:  # printed by the helper while the next report's HTML is made
-            files[f"{stem}.pdf"] = printer.submit(text, _identifier(ctx))
-    files = {name: blob if isinstance(blob, bytes) else blob.result() for name, blob in files.items()}
-    return list(write_all(out_dir, files).values())
+    pending = {f"{stem}.{fmt}": blob for ctx, stem in zip(ctxs, stems, strict=True)
+               for fmt, blob in _formats(ctx, formats, printer).items()}
+    return list(write_all(out_dir, {name: _done(blob) for name, blob in pending.items()}).values())
 
 
 def file_stems(patient_ids: list[str], sources: list[str] | None = None) -> list[str]:
