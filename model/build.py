@@ -23,7 +23,7 @@ from model.prior import PARAMETERS  # noqa: F401  (re-exported)
 
 PT = types.SimpleNamespace(
     exp=pt.exp, log=pt.log, log1p=pt.log1p, logsumexp=pt.logsumexp,
-    concatenate=pt.concatenate, ones_like=pt.ones_like,
+    concatenate=pt.concatenate, ones_like=pt.ones_like, where=pt.where,
 )
 
 
@@ -40,15 +40,16 @@ def from_design(d: D.Design) -> pm.Model:
         coords["form"] = list(v.forms)
     with pm.Model(coords=coords) as model:
         data = {name: pm.Data(name, value, dims=_dims(name)) for name, value in d.data().items()}
+        structure = {name: pm.Data(name, value) for name, value in d.structure().items()}
+        dd = dataclasses.replace(d, **structure, **{k: data[k] for k in data if k not in ("case_w", "prior_a", "prior_b")})
         p = {"theta": pm.Beta("theta", alpha=data["prior_a"], beta=data["prior_b"], dims=("component", "node"))}
         if v.is_mixture:
-            p["omega"] = pm.Dirichlet("omega", a=d.form_alpha, dims=("lineage", "form"))
+            p["omega"] = pm.Dirichlet("omega", a=dd.form_alpha, dims=("lineage", "form"))
         if d.synthesis:
             if len(d.re_groups):
-                p["tau"] = pm.HalfNormal("tau", sigma=d.tau_sigma)
+                p["tau"] = pm.HalfNormal("tau", sigma=dd.tau_sigma)
                 p["re_z"] = pm.Normal("re_z", 0.0, 1.0, dims="study")
-            p["gamma"] = pm.Normal("gamma", mu=d.gamma_mu, sigma=d.gamma_sigma)
-        dd = dataclasses.replace(d, **{k: data[k] for k in data if k not in ("case_w", "prior_a", "prior_b")})
+            p["gamma"] = pm.Normal("gamma", mu=dd.gamma_mu, sigma=dd.gamma_sigma)
         if len(d.entry_ids):
             pm.Potential("cohort_loglik", LK.entry_loglik(PT, p, dd).sum())
         if len(d.case_ids):

@@ -78,6 +78,23 @@ class Design:
             "prior_a": self.prior_a, "prior_b": self.prior_b,
         }
 
+    def structure(self) -> dict[str, np.ndarray]:
+        """The arrays that lay the evidence out (masks, memberships, each case's context) and the
+        priors' hyperparameters that the model reads. The model holds them in ``pm.Data`` as well, so
+        that an edit of ``priors/`` which keeps their shapes (see :func:`for_sampler`) changes the
+        compiled sampler's arguments, not its program. A refit does not change them."""
+        out = {"entry_level": self.entry_level, "entry_of": self.entry_of, "entry_members": self.entry_members,
+               "obs_mask": self.obs_mask, "obs_case": self.obs_case}
+        if self.variant.is_mixture:
+            out.update(case_forms=self.case_forms, case_lineage=self.case_lineage,
+                       lineage_weight=self.lineage_weight, form_alpha=self.form_alpha)
+        if self.synthesis:
+            out.update(sel_mask=self.sel_mask, gamma_mu=np.asarray(self.gamma_mu),
+                       gamma_sigma=np.asarray(self.gamma_sigma))
+            if len(self.re_groups):
+                out.update(re_member=self.re_member, tau_sigma=np.asarray(self.tau_sigma))
+        return out
+
 
 def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
           weights_one: bool = False, synthesis: bool = True) -> Design:
@@ -183,6 +200,64 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
         form_alpha=(np.array([[fp[lv][f] for f in variant.forms] for lv in S.LINEAGES], float)
                     if variant.is_mixture else np.zeros((len(S.LINEAGES), 0))),
     )
+
+
+def padded_size(n: int) -> int:
+    """The size a dim of ``n`` rows is padded to: the next power of two above ``n`` (0 stays 0)."""
+    return 0 if n == 0 else 1 << n.bit_length()
+
+
+def for_sampler(d: Design) -> Design:
+    """``d`` laid out for the compiled sampler: the same likelihood, with shapes that most edits of
+    ``priors/`` keep.
+
+    The compiled sampler's program depends on the shapes of the model's arrays, not on their values
+    (:meth:`Design.structure`). Here each case's observations are merged into the distinct masks of the
+    library (``obs_case`` then counts how many of each mask a case has), and the cohort entries, the
+    cases and the distinct masks are padded to :func:`padded_size` with rows that add nothing: zero
+    counts and weights (:func:`sampler_data`), no observations. Adding a case, or an entry to a quantity
+    that no other entry measures, then changes data only, until a count passes a power of two. The
+    study effects (free parameters) are not padded.
+    """
+    masks, inverse = np.unique(d.obs_mask, axis=0, return_inverse=True)
+    counts = d.obs_case @ np.eye(len(masks))[inverse.reshape(-1)] if len(masks) else d.obs_case[:, :0]
+    n_obs, n_case, n_entry = (padded_size(len(masks)), padded_size(len(d.case_ids)),
+                              padded_size(len(d.entry_ids)))
+
+    def pad(a: np.ndarray, n: int, fill: np.ndarray | float, axis: int = 0) -> np.ndarray:
+        extra = n - a.shape[axis]
+        block = np.broadcast_to(fill, (*a.shape[:axis], extra, *a.shape[axis + 1:]))
+        return np.concatenate([a, block], axis=axis)
+
+    def first_or_zero(a: np.ndarray) -> np.ndarray:
+        return a[0] if len(a) else np.zeros(a.shape[1:])
+
+    counts = pad(pad(counts, n_obs, 0.0, axis=1), n_case, 0.0)
+    return dataclasses.replace(
+        d,
+        # a padded entry repeats the first entry's masks (a rate strictly inside (0, 1)) with no count
+        entry_ids=d.entry_ids + tuple(f"(padding {j})" for j in range(n_entry - len(d.entry_ids))),
+        entry_level=pad(d.entry_level, n_entry, first_or_zero(d.entry_level)),
+        entry_of=pad(d.entry_of, n_entry, first_or_zero(d.entry_of)),
+        entry_members=pad(d.entry_members, n_entry, first_or_zero(d.entry_members)),
+        entry_x=pad(d.entry_x, n_entry, 0.0), entry_n=pad(d.entry_n, n_entry, 0.0),
+        entry_w=pad(d.entry_w, n_entry, 0.0), re_member=pad(d.re_member, n_entry, 0.0),
+        case_ids=d.case_ids + tuple(f"(padding {j})" for j in range(n_case - len(d.case_ids))),
+        obs_mask=pad(masks, n_obs, first_or_zero(masks)), obs_case=counts,
+        # a padded case observes nothing, may be any form and has the lineages' prior weights
+        case_forms=pad(d.case_forms, n_case, 1.0),
+        case_lineage=pad(d.case_lineage, n_case, d.lineage_weight),
+    )
+
+
+def sampler_data(d: Design, padded: Design, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``data`` (arrays of :meth:`Design.data` for ``d``) padded to the shapes of ``padded``
+    (:func:`for_sampler`): the padded entries and cases have zero counts and weights."""
+    out = dict(data)
+    for name in ("entry_x", "entry_n", "entry_w"):
+        out[name] = np.concatenate([data[name], np.zeros(len(padded.entry_ids) - len(d.entry_ids))])
+    out["case_w"] = np.concatenate([data["case_w"], np.zeros(len(padded.case_ids) - len(d.case_ids))])
+    return out
 
 
 PRIOR_MEAN_DRAWS = 20_000  # Monte Carlo draws of the rate model's prior mean (fixed seed: deterministic)

@@ -46,6 +46,7 @@ def _np_unflat(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 NUMPY = types.SimpleNamespace(
     exp=np.exp, log=np.log, log1p=np.log1p, logsumexp=_np_logsumexp,
     concatenate=np.concatenate, ones_like=np.ones_like, stack=np.stack, flat=_np_flat, unflat=_np_unflat,
+    where=np.where,
 )
 
 
@@ -169,7 +170,7 @@ def case_loglik(ops, p, d):
     per = d.infiltration_select @ (obs @ d.obs_case.T)  # (..., Ki, case)
     if "omega" not in p:
         return per[..., 0, :]
-    mask = np.where(d.case_forms.T > 0, 0.0, -np.inf)  # (Ki, case): the case's stated form
+    mask = ops.where(d.case_forms.T > 0, 0.0, -np.inf)  # (Ki, case): the case's stated form
     lw = ops.log(d.case_lineage @ p["omega"]).swapaxes(-1, -2) + mask  # (..., Ki, case)
     lw = lw - ops.logsumexp(lw, axis=-2)[..., None, :]
     return ops.logsumexp(per + lw, axis=-2)

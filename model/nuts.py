@@ -72,13 +72,20 @@ def _nutpie(key, d, settings, updates, progress):
                              cores=min(settings.chains, 2), seed=settings.seed, progress_bar=progress is not None)
 
 
-def _host_devices(chains: int) -> int:
-    """Ask JAX for one CPU device per chain (possible only before its backend starts) and keep its compiled
-    samplers on disk beside the fits; the device count it has."""
+def _start_jax(chains: int) -> int:
+    """Ask JAX for one CPU device per chain (at least the default chain count) and keep its compiled
+    samplers on disk beside the fits; the device count it has.
+
+    The device count can be set only before JAX's backend starts, and building a model's JAX functions
+    starts it, so this runs first. Importing PyMC's JAX module asks for 100 host devices (``XLA_FLAGS``);
+    with those the sampler ran about 40% slower on 2 cores than with one device per chain (issue 11,
+    measured), and ``jax_num_cpu_devices`` takes precedence over that flag.
+    """
     import jax
 
     try:
-        jax.config.update("jax_num_cpu_devices", max(chains, jax.config.jax_num_cpu_devices))
+        jax.config.update("jax_num_cpu_devices",
+                          max(chains, C.Settings().chains, jax.config.jax_num_cpu_devices))
     except RuntimeError:  # the backend already started: keep what it has
         pass
     if not jax.config.jax_compilation_cache_dir:
@@ -108,16 +115,18 @@ class JaxModel:
 
 
 def jax_model(key: tuple[str, str, bool], d: D.Design) -> JaxModel:
-    """The JAX functions of the model of ``key`` (built once per process)."""
+    """The JAX functions of the model of ``key`` for the design ``d`` laid out by
+    :func:`model.design.for_sampler` (built once per process)."""
     if key in _MODELS:
         return _MODELS[key]
+    _start_jax(C.Settings().chains)
     import pytensor
     import pytensor.tensor as pt
     from pymc.model.transform.optimization import freeze_dims_and_data
     from pymc.sampling.jax import get_jaxified_graph
     from pytensor.graph.replace import graph_replace
 
-    data = d.data()
+    data = {**d.data(), **d.structure()}
     with warnings.catch_warnings(), pytensor.config.change_flags(cxx=""):
         warnings.simplefilter("ignore")
         model = freeze_dims_and_data(B.from_design(d), data=[])  # static shapes; the data stay inputs
@@ -173,7 +182,7 @@ def _sampler(m: JaxModel, chains: int, tune: int, draws: int) -> Callable:
         return values, {"diverging": div, "n_steps": n_steps, "acceptance_rate": accept, "energy": energy,
                         "step_size": jax.numpy.full(draws, params["step_size"])}
 
-    if _host_devices(chains) >= chains:
+    if _start_jax(chains) >= chains:
         run = jax.pmap(chain, in_axes=(0, 0, None))
     else:
         run = jax.jit(jax.vmap(chain, in_axes=(0, 0, None)))
@@ -185,15 +194,17 @@ def _jax(key, d, settings, updates):
     import arviz as az
     import jax
 
-    m = jax_model(key, d)
-    run = _sampler(m, settings.chains, settings.tune, settings.draws)
     defaults = d.data()
-    dat = []
-    for name, (shape, dtype) in m.data.items():
-        value = np.asarray(updates.get(name, defaults[name]), dtype=dtype)
-        if value.shape != shape:  # the compiled sampler has static shapes: a refit keeps them
-            raise ValueError(f"refit data {name!r} has shape {value.shape}; the compiled model takes {shape}")
-        dat.append(value)
+    for name, value in updates.items():
+        if np.shape(value) != np.shape(defaults[name]):  # the compiled sampler has static shapes
+            raise ValueError(f"refit data {name!r} has shape {np.shape(value)}; the compiled model takes "
+                             f"{np.shape(defaults[name])}")
+    _start_jax(settings.chains)
+    padded = D.for_sampler(d)
+    m = jax_model(key, padded)
+    run = _sampler(m, settings.chains, settings.tune, settings.draws)
+    values = {**D.sampler_data(d, padded, {**defaults, **updates}), **padded.structure()}
+    dat = [np.asarray(values[name], dtype=dtype) for name, (_, dtype) in m.data.items()]
     x0 = m.initial(np.random.default_rng([settings.seed, 3]), settings.chains)
     keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
     values, stats = run(keys, x0, dat)
