@@ -12,6 +12,12 @@ baseline; both sample the same PyMC model, so they differ only by Monte Carlo er
 BlackJAX runs one chain per CPU device (``jax.pmap``): JAX is asked for as many host devices as there
 are chains before its backend starts. Where that cannot be had (JAX already started with fewer), the
 chains run vectorised on one device instead.
+
+The sampler is compiled for the layout of :func:`model.design.for_sampler`: every array of the evidence
+is an argument (``pm.Data``), and the counted dims are padded, so that adding a case to ``priors/``
+changes the compiled program's data, not the program. JAX's compilation cache (beside the fits) then
+serves the new process: on 2 cores a first fit process after a case is added took about 17 s against
+about 36 s when each edit recompiled (issue 11).
 """
 
 from __future__ import annotations
