@@ -63,7 +63,7 @@ def run(key: tuple[str, str, bool], d: D.Design, settings: C.Settings, updates: 
     whose ``posterior`` holds every free and deterministic variable and ``sample_stats`` ``diverging``."""
     if settings.sampler == "nutpie":
         return _nutpie(key, d, settings, updates, progress)
-    return _jax(key, d, settings, updates)
+    return _jax(key, d, settings, updates, progress)
 
 
 def _nutpie(key, d, settings, updates, progress):
@@ -161,42 +161,59 @@ def jax_model(key: tuple[str, str, bool], d: D.Design) -> JaxModel:
     return _MODELS[key]
 
 
-def _sampler(m: JaxModel, chains: int, tune: int, draws: int) -> Callable:
-    """The jitted run of ``chains`` chains (one per device where there are enough), compiled once per
-    (model, chains, tune, draws)."""
-    if (chains, tune, draws) in m.runs:
-        return m.runs[(chains, tune, draws)]
+#: The draws of a fit are made in this many calls of one compiled loop, so that a fit can say how far it has
+#: got between them (a progress callback inside the loop would keep the program out of JAX's compilation cache).
+DRAW_CALLS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A compiled fit of ``chains`` chains (one per device where there are enough): ``warmup(keys, x0,
+    data)`` gives each chain's state and adapted parameters after the tuning steps; ``draw(keys, state,
+    parameters, data)`` moves each chain ``chunk`` draws on and gives its state, values and statistics."""
+
+    warmup: Callable
+    draw: Callable
+    chunk: int
+
+
+def _sampler(m: JaxModel, chains: int, tune: int, draws: int) -> Run:
+    """The compiled fit for these settings, compiled once per (model, chains, tuning steps, chunk): the
+    draws are made :data:`DRAW_CALLS` chunks at a time."""
+    chunk = -(-draws // DRAW_CALLS)
+    if (chains, tune, chunk) in m.runs:
+        return m.runs[(chains, tune, chunk)]
     import blackjax
     import jax
 
-    def chain(rng_key, x0, dat):
-        def logdensity(x):
-            return m.logp(x, dat)
+    def warmup(rng_key, x0, dat):
+        adapt = blackjax.window_adaptation(blackjax.nuts, lambda x: m.logp(x, dat), target_acceptance_rate=0.8)
+        (state, params), _ = adapt.run(rng_key, x0, num_steps=tune)
+        return state, params
 
-        warm_key, draw_key = jax.random.split(rng_key)
-        adapt = blackjax.window_adaptation(blackjax.nuts, logdensity, target_acceptance_rate=0.8)
-        (state, params), _ = adapt.run(warm_key, x0, num_steps=tune)
-        step = blackjax.nuts(logdensity, **params).step
+    def draw(rng_key, state, params, dat):
+        step = blackjax.nuts(lambda x: m.logp(x, dat), **params).step
 
         def one(st, k):
             st, info = step(k, st)
             return st, (st.position, info.is_divergent, info.num_integration_steps, info.acceptance_rate,
                         info.energy)
 
-        _, (pos, div, n_steps, accept, energy) = jax.lax.scan(one, state, jax.random.split(draw_key, draws))
+        state, (pos, div, n_steps, accept, energy) = jax.lax.scan(one, state, jax.random.split(rng_key, chunk))
         values = jax.vmap(lambda x: m.values(x, dat))(pos)
-        return values, {"diverging": div, "n_steps": n_steps, "acceptance_rate": accept, "energy": energy,
-                        "step_size": jax.numpy.full(draws, params["step_size"])}
+        return state, values, {"diverging": div, "n_steps": n_steps, "acceptance_rate": accept, "energy": energy,
+                               "step_size": jax.numpy.full(chunk, params["step_size"])}
 
     if _start_jax(chains) >= chains:
-        run = jax.pmap(chain, in_axes=(0, 0, None))
+        run = Run(jax.pmap(warmup, in_axes=(0, 0, None)), jax.pmap(draw, in_axes=(0, 0, 0, None)), chunk)
     else:
-        run = jax.jit(jax.vmap(chain, in_axes=(0, 0, None)))
-    m.runs[(chains, tune, draws)] = run
+        run = Run(jax.jit(jax.vmap(warmup, in_axes=(0, 0, None))),
+                  jax.jit(jax.vmap(draw, in_axes=(0, 0, 0, None))), chunk)
+    m.runs[(chains, tune, chunk)] = run
     return run
 
 
-def _jax(key, d, settings, updates):
+def _jax(key, d, settings, updates, progress):
     import arviz as az
     import jax
 
@@ -212,8 +229,21 @@ def _jax(key, d, settings, updates):
     values = {**D.sampler_data(d, padded, {**defaults, **updates}), **padded.structure()}
     dat = [np.asarray(values[name], dtype=dtype) for name, (_, dtype) in m.data.items()]
     x0 = m.initial(np.random.default_rng([settings.seed, 3]), settings.chains)
-    keys = jax.random.split(jax.random.PRNGKey(settings.seed), settings.chains)
-    values, stats = run(keys, x0, dat)
+    warm_key, draw_key = jax.random.split(jax.random.PRNGKey(settings.seed))
+    state, params = run.warmup(jax.random.split(warm_key, settings.chains), x0, dat)
+    if progress:
+        jax.block_until_ready(params)
+        progress(f"{settings.tune} tuning steps per chain done")
+    chunks = []
+    for i in range(-(-settings.draws // run.chunk)):
+        keys = jax.random.split(jax.random.fold_in(draw_key, i), settings.chains)
+        state, *out = run.draw(keys, state, params, dat)
+        chunks.append(out)
+        if progress:  # wait for the chunk, so that it is reported when done (without, JAX runs them back to back)
+            jax.block_until_ready(out)
+            progress(f"{min((i + 1) * run.chunk, settings.draws)} of {settings.draws} draws per chain made")
+    values, stats = (jax.tree.map(lambda *a: np.concatenate(a, axis=1)[:, :settings.draws], *parts)
+                     for parts in zip(*jax.device_get(chunks), strict=True))
     posterior = {name: np.asarray(v) for name, v in zip(m.out_names, values, strict=True)}
     return az.from_dict({"posterior": posterior, "sample_stats": {k: np.asarray(v) for k, v in stats.items()}},
                         coords=m.coords, dims={k: list(v) for k, v in m.out_dims.items()},

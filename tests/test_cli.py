@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import PATIENTS
+from tests.conftest import PATIENTS, run_palsy
 
 
 def test_posterior_json_schema(palsy):
@@ -176,6 +176,24 @@ def _on_a_terminal(*args: str) -> tuple[int, str]:
     proc.wait(timeout=600)
     os.close(master)
     return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_fit_says_how_far_it_has_got_on_a_terminal_only(tmp_path):
+    """A fit on a terminal reports its phases and its draws as they are made; piped, it is quiet."""
+    from tests.conftest import FIXTURE_EVIDENCE
+
+    args = ("fit", "--priors", str(FIXTURE_EVIDENCE), "--variant", "independent", "--draws", "120", "--tune", "100",
+            "--chains", "2", "--seed", "5", "--refit")
+    code, err = _on_a_terminal(*args)
+    assert code in (0, 1), err  # 1: so short a fit may miss the ESS bar, which the command reports as its status
+    lines = [ln for ln in err.splitlines() if ln.startswith("palsy: ")]
+    assert any("sampling 2 chains x 120 draws" in ln for ln in lines), err
+    assert "palsy: 100 tuning steps per chain done..." in lines, err
+    made = [ln for ln in lines if "draws per chain made" in ln]
+    assert made[-1] == "palsy: 120 of 120 draws per chain made..." and len(made) > 1, err
+    quiet = run_palsy(*args)
+    assert quiet.returncode == code and "palsy:" not in quiet.stderr, quiet.stderr
 
 
 @pytest.mark.slow

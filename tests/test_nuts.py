@@ -52,10 +52,11 @@ def test_refit_reuses_the_compiled_sampler_and_takes_its_data(fixture_evidence):
     d = D.build(fixture_evidence, fixture_evidence.variant("independent"), synthesis=False)
     first, _ = fit.sample("independent", fixture_evidence, SMALL)
     m = nuts._MODELS[("independent", fixture_evidence.hash, False)]
-    assert list(m.runs) == [(SMALL.chains, SMALL.tune, SMALL.draws)]
+    compiled = [(SMALL.chains, SMALL.tune, -(-SMALL.draws // nuts.DRAW_CALLS))]
+    assert list(m.runs) == compiled
     # 200 more prior successes on every node: every node probability rises
     dt, d2 = fit.sample("independent", fixture_evidence, SMALL, data={"prior_a": d.prior_a + 200.0})
-    assert list(m.runs) == [(SMALL.chains, SMALL.tune, SMALL.draws)]  # nothing recompiled
+    assert list(m.runs) == compiled  # nothing recompiled
     assert np.array_equal(d2.prior_a, d.prior_a + 200.0)
     before = fit.flat_params(first)["theta"].mean(axis=0)
     after = fit.flat_params(dt)["theta"].mean(axis=0)
@@ -81,3 +82,25 @@ def test_nutpie_route_samples_the_same_posterior(fixture_evidence):
                                    dataclasses.replace(settings, sampler="nutpie"))[0])["theta"]
     se = np.sqrt((a.var(axis=0) + b.var(axis=0)) / 250)  # ESS of about a quarter of the 1,000 draws, at worst
     assert np.all(np.abs(a.mean(axis=0) - b.mean(axis=0)) < 4.5 * se + 1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("fixture_fit")
+def test_a_fit_says_how_far_it_has_got(fixture_evidence):
+    """The draws are made in chunks, each reported when done, in order, up to every draw; the chunks join
+    into one chain of exactly the draws asked for (also when they do not divide evenly)."""
+    from model import fit, nuts
+
+    settings = dataclasses.replace(SMALL, draws=301)
+    messages: list[str] = []
+    dt, _ = fit.sample("independent", fixture_evidence, settings, progress=messages.append)
+    made = [m for m in messages if m.endswith("draws per chain made")]
+    assert f"{settings.tune} tuning steps per chain done" in messages
+    assert messages.index(f"{settings.tune} tuning steps per chain done") < messages.index(made[0])
+    counts = [int(m.split()[0]) for m in made]
+    assert len(counts) == nuts.DRAW_CALLS and counts == sorted(counts) and counts[-1] == 301
+    assert all(m.split()[2] == "301" for m in made)
+    assert dt["posterior"].dataset.sizes["draw"] == 301 and dt["sample_stats"].dataset.sizes["draw"] == 301
+    # the same fit without a listener gives the same draws (waiting for each chunk changes nothing)
+    quiet, _ = fit.sample("independent", fixture_evidence, settings)
+    assert np.array_equal(fit.flat_params(quiet)["theta"], fit.flat_params(dt)["theta"])
