@@ -16,8 +16,8 @@ chains run vectorised on one device instead.
 The sampler is compiled for the layout of :func:`model.design.for_sampler`: every array of the evidence
 is an argument (``pm.Data``), and the counted dims are padded, so that adding a case to ``priors/``
 changes the compiled program's data, not the program. JAX's compilation cache (beside the fits) then
-serves the new process: on 2 cores a first fit process after a case is added took about 17 s against
-about 36 s when each edit recompiled (issue 11).
+serves the new process: on 2 cores a subtype fit process after a case is added took about 14 s against
+about 36 s when each edit recompiled (issue 11, ``scripts/benchmark.py --routes``).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
+from model import cache as C
 from model import design as D
 from model import likelihood as LK
 from model import prior
@@ -100,4 +101,4 @@ def test_an_added_case_changes_the_samplers_data_not_its_program(tmp_path):
     assert after["cases"] == original["cases"] + 1
     assert after["program"] == original["program"]
     assert after["data"] != original["data"]
-    assert original["devices"] == 4
+    assert original["devices"] == C.Settings().chains
