@@ -61,6 +61,13 @@ def run(key: tuple[str, str, bool], d: D.Design, settings: C.Settings, updates: 
         progress: Callable[[str], None] | None = None):
     """NUTS on the model of ``key`` with the data of ``d`` replaced by ``updates``; an ArviZ DataTree
     whose ``posterior`` holds every free and deterministic variable and ``sample_stats`` ``diverging``."""
+    defaults = d.data()
+    for name, value in updates.items():
+        if name not in defaults:
+            raise ValueError(f"refit data {name!r} is not data of the model; allowed: {', '.join(defaults)}")
+        if np.shape(value) != np.shape(defaults[name]):  # the compiled sampler has static shapes
+            raise ValueError(f"refit data {name!r} has shape {np.shape(value)}; the compiled model takes "
+                             f"{np.shape(defaults[name])}")
     if settings.sampler == "nutpie":
         return _nutpie(key, d, settings, updates, progress)
     return _jax(key, d, settings, updates, progress)
@@ -218,10 +225,6 @@ def _jax(key, d, settings, updates, progress):
     import jax
 
     defaults = d.data()
-    for name, value in updates.items():
-        if np.shape(value) != np.shape(defaults[name]):  # the compiled sampler has static shapes
-            raise ValueError(f"refit data {name!r} has shape {np.shape(value)}; the compiled model takes "
-                             f"{np.shape(defaults[name])}")
     _start_jax(settings.chains)
     padded = D.for_sampler(d)
     m = jax_model(key, padded)

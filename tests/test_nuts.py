@@ -63,6 +63,8 @@ def test_refit_reuses_the_compiled_sampler_and_takes_its_data(fixture_evidence):
     assert np.all(after > before)
     with pytest.raises(ValueError, match=r"refit data 'prior_a' has shape \(3,\); the compiled model takes"):
         fit.sample("independent", fixture_evidence, SMALL, data={"prior_a": np.ones(3)})
+    with pytest.raises(ValueError, match=r"refit data 'obs_mask' is not data of the model; allowed: entry_x"):
+        fit.sample("independent", fixture_evidence, SMALL, data={"obs_mask": np.ones(3)})
     again, _ = fit.sample("independent", fixture_evidence, SMALL)
     assert np.array_equal(fit.flat_params(again)["theta"], fit.flat_params(first)["theta"])
     assert fit.diagnostics(first)["divergences"] == 0
