@@ -114,7 +114,8 @@ class JaxModel:
     """A model's log density and constrained values as JAX functions of (values, data).
 
     The ``pm.Data`` arrays are arguments, not constants, so a refit with other data reuses the compiled
-    sampler (the shapes stay the same); only other settings (draws, tuning steps, chains) recompile.
+    sampler (the shapes stay the same); only other settings (chains, tuning steps, draws per chunk)
+    recompile (``runs``, keyed by them).
     """
 
     initial: Callable[[np.random.Generator, int], list[np.ndarray]]
@@ -124,7 +125,7 @@ class JaxModel:
     coords: dict[str, list]
     logp: Callable
     values: Callable
-    runs: dict[tuple[int, int, int], Callable] = dataclasses.field(default_factory=dict)
+    runs: dict[tuple[int, int, int], Run] = dataclasses.field(default_factory=dict)
 
 
 def jax_model(key: tuple[str, str, bool], d: D.Design) -> JaxModel:
