@@ -75,7 +75,7 @@ benchmark: setup
 	$(PY) scripts/benchmark.py
 
 examples: setup browser
-	$(PY) -m scripts.build_examples
+	$(PY) -m palsy.scripts.build_examples
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -2,11 +2,13 @@
 
 The public API (see README, "Python API"):
 
->>> from model import evidence, fit, answer, findings
->>> ev = evidence.load("priors")
+>>> from palsy.model import evidence, fit, answer, findings
+>>> ev = evidence.load()
 >>> post = fit.posterior("independent", ev)
 >>> patient = findings.parse_patient({"laterality": "bilateral"}, source="example")
 >>> answer.answer(patient, post.draws).probability.mean
 """
 
-__version__ = "0.1.0"
+from palsy import __version__
+
+__all__ = ["__version__"]

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from model import decision as D
-from model import findings as F
-from model import guidance as G
-from model import likelihood as LK
-from model import structure as S
-from model.draws import Draws
-from model.psis import psis_weights
+from palsy.model import decision as D
+from palsy.model import findings as F
+from palsy.model import guidance as G
+from palsy.model import likelihood as LK
+from palsy.model import structure as S
+from palsy.model.draws import Draws
+from palsy.model.psis import psis_weights
 
 INFILTRATION = "infiltration"
 CHUNK = 32  # subsets evaluated at once (bounds memory: CHUNK x draws x components)

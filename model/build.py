@@ -1,9 +1,9 @@
 """PyMC 6 models of both variants (DESIGN §4), with named dims and counts/weights in ``pm.Data``.
 
 ``model(variant, evidence)`` returns a ``pm.Model``. The formulas are those of
-:mod:`model.likelihood`, evaluated with PyTensor. NUTS samples the findings' Beta nodes ``theta`` and
+:mod:`palsy.model.likelihood`, evaluated with PyTensor. NUTS samples the findings' Beta nodes ``theta`` and
 the forms' weights ``omega``; the rate block (patient-time shares and rates) has no likelihood and is
-drawn exactly from its prior (:func:`model.rates.sample_prior`), which keeps the compiled graph small.
+drawn exactly from its prior (:func:`palsy.model.rates.sample_prior`), which keeps the compiled graph small.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from model import design as D
-from model import likelihood as LK
-from model import structure as S
-from model.evidence import Evidence
-from model.prior import PARAMETERS  # noqa: F401  (re-exported)
+from palsy.model import design as D
+from palsy.model import likelihood as LK
+from palsy.model import structure as S
+from palsy.model.evidence import Evidence
+from palsy.model.prior import PARAMETERS  # noqa: F401  (re-exported)
 
 PT = types.SimpleNamespace(
     exp=pt.exp, log=pt.log, log1p=pt.log1p, logsumexp=pt.logsumexp,
@@ -28,7 +28,7 @@ PT = types.SimpleNamespace(
 
 
 def from_design(d: D.Design) -> pm.Model:
-    """The PyMC model of a :class:`~model.design.Design`."""
+    """The PyMC model of a :class:`~palsy.model.design.Design`."""
     v = d.variant
     coords = {
         "component": list(v.components), "node": list(S.NODE_NAMES), "lineage": list(S.LINEAGES),
@@ -62,5 +62,5 @@ def _dims(name: str) -> str | tuple[str, str]:
 
 
 def model(variant: str, evidence: Evidence, *, w_case: float | None = None, weights_one: bool = False) -> pm.Model:
-    """The model of ``variant`` by name (``w_case`` and ``weights_one`` as in :func:`model.design.build`)."""
+    """The model of ``variant`` by name (``w_case`` and ``weights_one`` as in :func:`palsy.model.design.build`)."""
     return from_design(D.build(evidence, evidence.variant(variant), w_case=w_case, weights_one=weights_one))

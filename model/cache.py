@@ -22,12 +22,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from model import __version__
+from palsy.model import __version__
 
 DEFAULT_SEED = 20261122
 
 
-#: The NUTS samplers a fit may use (:mod:`model.nuts`); the first is the default.
+#: The NUTS samplers a fit may use (:mod:`palsy.model.nuts`); the first is the default.
 SAMPLERS = ("blackjax", "nutpie")
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from model import findings as F
-from model import safe_yaml
+from palsy.model import findings as F
+from palsy.model import paths, safe_yaml
 
 ACTIONS = ("no_test", "test", "treat")
 
@@ -47,7 +47,7 @@ def _number(doc: Any, where: str, problems: list[str], low: float = 0.0) -> floa
     return float(v)
 
 
-def load(directory: str | Path = "priors") -> Settings:
+def load(directory: str | Path | None = None) -> Settings:
     """Read and validate ``decision.yaml`` in ``directory``.
 
     Raises
@@ -55,7 +55,7 @@ def load(directory: str | Path = "priors") -> Settings:
     findings.InputError
         Naming the file, the entry and what is allowed.
     """
-    path = Path(directory) / "decision.yaml"
+    path = (paths.priors() if directory is None else Path(directory)) / "decision.yaml"
     try:
         doc = safe_yaml.load(path)
     except safe_yaml.YAMLInputError as exc:

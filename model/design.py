@@ -10,10 +10,10 @@ import dataclasses
 
 import numpy as np
 
-from model import rates as R
-from model import structure as S
-from model.evidence import Case, Evidence
-from model.variants import INFILTRATION, Variant
+from palsy.model import rates as R
+from palsy.model import structure as S
+from palsy.model.evidence import Case, Evidence
+from palsy.model.variants import INFILTRATION, Variant
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,7 +270,7 @@ def infiltration_strata_prior(r: R.RateArrays, causes: tuple[str, ...]) -> np.nd
     The fit conditions each case on its context; where a case's lineage is not stated, this prior
     mean weighs the lineages for the forms' weights (omega depends on the lineage).
     """
-    from model import likelihood as LK
+    from palsy.model import likelihood as LK
 
     p = R.sample_prior(r, PRIOR_MEAN_DRAWS, np.random.default_rng(0))
     _, log_sc = LK.cause_strata(LK.NUMPY, p, r)

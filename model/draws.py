@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from model import rates as R
-from model.safe_yaml import YAMLInputError, read_bytes
+from palsy.model import rates as R
+from palsy.model.safe_yaml import YAMLInputError, read_bytes
 
 META_KEY = "__meta__"
 RATES_PREFIX = "rates__"
@@ -60,7 +60,7 @@ class Draws:
 
     @property
     def rate_arrays(self) -> R.RateArrays:
-        """The rate model's constant arrays, as :mod:`model.likelihood` takes them."""
+        """The rate model's constant arrays, as :mod:`palsy.model.likelihood` takes them."""
         return rate_arrays_from_dict(self.rates)
 
     def case_index(self, patient_id: str) -> int | None:
@@ -209,7 +209,7 @@ def load(path: Path) -> Draws:
 
 
 def rate_arrays_to_dict(r: R.RateArrays) -> dict[str, np.ndarray]:
-    """The fields of a :class:`~model.rates.RateArrays` as plain arrays (for ``draws.npz``)."""
+    """The fields of a :class:`~palsy.model.rates.RateArrays` as plain arrays (for ``draws.npz``)."""
     return {f.name: np.asarray(getattr(r, f.name)) for f in dataclasses.fields(r)}
 
 

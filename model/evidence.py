@@ -13,14 +13,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from model import findings as F
-from model import rates as R
-from model import safe_yaml as Y
-from model import structure as S
-from model import variants
-from model.rates import RateSpec
-from model.safe_yaml import brief
-from model.variants import Variant
+from palsy.model import findings as F
+from palsy.model import paths, variants
+from palsy.model import rates as R
+from palsy.model import safe_yaml as Y
+from palsy.model import structure as S
+from palsy.model.rates import RateSpec
+from palsy.model.safe_yaml import brief
+from palsy.model.variants import Variant
 
 FILES = ("references.yaml", "cases.yaml", "cohorts.yaml", "rates.yaml", "model.yaml")
 PHASES = ("after_diagnosis", "at_diagnosis", "unknown")
@@ -128,7 +128,7 @@ class Evidence:
 def _read(directory: Path) -> tuple[dict[str, bytes | None], list[str]]:
     """The bytes of each evidence file (``None`` if missing) and the problems reading them.
 
-    Every file goes through :func:`model.safe_yaml.read_bytes`: regular files only, size-limited."""
+    Every file goes through :func:`palsy.model.safe_yaml.read_bytes`: regular files only, size-limited."""
     blobs: dict[str, bytes | None] = {name: None for name in FILES}
     problems: list[str] = []
     if not directory.is_dir():
@@ -170,17 +170,17 @@ def evidence_hash(directory: str | Path) -> str:
     return _hash(blobs)
 
 
-def load(directory: str | Path = "priors") -> Evidence:
-    """Load and validate the evidence in ``directory``.
+def load(directory: str | Path | None = None) -> Evidence:
+    """Load and validate the evidence in ``directory`` (default: the evidence shipped with palsy).
 
-    Each file is read once (the hash is of the bytes parsed) through :mod:`model.safe_yaml`.
+    Each file is read once (the hash is of the bytes parsed) through :mod:`palsy.model.safe_yaml`.
 
     Raises
     ------
     EvidenceError
         With every problem found, each naming the file, the entry and the field.
     """
-    directory = Path(directory)
+    directory = paths.priors() if directory is None else Path(directory)
     blobs, problems = _read(directory)
     if not directory.is_dir():
         raise EvidenceError(problems)

@@ -8,7 +8,7 @@ over cohort entries on that node and, with weight ``w_case``, every case finding
 through it, in the plain configuration (no random effects, case selection or orderings: DESIGN §4
 keeps this closed form so that the sampler is still checked against it). The rate block
 (patient-time shares and rates) has no likelihood: its posterior is its prior, drawn exactly by
-:func:`model.rates.sample_prior`.
+:func:`palsy.model.rates.sample_prior`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import dataclasses
 
 import numpy as np
 
-from model import design as D
-from model import structure as S
-from model.evidence import Evidence
+from palsy.model import design as D
+from palsy.model import structure as S
+from palsy.model.evidence import Evidence
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from model.safe_yaml import brief
+from palsy.model.safe_yaml import brief
 
 UNKNOWN = "unknown"
 

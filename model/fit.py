@@ -1,6 +1,6 @@
 """Sampling, diagnostics, provenance and the cache: ``posterior(variant, evidence, ...)``.
 
-NUTS runs through :mod:`model.nuts` (BlackJAX on JAX by default, nutpie on numba when asked for) on
+NUTS runs through :mod:`palsy.model.nuts` (BlackJAX on JAX by default, nutpie on numba when asked for) on
 a model built once per (variant, evidence); refits with other counts or weights change its
 ``pm.Data``. The fit is stored as netCDF (ArviZ) and as the ``draws.npz`` the answer reads.
 """
@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from model import __version__, nuts, prior
-from model import cache as C
-from model import design as D
-from model import draws as draws_io
-from model import likelihood as LK
-from model import rates as R
-from model.draws import CorruptDraws, Draws
-from model.evidence import Evidence
+from palsy.model import __version__, nuts, prior
+from palsy.model import cache as C
+from palsy.model import design as D
+from palsy.model import draws as draws_io
+from palsy.model import likelihood as LK
+from palsy.model import rates as R
+from palsy.model.draws import CorruptDraws, Draws
+from palsy.model.evidence import Evidence
 
 log = logging.getLogger("palsy")
 
@@ -48,7 +48,7 @@ class Posterior:
 
     def datatree(self):
         """The full posterior as an ``xarray.DataTree`` (read from the cached netCDF, checked first
-        against its SHA-256 sidecar: :class:`~model.draws.CorruptDraws` if it does not match)."""
+        against its SHA-256 sidecar: :class:`~palsy.model.draws.CorruptDraws` if it does not match)."""
         import arviz as az
 
         path = self.folder / "posterior.nc"
@@ -59,7 +59,7 @@ class Posterior:
 def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings(), *,
            data: dict[str, np.ndarray] | None = None, weights_one: bool = False,
            progress: Callable[[str], None] | None = None):
-    """Run NUTS with ``settings.sampler`` (:mod:`model.nuts`); return (DataTree, Design). ``data``
+    """Run NUTS with ``settings.sampler`` (:mod:`palsy.model.nuts`); return (DataTree, Design). ``data``
     replaces counts/weights (a refit: the same model, its ``pm.Data`` changed).
 
     ``progress``, when given, is told what the fit is doing (building, sampling); nutpie also draws
@@ -178,7 +178,7 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
     """The posterior of ``variant``: from the cache when valid, otherwise fitted and cached.
 
     A corrupt or partial cache entry (including a ``draws.npz`` that is not a file) is reported with
-    one warning and refitted. A cache folder that cannot be written is a :class:`~model.cache.CacheError`
+    one warning and refitted. A cache folder that cannot be written is a :class:`~palsy.model.cache.CacheError`
     raised before sampling.
     """
     folder = C.folder(evidence.hash, variant, settings)

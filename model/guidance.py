@@ -15,9 +15,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from model import findings as F
-from model import safe_yaml
-from model.decision import ACTIONS
+from palsy.model import findings as F
+from palsy.model import safe_yaml
+from palsy.model.decision import ACTIONS
 
 PAGE_ONE = 6  # actions page 1 shows at most
 

@@ -1,6 +1,6 @@
 """The model's probability formulas, written once for numpy (draws) and PyTensor (the PyMC model).
 
-Every function takes ``ops`` (:data:`NUMPY` or the PyTensor namespace built in :mod:`model.build`)
+Every function takes ``ops`` (:data:`NUMPY` or the PyTensor namespace built in :mod:`palsy.model.build`)
 and parameters with any leading batch dims (draws in numpy, none in PyTensor). Imports only numpy,
 so the patient-answer path can use it.
 
@@ -9,7 +9,7 @@ Parameters (``p``): ``theta`` (component, node); the patient-time shares ``share
 ``share_vincristine`` and ``share_hsct`` (lineage, remission); the rate factors ``rate_lognormal``
 and ``rate_beta`` (one entry per free factor or multiplier of ``priors/rates.yaml``); ``omega``
 (lineage, form) in the subtype variant. ``r`` is the rate model's constant arrays
-(:class:`model.rates.RateArrays`).
+(:class:`palsy.model.rates.RateArrays`).
 
 The rate model (DESIGN §3-4): for cause c and stratum s of the context findings,
 
@@ -25,7 +25,7 @@ import types
 
 import numpy as np
 
-from model import structure as S
+from palsy.model import structure as S
 
 
 def _np_logsumexp(x: np.ndarray, axis: int) -> np.ndarray:

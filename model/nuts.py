@@ -13,7 +13,7 @@ BlackJAX runs one chain per CPU device (``jax.pmap``): JAX is asked for as many 
 are chains before its backend starts. Where that cannot be had (JAX already started with fewer), the
 chains run vectorised on one device instead.
 
-The sampler is compiled for the layout of :func:`model.design.for_sampler`: every array of the evidence
+The sampler is compiled for the layout of :func:`palsy.model.design.for_sampler`: every array of the evidence
 is an argument (``pm.Data``), and the counted dims are padded, so that adding a case to ``priors/``
 changes the compiled program's data, not the program. JAX's compilation cache (beside the fits) then
 serves the new process: on 2 cores a subtype fit process after a case is added took about 14 s against
@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from model import build as B
-from model import cache as C
-from model import design as D
+from palsy.model import build as B
+from palsy.model import cache as C
+from palsy.model import design as D
 
 _NUTPIE: dict[tuple[str, str, bool], Any] = {}
 _MODELS: dict[tuple[str, str, bool], Any] = {}
@@ -130,7 +130,7 @@ class JaxModel:
 
 def jax_model(key: tuple[str, str, bool], d: D.Design) -> JaxModel:
     """The JAX functions of the model of ``key`` for the design ``d`` laid out by
-    :func:`model.design.for_sampler` (built once per process)."""
+    :func:`palsy.model.design.for_sampler` (built once per process)."""
     if key in _MODELS:
         return _MODELS[key]
     _start_jax(C.Settings().chains)

@@ -1,4 +1,4 @@
-"""The model's priors in numpy: draws and log densities (the same priors as :mod:`model.build`).
+"""The model's priors in numpy: draws and log densities (the same priors as :mod:`palsy.model.build`).
 
 Used by the conjugate posterior, the exported ``log_prior`` group, prior predictive checks, the
 implied-rate checks and simulation-based calibration.
@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import design as D
-from model import rates as R
+from palsy.model import design as D
+from palsy.model import rates as R
 
-#: Parameters NUTS samples (the rate block is drawn from its prior: :data:`model.rates.RATE_PARAMETERS`).
+#: Parameters NUTS samples (the rate block is drawn from its prior: :data:`palsy.model.rates.RATE_PARAMETERS`).
 SAMPLED = ("theta", "omega", "tau", "re_z", "gamma")
 #: Every parameter the draws store, in order.
 PARAMETERS = (*SAMPLED, *R.RATE_PARAMETERS)
 
 
 def draws(d: D.Design, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Draw ``n`` parameter sets from the model's priors (those of :mod:`model.build`), in numpy.
+    """Draw ``n`` parameter sets from the model's priors (those of :mod:`palsy.model.build`), in numpy.
 
     Cohort counts and cases are likelihood, not prior: they are not in these draws. (The soft
     ordering constraint is a potential of the model, not part of these priors.)

@@ -2,7 +2,7 @@
 
 ``parse(doc, causes, refs, err)`` checks the file and returns a :class:`RateSpec`;
 ``arrays(spec, variant)`` turns it into the numeric arrays the likelihood uses
-(:func:`model.likelihood.cause_strata`). A cause's rate in stratum s is the product of its
+(:func:`palsy.model.likelihood.cause_strata`). A cause's rate in stratum s is the product of its
 ``factors`` and of its ``multipliers`` for the levels of s: each is a log-normal (free), a Beta
 (free) or a fixed ``value``. Nothing numeric about the clinical world is written here.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from model import structure as S
-from model.safe_yaml import brief
+from palsy.model import structure as S
+from palsy.model.safe_yaml import brief
 
 Z90 = 1.6448536269514722  # standard normal 95% quantile: a 90% interval is median */ factor90
 SHARE_BLOCKS = ("lineage", "remission", "age_group", "recent_vincristine", "recent_hsct")
@@ -57,7 +57,7 @@ class RateSpec:
 
 @dataclasses.dataclass(frozen=True)
 class RateArrays:
-    """Constant arrays of the rate model for one variant (see :mod:`model.likelihood`)."""
+    """Constant arrays of the rate model for one variant (see :mod:`palsy.model.likelihood`)."""
 
     n_causes: int
     lognormal_names: tuple[str, ...]

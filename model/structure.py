@@ -11,7 +11,7 @@ P(level in success | level in of). P(level) is the product along its path, so
     log P(level) = A_s[level] . log(theta) + A_f[level] . log(1 - theta)
 
 with 0/1 incidence matrices ``A_s`` and ``A_f``. The context findings are not trees: they enter
-through the rate model (:mod:`model.likelihood`) over the strata, every combination of their levels.
+through the rate model (:mod:`palsy.model.likelihood`) over the strata, every combination of their levels.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import itertools
 
 import numpy as np
 
-from model import findings as F
+from palsy.model import findings as F
 
 #: Presentation findings modelled as one tree each (the csf and its profile are items of their own).
 TREE_FINDINGS: tuple[str, ...] = ("onset", "laterality", "eighth_nerve", "other_cranial_nerves",

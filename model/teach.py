@@ -10,17 +10,17 @@ multiplying the single-LP factor; what other findings do; and the source patient
 the interactive page's tables (:func:`page_tables`, :func:`page_rules`): what the browser needs to
 answer any findings, take the decision and list the actions exactly as ``palsy posterior`` does.
 
-Everything is per draw from :class:`model.answer.Tables`, with the formulas of
-:func:`model.answer.answer`: per draw, cause c and context (who the patient is) ctx,
+Everything is per draw from :class:`palsy.model.answer.Tables`, with the formulas of
+:func:`palsy.model.answer.answer`: per draw, cause c and context (who the patient is) ctx,
 
     log p(x | c, ctx) = log sum_k P(ctx, k | c) p(x | k) - log P(ctx | c)
 
 over the components k of c, and the prior of the causes is the model's P(c | ctx) or, with a
 pretest P, P(infiltration) = P and the other causes their model shares of 1 - P (``--pretest``).
 Summaries are the mean (the headline), the median and an equal-tailed credible interval, as in
-:func:`model.answer.probability_summary` (quantiles of the log odds, then expit).
+:func:`palsy.model.answer.probability_summary` (quantiles of the log odds, then expit).
 
-Nothing here imports matplotlib, jinja2 or PyMC: figures and pages are :mod:`reports.teaching`.
+Nothing here imports matplotlib, jinja2 or PyMC: figures and pages are :mod:`palsy.reports.teaching`.
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from model import answer as A
-from model import decision as D
-from model import findings as F
-from model import guidance as G
-from model import likelihood as LK
-from model import structure as S
-from model.draws import Draws
+from palsy.model import answer as A
+from palsy.model import decision as D
+from palsy.model import findings as F
+from palsy.model import guidance as G
+from palsy.model import likelihood as LK
+from palsy.model import structure as S
+from palsy.model.draws import Draws
 
 INF = A.INFILTRATION
 #: Typical pretest probabilities the lesson's tables start from.
@@ -148,7 +148,7 @@ def band(log_odds: np.ndarray, ci: float) -> dict[str, np.ndarray]:
     """Probability summary over the last (draw) axis, vectorised over leading axes.
 
     The mean of expit(log odds) per draw, and the median and interval from the log-odds quantiles
-    mapped through expit: the same as :func:`model.answer.probability_summary` (unweighted).
+    mapped through expit: the same as :func:`palsy.model.answer.probability_summary` (unweighted).
     """
     lo, med, hi = np.quantile(log_odds, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=-1)
     return {"mean": A.expit(log_odds).mean(axis=-1), "median": A.expit(med),
@@ -420,7 +420,7 @@ def walkthrough(patient: F.Patient, draws: Draws, t: A.Tables, *, ci: float = 0.
                 pretest: float | None = None) -> dict[str, Any]:
     """The sequential contributions of ``patient`` with P(infiltration) and every cause after each step.
 
-    Uses :func:`model.answer.answer` (so a library case is answered with itself left out, as the
+    Uses :func:`palsy.model.answer.answer` (so a library case is answered with itself left out, as the
     CLI does); per draw, the running log odds are the prior plus the cumulative contributions.
     """
     ans = A.answer(patient, draws, ci=ci, pretest=pretest, tables=t)
@@ -445,7 +445,7 @@ def walkthrough(patient: F.Patient, draws: Draws, t: A.Tables, *, ci: float = 0.
 
 #: How each share of patient-time enters log P(stratum): (parameter, the context findings that index
 #: it, the yes/no-like context finding whose second level it is the probability of, or None). The
-#: page rebuilds :func:`model.likelihood.log_shares` from these; :func:`page_tables` checks that it
+#: page rebuilds :func:`palsy.model.likelihood.log_shares` from these; :func:`page_tables` checks that it
 #: does, so a change of the rate model cannot silently change the page's numbers.
 SHARES: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
     ("share_lineage", ("lineage",), None),
@@ -474,8 +474,8 @@ def context_features(draws: Draws) -> tuple[np.ndarray, list[list[int]], np.ndar
     Returns ``(features, incidence, fixed)`` with, per draw, log P(stratum) + log rate(cause,
     stratum) = ``fixed[c, s] + sum_j features[j] [cs in incidence[j]]`` over the flat index
     ``cs = c * N_STRATA + s``: the log of every share (and of its complement for the yes/no
-    findings) and of every rate factor. The exact structure of :func:`model.likelihood.log_shares`
-    and :func:`model.likelihood.log_rates`, written so the browser needs no formula per share.
+    findings) and of every rate factor. The exact structure of :func:`palsy.model.likelihood.log_shares`
+    and :func:`palsy.model.likelihood.log_rates`, written so the browser needs no formula per share.
     """
     p, r = draws.params, draws.rate_arrays
     n_c, n_s = r.n_causes, S.N_STRATA
@@ -539,7 +539,7 @@ def rebuild(features: np.ndarray, incidence: list[list[int]], fixed: np.ndarray,
 
     Returns ``log_prior`` (draw, cause), ``log_sk`` (draw, component, stratum): log P(stratum,
     component | cause of the component), and ``level_lp`` (draw, component, level), as
-    :class:`model.answer.Tables` has them.
+    :class:`palsy.model.answer.Tables` has them.
     """
     n_c = len(fixed) // S.N_STRATA
     kc = np.asarray(component_cause)
@@ -556,7 +556,7 @@ def rebuild(features: np.ndarray, incidence: list[list[int]], fixed: np.ndarray,
 
 def page_tables(draws: Draws, t: A.Tables | None = None) -> dict[str, Any]:
     """Per-draw tables for the browser (every draw, float32, base64), enough to recompute
-    :func:`model.answer.answer` for any findings, context findings included, with the decision.
+    :func:`palsy.model.answer.answer` for any findings, context findings included, with the decision.
 
     ``logit_theta`` (draw, component, node): the node probabilities the answers use, on the logit
     scale (which float32 keeps precise near 0 and 1); ``level_paths`` each level's nodes as
@@ -617,7 +617,7 @@ def rebuild_page(table: dict[str, Any]) -> dict[str, np.ndarray]:
 def page_rules(settings: D.Settings, actions: Sequence[G.Action]) -> dict[str, Any]:
     """What the page needs to take the decision and list the actions as ``palsy posterior`` does:
     the harms and benefits of ``priors/decision.yaml`` and every action of ``priors/actions.yaml``
-    with its validated trigger (evaluated in the browser with :func:`model.guidance.holds`'s grammar)."""
+    with its validated trigger (evaluated in the browser with :func:`palsy.model.guidance.holds`'s grammar)."""
     return {
         "decision": {"benefit": settings.benefit, "harm": settings.harm, "test_harm": dict(settings.test_harm),
                      "action_text": dict(settings.action_text), "source": Path(settings.source).name,

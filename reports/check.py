@@ -1,4 +1,4 @@
-"""The statistician's report (``palsy check``): self-contained HTML from :func:`model.criticism.run_all`.
+"""The statistician's report (``palsy check``): self-contained HTML from :func:`palsy.model.criticism.run_all`.
 
 Figures are matplotlib PNGs inlined as base64 (the SBC plot, an SVG file written by
 ``scripts/sbc.py``, is inlined as a data URI); the template is rendered by jinja2 with autoescaping.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from reports.wording import percent
+from palsy.reports.wording import percent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SECTIONS = ("diagnostics", "prior-posterior", "predictive", "cohorts", "heterogeneity", "selection", "loo", "psense",
@@ -316,8 +316,8 @@ def render(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = None
 
 def write(results: dict[str, Any], out: Path, *, sbc_path: Path | list[Path] | None = None) -> tuple[Path, Path]:
     """Write ``check.html`` and ``check.json`` (the numbers) into ``out`` atomically."""
-    from model.criticism import to_json
-    from model.draws import atomic_write
+    from palsy.model.criticism import to_json
+    from palsy.model.draws import atomic_write
 
     out.mkdir(parents=True, exist_ok=True)
     html = render(results, sbc_path=sbc_path)

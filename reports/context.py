@@ -2,7 +2,7 @@
 
 The HTML and the PDF are both rendered from the dict that :func:`build` returns, so they show the
 same numbers in the same words. The context is plain data (str, int, float, bool, list, dict): the
-figures (:mod:`reports.figures`) draw from it and never see the model.
+figures (:mod:`palsy.reports.figures`) draw from it and never see the model.
 
 One statistic per number (DESIGN §6): probabilities are **means** over the posterior draws, with an
 equal-tailed credible interval; factors on the odds are **geometric means**, exp(mean log LR), with
@@ -18,11 +18,11 @@ from urllib.parse import quote
 
 import numpy as np
 
-from model import answer as A
-from model import findings as F
-from model import structure as S
-from model.evidence import Evidence
-from reports import wording as W
+from palsy.model import answer as A
+from palsy.model import findings as F
+from palsy.model import structure as S
+from palsy.model.evidence import Evidence
+from palsy.reports import wording as W
 
 TITLE = "Facial palsy in acute leukemia: leukemic infiltration or a mimic?"
 FAN_LINES = 200  # posterior draws drawn in the Fagan nomogram
@@ -389,7 +389,7 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
     Parameters
     ----------
     ans : Answer
-        The patient's answer (:func:`model.answer.answer`).
+        The patient's answer (:func:`palsy.model.answer.answer`).
     evidence : Evidence
         The evidence the posterior was fitted to (for citations, population and w_case).
 

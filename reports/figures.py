@@ -2,7 +2,7 @@
 
 Each figure is a function that draws onto a given ``Axes`` from its part of the context
 (``ctx["figures"][name]``) and is saved as SVG with real text; the HTML report carries it inline and
-the PDF is printed from that same HTML (:mod:`reports.render`), so both show the very same drawing.
+the PDF is printed from that same HTML (:mod:`palsy.reports.render`), so both show the very same drawing.
 Elements that tests count carry a ``gid``: waterfall bars
 ``waterfall-bar-<k>``, icons ``icon-filled-<k>`` / ``icon-open-<k>``, Fagan lines ``fagan-line-<k>``,
 the differential's segments ``differential-<step>-<cause>``.
@@ -22,7 +22,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 
-from reports.wording import percent
+from palsy.reports.wording import percent
 
 RED = "#b2182b"
 BLUE = "#2166ac"

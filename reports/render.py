@@ -1,8 +1,8 @@
-"""Render the clinician report (HTML and PDF) from one context (:mod:`reports.context`).
+"""Render the clinician report (HTML and PDF) from one context (:mod:`palsy.reports.context`).
 
 One template, two formats. HTML: a Jinja2 template (``templates/report.html``, autoescaping on, so every
 user-supplied string is escaped) with the CSS inline and the figures inline as base64 SVG: the page loads
-nothing from the network. PDF: the *same* HTML printed by WeasyPrint (:mod:`reports.pdf`), through the
+nothing from the network. PDF: the *same* HTML printed by WeasyPrint (:mod:`palsy.reports.pdf`), through the
 template's ``@media print`` rules: page 1 of the PDF is the one-screen page 1 (``#page1`` ends with a page
 break), later pages flow. Fonts come from fontconfig, so any text a font on the machine covers (CJK, emoji,
 right-to-left) is drawn and extractable; the PDF carries no dates, so the same context gives the same bytes.
@@ -20,15 +20,15 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from reports.output import write_all
-from reports.pdf import TEMPLATES, Printer
+from palsy.reports.output import write_all
+from palsy.reports.pdf import TEMPLATES, Printer
 
 FORMATS = ("html", "pdf")
 
 
 def svg_images(ctx: dict[str, Any]) -> dict[str, str]:
     """Each figure as base64 SVG (for ``<img src="data:...">``)."""
-    from reports import figures as FG  # matplotlib: imported while the PDF helper starts (reports.pdf)
+    from palsy.reports import figures as FG  # matplotlib: imported while the PDF helper starts (reports.pdf)
 
     return {name: base64.b64encode(FG.svg(name, ctx["figures"][name]).encode("utf-8")).decode("ascii")
             for name in FG.NAMES}

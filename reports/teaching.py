@@ -1,7 +1,7 @@
 """The teaching lesson and the interactive page (DESIGN §6, *Teaching*): presentation only.
 
-The numbers come from :func:`model.teach.lesson`, :func:`model.teach.page_tables` and
-:func:`model.teach.page_rules`; this module
+The numbers come from :func:`palsy.model.teach.lesson`, :func:`palsy.model.teach.page_tables` and
+:func:`palsy.model.teach.page_rules`; this module
 draws figures (matplotlib) and writes two self-contained HTML files (jinja2 with autoescaping; CSS,
 JavaScript, figures and posterior draws inline; no network resources):
 
@@ -24,9 +24,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from model import findings as F
-from reports import wording as W
-from reports.output import write_all
+from palsy.model import findings as F
+from palsy.reports import wording as W
+from palsy.reports.output import write_all
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -323,7 +323,7 @@ def lesson_context(L: dict[str, Any], figs: dict[str, bytes]) -> dict[str, Any]:
              f"LPs by {_method_name(m)}, from a pretest P(infiltration) for who the patient is; the other causes keep "
              f"their shares for the typical patient. Dotted lines: 10%, 5%, 1%.") for m in F.CSF_METHODS]
     tables = []
-    from model.teach import TYPICAL_PRETESTS
+    from palsy.model.teach import TYPICAL_PRETESTS
     fb = L["fall_below"]
     for m in F.CSF_METHODS:
         rows = []
@@ -462,9 +462,9 @@ def _select(name: str) -> dict[str, Any]:
 
 def page_data(rules: dict[str, Any], references: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """What the page's script needs besides the draws: the decision's harms and the actions
-    (:func:`model.teach.page_rules`), the words for causes and tests, and each action's sources as
+    (:func:`palsy.model.teach.page_rules`), the words for causes and tests, and each action's sources as
     short citations (from ``references``, the evidence's reference records by key)."""
-    from reports.context import TEST_NAMES, short_citation
+    from palsy.reports.context import TEST_NAMES, short_citation
 
     refs = references or {}
     keys = sorted({k for a in rules["actions"] for k in a["refs"]})
@@ -486,9 +486,9 @@ def page_html(models: Sequence[dict[str, Any]], *, rules: dict[str, Any],
     Parameters
     ----------
     models : sequence of dict
-        :func:`model.teach.page_tables` of each variant (the first is the default).
+        :func:`palsy.model.teach.page_tables` of each variant (the first is the default).
     rules : dict
-        :func:`model.teach.page_rules`: the decision's harms and the actions with their triggers.
+        :func:`palsy.model.teach.page_rules`: the decision's harms and the actions with their triggers.
     references : dict, optional
         The evidence's references by key, for the actions' sources.
     """
@@ -516,7 +516,7 @@ def write(out: Path, L: dict[str, Any], models: Sequence[dict[str, Any]], *, rul
     ``models``, ``rules`` and ``references`` are those of :func:`page_html`.
 
     All or nothing: everything is made in memory first, then written as one set
-    (:func:`reports.output.write_all`), so a failure leaves no figures without their lesson.
+    (:func:`palsy.reports.output.write_all`), so a failure leaves no figures without their lesson.
     """
     figs = figures(L)
     files = {f"figures/{name}": png for name, png in figs.items()}

@@ -43,11 +43,11 @@ def main() -> int:
     sys.stdout.reconfigure(line_buffering=True)  # each row as it is measured, also into a file
     os.environ.setdefault("PALSY_CACHE", str(REPO / ".cache" / "palsy"))
 
-    from model import answer as A
-    from model import cache as C
-    from model import evidence as E
-    from model import exact, fit, nuts
-    from model import findings as F
+    from palsy.model import answer as A
+    from palsy.model import cache as C
+    from palsy.model import evidence as E
+    from palsy.model import exact, fit, nuts
+    from palsy.model import findings as F
 
     ev = E.load(REPO / "priors")
     print(f"evidence {ev.hash[:12]}; cache {C.root()}; {os.cpu_count()} cores\n")
@@ -60,7 +60,7 @@ def main() -> int:
     bare = wall([py, "-c", "import numpy"], args.runs)
     patient = str(REPO / "patients" / "source-001.yaml")
     for v in ("independent", "subtype"):
-        cli = wall([py, "-m", "scripts.palsy", "posterior", "--patient", patient, "--variant", v, "--json"], args.runs)
+        cli = wall([py, "-m", "palsy.scripts.palsy", "posterior", "--patient", patient, "--variant", v, "--json"], args.runs)
         row(f"palsy posterior, warm cache, {v} (median of {args.runs})", cli, 1.0, "python -c 'import numpy'", bare)
 
     # 2. the answer itself: a patient with every finding and 6 LPs, Shapley included
@@ -75,21 +75,21 @@ def main() -> int:
 
         yaml.safe_dump(full.to_dict(), f)
     for v in ("independent", "subtype"):
-        cli = wall([py, "-m", "scripts.palsy", "posterior", "--patient", f.name, "--variant", v, "--json"], 3)
+        cli = wall([py, "-m", "palsy.scripts.palsy", "posterior", "--patient", f.name, "--variant", v, "--json"], 3)
         row(f"palsy posterior, every finding and 6 LPs, {v} (median of 3)", cli, 2.0, "python -c 'import numpy'", bare)
     os.unlink(f.name)
     pat = F.parse_patient({"laterality": "bilateral", "csf": ["negative:cytology"]})
 
     # 3. one clinician report (HTML and PDF) from a warm cache
-    from scripts.palsy import _available
+    from palsy.scripts.palsy import _available
 
     if "report" in _available():
         with tempfile.TemporaryDirectory() as out:
-            rep = wall([py, "-m", "scripts.palsy", "report", patient, "--out", out], 3)
+            rep = wall([py, "-m", "palsy.scripts.palsy", "report", patient, "--out", out], 3)
             row("palsy report (HTML and PDF), warm cache (median of 3)", rep, 5.0, "python -c 'import numpy'", bare)
             # a ward list: every patient of patients/ in one process, against one process per patient
             files = sorted(str(p) for p in (REPO / "patients").glob("*.yaml"))
-            one = wall([py, "-m", "scripts.palsy", "report", *files, "--out", out], 3)
+            one = wall([py, "-m", "palsy.scripts.palsy", "report", *files, "--out", out], 3)
             row(f"palsy report of {len(files)} patients in one process (median of 3)", one, None,
                 f"{len(files)} x one report", len(files) * rep)
 
@@ -138,7 +138,7 @@ ROUTES = (("blackjax + JAX (default)", {}, "blackjax"), ("nutpie + numba", {}, "
 _COLD_FIT = """
 import sys, time
 import numpy as np
-from model import cache as C, design as D, evidence, fit
+from palsy.model import cache as C, design as D, evidence, fit
 ev = evidence.load(sys.argv[1])
 t = time.perf_counter(); dt, _ = fit.sample(sys.argv[2], ev, C.Settings(sampler=sys.argv[3])); cold = time.perf_counter() - t
 d = fit.diagnostics(dt)
@@ -157,7 +157,7 @@ import nutpie
 from nutpie import compile_pymc as NC
 from nutpie.compiled_pyfunc import from_pyfunc
 from pymc.initial_point import make_initial_point_fn
-from model import build as B, design as D, evidence, fit
+from palsy.model import build as B, design as D, evidence, fit
 warnings.simplefilter("ignore")
 ev = evidence.load(sys.argv[1])
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scripts.build_examples [--out DIR] [--only ID ...] [--variant V] [--no-png]
+    python -m palsy.scripts.build_examples [--out DIR] [--only ID ...] [--variant V] [--no-png]
 
 The three source patients (``patients/source-*.yaml``) and three patients of the test vignettes (a
 vincristine neuropathy, a Ramsay Hunt zoster and a Bell's-like palsy: the ``patient`` block of
@@ -61,11 +61,11 @@ def screenshot(html: Path, png: Path, browser: str) -> None:
 def build(out: Path = OUT, only: list[str] | None = None, variant: str | None = None,
           png: bool = True) -> list[Path]:
     """Write the example reports into ``out``; return the files written (page-1 PNGs included)."""
-    from model import evidence as E
-    from model import variants
-    from reports import context, render
-    from scripts.commands import common
-    from scripts.commands.report import answer_for
+    from palsy.model import evidence as E
+    from palsy.model import variants
+    from palsy.reports import context, render
+    from palsy.scripts.commands import common
+    from palsy.scripts.commands.report import answer_for
 
     args = argparse.Namespace(priors=None, variant=variant or variants.DEFAULT_VARIANT, draws=None, tune=None,
                               chains=None, seed=None, causes="all", ci=0.9, pretest=None, thresholds=None)

@@ -2,7 +2,7 @@
 
 Exit status: 0 success, 2 bad input (a clear message naming the field, the value and what is
 allowed), 1 internal error. No traceback unless ``--debug``. Everything printed from user text goes
-through :mod:`reports.terminal` (escape codes and line breaks made visible); a single-valued flag
+through :mod:`palsy.reports.terminal` (escape codes and line breaks made visible); a single-valued flag
 given twice is an error, not "the last one wins".
 """
 
@@ -13,7 +13,7 @@ import importlib
 import sys
 import warnings
 
-from reports import terminal as T
+from palsy.reports import terminal as T
 
 COMMANDS = {
     "posterior": "the differential: P(infiltration | findings) against its mimics, with intervals and why",
@@ -81,9 +81,9 @@ def _available(only: str | None = None) -> dict[str, object]:
     mods = {}
     for name in [only] if only else COMMANDS:
         try:
-            mods[name] = importlib.import_module(f"scripts.commands.{name}")
+            mods[name] = importlib.import_module(f"palsy.scripts.commands.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"scripts.commands.{name}":
+            if exc.name != f"palsy.scripts.commands.{name}":
                 raise
     return mods
 
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser(mods).parse_args(argv)
     if hasattr(args, "_palsy_given"):
         del args._palsy_given
-    from model.evidence import EvidenceError
-    from model.findings import InputError
+    from palsy.model.evidence import EvidenceError
+    from palsy.model.findings import InputError
 
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning

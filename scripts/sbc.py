@@ -1,19 +1,19 @@
 """Simulation-based calibration (Talts et al. 2018; Modrák et al. 2023) of a palsy variant.
 
-    python -m scripts.sbc [--variant independent] [--simulations 200] [--priors DIR] [--out DIR]
+    python -m palsy.scripts.sbc [--variant independent] [--simulations 200] [--priors DIR] [--out DIR]
 
 What is simulated
 -----------------
 Every likelihood weight is 1 (``weights_one``): a power prior is not a generative model. For each
 simulation, one set of the sampled parameters is drawn from the model's priors
-(:func:`model.prior.draws`: theta's base and expert-judgment Betas, omega's Dirichlets, the shared
+(:func:`palsy.model.prior.draws`: theta's base and expert-judgment Betas, omega's Dirichlets, the shared
 spread tau and one study effect re_z per entry of a pooled quantity, the selection parameter gamma;
 the rate block has no likelihood and is not refitted, so it is not part of SBC), and from it:
 
 - every cohort count, x ~ Binomial(n, rate) with the entry's own n and the rate of its cause (and
   form) as the fit uses it, with the entry's study effect (expit(logit(rate) + tau z_j));
 - every published case's findings through the selection model (the odds of each striking feature
-  times exp(gamma), :func:`model.likelihood.case_theta`);
+  times exp(gamma), :func:`palsy.model.likelihood.case_theta`);
 - the case library: every library case keeps what was observed of it (which findings, how many LPs
   by which method, its context and its stated form), and its findings are drawn from the model. Its
   form, when the library does not state it, is drawn from P(form | case context) = sum_lineage
@@ -56,7 +56,7 @@ PSEUDO_METHOD = "cytology"  # the (irrelevant) method of the LP that carries a p
 
 
 def _labels(params: dict[str, np.ndarray], d) -> list[tuple[str, str, tuple[int, ...]]]:
-    from model.criticism.common import element_labels, sampled
+    from palsy.model.criticism.common import element_labels, sampled
 
     out = []
     for name, arr in sampled(params).items():
@@ -84,9 +84,9 @@ class Library:
 def pseudo_library(evidence, variant) -> Library:
     """The pseudo-library of ``variant`` (one case per infiltration component, item and level) and
     the structure of ``evidence``'s real case library."""
-    from model import design as D
-    from model import structure as S
-    from model.evidence import Case
+    from palsy.model import design as D
+    from palsy.model import structure as S
+    from palsy.model.evidence import Case
 
     real = D.build(evidence, variant, weights_one=True)
     comps = variant.infiltration_components
@@ -128,12 +128,12 @@ def pseudo_library(evidence, variant) -> Library:
 
 def simulate_cases(lib: Library, truth: dict[str, np.ndarray], d, rng: np.random.Generator) -> np.ndarray:
     """The simulated library as weights of the pseudo-cases (counts of simulated findings per level)."""
-    from model import findings as F
-    from model import likelihood as LK
-    from model import structure as S
+    from palsy.model import findings as F
+    from palsy.model import likelihood as LK
+    from palsy.model import structure as S
 
     comps = list(d.variant.infiltration_components)
-    from model.criticism.predictive import _case_theta
+    from palsy.model.criticism.predictive import _case_theta
 
     # a published case is drawn from theta as selection shows it (the model's case likelihood)
     level_p = np.exp(LK.level_logp(LK.NUMPY, _case_theta(truth, d)[0]))[comps]  # (Ki, level)
@@ -167,7 +167,7 @@ def simulate_cases(lib: Library, truth: dict[str, np.ndarray], d, rng: np.random
 def simulate_data(d, truth: dict[str, np.ndarray], rng: np.random.Generator, lib: Library | None = None) -> dict[str, np.ndarray]:
     """Cohort counts (and, with ``lib``, the case library as pseudo-case weights) simulated from one
     parameter set (leading sample dim of size 1). Without ``lib`` every case weight is 0."""
-    from model import likelihood as LK
+    from palsy.model import likelihood as LK
 
     rate = np.asarray(LK.entry_rate(LK.NUMPY, truth, d)).reshape(1, -1)[0]
     n = np.round(d.entry_n).astype(int)
@@ -190,9 +190,9 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     bins : int
         Bins of the rank histograms for the chi-square statistics (L + 1 must be divisible by it).
     """
-    from model import cache as C
-    from model import design as D
-    from model import fit, nuts, prior
+    from palsy.model import cache as C
+    from palsy.model import design as D
+    from palsy.model import fit, nuts, prior
 
     if (thin_to + 1) % bins:
         raise ValueError(f"thin_to + 1 ({thin_to + 1}) must be divisible by bins ({bins})")
@@ -314,7 +314,7 @@ def figure(results: dict[str, Any], path: Path) -> None:
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``sbc_results.json`` and ``sbc_ecdf.svg`` into ``out`` (atomically)."""
-    from model.draws import atomic_write
+    from palsy.model.draws import atomic_write
 
     out.mkdir(parents=True, exist_ok=True)
     res = out / RESULTS
@@ -325,7 +325,7 @@ def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.sbc", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m palsy.scripts.sbc", description=__doc__.split("\n\n")[0])
     p.add_argument("--variant", default="independent", choices=("independent", "subtype"))
     p.add_argument("--simulations", type=int, default=200, help="number of simulations (default 200)")
     p.add_argument("--draws", type=int, default=400, help="posterior draws per chain and simulation")
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chains", type=int, default=2)
     p.add_argument("--thin-to", type=int, default=99, help="L: ranks among L thinned draws (0..L)")
     p.add_argument("--seed", type=int, default=1)
-    from model import cache as C
+    from palsy.model import cache as C
 
     p.add_argument("--sampler", default=C.SAMPLERS[0], choices=C.SAMPLERS, help=f"NUTS backend (default {C.SAMPLERS[0]})")
     p.add_argument("--priors", default=str(REPO / "priors"), help="evidence folder (default priors/)")
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.simulations < 1:
         p.error("--simulations must be >= 1")
-    from model import evidence as E
+    from palsy.model import evidence as E
 
     ev = E.load(args.priors)
     res = run(ev, args.variant, args.simulations, draws=args.draws, tune=args.tune, chains=args.chains,

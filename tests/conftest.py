@@ -18,21 +18,21 @@ PATIENTS = REPO / "patients"
 
 @pytest.fixture(scope="session")
 def evidence():
-    from model import evidence as E
+    from palsy.model import evidence as E
 
     return E.load(REPO / "priors")
 
 
 @pytest.fixture(scope="session")
 def fixture_evidence():
-    from model import evidence as E
+    from palsy.model import evidence as E
 
     return E.load(FIXTURE_EVIDENCE)
 
 
 @pytest.fixture(scope="session")
 def posterior_independent(evidence):
-    from model import fit
+    from palsy.model import fit
 
     return fit.posterior("independent", evidence)
 
@@ -40,15 +40,15 @@ def posterior_independent(evidence):
 @pytest.fixture(scope="session")
 def posterior_plain(evidence):
     """The independent variant without random effects, selection or orderings: the conjugate check's."""
-    from model import cache as C
-    from model import fit
+    from palsy.model import cache as C
+    from palsy.model import fit
 
     return fit.posterior("independent", evidence, C.Settings(synthesis=False))
 
 
 @pytest.fixture(scope="session")
 def posterior_subtype(evidence):
-    from model import fit
+    from palsy.model import fit
 
     return fit.posterior("subtype", evidence)
 
@@ -80,7 +80,7 @@ def _fits_side_by_side(request):
 
 def run_palsy(*args: str, check: bool = False, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the ``palsy`` command in a subprocess (as a user would)."""
-    proc = subprocess.run([sys.executable, "-m", "scripts.palsy", *args], cwd=REPO, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", *args], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"palsy {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import answer as A
-from model import findings as F
-from model import likelihood as LK
-from model import structure as S
+from palsy.model import answer as A
+from palsy.model import findings as F
+from palsy.model import likelihood as LK
+from palsy.model import structure as S
 
 FULL = {"id": "t", "lineage": "T-ALL", "remission": "remission_on_treatment", "age_group": "child",
         "onset": "acute", "laterality": "bilateral", "other_cranial_nerves": "one_or_more", "peripheral_nerves": "none",

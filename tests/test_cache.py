@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from model import cache as C
-from model import fit
+from palsy.model import cache as C
+from palsy.model import fit
 
 SMALL = C.Settings(draws=200, tune=200, chains=2, seed=5)
 
@@ -40,7 +40,7 @@ def test_corrupt_or_truncated_cache_is_refitted_with_warning(fixture_evidence, t
 def test_netcdf_opens_with_arviz(posterior_independent):
     dt = posterior_independent.datatree()
     assert {"posterior", "sample_stats", "log_likelihood", "log_prior"} <= set(dt.children)
-    from model import prior, rates
+    from palsy.model import prior, rates
 
     # NUTS samples theta (and omega); the rate block is drawn from its prior beside them
     assert set(dt["log_prior"].data_vars) == set(dt["posterior"].data_vars) & set(prior.SAMPLED)

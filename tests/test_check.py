@@ -31,7 +31,7 @@ class _Sections(HTMLParser):
 def _fake_sbc(tmp_path):
     import numpy as np
 
-    from scripts import sbc
+    from palsy.scripts import sbc
 
     rng = np.random.default_rng(0)
     res = {"variant": "independent", "evidence_hash": "x" * 64, "simulations": 40, "what": "test",
@@ -45,7 +45,7 @@ def _fake_sbc(tmp_path):
 
 @pytest.mark.slow
 def test_check_report_has_every_section(tmp_path, posterior_independent, posterior_subtype, posterior_plain):
-    from reports.check import SECTIONS
+    from palsy.reports.check import SECTIONS
 
     sbc_file = _fake_sbc(tmp_path)
     proc = run_palsy("check", "--quick", "--out", str(tmp_path / "out"), "--sbc", str(sbc_file))
@@ -100,7 +100,7 @@ def test_check_report_has_every_section(tmp_path, posterior_independent, posteri
 
 
 def test_sbc_section_says_when_not_run(tmp_path):
-    from reports.check import _sbc
+    from palsy.reports.check import _sbc
 
     assert _sbc(tmp_path / "missing.json")["run"] is False
 

@@ -133,7 +133,7 @@ def test_progress_only_on_a_terminal_and_never_with_json():
     """Long work says what it is doing on stderr when a person watches (a terminal), never in --json."""
     import argparse
 
-    from scripts.commands import common
+    from palsy.scripts.commands import common
 
     class Tty:
         def isatty(self):
@@ -161,7 +161,7 @@ def _on_a_terminal(*args: str) -> tuple[int, str]:
     from tests.conftest import REPO
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "scripts.palsy", *args], cwd=REPO, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "palsy.scripts.palsy", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=slave, text=True)
     os.close(slave)
     chunks = []
@@ -210,9 +210,9 @@ def test_a_query_imports_only_its_command(palsy):
 
     from tests.conftest import REPO
 
-    code = ("import sys, io, contextlib; from scripts import palsy\n"
+    code = ("import sys, io, contextlib; from palsy.scripts import palsy\n"
             "with contextlib.redirect_stdout(io.StringIO()): rc = palsy.main(['posterior', '--lineage', 'T-ALL'])\n"
-            "print(rc, sorted(m for m in ('scripts.commands.teach', 'scripts.commands.check', 'scripts.commands.report',"
-            " 'model.teach', 'model.criticism', 'reports.context') if m in sys.modules))")
+            "print(rc, sorted(m for m in ('palsy.scripts.commands.teach', 'palsy.scripts.commands.check', 'palsy.scripts.commands.report',"
+            " 'palsy.model.teach', 'palsy.model.criticism', 'palsy.reports.context') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert r.stdout.split() == ["0", "[]"], r.stdout + r.stderr

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from model import answer as A
-from model import findings as F
-from scripts.commands.common import read_patient_file
+from palsy.model import answer as A
+from palsy.model import findings as F
+from palsy.scripts.commands.common import read_patient_file
 from tests.conftest import PATIENTS
 
 VIGNETTES = Path(__file__).parent / "fixtures" / "vignettes"

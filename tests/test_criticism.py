@@ -11,13 +11,13 @@ from tests.test_criticism_helpers import simulated_evidence, simulated_fit
 
 @pytest.fixture(scope="module")
 def fixture_design(fixture_evidence):
-    from model import design as D
+    from palsy.model import design as D
 
     return {v: D.build(fixture_evidence, fixture_evidence.variant(v)) for v in ("independent", "subtype")}
 
 
 def test_prior_draws_match_the_design_priors(fixture_design):
-    from model import criticism as K
+    from palsy.model import criticism as K
 
     d = fixture_design["subtype"]
     p = K.prior_draws(d, 8000, np.random.default_rng(0))
@@ -39,8 +39,8 @@ def test_prior_draws_match_the_design_priors(fixture_design):
 
 
 def test_predictive_check_numbers_are_consistent(fixture_evidence, fixture_design):
-    from model import criticism as K
-    from model import structure as S
+    from palsy.model import criticism as K
+    from palsy.model import structure as S
 
     d = fixture_design["independent"]
     p = K.prior_draws(d, 2000, np.random.default_rng(1))
@@ -50,7 +50,7 @@ def test_predictive_check_numbers_are_consistent(fixture_evidence, fixture_desig
     rows = {r["statistic"]: r for r in K.predictive_checks(p, d, fixture_evidence)}
     bil = rows["laterality = bilateral"]
     assert bil["cases"] == 3 and bil["observed"] == 1
-    from model import likelihood as LK  # a case's findings are read through the selection model, if any
+    from palsy.model import likelihood as LK  # a case's findings are read through the selection model, if any
 
     theta = LK.case_theta(LK.NUMPY, p, d) if hasattr(LK, "case_theta") else p["theta"]
     k = d.variant.components.index("infiltration")
@@ -69,7 +69,7 @@ def test_predictive_check_numbers_are_consistent(fixture_evidence, fixture_desig
     ds = fixture_design["subtype"]
     ps = K.prior_draws(ds, 500, np.random.default_rng(2))
     mass = S.LEVEL_INDEX[("mri", "mass")]
-    from model import likelihood as LK
+    from palsy.model import likelihood as LK
 
     lp = np.exp(LK.level_logp(LK.NUMPY, ps["theta"]))
     rows = {r["statistic"]: r for r in K.predictive_checks(ps, ds, fixture_evidence)}
@@ -80,7 +80,7 @@ def test_predictive_check_numbers_are_consistent(fixture_evidence, fixture_desig
 
 
 def test_cohort_checks_name_the_cause(fixture_evidence, fixture_design):
-    from model import criticism as K
+    from palsy.model import criticism as K
 
     for name, d in fixture_design.items():
         p = K.prior_draws(d, 500, np.random.default_rng(3))
@@ -98,7 +98,7 @@ def test_cohort_checks_name_the_cause(fixture_evidence, fixture_design):
 
 
 def test_prior_only_parameters_are_found_structurally(fixture_design):
-    from model import criticism as K
+    from palsy.model import criticism as K
 
     d = fixture_design["independent"]
     p = K.prior_draws(d, 50, np.random.default_rng(2))
@@ -118,9 +118,9 @@ def test_prior_only_parameters_are_found_structurally(fixture_design):
 
 def test_loo_uses_weighted_ratios_and_unweighted_target(fixture_design):
     """elpd_i = log sum_s w~_s exp(l_is) with w~ from PSIS of -w_case l_is (checked against our own PSIS)."""
-    from model import criticism as K
-    from model.draws import Draws
-    from model.psis import psis_weights
+    from palsy.model import criticism as K
+    from palsy.model.draws import Draws
+    from palsy.model.psis import psis_weights
 
     d = fixture_design["independent"]
     p = K.prior_draws(d, 4000, np.random.default_rng(3))
@@ -136,7 +136,7 @@ def test_loo_uses_weighted_ratios_and_unweighted_target(fixture_design):
 
 
 def test_source_log_ratio_removes_exactly_the_source(fixture_evidence, fixture_design):
-    from model import criticism as K
+    from palsy.model import criticism as K
 
     d = fixture_design["independent"]
     p = K.prior_draws(d, 10, np.random.default_rng(4))
@@ -161,7 +161,7 @@ def test_source_log_ratio_removes_exactly_the_source(fixture_evidence, fixture_d
 @pytest.mark.slow
 @pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_psense_on_a_fit_labels_prior_only_quantities():
-    from model import criticism as K
+    from palsy.model import criticism as K
 
     dr, d = simulated_fit("independent")
     rows = {r["parameter"]: r for r in K.psense(dr, d)}
@@ -174,7 +174,7 @@ def test_psense_on_a_fit_labels_prior_only_quantities():
 @pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_predictive_check_detects_an_implausible_case_library():
     """28 simulated cases, all bilateral, against a cohort of 1 bilateral in 10: flagged."""
-    from model import criticism as K
+    from palsy.model import criticism as K
 
     ev = simulated_evidence()
     dr, d = simulated_fit("independent")
@@ -198,8 +198,8 @@ def test_predictive_check_detects_an_implausible_case_library():
 @pytest.mark.slow
 def test_loo_compares_the_fitted_variants(evidence, draws_independent, draws_subtype):
     """LOO of both variants on the same informative cases (the session's fits: no extra compile)."""
-    from model import criticism as K
-    from model import design as D
+    from palsy.model import criticism as K
+    from palsy.model import design as D
 
     fits = {v: (dr, D.build(evidence, evidence.variant(v)))
             for v, dr in (("independent", draws_independent), ("subtype", draws_subtype))}
@@ -218,9 +218,9 @@ def test_loo_compares_the_fitted_variants(evidence, draws_independent, draws_sub
 @pytest.mark.slow
 @pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_answer_sensitivity_refits_and_psis():
-    from model import cache as C
-    from model import criticism as K
-    from model import findings as F
+    from palsy.model import cache as C
+    from palsy.model import criticism as K
+    from palsy.model import findings as F
 
     ev = simulated_evidence()
     dr, d = simulated_fit("independent")
@@ -254,8 +254,8 @@ def test_leave_one_study_out_flags_a_discordant_study(evidence):
     binomial tails under the others' new-setting predictive."""
     import dataclasses
 
-    from model import design as D
-    from model.criticism import synthesis as Y
+    from palsy.model import design as D
+    from palsy.model.criticism import synthesis as Y
 
     d = D.build(evidence, evidence.variant("independent"))
     groups = Y.pooled_groups(evidence, d)
@@ -287,9 +287,9 @@ def test_heterogeneity_and_selection_on_the_fit(evidence, draws_independent, pos
     """On the real fit: every pooled quantity's new-setting interval is at least as wide as its centre's;
     selection raises what the case reports show above what the answers use; the bilateral factor is
     given with and without the selection model."""
-    from model import design as D
-    from model import structure as S
-    from model.criticism import synthesis as Y
+    from palsy.model import design as D
+    from palsy.model import structure as S
+    from palsy.model.criticism import synthesis as Y
 
     d = D.build(evidence, evidence.variant("independent"))
     h = Y.heterogeneity(draws_independent.params, d, evidence)
@@ -314,9 +314,9 @@ def test_heterogeneity_and_selection_on_the_fit(evidence, draws_independent, pos
 
 def test_finding_lr_is_the_formula(fixture_evidence, fixture_design):
     """The LR of a feature, by hand on prior draws, and gamma = 0 makes the case reports' view the model's."""
-    from model import criticism as K
-    from model import likelihood as LK
-    from model.criticism import synthesis as Y
+    from palsy.model import criticism as K
+    from palsy.model import likelihood as LK
+    from palsy.model.criticism import synthesis as Y
 
     d = fixture_design["independent"]
     p = K.prior_draws(d, 500, np.random.default_rng(4))
@@ -340,9 +340,9 @@ def test_finding_lr_is_the_formula(fixture_evidence, fixture_design):
 
 def test_power_scaling_of_p_infiltration_is_a_derivative(evidence, draws_independent):
     """d E[P(infiltration)] / d alpha at 1 (a covariance) agrees with PSIS means at alpha = 1 -+ 0.02."""
-    from model import design as D
-    from model.criticism import common
-    from model.criticism import sensitivity as SE
+    from palsy.model import design as D
+    from palsy.model.criticism import common
+    from palsy.model.criticism import sensitivity as SE
 
     d = D.build(evidence, evidence.variant("independent"))
     pat = SE.load_patients(REPO / "patients")[0]
@@ -356,8 +356,8 @@ def test_power_scaling_of_p_infiltration_is_a_derivative(evidence, draws_indepen
 
 
 def test_rate_factor_at_its_median_changes_only_that_factor(evidence, draws_independent):
-    from model import design as D
-    from model.criticism import sensitivity as SE
+    from palsy.model import design as D
+    from palsy.model.criticism import sensitivity as SE
 
     d = D.build(evidence, evidence.variant("independent"))
     med = SE.rate_factor_medians(d)
@@ -370,7 +370,7 @@ def test_rate_factor_at_its_median_changes_only_that_factor(evidence, draws_inde
 
 
 def test_validation_split_is_scored_and_labelled_too_small(evidence, draws_independent):
-    from model.criticism import validation as V
+    from palsy.model.criticism import validation as V
 
     cases = V.load(REPO / "priors" / "validation.yaml")
     res = V.score(cases, draws_independent)
@@ -382,7 +382,7 @@ def test_validation_split_is_scored_and_labelled_too_small(evidence, draws_indep
 
 
 def test_vignettes_load_as_patients():
-    from model.criticism import sensitivity as SE
+    from palsy.model.criticism import sensitivity as SE
 
     vs = SE.load_vignettes(REPO / "tests" / "fixtures" / "vignettes")
     assert len(vs) >= 6 and all(v.id for v in vs)
@@ -390,8 +390,8 @@ def test_vignettes_load_as_patients():
 
 def test_fast_p_infiltration_is_the_answer(draws_independent):
     """The sensitivity's P(infiltration) per draw is exactly the answer's (without its Shapley values)."""
-    from model.answer import answer, expit
-    from model.criticism import sensitivity as SE
+    from palsy.model.answer import answer, expit
+    from palsy.model.criticism import sensitivity as SE
 
     pats = SE.load_patients(REPO / "patients")[:1] + SE.load_vignettes(REPO / "tests" / "fixtures" / "vignettes")[:1]
     for p in pats:

@@ -41,7 +41,7 @@ def simulated_evidence_dir() -> Path:
 
 @functools.cache
 def simulated_evidence():
-    from model import evidence as E
+    from palsy.model import evidence as E
 
     return E.load(simulated_evidence_dir())
 
@@ -52,9 +52,9 @@ SETTINGS = dict(draws=500, tune=500, chains=2, seed=7)
 @functools.cache
 def simulated_fit(variant: str):
     """(Draws, Design) of ``variant`` on the simulated evidence (reduced settings, not cached on disk)."""
-    from model import cache as C
-    from model import criticism as K
-    from model import fit
+    from palsy.model import cache as C
+    from palsy.model import criticism as K
+    from palsy.model import fit
 
     ev = simulated_evidence()
     settings = C.Settings(**SETTINGS)

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from model import answer as A
-from model import decision as D
-from model import findings as F
+from palsy.model import answer as A
+from palsy.model import decision as D
+from palsy.model import findings as F
 from tests.conftest import REPO
 
 SETTINGS = D.Settings(benefit=1.0, harm=4.0, test_harm={"lp_cytology": 0.004, "lp_flow": 0.004, "mri": 0.002},

@@ -3,7 +3,7 @@ import shutil
 import pytest
 import yaml
 
-from model import evidence as E
+from palsy.model import evidence as E
 from tests.conftest import FIXTURE_EVIDENCE, REPO
 
 
@@ -19,7 +19,7 @@ def test_real_priors_load_and_cite(evidence):
 
 def test_every_cause_has_evidence_on_every_node(evidence):
     """Every (cause, node) of the real priors is informed by counts or an expert judgment (DESIGN §3)."""
-    from model import structure as S
+    from palsy.model import structure as S
 
     informed = {(e.cause, S.find_node(e.item, e.level, e.of)) for e in evidence.entries}
     missing = [(c, S.NODE_NAMES[k]) for c in evidence.causes for k in range(len(S.NODES)) if (c, k) not in informed]

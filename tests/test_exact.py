@@ -4,9 +4,9 @@ standard errors of its exact Beta posterior; the rate block is exact prior draws
 import numpy as np
 import pytest
 
-from model import design as D
-from model import exact
-from model import structure as S
+from palsy.model import design as D
+from palsy.model import exact
+from palsy.model import structure as S
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import pytest
 
-from model import findings as F
+from palsy.model import findings as F
 
 
 def test_valid_patient_and_unknowns():

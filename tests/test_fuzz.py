@@ -17,10 +17,10 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from model import evidence as E
-from model import findings as F
-from model import safe_yaml as Y
-from scripts.commands import common
+from palsy.model import evidence as E
+from palsy.model import findings as F
+from palsy.model import safe_yaml as Y
+from palsy.scripts.commands import common
 from tests.conftest import FIXTURE_EVIDENCE, PATIENTS, run_palsy
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

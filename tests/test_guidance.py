@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from model import answer as A
-from model import decision as D
-from model import findings as F
-from model import guidance as G
+from palsy.model import answer as A
+from palsy.model import decision as D
+from palsy.model import findings as F
+from palsy.model import guidance as G
 from tests.conftest import REPO
 
 VIGNETTES = Path(__file__).parent / "fixtures" / "vignettes"

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import yaml
 
-from model import cache as C
-from model import draws as draws_io
-from model import evidence as E
-from model import findings as F
-from model import safe_yaml as Y
-from reports import terminal as T
-from scripts.commands import common
+from palsy.model import cache as C
+from palsy.model import draws as draws_io
+from palsy.model import evidence as E
+from palsy.model import findings as F
+from palsy.model import safe_yaml as Y
+from palsy.reports import terminal as T
+from palsy.scripts.commands import common
 from tests.conftest import FIXTURE_EVIDENCE, REPO, run_palsy
 
 BOMB = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
@@ -321,7 +321,7 @@ def test_unwritable_cache_folder_is_refused(tmp_path, monkeypatch):
 
 
 def test_ci_label_keeps_its_digits(palsy):
-    from scripts.commands.posterior import ci_label
+    from palsy.scripts.commands.posterior import ci_label
 
     assert ci_label(0.9) == "90" and ci_label(0.5) == "50" and ci_label(0.955) == "95.5"
     assert ci_label(0.999999) == "99.9999" and ci_label(1e-6) == "0.0001"
@@ -330,7 +330,7 @@ def test_ci_label_keeps_its_digits(palsy):
 
 
 def test_path_errors_of_any_command_exit_2():
-    from scripts import palsy as P
+    from palsy.scripts import palsy as P
 
     msg = P._message("x", NotADirectoryError(20, "Not a directory", "/a/file/b"))
     assert msg == "palsy x: /a/file/b: Not a directory"
@@ -350,7 +350,7 @@ def test_key_depends_on_library_versions_and_model_sources(monkeypatch):
 
 
 def test_warm_path_reads_versions_without_importing_the_libraries():
-    code = ("import sys; from model import cache as C; C.key('h', 'independent', C.Settings()); "
+    code = ("import sys; from palsy.model import cache as C; C.key('h', 'independent', C.Settings()); "
             "bad = {'pymc', 'pytensor', 'nutpie', 'scipy', 'arviz', 'importlib.metadata'} & set(sys.modules); "
             "print(sorted(bad))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
@@ -390,7 +390,7 @@ def test_cache_faults_and_fresh_fit_equals_cached_fit(fixture_evidence, tmp_path
     files are cleaned; defect 10: a corrupt cache is reported once."""
     import warnings
 
-    from model import fit
+    from palsy.model import fit
 
     monkeypatch.setenv("PALSY_CACHE", str(tmp_path / "cache"))
     first = fit.posterior("independent", fixture_evidence, SMALL)
@@ -399,7 +399,7 @@ def test_cache_faults_and_fresh_fit_equals_cached_fit(fixture_evidence, tmp_path
     draws_io.verify(folder / "posterior.nc")
 
     # a fresh fit in a new process (another cache): identical draws to the cached ones
-    code = ("import sys, numpy as np; from model import evidence as E, fit, cache as C; "
+    code = ("import sys, numpy as np; from palsy.model import evidence as E, fit, cache as C; "
             f"p = fit.posterior('independent', E.load(r'{FIXTURE_EVIDENCE}'), C.Settings(**{SMALL.__dict__!r}), "
             "use_cache=False); np.savez(sys.argv[1], **p.draws.params)")
     out = tmp_path / "fresh.npz"
@@ -437,7 +437,7 @@ def test_cache_faults_and_fresh_fit_equals_cached_fit(fixture_evidence, tmp_path
     assert fit.posterior("independent", fixture_evidence, SMALL).from_cache
 
     # a truncated draws.npz read by the command line's path: the warning is printed once
-    from scripts import palsy as P
+    from palsy.scripts import palsy as P
 
     path = folder / "draws.npz"
     path.write_bytes(path.read_bytes()[:100])
@@ -458,7 +458,7 @@ def test_output_sets_are_all_or_nothing(tmp_path):
     """reports.output.write_all: a file that cannot be staged leaves none of the set behind."""
     import pytest
 
-    from reports.output import write_all
+    from palsy.reports.output import write_all
 
     out = tmp_path / "out"
     paths = write_all(out, {"a.html": b"a", "figures/b.png": b"b"})
@@ -470,7 +470,7 @@ def test_output_sets_are_all_or_nothing(tmp_path):
 
 def test_report_names_never_collide():
     """Issue 9 #1: ids that differ only in unsafe characters, or in a non-Latin script, get distinct files."""
-    from reports.render import file_stem
+    from palsy.reports.render import file_stem
 
     ids = ["ward-3/bed-12", "ward-3_bed-12", "患者一", "患者二", "", "-x", "x", ".x", "a" * 300, "a" * 301,
            "ward-3_bed-12-" + "0" * 8]
@@ -482,7 +482,7 @@ def test_report_names_never_collide():
 
 
 def test_ci_label_never_reads_100():
-    from reports import wording as W
+    from palsy.reports import wording as W
 
     assert W.ci_percent(0.9) == "90" and W.ci_percent(0.999999) == "99.9999"
     s = {"mean": 0.5, "lower": 0.1, "upper": 0.9, "ci": 0.999999}

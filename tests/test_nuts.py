@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from model import cache as C
+from palsy.model import cache as C
 from tests.conftest import run_palsy
 
 SMALL = C.Settings(draws=300, tune=300, chains=2, seed=21, synthesis=False)
@@ -30,8 +30,8 @@ def test_bad_sampler_flag_exits_2(tmp_path):
 
 
 def test_missing_nutpie_is_a_clear_message(fixture_evidence, monkeypatch):
-    from model import design as D
-    from model import fit, nuts
+    from palsy.model import design as D
+    from palsy.model import fit, nuts
 
     monkeypatch.setitem(sys.modules, "nutpie", None)  # an import of it now fails
     key = ("independent", "not-compiled", False)
@@ -46,8 +46,8 @@ def test_missing_nutpie_is_a_clear_message(fixture_evidence, monkeypatch):
 def test_refit_reuses_the_compiled_sampler_and_takes_its_data(fixture_evidence):
     """A refit with other data compiles nothing new, moves the posterior the way the data say, and a
     refit with the original data reproduces the first fit exactly (no data left over from the refit)."""
-    from model import design as D
-    from model import fit, nuts
+    from palsy.model import design as D
+    from palsy.model import fit, nuts
 
     d = D.build(fixture_evidence, fixture_evidence.variant("independent"), synthesis=False)
     first, _ = fit.sample("independent", fixture_evidence, SMALL)
@@ -76,7 +76,7 @@ def test_nutpie_route_samples_the_same_posterior(fixture_evidence):
     """Both backends sample one PyMC model: on the plain configuration their posterior means of every node
     probability agree within Monte Carlo error."""
     pytest.importorskip("nutpie")
-    from model import fit
+    from palsy.model import fit
 
     settings = dataclasses.replace(SMALL, draws=500, tune=500)
     a = fit.flat_params(fit.sample("independent", fixture_evidence, settings)[0])["theta"]
@@ -91,7 +91,7 @@ def test_nutpie_route_samples_the_same_posterior(fixture_evidence):
 def test_a_fit_says_how_far_it_has_got(fixture_evidence):
     """The draws are made in chunks, each reported when done, in order, up to every draw; the chunks join
     into one chain of exactly the draws asked for (also when they do not divide evenly)."""
-    from model import fit, nuts
+    from palsy.model import fit, nuts
 
     settings = dataclasses.replace(SMALL, draws=301)
     messages: list[str] = []

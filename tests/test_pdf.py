@@ -11,7 +11,7 @@ HTML = "<html><body><h1>palsy</h1><p>A short page with a table.</p><table><tr><t
 
 
 def test_helper_prints_what_this_process_prints():
-    from reports import pdf
+    from palsy.reports import pdf
 
     here = pdf.print_pdf(HTML, b"palsy-test")
     assert here.startswith(b"%PDF") and b"/CreationDate" not in here
@@ -26,7 +26,7 @@ def test_helper_prints_what_this_process_prints():
 
 
 def test_a_failure_in_the_helper_reaches_the_caller():
-    from reports import pdf
+    from palsy.reports import pdf
 
     with pdf.Printer() as printer:
         future = printer.submit(None, b"palsy-test")  # not HTML text: WeasyPrint refuses it in the helper

@@ -9,10 +9,10 @@ import itertools
 import numpy as np
 import pytest
 
-from model import likelihood as LK
-from model import rates as R
-from model import structure as S
-from model.criticism import implied as I
+from palsy.model import likelihood as LK
+from palsy.model import rates as R
+from palsy.model import structure as S
+from palsy.model.criticism import implied as I
 
 
 @pytest.fixture(scope="module")

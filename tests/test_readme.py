@@ -1,10 +1,10 @@
 """The README's worked example is generated, not pasted: it matches what the model prints now."""
 
-from scripts import readme_example
+from palsy.scripts import readme_example
 
 
 def test_readme_worked_example_is_current(palsy):
-    assert readme_example.main(["--check"]) == 0, "run: python -m scripts.readme_example"
+    assert readme_example.main(["--check"]) == 0, "run: python -m palsy.scripts.readme_example"
 
 
 def test_readme_names_the_two_commands():

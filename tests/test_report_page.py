@@ -118,7 +118,7 @@ def test_page1_on_one_screen_in_order(reports, browser, name):
 
 def _page1_numbers(d: dict) -> list[str]:
     """What page 1 must say, from the JSON: the mean and interval, every cause's line, the decision."""
-    from reports import wording as W
+    from palsy.reports import wording as W
 
     p = d["probability"]
     out = [f"{W.percent(p['mean'])} (mean; {W.interval(p['lower'], p['upper'], p['ci'])})"]

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from model import cache as C
-from model import design as D
-from model import likelihood as LK
-from model import prior
+from palsy.model import cache as C
+from palsy.model import design as D
+from palsy.model import likelihood as LK
+from palsy.model import prior
 from tests.conftest import REPO
 
 
@@ -69,7 +69,7 @@ def _with_a_case_added(folder):
 _PROGRAM = """
 import json, sys
 import numpy as np
-from model import design as D, evidence, nuts
+from palsy.model import design as D, evidence, nuts
 out = {}
 for label, folder in (("original", sys.argv[1]), ("edited", sys.argv[2])):
     ev = evidence.load(folder)

@@ -9,10 +9,10 @@ import pytest
 
 
 def test_simulated_data_follow_the_sbc_rules(fixture_evidence):
-    from model import design as D
-    from model import prior
-    from model import structure as S
-    from scripts import sbc
+    from palsy.model import design as D
+    from palsy.model import prior
+    from palsy.model import structure as S
+    from palsy.scripts import sbc
 
     v = fixture_evidence.variant("subtype")
     lib = sbc.pseudo_library(fixture_evidence, v)
@@ -37,10 +37,10 @@ def test_simulated_data_follow_the_sbc_rules(fixture_evidence):
 
 def test_pseudo_library_likelihood_is_the_simulated_cases_likelihood(fixture_evidence):
     """sum_j count_j x log p(level_j | form) equals the log-likelihood of the cases with stated forms."""
-    from model import design as D
-    from model import likelihood as LK
-    from model import prior
-    from scripts import sbc
+    from palsy.model import design as D
+    from palsy.model import likelihood as LK
+    from palsy.model import prior
+    from palsy.scripts import sbc
 
     v = fixture_evidence.variant("subtype")
     lib = sbc.pseudo_library(fixture_evidence, v)
@@ -50,7 +50,7 @@ def test_pseudo_library_likelihood_is_the_simulated_cases_likelihood(fixture_evi
     # a pseudo-case of form k at level l has log-likelihood log P(l | k), whatever omega
     theta = LK.case_theta(LK.NUMPY, p, d) if hasattr(LK, "case_theta") else p["theta"]
     lp = LK.level_logp(LK.NUMPY, theta)
-    from model import structure as S
+    from palsy.model import structure as S
 
     for (pos, item, lv), j in lib.index.items():
         if not d.obs_case[j].any():
@@ -60,7 +60,7 @@ def test_pseudo_library_likelihood_is_the_simulated_cases_likelihood(fixture_evi
 
 
 def test_rank_statistics_detect_miscalibration():
-    from scripts import sbc
+    from palsy.scripts import sbc
 
     rng = np.random.default_rng(1)
     ok = sbc.summarise(rng.integers(0, 100, size=(200, 3)), ["a", "b", "c"], thin_to=99)
@@ -87,8 +87,8 @@ def pooled_fixture(fixture_evidence):
 def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
     """30 simulations (the reduced run) of the model with random effects and case selection: cohort
     counts simulated with study effects, cases through the selection model; a loose chi-square bound."""
-    from model import design as D
-    from scripts import sbc
+    from palsy.model import design as D
+    from palsy.scripts import sbc
 
     ev = pooled_fixture(fixture_evidence)
     d = D.build(ev, ev.variant("independent"))

@@ -4,9 +4,9 @@ import dataclasses
 
 import numpy as np
 
-from model import answer as A
-from model import findings as F
-from model import structure as S
+from palsy.model import answer as A
+from palsy.model import findings as F
+from palsy.model import structure as S
 
 CYTO = S.find_node("csf_cytology", ("positive",), F.CSF_RESULTS)
 FLOW = S.find_node("csf_flow", ("positive",), F.CSF_RESULTS)

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import answer as A
-from model import design as D
-from model import findings as F
-from model import fit
-from model import structure as S
+from palsy.model import answer as A
+from palsy.model import design as D
+from palsy.model import findings as F
+from palsy.model import fit
+from palsy.model import structure as S
 
 CYTO = S.find_node("csf_cytology", ("positive",), F.CSF_RESULTS)
 FLOW = S.find_node("csf_flow", ("positive",), F.CSF_RESULTS)
@@ -50,7 +50,7 @@ def test_cases_do_not_inform_csf_sensitivity(evidence):
 
 
 def test_selection_inflates_striking_features_in_cases_only(draws_subtype, evidence):
-    from model import likelihood as LK
+    from palsy.model import likelihood as LK
 
     d = D.build(evidence, evidence.variant("subtype"))
     p = draws_subtype.params

@@ -12,10 +12,10 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from model import answer as A
-from model import findings as F
-from model import structure as S
-from model import teach as T
+from palsy.model import answer as A
+from palsy.model import findings as F
+from palsy.model import structure as S
+from palsy.model import teach as T
 from tests.conftest import PATIENTS, REPO, run_palsy
 
 CI = 0.9
@@ -194,7 +194,7 @@ def test_other_findings_compared(tables_subtype):
 
 @pytest.mark.parametrize("path", sorted(PATIENTS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_walkthrough_matches_the_answer(draws_subtype, tables_subtype, path):
-    from scripts.commands import common
+    from palsy.scripts.commands import common
 
     patient = common.patient_from(__import__("argparse").Namespace(), str(path))
     w = T.walkthrough(patient, draws_subtype, tables_subtype, ci=CI)
@@ -247,8 +247,8 @@ def test_page_tables_refuse_a_changed_rate_model(draws_subtype, monkeypatch):
 
 def test_page_rules_are_the_priors_files(draws_subtype):
     """The decision's harms and texts and every action come from priors/, with their triggers."""
-    from model import decision as D
-    from model import guidance as G
+    from palsy.model import decision as D
+    from palsy.model import guidance as G
 
     settings = D.load(REPO / "priors")
     actions = G.load(REPO / "priors", draws_subtype.causes)
@@ -262,7 +262,7 @@ def test_page_rules_are_the_priors_files(draws_subtype):
 
 
 def test_teach_module_imports_numpy_only():
-    code = ("import sys, model.teach; bad = [m for m in ('matplotlib', 'jinja2', 'pymc', 'pytensor', 'scipy', 'arviz')"
+    code = ("import sys, palsy.model.teach; bad = [m for m in ('matplotlib', 'jinja2', 'pymc', 'pytensor', 'scipy', 'arviz')"
             " if m in sys.modules]; print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -335,7 +335,7 @@ def test_teach_command_writes_lesson_and_page(teach_out):
     assert data["repeat_variant"] == "subtype" and len(data["walkthroughs"]) == 3
     gain = data["where"]["cytology"]["gain"][-1]
     assert sum(gain.values()) == pytest.approx(1.0)
-    from reports import wording as W
+    from palsy.reports import wording as W
 
     for v in gain.values():
         assert W.percent(v) in text
@@ -355,7 +355,7 @@ def test_interactive_page_is_self_contained_and_labelled(teach_out):
     assert result.get("aria-live") == "polite"
     m = re.search(r'<script type="application/json" id="palsy-draws">(.*?)</script>', html, re.S)
     models = json.loads(m.group(1))
-    from model import variants
+    from palsy.model import variants
 
     assert models[0]["variant"] == variants.DEFAULT_VARIANT
     assert sorted(x["variant"] for x in models) == sorted(variants.VARIANTS)
@@ -379,8 +379,8 @@ def test_interactive_page_is_self_contained_and_labelled(teach_out):
     # no clinical text in the script: the actions' and the decision's words are the page's data
     rules = json.loads(re.search(r'<script type="application/json" id="palsy-rules">(.*?)</script>', html, re.S).group(1))
     js = (REPO / "reports" / "static" / "teach.js").read_text()
-    from model import decision as D
-    from model import guidance as G
+    from palsy.model import decision as D
+    from palsy.model import guidance as G
 
     actions = G.load(REPO / "priors", tuple(models[0]["causes"]))
     assert [a["id"] for a in rules["actions"]] == [a.id for a in sorted(actions, key=lambda a: a.priority)]
@@ -400,7 +400,7 @@ def test_teach_bad_ci_is_bad_input(tmp_path):
 
 @pytest.mark.slow
 def test_subtype_lesson_renders_and_escapes(draws_subtype):
-    from reports import teaching as R
+    from palsy.reports import teaching as R
 
     patient = F.Patient(id="teach-escape", description="<script>alert(1)</script> & co",
                         csf=_lps("negative:flow")).replace(laterality="bilateral")
@@ -418,7 +418,7 @@ def test_subtype_lesson_renders_and_escapes(draws_subtype):
 
 def test_teach_output_is_all_or_nothing(tmp_path, monkeypatch):
     """A failure while making the lesson leaves no figures behind (issue 9: partial output)."""
-    from reports import teaching as R
+    from palsy.reports import teaching as R
 
     L = {"not_modelled": []}
     monkeypatch.setattr(R, "figures", lambda L: {"a.png": b"png"})

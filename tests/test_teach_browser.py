@@ -16,7 +16,7 @@ import random
 
 import pytest
 
-from model import findings as F
+from palsy.model import findings as F
 from tests.conftest import REPO, run_palsy
 
 pytestmark = pytest.mark.slow
@@ -187,7 +187,7 @@ def _cli(variant: str, pretest: float | None, s: dict, causes, thresholds) -> di
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[f"{s[0]}-{s[1]}-{i}" for i, s in enumerate(SCENARIOS)])
 def test_page_matches_cli(page, scenario):
-    from reports import wording as W
+    from palsy.reports import wording as W
 
     variant, pretest, settings, causes, thresholds = scenario
     _set(page, variant, pretest, settings, causes, thresholds)
@@ -283,8 +283,8 @@ def _random_patient(rng: random.Random) -> tuple[dict, list[dict]]:
 def test_trigger_grammar_matches_guidance(page):
     """The page's trigger evaluator is model.guidance.holds: every action of priors/actions.yaml, on
     random findings, differentials (some causes not weighed) and decisions, including the edges."""
-    from model import decision as D
-    from model import guidance as G
+    from palsy.model import decision as D
+    from palsy.model import guidance as G
 
     actions = G.load(REPO / "priors", ("infiltration", "bell", "zoster", "vincristine", "gbs", "otomastoiditis"))
     rng = random.Random(7)

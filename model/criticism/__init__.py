@@ -1,31 +1,31 @@
 """Model criticism, numbers only (DESIGN §6, the statistician's report). Nothing here draws:
-:mod:`reports.check` presents these numbers. PyMC and ArviZ are imported lazily.
+:mod:`palsy.reports.check` presents these numbers. PyMC and ArviZ are imported lazily.
 
 One module per concept:
 
-- :mod:`~model.criticism.common`: the fit's likelihood terms in numpy, scalar labels, refit draws, JSON;
-- :mod:`~model.criticism.parameters`: the sampled parameters (theta, omega): diagnostics, prior
+- :mod:`~palsy.model.criticism.common`: the fit's likelihood terms in numpy, scalar labels, refit draws, JSON;
+- :mod:`~palsy.model.criticism.parameters`: the sampled parameters (theta, omega): diagnostics, prior
   against posterior, power-scaling sensitivity;
-- :mod:`~model.criticism.predictive`: predictive checks on the case library and the cohort counts;
-- :mod:`~model.criticism.loo`: PSIS-LOO and the comparison of the variants;
-- :mod:`~model.criticism.sensitivity`: sensitivity of patients' P(infiltration) to w_case, the
+- :mod:`~palsy.model.criticism.predictive`: predictive checks on the case library and the cohort counts;
+- :mod:`~palsy.model.criticism.loo`: PSIS-LOO and the comparison of the variants;
+- :mod:`~palsy.model.criticism.sensitivity`: sensitivity of patients' P(infiltration) to w_case, the
   pretest, each evidence source, each expert judgment (exact refits), each rate factor, and its
   power-scaling derivative;
-- :mod:`~model.criticism.synthesis`: heterogeneity of pooled quantities (the spread tau, the new-setting
+- :mod:`~palsy.model.criticism.synthesis`: heterogeneity of pooled quantities (the spread tau, the new-setting
   predictive, leave-one-study-out checks) and the case-selection model (gamma; likelihood ratios of the
   striking features with and without it);
-- :mod:`~model.criticism.validation`: the validation split of published cases kept out of the fit;
-- :mod:`~model.criticism.implied`: what the rate model implies (cumulative relapse and leukaemic
+- :mod:`~palsy.model.criticism.validation`: the validation split of published cases kept out of the fit;
+- :mod:`~palsy.model.criticism.implied`: what the rate model implies (cumulative relapse and leukaemic
   palsy per lineage, cause shares) beside the targets of ``rates.yaml``;
-- :mod:`~model.criticism.run`: everything the report shows, in one call.
+- :mod:`~palsy.model.criticism.run`: everything the report shows, in one call.
 
 Parameter draws are dicts of numpy arrays with a leading ``sample`` dim (as in
-:class:`model.draws.Draws`). Only theta and omega are sampled by NUTS; the rate block is drawn exactly
+:class:`palsy.model.draws.Draws`). Only theta and omega are sampled by NUTS; the rate block is drawn exactly
 from its prior and has no likelihood, so it appears in the report through its implied quantities.
 """
 
-from model.prior import draws as prior_draws
-from model.prior import log_density as log_prior
+from palsy.model.prior import draws as prior_draws
+from palsy.model.prior import log_density as log_prior
 
 from .common import CI, PRIOR_ONLY, case_loglik_marginal, draws_from_fit, element_labels, loglik_terms, to_json
 from .implied import implied as implied_rates

@@ -1,5 +1,5 @@
 """Shared pieces of model criticism: the fit's likelihood terms in numpy, labels of scalar
-parameters, :class:`~model.draws.Draws` from a refit, and JSON output."""
+parameters, :class:`~palsy.model.draws.Draws` from a refit, and JSON output."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from model import design as D
-from model import likelihood as LK
-from model import structure as S
-from model.draws import Draws
-from model.evidence import Evidence
-from model.prior import SAMPLED
+from palsy.model import design as D
+from palsy.model import likelihood as LK
+from palsy.model import structure as S
+from palsy.model.draws import Draws
+from palsy.model.evidence import Evidence
+from palsy.model.prior import SAMPLED
 
 CI = 0.9
 PRIOR_ONLY = "prior-only by design"
@@ -76,14 +76,14 @@ def case_loglik_marginal(params: dict[str, np.ndarray], d: D.Design) -> np.ndarr
 
 
 def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws | None = None) -> Draws:
-    """:class:`Draws` (with everything :func:`model.answer.answer` reads) from a ``fit.sample`` result.
+    """:class:`Draws` (with everything :func:`palsy.model.answer.answer` reads) from a ``fit.sample`` result.
 
-    The rate block is drawn from its prior with the settings' seed (as :func:`model.fit.posterior`
+    The rate block is drawn from its prior with the settings' seed (as :func:`palsy.model.fit.posterior`
     does), so refits with the same settings share it exactly: differences between them are the
     sampled parameters' only.
     """
-    from model import __version__, fit
-    from model import draws as draws_io
+    from palsy.model import __version__, fit
+    from palsy.model import draws as draws_io
 
     params = fit.flat_params(dt)
     params.update(fit.rate_block(d, len(params["theta"]), settings.seed))
@@ -98,7 +98,7 @@ def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws
         "diagnostics": fit.diagnostics(dt),
     }
     # the draws the answers use: the new-setting predictive, conditioned on the clinical ordering
-    # exactly as :func:`model.fit.posterior` does (so that refits compare like with like)
+    # exactly as :func:`palsy.model.fit.posterior` does (so that refits compare like with like)
     params["theta_new"], violations = fit.predictive_theta(params, d, settings.seed)
     meta["ordering_rejected"] = violations
     if like is not None:  # keep the baseline's provenance, but the refit's own settings and diagnostics

@@ -9,7 +9,7 @@ with P(s | l) = pi_s / share(l). The *cumulative CNS/neural relapse* is the infi
 the factors named in ``targets.cumulative_relapse.exclude_factors`` taken out (P(facial palsy |
 relapse)); the *cumulative leukaemic facial palsy* is the infiltration rate itself (its own
 ``exclude_factors``, normally none). The *share of each cause among new palsies* over all
-patient-time is P(c) of :func:`model.likelihood.cause_strata`. Each is summarised over draws of the
+patient-time is P(c) of :func:`palsy.model.likelihood.cause_strata`. Each is summarised over draws of the
 rate block (prior draws: no likelihood informs it, so its posterior is its prior) and set beside its
 target range; the check is on the mean.
 """
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from model import likelihood as LK
-from model import rates as R
-from model import structure as S
+from palsy.model import likelihood as LK
+from palsy.model import rates as R
+from palsy.model import structure as S
 
 from .common import CI
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from model import design as D
-from model import likelihood as LK
-from model.draws import Draws
+from palsy.model import design as D
+from palsy.model import likelihood as LK
+from palsy.model.draws import Draws
 
 from .common import case_loglik_marginal, loglik_terms, plain, reshape_chains, sampled
 

@@ -2,8 +2,8 @@
 and power-scaling sensitivity (``az.psense``).
 
 The rate block (patient-time shares and rate factors) is not here: it has no likelihood and is drawn
-exactly from its prior (:func:`model.rates.sample_prior`), so its posterior *is* its prior; its
-implied quantities are in :mod:`model.criticism.implied`.
+exactly from its prior (:func:`palsy.model.rates.sample_prior`), so its posterior *is* its prior; its
+implied quantities are in :mod:`palsy.model.criticism.implied`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from model import design as D
-from model.draws import Draws
-from model.prior import log_density as log_prior
+from palsy.model import design as D
+from palsy.model.draws import Draws
+from palsy.model.prior import log_density as log_prior
 
 from .common import CI, PRIOR_ONLY, element_labels, loglik_terms, reshape_chains, sampled, total_loglik
 
@@ -76,7 +76,7 @@ def data_informed(params: dict[str, np.ndarray], d: D.Design) -> dict[str, bool]
 def psense(draws: Draws, d: D.Design, *, chains: int | None = None) -> list[dict[str, Any]]:
     """Power-scaling prior and likelihood sensitivity (``az.psense``) of every sampled scalar.
 
-    The DataTree has ``log_prior`` (:func:`model.prior.log_density`: theta's Betas, omega's
+    The DataTree has ``log_prior`` (:func:`palsy.model.prior.log_density`: theta's Betas, omega's
     Dirichlets) and ``log_likelihood`` (every likelihood term of the fit as weighted in it: cohort
     entries and w_case x the cases). Each row has ``prior``, ``likelihood``, a ``diagnosis`` and our
     ``label``: parameters the likelihood does not depend on are labelled "prior-only by design"

@@ -16,7 +16,7 @@ two-sided 2 min(...) (capped at 1). With prior draws the same numbers are the *p
 check (labelled prior-only).
 
 *Cohort counts* (:func:`cohort_checks`): x_rep ~ Binomial(n, rate_s) for each entry, with the rate
-of its cause (and form) as the fit uses it (:func:`model.likelihood.entry_rate`).
+of its cause (and form) as the fit uses it (:func:`palsy.model.likelihood.entry_rate`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from model import design as D
-from model import findings as F
-from model import likelihood as LK
-from model import structure as S
-from model.evidence import Evidence
+from palsy.model import design as D
+from palsy.model import findings as F
+from palsy.model import likelihood as LK
+from palsy.model import structure as S
+from palsy.model.evidence import Evidence
 
 from .common import CI
 
@@ -87,7 +87,7 @@ def default_statistics() -> list[Statistic]:
 
 
 def case_facts(evidence: Evidence) -> list[dict[str, Any]]:
-    """Per case, the findings that enter its likelihood (as :func:`model.design.case_observations`
+    """Per case, the findings that enter its likelihood (as :func:`palsy.model.design.case_observations`
     decides): level sets of tree findings, ``csf`` as a tuple of (result, method) and
     ``csf_profile`` as (first LP's result, level set)."""
     tabulated = {(cid, e.finding) for e in evidence.entries for cid in e.tabulates_cases}
@@ -174,7 +174,7 @@ def predictive_checks(params: dict[str, np.ndarray], d: D.Design, evidence: Evid
     Parameters
     ----------
     params : dict of ndarray
-        Parameter draws (posterior draws, or :func:`model.prior.draws` for the prior predictive check).
+        Parameter draws (posterior draws, or :func:`palsy.model.prior.draws` for the prior predictive check).
     d : Design
         The variant's design (its case order, forms and case contexts).
     evidence : Evidence

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from model import cache as C
-from model import design as D
-from model import findings as F
-from model.draws import Draws
-from model.evidence import Evidence
-from model.prior import draws as prior_draws
+from palsy.model import cache as C
+from palsy.model import design as D
+from palsy.model import findings as F
+from palsy.model.draws import Draws
+from palsy.model.evidence import Evidence
+from palsy.model.prior import draws as prior_draws
 
 from . import implied as I
 from . import synthesis as Y
@@ -43,7 +43,7 @@ def run_all(evidence: Evidence, posteriors: dict[str, Draws], patients: Sequence
         variant: the selection section's likelihood ratios "without selection".
     quick : (int, int), optional
         Refit only this many expert judgments and references in the answer sensitivity
-        (:func:`~model.criticism.sensitivity.answer_sensitivity`).
+        (:func:`~palsy.model.criticism.sensitivity.answer_sensitivity`).
     validation_path : path, optional
         ``priors/validation.yaml``: the validation split scored on the sensitivity variant.
     loo_refits : int, optional
@@ -84,7 +84,7 @@ def run_all(evidence: Evidence, posteriors: dict[str, Draws], patients: Sequence
 
     def refitter(variant: str):
         def go(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            from model import fit
+            from palsy.model import fit
 
             dt, _ = fit.sample(variant, evidence, rs, data=data)
             return fit.flat_params(dt)

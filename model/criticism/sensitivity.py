@@ -1,4 +1,4 @@
-"""Sensitivity of patients' answers, P(infiltration | findings) (the mean of :func:`model.answer.answer`),
+"""Sensitivity of patients' answers, P(infiltration | findings) (the mean of :func:`palsy.model.answer.answer`),
 to ``w_case``, to the clinician's pretest probability and to each evidence source.
 
 A *source* is one reference key (its cohort entries and the library cases citing it) or one expert
@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from model import design as D
-from model import findings as F
-from model import structure as S
-from model.draws import Draws
-from model.evidence import Evidence
-from model.prior import beta_lpdf
-from model.psis import psis_weights
+from palsy.model import design as D
+from palsy.model import findings as F
+from palsy.model import structure as S
+from palsy.model.draws import Draws
+from palsy.model.evidence import Evidence
+from palsy.model.prior import beta_lpdf
+from palsy.model.psis import psis_weights
 
 from .common import draws_from_fit, loglik_terms
 
@@ -113,7 +113,7 @@ _TABLES: dict[int, Any] = {}
 
 def _tables(draws: Draws):
     """The answer's per-draw tables of ``draws``, computed once per draws object."""
-    from model.answer import Tables
+    from palsy.model.answer import Tables
 
     key = id(draws)
     if key not in _TABLES or _TABLES[key][0] is not draws:
@@ -122,14 +122,14 @@ def _tables(draws: Draws):
 
 
 def p_infiltration(patient: F.Patient, draws: Draws, pretest: float | None = None) -> np.ndarray:
-    """P(infiltration | findings) per draw, as :func:`model.answer.answer` gives it (no leave-one-out:
+    """P(infiltration | findings) per draw, as :func:`palsy.model.answer.answer` gives it (no leave-one-out:
     the caller applies the weights).
 
     Without ``pretest`` this is the answer's own value function on the full set of findings
     (``Game.value``), without the Shapley values and next tests the full answer also computes (a test
     checks it equals ``answer(...).posterior_log_odds``); with ``pretest``, the full answer.
     """
-    from model import answer as A
+    from palsy.model import answer as A
 
     t = _tables(draws)
     if pretest is not None:
@@ -192,8 +192,8 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
         source minus with it, ``method`` PSIS or refit, ``pareto_k``, ``reliable``) sorted by
         |delta|, ``tornado`` (the ``top`` reliable ones); ``settings``: how the refits were run.
     """
-    from model import cache as C
-    from model.answer import answer, expit
+    from palsy.model import cache as C
+    from palsy.model.answer import answer, expit
 
     rs = refit_settings or C.Settings(draws=500, tune=500, chains=2)
     d = D.build(evidence, evidence.variant(variant))
@@ -218,7 +218,7 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
     refits: dict[str, Draws] = {}
 
     def do_refit(key: str, data: dict[str, np.ndarray] | None, dd: D.Design) -> Draws:
-        from model import fit
+        from palsy.model import fit
 
         if key not in refits:
             dt, _ = fit.sample(variant, evidence, rs, data=data)
@@ -338,7 +338,7 @@ def power_scaling(p: np.ndarray, own: np.ndarray, params: dict[str, np.ndarray],
     alpha by PSIS with its Pareto k. (The rate block is drawn from its prior and has no likelihood: it
     is not power-scaled here; its factors are the rate-factor rows of the tornado.)
     """
-    from model.prior import log_density
+    from palsy.model.prior import log_density
 
     lp = log_density({k: v for k, v in params.items() if k in ("theta", "omega", "tau", "re_z", "gamma")}, d)
     comps = {"prior": sum(v.reshape(len(p), -1).sum(-1) for v in lp.values()),

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from model import design as D
-from model import likelihood as LK
-from model import structure as S
-from model.evidence import Evidence
-from model.psis import psis_weights
+from palsy.model import design as D
+from palsy.model import likelihood as LK
+from palsy.model import structure as S
+from palsy.model.evidence import Evidence
+from palsy.model.psis import psis_weights
 
 from .common import CI
 

@@ -1,7 +1,7 @@
 """Discrimination and calibration on the validation split (``priors/validation.yaml``), numbers only.
 
 Each scored case is a published patient with an established cause, kept out of the fit. Its coded
-findings are answered like any patient (:func:`model.answer.answer`); context the patient schema
+findings are answered like any patient (:func:`palsy.model.answer.answer`); context the patient schema
 cannot carry (``partial``: "ALL" without T/B, remission without on/off treatment) is left out, so the
 answer marginalises it over all its levels (wider than the case's truth: stated in the report).
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from model import findings as F
-from model.draws import Draws
+from palsy.model import findings as F
+from palsy.model.draws import Draws
 
 BINS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 TOO_SMALL = 30  # below this many scored cases the split cannot judge calibration
@@ -53,7 +53,7 @@ def reliability(pred: np.ndarray, truth: np.ndarray, bins: tuple[float, ...] = B
 
 def score(cases: list[dict[str, Any]], draws: Draws) -> dict[str, Any]:
     """Per case P(true cause) and the calibration numbers (see the module docstring)."""
-    from model.answer import answer
+    from palsy.model.answer import answer
 
     rows, pred, truth = [], [], []
     for c in cases:

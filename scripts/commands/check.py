@@ -5,24 +5,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from model import cache as C
-from model import variants
-from reports import terminal as TL
-from scripts.commands import common
+from palsy.model import cache as C
+from palsy.model import paths, variants
+from palsy.reports import terminal as TL
+from palsy.scripts.commands import common
 
-DEFAULT_SBC = (common.REPO / "docs" / "sbc" / "sbc_results.json", common.REPO / "docs" / "sbc" / "subtype" / "sbc_results.json")
+CHECKOUT = paths.checkout()
+#: The SBC results and the hallmark vignettes are files of a checkout (an installed package has none).
+DEFAULT_SBC = ((CHECKOUT / "docs" / "sbc" / "sbc_results.json", CHECKOUT / "docs" / "sbc" / "subtype" / "sbc_results.json")
+               if CHECKOUT else ())
+DEFAULT_VIGNETTES = str(CHECKOUT / "tests" / "fixtures" / "vignettes") if CHECKOUT else ""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=".", help="folder for check.html and check.json (default: current folder)")
     p.add_argument("--priors", help="evidence folder (default: the repository's priors/)")
-    p.add_argument("--patients", default=str(common.REPO / "patients"),
+    p.add_argument("--patients", default=str(paths.patients()),
                    help="folder of patient files whose answers are tested for sensitivity (default patients/)")
     p.add_argument("--variants", default=",".join(variants.VARIANTS),
                    help=f"variants to check, comma-separated (default {','.join(variants.VARIANTS)})")
     p.add_argument("--sensitivity-variant", default=variants.DEFAULT_VARIANT,
                    help=f"variant whose answers are tested for sensitivity (default {variants.DEFAULT_VARIANT})")
-    p.add_argument("--vignettes", default=str(common.REPO / "tests" / "fixtures" / "vignettes"),
+    p.add_argument("--vignettes", default=DEFAULT_VIGNETTES,
                    help="folder of hallmark vignettes (key `patient`) also tested for sensitivity "
                         "(default tests/fixtures/vignettes; '' for none)")
     p.add_argument("--quick", action="store_true",
@@ -48,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
     pdir = Path(args.patients)
     if not pdir.is_dir():
         raise FileNotFoundError(f"--patients: {pdir} is not a folder")
-    from model import criticism, evidence, fit
-    from model.criticism import sensitivity as SE
-    from reports import check as report
+    from palsy.model import criticism, evidence, fit
+    from palsy.model.criticism import sensitivity as SE
+    from palsy.reports import check as report
 
     ev = evidence.load(common.priors_dir(args))
     patients = criticism.load_patients(pdir)

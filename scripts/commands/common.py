@@ -8,14 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from model import cache as C
-from model import draws as draws_io
-from model import findings as F
-from model import safe_yaml as Y
-from model import variants
-from model.evidence import evidence_hash
-
-REPO = Path(__file__).resolve().parents[2]
+from palsy.model import cache as C
+from palsy.model import draws as draws_io
+from palsy.model import findings as F
+from palsy.model import paths, variants
+from palsy.model import safe_yaml as Y
+from palsy.model.evidence import evidence_hash
 
 
 def out_dir(args: argparse.Namespace) -> Path:
@@ -47,13 +45,13 @@ def shown_path(path: str | Path) -> str:
 
 
 def priors_dir(args: argparse.Namespace | None = None) -> Path:
-    """``--priors``, else ``$PALSY_PRIORS``, else the repository's ``priors/``."""
+    """``--priors``, else ``$PALSY_PRIORS``, else the evidence shipped with palsy (:func:`palsy.model.paths.priors`)."""
     flag = getattr(args, "priors", None)
     if flag is not None and not flag.strip():
         raise F.InputError(["--priors: an empty path; give the evidence folder (or leave the flag out for "
                             "the repository's priors/)"], "command line")
     given = flag or os.environ.get("PALSY_PRIORS")
-    return Path(given) if given else REPO / "priors"
+    return Path(given) if given else paths.priors()
 
 
 def add_model_arguments(p: argparse.ArgumentParser, *, ci: bool = True) -> None:
@@ -95,7 +93,7 @@ def add_finding_arguments(p: argparse.ArgumentParser) -> None:
 def read_patient_file(path: str | Path) -> dict:
     """The mapping in a patient YAML file (InputError naming the file if it is not one).
 
-    Read through :mod:`model.safe_yaml`: a regular file of bounded size, UTF-8, no duplicate keys,
+    Read through :mod:`palsy.model.safe_yaml`: a regular file of bounded size, UTF-8, no duplicate keys,
     no alias bombs; syntax errors keep their line and column."""
     if not str(path).strip():
         raise F.InputError(["--patient: an empty path; give a patient file"], "command line")
@@ -177,7 +175,7 @@ def load_draws(args: argparse.Namespace, variant: str | None = None, settings: C
             return draws_io.load(path)
         except draws_io.CorruptDraws:
             pass  # fit.posterior finds it again, warns once and refits
-    from model import evidence, fit
+    from palsy.model import evidence, fit
 
     ev = evidence.load(pdir)
     C.check_root()  # a PALSY_CACHE that cannot hold the fit is bad input, found before fitting

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from model import evidence as E
-from reports import terminal as T
-from scripts.commands import common
+from palsy.model import evidence as E
+from palsy.reports import terminal as T
+from palsy.scripts.commands import common
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,8 +49,8 @@ def rows(ev: E.Evidence) -> list[dict]:
 
 
 def _levels(e: E.Entry) -> tuple[str, ...]:
-    from model import findings as F
-    from model import structure as S
+    from palsy.model import findings as F
+    from palsy.model import structure as S
     return S.ITEMS.get(e.item) or F.LEVELS[e.finding]
 
 

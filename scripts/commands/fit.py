@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from model import cache as C
-from reports import terminal as T
-from scripts.commands import common
+from palsy.model import cache as C
+from palsy.reports import terminal as T
+from palsy.scripts.commands import common
 
 #: Bounds of the sampler flags: outside them a flag is bad input (exit 2) before anything compiles.
 MAX_DRAWS = 100_000
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model import evidence, fit
+    from palsy.model import evidence, fit
 
     ev = evidence.load(common.priors_dir(args))
     post = fit.posterior(args.variant, ev, common.settings_from(args), refresh=args.refit,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from model import answer as A
-from model import decision, guidance
-from reports import terminal as T
-from reports import wording as W
-from scripts.commands import common
+from palsy.model import answer as A
+from palsy.model import decision, guidance
+from palsy.reports import terminal as T
+from palsy.reports import wording as W
+from palsy.scripts.commands import common
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def _with_interval(s: dict, ci: str) -> str:
 def table(ans: A.Answer) -> str:
     """The readable answer: warnings first, then the differential, then the contributions.
 
-    Ids, descriptions and every other text from files are printed through :mod:`reports.terminal`:
+    Ids, descriptions and every other text from files are printed through :mod:`palsy.reports.terminal`:
     each element of ``lines`` is one output line, so no value can add a line or an escape sequence."""
     d = ans.to_dict()
     ci = ci_label(ans.ci)

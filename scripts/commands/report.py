@@ -5,7 +5,7 @@ from the same HTML); no PyMC or ArviZ. The decision settings (priors/decision.ya
 (priors/actions.yaml) are loaded exactly as ``palsy posterior`` loads them, so page 1 says what the JSON
 says. Every patient is read and answered before anything is drawn, and every report is rendered in memory
 before anything is written to ``--out``: bad input in any file leaves nothing written. The PDFs are printed
-by a helper process started once the input is valid (:class:`reports.pdf.Printer`), so that its import of
+by a helper process started once the input is valid (:class:`palsy.reports.pdf.Printer`), so that its import of
 WeasyPrint overlaps the figures and the HTML.
 """
 
@@ -15,8 +15,8 @@ import argparse
 import contextlib
 import sys
 
-from reports import terminal as T
-from scripts.commands import common
+from palsy.reports import terminal as T
+from palsy.scripts.commands import common
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def answer_options(args: argparse.Namespace, draws) -> dict:  # noqa: ANN001
     """The answer's options from the flags, checked (an InputError or ValueError naming the flag), with the
     decision settings and actions of ``priors/``."""
-    from model import decision, guidance
+    from palsy.model import decision, guidance
 
     pdir = common.priors_dir(args)
     return {"ci": getattr(args, "ci", 0.9), "pretest": getattr(args, "pretest", None),
@@ -46,15 +46,15 @@ def answer_options(args: argparse.Namespace, draws) -> dict:  # noqa: ANN001
 
 def answer_for(args: argparse.Namespace, patient, draws, options: dict | None = None):  # noqa: ANN001, ANN201
     """The answer as ``palsy posterior`` computes it (``options`` from :func:`answer_options`)."""
-    from model import answer as A
+    from palsy.model import answer as A
 
     return A.answer(patient, draws, **(options if options is not None else answer_options(args, draws)))
 
 
 def run(args: argparse.Namespace) -> int:
-    from model import evidence as E
-    from reports import context, render
-    from reports.pdf import Printer
+    from palsy.model import evidence as E
+    from palsy.reports import context, render
+    from palsy.reports.pdf import Printer
 
     formats = render.parse_formats(args.format)
     out = common.out_dir(args)

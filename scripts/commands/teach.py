@@ -10,15 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from model import decision, evidence, guidance, variants
-from model import teach as T
-from reports import terminal as TL
-from scripts.commands import common
+from palsy.model import decision, evidence, guidance, paths, variants
+from palsy.model import teach as T
+from palsy.reports import terminal as TL
+from palsy.scripts.commands import common
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/teach", metavar="DIR", help="output folder (default out/teach)")
-    p.add_argument("--patients", default=str(common.REPO / "patients"), metavar="DIR",
+    p.add_argument("--patients", default=str(paths.patients()), metavar="DIR",
                    help="folder of patient files to walk through (default: the repository's patients/)")
     common.add_model_arguments(p, ci=False)
     p.add_argument("--ci", type=common._probability("ci"), default=0.9, help="credible interval mass (default 0.9)")
@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports import teaching as R
+    from palsy.reports import teaching as R
 
     out = common.out_dir(args)
     folder = Path(args.patients)
