@@ -1,0 +1,127 @@
+"""A CDS Hooks 2.0 card from an answer (the JSON of ``palsy posterior --json``): presentation only.
+
+The card says what page 1 of the clinician report says, in the record: the summary (under 140
+characters: P(infiltration) and the leading cause), an indicator, the detail in GitHub-flavoured markdown
+(the differential with intervals, page 1's actions, the decision, the limits, what the record did not
+say), the source and a link to the full report. Every number is worded by :mod:`palsy.reports.wording`
+(never 0% or 100%), so the card and the report read the same.
+
+Indicator: ``critical`` when the answer escalates (the decision is ``treat``, or an action on page 1
+says to discuss with the leukaemia team today); ``warning`` when a work-up is recommended (the decision
+is ``test``, or page 1 recommends an investigation); ``info`` otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from palsy.reports import wording as W
+from palsy.reports.context import CAUSE_NAMES
+
+SUMMARY_MAX = 139  # CDS Hooks 2.0: "<140-character summary"
+PAGE1_ACTIONS = 6  # page 1 of the report shows at most six actions (DESIGN §6)
+#: An action whose words escalate: "discuss ... with the leukaemia team today" (either spelling).
+ESCALATION = re.compile(r"leuka?emia team today", re.IGNORECASE)
+#: Page-1 actions that are a work-up (an investigation to do now), by id in priors/actions.yaml.
+WORKUP_ACTIONS = frozenset({"mri_contrast", "lp_cytology_flow", "repeat_lp", "marrow_assessment",
+                            "gbs_respiratory_watch", "ear_infection_neutropenic"})
+INDICATORS = ("info", "warning", "critical")
+
+
+def _pct(x: float) -> str:
+    return W.percent(float(x))
+
+
+def leading(d: Mapping[str, Any]) -> tuple[str, float]:
+    """The leading cause (plain words) and its mean probability."""
+    cause = d["leading_cause"]
+    mean = next(c["probability"]["mean"] for c in d["causes"] if c["cause"] == cause)
+    return CAUSE_NAMES.get(cause, cause), float(mean)
+
+
+def indicator(d: Mapping[str, Any]) -> str:
+    """``critical``, ``warning`` or ``info`` for an answer dict (see the module docstring)."""
+    dec = d.get("decision") or {}
+    actions = list(d.get("actions") or [])[:PAGE1_ACTIONS]
+    if dec.get("action") == "treat" or any(ESCALATION.search(a.get("text", "")) for a in actions):
+        return "critical"
+    if dec.get("action") == "test" or any(a.get("id") in WORKUP_ACTIONS for a in actions):
+        return "warning"
+    return "info"
+
+
+def summary(d: Mapping[str, Any]) -> str:
+    """One sentence under 140 characters: P(infiltration) with its interval and the leading cause."""
+    p = d["probability"]
+    name, mean = leading(d)
+    head = "Facial palsy: " if d.get("in_scope", True) else "If peripheral: "
+    full = (f"{head}P(leukaemic infiltration) {_pct(p['mean'])} ({_pct(p['lower'])}-{_pct(p['upper'])}); "
+            f"leading: {name} {_pct(mean)}")
+    if len(full) <= SUMMARY_MAX:
+        return full
+    short = f"P(infiltration) {_pct(p['mean'])}; leading: {name} {_pct(mean)}"
+    return short if len(short) <= SUMMARY_MAX else short[:SUMMARY_MAX - 1] + "…"
+
+
+def _md(text: Any) -> str:
+    """Text from data made inert in markdown (no links, images, HTML or emphasis from the record)."""
+    s = str(text)
+    s = re.sub(r"[\\`*_{}\[\]()<>#+!|~]", lambda m: "\\" + m.group(0), s)
+    return " ".join(s.split())
+
+
+def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[str] = (),
+           not_found_text: str | None = None) -> str:
+    """The card's detail in GitHub-flavoured markdown: differential, actions, decision, limits, gaps."""
+    ci = W.ci_percent(float(d["probability"].get("ci", 0.9)))
+    lines: list[str] = []
+    for note in d.get("scope_notes") or []:
+        lines.append(f"**Out of scope:** {_md(note)}")
+    if (d.get("atypical") or {}).get("flag"):
+        lines.append("**Atypical:** these findings fit none of the modelled causes well; consider causes not modelled.")
+    for w in d.get("warnings") or []:
+        lines.append(f"**Warning:** {_md(w)}")
+    if lines:
+        lines.append("")
+    lines += [f"**The differential** (mean, {ci}% credible interval)", "", "| cause | probability | interval |",
+              "|---|---|---|"]
+    for c in d["causes"]:
+        s = c["probability"]
+        lines.append(f"| {_md(CAUSE_NAMES.get(c['cause'], c['cause']))} | {_pct(s['mean'])} | "
+                     f"{_pct(s['lower'])} to {_pct(s['upper'])} |")
+    actions = list(d.get("actions") or [])[:PAGE1_ACTIONS]
+    if actions:
+        lines += ["", "**What to do now**", ""]
+        lines += [f"{i}. {_md(a['text'])}" for i, a in enumerate(actions, start=1)]
+    dec = d.get("decision")
+    if dec:
+        th = dec["thresholds"]
+        lines += ["", f"**Decision** on the mean P(infiltration) {_pct(dec['probability'])} (thresholds "
+                      f"{_pct(th['low'])} and {_pct(th['high'])}): {_md(dec['action_text'])}"]
+    if not_found_text:
+        lines += ["", f"**Not found in the record:** {_md(not_found_text)}"]
+    elif list(not_found):
+        lines += ["", f"**Not found in the record:** {_md(', '.join(not_found))}"]
+    for n in notes:
+        lines.append(f"- {_md(n)}")
+    m = d.get("model") or {}
+    lines += ["", f"**Limits:** weighed only against the causes listed; not modelled: "
+                  f"{_md(', '.join(m.get('not_modelled') or []))}. Decision support, not an order: it supports and "
+                  f"does not replace clinical judgment, and it never writes to the record."]
+    return "\n".join(lines)
+
+
+def card(d: Mapping[str, Any], *, uuid: str, source_label: str, source_url: str | None = None,
+         report_url: str | None = None, not_found: Iterable[str] = (), notes: Iterable[str] = (),
+         not_found_text: str | None = None) -> dict[str, Any]:
+    """The CDS Hooks 2.0 card of an answer dict (optional attributes without a value are left out)."""
+    out: dict[str, Any] = {"uuid": uuid, "summary": summary(d), "indicator": indicator(d),
+                           "detail": detail(d, not_found, notes, not_found_text), "source": {"label": source_label}}
+    if source_url:
+        out["source"]["url"] = source_url
+    if report_url:
+        out["links"] = [{"label": "Full report: the differential, why, and what to do", "url": report_url,
+                         "type": "absolute"}]
+    return out
