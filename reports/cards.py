@@ -57,11 +57,11 @@ def summary(d: Mapping[str, Any]) -> str:
     p = d["probability"]
     name, mean = leading(d)
     head = "Facial palsy: " if d.get("in_scope", True) else "If peripheral: "
-    full = (f"{head}P(leukaemic infiltration) {_pct(p['mean'])} ({_pct(p['lower'])}-{_pct(p['upper'])}); "
-            f"leading: {name} {_pct(mean)}")
+    lead = "the leading cause" if d["leading_cause"] == "infiltration" else f"leading: {name} {_pct(mean)}"
+    full = f"{head}P(leukaemic infiltration) {_pct(p['mean'])} ({_pct(p['lower'])}-{_pct(p['upper'])}); {lead}"
     if len(full) <= SUMMARY_MAX:
         return full
-    short = f"P(infiltration) {_pct(p['mean'])}; leading: {name} {_pct(mean)}"
+    short = f"P(infiltration) {_pct(p['mean'])}; {lead}"
     return short if len(short) <= SUMMARY_MAX else short[:SUMMARY_MAX - 1] + "…"
 
 

@@ -22,6 +22,7 @@ COMMANDS = {
     "check": "the statistician's report: diagnostics, checks, LOO, sensitivity",
     "teach": "the teaching lesson and interactive page",
     "evidence": "the evidence table with citations (validates priors/)",
+    "serve": "the CDS Hooks service for the record system (FHIR prefetch in, cards out)",
 }
 
 

@@ -109,10 +109,35 @@ def read_patient_file(path: str | Path) -> dict:
     return data
 
 
-def patient_from(args: argparse.Namespace, file: str | None) -> F.Patient:
-    """The patient of ``file`` (if any) with the flags overriding it."""
-    data = read_patient_file(file) if file is not None else {}
-    source = str(file) if file is not None else "command line"
+def read_fhir_file(path: str | Path):  # -> palsy.model.fhir.FhirMapping
+    """The findings of a FHIR R4 Bundle file (``--fhir``), mapped through ``priors/fhir_map.yaml``.
+
+    Raises
+    ------
+    findings.InputError
+        Naming the file: not JSON (line and column), not a valid Bundle, or another patient's data in it."""
+    import json
+
+    from palsy.model import fhir
+
+    if not str(path).strip():
+        raise F.InputError(["--fhir: an empty path; give a FHIR Bundle file"], "command line")
+    try:
+        data = json.loads(Y.read_text(path))
+    except Y.YAMLInputError as exc:
+        raise F.InputError([exc.detail], str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise F.InputError([f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"], str(path)) from None
+    return fhir.map_bundle(data, source=str(path))
+
+
+def patient_from(args: argparse.Namespace, file: str | None, fhir=None) -> F.Patient:
+    """The patient of ``file``, or of a mapped FHIR record ``fhir`` (:func:`read_fhir_file`), if any, with the
+    flags overriding it."""
+    if file is not None and fhir is not None:
+        raise F.InputError(["--patient and --fhir: give one of them"], "command line")
+    data = read_patient_file(file) if file is not None else dict(fhir.patient) if fhir is not None else {}
+    source = str(file) if file is not None else str(getattr(args, "fhir", None)) if fhir is not None else "command line"
     base = F.parse_patient(data, source)
     overrides = {}
     for name in F.FINDINGS:

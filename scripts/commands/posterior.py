@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from palsy.model import answer as A
@@ -14,6 +15,8 @@ from palsy.scripts.commands import common
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patient", metavar="FILE.yaml", help="patient file (DESIGN §2); flags override it")
+    p.add_argument("--fhir", metavar="BUNDLE.json", help="a FHIR R4 Bundle instead of a patient file, mapped through "
+                                                        "priors/fhir_map.yaml; flags override it")
     common.add_finding_arguments(p)
     common.add_model_arguments(p)
     p.add_argument("--thresholds", metavar="LOW,HIGH", help="the decision's pair of thresholds on P(infiltration) "
@@ -22,13 +25,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    patient = common.patient_from(args, args.patient)
+    mapping = common.read_fhir_file(args.fhir) if args.fhir is not None else None
+    patient = common.patient_from(args, args.patient, mapping)
     draws = common.load_draws(args)
     thresholds = decision.parse_thresholds(args.thresholds) if args.thresholds else None
     pdir = common.priors_dir(args)
     ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws),
                    decision_settings=decision.load(pdir), thresholds=thresholds,
                    guidance=guidance.load(pdir, draws.causes))
+    if mapping is not None:  # what the record did not say, and what was not read
+        from palsy.model import fhir
+
+        sys.stderr.write(T.lines([f"palsy posterior: not found in the record: {fhir.finding_lines(mapping.not_found)}"]
+                                 + [f"palsy posterior: {n}" for n in mapping.notes]) + "\n")
+    if args.json and mapping is not None:
+        sys.stdout.write(json.dumps({**ans.to_dict(), "fhir": {"not_found": mapping.not_found, "ignored": mapping.ignored,
+                                                               "not_in_schema": mapping.not_in_schema,
+                                                               "notes": mapping.notes, "onset": mapping.onset}}) + "\n")
+        return 0
     sys.stdout.write(ans.to_json() + "\n" if args.json else table(ans))
     return 0
 

@@ -1,0 +1,50 @@
+"""``palsy serve``: palsy as a CDS Hooks 2.0 service for the record system (FastAPI under uvicorn).
+
+The configuration (``--config FILE``, YAML; docs/service.md) names the service's public URL (the JWT
+audience), the record systems allowed in (each ``iss`` with its JWK Set file or URL), the state folder
+(replay store, served reports, feedback log) and the limits. ``--insecure-dev`` accepts unsigned
+requests, only on localhost, for development. The model is loaded once per worker before the port is
+served; every problem in the configuration is reported before anything starts (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from palsy.reports import terminal as T
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.yaml", help="the service configuration (docs/service.md)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1, or the configuration's)")
+    p.add_argument("--port", type=int, help="port (default 8080, or the configuration's)")
+    p.add_argument("--workers", type=int, help="worker processes, each with its own copy of the model (default 1)")
+    p.add_argument("--insecure-dev", action="store_true",
+                   help="accept requests without a JWT (development only; refused unless bound to localhost)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from palsy.scripts.serve import config as C
+
+    if args.config is None and not args.insecure_dev:
+        from palsy.model.findings import InputError
+
+        raise InputError(["--config: give the service configuration (or --insecure-dev on localhost for "
+                          "development)"], "command line")
+    cfg = C.load(args.config, host=args.host, port=args.port, insecure_dev=args.insecure_dev, workers=args.workers)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if cfg.insecure_dev:
+        print(T.line(f"palsy serve: WARNING: --insecure-dev: requests without a JWT are accepted on {cfg.host}; "
+                     "never use this with patient data"), file=sys.stderr)
+    os.environ[C.ENV] = cfg.to_env()
+    print(T.line(f"palsy serve: {cfg.service_url}/cds-services on {cfg.host}:{cfg.port}, {cfg.workers} worker(s), "
+                 f"state in {cfg.state_dir}"), file=sys.stderr)
+    uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port, workers=cfg.workers,
+                access_log=False, log_level="warning", server_header=False, timeout_graceful_shutdown=10)
+    return 0

@@ -1,0 +1,387 @@
+"""The HTTP service: CDS Hooks 2.0 discovery, the ``patient-view`` service, feedback, the served reports.
+
+Routes (every ``/cds-services`` call needs the CDS Hooks JWT, :mod:`.auth`):
+
+- ``GET /cds-services``: discovery, with the prefetch templates the service reads;
+- ``POST /cds-services/{id}``: a ``patient-view`` call answered from its prefetch only (the record is never
+  called); 412 with the missing prefetch keys when the client did not send them; ``{"cards": []}`` when the
+  record holds no current facial palsy in a patient with leukaemia;
+- ``POST /cds-services/{id}/feedback``: accepted/overridden outcomes appended to the feedback log;
+- ``GET /reports/{id}``: the clinician report (HTML) a card links to, until it expires (the id is the key);
+- ``GET /openapi.json`` (the OpenAPI description) and ``GET /healthz``.
+
+Every error is a JSON body ``{"error": code, "message": words}``, never a traceback; request bodies over the
+configured size get 413 before they are read in full. Logs carry no patient data: a salted hash of the
+patient id, the route, the status and the time taken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from palsy.model import fhir as X
+from palsy.model import findings as F
+from palsy.reports import cards
+from palsy.scripts.serve import config as C
+from palsy.scripts.serve.auth import AuthError, Verifier
+from palsy.scripts.serve.engine import Engine
+from palsy.scripts.serve.store import FeedbackLog, Reports
+
+log = logging.getLogger("palsy.serve")
+HOOK = "patient-view"
+
+
+class ServiceError(Exception):
+    """An error answered as ``{"error": code, "message": ...}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+# --- request bodies (for validation and the OpenAPI description) -----------------------------------------
+
+class HookRequest(BaseModel):
+    """A CDS Hooks 2.0 service call (the fields palsy reads; others are allowed and ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+    hook: str
+    hookInstance: str
+    context: dict[str, Any]
+    prefetch: dict[str, Any] | None = None
+    fhirServer: str | None = None
+
+
+class Coding(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    system: str | None = None
+    code: str | None = None
+    display: str | None = None
+
+
+class OverrideReason(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    reason: Coding | None = None
+    userComment: str | None = None
+
+
+class AcceptedSuggestion(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    card: str = Field(min_length=1, max_length=200)
+    outcome: str = Field(pattern="^(accepted|overridden)$")
+    outcomeTimestamp: str = Field(min_length=1, max_length=64)
+    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    overrideReason: OverrideReason | None = None
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    feedback: list[Feedback] = Field(min_length=1, max_length=100)
+
+
+# --- the body-size limit (pure ASGI: refused before the body is read in full) ------------------------------
+
+class BodyLimit:
+    """413 for a request whose body is larger than ``limit`` bytes (by Content-Length or as it streams)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        too_big = _json(413, "too_large", f"the request body is larger than {self.limit} bytes")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await too_big(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            started |= message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await too_big(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _json(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
+
+
+# --- the app ------------------------------------------------------------------------------------------------
+
+def _prefetch(table: X.Table) -> dict[str, str]:
+    """The prefetch templates: the patient, and each resource type filtered to the table's codes."""
+    def codes(role: str, *systems: str) -> str:
+        rows = [f"{r.system}|{r.code}" for r in table.rows if r.role == role]
+        return ",".join(rows + [f"{s}|" for s in systems])
+
+    loc = table.local
+    p = "{{context.patientId}}"
+    return {
+        "patient": f"Patient/{p}",
+        "conditions": f"Condition?patient={p}",
+        "observations": f"Observation?patient={p}&code={codes('lab', loc['finding_system'])}",
+        "administrations": f"MedicationAdministration?patient={p}&code={codes('vinca')}",
+        "orders": f"MedicationRequest?patient={p}&code={codes('vinca')}&status=completed",
+        "procedures": f"Procedure?patient={p}&code={codes('hsct')}",
+        "reports": f"DiagnosticReport?patient={p}&conclusion={codes('imaging')}",
+    }
+
+
+def create_app(config: C.Config | None = None) -> FastAPI:
+    """The FastAPI application (uvicorn's factory: the configuration from ``$PALSY_SERVE_SETTINGS``)."""
+    config = config or C.Config.from_env(os.environ[C.ENV])
+    state: dict[str, Any] = {}
+    render_lock = threading.Lock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        t = time.perf_counter()
+        state["engine"] = Engine.load(config)
+        state["verifier"] = Verifier(config)
+        state["reports"] = Reports(config.state_dir, config.report_ttl_seconds)
+        state["feedback"] = FeedbackLog(config.state_dir)
+        state["prefetch"] = _prefetch(state["engine"].fhir_table)
+        if config.insecure_dev:
+            log.warning("palsy serve: --insecure-dev: unsigned requests are accepted (bound to %s only)", config.host)
+        log.info("palsy serve: model loaded in %.1f s (worker ready in %.1f s)", state["engine"].load_seconds,
+                 time.perf_counter() - t)
+        yield
+
+    app = FastAPI(title="palsy CDS Hooks service", version=_version(), lifespan=lifespan, docs_url=None,
+                  redoc_url=None,
+                  description="Facial palsy in acute leukaemia: P(leukaemic infiltration) against its mimics, as a "
+                              "CDS Hooks 2.0 patient-view card. Decision support, not an order; it never writes to "
+                              "the record.")
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+
+    def id_hash(pid: str) -> str:
+        return hashlib.sha256((config.log_salt + "\x00" + pid).encode("utf-8")).hexdigest()[:16]
+
+    def authorize(path: str, header: str | None) -> None:
+        """Verify the CDS Hooks JWT of a call to ``path`` (its audience: the URL of that endpoint)."""
+        if config.insecure_dev and header is None:
+            return
+        audiences = [config.service_url + path]
+        if path.endswith("/feedback"):  # the service's own URL is accepted as the audience of its feedback
+            audiences.append(config.service_url + path[: -len("/feedback")])
+        try:
+            state["verifier"].verify(header, audiences)
+        except AuthError as exc:
+            raise ServiceError(401, "unauthorized", str(exc)) from None
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _json(exc.status, exc.code, exc.message, headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _json(400, "bad_json", "the request body is not valid JSON")
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in errors[:20]]
+        return _json(400, "bad_request", "the request does not follow CDS Hooks 2.0", problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _json(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        event = uuid.uuid4().hex[:12]
+        log.error("internal error %s on %s %s: %s", event, request.method, _path(request), type(exc).__name__)
+        return _json(500, "internal", f"internal error (event {event}); nothing was written to the record")
+
+    @app.middleware("http")
+    async def _access_log(request: Request, call_next):
+        t = time.perf_counter()
+        path = request.url.path
+        if path == "/cds-services" or path.startswith("/cds-services/"):  # before the body is read or parsed
+            try:
+                await run_in_threadpool(authorize, path, request.headers.get("authorization"))
+            except ServiceError as exc:
+                log.info("%s %s %d (%s)", request.method, _path(request), exc.status, exc.message)
+                return _json(exc.status, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
+        response = await call_next(request)
+        log.info("%s %s %d %.1f ms", request.method, _path(request), response.status_code,
+                 1000 * (time.perf_counter() - t))
+        return response
+
+    @app.get("/healthz", summary="Liveness and the model this worker serves")
+    def healthz() -> dict[str, Any]:
+        engine = state.get("engine")
+        return {"status": "ok", "model": engine.model_info() if engine else None}
+
+    @app.get("/cds-services", summary="CDS Hooks 2.0 discovery")
+    def discovery(request: Request) -> dict[str, Any]:
+        return {"services": [{
+            "hook": HOOK, "id": C.SERVICE_ID, "title": "Facial palsy in acute leukaemia: infiltration or a mimic?",
+            "description": "For a patient with acute leukaemia and a current facial palsy: P(leukaemic infiltration) "
+                           "against Bell's palsy, zoster, vincristine neuropathy, GBS and otomastoiditis, with what "
+                           "to do now and what the record did not say. Decision support, not an order.",
+            "prefetch": state["prefetch"],
+            "usageRequirements": "Answers from the prefetch only (it never calls the record); a card only for a "
+                                 "patient with a coded leukaemia and a current facial palsy Condition.",
+        }]}
+
+    @app.post("/cds-services/{service_id}", summary="The patient-view service: a card from the prefetch")
+    def call(service_id: str, body: HookRequest, request: Request) -> dict[str, Any]:
+        if service_id != C.SERVICE_ID:
+            raise ServiceError(404, "not_found", f"no CDS service {service_id[:80]!r}; see GET /cds-services")
+        if body.hook != HOOK:
+            raise ServiceError(400, "bad_request", f"hook {body.hook[:40]!r} is not served; this service is {HOOK}")
+        pid = body.context.get("patientId")
+        if not isinstance(pid, str) or not pid:
+            raise ServiceError(400, "bad_request", "context.patientId is required (a string)")
+        templates = state["prefetch"]
+        given = body.prefetch or {}
+        missing = [k for k in templates if k not in given]
+        if missing:
+            raise ServiceError(412, "prefetch_missing", "this service answers from the prefetch only and never calls "
+                               "the record; send these prefetch keys", missing=missing,
+                               prefetch={k: templates[k] for k in missing})
+        failed = [k for k, v in given.items() if isinstance(v, dict) and v.get("resourceType") == "OperationOutcome"]
+        if failed:
+            raise ServiceError(412, "prefetch_failed", "the record reported an error for these prefetch keys",
+                               missing=failed)
+        bundle = _collection(given, templates)
+        try:
+            mapping = X.map_bundle(bundle, state["engine"].fhir_table, source="prefetch")
+        except F.InputError as exc:
+            raise ServiceError(422, "invalid_fhir", "the prefetch is not a valid FHIR R4 record of one patient",
+                               problems=exc.problems[:20]) from None
+        if mapping.patient.get("id") != pid:
+            raise ServiceError(422, "invalid_fhir", "the prefetched Patient is not context.patientId")
+        who = id_hash(pid)
+        if config.require_palsy and not (mapping.has_palsy and mapping.has_leukaemia):
+            log.info("patient %s: no current facial palsy with a coded leukaemia: no card", who)
+            return {"cards": []}
+        try:
+            patient = F.parse_patient(mapping.patient, "prefetch")
+        except F.InputError as exc:
+            raise ServiceError(422, "invalid_fhir", "the record's findings are not valid", problems=exc.problems[:20]) from None
+        ans = state["engine"].answer(patient)
+        d = ans.to_dict()
+        rid = state["reports"].put({"patient": mapping.patient, "not_found": mapping.not_found, "notes": mapping.notes})
+        card_id = str(uuid.uuid4())
+        card = cards.card(d, uuid=card_id, source_label=config.source_label, source_url=config.source_url,
+                          report_url=f"{config.service_url}/reports/{rid}", notes=mapping.notes,
+                          not_found_text=X.finding_lines(mapping.not_found) if mapping.not_found else None)
+        log.info("patient %s: card %s %s", who, card_id, card["indicator"])
+        return {"cards": [card]}
+
+    @app.post("/cds-services/{service_id}/feedback", summary="Accepted or overridden cards, to an append-only log")
+    def feedback(service_id: str, body: FeedbackRequest, request: Request) -> dict[str, Any]:
+        if service_id != C.SERVICE_ID:
+            raise ServiceError(404, "not_found", f"no CDS service {service_id[:80]!r}")
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        entries = []
+        for f in body.feedback:
+            e: dict[str, Any] = {"received": now, "service": service_id, "card": f.card, "outcome": f.outcome,
+                                 "outcomeTimestamp": f.outcomeTimestamp}
+            if f.acceptedSuggestions:
+                e["acceptedSuggestions"] = [s.id for s in f.acceptedSuggestions]
+            if f.overrideReason is not None:
+                if f.overrideReason.reason is not None:
+                    e["overrideReason"] = f.overrideReason.reason.model_dump(include={"system", "code", "display"},
+                                                                             exclude_none=True)
+                e["hasComment"] = bool(f.overrideReason.userComment)
+            entries.append(e)
+        state["feedback"].append(entries)
+        return {"recorded": len(entries)}
+
+    @app.get("/reports/{report_id}", response_class=HTMLResponse, summary="The clinician report a card links to")
+    def report(report_id: str) -> HTMLResponse:
+        reports = state["reports"]
+        rec = reports.get(report_id)
+        if rec is None:
+            raise ServiceError(404, "not_found", "no such report, or it has expired")
+        html = reports.html(report_id)
+        if html is None:
+            from palsy.reports import context, render
+
+            engine = state["engine"]
+            patient = F.parse_patient(rec["patient"], "report")
+            ans = engine.answer(patient)
+            with render_lock:  # matplotlib is not thread-safe
+                html = render.html(context.build(ans, engine.evidence)).encode("utf-8")
+            reports.put_html(report_id, html)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                                           "Content-Security-Policy": "default-src 'none'; img-src data:; "
+                                                                      "style-src 'unsafe-inline'"})
+
+    return app
+
+
+def _collection(prefetch: dict[str, Any], templates: dict[str, str]) -> dict[str, Any]:
+    """One collection Bundle from the prefetch values (resources, searchset Bundles; null is no data)."""
+    entries = []
+    for key in templates:
+        value = prefetch.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ServiceError(422, "invalid_fhir", f"prefetch {key}: a FHIR resource or Bundle is expected")
+        entries.append({"resource": value})
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _path(request: Request) -> str:
+    """The route for the log (a report's id is its key: never logged)."""
+    path = request.url.path
+    return "/reports/<id>" if path.startswith("/reports/") else path[:200]
+
+
+def _version() -> str:
+    import palsy
+
+    return palsy.__version__
+
+
+def settings_json(config: C.Config) -> str:
+    """The configuration as the workers read it (``$PALSY_SERVE_SETTINGS``)."""
+    return json.dumps(json.loads(config.to_env()))

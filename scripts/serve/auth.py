@@ -1,0 +1,145 @@
+"""Only the record's system gets in: the CDS Hooks 2.0 JWT ("Trusting CDS Clients").
+
+Every call carries ``Authorization: Bearer <JWT>``. The token is accepted when its ``iss`` is a configured
+issuer, its ``alg`` is one of the configured asymmetric algorithms (ES384 and RS384 by default: never
+``none`` or HMAC), its ``kid`` names a key of that issuer's JWK Set (a ``jku`` header must be the configured
+JWKS URL: no key is ever fetched from a URL the token chose), the signature verifies, ``aud`` is the URL of
+the endpoint called, ``exp`` and ``iat`` hold (with the configured clock skew, and a lifetime no longer than
+the configured maximum) and ``jti`` has not been seen before. Seen ``jti`` values are kept in a SQLite file
+in the state folder until they expire, so a replay is refused by every worker.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import jwt
+
+from palsy.scripts.serve.config import Config, Issuer
+
+
+class AuthError(Exception):
+    """A request without a valid token (HTTP 401); the message says why, never the token."""
+
+
+class ReplayStore:
+    """``jti`` values seen, per issuer, until they expire (shared by the workers through SQLite)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        with self._db() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS jti (iss TEXT, jti TEXT, exp REAL, PRIMARY KEY (iss, jti))")
+        self._last_purge = 0.0
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def first_use(self, iss: str, jti: str, exp: float) -> bool:
+        """Record ``jti``; False when it was seen before (a replay)."""
+        db = self._db()
+        now = time.time()
+        if now - self._last_purge > 60:
+            db.execute("DELETE FROM jti WHERE exp < ?", (now - 3600,))
+            self._last_purge = now
+        try:
+            db.execute("INSERT INTO jti (iss, jti, exp) VALUES (?, ?, ?)", (iss, jti, exp))
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+
+class Verifier:
+    """Checks CDS Hooks JWTs against the configured issuers (keys loaded once; a JWKS URL cached)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.issuers: dict[str, Issuer] = {i.iss: i for i in config.issuers}
+        self._sets: dict[str, jwt.PyJWKSet] = {}
+        self._clients: dict[str, jwt.PyJWKClient] = {}
+        for i in config.issuers:
+            if i.jwks_file:
+                self._sets[i.iss] = jwt.PyJWKSet.from_dict(json.loads(Path(i.jwks_file).read_text(encoding="utf-8")))
+            else:
+                self._clients[i.iss] = jwt.PyJWKClient(i.jwks_url, cache_keys=True, lifespan=300, timeout=5)
+        self.replays = ReplayStore(Path(config.state_dir) / "jti.sqlite")
+
+    def _key(self, issuer: Issuer, kid: str) -> jwt.PyJWK:
+        if issuer.iss in self._sets:
+            for k in self._sets[issuer.iss].keys:
+                if k.key_id == kid:
+                    return k
+            raise AuthError("the token's kid is not a key of its issuer")
+        try:
+            return self._clients[issuer.iss].get_signing_key(kid)
+        except jwt.PyJWKClientError:
+            raise AuthError("the token's kid is not a key of its issuer (or its JWK Set cannot be read)") from None
+
+    def verify(self, authorization: str | None, audiences: list[str]) -> dict:
+        """The verified claims of the ``Authorization`` header for an endpoint whose URLs are ``audiences``.
+
+        Raises
+        ------
+        AuthError
+            With the reason (missing, malformed, unknown issuer or key, bad signature, wrong audience, expired,
+            issued in the future, too long-lived, replayed).
+        """
+        if not authorization:
+            raise AuthError("no Authorization header; a CDS Hooks JWT is required (Authorization: Bearer <JWT>)")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("the Authorization header is not 'Bearer <JWT>'")
+        token = token.strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise AuthError("the token is not a JWT") from None
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in self.config.algorithms:
+            raise AuthError(f"alg {str(alg)[:10]!r} is not accepted; allowed: {', '.join(self.config.algorithms)}")
+        if not isinstance(kid, str) or not kid:
+            raise AuthError("the token has no kid")
+        if header.get("typ") not in (None, "JWT"):
+            raise AuthError("typ must be JWT")
+        issuer = self.issuers.get(str(unverified.get("iss")))
+        if issuer is None:
+            raise AuthError("the token's issuer is not configured")
+        if "jku" in header and header["jku"] != issuer.jwks_url:
+            raise AuthError("the token's jku is not the configured JWK Set URL of its issuer")
+        key = self._key(issuer, kid)
+        skew = self.config.clock_skew_seconds
+        try:
+            claims = jwt.decode(token, key=key, algorithms=[alg], audience=audiences, issuer=issuer.iss, leeway=skew,
+                                options={"require": ["iss", "aud", "exp", "iat", "jti"]})
+        except jwt.InvalidAudienceError:
+            raise AuthError("aud is not the URL of this endpoint") from None
+        except jwt.ExpiredSignatureError:
+            raise AuthError("the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError("the token is not yet valid") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError(f"the token has no {exc.claim} claim") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError("the signature does not verify with the issuer's key") from None
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"the token is not valid ({type(exc).__name__})") from None
+        now = time.time()
+        iat, exp = float(claims["iat"]), float(claims["exp"])
+        if iat > now + skew:
+            raise AuthError("the token was issued in the future")
+        if exp - iat > self.config.max_token_lifetime_seconds:
+            raise AuthError(f"the token lives longer than {self.config.max_token_lifetime_seconds} s")
+        if not self.replays.first_use(issuer.iss, str(claims["jti"]), exp):
+            raise AuthError("the token's jti has been used before (replay)")
+        return claims

@@ -1,0 +1,98 @@
+"""The model, loaded once per worker, and answers memoised per canonical patient.
+
+``palsy.model.answer.answer`` costs a few hundred milliseconds of numpy per patient (measured in
+docs/service.md: most of it the sampled Shapley values, the game's context tables and the atypicality
+check). An answer depends only on the patient's findings, whether the patient is a library case (answered
+with that case left out) and the settings, all fixed per worker; it is seeded, so a memoised answer is the
+answer a fresh computation gives (a test compares them). The memo is a bounded LRU per worker, and
+concurrent requests for the same patient compute it once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from palsy.model import answer as A
+from palsy.model import decision, guidance
+from palsy.model import evidence as E
+from palsy.model import fhir as X
+from palsy.model import findings as F
+from palsy.scripts.commands import common
+from palsy.scripts.serve.config import Config
+
+
+@dataclasses.dataclass
+class Engine:
+    """Everything an answer needs, loaded once: draws, their tables, decision settings, actions, evidence."""
+
+    draws: Any
+    tables: A.Tables
+    decision_settings: Any
+    guidance: tuple
+    evidence: Any
+    fhir_table: X.Table
+    cache_size: int
+    load_seconds: float
+    _cache: OrderedDict = dataclasses.field(default_factory=OrderedDict)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _inflight: dict = dataclasses.field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    @classmethod
+    def load(cls, config: Config) -> Engine:
+        """Load the cached posterior of the configured variant (fitting it if the cache is cold) and the rest."""
+        t = time.perf_counter()
+        args = argparse.Namespace(variant=config.variant, priors=config.priors, json=True)
+        pdir = common.priors_dir(args)
+        draws = common.load_draws(args)
+        return cls(draws=draws, tables=A.Tables(draws), decision_settings=decision.load(pdir),
+                   guidance=guidance.load(pdir, draws.causes), evidence=E.load(pdir), fhir_table=X.load_table(pdir),
+                   cache_size=config.answer_cache_size, load_seconds=time.perf_counter() - t)
+
+    def key(self, patient: F.Patient) -> str:
+        """The canonical patient: its findings and whether it is a library case (nothing else changes an answer)."""
+        d = patient.to_dict()
+        d.pop("id", None)
+        d.pop("description", None)
+        return json.dumps({"findings": d, "case": self.draws.case_index(patient.id)}, sort_keys=True)
+
+    def fresh(self, patient: F.Patient) -> A.Answer:
+        """The answer computed now, exactly as ``palsy posterior`` computes it (default settings)."""
+        return A.answer(patient, self.draws, tables=self.tables, decision_settings=self.decision_settings,
+                        guidance=self.guidance)
+
+    def answer(self, patient: F.Patient) -> A.Answer:
+        """The answer for ``patient``: memoised per canonical patient, computed once under concurrency."""
+        key = self.key(patient)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                self.hits += 1
+                return dataclasses.replace(self._cache[key], patient=patient)
+            gate = self._inflight.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._cache:
+                    self.hits += 1
+                    return dataclasses.replace(self._cache[key], patient=patient)
+            ans = self.fresh(patient)
+            with self._lock:
+                self.misses += 1
+                if self.cache_size:
+                    self._cache[key] = ans
+                    while len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
+                self._inflight.pop(key, None)
+        return ans
+
+    def model_info(self) -> dict[str, Any]:
+        m = self.draws.meta
+        return {"variant": self.draws.variant, "draws": int(self.draws.n), "evidence_hash": m["evidence_hash"],
+                "version": m["version"]}

@@ -1,0 +1,112 @@
+"""What the service keeps: the reports its cards link to (expiring) and the feedback log (append-only).
+
+Reports: a card's link is ``/reports/<id>`` with an unguessable id (128 bits); what the report needs (the
+patient's findings and what the record did not say) is written to ``<state>/reports/<id>.json`` (mode 0600,
+in a 0700 folder) so that any worker can render it, and deleted once it expires. The HTML is rendered on
+the first request and kept beside it until the same expiry.
+
+Feedback: one JSON line per outcome appended to ``<state>/feedback.jsonl``, under an exclusive lock,
+flushed and fsync'd before the request is answered; the file is opened for appending only and never
+rewritten. Free-text comments are not stored (they may hold patient data): only whether there was one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+ID = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+class Reports:
+    """Report records in a folder, each with an expiry."""
+
+    def __init__(self, state_dir: str | Path, ttl_seconds: int) -> None:
+        self.folder = Path(state_dir) / "reports"
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.ttl = ttl_seconds
+        self._last_purge = 0.0
+
+    def put(self, record: dict[str, Any]) -> str:
+        """Store ``record``; return its new id."""
+        rid = secrets.token_urlsafe(16)
+        data = json.dumps({"expires": time.time() + self.ttl, **record}).encode("utf-8")
+        fd = os.open(self.folder / f"{rid}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        self.purge()
+        return rid
+
+    def get(self, rid: str) -> dict[str, Any] | None:
+        """The record of ``rid``, or None when unknown, malformed or expired (an expired one is deleted)."""
+        if not ID.match(rid or ""):
+            return None
+        path = self.folder / f"{rid}.json"
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if rec.get("expires", 0) < time.time():
+            self._delete(rid)
+            return None
+        return rec
+
+    def html(self, rid: str) -> bytes | None:
+        try:
+            return (self.folder / f"{rid}.html").read_bytes()
+        except OSError:
+            return None
+
+    def put_html(self, rid: str, html: bytes) -> None:
+        tmp = self.folder / f".{rid}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(html)
+        os.replace(tmp, self.folder / f"{rid}.html")
+
+    def _delete(self, rid: str) -> None:
+        for suffix in (".json", ".html"):
+            try:
+                (self.folder / f"{rid}{suffix}").unlink()
+            except OSError:
+                pass
+
+    def purge(self) -> None:
+        """Delete expired reports (at most once a minute)."""
+        now = time.time()
+        if now - self._last_purge < 60:
+            return
+        self._last_purge = now
+        for p in self.folder.glob("*.json"):
+            try:
+                if json.loads(p.read_text(encoding="utf-8")).get("expires", 0) < now:
+                    self._delete(p.stem)
+            except (OSError, ValueError):
+                continue
+
+
+class FeedbackLog:
+    """The append-only JSON-lines log of card outcomes."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.path = Path(state_dir) / "feedback.jsonl"
+
+    def append(self, entries: list[dict[str, Any]]) -> None:
+        """Append ``entries`` (one line each) durably: written, flushed and fsync'd before returning."""
+        data = b"".join(json.dumps(e, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n" for e in entries)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
