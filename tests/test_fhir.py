@@ -1,0 +1,312 @@
+"""FHIR in (issue #22 item 1, 6): the mapping table, the pure mapping, the generated example bundles and
+``palsy posterior --fhir``. Written against the schema in use, so it holds before and after findings are
+added to it."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+
+import pytest
+
+from palsy.model import fhir as X
+from palsy.model import findings as F
+from palsy.model import safe_yaml as Y
+from tests.conftest import PATIENTS, REPO
+
+pytestmark = pytest.mark.xdist_group("fhir")
+
+SOURCES = sorted(PATIENTS.glob("*.yaml"))
+ONSET = dt.date(2025, 1, 15)
+LOINC, SCT = "http://loinc.org", "http://snomed.info/sct"
+
+
+@pytest.fixture(scope="module")
+def table():
+    return X.load_table()
+
+
+def _bundle(*resources, patient=None):
+    pat = patient or {"resourceType": "Patient", "id": "p1", "birthDate": "1990-06-01"}
+    entries = [{"fullUrl": f"Patient/{pat['id']}", "resource": pat}]
+    for i, r in enumerate(resources):
+        r = {"id": f"r{i}", "subject": {"reference": f"Patient/{pat['id']}"}, **r}
+        entries.append({"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r})
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _palsy(onset=ONSET, side="7771000"):
+    r = {"resourceType": "Condition", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "G51.0"}]},
+         "onsetDateTime": onset.isoformat()}
+    if side:
+        r["bodySite"] = [{"coding": [{"system": SCT, "code": side}]}]
+    return r
+
+
+def _lab(code, day, value=None, unit="/uL", system=LOINC, coded=None, **extra):
+    r = {"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": system, "code": code}]},
+         "effectiveDateTime": day.isoformat(), **extra}
+    if value is not None:
+        r["valueQuantity"] = {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+    if coded is not None:
+        r["valueCodeableConcept"] = {"coding": [{"system": SCT, "code": {"positive": "10828004",
+                                                                          "negative": "260385009"}[coded]}]}
+    return r
+
+
+def _vinca(day, status="completed"):
+    return {"resourceType": "MedicationAdministration", "status": status, "effectiveDateTime": day.isoformat(),
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01CA02"}]}}
+
+
+def _csf_entries(patient: F.Patient) -> list[dict]:
+    return [lp.to_dict() if hasattr(lp, "to_dict") else {"result": lp.result, "method": lp.method} for lp in patient.csf]
+
+
+# --- the table -------------------------------------------------------------------------------------------
+
+def test_every_row_names_its_source_and_the_windows_theirs(table):
+    assert table.rows and all(r.source and r.display for r in table.rows)
+    raw = Y.load(REPO / "priors" / "fhir_map.yaml")
+    assert all(w.get("source") for w in raw["windows"].values())
+    # the index palsy, the lineages, vincristine by ATC and RxNorm, and the CSF/blood measures are all there
+    roles = {(r.role, r.measure or r.level or r.display) for r in table.rows}
+    for need in [("vinca", "vincristine"), ("lab", "csf_wbc"), ("lab", "csf_protein"), ("lab", "csf_rbc"),
+                 ("lab", "csf_cytology"), ("lab", "csf_flow"), ("lab", "blood_blasts"), ("finding", "T-ALL"),
+                 ("finding", "B-ALL"), ("finding", "AML")]:
+        assert need in roles, need
+    assert {r.system for r in table.rows if r.role == "vinca"} >= {"http://www.whocc.no/atc",
+                                                                    "http://www.nlm.nih.gov/research/umls/rxnorm"}
+
+
+def test_a_bad_table_is_refused_with_the_row_named(tmp_path):
+    raw = Y.load(REPO / "priors" / "fhir_map.yaml")
+    raw["codes"].append({"system": "x", "code": "y", "display": "z", "role": "guess", "source": "none"})
+    (tmp_path / "fhir_map.yaml").write_text(json.dumps(raw))
+    with pytest.raises(F.InputError, match="role 'guess'"):
+        X.load_table(tmp_path)
+
+
+# --- the example bundles (generated, current, and mapped back to the same patient) ----------------------------
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_example_bundles_are_current(src):
+    from palsy.scripts import fhir_examples
+
+    out = src.with_name(src.stem + ".fhir.json")
+    assert out.read_text(encoding="utf-8") == fhir_examples.bundle_text(src), \
+        f"{out.name} is stale: run python -m palsy.scripts.fhir_examples"
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_example_bundle_maps_back_to_its_patient(src, table):
+    want = F.parse_patient(Y.load(src), str(src))
+    m = X.map_bundle(json.loads(src.with_name(src.stem + ".fhir.json").read_text()), table)
+    got = F.parse_patient(m.patient, "fhir")
+    assert got.id == want.id and got.values == want.values and got.csf == want.csf
+    assert m.has_palsy and m.has_leukaemia and m.onset == ONSET.isoformat()
+    assert not m.ignored and not m.notes
+    unknown = [k for k, v in want.values.items() if v is None]
+    assert set(unknown) <= set(m.not_found)
+
+
+# --- windows from the onset ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("days,expect", [(0, "yes"), (27, "yes"), (28, "yes"), (29, None), (400, None)])
+def test_recent_vincristine_is_a_dose_within_the_window_before_onset(days, expect, table):
+    m = X.map_bundle(_bundle(_palsy(), _vinca(ONSET - dt.timedelta(days=days))), table)
+    assert m.patient.get("recent_vincristine") == expect
+    if expect is None:  # never "no": absence of a dose in the record is not a fact
+        assert "recent_vincristine" in m.not_found and any("outside" in i["why"] for i in m.ignored)
+
+
+def test_an_order_or_a_cancelled_dose_is_not_a_dose(table):
+    order = {"resourceType": "MedicationRequest", "status": "active", "intent": "order", "authoredOn": "2025-01-10",
+             "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                       "code": "11202"}]}}
+    m = X.map_bundle(_bundle(_palsy(), order, _vinca(ONSET - dt.timedelta(days=3), status="not-done")), table)
+    assert "recent_vincristine" not in m.patient
+    assert {i["why"].split(":")[0] for i in m.ignored} >= {"order status active", "administration status not-done"}
+
+
+@pytest.mark.parametrize("months,expect", [(11, "yes"), (13, None)])
+def test_recent_hsct_within_twelve_months(months, expect, table):
+    proc = {"resourceType": "Procedure", "status": "completed",
+            "code": {"coding": [{"system": "urn:palsy:code", "code": "allogeneic-hsct"}]},
+            "performedDateTime": (ONSET - dt.timedelta(days=30 * months + 2)).isoformat()}
+    assert X.map_bundle(_bundle(_palsy(), proc), table).patient.get("recent_hsct") == expect
+
+
+@pytest.mark.parametrize("born,expect", [("2007-01-16", "child"), ("2007-01-15", "adult"), ("2007", None)])
+def test_age_group_at_onset(born, expect, table):
+    m = X.map_bundle(_bundle(_palsy(), patient={"resourceType": "Patient", "id": "p1", "birthDate": born}), table)
+    assert m.patient.get("age_group") == expect
+
+
+def test_without_an_onset_date_windows_count_from_today_and_tests_are_not_placed(table):
+    palsy = _palsy()
+    palsy.pop("onsetDateTime")
+    today = dt.date(2025, 3, 1)
+    m = X.map_bundle(_bundle(palsy, _vinca(today - dt.timedelta(days=5)), _lab("urn:palsy:code", today, system="x")),
+                     table, today=today)
+    assert m.patient["recent_vincristine"] == "yes" and m.onset is None
+    assert any("no onset date" in n for n in m.notes)
+
+
+# --- CSF: LPs by collection date, profile, traumatic, blasts ---------------------------------------------------
+
+def test_csf_results_grouped_into_lps_by_date_with_profile_and_traumatic(table):
+    d1, d2 = ONSET + dt.timedelta(days=1), ONSET + dt.timedelta(days=9)
+    m = X.map_bundle(_bundle(
+        _palsy(),
+        _lab("csf-cytology", d1, system="urn:palsy:code", coded="negative"),
+        _lab("805-2", d1, 12), _lab("26454-9", d1, 40),
+        _lab("csf-flow", d2, system="urn:palsy:code", coded="positive"),
+        _lab("csf-cytology", ONSET - dt.timedelta(days=20), system="urn:palsy:code", coded="positive"),  # before onset
+        _lab("26446-5", d1, 3, unit="%")), table)
+    assert m.patient.get("csf_profile") == "pleocytosis"
+    lps = F.parse_patient(m.patient, "fhir").csf
+    assert len(lps) == 2 and any("before the palsy" in i["why"] for i in m.ignored)
+    if X.csf_new_form():
+        assert lps[0].result("cytology") == "negative" and lps[0].traumatic == "yes"
+        assert lps[1].result("flow") == "positive"
+        assert m.patient.get("circulating_blasts") == "present"
+    else:
+        assert [(lp.result, lp.method) for lp in lps] == [("negative", "cytology"), ("positive", "flow")]
+        assert "csf: traumatic" in m.not_in_schema
+
+
+@pytest.mark.parametrize("cells,protein,interp,expect", [
+    (5, 60, None, "protein_only"), (5, 30, None, "normal"), (6, 30, None, "pleocytosis"),
+    (2, None, "H", "protein_only"), (2, None, None, None)])
+def test_csf_profile_of_the_first_lp(cells, protein, interp, expect, table):
+    d1 = ONSET + dt.timedelta(days=1)
+    prot = _lab("2880-3", d1, protein, unit="mg/dL",
+                referenceRange=[{"high": {"value": 45, "unit": "mg/dL", "system": "http://unitsofmeasure.org",
+                                          "code": "mg/dL"}}])
+    if protein is None:
+        prot.pop("referenceRange")
+        prot["valueQuantity"] = {"value": 50, "unit": "mg/dL"}
+        if interp:
+            prot["interpretation"] = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                                             "v3-ObservationInterpretation", "code": interp}]}]
+    m = X.map_bundle(_bundle(_palsy(), _lab("805-2", d1, cells), prot), table)
+    assert m.patient.get("csf_profile") == expect
+
+
+@pytest.mark.parametrize("rbc,expect", [(10, "yes"), (9, "no")])
+def test_traumatic_from_red_cells_at_the_table_limit(rbc, expect, table):
+    d1 = ONSET + dt.timedelta(days=1)
+    m = X.map_bundle(_bundle(_palsy(), _lab("csf-cytology", d1, system="urn:palsy:code", coded="negative"),
+                             _lab("792-2", d1, rbc)), table)
+    if X.csf_new_form():
+        assert F.parse_patient(m.patient, "fhir").csf[0].traumatic == expect
+    else:
+        assert "csf: traumatic" in m.not_in_schema
+
+
+# --- conditions, imaging, what is not read -----------------------------------------------------------------------
+
+def test_lineage_from_morphology_and_a_conflict_left_unknown(table):
+    tall = {"resourceType": "Condition", "code": {"coding": [
+        {"system": "http://terminology.hl7.org/CodeSystem/icd-o-3", "code": "9837/3"},
+        {"system": "http://hl7.org/fhir/sid/icd-10", "code": "C91.0"}]}}
+    assert X.map_bundle(_bundle(_palsy(), tall), table).patient["lineage"] == "T-ALL"
+    aml = {"resourceType": "Condition", "code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/icd-o-3",
+                                                             "code": "9861/3"}]}}
+    m = X.map_bundle(_bundle(_palsy(), tall, aml), table)
+    assert "lineage" not in m.patient and any("more than one" in n for n in m.notes)
+
+
+def test_bilateral_from_two_sides_and_mri_precedence(table):
+    right = _palsy(side="24028007")
+    mri = [{"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "MRI"},
+            "effectiveDateTime": (ONSET + dt.timedelta(days=k)).isoformat(),
+            "conclusionCode": [{"coding": [{"system": "urn:palsy:mri", "code": level}]}]}
+           for k, level in ((1, "facial_nerve_enhancement"), (3, "mass"))]
+    ct_normal = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "CT"},
+                 "effectiveDateTime": ONSET.isoformat(), "conclusionCode": [{"coding": [{"system": "urn:palsy:ct",
+                                                                                         "code": "normal"}]}]}
+    m = X.map_bundle(_bundle(_palsy(), right, *mri, ct_normal), table)
+    assert m.patient["laterality"] == "bilateral" and m.patient["mri"] == "mass"
+    assert any(i["code"] == "urn:palsy:ct|normal" for i in m.ignored)  # a normal CT is not a normal MRI
+
+
+def test_unknown_codes_are_ignored_with_the_reason_never_guessed(table):
+    odd = [{"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOINC, "code": "0000-0"}]},
+            "valueString": "vesicles on the ear"},
+           {"resourceType": "Condition", "code": {"coding": [{"system": SCT, "code": "1"}]}},
+           {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}}]
+    m = X.map_bundle(_bundle(_palsy(), *odd), table)
+    assert set(m.patient) == {"id", "laterality", "age_group"}
+    assert len(m.ignored) == 3 and {i["why"] for i in m.ignored} >= {"code not in the mapping table",
+                                                                      "resource type Encounter is not read"}
+    assert "vesicles" in m.not_found and "examine and enter" in X.finding_lines(m.not_found)
+
+
+def test_palsys_own_observation_for_any_finding_and_one_the_schema_does_not_know(table):
+    local = lambda f, v: {"resourceType": "Observation", "status": "final",  # noqa: E731
+                          "code": {"coding": [{"system": "urn:palsy:finding", "code": f}]},
+                          "valueCodeableConcept": {"coding": [{"system": "urn:palsy:level", "code": v}]}}
+    m = X.map_bundle(_bundle(_palsy(), local("vesicles", "present"), local("tongue_colour", "blue"),
+                             local("onset", "sideways")), table)
+    assert m.patient["vesicles"] == "present"
+    assert "tongue_colour" in m.not_in_schema and "onset: sideways" in m.not_in_schema
+    assert "onset" not in m.patient
+
+
+# --- bad bundles ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mutate,words", [
+    (lambda b: b.update(resourceType="Patient"), "Bundle"),
+    (lambda b: b["entry"][0]["resource"].update(birthDate="20x0"), "birthDate"),
+    (lambda b: b["entry"].pop(0), "no Patient"),
+    (lambda b: b["entry"].append({"resource": {"resourceType": "Patient", "id": "p2"}}), "different Patient"),
+    (lambda b: b["entry"][1]["resource"].update(subject={"reference": "Patient/p2"}), "another patient"),
+])
+def test_bad_bundles_are_clear_errors(mutate, words, table):
+    b = _bundle(_palsy())
+    mutate(b)
+    with pytest.raises(X.FhirError, match=words):
+        X.map_bundle(b, table)
+
+
+def test_the_mapping_reads_no_network_and_no_presentation():
+    import ast
+
+    tree = ast.parse((REPO / "model" / "fhir.py").read_text())
+    mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
+           {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not mods & {"urllib", "urllib.request", "httpx", "requests", "http.client", "socket", "palsy.reports"}
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_posterior_fhir_gives_the_numbers_of_the_patient_file(palsy, tmp_path):
+    src = PATIENTS / "source-002.yaml"
+    by_file = json.loads(palsy("posterior", "--patient", str(src), "--json", check=True).stdout)
+    proc = palsy("posterior", "--fhir", str(src.with_name("source-002.fhir.json")), "--json", check=True)
+    by_fhir = json.loads(proc.stdout)
+    assert by_fhir["probability"] == by_file["probability"] and by_fhir["causes"] == by_file["causes"]
+    assert "not found in the record" in proc.stderr and "examine and enter" in proc.stderr
+    assert set(by_fhir["fhir"]) >= {"not_found", "ignored", "not_in_schema"}
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": '
+                   '{"resourceType": "Patient", "birthDate": "1990-13-45"}}]}')
+    r = palsy("posterior", "--fhir", str(bad))
+    assert r.returncode == 2 and "birthDate" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "notjson.json").write_text("{")
+    r = palsy("posterior", "--fhir", str(tmp_path / "notjson.json"))
+    assert r.returncode == 2 and "not JSON" in r.stderr
+    both = palsy("posterior", "--fhir", str(src.with_name("source-002.fhir.json")), "--patient", str(src))
+    assert both.returncode == 2 and "give one of them" in both.stderr
+
+
+def test_example_bundles_survive_a_deep_copy_roundtrip(table):
+    """The mapping does not change the bundle it reads."""
+    b = json.loads((PATIENTS / "source-001.fhir.json").read_text())
+    before = copy.deepcopy(b)
+    X.map_bundle(b, table)
+    assert b == before

@@ -1,0 +1,339 @@
+"""``palsy serve`` tested as a client would (issue #22 items 2, 3, 5): the real server in a subprocess on a
+free port, called over HTTP with httpx and signed CDS Hooks JWTs; the OpenAPI description fuzzed with
+schemathesis. One server for the module (one xdist group)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import jwt
+import pytest
+import schemathesis
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import HealthCheck, settings
+
+from tests.conftest import PATIENTS, REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
+
+ISS = "https://ehr.test.example"
+SERVICE = "palsy-facial-palsy"
+SOURCES = sorted(PATIENTS.glob("*.yaml"))
+KEYS_TO_TYPES = {"patient": "Patient", "conditions": "Condition", "observations": "Observation",
+                 "administrations": "MedicationAdministration", "orders": "MedicationRequest",
+                 "procedures": "Procedure", "reports": "DiagnosticReport"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _jwk(private, kid: str, alg: str) -> dict:
+    algo = jwt.algorithms.ECAlgorithm if alg.startswith("ES") else jwt.algorithms.RSAAlgorithm
+    return {**json.loads(algo.to_jwk(private.public_key())), "kid": kid, "alg": alg, "use": "sig"}
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return {"ec": (ec.generate_private_key(ec.SECP384R1()), "ehr-ec", "ES384"),
+            "rsa": (rsa.generate_private_key(public_exponent=65537, key_size=2048), "ehr-rsa", "RS384"),
+            "intruder": (ec.generate_private_key(ec.SECP384R1()), "ehr-ec", "ES384")}  # same kid, another key
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, keys, posterior_subtype):
+    """The real server: a configuration, a JWKS file, ``palsy serve`` in a subprocess, ready on /healthz."""
+    folder = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    (folder / "ehr.jwks.json").write_text(json.dumps({"keys": [_jwk(*keys["ec"]), _jwk(*keys["rsa"])]}))
+    (folder / "palsy.yaml").write_text(json.dumps({
+        "service_url": base, "issuers": [{"iss": ISS, "jwks_file": "ehr.jwks.json"}], "state_dir": "state",
+        "max_body_bytes": 262144, "port": port}))
+    log = open(folder / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(folder / "palsy.yaml")],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("palsy serve did not start:\n" + (folder / "server.log").read_text())
+            time.sleep(0.2)
+        yield {"base": base, "folder": folder, "proc": proc}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def token(server, keys, path: str, key: str = "ec", headers: dict | None = None, **claims) -> str:
+    private, kid, alg = keys[key]
+    now = int(time.time())
+    body = {"iss": ISS, "aud": server["base"] + path, "exp": now + 60, "iat": now, "jti": uuid.uuid4().hex, **claims}
+    return jwt.encode({k: v for k, v in body.items() if v is not None}, private, algorithm=alg,
+                      headers={"kid": kid, "typ": "JWT", **(headers or {})})
+
+
+def auth(server, keys, path: str, **kw) -> dict:
+    return {"Authorization": f"Bearer {token(server, keys, path, **kw)}"}
+
+
+def prefetch_of(bundle: dict) -> dict:
+    """The prefetch an EHR would send for the discovery's templates, from a collection bundle."""
+    res = [e["resource"] for e in bundle["entry"]]
+    out = {}
+    for key, rt in KEYS_TO_TYPES.items():
+        found = [r for r in res if r["resourceType"] == rt]
+        if key == "patient":
+            out[key] = found[0]
+        else:
+            out[key] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in found]} \
+                if found else None
+    return out
+
+
+def hook_body(bundle: dict, pid: str | None = None) -> dict:
+    pre = prefetch_of(bundle)
+    return {"hook": "patient-view", "hookInstance": str(uuid.uuid4()),
+            "context": {"patientId": pid or pre["patient"]["id"], "userId": "Practitioner/1"}, "prefetch": pre}
+
+
+def call(server, keys, body, **kw) -> httpx.Response:
+    path = f"/cds-services/{SERVICE}"
+    return httpx.post(server["base"] + path, json=body, headers=auth(server, keys, path, **kw), timeout=60)
+
+
+def _bundle(name: str) -> dict:
+    return json.loads((PATIENTS / f"{name}.fhir.json").read_text())
+
+
+# --- discovery and cards ------------------------------------------------------------------------------------
+
+def test_discovery_lists_the_patient_view_service_with_its_prefetch(server, keys):
+    r = httpx.get(server["base"] + "/cds-services", headers=auth(server, keys, "/cds-services"))
+    assert r.status_code == 200
+    (svc,) = r.json()["services"]
+    assert svc["hook"] == "patient-view" and svc["id"] == SERVICE and svc["description"]
+    assert set(svc["prefetch"]) == set(KEYS_TO_TYPES)
+    assert svc["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+    assert "http://loinc.org|805-2" in svc["prefetch"]["observations"]
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
+def test_a_card_for_each_source_patient_with_the_numbers_of_palsy_posterior(server, keys, palsy, src):
+    cli = json.loads(palsy("posterior", "--patient", str(src), "--json", check=True).stdout)
+    r = call(server, keys, hook_body(_bundle(src.stem)))
+    assert r.status_code == 200, r.text
+    (card,) = r.json()["cards"]
+    ext = card["extension"]["palsy"]
+    assert ext["probability"] == cli["probability"]
+    assert ext["causes"] == {c["cause"]: c["probability"]["mean"] for c in cli["causes"]}
+    assert ext["leading_cause"] == cli["leading_cause"] and ext["decision"] == cli["decision"]["action"]
+    assert len(card["summary"]) < 140 and "P(leukaemic infiltration)" in card["summary"]
+    assert card["indicator"] in ("info", "warning", "critical") and card["source"]["label"]
+    for words in ("The differential", "What to do now", "Decision", "Limits", "Not found in the record"):
+        assert words in card["detail"]
+    (link,) = card["links"]
+    assert link["type"] == "absolute" and link["url"].startswith(server["base"] + "/reports/")
+    if src.stem == "source-000-vignette":  # the HTML report, served by the same process
+        page = httpx.get(link["url"], timeout=120)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "leukemic infiltration" in page.text.lower()
+
+
+def test_an_unknown_report_is_a_json_404(server):
+    r = httpx.get(server["base"] + "/reports/" + "x" * 22)
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+def test_a_bundle_with_unknown_codes_is_answered_from_what_is_known(server, keys):
+    b = _bundle("source-001")
+    b["entry"].append({"resource": {"resourceType": "Observation", "id": "odd", "status": "final",
+                                    "subject": {"reference": "Patient/source-001"},
+                                    "code": {"coding": [{"system": "http://loinc.org", "code": "99999-9"}]},
+                                    "valueString": "something"}})
+    b["entry"].append({"resource": {"resourceType": "Condition", "id": "odd2", "subject": {"reference": "Patient/source-001"},
+                                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1234"}]}}})
+    r = call(server, keys, hook_body(b))
+    assert r.status_code == 200 and len(r.json()["cards"]) == 1
+    assert "examine and enter" in r.json()["cards"][0]["detail"]
+
+
+def test_no_card_without_a_facial_palsy(server, keys):
+    b = _bundle("source-001")
+    b["entry"] = [e for e in b["entry"] if not e["resource"]["id"].startswith("palsy")]
+    r = call(server, keys, hook_body(b))
+    assert r.status_code == 200 and r.json() == {"cards": []}
+
+
+def test_missing_prefetch_says_which_keys_it_needs_and_never_calls_the_record(server, keys):
+    body = hook_body(_bundle("source-002"))
+    del body["prefetch"]["observations"], body["prefetch"]["reports"]
+    body["fhirServer"] = "https://ehr.test.example/fhir"  # not called: the service answers from the prefetch only
+    r = call(server, keys, body)
+    assert r.status_code == 412
+    assert r.json()["error"] == "prefetch_missing" and set(r.json()["missing"]) == {"observations", "reports"}
+
+
+def test_a_patient_mismatch_and_an_invalid_bundle_are_422(server, keys):
+    body = hook_body(_bundle("source-002"), pid="someone-else")
+    assert call(server, keys, body).status_code == 422
+    body = hook_body(_bundle("source-002"))
+    body["prefetch"]["patient"]["birthDate"] = "19x5"
+    r = call(server, keys, body)
+    assert r.status_code == 422 and r.json()["error"] == "invalid_fhir" and "birthDate" in " ".join(r.json()["problems"])
+
+
+# --- bad requests: JSON bodies, never a traceback --------------------------------------------------------------
+
+def test_bad_json_and_bad_fields_are_json_400(server, keys):
+    path = f"/cds-services/{SERVICE}"
+    r = httpx.post(server["base"] + path, content=b'{"hook": "patient-view",', headers={
+        **auth(server, keys, path), "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "bad_json"
+    r = call(server, keys, {"hook": "patient-view"})
+    assert r.status_code == 400 and r.json()["error"] == "bad_request" and "Traceback" not in r.text
+    r = call(server, keys, {**hook_body(_bundle("source-002")), "hook": "order-sign"})
+    assert r.status_code == 400
+
+
+def test_an_oversized_body_is_413(server, keys):
+    path = f"/cds-services/{SERVICE}"
+    big = b'{"hook": "patient-view", "pad": "' + b"x" * 300_000 + b'"}'
+    r = httpx.post(server["base"] + path, content=big, headers={**auth(server, keys, path),
+                                                                  "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"] == "too_large"
+
+
+# --- only the record's system gets in ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["missing", "not_bearer", "garbage", "wrong_key", "expired", "wrong_aud", "future",
+                                  "long_lived", "no_jti", "unknown_iss", "hs256", "alg_none", "foreign_jku"])
+def test_requests_without_a_valid_token_get_401_and_nothing_else(server, keys, case):
+    path = "/cds-services"
+    now = int(time.time())
+    headers = {
+        "missing": {},
+        "not_bearer": {"Authorization": "Basic dXNlcjpwYXNz"},
+        "garbage": {"Authorization": "Bearer not.a.jwt"},
+        "wrong_key": auth(server, keys, path, key="intruder"),
+        "expired": auth(server, keys, path, exp=now - 120, iat=now - 180),
+        "wrong_aud": auth(server, keys, path, aud=server["base"] + "/cds-services/other"),
+        "future": auth(server, keys, path, iat=now + 600, exp=now + 660),
+        "long_lived": auth(server, keys, path, exp=now + 86400),
+        "no_jti": auth(server, keys, path, jti=None),
+        "unknown_iss": auth(server, keys, path, iss="https://evil.example"),
+        "hs256": {"Authorization": "Bearer " + jwt.encode({"iss": ISS, "aud": server["base"] + path, "exp": now + 60,
+                                                           "iat": now, "jti": "h"}, "secret-key-of-thirty-two-bytes!!",
+                                                          algorithm="HS256", headers={"kid": "ehr-ec"})},
+        "alg_none": {"Authorization": "Bearer " + jwt.encode({"iss": ISS, "aud": server["base"] + path, "exp": now + 60,
+                                                             "iat": now, "jti": "n"}, None, algorithm="none",
+                                                            headers={"kid": "ehr-ec"})},
+        "foreign_jku": auth(server, keys, path, headers={"jku": "https://evil.example/jwks"}),
+    }[case]
+    r = httpx.get(server["base"] + path, headers=headers)
+    assert r.status_code == 401 and r.headers["content-type"] == "application/json"
+    assert set(r.json()) == {"error", "message"} and r.json()["error"] == "unauthorized"
+    assert r.headers.get("www-authenticate") == "Bearer"
+
+
+def test_a_replayed_token_is_refused_and_rs384_is_accepted(server, keys):
+    path = "/cds-services"
+    h = auth(server, keys, path, key="rsa")
+    assert httpx.get(server["base"] + path, headers=h).status_code == 200
+    again = httpx.get(server["base"] + path, headers=h)
+    assert again.status_code == 401 and "replay" in again.json()["message"]
+
+
+def test_a_post_without_a_token_is_refused_before_its_body_is_read(server):
+    r = httpx.post(server["base"] + f"/cds-services/{SERVICE}", content=b"{not json")
+    assert r.status_code == 401
+
+
+# --- feedback: append-only ------------------------------------------------------------------------------------
+
+def test_feedback_is_appended_and_never_rewritten(server, keys):
+    path = f"/cds-services/{SERVICE}/feedback"
+    log = server["folder"] / "state" / "feedback.jsonl"
+    one = {"feedback": [{"card": "c-1", "outcome": "accepted", "acceptedSuggestions": [{"id": "s-1"}],
+                         "outcomeTimestamp": "2025-01-16T10:00:00Z"}]}
+    two = {"feedback": [{"card": "c-2", "outcome": "overridden", "outcomeTimestamp": "2025-01-16T10:05:00Z",
+                         "overrideReason": {"reason": {"system": "https://x", "code": "r1", "display": "no"},
+                                            "userComment": "patient source-002 refused"}}]}
+    r1 = httpx.post(server["base"] + path, json=one, headers=auth(server, keys, path))
+    assert r1.status_code == 200 and r1.json() == {"recorded": 1}
+    first = log.read_bytes()
+    r2 = httpx.post(server["base"] + path, json=two, headers=auth(server, keys, path))
+    assert r2.status_code == 200
+    after = log.read_bytes()
+    assert after.startswith(first) and len(after.splitlines()) == len(first.splitlines()) + 1
+    last = json.loads(after.splitlines()[-1])
+    assert last["outcome"] == "overridden" and last["hasComment"] is True and "source-002" not in after.decode()
+    bad = httpx.post(server["base"] + path, json={"feedback": [{"card": "c", "outcome": "maybe"}]},
+                     headers=auth(server, keys, path))
+    assert bad.status_code == 400 and log.read_bytes() == after
+
+
+# --- under concurrency, and the logs -----------------------------------------------------------------------------
+
+def test_concurrent_requests_are_all_answered_and_answered_alike(server, keys):
+    bodies = [hook_body(_bundle(p.stem)) for p in SOURCES]
+
+    def one(i: int):
+        return i % len(bodies), call(server, keys, bodies[i % len(bodies)])
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(one, range(36)))
+    assert all(r.status_code == 200 for _, r in results)
+    by_patient: dict[int, set] = {}
+    for i, r in results:
+        by_patient.setdefault(i, set()).add(json.dumps(r.json()["cards"][0]["extension"], sort_keys=True))
+    assert all(len(v) == 1 for v in by_patient.values())
+
+
+def test_openapi_is_served_and_logs_hold_no_patient_data(server):
+    spec = httpx.get(server["base"] + "/openapi.json").json()
+    assert {"/cds-services", "/cds-services/{service_id}", "/reports/{report_id}"} <= set(spec["paths"])
+    text = (server["folder"] / "server.log").read_text()
+    assert "POST /cds-services/" in text and "patient " in text
+    for secret in ("source-002", "source-001", "1995-01-15", "/reports/" + "x" * 22):
+        assert secret not in text
+
+
+# --- the OpenAPI description, fuzzed --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def api_schema(server):
+    return schemathesis.openapi.from_url(server["base"] + "/openapi.json")
+
+
+fuzzed = schemathesis.pytest.from_fixture("api_schema")
+
+
+@fuzzed.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_fuzzed_requests_never_get_a_500(case, server, keys):
+    path = case.formatted_path
+    response = case.call(base_url=server["base"], headers=auth(server, keys, path), timeout=60)
+    assert response.status_code < 500, (case.method, path, response.text[:300])
+    ctype = response.headers.get("content-type") or ""
+    ctype = ctype[0] if isinstance(ctype, list) else ctype
+    assert ctype.startswith(("application/json", "text/html")), ctype
