@@ -93,6 +93,10 @@ def main() -> int:
             row(f"palsy report of {len(files)} patients in one process (median of 3)", one, None,
                 f"{len(files)} x one report", len(files) * rep)
 
+    if args.routes is not None and args.routes in "serve":  # --routes serve: the service under load (locust)
+        from palsy.scripts.serve import loadtest
+
+        loadtest.report()
     if args.quick:
         return 0
     if args.routes is not None:

@@ -290,7 +290,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
                                missing=failed)
         bundle = _collection(given, templates)
         try:
-            mapping = X.map_bundle(bundle, state["engine"].fhir_table, source="prefetch")
+            mapping = state["engine"].mapped(bundle)
         except F.InputError as exc:
             raise ServiceError(422, "invalid_fhir", "the prefetch is not a valid FHIR R4 record of one patient",
                                problems=exc.problems[:20]) from None
@@ -304,8 +304,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             patient = F.parse_patient(mapping.patient, "prefetch")
         except F.InputError as exc:
             raise ServiceError(422, "invalid_fhir", "the record's findings are not valid", problems=exc.problems[:20]) from None
-        ans = state["engine"].answer(patient)
-        d = ans.to_dict()
+        d = state["engine"].answer_dict(patient)
         rid = state["reports"].put({"patient": mapping.patient, "not_found": mapping.not_found, "notes": mapping.notes})
         card_id = str(uuid.uuid4())
         card = cards.card(d, uuid=card_id, source_label=config.source_label, source_url=config.source_url,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import threading
 import time
@@ -67,6 +68,33 @@ class Engine:
         """The answer computed now, exactly as ``palsy posterior`` computes it (default settings)."""
         return A.answer(patient, self.draws, tables=self.tables, decision_settings=self.decision_settings,
                         guidance=self.guidance)
+
+    def mapped(self, prefetch_bundle: dict) -> X.FhirMapping:
+        """The mapping of a prefetch bundle, memoised on its canonical JSON (the same record maps the same way;
+        the mapping is pure and dated by the record itself, not by the clock, when the palsy has an onset)."""
+        text = json.dumps(prefetch_bundle, sort_keys=True, separators=(",", ":"))
+        key = "map:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit.onset is not None:
+            return hit
+        m = X.map_bundle(prefetch_bundle, self.fhir_table, source="prefetch")
+        with self._lock:
+            self._cache[key] = m
+            while len(self._cache) > max(self.cache_size, 1) * 2:
+                self._cache.popitem(last=False)
+        return m
+
+    def answer_dict(self, patient: F.Patient) -> dict[str, Any]:
+        """``answer(patient).to_dict()``, memoised with the answer (the patient's own fields put back)."""
+        key = "dict:" + self.key(patient)
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is None:
+            hit = self.answer(patient).to_dict()
+            with self._lock:
+                self._cache[key] = hit
+        return {**hit, "patient": patient.to_dict()}
 
     def answer(self, patient: F.Patient) -> A.Answer:
         """The answer for ``patient``: memoised per canonical patient, computed once under concurrency."""
