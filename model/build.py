@@ -1,9 +1,11 @@
 """PyMC 6 models of both variants (DESIGN §4), with named dims and counts/weights in ``pm.Data``.
 
 ``model(variant, evidence)`` returns a ``pm.Model``. The formulas are those of
-:mod:`palsy.model.likelihood`, evaluated with PyTensor. NUTS samples the findings' Beta nodes ``theta`` and
-the forms' weights ``omega``; the rate block (patient-time shares and rates) has no likelihood and is
-drawn exactly from its prior (:func:`palsy.model.rates.sample_prior`), which keeps the compiled graph small.
+:mod:`palsy.model.likelihood`, evaluated with PyTensor. NUTS samples the free Beta node parameters
+``theta_free`` (``theta``, the (component, node) array the formulas read, is assembled from them:
+shared nodes repeat one parameter, structural zeros stay 0) and the forms' weights ``omega``; the rate
+block (patient-time shares and rates) has no likelihood and is drawn exactly from its prior
+(:func:`palsy.model.rates.sample_prior`), which keeps the compiled graph small.
 """
 
 from __future__ import annotations
@@ -17,21 +19,23 @@ import pytensor.tensor as pt
 
 from palsy.model import design as D
 from palsy.model import likelihood as LK
-from palsy.model import structure as S
 from palsy.model.evidence import Evidence
-from palsy.model.prior import PARAMETERS  # noqa: F401  (re-exported)
 
 PT = types.SimpleNamespace(
     exp=pt.exp, log=pt.log, log1p=pt.log1p, logsumexp=pt.logsumexp,
-    concatenate=pt.concatenate, ones_like=pt.ones_like, where=pt.where,
+    concatenate=pt.concatenate, ones_like=pt.ones_like, where=pt.where, stack=pt.stack,
+    flat=lambda x, k: x.reshape((*x.shape[:x.ndim - k], -1)),
+    unflat=lambda x, shape: x.reshape((*x.shape[:-1], *shape)),
 )
 
 
 def from_design(d: D.Design) -> pm.Model:
     """The PyMC model of a :class:`~palsy.model.design.Design`."""
     v = d.variant
+    st = d.structure
     coords = {
-        "component": list(v.components), "node": list(S.NODE_NAMES), "lineage": list(S.LINEAGES),
+        "component": list(v.components), "node": list(st.node_names), "free_node": list(d.free_names),
+        "lineage": list(st.levels_of("lineage")),
         "entry": list(d.entry_ids), "case": list(d.case_ids),
         # each study effect is named by its entry (re_member's column order)
         "study": [d.entry_ids[int(np.flatnonzero(d.re_member[:, j])[0])] for j in range(d.re_member.shape[1])],
@@ -40,9 +44,12 @@ def from_design(d: D.Design) -> pm.Model:
         coords["form"] = list(v.forms)
     with pm.Model(coords=coords) as model:
         data = {name: pm.Data(name, value, dims=_dims(name)) for name, value in d.data().items()}
-        structure = {name: pm.Data(name, value) for name, value in d.structure().items()}
-        dd = dataclasses.replace(d, **structure, **{k: data[k] for k in data if k not in ("case_w", "prior_a", "prior_b")})
-        p = {"theta": pm.Beta("theta", alpha=data["prior_a"], beta=data["prior_b"], dims=("component", "node"))}
+        layout = {name: pm.Data(name, value) for name, value in d.layout().items()}
+        dd = dataclasses.replace(d, **layout, **{k: data[k] for k in data if k not in ("case_w", "prior_a", "prior_b")})
+        free = pm.Beta("theta_free", alpha=data["prior_a"], beta=data["prior_b"], dims="free_node")
+        p = {"theta_free": free,
+             "theta": pm.Deterministic("theta", LK.theta_from_free(PT, free, d.assembly, d.theta_shape),
+                                       dims=("component", "node"))}
         if v.is_mixture:
             p["omega"] = pm.Dirichlet("omega", a=dd.form_alpha, dims=("lineage", "form"))
         if d.synthesis:
@@ -57,8 +64,8 @@ def from_design(d: D.Design) -> pm.Model:
     return model
 
 
-def _dims(name: str) -> str | tuple[str, str]:
-    return {"entry": "entry", "case": "case", "prior": ("component", "node")}[name.split("_")[0]]
+def _dims(name: str) -> str:
+    return {"entry": "entry", "case": "case", "prior": "free_node"}[name.split("_")[0]]
 
 
 def model(variant: str, evidence: Evidence, *, w_case: float | None = None, weights_one: bool = False) -> pm.Model:

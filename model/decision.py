@@ -18,6 +18,7 @@ import numpy as np
 
 from palsy.model import findings as F
 from palsy.model import paths, safe_yaml
+from palsy.model import schema as SC
 
 ACTIONS = ("no_test", "test", "treat")
 
@@ -48,14 +49,17 @@ def _number(doc: Any, where: str, problems: list[str], low: float = 0.0) -> floa
 
 
 def load(directory: str | Path | None = None) -> Settings:
-    """Read and validate ``decision.yaml`` in ``directory``.
+    """Read and validate ``decision.yaml`` in ``directory`` (default: the evidence shipped with palsy):
+    a harm for each test of the schema's ``next_tests``.
 
     Raises
     ------
     findings.InputError
         Naming the file, the entry and what is allowed.
     """
-    path = (paths.priors() if directory is None else Path(directory)) / "decision.yaml"
+    folder = paths.priors() if directory is None else Path(directory)
+    path = folder / "decision.yaml"
+    next_tests = tuple(SC.read(folder).next_tests)
     try:
         doc = safe_yaml.load(path)
     except safe_yaml.YAMLInputError as exc:
@@ -68,10 +72,10 @@ def load(directory: str | Path | None = None) -> Settings:
     harm = _number(doc.get("harm_treat_without_infiltration"), "harm_treat_without_infiltration", problems, 1e-9)
     tests = doc.get("tests")
     harms = {}
-    if not isinstance(tests, dict) or set(tests) != set(F.NEXT_TESTS):
-        problems.append(f"tests: give a harm for each of {', '.join(F.NEXT_TESTS)}")
+    if not isinstance(tests, dict) or set(tests) != set(next_tests):
+        problems.append(f"tests: give a harm for each test of schema.yaml's next_tests: {', '.join(next_tests)}")
     else:
-        harms = {t: _number(tests[t], f"tests.{t}", problems) for t in F.NEXT_TESTS}
+        harms = {t: _number(tests[t], f"tests.{t}", problems) for t in next_tests}
     texts = doc.get("action_text")
     if not (isinstance(texts, dict) and set(texts) == set(ACTIONS) and all(isinstance(v, str) and v for v in texts.values())):
         problems.append(f"action_text: give the words shown for each of {', '.join(ACTIONS)}")

@@ -10,9 +10,10 @@ import dataclasses
 
 import numpy as np
 
+from palsy.model import lp as LP
 from palsy.model import rates as R
-from palsy.model import structure as S
-from palsy.model.evidence import Case, Evidence
+from palsy.model import structure as ST
+from palsy.model.evidence import Case, Entry, Evidence
 from palsy.model.variants import INFILTRATION, Variant
 
 
@@ -22,13 +23,24 @@ class Design:
 
     variant: Variant
     rates: R.RateArrays
-    # priors of the Beta nodes: (component, node)
-    prior_a: np.ndarray
+    structure: ST.Structure
+    lp_index: LP.Index
+    # theta (component * node) = assembly @ free parameters; the priors are per free parameter
+    assembly: np.ndarray
+    free_names: tuple[str, ...]
+    prior_a: np.ndarray  # (free,)
     prior_b: np.ndarray
-    # cohort entries on tree items: masks (entry, level), members (entry, component)
+    # cohort entries: kind (entry, 3: tree, lp, node); tree masks (entry, level); the LP patterns each LP entry
+    # counts and their denominator (entry, 4) and whether its population had contamination (entry,); the node of a node entry
+    # (entry, node); members (entry, component)
     entry_ids: tuple[str, ...]
+    entry_kind: np.ndarray
     entry_level: np.ndarray
     entry_of: np.ndarray
+    entry_pattern: np.ndarray
+    entry_pattern_of: np.ndarray
+    entry_kappa: np.ndarray
+    entry_node: np.ndarray
     entry_members: np.ndarray
     entry_x: np.ndarray
     entry_n: np.ndarray
@@ -42,13 +54,13 @@ class Design:
     case_lineage: np.ndarray  # (case, lineage) P(lineage | case context, infiltration), prior mean
     w_case: float
     lineage_weight: np.ndarray  # (lineage,) P(lineage | infiltration), the rate model's prior mean
-    # evidence synthesis (DESIGN §3); all off in the plain configuration of the conjugate check
+    # evidence synthesis (docs/design.md §3); all off in the plain configuration of the conjugate check
     synthesis: bool
     re_groups: tuple[str, ...]  # quantities with two or more count entries
     re_member: np.ndarray  # (entry, study) 0/1: each entry of a pooled quantity has its own study effect
-    re_node_mask: np.ndarray  # (component, node) 0/1: nodes whose answers use a new setting's predictive
+    re_free_mask: np.ndarray  # (free,) 0/1: free parameters whose answers use a new setting's predictive
     tau_sigma: float
-    sel_mask: np.ndarray  # (node,) 0/1: striking features whose odds a published case inflates
+    sel_mask: np.ndarray  # (tree node,) 0/1: striking features whose odds a published case inflates
     gamma_mu: float
     gamma_sigma: float
     form_alpha: np.ndarray  # (lineage, form) Dirichlet of omega; empty for the independent variant
@@ -58,9 +70,8 @@ class Design:
         return self.variant.infiltration_components
 
     @property
-    def csf_nodes(self) -> tuple[int, ...]:
-        """The LP-positive node of each method (the orderings' nodes)."""
-        return tuple(S.find_node(S.csf_item(m), ("positive",), ("negative", "positive")) for m in ("cytology", "flow"))
+    def theta_shape(self) -> tuple[int, int]:
+        return len(self.variant.components), len(self.structure.nodes)
 
     @property
     def infiltration_select(self) -> np.ndarray:
@@ -69,22 +80,30 @@ class Design:
         sel[np.arange(len(sel)), list(self.infiltration_components)] = 1.0
         return sel
 
+    def theta(self, free: np.ndarray) -> np.ndarray:
+        """theta (..., component, node) from free node parameters (..., free)."""
+        from palsy.model import likelihood as LK
+
+        return LK.theta_from_free(LK.NUMPY, free, self.assembly, self.theta_shape)
+
     def data(self) -> dict[str, np.ndarray]:
-        """The arrays a refit may change (counts, weights and the Beta priors of the nodes, so that an
-        expert judgment can be removed or replaced by an exact refit): the ``pm.Data`` of the model."""
+        """The arrays a refit may change (counts, weights and the Beta priors of the free nodes, so that
+        an expert judgment can be removed or replaced by an exact refit): the ``pm.Data`` of the model."""
         return {
             "entry_x": self.entry_x, "entry_n": self.entry_n, "entry_w": self.entry_w,
             "case_w": np.full(len(self.case_ids), self.w_case),
             "prior_a": self.prior_a, "prior_b": self.prior_b,
         }
 
-    def structure(self) -> dict[str, np.ndarray]:
-        """The arrays that lay the evidence out (masks, memberships, each case's context) and the
+    def layout(self) -> dict[str, np.ndarray]:
+        """The arrays that lay the evidence out (masks, kinds, memberships, each case's context) and the
         priors' hyperparameters that the model reads. The model holds them in ``pm.Data`` as well, so
         that an edit of ``priors/`` which keeps their shapes (see :func:`for_sampler`) changes the
         compiled sampler's arguments, not its program. A refit does not change them."""
-        out = {"entry_level": self.entry_level, "entry_of": self.entry_of, "entry_members": self.entry_members,
-               "obs_mask": self.obs_mask, "obs_case": self.obs_case}
+        out = {"entry_kind": self.entry_kind, "entry_level": self.entry_level, "entry_of": self.entry_of,
+               "entry_pattern": self.entry_pattern, "entry_pattern_of": self.entry_pattern_of,
+               "entry_kappa": self.entry_kappa, "entry_node": self.entry_node,
+               "entry_members": self.entry_members, "obs_mask": self.obs_mask, "obs_case": self.obs_case}
         if self.variant.is_mixture:
             out.update(case_forms=self.case_forms, case_lineage=self.case_lineage,
                        lineage_weight=self.lineage_weight, form_alpha=self.form_alpha)
@@ -94,6 +113,39 @@ class Design:
             if len(self.re_groups):
                 out.update(re_member=self.re_member, tau_sigma=np.asarray(self.tau_sigma))
         return out
+
+
+def judgment_targets(e: Entry, st: ST.Structure, variant: Variant) -> list[tuple[int | None, int]]:
+    """The free parameters (component or None when shared, node) an entry's quantity names: those an
+    expert judgment sets the prior of, and those a pooled quantity's new-setting predictive varies."""
+    if e.quantity == "node":
+        node = st.lp_node[e.lp_node]
+    elif e.quantity == "lp":
+        node = st.lp_node[lp_entry_node(e, st)]
+    else:
+        node = st.find_node(e.item, e.level, e.of)
+    share = st.nodes[node].sharing
+    if share == "shared":
+        return [(None, node)]
+    ks = variant.components_of(e.cause, e.form)
+    if share == "infiltration":
+        ks = tuple(k for k in ks if k in variant.infiltration_components)
+    return [(k, node) for k in ks]
+
+
+def lp_entry_node(e: Entry, st: ST.Structure) -> str:
+    """The node of the CSF model an LP entry's rate mostly measures (its pooled studies' new-setting
+    predictive varies that node): what a method sees of present cells for a conditional pattern set,
+    else the form's ``detectable`` (an artefact rate under any other cause)."""
+    first, second = st.methods
+    level, of = e.level[0], e.of[0]
+    if (level, of) == (f"{second}_positive", "any_positive"):
+        return f"detects:{second}"
+    if (level, of) == ("all_positive", f"{second}_positive"):
+        return f"detects:{first}|{second}"
+    if e.cause == INFILTRATION:
+        return "detectable"
+    return f"artefact:{first if level == f'{first}_positive' else second}"
 
 
 def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
@@ -108,17 +160,25 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
         Sets every likelihood weight to 1 (simulation-based calibration: a power prior is not
         generative). Priors, including those built from counts, are unchanged.
     synthesis : bool
-        Random effects, the case-selection model and the clinical orderings (DESIGN §3). False gives
-        the plain configuration whose independent variant has a conjugate posterior.
+        Random effects and the case-selection model (docs/design.md §3). False gives the plain
+        configuration whose independent variant has a conjugate posterior.
     """
+    st = evidence.structure
+    ix = LP.Index.of(st)
     K = len(variant.components)
+    inf_components = variant.infiltration_components
+    free = st.free_parameters(variant.components, inf_components)
+    free_index = {f: i for i, f in enumerate(free)}
     base = evidence.settings["base_prior"]
-    prior_a = np.full((K, len(S.NODES)), float(base["a"]))
-    prior_b = np.full((K, len(S.NODES)), float(base["b"]))
+    prior_a = np.full(len(free), float(base["a"]))
+    prior_b = np.full(len(free), float(base["b"]))
 
-    def members(e_cause: str, e_form: str | None) -> np.ndarray:
+    def members(e_cause: str | None, e_form: str | None) -> np.ndarray:
         m = np.zeros(K)
-        m[list(variant.components_of(e_cause, e_form))] = 1
+        if e_cause is None:  # a shared node: any component reads it (all, equally)
+            m[:] = 1
+        else:
+            m[list(variant.components_of(e_cause, e_form))] = 1
         return m
 
     tree = []
@@ -126,30 +186,50 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
         if e.kind == "expert_judgment":
             if e.form is not None and not variant.is_mixture:
                 continue  # a form's judgment does not speak for infiltration as a whole
-            node = S.find_node(e.item, e.level, e.of)
-            for k in np.flatnonzero(members(e.cause, e.form)):
-                prior_a[k, node], prior_b[k, node] = e.beta
+            for target in judgment_targets(e, st, variant):
+                prior_a[free_index[target]], prior_b[free_index[target]] = e.beta
         else:
             tree.append(e)
 
     w = (lambda e: 1.0) if weights_one else (lambda e: e.weight)
-    entry_level = np.array([S.group_mask(e.item, e.level) for e in tree]).reshape(len(tree), S.N_LEVELS)
-    entry_of = np.array([S.group_mask(e.item, e.of) for e in tree]).reshape(len(tree), S.N_LEVELS)
+    kinds = ("tree", "lp", "node")
+    entry_kind = np.array([[float(e.quantity == q) for q in kinds] for e in tree]).reshape(len(tree), 3)
+
+    def tree_mask(e: Entry, levels: tuple[str, ...]) -> np.ndarray:
+        return st.group_mask(e.item, levels) if e.quantity == "tree" else np.zeros(st.n_levels)
+
+    # a non-tree entry's tree masks are the first level of the first item, of all its levels: a finite
+    # tree rate that its kind multiplies by 0
+    first = st.tree_findings[0]
+    filler_level, filler_of = st.group_mask(first, st.items[first][:1]), st.group_mask(first, st.items[first])
+    entry_level = np.array([tree_mask(e, e.level) if e.quantity == "tree" else filler_level
+                            for e in tree]).reshape(len(tree), st.n_levels)
+    entry_of = np.array([tree_mask(e, e.of) if e.quantity == "tree" else filler_of
+                         for e in tree]).reshape(len(tree), st.n_levels)
+    sets = LP.pattern_sets(ix.methods)
+    entry_pattern = np.array([sets[e.level[0]] if e.quantity == "lp" else sets["all"]
+                              for e in tree]).reshape(len(tree), LP.N_PATTERNS)
+    entry_pattern_of = np.array([sets[e.of[0]] if e.quantity == "lp" else sets["all"]
+                                 for e in tree]).reshape(len(tree), LP.N_PATTERNS)
+    entry_kappa = np.array([float(e.contaminated) for e in tree])
+    entry_node = np.zeros((len(tree), len(st.nodes)))
+    for j, e in enumerate(tree):
+        if e.quantity == "node":
+            entry_node[j, st.lp_node[e.lp_node]] = 1.0
 
     # Which (case, finding) pairs a review entry already counts.
     tabulated = {(cid, e.finding) for e in evidence.entries for cid in e.tabulates_cases}
-    inf = variant.infiltration_components
     obs, obs_case, case_forms, case_strata = [], [], [], []
     for c_idx, case in enumerate(evidence.cases):
         skip = {f for (cid, f) in tabulated if cid == case.id}
-        for mask in case_observations(case, skip=skip):
+        for mask in case_observations(case, st, skip=skip):
             obs.append(mask)
             obs_case.append(c_idx)
-        fm = np.ones(len(inf))
+        fm = np.ones(len(inf_components))
         if variant.is_mixture and case.form is not None:
-            fm = np.array([variant.components[k] == case.form for k in inf], float)
+            fm = np.array([variant.components[k] == case.form for k in inf_components], float)
         case_forms.append(fm)
-        case_strata.append(case_stratum_mask(case, skip=skip))
+        case_strata.append(case_stratum_mask(case, st, skip=skip))
     inc = np.zeros((len(evidence.cases), len(obs)))
     inc[obs_case, np.arange(len(obs))] = 1.0
 
@@ -159,47 +239,63 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
     if key not in _STRATA_PRIOR:  # a Monte Carlo of the rate prior: once per evidence (refits reuse it)
         _STRATA_PRIOR[key] = infiltration_strata_prior(r, evidence.causes)
     p_strata = _STRATA_PRIOR[key]
-    lin = S.level_indicator("lineage")  # (stratum, lineage)
-    cs = np.array(case_strata).reshape(len(evidence.cases), S.N_STRATA) * p_strata
+    lin = st.level_indicator("lineage")  # (stratum, lineage)
+    n_lin = lin.shape[1]
+    cs = np.array(case_strata).reshape(len(evidence.cases), st.n_strata) * p_strata
     case_lineage = (cs @ lin) / (cs @ lin).sum(axis=1, keepdims=True).clip(1e-300)
     fp = evidence.settings["form_prior"]
     syn = evidence.settings["synthesis"]
     groups: dict[tuple, list[int]] = {}
     for j, e in enumerate(tree):
-        groups.setdefault((e.item, e.level, e.of, e.cause, e.form), []).append(j)
+        groups.setdefault((e.quantity, e.item, e.level, e.of, e.cause, e.form, e.method, e.lp_node, e.contaminated),
+                          []).append(j)
     re_keys = [k for k, js in groups.items() if len(js) >= 2] if synthesis else []
     studies = [j for key in re_keys for j in groups[key]]
     re_member = np.zeros((len(tree), len(studies)))
     re_member[studies, np.arange(len(studies))] = 1.0
-    re_node_mask = np.zeros((K, len(S.NODES)))
+    re_free_mask = np.zeros(len(free))
     for key in re_keys:
-        item, level, of, cause, form = key
-        re_node_mask[list(variant.components_of(cause, form)), S.find_node(item, level, of)] = 1.0
-    sel_mask = np.zeros(len(S.NODES))
+        for target in judgment_targets(tree[groups[key][0]], st, variant):
+            re_free_mask[free_index[target]] = 1.0
+    sel_mask = np.zeros(st.n_tree_nodes)
     if synthesis:
         for nd in syn["selection"]["nodes"]:
             lv = tuple(nd["level"]) if isinstance(nd["level"], list) else (nd["level"],)
-            sel_mask[S.find_node(nd["finding"], lv, S.ITEMS[nd["finding"]])] = 1.0
+            sel_mask[st.find_node(nd["finding"], lv, st.items[nd["finding"]])] = 1.0
     return Design(
-        variant=variant, rates=r, prior_a=prior_a, prior_b=prior_b,
-        entry_ids=tuple(e.id for e in tree), entry_level=entry_level, entry_of=entry_of,
+        variant=variant, rates=r, structure=st, lp_index=ix,
+        assembly=st.assembly(variant.components, inf_components),
+        free_names=st.free_names(variant.components, inf_components), prior_a=prior_a, prior_b=prior_b,
+        entry_ids=tuple(e.id for e in tree), entry_kind=entry_kind, entry_level=entry_level, entry_of=entry_of,
+        entry_pattern=entry_pattern, entry_pattern_of=entry_pattern_of, entry_kappa=entry_kappa, entry_node=entry_node,
         entry_members=np.array([members(e.cause, e.form) for e in tree]).reshape(len(tree), K),
         entry_x=np.array([e.x for e in tree]), entry_n=np.array([e.n for e in tree]),
         entry_w=np.array([w(e) for e in tree]),
         case_ids=tuple(c.id for c in evidence.cases),
-        obs_mask=np.array(obs).reshape(len(obs), S.N_LEVELS), obs_case=inc,
-        case_forms=np.array(case_forms).reshape(len(evidence.cases), len(inf)),
-        case_lineage=case_lineage.reshape(len(evidence.cases), len(S.LINEAGES)),
+        obs_mask=np.array(obs).reshape(len(obs), st.n_levels), obs_case=inc,
+        case_forms=np.array(case_forms).reshape(len(evidence.cases), len(inf_components)),
+        case_lineage=case_lineage.reshape(len(evidence.cases), n_lin),
         w_case=1.0 if weights_one else float(evidence.w_case if w_case is None else w_case),
         lineage_weight=p_strata @ lin,
         synthesis=synthesis,
-        re_groups=tuple(f"{c}{'/' + f if f else ''} {S.Node(i, lv, of).name}" for i, lv, of, c, f in re_keys),
-        re_member=re_member, re_node_mask=re_node_mask, tau_sigma=float(syn["random_effects"]["tau_sigma"]),
+        re_groups=tuple(_group_name(tree[groups[k][0]], st) for k in re_keys),
+        re_member=re_member, re_free_mask=re_free_mask, tau_sigma=float(syn["random_effects"]["tau_sigma"]),
         sel_mask=sel_mask, gamma_mu=float(syn["selection"]["gamma_prior"]["mu"]),
         gamma_sigma=float(syn["selection"]["gamma_prior"]["sigma"]),
-        form_alpha=(np.array([[fp[lv][f] for f in variant.forms] for lv in S.LINEAGES], float)
-                    if variant.is_mixture else np.zeros((len(S.LINEAGES), 0))),
+        form_alpha=(np.array([[fp[lv][f] for f in variant.forms] for lv in st.levels_of("lineage")], float)
+                    if variant.is_mixture else np.zeros((n_lin, 0))),
     )
+
+
+def _group_name(e: Entry, st: ST.Structure) -> str:
+    """A pooled quantity's name: 'infiltration/leptomeningeal csf: cytology positive'."""
+    who = f"{e.cause or 'all causes'}{'/' + e.form if e.form else ''}"
+    if e.quantity == "node":
+        return f"{who} {e.item}: {e.lp_node}"
+    if e.quantity == "lp":
+        of = "" if e.of[0] == "all" else f" | {e.of[0]}"
+        return f"{who} {e.item}: {e.level[0]}{of}{' (contaminated)' if e.contaminated else ''}"
+    return f"{who} {ST.Node(e.item, e.level, e.of, st.items[e.item]).name}"
 
 
 def padded_size(n: int) -> int:
@@ -212,7 +308,7 @@ def for_sampler(d: Design) -> Design:
     ``priors/`` keep.
 
     The compiled sampler's program depends on the shapes of the model's arrays, not on their values
-    (:meth:`Design.structure`). Here each case's observations are merged into the distinct masks of the
+    (:meth:`Design.layout`). Here each case's observations are merged into the distinct masks of the
     library (``obs_case`` then counts how many of each mask a case has), and the cohort entries, the
     cases and the distinct masks are padded to :func:`padded_size` with rows that add nothing: zero
     counts and weights (:func:`sampler_data`), no observations. Adding a case, or an entry to a quantity
@@ -237,8 +333,13 @@ def for_sampler(d: Design) -> Design:
         d,
         # a padded entry repeats the first entry's masks (a rate strictly inside (0, 1)) with no count
         entry_ids=d.entry_ids + tuple(f"(padding {j})" for j in range(n_entry - len(d.entry_ids))),
+        entry_kind=pad(d.entry_kind, n_entry, first_or_zero(d.entry_kind)),
         entry_level=pad(d.entry_level, n_entry, first_or_zero(d.entry_level)),
         entry_of=pad(d.entry_of, n_entry, first_or_zero(d.entry_of)),
+        entry_pattern=pad(d.entry_pattern, n_entry, first_or_zero(d.entry_pattern)),
+        entry_pattern_of=pad(d.entry_pattern_of, n_entry, first_or_zero(d.entry_pattern_of)),
+        entry_kappa=pad(d.entry_kappa, n_entry, first_or_zero(d.entry_kappa)),
+        entry_node=pad(d.entry_node, n_entry, first_or_zero(d.entry_node)),
         entry_members=pad(d.entry_members, n_entry, first_or_zero(d.entry_members)),
         entry_x=pad(d.entry_x, n_entry, 0.0), entry_n=pad(d.entry_n, n_entry, 0.0),
         entry_w=pad(d.entry_w, n_entry, 0.0), re_member=pad(d.re_member, n_entry, 0.0),
@@ -277,29 +378,30 @@ def infiltration_strata_prior(r: R.RateArrays, causes: tuple[str, ...]) -> np.nd
     return np.exp(log_sc[:, causes.index(INFILTRATION)]).mean(axis=0)
 
 
-def case_observations(case: Case, skip: set[str] = frozenset()) -> list[np.ndarray]:
+def case_observations(case: Case, st: ST.Structure, skip: set[str] = frozenset()) -> list[np.ndarray]:
     """Level masks of a case's known tree findings that enter its likelihood.
 
     Findings in ``proven_by`` (and those a review already tabulates) are left out, and so are the
-    LPs' results. The CSF profile enters given the first LP's result (modelled jointly with it), also
+    LPs' results. The CSF profile enters given the first LP's class (modelled jointly with it), also
     when that LP proved the case: the profile is not what proved it.
     """
     out = []
-    for name in S.TREE_FINDINGS:
+    for name in st.tree_findings:
         value = case.values.get(name)
         if value is None or name in case.proven_by or name in skip:
             continue
-        out.append(S.group_mask(name, S.expand(name, value)))
+        out.append(st.group_mask(name, st.expand(name, value)))
     # Cases do not inform CSF sensitivity: the LP that proved a case is left out, so only negative LPs
-    # would remain (DESIGN §3). The profile given the first result is not sensitivity: it stays.
-    profile = case.values.get("csf_profile")
-    if profile is not None and case.csf and "csf_profile" not in case.proven_by and "csf_profile" not in skip:
-        out.append(S.group_mask(S.profile_item(case.csf[0][0]), S.expand("csf_profile", profile)))
+    # would remain (docs/design.md §3). The profile given the first LP's class is not sensitivity: it stays.
+    name = st.profile_finding
+    profile = case.values.get(name)
+    if profile is not None and case.csf and name not in case.proven_by and name not in skip:
+        out.append(st.group_mask(st.profile_item(case.csf[0][0]), st.expand(name, profile)))
     return out
 
 
-def case_stratum_mask(case: Case, skip: set[str] = frozenset()) -> np.ndarray:
+def case_stratum_mask(case: Case, st: ST.Structure, skip: set[str] = frozenset()) -> np.ndarray:
     """Strata compatible with a case's stated context (its lineage weighs the forms)."""
-    values = {name: case.values.get(name) for name in S.CONTEXT
+    values = {name: case.values.get(name) for name in st.context
               if name not in case.proven_by and name not in skip}
-    return S.stratum_mask(values)
+    return st.stratum_mask(values)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from palsy.model import rates as R
+from palsy.model import schema as SC
 from palsy.model.safe_yaml import YAMLInputError, read_bytes
 
 META_KEY = "__meta__"
@@ -57,6 +58,11 @@ class Draws:
     @property
     def component_causes(self) -> tuple[str, ...]:
         return tuple(self.meta["component_causes"])
+
+    @property
+    def schema(self) -> SC.Schema:
+        """The finding schema the posterior was fitted with (kept in the metadata: no YAML is read)."""
+        return SC.from_json(self.meta["schema"])
 
     @property
     def rate_arrays(self) -> R.RateArrays:
@@ -209,14 +215,26 @@ def load(path: Path) -> Draws:
 
 
 def rate_arrays_to_dict(r: R.RateArrays) -> dict[str, np.ndarray]:
-    """The fields of a :class:`~palsy.model.rates.RateArrays` as plain arrays (for ``draws.npz``)."""
-    return {f.name: np.asarray(getattr(r, f.name)) for f in dataclasses.fields(r)}
+    """The fields of a :class:`~palsy.model.rates.RateArrays` as plain arrays (for ``draws.npz``); a
+    mapping field (one array per context finding) as ``field.finding``."""
+    out = {}
+    for f in dataclasses.fields(r):
+        value = getattr(r, f.name)
+        if isinstance(value, dict):
+            out.update({f"{f.name}.{k}": np.asarray(v) for k, v in value.items()})
+        else:
+            out[f.name] = np.asarray(value)
+    return out
 
 
 def rate_arrays_from_dict(d: dict[str, np.ndarray]) -> R.RateArrays:
     """The inverse of :func:`rate_arrays_to_dict`."""
-    kw = {}
+    kw: dict[str, object] = {}
     for f in dataclasses.fields(R.RateArrays):
-        v = d[f.name]
-        kw[f.name] = int(v) if f.name == "n_causes" else tuple(str(x) for x in v) if f.name.endswith("_names") else v
+        if f.name in d:
+            v = d[f.name]
+            kw[f.name] = int(v) if f.name == "n_causes" else tuple(str(x) for x in v) \
+                if f.name.endswith("_names") or f.name == "context" else v
+        else:
+            kw[f.name] = {k.split(".", 1)[1]: v for k, v in d.items() if k.startswith(f"{f.name}.")}
     return R.RateArrays(**kw)

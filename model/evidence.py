@@ -7,30 +7,34 @@ and the field. Nothing numeric about the clinical world is defined here: it is a
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from palsy.model import findings as F
+from palsy.model import lp as LP
 from palsy.model import paths, variants
 from palsy.model import rates as R
 from palsy.model import safe_yaml as Y
-from palsy.model import structure as S
+from palsy.model import schema as SC
+from palsy.model import structure as ST
 from palsy.model.rates import RateSpec
 from palsy.model.safe_yaml import brief
 from palsy.model.variants import Variant
 
-FILES = ("references.yaml", "cases.yaml", "cohorts.yaml", "rates.yaml", "model.yaml")
+FILES = ("schema.yaml", "references.yaml", "cases.yaml", "cohorts.yaml", "rates.yaml", "model.yaml")
 PHASES = ("after_diagnosis", "at_diagnosis", "unknown")
 OTHER_PROOF = ("biopsy", "marrow", "blood", "autopsy", "pet", "emg", "response_to_treatment", "clinical", "ct")
 CASE_KEYS = {"id", "also_known_as", "ref", "phase", "form", "findings", "proven_by", "where", "confidence", "notes"}
 ENTRY_KEYS = {
     "id", "kind", "ref", "finding", "cause", "form", "method", "given", "level", "of", "x", "n", "population",
     "where", "weight", "weight_reason", "confidence", "tabulates_cases", "beta", "reasoning", "notes",
+    "lp_node", "context",
 }
-STRATUM_FINDINGS = F.CONTEXT
+#: An LP rate entry's population may have had contamination: traumatic taps with circulating blasts.
+CONTAMINATED = {"traumatic": "yes", "circulating_blasts": "present"}
 
 
 class EvidenceError(ValueError):
@@ -62,14 +66,19 @@ class Case:
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """A cohort count (``kind == 'counts'``) or an expert-judgment Beta for one node of one cause."""
+    """A cohort count (``kind == 'counts'``) or an expert-judgment Beta for one node of one cause.
+
+    ``quantity`` says what the entry measures: ``tree`` (P(level | of) of a tree item), ``lp`` (an LP
+    method's positive rate under the CSF model: ``method``, ``contaminated``) or ``node`` (one node
+    of the CSF model, ``lp_node``). ``cause`` is None for a node shared by every cause (a property of
+    the laboratory)."""
 
     id: str
     kind: str
     refs: tuple[str, ...]
     finding: str
-    item: str  # the tree item (csf by method, csf_profile by the first LP's result) or the context finding
-    cause: str
+    item: str  # the tree item (csf_profile by the first LP's class), or the LP finding's name
+    cause: str | None
     form: str | None
     level: tuple[str, ...]
     of: tuple[str, ...]
@@ -79,6 +88,10 @@ class Entry:
     beta: tuple[float, float] | None = None
     tabulates_cases: tuple[str, ...] = ()
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    quantity: str = "tree"
+    method: str | None = None
+    lp_node: str | None = None
+    contaminated: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +105,11 @@ class Evidence:
     rates: "RateSpec"
     settings: dict[str, Any]
     hash: str
+    schema: SC.Schema
+
+    @property
+    def structure(self) -> ST.Structure:
+        return ST.of(self.schema)
 
     @property
     def w_case(self) -> float:
@@ -198,17 +216,21 @@ def load(directory: str | Path | None = None) -> Evidence:
             problems.append(str(exc))
     if problems:
         raise EvidenceError(problems)
-    v = _Validator(directory, problems)
+    problems += SC.validate(docs["schema.yaml"], directory / "schema.yaml")
+    if problems:  # every other file is read against the schema
+        raise EvidenceError(problems)
+    schema = SC.from_doc(docs["schema.yaml"])
+    v = _Validator(directory, problems, schema)
     refs = v.references(docs["references.yaml"])
     settings = v.settings(docs["model.yaml"])
     cases = v.cases(docs["cases.yaml"], refs, settings)
     entries = v.entries(docs["cohorts.yaml"], refs, settings, {c.id for c in cases})
     causes = tuple(settings.get("causes") or ())
     spec = R.parse(docs["rates.yaml"], causes, refs,
-                   lambda entry, field, msg: v.err("rates.yaml", entry, field, msg)) if causes else None
+                   lambda entry, field, msg: v.err("rates.yaml", entry, field, msg), ST.of(schema)) if causes else None
     if problems:
         raise EvidenceError(problems)
-    return Evidence(directory, refs, tuple(cases), tuple(entries), spec, settings, _hash(blobs))
+    return Evidence(directory, refs, tuple(cases), tuple(entries), spec, settings, _hash(blobs), schema)
 
 
 def _is_num(x: Any) -> bool:
@@ -216,9 +238,11 @@ def _is_num(x: Any) -> bool:
 
 
 class _Validator:
-    def __init__(self, directory: Path, problems: list[str]) -> None:
+    def __init__(self, directory: Path, problems: list[str], schema: SC.Schema) -> None:
         self.dir = directory
         self.problems = problems
+        self.sc = schema
+        self.st = ST.of(schema)
 
     def err(self, file: str, entry: str, field: str, msg: str) -> None:
         self.problems.append(f"{self.dir / file}: entry {brief(entry)}: field {brief(field)}: {msg}")
@@ -280,9 +304,9 @@ class _Validator:
         w = doc.get("w_case")
         if not (_is_num(w) and 0 < w <= 1):
             self.err(file, "w_case", "w_case", f"{brief(w)} is not in (0, 1]")
-        if doc.get("unknown_csf_method") not in F.CSF_METHODS:
+        if doc.get("unknown_csf_method") not in self.sc.lp.methods:
             self.err(file, "unknown_csf_method", "unknown_csf_method",
-                     f"{brief(doc.get('unknown_csf_method'))}; allowed: {', '.join(F.CSF_METHODS)}")
+                     f"{brief(doc.get('unknown_csf_method'))}; allowed: {', '.join(self.sc.lp.methods)}")
         causes = doc.get("causes")
         if not (isinstance(causes, list) and variants.INFILTRATION in causes and len(causes) >= 2
                 and all(isinstance(c, str) for c in causes) and len(set(causes)) == len(causes)):
@@ -305,8 +329,8 @@ class _Validator:
                 fname = nd.get("finding") if isinstance(nd, dict) else None
                 lv = nd.get("level") if isinstance(nd, dict) else None
                 lv = tuple(lv) if isinstance(lv, list) else (lv,)
-                ok = (isinstance(fname, str) and fname in S.TREE_FINDINGS and all(isinstance(x, str) for x in lv)
-                      and S.find_node(fname, lv, S.ITEMS[fname]) is not None)
+                ok = (isinstance(fname, str) and fname in self.st.tree_findings and all(isinstance(x, str) for x in lv)
+                      and self.st.find_node(fname, lv, self.st.items[fname]) is not None)
                 if not ok:
                     self.err(file, f"synthesis.selection.nodes[{j + 1}]", "finding/level",
                              f"{brief(nd)}: give a tree finding and the level(s) of a node over all its levels")
@@ -325,8 +349,8 @@ class _Validator:
                 for j, mk in enumerate(marks or []):
                     fname = mk.get("finding") if isinstance(mk, dict) else None
                     fname = fname if isinstance(fname, str) else None
-                    value = F.as_level(fname, mk.get("value")) if fname in F.LEVELS else None
-                    if fname not in F.LEVELS or value not in F.LEVELS[fname]:
+                    value = self.sc.as_level(fname, mk.get("value")) if fname in self.sc.levels else None
+                    if fname not in self.sc.levels or value not in self.sc.levels[fname]:
                         self.err(file, f"hallmarks.{cause}[{j + 1}]", "finding/value",
                                  f"{brief(mk)}: give a categorical finding and one of its levels")
                     else:
@@ -345,11 +369,11 @@ class _Validator:
         fp = doc.get("form_prior")
         ok = lambda m: isinstance(m, dict) and set(m) == set(forms) and all(_is_num(v) and v > 0 for v in m.values())
         if ok(fp):  # the same prior for every lineage
-            doc["form_prior"] = {lin: dict(fp) for lin in S.LINEAGES}
-        elif not (isinstance(fp, dict) and set(fp) == set(S.LINEAGES) and all(ok(m) for m in fp.values())):
+            doc["form_prior"] = {lin: dict(fp) for lin in self.st.levels_of("lineage")}
+        elif not (isinstance(fp, dict) and set(fp) == set(self.st.levels_of("lineage")) and all(ok(m) for m in fp.values())):
             self.err(file, "form_prior", "form_prior",
                      f"{brief(fp)}: give a positive concentration for each form {forms}, "
-                     f"or such a mapping for each lineage {list(S.LINEAGES)}")
+                     f"or such a mapping for each lineage {list(self.st.levels_of('lineage'))}")
         return doc
 
     # -- cases.yaml ------------------------------------------------------------------------------
@@ -378,24 +402,22 @@ class _Validator:
             if phase not in PHASES:
                 self.err(file, cid, "phase", f"{brief(phase)}; allowed: {', '.join(PHASES)}")
             form = c.get("form")
-            form = None if form in (None, F.UNKNOWN) else form
+            form = None if form in (None, SC.UNKNOWN) else form
             if form is not None and form not in forms:
                 self.err(file, cid, "form", f"{brief(form)}; allowed: {', '.join(forms)}, unknown")
             fnd = c.get("findings")
             if not isinstance(fnd, dict):
                 self.err(file, cid, "findings", "give a mapping of findings")
                 fnd = {}
-            for key in set(fnd) - set(F.FINDINGS):
-                self.err(file, cid, f"findings.{key}", f"unknown finding; allowed: {', '.join(F.FINDINGS)}")
+            for key in set(fnd) - set(self.sc.findings):
+                self.err(file, cid, f"findings.{key}", f"unknown finding; allowed: {', '.join(self.sc.findings)}")
             values = {}
-            for name in F.FINDINGS:
-                if name == "csf":
-                    continue
-                raw = F.as_level(name, fnd.get(name))
-                if raw in (None, F.UNKNOWN):
+            for name in self.sc.categorical:
+                raw = self.sc.as_level(name, fnd.get(name))
+                if raw in (None, SC.UNKNOWN):
                     values[name] = None
                     continue
-                ok = tuple(F.LEVELS[name]) + tuple(F.PARTIAL_LEVELS.get(name, {}))
+                ok = self.sc.evidence_levels(name)
                 if raw not in ok:
                     self.err(file, cid, f"findings.{name}", f"{brief(raw)}; allowed: {', '.join(ok)}, unknown")
                 values[name] = raw
@@ -405,14 +427,14 @@ class _Validator:
                 self.err(file, cid, "proven_by", "give the list of findings or tests that established infiltration")
                 proven = []
             for p in proven:
-                if p not in F.FINDINGS and p not in OTHER_PROOF:
-                    self.err(file, cid, "proven_by", f"{brief(p)}; allowed: {', '.join(F.FINDINGS + OTHER_PROOF)}")
+                if p not in self.sc.findings and p not in OTHER_PROOF:
+                    self.err(file, cid, "proven_by", f"{brief(p)}; allowed: {', '.join(self.sc.findings + OTHER_PROOF)}")
             aka = self._ids(file, cid, "also_known_as", c.get("also_known_as"), "other ids of this case")
             out.append(Case(cid, ref[0] if ref else "", phase, form, values, csf, tuple(proven), aka))
         return out
 
     def _case_csf(self, file: str, cid: str, raw: Any, settings: dict) -> tuple[tuple[str, str], ...] | None:
-        if raw in (None, F.UNKNOWN):
+        if raw in (None, SC.UNKNOWN):
             return None
         if not isinstance(raw, list):
             self.err(file, cid, "findings.csf", f"{brief(raw)}: give a list of {{result, method}} or unknown")
@@ -420,16 +442,16 @@ class _Validator:
         default = settings.get("unknown_csf_method", "cytology")
         lps = []
         for j, lp in enumerate(raw, start=1):
-            if not isinstance(lp, dict) or lp.get("result") not in F.CSF_RESULTS:
+            if not isinstance(lp, dict) or lp.get("result") not in self.sc.lp.results:
                 self.err(file, cid, f"findings.csf[{j}].result",
-                         f"{brief(lp)}; allowed results: {', '.join(F.CSF_RESULTS)}")
+                         f"{brief(lp)}; allowed results: {', '.join(self.sc.lp.results)}")
                 continue
-            method = lp.get("method", F.UNKNOWN)
-            if method not in F.CSF_METHODS + (F.UNKNOWN,):
+            method = lp.get("method", SC.UNKNOWN)
+            if method not in self.sc.lp.methods + (SC.UNKNOWN,):
                 self.err(file, cid, f"findings.csf[{j}].method",
-                         f"{brief(method)}; allowed: {', '.join(F.CSF_METHODS)}, unknown")
+                         f"{brief(method)}; allowed: {', '.join(self.sc.lp.methods)}, unknown")
                 continue
-            lps.append((lp["result"], default if method == F.UNKNOWN else method))
+            lps.append((lp["result"], default if method == SC.UNKNOWN else method))
         return tuple(lps)
 
     # -- cohorts.yaml ----------------------------------------------------------------------------
@@ -440,6 +462,8 @@ class _Validator:
             self.err(file, "-", "entries", "give a top-level list `entries:`")
             return []
         forms = tuple(settings.get("forms") or ())
+        causes = tuple(settings.get("causes") or ())
+        lp_name = self.sc.lp.name
         out, seen, sources = [], set(), {}
         for i, e in enumerate(items):
             eid, id_ok = Y.item_id(e, i)
@@ -453,61 +477,117 @@ class _Validator:
                 self.err(file, eid, "id", "duplicate entry id")
             seen.add(eid)
             for key in set(e) - ENTRY_KEYS:
-                self.err(file, eid, key, f"unknown field; allowed: {', '.join(sorted(ENTRY_KEYS))}")
+                near = difflib.get_close_matches(str(key), sorted(ENTRY_KEYS), n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                self.err(file, eid, key, f"unknown field{hint} allowed: {', '.join(sorted(ENTRY_KEYS))}")
             kind = e.get("kind", "counts")
             if kind not in ("counts", "expert_judgment"):
                 self.err(file, eid, "kind", f"{brief(kind)}; allowed: counts, expert_judgment")
             ref = self._refs(file, eid, e.get("ref"), refs, required=(kind == "counts"))
             finding = e.get("finding")
-            if finding not in F.FINDINGS:
-                self.err(file, eid, "finding", f"{brief(finding)}; allowed: {', '.join(F.FINDINGS)}")
+            if finding not in self.sc.findings:
+                self.err(file, eid, "finding", f"{brief(finding)}; allowed: {', '.join(self.sc.findings)}")
                 continue
-            causes = tuple(settings.get("causes") or ())
-            hyp = e.get("cause")
-            if hyp not in causes:
-                self.err(file, eid, "cause", f"{brief(hyp)}; allowed: {', '.join(causes)}")
-            form = e.get("form")
-            if form is not None and (hyp != variants.INFILTRATION or form not in forms):
-                self.err(file, eid, "form", f"{brief(form)}; allowed: null, or with cause "
-                                            f"{variants.INFILTRATION} one of {', '.join(forms)}")
-            method, given = e.get("method"), e.get("given")
-            if finding == "csf" and method not in F.CSF_METHODS:
-                self.err(file, eid, "method", f"{brief(method)}; allowed for csf: {', '.join(F.CSF_METHODS)}")
-                continue
-            if finding != "csf" and method is not None:
-                self.err(file, eid, "method", f"{brief(method)}; only csf entries take a method")
-            if finding == "csf_profile" and given not in F.CSF_RESULTS:
-                self.err(file, eid, "given", f"{brief(given)}; allowed for csf_profile (the first LP's result): "
-                                             f"{', '.join(F.CSF_RESULTS)}")
-                continue
-            if finding != "csf_profile" and given is not None:
-                self.err(file, eid, "given", f"{brief(given)}; only csf_profile entries take `given`")
-            if finding == "forehead":
-                self.err(file, eid, "finding", "forehead sets the scope and is not evidence")
-                continue
-            item = S.item_of(finding, method, given)
-            levels = F.CSF_RESULTS if finding == "csf" else F.LEVELS[finding]
-            level = self._group(file, eid, "level", e.get("level"), finding, levels)
-            of = self._group(file, eid, "of", e.get("of"), finding, levels) if e.get("of") is not None else levels
-            if level is None or of is None:
-                continue
-            if not set(level) < set(of):
-                self.err(file, eid, "level", f"{list(level)} must be a proper part of `of` {list(of)}")
-                continue
-            if finding in STRATUM_FINDINGS:
+            if finding in self.sc.context:
                 self.err(file, eid, "finding", f"{brief(finding)} is a context finding: it enters through the rate "
                                                f"model of rates.yaml, not as counts here")
                 continue
-            if S.find_node(item, level, of) is None:
-                nodes = "; ".join(f"{list(n.success)} of {list(n.of)}" for n in S.NODES if n.item == item)
-                self.err(file, eid, "level/of", f"{list(level)} of {list(of)} is not a node of the {finding} tree; nodes: {nodes}")
+            if finding in self.sc.scope:
+                self.err(file, eid, "finding", f"{finding} sets the scope and is not evidence")
                 continue
+            hyp, form = e.get("cause"), e.get("form")
+            method, given, lp_node, context = e.get("method"), e.get("given"), e.get("lp_node"), e.get("context")
+            quantity, item, level, of, contaminated = "tree", finding, (), (), False
+            if finding == lp_name:
+                if lp_node is not None:  # a node of the CSF model
+                    quantity, item = "node", lp_name
+                    share = self.st.lp_keys.get(lp_node)
+                    if share is None:
+                        self.err(file, eid, "lp_node", f"{brief(lp_node)}; allowed: {', '.join(self.st.lp_keys)}")
+                        continue
+                    if share == "shared" and (hyp is not None or form is not None):
+                        self.err(file, eid, "cause", f"{brief(hyp)}: the node {lp_node} is shared by every cause (a "
+                                                     f"property of the laboratory): give cause: null")
+                        continue
+                    if share == "infiltration" and hyp != variants.INFILTRATION:
+                        self.err(file, eid, "cause", f"{brief(hyp)}: only {variants.INFILTRATION} has the node "
+                                                     f"{lp_node} (a structural zero for every other cause)")
+                        continue
+                    for key, val in (("method", method), ("level", e.get("level")), ("of", e.get("of")), ("context", context)):
+                        if val is not None:
+                            self.err(file, eid, key, f"{brief(val)}: an lp_node entry takes no {key}")
+                else:  # a set of LP result patterns under the CSF model, P(level | of)
+                    quantity, item = "lp", lp_name
+                    sets = tuple(LP.pattern_sets(self.sc.lp.methods))
+                    lv, of_name = e.get("level"), e.get("of") or "all"
+                    if method is not None:  # `method: cytology, level: positive` is `level: cytology_positive`
+                        if method not in self.sc.lp.methods or lv != "positive":
+                            self.err(file, eid, "method", f"{brief(method)} with level {brief(lv)}: give a method of "
+                                                          f"{', '.join(self.sc.lp.methods)} with level: positive, or a "
+                                                          f"level of {', '.join(sets)} without method, or lp_node")
+                            continue
+                        lv = f"{method}_positive"
+                    if lv not in sets or of_name not in sets or lv == of_name:
+                        self.err(file, eid, "level/of", f"{brief(lv)} of {brief(of_name)}: give two different sets of "
+                                                        f"LP results: {', '.join(sets)}")
+                        continue
+                    level, of = (lv,), (of_name,)
+                    if context is not None:
+                        if context != CONTAMINATED:
+                            self.err(file, eid, "context", f"{brief(context)}: give {CONTAMINATED} for a population "
+                                                           f"in which every tap was traumatic with circulating blasts, or leave it out")
+                            continue
+                        contaminated = True
+                if hyp is not None and hyp not in causes:
+                    self.err(file, eid, "cause", f"{brief(hyp)}; allowed: {', '.join(causes)}, or null for a shared node")
+                    continue
+                if quantity == "lp" and hyp is None:
+                    self.err(file, eid, "cause", "an LP rate entry is about one cause (or form): give it")
+                    continue
+            else:
+                for key, val in (("method", method), ("lp_node", lp_node), ("context", context)):
+                    if val is not None:
+                        self.err(file, eid, key, f"{brief(val)}; only {lp_name} entries take {key}")
+                if finding == self.sc.profile and given not in self.sc.lp.results:
+                    self.err(file, eid, "given", f"{brief(given)}; allowed for {finding} (the first LP's class: no "
+                                                 f"malignant cells or some): {', '.join(self.sc.lp.results)}")
+                    continue
+                if finding != self.sc.profile and given is not None:
+                    self.err(file, eid, "given", f"{brief(given)}; only {self.sc.profile} entries take `given`")
+                item = self.st.item_of(finding, given)
+                levels = self.sc.levels[finding]
+                level = self._group(file, eid, "level", e.get("level"), finding, levels)
+                of = self._group(file, eid, "of", e.get("of"), finding, levels) if e.get("of") is not None else levels
+                if level is None or of is None:
+                    continue
+                if not set(level) < set(of):
+                    self.err(file, eid, "level", f"{list(level)} must be a proper part of `of` {list(of)}")
+                    continue
+                node = self.st.find_node(item, level, of)
+                if node is None:
+                    nodes = "; ".join(f"{list(n.success)} of {list(n.of)}" for n in self.st.nodes if n.item == item)
+                    self.err(file, eid, "level/of", f"{list(level)} of {list(of)} is not a node of the {finding} tree; nodes: {nodes}")
+                    continue
+                if self.st.nodes[node].sharing == "shared":
+                    if hyp is not None or form is not None:
+                        self.err(file, eid, "cause", f"{brief(hyp)}: {item} is the same whatever the cause (shared by "
+                                                     f"every cause): give cause: null")
+                        continue
+                elif hyp not in causes:
+                    self.err(file, eid, "cause", f"{brief(hyp)}; allowed: {', '.join(causes)}")
+                    continue
+            if form is not None and (hyp != variants.INFILTRATION or form not in forms):
+                self.err(file, eid, "form", f"{brief(form)}; allowed: null, or with cause "
+                                            f"{variants.INFILTRATION} one of {', '.join(forms)}")
             tab = self._ids(file, eid, "tabulates_cases", e.get("tabulates_cases"), "case ids of cases.yaml")
             for cid in tab:
                 if cid not in case_ids:
                     self.err(file, eid, "tabulates_cases", f"{brief(cid)} is not a case id of cases.yaml")
             beta, x, n, w = None, 0.0, 0.0, 1.0
             if kind == "expert_judgment":
+                if quantity == "lp":
+                    self.err(file, eid, "kind", "an expert judgment is a prior on one node: give lp_node for the CSF "
+                                                "model (an LP's positive rate is not a node)")
                 b = e.get("beta")
                 if not (isinstance(b, dict) and _is_num(b.get("a")) and _is_num(b.get("b")) and b["a"] > 0 and b["b"] > 0):
                     self.err(file, eid, "beta", f"{brief(b)}: give {{a: >0, b: >0}}")
@@ -529,12 +609,13 @@ class _Validator:
                     self.err(file, eid, "weight_reason", "say why this weight")
             if len(self.problems) > n_before:
                 continue
-            key = (kind, tuple(sorted(ref)), item, hyp, form, level, of)
+            key = (kind, tuple(sorted(ref)), quantity, item, hyp, form, level, of, method, lp_node, contaminated)
             if key in sources:
                 self.err(file, eid, "ref", f"duplicate source: same reference and quantity as entry {brief(sources[key])}")
             sources[key] = eid
             out.append(Entry(eid, kind, ref, finding, item, hyp, form, level, of,
-                             float(x or 0), float(n or 0), float(w or 1), beta, tuple(tab), e))
+                             float(x or 0), float(n or 0), float(w or 1), beta, tuple(tab), e,
+                             quantity, method, lp_node, contaminated))
         self._no_double_counting(file, out)
         return out
 
@@ -542,19 +623,19 @@ class _Validator:
         vals = raw if isinstance(raw, list) else [raw]
         out = []
         for v in vals:
-            expanded = S.expand(finding, v) if isinstance(v, str) else (v,)
+            expanded = self.sc.expand(finding, v) if isinstance(v, str) else (v,)
             for lv in expanded:
                 if lv not in levels:
-                    ok = ", ".join(levels + tuple(F.PARTIAL_LEVELS.get(finding, {})))
+                    ok = ", ".join(self.sc.evidence_levels(finding))
                     self.err(file, eid, field, f"{brief(v)} is not a level of {finding}; allowed: {ok}")
                     return None
                 out.append(lv)
         return tuple(lv for lv in levels if lv in out)
 
-    def _no_double_counting(self, file: str, entries: list[Entry]) -> None:
+    def _no_double_counting(self, file: str, entries: list[Entry]) -> None:  # noqa: D401
         ej, counted = {}, {}
         for e in entries:
-            key = (e.item, e.cause, e.form, e.level, e.of)
+            key = (e.quantity, e.item, e.cause, e.form, e.level, e.of, e.lp_node)
             (ej if e.kind == "expert_judgment" else counted).setdefault(key, []).append(e.id)
         for key, ids in ej.items():
             if len(ids) > 1:

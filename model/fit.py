@@ -23,6 +23,7 @@ from palsy.model import cache as C
 from palsy.model import design as D
 from palsy.model import draws as draws_io
 from palsy.model import likelihood as LK
+from palsy.model import lp as LP
 from palsy.model import rates as R
 from palsy.model.draws import CorruptDraws, Draws
 from palsy.model.evidence import Evidence
@@ -88,7 +89,7 @@ def diagnostics(dt) -> dict[str, Any]:
     """Max R-hat (rank), min bulk and tail ESS over every free parameter, and divergences."""
     import arviz as az
 
-    post = dt["posterior"].to_dataset()
+    post = dt["posterior"].to_dataset()[[n for n in prior.SAMPLED if n in dt["posterior"].dataset]]
     rhat = az.rhat(post, method="rank")
     ess_b = az.ess(post, method="bulk")
     ess_t = az.ess(post, method="tail")
@@ -120,39 +121,46 @@ def rate_block(d: D.Design, n: int, seed: int) -> dict[str, np.ndarray]:
     return R.sample_prior(d.rates, n, np.random.default_rng([seed, 1]))
 
 
-def predictive_theta(params: dict[str, np.ndarray], d: D.Design, seed: int) -> tuple[np.ndarray, int]:
-    """The node probabilities for a new setting, the draws the answers use (DESIGN §3).
-
-    Nodes that several studies measure get a new study effect, expit(logit(theta) + tau z_new). The
-    clinical ordering (every infiltration form's LP sensitivity above every other cause's false-positive
-    rate) conditions the predictive: a draw that breaks it gets its new study effects redrawn. Returns the
-    draws and how many still break it (their centres break it: :func:`posterior` drops them, which
-    conditions the posterior on the ordering exactly).
-    """
-    theta = params["theta"]
-    if "tau" not in params or not d.re_node_mask.any():
-        return theta.copy(), int((~ordering_holds(theta, d)).sum())
-    rng = np.random.default_rng([seed, 2])
-    lo = LK.logit(LK.NUMPY, theta)
-    new = theta.copy()
-    todo = np.ones(len(theta), bool)
-    for _ in range(100):
-        z = rng.normal(size=(int(todo.sum()), *theta.shape[1:]))
-        cand = LK.expit(LK.NUMPY, lo[todo] + params["tau"][todo, None, None] * z)
-        new[todo] = np.where(d.re_node_mask > 0, np.clip(cand, 1e-12, 1 - 1e-12), theta[todo])
-        todo = ~ordering_holds(new, d)
-        if not todo.any():
-            break
-    return new, int(todo.sum())
+def predictive_theta(params: dict[str, np.ndarray], d: D.Design, seed: int) -> np.ndarray:
+    """The node probabilities for a new setting, the draws the answers use (docs/design.md §3): each free
+    node parameter that several studies measure gets a new study effect, expit(logit(theta) + tau
+    z_new); theta (draw, component, node) is assembled from them."""
+    free = params["theta_free"]
+    if "tau" in params and d.re_free_mask.any():
+        rng = np.random.default_rng([seed, 2])
+        z = rng.normal(size=free.shape)
+        new = LK.expit(LK.NUMPY, LK.logit(LK.NUMPY, free) + params["tau"][:, None] * z)
+        free = np.where(d.re_free_mask > 0, np.clip(new, 1e-12, 1 - 1e-12), free)
+    return d.theta(free)
 
 
-def ordering_holds(theta: np.ndarray, d: D.Design) -> np.ndarray:
-    """Per draw: every infiltration component's LP sensitivity above every other's false-positive rate."""
+def lp_profile_ordering(theta: np.ndarray, d: D.Design) -> np.ndarray:
+    """Per draw: with the CSF profile of the first LP known before its result, a positive first LP still
+    raises (and a negative lowers) P(infiltration), for each profile level and set of methods done,
+    without contamination (docs/design.md §4).
+
+    Every LP's result read before its profile has this by construction (:mod:`palsy.model.lp`), and the
+    profile after a positive LP says nothing about the cause. With the profile read first, the result's
+    reading also depends on how each cause's CSF looks without malignant cells, which no model whose
+    CSF profiles differ by cause can order for every level: it is measured (the share of draws where it
+    holds, in the fit's metadata and ``palsy check``), not enforced by discarding draws."""
+    st, ix = d.structure, d.lp_index
+    level_lp = LK.level_logp(LK.NUMPY, theta, st)
     inf = list(d.infiltration_components)
     other = [k for k in range(theta.shape[1]) if k not in inf]
     ok = np.ones(len(theta), bool)
-    for node in d.csf_nodes:
-        ok &= theta[:, inf, node].min(axis=1) > theta[:, other, node].max(axis=1)
+    if not inf or not other:
+        return ok
+    done_sets = [(m,) for m in ix.methods] + [ix.methods]
+    for kap in (0.0,):
+        pat = LP.patterns(LK.NUMPY, theta, ix, kap)  # (S, K, 4)
+        for done in done_sets:
+            p_pos = pat @ LP.positive_mask(done, ix.methods)  # (S, K)
+            for level in st.items[st.profile_item("positive")]:
+                after_pos = np.exp(level_lp[:, :, st.level_index[(st.profile_item("positive"), level)]])
+                after_neg = np.exp(level_lp[:, :, st.level_index[(st.profile_item("negative"), level)]])
+                r = p_pos * after_pos / (p_pos * after_pos + (1 - p_pos) * after_neg)  # P(LP1 positive | k, profile)
+                ok &= r[:, inf].min(axis=1) >= r[:, other].max(axis=1)
     return ok
 
 
@@ -160,7 +168,7 @@ def flat_params(dt) -> dict[str, np.ndarray]:
     """Posterior draws with chain and draw flattened into one leading ``sample`` dim."""
     post = dt["posterior"].to_dataset()
     out = {}
-    for name in prior.SAMPLED:
+    for name in (*prior.SAMPLED, "theta"):  # theta: the (component, node) array assembled from theta_free
         if name in post:
             a = post[name].values
             out[name] = a.reshape(-1, *a.shape[2:])
@@ -205,14 +213,16 @@ def _cached(folder: Path, quiet: bool = False) -> Posterior | None:
 
 def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | None,
          progress: Callable[[str], None] | None) -> Posterior:
-    """Sample, add the rate block, the predictive and the orderings; cache in ``folder`` unless None."""
+    """Sample, add the rate block and the new-setting predictive; drop the draws that break the first LP's
+    ordering with its profile (counted); cache in ``folder`` unless None."""
     use_cache = folder is not None
     t0 = time.perf_counter()
     dt, d = sample(variant, evidence, settings, progress=progress)
     seconds = time.perf_counter() - t0
     params = flat_params(dt)
     params.update(rate_block(d, len(params["theta"]), settings.seed))
-    params["theta_new"], violations = predictive_theta(params, d, settings.seed)
+    params["theta_new"] = predictive_theta(params, d, settings.seed)
+    ordering = lp_profile_ordering(params["theta_new"], d)
     ll = case_loglik(params, d)
     meta = {
         "variant": variant,
@@ -227,7 +237,12 @@ def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | 
         "settings": dataclasses.asdict(settings),
         "w_case": d.w_case,
         "rate_block": "drawn from its prior (no likelihood informs it)",
-        "ordering_rejected": violations,
+        "dropped_draws": 0,  # the orderings hold by construction (model/lp.py): no draw is discarded
+        "lp_profile_ordering": {"holds_share": float(ordering.mean()), "draws": int(len(ordering)),
+                                "what": "share of draws in which, with the first LP's CSF profile known before its "
+                                        "result, a positive result still raises P(infiltration) for every profile "
+                                        "level and method, without contamination (docs/design.md §4)"},
+        "schema": evidence.schema.to_json(),
         "random_effect_quantities": list(d.re_groups),
         "case_ids": list(d.case_ids),
         "case_aliases": [list(c.also_known_as) for c in evidence.cases],
@@ -237,9 +252,6 @@ def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | 
     dr = Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
     if use_cache:
         _store(folder, dt, dr, ll, d)  # the netCDF keeps every NUTS draw
-    if settings.synthesis:
-        # the posterior conditioned on the clinical ordering, exactly, by rejection (DESIGN §3)
-        dr = dr.subset(np.flatnonzero(ordering_holds(params["theta_new"], d)))
     if use_cache:
         draws_io.save(folder / "draws.npz", dr)
     return Posterior(dr, folder if use_cache else None, False, seconds)
@@ -260,7 +272,7 @@ def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
     post = dt["posterior"].dataset
     extra = {name: ([*("chain", "draw"), *(f"{name}_dim_{j}" for j in range(dr.params[name].ndim - 1))],
                     dr.params[name].reshape(chains, n, *dr.params[name].shape[1:]))
-             for name in (*R.RATE_PARAMETERS, "theta_new")}
+             for name in (*R.rate_parameters(d.rates.context), "theta_new")}
     dt["posterior"] = post.assign(**extra)
     post = dt["posterior"].dataset
     lp = {}

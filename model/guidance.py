@@ -17,6 +17,7 @@ from typing import Any
 
 from palsy.model import findings as F
 from palsy.model import safe_yaml
+from palsy.model import schema as SC
 from palsy.model.decision import ACTIONS
 
 PAGE_ONE = 6  # actions page 1 shows at most
@@ -35,7 +36,7 @@ class Action:
     reasoning: str
 
 
-def _check(cond: Any, where: str, causes: tuple[str, ...], problems: list[str]) -> None:
+def _check(cond: Any, where: str, causes: tuple[str, ...], problems: list[str], sc: SC.Schema) -> None:
     """Validate a trigger, appending each problem (naming ``where``) to ``problems``."""
     if cond == "always":
         return
@@ -49,21 +50,21 @@ def _check(cond: Any, where: str, causes: tuple[str, ...], problems: list[str]) 
             problems.append(f"{where}.{key}: give a non-empty list of triggers")
             return
         for i, c in enumerate(items):
-            _check(c, f"{where}.{key}[{i + 1}]", causes, problems)
+            _check(c, f"{where}.{key}[{i + 1}]", causes, problems, sc)
     elif "not" in cond:
-        _check(cond["not"], f"{where}.not", causes, problems)
+        _check(cond["not"], f"{where}.not", causes, problems, sc)
     elif "finding" in cond:
         name = cond["finding"]
-        if name == "csf":
-            if not (set(cond) - {"finding"} <= {"count_below", "all_negative", "unknown"}):
-                problems.append(f"{where}: csf takes count_below, all_negative or unknown")
-        elif name not in F.LEVELS:
-            problems.append(f"{where}.finding: {name!r} is not a finding; allowed: {', '.join(F.LEVELS)}, csf")
+        if name == sc.lp.name:
+            if not (set(cond) - {"finding"} <= {"count_below", "all_negative", "any_positive", "unknown"}):
+                problems.append(f"{where}: {name} takes count_below, all_negative, any_positive or unknown")
+        elif name not in sc.levels:
+            problems.append(f"{where}.finding: {name!r} is not a finding; allowed: {', '.join(sc.levels)}, {sc.lp.name}")
         elif "in" in cond:
-            levels = [F.as_level(name, v) for v in (cond["in"] or [])]
-            bad = [v for v in levels if v not in F.allowed(name)]
+            levels = [sc.as_level(name, v) for v in (cond["in"] or [])]
+            bad = [v for v in levels if v not in sc.allowed(name)]
             if bad or not levels:
-                problems.append(f"{where}.in: {bad or levels!r} not levels of {name}; allowed: {', '.join(F.allowed(name))}")
+                problems.append(f"{where}.in: {bad or levels!r} not levels of {name}; allowed: {', '.join(sc.allowed(name))}")
             cond["in"] = levels
         elif cond.get("unknown") is not True:
             problems.append(f"{where}: give `in: [levels]` or `unknown: true` for {name}")
@@ -82,7 +83,7 @@ def _check(cond: Any, where: str, causes: tuple[str, ...], problems: list[str]) 
         problems.append(f"{where}: {cond!r} is not a trigger; allowed: always, finding, cause, decision, all, any, not")
 
 
-def load(directory: str | Path, causes: tuple[str, ...]) -> tuple[Action, ...]:
+def load(directory: str | Path, causes: tuple[str, ...], schema: SC.Schema | None = None) -> tuple[Action, ...]:
     """Read and validate ``actions.yaml`` in ``directory`` for these ``causes``.
 
     Raises
@@ -91,6 +92,7 @@ def load(directory: str | Path, causes: tuple[str, ...]) -> tuple[Action, ...]:
         Naming the file, the action and the field.
     """
     path = Path(directory) / "actions.yaml"
+    sc = schema or SC.read(directory)
     try:
         doc = safe_yaml.load(path)
     except safe_yaml.YAMLInputError as exc:
@@ -122,7 +124,7 @@ def load(directory: str | Path, causes: tuple[str, ...]) -> tuple[Action, ...]:
             problems.append(f"action {aid}: ref: give the source(s) of this advice")
         if not a.get("reasoning"):
             problems.append(f"action {aid}: reasoning: say why this action under this trigger")
-        _check(a.get("when"), f"action {aid}: when", causes, problems)
+        _check(a.get("when"), f"action {aid}: when", causes, problems, sc)
         out.append(Action(aid, str(text or "").strip(), str(a.get("detail") or "").strip(), a.get("when"),
                           float(pr) if isinstance(pr, (int, float)) else 0.0, tuple(map(str, refs)),
                           str(a.get("reasoning") or "")))
@@ -143,11 +145,13 @@ def holds(cond: Any, patient: F.Patient, cause_means: dict[str, float], action: 
         return not holds(cond["not"], patient, cause_means, action)
     if "finding" in cond:
         name = cond["finding"]
-        if name == "csf":
+        if name == patient.schema.lp.name:
             if "count_below" in cond:
                 return len(patient.csf) < cond["count_below"]
             if cond.get("all_negative"):
-                return bool(patient.csf) and all(lp.result == "negative" for lp in patient.csf)
+                return bool(patient.csf) and not any(lp.positive for lp in patient.csf)
+            if cond.get("any_positive"):
+                return any(lp.positive for lp in patient.csf)
             return not patient.csf
         value = patient.values.get(name)
         return value is None if cond.get("unknown") else value in cond["in"]

@@ -4,17 +4,16 @@ Every function takes ``ops`` (:data:`NUMPY` or the PyTensor namespace built in :
 and parameters with any leading batch dims (draws in numpy, none in PyTensor). Imports only numpy,
 so the patient-answer path can use it.
 
-Parameters (``p``): ``theta`` (component, node); the patient-time shares ``share_lineage``
-(lineage), ``share_remission`` (lineage, remission), ``share_adult`` (lineage),
-``share_vincristine`` and ``share_hsct`` (lineage, remission); the rate factors ``rate_lognormal``
-and ``rate_beta`` (one entry per free factor or multiplier of ``priors/rates.yaml``); ``omega``
-(lineage, form) in the subtype variant. ``r`` is the rate model's constant arrays
-(:class:`palsy.model.rates.RateArrays`).
+Parameters (``p``): ``theta`` (component, node), assembled from the free node parameters
+``theta_free`` (:func:`theta_from_free`); the patient-time share of every context finding given its
+parents ``share_<finding>`` (*parent levels, levels); the rate factors ``rate_lognormal`` and
+``rate_beta`` (one entry per free factor or multiplier of ``priors/rates.yaml``); ``omega`` (lineage,
+form) in the subtype variant. ``r`` is the rate model's constant arrays
+(:class:`palsy.model.rates.RateArrays`), ``st`` the schema's :class:`~palsy.model.structure.Structure`.
 
-The rate model (DESIGN §3-4): for cause c and stratum s of the context findings,
+The rate model (docs/design.md §3-4): for cause c and stratum s of the context findings,
 
-    pi_s       = share(lineage) share(remission | lineage) share(age | lineage)
-                 share(vincristine | lineage, remission) share(hsct | lineage, remission)
+    pi_s       = product over the context findings f of share_f(level of f | levels of f's parents)
     lambda_c,s = product of the cause's factors and of its multipliers for the levels of s
     P(c) is proportional to sum_s pi_s lambda_c,s;  P(s | c) to pi_s lambda_c,s.
 """
@@ -25,7 +24,7 @@ import types
 
 import numpy as np
 
-from palsy.model import structure as S
+from palsy.model import lp as LP
 
 
 def _np_logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
@@ -50,17 +49,18 @@ NUMPY = types.SimpleNamespace(
 )
 
 
-def log_shares(ops, p):
-    """Log share of patient-time of every stratum (..., stratum)."""
-    lin = ops.log(p["share_lineage"])[..., :, None, None, None, None]
-    rem = ops.log(p["share_remission"])[..., :, :, None, None, None]
-    adult = p["share_adult"]
-    age = ops.log(ops.stack([1 - adult, adult], axis=-1))[..., :, None, :, None, None]
-    v = p["share_vincristine"]
-    vin = ops.log(ops.stack([1 - v, v], axis=-1))[..., :, :, None, :, None]
-    h = p["share_hsct"]
-    hsc = ops.log(ops.stack([1 - h, h], axis=-1))[..., :, :, None, None, :]
-    return ops.flat(lin + rem + age + vin + hsc, len(S.CONTEXT))
+# --- the rate model --------------------------------------------------------------------------------
+
+def log_shares(ops, p, r):
+    """Log share of patient-time of every stratum (..., stratum): the sum over the context findings of
+    each one's log share given its parents, placed on its axes of the strata grid."""
+    n_axes = len(r.context)
+    total = 0.0
+    for f in r.context:
+        axes = [int(a) for a in r.share_axes[f]]
+        index = tuple(slice(None) if a in axes else None for a in range(n_axes))
+        total = total + ops.log(p[f"share_{f}"])[(Ellipsis, *index)]
+    return ops.flat(total, n_axes)
 
 
 def log_rates(ops, p, r):
@@ -70,12 +70,12 @@ def log_rates(ops, p, r):
         out = out + ops.log(p["rate_lognormal"]) @ r.lognormal_incidence
     if r.beta_incidence.shape[0]:
         out = out + ops.log(p["rate_beta"]) @ r.beta_incidence
-    return ops.unflat(out, (r.n_causes, S.N_STRATA))
+    return ops.unflat(out, (r.n_causes, r.n_strata))
 
 
 def cause_strata(ops, p, r):
     """Log P(cause) (..., cause) and log P(stratum | cause) (..., cause, stratum)."""
-    joint = log_shares(ops, p)[..., None, :] + log_rates(ops, p, r)
+    joint = log_shares(ops, p, r)[..., None, :] + log_rates(ops, p, r)
     total = ops.logsumexp(joint, axis=-1)  # (..., cause)
     log_prior = total - ops.logsumexp(total, axis=-1)[..., None]
     return log_prior, joint - total[..., None]
@@ -96,14 +96,23 @@ def component_strata(ops, p, r):
     return log_prior, out
 
 
-def level_logp(ops, theta):
+# --- nodes and levels ------------------------------------------------------------------------------
+
+def theta_from_free(ops, free, assembly, shape):
+    """theta (..., component, node) from the free node parameters (..., free): a node shared by every
+    component repeats its one parameter; a structural zero stays 0 (``assembly``: (K*N, free) 0/1)."""
+    return ops.unflat(free @ assembly.T, shape)
+
+
+def level_logp(ops, theta, st):
     """Log P(level | component) for every item level (..., component, level) from the tree nodes."""
-    return ops.log(theta) @ S.A_SUCCESS.T + ops.log1p(-theta) @ S.A_FAILURE.T
+    tree = theta[..., :st.n_tree_nodes]
+    return ops.log(tree) @ st.a_success.T + ops.log1p(-tree) @ st.a_failure.T
 
 
-def group_logp(ops, theta, masks):
+def group_logp(ops, theta, masks, st):
     """Log P(level group | component) (..., component, group) for 0/1 ``masks`` (group, level)."""
-    return ops.log(ops.exp(level_logp(ops, theta)) @ masks.T)
+    return ops.log(ops.exp(level_logp(ops, theta, st)) @ masks.T)
 
 
 def component_weights(ops, p, d):
@@ -130,26 +139,38 @@ def expit(ops, x):
 
 
 def entry_rate(ops, p, d):
-    """The rate x/n each cohort entry estimates, P(level | of, cause or form) (..., entry).
+    """The rate x/n each cohort entry estimates, under its cause or form (..., entry). An entry is
+    one of three kinds (0/1 rows of ``d.entry_kind``): a level group of a tree item, P(level | of);
+    a set of LP result patterns under the CSF model of :mod:`palsy.model.lp`, P(level | of) (with
+    contamination where the entry's population had it); or one node of the CSF model itself.
 
     With random effects, an entry of a quantity that several studies measure estimates its own
     study's rate: expit(logit(rate) + tau z_study).
     """
-    wts = component_weights(ops, p, d)[..., :, None] * d.entry_members.T
-    num = (ops.exp(group_logp(ops, p["theta"], d.entry_level)) * wts).sum(axis=-2)
-    den = (ops.exp(group_logp(ops, p["theta"], d.entry_of)) * wts).sum(axis=-2)
-    rate = num / den
+    theta = p["theta"]
+    members = component_weights(ops, p, d)[..., :, None] * d.entry_members.T  # (..., K, E)
+    den = members.sum(axis=-2)
+    tree = (ops.exp(group_logp(ops, theta, d.entry_level, d.structure)) * members).sum(axis=-2) \
+        / (ops.exp(group_logp(ops, theta, d.entry_of, d.structure)) * members).sum(axis=-2)
+    ix = d.lp_index
+    kap = theta[..., ix.contamination][..., :, None] * d.entry_kappa  # (..., K, E): contamination where present
+    pat = LP.patterns(ops, theta[..., :, None, :], ix, kap)  # (..., K, E, 4)
+    lp_rate = ((pat * d.entry_pattern).sum(axis=-1) * members).sum(axis=-2) \
+        / ((pat * d.entry_pattern_of).sum(axis=-1) * members).sum(axis=-2)
+    node = ((theta @ d.entry_node.T) * members).sum(axis=-2) / den  # (..., E)
+    rate = d.entry_kind[:, 0] * tree + d.entry_kind[:, 1] * lp_rate + d.entry_kind[:, 2] * node
     if "re_z" in p:
         rate = expit(ops, logit(ops, rate) + p["tau"][..., None] * (p["re_z"] @ d.re_member.T))
     return rate
 
 
 def case_theta(ops, p, d):
-    """The node probabilities a published case is drawn from: the odds of each striking feature
-    (``d.sel_mask``) multiplied by exp(gamma), publication's selection (DESIGN §3)."""
+    """The tree nodes a published case is drawn from (..., component, tree node): the odds of each
+    striking feature (``d.sel_mask``) multiplied by exp(gamma), publication's selection (docs/design.md §3)."""
+    tree = p["theta"][..., :d.structure.n_tree_nodes]
     if "gamma" not in p:
-        return p["theta"]
-    return expit(ops, logit(ops, p["theta"]) + p["gamma"][..., None, None] * d.sel_mask)
+        return tree
+    return expit(ops, logit(ops, tree) + p["gamma"][..., None, None] * d.sel_mask)
 
 
 def entry_loglik(ops, p, d):
@@ -166,7 +187,9 @@ def case_loglik(ops, p, d):
     (possibly unknown) form: log sum_k P(k | case context) prod_j p(x_j | k), with
     P(k | context) = sum_lineage P(lineage | context, infiltration) omega[lineage, k].
     """
-    obs = group_logp(ops, case_theta(ops, p, d), d.obs_mask)  # (..., K, obs)
+    tree = case_theta(ops, p, d)
+    lv = ops.log(tree) @ d.structure.a_success.T + ops.log1p(-tree) @ d.structure.a_failure.T
+    obs = ops.log(ops.exp(lv) @ d.obs_mask.T)  # (..., K, obs)
     per = d.infiltration_select @ (obs @ d.obs_case.T)  # (..., Ki, case)
     if "omega" not in p:
         return per[..., 0, :]

@@ -140,7 +140,7 @@ def jax_model(key: tuple[str, str, bool], d: D.Design) -> JaxModel:
     from pymc.sampling.jax import get_jaxified_graph
     from pytensor.graph.replace import graph_replace
 
-    data = {**d.data(), **d.structure()}
+    data = {**d.data(), **d.layout()}
     with warnings.catch_warnings(), pytensor.config.change_flags(cxx=""):
         warnings.simplefilter("ignore")
         model = freeze_dims_and_data(B.from_design(d), data=[])  # static shapes; the data stay inputs
@@ -230,7 +230,7 @@ def _jax(key, d, settings, updates, progress):
     padded = D.for_sampler(d)
     m = jax_model(key, padded)
     run = _sampler(m, settings.chains, settings.tune, settings.draws)
-    values = {**D.sampler_data(d, padded, {**defaults, **updates}), **padded.structure()}
+    values = {**D.sampler_data(d, padded, {**defaults, **updates}), **padded.layout()}
     dat = [np.asarray(values[name], dtype=dtype) for name, (_, dtype) in m.data.items()]
     x0 = m.initial(np.random.default_rng([settings.seed, 3]), settings.chains)
     warm_key, draw_key = jax.random.split(jax.random.PRNGKey(settings.seed))

@@ -11,10 +11,8 @@ import numpy as np
 from palsy.model import design as D
 from palsy.model import rates as R
 
-#: Parameters NUTS samples (the rate block is drawn from its prior: :data:`palsy.model.rates.RATE_PARAMETERS`).
-SAMPLED = ("theta", "omega", "tau", "re_z", "gamma")
-#: Every parameter the draws store, in order.
-PARAMETERS = (*SAMPLED, *R.RATE_PARAMETERS)
+#: Parameters NUTS samples (the rate block is drawn from its prior: :func:`palsy.model.rates.rate_parameters`).
+SAMPLED = ("theta_free", "omega", "tau", "re_z", "gamma")
 
 
 def draws(d: D.Design, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -23,8 +21,8 @@ def draws(d: D.Design, n: int, rng: np.random.Generator) -> dict[str, np.ndarray
     Cohort counts and cases are likelihood, not prior: they are not in these draws. (The soft
     ordering constraint is a potential of the model, not part of these priors.)
     """
-    K, N = d.prior_a.shape
-    out = {"theta": np.clip(rng.beta(d.prior_a, d.prior_b, size=(n, K, N)), 1e-12, 1 - 1e-12)}
+    out = {"theta_free": np.clip(rng.beta(d.prior_a, d.prior_b, size=(n, len(d.prior_a))), 1e-12, 1 - 1e-12)}
+    out["theta"] = d.theta(out["theta_free"])
     if d.variant.is_mixture:  # omega (lineage, form): one Dirichlet per lineage
         out["omega"] = np.stack([rng.dirichlet(a, n) for a in d.form_alpha], axis=1)
     if d.synthesis:
@@ -53,7 +51,7 @@ def log_density(params: dict[str, np.ndarray], d: D.Design) -> dict[str, np.ndar
 
     ``omega``'s density is one number per simplex (one per lineage).
     """
-    out = {"theta": beta_lpdf(params["theta"], d.prior_a, d.prior_b)}
+    out = {"theta_free": beta_lpdf(params["theta_free"], d.prior_a, d.prior_b)}
     if "omega" in params:
         out["omega"] = _dirichlet_lpdf(params["omega"], d.form_alpha)
     if "tau" in params:

@@ -77,7 +77,7 @@ for label, folder in (("original", sys.argv[1]), ("edited", sys.argv[2])):
     pd = D.for_sampler(d)
     m = nuts.jax_model(("subtype", ev.hash, True), pd)
     import jax
-    values = {**D.sampler_data(d, pd, d.data()), **pd.structure()}
+    values = {**D.sampler_data(d, pd, d.data()), **pd.layout()}
     dat = [np.asarray(values[n], dtype=t) for n, (_, t) in m.data.items()]
     x = [a[0] for a in m.initial(np.random.default_rng(0), 1)]
     text = jax.jit(m.logp).lower(x, dat).as_text(debug_info=False)

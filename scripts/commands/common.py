@@ -13,6 +13,7 @@ from palsy.model import draws as draws_io
 from palsy.model import findings as F
 from palsy.model import paths, variants
 from palsy.model import safe_yaml as Y
+from palsy.model import schema as SC
 from palsy.model.evidence import evidence_hash
 
 
@@ -79,15 +80,29 @@ def _probability(name: str):
     return parse
 
 
-def add_finding_arguments(p: argparse.ArgumentParser) -> None:
-    """One flag per finding of DESIGN §2, same name with dashes; ``--csf`` repeats."""
-    for name in F.FINDINGS:
+def flag_schema() -> SC.Schema:
+    """The schema the finding flags follow: that of ``$PALSY_PRIORS``, else the one shipped with palsy.
+
+    (A parser is built before ``--priors`` is read, so a copy of ``priors/`` with a new finding gets its
+    flag through ``PALSY_PRIORS``; with ``--priors`` its patient file carries it.) Read without the
+    validation library: the fit validates the schema, and a broken file is reported when the evidence is
+    loaded."""
+    return SC.read(os.environ.get("PALSY_PRIORS") or str(paths.priors()))
+
+
+def add_finding_arguments(p: argparse.ArgumentParser, schema: SC.Schema | None = None) -> None:
+    """One flag per finding of the schema, same name with dashes; the LP flag repeats."""
+    sc = schema or flag_schema()
+    for name in sc.findings:
         flag = "--" + name.replace("_", "-")
-        if name == "csf":
-            p.add_argument(flag, action="append", metavar="RESULT:METHOD",
-                           help="one LP, in order (repeat): e.g. negative:cytology, positive:flow; replaces the file's list")
+        if name == sc.lp.name:
+            methods = sc.lp.methods
+            p.add_argument(flag, action="append", metavar="LP",
+                           help=f"one LP, in order (repeat): e.g. {methods[0]}=negative,{methods[1]}=positive"
+                                f"[,traumatic=yes] (either method may be left out), or negative:{methods[1]}; "
+                                f"replaces the file's list")
         else:
-            p.add_argument(flag, metavar="LEVEL", help=f"{F.DESCRIPTIONS[name]}: {', '.join(F.allowed(name))}, unknown")
+            p.add_argument(flag, metavar="LEVEL", help=f"{sc.help(name)}: {', '.join(sc.allowed(name))}, unknown")
 
 
 def read_patient_file(path: str | Path) -> dict:
@@ -138,12 +153,13 @@ def patient_from(args: argparse.Namespace, file: str | None, fhir=None) -> F.Pat
         raise F.InputError(["--patient and --fhir: give one of them"], "command line")
     data = read_patient_file(file) if file is not None else dict(fhir.patient) if fhir is not None else {}
     source = str(file) if file is not None else str(getattr(args, "fhir", None)) if fhir is not None else "command line"
-    base = F.parse_patient(data, source)
+    sc = flag_schema()
+    base = F.parse_patient(data, source, schema=sc)
     overrides = {}
-    for name in F.FINDINGS:
+    for name in sc.findings:
         value = getattr(args, name, None)
         if value is not None:
-            overrides[name] = list(value) if name == "csf" else value
+            overrides[name] = list(value) if name == sc.lp.name else value
     return F.with_overrides(base, overrides, "command line") if overrides else base
 
 

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     pdir = common.priors_dir(args)
     ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws),
                    decision_settings=decision.load(pdir), thresholds=thresholds,
-                   guidance=guidance.load(pdir, draws.causes))
+                   guidance=guidance.load(pdir, draws.causes, draws.schema))
     if mapping is not None:  # what the record did not say, and what was not read
         from palsy.model import fhir
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _label(finding: str, index: int | None, value: str | None) -> str:
-    return f"LP {index} {value}" if finding == "csf" else f"{finding}: {value}"
+    return f"LP {index} {value}" if index is not None else f"{finding}: {value}"
 
 
 def ci_label(ci: float) -> str:

@@ -1,0 +1,104 @@
+"""How typical a patient's findings are under the model (docs/design.md §4, atypicality).
+
+The modelled causes sum to one, so a patient whose findings fit none of them well still gets a
+confident answer. Per draw, log p(findings | context) of the patient is compared with that of
+patients simulated from the model with the same context and the same findings known (each LP read by
+the same methods, with the same traumatic status); the tail probability is the share of simulated
+patients at most as probable, and the answer is flagged when it is below the threshold of model.yaml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from palsy.model import likelihood as LK
+from palsy.model import lp as LP
+from palsy.model.game import Game
+
+SIMULATIONS = 4  # simulated patients per draw
+
+
+def _sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One category per row of ``probs`` (rows proportional to probabilities)."""
+    cum = np.cumsum(probs, axis=1) / probs.sum(axis=1, keepdims=True)
+    return (rng.random(len(probs))[:, None] > cum).sum(axis=1).clip(0, probs.shape[1] - 1)
+
+
+def _gather(lp: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``lp[s, :, idx[s]]`` for every draw s: (S, K, level) and (S,) -> (S, K)."""
+    return np.take_along_axis(lp, np.broadcast_to(idx[:, None, None], (lp.shape[0], lp.shape[1], 1)), axis=2)[:, :, 0]
+
+
+def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray | None = None) -> dict[str, Any]:
+    """The tail probability of the patient's findings given their context, and whether it is flagged."""
+    t, sc, st = game.t, game.t.schema, game.t.st
+    pres = [i for i, p in enumerate(game.players) if p.finding not in sc.context]
+    if not pres:
+        return {"flag": False, "tail_probability": 1.0, "threshold": tail}
+    n, nd = game.n_players, t.n
+    ctx_mask = np.zeros((1, n), bool)
+    ctx_mask[0, game.ctx] = True
+    comp_lp = game.log_p_components(ctx_mask)[0]  # (S, K): log P(context, k | c) + offset
+    lj_k = comp_lp + game.base[:, t.component_cause]
+    lj_k = np.where(game.active[t.component_cause], lj_k, -np.inf)
+    log_ctx = LK.NUMPY.logsumexp(lj_k, axis=-1)  # (S,)
+    full = np.ones((1, n), bool)
+    obs = LK.NUMPY.logsumexp(np.where(game.active, game.log_joint(full)[0], -np.inf), axis=-1) - log_ctx
+    pk = np.exp(lj_k - log_ctx[:, None])  # P(k | context) (S, K)
+    draws = np.arange(nd)
+    blasts = game.blasts_full
+    lp_patterns = {}
+    for i in game.lps:
+        trauma = game.players[i].lp.traumatic
+        tr = t.traumatic_rate if trauma is None else float(trauma == "yes")
+        lp_patterns[i] = LP.patterns(LK.NUMPY, t.theta, t.ix, (t.contamination * blasts * tr)[:, None])  # (S, K, 4)
+    below = np.zeros(nd)
+    for _ in range(SIMULATIONS):
+        k = _sample(pk, rng)  # each draw's simulated component
+        total = np.zeros((nd, pk.shape[1]))  # log p(x_sim | k') for every component k'
+        first_positive = None
+        for i in pres:
+            p = game.players[i]
+            if i == game.profile:
+                continue
+            if p.lp is not None:
+                pat = lp_patterns[i]
+                pick = _sample(pat[draws, k], rng)  # a full pattern per draw
+                done = p.lp.methods
+                consistent = np.array([[_agrees(a, b, done, t.ix.methods) for b in range(LP.N_PATTERNS)]
+                                       for a in range(LP.N_PATTERNS)], float)[pick]  # (S, 4): same results on `done`
+                total += np.log(np.einsum("skp,sp->sk", pat, consistent))
+                if i == game.lp1:
+                    first_positive = LP.positive_mask(done, t.ix.methods)[pick] > 0
+                continue
+            idx = np.array([st.level_index[(p.finding, lv)] for lv in sc.levels[p.finding]])
+            own = t.level_lp[draws, k][:, idx]
+            pick = _sample(np.exp(own), rng)
+            total += _gather(t.level_lp, idx[pick])
+        if game.profile is not None:
+            levels = sc.levels[sc.profile]
+            pos_idx = np.array([st.level_index[(st.profile_item("positive"), lv)] for lv in levels])
+            neg_idx = np.array([st.level_index[(st.profile_item("negative"), lv)] for lv in levels])
+            known_first = first_positive is not None
+            if not known_first:  # no first LP given: its class is drawn, then marginalised
+                p_pos = np.exp(t.lp_logp(LP.positive_mask(game.first_methods, t.ix.methods), game.first_traumatic, blasts))
+                first_positive = rng.random(nd) < p_pos[draws, k]
+            own = np.where(first_positive[:, None], t.level_lp[draws, k][:, pos_idx], t.level_lp[draws, k][:, neg_idx])
+            v = _sample(np.exp(own), rng)
+            after_pos, after_neg = _gather(t.level_lp, pos_idx[v]), _gather(t.level_lp, neg_idx[v])
+            if known_first:
+                total += np.where(first_positive[:, None], after_pos, after_neg)
+            else:
+                total += np.log(p_pos * np.exp(after_pos) + (1 - p_pos) * np.exp(after_neg))
+        sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk, 1e-300)) + total, axis=-1)
+        below += (sim <= obs + 1e-9)
+    tail_p = float(np.average(below / SIMULATIONS, weights=w))
+    return {"flag": bool(tail_p < tail), "tail_probability": tail_p, "threshold": tail}
+
+
+def _agrees(a: int, b: int, done: tuple[str, ...], methods: tuple[str, str]) -> bool:
+    """Whether patterns ``a`` and ``b`` read the same results by the methods ``done``."""
+    first, second = methods
+    return (first not in done or (a >> 1) == (b >> 1)) and (second not in done or (a & 1) == (b & 1))

@@ -1,0 +1,113 @@
+"""What the next test could do (docs/design.md §4): for each pending test of the schema's ``next_tests``,
+the predictive probability of each result, P(infiltration) and the leading cause after it; and how far
+further negative LPs would take P(infiltration). Per draw, sum_r P(r | x) P(c | x, r) = P(c | x) for
+every cause (the identity the tests check).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from palsy.model import findings as F
+from palsy.model import likelihood as LK
+from palsy.model.game import Game, softmax
+
+
+def lp_results(methods: tuple[str, ...], results: tuple[str, ...]) -> list[dict[str, str]]:
+    """Every combination of results of ``methods`` read on one sample."""
+    return [dict(zip(methods, combo, strict=True)) for combo in itertools.product(results, repeat=len(methods))]
+
+
+def result_code(results: dict[str, str]) -> str:
+    """``cytology=negative,flow=positive`` (an LP's results as the command line writes them)."""
+    return ",".join(f"{m}={r}" for m, r in results.items())
+
+
+def outcomes(game: Game, patient: F.Patient) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
+    """Each pending test and its results, with the extra log probability each result adds (S, K)."""
+    t, sc, st = game.t, game.t.schema, game.t.st
+    options = []
+    for name, test in sc.next_tests.items():
+        if test.reads == sc.lp.name:
+            if len(patient.csf) >= sc.lp.max_lps:
+                continue
+            results = []
+            for res in lp_results(test.methods, sc.lp.results):
+                extra = game.lp_extra(res)
+                if game.first is None and game.profile is None:  # the first LP reveals its CSF profile too
+                    cls = "positive" if "positive" in res.values() else "negative"
+                    for level in sc.levels[sc.profile]:
+                        results.append((f"{result_code(res)}; {level}", extra + t.level(st.profile_item(cls), level)))
+                else:
+                    results.append((result_code(res), extra))
+            options.append((name, results))
+        elif patient.level(test.reads) is None:
+            options.append((name, [(lv, t.level(test.reads, lv)) for lv in sc.levels[test.reads]]))
+    return options
+
+
+def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
+               keep_draws: bool = False) -> list[dict[str, Any]]:
+    """Predictive probability of each result of each pending test, P(infiltration) and the leading
+    cause after it."""
+    from palsy.model.summaries import probability_summary, summary
+
+    full = np.ones((1, game.n_players), bool)
+    lj = game.log_joint(full)[0]  # (S, C)
+    act = game.active
+    log_px = LK.NUMPY.logsumexp(np.where(act, lj, -np.inf), axis=-1)
+    causes = game.t.causes
+    tests = []
+    for test, results in outcomes(game, patient):
+        outs = []
+        for result, extra in results:
+            ljr = game.log_joint(full, extra=extra)[0]
+            pr = np.exp(LK.NUMPY.logsumexp(np.where(act, ljr, -np.inf), axis=-1) - log_px)
+            pc = softmax(ljr, act)
+            after = game.log_odds(ljr)
+            # after seeing r the draws are reweighted by P(r | draw): the predictive P(c | x, r)
+            w_r = pr if w is None else w * pr
+            means = np.average(pc, axis=0, weights=w_r)
+            ps = summary(pr, ci, w)
+            o = {"result": result,
+                 "probability": {"mean": ps["mean"], "lower": ps["lower"], "upper": ps["upper"]},
+                 "probability_after": {k: v for k, v in probability_summary(after, ci, w_r).items() if k != "ci"},
+                 "leading_cause_after": causes[int(np.argmax(np.where(act, means, -1)))],
+                 "causes_after": {c: float(m) for c, m, a in zip(causes, means, act, strict=True) if a}}
+            if keep_draws:
+                o["_draws"] = (pr, pc)
+            outs.append(o)
+        tests.append({"test": test, "outcomes": outs})
+    return tests
+
+
+#: The method sets whose further negative LPs are counted (keys of the decision's ``negative_lps_to_low``).
+def method_sets(methods: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    return {**{m: (m,) for m in methods}, "_and_".join(methods): tuple(methods)}
+
+
+def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dict[str, list[float]]:
+    """Mean P(infiltration) after 1, 2, ... further negative LPs (up to the schema's maximum in all), by
+    the methods each LP is read with."""
+    t, sc = game.t, game.t.schema
+    full = np.ones((1, game.n_players), bool)
+    out = {}
+    for key, methods in method_sets(sc.lp.methods).items():
+        negative = {m: sc.lp.results[0] for m in methods}
+        first = game.lp_extra(negative)
+        further = t.lp_logp(_mask(negative, t), None, game.blasts_full)
+        curve = []
+        for k in range(1, sc.lp.max_lps - len(patient.csf) + 1):
+            pc = softmax(game.log_joint(full, extra=first + (k - 1) * further)[0], game.active)
+            curve.append(float(np.average(pc[:, game.inf], weights=w)))
+        out[key] = curve
+    return out
+
+
+def _mask(results: dict[str, str], t) -> np.ndarray:
+    from palsy.model import lp as LP
+
+    return LP.obs_mask(results, t.ix.methods)
