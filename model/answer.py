@@ -211,6 +211,22 @@ def hallmark_warnings(patient: F.Patient, causes: tuple[str, ...], active: np.nd
     return out
 
 
+def workup_pending(patient: F.Patient) -> tuple[str, ...]:
+    """The tests of the work-up (source 000: contrast MRI, an LP read by cytology and flow) not yet done for a
+    patient whose palsy may be peripheral: recommended whatever the probability (docs/design.md §4)."""
+    if patient.central:
+        return ()
+    sc = patient.schema
+    out = []
+    for name, test in sc.next_tests.items():
+        if test.reads == sc.lp.name:  # until an LP is read by the more sensitive method (flow cytometry)
+            if not any(lp.result(test.methods[-1]) is not None for lp in patient.csf):
+                out.append(name)
+        elif patient.level(test.reads) is None:
+            out.append(name)
+    return tuple(out)
+
+
 def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float | None = None,
            causes: tuple[str, ...] | None = None, tables: Tables | None = None, leave_out: bool = True,
            keep_draws: bool = False, seed: int = 0, decision_settings: D.Settings | None = None,
@@ -297,7 +313,9 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         for t_ in tests:
             for o in t_["outcomes"]:
                 o["p_inf"] = o["_draws"][1][:, inf]
-        dec = D.decide(expit(post_lo), tests, LA.negative_curves(game, patient, w), decision_settings, thresholds, w)
+        dec = D.decide(expit(post_lo), tests, LA.negative_curves(game, patient, w), decision_settings, thresholds, w,
+                       causes=t.causes, cause_draws=step_cause[-1], ess=draws.meta["diagnostics"].get("ess_bulk_min"),
+                       workup_pending=workup_pending(patient))
     if not keep_draws:
         tests = [{"test": t_["test"], "outcomes": [{k: v for k, v in o.items() if k not in ("_draws", "p_inf")}
                                                     for o in t_["outcomes"]]} for t_ in tests]
@@ -309,11 +327,13 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
              "version": draws.meta["version"], "pretest": pretest, "seed": draws.meta["settings"]["seed"],
              "diagnostics_ok": draws.meta["diagnostics"]["ok"], "causes": list(t.causes),
              "causes_weighed": [c for c, a in zip(t.causes, active, strict=True) if a],
-             "not_modelled": list(st["not_modelled"]), "schema_version": t.schema.version}
+             "not_modelled": list(st["not_modelled"]), "schema_version": t.schema.version,
+             "cause_labels": st.get("cause_labels") or {}}
     means = dict(zip(t.causes, np.average(step_cause[-1], axis=0, weights=w).tolist(), strict=True))
     todo = G.applicable(guidance, patient, {c: m for (c, m), a in zip(means.items(), active, strict=True) if a},
                         dec["action"] if dec else None)
-    acts = tuple({"id": g.id, "text": g.text, "detail": g.detail, "refs": list(g.refs)} for g in todo)
+    acts = tuple({"id": g.id, "text": g.text, "detail": g.detail, "refs": list(g.refs), "urgency": g.urgency}
+                 for g in todo)
     return Answer(patient, ci, pretest, t.causes, active, prior_pc, step_cause[-1], prior_lo, post_lo,
                   tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
                   w, model, left, dec, acts)

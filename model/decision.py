@@ -25,13 +25,17 @@ ACTIONS = ("no_test", "test", "treat")
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Benefit of treating infiltration, harm of treating without it, and each test's harm (one unit)."""
+    """Benefit of treating infiltration, harm of treating without it, each test's harm (one unit), and the
+    benefit and harm of managing each other cause (so that a test's value counts every cause whose
+    management its result changes)."""
 
     benefit: float
     harm: float
     test_harm: dict[str, float]
     action_text: dict[str, str]
     source: str = "priors/decision.yaml"
+    management: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # cause -> (benefit, harm)
+    workup_text: str = ""
 
     @property
     def treatment_threshold(self) -> float:
@@ -39,7 +43,12 @@ class Settings:
 
 
 def _number(doc: Any, where: str, problems: list[str], low: float = 0.0) -> float:
-    v = doc.get("value", doc.get("harm")) if isinstance(doc, dict) else None
+    v = doc.get("value", doc.get("harm")) if isinstance(doc, dict) else doc
+    if isinstance(doc, (int, float)) and not isinstance(doc, bool):  # a bare number inside a reasoned block
+        if not math.isfinite(doc) or doc < low:
+            problems.append(f"{where}: {doc!r} must be a number >= {low:g}")
+            return 1.0
+        return float(doc)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < low:
         problems.append(f"{where}: {v!r} must be a number >= {low:g}")
         return 1.0
@@ -48,7 +57,7 @@ def _number(doc: Any, where: str, problems: list[str], low: float = 0.0) -> floa
     return float(v)
 
 
-def load(directory: str | Path | None = None) -> Settings:
+def load(directory: str | Path | None = None, causes: tuple[str, ...] | None = None) -> Settings:
     """Read and validate ``decision.yaml`` in ``directory`` (default: the evidence shipped with palsy):
     a harm for each test of the schema's ``next_tests``.
 
@@ -80,9 +89,28 @@ def load(directory: str | Path | None = None) -> Settings:
     if not (isinstance(texts, dict) and set(texts) == set(ACTIONS) and all(isinstance(v, str) and v for v in texts.values())):
         problems.append(f"action_text: give the words shown for each of {', '.join(ACTIONS)}")
         texts = {}
+    workup = doc.get("workup_text")
+    if not (isinstance(workup, str) and workup.strip()):
+        problems.append("workup_text: give the words shown while the MRI and LP work-up is not done")
+        workup = ""
+    management = {}
+    man = doc.get("management")
+    if not isinstance(man, dict):
+        problems.append("management: give, for each cause whose management a test result can change, "
+                        "{benefit, harm} with their reasoning")
+    else:
+        for cause, m in man.items():
+            b = _number(m.get("benefit") if isinstance(m, dict) else None, f"management.{cause}.benefit", problems, 1e-9)
+            h = _number(m.get("harm") if isinstance(m, dict) else None, f"management.{cause}.harm", problems, 1e-9)
+            if isinstance(m, dict) and not m.get("reasoning"):
+                problems.append(f"management.{cause}: give its reasoning (an adjustable expert judgment)")
+            management[str(cause)] = (b, h)
+    unknown = [c for c in management if causes is not None and c not in causes]
+    if unknown:
+        problems.append(f"management: {', '.join(unknown)} not causes of model.yaml; allowed: {', '.join(causes or ())}")
     if problems:
         raise F.InputError(problems, str(path))
-    return Settings(benefit, harm, harms, dict(texts), str(path))
+    return Settings(benefit, harm, harms, dict(texts), str(path), management, " ".join(workup.split()))
 
 
 def parse_thresholds(text: str) -> tuple[float, float]:
@@ -134,12 +162,39 @@ def _utility(p: float | np.ndarray, s: Settings) -> float | np.ndarray:
     return np.maximum(0.0, p * s.benefit - (1 - p) * s.harm)
 
 
+def _management_utility(pc: np.ndarray, causes: tuple[str, ...], s: Settings) -> np.ndarray:
+    """Expected utility (..., ) of managing each other cause as its probability says (``pc`` (..., cause)):
+    the sum over the causes of ``management`` of max(0, p b - (1 - p) h)."""
+    out = np.zeros(pc.shape[:-1])
+    for cause, (b, h) in s.management.items():
+        if cause in causes:
+            q = pc[..., causes.index(cause)]
+            out = out + np.maximum(0.0, q * b - (1 - q) * h)
+    return out
+
+
 def _zone(p: float, low: float, high: float) -> str:
     return "no_test" if p < low else "treat" if p > high else "test"
 
 
+def at_threshold(p: float, p_draws: np.ndarray, w: np.ndarray | None, low: float, high: float,
+                 ess: float) -> dict[str, Any] | None:
+    """Whether the decision sits on a threshold: within twice the Monte Carlo error of the mean, or with
+    the posterior spread evenly across it (40-60% of P(infiltration)'s mass on either side)."""
+    sd = float(np.sqrt(np.average((p_draws - p) ** 2, weights=w)))
+    mcse = sd / np.sqrt(max(ess, 1.0))
+    for name, th in (("lower", low), ("upper", high)):
+        share_above = float(np.average(p_draws > th, weights=w))
+        if abs(p - th) <= 2 * mcse or 0.4 <= share_above <= 0.6:
+            return {"threshold": name, "value": float(th), "mc_error": float(mcse), "share_above": share_above,
+                    "within_mc_error": bool(abs(p - th) <= 2 * mcse)}
+    return None
+
+
 def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: dict[str, list[float]],
-           s: Settings, thresholds: tuple[float, float] | None = None, w: np.ndarray | None = None) -> dict[str, Any]:
+           s: Settings, thresholds: tuple[float, float] | None = None, w: np.ndarray | None = None, *,
+           causes: tuple[str, ...] = (), cause_draws: np.ndarray | None = None, ess: float | None = None,
+           workup_pending: tuple[str, ...] = ()) -> dict[str, Any]:
     """The decision for one patient.
 
     Parameters
@@ -151,13 +206,22 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
         (P(result | x) per draw, P(cause | x, result) per draw and cause) and ``p_inf`` its
         P(infiltration | x, result) per draw.
     negative_curves : dict
-        For each LP method, the mean P(infiltration) after 1, 2, ... further negative LPs.
+        For each set of LP methods, the mean P(infiltration) after 1, 2, ... further negative LPs.
     s : Settings
-        Benefit, harms and test harms.
+        Benefit, harms, test harms and the other causes' management.
     thresholds : (low, high), optional
         Overrides the pair the settings give (``--thresholds``).
+    causes, cause_draws : optional
+        The causes and P(cause | findings) per draw (draw, cause): a test's value of information counts
+        every cause whose management its result changes (``s.management``), not only infiltration.
+    ess : float, optional
+        The effective sample size of the draws (for the Monte Carlo error at a threshold; default: their number).
+    workup_pending : tuple of str
+        The tests of the work-up (the MRI, the LP read by flow) not yet done: recommended whatever the
+        probability; the decision says what comes after them.
     """
     p = float(np.average(p_draws, weights=w))
+    pc_now = np.average(cause_draws, axis=0, weights=w) if cause_draws is not None else None
     rows = []
     for t in tests:
         pr = np.array([np.average(o["_draws"][0], weights=w) for o in t["outcomes"]])  # P(r | x)
@@ -168,9 +232,13 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
         fpr = float((pr - joint)[positive].sum() / max(1 - p, 1e-300))
         tt, trx = test_interval(joint / max(p, 1e-300), (pr - joint) / max(1 - p, 1e-300), s.harm, s.benefit,
                                 s.test_harm[t["test"]])
+        pc_after = None
+        if cause_draws is not None:  # P(cause | x, r), each result's predictive
+            pc_after = np.array([np.average(o["_draws"][0][:, None] * o["_draws"][1], axis=0, weights=w) / max(q, 1e-300)
+                                 for o, q in zip(t["outcomes"], pr, strict=True)])
         rows.append({"test": t["test"], "sensitivity": se, "false_positive_rate": fpr,
                      "testing_threshold": tt, "test_treatment_threshold": trx, "useful": bool(tt < trx),
-                     "_pr": pr, "_after": p_after})
+                     "_pr": pr, "_after": p_after, "_pc_after": pc_after})
     useful = [r for r in rows if r["useful"]]
     if thresholds is not None:
         low, high, source = thresholds[0], thresholds[1], "--thresholds"
@@ -186,16 +254,26 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
     for r in rows:
         change = [_zone(float(q), low, high) != action for q in r["_after"]]
         voi = float(np.sum(r["_pr"] * _utility(r["_after"], s)) - _utility(p, s) - s.test_harm[r["test"]])
+        voi_other = 0.0
+        if r["_pc_after"] is not None and s.management:
+            voi_other = float(np.sum(r["_pr"] * _management_utility(r["_pc_after"], causes, s))
+                              - _management_utility(pc_now, causes, s))
         out_tests.append({
             "test": r["test"], "can_change_action": bool(any(change)),
             "probability_of_change": float(np.sum(r["_pr"][change])) if any(change) else 0.0,
-            "value_of_information": voi, "sensitivity": r["sensitivity"],
+            "value_of_information": voi + voi_other, "value_for_infiltration": voi,
+            "value_for_other_causes": voi_other, "sensitivity": r["sensitivity"],
             "false_positive_rate": r["false_positive_rate"], "testing_threshold": r["testing_threshold"],
             "test_treatment_threshold": r["test_treatment_threshold"]})
     to_low = {}
-    for method, curve in negative_curves.items():
-        to_low[method] = next((k for k, q in enumerate(curve, start=1) if q < low), None)
+    for methods, curve in negative_curves.items():  # 0 when already below; None when not reachable
+        to_low[methods] = 0 if p < low else next((k for k, q in enumerate(curve, start=1) if q < low), None)
+    edge = at_threshold(p, p_draws, w, low, high, ess if ess is not None else len(p_draws))
+    if edge is not None:
+        deciding = max(out_tests, key=lambda t: (t["probability_of_change"], t["value_of_information"]), default=None)
+        edge["decided_by"] = deciding["test"] if deciding and deciding["can_change_action"] else None
     return {"thresholds": {"low": float(low), "high": float(high), "treatment": s.treatment_threshold,
                            "source": source},
             "probability": p, "action": action, "action_text": s.action_text[action], "tests": out_tests,
-            "negative_lps_to_low": to_low}
+            "negative_lps_to_low": to_low, "at_threshold": edge, "workup_pending": list(workup_pending),
+            "workup_text": s.workup_text if workup_pending else ""}

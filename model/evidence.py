@@ -313,6 +313,13 @@ class _Validator:
             self.err(file, "causes", "causes", f"{brief(causes)}: give a list of distinct cause names including "
                                                f"{brief(variants.INFILTRATION)} and at least one other")
             doc["causes"] = []
+        labels = doc.get("cause_labels")
+        if not (isinstance(labels, dict) and set(labels) == set(doc.get("causes") or ())
+                and all(isinstance(v, dict) and isinstance(v.get("label"), str) and v["label"].strip()
+                        and set(v) <= {"label", "short"} for v in labels.values())):
+            self.err(file, "cause_labels", "cause_labels", f"{brief(labels)}: give {{label, short}} for each cause of "
+                                                           f"`causes` ({', '.join(doc.get('causes') or ())})")
+            doc["cause_labels"] = {c: {"label": c.replace("_", " ")} for c in doc.get("causes") or ()}
         syn = doc.get("synthesis")
         re_ = syn.get("random_effects") if isinstance(syn, dict) else None
         sel = syn.get("selection") if isinstance(syn, dict) else None

@@ -3,9 +3,11 @@ triggers hold for one patient's answer. The words and the triggers are data; thi
 validates and evaluates them.
 
 Trigger grammar (``when``): ``always``; ``{finding: NAME, in: [LEVEL, ...]}``; ``{finding: NAME,
-unknown: true}``; ``{finding: csf, count_below: N}``; ``{finding: csf, all_negative: true}``;
-``{cause: CAUSE, above: P}`` / ``{cause: CAUSE, below: P}`` on the mean posterior probability;
-``{decision: [ACTION, ...]}``; ``{all: [...]}``, ``{any: [...]}``, ``{not: ...}``.
+unknown: true}``; for the LPs (``finding: csf``): ``count_below: N``, ``all_negative: true``,
+``any_positive: true``, ``clean_positive: true`` (a positive LP that is not a traumatic tap while blasts
+circulate), ``contaminated_positive: true`` (every positive LP is such a tap), ``without: METHOD`` (no LP
+read by that method yet); ``{cause: CAUSE, above: P}`` / ``{cause: CAUSE, below: P}`` on the mean
+posterior probability; ``{decision: [ACTION, ...]}``; ``{all: [...]}``, ``{any: [...]}``, ``{not: ...}``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from palsy.model import schema as SC
 from palsy.model.decision import ACTIONS
 
 PAGE_ONE = 6  # actions page 1 shows at most
+#: How urgent an action is: ``escalation`` (the leukaemia team today, tissue), ``workup`` (an investigation to
+#: do now), ``care`` (everything else). A CDS card's indicator is critical, warning or info accordingly.
+URGENCIES = ("escalation", "workup", "care")
+#: What a trigger may ask of the LPs.
+LP_CONDITIONS = ("count_below", "all_negative", "any_positive", "clean_positive", "contaminated_positive", "without",
+                 "unknown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +42,7 @@ class Action:
     priority: float
     refs: tuple[str, ...]
     reasoning: str
+    urgency: str = "care"  # escalation | workup | care: what a card's indicator reads (critical, warning, info)
 
 
 def _check(cond: Any, where: str, causes: tuple[str, ...], problems: list[str], sc: SC.Schema) -> None:
@@ -56,8 +65,11 @@ def _check(cond: Any, where: str, causes: tuple[str, ...], problems: list[str], 
     elif "finding" in cond:
         name = cond["finding"]
         if name == sc.lp.name:
-            if not (set(cond) - {"finding"} <= {"count_below", "all_negative", "any_positive", "unknown"}):
-                problems.append(f"{where}: {name} takes count_below, all_negative, any_positive or unknown")
+            keys = set(cond) - {"finding"}
+            if len(keys) != 1 or not keys <= set(LP_CONDITIONS):
+                problems.append(f"{where}: {name} takes one of {', '.join(LP_CONDITIONS)}")
+            elif "without" in keys and cond["without"] not in sc.lp.methods:
+                problems.append(f"{where}.without: {cond['without']!r}; allowed: {', '.join(sc.lp.methods)}")
         elif name not in sc.levels:
             problems.append(f"{where}.finding: {name!r} is not a finding; allowed: {', '.join(sc.levels)}, {sc.lp.name}")
         elif "in" in cond:
@@ -125,9 +137,16 @@ def load(directory: str | Path, causes: tuple[str, ...], schema: SC.Schema | Non
         if not a.get("reasoning"):
             problems.append(f"action {aid}: reasoning: say why this action under this trigger")
         _check(a.get("when"), f"action {aid}: when", causes, problems, sc)
+        urgency = a.get("urgency", "care")
+        if urgency not in URGENCIES:
+            problems.append(f"action {aid}: urgency: {urgency!r}; allowed: {', '.join(URGENCIES)}")
+        unknown = sorted(set(a) - {"id", "text", "detail", "when", "priority", "ref", "reasoning", "urgency"})
+        if unknown:
+            problems.append(f"action {aid}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: id, text, detail, "
+                            f"when, priority, ref, reasoning, urgency")
         out.append(Action(aid, str(text or "").strip(), str(a.get("detail") or "").strip(), a.get("when"),
                           float(pr) if isinstance(pr, (int, float)) else 0.0, tuple(map(str, refs)),
-                          str(a.get("reasoning") or "")))
+                          str(a.get("reasoning") or ""), str(urgency)))
     if problems:
         raise F.InputError(problems, str(path))
     return tuple(out)
@@ -146,13 +165,7 @@ def holds(cond: Any, patient: F.Patient, cause_means: dict[str, float], action: 
     if "finding" in cond:
         name = cond["finding"]
         if name == patient.schema.lp.name:
-            if "count_below" in cond:
-                return len(patient.csf) < cond["count_below"]
-            if cond.get("all_negative"):
-                return bool(patient.csf) and not any(lp.positive for lp in patient.csf)
-            if cond.get("any_positive"):
-                return any(lp.positive for lp in patient.csf)
-            return not patient.csf
+            return _lp_holds(cond, patient)
         value = patient.values.get(name)
         return value is None if cond.get("unknown") else value in cond["in"]
     if "cause" in cond:
@@ -163,6 +176,29 @@ def holds(cond: Any, patient: F.Patient, cause_means: dict[str, float], action: 
     if "decision" in cond:
         return action in cond["decision"]
     return False
+
+
+def contaminated(lp: F.LP, patient: F.Patient) -> bool:
+    """A traumatic tap while blasts circulate: its malignant cells may be the blood's."""
+    finding, level = patient.schema.lp.contamination
+    return lp.traumatic == "yes" and patient.level(finding) == level
+
+
+def _lp_holds(cond: dict[str, Any], patient: F.Patient) -> bool:
+    positives = [lp for lp in patient.csf if lp.positive]
+    if "count_below" in cond:
+        return len(patient.csf) < cond["count_below"]
+    if cond.get("all_negative"):
+        return bool(patient.csf) and not positives
+    if cond.get("any_positive"):
+        return bool(positives)
+    if cond.get("clean_positive"):
+        return any(not contaminated(lp, patient) for lp in positives)
+    if cond.get("contaminated_positive"):
+        return bool(positives) and all(contaminated(lp, patient) for lp in positives)
+    if "without" in cond:
+        return not any(lp.result(cond["without"]) is not None for lp in patient.csf)
+    return not patient.csf
 
 
 def applicable(actions: tuple[Action, ...], patient: F.Patient, cause_means: dict[str, float],

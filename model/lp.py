@@ -4,8 +4,9 @@ by cytology and flow cytometry, read jointly, written once for numpy and PyTenso
 Per LP sample and mixture component k (in this order of events):
 
 1. an *artefact*: the first method (cytology) reads malignant cells that are not there with
-   probability ``artefact:cytology`` (reactive cells misread); otherwise the second (flow) does with
-   probability ``artefact:flow``. An artefact is a positive by that method alone.
+   probability ``artefact:cytology`` (reactive cells misread), the second (flow) with ``artefact:flow``,
+   independently; a sample with an artefact is read as its artefacts say (so no pattern has probability
+   zero: both methods can be wrong on one sample, rarely).
 2. otherwise the sample is real. It holds leukaemic cells that a method can detect with probability
 
        sigma_k = 1 - (1 - q_k) (1 - kappa)
@@ -69,8 +70,8 @@ def patterns(ops, theta, ix: Index, kappa):
     real = (1.0 - a1) * (1.0 - a2)
     return ops.stack([real * (1.0 - sigma),
                       (1.0 - a1) * a2 + real * sigma * d2 * (1.0 - d12),
-                      a1 + real * sigma * (1.0 - d2),
-                      real * sigma * d2 * d12], axis=-1)
+                      a1 * (1.0 - a2) + real * sigma * (1.0 - d2),
+                      a1 * a2 + real * sigma * d2 * d12], axis=-1)
 
 
 def obs_mask(results: dict[str, str], methods: tuple[str, str]) -> np.ndarray:

@@ -391,7 +391,8 @@ class _Parser:
                 level = _yes_no(level)
                 where = f"{name}.multipliers.{finding}.{level}"
                 if level not in self.st.context_levels[finding]:
-                    self.err(where, "-", f"{brief(level)} is not a level of {finding}; allowed: {', '.join(self.st.context_levels[finding])}")
+                    allowed = ", ".join(self.st.context_levels[finding])
+                    self.err(where, "-", f"{brief(level)} is not a level of {finding}; allowed: {allowed}")
                     continue
                 if level == ref.get(finding):
                     self.err(where, "-", f"{brief(level)} is the reference level of {finding} for {cause} (multiplier 1)")

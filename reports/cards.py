@@ -18,16 +18,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from palsy.reports import wording as W
-from palsy.reports.context import CAUSE_NAMES
 
 SUMMARY_MAX = 139  # CDS Hooks 2.0: "<140-character summary"
 PAGE1_ACTIONS = 6  # page 1 of the report shows at most six actions (DESIGN §6)
-#: An action whose words escalate: "discuss ... with the leukaemia team today" (either spelling).
-ESCALATION = re.compile(r"leuka?emia team today", re.IGNORECASE)
-#: Page-1 actions that are a work-up (an investigation to do now), by id in priors/actions.yaml.
-WORKUP_ACTIONS = frozenset({"mri_contrast", "lp_cytology_flow", "repeat_lp", "marrow_assessment",
-                            "gbs_respiratory_watch", "ear_infection_neutropenic"})
 INDICATORS = ("info", "warning", "critical")
+
+
+def cause_name(d: Mapping[str, Any], cause: str) -> str:
+    """A cause in plain words, from the labels the answer carries (priors/model.yaml cause_labels)."""
+    return ((d.get("model") or {}).get("cause_labels") or {}).get(cause, {}).get("label") or cause.replace("_", " ")
 
 
 def _pct(x: float) -> str:
@@ -38,16 +37,16 @@ def leading(d: Mapping[str, Any]) -> tuple[str, float]:
     """The leading cause (plain words) and its mean probability."""
     cause = d["leading_cause"]
     mean = next(c["probability"]["mean"] for c in d["causes"] if c["cause"] == cause)
-    return CAUSE_NAMES.get(cause, cause), float(mean)
+    return cause_name(d, cause), float(mean)
 
 
 def indicator(d: Mapping[str, Any]) -> str:
     """``critical``, ``warning`` or ``info`` for an answer dict (see the module docstring)."""
     dec = d.get("decision") or {}
     actions = list(d.get("actions") or [])[:PAGE1_ACTIONS]
-    if dec.get("action") == "treat" or any(ESCALATION.search(a.get("text", "")) for a in actions):
+    if dec.get("action") == "treat" or any(a.get("urgency") == "escalation" for a in actions):
         return "critical"
-    if dec.get("action") == "test" or any(a.get("id") in WORKUP_ACTIONS for a in actions):
+    if dec.get("action") == "test" or any(a.get("urgency") == "workup" for a in actions):
         return "warning"
     return "info"
 
@@ -89,7 +88,7 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
               "|---|---|---|"]
     for c in d["causes"]:
         s = c["probability"]
-        lines.append(f"| {_md(CAUSE_NAMES.get(c['cause'], c['cause']))} | {_pct(s['mean'])} | "
+        lines.append(f"| {_md(cause_name(d, c['cause']))} | {_pct(s['mean'])} | "
                      f"{_pct(s['lower'])} to {_pct(s['upper'])} |")
     actions = list(d.get("actions") or [])[:PAGE1_ACTIONS]
     if actions:

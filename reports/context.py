@@ -19,114 +19,14 @@ from urllib.parse import quote
 import numpy as np
 
 from palsy.model import answer as A
-from palsy.model import findings as F
-from palsy.model import structure as S
+from palsy.model import structure as ST
 from palsy.model.evidence import Evidence
 from palsy.reports import wording as W
+from palsy.reports.labels import Labels
 
 TITLE = "Facial palsy in acute leukemia: leukemic infiltration or a mimic?"
 FAN_LINES = 200  # posterior draws drawn in the Fagan nomogram
 FAN_SEED = 20240611
-
-#: Every modelled cause in plain words (the model's ``cause`` dimension, DESIGN §1).
-CAUSE_NAMES: dict[str, str] = {
-    "infiltration": "leukemic infiltration",
-    "bell": "Bell's palsy (idiopathic)",
-    "zoster": "VZV reactivation (Ramsay Hunt)",
-    "vincristine": "vincristine neuropathy",
-    "gbs": "Guillain-Barré syndrome",
-    "otomastoiditis": "otomastoiditis",
-}
-
-FINDING_NAMES: dict[str, str] = {
-    "lineage": "Leukemia type",
-    "remission": "Status when the palsy started",
-    "age_group": "Age group",
-    "recent_vincristine": "Vinca alkaloid in the 4 weeks before onset",
-    "recent_hsct": "Allogeneic HSCT in the 12 months before onset",
-    "forehead": "Forehead",
-    "onset": "Onset",
-    "laterality": "Side of the facial palsy",
-    "eighth_nerve": "Hearing loss, tinnitus or vertigo (VIII)",
-    "other_cranial_nerves": "Other cranial nerves (not VII, VIII)",
-    "peripheral_nerves": "Peripheral nerves, plexus or roots",
-    "vesicles": "Zoster vesicles",
-    "otoscopy": "Otoscopy",
-    "csf": "Lumbar punctures (CSF)",
-    "csf_profile": "CSF cells and protein (first LP)",
-    "mri": "Contrast MRI",
-}
-
-VALUE_NAMES: dict[tuple[str, str], str] = {
-    ("remission", "not_in_remission"): "not in remission (induction, refractory disease or known relapse)",
-    ("remission", "remission_on_treatment"): "in complete remission, on treatment",
-    ("remission", "remission_off_treatment"): "in complete remission, off treatment (including after HSCT)",
-    ("remission", F.AT_DIAGNOSIS): "the palsy led to the leukemia diagnosis (outside the model's population)",
-    ("age_group", "child"): "child (under 18)",
-    ("age_group", "adult"): "adult (18 or over)",
-    ("forehead", "involved"): "involved (peripheral palsy)",
-    ("forehead", "spared"): "spared (suggests a central palsy)",
-    ("onset", "acute"): "acute (maximal within 72 hours)",
-    ("onset", "progressive"): "progressive (worsening after 72 hours)",
-    ("laterality", "unilateral"): "one side",
-    ("laterality", "bilateral"): "both sides",
-    ("eighth_nerve", "none"): "none",
-    ("eighth_nerve", "involved"): "on the side of the palsy",
-    ("other_cranial_nerves", "none"): "no other cranial nerve deficit",
-    ("other_cranial_nerves", "one_or_more"): "deficit of one or more other cranial nerves",
-    ("peripheral_nerves", "none"): "no peripheral nerve involvement",
-    ("peripheral_nerves", "one_or_more"): "one or more peripheral nerves, plexus or roots involved",
-    ("otoscopy", "abnormal"): "abnormal (otitis, otorrhoea, canal swelling or mass)",
-    ("csf_profile", "protein_only"): "raised protein, at most 5 cells per microlitre",
-    ("csf_profile", "pleocytosis"): "more than 5 white cells per microlitre",
-    ("mri", "normal"): "normal",
-    ("mri", "facial_nerve_enhancement"): "enhancement of the facial nerve only",
-    ("mri", "vii_viii_enhancement"): "enhancement of VII with VIII, the internal auditory canal or the labyrinth",
-    ("mri", "otomastoid_inflammation"): "middle ear or mastoid inflammation",
-    ("mri", "multiple_nerve_or_leptomeningeal"): "other cranial nerves or the leptomeninges thickened or enhancing",
-    ("mri", "mass"): "soft-tissue mass along the nerve",
-}
-
-SHORT_NAMES: dict[tuple[str, str], str] = {
-    ("remission", "not_in_remission"): "not in remission",
-    ("remission", "remission_on_treatment"): "remission, on treatment",
-    ("remission", "remission_off_treatment"): "remission, off treatment",
-    ("age_group", "child"): "child",
-    ("age_group", "adult"): "adult",
-    ("recent_vincristine", "yes"): "recent vincristine",
-    ("recent_vincristine", "no"): "no recent vincristine",
-    ("recent_hsct", "yes"): "recent allo-HSCT",
-    ("recent_hsct", "no"): "no recent HSCT",
-    ("onset", "acute"): "acute onset",
-    ("onset", "progressive"): "progressive onset",
-    ("laterality", "unilateral"): "unilateral palsy",
-    ("laterality", "bilateral"): "bilateral palsy",
-    ("eighth_nerve", "none"): "no VIII symptoms",
-    ("eighth_nerve", "involved"): "VIII involved",
-    ("other_cranial_nerves", "none"): "no other cranial nerve",
-    ("other_cranial_nerves", "one_or_more"): "other cranial nerve(s)",
-    ("peripheral_nerves", "none"): "no peripheral nerve",
-    ("peripheral_nerves", "one_or_more"): "peripheral nerve(s)",
-    ("vesicles", "absent"): "no vesicles",
-    ("vesicles", "present"): "vesicles",
-    ("otoscopy", "normal"): "otoscopy normal",
-    ("otoscopy", "abnormal"): "otoscopy abnormal",
-    ("csf_profile", "normal"): "CSF cells/protein normal",
-    ("csf_profile", "protein_only"): "CSF protein only",
-    ("csf_profile", "pleocytosis"): "CSF pleocytosis",
-    ("mri", "normal"): "MRI normal",
-    ("mri", "facial_nerve_enhancement"): "MRI facial nerve enhancement",
-    ("mri", "vii_viii_enhancement"): "MRI VII/VIII enhancement",
-    ("mri", "otomastoid_inflammation"): "MRI otomastoid inflammation",
-    ("mri", "multiple_nerve_or_leptomeningeal"): "MRI several nerves/meninges",
-    ("mri", "mass"): "MRI mass along the nerve",
-}
-
-TEST_NAMES: dict[str, str] = {
-    "lp_cytology": "lumbar puncture read by cytology",
-    "lp_flow": "lumbar puncture read by flow cytometry",
-    "mri": "contrast MRI",
-}
 
 SUPPORTS = "This report supports and does not replace clinical judgment."
 DISCLAIMER = ("This report supports and does not replace clinical judgment. It weighs leukemic infiltration "
@@ -134,32 +34,9 @@ DISCLAIMER = ("This report supports and does not replace clinical judgment. It w
               "treating team weighs it with everything the model does not see.")
 
 
-def cause_name(cause: str) -> str:
-    """A cause in plain words."""
-    return CAUSE_NAMES.get(cause, cause.replace("_", " "))
-
-
-def value_name(finding: str, value: str) -> str:
-    """A finding's level in plain words (LPs as 'negative, cytology')."""
-    if finding == "csf":
-        result, method = value.split(":")
-        return f"{result}, {'flow cytometry' if method == 'flow' else 'cytology'}"
-    return VALUE_NAMES.get((finding, value), value.replace("_", " "))
-
-
-def player_label(p: A.Player) -> str:
-    """'LP 2: negative, cytology' or 'Side of the facial palsy: both sides'."""
-    if p.finding == "csf":
-        return f"LP {p.index}: {value_name('csf', p.value)}"
-    return f"{FINDING_NAMES[p.finding]}: {value_name(p.finding, p.value)}"
-
-
-def short_label(p: A.Player) -> str:
-    """A short label for a figure axis: 'LP 1 negative (cytology)', 'MRI mass along the nerve'."""
-    if p.finding == "csf":
-        result, method = p.value.split(":")
-        return f"LP {p.index} {result} ({method})"
-    return SHORT_NAMES.get((p.finding, p.value), p.value)
+def labels_of(evidence: Evidence) -> Labels:
+    """The words of this evidence's schema and causes."""
+    return Labels(evidence.schema, evidence.settings.get("cause_labels"))
 
 
 def _prob(s: dict[str, float], ci: float) -> dict[str, Any]:
@@ -272,47 +149,47 @@ def _rate_refs(ev: Evidence, finding: str | None = None, value: str | None = Non
     return keys
 
 
-def _case_informs(case: Any, finding: str) -> bool:
+def _case_informs(case: Any, finding: str, ev: Evidence) -> bool:
     """Whether a library case enters the likelihood of ``finding`` (cases inform the findings of
-    infiltration given its form, not the rate model: DESIGN §3-4)."""
-    if finding in case.proven_by or finding in F.CONTEXT:
+    infiltration given its form, not the rate model nor the LPs' results: docs/design.md §3-4)."""
+    sc = ev.schema
+    if finding in case.proven_by or finding in sc.context or finding == sc.lp.name:
         return False
-    if finding == "csf":
-        return bool(case.csf)
-    if finding == "csf_profile":
+    if finding == sc.profile:
         return bool(case.csf) and case.values.get(finding) is not None
     return case.values.get(finding) is not None
 
 
-def _items(p: A.Player) -> set[str]:
-    if p.finding == "csf":
-        return {S.csf_item(p.value.split(":")[1])}
-    if p.finding == "csf_profile":
-        return {S.profile_item(r) for r in F.CSF_RESULTS}
+def _items(p: A.Player, st: ST.Structure) -> set[str]:
+    if p.lp is not None:
+        return {st.schema.lp.name}
+    if p.finding == st.profile_finding:
+        return {st.profile_item(r) for r in st.results}
     return {p.finding}
 
 
-def _evidence_for(p: A.Player, ev: Evidence, cites: _Citations) -> list[dict[str, Any]]:
-    """The evidence behind one finding: cohort entries of its item for each cause, the rate model
-    (context findings), and library cases."""
+def _evidence_for(p: A.Player, ev: Evidence, cites: _Citations, L: Labels) -> list[dict[str, Any]]:
+    """The evidence behind one finding: cohort entries of its item for each cause (and those shared by
+    every cause), the rate model (context findings), and library cases."""
     groups: list[dict[str, Any]] = []
-    if p.finding in F.CONTEXT:
-        value = "not_in_remission" if p.value == F.AT_DIAGNOSIS else p.value
+    sc = ev.schema
+    if p.finding in sc.context:
         groups.append({"label": "rate model (patient-time shares, rate multipliers)",
-                       "refs": cites.cite(_rate_refs(ev, p.finding, value))})
+                       "refs": cites.cite(_rate_refs(ev, p.finding, sc.answered_as(p.finding, p.value)))})
     else:
-        items = _items(p)
-        for cause in ev.causes:
+        items = _items(p, ev.structure)
+        for cause in (*ev.causes, None):
             entries = [e for e in ev.entries if e.item in items and e.cause == cause]
             counts = [e for e in entries if e.kind != "expert_judgment"]
             judged = [e for e in entries if e.kind == "expert_judgment"]
+            who = L.cause(cause) if cause is not None else "every cause (the laboratory)"
             if counts:
-                groups.append({"label": f"cohorts, {cause_name(cause)} ({len(counts)})",
+                groups.append({"label": f"cohorts, {who} ({len(counts)})",
                                "refs": cites.cite([k for e in counts for k in e.refs])})
             if judged:
-                groups.append({"label": f"expert judgment, {cause_name(cause)} ({len(judged)})",
+                groups.append({"label": f"expert judgment, {who} ({len(judged)})",
                                "refs": cites.cite([k for e in judged for k in e.refs])})
-        cases = [c for c in ev.cases if _case_informs(c, p.finding)]
+        cases = [c for c in ev.cases if _case_informs(c, p.finding, ev)]
         if cases:
             groups.append({"label": f"case reports of infiltration ({len(cases)}, weight {ev.w_case:g} each)",
                            "refs": cites.cite([c.ref for c in cases])})
@@ -371,7 +248,7 @@ def _waterfall(ans: A.Answer, labels: list[str], shorts: list[str]) -> dict[str,
     return {"steps": steps, "bars": len(steps)}
 
 
-def _differential_steps(ans: A.Answer, labels: list[str], shorts: list[str]) -> dict[str, Any]:
+def _differential_steps(ans: A.Answer, labels: list[str], shorts: list[str], L: Labels) -> dict[str, Any]:
     """The mean probability of every weighed cause after each step (the differential's waterfall)."""
     causes = list(ans.causes_weighed)
     rows = []
@@ -380,48 +257,86 @@ def _differential_steps(ans: A.Answer, labels: list[str], shorts: list[str]) -> 
         short = label if k == 0 else shorts[k - 1]
         rows.append({"label": label, "short": short, "means": [float(s["causes"][c]) for c in causes],
                      "percents": [W.percent(s["causes"][c]) for c in causes]})
-    return {"causes": causes, "names": [cause_name(c) for c in causes], "rows": rows}
+    return {"causes": causes, "names": [L.cause(c) for c in causes], "rows": rows}
 
 
 def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
-    """The report context of ``ans`` (with ``evidence`` for citations): every number and phrase.
+    """The report context of ``ans`` (with ``evidence`` for citations and words): every number and phrase.
 
     Parameters
     ----------
     ans : Answer
         The patient's answer (:func:`palsy.model.answer.answer`).
     evidence : Evidence
-        The evidence the posterior was fitted to (for citations, population and w_case).
+        The evidence the posterior was fitted to (for citations, labels, population and w_case).
 
     Returns
     -------
     dict
-        Plain data; see the keys below in the code. Rendering never computes a number.
+        Plain data, one key per section of the report (see the section builders below). Rendering never
+        computes a number.
     """
-    pat = ans.patient
-    ci = ans.ci
+    L = labels_of(evidence)
     cites = _Citations(evidence)
-    ci_pct = W.ci_percent(ci)
     d = ans.to_dict()
     # page 1's actions are cited first, so their sources carry the smallest numbers
     cites.cite([k for a in d["actions"][:6] for k in _refs(a.get("refs"))])
+    qualifier = " (only if the palsy is peripheral)" if (not ans.in_scope and ans.patient.central) else ""
+    warnings = _warnings(ans, d, L)
+    rows, labels, shorts = _findings_rows(ans, evidence, cites, L)
+    page1 = _page1(ans, d, rows, cites, ans.ci, qualifier, L)
+    headline = _headline(ans, d, qualifier, rows, L)
+    return {
+        "page1": page1,
+        "actions": _all_actions(d, cites),
+        "decision": page1["decision"],
+        "title": TITLE,
+        "patient": _patient_section(ans, L),
+        "warnings": warnings,
+        "in_scope": ans.in_scope,
+        "out_of_population": next((w["text"] for w in warnings if w["kind"] == "scope"), None),
+        "left_out": _left_out(ans),
+        "ci": ans.ci, "ci_percent": W.ci_percent(ans.ci),
+        "causes_weighed": [L.cause(c) for c in ans.causes_weighed],
+        "headline": headline,
+        "differential": _differential(d, qualifier, L, ans.ci),
+        "base_rate": _base_rate(ans, evidence, cites),
+        "findings_table": rows,
+        "steps_table": _steps_table(ans, labels, shorts, L),
+        "next_tests": _next_tests(ans, L),
+        "population": " ".join(str(evidence.rates.doc.get("population", "")).split()),
+        "limits": _limits(ans, evidence, L),
+        "rests_on": list(d.get("rests_on") or []),
+        "variants": d.get("variants"),
+        "provenance": _provenance(ans),
+        "disclaimer": DISCLAIMER,
+        "figures": _figures(ans, labels, shorts, headline, L),
+        "references": cites.references(),
+        "json": {"probability": ans.probability, "prior_probability": ans.prior_probability,
+                 "causes": d["causes"]},
+    }
 
+
+def _patient_section(ans: A.Answer, L: Labels) -> dict[str, Any]:
+    """The findings as entered, in words; unknown ones listed."""
+    pat, sc = ans.patient, ans.patient.schema
     findings = []
-    for name in F.FINDINGS:
-        if name == "csf":
-            lps = [f"LP {i}: {value_name('csf', lp.code)}" for i, lp in enumerate(pat.csf, start=1)]
-            findings.append({"name": FINDING_NAMES[name], "value": "; ".join(lps) if lps else "unknown (none entered)",
+    for name in sc.findings:
+        if name == sc.lp.name:
+            lps = [f"LP {i}: {L.lp(lp)}" for i, lp in enumerate(pat.csf, start=1)]
+            findings.append({"name": L.finding(name), "value": "; ".join(lps) if lps else "unknown (none entered)",
                              "known": bool(lps)})
         else:
             v = pat.values.get(name)
-            findings.append({"name": FINDING_NAMES[name], "value": value_name(name, v) if v else "unknown",
+            findings.append({"name": L.finding(name), "value": L.value(name, v) if v else "unknown",
                              "known": v is not None})
-    unknown = [f["name"] for f in findings if not f["known"]]
+    return {"id": pat.id, "description": pat.description, "findings": findings,
+            "unknown": [f["name"] for f in findings if not f["known"]]}
 
-    # warnings first: scope, atypicality, hallmarks of causes left out
-    warnings = []
-    for note in d["scope_notes"]:
-        warnings.append({"kind": "scope", "heading": "Out of scope.", "text": note})
+
+def _warnings(ans: A.Answer, d: dict[str, Any], L: Labels) -> list[dict[str, str]]:
+    """Warnings first: scope, atypicality, hallmarks of causes left out."""
+    warnings = [{"kind": "scope", "heading": "Out of scope.", "text": note} for note in d["scope_notes"]]
     atyp = d["atypical"]
     if atyp["flag"]:
         warnings.append({"kind": "atypical", "heading": "Atypical findings.",
@@ -429,128 +344,175 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
                                   f"{W.percent(atyp['tail_probability'])}, threshold {W.percent(atyp['threshold'])}): "
                                   f"the differential below may be confidently wrong. Consider causes that are not "
                                   f"modelled: {', '.join(ans.model['not_modelled'])}.")})
-    for text in d["warnings"]:
-        warnings.append({"kind": "hallmark", "heading": "Cause left out.", "text": text})
+    warnings += [{"kind": "hallmark", "heading": "Cause left out.", "text": text} for text in d["warnings"]]
+    return warnings
 
-    weighed = list(ans.causes_weighed)
-    others = [c for c in weighed if c != A.INFILTRATION]
-    peripheral = not ans.in_scope and pat.central
-    prob = _prob(ans.probability, ci)
-    base = _prob(ans.prior_probability, ci)
-    heading = W.sentence_start(prob["words"])
-    n_filled = W.count_of_100(prob["mean"])
-    against = ", ".join(cause_name(c) for c in others)
 
-    diff_rows = []
+def _headline(ans: A.Answer, d: dict[str, Any], qualifier: str, rows: list[dict[str, Any]], L: Labels) -> dict[str, Any]:
+    """P(infiltration) in words, with the causes it was weighed against and its natural frequency."""
+    prob = _prob(ans.probability, ans.ci)
+    others = [c for c in ans.causes_weighed if c != A.INFILTRATION]
+    against = ", ".join(L.cause(c) for c in others)
+    other_means = sorted(((L.cause(c["cause"]), c["probability"]["mean"]) for c in d["causes"]
+                          if c["cause"] != A.INFILTRATION), key=lambda x: -x[1])
+    top = sorted(range(len(rows)), key=lambda i: -abs(ans.contributions[i]["log_lr"]["mean"]))[:3]
+    return {**prob, "heading": W.sentence_start(prob["words"]), "qualifier": qualifier, "against": against,
+            "sentence": (f"P(leukemic infiltration | findings){qualifier}: {prob['text']} (mean over the "
+                         f"posterior draws), weighed against {against}."),
+            "natural": W.natural_frequency(prob, other_means), "filled": W.count_of_100(prob["mean"]),
+            "movers": [f"{rows[i]['label']} ({rows[i]['factor']})" for i in sorted(top)]}
+
+
+def _differential(d: dict[str, Any], qualifier: str, L: Labels, ci: float) -> dict[str, Any]:
+    """Every cause weighed, one row each: mean, interval and the prior."""
+    rows = []
     for c in d["causes"]:
         s, s0 = c["probability"], c["prior_probability"]
-        diff_rows.append({"cause": c["cause"], "name": cause_name(c["cause"]), "mean": s["mean"],
-                          "lower": s["lower"], "upper": s["upper"], "percent": W.percent(s["mean"]),
-                          "interval": W.interval(s["lower"], s["upper"], ci),
-                          "range": f"{W.percent(s['lower'])} to {W.percent(s['upper'])}",
-                          "prior_mean": s0["mean"], "prior_percent": W.percent(s0["mean"]),
-                          "prior_interval": W.interval(s0["lower"], s0["upper"], ci),
-                          "leading": c["cause"] == d["leading_cause"],
-                          "line": (f"{cause_name(c['cause'])}: {W.percent(s['mean'])} "
-                                   f"({W.interval(s['lower'], s['upper'], ci)}); before any finding "
-                                   f"{W.percent(s0['mean'])}")})
-    other_means = sorted(((cause_name(r["cause"]), r["mean"]) for r in diff_rows if r["cause"] != A.INFILTRATION),
-                         key=lambda x: -x[1])
+        rows.append({"cause": c["cause"], "name": L.cause(c["cause"]), "mean": s["mean"],
+                     "lower": s["lower"], "upper": s["upper"], "percent": W.percent(s["mean"]),
+                     "interval": W.interval(s["lower"], s["upper"], ci),
+                     "range": f"{W.percent(s['lower'])} to {W.percent(s['upper'])}",
+                     "prior_mean": s0["mean"], "prior_percent": W.percent(s0["mean"]),
+                     "prior_interval": W.interval(s0["lower"], s0["upper"], ci),
+                     "leading": c["cause"] == d["leading_cause"],
+                     "line": (f"{L.cause(c['cause'])}: {W.percent(s['mean'])} "
+                              f"({W.interval(s['lower'], s['upper'], ci)}); before any finding "
+                              f"{W.percent(s0['mean'])}")})
+    return {"rows": rows, "leading": L.cause(d["leading_cause"]), "qualifier": qualifier}
 
-    rate_refs = cites.cite(_rate_refs(evidence)) if ans.pretest is None else []
 
+def _base_rate(ans: A.Answer, evidence: Evidence, cites: _Citations) -> dict[str, Any]:
+    base = _prob(ans.prior_probability, ans.ci)
+    refs = cites.cite(_rate_refs(evidence)) if ans.pretest is None else []
+    return {**base, "refs": refs, "pretest": ans.pretest,
+            "sentence": ((f"Before any finding, from the rate model for a new facial palsy in a patient "
+                          f"with acute leukemia: P(infiltration) {base['text']} (mean).")
+                         if ans.pretest is None else
+                         f"P(infiltration) given who the patient is was set by hand to {W.percent(ans.pretest)}.")}
+
+
+def _findings_rows(ans: A.Answer, evidence: Evidence, cites: _Citations,
+                   L: Labels) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Each finding entered: its factor on the odds (clinical order and Shapley) and the evidence behind it."""
+    ci = ans.ci
     plist = list(ans.players)
-    labels = [player_label(p) for p in plist]
-    shorts = [short_label(p) for p in plist]
+    labels = [L.player(p) for p in plist]
+    shorts = [L.player_short(p) for p in plist]
     rows = []
-    for p, label, c, s in zip(plist, labels, ans.contributions, ans.shapley_values, strict=True):
-        ev_groups = _evidence_for(p, evidence, cites)
+    shapley = ans.shapley_values
+    for p, label, c, s in zip(plist, labels, ans.contributions, shapley, strict=True):
         rows.append({"label": label, "factor": W.factor(c["log_lr"]["mean"]),
                      "factor_text": W.factor_with_interval(c["log_lr"], ci),
                      "interval": f"{W.factor(c['log_lr']['lower'])} to {W.factor(c['log_lr']['upper'])}",
-                     "shapley": W.factor(s["log_lr"]["mean"]), "log_lr": c["log_lr"],
+                     "shapley": W.factor(s["log_lr"]["mean"]) if np.isfinite(s["log_lr"]["mean"]) else "not computed",
+                     "log_lr": c["log_lr"],
                      "direction": "raises" if c["log_lr"]["mean"] > 0 else "lowers",
-                     "evidence": ev_groups, "same_as": None})
-    for i, r in enumerate(rows):  # repeated LPs by one method share their evidence: say so once
+                     "evidence": _evidence_for(p, evidence, cites, L), "same_as": None})
+    for i, r in enumerate(rows):  # repeated LPs share their evidence: say so once
         first = next(q for q in rows[:i + 1] if q["evidence"] == r["evidence"])
         if first is not r:
             r["same_as"] = first["label"].split(":")[0]
-    top = sorted(range(len(rows)), key=lambda i: -abs(ans.contributions[i]["log_lr"]["mean"]))[:3]
-    movers = [f"{rows[i]['label']} ({rows[i]['factor']})" for i in sorted(top)]
+    return rows, labels, shorts
 
+
+def _steps_table(ans: A.Answer, labels: list[str], shorts: list[str], L: Labels) -> list[dict[str, Any]]:
+    wf = _waterfall(ans, labels, shorts)
+    dsteps = _differential_steps(ans, labels, shorts, L)
+    return [{"label": s["label"], "factor_text": s.get("factor_text", ""), "p_text": s["p_text"],
+             "causes": r["percents"]}
+            for s, r in zip(wf["steps"], dsteps["rows"] + [dsteps["rows"][-1]], strict=True)]
+
+
+def _next_tests(ans: A.Answer, L: Labels) -> list[dict[str, Any]]:
+    """What each pending test could do: each result's chance, P(infiltration) after it, the leading cause."""
+    ci = ans.ci
     tests = []
-    done_lps = len(pat.csf)
     for t in ans.next_tests:
-        name = TEST_NAMES.get(t["test"], t["test"].replace("_", " "))
-        if t["test"].startswith("lp_"):
-            name = ("another " if done_lps else "a ") + name
-        else:
-            name = "a " + name
+        name = L.test(t["test"])
         outs = []
         for o in t["outcomes"]:
             pr = _prob({**o["probability"], "median": None}, ci)
             after = _prob(o["probability_after"], ci)
-            res = value_name("mri", o["result"]) if t["test"] == "mri" else o["result"]
-            lead = cause_name(o["leading_cause_after"])
+            res = L.result(t["test"], o["result"])
+            lead = L.cause(o["leading_cause_after"])
             outs.append({"result": res, "probability": pr, "after": after, "leading": lead,
-                         "causes_after": {cause_name(c): W.percent(v) for c, v in o["causes_after"].items()},
+                         "causes_after": {L.cause(c): W.percent(v) for c, v in o["causes_after"].items()},
                          "sentence": (f"If {res} (chance of this result {pr['text']}): P(infiltration) "
                                       f"{after['text']}; leading cause {lead}.")})
         tests.append({"test": t["test"], "name": W.sentence_start(name), "outcomes": outs})
+    return tests
 
+
+def _limits(ans: A.Answer, evidence: Evidence, L: Labels) -> list[str]:
+    weighed = list(ans.causes_weighed)
     variant = ans.model["variant"]
     if variant == "independent":
         assumption = ("Model variant 'independent': the findings, and repeated lumbar punctures, are taken as "
                       "conditionally independent given the cause. Findings that go together within infiltration "
-                      "(two negative LPs by the same method, for instance) may therefore move the odds more than "
-                      "they should.")
+                      "(two negative LPs, for instance) may therefore move the odds more than they should.")
     else:
         assumption = (f"Model variant '{variant}': infiltration is a mixture of forms ({', '.join(evidence.forms)}); "
                       "findings are taken as independent given the form (or the cause), so they are dependent "
                       "given infiltration.")
     limits = [
-        f"The causes weighed: {', '.join(cause_name(c) for c in weighed)}. They sum to one, so P(infiltration) "
+        f"The causes weighed: {', '.join(L.cause(c) for c in weighed)}. They sum to one, so P(infiltration) "
         f"is relative to these causes only. Not modelled: {', '.join(ans.model['not_modelled'])}; each needs "
         "its own assessment.",
         "Case reports are selected: publication favours striking cases. The case weight w_case "
-        f"({evidence.w_case:g}) widens the uncertainty but does not remove that bias.",
+        f"({evidence.w_case:g}) and the selection term widen the uncertainty and correct the striking features, "
+        "but do not remove that bias.",
         assumption,
         "The rates of each cause come from a rate model (priors/rates.yaml): published incidences where they "
         "exist, labelled expert judgment where they do not.",
+        "A positive LP read by cytology or flow cytometry is read with its chance of being an artefact or, from a "
+        "traumatic tap while blasts circulate, contamination by the blood (the CSF model, docs/design.md §4).",
     ]
     if ans.pretest is not None:
         limits.append(f"P(infiltration) given who the patient is was set by hand (--pretest {ans.pretest:g}): the "
                       "answer is a scenario, not the model's estimate; the other causes keep their relative shares.")
+    return limits
 
-    left = None
-    if ans.left_out:
-        lo = ans.left_out
-        left = (f"This patient is a published case of the evidence library ({lo['case']}); it was left out of "
-                f"the evidence for this answer (Pareto-smoothed importance sampling, Pareto k "
-                f"{lo['pareto_k']:.2f}{'' if lo['reliable'] else ': unreliable, treat the numbers with caution'}).")
 
+def _left_out(ans: A.Answer) -> str | None:
+    if not ans.left_out:
+        return None
+    lo = ans.left_out
+    return (f"This patient is a published case of the evidence library ({lo['case']}); it was left out of "
+            f"the evidence for this answer (Pareto-smoothed importance sampling, Pareto k "
+            f"{lo['pareto_k']:.2f}{'' if lo['reliable'] else ': unreliable, treat the numbers with caution'}).")
+
+
+def _provenance(ans: A.Answer) -> list[dict[str, str]]:
     m = ans.model
-    provenance = [
+    weighed = list(ans.causes_weighed)
+    rows = [
         ("Evidence hash", str(m["evidence_hash"])),
-        ("Model variant", str(variant)),
+        ("Model variant", str(m["variant"])),
         ("palsy version", str(m["version"])),
+        ("Schema version", str(m.get("schema_version"))),
         ("Sampler seed", str(m.get("seed"))),
         ("Posterior draws", str(m["draws"])),
         ("MCMC diagnostics", "passed" if m.get("diagnostics_ok") else "NOT passed: read with caution"),
-        ("Credible intervals", f"{ci_pct}% equal-tailed"),
+        ("Credible intervals", f"{W.ci_percent(ans.ci)}% equal-tailed"),
         ("Causes weighed", ", ".join(weighed)),
         ("Prior of the causes", "from the rate model of priors/rates.yaml" if ans.pretest is None
          else f"P(infiltration) set by hand to {W.percent(ans.pretest)}"),
     ]
+    return [{"name": k, "value": v} for k, v in rows]
 
+
+def _figures(ans: A.Answer, labels: list[str], shorts: list[str], headline: dict[str, Any], L: Labels) -> dict[str, Any]:
+    """The figures' data and their words (alt text and captions)."""
+    ci_pct = W.ci_percent(ans.ci)
     wf = _waterfall(ans, labels, shorts)
-    dsteps = _differential_steps(ans, labels, shorts)
+    dsteps = _differential_steps(ans, labels, shorts, L)
     fan = _fan(ans)
-    figures = {
+    n_filled = headline["filled"]
+    return {
         "icons": {"filled": n_filled, "total": 100,
                   "alt": (f"Icon array of 100 patients: {n_filled} filled icons for leukemic infiltration "
-                          f"and {100 - n_filled} open icons for the other causes weighed ({against}).")},
-        "waterfall": {**wf, "ci": ci,
+                          f"and {100 - n_filled} open icons for the other causes weighed ({headline['against']}).")},
+        "waterfall": {**wf, "ci": ans.ci,
                       "alt": ("Waterfall of P(infiltration): " + "; ".join(
                           f"{s['label']}" + (f" {s['factor']}" if s["kind"] == "finding" else "")
                           + f", then {W.percent(s['p_mean'])}" for s in wf["steps"]) + "."),
@@ -578,56 +540,15 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
                               f"findings (section 1).")},
     }
 
-    qualifier = " (only if the palsy is peripheral)" if peripheral else ""
-    page1 = _page1(ans, d, rows, cites, ci, qualifier)
-    return {
-        "page1": page1,
-        "actions": _all_actions(d, cites),
-        "decision": page1["decision"],
-        "title": TITLE,
-        "patient": {"id": pat.id, "description": pat.description, "findings": findings, "unknown": unknown},
-        "warnings": warnings,
-        "in_scope": ans.in_scope,
-        "out_of_population": next((w["text"] for w in warnings if w["kind"] == "scope"), None),
-        "left_out": left,
-        "ci": ci, "ci_percent": ci_pct,
-        "causes_weighed": [cause_name(c) for c in weighed],
-        "headline": {**prob, "heading": heading, "qualifier": qualifier,
-                     "against": against,
-                     "sentence": (f"P(leukemic infiltration | findings){qualifier}: {prob['text']} (mean over the "
-                                  f"posterior draws), weighed against {against}."),
-                     "natural": W.natural_frequency(prob, other_means), "filled": n_filled,
-                     "movers": movers},
-        "differential": {"rows": diff_rows, "leading": cause_name(d["leading_cause"]), "qualifier": qualifier},
-        "base_rate": {**base, "refs": rate_refs, "pretest": ans.pretest,
-                      "sentence": ((f"Before any finding, from the rate model for a new facial palsy in a patient "
-                                    f"with acute leukemia: P(infiltration) {base['text']} (mean).")
-                                   if ans.pretest is None else
-                                   f"P(infiltration) given who the patient is was set by hand to "
-                                   f"{W.percent(ans.pretest)}.")},
-        "findings_table": rows,
-        "steps_table": [{"label": s["label"], "factor_text": s.get("factor_text", ""), "p_text": s["p_text"],
-                         "causes": r["percents"]}
-                        for s, r in zip(wf["steps"], dsteps["rows"] + [dsteps["rows"][-1]], strict=True)],
-        "next_tests": tests,
-        "population": " ".join(str(evidence.rates.doc.get("population", "")).split()),
-        "limits": limits,
-        "provenance": [{"name": k, "value": v} for k, v in provenance],
-        "disclaimer": DISCLAIMER,
-        "figures": figures,
-        "references": cites.references(),
-        "json": {"probability": ans.probability, "prior_probability": ans.prior_probability,
-                 "causes": d["causes"]},
-    }
-
 
 def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: _Citations, ci: float,
-           qualifier: str) -> dict[str, Any]:
-    """Page 1 (DESIGN §6): the headline, the three findings that moved it most, what to do now (at most
-    six one-line actions), the decision and two lines of limits. Every number is a mean (factors are
+           qualifier: str, L: Labels) -> dict[str, Any]:
+    """Page 1 (docs/design.md §6): the headline, the three findings that moved it most, what to do now (at
+    most six one-line actions, what changes management today first, and how many more follow), the
+    decision, what the answer rests on and two lines of limits. Every number is a mean (factors are
     geometric means); nothing here is computed from the draws, only worded."""
     weighed = list(ans.causes_weighed)
-    others = [cause_name(c) for c in weighed if c != A.INFILTRATION]
+    others = [L.cause(c) for c in weighed if c != A.INFILTRATION]
     p = d["probability"]
     headline = {
         "label": f"P(leukemic infiltration){qualifier}",
@@ -642,46 +563,56 @@ def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: 
                      f"({rows[i]['direction']} it)")} for i in order]
     actions = [{"id": a["id"], "text": a["text"], "refs": cites.cite(_refs(a.get("refs")))}
                for a in d["actions"][:6]]
-    dec = d["decision"]
-    decision = None
-    if dec:
-        th = dec["thresholds"]
-        tests = []
-        for t in dec["tests"]:
-            name = W.sentence_start(TEST_NAMES.get(t["test"], t["test"].replace("_", " ")))
-            if t["can_change_action"]:
-                change = (f"could change the action (probability {W.percent(t['probability_of_change'])}; "
-                          f"value of information {t['value_of_information']:+.3f})")
-            else:
-                change = f"cannot change the action (value of information {t['value_of_information']:+.3f})"
-            tests.append({"test": t["test"], "name": name, "can_change": bool(t["can_change_action"]),
-                          "line": f"{name}: {change}.",
-                          "probability_of_change": W.percent(t["probability_of_change"]),
-                          "voi": f"{t['value_of_information']:+.3f}",
-                          "testing_threshold": W.percent(t["testing_threshold"]),
-                          "test_treatment_threshold": W.percent(t["test_treatment_threshold"]),
-                          "sensitivity": W.percent(t["sensitivity"]),
-                          "false_positive_rate": W.percent(t["false_positive_rate"])})
-        neg = dec["negative_lps_to_low"]
-        lps = "; ".join(f"{'flow cytometry' if m == 'flow' else m}: "
-                        f"{'not reachable within 6' if k is None else k}" for m, k in neg.items())
-        source = Path(str(th["source"])).name if th.get("source") else "--thresholds"
-        decision = {
-            "action": dec["action"], "action_text": W.sentence_start(dec["action_text"]),
-            "probability": W.percent(dec["probability"]),
-            "low": W.percent(th["low"]), "high": W.percent(th["high"]), "treatment": W.percent(th["treatment"]),
-            "source": source,
-            "thresholds_line": (f"Mean P(infiltration) {W.percent(dec['probability'])} against the thresholds "
-                                f"{W.percent(th['low'])} (lower) and {W.percent(th['high'])} (upper), from {source}."),
-            "tests": tests,
-            "negative_lps": f"Further negative LPs to fall below {W.percent(th['low'])}: {lps}.",
-        }
+    more = max(0, len(d["actions"]) - len(actions))
     not_modelled = ", ".join(ans.model["not_modelled"])
     limits = [f"Weighed only against the causes listed; not modelled: {not_modelled}.",
               SUPPORTS + " Rates and factors come from published evidence of uneven quality and labelled "
               "expert judgment (limits in full below)."]
     return {"headline": headline, "top": top, "actions": actions, "n_actions": len(d["actions"]),
-            "decision": decision, "limits": limits}
+            "more_actions": more, "decision": _decision(d["decision"], L), "limits": limits,
+            "rests_on": W.rests_on_sentence(d.get("rests_on") or []),
+            "variants": W.variants_sentence(d.get("variants"))}
+
+
+def _decision(dec: dict[str, Any] | None, L: Labels) -> dict[str, Any] | None:
+    """The decision in words: the work-up first while it is pending, the thresholds, whether the patient
+    sits on a threshold and what decides it, what each test could change."""
+    if not dec:
+        return None
+    th = dec["thresholds"]
+    tests = []
+    for t in dec["tests"]:
+        name = W.sentence_start(L.test(t["test"]))
+        if t["can_change_action"]:
+            change = (f"could change the action (probability {W.percent(t['probability_of_change'])}; "
+                      f"value of information {t['value_of_information']:+.3f})")
+        else:
+            change = f"cannot change the action (value of information {t['value_of_information']:+.3f})"
+        tests.append({"test": t["test"], "name": name, "can_change": bool(t["can_change_action"]),
+                      "line": f"{name}: {change}.",
+                      "probability_of_change": W.percent(t["probability_of_change"]),
+                      "voi": f"{t['value_of_information']:+.3f}",
+                      "voi_other": f"{t.get('value_for_other_causes', 0.0):+.3f}",
+                      "testing_threshold": W.percent(t["testing_threshold"]),
+                      "test_treatment_threshold": W.percent(t["test_treatment_threshold"]),
+                      "sensitivity": W.percent(t["sensitivity"]),
+                      "false_positive_rate": W.percent(t["false_positive_rate"])})
+    source = Path(str(th["source"])).name if th.get("source") else "--thresholds"
+    return {
+        "action": dec["action"], "action_text": W.sentence_start(dec["action_text"]),
+        "headline": W.sentence_start(f"{dec['workup_text']} {dec['action_text']}" if dec.get("workup_text")
+                                     else dec["action_text"]),
+        "sentence": W.decision_sentence(dec),
+        "probability": W.percent(dec["probability"]),
+        "low": W.percent(th["low"]), "high": W.percent(th["high"]), "treatment": W.percent(th["treatment"]),
+        "source": source,
+        "thresholds_line": (f"Mean P(infiltration) {W.percent(dec['probability'])} against the thresholds "
+                            f"{W.percent(th['low'])} (lower) and {W.percent(th['high'])} (upper), from {source}."),
+        "at_threshold": W.threshold_sentence(dec, L.test),
+        "tests": tests,
+        "negative_lps": W.negative_lps_sentence(dec, lambda m: " and ".join(
+            L.schema.lp.method_labels.get(x, x).split(" (")[0] for x in m.split("_and_"))),
+    }
 
 
 def _all_actions(d: dict[str, Any], cites: _Citations) -> list[dict[str, Any]]:

@@ -105,3 +105,59 @@ def factor_with_interval(s: dict, ci: float) -> str:
 def sentence_start(text: str) -> str:
     """``text`` with its first letter capitalised."""
     return text[:1].upper() + text[1:]
+
+
+# --- the decision, in the words the command line and the report share ------------------------------
+
+def decision_sentence(dec: dict) -> str:
+    """'Mean P(infiltration) 27.3% against the thresholds 3.5% and 91.2%: first, whatever the probability:
+    ...; after them between the thresholds: repeat testing ...' (the work-up first while it is pending)."""
+    th = dec["thresholds"]
+    head = (f"Mean P(infiltration) {percent(dec['probability'])} against the thresholds {percent(th['low'])} "
+            f"(lower) and {percent(th['high'])} (upper)")
+    what = f"{dec['workup_text']} {dec['action_text']}" if dec.get("workup_text") else dec["action_text"]
+    return f"{head}: {what}."
+
+
+def threshold_sentence(dec: dict, test_name) -> str:
+    """What to say when the patient sits on a threshold ('' otherwise); ``test_name(test)`` names a test."""
+    edge = dec.get("at_threshold")
+    if not edge:
+        return ""
+    why = ("within the Monte Carlo error of the estimate" if edge["within_mc_error"] else
+           f"the posterior spreads evenly across it: {percent(edge['share_above'])} of its mass above")
+    decides = (f"the {test_name(edge['decided_by'])} decides it" if edge.get("decided_by")
+               else "the clinician's weighing of harms decides it (--thresholds)")
+    return (f"At the {edge['threshold']} threshold ({percent(dec['probability'])} against {percent(edge['value'])}; "
+            f"{why}): {decides}.")
+
+
+def negative_lps_sentence(dec: dict, method_name) -> str:
+    """'Further negative LPs to fall below 3.5%: already below' or '...: cytology 2; flow 1; ...'."""
+    th = dec["thresholds"]
+    neg = dec["negative_lps_to_low"]
+    if neg and all(k == 0 for k in neg.values()):
+        return f"P(infiltration) is already below the lower threshold {percent(th['low'])}: no further LP is needed for that."
+    parts = [f"{method_name(m)}: {'not reachable within the LPs allowed' if k is None else k}" for m, k in neg.items()]
+    return f"Further negative LPs to fall below {percent(th['low'])}: {'; '.join(parts)}."
+
+
+def rests_on_sentence(rests_on: list[dict]) -> str:
+    """One line on what the answer's uncertainty rests on ('' when not computed): its largest block, and the
+    shares of expert judgment and of data."""
+    if not rests_on:
+        return ""
+    judgment = sum(r["share"] for r in rests_on if r["kind"] == "judgment")
+    data = sum(r["share"] for r in rests_on if r["kind"] == "data")
+    top = max(rests_on, key=lambda r: r["share"])
+    kind = {"judgment": "an expert judgment", "data": "data", "monte_carlo": "Monte Carlo error"}.get(top["kind"], top["kind"])
+    return (f"Most of the uncertainty in this answer is {top['source']} ({kind}, {percent(top['share'])} of it); "
+            f"expert judgment carries {percent(judgment)} and data {percent(data)}.")
+
+
+def variants_sentence(variants: dict | None) -> str:
+    """The other model variant's answer when the two differ by more than the design's margin ('' otherwise)."""
+    if not variants or not variants.get("differ"):
+        return ""
+    return (f"The other model variant ({variants['other']}) gives {percent(variants['probability'])}: the "
+            f"variants disagree here, and the data cannot yet tell them apart.")

@@ -11,7 +11,6 @@ import numpy as np
 
 from palsy.model import design as D
 from palsy.model import likelihood as LK
-from palsy.model import structure as S
 from palsy.model.draws import Draws
 from palsy.model.evidence import Evidence
 from palsy.model.prior import SAMPLED
@@ -23,24 +22,40 @@ PRIOR_ONLY = "prior-only by design"
 def reshape_chains(a: np.ndarray, chains: int) -> np.ndarray:
     """(sample, ...) -> (chain, draw, ...).
 
-    After the fit's rejection on the clinical ordering (DESIGN §3) a few draws are gone and the count
-    need not divide by ``chains``: the last ``n mod chains`` draws are dropped and the kept draws (in
-    chain order) are split evenly, so chain boundaries may be off by the few rejected draws. The fit's
-    own diagnostics (``meta["diagnostics"]``) are computed on every NUTS draw before the rejection.
+    Version 3 drops no draw (the orderings hold by construction, :mod:`palsy.model.lp`), so the count
+    divides by ``chains``; a count that does not (draws subset by a caller) loses its last
+    ``n mod chains`` draws and the rest is split evenly in chain order.
     """
     n = (a.shape[0] // chains) * chains
     return a[:n].reshape(chains, n // chains, *a.shape[1:])
 
 
 def sampled(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The parameters NUTS samples (theta, omega), without the rate block drawn from its prior."""
+    """The parameters NUTS samples (``theta_free``, omega, tau, re_z, gamma), without the rate block
+    drawn from its prior and without ``theta``, which is assembled from ``theta_free``."""
     return {k: params[k] for k in SAMPLED if k in params}
 
 
+def with_theta(params: dict[str, np.ndarray], d: D.Design) -> dict[str, np.ndarray]:
+    """``params`` with ``theta`` (component, node) assembled from ``theta_free`` (after a change of it)."""
+    return {**params, "theta": d.theta(params["theta_free"])}
+
+
+def free_of_theta(theta: np.ndarray, d: D.Design) -> np.ndarray:
+    """The free node parameters (..., free) that ``theta`` (..., component, node) was assembled from
+    (each free parameter's copies are equal: their mean is it)."""
+    a = d.assembly
+    flat = theta.reshape(*theta.shape[:-2], -1)
+    return (flat @ a) / a.sum(axis=0)
+
+
 def element_labels(name: str, shape: tuple[int, ...], d: D.Design) -> list[tuple[tuple[int, ...], str]]:
-    """(index, label) of every scalar element of a sampled parameter, e.g. ``theta[bell, laterality: bilateral]``."""
-    coords = {"theta": (list(d.variant.components), list(S.NODE_NAMES)),
-              "omega": (list(S.LINEAGES), list(d.variant.forms)),
+    """(index, label) of every scalar element of a sampled parameter, e.g.
+    ``theta_free[bell | laterality: bilateral]`` or ``theta[bell, laterality: bilateral]``."""
+    st = d.structure
+    coords = {"theta_free": (list(d.free_names),),
+              "theta": (list(d.variant.components), list(st.node_names)),
+              "omega": (list(st.levels_of("lineage")), list(d.variant.forms)),
               "re_z": ([d.entry_ids[int(np.argmax(d.re_member[:, k]))] for k in range(d.re_member.shape[1])],)}
     names = coords.get(name, ())
     out = []
@@ -80,7 +95,9 @@ def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws
 
     The rate block is drawn from its prior with the settings' seed (as :func:`palsy.model.fit.posterior`
     does), so refits with the same settings share it exactly: differences between them are the
-    sampled parameters' only.
+    sampled parameters' only. ``theta_new`` (the new-setting predictive the answers use) is drawn as
+    the fit draws it; no draw is dropped (the orderings hold by construction), and the share of draws
+    where the first LP's ordering with its profile holds is measured (``lp_profile_ordering``).
     """
     from palsy.model import __version__, fit
     from palsy.model import draws as draws_io
@@ -89,25 +106,21 @@ def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws
     params.update(fit.rate_block(d, len(params["theta"]), settings.seed))
     ll = np.asarray(LK.case_loglik(LK.NUMPY, params, d)).T
     v = d.variant
+    params["theta_new"] = fit.predictive_theta(params, d, settings.seed)
+    ordering = fit.lp_profile_ordering(params["theta_new"], d)
     meta = {
         "variant": v.name, "components": list(v.components), "component_causes": list(v.component_causes),
         "causes": list(v.causes), "forms": list(v.forms), "answer_settings": fit.answer_settings(evidence),
         "evidence_hash": evidence.hash, "version": __version__, "settings": dataclasses.asdict(settings),
         "w_case": d.w_case, "case_ids": list(d.case_ids),
         "case_aliases": [list(c.also_known_as) for c in evidence.cases],
-        "diagnostics": fit.diagnostics(dt),
+        "diagnostics": fit.diagnostics(dt), "schema": evidence.schema.to_json(), "dropped_draws": 0,
+        "lp_profile_ordering": {"holds_share": float(ordering.mean()), "draws": int(len(ordering))},
+        "random_effect_quantities": list(d.re_groups),
     }
-    # the draws the answers use: the new-setting predictive, conditioned on the clinical ordering
-    # exactly as :func:`palsy.model.fit.posterior` does (so that refits compare like with like)
-    params["theta_new"], violations = fit.predictive_theta(params, d, settings.seed)
-    meta["ordering_rejected"] = violations
     if like is not None:  # keep the baseline's provenance, but the refit's own settings and diagnostics
-        meta = {**like.meta, "settings": meta["settings"], "diagnostics": meta["diagnostics"], "w_case": d.w_case,
-                "ordering_rejected": violations}
-    dr = Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
-    if d.synthesis:
-        dr = dr.subset(np.flatnonzero(fit.ordering_holds(params["theta_new"], d)))
-    return dr
+        meta = {**like.meta, **{k: meta[k] for k in ("settings", "diagnostics", "w_case", "lp_profile_ordering")}}
+    return Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
 
 
 def plain(v: Any) -> Any:

@@ -1,5 +1,7 @@
-"""The sampled parameters (theta, omega): MCMC diagnostics and prior against posterior per scalar,
-and power-scaling sensitivity (``az.psense``).
+"""The sampled parameters (the free node parameters ``theta_free``, omega, tau, re_z, gamma): MCMC
+diagnostics and prior against posterior per scalar, and power-scaling sensitivity (``az.psense``).
+``theta`` (component, node) is assembled from ``theta_free`` (shared nodes repeat one value, structural
+zeros stay 0), so it is not a parameter of its own here.
 
 The rate block (patient-time shares and rate factors) is not here: it has no likelihood and is drawn
 exactly from its prior (:func:`palsy.model.rates.sample_prior`), so its posterior *is* its prior; its
@@ -17,7 +19,7 @@ from palsy.model import design as D
 from palsy.model.draws import Draws
 from palsy.model.prior import log_density as log_prior
 
-from .common import CI, PRIOR_ONLY, element_labels, loglik_terms, reshape_chains, sampled, total_loglik
+from .common import CI, PRIOR_ONLY, element_labels, loglik_terms, reshape_chains, sampled, total_loglik, with_theta
 
 
 def scalar_table(draws: Draws, d: D.Design, prior: dict[str, np.ndarray] | None = None,
@@ -59,6 +61,8 @@ def data_informed(params: dict[str, np.ndarray], d: D.Design) -> dict[str, bool]
     """Whether the weighted likelihood depends on each sampled scalar (numerically, by perturbing it
     at a few draws): a parameter it does not depend on is prior-only by design."""
     sub = {k: v[:5].astype(float).copy() for k, v in params.items()}
+    if "theta_free" in sub:
+        sub = with_theta(sub, d)
     base = total_loglik(sub, d)
     out = {}
     for name, arr in sampled(sub).items():
@@ -68,6 +72,8 @@ def data_informed(params: dict[str, np.ndarray], d: D.Design) -> dict[str, bool]
             sl = (slice(None), *idx)
             x = p2[name][sl]
             p2[name][sl] = np.where(x < 0.5, x * 1.3, x * 0.9)
+            if name == "theta_free":
+                p2 = with_theta(p2, d)
             delta = np.abs(total_loglik(p2, d) - base)
             out[label] = bool(np.nanmax(delta) > 1e-9)
     return out
@@ -76,8 +82,8 @@ def data_informed(params: dict[str, np.ndarray], d: D.Design) -> dict[str, bool]
 def psense(draws: Draws, d: D.Design, *, chains: int | None = None) -> list[dict[str, Any]]:
     """Power-scaling prior and likelihood sensitivity (``az.psense``) of every sampled scalar.
 
-    The DataTree has ``log_prior`` (:func:`palsy.model.prior.log_density`: theta's Betas, omega's
-    Dirichlets) and ``log_likelihood`` (every likelihood term of the fit as weighted in it: cohort
+    The DataTree has ``log_prior`` (:func:`palsy.model.prior.log_density`: theta_free's Betas, omega's
+    Dirichlets, ...) and ``log_likelihood`` (every likelihood term of the fit as weighted in it: cohort
     entries and w_case x the cases). Each row has ``prior``, ``likelihood``, a ``diagnosis`` and our
     ``label``: parameters the likelihood does not depend on are labelled "prior-only by design"
     instead of a prior-data conflict.

@@ -1,43 +1,58 @@
 """Predictive checks: the case library (events on cases' findings) and the cohort counts.
 
 *Case library* (:func:`predictive_checks`). A *statistic* is an event on one case's findings (a level
-or group of levels of a presentation finding, "every LP negative", the CSF profile given the first
-LP's result, or a conjunction of two of those). Its observed value is the number of library cases,
-among those where the event is determined (every finding it involves known, not in the case's
-``proven_by`` and not re-tabulated by a review), for which it holds. Every library case is a case of
-infiltration, conditioned on its context (DESIGN §3: cases inform the findings given the form, not
-the rate model). For every draw s and case i the model gives q_is = P(event | infiltration, case i) (a published
-case's findings read through the selection model where the model has one),
-the mixture over the case's allowed forms with weights P(form | case context) = sum_lineage
-P(lineage | case context, infiltration) omega[lineage, form] (subtype variant). The predictive count
-is a Poisson-binomial sum, replicated once per draw (T_rep,s = sum_i Bernoulli(q_is)). We report its
-mean, a 90% interval and the predictive p-values P(T_rep >= T_obs), P(T_rep <= T_obs) and the
-two-sided 2 min(...) (capped at 1). With prior draws the same numbers are the *prior* predictive
-check (labelled prior-only).
+or group of levels of a presentation or imaging finding, the CSF profile given the first LP's class, or
+a conjunction of two of those). Its observed value is the number of library cases, among those where
+the event is determined (every finding it involves known, not in the case's ``proven_by`` and not
+re-tabulated by a review), for which it holds. Every library case is a case of infiltration,
+conditioned on its context (docs/design.md §3: cases inform the findings given the form, not the rate
+model). Cases carry no LP result in the likelihood (they do not inform CSF sensitivity: the LP that
+proved a case is left out, so only negative LPs would remain), so no statistic is on the LPs
+themselves; the profile of the first LP enters given that LP's class, as in the fit. For every draw s
+and case i the model gives q_is = P(event | infiltration, case i) (a published case's findings read
+through the selection model where the model has one), the mixture over the case's allowed forms with
+weights P(form | case context) = sum_lineage P(lineage | case context, infiltration) omega[lineage,
+form] (subtype variant). The predictive count is a Poisson-binomial sum, replicated once per draw
+(T_rep,s = sum_i Bernoulli(q_is)). We report its mean, a 90% interval and the predictive p-values
+P(T_rep >= T_obs), P(T_rep <= T_obs) and the two-sided 2 min(...) (capped at 1). With prior draws the
+same numbers are the *prior* predictive check (labelled prior-only).
 
 *Cohort counts* (:func:`cohort_checks`): x_rep ~ Binomial(n, rate_s) for each entry, with the rate
-of its cause (and form) as the fit uses it (:func:`palsy.model.likelihood.entry_rate`).
+of its cause (and form) as the fit uses it (:func:`palsy.model.likelihood.entry_rate`), tree, LP and
+CSF-node entries alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from palsy.model import design as D
-from palsy.model import findings as F
 from palsy.model import likelihood as LK
-from palsy.model import structure as S
+from palsy.model import structure as ST
 from palsy.model.evidence import Evidence
 
 from .common import CI
 
-ALL_NEGATIVE = "all_negative"
-#: Presentation findings whose levels are statistics (the csf and its profile are handled apart).
-STAT_FINDINGS = tuple(n for n in S.TREE_FINDINGS)
+PROFILE = "csf_profile"  # the statistics' name of the first LP's profile (the schema's profile finding)
+#: Pairs of (finding, level) events that conditional independence given the form could get wrong;
+#: a pair naming a finding or level the schema does not have is skipped.
+PAIRS = (
+    (("laterality", "bilateral"), ("other_cranial_nerves", "one_or_more")),
+    (("laterality", "bilateral"), ("peripheral_nerves", "one_or_more")),
+    (("other_cranial_nerves", "one_or_more"), ("peripheral_nerves", "one_or_more")),
+    (("laterality", "bilateral"), ("mri", "beyond_facial")),
+    (("other_cranial_nerves", "one_or_more"), ("mri", "beyond_facial")),
+    (("eighth_nerve", "involved"), ("otoscopy", "abnormal")),
+    (("otoscopy", "abnormal"), ("mri", "otomastoid_inflammation")),
+    (("otalgia", "present"), ("otoscopy", "abnormal")),
+    (("otalgia", "present"), ("mri", "otomastoid_inflammation")),
+    (("onset", "progressive"), ("laterality", "bilateral")),
+    (("peripheral_nerves", "one_or_more"), ("mri", "beyond_facial")),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,71 +67,63 @@ class Statistic:
         return "pair" if len(self.parts) > 1 else "single"
 
 
-def _event(finding: str, levels: str | Sequence[str]) -> tuple[str, tuple[str, ...]]:
+def _event(st: ST.Structure, finding: str, levels: str | tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
     if isinstance(levels, str):
-        levels = S.expand(finding, levels) if finding != "csf" else (levels,)
+        levels = st.expand(finding, levels)
     return finding, tuple(levels)
 
 
-def default_statistics() -> list[Statistic]:
-    """Every level of every presentation finding, the CSF profile (given the first LP's result), and
-    pairs that conditional independence given the form could get wrong."""
+def default_statistics(st: ST.Structure) -> list[Statistic]:
+    """Every level of every tree finding (a binary finding: its second level), the partly known MRI
+    group, the CSF profile (given the first LP's class), and the pairs of :data:`PAIRS`."""
+    sc = st.schema
     out = []
-    for name in STAT_FINDINGS:
-        levels = F.LEVELS[name]
-        for lv in levels if len(levels) > 2 else levels[1:]:  # a binary finding: its second level
-            out.append(Statistic(f"{name} = {lv}", (_event(name, lv),)))
-    out.append(Statistic("mri = beyond_facial", (_event("mri", "beyond_facial"),)))
-    out.append(Statistic("csf: every LP negative", (_event("csf", ALL_NEGATIVE),)))
-    for lv in ("normal", "abnormal"):
-        out.append(Statistic(f"csf_profile = {lv} (given the first LP)", (_event("csf_profile", lv),)))
-    pairs = [
-        (("laterality", "bilateral"), ("other_cranial_nerves", "one_or_more")),
-        (("laterality", "bilateral"), ("peripheral_nerves", "one_or_more")),
-        (("other_cranial_nerves", "one_or_more"), ("peripheral_nerves", "one_or_more")),
-        (("laterality", "bilateral"), ("mri", "beyond_facial")),
-        (("other_cranial_nerves", "one_or_more"), ("mri", "beyond_facial")),
-        (("eighth_nerve", "involved"), ("otoscopy", "abnormal")),
-        (("otoscopy", "abnormal"), ("mri", "otomastoid_inflammation")),
-        (("onset", "progressive"), ("laterality", "bilateral")),
-        (("peripheral_nerves", "one_or_more"), ("csf", ALL_NEGATIVE)),
-    ] + [(("csf", ALL_NEGATIVE), ("mri", lv)) for lv in F.LEVELS["mri"]]
-    for a, b in pairs:
-        out.append(Statistic(f"{a[0]} = {a[1]} & {b[0]} = {b[1]}", (_event(*a), _event(*b))))
+    for name in st.tree_findings:
+        levels = sc.levels[name]
+        for lv in levels if len(levels) > 2 else levels[1:]:
+            out.append(Statistic(f"{name} = {lv}", (_event(st, name, lv),)))
+    for name, groups in sc.partial.items():
+        if name in st.tree_findings:
+            for g in groups:
+                out.append(Statistic(f"{name} = {g}", (_event(st, name, g),)))
+    for lv in sc.levels[sc.profile]:
+        out.append(Statistic(f"{PROFILE} = {lv} (given the first LP)", (_event(st, sc.profile, lv),)))
+    def ok(f: str, lv: str) -> bool:
+        return f in st.tree_findings and (lv in sc.levels[f] or lv in sc.partial.get(f, {}))
+
+    for a, b in PAIRS:
+        if ok(*a) and ok(*b):
+            out.append(Statistic(f"{a[0]} = {a[1]} & {b[0]} = {b[1]}", (_event(st, *a), _event(st, *b))))
     return out
 
 
 def case_facts(evidence: Evidence) -> list[dict[str, Any]]:
     """Per case, the findings that enter its likelihood (as :func:`palsy.model.design.case_observations`
-    decides): level sets of tree findings, ``csf`` as a tuple of (result, method) and
-    ``csf_profile`` as (first LP's result, level set)."""
+    decides): level sets of tree findings and the profile as (its item given the first LP's class,
+    level set)."""
+    st = evidence.structure
     tabulated = {(cid, e.finding) for e in evidence.entries for cid in e.tabulates_cases}
     out = []
     for case in evidence.cases:
-        skip = set(case.proven_by) | {f for (cid, f) in tabulated if cid == case.id}
+        skip = {f for (cid, f) in tabulated if cid == case.id}
         facts: dict[str, Any] = {}
-        for name in S.TREE_FINDINGS:
-            value = case.values.get(name)
-            if value is not None and name not in skip:
-                facts[name] = frozenset(S.expand(name, value))
-        # the LPs only where the fit uses them (DESIGN §3: cases may not inform CSF sensitivity)
-        items = {S.LEVEL_KEYS[int(np.flatnonzero(m)[0])][0] for m in D.case_observations(case, skip=skip)}
-        if case.csf and "csf" not in skip and items & {S.csf_item(m) for m in F.CSF_METHODS}:
-            facts["csf"] = tuple(case.csf)
-        profile = case.values.get("csf_profile")
-        if profile is not None and case.csf and "csf_profile" not in skip:
-            facts["csf_profile"] = (case.csf[0][0], frozenset(S.expand("csf_profile", profile)))
+        for mask in D.case_observations(case, st, skip=skip):
+            keys = [st.level_keys[j] for j in np.flatnonzero(mask)]
+            item = keys[0][0]
+            levels = frozenset(lv for _, lv in keys)
+            if item in st.tree_findings:
+                facts[item] = levels
+            else:  # the profile given the first LP's class
+                facts[st.profile_finding] = (item, levels)
         out.append(facts)
     return out
 
 
-def _observed(facts: dict[str, Any], part: tuple[str, tuple[str, ...]]) -> bool | None:
+def _observed(facts: dict[str, Any], part: tuple[str, tuple[str, ...]], profile: str) -> bool | None:
     finding, levels = part
     if finding not in facts:
         return None
-    if finding == "csf":
-        return all(r == "negative" for r, _ in facts["csf"])
-    known = facts[finding][1] if finding == "csf_profile" else facts[finding]
+    known = facts[finding][1] if finding == profile else facts[finding]
     ev = set(levels)
     if known <= ev:
         return True
@@ -125,22 +132,18 @@ def _observed(facts: dict[str, Any], part: tuple[str, tuple[str, ...]]) -> bool 
     return None
 
 
-def _case_theta(params: dict[str, np.ndarray], d: D.Design) -> np.ndarray:
-    """Theta as a published case sees it (selection of striking features), or theta itself."""
-    f = getattr(LK, "case_theta", None)
-    return np.asarray(f(LK.NUMPY, params, d)) if f is not None else params["theta"]
-
-
 class _Probabilities:
     """Per-draw probability tables of infiltration's components used by the predictive checks."""
 
     def __init__(self, params: dict[str, np.ndarray], d: D.Design) -> None:
         inf = list(d.infiltration_components)
+        st = d.structure
         # published cases are drawn from the node probabilities seen through the selection model
-        self.level_p = np.exp(LK.level_logp(LK.NUMPY, _case_theta(params, d)))[:, inf]  # (S, Ki, level)
+        theta = np.asarray(LK.case_theta(LK.NUMPY, params, d))
+        self.level_p = np.exp(LK.level_logp(LK.NUMPY, theta, st))[:, inf]  # (S, Ki, level)
         self.n, self.ki = self.level_p.shape[0], len(inf)
         self.omega = params.get("omega") if d.variant.is_mixture else None
-        self.d = d
+        self.d, self.st = d, st
 
     def form_weights(self, i: int) -> np.ndarray:
         """P(form | infiltration, case i's context) restricted to its coded form, unnormalised (S, Ki)."""
@@ -151,13 +154,8 @@ class _Probabilities:
     def part(self, facts: dict[str, Any], part: tuple[str, tuple[str, ...]]) -> np.ndarray:
         """P(part | infiltration component) per draw (S, Ki)."""
         finding, levels = part
-        if finding == "csf":
-            p = np.ones((self.n, self.ki))
-            for _, method in facts["csf"]:
-                p = p * self.level_p[:, :, S.LEVEL_INDEX[(S.csf_item(method), "negative")]]
-            return p
-        item = S.profile_item(facts["csf_profile"][0]) if finding == "csf_profile" else finding
-        idx = [S.LEVEL_INDEX[(item, lv)] for lv in levels]
+        item = facts[finding][0] if finding == self.st.profile_finding else finding
+        idx = [self.st.level_index[(item, lv)] for lv in levels]
         return self.level_p[:, :, idx].sum(axis=-1)
 
 
@@ -189,11 +187,12 @@ def predictive_checks(params: dict[str, np.ndarray], d: D.Design, evidence: Evid
     rng = np.random.default_rng(seed)
     tables = _Probabilities(params, d)
     facts = case_facts(evidence)
+    profile = d.structure.profile_finding
     rows = []
-    for stat in statistics or default_statistics():
+    for stat in statistics or default_statistics(d.structure):
         qs, ys = [], []
         for i, f in enumerate(facts):
-            obs = [_observed(f, part) for part in stat.parts]
+            obs = [_observed(f, part, profile) for part in stat.parts]
             if any(o is None for o in obs):
                 continue
             prob = np.ones((tables.n, tables.ki))
@@ -222,9 +221,11 @@ def entry_labels(d: D.Design, evidence: Evidence | None = None) -> list[dict[str
     out = []
     for j, eid in enumerate(d.entry_ids):
         comps = np.flatnonzero(d.entry_members[j])
-        cause = d.variant.component_causes[comps[0]] if len(comps) else None
+        shared = len(comps) == len(d.variant.components) > 1
+        cause = None if shared else (d.variant.component_causes[comps[0]] if len(comps) else None)
         e = by_id.get(eid)
         out.append({"cause": e.cause if e else cause, "form": e.form if e else None,
+                    "quantity": e.quantity if e else None,
                     "members": [d.variant.components[k] for k in comps]})
     return out
 
@@ -235,7 +236,8 @@ def cohort_checks(params: dict[str, np.ndarray], d: D.Design, evidence: Evidence
 
     The fit down-weights an entry by its weight; the replicate uses the entry's full n (what the
     cohort reported), so a low-weight entry that disagrees with the rest shows up here. Each row
-    names the entry's cause, form and member components.
+    names the entry's cause (None for a node shared by every cause), form, quantity (tree, lp or node)
+    and member components.
     """
     rng = np.random.default_rng(seed)
     if not len(d.entry_ids):

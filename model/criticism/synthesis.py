@@ -32,11 +32,10 @@ import numpy as np
 
 from palsy.model import design as D
 from palsy.model import likelihood as LK
-from palsy.model import structure as S
 from palsy.model.evidence import Evidence
 from palsy.model.psis import psis_weights
 
-from .common import CI
+from .common import CI, free_of_theta
 
 K_THRESHOLD = 0.7
 P_FAIL = 0.05
@@ -75,8 +74,9 @@ def pooled_groups(evidence: Evidence, d: D.Design) -> list[tuple[str, list[int]]
     by_id = {e.id: e for e in evidence.entries}
     groups: dict[tuple, list[int]] = {}
     for j, eid in enumerate(d.entry_ids):
-        e = by_id[eid]
-        groups.setdefault((e.item, e.level, e.of, e.cause, e.form), []).append(j)
+        e = by_id[eid]  # the key of palsy.model.design.build's pooled quantities
+        groups.setdefault((e.quantity, e.item, e.level, e.of, e.cause, e.form, e.method, e.lp_node, e.contaminated),
+                          []).append(j)
     keys = [js for js in groups.values() if len(js) >= 2]
     if not len(d.re_groups):
         return []
@@ -184,23 +184,25 @@ def heterogeneity(params: dict[str, np.ndarray], d: D.Design, evidence: Evidence
             out["loo"].append(row)
             if row["fails"]:
                 out["failures"].append(row["explanation"])
-    # the nodes whose answers use the new-setting predictive: their centre and predictive
+    # the free node parameters whose answers use the new-setting predictive: their centre and predictive
     nodes = []
     if "theta_new" in params:
-        for k, n in zip(*np.nonzero(d.re_node_mask), strict=True):
-            nodes.append({"component": d.variant.components[k], "node": S.NODE_NAMES[n],
-                          "centre": _summary(params["theta"][:, k, n], ci),
-                          "new_setting": _summary(params["theta_new"][:, k, n], ci)})
+        free_new = free_of_theta(params["theta_new"], d)
+        for i in np.flatnonzero(d.re_free_mask):
+            who, _, node = d.free_names[i].partition(" | ")
+            nodes.append({"component": who, "node": node, "parameter": d.free_names[i],
+                          "centre": _summary(params["theta_free"][:, i], ci),
+                          "new_setting": _summary(free_new[:, i], ci)})
     out["nodes"] = nodes
     return out
 
 
 # --- selection -----------------------------------------------------------------------------------
 
-def _level_p(theta: np.ndarray, item: str, levels: tuple[str, ...]) -> np.ndarray:
-    """P(level group | component) per draw (S, K)."""
-    mask = S.group_mask(item, levels)[None, :]
-    return np.exp(np.asarray(LK.group_logp(LK.NUMPY, theta, mask)))[..., 0]
+def _level_p(theta: np.ndarray, item: str, levels: tuple[str, ...], st) -> np.ndarray:
+    """P(level group | component) per draw (S, K) of a tree item."""
+    mask = st.group_mask(item, levels)[None, :]
+    return np.exp(np.asarray(LK.group_logp(LK.NUMPY, theta, mask, st)))[..., 0]
 
 
 def finding_lr(params: dict[str, np.ndarray], d: D.Design, item: str, levels: tuple[str, ...], *,
@@ -213,8 +215,9 @@ def finding_lr(params: dict[str, np.ndarray], d: D.Design, item: str, levels: tu
     the probabilities as published cases show them).
     """
     th = theta if theta is not None else params.get("theta_new", params["theta"])
-    pk = _level_p(th, item, levels)  # (S, K)
-    pk_inf = _level_p(theta_inf, item, levels) if theta_inf is not None else pk
+    st = d.structure
+    pk = _level_p(th, item, levels, st)  # (S, K)
+    pk_inf = _level_p(theta_inf, item, levels, st) if theta_inf is not None else pk
     v = d.variant
     inf = list(v.infiltration_components)
     cw = np.broadcast_to(LK.component_weights(LK.NUMPY, params, d), pk.shape)[:, inf]
@@ -254,9 +257,10 @@ def selection(params: dict[str, np.ndarray], d: D.Design, *, plain: dict[str, np
                 "gamma_posterior": {**_summary(g, ci), "p_positive": float(np.mean(g > 0))},
                 "odds_multiplier": {**_summary(np.exp(g), ci)}, "_gamma_draws": g})
     sel_theta = np.asarray(LK.case_theta(LK.NUMPY, params, d))
+    st = d.structure
     for node in np.flatnonzero(d.sel_mask):
-        nd = S.NODES[node]
-        row = {"feature": S.NODE_NAMES[node], "item": nd.item, "levels": list(nd.success),
+        nd = st.nodes[node]
+        row = {"feature": st.node_names[node], "item": nd.item, "levels": list(nd.success),
                "with_selection": _lr_row(finding_lr(params, d, nd.item, tuple(nd.success)), ci),
                "as_case_reports_show": _lr_row(finding_lr(params, d, nd.item, tuple(nd.success),
                                                           theta_inf=sel_theta), ci)}

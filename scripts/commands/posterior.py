@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     thresholds = decision.parse_thresholds(args.thresholds) if args.thresholds else None
     pdir = common.priors_dir(args)
     ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws),
-                   decision_settings=decision.load(pdir), thresholds=thresholds,
+                   decision_settings=decision.load(pdir, draws.causes), thresholds=thresholds,
                    guidance=guidance.load(pdir, draws.causes, draws.schema))
     if mapping is not None:  # what the record did not say, and what was not read
         from palsy.model import fhir
@@ -132,15 +132,15 @@ def _source(text: str) -> str:
 
 
 def decision_lines(dec: dict) -> list[str]:
-    """The decision in plain lines: thresholds, the action the mean implies, what each test could change."""
-    th = dec["thresholds"]
-    out = [f"Decision on the mean P(infiltration) {W.percent(dec['probability'])} (thresholds {W.percent(th['low'])} "
-           f"and {W.percent(th['high'])}, from {_source(th['source'])}): {dec['action_text']}"]
+    """The decision in plain lines: the work-up first, the thresholds, the action the mean implies, whether the
+    patient sits on a threshold, what each test could change."""
+    out = [f"Decision ({_source(dec['thresholds']['source'])}): {W.decision_sentence(dec)}"]
+    edge = W.threshold_sentence(dec, lambda t: t)
+    if edge:
+        out.append(f"  {edge}")
     for t in dec["tests"]:
         change = (f"could change it (probability {W.percent(t['probability_of_change'])})" if t["can_change_action"]
                   else "cannot change it")
         out.append(f"  {t['test']:<12} {change}; value of information {t['value_of_information']:+.4f}")
-    neg = dec["negative_lps_to_low"]
-    parts = [f"{m}: {'not reachable within 6 LPs' if k is None else k}" for m, k in neg.items()]
-    out.append(f"  further negative LPs to fall below {W.percent(th['low'])}: {'; '.join(parts)}")
+    out.append("  " + W.negative_lps_sentence(dec, lambda m: m.replace("_", " ")))
     return out
