@@ -1,18 +1,20 @@
-"""The content-addressed posterior cache under ``$PALSY_CACHE`` (default ``~/.cache/palsy``).
+"""The content-addressed posterior cache under ``$PALSY_CACHE`` (default: the platform's cache folder,
+``~/.cache/palsy`` on Linux, from platformdirs).
 
 The key hashes everything that changes the draws: the evidence files, the variant, the sampler
 settings, the package version, the model-defining sources, and the versions of the libraries that
 compute the draws (PyMC, PyTensor, BlackJAX, JAX, nutpie, numba, NumPy, SciPy), the Python version and the machine
 type. The library versions are read from the installed distributions' metadata folders: a warm
 query never imports PyMC (nor ``importlib.metadata``, whose import alone costs about 0.2 s).
-Standard library only.
+Standard library only on the warm path (platformdirs when ``PALSY_CACHE`` is not set; filelock and
+the JAX cache check only before a fit).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
+import errno
 import functools
 import hashlib
 import json
@@ -20,6 +22,8 @@ import os
 import platform
 import sys
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 from palsy.model import __version__
@@ -51,32 +55,52 @@ class CacheError(ValueError):
     """``$PALSY_CACHE`` cannot hold a fit (a file, an unwritable folder): bad input, exit status 2."""
 
 
+#: Errors of a disk rather than of a path: the cache is then skipped with a warning, never fatal.
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
+
+
 def root() -> Path:
-    """The cache folder."""
-    return Path(os.environ.get("PALSY_CACHE") or Path.home() / ".cache" / "palsy")
+    """The cache folder: ``$PALSY_CACHE``, else the platform's cache folder for palsy (platformdirs:
+    ``~/.cache/palsy`` on Linux, ``~/Library/Caches/palsy`` on macOS, ``%LOCALAPPDATA%\\palsy\\Cache``
+    on Windows)."""
+    given = os.environ.get("PALSY_CACHE")
+    if given:
+        return Path(given)
+    import platformdirs  # only when PALSY_CACHE is not set (a few milliseconds)
+
+    return Path(platformdirs.user_cache_dir("palsy", appauthor=False))
 
 
 def check_root() -> Path:
     """The cache folder, created if needed and proven writable (a probe file is written and removed).
 
-    Called before a fit, so a bad ``$PALSY_CACHE`` is reported before minutes of sampling.
+    Called before a fit, so a bad ``$PALSY_CACHE`` is reported before minutes of sampling. A full or
+    failing disk is not bad input: it is warned about, and the fit goes on without being cached.
 
     Raises
     ------
     CacheError
-        Naming ``PALSY_CACHE``, its value and the problem.
+        Naming ``PALSY_CACHE``, its value and the problem (a file in the way, no permission, a
+        read-only file system).
     """
     path = root()
     name = f"PALSY_CACHE={path}" if os.environ.get("PALSY_CACHE") else f"the cache folder {path}"
-    allowed = "set PALSY_CACHE to a folder palsy can create and write (default ~/.cache/palsy)"
+    allowed = "set PALSY_CACHE to a folder palsy can create and write (default: the platform's cache folder)"
     if path.exists() and not path.is_dir():
         raise CacheError(f"{name}: is a file, not a folder; {allowed}")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".probe.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            os.write(fd, b"palsy")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
     except OSError as exc:
+        if exc.errno in DISK_ERRORS:
+            warnings.warn(f"palsy: {name}: cannot be written ({exc.strerror or exc}); the fit will not be cached",
+                          stacklevel=2)
+            return path
         raise CacheError(f"{name}: cannot be written ({exc.strerror or exc}); {allowed}") from None
     return path
 
@@ -155,12 +179,87 @@ def folder(evidence_hash: str, variant: str, settings: Settings) -> Path:
 def fitting(folder: Path):
     """Hold the lock of one cache entry while it is fitted: a second process that wants the same fit
     waits for the first and then reads its draws instead of fitting it again (a test run on two workers,
-    two terminals). The lock is advisory (``flock``) and released when the process ends, however it ends.
+    two terminals). The lock is filelock's (``flock`` on POSIX, ``msvcrt`` locking on Windows): advisory,
+    and released when the process ends, however it ends. A lock file that cannot be made (a full disk)
+    does not stop the fit: it runs unlocked, with a warning.
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    import filelock  # only before a fit (its import takes about 0.1 s)
+
+    path = folder.parent / f".{folder.name}.lock"
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(path), thread_local=False)
+        lock.acquire()
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        warnings.warn(f"palsy: cannot lock {path} ({exc.strerror or exc}); fitting without the lock", stacklevel=3)
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+#: A JAX compilation-cache entry written this recently may be another process's write in progress.
+JAX_BUSY_SECONDS = 60
+
+
+def _zlib_whole(data: bytes) -> bytes:
+    """zlib's decompression, refusing a stream that stops before its end (a truncated file whose last
+    block happens to be whole would otherwise pass)."""
+    import zlib
+
+    d = zlib.decompressobj()
+    out = d.decompress(data)
+    if not d.eof or d.unused_data:
+        raise ValueError("incomplete or truncated stream")
+    return out
+
+
+def _decompressor():
+    """JAX's decompression of its compilation-cache entries (the same choice JAX makes: zstd if
+    installed, else zlib)."""
+    try:
+        from compression import zstd  # Python 3.14
+
+        return zstd.decompress
+    except ImportError:
+        pass
+    try:
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompress
+    except ImportError:
+        return _zlib_whole
+
+
+def clean_jax_cache(folder: Path | None = None) -> list[Path]:
+    """Remove the entries of JAX's compilation cache (``$PALSY_CACHE/jax``) that cannot be read back
+    (truncated by a killed process, altered on disk), with their access-time files. JAX would warn about
+    such an entry and recompile at every fit, but keep it; an entry written in the last
+    :data:`JAX_BUSY_SECONDS` is left alone (another process may be writing it). Returns what was removed."""
+    folder = folder or root() / "jax"
+    removed: list[Path] = []
+    try:
+        entries = [p for p in folder.iterdir() if p.name.endswith("-cache")]
+    except OSError:
+        return removed
+    decompress = _decompressor()
+    now = time.time()
+    for entry in entries:
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            if now - entry.stat().st_mtime < JAX_BUSY_SECONDS:
+                continue
+            ok = len(decompress(entry.read_bytes())) > 4  # 4 bytes of compile time, then the executable
+        except OSError:
+            continue
+        except Exception:  # noqa: BLE001  # any decompression error: the entry cannot be read back
+            ok = False
+        if not ok:
+            for path in (entry, entry.with_name(entry.name[: -len("-cache")] + "-atime")):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path)
+    return removed

@@ -1,18 +1,24 @@
 """Posterior draws as the answer needs them: ``draws.npz`` (numpy only, no PyMC on this path).
 
 Arrays have a leading ``sample`` dim (chains x draws flattened). ``meta`` records the variant, its
-components, the evidence hash, the version, the seed, the diagnostics and the library's case ids.
+components, the evidence hash, the version, the seed, the diagnostics and the library's case ids; in the
+cache it also records its entry (:data:`ENTRY_KEY`): the entry's name (variant and cache key) and the size
+and SHA-256 of every other file of the entry (``posterior.nc``), so that draws copied into another entry,
+or an entry with a truncated netCDF, are refused (issue 21).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,10 @@ from palsy.model.safe_yaml import YAMLInputError, read_bytes
 
 META_KEY = "__meta__"
 RATES_PREFIX = "rates__"
+#: The key of ``meta`` that records the cache entry the draws were written into.
+ENTRY_KEY = "cache_entry"
+#: The files of a cache entry besides ``draws.npz``, each with its SHA-256 sidecar.
+ENTRY_FILES = ("posterior.nc",)
 
 
 class CorruptDraws(RuntimeError):
@@ -107,18 +117,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clean_stale(folder: Path) -> list[Path]:
+def clean_stale(folder: Path, name: str | None = None) -> list[Path]:
     """Remove the temporary files of writes that were killed (their process is gone, or they are
-    older than :data:`STALE_SECONDS`); a write in progress in another process is left alone."""
+    older than :data:`STALE_SECONDS`); a write in progress in another process is left alone. With
+    ``name``, only the temporary files of writes to that file (a folder palsy does not own)."""
     removed = []
     try:
-        candidates = list(folder.glob(".*.tmp"))
+        candidates = list(folder.glob(f".{glob_escape(name)}.*.tmp" if name else ".*.tmp"))
     except OSError:
         return removed
     now = time.time()
     for tmp in candidates:
         parts = tmp.name.split(".")  # "", name, ext, pid, random, "tmp"
         pid = next((int(x) for x in reversed(parts[:-2]) if x.isdigit()), None)
+        if name is not None and pid is None:
+            continue
         try:
             old = now - tmp.lstat().st_mtime > STALE_SECONDS
             if old or pid is None or not _alive(pid) or (pid == os.getpid() and now - tmp.lstat().st_mtime > 60):
@@ -129,22 +142,61 @@ def clean_stale(folder: Path) -> list[Path]:
     return removed
 
 
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters taken literally."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """``exc`` with ``path`` as its file name when it has none (a failed write names no file)."""
+    if exc.filename is not None:
+        return exc
+    named = type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+    named.__cause__ = exc
+    return named
+
+
 def atomic_write(path: Path, write) -> None:
     """Write via a temporary file in the same folder and rename: no half-written file is seen.
 
-    The temporary file's name carries the writer's process id (see :func:`clean_stale`). Whatever
-    is in the way at ``path`` and is not a file (a folder) is removed first: the cache owns its paths."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp")
-    os.close(fd)
+    The temporary file's name carries the writer's process id (see :func:`clean_stale`; those of this
+    file left by killed writers are removed first). Whatever is in the way at ``path`` and is not a file
+    (a folder) is removed first: the cache owns its paths.
+
+    Raises
+    ------
+    OSError
+        With ``path`` as its file name (a full disk, an I/O error, no permission); nothing is left behind.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(path.parent, path.name)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise _named(exc, path) from None
     try:
         write(Path(tmp))
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _named(exc, path) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`), flushed to the disk before the
+    rename. Every file of the cache is written through here (the one place a failing disk is met)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    atomic_write(path, write)
 
 
 def checksum_path(path: Path) -> Path:
@@ -154,8 +206,7 @@ def checksum_path(path: Path) -> Path:
 
 def write_checksum(path: Path) -> None:
     """Write ``path``'s SHA-256 sidecar (atomically)."""
-    digest = _sha256(path)
-    atomic_write(checksum_path(path), lambda tmp: tmp.write_text(digest))
+    write_bytes(checksum_path(path), _sha256(path).encode("ascii"))
 
 
 def verify(path: Path) -> None:
@@ -181,26 +232,75 @@ def verify(path: Path) -> None:
         raise CorruptDraws(f"{path}: checksum mismatch (truncated or altered)")
 
 
-def save(path: Path, draws: Draws) -> None:
-    """Save atomically, with a SHA-256 sidecar so corruption is detected on load."""
-    meta = np.frombuffer(json.dumps(draws.meta).encode(), dtype=np.uint8)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **draws.params, case_loglik=draws.case_loglik, **{META_KEY: meta},
-                     **{RATES_PREFIX + k: v for k, v in draws.rates.items()})
-
-    atomic_write(path, write)
-    write_checksum(path)
+#: Cache entries (folders) where a write failed in this process: the rest of the entry is not written.
+failed_writes: dict[Path, OSError] = {}
 
 
-def load(path: Path) -> Draws:
+def _entry_record(folder: Path) -> dict[str, Any]:
+    """What ``draws.npz`` records of its entry: the folder's name (variant and key) and each other file's
+    size and SHA-256 (read from its sidecar, written just before)."""
+    files = {}
+    for name in ENTRY_FILES:
+        f = folder / name
+        if f.is_file() and checksum_path(f).is_file():
+            files[name] = {"size": f.stat().st_size, "sha256": checksum_path(f).read_text().strip()}
+    return {"name": folder.name, "files": files}
+
+
+def save(path: Path, draws: Draws) -> bool:
+    """Save atomically, with a SHA-256 sidecar so corruption is detected on load, recording the entry
+    (the folder) it is written into and the other files of that entry (:data:`ENTRY_KEY`).
+
+    A failed write (a full disk, an I/O error, no permission) is warned about once, naming the path,
+    leaves nothing of ``draws.npz`` behind and returns False: the cache is an optimisation, never a
+    reason to lose the draws just computed. After a failed write of another file of the entry in this
+    process (:data:`failed_writes`) nothing is written.
+
+    Returns
+    -------
+    bool
+        Whether ``draws.npz`` and its checksum were written.
+    """
+    if path.parent in failed_writes:
+        return False
+    meta = {**draws.meta, ENTRY_KEY: _entry_record(path.parent)}
+    buffer = io.BytesIO()
+    np.savez(buffer, **draws.params, case_loglik=draws.case_loglik,
+             **{META_KEY: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)},
+             **{RATES_PREFIX + k: v for k, v in draws.rates.items()})
+    try:
+        write_bytes(path, buffer.getbuffer())
+        write_checksum(path)
+    except OSError as exc:
+        cache_write_failed(path.parent, exc)
+        for f in (path, checksum_path(path)):
+            with contextlib.suppress(OSError):
+                f.unlink()
+        return False
+    return True
+
+
+def cache_write_failed(folder: Path, exc: OSError) -> None:
+    """Record and warn (once per entry) that a file of the cache entry ``folder`` could not be written."""
+    if folder in failed_writes:
+        return
+    failed_writes[folder] = exc
+    warnings.warn(f"palsy: cannot write the cache entry: {exc.filename or folder}: {exc.strerror or exc}; "
+                  f"the posterior is computed but not cached (the next query fits again)", stacklevel=3)
+
+
+def load(path: Path, *, check_entry: bool = True) -> Draws:
     """Load and verify ``draws.npz``.
+
+    With ``check_entry`` (the cache's reads), the draws must record the entry they are in: the folder's
+    name (variant and cache key) and each other file of the entry present with its recorded size
+    (:func:`verify_entry` also checks their contents).
 
     Raises
     ------
     CorruptDraws
-        If the file or its checksum is missing, altered, truncated, not a file or unreadable.
+        If the file or its checksum is missing, altered, truncated, not a file or unreadable, or (with
+        ``check_entry``) it was written into another entry or an entry file is missing or truncated.
     """
     verify(path)
     try:
@@ -209,9 +309,67 @@ def load(path: Path) -> Draws:
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
     except Exception as exc:  # any read failure means the file cannot be trusted
         raise CorruptDraws(f"{path}: unreadable ({exc})") from exc
+    if check_entry:
+        _check_entry(path, meta)
     case_ll = arrays.pop("case_loglik")
     rates = {k[len(RATES_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(RATES_PREFIX)}
     return Draws(arrays, meta, case_ll, rates)
+
+
+def _check_entry(path: Path, meta: dict[str, Any]) -> None:
+    entry = meta.get(ENTRY_KEY)
+    folder = path.parent
+    if not isinstance(entry, dict) or not isinstance(entry.get("files"), dict):
+        raise CorruptDraws(f"{path}: records no cache entry (written by another version of palsy?)")
+    if entry.get("name") != folder.name or not folder.name.startswith(f"{meta.get('variant')}-"):
+        raise CorruptDraws(f"{path}: the draws of entry {entry.get('name')!r} (variant {meta.get('variant')!r}), "
+                           f"found in entry {folder.name!r}")
+    for name in ENTRY_FILES:
+        want = entry["files"].get(name)
+        f = folder / name
+        if not isinstance(want, dict):
+            raise CorruptDraws(f"{path}: records no {name} for its entry")
+        try:
+            size = f.stat().st_size if f.is_file() else None
+        except OSError:
+            size = None
+        if size != want.get("size"):
+            raise CorruptDraws(f"{f}: missing, not a file or truncated ({size} bytes; {want.get('size')} recorded)")
+
+
+def verify_entry(folder: Path) -> Draws:
+    """Load the draws of the cache entry ``folder`` and verify every file of it: ``draws.npz`` and each
+    other file against its checksum sidecar and against the checksum ``draws.npz`` recorded.
+
+    Raises
+    ------
+    CorruptDraws
+        Naming the file that cannot be trusted.
+    """
+    draws = load(folder / "draws.npz")
+    for name, want in draws.meta[ENTRY_KEY]["files"].items():
+        verify(folder / name)
+        if checksum_path(folder / name).read_text().strip() != want.get("sha256"):
+            raise CorruptDraws(f"{folder / name}: not the file its draws were written with (checksum differs)")
+    return draws
+
+
+def remove_entry(folder: Path) -> list[Path]:
+    """Remove the files of the cache entry ``folder`` (those it can; a corrupt entry is not kept)."""
+    removed = []
+    for name in ("draws.npz", *ENTRY_FILES):
+        for f in (folder / name, checksum_path(folder / name)):
+            try:
+                if f.is_dir() and not f.is_symlink():
+                    shutil.rmtree(f)
+                elif f.exists() or f.is_symlink():
+                    f.unlink()
+                else:
+                    continue
+                removed.append(f)
+            except OSError:
+                continue
+    return removed
 
 
 def rate_arrays_to_dict(r: R.RateArrays) -> dict[str, np.ndarray]:

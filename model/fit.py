@@ -185,29 +185,53 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
               progress: Callable[[str], None] | None = None) -> Posterior:
     """The posterior of ``variant``: from the cache when valid, otherwise fitted and cached.
 
-    A corrupt or partial cache entry (including a ``draws.npz`` that is not a file) is reported with
-    one warning and refitted. A cache folder that cannot be written is a :class:`~palsy.model.cache.CacheError`
-    raised before sampling.
+    Every file of a cache entry is verified before it is trusted (:func:`palsy.model.draws.verify_entry`:
+    checksums, and the variant and key the draws record); a corrupt or partial entry (including a
+    ``draws.npz`` that is not a file, or another entry's draws copied in) is reported with one warning,
+    removed and refitted, and so is a JAX compilation-cache entry that cannot be read back. A cache
+    folder that cannot be written is a :class:`~palsy.model.cache.CacheError` raised before sampling; a
+    cache write that fails after sampling (a full disk) is a warning naming the path, and the posterior
+    is returned uncached (``folder`` None).
     """
     folder = C.folder(evidence.hash, variant, settings)
     cached = _cached(folder) if use_cache and not refresh else None
-    if cached is not None or not use_cache:
-        return cached or _fit(variant, evidence, settings, None, progress)
+    if cached is not None:
+        return cached
+    if not use_cache:
+        C.clean_jax_cache()
+        return _fit(variant, evidence, settings, None, progress)
     C.check_root()
     with C.fitting(folder):  # another process may be fitting the same entry: wait, then read it
-        cached = None if refresh else _cached(folder, quiet=True)
-        return cached or _fit(variant, evidence, settings, folder, progress)
+        cached = None if refresh else _cached(folder, quiet=True, remove=True)
+        if cached is not None:
+            return cached
+        draws_io.remove_entry(folder)  # a refit (or a corrupt entry): readers wait on the lock meanwhile
+        C.clean_jax_cache()
+        draws_io.failed_writes.pop(folder, None)
+        try:
+            fitted = _fit(variant, evidence, settings, folder, progress)
+        except BaseException:  # an error, Ctrl-C or SIGTERM: no part of the entry stays
+            draws_io.remove_entry(folder)
+            raise
+        if draws_io.failed_writes.pop(folder, None) is None:
+            return fitted
+        draws_io.remove_entry(folder)  # what was written of it cannot be used
+        return dataclasses.replace(fitted, folder=None)
 
 
-def _cached(folder: Path, quiet: bool = False) -> Posterior | None:
-    """The cached posterior in ``folder``, or None (a corrupt entry is warned about once and refitted)."""
+def _cached(folder: Path, quiet: bool = False, remove: bool = False) -> Posterior | None:
+    """The cached posterior in ``folder``, or None. An entry that fails verification is warned about
+    (unless ``quiet``: the second look, under the entry's lock) and, with ``remove`` (under the lock: no
+    fit of it is being written), removed."""
     if not os.path.lexists(folder / "draws.npz"):
         return None
     try:
-        return Posterior(draws_io.load(folder / "draws.npz"), folder, True, 0.0)
+        return Posterior(draws_io.verify_entry(folder), folder, True, 0.0)
     except CorruptDraws as exc:
         if not quiet:
             warnings.warn(f"palsy: cached posterior is corrupt, refitting: {exc}", stacklevel=3)
+        if remove:
+            draws_io.remove_entry(folder)
         return None
 
 
@@ -258,9 +282,8 @@ def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | 
 
 
 def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
-    """Write the netCDF (posterior, sample_stats, log_likelihood, log_prior) and draws.npz."""
+    """Write the netCDF (posterior, sample_stats, log_likelihood, log_prior): :func:`_write_netcdf`."""
     import xarray as xr
-
 
     chains, n = dt["posterior"].dataset.sizes["chain"], dt["posterior"].dataset.sizes["draw"]
     cases = dr.meta["case_ids"]
@@ -285,8 +308,21 @@ def _store(folder: Path, dt, dr: Draws, ll: np.ndarray, d: D.Design) -> None:
     for group in list(dt.children):
         if group.startswith("warmup"):
             del dt[group]
-    folder.mkdir(parents=True, exist_ok=True)
-    draws_io.clean_stale(folder)  # temporary files of writes that were killed
-    # draws.npz (with its checksum) is written last: it is what marks the entry complete
-    draws_io.atomic_write(folder / "posterior.nc", lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf"))
-    draws_io.write_checksum(folder / "posterior.nc")
+    _write_netcdf(folder, dt)
+
+
+def _write_netcdf(folder: Path, dt) -> None:
+    """``posterior.nc`` and its checksum. The netCDF is made in memory and written as bytes, so a disk that
+    fails mid-write meets Python's file writing, never HDF5's (a failed HDF5 write left the library in a
+    state that crashed the process at exit, issue 21); a failure is warned about and recorded
+    (:func:`palsy.model.draws.cache_write_failed`), and the rest of the entry is not written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        draws_io.clean_stale(folder)  # temporary files of writes that were killed
+        data = dt.to_netcdf(None, engine="h5netcdf")
+        # draws.npz (with its checksum) is written last: it is what marks the entry complete
+        draws_io.write_bytes(folder / "posterior.nc", data)
+        draws_io.write_checksum(folder / "posterior.nc")
+    except OSError as exc:
+        draws_io.cache_write_failed(folder, exc if exc.filename else
+                                    OSError(exc.errno, exc.strerror or str(exc), str(folder / "posterior.nc")))

@@ -70,7 +70,7 @@ def test_concurrent_requests_for_one_fit_fit_it_once(fixture_evidence, tmp_path,
         return store[folder]
 
     monkeypatch.setattr(fit, "_fit", slow_fit)
-    monkeypatch.setattr(fit, "_cached", lambda folder, quiet=False: store.get(folder) and
+    monkeypatch.setattr(fit, "_cached", lambda folder, quiet=False, remove=False: store.get(folder) and
                         fit.Posterior(None, folder, True, 0.0))
     got = []
     threads = [threading.Thread(target=lambda: got.append(fit.posterior("independent", fixture_evidence)))

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from palsy.model import cache as C
+from palsy.model import findings as F
 from palsy.model import paths, variants
 from palsy.reports import terminal as TL
 from palsy.scripts.commands import common
@@ -15,6 +16,8 @@ CHECKOUT = paths.checkout()
 DEFAULT_SBC = ((CHECKOUT / "docs" / "sbc" / "sbc_results.json", CHECKOUT / "docs" / "sbc" / "subtype" / "sbc_results.json")
                if CHECKOUT else ())
 DEFAULT_VIGNETTES = str(CHECKOUT / "tests" / "fixtures" / "vignettes") if CHECKOUT else ""
+#: The value of --vignettes and --sbc that means none (an empty value is refused, as for every flag).
+NONE = "none"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,38 +31,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"variant whose answers are tested for sensitivity (default {variants.DEFAULT_VARIANT})")
     p.add_argument("--vignettes", default=DEFAULT_VIGNETTES,
                    help="folder of hallmark vignettes (key `patient`) also tested for sensitivity "
-                        "(default tests/fixtures/vignettes; '' for none)")
+                        f"(default tests/fixtures/vignettes; {NONE} for none)")
     p.add_argument("--quick", action="store_true",
                    help="the subset for `make test`: exact refits (few draws) of only the 3 expert judgments and "
                         "2 references that move P(infiltration) most by PSIS, one leave-one-study-out refit; "
                         "every other removal by PSIS (unreliable ones flagged)")
     p.add_argument("--no-refit", action="store_true", help="no refits at all: PSIS only (unreliable ones flagged)")
     p.add_argument("--sbc", default=",".join(str(x) for x in DEFAULT_SBC),
-                   help="SBC results files written by scripts/sbc.py, comma-separated (default: docs/sbc/, both variants)")
+                   help=f"SBC results files written by scripts/sbc.py, comma-separated (default: docs/sbc/, both variants; "
+                        f"{NONE} for none)")
     p.add_argument("--refit-draws", type=int, default=500, help="draws per chain of each sensitivity refit (default 500)")
 
 
+def _bad(problem: str) -> F.InputError:
+    return F.InputError([problem], "command line")
+
+
 def run(args: argparse.Namespace) -> int:
-    out = common.out_dir(args)
+    from palsy.reports.output import check_writable
+
+    out = check_writable(common.out_dir(args))  # before the fits and the refits (minutes)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in names + [args.sensitivity_variant]:
         if v not in variants.VARIANTS:
-            raise ValueError(f"--variants/--sensitivity-variant: {v!r} is not allowed; allowed: {', '.join(variants.VARIANTS)}")
+            raise _bad(f"--variants/--sensitivity-variant: {v!r} is not allowed; allowed: {', '.join(variants.VARIANTS)}")
     if args.sensitivity_variant not in names:
-        raise ValueError(f"--sensitivity-variant: {args.sensitivity_variant!r} must be one of --variants ({', '.join(names)})")
+        raise _bad(f"--sensitivity-variant: {args.sensitivity_variant!r} must be one of --variants ({', '.join(names)})")
     if args.refit_draws < 50:
-        raise ValueError(f"--refit-draws: {args.refit_draws} is not allowed; give a whole number >= 50")
+        raise _bad(f"--refit-draws: {args.refit_draws} is not allowed; give a whole number >= 50")
     pdir = Path(args.patients)
     if not pdir.is_dir():
         raise FileNotFoundError(f"--patients: {pdir} is not a folder")
+    vignettes = "" if args.vignettes == NONE else args.vignettes
+    sbc = [Path(x) for x in ("" if args.sbc == NONE else args.sbc).split(",") if x.strip()]
     from palsy.model import criticism, evidence, fit
     from palsy.model.criticism import sensitivity as SE
     from palsy.reports import check as report
 
     ev = evidence.load(common.priors_dir(args))
     patients = criticism.load_patients(pdir)
-    if args.vignettes:
-        vdir = Path(args.vignettes)
+    if vignettes:
+        vdir = Path(vignettes)
         if not vdir.is_dir():
             raise FileNotFoundError(f"--vignettes: {vdir} is not a folder")
         patients += SE.load_vignettes(vdir)
@@ -81,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                                 refit=not args.no_refit, refit_settings=rs, plain=plain,
                                 quick=(3, 2) if args.quick else None, loo_refits=1 if args.quick else None,
                                 validation_path=validation if validation.exists() else None)
-    html, js = report.write(results, out, sbc_path=[Path(x) for x in args.sbc.split(",") if x])
+    html, js = report.write(results, out, sbc_path=sbc)
     print(TL.line(f"wrote {html}"))
     print(TL.line(f"wrote {js}"))
     return 0

@@ -1,4 +1,7 @@
-"""``palsy fit``: fit a variant, store it in the cache, print the diagnostics."""
+"""``palsy fit``: fit a variant, store it in the cache, print the diagnostics.
+
+Exit status 0 when the fit is cached and its diagnostics pass; 1 when they fail or when the cache could not
+be written (a full disk: the warning names the path); 2 for bad flags or evidence."""
 
 from __future__ import annotations
 
@@ -42,5 +45,8 @@ def run(args: argparse.Namespace) -> int:
     print(T.line(f"{args.variant}: {post.draws.n} draws ({src}); R-hat max {d['r_hat_max']:.4f}, "
                  f"bulk ESS min {d['ess_bulk_min']:.0f}, tail ESS min {d['ess_tail_min']:.0f}, "
                  f"divergences {d['divergences']}: {'ok' if d['ok'] else 'NOT OK'}"))
+    if post.folder is None:  # the cache write failed: the warning above names the path and the reason
+        print(T.line("cache: not written (see the warning above)"))
+        return 1
     print(T.line(f"cache: {post.folder}"))
     return 0 if d["ok"] else 1

@@ -54,10 +54,11 @@ def answer_for(args: argparse.Namespace, patient, draws, options: dict | None = 
 def run(args: argparse.Namespace) -> int:
     from palsy.model import evidence as E
     from palsy.reports import context, render
+    from palsy.reports.output import check_writable
     from palsy.reports.pdf import Printer
 
     formats = render.parse_formats(args.format)
-    out = common.out_dir(args)
+    out = check_writable(common.out_dir(args))  # before any work: an --out that cannot be written is bad input
     patients = [common.patient_from(args, file) for file in args.patients]
     render.file_stems([p.id for p in patients], args.patients)  # two patients, one id: bad input, before any work
     draws = common.load_draws(args)

@@ -28,8 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from palsy.reports import teaching as R
+    from palsy.reports.output import check_writable
 
-    out = common.out_dir(args)
+    out = check_writable(common.out_dir(args))  # before the fits and the lesson (minutes on a cold cache)
     folder = Path(args.patients)
     if not folder.is_dir():
         raise FileNotFoundError(f"--patients: {folder} is not a folder")
