@@ -18,8 +18,8 @@ SAMPLED = ("theta_free", "omega", "tau", "re_z", "gamma")
 def draws(d: D.Design, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Draw ``n`` parameter sets from the model's priors (those of :mod:`palsy.model.build`), in numpy.
 
-    Cohort counts and cases are likelihood, not prior: they are not in these draws. (The soft
-    ordering constraint is a potential of the model, not part of these priors.)
+    Cohort counts and cases are likelihood, not prior: they are not in these draws. ``theta`` is
+    assembled from ``theta_free`` (shared nodes repeat one value, structural zeros stay 0).
     """
     out = {"theta_free": np.clip(rng.beta(d.prior_a, d.prior_b, size=(n, len(d.prior_a))), 1e-12, 1 - 1e-12)}
     out["theta"] = d.theta(out["theta_free"])

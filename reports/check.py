@@ -47,7 +47,7 @@ def rank_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]], n: int = 
     fig, axes = plt.subplots(1, len(worst), figsize=(2.4 * len(worst), 2.2), squeeze=False)
     for ax, row in zip(axes[0], worst, strict=True):
         x = arrays["posterior"][row["name"]][(slice(None), *row["index"])]
-        x = x[:(x.size // chains) * chains]  # after the ordering's rejection (see criticism.common.reshape_chains)
+        x = x[:(x.size // chains) * chains]  # a whole number of draws per chain (see criticism.common.reshape_chains)
         ranks = np.argsort(np.argsort(x)).reshape(chains, -1)
         bins = np.linspace(0, x.size, 21)
         for c in range(chains):
@@ -67,12 +67,14 @@ def _short(label: str, n: int = 34) -> str:
 
 def prior_posterior_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]]) -> str:
     """Prior (grey) and posterior (blue) 90% intervals and means of every sampled scalar: one panel per
-    component of theta (a row per node) and one for omega (a row per lineage and form)."""
+    component of the free node parameters theta_free (a row per node; "all causes" for the shared nodes),
+    one for omega (a row per lineage and form) and one per other sampled parameter."""
     plt = _plt()
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in scalars:
         head, _, rest = row["parameter"].partition("[")
-        key = f"{head}[{rest.split(', ')[0]}]" if head == "theta" else head
+        # theta_free[component | node]: one panel per component ("all causes" for the shared nodes)
+        key = f"{head}[{rest.split(' | ')[0]}]" if head == "theta_free" else head
         groups.setdefault(key, []).append(row)
     cols = 4
     rows_n = math.ceil(len(groups) / cols)
@@ -89,10 +91,11 @@ def prior_posterior_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]]
             ax.plot(r["mean"], yi - 0.15, "|", color="C0", ms=5)
         ax.set_yticks(y)
         labels = [r["parameter"].partition("[")[2].rstrip("]") for r in rows]
-        if key.startswith("theta["):
-            labels = [_short(lb.split(", ", 1)[1]) for lb in labels]
+        if key.startswith("theta_free["):
+            labels = [_short(lb.split(" | ", 1)[1]) for lb in labels]
         ax.set_yticklabels(labels, fontsize=5)
-        ax.set_xlim(0, 1)
+        if key.startswith(("theta_free", "omega")):  # probabilities; tau, re_z and gamma are on their own scales
+            ax.set_xlim(0, 1)
         ax.set_title(key, fontsize=7)
         ax.tick_params(axis="x", labelsize=5)
     fig.subplots_adjust(left=0.1, right=0.99, wspace=0.75, hspace=0.35)

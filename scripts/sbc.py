@@ -6,7 +6,7 @@ What is simulated
 -----------------
 Every likelihood weight is 1 (``weights_one``): a power prior is not a generative model. For each
 simulation, one set of the sampled parameters is drawn from the model's priors
-(:func:`palsy.model.prior.draws`: theta's base and expert-judgment Betas, omega's Dirichlets, the shared
+(:func:`palsy.model.prior.draws`: theta_free's base and expert-judgment Betas, omega's Dirichlets, the shared
 spread tau and one study effect re_z per entry of a pooled quantity, the selection parameter gamma;
 the rate block has no likelihood and is not refitted, so it is not part of SBC), and from it:
 
@@ -14,11 +14,17 @@ the rate block has no likelihood and is not refitted, so it is not part of SBC),
   form) as the fit uses it, with the entry's study effect (expit(logit(rate) + tau z_j));
 - every published case's findings through the selection model (the odds of each striking feature
   times exp(gamma), :func:`palsy.model.likelihood.case_theta`);
-- the case library: every library case keeps what was observed of it (which findings, how many LPs
-  by which method, its context and its stated form), and its findings are drawn from the model. Its
-  form, when the library does not state it, is drawn from P(form | case context) = sum_lineage
-  P(lineage | context, infiltration) omega[lineage, form] and is then *stated* in the simulated
-  library; the first LP's result is drawn before the CSF profile, which is drawn given it.
+- the case library: every library case keeps what was observed of it (which findings, its context and
+  its stated form), and its findings are drawn from the model. Its form, when the library does not
+  state it, is drawn from P(form | case context) = sum_lineage P(lineage | context, infiltration)
+  omega[lineage, form] and is then *stated* in the simulated library. Cases carry no LP result in the
+  likelihood (they do not inform CSF sensitivity), so the CSF profile is drawn given the case's own
+  first LP's class, as the fit reads it.
+
+The sampled parameters are the free node parameters ``theta_free`` (theta is assembled from them:
+shared nodes, including the CSF model's laboratory nodes, repeat one value; structural zeros stay 0),
+omega, tau, re_z and gamma. LP cohort entries (result patterns under the CSF model of
+:mod:`palsy.model.lp`) and CSF-node entries are simulated like any count: x ~ Binomial(n, rate).
 
 Refits reuse one model and change its ``pm.Data`` (nutpie: ``compiled.with_data``). Case findings are
 observation masks in the graph, not ``pm.Data``; what makes them swappable is that, given the form, a case's
@@ -52,7 +58,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "sbc"
 RESULTS = "sbc_results.json"
 FIGURE = "sbc_ecdf.svg"
-PSEUDO_METHOD = "cytology"  # the (irrelevant) method of the LP that carries a pseudo-case's CSF profile
 
 
 def _labels(params: dict[str, np.ndarray], d) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -69,98 +74,70 @@ def _labels(params: dict[str, np.ndarray], d) -> list[tuple[str, str, tuple[int,
 class Library:
     """The real library's structure and the compiled pseudo-library that carries simulated cases.
 
-    ``slots[i]`` lists what case i observes, in order: ``("item", item)`` a tree finding or an LP
-    (``csf_<method>``), ``("profile", item)`` the CSF profile given the real first LP's result, or
-    ``("profile_lp1", None)`` the profile given the simulated first LP (the case's first ``csf`` slot).
+    ``slots[i]`` lists the tree items case i observes, in order (a tree finding, or the CSF profile's
+    item given the real first LP's class: cases carry no LP result in the likelihood, so the class is
+    the case's own and only the profile is simulated).
     """
 
     evidence: Any  # the evidence with the pseudo-library as its cases
-    slots: tuple[tuple[tuple[str, str | None], ...], ...]
+    slots: tuple[tuple[str, ...], ...]
     forms: np.ndarray  # (case, infiltration component) 0/1: allowed forms of each real case
     lineage: np.ndarray  # (case, lineage) P(lineage | case context, infiltration)
     index: dict[tuple[int, str, str], int]  # (infiltration component position, item, level) -> pseudo-case
 
 
 def pseudo_library(evidence, variant) -> Library:
-    """The pseudo-library of ``variant`` (one case per infiltration component, item and level) and
+    """The pseudo-library of ``variant`` (one case per infiltration component, tree item and level) and
     the structure of ``evidence``'s real case library."""
     from palsy.model import design as D
-    from palsy.model import structure as S
     from palsy.model.evidence import Case
 
+    st = evidence.structure
     real = D.build(evidence, variant, weights_one=True)
     comps = variant.infiltration_components
     tabulated = {(cid, e.finding) for e in evidence.entries for cid in e.tabulates_cases}
     slots = []
     for case in evidence.cases:
         skip = {f for (cid, f) in tabulated if cid == case.id}
-        out: list[tuple[str, str | None]] = []
-        lp_seen = False
-        for mask in D.case_observations(case, skip=skip):
-            item = S.LEVEL_KEYS[int(np.flatnonzero(mask)[0])][0]
-            if item.startswith("csf_profile_"):
-                out.append(("profile_lp1", None) if lp_seen else ("profile", item))
-            else:
-                if item.startswith("csf_") and not lp_seen:
-                    out.append(("lp1", item))
-                    lp_seen = True
-                    continue
-                out.append(("item", item))
-        slots.append(tuple(out))
+        slots.append(tuple(st.level_keys[int(np.flatnonzero(mask)[0])][0]
+                           for mask in D.case_observations(case, st, skip=skip)))
+    method = st.methods[0]
     pseudo, index = [], {}
     for pos, k in enumerate(comps):
         form = variant.components[k] if variant.is_mixture else None
-        for item, levels in S.ITEMS.items():
+        for item, levels in st.items.items():
             for lv in levels:
                 cid = f"sbc:{variant.components[k]}:{item}:{lv}"
-                if item in S.TREE_FINDINGS:
-                    values, csf, proven = {item: lv}, None, ()
-                elif item.startswith("csf_profile_"):
-                    first = item.removeprefix("csf_profile_")
-                    values, csf, proven = {"csf_profile": lv}, ((first, PSEUDO_METHOD),), ("csf",)
-                else:
-                    values, csf, proven = {}, ((lv, item.removeprefix("csf_")),), ()
+                if item in st.tree_findings:
+                    values, csf = {item: lv}, None
+                else:  # the profile given the first LP's class (csf_profile_negative / _positive)
+                    first = next(r for r in st.results if st.profile_item(r) == item)
+                    values, csf = {st.profile_finding: lv}, ((first, method),)
                 index[(pos, item, lv)] = len(pseudo)
-                pseudo.append(Case(cid, "sbc", "after_diagnosis", form, values, csf, proven))
+                pseudo.append(Case(cid, "sbc", "after_diagnosis", form, values, csf, ()))
     ev = dataclasses.replace(evidence, cases=tuple(pseudo), hash=f"{evidence.hash}:sbc-pseudo-library")
     return Library(ev, tuple(slots), real.case_forms, real.case_lineage, index)
 
 
 def simulate_cases(lib: Library, truth: dict[str, np.ndarray], d, rng: np.random.Generator) -> np.ndarray:
     """The simulated library as weights of the pseudo-cases (counts of simulated findings per level)."""
-    from palsy.model import findings as F
     from palsy.model import likelihood as LK
-    from palsy.model import structure as S
 
+    st = d.structure
     comps = list(d.variant.infiltration_components)
-    from palsy.model.criticism.predictive import _case_theta
-
     # a published case is drawn from theta as selection shows it (the model's case likelihood)
-    level_p = np.exp(LK.level_logp(LK.NUMPY, _case_theta(truth, d)[0]))[comps]  # (Ki, level)
+    level_p = np.exp(LK.level_logp(LK.NUMPY, np.asarray(LK.case_theta(LK.NUMPY, truth, d))[0], st))[comps]
     counts = np.zeros(len(lib.index))
-
-    def draw(pos: int, item: str) -> str:
-        levels = S.ITEMS[item]
-        p = level_p[pos, [S.LEVEL_INDEX[(item, lv)] for lv in levels]]
-        lv = levels[int(rng.choice(len(levels), p=p / p.sum()))]
-        counts[lib.index[(pos, item, lv)]] += 1
-        return lv
-
     for i, slots in enumerate(lib.slots):
         w = lib.forms[i].astype(float)
         if "omega" in truth:
             w = w * (lib.lineage[i] @ truth["omega"][0])
         pos = int(rng.choice(len(w), p=w / w.sum()))
-        first = None
-        for kind, item in slots:
-            if kind == "item":
-                draw(pos, item)
-            elif kind == "lp1":
-                first = draw(pos, item)
-            elif kind == "profile":
-                draw(pos, item)
-            else:  # the profile given the simulated first LP's result
-                draw(pos, S.profile_item(first or F.CSF_RESULTS[0]))
+        for item in slots:
+            levels = st.items[item]
+            p = level_p[pos, [st.level_index[(item, lv)] for lv in levels]]
+            lv = levels[int(rng.choice(len(levels), p=p / p.sum()))]
+            counts[lib.index[(pos, item, lv)]] += 1
     return counts
 
 
@@ -229,7 +206,7 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
         "variant": variant, "evidence_hash": evidence.hash, "simulations": simulations,
         "settings": {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "thin_to": thin_to, "bins": bins,
                      "sampler": settings.sampler},
-        "what": ("sampled parameters (theta, omega, the spread tau and study effects re_z, the selection "
+        "what": ("sampled parameters (theta_free, omega, the spread tau and study effects re_z, the selection "
                  "parameter gamma) from the prior; cohort counts simulated with their study effects and the case "
                  "library's findings through the selection model (forms drawn and stated); weights 1. "
                  "A code check: data simulated from the model itself"),

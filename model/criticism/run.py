@@ -70,6 +70,8 @@ def run_all(evidence: Evidence, posteriors: dict[str, Draws], patients: Sequence
             "draws": dr.n, "chains": int(dr.meta["settings"]["chains"]), "settings": dr.meta["settings"],
             "components": list(d.variant.components), "component_causes": list(d.variant.component_causes),
             "diagnostics": dr.meta.get("diagnostics"),
+            "lp_profile_ordering": dr.meta.get("lp_profile_ordering"),
+            "dropped_draws": dr.meta.get("dropped_draws", 0),
             "scalars": scalar_table(dr, d, prior),
             "ppc_posterior": predictive_checks(dr.params, d, evidence, seed=seed),
             "ppc_prior": predictive_checks(prior, d, evidence, seed=seed),

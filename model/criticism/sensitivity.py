@@ -22,7 +22,6 @@ import numpy as np
 
 from palsy.model import design as D
 from palsy.model import findings as F
-from palsy.model import structure as S
 from palsy.model.draws import Draws
 from palsy.model.evidence import Evidence
 from palsy.model.prior import beta_lpdf
@@ -66,7 +65,7 @@ class Source:
     kind: str  # "reference" or "expert_judgment"
     entries: tuple[int, ...] = ()
     cases: tuple[int, ...] = ()
-    expert: tuple[tuple[int, int, float, float], ...] = ()  # (component, node, a, b) replaced by the base prior
+    expert: tuple[tuple[int, float, float], ...] = ()  # (free parameter, a, b) replaced by the base prior
     cause: str | None = None
 
 
@@ -90,10 +89,11 @@ def sources(evidence: Evidence, d: D.Design) -> list[Source]:
             continue
         if e.form is not None and not v.is_mixture:
             continue  # as model.design.build: a form's judgment does not speak for infiltration as a whole
-        node = S.find_node(e.item, e.level, e.of)
-        comps = v.components_of(e.cause, e.form)
+        st = evidence.structure
+        free_index = {f: i for i, f in enumerate(st.free_parameters(v.components, v.infiltration_components))}
+        targets = [free_index[t] for t in D.judgment_targets(e, st, v)]
         out.append(Source(f"expert judgment {e.id}", "expert_judgment", cause=e.cause,
-                          expert=tuple((k, node, float(base["a"]), float(base["b"])) for k in comps)))
+                          expert=tuple((i, float(base["a"]), float(base["b"])) for i in targets)))
     return out
 
 
@@ -102,9 +102,9 @@ def source_log_ratio(src: Source, params: dict[str, np.ndarray], d: D.Design,
     """Log importance ratio (per draw) of the posterior without ``src`` to the fitted posterior."""
     t = terms or loglik_terms(params, d)
     lr = -(t["entries"][:, list(src.entries)].sum(-1) + t["cases_weighted"][:, list(src.cases)].sum(-1))
-    for k, node, a, b in src.expert:
-        x = params["theta"][:, k, node]
-        lr = lr + beta_lpdf(x, a, b) - beta_lpdf(x, d.prior_a[k, node], d.prior_b[k, node])
+    for i, a, b in src.expert:
+        x = params["theta_free"][:, i]
+        lr = lr + beta_lpdf(x, a, b) - beta_lpdf(x, d.prior_a[i], d.prior_b[i])
     return lr
 
 
@@ -130,14 +130,15 @@ def p_infiltration(patient: F.Patient, draws: Draws, pretest: float | None = Non
     checks it equals ``answer(...).posterior_log_odds``); with ``pretest``, the full answer.
     """
     from palsy.model import answer as A
+    from palsy.model import game as G
 
     t = _tables(draws)
     if pretest is not None:
-        ans = A.answer(patient, draws, pretest=pretest, leave_out=False, tables=t)
+        ans = A.answer(patient, draws, pretest=pretest, leave_out=False, tables=t, shapley=False)
         return A.expit(ans.posterior_log_odds)
-    plist = A.players(patient)
-    active = A._active(t.causes, None)
-    game = A.Game(t, plist, patient, active, t.log_prior, np.zeros_like(t.level_lp[:, :, 0]))
+    plist = G.players(patient)
+    active = A.active_causes(t.causes, None)
+    game = G.Game(t, plist, patient, active, t.log_prior, np.zeros_like(t.level_lp[:, :, 0]))
     return A.expit(game.value(np.ones((1, len(plist)), bool))[0])
 
 
@@ -206,7 +207,7 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
                            for p in patients}
     base_p = {}
     for p in patients:
-        ans = answer(p, draws, tables=_tables(draws))
+        ans = answer(p, draws, tables=_tables(draws), shapley=False)
         base_p[p.id] = expit(ans.posterior_log_odds)  # per draw; the weights below leave a library case out
         res[p.id]["baseline"] = weighted_mean(base_p[p.id], own[p.id])[0]
         res[p.id]["answer"] = ans.probability["mean"]  # the answer as palsy posterior gives it
@@ -268,8 +269,8 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
             data = {k2: np.array(v2, float, copy=True) for k2, v2 in base_data.items()}
             data["entry_w"][list(src.entries)] = 0.0
             data["case_w"][list(src.cases)] = 0.0
-            for k2, node, a, b in src.expert:  # the judgment's Beta replaced by the base prior, exactly
-                data["prior_a"][k2, node], data["prior_b"][k2, node] = a, b
+            for i, a, b in src.expert:  # the judgment's Beta replaced by the base prior, exactly
+                data["prior_a"][i], data["prior_b"][i] = a, b
             dd = dataclasses.replace(d, entry_w=data["entry_w"], prior_a=data["prior_a"], prior_b=data["prior_b"])
             ref = do_refit("base", None, d)
             alt = do_refit(f"source={src.name}", data, dd)
@@ -340,7 +341,7 @@ def power_scaling(p: np.ndarray, own: np.ndarray, params: dict[str, np.ndarray],
     """
     from palsy.model.prior import log_density
 
-    lp = log_density({k: v for k, v in params.items() if k in ("theta", "omega", "tau", "re_z", "gamma")}, d)
+    lp = log_density({k: v for k, v in params.items() if k in ("theta_free", "omega", "tau", "re_z", "gamma")}, d)
     comps = {"prior": sum(v.reshape(len(p), -1).sum(-1) for v in lp.values()),
              "likelihood": terms["entries"].sum(-1) + terms["cases_weighted"].sum(-1)}
     w0 = np.exp(own - own.max()) if np.ptp(own) > 0 else np.ones(len(p))
