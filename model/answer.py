@@ -286,10 +286,10 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         base, offset, known = t.log_prior, np.zeros_like(t.level_lp[:, :, 0]), None
     else:
         plist = players(patient, context=False)
-        offset_full = t.context_term(ctx)  # log P(context, k | c)
-        log_ctx_c = t.by_cause(offset_full)  # log P(context | c)
-        # log P(k | c, context), less log P(k | c) which the game adds for an empty context
-        offset = offset_full - log_ctx_c[:, t.component_cause] - t.context_term({})
+        log_ctx_c = t.by_cause(t.context_term(ctx))  # log P(context | c)
+        # the game adds log P(context, k | c) for the context known (whether blasts circulate sets the LPs'
+        # contamination); less log P(context | c), the context moves nothing: log P(k | c, context) remains
+        offset = -log_ctx_c[:, t.component_cause]
         q = softmax(t.log_prior + log_ctx_c, active & (np.arange(len(t.causes)) != inf))
         with np.errstate(divide="ignore"):
             base = np.log(q * (1 - pretest))

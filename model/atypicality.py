@@ -48,16 +48,21 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     obs = LK.NUMPY.logsumexp(np.where(game.active, game.log_joint(full)[0], -np.inf), axis=-1) - log_ctx
     pk = np.exp(lj_k - log_ctx[:, None])  # P(k | context) (S, K)
     draws = np.arange(nd)
-    blasts = game.blasts_full
+    # P(blasts | k, context) (S, K, 2): the LPs' contamination depends on it
+    by_b = game.ctx_terms[-1] if len(game.ctx_terms) else t.context_by_blasts({})
+    log_pb = by_b - np.logaddexp(by_b[..., :1], by_b[..., 1:])
     lp_patterns = {}
     for i in game.lps:
         trauma = game.players[i].lp.traumatic
         tr = t.traumatic_rate if trauma is None else float(trauma == "yes")
-        lp_patterns[i] = LP.patterns(LK.NUMPY, t.theta, t.ix, (t.contamination * blasts * tr)[:, None])  # (S, K, 4)
+        lp_patterns[i] = np.stack([LP.patterns(LK.NUMPY, t.theta, t.ix, (t.contamination * b * tr)[:, None])
+                                   for b in (0.0, 1.0)], axis=-1)  # (S, K, 4, 2)
     below = np.zeros(nd)
     for _ in range(SIMULATIONS):
         k = _sample(pk, rng)  # each draw's simulated component
-        total = np.zeros((nd, pk.shape[1]))  # log p(x_sim | k') for every component k'
+        b = _sample(np.exp(log_pb[draws, k]), rng)  # and whether blasts circulate
+        total = np.zeros((nd, pk.shape[1]))  # log p(x_sim | k') for every component k', but the LPs
+        by_blasts = log_pb.copy()  # log P(b | k') + the LPs' log p(x_sim | k', b)
         first_positive = None
         for i in pres:
             p = game.players[i]
@@ -65,11 +70,11 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
                 continue
             if p.lp is not None:
                 pat = lp_patterns[i]
-                pick = _sample(pat[draws, k], rng)  # a full pattern per draw
+                pick = _sample(pat[draws, k, :, b], rng)  # a full pattern per draw
                 done = p.lp.methods
-                consistent = np.array([[_agrees(a, b, done, t.ix.methods) for b in range(LP.N_PATTERNS)]
+                consistent = np.array([[_agrees(a, c, done, t.ix.methods) for c in range(LP.N_PATTERNS)]
                                        for a in range(LP.N_PATTERNS)], float)[pick]  # (S, 4): same results on `done`
-                total += np.log(np.einsum("skp,sp->sk", pat, consistent))
+                by_blasts += np.log(np.einsum("skpb,sp->skb", pat, consistent))
                 if i == game.lp1:
                     first_positive = LP.positive_mask(done, t.ix.methods)[pick] > 0
                 continue
@@ -82,16 +87,17 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
             pos_idx = np.array([st.level_index[(st.profile_item("positive"), lv)] for lv in levels])
             neg_idx = np.array([st.level_index[(st.profile_item("negative"), lv)] for lv in levels])
             known_first = first_positive is not None
+            p_pos = np.exp(t.lp_logp(LP.positive_mask(game.first_methods, t.ix.methods), game.first_traumatic))
             if not known_first:  # no first LP given: its class is drawn, then marginalised
-                p_pos = np.exp(t.lp_logp(LP.positive_mask(game.first_methods, t.ix.methods), game.first_traumatic, blasts))
-                first_positive = rng.random(nd) < p_pos[draws, k]
+                first_positive = rng.random(nd) < p_pos[draws, k, b]
             own = np.where(first_positive[:, None], t.level_lp[draws, k][:, pos_idx], t.level_lp[draws, k][:, neg_idx])
             v = _sample(np.exp(own), rng)
             after_pos, after_neg = _gather(t.level_lp, pos_idx[v]), _gather(t.level_lp, neg_idx[v])
             if known_first:
                 total += np.where(first_positive[:, None], after_pos, after_neg)
             else:
-                total += np.log(p_pos * np.exp(after_pos) + (1 - p_pos) * np.exp(after_neg))
+                by_blasts += np.log(p_pos * np.exp(after_pos)[..., None] + (1 - p_pos) * np.exp(after_neg)[..., None])
+        total += np.logaddexp(by_blasts[..., 0], by_blasts[..., 1])
         sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk, 1e-300)) + total, axis=-1)
         below += (sim <= obs + 1e-9)
     tail_p = float(np.average(below / SIMULATIONS, weights=w))

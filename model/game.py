@@ -7,12 +7,17 @@ marginalised):
     log P(c, x_S) = log P(c) + log sum_{components k of c} p(x_S, k | c)
 
 with the context findings entering through the rate model (P(strata, k | c)), each tree finding through
-its level's probability, each LP through the CSF model of :mod:`palsy.model.lp` (its contamination
-through P(blasts circulate | the context known), from the patient-time shares alone, so the same for
-every cause), and the CSF profile jointly with the first LP's class: after a positive first LP the
-profile's distribution is the same for every cause (it says nothing about the cause); after a negative
-one it is each cause's own; with the first LP's result unknown, the two are mixed by its class
-probability. Pure numpy over the draws (the warm answer path).
+its level's probability, each LP through the CSF model of :mod:`palsy.model.lp`, and the CSF profile
+jointly with the first LP's class: after a positive first LP the profile's distribution is the same for
+every cause (it says nothing about the cause); after a negative one it is each cause's own; with the
+first LP's result unknown, the two are mixed by its class probability.
+
+Whether blasts circulate is a context finding (a stratum axis) and sets the LPs' contamination: the
+likelihood sums over it exactly, P(x, k | c) = sum_b P(context known, b, k | c) prod_LP P(LP | k, b), so
+an unknown finding is marginalised exactly. With the blood film known, a positive LP never lowers
+P(infiltration), by construction (:mod:`palsy.model.lp`); with it unknown, earlier results update the
+chance that blasts circulate differently under each cause, and the direction is measured (``palsy
+check``), not enforced. Pure numpy over the draws (the warm answer path).
 """
 
 from __future__ import annotations
@@ -87,7 +92,8 @@ class Tables:
         self.contamination = self.theta[:, 0, self.ix.contamination]  # (S,): shared by every component
         self.traumatic_rate = self.theta[:, 0, self.ix.traumatic]
         finding, level = self.schema.lp.contamination
-        self.blasts_strata = self.st.stratum_mask({finding: level})  # (N,) 0/1: strata where blasts circulate
+        blasts = self.st.stratum_mask({finding: level})  # (N,) 0/1: strata where blasts circulate
+        self.blasts_masks = np.stack([1.0 - blasts, blasts])  # (2, N): blasts absent, present
         self.settings = draws.meta["answer_settings"]
         self.default_method = self.settings["unknown_csf_method"]
 
@@ -95,18 +101,24 @@ class Tables:
         """Log P(context, component | cause of the component) with unknowns marginalised (S, K)."""
         return np.log(self.p_sk @ self.st.stratum_mask(values))
 
-    def blasts(self, values: dict[str, str | None]) -> np.ndarray:
-        """P(blasts circulate | the context known) per draw (S,), from the patient-time shares alone."""
+    def context_by_blasts(self, values: dict[str, str | None]) -> np.ndarray:
+        """Log P(context, blasts, component | cause) (S, K, 2): the context term split by whether blasts
+        circulate (the LPs' contamination depends on it)."""
         mask = self.st.stratum_mask(values)
-        return (self.share @ (mask * self.blasts_strata)) / (self.share @ mask)
+        with np.errstate(divide="ignore"):
+            return np.log(np.einsum("skn,bn->skb", self.p_sk, mask * self.blasts_masks))
 
-    def lp_logp(self, masks: np.ndarray, traumatic: str | None, blasts: np.ndarray) -> np.ndarray:
-        """Log P(an LP's result patterns | component) (..., S, K) for pattern ``masks`` (..., 4), given
-        the tap's traumatic status (None: unknown) and P(blasts circulate) per draw (S,)."""
+    def lp_logp(self, masks: np.ndarray, traumatic: str | None) -> np.ndarray:
+        """Log P(an LP's result patterns | component, blasts) (..., S, K, 2) for pattern ``masks`` (..., 4),
+        given the tap's traumatic status (None: unknown), without (last axis 0) and with (1) circulating
+        blasts."""
         t = self.traumatic_rate if traumatic is None else float(traumatic == "yes")
-        kappa = (self.contamination * blasts * t)[:, None]  # (S, 1)
-        pat = LP.patterns(LK.NUMPY, self.theta, self.ix, kappa)  # (S, K, 4)
-        return np.log(np.einsum("skp,...p->...sk", pat, masks))
+        out = []
+        for blasts in (0.0, 1.0):
+            kappa = (self.contamination * blasts * t)[:, None]  # (S, 1)
+            pat = LP.patterns(LK.NUMPY, self.theta, self.ix, kappa)  # (S, K, 4)
+            out.append(np.log(np.einsum("skp,...p->...sk", pat, masks)))
+        return np.stack(out, axis=-1)
 
     def level(self, item: str, level: str) -> np.ndarray:
         """Log P(level | component) of a tree item (S, K)."""
@@ -158,14 +170,11 @@ class Game:
             values = dict(fixed)
             values.update({plist[i].finding: plist[i].value for j, i in enumerate(self.ctx) if code >> j & 1})
             ctx_values.append(values)
-        self.ctx_terms = np.stack([t.context_term(v) for v in ctx_values])  # (codes, S, K)
-        blasts = np.stack([t.blasts(v) for v in ctx_values])  # (codes, S)
+        self.ctx_terms = np.stack([t.context_by_blasts(v) for v in ctx_values])  # (codes, S, K, 2)
         methods = t.ix.methods
-        # each LP's log-probability per code of the context known (its contamination depends on it)
         self.lp_masks = [LP.obs_mask(dict(plist[i].lp.results), methods) for i in self.lps]
-        self.lp_terms = np.stack([np.stack([t.lp_logp(m, plist[i].lp.traumatic, blasts[c])
-                                            for m, i in zip(self.lp_masks, self.lps, strict=True)])
-                                  for c in range(n_codes)]) if self.lps else np.zeros((n_codes, 0, t.n, 1))
+        # each LP's log-probability with and without circulating blasts (S, K, 2)
+        self.lp_terms = [t.lp_logp(m, plist[i].lp.traumatic) for m, i in zip(self.lp_masks, self.lps, strict=True)]
         # the CSF profile, modelled jointly with the first LP's class
         self.first = patient.csf[0] if patient.csf else None
         self.lp1 = self.lps[0] if self.lps else None
@@ -178,55 +187,60 @@ class Game:
             self.prof_joint = None
             if self.first is not None:
                 self.prof_joint = self.after_pos if self.first.positive else self.after_neg
-            pos = LP.positive_mask(self.first_methods, methods)
-            self.prof_marg = np.stack([self.profile_marginal(pos, self.first_traumatic, blasts[c])
-                                       for c in range(n_codes)])  # (codes, S, K)
-        self.blasts_by_code = blasts
+            self.prof_marg = self.profile_marginal(LP.positive_mask(self.first_methods, methods), self.first_traumatic)
 
-    def profile_marginal(self, positive: np.ndarray, traumatic: str | None, blasts: np.ndarray) -> np.ndarray:
-        """Log P(profile) with the first LP's class marginalised: its class probability (from
-        ``positive``, the patterns of a positive class) mixes the profile after a positive and after a
-        negative LP (S, K)."""
-        p_pos = np.exp(self.t.lp_logp(positive, traumatic, blasts))
-        return np.log(p_pos * np.exp(self.after_pos) + (1 - p_pos) * np.exp(self.after_neg))
+    def profile_marginal(self, positive: np.ndarray, traumatic: str | None) -> np.ndarray:
+        """Log P(profile | component, blasts) with the first LP's class marginalised: its class
+        probability (from ``positive``, the patterns of a positive class) mixes the profile after a
+        positive and after a negative LP (S, K, 2)."""
+        p_pos = np.exp(self.t.lp_logp(positive, traumatic))
+        return np.log(p_pos * np.exp(self.after_pos)[..., None] + (1 - p_pos) * np.exp(self.after_neg)[..., None])
 
     def _codes(self, masks: np.ndarray) -> np.ndarray:
         return sum(masks[..., i].astype(int) << j for j, i in enumerate(self.ctx)) if self.ctx \
             else np.zeros(masks.shape[:-1], int)
 
-    def log_p_components(self, masks: np.ndarray) -> np.ndarray:
-        """Log p(x_S, component | cause) + offset for boolean ``masks`` (m, n) or per draw (m, S, n)."""
+    def log_p_components(self, masks: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """Log p(x_S, component | cause) + offset for boolean ``masks`` (m, n) or per draw (m, S, n);
+        ``extra`` (S, K), or (S, K, 2) by blasts, adds a further result."""
         per_draw = masks.ndim == 3
         m = len(masks)
         t = self.t
+        draw = np.arange(t.n)
+
+        def where(i: int) -> np.ndarray:  # player i in each subset, shaped to broadcast over (m, S, K, 2)
+            has = masks[..., i]
+            return has[..., None, None] if per_draw else has[:, None, None, None]
+
         if self.tree:
             sub = masks[..., self.tree].astype(float)
             a = np.einsum("msp,psk->msk" if per_draw else "mp,psk->msk", sub, self.tree_lp)
         else:
             a = np.zeros((m, t.n, len(t.component_cause)))
         code = self._codes(masks)  # (m,) or (m, S)
-        draw = np.arange(t.n)
-        a = a + (self.ctx_terms[code, draw[None, :]] if per_draw else self.ctx_terms[code])
+        b = self.ctx_terms[code, draw[None, :]] if per_draw else self.ctx_terms[code]  # (m, S, K, 2)
         for j, i in enumerate(self.lps):
-            term = self.lp_terms[code, j, draw[None, :]] if per_draw else self.lp_terms[code, j]
-            a = a + np.where(masks[..., i][..., None, None] if not per_draw else masks[..., i][..., None], term, 0.0)
+            b = b + np.where(where(i), self.lp_terms[j], 0.0)
         if self.profile is not None:
             has_p = masks[..., self.profile]
             has_1 = masks[..., self.lp1] if self.lp1 is not None else np.zeros_like(has_p)
-            marg = self.prof_marg[code, draw[None, :]] if per_draw else self.prof_marg[code]
-            joint = self.prof_joint if self.prof_joint is not None else 0.0
-            both = (has_p & has_1)[..., None] if per_draw else (has_p & has_1)[:, None, None]
-            only = (has_p & ~has_1)[..., None] if per_draw else (has_p & ~has_1)[:, None, None]
-            a = a + np.where(both, joint, 0.0) + np.where(only, marg, 0.0)
-        return a + self.offset
+            only = (has_p & ~has_1)[..., None, None] if per_draw else (has_p & ~has_1)[:, None, None, None]
+            b = b + np.where(only, self.prof_marg, 0.0)
+            if self.prof_joint is not None:
+                both = (has_p & has_1)[..., None] if per_draw else (has_p & has_1)[:, None, None]
+                a = a + np.where(both, self.prof_joint, 0.0)
+        if extra is not None:
+            if extra.ndim == 3:
+                b = b + extra
+            else:
+                a = a + extra
+        return a + np.logaddexp(b[..., 0], b[..., 1]) + self.offset
 
     def log_joint(self, masks: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
-        """Log P(c) + log p(x_S | c) per cause (m, S, C); ``extra`` (S, K) adds a further result."""
+        """Log P(c) + log p(x_S | c) per cause (m, S, C); ``extra`` (S, K) or (S, K, 2) adds a further result."""
         out = []
         for start in range(0, len(masks), CHUNK):
-            a = self.log_p_components(masks[start:start + CHUNK])
-            if extra is not None:
-                a = a + extra
+            a = self.log_p_components(masks[start:start + CHUNK], extra)
             out.append(self.base + self.t.by_cause(a))
         return np.concatenate(out) if out else np.zeros((0, self.t.n, len(self.t.causes)))
 
@@ -240,17 +254,12 @@ class Game:
         return self.log_odds(self.log_joint(masks))
 
     # -- what a further result adds (the look-ahead) ------------------------------------------------
-    @property
-    def blasts_full(self) -> np.ndarray:
-        """P(blasts circulate | every context finding known) per draw (S,)."""
-        return self.blasts_by_code[-1] if len(self.blasts_by_code) else self.t.blasts({})
-
     def lp_extra(self, results: dict[str, str], traumatic: str | None = None) -> np.ndarray:
-        """The log-probability (S, K) that a further LP with these ``results`` adds to every finding known,
-        as the first LP when none is known (then its CSF profile's reading changes with it)."""
+        """The log-probability (S, K, 2) that a further LP with these ``results`` adds to every finding
+        known, as the first LP when none is known (then its CSF profile's reading changes with it)."""
         t = self.t
-        term = t.lp_logp(LP.obs_mask(results, t.ix.methods), traumatic, self.blasts_full)
+        term = t.lp_logp(LP.obs_mask(results, t.ix.methods), traumatic)
         if self.first is None and self.profile is not None:  # the first LP of a known profile
             positive = any(r == "positive" for r in results.values())
-            term = term + (self.after_pos if positive else self.after_neg) - self.prof_marg[-1]
+            term = term + (self.after_pos if positive else self.after_neg)[..., None] - self.prof_marg
         return term

@@ -40,7 +40,8 @@ def outcomes(game: Game, patient: F.Patient) -> list[tuple[str, list[tuple[str, 
                 if game.first is None and game.profile is None:  # the first LP reveals its CSF profile too
                     cls = "positive" if "positive" in res.values() else "negative"
                     for level in sc.levels[sc.profile]:
-                        results.append((f"{result_code(res)}; {level}", extra + t.level(st.profile_item(cls), level)))
+                        results.append((f"{result_code(res)}; {level}",
+                                        extra + t.level(st.profile_item(cls), level)[..., None]))
                 else:
                     results.append((result_code(res), extra))
             options.append((name, results))
@@ -98,7 +99,7 @@ def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dic
     for key, methods in method_sets(sc.lp.methods).items():
         negative = {m: sc.lp.results[0] for m in methods}
         first = game.lp_extra(negative)
-        further = t.lp_logp(_mask(negative, t), None, game.blasts_full)
+        further = t.lp_logp(_mask(negative, t), None)
         curve = []
         for k in range(1, sc.lp.max_lps - len(patient.csf) + 1):
             pc = softmax(game.log_joint(full, extra=first + (k - 1) * further)[0], game.active)

@@ -9,14 +9,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from palsy.model import answer as A
+from palsy.model import contributions as CO
 from palsy.model import findings as F
 from palsy.model import likelihood as LK
-from palsy.model import structure as S
+from palsy.model import lp as LP
+from palsy.model import schema as SC
+from palsy.model.game import Game
 
+SCHEMA = SC.default()
 FULL = {"id": "t", "lineage": "T-ALL", "remission": "remission_on_treatment", "age_group": "child",
         "onset": "acute", "laterality": "bilateral", "other_cranial_nerves": "one_or_more", "peripheral_nerves": "none",
-        "csf": ["negative:cytology", "negative:flow", "negative:cytology"], "csf_profile": "protein_only",
-        "mri": "facial_nerve_enhancement"}
+        "otalgia": "present",
+        "csf": [{"cytology": "negative", "flow": "negative", "traumatic": "yes"}, "negative:flow", "negative:cytology"],
+        "csf_profile": "protein_only", "mri": "facial_nerve_enhancement"}
 
 
 @pytest.fixture(params=["independent", "subtype"], scope="module")
@@ -25,21 +30,40 @@ def draws(request):
 
 
 def _direct_log_joint(t: A.Tables, patient: F.Patient) -> np.ndarray:
-    """log P(c) + log p(x | c) per draw and cause, written independently of Game (S, C)."""
-    a = t.context_term({n: patient.level(n) for n in F.CONTEXT})
-    for name in S.TREE_FINDINGS:
-        if patient.level(name) is not None:
-            a = a + t.level_lp[:, :, S.LEVEL_INDEX[(name, patient.level(name))]]
-    for lp in patient.csf:
-        a = a + t.level_lp[:, :, S.LEVEL_INDEX[(S.csf_item(lp.method), lp.result)]]
-    prof = patient.level("csf_profile")
+    """log P(c) + log p(x | c) per draw and cause, written independently of Game (S, C): a loop over the
+    findings with the formulas of docs/design.md §4, summing over whether blasts circulate."""
+    sc, st, ix = t.schema, t.st, t.ix
+    ctx = {n: patient.level(n) for n in sc.context}
+    finding, level = sc.lp.contamination
+    known = st.stratum_mask(ctx)
+    present = st.stratum_mask({finding: level})
+    theta = t.theta
+    prof = patient.level(sc.profile)
+    pos = neg = None
     if prof is not None:
-        if patient.csf:
-            a = a + t.level_lp[:, :, S.LEVEL_INDEX[(S.profile_item(patient.csf[0].result), prof)]]
-        else:
-            m = t.default_method
-            a = a + np.logaddexp(*(t.level_lp[:, :, S.LEVEL_INDEX[(S.csf_item(m), r)]]
-                                   + t.level_lp[:, :, S.LEVEL_INDEX[(S.profile_item(r), prof)]] for r in F.CSF_RESULTS))
+        pos = t.level_lp[:, :, st.level_index[(st.profile_item("positive"), prof)]]
+        neg = t.level_lp[:, :, st.level_index[(st.profile_item("negative"), prof)]]
+
+    def pattern_probs(traumatic, blasts):
+        trauma = theta[:, 0, ix.traumatic] if traumatic is None else float(traumatic == "yes")
+        return LP.patterns(LK.NUMPY, theta, ix, (theta[:, 0, ix.contamination] * blasts * trauma)[:, None])
+
+    by_blasts = []
+    for blasts, strata in ((0.0, 1 - present), (1.0, present)):
+        with np.errstate(divide="ignore"):
+            c = np.log(t.p_sk @ (known * strata))  # log P(context, blasts, k | c)
+        for lp in patient.csf:
+            c = c + np.log(pattern_probs(lp.traumatic, blasts) @ LP.obs_mask(dict(lp.results), ix.methods))
+        if prof is not None and not patient.csf:  # the first LP's class unknown: both methods, tap unknown
+            p_pos = pattern_probs(None, blasts) @ LP.positive_mask(ix.methods, ix.methods)
+            c = c + np.log(p_pos * np.exp(pos) + (1 - p_pos) * np.exp(neg))
+        by_blasts.append(c)
+    a = np.logaddexp(*by_blasts)
+    for name in sc.tree_findings:
+        if patient.level(name) is not None:
+            a = a + t.level_lp[:, :, st.level_index[(name, patient.level(name))]]
+    if prof is not None and patient.csf:
+        a = a + (pos if patient.csf[0].positive else neg)
     per_cause = np.stack([np.logaddexp.reduce(a[:, t.component_cause == j], axis=1) for j in range(len(t.causes))], 1)
     return t.log_prior + per_cause
 
@@ -68,7 +92,7 @@ def test_contributions_sum_to_total_per_draw(draws):
         assert last[c["cause"]] == pytest.approx(c["probability"]["mean"])
 
 
-def _brute_shapley(game: A.Game) -> np.ndarray:
+def _brute_shapley(game: Game) -> np.ndarray:
     n = game.n_players
     codes = np.arange(2 ** n)
     subsets = ((codes[:, None] >> np.arange(n)) & 1).astype(bool)
@@ -86,33 +110,34 @@ def _brute_shapley(game: A.Game) -> np.ndarray:
 def _game(draws, patient):
     t = A.Tables(draws)
     active = np.ones(len(t.causes), bool)
-    return A.Game(t, A.players(patient), patient, active, t.log_prior, np.zeros_like(t.level_lp[:, :, 0]))
+    return Game(t, A.players(patient), patient, active, t.log_prior, np.zeros_like(t.level_lp[:, :, 0]))
 
 
 def test_exact_shapley_with_interchangeable_lps_equals_brute_force(draws):
     p = F.parse_patient({"lineage": "B-ALL", "laterality": "unilateral", "csf_profile": "normal",
                          "csf": ["negative:cytology", "negative:cytology", "negative:flow", "negative:cytology"]})
     game = _game(draws, p)
-    phi, how = A.shapley(game)
+    phi, how = CO.shapley(game)
     assert how["method"] == "exact" and how["coalitions"] < 2 ** game.n_players
     assert np.allclose(phi, _brute_shapley(game), atol=1e-10)
-    lps = [i for i, pl in enumerate(game.players) if pl.value == "negative:cytology" and pl.index != 1]
+    lps = [i for i, pl in enumerate(game.players) if pl.value == "cytology=negative" and pl.index != 1]
     assert np.allclose(phi[lps[0]], phi[lps[1]])  # identical LPs get the same value
 
 
 def test_sampled_shapley_is_close_to_exact_and_reports_its_error(draws, monkeypatch):
     p = F.parse_patient({k: v for k, v in FULL.items() if k != "csf"} | {"csf": ["negative:cytology"]})
     game = _game(draws, p)
-    exact, _ = A.shapley(game)
-    monkeypatch.setattr(A, "EXACT_LIMIT", 1)
-    sampled, how = A.shapley(game, np.random.default_rng(3))
-    assert how["method"] == "sampled" and how["mc_error"] < A.SHAPLEY_MC_TARGET
+    exact, _ = CO.shapley(game)
+    monkeypatch.setattr(CO, "EXACT_LIMIT", 1)
+    sampled, how = CO.shapley(game, np.random.default_rng(3))
+    assert how["method"] == "sampled" and how["mc_error"] < CO.SHAPLEY_MC_TARGET
     assert np.allclose(sampled.sum(axis=0), exact.sum(axis=0), atol=1e-9)  # efficiency holds per draw
     assert np.abs(sampled.mean(axis=1) - exact.mean(axis=1)).max() < 5 * how["mc_error"] + 1e-6
 
 
 def test_finding_with_lr_one_changes_nothing(draws_independent):
-    node = S.find_node("laterality", ("bilateral",), S.ITEMS["laterality"])
+    st = draws_independent_structure(draws_independent)
+    node = st.find_node("laterality", ("bilateral",), st.items["laterality"])
     theta = draws_independent.params["theta_new"].copy()  # the draws the answers use
     theta[:, :, node] = theta[:, :1, node]
     dr = dataclasses.replace(draws_independent, params={**draws_independent.params, "theta_new": theta})
@@ -123,13 +148,21 @@ def test_finding_with_lr_one_changes_nothing(draws_independent):
     assert np.allclose(with_lat.sequential[lat], 0) and np.allclose(with_lat.shapley[lat], 0, atol=1e-9)
 
 
-@pytest.mark.parametrize("missing", ["mri", "laterality", "lineage", "remission", "csf_profile", "recent_hsct"])
+def draws_independent_structure(draws):
+    from palsy.model import structure
+
+    return structure.of(draws.schema)
+
+
+@pytest.mark.parametrize("missing", ["mri", "laterality", "lineage", "remission", "csf_profile", "recent_hsct",
+                                     "circulating_blasts", "otalgia"])
 def test_missing_finding_equals_marginalising_it(draws, missing):
-    """p(x_obs | c) with a finding left out equals the sum over its levels of p(x_obs, level | c)."""
+    """p(x_obs | c) with a finding left out equals the sum over its levels of p(x_obs, level | c), exactly,
+    with LPs whose contamination depends on whether blasts circulate (a traumatic first LP)."""
     t = A.Tables(draws)
     base = {k: v for k, v in FULL.items() if k != missing}
     lj = _direct_log_joint(t, F.parse_patient(base))
-    terms = [_direct_log_joint(t, F.parse_patient({**base, missing: level})) for level in F.LEVELS[missing]]
+    terms = [_direct_log_joint(t, F.parse_patient({**base, missing: level})) for level in SCHEMA.levels[missing]]
     assert np.allclose(np.logaddexp.reduce(terms, axis=0), lj, atol=1e-9)
     a = A.answer(F.parse_patient(base), draws)
     assert np.allclose(a.posterior_cause, np.exp(lj - np.logaddexp.reduce(lj, axis=1)[:, None]), atol=1e-10)
@@ -140,20 +173,20 @@ def test_next_test_identity_for_every_cause(draws, drop):
     """Per draw, sum_r P(r | x) P(c | x, r) = P(c | x) for every cause, and sum_r P(r | x) = 1."""
     patient = F.parse_patient({k: v for k, v in FULL.items() if k != drop})
     a = A.answer(patient, draws, keep_draws=True)
-    assert {t["test"] for t in a.next_tests} == {"lp_cytology", "lp_flow", "mri"} - ({"mri"} if drop == "csf" else set())
+    assert {t["test"] for t in a.next_tests} == {"lp"} | ({"mri"} if drop == "mri" else set())
     for t in a.next_tests:
         pr = sum(o["_draws"][0] for o in t["outcomes"])
         mix = sum(o["_draws"][0][:, None] * o["_draws"][1] for o in t["outcomes"])
         assert np.allclose(pr, 1, atol=1e-10)
         assert np.allclose(mix, a.posterior_cause, atol=1e-10)
-        if drop == "csf" and t["test"].startswith("lp_"):  # the first LP: a result and a CSF profile
-            assert len(t["outcomes"]) == 2
+        if drop == "csf" and t["test"] == "lp":  # the first LP of a known profile: its four result patterns
+            assert len(t["outcomes"]) == 4
 
 
 def test_first_lp_outcomes_include_the_csf_profile(draws):
     a = A.answer(F.parse_patient({"lineage": "T-ALL"}), draws, keep_draws=True)
-    lp = next(t for t in a.next_tests if t["test"] == "lp_flow")
-    assert len(lp["outcomes"]) == 6 and lp["outcomes"][0]["result"] == "negative, normal"
+    lp = next(t for t in a.next_tests if t["test"] == "lp")
+    assert len(lp["outcomes"]) == 12 and lp["outcomes"][0]["result"] == "cytology=negative,flow=negative; normal"
     assert np.allclose(sum(o["_draws"][0] for o in lp["outcomes"]), 1)
 
 
@@ -173,7 +206,7 @@ def test_excluded_hallmark_warns(draws):
     p = F.parse_patient({**FULL, "vesicles": "present"})
     assert A.answer(p, draws, causes=("infiltration", "bell")).warnings
     assert not A.answer(p, draws).warnings
-    with pytest.raises(ValueError, match="infiltration"):
+    with pytest.raises(F.InputError, match="infiltration"):
         A.answer(p, draws, causes=("bell", "zoster"))
 
 
@@ -181,9 +214,9 @@ def test_pretest_replaces_the_prior_given_context(draws):
     p = F.parse_patient(FULL)
     a = A.answer(p, draws, pretest=0.3)
     assert a.prior_probability["mean"] == pytest.approx(0.3)
-    assert not any(pl.finding in F.CONTEXT for pl in a.players)
+    assert not any(pl.finding in SCHEMA.context for pl in a.players)
     # the other causes keep their relative shares given the context
-    ctx = F.parse_patient({k: v for k, v in FULL.items() if k in F.CONTEXT or k == "id"})
+    ctx = F.parse_patient({k: v for k, v in FULL.items() if k in SCHEMA.context or k == "id"})
     c = A.answer(ctx, draws)
     i = a.causes.index("infiltration")
     others = [j for j in range(len(a.causes)) if j != i]
@@ -215,9 +248,12 @@ def test_answers_are_reproducible(draws):
 
 
 _level = st.sampled_from
+_LP = st.fixed_dictionaries({}, optional={"cytology": _level(("negative", "positive")),
+                                          "flow": _level(("negative", "positive")),
+                                          "traumatic": _level(("no", "yes"))}).filter(lambda d: "cytology" in d or "flow" in d)
 PATIENTS = st.fixed_dictionaries({}, optional={
-    **{name: _level(F.LEVELS[name] + ("unknown",)) for name in F.LEVELS},
-    "csf": st.lists(st.builds(lambda r, m: f"{r}:{m}", _level(F.CSF_RESULTS), _level(F.CSF_METHODS)), max_size=3),
+    **{name: _level(SCHEMA.allowed(name) + ("unknown",)) for name in SCHEMA.categorical},
+    "csf": st.lists(_LP, max_size=3),
 })
 
 
@@ -237,5 +273,5 @@ def test_log_rates_are_those_of_the_rate_file(draws):
     """A cause's rate in a stratum is the product of its factors and of its multipliers there."""
     r = draws.rate_arrays
     lr = LK.log_rates(LK.NUMPY, draws.params, r)
-    assert lr.shape == (draws.n, len(draws.causes), S.N_STRATA)
+    assert lr.shape == (draws.n, len(draws.causes), r.n_strata)
     assert np.all(np.isfinite(lr))
