@@ -61,12 +61,19 @@ DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
 
 def root() -> Path:
     """The cache folder: ``$PALSY_CACHE``, else the platform's cache folder for palsy (platformdirs:
-    ``~/.cache/palsy`` on Linux, ``~/Library/Caches/palsy`` on macOS, ``%LOCALAPPDATA%\\palsy\\Cache``
-    on Windows)."""
+    ``$XDG_CACHE_HOME/palsy`` or ``~/.cache/palsy`` on Linux, ``~/Library/Caches/palsy`` on macOS,
+    ``%LOCALAPPDATA%\\palsy\\Cache`` on Windows).
+
+    On Linux the XDG rule platformdirs applies is applied here (a test checks they agree): importing
+    platformdirs takes 50-70 ms, 4-5% of a warm query, which otherwise imports only numpy, pyyaml and the
+    standard library."""
     given = os.environ.get("PALSY_CACHE")
     if given:
         return Path(given)
-    import platformdirs  # only when PALSY_CACHE is not set (a few milliseconds)
+    xdg, home = os.environ.get("XDG_CACHE_HOME", ""), os.environ.get("HOME", "")
+    if sys.platform.startswith("linux") and (os.path.isabs(xdg) or os.path.isabs(home)):
+        return Path(xdg if os.path.isabs(xdg) else os.path.join(home, ".cache"), "palsy")
+    import platformdirs
 
     return Path(platformdirs.user_cache_dir("palsy", appauthor=False))
 

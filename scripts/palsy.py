@@ -269,15 +269,21 @@ def main(argv: list[str] | None = None) -> int:
 
     SIGTERM and SIGHUP are caught while it runs (and the previous handlers restored after), so that a
     stopped command cleans up as after Ctrl-C."""
+    argv = sys.argv[1:] if argv is None else argv
     old_handlers = _catch_signals()
     try:
-        return _main(sys.argv[1:] if argv is None else argv)
+        return _main(argv)
     except KeyboardInterrupt:
         _say("palsy: stopped (Ctrl-C)")
         return 130
     except Stopped as exc:
         _say(f"palsy: stopped ({exc})")
         return 128 + exc.signum
+    except Exception as exc:  # before a command runs (a command module that cannot be imported): one line
+        if "--debug" in argv:
+            raise
+        _say(T.line(f"palsy: internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
+        return 1
     finally:
         for signum, handler in old_handlers.items():
             signal.signal(signum, handler)
@@ -285,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     only = _command(argv)
-    mods = _available(only) if only else _available()
+    if only is None and "--version" in argv and "-h" not in argv and "--help" not in argv:
+        mods: dict[str, object] = {}  # the version needs no command module
+    else:
+        mods = _available(only) if only else _available()
     if only and only not in mods:
         mods = _available()
     args = parser(mods).parse_args(argv)

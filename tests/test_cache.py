@@ -1,5 +1,7 @@
 """The posterior cache: keys, atomic files, corruption detected and refitted with a warning."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,42 @@ def test_concurrent_requests_for_one_fit_fit_it_once(fixture_evidence, tmp_path,
     # another entry is not held up by this one's lock
     other = fit.posterior("subtype", fixture_evidence)
     assert calls == ["independent", "subtype"] and not other.from_cache
+
+
+def test_another_process_holding_the_entry_lock_makes_this_one_wait(tmp_path):
+    """The entry's lock (filelock) between processes: while another process fits an entry, a request for it
+    waits, and gets it as soon as the other is done; another entry is not held up."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    folder = tmp_path / "independent-abc"
+    code = ("import sys, time; from pathlib import Path; from palsy.model import cache as C\n"
+            "with C.fitting(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(1.5)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    t = time.monotonic()
+    with C.fitting(tmp_path / "subtype-abc"):  # another entry: at once
+        assert time.monotonic() - t < 1.0
+    with C.fitting(folder):
+        waited = time.monotonic() - t
+        assert holder.poll() is not None or waited > 1.0  # the holder released it (by ending) before this got it
+    assert waited > 0.5, waited
+    assert holder.wait(timeout=30) == 0
+
+
+def test_cache_folder_is_the_platforms_unless_palsy_cache_says(monkeypatch, tmp_path):
+    """PALSY_CACHE wins; otherwise the folder platformdirs gives (on Linux the same XDG rule without importing
+    it, for every way XDG_CACHE_HOME and HOME can be set)."""
+    import platformdirs
+
+    monkeypatch.delenv("PALSY_CACHE", raising=False)
+    for xdg, home in ((None, str(tmp_path / "home")), (str(tmp_path / "xdg"), str(tmp_path / "home")),
+                      ("relative/xdg", str(tmp_path / "home")), ("", str(tmp_path / "home")), (None, "relative-home")):
+        for name, value in (("XDG_CACHE_HOME", xdg), ("HOME", home)):
+            monkeypatch.delenv(name, raising=False) if value is None else monkeypatch.setenv(name, value)
+        assert C.root() == Path(platformdirs.user_cache_dir("palsy", appauthor=False)), (xdg, home)
+    monkeypatch.setenv("PALSY_CACHE", str(tmp_path))
+    assert C.root() == tmp_path

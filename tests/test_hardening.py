@@ -481,6 +481,75 @@ def test_report_names_never_collide():
         assert s and not s.startswith((".", "-")) and all(c.isalnum() or c in "._-" for c in s)
 
 
+def test_report_names_differ_for_any_two_ids():
+    """Issue 21: a changed id carries its whole SHA-256 (8 hex digits gave a colliding pair in ~20,000
+    tries), so any two ids get two names; ids equal but for case are refused together (one file where case
+    is ignored); every name is safe."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from palsy.reports.render import DIGEST_DIGITS, file_stem, file_stems
+
+    a, b = file_stem("患者七六九四"), file_stem("患者八三一七七")  # the colliding pair of issue 21
+    assert a != b and a.endswith(hashlib_hex("患者七六九四"))
+    with pytest.raises(F.InputError, match="one id per patient"):
+        file_stems(["P-12", "p-12"])
+    assert file_stem("con") != "con" and file_stem("source-001") == "source-001"
+
+    ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40) | \
+        st.from_regex(r"[A-Za-z0-9._-]{0,12}(-[0-9a-f]{64})?", fullmatch=True)
+
+    @settings(max_examples=300, deadline=None)
+    @given(ids, ids)
+    def two(x: str, y: str) -> None:
+        sx, sy = file_stem(x), file_stem(y)
+        assert (sx == sy) == (x == y)
+        for stem in (sx, sy):
+            assert stem and not stem.startswith((".", "-")) and len(stem) <= 100 + 1 + DIGEST_DIGITS
+            assert all(c.isascii() and (c.isalnum() or c in "._-") for c in stem)
+
+    two()
+
+
+def hashlib_hex(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_links_are_http_doi_or_pubmed_only():
+    """Issue 21: the only links a report carries (reports.links)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from palsy.reports import links
+
+    assert links.safe_url("https://doi.org/10.1000/x") == "https://doi.org/10.1000/x"
+    assert links.safe_url("http://example.org/a?b=c#d")
+    for bad in ("javascript:alert(1)", "JAVASCRIPT:alert(1)", " https://x.org", "https://x.org/\u202e", "java\nscript:x",
+                "data:text/html,x", "file:///etc/passwd", "//x.org", "/relative", "https://user:pw@x.org/", "https:///x",
+                "https://x.org:99999/", "https://x.org/" + "a" * 3000, None, 5, "ftp://x.org/"):
+        assert links.safe_url(bad) is None, bad
+    assert links.doi_url("10.1182/blood-2012-01-123") == "https://doi.org/10.1182/blood-2012-01-123"
+    assert links.doi_url("javascript:alert(1)") is None and links.doi_url("10.1/x") is None
+    assert links.pmid_url("12345678") == "https://pubmed.ncbi.nlm.nih.gov/12345678/"
+    assert links.pmid_url("1 OR 1") is None and links.pmid_url(True) is None and links.pmid_url("0") is None
+    page = ('<a href="#ref-1">1</a><img src="data:image/svg+xml;base64,AA"><p>href=javascript:alert(1)</p>'
+            '<a href="https://doi.org/10.1/xy">d</a>')
+    assert links.unsafe_links(page) == []  # text that reads like a link is text
+    bad_page = '<a href="javascript:alert(1)">x</a><a href="#x" onclick="y">z</a><img src="data:text/html,x">'
+    assert len(links.unsafe_links(bad_page)) == 3  # the script link, the handler, the HTML as an image
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=60) | st.from_regex(r"(?i)(https?|javascript|data|file):.{0,30}", fullmatch=True))
+    def any_text(text: str) -> None:
+        url = links.safe_url(text)
+        assert url is None or (url == text and url.lower().startswith(("http://", "https://"))
+                               and url.isascii() and url.isprintable() and " " not in url)
+
+    any_text()
+
+
 def test_ci_label_never_reads_100():
     from palsy.reports import wording as W
 
