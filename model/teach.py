@@ -1,24 +1,34 @@
-"""Scenario computations for educators (DESIGN §6, *Teaching*): pure numpy over posterior draws.
+"""Teaching (docs/design.md §6, issue 24): every number of the lesson, the cases to solve and the
+interactive page's tables, computed through :func:`palsy.model.answer.answer` and
+:class:`palsy.model.game.Tables`. Nothing here restates the answer's formulas: the lesson's numbers are
+the answers of patients (the lesson's one typical patient with 0, 1, 2, ... negative LPs; each finding
+added to it; each published case, answered with itself left out as ``palsy posterior`` does), and the
+page's tables are the answer's own per-draw tables, exported for a small generic kernel in the browser.
 
-Why a negative lumbar puncture (LP) does not exclude leukemic infiltration, with the model's own
-numbers, over the whole differential (infiltration, Bell's palsy, zoster, vincristine neuropathy,
-Guillain-Barré syndrome, otomastoiditis): P(infiltration) after 0 to 6 negative LPs against the other
-causes, from a pretest probability, for a typical patient; how many negative LPs it takes to fall
-below a threshold; where the probability a negative work-up takes from infiltration goes (to every
-other cause, not only Bell's palsy); a natural-frequency tree; the subtype model against naively
-multiplying the single-LP factor; what other findings do; and the source patients step by step. And
-the interactive page's tables (:func:`page_tables`, :func:`page_rules`): what the browser needs to
-answer any findings, take the decision and list the actions exactly as ``palsy posterior`` does.
+**One convention throughout.** A probability is the answer's: the mean over the posterior draws of
+P(cause | findings), with its equal-tailed credible interval. A factor on the odds (a likelihood ratio)
+is the ratio of the odds of those means after and before a finding, so that "odds after = odds before x
+factor" holds for the printed numbers. The 1,000-patient tree takes its three numbers from answers: the
+differential of the typical patient, the probability that the next LP is negative (the answer's "what
+the next test could do"), and the differential after a negative LP; every count in it is arithmetic on
+those (:func:`tree`), and the sensitivity and specificity of each LP method for the typical patient are
+the ones those answers imply (:func:`lp_accuracy`).
 
-Everything is per draw from :class:`palsy.model.answer.Tables`, with the formulas of
-:func:`palsy.model.answer.answer`: per draw, cause c and context (who the patient is) ctx,
+**The page's kernel** (:func:`page_tables`; ``reports/static/teach.js``): per draw s, component k and
+whether blasts circulate (b = absent, present; summed over exactly, as :class:`palsy.model.game.Game`),
 
-    log p(x | c, ctx) = log sum_k P(ctx, k | c) p(x | k) - log P(ctx | c)
+    a[s, k]    = sum of log P(level | k) over the tree findings (``level_lp``, the answer's table)
+               + the CSF profile's term given the first LP's class (``level_lp``)
+    c[s, k, b] = log P(context known, b, k | cause of k)   (a sum over the strata of the context tables)
+               + per LP, log sum over its result patterns of P(pattern | k, tap, b)   (``lp.patterns``)
+    log p(x, k | cause) = a + log(exp c[.., absent] + exp c[.., present])
 
-over the components k of c, and the prior of the causes is the model's P(c | ctx) or, with a
-pretest P, P(infiltration) = P and the other causes their model shares of 1 - P (``--pretest``).
-Summaries are the mean (the headline), the median and an equal-tailed credible interval, as in
-:func:`palsy.model.answer.probability_summary` (quantiles of the log odds, then expit).
+then log P(cause) + log-sum-exp over each cause's components, normalised over the causes weighed. The
+LP tables are :meth:`palsy.model.game.Tables.lp_logp` of each single pattern, by tap status and blasts;
+the context tables are the rate model's per-draw log parameters times 0/1 incidences derived by probing
+:mod:`palsy.model.likelihood`'s own functions (:func:`context_tables`); :func:`page_tables` refuses to
+export tables that do not rebuild the answer's. Summaries (means, quantiles) are the answer's
+:mod:`palsy.model.summaries`.
 
 Nothing here imports matplotlib, jinja2 or PyMC: figures and pages are :mod:`palsy.reports.teaching`.
 """
@@ -26,503 +36,450 @@ Nothing here imports matplotlib, jinja2 or PyMC: figures and pages are :mod:`pal
 from __future__ import annotations
 
 import base64
-import itertools
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from palsy.model import answer as A
-from palsy.model import decision as D
 from palsy.model import findings as F
-from palsy.model import guidance as G
 from palsy.model import likelihood as LK
-from palsy.model import structure as S
+from palsy.model import lp as LP
+from palsy.model import safe_yaml
 from palsy.model.draws import Draws
+from palsy.model.schema import Schema
 
 INF = A.INFILTRATION
-#: Typical pretest probabilities the lesson's tables start from.
-TYPICAL_PRETESTS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
-#: Thresholds for "how many negative LPs to fall below".
-THRESHOLDS: tuple[float, ...] = (0.10, 0.05, 0.01)
-#: The pretest grid of the post-test curves (logit-spaced, denser at the ends).
-PRETEST_GRID: np.ndarray = 1.0 / (1.0 + np.exp(-np.linspace(math.log(0.005 / 0.995), math.log(0.995 / 0.005), 81)))
-#: The lesson's typical patient: source 000's situation (T-ALL in maintenance, a new unilateral
-#: facial palsy, no other cranial nerve), every other finding unknown.
-TYPICAL = F.Patient(id="typical", description=("T-ALL in remission on treatment; a new unilateral facial palsy; "
-                                                "no other cranial nerve deficit; everything else unknown"),
-                    values={**{n: None for n in F.FINDINGS if n != "csf"},
-                            "lineage": "T-ALL", "remission": "remission_on_treatment",
-                            "laterality": "unilateral", "other_cranial_nerves": "none"})
+FILE = "teaching_cases.yaml"
+#: Patients in the natural-frequency tree.
+TREE_N = 1000
+#: A near-tie: the leading cause's margin over another is within this many Monte Carlo standard errors
+#: of the difference of their means (the same rule as the decision's "at a threshold").
+TIE_MC_ERRORS = 2.0
 
 
-def logit(p: float | np.ndarray) -> float | np.ndarray:
-    """Log odds of probability ``p``."""
-    return np.log(p) - np.log1p(-np.asarray(p)) if isinstance(p, np.ndarray) else math.log(p / (1 - p))
+# --- the teaching data -----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A case to solve: the patient (id = the library's, so a library case is left out of the fit), where
+    its findings come from, what the source established and the reasoning to show."""
+
+    id: str
+    title: str
+    patient: F.Patient
+    source: str  # cases.yaml | validation.yaml | teaching
+    ref: str | None
+    refs: tuple[str, ...]
+    cause: str
+    established: str
+    teaching: str
+    constructed: str = ""
+    notes: str = ""
+    where: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def lp_level(result: str, method: str) -> int:
-    """The flat level index of one LP (``result`` by ``method``) in ``Tables.level_lp``."""
-    return S.LEVEL_INDEX[(S.csf_item(method), result)]
+@dataclasses.dataclass(frozen=True)
+class Teaching:
+    """The lesson's typical patient, the negative LP it repeats, and the cases to solve."""
+
+    typical: F.Patient
+    based_on: str
+    negative_lp: F.LP
+    repeats: int
+    cases: tuple[Case, ...]
+    about_the_same: float = 0.1  # a step within 1 +- this factor on the odds is "about the same"
 
 
-def context_of(patient: F.Patient) -> dict[str, str | None]:
-    """The context findings of ``patient`` (who the patient is)."""
-    return {name: patient.level(name) for name in F.CONTEXT}
+def _patient(findings: Mapping[str, Any], pid: str, description: str, schema: Schema, source: str) -> F.Patient:
+    data = {"id": pid, "description": " ".join(description.split()), **dict(findings)}
+    return F.parse_patient(data, source, schema=schema)
 
 
-def presentation_levels(patient: F.Patient) -> list[int]:
-    """Level indices of the patient's tree findings and LPs (the CSF profile is not one: it is
-    modelled jointly with the first LP's result, see :func:`profile_term`)."""
-    out = []
-    for name in S.TREE_FINDINGS:
-        v = patient.level(name)
-        if v is not None:
-            out.append(S.LEVEL_INDEX[(name, v)])
-    out += [lp_level(lp.result, lp.method) for lp in patient.csf]
-    return out
+def library_patient(case: Any, schema: Schema) -> F.Patient:
+    """A case of the library (:class:`palsy.model.evidence.Case`) as a patient: a partly known level
+    (``ALL``, ``in_remission``) is unknown for a patient, an LP keeps its result by its (resolved) method."""
+    values = {name: (v if v in schema.allowed(name) else None) for name, v in case.values.items()
+              if name in schema.categorical}
+    csf = tuple(F.LP(((method, result),)) for result, method in (case.csf or ()))
+    return F.Patient(id=case.id, description="", values={n: values.get(n) for n in schema.categorical}, csf=csf,
+                     schema=schema)
 
 
-def profile_term(t: A.Tables, level: str, first: F.LP | None = None) -> np.ndarray:
-    """Log P(CSF profile ``level``) per component (S, K): jointly with the first LP's result when
-    it is known (the LP's own term is counted with the LPs), else with that result marginalised."""
-    lp = t.level_lp
-    if first is not None:
-        return lp[:, :, S.LEVEL_INDEX[(S.profile_item(first.result), level)]]
-    method = t.default_method
-    return np.logaddexp(*(lp[:, :, S.LEVEL_INDEX[(S.csf_item(method), r)]]
-                          + lp[:, :, S.LEVEL_INDEX[(S.profile_item(r), level)]] for r in F.CSF_RESULTS))
+def load(directory: str | Path, schema: Schema, library: Sequence[Any] = ()) -> Teaching:
+    """Read ``teaching_cases.yaml`` in ``directory``.
 
+    Parameters
+    ----------
+    directory : path
+        The evidence folder (``priors/``): also holds ``validation.yaml``.
+    schema : Schema
+        The posterior's schema (patients are parsed with it).
+    library : sequence of evidence.Case
+        The case library (``Evidence.cases``), for cases whose ``source`` is ``cases.yaml``.
 
-def cause_loglik(t: A.Tables, context: dict[str, str | None], levels: Sequence[int] = (),
-                 extra: np.ndarray | None = None) -> np.ndarray:
-    """log p(findings | cause, context) per draw and cause (S, C): the mixture over each cause's
-    components given the context. ``levels``: flat level indices, repeats allowed (repeated LPs);
-    ``extra``: a further per-component log term (S, K), e.g. :func:`profile_term`."""
-    ct = t.context_term(context)
-    a = ct.copy()
-    for j in levels:
-        a = a + t.level_lp[:, :, j]
-    if extra is not None:
-        a = a + extra
-    return t.by_cause(a) - t.by_cause(ct)
-
-
-def log_prior(t: A.Tables, context: dict[str, str | None], pretest: float | np.ndarray | None = None) -> np.ndarray:
-    """Log P(cause | context) per draw (S, C), or with ``pretest`` (a probability, or an array of
-    them giving a leading axis) P(infiltration) = pretest and the other causes their model shares."""
-    inf = t.causes.index(INF)
-    lp = t.log_prior + t.by_cause(t.context_term(context))
-    lp = lp - LK.NUMPY.logsumexp(lp, axis=-1)[:, None]
-    if pretest is None:
-        return lp
-    others = np.arange(len(t.causes)) != inf
-    q = np.where(others, lp, -np.inf)
-    q = q - LK.NUMPY.logsumexp(q, axis=-1)[:, None]
-    p = np.asarray(pretest, float)[..., None, None]
-    out = q + np.log1p(-p)
-    out = np.where(others, out, np.log(p) + np.zeros_like(q))
-    return out
-
-
-def log_odds(lj: np.ndarray, causes: tuple[str, ...]) -> np.ndarray:
-    """Log odds of infiltration against the other causes from log joints (..., C)."""
-    inf = causes.index(INF)
-    others = np.where(np.arange(lj.shape[-1]) != inf, lj, -np.inf)
-    return lj[..., inf] - LK.NUMPY.logsumexp(others, axis=-1)
-
-
-def softmax(lj: np.ndarray) -> np.ndarray:
-    """Probabilities of the causes over the last axis."""
-    return np.exp(lj - LK.NUMPY.logsumexp(lj, axis=-1)[..., None])
-
-
-def negatives(method: str, k: int) -> list[int]:
-    """The level indices of ``k`` negative LPs by ``method``."""
-    return [lp_level("negative", method)] * k
-
-
-def band(log_odds: np.ndarray, ci: float) -> dict[str, np.ndarray]:
-    """Probability summary over the last (draw) axis, vectorised over leading axes.
-
-    The mean of expit(log odds) per draw, and the median and interval from the log-odds quantiles
-    mapped through expit: the same as :func:`palsy.model.answer.probability_summary` (unweighted).
+    Raises
+    ------
+    findings.InputError
+        Naming the file and the case for a case that is not found or whose findings do not parse.
     """
-    lo, med, hi = np.quantile(log_odds, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=-1)
-    return {"mean": A.expit(log_odds).mean(axis=-1), "median": A.expit(med),
-            "lower": A.expit(lo), "upper": A.expit(hi)}
+    folder = Path(directory)
+    path = folder / FILE
+    doc = safe_yaml.load(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("typical"), dict) or not isinstance(doc.get("cases"), list):
+        raise F.InputError(["give `typical:` (a mapping) and `cases:` (a list)"], str(path))
+    typ = doc["typical"]
+    typical = _patient(typ["findings"], str(typ.get("id", "typical")), str(typ.get("description", "")), schema, str(path))
+    neg, problems = F.parse_lp(typ["negative_lp"], "typical.negative_lp", schema)
+    if neg is None:
+        raise F.InputError(problems, str(path))
+    by_id = {c.id: c for c in library}
+    validation = {}
+    if any(isinstance(c, dict) and c.get("source") == "validation.yaml" for c in doc["cases"]):
+        vdoc = safe_yaml.load(folder / "validation.yaml")
+        validation = {c["id"]: c for c in (vdoc.get("cases") or []) if isinstance(c, dict)}
+    cases = []
+    for raw in doc["cases"]:
+        cid, source = str(raw["id"]), str(raw["source"])
+        ref = raw.get("ref")
+        if source == "cases.yaml":
+            if cid not in by_id:
+                raise F.InputError([f"case {cid}: not in cases.yaml"], str(path))
+            patient = dataclasses.replace(library_patient(by_id[cid], schema), description=str(raw["title"]))
+            ref = by_id[cid].ref
+        elif source == "validation.yaml":
+            if cid not in validation:
+                raise F.InputError([f"case {cid}: not in validation.yaml's cases"], str(path))
+            patient = _patient(validation[cid].get("findings") or {}, cid, str(raw["title"]), schema, f"{path}: {cid}")
+            ref = validation[cid].get("ref")
+        else:
+            patient = _patient(raw.get("findings") or {}, cid, str(raw["title"]), schema, f"{path}: {cid}")
+        cases.append(Case(cid, str(raw["title"]), patient, source, ref, tuple(raw.get("refs") or ()),
+                          str(raw.get("cause", "unknown")), " ".join(str(raw.get("established", "")).split()),
+                          " ".join(str(raw.get("teaching", "")).split()),
+                          " ".join(str(raw.get("constructed", "")).split()), " ".join(str(raw.get("notes", "")).split()),
+                          {str(k): str(v) for k, v in (raw.get("where") or {}).items()}))
+    same = float((doc.get("prediction") or {}).get("about_the_same", 0.1))
+    return Teaching(typical, str(typ.get("based_on", "")), neg, int(typ.get("repeats", 3)), tuple(cases), same)
 
 
-def _scalar(d: dict[str, np.ndarray], i: Any = ()) -> dict[str, float]:
-    return {k: float(v[i]) for k, v in d.items()}
+# --- small helpers on answers ---------------------------------------------------------------------
+
+def odds(p: float) -> float:
+    """The odds of probability ``p``."""
+    return p / (1.0 - p)
 
 
-def lr_summary(x: np.ndarray, ci: float) -> dict[str, float]:
-    """Log-factor summary (mean, median, interval) and the geometric-mean factor exp(mean)."""
-    s = A.summary(x, ci)
-    s["factor_geometric_mean"] = math.exp(s["mean"])
-    return s
+def with_lps(patient: F.Patient, lp: F.LP, k: int) -> F.Patient:
+    """``patient`` with ``k`` more copies of ``lp`` after its own LPs."""
+    return patient.replace(csf=tuple(patient.csf) + (lp,) * k)
 
 
-def _means(pc: np.ndarray, causes: tuple[str, ...]) -> dict[str, float]:
-    return {c: float(m) for c, m in zip(causes, pc.mean(axis=-2), strict=True)}
+def means(ans: A.Answer) -> dict[str, float]:
+    """The mean probability of every cause weighed."""
+    return {c["cause"]: c["probability"]["mean"] for c in ans.cause_summaries()}
 
 
-# --- 1. post-test against pretest ----------------------------------------------------------------
+def ties(ans: A.Answer, ess: float) -> list[str]:
+    """The causes tied with the leading cause: their mean probabilities differ by less than
+    :data:`TIE_MC_ERRORS` Monte Carlo standard errors of the difference (sd over draws / sqrt(ESS)),
+    so the order between them is noise of the computation, not a finding."""
+    pc, w = ans.posterior_cause, ans.weights
+    lead = ans.causes.index(ans.leading_cause)
+    out = []
+    for j, c in enumerate(ans.causes):
+        if j == lead or not ans.active[j]:
+            continue
+        diff = pc[:, lead] - pc[:, j]
+        mean = float(np.average(diff, weights=w))
+        sd = float(np.sqrt(np.average((diff - mean) ** 2, weights=w)))
+        if mean <= TIE_MC_ERRORS * sd / math.sqrt(max(ess, 1.0)):
+            out.append(c)
+    return out
 
-def posttest_log_odds(t: A.Tables, pretests: np.ndarray, method: str, k: int,
-                      context: dict[str, str | None] | None = None) -> np.ndarray:
-    """Log odds of infiltration against the other causes after ``k`` negative LPs by ``method``
-    from each pretest (pretest, draw), the other causes in their shares for ``context``."""
-    ctx = context_of(TYPICAL) if context is None else context
-    lj = log_prior(t, ctx, np.asarray(pretests, float)) + cause_loglik(t, ctx, negatives(method, k))[None]
-    return log_odds(lj, t.causes)
+
+def ess_of(draws: Draws) -> float:
+    """The effective sample size the Monte Carlo errors use (the fit's smallest bulk ESS)."""
+    return float(draws.meta.get("diagnostics", {}).get("ess_bulk_min") or draws.n)
 
 
-def posttest_curves(t: A.Tables, *, pretests: np.ndarray = PRETEST_GRID, max_k: int = 3, ci: float = 0.9,
-                    methods: Sequence[str] = F.CSF_METHODS,
-                    context: dict[str, str | None] | None = None) -> dict[str, Any]:
-    """P(infiltration) after 0..``max_k`` negative LPs by each method, for each pretest probability.
+def differential(ans: A.Answer, ess: float) -> dict[str, Any]:
+    """An answer's differential: P(infiltration), every cause (mean, interval), the leading cause and the
+    causes tied with it."""
+    return {"probability": ans.probability, "causes": ans.cause_summaries(), "means": means(ans),
+            "leading": ans.leading_cause, "tied": ties(ans, ess)}
+
+
+def _lp_outcome_probability(ans: A.Answer, want: Mapping[str, str]) -> float:
+    """P(the next LP reads ``want``) (a result per method; the other method and the CSF profile it
+    reveals summed over), from the answer's "what the next test could do"."""
+    total = 0.0
+    for test in ans.next_tests:
+        for o in test["outcomes"]:
+            code = o["result"].split(";")[0].strip()
+            if "=" not in code:
+                continue
+            got = dict(part.split("=", 1) for part in code.split(","))
+            if all(got.get(m) == r for m, r in want.items()):
+                total += o["probability"]["mean"]
+    return total
+
+
+# --- the core lesson -------------------------------------------------------------------------------
+
+def tree(before: Mapping[str, float], p_negative: float, after: Mapping[str, float], n: float) -> dict[str, Any]:
+    """A natural-frequency split of ``n`` patients by one LP: ``before`` and ``after`` (a negative LP) are
+    the answers' mean probabilities of each cause, ``p_negative`` the answer's P(the LP is negative).
+
+    Every count is arithmetic on those three: of ``n``, ``n P(c)`` have cause c; ``n P(negative)`` have a
+    negative LP, of whom ``n P(negative) P(c | negative)`` have c; the rest of each cause has an LP that
+    reads malignant cells. The probabilities after are therefore exactly the answers'.
+    """
+    all_c = {c: n * p for c, p in before.items()}
+    neg_total = n * p_negative
+    neg = {c: neg_total * after[c] for c in before}
+    pos = {c: all_c[c] - neg[c] for c in before}
+    return {"n": n, "all": all_c, "negative": neg, "positive": pos, "negative_total": neg_total,
+            "positive_total": n - neg_total}
+
+
+def lp_accuracy(p_before: float, p_negative: float, p_after: float) -> dict[str, float]:
+    """Sensitivity, specificity and the likelihood ratios of an LP for infiltration, as the answers before
+    and after a negative LP and P(negative) imply them: sensitivity = 1 - P(neg) P(inf | neg) / P(inf),
+    specificity = P(neg) (1 - P(inf | neg)) / (1 - P(inf)); LR- = (1 - Se) / Sp = odds after / odds before."""
+    se = 1.0 - p_negative * p_after / p_before
+    sp = p_negative * (1.0 - p_after) / (1.0 - p_before)
+    return {"sensitivity": se, "specificity": sp, "lr_negative": (1.0 - se) / sp,
+            "lr_positive": se / (1.0 - sp) if sp < 1 else math.inf}
+
+
+def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables | None = None) -> dict[str, Any]:
+    """Every number of the ten-minute core, from answers for the one typical patient.
 
     Returns
     -------
     dict
-        ``pretest`` (grid,) and ``curves[method][k]``: ``{mean, median, lower, upper}`` arrays (grid,).
+        ``steps[k]``: the differential after k negative LPs (k = 0 is the typical patient); ``lr[k]``: the
+        factor on the odds of the k-th negative LP (odds after / odds before, of the means);
+        ``p_negative[k]``: P(the (k+1)-th LP is negative) from the k-th answer; ``trees``: the first and
+        second LP as natural frequencies; ``gain[k]``: the share of what infiltration lost by step k+1
+        that each other cause took; ``accuracy``: per LP method, sensitivity, specificity and likelihood
+        ratios; ``mri``: each MRI pattern's factor on the odds and the differential after it;
+        ``prior``: the differential before any finding (who the patient is unknown).
     """
-    pretests = np.asarray(pretests, float)
-    curves = {m: [band(posttest_log_odds(t, pretests, m, k, context), ci) for k in range(max_k + 1)]
-              for m in methods}
-    return {"pretest": pretests, "curves": curves, "ci": ci}
+    t = tables or A.Tables(draws)
+    ess = ess_of(draws)
+    typ, lp = teaching.typical, teaching.negative_lp
+    answers = [A.answer(with_lps(typ, lp, k), draws, ci=ci, tables=t, shapley=False) for k in range(teaching.repeats + 1)]
+    steps = [differential(a, ess) for a in answers]
+    p_inf = [s["probability"]["mean"] for s in steps]
+    want = dict(lp.results)
+    p_neg = [_lp_outcome_probability(a, want) for a in answers[:-1]]
+    lr = [odds(p_inf[k]) / odds(p_inf[k - 1]) for k in range(1, len(p_inf))]
+    gain = []
+    for k in range(1, len(steps)):
+        lost = p_inf[0] - p_inf[k]
+        gain.append({c: (steps[k]["means"][c] - steps[0]["means"][c]) / lost for c in steps[0]["means"] if c != INF})
+    first = tree(steps[0]["means"], p_neg[0], steps[1]["means"], TREE_N)
+    second = tree(steps[1]["means"], p_neg[1], steps[2]["means"], first["negative_total"])
+    accuracy = {}
+    for key, methods in _method_sets(lp).items():
+        one = F.LP(tuple((m, r) for m, r in lp.results if m in methods), lp.traumatic)
+        a1 = A.answer(with_lps(typ, one, 1), draws, ci=ci, tables=t, shapley=False)
+        pn = _lp_outcome_probability(answers[0], dict(one.results))
+        accuracy[key] = {"methods": list(methods), "p_negative": pn, "after": a1.probability,
+                         **lp_accuracy(p_inf[0], pn, a1.probability["mean"])}
+    mri = []
+    sc = draws.schema
+    reads = {test.reads for test in sc.next_tests.values() if test.reads != sc.lp.name}
+    for finding in [f for f in sc.tree_findings if f in reads and typ.level(f) is None]:
+        for level in sc.levels[finding]:
+            a = A.answer(typ.replace(**{finding: level}), draws, ci=ci, tables=t, shapley=False)
+            mri.append({"finding": finding, "value": level, "after": differential(a, ess),
+                        "lr": odds(a.probability["mean"]) / odds(p_inf[0])})
+    blank = A.answer(F.Patient(id="no findings", values={n: None for n in sc.categorical}, schema=sc), draws, ci=ci,
+                     tables=t, shapley=False)
+    return {"variant": draws.variant, "draws": draws.n, "ci": ci, "causes": list(draws.causes), "ess": ess,
+            "patient": typ.to_dict(), "description": typ.description, "based_on": teaching.based_on,
+            "negative_lp": lp.to_dict(), "steps": steps, "lr": lr, "p_negative": p_neg, "gain": gain,
+            "trees": [first, second], "accuracy": accuracy, "mri": mri, "prior": differential(blank, ess),
+            "model": answers[0].model}
 
 
-# --- 2. how many negative LPs to fall below a threshold ------------------------------------------
+def _method_sets(lp: F.LP) -> dict[str, tuple[str, ...]]:
+    """The LP read by each method alone and by all of them together (keys as the decision's curves)."""
+    methods = lp.methods
+    return {**{m: (m,) for m in methods}, "_and_".join(methods): tuple(methods)}
 
-def lps_to_fall_below(t: A.Tables, *, pretests: Sequence[float] = TYPICAL_PRETESTS,
-                      thresholds: Sequence[float] = THRESHOLDS, max_lps: int = F.MAX_LPS, ci: float = 0.9,
-                      methods: Sequence[str] = F.CSF_METHODS,
-                      context: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
-    """The number of negative LPs (same method) after which P(infiltration) falls below each threshold.
 
-    Two readings: ``by_mean`` (the headline probability falls below) and ``by_upper`` (even the
-    upper credible limit falls below). ``None`` means it never does within ``max_lps`` LPs.
-    Each row also has ``after``: the probability summary after 0..``max_lps`` negative LPs.
-    """
+# --- the appendix --------------------------------------------------------------------------------
+
+def single_findings(draws: Draws, teaching: Teaching, *, ci: float = 0.9,
+                    tables: A.Tables | None = None) -> list[dict[str, Any]]:
+    """Each level of each finding the typical patient does not have, added to it alone: its factor on
+    the odds of infiltration (odds after / odds before, of the means) and the differential after it."""
+    t = tables or A.Tables(draws)
+    ess = ess_of(draws)
+    typ, sc = teaching.typical, draws.schema
+    p0 = A.answer(typ, draws, ci=ci, tables=t, shapley=False).probability["mean"]
     rows = []
-    pre = np.asarray(pretests, float)
-    for m in methods:
-        lo = np.stack([posttest_log_odds(t, pre, m, k, context) for k in range(max_lps + 1)], axis=1)  # (p, k, S)
-        for i, p in enumerate(pretests):
-            b = band(lo[i], ci)
-            after = [_scalar(b, k) for k in range(max_lps + 1)]
-            for thr in thresholds:
-                by_mean = next((k for k in range(max_lps + 1) if b["mean"][k] < thr), None)
-                by_upper = next((k for k in range(max_lps + 1) if b["upper"][k] < thr), None)
-                rows.append({"method": m, "pretest": float(p), "threshold": float(thr),
-                             "by_mean": by_mean, "by_upper": by_upper, "after": after})
+    for name in sc.categorical:
+        if name in sc.scope or typ.level(name) is not None:
+            continue
+        for level in sc.levels[name]:
+            a = A.answer(typ.replace(**{name: level}), draws, ci=ci, tables=t, shapley=False)
+            rows.append({"finding": name, "value": level, "after": differential(a, ess),
+                         "lr": odds(a.probability["mean"]) / odds(p0)})
     return rows
 
 
-# --- 3. where the probability goes -----------------------------------------------------------------
-
-def where_it_goes(t: A.Tables, patient: F.Patient = TYPICAL, *, method: str = "cytology", max_k: int = 3,
-                  ci: float = 0.9) -> dict[str, Any]:
-    """Every cause's probability after 0..``max_k`` further negative LPs by ``method`` for
-    ``patient`` (the model's prior for its context), and which causes take what infiltration loses.
-
-    ``steps[k]``: ``causes`` {cause: {mean, lower, upper}} and ``infiltration`` (probability summary
-    of the log odds); ``gain[k]``: {cause: share of the mean probability infiltration lost by k,
-    taken by that cause} (sums to one over the other causes).
-    """
-    ctx = context_of(patient)
-    base = presentation_levels(patient)
-    first = patient.csf[0] if patient.csf else F.LP("negative", method)
-    prof = patient.level("csf_profile")
-    steps, means = [], []
-    for k in range(max_k + 1):
-        extra = profile_term(t, prof, first if (patient.csf or k) else None) if prof else None
-        lj = log_prior(t, ctx) + cause_loglik(t, ctx, base + negatives(method, k), extra)
-        pc = softmax(lj)
-        means.append(pc.mean(axis=0))
-        summ = {c: {"mean": float(pc[:, j].mean()), "lower": float(np.quantile(pc[:, j], (1 - ci) / 2)),
-                    "upper": float(np.quantile(pc[:, j], (1 + ci) / 2))} for j, c in enumerate(t.causes)}
-        steps.append({"k": k, "causes": summ,
-                      "infiltration": _scalar(band(log_odds(lj, t.causes)[None], ci), 0)})
-    inf = t.causes.index(INF)
-    gain = []
-    for k in range(1, max_k + 1):
-        lost = means[0][inf] - means[k][inf]
-        gain.append({c: float((means[k][j] - means[0][j]) / lost) if lost > 0 else 0.0
-                     for j, c in enumerate(t.causes) if j != inf})
-    return {"patient": patient.id, "description": patient.description, "method": method, "ci": ci,
-            "causes": list(t.causes), "steps": steps, "gain": gain}
-
-
-# --- 4. natural frequencies ----------------------------------------------------------------------
-
-def frequency_tree(t: A.Tables, *, pretest: float, method: str = "cytology", n: int = 1000,
-                   ci: float = 0.9, context: dict[str, str | None] | None = None) -> dict[str, Any]:
-    """Expected counts of ``n`` patients through two LPs by ``method`` (the second after a negative first).
-
-    Per draw: infiltration ``n p``, every other cause ``n (1 - p) q_c`` (its share given the
-    context); of each, negative on LP 1 ``n P(c) P(neg | c)``; negative on both ``n P(c) P(neg, neg | c)``
-    (the joint, so the subtype's dependence between LPs is kept). ``L`` is infiltration and ``O``
-    every other cause together; ``by_cause`` gives each cause's counts. Counts are means over draws
-    with their credible intervals. ``share_l`` is the share of infiltration in each negative branch:
-    the ratio of mean counts (what the tree shows) and the per-draw probability summary.
-    """
-    ctx = context_of(TYPICAL) if context is None else context
-    inf = t.causes.index(INF)
-    pc = softmax(log_prior(t, ctx, pretest))  # (S, C)
-    l1 = cause_loglik(t, ctx, negatives(method, 1))
-    l2 = cause_loglik(t, ctx, negatives(method, 2))
-    all_c, neg1, neg2 = n * pc, n * pc * np.exp(l1), n * pc * np.exp(l2)
-    others = np.arange(len(t.causes)) != inf
-    per_draw = {
-        "L": all_c[:, inf], "O": all_c[:, others].sum(1),
-        "L_neg1": neg1[:, inf], "L_pos1": all_c[:, inf] - neg1[:, inf],
-        "O_neg1": neg1[:, others].sum(1), "O_pos1": (all_c - neg1)[:, others].sum(1),
-        "L_neg2": neg2[:, inf], "L_neg1_pos2": neg1[:, inf] - neg2[:, inf],
-        "O_neg2": neg2[:, others].sum(1), "O_neg1_pos2": (neg1 - neg2)[:, others].sum(1),
-    }
-    counts = {k: A.summary(v, ci) for k, v in per_draw.items()}
-    by_cause = {c: {"all": A.summary(all_c[:, j], ci), "neg1": A.summary(neg1[:, j], ci),
-                    "neg2": A.summary(neg2[:, j], ci)} for j, c in enumerate(t.causes)}
-    share = {}
-    for step, lk in (("neg1", l1), ("neg2", l2)):
-        lo = log_odds(np.log(pc) + lk, t.causes)
-        lkey, okey = f"L_{step}", f"O_{step}"
-        ratio = counts[lkey]["mean"] / (counts[lkey]["mean"] + counts[okey]["mean"])
-        share[step] = {"tree": ratio, **_scalar(band(lo[None], ci), 0)}
-    return {"n": n, "pretest": pretest, "method": method, "ci": ci, "counts": counts, "by_cause": by_cause,
-            "share_l": share, "causes": list(t.causes)}
-
-
-# --- 5. the subtype model against multiplying the single-LP factor -------------------------------
-
-def repeat_lps(t: A.Tables, *, method: str = "cytology", max_k: int = F.MAX_LPS, ci: float = 0.9,
-               pretests: Sequence[float] = TYPICAL_PRETESTS,
-               context: dict[str, str | None] | None = None) -> dict[str, Any]:
-    """What k negative LPs do, against the naive k x (what one does), k = 1..``max_k``.
-
-    ``within``: log P(k negative | infiltration) against k log P(1 negative | infiltration): equal
-    per draw in the independent variant; in the subtype a negative LP shifts infiltration towards
-    the forms with a negative CSF, so each further negative LP is less surprising under
-    infiltration. ``joint``/``naive``/``conditional``: the same for the shift in the log odds of
-    infiltration against the other causes (from the model's prior for the context), where the other
-    causes' mix also moves a little. ``posttest``: for each pretest, probability summaries after k
-    (model and naive). ``draws_*``: (k, draw) arrays for figures and tests.
-    """
-    ctx = context_of(TYPICAL) if context is None else context
-    inf = t.causes.index(INF)
-    ll = np.stack([cause_loglik(t, ctx, negatives(method, k)) for k in range(max_k + 1)])  # (k, S, C)
-    within = ll[:, :, inf]
-    within_naive = np.arange(max_k + 1)[:, None] * within[1][None, :]
-    lp0 = log_prior(t, ctx)
-    lo = log_odds(lp0[None] + ll, t.causes)  # (k, S)
-    joint = lo - lo[0]
-    naive = np.arange(max_k + 1)[:, None] * joint[1][None, :]
-    cond = np.diff(joint, axis=0)
-    post = []
-    for p in pretests:
-        lop = log_odds(log_prior(t, ctx, p)[None] + ll, t.causes)
-        bm, bn = band(lop, ci), band(lop[0][None] + np.arange(max_k + 1)[:, None] * (lop[1] - lop[0])[None], ci)
-        post.append({"pretest": float(p), "model": [_scalar(bm, k) for k in range(max_k + 1)],
-                     "naive": [_scalar(bn, k) for k in range(max_k + 1)]})
-    ks = range(1, max_k + 1)
-    return {"method": method, "ci": ci, "k": list(ks),
-            "joint": [lr_summary(joint[k], ci) for k in ks],
-            "naive": [lr_summary(naive[k], ci) for k in ks],
-            "conditional": [lr_summary(cond[k - 1], ci) for k in ks],
-            "within": [lr_summary(within[k], ci) for k in ks],
-            "within_naive": [lr_summary(within_naive[k], ci) for k in ks],
-            "posttest": post, "draws_joint": joint, "draws_naive": naive,
-            "draws_within": within, "draws_within_naive": within_naive}
-
-
-def form_shift(t: A.Tables, draws: Draws, *, method: str = "cytology", max_k: int = 3,
-               ci: float = 0.9, context: dict[str, str | None] | None = None) -> list[dict[str, Any]] | None:
-    """P(form | infiltration, context, k negative LPs) for each form (subtype variant; ``None`` otherwise)."""
-    inf = t.causes.index(INF)
-    idx = t.cause_components[inf]
-    if len(idx) < 2:
-        return None
-    ctx = context_of(TYPICAL) if context is None else context
-    comps = [draws.components[i] for i in idx]
-    neg = lp_level("negative", method)
-    ct = t.context_term(ctx)[:, idx]
+def walkthrough(patient: F.Patient, draws: Draws, *, ci: float = 0.9, tables: A.Tables | None = None,
+                ess: float | None = None) -> dict[str, Any]:
+    """A patient step by step in clinical order (the answer's steps; a library case left out): after each
+    finding, every cause's mean, P(infiltration), the factor on the odds of that step (of the means)
+    and the leading cause with the causes tied with it."""
+    t = tables or A.Tables(draws)
+    ess = ess_of(draws) if ess is None else ess
+    ans = A.answer(patient, draws, ci=ci, tables=t, shapley=False)
+    w = ans.weights
+    running = ans.prior_log_odds[None, :] + np.cumsum(ans.sequential, axis=0) if len(ans.players) else np.zeros((0, t.n))
+    steps_ = ans.steps()
     out = []
-    for k in range(max_k + 1):
-        a = ct + k * t.level_lp[:, idx, neg]
-        w = np.exp(a - LK.NUMPY.logsumexp(a, axis=-1)[:, None])
-        out.append({"k": k, "forms": {c: A.summary(w[:, i], ci) for i, c in enumerate(comps)}})
+    prev = steps_[0]["causes"][INF]
+    for p, s, lo, k in zip(ans.players, steps_[1:], running, range(1, len(steps_)), strict=True):
+        pc = ans.step_cause[k]
+        m = s["causes"]
+        lead = max(m, key=m.get)
+        tied = _tied_from(pc, ans.causes, ans.active, lead, w, ess)
+        out.append({"finding": p.finding, "index": p.index, "value": p.value, "lp": p.lp.to_dict() if p.lp else None,
+                    "causes": m, "probability": A.probability_summary(lo, ci, w), "leading": lead, "tied": tied,
+                    "lr": odds(m[INF]) / odds(prev)})
+        prev = m[INF]
+    return {"id": patient.id, "description": patient.description, "patient": patient.to_dict(),
+            "prior": {"causes": steps_[0]["causes"], "probability": ans.prior_probability},
+            "steps": out, "final": differential(ans, ess), "left_out": ans.left_out,
+            "in_scope": ans.in_scope, "scope_notes": list(ans.scope_notes), "weights": ans.weights}
+
+
+def _tied_from(pc: np.ndarray, causes: tuple[str, ...], active: np.ndarray, lead: str, w: np.ndarray | None,
+               ess: float) -> list[str]:
+    j0 = causes.index(lead)
+    out = []
+    for j, c in enumerate(causes):
+        if j == j0 or not active[j]:
+            continue
+        diff = pc[:, j0] - pc[:, j]
+        mean = float(np.average(diff, weights=w))
+        sd = float(np.sqrt(np.average((diff - mean) ** 2, weights=w)))
+        if mean <= TIE_MC_ERRORS * sd / math.sqrt(max(ess, 1.0)):
+            out.append(c)
     return out
 
 
-# --- 6. what other findings do -------------------------------------------------------------------
-
-def _finding_label(item: str, level: str) -> tuple[str, str]:
-    if item.startswith("csf_profile_"):
-        return "csf_profile", level
-    if item.startswith("csf_"):
-        return "csf", f"{level}:{item[4:]}"
-    return item, level
-
-
-def _shift(t: A.Tables, ctx: dict[str, str | None], levels: Sequence[int], extra: np.ndarray | None,
-           before: Sequence[int] = (), ci: float = 0.9) -> dict[str, Any]:
-    lp0 = log_prior(t, ctx)
-    lj0 = lp0 + cause_loglik(t, ctx, before)
-    lj = lp0 + cause_loglik(t, ctx, [*before, *levels], extra)
-    shift = log_odds(lj, t.causes) - log_odds(lj0, t.causes)
-    pc = softmax(lj)
-    means = pc.mean(axis=0)
-    return {"log_lr": lr_summary(shift, ci), "after": _scalar(band(log_odds(lj, t.causes)[None], ci), 0),
-            "leading": t.causes[int(np.argmax(means))], "causes_after": _means(pc, t.causes)}
+def solve(case: Case, draws: Draws, *, ci: float = 0.9, tables: A.Tables | None = None) -> dict[str, Any]:
+    """A case to solve: its walkthrough and, for a case with LPs, the answer without them (what a
+    negative LP taken after a steroid can honestly claim at most)."""
+    t = tables or A.Tables(draws)
+    w = walkthrough(case.patient, draws, ci=ci, tables=t)
+    out = {**{k: v for k, v in w.items() if k != "weights"}, "case": dataclasses.asdict(case) | {"patient": None}}
+    if case.patient.csf:
+        bare = case.patient.replace(csf=(), **{draws.schema.profile: None})
+        a = A.answer(bare, draws, ci=ci, tables=t, shapley=False)
+        out["without_lps"] = differential(a, ess_of(draws))
+    return out
 
 
-def single_findings(t: A.Tables, *, ci: float = 0.9,
-                    context: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
-    """Each presentation finding level alone, for a patient with ``context`` (the typical patient's
-    by default): its geometric-mean factor on the odds of infiltration against the other causes,
-    P(infiltration) after it and the leading cause after it."""
-    ctx = context_of(TYPICAL) if context is None else context
-    rows = []
-    for (item, level), j in S.LEVEL_INDEX.items():
-        if item.startswith("csf_profile_"):
-            continue
-        finding, value = _finding_label(item, level)
-        rows.append({"finding": finding, "value": value, **_shift(t, ctx, [j], None, ci=ci)})
-    for level in F.LEVELS["csf_profile"]:
-        rows.append({"finding": "csf_profile", "value": level, **_shift(t, ctx, [], profile_term(t, level), ci=ci)})
-    return rows
+def lesson(draws: Draws, teaching: Teaching, *, patients: Sequence[F.Patient] = (), ci: float = 0.9) -> dict[str, Any]:
+    """Every number of the lesson (core, appendix and cases) from one variant's draws."""
+    t = A.Tables(draws)
+    return {"core": core(draws, teaching, ci=ci, tables=t),
+            "findings": single_findings(draws, teaching, ci=ci, tables=t),
+            "walkthroughs": [{k: v for k, v in walkthrough(p, draws, ci=ci, tables=t).items() if k != "weights"}
+                             for p in patients],
+            "cases": [solve(c, draws, ci=ci, tables=t) for c in teaching.cases],
+            "not_modelled": list(t.settings["not_modelled"]), "variant": draws.variant, "draws": draws.n, "ci": ci,
+            "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version")}
 
 
-def mri_after_negative_lp(t: A.Tables, *, method: str = "cytology", ci: float = 0.9,
-                          context: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
-    """Each MRI pattern's factor alone and given one negative LP before it (the subtype's shift)."""
-    ctx = context_of(TYPICAL) if context is None else context
-    neg = lp_level("negative", method)
-    rows = []
-    for level in F.LEVELS["mri"]:
-        j = S.LEVEL_INDEX[("mri", level)]
-        alone = _shift(t, ctx, [j], None, ci=ci)
-        after = _shift(t, ctx, [j], None, before=[neg], ci=ci)
-        rows.append({"value": level, "alone": alone["log_lr"], "after_negative_lp": after["log_lr"],
-                     "leading_alone": alone["leading"], "leading_after": after["leading"]})
-    return rows
+# --- the interactive page's tables -----------------------------------------------------------------
 
-
-# --- 7. the source patients step by step --------------------------------------------------------
-
-def walkthrough(patient: F.Patient, draws: Draws, t: A.Tables, *, ci: float = 0.9,
-                pretest: float | None = None) -> dict[str, Any]:
-    """The sequential contributions of ``patient`` with P(infiltration) and every cause after each step.
-
-    Uses :func:`palsy.model.answer.answer` (so a library case is answered with itself left out, as the
-    CLI does); per draw, the running log odds are the prior plus the cumulative contributions.
-    """
-    ans = A.answer(patient, draws, ci=ci, pretest=pretest, tables=t)
-    w = ans.weights
-    running = ans.prior_log_odds[None, :] + np.cumsum(ans.sequential, axis=0) if len(ans.players) else \
-        np.zeros((0, t.n))
-    cause_steps = ans.steps()
-    steps = []
-    for p, c, lo, cs in zip(ans.players, ans.contributions, running, cause_steps[1:], strict=True):
-        means = cs["causes"]
-        steps.append({"finding": p.finding, "index": p.index, "value": p.value, "label": p.label,
-                      "log_lr": {**c["log_lr"], "factor_geometric_mean": c["factor_geometric_mean"]},
-                      "probability_after": A.probability_summary(lo, ci, w),
-                      "causes_after": means, "leading_after": max(means, key=means.get)})
-    return {"id": patient.id, "description": patient.description, "prior": ans.prior_probability,
-            "prior_causes": cause_steps[0]["causes"], "steps": steps, "probability": ans.probability,
-            "causes": ans.cause_summaries(), "leading": ans.leading_cause, "left_out": ans.left_out,
-            "out_of_population": not patient.in_scope, "scope_notes": list(ans.scope_notes)}
-
-
-# --- the interactive page's data -----------------------------------------------------------------
-
-#: How each share of patient-time enters log P(stratum): (parameter, the context findings that index
-#: it, the yes/no-like context finding whose second level it is the probability of, or None). The
-#: page rebuilds :func:`palsy.model.likelihood.log_shares` from these; :func:`page_tables` checks that it
-#: does, so a change of the rate model cannot silently change the page's numbers.
-SHARES: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
-    ("share_lineage", ("lineage",), None),
-    ("share_remission", ("lineage", "remission"), None),
-    ("share_adult", ("lineage",), "age_group"),
-    ("share_vincristine", ("lineage", "remission"), "recent_vincristine"),
-    ("share_hsct", ("lineage", "remission"), "recent_hsct"),
-)
-
-
-def _b64(x: np.ndarray) -> str:
-    """Little-endian float32 bytes, base64 (infinities kept as +-1e30, which float32 holds)."""
+def b64(x: np.ndarray) -> str:
+    """Little-endian float32 bytes, base64 (infinities kept as -+1e30, which float32 holds)."""
     x = np.clip(np.nan_to_num(np.asarray(x, float), nan=0.0, posinf=1e30, neginf=-1e30), -1e30, 1e30).astype("<f4")
     return base64.b64encode(np.ascontiguousarray(x).tobytes()).decode("ascii")
 
 
-def _strata_levels() -> np.ndarray:
-    """(stratum, context finding): the level index of each context finding in each stratum."""
-    return np.array([[S.CONTEXT_LEVELS[name].index(lv) for name, lv in zip(S.CONTEXT, st, strict=True)]
-                     for st in S.STRATA])
+def unb64(text: str, shape: tuple[int, ...]) -> np.ndarray:
+    """:func:`b64` back as a float64 array of ``shape``."""
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(float).reshape(shape)
 
 
-def context_features(draws: Draws) -> tuple[np.ndarray, list[list[int]], np.ndarray]:
-    """The rate model as per-draw log parameters times constant 0/1 incidences.
+def _probe(fn, base: dict[str, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The 0/1 incidence of each cell of parameter ``name`` in ``fn`` (a function of the logs of its
+    parameters, linear in them), found by probing ``fn`` with one cell's log at 1 and every other log at
+    0: rows (cell, output); and ``fn`` with every log at 0 (its constant part)."""
+    shape = base[name].shape
+    cells = int(np.prod(shape))
+    ones = {k: np.ones((1, *v.shape)) for k, v in base.items()}
+    at0 = fn(ones)[0]
+    probe = {k: np.broadcast_to(v, (cells, *v.shape[1:])) for k, v in ones.items()}
+    probe[name] = np.where(np.eye(cells).reshape(cells, *shape) > 0, math.e, 1.0)
+    rows = fn(probe) - at0[None]
+    if not np.all(np.isclose(rows, 0.0, atol=1e-9) | np.isclose(rows, 1.0, atol=1e-9)):
+        raise ValueError(f"page tables: {name} does not enter as a sum of log parameters")
+    return np.round(rows).reshape(cells, -1), at0
 
-    Returns ``(features, incidence, fixed)`` with, per draw, log P(stratum) + log rate(cause,
-    stratum) = ``fixed[c, s] + sum_j features[j] [cs in incidence[j]]`` over the flat index
-    ``cs = c * N_STRATA + s``: the log of every share (and of its complement for the yes/no
-    findings) and of every rate factor. The exact structure of :func:`palsy.model.likelihood.log_shares`
-    and :func:`palsy.model.likelihood.log_rates`, written so the browser needs no formula per share.
-    """
+
+def context_tables(draws: Draws) -> dict[str, Any]:
+    """The rate model as per-draw log parameters times 0/1 incidences, each incidence found by probing
+    :func:`palsy.model.likelihood.log_shares`, :func:`~palsy.model.likelihood.log_rates` and
+    :func:`~palsy.model.likelihood.component_strata` (which are linear in the logs of their parameters):
+
+        log share[n]      = sum_j share_features[j] [n in share_incidence[j]]
+        log rate[c, n]    = rate_fixed[c N + n] + sum_j rate_features[j] [c N + n in rate_incidence[j]]
+        log P(n, k | c(k)) = joint[c(k), n] - logsumexp_n joint[c(k), :] + sum_j form_features[j] [k N + n in ...]
+
+    with joint = log share + log rate, and log P(c) the normalised log-sum-exp of joint over n."""
     p, r = draws.params, draws.rate_arrays
-    n_c, n_s = r.n_causes, S.N_STRATA
-    lv = _strata_levels()
-    axis = {name: S.CONTEXT.index(name) for name in S.CONTEXT}
-    cols: list[np.ndarray] = []
-    incidence: list[list[int]] = []
+    share_names = [f"share_{f}" for f in r.context]
+    one = {k: p[k][0] for k in share_names}
+    s_feats, s_inc = [], []
+    for name in share_names:
+        rows, _ = _probe(lambda q: LK.log_shares(LK.NUMPY, q, r), one, name)
+        s_inc += [np.flatnonzero(row).tolist() for row in rows]
+        s_feats.append(np.log(p[name]).reshape(draws.n, -1))
+    rate_names = [k for k in ("rate_lognormal", "rate_beta") if k in p and p[k].shape[-1]]
+    one_r = {k: p[k][0] for k in rate_names}
+    r_feats, r_inc, fixed = [], [], None
 
-    def add(values: np.ndarray, strata: np.ndarray) -> None:
-        cols.append(values)
-        idx = np.flatnonzero(strata)
-        incidence.append([int(c * n_s + s) for c in range(n_c) for s in idx])
+    def rates(q: dict[str, np.ndarray]) -> np.ndarray:
+        return LK.log_rates(LK.NUMPY, q, r).reshape(len(next(iter(q.values()))), -1)
 
-    for name, by, binary in SHARES:
-        share = p[name]
-        for key in itertools.product(*(range(len(S.CONTEXT_LEVELS[b])) for b in by)):
-            match = np.all([lv[:, axis[b]] == k for b, k in zip(by, key, strict=True)], axis=0)
-            x = share[(slice(None), *key)]
-            if binary is None:
-                add(np.log(x), match)
-            else:
-                add(np.log1p(-x), match & (lv[:, axis[binary]] == 0))
-                add(np.log(x), match & (lv[:, axis[binary]] == 1))
-    for name, inc in (("rate_lognormal", r.lognormal_incidence), ("rate_beta", r.beta_incidence)):
-        for j in range(inc.shape[0]):
-            cols.append(np.log(p[name][:, j]))
-            incidence.append([int(i) for i in np.flatnonzero(inc[j])])
-    if not all(set(np.unique(inc)) <= {0.0, 1.0} for inc in (r.lognormal_incidence, r.beta_incidence)):
-        raise ValueError("page tables: rate incidences must be 0/1")
-    return np.stack(cols, axis=-1), incidence, np.asarray(r.fixed_log, float)
+    for name in rate_names:
+        rows, fixed = _probe(rates, one_r, name)
+        r_inc += [np.flatnonzero(row).tolist() for row in rows]
+        r_feats.append(np.log(p[name]))
+    if fixed is None:
+        fixed = np.asarray(r.fixed_log, float)
+    f_feats, f_inc = [], []
+    if "omega" in p:
+        base = {**{k: p[k][:1] for k in share_names + rate_names}}
 
+        def forms(q: dict[str, np.ndarray]) -> np.ndarray:
+            m = len(q["omega"])
+            full = {k: np.broadcast_to(v, (m, *v.shape[1:])) for k, v in base.items()}
+            return LK.component_strata(LK.NUMPY, {**full, "omega": q["omega"]}, r)[1].reshape(m, -1)
 
-def form_features(draws: Draws) -> tuple[np.ndarray, list[list[int]]]:
-    """The forms' weights (subtype variant) as per-draw log omega[lineage, form] and the flat indices
-    ``k * N_STRATA + s`` (component k of that form, stratum s of that lineage) each adds to."""
-    r = draws.rate_arrays
-    if "omega" not in draws.params:
-        return np.zeros((draws.n, 0)), []
-    log_w = np.log(draws.params["omega"])  # (S, lineage, form)
-    cols, incidence = [], []
-    for a in range(log_w.shape[1]):
-        strata = np.flatnonzero(r.lineage_of_stratum[:, a])
-        for f in range(log_w.shape[2]):
-            cols.append(log_w[:, a, f])
-            comps = np.flatnonzero(r.component_form[:, f])
-            incidence.append([int(k * S.N_STRATA + s) for k in comps for s in strata])
-    return np.stack(cols, axis=-1), incidence
+        rows, _ = _probe(forms, {"omega": p["omega"][0]}, "omega")
+        f_inc = [np.flatnonzero(row).tolist() for row in rows]
+        f_feats.append(np.log(p["omega"]).reshape(draws.n, -1))
+    cat = (lambda xs: np.concatenate(xs, axis=1) if xs else np.zeros((draws.n, 0)))  # noqa: E731
+    return {"share_features": cat(s_feats), "share_incidence": s_inc, "rate_features": cat(r_feats),
+            "rate_incidence": r_inc, "rate_fixed": np.asarray(fixed, float), "form_features": cat(f_feats),
+            "form_incidence": f_inc}
 
 
 def _dense(incidence: list[list[int]], size: int) -> np.ndarray:
@@ -532,142 +489,113 @@ def _dense(incidence: list[list[int]], size: int) -> np.ndarray:
     return m
 
 
-def rebuild(features: np.ndarray, incidence: list[list[int]], fixed: np.ndarray, forms: np.ndarray,
-            form_incidence: list[list[int]], component_cause: Sequence[int],
-            logit_theta: np.ndarray) -> dict[str, np.ndarray]:
-    """What the page computes from its tables (the numpy twin of ``teach.js``'s ``prepare``).
-
-    Returns ``log_prior`` (draw, cause), ``log_sk`` (draw, component, stratum): log P(stratum,
-    component | cause of the component), and ``level_lp`` (draw, component, level), as
-    :class:`palsy.model.answer.Tables` has them.
-    """
-    n_c = len(fixed) // S.N_STRATA
+def rebuild_context(ctx: dict[str, Any], component_cause: Sequence[int], n_strata: int) -> dict[str, np.ndarray]:
+    """What the page builds from the context tables (the numpy twin of ``teach.js``'s ``prepare``):
+    ``log_prior`` (draw, cause), ``log_sk`` (draw, component, stratum) and ``log_share`` (draw, stratum),
+    as :class:`palsy.model.game.Tables` has them."""
     kc = np.asarray(component_cause)
-    joint = (fixed + features @ _dense(incidence, len(fixed))).reshape(-1, n_c, S.N_STRATA)
+    size = len(ctx["rate_fixed"])
+    n_c = size // n_strata
+    log_share = ctx["share_features"] @ _dense(ctx["share_incidence"], n_strata)
+    joint = (ctx["rate_fixed"] + ctx["rate_features"] @ _dense(ctx["rate_incidence"], size)).reshape(-1, n_c, n_strata)
+    joint = joint + log_share[:, None, :]
     total = LK.NUMPY.logsumexp(joint, axis=-1)
     log_prior = total - LK.NUMPY.logsumexp(total, axis=-1)[:, None]
-    log_sc = joint - total[..., None]
-    log_sk = log_sc[:, kc] + (forms @ _dense(form_incidence, len(kc) * S.N_STRATA)).reshape(-1, len(kc), S.N_STRATA)
-    log_t = -np.logaddexp(0.0, -logit_theta)
-    log_1mt = -np.logaddexp(0.0, logit_theta)
-    level_lp = log_t @ S.A_SUCCESS.T + log_1mt @ S.A_FAILURE.T
-    return {"log_prior": log_prior, "log_sk": log_sk, "level_lp": level_lp}
+    log_sk = (joint - total[..., None])[:, kc]
+    if ctx["form_incidence"]:
+        log_sk = log_sk + (ctx["form_features"] @ _dense(ctx["form_incidence"], len(kc) * n_strata)).reshape(
+            -1, len(kc), n_strata)
+    return {"log_prior": log_prior, "log_sk": log_sk, "log_share": log_share}
 
 
-def page_tables(draws: Draws, t: A.Tables | None = None) -> dict[str, Any]:
-    """Per-draw tables for the browser (every draw, float32, base64), enough to recompute
-    :func:`palsy.model.answer.answer` for any findings, context findings included, with the decision.
+def lp_tables(t: A.Tables) -> dict[str, Any]:
+    """P(result pattern | component, blasts) of one LP for each tap status (``no``, ``yes``, unknown), blasts
+    absent (0) and present (1): :meth:`palsy.model.game.Tables.lp_logp` of each single pattern. Components
+    whose columns are equal in every draw share one (``unique``, ``component_unique``)."""
+    sc = t.schema
+    eye = np.eye(LP.N_PATTERNS)
+    statuses = [*sc.lp.traumatic, None]
+    tables = np.stack([np.exp(t.lp_logp(eye, status)) for status in statuses])  # (status, pattern, S, K, blasts)
+    tables = np.transpose(tables, (0, 4, 2, 3, 1))  # (status, blasts, S, K, pattern)
+    unique: list[int] = []
+    comp_unique = []
+    for k in range(tables.shape[3]):
+        same = next((u for u, k0 in enumerate(unique) if np.array_equal(tables[:, :, :, k0], tables[:, :, :, k])), None)
+        if same is None:
+            unique.append(k)
+            same = len(unique) - 1
+        comp_unique.append(same)
+    return {"statuses": [s if s is not None else "unknown" for s in statuses], "patterns": tables[:, :, :, unique],
+            "component_unique": comp_unique, "methods": list(t.ix.methods),
+            "pattern_results": [[("negative", "positive")[p >> 1], ("negative", "positive")[p & 1]]
+                                for p in range(LP.N_PATTERNS)]}
 
-    ``logit_theta`` (draw, component, node): the node probabilities the answers use, on the logit
-    scale (which float32 keeps precise near 0 and 1); ``level_paths`` each level's nodes as
-    [node, 1 for success or 0], so log P(level | component) is the sum along its path.
-    ``ctx_features`` (draw, feature) with ``ctx_incidence`` and ``ctx_fixed``
-    (:func:`context_features`) and ``form_features`` with ``form_incidence`` (:func:`form_features`)
-    give log P(cause) and log P(stratum, component | cause) over the 96 strata of the context
-    findings (``strata``: each stratum's level indices, row-major over ``context``).
+
+def page_tables(draws: Draws, t: A.Tables | None = None, *, weights: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Per-draw tables for the browser's kernel (every draw, float32, base64), enough to give the answer's
+    P(infiltration), differential, steps and next tests for any findings of the schema.
+
+    ``weights`` are PSIS weights by patient id (library cases the page offers: the answer's own
+    ``weights``), so that a library case is answered with itself left out, as ``palsy posterior`` does.
 
     Raises
     ------
     ValueError
-        If the tables do not rebuild the answer's (the rate model changed shape).
+        If the exported context tables do not rebuild the answer's (the rate model changed shape).
     """
     t = t or A.Tables(draws)
-    p = draws.params
-    theta = p.get("theta_new", p["theta"])
-    with np.errstate(divide="ignore"):
-        logit_theta = np.log(theta) - np.log1p(-theta)
-    feats, inc, fixed = context_features(draws)
-    forms, form_inc = form_features(draws)
+    sc, st = t.schema, t.st
+    ctx = context_tables(draws)
     kc = [int(c) for c in t.component_cause]
-    got = rebuild(feats, inc, fixed, forms, form_inc, kc, logit_theta)
-    for name, want in (("log_prior", t.log_prior), ("log_sk", t.log_sk), ("level_lp", t.level_lp)):
-        if not np.allclose(got[name], want, rtol=1e-9, atol=1e-9):
+    got = rebuild_context({k: (unb64(b64(v), v.shape) if isinstance(v, np.ndarray) and v.ndim == 2 else v)
+                           for k, v in ctx.items()}, kc, st.n_strata)
+    want = {"log_prior": t.log_prior, "log_sk": t.log_sk, "log_share": np.log(t.share)}
+    for name, x in want.items():
+        if not np.allclose(got[name], x, rtol=0, atol=2e-4):
             raise ValueError(f"page tables: {name} does not rebuild the answer's; update model/teach.py")
-    paths = [[[int(k), 1] for k in np.flatnonzero(S.A_SUCCESS[j])] + [[int(k), 0] for k in np.flatnonzero(S.A_FAILURE[j])]
-             for j in range(S.N_LEVELS)]
+    lpt = lp_tables(t)
+    n, k_n = t.n, len(kc)
     return {
-        "variant": draws.variant, "n": t.n, "causes": list(t.causes), "components": list(draws.components),
-        "component_cause": kc, "levels": [list(key) for key in S.LEVEL_KEYS], "nodes": len(S.NODES),
-        "level_paths": paths, "context": list(S.CONTEXT),
-        "context_levels": [list(S.CONTEXT_LEVELS[c]) for c in S.CONTEXT],
-        "strata": _strata_levels().tolist(), "default_method": t.default_method,
-        "logit_theta": _b64(logit_theta), "ctx_features": _b64(feats), "ctx_incidence": inc,
-        "ctx_fixed": [float(x) for x in fixed], "form_features": _b64(forms), "form_incidence": form_inc,
+        "variant": draws.variant, "n": n, "causes": list(t.causes), "components": list(draws.components),
+        "component_cause": kc, "ess": ess_of(draws), "tie_mc_errors": TIE_MC_ERRORS,
+        "levels": [f"{i}|{lv}" for i, lv in st.level_keys], "level_lp": b64(t.level_lp),
+        "profile_items": {r: st.profile_item(r) for r in sc.lp.results},
+        "context": list(st.context), "context_levels": [list(st.context_levels[c]) for c in st.context],
+        "strata": [[st.context_levels[c].index(lv) for c, lv in zip(st.context, s, strict=True)] for s in st.strata],
+        "n_strata": st.n_strata, "blasts_strata": np.flatnonzero(t.blasts_masks[1]).tolist(),
+        "share_features": b64(ctx["share_features"]), "share_incidence": ctx["share_incidence"],
+        "rate_features": b64(ctx["rate_features"]), "rate_incidence": ctx["rate_incidence"],
+        "rate_fixed": [float(x) for x in ctx["rate_fixed"]], "form_features": b64(ctx["form_features"]),
+        "form_incidence": ctx["form_incidence"],
+        "lp": {"statuses": lpt["statuses"], "methods": lpt["methods"], "pattern_results": lpt["pattern_results"],
+               "component_unique": lpt["component_unique"], "n_unique": int(lpt["patterns"].shape[3]),
+               "patterns": b64(lpt["patterns"])},
+        "shapes": {"level_lp": [n, k_n, st.n_levels], "share_features": list(ctx["share_features"].shape),
+                   "rate_features": list(ctx["rate_features"].shape), "form_features": list(ctx["form_features"].shape),
+                   "patterns": list(lpt["patterns"].shape)},
+        "weights": {pid: b64(w) for pid, w in (weights or {}).items() if w is not None},
         "settings": {k: t.settings[k] for k in ("scope", "hallmarks", "not_modelled")},
         "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version"),
     }
 
 
-def decode(table: dict[str, Any], name: str) -> np.ndarray:
-    """A page table's float32 array back as numpy (for tests), shaped from the variant's sizes."""
-    raw = np.frombuffer(base64.b64decode(table[name]), dtype="<f4")
-    n, k = table["n"], len(table["components"])
-    shape = {"logit_theta": (n, k, table["nodes"]), "ctx_features": (n, len(table["ctx_incidence"])),
-             "form_features": (n, len(table["form_incidence"]))}[name]
-    return raw.reshape(shape)
-
-
-def rebuild_page(table: dict[str, Any]) -> dict[str, np.ndarray]:
-    """:func:`rebuild` from a page table as the browser reads it (float32 arrays decoded)."""
-    return rebuild(decode(table, "ctx_features").astype(float), table["ctx_incidence"], np.array(table["ctx_fixed"]),
-                   decode(table, "form_features").astype(float), table["form_incidence"], table["component_cause"],
-                   decode(table, "logit_theta").astype(float))
-
-
-def page_rules(settings: D.Settings, actions: Sequence[G.Action]) -> dict[str, Any]:
-    """What the page needs to take the decision and list the actions as ``palsy posterior`` does:
-    the harms and benefits of ``priors/decision.yaml`` and every action of ``priors/actions.yaml``
-    with its validated trigger (evaluated in the browser with :func:`palsy.model.guidance.holds`'s grammar)."""
-    return {
-        "decision": {"benefit": settings.benefit, "harm": settings.harm, "test_harm": dict(settings.test_harm),
-                     "action_text": dict(settings.action_text), "source": Path(settings.source).name,
-                     "actions": list(D.ACTIONS)},
-        "actions": [{"id": a.id, "text": a.text, "detail": a.detail, "when": a.when, "priority": a.priority,
-                     "refs": list(a.refs)} for a in sorted(actions, key=lambda a: a.priority)],
-        "page_one": G.PAGE_ONE, "tests": list(F.NEXT_TESTS), "max_lps": F.MAX_LPS,
-    }
-
-
-def lesson(draws: Draws, *, patients: Sequence[F.Patient] = (), ci: float = 0.9,
-           subtype: Draws | None = None, tree_pretest: float = 0.3) -> dict[str, Any]:
-    """Every number of the lesson from one variant's draws (and the subtype's, for the repeat-LP part).
-
-    Parameters
-    ----------
-    draws : Draws
-        The variant the lesson uses throughout.
-    patients : sequence of Patient
-        The source patients to walk through.
-    subtype : Draws, optional
-        The subtype variant for the repeat-LP comparison (``draws`` itself if it is the subtype).
-    tree_pretest : float
-        The pretest probability of the natural-frequency trees.
-    """
-    t = A.Tables(draws)
-    sub = subtype if subtype is not None else (draws if draws.variant == "subtype" else None)
-    ts = (t if sub is draws else A.Tables(sub)) if sub is not None else None
-    inf = t.causes.index(INF)
-    others = np.arange(len(t.causes)) != inf
-    base = A.probability_summary(t.log_prior[:, inf] - LK.NUMPY.logsumexp(np.where(others, t.log_prior, -np.inf),
-                                                                          axis=-1), ci)
-    ctx = context_of(TYPICAL)
-    typ = log_prior(t, ctx) + cause_loglik(t, ctx, presentation_levels(TYPICAL))  # who the patient is and the palsy
-    typical_prior = A.probability_summary(log_odds(typ, t.causes), ci)
-    return {
-        "variant": draws.variant, "draws": t.n, "ci": ci, "causes": list(t.causes),
-        "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version"),
-        "base_rate": base, "base_causes": _means(softmax(t.log_prior), t.causes),
-        "typical": {"id": TYPICAL.id, "description": TYPICAL.description, "context": ctx,
-                    "prior": typical_prior, "prior_causes": _means(softmax(typ), t.causes)},
-        "curves": posttest_curves(t, ci=ci),
-        "fall_below": lps_to_fall_below(t, ci=ci),
-        "where": {m: where_it_goes(t, method=m, ci=ci) for m in F.CSF_METHODS},
-        "trees": {m: frequency_tree(t, pretest=tree_pretest, method=m, ci=ci) for m in F.CSF_METHODS},
-        "repeat": ({m: repeat_lps(ts, method=m, ci=ci) for m in F.CSF_METHODS} if ts is not None else None),
-        "repeat_variant": sub.variant if sub is not None else None,
-        "form_shift": form_shift(ts, sub, ci=ci) if ts is not None else None,
-        "findings": single_findings(t, ci=ci),
-        "mri_after_lp": mri_after_negative_lp(ts if ts is not None else t, ci=ci),
-        "walkthroughs": [walkthrough(p, draws, t, ci=ci) for p in patients],
-        "not_modelled": list(t.settings["not_modelled"]),
-    }
+def page_schema(schema: Schema) -> dict[str, Any]:
+    """What the page needs of the schema: the findings in clinical order with their roles and levels, the
+    LP's methods, results and tap statuses, the next tests, and the level a patient-only level is
+    answered as (the page reads and writes findings with the command line's names and levels)."""
+    out = []
+    for name in schema.findings:
+        if name == schema.lp.name:
+            out.append({"name": name, "role": "lp"})
+            continue
+        f = schema.by_name[name]
+        out.append({"name": name, "role": f.role, "levels": list(f.levels), "allowed": list(f.allowed),
+                    "answered_as": {lv: v["answered_as"] for lv, v in f.patient_only.items()},
+                    "scope_notes": {lv: schema.scope_note(name, lv) for lv in f.allowed if schema.scope_note(name, lv)}})
+    lp = schema.lp
+    return {"findings": out, "lp": {"name": lp.name, "methods": list(lp.methods), "results": list(lp.results),
+                                    "traumatic": list(lp.traumatic), "max_lps": lp.max_lps,
+                                    "contamination": list(lp.contamination)},
+            "profile": schema.profile, "context": list(schema.context), "scope": list(schema.scope),
+            "next_tests": {k: {"reads": v.reads, "methods": list(v.methods)} for k, v in schema.next_tests.items()},
+            "version": schema.version}

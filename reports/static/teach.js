@@ -1,44 +1,34 @@
-/* palsy interactive page: the differential of a facial palsy in leukemia, the decision and what to do
- * now, computed in the browser from every posterior draw with the formulas of model/answer.py,
- * model/decision.py and model/guidance.py (numpy twins of the tables' decoding: model/teach.py rebuild).
+/* palsy interactive page: the differential of a facial palsy in leukemia, computed in this browser from
+ * tables exported by the code that answers (model/teach.py page_tables), with a classroom mode, the case
+ * carried in the address's fragment and patient files saved and loaded. No network.
  *
- * Tables (per draw s, float32): the node probabilities on the logit scale, from which
- *   log P(level | k) = sum over the level's path of log theta or log(1 - theta);
- * and the rate model as log parameters times 0/1 incidences, from which
- *   joint[c, stratum] = log P(stratum) + log rate(c, stratum),  log P(c) = softmax of logsumexp_stratum,
- *   log P(stratum, k | c(k)) = joint - logsumexp_stratum joint + log omega[lineage, form of k].
- * Per component k (its cause c(k)) and the findings x given:
- *   a[s,k]  = log P(context, k | c(k))  (the strata compatible with the context findings; unknown summed)
- *           + sum of log P(level | k) over the tree findings and the LPs
- *           + the CSF profile's term (jointly with the first LP's result, or with it marginalised);
- *   lj[s,c] = log P(c) + logsumexp over the components of c of a[s,k]   (causes not weighed: -inf);
- *   P(c | x) = softmax over c; log odds of infiltration = lj[inf] - logsumexp over the other causes.
- * With a pretest P: P(infiltration) = P and the other causes their model shares of 1 - P given the
- * context, which then moves nothing further (as `palsy posterior --pretest`).
- * The headline is the mean of P(infiltration) over draws; the median and the equal-tailed interval
- * are quantiles of the log odds (linear interpolation, as numpy) mapped through expit. A cause's
- * interval is the quantiles of its probability; a factor on the odds is exp(mean log factor).
- * The decision (Pauker-Kassirer) is taken on the mean; the actions' triggers are evaluated on the
- * mean probability of each cause weighed, the findings as given and the decision.
- * No network: the draws, the decision's harms and the actions are embedded in the page.
+ * The kernel (what the browser computes; everything else is a lookup in the tables): per draw s, component
+ * k and whether blasts circulate (b: absent, present; summed over exactly, as model/game.py), for the
+ * findings known,
+ *   a[s,k]   = sum of log P(level | k) over the tree findings (level_lp)
+ *            + the CSF profile's term given the first LP's class (level_lp)
+ *   c[s,k,b] = log P(context known, b, k | cause of k)   (a sum of P(stratum, k | cause) over the strata the
+ *              known context allows; built once from the rate model's log parameters x 0/1 incidences)
+ *            + per LP, log sum over its result patterns of P(pattern | k, tap, b)   (lp.patterns)
+ *   log p(findings, k | cause) = a + log(exp c[..absent] + exp c[..present]);
+ *   lj[s,c] = log P(c) + logsumexp over the components of c;  P(c | findings) = softmax over the causes weighed.
+ * Summaries as model/summaries.py: the mean of P over draws (the headline), quantiles of the log odds
+ * mapped through expit, weighted for a library case left out (its PSIS weights come with the tables).
+ * The decision's thresholds and value of information are left to the clinician report.
  */
 (function () {
   "use strict";
 
-  var MODELS = JSON.parse(document.getElementById("palsy-draws").textContent);
-  var RULES = JSON.parse(document.getElementById("palsy-rules").textContent);
-  var NAMES = RULES.names;
-  var TREE = ["onset", "laterality", "eighth_nerve", "other_cranial_nerves", "peripheral_nerves", "vesicles",
-              "otoscopy"];
-  var CONTEXT = MODELS[0].context;
-  var MAX_LPS = RULES.max_lps;
-  var INF = "infiltration";
-  var METHODS = ["cytology", "flow"];
-  var RESULTS = ["negative", "positive"];
-
   function $(id) { return document.getElementById(id); }
-  function causeName(c) { return NAMES.causes[c] || c.replace(/_/g, " "); }
-  function testName(t) { return NAMES.tests[t] || t.replace(/_/g, " "); }
+  var DATA = JSON.parse($("palsy-data").textContent);
+  var SC = DATA.schema, LABELS = DATA.labels, RULES = DATA.rules, INF = "infiltration";
+  var LPN = SC.lp.name, PROFILE = SC.profile, MAX_LPS = SC.lp.max_lps;
+  var FINDINGS = {};
+  SC.findings.forEach(function (f) { FINDINGS[f.name] = f; });
+  var CATEGORICAL = SC.findings.filter(function (f) { return f.role !== "lp"; }).map(function (f) { return f.name; });
+  var MODELS = {};
+
+  // --- numbers -------------------------------------------------------------------------------------------
 
   function f32(b64) {
     var bin = atob(b64), n = bin.length, u = new Uint8Array(n);
@@ -46,125 +36,29 @@
     return new Float32Array(u.buffer);
   }
 
-  function logsumexp(xs) {
-    var m = -Infinity, i;
-    for (i = 0; i < xs.length; i++) { if (xs[i] > m) { m = xs[i]; } }
+  function lse(xs, off, len, stride) {
+    var m = -Infinity, i, v;
+    stride = stride || 1;
+    for (i = 0; i < len; i++) { v = xs[off + i * stride]; if (v > m) { m = v; } }
     if (!isFinite(m)) { return m; }
     var s = 0;
-    for (i = 0; i < xs.length; i++) { s += Math.exp(xs[i] - m); }
+    for (i = 0; i < len; i++) { s += Math.exp(xs[off + i * stride] - m); }
     return m + Math.log(s);
   }
 
-  function logaddexp(a, b) { return logsumexp([a, b]); }
-  function log1pexp(x) { return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)); }
   function expit(x) { return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)); }
 
-  /* Decode a variant once, on first use: log P(level | k), log P(c) and P(stratum, k | c(k)). */
-  function prepare(model) {
-    if (model.ready) { return model; }
-    var n = model.n, C = model.causes.length, K = model.components.length, L = model.levels.length;
-    var NS = model.strata.length, N = model.nodes, s, k, c, i, j, idx;
-    model.C = C; model.K = K; model.L = L; model.NS = NS;
-    model.inf = model.causes.indexOf(INF);
-    model.levelIndex = {};
-    model.levels.forEach(function (key, jj) { model.levelIndex[key[0] + "|" + key[1]] = jj; });
-    model.byCause = [];
-    for (c = 0; c < C; c++) { model.byCause.push([]); }
-    for (k = 0; k < K; k++) { model.byCause[model.component_cause[k]].push(k); }
-
-    var lt = f32(model.logit_theta), levelLp = new Float64Array(n * K * L);
-    var logT = new Float64Array(N), log1mT = new Float64Array(N);
-    for (s = 0; s < n; s++) {
-      for (k = 0; k < K; k++) {
-        for (i = 0; i < N; i++) {
-          var x = lt[(s * K + k) * N + i];
-          logT[i] = -log1pexp(-x);
-          log1mT[i] = -log1pexp(x);
-        }
-        for (j = 0; j < L; j++) {
-          var path = model.level_paths[j], v = 0;
-          for (i = 0; i < path.length; i++) { v += path[i][1] ? logT[path[i][0]] : log1mT[path[i][0]]; }
-          levelLp[(s * K + k) * L + j] = v;
-        }
-      }
-    }
-    var feats = f32(model.ctx_features), J = model.ctx_incidence.length;
-    var forms = f32(model.form_features), JF = model.form_incidence.length;
-    var logPrior = new Float64Array(n * C), pSK = new Float64Array(n * K * NS);
-    var joint = new Float64Array(C * NS), formTerm = new Float64Array(K * NS), total = new Float64Array(C);
-    for (s = 0; s < n; s++) {
-      for (i = 0; i < C * NS; i++) { joint[i] = model.ctx_fixed[i]; }
-      for (j = 0; j < J; j++) {
-        var fv = feats[s * J + j];
-        idx = model.ctx_incidence[j];
-        for (i = 0; i < idx.length; i++) { joint[idx[i]] += fv; }
-      }
-      formTerm.fill(0);
-      for (j = 0; j < JF; j++) {
-        var wv = forms[s * JF + j];
-        idx = model.form_incidence[j];
-        for (i = 0; i < idx.length; i++) { formTerm[idx[i]] += wv; }
-      }
-      for (c = 0; c < C; c++) { total[c] = logsumexp(joint.subarray(c * NS, (c + 1) * NS)); }
-      var z = logsumexp(total);
-      for (c = 0; c < C; c++) { logPrior[s * C + c] = total[c] - z; }
-      for (k = 0; k < K; k++) {
-        c = model.component_cause[k];
-        for (i = 0; i < NS; i++) {
-          pSK[(s * K + k) * NS + i] = Math.exp(joint[c * NS + i] - total[c] + formTerm[k * NS + i]);
-        }
-      }
-    }
-    model.levelLp = levelLp;
-    model.logPrior = logPrior;
-    model.pSK = pSK;
-    model.ctxCache = {};
-    model.ready = true;
-    return model;
-  }
-
-  function levelIdx(model, item, level) {
-    var j = model.levelIndex[item + "|" + level];
-    if (j === undefined) { throw new Error("unknown level " + item + " " + level); }
-    return j;
-  }
-
-  /* log P(context, k | c(k)) per draw and component (n x K): the strata compatible with the known
-   * context findings (model.answer.Tables.context_term). */
-  function ctxTerm(model, ctx) {
-    var key = JSON.stringify(ctx);
-    if (model.ctxCache[key]) { return model.ctxCache[key]; }
-    var keep = [], a, i;
-    var want = CONTEXT.map(function (name, ax) {
-      return ctx[name] === null || ctx[name] === undefined ? -1 : model.context_levels[ax].indexOf(ctx[name]);
-    });
-    for (i = 0; i < model.NS; i++) {
-      var ok = true;
-      for (a = 0; a < CONTEXT.length; a++) { if (want[a] >= 0 && model.strata[i][a] !== want[a]) { ok = false; } }
-      if (ok) { keep.push(i); }
-    }
-    var n = model.n, K = model.K, NS = model.NS, out = new Float64Array(n * K);
-    for (var sk = 0; sk < n * K; sk++) {
-      var t = 0, base = sk * NS;
-      for (i = 0; i < keep.length; i++) { t += model.pSK[base + keep[i]]; }
-      out[sk] = Math.log(t);
-    }
-    model.ctxCache[key] = out;
-    return out;
-  }
-
-  function quantile(sorted, q) {  // numpy's default (linear) method
+  function quantile(sorted, q) {  // numpy's default (linear)
     var h = (sorted.length - 1) * q, lo = Math.floor(h), hi = Math.ceil(h);
     return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
   }
 
-  /* model.answer.weighted_quantile at each of ``qs``: midpoints of the cumulative weights, then numpy's interp. */
-  function weightedQuantiles(values, weights, qs) {
+  function weightedQuantiles(values, w, qs) {  // model/summaries.py weighted_quantile
     var n = values.length, order = new Uint32Array(n), i;
     for (i = 0; i < n; i++) { order[i] = i; }
     order.sort(function (a, b) { return values[a] - values[b]; });
     var xs = new Float64Array(n), cw = new Float64Array(n), acc = 0;
-    for (i = 0; i < n; i++) { xs[i] = values[order[i]]; acc += weights[order[i]]; cw[i] = acc - 0.5 * weights[order[i]]; }
+    for (i = 0; i < n; i++) { xs[i] = values[order[i]]; acc += w[order[i]]; cw[i] = acc - 0.5 * w[order[i]]; }
     for (i = 0; i < n; i++) { cw[i] /= acc; }
     return qs.map(function (q) {
       if (q <= cw[0]) { return xs[0]; }
@@ -175,670 +69,1079 @@
     });
   }
 
-  function mean(values) {
-    var s = 0;
-    for (var i = 0; i < values.length; i++) { s += values[i]; }
-    return s / values.length;
-  }
-
-  function wmean(values, w) {
-    var s = 0, t = 0;
-    for (var i = 0; i < values.length; i++) { s += values[i] * w[i]; t += w[i]; }
+  function wmean(x, w) {
+    var s = 0, t = 0, i;
+    if (!w) { for (i = 0; i < x.length; i++) { s += x[i]; } return s / x.length; }
+    for (i = 0; i < x.length; i++) { s += x[i] * w[i]; t += w[i]; }
     return s / t;
   }
 
-  function summary(values, ci) {  // model.answer.summary (unweighted)
-    var sorted = Float64Array.from(values).sort();
-    return { mean: mean(values), median: quantile(sorted, 0.5), lower: quantile(sorted, (1 - ci) / 2),
-             upper: quantile(sorted, (1 + ci) / 2) };
+  function quantiles(x, w, qs) {
+    if (w) { return weightedQuantiles(x, w, qs); }
+    var sorted = Float64Array.from(x).sort();
+    return qs.map(function (q) { return quantile(sorted, q); });
   }
 
-  function probSummary(logOdds, ci, w) {  // model.answer.probability_summary
-    var p = logOdds.map(expit);
-    if (!w) {
-      var s = summary(logOdds, ci);
-      return { mean: mean(p), median: expit(s.median), lower: expit(s.lower), upper: expit(s.upper) };
-    }
-    var q = weightedQuantiles(logOdds, w, [0.5, (1 - ci) / 2, (1 + ci) / 2]);
-    return { mean: wmean(p, w), median: expit(q[0]), lower: expit(q[1]), upper: expit(q[2]) };
+  function summary(x, ci, w) {  // model/summaries.py summary
+    var q = quantiles(x, w, [(1 - ci) / 2, 0.5, (1 + ci) / 2]);
+    return { mean: wmean(x, w), lower: q[0], median: q[1], upper: q[2] };
   }
 
-  /* Never 0% or 100% (reports/wording.py percent, one decimal). */
+  function probSummary(lo, ci, w) {  // model/summaries.py probability_summary
+    var q = quantiles(lo, w, [(1 - ci) / 2, 0.5, (1 + ci) / 2]);
+    return { mean: wmean(lo.map(expit), w), lower: expit(q[0]), median: expit(q[1]), upper: expit(q[2]) };
+  }
+
+  /* Never 0% or 100% (reports/wording.py percent). */
   function percent(p) {
-    var lo = 0.001;
-    if (p < lo) { return "<0.1%"; }
-    if (p > 1 - lo) { return ">99.9%"; }
-    var text = (100 * p).toFixed(1) + "%";
-    if (text === "0.0%") { return "<0.1%"; }
-    if (text === "100.0%") { return ">99.9%"; }
-    return text;
+    if (p < 0.001) { return "<0.1%"; }
+    if (p > 0.999) { return ">99.9%"; }
+    var t = (100 * p).toFixed(1) + "%";
+    if (t === "0.0%") { return "<0.1%"; }
+    if (t === "100.0%") { return ">99.9%"; }
+    return t;
   }
 
-  function factor(logLr) {
-    var f = Math.exp(logLr);
-    if (f >= 100) { return "x " + Math.round(f).toLocaleString("en"); }
-    if (f >= 10) { return "x " + f.toFixed(1); }
-    if (f < 1) { return "x " + Number(f.toPrecision(2)); }
-    return "x " + f.toFixed(2);
+  /* A factor on the odds (reports/wording.py factor). */
+  function factor(x) {
+    if (x >= 100) { return "x " + Math.round(x).toLocaleString("en"); }
+    if (x >= 10) { return "x " + x.toFixed(1); }
+    if (x < 1) { return "x " + Number(x.toPrecision(2)); }
+    return "x " + x.toFixed(2);
   }
 
-  function signed(x, digits) { return (x >= 0 ? "+" : "") + x.toFixed(digits); }
+  function odds(p) { return p / (1 - p); }
 
-  // --- the findings as entered ---------------------------------------------------------------------
+  // --- the tables ----------------------------------------------------------------------------------------
 
-  function value(id) { var v = $(id).value; return v === "unknown" ? null : v; }
-
-  /* The level used for computation (model.findings.Patient.level: at_diagnosis as not in remission). */
-  function level(values, name) {
-    var v = values[name];
-    return name === "remission" && v === RULES.at_diagnosis ? "not_in_remission" : v;
-  }
-
-  function percentInput(id) {
-    var x = parseFloat($(id).value) / 100;
-    return x > 0 && x < 1 ? x : null;
-  }
-
-  /* Everything the query needs; ``error`` names a bad input. */
-  function readInputs(model) {
-    var values = {};
-    RULES.findings.forEach(function (name) { values[name] = value(name); });
-    var nlp = parseInt($("n-lps").value, 10), csf = [];
-    for (var i = 1; i <= nlp; i++) { csf.push({ result: $("lp-" + i + "-result").value, method: $("lp-" + i + "-method").value }); }
-    var inp = { values: values, csf: csf, ci: parseFloat($("ci").value), pretest: null, thresholds: null, error: null,
-                active: model.causes.map(function (c) { return c === INF || $("cause-" + c).checked; }) };
-    if ($("base-pretest").checked) {
-      inp.pretest = percentInput("pretest");
-      if (inp.pretest === null) { inp.error = "give a pretest probability between 0.1 and 99.9 (percent)"; }
-    }
-    if ($("own-thresholds").checked) {
-      var low = percentInput("threshold-low"), high = percentInput("threshold-high");
-      if (low === null || high === null || !(low < high)) {
-        inp.error = "give decision thresholds with 0 < lower < upper < 100 (percent)";
-      } else {
-        inp.thresholds = { low: low, high: high };
+  function model(variant) {
+    if (MODELS[variant]) { return MODELS[variant]; }
+    var m = JSON.parse($("palsy-model-" + variant).textContent);
+    var S = m.n, K = m.components.length, C = m.causes.length, N = m.n_strata, L = m.levels.length, s, j, i, k, c, idx;
+    m.S = S; m.K = K; m.C = C; m.N = N; m.L = L;
+    m.inf = m.causes.indexOf(INF);
+    m.levelIndex = {};
+    m.levels.forEach(function (key, jj) { m.levelIndex[key] = jj; });
+    m.byCause = m.causes.map(function () { return []; });
+    m.component_cause.forEach(function (cc, kk) { m.byCause[cc].push(kk); });
+    m.levelLp = f32(m.level_lp);
+    m.patterns = f32(m.lp.patterns);
+    m.weightArrays = {};
+    Object.keys(m.weights).forEach(function (id) { m.weightArrays[id] = f32(m.weights[id]); });
+    var sf = f32(m.share_features), rf = f32(m.rate_features), ff = f32(m.form_features);
+    var Js = m.share_incidence.length, Jr = m.rate_incidence.length, Jf = m.form_incidence.length;
+    m.logPrior = new Float64Array(S * C);
+    m.pSK = new Float32Array(S * K * N);
+    var ls = new Float64Array(N), joint = new Float64Array(C * N), total = new Float64Array(C), form = new Float64Array(K * N);
+    for (s = 0; s < S; s++) {
+      ls.fill(0);
+      for (j = 0; j < Js; j++) { idx = m.share_incidence[j]; for (i = 0; i < idx.length; i++) { ls[idx[i]] += sf[s * Js + j]; } }
+      for (i = 0; i < C * N; i++) { joint[i] = m.rate_fixed[i]; }
+      for (j = 0; j < Jr; j++) { idx = m.rate_incidence[j]; for (i = 0; i < idx.length; i++) { joint[idx[i]] += rf[s * Jr + j]; } }
+      for (c = 0; c < C; c++) { for (i = 0; i < N; i++) { joint[c * N + i] += ls[i]; } total[c] = lse(joint, c * N, N); }
+      var z = lse(total, 0, C);
+      for (c = 0; c < C; c++) { m.logPrior[s * C + c] = total[c] - z; }
+      form.fill(0);
+      for (j = 0; j < Jf; j++) { idx = m.form_incidence[j]; for (i = 0; i < idx.length; i++) { form[idx[i]] += ff[s * Jf + j]; } }
+      for (k = 0; k < K; k++) {
+        c = m.component_cause[k];
+        for (i = 0; i < N; i++) { m.pSK[(s * K + k) * N + i] = Math.exp(joint[c * N + i] - total[c] + form[k * N + i]); }
       }
     }
-    return inp;
+    m.blastsSet = {};
+    m.blasts_strata.forEach(function (n) { m.blastsSet[n] = true; });
+    m.cache = {};
+    MODELS[variant] = m;
+    return m;
   }
 
-  /* The observed findings in clinical order (model.answer.players); no context players with a pretest. */
-  function players(model, inp) {
-    var out = [], v = inp.values;
-    if (inp.pretest === null) {
-      CONTEXT.forEach(function (name) {
-        if (v[name] !== null) { out.push({ kind: "context", finding: name, value: level(v, name), label: name + ": " + level(v, name) }); }
-      });
+  function keepStrata(m, ctx) {
+    var want = m.context.map(function (name, ax) {
+      var v = ctx[name];
+      return v === null || v === undefined ? -1 : m.context_levels[ax].indexOf(v);
+    });
+    var keep = [];
+    for (var n = 0; n < m.N; n++) {
+      var ok = true;
+      for (var a = 0; a < want.length; a++) { if (want[a] >= 0 && m.strata[n][a] !== want[a]) { ok = false; break; } }
+      if (ok) { keep.push(n); }
     }
-    TREE.forEach(function (name) {
-      if (v[name] !== null) { out.push({ kind: "level", finding: name, value: v[name], label: name + ": " + v[name], level: levelIdx(model, name, v[name]) }); }
+    return keep;
+  }
+
+  /* log P(context known, blasts b, k | cause of k) for b = absent, present: two arrays (S x K). */
+  function contextTerms(m, ctx) {
+    var key = JSON.stringify(m.context.map(function (n) { return ctx[n] || null; }));
+    if (m.cache[key]) { return m.cache[key]; }
+    var keep = keepStrata(m, ctx), S = m.S, K = m.K, N = m.N, i;
+    var t0 = new Float64Array(S * K), t1 = new Float64Array(S * K);
+    for (var sk = 0; sk < S * K; sk++) {
+      var a0 = 0, a1 = 0, base = sk * N;
+      for (i = 0; i < keep.length; i++) {
+        if (m.blastsSet[keep[i]]) { a1 += m.pSK[base + keep[i]]; } else { a0 += m.pSK[base + keep[i]]; }
+      }
+      t0[sk] = Math.log(a0);
+      t1[sk] = Math.log(a1);
+    }
+    m.cache[key] = [t0, t1];
+    return m.cache[key];
+  }
+
+  function levelIdx(m, item, level) {
+    var j = m.levelIndex[item + "|" + level];
+    if (j === undefined) { throw new Error("no level " + item + " " + level); }
+    return j;
+  }
+
+  function patternMask(m, results) {  // model/lp.py obs_mask
+    var methods = m.lp.methods;
+    return m.lp.pattern_results.map(function (pr) {
+      return (results[methods[0]] === undefined || results[methods[0]] === pr[0]) &&
+             (results[methods[1]] === undefined || results[methods[1]] === pr[1]) ? 1 : 0;
     });
-    inp.csf.forEach(function (lp, i) {
-      var code = lp.result + ":" + lp.method;
-      out.push({ kind: "lp", finding: "csf", index: i + 1, value: code, label: "LP " + (i + 1) + " " + code,
-                 level: levelIdx(model, "csf_" + lp.method, lp.result) });
+  }
+
+  function positiveMask(m, methodsDone) {  // model/lp.py positive_mask
+    var methods = m.lp.methods;
+    return m.lp.pattern_results.map(function (pr) {
+      return (methodsDone.indexOf(methods[0]) >= 0 && pr[0] === "positive") ||
+             (methodsDone.indexOf(methods[1]) >= 0 && pr[1] === "positive") ? 1 : 0;
     });
-    if (v.csf_profile !== null) { out.push({ kind: "profile", finding: "csf_profile", value: v.csf_profile, label: "csf_profile: " + v.csf_profile }); }
-    if (v.mri !== null) { out.push({ kind: "level", finding: "mri", value: v.mri, label: "mri: " + v.mri, level: levelIdx(model, "mri", v.mri) }); }
+  }
+
+  /* P(an LP's patterns in ``mask`` | k, blasts b) per draw and component (S x K), given the tap. */
+  function lpProb(m, mask, traumatic, b) {
+    var S = m.S, K = m.K, U = m.lp.n_unique, t = m.lp.statuses.indexOf(traumatic || "unknown");
+    var out = new Float64Array(S * K), s, k, p;
+    for (s = 0; s < S; s++) {
+      for (k = 0; k < K; k++) {
+        var o = (((t * 2 + b) * S + s) * U + m.lp.component_unique[k]) * 4, v = 0;
+        for (p = 0; p < 4; p++) { if (mask[p]) { v += m.patterns[o + p]; } }
+        out[s * K + k] = v;
+      }
+    }
     return out;
   }
 
-  // --- the game: log P(c) + log p(findings | c) per draw ------------------------------------------
+  function logaddexp(x, y) {
+    var mx = x > y ? x : y;
+    if (mx === -Infinity) { return mx; }
+    return mx + Math.log(Math.exp(x - mx) + Math.exp(y - mx));
+  }
 
-  function Game(model, inp) {
-    var n = model.n, C = model.C, K = model.K, s, c, k;
-    this.model = model;
-    this.inp = inp;
-    this.players = players(model, inp);
-    this.active = inp.active;
-    this.firstMethod = inp.csf.length ? inp.csf[0].method : model.default_method;
-    this.base = new Float64Array(n * C);
+  // --- the patient and the game ----------------------------------------------------------------------------
+
+  /* The level a finding is computed as (model/findings.py Patient.level: a patient-only level's stand-in). */
+  function levelOf(state, name) {
+    var v = state.values[name];
+    if (v === null || v === undefined) { return null; }
+    var f = FINDINGS[name];
+    return f.answered_as && f.answered_as[v] ? f.answered_as[v] : v;
+  }
+
+  function lpPositive(lp) { return Object.keys(lp.results).some(function (k) { return lp.results[k] === "positive"; }); }
+
+  /* The observed findings in clinical order (model/game.py players). */
+  function players(state, withContext) {
+    var out = [];
+    SC.findings.forEach(function (f) {
+      if (SC.scope.indexOf(f.name) >= 0) { return; }
+      if (!withContext && f.role === "context") { return; }
+      if (f.name === LPN) {
+        state.csf.forEach(function (lp, i) { out.push({ finding: LPN, index: i + 1, lp: lp }); });
+      } else if (levelOf(state, f.name) !== null) {
+        out.push({ finding: f.name, value: levelOf(state, f.name), role: f.role });
+      }
+    });
+    return out;
+  }
+
+  function Game(m, state, active) {
+    var S = m.S, C = m.C, K = m.K, s, c, k;
+    this.m = m; this.state = state; this.active = active;
+    this.pretest = state.pretest;
+    this.players = players(state, state.pretest === null);
+    this.first = state.csf.length ? state.csf[0] : null;
+    this.base = new Float64Array(S * C);
     this.offset = null;
-    if (inp.pretest === null) {
-      this.base.set(model.logPrior);
-    } else {  // model.answer.answer with --pretest: the context sets the other causes' shares only
-      var ctx = {};
-      CONTEXT.forEach(function (name) { ctx[name] = level(inp.values, name); });
-      var full = ctxTerm(model, ctx), off = new Float64Array(n * K), lc = new Float64Array(C), q = new Float64Array(C);
-      for (s = 0; s < n; s++) {
+    this.fixed = {};
+    if (state.pretest === null) {
+      this.base.set(m.logPrior);
+    } else {  // --pretest: P(infiltration) given; the others keep their shares given the context
+      var self = this;
+      SC.context.forEach(function (name) { self.fixed[name] = levelOf(state, name); });
+      var ct = contextTerms(m, this.fixed), full = new Float64Array(S * K), lc = new Float64Array(C), q = new Float64Array(C);
+      for (k = 0; k < S * K; k++) { full[k] = logaddexp(ct[0][k], ct[1][k]); }
+      this.offset = new Float64Array(S * K);
+      for (s = 0; s < S; s++) {
         for (c = 0; c < C; c++) {
-          lc[c] = lseAt(full, s * K, model.byCause[c]);
-          q[c] = c !== model.inf && inp.active[c] ? model.logPrior[s * C + c] + lc[c] : -Infinity;
+          lc[c] = lseIdx(full, s * K, m.byCause[c]);
+          q[c] = c !== m.inf && active[c] ? m.logPrior[s * C + c] + lc[c] : -Infinity;
         }
-        var z = logsumexp(q);
+        var z = lse(q, 0, C);
         for (c = 0; c < C; c++) {
-          this.base[s * C + c] = c === model.inf ? Math.log(inp.pretest) : q[c] - z + Math.log(1 - inp.pretest);
+          this.base[s * C + c] = c === m.inf ? Math.log(state.pretest) : q[c] - z + Math.log(1 - state.pretest);
         }
-        for (k = 0; k < K; k++) { off[s * K + k] = full[s * K + k] - lc[model.component_cause[k]]; }
+        for (k = 0; k < K; k++) { this.offset[s * K + k] = -lc[m.component_cause[k]]; }
       }
-      this.offset = off;
     }
   }
 
-  /* log p(x_prefix, k | c(k)) per draw and component (n x K) after each prefix of the players, from
-   * none to all (the tree and LP terms accumulate; the context and profile terms are the prefix's). */
-  Game.prototype.prefixComponents = function () {
-    var model = this.model, n = model.n, K = model.K, L = model.L, s, k, m;
-    var ctx = {}, profile = null, lp1 = null, acc = new Float64Array(n * K), out = [];
-    for (m = 0; m <= this.players.length; m++) {
-      if (m > 0) {
-        var p = this.players[m - 1];
-        if (p.kind === "context") { ctx[p.finding] = p.value; }
-        else if (p.kind === "profile") { profile = p.value; }
-        else {
-          for (s = 0; s < n; s++) { for (k = 0; k < K; k++) { acc[s * K + k] += model.levelLp[(s * K + k) * L + p.level]; } }
-          if (p.kind === "lp" && p.index === 1) { lp1 = this.inp.csf[0]; }
+  function lseIdx(x, off, idx) {
+    var mx = -Infinity, i, v;
+    for (i = 0; i < idx.length; i++) { v = x[off + idx[i]]; if (v > mx) { mx = v; } }
+    if (!isFinite(mx)) { return mx; }
+    var t = 0;
+    for (i = 0; i < idx.length; i++) { t += Math.exp(x[off + idx[i]] - mx); }
+    return mx + Math.log(t);
+  }
+
+  /* The terms of the first ``n`` players: ``a`` (S x K, whatever the blasts) and ``c`` (two S x K arrays, by
+   * blasts absent and present), and the profile's marginal term by blasts when it is in them. */
+  Game.prototype.components = function (n) {
+    var m = this.m, S = m.S, K = m.K, L = m.L, sk, ctx = {}, self = this, b;
+    Object.keys(this.fixed).forEach(function (kk) { ctx[kk] = self.fixed[kk]; });
+    var prefix = this.players.slice(0, n);
+    prefix.forEach(function (p) { if (p.role === "context") { ctx[p.finding] = p.value; } });
+    var ct = contextTerms(m, ctx), a = new Float64Array(S * K), c = [Float64Array.from(ct[0]), Float64Array.from(ct[1])];
+    if (this.offset) { for (sk = 0; sk < S * K; sk++) { a[sk] = this.offset[sk]; } }
+    var hasLp1 = false, profile = null, marg = null;
+    prefix.forEach(function (p) {
+      if (p.lp) {
+        for (b = 0; b < 2; b++) {
+          var pr = lpProb(m, patternMask(m, p.lp.results), p.lp.traumatic, b);
+          for (sk = 0; sk < S * K; sk++) { c[b][sk] += Math.log(pr[sk]); }
+        }
+        if (p.index === 1) { hasLp1 = true; }
+      } else if (p.finding === PROFILE) {
+        profile = p.value;
+      } else if (p.role !== "context") {
+        var j = levelIdx(m, p.finding, p.value);
+        for (sk = 0; sk < S * K; sk++) { a[sk] += m.levelLp[sk * L + j]; }
+      }
+    });
+    if (profile !== null) {
+      var jp = levelIdx(m, m.profile_items.positive, profile), jn = levelIdx(m, m.profile_items.negative, profile);
+      if (hasLp1) {
+        var jj = lpPositive(this.first) ? jp : jn;
+        for (sk = 0; sk < S * K; sk++) { a[sk] += m.levelLp[sk * L + jj]; }
+      } else {  // the first LP's class marginalised (model/game.py profile_marginal), by blasts
+        var methods = this.first ? Object.keys(this.first.results) : m.lp.methods;
+        marg = [new Float64Array(S * K), new Float64Array(S * K)];
+        for (b = 0; b < 2; b++) {
+          var ppos = lpProb(m, positiveMask(m, methods), this.first ? this.first.traumatic : null, b);
+          for (sk = 0; sk < S * K; sk++) {
+            marg[b][sk] = Math.log(ppos[sk] * Math.exp(m.levelLp[sk * L + jp]) + (1 - ppos[sk]) * Math.exp(m.levelLp[sk * L + jn]));
+            c[b][sk] += marg[b][sk];
+          }
         }
       }
-      var base = this.offset || ctxTerm(model, ctx), a = new Float64Array(n * K), joint = -1, marg = null;
-      if (profile !== null) {
-        if (lp1 !== null) { joint = levelIdx(model, "csf_profile_" + lp1.result, profile); }
-        else {
-          var fm = this.firstMethod;
-          marg = RESULTS.map(function (r) { return [levelIdx(model, "csf_" + fm, r), levelIdx(model, "csf_profile_" + r, profile)]; });
-        }
-      }
-      for (var sk = 0; sk < n * K; sk++) {
-        var t = base[sk] + acc[sk], row = sk * L;
-        if (joint >= 0) { t += model.levelLp[row + joint]; }
-        else if (marg !== null) {
-          t += logaddexp(model.levelLp[row + marg[0][0]] + model.levelLp[row + marg[0][1]],
-                         model.levelLp[row + marg[1][0]] + model.levelLp[row + marg[1][1]]);
-        }
-        a[sk] = t;
-      }
-      out.push(a);
     }
-    return out;
+    return { a: a, c: c, profile: profile, marg: marg };
   };
 
-  /* log of the sum of exp(x[off + i]) over the indices i of ``idx``. */
-  function lseAt(x, off, idx) {
-    var m = -Infinity, i, v;
-    for (i = 0; i < idx.length; i++) { v = x[off + idx[i]]; if (v > m) { m = v; } }
-    if (!isFinite(m)) { return m; }
-    var t = 0;
-    for (i = 0; i < idx.length; i++) { t += Math.exp(x[off + idx[i]] - m); }
-    return m + Math.log(t);
+  /* log p(x, k | cause) per draw and component from the terms, with a further result's terms ``extra``
+   * ({a: S x K, c: [S x K, S x K]}, either optional) added. */
+  function combine(cmp, extra) {
+    var n = cmp.a.length, out = new Float64Array(n), ea = extra && extra.a, ec = extra && extra.c;
+    for (var sk = 0; sk < n; sk++) {
+      out[sk] = cmp.a[sk] + (ea ? ea[sk] : 0) +
+        logaddexp(cmp.c[0][sk] + (ec ? ec[0][sk] : 0), cmp.c[1][sk] + (ec ? ec[1][sk] : 0));
+    }
+    return out;
   }
 
-  /* log P(c) + log p(x | c) per draw and cause (n x C); ``extra``: level indices of a further result. */
-  Game.prototype.logJoint = function (comp, extra) {
-    var model = this.model, n = model.n, C = model.C, K = model.K, L = model.L;
-    var out = new Float64Array(n * C), a = new Float64Array(K), s, c, k, i;
-    extra = extra || [];
-    for (s = 0; s < n; s++) {
-      for (k = 0; k < K; k++) {
-        var t = comp[s * K + k], row = (s * K + k) * L;
-        for (i = 0; i < extra.length; i++) { t += model.levelLp[row + extra[i]]; }
-        a[k] = t;
-      }
-      for (c = 0; c < C; c++) {
-        out[s * C + c] = this.active[c] ? this.base[s * C + c] + lseAt(a, 0, model.byCause[c]) : -Infinity;
-      }
+  Game.prototype.logJoint = function (a) {
+    var m = this.m, S = m.S, C = m.C, K = m.K, out = new Float64Array(S * C);
+    for (var s = 0; s < S; s++) {
+      for (var c = 0; c < C; c++) { out[s * C + c] = this.base[s * C + c] + lseIdx(a, s * K, m.byCause[c]); }
     }
     return out;
   };
 
   Game.prototype.logOdds = function (lj) {
-    var model = this.model, n = model.n, C = model.C, out = new Float64Array(n), others = [];
-    for (var c = 0; c < C; c++) { if (c !== model.inf && this.active[c]) { others.push(c); } }
-    for (var s = 0; s < n; s++) { out[s] = lj[s * C + model.inf] - lseAt(lj, s * C, others); }
+    var m = this.m, S = m.S, C = m.C, out = new Float64Array(S), others = [];
+    for (var c = 0; c < C; c++) { if (c !== m.inf && this.active[c]) { others.push(c); } }
+    for (var s = 0; s < S; s++) { out[s] = lj[s * C + m.inf] - lseIdx(lj, s * C, others); }
     return out;
   };
 
-  /* P(c | x) per cause (arrays over draws) and log P(x) over the causes weighed, per draw. */
+  /* P(c | findings) per cause (arrays over draws), and log P(findings) over the causes weighed per draw. */
   Game.prototype.softmax = function (lj) {
-    var model = this.model, n = model.n, C = model.C, probs = [], lse = new Float64Array(n), c, s;
-    for (c = 0; c < C; c++) { probs.push(new Float64Array(n)); }
-    for (s = 0; s < n; s++) {
-      var z = logsumexp(lj.subarray(s * C, (s + 1) * C));
-      lse[s] = z;
+    var m = this.m, S = m.S, C = m.C, probs = [], lpx = new Float64Array(S), act = [], c, s;
+    for (c = 0; c < C; c++) { probs.push(new Float64Array(S)); if (this.active[c]) { act.push(c); } }
+    for (s = 0; s < S; s++) {
+      var z = lseIdx(lj, s * C, act);
+      lpx[s] = z;
       for (c = 0; c < C; c++) { probs[c][s] = this.active[c] ? Math.exp(lj[s * C + c] - z) : 0; }
     }
-    return { probs: probs, logPx: lse };
+    return { probs: probs, logPx: lpx };
   };
 
-  function leadingOf(model, means, active) {
+  // --- the answer -------------------------------------------------------------------------------------------
+
+  function leadingOf(m, means, active) {
     var best = -1, who = null;
-    model.causes.forEach(function (c, j) { if (active[j] && means[j] > best) { best = means[j]; who = c; } });
+    m.causes.forEach(function (c, j) { if (active[j] && means[j] > best) { best = means[j]; who = c; } });
     return who;
   }
 
-  // --- what the next test could do, the decision ---------------------------------------------------
+  /* The causes tied with the leader: their difference is within the Monte Carlo error (model/teach.py ties). */
+  function tiedWith(m, probs, lead, active, w) {
+    var j0 = m.causes.indexOf(lead), out = [];
+    m.causes.forEach(function (c, j) {
+      if (j === j0 || !active[j]) { return; }
+      var d = probs[j0].map(function (x, s) { return x - probs[j][s]; });
+      var mean = wmean(d, w), v = wmean(d.map(function (x) { return (x - mean) * (x - mean); }), w);
+      if (mean <= m.tie_mc_errors * Math.sqrt(v) / Math.sqrt(Math.max(m.ess, 1))) { out.push(c); }
+    });
+    return out;
+  }
 
-  /* Each pending test and its results with their level indices (model.answer._test_outcomes). */
-  function testOutcomes(model, inp) {
-    var out = [];
-    if (inp.csf.length < MAX_LPS) {
-      METHODS.forEach(function (method) {
-        var results = [];
-        RESULTS.forEach(function (r) {
-          var j = levelIdx(model, "csf_" + method, r);
-          if (inp.csf.length || inp.values.csf_profile !== null) { results.push({ result: r, extra: [j] }); }
-          else {
-            model.levels.filter(function (key) { return key[0] === "csf_profile_" + r; }).forEach(function (key) {
-              results.push({ result: r + ", " + key[1], extra: [j, levelIdx(model, key[0], key[1])] });
+  function causeMeans(g, sm, w) {
+    return g.m.causes.map(function (c, j) { return g.active[j] ? wmean(sm.probs[j], w) : 0; });
+  }
+
+  /* Each pending test of the schema and its results, as a further term per component (model/lookahead.py). */
+  function nextTests(g, full, lj, ci, w) {
+    var m = g.m, state = g.state, out = [], baseSm = g.softmax(lj), SK = m.S * m.K;
+    Object.keys(SC.next_tests).forEach(function (name) {
+      var test = SC.next_tests[name], results = [];
+      if (test.reads === LPN) {
+        if (state.csf.length >= MAX_LPS) { return; }
+        var combos = [{}];
+        test.methods.forEach(function (meth) {
+          var next = [];
+          combos.forEach(function (cmb) {
+            SC.lp.results.forEach(function (r) { var x = Object.assign({}, cmb); x[meth] = r; next.push(x); });
+          });
+          combos = next;
+        });
+        combos.forEach(function (res) {
+          var code = test.methods.map(function (meth) { return meth + "=" + res[meth]; }).join(",");
+          var c = [0, 1].map(function (b) {
+            var pr = lpProb(m, patternMask(m, res), null, b), e = new Float64Array(SK);
+            for (var q = 0; q < SK; q++) { e[q] = Math.log(pr[q]); }
+            return e;
+          });
+          var pos = Object.keys(res).some(function (x) { return res[x] === "positive"; });
+          var item = m.profile_items[pos ? "positive" : "negative"];
+          if (state.csf.length === 0 && full.profile !== null) {  // the first LP of a known profile
+            var j = levelIdx(m, item, full.profile);
+            for (var b = 0; b < 2; b++) {
+              for (var q = 0; q < SK; q++) { c[b][q] += m.levelLp[q * m.L + j] - full.marg[b][q]; }
+            }
+            results.push({ result: code, extra: { c: c } });
+          } else if (state.csf.length === 0) {  // the first LP reveals its CSF profile too
+            FINDINGS[PROFILE].levels.forEach(function (lv) {
+              var jj = levelIdx(m, item, lv), a = new Float64Array(SK);
+              for (var q2 = 0; q2 < SK; q2++) { a[q2] = m.levelLp[q2 * m.L + jj]; }
+              results.push({ result: code + "; " + lv, extra: { a: a, c: c } });
             });
+          } else {
+            results.push({ result: code, extra: { c: c } });
           }
         });
-        out.push({ test: "lp_" + method, results: results });
-      });
-    }
-    if (inp.values.mri === null) {
-      out.push({ test: "mri", results: model.levels.filter(function (key) { return key[0] === "mri"; })
-        .map(function (key) { return { result: key[1], extra: [levelIdx(model, "mri", key[1])] }; }) });
-    }
-    return out;
-  }
-
-  function nextTests(game, full, lj, ci) {
-    var model = game.model, n = model.n, C = model.C, logPx = game.softmax(lj).logPx;
-    return testOutcomes(model, game.inp).map(function (t) {
-      return { test: t.test, outcomes: t.results.map(function (o) {
-        var ljr = game.logJoint(full, o.extra), sm = game.softmax(ljr), pr = new Float64Array(n);
-        for (var s = 0; s < n; s++) { pr[s] = Math.exp(sm.logPx[s] - logPx[s]); }
-        var means = [];
-        for (var c = 0; c < C; c++) { means.push(game.active[c] ? wmean(sm.probs[c], pr) : 0); }
-        var ps = summary(pr, ci);
-        return { result: o.result, probability: ps, pr: pr, pInf: sm.probs[model.inf],
-                 after: probSummary(game.logOdds(ljr), ci, pr), leading: leadingOf(model, means, game.active) };
-      }) };
-    });
-  }
-
-  function zone(p, low, high) { return p < low ? "no_test" : p > high ? "treat" : "test"; }
-
-  function utility(p, d) { return Math.max(0, p * d.benefit - (1 - p) * d.harm); }
-
-  /* model.decision.test_interval: where testing beats not testing and treating, over every result. */
-  function testInterval(pInf, pOther, harm, benefit, testHarm) {
-    var a = pInf.map(function (x) { return x * benefit; }), b = pOther.map(function (x) { return x * harm; });
-    var treat = harm / (harm + benefit), knots = [0, 1, treat];
-    a.forEach(function (ai, r) { if (ai + b[r] > 0) { knots.push(Math.min(1, Math.max(0, b[r] / (ai + b[r])))); } });
-    knots.sort(function (x, y) { return x - y; });
-    knots = knots.filter(function (k, i) { return i === 0 || k !== knots[i - 1]; });
-    var g = knots.map(function (p) {
-      var w = 0;
-      a.forEach(function (ai, r) { w += Math.max(0, p * ai - (1 - p) * b[r]); });
-      return w - Math.max(0, p * benefit - (1 - p) * harm) - testHarm;
-    });
-    var i = g.findIndex(function (x) { return x > 0; });
-    if (i < 0) { return [treat, treat]; }
-    var j = g.length - 1;
-    while (!(g[j] > 0)) { j--; }
-    var low = i === 0 ? knots[0] : knots[i - 1] + (knots[i] - knots[i - 1]) * (-g[i - 1]) / (g[i] - g[i - 1]);
-    var high = j === g.length - 1 ? knots[j] : knots[j] + (knots[j + 1] - knots[j]) * g[j] / (g[j] - g[j + 1]);
-    return [low, high];
-  }
-
-  /* model.decision.decide (unweighted draws). */
-  function decide(pMean, tests, negCurves, thresholds) {
-    var d = RULES.decision, rows = [];
-    tests.forEach(function (t) {
-      var pr = t.outcomes.map(function (o) { return mean(o.pr); });
-      var joint = t.outcomes.map(function (o) {
-        var s = 0;
-        for (var i = 0; i < o.pr.length; i++) { s += o.pr[i] * o.pInf[i]; }
-        return s / o.pr.length;
-      });
-      var after = joint.map(function (j, r) { return j / Math.max(pr[r], 1e-300); });
-      var se = 0, fp = 0;
-      after.forEach(function (a, r) { if (a > pMean) { se += joint[r]; fp += pr[r] - joint[r]; } });
-      se /= Math.max(pMean, 1e-300);
-      fp /= Math.max(1 - pMean, 1e-300);
-      var ab = testInterval(joint.map(function (j) { return j / Math.max(pMean, 1e-300); }),
-                            joint.map(function (j, r) { return (pr[r] - j) / Math.max(1 - pMean, 1e-300); }),
-                            d.harm, d.benefit, d.test_harm[t.test]);
-      var tt = ab[0], trx = ab[1];
-      rows.push({ test: t.test, sensitivity: se, false_positive_rate: fp, testing_threshold: tt,
-                  test_treatment_threshold: trx, useful: tt < trx, pr: pr, after: after });
-    });
-    var useful = rows.filter(function (r) { return r.useful; }), low, high, source = d.source;
-    var treatment = d.harm / (d.harm + d.benefit);
-    if (thresholds !== null) { low = thresholds.low; high = thresholds.high; source = "your thresholds"; }
-    else if (useful.length) {
-      low = Math.min.apply(null, useful.map(function (r) { return r.testing_threshold; }));
-      high = Math.max.apply(null, useful.map(function (r) { return r.test_treatment_threshold; }));
-    } else { low = high = treatment; }
-    var action = zone(pMean, low, high);
-    var outTests = rows.map(function (r) {
-      var change = r.after.map(function (a) { return zone(a, low, high) !== action; }), pc = 0, eu = 0;
-      r.after.forEach(function (a, i) { if (change[i]) { pc += r.pr[i]; } eu += r.pr[i] * utility(a, d); });
-      return { test: r.test, can_change_action: change.some(Boolean), probability_of_change: pc,
-               value_of_information: eu - utility(pMean, d) - d.test_harm[r.test], sensitivity: r.sensitivity,
-               false_positive_rate: r.false_positive_rate, testing_threshold: r.testing_threshold,
-               test_treatment_threshold: r.test_treatment_threshold };
-    });
-    var toLow = {};
-    Object.keys(negCurves).forEach(function (m) {
-      var k = negCurves[m].findIndex(function (q) { return q < low; });
-      toLow[m] = k < 0 ? null : k + 1;
-    });
-    return { thresholds: { low: low, high: high, treatment: treatment, source: source }, probability: pMean,
-             action: action, action_text: d.action_text[action], tests: outTests, negative_lps_to_low: toLow };
-  }
-
-  /* Mean P(infiltration) after 1, 2, ... further negative LPs of each method (model.answer.negative_curves). */
-  function negativeCurves(game, full) {
-    var model = game.model, out = {};
-    METHODS.forEach(function (m) {
-      var neg = levelIdx(model, "csf_" + m, "negative"), curve = [], extra = [];
-      for (var k = 1; k <= MAX_LPS - game.inp.csf.length; k++) {
-        extra.push(neg);
-        curve.push(mean(game.softmax(game.logJoint(full, extra)).probs[model.inf]));
-      }
-      out[m] = curve;
+      } else if (levelOf(state, test.reads) === null) {
+        FINDINGS[test.reads].levels.forEach(function (lv) {
+          var jj = levelIdx(m, test.reads, lv), a = new Float64Array(SK);
+          for (var q = 0; q < SK; q++) { a[q] = m.levelLp[q * m.L + jj]; }
+          results.push({ result: lv, extra: { a: a } });
+        });
+      } else { return; }
+      out.push({ test: name, outcomes: results.map(function (o) {
+        var ljr = g.logJoint(combine(full, o.extra)), sm = g.softmax(ljr), pr = new Float64Array(m.S);
+        for (var s = 0; s < m.S; s++) { pr[s] = Math.exp(sm.logPx[s] - baseSm.logPx[s]); }
+        var wr = pr.map(function (x, s2) { return w ? x * w[s2] : x; });
+        var means = causeMeans(g, sm, wr);
+        return { result: o.result, probability: summary(pr, ci, w), after: probSummary(g.logOdds(ljr), ci, wr),
+                 leading: leadingOf(m, means, g.active) };
+      }) });
     });
     return out;
   }
 
-  // --- what to do now: the trigger grammar of model/guidance.py ------------------------------------
+  function compute(state) {
+    var m = model(state.variant), active = m.causes.map(function (c) { return state.causes.indexOf(c) >= 0; });
+    var g = new Game(m, state, active), n = g.players.length, ci = state.ci;
+    var w = state.id && m.weightArrays[state.id] ? m.weightArrays[state.id] : null;
+    var joints = [], lo = [], steps = [], full = null, k;
+    for (k = 0; k <= n; k++) {
+      var cmp = g.components(k);
+      if (k === n) { full = cmp; }
+      joints.push(g.logJoint(combine(cmp, null)));
+      lo.push(g.logOdds(joints[k]));
+    }
+    var smPrior = g.softmax(joints[0]), smPost = g.softmax(joints[n]);
+    var prevMeans = causeMeans(g, smPrior, w);
+    for (k = 1; k <= n; k++) {
+      var sm = g.softmax(joints[k]), mm = causeMeans(g, sm, w), lead = leadingOf(m, mm, active);
+      steps.push({ player: g.players[k - 1], means: mm, after: probSummary(lo[k], ci, w), leading: lead,
+                   tied: tiedWith(m, sm.probs, lead, active, w), lr: odds(mm[m.inf]) / odds(prevMeans[m.inf]) });
+      prevMeans = mm;
+    }
+    var postMeans = causeMeans(g, smPost, w), leading = leadingOf(m, postMeans, active);
+    var causes = [];
+    m.causes.forEach(function (c, j) {
+      if (!active[j]) { return; }
+      var s = summary(smPost.probs[j], ci, w);
+      causes.push({ cause: c, mean: s.mean, lower: s.lower, upper: s.upper, prior: wmean(smPrior.probs[j], w) });
+    });
+    var priorMeans = causeMeans(g, smPrior, w), priorLead = leadingOf(m, priorMeans, active);
+    return { m: m, state: state, ci: ci, weighted: !!w, post: probSummary(lo[n], ci, w), prior: probSummary(lo[0], ci, w),
+             priorLeading: priorLead, priorTied: tiedWith(m, smPrior.probs, priorLead, active, w),
+             causes: causes, leading: leading, tied: tiedWith(m, smPost.probs, leading, active, w), steps: steps,
+             tests: nextTests(g, full, joints[n], ci, w), active: active,
+             means: postMeans };
+  }
+
+  // --- what to do now: the actions' triggers, with the decision left to the clinician report --------------
 
   function has(o, key) { return o !== null && typeof o === "object" && Object.prototype.hasOwnProperty.call(o, key); }
 
-  /* model.guidance.holds: ``values`` the findings as given (unknown: null), ``csf`` the LPs,
-   * ``means`` the mean probability of each cause weighed, ``action`` the decision's. */
-  function holds(cond, values, csf, means, action) {
-    if (cond === "always") { return true; }
-    if (has(cond, "all")) { return cond.all.every(function (c) { return holds(c, values, csf, means, action); }); }
-    if (has(cond, "any")) { return cond.any.some(function (c) { return holds(c, values, csf, means, action); }); }
-    if (has(cond, "not")) { return !holds(cond.not, values, csf, means, action); }
-    if (has(cond, "finding")) {
-      if (cond.finding === "csf") {
-        if (has(cond, "count_below")) { return csf.length < cond.count_below; }
-        if (cond.all_negative) { return csf.length > 0 && csf.every(function (lp) { return lp.result === "negative"; }); }
-        return csf.length === 0;
-      }
-      var v = has(values, cond.finding) ? values[cond.finding] : null;
-      return cond.unknown ? v === null : cond.in.indexOf(v) >= 0;
-    }
-    if (has(cond, "cause")) {
-      if (!has(means, cond.cause)) { return false; }  // a cause not weighed
-      return has(cond, "above") ? means[cond.cause] > cond.above : means[cond.cause] < cond.below;
-    }
-    if (has(cond, "decision")) { return cond.decision.indexOf(action) >= 0; }
-    return false;
+  function contaminated(lp, state) {
+    var c = SC.lp.contamination;
+    return lp.traumatic === "yes" && levelOf(state, c[0]) === c[1];
   }
 
-  /* A trigger in the words of its grammar (priors/actions.yaml), for the reader to check. */
+  /* model/guidance.py holds in three values: true, false, or null (depends on the decision, or a trigger
+   * this page does not read): null is shown as "may apply, see the clinician report". */
+  function holds(cond, state, means) {
+    if (cond === "always") { return true; }
+    var parts, v;
+    if (has(cond, "all") || has(cond, "any")) {
+      var isAll = has(cond, "all");
+      parts = (isAll ? cond.all : cond.any).map(function (c) { return holds(c, state, means); });
+      if (isAll) {
+        if (parts.indexOf(false) >= 0) { return false; }
+        return parts.indexOf(null) >= 0 ? null : true;
+      }
+      if (parts.indexOf(true) >= 0) { return true; }
+      return parts.indexOf(null) >= 0 ? null : false;
+    }
+    if (has(cond, "not")) { v = holds(cond.not, state, means); return v === null ? null : !v; }
+    if (has(cond, "finding")) {
+      if (cond.finding === LPN) {
+        var csf = state.csf, pos = csf.filter(lpPositive);
+        if (has(cond, "count_below")) { return csf.length < cond.count_below; }
+        if (cond.all_negative) { return csf.length > 0 && pos.length === 0; }
+        if (cond.any_positive) { return pos.length > 0; }
+        if (cond.clean_positive) { return pos.some(function (lp) { return !contaminated(lp, state); }); }
+        if (cond.contaminated_positive) { return pos.length > 0 && pos.every(function (lp) { return contaminated(lp, state); }); }
+        if (has(cond, "without")) { return !csf.some(function (lp) { return lp.results[cond.without] !== undefined; }); }
+        if (cond.unknown) { return csf.length === 0; }
+        return null;
+      }
+      v = has(state.values, cond.finding) ? state.values[cond.finding] : null;
+      if (cond.unknown) { return v === null; }
+      return has(cond, "in") ? cond["in"].indexOf(v) >= 0 : null;
+    }
+    if (has(cond, "cause")) {
+      if (!has(means, cond.cause)) { return false; }
+      return has(cond, "above") ? means[cond.cause] > cond.above : means[cond.cause] < cond.below;
+    }
+    return null;  // the decision, or a trigger this page does not read
+  }
+
   function triggerText(cond) {
     if (cond === "always") { return "always"; }
     var list = function (key) { return cond[key].map(triggerText).join("; "); };
     if (has(cond, "all")) { return "all of (" + list("all") + ")"; }
     if (has(cond, "any")) { return "any of (" + list("any") + ")"; }
     if (has(cond, "not")) { return "not (" + triggerText(cond.not) + ")"; }
-    if (has(cond, "finding")) {
-      if (cond.finding === "csf") {
-        if (has(cond, "count_below")) { return "fewer than " + cond.count_below + " LP(s) recorded"; }
-        if (cond.all_negative) { return "every LP recorded negative"; }
-        return "no LP recorded";
-      }
-      return cond.unknown ? cond.finding + " unknown" : cond.finding + " is " + cond.in.join(" or ");
-    }
-    if (has(cond, "cause")) {
-      return "P(" + cond.cause + ") " + (has(cond, "above") ? "above " + cond.above : "below " + cond.below);
-    }
-    if (has(cond, "decision")) { return "decision is " + cond.decision.join(" or "); }
+    if (has(cond, "cause")) { return "P(" + cond.cause + ") " + (has(cond, "above") ? "above " + cond.above : "below " + cond.below); }
+    if (has(cond, "decision")) { return "the decision is " + cond.decision.join(" or ") + " (clinician report)"; }
     return JSON.stringify(cond);
   }
 
-  function hallmarkWarnings(model, inp) {
-    var out = [], hallmarks = model.settings.hallmarks || {};
-    model.causes.forEach(function (c, j) {
-      if (inp.active[j]) { return; }
-      (hallmarks[c] || []).forEach(function (mark) {
-        if (level(inp.values, mark.finding) === mark.value) {
-          out.push(mark.finding + ": " + mark.value + " is a hallmark of " + causeName(c) + ", which is not weighed here");
+  // --- state: controls, fragment, files --------------------------------------------------------------------
+
+  function emptyState() {
+    var v = {};
+    CATEGORICAL.forEach(function (n) { v[n] = null; });
+    return { id: "", values: v, csf: [], variant: DATA.variants[0], ci: DATA.ci, pretest: null,
+             causes: model(DATA.variants[0]).causes.slice() };
+  }
+
+  function readControls() {
+    var st = emptyState();
+    st.id = $("patient-id").value.trim();
+    CATEGORICAL.forEach(function (n) { var x = $("f-" + n).value; st.values[n] = x === "unknown" ? null : x; });
+    var nlp = parseInt($("n-lps").value, 10);
+    for (var i = 1; i <= nlp; i++) {
+      var res = {};
+      SC.lp.methods.forEach(function (meth) { var x = $("lp-" + i + "-" + meth).value; if (x !== "not_done") { res[meth] = x; } });
+      var tr = $("lp-" + i + "-traumatic").value;
+      st.csf.push({ results: res, traumatic: tr === "unknown" ? null : tr });
+    }
+    st.variant = $("variant").value;
+    st.ci = parseFloat($("ci").value);
+    if ($("own-pretest").checked) {
+      var p = parseFloat($("pretest").value) / 100;
+      st.pretest = p > 0 && p < 1 ? p : NaN;
+    }
+    st.causes = model(st.variant).causes.filter(function (c) { return c === INF || $("cause-" + c).checked; });
+    return st;
+  }
+
+  function writeControls(st) {
+    $("patient-id").value = st.id || "";
+    CATEGORICAL.forEach(function (n) { $("f-" + n).value = st.values[n] === null ? "unknown" : st.values[n]; });
+    $("n-lps").value = String(st.csf.length);
+    for (var i = 1; i <= MAX_LPS; i++) {
+      var lp = st.csf[i - 1];
+      SC.lp.methods.forEach(function (meth) {
+        $("lp-" + i + "-" + meth).value = lp && lp.results[meth] !== undefined ? lp.results[meth] : "not_done";
+      });
+      $("lp-" + i + "-traumatic").value = lp && lp.traumatic ? lp.traumatic : "unknown";
+    }
+    $("variant").value = st.variant;
+    $("ci").value = String(st.ci);
+    $("own-pretest").checked = st.pretest !== null;
+    if (st.pretest !== null) { $("pretest").value = String(Math.round(st.pretest * 1000) / 10); }
+    model(st.variant).causes.forEach(function (c) { if (c !== INF) { $("cause-" + c).checked = st.causes.indexOf(c) >= 0; } });
+    syncLps();
+  }
+
+  function lpCode(lp) {
+    var parts = SC.lp.methods.filter(function (meth) { return lp.results[meth] !== undefined; })
+      .map(function (meth) { return meth + "=" + lp.results[meth]; });
+    if (lp.traumatic) { parts.push("traumatic=" + lp.traumatic); }
+    return parts.join(",");
+  }
+
+  /* One LP from the command line's forms: cytology=negative,flow=positive[,traumatic=no] or v2 negative:flow. */
+  function parseLp(text, where) {
+    var res = {}, traumatic = null;
+    text = text.trim();
+    if (text.indexOf("=") < 0) {
+      var bits = text.split(":");
+      if (bits.length !== 2 || SC.lp.results.indexOf(bits[0]) < 0 || SC.lp.methods.indexOf(bits[1]) < 0) {
+        throw new Error(where + ": " + JSON.stringify(text) + " is not an LP; give e.g. cytology=negative,flow=positive or negative:flow");
+      }
+      res[bits[1]] = bits[0];
+      return { results: res, traumatic: null };
+    }
+    text.split(",").forEach(function (part) {
+      var kv = part.split("="), key = (kv[0] || "").trim(), val = (kv[1] || "").trim();
+      if (kv.length !== 2 || !key) { throw new Error(where + ": " + JSON.stringify(text) + " is not an LP"); }
+      if (key === "traumatic") {
+        if (val !== "unknown" && SC.lp.traumatic.indexOf(val) < 0) { throw new Error(where + ".traumatic: " + JSON.stringify(val) + "; allowed: " + SC.lp.traumatic.join(", ") + ", unknown"); }
+        traumatic = val === "unknown" ? null : val;
+      } else if (SC.lp.methods.indexOf(key) >= 0) {
+        if (val === "unknown" || val === "not_done") { return; }
+        if (SC.lp.results.indexOf(val) < 0) { throw new Error(where + "." + key + ": " + JSON.stringify(val) + "; allowed: " + SC.lp.results.join(", ")); }
+        res[key] = val;
+      } else {
+        throw new Error(where + ": unknown key " + JSON.stringify(key) + "; allowed: " + SC.lp.methods.join(", ") + ", traumatic");
+      }
+    });
+    if (!Object.keys(res).length) { throw new Error(where + ": no result; give at least one of " + SC.lp.methods.join(", ")); }
+    return { results: res, traumatic: traumatic };
+  }
+
+  var FLAG_KEYS = ["id", "variant", "ci", "pretest", "causes", "mode"];
+
+  /* The findings of an address fragment, with the command line's names (dashes or underscores) and levels. */
+  function parseFragment(hash) {
+    var st = emptyState(), errors = [], mode = null;
+    hash = hash.replace(/^#/, "");
+    if (!hash) { return { state: st, errors: errors, mode: mode }; }
+    hash.split("&").forEach(function (part) {
+      if (!part) { return; }
+      var eq = part.indexOf("=");
+      var key = decodeURIComponent(eq < 0 ? part : part.slice(0, eq)).trim().replace(/-/g, "_");
+      var val = eq < 0 ? "" : decodeURIComponent(part.slice(eq + 1).replace(/\+/g, " ")).trim();
+      try {
+        if (key === LPN) {
+          if (st.csf.length >= MAX_LPS) { throw new Error(LPN + ": at most " + MAX_LPS + " LPs"); }
+          st.csf.push(parseLp(val, LPN + "[" + (st.csf.length + 1) + "]"));
+        } else if (FINDINGS[key]) {
+          var f = FINDINGS[key];
+          if (val === "unknown" || val === "") { st.values[key] = null; }
+          else if (f.allowed.indexOf(val) < 0) { throw new Error(key + ": " + JSON.stringify(val) + " is not allowed; allowed: " + f.allowed.join(", ") + ", unknown"); }
+          else { st.values[key] = val; }
+        } else if (key === "id") { st.id = val; }
+        else if (key === "variant") {
+          if (DATA.variants.indexOf(val) < 0) { throw new Error("variant: " + JSON.stringify(val) + "; allowed: " + DATA.variants.join(", ")); }
+          st.variant = val;
+        } else if (key === "ci") {
+          var ci = parseFloat(val);
+          if (!(ci > 0 && ci < 1)) { throw new Error("ci: " + JSON.stringify(val) + "; give a number between 0 and 1"); }
+          st.ci = ci;
+        } else if (key === "pretest") {
+          var p = parseFloat(val);
+          if (!(p > 0 && p < 1)) { throw new Error("pretest: " + JSON.stringify(val) + "; give a probability strictly between 0 and 1"); }
+          st.pretest = p;
+        } else if (key === "causes") {
+          var all = model(st.variant).causes;
+          var cs = val === "all" ? all.slice() : val.split(",").map(function (x) { return x.trim(); });
+          if (cs.indexOf(INF) < 0 || cs.length < 2 || cs.some(function (x) { return all.indexOf(x) < 0; })) {
+            throw new Error("causes: " + JSON.stringify(val) + "; give all, or two or more of " + all.join(", ") + " including " + INF);
+          }
+          st.causes = cs;
+        } else if (key === "mode") { mode = val; }
+        else { throw new Error(key + ": not a finding; allowed: " + CATEGORICAL.concat([LPN], FLAG_KEYS).join(", ")); }
+      } catch (e) { errors.push(e.message); }
+    });
+    return { state: st, errors: errors, mode: mode };
+  }
+
+  function fragmentOf(st) {
+    var parts = [];
+    if (st.id) { parts.push("id=" + encodeURIComponent(st.id)); }
+    SC.findings.forEach(function (f) {
+      if (f.name === LPN) { st.csf.forEach(function (lp) { parts.push(LPN + "=" + lpCode(lp)); }); }
+      else if (st.values[f.name] !== null) { parts.push(f.name + "=" + encodeURIComponent(st.values[f.name])); }
+    });
+    if (st.variant !== DATA.variants[0]) { parts.push("variant=" + st.variant); }
+    if (st.ci !== DATA.ci) { parts.push("ci=" + st.ci); }
+    if (st.pretest !== null && !isNaN(st.pretest)) { parts.push("pretest=" + st.pretest); }
+    if (st.causes.length !== model(st.variant).causes.length) { parts.push("causes=" + st.causes.join(",")); }
+    if (document.body.classList.contains("classroom")) { parts.push("mode=classroom"); }
+    return parts.join("&");
+  }
+
+  function yamlScalar(v) { return /^[A-Za-z0-9_.-]+$/.test(v) && ["yes", "no", "true", "false", "on", "off", "null"].indexOf(v.toLowerCase()) < 0 ? v : JSON.stringify(v); }
+
+  /* The case as a patient file (the command line reads it: palsy posterior --patient FILE). */
+  function toYaml(st) {
+    var lines = ["# palsy patient file, saved from the interactive page", "id: " + yamlScalar(st.id || "patient"),
+                 "description: " + JSON.stringify("saved from the interactive page")];
+    SC.findings.forEach(function (f) {
+      if (f.name === LPN) {
+        if (!st.csf.length) { return; }
+        lines.push(LPN + ":");
+        st.csf.forEach(function (lp) {
+          var kv = SC.lp.methods.filter(function (meth) { return lp.results[meth] !== undefined; })
+            .map(function (meth) { return meth + ": " + lp.results[meth]; });
+          if (lp.traumatic) { kv.push("traumatic: " + JSON.stringify(lp.traumatic)); }
+          lines.push("  - {" + kv.join(", ") + "}");
+        });
+      } else if (st.values[f.name] !== null) {
+        lines.push(f.name + ": " + yamlScalar(st.values[f.name]));
+      }
+    });
+    return lines.join("\n") + "\n";
+  }
+
+  function unquote(v) {
+    v = v.trim();
+    if ((v[0] === '"' && v[v.length - 1] === '"') || (v[0] === "'" && v[v.length - 1] === "'")) { return v.slice(1, -1); }
+    return v;
+  }
+
+  function flowMap(text, where) {
+    text = text.trim();
+    if (text[0] !== "{" || text[text.length - 1] !== "}") { throw new Error(where + ": give {cytology: ..., flow: ..., traumatic: ...}"); }
+    var out = {};
+    text.slice(1, -1).split(",").forEach(function (part) {
+      if (!part.trim()) { return; }
+      var i = part.indexOf(":");
+      if (i < 0) { throw new Error(where + ": " + JSON.stringify(part.trim()) + " is not key: value"); }
+      out[part.slice(0, i).trim()] = unquote(part.slice(i + 1));
+    });
+    return out;
+  }
+
+  function boolWord(v) { return v === "true" ? "yes" : v === "false" ? "no" : v; }
+
+  /* A patient file (YAML of the shape palsy writes and reads: scalars, and csf as a list of mappings). */
+  function fromYaml(text) {
+    var st = emptyState(), errors = [], lines = text.split(/\r?\n/), i = 0, lps = [];
+    function lpFrom(map, where) {
+      if (has(map, "result") || has(map, "method")) { return parseLp(map.result + ":" + map.method, where); }
+      var parts = Object.keys(map).map(function (k) { return k + "=" + boolWord(map[k]); });
+      return parseLp(parts.join(","), where);
+    }
+    while (i < lines.length) {
+      var raw = lines[i].replace(/\s+#.*$/, ""), line = raw.trim();
+      i++;
+      if (!line || line[0] === "#") { continue; }
+      if (/^\s/.test(raw)) { errors.push("line " + i + ": unexpected indentation"); continue; }
+      var c = line.indexOf(":");
+      if (c < 0) { errors.push("line " + i + ": not key: value"); continue; }
+      var key = line.slice(0, c).trim(), val = line.slice(c + 1).trim();
+      try {
+        if (key === LPN) {
+          if (val.indexOf("[") === 0) {
+            var inner = val.slice(1, val.lastIndexOf("]")), depth = 0, cur = "";
+            for (var q = 0; q < inner.length; q++) {
+              var ch = inner[q];
+              if (ch === "{") { depth++; } if (ch === "}") { depth--; }
+              if (ch === "," && depth === 0) { if (cur.trim()) { lps.push(lpFrom(flowMap(cur, LPN), LPN)); } cur = ""; } else { cur += ch; }
+            }
+            if (cur.trim()) { lps.push(lpFrom(flowMap(cur, LPN), LPN)); }
+          } else if (val && val !== "unknown" && val !== "null") {
+            throw new Error(LPN + ": give a list of LPs");
+          } else {
+            while (i < lines.length && /^\s+-/.test(lines[i])) {
+              var item = lines[i].replace(/^\s+-\s*/, "").replace(/\s+#.*$/, "");
+              i++;
+              var map;
+              if (item.trim()[0] === "{") { map = flowMap(item, LPN); } else {
+                map = {};
+                var kv = item.split(":");
+                if (kv.length >= 2) { map[kv[0].trim()] = unquote(kv.slice(1).join(":")); }
+                while (i < lines.length && /^\s{3,}[A-Za-z]/.test(lines[i]) && !/^\s+-/.test(lines[i])) {
+                  var kv2 = lines[i].trim().split(":");
+                  map[kv2[0].trim()] = unquote(kv2.slice(1).join(":").replace(/\s+#.*$/, ""));
+                  i++;
+                }
+              }
+              lps.push(lpFrom(map, LPN + "[" + (lps.length + 1) + "]"));
+            }
+          }
+        } else if (key === "id") { st.id = unquote(val); }
+        else if (key === "description") { continue; }
+        else if (FINDINGS[key]) {
+          var v = boolWord(unquote(val));
+          if (v === "" || v === "unknown" || v === "null" || v === "~") { st.values[key] = null; }
+          else if (FINDINGS[key].allowed.indexOf(v) < 0) { throw new Error(key + ": " + JSON.stringify(v) + " is not allowed; allowed: " + FINDINGS[key].allowed.join(", ") + ", unknown"); }
+          else { st.values[key] = v; }
+        } else { throw new Error(key + ": unknown field; allowed: id, description, " + SC.findings.map(function (f) { return f.name; }).join(", ")); }
+      } catch (e) { errors.push(e.message); }
+    }
+    if (lps.length > MAX_LPS) { errors.push(LPN + ": at most " + MAX_LPS + " LPs"); lps = lps.slice(0, MAX_LPS); }
+    st.csf = lps;
+    return { state: st, errors: errors };
+  }
+
+  // --- the page ---------------------------------------------------------------------------------------------
+
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) { e.textContent = text; }
+    if (cls) { e.className = cls; }
+    return e;
+  }
+
+  function clear(e) { while (e.firstChild) { e.removeChild(e.firstChild); } }
+
+  function causeLabel(c) { return LABELS.causes[c] ? LABELS.causes[c].label : c.replace(/_/g, " "); }
+  function causeShort(c) { return LABELS.causes[c] ? LABELS.causes[c].short : c.replace(/_/g, " "); }
+
+  function leadText(lead, tied) {
+    var names = [causeShort(lead)].concat(tied.map(causeShort));
+    if (names.length === 1) { return names[0]; }
+    return names.slice(0, -1).join(", ") + " and " + names[names.length - 1] + ", tied";
+  }
+
+  function valueLabel(name, v) { return LABELS.findings[name].levels[v] || v.replace(/_/g, " "); }
+
+  function lpWords(lp) {
+    var parts = SC.lp.methods.filter(function (meth) { return lp.results[meth] !== undefined; }).map(function (meth) {
+      return LABELS.lp.methods[meth].split(" (")[0] + " " + lp.results[meth];
+    });
+    return parts.join(", ") + (lp.traumatic ? " (" + LABELS.lp.traumatic[lp.traumatic] + ")" : "");
+  }
+
+  function playerText(p) {
+    if (p.lp) { return "LP " + p.index + ": " + lpWords(p.lp); }
+    return LABELS.findings[p.finding].label + ": " + valueLabel(p.finding, p.value);
+  }
+
+  function resultWords(test, result) {
+    if (SC.next_tests[test].reads !== LPN) { return valueLabel(SC.next_tests[test].reads, result); }
+    var bits = result.split("; "), res = {};
+    bits[0].split(",").forEach(function (kv) { var x = kv.split("="); res[x[0]] = x[1]; });
+    return lpWords({ results: res, traumatic: null }) + (bits[1] ? "; " + valueLabel(PROFILE, bits[1]) : "");
+  }
+
+  function drawStack(r) {
+    var bar = $("stack"), list = $("forest");
+    clear(bar); clear(list);
+    r.causes.forEach(function (c) {
+      var col = DATA.palette[c.cause] || { fill: "#777", text: "#fff", hatch: "" };
+      var seg = el("div", null, "seg" + (col.hatch ? " hatched" : ""));
+      seg.style.width = (100 * c.mean) + "%";
+      seg.style.background = col.fill;
+      seg.style.color = col.text;
+      seg.setAttribute("data-cause", c.cause);
+      seg.title = causeLabel(c.cause) + " " + percent(c.mean);
+      if (c.mean >= 0.09) { seg.textContent = causeShort(c.cause) + " " + percent(c.mean); }
+      bar.appendChild(seg);
+      var li = el("li");
+      li.setAttribute("data-cause", c.cause);
+      var sw = el("span", null, "swatch");
+      sw.style.background = col.fill;
+      li.appendChild(sw);
+      li.appendChild(el("span", causeLabel(c.cause), "fname"));
+      li.appendChild(el("span", percent(c.mean), "fmean"));
+      var track = el("span", null, "track"), band = el("span", null, "band"), dot = el("span", null, "dot");
+      band.style.left = (100 * c.lower) + "%";
+      band.style.width = Math.max(0.6, 100 * (c.upper - c.lower)) + "%";
+      band.style.background = col.fill;
+      dot.style.left = (100 * c.mean) + "%";
+      track.appendChild(band); track.appendChild(dot);
+      track.setAttribute("aria-hidden", "true");
+      li.appendChild(track);
+      li.appendChild(el("span", percent(c.lower) + " to " + percent(c.upper), "fci"));
+      list.appendChild(li);
+    });
+  }
+
+  function render() {
+    var st = readControls(), msg = $("message");
+    if (st.pretest !== null && isNaN(st.pretest)) {
+      msg.textContent = "Give your own pretest P(infiltration) between 0.1 and 99.9 (percent).";
+      return null;
+    }
+    var r = compute(st), res = $("result"), ci = Math.round(100 * r.ci) + "%";
+    ["mean", "median", "lower", "upper"].forEach(function (k) { res.setAttribute("data-" + k, String(r.post[k])); });
+    res.setAttribute("data-leading", r.leading);
+    res.setAttribute("data-tied", r.tied.join(","));
+    $("p-mean").textContent = percent(r.post.mean);
+    $("p-interval").textContent = percent(r.post.lower) + " to " + percent(r.post.upper);
+    $("p-ci").textContent = ci;
+    $("p-lead").textContent = leadText(r.leading, r.tied);
+    $("p-lead-label").textContent = r.tied.length ? "Leading causes (tied: closer than the computation can separate):" : "Leading cause:";
+    $("p-against").textContent = r.causes.filter(function (c) { return c.cause !== INF; }).map(function (c) { return causeShort(c.cause); }).join(", ");
+    $("p-base").textContent = (r.state.pretest !== null ? "Your pretest" : "Before any finding") + ": " + percent(r.prior.mean) +
+      (r.weighted ? ". A published case the model learned from: answered with it left out, as palsy posterior does." : "");
+    drawStack(r);
+    drawNotes(r);
+    drawSteps(r);
+    drawTests(r);
+    drawActions(r);
+    var frag = fragmentOf(st);
+    if (history.replaceState) { history.replaceState(null, "", "#" + frag); }
+    $("share-link").value = location.href.split("#")[0] + "#" + frag;
+    return r;
+  }
+
+  function drawNotes(r) {
+    var notes = $("notes"), st = r.state, scope = r.m.settings.scope;
+    clear(notes);
+    CATEGORICAL.forEach(function (n) {
+      var v = st.values[n], key = v && FINDINGS[n].scope_notes ? FINDINGS[n].scope_notes[v] : null;
+      if (key && scope[key]) { var li = el("li", "Out of scope: " + scope[key].split(/\s+/).join(" ")); li.setAttribute("data-kind", "scope"); notes.appendChild(li); }
+    });
+    var hall = r.m.settings.hallmarks || {};
+    r.m.causes.forEach(function (c, j) {
+      if (r.active[j]) { return; }
+      (hall[c] || []).forEach(function (mk) {
+        if (levelOf(st, mk.finding) === mk.value) {
+          var li = el("li", "Warning: " + LABELS.findings[mk.finding].label + " (" + valueLabel(mk.finding, mk.value) + ") points to " + causeLabel(c) + ", which is not weighed here");
+          li.setAttribute("data-kind", "warning");
+          notes.appendChild(li);
         }
       });
     });
-    return out;
+    notes.hidden = !notes.firstChild;
   }
-
-  function scopeNotes(model, inp) {
-    var out = [], scope = model.settings.scope;
-    var squash = function (t) { return t.split(/\s+/).filter(Boolean).join(" "); };
-    if (inp.values.forehead === "spared") { out.push(squash(scope.central)); }
-    if (inp.values.remission === RULES.at_diagnosis) { out.push(squash(scope.at_diagnosis)); }
-    return out;
-  }
-
-  // --- the answer ---------------------------------------------------------------------------------
-
-  function currentModel() {
-    var name = $("variant").value;
-    for (var i = 0; i < MODELS.length; i++) { if (MODELS[i].variant === name) { return prepare(MODELS[i]); } }
-    return prepare(MODELS[0]);
-  }
-
-  function compute() {
-    var model = currentModel(), inp = readInputs(model);
-    if (inp.error !== null) { return { error: inp.error }; }
-    var game = new Game(model, inp), ci = inp.ci, np = game.players.length, C = model.C;
-    var comps = game.prefixComponents(), joints = [], lo = [], m;
-    for (m = 0; m <= np; m++) {
-      joints.push(game.logJoint(comps[m]));
-      lo.push(game.logOdds(joints[m]));
-    }
-    var full = comps[np], lj = joints[np];
-    var post = game.softmax(lj).probs, prior = game.softmax(joints[0]).probs;
-    var causes = [], means = [], guidanceMeans = {};
-    model.causes.forEach(function (c, j) {
-      means.push(inp.active[j] ? mean(post[j]) : 0);
-      if (!inp.active[j]) { return; }
-      var sm = summary(post[j], ci);
-      guidanceMeans[c] = sm.mean;
-      causes.push({ cause: c, mean: sm.mean, median: sm.median, lower: sm.lower, upper: sm.upper,
-                    prior: mean(prior[j]) });
-    });
-    var steps = [];
-    for (m = 1; m <= np; m++) {
-      var contrib = new Float64Array(model.n);
-      for (var s = 0; s < model.n; s++) { contrib[s] = lo[m][s] - lo[m - 1][s]; }
-      var pm = game.softmax(joints[m]).probs.map(function (x, j) { return inp.active[j] ? mean(x) : 0; });
-      steps.push({ label: game.players[m - 1].label, lr: summary(contrib, ci), after: probSummary(lo[m], ci),
-                   leading: leadingOf(model, pm, inp.active) });
-    }
-    var p0 = prior.map(function (x, j) { return inp.active[j] ? mean(x) : 0; });
-    var pPost = probSummary(lo[np], ci);
-    var tests = nextTests(game, full, lj, ci);
-    var decision = decide(pPost.mean, tests, negativeCurves(game, full), inp.thresholds);
-    var actions = RULES.actions.filter(function (a) { return holds(a.when, inp.values, inp.csf, guidanceMeans, decision.action); });
-    return { model: model, ci: ci, pretest: inp.pretest, prior: probSummary(lo[0], ci),
-             priorLeading: leadingOf(model, p0, inp.active), steps: steps, post: pPost, causes: causes,
-             leading: leadingOf(model, means, inp.active), tests: tests, decision: decision, actions: actions,
-             scope: scopeNotes(model, inp), warnings: hallmarkWarnings(model, inp), nCauses: C };
-  }
-
-  // --- the page -----------------------------------------------------------------------------------
-
-  function clear(el) { while (el.firstChild) { el.removeChild(el.firstChild); } }
 
   function cell(tr, text, header) {
-    var td = document.createElement(header ? "th" : "td");
+    var td = el(header ? "th" : "td", text);
     if (header) { td.setAttribute("scope", "row"); }
-    td.textContent = text;
     tr.appendChild(td);
     return td;
   }
 
-  function element(tag, text, cls) {
-    var el = document.createElement(tag);
-    if (text !== undefined) { el.textContent = text; }
-    if (cls) { el.className = cls; }
-    return el;
-  }
-
-  function render() {
-    var r = compute(), res = $("result");
-    if (r.error) {
-      $("p-mean").textContent = "...";
-      $("p-interval").textContent = r.error;
-      res.removeAttribute("data-mean");
-      clear($("differential-body"));
-      clear($("waterfall-body"));
-      $("decision").hidden = true;
-      $("actions").hidden = true;
-      return;
-    }
-    $("decision").hidden = false;
-    $("actions").hidden = false;
-    var ciPct = Math.round(100 * r.ci) + "% CrI";
-    ["mean", "median", "lower", "upper"].forEach(function (k) { res.setAttribute("data-" + k, String(r.post[k])); });
-    res.setAttribute("data-leading", r.leading);
-    $("p-mean").textContent = percent(r.post.mean);
-    $("p-interval").textContent = ciPct + " " + percent(r.post.lower) + " to " + percent(r.post.upper);
-    $("p-median").textContent = percent(r.post.median);
-    $("p-against").textContent = r.causes.filter(function (c) { return c.cause !== INF; })
-      .map(function (c) { return causeName(c.cause); }).join(", ");
-    $("p-leading").textContent = causeName(r.leading);
-    $("p-draws").textContent = r.model.n + " posterior draws, " + r.model.variant + " variant";
-    $("p-base").textContent = (r.pretest !== null ? "pretest (set by you)" : "before any finding") + ": mean " +
-      percent(r.prior.mean) + " (" + ciPct + " " + percent(r.prior.lower) + " to " + percent(r.prior.upper) + ")";
-    $("p-scope").textContent = r.scope.length ? " (only if the palsy is peripheral)" : "";
-    var notes = $("notes");
-    clear(notes);
-    r.scope.forEach(function (t) { var li = element("li", "Out of scope: " + t); li.setAttribute("data-kind", "scope"); notes.appendChild(li); });
-    r.warnings.forEach(function (t) { var li = element("li", "Warning: " + t); li.setAttribute("data-kind", "warning"); notes.appendChild(li); });
-    notes.hidden = !notes.firstChild;
-    var body = $("differential-body");
+  function drawSteps(r) {
+    var body = $("steps-body");
     clear(body);
-    r.causes.forEach(function (c) {
-      var tr = document.createElement("tr");
-      tr.setAttribute("data-cause", c.cause);
-      tr.setAttribute("data-mean", String(c.mean));
-      cell(tr, causeName(c.cause), true);
-      cell(tr, percent(c.mean));
-      cell(tr, percent(c.lower) + " to " + percent(c.upper));
-      cell(tr, percent(c.prior));
-      body.appendChild(tr);
+    var tr = el("tr");
+    cell(tr, r.state.pretest !== null ? "your pretest" : "before any finding", true);
+    cell(tr, "");
+    cell(tr, percent(r.prior.mean));
+    cell(tr, leadText(r.priorLeading, r.priorTied));
+    body.appendChild(tr);
+    r.steps.forEach(function (s) {
+      var row = el("tr");
+      cell(row, playerText(s.player), true);
+      cell(row, factor(s.lr));
+      cell(row, percent(s.means[r.m.inf]) + " (" + percent(s.after.lower) + " to " + percent(s.after.upper) + ")");
+      cell(row, leadText(s.leading, s.tied));
+      body.appendChild(row);
     });
-    drawActions(r);
-    drawDecision(r);
-    drawWaterfall(r);
   }
 
-  function drawActions(r) {
-    var list = $("actions-list");
-    clear(list);
-    r.actions.forEach(function (a, i) {
-      var li = element("li");
-      li.setAttribute("data-action", a.id);
-      li.appendChild(element("span", a.text, "action-text"));
-      if (i < RULES.page_one) { li.classList.add("page-one"); }
-      var more = element("details");
-      more.appendChild(element("summary", "why, sources and trigger"));
-      more.appendChild(element("p", a.detail));
-      more.appendChild(element("p", "Sources: " + a.refs.map(function (k) { return RULES.references[k] || k; }).join("; "), "muted"));
-      more.appendChild(element("p", "Shown when: " + triggerText(a.when) + " (priors/actions.yaml, " + a.id + ")", "muted trigger"));
-      li.appendChild(more);
-      list.appendChild(li);
-    });
-    $("actions-count").textContent = r.actions.length + " of " + RULES.actions.length + " actions apply; the clinician report's page 1 shows the first " + RULES.page_one + ".";
-  }
-
-  function drawDecision(r) {
-    var d = r.decision, th = d.thresholds, box = $("decision-line");
-    box.setAttribute("data-action", d.action);
-    box.setAttribute("data-low", String(th.low));
-    box.setAttribute("data-high", String(th.high));
-    box.setAttribute("data-probability", String(d.probability));
-    box.textContent = "Decision on the mean P(infiltration) " + percent(d.probability) + " (thresholds " +
-      percent(th.low) + " and " + percent(th.high) + ", from " + th.source + "): " + d.action_text;
-    var body = $("decision-tests");
+  function drawTests(r) {
+    var body = $("tests-body");
     clear(body);
-    d.tests.forEach(function (t) {
-      var tr = document.createElement("tr");
-      tr.setAttribute("data-test", t.test);
-      tr.setAttribute("data-can-change", String(t.can_change_action));
-      tr.setAttribute("data-probability-of-change", String(t.probability_of_change));
-      tr.setAttribute("data-voi", String(t.value_of_information));
-      cell(tr, testName(t.test), true);
-      cell(tr, t.can_change_action ? "could change it (probability " + percent(t.probability_of_change) + ")" : "cannot change it");
-      cell(tr, signed(t.value_of_information, 4));
-      cell(tr, percent(t.testing_threshold) + " to " + percent(t.test_treatment_threshold));
-      body.appendChild(tr);
-    });
-    $("decision-no-tests").hidden = d.tests.length > 0;
-    var neg = $("negative-lps"), parts = [];
-    Object.keys(d.negative_lps_to_low).forEach(function (m) {
-      var k = d.negative_lps_to_low[m];
-      neg.setAttribute("data-" + m, k === null ? "none" : String(k));
-      parts.push((m === "flow" ? "flow cytometry" : m) + ": " + (k === null ? "not reachable within " + MAX_LPS + " LPs" : k));
-    });
-    neg.textContent = "Further negative LPs to fall below " + percent(th.low) + ": " + parts.join("; ") + ".";
-    var nb = $("next-tests-body");
-    clear(nb);
     r.tests.forEach(function (t) {
       t.outcomes.forEach(function (o, i) {
-        var tr = document.createElement("tr");
+        var tr = el("tr");
         tr.setAttribute("data-test", t.test);
         tr.setAttribute("data-result", o.result);
         tr.setAttribute("data-probability", String(o.probability.mean));
         tr.setAttribute("data-after", String(o.after.mean));
-        tr.setAttribute("data-leading", o.leading);
-        cell(tr, i === 0 ? testName(t.test) : "", true);
-        cell(tr, o.result.replace(/_/g, " "));
+        cell(tr, i === 0 ? LABELS.tests[t.test] : "", true);
+        cell(tr, resultWords(t.test, o.result));
         cell(tr, percent(o.probability.mean));
         cell(tr, percent(o.after.mean));
-        cell(tr, causeName(o.leading));
-        nb.appendChild(tr);
+        cell(tr, causeShort(o.leading));
+        body.appendChild(tr);
       });
     });
+    $("tests-none").hidden = r.tests.length > 0;
   }
 
-  function drawWaterfall(r) {
-    var tbody = $("waterfall-body");
-    clear(tbody);
-    var rows = [{ label: r.pretest !== null ? "pretest" : "before any finding", lr: null, after: r.prior,
-                  leading: r.priorLeading }].concat(r.steps);
-    rows.forEach(function (row) {
-      var tr = document.createElement("tr");
-      cell(tr, row.label, true);
-      cell(tr, row.lr ? factor(row.lr.mean) : "");
-      cell(tr, row.lr ? factor(row.lr.lower) + " to " + factor(row.lr.upper) : "");
-      cell(tr, percent(row.after.mean));
-      cell(tr, percent(row.after.lower) + " to " + percent(row.after.upper));
-      cell(tr, causeName(row.leading));
-      var bar = document.createElement("td"), svgNS = "http://www.w3.org/2000/svg";
-      var svg = document.createElementNS(svgNS, "svg");
-      svg.setAttribute("width", "200"); svg.setAttribute("height", "14"); svg.setAttribute("aria-hidden", "true");
-      var band = document.createElementNS(svgNS, "rect");
-      band.setAttribute("x", String(200 * row.after.lower)); band.setAttribute("y", "3");
-      band.setAttribute("width", String(Math.max(1, 200 * (row.after.upper - row.after.lower)))); band.setAttribute("height", "8");
-      band.setAttribute("class", "band");
-      var dot = document.createElementNS(svgNS, "rect");
-      dot.setAttribute("x", String(200 * row.after.mean - 1.5)); dot.setAttribute("y", "0");
-      dot.setAttribute("width", "3"); dot.setAttribute("height", "14"); dot.setAttribute("class", "mean");
-      svg.appendChild(band); svg.appendChild(dot); bar.appendChild(svg); tr.appendChild(bar);
-      tbody.appendChild(tr);
+  function drawActions(r) {
+    var list = $("actions-list"), maybe = $("actions-maybe"), means = {};
+    clear(list); clear(maybe);
+    r.causes.forEach(function (c) { means[c.cause] = c.mean; });
+    RULES.actions.forEach(function (a) {
+      var v = holds(a.when, r.state, means);
+      if (v === false) { return; }
+      var li = el("li");
+      li.setAttribute("data-action", a.id);
+      li.appendChild(el("span", a.text, "action-text"));
+      var more = el("details");
+      more.appendChild(el("summary", "why, sources and when it applies"));
+      more.appendChild(el("p", a.detail));
+      more.appendChild(el("p", "Sources: " + a.refs.map(function (k) { return RULES.references[k] || k; }).join("; "), "muted"));
+      more.appendChild(el("p", "Applies when: " + triggerText(a.when), "muted"));
+      li.appendChild(more);
+      (v === true ? list : maybe).appendChild(li);
     });
+    $("actions-maybe-box").hidden = !maybe.firstChild;
   }
 
   function syncLps() {
     var nlp = parseInt($("n-lps").value, 10);
     for (var i = 1; i <= MAX_LPS; i++) { $("lp-" + i).hidden = i > nlp; }
+    $("pretest").disabled = !$("own-pretest").checked;
   }
 
-  function syncInputs() {
-    $("pretest").disabled = !$("base-pretest").checked;
-    var own = $("own-thresholds").checked;
-    $("threshold-low").disabled = !own;
-    $("threshold-high").disabled = !own;
+  function showErrors(errors) {
+    $("message").textContent = errors.length ? "Not read from the address or file: " + errors.join("; ") : "";
   }
 
-  function onChange() { syncLps(); syncInputs(); render(); }
+  // --- classroom: one finding at a time, predict then reveal ------------------------------------------------
 
-  document.querySelectorAll("#controls select, #controls input").forEach(function (el) {
-    el.addEventListener("change", onChange);
-    if (el.type === "number") { el.addEventListener("input", onChange); }
+  var STEP = null;
+
+  function presetState(id) {
+    if (id === "__current") { return readControls(); }
+    var p = DATA.presets.filter(function (x) { return x.id === id; })[0];
+    return parseFragment(p.fragment).state;
+  }
+
+  function stepItems(st) {  // the findings in clinical order, as controls to set one at a time
+    var items = [];
+    SC.findings.forEach(function (f) {
+      if (f.name === LPN) { st.csf.forEach(function (lp, i) { items.push({ lp: lp, index: i + 1 }); }); }
+      else if (st.values[f.name] !== null) { items.push({ finding: f.name, value: st.values[f.name] }); }
+    });
+    return items;
+  }
+
+  function itemText(it) { return it.lp ? "LP " + it.index + ": " + lpWords(it.lp) : LABELS.findings[it.finding].label + ": " + valueLabel(it.finding, it.value); }
+
+  function startSteps() {
+    var id = $("case-select").value, target = presetState(id), blank = emptyState();
+    blank.variant = $("variant").value;
+    blank.ci = parseFloat($("ci").value);
+    blank.id = target.id;
+    blank.causes = readControls().causes;
+    writeControls(blank);
+    render();
+    STEP = { items: stepItems(target), k: 0, preset: DATA.presets.filter(function (x) { return x.id === id; })[0] || null };
+    $("step-panel").hidden = false;
+    showStep();
+  }
+
+  function showStep() {
+    var done = STEP.k >= STEP.items.length;
+    $("step-prompt").textContent = done ? "Every finding is revealed." :
+      "Next (" + (STEP.k + 1) + " of " + STEP.items.length + "): " + itemText(STEP.items[STEP.k]) +
+      ". Will P(infiltration) go up, down, or stay about the same?";
+    document.querySelectorAll("#predict button").forEach(function (b) { b.disabled = done; b.setAttribute("aria-pressed", "false"); });
+    $("step-skip").disabled = done;
+    if (done && STEP.preset && STEP.preset.cause) {
+      $("step-reveal").textContent += " The source established: " + STEP.preset.cause + ".";
+    }
+    if (!done) { $("predict-up").focus(); }
+  }
+
+  function applyItem(it) {
+    var st = readControls();
+    if (it.lp) { st.csf.push(it.lp); } else { st.values[it.finding] = it.value; }
+    writeControls(st);
+  }
+
+  function reveal(prediction) {
+    var before = parseFloat($("result").getAttribute("data-mean"));
+    var beforeLead = $("p-lead").textContent;
+    applyItem(STEP.items[STEP.k]);
+    var r = render(), after = r.post.mean, lr = odds(after) / odds(before);
+    var dir = Math.abs(Math.log(lr)) < Math.log(1 + DATA.same_within) ? "same" : lr > 1 ? "up" : "down";
+    var words = { up: "up", down: "down", same: "about the same" };
+    var text = (prediction ? "You said " + words[prediction] + "; " : "") + "it went " + words[dir] + ": factor on the odds " +
+      factor(lr) + ", P(infiltration) " + percent(before) + " to " + percent(after) + ". Leading cause: " +
+      leadText(r.leading, r.tied) + (leadText(r.leading, r.tied) !== beforeLead ? " (was " + beforeLead + ")" : "") + ".";
+    $("step-reveal").textContent = text;
+    $("step-reveal").setAttribute("data-direction", dir);
+    if (prediction) { $("step-reveal").setAttribute("data-correct", String(prediction === dir)); }
+    STEP.k += 1;
+    showStep();
+  }
+
+  // --- wiring -----------------------------------------------------------------------------------------------
+
+  function onChange() { syncLps(); render(); }
+
+  function load(st, errors, mode) {
+    writeControls(st);
+    showErrors(errors);
+    if (mode === "classroom") { setClassroom(true); }
+    render();
+  }
+
+  function setClassroom(on) {
+    document.body.classList.toggle("classroom", on);
+    $("classroom-toggle").setAttribute("aria-pressed", String(on));
+    $("stepper").hidden = !on;
+  }
+
+  document.querySelectorAll("#controls select, #controls input").forEach(function (e) {
+    e.addEventListener("change", onChange);
+    if (e.type === "number" || e.type === "text") { e.addEventListener("input", onChange); }
   });
-  $("reset").addEventListener("click", function () {
-    document.getElementById("controls").reset();
-    onChange();
+  $("reset").addEventListener("click", function () { var st = emptyState(); writeControls(st); showErrors([]); render(); });
+  $("classroom-toggle").addEventListener("click", function () {
+    setClassroom(!document.body.classList.contains("classroom"));
+    render();
   });
-  window.palsyTeach = { compute: compute, render: render, percent: percent, holds: holds, triggerText: triggerText };
-  onChange();
+  $("copy-link").addEventListener("click", function () {
+    $("share-link").select();
+    try { document.execCommand("copy"); $("message").textContent = "Link copied: it carries this case."; } catch (e) { /* select only */ }
+  });
+  $("save").addEventListener("click", function () {
+    var st = readControls(), blob = new Blob([toYaml(st)], { type: "text/yaml" }), a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = (st.id || "patient").replace(/[^A-Za-z0-9._-]+/g, "_") + ".yaml";
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 0);
+  });
+  $("load").addEventListener("change", function (ev) {
+    var file = ev.target.files[0];
+    if (!file) { return; }
+    var reader = new FileReader();
+    reader.onload = function () {
+      var got = fromYaml(String(reader.result)), cur = readControls();
+      got.state.variant = cur.variant; got.state.ci = cur.ci; got.state.causes = cur.causes;
+      load(got.state, got.errors, null);
+    };
+    reader.readAsText(file);
+  });
+  $("step-start").addEventListener("click", startSteps);
+  $("step-skip").addEventListener("click", function () { reveal(null); });
+  document.querySelectorAll("#predict button").forEach(function (b) {
+    b.addEventListener("click", function () { b.setAttribute("aria-pressed", "true"); reveal(b.getAttribute("data-predict")); });
+  });
+  window.addEventListener("hashchange", function () {
+    var got = parseFragment(location.hash);
+    if (fragmentOf(got.state) !== fragmentOf(readControls())) { load(got.state, got.errors, got.mode); }
+  });
+
+  window.palsyTeach = { compute: function () { return compute(readControls()); }, parseFragment: parseFragment,
+                        fragmentOf: fragmentOf, toYaml: toYaml, fromYaml: fromYaml, percent: percent, render: render,
+                        readControls: readControls };
+  var first = parseFragment(location.hash);
+  load(first.state, first.errors, first.mode);
   document.body.setAttribute("data-ready", "true");
 }());

@@ -1,16 +1,20 @@
-"""``palsy teach``: the teaching lesson (figures, HTML) and the interactive page (DESIGN §6).
+"""``palsy teach``: the ten-minute lesson with its appendix, the two-page handout (HTML and PDF), the cases
+to solve and the interactive page (docs/design.md §6, issue 24).
 
-Uses the variant of ``--variant`` (the same default as ``palsy posterior``) throughout, and the
-subtype variant for the part on repeated LPs (the interactive page offers both variants).
+Uses the variant of ``--variant`` (the same default as ``palsy posterior``) for the lesson, the handout and
+the cases; the interactive page offers every variant. The handout's PDF is printed by WeasyPrint in a
+helper process started first, so that its import overlaps the lesson's answers (:mod:`palsy.reports.pdf`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from palsy.model import decision, evidence, guidance, paths, variants
+from palsy.model import answer as A
+from palsy.model import evidence, guidance, paths, variants
 from palsy.model import teach as T
 from palsy.reports import terminal as TL
 from palsy.scripts.commands import common
@@ -19,37 +23,60 @@ from palsy.scripts.commands import common
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/teach", metavar="DIR", help="output folder (default out/teach)")
     p.add_argument("--patients", default=str(paths.patients()), metavar="DIR",
-                   help="folder of patient files to walk through (default: the repository's patients/)")
+                   help="folder of patient files to walk through in the appendix (default: the repository's patients/)")
     common.add_model_arguments(p, ci=False)
     p.add_argument("--ci", type=common._probability("ci"), default=0.9, help="credible interval mass (default 0.9)")
-    p.add_argument("--tree-pretest", type=common._probability("tree-pretest"), default=0.3, metavar="P",
-                   help="pretest probability of the natural-frequency trees (default 0.3)")
+    p.add_argument("--no-pdf", action="store_true", help="write the handout as HTML only (no WeasyPrint)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from palsy.reports import pdf
     from palsy.reports import teaching as R
-    from palsy.reports.output import check_writable
+    from palsy.reports.labels import Labels
 
-    out = check_writable(common.out_dir(args))  # before the fits and the lesson (minutes on a cold cache)
+    out = common.out_dir(args)
     folder = Path(args.patients)
     if not folder.is_dir():
         raise FileNotFoundError(f"--patients: {folder} is not a folder")
-    patients = [common.patient_from(argparse.Namespace(), str(f)) for f in sorted(folder.glob("*.yaml"))]
     say = common.progress_reporter(args) or (lambda message: None)
-    draws = common.load_draws(args)
-    say("teach: the lesson's scenarios over every draw")
-    others = [v for v in variants.VARIANTS if v != args.variant]
-    extra = {v: common.load_draws(args, variant=v) for v in others}
-    subtype = draws if args.variant == "subtype" else extra.get("subtype")
-    lesson = T.lesson(draws, patients=patients, ci=args.ci, subtype=subtype, tree_pretest=args.tree_pretest)
-    models = [T.page_tables(draws)] + [T.page_tables(d) for d in extra.values()]
-    # the page decides and lists actions as `palsy posterior` does: the same files, loaded the same way
-    pdir = common.priors_dir(args)
-    say("teach: the interactive page and the figures")
-    rules = T.page_rules(decision.load(pdir), guidance.load(pdir, draws.causes))
-    paths = R.write(out, lesson, models, rules=rules, references=evidence.load(pdir).references, ci=args.ci)
-    print(TL.line(f"lesson: {paths[R.LESSON_NAME]}"))
-    print(TL.line(f"interactive page: {paths[R.PAGE_NAME]}"))
-    print(TL.line(f"figures: {out / 'figures'} ({sum(1 for k in paths if k.endswith('.png'))} PNG files)"))
+    with pdf.Printer(helper=not args.no_pdf) as printer:
+        patients = [common.patient_from(argparse.Namespace(), str(f)) for f in sorted(folder.glob("*.yaml"))]
+        draws = common.load_draws(args)
+        others = {v: common.load_draws(args, variant=v) for v in variants.VARIANTS if v != args.variant}
+        pdir = common.priors_dir(args)
+        ev = evidence.load(pdir)
+        teaching = T.load(pdir, draws.schema, ev.cases)
+        labels = Labels.of(draws)
+        say("teach: the lesson's answers")
+        lesson = T.lesson(draws, teaching, patients=patients, ci=args.ci)
+        handout = R.handout_html(lesson["core"], labels)
+        pdf_bytes = None if args.no_pdf else printer.submit(handout, b"palsy-teach-handout")
+        say("teach: the cases and the interactive page")
+        cases = {c.id: c.patient for c in teaching.cases}
+        cases_ctx = R.cases_context(lesson["cases"], labels, ev.references, cases, teaching.about_the_same)
+        presets = [{"id": teaching.typical.id, "title": "The lesson's patient", "cause": "",
+                    "fragment": R.fragment(teaching.typical.replace(id=""))}]
+        presets += [{"id": c["id"], "title": c["title"], "cause": c["cause"], "fragment": c["fragment"]} for c in cases_ctx]
+        models = []
+        for d in (draws, *others.values()):
+            t = A.Tables(d)
+            weights = {pid: A.answer(p, d, tables=t, shapley=False).weights for pid, p in cases.items()
+                       if d.case_index(pid) is not None}
+            models.append(T.page_tables(d, t, weights=weights))
+        rules = R.page_rules(guidance.load(pdir, draws.causes, draws.schema), ev.references, guidance.PAGE_ONE)
+        files = {
+            R.LESSON_NAME: R.lesson_html(lesson, labels, ev.references).encode("utf-8"),
+            R.HANDOUT_NAME: handout.encode("utf-8"),
+            R.CASES_NAME: R.cases_html(cases_ctx, args.ci, teaching.about_the_same).encode("utf-8"),
+            R.PAGE_NAME: R.page_html(models, schema=T.page_schema(draws.schema), labels=R.page_labels(labels, draws.causes),
+                                     rules=rules, presets=presets, ci=args.ci, same_within=teaching.about_the_same,
+                                     not_modelled=lesson["not_modelled"]).encode("utf-8"),
+            "lesson.json": json.dumps(R.to_jsonable(lesson), indent=1, allow_nan=False).encode("utf-8"),
+        }
+        if pdf_bytes is not None:
+            files[R.HANDOUT_PDF] = pdf_bytes.result()
+        written = R.write(out, files)
+    for name in (R.LESSON_NAME, R.HANDOUT_PDF if not args.no_pdf else R.HANDOUT_NAME, R.CASES_NAME, R.PAGE_NAME):
+        print(TL.line(f"{name}: {common.shown_path(written[name])}"))
     sys.stdout.flush()
     return 0
