@@ -520,7 +520,7 @@ HOSTILE_URLS = ["javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert
                 "https://bank.example@evil.example/", "//evil.example/x"]
 
 
-def test_a_javascript_url_in_the_evidence_is_never_a_link(draws_independent, evidence):
+def test_a_javascript_url_in_the_evidence_is_never_a_link(draws_independent, evidence, monkeypatch):
     """A reference whose only link is a script (or any address that is not http(s)): shown as text, never a
     link in the HTML (which also carries a strict Content-Security-Policy) nor a URI action in the PDF."""
     import dataclasses
@@ -529,32 +529,37 @@ def test_a_javascript_url_in_the_evidence_is_never_a_link(draws_independent, evi
 
     from palsy.model import answer as A
     from palsy.model import findings as F
-    from palsy.reports import context, render
+    from palsy.reports import context, links, pdf, render
     from palsy.scripts.commands import common
 
     patient = F.parse_patient(common.read_patient_file(PATIENT))
     ans = A.answer(patient, draws_independent)
-    refs = {key: {k: v for k, v in ref.items() if k not in ("doi", "pmid")} | {"url": HOSTILE_URLS[i % len(HOSTILE_URLS)]}
+    urls = [*HOSTILE_URLS, "https://example.org/a-source-page"]  # and one address that may be a link
+    refs = {key: {k: v for k, v in ref.items() if k not in ("doi", "pmid")} | {"url": urls[i % len(urls)]}
             for i, (key, ref) in enumerate(evidence.references.items())}
     ctx = context.build(ans, dataclasses.replace(evidence, references=refs))
-    assert {link["url"] for r in ctx["references"] for link in r["links"]} & set(HOSTILE_URLS)  # offered to render
-    blobs = render.render(ctx)
-    page = blobs["html"].decode("utf-8")
+    offered = {link["url"] for r in ctx["references"] for link in r["links"]}
+    assert offered & set(HOSTILE_URLS) and "https://example.org/a-source-page" in offered  # offered to render
+    import collections
+
+    monkeypatch.setattr(render, "svg_images", lambda ctx: collections.defaultdict(str))  # no figures: not links
+    page = render.html(ctx)
     head = page.split("</head>", 1)[0]
     assert """<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:;""" in head
     assert "javascript" not in page.lower() and "<script" not in page.lower() and "evil.example" not in page
-    from palsy.reports import links
-
+    assert 'href="https://example.org/a-source-page"' in page
     assert links.unsafe_links(page) == []
-    reader = pypdf.PdfReader(io.BytesIO(blobs["pdf"]))
+    # the PDF is this HTML printed: its reference list (where the links are) printed, its link annotations read
+    references = page[page.index('<section id="references"'):]
+    blob = pdf.print_pdf(f"{head}</head><body><main>{references}", b"palsy-test")
     uris = []
-    for p in reader.pages:
+    for p in pypdf.PdfReader(io.BytesIO(blob)).pages:
         for annot in p.get("/Annots") or []:
             action = annot.get_object().get("/A")
             if action is not None and action.get("/S") == "/URI":
                 uris.append(str(action["/URI"]))
-    assert all(links.safe_url(u) for u in uris), uris
-    assert not any(k in blobs["pdf"].lower() for k in (b"javascript", b"/launch", b"evil.example"))
+    assert set(uris) == {"https://example.org/a-source-page"}, uris
+    assert not any(k in blob.lower() for k in (b"javascript", b"/launch", b"evil.example"))
 
 
 # --- 5. the answer path under faults: one file per patient, capped errors, a closed pipe ----------------------
