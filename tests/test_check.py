@@ -37,7 +37,7 @@ def _fake_sbc(tmp_path):
     res = {"variant": "independent", "evidence_hash": "x" * 64, "simulations": 40, "what": "test",
            "settings": {"draws": 1, "tune": 1, "chains": 2, "seed": 1, "thin_to": 99, "bins": 10},
            "divergences": 0, "seconds": 0.0, "compile_seconds": 0.0,
-           **sbc.summarise(rng.integers(0, 100, size=(40, 2)), ["theta[infiltration, a]", "omega[AML, perineural]"],
+           **sbc.summarise(rng.integers(0, 100, size=(40, 2)), ["theta_free[infiltration | a]", "omega[AML, perineural]"],
                             thin_to=99)}
     sbc.write(res, tmp_path / "sbc")
     return tmp_path / "sbc" / sbc.RESULTS

@@ -21,57 +21,79 @@ def test_prior_draws_match_the_design_priors(fixture_design):
 
     d = fixture_design["subtype"]
     p = K.prior_draws(d, 8000, np.random.default_rng(0))
-    # Beta means a / (a + b) per component and node (expert judgments included)
-    np.testing.assert_allclose(p["theta"].mean(0), d.prior_a / (d.prior_a + d.prior_b), atol=0.02)
+    # Beta means a / (a + b) per free node parameter (expert judgments included); theta assembled from them
+    np.testing.assert_allclose(p["theta_free"].mean(0), d.prior_a / (d.prior_a + d.prior_b), atol=0.02)
+    np.testing.assert_allclose(p["theta"], d.theta(p["theta_free"]))
+    shared = [k for k, n in enumerate(d.structure.nodes) if n.sharing == "shared"]
+    assert np.all(p["theta"][:, :, shared] == p["theta"][:, :1, shared])  # one value for every component
+    zero = d.structure.lp_node["detectable"]  # only infiltration's forms carry detectable cells
+    others = [k for k in range(len(d.variant.components)) if k not in d.infiltration_components]
+    assert np.all(p["theta"][:, others, zero] == 0)
     np.testing.assert_allclose(p["omega"].sum(-1), 1.0)
     np.testing.assert_allclose(p["omega"].mean(0), d.form_alpha / d.form_alpha.sum(-1, keepdims=True), atol=0.02)
     # the rate block is drawn too (from its own prior)
     r = d.rates
-    np.testing.assert_allclose(np.median(p["rate_lognormal"], 0), np.exp(r.lognormal_mu), rtol=0.05)
+    plain = r.lognormal_lower <= 0
+    np.testing.assert_allclose(np.median(p["rate_lognormal"], 0)[plain], np.exp(r.lognormal_mu)[plain], rtol=0.05)
     lp = K.log_prior(p, d)
-    assert {"theta", "omega"} <= set(lp) and not set(lp) & {"share_lineage", "rate_lognormal"}
+    assert {"theta_free", "omega"} <= set(lp) and not set(lp) & {"share_lineage", "rate_lognormal", "theta"}
     assert all(np.all(np.isfinite(v)) for v in lp.values())
     from scipy import stats
 
-    x = p["theta"][:5, 0, 0]
-    np.testing.assert_allclose(lp["theta"][:5, 0, 0], stats.beta(d.prior_a[0, 0], d.prior_b[0, 0]).logpdf(x))
+    x = p["theta_free"][:5, 0]
+    np.testing.assert_allclose(lp["theta_free"][:5, 0], stats.beta(d.prior_a[0], d.prior_b[0]).logpdf(x))
     np.testing.assert_allclose(lp["omega"][:3, 0], [stats.dirichlet(d.form_alpha[0]).logpdf(w) for w in p["omega"][:3, 0]])
 
 
+def _free(d, name: str) -> int:
+    return d.free_names.index(name)
+
+
 def test_predictive_check_numbers_are_consistent(fixture_evidence, fixture_design):
+    import dataclasses
+
     from palsy.model import criticism as K
-    from palsy.model import structure as S
+    from palsy.model import likelihood as LK
 
     d = fixture_design["independent"]
+    st = d.structure
     p = K.prior_draws(d, 2000, np.random.default_rng(1))
     # force P(bilateral | infiltration) ~ 1: the fixture's cases are 1 bilateral of 3, far too few
-    node = S.NODE_NAMES.index("laterality: bilateral")
-    p["theta"][:, d.variant.components.index("infiltration"), node] = 0.999
+    p["theta_free"][:, _free(d, "infiltration | laterality: bilateral")] = 0.999
+    p["theta"] = d.theta(p["theta_free"])
     rows = {r["statistic"]: r for r in K.predictive_checks(p, d, fixture_evidence)}
     bil = rows["laterality = bilateral"]
     assert bil["cases"] == 3 and bil["observed"] == 1
-    from palsy.model import likelihood as LK  # a case's findings are read through the selection model, if any
-
-    theta = LK.case_theta(LK.NUMPY, p, d) if hasattr(LK, "case_theta") else p["theta"]
+    # a case's findings are read through the selection model
+    node = st.find_node("laterality", ("bilateral",), st.items["laterality"])
+    theta = LK.case_theta(LK.NUMPY, p, d)
     k = d.variant.components.index("infiltration")
     assert bil["mean"] == pytest.approx(3 * theta[:, k, node].mean(), rel=1e-9) and bil["mean"] > 2.9
     assert bil["p_value"] < 0.01
     for r in rows.values():
         if r["p_value"] is not None:
             assert 0 <= r["p_value"] <= 1 and r["lower"] <= r["upper"] and 0 <= r["mean"] <= r["cases"]
-    # a case proven by its CSF does not count towards CSF statistics (case_b is proven_by csf); where
-    # the design reads no LP from cases (DESIGN §3), none counts
-    cases_read_lps = bool(d.obs_mask[:, [S.LEVEL_INDEX[("csf_cytology", r)] for r in ("negative", "positive")]].any())
-    assert rows["csf: every LP negative"]["cases"] == (2 if cases_read_lps else 0)
+    # cases carry no LP result in the likelihood (they do not inform CSF sensitivity): no LP statistic;
+    # the CSF profile is a statistic given the first LP's class, undetermined where no case states it
+    assert not any(name.startswith("csf:") for name in rows)
+    assert rows["csf_profile = normal (given the first LP)"]["cases"] == 0
     # a finding no case reports is undetermined everywhere
     assert rows["vesicles = present"]["cases"] == 0 and rows["vesicles = present"]["p_value"] is None
+    # a case that states its profile: read given its own first LP's class (case_b: negative then positive)
+    cases = list(fixture_evidence.cases)
+    b = next(i for i, c in enumerate(cases) if c.id == "case_b")
+    cases[b] = dataclasses.replace(cases[b], values={**cases[b].values, "csf_profile": "pleocytosis"})
+    ev = dataclasses.replace(fixture_evidence, cases=tuple(cases))
+    rows = {r["statistic"]: r for r in K.predictive_checks(p, d, ev)}
+    prof = rows["csf_profile = pleocytosis (given the first LP)"]
+    lp = np.exp(LK.level_logp(LK.NUMPY, theta, st))
+    assert prof["cases"] == 1 and prof["observed"] == 1
+    assert prof["mean"] == pytest.approx(lp[:, k, st.level_index[("csf_profile_negative", "pleocytosis")]].mean())
     # under the subtype variant a case's coded form decides its probabilities
     ds = fixture_design["subtype"]
     ps = K.prior_draws(ds, 500, np.random.default_rng(2))
-    mass = S.LEVEL_INDEX[("mri", "mass")]
-    from palsy.model import likelihood as LK
-
-    lp = np.exp(LK.level_logp(LK.NUMPY, ps["theta"]))
+    mass = st.level_index[("mri", "mass")]
+    lp = np.exp(LK.level_logp(LK.NUMPY, LK.case_theta(LK.NUMPY, ps, ds), st))
     rows = {r["statistic"]: r for r in K.predictive_checks(ps, ds, fixture_evidence)}
     # MRI determined for case_b (leptomeningeal) and case_c (myeloid sarcoma); case_a's proved it
     k_lep, k_ms = ds.variant.components.index("leptomeningeal"), ds.variant.components.index("myeloid_sarcoma")
@@ -87,10 +109,12 @@ def test_cohort_checks_name_the_cause(fixture_evidence, fixture_design):
         rows = {r["entry"]: r for r in K.cohort_checks(p, d, fixture_evidence)}
         assert set(rows) == set(d.entry_ids)
         assert rows["z_vesicles"]["cause"] == "zoster" and rows["z_vesicles"]["members"] == ["zoster"]
-        assert rows["l_bilateral"]["cause"] == "infiltration"
-        lep = rows["l_cyto_lepto"]
-        assert lep["form"] == "leptomeningeal"
+        assert rows["l_bilateral"]["cause"] == "infiltration" and rows["l_bilateral"]["quantity"] == "tree"
+        lep = rows["l_cyto_lepto"]  # an LP entry: result patterns under the CSF model
+        assert lep["form"] == "leptomeningeal" and lep["quantity"] == "lp"
         assert lep["members"] == (["leptomeningeal"] if name == "subtype" else ["infiltration"])
+        lab = rows["lab_art_cyto"]  # a laboratory's node, shared by every cause
+        assert lab["cause"] is None and lab["quantity"] == "node" and lab["members"] == list(d.variant.components)
         if name == "subtype":  # an entry on infiltration as a whole measures every form
             assert rows["l_bilateral"]["members"] == ["leptomeningeal", "perineural", "myeloid_sarcoma"]
         for r in rows.values():
@@ -103,12 +127,14 @@ def test_prior_only_parameters_are_found_structurally(fixture_design):
     d = fixture_design["independent"]
     p = K.prior_draws(d, 50, np.random.default_rng(2))
     informed = K.data_informed(p, d)
-    assert not any(k.startswith(("share_", "rate_")) for k in informed)  # the rate block is not sampled
-    assert informed["theta[infiltration, laterality: bilateral]"] is True
-    assert informed["theta[zoster, vesicles: present]"] is True
+    assert not any(k.startswith(("share_", "rate_", "theta[")) for k in informed)  # only what NUTS samples
+    assert informed["theta_free[infiltration | laterality: bilateral]"] is True
+    assert informed["theta_free[zoster | vesicles: present]"] is True
+    assert informed["theta_free[all causes | csf: artefact:cytology]"] is True  # a laboratory count
     # only an expert-judgment Beta, no counts
-    assert informed["theta[bell, peripheral_nerves: one_or_more]"] is False
-    assert informed["theta[vincristine, peripheral_nerves: one_or_more]"] is False
+    assert informed["theta_free[bell | peripheral_nerves: one_or_more]"] is False
+    assert informed["theta_free[vincristine | peripheral_nerves: one_or_more]"] is False
+    assert informed["theta_free[all causes | csf: traumatic]"] is False
     ds = fixture_design["subtype"]
     ps = K.prior_draws(ds, 50, np.random.default_rng(2))
     informed = K.data_informed(ps, ds)
@@ -146,12 +172,19 @@ def test_source_log_ratio_removes_exactly_the_source(fixture_evidence, fixture_d
     np.testing.assert_allclose(lr, -t["cases_weighted"].sum(-1))
     lr = K.source_log_ratio(srcs["fixture2020"], p, d, t)
     np.testing.assert_allclose(lr, -t["entries"].sum(-1))
-    # removing an expert judgment replaces its Beta by the base prior, on its cause's component
+    # removing an expert judgment replaces its Beta by the base prior, on its cause's free parameter
     ej = srcs["expert judgment b_ocn"]
     assert ej.cause == "bell"
-    k, node, a, b = ej.expert[0]
-    assert d.variant.components[k] == "bell"
-    assert (d.prior_a[k, node], d.prior_b[k, node]) == (1, 49) and (a, b) == (1, 1)
+    i, a, b = ej.expert[0]
+    assert d.free_names[i] == "bell | other_cranial_nerves: one_or_more"
+    assert (d.prior_a[i], d.prior_b[i]) == (1, 49) and (a, b) == (1, 1)
+    from palsy.model.prior import beta_lpdf
+
+    np.testing.assert_allclose(K.source_log_ratio(ej, p, d, t),
+                               beta_lpdf(p["theta_free"][:, i], 1, 1) - beta_lpdf(p["theta_free"][:, i], 1, 49))
+    # a laboratory's judgment is one shared parameter
+    lab = srcs["expert judgment lab_traumatic"]
+    assert [d.free_names[x[0]] for x in lab.expert] == ["all causes | csf: traumatic"] and lab.cause is None
     # a form's judgment is not a source of the independent variant (it does not use it)
     assert "expert judgment l_mass_sarcoma" not in srcs
     ds = fixture_design["subtype"]
@@ -165,9 +198,9 @@ def test_psense_on_a_fit_labels_prior_only_quantities():
 
     dr, d = simulated_fit("independent")
     rows = {r["parameter"]: r for r in K.psense(dr, d)}
-    assert rows["theta[bell, peripheral_nerves: one_or_more]"]["label"] == K.PRIOR_ONLY
-    assert rows["theta[infiltration, laterality: bilateral]"]["label"] != K.PRIOR_ONLY
-    assert rows["theta[infiltration, laterality: bilateral]"]["likelihood"] > 0.05
+    assert rows["theta_free[bell | peripheral_nerves: one_or_more]"]["label"] == K.PRIOR_ONLY
+    assert rows["theta_free[infiltration | laterality: bilateral]"]["label"] != K.PRIOR_ONLY
+    assert rows["theta_free[infiltration | laterality: bilateral]"]["likelihood"] > 0.05
 
 
 @pytest.mark.slow
@@ -262,10 +295,11 @@ def test_leave_one_study_out_flags_a_discordant_study(evidence):
     assert [g for g, _ in groups] == list(d.re_groups) and all(len(js) >= 2 for _, js in groups)
     rng = np.random.default_rng(0)
     n = 2000
-    theta = np.clip(0.3 + 0.01 * rng.standard_normal((n, *d.prior_a.shape)), 0.01, 0.99)
-    params = {"theta": theta, "tau": np.full(n, 0.02), "re_z": rng.standard_normal((n, d.re_member.shape[1]))}
-    label, js = groups[0]
-    j = js[0]
+    free = np.clip(0.3 + 0.01 * rng.standard_normal((n, *d.prior_a.shape)), 0.01, 0.99)
+    params = {"theta_free": free, "theta": d.theta(free), "tau": np.full(n, 0.02),
+              "re_z": rng.standard_normal((n, d.re_member.shape[1]))}
+    # the largest study of any pooled quantity (x = n there is far beyond a rate near 0.3)
+    j = max((j for _, js in groups for j in js), key=lambda j: d.entry_n[j])
     x = d.entry_x.copy()
     x[j] = d.entry_n[j]  # every patient positive: far above anything the others allow
     dd = dataclasses.replace(d, entry_x=x)
@@ -288,7 +322,6 @@ def test_heterogeneity_and_selection_on_the_fit(evidence, draws_independent, pos
     selection raises what the case reports show above what the answers use; the bilateral factor is
     given with and without the selection model."""
     from palsy.model import design as D
-    from palsy.model import structure as S
     from palsy.model.criticism import synthesis as Y
 
     d = D.build(evidence, evidence.variant("independent"))
@@ -296,10 +329,11 @@ def test_heterogeneity_and_selection_on_the_fit(evidence, draws_independent, pos
     assert h["pooled"] and len(h["quantities"]) == len(d.re_groups)
     for q in h["quantities"]:
         assert q["new_setting"]["upper"] - q["new_setting"]["lower"] >= q["centre"]["upper"] - q["centre"]["lower"]
-    assert all(n["component"] in d.variant.components for n in h["nodes"])
+    assert h["nodes"] and all(n["component"] in (*d.variant.components, "all causes") for n in h["nodes"])
+    assert [n["parameter"] for n in h["nodes"]] == [d.free_names[i] for i in np.flatnonzero(d.re_free_mask)]
     dp = D.build(evidence, evidence.variant("independent"), synthesis=False)
     s = Y.selection(draws_independent.params, d, plain=posterior_plain.draws.params, plain_design=dp)
-    assert s["modelled"] and [f["feature"] for f in s["features"]] == [S.NODE_NAMES[k] for k in np.flatnonzero(d.sel_mask)]
+    assert s["modelled"] and [f["feature"] for f in s["features"]] == [d.structure.node_names[k] for k in np.flatnonzero(d.sel_mask)]
     assert s["gamma_prior"]["mean"] == d.gamma_mu
     b = s["bilateral"]
     assert b["with"] > 0 and b["without"] > 0 and b["with_vs_bell"] > 0
@@ -322,7 +356,7 @@ def test_finding_lr_is_the_formula(fixture_evidence, fixture_design):
     p = K.prior_draws(d, 500, np.random.default_rng(4))
     res = Y.finding_lr(p, d, "laterality", ("bilateral",))
     v = d.variant
-    pk = Y._level_p(p["theta"], "laterality", ("bilateral",))
+    pk = Y._level_p(p["theta"], "laterality", ("bilateral",), d.structure)
     prior_c = np.exp(LK.cause_strata(LK.NUMPY, p, d.rates)[0])
     i = v.causes.index("infiltration")
     others = [c for c in v.causes if c != "infiltration"]

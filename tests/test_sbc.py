@@ -11,17 +11,19 @@ import pytest
 def test_simulated_data_follow_the_sbc_rules(fixture_evidence):
     from palsy.model import design as D
     from palsy.model import prior
-    from palsy.model import structure as S
     from palsy.scripts import sbc
 
     v = fixture_evidence.variant("subtype")
+    st = fixture_evidence.structure
     lib = sbc.pseudo_library(fixture_evidence, v)
     d = D.build(lib.evidence, v, weights_one=True)
-    # one pseudo-case per (form, item, level), each observing exactly that level
-    assert len(d.case_ids) == len(lib.index) == len(v.infiltration_components) * S.N_LEVELS
-    # (a level the fit never reads from cases, e.g. an LP when cases do not inform CSF sensitivity,
-    # has a pseudo-case without observation: it never receives a count)
-    assert np.all(d.obs_case.sum(axis=1) <= 1) and np.all(d.case_forms.sum(axis=1) == 1)
+    # one pseudo-case per (form, tree item, level), each observing exactly that level (the CSF profile's
+    # items given the first LP's class among them; cases carry no LP result)
+    assert len(d.case_ids) == len(lib.index) == len(v.infiltration_components) * st.n_levels
+    assert np.all(d.obs_case.sum(axis=1) == 1) and np.all(d.case_forms.sum(axis=1) == 1)
+    for (_, item, lv), j in lib.index.items():
+        mask = d.obs_mask[np.flatnonzero(d.obs_case[j])[0]]
+        assert [st.level_keys[i] for i in np.flatnonzero(mask)] == [(item, lv)]
     rng = np.random.default_rng(0)
     truth = prior.draws(d, 1, rng)
     data = sbc.simulate_data(d, truth, rng, lib)
@@ -47,16 +49,13 @@ def test_pseudo_library_likelihood_is_the_simulated_cases_likelihood(fixture_evi
     d = D.build(lib.evidence, v, weights_one=True)
     p = prior.draws(d, 3, np.random.default_rng(1))
     ll = np.asarray(LK.case_loglik(LK.NUMPY, p, d))  # (draw, pseudo-case)
-    # a pseudo-case of form k at level l has log-likelihood log P(l | k), whatever omega
-    theta = LK.case_theta(LK.NUMPY, p, d) if hasattr(LK, "case_theta") else p["theta"]
-    lp = LK.level_logp(LK.NUMPY, theta)
-    from palsy.model import structure as S
-
+    # a pseudo-case of form k at level l has log-likelihood log P(l | k) (through the selection model),
+    # whatever omega
+    st = fixture_evidence.structure
+    lp = LK.level_logp(LK.NUMPY, LK.case_theta(LK.NUMPY, p, d), st)
     for (pos, item, lv), j in lib.index.items():
-        if not d.obs_case[j].any():
-            continue
         k = v.infiltration_components[pos]
-        np.testing.assert_allclose(ll[:, j], lp[:, k, S.LEVEL_INDEX[(item, lv)]], rtol=1e-10)
+        np.testing.assert_allclose(ll[:, j], lp[:, k, st.level_index[(item, lv)]], rtol=1e-10)
 
 
 def test_rank_statistics_detect_miscalibration():
@@ -95,8 +94,9 @@ def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
     assert d.re_groups and d.sel_mask.any()  # both parts of the synthesis are in the simulated model
     res = sbc.run(ev, "independent", 30, draws=200, tune=200, chains=2, thin_to=19, bins=5, seed=11)
     assert len(res["ranks"]) == 30 and len(res["parameters"]) == len(res["ranks"][0])
-    # the sampled parameters only: theta, the spread and study effects, the selection parameter
-    assert {p.partition("[")[0] for p in res["parameters"]} == {"theta", "tau", "re_z", "gamma"}
+    # the sampled parameters only: the free node parameters, the spread and study effects, the selection
+    assert {p.partition("[")[0] for p in res["parameters"]} == {"theta_free", "tau", "re_z", "gamma"}
+    assert any(" csf: " in p for p in res["parameters"])  # the CSF model's nodes (LP and node entries) too
     assert "gamma" in res["parameters"] and "tau" in res["parameters"]
     assert res["library"]["findings_per_simulation"] > 0
     r = np.array(res["ranks"])

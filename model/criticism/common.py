@@ -43,10 +43,9 @@ def with_theta(params: dict[str, np.ndarray], d: D.Design) -> dict[str, np.ndarr
 
 def free_of_theta(theta: np.ndarray, d: D.Design) -> np.ndarray:
     """The free node parameters (..., free) that ``theta`` (..., component, node) was assembled from
-    (each free parameter's copies are equal: their mean is it)."""
-    a = d.assembly
-    flat = theta.reshape(*theta.shape[:-2], -1)
-    return (flat @ a) / a.sum(axis=0)
+    (each free parameter's copies are equal: its first copy is it, exactly)."""
+    first = np.argmax(d.assembly > 0, axis=0)  # (free,): the first (component * node) row of each column
+    return theta.reshape(*theta.shape[:-2], -1)[..., first]
 
 
 def element_labels(name: str, shape: tuple[int, ...], d: D.Design) -> list[tuple[tuple[int, ...], str]]:
