@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -57,6 +58,9 @@ class CacheError(ValueError):
 
 #: Errors of a disk rather than of a path: the cache is then skipped with a warning, never fatal.
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
+#: Free space below which a fit is warned, before it starts, that it may not be cached (a fit's entry
+#: takes about 30 MB, its JAX programs a few MB).
+MIN_FREE_BYTES = 100 * 2**20
 
 
 def root() -> Path:
@@ -109,6 +113,10 @@ def check_root() -> Path:
                           stacklevel=2)
             return path
         raise CacheError(f"{name}: cannot be written ({exc.strerror or exc}); {allowed}") from None
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(path).free
+        if free < MIN_FREE_BYTES:
+            warnings.warn(f"palsy: {name}: only {free / 2**20:.0f} MB free; the fit may not be cached", stacklevel=2)
     return path
 
 

@@ -387,6 +387,32 @@ def test_full_output_disk_names_the_path_and_writes_nothing(palsy, tmp_path, mon
     assert _leftovers(out) == []
 
 
+def test_a_full_cache_disk_is_a_warning_before_the_fit_not_bad_input(cache, monkeypatch):
+    """Before a fit: little free space, or a probe write that fails for lack of space, is warned about (the
+    fit goes on, uncached); a cache path that cannot be written for another reason stays bad input."""
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(C.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 2**20, 2**20))
+    with pytest.warns(UserWarning, match="only 1 MB free"):
+        assert C.check_root() == cache
+    monkeypatch.undo()
+    monkeypatch.setenv("PALSY_CACHE", str(cache))
+    if os.path.exists("/dev/full"):  # the kernel's own ENOSPC: every write to it fails so
+        dummy = cache / "probe"
+        monkeypatch.setattr(C.tempfile, "mkstemp", lambda **kw: (dummy.touch(), os.open("/dev/full", os.O_WRONLY))[1:]
+                            + (str(dummy),))
+        with pytest.warns(UserWarning, match="No space left on device.*not be cached"):
+            C.check_root()
+
+    def read_only(**kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(C.tempfile, "mkstemp", read_only)
+    with pytest.raises(C.CacheError, match="Read-only file system"):
+        C.check_root()
+
+
 def test_unwritable_out_is_found_before_any_work(tmp_path, monkeypatch, capsys):
     """teach, report and check prove --out writable before loading a posterior (teach fitted for 40 s first)."""
     from palsy.scripts.commands import common
