@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from palsy.reports import pdf
     from palsy.reports import teaching as R
     from palsy.reports.labels import Labels
+    from palsy.reports.output import check_writable
 
-    out = common.out_dir(args)
+    out = check_writable(common.out_dir(args))  # before the fits and the lesson (minutes on a cold cache)
     folder = Path(args.patients)
     if not folder.is_dir():
         raise FileNotFoundError(f"--patients: {folder} is not a folder")
