@@ -90,7 +90,16 @@ def case_loglik_marginal(params: dict[str, np.ndarray], d: D.Design) -> np.ndarr
 
 
 def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws | None = None) -> Draws:
-    """:class:`Draws` (with everything :func:`palsy.model.answer.answer` reads) from a ``fit.sample`` result.
+    """:class:`Draws` (with everything :func:`palsy.model.answer.answer` reads) from a ``fit.sample`` result
+    (see :func:`draws_from_params`)."""
+    from palsy.model import fit
+
+    return draws_from_params(fit.flat_params(dt), fit.diagnostics(dt), d, evidence, settings, like=like)
+
+
+def draws_from_params(params: dict[str, np.ndarray], diagnostics: dict[str, Any], d: D.Design, evidence: Evidence,
+                      settings, *, like: Draws | None = None) -> Draws:
+    """:class:`Draws` from a refit's flat draws (:func:`palsy.model.criticism.heavy.refit`'s result).
 
     The rate block is drawn from its prior with the settings' seed (as :func:`palsy.model.fit.posterior`
     does), so refits with the same settings share it exactly: differences between them are the
@@ -101,7 +110,7 @@ def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws
     from palsy.model import __version__, fit
     from palsy.model import draws as draws_io
 
-    params = fit.flat_params(dt)
+    params = dict(params)
     params.update(fit.rate_block(d, len(params["theta"]), settings.seed))
     ll = np.asarray(LK.case_loglik(LK.NUMPY, params, d)).T
     v = d.variant
@@ -113,7 +122,7 @@ def draws_from_fit(dt, d: D.Design, evidence: Evidence, settings, *, like: Draws
         "evidence_hash": evidence.hash, "version": __version__, "settings": dataclasses.asdict(settings),
         "w_case": d.w_case, "case_ids": list(d.case_ids),
         "case_aliases": [list(c.also_known_as) for c in evidence.cases],
-        "diagnostics": fit.diagnostics(dt), "schema": evidence.schema.to_json(), "dropped_draws": 0,
+        "diagnostics": diagnostics, "schema": evidence.schema.to_json(), "dropped_draws": 0,
         "lp_profile_ordering": {"holds_share": float(ordering.mean()), "draws": int(len(ordering))},
         "random_effect_quantities": list(d.re_groups),
     }
