@@ -1,264 +1,407 @@
-"""The teaching lesson's numbers (model/teach.py), its pages (reports/teaching.py) and ``palsy teach``."""
+"""``palsy teach`` (issue 24): the lesson's numbers are answers (model/teach.py computes through
+model/answer.py), every number the ten-minute core prints is re-derived here from ``palsy.model.answer``
+for the one typical patient, the handout prints on two A4 pages, the cases carry full citations, the
+page's tables rebuild the answer's, and the palette stays apart for colour-blind readers.
+
+One ``palsy teach`` run per module (slow); the rest reads its files or computes in-process."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 import subprocess
 import sys
 from html.parser import HTMLParser
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
 
 from palsy.model import answer as A
 from palsy.model import findings as F
-from palsy.model import structure as S
+from palsy.model import safe_yaml
 from palsy.model import teach as T
-from tests.conftest import PATIENTS, REPO, run_palsy
+from palsy.reports import palette as P
+from palsy.reports import teaching as R
+from palsy.reports import wording as W
+from tests.conftest import REPO, run_palsy
 
+pytestmark = pytest.mark.xdist_group("teach")
 CI = 0.9
 
 
 @pytest.fixture(scope="module")
-def tables_independent(draws_independent):
-    return A.Tables(draws_independent)
+def teaching(draws_subtype, evidence):
+    return T.load(REPO / "priors", draws_subtype.schema, evidence.cases)
 
 
 @pytest.fixture(scope="module")
-def tables_subtype(draws_subtype):
-    return A.Tables(draws_subtype)
+def teach_out(posterior_independent, posterior_subtype, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teach")
+    proc = run_palsy("teach", "--out", str(out), check=True)
+    assert "lesson.html" in proc.stdout and "interactive.html" in proc.stdout
+    return out
 
 
-@pytest.fixture(params=["independent", "subtype"])
-def variant_tables(request, tables_independent, tables_subtype):
-    return {"independent": tables_independent, "subtype": tables_subtype}[request.param]
+class _Collect(HTMLParser):
+    """Visible text (with and without the marked numbers) and every tag."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.residual: list[str] = []
+        self.tags: list[tuple[str, dict]] = []
+        self.numbers: dict[str, str] = {}
+        self._skip = 0
+        self._n: str | None = None
 
-@pytest.fixture(params=["independent", "subtype"])
-def variant_draws_tables(request, draws_independent, draws_subtype, tables_independent, tables_subtype):
-    return {"independent": (draws_independent, tables_independent),
-            "subtype": (draws_subtype, tables_subtype)}[request.param]
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag in ("script", "style"):
+            self._skip += 1
+        if tag == "span" and a.get("class") == "n":
+            self._n = a["data-n"]
 
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip -= 1
+        if tag == "span":
+            self._n = None
 
-def _lps(*codes: str) -> tuple[F.LP, ...]:
-    return tuple(F.LP(*c.split(":")) for c in codes)
-
-
-# --- the lesson's numbers ------------------------------------------------------------------------
-
-def _typical(**changes) -> F.Patient:
-    return T.TYPICAL.replace(**changes)
-
-
-@pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_posttest_monotone_in_pretest(variant_tables, method):
-    cur = T.posttest_curves(variant_tables, ci=CI, max_k=3)
-    assert np.all(np.diff(cur["pretest"]) > 0)
-    for b in cur["curves"][method]:
-        for key in ("mean", "median", "lower", "upper"):
-            assert np.all(np.diff(b[key]) >= -1e-12), key
-        assert np.all(b["lower"] <= b["median"]) and np.all(b["median"] <= b["upper"])
-        assert np.all((b["mean"] > 0) & (b["mean"] < 1))
-
-
-@pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_negative_lp_never_raises_the_probability(variant_tables, method):
-    """After each further negative LP (up to 6) the mean and the median are never higher than before."""
-    cur = T.posttest_curves(variant_tables, ci=CI, max_k=F.MAX_LPS)
-    for key in ("mean", "median"):
-        arr = np.stack([b[key] for b in cur["curves"][method]])  # (k, pretest)
-        assert np.all(np.diff(arr, axis=0) <= 1e-12), key
-    k0 = cur["curves"][method][0]
-    assert np.allclose(k0["mean"], cur["pretest"]) and np.allclose(k0["median"], cur["pretest"])
-
-
-@pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_negative_lp_lowers_the_odds_in_every_draw(variant_tables, method):
-    assert np.all(T.posttest_log_odds(variant_tables, np.array([0.3]), method, 1)
-                  < T.posttest_log_odds(variant_tables, np.array([0.3]), method, 0))
-
-
-@pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_curves_agree_with_the_answer(draws_subtype, tables_subtype, method):
-    """The lesson's post-test numbers are what ``answer`` (the CLI) gives for the same pretest and context."""
-    p = _typical(laterality=None, other_cranial_nerves=None, csf=_lps(f"negative:{method}", f"negative:{method}"))
-    ans = A.answer(p, draws_subtype, ci=CI, pretest=0.3, tables=tables_subtype)
-    cur = T.posttest_curves(tables_subtype, pretests=np.array([0.3]), ci=CI, max_k=2)
-    got = {k: float(v[0]) for k, v in cur["curves"][method][2].items()}
-    for key in ("mean", "median", "lower", "upper"):
-        assert got[key] == pytest.approx(ans.probability[key], abs=1e-12)
-
-
-@pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_where_it_goes_agrees_with_the_answer(variant_draws_tables, method):
-    """Every cause's probability after k negative LPs is the answer's, and what infiltration loses
-    goes to the whole differential (the gains sum to one; Bell's palsy takes only part of it)."""
-    draws, variant_tables = variant_draws_tables
-    w = T.where_it_goes(variant_tables, method=method, ci=CI)
-    for k in (0, 2):
-        ans = A.answer(_typical(csf=_lps(*[f"negative:{method}"] * k)), draws, ci=CI, tables=variant_tables)
-        for c in ans.cause_summaries():
-            assert w["steps"][k]["causes"][c["cause"]]["mean"] == pytest.approx(c["probability"]["mean"], abs=1e-12)
-        assert w["steps"][k]["infiltration"]["mean"] == pytest.approx(ans.probability["mean"], abs=1e-12)
-    means = [s["causes"]["infiltration"]["mean"] for s in w["steps"]]
-    assert all(np.diff(means) < 0)
-    for g in w["gain"]:
-        assert sum(g.values()) == pytest.approx(1.0, abs=1e-9)
-        assert "infiltration" not in g and 0 < g["bell"] < 1
-        assert sum(v for c, v in g.items() if c != "bell") > 0.05  # not only Bell's palsy
-
-
-def test_fall_below(tables_independent):
-    rows = T.lps_to_fall_below(tables_independent, ci=CI)
-    assert {r["method"] for r in rows} == set(F.CSF_METHODS)
-    for r in rows:
-        after = r["after"]
-        assert len(after) == F.MAX_LPS + 1
-        if r["by_mean"] is not None:
-            assert after[r["by_mean"]]["mean"] < r["threshold"]
-            assert all(a["mean"] >= r["threshold"] for a in after[:r["by_mean"]])
+    def handle_data(self, data):
+        if self._skip:
+            return
+        self.text.append(data)
+        if self._n is not None:
+            assert self.numbers.get(self._n, data) == data, self._n
+            self.numbers[self._n] = data
         else:
-            assert all(a["mean"] >= r["threshold"] for a in after)
-        if r["by_upper"] is not None:
-            assert r["by_mean"] is not None and r["by_mean"] <= r["by_upper"]
-    # a higher pretest never needs fewer LPs
-    for m in F.CSF_METHODS:
-        for thr in T.THRESHOLDS:
-            ks = [r["by_mean"] for r in rows if r["method"] == m and r["threshold"] == thr]
-            ks = [F.MAX_LPS + 1 if k is None else k for k in ks]
-            assert ks == sorted(ks)
+            self.residual.append(data)
 
 
-@pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_subtype_repeat_lps(tables_subtype, method):
-    """Within infiltration each further negative LP is less surprising (forms); against the other
-    causes the model's factor after k negative LPs is less extreme than the naive power."""
-    rep = T.repeat_lps(tables_subtype, method=method, ci=CI)
-    within, naive = rep["draws_within"], rep["draws_within_naive"]
-    # per draw: P(neg, neg | infiltration) >= P(neg | infiltration)^2 (Jensen over the forms)
-    assert np.all(within >= naive - 1e-9)
-    assert np.median(within[-1] - naive[-1]) > 0.01
-    assert rep["conditional"][1]["mean"] > rep["conditional"][0]["mean"]
-    assert rep["joint"][-1]["mean"] > rep["naive"][-1]["mean"] + 0.1
+def _parse(html: str) -> _Collect:
+    p = _Collect()
+    p.feed(html)
+    return p
 
 
-@pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_independent_repeat_within_equals_naive(tables_independent, method):
-    rep = T.repeat_lps(tables_independent, method=method, ci=CI)
-    np.testing.assert_allclose(rep["draws_within"], rep["draws_within_naive"], atol=1e-9)
+def _self_contained(html: str) -> _Collect:
+    p = _parse(html)
+    for tag, attrs in p.tags:
+        assert tag != "link", "no external stylesheets"
+        if tag in ("script", "img", "iframe"):
+            src = attrs.get("src") or ""
+            assert not src or src.startswith("data:"), f"{tag} loads {src[:60]}"
+    assert not re.search(r"https?://(?!www\.w3\.org/)", html.split("<script")[0]), "no network references"
+    text = " ".join(p.text)
+    assert not re.search(r"(?<![\d.<>])(0|100)(\.0+)?%", text), "never 0% or 100%"
+    assert "false positive" not in text.lower() or "not a \"false positive\"" in text, "malignant cells are not false positives"
+    assert "excluded" not in text.lower().replace("does not exclude", "").replace("is infiltration excluded", "")
+    return p
 
 
-def test_negative_lp_shifts_infiltration_towards_perineural(tables_subtype, draws_subtype):
-    shift = T.form_shift(tables_subtype, draws_subtype, ci=CI)
-    lepto = [s["forms"]["leptomeningeal"]["mean"] for s in shift]
-    peri = [s["forms"]["perineural"]["mean"] for s in shift]
-    assert all(np.diff(lepto) < 0) and all(np.diff(peri) > 0)
-    for s in shift:
-        assert math.isclose(sum(v["mean"] for v in s["forms"].values()), 1.0, rel_tol=1e-9)
+# --- the core's numbers, re-derived from the answers ------------------------------------------------------
+
+def _odds(p: float) -> float:
+    return p / (1 - p)
 
 
-@pytest.mark.parametrize("method", F.CSF_METHODS)
-def test_frequency_tree_adds_up(variant_tables, method):
-    tree = T.frequency_tree(variant_tables, pretest=0.3, method=method, ci=CI)
-    c = {k: v["mean"] for k, v in tree["counts"].items()}
-    assert c["L"] == pytest.approx(300) and c["L"] + c["O"] == pytest.approx(1000)
-    assert c["L_neg1"] + c["L_pos1"] == pytest.approx(c["L"])
-    assert c["O_neg1"] + c["O_pos1"] == pytest.approx(c["O"])
-    assert c["L_neg2"] + c["L_neg1_pos2"] == pytest.approx(c["L_neg1"])
-    assert c["O_neg2"] + c["O_neg1_pos2"] == pytest.approx(c["O_neg1"])
-    by = tree["by_cause"]
-    assert sum(by[x]["neg2"]["mean"] for x in tree["causes"] if x != "infiltration") == pytest.approx(c["O_neg2"])
-    assert sum(by[x]["all"]["mean"] for x in tree["causes"]) == pytest.approx(1000)
-    s = tree["share_l"]
-    assert s["neg1"]["tree"] == pytest.approx(c["L_neg1"] / (c["L_neg1"] + c["O_neg1"]))
-    assert s["neg2"]["mean"] < s["neg1"]["mean"] < 0.3
-    assert s["neg2"]["lower"] > 0  # less likely, never impossible
+def _largest_remainder(values: dict[str, float], total: int) -> dict[str, int]:
+    floors = {k: math.floor(v) for k, v in values.items()}
+    for k in sorted(values, key=lambda k: values[k] - floors[k], reverse=True)[:total - sum(floors.values())]:
+        floors[k] += 1
+    return floors
 
 
-def test_other_findings_compared(tables_subtype):
-    rows = {(r["finding"], r["value"]): r for r in T.single_findings(tables_subtype, ci=CI)}
-    n_levels = sum(1 for item, _ in S.LEVEL_KEYS if not item.startswith("csf_profile_")) + 3
-    assert len(rows) == n_levels
-    neg = rows[("csf", "negative:cytology")]["log_lr"]["mean"]
-    assert rows[("csf", "positive:cytology")]["log_lr"]["mean"] > 0 > neg
-    assert rows[("csf", "positive:flow")]["leading"] == "infiltration"
-    assert rows[("vesicles", "present")]["leading"] == "zoster"
-    assert rows[("mri", "mass")]["log_lr"]["mean"] > abs(neg)
-    for r in rows.values():
-        assert 0 < r["after"]["mean"] < 1 and math.isclose(sum(r["causes_after"].values()), 1.0, rel_tol=1e-9)
-    mri = {r["value"]: r for r in T.mri_after_negative_lp(tables_subtype, ci=CI)}
-    assert set(mri) == set(F.LEVELS["mri"])
+def _p_outcome(ans: A.Answer, want: dict[str, str]) -> float:
+    total = 0.0
+    for test in ans.next_tests:
+        for o in test["outcomes"]:
+            code = o["result"].split(";")[0]
+            if "=" in code and all(dict(x.split("=") for x in code.split(",")).get(m) == r for m, r in want.items()):
+                total += o["probability"]["mean"]
+    return total
 
 
-@pytest.mark.parametrize("path", sorted(PATIENTS.glob("*.yaml")), ids=lambda p: p.stem)
-def test_walkthrough_matches_the_answer(draws_subtype, tables_subtype, path):
-    from palsy.scripts.commands import common
+def expected_core_numbers(teaching: T.Teaching, draws) -> dict[str, str]:
+    """Every number the core prints, from answers of the typical patient (independently of model/teach.py)."""
+    typ, lp, ci = teaching.typical, teaching.negative_lp, CI
+    ans = [A.answer(typ.replace(csf=(lp,) * k), draws, ci=ci, shapley=False) for k in range(teaching.repeats + 1)]
+    pct, fac = W.percent, (lambda x: W.factor(math.log(x)))
+    out = {"ci": W.ci_percent(ci) + "%"}
+    means = []
+    for k, a in enumerate(ans):
+        p = a.probability
+        out |= {f"p{k}": pct(p["mean"]), f"lo{k}": pct(p["lower"]), f"hi{k}": pct(p["upper"]),
+                f"of100_{k}": str(round(100 * p["mean"]))}
+        m = {c["cause"]: c["probability"]["mean"] for c in a.cause_summaries()}
+        means.append(m)
+        for c in a.cause_summaries():
+            s = c["probability"]
+            out |= {f"c{k}.{c['cause']}": pct(s["mean"]), f"c{k}.{c['cause']}.lo": pct(s["lower"]),
+                    f"c{k}.{c['cause']}.hi": pct(s["upper"])}
+    p = [a.probability["mean"] for a in ans]
+    want = dict(lp.results)
+    pneg = [_p_outcome(a, want) for a in ans[:-1]]
+    for k in range(1, len(ans)):
+        out[f"lr{k}"] = fac(_odds(p[k]) / _odds(p[k - 1]))
+        out[f"pneg{k}"] = pct(pneg[k - 1])
+        for c in means[0]:
+            if c != "infiltration":
+                out[f"gain{k}.{c}"] = pct((means[k][c] - means[0][c]) / (p[0] - p[k]))
+    n = 1000
+    root = _largest_remainder({c: n * v for c, v in means[0].items()}, n)
+    n1 = round(n * pneg[0])
+    neg1 = _largest_remainder({c: n1 * v for c, v in means[1].items()}, n1)
+    n2 = round(n * pneg[0] * pneg[1])
+    neg2 = _largest_remainder({c: n2 * v for c, v in means[2].items()}, n2)
+    out["t.n"] = f"{n:,}"
+    out |= {f"t.all.{c}": f"{v:,}" for c, v in root.items()}
+    out |= {f"t.neg1.{c}": f"{v:,}" for c, v in neg1.items()}
+    out |= {f"t.neg2.{c}": f"{v:,}" for c, v in neg2.items()}
+    out |= {"t.neg1": f"{n1:,}", "t.pos1": f"{n - n1:,}", "t.neg2": f"{n2:,}", "t.pos2": f"{n1 - n2:,}"}
+    for key, (a, b) in {"lp1": (root, neg1), "lp2": (neg1, neg2)}.items():
+        oth = [c for c in a if c != "infiltration"]
+        vals = {"inf": a["infiltration"], "others": sum(a[c] for c in oth), "neg_inf": b["infiltration"],
+                "neg_others": sum(b[c] for c in oth), "pos_inf": a["infiltration"] - b["infiltration"],
+                "pos_others": sum(a[c] - b[c] for c in oth)}
+        out |= {f"t.{key}.{k}": f"{v:,}" for k, v in vals.items()}
+    methods = lp.methods
+    for key, ms in {**{m: (m,) for m in methods}, "_and_".join(methods): methods}.items():
+        one = F.LP(tuple((m, r) for m, r in lp.results if m in ms))
+        a1 = A.answer(typ.replace(csf=(one,)), draws, ci=ci, shapley=False).probability["mean"]
+        pn = _p_outcome(ans[0], dict(one.results))
+        se, sp = 1 - pn * a1 / p[0], pn * (1 - a1) / (1 - p[0])
+        out |= {f"se.{key}": pct(se), f"sp.{key}": pct(sp), f"lrn.{key}": fac((1 - se) / sp),
+                f"lrp.{key}": fac(se / (1 - sp)), f"pn.{key}": pct(pn), f"after.{key}": pct(a1)}
+    for level in draws.schema.levels["mri"]:
+        a = A.answer(typ.replace(mri=level), draws, ci=ci, shapley=False).probability["mean"]
+        out |= {f"mri.{level}.lr": fac(_odds(a) / _odds(p[0])), f"mri.{level}.p": pct(a)}
+    return out
 
-    patient = common.patient_from(__import__("argparse").Namespace(), str(path))
-    w = T.walkthrough(patient, draws_subtype, tables_subtype, ci=CI)
-    ans = A.answer(patient, draws_subtype, ci=CI, tables=tables_subtype)
-    assert len(w["steps"]) == len(ans.players) > 0
-    last = w["steps"][-1]["probability_after"]
-    for key in ("mean", "median", "lower", "upper"):
-        assert last[key] == pytest.approx(ans.probability[key], abs=1e-9)
-    for s, c in zip(w["steps"], ans.contributions, strict=True):
-        assert s["log_lr"]["mean"] == pytest.approx(c["log_lr"]["mean"], abs=1e-9)
-    assert w["steps"][-1]["leading_after"] == ans.leading_cause == w["leading"]
 
+@pytest.mark.slow
+def test_every_number_of_the_core_is_the_answers(teach_out, teaching, draws_subtype):
+    """Lesson and handout: every printed number is a marked span whose text is derived here from the
+    answers for the one typical patient; no number is printed outside those spans."""
+    want = expected_core_numbers(teaching, draws_subtype)
+    for name in (R.HANDOUT_NAME, R.LESSON_NAME):
+        html = (teach_out / name).read_text()
+        p = _self_contained(html) if name == R.LESSON_NAME else _parse(html)
+        core = html.split('id="appendix"')[0] if name == R.LESSON_NAME else html
+        q = _parse(core)
+        assert q.numbers, name
+        for key, text in q.numbers.items():
+            assert key in want, f"{name}: {key} is printed but not derived"
+            assert text == want[key], f"{name}: {key} prints {text!r}, the answer gives {want[key]!r}"
+        residual = " ".join(q.residual).replace("of 100 patients", "of a hundred patients")
+        for pattern in (r"\d+\.\d+%", r"\d%", r"\bx \d", r"\d{2,}"):
+            stray = [m for m in re.findall(r"[^.;:]*" + pattern + r"[^.;:]*", residual)
+                     if "palsy posterior" not in m and "posterior draws" not in m]
+            assert not stray, f"{name}: a number outside the answers' spans: {stray[:3]}"
+        assert p.numbers["p0"] == want["p0"]
+
+
+@pytest.mark.slow
+def test_handout_prints_on_two_pages(teach_out):
+    import weasyprint
+
+    assert (teach_out / R.HANDOUT_PDF).read_bytes()[:5] == b"%PDF-"
+    doc = weasyprint.HTML(string=(teach_out / R.HANDOUT_NAME).read_text(), base_url=str(R.TEMPLATES)).render()
+    assert len(doc.pages) == 2
+
+
+@pytest.mark.slow
+def test_lesson_words(teach_out):
+    """The claim first, plain words (LR, sensitivity, specificity), CrI spelled out where it first appears and
+    used sparingly, questions with answers, the appendix after the core, near-ties said as ties."""
+    html = (teach_out / R.LESSON_NAME).read_text()
+    text = " ".join("".join(_self_contained(html).text).split())
+    for phrase in ("The claim", "1,000 patients like ours", "Where the probability goes", "Why each negative LP adds less",
+                   "likelihood ratio (LR)", "Sensitivity", "Specificity", "Three questions", "Answers", "Appendix",
+                   "Glossary", "clinician report", "source-001"):
+        assert phrase in text, phrase
+    assert text.index("The claim") < text.index("1,000 patients like ours") < text.index("Appendix")
+    first = text.index("CrI")
+    assert "credible interval (CrI" in text[:first + 5], "CrI spelled out where it first appears"
+    assert text.count("CrI") <= 20
+    handout = " ".join("".join(_parse((teach_out / R.HANDOUT_NAME).read_text()).text).split())
+    assert "credible interval (CrI" in handout[:handout.index("CrI") + 5]
+    data = json.loads((teach_out / "lesson.json").read_text())
+    for step in data["core"]["steps"]:
+        if step["tied"]:
+            assert "tied" in text
+    assert "false positive" not in text.replace('not a "false positive"', "")
+
+
+def test_ties_are_within_the_monte_carlo_error(teaching, draws_subtype):
+    ans = A.answer(teaching.typical.replace(csf=(teaching.negative_lp,)), draws_subtype, shapley=False)
+    ess = T.ess_of(draws_subtype)
+    tied = T.ties(ans, ess)
+    lead = ans.causes.index(ans.leading_cause)
+    for j, c in enumerate(ans.causes):
+        if j == lead:
+            continue
+        d = ans.posterior_cause[:, lead] - ans.posterior_cause[:, j]
+        within = d.mean() <= T.TIE_MC_ERRORS * d.std() / math.sqrt(ess)
+        assert (c in tied) == within, c
+
+
+@pytest.mark.slow
+def test_the_tree_adds_up_and_matches_the_answers(teach_out):
+    core = json.loads((teach_out / "lesson.json").read_text())["core"]
+    tc = R.tree_counts(core)
+    assert sum(tc["root"].values()) == tc["n"] == 1000
+    assert sum(tc["neg1"].values()) == tc["neg1_total"] and sum(tc["neg2"].values()) == tc["neg2_total"]
+    for lp in ("lp1", "lp2"):
+        s = tc[lp]
+        assert s["pos_inf"] >= 0 and s["pos_others"] >= 0
+        assert s["inf"] == s["pos_inf"] + s["neg_inf"] and s["others"] == s["pos_others"] + s["neg_others"]
+    first = core["trees"][0]
+    share = first["negative"]["infiltration"] / first["negative_total"]
+    assert share == pytest.approx(core["steps"][1]["probability"]["mean"], abs=1e-12)
+    acc = core["accuracy"]["cytology_and_flow"]
+    assert (1 - acc["sensitivity"]) / acc["specificity"] == pytest.approx(core["lr"][0], rel=1e-12)
+    assert 0 < acc["sensitivity"] < 1 and 0 < acc["specificity"] < 1
+    # one negative LP never raises P(infiltration); each further one lowers the odds less (subtype)
+    p = [s["probability"]["mean"] for s in core["steps"]]
+    assert all(np.diff(p) < 0)
+    assert all(np.diff(core["lr"]) > 0)
+    assert sum(core["gain"][0].values()) == pytest.approx(1.0)
+
+
+# --- the cases to solve -------------------------------------------------------------------------------------
+
+def test_teaching_cases_are_cited_and_loaded(teaching, evidence, draws_subtype):
+    doc = safe_yaml.load(REPO / "priors" / T.FILE)
+    keys = set(evidence.references)
+    for raw in doc["cases"]:
+        for k in ([raw["ref"]] if raw.get("ref") else []) + list(raw.get("refs") or []):
+            assert k in keys, k
+    by_id = {c.id: c for c in teaching.cases}
+    assert {c.source for c in teaching.cases} >= {"cases.yaml", "validation.yaml", "teaching"}
+    assert any(c.cause not in ("infiltration", "unknown") for c in teaching.cases), "a mimic among the cases"
+    trap = by_id["steroid_trap"]
+    assert trap.constructed and trap.patient.csf and set(trap.refs) == {"manabe2008", "baugh2013"}
+    for c in teaching.cases:
+        ref = c.ref or (c.refs[0] if c.refs else None)
+        r = evidence.references[ref]
+        for field in ("authors", "title", "journal", "year"):
+            assert r.get(field) and not str(r[field]).lower().startswith("not "), (c.id, field)
+        if c.source == "cases.yaml":
+            assert draws_subtype.case_index(c.id) is not None, c.id
+        else:
+            assert draws_subtype.case_index(c.id) is None, c.id
+    # a case coded here: its where-quotes cover every finding it states
+    sarkar = by_id["sarkar2009_lbl15m_vincristine"]
+    stated = {k for k, v in sarkar.patient.values.items() if v is not None} | ({"csf"} if sarkar.patient.csf else set())
+    assert stated == set(sarkar.where)
+
+
+@pytest.mark.slow
+def test_cases_page(teach_out, teaching):
+    html = (teach_out / R.CASES_NAME).read_text()
+    p = _self_contained(html)
+    text = " ".join(p.text)
+    data = json.loads((teach_out / "lesson.json").read_text())
+    for case, solved in zip(teaching.cases, data["cases"], strict=True):
+        assert case.title in text
+        assert len([t for t, a in p.tags if t == "li" and "step" in (a.get("class") or "")]) >= len(solved["steps"])
+        assert case.teaching[:60] in text
+    for ref in ("Meqor Ali M", "Lucena RV", "Sarkar S", "Manabe A", "Esteller D"):
+        assert ref in text, ref
+    assert "doi:10.1016/j.radcr.2025.09.019" in text and "PMID 31781457" in text
+    left = {c["id"] for c in data["cases"] if c["left_out"]}
+    assert left == {c.id for c in teaching.cases if c.source == "cases.yaml"}
+    trap = next(c for c in data["cases"] if c["id"] == "steroid_trap")
+    assert trap["without_lps"]["probability"]["mean"] > trap["final"]["probability"]["mean"]
+    # each step: a prediction (three buttons) and a reveal; links open the case on the page
+    buttons = [a.get("data-predict") for t, a in p.tags if t == "button"]
+    assert set(buttons) == {"up", "down", "same"}
+    links = [a["href"] for t, a in p.tags if t == "a" and a.get("href", "").startswith(R.PAGE_NAME + "#")]
+    assert len(links) == len(teaching.cases)
+    for link in links:
+        for part in link.split("#", 1)[1].split("&"):
+            key, _, value = part.partition("=")
+            value = unquote(value)
+            if key == "csf":
+                assert F.parse_lp(value, "csf")[0] is not None, value
+            elif key != "id":
+                assert value in teaching.typical.schema.allowed(key), part
+
+
+def test_case_steps_are_the_answers_steps(teaching, draws_subtype):
+    case = next(c for c in teaching.cases if c.source == "cases.yaml")
+    solved = T.solve(case, draws_subtype, ci=CI)
+    ans = A.answer(case.patient, draws_subtype, ci=CI, shapley=False)
+    assert solved["left_out"] == ans.left_out and ans.left_out is not None
+    steps = ans.steps()
+    for s, st in zip(solved["steps"], steps[1:], strict=True):
+        assert s["causes"] == pytest.approx(st["causes"], abs=1e-12)
+    assert solved["final"]["probability"]["mean"] == pytest.approx(ans.probability["mean"], abs=1e-12)
+
+
+def test_fragment_round_trips_with_the_command_line(teaching):
+    p = teaching.typical.replace(csf=(F.LP.of(cytology="negative", flow="positive", traumatic="no"),), otalgia="present")
+    frag = R.fragment(p)
+    got = {"csf": []}
+    for part in frag.split("&"):
+        key, _, value = part.partition("=")
+        if key == "csf":
+            got["csf"].append(unquote(value))
+        else:
+            got[key] = unquote(value)
+    assert got.pop("id") == p.id
+    again = F.parse_patient({**got, "id": p.id}, schema=p.schema)
+    assert again.values == p.values and again.csf == p.csf
+
+
+# --- the page's tables -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("variant", ["independent", "subtype"])
-def test_page_tables_round_trip(draws_independent, draws_subtype, variant):
-    """The browser's tables, as JSON and float32, rebuild the answer's: log P(cause), log P(stratum,
-    component | cause) over all 96 strata (every context finding) and log P(level | component)."""
+def test_page_tables_are_the_answers(draws_independent, draws_subtype, variant):
     draws = {"independent": draws_independent, "subtype": draws_subtype}[variant]
     t = A.Tables(draws)
-    pt = T.page_tables(draws, t)
-    back = json.loads(json.dumps(pt, allow_nan=False))
-    n, K = t.n, len(t.component_cause)
-    assert back["n"] == n and back["causes"] == list(t.causes)
-    assert back["component_cause"] == [int(c) for c in t.component_cause]
-    assert back["context"] == list(F.CONTEXT) and len(back["strata"]) == S.N_STRATA
-    assert T.decode(back, "logit_theta").shape == (n, K, len(S.NODES))
-    got = T.rebuild_page(back)
-    np.testing.assert_allclose(got["log_prior"], t.log_prior, atol=1e-5)
-    np.testing.assert_allclose(got["log_sk"], t.log_sk, atol=1e-5)
-    np.testing.assert_allclose(got["level_lp"], t.level_lp, atol=1e-5)
-    # a context with every finding known picks one stratum: the answer's context term
-    ctx = {"lineage": "AML", "remission": "remission_off_treatment", "age_group": "adult",
-           "recent_vincristine": "no", "recent_hsct": "yes"}
-    j = next(i for i, st in enumerate(back["strata"])
-             if all(back["context_levels"][a][lv] == ctx[c] for a, (c, lv) in enumerate(zip(back["context"], st, strict=True))))
-    np.testing.assert_allclose(got["log_sk"][:, :, j], t.context_term(ctx), atol=1e-5)
-    # per draw the page carries the rate model's parameters, not P(stratum, component): base64 of float32
-    # under a quarter of what the 96 strata of every component would take
-    assert len(pt["ctx_features"]) + len(pt["form_features"]) < (4 * n * K * S.N_STRATA * 4 / 3) / 4
+    table = T.page_tables(draws, t)
+    sh = table["shapes"]
+    assert np.allclose(T.unb64(table["level_lp"], tuple(sh["level_lp"])), t.level_lp, atol=1e-5, rtol=1e-6)
+    pat = T.unb64(table["lp"]["patterns"], tuple(sh["patterns"]))
+    eye = np.eye(4)
+    for i, status in enumerate([*draws.schema.lp.traumatic, None]):
+        want = np.exp(t.lp_logp(eye, status))  # (pattern, S, K, blasts)
+        got = pat[i][:, :, table["lp"]["component_unique"], :]  # (blasts, S, K, pattern)
+        assert np.allclose(np.transpose(got, (3, 1, 2, 0)), want, atol=1e-6)
+    ctx = {k: (T.unb64(table[k], tuple(sh[k])) if k in sh else table[k])
+           for k in ("share_features", "share_incidence", "rate_features", "rate_incidence", "form_features",
+                     "form_incidence")}
+    ctx["rate_fixed"] = np.array(table["rate_fixed"])
+    got = T.rebuild_context(ctx, table["component_cause"], table["n_strata"])
+    assert np.allclose(got["log_sk"], t.log_sk, atol=2e-4) and np.allclose(got["log_prior"], t.log_prior, atol=2e-4)
+    assert table["blasts_strata"] == np.flatnonzero(t.blasts_masks[1]).tolist()
+    json.dumps(table, allow_nan=False)
 
 
 def test_page_tables_refuse_a_changed_rate_model(draws_subtype, monkeypatch):
-    """If the shares' structure the page rebuilds no longer matches the model, the build fails
-    instead of writing a page with other numbers than the CLI's."""
-    wrong = tuple((name, by, None) if binary == "recent_hsct" else (name, by, binary) for name, by, binary in T.SHARES)
-    monkeypatch.setattr(T, "SHARES", wrong)
-    with pytest.raises(ValueError, match="log_prior|log_sk"):
-        T.page_tables(draws_subtype)
+    t = A.Tables(draws_subtype)
+    monkeypatch.setattr(t, "log_sk", t.log_sk + 0.01)
+    with pytest.raises(ValueError, match="rebuild"):
+        T.page_tables(draws_subtype, t)
 
 
-def test_page_rules_are_the_priors_files(draws_subtype):
-    """The decision's harms and texts and every action come from priors/, with their triggers."""
-    from palsy.model import decision as D
-    from palsy.model import guidance as G
+def test_page_schema_and_labels_come_from_the_schema(draws_subtype):
+    from palsy.reports.labels import Labels
 
-    settings = D.load(REPO / "priors")
-    actions = G.load(REPO / "priors", draws_subtype.causes)
-    rules = json.loads(json.dumps(T.page_rules(settings, actions), allow_nan=False))
-    assert rules["decision"]["harm"] == settings.harm and rules["decision"]["benefit"] == settings.benefit
-    assert rules["decision"]["test_harm"] == settings.test_harm and rules["tests"] == list(F.NEXT_TESTS)
-    assert rules["decision"]["action_text"] == settings.action_text
-    assert [a["id"] for a in rules["actions"]] == [a.id for a in sorted(actions, key=lambda a: a.priority)]
-    for got, a in zip(rules["actions"], sorted(actions, key=lambda a: a.priority), strict=True):
-        assert (got["text"], got["detail"], got["refs"], got["when"]) == (a.text, a.detail, list(a.refs), a.when)
+    sc = draws_subtype.schema
+    ps = T.page_schema(sc)
+    assert [f["name"] for f in ps["findings"]] == list(sc.findings)
+    labels = R.page_labels(Labels.of(draws_subtype), draws_subtype.causes)
+    for name in sc.categorical:
+        assert labels["findings"][name]["label"] == sc.label(name)
+        assert set(labels["findings"][name]["levels"]) == set(sc.allowed(name))
+    assert labels["causes"]["bell"]["label"] == Labels.of(draws_subtype).cause("bell")
 
 
 def test_teach_module_imports_numpy_only():
@@ -268,165 +411,56 @@ def test_teach_module_imports_numpy_only():
     assert out.stdout.strip() == ""
 
 
-# --- the pages and the command -------------------------------------------------------------------
-
-class _Collect(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.text: list[str] = []
-        self.tags: list[tuple[str, dict]] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-        if tag in ("script", "style"):
-            self._skip += 1
-
-    def handle_endtag(self, tag):
-        if tag in ("script", "style"):
-            self._skip -= 1
-
-    def handle_data(self, data):
-        if not self._skip:
-            self.text.append(data)
-
-
-def _check_self_contained(html: str) -> _Collect:
-    p = _Collect()
-    p.feed(html)
-    for tag, attrs in p.tags:
-        assert tag != "link", "no external stylesheets"
-        if tag in ("script", "img", "iframe"):
-            src = attrs.get("src") or ""
-            assert not src or src.startswith("data:"), f"{tag} loads {src[:60]}"
-    assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", html), "no network references"
-    text = " ".join(p.text)
-    assert not re.search(r"(?<![\d.<>])(0|100)(\.0+)?%", text), "never 0% or 100%"
-    assert "excluded" not in text.lower() and "ruled out" not in text.lower()
-    return p
-
-
-@pytest.fixture(scope="module")
-def teach_out(draws_independent, draws_subtype, tmp_path_factory):
-    out = tmp_path_factory.mktemp("teach")
-    proc = run_palsy("teach", "--out", str(out), check=True)
-    assert "lesson" in proc.stdout
-    return out
-
-
-@pytest.mark.slow
-def test_teach_command_writes_lesson_and_page(teach_out):
-    for name in ("lesson.html", "interactive.html", "lesson.json", "figures/posttest_cytology.png",
-                 "figures/posttest_flow.png", "figures/where.png", "figures/repeat_lps.png", "figures/findings.png",
-                 "figures/source_patients.png"):
-        assert (teach_out / name).stat().st_size > 0, name
-    assert (teach_out / "figures" / "findings.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    lesson = (teach_out / "lesson.html").read_text()
-    p = _check_self_contained(lesson)
-    text = " ".join(p.text)
-    for phrase in ("after 1 negative LP", "1,000", "not within 6", "squar", "source-001", "source-002",
-                   "source-000-vignette", "MRI", "mean", "geometric mean", "CrI", "Where the probability goes",
-                   "not only Bell's palsy", "Guillain-Barré syndrome", "vincristine neuropathy", "VZV (Ramsay Hunt)",
-                   "otomastoiditis", "Leading cause"):
-        assert phrase in text, phrase
-    assert "against idiopathic Bell's palsy" not in text and "or idiopathic Bell's palsy?" not in text
-    # where the probability goes: the share each other cause takes, as the lesson's numbers say
-    data = json.loads((teach_out / "lesson.json").read_text())
-    assert data["repeat_variant"] == "subtype" and len(data["walkthroughs"]) == 3
-    gain = data["where"]["cytology"]["gain"][-1]
-    assert sum(gain.values()) == pytest.approx(1.0)
-    from palsy.reports import wording as W
-
-    for v in gain.values():
-        assert W.percent(v) in text
-
-
-@pytest.mark.slow
-def test_interactive_page_is_self_contained_and_labelled(teach_out):
-    html = (teach_out / "interactive.html").read_text()
-    p = _check_self_contained(html)
-    ids = {a.get("id") for _, a in p.tags if a.get("id")}
-    labelled = {a.get("for") for t, a in p.tags if t == "label"}
-    for tag, attrs in p.tags:
-        if tag in ("select", "input"):
-            assert attrs.get("id") in labelled, f"{tag}#{attrs.get('id')} has no <label for>"
-    assert "result" in ids
-    result = next(a for t, a in p.tags if a.get("id") == "result")
-    assert result.get("aria-live") == "polite"
-    m = re.search(r'<script type="application/json" id="palsy-draws">(.*?)</script>', html, re.S)
-    models = json.loads(m.group(1))
-    from palsy.model import variants
-
-    assert models[0]["variant"] == variants.DEFAULT_VARIANT
-    assert sorted(x["variant"] for x in models) == sorted(variants.VARIANTS)
-    for x in models:
-        assert T.decode(x, "ctx_features").shape == (x["n"], len(x["ctx_incidence"]))
-    for name in ("cause-zoster", "cause-gbs", "own-thresholds", "threshold-low", "threshold-high", "actions-list",
-                 "decision-line", "decision-tests", "next-tests-body"):
-        assert name in ids, name
-    # every finding of the schema is settable, with the levels the CLI takes, and unknown by default
-    options: dict[str, list[str]] = {}
-    current = None
-    for tag, attrs in p.tags:
-        if tag == "select":
-            current = attrs.get("id")
-            options[current] = []
-        elif tag == "option" and current is not None:
-            options[current].append(attrs.get("value"))
-    for name in F.FINDINGS:
-        if name != "csf":
-            assert options[name] == ["unknown", *F.allowed(name)], name
-    # no clinical text in the script: the actions' and the decision's words are the page's data
-    rules = json.loads(re.search(r'<script type="application/json" id="palsy-rules">(.*?)</script>', html, re.S).group(1))
-    js = (REPO / "reports" / "static" / "teach.js").read_text()
-    from palsy.model import decision as D
-    from palsy.model import guidance as G
-
-    actions = G.load(REPO / "priors", tuple(models[0]["causes"]))
-    assert [a["id"] for a in rules["actions"]] == [a.id for a in sorted(actions, key=lambda a: a.priority)]
-    texts = [a.text for a in actions] + list(D.load(REPO / "priors").action_text.values())
-    for text in texts:
-        assert text not in js and text[:30] not in js, text
-    assert {a["text"] for a in rules["actions"]} == {a.text for a in actions}
-    for key in {k for a in actions for k in a.refs}:
-        assert rules["references"].get(key), key
-
-
 def test_teach_bad_ci_is_bad_input(tmp_path):
     proc = run_palsy("teach", "--out", str(tmp_path / "x"), "--ci", "1.5")
     assert proc.returncode == 2 and "--ci" in proc.stderr
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.slow
-def test_subtype_lesson_renders_and_escapes(draws_subtype):
-    from palsy.reports import teaching as R
-
-    patient = F.Patient(id="teach-escape", description="<script>alert(1)</script> & co",
-                        csf=_lps("negative:flow")).replace(laterality="bilateral")
-    lesson = T.lesson(draws_subtype, patients=[patient], ci=0.8, tree_pretest=0.5)
-    assert lesson["repeat_variant"] == "subtype" and lesson["form_shift"] is not None
-    typical = A.answer(T.TYPICAL, draws_subtype, ci=0.8)
-    assert lesson["typical"]["prior"]["mean"] == pytest.approx(typical.probability["mean"], abs=1e-12)
-    for c in typical.cause_summaries():
-        assert lesson["typical"]["prior_causes"][c["cause"]] == pytest.approx(c["probability"]["mean"], abs=1e-12)
-    html = R.lesson_html(lesson, R.figures(lesson))
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
-    text = " ".join(_check_self_contained(html).text)
-    assert "80% CrI" in text and "pretest P(infiltration) 50.0%" in text
-
-
 def test_teach_output_is_all_or_nothing(tmp_path, monkeypatch):
-    """A failure while making the lesson leaves no figures behind (issue 9: partial output)."""
-    from palsy.reports import teaching as R
+    """A failure while writing leaves none of the lesson's files behind."""
+    from palsy.reports import output
 
-    L = {"not_modelled": []}
-    monkeypatch.setattr(R, "figures", lambda L: {"a.png": b"png"})
+    def broken(path, data, shown=None, sync=True):
+        if str(path).endswith("interactive.html"):
+            raise OSError(28, "No space left on device")
+        path.write_bytes(data)
 
-    def broken(*a, **k):
-        raise RuntimeError("template failed")
+    monkeypatch.setattr(output, "_write", broken)
+    with pytest.raises(OSError):
+        R.write(tmp_path / "out", {"lesson.html": b"x", "handout.pdf": b"y", "interactive.html": b"z"})
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
 
-    monkeypatch.setattr(R, "lesson_html", broken)
-    with pytest.raises(RuntimeError):
-        R.write(tmp_path / "out", L, [], rules={}, ci=0.9)
-    assert not list((tmp_path / "out").rglob("*.png")) and not list((tmp_path / "out").rglob("*.html"))
+
+# --- colours ----------------------------------------------------------------------------------------------------
+
+#: Machado, Oliveira and Fernandes (2009) simulation matrices (severity 1), in linear RGB.
+CVD = {"protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
+       "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
+       "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]]}
+
+
+def _lab(hex_color: str, m) -> np.ndarray:
+    c = np.array([int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    rgb = np.clip(np.array(m) @ lin, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_palette_is_colour_blind_safe_for_any_number_of_causes():
+    base = P.colors(len(P.OKABE_ITO))
+    for name, m in CVD.items():
+        labs = [_lab(c, m) for c in base]
+        closest = min(np.linalg.norm(a - b) for a, b in itertools.combinations(labs, 2))
+        assert closest > 12, f"{name}: two of the first {len(base)} colours are {closest:.1f} apart"
+    many = [(P.color(i), P.hatch(i)) for i in range(40)]
+    assert len(set(many)) == 40, "an extra cause never borrows another's colour and pattern"
+    assert P.color(len(P.BASE)) == P.color(0) and P.hatch(len(P.BASE)) != P.hatch(0)
+    for c in P.BASE:
+        assert P.contrast(c, P.text_on(c)) >= 4.5, c
+    causes = ["infiltration", "bell", "zoster", "vincristine", "gbs", "otomastoiditis", "atra", "cart"]
+    cc = P.cause_colors(causes)
+    assert cc["infiltration"]["fill"] == P.OKABE_ITO[0] and len({v["fill"] for v in cc.values()}) == len(causes)
