@@ -11,7 +11,7 @@ from palsy.model import decision as D
 from palsy.model import findings as F
 from tests.conftest import REPO
 
-SETTINGS = D.Settings(benefit=1.0, harm=4.0, test_harm={"lp_cytology": 0.004, "lp_flow": 0.004, "mri": 0.002},
+SETTINGS = D.Settings(benefit=1.0, harm=4.0, test_harm={"lp": 0.004, "mri": 0.002},
                       action_text={a: a for a in D.ACTIONS})
 
 
@@ -94,7 +94,7 @@ def test_action_is_test_wherever_a_test_pays(draws_subtype, settings):
     ]
     for data in patients:
         dec = A.answer(F.parse_patient(data), draws_subtype, decision_settings=settings).decision
-        best = max(t["value_of_information"] for t in dec["tests"])
+        best = max(t["value_for_infiltration"] for t in dec["tests"])  # the action is about infiltration
         print(data, dec["action"], f"P {dec['probability']:.3f}", f"best VOI {best:+.4f}", dec["thresholds"])
         if best > 0:
             assert dec["action"] == "test", data
@@ -108,7 +108,7 @@ def test_value_of_information_against_a_direct_computation():
     pr_pos = p_inf * se + (1 - p_inf) * fp
     post_pos = p_inf * se / pr_pos
     post_neg = p_inf * (1 - se) / (1 - pr_pos)
-    tests = [{"test": "lp_flow", "outcomes": [
+    tests = [{"test": "lp", "outcomes": [
         {"_draws": (1 - pr_pos, None), "p_inf": post_neg},
         {"_draws": (pr_pos, None), "p_inf": post_pos}]}]
     out = D.decide(p_inf, tests, {"cytology": [], "flow": []}, SETTINGS)
@@ -138,11 +138,16 @@ def test_decision_in_the_answer(draws_subtype, settings):
     low, high = dec["thresholds"]["low"], dec["thresholds"]["high"]
     assert 0 < low < high < 1
     assert dec["action"] == ("no_test" if a.probability["mean"] < low else "treat" if a.probability["mean"] > high else "test")
-    assert {t["test"] for t in dec["tests"]} == {"lp_cytology", "lp_flow", "mri"}
-    # the number of further negative LPs, checked directly
-    for method, k in dec["negative_lps_to_low"].items():
+    assert {t["test"] for t in dec["tests"]} == {"lp", "mri"}
+    # the number of further negative LPs, checked directly (0 when already below)
+    assert set(dec["negative_lps_to_low"]) == {"cytology", "flow", "cytology_and_flow"}
+    for methods, k in dec["negative_lps_to_low"].items():
+        negative = F.LP.of(**{m: "negative" for m in methods.split("_and_")})
+        if k == 0:
+            assert a.probability["mean"] < low
+            continue
         for j in range(1, 6):
-            q = A.answer(p.replace(csf=p.csf + (F.LP("negative", method),) * j), draws_subtype).probability["mean"]
+            q = A.answer(p.replace(csf=p.csf + (negative,) * j), draws_subtype).probability["mean"]
             if k is not None and j == k:
                 assert q < low
                 break
@@ -156,7 +161,8 @@ def test_cli_decision_and_thresholds(palsy):
     d = json.loads(palsy("posterior", "--lineage", "T-ALL", "--json", check=True).stdout)
     dec = d["decision"]
     assert set(dec) >= {"thresholds", "action", "tests", "negative_lps_to_low"}
-    assert set(dec["thresholds"]) >= {"low", "high"} and set(dec["negative_lps_to_low"]) == {"cytology", "flow"}
+    assert set(dec["thresholds"]) >= {"low", "high"}
+    assert set(dec["negative_lps_to_low"]) == {"cytology", "flow", "cytology_and_flow"}
     for t in dec["tests"]:
         assert set(t) >= {"test", "can_change_action", "probability_of_change", "value_of_information"}
     d = json.loads(palsy("posterior", "--lineage", "T-ALL", "--thresholds", "0.01,0.02", "--json", check=True).stdout)
