@@ -568,10 +568,15 @@
     st.id = $("patient-id").value.trim();
     CATEGORICAL.forEach(function (n) { var x = $("f-" + n).value; st.values[n] = x === "unknown" ? null : x; });
     var nlp = parseInt($("n-lps").value, 10);
+    st.problems = [];
     for (var i = 1; i <= nlp; i++) {
       var res = {};
       SC.lp.methods.forEach(function (meth) { var x = $("lp-" + i + "-" + meth).value; if (x !== "not_done") { res[meth] = x; } });
       var tr = $("lp-" + i + "-traumatic").value;
+      if (!Object.keys(res).length) {  // an LP without a result is not one (the command line refuses it)
+        st.problems.push("LP " + i + " has no result: give at least one of " + SC.lp.methods.join(", ") + "; it is left out");
+        continue;
+      }
       st.csf.push({ results: res, traumatic: tr === "unknown" ? null : tr });
     }
     st.variant = $("variant").value;
@@ -590,6 +595,7 @@
     $("n-lps").value = String(st.csf.length);
     for (var i = 1; i <= MAX_LPS; i++) {
       var lp = st.csf[i - 1];
+      $("lp-" + i).hidden = !lp;
       SC.lp.methods.forEach(function (meth) {
         $("lp-" + i + "-" + meth).value = lp && lp.results[meth] !== undefined ? lp.results[meth] : "not_done";
       });
@@ -887,6 +893,7 @@
       msg.textContent = "Give your own pretest P(infiltration) between 0.1 and 99.9 (percent).";
       return null;
     }
+    msg.textContent = st.problems.length ? st.problems.join("; ") : (msg.getAttribute("data-kept") || "");
     var r = compute(st), res = $("result"), ci = Math.round(100 * r.ci) + "%";
     ["mean", "median", "lower", "upper"].forEach(function (k) { res.setAttribute("data-" + k, String(r.post[k])); });
     res.setAttribute("data-leading", r.leading);
@@ -904,6 +911,8 @@
     drawSteps(r);
     drawTests(r);
     drawActions(r);
+    RENDERS += 1;
+    document.body.setAttribute("data-rendered", String(RENDERS));
     var frag = fragmentOf(st);
     if (history.replaceState) { history.replaceState(null, "", "#" + frag); }
     $("share-link").value = location.href.split("#")[0] + "#" + frag;
@@ -1001,17 +1010,26 @@
 
   function syncLps() {
     var nlp = parseInt($("n-lps").value, 10);
-    for (var i = 1; i <= MAX_LPS; i++) { $("lp-" + i).hidden = i > nlp; }
+    for (var i = 1; i <= MAX_LPS; i++) {
+      var row = $("lp-" + i), shown = i <= nlp;
+      if (shown && row.hidden) {  // a new LP starts as negative by every method, tap not stated
+        SC.lp.methods.forEach(function (meth) { $("lp-" + i + "-" + meth).value = SC.lp.results[0]; });
+        $("lp-" + i + "-traumatic").value = "unknown";
+      }
+      row.hidden = !shown;
+    }
     $("pretest").disabled = !$("own-pretest").checked;
   }
 
   function showErrors(errors) {
-    $("message").textContent = errors.length ? "Not read from the address or file: " + errors.join("; ") : "";
+    var text = errors.length ? "Not read from the address or file: " + errors.join("; ") : "";
+    $("message").setAttribute("data-kept", text);
+    $("message").textContent = text;
   }
 
   // --- classroom: one finding at a time, predict then reveal ------------------------------------------------
 
-  var STEP = null;
+  var STEP = null, RENDERS = 0;
 
   function presetState(id) {
     if (id === "__current") { return readControls(); }
@@ -1139,6 +1157,7 @@
   });
 
   window.palsyTeach = { compute: function () { return compute(readControls()); }, parseFragment: parseFragment,
+                        open: function (hash) { var got = parseFragment(hash); load(got.state, got.errors, got.mode); return got.errors; },
                         fragmentOf: fragmentOf, toYaml: toYaml, fromYaml: fromYaml, percent: percent, render: render,
                         readControls: readControls };
   var first = parseFragment(location.hash);
