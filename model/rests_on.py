@@ -817,3 +817,51 @@ def sentence(rows: list[dict[str, Any]]) -> str:
     lead = "Most of the uncertainty in this answer" if share >= 0.5 else \
         f"The largest part of the uncertainty in this answer ({round(100 * share)}%)"
     return f"{lead} is the {source}, {what}."
+
+
+# --- the other variant -------------------------------------------------------------------------------
+
+#: Two variants' P(infiltration) differing by more than this (absolute) is model uncertainty the answer names.
+VARIANT_THRESHOLD = 0.10
+
+
+def variant_probability(other_draws, patient, *, this: float | None = None, ci: float = 0.9, tables=None,
+                        causes: tuple[str, ...] | None = None, threshold: float = VARIANT_THRESHOLD) -> dict[str, Any]:
+    """The patient's P(infiltration) under another variant's posterior (issue 19 item 4), for the answer's
+    JSON ``variants`` and page 1 when the variants disagree.
+
+    Parameters
+    ----------
+    other_draws : palsy.model.draws.Draws
+        The other variant's posterior (same evidence).
+    patient : palsy.model.findings.Patient
+    this : float, optional
+        The answer's own mean P(infiltration); with it, ``difference`` and ``differs``.
+    tables : palsy.model.game.Tables, optional
+        Precomputed tables of ``other_draws`` (a service keeps one per variant).
+    causes : tuple of str, optional
+        The causes weighed (``--causes``), as the answer's.
+
+    Returns
+    -------
+    dict
+        ``variant``, ``probability`` (mean, median, interval; the patient's own library case left out by
+        PSIS, as the answer does), and with ``this``: ``difference`` (other minus this) and ``differs``
+        (|difference| > ``threshold``).
+    """
+    from palsy.model import answer as A  # the answer's own path (numpy only)
+    from palsy.model import game as G
+    from palsy.model.psis import psis_weights
+
+    t = tables or A.Tables(other_draws)
+    plist = G.players(patient)
+    game = G.Game(t, plist, patient, A.active_causes(t.causes, causes), t.log_prior, np.zeros_like(t.level_lp[:, :, 0]))
+    lo = game.value(np.ones((1, len(plist)), bool))[0] if plist else game.log_odds(t.log_prior)
+    idx = other_draws.case_index(patient.id)
+    w = psis_weights(-other_draws.case_loglik[idx])[0] if idx is not None else None
+    prob = A.probability_summary(lo, ci, w)
+    out = {"variant": other_draws.variant, "probability": prob, "threshold": threshold}
+    if this is not None:
+        diff = prob["mean"] - this
+        out.update({"difference": diff, "differs": bool(abs(diff) > threshold)})
+    return out

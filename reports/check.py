@@ -20,7 +20,7 @@ from palsy.reports.wording import percent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SECTIONS = ("diagnostics", "prior-posterior", "predictive", "cohorts", "heterogeneity", "selection", "loo", "psense",
-            "sensitivity", "rates", "sbc", "validation")
+            "rests-on", "sensitivity", "rates", "references", "sbc", "validation")
 
 
 def _plt():
@@ -125,16 +125,19 @@ def ppc_figure(rows: list[dict[str, Any]], title: str) -> str:
 
 
 def tornado_figure(pid: str, rec: dict[str, Any]) -> str:
-    """How leaving out each source moves one patient's mean P(infiltration) (the largest changes)."""
+    """How each plausible alternative (a judgment moved, a source removed) moves one patient's mean
+    P(infiltration): the largest changes, each with its Monte Carlo error (2 standard errors)."""
     plt = _plt()
     rows = rec["tornado"][::-1]
-    fig, ax = plt.subplots(figsize=(6, 0.3 * max(len(rows), 1) + 1.0))
+    fig, ax = plt.subplots(figsize=(6.5, 0.3 * max(len(rows), 1) + 1.0))
     y = np.arange(len(rows))
-    ax.barh(y, [100 * r["delta"] for r in rows], color=["C3" if r["delta"] < 0 else "C2" for r in rows])
+    ax.barh(y, [100 * r["delta"] for r in rows], color=["C3" if r["delta"] < 0 else "C2" for r in rows],
+            xerr=[200 * (r.get("mc_error") or 0.0) for r in rows], error_kw={"lw": 0.8, "capsize": 2})
     ax.set_yticks(y)
-    ax.set_yticklabels([f"{_short(r['source'], 60)} ({r['method']})" for r in rows], fontsize=6)
+    ax.set_yticklabels([f"{_short(r['source'], 48)}: {r.get('alternative', 'removed')} ({r['method'].split(' ')[0]})"
+                        for r in rows], fontsize=6)
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel("change in mean P(infiltration) without the source (percentage points)")
+    ax.set_xlabel("change in mean P(infiltration), percentage points (bars: 2 Monte Carlo standard errors)")
     ax.set_title(f"{pid}: baseline {percent(rec['baseline'])}", fontsize=8)
     fig.tight_layout()
     return _png(fig)
@@ -281,12 +284,33 @@ def context(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = Non
             tornados[pid] = tornado_figure(pid, rec)
     rates = results.get("rates")
     return {"variants": variants, "loo": results.get("loo"), "sensitivity": sens, "tornados": tornados,
+            "rests_on": results.get("rests_on"), "variant_comparison": results.get("variant_comparison"),
+            "references": results.get("references"), "runner": results.get("runner"),
             "rates": rates, "rates_figure": rates_figure(rates) if rates else None,
             "validation": results.get("validation"), "causes": results.get("causes", []),
             "validation_figure": reliability_figure(results["validation"]) if results.get("validation") else None,
             "sbc_runs": [_sbc(p) for p in (sbc_path if isinstance(sbc_path, list) else [sbc_path])],
             "evidence_hash": results["evidence_hash"], "percent": percent,
             "sections": SECTIONS}
+
+
+def dropped_lines(sens: dict[str, Any]) -> list[str]:
+    """What a quick sensitivity run left out, and why: one line per reason, with the rows it dropped per
+    patient (the same for every patient for a screening rule, the range otherwise)."""
+    by_reason: dict[str, list[int]] = {}
+    pats = sens.get("patients") or {}
+    for rec in pats.values():
+        for reason, n in (rec.get("dropped") or {}).items():
+            by_reason.setdefault(reason, []).append(n)
+    out = []
+    for reason, ns in by_reason.items():
+        lo, hi = min(ns), max(ns)
+        count = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        out.append(f"check --quick dropped {count} sensitivity row(s) per patient ({len(ns)} of {len(pats)} patients): "
+                   f"{reason}")
+    if not out:
+        out.append("check --quick dropped no sensitivity row")
+    return out
 
 
 def _fmt(x: Any, digits: int = 3) -> str:

@@ -1,6 +1,7 @@
 """Simulation-based calibration (Talts et al. 2018; Modrák et al. 2023) of a palsy variant.
 
     python -m palsy.scripts.sbc [--variant independent] [--simulations 200] [--priors DIR] [--out DIR]
+                                [--scheduler serial|local|tcp://host:8786]
 
 What is simulated
 -----------------
@@ -155,9 +156,33 @@ def simulate_data(d, truth: dict[str, np.ndarray], rng: np.random.Generator, lib
     }
 
 
+def simulation(evidence, variant: str, settings, seed: int, thin_to: int, lib: Library | None = None) -> dict[str, Any]:
+    """One simulation (a task): parameters from the priors, data from them, a refit, and the rank of every
+    sampled scalar's true value among ``thin_to`` thinned posterior draws. Everything random comes from
+    ``seed``, so the task gives the same ranks wherever it runs."""
+    from palsy.model import design as D
+    from palsy.model import fit, prior
+
+    v = evidence.variant(variant)
+    lib = lib or pseudo_library(evidence, v)
+    d = D.build(lib.evidence, v, weights_one=True)
+    rng = np.random.default_rng(seed)
+    truth = prior.draws(d, 1, rng)
+    data = simulate_data(d, truth, rng, lib)
+    st = dataclasses.replace(settings, seed=int(rng.integers(1, 2**31 - 1)))
+    dt, _ = fit.sample(variant, lib.evidence, st, data=data, weights_one=True)
+    post = fit.flat_params(dt)
+    labels = _labels(post, d)
+    n = next(iter(post.values())).shape[0]
+    idx = np.round(np.linspace(0, n - 1, thin_to)).astype(int)
+    return {"labels": [lb for lb, _, _ in labels],
+            "ranks": [int(np.sum(post[name][(idx, *ix)] < truth[name][(0, *ix)])) for _, name, ix in labels],
+            "divergences": int(dt["sample_stats"]["diverging"].values.sum()), "findings": int(data["case_w"].sum())}
+
+
 def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int = 400, chains: int = 2,
         thin_to: int = 99, bins: int = 10, seed: int = 1, progress: bool = False,
-        sampler: str | None = None) -> dict[str, Any]:
+        sampler: str | None = None, scheduler: str | None = "local") -> dict[str, Any]:
     """Run SBC and return the results (see the module docstring).
 
     Parameters
@@ -166,42 +191,37 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
         L, the number of posterior draws each true value is ranked among (ranks 0..L).
     bins : int
         Bins of the rank histograms for the chi-square statistics (L + 1 must be divisible by it).
+    scheduler : str, optional
+        Where the simulations run (each one a task): ``"serial"`` (this process), ``None``/``"local"``
+        (a Dask LocalCluster) or a Dask scheduler's address. Each simulation's seed is spawned from
+        ``seed`` (``numpy.random.SeedSequence``), so the ranks do not depend on where it ran.
     """
     from palsy.model import cache as C
-    from palsy.model import design as D
-    from palsy.model import fit, nuts, prior
+    from palsy.model import nuts
+    from palsy.model.criticism import heavy
 
     if (thin_to + 1) % bins:
         raise ValueError(f"thin_to + 1 ({thin_to + 1}) must be divisible by bins ({bins})")
     v = evidence.variant(variant)
     lib = pseudo_library(evidence, v)
+    from palsy.model import design as D
+
     d = D.build(lib.evidence, v, weights_one=True)
-    rng = np.random.default_rng(seed)
     settings = C.Settings(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler or C.SAMPLERS[0])
-    labels = None
-    ranks, diags = [], []
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(simulations)]
     t0 = time.perf_counter()
-    if settings.sampler == "nutpie":  # compile outside the timed loop (BlackJAX compiles on its first refit)
-        nuts.nutpie_model((variant, lib.evidence.hash, settings.synthesis), d)
-    t_compiled = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cases = []
-    for s in range(simulations):
-        truth = prior.draws(d, 1, rng)
-        data = simulate_data(d, truth, rng, lib)
-        cases.append(int(data["case_w"].sum()))
-        st = dataclasses.replace(settings, seed=int(rng.integers(1, 2**31 - 1)))
-        dt, _ = fit.sample(variant, lib.evidence, st, data=data, weights_one=True)
-        post = fit.flat_params(dt)
-        labels = labels or _labels(post, d)
-        n = next(iter(post.values())).shape[0]
-        idx = np.round(np.linspace(0, n - 1, thin_to)).astype(int)
-        ranks.append([int(np.sum(post[name][(idx, *ix)] < truth[name][(0, *ix)])) for _, name, ix in labels])
-        diags.append({"divergences": int(dt["sample_stats"]["diverging"].values.sum())})
-        if progress:
-            print(f"sbc: {s + 1}/{simulations} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    with heavy.runner(scheduler) as run_:
+        if settings.sampler == "nutpie" and run_.client is None:  # compile outside the timed loop
+            nuts.nutpie_model((variant, lib.evidence.hash, settings.synthesis), d)
+        t_compiled = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        outs = run_.map(simulation, [((evidence, variant, settings, s, thin_to), {}) for s in seeds])
+        where = run_.describe
+    if progress:
+        print(f"sbc: {simulations} simulations ({time.perf_counter() - t0:.0f} s, {where})", file=sys.stderr)
     seconds = time.perf_counter() - t0
-    out = summarise(np.array(ranks), [lb for lb, _, _ in labels], thin_to=thin_to, bins=bins)
+    labels = outs[0]["labels"] if outs else []
+    out = summarise(np.array([o["ranks"] for o in outs]), labels, thin_to=thin_to, bins=bins)
     return {
         "variant": variant, "evidence_hash": evidence.hash, "simulations": simulations,
         "settings": {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "thin_to": thin_to, "bins": bins,
@@ -211,11 +231,12 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
                  "library's findings through the selection model (forms drawn and stated); weights 1. "
                  "A code check: data simulated from the model itself"),
         "random_effect_quantities": list(d.re_groups), "selected_features": int(d.sel_mask.sum()),
-        "library": {"cases": len(lib.slots), "findings_per_simulation": float(np.mean(cases)) if cases else 0.0,
+        "library": {"cases": len(lib.slots),
+                    "findings_per_simulation": float(np.mean([o["findings"] for o in outs])) if outs else 0.0,
                     "pseudo_cases": len(lib.index)},
         **out,
-        "divergences": int(sum(x["divergences"] for x in diags)),
-        "seconds": seconds, "compile_seconds": t_compiled,
+        "divergences": int(sum(o["divergences"] for o in outs)),
+        "seconds": seconds, "compile_seconds": t_compiled, "runner": where,
     }
 
 
@@ -314,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p.add_argument("--sampler", default=C.SAMPLERS[0], choices=C.SAMPLERS, help=f"NUTS backend (default {C.SAMPLERS[0]})")
     p.add_argument("--priors", default=str(REPO / "priors"), help="evidence folder (default priors/)")
+    p.add_argument("--scheduler", default="local",
+                   help="where the simulations run: local (a Dask LocalCluster of worker processes, default), serial "
+                        "(this process) or a Dask scheduler address such as tcp://host:8786 (docs/heavy_checks.md)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     args = p.parse_args(argv)
     if args.simulations < 1:
@@ -322,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ev = E.load(args.priors)
     res = run(ev, args.variant, args.simulations, draws=args.draws, tune=args.tune, chains=args.chains,
-              thin_to=args.thin_to, seed=args.seed, progress=sys.stderr.isatty(), sampler=args.sampler)
+              thin_to=args.thin_to, seed=args.seed, progress=sys.stderr.isatty(), sampler=args.sampler,
+              scheduler=args.scheduler)
     paths = write(res, Path(args.out))
     print(f"sbc {args.variant}: {res['simulations']} simulations in {res['seconds']:.0f} s; pooled chi-square "
           f"p = {res['pooled']['p_value']:.3f}; min per-parameter p = {res['min_p_value']:.4f}; "

@@ -190,7 +190,7 @@ def predictive_checks(params: dict[str, np.ndarray], d: D.Design, evidence: Evid
     profile = d.structure.profile_finding
     rows = []
     for stat in statistics or default_statistics(d.structure):
-        qs, ys = [], []
+        qs, ys, holds, per_form = [], [], [], []
         for i, f in enumerate(facts):
             obs = [_observed(f, part, profile) for part in stat.parts]
             if any(o is None for o in obs):
@@ -201,7 +201,13 @@ def predictive_checks(params: dict[str, np.ndarray], d: D.Design, evidence: Evid
             w = tables.form_weights(i)
             qs.append((prob * w).sum(axis=1) / w.sum(axis=1))
             ys.append(all(obs))
-        row: dict[str, Any] = {"statistic": stat.name, "kind": stat.kind, "cases": len(ys)}
+            per_form.append(prob.mean(axis=0))
+            if all(obs):
+                holds.append(d.case_ids[i])
+        row: dict[str, Any] = {"statistic": stat.name, "kind": stat.kind, "cases": len(ys), "holds_in": holds,
+                               "parts": [[f, list(lv)] for f, lv in stat.parts],
+                               "by_form": ({d.variant.components[k]: float(np.mean([x[j] for x in per_form]))
+                                            for j, k in enumerate(d.infiltration_components)} if per_form else {})}
         if not ys:
             rows.append({**row, "observed": None, "mean": None, "lower": None, "upper": None,
                          "p_upper": None, "p_lower": None, "p_value": None})
@@ -213,6 +219,49 @@ def predictive_checks(params: dict[str, np.ndarray], d: D.Design, evidence: Evid
         rows.append({**row, "observed": t_obs, "mean": float(q.sum(axis=1).mean()), "lower": float(lo),
                      "upper": float(hi), **_p_values(t_rep, t_obs)})
     return rows
+
+
+def explain(row: dict[str, Any], d: D.Design, evidence: Evidence | None = None) -> str:
+    """One paragraph on a failed predictive check (p < 0.05): what was seen against what was predicted, in
+    which cases, and which part of the model can produce the gap (publication selection the selection
+    model does not cover; conditional independence given the form for a pair; form-specific judgments
+    under the subtype variant; or a rate the library does not bear out)."""
+    st = d.structure
+    direction = "more often" if row["p_upper"] < row["p_lower"] else "less often"
+    cases = {c.id: c for c in evidence.cases} if evidence is not None else {}
+
+    def label(cid: str) -> str:
+        c = cases.get(cid)
+        return f"{cid} (coded {c.form})" if c is not None and c.form else cid
+
+    shown = ", ".join(label(c) for c in row["holds_in"][:6]) + (" and others" if len(row["holds_in"]) > 6 else "")
+    text = (f"{row['statistic']}: seen in {row['observed']} of {row['cases']} library cases where determined "
+            f"({shown or 'none'}), against {row['mean']:.2g} predicted (90% {row['lower']:g}-{row['upper']:g}, "
+            f"p = {row['p_value']:.2g}): the case library shows it {direction} than the model expects.")
+    selected = {(st.nodes[k].item, lv) for k in np.flatnonzero(d.sel_mask) for lv in st.nodes[k].success}
+    parts = [(f, tuple(lv)) for f, lv in row["parts"]]
+    inside = [all((f, lv) in selected for lv in lvs) for f, lvs in parts]
+    if direction == "more often" and not all(inside):
+        names = ", ".join(f"{f} = {'/'.join(lvs)}" for (f, lvs), ok in zip(parts, inside, strict=True) if not ok)
+        text += (f" {names} is not a striking feature of the selection model (gamma inflates only "
+                 f"{', '.join(sorted({f'{i}: {lv}' for i, lv in selected}))}), yet case reports are published "
+                 "for what misled or taught: a leukaemic infiltrate that looked like the mimic is such a report. "
+                 "Where publication favours a feature the model does not know about, the library's excess is read "
+                 "as infiltration's own frequency, and where a prior holds that frequency low it shows as this misfit.")
+    elif direction == "more often":
+        text += (" Every part is a striking feature the selection model inflates: publication favours it even more "
+                 "than gamma's posterior allows.")
+    else:
+        text += (" The model's frequency comes from cohort counts or judgments that the library's cases do not bear "
+                 "out (or case reports leave the finding out when it is absent).")
+    if row["kind"] == "pair":
+        text += (" A pair: the model takes the two findings as independent given the form, so that they are seen "
+                 f"together {direction} than that allows points to a dependence the forms do not carry.")
+    if d.variant.is_mixture and row.get("by_form"):
+        forms = ", ".join(f"{k} {v:.2g}" for k, v in row["by_form"].items())
+        text += (f" Under the subtype variant each form has its own frequency (posterior mean P(event | form), over "
+                 f"these cases: {forms}); a case coded to a form whose judgment makes the event rare weighs heavily.")
+    return text
 
 
 def entry_labels(d: D.Design, evidence: Evidence | None = None) -> list[dict[str, Any]]:
@@ -248,8 +297,29 @@ def cohort_checks(params: dict[str, np.ndarray], d: D.Design, evidence: Evidence
         nn = int(round(float(d.entry_n[j])))
         rep = rng.binomial(nn, np.clip(rate[:, j], 0, 1))
         lo, hi = np.quantile(rep, [(1 - ci) / 2, (1 + ci) / 2])
-        rows.append({"entry": eid, **lab, "x": float(d.entry_x[j]), "n": float(d.entry_n[j]),
-                     "weight": float(d.entry_w[j]), "rate_mean": float(rate[:, j].mean()),
-                     "mean": float(rep.mean()), "lower": float(lo), "upper": float(hi),
-                     **_p_values(rep, d.entry_x[j])})
+        row = {"entry": eid, **lab, "x": float(d.entry_x[j]), "n": float(d.entry_n[j]),
+               "weight": float(d.entry_w[j]), "rate_mean": float(rate[:, j].mean()),
+               "mean": float(rep.mean()), "lower": float(lo), "upper": float(hi),
+               **_p_values(rep, d.entry_x[j])}
+        row["explanation"] = explain_entry(row, d, j) if row["p_value"] < P_FAIL else None
+        rows.append(row)
     return rows
+
+
+P_FAIL = 0.05
+
+
+def explain_entry(row: dict[str, Any], d: D.Design, j: int) -> str:
+    """One sentence on a cohort count its own fit does not reproduce (p < 0.05)."""
+    direction = "higher" if row["p_upper"] < row["p_lower"] else "lower"
+    pooled = bool(d.re_member.shape[1] and d.re_member[j].any())
+    why = ("its quantity is pooled with other studies under a shared spread tau: the fitted centre and the "
+           "study's own effect together still miss it, so this study's setting differs more than tau allows "
+           "(the leave-one-study-out check of the heterogeneity section tests it against the others)"
+           if pooled else
+           f"it is the only entry on its quantity, fitted at weight {row['weight']:g}: the replicate uses the full "
+           f"n = {row['n']:g}, so the prior (an expert judgment or the base prior) and the other evidence on the "
+           "same node pull the rate away from what this study counted")
+    return (f"{row['entry']} ({row['cause'] or 'all causes'}{'/' + row['form'] if row['form'] else ''}) counts "
+            f"{row['x']:g}/{row['n']:g}, {direction} than the model's rate {100 * row['rate_mean']:.2g}% predicts "
+            f"(90% {row['lower']:g}-{row['upper']:g} of {row['n']:g}, p = {row['p_value']:.2g}): {why}.")

@@ -124,7 +124,7 @@ def explain(row: dict[str, Any], quantity: str, tau_median: float) -> str:
 
 
 def heterogeneity(params: dict[str, np.ndarray], d: D.Design, evidence: Evidence, *,
-                  refit: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+                  refit: Callable[[list[dict[str, np.ndarray]]], list[dict[str, np.ndarray]]] | None = None,
                   max_refits: int | None = None, k_threshold: float = K_THRESHOLD, ci: float = CI,
                   seed: int = 3) -> dict[str, Any]:
     """Heterogeneity per pooled quantity, the spread's prior and posterior, and leave-one-study-out.
@@ -134,8 +134,9 @@ def heterogeneity(params: dict[str, np.ndarray], d: D.Design, evidence: Evidence
     params : dict
         Posterior draws of the fit (``theta``, ``tau``, ``re_z``, ...).
     refit : callable, optional
-        ``refit(data) -> params``: an exact refit with the given ``pm.Data`` (the compiled model
-        reused), used where PSIS is unreliable (k >= ``k_threshold``), at most ``max_refits`` times.
+        ``refit([data, ...]) -> [params, ...]``: exact refits with the given ``pm.Data`` (the compiled
+        model reused; a batch, so that they can run as tasks side by side), used where PSIS is
+        unreliable (k >= ``k_threshold``), at most ``max_refits`` of them (the largest k first).
     """
     groups = pooled_groups(evidence, d)
     out: dict[str, Any] = {"tau_sigma": d.tau_sigma, "quantities": [], "loo": [], "failures": []}
@@ -152,7 +153,22 @@ def heterogeneity(params: dict[str, np.ndarray], d: D.Design, evidence: Evidence
     new = new_setting_rate(params, d, seed)
     ll = np.asarray(LK.entry_loglik(LK.NUMPY, params, d)).reshape(-1, len(d.entry_ids))
     tau_med = float(np.median(tau))
-    refits_done = 0
+    psis = {}
+    for _, js in groups:
+        for j in js:
+            w, k = psis_weights(-ll[:, j])
+            psis[j] = (w, float(k) if np.isfinite(k) else 99.0)
+    want = sorted((j for j, (_, k) in psis.items() if k >= k_threshold), key=lambda j: -psis[j][1])
+    if refit is None:
+        want = []
+    elif max_refits is not None:
+        want = want[:max_refits]
+    datas = []
+    for j in want:
+        data = {key: np.array(v, float, copy=True) for key, v in d.data().items()}
+        data["entry_w"][j] = 0.0
+        datas.append(data)
+    refitted = dict(zip(want, zip(datas, refit(datas) if want else [], strict=True), strict=True))
     for label, js in groups:
         j0 = js[0]
         studies = [{"entry": d.entry_ids[j], "x": float(d.entry_x[j]), "n": float(d.entry_n[j]),
@@ -164,17 +180,12 @@ def heterogeneity(params: dict[str, np.ndarray], d: D.Design, evidence: Evidence
                                   "new_setting": _summary(new[:, j0], ci),
                                   "crude_pooled_rate": float(xs.sum() / max(ns.sum(), 1e-12))})
         for j in js:
-            lr = -ll[:, j]
-            w, k = psis_weights(lr)
-            k = float(k) if np.isfinite(k) else 99.0
+            w, k = psis[j]
             method, pn, ww = "PSIS", new[:, j], w
-            if k >= k_threshold and refit is not None and (max_refits is None or refits_done < max_refits):
-                data = {key: np.array(v, float, copy=True) for key, v in d.data().items()}
-                data["entry_w"][j] = 0.0
-                alt = refit(data)
+            if j in refitted:
+                data, alt = refitted[j]
                 pn = new_setting_rate(alt, dataclasses.replace(d, entry_w=data["entry_w"]), seed)[:, j]
                 ww, method = np.ones(len(pn)), "refit"
-                refits_done += 1
             row = {"quantity": label, "entry": d.entry_ids[j], "x": float(d.entry_x[j]), "n": float(d.entry_n[j]),
                    "weight": float(d.entry_w[j]), "observed_rate": float(d.entry_x[j] / max(d.entry_n[j], 1e-12)),
                    "method": method, "pareto_k": k, "reliable": bool(method == "refit" or k < k_threshold),

@@ -20,6 +20,11 @@ DEFAULT_VIGNETTES = str(CHECKOUT / "tests" / "fixtures" / "vignettes") if CHECKO
 NONE = "none"
 
 
+#: --quick refits this many expert judgments (each at its four plausible alternatives and the extreme flat prior)
+#: and references: those PSIS says move the answers most.
+QUICK = (1, 1)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=".", help="folder for check.html and check.json (default: current folder)")
     p.add_argument("--priors", help="evidence folder (default: the repository's priors/)")
@@ -33,14 +38,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder of hallmark vignettes (key `patient`) also tested for sensitivity "
                         f"(default tests/fixtures/vignettes; {NONE} for none)")
     p.add_argument("--quick", action="store_true",
-                   help="the subset for `make test`: exact refits (few draws) of only the 3 expert judgments and "
-                        "2 references that move P(infiltration) most by PSIS, one leave-one-study-out refit; "
-                        "every other removal by PSIS (unreliable ones flagged)")
+                   help="the subset for `make test`: exact refits (few draws) of only the expert judgment (at its "
+                        "four plausible alternatives and the flat extreme) and the reference that move P(infiltration) "
+                        "most by PSIS, one leave-one-study-out refit; every other row by PSIS, judgments' rows that "
+                        "PSIS cannot give reliably dropped and counted, rate factors screened (it says how many and why)")
     p.add_argument("--no-refit", action="store_true", help="no refits at all: PSIS only (unreliable ones flagged)")
     p.add_argument("--sbc", default=",".join(str(x) for x in DEFAULT_SBC),
                    help=f"SBC results files written by scripts/sbc.py, comma-separated (default: docs/sbc/, both variants; "
                         f"{NONE} for none)")
     p.add_argument("--refit-draws", type=int, default=500, help="draws per chain of each sensitivity refit (default 500)")
+    p.add_argument("--scheduler", default="local",
+                   help="where the refits run, each a Dask task: local (a dask.distributed LocalCluster of worker "
+                        "processes on this machine, default), serial (this process, one after the other) or the "
+                        "address of a running Dask scheduler, e.g. tcp://host:8786 (docs/heavy_checks.md)")
 
 
 def _bad(problem: str) -> F.InputError:
@@ -89,11 +99,19 @@ def run(args: argparse.Namespace) -> int:
     rs = C.Settings(draws=n_refit, tune=n_refit, chains=2)
     validation = common.priors_dir(args) / "validation.yaml"
     say("check: predictive checks, LOO, psense, heterogeneity, selection, answer sensitivity (refits: minutes)")
-    results = criticism.run_all(ev, posts, patients, sensitivity_variant=args.sensitivity_variant,
-                                refit=not args.no_refit, refit_settings=rs, plain=plain,
-                                quick=(3, 2) if args.quick else None, loo_refits=1 if args.quick else None,
-                                validation_path=validation if validation.exists() else None)
+    from palsy.model.criticism import heavy
+
+    with heavy.runner("serial" if args.no_refit else args.scheduler) as run_:
+        say(f"check: refits on {run_.describe}")
+        results = criticism.run_all(ev, posts, patients, sensitivity_variant=args.sensitivity_variant,
+                                    refit=not args.no_refit, refit_settings=rs, plain=plain,
+                                    quick=QUICK if args.quick else None, loo_refits=1 if args.quick else None,
+                                    validation_path=validation if validation.exists() else None, runner=run_,
+                                    source_patients=[p.id for p in criticism.load_patients(pdir)])
     html, js = report.write(results, out, sbc_path=sbc)
+    if args.quick and results.get("sensitivity"):  # what the quick run left out, and why
+        for line in report.dropped_lines(results["sensitivity"]):
+            print(TL.line(line))
     print(TL.line(f"wrote {html}"))
     print(TL.line(f"wrote {js}"))
     return 0
