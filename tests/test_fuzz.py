@@ -20,11 +20,15 @@ from hypothesis import strategies as st
 from palsy.model import evidence as E
 from palsy.model import findings as F
 from palsy.model import safe_yaml as Y
+from palsy.model import schema as SC
 from palsy.scripts.commands import common
 from tests.conftest import FIXTURE_EVIDENCE, PATIENTS, run_palsy
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
+SCHEMA = SC.default()
+FINDINGS = tuple(SCHEMA.findings)
+LP_NAME = SCHEMA.lp.name
 PATIENT_DOCS = {p.name: yaml.safe_load(p.read_text()) for p in sorted(PATIENTS.glob("*.yaml"))}
 EVIDENCE_DOCS = {name: yaml.safe_load((FIXTURE_EVIDENCE / name).read_text()) for name in E.FILES}
 
@@ -60,15 +64,15 @@ def parse_patient_text(text: str, source: str = "p.yaml"):
 
 
 def expected_value(name: str, raw):
-    raw = F.as_level(name, raw)
-    if raw is None or (isinstance(raw, str) and raw.strip().lower() == F.UNKNOWN):
+    raw = SCHEMA.as_level(name, raw)
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() == SC.UNKNOWN):
         return None
     return raw
 
 
 def assert_means_what_was_written(patient: F.Patient, doc: dict) -> None:
-    for name in F.FINDINGS:
-        if name == "csf":
+    for name in FINDINGS:
+        if name == LP_NAME:
             continue
         assert patient.values.get(name) == expected_value(name, doc.get(name)), name
     for key in ("id", "description"):
@@ -85,7 +89,7 @@ def test_random_yaml_text_never_crashes_the_patient_parser(text):
 
 
 @FAST
-@given(name=st.sampled_from(sorted(PATIENT_DOCS)), key=st.sampled_from(["id", "description", *F.FINDINGS, "age"]),
+@given(name=st.sampled_from(sorted(PATIENT_DOCS)), key=st.sampled_from(["id", "description", *FINDINGS, "age"]),
        value=values, drop=st.booleans())
 def test_mutated_patient_means_what_it_says_or_is_refused(name, key, value, drop):
     doc = copy.deepcopy(PATIENT_DOCS[name])
@@ -133,6 +137,40 @@ def test_random_bytes_never_crash(tmp_path_factory, data):
         F.parse_patient(common.read_patient_file(f), str(f))
     except F.InputError as exc:
         assert str(f) in str(exc)
+
+
+lp_values = st.one_of(values, st.sampled_from([*SCHEMA.lp.results, *SCHEMA.lp.traumatic, "unknown", True, False]))
+lp_keys = st.sampled_from([*SCHEMA.lp.methods, "traumatic", "result", "method", "cytologie", "Flow"])
+
+
+@FAST
+@given(lps=st.lists(st.one_of(st.dictionaries(lp_keys, lp_values, max_size=4),
+                              st.builds(lambda d: ",".join(f"{k}={v}" for k, v in d.items()),
+                                        st.dictionaries(lp_keys, st.text(max_size=8), max_size=3)),
+                              values), max_size=SCHEMA.lp.max_lps + 2))
+def test_fuzzed_lps_mean_what_they_say_or_are_refused(lps):
+    """Every LP read is exactly what was written (each method's result, the tap), in order; else the whole
+    patient is refused with a message naming the LP."""
+    try:
+        patient = F.parse_patient({LP_NAME: lps}, "p.yaml")
+    except F.InputError as exc:
+        assert "p.yaml" in str(exc) and LP_NAME in str(exc)
+        return
+    assert len(patient.csf) == len(lps) and len(lps) <= SCHEMA.lp.max_lps
+    for lp, raw in zip(patient.csf, lps, strict=True):
+        if isinstance(raw, str):
+            raw = dict(part.split("=", 1) for part in raw.split(","))
+            raw = {k.strip(): v.strip() for k, v in raw.items()}
+        assert isinstance(raw, dict)
+        if "result" in raw or "method" in raw:
+            assert lp.results == ((raw["method"], raw["result"]),)
+        else:
+            assert lp.results == tuple((m, raw[m]) for m in SCHEMA.lp.methods
+                                       if raw.get(m) is not None and raw.get(m) != SC.UNKNOWN)
+        tap = raw.get("traumatic")
+        tap = {True: "yes", False: "no"}.get(tap, tap) if isinstance(tap, bool) else tap
+        assert lp.traumatic == (None if tap in (None, SC.UNKNOWN) else tap)
+        assert F.parse_lp(lp.code, "again")[0] == lp  # the command line's form reads back the same LP
 
 
 # --- the evidence loader -------------------------------------------------------------------------------
@@ -233,7 +271,7 @@ def test_command_on_mutated_evidence_exits_0_or_2(tmp_path_factory, where, value
 
 @pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from(sorted(PATIENT_DOCS)), key=st.sampled_from(["id", "description", *F.FINDINGS]),
+@given(name=st.sampled_from(sorted(PATIENT_DOCS)), key=st.sampled_from(["id", "description", *FINDINGS]),
        value=values)
 def test_command_on_mutated_patient_exits_0_or_2_and_answers_what_was_written(palsy, tmp_path_factory, name, key, value):
     import json
@@ -251,7 +289,7 @@ def test_command_on_mutated_patient_exits_0_or_2_and_answers_what_was_written(pa
     if r.returncode == 0:
         answered = json.loads(r.stdout)["patient"]
         written = yaml.safe_load(text)
-        for finding in F.FINDINGS:
-            if finding != "csf":
-                assert (answered[finding] if answered[finding] != F.UNKNOWN else None) == \
+        for finding in FINDINGS:
+            if finding != LP_NAME:
+                assert (answered[finding] if answered[finding] != SC.UNKNOWN else None) == \
                     expected_value(finding, written.get(finding)), finding
