@@ -396,6 +396,7 @@ def cases_context(cases: Sequence[Mapping[str, Any]], labels: Labels, references
                     "established": case["established"], "teaching": case["teaching"], "notes": case["notes"],
                     "cause": labels.cause(case["cause"]) if case["cause"] in labels.causes else case["cause"],
                     "cause_key": case["cause"], "steps": steps, "final_lead": leading_text(final, labels),
+                    "disagrees": case["cause"] in labels.causes and case["cause"] not in [final["leading"], *final["tied"]],
                     "final_p": pct(final["probability"]["mean"]), "diff": diff,
                     "without": ({"p": pct(without["probability"]["mean"]), "lead": leading_text(without, labels)}
                                 if without else None),

@@ -319,7 +319,7 @@ def test_one_finding_at_a_time_by_keyboard(page, site, draws_subtype):
     page.keyboard.press("Enter")
     typical = site["teaching"].typical
     n = len([v for v in typical.values.values() if v is not None]) + len(typical.csf)
-    for k in range(n):
+    for _k in range(n):
         assert page.evaluate("document.activeElement.id") == "predict-up"
         page.keyboard.press("Tab")  # to "down"
         page.keyboard.press("Enter")

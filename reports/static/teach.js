@@ -865,7 +865,8 @@
       seg.style.color = col.text;
       seg.setAttribute("data-cause", c.cause);
       seg.title = causeLabel(c.cause) + " " + percent(c.mean);
-      if (c.mean >= 0.09) { seg.textContent = causeShort(c.cause) + " " + percent(c.mean); }
+      if (c.mean >= 0.16) { seg.textContent = causeShort(c.cause) + " " + percent(c.mean); }
+      else if (c.mean >= 0.06) { seg.textContent = percent(c.mean); }
       bar.appendChild(seg);
       var li = el("li");
       li.setAttribute("data-cause", c.cause);

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         ev = evidence.load(pdir)
         teaching = T.load(pdir, draws.schema, ev.cases)
         labels = Labels.of(draws)
-        say("teach: the lesson's answers")
+        say("teach: the lesson's scenarios (the answers of its patients)")
         lesson = T.lesson(draws, teaching, patients=patients, ci=args.ci)
         handout = R.handout_html(lesson["core"], labels)
         pdf_bytes = None if args.no_pdf else printer.submit(handout, b"palsy-teach-handout")
