@@ -496,10 +496,11 @@ def test_report_names_differ_for_any_two_ids():
         file_stems(["P-12", "p-12"])
     assert file_stem("con") != "con" and file_stem("source-001") == "source-001"
 
-    ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40) | \
-        st.from_regex(r"[A-Za-z0-9._-]{0,12}(-[0-9a-f]{64})?", fullmatch=True)
+    safe = st.text(alphabet="abcXYZ019._-", max_size=12)
+    ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40) | safe | \
+        st.builds(lambda x, y: f"{x}-{y}", safe, st.sampled_from([hashlib_hex("a"), hashlib_hex("b")]))
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=150, deadline=None)
     @given(ids, ids)
     def two(x: str, y: str) -> None:
         sx, sy = file_stem(x), file_stem(y)
@@ -540,8 +541,10 @@ def test_links_are_http_doi_or_pubmed_only():
     bad_page = '<a href="javascript:alert(1)">x</a><a href="#x" onclick="y">z</a><img src="data:text/html,x">'
     assert len(links.unsafe_links(bad_page)) == 3  # the script link, the handler, the HTML as an image
 
-    @settings(max_examples=300, deadline=None)
-    @given(st.text(max_size=60) | st.from_regex(r"(?i)(https?|javascript|data|file):.{0,30}", fullmatch=True))
+    @settings(max_examples=150, deadline=None)
+    @given(st.text(max_size=60) | st.builds(lambda scheme, rest: f"{scheme}:{rest}",
+                                            st.sampled_from(["http", "https", "HTTPS", "javascript", "data", "file"]),
+                                            st.text(max_size=30)))
     def any_text(text: str) -> None:
         url = links.safe_url(text)
         assert url is None or (url == text and url.lower().startswith(("http://", "https://"))
