@@ -37,8 +37,11 @@ def rows(ev: E.Evidence) -> list[dict]:
             what = f"expert judgment Beta({e.beta[0]:g}, {e.beta[1]:g})"
         else:
             what = f"{e.x:g}/{e.n:g} (weight {e.weight:g})"
-        group = "/".join(e.level) + ("" if set(e.of) == set(_levels(e)) else f" of {'/'.join(e.of)}")
-        out.append({"kind": e.kind, "id": e.id, "finding": e.item, "cause": e.cause + (f" ({e.form})" if e.form else ""),
+        group = "/".join(e.level) + ("" if set(e.of) == set(_levels(ev, e)) else f" of {'/'.join(e.of)}")
+        if e.quantity == "node":
+            group = e.lp_node
+        cause = "every cause (shared)" if e.cause is None else e.cause + (f" ({e.form})" if e.form else "")
+        out.append({"kind": e.kind, "id": e.id, "finding": e.item, "cause": cause,
                     "level": group, "evidence": what,
                     "citation": "; ".join(citation(ev.references[r]) for r in e.refs) or e.raw.get("reasoning", "")})
     for c in ev.cases:
@@ -48,10 +51,11 @@ def rows(ev: E.Evidence) -> list[dict]:
     return out
 
 
-def _levels(e: E.Entry) -> tuple[str, ...]:
-    from palsy.model import findings as F
-    from palsy.model import structure as S
-    return S.ITEMS.get(e.item) or F.LEVELS[e.finding]
+def _levels(ev: E.Evidence, e: E.Entry) -> tuple[str, ...]:
+    """The levels an entry's ``of`` is compared with: a tree item's own levels (an LP entry's are its own)."""
+    if e.quantity != "tree":
+        return tuple(e.of)
+    return ev.structure.items.get(e.item) or ev.schema.levels[e.finding]
 
 
 def rate_rows(ev: E.Evidence) -> list[dict]:
