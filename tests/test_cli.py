@@ -17,9 +17,9 @@ def test_posterior_json_schema(palsy):
         assert set(c) == {"finding", "index", "value", "log_lr", "factor_geometric_mean", "factor_median"}
         assert set(c["log_lr"]) == {"mean", "median", "lower", "upper"}
     lp = [c for c in d["contributions"] if c["finding"] == "csf"][0]
-    assert lp["index"] == 1 and lp["value"] == "negative:cytology"
+    assert lp["index"] == 1 and lp["value"] == "cytology=negative"
     assert [c for c in d["contributions"] if c["finding"] == "lineage"][0]["index"] is None
-    assert {t["test"] for t in d["next_tests"]} == {"lp_cytology", "lp_flow", "mri"}
+    assert {t["test"] for t in d["next_tests"]} == {"lp", "mri"}
     o = d["next_tests"][0]["outcomes"][0]
     assert set(o["probability"]) == {"mean", "lower", "upper"} and set(o["probability_after"]) == {"mean", "median", "lower", "upper"}
     assert set(d["model"]) >= {"variant", "draws", "evidence_hash", "version", "pretest", "causes"}
@@ -37,10 +37,14 @@ def test_posterior_json_schema(palsy):
 
 def test_flags_override_file_and_csf_replaces_list(palsy):
     r = palsy("posterior", "--patient", str(PATIENTS / "source-000-vignette.yaml"), "--laterality", "bilateral",
-              "--csf", "negative:flow", "--csf", "positive:cytology", "--json", check=True)
+              "--csf", "cytology=negative,flow=negative", "--csf", "negative:flow",
+              "--csf", "cytology=positive,traumatic=yes", "--circulating-blasts", "present", "--json", check=True)
     d = json.loads(r.stdout)
-    assert d["patient"]["laterality"] == "bilateral"
-    assert [c["value"] for c in d["contributions"] if c["finding"] == "csf"] == ["negative:flow", "positive:cytology"]
+    assert d["patient"]["laterality"] == "bilateral" and d["patient"]["circulating_blasts"] == "present"
+    assert [c["value"] for c in d["contributions"] if c["finding"] == "csf"] == [
+        "cytology=negative,flow=negative", "flow=negative", "cytology=positive,traumatic=yes"]
+    assert d["patient"]["csf"] == [{"cytology": "negative", "flow": "negative"}, {"flow": "negative"},
+                                   {"cytology": "positive", "traumatic": "yes"}]
 
 
 def test_pretest_and_ci(palsy):
@@ -82,8 +86,11 @@ def test_yes_no_flags(palsy):
 
 @pytest.mark.parametrize("args, words", [
     (["--lineage", "T-cell"], ["lineage", "T-cell", "T-ALL"]),
-    (["--csf", "negative"], ["csf", "negative", "result:method"]),
+    (["--csf", "negative"], ["csf", "negative", "cytology=negative"]),
     (["--csf", "negative:pcr"], ["method", "pcr", "cytology"]),
+    (["--csf", "cytology=negative,flow=maybe"], ["csf", "flow", "maybe", "positive"]),
+    (["--csf", "cytologie=negative"], ["csf", "cytologie", "did you mean 'cytology'"]),
+    (["--circulating-blasts", "yes"], ["circulating_blasts", "yes", "present"]),
     (["--pretest", "1.5"], ["pretest", "1.5"]),
     (["--variant", "magic"], ["variant", "magic"]),
     (["--patient", "does-not-exist.yaml"], ["does-not-exist.yaml"]),
