@@ -40,7 +40,7 @@ def teaching(draws_subtype, evidence):
 @pytest.fixture(scope="module")
 def teach_out(posterior_independent, posterior_subtype, tmp_path_factory):
     out = tmp_path_factory.mktemp("teach")
-    proc = run_palsy("teach", "--out", str(out), check=True)
+    proc = run_palsy("teach", "--out", str(out), "--patients", str(REPO / "patients"), check=True)
     assert "lesson.html" in proc.stdout and "interactive.html" in proc.stdout
     return out
 
@@ -205,13 +205,26 @@ def test_every_number_of_the_core_is_the_answers(teach_out, teaching, draws_subt
         assert p.numbers["p0"] == want["p0"]
 
 
+def _pdf_pages(data: bytes) -> int:
+    """The page count of a PDF's page tree (its object streams inflated)."""
+    import zlib
+
+    blobs = [data]
+    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            blobs.append(zlib.decompress(m.group(1)))
+        except zlib.error:
+            continue
+    for blob in blobs:
+        for d in re.findall(rb"<<[^<>]*?/Type\s*/Pages\b[^<>]*>>", blob):
+            return int(re.search(rb"/Count (\d+)", d).group(1))
+    raise AssertionError("no page tree")
+
+
 @pytest.mark.slow
 def test_handout_prints_on_two_pages(teach_out):
-    import weasyprint
-
-    assert (teach_out / R.HANDOUT_PDF).read_bytes()[:5] == b"%PDF-"
-    doc = weasyprint.HTML(string=(teach_out / R.HANDOUT_NAME).read_text(), base_url=str(R.TEMPLATES)).render()
-    assert len(doc.pages) == 2
+    pdf = (teach_out / R.HANDOUT_PDF).read_bytes()
+    assert pdf[:5] == b"%PDF-" and _pdf_pages(pdf) == 2
 
 
 @pytest.mark.slow
