@@ -48,8 +48,11 @@ def test_check_report_has_every_section(tmp_path, posterior_independent, posteri
     from palsy.reports.check import SECTIONS
 
     sbc_file = _fake_sbc(tmp_path)
-    proc = run_palsy("check", "--quick", "--out", str(tmp_path / "out"), "--sbc", str(sbc_file))
+    # serial refits here (the Dask route, default for a user, is tested on a two-worker cluster in test_sbc)
+    proc = run_palsy("check", "--quick", "--scheduler", "serial", "--out", str(tmp_path / "out"), "--sbc", str(sbc_file))
     assert proc.returncode == 0, proc.stderr
+    # --quick says what it left out and why
+    assert "check --quick dropped" in proc.stdout and "rate factor screened out" in proc.stdout
     html = (tmp_path / "out" / "check.html").read_text()
     p = _Sections()
     p.feed(html)
@@ -69,16 +72,48 @@ def test_check_report_has_every_section(tmp_path, posterior_independent, posteri
     pats = data["sensitivity"]["patients"]
     assert {"source-000-vignette", "source-001", "source-002"} <= set(pats)
     assert len(pats) >= 3 + 6  # and the hallmark vignettes
-    assert data["sensitivity"]["quick"] == [3, 2]  # w_case by PSIS in the quick subset
+    assert data["sensitivity"]["quick"] == [1, 1]  # w_case by PSIS in the quick subset
+    assert data["runner"].startswith("serial")
+    alternatives = set(data["sensitivity"]["alternatives"])
+    assert alternatives == {"odds x2", "odds /2", "at its 5% point", "at its 95% point"}
     for rec in pats.values():
         assert rec["tornado"] and rec["w_case"] and rec["pretest"]
-        assert 0 < rec["baseline"] < 1 and rec["leading_cause"] in data["causes"]
+        assert 0 < rec["baseline"] < 1 and rec["leading_cause"] in data["causes"] and rec["mc_error"] > 0
         refit = [r for r in rec["sources"] if r["method"] == "refit"]
-        # --quick: exactly 3 expert judgments and 2 references removed by exact refit
-        assert sorted(r["kind"] for r in refit) == ["expert_judgment"] * 3 + ["reference"] * 2
-        assert any(r["kind"] == "rate_factor" for r in rec["sources"])
+        # --quick: one expert judgment at its four alternatives and the extreme row, one reference, by refit
+        assert sorted(r["kind"] for r in refit) == ["expert_judgment"] * 5 + ["reference"]
+        assert {r["alternative"] for r in refit if r["kind"] == "expert_judgment"} == alternatives | {data["sensitivity"]["extreme"]}
+        assert all(r["mc_error"] is not None and r["mc_error"] >= 0 for r in rec["sources"])
+        assert not any(r["extreme"] for r in rec["tornado"])  # the flat swap is never a plausible alternative
+        assert rec["dropped_total"] > 0 and rec["dropped"]
+        assert any(r["kind"] == "rate_factor" and r["method"].startswith("exact") for r in rec["sources"])
         ps = rec["power_scaling"]
         assert np.isfinite(ps["prior"]["derivative"]) and np.isfinite(ps["likelihood"]["derivative"])
+    # what each source patient's answer rests on: shares summing to 1, with a sentence
+    ro = data["rests_on"]["patients"]
+    assert set(ro) == {"source-000-vignette", "source-001", "source-002"}
+    for rec in ro.values():
+        assert sum(r["share"] for r in rec["rows"]) == pytest.approx(1.0)
+        assert {r["kind"] for r in rec["rows"]} <= {"judgment", "data", "monte_carlo"}
+        assert rec["sentence"] in html
+    # both variants side by side, with their stacking weights
+    vc = data["variant_comparison"]
+    assert set(vc["stacking_weights"]) == {"independent", "subtype"}
+    assert sum(vc["stacking_weights"].values()) == pytest.approx(1.0)
+    assert set(vc["patients"]) == set(pats)
+    # every failing predictive check explained; the first LP's profile ordering measured, nothing dropped
+    for v in data["variants"].values():
+        assert all(r["explanation"] for r in v["ppc_posterior"] if r["p_value"] is not None and r["p_value"] < 0.05)
+        assert all(r["explanation"] for r in v["cohorts"] if r["p_value"] < 0.05)
+        assert v["dropped_draws"] == 0 and 0 <= v["lp_profile_ordering"]["holds_share"] <= 1
+    # rate targets as the prior mass inside each cited range, with the tails
+    assert all(r["p_in_range"] is not None for r in data["rates"]["shares"])
+    assert "prior inside" in html
+    # the reference table: incomplete citations flagged
+    refs = data["references"]
+    assert refs["rows"] and not refs["missing"]
+    assert all(("citation incomplete: " in (r["flag"] or "")) == bool(r["incomplete"]) for r in refs["rows"])
+    assert "citation incomplete:" in html
     # heterogeneity, selection and the validation split
     ind = data["variants"]["independent"]
     het = ind["heterogeneity"]

@@ -251,32 +251,106 @@ def test_loo_compares_the_fitted_variants(evidence, draws_independent, draws_sub
 @pytest.mark.slow
 @pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_answer_sensitivity_refits_and_psis():
+    """Quick run on the simulated library: the one judgment PSIS says matters most refitted at its four
+    plausible alternatives and the extreme flat row, one reference refitted, w_case by PSIS; every change
+    with a Monte Carlo error; the extreme row never in the tornado; what was dropped counted."""
     from palsy.model import cache as C
     from palsy.model import criticism as K
     from palsy.model import findings as F
+    from palsy.model.criticism import sensitivity as SE
 
     ev = simulated_evidence()
     dr, d = simulated_fit("independent")
     pats = [F.parse_patient({"id": "p1", "laterality": "bilateral", "csf": [{"result": "negative", "method": "cytology"}]}),
             F.parse_patient({"id": "patient-a", "lineage": "T-ALL", "laterality": "bilateral"})]  # a library case (alias)
     res = K.answer_sensitivity(ev, "independent", dr, pats, w_values=(0.25, 1.0), pretests=(0.01, 0.5),
-                               refit=True, refit_settings=C.Settings(draws=300, tune=300, chains=2, seed=3))
+                               refit=True, refit_settings=C.Settings(draws=150, tune=150, chains=2, seed=3),
+                               quick=(1, 1))
+    assert res["refits"] == 1 + len(SE.ALTERNATIVES) + 1 + 1  # baseline, 4 alternatives, the extreme row, a reference
     for pid in ("p1", "patient-a"):
         rec = res["patients"][pid]
-        assert 0 < rec["baseline"] < 1 and 0 < rec["prior"] < 1
+        assert 0 < rec["baseline"] < 1 and 0 < rec["prior"] < 1 and 0 < rec["mc_error"] < 0.05
         assert rec["baseline"] == pytest.approx(rec["answer"], abs=1e-9)  # P(infiltration) as palsy posterior gives it
-        assert [r["method"] for r in rec["w_case"]] == ["refit", "refit"]
-        # more weight on 28 bilateral cases makes bilateral palsy more typical of infiltration
-        if pid == "p1":
-            assert rec["w_case"][1]["mean"] > rec["w_case"][0]["mean"]
+        assert [r["method"] for r in rec["w_case"]] == ["PSIS", "PSIS"]  # quick: w_case by PSIS
         # the pretest moves the answer monotonically
         assert rec["pretest"][0]["mean"] < rec["pretest"][1]["mean"]
-        names = {r["source"] for r in rec["sources"]}
-        assert {"fixture2020", "case2021"} <= names and any(n.startswith("expert judgment") for n in names)
+        refit = [r for r in rec["sources"] if r["method"] == "refit"]
+        judged = [r for r in refit if r["kind"] == "expert_judgment"]
+        assert sorted(r["alternative"] for r in judged) == sorted([*SE.ALTERNATIVES, SE.EXTREME])
+        assert len({r["source"] for r in judged}) == 1 and [r["kind"] for r in refit].count("reference") == 1
+        for r in rec["sources"]:
+            assert r["mc_error"] >= 0 and np.isfinite(r["delta"])
+            assert r["reliable"] or r["kind"] == "reference"  # an unreliable judgment row is dropped, not shown
+        assert all(not r["extreme"] for r in rec["tornado"]) and rec["extreme"]
         assert rec["tornado"] == sorted(rec["tornado"], key=lambda r: -abs(r["delta"]))
-    # leaving out case2021 (every case) must move a bilateral patient's answer down
-    src = {r["source"]: r for r in res["patients"]["p1"]["sources"]}
-    assert src["case2021"]["delta"] < 0
+        assert rec["dropped_total"] == sum(rec["dropped"].values())
+        # the alternatives bracket the judgment: odds x2 and /2 move the answer in opposite directions
+        by = {r["alternative"]: r["delta"] for r in judged}
+        assert by["odds x2"] * by["odds /2"] <= 0
+        assert any(r["kind"] == "rate_factor" for r in rec["sources"])
+
+
+def test_alternatives_of_a_judgment_and_of_a_rate_factor():
+    """Beta alternatives keep a + b and move the mean as stated; a rate factor's draws are mapped through the
+    alternative's quantile function at the same probability (the mapped draws follow the alternative)."""
+    from scipy import stats
+
+    from palsy.model.criticism import sensitivity as SE
+
+    alts = SE.beta_alternatives(4.0, 36.0)
+    m = 0.1
+    for a, b in alts.values():
+        assert a + b == pytest.approx(40.0)
+    odds = lambda a, b: a / b  # noqa: E731
+    assert odds(*alts["odds x2"]) == pytest.approx(2 * m / (1 - m))
+    assert odds(*alts["odds /2"]) == pytest.approx(0.5 * m / (1 - m))
+    assert alts["at its 5% point"][0] / 40 == pytest.approx(stats.beta.ppf(0.05, 4, 36))
+    assert alts["at its 95% point"][0] / 40 == pytest.approx(stats.beta.ppf(0.95, 4, 36))
+    assert min(SE.beta_alternatives(1, 49)["at its 5% point"]) == SE.MIN_PSEUDO  # a sayable, samplable prior
+    rng = np.random.default_rng(0)
+    # log-normal, untruncated: median x2 is the draws x2; the 95% point moves the median by 1.645 sigma
+    mu, sigma = np.log(0.01), 0.4
+    x = np.exp(rng.normal(mu, sigma, 20_000))
+    out = SE.rate_alternatives(x, "lognormal", (mu, sigma, 0.0))
+    np.testing.assert_allclose(out["odds x2"], 2 * x)
+    assert np.median(out["at its 95% point"]) == pytest.approx(np.exp(mu + SE.Z95 * sigma), rel=0.02)
+    # truncated below at 1: the alternative stays truncated and its median moves as the untruncated one's
+    mu, sigma, lower = np.log(2.0), 0.5, 1.0
+    u = stats.uniform.rvs(size=20_000, random_state=1)
+    a0 = stats.norm.cdf((np.log(lower) - mu) / sigma)
+    x = np.exp(mu + sigma * stats.norm.ppf(a0 + u * (1 - a0)))
+    out = SE.rate_alternatives(x, "lognormal", (mu, sigma, lower))
+    for alt, dmu in (("odds x2", np.log(2)), ("odds /2", -np.log(2))):
+        y = out[alt]
+        assert y.min() >= lower
+        a1 = stats.norm.cdf((np.log(lower) - mu - dmu) / sigma)
+        expect = np.exp(mu + dmu + sigma * stats.norm.ppf(a1 + u * (1 - a1)))
+        np.testing.assert_allclose(y, expect, rtol=1e-8)
+    # Beta: the mapped draws are the alternative Beta's (Kolmogorov-Smirnov), in the same order
+    x = stats.beta.rvs(3, 27, size=5000, random_state=2)
+    out = SE.rate_alternatives(x, "beta", (3.0, 27.0))
+    for alt, (a, b) in SE.beta_alternatives(3.0, 27.0).items():
+        assert stats.kstest(out[alt], stats.beta(a, b).cdf).pvalue > 0.01
+        assert np.all(np.diff(out[alt][np.argsort(x)]) >= -1e-12)  # monotone: common random numbers
+
+
+def test_monte_carlo_errors_of_changes_are_honest():
+    """The PSIS and exact changes' standard errors match the spread of the estimates over replications."""
+    from palsy.model.criticism import sensitivity as SE
+
+    rng = np.random.default_rng(3)
+    deltas, errs, ex, ex_err = [], [], [], []
+    for _ in range(300):
+        p = rng.beta(2, 5, 800)
+        lr = 0.8 * (p - p.mean()) + 0.1 * rng.normal(size=800)
+        r = SE.psis_delta(p, np.zeros(800), lr, chains=1)
+        deltas.append(r["delta"])
+        errs.append(r["mc_error"])
+        e = SE.exact_delta(p, p + 0.05 * rng.normal(size=800) + 0.01, np.zeros(800), chains=1)
+        ex.append(e["delta"])
+        ex_err.append(e["mc_error"])
+    assert np.std(deltas) == pytest.approx(np.mean(errs), rel=0.2)
+    assert np.std(ex) == pytest.approx(np.mean(ex_err), rel=0.2) and np.mean(ex) == pytest.approx(0.01, abs=0.001)
 
 
 # --- evidence synthesis under criticism (issue 12): heterogeneity, selection, sensitivity, validation ---
@@ -389,18 +463,20 @@ def test_power_scaling_of_p_infiltration_is_a_derivative(evidence, draws_indepen
         assert ps[comp]["derivative"] == pytest.approx(fd, rel=0.15, abs=2e-3), comp
 
 
-def test_rate_factor_at_its_median_changes_only_that_factor(evidence, draws_independent):
+def test_a_rate_factor_moved_changes_only_that_factor(evidence, draws_independent):
     from palsy.model import design as D
     from palsy.model.criticism import sensitivity as SE
 
     d = D.build(evidence, evidence.variant("independent"))
-    med = SE.rate_factor_medians(d)
-    assert set(med) == set(d.rates.lognormal_names) | set(d.rates.beta_names)
-    name = d.rates.lognormal_names[0]
-    alt = SE.with_rate_factor(draws_independent, d, name, med[name])
+    specs = SE.rate_factor_specs(d)
+    assert {s[0] for s in specs} == set(d.rates.lognormal_names) | set(d.rates.beta_names)
+    name, family, col, prm = specs[0]
+    x = draws_independent.params["rate_lognormal"][:, col]
+    alt = SE.with_rate_column(draws_independent, family, col, SE.rate_alternatives(x, family, prm)["odds x2"])
     a, b = alt.params["rate_lognormal"], draws_independent.params["rate_lognormal"]
-    assert np.all(a[:, 0] == med[name]) and np.array_equal(a[:, 1:], b[:, 1:])
-    assert med[name] == pytest.approx(float(np.exp(d.rates.lognormal_mu[0])))
+    keep = [j for j in range(a.shape[1]) if j != col]
+    assert np.array_equal(a[:, keep], b[:, keep]) and not np.array_equal(a[:, col], b[:, col])
+    assert alt.params["theta_new"] is draws_independent.params["theta_new"]
 
 
 def test_validation_split_is_scored_and_labelled_too_small(evidence, draws_independent):
@@ -431,3 +507,136 @@ def test_fast_p_infiltration_is_the_answer(draws_independent):
     for p in pats:
         np.testing.assert_allclose(SE.p_infiltration(p, draws_independent),
                                    expit(answer(p, draws_independent, leave_out=False).posterior_log_odds), rtol=1e-10)
+
+
+# --- what an answer rests on (issue 19 item 1) ---------------------------------------------------------
+
+def test_shapley_engine_on_an_analytic_function():
+    """f = a1 X1 + a2 X2 + a3 X3 + c X1 X2 with independent standard normal blocks: the Shapley effects
+    are a1^2 + c^2/2, a2^2 + c^2/2 and a3^2 (the interaction split equally), summing to the variance; a
+    block f does not read gets 0. Exact enumeration and antithetic random orders both."""
+    from palsy.model import rests_on as RO
+
+    rng = np.random.default_rng(0)
+    n = 40_000
+    a1, a2, a3, c = 1.0, 0.5, 0.8, 0.6
+    xa, xb = rng.normal(size=(4, n)), rng.normal(size=(4, n))
+
+    def f(x):
+        return a1 * x[0] + a2 * x[1] + a3 * x[2] + c * x[0] * x[1]
+
+    def hybrid(from_b):
+        return np.stack([f(np.where(fb[:, None], xb, xa)) for fb in np.asarray(from_b, bool)])
+
+    truth = np.array([a1 ** 2 + c ** 2 / 2, a2 ** 2 + c ** 2 / 2, a3 ** 2, 0.0])
+    for kwargs in ({}, {"exact_blocks": 0, "pairs": 6}):
+        res = RO.shapley_effects(hybrid, 4, **kwargs)
+        assert res["effects"].sum() == pytest.approx(res["total"], rel=1e-12)  # efficiency: exact
+        assert res["total"] == pytest.approx(truth.sum(), rel=0.05)
+        np.testing.assert_allclose(res["effects"] / res["total"], truth / truth.sum(), atol=0.03)
+        assert res["effects"][3] == pytest.approx(0.0, abs=1e-9) and 3 not in res["active"]
+        # the reported Monte Carlo errors cover the truth
+        share, err = res["effects"] / res["total"], res["mc_error"] / res["total"]
+        assert np.all(np.abs(share - truth / truth.sum())[:3] < 5 * err[:3] + 1e-3)
+
+
+def _synthetic_draws(draws, evidence, sigma: float, beta: tuple[float, float]):
+    """Draws on which only infiltration's relapse-hazard factor (log-normal with sd ``sigma``) and
+    infiltration's P(bilateral) (a Beta) vary: everything else is the first draw's."""
+    import dataclasses
+
+    from palsy.model import design as D
+
+    d = D.build(evidence, evidence.variant("independent"))
+    p = {k: np.repeat(v[:1], draws.n, axis=0) for k, v in draws.params.items() if k not in ("gamma", "tau", "re_z")}
+    rng = np.random.default_rng(7)
+    col = d.rates.lognormal_names.index("infiltration: relapse_hazard")
+    p["rate_lognormal"][:, col] = np.exp(np.log(p["rate_lognormal"][0, col]) + sigma * rng.normal(size=draws.n))
+    i = d.free_names.index("infiltration | laterality: bilateral")
+    p["theta_free"][:, i] = rng.beta(*beta, size=draws.n)
+    p["theta"] = d.theta(p["theta_free"])
+    p["theta_new"] = p["theta"].copy()
+    return dataclasses.replace(draws, params=p, case_loglik=np.zeros_like(draws.case_loglik)), d, i
+
+
+def test_rests_on_a_simulated_model_with_a_known_decomposition(evidence, draws_independent):
+    """Only the base rate (a log-normal judgment) and infiltration's P(bilateral) vary, independently: for
+    a bilateral patient whose context is all known, L = log(relapse hazard) + log P(bilateral) + constant,
+    so the shares are sigma^2 and Var(log theta) over their sum, the first all judgment (rates.yaml's
+    kind) and the second split as the node's prior pseudo-counts against its data; Monte Carlo error 1/ESS."""
+    from palsy.model import answer as A
+    from palsy.model import findings as F
+    from palsy.model import game as G
+    from palsy.model import rests_on as RO
+
+    sigma = 0.6
+    dr, d, i = _synthetic_draws(draws_independent, evidence, sigma, (3.0, 9.0))
+    prov = RO.provenance(evidence, d)
+    ctx = {name: evidence.schema.levels[name][0] for name in evidence.schema.context}
+    patient = F.parse_patient({**ctx, "laterality": "bilateral"}, schema=dr.schema)
+    t = A.Tables(dr)
+    game = G.Game(t, G.players(patient), patient, A.active_causes(t.causes, None), t.log_prior,
+                  np.zeros_like(t.level_lp[:, :, 0]))
+    res = RO.decompose(game, prov, n_draws=4000)
+    v_rate = np.var(np.log(dr.params["rate_lognormal"][:, d.rates.lognormal_names.index("infiltration: relapse_hazard")]))
+    v_bil = np.var(np.log(dr.params["theta_free"][:, i]))
+    blocks = {b["id"]: b for b in res["blocks"]}
+    assert res["variance"] == pytest.approx(v_rate + v_bil, rel=0.02)
+    mc = blocks["monte_carlo"]["share"]
+    assert 0 < mc < 5 / 4000
+    assert blocks["rate:infiltration"]["share"] == pytest.approx((1 - mc) * v_rate / (v_rate + v_bil), abs=0.03)
+    assert blocks["freq:infiltration"]["share"] == pytest.approx((1 - mc) * v_bil / (v_rate + v_bil), abs=0.03)
+    assert sum(b["share"] for b in res["blocks"]) == pytest.approx(1.0)
+    others = [b for k, b in blocks.items() if k not in ("rate:infiltration", "freq:infiltration", "monte_carlo")]
+    assert all(b["share"] < 0.005 for b in others)
+    # data against judgment: the factor's kind, and the node's pseudo-counts
+    assert blocks["rate:infiltration"]["judgment"] == 1.0
+    assert blocks["freq:infiltration"]["judgment"] == pytest.approx(prov["free"]["judgment"][i], abs=1e-9)
+    rows = res["rows"]
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0) and {r["kind"] for r in rows} <= {"judgment", "data", "monte_carlo"}
+    top = "base rate of infiltration" if v_rate > v_bil else "finding frequencies: infiltration"
+    assert top in RO.sentence(rows)
+
+
+def test_rests_on_reads_the_answer_exactly(evidence, draws_independent, draws_subtype):
+    """The hybrid with every block from the draw itself is the answer's own log odds (to rounding), for
+    source patients, a library case and the subtype variant; the rows sum to 1 and name real kinds."""
+    from palsy.model import answer as A
+    from palsy.model import design as D
+    from palsy.model import game as G
+    from palsy.model import rests_on as RO
+    from palsy.model.criticism import sensitivity as SE
+
+    pats = SE.load_patients(REPO / "patients")
+    for dr in (draws_independent, draws_subtype):
+        d = D.build(evidence, evidence.variant(dr.variant))
+        prov = RO.provenance(evidence, d)
+        t = A.Tables(dr)
+        for p in pats:
+            game = G.Game(t, G.players(p), p, A.active_causes(t.causes, None), t.log_prior,
+                          np.zeros_like(t.level_lp[:, :, 0]))
+            n = dr.n
+            pieces = RO._Pieces(game, np.arange(n)[::-1].copy(), np.arange(n))
+            hyb = RO._Hybrids(pieces, RO._blocks(pieces.causes))
+            full = game.value(np.ones((1, game.n_players), bool))[0]
+            np.testing.assert_allclose(hyb(np.zeros((1, len(hyb.blocks)), bool))[0], full, atol=1e-9)
+            # every block from the partner: the partner's own answer
+            np.testing.assert_allclose(hyb(np.ones((1, len(hyb.blocks)), bool))[0], full[::-1], atol=1e-9)
+        rows = RO.rests_on(game, prov, weights=None)
+        assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+        assert {r["kind"] for r in rows} <= {"judgment", "data", "monte_carlo"}
+        assert rows == sorted(rows, key=lambda r: -r["share"])
+
+
+def test_variant_probability_is_the_other_answer(draws_independent, draws_subtype):
+    from palsy.model import answer as A
+    from palsy.model import rests_on as RO
+    from palsy.model.criticism import sensitivity as SE
+
+    p = SE.load_patients(REPO / "patients")[1]  # source-001, a library case: left out as the answer does
+    this = A.answer(p, draws_independent, shapley=False).probability["mean"]
+    other = A.answer(p, draws_subtype, shapley=False).probability
+    v = RO.variant_probability(draws_subtype, p, this=this)
+    assert v["variant"] == "subtype" and v["probability"]["mean"] == pytest.approx(other["mean"], abs=1e-12)
+    assert v["difference"] == pytest.approx(other["mean"] - this)
+    assert v["differs"] == (abs(other["mean"] - this) > RO.VARIANT_THRESHOLD)

@@ -110,3 +110,46 @@ def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
     back = json.loads(paths[0].read_text())
     assert back["simulations"] == 30 and back["variant"] == "independent"
     assert paths[1].read_text().lstrip().startswith("<?xml") or "<svg" in paths[1].read_text()[:500]
+
+
+@pytest.mark.slow
+def test_heavy_checks_on_a_two_worker_cluster_match_the_serial_run(fixture_evidence):
+    """The refits of palsy check and the simulations of scripts/sbc.py as Dask tasks on a two-worker
+    LocalCluster give the serial run's results with the same seeds (issue 19 item 6)."""
+    import time
+
+    from dask.distributed import LocalCluster
+
+    from palsy.model import cache as C
+    from palsy.model import design as D
+    from palsy.model.criticism import heavy
+    from palsy.scripts import sbc
+
+    ev = fixture_evidence
+    d = D.build(ev, ev.variant("independent"))
+    settings = C.Settings(draws=60, tune=60, chains=2, seed=5)
+    dropped = {**{k: np.array(v, float, copy=True) for k, v in d.data().items()}}
+    dropped["entry_w"][0] = 0.0
+    calls = [((ev, "independent", settings, None), {}), ((ev, "independent", settings, dropped), {})]
+    t0 = time.perf_counter()
+    serial = heavy.Runner(heavy.SERIAL).map(heavy.refit, calls)
+    sbc_serial = sbc.run(ev, "independent", 2, draws=60, tune=60, chains=2, thin_to=19, bins=5, seed=3,
+                         scheduler=heavy.SERIAL)
+    t_serial = time.perf_counter() - t0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        t0 = time.perf_counter()
+        with heavy.Runner(cluster.scheduler_address) as run:
+            assert "2 worker" in run.describe
+            on_dask = run.map(heavy.refit, calls)
+        sbc_dask = sbc.run(ev, "independent", 2, draws=60, tune=60, chains=2, thin_to=19, bins=5, seed=3,
+                           scheduler=cluster.scheduler_address)
+        t_dask = time.perf_counter() - t0
+    print(f"\nserial {t_serial:.1f} s, two-worker LocalCluster {t_dask:.1f} s (workers compile the model once each)")
+    for a, b in zip(serial, on_dask, strict=True):
+        assert set(a["params"]) == set(b["params"])
+        for k in a["params"]:
+            np.testing.assert_array_equal(a["params"][k], b["params"][k])
+        assert a["diagnostics"]["divergences"] == b["diagnostics"]["divergences"]
+    assert not np.array_equal(serial[0]["params"]["theta_free"], serial[1]["params"]["theta_free"])
+    assert sbc_serial["ranks"] == sbc_dask["ranks"] and sbc_serial["parameters"] == sbc_dask["parameters"]
+    assert "Dask" in sbc_dask["runner"] and sbc_serial["runner"].startswith("serial")

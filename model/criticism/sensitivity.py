@@ -241,24 +241,30 @@ def weighted_mean(p: np.ndarray, log_ratio: np.ndarray) -> tuple[float, float]:
     return float(w @ p), k
 
 
+def _tau(p: np.ndarray, chains: int) -> float:
+    """The draws' autocorrelation variance factor n / ESS of ``p``."""
+    return len(p) / max(ess(p, chains), 1.0) if np.ptp(p) > 0 else 1.0
+
+
 def mean_mcse(p: np.ndarray, own: np.ndarray, chains: int) -> tuple[float, float]:
     """Mean of ``p`` (with the patient's own case left out by ``own``) and its Monte Carlo standard error:
     the weighted sd over sqrt(ESS), the ESS the draws' (autocorrelation) times the weights' efficiency."""
     w, _ = _norm(own)
     m = float(w @ p)
-    tau = len(p) / max(ess(p, chains), 1.0)  # the autocorrelation's variance factor
-    return m, math.sqrt(float(np.sum(w ** 2 * (p - m) ** 2)) * tau)
+    return m, math.sqrt(float(np.sum(w ** 2 * (p - m) ** 2)) * _tau(p, chains))
 
 
-def psis_delta(p: np.ndarray, own: np.ndarray, log_ratio: np.ndarray, chains: int) -> dict[str, float]:
+def psis_delta(p: np.ndarray, own: np.ndarray, log_ratio: np.ndarray, chains: int,
+               tau: float | None = None, weights: tuple[np.ndarray, float] | None = None) -> dict[str, float]:
     """The change of the (own-case-left-out) mean of ``p`` under PSIS for ``log_ratio``, its k-hat and
     Monte Carlo error (the delta method over each draw's influence on the difference of the two
-    self-normalised means, times the autocorrelation factor n / ESS)."""
+    self-normalised means, times the autocorrelation factor n / ESS, ``tau`` when already known;
+    ``weights``: the PSIS weights and k of ``own + log_ratio`` when already known)."""
     w0, _ = _norm(own)
-    w1, k = _norm(own + log_ratio)
+    w1, k = weights if weights is not None else _norm(own + log_ratio)
     m0, m1 = float(w0 @ p), float(w1 @ p)
     influence = w1 * (p - m1) - w0 * (p - m0)
-    tau = len(p) / max(ess(p, chains), 1.0)
+    tau = _tau(p, chains) if tau is None else tau
     return {"delta": m1 - m0, "mean": m1, "pareto_k": k, "mc_error": math.sqrt(float(np.sum(influence ** 2)) * tau)}
 
 
@@ -268,7 +274,7 @@ def exact_delta(p0: np.ndarray, p1: np.ndarray, own: np.ndarray, chains: int) ->
     w, _ = _norm(own)
     diff = p1 - p0
     dm = float(w @ diff)
-    tau = len(diff) / max(ess(diff, chains), 1.0) if np.ptp(diff) > 0 else 1.0
+    tau = _tau(diff, chains)
     return {"delta": dm, "mc_error": math.sqrt(float(np.sum(w ** 2 * (diff - dm) ** 2)) * tau)}
 
 
@@ -376,6 +382,7 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
         res[pid]["dropped"][reason] = res[pid]["dropped"].get(reason, 0) + 1
 
     # -- PSIS first: every row, so that the quick run can choose what to refit
+    taus = {pid: _tau(p, chains) for pid, p in base_p.items()}
     psis: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     jud = [s for s in srcs if s.kind == "expert_judgment"]
     refs = [s for s in srcs if s.kind == "reference"]
@@ -384,13 +391,16 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
         for p in patients:
             idx = draws.case_index(p.id)
             extra = own[p.id] if idx is not None and idx in src.cases else 0.0  # its own case is the source's
-            psis.setdefault((src.name, "removed"), {})[p.id] = psis_delta(base_p[p.id], own[p.id], lr + extra, chains)
+            psis.setdefault((src.name, "removed"), {})[p.id] = psis_delta(base_p[p.id], own[p.id], lr + extra, chains,
+                                                                          taus[p.id])
     for src in jud:
         alts = {**beta_alternatives(*src.prior), EXTREME: src.expert[0][1:]}
         for alt, ab in alts.items():
             lr = source_log_ratio(src, draws.params, d, terms, beta=ab)
+            shared = _norm(lr)  # the weights of every patient who is not a library case
             for p in patients:
-                psis.setdefault((src.name, alt), {})[p.id] = psis_delta(base_p[p.id], own[p.id], lr, chains)
+                psis.setdefault((src.name, alt), {})[p.id] = psis_delta(
+                    base_p[p.id], own[p.id], lr, chains, taus[p.id], None if np.ptp(own[p.id]) > 0 else shared)
     size = {key: max(abs(r["delta"]) for r in rows.values()) for key, rows in psis.items()}
 
     # -- what to refit
@@ -452,7 +462,7 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
                                             "reliable": True})
             else:
                 lr = (w - d.w_case) * terms["cases"].sum(-1) + own[p.id] * (w / d.w_case - 1)
-                r = psis_delta(base_p[p.id], own[p.id], lr, chains)
+                r = psis_delta(base_p[p.id], own[p.id], lr, chains, taus[p.id])
                 res[p.id]["w_case"].append({"w_case": w, "mean": r["mean"], "delta": r["delta"], "mc_error": r["mc_error"],
                                             "method": "PSIS", "pareto_k": r["pareto_k"],
                                             "reliable": bool(r["pareto_k"] < k_threshold)})
