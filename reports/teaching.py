@@ -280,6 +280,7 @@ def core_context(core: Mapping[str, Any], labels: Labels, figure: bool = True) -
         "others_text": ", ".join(labels.cause_short(c) for c in causes if c != INF),
         "tree_others": [{"key": c, "label": labels.cause_short(c)} for c in causes if c != INF],
         "accuracy": acc, "subtype": core["variant"] == "subtype",
+        "diminishing": all(b > a for a, b in zip(core["lr"], core["lr"][1:])),
         "mri": [{"value": m["value"], "label": sc.level_label(m["finding"], m["value"]),
                  "lead": leading_text(m["after"], labels)} for m in core["mri"]],
         "inf_label": labels.cause(INF), "inf_short": labels.cause_short(INF),
