@@ -500,7 +500,7 @@ def test_report_names_differ_for_any_two_ids():
     ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40) | safe | \
         st.builds(lambda x, y: f"{x}-{y}", safe, st.sampled_from([hashlib_hex("a"), hashlib_hex("b")]))
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=100, deadline=None)
     @given(ids, ids)
     def two(x: str, y: str) -> None:
         sx, sy = file_stem(x), file_stem(y)
@@ -541,7 +541,7 @@ def test_links_are_http_doi_or_pubmed_only():
     bad_page = '<a href="javascript:alert(1)">x</a><a href="#x" onclick="y">z</a><img src="data:text/html,x">'
     assert len(links.unsafe_links(bad_page)) == 3  # the script link, the handler, the HTML as an image
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=100, deadline=None)
     @given(st.text(max_size=60) | st.builds(lambda scheme, rest: f"{scheme}:{rest}",
                                             st.sampled_from(["http", "https", "HTTPS", "javascript", "data", "file"]),
                                             st.text(max_size=30)))
