@@ -1,86 +1,17 @@
-"""Pydantic models of palsy's data files, and their errors in palsy's words.
+"""The model of ``schema.yaml``: findings, their levels, roles, trees and labels, and the next tests.
 
-Every model refuses unknown keys (``extra="forbid"``); :func:`problems` turns a pydantic
-``ValidationError`` into palsy's messages: the file, the entry, the field, the value given and what is
-allowed, with a did-you-mean for a misspelt key (``w_cas`` -> ``w_case``). The YAML itself is read by
-:mod:`palsy.model.safe_yaml` first (duplicate keys, aliases and tags refused), which plain loaders do
-not do. Imported only where files are validated: never on the warm answer path.
+The rules within the file (a tree splits its levels into one path each, context findings come first, one
+LP finding, ...) are validators here; every other file is read against the schema this file declares.
 """
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from palsy.model.safe_yaml import brief
-
-
-class Strict(BaseModel):
-    """A mapping whose keys are exactly the fields (unknown keys refused)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _where(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "-"
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the (nested) model at ``loc``, for a did-you-mean."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
-            continue
-        field = current.model_fields.get(part)
-        if field is None:
-            return []
-        ann = field.annotation
-        args = getattr(ann, "__args__", ()) or ()
-        nested = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not nested:
-            for a in args:
-                inner = [x for x in (getattr(a, "__args__", ()) or ()) if isinstance(x, type) and issubclass(x, BaseModel)]
-                nested += inner
-        current = nested[0] if nested else None
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
-    return []
-
-
-def problems(exc: pydantic.ValidationError, file: str, model: type[BaseModel], entry_of: Any = None) -> list[str]:
-    """palsy's messages for a validation error of ``model`` read from ``file``.
-
-    ``entry_of(loc)`` may name the entry of a location (e.g. a finding's name); by default the first
-    part of the location is the entry.
-    """
-    out = []
-    for err in exc.errors():
-        loc = tuple(err.get("loc", ()))
-        kind = err.get("type", "")
-        entry = entry_of(loc) if entry_of else (_where(loc[:1]) if loc else "-")
-        where = _where(loc)
-        if kind == "extra_forbidden":
-            key = str(loc[-1])
-            allowed = _fields_at(model, loc[:-1])
-            near = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            out.append(f"{file}: entry {brief(entry)}: field {brief(where)}: unknown key {key!r}{hint} "
-                       f"allowed: {', '.join(allowed)}")
-        elif kind == "missing":
-            out.append(f"{file}: entry {brief(entry)}: field {brief(where)}: missing")
-        else:
-            msg = err.get("msg", "invalid").removeprefix("Value error, ")
-            given = err.get("input")
-            shown = "" if isinstance(given, (dict, list)) else f"{brief(given)}: "  # a whole entry is named, not shown
-            out.append(f"{file}: entry {brief(entry)}: field {brief(where)}: {shown}{msg}")
-    return out
-
+from palsy.model.file_models.base import Strict, problems, where
 
 # --- schema.yaml ------------------------------------------------------------------------------------
 
@@ -238,7 +169,7 @@ def validate_schema(doc: Any, file: str) -> list[str]:
             if len(loc) >= 2 and loc[0] == "findings" and isinstance(loc[1], int) and isinstance(names, list) \
                     and loc[1] < len(names) and isinstance(names[loc[1]], dict):
                 return str(names[loc[1]].get("name", f"#{loc[1] + 1}"))
-            return _where(loc[:1]) if loc else "-"
+            return where(loc[:1]) if loc else "-"
 
-        return problems(exc, file, SchemaFile, entry_of)
+        return problems(exc, file, SchemaFile, lambda loc: (entry_of(loc), loc))
     return []

@@ -1,0 +1,491 @@
+"""The rules between the files of ``priors/``: what a value in one file means in another.
+
+The file models (:mod:`palsy.model.file_models`) check what each file says on its own; the functions here
+check that the names one file uses exist in the file that declares them:
+
+- every free node parameter of every cause has evidence (:func:`node_coverage`);
+- ``model.yaml``: a label for each cause, the forms' priors, the selection's nodes, hallmarks and scope
+  notes in the schema (:func:`model_file`);
+- ``decision.yaml``: a harm for each next test of the schema, management of causes of ``model.yaml``
+  (:func:`decision_file`);
+- ``actions.yaml``: the findings, levels, LP conditions and causes its triggers name, and its references
+  (:func:`actions_file`);
+- ``validation.yaml``: causes, references, findings that parse as a patient, partly known levels of the
+  schema, cases kept out of the fit (:func:`validation_file`);
+- ``teaching_cases.yaml``: the cases it takes from ``cases.yaml`` and ``validation.yaml`` exist, its own
+  findings parse, causes and references exist (:func:`teaching_file`);
+- ``fhir_map.yaml``: the findings and levels its codes map to are the schema's (:func:`fhir_map_file`);
+- every reference key cited anywhere is a key of ``references.yaml`` (:func:`cited`).
+
+Every problem is one line naming the file, the entry, the field, the value and what is allowed
+(:func:`problem`). :func:`check_folder` runs every check on every file (``palsy evidence``);
+:func:`companions` the checks of the files the fit does not read, for :func:`palsy.model.evidence.load`.
+Standard library and palsy only at import (the file models, and so pydantic, are imported when used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from palsy.model import findings as F
+from palsy.model import safe_yaml as Y
+from palsy.model import schema as SC
+from palsy.model.safe_yaml import brief
+
+#: Every file of an evidence folder, in the order they are checked. The first six are what the fit reads.
+FIT_FILES = ("schema.yaml", "references.yaml", "cases.yaml", "cohorts.yaml", "rates.yaml", "model.yaml")
+#: The files read when a patient is answered, taught or read from a record (not part of the fit).
+COMPANION_FILES = ("decision.yaml", "actions.yaml", "validation.yaml", "teaching_cases.yaml", "fhir_map.yaml")
+#: Companion files a folder must have (``palsy evidence``): an answer reads them.
+REQUIRED_COMPANIONS = ("decision.yaml", "actions.yaml")
+#: A teaching case's cause may be left open (a trap with no single answer).
+OPEN_CAUSE = "unknown"
+
+
+# --- messages ----------------------------------------------------------------------------------------
+
+def did_you_mean(value: Any, allowed: Iterable[Any]) -> str:
+    """`` (did you mean 'x'?)`` when ``value`` is text close to one of ``allowed``, else ``""``."""
+    if not isinstance(value, str):
+        return ""
+    near = difflib.get_close_matches(value, [str(a) for a in allowed], n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def not_allowed(value: Any, allowed: Iterable[Any], what: str = "is not allowed") -> str:
+    """``'x' is not allowed (did you mean 'y'?); allowed: a, b`` (the value shown briefly)."""
+    allowed = [str(a) for a in allowed]
+    return f"{brief(value)} {what}{did_you_mean(value, allowed)}; allowed: {', '.join(allowed) or 'none'}"
+
+
+def problem(file: str | Path, entry: Any, field: str, text: str) -> str:
+    """One line: ``FILE: entry 'E': field 'F': TEXT``."""
+    return f"{file}: entry {brief(entry)}: field {brief(field)}: {text}"
+
+
+def cited(file: str | Path, entry: Any, field: str, keys: Iterable[str], refs: Mapping[str, Any] | set[str]) -> list[str]:
+    """A problem for each key cited that is not a key of ``references.yaml``."""
+    if refs is None:
+        return []
+    return [problem(file, entry, field, f"{brief(k)} is not a key of references.yaml{did_you_mean(k, refs)}")
+            for k in keys if k not in refs]
+
+
+# --- model.yaml ----------------------------------------------------------------------------------------
+
+def model_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema) -> list[str]:
+    """The rules of ``model.yaml`` against the schema and within the causes and forms it declares (``doc``
+    has the shape of :class:`palsy.model.file_models.evidence_files.ModelFile`)."""
+    from palsy.model import structure as ST
+    from palsy.model.variants import INFILTRATION
+
+    st = ST.of(sc)
+    out = []
+    causes, forms = list(doc["causes"]), list(doc["forms"])
+    if INFILTRATION not in causes:
+        out.append(problem(file, "causes", "causes", f"{brief(causes)}: give a list of distinct cause names including "
+                                                     f"{INFILTRATION!r} and at least one other"))
+    labels = doc["cause_labels"]
+    for c in causes:
+        if c not in labels:
+            out.append(problem(file, "cause_labels", f"cause_labels.{c}", "missing: give {label, short} for each cause "
+                                                                          "of `causes`"))
+    for c in labels:
+        if c not in causes:
+            out.append(problem(file, "cause_labels", f"cause_labels.{c}", not_allowed(c, causes, "is not a cause")))
+    if doc["unknown_csf_method"] not in sc.lp.methods:
+        out.append(problem(file, "unknown_csf_method", "unknown_csf_method",
+                           not_allowed(doc["unknown_csf_method"], sc.lp.methods)))
+    fp = doc["form_prior"]
+    lineages = st.levels_of("lineage") if "lineage" in sc.levels else ()
+    flat = all(not isinstance(v, Mapping) for v in fp.values())
+    cells = {"": fp} if flat else fp
+    if not flat and set(fp) != set(lineages):
+        out.append(problem(file, "form_prior", "form_prior", f"{brief(sorted(fp))}: give a mapping for each lineage "
+                                                             f"{', '.join(lineages)} (or one mapping for all)"))
+    for lin, m in cells.items():
+        if set(m) != set(forms):
+            out.append(problem(file, "form_prior", f"form_prior{'.' + lin if lin else ''}",
+                               f"{brief(sorted(m))}: give a positive concentration for each form: {', '.join(forms)}"))
+    for j, nd in enumerate(doc["synthesis"]["selection"]["nodes"], start=1):
+        fname, level = nd["finding"], tuple(nd["level"]) if not isinstance(nd["level"], str) else (nd["level"],)
+        where = f"synthesis.selection.nodes[{j}]"
+        if fname not in st.tree_findings:
+            out.append(problem(file, where, "finding", not_allowed(fname, st.tree_findings, "is not a tree finding")))
+        elif st.find_node(fname, level, st.items[fname]) is None:
+            out.append(problem(file, where, "level", f"{brief(list(level))}: give the level(s) of a node of the {fname} "
+                                                     f"tree over all its levels ({', '.join(st.items[fname])})"))
+    for cause, marks in doc["hallmarks"].items():
+        if cause not in causes:
+            out.append(problem(file, f"hallmarks.{cause}", "hallmarks", not_allowed(cause, causes, "is not a cause")))
+        for j, mk in enumerate(marks or [], start=1):
+            fname, value = mk["finding"], sc.as_level(mk["finding"], mk["value"])
+            if fname not in sc.levels:
+                out.append(problem(file, f"hallmarks.{cause}[{j}]", "finding",
+                                   not_allowed(fname, sc.categorical, "is not a categorical finding")))
+            elif value not in sc.levels[fname]:
+                out.append(problem(file, f"hallmarks.{cause}[{j}]", "value",
+                                   not_allowed(value, sc.levels[fname], f"is not a level of {fname}")))
+    notes = {sc.scope_note(f, lv) for f in sc.categorical for lv in sc.allowed(f)} - {None}
+    for key in sorted(notes - set(doc["scope"])):
+        out.append(problem(file, "scope", f"scope.{key}", "missing: schema.yaml names this scope note; give its words"))
+    return out
+
+
+# --- the fit's node coverage ------------------------------------------------------------------------------
+
+def node_coverage(ev: Any) -> list[str]:
+    """The free node parameters no entry informs, per variant (``'subtype: bell | onset: progressive'``).
+
+    Every free node parameter of every cause must be informed by counts or an expert judgment (docs/design.md
+    §3): every (cause or form, tree node), every infiltration form's CSF detectability and every node the CSF
+    model shares across causes. A shared node's entry informs every component; under the independent variant
+    a node that only form-specific entries inform is informed by them all."""
+    from palsy.model import design as D
+
+    missing = []
+    st = ev.structure
+    for name in ("subtype", "independent"):
+        variant = ev.variant(name)
+        informed = {target for e in ev.entries for target in D.judgment_targets(e, st, variant)
+                    if not (e.kind == "expert_judgment" and e.form is not None and not variant.is_mixture)}
+        informed |= {(k, j) for k in variant.infiltration_components for (k2, j) in list(informed) if k2 is None}
+        if not variant.is_mixture:
+            forms = {(e.item, e.level, e.of, e.lp_node) for e in ev.entries if e.form is not None}
+            informed |= {(k, j) for k in variant.infiltration_components for j, n in enumerate(st.nodes)
+                         if any((n.key is not None and f[3] == n.key)
+                                or (n.item == f[0] and set(n.success) == set(f[1]) and set(n.of) == set(f[2]))
+                                for f in forms)}
+        names = st.free_names(variant.components, variant.infiltration_components)
+        free = st.free_parameters(variant.components, variant.infiltration_components)
+        missing += [f"{name}: {names[i]}" for i, f in enumerate(free) if f not in informed]
+    return missing
+
+
+def coverage_problems(ev: Any, file: str | Path) -> list[str]:
+    """:func:`node_coverage` as problems of ``cohorts.yaml`` (one line per node without evidence)."""
+    return [problem(file, node.split(": ", 1)[1], "-", f"no entry informs this node ({node.split(':')[0]} variant); "
+                                                       f"give counts or an expert judgment for it")
+            for node in node_coverage(ev)]
+
+
+# --- decision.yaml -----------------------------------------------------------------------------------------
+
+def decision_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, causes: Iterable[str] | None) -> list[str]:
+    """A harm for each next test of the schema (and no other); management only of causes of ``model.yaml``."""
+    out = []
+    tests = list(sc.next_tests)
+    for t in tests:
+        if t not in doc["tests"]:
+            out.append(problem(file, "tests", f"tests.{t}", f"missing: give a harm for each test of schema.yaml's "
+                                                            f"next_tests: {', '.join(tests)}"))
+    for t in doc["tests"]:
+        if t not in tests:
+            out.append(problem(file, "tests", f"tests.{t}", not_allowed(t, tests, "is not a next test of schema.yaml")))
+    if causes is not None:
+        causes = list(causes)
+        for c in doc["management"]:
+            if c not in causes:
+                out.append(problem(file, "management", f"management.{c}", not_allowed(c, causes, "is not a cause")))
+    return out
+
+
+# --- actions.yaml ------------------------------------------------------------------------------------------
+
+def trigger(cond: Any, file: str | Path, entry: str, where: str, sc: SC.Schema, causes: Iterable[str] | None) -> list[str]:
+    """The names a trigger (of the grammar of :mod:`palsy.model.guidance`) uses, against the schema and causes."""
+    from palsy.model.file_models.care_files import LP_CONDITIONS
+
+    out: list[str] = []
+    if not isinstance(cond, Mapping):
+        return out
+    for key in ("all", "any"):
+        for i, c in enumerate(cond.get(key) or [], start=1):
+            out += trigger(c, file, entry, f"{where}.{key}[{i}]", sc, causes)
+    if "not" in cond:
+        out += trigger(cond["not"], file, entry, f"{where}.not", sc, causes)
+    if "finding" in cond:
+        name = cond["finding"]
+        lp_asks = [k for k in LP_CONDITIONS if k in cond]
+        if name == sc.lp.name:
+            if "in" in cond:
+                out.append(problem(file, entry, f"{where}.in", f"{sc.lp.name} is a list of LPs: give one of "
+                                                               f"{', '.join(LP_CONDITIONS)}, or unknown: true"))
+            if "without" in cond and cond["without"] not in sc.lp.methods:
+                out.append(problem(file, entry, f"{where}.without", not_allowed(cond["without"], sc.lp.methods)))
+        elif name not in sc.levels:
+            out.append(problem(file, entry, f"{where}.finding", not_allowed(name, sc.findings, "is not a finding")))
+        elif lp_asks:
+            out.append(problem(file, entry, f"{where}.{lp_asks[0]}", f"only {sc.lp.name} takes {lp_asks[0]}; give "
+                                                                     f"`in: [levels]` or `unknown: true` for {name}"))
+        elif "in" in cond:
+            for v in cond["in"]:
+                level = sc.as_level(name, v)
+                if level not in sc.allowed(name):
+                    out.append(problem(file, entry, f"{where}.in", not_allowed(level, sc.allowed(name),
+                                                                               f"is not a level of {name}")))
+    if "cause" in cond and causes is not None and cond["cause"] not in causes:
+        out.append(problem(file, entry, f"{where}.cause", not_allowed(cond["cause"], causes, "is not a cause")))
+    return out
+
+
+def actions_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, causes: Iterable[str] | None,
+                 refs: Mapping[str, Any] | None) -> list[str]:
+    """Each action's trigger names findings, levels and causes that exist, and cites references that exist;
+    ids are distinct."""
+    causes = list(causes) if causes is not None else None
+    out, seen = [], set()
+    for a in doc["actions"]:
+        if a["id"] in seen:
+            out.append(problem(file, a["id"], "id", "duplicate action id; give each action its own"))
+        seen.add(a["id"])
+        out += trigger(a["when"], file, a["id"], "when", sc, causes)
+        out += cited(file, a["id"], "ref", _keys(a["ref"]), refs)
+    return out
+
+
+# --- validation.yaml ---------------------------------------------------------------------------------------
+
+def _keys(value: Any) -> tuple[str, ...]:
+    return () if value is None else (value,) if isinstance(value, str) else tuple(value)
+
+
+def _patient(findings: Mapping[str, Any], file: str | Path, entry: str, sc: SC.Schema, field: str = "findings") -> list[str]:
+    """The findings parse as a patient's (:func:`palsy.model.findings.parse_patient`)."""
+    try:
+        F.parse_patient(dict(findings), str(file), schema=sc)
+    except F.InputError as exc:
+        return [problem(file, entry, field, p) for p in exc.problems]
+    return []
+
+
+def _partial(doc_case: Mapping[str, Any], file: str | Path, entry: str, sc: SC.Schema) -> list[str]:
+    out = []
+    for name, level in (doc_case.get("partial") or {}).items():
+        if name not in sc.partial:
+            out.append(problem(file, entry, f"partial.{name}", not_allowed(name, sorted(sc.partial),
+                                                                           "has no partly known levels")))
+        elif level not in sc.partial[name]:
+            out.append(problem(file, entry, f"partial.{name}", not_allowed(level, sc.partial[name],
+                                                                           f"is not a partly known level of {name}")))
+        elif doc_case.get("findings", {}).get(name) not in (None, SC.UNKNOWN):
+            out.append(problem(file, entry, f"partial.{name}", f"{name} is also given in findings: give one of them"))
+    return out
+
+
+def _where_keys(doc_case: Mapping[str, Any], file: str | Path, entry: str, sc: SC.Schema) -> list[str]:
+    allowed = [*sc.findings, *(f"partial.{n}" for n in sc.partial)]
+    return [problem(file, entry, f"where.{k}", not_allowed(k, allowed, "is not a finding"))
+            for k in (doc_case.get("where") or {}) if k not in allowed]
+
+
+def validation_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, causes: Iterable[str] | None,
+                    refs: Mapping[str, Any] | None, library: Iterable[str] = (), fit_refs: Iterable[str] = ()) -> list[str]:
+    """Causes and references exist; findings parse as a patient's; partly known levels are the schema's;
+    ``where`` names findings; ids are distinct; the scored cases are kept out of the fit (not a case of
+    ``cases.yaml``, and no reference of theirs informs the fit)."""
+    causes = list(causes) if causes is not None else None
+    library, fit_refs = set(library), set(fit_refs)
+    out, seen = [], set()
+    for group in ("cases", "candidates"):
+        for c in doc[group]:
+            cid = c["id"]
+            if cid in seen:
+                out.append(problem(file, cid, "id", "duplicate id in validation.yaml"))
+            seen.add(cid)
+            if causes is not None and c["cause"] not in causes:
+                out.append(problem(file, cid, "cause", not_allowed(c["cause"], causes, "is not a cause")))
+            out += cited(file, cid, "ref", _keys(c.get("ref")), refs)
+            out += _patient(c.get("findings") or {}, file, cid, sc)
+            out += _partial(c, file, cid, sc)
+            out += _where_keys(c, file, cid, sc)
+            if group == "cases":
+                if cid in library:
+                    out.append(problem(file, cid, "id", "is a case of cases.yaml: a validation case is kept out of the fit"))
+                for k in _keys(c.get("ref")):
+                    if k in fit_refs:
+                        out.append(problem(file, cid, "ref", f"{k!r} informs the fit (cases.yaml, cohorts.yaml or "
+                                                             f"rates.yaml): a validation case is kept out of it"))
+    return out
+
+
+# --- teaching_cases.yaml -----------------------------------------------------------------------------------
+
+def teaching_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, causes: Iterable[str] | None,
+                  refs: Mapping[str, Any] | None, library: Iterable[str] = (),
+                  validation: Iterable[str] | None = None) -> list[str]:
+    """The typical patient and the teaching cases' findings parse; the cases taken from ``cases.yaml`` and
+    ``validation.yaml`` exist there; causes and references exist; ids are distinct."""
+    causes = list(causes) if causes is not None else None
+    library = set(library)
+    typ = doc["typical"]
+    out = _patient(typ["findings"], file, "typical", sc)
+    _, lp_problems = F.parse_lp(typ["negative_lp"], "negative_lp", sc)
+    out += [problem(file, "typical", "negative_lp", p) for p in lp_problems]
+    seen = set()
+    for c in doc["cases"]:
+        cid, source = c["id"], c["source"]
+        if cid in seen:
+            out.append(problem(file, cid, "id", "duplicate case id"))
+        seen.add(cid)
+        if source == "cases.yaml" and cid not in library:
+            out.append(problem(file, cid, "id", f"{brief(cid)} is not a case of cases.yaml{did_you_mean(cid, library)}"))
+        elif source == "validation.yaml" and validation is not None and cid not in validation:
+            out.append(problem(file, cid, "id", f"{brief(cid)} is not a case of validation.yaml's cases"
+                               + did_you_mean(cid, validation)))
+        elif source == "teaching":
+            out += _patient(c.get("findings") or {}, file, cid, sc)
+        if causes is not None and c["cause"] not in (*causes, OPEN_CAUSE):
+            out.append(problem(file, cid, "cause", not_allowed(c["cause"], [*causes, OPEN_CAUSE], "is not a cause")))
+        if c.get("based_on") not in (None, "typical"):
+            out.append(problem(file, cid, "based_on", not_allowed(c["based_on"], ["typical"])))
+        out += cited(file, cid, "ref", _keys(c.get("ref")), refs)
+        out += cited(file, cid, "refs", _keys(c.get("refs")), refs)
+        where_allowed = list(sc.findings)
+        out += [problem(file, cid, f"where.{k}", not_allowed(k, where_allowed, "is not a finding"))
+                for k in (c.get("where") or {}) if k not in where_allowed]
+    return out
+
+
+# --- fhir_map.yaml -----------------------------------------------------------------------------------------
+
+def fhir_map_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema) -> list[str]:
+    """The findings and levels the codes map to are the schema's: a finding row's finding and levels, an
+    imaging row's level of the imaging finding, a result row's LP result."""
+    out = []
+    imaging = [n for n in sc.categorical if sc.by_name[n].role == "imaging"]
+    for i, row in enumerate(doc["codes"], start=1):
+        entry = f"codes[{i}] ({row['system']} {row['code']})"
+        role = row["role"]
+        if role == "finding":
+            name = row["finding"]
+            if name not in sc.levels:
+                out.append(problem(file, entry, "finding", not_allowed(name, sc.categorical, "is not a finding")))
+                continue
+            for key in ("level", "absent_level"):
+                lv = row.get(key)
+                if lv is not None and lv not in sc.allowed(name):
+                    out.append(problem(file, entry, key, not_allowed(lv, sc.allowed(name), f"is not a level of {name}")))
+        elif role == "imaging":
+            levels = [lv for n in imaging for lv in sc.levels.get(n, ())]
+            if row["level"] not in levels:
+                out.append(problem(file, entry, "level", not_allowed(row["level"], levels, "is not an imaging level")))
+        elif role == "result" and row["result"] not in sc.lp.results:
+            out.append(problem(file, entry, "result", not_allowed(row["result"], sc.lp.results)))
+    return out
+
+
+# --- every file of a folder --------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Context:
+    """What the fit's files declare that the companion files are checked against."""
+
+    schema: SC.Schema
+    causes: tuple[str, ...] | None
+    references: Mapping[str, Any] | None
+    library: frozenset[str] = frozenset()  # ids and aliases of cases.yaml
+    fit_refs: frozenset[str] = frozenset()  # reference keys that inform the fit
+
+
+def _models() -> dict[str, Any]:
+    from palsy.model.file_models import care_files as C
+
+    return {"decision.yaml": C.DecisionFile, "actions.yaml": C.ActionsFile, "validation.yaml": C.ValidationFile,
+            "teaching_cases.yaml": C.TeachingFile, "fhir_map.yaml": C.FhirMapFile}
+
+
+def companion(name: str, doc: Any, path: str | Path, ctx: Context, docs: Mapping[str, Any] | None = None) -> list[str]:
+    """Every problem of one companion file: its shape (the file model), then what its names mean."""
+    from palsy.model.file_models import base
+
+    found = base.check(_models()[name], doc, str(path))
+    if found:
+        return found
+    if name == "decision.yaml":
+        return decision_file(doc, path, ctx.schema, ctx.causes)
+    if name == "actions.yaml":
+        return actions_file(doc, path, ctx.schema, ctx.causes, ctx.references)
+    if name == "validation.yaml":
+        return validation_file(doc, path, ctx.schema, ctx.causes, ctx.references, ctx.library, ctx.fit_refs)
+    if name == "teaching_cases.yaml":
+        vdoc = (docs or {}).get("validation.yaml")
+        ids = {c.get("id") for c in vdoc.get("cases") or [] if isinstance(c, dict)} if isinstance(vdoc, dict) else None
+        return teaching_file(doc, path, ctx.schema, ctx.causes, ctx.references, ctx.library, ids)
+    return fhir_map_file(doc, path, ctx.schema)
+
+
+def read(directory: Path, names: Iterable[str], required: Iterable[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    """The documents of the files ``names`` that exist in ``directory`` (safe YAML) and the problems reading
+    them; a file of ``required`` that is missing is a problem."""
+    docs, out = {}, []
+    for name in names:
+        path = directory / name
+        if not os.path.lexists(path):
+            if name in required:
+                out.append(f"{path}: file missing")
+            continue
+        try:
+            docs[name] = Y.load(path)
+        except Y.YAMLInputError as exc:
+            out.append(str(exc))
+    return docs, out
+
+
+def companions(directory: str | Path, ctx: Context, required: Iterable[str] = ()) -> list[str]:
+    """Every problem of the companion files present in ``directory`` (and of ``required`` ones missing)."""
+    directory = Path(directory)
+    docs, out = read(directory, COMPANION_FILES, required)
+    for name in COMPANION_FILES:
+        if name in docs:
+            out += companion(name, docs[name], directory / name, ctx, docs)
+    return out
+
+
+def context_of(ev: Any) -> Context:
+    """The context of a loaded :class:`palsy.model.evidence.Evidence`."""
+    library = {c.id for c in ev.cases} | {a for c in ev.cases for a in c.also_known_as}
+    fit_refs = {r for e in ev.entries for r in e.refs} | {c.ref for c in ev.cases} | rate_refs(ev.rates.doc if ev.rates else {})
+    return Context(ev.schema, ev.causes, ev.references, frozenset(library), frozenset(fit_refs))
+
+
+def rate_refs(doc: Any) -> set[str]:
+    """Every reference key ``rates.yaml`` cites, anywhere."""
+    out: set[str] = set()
+    if isinstance(doc, Mapping):
+        for k, v in doc.items():
+            if k == "ref" and v:
+                out |= set(_keys(v)) if isinstance(v, (str, list)) else set()
+            else:
+                out |= rate_refs(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            out |= rate_refs(v)
+    return out
+
+
+def check_folder(directory: str | Path) -> list[str]:
+    """Every problem of every file of an evidence folder: the fit's files (:func:`palsy.model.evidence.load`,
+    node coverage included when ``model.yaml`` requires it) and every companion file, each checked against
+    the others. Empty when the folder is valid (``palsy evidence`` exits 0)."""
+    from palsy.model import evidence as E
+
+    directory = Path(directory)
+    try:
+        E.load(directory)  # checks the companions present against the fit's files
+    except E.EvidenceError as exc:
+        out = list(exc.problems)
+        return out + [f"{directory / n}: file missing" for n in REQUIRED_COMPANIONS
+                      if directory.is_dir() and not os.path.lexists(directory / n)
+                      and f"{directory / n}: file missing" not in out]
+    return [f"{directory / n}: file missing" for n in REQUIRED_COMPANIONS if not os.path.lexists(directory / n)]
+
+
+__all__ = ["COMPANION_FILES", "Context", "FIT_FILES", "actions_file", "check_folder", "cited", "companion", "companions",
+           "context_of", "coverage_problems", "decision_file", "did_you_mean", "fhir_map_file", "model_file",
+           "node_coverage", "not_allowed", "problem", "rate_refs", "teaching_file", "trigger", "validation_file"]
