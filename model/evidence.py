@@ -7,13 +7,12 @@ and the field. Nothing numeric about the clinical world is defined here: it is a
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
-import math
 import os
 from pathlib import Path
 from typing import Any
 
+from palsy.model import crossref as X
 from palsy.model import lp as LP
 from palsy.model import paths, variants
 from palsy.model import rates as R
@@ -27,12 +26,6 @@ from palsy.model.variants import Variant
 FILES = ("schema.yaml", "references.yaml", "cases.yaml", "cohorts.yaml", "rates.yaml", "model.yaml")
 PHASES = ("after_diagnosis", "at_diagnosis", "unknown")
 OTHER_PROOF = ("biopsy", "marrow", "blood", "autopsy", "pet", "emg", "response_to_treatment", "clinical", "ct")
-CASE_KEYS = {"id", "also_known_as", "ref", "phase", "form", "findings", "proven_by", "where", "confidence", "notes"}
-ENTRY_KEYS = {
-    "id", "kind", "ref", "finding", "cause", "form", "method", "given", "level", "of", "x", "n", "population",
-    "where", "weight", "weight_reason", "confidence", "tabulates_cases", "beta", "reasoning", "notes",
-    "lp_node", "context",
-}
 #: An LP rate entry's population may have had contamination: traumatic taps with circulating blasts.
 CONTAMINATED = {"traumatic": "yes", "circulating_blasts": "present"}
 
@@ -188,15 +181,22 @@ def evidence_hash(directory: str | Path) -> str:
     return _hash(blobs)
 
 
-def load(directory: str | Path | None = None) -> Evidence:
+def load(directory: str | Path | None = None, *, companions: bool = True) -> Evidence:
     """Load and validate the evidence in ``directory`` (default: the evidence shipped with palsy).
 
-    Each file is read once (the hash is of the bytes parsed) through :mod:`palsy.model.safe_yaml`.
+    Each file is read once (the hash is of the bytes parsed) through :mod:`palsy.model.safe_yaml`, then
+    checked by its model (:mod:`palsy.model.file_models`: keys, types, ranges) and by the rules of meaning
+    between the files (the schema's findings and levels, the causes and forms of ``model.yaml``, the keys
+    of ``references.yaml``, the cases of ``cases.yaml``; :mod:`palsy.model.crossref`). With ``model.yaml``'s
+    ``node_coverage: required`` every free node parameter of every cause must have evidence. With
+    ``companions`` the files an answer reads besides the fit's (``decision.yaml``, ``actions.yaml``,
+    ``validation.yaml``, ``teaching_cases.yaml``, ``fhir_map.yaml``, those present) are checked against
+    them too, so that a misspelt cause in an action is found before a fit, not after it.
 
     Raises
     ------
     EvidenceError
-        With every problem found, each naming the file, the entry and the field.
+        With every problem found, each naming the file, the entry, the field, the value and what is allowed.
     """
     directory = paths.priors() if directory is None else Path(directory)
     blobs, problems = _read(directory)
@@ -226,237 +226,134 @@ def load(directory: str | Path | None = None) -> Evidence:
     cases = v.cases(docs["cases.yaml"], refs, settings)
     entries = v.entries(docs["cohorts.yaml"], refs, settings, {c.id for c in cases})
     causes = tuple(settings.get("causes") or ())
-    spec = R.parse(docs["rates.yaml"], causes, refs,
-                   lambda entry, field, msg: v.err("rates.yaml", entry, field, msg), ST.of(schema)) if causes else None
+    spec = v.rates(docs["rates.yaml"], causes, refs) if causes else None
     if problems:
         raise EvidenceError(problems)
-    return Evidence(directory, refs, tuple(cases), tuple(entries), spec, settings, _hash(blobs), schema)
-
-
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    ev = Evidence(directory, refs, tuple(cases), tuple(entries), spec, settings, _hash(blobs), schema)
+    if settings.get("node_coverage") == "required":
+        problems += X.coverage_problems(ev, directory / "cohorts.yaml")
+    if companions:
+        problems += X.companions(directory, X.context_of(ev))
+    if problems:
+        raise EvidenceError(problems)
+    return ev
 
 
 class _Validator:
+    """The rules of meaning of the fit's files (each file's shape is its model's: :mod:`palsy.model.file_models`).
+
+    Every problem is appended to ``problems``; an entry whose shape is wrong is reported by its model and
+    not checked further."""
+
     def __init__(self, directory: Path, problems: list[str], schema: SC.Schema) -> None:
+        from palsy.model.file_models import base, evidence_files
+
         self.dir = directory
         self.problems = problems
         self.sc = schema
         self.st = ST.of(schema)
+        self.base = base
+        self.models = evidence_files
 
     def err(self, file: str, entry: str, field: str, msg: str) -> None:
         self.problems.append(f"{self.dir / file}: entry {brief(entry)}: field {brief(field)}: {msg}")
 
+    def shape(self, model: Any, doc: Any, file: str, entry_of: Any = None) -> bool:
+        """Check ``doc`` by its model; True when its shape is right."""
+        found = self.base.check(model, doc, str(self.dir / file), entry_of)
+        self.problems += found
+        return not found
+
+    def _refs(self, file: str, entry: str, keys: tuple[str, ...], refs: dict) -> None:
+        self.problems += X.cited(self.dir / file, entry, "ref", keys, refs)
+
     # -- references ------------------------------------------------------------------------------
     def references(self, doc: Any) -> dict[str, dict[str, Any]]:
         file = "references.yaml"
-        if not isinstance(doc, dict):
-            self.err(file, "-", "-", "must be a mapping of citation keys to references")
-            return {}
-        for key, ref in doc.items():
-            if not isinstance(ref, dict):
-                self.err(file, str(key), "-", "must be a mapping (authors, title, journal, year, doi, pmid)")
-                continue
-            for field in ("authors", "title", "year"):
-                if not ref.get(field):
-                    self.err(file, str(key), field, "missing")
-            if "doi" not in ref and "pmid" not in ref:
-                self.err(file, str(key), "doi", "give doi and/or pmid (null where unknown)")
-        return {str(k): v for k, v in doc.items() if isinstance(v, dict)}
-
-    def _refs(self, file: str, entry: str, value: Any, refs: dict, required: bool = True) -> tuple[str, ...]:
-        if value is None:
-            if required:
-                self.err(file, entry, "ref", "missing; give a key of references.yaml")
-            return ()
-        keys = [value] if isinstance(value, str) else value
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            self.err(file, entry, "ref", f"{brief(value)} must be a key or a list of keys of references.yaml")
-            return ()
-        if not keys:
-            if required:
-                self.err(file, entry, "ref", "an empty list; give a key of references.yaml")
-            return ()
-        for k in keys:
-            if k not in refs:
-                self.err(file, entry, "ref", f"{brief(k)} is not a key of references.yaml")
-        return tuple(keys)
-
-    def _ids(self, file: str, entry: str, field: str, value: Any, what: str) -> tuple[str, ...]:
-        """A list of ids (text); one id alone is read as a list of one; anything else is one error."""
-        if value is None:
-            return ()
-        ids = [value] if isinstance(value, str) else value
-        if not isinstance(ids, list) or not all(isinstance(i, str) and i.strip() for i in ids):
-            self.err(file, entry, field, f"{brief(value)}: give a list of {what} (each one text)")
-            return ()
-        return tuple(ids)
+        self.shape(self.models.ReferencesFile, doc, file, self.base.entries_by_id(doc, keyed=True))
+        return {str(k): v for k, v in doc.items() if isinstance(v, dict)} if isinstance(doc, dict) else {}
 
     # -- model.yaml ------------------------------------------------------------------------------
     def settings(self, doc: Any) -> dict[str, Any]:
+        """The settings, with ``form_prior`` per lineage and hallmark values as levels; when the file is
+        wrong, the causes and forms that can be read (so that the other files are checked against them)."""
         file = "model.yaml"
-        if not isinstance(doc, dict):
-            self.err(file, "-", "-", "must be a mapping")
-            return {}
-        bp = doc.get("base_prior")
-        if not (isinstance(bp, dict) and _is_num(bp.get("a")) and _is_num(bp.get("b")) and bp["a"] > 0 and bp["b"] > 0):
-            self.err(file, "base_prior", "a/b", f"{brief(bp)}: give {{a: >0, b: >0}}")
-        w = doc.get("w_case")
-        if not (_is_num(w) and 0 < w <= 1):
-            self.err(file, "w_case", "w_case", f"{brief(w)} is not in (0, 1]")
-        if doc.get("unknown_csf_method") not in self.sc.lp.methods:
-            self.err(file, "unknown_csf_method", "unknown_csf_method",
-                     f"{brief(doc.get('unknown_csf_method'))}; allowed: {', '.join(self.sc.lp.methods)}")
-        causes = doc.get("causes")
-        if not (isinstance(causes, list) and variants.INFILTRATION in causes and len(causes) >= 2
-                and all(isinstance(c, str) for c in causes) and len(set(causes)) == len(causes)):
-            self.err(file, "causes", "causes", f"{brief(causes)}: give a list of distinct cause names including "
-                                               f"{brief(variants.INFILTRATION)} and at least one other")
-            doc["causes"] = []
-        labels = doc.get("cause_labels")
-        if not (isinstance(labels, dict) and set(labels) == set(doc.get("causes") or ())
-                and all(isinstance(v, dict) and isinstance(v.get("label"), str) and v["label"].strip()
-                        and set(v) <= {"label", "short"} for v in labels.values())):
-            self.err(file, "cause_labels", "cause_labels", f"{brief(labels)}: give {{label, short}} for each cause of "
-                                                           f"`causes` ({', '.join(doc.get('causes') or ())})")
-            doc["cause_labels"] = {c: {"label": c.replace("_", " ")} for c in doc.get("causes") or ()}
-        syn = doc.get("synthesis")
-        re_ = syn.get("random_effects") if isinstance(syn, dict) else None
-        sel = syn.get("selection") if isinstance(syn, dict) else None
-        if not (isinstance(re_, dict) and _is_num(re_.get("tau_sigma")) and re_["tau_sigma"] > 0):
-            self.err(file, "synthesis.random_effects", "tau_sigma", f"{brief(re_)}: give {{tau_sigma: > 0}}")
-        gp = sel.get("gamma_prior") if isinstance(sel, dict) else None
-        if not (isinstance(gp, dict) and _is_num(gp.get("mu")) and _is_num(gp.get("sigma")) and gp["sigma"] > 0):
-            self.err(file, "synthesis.selection", "gamma_prior", f"{brief(gp)}: give {{mu, sigma: > 0}}")
-        nodes = sel.get("nodes") if isinstance(sel, dict) else None
-        if not isinstance(nodes, list) or not nodes:
-            self.err(file, "synthesis.selection", "nodes", "give the list of striking features {finding, level}")
-        else:
-            for j, nd in enumerate(nodes):
-                fname = nd.get("finding") if isinstance(nd, dict) else None
-                lv = nd.get("level") if isinstance(nd, dict) else None
-                lv = tuple(lv) if isinstance(lv, list) else (lv,)
-                ok = (isinstance(fname, str) and fname in self.st.tree_findings and all(isinstance(x, str) for x in lv)
-                      and self.st.find_node(fname, lv, self.st.items[fname]) is not None)
-                if not ok:
-                    self.err(file, f"synthesis.selection.nodes[{j + 1}]", "finding/level",
-                             f"{brief(nd)}: give a tree finding and the level(s) of a node over all its levels")
-        at = doc.get("atypicality")
-        if not (isinstance(at, dict) and _is_num(at.get("tail")) and 0 < at["tail"] < 0.5):
-            self.err(file, "atypicality", "tail", f"{brief(at)}: give {{tail: a probability in (0, 0.5)}}")
-        hm = doc.get("hallmarks")
-        if not (isinstance(hm, dict) and set(hm) <= set(doc.get("causes") or ())):
-            self.err(file, "hallmarks", "hallmarks", "give a mapping cause -> list of {finding, value} for causes "
-                                                     "of `causes`")
-        else:
-            for cause, marks in hm.items():
-                if not isinstance(marks, list | None):
-                    self.err(file, f"hallmarks.{cause}", "hallmarks", f"{brief(marks)}: give a list of {{finding, value}}")
-                    continue
-                for j, mk in enumerate(marks or []):
-                    fname = mk.get("finding") if isinstance(mk, dict) else None
-                    fname = fname if isinstance(fname, str) else None
-                    value = self.sc.as_level(fname, mk.get("value")) if fname in self.sc.levels else None
-                    if fname not in self.sc.levels or value not in self.sc.levels[fname]:
-                        self.err(file, f"hallmarks.{cause}[{j + 1}]", "finding/value",
-                                 f"{brief(mk)}: give a categorical finding and one of its levels")
-                    else:
-                        mk["value"] = value
-        sc = doc.get("scope")
-        if not (isinstance(sc, dict) and all(isinstance(sc.get(k), str) and sc[k].strip() for k in ("central", "at_diagnosis"))):
-            self.err(file, "scope", "central/at_diagnosis", "give the note shown for each out-of-scope case")
-        nm = doc.get("not_modelled")
-        if not (isinstance(nm, list) and nm and all(isinstance(x, str) for x in nm)):
-            self.err(file, "not_modelled", "not_modelled", f"{brief(nm)}: give the list of causes not modelled")
-        forms = doc.get("forms")
-        if not (isinstance(forms, list) and len(forms) >= 2 and all(isinstance(f, str) for f in forms)
-                and len(set(forms)) == len(forms)):
-            self.err(file, "forms", "forms", f"{brief(forms)}: give a list of at least two distinct form names")
-            forms = doc["forms"] = []  # the other files are checked against no forms, not against bad ones
-        fp = doc.get("form_prior")
-        ok = lambda m: isinstance(m, dict) and set(m) == set(forms) and all(_is_num(v) and v > 0 for v in m.values())
-        if ok(fp):  # the same prior for every lineage
+        if not self.shape(self.models.ModelFile, doc, file):
+            if not isinstance(doc, dict):
+                return {}
+            names = lambda v: list(v) if isinstance(v, list) and all(isinstance(x, str) for x in v) else []  # noqa: E731
+            return {**doc, "causes": names(doc.get("causes")), "forms": names(doc.get("forms"))}
+        found = X.model_file(doc, self.dir / file, self.sc)
+        self.problems += found
+        if found:
+            return {**doc, "causes": list(doc["causes"]) if variants.INFILTRATION in doc["causes"] else []}
+        fp = doc["form_prior"]
+        if all(not isinstance(m, dict) for m in fp.values()):  # the same prior for every lineage
             doc["form_prior"] = {lin: dict(fp) for lin in self.st.levels_of("lineage")}
-        elif not (isinstance(fp, dict) and set(fp) == set(self.st.levels_of("lineage")) and all(ok(m) for m in fp.values())):
-            self.err(file, "form_prior", "form_prior",
-                     f"{brief(fp)}: give a positive concentration for each form {forms}, "
-                     f"or such a mapping for each lineage {list(self.st.levels_of('lineage'))}")
+        for marks in doc["hallmarks"].values():
+            for mk in marks or []:
+                mk["value"] = self.sc.as_level(mk["finding"], mk["value"])
         return doc
 
     # -- cases.yaml ------------------------------------------------------------------------------
     def cases(self, doc: Any, refs: dict, settings: dict) -> list[Case]:
         file = "cases.yaml"
-        items = doc.get("cases") if isinstance(doc, dict) else None
-        if not isinstance(items, list):
-            self.err(file, "-", "cases", "give a top-level list `cases:`")
-            return []
+        items, found = self.base.validated_items(self.models.CasesFile, self.models.CaseEntry, doc, "cases",
+                                                 str(self.dir / file))
+        self.problems += found
         forms = tuple(settings.get("forms") or ())
-        out, seen = [], set()
-        for i, c in enumerate(items):
-            cid, id_ok = Y.item_id(c, i)
-            if not isinstance(c, dict):
-                self.err(file, cid, "-", "must be a mapping")
-                continue
-            if not id_ok:
-                self.err(file, cid, "id", f"{brief(c.get('id'))}: give the case's id (text, not blank)")
+        raw_items = doc.get("cases") if isinstance(doc, dict) else []
+        out, seen = [], {Y.item_id(c, i)[0] for i, c in enumerate(raw_items or []) if i not in dict(items)}
+        for _, c in items:
+            cid = c.id
             if cid in seen:
                 self.err(file, cid, "id", "duplicate case id")
             seen.add(cid)
-            for key in set(c) - CASE_KEYS:
-                self.err(file, cid, key, f"unknown field; allowed: {', '.join(sorted(CASE_KEYS))}")
-            ref = self._refs(file, cid, c.get("ref"), refs)
-            phase = c.get("phase", "unknown")
-            if phase not in PHASES:
-                self.err(file, cid, "phase", f"{brief(phase)}; allowed: {', '.join(PHASES)}")
-            form = c.get("form")
-            form = None if form in (None, SC.UNKNOWN) else form
+            self._refs(file, cid, c.ref, refs)
+            form = None if c.form in (None, SC.UNKNOWN) else c.form
             if form is not None and form not in forms:
-                self.err(file, cid, "form", f"{brief(form)}; allowed: {', '.join(forms)}, unknown")
-            fnd = c.get("findings")
-            if not isinstance(fnd, dict):
-                self.err(file, cid, "findings", "give a mapping of findings")
-                fnd = {}
-            for key in set(fnd) - set(self.sc.findings):
-                self.err(file, cid, f"findings.{key}", f"unknown finding; allowed: {', '.join(self.sc.findings)}")
+                self.err(file, cid, "form", X.not_allowed(form, (*forms, SC.UNKNOWN)))
+            for key in c.findings:
+                if key not in self.sc.findings:
+                    self.err(file, cid, f"findings.{key}", X.not_allowed(key, self.sc.findings, "is not a finding"))
             values = {}
             for name in self.sc.categorical:
-                raw = self.sc.as_level(name, fnd.get(name))
+                raw = self.sc.as_level(name, c.findings.get(name))
                 if raw in (None, SC.UNKNOWN):
                     values[name] = None
                     continue
                 ok = self.sc.evidence_levels(name)
                 if raw not in ok:
-                    self.err(file, cid, f"findings.{name}", f"{brief(raw)}; allowed: {', '.join(ok)}, unknown")
+                    self.err(file, cid, f"findings.{name}", X.not_allowed(raw, (*ok, SC.UNKNOWN)))
                 values[name] = raw
-            csf = self._case_csf(file, cid, fnd.get("csf"), settings)
-            proven = c.get("proven_by") or []
-            if not isinstance(proven, list) or not proven:
-                self.err(file, cid, "proven_by", "give the list of findings or tests that established infiltration")
-                proven = []
-            for p in proven:
+            csf = self._case_csf(file, cid, c.findings.get(self.sc.lp.name), settings)
+            for p in c.proven_by:
                 if p not in self.sc.findings and p not in OTHER_PROOF:
-                    self.err(file, cid, "proven_by", f"{brief(p)}; allowed: {', '.join(self.sc.findings + OTHER_PROOF)}")
-            aka = self._ids(file, cid, "also_known_as", c.get("also_known_as"), "other ids of this case")
-            out.append(Case(cid, ref[0] if ref else "", phase, form, values, csf, tuple(proven), aka))
+                    self.err(file, cid, "proven_by", X.not_allowed(p, self.sc.findings + OTHER_PROOF))
+            out.append(Case(cid, c.ref[0], c.phase, form, values, csf, tuple(c.proven_by), c.also_known_as or ()))
         return out
 
     def _case_csf(self, file: str, cid: str, raw: Any, settings: dict) -> tuple[tuple[str, str], ...] | None:
         if raw in (None, SC.UNKNOWN):
             return None
+        name = self.sc.lp.name
         if not isinstance(raw, list):
-            self.err(file, cid, "findings.csf", f"{brief(raw)}: give a list of {{result, method}} or unknown")
+            self.err(file, cid, f"findings.{name}", f"{brief(raw)}: give a list of {{result, method}} or unknown")
             return None
-        default = settings.get("unknown_csf_method", "cytology")
+        default = settings.get("unknown_csf_method", self.sc.lp.methods[0])
         lps = []
         for j, lp in enumerate(raw, start=1):
             if not isinstance(lp, dict) or lp.get("result") not in self.sc.lp.results:
-                self.err(file, cid, f"findings.csf[{j}].result",
+                self.err(file, cid, f"findings.{name}[{j}].result",
                          f"{brief(lp)}; allowed results: {', '.join(self.sc.lp.results)}")
+                continue
+            extra = sorted(map(str, set(lp) - {"result", "method"}))
+            if extra:
+                self.err(file, cid, f"findings.{name}[{j}]", X.not_allowed(extra[0], ("result", "method"), "is not a key"))
                 continue
             method = lp.get("method", SC.UNKNOWN)
             if method not in self.sc.lp.methods + (SC.UNKNOWN,):
-                self.err(file, cid, f"findings.csf[{j}].method",
-                         f"{brief(method)}; allowed: {', '.join(self.sc.lp.methods)}, unknown")
+                self.err(file, cid, f"findings.{name}[{j}].method", X.not_allowed(method, (*self.sc.lp.methods, SC.UNKNOWN)))
                 continue
             lps.append((lp["result"], default if method == SC.UNKNOWN else method))
         return tuple(lps)
@@ -464,182 +361,165 @@ class _Validator:
     # -- cohorts.yaml ----------------------------------------------------------------------------
     def entries(self, doc: Any, refs: dict, settings: dict, case_ids: set[str]) -> list[Entry]:
         file = "cohorts.yaml"
-        items = doc.get("entries") if isinstance(doc, dict) else None
-        if not isinstance(items, list):
-            self.err(file, "-", "entries", "give a top-level list `entries:`")
-            return []
+        items, found = self.base.validated_items(self.models.CohortsFile, self.models.CohortEntry, doc, "entries",
+                                                 str(self.dir / file))
+        self.problems += found
+        raw_items = doc.get("entries") if isinstance(doc, dict) else []
         forms = tuple(settings.get("forms") or ())
         causes = tuple(settings.get("causes") or ())
-        lp_name = self.sc.lp.name
-        out, seen, sources = [], set(), {}
-        for i, e in enumerate(items):
-            eid, id_ok = Y.item_id(e, i)
-            if not isinstance(e, dict):
-                self.err(file, eid, "-", "must be a mapping")
-                continue
+        out, sources = [], {}
+        seen = {Y.item_id(e, i)[0] for i, e in enumerate(raw_items or []) if i not in dict(items)}
+        for i, e in items:
+            eid = e.id
             n_before = len(self.problems)
-            if not id_ok:
-                self.err(file, eid, "id", f"{brief(e.get('id'))}: give the entry's id (text, not blank)")
             if eid in seen:
                 self.err(file, eid, "id", "duplicate entry id")
             seen.add(eid)
-            for key in set(e) - ENTRY_KEYS:
-                near = difflib.get_close_matches(str(key), sorted(ENTRY_KEYS), n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
-                self.err(file, eid, key, f"unknown field{hint} allowed: {', '.join(sorted(ENTRY_KEYS))}")
-            kind = e.get("kind", "counts")
-            if kind not in ("counts", "expert_judgment"):
-                self.err(file, eid, "kind", f"{brief(kind)}; allowed: counts, expert_judgment")
-            ref = self._refs(file, eid, e.get("ref"), refs, required=(kind == "counts"))
-            finding = e.get("finding")
-            if finding not in self.sc.findings:
-                self.err(file, eid, "finding", f"{brief(finding)}; allowed: {', '.join(self.sc.findings)}")
-                continue
-            if finding in self.sc.context:
-                self.err(file, eid, "finding", f"{brief(finding)} is a context finding: it enters through the rate "
-                                               f"model of rates.yaml, not as counts here")
-                continue
-            if finding in self.sc.scope:
-                self.err(file, eid, "finding", f"{finding} sets the scope and is not evidence")
-                continue
-            hyp, form = e.get("cause"), e.get("form")
-            method, given, lp_node, context = e.get("method"), e.get("given"), e.get("lp_node"), e.get("context")
-            quantity, item, level, of, contaminated = "tree", finding, (), (), False
-            if finding == lp_name:
-                if lp_node is not None:  # a node of the CSF model
-                    quantity, item = "node", lp_name
-                    share = self.st.lp_keys.get(lp_node)
-                    if share is None:
-                        self.err(file, eid, "lp_node", f"{brief(lp_node)}; allowed: {', '.join(self.st.lp_keys)}")
-                        continue
-                    if share == "shared" and (hyp is not None or form is not None):
-                        self.err(file, eid, "cause", f"{brief(hyp)}: the node {lp_node} is shared by every cause (a "
-                                                     f"property of the laboratory): give cause: null")
-                        continue
-                    if share == "infiltration" and hyp != variants.INFILTRATION:
-                        self.err(file, eid, "cause", f"{brief(hyp)}: only {variants.INFILTRATION} has the node "
-                                                     f"{lp_node} (a structural zero for every other cause)")
-                        continue
-                    for key, val in (("method", method), ("level", e.get("level")), ("of", e.get("of")), ("context", context)):
-                        if val is not None:
-                            self.err(file, eid, key, f"{brief(val)}: an lp_node entry takes no {key}")
-                else:  # a set of LP result patterns under the CSF model, P(level | of)
-                    quantity, item = "lp", lp_name
-                    sets = tuple(LP.pattern_sets(self.sc.lp.methods))
-                    lv, of_name = e.get("level"), e.get("of") or "all"
-                    if method is not None:  # `method: cytology, level: positive` is `level: cytology_positive`
-                        if method not in self.sc.lp.methods or lv != "positive":
-                            self.err(file, eid, "method", f"{brief(method)} with level {brief(lv)}: give a method of "
-                                                          f"{', '.join(self.sc.lp.methods)} with level: positive, or a "
-                                                          f"level of {', '.join(sets)} without method, or lp_node")
-                            continue
-                        lv = f"{method}_positive"
-                    if lv not in sets or of_name not in sets or lv == of_name:
-                        self.err(file, eid, "level/of", f"{brief(lv)} of {brief(of_name)}: give two different sets of "
-                                                        f"LP results: {', '.join(sets)}")
-                        continue
-                    level, of = (lv,), (of_name,)
-                    if context is not None:
-                        if context != CONTAMINATED:
-                            self.err(file, eid, "context", f"{brief(context)}: give {CONTAMINATED} for a population "
-                                                           f"in which every tap was traumatic with circulating blasts, or leave it out")
-                            continue
-                        contaminated = True
-                if hyp is not None and hyp not in causes:
-                    self.err(file, eid, "cause", f"{brief(hyp)}; allowed: {', '.join(causes)}, or null for a shared node")
-                    continue
-                if quantity == "lp" and hyp is None:
-                    self.err(file, eid, "cause", "an LP rate entry is about one cause (or form): give it")
-                    continue
-            else:
-                for key, val in (("method", method), ("lp_node", lp_node), ("context", context)):
-                    if val is not None:
-                        self.err(file, eid, key, f"{brief(val)}; only {lp_name} entries take {key}")
-                if finding == self.sc.profile and given not in self.sc.lp.results:
-                    self.err(file, eid, "given", f"{brief(given)}; allowed for {finding} (the first LP's class: no "
-                                                 f"malignant cells or some): {', '.join(self.sc.lp.results)}")
-                    continue
-                if finding != self.sc.profile and given is not None:
-                    self.err(file, eid, "given", f"{brief(given)}; only {self.sc.profile} entries take `given`")
-                item = self.st.item_of(finding, given)
-                levels = self.sc.levels[finding]
-                level = self._group(file, eid, "level", e.get("level"), finding, levels)
-                of = self._group(file, eid, "of", e.get("of"), finding, levels) if e.get("of") is not None else levels
-                if level is None or of is None:
-                    continue
-                if not set(level) < set(of):
-                    self.err(file, eid, "level", f"{list(level)} must be a proper part of `of` {list(of)}")
-                    continue
-                node = self.st.find_node(item, level, of)
-                if node is None:
-                    nodes = "; ".join(f"{list(n.success)} of {list(n.of)}" for n in self.st.nodes if n.item == item)
-                    self.err(file, eid, "level/of", f"{list(level)} of {list(of)} is not a node of the {finding} tree; nodes: {nodes}")
-                    continue
-                if self.st.nodes[node].sharing == "shared":
-                    if hyp is not None or form is not None:
-                        self.err(file, eid, "cause", f"{brief(hyp)}: {item} is the same whatever the cause (shared by "
-                                                     f"every cause): give cause: null")
-                        continue
-                elif hyp not in causes:
-                    self.err(file, eid, "cause", f"{brief(hyp)}; allowed: {', '.join(causes)}")
-                    continue
-            if form is not None and (hyp != variants.INFILTRATION or form not in forms):
-                self.err(file, eid, "form", f"{brief(form)}; allowed: null, or with cause "
-                                            f"{variants.INFILTRATION} one of {', '.join(forms)}")
-            tab = self._ids(file, eid, "tabulates_cases", e.get("tabulates_cases"), "case ids of cases.yaml")
-            for cid in tab:
+            self._refs(file, eid, e.ref or (), refs)
+            resolved = self._quantity(file, e, causes, forms)
+            for cid in e.tabulates_cases or ():
                 if cid not in case_ids:
                     self.err(file, eid, "tabulates_cases", f"{brief(cid)} is not a case id of cases.yaml")
-            beta, x, n, w = None, 0.0, 0.0, 1.0
-            if kind == "expert_judgment":
-                if quantity == "lp":
-                    self.err(file, eid, "kind", "an expert judgment is a prior on one node: give lp_node for the CSF "
-                                                "model (an LP's positive rate is not a node)")
-                b = e.get("beta")
-                if not (isinstance(b, dict) and _is_num(b.get("a")) and _is_num(b.get("b")) and b["a"] > 0 and b["b"] > 0):
-                    self.err(file, eid, "beta", f"{brief(b)}: give {{a: >0, b: >0}}")
-                else:
-                    beta = (float(b["a"]), float(b["b"]))
-                if not e.get("reasoning"):
-                    self.err(file, eid, "reasoning", "expert judgment needs its reasoning")
-            else:
-                x, n, w = e.get("x"), e.get("n"), e.get("weight")
-                if not (_is_num(n) and n > 0):
-                    self.err(file, eid, "n", f"{brief(n)} must be a number > 0")
-                if not (_is_num(x) and x >= 0):
-                    self.err(file, eid, "x", f"{brief(x)} must be a number >= 0")
-                elif _is_num(n) and x > n:
-                    self.err(file, eid, "x", f"{brief(x)} is larger than n = {brief(n)}")
-                if not (_is_num(w) and 0 < w <= 1):
-                    self.err(file, eid, "weight", f"{brief(w)} is not in (0, 1]")
-                elif not e.get("weight_reason"):
-                    self.err(file, eid, "weight_reason", "say why this weight")
-            if len(self.problems) > n_before:
+            if resolved is None or len(self.problems) > n_before:
                 continue
-            key = (kind, tuple(sorted(ref)), quantity, item, hyp, form, level, of, method, lp_node, contaminated)
+            quantity, item, level, of, contaminated = resolved
+            ref = e.ref or ()
+            key = (e.kind, tuple(sorted(ref)), quantity, item, e.cause, e.form, level, of, e.method, e.lp_node, contaminated)
             if key in sources:
                 self.err(file, eid, "ref", f"duplicate source: same reference and quantity as entry {brief(sources[key])}")
             sources[key] = eid
-            out.append(Entry(eid, kind, ref, finding, item, hyp, form, level, of,
-                             float(x or 0), float(n or 0), float(w or 1), beta, tuple(tab), e,
-                             quantity, method, lp_node, contaminated))
+            beta = (e.beta.a, e.beta.b) if e.kind == "expert_judgment" and e.beta else None
+            counts = e.kind == "counts"
+            out.append(Entry(eid, e.kind, ref, e.finding, item, e.cause, e.form, level, of,
+                             float(e.x or 0) if counts else 0.0, float(e.n or 0) if counts else 0.0,
+                             float(e.weight or 1) if counts else 1.0, beta, tuple(e.tabulates_cases or ()),
+                             raw_items[i], quantity, e.method, e.lp_node, contaminated))
         self._no_double_counting(file, out)
         return out
 
-    def _group(self, file: str, eid: str, field: str, raw: Any, finding: str, levels: tuple[str, ...]):
-        vals = raw if isinstance(raw, list) else [raw]
+    def _quantity(self, file: str, e: Any, causes: tuple[str, ...], forms: tuple[str, ...]):
+        """What an entry measures (quantity, item, level, of, contaminated), or None with its problems."""
+        eid, finding, hyp, form = e.id, e.finding, e.cause, e.form
+        lp_name = self.sc.lp.name
+        if finding not in self.sc.findings:
+            self.err(file, eid, "finding", X.not_allowed(finding, self.sc.findings))
+            return None
+        if finding in self.sc.context:
+            self.err(file, eid, "finding", f"{brief(finding)} is a context finding: it enters through the rate "
+                                           f"model of rates.yaml, not as counts here")
+            return None
+        if finding in self.sc.scope:
+            self.err(file, eid, "finding", f"{finding} sets the scope and is not evidence")
+            return None
+        quantity, item, level, of, contaminated = "tree", finding, (), (), False
+        if finding == lp_name:
+            if e.lp_node is not None:  # a node of the CSF model
+                quantity, item = "node", lp_name
+                share = self.st.lp_keys.get(e.lp_node)
+                if share is None:
+                    self.err(file, eid, "lp_node", X.not_allowed(e.lp_node, self.st.lp_keys))
+                    return None
+                if share == "shared" and (hyp is not None or form is not None):
+                    self.err(file, eid, "cause", f"{brief(hyp)}: the node {e.lp_node} is shared by every cause (a "
+                                                 f"property of the laboratory): give cause: null")
+                    return None
+                if share == "infiltration" and hyp != variants.INFILTRATION:
+                    self.err(file, eid, "cause", f"{brief(hyp)}: only {variants.INFILTRATION} has the node "
+                                                 f"{e.lp_node} (a structural zero for every other cause)")
+                    return None
+                for key in ("method", "level", "of", "context", "given"):
+                    if getattr(e, key) is not None:
+                        self.err(file, eid, key, f"{brief(getattr(e, key))}: an lp_node entry takes no {key}")
+            else:  # a set of LP result patterns under the CSF model, P(level | of)
+                quantity, item = "lp", lp_name
+                sets = tuple(LP.pattern_sets(self.sc.lp.methods))
+                lv = e.level[0] if e.level and len(e.level) == 1 else e.level
+                of_name = (e.of[0] if len(e.of) == 1 else e.of) if e.of else "all"
+                if e.method is not None:  # `method: cytology, level: positive` is `level: cytology_positive`
+                    if e.method not in self.sc.lp.methods or lv != "positive":
+                        self.err(file, eid, "method", f"{brief(e.method)} with level {brief(lv)}: give a method of "
+                                                      f"{', '.join(self.sc.lp.methods)} with level: positive, or a "
+                                                      f"level of {', '.join(sets)} without method, or lp_node")
+                        return None
+                    lv = f"{e.method}_positive"
+                if lv not in sets or of_name not in sets or lv == of_name:
+                    self.err(file, eid, "level/of", f"{brief(lv)} of {brief(of_name)}: give two different sets of "
+                                                    f"LP results: {', '.join(sets)}")
+                    return None
+                level, of = (lv,), (of_name,)
+                if e.context is not None:
+                    context = {k: self.sc.as_level(k, v) for k, v in e.context.items()}
+                    if context != CONTAMINATED:
+                        self.err(file, eid, "context", f"{brief(e.context)}: give {CONTAMINATED} for a population "
+                                                       f"in which every tap was traumatic with circulating blasts, or leave it out")
+                        return None
+                    contaminated = True
+                if e.given is not None:
+                    self.err(file, eid, "given", f"{brief(e.given)}; only {self.sc.profile} entries take `given`")
+                    return None
+            if hyp is not None and hyp not in causes:
+                self.err(file, eid, "cause", X.not_allowed(hyp, causes) + ", or null for a shared node")
+                return None
+            if quantity == "lp" and hyp is None:
+                self.err(file, eid, "cause", "an LP rate entry is about one cause (or form): give it")
+                return None
+            if quantity == "lp" and e.kind == "expert_judgment":
+                self.err(file, eid, "kind", "an expert judgment is a prior on one node: give lp_node for the CSF "
+                                            "model (an LP's positive rate is not a node)")
+                return None
+        else:
+            for key, val in (("method", e.method), ("lp_node", e.lp_node), ("context", e.context)):
+                if val is not None:
+                    self.err(file, eid, key, f"{brief(val)}; only {lp_name} entries take {key}")
+            if finding == self.sc.profile and e.given not in self.sc.lp.results:
+                self.err(file, eid, "given", f"{brief(e.given)}; allowed for {finding} (the first LP's class: no "
+                                             f"malignant cells or some): {', '.join(self.sc.lp.results)}")
+                return None
+            if finding != self.sc.profile and e.given is not None:
+                self.err(file, eid, "given", f"{brief(e.given)}; only {self.sc.profile} entries take `given`")
+                return None
+            item = self.st.item_of(finding, e.given)
+            levels = self.sc.levels[finding]
+            level = self._group(file, eid, "level", e.level, finding, levels)
+            of = self._group(file, eid, "of", e.of, finding, levels) if e.of is not None else levels
+            if level is None or of is None:
+                return None
+            if not set(level) < set(of):
+                self.err(file, eid, "level", f"{list(level)} must be a proper part of `of` {list(of)}")
+                return None
+            node = self.st.find_node(item, level, of)
+            if node is None:
+                nodes = "; ".join(f"{list(n.success)} of {list(n.of)}" for n in self.st.nodes if n.item == item)
+                self.err(file, eid, "level/of", f"{list(level)} of {list(of)} is not a node of the {finding} tree; nodes: {nodes}")
+                return None
+            if self.st.nodes[node].sharing == "shared":
+                if hyp is not None or form is not None:
+                    self.err(file, eid, "cause", f"{brief(hyp)}: {item} is the same whatever the cause (shared by "
+                                                 f"every cause): give cause: null")
+                    return None
+            elif hyp not in causes:
+                self.err(file, eid, "cause", X.not_allowed(hyp, causes))
+                return None
+        if form is not None and (hyp != variants.INFILTRATION or form not in forms):
+            self.err(file, eid, "form", f"{brief(form)}; allowed: null, or with cause "
+                                        f"{variants.INFILTRATION} one of {', '.join(forms)}")
+        return quantity, item, level, of, contaminated
+
+    def _group(self, file: str, eid: str, field: str, raw: tuple[str, ...] | None, finding: str,
+               levels: tuple[str, ...]) -> tuple[str, ...] | None:
+        if raw is None:
+            self.err(file, eid, field, f"missing; give a level of {finding}: {', '.join(self.sc.evidence_levels(finding))}")
+            return None
         out = []
-        for v in vals:
-            expanded = self.sc.expand(finding, v) if isinstance(v, str) else (v,)
-            for lv in expanded:
+        for v in raw:
+            for lv in self.sc.expand(finding, v):
                 if lv not in levels:
-                    ok = ", ".join(self.sc.evidence_levels(finding))
-                    self.err(file, eid, field, f"{brief(v)} is not a level of {finding}; allowed: {ok}")
+                    self.err(file, eid, field, X.not_allowed(v, self.sc.evidence_levels(finding), f"is not a level of {finding}"))
                     return None
                 out.append(lv)
         return tuple(lv for lv in levels if lv in out)
 
-    def _no_double_counting(self, file: str, entries: list[Entry]) -> None:  # noqa: D401
+    def _no_double_counting(self, file: str, entries: list[Entry]) -> None:
         ej, counted = {}, {}
         for e in entries:
             key = (e.quantity, e.item, e.cause, e.form, e.level, e.of, e.lp_node)
@@ -650,3 +530,13 @@ class _Validator:
             if key in counted:
                 self.err(file, ids[0], "kind",
                          f"expert judgment and counts ({', '.join(counted[key])}) for the same quantity: use one")
+
+    # -- rates.yaml ------------------------------------------------------------------------------
+    def rates(self, doc: Any, causes: tuple[str, ...], refs: dict) -> RateSpec | None:
+        from palsy.model.file_models import rates_file
+
+        file = "rates.yaml"
+        if not self.shape(rates_file.RatesFile, doc, file, rates_file.entry_of):
+            return None
+        return R.parse(doc, causes, refs, lambda entry, field, msg: self.err(file, entry, field, msg), self.st)
+
