@@ -384,7 +384,8 @@ def solve(case: Case, draws: Draws, *, ci: float = 0.9, tables: A.Tables | None 
     negative LP taken after a steroid can honestly claim at most)."""
     t = tables or A.Tables(draws)
     w = walkthrough(case.patient, draws, ci=ci, tables=t)
-    out = {**{k: v for k, v in w.items() if k != "weights"}, "case": dataclasses.asdict(case) | {"patient": None}}
+    fields = {f.name: getattr(case, f.name) for f in dataclasses.fields(case) if f.name != "patient"}
+    out = {**{k: v for k, v in w.items() if k != "weights"}, "case": fields}
     if case.patient.csf:
         bare = case.patient.replace(csf=(), **{draws.schema.profile: None})
         a = A.answer(bare, draws, ci=ci, tables=t, shapley=False)

@@ -399,7 +399,7 @@ def test_page_tables_are_the_answers(draws_independent, draws_subtype, variant):
 
 def test_page_tables_refuse_a_changed_rate_model(draws_subtype, monkeypatch):
     t = A.Tables(draws_subtype)
-    monkeypatch.setattr(t, "log_sk", t.log_sk + 0.01)
+    monkeypatch.setattr(t, "p_sk", t.p_sk * math.exp(0.01))
     with pytest.raises(ValueError, match="rebuild"):
         T.page_tables(draws_subtype, t)
 
