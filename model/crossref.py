@@ -174,22 +174,50 @@ def coverage_problems(ev: Any, file: str | Path) -> list[str]:
             for node in node_coverage(ev)]
 
 
+# --- reading what can be read ----------------------------------------------------------------------------
+# The rules of meaning run on the document as written, whatever its shape: the file model reports a wrong
+# shape; these functions check the names they can read and skip what they cannot.
+
+def _map(x: Any) -> Mapping[str, Any]:
+    return x if isinstance(x, Mapping) else {}
+
+
+def _list(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else []
+
+
+def _name(x: Any) -> str | None:
+    return x if isinstance(x, str) else None
+
+
+def _keys(value: Any) -> tuple[str, ...]:
+    """Reference keys as written (one key or a list); what is not text is the file model's problem."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(k for k in value if isinstance(k, str)) if isinstance(value, list) else ()
+
+
+def _entries(doc: Any, key: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """The mappings of the list ``doc[key]``, each with its label (its id, or ``#n``)."""
+    return [(Y.item_id(item, i)[0], item) for i, item in enumerate(_list(_map(doc).get(key))) if isinstance(item, Mapping)]
+
+
 # --- decision.yaml -----------------------------------------------------------------------------------------
 
-def decision_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, causes: Iterable[str] | None) -> list[str]:
+def decision_file(doc: Any, file: str | Path, sc: SC.Schema, causes: Iterable[str] | None) -> list[str]:
     """A harm for each next test of the schema (and no other); management only of causes of ``model.yaml``."""
     out = []
-    tests = list(sc.next_tests)
+    tests, given = list(sc.next_tests), _map(_map(doc).get("tests"))
     for t in tests:
-        if t not in doc["tests"]:
+        if t not in given:
             out.append(problem(file, "tests", f"tests.{t}", f"missing: give a harm for each test of schema.yaml's "
                                                             f"next_tests: {', '.join(tests)}"))
-    for t in doc["tests"]:
+    for t in given:
         if t not in tests:
             out.append(problem(file, "tests", f"tests.{t}", not_allowed(t, tests, "is not a next test of schema.yaml")))
     if causes is not None:
         causes = list(causes)
-        for c in doc["management"]:
+        for c in _map(_map(doc).get("management")):
             if c not in causes:
                 out.append(problem(file, "management", f"management.{c}", not_allowed(c, causes, "is not a cause")))
     return out
@@ -205,58 +233,58 @@ def trigger(cond: Any, file: str | Path, entry: str, where: str, sc: SC.Schema, 
     if not isinstance(cond, Mapping):
         return out
     for key in ("all", "any"):
-        for i, c in enumerate(cond.get(key) or [], start=1):
+        for i, c in enumerate(_list(cond.get(key)), start=1):
             out += trigger(c, file, entry, f"{where}.{key}[{i}]", sc, causes)
     if "not" in cond:
         out += trigger(cond["not"], file, entry, f"{where}.not", sc, causes)
-    if "finding" in cond:
-        name = cond["finding"]
+    name = _name(cond.get("finding"))
+    if name is not None:
         lp_asks = [k for k in LP_CONDITIONS if k in cond]
         if name == sc.lp.name:
             if "in" in cond:
                 out.append(problem(file, entry, f"{where}.in", f"{sc.lp.name} is a list of LPs: give one of "
                                                                f"{', '.join(LP_CONDITIONS)}, or unknown: true"))
-            if "without" in cond and cond["without"] not in sc.lp.methods:
-                out.append(problem(file, entry, f"{where}.without", not_allowed(cond["without"], sc.lp.methods)))
+            method = _name(cond.get("without"))
+            if method is not None and method not in sc.lp.methods:
+                out.append(problem(file, entry, f"{where}.without", not_allowed(method, sc.lp.methods)))
         elif name not in sc.levels:
             out.append(problem(file, entry, f"{where}.finding", not_allowed(name, sc.findings, "is not a finding")))
         elif lp_asks:
             out.append(problem(file, entry, f"{where}.{lp_asks[0]}", f"only {sc.lp.name} takes {lp_asks[0]}; give "
                                                                      f"`in: [levels]` or `unknown: true` for {name}"))
-        elif "in" in cond:
-            for v in cond["in"]:
+        else:
+            for v in _list(cond.get("in")):
                 level = sc.as_level(name, v)
-                if level not in sc.allowed(name):
+                if isinstance(level, str) and level not in sc.allowed(name):
                     out.append(problem(file, entry, f"{where}.in", not_allowed(level, sc.allowed(name),
                                                                                f"is not a level of {name}")))
-    if "cause" in cond and causes is not None and cond["cause"] not in causes:
-        out.append(problem(file, entry, f"{where}.cause", not_allowed(cond["cause"], causes, "is not a cause")))
+    cause = _name(cond.get("cause"))
+    if cause is not None and causes is not None and cause not in causes:
+        out.append(problem(file, entry, f"{where}.cause", not_allowed(cause, causes, "is not a cause")))
     return out
 
 
-def actions_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, causes: Iterable[str] | None,
+def actions_file(doc: Any, file: str | Path, sc: SC.Schema, causes: Iterable[str] | None,
                  refs: Mapping[str, Any] | None) -> list[str]:
     """Each action's trigger names findings, levels and causes that exist, and cites references that exist;
     ids are distinct."""
     causes = list(causes) if causes is not None else None
     out, seen = [], set()
-    for a in doc["actions"]:
-        if a["id"] in seen:
-            out.append(problem(file, a["id"], "id", "duplicate action id; give each action its own"))
-        seen.add(a["id"])
-        out += trigger(a["when"], file, a["id"], "when", sc, causes)
-        out += cited(file, a["id"], "ref", _keys(a["ref"]), refs)
+    for aid, a in _entries(doc, "actions"):
+        if aid in seen:
+            out.append(problem(file, aid, "id", "duplicate action id; give each action its own"))
+        seen.add(aid)
+        out += trigger(a.get("when"), file, aid, "when", sc, causes)
+        out += cited(file, aid, "ref", _keys(a.get("ref")), refs)
     return out
 
 
 # --- validation.yaml ---------------------------------------------------------------------------------------
 
-def _keys(value: Any) -> tuple[str, ...]:
-    return () if value is None else (value,) if isinstance(value, str) else tuple(value)
-
-
-def _patient(findings: Mapping[str, Any], file: str | Path, entry: str, sc: SC.Schema, field: str = "findings") -> list[str]:
+def _patient(findings: Any, file: str | Path, entry: str, sc: SC.Schema, field: str = "findings") -> list[str]:
     """The findings parse as a patient's (:func:`palsy.model.findings.parse_patient`)."""
+    if not isinstance(findings, Mapping):
+        return []
     try:
         F.parse_patient(dict(findings), str(file), schema=sc)
     except F.InputError as exc:
@@ -264,46 +292,46 @@ def _patient(findings: Mapping[str, Any], file: str | Path, entry: str, sc: SC.S
     return []
 
 
-def _partial(doc_case: Mapping[str, Any], file: str | Path, entry: str, sc: SC.Schema) -> list[str]:
+def _partial(case: Mapping[str, Any], file: str | Path, entry: str, sc: SC.Schema) -> list[str]:
     out = []
-    for name, level in (doc_case.get("partial") or {}).items():
+    for name, level in _map(case.get("partial")).items():
         if name not in sc.partial:
             out.append(problem(file, entry, f"partial.{name}", not_allowed(name, sorted(sc.partial),
                                                                            "has no partly known levels")))
-        elif level not in sc.partial[name]:
+        elif isinstance(level, str) and level not in sc.partial[name]:
             out.append(problem(file, entry, f"partial.{name}", not_allowed(level, sc.partial[name],
                                                                            f"is not a partly known level of {name}")))
-        elif doc_case.get("findings", {}).get(name) not in (None, SC.UNKNOWN):
+        elif _map(case.get("findings")).get(name) not in (None, SC.UNKNOWN):
             out.append(problem(file, entry, f"partial.{name}", f"{name} is also given in findings: give one of them"))
     return out
 
 
-def _where_keys(doc_case: Mapping[str, Any], file: str | Path, entry: str, sc: SC.Schema) -> list[str]:
-    allowed = [*sc.findings, *(f"partial.{n}" for n in sc.partial)]
+def _where_keys(case: Mapping[str, Any], file: str | Path, entry: str, allowed: list[str]) -> list[str]:
     return [problem(file, entry, f"where.{k}", not_allowed(k, allowed, "is not a finding"))
-            for k in (doc_case.get("where") or {}) if k not in allowed]
+            for k in _map(case.get("where")) if k not in allowed]
 
 
-def validation_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, causes: Iterable[str] | None,
+def validation_file(doc: Any, file: str | Path, sc: SC.Schema, causes: Iterable[str] | None,
                     refs: Mapping[str, Any] | None, library: Iterable[str] = (), fit_refs: Iterable[str] = ()) -> list[str]:
     """Causes and references exist; findings parse as a patient's; partly known levels are the schema's;
     ``where`` names findings; ids are distinct; the scored cases are kept out of the fit (not a case of
     ``cases.yaml``, and no reference of theirs informs the fit)."""
     causes = list(causes) if causes is not None else None
     library, fit_refs = set(library), set(fit_refs)
+    where_allowed = [*sc.findings, *(f"partial.{n}" for n in sc.partial)]
     out, seen = [], set()
     for group in ("cases", "candidates"):
-        for c in doc[group]:
-            cid = c["id"]
+        for cid, c in _entries(doc, group):
             if cid in seen:
                 out.append(problem(file, cid, "id", "duplicate id in validation.yaml"))
             seen.add(cid)
-            if causes is not None and c["cause"] not in causes:
-                out.append(problem(file, cid, "cause", not_allowed(c["cause"], causes, "is not a cause")))
+            cause = _name(c.get("cause"))
+            if causes is not None and cause is not None and cause not in causes:
+                out.append(problem(file, cid, "cause", not_allowed(cause, causes, "is not a cause")))
             out += cited(file, cid, "ref", _keys(c.get("ref")), refs)
             out += _patient(c.get("findings") or {}, file, cid, sc)
             out += _partial(c, file, cid, sc)
-            out += _where_keys(c, file, cid, sc)
+            out += _where_keys(c, file, cid, where_allowed)
             if group == "cases":
                 if cid in library:
                     out.append(problem(file, cid, "id", "is a case of cases.yaml: a validation case is kept out of the fit"))
@@ -314,22 +342,28 @@ def validation_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, cau
     return out
 
 
+def validation_ids(doc: Any) -> set[str]:
+    """The ids of ``validation.yaml``'s scored cases."""
+    return {cid for cid, _ in _entries(doc, "cases")}
+
+
 # --- teaching_cases.yaml -----------------------------------------------------------------------------------
 
-def teaching_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, causes: Iterable[str] | None,
+def teaching_file(doc: Any, file: str | Path, sc: SC.Schema, causes: Iterable[str] | None,
                   refs: Mapping[str, Any] | None, library: Iterable[str] = (),
                   validation: Iterable[str] | None = None) -> list[str]:
     """The typical patient and the teaching cases' findings parse; the cases taken from ``cases.yaml`` and
     ``validation.yaml`` exist there; causes and references exist; ids are distinct."""
     causes = list(causes) if causes is not None else None
     library = set(library)
-    typ = doc["typical"]
-    out = _patient(typ["findings"], file, "typical", sc)
-    _, lp_problems = F.parse_lp(typ["negative_lp"], "negative_lp", sc)
-    out += [problem(file, "typical", "negative_lp", p) for p in lp_problems]
+    typ = _map(_map(doc).get("typical"))
+    out = _patient(typ.get("findings"), file, "typical", sc)
+    if "negative_lp" in typ:
+        _, lp_problems = F.parse_lp(typ["negative_lp"], "negative_lp", sc)
+        out += [problem(file, "typical", "negative_lp", p) for p in lp_problems]
     seen = set()
-    for c in doc["cases"]:
-        cid, source = c["id"], c["source"]
+    for cid, c in _entries(doc, "cases"):
+        source = c.get("source")
         if cid in seen:
             out.append(problem(file, cid, "id", "duplicate case id"))
         seen.add(cid)
@@ -340,43 +374,50 @@ def teaching_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema, cause
                                + did_you_mean(cid, validation)))
         elif source == "teaching":
             out += _patient(c.get("findings") or {}, file, cid, sc)
-        if causes is not None and c["cause"] not in (*causes, OPEN_CAUSE):
-            out.append(problem(file, cid, "cause", not_allowed(c["cause"], [*causes, OPEN_CAUSE], "is not a cause")))
-        if c.get("based_on") not in (None, "typical"):
-            out.append(problem(file, cid, "based_on", not_allowed(c["based_on"], ["typical"])))
+        cause = _name(c.get("cause"))
+        if causes is not None and cause is not None and cause not in (*causes, OPEN_CAUSE):
+            out.append(problem(file, cid, "cause", not_allowed(cause, [*causes, OPEN_CAUSE], "is not a cause")))
+        based_on = _name(c.get("based_on"))
+        if based_on is not None and based_on != "typical":
+            out.append(problem(file, cid, "based_on", not_allowed(based_on, ["typical"])))
         out += cited(file, cid, "ref", _keys(c.get("ref")), refs)
         out += cited(file, cid, "refs", _keys(c.get("refs")), refs)
-        where_allowed = list(sc.findings)
-        out += [problem(file, cid, f"where.{k}", not_allowed(k, where_allowed, "is not a finding"))
-                for k in (c.get("where") or {}) if k not in where_allowed]
+        out += _where_keys(c, file, cid, list(sc.findings))
     return out
 
 
 # --- fhir_map.yaml -----------------------------------------------------------------------------------------
 
-def fhir_map_file(doc: Mapping[str, Any], file: str | Path, sc: SC.Schema) -> list[str]:
+def fhir_map_file(doc: Any, file: str | Path, sc: SC.Schema) -> list[str]:
     """The findings and levels the codes map to are the schema's: a finding row's finding and levels, an
     imaging row's level of the imaging finding, a result row's LP result."""
     out = []
     imaging = [n for n in sc.categorical if sc.by_name[n].role == "imaging"]
-    for i, row in enumerate(doc["codes"], start=1):
-        entry = f"codes[{i}] ({row['system']} {row['code']})"
-        role = row["role"]
+    imaging_levels = [lv for n in imaging for lv in sc.levels[n]]
+    for i, row in enumerate(_list(_map(doc).get("codes")), start=1):
+        if not isinstance(row, Mapping):
+            continue
+        entry = f"codes[{i}] ({row.get('system')} {row.get('code')})"
+        role = row.get("role")
         if role == "finding":
-            name = row["finding"]
+            name = _name(row.get("finding"))
+            if name is None:
+                continue
             if name not in sc.levels:
                 out.append(problem(file, entry, "finding", not_allowed(name, sc.categorical, "is not a finding")))
                 continue
             for key in ("level", "absent_level"):
-                lv = row.get(key)
+                lv = _name(row.get(key))
                 if lv is not None and lv not in sc.allowed(name):
                     out.append(problem(file, entry, key, not_allowed(lv, sc.allowed(name), f"is not a level of {name}")))
         elif role == "imaging":
-            levels = [lv for n in imaging for lv in sc.levels.get(n, ())]
-            if row["level"] not in levels:
-                out.append(problem(file, entry, "level", not_allowed(row["level"], levels, "is not an imaging level")))
-        elif role == "result" and row["result"] not in sc.lp.results:
-            out.append(problem(file, entry, "result", not_allowed(row["result"], sc.lp.results)))
+            lv = _name(row.get("level"))
+            if lv is not None and lv not in imaging_levels:
+                out.append(problem(file, entry, "level", not_allowed(lv, imaging_levels, "is not an imaging level")))
+        elif role == "result":
+            result = _name(row.get("result"))
+            if result is not None and result not in sc.lp.results:
+                out.append(problem(file, entry, "result", not_allowed(result, sc.lp.results)))
     return out
 
 
@@ -405,19 +446,17 @@ def companion(name: str, doc: Any, path: str | Path, ctx: Context, docs: Mapping
     from palsy.model.file_models import base
 
     found = base.check(_models()[name], doc, str(path))
-    if found:
-        return found
     if name == "decision.yaml":
-        return decision_file(doc, path, ctx.schema, ctx.causes)
+        return found + decision_file(doc, path, ctx.schema, ctx.causes)
     if name == "actions.yaml":
-        return actions_file(doc, path, ctx.schema, ctx.causes, ctx.references)
+        return found + actions_file(doc, path, ctx.schema, ctx.causes, ctx.references)
     if name == "validation.yaml":
-        return validation_file(doc, path, ctx.schema, ctx.causes, ctx.references, ctx.library, ctx.fit_refs)
+        return found + validation_file(doc, path, ctx.schema, ctx.causes, ctx.references, ctx.library, ctx.fit_refs)
     if name == "teaching_cases.yaml":
         vdoc = (docs or {}).get("validation.yaml")
-        ids = {c.get("id") for c in vdoc.get("cases") or [] if isinstance(c, dict)} if isinstance(vdoc, dict) else None
-        return teaching_file(doc, path, ctx.schema, ctx.causes, ctx.references, ctx.library, ids)
-    return fhir_map_file(doc, path, ctx.schema)
+        ids = validation_ids(vdoc) if vdoc is not None else None
+        return found + teaching_file(doc, path, ctx.schema, ctx.causes, ctx.references, ctx.library, ids)
+    return found + fhir_map_file(doc, path, ctx.schema)
 
 
 def read(directory: Path, names: Iterable[str], required: Iterable[str] = ()) -> tuple[dict[str, Any], list[str]]:
@@ -447,11 +486,14 @@ def companions(directory: str | Path, ctx: Context, required: Iterable[str] = ()
     return out
 
 
-def context_of(ev: Any) -> Context:
-    """The context of a loaded :class:`palsy.model.evidence.Evidence`."""
+def context_of(ev: Any, rates_doc: Any = None) -> Context:
+    """The context of an :class:`palsy.model.evidence.Evidence` (possibly of files with problems: the causes
+    are unknown, and not checked, when ``model.yaml`` cannot say them)."""
     library = {c.id for c in ev.cases} | {a for c in ev.cases for a in c.also_known_as}
-    fit_refs = {r for e in ev.entries for r in e.refs} | {c.ref for c in ev.cases} | rate_refs(ev.rates.doc if ev.rates else {})
-    return Context(ev.schema, ev.causes, ev.references, frozenset(library), frozenset(fit_refs))
+    fit_refs = {r for e in ev.entries for r in e.refs} | {c.ref for c in ev.cases}
+    fit_refs |= rate_refs(ev.rates.doc if ev.rates is not None else rates_doc)
+    return Context(ev.schema, tuple(ev.settings.get("causes") or ()) or None, ev.references, frozenset(library),
+                   frozenset(fit_refs))
 
 
 def rate_refs(doc: Any) -> set[str]:
@@ -469,21 +511,26 @@ def rate_refs(doc: Any) -> set[str]:
     return out
 
 
-def check_folder(directory: str | Path) -> list[str]:
-    """Every problem of every file of an evidence folder: the fit's files (:func:`palsy.model.evidence.load`,
-    node coverage included when ``model.yaml`` requires it) and every companion file, each checked against
-    the others. Empty when the folder is valid (``palsy evidence`` exits 0)."""
+def check_folder(directory: str | Path) -> tuple[Any, list[str]]:
+    """Every file of an evidence folder checked against the others: the fit's files
+    (:func:`palsy.model.evidence.load`, node coverage included when ``model.yaml`` requires it), every
+    companion file present, and the companions an answer needs (:data:`REQUIRED_COMPANIONS`) present.
+
+    Returns
+    -------
+    (Evidence or None, list of str)
+        The evidence when the fit's files load, and every problem (empty when the folder is valid).
+    """
     from palsy.model import evidence as E
 
     directory = Path(directory)
+    missing = [f"{directory / n}: file missing; an answer reads it" for n in REQUIRED_COMPANIONS
+               if directory.is_dir() and not os.path.lexists(directory / n)]
     try:
-        E.load(directory)  # checks the companions present against the fit's files
+        ev = E.load(directory)
     except E.EvidenceError as exc:
-        out = list(exc.problems)
-        return out + [f"{directory / n}: file missing" for n in REQUIRED_COMPANIONS
-                      if directory.is_dir() and not os.path.lexists(directory / n)
-                      and f"{directory / n}: file missing" not in out]
-    return [f"{directory / n}: file missing" for n in REQUIRED_COMPANIONS if not os.path.lexists(directory / n)]
+        return None, list(exc.problems) + missing
+    return ev, missing
 
 
 __all__ = ["COMPANION_FILES", "Context", "FIT_FILES", "actions_file", "check_folder", "cited", "companion", "companions",

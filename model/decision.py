@@ -10,7 +10,6 @@ predictive mean P(infiltration), the expected loss under the posterior.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
@@ -42,75 +41,51 @@ class Settings:
         return self.harm / (self.harm + self.benefit)
 
 
-def _number(doc: Any, where: str, problems: list[str], low: float = 0.0) -> float:
-    v = doc.get("value", doc.get("harm")) if isinstance(doc, dict) else doc
-    if isinstance(doc, (int, float)) and not isinstance(doc, bool):  # a bare number inside a reasoned block
-        if not math.isfinite(doc) or doc < low:
-            problems.append(f"{where}: {doc!r} must be a number >= {low:g}")
-            return 1.0
-        return float(doc)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < low:
-        problems.append(f"{where}: {v!r} must be a number >= {low:g}")
-        return 1.0
-    if not (isinstance(doc, dict) and doc.get("reasoning")):
-        problems.append(f"{where}: give its reasoning (an adjustable expert judgment)")
-    return float(v)
+def validate(doc: Any, path: str | Path, sc: SC.Schema, causes: tuple[str, ...] | None) -> list[str]:
+    """Every problem of a ``decision.yaml`` document: its shape (the file model: each number with its
+    reasoning) and what it names (a harm for each next test of the schema, management of causes of
+    ``model.yaml``; :func:`palsy.model.crossref.decision_file`)."""
+    from palsy.model import crossref as X
+    from palsy.model.file_models import base
+    from palsy.model.file_models.care_files import DecisionFile
+
+    found = base.check(DecisionFile, doc, str(path))
+    return found + X.decision_file(doc, path, sc, causes)
 
 
 def load(directory: str | Path | None = None, causes: tuple[str, ...] | None = None) -> Settings:
     """Read and validate ``decision.yaml`` in ``directory`` (default: the evidence shipped with palsy):
-    a harm for each test of the schema's ``next_tests``.
+    a harm for each test of the schema's ``next_tests``, management of ``causes`` (when given).
+
+    Validated the first time these bytes are read with this schema and these causes; later reads trust the
+    record of that (:mod:`palsy.model.validated`), so a warm answer does not import the validation library.
 
     Raises
     ------
     findings.InputError
-        Naming the file, the entry and what is allowed.
+        Naming the file, the entry, the field, the value and what is allowed.
     """
+    from palsy.model import validated
+
     folder = paths.priors() if directory is None else Path(directory)
     path = folder / "decision.yaml"
-    next_tests = tuple(SC.read(folder).next_tests)
+    sc = SC.read(folder)
     try:
-        doc = safe_yaml.load(path)
+        blob = safe_yaml.read_bytes(path)
+        doc = safe_yaml.loads(safe_yaml.decode(blob, path), path)
     except safe_yaml.YAMLInputError as exc:
         raise F.InputError([f"cannot read the decision settings: {exc.detail}"], str(path)) from None
-    problems: list[str] = []
-    if not isinstance(doc, dict):
-        raise F.InputError(["must be a mapping with benefit_treat_infiltration, harm_treat_without_infiltration, tests"],
-                           str(path))
-    benefit = _number(doc.get("benefit_treat_infiltration"), "benefit_treat_infiltration", problems, 1e-9)
-    harm = _number(doc.get("harm_treat_without_infiltration"), "harm_treat_without_infiltration", problems, 1e-9)
-    tests = doc.get("tests")
-    harms = {}
-    if not isinstance(tests, dict) or set(tests) != set(next_tests):
-        problems.append(f"tests: give a harm for each test of schema.yaml's next_tests: {', '.join(next_tests)}")
-    else:
-        harms = {t: _number(tests[t], f"tests.{t}", problems) for t in next_tests}
-    texts = doc.get("action_text")
-    if not (isinstance(texts, dict) and set(texts) == set(ACTIONS) and all(isinstance(v, str) and v for v in texts.values())):
-        problems.append(f"action_text: give the words shown for each of {', '.join(ACTIONS)}")
-        texts = {}
-    workup = doc.get("workup_text")
-    if not (isinstance(workup, str) and workup.strip()):
-        problems.append("workup_text: give the words shown while the MRI and LP work-up is not done")
-        workup = ""
-    management = {}
-    man = doc.get("management")
-    if not isinstance(man, dict):
-        problems.append("management: give, for each cause whose management a test result can change, "
-                        "{benefit, harm} with their reasoning")
-    else:
-        for cause, m in man.items():
-            b = _number(m.get("benefit") if isinstance(m, dict) else None, f"management.{cause}.benefit", problems, 1e-9)
-            h = _number(m.get("harm") if isinstance(m, dict) else None, f"management.{cause}.harm", problems, 1e-9)
-            if isinstance(m, dict) and not m.get("reasoning"):
-                problems.append(f"management.{cause}: give its reasoning (an adjustable expert judgment)")
-            management[str(cause)] = (b, h)
-    unknown = [c for c in management if causes is not None and c not in causes]
-    if unknown:
-        problems.append(f"management: {', '.join(unknown)} not causes of model.yaml; allowed: {', '.join(causes or ())}")
-    if problems:
-        raise F.InputError(problems, str(path))
-    return Settings(benefit, harm, harms, dict(texts), str(path), management, " ".join(workup.split()))
+    record = validated.key("decision.yaml", blob, sc.hash, None if causes is None else ",".join(causes))
+    if not validated.seen(record):
+        problems = validate(doc, path, sc, None if causes is None else tuple(causes))
+        if problems:
+            raise F.InputError(problems, str(path))
+        validated.remember(record)
+    harms = {t: float(doc["tests"][t]["harm"]) for t in sc.next_tests}
+    management = {str(c): (float(m["benefit"]), float(m["harm"])) for c, m in doc["management"].items()}
+    return Settings(float(doc["benefit_treat_infiltration"]["value"]), float(doc["harm_treat_without_infiltration"]["value"]),
+                    harms, {a: doc["action_text"][a] for a in ACTIONS}, str(path), management,
+                    " ".join(doc["workup_text"].split()))
 
 
 def parse_thresholds(text: str) -> tuple[float, float]:

@@ -227,13 +227,11 @@ def load(directory: str | Path | None = None, *, companions: bool = True) -> Evi
     entries = v.entries(docs["cohorts.yaml"], refs, settings, {c.id for c in cases})
     causes = tuple(settings.get("causes") or ())
     spec = v.rates(docs["rates.yaml"], causes, refs) if causes else None
-    if problems:
-        raise EvidenceError(problems)
     ev = Evidence(directory, refs, tuple(cases), tuple(entries), spec, settings, _hash(blobs), schema)
-    if settings.get("node_coverage") == "required":
+    if not problems and settings.get("node_coverage") == "required":
         problems += X.coverage_problems(ev, directory / "cohorts.yaml")
-    if companions:
-        problems += X.companions(directory, X.context_of(ev))
+    if companions:  # checked against what the fit's files say, even where some of it is wrong
+        problems += X.companions(directory, X.context_of(ev, docs["rates.yaml"]))
     if problems:
         raise EvidenceError(problems)
     return ev

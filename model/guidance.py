@@ -1,6 +1,7 @@
 """What to do now (DESIGN §3 guidance, §6 page 1): the actions of ``priors/actions.yaml`` whose
-triggers hold for one patient's answer. The words and the triggers are data; this module only reads,
-validates and evaluates them.
+triggers hold for one patient's answer. The words and the triggers are data; this module only reads and
+evaluates them; the grammar's shape is :class:`palsy.model.file_models.care_files.ActionsFile`, the names a
+trigger uses are checked by :func:`palsy.model.crossref.actions_file`.
 
 Trigger grammar (``when``): ``always``; ``{finding: NAME, in: [LEVEL, ...]}``; ``{finding: NAME,
 unknown: true}``; for the LPs (``finding: csf``): ``count_below: N``, ``all_negative: true``,
@@ -13,22 +14,17 @@ posterior probability; ``{decision: [ACTION, ...]}``; ``{all: [...]}``, ``{any: 
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
 from palsy.model import findings as F
 from palsy.model import safe_yaml
 from palsy.model import schema as SC
-from palsy.model.decision import ACTIONS
 
 PAGE_ONE = 6  # actions page 1 shows at most
 #: How urgent an action is: ``escalation`` (the leukaemia team today, tissue), ``workup`` (an investigation to
 #: do now), ``care`` (everything else). A CDS card's indicator is critical, warning or info accordingly.
 URGENCIES = ("escalation", "workup", "care")
-#: What a trigger may ask of the LPs.
-LP_CONDITIONS = ("count_below", "all_negative", "any_positive", "clean_positive", "contaminated_positive", "without",
-                 "unknown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,111 +41,63 @@ class Action:
     urgency: str = "care"  # escalation | workup | care: what a card's indicator reads (critical, warning, info)
 
 
-def _check(cond: Any, where: str, causes: tuple[str, ...], problems: list[str], sc: SC.Schema) -> None:
-    """Validate a trigger, appending each problem (naming ``where``) to ``problems``."""
-    if cond == "always":
-        return
-    if not isinstance(cond, dict) or len(cond) == 0:
-        problems.append(f"{where}: {cond!r} is not a trigger; allowed: always, finding, cause, decision, all, any, not")
-        return
-    if "all" in cond or "any" in cond:
-        key = "all" if "all" in cond else "any"
-        items = cond[key]
-        if not isinstance(items, list) or not items:
-            problems.append(f"{where}.{key}: give a non-empty list of triggers")
-            return
-        for i, c in enumerate(items):
-            _check(c, f"{where}.{key}[{i + 1}]", causes, problems, sc)
-    elif "not" in cond:
-        _check(cond["not"], f"{where}.not", causes, problems, sc)
-    elif "finding" in cond:
-        name = cond["finding"]
-        if name == sc.lp.name:
-            keys = set(cond) - {"finding"}
-            if len(keys) != 1 or not keys <= set(LP_CONDITIONS):
-                problems.append(f"{where}: {name} takes one of {', '.join(LP_CONDITIONS)}")
-            elif "without" in keys and cond["without"] not in sc.lp.methods:
-                problems.append(f"{where}.without: {cond['without']!r}; allowed: {', '.join(sc.lp.methods)}")
-        elif name not in sc.levels:
-            problems.append(f"{where}.finding: {name!r} is not a finding; allowed: {', '.join(sc.levels)}, {sc.lp.name}")
-        elif "in" in cond:
-            levels = [sc.as_level(name, v) for v in (cond["in"] or [])]
-            bad = [v for v in levels if v not in sc.allowed(name)]
-            if bad or not levels:
-                problems.append(f"{where}.in: {bad or levels!r} not levels of {name}; allowed: {', '.join(sc.allowed(name))}")
-            cond["in"] = levels
-        elif cond.get("unknown") is not True:
-            problems.append(f"{where}: give `in: [levels]` or `unknown: true` for {name}")
-    elif "cause" in cond:
-        if cond["cause"] not in causes:
-            problems.append(f"{where}.cause: {cond['cause']!r}; allowed: {', '.join(causes)}")
-        bound = [k for k in ("above", "below") if k in cond]
-        v = cond.get(bound[0]) if len(bound) == 1 else None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-            problems.append(f"{where}: give exactly one of above/below with a probability in (0, 1)")
-    elif "decision" in cond:
-        acts = cond["decision"]
-        if not isinstance(acts, list) or not acts or any(a not in ACTIONS for a in acts):
-            problems.append(f"{where}.decision: {acts!r}; give a list of {', '.join(ACTIONS)}")
-    else:
-        problems.append(f"{where}: {cond!r} is not a trigger; allowed: always, finding, cause, decision, all, any, not")
+def _levels(cond: Any, sc: SC.Schema) -> Any:
+    """A validated trigger with its ``in`` levels as the schema's words (YAML's unquoted yes/no read back)."""
+    if not isinstance(cond, dict):
+        return cond
+    out = {k: ([_levels(c, sc) for c in v] if k in ("all", "any") else _levels(v, sc) if k == "not" else v)
+           for k, v in cond.items()}
+    if "in" in out and "finding" in out:
+        out["in"] = [sc.as_level(out["finding"], v) for v in out["in"]]
+    return out
+
+
+def validate(doc: Any, path: str | Path, causes: tuple[str, ...] | None, sc: SC.Schema,
+             refs: dict[str, Any] | None) -> list[str]:
+    """Every problem of an ``actions.yaml`` document: its shape (the file model) and what it names (the
+    schema's findings and levels, the causes, the references; :func:`palsy.model.crossref.actions_file`)."""
+    from palsy.model import crossref as X
+    from palsy.model.file_models import base
+    from palsy.model.file_models.care_files import ActionsFile
+
+    found = base.check(ActionsFile, doc, str(path))
+    return found + X.actions_file(doc, path, sc, causes, refs)
 
 
 def load(directory: str | Path, causes: tuple[str, ...], schema: SC.Schema | None = None) -> tuple[Action, ...]:
     """Read and validate ``actions.yaml`` in ``directory`` for these ``causes``.
 
+    The file is validated by its model and against the schema, the causes and ``references.yaml`` (when the
+    folder has one) the first time these bytes are read with them; later reads trust the record of that
+    (:mod:`palsy.model.validated`), so a warm answer does not import the validation library.
+
     Raises
     ------
     findings.InputError
-        Naming the file, the action and the field.
+        Naming the file, the action, the field, the value and what is allowed.
     """
-    path = Path(directory) / "actions.yaml"
+    from palsy.model import validated
+
+    folder = Path(directory)
+    path = folder / "actions.yaml"
     sc = schema or SC.read(directory)
     try:
-        doc = safe_yaml.load(path)
+        blob = safe_yaml.read_bytes(path)
+        doc = safe_yaml.loads(safe_yaml.decode(blob, path), path)
     except safe_yaml.YAMLInputError as exc:
         raise F.InputError([f"cannot read the actions: {exc.detail}"], str(path)) from None
-    items = doc.get("actions") if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        raise F.InputError(["give a top-level list `actions:`"], str(path))
-    problems: list[str] = []
-    out, seen = [], set()
-    for i, a in enumerate(items):
-        aid, id_ok = safe_yaml.item_id(a, i)
-        if not isinstance(a, dict):
-            problems.append(f"action {aid}: must be a mapping")
-            continue
-        if not id_ok:
-            problems.append(f"action {aid}: id: {safe_yaml.brief(a.get('id'))}: give the action's id (text, not blank)")
-        if aid in seen:
-            problems.append(f"action {aid}: duplicate id")
-        seen.add(aid)
-        text = a.get("text")
-        if not isinstance(text, str) or not text.strip() or "\n" in text.strip():
-            problems.append(f"action {aid}: text: give one line")
-        pr = a.get("priority")
-        if isinstance(pr, bool) or not isinstance(pr, (int, float)) or not math.isfinite(pr):
-            problems.append(f"action {aid}: priority: {pr!r} must be a number")
-        refs = a.get("ref") or []
-        refs = [refs] if isinstance(refs, str) else refs
-        if not refs or not isinstance(refs, list):
-            problems.append(f"action {aid}: ref: give the source(s) of this advice")
-        if not a.get("reasoning"):
-            problems.append(f"action {aid}: reasoning: say why this action under this trigger")
-        _check(a.get("when"), f"action {aid}: when", causes, problems, sc)
-        urgency = a.get("urgency", "care")
-        if urgency not in URGENCIES:
-            problems.append(f"action {aid}: urgency: {urgency!r}; allowed: {', '.join(URGENCIES)}")
-        unknown = sorted(set(a) - {"id", "text", "detail", "when", "priority", "ref", "reasoning", "urgency"})
-        if unknown:
-            problems.append(f"action {aid}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: id, text, detail, "
-                            f"when, priority, ref, reasoning, urgency")
-        out.append(Action(aid, str(text or "").strip(), str(a.get("detail") or "").strip(), a.get("when"),
-                          float(pr) if isinstance(pr, (int, float)) else 0.0, tuple(map(str, refs)),
-                          str(a.get("reasoning") or ""), str(urgency)))
-    if problems:
-        raise F.InputError(problems, str(path))
-    return tuple(out)
+    refs_blob = validated.file_bytes(folder / "references.yaml")
+    record = validated.key("actions.yaml", blob, refs_blob, sc.hash, ",".join(causes))
+    if not validated.seen(record):
+        refs = safe_yaml.loads(safe_yaml.decode(refs_blob, folder / "references.yaml")) if refs_blob is not None else None
+        problems = validate(doc, path, tuple(causes), sc, refs if isinstance(refs, dict) else None)
+        if problems:
+            raise F.InputError(problems, str(path))
+        validated.remember(record)
+    return tuple(Action(str(a["id"]), a["text"].strip(), str(a.get("detail") or "").strip(), _levels(a["when"], sc),
+                        float(a["priority"]), tuple([a["ref"]] if isinstance(a["ref"], str) else a["ref"]),
+                        str(a["reasoning"]), str(a.get("urgency", "care")))
+                 for a in doc["actions"])
 
 
 def holds(cond: Any, patient: F.Patient, cause_means: dict[str, float], action: str | None) -> bool:

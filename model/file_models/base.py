@@ -146,7 +146,7 @@ def above(low: float, *, strict: bool = True) -> Callable[[Any], float]:
 
 
 Text = Annotated[str, PlainValidator(_text)]
-Id = Annotated[str, PlainValidator(_id)]
+Id = Annotated[str, PlainValidator(_id), Field(default=None, validate_default=True)]  # a missing id is named too
 Keys = Annotated[tuple[str, ...], PlainValidator(_keys)]
 OptionalKeys = Annotated[tuple[str, ...], PlainValidator(_optional_keys)]
 Ids = Annotated[tuple[str, ...], PlainValidator(_ids)]

@@ -1,10 +1,17 @@
-"""``palsy evidence``: validate priors/ and print the evidence table with citations."""
+"""``palsy evidence``: validate every file of priors/ against the others and print the evidence table with
+citations.
+
+Every file is read: the fit's (schema, references, cases, cohorts, rates, model) and the ones an answer,
+the lesson and a FHIR record read (decision, actions, validation, teaching cases, the FHIR map). Each
+problem is one line naming the file, the entry, the field, the value and what is allowed; any problem is
+bad input (exit status 2) and nothing is printed on standard output."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from palsy.model import crossref as X
 from palsy.model import evidence as E
 from palsy.reports import terminal as T
 from palsy.scripts.commands import common
@@ -75,7 +82,9 @@ def rate_rows(ev: E.Evidence) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    ev = E.load(common.priors_dir(args))
+    ev, problems = X.check_folder(common.priors_dir(args))
+    if problems:
+        raise E.EvidenceError(problems)
     table = rows(ev) + rate_rows(ev)
     if args.json:
         print(json.dumps({"evidence_hash": ev.hash, "w_case": ev.w_case, "rows": table}))
