@@ -219,9 +219,13 @@ def test_share_link_save_and_load(page, site, browser_context, draws_subtype, tm
     assert A.answer(patient, draws_subtype, shapley=False).probability["mean"] == pytest.approx(mean, abs=TOL)
     # a repository patient file, loaded: the same answer as palsy posterior --patient
     src = PATIENTS / "source-000-vignette.yaml"
+    before = page.locator("body").get_attribute("data-rendered")
     page.set_input_files("#load", str(src))
-    page.wait_for_function("document.getElementById('patient-id').value === 'source-000-vignette'")
-    page.wait_for_timeout(300)
+    for _ in range(400):  # (the page's CSP forbids wait_for_function's eval)
+        if page.locator("body").get_attribute("data-rendered") != before:
+            break
+        page.wait_for_timeout(50)
+    assert page.input_value("#patient-id") == "source-000-vignette"
     want = A.answer(F.parse_patient(safe_yaml.load(src), str(src), schema=draws_subtype.schema), draws_subtype,
                     shapley=False)
     _close(_result(page), want.probability)
