@@ -41,6 +41,9 @@ from palsy.model.safe_yaml import brief
 FIT_FILES = ("schema.yaml", "references.yaml", "cases.yaml", "cohorts.yaml", "rates.yaml", "model.yaml")
 #: The files read when a patient is answered, taught or read from a record (not part of the fit).
 COMPANION_FILES = ("decision.yaml", "actions.yaml", "validation.yaml", "teaching_cases.yaml", "fhir_map.yaml")
+#: Files other modules validate with their own loaders, checked by ``palsy evidence`` through them:
+#: ``registry.yaml`` (issue 23) by :func:`palsy.model.registry.settings`.
+OWN_LOADERS = ("registry.yaml",)
 #: Companion files a folder must have (``palsy evidence``): an answer reads them.
 REQUIRED_COMPANIONS = ("decision.yaml", "actions.yaml")
 #: A teaching case's cause may be left open (a trap with no single answer).
@@ -388,6 +391,22 @@ def teaching_file(doc: Any, file: str | Path, sc: SC.Schema, causes: Iterable[st
 
 # --- fhir_map.yaml -----------------------------------------------------------------------------------------
 
+def _fhir_row(i: int, row: Any) -> str:
+    """A code row named by its position and its code (``codes[4] (http://snomed.info/sct 277571004)``)."""
+    row = _map(row)
+    return f"codes[{i}] ({row.get('system')} {row.get('code')})"
+
+
+def _fhir_entry_of(doc: Any) -> Any:
+    """Name an error's entry in ``fhir_map.yaml``: a code row by :func:`_fhir_row`, any other block by its key."""
+    def entry_of(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        codes = _list(_map(doc).get("codes"))
+        if len(loc) >= 2 and loc[0] == "codes" and isinstance(loc[1], int) and loc[1] < len(codes):
+            return _fhir_row(loc[1] + 1, codes[loc[1]]), loc[2:]
+        return (str(loc[0]), loc) if loc else ("-", ())
+    return entry_of
+
+
 def fhir_map_file(doc: Any, file: str | Path, sc: SC.Schema) -> list[str]:
     """The findings and levels the codes map to are the schema's: a finding row's finding and levels, an
     imaging row's level of the imaging finding, a result row's LP result."""
@@ -397,7 +416,7 @@ def fhir_map_file(doc: Any, file: str | Path, sc: SC.Schema) -> list[str]:
     for i, row in enumerate(_list(_map(doc).get("codes")), start=1):
         if not isinstance(row, Mapping):
             continue
-        entry = f"codes[{i}] ({row.get('system')} {row.get('code')})"
+        entry = _fhir_row(i, row)
         role = row.get("role")
         if role == "finding":
             name = _name(row.get("finding"))
@@ -445,7 +464,7 @@ def companion(name: str, doc: Any, path: str | Path, ctx: Context, docs: Mapping
     """Every problem of one companion file: its shape (the file model), then what its names mean."""
     from palsy.model.file_models import base
 
-    found = base.check(_models()[name], doc, str(path))
+    found = base.check(_models()[name], doc, str(path), _fhir_entry_of(doc) if name == "fhir_map.yaml" else None)
     if name == "decision.yaml":
         return found + decision_file(doc, path, ctx.schema, ctx.causes)
     if name == "actions.yaml":
@@ -526,13 +545,27 @@ def check_folder(directory: str | Path) -> tuple[Any, list[str]]:
     directory = Path(directory)
     missing = [f"{directory / n}: file missing; an answer reads it" for n in REQUIRED_COMPANIONS
                if directory.is_dir() and not os.path.lexists(directory / n)]
+    own = _own_loaders(directory)
     try:
         ev = E.load(directory)
     except E.EvidenceError as exc:
-        return None, list(exc.problems) + missing
-    return ev, missing
+        return None, list(exc.problems) + own + missing
+    return ev, own + missing
 
 
-__all__ = ["COMPANION_FILES", "Context", "FIT_FILES", "actions_file", "check_folder", "cited", "companion", "companions",
+def _own_loaders(directory: Path) -> list[str]:
+    """The problems of the files of :data:`OWN_LOADERS` present, as their loaders name them."""
+    out = []
+    if (directory / "registry.yaml").exists():
+        from palsy.model import registry
+
+        try:
+            registry.settings(directory)
+        except F.InputError as exc:
+            out += [f"{exc.source}: {p}" for p in exc.problems]
+    return out
+
+
+__all__ = ["COMPANION_FILES", "OWN_LOADERS", "Context", "FIT_FILES", "actions_file", "check_folder", "cited", "companion", "companions",
            "context_of", "coverage_problems", "decision_file", "did_you_mean", "fhir_map_file", "model_file",
            "node_coverage", "not_allowed", "problem", "rate_refs", "teaching_file", "trigger", "validation_file"]
