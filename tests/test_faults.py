@@ -33,6 +33,14 @@ from palsy.scripts import palsy as P
 from tests.conftest import PATIENTS, REPO
 
 PATIENT = str(PATIENTS / "source-001.yaml")
+
+
+@pytest.fixture
+def light_patient(tmp_path) -> str:
+    """A patient file with two findings: its answer takes a fraction of a source patient's."""
+    f = tmp_path / "light.yaml"
+    f.write_text("id: light\nlineage: T-ALL\nlaterality: unilateral\n")
+    return str(f)
 SMALL = C.Settings(draws=100, tune=100, chains=4, seed=3)
 FLAGS = ["--variant", "independent"]
 
@@ -142,7 +150,8 @@ def _leftovers(folder: Path) -> list[str]:
 
 @needs_main_thread
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_report_stopped_while_answering_stops_its_pdf_helper(palsy, tmp_path, monkeypatch, capsys, signum, status):
+def test_report_stopped_while_answering_stops_its_pdf_helper(palsy, light_patient, tmp_path, monkeypatch, capsys, signum,
+                                                             status):
     """SIGTERM or Ctrl-C while the answers are made: the PDF helper (already started) is stopped at once,
     nothing is written, the exit status says which signal."""
     from palsy.reports import context, pdf
@@ -157,7 +166,7 @@ def test_report_stopped_while_answering_stops_its_pdf_helper(palsy, tmp_path, mo
     monkeypatch.setattr(pdf.Printer, "__init__", init)
     monkeypatch.setattr(context, "build", _raise_in_main(signum))
     out = tmp_path / "out"
-    code, stdout, err = _main("report", PATIENT, "--out", str(out), *FLAGS, capsys=capsys)
+    code, stdout, err = _main("report", light_patient, "--out", str(out), *FLAGS, capsys=capsys)
     assert code == status and "stopped" in err and "Traceback" not in err, err
     assert helpers and helpers[0] is not None and _wait_gone(helpers[0], 5), "the PDF helper outlived the command"
     assert not out.exists() and stdout == ""
@@ -365,7 +374,7 @@ def test_cache_write_failing_at_the_draws_warns_once_and_fit_says_so(fake_sample
     assert all(_leftovers(e) == [] for e in entries)
 
 
-def test_full_output_disk_names_the_path_and_writes_nothing(palsy, tmp_path, monkeypatch, capsys):
+def test_full_output_disk_names_the_path_and_writes_nothing(palsy, light_patient, tmp_path, monkeypatch, capsys):
     """--out on a full disk: exit 1 (the system failed, not the input), the message names the file, and
     neither a report file nor a staging folder is left."""
     import collections
@@ -375,9 +384,9 @@ def test_full_output_disk_names_the_path_and_writes_nothing(palsy, tmp_path, mon
     monkeypatch.setattr(render, "svg_images", lambda ctx: collections.defaultdict(str))  # figures: not the point
     monkeypatch.setattr(output.os, "fsync", _fail(errno.ENOSPC))
     out = tmp_path / "out"
-    status, _, err = _main("report", PATIENT, "--out", str(out), "--format", "html", *FLAGS, capsys=capsys)
+    status, _, err = _main("report", light_patient, "--out", str(out), "--format", "html", *FLAGS, capsys=capsys)
     assert status == 1, err
-    assert str(out / "source-001.html") in err and "No space left on device" in err and "internal error" not in err
+    assert str(out / "light.html") in err and "No space left on device" in err and "internal error" not in err
     assert _leftovers(out) == []
 
 
