@@ -65,7 +65,7 @@ def test_concurrent_requests_for_one_fit_fit_it_once(fixture_evidence, tmp_path,
     store: dict = {}
     calls: list[str] = []
 
-    def slow_fit(variant, evidence, settings, folder, progress):
+    def slow_fit(variant, evidence, settings, folder, *rest):
         calls.append(variant)
         time.sleep(0.5)
         store[folder] = fit.Posterior(None, folder, False, 0.5)

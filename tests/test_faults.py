@@ -69,9 +69,9 @@ def fake_sampler(stored_fit, monkeypatch):
     stored, diagnostics = stored_fit
     calls: list[str] = []
 
-    def sample(variant, ev, settings=C.Settings(), *, data=None, weights_one=False, progress=None):
+    def sample(variant, ev, settings=C.Settings(), **kwargs):  # data, weights_one, progress and what comes
         calls.append(variant)
-        return stored.copy(deep=True), fit.D.build(ev, ev.variant(variant), weights_one=weights_one,
+        return stored.copy(deep=True), fit.D.build(ev, ev.variant(variant), weights_one=kwargs.get("weights_one", False),
                                                    synthesis=settings.synthesis)
 
     monkeypatch.setattr(fit, "sample", sample)
