@@ -42,7 +42,9 @@ combination of sources (rate part per stratum compatible with the patient's cont
 profile part per theta), so a hybrid costs one gather and two log-sum-exps over the draws. Up to
 :data:`EXACT_BLOCKS` active blocks every order is enumerated (exact Shapley); above, antithetic pairs of
 random orders are averaged (each order telescopes to c(all), so the sum stays exact), and the spread
-over orders gives each share's own Monte Carlo error.
+over orders and the pairs' delta method give each share's own Monte Carlo error. The decomposition uses a
+seeded subset of :data:`DRAWS` draws (fewer when the patient's context leaves many strata open); its
+error is in each share's.
 
 Pick-freeze assumes the blocks independent. The rate block is independent of theta *by construction*
 (drawn exactly from its prior, no likelihood informs it), its factors are independent of each other and
@@ -69,8 +71,10 @@ and selection by their posterior contraction 1 - Var_post / Var_prior (the share
 the data removed). Within a block the parameters are weighted by how much of L's variance each explains
 alone (Cov(L, x)^2 / Var(x), x on the logit or log scale).
 
-Cost: a few tens of milliseconds for 4000 draws (measured in ``docs/heavy_checks.md``). Imports only
-numpy: the Game, its tables and the draws are passed in.
+Cost: about 0.1 s of CPU per answer (measured in ``docs/heavy_checks.md``), against about 0.7 s for the
+answer itself. The module imports only numpy: the Game, its tables and the draws are passed in (the
+Game's class is taken from the instance; :func:`provenance` and :func:`variant_probability` import palsy's
+own modules inside the function, the first on the fit's side only).
 """
 
 from __future__ import annotations
@@ -326,11 +330,97 @@ def provenance(evidence, design) -> dict[str, Any]:
 
 # --- the answer's pieces ----------------------------------------------------------------------------
 
+class _RatePart:
+    """The rate part of one patient's per-component log joint, log sum over the strata compatible with its
+    known context of pi_s lambda_c,s omega_l(s),k, split by whether blasts circulate (n, K, 2): only those
+    strata, so a change of the rate block costs draws x causes x compatible strata."""
+
+    def __init__(self, t, ctx: dict[str, str | None], K: int) -> None:
+        st, sc = t.st, t.schema
+        self.r = r = t.draws.rate_arrays
+        mask = st.stratum_mask(ctx)
+        self.M = M = np.flatnonzero(mask > 0)
+        finding, level = sc.lp.contamination
+        blasts = st.stratum_mask({finding: level})[M]
+        self.groups = [np.flatnonzero(blasts == 0), np.flatnonzero(blasts == 1)]
+        self.levels = np.array(np.unravel_index(M, tuple(int(x) for x in r.strata_shape))).T  # (|M|, axis)
+        C, N = r.n_causes, int(np.prod(r.strata_shape))
+        self.cols = (np.arange(C)[:, None] * N + M[None, :]).ravel()
+        self.component_cause = np.asarray(t.component_cause)
+        self.K = K
+        self.forms = (np.flatnonzero(r.component_form.sum(axis=1) > 0) if r.component_form.shape[1]
+                      else np.zeros(0, int))
+        self.plain = np.setdiff1d(np.arange(K), self.forms)
+
+    def logs(self, p: dict[str, np.ndarray], rows: np.ndarray | None = None):
+        """log pi (n, |M|), log lambda (n, C, |M|), log omega (n, K, |M|) of the draws ``rows``."""
+        r, M, levels = self.r, self.M, self.levels
+        rows = np.arange(len(p["rate_lognormal"])) if rows is None else rows
+        log_pi = np.zeros((len(rows), len(M)))
+        for f in r.context:
+            axes = [int(a) for a in r.share_axes[f]]
+            log_pi += np.log(p[f"share_{f}"][(rows[:, None], *[levels[None, :, a] for a in axes])])
+        log_lam = np.broadcast_to(r.fixed_log[self.cols], (len(rows), len(self.cols))).copy()
+        if r.lognormal_incidence.shape[0]:
+            log_lam += np.log(p["rate_lognormal"][rows]) @ r.lognormal_incidence[:, self.cols]
+        if r.beta_incidence.shape[0]:
+            log_lam += np.log(p["rate_beta"][rows]) @ r.beta_incidence[:, self.cols]
+        log_lam = log_lam.reshape(len(rows), r.n_causes, len(M))
+        log_om = np.zeros((len(rows), self.K, len(M)))
+        if "omega" in p and len(self.forms):
+            lin = np.argmax(r.lineage_of_stratum[M], axis=1)  # (|M|,)
+            om = np.log(p["omega"][rows])  # (n, lineage, form)
+            for k in self.forms:
+                log_om[:, k] = om[:, lin, np.flatnonzero(r.component_form[k])[0]]
+        return log_pi, log_lam, log_om
+
+    def combine(self, log_pi: np.ndarray, log_lam: np.ndarray, log_om: np.ndarray) -> np.ndarray:
+        """U (n, K, 2) from the three pieces (each from any draws)."""
+        def lse_blasts(x: np.ndarray) -> np.ndarray:  # (..., |M|) -> (..., 2)
+            return np.stack([_lse(x[..., g], axis=-1) if len(g) else np.full(x.shape[:-1], -np.inf)
+                             for g in self.groups], axis=-1)
+
+        n = log_pi.shape[0]
+        u = np.empty((n, self.K, 2))
+        by_cause = lse_blasts(log_pi[:, None, :] + log_lam)  # (n, C, 2)
+        u[:, self.plain] = by_cause[:, self.component_cause[self.plain]]
+        if len(self.forms):
+            u[:, self.forms] = lse_blasts(log_pi[:, None, :] + log_lam[:, self.component_cause[self.forms]]
+                                          + log_om[:, self.forms])
+        return u
+
+
+class Evaluator:
+    """One patient's full-findings log odds of infiltration per draw as a function of the rate block, the
+    rest (theta, the findings but the context) fixed at the draws': a rate factor moved to an alternative
+    costs draws x causes x the strata compatible with the patient's context (no new tables).
+
+    ``log_odds(params)`` with ``params`` the draws' own is the answer's ``Game.value`` on every finding."""
+
+    def __init__(self, game) -> None:
+        n = game.t.n
+        idx = np.arange(n)
+        self.pieces = _Pieces(game, idx, idx, thetas=((False, False, False),))
+        self.T = self.pieces.T[(False, False, False)]
+
+    def log_odds(self, params: dict[str, np.ndarray]) -> np.ndarray:
+        pc = self.pieces
+        u = pc.rates.combine(*pc.rates.logs(params))
+        with np.errstate(invalid="ignore"):
+            a = np.logaddexp(u[..., 0] + self.T[..., 0], u[..., 1] + self.T[..., 1])  # (n, K)
+        cc = pc.component_cause
+        lj = np.stack([a[:, cc == j][:, 0] if np.sum(cc == j) == 1 else _lse(a[:, cc == j], axis=1)
+                       for j in range(len(pc.causes))], axis=1)
+        others = np.flatnonzero(pc.active & (np.arange(len(pc.active)) != pc.inf))
+        return lj[:, pc.inf] - _lse(lj[:, others], axis=1)
+
+
 class _Pieces:
     """Per-draw pieces of one patient's full-findings log odds, per source of each block (draw A or its
     partner B), from which any hybrid is a gather."""
 
-    def __init__(self, game, partner: np.ndarray, sel: np.ndarray) -> None:
+    def __init__(self, game, partner: np.ndarray, sel: np.ndarray,
+                 thetas: tuple[tuple[bool, bool, bool], ...] | None = None) -> None:
         t = game.t
         self.game, self.t = game, t
         draws = t.draws
@@ -347,58 +437,17 @@ class _Pieces:
         ctx = {name: game.patient.level(name) for name in sc.context}
         self.ctx = ctx
         # -- the rate part over the strata compatible with the known context, split by blasts
-        r = draws.rate_arrays
-        mask = st.stratum_mask(ctx)
-        M = np.flatnonzero(mask > 0)
-        finding, level = sc.lp.contamination
-        blasts = st.stratum_mask({finding: level})[M]
-        self.M = M
-        levels = np.array(np.unravel_index(M, tuple(int(x) for x in r.strata_shape))).T  # (|M|, axis)
         both = np.concatenate([sel, partner])
-        log_pi = np.zeros((len(both), len(M)))
-        for f in r.context:
-            axes = [int(a) for a in r.share_axes[f]]
-            log_pi += np.log(p[f"share_{f}"][(both[:, None], *[levels[None, :, a] for a in axes])])
-        C, N = r.n_causes, int(np.prod(r.strata_shape))
-        cols = (np.arange(C)[:, None] * N + M[None, :]).ravel()
-        log_lam = np.broadcast_to(r.fixed_log[cols], (len(both), len(cols))).copy()
-        if r.lognormal_incidence.shape[0]:
-            log_lam += np.log(p["rate_lognormal"][both]) @ r.lognormal_incidence[:, cols]
-        if r.beta_incidence.shape[0]:
-            log_lam += np.log(p["rate_beta"][both]) @ r.beta_incidence[:, cols]
-        log_lam = log_lam.reshape(len(both), C, len(M))
-        log_om = np.zeros((len(both), K, len(M)))
-        if "omega" in p and r.component_form.shape[1]:
-            lin = np.argmax(r.lineage_of_stratum[M], axis=1)  # (|M|,)
-            om = np.log(p["omega"][both])  # (S2, lineage, form)
-            for k in range(K):
-                forms = np.flatnonzero(r.component_form[k])
-                if len(forms):
-                    log_om[:, k] = om[:, lin, forms[0]]
+        self.rates = _RatePart(t, ctx, K)
+        self.M = self.rates.M
         n = len(sel)
-        half = {False: slice(0, n), True: slice(n, 2 * n)}
-        # U[(pi, rate, omega)] (n, K, 2): log sum over the compatible strata with blasts absent / present
         self.U = {}
-        groups = [np.flatnonzero(blasts == 0), np.flatnonzero(blasts == 1)]
-        forms = np.flatnonzero(r.component_form.sum(axis=1) > 0) if r.component_form.shape[1] else np.zeros(0, int)
-        plain = np.setdiff1d(np.arange(K), forms)
-
-        def lse_blasts(x: np.ndarray) -> np.ndarray:  # (..., |M|) -> (..., 2)
-            return np.stack([_lse(x[..., g], axis=-1) if len(g) else np.full(x.shape[:-1], -np.inf)
-                             for g in groups], axis=-1)
-
-        by_rate = {}
-        for src in itertools.product((False, True), repeat=2):  # (shares, rate): every cause, no forms
-            lp_s, lr_s = (half[x] for x in src)
-            by_rate[src] = lse_blasts(log_pi[lp_s][:, None, :] + log_lam[lr_s])  # (n, C, 2)
-        for src in itertools.product((False, True), repeat=3):
-            u = np.empty((n, K, 2))
-            u[:, plain] = by_rate[src[:2]][:, self.component_cause[plain]]
-            if len(forms):
-                lp_s, lr_s, lo_s = (half[x] for x in src)
-                u[:, forms] = lse_blasts(log_pi[lp_s][:, None, :] + log_lam[lr_s][:, self.component_cause[forms]]
-                                         + log_om[lo_s][:, forms])
-            self.U[src] = u
+        if thetas is None:  # the hybrids' rate parts (the Evaluator computes its own)
+            log_pi, log_lam, log_om = self.rates.logs(p, both)
+            half = {False: slice(0, n), True: slice(n, 2 * n)}
+            # U[(pi, rate, omega)] (n, K, 2): log sum over the compatible strata with blasts absent / present
+            self.U = {src: self.rates.combine(log_pi[half[src[0]]], log_lam[half[src[1]]], log_om[half[src[2]]])
+                      for src in itertools.product((False, True), repeat=3)}
         # -- the rest (tree findings, LPs, profile) per theta source: own nodes, shared nodes, delta
         theta, theta_new = p["theta"], p.get("theta_new", p["theta"])
         moved = np.any(theta_new[both] != theta[both], axis=0)  # (K, node): where the new-setting predictive applies
@@ -411,9 +460,12 @@ class _Pieces:
         self.T = {}
         th_ab = {False: theta[sel], True: theta[partner]}
         d_ab = {False: delta[sel], True: delta[partner]}
+        wanted = set(thetas) if thetas is not None else set(itertools.product((False, True), repeat=3))
         for own, lab in itertools.product((False, True), repeat=2):
             base = th_ab[own] if own == lab else np.where(shared[None, None, :], th_ab[lab], th_ab[own])
             for dl in (False, True):
+                if (own, lab, dl) not in wanted:
+                    continue
                 th = base.copy() if len(kk) else base
                 if len(kk):
                     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):

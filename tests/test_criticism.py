@@ -640,3 +640,25 @@ def test_variant_probability_is_the_other_answer(draws_independent, draws_subtyp
     assert v["variant"] == "subtype" and v["probability"]["mean"] == pytest.approx(other["mean"], abs=1e-12)
     assert v["difference"] == pytest.approx(other["mean"] - this)
     assert v["differs"] == (abs(other["mean"] - this) > RO.VARIANT_THRESHOLD)
+
+
+def test_the_rate_evaluator_is_the_answer(evidence, draws_independent, draws_subtype):
+    """rests_on.Evaluator (the answer as a function of the rate block, used for the rate factors' exact
+    alternatives) gives the answer's log odds on the draws' own rate block, and follows a moved factor as a
+    fresh answer on draws with that factor does."""
+    from palsy.model import answer as A
+    from palsy.model import rests_on as RO
+    from palsy.model.criticism import sensitivity as SE
+
+    pats = SE.load_patients(REPO / "patients")
+    for dr in (draws_independent, draws_subtype):
+        t = A.Tables(dr)
+        for p in pats:
+            ev_ = RO.Evaluator(SE.full_game(p, t))
+            np.testing.assert_allclose(ev_.log_odds(dr.params), A.answer(p, dr, leave_out=False, shapley=False,
+                                                                         tables=t).posterior_log_odds, atol=1e-9)
+    p = pats[0]
+    moved = SE.with_rate_column(draws_independent, "lognormal", 0, 2 * draws_independent.params["rate_lognormal"][:, 0])
+    ev_ = RO.Evaluator(SE.full_game(p, A.Tables(draws_independent)))
+    np.testing.assert_allclose(ev_.log_odds(moved.params),
+                               A.answer(p, moved, leave_out=False, shapley=False).posterior_log_odds, atol=1e-9)

@@ -205,16 +205,26 @@ def p_infiltration(patient: F.Patient, draws: Draws, pretest: float | None = Non
     checks it equals ``answer(...).posterior_log_odds``); with ``pretest``, the full answer.
     """
     from palsy.model import answer as A
-    from palsy.model import game as G
 
     t = _tables(draws)
     if pretest is not None:
         ans = A.answer(patient, draws, pretest=pretest, leave_out=False, tables=t, shapley=False)
         return A.expit(ans.posterior_log_odds)
-    plist = G.players(patient)
-    active = A.active_causes(t.causes, None)
-    game = G.Game(t, plist, patient, active, t.log_prior, np.zeros_like(t.level_lp[:, :, 0]))
-    return A.expit(game.value(np.ones((1, len(plist)), bool))[0])
+    game = full_game(patient, t)
+    return A.expit(game.value(np.ones((1, game.n_players), bool))[0])
+
+
+def full_game(patient: F.Patient, t):
+    """The answer's Game for every finding known, built for that one subset: the context findings are not
+    players but the known context (one context term, not one per subset of them); its value on every
+    player is the answer's log odds."""
+    from palsy.model import answer as A
+    from palsy.model import game as G
+
+    plist = G.players(patient, context=False)
+    ctx = {name: patient.level(name) for name in t.schema.context}
+    return G.Game(t, plist, patient, A.active_causes(t.causes, None), t.log_prior, np.zeros_like(t.level_lp[:, :, 0]),
+                  known_context=ctx)
 
 
 def _own_case_ratio(patient: F.Patient, draws: Draws) -> np.ndarray:
@@ -506,14 +516,18 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
                 for _ in range((len(specs) - len(chosen)) * len(ALTERNATIVES)):
                     drop(p.id, f"rate factor screened out by --quick (only the {QUICK_RATE_FACTORS} that explain most "
                                "of a patient's variance alone are moved)")
+        from palsy.model.rests_on import Evaluator, _expit
+
         key_param = {"lognormal": "rate_lognormal", "beta": "rate_beta"}
+        evaluators = {p.id: Evaluator(full_game(p, _tables(draws))) for p in patients}
         for i in chosen:
             name, family, col, prm = specs[i]
             x = draws.params[key_param[family]][:, col]
             for alt, values in rate_alternatives(x, family, prm).items():
-                alt_draws = with_rate_column(draws, family, col, values)
+                alt_params = with_rate_column(draws, family, col, values).params
                 for p in patients:
-                    r = exact_delta(base_p[p.id], p_infiltration(p, alt_draws), own[p.id], chains)
+                    p_alt = _expit(evaluators[p.id].log_odds(alt_params))
+                    r = exact_delta(base_p[p.id], p_alt, own[p.id], chains)
                     res[p.id]["sources"].append(
                         {"source": f"rate factor {name}", "kind": "rate_factor", "cause": name.split(":")[0],
                          "alternative": alt if family == "beta" or not alt.startswith("odds")

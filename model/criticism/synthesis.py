@@ -217,7 +217,8 @@ def _level_p(theta: np.ndarray, item: str, levels: tuple[str, ...], st) -> np.nd
 
 
 def finding_lr(params: dict[str, np.ndarray], d: D.Design, item: str, levels: tuple[str, ...], *,
-               theta: np.ndarray | None = None, theta_inf: np.ndarray | None = None) -> dict[str, Any]:
+               theta: np.ndarray | None = None, theta_inf: np.ndarray | None = None,
+               prior_c: np.ndarray | None = None) -> dict[str, Any]:
     """Per draw, LR of the finding (``item`` in ``levels``) for infiltration against the other causes.
 
     P(finding | infiltration) mixes infiltration's components with their weights in the fit; the
@@ -233,8 +234,8 @@ def finding_lr(params: dict[str, np.ndarray], d: D.Design, item: str, levels: tu
     inf = list(v.infiltration_components)
     cw = np.broadcast_to(LK.component_weights(LK.NUMPY, params, d), pk.shape)[:, inf]
     p_inf = (pk_inf[:, inf] * cw).sum(-1) / cw.sum(-1)
-    log_prior, _ = LK.cause_strata(LK.NUMPY, params, d.rates)
-    prior_c = np.exp(log_prior)  # (S, cause)
+    if prior_c is None:  # P(c) of the rate block (S, cause); a caller with several features passes it once
+        prior_c = np.exp(LK.cause_strata(LK.NUMPY, params, d.rates)[0])
     causes = list(v.causes)
     others, per = [], {}
     for c in causes:
@@ -269,14 +270,17 @@ def selection(params: dict[str, np.ndarray], d: D.Design, *, plain: dict[str, np
                 "odds_multiplier": {**_summary(np.exp(g), ci)}, "_gamma_draws": g})
     sel_theta = np.asarray(LK.case_theta(LK.NUMPY, params, d))
     st = d.structure
+    prior_c = np.exp(LK.cause_strata(LK.NUMPY, params, d.rates)[0])
+    prior_plain = np.exp(LK.cause_strata(LK.NUMPY, plain, (plain_design or d).rates)[0]) if plain is not None else None
     for node in np.flatnonzero(d.sel_mask):
         nd = st.nodes[node]
         row = {"feature": st.node_names[node], "item": nd.item, "levels": list(nd.success),
-               "with_selection": _lr_row(finding_lr(params, d, nd.item, tuple(nd.success)), ci),
+               "with_selection": _lr_row(finding_lr(params, d, nd.item, tuple(nd.success), prior_c=prior_c), ci),
                "as_case_reports_show": _lr_row(finding_lr(params, d, nd.item, tuple(nd.success),
-                                                          theta_inf=sel_theta), ci)}
+                                                          theta_inf=sel_theta, prior_c=prior_c), ci)}
         if plain is not None:
-            row["without_selection"] = _lr_row(finding_lr(plain, plain_design or d, nd.item, tuple(nd.success)), ci)
+            row["without_selection"] = _lr_row(finding_lr(plain, plain_design or d, nd.item, tuple(nd.success),
+                                                          prior_c=prior_plain), ci)
         out["features"].append(row)
         if row["feature"] == "laterality: bilateral":  # the factor the issue asks about, both ways
             wo = row.get("without_selection")
