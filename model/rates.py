@@ -170,28 +170,24 @@ Err = Callable[[str, str, str], None]
 
 
 def parse(doc: Any, causes: tuple[str, ...], refs: dict[str, Any], err: Err, structure: S.Structure) -> RateSpec | None:
-    """Validate ``rates.yaml`` (``doc``); report each problem through ``err(entry, field, message)``."""
-    if not isinstance(doc, dict):
-        err("-", "-", "must be a mapping with window_years, reference, shares, rates, targets")
-        return None
-    for block in ("window_years", "reference", "shares", "rates", "targets"):
-        if block not in doc:
-            err(block, "-", "missing block")
-    if any(b not in doc for b in ("window_years", "reference", "shares", "rates", "targets")):
-        return None
+    """Read ``rates.yaml`` (``doc``), whose shape its model has checked
+    (:class:`palsy.model.file_models.rates_file.RatesFile`: keys, types, ranges, each factor one of a log-normal,
+    a Beta or a value, each block sourced), and check what depends on the other files: a block per cause of
+    ``model.yaml``, the schema's context findings and levels, reference keys of ``references.yaml``, the
+    shares' cells. Each problem is reported through ``err(entry, field, message)``."""
     p = _Parser(refs, err, structure)
     ref_levels = p.reference("reference", doc["reference"], full=True)
     shares = p.shares(doc["shares"])
     windows = p.windows(doc["window_years"])
     rates = doc["rates"]
     factors: list[Factor] = []
-    if not isinstance(rates, dict) or set(rates) != set(causes):
+    if set(rates) != set(causes):
         err("rates", "-", f"give one block for each cause of model.yaml: {', '.join(causes)} "
-                          f"(got {', '.join(map(brief, rates)) if isinstance(rates, dict) else brief(rates)})")
+                          f"(got {', '.join(map(brief, rates))})")
     else:
         for cause in causes:
             factors += p.cause(cause, rates[cause], ref_levels)
-    p.targets(doc["targets"], causes)
+    p.targets(doc["targets"], causes, rates)
     if p.failed or shares is None or windows is None:
         return None
     return RateSpec(tuple(causes), tuple(factors), shares, windows, doc["targets"], doc, structure)
@@ -247,20 +243,14 @@ class _Parser:
             self.err(name, "-", f"give a reference level for each of {', '.join(self.st.context)}")
         return out
 
-    def windows(self, doc: Any) -> np.ndarray | None:
-        if not isinstance(doc, dict):
-            self.err("window_years", "-", "give {value, reasoning} for each lineage")
+    def windows(self, doc: dict[str, Any]) -> np.ndarray | None:
+        missing = [lin for lin in self.st.levels_of("lineage") if lin not in doc]
+        if missing:
+            self.err("window_years", "-", f"give {{value: years > 0, reasoning}} for each lineage; missing: {', '.join(missing)}")
             return None
-        out = []
-        for lin in self.st.levels_of("lineage"):
-            b = doc.get(lin)
-            if not (isinstance(b, dict) and _is_num(b.get("value")) and b["value"] > 0):
-                self.err(f"window_years.{lin}", "value", f"{brief(b)}: give {{value: years > 0, reasoning}}")
-                out.append(1.0)
-                continue
-            self.sourced(f"window_years.{lin}", b)
-            out.append(float(b["value"]))
-        return np.array(out)
+        for lin, b in doc.items():
+            self.refs_exist(f"window_years.{lin}", b)
+        return np.array([float(doc[lin]["value"]) for lin in self.st.levels_of("lineage")])
 
     # -- shares -----------------------------------------------------------------------------------
     def shares(self, doc: Any) -> dict[str, ShareSpec] | None:
@@ -359,33 +349,22 @@ class _Parser:
         return None if ab is None else np.array([ab[1], ab[0]])
 
     # -- rates ------------------------------------------------------------------------------------
-    def cause(self, cause: str, b: Any, global_ref: dict[str, str]) -> list[Factor]:
+    def refs_exist(self, name: str, b: dict[str, Any]) -> None:
+        """The reference keys a (shape-checked) block cites are keys of references.yaml."""
+        ref = b.get("ref")
+        for k in [ref] if isinstance(ref, str) else ref or []:
+            if k not in self.refs:
+                self.err(name, "ref", f"{brief(k)} is not a key of references.yaml")
+
+    def cause(self, cause: str, b: dict[str, Any], global_ref: dict[str, str]) -> list[Factor]:
         name = f"rates.{cause}"
-        if not isinstance(b, dict):
-            self.err(name, "-", "give factors (and multipliers, reference where needed)")
-            return []
-        for key in set(b) - {"factors", "multipliers", "reference", "reasoning", "ref"}:
-            self.err(name, str(key), "unknown field; allowed: factors, multipliers, reference, reasoning, ref")
+        self.refs_exist(name, b)
         ref = {**global_ref, **self.reference(f"{name}.reference", b.get("reference") or {}, full=False)}
-        out = []
-        factors = b.get("factors")
-        if not isinstance(factors, dict) or not factors:
-            self.err(name, "factors", "give at least one factor (the rate at the reference levels)")
-            factors = {}
-        for fname, fb in factors.items():
-            f = self.factor(f"{name}.factors.{fname}", f"{cause}: {fname}", cause, fb, np.ones(self.st.n_strata))
-            if f:
-                out.append(f)
-        mult = b.get("multipliers") or {}
-        if not isinstance(mult, dict):
-            self.err(name, "multipliers", "give a mapping finding -> level -> multiplier")
-            mult = {}
-        for finding, levels in mult.items():
+        out = [self.factor(f"{name}.factors.{fname}", f"{cause}: {fname}", cause, fb, np.ones(self.st.n_strata))
+               for fname, fb in b["factors"].items()]
+        for finding, levels in (b.get("multipliers") or {}).items():
             if finding not in self.st.context:
                 self.err(f"{name}.multipliers", str(finding), f"not a context finding; allowed: {', '.join(self.st.context)}")
-                continue
-            if not isinstance(levels, dict):
-                self.err(f"{name}.multipliers.{finding}", "-", "give a mapping level -> multiplier")
                 continue
             for level, mb in levels.items():
                 level = _yes_no(level)
@@ -397,63 +376,38 @@ class _Parser:
                 if level == ref.get(finding):
                     self.err(where, "-", f"{brief(level)} is the reference level of {finding} for {cause} (multiplier 1)")
                     continue
-                strata = self.st.stratum_mask({finding: level})
-                f = self.factor(where, f"{cause}: {finding}={level}", cause, mb, strata, allow_beta=False)
-                if f:
-                    out.append(f)
+                out.append(self.factor(where, f"{cause}: {finding}={level}", cause, mb, self.st.stratum_mask({finding: level})))
         return out
 
-    def factor(self, where: str, name: str, cause: str, b: Any, strata: np.ndarray,
-               allow_beta: bool = True) -> Factor | None:
-        if not isinstance(b, dict):
-            self.err(where, "-", "give lognormal: {median, factor90}, beta: {a, b} or value: x, with ref or reasoning")
-            return None
-        kinds = [k for k in ("lognormal", "beta", "value") if k in b]
-        if len(kinds) != 1 or (kinds[0] == "beta" and not allow_beta):
-            allowed = "lognormal or value" if not allow_beta else "lognormal, beta or value"
-            self.err(where, "-", f"give exactly one of {allowed}")
-            return None
-        self.sourced(where, b)
-        kind = kinds[0]
-        if kind == "lognormal":
+    def factor(self, where: str, name: str, cause: str, b: dict[str, Any], strata: np.ndarray) -> Factor:
+        """A (shape-checked) factor block: exactly one of lognormal, beta, value."""
+        self.refs_exist(where, b)
+        if "lognormal" in b:
             ln = b["lognormal"]
-            if not (isinstance(ln, dict) and _is_num(ln.get("median")) and ln["median"] > 0
-                    and _is_num(ln.get("factor90")) and ln["factor90"] > 1
-                    and set(ln) <= {"median", "factor90", "lower"}):
-                self.err(where, "lognormal", f"{brief(ln)}: give {{median: > 0, factor90: > 1}} (and optionally lower: > 0)")
-                return None
-            lower = ln.get("lower", 0.0)
-            if not (_is_num(lower) and 0 <= lower < ln["median"]):
-                self.err(where, "lognormal.lower", f"{brief(lower)}: a lower bound must be >= 0 and below the median")
-                return None
-            return Factor(name, cause, kind, (math.log(ln["median"]), math.log(ln["factor90"]) / Z90, float(lower)), strata)
-        if kind == "beta":
-            ab = self.beta(where, b["beta"])
-            return Factor(name, cause, kind, ab, strata) if ab else None
-        if not (_is_num(b["value"]) and b["value"] > 0):
-            self.err(where, "value", f"{brief(b['value'])} must be a number > 0 (a leak, not an exact zero)")
-            return None
-        return Factor(name, cause, kind, (float(b["value"]),), strata)
+            return Factor(name, cause, "lognormal", (math.log(ln["median"]), math.log(ln["factor90"]) / Z90,
+                                                     float(ln.get("lower", 0.0))), strata)
+        if "beta" in b:
+            return Factor(name, cause, "beta", (float(b["beta"]["a"]), float(b["beta"]["b"])), strata)
+        return Factor(name, cause, "value", (float(b["value"]),), strata)
 
-    def targets(self, doc: Any, causes: tuple[str, ...]) -> None:
-        if not isinstance(doc, dict):
-            self.err("targets", "-", f"give {', '.join(TARGETS)}")
-            return
+    def targets(self, doc: dict[str, Any], causes: tuple[str, ...], rates: dict[str, Any]) -> None:
         for t in TARGETS:
-            block = doc.get(t)
-            if not isinstance(block, dict):
-                self.err(f"targets.{t}", "-", "missing")
-                continue
+            block = doc[t]
             keys = causes if t == "cause_share" else self.st.levels_of("lineage")[:3]
-            if t != "cause_share" and block.get("cause") not in causes:
-                self.err(f"targets.{t}", "cause", f"{brief(block.get('cause'))}; allowed: {', '.join(causes)}")
-            for k in keys:
-                b = block.get(k)
-                rng = b.get("range") if isinstance(b, dict) else None
-                if not (isinstance(rng, list) and len(rng) == 2 and all(_is_num(x) for x in rng) and 0 <= rng[0] < rng[1] <= 1):
-                    self.err(f"targets.{t}.{k}", "range", f"{brief(rng)}: give [low, high] with 0 <= low < high <= 1")
+            if t != "cause_share":
+                if block["cause"] not in causes:
+                    self.err(f"targets.{t}", "cause", f"{brief(block['cause'])}; allowed: {', '.join(causes)}")
                     continue
-                self.sourced(f"targets.{t}.{k}", b)
+                factors = set((rates.get(block["cause"]) or {}).get("factors") or ())
+                for f in block.get("exclude_factors") or []:
+                    if f not in factors:
+                        self.err(f"targets.{t}", "exclude_factors", f"{brief(f)} is not a factor of {block['cause']}; "
+                                                                    f"allowed: {', '.join(sorted(factors))}")
+            for k in keys:
+                if not isinstance(block.get(k), dict):
+                    self.err(f"targets.{t}.{k}", "range", "missing: give {range: [low, high], ref or reasoning}")
+                    continue
+                self.refs_exist(f"targets.{t}.{k}", block[k])
 
 
 def _yes_no(value: Any) -> Any:
