@@ -69,6 +69,31 @@ def players(patient: F.Patient, context: bool = True) -> list[Player]:
     return out
 
 
+def strata_tables(p: dict[str, np.ndarray], r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rate model's tables per draw: log P(cause) (S, C), P(stratum, component | cause of the
+    component) (S, K, N) and the patient-time share of each stratum (S, N).
+
+    The same quantities as :func:`palsy.model.likelihood.component_strata` (its log-sum-exps, shifted by
+    each draw's and cause's largest term, so nothing underflows), with one exponential over the
+    (draw, cause, stratum) grid instead of three: the warm answer's largest single cost.
+    """
+    log_share = LK.log_shares(LK.NUMPY, p, r)  # (S, N)
+    joint = log_share[:, None, :] + LK.log_rates(LK.NUMPY, p, r)  # (S, C, N)
+    top = joint.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    e = np.exp(joint - top)  # (S, C, N), largest term 1 per draw and cause
+    total = e.sum(axis=-1)  # (S, C)
+    log_total = top[..., 0] + np.log(total)
+    log_prior = log_total - LK.NUMPY.logsumexp(log_total, axis=-1)[:, None]
+    p_sc = e / total[..., None]  # P(stratum | cause)
+    p_sk = p_sc[:, np.argmax(r.component_cause, axis=1), :]  # (S, K, N)
+    if "omega" in p:  # a form of infiltration carries its weight omega[lineage(stratum), form]
+        w = p["omega"].swapaxes(-1, -2) @ r.lineage_of_stratum.T  # (S, form, N)
+        forms = np.flatnonzero(r.component_form.sum(axis=1))
+        p_sk[:, forms, :] *= w[:, np.argmax(r.component_form[forms], axis=1), :]
+    return log_prior, p_sk, np.exp(log_share)
+
+
 class Tables:
     """Per-draw probability tables of a posterior (computed once, reused for every query)."""
 
@@ -82,10 +107,7 @@ class Tables:
         self.ix = LP.Index.of(self.st)
         self.component_cause = np.array([self.causes.index(c) for c in draws.component_causes])
         self.cause_components = [np.flatnonzero(self.component_cause == j) for j in range(len(self.causes))]
-        r = draws.rate_arrays
-        self.log_prior, self.log_sk = LK.component_strata(LK.NUMPY, p, r)  # (S, C), (S, K, N)
-        self.p_sk = np.exp(self.log_sk)
-        self.share = np.exp(LK.log_shares(LK.NUMPY, p, r))  # (S, N): patient-time share of each stratum
+        self.log_prior, self.p_sk, self.share = strata_tables(p, draws.rate_arrays)  # (S, C), (S, K, N), (S, N)
         # the answers use the predictive for a new setting where studies disagree (random effects)
         self.theta = p.get("theta_new", p["theta"])  # (S, K, node)
         self.level_lp = LK.level_logp(LK.NUMPY, self.theta, self.st)  # (S, K, level)
@@ -96,6 +118,12 @@ class Tables:
         self.blasts_masks = np.stack([1.0 - blasts, blasts])  # (2, N): blasts absent, present
         self.settings = draws.meta["answer_settings"]
         self.default_method = self.settings["unknown_csf_method"]
+
+    @property
+    def log_sk(self) -> np.ndarray:
+        """Log P(stratum, component | cause of the component) (S, K, N)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.p_sk)
 
     def context_term(self, values: dict[str, str | None]) -> np.ndarray:
         """Log P(context, component | cause of the component) with unknowns marginalised (S, K)."""
@@ -203,32 +231,61 @@ class Game:
     def log_p_components(self, masks: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
         """Log p(x_S, component | cause) + offset for boolean ``masks`` (m, n) or per draw (m, S, n);
         ``extra`` (S, K), or (S, K, 2) by blasts, adds a further result."""
-        per_draw = masks.ndim == 3
+        if masks.ndim == 3:
+            return self._log_p_per_draw(masks, extra)
+        t = self.t
+        m = len(masks)
+        if self.tree:
+            a = np.einsum("mp,psk->msk", masks[:, self.tree].astype(float), self.tree_lp)
+        else:
+            a = np.zeros((m, t.n, len(t.component_cause)))
+        if self.profile is not None and self.prof_joint is not None:
+            both = masks[:, self.profile] & masks[:, self.lp1]
+            a = a + np.where(both[:, None, None], self.prof_joint, 0.0)
+        if extra is not None and extra.ndim == 2:
+            a = a + extra
+        # the part that depends on whether blasts circulate (context, LPs, a profile without its LP) is
+        # summed over blasts once per distinct subset of those players, not once per subset of all
+        blast_players = [*self.ctx, *self.lps]
+        key = sum((masks[:, i].astype(np.int64) << j for j, i in enumerate(blast_players)), np.zeros(m, np.int64))
+        if self.profile is not None:
+            only = masks[:, self.profile].copy()
+            if self.lp1 is not None:
+                only &= ~masks[:, self.lp1]
+            key = key | (only.astype(np.int64) << len(blast_players))
+        distinct, back = np.unique(key, return_inverse=True)
+        summed = np.empty((len(distinct), t.n, len(t.component_cause)))
+        for u, k in enumerate(distinct):
+            code = sum(int(k >> j & 1) << j for j in range(len(self.ctx)))
+            b = self.ctx_terms[code]
+            for j in range(len(self.lps)):
+                if k >> (len(self.ctx) + j) & 1:
+                    b = b + self.lp_terms[j]
+            if k >> len(blast_players) & 1:
+                b = b + self.prof_marg
+            if extra is not None and extra.ndim == 3:
+                b = b + extra
+            summed[u] = np.logaddexp(b[..., 0], b[..., 1])
+        return a + summed[back.reshape(-1)] + self.offset
+
+    def _log_p_per_draw(self, masks: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
+        """:meth:`log_p_components` for subsets that differ by draw (m, S, n): sampled Shapley orders."""
         m = len(masks)
         t = self.t
         draw = np.arange(t.n)
-
-        def where(i: int) -> np.ndarray:  # player i in each subset, shaped to broadcast over (m, S, K, 2)
-            has = masks[..., i]
-            return has[..., None, None] if per_draw else has[:, None, None, None]
-
         if self.tree:
-            sub = masks[..., self.tree].astype(float)
-            a = np.einsum("msp,psk->msk" if per_draw else "mp,psk->msk", sub, self.tree_lp)
+            a = np.einsum("msp,psk->msk", masks[..., self.tree].astype(float), self.tree_lp)
         else:
             a = np.zeros((m, t.n, len(t.component_cause)))
-        code = self._codes(masks)  # (m,) or (m, S)
-        b = self.ctx_terms[code, draw[None, :]] if per_draw else self.ctx_terms[code]  # (m, S, K, 2)
+        b = self.ctx_terms[self._codes(masks), draw[None, :]]  # (m, S, K, 2)
         for j, i in enumerate(self.lps):
-            b = b + np.where(where(i), self.lp_terms[j], 0.0)
+            b = b + np.where(masks[..., i][..., None, None], self.lp_terms[j], 0.0)
         if self.profile is not None:
             has_p = masks[..., self.profile]
             has_1 = masks[..., self.lp1] if self.lp1 is not None else np.zeros_like(has_p)
-            only = (has_p & ~has_1)[..., None, None] if per_draw else (has_p & ~has_1)[:, None, None, None]
-            b = b + np.where(only, self.prof_marg, 0.0)
+            b = b + np.where((has_p & ~has_1)[..., None, None], self.prof_marg, 0.0)
             if self.prof_joint is not None:
-                both = (has_p & has_1)[..., None] if per_draw else (has_p & has_1)[:, None, None]
-                a = a + np.where(both, self.prof_joint, 0.0)
+                a = a + np.where((has_p & has_1)[..., None], self.prof_joint, 0.0)
         if extra is not None:
             if extra.ndim == 3:
                 b = b + extra
@@ -250,8 +307,32 @@ class Game:
         return lj[..., self.inf] - LK.NUMPY.logsumexp(others, axis=-1)
 
     def value(self, masks: np.ndarray) -> np.ndarray:
-        """Log odds of infiltration given each subset of findings (m, S)."""
-        return self.log_odds(self.log_joint(masks))
+        """Log odds of infiltration given each subset of findings (m, S).
+
+        The same as ``log_odds(log_joint(masks))``, taken over components directly (infiltration's against
+        the other weighed causes'), with one exponential shared by both sums.
+        """
+        t = self.t
+        comp_active = self.active[t.component_cause]
+        inf = np.flatnonzero(t.component_cause == self.inf)
+        other = np.flatnonzero(comp_active & (t.component_cause != self.inf))
+        comp_base = self.base[:, t.component_cause]  # (S, K)
+        out = []
+        for start in range(0, len(masks), CHUNK):
+            x = self.log_p_components(masks[start:start + CHUNK]) + comp_base
+            x[..., ~comp_active] = -np.inf
+            top = x.max(axis=-1, keepdims=True)
+            top = np.where(np.isfinite(top), top, 0.0)
+            e = np.exp(x - top)
+            num, den = e[..., inf].sum(axis=-1), e[..., other].sum(axis=-1)
+            with np.errstate(divide="ignore"):
+                v = np.log(num) - np.log(den)
+            lost = (num == 0) | (den == 0)  # a side more than ~700 nats below the other: exact log-sum-exps
+            if lost.any():
+                exact = (LK.NUMPY.logsumexp(x[..., inf], axis=-1) - LK.NUMPY.logsumexp(x[..., other], axis=-1))
+                v = np.where(lost, exact, v)
+            out.append(v)
+        return np.concatenate(out) if out else np.zeros((0, t.n))
 
     # -- what a further result adds (the look-ahead) ------------------------------------------------
     def lp_extra(self, results: dict[str, str], traumatic: str | None = None) -> np.ndarray:
