@@ -12,7 +12,6 @@ several fields (``x`` larger than ``n``); :func:`problems` reads it back.
 
 from __future__ import annotations
 
-import difflib
 import math
 import types
 import typing
@@ -22,6 +21,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, RootModel
 
+from palsy.model.crossref import did_you_mean, not_allowed
 from palsy.model.safe_yaml import brief, item_id
 
 #: Shown when a value is missing altogether (as opposed to ``null``).
@@ -259,19 +259,6 @@ def allowed_keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def did_you_mean(value: Any, allowed: list[str] | tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` when ``value`` is text close to one of ``allowed``, else ``""``."""
-    if not isinstance(value, str):
-        return ""
-    near = difflib.get_close_matches(value, [str(a) for a in allowed], n=1)
-    return f" (did you mean {near[0]!r}?)" if near else ""
-
-
-def not_allowed(value: Any, allowed: list[str] | tuple[str, ...], what: str = "is not allowed") -> str:
-    """``'x' is not allowed; did you mean 'y'? allowed: a, b, c`` (the value shown briefly)."""
-    return f"{brief(value)} {what}{did_you_mean(value, allowed)}; allowed: {', '.join(map(str, allowed))}"
-
-
 _WORDS = {
     "string_type": "must be text", "float_type": "must be a number", "int_type": "must be a whole number",
     "finite_number": "must be a finite number", "bool_type": "must be true or false", "list_type": "must be a list",
@@ -391,16 +378,14 @@ def validated_items(file_model: type[BaseModel], item_model: type[BaseModel], do
     except pydantic.ValidationError as exc:
         found = problems(exc, file, file_model, None, doc)
         locs = [tuple(e.get("loc", ())) for e in exc.errors()]
-        if any(len(loc) < 2 or loc[0] != list_field or not isinstance(loc[1], int) for loc in locs if loc[:1] == (list_field,)):
-            return [], found  # the list itself is wrong
-        bad = {loc[1] for loc in locs if len(loc) >= 2 and loc[0] == list_field}
+        bad = {loc[1] for loc in locs if len(loc) >= 2 and loc[0] == list_field and isinstance(loc[1], int)}
     items = doc.get(list_field) if isinstance(doc, dict) else None
-    if not isinstance(items, list):
+    if not isinstance(items, list):  # the list itself is wrong (its model said so)
         return [], found
     return [(i, item_model.model_validate(raw)) for i, raw in enumerate(items) if i not in bad], found
 
 
-__all__ = ["Beta", "Distinct", "Field", "Id", "Ids", "Keys", "Levels", "Number", "Open", "OptionalKeys", "Positive",
-           "NonNegative", "Probability", "Problem", "Strict", "Text", "Weight", "above", "allowed_keys", "check",
-           "did_you_mean", "entries_by_id", "validated_items", "interval", "model_at", "not_allowed", "problems", "tagged", "where",
+__all__ = ["Beta", "Distinct", "Field", "Id", "Ids", "Keys", "Levels", "NonNegative", "Number", "Open", "OptionalKeys",
+           "Positive", "Probability", "Problem", "Strict", "Text", "Weight", "above", "allowed_keys", "check", "did_you_mean",
+           "entries_by_id", "interval", "model_at", "not_allowed", "problems", "tagged", "validated_items", "where",
            "yes_no", "yes_no_keys"]

@@ -22,6 +22,7 @@ from palsy.model.file_models.base import (
     Strict,
     Text,
     above,
+    did_you_mean,
     interval,
     tagged,
 )
@@ -143,8 +144,8 @@ class NotTrigger(Strict):
 
 
 def _not_a_trigger(v: Any) -> Any:
-    raise Problem("is not a trigger; allowed: always, {finding, ...}, {cause, above|below}, {decision: [...]}, "
-                  "{all: [...]}, {any: [...]}, {not: ...}")
+    raise Problem(f"is not a trigger{did_you_mean(v, ['always'])}; allowed: always, {{finding, ...}}, {{cause, above|below}}, "
+                  "{decision: [...]}, {all: [...]}, {any: [...]}, {not: ...}")
 
 
 def _trigger_kind(v: Any) -> str:
