@@ -23,6 +23,7 @@ from palsy.model import structure as ST
 from palsy.model.evidence import Evidence
 from palsy.reports import wording as W
 from palsy.reports.labels import Labels
+from palsy.reports.links import safe_url
 
 TITLE = "Facial palsy in acute leukemia: leukemic infiltration or a mimic?"
 FAN_LINES = 200  # posterior draws drawn in the Fagan nomogram
@@ -82,8 +83,8 @@ class _Citations:
                 links.append({"label": f"doi:{ref['doi']}", "url": url})
             if ref.get("pmid"):
                 links.append({"label": f"PMID {ref['pmid']}", "url": f"https://pubmed.ncbi.nlm.nih.gov/{quote(str(ref['pmid']))}/"})
-            if not links and ref.get("url"):
-                links.append({"label": "source page", "url": str(ref["url"])})
+            if not links and (url := safe_url(ref.get("url"))):
+                links.append({"label": "source page", "url": url})
             out.append({"n": n, "key": key, "text": citation_text(ref), "links": links,
                         "short": short_citation(ref)})
         return out

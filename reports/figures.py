@@ -22,9 +22,10 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 
+from palsy.reports import palette
 from palsy.reports.wording import percent
 
-RED = "#b2182b"
+RED = palette.color(0)  # infiltration's colour in every figure and page
 BLUE = "#2166ac"
 GREY = "#555555"
 LIGHT = "#d9d9d9"
@@ -158,10 +159,6 @@ def draw_fagan(ax: Axes, fig: dict[str, Any]) -> None:
     ax.axis("off")
 
 
-#: One colour per cause, in the model's order (infiltration first, red as elsewhere in the report).
-CAUSE_COLORS = (RED, "#4393c3", "#e08214", "#8073ac", "#1b7837", "#8c510a", "#878787")
-
-
 def draw_differential(ax: Axes, fig: dict[str, Any]) -> None:
     """The differential after each step: one horizontal bar per step, split into the mean
     probability of every cause weighed (sums to one)."""
@@ -171,12 +168,13 @@ def draw_differential(ax: Axes, fig: dict[str, Any]) -> None:
         y = n - 1 - k
         left = 0.0
         for j, (cause, p) in enumerate(zip(fig["causes"], row["means"], strict=True)):
-            seg = Rectangle((left, y - 0.34), p, 0.68, facecolor=CAUSE_COLORS[j % len(CAUSE_COLORS)],
+            seg = Rectangle((left, y - 0.34), p, 0.68, facecolor=palette.color(j), hatch=palette.hatch(j) or None,
                             edgecolor="white", linewidth=0.4)
             seg.set_gid(f"differential-{k}-{cause}")
             ax.add_artist(seg)
             if p >= 0.08:
-                ax.text(left + p / 2, y, percent(p), ha="center", va="center", fontsize=6, color="white")
+                ax.text(left + p / 2, y, percent(p), ha="center", va="center", fontsize=6,
+                        color=palette.text_on(palette.color(j)))
             left += p
     ax.set_yticks(range(n))
     ax.set_yticklabels([_short(r.get("short", r["label"])) for r in reversed(rows)], fontsize=7)
@@ -185,7 +183,8 @@ def draw_differential(ax: Axes, fig: dict[str, Any]) -> None:
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xticklabels(["", "25%", "50%", "75%", ""])
     ax.set_xlabel("Mean probability of each cause after each step")
-    handles = [Rectangle((0, 0), 1, 1, facecolor=CAUSE_COLORS[j % len(CAUSE_COLORS)]) for j in range(len(fig["causes"]))]
+    handles = [Rectangle((0, 0), 1, 1, facecolor=palette.color(j), hatch=palette.hatch(j) or None)
+               for j in range(len(fig["causes"]))]
     height_in = ax.get_position().height * ax.figure.get_figheight()  # the legend sits 0.4 in below the axes
     ax.legend(handles, fig["names"], loc="upper center", bbox_to_anchor=(0.5, -0.4 / max(height_in, 0.1)),
               ncol=3, fontsize=6.5, frameon=False)

@@ -9,12 +9,10 @@ import sys
 from pathlib import Path
 
 from palsy.model import cache as C
-from palsy.model import draws as draws_io
 from palsy.model import findings as F
 from palsy.model import paths, variants
 from palsy.model import safe_yaml as Y
 from palsy.model import schema as SC
-from palsy.model.evidence import evidence_hash
 
 
 def out_dir(args: argparse.Namespace) -> Path:
@@ -106,22 +104,10 @@ def add_finding_arguments(p: argparse.ArgumentParser, schema: SC.Schema | None =
 
 
 def read_patient_file(path: str | Path) -> dict:
-    """The mapping in a patient YAML file (InputError naming the file if it is not one).
+    """The mapping in a patient YAML file: :func:`palsy.model.api.read_patient_file`."""
+    from palsy.model import api
 
-    Read through :mod:`palsy.model.safe_yaml`: a regular file of bounded size, UTF-8, no duplicate keys,
-    no alias bombs; syntax errors keep their line and column."""
-    if not str(path).strip():
-        raise F.InputError(["--patient: an empty path; give a patient file"], "command line")
-    path = Path(path)
-    try:
-        data = Y.load(path)
-    except Y.YAMLInputError as exc:
-        raise F.InputError([exc.detail], str(path)) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise F.InputError([f"must be a mapping of findings, got {type(data).__name__}"], str(path))
-    return data
+    return api.read_patient_file(path)
 
 
 def read_fhir_file(path: str | Path):  # -> palsy.model.fhir.FhirMapping
@@ -206,22 +192,15 @@ def whole_number(flag: str, low: int, high: int):
 
 def load_draws(args: argparse.Namespace, variant: str | None = None, settings: C.Settings | None = None):
     """The posterior draws of the variant: from the cache (numpy only), else fitted (PyMC)."""
-    variant = variant or args.variant
-    settings = settings or settings_from(args)
-    pdir = priors_dir(args)
-    folder = C.folder(evidence_hash(pdir), variant, settings)
-    path = folder / "draws.npz"
-    if path.exists():
-        try:
-            return draws_io.load(path)
-        except draws_io.CorruptDraws:
-            pass  # fit.posterior finds it again, warns once and refits
-    from palsy.model import evidence, fit
+    from palsy.model import api
 
-    ev = evidence.load(pdir)
-    C.check_root()  # a PALSY_CACHE that cannot hold the fit is bad input, found before fitting
-    print(f"palsy: fitting the {variant} variant (cache is cold; this takes a minute)...", file=sys.stderr)
-    return fit.posterior(variant, ev, settings, use_cache=True, progress=progress_reporter(args)).draws
+    variant = variant or args.variant
+
+    def say_fitting() -> None:
+        print(f"palsy: fitting the {variant} variant (cache is cold; this takes a minute)...", file=sys.stderr)
+
+    return api.posterior_draws(variant, priors_dir(args), settings or settings_from(args), on_fit=say_fitting,
+                               progress=progress_reporter(args))
 
 
 def progress_reporter(args: argparse.Namespace | None = None):

@@ -1,0 +1,83 @@
+"""The Python API (issue 20 item 4): ``palsy.answer`` in a notebook gives the command line's answer."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import PATIENTS, REPO
+
+pytestmark = pytest.mark.xdist_group("api")
+
+
+def test_import_palsy_is_light():
+    code = "import sys, palsy; print(sorted(m for m in ('numpy', 'palsy.model', 'yaml') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_answer_equals_the_command_line(palsy):
+    import palsy as api
+
+    a = api.answer(PATIENTS / "source-001.yaml")
+    cli = json.loads(palsy("posterior", "--patient", str(PATIENTS / "source-001.yaml"), "--json", check=True).stdout)
+    assert a.probability == cli["probability"]
+    d = a.to_dict()
+    assert json.loads(json.dumps(d))["causes"] == cli["causes"] and d["schema_version"] == cli["schema_version"]
+    same = api.answer(dict(a.patient.to_dict()), draws=a_draws(a))
+    assert same.probability == a.probability  # a mapping, with draws passed in, is the same patient
+
+
+def a_draws(a):
+    from palsy.model import api
+
+    return api.posterior_draws(a.model["variant"])
+
+
+def test_datatree_has_named_dims_for_arviz(palsy):
+    import arviz as az
+
+    import palsy as api
+
+    a = api.answer({"lineage": "T-ALL", "laterality": "bilateral", "csf": [{"cytology": "negative"}]})
+    tree = a.to_datatree()
+    post = tree["posterior"]
+    assert list(post["p_cause"].dims) == ["chain", "draw", "cause"]
+    assert list(post["cause"].values) == a.model["causes"]
+    # the per-draw probability of infiltration averages to the headline (no PSIS weights for this patient)
+    inf = a.model["causes"].index("infiltration")
+    assert float(post["p_cause"].values[0, :, inf].mean()) == pytest.approx(a.probability["mean"], rel=1e-9)
+    s = az.summary(tree, var_names=["log_odds_infiltration"], kind="stats")  # one chain: no R-hat
+    mean = float(np.asarray(s["mean"]).ravel()[0])
+    assert mean == pytest.approx(a.to_dict()["log_odds"]["posterior"]["mean"], abs=0.02)  # summary rounds
+
+
+def test_bad_input_names_the_finding_and_what_is_allowed(palsy):
+    import palsy as api
+    from palsy.model.findings import InputError
+
+    with pytest.raises(InputError, match="laterality.*sideways.*bilateral"):
+        api.answer({"laterality": "sideways"})
+    with pytest.raises(InputError, match="lineag.*did you mean 'lineage'"):
+        api.answer({"lineag": "T-ALL"})
+    with pytest.raises(InputError, match="pretest"):
+        api.answer({"lineage": "T-ALL"}, pretest=1.5)
+    with pytest.raises(InputError, match="a mapping of findings"):
+        api.answer(42)
+
+
+def test_readme_python_block_runs_as_written(palsy, monkeypatch):
+    """The README's Python API block is executed (from the repository, as its relative path assumes)."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- python-api -->\n```python\n(.*?)```\n<!-- /python-api -->", text, re.S)
+    assert block, "README: the Python API block between <!-- python-api --> markers"
+    monkeypatch.chdir(REPO)
+    scope: dict = {}
+    exec(compile(block.group(1), "README.md (Python API)", "exec"), scope)
+    assert 0 < scope["a"].probability["mean"] < 1 and scope["b"].probability["ci"] == 0.95
+    assert scope["b"].model["causes_weighed"] == ["infiltration", "bell"]
