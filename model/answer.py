@@ -231,7 +231,7 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
            causes: tuple[str, ...] | None = None, tables: Tables | None = None, leave_out: bool = True,
            keep_draws: bool = False, seed: int = 0, decision_settings: D.Settings | None = None,
            thresholds: tuple[float, float] | None = None, guidance: tuple[G.Action, ...] = (),
-           shapley: bool = True) -> Answer:
+           shapley: bool = True, next_tests: bool = True) -> Answer:
     """The answer for ``patient`` from posterior ``draws``.
 
     Parameters
@@ -261,6 +261,9 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         The actions of ``priors/actions.yaml``: the answer lists those whose triggers hold.
     shapley : bool
         Compute the Shapley values (the costliest part; a card in the record does not show them).
+    next_tests : bool
+        Compute what the next tests could do (the lesson's many answers do not show it); always computed
+        when ``decision_settings`` is given, since the decision weighs them.
 
     Raises
     ------
@@ -307,7 +310,7 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     if idx is not None:
         w, k = psis_weights(-draws.case_loglik[idx])
         left = {"case": draws.meta["case_ids"][idx], "method": "PSIS", "pareto_k": k, "reliable": bool(k < 0.7)}
-    tests = LA.next_tests(game, patient, ci, w, keep_draws=True)
+    tests = LA.next_tests(game, patient, ci, w, keep_draws=True) if next_tests or decision_settings is not None else []
     dec = None
     if decision_settings is not None:
         for t_ in tests:

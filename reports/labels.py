@@ -40,10 +40,14 @@ class Labels:
         """A finding's name on the page ('Side of the facial palsy')."""
         return self.schema.label(name)
 
+    def method(self, name: str) -> str:
+        """An LP method in words without its aside ('cytology', 'flow cytometry')."""
+        return _first_words(self.schema.lp.method_labels.get(name, name))
+
     def lp(self, lp: LP) -> str:
         """An LP in words: 'cytology negative, flow cytometry positive (traumatic tap)'."""
         spec = self.schema.lp
-        parts = [f"{_first_words(spec.method_labels.get(m, m))} {r}" for m, r in lp.results]
+        parts = [f"{self.method(m)} {r}" for m, r in lp.results]
         text = ", ".join(parts)
         if lp.traumatic is not None:
             text += f" ({spec.traumatic_labels.get(lp.traumatic, lp.traumatic)})"

@@ -81,3 +81,16 @@ def test_readme_python_block_runs_as_written(palsy, monkeypatch):
     exec(compile(block.group(1), "README.md (Python API)", "exec"), scope)
     assert 0 < scope["a"].probability["mean"] < 1 and scope["b"].probability["ci"] == 0.95
     assert scope["b"].model["causes_weighed"] == ["infiltration", "bell"]
+
+
+def test_answer_without_next_tests_or_shapley_is_the_same_answer(palsy):
+    from palsy.model import answer as A
+    from palsy.model import api
+
+    draws = api.posterior_draws()
+    patient = api.as_patient({"lineage": "B-ALL", "csf": [{"flow": "negative"}], "vesicles": "absent"}, draws.schema)
+    full = A.answer(patient, draws)
+    light = A.answer(patient, draws, shapley=False, next_tests=False)
+    assert light.probability == full.probability and light.contributions == full.contributions
+    assert light.next_tests == () or list(light.next_tests) == [] and full.next_tests
+    assert all(s["log_lr"]["mean"] != s["log_lr"]["mean"] for s in light.shapley_values)  # NaN: not computed
