@@ -63,6 +63,10 @@ def test_example_patients_are_valid_patient_files(path, patient_validator):
     assert patient_validator.is_valid(doc), list(patient_validator.iter_errors(doc))[:3]  # ... and so does the schema
 
 
+#: The source patient answered by the command (the others through the Python API: one process each is slow).
+COMMAND_PATIENT = "source-001.yaml"
+
+
 @pytest.fixture(scope="module")
 def draws(request):
     """The default variant's draws from the session cache (numpy only), fitted if the cache is cold."""
@@ -75,15 +79,15 @@ def draws(request):
 
 
 def test_answers_of_the_example_patients_are_valid_answers(draws, answer_validator):
-    """Every source patient's answer (the Python API, as ``--json`` prints it) is valid, carries
-    ``schema_version``, and the answer schema refuses what the output must not be."""
+    """Every source patient's answer (the Python API, as ``--json`` prints it; source-001 is answered by the
+    command below) is valid, carries ``schema_version``, and the answer schema refuses what it must not be."""
     from palsy.model import answer as A
     from palsy.model import decision, guidance
 
     priors = REPO / "priors"
     settings_, actions = decision.load(priors, draws.causes), guidance.load(priors, draws.causes, draws.schema)
     tables = A.Tables(draws)
-    for path in sorted(PATIENTS.glob("*.yaml")):
+    for path in sorted(p for p in PATIENTS.glob("*.yaml") if p.name != COMMAND_PATIENT):
         patient = F.parse_patient(Y.load(path), str(path), schema=draws.schema)
         d = json.loads(A.answer(patient, draws, tables=tables, decision_settings=settings_, guidance=actions).to_json())
         assert d["schema_version"] == SC0.version
@@ -105,7 +109,7 @@ def test_posterior_json_output_is_a_valid_answer_and_needs_no_pydantic(draws, an
     guidance.load(REPO / "priors", draws.causes, draws.schema)  # validated and recorded in this cache
     decision.load(REPO / "priors", draws.causes)
     r = subprocess.run([sys.executable, "-X", "importtime", "-m", "palsy.scripts.palsy", "posterior", "--patient",
-                        str(PATIENTS / "source-001.yaml"), "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                        str(PATIENTS / COMMAND_PATIENT), "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads(r.stdout)
     assert answer_validator.is_valid(d), [e.message for e in answer_validator.iter_errors(d)][:3]
@@ -155,7 +159,7 @@ def _examples() -> list[dict]:
     return [example(p) for p in EXAMPLES]
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=250, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(base=st.sampled_from(_examples()), key=st.one_of(st.sampled_from(KEYS), st.sampled_from(["ids", "lineage2", "x"])),
        value=values)
 def test_schema_and_parser_agree_on_mutated_patients(patient_validator, base, key, value):
@@ -163,7 +167,7 @@ def test_schema_and_parser_agree_on_mutated_patients(patient_validator, base, ke
     assert _parses(doc) == patient_validator.is_valid(doc), (doc, list(patient_validator.iter_errors(doc))[:2])
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lps=st.lists(lp_item, max_size=3), extra=st.sampled_from([{}, {"circulating_blasts": "present"}]))
 def test_schema_and_parser_agree_on_lps(patient_validator, lps, extra):
     doc = {"csf": lps, **extra}
