@@ -45,6 +45,7 @@ def from_design(d: D.Design) -> pm.Model:
     with pm.Model(coords=coords) as model:
         data = {name: pm.Data(name, value, dims=_dims(name)) for name, value in d.data().items()}
         layout = {name: pm.Data(name, value) for name, value in d.layout().items()}
+        registry = {k: layout.pop(k) for k in list(layout) if k.startswith("registry_")}
         dd = dataclasses.replace(d, **layout, **{k: data[k] for k in data if k not in ("case_w", "prior_a", "prior_b")})
         free = pm.Beta("theta_free", alpha=data["prior_a"], beta=data["prior_b"], dims="free_node")
         p = {"theta_free": free,
@@ -61,6 +62,10 @@ def from_design(d: D.Design) -> pm.Model:
             pm.Potential("cohort_loglik", LK.entry_loglik(PT, p, dd).sum())
         if len(d.case_ids):
             pm.Potential("case_loglik", (data["case_w"] * LK.case_loglik(PT, p, dd)).sum())
+        if d.registry is not None:  # a hospital registry: the rate block is sampled, informed by its rows
+            from palsy.model import registry_model
+
+            registry_model.add(PT, p, dd, registry)
     return model
 
 

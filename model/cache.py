@@ -122,7 +122,8 @@ def check_root() -> Path:
 
 #: The sources that define the model and its draws: a change to any of them invalidates cached fits.
 MODEL_SOURCES = ("structure.py", "design.py", "likelihood.py", "prior.py", "build.py", "fit.py", "variants.py",
-                 "rates.py", "evidence.py", "findings.py", "safe_yaml.py", "draws.py", "nuts.py")
+                 "rates.py", "evidence.py", "findings.py", "safe_yaml.py", "draws.py", "nuts.py",
+                 "registry_likelihood.py", "registry_model.py", "registry_fit.py")
 
 #: The libraries whose versions can change the draws (the sampler, the compiler, the numerics).
 LIBRARIES = ("pymc", "pytensor", "blackjax", "jax", "jaxlib", "nutpie", "numba", "numpy", "scipy")
@@ -178,16 +179,19 @@ def code_hash() -> str:
     return h.hexdigest()
 
 
-def key(evidence_hash: str, variant: str, settings: Settings) -> str:
-    """The cache key of a fit."""
+def key(evidence_hash: str, variant: str, settings: Settings, registry: str | None = None) -> str:
+    """The cache key of a fit (``registry``: the content hash of a hospital registry it uses, if any:
+    :func:`palsy.model.registry.key`)."""
     payload = {"evidence": evidence_hash, "variant": variant, "version": __version__, "code": code_hash(),
                "environment": environment(), **dataclasses.asdict(settings)}
+    if registry is not None:
+        payload["registry"] = registry
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def folder(evidence_hash: str, variant: str, settings: Settings) -> Path:
+def folder(evidence_hash: str, variant: str, settings: Settings, registry: str | None = None) -> Path:
     """Where that fit's ``posterior.nc`` and ``draws.npz`` live."""
-    return root() / f"{variant}-{key(evidence_hash, variant, settings)}"
+    return root() / f"{variant}-{key(evidence_hash, variant, settings, registry)}"
 
 
 @contextlib.contextmanager

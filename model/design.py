@@ -64,6 +64,8 @@ class Design:
     gamma_mu: float
     gamma_sigma: float
     form_alpha: np.ndarray  # (lineage, form) Dirichlet of omega; empty for the independent variant
+    # a hospital registry's likelihood (model.registry_likelihood.RegistryDesign, padded); None: no registry
+    registry: object | None = None
 
     @property
     def infiltration_components(self) -> tuple[int, ...]:
@@ -112,6 +114,8 @@ class Design:
                        gamma_sigma=np.asarray(self.gamma_sigma))
             if len(self.re_groups):
                 out.update(re_member=self.re_member, tau_sigma=np.asarray(self.tau_sigma))
+        if self.registry is not None:  # its arrays, named registry_* (model.registry_likelihood)
+            out.update(self.registry.layout())
         return out
 
 

@@ -25,6 +25,7 @@ from palsy.model import draws as draws_io
 from palsy.model import likelihood as LK
 from palsy.model import lp as LP
 from palsy.model import rates as R
+from palsy.model import registry_fit as RF
 from palsy.model.draws import CorruptDraws, Draws
 from palsy.model.evidence import Evidence
 
@@ -59,15 +60,20 @@ class Posterior:
 
 def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings(), *,
            data: dict[str, np.ndarray] | None = None, weights_one: bool = False,
-           progress: Callable[[str], None] | None = None):
+           progress: Callable[[str], None] | None = None, registry=None):
     """Run NUTS with ``settings.sampler`` (:mod:`palsy.model.nuts`); return (DataTree, Design). ``data``
-    replaces counts/weights (a refit: the same model, its ``pm.Data`` changed).
+    replaces counts/weights (a refit: the same model, its ``pm.Data`` changed). ``registry`` (a
+    :class:`palsy.model.registry_fit.RegistryInput`) adds a hospital registry's likelihood, and with it the
+    rate block to what NUTS samples; another registry of the same padded shapes reuses the compiled sampler.
 
     ``progress``, when given, is told what the fit is doing (building, sampling); nutpie also draws
     its own progress bar there (the command line passes it on a terminal only, never under ``--json``).
     """
     d = D.build(evidence, evidence.variant(variant), weights_one=weights_one, synthesis=settings.synthesis)
     key = (variant, evidence.hash, settings.synthesis)
+    if registry is not None:
+        d = dataclasses.replace(d, registry=registry.design(d.structure, d.variant.causes))
+        key = (*key, d.registry.signature)
     if progress and not nuts.is_compiled(key, settings.sampler):
         progress(f"building the {variant} model for {settings.sampler} (once per process"
                  + ("; a few minutes on a new machine)" if settings.sampler == "nutpie" else ")"))
@@ -89,7 +95,9 @@ def diagnostics(dt) -> dict[str, Any]:
     """Max R-hat (rank), min bulk and tail ESS over every free parameter, and divergences."""
     import arviz as az
 
-    post = dt["posterior"].to_dataset()[[n for n in prior.SAMPLED if n in dt["posterior"].dataset]]
+    names = (*prior.SAMPLED, *(n for n in dt["posterior"].dataset if n.startswith("share_")), *RF.SITE_PARAMETERS[:1],
+             *R.RATE_FACTORS)  # the rate block and the site spread are sampled only with a registry
+    post = dt["posterior"].to_dataset()[[n for n in names if n in dt["posterior"].dataset]]
     rhat = az.rhat(post, method="rank")
     ess_b = az.ess(post, method="bulk")
     ess_t = az.ess(post, method="tail")
@@ -168,7 +176,10 @@ def flat_params(dt) -> dict[str, np.ndarray]:
     """Posterior draws with chain and draw flattened into one leading ``sample`` dim."""
     post = dt["posterior"].to_dataset()
     out = {}
-    for name in (*prior.SAMPLED, "theta"):  # theta: the (component, node) array assembled from theta_free
+    # theta: the (component, node) array assembled from theta_free; the rate block and the site effects are
+    # in the posterior only when a registry informed them
+    for name in (*prior.SAMPLED, "theta", *R.RATE_FACTORS, *RF.SITE_PARAMETERS,
+                 *(n for n in post if n.startswith("share_"))):
         if name in post:
             a = post[name].values
             out[name] = a.reshape(-1, *a.shape[2:])
@@ -180,10 +191,17 @@ def case_loglik(params: dict[str, np.ndarray], d: D.Design) -> np.ndarray:
     return np.asarray(LK.case_loglik(LK.NUMPY, params, d)).T
 
 
+#: ``posterior``'s default registry: the one the evidence folder's ``registry.yaml`` names, if any.
+FROM_PRIORS = "priors/registry.yaml"
+
+
 def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Settings(), *,
               use_cache: bool = True, refresh: bool = False,
-              progress: Callable[[str], None] | None = None) -> Posterior:
+              progress: Callable[[str], None] | None = None, registry=FROM_PRIORS) -> Posterior:
     """The posterior of ``variant``: from the cache when valid, otherwise fitted and cached.
+
+    ``registry``: a :class:`palsy.model.registry_fit.RegistryInput` to fit with, None for none, or (the
+    default) the one the evidence folder's ``registry.yaml`` names; its hash is part of the cache key.
 
     Every file of a cache entry is verified before it is trusted (:func:`palsy.model.draws.verify_entry`:
     checksums, and the variant and key the draws record); a corrupt or partial entry (including a
@@ -193,13 +211,15 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
     cache write that fails after sampling (a full disk) is a warning naming the path, and the posterior
     is returned uncached (``folder`` None).
     """
-    folder = C.folder(evidence.hash, variant, settings)
+    if isinstance(registry, str):
+        registry = RF.from_settings(evidence)
+    folder = C.folder(evidence.hash, variant, settings, registry.hash if registry is not None else None)
     cached = _cached(folder) if use_cache and not refresh else None
     if cached is not None:
         return cached
     if not use_cache:
         C.clean_jax_cache()
-        return _fit(variant, evidence, settings, None, progress)
+        return _fit(variant, evidence, settings, None, progress, registry)
     C.check_root()
     with C.fitting(folder):  # another process may be fitting the same entry: wait, then read it
         cached = None if refresh else _cached(folder, quiet=True, remove=True)
@@ -209,7 +229,7 @@ def posterior(variant: str, evidence: Evidence, settings: C.Settings = C.Setting
         C.clean_jax_cache()
         draws_io.failed_writes.pop(folder, None)
         try:
-            fitted = _fit(variant, evidence, settings, folder, progress)
+            fitted = _fit(variant, evidence, settings, folder, progress, registry)
         except BaseException:  # an error, Ctrl-C or SIGTERM: no part of the entry stays
             draws_io.remove_entry(folder)
             raise
@@ -236,15 +256,16 @@ def _cached(folder: Path, quiet: bool = False, remove: bool = False) -> Posterio
 
 
 def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | None,
-         progress: Callable[[str], None] | None) -> Posterior:
+         progress: Callable[[str], None] | None, registry=None) -> Posterior:
     """Sample, add the rate block and the new-setting predictive; drop the draws that break the first LP's
     ordering with its profile (counted); cache in ``folder`` unless None."""
     use_cache = folder is not None
     t0 = time.perf_counter()
-    dt, d = sample(variant, evidence, settings, progress=progress)
+    dt, d = sample(variant, evidence, settings, progress=progress, registry=registry)
     seconds = time.perf_counter() - t0
     params = flat_params(dt)
-    params.update(rate_block(d, len(params["theta"]), settings.seed))
+    # without a registry the rate block has no likelihood: exact draws from its prior
+    params.update({k: v for k, v in rate_block(d, len(params["theta"]), settings.seed).items() if k not in params})
     params["theta_new"] = predictive_theta(params, d, settings.seed)
     ordering = lp_profile_ordering(params["theta_new"], d)
     ll = case_loglik(params, d)
@@ -260,7 +281,10 @@ def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | 
         "environment": C.environment(),  # the library versions of the cache key, for provenance
         "settings": dataclasses.asdict(settings),
         "w_case": d.w_case,
-        "rate_block": "drawn from its prior (no likelihood informs it)",
+        "rate_block": "drawn from its prior (no likelihood informs it)" if registry is None else
+                      "sampled by NUTS, informed by the hospital registry's likelihood",
+        "registry": (RF.report(registry, params, d.rates, d.variant.causes, settings.seed)
+                     if registry is not None else {"used": False}),
         "dropped_draws": 0,  # the orderings hold by construction (model/lp.py): no draw is discarded
         "lp_profile_ordering": {"holds_share": float(ordering.mean()), "draws": int(len(ordering)),
                                 "what": "share of draws in which, with the first LP's CSF profile known before its "

@@ -20,7 +20,7 @@ from palsy.reports.wording import percent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SECTIONS = ("diagnostics", "prior-posterior", "predictive", "cohorts", "heterogeneity", "selection", "loo", "psense",
-            "rests-on", "sensitivity", "rates", "references", "sbc", "validation")
+            "rests-on", "sensitivity", "rates", "references", "sbc", "validation", "registry")
 
 
 def _plt():
@@ -291,7 +291,7 @@ def context(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = Non
             "validation_figure": reliability_figure(results["validation"]) if results.get("validation") else None,
             "sbc_runs": [_sbc(p) for p in (sbc_path if isinstance(sbc_path, list) else [sbc_path])],
             "evidence_hash": results["evidence_hash"], "percent": percent,
-            "sections": SECTIONS}
+            "sections": SECTIONS, "registry": results.get("registry")}
 
 
 def dropped_lines(sens: dict[str, Any]) -> list[str]:

@@ -33,6 +33,7 @@ COMMANDS = {
     "teach": "the teaching lesson and interactive page",
     "evidence": "the evidence table with citations (validates priors/)",
     "serve": "the CDS Hooks service for the record system (FHIR prefetch in, cards out)",
+    "registry": "a hospital's registry of adjudicated palsies: check, summary, export counts, rows from feedback",
 }
 
 

@@ -9,7 +9,7 @@ from palsy.model import cache as C
 from palsy.model import findings as F
 from palsy.model import paths, variants
 from palsy.reports import terminal as TL
-from palsy.scripts.commands import common
+from palsy.scripts.commands import common, registry
 
 CHECKOUT = paths.checkout()
 #: The SBC results and the hallmark vignettes are files of a checkout (an installed package has none).
@@ -51,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the refits run, each a Dask task: local (a dask.distributed LocalCluster of worker "
                         "processes on this machine, default), serial (this process, one after the other) or the "
                         "address of a running Dask scheduler, e.g. tcp://host:8786 (docs/heavy_checks.md)")
+    registry.add_fit_arguments(p)  # the registry's rows: the fits, the site-level check and the tool's calibration
 
 
 def _bad(problem: str) -> F.InputError:
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from palsy.reports import check as report
 
     ev = evidence.load(common.priors_dir(args))
+    reg_fit, reg_rows = registry.fit_registry(args, ev)
     patients = criticism.load_patients(pdir)
     if vignettes:
         vdir = Path(vignettes)
@@ -90,11 +92,11 @@ def run(args: argparse.Namespace) -> int:
     say = progress or (lambda message: None)
     for v in names:
         say(f"check: posterior of the {v} variant")
-        posts[v] = fit.posterior(v, ev, C.Settings(), progress=progress).draws
+        posts[v] = fit.posterior(v, ev, C.Settings(), progress=progress, registry=reg_fit).draws
     plain = None
     if "independent" in names:
         say("check: the plain configuration (no random effects, selection or orderings)")
-        plain = fit.posterior("independent", ev, C.Settings(synthesis=False)).draws
+        plain = fit.posterior("independent", ev, C.Settings(synthesis=False), registry=None).draws  # conjugate
     n_refit = min(args.refit_draws, 100) if args.quick else args.refit_draws
     rs = C.Settings(draws=n_refit, tune=n_refit, chains=2)
     validation = common.priors_dir(args) / "validation.yaml"
@@ -108,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
                                     quick=QUICK if args.quick else None, loo_refits=1 if args.quick else None,
                                     validation_path=validation if validation.exists() else None, runner=run_,
                                     source_patients=[p.id for p in criticism.load_patients(pdir)])
+    from palsy.model.criticism import registry as CRG
+
+    say("check: the registry (the fit's use of it, site-level check, the tool's calibration)")
+    results["registry"] = CRG.report(posts[args.sensitivity_variant], reg_rows)
     html, js = report.write(results, out, sbc_path=sbc)
     if args.quick and results.get("sensitivity"):  # what the quick run left out, and why
         for line in report.dropped_lines(results["sensitivity"]):

@@ -9,7 +9,7 @@ import argparse
 
 from palsy.model import cache as C
 from palsy.reports import terminal as T
-from palsy.scripts.commands import common
+from palsy.scripts.commands import common, registry
 
 #: Bounds of the sampler flags: outside them a flag is bad input (exit 2) before anything compiles.
 MAX_DRAWS = 100_000
@@ -32,19 +32,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"NUTS backend (default {d.sampler}: JAX, compiles in seconds; nutpie: numba, compiles "
                         "in minutes and samples faster once compiled, needs pip install -e '.[nutpie]')")
     p.add_argument("--refit", action="store_true", help="refit even if the cache holds this fit")
+    registry.add_fit_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from palsy.model import evidence, fit
 
     ev = evidence.load(common.priors_dir(args))
+    reg, _ = registry.fit_registry(args, ev)
     post = fit.posterior(args.variant, ev, common.settings_from(args), refresh=args.refit,
-                         progress=common.progress_reporter(args))
+                         progress=common.progress_reporter(args), registry=reg)
     d = post.diagnostics
     src = "cache" if post.from_cache else f"fitted in {post.seconds:.1f} s"
     print(T.line(f"{args.variant}: {post.draws.n} draws ({src}); R-hat max {d['r_hat_max']:.4f}, "
                  f"bulk ESS min {d['ess_bulk_min']:.0f}, tail ESS min {d['ess_tail_min']:.0f}, "
                  f"divergences {d['divergences']}: {'ok' if d['ok'] else 'NOT OK'}"))
+    for line in registry.fit_lines(post.draws.meta):
+        print(T.line(line))
     if post.folder is None:  # the cache write failed: the warning above names the path and the reason
         print(T.line("cache: not written (see the warning above)"))
         return 1
