@@ -188,7 +188,8 @@ def load(directory: str | Path | None = None, *, companions: bool = True) -> Evi
     checked by its model (:mod:`palsy.model.file_models`: keys, types, ranges) and by the rules of meaning
     between the files (the schema's findings and levels, the causes and forms of ``model.yaml``, the keys
     of ``references.yaml``, the cases of ``cases.yaml``; :mod:`palsy.model.crossref`). With ``model.yaml``'s
-    ``node_coverage: required`` every free node parameter of every cause must have evidence. With
+    ``node_coverage: required`` (the default) every free node parameter of every cause must have evidence
+(``partial`` allows gaps: test fixtures). With
     ``companions`` the files an answer reads besides the fit's (``decision.yaml``, ``actions.yaml``,
     ``validation.yaml``, ``teaching_cases.yaml``, ``fhir_map.yaml``, those present) are checked against
     them too, so that a misspelt cause in an action is found before a fit, not after it.
@@ -228,7 +229,7 @@ def load(directory: str | Path | None = None, *, companions: bool = True) -> Evi
     causes = tuple(settings.get("causes") or ())
     spec = v.rates(docs["rates.yaml"], causes, refs) if causes else None
     ev = Evidence(directory, refs, tuple(cases), tuple(entries), spec, settings, _hash(blobs), schema)
-    if not problems and settings.get("node_coverage") == "required":
+    if not problems and settings.get("node_coverage", "required") == "required":
         problems += X.coverage_problems(ev, directory / "cohorts.yaml")
     if companions:  # checked against what the fit's files say, even where some of it is wrong
         problems += X.companions(directory, X.context_of(ev, docs["rates.yaml"]))

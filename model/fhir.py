@@ -164,6 +164,12 @@ def load_table(directory: str | Path | None = None) -> Table:
         elif row.role == "imaging" and (row.modality not in ("MRI", "CT") or row.level not in MRI_PRECEDENCE):
             problems.append(f"{where} ({row.code}): modality MRI or CT and an mri level")
         rows.append(row)
+    from palsy.model import crossref
+    from palsy.model import schema as SC
+
+    # the schema beside the table (a copy of priors/ with its own findings), else the one shipped
+    schema = SC.read(path.parent) if (path.parent / "schema.yaml").exists() else SC.default()
+    problems += crossref.fhir_map_file(doc, path, schema)
     if problems:
         raise F.InputError(problems, str(path))
     return Table(tuple(rows), windows, {k: str(v) for k, v in local.items()}, dict(doc.get("examples") or {}), str(path))

@@ -310,3 +310,14 @@ def test_example_bundles_survive_a_deep_copy_roundtrip(table):
     before = copy.deepcopy(b)
     X.map_bundle(b, table)
     assert b == before
+
+
+def test_a_table_mapping_to_a_level_the_schema_lacks_is_refused(tmp_path):
+    """The table's targets are checked against the schema when ``--fhir`` loads it (not only by
+    ``palsy evidence``)."""
+    raw = Y.load(REPO / "priors" / "fhir_map.yaml")
+    row = next(r for r in raw["codes"] if r.get("role") == "finding" and r.get("finding") == "remission")
+    raw["codes"].append({**row, "code": "zz-test", "level": "sideways"})
+    (tmp_path / "fhir_map.yaml").write_text(json.dumps(raw))
+    with pytest.raises(F.InputError, match="sideways"):
+        X.load_table(tmp_path)

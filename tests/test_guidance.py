@@ -93,4 +93,4 @@ def test_an_action_id_is_text_not_blank(tmp_path, given, shown):
     with pytest.raises(F.InputError) as exc:
         G.load(tmp_path, CAUSES, SC.default())
     msg = str(exc.value)
-    assert "action #1: id:" in msg and "not blank" in msg and shown in msg, msg
+    assert "entry '#1': field 'id':" in msg and "not blank" in msg and shown in msg, msg

@@ -233,9 +233,9 @@ def test_node_coverage(evidence, tmp_path):
     assert X.node_coverage(evidence) == []
     missing = X.node_coverage(evidence.without_entries({"ej_onset_bell"}))
     assert missing == ["subtype: bell | onset: progressive", "independent: bell | onset: progressive"]
-    assert E.load(_fixture(tmp_path)).settings.get("node_coverage") is None  # partial: loads
+    assert E.load(_fixture(tmp_path)).settings.get("node_coverage") == "partial"  # the fixture says so: loads
     with pytest.raises(E.EvidenceError) as exc:
-        E.load(_fixture(tmp_path / "2", "model.yaml", lambda m: m.update(node_coverage="required")))
+        E.load(_fixture(tmp_path / "2", "model.yaml", lambda m: m.pop("node_coverage")))  # required by default
     said(str(exc.value), "cohorts.yaml", "entry 'bell | onset: progressive'", "no entry informs this node (subtype variant)")
 
 

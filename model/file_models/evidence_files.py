@@ -145,7 +145,7 @@ class ModelFile(Strict):
     reasoning: dict[str, Text] = {}
     #: ``required``: every free node parameter of every cause has evidence (an error otherwise);
     #: ``partial``: a node without evidence keeps the base prior (a small evidence set for tests).
-    node_coverage: Literal["required", "partial"] = "partial"
+    node_coverage: Literal["required", "partial"] = "required"
 
     @field_validator("form_prior", mode="wrap")
     @classmethod
