@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PALSY_CACHE ?= $(HOME)/.cache/palsy
 
-.PHONY: setup setup-test pango fonts browser demo test test-fast lint benchmark examples clean
+.PHONY: setup setup-test pango fonts browser demo test test-fast test-heavy lint benchmark examples clean
 
 # What the demo needs: the venv and the runtime dependencies. The tests add their own tools and a browser.
 setup: $(VENV)/.installed pango
@@ -63,10 +63,14 @@ demo: setup
 # Two workers (pytest-xdist): model compilation is single-threaded, so two fits compile side by side;
 # tests that fit the same small model share a worker (xdist_group), so it is compiled once.
 test: setup-test
-	$(PY) -m pytest -q -ra -n 2 --dist loadgroup
+	$(PY) -m pytest -q -ra -n 2 --dist loadgroup -m "not heavy"
 
 test-fast: setup-test
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not heavy"
+
+# What make test leaves out: checks that cost minutes of compilation on their own (see pyproject's markers).
+test-heavy: setup-test
+	$(PY) -m pytest -q -ra -m heavy
 
 lint: setup-test
 	$(VENV)/bin/ruff check .

@@ -70,11 +70,12 @@ def test_refit_reuses_the_compiled_sampler_and_takes_its_data(fixture_evidence):
     assert fit.diagnostics(first)["divergences"] == 0
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("fixture_fit")
+@pytest.mark.heavy
 def test_nutpie_route_samples_the_same_posterior(fixture_evidence):
     """Both backends sample one PyMC model: on the plain configuration their posterior means of every node
-    probability agree within Monte Carlo error."""
+    probability agree within Monte Carlo error. Heavy (``make test-heavy``): numba builds the nutpie model
+    in minutes on 2 cores, longer than the rest of the suite's budget allows; the default sampler is checked
+    against the closed form in every ``make test`` (tests/test_exact.py)."""
     pytest.importorskip("nutpie")
     from palsy.model import fit
 
