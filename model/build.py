@@ -1,4 +1,4 @@
-"""PyMC 6 models of both variants (DESIGN §4), with named dims and counts/weights in ``pm.Data``.
+"""PyMC 6 models of both variants (docs/design.md §4), with named dims and counts/weights in ``pm.Data``.
 
 ``model(variant, evidence)`` returns a ``pm.Model``. The formulas are those of
 :mod:`palsy.model.likelihood`, evaluated with PyTensor. NUTS samples the free Beta node parameters

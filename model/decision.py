@@ -1,4 +1,4 @@
-"""The decision layer (DESIGN §4): Pauker and Kassirer's threshold model with the posterior carried
+"""The decision layer (docs/design.md §4): Pauker and Kassirer's threshold model with the posterior carried
 through. Pure functions over the answer's draws; the harms and benefits are ``priors/decision.yaml``.
 
 Three actions about infiltration: ``no_test`` (no further test for it), ``test`` (an LP by cytology,

@@ -1,4 +1,4 @@
-"""Load and validate ``priors/`` (DESIGN §3): ``load(dir) -> Evidence``.
+"""Load and validate ``priors/`` (docs/design.md §3): ``load(dir) -> Evidence``.
 
 Every problem in every file is collected into one :class:`EvidenceError` naming the file, the entry
 and the field. Nothing numeric about the clinical world is defined here: it is all read from YAML.
@@ -53,7 +53,7 @@ class Case:
 
     @property
     def in_population(self) -> bool:
-        """Palsy in a known leukemia: the case informs lineage and remission (DESIGN §4)."""
+        """Palsy in a known leukemia: the case informs lineage and remission (docs/design.md §4)."""
         return self.phase == "after_diagnosis"
 
 

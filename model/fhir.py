@@ -1,4 +1,4 @@
-"""A FHIR R4 record as the findings of DESIGN §2, through the one mapping table ``priors/fhir_map.yaml``.
+"""A FHIR R4 record as the findings of docs/design.md §2, through the one mapping table ``priors/fhir_map.yaml``.
 
 Pure: a bundle (a parsed JSON mapping) in, a :class:`FhirMapping` out, no HTTP and no clock unless no
 ``today`` is given. The bundle is validated with ``fhir.resources`` (its R4B models, which read R4 for
@@ -41,7 +41,7 @@ MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "bl
 CSF_MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow")
 RESOURCE_TYPES = ("Patient", "Condition", "Observation", "MedicationAdministration", "MedicationRequest",
                   "Procedure", "DiagnosticReport")
-#: The schema's precedence of MRI patterns (DESIGN §2: "the first of mass > multiple > otomastoid > ...").
+#: The schema's precedence of MRI patterns (docs/design.md §2: "the first of mass > multiple > otomastoid > ...").
 MRI_PRECEDENCE = ("mass", "multiple_nerve_or_leptomeningeal", "otomastoid_inflammation", "vii_viii_enhancement",
                   "facial_nerve_enhancement", "normal")
 #: Findings a clinician examines at the bedside: "examine and enter" when the record does not say.

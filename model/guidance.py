@@ -1,4 +1,4 @@
-"""What to do now (DESIGN §3 guidance, §6 page 1): the actions of ``priors/actions.yaml`` whose
+"""What to do now (docs/design.md §3 guidance, §6 page 1): the actions of ``priors/actions.yaml`` whose
 triggers hold for one patient's answer. The words and the triggers are data; this module only reads and
 evaluates them; the grammar's shape is :class:`palsy.model.file_models.care_files.ActionsFile`, the names a
 trigger uses are checked by :func:`palsy.model.crossref.actions_file`.

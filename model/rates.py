@@ -1,4 +1,4 @@
-"""The rate model of ``priors/rates.yaml`` (DESIGN §3): validation and its constant arrays.
+"""The rate model of ``priors/rates.yaml`` (docs/design.md §3): validation and its constant arrays.
 
 ``parse(doc, causes, refs, err)`` checks the file and returns a :class:`RateSpec`;
 ``arrays(spec, variant)`` turns it into the numeric arrays the likelihood uses

@@ -1,1 +1,1 @@
-"""The source patients (DESIGN §0: the documents the project grew from) as package data."""
+"""The source patients (docs/design.md §0: the documents the project grew from) as package data."""

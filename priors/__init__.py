@@ -1,1 +1,1 @@
-"""The evidence (DESIGN §3) as package data: ``importlib.resources.files("palsy.priors")`` is this folder."""
+"""The evidence (docs/design.md §3) as package data: ``importlib.resources.files("palsy.priors")`` is this folder."""

@@ -20,7 +20,7 @@ from typing import Any
 from palsy.reports import wording as W
 
 SUMMARY_MAX = 139  # CDS Hooks 2.0: "<140-character summary"
-PAGE1_ACTIONS = 6  # page 1 of the report shows at most six actions (DESIGN §6)
+PAGE1_ACTIONS = 6  # page 1 of the report shows at most six actions (docs/design.md §6)
 INDICATORS = ("info", "warning", "critical")
 
 

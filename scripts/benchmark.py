@@ -1,4 +1,4 @@
-"""Speed bars of DESIGN §8, each printed beside its baseline from the same run (ratios hold on a
+"""Speed bars of docs/design.md §8, each printed beside its baseline from the same run (ratios hold on a
 noisy machine). Run: ``make benchmark`` (or ``python scripts/benchmark.py --quick``)."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="skip the fit timings")
     ap.add_argument("--routes", nargs="?", const="", default=None, metavar="NAME",
                     help="also time the sampler routes (those whose name contains NAME, all without it) from "
-                         "empty compile caches (DESIGN §8; several minutes per route)")
+                         "empty compile caches (docs/design.md §8; several minutes per route)")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each row as it is measured, also into a file
     os.environ.setdefault("PALSY_CACHE", str(REPO / ".cache" / "palsy"))
@@ -211,7 +211,7 @@ def _edited_priors(folder: Path) -> Path:
 def routes(bare: float, name_contains: str = "") -> None:
     """Each route from empty compile caches: a first fit in a new process and a refit with changed data
     in the same process; a second process with the caches warm; a third after a case is added to
-    ``priors/`` (DESIGN §8 bars: 60 s, 5 s, 30 s after an edit), with each fit's diagnostics."""
+    ``priors/`` (docs/design.md §8 bars: 60 s, 5 s, 30 s after an edit), with each fit's diagnostics."""
     print()
     for name, env, how in ROUTES:
         if name_contains not in name:

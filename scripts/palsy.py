@@ -1,4 +1,4 @@
-"""The ``palsy`` command (DESIGN §7). Each subcommand lives in ``scripts/commands/<name>.py``.
+"""The ``palsy`` command (docs/design.md §7). Each subcommand lives in ``scripts/commands/<name>.py``.
 
 Exit status (:data:`EXIT_STATUS`, also in ``palsy --help``): 0 success, 2 bad input (a clear message
 naming the field, the value and what is allowed: only the project's input errors, :func:`input_errors`,

@@ -41,13 +41,13 @@ def test_every_cause_has_evidence_on_every_node(evidence):
         assert not missing, (name, missing)
 
 
-#: Words that mark a citation field as not read on a source page (DESIGN: no placeholders).
+#: Words that mark a citation field as not read on a source page (docs/design.md §3: no placeholders).
 PLACEHOLDERS = ("not captured", "not shown", "not found", "unknown", "probably", "possibly", "unverified", "attrib",
                 "n.d.")
 
 
 def incomplete_fields(ref: dict) -> list[str]:
-    """The citation fields of one reference that are missing or only attributed (DESIGN: references).
+    """The citation fields of one reference that are missing or only attributed (docs/design.md §3).
 
     Authors, title, journal and year must be given as read; a DOI or PMID is required unless the entry states in
     ``no_id`` why the source has none (a conference abstract, a journal that assigns neither).
@@ -86,9 +86,11 @@ def test_incomplete_fields_are_caught():
 
 
 #: Fields still incomplete among the references used (authors, title, journal or year not seen on a page, or no
-#: DOI/PMID found): by DESIGN such a source is not used until completed; the lead decides on each (see the entry's
+#: DOI/PMID found; a count of fields, not of references): by docs/design.md §3 such a source is kept only where
+#: it is the best evidence and is flagged "citation incomplete" wherever it is cited (see the entry's
 #: ``verified``). The test fails if the number grows. Version 3 added one (diagncytopathol2002: authors and an
-#: identifier not found; the only series read that gives the specificity of CSF flow cytometry in followed-up controls).
+#: identifier not found; the only series read that gives the specificity of CSF flow cytometry in followed-up
+#: controls).
 KNOWN_INCOMPLETE = 68
 
 
@@ -194,7 +196,7 @@ def _rate_refs(doc) -> set[str]:
 
 
 def test_one_source_one_use(evidence):
-    """DESIGN §3: a source's counts inform a quantity once; the 1979 series only the findings of infiltration."""
+    """docs/design.md §3: a source's counts inform a quantity once; the 1979 series only the findings of infiltration."""
     seen = {}
     for e in evidence.entries:
         if e.kind != "counts":

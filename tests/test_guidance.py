@@ -1,4 +1,4 @@
-"""What to do now: the actions of priors/actions.yaml and their triggers (DESIGN §3, §6)."""
+"""What to do now: the actions of priors/actions.yaml and their triggers (docs/design.md §3, §6)."""
 
 from pathlib import Path
 

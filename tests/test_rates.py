@@ -1,4 +1,4 @@
-"""What the rate model implies (DESIGN §3, issue 8 item 2): per lineage the cumulative CNS/neural
+"""What the rate model implies (docs/design.md §3, issue 8 item 2): per lineage the cumulative CNS/neural
 relapse and leukaemic facial palsy over therapy + 5 years, and the share of each cause among new
 palsies, printed and checked against the cited ranges of ``priors/rates.yaml``: the prior means inside
 (the calibration target), and the prior mass inside each range with both tails reported (issue 19)."""

@@ -1,4 +1,4 @@
-"""Model criticism, numbers only (DESIGN §6, the statistician's report). Nothing here draws:
+"""Model criticism, numbers only (docs/design.md §6, the statistician's report). Nothing here draws:
 :mod:`palsy.reports.check` presents these numbers. PyMC and ArviZ are imported lazily.
 
 One module per concept:

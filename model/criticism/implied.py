@@ -1,4 +1,4 @@
-"""What the rate model implies (DESIGN §3, issue 8 item 2): numbers only.
+"""What the rate model implies (docs/design.md §3, issue 8 item 2): numbers only.
 
 Per lineage l, over its window W_l (therapy + 5 years, ``window_years`` of ``priors/rates.yaml``):
 

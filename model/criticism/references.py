@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-#: Words that mark a citation field as not read on a source page (DESIGN: no placeholders).
+#: Words that mark a citation field as not read on a source page (docs/design.md §3: no placeholders).
 PLACEHOLDERS = ("not captured", "not shown", "not found", "unknown", "probably", "possibly", "unverified", "attrib",
                 "n.d.")
 FIELDS = ("authors", "title", "journal", "year")

@@ -30,7 +30,7 @@ def run_all(evidence: Evidence, posteriors: dict[str, Draws], patients: Sequence
             quick: tuple[int, int] | None = None, validation_path=None,
             loo_refits: int | None = None, runner: heavy.Runner | None = None,
             source_patients: Sequence[str] | None = None) -> dict[str, Any]:
-    """Every number of the statistician's report (DESIGN §6).
+    """Every number of the statistician's report (docs/design.md §6).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Evidence synthesis under criticism (DESIGN §3, issue 12 items 1-2): numbers only.
+"""Evidence synthesis under criticism (docs/design.md §3, issue 12 items 1-2): numbers only.
 
 *Heterogeneity* (:func:`heterogeneity`). Every quantity that two or more cohort entries estimate is
 pooled with a logit-normal study effect, rate_j = expit(logit(centre) + tau z_j), tau ~ HalfNormal

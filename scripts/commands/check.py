@@ -1,4 +1,4 @@
-"""``palsy check``: the statistician's report (DESIGN §6) as self-contained HTML, plus its numbers as JSON."""
+"""``palsy check``: the statistician's report (docs/design.md §6) as self-contained HTML, plus its numbers as JSON."""
 
 from __future__ import annotations
 

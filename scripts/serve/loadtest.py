@@ -5,7 +5,7 @@ cold (its cold start: launch to a ready ``/healthz``), then 20 locust users call
 with no think time, for the source patients again and again (the memoised path) and for distinct patients
 (every request a new combination of findings: the model's own cost). Median and 99th percentile of the
 response times, the number of requests and of failures (any status but 200, or numbers other than
-``palsy posterior``'s) are printed against DESIGN's bars (100 ms median, 300 ms p99).
+``palsy posterior``'s) are printed against docs/design.md's bars (100 ms median, 300 ms p99).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
 
 
 def report(seconds: int = 30) -> None:
-    """Print the serve route's rows (DESIGN §8 bars: warm median < 100 ms, p99 < 300 ms, no failure)."""
+    """Print the serve route's rows (docs/design.md §8 bars: warm median < 100 ms, p99 < 300 ms, no failure)."""
     m = run(seconds)
     print(f"\npalsy serve, cold start (launch to a ready /healthz, 2 workers): {m['cold_start_seconds']:.1f} s")
     for name, r in m.items():
