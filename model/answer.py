@@ -25,6 +25,7 @@ from palsy.model import decision as D
 from palsy.model import findings as F
 from palsy.model import guidance as G
 from palsy.model import lookahead as LA
+from palsy.model import rests_on as RO
 from palsy.model.atypicality import atypicality
 from palsy.model.draws import Draws
 from palsy.model.game import INFILTRATION, Game, Player, Tables, players, softmax
@@ -231,7 +232,8 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
            causes: tuple[str, ...] | None = None, tables: Tables | None = None, leave_out: bool = True,
            keep_draws: bool = False, seed: int = 0, decision_settings: D.Settings | None = None,
            thresholds: tuple[float, float] | None = None, guidance: tuple[G.Action, ...] = (),
-           shapley: bool = True, next_tests: bool = True) -> Answer:
+           shapley: bool = True, next_tests: bool = True, rests_on: bool = True,
+           other: Draws | None = None) -> Answer:
     """The answer for ``patient`` from posterior ``draws``.
 
     Parameters
@@ -264,6 +266,13 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     next_tests : bool
         Compute what the next tests could do (the lesson's many answers do not show it); always computed
         when ``decision_settings`` is given, since the decision weighs them.
+    rests_on : bool
+        Split the uncertainty of the answer's log odds into what it rests on (:mod:`palsy.model.rests_on`:
+        blocks of parameters, each as expert judgment or data, and Monte Carlo error), about 0.1 s.
+    other : Draws, optional
+        The other variant's posterior (same evidence): the answer then gives its P(infiltration) for this
+        patient under it, and whether the two differ by more than
+        :data:`palsy.model.rests_on.VARIANT_THRESHOLD` (model uncertainty, named on page 1).
 
     Raises
     ------
@@ -337,6 +346,30 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
                         dec["action"] if dec else None)
     acts = tuple({"id": g.id, "text": g.text, "detail": g.detail, "refs": list(g.refs), "urgency": g.urgency}
                  for g in todo)
+    # with a clinician's pretest the base rate is theirs, not the model's: the decomposition (of the model's
+    # own uncertainty, the rate block among it) does not describe that answer and is left out
+    rests = tuple({**r, "share": float(r["share"])} for r in RO.rests_on(game, draws.meta.get("rests_on"),
+                                                                          weights=w, seed=seed)) \
+        if rests_on and pretest is None else ()
     return Answer(patient, ci, pretest, t.causes, active, prior_pc, step_cause[-1], prior_lo, post_lo,
                   tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
-                  w, model, left, dec, acts)
+                  w, model, left, dec, acts, rests,
+                  _other_variant(patient, other, ci, pretest, causes, leave_out, seed,
+                                 probability_summary(post_lo, ci, w)["mean"]))
+
+
+def _other_variant(patient: F.Patient, other: Draws | None, ci: float, pretest: float | None,
+                   causes: tuple[str, ...] | None, leave_out: bool, seed: int,
+                   this: float) -> dict[str, Any] | None:
+    """The patient's P(infiltration) under the other variant (the same question: pretest, causes, the
+    library case left out), against this answer's mean; None without the other variant's draws."""
+    if other is None:
+        return None
+    if other.schema != patient.schema:
+        return {"variant": other.variant, "probability": None, "differs": False,
+                "note": "the other variant was fitted to other evidence: not compared"}
+    alt = answer(patient, other, ci=ci, pretest=pretest, causes=causes, leave_out=leave_out, seed=seed,
+                 shapley=False, next_tests=False, rests_on=False)
+    diff = alt.probability["mean"] - this
+    return {"variant": other.variant, "probability": alt.probability, "difference": diff,
+            "threshold": RO.VARIANT_THRESHOLD, "differs": bool(abs(diff) > RO.VARIANT_THRESHOLD)}

@@ -67,6 +67,33 @@ def posterior_draws(variant: str = DEFAULT_VARIANT, priors: str | Path | None = 
     return fit.posterior(variant, ev, settings, use_cache=True, progress=progress).draws
 
 
+def cached_draws(variant: str, priors: str | Path | None = None, settings: C.Settings | None = None) -> Draws | None:
+    """The cached posterior draws of ``variant`` (numpy only), or None when that fit is not in the cache
+    (never fits: an answer names the other variant's P(infiltration) only when both are fitted)."""
+    pdir = Path(priors) if priors is not None else paths.priors()
+    path = C.folder(evidence_hash(pdir), variant, settings or C.Settings()) / "draws.npz"
+    if not path.exists():
+        return None
+    try:
+        return draws_io.load(path)
+    except draws_io.CorruptDraws:
+        return None
+
+
+def other_variant(variant: str) -> str:
+    """The variant compared with ``variant`` (the two of :data:`palsy.model.variants.VARIANTS`)."""
+    from palsy.model.variants import VARIANTS
+
+    return next(v for v in VARIANTS if v != variant)
+
+
+def other_draws(draws: Draws, priors: str | Path | None = None) -> Draws | None:
+    """The other variant's cached draws fitted with the same sampler settings as ``draws``, or None."""
+    fields = C.Settings.__dataclass_fields__
+    settings = C.Settings(**{k: v for k, v in draws.meta["settings"].items() if k in fields})
+    return cached_draws(other_variant(draws.variant), priors, settings)
+
+
 def read_patient_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a patient YAML file (:class:`findings.InputError` naming the file if it is not one).
 
@@ -103,7 +130,7 @@ def as_patient(patient: F.Patient | Mapping[str, Any] | str | Path, schema: Sche
 def answer(patient: F.Patient | Mapping[str, Any] | str | Path, *, variant: str = DEFAULT_VARIANT,
            priors: str | Path | None = None, ci: float = 0.9, pretest: float | None = None,
            causes: tuple[str, ...] | None = None, thresholds: tuple[float, float] | None = None,
-           shapley: bool = True, draws: Draws | None = None) -> A.Answer:
+           shapley: bool = True, draws: Draws | None = None, compare_variants: bool = True) -> A.Answer:
     """The differential of one patient's facial palsy, as ``palsy posterior`` answers it.
 
     Parameters
@@ -125,6 +152,9 @@ def answer(patient: F.Patient | Mapping[str, Any] | str | Path, *, variant: str 
         Compute the order-free (Shapley) contributions.
     draws : Draws, optional
         Posterior draws already loaded (reuse them across many patients).
+    compare_variants : bool
+        When the other variant is fitted too (cached), give its P(infiltration) for this patient
+        (``variants``; named on page 1 when the two differ by more than 10 points).
 
     Returns
     -------
@@ -143,6 +173,8 @@ def answer(patient: F.Patient | Mapping[str, Any] | str | Path, *, variant: str 
     pdir = Path(priors) if priors is not None else paths.priors()
     draws = draws if draws is not None else posterior_draws(variant, pdir)
     parsed = as_patient(patient, draws.schema)
+    other = other_draws(draws, pdir) if compare_variants else None
     return A.answer(parsed, draws, ci=ci, pretest=pretest, causes=causes, thresholds=thresholds, shapley=shapley,
+                    other=other,
                     decision_settings=decision.load(pdir, draws.causes),
                     guidance=guidance.load(pdir, draws.causes, draws.schema))

@@ -123,7 +123,7 @@ def check_root() -> Path:
 #: The sources that define the model and its draws: a change to any of them invalidates cached fits.
 MODEL_SOURCES = ("structure.py", "design.py", "likelihood.py", "prior.py", "build.py", "fit.py", "variants.py",
                  "rates.py", "evidence.py", "findings.py", "safe_yaml.py", "draws.py", "nuts.py",
-                 "registry_likelihood.py", "registry_model.py", "registry_fit.py")
+                 "registry_likelihood.py", "registry_model.py", "registry_fit.py", "rests_on.py")
 
 #: The libraries whose versions can change the draws (the sampler, the compiler, the numerics).
 LIBRARIES = ("pymc", "pytensor", "blackjax", "jax", "jaxlib", "nutpie", "numba", "numpy", "scipy")

@@ -26,6 +26,7 @@ from palsy.model import likelihood as LK
 from palsy.model import lp as LP
 from palsy.model import rates as R
 from palsy.model import registry_fit as RF
+from palsy.model import rests_on as RO
 from palsy.model.draws import CorruptDraws, Draws
 from palsy.model.evidence import Evidence
 
@@ -257,8 +258,9 @@ def _cached(folder: Path, quiet: bool = False, remove: bool = False) -> Posterio
 
 def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | None,
          progress: Callable[[str], None] | None, registry=None) -> Posterior:
-    """Sample, add the rate block and the new-setting predictive; drop the draws that break the first LP's
-    ordering with its profile (counted); cache in ``folder`` unless None."""
+    """Sample, add the rate block and the new-setting predictive; measure how often the first LP's ordering
+    with its profile holds (no draw is dropped: the orderings hold by construction); record where each
+    parameter's information comes from; cache in ``folder`` unless None."""
     use_cache = folder is not None
     t0 = time.perf_counter()
     dt, d = sample(variant, evidence, settings, progress=progress, registry=registry)
@@ -296,6 +298,9 @@ def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | 
         "case_aliases": [list(c.also_known_as) for c in evidence.cases],
         "diagnostics": diagnostics(dt),
         "fit_seconds": seconds,
+        # where each parameter's information comes from (judgment or data), so that every answer can say
+        # what it rests on without reading priors/ (model/rests_on.py)
+        "rests_on": RO.provenance(evidence, d),
     }
     dr = Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
     if use_cache:

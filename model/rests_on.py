@@ -89,7 +89,7 @@ import numpy as np
 INFILTRATION = "infiltration"
 EXACT_BLOCKS = 6  # up to this many active blocks, every order is enumerated (2^6 hybrids)
 PAIRS = 8  # antithetic pairs of random orders above it
-DRAWS = 1000  # draws the decomposition uses (a seeded subset: its Monte Carlo error is in each share's)
+DRAWS = 500  # draws the decomposition uses (a seeded subset: its Monte Carlo error is in each share's)
 MAX_CELLS = 2_000_000  # draws x compatible strata x components per rate combination: fewer draws above it
 ACTIVE = 1e-3  # a block whose total effect is below this share of the variance is left out of the orders
 KINDS = ("judgment", "data")
@@ -457,20 +457,37 @@ class _Pieces:
             delta[both] = _logit(theta_new[both][:, kk, nn]) - _logit(theta[both][:, kk, nn])  # (S, positions)
         shared = np.array([nd.sharing == "shared" for nd in st.nodes])
         plist = [pl for pl in game.players if pl.finding not in sc.context]
+        # the nodes the findings read: a block of nodes none of them reads takes no part (its sources alike)
+        read = np.zeros(len(st.nodes), bool)
+        lp_nodes = np.arange(st.n_tree_nodes, len(st.nodes))
+        for pl in plist:
+            if pl.lp is not None or pl.finding == sc.profile:
+                read[lp_nodes] = True
+            items = ([st.profile_item(r) for r in st.results] if pl.finding == sc.profile else
+                     [] if pl.lp is not None else [pl.finding])
+            for item in items:
+                j = st.level_index.get((item, pl.value))
+                if j is not None:
+                    read[:st.n_tree_nodes] |= (st.a_success[j] + st.a_failure[j]) > 0
+        lab_read = bool((read & shared).any())
+        delta_read = bool(read[nn].any()) if len(kk) else False
         self.T = {}
         th_ab = {False: theta[sel], True: theta[partner]}
         d_ab = {False: delta[sel], True: delta[partner]}
         wanted = set(thetas) if thetas is not None else set(itertools.product((False, True), repeat=3))
-        for own, lab in itertools.product((False, True), repeat=2):
-            base = th_ab[own] if own == lab else np.where(shared[None, None, :], th_ab[lab], th_ab[own])
-            for dl in (False, True):
-                if (own, lab, dl) not in wanted:
-                    continue
-                th = base.copy() if len(kk) else base
-                if len(kk):
-                    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-                        th[:, kk, nn] = _expit(_logit(base[:, kk, nn]) + d_ab[dl])
-                self.T[(own, lab, dl)] = self._rest(th, plist)
+        for own, lab, dl in sorted(wanted):
+            key = (own, lab and lab_read, dl and delta_read)  # the sources that matter
+            if key in self.T:
+                self.T[(own, lab, dl)] = self.T[key]
+                continue
+            own_, lab_, dl_ = key
+            base = th_ab[own_] if own_ == lab_ else np.where(shared[None, None, :], th_ab[lab_], th_ab[own_])
+            th = base.copy() if len(kk) else base
+            if len(kk):
+                with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                    th[:, kk, nn] = _expit(_logit(base[:, kk, nn]) + d_ab[dl_])
+            self.T[key] = self._rest(th, plist)
+            self.T[(own, lab, dl)] = self.T[key]
 
     def _rest(self, th: np.ndarray, plist: list) -> np.ndarray:
         """Log p(findings but the context | component, blasts absent / present) (n, K, 2) for theta ``th``,

@@ -273,7 +273,7 @@ def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables 
     t = tables or A.Tables(draws)
     ess = ess_of(draws)
     typ, lp = teaching.typical, teaching.negative_lp
-    answers = [A.answer(with_lps(typ, lp, k), draws, ci=ci, tables=t, shapley=False) for k in range(teaching.repeats + 1)]
+    answers = [A.answer(with_lps(typ, lp, k), draws, ci=ci, tables=t, shapley=False, rests_on=False) for k in range(teaching.repeats + 1)]
     steps = [differential(a, ess) for a in answers]
     p_inf = [s["probability"]["mean"] for s in steps]
     want = dict(lp.results)
@@ -288,7 +288,7 @@ def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables 
     accuracy = {}
     for key, methods in _method_sets(lp).items():
         one = F.LP(tuple((m, r) for m, r in lp.results if m in methods), lp.traumatic)
-        a1 = A.answer(with_lps(typ, one, 1), draws, ci=ci, tables=t, shapley=False)
+        a1 = A.answer(with_lps(typ, one, 1), draws, ci=ci, tables=t, shapley=False, rests_on=False)
         pn = _lp_outcome_probability(answers[0], dict(one.results))
         accuracy[key] = {"methods": list(methods), "p_negative": pn, "after": a1.probability,
                          **lp_accuracy(p_inf[0], pn, a1.probability["mean"])}
@@ -297,11 +297,11 @@ def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables 
     reads = {test.reads for test in sc.next_tests.values() if test.reads != sc.lp.name}
     for finding in [f for f in sc.tree_findings if f in reads and typ.level(f) is None]:
         for level in sc.levels[finding]:
-            a = A.answer(typ.replace(**{finding: level}), draws, ci=ci, tables=t, shapley=False)
+            a = A.answer(typ.replace(**{finding: level}), draws, ci=ci, tables=t, shapley=False, rests_on=False)
             mri.append({"finding": finding, "value": level, "after": differential(a, ess),
                         "lr": odds(a.probability["mean"]) / odds(p_inf[0])})
     blank = A.answer(F.Patient(id="no findings", values={n: None for n in sc.categorical}, schema=sc), draws, ci=ci,
-                     tables=t, shapley=False)
+                     tables=t, shapley=False, rests_on=False)
     return {"variant": draws.variant, "draws": draws.n, "ci": ci, "causes": list(draws.causes), "ess": ess,
             "patient": typ.to_dict(), "description": typ.description, "based_on": teaching.based_on,
             "negative_lp": lp.to_dict(), "steps": steps, "lr": lr, "p_negative": p_neg, "gain": gain,
@@ -324,13 +324,13 @@ def single_findings(draws: Draws, teaching: Teaching, *, ci: float = 0.9,
     t = tables or A.Tables(draws)
     ess = ess_of(draws)
     typ, sc = teaching.typical, draws.schema
-    p0 = A.answer(typ, draws, ci=ci, tables=t, shapley=False).probability["mean"]
+    p0 = A.answer(typ, draws, ci=ci, tables=t, shapley=False, rests_on=False).probability["mean"]
     rows = []
     for name in sc.categorical:
         if name in sc.scope or typ.level(name) is not None:
             continue
         for level in sc.levels[name]:
-            a = A.answer(typ.replace(**{name: level}), draws, ci=ci, tables=t, shapley=False)
+            a = A.answer(typ.replace(**{name: level}), draws, ci=ci, tables=t, shapley=False, rests_on=False)
             rows.append({"finding": name, "value": level, "after": differential(a, ess),
                          "lr": odds(a.probability["mean"]) / odds(p0)})
     return rows
@@ -343,7 +343,7 @@ def walkthrough(patient: F.Patient, draws: Draws, *, ci: float = 0.9, tables: A.
     and the leading cause with the causes tied with it."""
     t = tables or A.Tables(draws)
     ess = ess_of(draws) if ess is None else ess
-    ans = A.answer(patient, draws, ci=ci, tables=t, shapley=False)
+    ans = A.answer(patient, draws, ci=ci, tables=t, shapley=False, rests_on=False)
     w = ans.weights
     running = ans.prior_log_odds[None, :] + np.cumsum(ans.sequential, axis=0) if len(ans.players) else np.zeros((0, t.n))
     steps_ = ans.steps()
@@ -388,7 +388,7 @@ def solve(case: Case, draws: Draws, *, ci: float = 0.9, tables: A.Tables | None 
     out = {**{k: v for k, v in w.items() if k != "weights"}, "case": fields}
     if case.patient.csf:
         bare = case.patient.replace(csf=(), **{draws.schema.profile: None})
-        a = A.answer(bare, draws, ci=ci, tables=t, shapley=False)
+        a = A.answer(bare, draws, ci=ci, tables=t, shapley=False, rests_on=False)
         out["without_lps"] = differential(a, ess_of(draws))
     return out
 

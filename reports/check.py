@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from palsy.reports import templating
 from palsy.reports.wording import percent
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -84,11 +85,13 @@ def prior_posterior_figure(arrays: dict[str, Any], scalars: list[dict[str, Any]]
         ax.axis("off")
     for ax, (key, rows) in zip(axes.ravel(), groups.items(), strict=False):
         y = np.arange(len(rows))[::-1]
-        for yi, r in zip(y, rows, strict=True):
-            ax.plot([r["prior_lower"], r["prior_upper"]], [yi + 0.15] * 2, color="0.65", lw=2)
-            ax.plot(r["prior_mean"], yi + 0.15, "|", color="0.4", ms=5)
-            ax.plot([r["lower"], r["upper"]], [yi - 0.15] * 2, color="C0", lw=2)
-            ax.plot(r["mean"], yi - 0.15, "|", color="C0", ms=5)
+        col = {k: np.array([r[k] for r in rows], float) for k in ("prior_lower", "prior_upper", "prior_mean",
+                                                                 "lower", "upper", "mean")}
+        # one collection per kind of mark (a line per row would cost a matplotlib artist each)
+        ax.hlines(y + 0.15, col["prior_lower"], col["prior_upper"], color="0.65", lw=2)
+        ax.plot(col["prior_mean"], y + 0.15, "|", color="0.4", ms=5, ls="none")
+        ax.hlines(y - 0.15, col["lower"], col["upper"], color="C0", lw=2)
+        ax.plot(col["mean"], y - 0.15, "|", color="C0", ms=5, ls="none")
         ax.set_yticks(y)
         labels = [r["parameter"].partition("[")[2].rstrip("]") for r in rows]
         if key.startswith("theta_free["):
@@ -109,12 +112,14 @@ def ppc_figure(rows: list[dict[str, Any]], title: str) -> str:
     rows = [r for r in rows if r["observed"] is not None]
     fig, ax = plt.subplots(figsize=(7, 0.22 * len(rows) + 0.8))
     y = np.arange(len(rows))[::-1]
-    for yi, r in zip(y, rows, strict=True):
-        frac = max(r["cases"], 1)
-        ax.plot([r["lower"] / frac, r["upper"] / frac], [yi, yi], color="C0", lw=3, alpha=0.5)
-        ax.plot(r["mean"] / frac, yi, "|", color="C0", ms=8)
-        bad = r["p_value"] is not None and r["p_value"] < 0.05
-        ax.plot(r["observed"] / frac, yi, "o", color="C3" if bad else "k", ms=4)
+    frac = np.array([max(r["cases"], 1) for r in rows], float)
+    ax.hlines(y, np.array([r["lower"] for r in rows]) / frac, np.array([r["upper"] for r in rows]) / frac,
+              color="C0", lw=3, alpha=0.5)
+    ax.plot(np.array([r["mean"] for r in rows]) / frac, y, "|", color="C0", ms=8, ls="none")
+    bad = np.array([r["p_value"] is not None and r["p_value"] < 0.05 for r in rows])
+    obs = np.array([r["observed"] for r in rows], float) / frac
+    ax.plot(obs[~bad], y[~bad], "o", color="k", ms=4, ls="none")
+    ax.plot(obs[bad], y[bad], "o", color="C3", ms=4, ls="none")
     ax.set_yticks(y)
     ax.set_yticklabels([f"{r['statistic']} (n={r['cases']})" for r in rows], fontsize=6)
     ax.set_xlim(-0.02, 1.02)
@@ -332,12 +337,7 @@ def _rate_percent(x: Any) -> str:
 
 def render(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = None) -> str:
     """The report as one self-contained HTML string."""
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]))
-    env.filters["fmt"] = _fmt
-    env.filters["pct"] = percent
-    env.filters["rpct"] = _rate_percent
+    env = templating.with_filters(strict=False, fmt=_fmt, pct=percent, rpct=_rate_percent)
     return env.get_template("check.html").render(**context(results, sbc_path=sbc_path))
 
 

@@ -4,7 +4,7 @@ The HTML and the PDF are both rendered from the dict that :func:`build` returns,
 same numbers in the same words. The context is plain data (str, int, float, bool, list, dict): the
 figures (:mod:`palsy.reports.figures`) draw from it and never see the model.
 
-One statistic per number (DESIGN §6): probabilities are **means** over the posterior draws, with an
+One statistic per number (docs/design.md §6): probabilities are **means** over the posterior draws, with an
 equal-tailed credible interval; factors on the odds are **geometric means**, exp(mean log LR), with
 their interval; the waterfalls are drawn from the means after each step. The median appears only
 where it is labelled.
@@ -88,6 +88,26 @@ class _Citations:
             out.append({"n": n, "key": key, "text": citation_text(ref), "links": links,
                         "short": short_citation(ref)})
         return out
+
+
+#: How each kind of source of uncertainty reads in the report's table.
+KIND_WORDS = {"judgment": "expert judgment", "data": "data", "monte_carlo": "Monte Carlo error",
+              "unlabelled": "not labelled (the fit predates provenance)"}
+
+
+def _rests_on_rows(rows: list[dict]) -> list[dict[str, str]]:
+    """The table of what the answer rests on: each block's part as judgment or data, its share in words."""
+    return [{"source": r["source"], "kind": KIND_WORDS.get(r["kind"], r["kind"]), "share": W.percent(r["share"])}
+            for r in rows]
+
+
+def _variants_agree(variants: dict | None) -> str:
+    """The other variant's answer when it agrees with this one ('' when the other variant is not fitted)."""
+    if not variants or not variants.get("probability"):
+        return ""
+    return (f"The other model variant ({variants['variant']}) gives a mean of "
+            f"{W.percent(variants['probability']['mean'])}, within {round(100 * variants['threshold'])} percentage points of this "
+            f"answer.")
 
 
 def citation_text(ref: dict[str, Any]) -> str:
@@ -307,8 +327,8 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
         "next_tests": _next_tests(ans, L),
         "population": " ".join(str(evidence.rates.doc.get("population", "")).split()),
         "limits": _limits(ans, evidence, L),
-        "rests_on": list(d.get("rests_on") or []),
-        "variants": d.get("variants"),
+        "rests_on": _rests_on_rows(d.get("rests_on") or []),
+        "variants": W.variants_sentence(d.get("variants")) or _variants_agree(d.get("variants")),
         "provenance": _provenance(ans),
         "disclaimer": DISCLAIMER,
         "figures": _figures(ans, labels, shorts, headline, L),

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from palsy.model.findings import InputError
-from palsy.reports import links
+from palsy.reports import links, templating
 from palsy.reports.output import write_all
-from palsy.reports.pdf import TEMPLATES, Printer
+from palsy.reports.pdf import Printer
 
 FORMATS = ("html", "pdf")
 #: Names a file may not have on Windows, whatever its extension (``con.html`` is the console there).
@@ -60,11 +60,7 @@ def html(ctx: dict[str, Any]) -> str:
     RuntimeError
         If the finished page still carries a link that is not allowed (a template bug, never input).
     """
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    page = env.get_template("report.html").render(**_safe_references(ctx), svg=svg_images(ctx))
+    page = templating.environment().get_template("report.html").render(**_safe_references(ctx), svg=svg_images(ctx))
     bad = links.unsafe_links(page)
     if bad:
         raise RuntimeError(f"the report would carry links it may not: {', '.join(bad[:5])}")

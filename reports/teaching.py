@@ -37,6 +37,7 @@ from markupsafe import Markup, escape
 
 from palsy.model import findings as F
 from palsy.reports import palette as P
+from palsy.reports import templating
 from palsy.reports import wording as W
 from palsy.reports.labels import Labels
 from palsy.reports.output import write_all
@@ -55,11 +56,7 @@ pct = W.percent
 
 
 def _env():
-    import jinja2
-
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              autoescape=jinja2.select_autoescape(["html"], default=True),
-                              undefined=jinja2.StrictUndefined)
+    return templating.environment()
 
 
 def _css(name: str = "teach.css") -> Markup:
@@ -280,7 +277,7 @@ def core_context(core: Mapping[str, Any], labels: Labels, figure: bool = True) -
         "others_text": ", ".join(labels.cause_short(c) for c in causes if c != INF),
         "tree_others": [{"key": c, "label": labels.cause_short(c)} for c in causes if c != INF],
         "accuracy": acc, "subtype": core["variant"] == "subtype",
-        "diminishing": all(b > a for a, b in zip(core["lr"], core["lr"][1:])),
+        "diminishing": all(b > a for a, b in zip(core["lr"], core["lr"][1:], strict=False)),
         "mri": [{"value": m["value"], "label": sc.level_label(m["finding"], m["value"]),
                  "lead": leading_text(m["after"], labels)} for m in core["mri"]],
         "inf_label": labels.cause(INF), "inf_short": labels.cause_short(INF),

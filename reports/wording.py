@@ -98,7 +98,7 @@ def natural_frequency(s: dict, others: list[tuple[str, float]] | None = None) ->
 
 def factor_with_interval(s: dict, ci: float) -> str:
     """'x 9.4 (90% CrI x 2.1 to x 40)' from a log likelihood ratio summary: the point is the
-    geometric mean, exp(mean log LR), one statistic per number (DESIGN §6)."""
+    geometric mean, exp(mean log LR), one statistic per number (docs/design.md §6)."""
     return f"{factor(s['mean'])} ({ci_percent(ci)}% CrI {factor(s['lower'])} to {factor(s['upper'])})"
 
 
@@ -143,21 +143,27 @@ def negative_lps_sentence(dec: dict, method_name) -> str:
 
 
 def rests_on_sentence(rests_on: list[dict]) -> str:
-    """One line on what the answer's uncertainty rests on ('' when not computed): its largest block, and the
-    shares of expert judgment and of data."""
+    """What the answer's uncertainty rests on, for page 1 ('' when not computed): its largest block and
+    whether judgment or data carries it (:func:`palsy.model.rests_on.sentence`), then the shares of expert
+    judgment and of data across the whole answer when the fit labelled them."""
     if not rests_on:
         return ""
+    from palsy.model.rests_on import sentence
+
     judgment = sum(r["share"] for r in rests_on if r["kind"] == "judgment")
     data = sum(r["share"] for r in rests_on if r["kind"] == "data")
-    top = max(rests_on, key=lambda r: r["share"])
-    kind = {"judgment": "an expert judgment", "data": "data", "monte_carlo": "Monte Carlo error"}.get(top["kind"], top["kind"])
-    return (f"Most of the uncertainty in this answer is {top['source']} ({kind}, {percent(top['share'])} of it); "
-            f"expert judgment carries {percent(judgment)} and data {percent(data)}.")
+    if judgment + data == 0:
+        return sentence(rests_on)
+    return (f"{sentence(rests_on)} Across the answer, expert judgment carries {percent(judgment)} of its "
+            f"uncertainty and data {percent(data)} (the table on a later page).")
 
 
 def variants_sentence(variants: dict | None) -> str:
     """The other model variant's answer when the two differ by more than the design's margin ('' otherwise)."""
-    if not variants or not variants.get("differ"):
+    if not variants or not variants.get("differs") or not variants.get("probability"):
         return ""
-    return (f"The other model variant ({variants['other']}) gives {percent(variants['probability'])}: the "
-            f"variants disagree here, and the data cannot yet tell them apart.")
+    p = variants["probability"]
+    return (f"The other model variant ({variants['variant']}) gives a mean of {percent(p['mean'])} "
+            f"({interval(p['lower'], p['upper'], p['ci'])}), more than {round(100 * variants['threshold'])} percentage points "
+            f"from this answer: the variants disagree for this patient and the case library cannot yet tell "
+            f"them apart.")

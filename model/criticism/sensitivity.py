@@ -208,7 +208,7 @@ def p_infiltration(patient: F.Patient, draws: Draws, pretest: float | None = Non
 
     t = _tables(draws)
     if pretest is not None:
-        ans = A.answer(patient, draws, pretest=pretest, leave_out=False, tables=t, shapley=False)
+        ans = A.answer(patient, draws, pretest=pretest, leave_out=False, tables=t, shapley=False, rests_on=False)
         return A.expit(ans.posterior_log_odds)
     game = full_game(patient, t)
     return A.expit(game.value(np.ones((1, game.n_players), bool))[0])

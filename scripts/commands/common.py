@@ -203,6 +203,13 @@ def load_draws(args: argparse.Namespace, variant: str | None = None, settings: C
                                progress=progress_reporter(args))
 
 
+def other_draws(args: argparse.Namespace, draws):  # noqa: ANN001, ANN201
+    """The other variant's draws if that fit is cached (never fitted here), for the answer's ``variants``."""
+    from palsy.model import api
+
+    return api.other_draws(draws, priors_dir(args))
+
+
 def progress_reporter(args: argparse.Namespace | None = None):
     """What long work is doing, on stderr: only on a terminal and never under ``--json`` (None otherwise)."""
     if getattr(args, "json", False) or not sys.stderr.isatty():

@@ -14,14 +14,14 @@ from palsy.scripts.commands import common
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--patient", metavar="FILE.yaml", help="patient file (DESIGN §2); flags override it")
+    p.add_argument("--patient", metavar="FILE.yaml", help="patient file (docs/design.md §2); flags override it")
     p.add_argument("--fhir", metavar="BUNDLE.json", help="a FHIR R4 Bundle instead of a patient file, mapped through "
                                                         "priors/fhir_map.yaml; flags override it")
     common.add_finding_arguments(p)
     common.add_model_arguments(p)
     p.add_argument("--thresholds", metavar="LOW,HIGH", help="the decision's pair of thresholds on P(infiltration) "
                                                            "for this query (default: from priors/decision.yaml)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (DESIGN §7)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (docs/design.md §7)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     pdir = common.priors_dir(args)
     ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws),
                    decision_settings=decision.load(pdir, draws.causes), thresholds=thresholds,
-                   guidance=guidance.load(pdir, draws.causes, draws.schema))
+                   guidance=guidance.load(pdir, draws.causes, draws.schema), other=common.other_draws(args, draws))
     if mapping is not None:  # what the record did not say, and what was not read
         from palsy.model import fhir
 
@@ -115,6 +115,13 @@ def table(ans: A.Answer) -> str:
         lines += [f"  {i}. {a['text']}" for i, a in enumerate(d["actions"], start=1)]
     if d["decision"]:
         lines += ["", *decision_lines(d["decision"])]
+    if d["rests_on"]:
+        lines += ["", f"What this answer rests on: {W.rests_on_sentence(d['rests_on'])}"]
+        lines += [f"  {r['source']:<58} {r['kind']:<11} {W.percent(r['share']):>7}" for r in d["rests_on"][:6]]
+        if len(d["rests_on"]) > 6:
+            lines.append(f"  ... {len(d['rests_on']) - 6} smaller parts (--json gives them all)")
+    if (v := W.variants_sentence(d["variants"])):
+        lines += ["", f"MODEL UNCERTAINTY: {v}"]
     m = d["model"]
     lines += ["", f"Model: {m['variant']} variant, {m['draws']} draws, evidence {m['evidence_hash'][:12]}, "
                   f"version {m['version']}, diagnostics {'ok' if m['diagnostics_ok'] else 'NOT OK'}"]

@@ -1,4 +1,4 @@
-"""``palsy report``: the clinician report (HTML and PDF) for one patient file or several (DESIGN §6).
+"""``palsy report``: the clinician report (HTML and PDF) for one patient file or several (docs/design.md §6).
 
 The report path stays light: a warm cache, numpy, matplotlib (figures), Jinja2 and WeasyPrint (the PDF
 from the same HTML); no PyMC or ArviZ. The decision settings (priors/decision.yaml) and the actions
@@ -21,7 +21,7 @@ from palsy.scripts.commands import common
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("patients", nargs="+", metavar="PATIENT.yaml",
-                   help="patient file (DESIGN §2), or several (a report each); the flags apply to every one")
+                   help="patient file (docs/design.md §2), or several (a report each); the flags apply to every one")
     p.add_argument("--out", default="report", metavar="DIR",
                    help="folder for the report files, named by patient id (default: ./report)")
     p.add_argument("--format", default="html,pdf", metavar="FORMATS",
@@ -41,7 +41,8 @@ def answer_options(args: argparse.Namespace, draws) -> dict:  # noqa: ANN001
     return {"ci": getattr(args, "ci", 0.9), "pretest": getattr(args, "pretest", None),
             "causes": common.causes_from(args, draws),
             "thresholds": decision.parse_thresholds(args.thresholds) if getattr(args, "thresholds", None) else None,
-            "decision_settings": decision.load(pdir), "guidance": guidance.load(pdir, draws.causes)}
+            "decision_settings": decision.load(pdir), "guidance": guidance.load(pdir, draws.causes),
+            "other": common.other_draws(args, draws)}
 
 
 def answer_for(args: argparse.Namespace, patient, draws, options: dict | None = None):  # noqa: ANN001, ANN201

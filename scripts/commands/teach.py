@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         models = []
         for d in (draws, *others.values()):
             t = A.Tables(d)
-            weights = {pid: A.answer(p, d, tables=t, shapley=False).weights for pid, p in cases.items()
+            weights = {pid: A.answer(p, d, tables=t, shapley=False, rests_on=False).weights for pid, p in cases.items()
                        if d.case_index(pid) is not None}
             models.append(T.page_tables(d, t, weights=weights))
         rules = R.page_rules(guidance.load(pdir, draws.causes, draws.schema), ev.references, guidance.PAGE_ONE)

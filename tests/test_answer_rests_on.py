@@ -1,0 +1,115 @@
+"""Issue 19 items 1 and 4 in every answer: what it rests on (``rests_on``: shares of the variance of its log
+odds by source, each as expert judgment, data or Monte Carlo error, summing to 1) and the other variant's
+P(infiltration) (``variants``), in the JSON, the terminal answer, page 1 and the report's table."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tests.conftest import REPO
+
+KINDS = {"judgment", "data", "monte_carlo"}
+
+
+@pytest.fixture(scope="module")
+def source_001(draws_subtype):
+    from palsy.model import api
+
+    return api.as_patient(REPO / "patients" / "source-001.yaml", draws_subtype.schema)
+
+
+def test_rests_on_is_in_every_answer_and_sums_to_one(draws_subtype, draws_independent, source_001):
+    from palsy.model import answer as A
+    from palsy.model import findings as F
+
+    for draws in (draws_subtype, draws_independent):
+        for patient in (source_001, F.parse_patient({"id": "bare", "lineage": "T-ALL"}, schema=draws.schema)):
+            ans = A.answer(patient, draws, other=None)
+            rows = ans.to_dict()["rests_on"]
+            assert rows, "every answer says what it rests on"
+            # the fit labelled every parameter: no row is left unlabelled
+            assert {r["kind"] for r in rows} <= KINDS and "monte_carlo" in {r["kind"] for r in rows}
+            assert math.isclose(sum(r["share"] for r in rows), 1.0, abs_tol=1e-9)
+            assert all(0 < r["share"] <= 1 and isinstance(r["share"], float) for r in rows)
+            assert [r["share"] for r in rows] == sorted((r["share"] for r in rows), reverse=True)
+            json.dumps(rows)  # JSON-ready
+            # reproducible: the same seed gives the same decomposition
+            assert A.answer(patient, draws, shapley=False, next_tests=False).to_dict()["rests_on"] == rows
+
+
+def test_the_base_rate_rests_on_judgment(draws_subtype, source_001):
+    """The rate block is drawn from its prior (no data informs it without a registry): its share is judgment
+    or cited estimates, never the likelihood's; and the largest block is named on page 1."""
+    from palsy.model import answer as A
+    from palsy.reports import wording as W
+
+    rows = A.answer(source_001, draws_subtype).to_dict()["rests_on"]
+    base = [r for r in rows if r["source"] == "base rate of infiltration"]
+    assert base and sum(r["share"] for r in base) > 0.05
+    judged = sum(r["share"] for r in rows if r["kind"] == "judgment")
+    assert 0 < judged < 1
+    line = W.rests_on_sentence(rows)
+    top = max({r["source"] for r in rows if r["kind"] != "monte_carlo"},
+              key=lambda s: sum(r["share"] for r in rows if r["source"] == s))
+    assert top in line and W.percent(judged) in line
+
+
+def test_no_decomposition_under_a_pretest(draws_subtype, source_001):
+    """With the clinician's pretest the base rate is theirs: the model's decomposition is not shown."""
+    from palsy.model import answer as A
+
+    assert A.answer(source_001, draws_subtype, pretest=0.2).to_dict()["rests_on"] == []
+    assert A.answer(source_001, draws_subtype, rests_on=False).to_dict()["rests_on"] == []
+
+
+def test_the_other_variant_is_the_same_question(draws_subtype, draws_independent, source_001):
+    """``variants`` is the other variant's own answer for the same patient and options (pretest, causes,
+    the library case left out), and ``differs`` is |difference| > 10 points."""
+    from palsy.model import answer as A
+    from palsy.model import rests_on as RO
+
+    for kw in ({}, {"pretest": 0.3}, {"causes": ("infiltration", "bell")}):
+        ans = A.answer(source_001, draws_subtype, other=draws_independent, shapley=False, **kw)
+        v = ans.to_dict()["variants"]
+        alone = A.answer(source_001, draws_independent, shapley=False, **kw).probability
+        assert v["variant"] == "independent" and v["probability"]["mean"] == pytest.approx(alone["mean"], rel=1e-12)
+        assert v["difference"] == pytest.approx(alone["mean"] - ans.probability["mean"], rel=1e-12)
+        assert v["differs"] == (abs(v["difference"]) > RO.VARIANT_THRESHOLD)
+    assert A.answer(source_001, draws_subtype).to_dict()["variants"] is None  # the other variant not given
+
+
+def test_variants_sentence_only_when_they_differ():
+    from palsy.reports import context
+    from palsy.reports import wording as W
+
+    prob = {"mean": 0.559, "median": 0.6, "lower": 0.043, "upper": 0.968, "ci": 0.9}
+    differ = {"variant": "independent", "probability": prob, "difference": -0.2, "threshold": 0.1, "differs": True}
+    line = W.variants_sentence(differ)
+    assert "independent" in line and "55.9%" in line and "90% CrI 4.3% to 96.8%" in line and "10 percentage" in line
+    agree = {**differ, "difference": 0.05, "differs": False}
+    assert W.variants_sentence(agree) == "" and W.variants_sentence(None) == ""
+    assert "within 10 percentage points" in context._variants_agree(agree)
+
+
+def test_cli_json_and_report_show_what_the_answer_rests_on(palsy, tmp_path):
+    """palsy posterior --json carries both keys; the report's page 1 says it in one line, section 8 has the
+    table, and a variant that differs is named on page 1 (both variants are fitted in the test session)."""
+    from tests.test_report import parse
+
+    proc = palsy("posterior", "--patient", str(REPO / "patients" / "source-001.yaml"), "--json", check=True)
+    d = json.loads(proc.stdout)
+    assert d["rests_on"] and d["variants"]["variant"] == "independent"
+    text = palsy("posterior", "--patient", str(REPO / "patients" / "source-001.yaml"), check=True).stdout
+    assert "What this answer rests on:" in text
+    assert ("MODEL UNCERTAINTY" in text) == d["variants"]["differs"]
+    palsy("report", str(REPO / "patients" / "source-001.yaml"), "--format", "html", "--out", str(tmp_path), check=True)
+    page = parse(tmp_path / "source-001.html")
+    first = page.plain.split("2. Findings as entered", 1)[0]
+    assert "uncertainty in this answer" in first
+    assert ("The other model variant (independent)" in first) == d["variants"]["differs"]
+    limits = page.plain.split("8. Population and limits", 1)[1].split("9. Provenance", 1)[0]
+    assert "What this answer rests on" in limits
+    assert sum(r["source"] in limits for r in d["rests_on"]) == len({r["source"] for r in d["rests_on"]})
