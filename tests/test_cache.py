@@ -46,7 +46,7 @@ def test_netcdf_opens_with_arviz(posterior_independent):
 
     # NUTS samples theta (and omega); the rate block is drawn from its prior beside them
     assert set(dt["log_prior"].data_vars) == set(dt["posterior"].data_vars) & set(prior.SAMPLED)
-    assert set(rates.RATE_PARAMETERS) <= set(dt["posterior"].data_vars)
+    assert set(rates.rate_parameters(posterior_independent.draws.schema.context)) <= set(dt["posterior"].data_vars)
     assert dt["log_likelihood"]["cases"].shape[-1] == len(posterior_independent.draws.meta["case_ids"])
 
 

@@ -204,9 +204,18 @@ def test_fit_says_how_far_it_has_got_on_a_terminal_only(tmp_path):
 
 @pytest.mark.slow
 def test_teach_says_what_it_is_doing_on_a_terminal_only(palsy, tmp_path):
-    code, err = _on_a_terminal("teach", "--out", str(tmp_path / "a"))
+    import shutil
+
+    from tests.conftest import REPO
+
+    # the lesson with one patient to walk through and no PDF: what is said is the same, at a fraction of the time
+    one = tmp_path / "patients"
+    one.mkdir()
+    shutil.copy(REPO / "patients" / "source-002.yaml", one)
+    quick = ("--patients", str(one), "--no-pdf")
+    code, err = _on_a_terminal("teach", "--out", str(tmp_path / "a"), *quick)
     assert code == 0 and "palsy: teach: the lesson's scenarios" in err and "interactive page" in err, err
-    quiet = palsy("teach", "--out", str(tmp_path / "b"), check=True)
+    quiet = palsy("teach", "--out", str(tmp_path / "b"), *quick, check=True)
     assert "palsy:" not in quiet.stderr, quiet.stderr
 
 

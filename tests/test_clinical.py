@@ -1,5 +1,5 @@
-"""Clinical sanity: the hallmark vignettes (DESIGN §9), the source patients and claims of the
-source documents (../shared/sources/). Numbers are printed (``pytest -s``), not pinned."""
+"""Clinical sanity: the hallmark vignettes (docs/design.md §9), the source patients and claims of the
+source documents (the founding documents of the project). Numbers are printed (``pytest -s``), not pinned."""
 
 from pathlib import Path
 
@@ -78,7 +78,7 @@ def test_one_negative_cytology_does_not_exclude(draws):
     """Source 000: 'Do not rely on single negative CSF examination'."""
     p = F.parse_patient(read_patient_file(PATIENTS / "source-000-vignette.yaml"))
     a = A.answer(p, draws)
-    before = A.answer(p.replace(csf=()), draws).probability["mean"]
+    before = A.answer(p.replace(csf=()), draws, shapley=False, next_tests=False, rests_on=False).probability["mean"]
     lp = [c for c in a.contributions if c["index"] is not None][0]
     assert lp["log_lr"]["mean"] < 0 and a.probability["mean"] < before  # it lowers the odds...
     assert a.probability["mean"] > 0.6 * before and a.probability["lower"] > 0.01  # ...but is far from excluding
@@ -94,8 +94,9 @@ def test_remission_lowers_but_does_not_remove_risk(draws):
 
 def test_positive_lp_raises_and_negative_lowers_infiltration(draws):
     base = {"lineage": "T-ALL", "remission": "remission_on_treatment", "laterality": "unilateral"}
-    p0 = A.answer(F.parse_patient(base), draws).probability["mean"]
+    p0 = A.answer(F.parse_patient(base), draws, shapley=False, next_tests=False, rests_on=False).probability["mean"]
     for lp in ("cytology={}", "flow={}", "cytology={},flow={}"):
-        pos = A.answer(F.parse_patient({**base, "csf": [lp.format("positive", "positive")]}), draws).probability["mean"]
-        neg = A.answer(F.parse_patient({**base, "csf": [lp.format("negative", "negative")]}), draws).probability["mean"]
+        quick = {"shapley": False, "next_tests": False, "rests_on": False}
+        pos = A.answer(F.parse_patient({**base, "csf": [lp.format("positive", "positive")]}), draws, **quick).probability["mean"]
+        neg = A.answer(F.parse_patient({**base, "csf": [lp.format("negative", "negative")]}), draws, **quick).probability["mean"]
         assert neg < p0 < pos

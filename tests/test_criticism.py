@@ -285,8 +285,11 @@ def test_answer_sensitivity_refits_and_psis():
         assert rec["tornado"] == sorted(rec["tornado"], key=lambda r: -abs(r["delta"]))
         assert rec["dropped_total"] == sum(rec["dropped"].values())
         # the alternatives bracket the judgment: odds x2 and /2 move the answer in opposite directions
-        by = {r["alternative"]: r["delta"] for r in judged}
-        assert by["odds x2"] * by["odds /2"] <= 0
+        # (refits of 150 draws: a move smaller than twice its Monte Carlo error has no direction)
+        by = {r["alternative"]: r for r in judged}
+        up, down = by["odds x2"], by["odds /2"]
+        resolved = min(abs(up["delta"]) - 2 * up["mc_error"], abs(down["delta"]) - 2 * down["mc_error"]) > 0
+        assert up["delta"] * down["delta"] <= 0 or not resolved, (up, down)
         assert any(r["kind"] == "rate_factor" for r in rec["sources"])
 
 

@@ -147,7 +147,8 @@ def test_decision_in_the_answer(draws_subtype, settings):
             assert a.probability["mean"] < low
             continue
         for j in range(1, 6):
-            q = A.answer(p.replace(csf=p.csf + (negative,) * j), draws_subtype).probability["mean"]
+            q = A.answer(p.replace(csf=p.csf + (negative,) * j), draws_subtype, shapley=False, next_tests=False,
+                         rests_on=False).probability["mean"]
             if k is not None and j == k:
                 assert q < low
                 break

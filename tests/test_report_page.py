@@ -1,4 +1,4 @@
-"""Page 1 of the clinician report (DESIGN §6, issue 10 items 1-5), through the CLI as a user runs it.
+"""Page 1 of the clinician report (docs/design.md §6, issue 10 items 1-5), through the CLI as a user runs it.
 
 - In Debian's headless Chromium at 1280 x 1024: the page-1 elements (any warning, the headline, the
   differential, the three top findings, what to do now, the decision, the limits) are in that order and
@@ -58,8 +58,14 @@ def reports(palsy, tmp_path_factory):
     proc = run_palsy("report", *map(str, files.values()), "--out", str(out), check=True)
     htmls = [Path(p) for p in proc.stdout.split() if p.endswith(".html")]
     assert len(htmls) == len(files)
-    for (name, path), html in zip(files.items(), htmls, strict=True):
-        d = json.loads(run_palsy("posterior", "--patient", str(path), "--json", check=True).stdout)
+    # the JSON answers through the Python API in this process (equal to `palsy posterior --json`: tests/test_api.py),
+    # one command-line answer kept as the user runs it
+    from palsy.model import api
+
+    draws = api.posterior_draws()
+    for i, ((name, path), html) in enumerate(zip(files.items(), htmls, strict=True)):
+        d = (json.loads(run_palsy("posterior", "--patient", str(path), "--json", check=True).stdout) if i == 0 else
+             json.loads(api.answer(path, draws=draws).to_json()))
         got[name] = {"json": d, "html": html, "pdf": html.with_suffix(".pdf")}
     return got
 

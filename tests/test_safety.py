@@ -12,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from palsy.model import answer as A
-from palsy.model import decision, guidance
+from palsy.model import decision, guidance, paths
 from palsy.model import findings as F
-from palsy.model import paths
 
 VIGNETTES = Path(__file__).parent / "fixtures" / "vignettes"
 PICTURES = sorted(p for p in VIGNETTES.glob("*.yaml") if "expected_actions" in yaml.safe_load(p.read_text()))

@@ -85,7 +85,7 @@ def pooled_fixture(fixture_evidence):
 @pytest.mark.slow
 @pytest.mark.xdist_group("sbc")  # one worker builds the pseudo-library's model once for both tests
 def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
-    """30 simulations (the reduced run) of the model with random effects and case selection: cohort
+    """20 simulations (the reduced run; the suite's budget) of the model with random effects and case selection: cohort
     counts simulated with study effects, cases through the selection model; a loose chi-square bound."""
     from palsy.model import design as D
     from palsy.scripts import sbc
@@ -93,8 +93,8 @@ def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
     ev = pooled_fixture(fixture_evidence)
     d = D.build(ev, ev.variant("independent"))
     assert d.re_groups and d.sel_mask.any()  # both parts of the synthesis are in the simulated model
-    res = sbc.run(ev, "independent", 30, seed=11, scheduler="serial", **SBC_SETTINGS)
-    assert len(res["ranks"]) == 30 and len(res["parameters"]) == len(res["ranks"][0])
+    res = sbc.run(ev, "independent", 20, seed=11, scheduler="serial", **SBC_SETTINGS)
+    assert len(res["ranks"]) == 20 and len(res["parameters"]) == len(res["ranks"][0])
     # the sampled parameters only: the free node parameters, the spread and study effects, the selection
     assert {p.partition("[")[0] for p in res["parameters"]} == {"theta_free", "tau", "re_z", "gamma"}
     assert any(" csf: " in p for p in res["parameters"])  # the CSF model's nodes (LP and node entries) too
@@ -109,7 +109,7 @@ def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
     assert np.all((means > 0.2) & (means < 0.8)), dict(zip(res["parameters"], means.round(2), strict=True))
     paths = sbc.write(res, tmp_path)
     back = json.loads(paths[0].read_text())
-    assert back["simulations"] == 30 and back["variant"] == "independent"
+    assert back["simulations"] == 20 and back["variant"] == "independent"
     assert paths[1].read_text().lstrip().startswith("<?xml") or "<svg" in paths[1].read_text()[:500]
 
 
