@@ -52,7 +52,7 @@ def posterior_draws(variant: str = DEFAULT_VARIANT, priors: str | Path | None = 
     """
     pdir = Path(priors) if priors is not None else paths.priors()
     settings = settings or C.Settings()
-    path = C.folder(evidence_hash(pdir), variant, settings) / "draws.npz"
+    path = C.folder(evidence_hash(pdir), variant, settings, registry_key(pdir)) / "draws.npz"
     if path.exists():
         try:
             return draws_io.load(path)
@@ -67,11 +67,19 @@ def posterior_draws(variant: str = DEFAULT_VARIANT, priors: str | Path | None = 
     return fit.posterior(variant, ev, settings, use_cache=True, progress=progress).draws
 
 
+def registry_key(priors: Path) -> str | None:
+    """The cache key's registry part for the registry ``priors/registry.yaml`` names (None without one): the
+    answer uses the fit with the hospital's registry whenever the evidence folder names one."""
+    from palsy.model import registry
+
+    return registry.key(priors)
+
+
 def cached_draws(variant: str, priors: str | Path | None = None, settings: C.Settings | None = None) -> Draws | None:
     """The cached posterior draws of ``variant`` (numpy only), or None when that fit is not in the cache
     (never fits: an answer names the other variant's P(infiltration) only when both are fitted)."""
     pdir = Path(priors) if priors is not None else paths.priors()
-    path = C.folder(evidence_hash(pdir), variant, settings or C.Settings()) / "draws.npz"
+    path = C.folder(evidence_hash(pdir), variant, settings or C.Settings(), registry_key(pdir)) / "draws.npz"
     if not path.exists():
         return None
     try:

@@ -133,7 +133,9 @@ def from_settings(evidence) -> RegistryInput | None:
     if not s.used:
         return None
     reg = from_files(evidence, list(s.rows), list(s.counts), settings=s)
-    return dataclasses.replace(reg, hash=hashlib.sha256(f"{reg.hash}|{s.digest}".encode()).hexdigest())
+    # the key the answer's path computes from the files' bytes alone (registry.key), so that a query finds
+    # the registry's fit without parsing the registry
+    return dataclasses.replace(reg, hash=RG.content_hash(s))
 
 
 # --- after the fit: what the registry moved ----------------------------------------------------------
