@@ -340,7 +340,9 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
              "diagnostics_ok": draws.meta["diagnostics"]["ok"], "causes": list(t.causes),
              "causes_weighed": [c for c, a in zip(t.causes, active, strict=True) if a],
              "not_modelled": list(st["not_modelled"]), "schema_version": t.schema.version,
-             "cause_labels": st.get("cause_labels") or {}}
+             "cause_labels": st.get("cause_labels") or {},
+             # whether a hospital registry informed the fit, its rows and what it moved (model/registry_fit.py)
+             "registry": draws.meta.get("registry") or {"used": False}}
     means = dict(zip(t.causes, np.average(step_cause[-1], axis=0, weights=w).tolist(), strict=True))
     todo = G.applicable(guidance, patient, {c: m for (c, m), a in zip(means.items(), active, strict=True) if a},
                         dec["action"] if dec else None)

@@ -302,6 +302,25 @@ class LeftOutCase(_Out):
     reliable: bool
 
 
+class RestsOnRow(_Out):
+    """One part of what an answer rests on: a block of parameters, carried by judgment or data."""
+
+    source: str = Field(description="the block: a cause's rate, a cause's finding frequencies, the laboratory, ...")
+    kind: Literal["judgment", "data", "monte_carlo", "unlabelled"]
+    share: float = Field(ge=0, le=1, description="its share of the variance of the answer's log odds")
+
+
+class OtherVariant(_Out):
+    """The other variant's answer to the same question (issue 19 item 4)."""
+
+    variant: str
+    probability: ProbabilitySummary | None
+    difference: float | None = Field(default=None, description="the other variant's mean minus this answer's")
+    threshold: float | None = None
+    differs: bool
+    note: str | None = None
+
+
 class Fhir(_Out):
     """What a FHIR record did not say and what was not read (``--fhir``)."""
 
@@ -333,7 +352,9 @@ def answer_model(sc: SC.Schema | None = None) -> type[BaseModel]:
         "ModelInfo", __base__=_Out, variant=(str, ...), draws=(int, ...), evidence_hash=(str, ...), version=(str, ...),
         pretest=(float | None, ...), seed=(int, ...), diagnostics_ok=(bool, ...), causes=(list[str], ...),
         causes_weighed=(list[str], ...), not_modelled=(list[str], ...), schema_version=(Literal[sc.version], ...),
-        cause_labels=(dict[str, CauseLabel], ...))
+        cause_labels=(dict[str, CauseLabel], ...),
+        registry=(dict[str, Any], _open("whether a hospital registry informed the fit ('used'), its rows and what "
+                                        "it moved")))
     return create_model(
         "Answer", __base__=_Out,
         __doc__="The answer of ``palsy posterior --json`` (docs/design.md §7).",
@@ -346,8 +367,10 @@ def answer_model(sc: SC.Schema | None = None) -> type[BaseModel]:
         shapley_method=(ShapleyMethod, ...), steps=(list[Step], ...), next_tests=(list[NextTest], ...),
         decision=(Decision | None, ...), actions=(list[Action], ...), model=(model, ...),
         out_of_population=(bool, ...), left_out_case=(LeftOutCase | None, ...),
-        rests_on=(list[dict[str, Any]], _open("what the answer rests on (docs/design.md §4), one row per block")),
-        variants=(dict[str, Any] | None, _open("the other variant's answer when the variants disagree")),
+        rests_on=(list[RestsOnRow], _open("what the answer rests on (docs/design.md §4), largest first, shares "
+                                          "summing to 1; empty under --pretest")),
+        variants=(OtherVariant | None, _open("the other variant's answer to the same question; null when that "
+                                             "variant is not fitted")),
         fhir=(Fhir | None, Field(default=None, description="with --fhir: what the record did not say")),
     )
 

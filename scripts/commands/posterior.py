@@ -125,6 +125,13 @@ def table(ans: A.Answer) -> str:
     m = d["model"]
     lines += ["", f"Model: {m['variant']} variant, {m['draws']} draws, evidence {m['evidence_hash'][:12]}, "
                   f"version {m['version']}, diagnostics {'ok' if m['diagnostics_ok'] else 'NOT OK'}"]
+    if m["registry"].get("used"):
+        reg = m["registry"]
+        base = reg.get("base_rate") or {}
+        lines.append(f"Fitted with a hospital registry: {reg['rows'].get('rows', 0)} rows from {len(reg['sites'])} "
+                     f"site(s); base rate of infiltration {W.percent(base['prior']['mean'])} before it, "
+                     f"{W.percent(base['posterior']['mean'])} after it (means)." if base else
+                     f"Fitted with a hospital registry: {reg['rows'].get('rows', 0)} rows.")
     if d["left_out_case"]:
         lo = d["left_out_case"]
         lines.append(f"This patient is library case {lo['case']}: answered with it left out "
