@@ -56,6 +56,7 @@ fonts:
 
 demo: setup
 	$(VENV)/bin/palsy fit
+	$(VENV)/bin/palsy fit --variant independent  # the other variant: each answer names it when they disagree
 	@for p in patients/*.yaml; do echo; echo "=== $$p"; $(VENV)/bin/palsy posterior --patient $$p || exit 1; done
 	$(VENV)/bin/palsy report patients/*.yaml --out out/reports
 	@echo; echo "reports written to out/reports/"
