@@ -81,9 +81,9 @@ def main() -> int:
     pat = F.parse_patient({"laterality": "bilateral", "csf": ["negative:cytology"]})
 
     # 3. one clinician report (HTML and PDF) from a warm cache
-    from palsy.scripts.palsy import _available
+    from palsy.scripts.palsy import available
 
-    if "report" in _available():
+    if "report" in available():
         with tempfile.TemporaryDirectory() as out:
             rep = wall([py, "-m", "palsy.scripts.palsy", "report", patient, "--out", out], 3)
             row("palsy report (HTML and PDF), warm cache (median of 3)", rep, 5.0, "python -c 'import numpy'", bare)

@@ -230,7 +230,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     (file or sys.stderr).write(T.line(f"palsy: warning: {text}") + "\n")
 
 
-def _available(only: str | None = None) -> dict[str, object]:
+def available(only: str | None = None) -> dict[str, object]:
     """The command modules (only ``only``'s when given: a query imports nothing it does not run)."""
     mods = {}
     for name in [only] if only else COMMANDS:
@@ -295,9 +295,9 @@ def _main(argv: list[str]) -> int:
     if only is None and "--version" in argv and "-h" not in argv and "--help" not in argv:
         mods: dict[str, object] = {}  # the version needs no command module
     else:
-        mods = _available(only) if only else _available()
+        mods = available(only) if only else available()
     if only and only not in mods:
-        mods = _available()
+        mods = available()
     args = parser(mods).parse_args(argv)
     if hasattr(args, "_palsy_given"):
         del args._palsy_given

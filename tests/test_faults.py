@@ -660,7 +660,7 @@ def test_every_flag_of_every_command_refuses_an_empty_value():
     """`--causes ''`, `--thresholds ''` and every other flag or positional of every subcommand: exit 2, naming it."""
     import argparse
 
-    p = P.parser(P._available())
+    p = P.parser(P.available())
     sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
     checked = []
     for name, sp in sub.choices.items():

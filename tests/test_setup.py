@@ -65,3 +65,15 @@ def test_xdist_groups_run_on_one_worker(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     workers = {(tmp_path / f"ran-{i}").read_text() for i in range(8)}
     assert len(workers) == 1, f"one group ran on {sorted(workers)}"
+
+
+def test_citation_file_names_this_version():
+    """CITATION.cff is valid Citation File Format (the keys 1.2.0 requires) and carries palsy's own version."""
+    import yaml
+
+    import palsy
+
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0" and {"message", "title", "authors", "version"} <= set(cff)
+    assert cff["version"] == palsy.__version__
+    assert all("name" in a or "family-names" in a for a in cff["authors"])

@@ -155,9 +155,9 @@ def rests_on_record(patient: F.Patient, draws: Draws, prov: dict[str, Any]) -> d
     from palsy.model import rests_on as RO
     from palsy.model.psis import psis_weights
 
-    from .sensitivity import _tables
+    from .sensitivity import tables_of
 
-    t = _tables(draws)
+    t = tables_of(draws)
     game = G.Game(t, G.players(patient), patient, A.active_causes(t.causes, None), t.log_prior,
                   np.zeros_like(t.level_lp[:, :, 0]))
     idx = draws.case_index(patient.id)
@@ -179,9 +179,9 @@ def compare_answers(posteriors: dict[str, Draws], patients: Sequence[F.Patient],
     for p in patients:
         probs = {}
         for name, dr in posteriors.items():
-            from .sensitivity import _tables
+            from .sensitivity import tables_of
 
-            v = RO.variant_probability(dr, p, tables=_tables(dr))
+            v = RO.variant_probability(dr, p, tables=tables_of(dr))
             probs[name] = v["probability"]
         means = [x["mean"] for x in probs.values()]
         rows[p.id] = {"probability": probs, "spread": max(means) - min(means),

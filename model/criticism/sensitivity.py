@@ -184,7 +184,7 @@ def rate_alternatives(draws: np.ndarray, family: str, params: tuple[float, ...])
 _TABLES: dict[int, Any] = {}
 
 
-def _tables(draws: Draws):
+def tables_of(draws: Draws):  # noqa: ANN201 (answer.Tables, imported lazily)
     """The answer's per-draw tables of ``draws``, computed once per draws object."""
     from palsy.model.answer import Tables
 
@@ -206,7 +206,7 @@ def p_infiltration(patient: F.Patient, draws: Draws, pretest: float | None = Non
     """
     from palsy.model import answer as A
 
-    t = _tables(draws)
+    t = tables_of(draws)
     if pretest is not None:
         ans = A.answer(patient, draws, pretest=pretest, leave_out=False, tables=t, shapley=False, rests_on=False)
         return A.expit(ans.posterior_log_odds)
@@ -379,7 +379,7 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
                                   "dropped": {}} for p in patients}
     base_p = {}
     for p in patients:
-        ans = answer(p, draws, tables=_tables(draws), shapley=False)
+        ans = answer(p, draws, tables=tables_of(draws), shapley=False)
         base_p[p.id] = expit(ans.posterior_log_odds)  # per draw; the weights below leave a library case out
         res[p.id]["baseline"], res[p.id]["mc_error"] = mean_mcse(base_p[p.id], own[p.id], chains)
         res[p.id]["answer"] = ans.probability["mean"]  # the answer as palsy posterior gives it
@@ -516,17 +516,18 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
                 for _ in range((len(specs) - len(chosen)) * len(ALTERNATIVES)):
                     drop(p.id, f"rate factor screened out by --quick (only the {QUICK_RATE_FACTORS} that explain most "
                                "of a patient's variance alone are moved)")
-        from palsy.model.rests_on import Evaluator, _expit
+        from palsy.model.rests_on import Evaluator
+        from palsy.model.summaries import expit
 
         key_param = {"lognormal": "rate_lognormal", "beta": "rate_beta"}
-        evaluators = {p.id: Evaluator(full_game(p, _tables(draws))) for p in patients}
+        evaluators = {p.id: Evaluator(full_game(p, tables_of(draws))) for p in patients}
         for i in chosen:
             name, family, col, prm = specs[i]
             x = draws.params[key_param[family]][:, col]
             for alt, values in rate_alternatives(x, family, prm).items():
                 alt_params = with_rate_column(draws, family, col, values).params
                 for p in patients:
-                    p_alt = _expit(evaluators[p.id].log_odds(alt_params))
+                    p_alt = expit(evaluators[p.id].log_odds(alt_params))
                     r = exact_delta(base_p[p.id], p_alt, own[p.id], chains)
                     res[p.id]["sources"].append(
                         {"source": f"rate factor {name}", "kind": "rate_factor", "cause": name.split(":")[0],
