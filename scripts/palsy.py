@@ -291,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    from palsy.scripts.commands import common
+
+    common.PRIORS_ON_COMMAND_LINE = common.priors_in(argv)  # the finding flags follow --priors' schema
     only = _command(argv)
     if only is None and "--version" in argv and "-h" not in argv and "--help" not in argv:
         mods: dict[str, object] = {}  # the version needs no command module

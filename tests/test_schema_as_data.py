@@ -182,6 +182,12 @@ def test_a_finding_and_an_exposure_are_data(tmp_path):
     assert "--recent-nelarabine LEVEL a nelarabine course in the 4 weeks before onset: no, yes, unknown" in helped
     shipped = run_palsy("posterior", "--help", check=True, env={"PALSY_PRIORS": str(REPO / "priors")}).stdout
     assert "--taste" not in shipped and "--recent-nelarabine" not in shipped
+    # --priors alone (no PALSY_PRIORS) gives the copy's flags too, and a patient file with the new finding parses
+    alone = flat(run_palsy("posterior", "--priors", str(copy), "--help", check=True).stdout)
+    assert "--taste LEVEL" in alone and "--recent-nelarabine LEVEL" in alone
+    from palsy.scripts.commands import common
+
+    assert "taste" in common.flag_schema(copy).findings and "taste" not in common.flag_schema(REPO / "priors").findings
     # the rule that every node of every cause has evidence follows the schema: one cause left out fails
     cohorts = copy / "cohorts.yaml"
     text = cohorts.read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from palsy.model import cache as C
@@ -58,15 +59,17 @@ def add_model_arguments(p: argparse.ArgumentParser, *, ci: bool = True) -> None:
                    help=f"model variant (default {variants.DEFAULT_VARIANT})")
     p.add_argument("--priors", help="evidence folder (default: the repository's priors/)")
     if ci:
-        p.add_argument("--ci", type=_probability("ci"), default=0.9, help="credible interval mass (default 0.9)")
-        p.add_argument("--pretest", type=_probability("pretest"), default=None,
+        p.add_argument("--ci", type=probability_flag("ci"), default=0.9, help="credible interval mass (default 0.9)")
+        p.add_argument("--pretest", type=probability_flag("pretest"), default=None,
                        help="your own P(infiltration) for this patient given who the patient is (the context "
                             "findings); the other causes keep their relative shares")
         p.add_argument("--causes", default="all", metavar="all|a,b,...",
                        help="the causes weighed (default all); must include infiltration, e.g. infiltration,bell")
 
 
-def _probability(name: str):
+def probability_flag(name: str) -> Callable[[str], float]:
+    """The argparse type of a flag ``--name`` that takes a probability strictly between 0 and 1."""
+
     def parse(text: str) -> float:
         try:
             x = float(text)
@@ -78,14 +81,34 @@ def _probability(name: str):
     return parse
 
 
-def flag_schema() -> SC.Schema:
-    """The schema the finding flags follow: that of ``$PALSY_PRIORS``, else the one shipped with palsy.
+#: The ``--priors`` folder of the command line being parsed (set by ``palsy.main`` before its parser is
+#: built, so that the finding flags follow the schema of that folder).
+PRIORS_ON_COMMAND_LINE: str | None = None
 
-    (A parser is built before ``--priors`` is read, so a copy of ``priors/`` with a new finding gets its
-    flag through ``PALSY_PRIORS``; with ``--priors`` its patient file carries it.) Read without the
-    validation library: the fit validates the schema, and a broken file is reported when the evidence is
-    loaded."""
-    return SC.read(os.environ.get("PALSY_PRIORS") or str(paths.priors()))
+
+def priors_in(argv: list[str]) -> str | None:
+    """The value of ``--priors`` in ``argv`` (``--priors DIR`` or ``--priors=DIR``), None when absent."""
+    for i, arg in enumerate(argv):
+        if arg == "--priors" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--priors="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def flag_schema(priors: str | Path | None = None) -> SC.Schema:
+    """The schema the finding flags and patient files follow: that of ``priors`` (the command's
+    ``--priors``), else of ``$PALSY_PRIORS``, else the one shipped with palsy.
+
+    Read without the validation library: the fit validates the schema, and a broken file is reported when
+    the evidence is loaded."""
+    if priors is None and PRIORS_ON_COMMAND_LINE:
+        try:
+            return SC.read(PRIORS_ON_COMMAND_LINE)
+        except Exception:  # noqa: BLE001 - the command reports a bad --priors itself (exit 2), not the parser
+            pass
+    given = priors or os.environ.get("PALSY_PRIORS")
+    return SC.read(str(given) if given else str(paths.priors()))
 
 
 def add_finding_arguments(p: argparse.ArgumentParser, schema: SC.Schema | None = None) -> None:
@@ -139,7 +162,7 @@ def patient_from(args: argparse.Namespace, file: str | None, fhir=None) -> F.Pat
         raise F.InputError(["--patient and --fhir: give one of them"], "command line")
     data = read_patient_file(file) if file is not None else dict(fhir.patient) if fhir is not None else {}
     source = str(file) if file is not None else str(getattr(args, "fhir", None)) if fhir is not None else "command line"
-    sc = flag_schema()
+    sc = flag_schema(priors_dir(args))
     base = F.parse_patient(data, source, schema=sc)
     overrides = {}
     for name in sc.findings:

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patients", default=str(paths.patients()), metavar="DIR",
                    help="folder of patient files to walk through in the appendix (default: the repository's patients/)")
     common.add_model_arguments(p, ci=False)
-    p.add_argument("--ci", type=common._probability("ci"), default=0.9, help="credible interval mass (default 0.9)")
+    p.add_argument("--ci", type=common.probability_flag("ci"), default=0.9, help="credible interval mass (default 0.9)")
     p.add_argument("--no-pdf", action="store_true", help="write the handout as HTML only (no WeasyPrint)")
 
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--patients: {folder} is not a folder")
     say = common.progress_reporter(args) or (lambda message: None)
     with pdf.Printer(helper=not args.no_pdf) as printer:
-        patients = [common.patient_from(argparse.Namespace(), str(f)) for f in sorted(folder.glob("*.yaml"))]
+        patients = [common.patient_from(argparse.Namespace(priors=args.priors), str(f)) for f in sorted(folder.glob("*.yaml"))]
         draws = common.load_draws(args)
         others = {v: common.load_draws(args, variant=v) for v in variants.VARIANTS if v != args.variant}
         pdir = common.priors_dir(args)
