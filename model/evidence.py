@@ -35,7 +35,8 @@ class EvidenceError(ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid evidence in priors/:\n" + "\n".join(f"  - {p}" for p in problems))
+        # each problem names its file (the folder may be any copy of priors/, not the shipped one)
+        super().__init__("invalid evidence:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,12 @@ _NUTPIE: dict[tuple[str, str, bool], Any] = {}
 _MODELS: dict[tuple[str, str, bool], Any] = {}
 
 
+def clear_compiled() -> None:
+    """Forget every compiled sampler of this process (a benchmark measures compilation from cold)."""
+    _NUTPIE.clear()
+    _MODELS.clear()
+
+
 def is_compiled(key: tuple[str, str, bool], sampler: str) -> bool:
     """Whether this process has already built the model of ``key`` for ``sampler``."""
     return key in (_NUTPIE if sampler == "nutpie" else _MODELS)

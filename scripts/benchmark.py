@@ -103,8 +103,7 @@ def main() -> int:
         routes(bare, args.routes)
     # 4. fits: cold (compilation included) printed; timed after a warm-up fit in the same process
     print()
-    nuts._NUTPIE.clear()
-    nuts._MODELS.clear()
+    nuts.clear_compiled()
     settings = C.Settings(seed=123)
     t = time.perf_counter()
     exact.posterior(ev)

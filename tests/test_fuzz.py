@@ -25,6 +25,8 @@ from palsy.scripts.commands import common
 from tests.conftest import FIXTURE_EVIDENCE, PATIENTS, run_palsy
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+#: Each example loads and validates a whole evidence folder (about 0.3 s): fewer examples (the suite's budget)
+EVIDENCE = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 SCHEMA = SC.default()
 FINDINGS = tuple(SCHEMA.findings)
@@ -210,7 +212,7 @@ def evidence_dir(tmp_path_factory):
     return d
 
 
-@FAST
+@EVIDENCE
 @given(where=st.sampled_from(EVIDENCE_PATHS), value=values)
 def test_mutated_evidence_loads_as_written_or_is_refused(evidence_dir, where, value):
     name, path = where
@@ -242,7 +244,7 @@ def test_mutated_evidence_loads_as_written_or_is_refused(evidence_dir, where, va
             assert e.refs == _as_ids(raw.get("ref"))
 
 
-@FAST
+@EVIDENCE
 @given(name=st.sampled_from(E.FILES), text=st.one_of(yaml_chars, tagged))
 def test_random_text_as_an_evidence_file_never_crashes(evidence_dir, name, text):
     for n in E.FILES:
@@ -256,7 +258,7 @@ def test_random_text_as_an_evidence_file_never_crashes(evidence_dir, name, text)
 # --- the whole command (slower: one process per example) ------------------------------------------------
 
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.sampled_from(EVIDENCE_PATHS), value=values)
 def test_command_on_mutated_evidence_exits_0_or_2(tmp_path_factory, where, value):
     name, path = where
@@ -270,7 +272,7 @@ def test_command_on_mutated_evidence_exits_0_or_2(tmp_path_factory, where, value
 
 
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(sorted(PATIENT_DOCS)), key=st.sampled_from(["id", "description", *FINDINGS]),
        value=values)
 def test_command_on_mutated_patient_exits_0_or_2_and_answers_what_was_written(palsy, tmp_path_factory, name, key, value):

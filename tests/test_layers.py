@@ -49,3 +49,29 @@ def test_warm_posterior_imports_no_heavy_modules(palsy):
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "0 []", r.stdout + r.stderr
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Private names (``_x``, not dunders) one of palsy's modules takes from another of palsy's modules:
+    ``from palsy.m import _x``, ``from .m import _x`` and ``m._x`` on a palsy module imported as ``m``."""
+    tree = ast.parse(path.read_text())
+    private = lambda name: name.startswith("_") and not name.startswith("__")  # noqa: E731
+    modules, out = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("palsy")):
+            out += [f"{path.name}:{node.lineno} from {node.module} import {a.name}" for a in node.names if private(a.name)]
+            modules |= {a.asname or a.name for a in node.names if not private(a.name)}
+        elif isinstance(node, ast.Import):
+            modules |= {a.asname for a in node.names if a.name.startswith("palsy") and a.asname}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and private(node.attr)):
+            out.append(f"{path.name}:{node.lineno} {node.value.id}.{node.attr}")
+    return out
+
+
+def test_no_private_name_crosses_a_module():
+    """A module uses another's public names only (issue 20 item 5): a private one is free to change."""
+    found = [u for layer in ("model", "reports", "scripts", "priors", "patients")
+             for path in sorted((REPO / layer).rglob("*.py")) for u in _private_uses(path)]
+    assert found == [], found

@@ -405,7 +405,9 @@ def test_wording_rules(reports, name):
         window = body[max(0, m.start() - 120): m.end() + 120]
         assert re.search(r"\d% to [<>]?\d", window) or any(w in window for w in (
             "CrI", "before any finding", "Before any finding", "(mean)", "mean;", "set by hand",
-            "threshold", "Mean P(infiltration)", "change the action", "yes (probability", "value of information")), window
+            "threshold", "Mean P(infiltration)", "change the action", "yes (probability", "value of information",
+            # what the answer rests on: shares of its variance, not probabilities of a diagnosis
+            "uncertainty")), window
 
 
 def test_extremes_never_read_0_or_100(reports):
