@@ -3,6 +3,7 @@
     python -m palsy.scripts.simulate_registry [--variant subtype] [--rows 0 50 200 1000] [--sites 1 5 20]
                                               [--reps 2] [--reps-for 1000=1] [--draws 200] [--tune 200]
                                               [--max-minutes M] [--quick] [--scheduler serial] [--out DIR]
+    python -m palsy.scripts.simulate_registry --redraw      # the figure and tables again from the results
 
 (``python scripts/simulate_registry.py`` works too.)
 
@@ -329,12 +330,15 @@ def summarise(records: list[dict[str, Any]], rows: list[int], sites: list[int]) 
             mine = [x for x in records if x["rows"] == r and x["sites"] == s]
             widths: dict[str, Any] = {}
             if mine:
-                inf = [x["causes"]["infiltration"]["width"] for x in mine if "infiltration" in x["causes"]]
+                inf = [x["causes"]["infiltration"] for x in mine if "infiltration" in x["causes"]]
                 if inf:
-                    widths["base_rate"] = _spread(inf)
+                    widths["base_rate"] = _spread([v["width"] for v in inf])
+                    widths["base_rate:log_odds"] = _spread([log_odds_width(v) for v in inf])
                 for pid in mine[0]["patients"]:
                     for reading in READINGS:
-                        widths[f"{pid}:{reading}"] = _spread([x["patients"][pid][reading]["width"] for x in mine])
+                        ivs = [x["patients"][pid][reading] for x in mine]
+                        widths[f"{pid}:{reading}"] = _spread([v["width"] for v in ivs])
+                        widths[f"{pid}:{reading}:log_odds"] = _spread([log_odds_width(v) for v in ivs])
             iv = intervals(mine)
             cells[f"{r}x{s}"] = {
                 "rows": r, "sites": s, "fits": len(mine), "widths": widths,
@@ -357,6 +361,13 @@ def summarise(records: list[dict[str, Any]], rows: list[int], sites: list[int]) 
                 by_quantity[f"{q}:{kind}" if kind != "cause" else q] = coverage(hits)
         pooled[name] = {"fits": len(sel), "by_kind": by_kind, "by_quantity": by_quantity}
     return {"cells": cells, "pooled": pooled}
+
+
+def log_odds_width(iv: dict[str, Any]) -> float:
+    """The width of an interval of a probability on the log-odds scale, logit(upper) - logit(lower): less
+    dependent than the width on where the truth lies (an interval near 0 or 1 is narrow in probability)."""
+    lo, hi = (min(max(float(iv[k]), 1e-12), 1 - 1e-12) for k in ("lower", "upper"))
+    return math.log(hi / (1 - hi)) - math.log(lo / (1 - lo))
 
 
 def _spread(x: list[float]) -> dict[str, float]:
@@ -475,19 +486,24 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def figure(results: dict[str, Any], path: Path) -> None:
     """The width of the 90% interval of the base rate and of each source patient's P(infiltration) (as the
-    tool answers) against the registry's rows, one line per number of sites (each fit a dot)."""
+    tool answers) against the registry's rows, one line per number of sites (each fit a dot); below, the same
+    widths in log odds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows, sites = results["grid"]["rows"], results["grid"]["sites"]
-    panels = [("base rate (P(infiltration) before any finding)", lambda r: r["causes"]["infiltration"]["width"])]
+    ivs = [("base rate (P(infiltration) before any finding)", lambda r: r["causes"]["infiltration"])]
     for pid in results["patients"]:
-        panels.append((f"{pid}: P(infiltration | findings)", lambda r, pid=pid: r["patients"][pid]["answer"]["width"]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), sharey=False, squeeze=False)
+        ivs.append((f"{pid}: P(infiltration | findings)", lambda r, pid=pid: r["patients"][pid]["answer"]))
+    scales = (("width of the 90% interval", lambda v: v["width"]),
+              ("its width in log odds", log_odds_width))
+    fig, axes = plt.subplots(2, len(ivs), figsize=(3.2 * len(ivs), 6.4), sharey=False, squeeze=False)
     xpos = {r: i for i, r in enumerate(rows)}
-    for ax, (title, get) in zip(axes[0], panels, strict=True):
+    panels = [(i, title if i == 0 else "", lambda r, g=g, f=f: f(g(r))) for i, (_, f) in enumerate(scales)
+              for title, g in ivs]
+    for ax, (row, title, get) in zip(axes.ravel(), panels, strict=True):
         for k, s in enumerate(sites):
             off = (k - (len(sites) - 1) / 2) * 0.08
             means = []
@@ -498,17 +514,18 @@ def figure(results: dict[str, Any], path: Path) -> None:
             ax.plot([xpos[r] + off for r in rows], means, "-o", ms=4, lw=1.4, color=f"C{k}",
                     label=f"{s} site{'s' if s != 1 else ''}")
         ax.set_xticks(range(len(rows)), [str(r) for r in rows])
-        ax.set_xlabel("registry rows")
+        ax.set_xlabel("registry rows" if row == len(scales) - 1 else "")
         ax.set_title(title, fontsize=8)
         ax.set_ylim(bottom=0)
         ax.grid(axis="y", color="0.9")
-    axes[0][0].set_ylabel("width of the 90% interval")
+    for row, (label, _) in enumerate(scales):
+        axes[row][0].set_ylabel(label)
     axes[0][-1].legend(fontsize=7, loc="upper right")
     fig.suptitle(f"Registry simulation ({results['variant']} variant): interval width against rows and sites; "
                  f"lines: mean over fits, dots: each fit", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="svg")
+    fig.savefig(path, format=path.suffix.lstrip(".") or "svg")
     plt.close(fig)
 
 
@@ -517,13 +534,15 @@ def table(results: dict[str, Any]) -> str:
     rows, sites = results["grid"]["rows"], results["grid"]["sites"]
     pids = results["patients"]
     cells = results["cells"]
+    not_run = results.get("not_run", 0)
     out = [f"Variant `{results['variant']}`; registry fits: {results['settings']['chains']} chains x "
            f"{results['settings']['draws']} draws ({results['settings']['tune']} tuning steps); "
            f"{results['simulations']} simulations ({results['registry_fits']} registry fits), "
-           f"{results['seconds'] / 60:.0f} min ({results['runner']}).", "",
-           "Mean width of the 90% interval (fits per cell in brackets): the base rate, and each source patient's "
-           "P(infiltration) as the tool answers it.", ""]
-    head = "| rows | sites | fits | base rate | " + " | ".join(pids) + " |"
+           f"{results['seconds'] / 60:.0f} min ({results['runner']})"
+           + (f"; {not_run} more simulations were planned but not run (--max-minutes)." if not_run else "."), "",
+           "Mean width of the 90% interval: the base rate, and each source patient's P(infiltration) as the tool "
+           "answers it. Zero rows is the cached posterior (no fit; one width, many truths).", ""]
+    head = "| rows | sites | simulations | base rate | " + " | ".join(pids) + " |"
     out += [head, "|" + "---|" * (4 + len(pids))]
     for r in rows:
         for s in sites:
@@ -534,8 +553,18 @@ def table(results: dict[str, Any]) -> str:
                 continue
             vals = [w["base_rate"]["mean"]] + [w[f"{p}:answer"]["mean"] for p in pids]
             out.append(f"| {r} | {s} | {c['fits']} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
-    out += ["", "Coverage of the 90% intervals (share covering the truth +- its Monte Carlo standard error; "
-            "intervals of one fit share its truth, so the pooled errors are between-fit):", "",
+    out += ["", "The same intervals' mean width in log odds (logit(upper) - logit(lower)), which depends less on "
+            "where the truth lies:", "", head, "|" + "---|" * (4 + len(pids))]
+    for r in rows:
+        for s in sites:
+            c = cells[f"{r}x{s}"]
+            if c["fits"]:
+                w = c["widths"]
+                vals = [w["base_rate:log_odds"]["mean"]] + [w[f"{p}:answer:log_odds"]["mean"] for p in pids]
+                out.append(f"| {r} | {s} | {c['fits']} | " + " | ".join(f"{v:.2f}" for v in vals) + " |")
+    out += ["", "Coverage of the 90% intervals: the share covering the truth +- its Monte Carlo standard error (the "
+            "larger of the between-fit error, since intervals of one fit share its truth, and the binomial error "
+            "at 90%), and the count:", "",
             "| intervals | registry fits (rows > 0) | no registry (rows 0) |", "|---|---|---|"]
     labels = {"cause": "cause shares", "answer": "P(infiltration), as the tool answers",
               "same_setting": "P(infiltration), same setting"}
@@ -551,9 +580,11 @@ def table(results: dict[str, Any]) -> str:
 
 
 def _cov(c: dict[str, Any] | None) -> str:
+    """A coverage as the tables show it: the share, +- the larger of its standard error and the binomial error at
+    the nominal 90% (a share of 9/9 is not exact), and the count."""
     if not c or not c["n"]:
         return "-"
-    return f"{100 * c['coverage']:.0f}% +- {100 * c['se']:.0f} ({c['covered']}/{c['n']})"
+    return f"{100 * c['coverage']:.0f}% +- {100 * max(c['se'], c['se_nominal']):.0f} ({c['covered']}/{c['n']})"
 
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path, Path]:
@@ -566,6 +597,8 @@ def write(results: dict[str, Any], out: Path) -> tuple[Path, Path, Path]:
     figure(results, fig)
     text = table(results)
     atomic_write(tab, lambda tmp: tmp.write_text(text))
+    for path in (res, fig, tab):
+        path.chmod(0o644)  # documentation, readable by all (the atomic write's temporary file is private)
     return res, fig, tab
 
 
@@ -606,7 +639,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="where the fits run: serial (this process; a fit's chains use the cores), local (a Dask "
                         "LocalCluster) or a Dask scheduler address such as tcp://host:8786 (docs/heavy_checks.md)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder")
+    p.add_argument("--redraw", action="store_true",
+                   help=f"no simulation: redraw the figure and the tables from the folder's {RESULTS}")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.redraw:  # the summaries again from the records, then the figure and the tables
+        res = json.loads((out / RESULTS).read_text())
+        res.update(summarise(res["records"], res["grid"]["rows"], res["grid"]["sites"]))
+        paths = write(res, out)
+        print("wrote " + ", ".join(str(x) for x in paths))
+        return 0
     if args.quick:
         rows, sites, reps, reps_for = list(QUICK["rows"]), list(QUICK["sites"]), QUICK["reps"], dict(QUICK["reps_for"])
         draws, tune = QUICK["draws"], QUICK["tune"]
@@ -621,7 +663,6 @@ def main(argv: list[str] | None = None) -> int:
     from palsy.model import evidence as E
 
     ev = E.load(args.priors)
-    out = Path(args.out)
     res = run(ev, args.variant, rows=rows, sites=sites, reps=per_rows, draws=draws, tune=tune, chains=args.chains,
               seed=args.seed, priors=Path(args.priors), scheduler=args.scheduler, max_minutes=args.max_minutes,
               progress=True, partial=out / RESULTS)
