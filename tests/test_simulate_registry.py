@@ -118,7 +118,7 @@ def test_a_fits_intervals_are_read_against_the_truth(evidence):
             assert got["covered"] is (True if index == middle else bool(p_lo <= p_inf[index] <= p_hi))
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # a registry fit compiles its own model: 1-2.5 minutes on 2 cores, over make test's budget
 def test_the_smallest_run_writes_every_cell(posterior_subtype, tmp_path):
     """``python scripts/simulate_registry.py --quick`` (run as a file: scripts/palsy.py must not hide the
     package): exit 0, and the JSON holds every cell of the grid with finite positive widths and coverages in
