@@ -14,8 +14,10 @@ what to do now :mod:`palsy.model.guidance`. This module puts them together in :f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,8 +66,17 @@ class Answer:
     left_out: dict[str, Any] | None = None
     decision: dict[str, Any] | None = None
     actions: tuple[dict[str, Any], ...] = ()
-    rests_on: tuple[dict[str, Any], ...] = ()
+    # what the answer rests on, computed when first read (most answers a program makes are never shown)
+    rests_on_of: Callable[[], tuple[dict[str, Any], ...]] | None = dataclasses.field(default=None, repr=False,
+                                                                                      compare=False)
     variants: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def rests_on(self) -> tuple[dict[str, Any], ...]:
+        """``[{source, kind, share}]``: the shares of the variance of the log odds of infiltration by where
+        they come from (:mod:`palsy.model.rests_on`), largest first; empty when not asked for or under a
+        pretest. Computed on first use (about 0.1 s) and kept."""
+        return self.rests_on_of() if self.rests_on_of is not None else ()
 
     @property
     def in_scope(self) -> bool:
@@ -350,12 +361,13 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
                  for g in todo)
     # with a clinician's pretest the base rate is theirs, not the model's: the decomposition (of the model's
     # own uncertainty, the rate block among it) does not describe that answer and is left out
-    rests = tuple({**r, "share": float(r["share"])} for r in RO.rests_on(game, draws.meta.get("rests_on"),
-                                                                          weights=w, seed=seed)) \
-        if rests_on and pretest is None else ()
+    def rests() -> tuple[dict[str, Any], ...]:
+        return tuple({**r, "share": float(r["share"])}
+                     for r in RO.rests_on(game, draws.meta.get("rests_on"), weights=w, seed=seed))
+
     return Answer(patient, ci, pretest, t.causes, active, prior_pc, step_cause[-1], prior_lo, post_lo,
                   tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
-                  w, model, left, dec, acts, rests,
+                  w, model, left, dec, acts, rests if rests_on and pretest is None else None,
                   _other_variant(patient, other, ci, pretest, causes, leave_out, seed,
                                  probability_summary(post_lo, ci, w)["mean"]))
 

@@ -19,6 +19,7 @@ def test_key_depends_on_everything():
     assert base == C.key("h", "independent", SMALL)
 
 
+@pytest.mark.heavy  # make test-heavy: a fit or a lesson of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 @pytest.mark.xdist_group("fixture_fit")  # one worker compiles this model once
 def test_corrupt_or_truncated_cache_is_refitted_with_warning(fixture_evidence, tmp_path, monkeypatch):

@@ -202,6 +202,7 @@ def test_fit_says_how_far_it_has_got_on_a_terminal_only(tmp_path):
     assert made[-1] == "palsy: 120 of 120 draws per chain made..." and len(made) > 1, err
 
 
+@pytest.mark.heavy  # make test-heavy: a fit or a lesson of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 def test_teach_says_what_it_is_doing_on_a_terminal_only(palsy, tmp_path):
     import shutil

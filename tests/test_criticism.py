@@ -191,6 +191,7 @@ def test_source_log_ratio_removes_exactly_the_source(fixture_evidence, fixture_d
     assert "expert judgment l_mass_sarcoma" in {s.name for s in K.sources(fixture_evidence, ds)}
 
 
+@pytest.mark.heavy  # make test-heavy: a fit or a lesson of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 @pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_psense_on_a_fit_labels_prior_only_quantities():
@@ -248,6 +249,7 @@ def test_loo_compares_the_fitted_variants(evidence, draws_independent, draws_sub
     assert sum(r["weight"] for r in out["compare"]) == pytest.approx(1.0)
 
 
+@pytest.mark.heavy  # make test-heavy: a fit or a lesson of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 @pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_answer_sensitivity_refits_and_psis():

@@ -382,6 +382,7 @@ def test_draws_file_that_is_a_folder_is_corrupt_not_a_crash(tmp_path):
 SMALL = C.Settings(draws=100, tune=100, chains=2, seed=11)
 
 
+@pytest.mark.heavy  # make test-heavy: a fit or a lesson of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 @pytest.mark.xdist_group("fixture_fit")  # one worker compiles this model once
 def test_cache_faults_and_fresh_fit_equals_cached_fit(fixture_evidence, tmp_path, monkeypatch, capsys):

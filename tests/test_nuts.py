@@ -41,6 +41,7 @@ def test_missing_nutpie_is_a_clear_message(fixture_evidence, monkeypatch):
         fit.sample("independent", fixture_evidence, dataclasses.replace(SMALL, sampler="nutpie"))
 
 
+@pytest.mark.heavy  # make test-heavy: a fit or a lesson of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 @pytest.mark.xdist_group("fixture_fit")
 def test_refit_reuses_the_compiled_sampler_and_takes_its_data(fixture_evidence):
@@ -88,6 +89,7 @@ def test_nutpie_route_samples_the_same_posterior(fixture_evidence):
     assert np.all(np.abs(a.mean(axis=0) - b.mean(axis=0)) < 4.5 * se + 1e-3)
 
 
+@pytest.mark.heavy  # make test-heavy: a fit or a lesson of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 @pytest.mark.xdist_group("fixture_fit")
 def test_a_fit_says_how_far_it_has_got(fixture_evidence):

@@ -82,6 +82,7 @@ def pooled_fixture(fixture_evidence):
                                hash=fixture_evidence.hash + ":pooled")
 
 
+@pytest.mark.heavy  # make test-heavy: a fit or a lesson of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 @pytest.mark.xdist_group("sbc")  # one worker builds the pseudo-library's model once for both tests
 def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
@@ -116,6 +117,7 @@ def test_reduced_sbc_ranks_are_roughly_uniform(tmp_path, fixture_evidence):
 SBC_SETTINGS = dict(draws=200, tune=200, chains=2, thin_to=19, bins=5)  # the reduced run's (one compiled sampler)
 
 
+@pytest.mark.heavy  # make test-heavy: a fit or a lesson of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 @pytest.mark.xdist_group("sbc")  # one worker builds the pseudo-library's model once for both tests
 def test_heavy_checks_on_a_two_worker_cluster_match_the_serial_run(fixture_evidence):

@@ -135,7 +135,7 @@ def test_a_positive_lp_never_lowers_and_a_negative_never_raises(draws, data, met
     LP: when the CSF profile is known and no LP is given, a new LP would be the one the profile belongs
     to, and its result then also changes how the profile reads (measured too: ``lp_profile_ordering``):
     neither joint reading is this property."""
-    data = {**data, BLASTS: blasts, "csf": [lp for lp in data["csf"] if lp]}  # an LP with no result is not one
+    data = {**data, BLASTS: blasts, "csf": [lp for lp in data.get("csf", ()) if lp]}  # an LP with no result is not one
     base = F.parse_patient({k: v for k, v in data.items() if k != "csf" or v}, schema=draws.schema)
     base = base.replace(csf=tuple(lp for lp in base.csf if lp.results))
     if base.level(SCHEMA.profile) is not None and not base.csf:
