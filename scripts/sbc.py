@@ -55,6 +55,10 @@ from typing import Any
 
 import numpy as np
 
+if __package__ in (None, ""):  # run as a file: its folder holds palsy.py, which must not hide the palsy package
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "sbc"
 RESULTS = "sbc_results.json"

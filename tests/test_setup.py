@@ -77,3 +77,15 @@ def test_citation_file_names_this_version():
     assert cff["cff-version"] == "1.2.0" and {"message", "title", "authors", "version"} <= set(cff)
     assert cff["version"] == palsy.__version__
     assert all("name" in a or "family-names" in a for a in cff["authors"])
+
+
+def test_scripts_run_as_files():
+    """``python scripts/X.py`` works as well as ``python -m palsy.scripts.X``: the folder's palsy.py (the
+    command) must not hide the palsy package (docs/sbc.md and docs/registry.md give the file form)."""
+    import subprocess
+    import sys
+
+    for script in ("sbc.py", "simulate_registry.py", "benchmark.py"):
+        proc = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--help"], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0 and "usage:" in proc.stdout, (script, proc.stderr[-500:])
