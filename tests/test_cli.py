@@ -185,6 +185,7 @@ def _on_a_terminal(*args: str) -> tuple[int, str]:
     return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.heavy  # make test-heavy: a fit of a minute or more on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 def test_fit_says_how_far_it_has_got_on_a_terminal_only(tmp_path):
     """A fit on a terminal reports its phases and its draws as they are made (piped, the command has no
