@@ -408,17 +408,30 @@ def _fhir_entry_of(doc: Any) -> Any:
 
 
 def fhir_map_file(doc: Any, file: str | Path, sc: SC.Schema) -> list[str]:
-    """The findings and levels the codes map to are the schema's: a finding row's finding and levels, an
-    imaging row's level of the imaging finding, a result row's LP result."""
+    """The findings and levels the codes map to are the schema's: a finding or exposure row's finding and
+    levels, an imaging row's level of the imaging finding, a result row's LP result; an exposure row's window
+    is one of the table's windows, with its unit (days or months)."""
+    from palsy.model import fhir
+
     out = []
     imaging = [n for n in sc.categorical if sc.by_name[n].role == "imaging"]
     imaging_levels = [lv for n in imaging for lv in sc.levels[n]]
+    windows = _map(_map(doc).get("windows"))
+    timed = [w for w, v in windows.items() if _map(v).get("unit") in fhir.WINDOW_UNITS]
+    # a unit that is not allowed is the file model's problem (named at the window); a missing one is here
+    unitless = {w for w, v in windows.items() if _map(v).get("unit") is None}
     for i, row in enumerate(_list(_map(doc).get("codes")), start=1):
         if not isinstance(row, Mapping):
             continue
         entry = _fhir_row(i, row)
         role = row.get("role")
-        if role == "finding":
+        if role in fhir.EXPOSURE_ROLES:
+            window = _name(row.get("window"))
+            if window is not None and (window in unitless or window not in windows):
+                why = (f"is a window without a unit; give windows.{window}.unit ({', '.join(fhir.WINDOW_UNITS)})"
+                       if window in windows else "is not a window of this table (with a unit)")
+                out.append(problem(file, entry, "window", not_allowed(window, timed, why)))
+        if role == "finding" or role in fhir.EXPOSURE_ROLES:
             name = _name(row.get("finding"))
             if name is None:
                 continue

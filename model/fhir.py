@@ -1,14 +1,18 @@
-"""A FHIR R4 record as the findings of docs/design.md §2, through the one mapping table ``priors/fhir_map.yaml``.
+"""A FHIR R4 record as the findings of docs/design.md §2, through the one mapping table ``fhir_map.yaml``.
 
 Pure: a bundle (a parsed JSON mapping) in, a :class:`FhirMapping` out, no HTTP and no clock unless no
-``today`` is given. The bundle is validated with ``fhir.resources`` (its R4B models, which read R4 for
-the resources palsy uses); the mapping then reads the validated JSON:
+``today`` is given. The table and the schema are those of one evidence folder (:func:`load_table` reads
+the table and the schema beside it, ``priors/`` by default; :func:`map_bundle` takes both), so a copy of
+``priors/`` with a new finding reads it from the record with no change here. The bundle is validated with
+``fhir.resources`` (its R4B models, which read R4 for the resources palsy uses); the mapping then reads the
+validated JSON:
 
 - the index **palsy** is a Condition coded as facial palsy (ICD-10 G51.0, SNOMED CT): its ``onsetDateTime``
   is the date every window counts from (today when there is none; tests and imaging are then not placed);
 - **context**: age group from ``Patient.birthDate`` at that date; lineage (and remission where the code
-  says it) from ICD-10(-CM), ICD-O-3 and SNOMED CT; recent vinca alkaloid from an administration (or a
-  completed order) within the table's window before onset; recent allogeneic HSCT from a Procedure;
+  says it) from ICD-10(-CM), ICD-O-3 and SNOMED CT; **exposures** from the table's ``medication`` rows (an
+  administration, or a completed order) and ``procedure`` rows (a completed Procedure): each row names the
+  finding and level it sets and the window (days or months before onset) it must fall in;
 - **CSF**: the CSF Observations on or after onset are grouped into LPs by collection date; the first LP's
   white cells and protein give ``csf_profile``; red cells give ``traumatic``; blasts in the blood at the
   time of the first LP give ``circulating_blasts``;
@@ -34,9 +38,16 @@ from typing import Any
 from palsy.model import findings as F
 from palsy.model import paths
 from palsy.model import safe_yaml as Y
+from palsy.model import schema as SC
 
 TABLE_FILE = "fhir_map.yaml"
-ROLES = ("palsy", "finding", "vinca", "hsct", "lab", "result", "laterality", "imaging")
+ROLES = ("palsy", "finding", "medication", "procedure", "lab", "result", "laterality", "imaging")
+#: The roles of exposures: a row sets its ``finding`` to its ``level`` when the resource falls in its ``window``.
+EXPOSURE_ROLES = ("medication", "procedure")
+#: The windows and limits the mapping itself reads (an exposure row names its own window besides these).
+WINDOWS = ("adult_from_years", "pleocytosis_above_per_uL", "traumatic_red_cells_at_least_per_uL", "blasts_days_from_lp")
+#: The units an exposure's window may be counted in.
+WINDOW_UNITS = ("days", "months")
 MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "blood_blasts")
 CSF_MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow")
 RESOURCE_TYPES = ("Patient", "Condition", "Observation", "MedicationAdministration", "MedicationRequest",
@@ -76,18 +87,22 @@ class Row:
     result: str | None = None
     side: str | None = None
     modality: str | None = None
+    window: str | None = None
     note: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Table:
-    """The mapping table: rows by (system, code), the windows and palsy's own code systems."""
+    """The mapping table: rows by (system, code), the windows (with their units where declared), palsy's own
+    code systems, and the schema the table was checked against (the one beside its file)."""
 
     rows: tuple[Row, ...]
     windows: dict[str, float]
     local: dict[str, str]
     examples: dict[str, Any]
     source: str
+    schema: SC.Schema
+    units: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @functools.cached_property
     def by_code(self) -> dict[tuple[str, str], tuple[Row, ...]]:
@@ -102,16 +117,33 @@ class Table:
         return tuple(r for r in rows if role is None or r.role == role)
 
     def window(self, name: str) -> float:
+        """The value of the window or limit ``name``."""
         return float(self.windows[name])
+
+    def since(self, name: str, day: dt.date) -> dt.date:
+        """The first day of the window ``name`` that ends on ``day`` (in the window's unit: days or months)."""
+        n = int(self.window(name))
+        return _months_before(day, n) if self.units.get(name) == "months" else day - dt.timedelta(days=n)
 
 
 def load_table(directory: str | Path | None = None) -> Table:
-    """Read and check ``fhir_map.yaml`` (in ``directory``, else palsy's own ``priors/``).
+    """Read and check ``fhir_map.yaml`` (in ``directory``, else palsy's own ``priors/``) against the schema
+    beside it (palsy's own when the folder has none), which the table then carries.
+
+    Parameters
+    ----------
+    directory : str or Path, optional
+        The evidence folder holding ``fhir_map.yaml``.
+
+    Returns
+    -------
+    Table
+        The rows, the windows with their units, palsy's own code systems, the examples and the schema.
 
     Raises
     ------
     findings.InputError
-        Every problem of the table, each naming the row.
+        Every problem of the table, each naming the row (or the window), the value and what is allowed.
     """
     path = Path(directory or paths.priors()) / TABLE_FILE
     try:
@@ -121,14 +153,18 @@ def load_table(directory: str | Path | None = None) -> Table:
     problems: list[str] = []
     if not isinstance(doc, dict):
         raise F.InputError(["the mapping table must be a mapping"], str(path))
-    windows = {}
+    windows, units = {}, {}
     for name, entry in (doc.get("windows") or {}).items():
         if not (isinstance(entry, dict) and isinstance(entry.get("value"), int | float) and entry.get("source")):
             problems.append(f"windows.{name}: give value (a number) and source")
-        else:
-            windows[name] = entry["value"]
-    for need in ("adult_from_years", "recent_vincristine_days", "recent_hsct_months", "pleocytosis_above_per_uL",
-                 "traumatic_red_cells_at_least_per_uL", "blasts_days_from_lp"):
+            continue
+        windows[name] = entry["value"]
+        if "unit" in entry:
+            if entry["unit"] in WINDOW_UNITS:
+                units[name] = str(entry["unit"])
+            else:
+                problems.append(f"windows.{name}: unit {Y.brief(entry['unit'])}; allowed: {', '.join(WINDOW_UNITS)}")
+    for need in WINDOWS:
         if need not in windows:
             problems.append(f"windows.{need}: missing")
     local = doc.get("local") or {}
@@ -150,11 +186,19 @@ def load_table(directory: str | Path | None = None) -> Table:
         if missing:
             problems.append(f"{where}: missing {', '.join(missing)}")
             continue
+        wrong = [k for k, v in raw.items() if isinstance(v, bool)]
+        if wrong:
+            problems.append(f"{where} ({raw.get('code')}): {', '.join(wrong)}: an unquoted yes or no (YAML reads it as "
+                            f"{str(raw[wrong[0]]).lower()}); quote it: \"yes\" or \"no\"")
+            continue
         row = Row(**{k: (str(v) if v is not None else None) for k, v in raw.items()})
         if row.role not in ROLES:
             problems.append(f"{where} ({row.code}): role {row.role!r}; allowed: {', '.join(ROLES)}")
         elif row.role == "finding" and not row.finding:
             problems.append(f"{where} ({row.code}): a finding row names its finding")
+        elif row.role in EXPOSURE_ROLES and not (row.finding and row.level and row.window):
+            problems.append(f"{where} ({row.code}): a {row.role} row names the finding and level it sets and its "
+                            f"window (one of windows)")
         elif row.role == "lab" and row.measure not in MEASURES:
             problems.append(f"{where} ({row.code}): measure {row.measure!r}; allowed: {', '.join(MEASURES)}")
         elif row.role == "result" and row.result not in ("negative", "positive"):
@@ -165,14 +209,14 @@ def load_table(directory: str | Path | None = None) -> Table:
             problems.append(f"{where} ({row.code}): modality MRI or CT and an mri level")
         rows.append(row)
     from palsy.model import crossref
-    from palsy.model import schema as SC
 
     # the schema beside the table (a copy of priors/ with its own findings), else the one shipped
     schema = SC.read(path.parent) if (path.parent / "schema.yaml").exists() else SC.default()
     problems += crossref.fhir_map_file(doc, path, schema)
     if problems:
         raise F.InputError(problems, str(path))
-    return Table(tuple(rows), windows, {k: str(v) for k, v in local.items()}, dict(doc.get("examples") or {}), str(path))
+    return Table(tuple(rows), windows, {k: str(v) for k, v in local.items()}, dict(doc.get("examples") or {}), str(path),
+                 schema, units)
 
 
 # --- the schema in use (it is growing: nothing here needs an edit when it does) ---------------------------
@@ -180,75 +224,28 @@ def load_table(directory: str | Path | None = None) -> Table:
 UNKNOWN = "unknown"
 
 
-def _schema():  # -> palsy.model.schema.Schema | None
-    """The schema in use: :mod:`palsy.model.schema` where it exists, else ``None`` (the constants of
-    :mod:`palsy.model.findings`, version 2)."""
+def _levels(schema: SC.Schema, finding: str) -> tuple[str, ...]:
+    """Levels a patient may give for ``finding`` in ``schema`` (empty when it is not one of its findings)."""
     try:
-        from palsy.model import schema as SC
-    except ImportError:
-        return None
-    return SC.default()
-
-
-def schema_findings() -> tuple[str, ...]:
-    """The findings of the schema in use, in its order (the LPs by their name)."""
-    s = _schema()
-    return tuple(s.findings) if s is not None else tuple(F.FINDINGS)
-
-
-def lp_name() -> str:
-    """The name of the LP finding (``csf``)."""
-    s = _schema()
-    return s.lp.name if s is not None else "csf"
-
-
-def csf_results() -> tuple[str, ...]:
-    """The results an LP method may read (negative, positive)."""
-    s = _schema()
-    return tuple(s.lp.results) if s is not None else tuple(F.CSF_RESULTS)
-
-
-def max_lps() -> int:
-    """How many LPs the schema reads at most."""
-    s = _schema()
-    return int(s.lp.max_lps) if s is not None else int(F.MAX_LPS)
-
-
-def schema_levels(finding: str) -> tuple[str, ...]:
-    """Levels a patient may give for ``finding`` in the schema in use (empty when it is not known)."""
-    s = _schema()
-    try:
-        return tuple(s.allowed(finding)) if s is not None else tuple(F.allowed(finding))
+        return tuple(schema.allowed(finding))
     except (KeyError, ValueError):
         return ()
 
 
-def as_level(finding: str, raw: Any) -> Any:
+def _as_level(schema: SC.Schema, finding: str, raw: Any) -> Any:
     """A patient file's value as a level (YAML's unquoted yes/no booleans for the yes/no findings)."""
-    s = _schema()
-    if s is not None:
-        try:
-            return s.as_level(finding, raw)
-        except (KeyError, ValueError):
-            return raw
-    return F.as_level(finding, raw)
-
-
-def csf_new_form() -> bool:
-    """Whether the schema in use reads an LP as ``{cytology, flow, traumatic}`` (version 3) rather than
-    ``{result, method}`` (tried on the schema's own parser)."""
-    return _probe(_schema_key())
-
-
-def _schema_key() -> str:
-    s = _schema()
-    return getattr(s, "hash", "v2") if s is not None else "v2"
-
-
-@functools.lru_cache(maxsize=4)
-def _probe(_key: str) -> bool:
     try:
-        F.parse_patient({lp_name(): [{"cytology": "negative", "traumatic": "no"}]}, "schema probe")
+        return schema.as_level(finding, raw)
+    except (KeyError, ValueError):
+        return raw
+
+
+@functools.lru_cache(maxsize=8)
+def csf_new_form(schema: SC.Schema) -> bool:
+    """Whether ``schema`` reads an LP as ``{cytology, flow, traumatic}`` (version 3) rather than
+    ``{result, method}`` (tried on the schema's own parser)."""
+    try:
+        F.parse_patient({schema.lp.name: [{"cytology": "negative", "traumatic": "no"}]}, "schema probe", schema=schema)
     except (F.InputError, TypeError, ValueError):
         return False
     return True
@@ -336,9 +333,10 @@ class FhirMapping:
 
 
 class _Collector:
-    """Findings as they are read, with their conflicts."""
+    """Findings as they are read against the schema in use, with their conflicts."""
 
-    def __init__(self) -> None:
+    def __init__(self, schema: SC.Schema) -> None:
+        self.schema = schema
         self.values: dict[str, dict[str, list[str]]] = {}
         self.notes: list[str] = []
         self.ignored: list[dict[str, str]] = []
@@ -347,10 +345,10 @@ class _Collector:
 
     def set(self, finding: str, level: str, why: str) -> None:
         self.leukaemia |= finding == "lineage"
-        if finding not in schema_findings():
+        if finding not in self.schema.findings:
             self.not_in_schema.add(finding)
             return
-        if level not in schema_levels(finding):
+        if level not in _levels(self.schema, finding):
             self.not_in_schema.add(f"{finding}: {level}")
             return
         self.values.setdefault(finding, {}).setdefault(level, []).append(why)
@@ -428,7 +426,7 @@ def resources(bundle: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 # --- the mapping ----------------------------------------------------------------------------------------
 
 def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = None,
-               source: str = "bundle") -> FhirMapping:
+               source: str = "bundle", *, schema: SC.Schema | None = None) -> FhirMapping:
     """Map a FHIR R4 Bundle to the findings of the schema in use.
 
     Parameters
@@ -436,7 +434,10 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     bundle : mapping
         A parsed FHIR R4 Bundle (any type: collection, searchset; nested searchsets are read).
     table : Table, optional
-        The mapping table (:func:`load_table`); palsy's own by default.
+        The mapping table (:func:`load_table` of the evidence folder in use); palsy's own by default.
+    schema : Schema, optional
+        The schema the findings are read against; by default the table's (the one beside its file). A
+        finding or level it does not know is listed in ``not_in_schema``, not set.
     today : datetime.date, optional
         The reference date when the record has no palsy onset date (default: the machine's date).
     source : str
@@ -454,8 +455,9 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     """
     bundle = validate(bundle, source)
     table = table or load_table()
+    schema = schema or table.schema
     today = today or dt.date.today()
-    c = _Collector()
+    c = _Collector(schema)
     entries = resources(bundle)
     patient_res, patient_urls = _the_patient(entries, source)
     for where, res in entries:
@@ -503,8 +505,6 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
         else:
             c.notes.append("age_group: the birth date is too imprecise to tell child from adult at onset")
 
-    vinca_from = ref_day - dt.timedelta(days=int(table.window("recent_vincristine_days")))
-    hsct_from = _months_before(ref_day, int(table.window("recent_hsct_months")))
     labs: list[tuple[dt.date, str, dict[str, Any], str]] = []
     for where, res in entries:
         rt = res.get("resourceType")
@@ -516,9 +516,9 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
         elif rt == "Condition":
             _condition(res, ref, table, c)
         elif rt in ("MedicationAdministration", "MedicationRequest"):
-            _medication(res, ref, table, c, vinca_from, ref_day)
+            _medication(res, ref, table, c, ref_day)
         elif rt == "Procedure":
-            _procedure(res, ref, table, c, hsct_from, ref_day)
+            _procedure(res, ref, table, c, ref_day)
         elif rt == "DiagnosticReport":
             _report(res, ref, table, c, onset)
         elif rt == "Observation":
@@ -530,9 +530,8 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     patient: dict[str, Any] = {"id": str(patient_res.get("id") or "patient")}
     patient.update({k: v for k, v in values.items()})
     if lps:
-        patient[lp_name()] = lps
-    known = schema_findings()
-    not_found = [f for f in known if f not in patient]
+        patient[schema.lp.name] = lps
+    not_found = [f for f in schema.findings if f not in patient]
     return FhirMapping(patient, not_found, c.ignored, sorted(c.not_in_schema), c.notes,
                        onset.isoformat() if onset else None, bool(palsies), c.leukaemia)
 
@@ -621,12 +620,29 @@ def _in_window(when: tuple[dt.date, dt.date] | None, start: dt.date, end: dt.dat
     return None
 
 
-def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, start: dt.date, end: dt.date) -> None:
+def _exposure(rows: tuple[Row, ...], when: tuple[dt.date, dt.date] | None, ref: str, code: str, table: Table,
+              c: _Collector, end: dt.date) -> None:
+    """Set what each of ``rows`` says (its finding and level) when ``when`` falls in its window before ``end``."""
+    targets: dict[tuple[str, str, str], str] = {}  # (finding, level, window): the first row's drug or procedure
+    for r in rows:
+        targets.setdefault((r.finding, r.level, r.window), r.display)
+    for (finding, level, window), display in targets.items():
+        inside = _in_window(when, table.since(window, end), end)
+        named = f" ({finding})" if len(targets) > 1 else ""
+        if inside:
+            c.set(finding, level, f"{display} in the window before onset")
+        elif inside is None:
+            c.ignore(ref, code, f"date missing or too imprecise to place in the window before onset{named}")
+        else:
+            c.ignore(ref, code, f"outside the window before onset{named}")
+
+
+def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, end: dt.date) -> None:
     codings = _codings(res.get("medicationCodeableConcept"))
-    if not any(table.lookup(cd, "vinca") for cd in codings):
+    rows = tuple(r for cd in codings for r in table.lookup(cd, "medication"))
+    if not rows:
         c.ignore(ref, _code_text(codings[0]) if codings else "medicationReference",
-                 "medication not in the mapping table (only vinca alkaloids are read; a medicationReference is not "
-                 "followed)")
+                 "medication not in the mapping table (a medicationReference is not followed)")
         return
     code = _code_text(codings[0])
     status = res.get("status")
@@ -640,29 +656,20 @@ def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, s
             c.ignore(ref, code, f"order status {status}: an order is not a dose (only completed orders are read)")
             return
         when = _when(res, "authoredOn")
-    inside = _in_window(when, start, end)
-    if inside:
-        c.set("recent_vincristine", "yes", "vinca alkaloid given in the window before onset")
-    elif inside is None:
-        c.ignore(ref, code, "date missing or too imprecise to place in the window before onset")
-    else:
-        c.ignore(ref, code, "outside the window before onset")
+    _exposure(rows, when, ref, code, table, c, end)
 
 
-def _procedure(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, start: dt.date, end: dt.date) -> None:
+def _procedure(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, end: dt.date) -> None:
     codings = _codings(res.get("code"))
-    if not any(table.lookup(cd, "hsct") for cd in codings):
+    rows = tuple(r for cd in codings for r in table.lookup(cd, "procedure"))
+    if not rows:
         c.ignore(ref, _code_text(codings[0]) if codings else "-", "procedure not in the mapping table")
         return
     code = _code_text(codings[0])
     if res.get("status") != "completed":
         c.ignore(ref, code, f"procedure status {res.get('status')}: not done")
         return
-    inside = _in_window(_when(res, "performedDateTime", "performedPeriod"), start, end)
-    if inside:
-        c.set("recent_hsct", "yes", "allogeneic HSCT in the window before onset")
-    else:
-        c.ignore(ref, code, "outside the window before onset" if inside is False else "date missing or too imprecise")
+    _exposure(rows, _when(res, "performedDateTime", "performedPeriod"), ref, code, table, c, end)
 
 
 def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset: dt.date | None) -> None:
@@ -684,11 +691,11 @@ def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset
         c.set("mri", r.level, f"{r.modality}: {r.display}")
 
 
-def _result_of(res: Mapping[str, Any], table: Table) -> str | None:
+def _result_of(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> str | None:
     for cd in _codings(res.get("valueCodeableConcept")):
         for r in table.lookup(cd, "result"):
             return r.result
-        if cd.get("system") == table.local["level_system"] and cd.get("code") in csf_results():
+        if cd.get("system") == table.local["level_system"] and cd.get("code") in schema.lp.results:
             return str(cd["code"])
     for cc in res.get("interpretation") or []:
         for cd in _codings(cc):
@@ -718,7 +725,7 @@ def _observation(res: Mapping[str, Any], ref: str, table: Table, c: _Collector):
                       if v.get("system") == table.local["level_system"]]
             if not levels:
                 c.ignore(ref, _code_text(cd), f"no {table.local['level_system']} value")
-            elif finding == lp_name():
+            elif finding == c.schema.lp.name:
                 c.ignore(ref, _code_text(cd), "LPs are read from their CSF results, not as one finding")
             else:
                 c.set(finding, str(levels[0]), "entered as palsy's own observation")
@@ -758,23 +765,24 @@ def _lumbar_punctures(labs: list[tuple[dt.date, str, dict[str, Any], str]], tabl
             continue
         groups.setdefault(day, {}).setdefault(measure, []).append((res, ref))
     days = sorted(groups)
-    if len(days) > max_lps():
-        for d in days[max_lps():]:
-            c.notes.append(f"an LP on {d.isoformat()} is beyond the {max_lps()} the schema reads: not used")
-        days = days[:max_lps()]
+    most = int(c.schema.lp.max_lps)
+    if len(days) > most:
+        for d in days[most:]:
+            c.notes.append(f"an LP on {d.isoformat()} is beyond the {most} the schema reads: not used")
+        days = days[:most]
     lps = []
     for i, day in enumerate(days, start=1):
         g = groups[day]
         lp: dict[str, str] = {}
         for method, measure in (("cytology", "csf_cytology"), ("flow", "csf_flow")):
-            got = {_result_of(res, table) for res, _ in g.get(measure, [])}
+            got = {_result_of(res, table, c.schema) for res, _ in g.get(measure, [])}
             got.discard(None)
             if len(got) == 1:
                 lp[method] = got.pop()
             elif len(got) > 1:
                 c.notes.append(f"LP {i} ({day.isoformat()}): {method} reported both positive and negative; left unknown")
             for res, ref in g.get(measure, []):
-                if _result_of(res, table) is None:
+                if _result_of(res, table, c.schema) is None:
                     c.ignore(ref, measure, "result not coded as positive or negative")
         rbc = [_per_uL(res.get("valueQuantity") or {}) for res, _ in g.get("csf_rbc", [])]
         rbc = [x for x in rbc if x is not None]
@@ -820,7 +828,7 @@ def _blasts(blasts: list[tuple[dt.date, dict[str, Any], str]], lp_day: dt.date, 
     near = sorted((abs((d - lp_day).days), res) for d, res, _ in blasts if abs((d - lp_day).days) <= limit)
     for _, res in near[:1]:
         q = res.get("valueQuantity") or {}
-        result = _result_of(res, table)
+        result = _result_of(res, table, c.schema)
         if isinstance(q.get("value"), int | float) and not q.get("comparator"):
             c.set("circulating_blasts", "present" if q["value"] > 0 else "absent", "blood blasts at the first LP")
         elif result:
@@ -830,7 +838,7 @@ def _blasts(blasts: list[tuple[dt.date, dict[str, Any], str]], lp_day: dt.date, 
 def _csf_form(lps: list[dict[str, str]], c: _Collector) -> list[Any]:
     """The LPs as the schema in use reads them: ``{cytology, flow, traumatic}`` (version 3), else one
     ``{result, method}`` per LP (flow where read, else cytology; what that form cannot hold is listed)."""
-    if csf_new_form():
+    if csf_new_form(c.schema):
         return [lp for lp in lps if lp]
     out = []
     for i, lp in enumerate(lps, start=1):
@@ -858,15 +866,32 @@ def _lp_methods(lp: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in (lp or {}).items()}
 
 
-def example_bundle(patient: Mapping[str, Any], table: Table | None = None) -> dict[str, Any]:
+def example_bundle(patient: Mapping[str, Any], table: Table | None = None, *,
+                   schema: SC.Schema | None = None) -> dict[str, Any]:
     """A FHIR R4 collection Bundle that says what ``patient`` (a patient file's mapping) says, written
     from the mapping table in reverse, with the synthetic dates of the table's ``examples`` section.
 
-    Standard codes are used where the table has them (the palsy, the lineage, the laterality, a vinca
-    alkaloid, CSF counts, blood blasts); everything else is palsy's own Observation. Mapping the result
-    with :func:`map_bundle` gives back the patient's findings (a test checks it).
+    Standard codes are used where the table has them (the palsy, the lineage, the laterality, an exposure
+    of a ``medication`` or ``procedure`` row, CSF counts, blood blasts); everything else is palsy's own
+    Observation. Mapping the result with :func:`map_bundle` gives back the patient's findings (a test
+    checks it).
+
+    Parameters
+    ----------
+    patient : mapping
+        A patient file's content (findings of ``schema``).
+    table : Table, optional
+        The mapping table; palsy's own by default.
+    schema : Schema, optional
+        The schema the patient's findings follow; by default the table's.
+
+    Returns
+    -------
+    dict
+        The Bundle (JSON-ready).
     """
     table = table or load_table()
+    schema = schema or table.schema
     ex = table.examples
     onset = dt.date.fromisoformat(str(ex["onset"]))
     pid = str(patient.get("id") or "patient")
@@ -919,11 +944,11 @@ def example_bundle(patient: Mapping[str, Any], table: Table | None = None) -> di
     if side:
         palsy["bodySite"] = [{"coding": [coding(rows("laterality", side=side)[0])]}]
     add(palsy)
-    for finding in schema_findings():
+    for finding in schema.findings:
         value = patient.get(finding)
-        if finding == lp_name():
+        if finding == schema.lp.name:
             continue
-        value = as_level(finding, value)
+        value = _as_level(schema, finding, value)
         if value is None or (isinstance(value, str) and value.strip().lower() == UNKNOWN):
             continue
         value = str(value)
@@ -934,15 +959,17 @@ def example_bundle(patient: Mapping[str, Any], table: Table | None = None) -> di
                  "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
                                                     "code": "confirmed"}]},
                  "code": {"coding": [coding(r) for r in rows("finding", finding="lineage", level=value)[:2]]}})
-        elif finding == "recent_vincristine" and value == "yes":
-            add({"resourceType": "MedicationAdministration", "_kind": "vinca", "status": "completed",
-                 "medicationCodeableConcept": {"coding": [coding(r) for r in rows("vinca")
-                                                          if r.display == "vincristine"]},
-                 "effectiveDateTime": (onset - dt.timedelta(days=int(ex["vinca_days_before_onset"]))).isoformat()})
-        elif finding == "recent_hsct" and value == "yes":
-            add({"resourceType": "Procedure", "_kind": "hsct", "status": "completed",
-                 "code": {"coding": [coding(rows("hsct")[0])]},
-                 "performedDateTime": (onset - dt.timedelta(days=int(ex["hsct_days_before_onset"]))).isoformat()})
+        elif exposure := [r for role in EXPOSURE_ROLES for r in rows(role, finding=finding, level=value)]:
+            # the first row's drug or procedure, in every system the table codes it in
+            first = exposure[0]
+            day = onset - dt.timedelta(days=int((ex.get("days_before_onset") or {}).get(first.window, 1)))
+            codes = {"coding": [coding(r) for r in exposure if r.role == first.role and r.display == first.display]}
+            if first.role == "medication":
+                add({"resourceType": "MedicationAdministration", "_kind": "medication", "status": "completed",
+                     "medicationCodeableConcept": codes, "effectiveDateTime": day.isoformat()})
+            else:
+                add({"resourceType": "Procedure", "_kind": "procedure", "status": "completed", "code": codes,
+                     "performedDateTime": day.isoformat()})
         elif finding == "mri":
             add({"resourceType": "DiagnosticReport", "_kind": "mri", "status": "final", "code": {"text": "Contrast MRI"},
                  "effectiveDateTime": (onset + dt.timedelta(days=1)).isoformat(),
@@ -953,7 +980,7 @@ def example_bundle(patient: Mapping[str, Any], table: Table | None = None) -> di
             continue  # with the first LP below
         else:
             local_obs(finding, value)
-    lps = [_lp_methods(lp) for lp in (patient.get(lp_name()) or [])]
+    lps = [_lp_methods(lp) for lp in (patient.get(schema.lp.name) or [])]
     if not lps and (patient.get("csf_profile") not in (None, UNKNOWN) or
                     patient.get("circulating_blasts") not in (None, UNKNOWN)):
         lps = [{}]

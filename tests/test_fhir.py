@@ -72,12 +72,27 @@ def test_every_row_names_its_source_and_the_windows_theirs(table):
     assert all(w.get("source") for w in raw["windows"].values())
     # the index palsy, the lineages, vincristine by ATC and RxNorm, and the CSF/blood measures are all there
     roles = {(r.role, r.measure or r.level or r.display) for r in table.rows}
-    for need in [("vinca", "vincristine"), ("lab", "csf_wbc"), ("lab", "csf_protein"), ("lab", "csf_rbc"),
-                 ("lab", "csf_cytology"), ("lab", "csf_flow"), ("lab", "blood_blasts"), ("finding", "T-ALL"),
-                 ("finding", "B-ALL"), ("finding", "AML")]:
+    for need in [("lab", "csf_wbc"), ("lab", "csf_protein"), ("lab", "csf_rbc"), ("lab", "csf_cytology"),
+                 ("lab", "csf_flow"), ("lab", "blood_blasts"), ("finding", "T-ALL"), ("finding", "B-ALL"),
+                 ("finding", "AML")]:
         assert need in roles, need
-    assert {r.system for r in table.rows if r.role == "vinca"} >= {"http://www.whocc.no/atc",
-                                                                    "http://www.nlm.nih.gov/research/umls/rxnorm"}
+    vinca = [r for r in table.rows if r.role == "medication" and r.finding == "recent_vincristine"]
+    assert {r.system for r in vinca if r.display == "vincristine"} >= {"http://www.whocc.no/atc",
+                                                                        "http://www.nlm.nih.gov/research/umls/rxnorm"}
+    # each exposure row sets a level of the schema within a window of the table counted in days or months
+    exposures = [r for r in table.rows if r.role in X.EXPOSURE_ROLES]
+    assert {(r.role, r.finding) for r in exposures} >= {("medication", "recent_vincristine"), ("procedure", "recent_hsct")}
+    for r in exposures:
+        assert r.level in table.schema.allowed(r.finding) and table.units[r.window] in X.WINDOW_UNITS
+    assert table.units == {"recent_vincristine_days": "days", "recent_hsct_months": "months"}
+
+
+def test_the_mapping_code_names_no_exposure(table):
+    """The exposures are the table's rows: the code names none of their findings or windows."""
+    code = (REPO / "model" / "fhir.py").read_text()
+    for r in table.rows:
+        if r.role in X.EXPOSURE_ROLES:
+            assert r.finding not in code and r.window not in code, r
 
 
 def test_a_bad_table_is_refused_with_the_row_named(tmp_path):
@@ -168,7 +183,7 @@ def test_csf_results_grouped_into_lps_by_date_with_profile_and_traumatic(table):
     assert m.patient.get("csf_profile") == "pleocytosis"
     lps = F.parse_patient(m.patient, "fhir").csf
     assert len(lps) == 2 and any("before the palsy" in i["why"] for i in m.ignored)
-    if X.csf_new_form():
+    if X.csf_new_form(table.schema):
         assert lps[0].result("cytology") == "negative" and lps[0].traumatic == "yes"
         assert lps[1].result("flow") == "positive"
         assert m.patient.get("circulating_blasts") == "present"
@@ -200,7 +215,7 @@ def test_traumatic_from_red_cells_at_the_table_limit(rbc, expect, table):
     d1 = ONSET + dt.timedelta(days=1)
     m = X.map_bundle(_bundle(_palsy(), _lab("csf-cytology", d1, system="urn:palsy:code", coded="negative"),
                              _lab("792-2", d1, rbc)), table)
-    if X.csf_new_form():
+    if X.csf_new_form(table.schema):
         assert F.parse_patient(m.patient, "fhir").csf[0].traumatic == expect
     else:
         assert "csf: traumatic" in m.not_in_schema
@@ -321,3 +336,141 @@ def test_a_table_mapping_to_a_level_the_schema_lacks_is_refused(tmp_path):
     (tmp_path / "fhir_map.yaml").write_text(json.dumps(raw))
     with pytest.raises(F.InputError, match="sideways"):
         X.load_table(tmp_path)
+
+
+# --- the priors in use: a new exposure is data (issue 20, item 1) -----------------------------------------------
+
+#: fhir_map.yaml of the copy: nelarabine's window (DEMONSTRATION, as the copy's schema and rates).
+NELARABINE_WINDOW = """\
+  recent_nelarabine_days:
+    value: 28
+    unit: days
+    source: DEMONSTRATION (issue 20), not palsy's evidence; the copy's schema "a nelarabine course in the 4 weeks before onset"
+"""
+
+#: fhir_map.yaml of the copy: nelarabine by its ATC code sets the copy's new context exposure.
+NELARABINE_ROW = """\
+  - {system: "http://www.whocc.no/atc", code: L01BB07, display: nelarabine, role: medication,
+     finding: recent_nelarabine, level: "yes", window: recent_nelarabine_days,
+     source: "DEMONSTRATION (issue 20): ATC L01BB07 nelarabine, in a copy of priors/ only"}
+"""
+
+
+@pytest.fixture(scope="module")
+def nelarabine(tmp_path_factory):
+    """A copy of priors/ with ``recent_nelarabine`` (tests/test_schema_as_data.py) and its row and window in
+    the copy's fhir_map.yaml."""
+    from tests.test_schema_as_data import demo_copy, insert_after
+
+    copy = demo_copy(tmp_path_factory.mktemp("nelarabine"))
+    text = insert_after((copy / "fhir_map.yaml").read_text(), "\nwindows:\n", NELARABINE_WINDOW)
+    (copy / "fhir_map.yaml").write_text(text.rstrip("\n") + "\n" + NELARABINE_ROW)
+    return copy
+
+
+def _nelarabine(day, status="completed"):
+    return {"resourceType": "MedicationAdministration", "status": status, "effectiveDateTime": day.isoformat(),
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01BB07"}]}}
+
+
+@pytest.mark.parametrize("days,expect", [(0, "yes"), (28, "yes"), (29, None)])
+def test_a_new_exposure_is_read_through_the_table_and_schema_of_the_priors_in_use(nelarabine, table, days, expect):
+    ours = X.load_table(nelarabine)
+    assert "recent_nelarabine" in ours.schema.findings and ours.units["recent_nelarabine_days"] == "days"
+    bundle = _bundle(_palsy(), _nelarabine(ONSET - dt.timedelta(days=days)))
+    m = X.map_bundle(bundle, ours)
+    assert m.patient.get("recent_nelarabine") == expect
+    if expect is None:  # outside its window: unknown, never "no"
+        assert "recent_nelarabine" in m.not_found and any("outside" in i["why"] for i in m.ignored)
+    # palsy's own table and schema: the drug is not read and the finding does not exist
+    shipped = X.map_bundle(bundle, table)
+    assert "recent_nelarabine" not in shipped.patient and "recent_nelarabine" not in shipped.not_found
+    assert [i["why"] for i in shipped.ignored if "L01BB07" in i["code"]] == \
+        ["medication not in the mapping table (a medicationReference is not followed)"]
+
+
+def test_the_schema_is_passed_not_assumed(nelarabine):
+    """The copy's table read against palsy's own schema: the finding it sets is listed, not set."""
+    from palsy.model import schema as SC
+
+    m = X.map_bundle(_bundle(_palsy(), _nelarabine(ONSET - dt.timedelta(days=3))), X.load_table(nelarabine),
+                     schema=SC.default())
+    assert "recent_nelarabine" not in m.patient and m.not_in_schema == ["recent_nelarabine"]
+
+
+def test_the_example_bundle_of_a_new_exposure_maps_back(nelarabine):
+    from palsy.model import schema as SC
+    from tests.test_schema_as_data import DEMO_PATIENT
+
+    ours, sc = X.load_table(nelarabine), SC.read(nelarabine)
+    raw = Y.loads(DEMO_PATIENT, "demo")
+    bundle = X.validate(X.example_bundle(raw, ours))
+    given = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "MedicationAdministration"]
+    assert [c["code"] for r in given for c in r["medicationCodeableConcept"]["coding"]] == ["L01BB07"]
+    m = X.map_bundle(bundle, ours)
+    want, got = F.parse_patient(raw, "demo", schema=sc), F.parse_patient(m.patient, "fhir", schema=sc)
+    assert got.values == want.values and got.csf == want.csf and not m.ignored and not m.not_in_schema
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda row: row.pop("window"), "names the finding and level it sets and its window"),
+    (lambda row: row.update(window="recent_nelarabine_weeks"), "'recent_nelarabine_weeks' is not a window"),
+    (lambda row: row.update(level="sometimes"), "'sometimes' is not a level of recent_nelarabine"),
+    (lambda row: row.update(level=True), "quote it"),
+])
+def test_a_bad_exposure_row_is_refused_with_the_row_named(nelarabine, tmp_path, change, words):
+    import shutil
+
+    shutil.copy(nelarabine / "schema.yaml", tmp_path / "schema.yaml")
+    raw = Y.load(nelarabine / "fhir_map.yaml")
+    change(raw["codes"][-1])
+    (tmp_path / "fhir_map.yaml").write_text(json.dumps(raw))
+    with pytest.raises(F.InputError, match="L01BB07") as err:
+        X.load_table(tmp_path)
+    assert words in str(err.value)
+
+
+def test_a_window_without_its_unit_is_refused(nelarabine, tmp_path):
+    import shutil
+
+    shutil.copy(nelarabine / "schema.yaml", tmp_path / "schema.yaml")
+    raw = Y.load(nelarabine / "fhir_map.yaml")
+    raw["windows"]["recent_nelarabine_days"].pop("unit")
+    (tmp_path / "fhir_map.yaml").write_text(json.dumps(raw))
+    with pytest.raises(F.InputError, match="give windows.recent_nelarabine_days.unit"):
+        X.load_table(tmp_path)
+
+
+class _Stop(Exception):
+    """Stops ``palsy posterior`` once the patient is parsed (before any fit is loaded)."""
+
+
+@pytest.mark.parametrize("use_copy", [True, False], ids=["priors-copy", "shipped"])
+def test_posterior_fhir_reads_the_record_with_the_priors_of_the_command(nelarabine, tmp_path, monkeypatch, use_copy):
+    """``palsy posterior --priors COPY --fhir BUNDLE``, up to the parsed patient (the answer needs a fit)."""
+    import argparse
+
+    from palsy.scripts.commands import common, posterior
+
+    monkeypatch.delenv("PALSY_PRIORS", raising=False)
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(_bundle(_palsy(), _vinca(ONSET - dt.timedelta(days=2)),
+                                       _nelarabine(ONSET - dt.timedelta(days=3)))))
+    seen = {}
+    parse = common.patient_from
+
+    def patient_from(args, file, fhir=None):
+        seen["mapping"], seen["patient"] = fhir, parse(args, file, fhir)
+        raise _Stop
+
+    monkeypatch.setattr(common, "patient_from", patient_from)
+    args = argparse.Namespace(priors=str(nelarabine) if use_copy else None, fhir=str(path), patient=None)
+    with pytest.raises(_Stop):
+        posterior.run(args)
+    patient = seen["patient"]
+    assert patient.values["recent_vincristine"] == "yes"
+    if use_copy:
+        assert patient.values["recent_nelarabine"] == "yes"
+    else:
+        assert "recent_nelarabine" not in patient.values
+        assert any("L01BB07" in i["code"] for i in seen["mapping"].ignored)

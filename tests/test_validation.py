@@ -72,6 +72,11 @@ def _tcase(doc, i=0, **changes):
     doc["cases"][i].update(changes)
 
 
+def _exposure(doc, role="procedure"):
+    """The first exposure row of ``role`` (a Procedure sets recent_hsct within recent_hsct_months)."""
+    return next(r for r in doc["codes"] if r["role"] == role)
+
+
 # --- unknown keys and values, in the files an answer reads ------------------------------------------------------
 
 @pytest.mark.parametrize("name, mutate, parts", [
@@ -103,7 +108,10 @@ def _tcase(doc, i=0, **changes):
      ["field 'source'", "'library'", "cases.yaml, validation.yaml, teaching"]),
     ("teaching_cases.yaml", lambda d: _tcase(d, findings={"laterality": "bilateral"}), ["findings", "leave findings out"]),
     ("fhir_map.yaml", lambda d: d["codes"][0].update(role="guess"), ["codes[1]", "field 'role'", "'guess'", "allowed: palsy, finding"]),
-    ("fhir_map.yaml", lambda d: d["windows"].pop("recent_hsct_months"), ["windows.recent_hsct_months", "missing"]),
+    ("fhir_map.yaml", lambda d: d["windows"].pop("blasts_days_from_lp"), ["windows.blasts_days_from_lp", "missing"]),
+    ("fhir_map.yaml", lambda d: d["windows"]["recent_hsct_months"].update(unit="weeks"),
+     ["windows.recent_hsct_months.unit", "'weeks'", "days", "months"]),
+    ("fhir_map.yaml", lambda d: _exposure(d).pop("window"), ["allogeneic-hsct", "a procedure row names its window"]),
 ])
 def test_companion_files_by_their_models(docs, ctx, name, mutate, parts):
     msg = companion(name, docs, ctx, mutate)
@@ -156,6 +164,14 @@ def test_companion_files_by_their_models(docs, ctx, name, mutate, parts):
                                                                                  "did you mean 'not_in_remission'"]),
     ("fhir_map.yaml", lambda d: next(r for r in d["codes"] if r["role"] == "imaging").update(level="enhancement"),
      ["'enhancement' is not an imaging level", "allowed: normal"]),
+    # ... and an exposure row's: its finding, its level and its window (declared, with its unit)
+    ("fhir_map.yaml", lambda d: _exposure(d).update(finding="recent_hsc"), ["allogeneic-hsct", "'recent_hsc' is not a finding",
+                                                                            "did you mean 'recent_hsct'"]),
+    ("fhir_map.yaml", lambda d: _exposure(d).update(level="maybe"), ["field 'level'", "'maybe' is not a level of recent_hsct"]),
+    ("fhir_map.yaml", lambda d: d["windows"].pop("recent_hsct_months"),
+     ["allogeneic-hsct", "field 'window'", "'recent_hsct_months' is not a window", "allowed: recent_vincristine_days"]),
+    ("fhir_map.yaml", lambda d: d["windows"]["recent_hsct_months"].pop("unit"),
+     ["field 'window'", "give windows.recent_hsct_months.unit (days, months)"]),
 ])
 def test_rules_between_files(docs, ctx, name, mutate, parts):
     msg = companion(name, docs, ctx, mutate)

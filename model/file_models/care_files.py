@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, PlainValidator, model_validator
+from pydantic import ConfigDict, Discriminator, Field, PlainValidator, model_validator
 
 from palsy.model.file_models.base import (
     Id,
@@ -292,7 +292,10 @@ class TeachingFile(Strict):
 # --- fhir_map.yaml ---------------------------------------------------------------------------------
 
 class FhirWindow(Strict):
+    """A window or limit with its source; an exposure's window (named by its rows) gives its unit too."""
+
     value: Number
+    unit: Literal["days", "months"] | None = None
     source: Text
 
 
@@ -304,11 +307,13 @@ class Local(Strict):
 
 
 class Windows(Strict):
-    """The time windows and limits the mapping reads a record with (each with its source)."""
+    """The time windows and limits the mapping reads a record with (each with its source): these four,
+    and the window of each exposure, named by its rows (checked by :func:`palsy.model.crossref.fhir_map_file`)."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, FhirWindow] = Field(init=False)
 
     adult_from_years: FhirWindow
-    recent_vincristine_days: FhirWindow
-    recent_hsct_months: FhirWindow
     pleocytosis_above_per_uL: FhirWindow
     traumatic_red_cells_at_least_per_uL: FhirWindow
     blasts_days_from_lp: FhirWindow
@@ -320,29 +325,44 @@ def _code(v: Any) -> str:
     return str(v)
 
 
+def _level(v: Any) -> str:
+    if isinstance(v, bool):
+        raise Problem(f"an unquoted yes or no (YAML reads it as {str(v).lower()}); quote it: \"yes\" or \"no\"")
+    if not isinstance(v, str) or not v.strip():
+        raise Problem("give the level (text)")
+    return v
+
+
+#: A level a row sets (unquoted yes/no refused with a hint: the schema's levels are the words).
+Level = Annotated[str, PlainValidator(_level)]
+
+
 class CodeRow(Strict):
     """One code of a standard system and what it says in palsy's schema."""
 
     system: Text
     code: Annotated[str, PlainValidator(_code)]
     display: Text
-    role: Literal["palsy", "finding", "vinca", "hsct", "lab", "result", "laterality", "imaging"]
+    role: Literal["palsy", "finding", "medication", "procedure", "lab", "result", "laterality", "imaging"]
     source: Text
     finding: Text | None = None
-    level: Text | None = None
-    absent_level: Text | None = None
+    level: Level | None = None
+    absent_level: Level | None = None
     measure: Literal["csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "blood_blasts"] | None = None
     result: Text | None = None
     side: Literal["left", "right", "both"] | None = None
     modality: Literal["MRI", "CT"] | None = None
+    window: Text | None = None
     note: str | None = None
 
     @model_validator(mode="after")
     def _by_role(self) -> CodeRow:
-        need = {"finding": "finding", "lab": "measure", "result": "result", "laterality": "side", "imaging": "modality"}
-        field = need.get(self.role)
-        if field and getattr(self, field) is None:
-            raise Problem(f"a {self.role} row names its {field}", field=field)
+        need = {"finding": ("finding",), "lab": ("measure",), "result": ("result",), "laterality": ("side",),
+                "imaging": ("modality",), "medication": ("finding", "level", "window"),
+                "procedure": ("finding", "level", "window")}
+        for field in need.get(self.role, ()):
+            if getattr(self, field) is None:
+                raise Problem(f"a {self.role} row names its {field}", field=field)
         if self.role == "imaging" and self.level is None:
             raise Problem("an imaging row names the level it reads", field="level")
         return self

@@ -133,13 +133,23 @@ def read_patient_file(path: str | Path) -> dict:
     return api.read_patient_file(path)
 
 
-def read_fhir_file(path: str | Path):  # -> palsy.model.fhir.FhirMapping
-    """The findings of a FHIR R4 Bundle file (``--fhir``), mapped through ``priors/fhir_map.yaml``.
+def read_fhir_file(path: str | Path, priors: str | Path | None = None):  # -> palsy.model.fhir.FhirMapping
+    """The findings of a FHIR R4 Bundle file (``--fhir``), mapped through the mapping table of the evidence
+    folder in use and read against its schema (the one the finding flags and patient files follow).
+
+    Parameters
+    ----------
+    path : str or Path
+        The Bundle file (JSON).
+    priors : str or Path, optional
+        The evidence folder (the command's ``--priors``: :func:`priors_dir`; by default ``$PALSY_PRIORS``,
+        else palsy's own). Its ``fhir_map.yaml``, else palsy's own table when it has none.
 
     Raises
     ------
     findings.InputError
-        Naming the file: not JSON (line and column), not a valid Bundle, or another patient's data in it."""
+        Naming the file: not JSON (line and column), not a valid Bundle, or another patient's data in it;
+        or naming the mapping table's rows that its schema does not allow."""
     import json
 
     from palsy.model import fhir
@@ -152,7 +162,9 @@ def read_fhir_file(path: str | Path):  # -> palsy.model.fhir.FhirMapping
         raise F.InputError([exc.detail], str(path)) from None
     except json.JSONDecodeError as exc:
         raise F.InputError([f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"], str(path)) from None
-    return fhir.map_bundle(data, source=str(path))
+    folder = Path(priors) if priors is not None else priors_dir()
+    table = fhir.load_table(folder if (folder / fhir.TABLE_FILE).is_file() else None)
+    return fhir.map_bundle(data, table, source=str(path), schema=flag_schema(folder))
 
 
 def patient_from(args: argparse.Namespace, file: str | None, fhir=None) -> F.Patient:

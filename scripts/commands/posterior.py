@@ -16,7 +16,7 @@ from palsy.scripts.commands import common
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patient", metavar="FILE.yaml", help="patient file (docs/design.md §2); flags override it")
     p.add_argument("--fhir", metavar="BUNDLE.json", help="a FHIR R4 Bundle instead of a patient file, mapped through "
-                                                        "priors/fhir_map.yaml; flags override it")
+                                                        "the evidence folder's fhir_map.yaml; flags override it")
     common.add_finding_arguments(p)
     common.add_model_arguments(p)
     p.add_argument("--thresholds", metavar="LOW,HIGH", help="the decision's pair of thresholds on P(infiltration) "
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    mapping = common.read_fhir_file(args.fhir) if args.fhir is not None else None
+    mapping = common.read_fhir_file(args.fhir, common.priors_dir(args)) if args.fhir is not None else None
     patient = common.patient_from(args, args.patient, mapping)
     draws = common.load_draws(args)
     thresholds = decision.parse_thresholds(args.thresholds) if args.thresholds else None
