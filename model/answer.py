@@ -343,7 +343,9 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         tests = [{"test": t_["test"], "outcomes": [{k: v for k, v in o.items() if k not in ("_draws", "p_inf")}
                                                     for o in t_["outcomes"]]} for t_ in tests]
     st = t.settings
-    atyp = atypicality(game, float(st["atypicality"]["tail"]), rng, w)
+    # its own generator: the check reads the same whether or not Shapley values were sampled before it
+    # (a card in the record leaves them out and must give the command line's answer)
+    atyp = atypicality(game, float(st["atypicality"]["tail"]), np.random.default_rng(seed), w)
     notes = [" ".join(st["scope"][key].split()) for key in patient.scope_keys]
     warns = hallmark_warnings(patient, t.causes, active, st["hallmarks"])
     model = {"variant": draws.variant, "draws": draws.n, "evidence_hash": draws.meta["evidence_hash"],

@@ -44,8 +44,7 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     lj_k = comp_lp + game.base[:, t.component_cause]
     lj_k = np.where(game.active[t.component_cause], lj_k, -np.inf)
     log_ctx = LK.NUMPY.logsumexp(lj_k, axis=-1)  # (S,)
-    full = np.ones((1, n), bool)
-    obs = LK.NUMPY.logsumexp(np.where(game.active, game.log_joint(full)[0], -np.inf), axis=-1) - log_ctx
+    obs = LK.NUMPY.logsumexp(np.where(game.active, game.log_joint_full(), -np.inf), axis=-1) - log_ctx
     pk = np.exp(lj_k - log_ctx[:, None])  # P(k | context) (S, K)
     draws = np.arange(nd)
     # P(blasts | k, context) (S, K, 2): the LPs' contamination depends on it
@@ -53,10 +52,7 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     log_pb = by_b - np.logaddexp(by_b[..., :1], by_b[..., 1:])
     lp_patterns = {}
     for i in game.lps:
-        trauma = game.players[i].lp.traumatic
-        tr = t.traumatic_rate if trauma is None else float(trauma == "yes")
-        lp_patterns[i] = np.stack([LP.patterns(LK.NUMPY, t.theta, t.ix, (t.contamination * b * tr)[:, None])
-                                   for b in (0.0, 1.0)], axis=-1)  # (S, K, 4, 2)
+        lp_patterns[i] = t.lp_patterns(game.players[i].lp.traumatic)  # (S, K, 4, 2)
     below = np.zeros(nd)
     for _ in range(SIMULATIONS):
         k = _sample(pk, rng)  # each draw's simulated component

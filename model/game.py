@@ -117,6 +117,7 @@ class Tables:
         blasts = self.st.stratum_mask({finding: level})  # (N,) 0/1: strata where blasts circulate
         self.blasts_masks = np.stack([1.0 - blasts, blasts])  # (2, N): blasts absent, present
         self.settings = draws.meta["answer_settings"]
+        self._patterns: tuple[np.ndarray, dict[str | None, np.ndarray]] = (self.theta, {})
         self.default_method = self.settings["unknown_csf_method"]
 
     @property
@@ -134,19 +135,29 @@ class Tables:
         circulate (the LPs' contamination depends on it)."""
         mask = self.st.stratum_mask(values)
         with np.errstate(divide="ignore"):
-            return np.log(np.einsum("skn,bn->skb", self.p_sk, mask * self.blasts_masks))
+            return np.log(self.p_sk @ (mask * self.blasts_masks).T)  # a matrix product: BLAS, not einsum's loop
+
+    def lp_patterns(self, traumatic: str | None) -> np.ndarray:
+        """P(each result pattern | component, blasts) (S, K, 4, 2) of an LP whose tap is ``traumatic``
+        (None: unknown), without (last axis 0) and with (1) circulating blasts; computed once per status
+        (an answer asks for it for every LP, every next test and the atypicality check)."""
+        if self._patterns[0] is not self.theta:  # tables copied with other draws (rests_on's hybrids)
+            self._patterns = (self.theta, {})
+        cache = self._patterns[1]
+        if traumatic not in cache:
+            t = self.traumatic_rate if traumatic is None else float(traumatic == "yes")
+            cache[traumatic] = np.stack([LP.patterns(LK.NUMPY, self.theta, self.ix,
+                                                     (self.contamination * blasts * t)[:, None])
+                                         for blasts in (0.0, 1.0)], axis=-1)
+        return cache[traumatic]
 
     def lp_logp(self, masks: np.ndarray, traumatic: str | None) -> np.ndarray:
         """Log P(an LP's result patterns | component, blasts) (..., S, K, 2) for pattern ``masks`` (..., 4),
         given the tap's traumatic status (None: unknown), without (last axis 0) and with (1) circulating
         blasts."""
-        t = self.traumatic_rate if traumatic is None else float(traumatic == "yes")
-        out = []
-        for blasts in (0.0, 1.0):
-            kappa = (self.contamination * blasts * t)[:, None]  # (S, 1)
-            pat = LP.patterns(LK.NUMPY, self.theta, self.ix, kappa)  # (S, K, 4)
-            out.append(np.log(np.einsum("skp,...p->...sk", pat, masks)))
-        return np.stack(out, axis=-1)
+        pat = self.lp_patterns(traumatic)
+        with np.errstate(divide="ignore"):
+            return np.log(np.einsum("skpb,...p->...skb", pat, masks))
 
     def level(self, item: str, level: str) -> np.ndarray:
         """Log P(level | component) of a tree item (S, K)."""
@@ -216,6 +227,7 @@ class Game:
             if self.first is not None:
                 self.prof_joint = self.after_pos if self.first.positive else self.after_neg
             self.prof_marg = self.profile_marginal(LP.positive_mask(self.first_methods, methods), self.first_traumatic)
+        self._full: tuple[np.ndarray, np.ndarray] | None = None  # see log_joint_full
 
     def profile_marginal(self, positive: np.ndarray, traumatic: str | None) -> np.ndarray:
         """Log P(profile | component, blasts) with the first LP's class marginalised: its class
@@ -300,6 +312,30 @@ class Game:
             a = self.log_p_components(masks[start:start + CHUNK], extra)
             out.append(self.base + self.t.by_cause(a))
         return np.concatenate(out) if out else np.zeros((0, self.t.n, len(self.t.causes)))
+
+    def log_joint_full(self, extra: np.ndarray | None = None) -> np.ndarray:
+        """``log_joint`` of every finding known (S, C), with ``extra`` (S, K) or (S, K, 2) added: the
+        look-ahead asks it for every result of every next test, so the parts that do not depend on the
+        result are summed once per game."""
+        if self._full is None:
+            t = self.t
+            a = (np.einsum("psk->sk", self.tree_lp) if self.tree
+                 else np.zeros((t.n, len(t.component_cause))))
+            if self.profile is not None and self.prof_joint is not None:
+                a = a + self.prof_joint
+            b = self.ctx_terms[(1 << len(self.ctx)) - 1]  # every context player known
+            for term in self.lp_terms:
+                b = b + term
+            if self.profile is not None and self.lp1 is None:
+                b = b + self.prof_marg
+            self._full = (a + self.offset, b)
+        a, b = self._full
+        if extra is not None:
+            if extra.ndim == 3:
+                b = b + extra
+            else:
+                a = a + extra
+        return self.base + self.t.by_cause(a + np.logaddexp(b[..., 0], b[..., 1]))
 
     def log_odds(self, lj: np.ndarray) -> np.ndarray:
         """Log odds of infiltration against the other active causes (..., C) -> (...)."""

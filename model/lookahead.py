@@ -56,8 +56,7 @@ def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
     cause after it."""
     from palsy.model.summaries import probability_summary, summary
 
-    full = np.ones((1, game.n_players), bool)
-    lj = game.log_joint(full)[0]  # (S, C)
+    lj = game.log_joint_full()  # (S, C)
     act = game.active
     log_px = LK.NUMPY.logsumexp(np.where(act, lj, -np.inf), axis=-1)
     causes = game.t.causes
@@ -65,7 +64,7 @@ def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
     for test, results in outcomes(game, patient):
         outs = []
         for result, extra in results:
-            ljr = game.log_joint(full, extra=extra)[0]
+            ljr = game.log_joint_full(extra)
             pr = np.exp(LK.NUMPY.logsumexp(np.where(act, ljr, -np.inf), axis=-1) - log_px)
             pc = softmax(ljr, act)
             after = game.log_odds(ljr)
@@ -94,7 +93,6 @@ def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dic
     """Mean P(infiltration) after 1, 2, ... further negative LPs (up to the schema's maximum in all), by
     the methods each LP is read with."""
     t, sc = game.t, game.t.schema
-    full = np.ones((1, game.n_players), bool)
     out = {}
     for key, methods in method_sets(sc.lp.methods).items():
         negative = {m: sc.lp.results[0] for m in methods}
@@ -102,7 +100,7 @@ def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dic
         further = t.lp_logp(_mask(negative, t), None)
         curve = []
         for k in range(1, sc.lp.max_lps - len(patient.csf) + 1):
-            pc = softmax(game.log_joint(full, extra=first + (k - 1) * further)[0], game.active)
+            pc = softmax(game.log_joint_full(first + (k - 1) * further), game.active)
             curve.append(float(np.average(pc[:, game.inf], weights=w)))
         out[key] = curve
     return out

@@ -275,3 +275,36 @@ def test_log_rates_are_those_of_the_rate_file(draws):
     lr = LK.log_rates(LK.NUMPY, draws.params, r)
     assert lr.shape == (draws.n, len(draws.causes), r.n_strata)
     assert np.all(np.isfinite(lr))
+
+
+@pytest.mark.parametrize("raw", [
+    {"lineage": "T-ALL", "laterality": "bilateral", "mri": "mass"},  # no LP, no profile
+    {"lineage": "AML", "csf_profile": "pleocytosis", "onset": "acute"},  # a profile without its LP
+    {"lineage": "B-ALL", "circulating_blasts": "present", "csf_profile": "normal", "vesicles": "absent",
+     "csf": ["cytology=negative,flow=positive,traumatic=yes", "cytology=negative"]},
+])
+def test_the_look_aheads_shortcut_is_the_joint_of_every_finding(draws_subtype, raw):
+    """``Game.log_joint_full`` (the parts that do not depend on a further result summed once) is
+    ``log_joint`` of the full subset, with and without a further LP's or a tree item's term."""
+    patient = F.parse_patient(raw)
+    game = _game(draws_subtype, patient)
+    full = np.ones((1, game.n_players), bool)
+    lp_extra = game.lp_extra({"cytology": "positive", "flow": "negative"})
+    tree_extra = game.t.level("eighth_nerve", "involved") if patient.level("eighth_nerve") is None else None
+    for extra in (None, lp_extra, tree_extra):
+        np.testing.assert_allclose(game.log_joint_full(extra), game.log_joint(full, extra=extra)[0], rtol=0, atol=1e-10)
+
+
+def test_lp_patterns_follow_the_tables_draws(draws_subtype):
+    """The per-status cache of LP patterns is rebuilt when tables are copied with other draws (the
+    hybrids of what an answer rests on), never served stale."""
+    import copy
+
+    t = A.Tables(draws_subtype)
+    whole = t.lp_patterns("yes")
+    assert whole.shape == (t.n, len(t.component_cause), LP.N_PATTERNS, 2)
+    assert np.allclose(whole.sum(axis=2), 1.0)
+    stub = copy.copy(t)
+    stub.theta = t.theta[:7]
+    stub.contamination, stub.traumatic_rate = t.contamination[:7], t.traumatic_rate[:7]
+    assert stub.lp_patterns("yes").shape[0] == 7 and t.lp_patterns("yes") is whole

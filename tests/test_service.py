@@ -4,6 +4,7 @@ schemathesis. One server for the module (one xdist group)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -135,6 +136,13 @@ def test_discovery_lists_the_patient_view_service_with_its_prefetch(server, keys
     assert set(svc["prefetch"]) == set(KEYS_TO_TYPES)
     assert svc["prefetch"]["patient"] == "Patient/{{context.patientId}}"
     assert "http://loinc.org|805-2" in svc["prefetch"]["observations"]
+    # every filtered query names the mapping table's codes (an empty list would ask the record for nothing)
+    for key in ("observations", "administrations", "orders", "procedures", "reports"):
+        query = svc["prefetch"][key]
+        codes = query.split("code=" if "code=" in query else "conclusion=")[1].split("&")[0]
+        assert codes and all("|" in c for c in codes.split(",")), (key, query)
+    assert "http://www.whocc.no/atc|L01CA02" in svc["prefetch"]["administrations"]
+    assert "http://www.whocc.no/atc|L01CA02" in svc["prefetch"]["orders"]
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
@@ -147,6 +155,8 @@ def test_a_card_for_each_source_patient_with_the_numbers_of_palsy_posterior(serv
     assert ext["probability"] == cli["probability"]
     assert ext["causes"] == {c["cause"]: c["probability"]["mean"] for c in cli["causes"]}
     assert ext["leading_cause"] == cli["leading_cause"] and ext["decision"] == cli["decision"]["action"]
+    # the card's answer leaves the Shapley values out; the atypicality check must read the same
+    assert ("**Atypical:**" in card["detail"]) == cli["atypical"]["flag"]
     assert len(card["summary"]) < 140 and "P(leukaemic infiltration)" in card["summary"]
     assert card["indicator"] in ("info", "warning", "critical") and card["source"]["label"]
     for words in ("The differential", "What to do now", "Decision", "Limits", "Not found in the record"):
@@ -290,6 +300,54 @@ def test_feedback_is_appended_and_never_rewritten(server, keys):
     bad = httpx.post(server["base"] + path, json={"feedback": [{"card": "c", "outcome": "maybe"}]},
                      headers=auth(server, keys, path))
     assert bad.status_code == 400 and log.read_bytes() == after
+
+
+def test_the_feedback_loop_closes_on_the_services_own_log(server, keys, palsy, tmp_path):
+    """Issue 23 item 5 on the real service: each card's answer is in the feedback log (the card's id, the
+    findings, P(cause); no record id), the card's outcome is paired with it, and a clinician's later
+    adjudication turns the log into registry rows that carry what the tool said, whose calibration
+    ``palsy check`` reports."""
+    from palsy.model import registry as RG
+    from palsy.model.criticism import registry as CRG
+
+    log = server["folder"] / "state" / "feedback.jsonl"
+    issued = {}
+    for src in SOURCES:
+        (card,) = call(server, keys, hook_body(_bundle(src.stem))).json()["cards"]
+        issued[card["uuid"]] = (src.stem, card["extension"]["palsy"])
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    answers = {e["card"]: e for e in entries if e.get("kind") == "answer"}
+    assert set(issued) <= set(answers)
+    for card_id, (stem, ext) in issued.items():
+        e = answers[card_id]
+        assert e["probabilities"] == ext["causes"] and e["model"]["variant"] == ext["model"]["variant"]
+        assert stem not in json.dumps(e) and "id" not in e["findings"]  # no record id, only a salted hash
+    first = next(iter(issued))
+    path = f"/cds-services/{SERVICE}/feedback"
+    r = httpx.post(server["base"] + path, headers=auth(server, keys, path),
+                   json={"feedback": [{"card": first, "outcome": "accepted", "outcomeTimestamp": "2026-01-02T10:00:00Z"}]})
+    assert r.status_code == 200
+    form = tmp_path / "adjudication.csv"
+    palsy("registry", "from-feedback", str(log), "--template", str(form), check=True)
+    with open(form, newline="") as f:
+        table = {row["card"]: row for row in csv.DictReader(f)}
+    assert set(issued) <= set(table) and table[first]["outcome"] == "accepted"
+    assert float(table[first]["p_infiltration"]) == pytest.approx(issued[first][1]["causes"]["infiltration"], abs=5e-4)
+    adjudicated = [{**table[c], "final_cause": "infiltration" if i == 0 else "bell", "established_by": "follow_up",
+                    "follow_up_months": "6"} for i, c in enumerate(issued)]
+    with open(form, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(adjudicated[0]))
+        w.writeheader()
+        w.writerows(adjudicated)
+    out = tmp_path / "registry.yaml"
+    palsy("registry", "from-feedback", str(log), str(form), "--site", "here", "--out", str(out), check=True)
+    from palsy.model import evidence as E
+
+    ev = E.load(REPO / "priors")
+    reg = RG.read(out, ev.schema, ev.causes)
+    assert len(reg.rows) == len(issued) and all(r.tool_probabilities is not None for r in reg.rows)
+    cal = CRG.calibration(reg)
+    assert cal["rows"] == len(issued) and 0 <= cal["brier"] <= 2
 
 
 # --- under concurrency, and the logs -----------------------------------------------------------------------------

@@ -5,7 +5,10 @@ Routes (every ``/cds-services`` call needs the CDS Hooks JWT, :mod:`.auth`):
 - ``GET /cds-services``: discovery, with the prefetch templates the service reads;
 - ``POST /cds-services/{id}``: a ``patient-view`` call answered from its prefetch only (the record is never
   called); 412 with the missing prefetch keys when the client did not send them; ``{"cards": []}`` when the
-  record holds no current facial palsy in a patient with leukaemia;
+  record holds no current facial palsy in a patient with leukaemia; each answer given is appended to the
+  feedback log (the card's id, the salted patient hash, the findings as mapped and P(cause), never the
+  record's id), so that ``palsy registry from-feedback`` can pair it with the card's outcome and a later
+  adjudication (docs/registry.md);
 - ``POST /cds-services/{id}/feedback``: accepted/overridden outcomes appended to the feedback log;
 - ``GET /reports/{id}``: the clinician report (HTML) a card links to, until it expires (the id is the key);
 - ``GET /openapi.json`` (the OpenAPI description) and ``GET /healthz``.
@@ -36,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from palsy.model import fhir as X
 from palsy.model import findings as F
+from palsy.model import registry_feedback as RF
 from palsy.reports import cards
 from palsy.scripts.serve import config as C
 from palsy.scripts.serve.auth import AuthError, Verifier
@@ -163,9 +167,9 @@ def _prefetch(table: X.Table) -> dict[str, str]:
         "patient": f"Patient/{p}",
         "conditions": f"Condition?patient={p}",
         "observations": f"Observation?patient={p}&code={codes('lab', loc['finding_system'])}",
-        "administrations": f"MedicationAdministration?patient={p}&code={codes('vinca')}",
-        "orders": f"MedicationRequest?patient={p}&code={codes('vinca')}&status=completed",
-        "procedures": f"Procedure?patient={p}&code={codes('hsct')}",
+        "administrations": f"MedicationAdministration?patient={p}&code={codes('medication')}",
+        "orders": f"MedicationRequest?patient={p}&code={codes('medication')}&status=completed",
+        "procedures": f"Procedure?patient={p}&code={codes('procedure')}",
         "reports": f"DiagnosticReport?patient={p}&conclusion={codes('imaging')}",
     }
 
@@ -301,15 +305,17 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             log.info("patient %s: no current facial palsy with a coded leukaemia: no card", who)
             return {"cards": []}
         try:
-            patient = F.parse_patient(mapping.patient, "prefetch")
+            patient = F.parse_patient(mapping.patient, "prefetch", schema=state["engine"].draws.schema)
         except F.InputError as exc:
             raise ServiceError(422, "invalid_fhir", "the record's findings are not valid", problems=exc.problems[:20]) from None
-        d = state["engine"].answer_dict(patient)
+        d = state["engine"].card(patient)
         rid = state["reports"].put({"patient": mapping.patient, "not_found": mapping.not_found, "notes": mapping.notes})
         card_id = str(uuid.uuid4())
         card = cards.card(d, uuid=card_id, source_label=config.source_label, source_url=config.source_url,
                           report_url=f"{config.service_url}/reports/{rid}", notes=mapping.notes,
                           not_found_text=X.finding_lines(mapping.not_found) if mapping.not_found else None)
+        # what the tool said, beside the card's later outcome: the feedback loop's record (docs/registry.md)
+        state["feedback"].append([RF.answer_entry(card_id, who, patient, d, service_id)])
         log.info("patient %s: card %s %s", who, card_id, card["indicator"])
         return {"cards": [card]}
 
@@ -344,7 +350,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             from palsy.reports import context, render
 
             engine = state["engine"]
-            patient = F.parse_patient(rec["patient"], "report")
+            patient = F.parse_patient(rec["patient"], "report", schema=engine.draws.schema)
             ans = engine.answer(patient)
             with render_lock:  # matplotlib is not thread-safe
                 html = render.html(context.build(ans, engine.evidence)).encode("utf-8")

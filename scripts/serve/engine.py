@@ -1,11 +1,16 @@
 """The model, loaded once per worker, and answers memoised per canonical patient.
 
-``palsy.model.answer.answer`` costs a few hundred milliseconds of numpy per patient (measured in
-docs/service.md: most of it the sampled Shapley values, the game's context tables and the atypicality
-check). An answer depends only on the patient's findings, whether the patient is a library case (answered
-with that case left out) and the settings, all fixed per worker; it is seeded, so a memoised answer is the
-answer a fresh computation gives (a test compares them). The memo is a bounded LRU per worker, and
-concurrent requests for the same patient compute it once.
+A card shows the differential, the decision, the actions and the atypicality check, not the Shapley
+values or what the answer rests on: a card's answer (:meth:`Engine.card`) leaves those two out, which
+makes a new patient's answer about a third cheaper (measured in docs/service.md), and gives the same
+numbers (the atypicality check has its own seeded generator; a test compares every number of the card
+with ``palsy posterior``). The full answer (:meth:`Engine.answer`) is computed for the report a card links
+to, when the clinician opens it.
+
+An answer depends only on the patient's findings, whether the patient is a library case (answered with
+that case left out) and the settings, all fixed per worker; it is seeded, so a memoised answer is the
+answer a fresh computation gives. The memo is a bounded LRU per worker, and concurrent requests for the
+same patient compute it once.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from palsy.model import answer as A
@@ -64,10 +70,11 @@ class Engine:
         d.pop("description", None)
         return json.dumps({"findings": d, "case": self.draws.case_index(patient.id)}, sort_keys=True)
 
-    def fresh(self, patient: F.Patient) -> A.Answer:
-        """The answer computed now, exactly as ``palsy posterior`` computes it (default settings)."""
+    def fresh(self, patient: F.Patient, *, card: bool = False) -> A.Answer:
+        """The answer computed now, exactly as ``palsy posterior`` computes it (default settings); for a
+        ``card``, without the Shapley values and what the answer rests on (a card shows neither)."""
         return A.answer(patient, self.draws, tables=self.tables, decision_settings=self.decision_settings,
-                        guidance=self.guidance)
+                        guidance=self.guidance, shapley=not card, rests_on=not card)
 
     def mapped(self, prefetch_bundle: dict) -> X.FhirMapping:
         """The mapping of a prefetch bundle, memoised on its canonical JSON (the same record maps the same way;
@@ -85,40 +92,39 @@ class Engine:
                 self._cache.popitem(last=False)
         return m
 
-    def answer_dict(self, patient: F.Patient) -> dict[str, Any]:
-        """``answer(patient).to_dict()``, memoised with the answer (the patient's own fields put back)."""
-        key = "dict:" + self.key(patient)
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit is None:
-            hit = self.answer(patient).to_dict()
-            with self._lock:
-                self._cache[key] = hit
-        return {**hit, "patient": patient.to_dict()}
+    def card(self, patient: F.Patient) -> dict[str, Any]:
+        """The JSON of the card's answer (:meth:`fresh` with ``card=True``), memoised; the patient's own
+        fields put back."""
+        d = self._memo("card:" + self.key(patient), lambda: self.fresh(patient, card=True).to_dict())
+        return {**d, "patient": patient.to_dict()}
 
     def answer(self, patient: F.Patient) -> A.Answer:
-        """The answer for ``patient``: memoised per canonical patient, computed once under concurrency."""
-        key = self.key(patient)
+        """The full answer for ``patient`` (the report's): memoised per canonical patient."""
+        return dataclasses.replace(self._memo("full:" + self.key(patient), lambda: self.fresh(patient)),
+                                   patient=patient)
+
+    def _memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` memoised under ``key`` (a bounded LRU), computed once under concurrency."""
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 self.hits += 1
-                return dataclasses.replace(self._cache[key], patient=patient)
+                return self._cache[key]
             gate = self._inflight.setdefault(key, threading.Lock())
         with gate:
             with self._lock:
                 if key in self._cache:
                     self.hits += 1
-                    return dataclasses.replace(self._cache[key], patient=patient)
-            ans = self.fresh(patient)
+                    return self._cache[key]
+            value = compute()
             with self._lock:
                 self.misses += 1
                 if self.cache_size:
-                    self._cache[key] = ans
+                    self._cache[key] = value
                     while len(self._cache) > self.cache_size:
                         self._cache.popitem(last=False)
                 self._inflight.pop(key, None)
-        return ans
+        return value
 
     def model_info(self) -> dict[str, Any]:
         m = self.draws.meta

@@ -5,9 +5,11 @@ patient's findings and what the record did not say) is written to ``<state>/repo
 in a 0700 folder) so that any worker can render it, and deleted once it expires. The HTML is rendered on
 the first request and kept beside it until the same expiry.
 
-Feedback: one JSON line per outcome appended to ``<state>/feedback.jsonl``, under an exclusive lock,
-flushed and fsync'd before the request is answered; the file is opened for appending only and never
-rewritten. Free-text comments are not stored (they may hold patient data): only whether there was one.
+Feedback: one JSON line per answer given (``palsy.model.registry_feedback.answer_entry``: the card's id,
+the salted patient hash, the findings as categories, P(cause) and the model) and one per card outcome,
+appended to ``<state>/feedback.jsonl`` under an exclusive lock, flushed and fsync'd before the request is
+answered; the file is opened for appending only and never rewritten. It holds no name, record id or date
+of birth; free-text comments are not stored (they may hold patient data): only whether there was one.
 """
 
 from __future__ import annotations
