@@ -26,11 +26,6 @@ def _sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (rng.random(len(probs))[:, None] > cum).sum(axis=1).clip(0, probs.shape[1] - 1)
 
 
-def _gather(lp: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``lp[s, :, idx[s]]`` for every draw s: (S, K, level) and (S,) -> (S, K)."""
-    return np.take_along_axis(lp, np.broadcast_to(idx[:, None, None], (lp.shape[0], lp.shape[1], 1)), axis=2)[:, :, 0]
-
-
 def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray | None = None) -> dict[str, Any]:
     """The tail probability of the patient's findings given their context, and whether it is flagged."""
     t, sc, st = game.t, game.t.schema, game.t.st
@@ -46,56 +41,57 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     log_ctx = LK.NUMPY.logsumexp(lj_k, axis=-1)  # (S,)
     obs = LK.NUMPY.logsumexp(np.where(game.active, game.log_joint_full(), -np.inf), axis=-1) - log_ctx
     pk = np.exp(lj_k - log_ctx[:, None])  # P(k | context) (S, K)
-    draws = np.arange(nd)
     # P(blasts | k, context) (S, K, 2): the LPs' contamination depends on it
     by_b = game.ctx_terms[-1] if len(game.ctx_terms) else t.context_by_blasts({})
     log_pb = by_b - np.logaddexp(by_b[..., :1], by_b[..., 1:])
-    lp_patterns = {}
-    for i in game.lps:
-        lp_patterns[i] = t.lp_patterns(game.players[i].lp.traumatic)  # (S, K, 4, 2)
-    below = np.zeros(nd)
-    for _ in range(SIMULATIONS):
-        k = _sample(pk, rng)  # each draw's simulated component
-        b = _sample(np.exp(log_pb[draws, k]), rng)  # and whether blasts circulate
-        total = np.zeros((nd, pk.shape[1]))  # log p(x_sim | k') for every component k', but the LPs
-        by_blasts = log_pb.copy()  # log P(b | k') + the LPs' log p(x_sim | k', b)
-        first_positive = None
-        for i in pres:
-            p = game.players[i]
-            if i == game.profile:
-                continue
-            if p.lp is not None:
-                pat = lp_patterns[i]
-                pick = _sample(pat[draws, k, :, b], rng)  # a full pattern per draw
-                done = p.lp.methods
-                consistent = np.array([[_agrees(a, c, done, t.ix.methods) for c in range(LP.N_PATTERNS)]
-                                       for a in range(LP.N_PATTERNS)], float)[pick]  # (S, 4): same results on `done`
-                by_blasts += np.log(np.einsum("skpb,sp->skb", pat, consistent))
-                if i == game.lp1:
-                    first_positive = LP.positive_mask(done, t.ix.methods)[pick] > 0
-                continue
-            idx = np.array([st.level_index[(p.finding, lv)] for lv in sc.levels[p.finding]])
-            own = t.level_lp[draws, k][:, idx]
-            pick = _sample(np.exp(own), rng)
-            total += _gather(t.level_lp, idx[pick])
-        if game.profile is not None:
-            levels = sc.levels[sc.profile]
-            pos_idx = np.array([st.level_index[(st.profile_item("positive"), lv)] for lv in levels])
-            neg_idx = np.array([st.level_index[(st.profile_item("negative"), lv)] for lv in levels])
-            known_first = first_positive is not None
-            p_pos = np.exp(t.lp_logp(LP.positive_mask(game.first_methods, t.ix.methods), game.first_traumatic))
-            if not known_first:  # no first LP given: its class is drawn, then marginalised
-                first_positive = rng.random(nd) < p_pos[draws, k, b]
-            own = np.where(first_positive[:, None], t.level_lp[draws, k][:, pos_idx], t.level_lp[draws, k][:, neg_idx])
-            v = _sample(np.exp(own), rng)
-            after_pos, after_neg = _gather(t.level_lp, pos_idx[v]), _gather(t.level_lp, neg_idx[v])
-            if known_first:
-                total += np.where(first_positive[:, None], after_pos, after_neg)
-            else:
-                by_blasts += np.log(p_pos * np.exp(after_pos)[..., None] + (1 - p_pos) * np.exp(after_neg)[..., None])
-        total += np.logaddexp(by_blasts[..., 0], by_blasts[..., 1])
-        sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk, 1e-300)) + total, axis=-1)
-        below += (sim <= obs + 1e-9)
+    lp_patterns = {i: t.lp_patterns(game.players[i].lp.traumatic) for i in game.lps}  # (S, K, 4, 2)
+    # every simulation of every draw at once: row r is draw r % nd (SIMULATIONS patients per draw)
+    draws = np.tile(np.arange(nd), SIMULATIONS)
+    comps = np.arange(pk.shape[1])
+    k = _sample(pk[draws], rng)  # each row's simulated component
+    b = _sample(np.exp(log_pb[draws, k]), rng)  # and whether blasts circulate
+    total = np.zeros((len(draws), pk.shape[1]))  # log p(x_sim | k') for every component k', but the LPs
+    by_blasts = log_pb[draws]  # log P(b | k') + the LPs' log p(x_sim | k', b)
+    first_positive = None
+    for i in pres:
+        p = game.players[i]
+        if i == game.profile:
+            continue
+        if p.lp is not None:
+            pat = lp_patterns[i]
+            pick = _sample(pat[draws, k, :, b], rng)  # a full pattern per row
+            done = p.lp.methods
+            consistent = np.array([[_agrees(a, c, done, t.ix.methods) for c in range(LP.N_PATTERNS)]
+                                   for a in range(LP.N_PATTERNS)], float)[pick]  # (R, 4): same results on `done`
+            with np.errstate(divide="ignore"):
+                by_blasts = by_blasts + np.log(np.einsum("rkpb,rp->rkb", pat[draws], consistent))
+            if i == game.lp1:
+                first_positive = LP.positive_mask(done, t.ix.methods)[pick] > 0
+            continue
+        idx = np.array([st.level_index[(p.finding, lv)] for lv in sc.levels[p.finding]])
+        pick = _sample(np.exp(t.level_lp[draws, k][:, idx]), rng)
+        total += t.level_lp[draws[:, None], comps[None, :], idx[pick][:, None]]
+    if game.profile is not None:
+        levels = sc.levels[sc.profile]
+        pos_idx = np.array([st.level_index[(st.profile_item("positive"), lv)] for lv in levels])
+        neg_idx = np.array([st.level_index[(st.profile_item("negative"), lv)] for lv in levels])
+        known_first = first_positive is not None
+        p_pos = np.exp(t.lp_logp(LP.positive_mask(game.first_methods, t.ix.methods), game.first_traumatic))
+        if not known_first:  # no first LP given: its class is drawn, then marginalised
+            first_positive = rng.random(len(draws)) < p_pos[draws, k, b]
+        own = np.where(first_positive[:, None], t.level_lp[draws, k][:, pos_idx], t.level_lp[draws, k][:, neg_idx])
+        v = _sample(np.exp(own), rng)
+        after_pos = t.level_lp[draws[:, None], comps[None, :], pos_idx[v][:, None]]
+        after_neg = t.level_lp[draws[:, None], comps[None, :], neg_idx[v][:, None]]
+        if known_first:
+            total += np.where(first_positive[:, None], after_pos, after_neg)
+        else:
+            p_pos = p_pos[draws]
+            by_blasts = by_blasts + np.log(p_pos * np.exp(after_pos)[..., None]
+                                           + (1 - p_pos) * np.exp(after_neg)[..., None])
+    total += np.logaddexp(by_blasts[..., 0], by_blasts[..., 1])
+    sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk[draws], 1e-300)) + total, axis=-1)
+    below = (sim <= obs[draws] + 1e-9).reshape(SIMULATIONS, nd).sum(axis=0)
     tail_p = float(np.average(below / SIMULATIONS, weights=w))
     return {"flag": bool(tail_p < tail), "tail_probability": tail_p, "threshold": tail}
 

@@ -107,7 +107,8 @@ class Tables:
         self.ix = LP.Index.of(self.st)
         self.component_cause = np.array([self.causes.index(c) for c in draws.component_causes])
         self.cause_components = [np.flatnonzero(self.component_cause == j) for j in range(len(self.causes))]
-        self.log_prior, self.p_sk, self.share = strata_tables(p, draws.rate_arrays)  # (S, C), (S, K, N), (S, N)
+        self.log_prior, p_sk, self.share = strata_tables(p, draws.rate_arrays)  # (S, C), (S, K, N), (S, N)
+        self.p_sk = np.ascontiguousarray(p_sk)  # read as (S*K, N) by every answer: a view, not a copy
         # the answers use the predictive for a new setting where studies disagree (random effects)
         self.theta = p.get("theta_new", p["theta"])  # (S, K, node)
         self.level_lp = LK.level_logp(LK.NUMPY, self.theta, self.st)  # (S, K, level)
@@ -133,9 +134,17 @@ class Tables:
     def context_by_blasts(self, values: dict[str, str | None]) -> np.ndarray:
         """Log P(context, blasts, component | cause) (S, K, 2): the context term split by whether blasts
         circulate (the LPs' contamination depends on it)."""
-        mask = self.st.stratum_mask(values)
+        return self.contexts_by_blasts([values])[0]
+
+    def contexts_by_blasts(self, many: list[dict[str, str | None]]) -> np.ndarray:
+        """:meth:`context_by_blasts` of several sets of context values (m, S, K, 2), in one matrix product:
+        the strata table (S, K, N) is read once for all of them (it is tens of megabytes)."""
+        masks = np.stack([self.st.stratum_mask(v)[None, :] * self.blasts_masks for v in many])  # (m, 2, N)
+        n = self.p_sk.shape[-1]
+        prod = self.p_sk.reshape(-1, n) @ masks.reshape(-1, n).T  # (S*K, m*2)
+        prod = prod.reshape(*self.p_sk.shape[:2], len(many), 2)
         with np.errstate(divide="ignore"):
-            return np.log(self.p_sk @ (mask * self.blasts_masks).T)  # a matrix product: BLAS, not einsum's loop
+            return np.log(np.moveaxis(prod, 2, 0))
 
     def lp_patterns(self, traumatic: str | None) -> np.ndarray:
         """P(each result pattern | component, blasts) (S, K, 4, 2) of an LP whose tap is ``traumatic``
@@ -146,18 +155,22 @@ class Tables:
         cache = self._patterns[1]
         if traumatic not in cache:
             t = self.traumatic_rate if traumatic is None else float(traumatic == "yes")
-            cache[traumatic] = np.stack([LP.patterns(LK.NUMPY, self.theta, self.ix,
-                                                     (self.contamination * blasts * t)[:, None])
-                                         for blasts in (0.0, 1.0)], axis=-1)
-        return cache[traumatic]
+            by_blasts = np.stack([LP.patterns(LK.NUMPY, self.theta, self.ix, (self.contamination * blasts * t)[:, None])
+                                  for blasts in (0.0, 1.0)], axis=-2)  # (S, K, 2, 4): patterns last, for matmul
+            cache[traumatic] = by_blasts
+        return np.swapaxes(cache[traumatic], -1, -2)
 
     def lp_logp(self, masks: np.ndarray, traumatic: str | None) -> np.ndarray:
         """Log P(an LP's result patterns | component, blasts) (..., S, K, 2) for pattern ``masks`` (..., 4),
         given the tap's traumatic status (None: unknown), without (last axis 0) and with (1) circulating
         blasts."""
-        pat = self.lp_patterns(traumatic)
+        pat = np.swapaxes(self.lp_patterns(traumatic), -1, -2)  # (S, K, 2, 4), contiguous
+        lead = masks.shape[:-1]
+        # one matrix-vector product over the flattened table (batched tiny matmuls and einsum are slower)
+        prod = pat.reshape(-1, pat.shape[-1]) @ masks.reshape(-1, masks.shape[-1]).T  # (S*K*2, m)
+        prod = np.moveaxis(prod.reshape(*pat.shape[:-1], -1), -1, 0).reshape(*lead, *pat.shape[:-1])
         with np.errstate(divide="ignore"):
-            return np.log(np.einsum("skpb,...p->...skb", pat, masks))
+            return np.log(prod)
 
     def level(self, item: str, level: str) -> np.ndarray:
         """Log P(level | component) of a tree item (S, K)."""
@@ -209,7 +222,7 @@ class Game:
             values = dict(fixed)
             values.update({plist[i].finding: plist[i].value for j, i in enumerate(self.ctx) if code >> j & 1})
             ctx_values.append(values)
-        self.ctx_terms = np.stack([t.context_by_blasts(v) for v in ctx_values])  # (codes, S, K, 2)
+        self.ctx_terms = t.contexts_by_blasts(ctx_values)  # (codes, S, K, 2)
         methods = t.ix.methods
         self.lp_masks = [LP.obs_mask(dict(plist[i].lp.results), methods) for i in self.lps]
         # each LP's log-probability with and without circulating blasts (S, K, 2)
@@ -314,9 +327,9 @@ class Game:
         return np.concatenate(out) if out else np.zeros((0, self.t.n, len(self.t.causes)))
 
     def log_joint_full(self, extra: np.ndarray | None = None) -> np.ndarray:
-        """``log_joint`` of every finding known (S, C), with ``extra`` (S, K) or (S, K, 2) added: the
-        look-ahead asks it for every result of every next test, so the parts that do not depend on the
-        result are summed once per game."""
+        """``log_joint`` of every finding known (S, C), with ``extra`` (S, K) or (..., S, K, 2) added (a
+        batch of further results by blasts gives (..., S, C)): the look-ahead asks it for every result of
+        every next test, so the parts that do not depend on the result are summed once per game."""
         if self._full is None:
             t = self.t
             a = (np.einsum("psk->sk", self.tree_lp) if self.tree
@@ -331,7 +344,7 @@ class Game:
             self._full = (a + self.offset, b)
         a, b = self._full
         if extra is not None:
-            if extra.ndim == 3:
+            if extra.ndim >= 3:
                 b = b + extra
             else:
                 a = a + extra

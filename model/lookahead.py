@@ -98,11 +98,9 @@ def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dic
         negative = {m: sc.lp.results[0] for m in methods}
         first = game.lp_extra(negative)
         further = t.lp_logp(_mask(negative, t), None)
-        curve = []
-        for k in range(1, sc.lp.max_lps - len(patient.csf) + 1):
-            pc = softmax(game.log_joint_full(first + (k - 1) * further), game.active)
-            curve.append(float(np.average(pc[:, game.inf], weights=w)))
-        out[key] = curve
+        more = np.arange(sc.lp.max_lps - len(patient.csf))[:, None, None, None]  # further LPs after the first
+        pc = softmax(game.log_joint_full(first + more * further), game.active)  # (k, S, C), all k at once
+        out[key] = [float(x) for x in np.average(pc[..., game.inf], axis=-1, weights=w)] if len(more) else []
     return out
 
 

@@ -509,7 +509,7 @@ class _Pieces:
                 return np.log(tree[..., s_]).sum(-1) + np.log1p(-tree[..., f_]).sum(-1)
 
         stub.level = level
-        stub.context_by_blasts = lambda values: np.zeros((n, self.K, 2))
+        stub.contexts_by_blasts = lambda many: np.zeros((len(many), n, self.K, 2))
         stub.context_term = lambda values: np.zeros((n, self.K))
         g = type(game)(stub, plist, game.patient, game.active, np.zeros((n, len(self.causes))),
                        np.zeros((n, self.K)), known_context=self.ctx)

@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     os.environ[C.ENV] = cfg.to_env()
     print(T.line(f"palsy serve: {cfg.service_url}/cds-services on {cfg.host}:{cfg.port}, {cfg.workers} worker(s), "
                  f"state in {cfg.state_dir}"), file=sys.stderr)
+    from palsy.scripts.serve.protocol import NoDelayH11Protocol
+
     uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port, workers=cfg.workers,
-                access_log=False, log_level="warning", server_header=False, timeout_graceful_shutdown=10)
+                http=NoDelayH11Protocol, access_log=False, log_level="warning", server_header=False,
+                timeout_graceful_shutdown=10)
     return 0
