@@ -93,6 +93,25 @@ def palsy(posterior_independent, posterior_subtype):
     return run_palsy
 
 
+_PDF_PAGES: dict[tuple[str, int, int], list[str]] = {}
+
+
+def pdf_pages(path: Path) -> list[str]:
+    """Each page's text of a PDF, read by PDFium once per file version. A hyphen that ends a line comes back
+    as PDFium's marker U+FFFE: it is the hyphen the text had."""
+    import pypdfium2
+
+    st = Path(path).stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _PDF_PAGES:
+        doc = pypdfium2.PdfDocument(str(path))
+        try:
+            _PDF_PAGES[key] = [doc[i].get_textpage().get_text_range().replace("\ufffe", "-") for i in range(len(doc))]
+        finally:
+            doc.close()
+    return _PDF_PAGES[key]
+
+
 #: Debian's Chromium as this machine runs it headless (no background networking: the network is closed).
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import PATIENTS, REPO, run_palsy
+from conftest import PATIENTS, REPO, pdf_pages, run_palsy
 
 pypdf = pytest.importorskip("pypdf")
 
@@ -99,8 +99,9 @@ def parse(path: Path) -> Page:
 
 
 def pdf_text(path: Path) -> tuple[int, str]:
-    r = pypdf.PdfReader(str(path))
-    return len(r.pages), " ".join(" ".join(pg.extract_text().split()) for pg in r.pages)
+    """The number of pages and the text of a PDF, whitespace flattened (read once: conftest.pdf_pages)."""
+    pages = pdf_pages(path)
+    return len(pages), " ".join(" ".join(pg.split()) for pg in pages)
 
 
 def svgs(page: Page) -> list[str]:
@@ -167,7 +168,7 @@ def reports(palsy, tmp_path_factory):
     runs["low"] = palsy("report", str(special / "low.yaml"), "--out", str(out), "--pretest", "0.0005", *VARIANT, check=True)
     two = out / "two"
     runs["two"] = palsy("report", str(PATIENTS / "source-000-vignette.yaml"), "--out", str(two), "--causes",
-                        "infiltration,bell", *VARIANT, check=True)
+                        "infiltration,bell", "--format", "html", *VARIANT, check=True)  # its HTML is read
     JSON["two"] = posterior_json(PATIENTS / "source-000-vignette.yaml", ("infiltration", "bell"))
     return out, special, runs
 
@@ -519,16 +520,21 @@ def test_format_and_flags(palsy, tmp_path):
     assert float(page.ids["probability"]["data-mean"]) == pytest.approx(d["probability"]["mean"], rel=1e-12)
 
 
-def test_deterministic(draws_independent, evidence):
+def test_deterministic(reports, draws_independent, evidence):
+    """The same answer gives the same HTML, and the same HTML the same PDF bytes, in another process too
+    (the batch's PDF printed again here: one WeasyPrint run, not two)."""
     from palsy.model import answer as A
     from palsy.model import findings as F
-    from palsy.reports import context, render
+    from palsy.reports import context, pdf, render
     from palsy.scripts.commands import common
 
     patient = F.parse_patient(common.read_patient_file(PATIENTS / "source-002.yaml"))
-    blobs = [render.render(context.build(A.answer(patient, draws_independent), evidence)) for _ in range(2)]
-    assert blobs[0]["html"] == blobs[1]["html"]
-    assert blobs[0]["pdf"] == blobs[1]["pdf"]
+    pages = [render.html(context.build(A.answer(patient, draws_independent), evidence)) for _ in range(2)]
+    assert pages[0] == pages[1]
+    out, _, _ = reports
+    again = pdf.print_pdf((out / "source-002.html").read_text(encoding="utf-8"),
+                          b"palsy-" + render.file_stem("source-002").encode("ascii"))
+    assert again == (out / "source-002.pdf").read_bytes()
 
 
 def test_context_numbers_and_phrases(draws_independent, evidence):
