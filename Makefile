@@ -64,7 +64,7 @@ demo: setup
 # Two workers (pytest-xdist): model compilation is single-threaded, so two fits compile side by side;
 # tests that fit the same small model share a worker (xdist_group), so it is compiled once.
 test: setup-test
-	$(PY) -m pytest -q -ra -n 2 --dist loadgroup -m "not heavy"
+	$(PY) -m pytest -q -ra -n 2 --dist loadgroup --no-loadscope-reorder -m "not heavy"
 
 test-fast: setup-test
 	$(PY) -m pytest -q -m "not slow and not heavy"

@@ -78,6 +78,19 @@ def _fits_side_by_side(request):
         request.getfixturevalue(name)
 
 
+#: Modules that take minutes on one worker (a report batch, `palsy check`, a service), scheduled first: under
+#: ``--dist loadgroup`` a module's group is one unit of work, handed out in collection order
+#: (``--no-loadscope-reorder``; xdist's own order, by number of tests, gave one worker both report batches
+#: and left the other idle at the end). First, the short tests fill in around them.
+FIRST = ("test_report.py", "test_report_page.py", "test_check.py", "test_fhir.py", "test_teach.py",
+         "test_service.py", "test_criticism.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: each module keeps its order
+
+
 def run_palsy(*args: str, check: bool = False, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the ``palsy`` command in a subprocess (as a user would)."""
     proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", *args], cwd=REPO, capture_output=True, text=True,
