@@ -42,7 +42,7 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     obs = LK.NUMPY.logsumexp(np.where(game.active, game.log_joint_full(), -np.inf), axis=-1) - log_ctx
     pk = np.exp(lj_k - log_ctx[:, None])  # P(k | context) (S, K)
     # P(blasts | k, context) (S, K, 2): the LPs' contamination depends on it
-    by_b = game.ctx_terms[-1] if len(game.ctx_terms) else t.context_by_blasts({})
+    by_b = game.ctx_terms[-1]  # every context finding known (the game always has this code)
     log_pb = by_b - np.logaddexp(by_b[..., :1], by_b[..., 1:])
     lp_patterns = {i: t.lp_patterns(game.players[i].lp.traumatic) for i in game.lps}  # (S, K, 4, 2)
     # every simulation of every draw at once: row r is draw r % nd (SIMULATIONS patients per draw)

@@ -131,14 +131,10 @@ class Tables:
         """Log P(context, component | cause of the component) with unknowns marginalised (S, K)."""
         return np.log(self.p_sk @ self.st.stratum_mask(values))
 
-    def context_by_blasts(self, values: dict[str, str | None]) -> np.ndarray:
-        """Log P(context, blasts, component | cause) (S, K, 2): the context term split by whether blasts
-        circulate (the LPs' contamination depends on it)."""
-        return self.contexts_by_blasts([values])[0]
-
     def contexts_by_blasts(self, many: list[dict[str, str | None]]) -> np.ndarray:
-        """:meth:`context_by_blasts` of several sets of context values (m, S, K, 2), in one matrix product:
-        the strata table (S, K, N) is read once for all of them (it is tens of megabytes)."""
+        """Log P(context, blasts, component | cause) (m, S, K, 2) for each of ``many`` sets of context values:
+        the context term split by whether blasts circulate (the LPs' contamination depends on it). One matrix
+        product: the strata table (S, K, N), tens of megabytes, is read once for all of them."""
         masks = np.stack([self.st.stratum_mask(v)[None, :] * self.blasts_masks for v in many])  # (m, 2, N)
         n = self.p_sk.shape[-1]
         prod = self.p_sk.reshape(-1, n) @ masks.reshape(-1, n).T  # (S*K, m*2)

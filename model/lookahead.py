@@ -100,7 +100,7 @@ def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dic
         further = t.lp_logp(_mask(negative, t), None)
         more = np.arange(sc.lp.max_lps - len(patient.csf))[:, None, None, None]  # further LPs after the first
         pc = softmax(game.log_joint_full(first + more * further), game.active)  # (k, S, C), all k at once
-        out[key] = [float(x) for x in np.average(pc[..., game.inf], axis=-1, weights=w)] if len(more) else []
+        out[key] = [float(x) for x in np.average(pc[..., game.inf], axis=-1, weights=w)]
     return out
 
 

@@ -106,6 +106,16 @@ def palsy(posterior_independent, posterior_subtype):
     return run_palsy
 
 
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` (mappings with the same keys) as a CSV file with a header, as a spreadsheet saves them."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 _PDF_PAGES: dict[tuple[str, int, int], list[str]] = {}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, run_palsy
+from conftest import REPO, run_palsy, write_csv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -280,10 +280,7 @@ def test_feedback_log_and_adjudication_become_registry_rows(ev, tmp_path):
     assert table[0]["leading_cause"] == "infiltration" and table[0]["month"] == "2023-11"
     table[0].update(final_cause="infiltration", established_by="csf", follow_up_months="6")
     table[1].update(final_cause="zoster", established_by="pcr")
-    with open(form, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(table[0]))
-        w.writeheader()
-        w.writerows(table)
+    write_csv(form, table)
     out = tmp_path / "reg.yaml"
     run_palsy("registry", "from-feedback", str(log), str(form), "--site", "north", "--out", str(out), check=True)
     reg = read(out, ev)

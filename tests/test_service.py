@@ -21,7 +21,7 @@ import schemathesis
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import PATIENTS, REPO
+from tests.conftest import PATIENTS, REPO, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
 
@@ -335,10 +335,7 @@ def test_the_feedback_loop_closes_on_the_services_own_log(server, keys, palsy, t
     assert float(table[first]["p_infiltration"]) == pytest.approx(issued[first][1]["causes"]["infiltration"], abs=5e-4)
     adjudicated = [{**table[c], "final_cause": "infiltration" if i == 0 else "bell", "established_by": "follow_up",
                     "follow_up_months": "6"} for i, c in enumerate(issued)]
-    with open(form, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(adjudicated[0]))
-        w.writeheader()
-        w.writerows(adjudicated)
+    write_csv(form, adjudicated)
     out = tmp_path / "registry.yaml"
     palsy("registry", "from-feedback", str(log), str(form), "--site", "here", "--out", str(out), check=True)
     from palsy.model import evidence as E
