@@ -98,7 +98,11 @@ def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dic
         negative = {m: sc.lp.results[0] for m in methods}
         first = game.lp_extra(negative)
         further = t.lp_logp(_mask(negative, t), None)
-        more = np.arange(sc.lp.max_lps - len(patient.csf))[:, None, None, None]  # further LPs after the first
+        room = sc.lp.max_lps - len(patient.csf)
+        if room <= 0:  # every LP the schema reads is known: no further one to count
+            out[key] = []
+            continue
+        more = np.arange(room)[:, None, None, None]  # further LPs after the first
         pc = softmax(game.log_joint_full(first + more * further), game.active)  # (k, S, C), all k at once
         out[key] = [float(x) for x in np.average(pc[..., game.inf], axis=-1, weights=w)]
     return out

@@ -308,3 +308,16 @@ def test_lp_patterns_follow_the_tables_draws(draws_subtype):
     stub.theta = t.theta[:7]
     stub.contamination, stub.traumatic_rate = t.contamination[:7], t.traumatic_rate[:7]
     assert stub.lp_patterns("yes").shape[0] == 7 and np.shares_memory(t.lp_patterns("yes"), whole)
+
+
+def test_negative_lp_curves_with_every_lp_known_are_empty(draws_subtype):
+    """A patient with as many LPs as the schema reads: no further negative LP to count, and the answer is
+    given (the curves' batch is empty, never averaged)."""
+    from palsy.model import lookahead as LA
+
+    n = draws_subtype.schema.lp.max_lps
+    patient = F.parse_patient({"lineage": "B-ALL", "csf": ["negative:cytology"] * n})
+    assert all(curve == [] for curve in LA.negative_curves(_game(draws_subtype, patient), patient, None).values())
+    room = F.parse_patient({"lineage": "B-ALL", "csf": ["negative:cytology"] * (n - 2)})
+    curves = LA.negative_curves(_game(draws_subtype, room), room, None)
+    assert curves and all(len(c) == 2 and 0 < c[1] <= c[0] < 1 for c in curves.values())
