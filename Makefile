@@ -4,16 +4,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PALSY_CACHE ?= $(HOME)/.cache/palsy
 
-.PHONY: setup setup-test pango fonts browser demo test test-fast test-heavy lint benchmark examples clean
+.PHONY: setup setup-test bytecode pango fonts browser demo test test-fast test-heavy lint benchmark examples clean
 
 # What the demo needs: the venv and the runtime dependencies. The tests add their own tools and a browser.
-setup: $(VENV)/.installed pango
-setup-test: $(VENV)/.installed-test browser fonts
+setup: $(VENV)/.installed pango bytecode
+setup-test: $(VENV)/.installed-test browser fonts bytecode
+
+# palsy's own modules compiled (an editable install leaves them as source; compileall skips what is current).
+bytecode: $(VENV)/.installed
+	@$(PY) -m compileall -q -j 0 palsy model reports scripts >/dev/null
 
 # uv (Astral's installer) installs the same requirements in seconds where pip takes over a minute (measured
 # on 2 cores from empty caches: 5 s against 68 s for the runtime dependencies, 4 s against 17 s for the
 # test tools); pip installs them where uv cannot be had or fails (no network to its index, say).
-INSTALL = { [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install -q --python $(PY) $(1); } \
+# uv is told to compile the bytecode (pip does by default): the tests start hundreds of Python processes, and
+# where $$PYTHONDONTWRITEBYTECODE is set (as on CI machines) each would otherwise compile numpy, matplotlib,
+# WeasyPrint and the rest from source again (measured on 2 cores: 5.5 s against 1.9 s to import a report's
+# modules).
+INSTALL = { [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) $(1); } \
 	  || $(PY) -m pip install -q $(1)
 
 $(VENV)/.installed: pyproject.toml
