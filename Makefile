@@ -3,25 +3,23 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 export PALSY_CACHE ?= $(HOME)/.cache/palsy
+# Bytecode caches are written (the venv and the checkout's __pycache__, which git ignores): the tests start
+# hundreds of Python processes, and where $$PYTHONDONTWRITEBYTECODE is set (as on this machine and CI) each
+# compiled numpy, matplotlib, WeasyPrint and palsy from source again (measured on 2 cores: 5.5 s against 1.9 s
+# to import a report's modules). Compiling the whole venv at install instead (uv --compile-bytecode) cost
+# about 80 s more set-up on a clean clone, for modules no process imports.
+unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup setup-test bytecode pango fonts browser demo test test-fast test-heavy lint benchmark examples clean
+.PHONY: setup setup-test pango fonts browser demo test test-fast test-heavy lint benchmark examples clean
 
 # What the demo needs: the venv and the runtime dependencies. The tests add their own tools and a browser.
-setup: $(VENV)/.installed pango bytecode
-setup-test: $(VENV)/.installed-test browser fonts bytecode
-
-# palsy's own modules compiled (an editable install leaves them as source; compileall skips what is current).
-bytecode: $(VENV)/.installed
-	@$(PY) -m compileall -q -j 0 palsy model reports scripts >/dev/null
+setup: $(VENV)/.installed pango
+setup-test: $(VENV)/.installed-test browser fonts
 
 # uv (Astral's installer) installs the same requirements in seconds where pip takes over a minute (measured
 # on 2 cores from empty caches: 5 s against 68 s for the runtime dependencies, 4 s against 17 s for the
 # test tools); pip installs them where uv cannot be had or fails (no network to its index, say).
-# uv is told to compile the bytecode (pip does by default): the tests start hundreds of Python processes, and
-# where $$PYTHONDONTWRITEBYTECODE is set (as on CI machines) each would otherwise compile numpy, matplotlib,
-# WeasyPrint and the rest from source again (measured on 2 cores: 5.5 s against 1.9 s to import a report's
-# modules).
-INSTALL = { [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) $(1); } \
+INSTALL = { [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install -q --python $(PY) $(1); } \
 	  || $(PY) -m pip install -q $(1)
 
 $(VENV)/.installed: pyproject.toml
@@ -71,8 +69,11 @@ demo: setup
 
 # Two workers (pytest-xdist): model compilation is single-threaded, so two fits compile side by side;
 # tests that fit the same small model share a worker (xdist_group), so it is compiled once.
+# One BLAS thread per process: two workers share the 2 cores, and OpenBLAS's second thread per worker only
+# contended with the other worker (measured: test_answer and test_clinical on two workers, 93-102 s against
+# 111-112 s).
 test: setup-test
-	$(PY) -m pytest -q -ra -n 2 --dist loadgroup --no-loadscope-reorder -m "not heavy"
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -n 2 --dist loadgroup --no-loadscope-reorder -m "not heavy"
 
 test-fast: setup-test
 	$(PY) -m pytest -q -m "not slow and not heavy"

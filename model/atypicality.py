@@ -20,10 +20,19 @@ from palsy.model.game import Game
 SIMULATIONS = 4  # simulated patients per draw
 
 
+def _cumulative(probs: np.ndarray) -> np.ndarray:
+    """Each row's cumulative distribution (rows proportional to probabilities)."""
+    return np.cumsum(probs, axis=1) / probs.sum(axis=1, keepdims=True)
+
+
+def _pick(cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One category per row of cumulative distributions ``cum``."""
+    return (rng.random(len(cum))[:, None] > cum).sum(axis=1).clip(0, cum.shape[1] - 1)
+
+
 def _sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One category per row of ``probs`` (rows proportional to probabilities)."""
-    cum = np.cumsum(probs, axis=1) / probs.sum(axis=1, keepdims=True)
-    return (rng.random(len(probs))[:, None] > cum).sum(axis=1).clip(0, probs.shape[1] - 1)
+    return _pick(_cumulative(probs), rng)
 
 
 def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray | None = None) -> dict[str, Any]:
@@ -46,10 +55,12 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     log_pb = by_b - np.logaddexp(by_b[..., :1], by_b[..., 1:])
     lp_patterns = {i: t.lp_patterns(game.players[i].lp.traumatic) for i in game.lps}  # (S, K, 4, 2)
     # every simulation of every draw at once: row r is draw r % nd (SIMULATIONS patients per draw)
+    # (the gathers below take rows of flattened tables: far cheaper than indexing by several arrays)
     draws = np.tile(np.arange(nd), SIMULATIONS)
-    comps = np.arange(pk.shape[1])
-    k = _sample(pk[draws], rng)  # each row's simulated component
-    b = _sample(np.exp(log_pb[draws, k]), rng)  # and whether blasts circulate
+    nk = pk.shape[1]
+    k = _pick(_cumulative(pk)[draws], rng)  # each row's simulated component
+    dk = draws * nk + k  # each row's (draw, component)
+    b = _sample(np.exp(log_pb.reshape(-1, 2)[dk]), rng)  # and whether blasts circulate
     total = np.zeros((len(draws), pk.shape[1]))  # log p(x_sim | k') for every component k', but the LPs
     by_blasts = log_pb[draws]  # log P(b | k') + the LPs' log p(x_sim | k', b)
     first_positive = None
@@ -59,18 +70,22 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
             continue
         if p.lp is not None:
             pat = lp_patterns[i]
-            pick = _sample(pat[draws, k, :, b], rng)  # a full pattern per row
+            by_pattern = np.ascontiguousarray(np.swapaxes(pat, -1, -2)).reshape(-1, LP.N_PATTERNS)  # (S*K*2, 4)
+            pick = _sample(by_pattern[dk * 2 + b], rng)  # a full pattern per row
             done = p.lp.methods
             consistent = np.array([[_agrees(a, c, done, t.ix.methods) for c in range(LP.N_PATTERNS)]
-                                   for a in range(LP.N_PATTERNS)], float)[pick]  # (R, 4): same results on `done`
+                                   for a in range(LP.N_PATTERNS)], float)  # (4, 4): same results on `done`
+            # P(the results read on `done` | k', b) for each pattern a row can have drawn, then each row's
+            reads = np.einsum("skpb,ap->askb", pat, consistent)  # (4, S, K, 2)
             with np.errstate(divide="ignore"):
-                by_blasts = by_blasts + np.log(np.einsum("rkpb,rp->rkb", pat[draws], consistent))
+                by_blasts = by_blasts + np.log(reads.reshape(LP.N_PATTERNS * nd, nk, 2)[pick * nd + draws])
             if i == game.lp1:
                 first_positive = LP.positive_mask(done, t.ix.methods)[pick] > 0
             continue
         idx = np.array([st.level_index[(p.finding, lv)] for lv in sc.levels[p.finding]])
-        pick = _sample(np.exp(t.level_lp[draws, k][:, idx]), rng)
-        total += t.level_lp[draws[:, None], comps[None, :], idx[pick][:, None]]
+        lvl = t.level_lp[:, :, idx]  # (S, K, level): row takes of its flattened forms are the cheap gathers
+        pick = _sample(np.exp(lvl.reshape(-1, len(idx))[dk]), rng)
+        total += np.swapaxes(lvl, 1, 2).reshape(-1, nk)[draws * len(idx) + pick]
     if game.profile is not None:
         levels = sc.levels[sc.profile]
         pos_idx = np.array([st.level_index[(st.profile_item("positive"), lv)] for lv in levels])
@@ -78,11 +93,12 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
         known_first = first_positive is not None
         p_pos = np.exp(t.lp_logp(LP.positive_mask(game.first_methods, t.ix.methods), game.first_traumatic))
         if not known_first:  # no first LP given: its class is drawn, then marginalised
-            first_positive = rng.random(len(draws)) < p_pos[draws, k, b]
-        own = np.where(first_positive[:, None], t.level_lp[draws, k][:, pos_idx], t.level_lp[draws, k][:, neg_idx])
+            first_positive = rng.random(len(draws)) < p_pos.reshape(-1)[dk * 2 + b]
+        pos, neg = t.level_lp[:, :, pos_idx], t.level_lp[:, :, neg_idx]  # (S, K, level)
+        own = np.where(first_positive[:, None], pos.reshape(-1, len(levels))[dk], neg.reshape(-1, len(levels))[dk])
         v = _sample(np.exp(own), rng)
-        after_pos = t.level_lp[draws[:, None], comps[None, :], pos_idx[v][:, None]]
-        after_neg = t.level_lp[draws[:, None], comps[None, :], neg_idx[v][:, None]]
+        after_pos = np.swapaxes(pos, 1, 2).reshape(-1, nk)[draws * len(levels) + v]
+        after_neg = np.swapaxes(neg, 1, 2).reshape(-1, nk)[draws * len(levels) + v]
         if known_first:
             total += np.where(first_positive[:, None], after_pos, after_neg)
         else:
@@ -90,7 +106,7 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
             by_blasts = by_blasts + np.log(p_pos * np.exp(after_pos)[..., None]
                                            + (1 - p_pos) * np.exp(after_neg)[..., None])
     total += np.logaddexp(by_blasts[..., 0], by_blasts[..., 1])
-    sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk[draws], 1e-300)) + total, axis=-1)
+    sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk, 1e-300))[draws] + total, axis=-1)
     below = (sim <= obs[draws] + 1e-9).reshape(SIMULATIONS, nd).sum(axis=0)
     tail_p = float(np.average(below / SIMULATIONS, weights=w))
     return {"flag": bool(tail_p < tail), "tail_probability": tail_p, "threshold": tail}

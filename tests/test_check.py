@@ -43,6 +43,7 @@ def _fake_sbc(tmp_path):
     return tmp_path / "sbc" / sbc.RESULTS
 
 
+@pytest.mark.heavy  # make test-heavy: `palsy check --quick --no-refit` takes 90 s on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 def test_check_report_has_every_section(tmp_path, posterior_independent, posterior_subtype, posterior_plain):
     from palsy.reports.check import SECTIONS

@@ -204,6 +204,7 @@ def test_psense_on_a_fit_labels_prior_only_quantities():
     assert rows["theta_free[infiltration | laterality: bilateral]"]["likelihood"] > 0.05
 
 
+@pytest.mark.heavy  # make test-heavy: a fit of a simulated library, 40 s on 2 cores (make test's 10-minute budget)
 @pytest.mark.slow
 @pytest.mark.xdist_group("simulated_fit")  # one worker compiles this model once
 def test_predictive_check_detects_an_implausible_case_library():
