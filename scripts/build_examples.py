@@ -59,8 +59,9 @@ def screenshot(html: Path, png: Path, browser: str) -> None:
 
 
 def build(out: Path = OUT, only: list[str] | None = None, variant: str | None = None,
-          png: bool = True) -> list[Path]:
-    """Write the example reports into ``out``; return the files written (page-1 PNGs included)."""
+          png: bool = True, formats: tuple[str, ...] | None = None) -> list[Path]:
+    """Write the example reports into ``out`` (every format of ``palsy report`` unless ``formats`` says
+    which); return the files written (page-1 PNGs included)."""
     from palsy.model import evidence as E
     from palsy.model import variants
     from palsy.reports import context, render
@@ -78,7 +79,7 @@ def build(out: Path = OUT, only: list[str] | None = None, variant: str | None = 
     with tempfile.TemporaryDirectory() as tmp:
         for name in only or PATIENTS:
             patient = common.patient_from(argparse.Namespace(), str(patient_file(name, Path(tmp))))
-            paths = render.write(context.build(answer_for(args, patient, draws), ev), out)
+            paths = render.write(context.build(answer_for(args, patient, draws), ev), out, formats or render.FORMATS)
             written += paths
             if browser:
                 html = next(p for p in paths if p.suffix == ".html")

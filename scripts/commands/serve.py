@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         print(T.line(f"palsy serve: WARNING: --insecure-dev: requests without a JWT are accepted on {cfg.host}; "
                      "never use this with patient data"), file=sys.stderr)
     os.environ[C.ENV] = cfg.to_env()
+    if cfg.workers > 1:  # each worker one BLAS thread (unless set): workers on a core each, not contending
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
     print(T.line(f"palsy serve: {cfg.service_url}/cds-services on {cfg.host}:{cfg.port}, {cfg.workers} worker(s), "
                  f"state in {cfg.state_dir}"), file=sys.stderr)
     from palsy.scripts.serve.protocol import NoDelayH11Protocol
