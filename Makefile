@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PALSY_CACHE ?= $(HOME)/.cache/palsy
 # Bytecode caches are written (the venv and the checkout's __pycache__, which git ignores): the tests start
-# hundreds of Python processes, and where $$PYTHONDONTWRITEBYTECODE is set (as on this machine and CI) each
+# about 135 `palsy` processes and more, and where $$PYTHONDONTWRITEBYTECODE is set (as on this machine and CI) each
 # compiled numpy, matplotlib, WeasyPrint and palsy from source again (measured on 2 cores: 5.5 s against 1.9 s
 # to import a report's modules). Compiling the whole venv at install instead (uv --compile-bytecode) cost
 # about 80 s more set-up on a clean clone, for modules no process imports.

@@ -392,3 +392,27 @@ def test_fuzzed_requests_never_get_a_500(case, server, keys):
     ctype = response.headers.get("content-type") or ""
     ctype = ctype[0] if isinstance(ctype, list) else ctype
     assert ctype.startswith(("application/json", "text/html")), ctype
+
+
+@pytest.mark.parametrize(("workers", "preset", "expected"), [(2, None, "1"), (2, "3", "3"), (1, None, None)])
+def test_several_workers_get_one_blas_thread_each_unless_set(monkeypatch, tmp_path, workers, preset, expected):
+    """Workers sharing the cores each get one BLAS thread (a second one only contends with the other
+    workers); an operator's own setting is kept, and one worker keeps the library's default."""
+    import uvicorn
+
+    from palsy.scripts import palsy as P
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(blas=os.environ.get("OPENBLAS_NUM_THREADS"),
+                                                                     workers=k["workers"]))
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    monkeypatch.setattr(os, "environ", {**env, "HOME": str(tmp_path)})  # what the command sets stays in the test
+    args = P.parser(P.available("serve")).parse_args(["serve", "--insecure-dev", "--host", "127.0.0.1",
+                                                      "--workers", str(workers)])
+    args.run = None
+    from palsy.scripts.commands import serve
+
+    serve.run(args)
+    assert seen == {"blas": expected, "workers": workers}
