@@ -101,15 +101,6 @@ def _rests_on_rows(rows: list[dict]) -> list[dict[str, str]]:
             for r in rows]
 
 
-def _variants_agree(variants: dict | None) -> str:
-    """The other variant's answer when it agrees with this one ('' when the other variant is not fitted)."""
-    if not variants or not variants.get("probability"):
-        return ""
-    return (f"The other model variant ({variants['variant']}) gives a mean of "
-            f"{W.percent(variants['probability']['mean'])}, within {round(100 * variants['threshold'])} percentage points of this "
-            f"answer.")
-
-
 def citation_text(ref: dict[str, Any]) -> str:
     """'Authors. Title. Journal Year;volume:pages.' (identifiers are given as links)."""
     parts = [str(ref.get("authors", "")).rstrip("."), str(ref.get("title", "")).rstrip(".")]
@@ -328,7 +319,7 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
         "population": " ".join(str(evidence.rates.doc.get("population", "")).split()),
         "limits": _limits(ans, evidence, L),
         "rests_on": _rests_on_rows(d.get("rests_on") or []),
-        "variants": W.variants_sentence(d.get("variants")) or _variants_agree(d.get("variants")),
+        "variants": W.variants_sentence(d.get("variants")) or W.variants_agree_sentence(d.get("variants")),
         "provenance": _provenance(ans),
         "disclaimer": DISCLAIMER,
         "figures": _figures(ans, labels, shorts, headline, L),

@@ -167,3 +167,14 @@ def variants_sentence(variants: dict | None) -> str:
             f"({interval(p['lower'], p['upper'], p['ci'])}), more than {round(100 * variants['threshold'])} percentage points "
             f"from this answer: the variants disagree for this patient and the case library cannot yet tell "
             f"them apart.")
+
+
+def variants_agree_sentence(variants: dict | None) -> str:
+    """The other model variant's answer when the two agree within the design's margin (the report's section
+    8 says so; page 1 and the terminal name only a disagreement, :func:`variants_sentence`); '' when the
+    other variant is not fitted."""
+    if not variants or not variants.get("probability"):
+        return ""
+    return (f"The other model variant ({variants['variant']}) gives a mean of "
+            f"{percent(variants['probability']['mean'])}, within {round(100 * variants['threshold'])} percentage points of "
+            f"this answer.")

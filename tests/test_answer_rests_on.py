@@ -82,7 +82,6 @@ def test_the_other_variant_is_the_same_question(draws_subtype, draws_independent
 
 
 def test_variants_sentence_only_when_they_differ():
-    from palsy.reports import context
     from palsy.reports import wording as W
 
     prob = {"mean": 0.559, "median": 0.6, "lower": 0.043, "upper": 0.968, "ci": 0.9}
@@ -91,7 +90,7 @@ def test_variants_sentence_only_when_they_differ():
     assert "independent" in line and "55.9%" in line and "90% CrI 4.3% to 96.8%" in line and "10 percentage" in line
     agree = {**differ, "difference": 0.05, "differs": False}
     assert W.variants_sentence(agree) == "" and W.variants_sentence(None) == ""
-    assert "within 10 percentage points" in context._variants_agree(agree)
+    assert "within 10 percentage points" in W.variants_agree_sentence(agree) and W.variants_agree_sentence(None) == ""
 
 
 def test_cli_json_and_report_show_what_the_answer_rests_on(palsy, tmp_path):
