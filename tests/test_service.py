@@ -411,7 +411,6 @@ def test_several_workers_get_one_blas_thread_each_unless_set(monkeypatch, tmp_pa
     monkeypatch.setattr(os, "environ", {**env, "HOME": str(tmp_path)})  # what the command sets stays in the test
     args = P.parser(P.available("serve")).parse_args(["serve", "--insecure-dev", "--host", "127.0.0.1",
                                                       "--workers", str(workers)])
-    args.run = None
     from palsy.scripts.commands import serve
 
     serve.run(args)
