@@ -61,7 +61,7 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     k = _pick(_cumulative(pk)[draws], rng)  # each row's simulated component
     dk = draws * nk + k  # each row's (draw, component)
     b = _sample(np.exp(log_pb.reshape(-1, 2)[dk]), rng)  # and whether blasts circulate
-    total = np.zeros((len(draws), pk.shape[1]))  # log p(x_sim | k') for every component k', but the LPs
+    total = np.zeros((len(draws), nk))  # log p(x_sim | k') for every component k', but the LPs
     by_blasts = log_pb[draws]  # log P(b | k') + the LPs' log p(x_sim | k', b)
     first_positive = None
     for i in pres:
