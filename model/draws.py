@@ -1,7 +1,9 @@
 """Posterior draws as the answer needs them: ``draws.npz`` (numpy only, no PyMC on this path).
 
 Arrays have a leading ``sample`` dim (chains x draws flattened). ``meta`` records the variant, its
-components, the evidence hash, the version, the seed, the diagnostics and the library's case ids; in the
+components, the evidence hash, the version, the seed, the diagnostics and the library's case ids. The file
+also carries the rate model's tables of the draws (:func:`palsy.model.likelihood.strata_tables`, tens of
+megabytes), written once at the fit so that each query reads them rather than computing them. In the
 cache it also records its entry (:data:`ENTRY_KEY`): the entry's name (variant and cache key) and the size
 and SHA-256 of every other file of the entry (``posterior.nc``), so that draws copied into another entry,
 or an entry with a truncated netCDF, are refused (issue 21).
@@ -24,12 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from palsy.model import likelihood as LK
 from palsy.model import rates as R
 from palsy.model import schema as SC
 from palsy.model.safe_yaml import YAMLInputError, read_bytes
 
 META_KEY = "__meta__"
 RATES_PREFIX = "rates__"
+#: The rate model's tables per draw (:func:`palsy.model.likelihood.strata_tables`), stored with the draws
+STRATA_PREFIX = "strata__"
+STRATA = ("log_prior", "p_sk", "share")
 #: The key of ``meta`` that records the cache entry the draws were written into.
 ENTRY_KEY = "cache_entry"
 #: The files of a cache entry besides ``draws.npz``, each with its SHA-256 sidecar.
@@ -48,6 +54,10 @@ class Draws:
     meta: dict[str, Any]
     case_loglik: np.ndarray  # (case, sample), weighted by w_case: the case's pull on the posterior
     rates: dict[str, np.ndarray]  # the rate model's constant arrays (fields of model.rates.RateArrays)
+    #: the rate model's tables as stored with the draws (``draws.npz``), with the ``params`` and ``rates`` they
+    #: were computed from: a copy with other parameters or rates (``dataclasses.replace``) computes its own
+    strata: tuple[dict, dict, tuple[np.ndarray, ...]] | None = dataclasses.field(default=None, compare=False,
+                                                                                  repr=False)
 
     @property
     def n(self) -> int:
@@ -78,6 +88,14 @@ class Draws:
     def rate_arrays(self) -> R.RateArrays:
         """The rate model's constant arrays, as :mod:`palsy.model.likelihood` takes them."""
         return rate_arrays_from_dict(self.rates)
+
+    def stored_strata(self) -> tuple[np.ndarray, ...] | None:
+        """The rate model's tables of these draws as stored with them (log P(cause), P(stratum, component |
+        cause), the strata's shares: :func:`palsy.model.likelihood.strata_tables`), or None when they are
+        not stored or were stored for other parameters."""
+        if self.strata is None or self.strata[0] is not self.params or self.strata[1] is not self.rates:
+            return None
+        return self.strata[2]
 
     def case_index(self, patient_id: str) -> int | None:
         """Index of the library case that is this patient (by id or alias), if any."""
@@ -264,10 +282,13 @@ def save(path: Path, draws: Draws) -> bool:
     if path.parent in failed_writes:
         return False
     meta = {**draws.meta, ENTRY_KEY: _entry_record(path.parent)}
+    # every later query reads the rate model's tables instead of computing them (about 0.2-0.3 s a variant)
+    strata = draws.stored_strata() or LK.strata_tables(draws.params, draws.rate_arrays)
     buffer = io.BytesIO()
     np.savez(buffer, **draws.params, case_loglik=draws.case_loglik,
              **{META_KEY: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)},
-             **{RATES_PREFIX + k: v for k, v in draws.rates.items()})
+             **{RATES_PREFIX + k: v for k, v in draws.rates.items()},
+             **{STRATA_PREFIX + k: v for k, v in zip(STRATA, strata, strict=True)})
     try:
         write_bytes(path, buffer.getbuffer())
         write_checksum(path)
@@ -313,7 +334,9 @@ def load(path: Path, *, check_entry: bool = True) -> Draws:
         _check_entry(path, meta)
     case_ll = arrays.pop("case_loglik")
     rates = {k[len(RATES_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(RATES_PREFIX)}
-    return Draws(arrays, meta, case_ll, rates)
+    strata = {k[len(STRATA_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(STRATA_PREFIX)}
+    stored = (arrays, rates, tuple(strata[k] for k in STRATA)) if set(strata) == set(STRATA) else None
+    return Draws(arrays, meta, case_ll, rates, stored)
 
 
 def _check_entry(path: Path, meta: dict[str, Any]) -> None:

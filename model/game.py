@@ -69,31 +69,6 @@ def players(patient: F.Patient, context: bool = True) -> list[Player]:
     return out
 
 
-def strata_tables(p: dict[str, np.ndarray], r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rate model's tables per draw: log P(cause) (S, C), P(stratum, component | cause of the
-    component) (S, K, N) and the patient-time share of each stratum (S, N).
-
-    The same quantities as :func:`palsy.model.likelihood.component_strata` (its log-sum-exps, shifted by
-    each draw's and cause's largest term, so nothing underflows), with one exponential over the
-    (draw, cause, stratum) grid instead of three: the warm answer's largest single cost.
-    """
-    log_share = LK.log_shares(LK.NUMPY, p, r)  # (S, N)
-    joint = log_share[:, None, :] + LK.log_rates(LK.NUMPY, p, r)  # (S, C, N)
-    top = joint.max(axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    e = np.exp(joint - top)  # (S, C, N), largest term 1 per draw and cause
-    total = e.sum(axis=-1)  # (S, C)
-    log_total = top[..., 0] + np.log(total)
-    log_prior = log_total - LK.NUMPY.logsumexp(log_total, axis=-1)[:, None]
-    p_sc = e / total[..., None]  # P(stratum | cause)
-    p_sk = p_sc[:, np.argmax(r.component_cause, axis=1), :]  # (S, K, N)
-    if "omega" in p:  # a form of infiltration carries its weight omega[lineage(stratum), form]
-        w = p["omega"].swapaxes(-1, -2) @ r.lineage_of_stratum.T  # (S, form, N)
-        forms = np.flatnonzero(r.component_form.sum(axis=1))
-        p_sk[:, forms, :] *= w[:, np.argmax(r.component_form[forms], axis=1), :]
-    return log_prior, p_sk, np.exp(log_share)
-
-
 class Tables:
     """Per-draw probability tables of a posterior (computed once, reused for every query)."""
 
@@ -107,7 +82,9 @@ class Tables:
         self.ix = LP.Index.of(self.st)
         self.component_cause = np.array([self.causes.index(c) for c in draws.component_causes])
         self.cause_components = [np.flatnonzero(self.component_cause == j) for j in range(len(self.causes))]
-        self.log_prior, p_sk, self.share = strata_tables(p, draws.rate_arrays)  # (S, C), (S, K, N), (S, N)
+        # stored with the draws when they came from the cache (draws.npz): the same arrays, not computed again
+        stored = draws.stored_strata()
+        self.log_prior, p_sk, self.share = stored or LK.strata_tables(p, draws.rate_arrays)  # (S, C), (S, K, N), (S, N)
         self.p_sk = np.ascontiguousarray(p_sk)  # read as (S*K, N) by every answer: a view, not a copy
         # the answers use the predictive for a new setting where studies disagree (random effects)
         self.theta = p.get("theta_new", p["theta"])  # (S, K, node)

@@ -96,6 +96,32 @@ def component_strata(ops, p, r):
     return log_prior, out
 
 
+def strata_tables(p: dict[str, np.ndarray], r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rate model's tables per draw: log P(cause) (S, C), P(stratum, component | cause of the
+    component) (S, K, N) and the patient-time share of each stratum (S, N).
+
+    The same quantities as :func:`component_strata` (its log-sum-exps, shifted by each draw's and cause's
+    largest term, so nothing underflows), with one exponential over the (draw, cause, stratum) grid instead
+    of three. Numpy only. The warm answer's largest single cost, so the cache stores them with the draws
+    (:mod:`palsy.model.draws`); this module is under the cache key's code hash, so a change here refits.
+    """
+    log_share = log_shares(NUMPY, p, r)  # (S, N)
+    joint = log_share[:, None, :] + log_rates(NUMPY, p, r)  # (S, C, N)
+    top = joint.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    e = np.exp(joint - top)  # (S, C, N), largest term 1 per draw and cause
+    total = e.sum(axis=-1)  # (S, C)
+    log_total = top[..., 0] + np.log(total)
+    log_prior = log_total - NUMPY.logsumexp(log_total, axis=-1)[:, None]
+    p_sc = e / total[..., None]  # P(stratum | cause)
+    p_sk = p_sc[:, np.argmax(r.component_cause, axis=1), :]  # (S, K, N)
+    if "omega" in p:  # a form of infiltration carries its weight omega[lineage(stratum), form]
+        w = p["omega"].swapaxes(-1, -2) @ r.lineage_of_stratum.T  # (S, form, N)
+        forms = np.flatnonzero(r.component_form.sum(axis=1))
+        p_sk[:, forms, :] *= w[:, np.argmax(r.component_form[forms], axis=1), :]
+    return log_prior, p_sk, np.exp(log_share)
+
+
 # --- nodes and levels ------------------------------------------------------------------------------
 
 def theta_from_free(ops, free, assembly, shape):

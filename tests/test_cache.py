@@ -126,3 +126,29 @@ def test_cache_folder_is_the_platforms_unless_palsy_cache_says(monkeypatch, tmp_
         assert C.root() == Path(platformdirs.user_cache_dir("palsy", appauthor=False)), (xdg, home)
     monkeypatch.setenv("PALSY_CACHE", str(tmp_path))
     assert C.root() == tmp_path
+
+
+def test_rate_tables_stored_with_the_draws_are_the_computed_ones_and_never_stale(posterior_subtype):
+    """draws.npz carries the rate model's tables (a query reads them instead of computing them); they are
+    exactly what computing gives, and a copy of the draws with other parameters or rates computes its own."""
+    import dataclasses
+
+    from palsy.model import draws as draws_io
+    from palsy.model import game
+    from palsy.model import likelihood as LK
+
+    d = draws_io.load(posterior_subtype.folder / "draws.npz")
+    stored = d.stored_strata()
+    assert stored is not None
+    for a, b in zip(stored, LK.strata_tables(d.params, d.rate_arrays), strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert game.Tables(d).p_sk is stored[1]  # read, not computed again
+    # other rates: the copy's tables are its own (doubling every rate factor moves P(cause))
+    params = {**d.params, "rate_lognormal": d.params["rate_lognormal"] * 2.0}
+    for copy in (dataclasses.replace(d, params=params), draws_io.Draws(params, d.meta, d.case_loglik, d.rates)):
+        assert copy.stored_strata() is None
+        t = game.Tables(copy)
+        assert not np.array_equal(t.log_prior, stored[0])
+        assert np.array_equal(t.log_prior, LK.strata_tables(params, d.rate_arrays)[0])
+    assert dataclasses.replace(d, rates=dict(d.rates)).stored_strata() is None
+    assert d.subset(np.arange(10)).stored_strata() is None
