@@ -415,3 +415,29 @@ def test_several_workers_get_one_blas_thread_each_unless_set(monkeypatch, tmp_pa
 
     serve.run(args)
     assert seen == {"blas": expected, "workers": workers}
+
+
+def test_a_workers_memo_holds_its_size_in_answers_however_many_records_it_mapped(palsy, tmp_path):
+    """The prefetch's mappings are memoised apart from the answers: with room for two answers, two patients
+    asked twice are computed once each (a shared memo let their mappings push the answers out)."""
+    from palsy.model import fhir as X
+    from palsy.model import findings as F
+    from palsy.scripts.serve import config as C
+    from palsy.scripts.serve.engine import Engine
+    from palsy.scripts.serve.loadtest import distinct_patients
+
+    eng = Engine.load(C.Config(service_url="http://x", state_dir=str(tmp_path), answer_cache_size=2))
+    table = X.load_table()
+    bundles = [X.example_bundle(p, table) for p in distinct_patients(3)]
+    for _ in range(2):
+        for b in bundles[:2]:
+            m = eng.mapped(b)
+            assert m.onset is not None and eng.mapped(b) is m  # dated by the record: mapped once
+            eng.card(F.parse_patient(m.patient, "prefetch", schema=eng.draws.schema))
+    assert (eng.misses, eng.hits) == (2, 2)
+    # a third patient pushes out the least recently used of each memo, and nothing else
+    eng.card(F.parse_patient(eng.mapped(bundles[2]).patient, "prefetch", schema=eng.draws.schema))
+    assert len(eng._cache) == len(eng._mappings) == 2
+    first = F.parse_patient(eng.mapped(bundles[0]).patient, "prefetch", schema=eng.draws.schema)
+    eng.card(first)
+    assert eng.misses == 4

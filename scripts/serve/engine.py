@@ -9,8 +9,9 @@ to, when the clinician opens it.
 
 An answer depends only on the patient's findings, whether the patient is a library case (answered with
 that case left out) and the settings, all fixed per worker; it is seeded, so a memoised answer is the
-answer a fresh computation gives. The memo is a bounded LRU per worker, and concurrent requests for the
-same patient compute it once.
+answer a fresh computation gives. The memo is a bounded LRU per worker (``answer_cache_size`` answers), and
+concurrent requests for the same patient compute it once. The prefetch's mappings have a memo of their own
+of the same size, so that they never push answers out.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Engine:
     cache_size: int
     load_seconds: float
     _cache: OrderedDict = dataclasses.field(default_factory=OrderedDict)
+    _mappings: OrderedDict = dataclasses.field(default_factory=OrderedDict)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     _inflight: dict = dataclasses.field(default_factory=dict)
     hits: int = 0
@@ -80,16 +82,18 @@ class Engine:
         """The mapping of a prefetch bundle, memoised on its canonical JSON (the same record maps the same way;
         the mapping is pure and dated by the record itself, not by the clock, when the palsy has an onset)."""
         text = json.dumps(prefetch_bundle, sort_keys=True, separators=(",", ":"))
-        key = "map:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+        key = hashlib.sha256(text.encode("utf-8")).hexdigest()
         with self._lock:
-            hit = self._cache.get(key)
-        if hit is not None and hit.onset is not None:
-            return hit
+            hit = self._mappings.get(key)
+            if hit is not None:
+                self._mappings.move_to_end(key)
+                return hit
         m = X.map_bundle(prefetch_bundle, self.fhir_table, source="prefetch")
         with self._lock:
-            self._cache[key] = m
-            while len(self._cache) > max(self.cache_size, 1) * 2:
-                self._cache.popitem(last=False)
+            if self.cache_size and m.onset is not None:  # without an onset, its time windows end today
+                self._mappings[key] = m
+                while len(self._mappings) > self.cache_size:
+                    self._mappings.popitem(last=False)
         return m
 
     def card(self, patient: F.Patient) -> dict[str, Any]:
