@@ -282,8 +282,8 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         blocks of parameters, each as expert judgment or data, and Monte Carlo error), about 0.1 s.
     other : Draws, optional
         The other variant's posterior (same evidence): the answer then gives its P(infiltration) for this
-        patient under it, and whether the two differ by more than
-        :data:`palsy.model.rests_on.VARIANT_THRESHOLD` (model uncertainty, named on page 1).
+        patient under it, and whether the two differ by more than ``variants.differ_by`` of
+        ``priors/model.yaml`` (model uncertainty, named on page 1).
 
     Raises
     ------
@@ -371,14 +371,15 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
                   tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
                   w, model, left, dec, acts, rests if rests_on and pretest is None else None,
                   _other_variant(patient, other, ci, pretest, causes, leave_out, seed,
-                                 probability_summary(post_lo, ci, w)["mean"]))
+                                 probability_summary(post_lo, ci, w)["mean"], float(st["variants"]["differ_by"])))
 
 
 def _other_variant(patient: F.Patient, other: Draws | None, ci: float, pretest: float | None,
                    causes: tuple[str, ...] | None, leave_out: bool, seed: int,
-                   this: float) -> dict[str, Any] | None:
+                   this: float, threshold: float) -> dict[str, Any] | None:
     """The patient's P(infiltration) under the other variant (the same question: pretest, causes, the
-    library case left out), against this answer's mean; None without the other variant's draws."""
+    library case left out), against this answer's mean (``differs`` beyond ``threshold``); None without the
+    other variant's draws."""
     if other is None:
         return None
     if other.schema != patient.schema:
@@ -388,4 +389,4 @@ def _other_variant(patient: F.Patient, other: Draws | None, ci: float, pretest: 
                  shapley=False, next_tests=False, rests_on=False)
     diff = alt.probability["mean"] - this
     return {"variant": other.variant, "probability": alt.probability, "difference": diff,
-            "threshold": RO.VARIANT_THRESHOLD, "differs": bool(abs(diff) > RO.VARIANT_THRESHOLD)}
+            "threshold": threshold, "differs": bool(abs(diff) > threshold)}

@@ -162,7 +162,8 @@ def answer(patient: F.Patient | Mapping[str, Any] | str | Path, *, variant: str 
         Posterior draws already loaded (reuse them across many patients).
     compare_variants : bool
         When the other variant is fitted too (cached), give its P(infiltration) for this patient
-        (``variants``; named on page 1 when the two differ by more than 10 points).
+        (``variants``; named on page 1 when the two differ by more than ``variants.differ_by`` of
+        ``priors/model.yaml``, 10 points).
 
     Returns
     -------

@@ -33,7 +33,7 @@ from palsy.model.evidence import Evidence
 log = logging.getLogger("palsy")
 
 #: Keys of ``model.yaml`` the answer uses.
-ANSWER_SETTINGS = ("unknown_csf_method", "atypicality", "hallmarks", "scope", "not_modelled", "cause_labels")
+ANSWER_SETTINGS = ("unknown_csf_method", "variants", "atypicality", "hallmarks", "scope", "not_modelled", "cause_labels")
 
 
 @dataclasses.dataclass(frozen=True)

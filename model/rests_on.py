@@ -890,12 +890,14 @@ def sentence(rows: list[dict[str, Any]]) -> str:
 
 # --- the other variant -------------------------------------------------------------------------------
 
-#: Two variants' P(infiltration) differing by more than this (absolute) is model uncertainty the answer names.
-VARIANT_THRESHOLD = 0.10
+def variant_threshold(draws) -> float:  # noqa: ANN001
+    """The difference in P(infiltration) (absolute) beyond which two variants' answers are model uncertainty
+    the answer names (``variants.differ_by`` of ``priors/model.yaml``, stored with the draws)."""
+    return float(draws.meta["answer_settings"]["variants"]["differ_by"])
 
 
 def variant_probability(other_draws, patient, *, this: float | None = None, ci: float = 0.9, tables=None,
-                        causes: tuple[str, ...] | None = None, threshold: float = VARIANT_THRESHOLD) -> dict[str, Any]:
+                        causes: tuple[str, ...] | None = None, threshold: float | None = None) -> dict[str, Any]:
     """The patient's P(infiltration) under another variant's posterior (issue 19 item 4), for the answer's
     JSON ``variants`` and page 1 when the variants disagree.
 
@@ -906,6 +908,8 @@ def variant_probability(other_draws, patient, *, this: float | None = None, ci: 
     patient : palsy.model.findings.Patient
     this : float, optional
         The answer's own mean P(infiltration); with it, ``difference`` and ``differs``.
+    threshold : float, optional
+        ``differs`` beyond it (default: :func:`variant_threshold` of ``other_draws``).
     tables : palsy.model.game.Tables, optional
         Precomputed tables of ``other_draws`` (a service keeps one per variant).
     causes : tuple of str, optional
@@ -929,6 +933,7 @@ def variant_probability(other_draws, patient, *, this: float | None = None, ci: 
     idx = other_draws.case_index(patient.id)
     w = psis_weights(-other_draws.case_loglik[idx])[0] if idx is not None else None
     prob = A.probability_summary(lo, ci, w)
+    threshold = variant_threshold(other_draws) if threshold is None else threshold
     out = {"variant": other_draws.variant, "probability": prob, "threshold": threshold}
     if this is not None:
         diff = prob["mean"] - this

@@ -62,8 +62,8 @@ def build(out: Path = OUT, only: list[str] | None = None, variant: str | None = 
           png: bool = True, formats: tuple[str, ...] | None = None) -> list[Path]:
     """Write the example reports into ``out`` (every format of ``palsy report`` unless ``formats`` says
     which); return the files written (page-1 PNGs included)."""
+    from palsy.model import api, variants
     from palsy.model import evidence as E
-    from palsy.model import variants
     from palsy.reports import context, render
     from palsy.scripts.commands import common
     from palsy.scripts.commands.report import answer_for
@@ -71,6 +71,9 @@ def build(out: Path = OUT, only: list[str] | None = None, variant: str | None = 
     args = argparse.Namespace(priors=None, variant=variant or variants.DEFAULT_VARIANT, draws=None, tune=None,
                               chains=None, seed=None, causes="all", ci=0.9, pretest=None, thresholds=None)
     draws = common.load_draws(args)
+    # the examples show the two variants compared: the other one is fitted now if its cache is cold (an answer
+    # only reads a cached other variant, and would leave the comparison out without a word)
+    common.load_draws(argparse.Namespace(**{**vars(args), "variant": api.other_variant(args.variant)}))
     ev = E.load(common.priors_dir(args))
     browser = chromium() if png else None
     if png and browser is None:

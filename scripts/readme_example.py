@@ -31,7 +31,11 @@ VINCRISTINE = ["--lineage", "B-ALL", "--remission", "not_in_remission", "--age-g
 
 
 def block() -> str:
-    """The generated README block (markers included)."""
+    """The generated README block (markers included), with both variants fitted (an answer compares them
+    only when the other one is cached)."""
+    from palsy.model import api, variants
+
+    _run(["fit", "--variant", api.other_variant(variants.DEFAULT_VARIANT)])
     source = ["posterior", "--patient", "patients/source-000-vignette.yaml"]
     vinca = ["posterior", *VINCRISTINE]
     return "\n".join([

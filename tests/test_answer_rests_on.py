@@ -65,9 +65,9 @@ def test_no_decomposition_under_a_pretest(draws_subtype, source_001):
     assert A.answer(source_001, draws_subtype, rests_on=False).to_dict()["rests_on"] == []
 
 
-def test_the_other_variant_is_the_same_question(draws_subtype, draws_independent, source_001):
+def test_the_other_variant_is_the_same_question(draws_subtype, draws_independent, source_001, evidence):
     """``variants`` is the other variant's own answer for the same patient and options (pretest, causes,
-    the library case left out), and ``differs`` is |difference| > 10 points."""
+    the library case left out), and ``differs`` is |difference| > ``variants.differ_by`` of model.yaml."""
     from palsy.model import answer as A
     from palsy.model import rests_on as RO
 
@@ -77,7 +77,8 @@ def test_the_other_variant_is_the_same_question(draws_subtype, draws_independent
         alone = A.answer(source_001, draws_independent, shapley=False, **kw).probability
         assert v["variant"] == "independent" and v["probability"]["mean"] == pytest.approx(alone["mean"], rel=1e-12)
         assert v["difference"] == pytest.approx(alone["mean"] - ans.probability["mean"], rel=1e-12)
-        assert v["differs"] == (abs(v["difference"]) > RO.VARIANT_THRESHOLD)
+        assert v["differs"] == (abs(v["difference"]) > v["threshold"])
+        assert v["threshold"] == RO.variant_threshold(draws_subtype) == evidence.settings["variants"]["differ_by"]
     assert A.answer(source_001, draws_subtype).to_dict()["variants"] is None  # the other variant not given
 
 

@@ -645,7 +645,7 @@ def test_variant_probability_is_the_other_answer(draws_independent, draws_subtyp
     v = RO.variant_probability(draws_subtype, p, this=this)
     assert v["variant"] == "subtype" and v["probability"]["mean"] == pytest.approx(other["mean"], abs=1e-12)
     assert v["difference"] == pytest.approx(other["mean"] - this)
-    assert v["differs"] == (abs(other["mean"] - this) > RO.VARIANT_THRESHOLD)
+    assert v["differs"] == (abs(other["mean"] - this) > RO.variant_threshold(draws_subtype))
 
 
 def test_the_rate_evaluator_is_the_answer(evidence, draws_independent, draws_subtype):

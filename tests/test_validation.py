@@ -202,6 +202,8 @@ def _fixture(tmp_path, name=None, mutate=None, text=None):
      ["synthesis.selection.nodes[1]", "'lateral' is not a tree finding", "did you mean 'laterality'"]),
     ("model.yaml", lambda d: d["scope"].pop("central"), ["scope.central", "missing"]),
     ("model.yaml", lambda d: d.update(node_coverage="all"), ["node_coverage", "'all'", "allowed: required, partial"]),
+    ("model.yaml", lambda d: d["variants"].update(differ_by=1.5), ["variants.differ_by", "1.5", "(0, 1)"]),
+    ("model.yaml", lambda d: d.pop("variants"), ["model.yaml", "variants", "missing"]),
     ("references.yaml", lambda d: d["fixture2020"].update(titel="x"), ["references.yaml", "entry 'fixture2020'",
                                                                         "did you mean 'title'"]),
     ("references.yaml", lambda d: d["fixture2020"].update(year=None), ["entry 'fixture2020'", "field 'year'", "give the year"]),

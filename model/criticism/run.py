@@ -171,10 +171,11 @@ def rests_on_record(patient: F.Patient, draws: Draws, prov: dict[str, Any]) -> d
 def compare_answers(posteriors: dict[str, Draws], patients: Sequence[F.Patient],
                     loo: dict[str, Any] | None) -> dict[str, Any]:
     """Each patient's mean P(infiltration) under every variant, the variants' stacking weights (LOO), and
-    where two variants differ by more than :data:`palsy.model.rests_on.VARIANT_THRESHOLD`."""
+    where two variants differ by more than ``variants.differ_by`` of ``priors/model.yaml``."""
     from palsy.model import rests_on as RO
 
     weights = {r["model"]: r.get("weight") for r in (loo or {}).get("compare", [])}
+    threshold = RO.variant_threshold(next(iter(posteriors.values())))
     rows = {}
     for p in patients:
         probs = {}
@@ -185,6 +186,6 @@ def compare_answers(posteriors: dict[str, Draws], patients: Sequence[F.Patient],
             probs[name] = v["probability"]
         means = [x["mean"] for x in probs.values()]
         rows[p.id] = {"probability": probs, "spread": max(means) - min(means),
-                      "differ": bool(max(means) - min(means) > RO.VARIANT_THRESHOLD)}
-    return {"stacking_weights": weights, "threshold": RO.VARIANT_THRESHOLD, "patients": rows,
+                      "differ": bool(max(means) - min(means) > threshold)}
+    return {"stacking_weights": weights, "threshold": threshold, "patients": rows,
             "differ": [pid for pid, r in rows.items() if r["differ"]]}

@@ -111,6 +111,10 @@ class Synthesis(Strict):
     selection: Selection
 
 
+class VariantComparison(Strict):
+    differ_by: Annotated[float, PlainValidator(interval(0, 1, high_open=True))]
+
+
 class Atypicality(Strict):
     tail: Annotated[float, PlainValidator(interval(0, 0.5, high_open=True))]
 
@@ -138,6 +142,7 @@ class ModelFile(Strict):
     forms: Annotated[list[Text], Distinct] = Field(min_length=2)
     form_prior: dict[str, Positive] | dict[str, dict[str, Positive]]
     synthesis: Synthesis
+    variants: VariantComparison
     atypicality: Atypicality
     hallmarks: dict[str, list[Hallmark] | None]
     scope: dict[str, Text]
