@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import socket
 import subprocess
@@ -441,3 +442,18 @@ def test_a_workers_memo_holds_its_size_in_answers_however_many_records_it_mapped
     first = F.parse_patient(eng.mapped(bundles[0]).patient, "prefetch", schema=eng.draws.schema)
     eng.card(first)
     assert eng.misses == 4
+
+
+def test_the_load_tests_distinct_patients_are_all_different_and_valid():
+    """The benchmark's distinct patients are each a combination no other has (so none is answered from the memo),
+    every one a valid patient file, and asking for more than there are is an error, not a silent repeat."""
+    from palsy.model import findings as F
+    from palsy.scripts.serve.loadtest import DISTINCT_FINDINGS, distinct_patients
+
+    n = math.prod(len(v) for v in DISTINCT_FINDINGS.values())
+    pats = distinct_patients(n)
+    assert len({json.dumps({k: v for k, v in p.items() if k != "id"}, sort_keys=True) for p in pats}) == n
+    for p in pats[::97]:
+        F.parse_patient(p, "load test")
+    with pytest.raises(ValueError, match=f"at most {n}"):
+        distinct_patients(n + 1)
