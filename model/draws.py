@@ -335,6 +335,8 @@ def load(path: Path, *, check_entry: bool = True) -> Draws:
     case_ll = arrays.pop("case_loglik")
     rates = {k[len(RATES_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(RATES_PREFIX)}
     strata = {k[len(STRATA_PREFIX):]: arrays.pop(k) for k in list(arrays) if k.startswith(STRATA_PREFIX)}
+    for a in strata.values():  # every Tables of these draws shares them: none may change them in place
+        a.setflags(write=False)
     stored = (arrays, rates, tuple(strata[k] for k in STRATA)) if set(strata) == set(STRATA) else None
     return Draws(arrays, meta, case_ll, rates, stored)
 

@@ -143,6 +143,7 @@ def test_rate_tables_stored_with_the_draws_are_the_computed_ones_and_never_stale
     for a, b in zip(stored, LK.strata_tables(d.params, d.rate_arrays), strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert game.Tables(d).p_sk is stored[1]  # read, not computed again
+    assert not any(a.flags.writeable for a in stored)  # shared by every Tables of these draws
     # other rates: the copy's tables are its own (doubling every rate factor moves P(cause))
     params = {**d.params, "rate_lognormal": d.params["rate_lognormal"] * 2.0}
     for copy in (dataclasses.replace(d, params=params), draws_io.Draws(params, d.meta, d.case_loglik, d.rates)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html import unescape
 from html.parser import HTMLParser
 
 import numpy as np
@@ -154,3 +155,38 @@ def test_check_rejects_bad_input(tmp_path):
     assert proc.returncode == 2
     assert "nonsense" in proc.stderr and "allowed" in proc.stderr
     assert not (tmp_path / "check.html").exists()
+
+
+@pytest.mark.slow  # the session's fits
+def test_the_check_report_renders_every_section_from_a_run_without_refits(tmp_path, evidence, posterior_independent,
+                                                                         posterior_plain):
+    """``make test``'s reading of the statistician's report (the whole ``palsy check`` run is heavy): every number
+    computed for one variant and one source patient without refits, written as the command writes it; every
+    section there, nothing loaded from outside the page, every figure inline, the numbers as JSON."""
+    from palsy.model import criticism
+    from palsy.model.criticism import heavy
+    from palsy.reports import check as report
+    from palsy.reports.check import SECTIONS
+
+    pats = criticism.load_patients(REPO / "patients")[1:2]  # source 001
+    with heavy.runner("serial") as run_:
+        res = criticism.run_all(evidence, {"independent": posterior_independent.draws}, pats, refit=False,
+                                plain=posterior_plain.draws, quick=(1, 1), loo_refits=0, prior_n=500,
+                                validation_path=REPO / "priors" / "validation.yaml", runner=run_,
+                                source_patients=[p.id for p in pats])
+    html_path, json_path = report.write(res, tmp_path / "out", sbc_path=tmp_path / "no-sbc.json")
+    html = html_path.read_text()
+    p = _Sections()
+    p.feed(html)
+    assert set(SECTIONS) <= p.ids
+    assert not p.external
+    assert p.imgs and all(s.startswith("data:image/") for s in p.imgs)
+    assert "SBC was not run" in html and "citation incomplete:" in html
+    text = unescape(html)
+    data = json.loads(json_path.read_text())
+    assert set(data["variants"]) == {"independent"} and data["evidence_hash"] == evidence.hash
+    rec = data["sensitivity"]["patients"]["source-001"]
+    assert 0 < rec["baseline"] < 1 and rec["tornado"] and rec["leading_cause"] in data["causes"]
+    ro = data["rests_on"]["patients"]["source-001"]
+    assert sum(r["share"] for r in ro["rows"]) == pytest.approx(1.0) and ro["sentence"] in text
+    assert all(r["p_in_range"] is not None for r in data["rates"]["shares"])
