@@ -7,6 +7,13 @@ and for distinct patients (every request a new combination of findings: the mode
 two distinct rows has patients of its own, so none was answered, and memoised, by the row before). Median and 99th percentile of the
 response times, the number of requests and of failures (any status but 200, or numbers other than
 ``palsy posterior``'s) are printed against docs/design.md's bars (100 ms median, 300 ms p99).
+
+Beside locust, a probe (:class:`Probe`) sends a request of the same kind every half second from a plain client
+in this process and times it itself. Locust's 20 users run in one Python process on the same 2 cores as the
+server, and their own CPU enters the times they report: 20 users calling ``/healthz`` (which answers in well
+under a millisecond) at one call a second read about 40 ms, and memoised cards read 130 ms in locust while the
+probe read 14 ms during the same seconds (5 December). The bars are judged on the probe (the service's latency
+under the load), and locust's figures are printed beside it.
 """
 
 from __future__ import annotations
@@ -16,10 +23,13 @@ import itertools
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +73,40 @@ def distinct_patients(n: int) -> list[dict]:
         raise ValueError(f"at most {len(combos)} distinct patients, not {n}")
     return [{"id": f"load-{i}", **dict(zip(DISTINCT_FINDINGS, combo, strict=True)),
              "csf": [{"result": "negative", "method": "cytology"}]} for i, combo in enumerate(combos)]
+
+
+#: The probe's pace (seconds between its requests) and its delay into each row (the load under way first).
+PROBE_SECONDS, PROBE_DELAY = 0.5, 3.0
+
+
+class Probe(threading.Thread):
+    """One more client during a locust row: a request every :data:`PROBE_SECONDS` (after
+    :data:`PROBE_DELAY`), each with a fresh token from ``sign``, cycling through ``bodies``; its own wall-clock
+    time per request, and a failure for any status but 200 or a probability other than ``expected``'s."""
+
+    def __init__(self, url: str, sign, bodies: list[str], expected: list) -> None:  # noqa: ANN001
+        super().__init__(daemon=True)
+        self.url, self.sign, self.bodies, self.expected = url, sign, bodies, expected
+        self.times_ms: list[float] = []
+        self.failures = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import httpx
+
+        if self.stop.wait(PROBE_DELAY):
+            return
+        with httpx.Client(timeout=60) as client:
+            while not self.stop.is_set():
+                i = len(self.times_ms) % len(self.bodies)
+                headers = {"Authorization": "Bearer " + self.sign(), "Content-Type": "application/json"}
+                t = time.perf_counter()
+                r = client.post(self.url, content=self.bodies[i], headers=headers)
+                self.times_ms.append((time.perf_counter() - t) * 1000)
+                if r.status_code != 200 or (self.expected[i] is not None and
+                                            r.json()["cards"][0]["extension"]["palsy"]["probability"] != self.expected[i]):
+                    self.failures += 1
+                self.stop.wait(PROBE_SECONDS)
 
 
 def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
@@ -109,27 +153,43 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
                                                    str(p), "--json"], cwd=REPO, capture_output=True, text=True,
                                                   check=True).stdout)["probability"] for p in sources]
             table = X.load_table()
+            # a third of the distinct patients each for locust's two rows, the last third for the probe's
             distinct = [hook_body(X.example_bundle(p, table)) for p in distinct_patients(1728)]
-            for name, bodies, exp, pacing in (
-                    ("repeated source patients, no think time", repeated, expected, ""),
-                    ("repeated source patients, 1 call/s per client", repeated, expected, "1"),
-                    ("distinct patients, no think time", distinct[0::2], [None] * len(distinct[0::2]), ""),
-                    ("distinct patients, 1 call/s per client", distinct[1::2], [None] * len(distinct[1::2]), "1")):
+            probed = distinct[2::3]
+            path = f"/cds-services/{SERVICE}"
+
+            def sign() -> str:
+                now = int(time.time())
+                return jwt.encode({"iss": "https://load.example", "aud": base + path, "exp": now + 60, "iat": now,
+                                   "jti": uuid.uuid4().hex}, key, algorithm="ES384", headers={"kid": "load", "typ": "JWT"})
+
+            for name, bodies, exp, pacing, probe_bodies, probe_exp in (
+                    ("repeated source patients, no think time", repeated, expected, "", repeated, expected),
+                    ("repeated source patients, 1 call/s per client", repeated, expected, "1", repeated, expected),
+                    ("distinct patients, no think time", distinct[0::3], [None] * 576, "", probed[0::2], [None] * 288),
+                    ("distinct patients, 1 call/s per client", distinct[1::3], [None] * 576, "1", probed[1::2],
+                     [None] * 288)):
                 spec = {"service_url": base, "iss": "https://load.example", "kid": "load", "key_pem": pem,
-                        "path": f"/cds-services/{SERVICE}", "bodies": [json.dumps(b) for b in bodies], "expected": exp}
+                        "path": path, "bodies": [json.dumps(b) for b in bodies], "expected": exp}
                 (tmp / "load.json").write_text(json.dumps(spec))
                 prefix = tmp / f"run{len(out)}"
+                probe = Probe(base + path, sign, [json.dumps(b) for b in probe_bodies], probe_exp)
+                probe.start()
                 subprocess.run([sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")),
                                 "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", base,
                                 "--csv", str(prefix), "--only-summary", "--loglevel", "ERROR"],
                                cwd=tmp, env={**os.environ, "PALSY_LOAD": str(tmp / "load.json"),
                                              "PALSY_LOAD_PACING": pacing},
                                capture_output=True, text=True, timeout=seconds + 120)
+                probe.stop.set()
+                probe.join()
                 with open(f"{prefix}_stats.csv", newline="") as f:
                     row = next(r for r in csv.DictReader(f) if r["Name"] == "patient-view")
                 out[name] = {"median_ms": float(row["Median Response Time"]), "p99_ms": float(row["99%"]),
                              "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-                             "rps": float(row["Requests/s"])}
+                             "rps": float(row["Requests/s"]),
+                             "probe_median_ms": statistics.median(probe.times_ms), "probe_max_ms": max(probe.times_ms),
+                             "probe_requests": len(probe.times_ms), "probe_failures": probe.failures}
         finally:
             server.terminate()
             try:
@@ -140,16 +200,19 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
 
 
 def report(seconds: int = 30) -> None:
-    """Print the serve route's rows (docs/design.md §8 bars: warm median < 100 ms, p99 < 300 ms, no failure)."""
+    """Print the serve route's rows (docs/design.md §8 bars: warm median < 100 ms, p99 < 300 ms, no failure),
+    judged on the probe's times (its slowest request against the p99 bar), locust's beside them."""
     m = run(seconds)
     print(f"\npalsy serve, cold start (launch to a ready /healthz, 2 workers): {m['cold_start_seconds']:.1f} s")
     for name, r in m.items():
         if not isinstance(r, dict):
             continue
-        ok = r["median_ms"] < 100 and r["p99_ms"] < 300 and r["failures"] == 0
-        print(f"palsy serve, 20 clients, {name}: median {r['median_ms']:.0f} ms (bar 100), p99 {r['p99_ms']:.0f} ms "
-              f"(bar 300), {r['requests']} requests, {r['failures']} failed, {r['rps']:.1f}/s  "
-              f"{'PASS' if ok else 'FAIL'}")
+        ok = (r["probe_median_ms"] < 100 and r["probe_max_ms"] < 300 and r["failures"] == 0
+              and r["probe_failures"] == 0)
+        print(f"palsy serve, 20 clients, {name}: probe median {r['probe_median_ms']:.0f} ms (bar 100), slowest "
+              f"{r['probe_max_ms']:.0f} ms (bar 300 at p99), {r['probe_requests']} requests, {r['probe_failures']} "
+              f"failed; locust median {r['median_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, {r['requests']} requests, "
+              f"{r['failures']} failed, {r['rps']:.1f}/s  {'PASS' if ok else 'FAIL'}")
 
 
 if __name__ == "__main__":
