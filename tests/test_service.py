@@ -457,3 +457,25 @@ def test_the_load_tests_distinct_patients_are_all_different_and_valid():
         F.parse_patient(p, "load test")
     with pytest.raises(ValueError, match=f"at most {n}"):
         distinct_patients(n + 1)
+
+
+def test_the_load_tests_probe_times_real_requests_and_counts_wrong_answers(server, keys, palsy, monkeypatch):
+    """The benchmark's probe (the client whose times judge the service's bars): it times each request it sends
+    to the running service, and counts a probability other than ``palsy posterior``'s as a failure."""
+    from palsy.scripts.serve import loadtest as L
+
+    monkeypatch.setattr(L, "PROBE_DELAY", 0.0)
+    monkeypatch.setattr(L, "PROBE_SECONDS", 0.05)
+    path = f"/cds-services/{SERVICE}"
+    body = json.dumps(hook_body(_bundle("source-001")))
+    right = json.loads(palsy("posterior", "--patient", str(PATIENTS / "source-001.yaml"), "--json",
+                             check=True).stdout)["probability"]
+    wrong = {**right, "mean": right["mean"] / 2}
+    probe = L.Probe(server["base"] + path, lambda: token(server, keys, path), [body, body], [right, wrong])
+    probe.start()
+    time.sleep(2.0)
+    probe.stop.set()
+    probe.join()
+    n = len(probe.times_ms)
+    assert n >= 4 and all(t > 0 for t in probe.times_ms)
+    assert probe.failures == n // 2  # every second request expected the wrong numbers
