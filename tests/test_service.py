@@ -479,3 +479,11 @@ def test_the_load_tests_probe_times_real_requests_and_counts_wrong_answers(serve
     n = len(probe.times_ms)
     assert n >= 4 and all(t > 0 for t in probe.times_ms)
     assert probe.failures == n // 2  # every second request expected the wrong numbers
+    # refused requests (401) and an unreachable service are failures, and never end the probe early
+    for url, sign in ((server["base"] + path, lambda: "not-a-token"), (f"http://127.0.0.1:{_free_port()}{path}", str)):
+        probe = L.Probe(url, sign, [body], [right])
+        probe.start()
+        time.sleep(1.0)
+        probe.stop.set()
+        probe.join()
+        assert len(probe.times_ms) >= 3 and probe.failures == len(probe.times_ms)
