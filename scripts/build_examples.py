@@ -66,7 +66,7 @@ def build(out: Path = OUT, only: list[str] | None = None, variant: str | None = 
     from palsy.model import evidence as E
     from palsy.reports import context, render
     from palsy.scripts.commands import common
-    from palsy.scripts.commands.report import answer_for
+    from palsy.scripts.commands.report import answer_for, answer_options
 
     args = argparse.Namespace(priors=None, variant=variant or variants.DEFAULT_VARIANT, draws=None, tune=None,
                               chains=None, seed=None, causes="all", ci=0.9, pretest=None, thresholds=None)
@@ -74,6 +74,7 @@ def build(out: Path = OUT, only: list[str] | None = None, variant: str | None = 
     # the examples show the two variants compared: the other one is fitted now if its cache is cold (an answer
     # only reads a cached other variant, and would leave the comparison out without a word)
     common.load_draws(argparse.Namespace(**{**vars(args), "variant": api.other_variant(args.variant)}))
+    options = answer_options(args, draws)  # once for every example: the decision, the actions, the other variant
     ev = E.load(common.priors_dir(args))
     browser = chromium() if png else None
     if png and browser is None:
@@ -82,7 +83,7 @@ def build(out: Path = OUT, only: list[str] | None = None, variant: str | None = 
     with tempfile.TemporaryDirectory() as tmp:
         for name in only or PATIENTS:
             patient = common.patient_from(argparse.Namespace(), str(patient_file(name, Path(tmp))))
-            paths = render.write(context.build(answer_for(args, patient, draws), ev), out, formats or render.FORMATS)
+            paths = render.write(context.build(answer_for(args, patient, draws, options), ev), out, formats or render.FORMATS)
             written += paths
             if browser:
                 html = next(p for p in paths if p.suffix == ".html")
