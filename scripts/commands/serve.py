@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
             os.environ.setdefault(name, "1")
     print(T.line(f"palsy serve: {cfg.service_url}/cds-services on {cfg.host}:{cfg.port}, {cfg.workers} worker(s), "
                  f"state in {cfg.state_dir}"), file=sys.stderr)
-    from palsy.scripts.serve.protocol import NoDelayH11Protocol
+    from palsy.scripts.serve.protocol import NoDelayHttpToolsProtocol
 
     uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port, workers=cfg.workers,
-                http=NoDelayH11Protocol, access_log=False, log_level="warning", server_header=False,
+                http=NoDelayHttpToolsProtocol, loop="uvloop", access_log=False, log_level="warning", server_header=False,
                 timeout_graceful_shutdown=10)
     return 0
