@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -365,11 +366,20 @@ def test_concurrent_requests_are_all_answered_and_answered_alike(server, keys):
     assert all(len(v) == 1 for v in by_patient.values())
 
 
-def test_openapi_is_served_and_logs_hold_no_patient_data(server):
+def test_openapi_is_served_and_logs_hold_no_patient_data(server, keys):
     spec = httpx.get(server["base"] + "/openapi.json").json()
     assert {"/cds-services", "/cds-services/{service_id}", "/reports/{report_id}"} <= set(spec["paths"])
+    path = f"/cds-services/{SERVICE}"
+    refused = httpx.post(server["base"] + path, json={}, headers={"Authorization": "Bearer not.a.jwt"}, timeout=30)
+    assert refused.status_code == 401
+    answered = call(server, keys, hook_body(_bundle("source-001")))
+    assert httpx.get(answered.json()["cards"][0]["links"][0]["url"], timeout=120).status_code == 200
+    time.sleep(0.3)  # the log line is written once the response has gone
     text = (server["folder"] / "server.log").read_text()
     assert "POST /cds-services/" in text and "patient " in text
+    # the gate's line for each request: the route, the status, and why a call was refused or how long it took
+    assert re.search(rf"POST {path} 401 \(the token is not a JWT\)", text), text[-2000:]
+    assert re.search(rf"POST {path} 200 \d+\.\d ms", text) and re.search(r"GET /reports/<id> 200 \d+\.\d ms", text)
     for secret in ("source-002", "source-001", "1995-01-15", "/reports/" + "x" * 22):
         assert secret not in text
 
@@ -487,3 +497,29 @@ def test_the_load_tests_probe_times_real_requests_and_counts_wrong_answers(serve
         probe.stop.set()
         probe.join()
         assert len(probe.times_ms) >= 3 and probe.failures == len(probe.times_ms)
+
+
+def test_the_servers_connections_send_at_once():
+    """``no_delay`` turns Nagle's algorithm off on a real TCP connection (without it a kept-alive response's
+    body waited about 40 ms for the client's delayed acknowledgement), and leaves other sockets alone."""
+    from palsy.scripts.serve.protocol import NoDelayHttpToolsProtocol, no_delay
+
+    class Transport:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def get_extra_info(self, name):
+            return self.sock if name == "socket" else None
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+        with client, conn:
+            assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+            no_delay(Transport(conn))
+            assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    a, b = socket.socketpair()  # not TCP: nothing to set, and no error
+    with a, b:
+        no_delay(Transport(a))
+    no_delay(Transport(None))
+    assert NoDelayHttpToolsProtocol.connection_made is not NoDelayHttpToolsProtocol.__mro__[1].connection_made

@@ -51,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     from palsy.scripts.serve.protocol import NoDelayHttpToolsProtocol
 
     uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port, workers=cfg.workers,
-                http=NoDelayHttpToolsProtocol, loop="uvloop", access_log=False, log_level="warning", server_header=False,
+                http=NoDelayHttpToolsProtocol, loop="auto", access_log=False, log_level="warning", server_header=False,
                 timeout_graceful_shutdown=10)
     return 0
