@@ -523,3 +523,39 @@ def test_the_servers_connections_send_at_once():
         no_delay(Transport(a))
     no_delay(Transport(None))
     assert NoDelayHttpToolsProtocol.connection_made is not NoDelayHttpToolsProtocol.__mro__[1].connection_made
+
+
+def test_the_feedback_log_appends_one_writer_at_a_time(tmp_path):
+    """An append waits while another process holds the log's lock (the lock is filelock's: no POSIX-only
+    module), then writes whole lines; nothing is ever rewritten."""
+    from palsy.scripts.serve.store import FeedbackLog
+
+    log = FeedbackLog(tmp_path)
+    log.append([{"card": "first"}])
+    holder = subprocess.Popen([sys.executable, "-c", "import filelock, sys, time\n"
+                               f"with filelock.FileLock({str(log.lock.lock_file)!r}):\n"
+                               "    print('held', flush=True); time.sleep(1.5)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    started = time.perf_counter()
+    log.append([{"card": "second", "note": "x" * 70_000}, {"card": "third"}])
+    waited = time.perf_counter() - started
+    holder.wait(timeout=30)
+    assert waited > 0.5, "the append did not wait for the lock"
+    lines = log.path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["card"] for line in lines] == ["first", "second", "third"]
+
+
+def test_no_module_of_palsy_imports_a_posix_only_module():
+    """The package installs on Windows too (its locks are filelock's): no module imports fcntl, termios, pwd,
+    grp, resource, tty or pty (the feedback log imported fcntl until 5 December)."""
+    import ast
+
+    posix_only = {"fcntl", "termios", "pwd", "grp", "resource", "tty", "pty", "posix"}
+    found = []
+    for folder in ("model", "reports", "scripts", "palsy"):
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                found += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in posix_only]
+    assert not found, found

@@ -7,14 +7,14 @@ the first request and kept beside it until the same expiry.
 
 Feedback: one JSON line per answer given (``palsy.model.registry_feedback.answer_entry``: the card's id,
 the salted patient hash, the findings as categories, P(cause) and the model) and one per card outcome,
-appended to ``<state>/feedback.jsonl`` under an exclusive lock, flushed and fsync'd before the request is
-answered; the file is opened for appending only and never rewritten. It holds no name, record id or date
-of birth; free-text comments are not stored (they may hold patient data): only whether there was one.
+appended to ``<state>/feedback.jsonl`` under an exclusive lock (filelock's, portable: until 5 December
+``fcntl``'s, so the service could not start on Windows), flushed and fsync'd before the request is answered;
+the file is opened for appending only and never rewritten. It holds no name, record id or date of birth;
+free-text comments are not stored (they may hold patient data): only whether there was one.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -22,6 +22,8 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any
+
+import filelock
 
 ID = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
@@ -98,17 +100,20 @@ class FeedbackLog:
 
     def __init__(self, state_dir: str | Path) -> None:
         self.path = Path(state_dir) / "feedback.jsonl"
+        # filelock's lock (flock on POSIX, msvcrt on Windows), one file descriptor per thread: the workers and
+        # each worker's threads append one at a time
+        self.lock = filelock.FileLock(str(self.path.with_name(".feedback.jsonl.lock")))
 
     def append(self, entries: list[dict[str, Any]]) -> None:
         """Append ``entries`` (one line each) durably: written, flushed and fsync'd before returning."""
         data = b"".join(json.dumps(e, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n" for e in entries)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with self.lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
