@@ -499,6 +499,43 @@ def test_the_load_tests_probe_times_real_requests_and_counts_wrong_answers(serve
         assert len(probe.times_ms) >= 3 and probe.failures == len(probe.times_ms)
 
 
+
+def test_the_load_tests_new_patients_are_judged_against_palsy_posterior(server, keys, palsy, tmp_path, monkeypatch):
+    """The numbers the probe expects for the load test's new patients are ``palsy posterior --fhir``'s (the
+    first checked by the command inside, the second here), the service answers them with those numbers, and
+    numbers that differ from the command's stop the load test rather than judge it."""
+    from palsy.model import answer as A
+    from palsy.model import fhir as X
+    from palsy.scripts.serve import loadtest as L
+
+    table = X.load_table()
+    bundles = [X.example_bundle(p, table) for p in L.distinct_patients(1728)[700:702]]
+    expected = L.expected_probabilities(bundles)
+    (tmp_path / "b.json").write_text(json.dumps(bundles[1]))
+    assert json.loads(palsy("posterior", "--fhir", str(tmp_path / "b.json"), "--json",
+                            check=True).stdout)["probability"] == expected[1]
+    assert expected[0] != expected[1]
+    monkeypatch.setattr(L, "PROBE_DELAY", 0.0)
+    monkeypatch.setattr(L, "PROBE_SECONDS", 0.05)
+    path = f"/cds-services/{SERVICE}"
+    probe = L.Probe(server["base"] + path, lambda: token(server, keys, path),
+                    [json.dumps(L.hook_body(b)) for b in bundles], expected)
+    probe.start()
+    time.sleep(2.0)
+    probe.stop.set()
+    probe.join()
+    assert len(probe.times_ms) >= 2 and probe.failures == 0
+    real = A.Answer.to_dict
+
+    def off_by_a_little(self, *args, **kw):
+        d = real(self, *args, **kw)
+        d["probability"]["mean"] += 1e-12
+        return d
+
+    monkeypatch.setattr(A.Answer, "to_dict", off_by_a_little)
+    with pytest.raises(RuntimeError, match="palsy posterior gives"):
+        L.expected_probabilities(bundles[:1])
+
 def test_the_servers_connections_send_at_once():
     """``no_delay`` turns Nagle's algorithm off on a real TCP connection (without it a kept-alive response's
     body waited about 40 ms for the client's delayed acknowledgement), and leaves other sockets alone."""

@@ -9,7 +9,9 @@ response times, the number of requests and of failures (any status but 200, or n
 ``palsy posterior``'s) are printed against docs/design.md's bars (100 ms median, 300 ms p99).
 
 Beside locust, a probe (:class:`Probe`) sends a request of the same kind every half second from a plain client
-in this process and times it itself. Locust's 20 users run in one Python process on the same 2 cores as the
+in this process and times it itself, and checks every answer against ``palsy posterior``'s numbers: for the
+source patients from the command, for the new patients from the function the command calls, in this process
+before the server starts (:func:`expected_probabilities`, the first one checked against the command). Locust's 20 users run in one Python process on the same 2 cores as the
 server, and their own CPU enters the times they report: 20 users calling ``/healthz`` (which answers in well
 under a millisecond) at one call a second read about 40 ms, and memoised cards read 130 ms in locust while the
 probe read 14 ms during the same seconds (5 December). The bars are judged on the probe (the service's latency
@@ -75,6 +77,36 @@ def distinct_patients(n: int) -> list[dict]:
              "csf": [{"result": "negative", "method": "cytology"}]} for i, combo in enumerate(combos)]
 
 
+def expected_probabilities(bundles: list[dict], check: int = 1) -> list[dict]:
+    """P(infiltration) (mean and interval) as ``palsy posterior --fhir`` gives it for each FHIR ``bundle``:
+    computed in this process by the function the command calls, on the cached posterior of the default
+    variant (the service's), and for the first ``check`` bundles by the command itself, which must agree to
+    the last digit (a RuntimeError otherwise: the load test would judge answers against wrong numbers)."""
+    from palsy.model import answer as A
+    from palsy.model import api
+    from palsy.model import fhir as X
+    from palsy.model import findings as F
+
+    draws = api.posterior_draws()
+    tables, table = A.Tables(draws), X.load_table()
+    out = []
+    for i, bundle in enumerate(bundles):
+        mapping = X.map_bundle(bundle, table, source=f"load bundle {i}", schema=draws.schema)
+        patient = F.parse_patient(mapping.patient, f"load bundle {i}", schema=draws.schema)
+        out.append(A.answer(patient, draws, tables=tables, shapley=False, next_tests=False,
+                            rests_on=False).to_dict()["probability"])
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, bundle in enumerate(bundles[:check]):
+            path = Path(tmp) / f"bundle-{i}.json"
+            path.write_text(json.dumps(bundle), encoding="utf-8")
+            cli = json.loads(subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "posterior", "--fhir", str(path),
+                                             "--json"], cwd=REPO, capture_output=True, text=True, check=True).stdout)
+            if cli["probability"] != out[i]:
+                raise RuntimeError(f"load bundle {i}: palsy posterior gives {cli['probability']}, this process "
+                                   f"{out[i]}")
+    return out
+
+
 #: The probe's pace (seconds between its requests) and its delay into each row (the load under way first).
 PROBE_SECONDS, PROBE_DELAY = 0.5, 3.0
 
@@ -126,6 +158,16 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
     out: dict = {}
+    table = X.load_table()
+    distinct_bundles = [X.example_bundle(p, table) for p in distinct_patients(1728)]
+    distinct = [hook_body(b) for b in distinct_bundles]
+    # a third of the distinct patients each for locust's two rows, the last third (two halves) the probe's, whose
+    # answers are compared with palsy posterior's: as many as the probe can send in a row, computed before the
+    # server starts (its cold start and the rows are measured on a quiet machine)
+    n_probed = min(288, int((seconds - PROBE_DELAY) / PROBE_SECONDS) + 2)
+    probed = [distinct[2::6][:n_probed], distinct[5::6][:n_probed]]
+    probed_expected = [expected_probabilities(distinct_bundles[2::6][:n_probed]),
+                       expected_probabilities(distinct_bundles[5::6][:n_probed], check=0)]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         port = _free_port()
@@ -156,10 +198,6 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
             expected = [json.loads(subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "posterior", "--patient",
                                                    str(p), "--json"], cwd=REPO, capture_output=True, text=True,
                                                   check=True).stdout)["probability"] for p in sources]
-            table = X.load_table()
-            # a third of the distinct patients each for locust's two rows, the last third for the probe's
-            distinct = [hook_body(X.example_bundle(p, table)) for p in distinct_patients(1728)]
-            probed = distinct[2::3]
             path = f"/cds-services/{SERVICE}"
 
             def sign() -> str:
@@ -170,9 +208,10 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
             for name, bodies, exp, pacing, probe_bodies, probe_exp in (
                     ("repeated source patients, no think time", repeated, expected, "", repeated, expected),
                     ("repeated source patients, 1 call/s per client", repeated, expected, "1", repeated, expected),
-                    ("distinct patients, no think time", distinct[0::3], [None] * 576, "", probed[0::2], [None] * 288),
-                    ("distinct patients, 1 call/s per client", distinct[1::3], [None] * 576, "1", probed[1::2],
-                     [None] * 288)):
+                    ("distinct patients, no think time", distinct[0::3], [None] * 576, "", probed[0],
+                     probed_expected[0]),
+                    ("distinct patients, 1 call/s per client", distinct[1::3], [None] * 576, "1", probed[1],
+                     probed_expected[1])):
                 spec = {"service_url": base, "iss": "https://load.example", "kid": "load", "key_pem": pem,
                         "path": path, "bodies": [json.dumps(b) for b in bodies], "expected": exp}
                 (tmp / "load.json").write_text(json.dumps(spec))
