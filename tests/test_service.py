@@ -596,3 +596,35 @@ def test_no_module_of_palsy_imports_a_posix_only_module():
                          else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
                 found += [f"{path.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] in posix_only]
     assert not found, found
+
+
+def test_the_stores_housekeeping_keeps_out_of_the_requests_way(tmp_path):
+    """Expired reports are deleted in a thread of their own, by their files' times (no record is read), and
+    none before it expires; the replay store finds expired tokens by an index, not by reading the table."""
+    import sqlite3
+
+    from palsy.scripts.serve.auth import ReplayStore
+    from palsy.scripts.serve.store import Reports
+
+    reports = Reports(tmp_path, ttl_seconds=600)
+    old, kept = reports.put({"patient": {"id": "a"}}), reports.put({"patient": {"id": "b"}})
+    reports.put_html(old, b"<html></html>")
+    (reports.folder / f".{old}.1234.tmp").write_bytes(b"a write that never finished")
+    an_hour_ago = time.time() - 3600
+    for name in (f"{old}.json", f"{old}.html", f".{old}.1234.tmp"):
+        os.utime(reports.folder / name, (an_hour_ago, an_hour_ago))
+    reports._last_purge = 0.0
+    thread = reports.purge()
+    assert thread is not None and thread.name == "palsy-reports-purge"
+    thread.join(timeout=30)
+    assert sorted(p.name for p in reports.folder.iterdir()) == [f"{kept}.json"]
+    assert reports.get(kept) is not None and reports.get(old) is None
+    assert reports.purge() is None  # at most once a minute
+    assert reports.delete_expired(time.time() + 599) == 0  # not before it expires
+    assert reports.delete_expired(time.time() + 601) == 1
+
+    store = ReplayStore(tmp_path / "jti.sqlite")
+    assert store.first_use("iss", "one", time.time() + 60) and not store.first_use("iss", "one", time.time() + 60)
+    with sqlite3.connect(tmp_path / "jti.sqlite") as db:
+        plan = " ".join(str(row) for row in db.execute("EXPLAIN QUERY PLAN DELETE FROM jti WHERE exp < ?", (0.0,)))
+    assert "USING INDEX jti_exp" in plan or "USING COVERING INDEX jti_exp" in plan, plan

@@ -34,6 +34,9 @@ class ReplayStore:
         self._local = threading.local()
         with self._db() as db:
             db.execute("CREATE TABLE IF NOT EXISTS jti (iss TEXT, jti TEXT, exp REAL, PRIMARY KEY (iss, jti))")
+            # the purge once a minute finds the expired rows by this index: without it, it read the whole table
+            # (an hour of tokens) while holding the write lock every worker's requests wait for
+            db.execute("CREATE INDEX IF NOT EXISTS jti_exp ON jti (exp)")
         self._last_purge = 0.0
 
     def _db(self) -> sqlite3.Connection:

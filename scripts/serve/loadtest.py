@@ -11,10 +11,11 @@ response times, the number of requests and of failures (any status but 200, or n
 Beside locust, a probe (:class:`Probe`) sends a request of the same kind every half second from a plain client
 in this process and times it itself, and checks every answer against ``palsy posterior``'s numbers: for the
 source patients from the command, for the new patients from the function the command calls, in this process
-before the server starts (:func:`expected_probabilities`, the first one checked against the command). Locust's 20 users run in one Python process on the same 2 cores as the
-server, and their own CPU enters the times they report: 20 users calling ``/healthz`` (which answers in well
-under a millisecond) at one call a second read about 40 ms, and memoised cards read 130 ms in locust while the
-probe read 14 ms during the same seconds (5 December). The bars are judged on the probe (the service's latency
+before the server starts (:func:`expected_probabilities`, the first one checked against the command).
+Locust's 20 users run in one Python process on the same 2 cores as the server, and their own CPU enters the
+times they report: 20 users calling ``/healthz`` (which answers in well under a millisecond) at one call a
+second read about 40 ms, and memoised cards read 130 ms in locust while the probe read 14 ms during the same
+seconds (5 December). The bars are judged on the probe (the service's latency
 under the load), and locust's figures are printed beside it.
 """
 

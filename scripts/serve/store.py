@@ -19,6 +19,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class Reports:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.ttl = ttl_seconds
         self._last_purge = 0.0
+        self._purge_lock = threading.Lock()
 
     def put(self, record: dict[str, Any]) -> str:
         """Store ``record``; return its new id."""
@@ -81,18 +83,38 @@ class Reports:
             except OSError:
                 pass
 
-    def purge(self) -> None:
-        """Delete expired reports (at most once a minute)."""
+    def purge(self) -> threading.Thread | None:
+        """Start deleting expired reports (at most once a minute) in a thread of its own, and return it (None
+        when the last purge was less than a minute ago). No request waits for it: until 5 December the request
+        that came a minute after the last purge read every record first (0.4 s for 6,000 on 2 cores, and a
+        memoised load of 200 cards a second writes that many in half a minute)."""
         now = time.time()
-        if now - self._last_purge < 60:
-            return
-        self._last_purge = now
-        for p in self.folder.glob("*.json"):
-            try:
-                if json.loads(p.read_text(encoding="utf-8")).get("expires", 0) < now:
-                    self._delete(p.stem)
-            except (OSError, ValueError):
-                continue
+        with self._purge_lock:
+            if now - self._last_purge < 60:
+                return None
+            self._last_purge = now
+        thread = threading.Thread(target=self.delete_expired, args=(now,), name="palsy-reports-purge", daemon=True)
+        thread.start()
+        return thread
+
+    def delete_expired(self, now: float) -> int:
+        """Delete every file of the folder written more than the expiry before ``now`` (a record, its HTML, a
+        write that never finished); return how many. A record is written once and expires the expiry after it
+        was made, so its file's time is never later than that: nothing is deleted before it expires
+        (:meth:`get` still reads the expiry itself)."""
+        deleted = 0
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime + self.ttl < now:
+                            os.unlink(entry.path)
+                            deleted += 1
+                    except OSError:  # deleted meanwhile (by get, or another worker's purge)
+                        continue
+        except OSError:
+            pass
+        return deleted
 
 
 class FeedbackLog:
