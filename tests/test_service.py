@@ -62,7 +62,7 @@ def server(tmp_path_factory, keys, posterior_subtype):
     (folder / "ehr.jwks.json").write_text(json.dumps({"keys": [_jwk(*keys["ec"]), _jwk(*keys["rsa"])]}))
     (folder / "palsy.yaml").write_text(json.dumps({
         "service_url": base, "issuers": [{"iss": ISS, "jwks_file": "ehr.jwks.json"}], "state_dir": "state",
-        "max_body_bytes": 262144, "port": port}))
+        "max_body_bytes": 262144, "port": port, "workers": 2}))  # as a hospital runs it: several workers
     log = open(folder / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(folder / "palsy.yaml")],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
@@ -380,6 +380,9 @@ def test_openapi_is_served_and_logs_hold_no_patient_data(server, keys):
     # the gate's line for each request: the route, the status, and why a call was refused or how long it took
     assert re.search(rf"POST {path} 401 \(the token is not a JWT\)", text), text[-2000:]
     assert re.search(rf"POST {path} 200 \d+\.\d ms", text) and re.search(r"GET /reports/<id> 200 \d+\.\d ms", text)
+    # every worker logs (each is a new interpreter: until 5 December only the errors of a second worker showed)
+    loaded = re.findall(r"^\S+ \S+ (\d+) INFO palsy serve: model loaded", text, flags=re.M)
+    assert len(set(loaded)) == 2, text[:3000]
     for secret in ("source-002", "source-001", "1995-01-15", "/reports/" + "x" * 22):
         assert secret not in text
 

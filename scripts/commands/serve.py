@@ -26,8 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     import uvicorn
 
     from palsy.scripts.serve import config as C
@@ -38,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(["--config: give the service configuration (or --insecure-dev on localhost for "
                           "development)"], "command line")
     cfg = C.load(args.config, host=args.host, port=args.port, insecure_dev=args.insecure_dev, workers=args.workers)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     if cfg.insecure_dev:
         print(T.line(f"palsy serve: WARNING: --insecure-dev: requests without a JWT are accepted on {cfg.host}; "
                      "never use this with patient data"), file=sys.stderr)

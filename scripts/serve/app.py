@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -214,9 +215,23 @@ def _prefetch(table: X.Table) -> dict[str, str]:
     }
 
 
+def log_to_stderr() -> None:
+    """The service's log lines (:data:`log`) on standard error with their time and worker, set up once per
+    process: uvicorn starts each worker of ``--workers N`` in a new interpreter, which the command's own
+    logging set-up never reaches (until 5 December a service of two workers logged nothing but errors, and
+    those without a time)."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def create_app(config: C.Config | None = None) -> FastAPI:
     """The FastAPI application (uvicorn's factory: the configuration from ``$PALSY_SERVE_SETTINGS``)."""
     config = config or C.Config.from_env(os.environ[C.ENV])
+    log_to_stderr()
     state: dict[str, Any] = {}
     render_lock = threading.Lock()
 

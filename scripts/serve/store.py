@@ -26,6 +26,8 @@ from typing import Any
 
 import filelock
 
+#: How often a worker waiting for the feedback log's lock tries it again (an append holds it well under 1 ms).
+POLL_SECONDS = 0.001
 ID = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
@@ -122,14 +124,17 @@ class FeedbackLog:
 
     def __init__(self, state_dir: str | Path) -> None:
         self.path = Path(state_dir) / "feedback.jsonl"
-        # filelock's lock (flock on POSIX, msvcrt on Windows), one file descriptor per thread: the workers and
-        # each worker's threads append one at a time
+        # the workers append one at a time under filelock's lock (flock on POSIX, msvcrt on Windows), and a
+        # worker's threads queue for it on a lock of their own: filelock waits by polling, and twenty threads
+        # polling every 50 ms (its default) left some requests waiting seconds under load; one poller per
+        # worker, every millisecond, waits no longer than the append it waits for
         self.lock = filelock.FileLock(str(self.path.with_name(".feedback.jsonl.lock")))
+        self._threads = threading.Lock()
 
     def append(self, entries: list[dict[str, Any]]) -> None:
         """Append ``entries`` (one line each) durably: written, flushed and fsync'd before returning."""
         data = b"".join(json.dumps(e, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n" for e in entries)
-        with self.lock:
+        with self._threads, self.lock.acquire(poll_interval=POLL_SECONDS):
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
             try:
                 view = memoryview(data)
