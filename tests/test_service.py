@@ -628,6 +628,10 @@ def test_the_stores_housekeeping_keeps_out_of_the_requests_way(tmp_path):
 
     store = ReplayStore(tmp_path / "jti.sqlite")
     assert store.first_use("iss", "one", time.time() + 60) and not store.first_use("iss", "one", time.time() + 60)
+    # one token sent by many threads at once is accepted exactly once
+    with ThreadPoolExecutor(16) as pool:
+        firsts = list(pool.map(lambda _: store.first_use("iss", "same", time.time() + 60), range(64)))
+    assert firsts.count(True) == 1
     with sqlite3.connect(tmp_path / "jti.sqlite") as db:
         plan = " ".join(str(row) for row in db.execute("EXPLAIN QUERY PLAN DELETE FROM jti WHERE exp < ?", (0.0,)))
     assert "USING INDEX jti_exp" in plan or "USING COVERING INDEX jti_exp" in plan, plan

@@ -32,6 +32,10 @@ class ReplayStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = threading.local()
+        # a worker's threads take turns on a lock of their own, so that only the workers meet at SQLite's write
+        # lock, whose busy handler waits by sleeping (1, 2, 5, ... up to 100 ms): measured with 2 processes of
+        # 16 threads, the slowest insert of 4,800 took 131-430 ms without this lock and 57-71 ms with it
+        self._turns = threading.Lock()
         with self._db() as db:
             db.execute("CREATE TABLE IF NOT EXISTS jti (iss TEXT, jti TEXT, exp REAL, PRIMARY KEY (iss, jti))")
             # the purge once a minute finds the expired rows by this index: without it, it read the whole table
@@ -51,15 +55,16 @@ class ReplayStore:
     def first_use(self, iss: str, jti: str, exp: float) -> bool:
         """Record ``jti``; False when it was seen before (a replay)."""
         db = self._db()
-        now = time.time()
-        if now - self._last_purge > 60:
-            db.execute("DELETE FROM jti WHERE exp < ?", (now - 3600,))
-            self._last_purge = now
-        try:
-            db.execute("INSERT INTO jti (iss, jti, exp) VALUES (?, ?, ?)", (iss, jti, exp))
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        with self._turns:
+            now = time.time()
+            if now - self._last_purge > 60:
+                db.execute("DELETE FROM jti WHERE exp < ?", (now - 3600,))
+                self._last_purge = now
+            try:
+                db.execute("INSERT INTO jti (iss, jti, exp) VALUES (?, ?, ?)", (iss, jti, exp))
+            except sqlite3.IntegrityError:
+                return False
+            return True
 
 
 class Verifier:
