@@ -373,18 +373,26 @@ def test_openapi_is_served_and_logs_hold_no_patient_data(server, keys):
     refused = httpx.post(server["base"] + path, json={}, headers={"Authorization": "Bearer not.a.jwt"}, timeout=30)
     assert refused.status_code == 401
     answered = call(server, keys, hook_body(_bundle("source-001")))
-    assert httpx.get(answered.json()["cards"][0]["links"][0]["url"], timeout=120).status_code == 200
+    report_url = answered.json()["cards"][0]["links"][0]["url"]
+    assert httpx.get(report_url, timeout=120).status_code == 200
     time.sleep(0.3)  # the log line is written once the response has gone
     text = (server["folder"] / "server.log").read_text()
     assert "POST /cds-services/" in text and "patient " in text
+    assert report_url.rsplit("/", 1)[1] not in text  # a report's id is its key
     # the gate's line for each request: the route, the status, and why a call was refused or how long it took
     assert re.search(rf"POST {path} 401 \(the token is not a JWT\)", text), text[-2000:]
     assert re.search(rf"POST {path} 200 \d+\.\d ms", text) and re.search(r"GET /reports/<id> 200 \d+\.\d ms", text)
     # every worker logs (each is a new interpreter: until 5 December only the errors of a second worker showed)
     loaded = re.findall(r"^\S+ \S+ (\d+) INFO palsy serve: model loaded", text, flags=re.M)
     assert len(set(loaded)) == 2, text[:3000]
-    for secret in ("source-002", "source-001", "1995-01-15", "/reports/" + "x" * 22):
+    for secret in ("source-002", "source-001", "1995-01-15"):
         assert secret not in text
+    # no WebSocket: an upgrade request is answered as plain HTTP (uvicorn's ws="none"), never switched
+    with socket.create_connection(server["base"].removeprefix("http://").split(":")) as sock:
+        sock.sendall(b"GET /cds-services HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        status = sock.recv(4096).split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1.1 ") and b" 101 " not in status + b" ", status
 
 
 # --- the OpenAPI description, fuzzed --------------------------------------------------------------------------
@@ -418,7 +426,8 @@ def test_several_workers_get_one_blas_thread_each_unless_set(monkeypatch, tmp_pa
 
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(blas=os.environ.get("OPENBLAS_NUM_THREADS"),
-                                                                     workers=k["workers"]))
+                                                                     workers=k["workers"], http=k["http"],
+                                                                     loop=k["loop"], ws=k["ws"]))
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     if preset is not None:
         env["OPENBLAS_NUM_THREADS"] = preset
@@ -426,9 +435,11 @@ def test_several_workers_get_one_blas_thread_each_unless_set(monkeypatch, tmp_pa
     args = P.parser(P.available("serve")).parse_args(["serve", "--insecure-dev", "--host", "127.0.0.1",
                                                       "--workers", str(workers)])
     from palsy.scripts.commands import serve
+    from palsy.scripts.serve.protocol import NoDelayHttpToolsProtocol
 
     serve.run(args)
-    assert seen == {"blas": expected, "workers": workers}
+    # httptools with TCP_NODELAY on any loop, uvloop where it has a build, and no WebSocket upgrades
+    assert seen == {"blas": expected, "workers": workers, "http": NoDelayHttpToolsProtocol, "loop": "auto", "ws": "none"}
 
 
 def test_a_workers_memo_holds_its_size_in_answers_however_many_records_it_mapped(palsy, tmp_path):
@@ -539,7 +550,7 @@ def test_the_load_tests_new_patients_are_judged_against_palsy_posterior(server, 
     with pytest.raises(RuntimeError, match="palsy posterior gives"):
         L.expected_probabilities(bundles[:1])
 
-def test_the_servers_connections_send_at_once():
+def test_the_servers_connections_send_at_once(monkeypatch):
     """``no_delay`` turns Nagle's algorithm off on a real TCP connection (without it a kept-alive response's
     body waited about 40 ms for the client's delayed acknowledgement), and leaves other sockets alone."""
     from palsy.scripts.serve.protocol import NoDelayHttpToolsProtocol, no_delay
@@ -562,7 +573,16 @@ def test_the_servers_connections_send_at_once():
     with a, b:
         no_delay(Transport(a))
     no_delay(Transport(None))
-    assert NoDelayHttpToolsProtocol.connection_made is not NoDelayHttpToolsProtocol.__mro__[1].connection_made
+    # the protocol sets it on the connection it is given, before uvicorn's own set-up
+    calls = []
+    monkeypatch.setattr(NoDelayHttpToolsProtocol.__mro__[1], "connection_made", lambda self, t: calls.append(t))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+        with client, conn:
+            transport = Transport(conn)
+            NoDelayHttpToolsProtocol.connection_made(object.__new__(NoDelayHttpToolsProtocol), transport)
+            assert calls == [transport] and conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
 def test_the_feedback_log_appends_one_writer_at_a_time(tmp_path):
@@ -613,8 +633,10 @@ def test_the_stores_housekeeping_keeps_out_of_the_requests_way(tmp_path):
     old, kept = reports.put({"patient": {"id": "a"}}), reports.put({"patient": {"id": "b"}})
     reports.put_html(old, b"<html></html>")
     (reports.folder / f".{old}.1234.tmp").write_bytes(b"a write that never finished")
+    cut = reports.put({"patient": {"id": "c"}})
+    (reports.folder / f"{cut}.json").write_bytes(b'{"expires": 1')  # not JSON: judged by its time, not read
     an_hour_ago = time.time() - 3600
-    for name in (f"{old}.json", f"{old}.html", f".{old}.1234.tmp"):
+    for name in (f"{old}.json", f"{old}.html", f".{old}.1234.tmp", f"{cut}.json"):
         os.utime(reports.folder / name, (an_hour_ago, an_hour_ago))
     reports._last_purge = 0.0
     thread = reports.purge()

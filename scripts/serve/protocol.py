@@ -4,12 +4,13 @@ httptools (the C parser of Node's llhttp) and uvloop (an event loop on libuv, wh
 uvicorn's fast pair: with them, and the gate as pure ASGI middleware, a memoised card costs the server about
 a fifth less CPU than with h11 on asyncio's loop (docs/service.md, "What the server itself cost").
 
-uvicorn creates its listening socket with protocol number 0, so the loop does not set ``TCP_NODELAY`` on
-the connections (asyncio does so only for sockets created with ``IPPROTO_TCP``); uvicorn writes a
-response's head and body in separate writes, and on a kept-alive connection the body then waits for the
-client's delayed acknowledgement: about 40 ms added to every answer on Linux (measured on loopback: 51 ms
-per memoised card against 8 ms; docs/service.md). A CDS service answers small JSON bodies once per
-request, so it writes at once.
+uvicorn creates its listening socket with protocol number 0, so asyncio's loop does not set ``TCP_NODELAY``
+on the connections (it does so only for sockets created with ``IPPROTO_TCP``; uvloop sets it on every TCP
+connection); uvicorn writes a response's head and body in separate writes, and on a kept-alive connection
+the body then waits for the client's delayed acknowledgement: about 40 ms added to every answer on Linux
+(measured on loopback with h11 on asyncio's loop: 51 ms per memoised card against 8 ms; docs/service.md).
+A CDS service answers small JSON bodies once per request, so it writes at once, on whichever loop it runs
+(asyncio's where uvloop has no build).
 """
 
 from __future__ import annotations
