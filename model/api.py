@@ -50,6 +50,7 @@ def posterior_draws(variant: str = DEFAULT_VARIANT, priors: str | Path | None = 
     progress : optional
         A progress reporter for the fit (see :mod:`palsy.model.fit`).
     """
+    check_variant(variant)
     pdir = Path(priors) if priors is not None else paths.priors()
     settings = settings or C.Settings()
     path = C.folder(evidence_hash(pdir), variant, settings, registry_key(pdir)) / "draws.npz"
@@ -67,6 +68,15 @@ def posterior_draws(variant: str = DEFAULT_VARIANT, priors: str | Path | None = 
     return fit.posterior(variant, ev, settings, use_cache=True, progress=progress).draws
 
 
+def check_variant(variant: object) -> None:
+    """An InputError naming the allowed variants unless ``variant`` is one: before its name makes a path in the
+    cache (a misspelt variant left a lock file there, and one with a ``/`` would have reached outside it)."""
+    from palsy.model.variants import VARIANTS
+
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise F.InputError([f"variant: {variant!r} is not allowed; allowed: {', '.join(VARIANTS)}"], "variant")
+
+
 def registry_key(priors: Path) -> str | None:
     """The cache key's registry part for the registry ``priors/registry.yaml`` names (None without one): the
     answer uses the fit with the hospital's registry whenever the evidence folder names one."""
@@ -78,6 +88,7 @@ def registry_key(priors: Path) -> str | None:
 def cached_draws(variant: str, priors: str | Path | None = None, settings: C.Settings | None = None) -> Draws | None:
     """The cached posterior draws of ``variant`` (numpy only), or None when that fit is not in the cache
     (never fits: an answer names the other variant's P(infiltration) only when both are fitted)."""
+    check_variant(variant)
     pdir = Path(priors) if priors is not None else paths.priors()
     path = C.folder(evidence_hash(pdir), variant, settings or C.Settings(), registry_key(pdir)) / "draws.npz"
     if not path.exists():

@@ -95,3 +95,22 @@ def test_answer_without_next_tests_or_shapley_is_the_same_answer(palsy):
     assert light.probability == full.probability and light.contributions == full.contributions
     assert light.next_tests == () or list(light.next_tests) == [] and full.next_tests
     assert all(s["log_lr"]["mean"] != s["log_lr"]["mean"] for s in light.shapley_values)  # NaN: not computed
+
+
+@pytest.mark.parametrize("variant", ["bogus", "Subtype", "../outside", None])
+def test_a_variant_that_is_not_one_is_bad_input_and_writes_nothing(variant, tmp_path, monkeypatch):
+    """The Python API refuses a variant it does not know before the name makes a path in the cache: until
+    5 December a misspelt one left a lock file in the cache, and one with a ``/`` wrote outside it."""
+    import palsy
+    from palsy.model import api
+    from palsy.model.findings import InputError
+
+    cache = tmp_path / "cache" / "palsy"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("PALSY_CACHE", str(cache))
+    for call in (lambda: palsy.answer({"lineage": "T-ALL"}, variant=variant),
+                 lambda: api.cached_draws(variant), lambda: api.posterior_draws(variant)):
+        with pytest.raises(InputError, match="variant: .* is not allowed; allowed: independent, subtype"):
+            call()
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*")] == [cache.parent.relative_to(tmp_path),
+                                                                       cache.relative_to(tmp_path)]
