@@ -514,20 +514,21 @@ def test_the_load_tests_probe_times_real_requests_and_counts_wrong_answers(serve
 
 
 
-def test_the_load_tests_new_patients_are_judged_against_palsy_posterior(server, keys, palsy, tmp_path, monkeypatch):
-    """The numbers the probe expects for the load test's new patients are ``palsy posterior --fhir``'s (the
-    first checked by the command inside, the second here), the service answers them with those numbers, and
-    numbers that differ from the command's stop the load test rather than judge it."""
+def test_the_load_tests_new_patients_are_judged_against_palsy_posterior(server, keys, monkeypatch):
+    """The numbers the probe expects for the load test's new patients are ``palsy posterior --fhir``'s (each
+    checked against the command here), the service answers them with those numbers, and numbers that differ
+    from the command's stop the load test rather than judge it."""
     from palsy.model import answer as A
     from palsy.model import fhir as X
     from palsy.scripts.serve import loadtest as L
 
     table = X.load_table()
     bundles = [X.example_bundle(p, table) for p in L.distinct_patients(1728)[700:702]]
-    expected = L.expected_probabilities(bundles)
-    (tmp_path / "b.json").write_text(json.dumps(bundles[1]))
-    assert json.loads(palsy("posterior", "--fhir", str(tmp_path / "b.json"), "--json",
-                            check=True).stdout)["probability"] == expected[1]
+    commands = []
+    real_run = L.subprocess.run
+    monkeypatch.setattr(L.subprocess, "run", lambda cmd, **kw: commands.append(cmd) or real_run(cmd, **kw))
+    expected = L.expected_probabilities(bundles, check=2)  # both checked against the command itself
+    assert len(commands) == 2 and all(c[3:5] == ["posterior", "--fhir"] for c in commands)
     assert expected[0] != expected[1]
     monkeypatch.setattr(L, "PROBE_DELAY", 0.0)
     monkeypatch.setattr(L, "PROBE_SECONDS", 0.05)
@@ -547,6 +548,9 @@ def test_the_load_tests_new_patients_are_judged_against_palsy_posterior(server, 
         return d
 
     monkeypatch.setattr(A.Answer, "to_dict", off_by_a_little)
+    # the command's own output for the first bundle, as it gave it above (no second run of it)
+    monkeypatch.setattr(L.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 0, stdout=json.dumps({"probability": expected[0]}), stderr=""))
     with pytest.raises(RuntimeError, match="palsy posterior gives"):
         L.expected_probabilities(bundles[:1])
 
