@@ -100,23 +100,35 @@ class Reports:
         return thread
 
     def delete_expired(self, now: float) -> int:
-        """Delete every file of the folder written more than the expiry before ``now`` (a record, its HTML, a
-        write that never finished); return how many. A record is written once and expires the expiry after it
-        was made, so its file's time is never later than that: nothing is deleted before it expires
+        """Delete the reports written more than the expiry before ``now``, each record with its HTML (rendered
+        later, so newer: it never outlives its record), and any other file that old (a write that never
+        finished); return how many files were deleted. A record is written once and expires the expiry after
+        it was made, so its file's time is never later than that: nothing is deleted before it expires
         (:meth:`get` still reads the expiry itself)."""
         deleted = 0
         try:
             with os.scandir(self.folder) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime + self.ttl < now:
-                            os.unlink(entry.path)
-                            deleted += 1
-                    except OSError:  # deleted meanwhile (by get, or another worker's purge)
-                        continue
+                old = [e for e in entries if e.is_file(follow_symlinks=False) and _mtime(e) + self.ttl < now]
         except OSError:
-            pass
+            return 0
+        for entry in old:
+            names = [f"{entry.name[:-5]}.json", f"{entry.name[:-5]}.html"] if entry.name.endswith(".json") \
+                else [entry.name]
+            for name in names:
+                try:
+                    os.unlink(self.folder / name)
+                    deleted += 1
+                except OSError:  # not there (no HTML yet), or deleted meanwhile (by get, another worker's purge)
+                    continue
         return deleted
+
+
+def _mtime(entry: os.DirEntry) -> float:
+    """The file's modification time, or infinity when it is gone (never old enough to delete)."""
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return float("inf")
 
 
 class FeedbackLog:
