@@ -388,7 +388,8 @@ def test_openapi_is_served_and_logs_hold_no_patient_data(server, keys):
     for secret in ("source-002", "source-001", "1995-01-15"):
         assert secret not in text
     # no WebSocket: an upgrade request is answered as plain HTTP (uvicorn's ws="none"), never switched
-    with socket.create_connection(server["base"].removeprefix("http://").split(":")) as sock:
+    host, port = server["base"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(b"GET /cds-services HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
         status = sock.recv(4096).split(b"\r\n", 1)[0]
@@ -553,6 +554,7 @@ def test_the_load_tests_new_patients_are_judged_against_palsy_posterior(server, 
         cmd, 0, stdout=json.dumps({"probability": expected[0]}), stderr=""))
     with pytest.raises(RuntimeError, match="palsy posterior gives"):
         L.expected_probabilities(bundles[:1])
+
 
 def test_the_servers_connections_send_at_once(monkeypatch):
     """``no_delay`` turns Nagle's algorithm off on a real TCP connection (without it a kept-alive response's
