@@ -78,6 +78,13 @@ def distinct_patients(n: int) -> list[dict]:
              "csf": [{"result": "negative", "method": "cytology"}]} for i, combo in enumerate(combos)]
 
 
+def posterior_probability(*args: str) -> dict:
+    """P(infiltration) (mean and interval) as ``palsy posterior ARGS --json`` prints it, run as a command."""
+    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "posterior", *args, "--json"], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)["probability"]
+
+
 def expected_probabilities(bundles: list[dict], check: int = 1) -> list[dict]:
     """P(infiltration) (mean and interval) as ``palsy posterior --fhir`` gives it for each FHIR ``bundle``:
     computed in this process by the function the command calls, on the cached posterior of the default
@@ -100,11 +107,9 @@ def expected_probabilities(bundles: list[dict], check: int = 1) -> list[dict]:
         for i, bundle in enumerate(bundles[:check]):
             path = Path(tmp) / f"bundle-{i}.json"
             path.write_text(json.dumps(bundle), encoding="utf-8")
-            cli = json.loads(subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "posterior", "--fhir", str(path),
-                                             "--json"], cwd=REPO, capture_output=True, text=True, check=True).stdout)
-            if cli["probability"] != out[i]:
-                raise RuntimeError(f"load bundle {i}: palsy posterior gives {cli['probability']}, this process "
-                                   f"{out[i]}")
+            cli = posterior_probability("--fhir", str(path))
+            if cli != out[i]:
+                raise RuntimeError(f"load bundle {i}: palsy posterior gives {cli}, this process {out[i]}")
     return out
 
 
@@ -197,9 +202,7 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
             out["cold_start_seconds"] = time.perf_counter() - t0
             sources = sorted((REPO / "patients").glob("*.yaml"))
             repeated = [hook_body(json.loads(p.with_name(p.stem + ".fhir.json").read_text())) for p in sources]
-            expected = [json.loads(subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "posterior", "--patient",
-                                                   str(p), "--json"], cwd=REPO, capture_output=True, text=True,
-                                                  check=True).stdout)["probability"] for p in sources]
+            expected = [posterior_probability("--patient", str(p)) for p in sources]
             path = f"/cds-services/{SERVICE}"
 
             def sign() -> str:
