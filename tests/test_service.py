@@ -4,6 +4,7 @@ schemathesis. One server for the module (one xdist group)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -53,19 +54,16 @@ def keys():
             "intruder": (ec.generate_private_key(ec.SECP384R1()), "ehr-ec", "ES384")}  # same kid, another key
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, keys, posterior_subtype):
-    """The real server: a configuration, a JWKS file, ``palsy serve`` in a subprocess, ready on /healthz."""
-    folder = tmp_path_factory.mktemp("serve")
-    port = _free_port()
+@contextlib.contextmanager
+def _serving(folder, settings: dict, *flags: str):
+    """``palsy serve`` with ``settings`` as its configuration file in ``folder``, in a subprocess, ready on /healthz;
+    stopped at the end. Yields the base URL, the process and the log's path."""
+    port = settings["port"]
     base = f"http://127.0.0.1:{port}"
-    (folder / "ehr.jwks.json").write_text(json.dumps({"keys": [_jwk(*keys["ec"]), _jwk(*keys["rsa"])]}))
-    (folder / "palsy.yaml").write_text(json.dumps({
-        "service_url": base, "issuers": [{"iss": ISS, "jwks_file": "ehr.jwks.json"}], "state_dir": "state",
-        "max_body_bytes": 262144, "port": port, "workers": 2}))  # as a hospital runs it: several workers
+    (folder / "palsy.yaml").write_text(json.dumps(settings))
     log = open(folder / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(folder / "palsy.yaml")],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    proc = subprocess.Popen([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(folder / "palsy.yaml"),
+                             *flags], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -77,7 +75,7 @@ def server(tmp_path_factory, keys, posterior_subtype):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("palsy serve did not start:\n" + (folder / "server.log").read_text())
             time.sleep(0.2)
-        yield {"base": base, "folder": folder, "proc": proc}
+        yield base, proc, folder / "server.log"
     finally:
         proc.terminate()
         try:
@@ -85,6 +83,19 @@ def server(tmp_path_factory, keys, posterior_subtype):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, keys, posterior_subtype):
+    """The real server: a configuration, a JWKS file, ``palsy serve`` in a subprocess, ready on /healthz."""
+    folder = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    (folder / "ehr.jwks.json").write_text(json.dumps({"keys": [_jwk(*keys["ec"]), _jwk(*keys["rsa"])]}))
+    settings = {"service_url": f"http://127.0.0.1:{port}", "issuers": [{"iss": ISS, "jwks_file": "ehr.jwks.json"}],
+                "state_dir": "state", "max_body_bytes": 262144, "port": port,
+                "workers": 2}  # as a hospital runs it: several workers
+    with _serving(folder, settings) as (base, proc, _):
+        yield {"base": base, "folder": folder, "proc": proc}
 
 
 def token(server, keys, path: str, key: str = "ec", headers: dict | None = None, **claims) -> str:
@@ -665,3 +676,133 @@ def test_the_stores_housekeeping_keeps_out_of_the_requests_way(tmp_path):
     with sqlite3.connect(tmp_path / "jti.sqlite") as db:
         plan = " ".join(str(row) for row in db.execute("EXPLAIN QUERY PLAN DELETE FROM jti WHERE exp < ?", (0.0,)))
     assert "USING INDEX jti_exp" in plan or "USING COVERING INDEX jti_exp" in plan, plan
+
+
+def test_admission_refuses_what_is_beyond_its_limit_at_once_and_frees_each_place():
+    """``Admission`` (pure ASGI): with ``limit`` requests in progress, one more gets a JSON 503 with
+    ``Retry-After`` at once, without reaching the app (nor its token check); ``/healthz`` is always admitted;
+    a request frees its place however it ends (an answer or an exception)."""
+    import asyncio
+
+    from palsy.scripts.serve.app import RETRY_AFTER_SECONDS, Admission
+
+    reached: list[str] = []
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def app(scope, receive, send):
+            reached.append(scope["path"])
+            if scope["path"] == "/boom":
+                raise RuntimeError("boom")
+            if scope["path"] != "/healthz":
+                await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+        gate = Admission(app, limit=2)
+
+        async def request(path: str) -> list[dict]:
+            sent: list[dict] = []
+
+            async def receive():
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message):
+                sent.append(message)
+
+            await gate({"type": "http", "method": "POST", "path": path, "headers": []}, receive, send)
+            return sent
+
+        admitted = [asyncio.create_task(request(f"/cds-services/{SERVICE}")) for _ in range(2)]
+        while len(reached) < 2:
+            await asyncio.sleep(0)
+        assert gate.in_progress == 2
+        refused = await request(f"/cds-services/{SERVICE}")
+        assert refused[0]["status"] == 503 and len(reached) == 2  # the app never saw it
+        headers = dict(refused[0]["headers"])
+        assert headers[b"retry-after"] == str(RETRY_AFTER_SECONDS).encode()
+        assert headers[b"content-type"] == b"application/json"
+        body = json.loads(refused[1]["body"])
+        assert body["error"] == "overloaded" and "max_concurrent_requests" in body["message"]
+        assert (await request("/healthz"))[0]["status"] == 200  # alive, however busy
+        release.set()
+        assert [r[0]["status"] for r in await asyncio.gather(*admitted)] == [200, 200]
+        assert gate.in_progress == 0
+        with pytest.raises(RuntimeError, match="boom"):
+            await request("/boom")
+        assert gate.in_progress == 0
+        assert (await request(f"/cds-services/{SERVICE}"))[0]["status"] == 200
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_at_its_limit_answers_503_at_once_and_then_answers_again(tmp_path, posterior_subtype):
+    """The real server, one worker, ``max_concurrent_requests: 1``: of eight new patients sent at once some are
+    answered and the rest refused with the JSON 503 and ``Retry-After`` sooner than the slowest answer; each
+    refused one, sent again, is answered; the log says why it refused, and nothing else failed."""
+    import threading
+
+    from palsy.model import fhir as X
+    from palsy.scripts.serve import loadtest as L
+
+    table = X.load_table()
+    bodies = [L.hook_body(X.example_bundle(p, table)) for p in L.distinct_patients(1728)[900:908]]
+    port = _free_port()
+    settings = {"port": port, "workers": 1, "max_concurrent_requests": 1, "state_dir": "state"}
+    with _serving(tmp_path, settings, "--insecure-dev") as (base, _, log_path):
+        url = f"{base}/cds-services/{SERVICE}"
+        start = threading.Barrier(len(bodies))
+
+        def send(body):
+            start.wait()
+            return httpx.post(url, json=body, timeout=60)
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            got = list(pool.map(send, bodies))
+        statuses = [r.status_code for r in got]
+        assert set(statuses) == {200, 503}, statuses
+        refused = [r for r in got if r.status_code == 503]
+        assert all(r.json()["error"] == "overloaded" and r.headers["retry-after"] == "1" for r in refused)
+        slowest = max(r.elapsed.total_seconds() for r in got if r.status_code == 200)
+        assert max(r.elapsed.total_seconds() for r in refused) < slowest
+        for body, r in zip(bodies, got, strict=True):
+            if r.status_code == 503:
+                again = httpx.post(url, json=body, timeout=60)
+                assert again.status_code == 200 and again.json()["cards"]
+        log = log_path.read_text()
+        assert log.count("503 (1 requests in progress, the limit)") == len(refused)
+        assert "internal error" not in log and "Traceback" not in log
+
+
+def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
+    """``palsy serve`` with a configuration of wrong types, a misspelt key, out-of-range numbers and broken rules
+    exits 2 naming each (the file, the key, the value, what is allowed), with no traceback, before a port opens
+    (a port given as text was an internal error until 5 December)."""
+    port = _free_port()
+    bad = {"service_url": "ftp://x", "port": "abc", "host": ["a"], "issuers": [{"iss": ISS}],
+           "max_concurent_requests": 4, "max_concurrent_requests": 0, "workers": "two", "algorithms": ["HS256"],
+           "state_dir": 7, "require_palsy": "no", "variant": "subtyp"}
+    (tmp_path / "palsy.yaml").write_text(json.dumps(bad))
+    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(tmp_path / "palsy.yaml"),
+                           "--port", str(port)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and str(tmp_path / "palsy.yaml") in proc.stderr
+    text = " ".join(proc.stderr.split())
+    for expected in ("'port': 'abc': must be a whole number", "field 'host': must be text",
+                     "'workers': 'two': must be a whole number", "'max_concurrent_requests': 0: must be >= 1",
+                     "unknown key 'max_concurent_requests' (did you mean 'max_concurrent_requests'?)",
+                     "'state_dir': 7: must be text", "'require_palsy': 'no': must be true or false",
+                     f"issuers[1] ({ISS}): give exactly one of jwks_file, jwks_url",
+                     "algorithms: ['HS256'] not allowed", "service_url: 'ftp://x' is not an http(s) URL",
+                     "variant: 'subtyp' is not allowed (did you mean 'subtype'?)"):
+        assert expected in text, (expected, proc.stderr)
+    assert "none configured" not in text  # the one issuer given is named, not called missing
+    assert not (tmp_path / "7").exists()
+    with socket.socket() as s:  # nothing listens
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--insecure-dev", "--host", "0.0.0.0",
+                           "--port", "70000"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--port: 70000; give a port from 1 to 65535" in proc.stderr
+    assert "--insecure-dev: allowed only when bound to localhost, not '0.0.0.0'" in proc.stderr

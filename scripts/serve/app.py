@@ -14,7 +14,8 @@ Routes (every ``/cds-services`` call needs the CDS Hooks JWT, :mod:`.auth`):
 - ``GET /openapi.json`` (the OpenAPI description) and ``GET /healthz``.
 
 Every error is a JSON body ``{"error": code, "message": words}``, never a traceback; request bodies over the
-configured size get 413 before they are read in full. Logs carry no patient data: a salted hash of the
+configured size get 413 before they are read in full; a request beyond the configured number in progress in
+its worker gets 503 with ``Retry-After`` at once (:class:`Admission`). Logs carry no patient data: a salted hash of the
 patient id, the route, the status and the time taken.
 """
 
@@ -191,6 +192,46 @@ class _TooLarge(Exception):
     pass
 
 
+# --- admission: a bounded number of requests in progress per worker (pure ASGI) -----------------------------
+
+#: What a refused request is told to wait before it tries again (its ``Retry-After``, seconds).
+RETRY_AFTER_SECONDS = 1
+#: Routes always admitted: a liveness probe says the worker is alive, however busy it is.
+ALWAYS_ADMITTED = ("/healthz",)
+
+
+class Admission:
+    """At most ``limit`` requests in progress in this worker; one more gets a JSON 503 at once, with
+    ``Retry-After``, instead of a place in a queue without end.
+
+    Without it an overloaded worker queued every request (uvicorn's own ``limit_concurrency`` answers in
+    plain text): each new patient's card costs about 0.2 s of a core (docs/service.md), so a burst beyond
+    what the cores answer made every later card slower, including those whose caller had given up, until
+    the burst ended. With it, the requests admitted are answered within about ``limit`` answers' time and
+    the rest are told at once to retry. Outermost: a refused request costs no token check. One event loop
+    per worker runs this, so the count needs no lock."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit, self.in_progress = app, limit, 0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in ALWAYS_ADMITTED:
+            await self.app(scope, receive, send)
+            return
+        if self.in_progress >= self.limit:
+            log.info("%s %s 503 (%d requests in progress, the limit)", scope["method"], _path(scope["path"]),
+                     self.in_progress)
+            await _json(503, "overloaded", f"this worker is answering {self.limit} requests, its limit "
+                        f"(max_concurrent_requests); retry in {RETRY_AFTER_SECONDS} s",
+                        {"Retry-After": str(RETRY_AFTER_SECONDS)})(scope, receive, send)
+            return
+        self.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
+
+
 def _json(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
 
@@ -273,6 +314,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             raise ServiceError(401, "unauthorized", str(exc)) from None
 
     app.add_middleware(Gate, authorize=authorize)  # outside BodyLimit: a call is authorized first
+    app.add_middleware(Admission, limit=config.max_concurrent_requests)  # outermost: before the token
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:

@@ -10,11 +10,15 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
+
+from palsy.model import crossref as X
 from palsy.model import findings as F
 from palsy.model import safe_yaml as Y
 from palsy.model import variants
+from palsy.model.file_models import base as B
 
 #: Signing algorithms accepted: CDS Hooks 2.0 recommends ES384 and RS384 and forbids ``none`` and every
 #: symmetric (HMAC) algorithm ("Trusting CDS Clients", JWT Signing Algorithm).
@@ -50,6 +54,9 @@ class Config:
     clock_skew_seconds: int = 30
     report_ttl_seconds: int = 3600
     answer_cache_size: int = 4096
+    #: Requests in progress per worker beyond which one more gets 503 (app.Admission): above the 20 clients of
+    #: the load test (docs/service.md) even if one worker gets them all, under the 40 threads of the worker's pool.
+    max_concurrent_requests: int = 32
     state_dir: str = ""
     variant: str = variants.DEFAULT_VARIANT
     priors: str | None = None
@@ -78,6 +85,49 @@ def _is_local(host: str) -> bool:
         return False
 
 
+class IssuerEntry(B.Strict):
+    """An item of ``issuers``: a record system's ``iss`` and where its public keys are."""
+
+    iss: Annotated[str, Field(min_length=1)]
+    jwks_file: Annotated[str, Field(min_length=1)] | None = None
+    jwks_url: Annotated[str, Field(min_length=1)] | None = None
+
+
+def _at_least(low: int) -> Any:
+    return Annotated[int, Field(ge=low)]
+
+
+class ConfigFile(B.Strict):
+    """The keys a configuration file may have, each of its type and within its bounds: an unknown key, text
+    where a number belongs or a number out of range is named with what is allowed (the same messages as the
+    files of ``priors/``, :mod:`palsy.model.file_models.base`)."""
+
+    service_url: Annotated[str, Field(min_length=1)] | None = None
+    issuers: list[IssuerEntry] = []
+    algorithms: Annotated[list[str], Field(min_length=1)] | None = None
+    host: Annotated[str, Field(min_length=1)] | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    workers: _at_least(1) = 1
+    max_body_bytes: _at_least(1024) = Config.max_body_bytes
+    max_token_lifetime_seconds: _at_least(10) = Config.max_token_lifetime_seconds
+    clock_skew_seconds: _at_least(0) = Config.clock_skew_seconds
+    report_ttl_seconds: _at_least(60) = Config.report_ttl_seconds
+    answer_cache_size: _at_least(0) = Config.answer_cache_size
+    max_concurrent_requests: _at_least(1) = Config.max_concurrent_requests
+    state_dir: Annotated[str, Field(min_length=1)] | None = None
+    variant: str = variants.DEFAULT_VARIANT
+    priors: Annotated[str, Field(min_length=1)] | None = None
+    log_salt_file: Annotated[str, Field(min_length=1)] | None = None
+    source_label: Annotated[str, Field(min_length=1)] | None = None
+    source_url: Annotated[str, Field(min_length=1)] | None = None
+    require_palsy: bool = True
+
+
+#: The settings a file gives as they are (the rest are resolved by :func:`load`).
+_AS_GIVEN = ("max_body_bytes", "max_token_lifetime_seconds", "clock_skew_seconds", "report_ttl_seconds",
+             "answer_cache_size", "max_concurrent_requests")
+
+
 def load(path: str | Path | None, *, host: str | None = None, port: int | None = None, insecure_dev: bool = False,
          workers: int | None = None) -> Config:
     """The configuration of ``path`` (optional with ``--insecure-dev``) with the command line's overrides.
@@ -85,8 +135,9 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
     Raises
     ------
     findings.InputError
-        Every problem, each naming the key: unknown keys, no issuer (unless ``insecure_dev``), an issuer
-        without keys, an algorithm that is symmetric or ``none``, ``insecure_dev`` off localhost.
+        Every problem, each naming the key, the value and what is allowed: unknown keys, values of the wrong
+        type or out of range (:class:`ConfigFile`), no issuer (unless ``insecure_dev``), an issuer without
+        keys, an algorithm that is symmetric or ``none``, ``insecure_dev`` off localhost.
     """
     source = str(path) if path else "command line"
     raw: dict[str, Any] = {}
@@ -97,73 +148,62 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
             raise F.InputError([exc.detail], source) from None
         if not isinstance(raw, dict):
             raise F.InputError(["the configuration must be a mapping"], source)
-    problems: list[str] = []
-    fields = {f.name for f in dataclasses.fields(Config)} - {"insecure_dev", "log_salt"} | {"log_salt_file"}
-    for key in raw:
-        if key not in fields:
-            problems.append(f"{key}: unknown key; allowed: {', '.join(sorted(fields))}")
-    base = Path(path).resolve().parent if path else Path.cwd()
-    host = host or raw.get("host") or "127.0.0.1"
-    port = int(port if port is not None else raw.get("port", 8080))
-    if insecure_dev and not _is_local(str(host)):
+    problems = B.check(ConfigFile, raw, source)
+    # each key checked alone (every key has a default), so that the rules below also read the keys that are
+    # valid and every problem is named in one run
+    bad = {k for k in raw if B.check(ConfigFile, {k: raw[k]}, source)}
+    got = ConfigFile.model_validate({k: v for k, v in raw.items() if k not in bad})
+    if port is not None and not 1 <= port <= 65535:
+        problems.append(f"--port: {port}; give a port from 1 to 65535")
+    host = host or got.host or "127.0.0.1"
+    if insecure_dev and not _is_local(host):
         problems.append(f"--insecure-dev: allowed only when bound to localhost, not {host!r}")
+    port = port if port is not None else got.port or Config.port
+    base = Path(path).resolve().parent if path else Path.cwd()
     issuers = []
-    for i, item in enumerate(raw.get("issuers") or [], start=1):
-        if not isinstance(item, dict) or not isinstance(item.get("iss"), str):
-            problems.append(f"issuers[{i}]: give iss and one of jwks_file, jwks_url")
-            continue
-        extra = set(item) - {"iss", "jwks_file", "jwks_url"}
-        if extra:
-            problems.append(f"issuers[{i}]: unknown key(s) {sorted(extra)}")
-        jf, ju = item.get("jwks_file"), item.get("jwks_url")
+    for i, item in enumerate(got.issuers, start=1):
+        jf, ju = item.jwks_file, item.jwks_url
         if bool(jf) == bool(ju):
-            problems.append(f"issuers[{i}] ({item['iss']}): give exactly one of jwks_file, jwks_url")
+            problems.append(f"issuers[{i}] ({item.iss}): give exactly one of jwks_file, jwks_url")
             continue
         if jf:
             jf = str((base / jf).resolve())
             if not Path(jf).is_file():
-                problems.append(f"issuers[{i}] ({item['iss']}): jwks_file {jf} is not a file")
+                problems.append(f"issuers[{i}] ({item.iss}): jwks_file {jf} is not a file")
         elif not str(ju).startswith(("https://", "http://localhost", "http://127.0.0.1")):
-            problems.append(f"issuers[{i}] ({item['iss']}): jwks_url must be https")
-        issuers.append(Issuer(item["iss"], jf, ju))
-    if not issuers and not insecure_dev:
+            problems.append(f"issuers[{i}] ({item.iss}): jwks_url must be https")
+        issuers.append(Issuer(item.iss, jf, ju))
+    if not got.issuers and not insecure_dev and "issuers" not in bad:
         problems.append("issuers: none configured; give the record system's iss and its keys (or --insecure-dev on "
                         "localhost for development)")
-    algorithms = tuple(raw.get("algorithms") or ALGORITHMS)
+    algorithms = tuple(got.algorithms or ALGORITHMS)
     bad = [a for a in algorithms if a not in ASYMMETRIC]
     if bad:
         problems.append(f"algorithms: {bad} not allowed; CDS Hooks forbids none and symmetric algorithms; allowed: "
                         f"{', '.join(ASYMMETRIC)}")
-    service_url = str(raw.get("service_url") or f"http://{host}:{port}").rstrip("/")
+    service_url = (got.service_url or f"http://{host}:{port}").rstrip("/")
     if not service_url.startswith(("https://", "http://")):
         problems.append(f"service_url: {service_url!r} is not an http(s) URL")
-    ints = {}
-    for key, low in (("max_body_bytes", 1024), ("max_token_lifetime_seconds", 10), ("clock_skew_seconds", 0),
-                     ("report_ttl_seconds", 60), ("answer_cache_size", 0), ("workers", 1)):
-        if key in raw:
-            v = raw[key]
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                problems.append(f"{key}: {Y.brief(v)}; give a whole number of at least {low}")
-            else:
-                ints[key] = v
-    variant = raw.get("variant", variants.DEFAULT_VARIANT)
-    if variant not in variants.VARIANTS:
-        problems.append(f"variant: {variant!r}; allowed: {', '.join(variants.VARIANTS)}")
+    if got.variant not in variants.VARIANTS:
+        problems.append(f"variant: {got.variant!r} is not allowed{X.did_you_mean(got.variant, variants.VARIANTS)}; "
+                        f"allowed: {', '.join(variants.VARIANTS)}")
     salt = ""
-    if raw.get("log_salt_file"):
-        sp = (base / str(raw["log_salt_file"])).resolve()
+    if got.log_salt_file:
+        sp = (base / got.log_salt_file).resolve()
         try:
             salt = sp.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            problems.append(f"log_salt_file: {sp}: {exc.strerror}")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"log_salt_file: {sp}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}")
     if problems:
         raise F.InputError(problems, source)
-    state = raw.get("state_dir")
-    state_dir = str((base / str(state)).resolve()) if state else tempfile.mkdtemp(prefix="palsy-serve-")
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    state_dir = str((base / got.state_dir).resolve()) if got.state_dir else tempfile.mkdtemp(prefix="palsy-serve-")
+    try:
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise F.InputError([f"state_dir: {state_dir}: {exc.strerror or exc}; give a folder palsy may write"],
+                           source) from None
     return Config(service_url=service_url, issuers=tuple(issuers), algorithms=algorithms, host=str(host), port=port,
-                  workers=int(workers or ints.get("workers", 1)), insecure_dev=insecure_dev,
-                  state_dir=state_dir, variant=str(variant), priors=raw.get("priors"),
-                  log_salt=salt or secrets.token_hex(16), source_label=str(raw.get("source_label") or Config.source_label),
-                  source_url=raw.get("source_url"), require_palsy=bool(raw.get("require_palsy", True)),
-                  **{k: v for k, v in ints.items() if k != "workers"})
+                  workers=int(workers or got.workers), insecure_dev=insecure_dev, state_dir=state_dir,
+                  variant=got.variant, priors=got.priors, log_salt=salt or secrets.token_hex(16),
+                  source_label=got.source_label or Config.source_label, source_url=got.source_url,
+                  require_palsy=got.require_palsy, **{k: getattr(got, k) for k in _AS_GIVEN})
