@@ -802,7 +802,8 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     with socket.socket() as s:  # nothing listens
         assert s.connect_ex(("127.0.0.1", port)) != 0
     proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--insecure-dev", "--host", "0.0.0.0",
-                           "--port", "70000"], cwd=REPO, capture_output=True, text=True, timeout=120)
+                           "--port", "70000", "--workers", "0"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--port: 70000; give a port from 1 to 65535" in proc.stderr
     assert "--insecure-dev: allowed only when bound to localhost, not '0.0.0.0'" in proc.stderr
+    assert "--workers: 0; give a whole number of at least 1" in proc.stderr  # it was taken for no flag

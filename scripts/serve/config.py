@@ -155,6 +155,8 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
     got = ConfigFile.model_validate({k: v for k, v in raw.items() if k not in bad})
     if port is not None and not 1 <= port <= 65535:
         problems.append(f"--port: {port}; give a port from 1 to 65535")
+    if workers is not None and workers < 1:
+        problems.append(f"--workers: {workers}; give a whole number of at least 1")
     host = host or got.host or "127.0.0.1"
     if insecure_dev and not _is_local(host):
         problems.append(f"--insecure-dev: allowed only when bound to localhost, not {host!r}")
@@ -203,7 +205,7 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
         raise F.InputError([f"state_dir: {state_dir}: {exc.strerror or exc}; give a folder palsy may write"],
                            source) from None
     return Config(service_url=service_url, issuers=tuple(issuers), algorithms=algorithms, host=str(host), port=port,
-                  workers=int(workers or got.workers), insecure_dev=insecure_dev, state_dir=state_dir,
+                  workers=workers if workers is not None else got.workers, insecure_dev=insecure_dev, state_dir=state_dir,
                   variant=got.variant, priors=got.priors, log_salt=salt or secrets.token_hex(16),
                   source_label=got.source_label or Config.source_label, source_url=got.source_url,
                   require_palsy=got.require_palsy, **{k: getattr(got, k) for k in _AS_GIVEN})
