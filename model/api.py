@@ -59,10 +59,10 @@ def posterior_draws(variant: str = DEFAULT_VARIANT, priors: str | Path | None = 
             return draws_io.load(path)
         except draws_io.CorruptDraws:
             pass  # fit.posterior finds it again, warns once and refits
+    C.check_root()  # a cache folder that cannot hold the fit is bad input, found before PyMC is imported
     from palsy.model import evidence, fit
 
     ev = evidence.load(pdir)
-    C.check_root()  # a cache folder that cannot hold the fit is bad input, found before fitting
     if on_fit is not None:
         on_fit()
     return fit.posterior(variant, ev, settings, use_cache=True, progress=progress).draws

@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    C.check_root()  # a cache that cannot hold the fit is bad input: said before PyMC's import (over a second)
     from palsy.model import evidence, fit
 
     ev = evidence.load(common.priors_dir(args))
