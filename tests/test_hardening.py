@@ -313,6 +313,19 @@ def test_cache_that_is_a_file_or_under_a_file_exits_2_before_fitting(tmp_path):
     assert f.read_text() == ""
 
 
+def test_bad_evidence_is_refused_before_pymc_is_imported(tmp_path):
+    """``palsy fit`` on evidence with a misspelt key exits 2 naming it, having imported neither PyMC nor
+    PyTensor (until 5 December it imported them first: over a second before each refusal)."""
+    d = _evidence_copy(tmp_path)
+    doc = yaml.safe_load((d / "model.yaml").read_text())
+    doc["w_cas"] = doc.pop("w_case")
+    (d / "model.yaml").write_text(yaml.safe_dump(doc))
+    r = _quick("fit", "--priors", str(d), env={"PYTHONPROFILEIMPORTTIME": "1"})
+    _bad(r, "model.yaml", "unknown key 'w_cas' (did you mean 'w_case'?)")
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "palsy.model.evidence" in imported and not {"pymc", "pytensor", "palsy.model.fit"} & imported
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes any folder")
 def test_unwritable_cache_folder_is_refused(tmp_path, monkeypatch):
     d = tmp_path / "ro"

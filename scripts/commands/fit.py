@@ -37,10 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     C.check_root()  # a cache that cannot hold the fit is bad input: said before PyMC's import (over a second)
-    from palsy.model import evidence, fit
+    from palsy.model import evidence
 
     ev = evidence.load(common.priors_dir(args))
     reg, _ = registry.fit_registry(args, ev)
+    from palsy.model import fit  # PyMC: only once the input is known to be good
+
     post = fit.posterior(args.variant, ev, common.settings_from(args), refresh=args.refit,
                          progress=common.progress_reporter(args), registry=reg)
     d = post.diagnostics
