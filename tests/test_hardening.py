@@ -605,3 +605,35 @@ def test_a_long_unbroken_word_renders_quickly(tmp_path, palsy):
     assert r.returncode == 0, r.stderr
     assert time.perf_counter() - t < 60
     assert {x.suffix for x in (tmp_path / "out").iterdir()} == {".html", ".pdf"}
+
+
+#: Bad input of each command that a user meets first (a patient, a flag, a file or folder that is not there),
+#: with words its message must have: refused, exit 2, before any of the libraries that take seconds to import.
+_REFUSED_EARLY = [
+    (("posterior", "--laterality", "sideways"), "laterality: 'sideways' is not allowed"),
+    (("report", "{bad_patient}", "--out", "{tmp}/out"), "laterality"),
+    (("teach", "--patients", "{tmp}/nowhere", "--out", "{tmp}/teach"), "--patients"),
+    (("teach", "--ci", "1.5", "--out", "{tmp}/teach"), "--ci"),
+    (("fit", "--variant", "independent", "--priors", "{tmp}/nowhere"), "nowhere"),
+    (("check", "--vignettes", "{tmp}/nowhere", "--out", "{tmp}/check"), "--vignettes"),
+    (("check", "--refit-draws", "10", "--out", "{tmp}/check"), "--refit-draws"),
+    (("evidence", "--priors", "{tmp}/nowhere"), "nowhere"),
+    (("registry", "check", "{tmp}/nowhere.csv"), "nowhere.csv"),
+    (("serve", "--insecure-dev", "--host", "0.0.0.0"), "--insecure-dev"),
+]
+_SLOW_IMPORTS = {"pymc", "pytensor", "arviz", "arviz_stats", "palsy.model.fit", "matplotlib", "weasyprint", "uvicorn"}
+
+
+@pytest.mark.parametrize(("args", "word"), _REFUSED_EARLY, ids=lambda a: a[0] if isinstance(a, tuple) else None)
+def test_bad_input_is_refused_before_the_slow_imports(tmp_path, args, word):
+    """Each command refuses its first-met bad input in the time Python takes to start, not after importing
+    PyMC, ArviZ, matplotlib, WeasyPrint or uvicorn (``palsy check --vignettes`` with a missing folder imported
+    PyMC and ArviZ first, until 5 December): read from each run's import log."""
+    bad_patient = tmp_path / "bad.yaml"
+    bad_patient.write_text("id: bad\nlaterality: sideways\n")
+    filled = [a.format(tmp=tmp_path, bad_patient=bad_patient) for a in args]
+    r = _quick(*filled, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    _bad(r, word.format(tmp=tmp_path))
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert "palsy.scripts" in imported  # the import log was read
+    assert not _SLOW_IMPORTS & imported, sorted(_SLOW_IMPORTS & imported)

@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if not pdir.is_dir():
         raise FileNotFoundError(f"--patients: {pdir} is not a folder")
     vignettes = "" if args.vignettes == NONE else args.vignettes
+    if vignettes and not Path(vignettes).is_dir():  # before PyMC's and ArviZ's imports (seconds)
+        raise FileNotFoundError(f"--vignettes: {vignettes} is not a folder")
     sbc = [Path(x) for x in ("" if args.sbc == NONE else args.sbc).split(",") if x.strip()]
     from palsy.model import criticism, evidence, fit
     from palsy.model.criticism import sensitivity as SE
@@ -83,10 +85,7 @@ def run(args: argparse.Namespace) -> int:
     reg_fit, reg_rows = registry.fit_registry(args, ev)
     patients = criticism.load_patients(pdir)
     if vignettes:
-        vdir = Path(vignettes)
-        if not vdir.is_dir():
-            raise FileNotFoundError(f"--vignettes: {vdir} is not a folder")
-        patients += SE.load_vignettes(vdir)
+        patients += SE.load_vignettes(Path(vignettes))
     posts = {}
     progress = common.progress_reporter(args)
     say = progress or (lambda message: None)

@@ -26,8 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from palsy.scripts.serve import config as C
 
     if args.config is None and not args.insecure_dev:
@@ -45,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
             os.environ.setdefault(name, "1")
     print(T.line(f"palsy serve: {cfg.service_url}/cds-services on {cfg.host}:{cfg.port}, {cfg.workers} worker(s), "
                  f"state in {cfg.state_dir}"), file=sys.stderr)
+    import uvicorn  # once the configuration is known to be good
+
     from palsy.scripts.serve.protocol import NoDelayHttpToolsProtocol
 
     # ws="none": no route speaks WebSocket, so an upgrade request is plain HTTP to uvicorn, through the gate
