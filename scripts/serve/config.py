@@ -151,8 +151,8 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
     problems = B.check(ConfigFile, raw, source)
     # each key checked alone (every key has a default), so that the rules below also read the keys that are
     # valid and every problem is named in one run
-    bad = {k for k in raw if B.check(ConfigFile, {k: raw[k]}, source)}
-    got = ConfigFile.model_validate({k: v for k, v in raw.items() if k not in bad})
+    bad_keys = {k for k in raw if B.check(ConfigFile, {k: raw[k]}, source)}
+    got = ConfigFile.model_validate({k: v for k, v in raw.items() if k not in bad_keys})
     if port is not None and not 1 <= port <= 65535:
         problems.append(f"--port: {port}; give a port from 1 to 65535")
     if workers is not None and workers < 1:
@@ -175,13 +175,13 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
         elif not str(ju).startswith(("https://", "http://localhost", "http://127.0.0.1")):
             problems.append(f"issuers[{i}] ({item.iss}): jwks_url must be https")
         issuers.append(Issuer(item.iss, jf, ju))
-    if not got.issuers and not insecure_dev and "issuers" not in bad:
+    if not got.issuers and not insecure_dev and "issuers" not in bad_keys:
         problems.append("issuers: none configured; give the record system's iss and its keys (or --insecure-dev on "
                         "localhost for development)")
     algorithms = tuple(got.algorithms or ALGORITHMS)
-    bad = [a for a in algorithms if a not in ASYMMETRIC]
-    if bad:
-        problems.append(f"algorithms: {bad} not allowed; CDS Hooks forbids none and symmetric algorithms; allowed: "
+    refused = [a for a in algorithms if a not in ASYMMETRIC]
+    if refused:
+        problems.append(f"algorithms: {refused} not allowed; CDS Hooks forbids none and symmetric algorithms; allowed: "
                         f"{', '.join(ASYMMETRIC)}")
     service_url = (got.service_url or f"http://{host}:{port}").rstrip("/")
     if not service_url.startswith(("https://", "http://")):
