@@ -29,6 +29,7 @@ from tests.conftest import PATIENTS, REPO, write_csv
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
 
 ISS = "https://ehr.test.example"
+SANDBOX = "https://sandbox.test.example"  # a browser-based CDS client's origin (CORS)
 SERVICE = "palsy-facial-palsy"
 SOURCES = sorted(PATIENTS.glob("*.yaml"))
 KEYS_TO_TYPES = {"patient": "Patient", "conditions": "Condition", "observations": "Observation",
@@ -92,7 +93,7 @@ def server(tmp_path_factory, keys, posterior_subtype):
     port = _free_port()
     (folder / "ehr.jwks.json").write_text(json.dumps({"keys": [_jwk(*keys["ec"]), _jwk(*keys["rsa"])]}))
     settings = {"service_url": f"http://127.0.0.1:{port}", "issuers": [{"iss": ISS, "jwks_file": "ehr.jwks.json"}],
-                "state_dir": "state", "max_body_bytes": 262144, "port": port,
+                "state_dir": "state", "max_body_bytes": 262144, "port": port, "cors_origins": [SANDBOX],
                 "workers": 2}  # as a hospital runs it: several workers
     with _serving(folder, settings) as (base, proc, _):
         yield {"base": base, "folder": folder, "proc": proc}
@@ -734,7 +735,10 @@ def test_admission_refuses_what_is_beyond_its_limit_at_once_and_frees_each_place
         assert gate.in_progress == 0
         assert (await request(f"/cds-services/{SERVICE}"))[0]["status"] == 200
 
-    asyncio.run(scenario())
+    # in a thread of its own: a module of the same worker may leave its event loop running in this one
+    # (Playwright's sync API does), where asyncio.run refuses to start
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result(timeout=60)
 
 
 def test_a_worker_at_its_limit_answers_503_at_once_and_then_answers_again(tmp_path, posterior_subtype):
@@ -749,14 +753,15 @@ def test_a_worker_at_its_limit_answers_503_at_once_and_then_answers_again(tmp_pa
     table = X.load_table()
     bodies = [L.hook_body(X.example_bundle(p, table)) for p in L.distinct_patients(1728)[900:908]]
     port = _free_port()
-    settings = {"port": port, "workers": 1, "max_concurrent_requests": 1, "state_dir": "state"}
+    settings = {"port": port, "workers": 1, "max_concurrent_requests": 1, "state_dir": "state",
+                "cors_origins": [SANDBOX]}
     with _serving(tmp_path, settings, "--insecure-dev") as (base, _, log_path):
         url = f"{base}/cds-services/{SERVICE}"
         start = threading.Barrier(len(bodies))
 
         def send(body):
             start.wait()
-            return httpx.post(url, json=body, timeout=60)
+            return httpx.post(url, json=body, headers={"Origin": SANDBOX}, timeout=60)
 
         with ThreadPoolExecutor(len(bodies)) as pool:
             got = list(pool.map(send, bodies))
@@ -764,6 +769,9 @@ def test_a_worker_at_its_limit_answers_503_at_once_and_then_answers_again(tmp_pa
         assert set(statuses) == {200, 503}, statuses
         refused = [r for r in got if r.status_code == 503]
         assert all(r.json()["error"] == "overloaded" and r.headers["retry-after"] == "1" for r in refused)
+        # a browser-based client may read the refusal and when to retry (CORS is outside the admission)
+        assert all(r.headers["access-control-allow-origin"] == SANDBOX for r in got)
+        assert all("Retry-After" in r.headers["access-control-expose-headers"] for r in refused)
         slowest = max(r.elapsed.total_seconds() for r in got if r.status_code == 200)
         assert max(r.elapsed.total_seconds() for r in refused) < slowest
         for body, r in zip(bodies, got, strict=True):
@@ -782,7 +790,8 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     port = _free_port()
     bad = {"service_url": "ftp://x", "port": "abc", "host": ["a"], "issuers": [{"iss": ISS}],
            "max_concurent_requests": 4, "max_concurrent_requests": 0, "workers": "two", "algorithms": ["HS256"],
-           "state_dir": 7, "require_palsy": "no", "variant": "subtyp"}
+           "state_dir": 7, "require_palsy": "no", "variant": "subtyp",
+           "cors_origins": ["https://ok.example", "*", "http://plain.example", "https://x.example/path"]}
     (tmp_path / "palsy.yaml").write_text(json.dumps(bad))
     proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(tmp_path / "palsy.yaml"),
                            "--port", str(port)], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -795,7 +804,10 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
                      "'state_dir': 7: must be text", "'require_palsy': 'no': must be true or false",
                      f"issuers[1] ({ISS}): give exactly one of jwks_file, jwks_url",
                      "algorithms: ['HS256'] not allowed", "service_url: 'ftp://x' is not an http(s) URL",
-                     "variant: 'subtyp' is not allowed (did you mean 'subtype'?)"):
+                     "variant: 'subtyp' is not allowed (did you mean 'subtype'?)",
+                     "field 'cors_origins[2]': '*': is not a web origin",
+                     "field 'cors_origins[3]': 'http://plain.example': is not a web origin",
+                     "field 'cors_origins[4]': 'https://x.example/path': is not a web origin"):
         assert expected in text, (expected, proc.stderr)
     assert "none configured" not in text  # the one issuer given is named, not called missing
     assert not (tmp_path / "7").exists()
@@ -807,3 +819,51 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     assert "--port: 70000; give a port from 1 to 65535" in proc.stderr
     assert "--insecure-dev: allowed only when bound to localhost, not '0.0.0.0'" in proc.stderr
     assert "--workers: 0; give a whole number of at least 1" in proc.stderr  # it was taken for no flag
+
+
+def test_a_browser_client_of_a_configured_origin_is_answered_and_no_other(server, keys):
+    """CORS (CDS Hooks 2.0: browser-based CDS clients, such as the CDS Hooks sandbox, need it): a preflight
+    from a configured origin is allowed without a token (it carries none), for GET and POST with the
+    Authorization and Content-Type headers, without credentials; one from another origin, or for another
+    method or header, is a JSON 400. The card, a 401 and discovery carry the origin for that page (and expose
+    ``WWW-Authenticate``), never for another origin."""
+    path = f"/cds-services/{SERVICE}"
+    url = server["base"] + path
+    pre = {"Origin": SANDBOX, "Access-Control-Request-Method": "POST",
+           "Access-Control-Request-Headers": "authorization, content-type"}
+    r = httpx.options(url, headers=pre, timeout=30)
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == SANDBOX
+    assert "POST" in r.headers["access-control-allow-methods"]
+    assert "authorization" in r.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-credentials" not in r.headers
+    for bad in ({**pre, "Origin": "https://elsewhere.example"}, {**pre, "Access-Control-Request-Method": "DELETE"},
+                {**pre, "Access-Control-Request-Headers": "authorization, x-secret"}):
+        r = httpx.options(url, headers=bad, timeout=30)
+        assert r.status_code == 400 and r.json()["error"] == "cors_refused", (bad, r.text)
+        assert (r.headers.get("access-control-allow-origin") == SANDBOX) == (bad["Origin"] == SANDBOX)
+    body = hook_body(_bundle("source-001"))
+    r = httpx.post(url, json=body, headers={**auth(server, keys, path), "Origin": SANDBOX}, timeout=60)
+    assert r.status_code == 200 and r.json()["cards"] and r.headers["access-control-allow-origin"] == SANDBOX
+    r = httpx.post(url, json=body, headers={"Origin": SANDBOX}, timeout=60)  # no token: the page may read why
+    assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+    assert r.headers["access-control-allow-origin"] == SANDBOX
+    assert "WWW-Authenticate" in r.headers["access-control-expose-headers"]
+    r = httpx.post(url, json=body, headers={**auth(server, keys, path), "Origin": "https://elsewhere.example"},
+                   timeout=60)
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers  # a browser there reads nothing
+    r = httpx.get(server["base"] + "/cds-services", headers={**auth(server, keys, "/cds-services"), "Origin": SANDBOX},
+                  timeout=30)
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == SANDBOX
+
+
+def test_without_cors_origins_no_cross_origin_call_is_allowed(tmp_path):
+    """The default: no configured origin, no CORS layer (an EHR's server calls the service, not a browser)."""
+    from palsy.scripts.serve import app as A
+    from palsy.scripts.serve import config as C
+
+    plain = A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path)))
+    browsers = A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path),
+                                     cors_origins=(SANDBOX,)))
+    assert [m.cls for m in plain.user_middleware] == [A.Admission, A.Gate, A.BodyLimit]
+    assert [m.cls for m in browsers.user_middleware] == [A.Cors, A.Admission, A.Gate, A.BodyLimit]
+    assert browsers.user_middleware[0].kwargs["allow_origins"] == [SANDBOX]

@@ -15,7 +15,8 @@ Routes (every ``/cds-services`` call needs the CDS Hooks JWT, :mod:`.auth`):
 
 Every error is a JSON body ``{"error": code, "message": words}``, never a traceback; request bodies over the
 configured size get 413 before they are read in full; a request beyond the configured number in progress in
-its worker gets 503 with ``Retry-After`` at once (:class:`Admission`). Logs carry no patient data: a salted hash of the
+its worker gets 503 with ``Retry-After`` at once (:class:`Admission`). Browser-based CDS clients are answered
+from the configured origins only (:class:`Cors`). Logs carry no patient data: a salted hash of the
 patient id, the route, the status and the time taken.
 """
 
@@ -38,6 +39,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from palsy.model import fhir as X
 from palsy.model import findings as F
@@ -236,6 +238,28 @@ def _json(status: int, code: str, message: str, headers: dict[str, str] | None =
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
 
 
+# --- CORS: browser-based CDS clients (pure ASGI, Starlette's) -------------------------------------------------
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS middleware for the configured origins only (``cors_origins``), whose refused preflight
+    is a JSON body like every other error (Starlette's is plain text).
+
+    CDS Hooks 2.0 ("Cross-Origin Resource Sharing"): CDS services and browser-based CDS clients, such as the
+    CDS Hooks sandbox an integration is often first tried from, need CORS. Outermost, so that a preflight
+    (which carries no token) is answered here and a 401 or 503 reaches the page that asked with the headers
+    that let it read why; no credentials (the token is a header, never a cookie) and no wildcard origin."""
+
+    def preflight_response(self, request_headers: Any) -> Any:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 200:
+            return response
+        refused = bytes(response.body).decode("utf-8", "replace").removeprefix("Disallowed CORS ")
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+        return _json(400, "cors_refused", f"this cross-origin request is not allowed ({refused}); the service "
+                     f"allows the origins of its configuration (cors_origins), methods GET and POST, headers "
+                     f"Authorization and Content-Type", headers)
+
+
 # --- the app ------------------------------------------------------------------------------------------------
 
 def _prefetch(table: X.Table) -> dict[str, str]:
@@ -314,7 +338,11 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             raise ServiceError(401, "unauthorized", str(exc)) from None
 
     app.add_middleware(Gate, authorize=authorize)  # outside BodyLimit: a call is authorized first
-    app.add_middleware(Admission, limit=config.max_concurrent_requests)  # outermost: before the token
+    app.add_middleware(Admission, limit=config.max_concurrent_requests)  # before the token
+    if config.cors_origins:  # outermost: a preflight carries no token, and a refusal gets the CORS headers
+        app.add_middleware(Cors, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "content-type"], allow_credentials=False,
+                           expose_headers=["Retry-After", "WWW-Authenticate"], max_age=600)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:

@@ -7,12 +7,13 @@ import dataclasses
 import ipaddress
 import json
 import os
+import re
 import secrets
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from palsy.model import crossref as X
 from palsy.model import findings as F
@@ -57,6 +58,8 @@ class Config:
     #: Requests in progress per worker beyond which one more gets 503 (app.Admission): above the 20 clients of
     #: the load test (docs/service.md) even if one worker gets them all, under the 40 threads of the worker's pool.
     max_concurrent_requests: int = 32
+    #: Web origins of browser-based CDS clients allowed to call (CORS; none: only servers call, as most EHRs do).
+    cors_origins: tuple[str, ...] = ()
     state_dir: str = ""
     variant: str = variants.DEFAULT_VARIANT
     priors: str | None = None
@@ -73,6 +76,7 @@ class Config:
         d = json.loads(text)
         d["issuers"] = tuple(Issuer(**i) for i in d.get("issuers") or ())
         d["algorithms"] = tuple(d.get("algorithms") or ALGORITHMS)
+        d["cors_origins"] = tuple(d.get("cors_origins") or ())
         return cls(**d)
 
 
@@ -91,6 +95,17 @@ class IssuerEntry(B.Strict):
     iss: Annotated[str, Field(min_length=1)]
     jwks_file: Annotated[str, Field(min_length=1)] | None = None
     jwks_url: Annotated[str, Field(min_length=1)] | None = None
+
+
+#: A web origin: https with a host and an optional port (http only on this machine), no path, no wildcard.
+_ORIGIN = re.compile(r"(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:[0-9]{1,5})?")
+
+
+def _origin(value: str) -> str:
+    if not _ORIGIN.fullmatch(value):
+        raise B.Problem("is not a web origin; give https://host or https://host:port (http only for localhost), "
+                        "with no path and no wildcard")
+    return value
 
 
 def _at_least(low: int) -> Any:
@@ -114,6 +129,7 @@ class ConfigFile(B.Strict):
     report_ttl_seconds: _at_least(60) = Config.report_ttl_seconds
     answer_cache_size: _at_least(0) = Config.answer_cache_size
     max_concurrent_requests: _at_least(1) = Config.max_concurrent_requests
+    cors_origins: list[Annotated[str, AfterValidator(_origin)]] = []
     state_dir: Annotated[str, Field(min_length=1)] | None = None
     variant: str = variants.DEFAULT_VARIANT
     priors: Annotated[str, Field(min_length=1)] | None = None
@@ -121,6 +137,11 @@ class ConfigFile(B.Strict):
     source_label: Annotated[str, Field(min_length=1)] | None = None
     source_url: Annotated[str, Field(min_length=1)] | None = None
     require_palsy: bool = True
+
+
+def _entry_of(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """A problem's entry is its top-level key (a list's items are named by position below it)."""
+    return (str(loc[0]), loc) if loc else ("-", ())
 
 
 #: The settings a file gives as they are (the rest are resolved by :func:`load`).
@@ -148,10 +169,10 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
             raise F.InputError([exc.detail], source) from None
         if not isinstance(raw, dict):
             raise F.InputError(["the configuration must be a mapping"], source)
-    problems = B.check(ConfigFile, raw, source)
+    problems = B.check(ConfigFile, raw, source, _entry_of)
     # each key checked alone (every key has a default), so that the rules below also read the keys that are
     # valid and every problem is named in one run
-    bad_keys = {k for k in raw if B.check(ConfigFile, {k: raw[k]}, source)}
+    bad_keys = {k for k in raw if B.check(ConfigFile, {k: raw[k]}, source, _entry_of)}
     got = ConfigFile.model_validate({k: v for k, v in raw.items() if k not in bad_keys})
     if port is not None and not 1 <= port <= 65535:
         problems.append(f"--port: {port}; give a port from 1 to 65535")
@@ -205,6 +226,7 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
         raise F.InputError([f"state_dir: {state_dir}: {exc.strerror or exc}; give a folder palsy may write"],
                            source) from None
     return Config(service_url=service_url, issuers=tuple(issuers), algorithms=algorithms, host=str(host), port=port,
+                  cors_origins=tuple(got.cors_origins),
                   workers=workers if workers is not None else got.workers, insecure_dev=insecure_dev, state_dir=state_dir,
                   variant=got.variant, priors=got.priors, log_salt=salt or secrets.token_hex(16),
                   source_label=got.source_label or Config.source_label, source_url=got.source_url,
