@@ -788,10 +788,14 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     exits 2 naming each (the file, the key, the value, what is allowed), with no traceback, before a port opens
     (a port given as text was an internal error until 5 December)."""
     port = _free_port()
-    bad = {"service_url": "ftp://x", "port": "abc", "host": ["a"], "issuers": [{"iss": ISS}],
+    bad = {"service_url": "ftp://x", "port": "abc", "host": ["a"],
+           "issuers": [{"iss": ISS}, {"iss": "b", "jwks_url": "http://localhost.evil.example/jwks"},
+                       {"iss": "c", "jwks_file": "keys\u0000.json"}],
            "max_concurent_requests": 4, "max_concurrent_requests": 0, "workers": "two", "algorithms": ["HS256"],
            "state_dir": 7, "require_palsy": "no", "variant": "subtyp",
-           "cors_origins": ["https://ok.example", "*", "http://plain.example", "https://x.example/path"]}
+           "clock_skew_seconds": 3_000_000, "max_token_lifetime_seconds": 86_400, "log_salt_file": "salt\u0000",
+           "cors_origins": ["https://ok.example", "*", "http://plain.example", "https://x.example/path",
+                            "https://Sandbox.example", "https://x.example:443", "https://x.example:99999"]}
     (tmp_path / "palsy.yaml").write_text(json.dumps(bad))
     proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(tmp_path / "palsy.yaml"),
                            "--port", str(port)], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -807,7 +811,18 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
                      "variant: 'subtyp' is not allowed (did you mean 'subtype'?)",
                      "field 'cors_origins[2]': '*': is not a web origin",
                      "field 'cors_origins[3]': 'http://plain.example': is not a web origin",
-                     "field 'cors_origins[4]': 'https://x.example/path': is not a web origin"):
+                     "field 'cors_origins[4]': 'https://x.example/path': is not a web origin",
+                     "field 'cors_origins[5]': 'https://Sandbox.example': is not a web origin",
+                     "field 'cors_origins[6]': 'https://x.example:443': is not a web origin",
+                     "field 'cors_origins[7]': 'https://x.example:99999': is not a web origin",
+                     # a skew beyond the hour a used jti is kept would let an expired token be used again
+                     "'clock_skew_seconds': 3000000: must be <= 300",
+                     "'max_token_lifetime_seconds': 86400: must be <= 3600",
+                     # keys in clear from another host (a prefix test let this through)
+                     "issuers[2] (b): jwks_url 'http://localhost.evil.example/jwks': give an https URL",
+                     # a NUL in a path was an internal error
+                     "field 'issuers[3].jwks_file': 'keys\\x00.json': contains a NUL character",
+                     "'log_salt_file': 'salt\\x00': contains a NUL character"):
         assert expected in text, (expected, proc.stderr)
     assert "none configured" not in text  # the one issuer given is named, not called missing
     assert not (tmp_path / "7").exists()
@@ -819,6 +834,46 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     assert "--port: 70000; give a port from 1 to 65535" in proc.stderr
     assert "--insecure-dev: allowed only when bound to localhost, not '0.0.0.0'" in proc.stderr
     assert "--workers: 0; give a whole number of at least 1" in proc.stderr  # it was taken for no flag
+    (tmp_path / "keys.yaml").write_text("yes: 2\nport: 8080\n")  # YAML reads `yes` as true: a key that is not text
+    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(tmp_path / "keys.yaml")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "key True: every key is text; allowed: service_url," in proc.stderr
+
+
+def test_a_port_in_use_is_bad_input_before_the_model_loads(tmp_path):
+    """A port another process holds (or a host that is not this machine's) is named at once, exit 2, before
+    the workers load the model (it was an internal error after it)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        t = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--insecure-dev", "--port",
+                               str(port)], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"port {port} on 127.0.0.1: cannot be bound" in proc.stderr and "give a free port" in proc.stderr
+        assert "model loaded" not in proc.stderr and time.monotonic() - t < 30
+    (tmp_path / "keys.json").write_text('{"keys": []}')
+    (tmp_path / "host.yaml").write_text(json.dumps({"host": "no-such-host.invalid",
+                                                    "issuers": [{"iss": ISS, "jwks_file": "keys.json"}]}))
+    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(tmp_path / "host.yaml")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "host: 'no-such-host.invalid' is not an address of this machine" in proc.stderr
+
+
+def test_no_clock_skew_allowed_outlives_the_replay_stores_memory():
+    """A used jti is kept for an hour after its expiry; the largest clock skew (and token life) a configuration
+    may give stays inside it, so no token is accepted again once its jti is forgotten."""
+    from palsy.scripts.serve import auth
+    from palsy.scripts.serve import config as C
+
+    def most(field: str) -> int:
+        return next(m.le for m in C.ConfigFile.model_fields[field].metadata if getattr(m, "le", None) is not None)
+
+    assert most("clock_skew_seconds") < auth.KEEP_USED_SECONDS
+    assert most("max_token_lifetime_seconds") <= auth.KEEP_USED_SECONDS
 
 
 def test_a_browser_client_of_a_configured_origin_is_answered_and_no_other(server, keys):
@@ -857,13 +912,28 @@ def test_a_browser_client_of_a_configured_origin_is_answered_and_no_other(server
 
 
 def test_without_cors_origins_no_cross_origin_call_is_allowed(tmp_path):
-    """The default: no configured origin, no CORS layer (an EHR's server calls the service, not a browser)."""
+    """The default: no configured origin, no CORS layer (an EHR's server calls the service, not a browser): a
+    preflight passes to the routes, which have no OPTIONS (a JSON 405, no CORS header), where with
+    ``cors_origins`` it is answered. Requests through the app's whole stack in process (unsigned calls allowed
+    as with --insecure-dev; the model is not loaded: no answer is asked for)."""
+    import asyncio
+
     from palsy.scripts.serve import app as A
     from palsy.scripts.serve import config as C
 
-    plain = A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path)))
-    browsers = A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path),
-                                     cors_origins=(SANDBOX,)))
-    assert [m.cls for m in plain.user_middleware] == [A.Admission, A.Gate, A.BodyLimit]
-    assert [m.cls for m in browsers.user_middleware] == [A.Cors, A.Admission, A.Gate, A.BodyLimit]
-    assert browsers.user_middleware[0].kwargs["allow_origins"] == [SANDBOX]
+    apps = {origins: A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path), insecure_dev=True,
+                                           cors_origins=origins)) for origins in ((), (SANDBOX,))}
+    assert [m.cls for m in apps[()].user_middleware] == [A.Admission, A.Gate, A.BodyLimit]
+    assert [m.cls for m in apps[(SANDBOX,)].user_middleware] == [A.Cors, A.Admission, A.Gate, A.BodyLimit]
+    preflight = {"Origin": SANDBOX, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization, content-type"}
+
+    async def ask(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://palsy") as client:
+            return await client.options(f"/cds-services/{SERVICE}", headers=preflight)
+
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own (see the admission test)
+        plain, browsers = (pool.submit(asyncio.run, ask(apps[k])).result(timeout=60) for k in ((), (SANDBOX,)))
+    assert plain.status_code == 405 and plain.json()["error"] == "method_not_allowed"
+    assert "access-control-allow-origin" not in plain.headers
+    assert browsers.status_code == 200 and browsers.headers["access-control-allow-origin"] == SANDBOX

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(["--config: give the service configuration (or --insecure-dev on localhost for "
                           "development)"], "command line")
     cfg = C.load(args.config, host=args.host, port=args.port, insecure_dev=args.insecure_dev, workers=args.workers)
+    C.check_bindable(cfg)
     if cfg.insecure_dev:
         print(T.line(f"palsy serve: WARNING: --insecure-dev: requests without a JWT are accepted on {cfg.host}; "
                      "never use this with patient data"), file=sys.stderr)

@@ -210,8 +210,9 @@ class Admission:
     plain text): each new patient's card costs about 0.2 s of a core (docs/service.md), so a burst beyond
     what the cores answer made every later card slower, including those whose caller had given up, until
     the burst ended. With it, the requests admitted are answered within about ``limit`` answers' time and
-    the rest are told at once to retry. Outermost: a refused request costs no token check. One event loop
-    per worker runs this, so the count needs no lock."""
+    the rest are told at once to retry. Before the token check, so that a refused request costs none (and
+    inside :class:`Cors`, so that a browser client may read the refusal). One event loop per worker runs
+    this, so the count needs no lock."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit, self.in_progress = app, limit, 0

@@ -26,6 +26,11 @@ class AuthError(Exception):
     """A request without a valid token (HTTP 401); the message says why, never the token."""
 
 
+#: How long after its expiry a used jti is kept: longer than any clock skew the configuration allows
+#: (``clock_skew_seconds`` at most 300), so a token can never be accepted again once its jti is forgotten.
+KEEP_USED_SECONDS = 3600
+
+
 class ReplayStore:
     """``jti`` values seen, per issuer, until they expire (shared by the workers through SQLite)."""
 
@@ -58,7 +63,7 @@ class ReplayStore:
         with self._turns:
             now = time.time()
             if now - self._last_purge > 60:
-                db.execute("DELETE FROM jti WHERE exp < ?", (now - 3600,))
+                db.execute("DELETE FROM jti WHERE exp < ?", (now - KEEP_USED_SECONDS,))
                 self._last_purge = now
             try:
                 db.execute("INSERT INTO jti (iss, jti, exp) VALUES (?, ?, ?)", (iss, jti, exp))
@@ -79,7 +84,10 @@ class Verifier:
             if i.jwks_file:
                 self._sets[i.iss] = jwt.PyJWKSet.from_dict(json.loads(Path(i.jwks_file).read_text(encoding="utf-8")))
             else:
-                self._clients[i.iss] = jwt.PyJWKClient(i.jwks_url, cache_keys=True, lifespan=300, timeout=5)
+                # an unknown kid refetches the set at most once a minute (a stream of tokens with made-up kids
+                # would otherwise make the service fetch it for each)
+                self._clients[i.iss] = jwt.PyJWKClient(i.jwks_url, cache_keys=True, lifespan=300, timeout=5,
+                                                       cooldown_duration=60)
         self.replays = ReplayStore(Path(config.state_dir) / "jti.sqlite")
 
     def _key(self, issuer: Issuer, kid: str) -> jwt.PyJWK:

@@ -12,6 +12,7 @@ import secrets
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
 
@@ -80,6 +81,47 @@ class Config:
         return cls(**d)
 
 
+def check_bindable(config: Config) -> None:
+    """That ``config``'s host resolves and its port can be bound now, before the workers load the model
+    (a port in use was an internal error after it).
+
+    Raises
+    ------
+    findings.InputError
+        Naming the host or the port and why.
+    """
+    import socket
+
+    where = f"{config.host}:{config.port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise F.InputError([f"host: {config.host!r} is not an address of this machine "
+                            f"({getattr(exc, 'strerror', None) or exc}); give an address to bind, such as 127.0.0.1"],
+                           "configuration") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise F.InputError([f"port {config.port} on {config.host}: cannot be bound ({exc.strerror or exc}); "
+                                f"give a free port (--port) or an address of this machine (--host), not {where}"],
+                               "configuration") from None
+
+
+def _key_url(url: str) -> bool:
+    """Whether the issuers' signing keys may be fetched from ``url``: https with a host, or http on this
+    machine (a prefix test let ``http://localhost.example.org`` fetch keys in clear from another host)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and _is_local(host))
+
+
 def _is_local(host: str) -> bool:
     if host in LOCALHOST:
         return True
@@ -93,23 +135,39 @@ class IssuerEntry(B.Strict):
     """An item of ``issuers``: a record system's ``iss`` and where its public keys are."""
 
     iss: Annotated[str, Field(min_length=1)]
-    jwks_file: Annotated[str, Field(min_length=1)] | None = None
+    jwks_file: _Path | None = None
     jwks_url: Annotated[str, Field(min_length=1)] | None = None
 
 
-#: A web origin: https with a host and an optional port (http only on this machine), no path, no wildcard.
-_ORIGIN = re.compile(r"(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1|\[::1\]))(:[0-9]{1,5})?")
+#: A web origin as a browser sends it: https, a lower-case host of dot-separated labels and a port only when
+#: it is not the default (http only on this machine), no path, no wildcard.
+_ORIGIN = re.compile(r"(https://(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*"
+                     r"|http://(localhost|127\.0\.0\.1|\[::1\]))(:(?P<port>[1-9][0-9]{0,4}))?")
 
 
 def _origin(value: str) -> str:
-    if not _ORIGIN.fullmatch(value):
-        raise B.Problem("is not a web origin; give https://host or https://host:port (http only for localhost), "
-                        "with no path and no wildcard")
+    m = _ORIGIN.fullmatch(value)
+    if not m or int(m["port"] or 1) > 65535 or (value.startswith("https://") and m["port"] == "443"):
+        raise B.Problem("is not a web origin as a browser sends it; give https://host or https://host:port (a "
+                        "lower-case host, a port other than 443; http only for localhost), with no path and no "
+                        "wildcard")
     return value
 
 
-def _at_least(low: int) -> Any:
-    return Annotated[int, Field(ge=low)]
+def _between(low: int, high: int | None = None) -> Any:
+    return Annotated[int, Field(ge=low, le=high)]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise B.Problem("contains a NUL character, which no path may")
+    return value
+
+
+#: A path in the file: text, not empty, without NUL (the operating system refuses it).
+_Path = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+#: Worker processes at most (each loads its own copy of the model, about 0.2 GB).
+MAX_WORKERS = 64
 
 
 class ConfigFile(B.Strict):
@@ -122,18 +180,22 @@ class ConfigFile(B.Strict):
     algorithms: Annotated[list[str], Field(min_length=1)] | None = None
     host: Annotated[str, Field(min_length=1)] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    workers: _at_least(1) = 1
-    max_body_bytes: _at_least(1024) = Config.max_body_bytes
-    max_token_lifetime_seconds: _at_least(10) = Config.max_token_lifetime_seconds
-    clock_skew_seconds: _at_least(0) = Config.clock_skew_seconds
-    report_ttl_seconds: _at_least(60) = Config.report_ttl_seconds
-    answer_cache_size: _at_least(0) = Config.answer_cache_size
-    max_concurrent_requests: _at_least(1) = Config.max_concurrent_requests
+    workers: _between(1, MAX_WORKERS) = 1
+    max_body_bytes: _between(1024) = Config.max_body_bytes
+    # a token's life and the clock skew are bounded by how long the replay store keeps a used jti (auth.py):
+    # a skew beyond it would let a token expired and forgotten be used again
+    max_token_lifetime_seconds: _between(10, 3600) = Config.max_token_lifetime_seconds
+    clock_skew_seconds: _between(0, 300) = Config.clock_skew_seconds
+    report_ttl_seconds: _between(60) = Config.report_ttl_seconds
+    answer_cache_size: _between(0) = Config.answer_cache_size
+    # at most the threads of a worker's pool (anyio's 40), which run the routes and the token check: beyond
+    # them the pool would queue without end again
+    max_concurrent_requests: _between(1, 40) = Config.max_concurrent_requests
     cors_origins: list[Annotated[str, AfterValidator(_origin)]] = []
-    state_dir: Annotated[str, Field(min_length=1)] | None = None
+    state_dir: _Path | None = None
     variant: str = variants.DEFAULT_VARIANT
-    priors: Annotated[str, Field(min_length=1)] | None = None
-    log_salt_file: Annotated[str, Field(min_length=1)] | None = None
+    priors: _Path | None = None
+    log_salt_file: _Path | None = None
     source_label: Annotated[str, Field(min_length=1)] | None = None
     source_url: Annotated[str, Field(min_length=1)] | None = None
     require_palsy: bool = True
@@ -169,6 +231,10 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
             raise F.InputError([exc.detail], source) from None
         if not isinstance(raw, dict):
             raise F.InputError(["the configuration must be a mapping"], source)
+    odd = [k for k in raw if not isinstance(k, str)]
+    if odd:  # YAML reads `yes:` or `1:` as a key that is not text
+        raise F.InputError([f"key {Y.brief(k)}: every key is text; allowed: "
+                            f"{', '.join(B.allowed_keys(ConfigFile))}" for k in odd], source)
     problems = B.check(ConfigFile, raw, source, _entry_of)
     # each key checked alone (every key has a default), so that the rules below also read the keys that are
     # valid and every problem is named in one run
@@ -183,8 +249,11 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
         problems.append(f"--insecure-dev: allowed only when bound to localhost, not {host!r}")
     port = port if port is not None else got.port or Config.port
     base = Path(path).resolve().parent if path else Path.cwd()
+    given = raw.get("issuers") if isinstance(raw.get("issuers"), list) else []
+    # each issuer read alone too: one issuer of the wrong shape leaves the rules of the others to be checked
+    shaped = {i: IssuerEntry.model_validate(x) for i, x in enumerate(given, start=1) if not B.check(IssuerEntry, x, source)}
     issuers = []
-    for i, item in enumerate(got.issuers, start=1):
+    for i, item in shaped.items():
         jf, ju = item.jwks_file, item.jwks_url
         if bool(jf) == bool(ju):
             problems.append(f"issuers[{i}] ({item.iss}): give exactly one of jwks_file, jwks_url")
@@ -193,8 +262,9 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
             jf = str((base / jf).resolve())
             if not Path(jf).is_file():
                 problems.append(f"issuers[{i}] ({item.iss}): jwks_file {jf} is not a file")
-        elif not str(ju).startswith(("https://", "http://localhost", "http://127.0.0.1")):
-            problems.append(f"issuers[{i}] ({item.iss}): jwks_url must be https")
+        elif not _key_url(ju):
+            problems.append(f"issuers[{i}] ({item.iss}): jwks_url {ju!r}: give an https URL with a host (http only "
+                            f"for localhost)")
         issuers.append(Issuer(item.iss, jf, ju))
     if not got.issuers and not insecure_dev and "issuers" not in bad_keys:
         problems.append("issuers: none configured; give the record system's iss and its keys (or --insecure-dev on "
