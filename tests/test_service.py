@@ -144,9 +144,9 @@ def _bundle(name: str) -> dict:
 
 def test_discovery_lists_the_patient_view_service_with_its_prefetch(server, keys):
     r = httpx.get(server["base"] + "/cds-services", headers=auth(server, keys, "/cds-services"))
-    assert r.status_code == 200
+    assert r.status_code == 200 and _spec_problems(r.json()) == []
     (svc,) = r.json()["services"]
-    assert svc["hook"] == "patient-view" and svc["id"] == SERVICE and svc["description"]
+    assert svc["hook"] == "patient-view" and svc["id"] == SERVICE and svc["description"] and svc["title"]
     assert set(svc["prefetch"]) == set(KEYS_TO_TYPES)
     assert svc["prefetch"]["patient"] == "Patient/{{context.patientId}}"
     assert "http://loinc.org|805-2" in svc["prefetch"]["observations"]
@@ -159,12 +159,48 @@ def test_discovery_lists_the_patient_view_service_with_its_prefetch(server, keys
     assert "http://www.whocc.no/atc|L01CA02" in svc["prefetch"]["orders"]
 
 
+def _spec_problems(value, where: str = "response") -> list[str]:
+    """Where a CDS Hooks 2.0 response breaks "JSON elements SHALL NOT be null" or "SHALL NOT be empty" (an
+    empty ``cards`` array is the one the specification allows)."""
+    if value is None:
+        return [f"{where} is null"]
+    if isinstance(value, (str, list, dict)) and not value and where != "response.cards":
+        return [f"{where} is empty"]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return [p for k, v in items for p in _spec_problems(v, f"{where}.{k}" if isinstance(value, dict) else f"{where}[{k}]")]
+
+
+def _card_problems(card: dict) -> list[str]:
+    """The CDS Hooks 2.0 Card's rules palsy's cards are bound by (required fields, their types and values)."""
+    out = []
+    if not (isinstance(card.get("summary"), str) and 0 < len(card["summary"]) < 140):
+        out.append("summary: required text under 140 characters")
+    if card.get("indicator") not in ("info", "warning", "critical"):
+        out.append("indicator: one of info, warning, critical")
+    source = card.get("source")
+    if not (isinstance(source, dict) and isinstance(source.get("label"), str)):
+        out.append("source.label: required text")
+    elif "url" in source and not str(source["url"]).startswith(("https://", "http://")):
+        out.append("source.url: an absolute URL")
+    for i, link in enumerate(card.get("links") or []):
+        if not (isinstance(link.get("label"), str) and str(link.get("url", "")).startswith(("https://", "http://"))
+                and link.get("type") in ("absolute", "smart")):
+            out.append(f"links[{i}]: label, an absolute url and type absolute or smart")
+    if card.get("suggestions") and not card.get("selectionBehavior"):
+        out.append("selectionBehavior: required with suggestions")
+    unknown = set(card) - {"uuid", "summary", "detail", "indicator", "source", "suggestions", "selectionBehavior",
+                           "overrideReasons", "links", "extension"}
+    return out + [f"{k}: not a Card field" for k in sorted(unknown)]
+
+
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_a_card_for_each_source_patient_with_the_numbers_of_palsy_posterior(server, keys, palsy, src):
     cli = json.loads(palsy("posterior", "--patient", str(src), "--json", check=True).stdout)
     r = call(server, keys, hook_body(_bundle(src.stem)))
     assert r.status_code == 200, r.text
+    assert _spec_problems(r.json()) == []  # CDS Hooks 2.0: no null and no empty element
     (card,) = r.json()["cards"]
+    assert _card_problems(card) == []
     ext = card["extension"]["palsy"]
     assert ext["probability"] == cli["probability"]
     assert ext["causes"] == {c["cause"]: c["probability"]["mean"] for c in cli["causes"]}
@@ -205,7 +241,7 @@ def test_no_card_without_a_facial_palsy(server, keys):
     b = _bundle("source-001")
     b["entry"] = [e for e in b["entry"] if not e["resource"]["id"].startswith("palsy")]
     r = call(server, keys, hook_body(b))
-    assert r.status_code == 200 and r.json() == {"cards": []}
+    assert r.status_code == 200 and r.json() == {"cards": []} and _spec_problems(r.json()) == []
 
 
 def test_missing_prefetch_says_which_keys_it_needs_and_never_calls_the_record(server, keys):
