@@ -193,6 +193,18 @@ def _card_problems(card: dict) -> list[str]:
     return out + [f"{k}: not a Card field" for k in sorted(unknown)]
 
 
+def test_the_specification_checks_find_what_they_look_for():
+    """The two checks the service's answers are read against, on answers that break each rule."""
+    assert _spec_problems({"cards": []}) == []
+    assert _spec_problems({"cards": [{"a": None, "b": [], "c": {"d": ""}}]}) == [
+        "response.cards[0].a is null", "response.cards[0].b is empty", "response.cards[0].c.d is empty"]
+    good = {"uuid": "u", "summary": "s", "indicator": "info", "source": {"label": "palsy"}}
+    assert _card_problems(good) == []
+    bad = {"summary": "x" * 140, "indicator": "hard-stop", "source": {"label": "l", "url": "palsy.example"},
+           "links": [{"label": "l", "url": "ftp://x", "type": "absolute"}], "suggestions": [{"label": "x"}], "foo": 1}
+    assert len(_card_problems(bad)) == 6
+
+
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_a_card_for_each_source_patient_with_the_numbers_of_palsy_posterior(server, keys, palsy, src):
     cli = json.loads(palsy("posterior", "--patient", str(src), "--json", check=True).stdout)
