@@ -842,6 +842,7 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
            "max_concurent_requests": 4, "max_concurrent_requests": 0, "workers": "two", "algorithms": ["HS256"],
            "state_dir": 7, "require_palsy": "no", "variant": "subtyp",
            "clock_skew_seconds": 3_000_000, "max_token_lifetime_seconds": 86_400, "log_salt_file": "salt\u0000",
+           "priors": "no-such-folder",
            "cors_origins": ["https://ok.example", "*", "http://plain.example", "https://x.example/path",
                             "https://Sandbox.example", "https://x.example:443", "https://x.example:99999"]}
     (tmp_path / "palsy.yaml").write_text(json.dumps(bad))
@@ -870,7 +871,9 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
                      "issuers[2] (b): jwks_url 'http://localhost.evil.example/jwks': give an https URL",
                      # a NUL in a path was an internal error
                      "field 'issuers[3].jwks_file': 'keys\\x00.json': contains a NUL character",
-                     "'log_salt_file': 'salt\\x00': contains a NUL character"):
+                     "'log_salt_file': 'salt\\x00': contains a NUL character",
+                     # read from the configuration's folder, as every path in it (it was the working folder)
+                     f"priors: {tmp_path / 'no-such-folder'} is not a folder"):
         assert expected in text, (expected, proc.stderr)
     assert "none configured" not in text  # the one issuer given is named, not called missing
     assert not (tmp_path / "7").exists()
@@ -881,7 +884,7 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--port: 70000; give a port from 1 to 65535" in proc.stderr
     assert "--insecure-dev: allowed only when bound to localhost, not '0.0.0.0'" in proc.stderr
-    assert "--workers: 0; give a whole number of at least 1" in proc.stderr  # it was taken for no flag
+    assert "--workers: 0; give a whole number from 1 to 64" in proc.stderr  # it was taken for no flag
     (tmp_path / "keys.yaml").write_text("yes: 2\nport: 8080\n")  # YAML reads `yes` as true: a key that is not text
     proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(tmp_path / "keys.yaml")],
                           cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -242,8 +242,8 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
     got = ConfigFile.model_validate({k: v for k, v in raw.items() if k not in bad_keys})
     if port is not None and not 1 <= port <= 65535:
         problems.append(f"--port: {port}; give a port from 1 to 65535")
-    if workers is not None and workers < 1:
-        problems.append(f"--workers: {workers}; give a whole number of at least 1")
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        problems.append(f"--workers: {workers}; give a whole number from 1 to {MAX_WORKERS}")
     host = host or got.host or "127.0.0.1"
     if insecure_dev and not _is_local(host):
         problems.append(f"--insecure-dev: allowed only when bound to localhost, not {host!r}")
@@ -280,6 +280,10 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
     if got.variant not in variants.VARIANTS:
         problems.append(f"variant: {got.variant!r} is not allowed{X.did_you_mean(got.variant, variants.VARIANTS)}; "
                         f"allowed: {', '.join(variants.VARIANTS)}")
+    # relative to the configuration's folder, as every path in it (it was read from the working folder)
+    priors = str((base / got.priors).resolve()) if got.priors else None
+    if priors is not None and not Path(priors).is_dir():
+        problems.append(f"priors: {priors} is not a folder; give the evidence folder (default: palsy's own)")
     salt = ""
     if got.log_salt_file:
         sp = (base / got.log_salt_file).resolve()
@@ -298,6 +302,6 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
     return Config(service_url=service_url, issuers=tuple(issuers), algorithms=algorithms, host=str(host), port=port,
                   cors_origins=tuple(got.cors_origins),
                   workers=workers if workers is not None else got.workers, insecure_dev=insecure_dev, state_dir=state_dir,
-                  variant=got.variant, priors=got.priors, log_salt=salt or secrets.token_hex(16),
+                  variant=got.variant, priors=priors, log_salt=salt or secrets.token_hex(16),
                   source_label=got.source_label or Config.source_label, source_url=got.source_url,
                   require_palsy=got.require_palsy, **{k: getattr(got, k) for k in _AS_GIVEN})
