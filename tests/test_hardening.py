@@ -41,6 +41,15 @@ def _bad(r: subprocess.CompletedProcess, *words: str) -> None:
         assert w in r.stderr, (w, r.stderr)
 
 
+#: Libraries that take seconds to import: bad input is refused before any of them is.
+_SLOW_IMPORTS = {"pymc", "pytensor", "arviz", "arviz_stats", "palsy.model.fit", "matplotlib", "weasyprint", "uvicorn"}
+
+
+def _imported(r: subprocess.CompletedProcess) -> set[str]:
+    """The modules a run imported, from its import log (``PYTHONPROFILEIMPORTTIME=1``)."""
+    return {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+
+
 def _evidence_copy(tmp_path: Path) -> Path:
     d = tmp_path / "ev"
     shutil.copytree(FIXTURE_EVIDENCE, d)
@@ -307,9 +316,9 @@ def test_cache_that_is_a_file_or_under_a_file_exits_2_before_fitting(tmp_path):
         for command in ("fit", "posterior"):
             r = _quick(command, "--priors", str(FIXTURE_EVIDENCE), env={"PALSY_CACHE": str(cache), **traced})
             _bad(r, "PALSY_CACHE", str(cache))
-            imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+            imported = _imported(r)
             assert "palsy.scripts.commands.common" in imported  # the import log was read
-            assert not {"pymc", "pytensor", "palsy.model.fit"} & imported, command
+            assert not _SLOW_IMPORTS & imported, command
     assert f.read_text() == ""
 
 
@@ -322,8 +331,8 @@ def test_bad_evidence_is_refused_before_pymc_is_imported(tmp_path):
     (d / "model.yaml").write_text(yaml.safe_dump(doc))
     r = _quick("fit", "--priors", str(d), env={"PYTHONPROFILEIMPORTTIME": "1"})
     _bad(r, "model.yaml", "unknown key 'w_cas' (did you mean 'w_case'?)")
-    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-    assert "palsy.model.evidence" in imported and not {"pymc", "pytensor", "palsy.model.fit"} & imported
+    imported = _imported(r)
+    assert "palsy.model.evidence" in imported and not _SLOW_IMPORTS & imported
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes any folder")
@@ -621,9 +630,6 @@ _REFUSED_EARLY = [
     (("registry", "check", "{tmp}/nowhere.csv"), "nowhere.csv"),
     (("serve", "--insecure-dev", "--host", "0.0.0.0"), "--insecure-dev"),
 ]
-_SLOW_IMPORTS = {"pymc", "pytensor", "arviz", "arviz_stats", "palsy.model.fit", "matplotlib", "weasyprint", "uvicorn"}
-
-
 @pytest.mark.parametrize(("args", "word"), _REFUSED_EARLY, ids=lambda a: a[0] if isinstance(a, tuple) else None)
 def test_bad_input_is_refused_before_the_slow_imports(tmp_path, args, word):
     """Each command refuses its first-met bad input in the time Python takes to start, not after importing
@@ -633,7 +639,7 @@ def test_bad_input_is_refused_before_the_slow_imports(tmp_path, args, word):
     bad_patient.write_text("id: bad\nlaterality: sideways\n")
     filled = [a.format(tmp=tmp_path, bad_patient=bad_patient) for a in args]
     r = _quick(*filled, env={"PYTHONPROFILEIMPORTTIME": "1"})
-    _bad(r, word.format(tmp=tmp_path))
-    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    _bad(r, word)
+    imported = _imported(r)
     assert "palsy.scripts" in imported  # the import log was read
     assert not _SLOW_IMPORTS & imported, sorted(_SLOW_IMPORTS & imported)

@@ -24,7 +24,7 @@ import schemathesis
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import PATIENTS, REPO, write_csv
+from tests.conftest import PATIENTS, REPO, run_palsy, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
 
@@ -846,8 +846,7 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
            "cors_origins": ["https://ok.example", "*", "http://plain.example", "https://x.example/path",
                             "https://Sandbox.example", "https://x.example:443", "https://x.example:99999"]}
     (tmp_path / "palsy.yaml").write_text(json.dumps(bad))
-    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(tmp_path / "palsy.yaml"),
-                           "--port", str(port)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_palsy("serve", "--config", str(tmp_path / "palsy.yaml"), "--port", str(port))
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and str(tmp_path / "palsy.yaml") in proc.stderr
     text = " ".join(proc.stderr.split())
@@ -879,15 +878,13 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     assert not (tmp_path / "7").exists()
     with socket.socket() as s:  # nothing listens
         assert s.connect_ex(("127.0.0.1", port)) != 0
-    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--insecure-dev", "--host", "0.0.0.0",
-                           "--port", "70000", "--workers", "0"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_palsy("serve", "--insecure-dev", "--host", "0.0.0.0", "--port", "70000", "--workers", "0")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--port: 70000; give a port from 1 to 65535" in proc.stderr
     assert "--insecure-dev: allowed only when bound to localhost, not '0.0.0.0'" in proc.stderr
     assert "--workers: 0; give a whole number from 1 to 64" in proc.stderr  # it was taken for no flag
     (tmp_path / "keys.yaml").write_text("yes: 2\nport: 8080\n")  # YAML reads `yes` as true: a key that is not text
-    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(tmp_path / "keys.yaml")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_palsy("serve", "--config", str(tmp_path / "keys.yaml"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "key True: every key is text; allowed: service_url," in proc.stderr
 
@@ -900,16 +897,14 @@ def test_a_port_in_use_is_bad_input_before_the_model_loads(tmp_path):
         held.listen()
         port = held.getsockname()[1]
         t = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--insecure-dev", "--port",
-                               str(port)], cwd=REPO, capture_output=True, text=True, timeout=120)
+        proc = run_palsy("serve", "--insecure-dev", "--port", str(port))
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert f"port {port} on 127.0.0.1: cannot be bound" in proc.stderr and "give a free port" in proc.stderr
         assert "model loaded" not in proc.stderr and time.monotonic() - t < 30
     (tmp_path / "keys.json").write_text('{"keys": []}')
     (tmp_path / "host.yaml").write_text(json.dumps({"host": "no-such-host.invalid",
                                                     "issuers": [{"iss": ISS, "jwks_file": "keys.json"}]}))
-    proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "serve", "--config", str(tmp_path / "host.yaml")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_palsy("serve", "--config", str(tmp_path / "host.yaml"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "host: 'no-such-host.invalid' is not an address of this machine" in proc.stderr
 
