@@ -969,8 +969,8 @@ def test_without_cors_origins_no_cross_origin_call_is_allowed(tmp_path):
 
     apps = {origins: A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path), insecure_dev=True,
                                            cors_origins=origins)) for origins in ((), (SANDBOX,))}
-    assert [m.cls for m in apps[()].user_middleware] == [A.Admission, A.Gate, A.BodyLimit]
-    assert [m.cls for m in apps[(SANDBOX,)].user_middleware] == [A.Cors, A.Admission, A.Gate, A.BodyLimit]
+    assert [m.cls for m in apps[()].user_middleware] == [A.InternalErrors, A.Admission, A.Gate, A.BodyLimit]
+    assert [m.cls for m in apps[(SANDBOX,)].user_middleware] == [A.Cors, A.InternalErrors, A.Admission, A.Gate, A.BodyLimit]
     preflight = {"Origin": SANDBOX, "Access-Control-Request-Method": "POST",
                  "Access-Control-Request-Headers": "authorization, content-type"}
 
@@ -983,3 +983,86 @@ def test_without_cors_origins_no_cross_origin_call_is_allowed(tmp_path):
     assert plain.status_code == 405 and plain.json()["error"] == "method_not_allowed"
     assert "access-control-allow-origin" not in plain.headers
     assert browsers.status_code == 200 and browsers.headers["access-control-allow-origin"] == SANDBOX
+
+
+def test_an_internal_error_is_a_json_500_a_browser_can_read_and_its_log_line_quotes_nothing(server, keys):
+    """A fault the routes do not expect (here the feedback log cannot be written: a folder stands where the file
+    should be, as a full or broken disk would) is a JSON 500 with an event id, carries the CORS headers as
+    every other error does (the CORS layer is outside the error layer), and is logged as its event, route,
+    type and where it was raised: no words of the exception (a path, a value of the record) and no traceback."""
+    state = server["folder"] / "state"
+    log_file, aside = state / "feedback.jsonl", state / "feedback.jsonl.aside"
+    log_path = server["folder"] / "server.log"
+    before = log_path.read_text()
+    kept = log_file.exists()
+    if kept:
+        log_file.rename(aside)
+    log_file.mkdir()
+    try:
+        body = hook_body(_bundle("source-001"))
+        pid = body["context"]["patientId"]
+        path = f"/cds-services/{SERVICE}"
+        r = httpx.post(server["base"] + path, json=body, headers={**auth(server, keys, path), "Origin": SANDBOX},
+                       timeout=60)
+        feedback = httpx.post(server["base"] + path + "/feedback", headers={**auth(server, keys, path + "/feedback"),
+                                                                            "Origin": SANDBOX},
+                              json={"feedback": [{"card": "c-500", "outcome": "accepted",
+                                                  "outcomeTimestamp": "2025-01-16T10:00:00Z"}]}, timeout=60)
+    finally:
+        log_file.rmdir()
+        if kept:
+            aside.rename(log_file)
+    for got in (r, feedback):
+        assert got.status_code == 500 and got.headers["content-type"] == "application/json", got.text
+        assert got.json()["error"] == "internal" and "nothing was written to the record" in got.json()["message"]
+        assert got.headers["access-control-allow-origin"] == SANDBOX
+    events = [re.search(r"event (\w+)", got.json()["message"]).group(1) for got in (r, feedback)]
+    deadline = time.monotonic() + 10
+    while not all(e in log_path.read_text() for e in events) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    new = log_path.read_text()[len(before):]
+    lines = [line for line in new.splitlines() if "internal error" in line]
+    assert len(lines) == 2, new
+    for event, line in zip(events, lines, strict=True):
+        assert f"internal error {event} on POST /cds-services/{SERVICE}" in line
+        assert "IsADirectoryError at palsy.scripts.serve.store:" in line and " append < " in line
+    assert "Traceback" not in new and "feedback.jsonl" not in new and pid not in new
+    # the service answers again once the log can be written
+    again = call(server, keys, body)
+    assert again.status_code == 200 and again.json()["cards"]
+
+
+def test_the_error_layer_answers_once_and_never_raises_further():
+    """``InternalErrors`` (pure ASGI): an exception before a response starts becomes the JSON 500; after it
+    started, nothing more is sent (a second start would break the connection's protocol) and the exception
+    goes no further in either case (the server would log its traceback)."""
+    import asyncio
+
+    from palsy.scripts.serve.app import InternalErrors
+
+    async def fails_before(scope, receive, send):
+        raise KeyError("Jane Doe")
+
+    async def fails_after(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise KeyError("Jane Doe")
+
+    async def run(app) -> list[dict]:
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await InternalErrors(app)({"type": "http", "method": "GET", "path": "/x", "headers": []}, receive, send)
+        return sent
+
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own (see the admission test)
+        before = pool.submit(asyncio.run, run(fails_before)).result(timeout=30)
+        after = pool.submit(asyncio.run, run(fails_after)).result(timeout=30)
+    assert [m["type"] for m in before] == ["http.response.start", "http.response.body"]
+    assert before[0]["status"] == 500 and json.loads(before[1]["body"])["error"] == "internal"
+    assert b"Jane" not in before[1]["body"]
+    assert after == [{"type": "http.response.start", "status": 200, "headers": []}]

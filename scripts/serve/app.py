@@ -17,7 +17,8 @@ Every error is a JSON body ``{"error": code, "message": words}``, never a traceb
 configured size get 413 before they are read in full; a request beyond the configured number in progress in
 its worker gets 503 with ``Retry-After`` at once (:class:`Admission`). Browser-based CDS clients are answered
 from the configured origins only (:class:`Cors`). Logs carry no patient data: a salted hash of the
-patient id, the route, the status and the time taken.
+patient id, the route, the status and the time taken; an internal error is logged by its type and where it
+was raised, never by its words (:class:`InternalErrors`).
 """
 
 from __future__ import annotations
@@ -235,6 +236,58 @@ class Admission:
             self.in_progress -= 1
 
 
+# --- internal errors: a JSON 500 inside the CORS layer, logged without the exception's words (pure ASGI) ---------
+
+class InternalErrors:
+    """An exception no route handled becomes a JSON 500 ``internal`` naming an event id, and one log line: the
+    event, the route, the exception's type and where it was raised (file, line, function of the last frames),
+    never its message, its arguments or a traceback, which can quote the record (a value, a name).
+
+    Inside :class:`Cors`, so that a browser-based client reads the 500 as it reads every other error (Starlette's
+    own error handler sits outside every middleware, where no CORS header is added); the exception is not raised
+    further, so the server logs no traceback either. A response already started cannot be replaced: the
+    connection is then closed with the line logged."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            started |= message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 (every exception becomes the JSON 500)
+            response = internal_error(scope["method"], scope["path"], exc)
+            if not started:
+                await response(scope, receive, send)
+
+
+#: How many of an exception's innermost frames its log line names.
+LOGGED_FRAMES = 4
+
+
+def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
+    """Log an internal error (its event id, route, type and innermost frames; no message) and the JSON 500."""
+    event = uuid.uuid4().hex[:12]
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:  # each frame by its module's name, which says where it is wherever palsy is installed
+        code = tb.tb_frame.f_code
+        frames.append(f"{tb.tb_frame.f_globals.get('__name__', '?')}:{tb.tb_lineno} {code.co_name}")
+        tb = tb.tb_next
+    where = " < ".join(reversed(frames[-LOGGED_FRAMES:])) or "no frame"
+    log.error("internal error %s on %s %s: %s at %s", event, method, _path(path), type(exc).__name__, where)
+    return _json(500, "internal", f"internal error (event {event}); nothing was written to the record")
+
+
 def _json(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
 
@@ -340,6 +393,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
 
     app.add_middleware(Gate, authorize=authorize)  # outside BodyLimit: a call is authorized first
     app.add_middleware(Admission, limit=config.max_concurrent_requests)  # before the token
+    app.add_middleware(InternalErrors)  # inside Cors: a 500 carries the CORS headers as every other error does
     if config.cors_origins:  # outermost: a preflight carries no token, and a refusal gets the CORS headers
         app.add_middleware(Cors, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["authorization", "content-type"], allow_credentials=False,
@@ -363,11 +417,9 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _json(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
+    @app.exception_handler(Exception)  # what the CORS layer itself might raise (InternalErrors answers the rest)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        event = uuid.uuid4().hex[:12]
-        log.error("internal error %s on %s %s: %s", event, request.method, _path(request.url.path), type(exc).__name__)
-        return _json(500, "internal", f"internal error (event {event}); nothing was written to the record")
+        return internal_error(request.method, request.url.path, exc)
 
     @app.get("/healthz", summary="Liveness and the model this worker serves")
     def healthz() -> dict[str, Any]:
