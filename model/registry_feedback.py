@@ -60,7 +60,8 @@ def answer_entry(card: str, patient_hash: str, patient: F.Patient, answer: Mappi
 
 
 def read_log(path: str | Path, schema: Schema, causes: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The answers of a feedback log, each with its card's outcomes (``outcomes``: accepted/overridden).
+    """The answers of a feedback log, each with its card's outcomes (``outcomes``: accepted, overridden, with
+    the reason's code when one was given: :func:`outcome_text`).
 
     Raises
     ------
@@ -87,7 +88,7 @@ def read_log(path: str | Path, schema: Schema, causes: tuple[str, ...]) -> list[
             continue
         if e.get("kind") != KIND:
             if isinstance(e.get("outcome"), str):
-                outcomes.setdefault(e["card"], []).append(e["outcome"])
+                outcomes.setdefault(e["card"], []).append(outcome_text(e))
             continue
         probs = e.get("probabilities")
         if not isinstance(probs, dict) or set(probs) != set(causes):
@@ -110,6 +111,14 @@ def read_log(path: str | Path, schema: Schema, causes: tuple[str, ...]) -> list[
     for card, e in answers.items():
         out.append({**e, "outcomes": outcomes.get(card, [])})
     return out
+
+
+def outcome_text(entry: Mapping[str, Any]) -> str:
+    """A card's outcome as the adjudication form shows it: ``accepted``, ``overridden``, or ``overridden:
+    record-incomplete`` with the code of the reason the clinician chose (the card's ``overrideReasons``)."""
+    reason = entry.get("overrideReason")
+    code = reason.get("code") if isinstance(reason, dict) else None
+    return f"{entry['outcome']}: {code}" if isinstance(code, str) and code else entry["outcome"]
 
 
 def template(log: list[dict[str, Any]]) -> bytes:

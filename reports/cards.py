@@ -3,7 +3,8 @@
 The card says what page 1 of the clinician report says, in the record: the summary (under 140
 characters: P(infiltration) and the leading cause), an indicator, the detail in GitHub-flavoured markdown
 (the differential with intervals, page 1's actions, the decision, the limits, what the record did not
-say), the source and a link to the full report. Every number is worded by :mod:`palsy.reports.wording`
+say), the source, the reasons a clinician may give for dismissing it (:data:`OVERRIDE_REASONS`) and a link
+to the full report. Every number is worded by :mod:`palsy.reports.wording`
 (never 0% or 100%), so the card and the report read the same.
 
 Indicator: ``critical`` when the answer escalates (the decision is ``treat``, or an action on page 1
@@ -22,6 +23,21 @@ from palsy.reports import wording as W
 SUMMARY_MAX = 139  # CDS Hooks 2.0: "<140-character summary"
 PAGE1_ACTIONS = 6  # page 1 of the report shows at most six actions (docs/design.md §6)
 INDICATORS = ("info", "warning", "critical")
+#: palsy's code system of the reasons a clinician may give for dismissing a card.
+OVERRIDE_SYSTEM = "urn:palsy:override-reason"
+#: The reasons every card offers (CDS Hooks 2.0 ``Card.overrideReasons``: the record system shows them when
+#: the card is dismissed), code -> what the clinician reads. The feedback log keeps the code chosen, and the
+#: adjudication form shows it beside the outcome (docs/registry.md): why answers are dismissed is what a
+#: hospital needs to know before it trusts, corrects or retires the tool. Each says something the adjudicator
+#: can act on: the record's findings to check, a work-up the card did not know of, a cause already proven, a
+#: clinician's disagreement, a card that did not apply.
+OVERRIDE_REASONS = {
+    "record-incomplete": "The record lacks findings I know of (the answer used the record's findings only)",
+    "already-in-hand": "Already being worked up or treated with the leukaemia team",
+    "cause-established": "The cause of this palsy is already established",
+    "disagree": "I disagree with this differential for this patient",
+    "not-applicable": "Not a new facial palsy in this patient",
+}
 
 
 def cause_name(d: Mapping[str, Any], cause: str) -> str:
@@ -127,6 +143,8 @@ def card(d: Mapping[str, Any], *, uuid: str, source_label: str, source_url: str 
                                   "decision": dec.get("action"), "in_scope": d.get("in_scope", True),
                                   "model": {k: (d.get("model") or {}).get(k) for k in ("variant", "evidence_hash",
                                                                                        "version")}}}
+    out["overrideReasons"] = [{"system": OVERRIDE_SYSTEM, "code": code, "display": display}
+                              for code, display in OVERRIDE_REASONS.items()]
     if report_url:
         out["links"] = [{"label": "Full report: the differential, why, and what to do", "url": report_url,
                          "type": "absolute"}]

@@ -271,12 +271,19 @@ def test_feedback_log_and_adjudication_become_registry_rows(ev, tmp_path):
     lines = [FB.answer_entry(c, "h" + c, p, _answer(pr, ev), "palsy-facial-palsy", now=t) for c, p, pr, t in answers]
     lines.append({"received": "2023-11-14T00:00:00Z", "service": "x", "card": "c1", "outcome": "accepted",
                   "outcomeTimestamp": "2023-11-14T00:00:00Z"})
+    lines.append({"received": "2024-03-01T00:00:00Z", "service": "x", "card": "c2", "outcome": "overridden",
+                  "outcomeTimestamp": "2024-03-01T00:00:00Z", "hasComment": True,
+                  "overrideReason": {"system": "urn:palsy:override-reason", "code": "record-incomplete"}})
+    lines.append({"received": "2024-03-02T00:00:00Z", "service": "x", "card": "c3", "outcome": "overridden",
+                  "outcomeTimestamp": "2024-03-02T00:00:00Z"})
     log.write_text("".join(json.dumps(e) + "\n" for e in lines))
     form = tmp_path / "form.csv"
     run_palsy("registry", "from-feedback", str(log), "--template", str(form), check=True)
     with open(form, newline="") as f:
         table = list(csv.DictReader(f))
-    assert [r["card"] for r in table] == ["c1", "c2", "c3"] and table[0]["outcome"] == "accepted"
+    assert [r["card"] for r in table] == ["c1", "c2", "c3"]
+    # the outcome, and why a card was dismissed when the clinician said
+    assert [r["outcome"] for r in table] == ["accepted", "overridden: record-incomplete", "overridden"]
     assert table[0]["leading_cause"] == "infiltration" and table[0]["month"] == "2023-11"
     table[0].update(final_cause="infiltration", established_by="csf", follow_up_months="6")
     table[1].update(final_cause="zoster", established_by="pcr")

@@ -188,6 +188,9 @@ def _card_problems(card: dict) -> list[str]:
             out.append(f"links[{i}]: label, an absolute url and type absolute or smart")
     if card.get("suggestions") and not card.get("selectionBehavior"):
         out.append("selectionBehavior: required with suggestions")
+    for i, reason in enumerate(card.get("overrideReasons") or []):  # a Coding; a service's reasons need a display
+        if not all(isinstance(reason.get(k), str) and reason[k] for k in ("code", "system", "display")):
+            out.append(f"overrideReasons[{i}]: a Coding with a code, a system and a display")
     unknown = set(card) - {"uuid", "summary", "detail", "indicator", "source", "suggestions", "selectionBehavior",
                            "overrideReasons", "links", "extension"}
     return out + [f"{k}: not a Card field" for k in sorted(unknown)]
@@ -201,8 +204,9 @@ def test_the_specification_checks_find_what_they_look_for():
     good = {"uuid": "u", "summary": "s", "indicator": "info", "source": {"label": "palsy"}}
     assert _card_problems(good) == []
     bad = {"summary": "x" * 140, "indicator": "hard-stop", "source": {"label": "l", "url": "palsy.example"},
-           "links": [{"label": "l", "url": "ftp://x", "type": "absolute"}], "suggestions": [{"label": "x"}], "foo": 1}
-    assert len(_card_problems(bad)) == 6
+           "links": [{"label": "l", "url": "ftp://x", "type": "absolute"}], "suggestions": [{"label": "x"}], "foo": 1,
+           "overrideReasons": [{"system": "urn:x", "code": "c"}]}
+    assert len(_card_problems(bad)) == 7
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
@@ -364,6 +368,39 @@ def test_feedback_is_appended_and_never_rewritten(server, keys):
     assert bad.status_code == 400 and log.read_bytes() == after
 
 
+def test_a_card_offers_its_override_reasons_and_feedback_must_use_them_as_offered(server, keys):
+    """Every card offers palsy's override reasons (CDS Hooks 2.0: each a Coding with a system, a code and a
+    display); a dismissal with one of them is logged with its code; one with a code palsy does not offer, or a
+    reason given with ``accepted``, is a 400 and writes nothing (a client's own reason systems are logged as
+    sent)."""
+    from palsy.reports import cards
+
+    (card,) = call(server, keys, hook_body(_bundle("source-002"))).json()["cards"]
+    reasons = card["overrideReasons"]
+    assert [(c["system"], c["code"]) for c in reasons] == [(cards.OVERRIDE_SYSTEM, k) for k in cards.OVERRIDE_REASONS]
+    assert all(isinstance(c["display"], str) and 10 < len(c["display"]) < 100 for c in reasons)
+    path = f"/cds-services/{SERVICE}/feedback"
+    log = server["folder"] / "state" / "feedback.jsonl"
+
+    def send(entry: dict) -> httpx.Response:
+        body = {"feedback": [{"card": card["uuid"], "outcomeTimestamp": "2026-01-03T09:00:00Z", **entry}]}
+        return httpx.post(server["base"] + path, json=body, headers=auth(server, keys, path), timeout=30)
+
+    ok = send({"outcome": "overridden", "overrideReason": {"reason": reasons[2], "userComment": "MRI done"}})
+    assert ok.status_code == 200, ok.text
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert last["overrideReason"] == reasons[2] and last["hasComment"] is True and "MRI" not in log.read_text()
+    theirs = {"system": "https://ehr.test.example/reasons", "code": "x1", "display": "Local reason"}
+    assert send({"outcome": "overridden", "overrideReason": {"reason": theirs}}).status_code == 200
+    before = log.read_bytes()
+    unknown = send({"outcome": "overridden", "overrideReason": {"reason": {**reasons[0], "code": "bored"}}})
+    assert unknown.status_code == 400 and "'bored' is not a reason palsy's cards offer" in json.dumps(unknown.json())
+    assert "record-incomplete" in json.dumps(unknown.json())  # the codes allowed, named
+    accepted = send({"outcome": "accepted", "overrideReason": {"reason": reasons[0]}})
+    assert accepted.status_code == 400 and "goes with the outcome overridden" in json.dumps(accepted.json())
+    assert log.read_bytes() == before
+
+
 def test_the_feedback_loop_closes_on_the_services_own_log(server, keys, palsy, tmp_path):
     """Issue 23 item 5 on the real service: each card's answer is in the feedback log (the card's id, the
     findings, P(cause); no record id), the card's outcome is paired with it, and a clinician's later
@@ -384,16 +421,20 @@ def test_the_feedback_loop_closes_on_the_services_own_log(server, keys, palsy, t
         e = answers[card_id]
         assert e["probabilities"] == ext["causes"] and e["model"]["variant"] == ext["model"]["variant"]
         assert stem not in json.dumps(e) and "id" not in e["findings"]  # no record id, only a salted hash
-    first = next(iter(issued))
+    first, second = list(issued)[:2]
     path = f"/cds-services/{SERVICE}/feedback"
+    offered = card["overrideReasons"][0]  # the clinician dismisses the second card with a reason the card offered
     r = httpx.post(server["base"] + path, headers=auth(server, keys, path),
-                   json={"feedback": [{"card": first, "outcome": "accepted", "outcomeTimestamp": "2026-01-02T10:00:00Z"}]})
+                   json={"feedback": [{"card": first, "outcome": "accepted", "outcomeTimestamp": "2026-01-02T10:00:00Z"},
+                                      {"card": second, "outcome": "overridden", "outcomeTimestamp": "2026-01-02T10:01:00Z",
+                                       "overrideReason": {"reason": offered}}]})
     assert r.status_code == 200
     form = tmp_path / "adjudication.csv"
     palsy("registry", "from-feedback", str(log), "--template", str(form), check=True)
     with open(form, newline="") as f:
         table = {row["card"]: row for row in csv.DictReader(f)}
     assert set(issued) <= set(table) and table[first]["outcome"] == "accepted"
+    assert table[second]["outcome"] == f"overridden: {offered['code']}"
     assert float(table[first]["p_infiltration"]) == pytest.approx(issued[first][1]["causes"]["infiltration"], abs=5e-4)
     adjudicated = [{**table[c], "final_cause": "infiltration" if i == 0 else "bell", "established_by": "follow_up",
                     "follow_up_months": "6"} for i, c in enumerate(issued)]

@@ -37,7 +37,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -95,12 +95,25 @@ class AcceptedSuggestion(BaseModel):
 
 
 class Feedback(BaseModel):
+    """One card's outcome. An override reason goes with ``overridden`` only; one in palsy's own code system
+    must be a reason the cards offer (a client may add reasons of its own systems, logged as sent)."""
+
     model_config = ConfigDict(extra="allow")
     card: str = Field(min_length=1, max_length=200)
     outcome: str = Field(pattern="^(accepted|overridden)$")
     outcomeTimestamp: str = Field(min_length=1, max_length=64)
     acceptedSuggestions: list[AcceptedSuggestion] | None = None
     overrideReason: OverrideReason | None = None
+
+    @model_validator(mode="after")
+    def _reason_fits(self) -> Feedback:
+        if self.overrideReason is not None and self.outcome != "overridden":
+            raise ValueError(f"an overrideReason goes with the outcome overridden, not {self.outcome}")
+        reason = self.overrideReason.reason if self.overrideReason is not None else None
+        if reason is not None and reason.system == cards.OVERRIDE_SYSTEM and reason.code not in cards.OVERRIDE_REASONS:
+            raise ValueError(f"overrideReason.reason.code {str(reason.code)[:40]!r} is not a reason palsy's cards offer; "
+                             f"the codes of {cards.OVERRIDE_SYSTEM} are {', '.join(cards.OVERRIDE_REASONS)}")
+        return self
 
 
 class FeedbackRequest(BaseModel):
