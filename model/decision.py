@@ -5,6 +5,12 @@ Three actions about infiltration: ``no_test`` (no further test for it), ``test``
 an LP by flow, an MRI) and ``treat`` (in the report: discuss a CNS-relapse work-up and treatment with
 the leukaemia team today; a probability never triggers treatment itself). The decision is taken on the
 predictive mean P(infiltration), the expected loss under the posterior.
+
+After a test's result the clinician acts on what the answer then shows (the mean over the draws of
+P(infiltration | x, r), the headline's statistic): a result changes the action when that answer falls in
+another zone, and a test's value of information is that of acting on it, for the patients who get the
+result (whose share with infiltration is the joint over the draws). The two statistics differ while the
+headline lets no finding of the patient reweight the draws (docs/design.md §1, the headline's statistic).
 """
 
 from __future__ import annotations
@@ -132,19 +138,27 @@ def test_interval(p_result_inf: np.ndarray, p_result_other: np.ndarray, harm: fl
     return float(low), float(high)
 
 
-def _utility(p: float | np.ndarray, s: Settings) -> float | np.ndarray:
-    """Expected utility of the better of treating and not treating at P(infiltration) = p (no treatment = 0)."""
-    return np.maximum(0.0, p * s.benefit - (1 - p) * s.harm)
+def _acted_on(p: float | np.ndarray, shown: float | np.ndarray, benefit: float, harm: float) -> float | np.ndarray:
+    """Expected utility of treating when the probability ``shown`` says to (shown b - (1 - shown) h > 0; no
+    treatment = 0), at the probability ``p`` that the cause is there."""
+    return np.where(shown * benefit - (1 - shown) * harm > 0, p * benefit - (1 - p) * harm, 0.0)
 
 
-def _management_utility(pc: np.ndarray, causes: tuple[str, ...], s: Settings) -> np.ndarray:
-    """Expected utility (..., ) of managing each other cause as its probability says (``pc`` (..., cause)):
-    the sum over the causes of ``management`` of max(0, p b - (1 - p) h)."""
+def _utility(p: float | np.ndarray, s: Settings, shown: float | np.ndarray | None = None) -> float | np.ndarray:
+    """Expected utility of treating infiltration or not at P(infiltration) = p, as ``shown`` (p itself by
+    default: the better of the two) says."""
+    return _acted_on(p, p if shown is None else shown, s.benefit, s.harm)
+
+
+def _management_utility(pc: np.ndarray, causes: tuple[str, ...], s: Settings, shown: np.ndarray | None = None) -> np.ndarray:
+    """Expected utility (..., ) of managing each other cause of ``management`` as its probability ``shown``
+    says (``pc`` itself by default), at its probability ``pc`` (..., cause)."""
+    shown = pc if shown is None else shown
     out = np.zeros(pc.shape[:-1])
     for cause, (b, h) in s.management.items():
         if cause in causes:
-            q = pc[..., causes.index(cause)]
-            out = out + np.maximum(0.0, q * b - (1 - q) * h)
+            j = causes.index(cause)
+            out = out + _acted_on(pc[..., j], shown[..., j], b, h)
     return out
 
 
@@ -201,19 +215,25 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
     for t in tests:
         pr = np.array([np.average(o["_draws"][0], weights=w) for o in t["outcomes"]])  # P(r | x)
         joint = np.array([np.average(o["_draws"][0] * o["p_inf"], weights=w) for o in t["outcomes"]])
-        p_after = joint / np.maximum(pr, 1e-300)  # P(infiltration | x, r), predictive (draws reweighted by P(r))
+        # P(infiltration | x, r) two ways: the share of the patients with result r who have it (the joint over
+        # the draws, with which the result's outcomes are weighed), and what the answer says once r is entered
+        # (the mean over the draws of P(infiltration | x, r), the headline's statistic), on which the clinician
+        # then acts: a result changes the action only if the answer with it entered is in another zone
+        p_after = joint / np.maximum(pr, 1e-300)
+        shown = np.array([np.average(o["p_inf"], weights=w) for o in t["outcomes"]])
         positive = p_after > p  # sensitivity and false-positive rate: descriptive (the thresholds use every result)
         se = float(joint[positive].sum() / max(p, 1e-300))
         fpr = float((pr - joint)[positive].sum() / max(1 - p, 1e-300))
         tt, trx = test_interval(joint / max(p, 1e-300), (pr - joint) / max(1 - p, 1e-300), s.harm, s.benefit,
                                 s.test_harm[t["test"]])
-        pc_after = None
-        if cause_draws is not None:  # P(cause | x, r), each result's predictive
+        pc_after = pc_shown = None
+        if cause_draws is not None:  # P(cause | x, r): the share among the patients with r, and as entered
             pc_after = np.array([np.average(o["_draws"][0][:, None] * o["_draws"][1], axis=0, weights=w) / max(q, 1e-300)
                                  for o, q in zip(t["outcomes"], pr, strict=True)])
+            pc_shown = np.array([np.average(o["_draws"][1], axis=0, weights=w) for o in t["outcomes"]])
         rows.append({"test": t["test"], "sensitivity": se, "false_positive_rate": fpr,
                      "testing_threshold": tt, "test_treatment_threshold": trx, "useful": bool(tt < trx),
-                     "_pr": pr, "_after": p_after, "_pc_after": pc_after})
+                     "_pr": pr, "_after": p_after, "_shown": shown, "_pc_after": pc_after, "_pc_shown": pc_shown})
     useful = [r for r in rows if r["useful"]]
     if thresholds is not None:
         low, high, source = thresholds[0], thresholds[1], "--thresholds"
@@ -227,11 +247,12 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
     action = _zone(p, low, high)
     out_tests = []
     for r in rows:
-        change = [_zone(float(q), low, high) != action for q in r["_after"]]
-        voi = float(np.sum(r["_pr"] * _utility(r["_after"], s)) - _utility(p, s) - s.test_harm[r["test"]])
+        change = [_zone(float(q), low, high) != action for q in r["_shown"]]
+        # the value of acting on what the answer will show after the result, for the patients who get that result
+        voi = float(np.sum(r["_pr"] * _utility(r["_after"], s, r["_shown"])) - _utility(p, s) - s.test_harm[r["test"]])
         voi_other = 0.0
         if r["_pc_after"] is not None and s.management:
-            voi_other = float(np.sum(r["_pr"] * _management_utility(r["_pc_after"], causes, s))
+            voi_other = float(np.sum(r["_pr"] * _management_utility(r["_pc_after"], causes, s, r["_pc_shown"]))
                               - _management_utility(pc_now, causes, s))
         out_tests.append({
             "test": r["test"], "can_change_action": bool(any(change)),

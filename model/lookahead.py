@@ -2,6 +2,13 @@
 the predictive probability of each result, P(infiltration) and the leading cause after it; and how far
 further negative LPs would take P(infiltration). Per draw, sum_r P(r | x) P(c | x, r) = P(c | x) for
 every cause (the identity the tests check).
+
+"After r" is what the answer says once r is entered: the mean over the draws of P(c | x, r) per draw, the
+headline's own statistic, so that what a result is shown to give is what entering it gives (tested). Until
+5 December it was the predictive of the draws reweighted by P(r | x) per draw, a ratio of means: the
+number a clinician saw here was then not the number entering the result gave (0.932 shown, 0.880 entered,
+for a flow-positive LP in source-000-vignette), and the decision's "can change the action" rested on it.
+The decision still weighs each result's outcomes by that joint (:mod:`palsy.model.decision`).
 """
 
 from __future__ import annotations
@@ -68,13 +75,11 @@ def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
             pr = np.exp(LK.NUMPY.logsumexp(np.where(act, ljr, -np.inf), axis=-1) - log_px)
             pc = softmax(ljr, act)
             after = game.log_odds(ljr)
-            # after seeing r the draws are reweighted by P(r | draw): the predictive P(c | x, r)
-            w_r = pr if w is None else w * pr
-            means = np.average(pc, axis=0, weights=w_r)
+            means = np.average(pc, axis=0, weights=w)  # what the answer with r entered says (module docstring)
             ps = summary(pr, ci, w)
             o = {"result": result,
                  "probability": {"mean": ps["mean"], "lower": ps["lower"], "upper": ps["upper"]},
-                 "probability_after": {k: v for k, v in probability_summary(after, ci, w_r).items() if k != "ci"},
+                 "probability_after": {k: v for k, v in probability_summary(after, ci, w).items() if k != "ci"},
                  "leading_cause_after": causes[int(np.argmax(np.where(act, means, -1)))],
                  "causes_after": {c: float(m) for c, m, a in zip(causes, means, act, strict=True) if a}}
             if keep_draws:

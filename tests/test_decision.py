@@ -101,10 +101,15 @@ def test_action_is_test_wherever_a_test_pays(draws_subtype, settings):
         assert not (dec["action"] == "no_test" and best > 0), data
 
 
-def test_value_of_information_against_a_direct_computation():
+@pytest.mark.parametrize("p_inf, se, fp", [
+    ((0.3, 0.5), (0.9, 0.7), (0.05, 0.1)),
+    # a positive result: 0.905 of the patients who get it have infiltration, but the answer shown once it is
+    # entered is 0.603, under the treatment threshold 0.8: it is not acted on, and its value counts as such
+    ((0.95, 0.05), (0.95, 0.5), (0.05, 0.1)),
+])
+def test_value_of_information_against_a_direct_computation(p_inf, se, fp):
     """A small case with two draws and one binary test, computed by hand."""
-    p_inf = np.array([0.3, 0.5])  # P(infiltration | x) per draw
-    se, fp = np.array([0.9, 0.7]), np.array([0.05, 0.1])
+    p_inf, se, fp = np.array(p_inf), np.array(se), np.array(fp)  # P(infiltration | x) per draw, the test's rates
     pr_pos = p_inf * se + (1 - p_inf) * fp
     post_pos = p_inf * se / pr_pos
     post_neg = p_inf * (1 - se) / (1 - pr_pos)
@@ -112,14 +117,20 @@ def test_value_of_information_against_a_direct_computation():
         {"_draws": (1 - pr_pos, None), "p_inf": post_neg},
         {"_draws": (pr_pos, None), "p_inf": post_pos}]}]
     out = D.decide(p_inf, tests, {"cytology": [], "flow": []}, SETTINGS)
-    # by hand: predictive P(r) and P(inf | r), then E_r[max(0, B p_r - H (1 - p_r))] - max(0, B p - H (1 - p)) - R
+    # by hand: P(r), the share with infiltration among the patients with result r, and what the answer shows once
+    # r is entered (the mean over the draws); treated after r when the answer shown says so, which pays B per
+    # patient with infiltration and costs H per patient without: E_r[that] - max(0, B p - H (1 - p)) - R
     p = p_inf.mean()
     probs = {"pos": pr_pos.mean(), "neg": (1 - pr_pos).mean()}
     after = {"pos": (pr_pos * post_pos).mean() / probs["pos"], "neg": ((1 - pr_pos) * post_neg).mean() / probs["neg"]}
+    shown = {"pos": post_pos.mean(), "neg": post_neg.mean()}
     u = lambda q: max(0.0, q * 1.0 - (1 - q) * 4.0)  # noqa: E731
-    voi = sum(probs[r] * u(after[r]) for r in probs) - u(p) - 0.004
+    acted = lambda q, seen: q * 1.0 - (1 - q) * 4.0 if seen * 1.0 - (1 - seen) * 4.0 > 0 else 0.0  # noqa: E731
+    voi = sum(probs[r] * acted(after[r], shown[r]) for r in probs) - u(p) - 0.004
     t = out["tests"][0]
     assert t["value_of_information"] == pytest.approx(voi, abs=1e-12)
+    if shown["pos"] < 0.8 < after["pos"]:  # the case this checks: acting on the share would count a gain not had
+        assert t["value_of_information"] < sum(probs[r] * u(after[r]) for r in probs) - u(p) - 0.004 - 0.1
     assert t["sensitivity"] == pytest.approx((pr_pos * post_pos).mean() / p)
     assert out["action"] == ("no_test" if p < out["thresholds"]["low"] else "treat" if p > out["thresholds"]["high"] else "test")
 

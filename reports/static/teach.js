@@ -452,9 +452,8 @@
       out.push({ test: name, outcomes: results.map(function (o) {
         var ljr = g.logJoint(combine(full, o.extra)), sm = g.softmax(ljr), pr = new Float64Array(m.S);
         for (var s = 0; s < m.S; s++) { pr[s] = Math.exp(sm.logPx[s] - baseSm.logPx[s]); }
-        var wr = pr.map(function (x, s2) { return w ? x * w[s2] : x; });
-        var means = causeMeans(g, sm, wr);
-        return { result: o.result, probability: summary(pr, ci, w), after: probSummary(g.logOdds(ljr), ci, wr),
+        var means = causeMeans(g, sm, w);  // what the answer with the result entered says (model/lookahead.py)
+        return { result: o.result, probability: summary(pr, ci, w), after: probSummary(g.logOdds(ljr), ci, w),
                  leading: leadingOf(m, means, g.active) };
       }) });
     });
