@@ -177,7 +177,12 @@ class Answer:
 
     def to_datatree(self):
         """The answer's draws as an ``xarray.DataTree`` with named dims (``draw``, ``cause``, ``step``,
-        ``player``), so that ArviZ's summaries and plots work on one patient's answer."""
+        ``player``), so that ArviZ's summaries and plots work on one patient's answer.
+
+        A library case is answered with itself left out: its draws carry Pareto-smoothed importance weights,
+        which the answer's own summaries apply and ArviZ's do not. They are then the variable ``psis_weight``
+        (draw; they sum to one), and the attribute ``weights`` says so; weigh by them (or resample) to
+        reproduce the answer's numbers."""
         import xarray as xr
 
         causes = list(self.causes)
@@ -192,10 +197,12 @@ class Answer:
             "sequential": (("player", "draw"), self.sequential),
             "shapley": (("player", "draw"), self.shapley),
         }, coords={"cause": causes, "player": players, "step": steps, "draw": np.arange(len(self.posterior_log_odds))})
+        if self.weights is not None:
+            post["psis_weight"] = (("draw",), np.asarray(self.weights, float) / float(np.sum(self.weights)))
         post = post.expand_dims(chain=[0])
         tree = xr.DataTree.from_dict({"posterior": post})
-        tree.attrs = {"patient": self.patient.id, "ci": self.ci, "weights": "PSIS leave-one-out" if self.weights is not None
-                      else "none", "variant": str(self.model.get("variant"))}
+        tree.attrs = {"patient": self.patient.id, "ci": self.ci, "weights": "PSIS leave-one-out: weigh the draws by psis_weight"
+                      if self.weights is not None else "none", "variant": str(self.model.get("variant"))}
         return tree
 
 

@@ -58,6 +58,28 @@ def test_datatree_has_named_dims_for_arviz(palsy):
     assert mean == pytest.approx(a.to_dict()["log_odds"]["posterior"]["mean"], abs=0.02)  # summary rounds
 
 
+def test_a_library_cases_datatree_carries_the_weights_its_answer_uses(palsy):
+    """source-002 is a library case, answered with itself left out (PSIS weights): the tree carries the weights,
+    and the draws weighed by them give the answer's numbers, which the plain mean of the draws does not."""
+    import palsy as api
+
+    a = api.answer(str(REPO / "patients" / "source-002.yaml"), shapley=False, compare_variants=False)
+    assert a.weights is not None
+    tree = a.to_datatree()
+    post = tree["posterior"]
+    w = post["psis_weight"].values[0]
+    assert w.shape == post["log_odds_infiltration"].values[0].shape and w.sum() == pytest.approx(1.0)
+    assert "psis_weight" in tree.attrs["weights"]
+    lo = post["log_odds_infiltration"].values[0]
+    assert float(np.sum(w * lo)) == pytest.approx(a.to_dict()["log_odds"]["posterior"]["mean"], rel=1e-9)
+    inf = a.model["causes"].index("infiltration")
+    p = post["p_cause"].values[0, :, inf]
+    assert float(np.sum(w * p)) == pytest.approx(a.probability["mean"], rel=1e-9)
+    assert abs(float(p.mean()) - a.probability["mean"]) > 1e-3  # without them, another number
+    plain = api.answer({"lineage": "T-ALL"}, shapley=False, compare_variants=False).to_datatree()
+    assert "psis_weight" not in plain["posterior"] and plain.attrs["weights"] == "none"
+
+
 def test_bad_input_names_the_finding_and_what_is_allowed(palsy):
     import palsy as api
     from palsy.model.findings import InputError
