@@ -7,21 +7,30 @@ the table and the schema beside it, ``priors/`` by default; :func:`map_bundle` t
 ``fhir.resources`` (its R4B models, which read R4 for the resources palsy uses); the mapping then reads the
 validated JSON:
 
+- **whose**: every subject or patient reference (relative, absolute, to an entry, or an identifier) must
+  be the bundle's one Patient, else the bundle is refused; a clinical resource with no subject is ignored;
 - the index **palsy** is a Condition coded as facial palsy (ICD-10 G51.0, SNOMED CT): its ``onsetDateTime``
-  is the date every window counts from (today when there is none; tests and imaging are then not placed);
+  is the date every window counts from (today when there is none; tests and imaging are then not placed).
+  An onset known only to a month or year is a range: an exposure counts only when inside its window for
+  every day of it, and a test inside the range is not placed;
 - **context**: age group from ``Patient.birthDate`` at that date; lineage (and remission where the code
-  says it) from ICD-10(-CM), ICD-O-3 and SNOMED CT; **exposures** from the table's ``medication`` rows (an
-  administration, or a completed order) and ``procedure`` rows (a completed Procedure): each row names the
-  finding and level it sets and the window (days or months before onset) it must fall in;
-- **CSF**: the CSF Observations on or after onset are grouped into LPs by collection date; the first LP's
-  white cells and protein give ``csf_profile``; red cells give ``traumatic``; blasts in the blood at the
-  time of the first LP give ``circulating_blasts``;
+  says it, from a current Condition only) from ICD-10(-CM), ICD-O-3 and SNOMED CT; **exposures** from the
+  table's ``medication`` rows (an administration, or a completed order that is an order and not "do not
+  perform") and ``procedure`` rows (a completed Procedure): each row names the finding and level it sets
+  and the window (days or months before onset) it must fall in;
+- **CSF**: the CSF Observations on or after onset are grouped into LPs by collection date; an LP with
+  neither cytology nor flow (results pending) is left out and noted; the first LP's white cells and protein
+  give ``csf_profile`` (not when the first LP is left out and a later one is read); red cells give
+  ``traumatic``; blasts in the blood at the time of the first LP give ``circulating_blasts``;
 - **MRI/CT** from coded DiagnosticReport conclusions after onset, the schema's precedence applied;
-- any finding as palsy's own Observation (``urn:palsy:finding``), for what no standard code covers.
+- any finding as palsy's own Observation (``urn:palsy:finding``), for what no standard code covers. Only a
+  final (amended, corrected) Observation or report sets a finding.
 
 What no resource states stays unknown (``None``) and is listed in ``not_found``; a finding or level the
 schema in use does not know (the schema is growing) is listed in ``not_in_schema``; every resource or code
-not used is in ``ignored`` with the reason. Nothing is guessed: absence of a record is never "no".
+not used is in ``ignored`` with the reason. Nothing is guessed: absence of a record is never "no". A
+search read only in part (a ``next`` link, or a ``total`` above its entries) is noted and listed in
+``incomplete``; what depends on the whole record (the first LP, the MRI's precedence) is then left unknown.
 """
 
 from __future__ import annotations
@@ -61,6 +70,16 @@ EXAM = ("forehead", "onset", "laterality", "eighth_nerve", "other_cranial_nerves
 #: Findings whose standard codes are written back by :func:`example_bundle` (the others as palsy's own
 #: Observations: a standard code for, e.g., remission would also say the lineage).
 _ATTRIBUTE_STATUS_OK = {"final", "amended", "corrected"}
+#: MedicationRequest intents that are orders (FHIR R4 medicationrequest-intent); a proposal, plan or option is not.
+_ORDER_INTENTS = {"order", "original-order", "reflex-order", "filler-order", "instance-order"}
+#: Condition clinical statuses that say the condition is current (FHIR R4 condition-clinical).
+_CURRENT = {"active", "recurrence", "relapse"}
+#: The finding that says which leukaemia the patient has: read whatever the Condition's clinical status (a
+#: leukaemia in remission is still that leukaemia), and the mark of a coded leukaemia.
+LEUKAEMIA_FINDING = "lineage"
+#: The deepest nesting of JSON objects and arrays read; the resources palsy reads nest about 10 deep, and
+#: deeper input would exhaust the validator's recursion instead of being refused.
+MAX_DEPTH = 64
 _UNITS_PER_UL = {"/uL": 1.0, "/ul": 1.0, "/mm3": 1.0, "/mm[3]": 1.0, "10*6/L": 1.0, "cells/uL": 1.0, "{cells}/uL": 1.0,
                  "10*9/L": 1000.0, "10*3/uL": 1000.0}
 
@@ -312,11 +331,15 @@ class FhirMapping:
     notes : list of str
         Conflicts and partial codes, in words.
     onset : str or None
-        The palsy's onset date (ISO) the windows count from; None when there was none (today was used).
+        The palsy's onset date (ISO) the windows count from (its first day when the record gives only a month
+        or year; the notes then say so); None when there was none (today was used).
     has_palsy : bool
         Whether the record holds a current facial palsy Condition.
     has_leukaemia : bool
         Whether the record codes a leukaemia the table knows (with or without its lineage).
+    incomplete : list of str
+        Resource types of which a search was read only in part (a page of a longer result; ``unknown`` when
+        the type cannot be told); the notes say which and what was left unknown because of it.
     """
 
     patient: dict[str, Any]
@@ -327,6 +350,7 @@ class FhirMapping:
     onset: str | None
     has_palsy: bool
     has_leukaemia: bool = False
+    incomplete: list[str] = dataclasses.field(default_factory=list)
 
     def __iter__(self):  # (patient, not_found, ignored), as the issue names them
         return iter((self.patient, self.not_found, self.ignored))
@@ -395,6 +419,9 @@ def validate(bundle: Any, source: str = "bundle") -> dict[str, Any]:
         raise FhirError([f"a FHIR Bundle must be a JSON object, got {type(bundle).__name__}"], source)
     if bundle.get("resourceType") != "Bundle":
         raise FhirError([f"resourceType: {Y.brief(bundle.get('resourceType'))}; a FHIR R4 Bundle is expected"], source)
+    if _too_deep(bundle, MAX_DEPTH):
+        raise FhirError([f"bundle: objects and arrays nested more than {MAX_DEPTH} deep; a FHIR R4 record of the "
+                         f"resources palsy reads is far shallower"], source)
     from fhir.resources.R4B.bundle import Bundle
     from pydantic import ValidationError
 
@@ -404,9 +431,23 @@ def validate(bundle: Any, source: str = "bundle") -> dict[str, Any]:
         problems = [f"{'.'.join(str(p) for p in e.get('loc', ())) or 'bundle'}: {e.get('msg', 'invalid')}"
                     for e in exc.errors(include_input=False, include_url=False)[:20]]
         raise FhirError(problems or ["not a valid FHIR R4 Bundle"], source) from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise FhirError([f"not a valid FHIR R4 Bundle ({type(exc).__name__})"], source) from None
     return dict(bundle)
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests objects and arrays more than ``limit`` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, Mapping | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def resources(bundle: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -420,6 +461,33 @@ def resources(bundle: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             out += resources(res)
         else:
             out.append((str(entry.get("fullUrl") or f"entry[{i}]"), res))
+    return out
+
+
+_TYPE_IN_URL = re.compile(r"/([A-Z][A-Za-z]+)/?(?:\?|$)")
+
+
+def partial_searches(bundle: Mapping[str, Any], where: str = "the bundle") -> list[tuple[str, frozenset[str]]]:
+    """The searches (the bundle and the Bundles it holds) that are one page of a longer result: a ``next``
+    link, or a ``total`` above the matches given. Each as (what it is, in words; the resource types it
+    holds, from its entries or its links: empty when they cannot be told)."""
+    out = []
+    entries = [e if isinstance(e, dict) else {} for e in bundle.get("entry") or []]
+    matches = [e for e in entries if ((e.get("search") or {}).get("mode") or "match") == "match"]
+    links = [lk for lk in bundle.get("link") or [] if isinstance(lk, dict)]
+    total = bundle.get("total")
+    has_next = any(lk.get("relation") == "next" for lk in links)
+    if has_next or (isinstance(total, int) and total > len(matches)):
+        types = {str((e.get("resource") or {}).get("resourceType")) for e in matches if e.get("resource")}
+        types |= {m.group(1) for lk in links for m in [_TYPE_IN_URL.search(str(lk.get("url") or "").split("#")[0])]
+                  if m and m.group(1) != "Bundle"}
+        named = f"the {', '.join(sorted(types))} search" if types else "a search"
+        count = f"{len(matches)} of {total} entries" if isinstance(total, int) else f"{len(matches)} entries"
+        out.append((f"{named} ({where}: {count}{', a next page' if has_next else ''} not read)", frozenset(types)))
+    for i, entry in enumerate(entries):
+        res = entry.get("resource")
+        if isinstance(res, dict) and res.get("resourceType") == "Bundle":
+            out += partial_searches(res, str(entry.get("fullUrl") or f"entry[{i}]"))
     return out
 
 
@@ -459,14 +527,64 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     today = today or dt.date.today()
     c = _Collector(schema)
     entries = resources(bundle)
-    patient_res, patient_urls = _the_patient(entries, source)
-    for where, res in entries:
-        _check_subject(res, patient_res, patient_urls, where, source)
+    patient_res, who = _the_patient(entries, source)
+    problems = _subject_problems(entries, who)
+    if problems:
+        raise FhirError(problems[:20], source)
+    partial = _note_partial(partial_searches(bundle), c)
 
-    # the index palsy: current facial-palsy Conditions; the episode starts at the earliest onset
+    palsies, onset = _palsy_episode(entries, table, c)
+    window_end = onset or (today, today)
+    if palsies and onset is None:
+        c.notes.append("the facial palsy Condition has no onset date: windows count from today, and LPs and imaging "
+                       "cannot be placed")
+    if not palsies:
+        c.notes.append("no current facial palsy Condition (ICD-10 G51.0 or SNOMED CT) in the record: windows count "
+                       "from today")
+    _age_group(patient_res, window_end, table, c)
+
+    labs: list[tuple[dt.date, str, dict[str, Any], str]] = []
+    for where, res in entries:
+        rt = res.get("resourceType")
+        ref = _ref(res, where)
+        if rt == "Patient":
+            continue
+        if rt not in RESOURCE_TYPES:
+            c.ignore(ref, "-", f"resource type {rt} is not read")
+        elif not _has_subject(res):
+            c.ignore(ref, "-", "no subject: whose record it is cannot be told")
+        elif rt == "Condition":
+            _condition(res, ref, table, c)
+        elif rt in ("MedicationAdministration", "MedicationRequest"):
+            _medication(res, ref, table, c, window_end)
+        elif rt == "Procedure":
+            _procedure(res, ref, table, c, window_end)
+        elif rt == "DiagnosticReport":
+            _report(res, ref, table, c, onset)
+        elif rt == "Observation":
+            lab = _observation(res, ref, table, c)
+            if lab:
+                labs.append(lab)
+    lps = _lumbar_punctures(labs, table, c, onset, first_known=not partial & {"Observation", UNKNOWN})
+    if partial & {"DiagnosticReport", UNKNOWN}:
+        _keep_only_the_first_in_precedence(c)
+    values = c.resolved()
+    patient: dict[str, Any] = {"id": str(patient_res.get("id") or "patient")}
+    patient.update({k: v for k, v in values.items()})
+    if lps:
+        patient[schema.lp.name] = lps
+    not_found = [f for f in schema.findings if f not in patient]
+    return FhirMapping(patient, not_found, c.ignored, sorted(c.not_in_schema), c.notes,
+                       onset[0].isoformat() if onset else None, bool(palsies), c.leukaemia, sorted(partial))
+
+
+def _palsy_episode(entries: list[tuple[str, dict[str, Any]]], table: Table,
+                   c: _Collector) -> tuple[list[dict[str, Any]], tuple[dt.date, dt.date] | None]:
+    """The current facial-palsy Conditions, with their laterality set, and the episode's onset: the first and
+    last day the earliest onset can mean (None when no Condition dates it)."""
     palsies, sides, side_unknown = [], set(), False
     for where, res in entries:
-        if res.get("resourceType") != "Condition":
+        if res.get("resourceType") != "Condition" or not _has_subject(res):
             continue
         rows = [r for cd in _codings(res.get("code")) for r in table.lookup(cd, "palsy")]
         if not rows:
@@ -479,64 +597,67 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
         got = {r.side for bs in res.get("bodySite") or [] for cd in _codings(bs) for r in table.lookup(cd, "laterality")}
         sides |= got
         side_unknown |= not got
-    onset = None
-    if palsies:
-        starts = [r for r in (_when(p, "onsetDateTime", "onsetPeriod") for p in palsies) if r]
-        onset = min(s[0] for s in starts) if starts else None
-        if "both" in sides or {"left", "right"} <= sides:
-            c.set("laterality", "bilateral", "facial palsy on both sides")
-        elif sides and not side_unknown:
-            c.set("laterality", "unilateral", "facial palsy on one side")
-    ref_day = onset or today
-    if palsies and onset is None:
-        c.notes.append("the facial palsy Condition has no onset date: windows count from today, and LPs and imaging "
-                       "cannot be placed")
-    if not palsies:
-        c.notes.append("no current facial palsy Condition (ICD-10 G51.0 or SNOMED CT) in the record: windows count "
-                       "from today")
-
-    # who the patient is
-    born = date_range(patient_res.get("birthDate"))
-    if born:
-        adult = table.window("adult_from_years")
-        ages = {_years_between(born[0], ref_day) >= adult, _years_between(born[1], ref_day) >= adult}
-        if len(ages) == 1:
-            c.set("age_group", "adult" if ages.pop() else "child", "birth date")
-        else:
-            c.notes.append("age_group: the birth date is too imprecise to tell child from adult at onset")
-
-    labs: list[tuple[dt.date, str, dict[str, Any], str]] = []
-    for where, res in entries:
-        rt = res.get("resourceType")
-        ref = _ref(res, where)
-        if rt == "Patient":
-            continue
-        if rt not in RESOURCE_TYPES:
-            c.ignore(ref, "-", f"resource type {rt} is not read")
-        elif rt == "Condition":
-            _condition(res, ref, table, c)
-        elif rt in ("MedicationAdministration", "MedicationRequest"):
-            _medication(res, ref, table, c, ref_day)
-        elif rt == "Procedure":
-            _procedure(res, ref, table, c, ref_day)
-        elif rt == "DiagnosticReport":
-            _report(res, ref, table, c, onset)
-        elif rt == "Observation":
-            lab = _observation(res, ref, table, c)
-            if lab:
-                labs.append(lab)
-    lps = _lumbar_punctures(labs, table, c, onset)
-    values = c.resolved()
-    patient: dict[str, Any] = {"id": str(patient_res.get("id") or "patient")}
-    patient.update({k: v for k, v in values.items()})
-    if lps:
-        patient[schema.lp.name] = lps
-    not_found = [f for f in schema.findings if f not in patient]
-    return FhirMapping(patient, not_found, c.ignored, sorted(c.not_in_schema), c.notes,
-                       onset.isoformat() if onset else None, bool(palsies), c.leukaemia)
+    if "both" in sides or {"left", "right"} <= sides:
+        c.set("laterality", "bilateral", "facial palsy on both sides")
+    elif sides and not side_unknown:
+        c.set("laterality", "unilateral", "facial palsy on one side")
+    starts = [r for r in (_when(p, "onsetDateTime", "onsetPeriod") for p in palsies) if r]
+    if not starts:
+        return palsies, None
+    # the episode starts at the earliest onset, which lies between the earliest first and the earliest last day
+    onset = min(s[0] for s in starts), min(s[1] for s in starts)
+    if onset[0] != onset[1]:
+        c.notes.append(f"the facial palsy's onset is known only to between {onset[0].isoformat()} and "
+                       f"{onset[1].isoformat()}: an exposure counts only when it is in its window for every day of "
+                       f"that range, and an LP or imaging in that range cannot be placed")
+    return palsies, onset
 
 
-def _the_patient(entries: list[tuple[str, dict[str, Any]]], source: str) -> tuple[dict[str, Any], set[str]]:
+def _age_group(patient: Mapping[str, Any], onset: tuple[dt.date, dt.date], table: Table, c: _Collector) -> None:
+    born = date_range(patient.get("birthDate"))
+    if not born:
+        return
+    adult = table.window("adult_from_years")
+    ages = {_years_between(b, day) >= adult for b in born for day in onset}
+    if len(ages) == 1:
+        c.set("age_group", "adult" if ages.pop() else "child", "birth date")
+    else:
+        c.notes.append("age_group: the birth date (or the onset) is too imprecise to tell child from adult at onset")
+
+
+def _note_partial(searches: list[tuple[str, frozenset[str]]], c: _Collector) -> set[str]:
+    """Note each search read only in part; the resource types whose record is incomplete (``unknown`` when a
+    search's type cannot be told: every type is then taken as incomplete)."""
+    partial: set[str] = set()
+    for what, types in searches:
+        partial |= types or {UNKNOWN}
+        c.notes.append(f"incomplete record: {what}; what the pages not read hold is unknown")
+    if partial & {"Condition", UNKNOWN}:
+        c.notes.append("incomplete record: the palsy's onset is the earliest among the Conditions read; an earlier "
+                       "one on a page not read would move every window")
+    return partial
+
+
+def _keep_only_the_first_in_precedence(c: _Collector) -> None:
+    """With reports on pages not read, an MRI level stands only when none could take precedence over it."""
+    levels = c.values.get("mri") or {}
+    if levels and MRI_PRECEDENCE[0] not in levels:
+        del c.values["mri"]
+        c.notes.append("mri: a report on a page not read could take precedence over the ones read; left unknown")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Who:
+    """How the bundle names its one patient: the Patient's id, the fullUrls of its entries, the server bases
+    of those that are absolute, and its identifiers (system, value)."""
+
+    id: str | None
+    urls: frozenset[str]
+    bases: frozenset[str]
+    identifiers: frozenset[tuple[str, str]]
+
+
+def _the_patient(entries: list[tuple[str, dict[str, Any]]], source: str) -> tuple[dict[str, Any], _Who]:
     pats = [(w, r) for w, r in entries if r.get("resourceType") == "Patient"]
     ids = {r.get("id") for _, r in pats}
     if not pats:
@@ -544,39 +665,105 @@ def _the_patient(entries: list[tuple[str, dict[str, Any]]], source: str) -> tupl
     if len(ids) > 1 or (len(pats) > 1 and None in ids):
         raise FhirError([f"the bundle holds {len(pats)} different Patient resources; give one patient's record"], source)
     res = pats[0][1]
-    urls = {w for w, _ in pats} | ({f"Patient/{res['id']}"} if res.get("id") else set())
-    return res, urls
+    urls = frozenset(_no_history(w) for w, _ in pats if not re.fullmatch(r"entry\[\d+\]", w))  # fullUrls only
+    bases = frozenset(u.rsplit("/Patient/", 1)[0] for u in urls if "://" in u and "/Patient/" in u)
+    idents = frozenset((str(i.get("system")), str(i.get("value"))) for i in res.get("identifier") or []
+                       if isinstance(i, dict) and i.get("value"))
+    return res, _Who(res.get("id"), urls, bases, idents)
 
 
-def _check_subject(res: Mapping[str, Any], patient: Mapping[str, Any], urls: set[str], where: str, source: str) -> None:
-    for field in ("subject", "patient"):
-        ref = (res.get(field) or {}).get("reference") if isinstance(res.get(field), dict) else None
-        if not isinstance(ref, str):
+_REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})$")
+
+
+def _no_history(reference: str) -> str:
+    return re.sub(r"/_history/[^/]*$", "", reference)
+
+
+def _subject_problems(entries: list[tuple[str, dict[str, Any]]], who: _Who) -> list[str]:
+    """Every resource palsy reads whose subject is not the bundle's Patient, and every other resource whose
+    subject or patient is another Patient, each in words."""
+    problems = []
+    for where, res in entries:
+        rt = res.get("resourceType")
+        if rt == "Patient":
             continue
-        if ref.startswith("Patient/") or ref.startswith("urn:"):
-            tail = ref.split("/_history", 1)[0]
-            if tail not in urls and not any(tail.endswith("/" + u) for u in urls if u.startswith("Patient/")):
-                raise FhirError([f"{res.get('resourceType')} ({where}): its {field} is another patient; give one "
-                                 f"patient's record"], source)
+        for field in ("subject", "patient"):
+            value = res.get(field)
+            why, other_patient = (None, False) if value is None else _reference_problem(value, who)
+            if why and (rt in RESOURCE_TYPES or other_patient):
+                problems.append(f"{rt} ({where}): its {field} {why}; give one patient's record")
+    return problems
+
+
+def _reference_problem(value: Any, who: _Who) -> tuple[str | None, bool]:
+    """Why a Reference is not to the bundle's Patient (None when it is), and whether it names another Patient.
+    A relative, absolute or entry reference is read to its type and id; an identifier alone counts only when
+    it is one of the Patient's."""
+    if not isinstance(value, dict):
+        return "is not a Reference", False
+    if value.get("type") is not None and str(value["type"]).rsplit("/", 1)[-1] != "Patient":
+        return f"is a reference to a {Y.brief(value.get('type'))}, not to a Patient", False
+    text = value.get("reference")
+    if isinstance(text, str):
+        text = _no_history(text)
+        if text in who.urls:
+            return None, False
+        m = _REFERENCE.search(text)
+        if m is None or text.startswith("urn:"):
+            return "is not the bundle's Patient (neither its entry nor Patient/<id>)", False
+        if m.group(1) != "Patient":
+            return f"is a reference to a {m.group(1)}, not to the Patient", False
+        if m.group(2) != who.id:
+            return "is another patient", True
+        base = text[:m.start()] if "://" in text else None
+        if base is not None and who.bases and base not in who.bases:
+            return "is a Patient of another server", True
+        return None, False
+    ident = value.get("identifier")
+    if isinstance(ident, dict):
+        if (str(ident.get("system")), str(ident.get("value"))) in who.identifiers:
+            return None, False
+        return "gives only an identifier that is not one of the Patient's: whose record it is cannot be told", False
+    return "names no patient (no reference and no identifier)", False
+
+
+def _has_subject(res: Mapping[str, Any]) -> bool:
+    return isinstance(res.get("subject"), dict) or isinstance(res.get("patient"), dict)
 
 
 def _condition_unusable(res: Mapping[str, Any]) -> str | None:
     ver = {cd.get("code") for cd in _codings(res.get("verificationStatus"))}
-    clin = {cd.get("code") for cd in _codings(res.get("clinicalStatus"))}
     if "entered-in-error" in ver:
         return "entered in error"
     if ver & {"refuted"}:
         return "refuted"
     if ver & {"unconfirmed", "provisional", "differential"}:
         return "not confirmed"
-    if clin & {"inactive", "resolved", "remission"} and not clin & {"active", "recurrence", "relapse"}:
+    return _not_current(res)
+
+
+def _clinical(res: Mapping[str, Any]) -> set[str]:
+    return {str(cd.get("code")) for cd in _codings(res.get("clinicalStatus"))}
+
+
+def _not_current(res: Mapping[str, Any]) -> str | None:
+    """Why a Condition is not current (None when it is, or when its record does not say)."""
+    clin = _clinical(res)
+    if clin & _CURRENT:
+        return None
+    if "remission" in clin:
+        return "clinicalStatus remission: not current"
+    if clin & {"inactive", "resolved"}:
         return "not current (inactive or resolved)"
+    if not clin and any(k.startswith("abatement") for k in res):
+        return "not current (it has an abatement)"
     return None
 
 
 def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> None:
     codings = _codings(res.get("code"))
     ver = {cd.get("code") for cd in _codings(res.get("verificationStatus"))}
+    stale = _not_current(res)
     used = False
     for cd in codings:
         rows = table.lookup(cd)
@@ -598,36 +785,51 @@ def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) ->
             if ver & {"unconfirmed", "provisional", "differential"}:
                 c.ignore(ref, _code_text(cd), "not confirmed")
                 continue
-            c.leukaemia |= r.finding == "lineage"
-            if r.level is None:
-                if r.note:
-                    c.notes.append(f"{r.finding}: {r.display}: {r.note}")
+            # a state (e.g. remission) is read only from a current Condition; which leukaemia it is, always
+            if stale and r.level is not None and r.finding != LEUKAEMIA_FINDING:
+                c.ignore(ref, _code_text(cd), f"{r.finding}: {stale}")
+                if "remission" in _clinical(res):
+                    c.notes.append(f"{r.finding}: {r.display} is coded, but its Condition's clinicalStatus is "
+                                   f"remission: {r.level} not read; enter it")
                 continue
-            c.set(r.finding, r.level, r.display)
+            _say(r, c)
     if not used:
         for cd in codings or [{}]:
             c.ignore(ref, _code_text(cd), "code not in the mapping table")
 
 
-def _in_window(when: tuple[dt.date, dt.date] | None, start: dt.date, end: dt.date) -> bool | None:
-    """True when every day ``when`` can mean is within [start, end], False when none is, None otherwise."""
+def _say(r: Row, c: _Collector) -> None:
+    """What one finding row says: its level, else (``level: null``) its note; a lineage row marks a leukaemia."""
+    c.leukaemia |= r.finding == LEUKAEMIA_FINDING
+    if r.level is None:
+        if r.note:
+            c.notes.append(f"{r.finding}: {r.display}: {r.note}")
+        return
+    c.set(r.finding, r.level, r.display)
+
+
+def _in_window_before(when: tuple[dt.date, dt.date] | None, table: Table, window: str,
+                      onset: tuple[dt.date, dt.date]) -> bool | None:
+    """True when every day ``when`` can mean is within ``window`` before every day the onset can mean, False
+    when no day of it is within the window before any, None otherwise (undated or too imprecise)."""
     if when is None:
         return None
-    if start <= when[0] and when[1] <= end:
+    first, last = onset
+    if table.since(window, last) <= when[0] and when[1] <= first:
         return True
-    if when[1] < start or when[0] > end:
+    if when[1] < table.since(window, first) or when[0] > last:
         return False
     return None
 
 
 def _exposure(rows: tuple[Row, ...], when: tuple[dt.date, dt.date] | None, ref: str, code: str, table: Table,
-              c: _Collector, end: dt.date) -> None:
-    """Set what each of ``rows`` says (its finding and level) when ``when`` falls in its window before ``end``."""
+              c: _Collector, onset: tuple[dt.date, dt.date]) -> None:
+    """Set what each of ``rows`` says (its finding and level) when ``when`` falls in its window before onset."""
     targets: dict[tuple[str, str, str], str] = {}  # (finding, level, window): the first row's drug or procedure
     for r in rows:
         targets.setdefault((r.finding, r.level, r.window), r.display)
     for (finding, level, window), display in targets.items():
-        inside = _in_window(when, table.since(window, end), end)
+        inside = _in_window_before(when, table, window, onset)
         named = f" ({finding})" if len(targets) > 1 else ""
         if inside:
             c.set(finding, level, f"{display} in the window before onset")
@@ -637,7 +839,8 @@ def _exposure(rows: tuple[Row, ...], when: tuple[dt.date, dt.date] | None, ref: 
             c.ignore(ref, code, f"outside the window before onset{named}")
 
 
-def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, end: dt.date) -> None:
+def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
+                onset: tuple[dt.date, dt.date]) -> None:
     codings = _codings(res.get("medicationCodeableConcept"))
     rows = tuple(r for cd in codings for r in table.lookup(cd, "medication"))
     if not rows:
@@ -645,21 +848,35 @@ def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, e
                  "medication not in the mapping table (a medicationReference is not followed)")
         return
     code = _code_text(codings[0])
+    why = _not_a_dose(res)
+    if why:
+        c.ignore(ref, code, why)
+        return
+    if res["resourceType"] == "MedicationAdministration":
+        when = _when(res, "effectiveDateTime", "effectivePeriod")
+    else:
+        when = _when(res, "authoredOn")
+    _exposure(rows, when, ref, code, table, c, onset)
+
+
+def _not_a_dose(res: Mapping[str, Any]) -> str | None:
+    """Why a MedicationAdministration or MedicationRequest does not say a dose was given (None when it does)."""
     status = res.get("status")
     if res["resourceType"] == "MedicationAdministration":
         if status not in ("completed", "in-progress"):
-            c.ignore(ref, code, f"administration status {status}: not a dose given")
-            return
-        when = _when(res, "effectiveDateTime", "effectivePeriod")
-    else:
-        if status != "completed":
-            c.ignore(ref, code, f"order status {status}: an order is not a dose (only completed orders are read)")
-            return
-        when = _when(res, "authoredOn")
-    _exposure(rows, when, ref, code, table, c, end)
+            return f"administration status {status}: not a dose given"
+        return None
+    if res.get("doNotPerform") is True:
+        return "order says do not perform: not a dose"
+    if res.get("intent") not in _ORDER_INTENTS:
+        return f"request intent {res.get('intent')}: a proposal or plan, not an order (not a dose)"
+    if status != "completed":
+        return f"order status {status}: an order is not a dose (only completed orders are read)"
+    return None
 
 
-def _procedure(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, end: dt.date) -> None:
+def _procedure(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
+               onset: tuple[dt.date, dt.date]) -> None:
     codings = _codings(res.get("code"))
     rows = tuple(r for cd in codings for r in table.lookup(cd, "procedure"))
     if not rows:
@@ -669,10 +886,11 @@ def _procedure(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, en
     if res.get("status") != "completed":
         c.ignore(ref, code, f"procedure status {res.get('status')}: not done")
         return
-    _exposure(rows, _when(res, "performedDateTime", "performedPeriod"), ref, code, table, c, end)
+    _exposure(rows, _when(res, "performedDateTime", "performedPeriod"), ref, code, table, c, onset)
 
 
-def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset: dt.date | None) -> None:
+def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
+            onset: tuple[dt.date, dt.date] | None) -> None:
     codings = [cd for cc in res.get("conclusionCode") or [] for cd in _codings(cc)]
     rows = [(cd, r) for cd in codings for r in table.lookup(cd, "imaging")]
     if not rows:
@@ -682,13 +900,25 @@ def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset
     if res.get("status") not in _ATTRIBUTE_STATUS_OK | {"appended"}:
         c.ignore(ref, code, f"report status {res.get('status')}: not final")
         return
-    when = _when(res, "effectiveDateTime", "effectivePeriod", "issued")
-    if onset is None or when is None or when[0] < onset:
-        c.ignore(ref, code, "no palsy onset date to place it" if onset is None else
-                 "before the palsy's onset (or undated)")
+    why = _not_after_onset(_when(res, "effectiveDateTime", "effectivePeriod", "issued"), onset)
+    if why:
+        c.ignore(ref, code, why)
         return
     for _, r in rows:
         c.set("mri", r.level, f"{r.modality}: {r.display}")
+
+
+def _not_after_onset(when: tuple[dt.date, dt.date] | None, onset: tuple[dt.date, dt.date] | None) -> str | None:
+    """Why a test dated ``when`` cannot be counted as done on or after the palsy's onset (None when it can)."""
+    if onset is None:
+        return "no palsy onset date to place it"
+    if when is None:
+        return "undated: cannot be placed after the palsy's onset"
+    if when[1] < onset[0]:
+        return "before the palsy's onset"
+    if when[0] < onset[1]:
+        return "cannot be placed: it may be before the palsy's onset (a date known only to a month or year)"
+    return None
 
 
 def _result_of(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> str | None:
@@ -713,86 +943,107 @@ def _per_uL(q: Mapping[str, Any]) -> float | None:
 
 
 def _observation(res: Mapping[str, Any], ref: str, table: Table, c: _Collector):
+    """Read one Observation: palsy's own finding, a CSF or blood measure (returned for the LPs as
+    (day, measure, resource, reference)), or a finding row's code. Only a final (amended, corrected) one."""
     codings = _codings(res.get("code"))
-    status = res.get("status")
     for cd in codings:
-        if cd.get("system") == table.local["finding_system"]:  # palsy's own: any finding of the schema
-            if status not in _ATTRIBUTE_STATUS_OK:
-                c.ignore(ref, _code_text(cd), f"observation status {status}: not final")
-                return None
-            finding = str(cd.get("code"))
-            levels = [v.get("code") for v in _codings(res.get("valueCodeableConcept"))
-                      if v.get("system") == table.local["level_system"]]
-            if not levels:
-                c.ignore(ref, _code_text(cd), f"no {table.local['level_system']} value")
-            elif finding == c.schema.lp.name:
-                c.ignore(ref, _code_text(cd), "LPs are read from their CSF results, not as one finding")
-            else:
-                c.set(finding, str(levels[0]), "entered as palsy's own observation")
+        local = cd.get("system") == table.local["finding_system"]
+        rows = table.lookup(cd, "lab") or table.lookup(cd, "finding")
+        if not (local or rows):
+            continue
+        if res.get("status") not in _ATTRIBUTE_STATUS_OK:
+            c.ignore(ref, _code_text(cd), f"observation status {res.get('status')}: not final")
             return None
-        rows = table.lookup(cd, "lab")
-        if rows:
-            if status not in _ATTRIBUTE_STATUS_OK:
-                c.ignore(ref, _code_text(cd), f"observation status {status}: not final")
-                return None
+        if local:
+            _own_finding(res, ref, cd, table, c)
+        elif rows[0].role == "lab":
             when = _when(res, "effectiveDateTime", "effectivePeriod", "issued")
             if when is None or when[0] != when[1]:
                 c.ignore(ref, _code_text(cd), "no collection date (a day) to place it")
                 return None
             return when[0], rows[0].measure, dict(res), ref
-        frows = table.lookup(cd, "finding")
-        if frows:
-            for r in frows:
-                if r.level:
-                    c.set(r.finding, r.level, r.display)
-            return None
+        elif _result_of(res, table, c.schema) == "negative" or res.get("valueBoolean") is False:
+            c.ignore(ref, _code_text(cd), "its value says absent or negative: not read as the code's finding")
+        else:
+            for r in rows:
+                _say(r, c)
+        return None
     c.ignore(ref, _code_text(codings[0]) if codings else "-", "code not in the mapping table")
     return None
 
 
+def _own_finding(res: Mapping[str, Any], ref: str, cd: Mapping[str, Any], table: Table, c: _Collector) -> None:
+    """palsy's own Observation: any finding of the schema, its level as the value."""
+    finding = str(cd.get("code"))
+    levels = [v.get("code") for v in _codings(res.get("valueCodeableConcept"))
+              if v.get("system") == table.local["level_system"]]
+    if not levels:
+        c.ignore(ref, _code_text(cd), f"no {table.local['level_system']} value")
+    elif finding == c.schema.lp.name:
+        c.ignore(ref, _code_text(cd), "LPs are read from their CSF results, not as one finding")
+    else:
+        c.set(finding, str(levels[0]), "entered as palsy's own observation")
+
+
 def _lumbar_punctures(labs: list[tuple[dt.date, str, dict[str, Any], str]], table: Table, c: _Collector,
-                      onset: dt.date | None) -> list[dict[str, str]]:
-    """LPs from CSF results grouped by collection date (on or after onset), in order; sets csf_profile,
-    circulating_blasts; returns the csf list in the form the schema in use reads."""
+                      onset: tuple[dt.date, dt.date] | None, first_known: bool = True) -> list[dict[str, str]]:
+    """LPs from CSF results grouped by collection date (on or after onset), in order; sets csf_profile and
+    circulating_blasts from the first LP (not when ``first_known`` is false: a page of the record was not
+    read); returns the csf list in the form the schema in use reads."""
     groups: dict[dt.date, dict[str, list[tuple[dict[str, Any], str]]]] = {}
     blasts = []
     for day, measure, res, ref in labs:
         if measure == "blood_blasts":
             blasts.append((day, res, ref))
             continue
-        if onset is None or day < onset:
-            c.ignore(ref, measure, "no palsy onset date to place it" if onset is None else "before the palsy's onset")
+        why = _not_after_onset((day, day), onset)
+        if why:
+            c.ignore(ref, measure, why)
             continue
         groups.setdefault(day, {}).setdefault(measure, []).append((res, ref))
     days = sorted(groups)
-    most = int(c.schema.lp.max_lps)
-    if len(days) > most:
-        for d in days[most:]:
-            c.notes.append(f"an LP on {d.isoformat()} is beyond the {most} the schema reads: not used")
-        days = days[:most]
     lps = []
-    for i, day in enumerate(days, start=1):
-        g = groups[day]
-        lp: dict[str, str] = {}
-        for method, measure in (("cytology", "csf_cytology"), ("flow", "csf_flow")):
-            got = {_result_of(res, table, c.schema) for res, _ in g.get(measure, [])}
-            got.discard(None)
-            if len(got) == 1:
-                lp[method] = got.pop()
-            elif len(got) > 1:
-                c.notes.append(f"LP {i} ({day.isoformat()}): {method} reported both positive and negative; left unknown")
-            for res, ref in g.get(measure, []):
-                if _result_of(res, table, c.schema) is None:
-                    c.ignore(ref, measure, "result not coded as positive or negative")
-        rbc = [_per_uL(res.get("valueQuantity") or {}) for res, _ in g.get("csf_rbc", [])]
-        rbc = [x for x in rbc if x is not None]
-        if rbc:
-            lp["traumatic"] = "yes" if max(rbc) >= table.window("traumatic_red_cells_at_least_per_uL") else "no"
-        if i == 1:
-            _profile(g, table, c)
-            _blasts(blasts, day, table, c)
-        lps.append(lp)
-    return _csf_form(lps, c)
+    for day in days:
+        lp = _lp(groups[day], day, table, c)
+        if "cytology" in lp or "flow" in lp:
+            lps.append((day, lp))
+        else:  # a cell count alone is not an LP result the schema can read (cytology and flow to come)
+            c.notes.append(f"LP on {day.isoformat()}: no cytology or flow result (pending?): left out")
+    most = int(c.schema.lp.max_lps)
+    for day, _ in lps[most:]:
+        c.notes.append(f"an LP on {day.isoformat()} is beyond the {most} the schema reads: not used")
+    lps = lps[:most]
+    if days and not first_known:
+        c.notes.append("csf_profile, circulating_blasts: the first LP cannot be told while Observations are on pages "
+                       "not read; left unknown")
+    elif days:
+        if lps and lps[0][0] != days[0]:
+            c.notes.append(f"csf_profile: the first LP ({days[0].isoformat()}) has no cytology or flow result yet; "
+                           f"its profile is not read with a later LP as the first; left unknown")
+        else:
+            _profile(groups[days[0]], table, c)
+        _blasts(blasts, days[0], table, c)
+    return _csf_form([lp for _, lp in lps], c)
+
+
+def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: dt.date, table: Table, c: _Collector) -> dict[str, str]:
+    """One LP's results: cytology and flow where one result was read, traumatic from its red cells."""
+    lp: dict[str, str] = {}
+    for method, measure in (("cytology", "csf_cytology"), ("flow", "csf_flow")):
+        got = {_result_of(res, table, c.schema) for res, _ in g.get(measure, [])}
+        got.discard(None)
+        if len(got) == 1:
+            lp[method] = got.pop()
+        elif len(got) > 1:
+            c.notes.append(f"LP on {day.isoformat()}: {method} reported both positive and negative; left unknown")
+        for res, ref in g.get(measure, []):
+            if _result_of(res, table, c.schema) is None:
+                c.ignore(ref, measure, "result not coded as positive or negative")
+    rbc = [_per_uL(res.get("valueQuantity") or {}) for res, _ in g.get("csf_rbc", [])]
+    rbc = [x for x in rbc if x is not None]
+    if rbc:
+        lp["traumatic"] = "yes" if max(rbc) >= table.window("traumatic_red_cells_at_least_per_uL") else "no"
+    return lp
 
 
 def _profile(g: Mapping[str, list[tuple[dict[str, Any], str]]], table: Table, c: _Collector) -> None:
@@ -805,22 +1056,30 @@ def _profile(g: Mapping[str, list[tuple[dict[str, Any], str]]], table: Table, c:
     if max(wbc) > table.window("pleocytosis_above_per_uL"):
         c.set("csf_profile", "pleocytosis", "first LP: white cells above the limit")
         return
-    raised = None
-    for res, _ in g.get("csf_protein", []):
-        q = res.get("valueQuantity") or {}
-        highs = [rr.get("high") for rr in res.get("referenceRange") or [] if isinstance(rr.get("high"), dict)]
-        interp = {cd.get("code") for cc in res.get("interpretation") or [] for cd in _codings(cc)}
-        if highs and isinstance(q.get("value"), int | float) and (highs[0].get("code") or highs[0].get("unit")) == \
-                (q.get("code") or q.get("unit")) and not q.get("comparator"):
-            raised = float(q["value"]) > float(highs[0]["value"])
-        elif interp & {"H", "HH", "HU"}:
-            raised = True
-        elif interp & {"N", "L", "LL", "LU"}:
-            raised = False
+    said = [r for r in (_protein_raised(res) for res, _ in g.get("csf_protein", [])) if r is not None]
+    raised = said[-1] if said else None
     if raised is None:
-        c.notes.append("csf_profile: the first LP's protein has no reference range or interpretation; left unknown")
+        c.notes.append("csf_profile: the first LP's protein has no upper limit (a value in its unit) and no "
+                       "interpretation; left unknown")
         return
     c.set("csf_profile", "protein_only" if raised else "normal", "first LP: white cells and protein")
+
+
+def _protein_raised(res: Mapping[str, Any]) -> bool | None:
+    """Whether a CSF protein is above its laboratory's upper limit: its value against a reference range's
+    ``high`` in the same unit, else its interpretation; None when neither says."""
+    q = res.get("valueQuantity") or {}
+    highs = [rr["high"] for rr in res.get("referenceRange") or [] if isinstance(rr.get("high"), dict)
+             and isinstance(rr["high"].get("value"), int | float) and not rr["high"].get("comparator")]
+    interp = {cd.get("code") for cc in res.get("interpretation") or [] for cd in _codings(cc)}
+    if highs and isinstance(q.get("value"), int | float) and not q.get("comparator") and \
+            (highs[0].get("code") or highs[0].get("unit")) == (q.get("code") or q.get("unit")):
+        return float(q["value"]) > float(highs[0]["value"])
+    if interp & {"H", "HH", "HU"}:
+        return True
+    if interp & {"N", "L", "LL", "LU"}:
+        return False
+    return None
 
 
 def _blasts(blasts: list[tuple[dt.date, dict[str, Any], str]], lp_day: dt.date, table: Table, c: _Collector) -> None:

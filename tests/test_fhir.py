@@ -474,3 +474,215 @@ def test_posterior_fhir_reads_the_record_with_the_priors_of_the_command(nelarabi
     else:
         assert "recent_nelarabine" not in patient.values
         assert any("L01BB07" in i["code"] for i in seen["mapping"].ignored)
+
+
+# --- the review of the FHIR mapping (/tmp/review/service.md items 1-8, 16, 17) ---------------------------------
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+
+def _local(finding, level, **extra):
+    return {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "urn:palsy:finding", "code": finding}]},
+            "valueCodeableConcept": {"coding": [{"system": "urn:palsy:level", "code": level}]}, **extra}
+
+
+def _leukaemia(code, status=None, system=ICD10CM, **extra):
+    r = {"resourceType": "Condition", "code": {"coding": [{"system": system, "code": code}]}, **extra}
+    if status:
+        r["clinicalStatus"] = {"coding": [{"system": CLINICAL, "code": status}]}
+    return r
+
+
+@pytest.mark.parametrize("subject,refused", [
+    ({"reference": "https://ehr.example/fhir/Patient/OTHER"}, "another patient"),
+    ({"reference": "https://ehr.example/fhir/Patient/OTHER/_history/2"}, "another patient"),
+    ({"reference": "Group/ward-7"}, "a Group, not to the Patient"),
+    ({"reference": "urn:uuid:8d3e7c1a-0000-4000-8000-000000000001"}, "not the bundle's Patient"),
+    ({"identifier": {"system": "urn:mrn", "value": "999"}}, "only an identifier"),
+    ({"display": "J. Smith"}, "names no patient"),
+    ({"reference": "https://ehr.example/fhir/Patient/p1"}, None),
+    ({"reference": "Patient/p1/_history/3"}, None),
+    ({"identifier": {"system": "urn:mrn", "value": "123"}}, None),
+])
+def test_another_patients_resource_is_refused_however_its_subject_is_written(subject, refused, table):
+    """Item 1: every form of reference is read to the patient it names (an absolute one was never compared)."""
+    patient = {"resourceType": "Patient", "id": "p1", "birthDate": "1990-06-01",
+               "identifier": [{"system": "urn:mrn", "value": "123"}]}
+    bundle = _bundle(_palsy(), _local("vesicles", "present", subject=subject), patient=patient)
+    if refused:
+        with pytest.raises(X.FhirError, match=refused):
+            X.map_bundle(bundle, table)
+    else:
+        assert X.map_bundle(bundle, table).patient["vesicles"] == "present"
+
+
+def test_a_resource_palsy_does_not_read_is_refused_only_when_it_names_another_patient(table):
+    encounter = {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
+                 "subject": {"reference": "https://ehr.example/fhir/Patient/OTHER"}}
+    with pytest.raises(X.FhirError, match="Encounter .*another patient"):
+        X.map_bundle(_bundle(_palsy(), encounter), table)
+    specimen = {"resourceType": "Specimen", "subject": {"reference": "Location/lab-1"}}
+    assert [i["why"] for i in X.map_bundle(_bundle(_palsy(), specimen), table).ignored] == \
+        ["resource type Specimen is not read"]
+
+
+def test_an_absolute_reference_to_the_same_id_on_another_server_is_refused(table):
+    b = _bundle(_palsy(), _local("vesicles", "present",
+                                 subject={"reference": "https://other.example/fhir/Patient/p1"}))
+    b["entry"][0]["fullUrl"] = "https://ehr.example/fhir/Patient/p1"
+    with pytest.raises(X.FhirError, match="a Patient of another server"):
+        X.map_bundle(b, table)
+    b["entry"][-1]["resource"]["subject"] = {"reference": "https://ehr.example/fhir/Patient/p1"}
+    assert X.map_bundle(b, table).patient["vesicles"] == "present"
+
+
+def test_a_clinical_resource_without_a_subject_is_not_read(table):
+    bundle = _bundle(_palsy(), _local("vesicles", "present"))
+    bundle["entry"][-1]["resource"].pop("subject")
+    m = X.map_bundle(bundle, table)
+    assert "vesicles" not in m.patient and any(i["why"].startswith("no subject") for i in m.ignored)
+
+
+def test_an_lp_whose_cytology_and_flow_are_pending_is_left_out_and_noted(table):
+    """Item 2: a red-cell count alone (the LP's cytology still to come) made the findings invalid (422)."""
+    d1, d2 = ONSET + dt.timedelta(days=1), ONSET + dt.timedelta(days=3)
+    m = X.map_bundle(_bundle(_palsy(), _lab("26454-9", d1, 0)), table)
+    assert "csf" not in m.patient and any("LP on 2025-01-16: no cytology or flow" in n for n in m.notes)
+    F.parse_patient(m.patient, "fhir")
+    # the first LP pending, a later one resulted: the first LP's profile is not read with the later LP as first
+    m = X.map_bundle(_bundle(_palsy(), _lab("805-2", d1, 12), _lab("26454-9", d1, 0),
+                             _lab("csf-cytology", d2, system="urn:palsy:code", coded="negative")), table)
+    assert len(F.parse_patient(m.patient, "fhir").csf) == 1 and "csf_profile" not in m.patient
+    assert any("csf_profile: the first LP (2025-01-16)" in n for n in m.notes)
+
+
+@pytest.mark.parametrize("code,remission", [("C91.00", "not_in_remission"), ("C91.01", None),
+                                            ("C91.02", "not_in_remission")])
+def test_an_all_coded_in_remission_or_in_relapse_is_a_leukaemia(code, remission, table):
+    """Item 3: C91.01 and C91.02 alone were read as no leukaemia (no card)."""
+    m = X.map_bundle(_bundle(_palsy(), _leukaemia(code, "active")), table)
+    assert m.has_leukaemia and "lineage" not in m.patient and m.patient.get("remission") == remission
+
+
+def test_a_leukaemia_conditions_clinical_status_says_whether_its_state_is_current(table):
+    """Item 4: a resolved relapse, or an ALL 'not in remission' whose status is remission, set not_in_remission."""
+    resolved = _leukaemia("C91.02", "resolved", abatementDateTime="2024-06-01")
+    m = X.map_bundle(_bundle(_palsy(), resolved, _leukaemia("C91.01", "active")), table)
+    assert "remission" not in m.patient and m.has_leukaemia
+    assert any(i["why"] == "remission: not current (inactive or resolved)" for i in m.ignored)
+    m = X.map_bundle(_bundle(_palsy(), _leukaemia("C91.00", "remission")), table)
+    assert "remission" not in m.patient and m.has_leukaemia and any("clinicalStatus is remission" in n for n in m.notes)
+    m = X.map_bundle(_bundle(_palsy(), _leukaemia("C91.00", abatementDateTime="2024-06-01")), table)
+    assert "remission" not in m.patient
+    # the lineage is read whatever the status; a relapse that is current is read
+    tall = _leukaemia("9837/3", "resolved", system="http://terminology.hl7.org/CodeSystem/icd-o-3")
+    m = X.map_bundle(_bundle(_palsy(), tall, _leukaemia("C91.02", "relapse")), table)
+    assert m.patient["lineage"] == "T-ALL" and m.patient["remission"] == "not_in_remission"
+
+
+@pytest.mark.parametrize("status,read", [("final", True), ("entered-in-error", False), ("cancelled", False),
+                                         ("preliminary", False)])
+def test_an_observation_coded_by_a_finding_row_is_read_only_when_final(status, read, table):
+    """Item 5: a B-ALL Observation entered in error set the lineage and made a card."""
+    obs = {"resourceType": "Observation", "status": status, "code": {"coding": [{"system": SCT, "code": "277571004"}]}}
+    m = X.map_bundle(_bundle(_palsy(), obs), table)
+    assert (m.patient.get("lineage") == "B-ALL") is read and m.has_leukaemia is read
+    negative = {**obs, "status": "final", "valueBoolean": False}
+    assert "lineage" not in X.map_bundle(_bundle(_palsy(), negative), table).patient
+
+
+@pytest.mark.parametrize("change,dose", [({}, True), ({"doNotPerform": True}, False), ({"intent": "proposal"}, False),
+                                         ({"intent": "plan"}, False), ({"intent": "original-order"}, True)])
+def test_an_order_not_to_give_or_only_proposed_is_not_a_dose(change, dose, table):
+    """Item 6: a completed MedicationRequest saying 'do not perform' (or a proposal) counted as a dose."""
+    order = {"resourceType": "MedicationRequest", "status": "completed", "intent": "order",
+             "authoredOn": (ONSET - dt.timedelta(days=5)).isoformat(),
+             "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01CA02"}]},
+             **change}
+    m = X.map_bundle(_bundle(_palsy(), order), table)
+    assert (m.patient.get("recent_vincristine") == "yes") is dose
+    if not dose:
+        assert "recent_vincristine" in m.not_found and len(m.ignored) == 1
+
+
+@pytest.mark.parametrize("interp,expect", [(None, None), ("H", "protein_only")])
+def test_a_protein_reference_range_high_without_a_value(interp, expect, table):
+    """Item 7: Quantity.value is optional; a ``high`` without one was a KeyError (500)."""
+    d1 = ONSET + dt.timedelta(days=1)
+    prot = _lab("2880-3", d1, 50, unit="mg/dL", referenceRange=[{"high": {"unit": "mg/dL"}}])
+    if interp:
+        prot["interpretation"] = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                                         "v3-ObservationInterpretation", "code": interp}]}]
+    m = X.map_bundle(_bundle(_palsy(), _lab("805-2", d1, 2), prot), table)
+    assert m.patient.get("csf_profile") == expect
+
+
+def test_a_deeply_nested_bundle_is_invalid_fhir_not_a_crash(table):
+    """Item 8: an extension nested 400 deep (18 kB) exhausted the validator's recursion (500)."""
+    ext = {"url": "http://example.org/x", "valueString": "v"}
+    for _ in range(400):
+        ext = {"url": "http://example.org/x", "extension": [ext]}
+    patient = {"resourceType": "Patient", "id": "p1", "extension": [ext]}
+    with pytest.raises(X.FhirError, match=f"nested more than {X.MAX_DEPTH} deep"):
+        X.map_bundle(_bundle(_palsy(), patient=patient), table)
+
+
+def _searchset(*resources, total=None, next_url=None, pid="p1"):
+    entries = [{"fullUrl": f"https://ehr.example/fhir/{r['resourceType']}/r{i}",
+                "resource": {"id": f"s{i}", "subject": {"reference": f"Patient/{pid}"}, **r}, "search": {"mode": "match"}}
+               for i, r in enumerate(resources)]
+    b = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+    if total is not None:
+        b["total"] = total
+    if next_url:
+        b["link"] = [{"relation": "next", "url": next_url}]
+    return b
+
+
+@pytest.mark.parametrize("paging", [{"next_url": "https://ehr.example/fhir/Observation?patient=p1&page=2"},
+                                    {"total": 4}])
+def test_a_search_read_in_part_is_noted_and_its_first_lp_not_guessed(paging, table):
+    """Item 16: with the first LP on a page not read, the later LP was read as the first."""
+    d2 = ONSET + dt.timedelta(days=9)
+    page = _searchset(_lab("csf-cytology", d2, system="urn:palsy:code", coded="negative"), _lab("805-2", d2, 12),
+                      _lab("26446-5", d2, 3, unit="%"), **paging)
+    whole = X.map_bundle(_bundle(_palsy(), *(e["resource"] for e in page["entry"])), table)
+    assert whole.patient["csf_profile"] == "pleocytosis" and not whole.incomplete
+    b = _bundle(_palsy())
+    b["entry"].append({"resource": page})
+    m = X.map_bundle(b, table)
+    assert m.incomplete == ["Observation"] and any(n.startswith("incomplete record: the Observation search") for n in m.notes)
+    assert "csf_profile" not in m.patient and "circulating_blasts" not in m.patient
+    assert len(F.parse_patient(m.patient, "fhir").csf) == 1  # its result stands: it is a fact of the page read
+
+
+@pytest.mark.parametrize("level,kept", [("normal", False), ("mass", True)])
+def test_an_mri_read_from_a_partial_search_stands_only_when_nothing_could_outrank_it(level, kept, table):
+    report = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "MRI"},
+              "effectiveDateTime": (ONSET + dt.timedelta(days=1)).isoformat(),
+              "conclusionCode": [{"coding": [{"system": "urn:palsy:mri", "code": level}]}]}
+    b = _bundle(_palsy())
+    b["entry"].append({"resource": _searchset(report, next_url="https://ehr.example/fhir?_getpages=abc")})
+    m = X.map_bundle(b, table)
+    assert ("mri" in m.patient) is kept and m.incomplete == ["DiagnosticReport"]
+
+
+def test_an_onset_known_only_to_its_month_places_no_test_in_that_month(table):
+    """Item 17: an onset '2025-01' was read as 1 January, so an LP or MRI on 2 January counted as after onset."""
+    palsy = _palsy()
+    palsy["onsetDateTime"] = "2025-01"
+    early, late = dt.date(2025, 1, 2), dt.date(2025, 2, 1)
+    mri = {"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "MRI"},
+           "effectiveDateTime": early.isoformat(), "conclusionCode": [{"coding": [{"system": "urn:palsy:mri",
+                                                                                   "code": "mass"}]}]}
+    m = X.map_bundle(_bundle(palsy, mri, _lab("csf-cytology", early, system="urn:palsy:code", coded="positive"),
+                             _lab("csf-cytology", late, system="urn:palsy:code", coded="negative"),
+                             _vinca(dt.date(2024, 12, 20))), table)
+    assert "mri" not in m.patient and m.onset == "2025-01-01"
+    assert [lp.result("cytology") for lp in F.parse_patient(m.patient, "fhir").csf] == ["negative"]
+    assert sum("cannot be placed" in i["why"] for i in m.ignored) == 2
+    # 20 December is within 28 days of 1 January but not of 31 January: the dose cannot be placed either way
+    assert "recent_vincristine" not in m.patient and any("too imprecise" in i["why"] for i in m.ignored)
+    assert any("known only to between 2025-01-01 and 2025-01-31" in n for n in m.notes)
