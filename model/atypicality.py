@@ -5,6 +5,12 @@ confident answer. Per draw, log p(findings | context) of the patient is compared
 patients simulated from the model with the same context and the same findings known (each LP read by
 the same methods, with the same traumatic status); the tail probability is the share of simulated
 patients at most as probable, and the answer is flagged when it is below the threshold of model.yaml.
+
+The tail probability is a Monte Carlo estimate (four simulated patients per draw): its standard error is
+reported, and an answer within twice that error of the threshold is said to be so (``within_mc_error``),
+as the decision does at its thresholds. Near the threshold the flag itself is a draw of the seed: the
+statistical review of 5 December found it flip across seeds for six of the eight random patients
+closest to 1%.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     t, sc, st = game.t, game.t.schema, game.t.st
     pres = [i for i, p in enumerate(game.players) if p.finding not in sc.context]
     if not pres:
-        return {"flag": False, "tail_probability": 1.0, "threshold": tail}
+        return {"flag": False, "tail_probability": 1.0, "threshold": tail, "mc_error": 0.0, "within_mc_error": False}
     n, nd = game.n_players, t.n
     ctx_mask = np.zeros((1, n), bool)
     ctx_mask[0, game.ctx] = True
@@ -107,9 +113,18 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
                                            + (1 - p_pos) * np.exp(after_neg)[..., None])
     total += np.logaddexp(by_blasts[..., 0], by_blasts[..., 1])
     sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk, 1e-300))[draws] + total, axis=-1)
-    below = (sim <= obs[draws] + 1e-9).reshape(SIMULATIONS, nd).sum(axis=0)
-    tail_p = float(np.average(below / SIMULATIONS, weights=w))
-    return {"flag": bool(tail_p < tail), "tail_probability": tail_p, "threshold": tail}
+    below = (sim <= obs[draws] + 1e-9).reshape(SIMULATIONS, nd).sum(axis=0) / SIMULATIONS  # per draw
+    tail_p = float(np.average(below, weights=w))
+    mcse = _mc_error(below, tail_p, w)
+    return {"flag": bool(tail_p < tail), "tail_probability": tail_p, "threshold": tail, "mc_error": mcse,
+            "within_mc_error": bool(abs(tail_p - tail) <= 2 * mcse)}
+
+
+def _mc_error(per_draw: np.ndarray, mean: float, w: np.ndarray | None) -> float:
+    """The standard error of a (weighted) mean over draws taken as independent (the simulations of a draw are
+    in its value; the chains' draws are nearly independent, their effective sample size near their number)."""
+    q = np.full(len(per_draw), 1.0 / len(per_draw)) if w is None else np.asarray(w, float) / float(np.sum(w))
+    return float(np.sqrt(np.sum(q**2 * (per_draw - mean) ** 2)))
 
 
 def _agrees(a: int, b: int, done: tuple[str, ...], methods: tuple[str, str]) -> bool:

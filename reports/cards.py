@@ -94,8 +94,12 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
     lines: list[str] = []
     for note in d.get("scope_notes") or []:
         lines.append(f"**Out of scope:** {_md(note)}")
-    if (d.get("atypical") or {}).get("flag"):
+    atyp = d.get("atypical") or {}
+    if atyp.get("flag"):
         lines.append("**Atypical:** these findings fit none of the modelled causes well; consider causes not modelled.")
+    elif atyp.get("within_mc_error"):
+        lines.append("**Nearly atypical:** these findings are at the edge of what the modelled causes explain "
+                     "(within Monte Carlo error of the threshold); consider causes not modelled.")
     for w in d.get("warnings") or []:
         lines.append(f"**Warning:** {_md(w)}")
     if lines:

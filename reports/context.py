@@ -350,12 +350,15 @@ def _warnings(ans: A.Answer, d: dict[str, Any], L: Labels) -> list[dict[str, str
     """Warnings first: scope, atypicality, hallmarks of causes left out."""
     warnings = [{"kind": "scope", "heading": "Out of scope.", "text": note} for note in d["scope_notes"]]
     atyp = d["atypical"]
-    if atyp["flag"]:
-        warnings.append({"kind": "atypical", "heading": "Atypical findings.",
-                         "text": (f"These findings fit none of the modelled causes well (tail probability "
-                                  f"{W.percent(atyp['tail_probability'])}, threshold {W.percent(atyp['threshold'])}): "
-                                  f"the differential below may be confidently wrong. Consider causes that are not "
-                                  f"modelled: {', '.join(ans.model['not_modelled'])}.")})
+    edge = ", within Monte Carlo error of it" if atyp["within_mc_error"] else ""
+    if atyp["flag"] or atyp["within_mc_error"]:
+        fit = ("fit none of the modelled causes well" if atyp["flag"]
+               else "are at the edge of what the modelled causes explain")
+        warnings.append({"kind": "atypical", "heading": "Atypical findings." if atyp["flag"] else "Nearly atypical findings.",
+                         "text": (f"These findings {fit} (tail probability {W.percent(atyp['tail_probability'])}, "
+                                  f"threshold {W.percent(atyp['threshold'])}{edge}): the differential below may be "
+                                  f"confidently wrong. Consider causes that are not modelled: "
+                                  f"{', '.join(ans.model['not_modelled'])}.")})
     warnings += [{"kind": "hallmark", "heading": "Cause left out.", "text": text} for text in d["warnings"]]
     return warnings
 

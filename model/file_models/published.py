@@ -239,6 +239,8 @@ class Atypical(_Out):
     flag: bool
     tail_probability: float
     threshold: float
+    mc_error: float
+    within_mc_error: bool
 
 
 class Thresholds(_Out):

@@ -72,9 +72,15 @@ def table(ans: A.Answer) -> str:
     lines = [f"Patient: {ans.patient.id}" + (f" - {ans.patient.description}" if ans.patient.description else "")]
     for note in d["scope_notes"]:
         lines.append(f"OUT OF SCOPE: {note}")
-    if d["atypical"]["flag"]:
+    atyp = d["atypical"]
+    edge = " (within Monte Carlo error of the threshold)" if atyp["within_mc_error"] else ""
+    if atyp["flag"]:
         lines.append(f"ATYPICAL: these findings fit none of the modelled causes well (tail probability "
-                     f"{W.percent(d['atypical']['tail_probability'])}); consider causes not modelled.")
+                     f"{W.percent(atyp['tail_probability'])}{edge}); consider causes not modelled.")
+    elif atyp["within_mc_error"]:
+        lines.append(f"NEARLY ATYPICAL: these findings are at the edge of what the modelled causes explain (tail "
+                     f"probability {W.percent(atyp['tail_probability'])}, within Monte Carlo error of the threshold "
+                     f"{W.percent(atyp['threshold'])}); consider causes not modelled.")
     for w in d["warnings"]:
         lines.append(f"WARNING: {w}")
     p, pp = d["probability"], d["prior_probability"]
