@@ -46,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
                  f"state in {cfg.state_dir}"), file=sys.stderr)
     import uvicorn  # once the configuration is known to be good
 
-    from palsy.scripts.serve.protocol import NoDelayHttpToolsProtocol
+    from palsy.scripts.serve.protocol import BoundedHttpToolsProtocol
 
     # ws="none": no route speaks WebSocket, so an upgrade request is plain HTTP to uvicorn, through the gate
     uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port, workers=cfg.workers,
-                http=NoDelayHttpToolsProtocol, loop="auto", ws="none", access_log=False, log_level="warning",
+                http=BoundedHttpToolsProtocol, loop="auto", ws="none", access_log=False, log_level="warning",
                 server_header=False, timeout_graceful_shutdown=10)
     return 0

@@ -76,33 +76,47 @@ class HookRequest(BaseModel):
     fhirServer: str | None = None
 
 
+#: A card's or a suggestion's id: CDS Hooks 2.0 names them by the ``uuid`` the service gave, and palsy's are UUIDs.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+#: RFC 3339's date-time, CDS Hooks 2.0's ``outcomeTimestamp`` (``[0-9]``: pydantic's ``\d`` matches any script's digits).
+DATE_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+#: The most suggestions one outcome may name (palsy's cards offer none).
+MAX_SUGGESTIONS = 20
+
+
 class Coding(BaseModel):
+    """An override reason's Coding: its system (a URI) and code are logged, never its display (a client's
+    own reasons may carry any words)."""
+
     model_config = ConfigDict(extra="allow")
-    system: str | None = None
-    code: str | None = None
-    display: str | None = None
+    system: str | None = Field(None, max_length=200, pattern=r"^\S+$")
+    code: str | None = Field(None, max_length=64, pattern=r"^\S+( \S+)*$")  # FHIR's code
+    display: str | None = Field(None, max_length=200)
 
 
 class OverrideReason(BaseModel):
     model_config = ConfigDict(extra="allow")
     reason: Coding | None = None
-    userComment: str | None = None
+    userComment: str | None = Field(None, max_length=10_000)  # never logged: only whether there was one
 
 
 class AcceptedSuggestion(BaseModel):
     model_config = ConfigDict(extra="allow")
-    id: str
+    id: str = Field(pattern=UUID_PATTERN)
 
 
 class Feedback(BaseModel):
     """One card's outcome. An override reason goes with ``overridden`` only; one in palsy's own code system
-    must be a reason the cards offer (a client may add reasons of its own systems, logged as sent)."""
+    must be a reason the cards offer (a client may add reasons of its own systems, logged by system and code).
+    Every field logged is bounded and none is free text: the card and suggestions by their UUIDs, the time as
+    RFC 3339, a reason by its system and code (until 5 December a reason's display and the ids were logged
+    as sent, of any length)."""
 
     model_config = ConfigDict(extra="allow")
-    card: str = Field(min_length=1, max_length=200)
+    card: str = Field(pattern=UUID_PATTERN)
     outcome: str = Field(pattern="^(accepted|overridden)$")
-    outcomeTimestamp: str = Field(min_length=1, max_length=64)
-    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    outcomeTimestamp: str = Field(pattern=DATE_TIME_PATTERN)
+    acceptedSuggestions: list[AcceptedSuggestion] | None = Field(None, max_length=MAX_SUGGESTIONS)
     overrideReason: OverrideReason | None = None
 
     @model_validator(mode="after")
@@ -123,6 +137,16 @@ class FeedbackRequest(BaseModel):
 
 # --- the body-size limit (pure ASGI: refused before the body is read in full) ------------------------------
 
+class _TooLarge(StarletteHTTPException):
+    """A body over the limit, found as it streams (no Content-Length). An HTTP exception: FastAPI's body
+    reader turns any other exception raised while it reads into a 400 ("There was an error parsing the
+    body"), which is what a chunked body over the limit got until 5 December; this one it raises on, and the
+    app's handler answers it as the 413 ``too_large``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
 class BodyLimit:
     """413 for a request whose body is larger than ``limit`` bytes (by Content-Length or as it streams)."""
 
@@ -135,7 +159,7 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        too_big = _json(413, "too_large", f"the request body is larger than {self.limit} bytes")
+        too_big = _json(413, "too_large", _TooLarge(self.limit).detail)
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await too_big(scope, receive, send)
             return
@@ -148,7 +172,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge()
+                    raise _TooLarge(self.limit)
             return message
 
         async def tracking_send(message: dict) -> None:
@@ -167,7 +191,8 @@ class BodyLimit:
 
 class Gate:
     """Every ``/cds-services`` call is authorized (``authorize(path, header)``, in a worker thread: it may wait
-    on the replay store) before its body is read or parsed; a refused call gets the 401 JSON body. Each
+    on the replay store) before its body is read or parsed; a refused call gets the 401 JSON body, and an
+    authorized one carries its token's issuer to the route (``request.state.issuer``; None when unsigned). Each
     request's log line: method, route, status and time, no patient data. Pure ASGI, as :class:`BodyLimit`:
     Starlette's ``BaseHTTPMiddleware`` (this gate's form until 5 December) runs each request through a task
     group and memory streams; with it and h11, a memoised card cost the server about a fifth more CPU than
@@ -185,11 +210,12 @@ class Gate:
         if path == "/cds-services" or path.startswith("/cds-services/"):
             header = next((v.decode("latin-1") for k, v in scope.get("headers") or () if k == b"authorization"), None)
             try:
-                await run_in_threadpool(self.authorize, path, header)
+                issuer = await run_in_threadpool(self.authorize, path, header)
             except ServiceError as exc:
                 log.info("%s %s %d (%s)", method, _path(path), exc.status, exc.message)
                 await _json(exc.status, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
                 return
+            scope.setdefault("state", {})["issuer"] = issuer  # the route's request.state.issuer (feedback logs it)
         status = 500  # unless a response starts: an exception passes this gate to the server's error handler
 
         async def noting_send(message: dict) -> None:
@@ -202,10 +228,6 @@ class Gate:
             await self.app(scope, receive, noting_send)
         finally:
             log.info("%s %s %d %.1f ms", method, _path(path), status, 1000 * (time.perf_counter() - t))
-
-
-class _TooLarge(Exception):
-    pass
 
 
 # --- admission: a bounded number of requests in progress per worker (pure ASGI) -----------------------------
@@ -226,7 +248,12 @@ class Admission:
     the burst ended. With it, the requests admitted are answered within about ``limit`` answers' time and
     the rest are told at once to retry. Before the token check, so that a refused request costs none (and
     inside :class:`Cors`, so that a browser client may read the refusal). One event loop per worker runs
-    this, so the count needs no lock."""
+    this, so the count needs no lock.
+
+    A request leaves the count when its response starts, not when its last byte is sent: sending waits while
+    the client does not read, and until 5 December clients that never read (no token needed: 40 connections
+    asking for ``/openapi.json``) held every place, so that every other request got 503. How long an unread
+    answer may wait is the protocol's bound (:data:`palsy.scripts.serve.protocol.WRITE_STALL_SECONDS`)."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit, self.in_progress = app, limit, 0
@@ -243,10 +270,23 @@ class Admission:
                         {"Retry-After": str(RETRY_AFTER_SECONDS)})(scope, receive, send)
             return
         self.in_progress += 1
+        admitted = True
+
+        def leave() -> None:
+            nonlocal admitted
+            if admitted:
+                admitted = False
+                self.in_progress -= 1
+
+        async def leaving_send(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                leave()  # the work is done: what is left is the client's to read, at its own pace
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, leaving_send)
         finally:
-            self.in_progress -= 1
+            leave()
 
 
 # --- internal errors: a JSON 500 inside the CORS layer, logged without the exception's words (pure ASGI) ---------
@@ -392,15 +432,16 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     def id_hash(pid: str) -> str:
         return hashlib.sha256((config.log_salt + "\x00" + pid).encode("utf-8")).hexdigest()[:16]
 
-    def authorize(path: str, header: str | None) -> None:
-        """Verify the CDS Hooks JWT of a call to ``path`` (its audience: the URL of that endpoint)."""
+    def authorize(path: str, header: str | None) -> str | None:
+        """Verify the CDS Hooks JWT of a call to ``path`` (its audience: the URL of that endpoint); its issuer
+        (None for an unsigned call with ``--insecure-dev``)."""
         if config.insecure_dev and header is None:
-            return
+            return None
         audiences = [config.service_url + path]
         if path.endswith("/feedback"):  # the service's own URL is accepted as the audience of its feedback
             audiences.append(config.service_url + path[: -len("/feedback")])
         try:
-            state["verifier"].verify(header, audiences)
+            return str(state["verifier"].verify(header, audiences)["iss"])
         except AuthError as exc:
             raise ServiceError(401, "unauthorized", str(exc)) from None
 
@@ -427,7 +468,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
         return _json(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)  # what the CORS layer itself might raise (InternalErrors answers the rest)
@@ -505,16 +546,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         entries = []
         for f in body.feedback:
-            e: dict[str, Any] = {"received": now, "service": service_id, "card": f.card, "outcome": f.outcome,
-                                 "outcomeTimestamp": f.outcomeTimestamp}
-            if f.acceptedSuggestions:
-                e["acceptedSuggestions"] = [s.id for s in f.acceptedSuggestions]
-            if f.overrideReason is not None:
-                if f.overrideReason.reason is not None:
-                    e["overrideReason"] = f.overrideReason.reason.model_dump(include={"system", "code", "display"},
-                                                                             exclude_none=True)
-                e["hasComment"] = bool(f.overrideReason.userComment)
-            entries.append(e)
+            entries.append(_outcome_entry(f, now, service_id, getattr(request.state, "issuer", None)))
         state["feedback"].append(entries)
         return {"recorded": len(entries)}
 
@@ -541,6 +573,24 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     return app
 
 
+def _outcome_entry(f: Feedback, received: str, service_id: str, issuer: str | None) -> dict[str, Any]:
+    """The feedback log's line for one outcome: bounded fields only, no free text (a reason by its system and
+    code, a comment by whether there was one), and the issuer of the token that sent it."""
+    e: dict[str, Any] = {"received": received, "service": service_id, "card": f.card, "outcome": f.outcome,
+                         "outcomeTimestamp": f.outcomeTimestamp}
+    if issuer is not None:
+        e["issuer"] = issuer
+    if f.acceptedSuggestions:
+        e["acceptedSuggestions"] = [s.id for s in f.acceptedSuggestions]
+    if f.overrideReason is not None:
+        reason = f.overrideReason.reason
+        coded = reason.model_dump(include={"system", "code"}, exclude_none=True) if reason is not None else {}
+        if coded:
+            e["overrideReason"] = coded
+        e["hasComment"] = bool(f.overrideReason.userComment)
+    return e
+
+
 def _collection(prefetch: dict[str, Any], templates: dict[str, str]) -> dict[str, Any]:
     """One collection Bundle from the prefetch values (resources, searchset Bundles; null is no data)."""
     entries = []
@@ -554,9 +604,25 @@ def _collection(prefetch: dict[str, Any], templates: dict[str, str]) -> dict[str
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
+#: The most characters of a path a log line quotes (before escaping).
+LOGGED_PATH_CHARS = 200
+
+
 def _path(path: str) -> str:
-    """The route for the log (a report's id is its key: never logged)."""
-    return "/reports/<id>" if path.startswith("/reports/") else path[:200]
+    """The route for the log: a report's id is its key, never logged; any other path as sent, its first
+    :data:`LOGGED_PATH_CHARS` characters, with every character that is not printable, every space and every
+    backslash escaped (``\\x0a``), so that a path can neither start a line of its own nor read as another
+    part of its line (the decoded path was logged as sent until 5 December: ``%0A`` in a URL wrote a line
+    that read as a card's)."""
+    if path.startswith("/reports/"):
+        return "/reports/<id>"
+    return "".join(c if c.isprintable() and not c.isspace() and c != "\\" else _escaped(c)
+                   for c in path[:LOGGED_PATH_CHARS])
+
+
+def _escaped(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def _version() -> str:

@@ -31,6 +31,41 @@ class AuthError(Exception):
 KEEP_USED_SECONDS = 3600
 
 
+#: The key type (and, for ECDSA, the curve) each accepted algorithm needs (RFC 7518 section 3.1). A JWK without
+#: ``alg`` (it is optional, RFC 7517) serves the token's algorithm only when it is this key's kind; PyJWT binds
+#: such a key to RS256 or to its curve's ES algorithm, and refused RS384 tokens of an RSA key without ``alg``.
+KEY_KINDS = {**{f"{f}{n}": ("RSA", None) for f in ("RS", "PS") for n in (256, 384, 512)},
+             "ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "ES512": ("EC", "P-521")}
+
+
+def key_for(key: jwt.PyJWK, alg: str) -> jwt.PyJWK:
+    """``key`` bound to the token's ``alg`` (already one of the configured algorithms): as it is when the JWK
+    names its ``alg`` (PyJWT then refuses any other), and bound to ``alg`` when it names none and its ``kty``
+    (and ``crv``) are what ``alg`` needs; never otherwise, so that no key verifies a token of another kind of
+    algorithm (an RSA key an HMAC or ECDSA token, a P-256 key an ES384 token).
+
+    Raises
+    ------
+    AuthError
+        When the key cannot serve ``alg``.
+    """
+    data = getattr(key, "_jwk_data", None)  # the JWK as given (PyJWK keeps no public copy of its alg)
+    if not isinstance(data, dict):
+        raise AuthError("the issuer's key cannot be read")
+    named = data.get("alg")
+    if named is not None:
+        if named != alg:
+            raise AuthError(f"the token's alg {alg} is not its key's ({str(named)[:10]})")
+        return key
+    kty, crv = KEY_KINDS.get(alg, (None, None))
+    if kty is None or data.get("kty") != kty or (crv is not None and data.get("crv") != crv):
+        raise AuthError(f"the token's alg {alg} does not fit its key (kty {str(data.get('kty'))[:10]})")
+    try:
+        return key if key.algorithm_name == alg else jwt.PyJWK(data, algorithm=alg)
+    except jwt.PyJWTError:
+        raise AuthError("the issuer's key cannot be read") from None
+
+
 class ReplayStore:
     """``jti`` values seen, per issuer, until they expire (shared by the workers through SQLite)."""
 
@@ -133,7 +168,7 @@ class Verifier:
             raise AuthError("the token's issuer is not configured")
         if "jku" in header and header["jku"] != issuer.jwks_url:
             raise AuthError("the token's jku is not the configured JWK Set URL of its issuer")
-        key = self._key(issuer, kid)
+        key = key_for(self._key(issuer, kid), alg)
         skew = self.config.clock_skew_seconds
         try:
             claims = jwt.decode(token, key=key, algorithms=[alg], audience=audiences, issuer=issuer.iss, leeway=skew,

@@ -11,7 +11,8 @@ An answer depends only on the patient's findings, whether the patient is a libra
 that case left out) and the settings, all fixed per worker; it is seeded, so a memoised answer is the
 answer a fresh computation gives. The memo is a bounded LRU per worker (``answer_cache_size`` answers), and
 concurrent requests for the same patient compute it once. The prefetch's mappings have a memo of their own
-of the same size, so that they never push answers out.
+of the same size, so that they never push answers out; it keeps only what the service reads of each
+(:class:`Mapped`, a few kB), never the resources a record held.
 """
 
 from __future__ import annotations
@@ -33,6 +34,33 @@ from palsy.model import fhir as X
 from palsy.model import findings as F
 from palsy.scripts.commands import common
 from palsy.scripts.serve.config import Config
+
+#: The most bytes (as JSON) a memoised mapping may hold: one patient's findings and notes take under 1 kB.
+MAX_MAPPING_BYTES = 32 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Mapped:
+    """What the service reads of a record's mapping (:class:`palsy.model.fhir.FhirMapping`), and all its memo
+    keeps: the findings, what the record did not say, the notes, the onset and whether a card is due. Not the
+    resources left unread (``ignored``, one entry each): until 5 December the memo kept whole mappings, about
+    0.46 MB each for a 176 kB prefetch of unread resources, 4,096 of them per worker."""
+
+    patient: dict[str, Any]
+    not_found: tuple[str, ...]
+    notes: tuple[str, ...]
+    onset: str | None
+    has_palsy: bool
+    has_leukaemia: bool
+
+    @classmethod
+    def of(cls, m: X.FhirMapping) -> Mapped:
+        return cls(patient=m.patient, not_found=tuple(m.not_found), notes=tuple(m.notes), onset=m.onset,
+                   has_palsy=m.has_palsy, has_leukaemia=m.has_leukaemia)
+
+    def size(self) -> int:
+        """Its size as JSON, in bytes (what its memo entry holds, within a small factor)."""
+        return len(json.dumps([self.patient, self.not_found, self.notes], default=str))
 
 
 @dataclasses.dataclass
@@ -78,9 +106,10 @@ class Engine:
         return A.answer(patient, self.draws, tables=self.tables, decision_settings=self.decision_settings,
                         guidance=self.guidance, shapley=not card, rests_on=not card)
 
-    def mapped(self, prefetch_bundle: dict) -> X.FhirMapping:
-        """The mapping of a prefetch bundle, memoised on its canonical JSON (the same record maps the same way;
-        the mapping is pure and dated by the record itself, not by the clock, when the palsy has an onset)."""
+    def mapped(self, prefetch_bundle: dict) -> Mapped:
+        """What the service reads of a prefetch bundle's mapping, memoised on the bundle's canonical JSON (the
+        same record maps the same way; the mapping is pure and dated by the record itself, not by the clock,
+        when the palsy has an onset)."""
         text = json.dumps(prefetch_bundle, sort_keys=True, separators=(",", ":"))
         key = hashlib.sha256(text.encode("utf-8")).hexdigest()
         with self._lock:
@@ -88,9 +117,10 @@ class Engine:
             if hit is not None:
                 self._mappings.move_to_end(key)
                 return hit
-        m = X.map_bundle(prefetch_bundle, self.fhir_table, source="prefetch")
-        with self._lock:
-            if self.cache_size and m.onset is not None:  # without an onset, its time windows end today
+        m = Mapped.of(X.map_bundle(prefetch_bundle, self.fhir_table, source="prefetch"))
+        # without an onset its time windows end today; a mapping whose notes are many is not kept either
+        if self.cache_size and m.onset is not None and m.size() <= MAX_MAPPING_BYTES:
+            with self._lock:
                 self._mappings[key] = m
                 while len(self._mappings) > self.cache_size:
                     self._mappings.popitem(last=False)

@@ -1,4 +1,5 @@
-"""The HTTP protocol of ``palsy serve``: uvicorn's httptools protocol with Nagle's algorithm off.
+"""The HTTP protocol of ``palsy serve``: uvicorn's httptools protocol with Nagle's algorithm off, and bounds on
+what one connection may cost.
 
 httptools (the C parser of Node's llhttp) and uvloop (an event loop on libuv, where it has a build) are
 uvicorn's fast pair: with them, and the gate as pure ASGI middleware, a memoised card costs the server about
@@ -11,14 +12,45 @@ the body then waits for the client's delayed acknowledgement: about 40 ms added 
 (measured on loopback with h11 on asyncio's loop: 51 ms per memoised card against 8 ms; docs/service.md).
 A CDS service answers small JSON bodies once per request, so it writes at once, on whichever loop it runs
 (asyncio's where uvloop has no build).
+
+uvicorn's httptools protocol bounds none of these, and each is reached before any token is checked:
+
+- a request's line and headers: httptools keeps a header's value in memory until the value ends (a 300 MB
+  header cost a worker 440 MB, and was then answered); h11 stops at 16 kB. Here the head may take
+  :data:`MAX_HEAD_BYTES`; more is a JSON 431 and the connection is closed;
+- requests sent ahead of their answers (HTTP/1.1 pipelining): each is parsed and queued, a socket read at a
+  time, however many; more than :data:`MAX_PIPELINED` closes the connection;
+- a client that does not read its answers: the answer waits in memory, and its request's task waits, for as
+  long as the socket stays open. An answer left unread for :data:`WRITE_STALL_SECONDS` resets the connection
+  (what the kernel still holds for it is dropped too);
+- a client that sends nothing, or its head a byte at a time: the connection stays open without end. A
+  connection with no answer in progress must complete a request's head within :data:`HEAD_SECONDS` (of its
+  opening or of its last answer), or it is closed (a JSON 408 when part of a head had come).
+
+These bound each connection, not their number: the reverse proxy in front limits connections per client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import socket
+import struct
+from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+log = logging.getLogger("palsy.serve")
+
+#: The most bytes a request's line and headers may take together (the URL and the final blank line included).
+MAX_HEAD_BYTES = 64 * 1024
+#: The most requests a connection may send ahead of the answer it waits for (HTTP/1.1 pipelining).
+MAX_PIPELINED = 16
+#: How long an answer may wait unread (the connection's write buffer above its high-water mark), seconds.
+WRITE_STALL_SECONDS = 30.0
+#: How long a connection with no answer in progress may take to send a request's head, seconds.
+HEAD_SECONDS = 30.0
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:
@@ -31,9 +63,137 @@ def no_delay(transport: asyncio.BaseTransport) -> None:
             pass
 
 
-class NoDelayHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, each connection with ``TCP_NODELAY`` set."""
+def drop(transport: asyncio.Transport) -> None:
+    """Close ``transport`` at once with a reset, discarding what it and the kernel still hold for the client
+    (a socket closed without a reset delivers its kernel buffer, up to megabytes, at the client's pace)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:  # not a socket that lingers: the close below is all there is
+            pass
+    transport.abort()
+
+
+def error_response(status: int, code: str, message: str, default_headers: list[tuple[bytes, bytes]] = ()) -> bytes:
+    """A whole HTTP/1.1 response with the service's JSON error body, closing the connection."""
+    body = json.dumps({"error": code, "message": message}).encode("utf-8")
+    head = [STATUS_LINE[status]]
+    for name, value in [*default_headers, (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode("ascii")), (b"connection", b"close")]:
+        head += [name, b": ", value, b"\r\n"]
+    return b"".join([*head, b"\r\n", body])
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, each connection with ``TCP_NODELAY`` set and the bounds of this module.
+
+    A request's head is counted as its bytes are fed to the parser (httptools calls back with a header only
+    once its value has ended, too late to bound it), so the bound holds to within one socket read when a head
+    starts in the middle of a read that ended the request before it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_head = True  # the parser is reading a request's line and headers (or waiting for them)
+        self.head_bytes = 0
+        self.refused = False
+        self.head_timer: asyncio.TimerHandle | None = None
+        self.stall_timer: asyncio.TimerHandle | None = None
+
+    # --- the connection ---------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         no_delay(transport)
         super().connection_made(transport)
+        self.head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self.head_timer, self.stall_timer):
+            if timer is not None:
+                timer.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        while data and not self.refused and not self.transport.is_closing():
+            if self.in_head:
+                room = MAX_HEAD_BYTES - self.head_bytes
+                if room <= 0:
+                    self.refuse(431, "headers_too_large", f"the request's line and headers are larger than "
+                                f"{MAX_HEAD_BYTES} bytes")
+                    return
+                piece, data = (data, b"") if len(data) <= room else (data[:room], data[room:])
+                self.head_bytes += len(piece)
+            else:
+                piece, data = data, b""
+            super().data_received(piece)
+
+    # --- the parser's callbacks -------------------------------------------------------------------------------
+
+    def on_headers_complete(self) -> None:
+        if self.refused:  # the rest of the read being parsed: start nothing more
+            return
+        self.in_head = False
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+        super().on_headers_complete()
+        if len(self.pipeline) > MAX_PIPELINED:
+            self.refuse(None, "", f"more than {MAX_PIPELINED} requests sent ahead of their answers")
+
+    def on_message_complete(self) -> None:
+        self.in_head, self.head_bytes = True, 0
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self._answer_done() and self.head_timer is None:
+            self.head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    # --- flow control: an answer the client does not read ----------------------------------------------------
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.stall_timer is None:
+            self.stall_timer = self.loop.call_later(WRITE_STALL_SECONDS, self._unread)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.stall_timer is not None:
+            self.stall_timer.cancel()
+            self.stall_timer = None
+
+    # --- refusals ---------------------------------------------------------------------------------------------
+
+    def send_400_response(self, msg: str) -> None:
+        """A request httptools cannot parse: the JSON 400 (uvicorn's is plain text)."""
+        self.refuse(400, "bad_http", "the request is not valid HTTP/1.1")
+
+    def refuse(self, status: int | None, code: str, message: str) -> None:
+        """Close the connection, with the JSON error ``status`` when no other answer is being sent on it (an
+        answer cannot be interleaved with another); ``status`` None closes it without one."""
+        if self.refused:
+            return
+        self.refused = True
+        log.info("connection closed: %s%s", message, f" ({status})" if status else "")
+        if status is not None and self._answer_done() and not self.transport.is_closing():
+            self.transport.write(error_response(status, code, message, self.server_state.default_headers))
+            self.transport.close()
+        else:
+            drop(self.transport)
+
+    def _answer_done(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _head_too_slow(self) -> None:
+        self.head_timer = None
+        if self.transport.is_closing() or not self._answer_done():
+            return
+        if self.in_head and self.head_bytes:
+            self.refuse(408, "request_timeout", f"the request's line and headers took more than {HEAD_SECONDS:g} s")
+        else:
+            self.refused = True
+            self.transport.close()
+
+    def _unread(self) -> None:
+        self.stall_timer = None
+        self.refuse(None, "", f"its client left an answer unread for {WRITE_STALL_SECONDS:g} s")
