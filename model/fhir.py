@@ -1172,6 +1172,11 @@ def example_bundle(patient: Mapping[str, Any], table: Table | None = None, *,
     def coding(r: Row) -> dict[str, str]:
         return {"system": r.system, "code": r.code, "display": r.display}
 
+    def says_only_its_finding(r: Row) -> bool:
+        """Whether no other row reads ``r``'s code (C92.00 says an AML and its remission status: the example
+        writes the remission as an Observation of its own, so it codes the lineage by a code that says only it)."""
+        return not any(o.system == r.system and o.code == r.code and o.finding != r.finding for o in table.rows)
+
     def local_obs(finding: str, level: str) -> None:
         add({"resourceType": "Observation", "_kind": "finding", "status": "final",
              "code": {"coding": [{"system": table.local["finding_system"], "code": finding}], "text": finding},
@@ -1213,11 +1218,13 @@ def example_bundle(patient: Mapping[str, Any], table: Table | None = None, *,
         value = str(value)
         if finding in ("age_group", "laterality"):
             continue
-        if finding == "lineage" and rows("finding", finding="lineage", level=value):
+        lineage = ([r for r in rows("finding", finding="lineage", level=value) if says_only_its_finding(r)]
+                   if finding == "lineage" else [])
+        if lineage:
             add({"resourceType": "Condition", "_kind": "leukaemia",
                  "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
                                                     "code": "confirmed"}]},
-                 "code": {"coding": [coding(r) for r in rows("finding", finding="lineage", level=value)[:2]]}})
+                 "code": {"coding": [coding(r) for r in lineage[:2]]}})
         elif exposure := [r for role in EXPOSURE_ROLES for r in rows(role, finding=finding, level=value)]:
             # the first row's drug or procedure, in every system the table codes it in
             first = exposure[0]

@@ -566,6 +566,14 @@ def test_an_all_coded_in_remission_or_in_relapse_is_a_leukaemia(code, remission,
     assert m.has_leukaemia and "lineage" not in m.patient and m.patient.get("remission") == remission
 
 
+@pytest.mark.parametrize("code,remission", [("C92.00", "not_in_remission"), ("C92.01", None),
+                                            ("C92.02", "not_in_remission")])
+def test_an_aml_coded_in_icd_10_cm_is_an_aml_with_its_remission_status(code, remission, table):
+    """AML coded C92.0- (ICD-10-CM) was read as no leukaemia (no card): no C92 code was in the table."""
+    m = X.map_bundle(_bundle(_palsy(), _leukaemia(code, "active")), table)
+    assert m.has_leukaemia and m.patient["lineage"] == "AML" and m.patient.get("remission") == remission
+
+
 def test_a_leukaemia_conditions_clinical_status_says_whether_its_state_is_current(table):
     """Item 4: a resolved relapse, or an ALL 'not in remission' whose status is remission, set not_in_remission."""
     resolved = _leukaemia("C91.02", "resolved", abatementDateTime="2024-06-01")
