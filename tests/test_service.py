@@ -1172,9 +1172,16 @@ def test_a_request_leaves_the_admission_count_when_its_response_starts():
         pool.submit(asyncio.run, scenario()).result(timeout=30)
 
 
-def _raw(base: str) -> socket.socket:
+def _raw(base: str, receive_buffer: int | None = None) -> socket.socket:
+    """A plain TCP connection to ``base``; with ``receive_buffer``, its kernel's receive buffer fixed to about
+    that many bytes (set before connecting: after, the window can still grow to the system's maximum)."""
     host, port = base.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=30)
+    sock = socket.socket()
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(30)
+    sock.connect((host, int(port)))
+    return sock
 
 
 def _read_all(sock: socket.socket, seconds: float = 30) -> bytes:
@@ -1198,31 +1205,27 @@ def _read_all(sock: socket.socket, seconds: float = 30) -> bytes:
 
 
 def test_clients_that_never_read_hold_no_place_of_the_workers(tmp_path, posterior_subtype):
-    """The real server, one worker allowed one request at a time: clients that ask for a report and never read
-    it (no token needed) leave the worker answering others; until 5 December each held its place until its
-    socket closed, and every other request got 503 (``/healthz`` still said ok)."""
+    """The real server, one worker allowed one request at a time: a client that asks for a report many times
+    over (pipelined, no token needed) and never reads leaves the worker answering others; until 5 December the
+    request whose answer waited on the client held its place until the socket closed, and every other request
+    got 503 (``/healthz`` still said ok). Sixteen reports: more than the kernel holds for the connection."""
     port = _free_port()
     settings = {"port": port, "workers": 1, "max_concurrent_requests": 1, "state_dir": "state"}
     with _serving(tmp_path, settings, "--insecure-dev") as (base, _, log_path):
         r = httpx.post(f"{base}/cds-services/{SERVICE}", json=hook_body(_bundle("source-001")), timeout=60)
         report = r.json()["cards"][0]["links"][0]["url"].removeprefix(base)
         size = len(httpx.get(base + report, timeout=120).content)  # rendered once; then served as stored
-        assert size > 200_000, size  # more than the socket buffers and the transport's hold
-        idle = []
-        for _ in range(3):
-            sock = _raw(base)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.sendall(f"GET {report} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            idle.append(sock)
-        try:
+        assert size * 16 > 4 << 20, size  # more than the socket buffers (up to 4 MB) and the transport's hold
+        with _raw(base, receive_buffer=4096) as sock:
+            sock.sendall(f"GET {report} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * 16)
             time.sleep(1.5)
             for path in ("/cds-services", "/openapi.json"):
                 got = httpx.get(base + path, timeout=10)
                 assert got.status_code == 200, (path, got.text[:200])
-        finally:
-            for sock in idle:
-                sock.close()
-        assert "overloaded" not in log_path.read_text()
+        time.sleep(0.5)
+        log = log_path.read_text()
+        # and the answer cut off when the client goes is no internal error (uvicorn's pipelining wrote on)
+        assert "overloaded" not in log and "internal error" not in log and "Traceback" not in log, log[-2000:]
 
 
 @contextlib.contextmanager
@@ -1273,9 +1276,7 @@ def test_a_connection_that_leaves_its_answer_unread_or_sends_no_head_is_closed(m
         finished.set()
 
     with _protocol_serving(app) as base:
-        sock = _raw(base)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        with sock:
+        with _raw(base, receive_buffer=4096) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             time.sleep(3)  # reads nothing
             got = _read_all(sock, seconds=10)
@@ -1323,7 +1324,7 @@ def test_requests_sent_far_ahead_of_their_answers_close_the_connection(server):
     with _raw(server["base"]) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 40)
         got = _read_all(sock)
-    assert got.count(b"HTTP/1.1 200") <= MAX_PIPELINED + 1, got.count(b"HTTP/1.1 200")
+    assert got.count(b"HTTP/1.1 200") <= min(MAX_PIPELINED + 1, 17), got.count(b"HTTP/1.1 200")
     with _raw(server["base"]) as sock:  # a few ahead are answered
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 3 + b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
                      b"Connection: close\r\n\r\n")

@@ -99,6 +99,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.refused = False
         self.head_timer: asyncio.TimerHandle | None = None
         self.stall_timer: asyncio.TimerHandle | None = None
+        self.answering: Any = None  # the request whose answer is being sent (uvicorn's cycle)
 
     # --- the connection ---------------------------------------------------------------------------------------
 
@@ -111,7 +112,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         for timer in (self.head_timer, self.stall_timer):
             if timer is not None:
                 timer.cancel()
+        # uvicorn tells only the newest request parsed that its client is gone; the one being answered is an
+        # older one when requests were sent ahead, and its next write to the closed transport raised (uvloop's
+        # RuntimeError: an internal error logged for every such connection dropped)
+        if self.answering is not None and not self.answering.response_complete:
+            self.answering.disconnected = True
+            self.answering.message_event.set()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        self.answering = cycle
+        super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
         while data and not self.refused and not self.transport.is_closing():
