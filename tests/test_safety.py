@@ -123,8 +123,12 @@ def test_the_first_lp_with_its_profile_read_first_is_measured_not_dropped(draws_
 
 
 def test_a_tests_value_counts_every_cause_whose_management_it_changes(draws_subtype, rules, tables):
-    """An MRI in an otomastoid-looking picture is worth more than its value for infiltration alone."""
-    data = {"lineage": "B-ALL", "remission": "not_in_remission", "otalgia": "present", "otoscopy": "abnormal"}
+    """An MRI in an otomastoid-looking picture is worth more than its value for infiltration alone: a result
+    moves the answer shown about otomastoiditis across its management threshold. (The patient not in remission
+    of this test until 5 December no longer shows it: with the value of acting on the answer entered, no MRI
+    result takes that answer across the threshold, so the MRI changes nothing done for otomastoiditis.)"""
+    data = {"lineage": "B-ALL", "remission": "remission_on_treatment", "age_group": "adult", "otalgia": "present",
+            "otoscopy": "abnormal"}
     a = _answer(data, draws_subtype, rules, tables)
     mri = next(t for t in a.decision["tests"] if t["test"] == "mri")
     assert mri["value_for_other_causes"] > 0
