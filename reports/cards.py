@@ -140,9 +140,12 @@ def card(d: Mapping[str, Any], *, uuid: str, source_label: str, source_url: str 
                            "detail": detail(d, not_found, notes, not_found_text), "source": {"label": source_label}}
     if source_url:
         out["source"]["url"] = source_url
-    # the numbers themselves, unrounded, for the record system (CDS Hooks 2.0 "extension" on a card)
+    # the numbers themselves, unrounded, for the record system (CDS Hooks 2.0 "extension" on a card); a
+    # probability within 1e-16 of 1 is 1.0 in a float, so the log odds (which keep the tail) go with it
     dec = d.get("decision") or {}
-    out["extension"] = {"palsy": {"probability": dict(d["probability"]), "leading_cause": d["leading_cause"],
+    out["extension"] = {"palsy": {"probability": dict(d["probability"]),
+                                  "log_odds": dict((d.get("log_odds") or {}).get("posterior") or {}),
+                                  "leading_cause": d["leading_cause"],
                                   "causes": {c["cause"]: c["probability"]["mean"] for c in d["causes"]},
                                   "decision": dec.get("action"), "in_scope": d.get("in_scope", True),
                                   "model": {k: (d.get("model") or {}).get(k) for k in ("variant", "evidence_hash",
