@@ -383,8 +383,8 @@ def test_feedback_is_appended_and_never_rewritten(server, keys):
 def test_a_card_offers_its_override_reasons_and_feedback_must_use_them_as_offered(server, keys):
     """Every card offers palsy's override reasons (CDS Hooks 2.0: each a Coding with a system, a code and a
     display); a dismissal with one of them is logged with its code; one with a code palsy does not offer, or a
-    reason given with ``accepted``, is a 400 and writes nothing (a client's own reason systems are logged as
-    sent)."""
+    reason given with ``accepted``, is a 400 and writes nothing (a client's own reasons are logged by system and
+    code)."""
     from palsy.reports import cards
 
     (card,) = call(server, keys, hook_body(_bundle("source-002"))).json()["cards"]
