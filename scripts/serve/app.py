@@ -147,6 +147,25 @@ class _TooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
+class _WatchedSend:
+    """An ASGI ``send`` that notes when the response starts (its ``status``) and calls ``on_start`` then, once:
+    what each pure ASGI layer here needs to know of the response it passes on."""
+
+    def __init__(self, send: Any, on_start: Any = None) -> None:
+        self.send, self.on_start, self.status = send, on_start, None
+
+    @property
+    def started(self) -> bool:
+        return self.status is not None
+
+    async def __call__(self, message: dict) -> None:
+        if message["type"] == "http.response.start" and self.status is None:
+            self.status = message["status"]
+            if self.on_start is not None:
+                self.on_start()
+        await self.send(message)
+
+
 class BodyLimit:
     """413 for a request whose body is larger than ``limit`` bytes (by Content-Length or as it streams)."""
 
@@ -164,7 +183,6 @@ class BodyLimit:
             await too_big(scope, receive, send)
             return
         seen = 0
-        started = False
 
         async def limited_receive() -> dict:
             nonlocal seen
@@ -175,15 +193,11 @@ class BodyLimit:
                     raise _TooLarge(self.limit)
             return message
 
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            started |= message["type"] == "http.response.start"
-            await send(message)
-
+        watched = _WatchedSend(send)
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, watched)
         except _TooLarge:
-            if not started:
+            if not watched.started:
                 await too_big(scope, receive, send)
 
 
@@ -216,18 +230,11 @@ class Gate:
                 await _json(exc.status, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
                 return
             scope.setdefault("state", {})["issuer"] = issuer  # the route's request.state.issuer (feedback logs it)
-        status = 500  # unless a response starts: an exception passes this gate to the server's error handler
-
-        async def noting_send(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        watched = _WatchedSend(send)
         try:
-            await self.app(scope, receive, noting_send)
-        finally:
-            log.info("%s %s %d %.1f ms", method, _path(path), status, 1000 * (time.perf_counter() - t))
+            await self.app(scope, receive, watched)
+        finally:  # no response started: an exception passes this gate to the error layer, a 500
+            log.info("%s %s %d %.1f ms", method, _path(path), watched.status or 500, 1000 * (time.perf_counter() - t))
 
 
 # --- admission: a bounded number of requests in progress per worker (pure ASGI) -----------------------------
@@ -278,13 +285,8 @@ class Admission:
                 admitted = False
                 self.in_progress -= 1
 
-        async def leaving_send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                leave()  # the work is done: what is left is the client's to read, at its own pace
-            await send(message)
-
-        try:
-            await self.app(scope, receive, leaving_send)
+        try:  # leaves when the response starts: the work is done, what is left is the client's to read
+            await self.app(scope, receive, _WatchedSend(send, leave))
         finally:
             leave()
 
@@ -308,18 +310,12 @@ class InternalErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            started |= message["type"] == "http.response.start"
-            await send(message)
-
+        watched = _WatchedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, watched)
         except Exception as exc:  # noqa: BLE001 (every exception becomes the JSON 500)
             response = internal_error(scope["method"], scope["path"], exc)
-            if not started:
+            if not watched.started:
                 await response(scope, receive, send)
 
 
