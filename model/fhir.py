@@ -26,6 +26,12 @@ validated JSON:
 - any finding as palsy's own Observation (``urn:palsy:finding``), for what no standard code covers. Only a
   final (amended, corrected) Observation or report sets a finding.
 
+**Whose record**, in the answer: the patient is named ``Patient/<id>`` (:func:`record_patient_id`), the
+record's own reference to it, never the bare id: a record from a hospital's system is never one of palsy's
+library cases (``priors/cases.yaml``, ``patients/*.yaml``), which are named by bare ids and answered with
+themselves left out of the posterior (PSIS leave-one-out). Until 5 December a Patient whose id was a library
+case's (``source-001``) was answered with that case left out, whatever its findings.
+
 What no resource states stays unknown (``None``) and is listed in ``not_found``; a finding or level the
 schema in use does not know (the schema is growing) is listed in ``not_in_schema``; every resource or code
 not used is in ``ignored`` with the reason. Nothing is guessed: absence of a record is never "no". A
@@ -58,6 +64,8 @@ WINDOWS = ("adult_from_years", "pleocytosis_above_per_uL", "traumatic_red_cells_
 #: The units an exposure's window may be counted in.
 WINDOW_UNITS = ("days", "months")
 MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "blood_blasts")
+#: How a patient mapped from a record is named: ``Patient/`` and the record's Patient.id (:func:`record_patient_id`).
+RECORD_PREFIX = "Patient/"
 CSF_MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow")
 RESOURCE_TYPES = ("Patient", "Condition", "Observation", "MedicationAdministration", "MedicationRequest",
                   "Procedure", "DiagnosticReport")
@@ -321,7 +329,8 @@ class FhirMapping:
     Attributes
     ----------
     patient : dict
-        For :func:`palsy.model.findings.parse_patient`: ``id`` and every finding found (nothing else).
+        For :func:`palsy.model.findings.parse_patient`: ``id`` (:func:`record_patient_id`: ``Patient/<id>``, never
+        a library case's id) and every finding found (nothing else).
     not_found : list of str
         Findings of the schema in use that no resource states (unknown, marginalised).
     ignored : list of dict
@@ -340,6 +349,9 @@ class FhirMapping:
     incomplete : list of str
         Resource types of which a search was read only in part (a page of a longer result; ``unknown`` when
         the type cannot be told); the notes say which and what was left unknown because of it.
+    record_id : str or None
+        The record's own ``Patient.id`` (None when the Patient has none): what a CDS Hooks call's
+        ``context.patientId`` names.
     """
 
     patient: dict[str, Any]
@@ -351,6 +363,7 @@ class FhirMapping:
     has_palsy: bool
     has_leukaemia: bool = False
     incomplete: list[str] = dataclasses.field(default_factory=list)
+    record_id: str | None = None
 
     def __iter__(self):  # (patient, not_found, ignored), as the issue names them
         return iter((self.patient, self.not_found, self.ignored))
@@ -569,13 +582,23 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     if partial & {"DiagnosticReport", UNKNOWN}:
         _keep_only_the_first_in_precedence(c)
     values = c.resolved()
-    patient: dict[str, Any] = {"id": str(patient_res.get("id") or "patient")}
+    patient: dict[str, Any] = {"id": record_patient_id(patient_res.get("id"))}
     patient.update({k: v for k, v in values.items()})
     if lps:
         patient[schema.lp.name] = lps
     not_found = [f for f in schema.findings if f not in patient]
     return FhirMapping(patient, not_found, c.ignored, sorted(c.not_in_schema), c.notes,
-                       onset[0].isoformat() if onset else None, bool(palsies), c.leukaemia, sorted(partial))
+                       onset[0].isoformat() if onset else None, bool(palsies), c.leukaemia, sorted(partial),
+                       str(patient_res["id"]) if patient_res.get("id") else None)
+
+
+def record_patient_id(fhir_id: Any) -> str:
+    """The id of the patient of a record whose Patient.id is ``fhir_id``: ``Patient/<id>`` (``Patient/(no id)``
+    when it has none). A FHIR id has no ``/`` (R4: ``[A-Za-z0-9.-]{1,64}``, which the bundle's validation
+    checks), so the name never reads as a bare id: a record is never taken for one of palsy's library cases,
+    which are answered with themselves left out (a record whose Patient.id was ``source-001`` was, until
+    5 December, whatever its findings)."""
+    return RECORD_PREFIX + (str(fhir_id) if fhir_id else "(no id)")
 
 
 def _palsy_episode(entries: list[tuple[str, dict[str, Any]]], table: Table,

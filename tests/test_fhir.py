@@ -119,7 +119,9 @@ def test_example_bundle_maps_back_to_its_patient(src, table):
     want = F.parse_patient(Y.load(src), str(src))
     m = X.map_bundle(json.loads(src.with_name(src.stem + ".fhir.json").read_text()), table)
     got = F.parse_patient(m.patient, "fhir")
-    assert got.id == want.id and got.values == want.values and got.csf == want.csf
+    # a record's patient is named Patient/<id>, never a library case's bare id (not answered as that case)
+    assert got.id == f"Patient/{want.id}" and m.record_id == want.id
+    assert got.values == want.values and got.csf == want.csf
     assert m.has_palsy and m.has_leukaemia and m.onset == ONSET.isoformat()
     assert not m.ignored and not m.notes
     unknown = [k for k, v in want.values.items() if v is None]
@@ -300,11 +302,16 @@ def test_the_mapping_reads_no_network_and_no_presentation():
 
 @pytest.mark.slow
 def test_posterior_fhir_gives_the_numbers_of_the_patient_file(palsy, tmp_path):
+    """The bundle's answer is its patient file's, under an id that is no library case's: a record is never a
+    library case, so it is not answered with source-002 left out as the library's own file is."""
     src = PATIENTS / "source-002.yaml"
-    by_file = json.loads(palsy("posterior", "--patient", str(src), "--json", check=True).stdout)
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(src.read_text().replace("id: source-002", "id: hospital-002"))
+    by_file = json.loads(palsy("posterior", "--patient", str(renamed), "--json", check=True).stdout)
     proc = palsy("posterior", "--fhir", str(src.with_name("source-002.fhir.json")), "--json", check=True)
     by_fhir = json.loads(proc.stdout)
     assert by_fhir["probability"] == by_file["probability"] and by_fhir["causes"] == by_file["causes"]
+    assert by_fhir["left_out_case"] is None and by_fhir["patient"]["id"] == "Patient/source-002"
     assert "not found in the record" in proc.stderr and "examine and enter" in proc.stderr
     assert set(by_fhir["fhir"]) >= {"not_found", "ignored", "not_in_schema"}
     bad = tmp_path / "bad.json"
@@ -317,6 +324,61 @@ def test_posterior_fhir_gives_the_numbers_of_the_patient_file(palsy, tmp_path):
     assert r.returncode == 2 and "not JSON" in r.stderr
     both = palsy("posterior", "--fhir", str(src.with_name("source-002.fhir.json")), "--patient", str(src))
     assert both.returncode == 2 and "give one of them" in both.stderr
+
+
+def _renamed(bundle: dict, old: str, new: str) -> dict:
+    """``bundle`` with its Patient's id ``old`` written ``new`` everywhere (the id, fullUrls, subjects)."""
+    return json.loads(json.dumps(bundle).replace(f'"Patient/{old}"', f'"Patient/{new}"')
+                      .replace(f'"id": "{old}"', f'"id": "{new}"'))
+
+
+def library_id_record(findings_changed: bool = True) -> dict:
+    """source-001's bundle (a library case's id) with other findings: a progressive palsy, no other cranial
+    nerve, no MRI (the hospital's patient who happens to carry that id)."""
+    b = json.loads((PATIENTS / "source-001.fhir.json").read_text())
+    if findings_changed:
+        keep = []
+        for e in b["entry"]:
+            r = e["resource"]
+            code = (r.get("code") or {}).get("coding", [{}])[0].get("code")
+            if r["resourceType"] == "DiagnosticReport" or code == "other_cranial_nerves":
+                continue
+            if code == "onset":
+                r["valueCodeableConcept"]["coding"][0]["code"] = "progressive"
+            keep.append(e)
+        b["entry"] = keep
+    return b
+
+
+def test_a_records_patient_is_never_named_as_a_library_case(table):
+    """The mapped id is Patient/<id> whatever the Patient.id (here a library case's, source-001); no case of the
+    library is named so (a case named Patient/... would make a record of that id its case again)."""
+    from palsy.model import evidence as E
+
+    m = X.map_bundle(library_id_record(), table)
+    assert m.patient["id"] == "Patient/source-001" and m.record_id == "source-001"
+    ev = E.load(REPO / "priors")
+    names = [n for c in ev.cases for n in (c.id, *c.also_known_as)]
+    assert "source-001" in names and not [n for n in names if n.startswith(X.RECORD_PREFIX)]
+
+
+@pytest.mark.slow
+def test_a_record_whose_patient_id_is_a_library_cases_is_answered_as_any_other_record(palsy, tmp_path):
+    """A record whose Patient.id is a library case's (source-001) but whose findings differ was answered with
+    that case left out of the posterior (PSIS leave-one-out, meant for the library case itself): its answer is
+    now the one the same findings get under another id."""
+    as_case = tmp_path / "source-001-like.json"
+    as_case.write_text(json.dumps(library_id_record()))
+    other = tmp_path / "hospital-7.json"
+    other.write_text(json.dumps(_renamed(library_id_record(), "source-001", "hospital-7")))
+    a = json.loads(palsy("posterior", "--fhir", str(as_case), "--json", check=True).stdout)
+    b = json.loads(palsy("posterior", "--fhir", str(other), "--json", check=True).stdout)
+    assert a["patient"]["id"] == "Patient/source-001" and b["patient"]["id"] == "Patient/hospital-7"
+    assert a["left_out_case"] is None and b["left_out_case"] is None
+    assert a["probability"] == b["probability"] and a["causes"] == b["causes"] and a["log_odds"] == b["log_odds"]
+    # the library's own file is still answered with itself left out
+    own = json.loads(palsy("posterior", "--patient", str(PATIENTS / "source-001.yaml"), "--json", check=True).stdout)
+    assert own["left_out_case"] and own["left_out_case"]["case"] == "meqorali2025_tall21m"
 
 
 def test_example_bundles_survive_a_deep_copy_roundtrip(table):

@@ -222,7 +222,11 @@ def test_the_specification_checks_find_what_they_look_for():
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_a_card_for_each_source_patient_with_the_numbers_of_palsy_posterior(server, keys, palsy, src):
-    cli = json.loads(palsy("posterior", "--patient", str(src), "--json", check=True).stdout)
+    # the record's numbers (palsy posterior --fhir): a record is never a library case, so never answered with
+    # one left out as the library's own file (--patient patients/source-001.yaml) is
+    cli = json.loads(palsy("posterior", "--fhir", str(src.with_name(src.stem + ".fhir.json")), "--json",
+                           check=True).stdout)
+    assert cli["left_out_case"] is None
     r = call(server, keys, hook_body(_bundle(src.stem)))
     assert r.status_code == 200, r.text
     assert _spec_problems(r.json()) == []  # CDS Hooks 2.0: no null and no empty element
@@ -244,6 +248,21 @@ def test_a_card_for_each_source_patient_with_the_numbers_of_palsy_posterior(serv
         page = httpx.get(link["url"], timeout=120)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "leukemic infiltration" in page.text.lower()
+
+
+def test_a_record_whose_patient_id_is_a_library_cases_gets_the_card_of_any_other_id(server, keys):
+    """A record whose Patient.id is a library case's (source-001) but whose findings differ was answered with
+    that case left out of the posterior (the leave-one-out meant for the library case itself): its card now
+    carries the numbers the same findings get under another id."""
+    from tests.test_fhir import _renamed, library_id_record
+
+    exts = []
+    for bundle in (library_id_record(), _renamed(library_id_record(), "source-001", "hospital-7")):
+        r = call(server, keys, hook_body(bundle))
+        assert r.status_code == 200, r.text
+        exts.append(r.json()["cards"][0]["extension"]["palsy"])
+    a, b = exts
+    assert (a["probability"], a["log_odds"], a["causes"]) == (b["probability"], b["log_odds"], b["causes"])
 
 
 def test_an_unknown_report_is_a_json_404(server):
@@ -607,7 +626,7 @@ def test_the_load_tests_probe_times_real_requests_and_counts_wrong_answers(serve
     monkeypatch.setattr(L, "PROBE_SECONDS", 0.05)
     path = f"/cds-services/{SERVICE}"
     body = json.dumps(hook_body(_bundle("source-001")))
-    right = json.loads(palsy("posterior", "--patient", str(PATIENTS / "source-001.yaml"), "--json",
+    right = json.loads(palsy("posterior", "--fhir", str(PATIENTS / "source-001.fhir.json"), "--json",
                              check=True).stdout)["probability"]
     wrong = {**right, "mean": right["mean"] / 2}
     probe = L.Probe(server["base"] + path, lambda: token(server, keys, path), [body, body], [right, wrong])

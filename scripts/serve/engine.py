@@ -7,9 +7,12 @@ numbers (the atypicality check has its own seeded generator; a test compares eve
 with ``palsy posterior``). The full answer (:meth:`Engine.answer`) is computed for the report a card links
 to, when the clinician opens it.
 
-An answer depends only on the patient's findings, whether the patient is a library case (answered with
-that case left out) and the settings, all fixed per worker; it is seeded, so a memoised answer is the
-answer a fresh computation gives. The memo is a bounded LRU per worker (``answer_cache_size`` answers), and
+An answer depends only on the patient's findings and the settings, all fixed per worker; it is seeded, so a
+memoised answer is the answer a fresh computation gives. Every patient here comes from a record, and a
+record is never one of palsy's library cases: no answer leaves a case out (PSIS leave-one-out is for the
+library's own patients, ``palsy posterior --patient patients/source-001.yaml``). Until 5 December a record
+whose Patient.id was a library case's id (``source-001``) was answered with that case left out, whatever
+its findings. The memo is a bounded LRU per worker (``answer_cache_size`` answers), and
 concurrent requests for the same patient compute it once. The prefetch's mappings have a memo of their own
 of the same size, so that they never push answers out; it keeps only what the service reads of each
 (:class:`Mapped`, a few kB), never the resources a record held.
@@ -52,11 +55,12 @@ class Mapped:
     onset: str | None
     has_palsy: bool
     has_leukaemia: bool
+    record_id: str | None = None  # the record's Patient.id (the patient's own id is Patient/<it>)
 
     @classmethod
     def of(cls, m: X.FhirMapping) -> Mapped:
         return cls(patient=m.patient, not_found=tuple(m.not_found), notes=tuple(m.notes), onset=m.onset,
-                   has_palsy=m.has_palsy, has_leukaemia=m.has_leukaemia)
+                   has_palsy=m.has_palsy, has_leukaemia=m.has_leukaemia, record_id=m.record_id)
 
     def size(self) -> int:
         """Its size as JSON, in bytes (what its memo entry holds, within a small factor)."""
@@ -94,17 +98,19 @@ class Engine:
                    cache_size=config.answer_cache_size, load_seconds=time.perf_counter() - t)
 
     def key(self, patient: F.Patient) -> str:
-        """The canonical patient: its findings and whether it is a library case (nothing else changes an answer)."""
+        """The canonical patient: its findings (nothing else changes an answer; its id does not, since no
+        patient of a record is answered as a library case)."""
         d = patient.to_dict()
         d.pop("id", None)
         d.pop("description", None)
-        return json.dumps({"findings": d, "case": self.draws.case_index(patient.id)}, sort_keys=True)
+        return json.dumps({"findings": d}, sort_keys=True)
 
     def fresh(self, patient: F.Patient, *, card: bool = False) -> A.Answer:
-        """The answer computed now, exactly as ``palsy posterior`` computes it (default settings); for a
-        ``card``, without the Shapley values and what the answer rests on (a card shows neither)."""
+        """The answer computed now, exactly as ``palsy posterior --fhir`` computes it (default settings), and
+        never with a library case left out, whatever the patient's id (a record is not a library case); for
+        a ``card``, without the Shapley values and what the answer rests on (a card shows neither)."""
         return A.answer(patient, self.draws, tables=self.tables, decision_settings=self.decision_settings,
-                        guidance=self.guidance, shapley=not card, rests_on=not card)
+                        guidance=self.guidance, shapley=not card, rests_on=not card, leave_out=False)
 
     def mapped(self, prefetch_bundle: dict) -> Mapped:
         """What the service reads of a prefetch bundle's mapping, memoised on the bundle's canonical JSON (the
