@@ -42,7 +42,8 @@ combination of sources (rate part per stratum compatible with the patient's cont
 profile part per theta), so a hybrid costs one gather and two log-sum-exps over the draws. Up to
 :data:`EXACT_BLOCKS` active blocks every order is enumerated (exact Shapley); above, antithetic pairs of
 random orders are averaged (each order telescopes to c(all), so the sum stays exact), and the spread
-over orders and the pairs' delta method give each share's own Monte Carlo error. The decomposition uses a
+over orders and the pairs' delta method give each share's own Monte Carlo error (pairs that share a draw
+counted as correlated: :func:`share_errors`). The decomposition uses a
 seeded subset of :data:`DRAWS` draws (fewer when the patient's context leaves many strata open); its
 error is in each share's.
 
@@ -115,7 +116,8 @@ def _expit(x: np.ndarray) -> np.ndarray:
 # --- the Shapley engine -----------------------------------------------------------------------------
 
 def shapley_effects(hybrid, n_blocks: int, *, weights: np.ndarray | None = None, rng: np.random.Generator | None = None,
-                    exact_blocks: int = EXACT_BLOCKS, pairs: int = PAIRS, active_share: float = ACTIVE) -> dict[str, Any]:
+                    exact_blocks: int = EXACT_BLOCKS, pairs: int = PAIRS, active_share: float = ACTIVE,
+                    draw_ids: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Shapley effects of ``n_blocks`` independent blocks for the variance of an output, by pick-freeze.
 
     Parameters
@@ -128,6 +130,9 @@ def shapley_effects(hybrid, n_blocks: int, *, weights: np.ndarray | None = None,
         Weights of the draws A (normalised here); default equal.
     active_share : float
         A block whose total effect is below this share of the variance is left out of the orders.
+    draw_ids : (ndarray, ndarray), optional
+        The draw behind A and behind B of each pair (:func:`share_errors`): pairs that share a draw are
+        not independent. Without it every pair is taken as independent of the others.
 
     Returns
     -------
@@ -137,7 +142,9 @@ def shapley_effects(hybrid, n_blocks: int, *, weights: np.ndarray | None = None,
         each effect over the random orders (0 when exact); ``method``; ``hybrids`` evaluated; ``active``:
         the blocks whose total effect c({b}) = E[Var(f | the other blocks)] is above ``active_share``
         of the total (for independent blocks a Shapley effect is at most the total effect; the others
-        are always taken from B and share the negligible remainder); ``f_a``, ``weights``.
+        are always taken from B and share the negligible remainder); ``f_a``, ``weights``; ``terms``
+        (n_blocks, n) and ``order_error`` (n_blocks,), from which :func:`share_errors` gives ``mc_error``;
+        ``total_terms`` (n,), the pairs' terms of ``total``.
     """
     rng = rng or np.random.default_rng(0)
     f_a = hybrid(np.zeros((1, n_blocks), bool))[0]
@@ -203,17 +210,55 @@ def shapley_effects(hybrid, n_blocks: int, *, weights: np.ndarray | None = None,
     left = [b for b in range(n_blocks) if b not in active] or active
     contrib[left] += rest / len(left)
     effects = contrib.sum(axis=1)
-    # Monte Carlo error of each share of the total: the pairs' (delta method over the draws' terms,
-    # each draw with an independent partner) and the random orders'
-    if total > 0:
-        share = effects / total
-        # per draw, w_i (x_bi - share_b x_i) / total: the share's linearisation (its terms sum to 0)
-        terms = (contrib - share[:, None] * per[0][None, :]) / total
-        share_err = np.sqrt(np.sum(terms ** 2, axis=1) + (order_err / total) ** 2)
-    else:
-        share_err = np.zeros(n_blocks)
+    # per pair, w_i (x_bi - share_b x_i) / total: each share's linearisation (the delta method, the
+    # error of the total included; its terms sum to 0)
+    terms = (contrib - (effects / total)[:, None] * per[0][None, :]) / total if total > 0 else np.zeros_like(contrib)
+    share_err = share_errors(terms, order_err / total if total > 0 else order_err, draw_ids)
     return {"effects": effects, "total": total, "mc_error": share_err * total, "method": method,
-            "hybrids": len(cache), "active": active, "f_a": f_a, "weights": w}
+            "hybrids": len(cache), "active": active, "f_a": f_a, "weights": w, "terms": terms,
+            "order_error": order_err / total if total > 0 else order_err, "total_terms": per[0]}
+
+
+def share_errors(terms: np.ndarray, order_error: np.ndarray,
+                 draw_ids: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The Monte Carlo standard error of each share from its per-pair linearised terms.
+
+    Pair i reads draw ``draw_ids[0][i]`` (A) and draw ``draw_ids[1][i]`` (B). Every draw is A in one pair
+    and, with B a permutation of the draws, B in another, so neighbouring pairs are correlated: the
+    variance of the sum is that of the draws' own sums, sum over draws d of (sum of the terms of the
+    pairs reading d)^2, with each pair's own square counted once (the covariance estimator of a
+    dependency graph; pairs that share no draw are independent). Taking the pairs as independent gave
+    errors 1.1-1.4 times too small against the spread over seeds (about 1.4-1.9 times with the
+    selection term's own error, :func:`decompose`). The random orders' error adds in quadrature.
+
+    Parameters
+    ----------
+    terms : ndarray
+        (n_blocks, n): per pair, each share's linearised term (summing to 0 over the pairs).
+    order_error : ndarray
+        (n_blocks,): the standard error of each share over the random orders (0 when exact).
+    draw_ids : (ndarray, ndarray), optional
+        The draw behind A and behind B of each pair; without it the pairs are taken as independent.
+
+    Returns
+    -------
+    ndarray
+        (n_blocks,) standard errors.
+    """
+    terms = np.asarray(terms, float)
+    if draw_ids is None:
+        var = np.sum(terms ** 2, axis=1)
+    else:
+        n = terms.shape[1]
+        _, inverse = np.unique(np.concatenate([np.asarray(draw_ids[0]), np.asarray(draw_ids[1])]),
+                               return_inverse=True)
+        on_a, on_b = inverse[:n], inverse[n:]
+        two = on_a != on_b  # a pair whose B is its own A reads one draw
+        per_draw = np.zeros((terms.shape[0], int(inverse.max()) + 1))
+        np.add.at(per_draw.T, on_a, terms.T)
+        np.add.at(per_draw.T, on_b[two], terms.T[two])
+        var = np.sum(per_draw ** 2, axis=1) - np.sum(terms[:, two] ** 2, axis=1)
+    return np.sqrt(np.maximum(var, 0.0) + np.asarray(order_error, float) ** 2)
 
 
 # --- provenance (at fit time, from the evidence) --------------------------------------------------
@@ -665,14 +710,17 @@ def decompose(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray |
     blocks = _blocks(causes)
     hyb = _Hybrids(pieces, blocks)
     # the same orders on both scales (the P scale then reuses every hybrid's log odds)
-    res = shapley_effects(hyb, len(blocks), weights=w, rng=np.random.default_rng([seed, 21]))
+    pairs = (sel, partner)  # the draws behind A and B of each pair: their shared draws in each share's error
+    res = shapley_effects(hyb, len(blocks), weights=w, rng=np.random.default_rng([seed, 21]), draw_ids=pairs)
     f_a = res["f_a"]
     ww = res["weights"]
     # the P scale: the same hybrids through expit (cached components)
-    res_p = shapley_effects(lambda fb: _expit(hyb(fb)), len(blocks), weights=w, rng=np.random.default_rng([seed, 21]))
+    res_p = shapley_effects(lambda fb: _expit(hyb(fb)), len(blocks), weights=w, rng=np.random.default_rng([seed, 21]),
+                            draw_ids=pairs)
     p = draws.params
     # selection: half the variance gamma explains of infiltration's frequencies' first-order effect
     sel_share = {"log_odds": 0.0, "probability": 0.0}
+    sel_error = {"log_odds": 0.0, "probability": 0.0}
     i_inf = next(i for i, b in enumerate(blocks) if b["id"] == f"freq:{INFILTRATION}")
     if "gamma" in p:
         only_inf = np.ones((1, len(blocks)), bool)
@@ -688,6 +736,14 @@ def decompose(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray |
             moved = min(0.5 * v_g, max(r_["effects"][i_inf], 0.0))
             r_["effects"][i_inf] -= moved
             sel_share[scale] = moved
+            if moved > 0 and r_["total"] > 0:
+                # the moved share's own linearised terms (a weighted variance of the fit, over the total):
+                # it leaves infiltration's frequencies with its Monte Carlo error
+                moved_terms = 0.5 * ww * (fit - ww @ fit) ** 2
+                z = (moved_terms - moved / r_["total"] * r_["total_terms"]) / r_["total"]
+                r_["terms"][i_inf] -= z
+                r_["mc_error"] = share_errors(r_["terms"], r_["order_error"], pairs) * r_["total"]
+                sel_error[scale] = float(share_errors(z[None, :], np.zeros(1), pairs)[0]) * r_["total"]
     # Monte Carlo error of the answer's mean: Var(L) / ESS over every draw, in chain order
     chains = int((draws.meta.get("settings") or {}).get("chains", 1))
     full = game.value(np.ones((1, game.n_players), bool))[0] if game.n_players else np.full(n_all, f_a.mean())
@@ -701,7 +757,8 @@ def decompose(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray |
     mc_rel = 1.0 / max(e, 1.0)  # MCSE^2 / Var, the same on both scales
     judg = _judgment(blocks, pieces, prov, f_a, ww, sel)
     out_blocks = []
-    for r_, sel_v in ((res, sel_share["log_odds"]), (res_p, sel_share["probability"])):
+    for r_, sel_v, sel_e in ((res, sel_share["log_odds"], sel_error["log_odds"]),
+                             (res_p, sel_share["probability"], sel_error["probability"])):
         eff_s = np.clip(r_["effects"], 0.0, None)  # a negative estimate is Monte Carlo noise around 0
         tot = eff_s.sum() + sel_v
         scale = 1.0 / (tot * (1.0 + mc_rel)) if tot > 0 else 0.0
@@ -711,7 +768,7 @@ def decompose(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray |
                          "mc_error": err * scale})
         if "gamma" in p:
             rows.append({"id": "selection", "source": "selection of published cases", "share": sel_v * scale,
-                         "judgment": judg.get("selection"), "mc_error": 0.0})
+                         "judgment": judg.get("selection"), "mc_error": sel_e * scale})
         rows.append({"id": "monte_carlo", "source": "Monte Carlo error", "share": mc_rel / (1.0 + mc_rel),
                      "judgment": None, "mc_error": 0.0})
         out_blocks.append(rows)
