@@ -376,12 +376,20 @@ def test_a_post_without_a_token_is_refused_before_its_body_is_read(server):
 
 # --- feedback: append-only ------------------------------------------------------------------------------------
 
+def issued_card(server, keys, name: str = "source-002") -> str:
+    """The uuid of a card the service has just answered (for ``name``'s bundle)."""
+    r = call(server, keys, hook_body(_bundle(name)))
+    assert r.status_code == 200, r.text
+    return r.json()["cards"][0]["uuid"]
+
+
 def test_feedback_is_appended_and_never_rewritten(server, keys):
     path = f"/cds-services/{SERVICE}/feedback"
     log = server["folder"] / "state" / "feedback.jsonl"
-    one = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted", "acceptedSuggestions": [{"id": str(uuid.uuid4())}],
-                         "outcomeTimestamp": "2025-01-16T10:00:00Z"}]}
-    two = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "overridden", "outcomeTimestamp": "2025-01-16T10:05:00Z",
+    one = {"feedback": [{"card": issued_card(server, keys), "outcome": "accepted",
+                         "acceptedSuggestions": [{"id": str(uuid.uuid4())}], "outcomeTimestamp": "2025-01-16T10:00:00Z"}]}
+    two = {"feedback": [{"card": issued_card(server, keys).upper(), "outcome": "overridden",
+                         "outcomeTimestamp": "2025-01-16T10:05:00Z",
                          "overrideReason": {"reason": {"system": "https://x", "code": "r1", "display": "no"},
                                             "userComment": "patient source-002 refused"}}]}
     r1 = httpx.post(server["base"] + path, json=one, headers=auth(server, keys, path))
@@ -394,9 +402,65 @@ def test_feedback_is_appended_and_never_rewritten(server, keys):
     last = json.loads(after.splitlines()[-1])
     assert last["outcome"] == "overridden" and last["hasComment"] is True and "source-002" not in after.decode()
     assert last["issuer"] == ISS and last["overrideReason"] == {"system": "https://x", "code": "r1"}
+    assert last["card"] == two["feedback"][0]["card"].lower()  # as the card gave it: paired with its answer
     bad = httpx.post(server["base"] + path, json={"feedback": [{"card": "c", "outcome": "maybe"}]},
                      headers=auth(server, keys, path))
     assert bad.status_code == 400 and log.read_bytes() == after
+
+
+def test_feedback_for_a_card_the_service_never_issued_is_refused_and_writes_nothing(server, keys):
+    """A card id was checked only as a UUID: an outcome for any UUID (a card of another service, a mistyped id,
+    one made up) went into the log, which ``palsy registry from-feedback`` pairs with answers. Now only the cards
+    this service answered (each has its report's record, files shared by the workers) until their report
+    expires; one unknown card refuses the whole request (a JSON 400 naming the field), and nothing is written."""
+    path = f"/cds-services/{SERVICE}/feedback"
+    log = server["folder"] / "state" / "feedback.jsonl"
+    real = issued_card(server, keys)
+
+    def send(*cards: str) -> httpx.Response:
+        body = {"feedback": [{"card": c, "outcome": "accepted", "outcomeTimestamp": "2026-01-03T09:00:00Z"}
+                             for c in cards]}
+        return httpx.post(server["base"] + path, json=body, headers=auth(server, keys, path), timeout=30)
+
+    before = log.read_bytes()
+    made_up = str(uuid.uuid4())
+    for cards in ((made_up,), (real, made_up)):  # all or nothing: the real card's outcome is not written either
+        r = send(*cards)
+        assert r.status_code == 400 and r.headers["content-type"] == "application/json", r.text
+        got = r.json()
+        assert got["error"] == "unknown_card" and "card" in got["message"] and "uuid of a card" in got["message"]
+        assert got["problems"] == [f"feedback.{len(cards) - 1}.card: '{made_up}' is not a card this service "
+                                   f"issued, or its report has expired"]
+    assert log.read_bytes() == before
+    # a report's id is no card, and a card's file opens no report
+    reports = server["folder"] / "state" / "reports"
+    rid = next(p.stem for p in reports.glob("*.json"))
+    assert send(rid).status_code == 400 and httpx.get(f"{server['base']}/reports/{real}").status_code == 404
+    # a card whose record has expired (purged, or deleted by the worker that found it expired) is unknown
+    assert send(real).status_code == 200
+    card_file = reports / f"{real}.card"
+    record = reports / f"{card_file.read_text()}.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "expires": time.time() - 1}))
+    after = log.read_bytes()
+    assert send(real).status_code == 400 and log.read_bytes() == after
+
+
+def test_a_card_is_known_to_every_worker_until_its_record_expires(tmp_path):
+    """The store's side: a card's file names its record; another worker's store (the same folder) knows the card;
+    an expired record, or its deletion by the purge (by the files' times), makes the card unknown; text that is
+    not a UUID names no file."""
+    from palsy.scripts.serve.store import Reports
+
+    one, other = Reports(tmp_path, ttl_seconds=600), Reports(tmp_path, ttl_seconds=600)
+    card = str(uuid.uuid4())
+    rid = one.put({"patient": {"id": "Patient/p1"}}, card=card)
+    assert other.issued(card) and other.issued(card.upper()) and one.get(rid)["card"] == card
+    assert not other.issued(str(uuid.uuid4())) and not other.issued(rid) and not other.issued("../" + rid)
+    assert other.get(card) is None  # a card's uuid opens no report
+    an_hour_ago = time.time() - 3600
+    for name in (f"{rid}.json", f"{card}.card"):
+        os.utime(one.folder / name, (an_hour_ago, an_hour_ago))
+    assert one.delete_expired(time.time()) == 2 and not other.issued(card) and not list(one.folder.iterdir())
 
 
 def test_a_card_offers_its_override_reasons_and_feedback_must_use_them_as_offered(server, keys):
@@ -1066,6 +1130,7 @@ def test_an_internal_error_is_a_json_500_a_browser_can_read_and_its_log_line_quo
     every other error does (the CORS layer is outside the error layer), and is logged as its event, route,
     type and where it was raised: no words of the exception (a path, a value of the record) and no traceback."""
     state = server["folder"] / "state"
+    card = issued_card(server, keys, "source-000-vignette")  # before the log is made unwritable
     log_file, aside = state / "feedback.jsonl", state / "feedback.jsonl.aside"
     log_path = server["folder"] / "server.log"
     before = log_path.read_text()
@@ -1081,7 +1146,7 @@ def test_an_internal_error_is_a_json_500_a_browser_can_read_and_its_log_line_quo
                        timeout=60)
         feedback = httpx.post(server["base"] + path + "/feedback", headers={**auth(server, keys, path + "/feedback"),
                                                                             "Origin": SANDBOX},
-                              json={"feedback": [{"card": str(uuid.uuid4()), "outcome": "accepted",
+                              json={"feedback": [{"card": card, "outcome": "accepted",
                                                   "outcomeTimestamp": "2025-01-16T10:00:00Z"}]}, timeout=60)
     finally:
         log_file.rmdir()
@@ -1373,7 +1438,7 @@ def test_the_feedback_log_keeps_bounded_codes_and_never_a_clients_words(server, 
     a display of 200,000 characters naming a patient, and a card id of any text, were logged as sent."""
     path = f"/cds-services/{SERVICE}/feedback"
     log = server["folder"] / "state" / "feedback.jsonl"
-    card = str(uuid.uuid4())
+    card = issued_card(server, keys)
 
     def send(**entry) -> httpx.Response:
         one = {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-01-03T09:00:00.52+01:00", **entry}

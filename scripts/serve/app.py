@@ -9,7 +9,9 @@ Routes (every ``/cds-services`` call needs the CDS Hooks JWT, :mod:`.auth`):
   feedback log (the card's id, the salted patient hash, the findings as mapped and P(cause), never the
   record's id), so that ``palsy registry from-feedback`` can pair it with the card's outcome and a later
   adjudication (docs/registry.md);
-- ``POST /cds-services/{id}/feedback``: accepted/overridden outcomes appended to the feedback log;
+- ``POST /cds-services/{id}/feedback``: accepted/overridden outcomes appended to the feedback log, for cards
+  this service issued and whose report has not expired only (:meth:`.store.Reports.issued`; a request naming
+  any other card is a 400 ``unknown_card`` and writes nothing);
 - ``GET /reports/{id}``: the clinician report (HTML) a card links to, until it expires (the id is the key);
 - ``GET /openapi.json`` (the OpenAPI description) and ``GET /healthz``.
 
@@ -525,8 +527,10 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         except F.InputError as exc:
             raise ServiceError(422, "invalid_fhir", "the record's findings are not valid", problems=exc.problems[:20]) from None
         d = state["engine"].card(patient)
-        rid = state["reports"].put({"patient": mapping.patient, "not_found": mapping.not_found, "notes": mapping.notes})
         card_id = str(uuid.uuid4())
+        # the card's record: its report, and what tells any worker that the card is this service's (feedback)
+        rid = state["reports"].put({"patient": mapping.patient, "not_found": mapping.not_found, "notes": mapping.notes},
+                                   card=card_id)
         card = cards.card(d, uuid=card_id, source_label=config.source_label, source_url=config.source_url,
                           report_url=f"{config.service_url}/reports/{rid}", notes=mapping.notes,
                           not_found_text=X.finding_lines(mapping.not_found) if mapping.not_found else None)
@@ -539,6 +543,12 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     def feedback(service_id: str, body: FeedbackRequest, request: Request) -> dict[str, Any]:
         if service_id != C.SERVICE_ID:
             raise ServiceError(404, "not_found", f"no CDS service {service_id[:80]!r}")
+        unknown = [f"feedback.{i}.card: {f.card!r} is not a card this service issued, or its report has expired"
+                   for i, f in enumerate(body.feedback) if not state["reports"].issued(f.card)]
+        if unknown:  # all or nothing: no line of the request is written
+            raise ServiceError(400, "unknown_card", f"feedback[].card: each outcome's card must be the uuid of a card "
+                               f"this service answered, until its report expires ({config.report_ttl_seconds} s after "
+                               f"the card); nothing was recorded", problems=unknown[:20])
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         entries = []
         for f in body.feedback:
@@ -572,7 +582,8 @@ def create_app(config: C.Config | None = None) -> FastAPI:
 def _outcome_entry(f: Feedback, received: str, service_id: str, issuer: str | None) -> dict[str, Any]:
     """The feedback log's line for one outcome: bounded fields only, no free text (a reason by its system and
     code, a comment by whether there was one), and the issuer of the token that sent it."""
-    e: dict[str, Any] = {"received": received, "service": service_id, "card": f.card, "outcome": f.outcome,
+    # the card as the service wrote it (a UUID's lower-case form), so that the log pairs it with its answer
+    e: dict[str, Any] = {"received": received, "service": service_id, "card": str(uuid.UUID(f.card)), "outcome": f.outcome,
                          "outcomeTimestamp": f.outcomeTimestamp}
     if issuer is not None:
         e["issuer"] = issuer

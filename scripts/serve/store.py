@@ -3,7 +3,9 @@
 Reports: a card's link is ``/reports/<id>`` with an unguessable id (128 bits); what the report needs (the
 patient's findings and what the record did not say) is written to ``<state>/reports/<id>.json`` (mode 0600,
 in a 0700 folder) so that any worker can render it, and deleted once it expires. The HTML is rendered on
-the first request and kept beside it until the same expiry.
+the first request and kept beside it until the same expiry. Beside each record, ``<card uuid>.card`` names the
+record of the card it was made for, so that any worker can tell a card it issued (:meth:`Reports.issued`: the
+feedback endpoint takes outcomes of those only) until the record expires; it is deleted with it.
 
 Feedback: one JSON line per answer given (``palsy.model.registry_feedback.answer_entry``: the card's id,
 the salted patient hash, the findings as categories, P(cause) and the model) and one per card outcome,
@@ -21,6 +23,7 @@ import re
 import secrets
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,9 @@ import filelock
 #: How often a worker waiting for the feedback log's lock tries it again (an append holds it well under 1 ms).
 POLL_SECONDS = 0.001
 ID = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+#: The suffix of a card's file (``<card uuid>.card``: its record's id). Not ``.json``: a card's uuid is logged and
+#: sent to the record system, and must never open a report (a record's id is its key).
+CARD_SUFFIX = ".card"
 
 
 class Reports:
@@ -41,15 +47,31 @@ class Reports:
         self._last_purge = 0.0
         self._purge_lock = threading.Lock()
 
-    def put(self, record: dict[str, Any]) -> str:
-        """Store ``record``; return its new id."""
+    def put(self, record: dict[str, Any], card: str | None = None) -> str:
+        """Store ``record`` (made for the card ``card``, a UUID, when given: see :meth:`issued`); return its new id."""
         rid = secrets.token_urlsafe(16)
-        data = json.dumps({"expires": time.time() + self.ttl, **record}).encode("utf-8")
-        fd = os.open(self.folder / f"{rid}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        data = json.dumps({"expires": time.time() + self.ttl, **record, **({"card": card} if card else {})})
+        self._write(f"{rid}.json", data.encode("utf-8"))
+        if card:  # after the record, so that the card names a record that is there
+            self._write(_card_file(card), rid.encode("ascii"))
         self.purge()
         return rid
+
+    def _write(self, name: str, data: bytes) -> None:
+        fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    def issued(self, card: str) -> bool:
+        """Whether ``card`` (a UUID, in any case) is a card of this service whose record has not expired: its
+        card file names a record that is there, unexpired, and made for that card. False for any other text."""
+        try:
+            name = _card_file(card)
+            rid = (self.folder / name).read_text(encoding="ascii")
+        except (ValueError, OSError, UnicodeDecodeError):
+            return False
+        rec = self.get(rid)
+        return rec is not None and rec.get("card") == str(uuid.UUID(card))
 
     def get(self, rid: str) -> dict[str, Any] | None:
         """The record of ``rid``, or None when unknown, malformed or expired (an expired one is deleted)."""
@@ -121,6 +143,12 @@ class Reports:
                 except OSError:  # not there (no HTML yet), or deleted meanwhile (by get, another worker's purge)
                     continue
         return deleted
+
+
+def _card_file(card: str) -> str:
+    """The file name of a card's record link: its canonical UUID (ValueError for anything that is not a UUID,
+    so a client's text never names a file)."""
+    return f"{uuid.UUID(card)}{CARD_SUFFIX}"
 
 
 def _mtime(entry: os.DirEntry) -> float:
