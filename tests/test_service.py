@@ -1313,9 +1313,9 @@ def test_clients_that_never_read_hold_no_place_of_the_workers(tmp_path, posterio
 
 
 @contextlib.contextmanager
-def _protocol_serving(app):
+def _protocol_serving(app, lifespan: str = "off"):
     """The service's HTTP protocol alone, under uvicorn in a thread of this process (its module's bounds may be
-    patched), around a plain ASGI ``app``; yields the base URL."""
+    patched), around a plain ASGI ``app`` (or the service's own, with ``lifespan="on"``); yields the base URL."""
     import threading
 
     import uvicorn
@@ -1324,11 +1324,11 @@ def _protocol_serving(app):
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=BoundedHttpToolsProtocol,
-                                           loop="auto", lifespan="off", log_level="warning", ws="none"))
+                                           loop="auto", lifespan=lifespan, log_level="warning", ws="none"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 180
         while not server.started:
             assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.05)
@@ -1398,6 +1398,112 @@ def test_a_request_head_over_its_bound_is_a_json_431_and_the_server_answers_on(s
         assert answer["error"] == "headers_too_large" and str(MAX_HEAD_BYTES) in answer["message"]
     fits = httpx.get(server["base"] + "/healthz", headers={"X-Fits": "a" * (MAX_HEAD_BYTES // 2)})
     assert fits.status_code == 200
+
+
+CORS_HEADERS = ("access-control-allow-origin", "access-control-expose-headers", "access-control-allow-credentials",
+                "vary")
+
+
+def _head(raw: bytes) -> tuple[int, dict[str, str]]:
+    """The status and the headers (lower-case names) of a raw HTTP/1.1 response."""
+    lines = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    return int(lines[0].split()[1]), {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+
+
+def _cors(headers) -> dict[str, str]:
+    return {k: v for k, v in dict(headers).items() if k.lower() in CORS_HEADERS}
+
+
+def _refused(base: str, head: bytes, then: bytes = b"") -> bytes:
+    """What the server answers on a connection that sends ``head`` and then ``then`` (a megabyte when None)."""
+    with _raw(base) as sock:
+        sock.sendall(head)
+        try:
+            sock.sendall(then)
+        except (BrokenPipeError, ConnectionResetError):  # refused before the end: as it should be
+            pass
+        return _read_all(sock)
+
+
+def test_the_protocols_own_refusals_carry_the_cors_headers_of_every_other_answer(server):
+    """The real server, with ``cors_origins``: the answers its HTTP protocol writes before the app runs (431 head
+    too large, 400 unparsable) carried no CORS header, where every other error does, so a browser-based CDS
+    client could not read why it failed. They now carry the app's CORS layer's headers for the request's Origin
+    (the same as the app's own 404 for that Origin), only for an allowed origin; none for another origin, or for
+    an Origin the head had not reached."""
+    base = server["base"]
+    big = b"a" * (1 << 20)
+    for origin, allowed in ((SANDBOX, True), ("https://elsewhere.example", False)):
+        apps = httpx.get(base + "/no-such-route", headers={"Origin": origin})
+        assert apps.status_code == 404 and ("access-control-allow-origin" in apps.headers) is allowed
+        want = _cors(apps.headers)
+        o = origin.encode()
+        for status, head, then in (
+                (431, b"GET /healthz HTTP/1.1\r\nHost: x\r\nOrigin: " + o + b"\r\nX-Big: ", big),
+                (400, b"GET /healthz HTTP/1.1\r\nHost: x\r\nOrigin: " + o + b"\r\nNot a header\r\n\r\n", b"")):
+            got = _refused(base, head, then)
+            code, headers = _head(got)
+            assert code == status and headers["content-type"] == "application/json", got[:300]
+            assert _cors(headers) == want, (status, origin, headers)
+            if allowed:
+                assert headers["access-control-allow-origin"] == SANDBOX and "Origin" in headers["vary"]
+                assert "WWW-Authenticate" in headers["access-control-expose-headers"]
+            else:
+                assert "access-control-allow-origin" not in headers
+    # the Origin after the header that passes the bound was never read: the headers of an answer to no Origin
+    # (the app's CORS layer adds Vary: Origin to every answer), none that allows an origin
+    no_origin = _cors(httpx.get(base + "/no-such-route").headers)
+    assert "access-control-allow-origin" not in no_origin
+    code, headers = _head(_refused(base, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + big,
+                                   b"\r\nOrigin: " + SANDBOX.encode() + b"\r\n\r\n"))
+    assert code == 431 and _cors(headers) == no_origin
+    # bytes that begin no request carry none that allows an origin either (no request's Origin to answer)
+    code, headers = _head(_refused(base, b"\x00\x01 not HTTP\r\nOrigin: " + SANDBOX.encode() + b"\r\n\r\n"))
+    assert code == 400 and "access-control-allow-origin" not in headers
+
+
+def test_a_refusals_origin_is_read_from_the_head_as_the_app_reads_it():
+    """The head's lines as the app's parser gives them: names in lower case, values without leading blanks but
+    with trailing ones (an Origin with a trailing blank is no allowed origin, for the app as for a refusal);
+    nothing without a request line, nothing from the first line that is not a header on (a parser reads
+    nothing after its error), and no unfinished line."""
+    from palsy.scripts.serve.protocol import head_lines
+
+    head = (b"GET / HTTP/1.1\r\nHost: x\r\nORIGIN:\t https://a.example \r\nOrigin : https://b.example\r\n"
+            b"X-After: the error\r\nX-Cut: unfini")
+    assert head_lines(head) == [(b"host", b"x"), (b"origin", b"https://a.example ")]
+    assert head_lines(b"GET / HTTP/1.1\r\nOrigin: https://a.example\r\n\r\nbody: x\r\n") == \
+        [(b"origin", b"https://a.example")]
+    for nothing in (b"GET / HTTP/1.1\r\nOrigin: https://a.ex", b"", b"\x00\x01 not HTTP\r\nOrigin: https://a\r\n",
+                    b"GET / HTTP/1.1\r\n folded\r\nOrigin: https://a\r\n", b"GET / HTTP/1.1\r\nX: a\x01\r\nOrigin: b\r\n"):
+        assert head_lines(nothing) == [], nothing
+
+
+def test_a_slow_head_from_an_allowed_origin_is_a_408_it_can_read(tmp_path, posterior_subtype, monkeypatch):
+    """The service's own app (its lifespan hands the protocol its CORS layer) under the service's protocol, its
+    head bound a second: a head that stops after its Origin gets the JSON 408 with the CORS headers the app's
+    answers carry for that origin, and one from another origin none."""
+    from palsy.scripts.serve import app as A
+    from palsy.scripts.serve import config as C
+    from palsy.scripts.serve import protocol as P
+
+    monkeypatch.setattr(P, "HEAD_SECONDS", 1.0)
+    app = A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path), insecure_dev=True,
+                                cors_origins=(SANDBOX,)))
+    with _protocol_serving(app, lifespan="on") as base:
+        want = _cors(httpx.get(base + "/no-such-route", headers={"Origin": SANDBOX}).headers)
+        assert want["access-control-allow-origin"] == SANDBOX
+        for origin, expected in ((SANDBOX, want), ("https://elsewhere.example", None)):
+            with _raw(base) as sock:
+                # the head stops right after its Origin (httptools had not handed that header over yet)
+                sock.sendall(b"POST /cds-services HTTP/1.1\r\nHost: x\r\nOrigin: " + origin.encode() + b"\r\n")
+                got = _read_all(sock, seconds=15)
+            code, headers = _head(got)
+            assert code == 408 and json.loads(got.split(b"\r\n\r\n", 1)[1])["error"] == "request_timeout"
+            if expected is None:
+                assert "access-control-allow-origin" not in headers
+            else:
+                assert _cors(headers) == expected
 
 
 def test_requests_sent_far_ahead_of_their_answers_close_the_connection(server):

@@ -41,6 +41,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -51,6 +52,7 @@ from palsy.reports import cards
 from palsy.scripts.serve import config as C
 from palsy.scripts.serve.auth import AuthError, Verifier
 from palsy.scripts.serve.engine import Engine
+from palsy.scripts.serve.protocol import CORS_STATE
 from palsy.scripts.serve.store import FeedbackLog, Reports
 
 log = logging.getLogger("palsy.serve")
@@ -364,6 +366,25 @@ class Cors(CORSMiddleware):
                      f"allows the origins of its configuration (cors_origins), methods GET and POST, headers "
                      f"Authorization and Content-Type", headers)
 
+    def headers_for(self, request_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The headers this layer adds to any answer (not a preflight's) to a request with ``request_headers``
+        (lower-case names): made by its own ``send``, so that they are exactly those of every other answer of
+        the service (an allowed Origin mirrored with ``Vary`` and the exposed headers; no other origin
+        allowed). For the answers the HTTP protocol writes itself, before any app runs (431, 408, 400:
+        :data:`palsy.scripts.serve.protocol.CORS_STATE`)."""
+        message: dict[str, Any] = {"type": "http.response.start", "status": 400, "headers": []}
+
+        async def keep(_: dict) -> None:
+            return None
+
+        step = self.send(message, send=keep, request_headers=Headers(raw=list(request_headers)))
+        try:
+            step.send(None)  # Starlette's send awaits nothing but ``keep``: it runs to its end at once
+        except StopIteration:
+            return [(bytes(k), bytes(v)) for k, v in message["headers"]]
+        step.close()
+        raise RuntimeError("the CORS layer's send waited")
+
 
 # --- the app ------------------------------------------------------------------------------------------------
 
@@ -405,6 +426,10 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     log_to_stderr()
     state: dict[str, Any] = {}
     render_lock = threading.Lock()
+    # the CORS layer's settings: the app's layer, and the headers the HTTP protocol adds to its own refusals
+    cors = dict(allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type"], allow_credentials=False,
+                expose_headers=["Retry-After", "WWW-Authenticate"], max_age=600)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -418,7 +443,8 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             log.warning("palsy serve: --insecure-dev: unsigned requests are accepted (bound to %s only)", config.host)
         log.info("palsy serve: model loaded in %.1f s (worker ready in %.1f s)", state["engine"].load_seconds,
                  time.perf_counter() - t)
-        yield
+        # to the server (uvicorn's app_state): the HTTP protocol's 431, 408 and 400 carry the CORS headers too
+        yield {CORS_STATE: Cors(None, **cors).headers_for} if config.cors_origins else None
 
     app = FastAPI(title="palsy CDS Hooks service", version=_version(), lifespan=lifespan, docs_url=None,
                   redoc_url=None,
@@ -447,9 +473,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     app.add_middleware(Admission, limit=config.max_concurrent_requests)  # before the token
     app.add_middleware(InternalErrors)  # inside Cors: a 500 carries the CORS headers as every other error does
     if config.cors_origins:  # outermost: a preflight carries no token, and a refusal gets the CORS headers
-        app.add_middleware(Cors, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["authorization", "content-type"], allow_credentials=False,
-                           expose_headers=["Retry-After", "WWW-Authenticate"], max_age=600)
+        app.add_middleware(Cors, **cors)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:

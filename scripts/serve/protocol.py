@@ -28,6 +28,14 @@ uvicorn's httptools protocol bounds none of these, and each is reached before an
   opening or of its last answer), or it is closed (a JSON 408 when part of a head had come).
 
 These bound each connection, not their number: the reverse proxy in front limits connections per client.
+
+Each refusal answered (431, 408, 400) carries the CORS headers the app's CORS layer would add to any of its
+answers for the request's Origin, as far as the head was read (the app hands the protocol its CORS layer's
+headers through the lifespan state, :data:`CORS_STATE`): a browser-based CDS client of an allowed origin can
+read why it was refused, and no other origin is allowed (until 5 December these were the service's only errors
+without them). The head's lines are read from its bytes as they came (:func:`head_lines`: httptools hands a
+header over only when the next one starts, so a head that stops, or breaks, right after its Origin would have
+none); an Origin the head had not reached gets none.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import struct
 from typing import Any
@@ -51,6 +60,9 @@ MAX_PIPELINED = 16
 WRITE_STALL_SECONDS = 30.0
 #: How long a connection with no answer in progress may take to send a request's head, seconds.
 HEAD_SECONDS = 30.0
+#: The key of the app's lifespan state (uvicorn's ``app_state``) under which the app gives its CORS layer's
+#: headers for a request: a callable from the request's headers (lower-case names) to the headers to add.
+CORS_STATE = "palsy_cors_headers"
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:
@@ -75,11 +87,37 @@ def drop(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
-def error_response(status: int, code: str, message: str, default_headers: list[tuple[bytes, bytes]] = ()) -> bytes:
-    """A whole HTTP/1.1 response with the service's JSON error body, closing the connection."""
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(_TOKEN + rb" [^\x00-\x20\x7f]+ HTTP/[0-9]\.[0-9]")
+_HEADER_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)")
+
+
+def head_lines(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers of the start of a request head as the app would see them, each line whole (ended by CRLF):
+    the name in lower case, the value without its leading spaces and tabs (httptools keeps trailing ones, and
+    so does this). Read as a parser reads: nothing without a request line, and nothing from the first line that
+    is not a header (a name with spaces, a folded continuation, a control character) on, as nothing after a
+    parser's error is read; the part of a line not ended yet is not read either."""
+    end = head.find(b"\r\n\r\n")
+    lines = (head[:end + 2] if end >= 0 else head).split(b"\r\n")
+    if len(lines) < 2 or not _REQUEST_LINE.fullmatch(lines[0]):
+        return []
+    out = []
+    for line in lines[1:-1]:
+        m = _HEADER_LINE.fullmatch(line)
+        if m is None:
+            break
+        out.append((m[1].lower(), m[2]))
+    return out
+
+
+def error_response(status: int, code: str, message: str, default_headers: list[tuple[bytes, bytes]] = (),
+                   extra_headers: list[tuple[bytes, bytes]] = ()) -> bytes:
+    """A whole HTTP/1.1 response with the service's JSON error body (and ``extra_headers``: its CORS headers),
+    closing the connection."""
     body = json.dumps({"error": code, "message": message}).encode("utf-8")
     head = [STATUS_LINE[status]]
-    for name, value in [*default_headers, (b"content-type", b"application/json"),
+    for name, value in [*default_headers, *extra_headers, (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode("ascii")), (b"connection", b"close")]:
         head += [name, b": ", value, b"\r\n"]
     return b"".join([*head, b"\r\n", body])
@@ -95,7 +133,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.in_head = True  # the parser is reading a request's line and headers (or waiting for them)
+        self.in_message = False  # a request has begun and not ended: self.headers are its headers so far
         self.head_bytes = 0
+        self.head_seen = bytearray()  # the bytes of the head being read (at most MAX_HEAD_BYTES), for its Origin
         self.refused = False
         self.head_timer: asyncio.TimerHandle | None = None
         self.stall_timer: asyncio.TimerHandle | None = None
@@ -134,16 +174,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                     return
                 piece, data = (data, b"") if len(data) <= room else (data[:room], data[room:])
                 self.head_bytes += len(piece)
+                self.head_seen += piece
             else:
                 piece, data = data, b""
             super().data_received(piece)
 
     # --- the parser's callbacks -------------------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.in_message = True
+
     def on_headers_complete(self) -> None:
         if self.refused:  # the rest of the read being parsed: start nothing more
             return
-        self.in_head = False
+        self.in_head, self.head_seen = False, bytearray()  # its headers are parsed now (self.headers)
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
@@ -152,7 +197,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.refuse(None, "", f"more than {MAX_PIPELINED} requests sent ahead of their answers")
 
     def on_message_complete(self) -> None:
-        self.in_head, self.head_bytes = True, 0
+        self.in_head, self.head_bytes, self.in_message = True, 0, False
+        self.head_seen = bytearray()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -187,10 +233,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.refused = True
         log.info("connection closed: %s%s", message, f" ({status})" if status else "")
         if status is not None and self._answer_done() and not self.transport.is_closing():
-            self.transport.write(error_response(status, code, message, self.server_state.default_headers))
+            self.transport.write(error_response(status, code, message, self.server_state.default_headers,
+                                                self._cors_headers()))
             self.transport.close()
         else:
             drop(self.transport)
+
+    def _cors_headers(self) -> list[tuple[bytes, bytes]]:
+        """The CORS headers of the app's CORS layer for the request being read: its head's lines as far as they
+        came while its head is read, else its headers as parsed; none when the app has no CORS layer or no
+        request has begun (bytes that start no request)."""
+        headers_for = (self.app_state or {}).get(CORS_STATE)
+        if headers_for is None or not self.in_message:
+            return []
+        headers = head_lines(bytes(self.head_seen)) if self.in_head else list(self.headers or ())
+        if not headers:
+            return []
+        try:
+            return list(headers_for(headers))
+        except Exception:  # noqa: BLE001 (the refusal is answered without them rather than not at all)
+            log.warning("connection refusal: its CORS headers could not be made; answered without them")
+            return []
 
     def _answer_done(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
