@@ -6,7 +6,7 @@ figures (:mod:`palsy.reports.figures`) draw from it and never see the model.
 
 One statistic per number (docs/design.md §6): probabilities are **means** over the posterior draws, with an
 equal-tailed credible interval; factors on the odds are **geometric means**, exp(mean log LR), with
-their interval; the waterfalls are drawn from the means after each step. The median appears only
+their interval; the waterfalls are drawn from, and labelled with, the means after each step. The median appears only
 where it is labelled.
 """
 
@@ -231,8 +231,11 @@ def _fan(ans: A.Answer) -> dict[str, Any]:
 
 def _waterfall(ans: A.Answer, labels: list[str], shorts: list[str]) -> dict[str, Any]:
     """Bars: the prior, each finding (clinical order), the result. Each bar ends at the mean
-    P(infiltration) after that step (drawn on the log-odds scale); the whisker is its interval; the
-    number on a finding's bar is its geometric-mean factor on the odds, exp(mean log LR)."""
+    P(infiltration) after that step (drawn on the log-odds scale), the number it carries; the whisker is
+    its interval. A finding's geometric-mean factor on the odds, exp(mean log LR), is kept beside it
+    (``factor``, for the steps' table) but not drawn on the bar: the bar's step is between means, and the
+    two can differ in size and even in direction (source-001's laterality: a step of x 3.5 against a
+    geometric mean of x 5.3)."""
     ci, w = ans.ci, ans.weights
     inf = ans.causes.index(A.INFILTRATION)
     step_means = [s["causes"][A.INFILTRATION] for s in ans.steps()]
@@ -421,7 +424,7 @@ def _findings_rows(ans: A.Answer, evidence: Evidence, cites: _Citations,
                      "interval": f"{W.factor(c['log_lr']['lower'])} to {W.factor(c['log_lr']['upper'])}",
                      "shapley": W.factor(s["log_lr"]["mean"]) if np.isfinite(s["log_lr"]["mean"]) else "not computed",
                      "log_lr": c["log_lr"],
-                     "direction": "raises" if c["log_lr"]["mean"] > 0 else "lowers",
+                     "direction": W.direction(c["log_lr"]["mean"]),
                      "evidence": _evidence_for(p, evidence, cites, L), "same_as": None})
     for i, r in enumerate(rows):  # repeated LPs share their evidence: say so once
         first = next(q for q in rows[:i + 1] if q["evidence"] == r["evidence"])

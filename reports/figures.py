@@ -84,7 +84,8 @@ def _prob_axis_limits(values: list[float]) -> tuple[float, float]:
 
 
 def draw_waterfall(ax: Axes, fig: dict[str, Any]) -> None:
-    """Horizontal odds waterfall: the prior, each finding, the result (bars end at means); whiskers are intervals."""
+    """Horizontal odds waterfall: the prior, each finding, the result; each bar ends at the mean
+    P(infiltration) after its step and is labelled with it; whiskers are intervals."""
     steps = fig["steps"]
     vals = [v for s in steps for v in (s["lower"], s["mean"], s["upper"])]
     x0, x1 = _prob_axis_limits(vals)
@@ -103,7 +104,9 @@ def draw_waterfall(ax: Axes, fig: dict[str, Any]) -> None:
         ax.add_artist(bar)
         ax.plot([max(s["lower"], x0), min(s["upper"], x1)], [y, y], color="black", linewidth=1.0)
         ax.plot([end, end], [y - 0.32, y + 0.32], color="black", linewidth=0.6)
-        note = s["factor"] if s["kind"] == "finding" else prob_label_text(s["p_mean"])
+        # the bar's own number, the mean P it ends at: a geometric-mean factor here (section 4's) can point
+        # the other way than the bar, whose step is between means
+        note = prob_label_text(s["p_mean"])
         ax.text(min(max(s["upper"], end), x1) + 0.12, y, note, va="center", ha="left", fontsize=7)
         if s["kind"] == "finding" and k + 1 < n:
             ax.plot([end, end], [y - 0.32, y - 0.68], color=GREY, linewidth=0.5, linestyle=":")

@@ -38,7 +38,21 @@ def factor(log_lr: float) -> str:
         return f"x {f:,.0f}"
     if f >= 10:
         return f"x {f:.1f}"
-    return f"x {f:.2g}" if f < 1 else f"x {f:.2f}"
+    q = float(f"{f:.2g}")  # two significant digits below 1, written out (never 'x 1e-05')
+    if 0 < q < 1:
+        return "x " + f"{q:.{1 - math.floor(math.log10(q))}f}".rstrip("0").rstrip(".")
+    if q == 0:
+        return f"x {f:.2g}"
+    return f"x {f:.2f}"  # 0.996 and up print as 1.00 does, not as 'x 1'
+
+
+def direction(log_lr: float) -> str:
+    """How a factor on the odds moves them, in the words its printed value supports: 'raises', 'lowers',
+    or 'barely moves' when :func:`factor` prints it as x 1.00 (within about half a percent of 1), where the
+    sign of the log is noise of the third decimal."""
+    if factor(log_lr) == "x 1.00":
+        return "barely moves"
+    return "raises" if log_lr > 0 else "lowers"
 
 
 def words(p: float) -> str:

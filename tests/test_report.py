@@ -294,11 +294,12 @@ def test_figures_elements(reports):
         d = JSON[name]
         wf = svg_of(page, 'id="waterfall-bar-0"')
         assert len(re.findall(r'id="waterfall-bar-\d+"', wf)) == len(d["contributions"]) + 2
-        # the bars' notes: the prior's and the result's mean P(infiltration), each finding's geometric-mean factor
-        assert W.percent(d["steps"][0]["causes"]["infiltration"]) in wf
-        assert W.percent(d["steps"][-1]["causes"]["infiltration"]) in wf
-        for c in d["contributions"]:
-            assert W.factor(math.log(c["factor_geometric_mean"])) in wf
+        # each bar's note is the mean P(infiltration) it ends at, never a factor (a geometric-mean factor can
+        # point the other way than the step between means that the bar draws)
+        notes = re.findall(r"<text[^>]*>([^<]*)</text>", wf)
+        for s in d["steps"]:
+            assert W.percent(s["causes"]["infiltration"]) in notes
+        assert not [n for n in notes if n.startswith("x ")]
         icons = svg_of(page, 'id="icon-')
         filled = len(re.findall(r'id="icon-filled-\d+"', icons))
         assert filled + len(re.findall(r'id="icon-open-\d+"', icons)) == 100
@@ -579,6 +580,14 @@ def test_wording_helpers():
     assert "Bell's palsy" not in W.natural_frequency(s)
     assert W.interval(0.0001, 0.99999, 0.9) == "90% CrI <0.1% to >99.9%"
     assert W.factor_with_interval({"mean": 0.0, "median": 5.0, "lower": -1.0, "upper": 1.0}, 0.9).startswith("x 1.00 (90% CrI")
+    # factors: two significant digits below 1, written out; 'x 1.00' from 0.995 up, never 'x 1'
+    assert [W.factor(math.log(f)) for f in (1.23e-5, 0.05, 0.3, 0.994, 0.996, 1.004, 5.25, 12.34, 150)] == \
+        ["x 0.000012", "x 0.05", "x 0.3", "x 0.99", "x 1.00", "x 1.00", "x 5.25", "x 12.3", "x 150"]
+    # the direction a factor is said to move the odds agrees with the factor printed
+    for f in (math.exp(x / 10_000) for x in range(-200, 201)):
+        text, said = W.factor(math.log(f)), W.direction(math.log(f))
+        assert (said == "barely moves") == (text == "x 1.00"), (f, text, said)
+        assert said == "barely moves" or (said == "raises") == (f > 1)
 
 
 def test_examples_are_current(tmp_path):
