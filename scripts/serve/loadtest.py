@@ -202,7 +202,8 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
             out["cold_start_seconds"] = time.perf_counter() - t0
             sources = sorted((REPO / "patients").glob("*.yaml"))
             repeated = [hook_body(json.loads(p.with_name(p.stem + ".fhir.json").read_text())) for p in sources]
-            expected = [posterior_probability("--patient", str(p)) for p in sources]
+            # the record's answer: a FHIR record is never a library case (no case left out), as --fhir answers it
+            expected = [posterior_probability("--fhir", str(p.with_name(p.stem + ".fhir.json"))) for p in sources]
             path = f"/cds-services/{SERVICE}"
 
             def sign() -> str:
