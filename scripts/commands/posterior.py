@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     pdir = common.priors_dir(args)
     ans = A.answer(patient, draws, ci=args.ci, pretest=args.pretest, causes=common.causes_from(args, draws),
                    decision_settings=decision.load(pdir, draws.causes), thresholds=thresholds,
-                   guidance=guidance.load(pdir, draws.causes, draws.schema), other=common.other_draws(args, draws))
+                   guidance=guidance.load(pdir, draws.causes, draws.schema), other=common.other_draws(args, draws),
+                   leave_out=mapping is None)  # a record is never a library case (model/fhir.py), whatever its id
     if mapping is not None:  # what the record did not say, and what was not read
         from palsy.model import fhir
 
