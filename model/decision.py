@@ -40,7 +40,16 @@ class Settings:
     action_text: dict[str, str]
     source: str = "priors/decision.yaml"
     management: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # cause -> (benefit, harm)
-    workup_text: str = ""
+    workup_text: str = ""  # with {tests} and {them} (:meth:`workup_sentence`)
+    workup_names: dict[str, str] = dataclasses.field(default_factory=dict)  # test -> its words in that sentence
+
+    def workup_sentence(self, pending: tuple[str, ...]) -> str:
+        """The work-up's sentence naming only the tests of ``pending`` still to be done ('' when none)."""
+        if not pending:
+            return ""
+        order = list(self.workup_names)  # decision.yaml's order of its tests (the MRI before the LP)
+        names = [self.workup_names.get(t, t) for t in sorted(pending, key=lambda t: order.index(t) if t in order else len(order))]
+        return self.workup_text.format(tests=" and ".join(names), them="them" if len(names) > 1 else "it")
 
     @property
     def treatment_threshold(self) -> float:
@@ -91,7 +100,8 @@ def load(directory: str | Path | None = None, causes: tuple[str, ...] | None = N
     management = {str(c): (float(m["benefit"]), float(m["harm"])) for c, m in doc["management"].items()}
     return Settings(float(doc["benefit_treat_infiltration"]["value"]), float(doc["harm_treat_without_infiltration"]["value"]),
                     harms, {a: doc["action_text"][a] for a in ACTIONS}, str(path), management,
-                    " ".join(doc["workup_text"].split()))
+                    " ".join(doc["workup_text"].split()),
+                    {t: " ".join(str(doc["tests"][t]["workup"]).split()) for t in doc["tests"]})
 
 
 def parse_thresholds(text: str) -> tuple[float, float]:
@@ -272,4 +282,4 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
                            "source": source},
             "probability": p, "action": action, "action_text": s.action_text[action], "tests": out_tests,
             "negative_lps_to_low": to_low, "at_threshold": edge, "workup_pending": list(workup_pending),
-            "workup_text": s.workup_text if workup_pending else ""}
+            "workup_text": s.workup_sentence(tuple(workup_pending))}

@@ -151,7 +151,11 @@ def negative_lps_sentence(dec: dict, method_name) -> str:
     th = dec["thresholds"]
     neg = dec["negative_lps_to_low"]
     if neg and all(k == 0 for k in neg.values()):
-        return f"P(infiltration) is already below the lower threshold {percent(th['low'])}: no further LP is needed for that."
+        # never 'no further LP is needed': an LP of the work-up may not be done yet (a clinician's review found
+        # it printed beside the work-up's LP, December 2026)
+        due = " The work-up is still due first, whatever the probability (what to do now)." if dec.get("workup_text") else ""
+        return (f"P(infiltration) is already below the lower threshold {percent(th['low'])}: further negative LPs "
+                f"would not change the decision.{due}")
     parts = [f"{method_name(m)}: {'not reachable within the LPs allowed' if k is None else k}" for m, k in neg.items()]
     return f"Further negative LPs to fall below {percent(th['low'])}: {'; '.join(parts)}."
 

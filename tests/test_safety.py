@@ -164,3 +164,59 @@ def test_the_work_up_is_recommended_whatever_the_probability(draws_subtype, rule
                    rules, tables)
     assert not done.decision["workup_pending"] and not done.decision["workup_text"]
     assert not {"mri_contrast", "lp_cytology_flow"} & {x["id"] for x in done.actions}
+
+
+def test_the_work_up_sentence_names_only_the_tests_still_to_do(draws_subtype, rules, tables):
+    """The decision's work-up sentence names the MRI and the LP while both are due, then only the one left
+    (a clinician's review found 'contrast MRI and an LP' after the MRI, and after three LPs); the negative-LP
+    sentence never says an LP is not needed while the work-up is due."""
+    from palsy.reports import wording as W
+
+    base = {"lineage": "T-ALL", "remission": "remission_on_treatment", "laterality": "unilateral"}
+    said = {}
+    for name, extra in {"both": {}, "lp": {"mri": "normal"}, "mri": {"csf": [{"cytology": "negative", "flow": "negative"}]},
+                        "none": {"mri": "normal", "csf": [{"cytology": "negative", "flow": "negative"}]}}.items():
+        dec = _answer({**base, **extra}, draws_subtype, rules, tables, thresholds=(0.9, 0.95)).decision
+        said[name] = dec["workup_text"]
+        line = W.negative_lps_sentence(dec, str)
+        assert "not needed" not in line
+        assert ("work-up is still due" in line) == bool(dec["workup_pending"]), (name, line)
+    assert "contrast MRI and an LP read by cytology and flow cytometry" in said["both"] and "after them" in said["both"]
+    assert "contrast MRI" not in said["lp"] and "an LP read by" in said["lp"] and "after it" in said["lp"]
+    assert "contrast MRI" in said["mri"] and "LP" not in said["mri"] and "after it" in said["mri"]
+    assert said["none"] == ""
+
+
+@pytest.mark.parametrize("red_flag, action", [({"laterality": "bilateral"}, "red_flag_today"),
+                                              ({"other_cranial_nerves": "one_or_more"}, "red_flag_today"),
+                                              ({"mri": "multiple_nerve_or_leptomeningeal"}, "leukaemia_team_today")])
+def test_a_red_flag_escalates_whatever_the_probability(draws_subtype, rules, tables, red_flag, action):
+    """Both facial nerves, another cranial nerve, or several nerves or the leptomeninges enhancing: the
+    leukaemia team today, whatever the probability (a clinician's review found a bilateral palsy with a
+    sixth-nerve palsy, and leptomeningeal enhancement, answered 'repeat testing' with no escalation). A
+    unilateral palsy with nothing else does not escalate."""
+    base = {"lineage": "B-ALL", "remission": "remission_off_treatment", "age_group": "child", "laterality": "unilateral",
+            "other_cranial_nerves": "none", "onset": "acute"}
+    plain = _answer(base, draws_subtype, rules, tables)
+    assert not {"leukaemia_team_today", "red_flag_today"} & {x["id"] for x in plain.actions}
+    flagged = _answer({**base, **red_flag}, draws_subtype, rules, tables)
+    ids = [x["id"] for x in flagged.actions]
+    assert ids[0] == action and flagged.actions[0]["urgency"] == "escalation", ids
+    assert flagged.decision["action"] != "treat"  # it escalates on the sign, not on the probability
+    # one escalation on the page: a positive CSF calls the team for the CNS-relapse work-up, not twice
+    both = _answer({**base, **red_flag, "csf": [{"cytology": "positive", "flow": "positive", "traumatic": "no"}],
+                    "circulating_blasts": "absent"}, draws_subtype, rules, tables)
+    assert [x["id"] for x in both.actions if x["urgency"] == "escalation"][:1] == ["leukaemia_team_today"]
+    assert "red_flag_today" not in [x["id"] for x in both.actions]
+
+
+def test_no_vincristine_review_for_a_palsy_that_led_to_the_diagnosis(draws_subtype, rules, tables):
+    """A palsy that led to the diagnosis came before any vincristine: no dose to review, whatever share the
+    model gives the drug (it answers such a patient as not in remission, with induction's exposure)."""
+    data = {"lineage": "T-ALL", "remission": "at_diagnosis", "age_group": "child", "laterality": "bilateral",
+            "onset": "progressive"}
+    a = _answer(data, draws_subtype, rules, tables)
+    assert np.average(a.posterior_cause[:, a.causes.index("vincristine")], weights=a.weights) > 0.05  # it would fire
+    assert "vincristine_review" not in [x["id"] for x in a.actions]
+    b = _answer({**data, "remission": "not_in_remission"}, draws_subtype, rules, tables)
+    assert "vincristine_review" in [x["id"] for x in b.actions]  # the same palsy in induction: the dose is reviewed

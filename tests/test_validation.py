@@ -95,6 +95,8 @@ def _exposure(doc, role="procedure"):
     ("decision.yaml", lambda d: d["tests"]["lp"].update(harm=-1), ["field 'tests.lp.harm'", "-1", ">= 0"]),
     ("decision.yaml", lambda d: d["benefit_treat_infiltration"].update(reasoning=""), ["reasoning", "not blank"]),
     ("decision.yaml", lambda d: d["action_text"].pop("treat"), ["field 'action_text.treat'", "missing"]),
+    ("decision.yaml", lambda d: d.update(workup_text="first: {tests} now"), ["field 'workup_text'", "{tests} and {them}"]),
+    ("decision.yaml", lambda d: d["tests"]["mri"].pop("workup"), ["field 'tests.mri.workup'", "missing"]),
     ("actions.yaml", lambda d: _action(d, urgency="critcal"), ["field 'urgency'", "'critcal'", "allowed: escalation, workup, care"]),
     ("actions.yaml", lambda d: _action(d, text="two\nlines"), ["field 'text'", "one line"]),
     ("actions.yaml", lambda d: _action(d, priority="high"), ["field 'priority'", "'high'", "number"]),

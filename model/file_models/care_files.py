@@ -8,6 +8,7 @@ references and cases exist is checked by :mod:`palsy.model.crossref` against the
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Discriminator, Field, PlainValidator, model_validator
@@ -56,6 +57,18 @@ class TestHarm(Strict):
     harm: Annotated[float, PlainValidator(above(0, strict=False))]
     kind: Literal["expert_judgment"] | None = None
     reasoning: Text
+    workup: Text  # how the decision's work-up sentence names this test when it is still to be done
+
+
+def _workup_template(v: Any) -> str:
+    """``workup_text``: a sentence with ``{tests}`` (the work-up's tests still to be done) and ``{them}``
+    ('it' or 'them'), each once, and no other braces."""
+    if not isinstance(v, str) or not v.strip():
+        raise Problem("give the sentence (text)")
+    fields = re.findall(r"{([^{}]*)}", v)
+    if sorted(fields) != ["tests", "them"] or v.count("{") != 2 or v.count("}") != 2:
+        raise Problem("give a sentence with {tests} and {them}, each once, and no other braces")
+    return v
 
 
 class Management(Strict):
@@ -82,7 +95,7 @@ class DecisionFile(Strict):
     harm_treat_without_infiltration: Judged
     tests: dict[str, TestHarm]
     management: dict[str, Management]
-    workup_text: Text
+    workup_text: Annotated[str, PlainValidator(_workup_template)]
     action_text: ActionText
 
 
