@@ -368,6 +368,8 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
                         dec["action"] if dec else None)
     acts = tuple({"id": g.id, "text": g.text, "detail": g.detail, "refs": list(g.refs), "urgency": g.urgency}
                  for g in todo)
+    if dec is not None:
+        dec = D.with_escalation(dec, decision_settings, any(g.urgency == "escalation" for g in todo))
     # with a clinician's pretest the base rate is theirs, not the model's: the decomposition (of the model's
     # own uncertainty, the rate block among it) does not describe that answer and is left out
     def rests() -> tuple[dict[str, Any], ...]:

@@ -42,6 +42,7 @@ class Settings:
     management: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # cause -> (benefit, harm)
     workup_text: str = ""  # with {tests} and {them} (:meth:`workup_sentence`)
     workup_names: dict[str, str] = dataclasses.field(default_factory=dict)  # test -> its words in that sentence
+    escalation_text: str = ""  # said first when an action escalates (:func:`with_escalation`)
 
     def workup_sentence(self, pending: tuple[str, ...]) -> str:
         """The work-up's sentence naming only the tests of ``pending`` still to be done ('' when none)."""
@@ -101,7 +102,8 @@ def load(directory: str | Path | None = None, causes: tuple[str, ...] | None = N
     return Settings(float(doc["benefit_treat_infiltration"]["value"]), float(doc["harm_treat_without_infiltration"]["value"]),
                     harms, {a: doc["action_text"][a] for a in ACTIONS}, str(path), management,
                     " ".join(doc["workup_text"].split()),
-                    {t: " ".join(str(doc["tests"][t]["workup"]).split()) for t in doc["tests"]})
+                    {t: " ".join(str(doc["tests"][t]["workup"]).split()) for t in doc["tests"]},
+                    " ".join(doc["escalation_text"].split()))
 
 
 def parse_thresholds(text: str) -> tuple[float, float]:
@@ -282,4 +284,11 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
                            "source": source},
             "probability": p, "action": action, "action_text": s.action_text[action], "tests": out_tests,
             "negative_lps_to_low": to_low, "at_threshold": edge, "workup_pending": list(workup_pending),
-            "workup_text": s.workup_sentence(tuple(workup_pending))}
+            "workup_text": s.workup_sentence(tuple(workup_pending)), "escalation_text": ""}
+
+
+def with_escalation(dec: dict[str, Any], s: Settings, escalated: bool) -> dict[str, Any]:
+    """``dec`` saying first, when an action of ``actions.yaml`` escalates (``escalated``), that the
+    escalation comes first whatever the zone (``escalation_text``; '' otherwise): the zone's words alone
+    ("repeat testing before deciding") read as if nothing were urgent beside a positive CSF."""
+    return {**dec, "escalation_text": s.escalation_text if escalated else ""}

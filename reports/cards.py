@@ -118,7 +118,7 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
     if dec:
         th = dec["thresholds"]
         lines += ["", f"**Decision** on the mean P(infiltration) {_pct(dec['probability'])} (thresholds "
-                      f"{_pct(th['low'])} and {_pct(th['high'])}): {_md(dec['action_text'])}"]
+                      f"{_pct(th['low'])} and {_pct(th['high'])}): {_md(W.decision_what(dec))}"]
     if not_found_text:
         lines += ["", f"**Not found in the record:** {_md(not_found_text)}"]
     elif list(not_found):

@@ -322,7 +322,8 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
         "population": " ".join(str(evidence.rates.doc.get("population", "")).split()),
         "limits": _limits(ans, evidence, L),
         "rests_on": _rests_on_rows(d.get("rests_on") or []),
-        "variants": W.variants_sentence(d.get("variants")) or W.variants_agree_sentence(d.get("variants")),
+        "variants": (W.variants_sentence(d.get("variants"), d.get("decision"))
+                     or W.variants_agree_sentence(d.get("variants"))),
         "provenance": _provenance(ans),
         "disclaimer": DISCLAIMER,
         "figures": _figures(ans, labels, shorts, headline, L),
@@ -589,7 +590,7 @@ def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: 
     return {"headline": headline, "top": top, "actions": actions, "n_actions": len(d["actions"]),
             "more_actions": more, "decision": _decision(d["decision"], L), "limits": limits,
             "rests_on": W.rests_on_sentence(d.get("rests_on") or []),
-            "variants": W.variants_sentence(d.get("variants"))}
+            "variants": W.variants_sentence(d.get("variants"), d.get("decision"))}
 
 
 def _decision(dec: dict[str, Any] | None, L: Labels) -> dict[str, Any] | None:
@@ -618,8 +619,7 @@ def _decision(dec: dict[str, Any] | None, L: Labels) -> dict[str, Any] | None:
     source = Path(str(th["source"])).name if th.get("source") else "--thresholds"
     return {
         "action": dec["action"], "action_text": W.sentence_start(dec["action_text"]),
-        "headline": W.sentence_start(f"{dec['workup_text']} {dec['action_text']}" if dec.get("workup_text")
-                                     else dec["action_text"]),
+        "headline": W.sentence_start(W.decision_what(dec)),
         "sentence": W.decision_sentence(dec),
         "probability": W.percent(dec["probability"]),
         "low": W.percent(th["low"]), "high": W.percent(th["high"]), "treatment": W.percent(th["treatment"]),

@@ -129,8 +129,13 @@ def decision_sentence(dec: dict) -> str:
     th = dec["thresholds"]
     head = (f"Mean P(infiltration) {percent(dec['probability'])} against the thresholds {percent(th['low'])} "
             f"(lower) and {percent(th['high'])} (upper)")
-    what = f"{dec['workup_text']} {dec['action_text']}" if dec.get("workup_text") else dec["action_text"]
-    return f"{head}: {what}."
+    return f"{head}: {decision_what(dec)}."
+
+
+def decision_what(dec: dict) -> str:
+    """What the decision says, in order: an escalation first (when an action escalates), the work-up while it
+    is pending, then the zone's words."""
+    return " ".join(x for x in (dec.get("escalation_text"), dec.get("workup_text"), dec["action_text"]) if x)
 
 
 def threshold_sentence(dec: dict, test_name) -> str:
@@ -176,15 +181,31 @@ def rests_on_sentence(rests_on: list[dict]) -> str:
             f"uncertainty and data {percent(data)} (the table on a later page).")
 
 
-def variants_sentence(variants: dict | None) -> str:
-    """The other model variant's answer when the two differ by more than the design's margin ('' otherwise)."""
-    if not variants or not variants.get("differs") or not variants.get("probability"):
+def variants_sentence(variants: dict | None, dec: dict | None = None) -> str:
+    """The other model variant's answer when the two differ by more than the design's margin, saying too
+    when its mean falls in another zone of the decision ``dec``; that the variants were not compared when
+    the other one is not fitted; '' when they agree (a clinician's review found a decision that flips with
+    the variant, and a page silent that the comparison had not been made)."""
+    if variants is None:
+        return ("The other model variant is not fitted here, so this answer was not compared with it: the "
+                "model's own uncertainty between its variants is not assessed (palsy fit fits it).")
+    if not variants.get("differs") or not variants.get("probability"):
         return ""
     p = variants["probability"]
-    return (f"The other model variant ({variants['variant']}) gives a mean of {percent(p['mean'])} "
+    text = (f"The other model variant ({variants['variant']}) gives a mean of {percent(p['mean'])} "
             f"({interval(p['lower'], p['upper'], p['ci'])}), more than {round(100 * variants['threshold'])} percentage points "
             f"from this answer: the variants disagree for this patient and the case library cannot yet tell "
             f"them apart.")
+    if dec and _zone(p["mean"], dec["thresholds"]) != _zone(dec["probability"], dec["thresholds"]):
+        th = dec["thresholds"]
+        text += (f" Its mean falls in another zone of the decision (thresholds {percent(th['low'])} and "
+                 f"{percent(th['high'])}): the decision would differ under it.")
+    return text
+
+
+def _zone(p: float, thresholds: dict) -> int:
+    """Below (0), between (1) or above (2) the decision's thresholds."""
+    return 0 if p < thresholds["low"] else 2 if p > thresholds["high"] else 1
 
 
 def variants_agree_sentence(variants: dict | None) -> str:

@@ -90,8 +90,14 @@ def test_variants_sentence_only_when_they_differ():
     line = W.variants_sentence(differ)
     assert "independent" in line and "55.9%" in line and "90% CrI 4.3% to 96.8%" in line and "10 percentage" in line
     agree = {**differ, "difference": 0.05, "differs": False}
-    assert W.variants_sentence(agree) == "" and W.variants_sentence(None) == ""
+    assert W.variants_sentence(agree) == ""
     assert "within 10 percentage points" in W.variants_agree_sentence(agree) and W.variants_agree_sentence(None) == ""
+    # not compared (the other variant not fitted): said, never silent
+    assert "not assessed" in W.variants_sentence(None)
+    # the other variant's mean in another zone of the decision: said; in the same zone: not
+    dec = {"probability": 0.412, "thresholds": {"low": 0.517, "high": 0.946}}
+    assert "another zone of the decision" in W.variants_sentence(differ, dec)  # 41.2% below, 55.9% between
+    assert "another zone" not in W.variants_sentence(differ, {**dec, "probability": 0.75})
 
 
 def test_cli_json_and_report_show_what_the_answer_rests_on(palsy, tmp_path):

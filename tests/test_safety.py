@@ -63,8 +63,32 @@ def test_a_positive_lp_from_a_clean_tap_escalates_and_weighs_more_than_a_contami
     p_dirty, p_clean, p_none = (_answer(d, draws_subtype, rules, tables).probability["mean"] for d in (doc, clean, none))
     print(f"no LP {p_none:.3f}; positive from a traumatic tap with blasts {p_dirty:.3f}; from a clean tap {p_clean:.3f}")
     assert p_none < p_dirty < p_clean
-    clean_acts = [x["id"] for x in _answer(clean, draws_subtype, rules, tables).actions]
+    clean_answer = _answer(clean, draws_subtype, rules, tables)
+    clean_acts = [x["id"] for x in clean_answer.actions]
     assert "leukaemia_team_today" in clean_acts and "repeat_lp_contaminated" not in clean_acts
+
+
+def test_the_decision_line_says_first_that_an_escalation_comes_first(draws_subtype, rules, tables):
+    """A clean positive LP below the upper threshold: the leukaemia team today is the first action, and the
+    decision's line says so before the zone's words (a clinician's review found 'repeat testing before deciding'
+    alone beside it); without an escalation the line has no such words. The command, the report's page 1 and
+    the card all word the decision through one function."""
+    from palsy.reports import cards
+    from palsy.reports import wording as W
+
+    positive = {"lineage": "T-ALL", "remission": "remission_on_treatment", "age_group": "child",
+                "laterality": "unilateral", "circulating_blasts": "absent",
+                "csf": [{"cytology": "negative", "flow": "negative"}, {"flow": "positive", "traumatic": "no"}]}
+    a = _answer(positive, draws_subtype, rules, tables)
+    dec = a.decision
+    assert a.actions[0]["id"] == "leukaemia_team_today" and dec["action"] != "treat"
+    assert dec["escalation_text"] and dec["escalation_text"] == rules[0].escalation_text
+    line = W.decision_sentence(dec)
+    assert line.index(dec["escalation_text"]) < line.index(dec["action_text"])
+    assert dec["escalation_text"].split("(")[0].strip() in cards.detail(a.to_dict())  # before markdown's escapes
+    calm = _answer({k: v for k, v in positive.items() if k != "csf"}, draws_subtype, rules, tables)
+    assert not any(x["urgency"] == "escalation" for x in calm.actions)
+    assert calm.decision["escalation_text"] == "" and rules[0].escalation_text not in W.decision_sentence(calm.decision)
 
 
 def test_the_forehead_spared_page_keeps_the_differential_labelled_peripheral(draws_subtype, rules, tables):

@@ -96,6 +96,7 @@ class DecisionFile(Strict):
     tests: dict[str, TestHarm]
     management: dict[str, Management]
     workup_text: Annotated[str, PlainValidator(_workup_template)]
+    escalation_text: Text
     action_text: ActionText
 
 

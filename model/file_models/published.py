@@ -282,6 +282,7 @@ class Decision(_Out):
     at_threshold: AtThreshold | None
     workup_pending: list[str]
     workup_text: str
+    escalation_text: str
 
 
 class Action(_Out):

@@ -127,7 +127,7 @@ def table(ans: A.Answer) -> str:
         lines += [f"  {r['source']:<58} {r['kind']:<11} {W.percent(r['share']):>7}" for r in d["rests_on"][:6]]
         if len(d["rests_on"]) > 6:
             lines.append(f"  ... {len(d['rests_on']) - 6} smaller parts (--json gives them all)")
-    if (v := W.variants_sentence(d["variants"])):
+    if (v := W.variants_sentence(d["variants"], d["decision"])):
         lines += ["", f"MODEL UNCERTAINTY: {v}"]
     m = d["model"]
     lines += ["", f"Model: {m['variant']} variant, {m['draws']} draws, evidence {m['evidence_hash'][:12]}, "
