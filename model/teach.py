@@ -256,7 +256,8 @@ def lp_accuracy(p_before: float, p_negative: float, p_after: float) -> dict[str,
             "lr_positive": se / (1.0 - sp) if sp < 1 else math.inf}
 
 
-def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables | None = None) -> dict[str, Any]:
+def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables | None = None,
+         other: Draws | None = None) -> dict[str, Any]:
     """Every number of the ten-minute core, from answers for the one typical patient.
 
     Returns
@@ -268,12 +269,15 @@ def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables 
         second LP as natural frequencies; ``gain[k]``: the share of what infiltration lost by step k+1
         that each other cause took; ``accuracy``: per LP method, sensitivity, specificity and likelihood
         ratios; ``mri``: each MRI pattern's factor on the odds and the differential after it;
-        ``prior``: the differential before any finding (who the patient is unknown).
+        ``prior``: the differential before any finding (who the patient is unknown); ``variants[k]``: the
+        answer's comparison with the ``other`` variant's draws after k negative LPs (None without them), as
+        ``palsy posterior`` prints it.
     """
     t = tables or A.Tables(draws)
     ess = ess_of(draws)
     typ, lp = teaching.typical, teaching.negative_lp
-    answers = [A.answer(with_lps(typ, lp, k), draws, ci=ci, tables=t, shapley=False, rests_on=False) for k in range(teaching.repeats + 1)]
+    answers = [A.answer(with_lps(typ, lp, k), draws, ci=ci, tables=t, shapley=False, rests_on=False, other=other)
+               for k in range(teaching.repeats + 1)]
     steps = [differential(a, ess) for a in answers]
     p_inf = [s["probability"]["mean"] for s in steps]
     want = dict(lp.results)
@@ -306,7 +310,7 @@ def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables 
             "patient": typ.to_dict(), "description": typ.description, "based_on": teaching.based_on,
             "negative_lp": lp.to_dict(), "steps": steps, "lr": lr, "p_negative": p_neg, "gain": gain,
             "trees": [first, second], "accuracy": accuracy, "mri": mri, "prior": differential(blank, ess),
-            "model": answers[0].model}
+            "model": answers[0].model, "variants": [a.variants for a in answers]}
 
 
 def _method_sets(lp: F.LP) -> dict[str, tuple[str, ...]]:
@@ -393,10 +397,12 @@ def solve(case: Case, draws: Draws, *, ci: float = 0.9, tables: A.Tables | None 
     return out
 
 
-def lesson(draws: Draws, teaching: Teaching, *, patients: Sequence[F.Patient] = (), ci: float = 0.9) -> dict[str, Any]:
-    """Every number of the lesson (core, appendix and cases) from one variant's draws."""
+def lesson(draws: Draws, teaching: Teaching, *, patients: Sequence[F.Patient] = (), ci: float = 0.9,
+           other: Draws | None = None) -> dict[str, Any]:
+    """Every number of the lesson (core, appendix and cases) from one variant's draws (the core compared with
+    the ``other`` variant's, as ``palsy posterior`` compares them)."""
     t = A.Tables(draws)
-    return {"core": core(draws, teaching, ci=ci, tables=t),
+    return {"core": core(draws, teaching, ci=ci, tables=t, other=other),
             "findings": single_findings(draws, teaching, ci=ci, tables=t),
             "walkthroughs": [{k: v for k, v in walkthrough(p, draws, ci=ci, tables=t).items() if k != "weights"}
                              for p in patients],

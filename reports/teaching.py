@@ -142,6 +142,9 @@ def core_numbers(core: Mapping[str, Any]) -> Numbers:
             N[f"c{k}.{c['cause']}"] = pct(c["probability"]["mean"])
             N[f"c{k}.{c['cause']}.lo"] = pct(c["probability"]["lower"])
             N[f"c{k}.{c['cause']}.hi"] = pct(c["probability"]["upper"])
+    for k, v in enumerate(core.get("variants") or []):
+        if v and v.get("probability"):
+            N[f"v{k}"] = pct(v["probability"]["mean"])
     for k, lr in enumerate(core["lr"], start=1):
         N[f"lr{k}"] = factor(lr)
     for k, pn in enumerate(core["p_negative"], start=1):
@@ -282,6 +285,7 @@ def core_context(core: Mapping[str, Any], labels: Labels, figure: bool = True) -
                  "lead": leading_text(m["after"], labels)} for m in core["mri"]],
         "inf_label": labels.cause(INF), "inf_short": labels.cause_short(INF),
         "colors": P.cause_colors(causes),
+        "variants": _variants_note(core),
     }
     if figure:
         rows = [(_steps_label(k), s["means"]) for k, s in enumerate(steps)]
@@ -290,6 +294,20 @@ def core_context(core: Mapping[str, Any], labels: Labels, figure: bool = True) -
                                    "Each bar is the whole differential of our patient (mean probabilities, labelled "
                                    "on the bar); the intervals are in the table.")
     return ctx
+
+
+def _variants_note(core: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The other variant's P(infiltration) at each step, when it differs from the lesson's by more than the
+    design's margin at any step (``palsy posterior`` then prints MODEL UNCERTAINTY): its name, the steps, and
+    whether it too falls with each negative LP; None otherwise (a teacher's review found the lesson silent
+    where the command warned)."""
+    vs = list(core.get("variants") or [])
+    if not vs or not all(v and v.get("probability") for v in vs) or not any(v.get("differs") for v in vs):
+        return None
+    means = [v["probability"]["mean"] for v in vs]
+    return {"variant": vs[0]["variant"], "steps": [_steps_label(k) for k in range(len(vs))],
+            "threshold": round(100 * float(vs[0]["threshold"])),
+            "falls": all(b < a for a, b in zip(means, means[1:], strict=False))}
 
 
 def handout_html(core: Mapping[str, Any], labels: Labels) -> str:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         teaching = T.load(pdir, draws.schema, ev.cases)
         labels = Labels.of(draws)
         say("teach: the lesson's scenarios (the answers of its patients)")
-        lesson = T.lesson(draws, teaching, patients=patients, ci=args.ci)
+        lesson = T.lesson(draws, teaching, patients=patients, ci=args.ci, other=next(iter(others.values()), None))
         handout = R.handout_html(lesson["core"], labels)
         pdf_bytes = None if args.no_pdf else printer.submit(handout, b"palsy-teach-handout")
         say("teach: the cases and the interactive page")
