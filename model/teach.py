@@ -538,12 +538,20 @@ def lp_tables(t: A.Tables) -> dict[str, Any]:
                                 for p in range(LP.N_PATTERNS)]}
 
 
+def _aliases(draws: Draws, pid: str) -> list[str]:
+    """Every id of the library case ``pid`` is (its id and its aliases), as ``Draws.case_index`` reads them."""
+    i = draws.case_index(pid)
+    return [] if i is None else [draws.meta["case_ids"][i], *draws.meta["case_aliases"][i]]
+
+
 def page_tables(draws: Draws, t: A.Tables | None = None, *, weights: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Per-draw tables for the browser's kernel (every draw, float32, base64), enough to give the answer's
     P(infiltration), differential, steps and next tests for any findings of the schema.
 
     ``weights`` are PSIS weights by patient id (library cases the page offers: the answer's own
-    ``weights``), so that a library case is answered with itself left out, as ``palsy posterior`` does.
+    ``weights``), so that a library case is answered with itself left out, as ``palsy posterior`` does;
+    ``aliases`` names each of those cases' other ids (``patients/source-001.yaml`` is a case of the library
+    under another id: the page had answered it with the case counted, a teacher's review found).
 
     Raises
     ------
@@ -581,6 +589,8 @@ def page_tables(draws: Draws, t: A.Tables | None = None, *, weights: Mapping[str
                    "rate_features": list(ctx["rate_features"].shape), "form_features": list(ctx["form_features"].shape),
                    "patterns": list(lpt["patterns"].shape)},
         "weights": {pid: b64(w) for pid, w in (weights or {}).items() if w is not None},
+        "aliases": {alias: pid for pid, w in (weights or {}).items() if w is not None
+                    for alias in _aliases(draws, pid) if alias != pid},
         "settings": {k: t.settings[k] for k in ("scope", "hallmarks", "not_modelled")},
         "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version"),
     }

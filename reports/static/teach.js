@@ -465,7 +465,8 @@
   function compute(state) {
     var m = model(state.variant), active = m.causes.map(function (c) { return state.causes.indexOf(c) >= 0; });
     var g = new Game(m, state, active), n = g.players.length, ci = state.ci;
-    var w = state.id && m.weightArrays[state.id] ? m.weightArrays[state.id] : null;
+    var key = state.id && m.aliases && m.aliases[state.id] ? m.aliases[state.id] : state.id;  // a case under another id
+    var w = key && m.weightArrays[key] ? m.weightArrays[key] : null;
     var joints = [], lo = [], steps = [], full = null, k;
     for (k = 0; k <= n; k++) {
       var cmp = g.components(k);
