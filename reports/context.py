@@ -603,10 +603,10 @@ def _decision(dec: dict[str, Any] | None, L: Labels) -> dict[str, Any] | None:
     for t in dec["tests"]:
         name = W.sentence_start(L.test(t["test"]))
         if t["can_change_action"]:
-            change = (f"could change the action (probability {W.percent(t['probability_of_change'])}; "
-                      f"value of information {t['value_of_information']:+.3f})")
+            change = (f"could change the action (probability {W.percent(t['probability_of_change'])}); "
+                      f"{W.voi_text(t, dec)}")
         else:
-            change = f"cannot change the action (value of information {t['value_of_information']:+.3f})"
+            change = f"cannot change the action; {W.voi_text(t, dec)}"
         tests.append({"test": t["test"], "name": name, "can_change": bool(t["can_change_action"]),
                       "line": f"{name}: {change}.",
                       "probability_of_change": W.percent(t["probability_of_change"]),

@@ -151,6 +151,19 @@ def threshold_sentence(dec: dict, test_name) -> str:
             f"{why}): {decides}.")
 
 
+def voi_text(t: dict, dec: dict, digits: int = 3) -> str:
+    """'value of information +0.078', saying what a value below 0 means (a clinician's review found -0.004
+    printed, unexplained, beside a test the page recommends): its expected harm is larger than what its result
+    could change in the decision; for a test of the work-up still due, that it is done whatever the probability."""
+    v = float(t["value_of_information"])
+    text = f"value of information {v:+.{digits}f}"
+    if v < 0:
+        why = "its harm outweighs what its result could change in the decision"
+        text += (f" (below 0: {why}; the work-up asks for it whatever the probability)"
+                 if t["test"] in (dec.get("workup_pending") or ()) else f" (below 0: {why})")
+    return text
+
+
 def negative_lps_sentence(dec: dict, method_name) -> str:
     """'Further negative LPs to fall below 3.5%: already below' or '...: cytology 2; flow 1; ...'."""
     th = dec["thresholds"]

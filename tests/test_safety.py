@@ -91,6 +91,26 @@ def test_the_decision_line_says_first_that_an_escalation_comes_first(draws_subty
     assert calm.decision["escalation_text"] == "" and rules[0].escalation_text not in W.decision_sentence(calm.decision)
 
 
+def test_a_clean_positive_csf_is_said_to_be_cns_disease_whatever_cause_leads(draws_subtype, rules, tables):
+    """A clean positive LP with another cause leading or close (a clinician's review: Bell's palsy 49% and zoster
+    67% leading beside a clean flow-positive LP): page 1 says that blasts in a clean CSF with this palsy are
+    CNS3 disease and that a mimic can coexist, next to the leukaemia team today; not when infiltration leads
+    clearly, nor for a contaminated positive."""
+    base = {"lineage": "T-ALL", "remission": "remission_on_treatment", "age_group": "child", "laterality": "unilateral",
+            "circulating_blasts": "absent"}
+    zoster = {**base, "vesicles": "present", "otalgia": "present", "eighth_nerve": "involved",
+              "csf": [{"cytology": "negative", "flow": "positive", "traumatic": "no"}]}
+    a = _answer(zoster, draws_subtype, rules, tables)
+    ids = [x["id"] for x in a.actions]
+    assert a.probability["mean"] < 0.5 and a.leading_cause != "infiltration"
+    assert ids[:2] == ["leukaemia_team_today", "positive_csf_whatever_leads"], ids
+    strong = {**base, "laterality": "bilateral", "csf": [{"cytology": "positive", "flow": "positive", "traumatic": "no"}] * 2}
+    b = _answer(strong, draws_subtype, rules, tables)
+    assert b.probability["mean"] > 0.5 and "positive_csf_whatever_leads" not in [x["id"] for x in b.actions]
+    dirty = {**zoster, "circulating_blasts": "present", "csf": [{"flow": "positive", "traumatic": "yes"}]}
+    assert "positive_csf_whatever_leads" not in [x["id"] for x in _answer(dirty, draws_subtype, rules, tables).actions]
+
+
 def test_the_forehead_spared_page_keeps_the_differential_labelled_peripheral(draws_subtype, rules, tables):
     doc = yaml.safe_load((VIGNETTES / "forehead_spared.yaml").read_text())["patient"]
     a = _answer(doc, draws_subtype, rules, tables)

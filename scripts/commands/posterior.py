@@ -162,6 +162,6 @@ def decision_lines(dec: dict) -> list[str]:
     for t in dec["tests"]:
         change = (f"could change it (probability {W.percent(t['probability_of_change'])})" if t["can_change_action"]
                   else "cannot change it")
-        out.append(f"  {t['test']:<12} {change}; value of information {t['value_of_information']:+.4f}")
+        out.append(f"  {t['test']:<12} {change}; {W.voi_text(t, dec, 4)}")
     out.append("  " + W.negative_lps_sentence(dec, lambda m: m.replace("_", " ")))
     return out
