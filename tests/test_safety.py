@@ -109,6 +109,9 @@ def test_a_clean_positive_csf_is_said_to_be_cns_disease_whatever_cause_leads(dra
     assert b.probability["mean"] > 0.5 and "positive_csf_whatever_leads" not in [x["id"] for x in b.actions]
     dirty = {**zoster, "circulating_blasts": "present", "csf": [{"flow": "positive", "traumatic": "yes"}]}
     assert "positive_csf_whatever_leads" not in [x["id"] for x in _answer(dirty, draws_subtype, rules, tables).actions]
+    central = _answer({**zoster, "forehead": "spared"}, draws_subtype, rules, tables)  # not a cranial nerve palsy
+    assert "positive_csf_whatever_leads" not in [x["id"] for x in central.actions]
+    assert "leukaemia_team_today" in [x["id"] for x in central.actions]  # the positive CSF still calls the team
 
 
 def test_the_forehead_spared_page_keeps_the_differential_labelled_peripheral(draws_subtype, rules, tables):
