@@ -376,11 +376,16 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         return tuple({**r, "share": float(r["share"])}
                      for r in RO.rests_on(game, draws.meta.get("rests_on"), weights=w, seed=seed))
 
+    variants = _other_variant(patient, other, ci, pretest, causes, leave_out, seed,
+                              probability_summary(post_lo, ci, w)["mean"], float(st["variants"]["differ_by"]))
+    if variants is not None and variants.get("probability") and dec is not None:
+        # the action the other variant's mean would imply with this answer's thresholds: whether the decision
+        # itself rests on the choice of variant
+        th = dec["thresholds"]
+        variants["action"] = D.zone(variants["probability"]["mean"], th["low"], th["high"])
     return Answer(patient, ci, pretest, t.causes, active, prior_pc, step_cause[-1], prior_lo, post_lo,
                   tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
-                  w, model, left, dec, acts, rests if rests_on and pretest is None else None,
-                  _other_variant(patient, other, ci, pretest, causes, leave_out, seed,
-                                 probability_summary(post_lo, ci, w)["mean"], float(st["variants"]["differ_by"])))
+                  w, model, left, dec, acts, rests if rests_on and pretest is None else None, variants)
 
 
 def _other_variant(patient: F.Patient, other: Draws | None, ci: float, pretest: float | None,

@@ -48,8 +48,8 @@ class Settings:
         """The work-up's sentence naming only the tests of ``pending`` still to be done ('' when none)."""
         if not pending:
             return ""
-        order = list(self.workup_names)  # decision.yaml's order of its tests (the MRI before the LP)
-        names = [self.workup_names.get(t, t) for t in sorted(pending, key=lambda t: order.index(t) if t in order else len(order))]
+        # in decision.yaml's order of its tests (the MRI before the LP); it names every test of the schema
+        names = [words for t, words in self.workup_names.items() if t in pending]
         return self.workup_text.format(tests=" and ".join(names), them="them" if len(names) > 1 else "it")
 
     @property
@@ -174,7 +174,8 @@ def _management_utility(pc: np.ndarray, causes: tuple[str, ...], s: Settings, sh
     return out
 
 
-def _zone(p: float, low: float, high: float) -> str:
+def zone(p: float, low: float, high: float) -> str:
+    """The action a mean P(infiltration) ``p`` implies against the thresholds ``low`` and ``high``."""
     return "no_test" if p < low else "treat" if p > high else "test"
 
 
@@ -256,10 +257,10 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
     else:
         low = high = s.treatment_threshold
         source = s.source
-    action = _zone(p, low, high)
+    action = zone(p, low, high)
     out_tests = []
     for r in rows:
-        change = [_zone(float(q), low, high) != action for q in r["_shown"]]
+        change = [zone(float(q), low, high) != action for q in r["_shown"]]
         # the value of acting on what the answer will show after the result, for the patients who get that result
         voi = float(np.sum(r["_pr"] * _utility(r["_after"], s, r["_shown"])) - _utility(p, s) - s.test_harm[r["test"]])
         voi_other = 0.0

@@ -145,6 +145,7 @@ def core_numbers(core: Mapping[str, Any]) -> Numbers:
     for k, v in enumerate(core.get("variants") or []):
         if v and v.get("probability"):
             N[f"v{k}"] = pct(v["probability"]["mean"])
+            N["vmargin"] = str(round(100 * float(v["threshold"])))  # percentage points: model.yaml's differ_by
     for k, lr in enumerate(core["lr"], start=1):
         N[f"lr{k}"] = factor(lr)
     for k, pn in enumerate(core["p_negative"], start=1):
@@ -306,7 +307,6 @@ def _variants_note(core: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     means = [v["probability"]["mean"] for v in vs]
     return {"variant": vs[0]["variant"], "steps": [_steps_label(k) for k in range(len(vs))],
-            "threshold": round(100 * float(vs[0]["threshold"])),
             "falls": all(b < a for a, b in zip(means, means[1:], strict=False))}
 
 

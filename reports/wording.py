@@ -196,12 +196,12 @@ def rests_on_sentence(rests_on: list[dict]) -> str:
 
 def variants_sentence(variants: dict | None, dec: dict | None = None) -> str:
     """The other model variant's answer when the two differ by more than the design's margin, saying too
-    when its mean falls in another zone of the decision ``dec``; that the variants were not compared when
-    the other one is not fitted; '' when they agree (a clinician's review found a decision that flips with
+    when its mean implies another action with ``dec``'s thresholds (``variants['action']``); that the variants
+    were not compared when the other one was not computed; '' when they agree (a clinician's review found a decision that flips with
     the variant, and a page silent that the comparison had not been made)."""
     if variants is None:
-        return ("The other model variant is not fitted here, so this answer was not compared with it: the "
-                "model's own uncertainty between its variants is not assessed (palsy fit fits it).")
+        return ("The other model variant was not computed for this answer: the model's own uncertainty between "
+                "its variants is not assessed here.")
     if not variants.get("differs") or not variants.get("probability"):
         return ""
     p = variants["probability"]
@@ -209,16 +209,11 @@ def variants_sentence(variants: dict | None, dec: dict | None = None) -> str:
             f"({interval(p['lower'], p['upper'], p['ci'])}), more than {round(100 * variants['threshold'])} percentage points "
             f"from this answer: the variants disagree for this patient and the case library cannot yet tell "
             f"them apart.")
-    if dec and _zone(p["mean"], dec["thresholds"]) != _zone(dec["probability"], dec["thresholds"]):
+    if dec and variants.get("action") not in (None, dec["action"]):
         th = dec["thresholds"]
         text += (f" Its mean falls in another zone of the decision (thresholds {percent(th['low'])} and "
                  f"{percent(th['high'])}): the decision would differ under it.")
     return text
-
-
-def _zone(p: float, thresholds: dict) -> int:
-    """Below (0), between (1) or above (2) the decision's thresholds."""
-    return 0 if p < thresholds["low"] else 2 if p > thresholds["high"] else 1
 
 
 def variants_agree_sentence(variants: dict | None) -> str:

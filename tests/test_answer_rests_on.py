@@ -80,6 +80,14 @@ def test_the_other_variant_is_the_same_question(draws_subtype, draws_independent
         assert v["differs"] == (abs(v["difference"]) > v["threshold"])
         assert v["threshold"] == RO.variant_threshold(draws_subtype) == evidence.settings["variants"]["differ_by"]
     assert A.answer(source_001, draws_subtype).to_dict()["variants"] is None  # the other variant not given
+    # with a decision: the action the other variant's mean implies with this answer's thresholds
+    from palsy.model import decision as D
+
+    decided = A.answer(source_001, draws_subtype, other=draws_independent, shapley=False, decision_settings=D.load())
+    v, th = decided.variants, decided.decision["thresholds"]
+    m = v["probability"]["mean"]
+    assert v["action"] == ("no_test" if m < th["low"] else "treat" if m > th["high"] else "test")
+    assert "action" not in A.answer(source_001, draws_subtype, other=draws_independent, shapley=False).variants
 
 
 def test_variants_sentence_only_when_they_differ():
@@ -94,10 +102,10 @@ def test_variants_sentence_only_when_they_differ():
     assert "within 10 percentage points" in W.variants_agree_sentence(agree) and W.variants_agree_sentence(None) == ""
     # not compared (the other variant not fitted): said, never silent
     assert "not assessed" in W.variants_sentence(None)
-    # the other variant's mean in another zone of the decision: said; in the same zone: not
-    dec = {"probability": 0.412, "thresholds": {"low": 0.517, "high": 0.946}}
-    assert "another zone of the decision" in W.variants_sentence(differ, dec)  # 41.2% below, 55.9% between
-    assert "another zone" not in W.variants_sentence(differ, {**dec, "probability": 0.75})
+    # the other variant's mean implying another action with these thresholds: said; the same action: not
+    dec = {"probability": 0.412, "action": "no_test", "thresholds": {"low": 0.517, "high": 0.946}}
+    assert "another zone of the decision" in W.variants_sentence({**differ, "action": "test"}, dec)
+    assert "another zone" not in W.variants_sentence({**differ, "action": "no_test"}, dec)
 
 
 def test_cli_json_and_report_show_what_the_answer_rests_on(palsy, tmp_path):

@@ -136,6 +136,7 @@ def expected_core_numbers(teaching: T.Teaching, draws, other=None) -> dict[str, 
     if other is not None:
         out |= {f"v{k}": pct(A.answer(typ.replace(csf=(lp,) * k), other, ci=ci, shapley=False).probability["mean"])
                 for k in range(teaching.repeats + 1)}
+        out["vmargin"] = str(round(100 * draws.meta["answer_settings"]["variants"]["differ_by"]))
     means = []
     for k, a in enumerate(ans):
         p = a.probability

@@ -321,6 +321,8 @@ class OtherVariant(_Out):
     difference: float | None = Field(default=None, description="the other variant's mean minus this answer's")
     threshold: float | None = None
     differs: bool
+    action: Literal["no_test", "test", "treat"] | None = Field(
+        default=None, description="the action the other variant's mean implies with this answer's thresholds")
     note: str | None = None
 
 
