@@ -226,7 +226,7 @@ def test_what_a_result_is_shown_to_give_is_what_entering_it_gives(draws, data):
             assert o["causes_after"] == pytest.approx(entered, rel=1e-12, abs=1e-15)
             assert o["leading_cause_after"] == b.leading_cause
             th = a.decision["thresholds"]
-            zones.append((t["test"], D._zone(b.probability["mean"], th["low"], th["high"])))
+            zones.append((t["test"], D.zone(b.probability["mean"], th["low"], th["high"])))
     for row in a.decision["tests"]:
         changes = [z != a.decision["action"] for test, z in zones if test == row["test"]]
         assert row["can_change_action"] == any(changes), row["test"]
