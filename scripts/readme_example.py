@@ -84,17 +84,52 @@ def _words(line: str, causes: tuple[str, ...]) -> list[str]:
     return [" ".join("<cause>" if w in causes else w for w in p.split(" ")) for p in parts]
 
 
+#: A row of an answer's "what it rests on" table: the part, whether expert judgment or data, its share.
+_REST_ROW = re.compile(r"^  (?P<part>\S.*?)\s+(?P<kind>judgment|data)\s+(?P<share>\d+(?:\.\d+)?)%$")
+#: Shares (percentage points) below which a part of that table may enter or leave its top rows, and how far a
+#: share may move, between two chains: a share's Monte Carlo error is about a point here (model/rests_on.py
+#: reports it), so that parts near 1% swap places and a 7% share reads 8% on another machine's refit.
+REST_SMALL, REST_MOVE = 5.0, 3.0
+
+
+def _rests_on(rows: list[str]) -> dict[tuple[str, str], float]:
+    return {(m["part"], m["kind"]): float(m["share"]) for m in map(_REST_ROW.match, rows) if m}
+
+
+def _rests_on_differences(x: list[str], y: list[str]) -> list[str]:
+    """The rows of one "rests on" table that another chain does not reproduce: a part at ``REST_SMALL`` or
+    more in either, missing from the other or moved by more than ``REST_MOVE`` points (or 10%)."""
+    a, b = _rests_on(x), _rests_on(y)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        sa, sb = a.get(key, 0.0), b.get(key, 0.0)
+        if max(sa, sb) >= REST_SMALL and (key not in a or key not in b
+                                          or abs(sa - sb) > max(REST_MOVE, 0.1 * max(sa, sb))):
+            out.append(f"README: {key[0]} ({key[1]}) {sa}%\n   now: {key[0]} ({key[1]}) {sb}%")
+    return out
+
+
 def differences(old: str, new: str, causes: tuple[str, ...] = ()) -> list[str]:
-    """Lines of ``old`` that ``new`` does not reproduce: other words, or numbers beyond Monte Carlo error."""
+    """Lines of ``old`` that ``new`` does not reproduce: other words, or numbers beyond Monte Carlo error. The
+    rows of a "rests on" table are compared as one table (:func:`_rests_on_differences`): which of its small
+    parts make its top rows is a draw of the chain."""
     a, b = old.splitlines(), new.splitlines()
     if len(a) != len(b):
         return [f"{len(a)} lines in README.md, {len(b)} now"]
     out = []
+    rows: tuple[list[str], list[str]] = ([], [])
     for x, y in zip(a, b, strict=True):
+        if _REST_ROW.match(x) and _REST_ROW.match(y):
+            rows[0].append(x)
+            rows[1].append(y)
+            continue
+        if rows[0]:
+            out += _rests_on_differences(*rows)
+            rows = ([], [])
         nx, ny = _NUMBER.findall(x), _NUMBER.findall(y)
         if _words(x, causes) != _words(y, causes) or len(nx) != len(ny) or not all(map(_close, nx, ny)):
             out.append(f"README: {x}\n   now: {y}")
-    return out
+    return out + (_rests_on_differences(*rows) if rows[0] else [])
 
 
 def main(argv: list[str] | None = None) -> int:
