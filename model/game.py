@@ -22,6 +22,7 @@ check``), not enforced. Pure numpy over the draws (the warm answer path).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -34,6 +35,7 @@ from palsy.model.draws import Draws
 
 INFILTRATION = "infiltration"
 CHUNK = 32  # subsets evaluated at once (bounds memory: CHUNK x draws x components)
+CONTEXT_CACHE = 64  # context terms kept per Tables (0.5 MB each at 4,000 draws): patients share their contexts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +98,8 @@ class Tables:
         self.blasts_masks = np.stack([1.0 - blasts, blasts])  # (2, N): blasts absent, present
         self.settings = draws.meta["answer_settings"]
         self._patterns: tuple[np.ndarray, dict[str | None, np.ndarray]] = (self.theta, {})
+        self._contexts: tuple[np.ndarray, collections.OrderedDict[bytes, np.ndarray]] = (
+            self.p_sk, collections.OrderedDict())
         self.default_method = self.settings["unknown_csf_method"]
 
     @property
@@ -110,14 +114,39 @@ class Tables:
 
     def contexts_by_blasts(self, many: list[dict[str, str | None]]) -> np.ndarray:
         """Log P(context, blasts, component | cause) (m, S, K, 2) for each of ``many`` sets of context values:
-        the context term split by whether blasts circulate (the LPs' contamination depends on it). One matrix
-        product: the strata table (S, K, N), tens of megabytes, is read once for all of them."""
-        masks = np.stack([self.st.stratum_mask(v)[None, :] * self.blasts_masks for v in many])  # (m, 2, N)
-        n = self.p_sk.shape[-1]
-        prod = self.p_sk.reshape(-1, n) @ masks.reshape(-1, n).T  # (S*K, m*2)
-        prod = prod.reshape(*self.p_sk.shape[:2], len(many), 2)
-        with np.errstate(divide="ignore"):
-            return np.log(np.moveaxis(prod, 2, 0))
+        the context term split by whether blasts circulate (the LPs' contamination depends on it).
+
+        One matrix product for the contexts not seen lately: the strata table (S, K, N), tens of megabytes, is
+        read once for all of them. The last :data:`CONTEXT_CACHE` terms are kept by their strata masks: an
+        answer asks for every subset of its context findings, and patients share them. Each column of the
+        product is the same whatever the others (tested), so a kept term is the one a new product gives.
+        """
+        if self._contexts[0] is not self.p_sk:  # the table was replaced (a test's changed tables)
+            self._contexts = (self.p_sk, collections.OrderedDict())
+        cache = self._contexts[1]
+        keys = [self.st.stratum_mask(v) for v in many]
+        found, new = {}, {}
+        for mask in keys:
+            key = mask.tobytes()
+            if key in cache:
+                cache.move_to_end(key)
+                found[key] = cache[key]
+            else:
+                new[key] = mask
+        if new:
+            both = np.stack([m[None, :] * self.blasts_masks for m in new.values()])  # (new, 2, N)
+            n = self.p_sk.shape[-1]
+            prod = self.p_sk.reshape(-1, n) @ both.reshape(-1, n).T  # (S*K, new*2)
+            prod = np.moveaxis(prod.reshape(*self.p_sk.shape[:2], len(new), 2), 2, 0)
+            with np.errstate(divide="ignore"):
+                terms = np.log(prod)
+            for key, term in zip(new, terms, strict=True):
+                term = np.ascontiguousarray(term)
+                term.flags.writeable = False
+                found[key] = cache[key] = term
+            while len(cache) > CONTEXT_CACHE:
+                cache.popitem(last=False)
+        return np.stack([found[m.tobytes()] for m in keys])
 
     def lp_patterns(self, traumatic: str | None) -> np.ndarray:
         """P(each result pattern | component, blasts) (S, K, 4, 2) of an LP whose tap is ``traumatic``

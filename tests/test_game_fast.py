@@ -1,0 +1,51 @@
+"""The answer path's shortcuts give the numbers of the straightforward computation, bit for bit: the context
+terms kept per Tables."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from palsy.model import answer as A
+from palsy.model import game as GM
+
+
+@pytest.fixture(scope="module")
+def tables(draws_subtype):
+    return A.Tables(draws_subtype)
+
+
+def _contexts(t: A.Tables, n: int, seed: int) -> list[dict[str, str | None]]:
+    levels = {f: [None, *t.schema.levels[f]] for f in t.schema.context}
+    every = list(itertools.product(*levels.values()))
+    pick = np.random.default_rng(seed).choice(len(every), n, replace=False)
+    return [dict(zip(levels, every[i], strict=True)) for i in pick]
+
+
+def _direct_contexts(t: A.Tables, many: list[dict[str, str | None]]) -> np.ndarray:
+    """The context terms as one matrix product over every context asked (the computation before the cache)."""
+    masks = np.stack([t.st.stratum_mask(v)[None, :] * t.blasts_masks for v in many])
+    n = t.p_sk.shape[-1]
+    prod = (t.p_sk.reshape(-1, n) @ masks.reshape(-1, n).T).reshape(*t.p_sk.shape[:2], len(many), 2)
+    with np.errstate(divide="ignore"):
+        return np.log(np.moveaxis(prod, 2, 0))
+
+
+def test_context_terms_kept_are_those_computed(tables):
+    t = tables
+    many = _contexts(t, 24, 0)
+    want = _direct_contexts(t, many)
+    assert np.array_equal(t.contexts_by_blasts(many[:5]), want[:5])  # first seen
+    assert np.array_equal(t.contexts_by_blasts(many), want)  # some kept, some new
+    assert np.array_equal(t.contexts_by_blasts(many[::-1]), want[::-1])  # every one kept
+    assert np.array_equal(t.contexts_by_blasts([many[3], many[3]]), want[[3, 3]])
+
+
+def test_context_terms_bounded_and_renewed(tables, monkeypatch):
+    t = A.Tables(tables.draws)
+    monkeypatch.setattr(GM, "CONTEXT_CACHE", 4)
+    many = _contexts(t, 10, 1)
+    assert np.array_equal(t.contexts_by_blasts(many), _direct_contexts(t, many))  # more than are kept at once
+    assert len(t._contexts[1]) == 4
+    t.p_sk = t.p_sk * 2.0  # another table: nothing kept from the one before
+    assert np.array_equal(t.contexts_by_blasts(many[-2:]), _direct_contexts(t, many[-2:]))
