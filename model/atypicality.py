@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from palsy.model import likelihood as LK
 from palsy.model import lp as LP
-from palsy.model.game import Game
+from palsy.model.game import Game, logsumexp
 
 SIMULATIONS = 4  # simulated patients per draw
 
@@ -53,8 +52,8 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     comp_lp = game.log_p_components(ctx_mask)[0]  # (S, K): log P(context, k | c) + offset
     lj_k = comp_lp + game.base[:, t.component_cause]
     lj_k = np.where(game.active[t.component_cause], lj_k, -np.inf)
-    log_ctx = LK.NUMPY.logsumexp(lj_k, axis=-1)  # (S,)
-    obs = LK.NUMPY.logsumexp(np.where(game.active, game.log_joint_full(), -np.inf), axis=-1) - log_ctx
+    log_ctx = logsumexp(lj_k)  # (S,)
+    obs = logsumexp(np.where(game.active, game.log_joint_full(), -np.inf)) - log_ctx
     pk = np.exp(lj_k - log_ctx[:, None])  # P(k | context) (S, K)
     # P(blasts | k, context) (S, K, 2): the LPs' contamination depends on it
     by_b = game.ctx_terms[-1]  # every context finding known (the game always has this code)
@@ -112,7 +111,7 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
             by_blasts = by_blasts + np.log(p_pos * np.exp(after_pos)[..., None]
                                            + (1 - p_pos) * np.exp(after_neg)[..., None])
     total += np.logaddexp(by_blasts[..., 0], by_blasts[..., 1])
-    sim = LK.NUMPY.logsumexp(np.log(np.maximum(pk, 1e-300))[draws] + total, axis=-1)
+    sim = logsumexp(np.log(np.maximum(pk, 1e-300))[draws] + total)
     below = (sim <= obs[draws] + 1e-9).reshape(SIMULATIONS, nd).sum(axis=0) / SIMULATIONS  # per draw
     tail_p = float(np.average(below, weights=w))
     mcse = _mc_error(below, tail_p, w)

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from palsy.model import findings as F
-from palsy.model import likelihood as LK
-from palsy.model.game import Game, softmax
+from palsy.model.game import Game, logsumexp, softmax
 
 
 def lp_results(methods: tuple[str, ...], results: tuple[str, ...]) -> list[dict[str, str]]:
@@ -65,14 +64,14 @@ def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
 
     lj = game.log_joint_full()  # (S, C)
     act = game.active
-    log_px = LK.NUMPY.logsumexp(np.where(act, lj, -np.inf), axis=-1)
+    log_px = logsumexp(np.where(act, lj, -np.inf))
     causes = game.t.causes
     tests = []
     for test, results in outcomes(game, patient):
         outs = []
         for result, extra in results:
             ljr = game.log_joint_full(extra)
-            pr = np.exp(LK.NUMPY.logsumexp(np.where(act, ljr, -np.inf), axis=-1) - log_px)
+            pr = np.exp(logsumexp(np.where(act, ljr, -np.inf)) - log_px)
             pc = softmax(ljr, act)
             after = game.log_odds(ljr)
             means = np.average(pc, axis=0, weights=w)  # what the answer with r entered says (module docstring)

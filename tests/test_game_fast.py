@@ -1,5 +1,5 @@
 """The answer path's shortcuts give the numbers of the straightforward computation, bit for bit: the context
-terms kept per Tables."""
+terms kept per Tables, the column-wise log-sum-exp."""
 
 import itertools
 
@@ -8,6 +8,7 @@ import pytest
 
 from palsy.model import answer as A
 from palsy.model import game as GM
+from palsy.model import likelihood as LK
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +50,22 @@ def test_context_terms_bounded_and_renewed(tables, monkeypatch):
     assert len(t._contexts[1]) == 4
     t.p_sk = t.p_sk * 2.0  # another table: nothing kept from the one before
     assert np.array_equal(t.contexts_by_blasts(many[-2:]), _direct_contexts(t, many[-2:]))
+
+
+@pytest.mark.parametrize("n", range(1, 12))
+def test_logsumexp_is_numpys(n):
+    rng = np.random.default_rng(n)
+    for shape in [(), (1,), (7,), (4000,), (3, 500), (2, 3, 50)]:
+        x = rng.normal(size=(*shape, n)) * 40
+        x[rng.random(x.shape) < 0.25] = -np.inf
+        if x.ndim > 1:
+            x[0] = -np.inf  # a row with no finite term
+        cases = [x, np.swapaxes(np.ascontiguousarray(np.swapaxes(x, 0, -1)), 0, -1), x[..., ::-1]]
+        if x.ndim > 1 and x.shape[0] > 2:
+            y = x.copy()
+            y[1, ..., 0] = np.inf
+            y[2, ..., -1] = np.nan
+            cases.append(y)
+        for c in cases:
+            with np.errstate(invalid="ignore"):
+                assert np.array_equal(GM.logsumexp(c), LK.NUMPY.logsumexp(c, axis=-1), equal_nan=True)
