@@ -3,6 +3,9 @@ when a library case is left out (PSIS weights). Pure numpy."""
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 
@@ -11,10 +14,71 @@ def expit(x: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -x))
 
 
+def quantiles(x: np.ndarray, q: np.ndarray | list[float]) -> np.ndarray:
+    """``np.quantile(x, q, axis=-1)`` (its linear method), bit for bit, from one sort.
+
+    An answer takes about a hundred such summaries over its draws, and numpy's general function costs
+    several times the sort itself in its preparation. The same order statistics and numpy's interpolation
+    (``_lerp``: from the nearer end) give the same numbers; a row with a NaN gives NaN (tested).
+
+    Parameters
+    ----------
+    x : ndarray (..., n)
+        Values, n at least 1.
+    q : array_like (m,)
+        Levels in [0, 1].
+
+    Returns
+    -------
+    ndarray (m, ...)
+        The quantiles, levels first (as numpy orders them).
+    """
+    x = np.asarray(x)
+    q = np.asarray(q)
+    if x.dtype != np.float64 or q.dtype != np.float64 or q.ndim != 1 or x.ndim == 0:
+        return np.quantile(x, q, axis=-1)  # integer levels take values without interpolating
+    xs = np.sort(x, axis=-1)
+    at = _positions(x.shape[-1], tuple(q.tolist()))
+    if x.ndim == 1:  # Python's floats are numpy's doubles, without the cost of an array per operation
+        if np.isnan(xs[-1]):
+            return np.full(len(q), np.nan)
+        return np.array([_lerp(float(xs[i]), float(xs[j]), g) for i, j, g in at])
+    i, j, g = (np.array(v) for v in zip(*at, strict=True))
+    a, b = np.moveaxis(xs[..., i], -1, 0), np.moveaxis(xs[..., j], -1, 0)
+    g = g.reshape(-1, *([1] * (x.ndim - 1)))
+    diff = b - a
+    with np.errstate(invalid="ignore"):
+        out = np.where(g >= 0.5, b - diff * (1 - g), a + diff * g)
+    out[:, np.isnan(xs[..., -1])] = np.nan
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(n: int, q: tuple[float, ...]) -> tuple[tuple[int, int, float], ...]:
+    """For each level, numpy's pair of order statistics and the weight between them (its linear method)."""
+    out = []
+    for level in q:
+        virtual = (n - 1) * level
+        i = math.floor(virtual)
+        j = i + 1
+        if virtual >= n - 1:
+            i = j = -1
+        if virtual < 0:
+            i = j = 0
+        out.append((i, j, virtual - i))
+    return tuple(out)
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's linear interpolation between ``a`` and ``b`` (from ``b`` when ``t`` is at least a half)."""
+    diff = b - a
+    return b - diff * (1 - t) if t >= 0.5 else a + diff * t
+
+
 def weighted_quantile(x: np.ndarray, q: np.ndarray | list[float], w: np.ndarray | None) -> np.ndarray:
     """Quantiles of ``x`` along its last axis (weighted when ``w`` is given)."""
     if w is None:
-        return np.quantile(x, q, axis=-1)
+        return quantiles(x, q)
     order = np.argsort(x, axis=-1)
     xs = np.take_along_axis(x, order, axis=-1)
     cw = np.cumsum(w[order], axis=-1)
@@ -27,7 +91,7 @@ def weighted_quantile(x: np.ndarray, q: np.ndarray | list[float], w: np.ndarray 
 def summary(x: np.ndarray, ci: float, w: np.ndarray | None = None) -> dict[str, float]:
     """Mean, median and equal-tailed ``ci`` interval over draws."""
     lo, med, hi = weighted_quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2], w)
-    mean = float(np.average(x, weights=w))
+    mean = float(np.average(x, weights=w) if w is not None else np.mean(x))  # np.average's own mean, less its checks
     return {"mean": mean, "median": float(med), "lower": float(lo), "upper": float(hi)}
 
 
@@ -35,5 +99,7 @@ def probability_summary(log_odds: np.ndarray, ci: float, w: np.ndarray | None = 
     """P = expit(log odds): mean of P per draw (the headline); median and interval from the log
     odds quantiles mapped through expit (exact, since expit is monotone)."""
     s = summary(log_odds, ci, w)
-    return {"mean": float(np.average(expit(log_odds), weights=w)), "median": float(expit(s["median"])),
+    p = expit(log_odds)
+    mean = float(np.average(p, weights=w) if w is not None else np.mean(p))
+    return {"mean": mean, "median": float(expit(s["median"])),
             "lower": float(expit(s["lower"])), "upper": float(expit(s["upper"])), "ci": ci}

@@ -1,5 +1,5 @@
 """The answer path's shortcuts give the numbers of the straightforward computation, bit for bit: the context
-terms kept per Tables, the column-wise log-sum-exp."""
+terms kept per Tables, the column-wise log-sum-exp, the quantiles from one sort."""
 
 import itertools
 
@@ -9,6 +9,7 @@ import pytest
 from palsy.model import answer as A
 from palsy.model import game as GM
 from palsy.model import likelihood as LK
+from palsy.model import summaries as SU
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,23 @@ def test_logsumexp_is_numpys(n):
         for c in cases:
             with np.errstate(invalid="ignore"):
                 assert np.array_equal(GM.logsumexp(c), LK.NUMPY.logsumexp(c, axis=-1), equal_nan=True)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 3999, 4000])
+def test_quantiles_are_numpys(n):
+    rng = np.random.default_rng(n)
+    levels = [[0.05, 0.5, 0.95], [(1 - 0.9) / 2, 0.5, (1 + 0.9) / 2], [(1 - 0.8) / 2, 0.5, (1 + 0.8) / 2], [0.0, 1.0],
+              [0.5], list(rng.random(7)), [0, 1]]
+    for shape in [(n,), (3, n), (2, 2, n)]:
+        for q in levels:
+            for _ in range(4):
+                x = rng.normal(size=shape) * rng.choice([1e-3, 1.0, 1e5])
+                for bad in (np.nan, -np.inf, np.inf):
+                    if rng.random() < 0.3:
+                        x[..., rng.integers(n)] = bad
+                if rng.random() < 0.2:
+                    x = np.round(x)  # ties
+                with np.errstate(invalid="ignore"):
+                    want = np.quantile(x, q, axis=-1)
+                    got = SU.quantiles(x, q)
+                assert got.shape == want.shape and np.array_equal(got, want, equal_nan=True)
