@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from palsy.model import lp as LP
-from palsy.model.game import Game, logsumexp
+from palsy.model.game import Game, Tables, logsumexp
 
 SIMULATIONS = 4  # simulated patients per draw
 
@@ -31,8 +31,13 @@ def _cumulative(probs: np.ndarray) -> np.ndarray:
 
 
 def _pick(cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One category per row of cumulative distributions ``cum``."""
-    return (rng.random(len(cum))[:, None] > cum).sum(axis=1).clip(0, cum.shape[1] - 1)
+    """One category per row of cumulative distributions ``cum``: how many of the row's values its uniform
+    exceeds (counted a column at a time: numpy's reductions over a few columns cost per row)."""
+    u = rng.random(len(cum))
+    out = np.zeros(len(cum), np.intp)
+    for j in range(cum.shape[1]):
+        out += u > cum[:, j]
+    return out.clip(0, cum.shape[1] - 1)
 
 
 def _sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -58,7 +63,6 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     # P(blasts | k, context) (S, K, 2): the LPs' contamination depends on it
     by_b = game.ctx_terms[-1]  # every context finding known (the game always has this code)
     log_pb = by_b - np.logaddexp(by_b[..., :1], by_b[..., 1:])
-    lp_patterns = {i: t.lp_patterns(game.players[i].lp.traumatic) for i in game.lps}  # (S, K, 4, 2)
     # every simulation of every draw at once: row r is draw r % nd (SIMULATIONS patients per draw)
     # (the gathers below take rows of flattened tables: far cheaper than indexing by several arrays)
     draws = np.tile(np.arange(nd), SIMULATIONS)
@@ -74,23 +78,15 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
         if i == game.profile:
             continue
         if p.lp is not None:
-            pat = lp_patterns[i]
-            by_pattern = np.ascontiguousarray(np.swapaxes(pat, -1, -2)).reshape(-1, LP.N_PATTERNS)  # (S*K*2, 4)
-            pick = _sample(by_pattern[dk * 2 + b], rng)  # a full pattern per row
-            done = p.lp.methods
-            consistent = np.array([[_agrees(a, c, done, t.ix.methods) for c in range(LP.N_PATTERNS)]
-                                   for a in range(LP.N_PATTERNS)], float)  # (4, 4): same results on `done`
-            # P(the results read on `done` | k', b) for each pattern a row can have drawn, then each row's
-            reads = np.einsum("skpb,ap->askb", pat, consistent)  # (4, S, K, 2)
-            with np.errstate(divide="ignore"):
-                by_blasts = by_blasts + np.log(reads.reshape(LP.N_PATTERNS * nd, nk, 2)[pick * nd + draws])
+            cum, log_reads = _lp_tables(t, p.lp.traumatic, p.lp.methods)
+            pick = _pick(cum[dk * 2 + b], rng)  # a full pattern per row
+            by_blasts = by_blasts + log_reads[pick * nd + draws]
             if i == game.lp1:
-                first_positive = LP.positive_mask(done, t.ix.methods)[pick] > 0
+                first_positive = LP.positive_mask(p.lp.methods, t.ix.methods)[pick] > 0
             continue
-        idx = np.array([st.level_index[(p.finding, lv)] for lv in sc.levels[p.finding]])
-        lvl = t.level_lp[:, :, idx]  # (S, K, level): row takes of its flattened forms are the cheap gathers
-        pick = _sample(np.exp(lvl.reshape(-1, len(idx))[dk]), rng)
-        total += np.swapaxes(lvl, 1, 2).reshape(-1, nk)[draws * len(idx) + pick]
+        cum, by_level = _level_tables(t, p.finding)
+        pick = _pick(cum[dk], rng)
+        total += by_level[draws * cum.shape[1] + pick]
     if game.profile is not None:
         levels = sc.levels[sc.profile]
         pos_idx = np.array([st.level_index[(st.profile_item("positive"), lv)] for lv in levels])
@@ -117,6 +113,35 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     mcse = _mc_error(below, tail_p, w)
     return {"flag": bool(tail_p < tail), "tail_probability": tail_p, "threshold": tail, "mc_error": mcse,
             "within_mc_error": bool(abs(tail_p - tail) <= 2 * mcse)}
+
+
+def _level_tables(t: Tables, finding: str) -> tuple[np.ndarray, np.ndarray]:
+    """A tree finding's cumulative distribution over its levels per (draw, component) (S*K, level), and log
+    P(level | component) per (draw, level) (S*level, K): rows of flattened tables are the cheap gathers. The
+    same for every patient: kept with the tables."""
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        idx = np.array([t.st.level_index[(finding, lv)] for lv in t.schema.levels[finding]])
+        lvl = t.level_lp[:, :, idx]  # (S, K, level)
+        return _cumulative(np.exp(lvl.reshape(-1, len(idx)))), np.swapaxes(lvl, 1, 2).reshape(-1, lvl.shape[1])
+
+    return t.derived(("atypicality", "level", finding), make)
+
+
+def _lp_tables(t: Tables, traumatic: str | None, done: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """For an LP of this tap status read by the methods ``done``: the cumulative distribution over the four
+    result patterns per (draw, component, blasts) (S*K*2, 4), and log P(the results read on ``done`` | k', b)
+    for each pattern a row can have drawn (4*S, K, 2). The same for every patient: kept with the tables."""
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        pat = t.lp_patterns(traumatic)  # (S, K, 4, 2)
+        nd, nk = pat.shape[:2]
+        by_pattern = np.ascontiguousarray(np.swapaxes(pat, -1, -2)).reshape(-1, LP.N_PATTERNS)  # (S*K*2, 4)
+        consistent = np.array([[_agrees(a, c, done, t.ix.methods) for c in range(LP.N_PATTERNS)]
+                               for a in range(LP.N_PATTERNS)], float)  # (4, 4): same results on `done`
+        reads = np.einsum("skpb,ap->askb", pat, consistent)  # (4, S, K, 2)
+        with np.errstate(divide="ignore"):
+            return _cumulative(by_pattern), np.log(reads.reshape(LP.N_PATTERNS * nd, nk, 2))
+
+    return t.derived(("atypicality", "lp", traumatic, tuple(done)), make)
 
 
 def _mc_error(per_draw: np.ndarray, mean: float, w: np.ndarray | None) -> float:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import numpy as np
 
@@ -100,6 +102,7 @@ class Tables:
         self._patterns: tuple[np.ndarray, dict[str | None, np.ndarray]] = (self.theta, {})
         self._contexts: tuple[np.ndarray, collections.OrderedDict[bytes, np.ndarray]] = (
             self.p_sk, collections.OrderedDict())
+        self._derived: tuple[tuple[np.ndarray, np.ndarray], dict[Hashable, Any]] = ((self.theta, self.level_lp), {})
         self.default_method = self.settings["unknown_csf_method"]
 
     @property
@@ -147,6 +150,32 @@ class Tables:
             while len(cache) > CONTEXT_CACHE:
                 cache.popitem(last=False)
         return np.stack([found[m.tobytes()] for m in keys])
+
+    def derived(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """What ``make`` computes from these tables' node parameters alone, for no patient in particular: computed
+        once and kept under ``key`` (the atypicality check's sampling tables), again for other parameters.
+
+        Parameters
+        ----------
+        key : hashable
+            Names what ``make`` computes (its module's name first).
+        make : callable
+            Computes it from these tables' ``theta`` and ``level_lp``; its arrays are made read-only.
+
+        Returns
+        -------
+        What ``make`` returned, the first time.
+        """
+        if self._derived[0][0] is not self.theta or self._derived[0][1] is not self.level_lp:
+            self._derived = ((self.theta, self.level_lp), {})  # tables copied with other draws, or changed
+        kept = self._derived[1]
+        if key not in kept:
+            value = make()
+            for a in value if isinstance(value, tuple) else (value,):
+                if isinstance(a, np.ndarray):
+                    a.flags.writeable = False
+            kept[key] = value
+        return kept[key]
 
     def lp_patterns(self, traumatic: str | None) -> np.ndarray:
         """P(each result pattern | component, blasts) (S, K, 4, 2) of an LP whose tap is ``traumatic``

@@ -90,3 +90,13 @@ def test_quantiles_are_numpys(n):
                     want = np.quantile(x, q, axis=-1)
                     got = SU.quantiles(x, q)
                 assert got.shape == want.shape and np.array_equal(got, want, equal_nan=True)
+
+
+def test_derived_renewed_with_the_parameters(tables):
+    t = A.Tables(tables.draws)
+    calls = []
+    make = lambda: calls.append(1) or np.arange(3.0)  # noqa: E731
+    assert t.derived("x", make) is t.derived("x", make) and len(calls) == 1
+    t.theta = t.theta.copy()  # tables copied with other draws (rests_on's hybrids) give other node parameters
+    t.derived("x", make)
+    assert len(calls) == 2
