@@ -5,15 +5,16 @@ PY := $(VENV)/bin/python
 export PALSY_CACHE ?= $(HOME)/.cache/palsy
 # Bytecode caches are written (the venv and the checkout's __pycache__, which git ignores): the tests start
 # about 135 `palsy` processes and more, and where $$PYTHONDONTWRITEBYTECODE is set (as on this machine and CI) each
-# compiled numpy, matplotlib, WeasyPrint and palsy from source again (measured on 2 cores: 5.5 s against 1.9 s
+# compiled numpy, matplotlib, WeasyPrint (the PDF printer then) and palsy from source again (measured on 2 cores: 5.5 s against 1.9 s
 # to import a report's modules). Compiling the whole venv at install instead (uv --compile-bytecode) cost
 # about 80 s more set-up on a clean clone, for modules no process imports.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup setup-test pango fonts browser demo test test-fast test-heavy lint benchmark examples clean
+.PHONY: setup setup-test fonts browser demo test test-fast test-heavy lint benchmark examples clean
 
-# What the demo needs: the venv and the runtime dependencies. The tests add their own tools and a browser.
-setup: $(VENV)/.installed pango
+# What the demo needs: the venv, the runtime dependencies and Chromium (the PDF report's printer). The tests
+# add their own tools and fonts.
+setup: $(VENV)/.installed browser
 setup-test: $(VENV)/.installed-test browser fonts
 
 # uv (Astral's installer) installs the same requirements in seconds where pip takes over a minute (measured
@@ -33,21 +34,15 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(call INSTALL,-e '.[test]')
 	@touch $@
 
-# Debian's Chromium for the teaching page's browser test (installed where missing and allowed).
+# Debian's Chromium: it prints the PDF reports (reports/pdf.py) and runs the pages' browser tests. Installed
+# where missing and allowed; elsewhere `python -m playwright install chromium` fetches one without root.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian chromium for the browser test"; \
+	    echo "installing Debian chromium for the PDF report and the browser tests"; \
 	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "warning: chromium not found and cannot be installed here; the browser test will fail"; fi; }
-
-# Pango for WeasyPrint (the PDF report): on most systems already there; installed where missing and allowed.
-pango:
-	@ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0' || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Pango for the PDF report"; \
-	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; \
-	  else echo "warning: Pango not found and cannot be installed here; the PDF report will fail"; fi; }
+	  else echo "warning: chromium not found and cannot be installed here: the PDF report and the browser tests will fail" \
+	    "(palsy report --format html needs none; $(PY) -m playwright install chromium fetches one)"; fi; }
 
 # Fonts for the report tests: any Unicode text (CJK, emoji, Arabic, Hebrew) must render (a test fails on a
 # missing glyph). Not part of `make demo`, which renders with whatever fonts the machine has.
@@ -88,7 +83,7 @@ lint: setup-test
 benchmark: setup
 	$(PY) scripts/benchmark.py
 
-examples: setup browser
+examples: setup
 	$(PY) -m palsy.scripts.build_examples
 
 clean:

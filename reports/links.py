@@ -22,7 +22,7 @@ MAX_LENGTH = 2000
 
 _DOI = re.compile(r"10\.\d{4,9}/\S+")
 _PMID = re.compile(r"[1-9]\d{0,9}")
-#: The attributes whose value a browser or WeasyPrint follows or loads.
+#: The attributes whose value a browser (or the PDF's printer, Chromium) follows or loads.
 LINK_ATTRIBUTES = frozenset({"href", "src", "xlink:href", "action", "formaction", "poster", "srcset", "data",
                              "background", "cite", "longdesc", "ping", "manifest"})
 

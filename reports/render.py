@@ -2,7 +2,7 @@
 
 One template, two formats. HTML: a Jinja2 template (``templates/report.html``, autoescaping on, so every
 user-supplied string is escaped) with the CSS inline and the figures inline as base64 SVG: the page loads
-nothing from the network. PDF: the *same* HTML printed by WeasyPrint (:mod:`palsy.reports.pdf`), through the
+nothing from the network. PDF: the *same* HTML printed by headless Chromium (:mod:`palsy.reports.pdf`), through the
 template's ``@media print`` rules: page 1 of the PDF is the one-screen page 1 (``#page1`` ends with a page
 break), later pages flow. Fonts come from fontconfig, so any text a font on the machine covers (CJK, emoji,
 right-to-left) is drawn and extractable; the PDF carries no dates, so the same context gives the same bytes.
@@ -107,13 +107,13 @@ def file_stem(patient_id: str) -> str:
 
 
 def _formats(ctx: dict[str, Any], formats: tuple[str, ...], printer: Printer) -> dict[str, bytes | Future]:
-    """The HTML at once and the PDF as ``printer``'s future (the same HTML printed by WeasyPrint)."""
+    """The HTML at once and the PDF as ``printer``'s future (the same HTML printed by Chromium)."""
     text = html(ctx)
     out: dict[str, bytes | Future] = {}
     if "html" in formats:
         out["html"] = text.encode("utf-8")
     if "pdf" in formats:
-        out["pdf"] = printer.submit(text, b"palsy-" + file_stem(ctx["patient"]["id"]).encode("ascii"))
+        out["pdf"] = printer.submit(text)
     return out
 
 

@@ -8,7 +8,7 @@ levels, LPs and tests from :mod:`palsy.reports.labels`; the colours from :mod:`p
   where the probability goes, why each negative LP adds less, the tests in plain words, three
   questions with answers) and the appendix (each finding alone, the source patients step by step, what
   the decision adds, a glossary, where the numbers come from);
-- ``handout.html`` and ``handout.pdf``: the core on two printed A4 pages (WeasyPrint prints the HTML, as
+- ``handout.html`` and ``handout.pdf``: the core on two printed A4 pages (Chromium prints the HTML, as
   the clinician report's PDF: :mod:`palsy.reports.pdf`);
 - ``cases.html``: published cases (and the steroid trap) to solve, each finding revealed after the
   learner predicts its direction, then the answer, the reasoning and the full citation;

@@ -135,6 +135,13 @@ PATH_ERRNOS = frozenset({errno.ENOENT, errno.EEXIST, errno.EISDIR, errno.ENOTDIR
 MAX_PROBLEMS, MAX_LINES, MAX_PROBLEM_CHARS, MAX_MESSAGE_CHARS = 50, 50, 500, 8000
 
 
+def system_errors() -> tuple[type[BaseException], ...]:
+    """What the system lacks (not palsy's fault, not the input's): exit status 1 with its own message."""
+    from palsy.reports.pdf import ChromiumUnavailable
+
+    return (ChromiumUnavailable,)
+
+
 def exit_status(exc: BaseException) -> int:
     """2 for bad input (the project's input errors, a bad path given), 1 for anything else."""
     if isinstance(exc, input_errors() + PATH_ERRORS):
@@ -318,7 +325,7 @@ def _main(argv: list[str]) -> int:
             if args.debug:
                 raise
             status = exit_status(exc)
-            if status == 2 or (isinstance(exc, OSError) and exc.filename is not None):
+            if status == 2 or (isinstance(exc, OSError) and exc.filename is not None) or isinstance(exc, system_errors()):
                 _say(_message(args.command, exc))
             else:  # an internal error: say so plainly, on one line
                 _say(T.line(f"palsy {args.command}: internal error: {type(exc).__name__}: {exc} "

@@ -133,6 +133,22 @@ def _wait_gone(pid: int, seconds: float = 10.0) -> bool:
     return _gone(pid)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (Linux /proc)."""
+    out = []
+    for child in _children(pid):
+        out += [child, *_descendants(child)]
+    return out
+
+
+def _comm(pid: int) -> str:
+    """The command name of ``pid`` ('' once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _children(pid: int) -> list[int]:
     """The child processes of ``pid`` (Linux /proc)."""
     out = []
@@ -289,11 +305,19 @@ def test_report_killed_from_outside_leaves_no_process_and_no_partial_output(pals
     proc = subprocess.Popen([sys.executable, "-c", driver], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     word, helper = proc.stdout.readline().split()
     assert word == b"staging"
+    # the helper's Chromium (under Playwright's driver) up, and every process under the helper recorded
+    family: list[int] = []
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not any("chrom" in _comm(p) for p in family):
+        family = _descendants(int(helper))
+        time.sleep(0.1)
+    assert any("chrom" in _comm(p) for p in family), [_comm(p) for p in family]
     proc.kill()
     t = time.monotonic()
     assert proc.stdout.read() == b"" and time.monotonic() - t < 5  # end of file: nobody else holds the pipe
     proc.wait()
     assert _wait_gone(int(helper), 5), "the PDF helper outlived its killed parent"
+    assert all(_wait_gone(p, 10) for p in family), [(p, _comm(p)) for p in family if not _gone(p)]  # its Chromium too
     left = _leftovers(out)
     assert len(left) == 1 and left[0].startswith(output.STAGING_PREFIX), left  # only the hidden staging folder
     output.write_all(out, {"x.html": b"x"})
@@ -590,7 +614,7 @@ def test_a_javascript_url_in_the_evidence_is_never_a_link(draws_independent, evi
     assert links.unsafe_links(page) == []
     # the PDF is this HTML printed: its reference list (where the links are) printed, its link annotations read
     references = page[page.index('<section id="references"'):]
-    blob = pdf.print_pdf(f"{head}</head><body><main>{references}", b"palsy-test")
+    blob = pdf.print_pdf(f"{head}</head><body><main>{references}")
     uris = []
     for p in pypdf.PdfReader(io.BytesIO(blob)).pages:
         for annot in p.get("/Annots") or []:

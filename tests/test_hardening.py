@@ -42,7 +42,7 @@ def _bad(r: subprocess.CompletedProcess, *words: str) -> None:
 
 
 #: Libraries that take seconds to import: bad input is refused before any of them is.
-_SLOW_IMPORTS = {"pymc", "pytensor", "arviz", "arviz_stats", "palsy.model.fit", "matplotlib", "weasyprint", "uvicorn"}
+_SLOW_IMPORTS = {"pymc", "pytensor", "arviz", "arviz_stats", "palsy.model.fit", "matplotlib", "playwright", "uvicorn"}
 
 
 def _imported(r: subprocess.CompletedProcess) -> set[str]:
@@ -633,7 +633,7 @@ _REFUSED_EARLY = [
 @pytest.mark.parametrize(("args", "word"), _REFUSED_EARLY, ids=lambda a: a[0] if isinstance(a, tuple) else None)
 def test_bad_input_is_refused_before_the_slow_imports(tmp_path, args, word):
     """Each command refuses its first-met bad input in the time Python takes to start, not after importing
-    PyMC, ArviZ, matplotlib, WeasyPrint or uvicorn (``palsy check --vignettes`` with a missing folder imported
+    PyMC, ArviZ, matplotlib, Playwright or uvicorn (``palsy check --vignettes`` with a missing folder imported
     PyMC and ArviZ first, until 5 December): read from each run's import log."""
     bad_patient = tmp_path / "bad.yaml"
     bad_patient.write_text("id: bad\nlaterality: sideways\n")

@@ -1,12 +1,12 @@
 """``palsy report``: the clinician report (HTML and PDF) for one patient file or several (docs/design.md §6).
 
-The report path stays light: a warm cache, numpy, matplotlib (figures), Jinja2 and WeasyPrint (the PDF
+The report path stays light: a warm cache, numpy, matplotlib (figures), Jinja2 and headless Chromium (the PDF
 from the same HTML); no PyMC or ArviZ. The decision settings (priors/decision.yaml) and the actions
 (priors/actions.yaml) are loaded exactly as ``palsy posterior`` loads them, so page 1 says what the JSON
 says. Every patient is read and answered before anything is drawn, and every report is rendered in memory
 before anything is written to ``--out``: bad input in any file leaves nothing written. The PDFs are printed
-by a helper process started once the input is valid (:class:`palsy.reports.pdf.Printer`), so that its import of
-WeasyPrint overlaps the figures and the HTML.
+by a helper process started once the input is valid (:class:`palsy.reports.pdf.Printer`), so that its start of
+Chromium overlaps the figures and the HTML.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     draws = common.load_draws(args)
     options = answer_options(args, draws)
     ev = E.load(common.priors_dir(args))
-    # the input is valid: the PDF helper imports WeasyPrint while the answers, figures and HTML are made
+    # the input is valid: the PDF helper starts Chromium while the answers, figures and HTML are made
     with Printer() if "pdf" in formats else contextlib.nullcontext() as printer:
         ctxs = [context.build(answer_for(args, patient, draws, options), ev) for patient in patients]
         paths = render.write(ctxs, out, formats, printer)

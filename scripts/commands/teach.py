@@ -2,8 +2,8 @@
 to solve and the interactive page (docs/design.md §6, issue 24).
 
 Uses the variant of ``--variant`` (the same default as ``palsy posterior``) for the lesson, the handout and
-the cases; the interactive page offers every variant. The handout's PDF is printed by WeasyPrint in a
-helper process started first, so that its import overlaps the lesson's answers (:mod:`palsy.reports.pdf`).
+the cases; the interactive page offers every variant. The handout's PDF is printed by Chromium in a
+helper process started first, so that its start overlaps the lesson's answers (:mod:`palsy.reports.pdf`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder of patient files to walk through in the appendix (default: the repository's patients/)")
     common.add_model_arguments(p, ci=False)
     p.add_argument("--ci", type=common.probability_flag("ci"), default=0.9, help="credible interval mass (default 0.9)")
-    p.add_argument("--no-pdf", action="store_true", help="write the handout as HTML only (no WeasyPrint)")
+    p.add_argument("--no-pdf", action="store_true", help="write the handout as HTML only (no Chromium)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         say("teach: the lesson's scenarios (the answers of its patients)")
         lesson = T.lesson(draws, teaching, patients=patients, ci=args.ci, other=next(iter(others.values()), None))
         handout = R.handout_html(lesson["core"], labels)
-        pdf_bytes = None if args.no_pdf else printer.submit(handout, b"palsy-teach-handout")
+        pdf_bytes = None if args.no_pdf else printer.submit(handout)
         say("teach: the cases and the interactive page")
         cases = {c.id: c.patient for c in teaching.cases}
         cases_ctx = R.cases_context(lesson["cases"], labels, ev.references, cases, teaching.about_the_same)
