@@ -195,6 +195,11 @@ class Tables:
         """Log P(an LP's result patterns | component, blasts) (..., S, K, 2) for pattern ``masks`` (..., 4),
         given the tap's traumatic status (None: unknown), without (last axis 0) and with (1) circulating
         blasts."""
+        if masks.ndim == 1:  # one LP's result: the same for every patient, asked for by most answers (kept)
+            return self.derived(("lp_logp", masks.tobytes(), traumatic), lambda: self._lp_logp(masks, traumatic))
+        return self._lp_logp(masks, traumatic)
+
+    def _lp_logp(self, masks: np.ndarray, traumatic: str | None) -> np.ndarray:
         pat = np.swapaxes(self.lp_patterns(traumatic), -1, -2)  # (S, K, 2, 4), contiguous
         lead = masks.shape[:-1]
         # one matrix-vector product over the flattened table (batched tiny matmuls and einsum are slower)
@@ -308,7 +313,8 @@ class Game:
             if self.first is not None:
                 self.prof_joint = self.after_pos if self.first.positive else self.after_neg
             self.prof_marg = self.profile_marginal(LP.positive_mask(self.first_methods, methods), self.first_traumatic)
-        self._full: tuple[np.ndarray, np.ndarray] | None = None  # see log_joint_full
+        self._full: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see log_joint_full
+        self._full_joint: np.ndarray | None = None
 
     def profile_marginal(self, positive: np.ndarray, traumatic: str | None) -> np.ndarray:
         """Log P(profile | component, blasts) with the first LP's class marginalised: its class
@@ -409,14 +415,18 @@ class Game:
                 b = b + term
             if self.profile is not None and self.lp1 is None:
                 b = b + self.prof_marg
-            self._full = (a + self.offset, b)
-        a, b = self._full
-        if extra is not None:
-            if extra.ndim >= 3:
-                b = b + extra
-            else:
-                a = a + extra
-        return self.base + self.t.by_cause(a + np.logaddexp(b[..., 0], b[..., 1]))
+            self._full = (a + self.offset, b, np.logaddexp(b[..., 0], b[..., 1]))
+            self._full_joint = self.base + self.t.by_cause(self._full[0] + self._full[2])
+            self._full_joint.flags.writeable = False
+        a, b, summed = self._full
+        if extra is None:  # asked for by the look-ahead and the atypicality check
+            return self._full_joint
+        if extra.ndim >= 3:
+            b = b + extra
+            summed = np.logaddexp(b[..., 0], b[..., 1])
+        else:  # a tree finding's result: blasts are summed over as without it
+            a = a + extra
+        return self.base + self.t.by_cause(a + summed)
 
     def log_odds(self, lj: np.ndarray) -> np.ndarray:
         """Log odds of infiltration against the other active causes (..., C) -> (...)."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from palsy.model import findings as F
-from palsy.model.game import Game, logsumexp, softmax
+from palsy.model.game import Game, logsumexp
 
 
 def lp_results(methods: tuple[str, ...], results: tuple[str, ...]) -> list[dict[str, str]]:
@@ -71,8 +71,10 @@ def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
         outs = []
         for result, extra in results:
             ljr = game.log_joint_full(extra)
-            pr = np.exp(logsumexp(np.where(act, ljr, -np.inf)) - log_px)
-            pc = softmax(ljr, act)
+            weighed = np.where(act, ljr, -np.inf)
+            log_pxr = logsumexp(weighed)
+            pr = np.exp(log_pxr - log_px)
+            pc = np.exp(weighed - log_pxr[..., None])  # softmax(ljr, act), its log-sum-exp shared with pr
             after = game.log_odds(ljr)
             means = np.average(pc, axis=0, weights=w)  # what the answer with r entered says (module docstring)
             ps = summary(pr, ci, w)
@@ -107,8 +109,9 @@ def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dic
             out[key] = []
             continue
         more = np.arange(room)[:, None, None, None]  # further LPs after the first
-        pc = softmax(game.log_joint_full(first + more * further), game.active)  # (k, S, C), all k at once
-        out[key] = [float(x) for x in np.average(pc[..., game.inf], axis=-1, weights=w)]
+        lj = np.where(game.active, game.log_joint_full(first + more * further), -np.inf)  # (k, S, C), all k at once
+        p_inf = np.exp(lj[..., game.inf] - logsumexp(lj))  # softmax(lj, active)[..., inf]: the one cause needed
+        out[key] = [float(x) for x in np.average(p_inf, axis=-1, weights=w)]
     return out
 
 

@@ -92,11 +92,22 @@ def test_quantiles_are_numpys(n):
                 assert got.shape == want.shape and np.array_equal(got, want, equal_nan=True)
 
 
+def test_lp_terms_kept_are_those_computed(tables):
+    t = A.Tables(tables.draws)
+    eye = np.eye(4)
+    for traumatic in (None, "no", "yes"):
+        for mask in (eye[2], eye[1] + eye[3], np.ones(4)):
+            first = t.lp_logp(mask, traumatic)
+            assert t.lp_logp(mask, traumatic) is first and not first.flags.writeable
+            assert np.array_equal(first, t.lp_logp(mask[None], traumatic)[0])  # a batch of one: computed, not kept
+
+
 def test_derived_renewed_with_the_parameters(tables):
     t = A.Tables(tables.draws)
     calls = []
     make = lambda: calls.append(1) or np.arange(3.0)  # noqa: E731
     assert t.derived("x", make) is t.derived("x", make) and len(calls) == 1
+    before = t.lp_logp(np.eye(4)[0], None)
     t.theta = t.theta.copy()  # tables copied with other draws (rests_on's hybrids) give other node parameters
     t.derived("x", make)
-    assert len(calls) == 2
+    assert len(calls) == 2 and t.lp_logp(np.eye(4)[0], None) is not before
