@@ -100,7 +100,8 @@ class Tables:
         self.blasts_masks = np.stack([1.0 - blasts, blasts])  # (2, N): blasts absent, present
         self.settings = draws.meta["answer_settings"]
         self._patterns: tuple[np.ndarray, dict[str | None, np.ndarray]] = (self.theta, {})
-        self._contexts: tuple[np.ndarray, collections.OrderedDict[bytes, np.ndarray]] = (
+        # each kept context term with its sum over blasts once asked for (context_summed)
+        self._contexts: tuple[np.ndarray, collections.OrderedDict[bytes, list[np.ndarray | None]]] = (
             self.p_sk, collections.OrderedDict())
         self._derived: tuple[tuple[np.ndarray, np.ndarray], dict[Hashable, Any]] = ((self.theta, self.level_lp), {})
         self.default_method = self.settings["unknown_csf_method"]
@@ -133,7 +134,7 @@ class Tables:
             key = mask.tobytes()
             if key in cache:
                 cache.move_to_end(key)
-                found[key] = cache[key]
+                found[key] = cache[key][0]
             else:
                 new[key] = mask
         if new:
@@ -146,10 +147,24 @@ class Tables:
             for key, term in zip(new, terms, strict=True):
                 term = np.ascontiguousarray(term)
                 term.flags.writeable = False
-                found[key] = cache[key] = term
+                found[key] = term
+                cache[key] = [term, None]
             while len(cache) > CONTEXT_CACHE:
                 cache.popitem(last=False)
         return np.stack([found[m.tobytes()] for m in keys])
+
+    def context_summed(self, values: dict[str, str | None], term: np.ndarray) -> np.ndarray:
+        """``np.logaddexp(term[..., 0], term[..., 1])``: log P(context, component | cause) summed over whether
+        blasts circulate (S, K), for the context ``term`` (S, K, 2) of ``values`` (one of
+        :meth:`contexts_by_blasts`). Kept with the context term when ``term`` is the one kept (compared):
+        the answers of patients who share a context all ask for it."""
+        entry = self._contexts[1].get(self.st.stratum_mask(values).tobytes()) if self._contexts[0] is self.p_sk else None
+        if entry is None or not np.array_equal(entry[0], term):
+            return np.logaddexp(term[..., 0], term[..., 1])
+        if entry[1] is None:
+            entry[1] = np.logaddexp(term[..., 0], term[..., 1])
+            entry[1].flags.writeable = False
+        return entry[1]
 
     def derived(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """What ``make`` computes from these tables' node parameters alone, for no patient in particular: computed
@@ -215,8 +230,11 @@ class Tables:
     def by_cause(self, a: np.ndarray) -> np.ndarray:
         """Per-cause log mixture of per-component log probabilities (..., K) -> (..., C)."""
         # a cause of one component is that component (no log-sum-exp: most causes, every cause under independent)
-        return np.stack([a[..., idx[0]] if len(idx) == 1 else logsumexp(a[..., idx])
-                         for idx in self.cause_components], axis=-1)
+        out = a[..., [idx[0] for idx in self.cause_components]]
+        for j, idx in enumerate(self.cause_components):
+            if len(idx) > 1:
+                out[..., j] = _logsumexp_columns([a[..., k] for k in idx]) if len(idx) < 8 else logsumexp(a[..., idx])
+        return out
 
 
 def logsumexp(x: np.ndarray) -> np.ndarray:
@@ -252,6 +270,19 @@ def logsumexp(x: np.ndarray) -> np.ndarray:
         total = c[0].copy()
         for col in c[1:]:
             total += col
+    with np.errstate(divide="ignore"):
+        return top + np.log(total)
+
+
+def _logsumexp_columns(cols: list[np.ndarray]) -> np.ndarray:
+    """:func:`logsumexp` of fewer than eight columns given apart (no array of them is built): the same numbers."""
+    top = cols[0].copy()
+    for c in cols[1:]:
+        np.maximum(top, c, out=top)
+    top[~np.isfinite(top)] = 0.0
+    total = np.exp(cols[0] - top)
+    for c in cols[1:]:
+        total += np.exp(c - top)
     with np.errstate(divide="ignore"):
         return top + np.log(total)
 
@@ -295,7 +326,9 @@ class Game:
             values = dict(fixed)
             values.update({plist[i].finding: plist[i].value for j, i in enumerate(self.ctx) if code >> j & 1})
             ctx_values.append(values)
+        self.ctx_values = ctx_values
         self.ctx_terms = t.contexts_by_blasts(ctx_values)  # (codes, S, K, 2)
+        self._summed_by_key: dict[int, np.ndarray] = {}  # see _summed
         methods = t.ix.methods
         self.lp_masks = [LP.obs_mask(dict(plist[i].lp.results), methods) for i in self.lps]
         # each LP's log-probability with and without circulating blasts (S, K, 2)
@@ -355,6 +388,9 @@ class Game:
         distinct, back = np.unique(key, return_inverse=True)
         summed = np.empty((len(distinct), t.n, len(t.component_cause)))
         for u, k in enumerate(distinct):
+            if extra is None or extra.ndim == 2:
+                summed[u] = self._summed(int(k))
+                continue
             code = sum(int(k >> j & 1) << j for j in range(len(self.ctx)))
             b = self.ctx_terms[code]
             for j in range(len(self.lps)):
@@ -366,6 +402,28 @@ class Game:
                 b = b + extra
             summed[u] = np.logaddexp(b[..., 0], b[..., 1])
         return a + summed[back.reshape(-1)] + self.offset
+
+    def _summed(self, key: int) -> np.ndarray:
+        """The blast-dependent players of ``key`` (bits: context, LPs, a profile without its LP, as
+        :meth:`log_p_components` numbers them) summed over whether blasts circulate (S, K); kept per game (the
+        contributions, the look-ahead and the atypicality check ask for the same subsets), and a context alone
+        per Tables."""
+        if key not in self._summed_by_key:
+            n_ctx, n_lps = len(self.ctx), len(self.lps)
+            code = key & ((1 << n_ctx) - 1)
+            b = self.ctx_terms[code]
+            lps = [j for j in range(n_lps) if key >> (n_ctx + j) & 1]
+            profile = key >> (n_ctx + n_lps) & 1
+            if not lps and not profile:
+                out = self.t.context_summed(self.ctx_values[code], b)
+            else:
+                for j in lps:
+                    b = b + self.lp_terms[j]
+                if profile:
+                    b = b + self.prof_marg
+                out = np.logaddexp(b[..., 0], b[..., 1])
+            self._summed_by_key[key] = out
+        return self._summed_by_key[key]
 
     def _log_p_per_draw(self, masks: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
         """:meth:`log_p_components` for subsets that differ by draw (m, S, n): sampled Shapley orders."""
@@ -415,7 +473,10 @@ class Game:
                 b = b + term
             if self.profile is not None and self.lp1 is None:
                 b = b + self.prof_marg
-            self._full = (a + self.offset, b, np.logaddexp(b[..., 0], b[..., 1]))
+            key = (1 << (len(self.ctx) + len(self.lps))) - 1  # every blast-dependent player
+            if self.profile is not None and self.lp1 is None:
+                key |= 1 << (len(self.ctx) + len(self.lps))
+            self._full = (a + self.offset, b, self._summed(key))
             self._full_joint = self.base + self.t.by_cause(self._full[0] + self._full[2])
             self._full_joint.flags.writeable = False
         a, b, summed = self._full
@@ -430,8 +491,12 @@ class Game:
 
     def log_odds(self, lj: np.ndarray) -> np.ndarray:
         """Log odds of infiltration against the other active causes (..., C) -> (...)."""
-        others = np.where(self.active & (np.arange(len(self.active)) != self.inf), lj, -np.inf)
-        return lj[..., self.inf] - logsumexp(others)
+        weighed = self.active & (np.arange(len(self.active)) != self.inf)
+        if len(weighed) >= 8:
+            return lj[..., self.inf] - logsumexp(np.where(weighed, lj, -np.inf))
+        # below eight causes numpy sums one after the other, so the causes not weighed (each adding an exact
+        # zero) can be left out: the same numbers
+        return lj[..., self.inf] - _logsumexp_columns([lj[..., j] for j in np.flatnonzero(weighed)])
 
     def value(self, masks: np.ndarray) -> np.ndarray:
         """Log odds of infiltration given each subset of findings (m, S).

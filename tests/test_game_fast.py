@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from palsy.model import answer as A
+from palsy.model import findings as F
 from palsy.model import game as GM
 from palsy.model import likelihood as LK
 from palsy.model import summaries as SU
@@ -111,3 +112,31 @@ def test_derived_renewed_with_the_parameters(tables):
     t.theta = t.theta.copy()  # tables copied with other draws (rests_on's hybrids) give other node parameters
     t.derived("x", make)
     assert len(calls) == 2 and t.lp_logp(np.eye(4)[0], None) is not before
+
+
+def test_by_cause_and_log_odds_are_the_straightforward_ones(tables):
+    t = tables
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(3, t.n, len(t.component_cause))) * 5
+    a[0, :10] = -np.inf
+    want = np.stack([a[..., idx[0]] if len(idx) == 1 else LK.NUMPY.logsumexp(a[..., idx], axis=-1)
+                     for idx in t.cause_components], axis=-1)
+    assert np.array_equal(t.by_cause(a), want)
+    p = F.parse_patient({"lineage": "B-ALL", "csf": ["negative:cytology"]}, schema=t.schema)
+    inf = t.causes.index(A.INFILTRATION)
+    for active in (np.ones(len(t.causes), bool), np.arange(len(t.causes)) < 3, np.arange(len(t.causes)) % 2 == 0):
+        game = GM.Game(t, GM.players(p), p, active, t.log_prior, np.zeros_like(t.level_lp[:, :, 0]))
+        lj = game.log_joint_full()
+        others = active & (np.arange(len(t.causes)) != inf)
+        assert np.array_equal(game.log_odds(lj), lj[..., inf] - LK.NUMPY.logsumexp(np.where(others, lj, -np.inf), axis=-1))
+
+
+def test_context_sums_kept_are_those_computed(tables):
+    t = A.Tables(tables.draws)
+    many = _contexts(t, 3, 2)
+    terms = t.contexts_by_blasts(many)
+    for values, term in zip(many, terms, strict=True):
+        kept = t.context_summed(values, term)
+        assert np.array_equal(kept, np.logaddexp(term[..., 0], term[..., 1])) and t.context_summed(values, term) is kept
+        other = term + 1.0  # not the kept term (a stub's, rests_on's): computed, not taken from what is kept
+        assert np.array_equal(t.context_summed(values, other), np.logaddexp(other[..., 0], other[..., 1]))
