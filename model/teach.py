@@ -92,6 +92,24 @@ class Teaching:
     repeats: int
     cases: tuple[Case, ...]
     about_the_same: float = 0.1  # a step within 1 +- this factor on the odds is "about the same"
+    session: Mapping[str, Any] | None = None  # the facilitator's session: audience, objectives, timed plan, beliefs
+
+
+def _session(doc: Any) -> dict[str, Any] | None:
+    """The ``session`` block with its texts on one line each (YAML folds them), or None without one."""
+    if not isinstance(doc, dict):
+        return None
+
+    def one_line(x: Any) -> Any:
+        if isinstance(x, str):
+            return " ".join(x.split())
+        if isinstance(x, list):
+            return [one_line(v) for v in x]
+        if isinstance(x, dict):
+            return {k: one_line(v) for k, v in x.items()}
+        return x
+
+    return one_line(doc)
 
 
 def _patient(findings: Mapping[str, Any], pid: str, description: str, schema: Schema, source: str) -> F.Patient:
@@ -163,7 +181,8 @@ def load(directory: str | Path, schema: Schema, library: Sequence[Any] = ()) -> 
                           " ".join(str(raw.get("constructed", "")).split()), " ".join(str(raw.get("notes", "")).split()),
                           {str(k): str(v) for k, v in (raw.get("where") or {}).items()}))
     same = float((doc.get("prediction") or {}).get("about_the_same", 0.1))
-    return Teaching(typical, str(typ.get("based_on", "")), neg, int(typ.get("repeats", 3)), tuple(cases), same)
+    return Teaching(typical, str(typ.get("based_on", "")), neg, int(typ.get("repeats", 3)), tuple(cases), same,
+                    _session(doc.get("session")))
 
 
 # --- small helpers on answers ---------------------------------------------------------------------

@@ -16,6 +16,9 @@ levels, LPs and tests from :mod:`palsy.reports.labels`; the colours from :mod:`p
   folded away, the result beside the findings and in view, one finding at a time with predict-then-reveal),
   the case carried in the address's fragment with the command line's names and levels, a link to share it,
   and a patient file to save and load; everything offline (``reports/static/teach.js``);
+- ``guide.html``: the facilitator's guide, from ``session`` in ``teaching_cases.yaml``: audience, objectives, a
+  timed plan that uses the pages above, the beliefs to expect and what answers them, and the answer key of the
+  cases (every answer in view, for print);
 - ``lesson.json``: the lesson's numbers.
 
 Every number in the core (lesson and handout) is a ``<span class="n" data-n="KEY">`` whose text
@@ -50,6 +53,10 @@ HANDOUT_NAME = "handout.html"
 HANDOUT_PDF = "handout.pdf"
 CASES_NAME = "cases.html"
 PAGE_NAME = "interactive.html"
+GUIDE_NAME = "guide.html"
+#: The page each ``material`` of the session's plan names.
+MATERIALS = {"lesson": LESSON_NAME, "handout": HANDOUT_PDF, "cases": CASES_NAME, "interactive": PAGE_NAME,
+             "guide": GUIDE_NAME}
 INF = "infiltration"
 #: The probabilities the lesson writes: one decimal, never 0% or 100% (reports/wording.py).
 pct = W.percent
@@ -435,6 +442,22 @@ def cases_html(cases: Sequence[Mapping[str, Any]], ci: float, same_within: float
     return _env().get_template("teach_cases.html").render(
         css=_css(), cases=cases, ci_pct=W.ci_percent(ci), page_name=PAGE_NAME, lesson_name=LESSON_NAME,
         js=Markup(js), same_low=factor(1 - same_within), same_high=factor(1 + same_within))
+
+
+def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], ci: float, same_within: float) -> str:
+    """The facilitator's guide: who the session is for, its objectives, the timed plan (each step with its
+    start and end minute and the page it uses), the beliefs to expect with what answers them, and the answer
+    key of the cases (:func:`cases_context`: each finding's direction, factor and P after, the final answer
+    and the reasoning), all in view, for the screen and for print."""
+    start, plan = 0, []
+    for step in session["plan"]:
+        plan.append({**step, "start": start, "end": start + int(step["minutes"]), "page": MATERIALS[step["material"]]})
+        start += int(step["minutes"])
+    return _env().get_template("teach_guide.html").render(
+        css=_css(), session=session, plan=plan, cases=cases, ci_pct=W.ci_percent(ci),
+        names={"lesson": LESSON_NAME, "cases": CASES_NAME, "page": PAGE_NAME, "handout": HANDOUT_PDF},
+        same_low=factor(1 - same_within), same_high=factor(1 + same_within),
+        words={"up": "up", "down": "down", "same": "about the same"})
 
 
 # --- the interactive page ------------------------------------------------------------------------------------

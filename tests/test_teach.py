@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
@@ -359,6 +360,67 @@ def test_cases_page(teach_out, teaching):
                 assert F.parse_lp(value, "csf")[0] is not None, value
             elif key != "id":
                 assert value in teaching.typical.schema.allowed(key), part
+
+
+def _by_case(html: str, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """Each case section's finding directions (in order) and its final P(infiltration), by case id."""
+    out = {}
+    for m in re.finditer(rf'<section class="case" id="{prefix}([^"]+)"(.*?)</section>', html, re.S):
+        final = re.search(r"fter every finding: P\(infiltration\) ([^;]+);", m.group(2))
+        out[m.group(1)] = {"directions": re.findall(r'data-direction="(up|down|same)"', m.group(2)),
+                           "final": final.group(1) if final else None}
+    return out
+
+
+def test_guide_runs_the_session_with_every_answer_in_view(teach_out, teaching):
+    """The facilitator's guide (a teacher's review, December 2026: no objectives, no timed plan, no answer
+    key): the objectives and beliefs of teaching_cases.yaml, a plan whose steps start where the last ended and
+    end at the session's length, each on a page palsy teach wrote, and the cases' answer key, the very
+    directions and final answers of the cases page, in view (no disclosure, no script) for print."""
+    html = (teach_out / R.GUIDE_NAME).read_text()
+    p = _self_contained(html)
+    text = " ".join(" ".join(p.text).split())
+    session = teaching.session
+    assert session is not None
+    for o in session["objectives"]:
+        assert o in text, o
+    for m in session["misconceptions"]:
+        assert m["belief"] in text and m["answer"] in text
+    minutes = [int(x) for x in re.findall(r'<tr data-minutes="(\d+)">', html)]
+    assert minutes == [s["minutes"] for s in session["plan"]] and sum(minutes) == session["minutes"]
+    spans = re.findall(r"<td>(\d+)-(\d+)</td>", html)
+    assert [int(a) for a, _ in spans] == [0, *itertools.accumulate(minutes)][:-1]
+    assert int(spans[-1][1]) == session["minutes"] and f"The plan ({session['minutes']} minutes)" in text
+    for step in session["plan"]:
+        assert (teach_out / R.MATERIALS[step["material"]]).exists(), step
+    assert "<details" not in html and "<script" not in html.lower()
+    guide, cases = _by_case(html, "key-"), _by_case((teach_out / R.CASES_NAME).read_text())
+    assert list(guide) == [c.id for c in teaching.cases] == list(cases)
+    for cid, key in guide.items():
+        assert key["directions"] and key["directions"] == cases[cid]["directions"], cid
+        assert key["final"] is not None and key["final"] == cases[cid]["final"], cid
+    # the same factors as the answers: the first case's first step from palsy.model.answer
+    data = json.loads((teach_out / "lesson.json").read_text())
+    first = data["cases"][0]["steps"][0]
+    assert R.factor(first["lr"]) in html
+    assert R.direction(first["lr"], teaching.about_the_same) == guide[data["cases"][0]["id"]]["directions"][0]
+
+
+def test_a_session_plan_that_does_not_add_up_is_refused(tmp_path):
+    """The plan's minutes must add up to the session's: palsy evidence names the file, the field and both
+    numbers (exit 2)."""
+    import shutil
+
+    priors = tmp_path / "priors"
+    shutil.copytree(REPO / "priors", priors, ignore=shutil.ignore_patterns("__pycache__"))
+    path = priors / "teaching_cases.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "\nsession:\n  minutes: 45\n" in text
+    path.write_text(text.replace("\nsession:\n  minutes: 45\n", "\nsession:\n  minutes: 50\n"), encoding="utf-8")
+    proc = run_palsy("evidence", "--priors", str(priors))
+    assert proc.returncode == 2, proc.stderr
+    assert "teaching_cases.yaml" in proc.stderr and "session.plan" in proc.stderr
+    assert "add up to 45, not the session's 50" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_case_steps_are_the_answers_steps(teaching, draws_subtype):

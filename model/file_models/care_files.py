@@ -295,11 +295,46 @@ class TeachingCase(Strict):
         return self
 
 
+class SessionStep(Strict):
+    """One step of the session's timed plan: its minutes, what is done, on which page, and how."""
+
+    minutes: Annotated[int, Field(ge=1, le=120)]
+    activity: Text
+    material: Literal["lesson", "handout", "cases", "interactive", "guide"]
+    notes: Text
+
+
+class Misconception(Strict):
+    """A belief to expect in the room, and what answers it."""
+
+    belief: Text
+    answer: Text
+
+
+class Session(Strict):
+    """The session a teacher runs from the pages (the facilitator's guide): its plan's minutes add up to
+    ``minutes``."""
+
+    minutes: Annotated[int, Field(ge=5, le=240)]
+    audience: Text
+    objectives: Annotated[list[Text], Field(min_length=1)]
+    plan: Annotated[list[SessionStep], Field(min_length=1)]
+    misconceptions: list[Misconception] = []
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> Session:
+        total = sum(step.minutes for step in self.plan)
+        if total != self.minutes:
+            raise Problem(f"the plan's minutes add up to {total}, not the session's {self.minutes}", field="plan")
+        return self
+
+
 class TeachingFile(Strict):
     """``teaching_cases.yaml``."""
 
     typical: Typical
     prediction: Prediction = Prediction()
+    session: Session | None = None
     cases: list[TeachingCase]
 
 

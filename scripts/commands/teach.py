@@ -74,10 +74,16 @@ def run(args: argparse.Namespace) -> int:
                                      not_modelled=lesson["not_modelled"]).encode("utf-8"),
             "lesson.json": json.dumps(R.to_jsonable(lesson), indent=1, allow_nan=False).encode("utf-8"),
         }
+        if teaching.session is not None:
+            files[R.GUIDE_NAME] = R.guide_html(teaching.session, cases_ctx, args.ci,
+                                               teaching.about_the_same).encode("utf-8")
         if pdf_bytes is not None:
             files[R.HANDOUT_PDF] = pdf_bytes.result()
         written = R.write(out, files)
-    for name in (R.LESSON_NAME, R.HANDOUT_PDF if not args.no_pdf else R.HANDOUT_NAME, R.CASES_NAME, R.PAGE_NAME):
+    for name in (R.LESSON_NAME, R.HANDOUT_PDF if not args.no_pdf else R.HANDOUT_NAME, R.CASES_NAME, R.PAGE_NAME,
+                 R.GUIDE_NAME):
+        if name not in written:
+            continue
         print(TL.line(f"{name}: {common.shown_path(written[name])}"))
     sys.stdout.flush()
     return 0
