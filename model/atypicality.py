@@ -33,11 +33,21 @@ def _cumulative(probs: np.ndarray) -> np.ndarray:
 def _pick(cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One category per row of cumulative distributions ``cum``: how many of the row's values its uniform
     exceeds (counted a column at a time: numpy's reductions over a few columns cost per row)."""
-    u = rng.random(len(cum))
-    out = np.zeros(len(cum), np.intp)
-    for j in range(cum.shape[1]):
-        out += u > cum[:, j]
+    above = rng.random(len(cum))[:, None] > cum
+    out = above[:, 0].astype(np.intp)
+    for j in range(1, cum.shape[1]):
+        out += above[:, j]
     return out.clip(0, cum.shape[1] - 1)
+
+
+def _pick_rows(by_column: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:func:`_pick` of the rows ``rows`` of cumulative distributions kept a column at a time ``by_column``
+    (category, row): the same categories, each column taken at the rows (cheaper than taking the rows)."""
+    u = rng.random(len(rows))
+    out = np.zeros(len(rows), np.intp)
+    for column in by_column:
+        out += u > column.take(rows)
+    return out.clip(0, len(by_column) - 1)
 
 
 def _sample(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -62,12 +72,12 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
     pk = np.exp(lj_k - log_ctx[:, None])  # P(k | context) (S, K)
     # P(blasts | k, context) (S, K, 2): the LPs' contamination depends on it
     by_b = game.ctx_terms[-1]  # every context finding known (the game always has this code)
-    log_pb = by_b - np.logaddexp(by_b[..., :1], by_b[..., 1:])
+    log_pb = by_b - game.log_p_context()[..., None]
     # every simulation of every draw at once: row r is draw r % nd (SIMULATIONS patients per draw)
     # (the gathers below take rows of flattened tables: far cheaper than indexing by several arrays)
     draws = np.tile(np.arange(nd), SIMULATIONS)
     nk = pk.shape[1]
-    k = _pick(_cumulative(pk)[draws], rng)  # each row's simulated component
+    k = _pick_rows(np.ascontiguousarray(_cumulative(pk).T), draws, rng)  # each row's simulated component
     dk = draws * nk + k  # each row's (draw, component)
     b = _sample(np.exp(log_pb.reshape(-1, 2)[dk]), rng)  # and whether blasts circulate
     total = np.zeros((len(draws), nk))  # log p(x_sim | k') for every component k', but the LPs
@@ -79,14 +89,14 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
             continue
         if p.lp is not None:
             cum, log_reads = _lp_tables(t, p.lp.traumatic, p.lp.methods)
-            pick = _pick(cum[dk * 2 + b], rng)  # a full pattern per row
+            pick = _pick_rows(cum, dk * 2 + b, rng)  # a full pattern per row
             by_blasts = by_blasts + log_reads[pick * nd + draws]
             if i == game.lp1:
                 first_positive = LP.positive_mask(p.lp.methods, t.ix.methods)[pick] > 0
             continue
         cum, by_level = _level_tables(t, p.finding)
-        pick = _pick(cum[dk], rng)
-        total += by_level[draws * cum.shape[1] + pick]
+        pick = _pick_rows(cum, dk, rng)
+        total += by_level[draws * len(cum) + pick]
     if game.profile is not None:
         levels = sc.levels[sc.profile]
         pos_idx = np.array([st.level_index[(st.profile_item("positive"), lv)] for lv in levels])
@@ -116,20 +126,21 @@ def atypicality(game: Game, tail: float, rng: np.random.Generator, w: np.ndarray
 
 
 def _level_tables(t: Tables, finding: str) -> tuple[np.ndarray, np.ndarray]:
-    """A tree finding's cumulative distribution over its levels per (draw, component) (S*K, level), and log
-    P(level | component) per (draw, level) (S*level, K): rows of flattened tables are the cheap gathers. The
-    same for every patient: kept with the tables."""
+    """A tree finding's cumulative distribution over its levels per (draw, component), by level (level, S*K),
+    and log P(level | component) per (draw, level) (S*level, K): rows of flattened tables are the cheap
+    gathers. The same for every patient: kept with the tables."""
     def make() -> tuple[np.ndarray, np.ndarray]:
         idx = np.array([t.st.level_index[(finding, lv)] for lv in t.schema.levels[finding]])
         lvl = t.level_lp[:, :, idx]  # (S, K, level)
-        return _cumulative(np.exp(lvl.reshape(-1, len(idx)))), np.swapaxes(lvl, 1, 2).reshape(-1, lvl.shape[1])
+        cum = _cumulative(np.exp(lvl.reshape(-1, len(idx))))
+        return np.ascontiguousarray(cum.T), np.swapaxes(lvl, 1, 2).reshape(-1, lvl.shape[1])
 
-    return t.derived(("atypicality", "level", finding), make)
+    return t.derived(("atypicality", "levels", finding), make)
 
 
 def _lp_tables(t: Tables, traumatic: str | None, done: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """For an LP of this tap status read by the methods ``done``: the cumulative distribution over the four
-    result patterns per (draw, component, blasts) (S*K*2, 4), and log P(the results read on ``done`` | k', b)
+    result patterns per (draw, component, blasts), by pattern (4, S*K*2), and log P(the results read on ``done`` | k', b)
     for each pattern a row can have drawn (4*S, K, 2). The same for every patient: kept with the tables."""
     def make() -> tuple[np.ndarray, np.ndarray]:
         pat = t.lp_patterns(traumatic)  # (S, K, 4, 2)
@@ -139,9 +150,9 @@ def _lp_tables(t: Tables, traumatic: str | None, done: tuple[str, ...]) -> tuple
                                for a in range(LP.N_PATTERNS)], float)  # (4, 4): same results on `done`
         reads = np.einsum("skpb,ap->askb", pat, consistent)  # (4, S, K, 2)
         with np.errstate(divide="ignore"):
-            return _cumulative(by_pattern), np.log(reads.reshape(LP.N_PATTERNS * nd, nk, 2))
+            return np.ascontiguousarray(_cumulative(by_pattern).T), np.log(reads.reshape(LP.N_PATTERNS * nd, nk, 2))
 
-    return t.derived(("atypicality", "lp", traumatic, tuple(done)), make)
+    return t.derived(("atypicality", "patterns", traumatic, tuple(done)), make)
 
 
 def _mc_error(per_draw: np.ndarray, mean: float, w: np.ndarray | None) -> float:

@@ -425,6 +425,11 @@ class Game:
             self._summed_by_key[key] = out
         return self._summed_by_key[key]
 
+    def log_p_context(self) -> np.ndarray:
+        """Log P(every context finding known, component | cause) summed over whether blasts circulate (S, K),
+        without the offset (the atypicality check conditions on it)."""
+        return self._summed((1 << len(self.ctx)) - 1)
+
     def _log_p_per_draw(self, masks: np.ndarray, extra: np.ndarray | None) -> np.ndarray:
         """:meth:`log_p_components` for subsets that differ by draw (m, S, n): sampled Shapley orders."""
         m = len(masks)
