@@ -389,10 +389,18 @@ def fragment(patient: F.Patient, extra: Mapping[str, str] | None = None) -> str:
 
 
 def direction(lr: float, same_within: float) -> str:
-    """'up', 'down' or 'same': a step's factor on the odds against ``1 +- same_within``."""
+    """'up', 'down' or 'same': a step's factor on the odds against the band of :func:`same_band`."""
     if abs(math.log(lr)) < math.log1p(same_within):
         return "same"
     return "up" if lr > 1 else "down"
+
+
+def same_band(same_within: float) -> dict[str, str]:
+    """The factors on the odds between which a step is "about the same" (:func:`direction`), as the pages
+    print them: ``1 / (1 + same_within)`` to ``1 + same_within``, symmetric on the log scale (x 0.91 to x 1.10
+    for 0.1). The pages had printed ``1 - same_within`` (x 0.90), so that a step of x 0.905 read "down" inside
+    the band they showed (a teacher's review, December 2026)."""
+    return {"same_low": factor(1 / (1 + same_within)), "same_high": factor(1 + same_within)}
 
 
 def cases_context(cases: Sequence[Mapping[str, Any]], labels: Labels, references: Mapping[str, Mapping[str, Any]],
@@ -441,7 +449,7 @@ def cases_html(cases: Sequence[Mapping[str, Any]], ci: float, same_within: float
         raise ValueError("teach_cases.js must not contain '</script'")
     return _env().get_template("teach_cases.html").render(
         css=_css(), cases=cases, ci_pct=W.ci_percent(ci), page_name=PAGE_NAME, lesson_name=LESSON_NAME,
-        js=Markup(js), same_low=factor(1 - same_within), same_high=factor(1 + same_within))
+        js=Markup(js), **same_band(same_within))
 
 
 def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], ci: float, same_within: float) -> str:
@@ -456,7 +464,7 @@ def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], c
     return _env().get_template("teach_guide.html").render(
         css=_css(), session=session, plan=plan, cases=cases, ci_pct=W.ci_percent(ci),
         names={"lesson": LESSON_NAME, "cases": CASES_NAME, "page": PAGE_NAME, "handout": HANDOUT_PDF},
-        same_low=factor(1 - same_within), same_high=factor(1 + same_within),
+        **same_band(same_within),
         words={"up": "up", "down": "down", "same": "about the same"})
 
 
@@ -529,7 +537,7 @@ def page_html(models: Sequence[Mapping[str, Any]], *, schema: Mapping[str, Any],
         Cases the classroom mode offers: ``id``, ``title``, ``fragment`` and ``cause`` (what the source
         established, in words).
     same_within : float
-        A step whose factor on the odds is within ``1 +- same_within`` counts as "about the same".
+        A step whose factor on the odds is within the band of :func:`same_band` counts as "about the same".
     """
     js = (STATIC / "teach.js").read_text(encoding="utf-8")
     if "</script" in js.lower():

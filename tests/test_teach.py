@@ -406,6 +406,19 @@ def test_guide_runs_the_session_with_every_answer_in_view(teach_out, teaching):
     assert R.direction(first["lr"], teaching.about_the_same) == guide[data["cases"][0]["id"]]["directions"][0]
 
 
+def test_the_printed_about_the_same_band_is_the_one_directions_use(teach_out, teaching):
+    """The band the pages print ("between x 0.91 and x 1.10") is where direction() says "about the same": the
+    pages had printed x 0.90, and a step of x 0.905 read "down" inside it (a teacher's review)."""
+    w = teaching.about_the_same
+    band = R.same_band(w)
+    low = 1 / (1 + w)
+    assert band == {"same_low": R.factor(low), "same_high": R.factor(1 + w)}
+    assert R.direction(low * 1.001, w) == "same" and R.direction(low * 0.999, w) == "down"
+    assert R.direction((1 + w) * 0.999, w) == "same" and R.direction((1 + w) * 1.001, w) == "up"
+    for name in (R.CASES_NAME, R.GUIDE_NAME):
+        assert f"between {band['same_low']} and {band['same_high']}" in (teach_out / name).read_text(), name
+
+
 def test_a_session_plan_that_does_not_add_up_is_refused(tmp_path):
     """The plan's minutes must add up to the session's: palsy evidence names the file, the field and both
     numbers (exit 2)."""
