@@ -343,7 +343,7 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         for t_ in tests:
             for o in t_["outcomes"]:
                 o["p_inf"] = o["_draws"][1][:, inf]
-        dec = D.decide(expit(post_lo), tests, LA.negative_curves(game, patient, w), decision_settings, thresholds, w,
+        dec = D.decide(expit(post_lo), tests, LA.negative_steps(game, patient, w), decision_settings, thresholds, w,
                        causes=t.causes, cause_draws=step_cause[-1], ess=draws.meta["diagnostics"].get("ess_bulk_min"),
                        workup_pending=workup_pending(patient))
     if not keep_draws:

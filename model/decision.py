@@ -16,6 +16,7 @@ headline lets no finding of the patient reweight the draws (docs/design.md §1, 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,7 @@ def at_threshold(p: float, p_draws: np.ndarray, w: np.ndarray | None, low: float
     return None
 
 
-def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: dict[str, list[float]],
+def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: dict[str, Iterable[float]],
            s: Settings, thresholds: tuple[float, float] | None = None, w: np.ndarray | None = None, *,
            causes: tuple[str, ...] = (), cause_draws: np.ndarray | None = None, ess: float | None = None,
            workup_pending: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -208,7 +209,9 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
         (P(result | x) per draw, P(cause | x, result) per draw and cause) and ``p_inf`` its
         P(infiltration | x, result) per draw.
     negative_curves : dict
-        For each set of LP methods, the mean P(infiltration) after 1, 2, ... further negative LPs.
+        For each set of LP methods, the mean P(infiltration) after 1, 2, ... further negative LPs (read up to
+        the first below the lower threshold, and not at all when the answer is below it: they may be computed
+        as they are read, :func:`palsy.model.lookahead.negative_steps`).
     s : Settings
         Benefit, harms, test harms and the other causes' management.
     thresholds : (low, high), optional

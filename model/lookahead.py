@@ -14,6 +14,7 @@ The decision still weighs each result's outcomes by that joint (:mod:`palsy.mode
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -98,21 +99,25 @@ def method_sets(methods: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
 def negative_curves(game: Game, patient: F.Patient, w: np.ndarray | None) -> dict[str, list[float]]:
     """Mean P(infiltration) after 1, 2, ... further negative LPs (up to the schema's maximum in all), by
     the methods each LP is read with."""
+    return {key: list(curve) for key, curve in negative_steps(game, patient, w).items()}
+
+
+def negative_steps(game: Game, patient: F.Patient, w: np.ndarray | None) -> dict[str, Iterator[float]]:
+    """:func:`negative_curves`, each curve computed a further LP at a time as it is read: the decision reads
+    a curve only until it falls below the lower threshold, and none when the answer is already below it."""
     t, sc = game.t, game.t.schema
-    out = {}
-    for key, methods in method_sets(sc.lp.methods).items():
+    room = sc.lp.max_lps - len(patient.csf)  # none when every LP the schema reads is known
+
+    def curve(methods: tuple[str, ...]) -> Iterator[float]:
         negative = {m: sc.lp.results[0] for m in methods}
         first = game.lp_extra(negative)
         further = t.lp_logp(_mask(negative, t), None)
-        room = sc.lp.max_lps - len(patient.csf)
-        if room <= 0:  # every LP the schema reads is known: no further one to count
-            out[key] = []
-            continue
-        more = np.arange(room)[:, None, None, None]  # further LPs after the first
-        lj = np.where(game.active, game.log_joint_full(first + more * further), -np.inf)  # (k, S, C), all k at once
-        p_inf = np.exp(lj[..., game.inf] - logsumexp(lj))  # softmax(lj, active)[..., inf]: the one cause needed
-        out[key] = [float(x) for x in np.average(p_inf, axis=-1, weights=w)]
-    return out
+        for more in range(room):  # further LPs after the first
+            lj = np.where(game.active, game.log_joint_full(first + more * further), -np.inf)  # (S, C)
+            p_inf = np.exp(lj[..., game.inf] - logsumexp(lj))  # softmax(lj, active)[..., inf]: the one cause needed
+            yield float(np.average(p_inf, weights=w))
+
+    return {key: curve(methods) for key, methods in method_sets(sc.lp.methods).items()}
 
 
 def _mask(results: dict[str, str], t) -> np.ndarray:

@@ -140,3 +140,24 @@ def test_context_sums_kept_are_those_computed(tables):
         assert np.array_equal(kept, np.logaddexp(term[..., 0], term[..., 1])) and t.context_summed(values, term) is kept
         other = term + 1.0  # not the kept term (a stub's, rests_on's): computed, not taken from what is kept
         assert np.array_equal(t.context_summed(values, other), np.logaddexp(other[..., 0], other[..., 1]))
+
+
+def test_negative_curves_a_step_at_a_time_are_the_batch(tables):
+    from palsy.model import lookahead as LA
+    from palsy.model import lp as LP
+
+    t = tables
+    sc = t.schema
+    for data in ({"lineage": "T-ALL", "csf": ["negative:cytology"]}, {"lineage": "AML", "csf_profile": "pleocytosis"},
+                 {"lineage": "B-ALL", "csf": ["negative:flow"] * (sc.lp.max_lps - 1)}):
+        p = F.parse_patient(data, schema=sc)
+        game = GM.Game(t, GM.players(p), p, np.ones(len(t.causes), bool), t.log_prior, np.zeros_like(t.level_lp[:, :, 0]))
+        got = LA.negative_curves(game, p, None)
+        for key, methods in LA.method_sets(sc.lp.methods).items():  # all further LPs in one batch, as before
+            negative = {m: sc.lp.results[0] for m in methods}
+            more = np.arange(sc.lp.max_lps - len(p.csf))[:, None, None, None]
+            batch = game.log_joint_full(game.lp_extra(negative) + more * t.lp_logp(LP.obs_mask(negative, t.ix.methods), None))
+            want = np.average(GM.softmax(batch, game.active)[..., game.inf], axis=-1)
+            assert got[key] == [float(x) for x in want]
+            steps = LA.negative_steps(game, p, None)[key]
+            assert [next(steps) for _ in want[:1]] == [float(x) for x in want[:1]]  # read one at a time
