@@ -264,6 +264,8 @@ def test_lesson_words(teach_out):
         if step["tied"]:
             assert "tied" in text
     assert "false positive" not in text.replace('not a "false positive"', "")
+    # the lesson's link to the classroom mode opens it in that mode (it had opened the normal mode)
+    assert f'href="{R.PAGE_NAME}#mode=classroom">Interactive page (classroom mode)' in html
 
 
 def test_ties_are_within_the_monte_carlo_error(teaching, draws_subtype):

@@ -154,6 +154,13 @@ def test_pretest_causes_and_the_v2_lp_form(page, site):
     # context alone with a pretest: P(infiltration) is the pretest
     _open(page, "lineage=AML&remission=not_in_remission&pretest=0.2")
     assert _result(page)["mean"] == pytest.approx(0.2, abs=TOL)
+    # a pretest that is no probability: the last answer is not left on screen (a teacher's review found it was)
+    typed = "v => { const e = document.getElementById('pretest'); e.value = v; e.dispatchEvent(new Event('input')); }"
+    page.evaluate(typed, "150")  # as typed into the field (folded in the settings here)
+    assert page.locator("#result").is_hidden() and page.locator("#visual").is_hidden()
+    assert "no answer until then" in page.locator("#message").text_content()
+    page.evaluate(typed, "20")
+    assert page.locator("#result").is_visible() and _result(page)["mean"] == pytest.approx(0.2, abs=TOL)
 
 
 def test_bad_fragments_are_named(page):
@@ -174,6 +181,8 @@ def test_a_library_case_is_left_out_and_steps_and_tests_are_the_answers(page, si
     got = _result(page)
     _close(got, ans.probability)
     assert got["leading"] == ans.leading_cause
+    said = page.locator("#result").text_content()
+    assert "as palsy posterior does." in said and ".." not in said  # it had ended "does.." (a teacher's review)
     # a profile known without an LP: the first LP's look-ahead reads it jointly
     p = site["teaching"].typical.replace(csf_profile="protein_only", id="")
     _open(page, R.fragment(p))
@@ -369,4 +378,5 @@ def test_cases_page_predict_then_reveal(browser_context, site):
     assert step.locator("details.reveal").evaluate("d => d.open")
     assert step.get_attribute("data-correct") == str(step.get_attribute("data-direction") == "up").lower()
     assert "You predicted up" in step.locator(".verdict").text_content()
+    assert step.locator(".verdict").get_attribute("aria-live") == "polite"  # a screen reader hears the verdict
     pg.close()

@@ -892,8 +892,12 @@
 
   function render() {
     var st = readControls(), msg = $("message");
-    if (st.pretest !== null && isNaN(st.pretest)) {
-      msg.textContent = "Give your own pretest P(infiltration) between 0.1 and 99.9 (percent).";
+    // an answer to a question no longer asked is not left on screen: the result is hidden until the pretest is valid
+    var stale = st.pretest !== null && isNaN(st.pretest);
+    $("result").hidden = stale;
+    $("visual").hidden = stale;
+    if (stale) {
+      msg.textContent = "Give your own pretest P(infiltration) between 0.1 and 99.9 (percent): no answer until then.";
       return null;
     }
     msg.textContent = st.problems.length ? st.problems.join("; ") : (msg.getAttribute("data-kept") || "");
@@ -908,7 +912,7 @@
     $("p-lead-label").textContent = r.tied.length ? "Leading causes (tied: closer than the computation can separate):" : "Leading cause:";
     $("p-against").textContent = r.causes.filter(function (c) { return c.cause !== INF; }).map(function (c) { return causeShort(c.cause); }).join(", ");
     $("p-base").textContent = (r.state.pretest !== null ? "Your pretest" : "Before any finding") + ": " + percent(r.prior.mean) +
-      (r.weighted ? ". A published case the model learned from: answered with it left out, as palsy posterior does." : "");
+      (r.weighted ? ". A published case the model learned from: answered with it left out, as palsy posterior does" : "");
     drawStack(r);
     drawNotes(r);
     drawSteps(r);
