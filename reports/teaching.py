@@ -54,6 +54,8 @@ HANDOUT_PDF = "handout.pdf"
 CASES_NAME = "cases.html"
 PAGE_NAME = "interactive.html"
 GUIDE_NAME = "guide.html"
+#: The clinician report of the lesson's typical patient (what the lesson's A3 points to).
+TYPICAL_REPORT_NAME = "typical-report.html"
 #: The page each ``material`` of the session's plan names.
 MATERIALS = {"lesson": LESSON_NAME, "handout": HANDOUT_PDF, "cases": CASES_NAME, "interactive": PAGE_NAME,
              "guide": GUIDE_NAME}
@@ -369,6 +371,7 @@ def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, M
         css=_css(), **ctx, findings_rows=findings_table(L["findings"], labels), walks=walks,
         not_modelled=", ".join(L["not_modelled"]), evidence_hash=(L.get("evidence_hash") or "")[:12],
         version=L.get("version") or "", cases_name=CASES_NAME, page_name=PAGE_NAME, handout_name=HANDOUT_PDF,
+        report_name=TYPICAL_REPORT_NAME,
         references=[{"key": k, "text": citation_text(references[k])} for k in cited if k in references])
 
 

@@ -421,6 +421,19 @@ def test_the_printed_about_the_same_band_is_the_one_directions_use(teach_out, te
         assert f"between {band['same_low']} and {band['same_high']}" in (teach_out / name).read_text(), name
 
 
+def test_the_lesson_links_the_clinician_report_of_its_patient(teach_out):
+    """A3 of the lesson points to the clinician report of the lesson's patient, and palsy teach writes it: the
+    same P(infiltration) as the lesson's patient before any LP (a teacher's review: A3 pointed to a report palsy
+    teach did not write)."""
+    lesson = (teach_out / R.LESSON_NAME).read_text()
+    assert f'<a href="{R.TYPICAL_REPORT_NAME}">the clinician report of the lesson\'s patient</a>' in lesson
+    report = (teach_out / R.TYPICAL_REPORT_NAME).read_text()
+    mean = float(re.search(r'id="probability" data-mean="([^"]+)"', report).group(1))
+    core = json.loads((teach_out / "lesson.json").read_text())["core"]
+    assert mean == pytest.approx(core["steps"][0]["probability"]["mean"], rel=1e-12)
+    assert "What to do now" in report and "The decision" in report
+
+
 def test_a_session_plan_that_does_not_add_up_is_refused(tmp_path):
     """The plan's minutes must add up to the session's: palsy evidence names the file, the field and both
     numbers (exit 2)."""

@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
                                      not_modelled=lesson["not_modelled"]).encode("utf-8"),
             "lesson.json": json.dumps(R.to_jsonable(lesson), indent=1, allow_nan=False).encode("utf-8"),
         }
+        # the clinician report of the lesson's patient, which the lesson's A3 points to (it had pointed to a report
+        # palsy teach did not write): answered as palsy report answers it, HTML only
+        files[R.TYPICAL_REPORT_NAME] = _typical_report(args, teaching.typical, draws, ev)
         if teaching.session is not None:
             files[R.GUIDE_NAME] = R.guide_html(teaching.session, cases_ctx, args.ci,
                                                teaching.about_the_same).encode("utf-8")
@@ -81,9 +84,19 @@ def run(args: argparse.Namespace) -> int:
             files[R.HANDOUT_PDF] = pdf_bytes.result()
         written = R.write(out, files)
     for name in (R.LESSON_NAME, R.HANDOUT_PDF if not args.no_pdf else R.HANDOUT_NAME, R.CASES_NAME, R.PAGE_NAME,
-                 R.GUIDE_NAME):
+                 R.GUIDE_NAME, R.TYPICAL_REPORT_NAME):
         if name not in written:
             continue
         print(TL.line(f"{name}: {common.shown_path(written[name])}"))
     sys.stdout.flush()
     return 0
+
+
+def _typical_report(args: argparse.Namespace, patient, draws, ev) -> bytes:  # noqa: ANN001
+    """The clinician report (HTML) of ``patient``, with the options ``palsy report`` gives it by default."""
+    from palsy.reports import context, render
+    from palsy.scripts.commands import report
+
+    options = argparse.Namespace(**{**vars(args), "pretest": None, "causes": None, "thresholds": None})
+    answer = report.answer_for(options, patient, draws, report.answer_options(options, draws))
+    return render.html(context.build(answer, ev)).encode("utf-8")
