@@ -322,7 +322,7 @@ def _variants_note(core: Mapping[str, Any]) -> dict[str, Any] | None:
 def handout_html(core: Mapping[str, Any], labels: Labels) -> str:
     """The two-page printable handout (the core)."""
     ctx = core_context(core, labels)
-    return _env().get_template("teach_handout.html").render(css=_css("teach_handout.css"), **ctx)
+    return _env().get_template("teach_handout.html").render(css=_css("teach_handout.css"), **ctx, answers_open=True)
 
 
 # --- the appendix -----------------------------------------------------------------------------------------
@@ -371,7 +371,7 @@ def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, M
         css=_css(), **ctx, findings_rows=findings_table(L["findings"], labels), walks=walks,
         not_modelled=", ".join(L["not_modelled"]), evidence_hash=(L.get("evidence_hash") or "")[:12],
         version=L.get("version") or "", cases_name=CASES_NAME, page_name=PAGE_NAME, handout_name=HANDOUT_PDF,
-        report_name=TYPICAL_REPORT_NAME,
+        report_name=TYPICAL_REPORT_NAME, answers_open=False,
         references=[{"key": k, "text": citation_text(references[k])} for k in cited if k in references])
 
 

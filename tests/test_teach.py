@@ -264,6 +264,9 @@ def test_lesson_words(teach_out):
         if step["tied"]:
             assert "tied" in text
     assert "false positive" not in text.replace('not a "false positive"', "")
+    # the three questions' answers: closed on the projected lesson (the room answers first), open on the handout
+    assert '<details class="answers">' in html and '<details class="answers" open>' not in html
+    assert '<details class="answers" open>' in (teach_out / R.HANDOUT_NAME).read_text()
     # the lesson's link to the classroom mode opens it in that mode (it had opened the normal mode)
     assert f'href="{R.PAGE_NAME}#mode=classroom">Interactive page (classroom mode)' in html
 
