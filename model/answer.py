@@ -135,8 +135,9 @@ class Answer:
         """The differential after each step in clinical order (mean probabilities), from the prior."""
         out = []
         labels = [("prior", None, None)] + [(p.finding, p.index, p.value) for p in self.players]
-        for (finding, index, value), arr in zip(labels, self.step_cause, strict=True):
-            means = np.average(arr, axis=0, weights=self.weights)
+        # every step at once: numpy sums each (step, cause) over the draws as it does one step's
+        every = np.average(self.step_cause, axis=1, weights=self.weights)
+        for (finding, index, value), means in zip(labels, every, strict=True):
             out.append({"finding": finding, "index": index, "value": value,
                         "causes": {c: float(m) for c, m, a in zip(self.causes, means, self.active, strict=True) if a}})
         return out

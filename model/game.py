@@ -348,6 +348,7 @@ class Game:
             self.prof_marg = self.profile_marginal(LP.positive_mask(self.first_methods, methods), self.first_traumatic)
         self._full: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # see log_joint_full
         self._full_joint: np.ndarray | None = None
+        self._full_by_term: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def profile_marginal(self, positive: np.ndarray, traumatic: str | None) -> np.ndarray:
         """Log P(profile | component, blasts) with the first LP's class marginalised: its class
@@ -487,6 +488,15 @@ class Game:
         a, b, summed = self._full
         if extra is None:  # asked for by the look-ahead and the atypicality check
             return self._full_joint
+        if not extra.flags.writeable:  # a kept result's term (Tables.lp_logp): asked for by the next tests and
+            # again by the negative-LP curves; kept here with the term itself (so its id is not reused)
+            kept = self._full_by_term.get(id(extra))
+            if kept is None or kept[0] is not extra:
+                kept = self._full_by_term[id(extra)] = (extra, self._log_joint_full(a, b, summed, extra))
+            return kept[1]
+        return self._log_joint_full(a, b, summed, extra)
+
+    def _log_joint_full(self, a: np.ndarray, b: np.ndarray, summed: np.ndarray, extra: np.ndarray) -> np.ndarray:
         if extra.ndim >= 3:
             b = b + extra
             summed = np.logaddexp(b[..., 0], b[..., 1])

@@ -113,7 +113,9 @@ def negative_steps(game: Game, patient: F.Patient, w: np.ndarray | None) -> dict
         first = game.lp_extra(negative)
         further = t.lp_logp(_mask(negative, t), None)
         for more in range(room):  # further LPs after the first
-            lj = np.where(game.active, game.log_joint_full(first + more * further), -np.inf)  # (S, C)
+            # the first alone is the term itself (adding 0 x further changes no number): its log joint is
+            # the next test's, computed once
+            lj = np.where(game.active, game.log_joint_full(first + more * further if more else first), -np.inf)
             p_inf = np.exp(lj[..., game.inf] - logsumexp(lj))  # softmax(lj, active)[..., inf]: the one cause needed
             yield float(np.average(p_inf, weights=w))
 
