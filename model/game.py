@@ -241,9 +241,10 @@ def logsumexp(x: np.ndarray) -> np.ndarray:
     """Log-sum-exp over the last axis: the numbers of ``likelihood.NUMPY.logsumexp(x, axis=-1)``, bit for bit.
 
     The answer takes thousands of these over a few causes or components, where numpy's reductions spend
-    most of their time on each short row: here the largest term and the sum are taken a column at a time
-    (whole arrays at once), in numpy's own order of summation: one after the other below eight terms,
-    numpy's pairwise tree at eight (a C-contiguous array), numpy itself otherwise (tested against it).
+    most of their time on each short row: here the terms are laid out one after the other (one copy) and
+    the largest term and the sum are taken a term at a time over whole arrays, in numpy's own order of
+    summation: one after the other below eight terms, numpy's pairwise tree at eight (a C-contiguous
+    array), numpy itself otherwise (tested against it).
 
     Parameters
     ----------
@@ -258,33 +259,31 @@ def logsumexp(x: np.ndarray) -> np.ndarray:
     n = x.shape[-1]
     if n == 0 or n > 8 or (n == 8 and not x.flags.c_contiguous):
         return LK.NUMPY.logsumexp(x, axis=-1)
-    top = x[..., 0].copy()
-    for j in range(1, n):
-        np.maximum(top, x[..., j], out=top)
+    return _logsumexp_rows(np.moveaxis(x, -1, 0).copy())  # a copy: the terms one after the other
+
+
+def _logsumexp_rows(rows: np.ndarray) -> np.ndarray:
+    """:func:`logsumexp` of the terms ``rows`` (n, ...), n at most eight, C-contiguous and overwritten: each
+    term a whole contiguous array (cheaper than columns of the terms' own array)."""
+    top = np.array(rows[0])  # a copy (an array also for one set of terms)
+    for r in rows[1:]:
+        np.maximum(top, r, out=top)
     top[~np.isfinite(top)] = 0.0
-    e = np.exp(x - top[..., None])
-    c = [e[..., j] for j in range(n)]
-    if n == 8:
-        total = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]))
+    np.subtract(rows, top, out=rows)
+    np.exp(rows, out=rows)
+    if len(rows) == 8:  # numpy's pairwise tree (for a C-contiguous array; see logsumexp)
+        total = ((rows[0] + rows[1]) + (rows[2] + rows[3])) + ((rows[4] + rows[5]) + (rows[6] + rows[7]))
     else:
-        total = c[0].copy()
-        for col in c[1:]:
-            total += col
+        total = rows[0].copy()
+        for r in rows[1:]:
+            total += r
     with np.errstate(divide="ignore"):
         return top + np.log(total)
 
 
 def _logsumexp_columns(cols: list[np.ndarray]) -> np.ndarray:
-    """:func:`logsumexp` of fewer than eight columns given apart (no array of them is built): the same numbers."""
-    top = cols[0].copy()
-    for c in cols[1:]:
-        np.maximum(top, c, out=top)
-    top[~np.isfinite(top)] = 0.0
-    total = np.exp(cols[0] - top)
-    for c in cols[1:]:
-        total += np.exp(c - top)
-    with np.errstate(divide="ignore"):
-        return top + np.log(total)
+    """:func:`logsumexp` of fewer than eight terms given apart (the columns of the causes taken): the same numbers."""
+    return _logsumexp_rows(np.stack(cols))
 
 
 def softmax(lp: np.ndarray, active: np.ndarray) -> np.ndarray:
