@@ -252,7 +252,7 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
            keep_draws: bool = False, seed: int = 0, decision_settings: D.Settings | None = None,
            thresholds: tuple[float, float] | None = None, guidance: tuple[G.Action, ...] = (),
            shapley: bool = True, next_tests: bool = True, rests_on: bool = True,
-           other: Draws | None = None) -> Answer:
+           negative_lps: bool = True, other: Draws | None = None) -> Answer:
     """The answer for ``patient`` from posterior ``draws``.
 
     Parameters
@@ -288,6 +288,10 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     rests_on : bool
         Split the uncertainty of the answer's log odds into what it rests on (:mod:`palsy.model.rests_on`:
         blocks of parameters, each as expert judgment or data, and Monte Carlo error), about 0.1 s.
+    negative_lps : bool
+        Count, with the decision, the further negative LPs that would bring P(infiltration) below the lower
+        threshold (``negative_lps_to_low``; about 13 ms for a patient above it). A card in the record does not
+        show them: without, ``negative_lps_to_low`` is None and every other number is the same.
     other : Draws, optional
         The other variant's posterior (same evidence): the answer then gives its P(infiltration) for this
         patient under it, and whether the two differ by more than ``variants.differ_by`` of
@@ -344,7 +348,8 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         for t_ in tests:
             for o in t_["outcomes"]:
                 o["p_inf"] = o["_draws"][1][:, inf]
-        dec = D.decide(expit(post_lo), tests, LA.negative_steps(game, patient, w), decision_settings, thresholds, w,
+        dec = D.decide(expit(post_lo), tests, LA.negative_steps(game, patient, w) if negative_lps else None,
+                       decision_settings, thresholds, w,
                        causes=t.causes, cause_draws=step_cause[-1], ess=draws.meta["diagnostics"].get("ess_bulk_min"),
                        workup_pending=workup_pending(patient))
     if not keep_draws:

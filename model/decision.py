@@ -194,7 +194,7 @@ def at_threshold(p: float, p_draws: np.ndarray, w: np.ndarray | None, low: float
     return None
 
 
-def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: dict[str, Iterable[float]],
+def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: dict[str, Iterable[float]] | None,
            s: Settings, thresholds: tuple[float, float] | None = None, w: np.ndarray | None = None, *,
            causes: tuple[str, ...] = (), cause_draws: np.ndarray | None = None, ess: float | None = None,
            workup_pending: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -211,7 +211,8 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
     negative_curves : dict
         For each set of LP methods, the mean P(infiltration) after 1, 2, ... further negative LPs (read up to
         the first below the lower threshold, and not at all when the answer is below it: they may be computed
-        as they are read, :func:`palsy.model.lookahead.negative_steps`).
+        as they are read, :func:`palsy.model.lookahead.negative_steps`). None: not counted (a card in the record
+        does not show them), and ``negative_lps_to_low`` is None.
     s : Settings
         Benefit, harms, test harms and the other causes' management.
     thresholds : (low, high), optional
@@ -277,8 +278,8 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
             "value_for_other_causes": voi_other, "sensitivity": r["sensitivity"],
             "false_positive_rate": r["false_positive_rate"], "testing_threshold": r["testing_threshold"],
             "test_treatment_threshold": r["test_treatment_threshold"]})
-    to_low = {}
-    for methods, curve in negative_curves.items():  # 0 when already below; None when not reachable
+    to_low: dict[str, int | None] | None = None if negative_curves is None else {}
+    for methods, curve in (negative_curves or {}).items():  # 0 when already below; None when not reachable
         to_low[methods] = 0 if p < low else next((k for k, q in enumerate(curve, start=1) if q < low), None)
     edge = at_threshold(p, p_draws, w, low, high, ess if ess is not None else len(p_draws))
     if edge is not None:

@@ -165,9 +165,12 @@ def voi_text(t: dict, dec: dict, digits: int = 3) -> str:
 
 
 def negative_lps_sentence(dec: dict, method_name) -> str:
-    """'Further negative LPs to fall below 3.5%: already below' or '...: cytology 2; flow 1; ...'."""
+    """'Further negative LPs to fall below 3.5%: already below' or '...: cytology 2; flow 1; ...'; '' when they were
+    not counted (a card's answer)."""
     th = dec["thresholds"]
     neg = dec["negative_lps_to_low"]
+    if neg is None:
+        return ""
     if neg and all(k == 0 for k in neg.values()):
         # never 'no further LP is needed': an LP of the work-up may not be done yet (a clinician's review found
         # it printed beside the work-up's LP, December 2026)

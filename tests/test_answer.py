@@ -370,3 +370,25 @@ def test_negative_lp_curves_with_every_lp_known_are_empty(draws_subtype):
     room = F.parse_patient({"lineage": "B-ALL", "csf": ["negative:cytology"] * (n - 2)})
     curves = LA.negative_curves(_game(draws_subtype, room), room, None)
     assert curves and all(len(c) == 2 and 0 < c[1] <= c[0] < 1 for c in curves.values())
+
+
+@pytest.mark.parametrize("data", [{"lineage": "T-ALL", "laterality": "unilateral", "csf": ["negative:cytology"]},
+                                  {"lineage": "AML", "laterality": "bilateral", "mri": "normal"}])
+def test_a_cards_answer_leaves_out_only_what_a_card_does_not_show(draws, data):
+    """The service's card answer (no Shapley values, no "rests on", no count of further negative LPs) gives every
+    other number of the full answer, bit for bit; its negative_lps_to_low is None, not a count."""
+    from palsy.model import decision as D
+    from palsy.model import guidance as G
+    from tests.conftest import REPO
+
+    patient = F.parse_patient(data)
+    settings, rules = D.load(REPO / "priors"), G.load(REPO / "priors", draws.causes)
+    full = A.answer(patient, draws, decision_settings=settings, guidance=rules, leave_out=False).to_dict()
+    card = A.answer(patient, draws, decision_settings=settings, guidance=rules, leave_out=False, shapley=False,
+                    rests_on=False, negative_lps=False).to_dict()
+    assert full["decision"]["negative_lps_to_low"] and card["decision"]["negative_lps_to_low"] is None
+    for d in (full, card):
+        d["decision"].pop("negative_lps_to_low")
+        for key in ("rests_on", "shapley", "shapley_method"):
+            d.pop(key, None)
+    assert set(card) == set(full) and card == full

@@ -278,7 +278,7 @@ class Decision(_Out):
     action: Literal["no_test", "test", "treat"]
     action_text: str
     tests: list[DecisionTest]
-    negative_lps_to_low: dict[str, int | None]
+    negative_lps_to_low: dict[str, int | None] | None  # None: not counted (a card's answer)
     at_threshold: AtThreshold | None
     workup_pending: list[str]
     workup_text: str

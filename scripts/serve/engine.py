@@ -108,9 +108,11 @@ class Engine:
     def fresh(self, patient: F.Patient, *, card: bool = False) -> A.Answer:
         """The answer computed now, exactly as ``palsy posterior --fhir`` computes it (default settings), and
         never with a library case left out, whatever the patient's id (a record is not a library case); for
-        a ``card``, without the Shapley values and what the answer rests on (a card shows neither)."""
+        a ``card``, without the Shapley values, what the answer rests on and the count of further negative LPs
+        to the lower threshold (a card shows none of them; every number it shows is the same)."""
         return A.answer(patient, self.draws, tables=self.tables, decision_settings=self.decision_settings,
-                        guidance=self.guidance, shapley=not card, rests_on=not card, leave_out=False)
+                        guidance=self.guidance, shapley=not card, rests_on=not card, negative_lps=not card,
+                        leave_out=False)
 
     def mapped(self, prefetch_bundle: dict) -> Mapped:
         """What the service reads of a prefetch bundle's mapping, memoised on the bundle's canonical JSON (the
