@@ -1684,3 +1684,36 @@ def test_the_mapping_memo_keeps_what_the_service_reads_and_not_the_records_resou
     assert isinstance(m, Mapped) and len(pickle.dumps(m)) < 8_000, len(pickle.dumps(m))
     assert (m.patient, list(m.not_found), list(m.notes), m.onset, m.has_palsy, m.has_leukaemia) == (
         plain.patient, plain.not_found, plain.notes, plain.onset, plain.has_palsy, plain.has_leukaemia)
+
+
+def test_the_load_tests_clients_call_in_step_or_at_random_moments(tmp_path):
+    """The load test's random pacing ('~1'): each client waits a random (exponential) time, one second on
+    average, never the same twice; run in a subprocess (locust patches the standard library with gevent on
+    import)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "load.json").write_text(json.dumps({"bodies": [], "expected": []}))
+    code = ("import os, statistics\n"
+            "from palsy.scripts.serve import locustfile as L\n"
+            "w = L._wait_time()\n"
+            "xs = [w(None) for _ in range(4000)]\n"
+            "print(round(statistics.mean(xs), 2), min(xs) > 0, len(set(xs)) == len(xs))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PALSY_LOAD": str(tmp_path / "load.json"), "PALSY_LOAD_PACING": "~1"})
+    assert proc.returncode == 0, proc.stderr
+    mean, positive, varied = proc.stdout.split()
+    assert 0.9 < float(mean) < 1.1 and positive == "True" and varied == "True", proc.stdout
+
+
+def test_a_worker_keeps_the_memory_of_its_answers_on_glibc():
+    """The allocator setting that spares a card's answer about 5,300 page faults (engine.keep_freed_memory): taken
+    on Linux with glibc, as here and on CI; elsewhere it is a no-op that says so."""
+    import platform
+
+    from palsy.scripts.serve.engine import keep_freed_memory
+
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory() is True
+    else:
+        assert keep_freed_memory() is False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import time
 import uuid
 
@@ -21,10 +22,28 @@ _COUNTER = itertools.count()
 
 # FastHttpUser (geventhttpclient): the load generator shares the 2 cores with the server, and it costs a
 # fraction of HttpUser's (python-requests) CPU per call.
+def _wait_time():  # noqa: ANN202
+    """No think time (closed loop); each client one call per $PALSY_LOAD_PACING seconds, every client in step
+    (``1``); or ``~1``: each client's calls at random moments, one a second on average (a Poisson stream, as
+    independent clinicians opening records)."""
+    pacing = os.environ.get("PALSY_LOAD_PACING", "")
+    if not pacing:
+        return constant(0)
+    if pacing.startswith("~"):
+        mean = float(pacing[1:])
+        return lambda user: random.expovariate(1.0 / mean)
+    return constant_pacing(float(pacing))
+
+
 class CdsClient(FastHttpUser):
-    # no think time (closed loop), or each client one call per $PALSY_LOAD_PACING seconds
-    wait_time = constant_pacing(float(os.environ["PALSY_LOAD_PACING"])) if os.environ.get("PALSY_LOAD_PACING") \
-        else constant(0)
+    wait_time = _wait_time()
+
+    def on_start(self) -> None:
+        # random moments from the first call on: the clients of a Poisson stream do not all start at once (locust
+        # starts its users within the first second, which made the first calls one burst of twenty)
+        pacing = os.environ.get("PALSY_LOAD_PACING", "")
+        if pacing.startswith("~"):
+            time.sleep(random.expovariate(1.0 / float(pacing[1:])))  # gevent's sleep: locust patches time
 
     def _token(self, path: str) -> str:
         now = int(time.time())
