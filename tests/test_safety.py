@@ -267,3 +267,34 @@ def test_no_vincristine_review_for_a_palsy_that_led_to_the_diagnosis(draws_subty
     assert "vincristine_review" not in [x["id"] for x in a.actions]
     b = _answer({**data, "remission": "not_in_remission"}, draws_subtype, rules, tables)
     assert "vincristine_review" in [x["id"] for x in b.actions]  # the same palsy in induction: the dose is reviewed
+
+
+def test_a_palsy_at_diagnosis_is_said_to_count_for_staging(draws_subtype, rules, tables):
+    """At diagnosis the palsy is itself a clinical sign of CNS leukaemia (CNS3 unless another cause explains it):
+    a clinician's review found the page offering aciclovir and steroids without a word on staging. Not once the
+    leukaemia is known, nor for a forehead-sparing palsy (a central palsy is another work-up)."""
+    data = {"lineage": "T-ALL", "remission": "at_diagnosis", "age_group": "child", "laterality": "unilateral",
+            "onset": "acute"}
+    a = _answer(data, draws_subtype, rules, tables)
+    act = next((x for x in a.actions if x["id"] == "cns3_at_diagnosis"), None)
+    assert act is not None and "CNS3" in act["text"] and act["urgency"] == "workup", _line("at diagnosis", a)
+    assert "kanwar2019_cns" in act["refs"]
+    for other in ({"remission": "remission_on_treatment"}, {"forehead": "spared"}):
+        b = _answer({**data, **other}, draws_subtype, rules, tables)
+        assert "cns3_at_diagnosis" not in [x["id"] for x in b.actions], other
+
+
+def test_blasts_on_the_film_in_remission_are_named_a_relapse_until_shown_otherwise(draws_subtype, rules, tables):
+    """'In remission' with blasts on the blood film is a contradiction the page names (a clinician's review found
+    it accepted without a word): a relapse until the film says otherwise, the team today, the status re-entered.
+    The answer itself reads the status as entered, and re-entered as not in remission it is higher."""
+    data = {"lineage": "B-ALL", "remission": "remission_on_treatment", "age_group": "adult", "laterality": "unilateral",
+            "onset": "acute", "circulating_blasts": "present"}
+    a = _answer(data, draws_subtype, rules, tables)
+    act = next((x for x in a.actions if x["id"] == "blasts_in_remission"), None)
+    assert act is not None and act["urgency"] == "escalation" and "re-enter the status" in act["text"], _line("blasts", a)
+    for other in ({"circulating_blasts": "absent"}, {"circulating_blasts": None}, {"remission": "not_in_remission"}):
+        b = _answer({k: v for k, v in {**data, **other}.items() if v is not None}, draws_subtype, rules, tables)
+        assert "blasts_in_remission" not in [x["id"] for x in b.actions], other
+    relapsed = _answer({**data, "remission": "not_in_remission"}, draws_subtype, rules, tables)
+    assert relapsed.probability["mean"] > a.probability["mean"], "the detail says re-entered it is higher"

@@ -446,8 +446,8 @@ def test_a_session_plan_that_does_not_add_up_is_refused(tmp_path):
     shutil.copytree(REPO / "priors", priors, ignore=shutil.ignore_patterns("__pycache__"))
     path = priors / "teaching_cases.yaml"
     text = path.read_text(encoding="utf-8")
-    assert "\nsession:\n  minutes: 45\n" in text
-    path.write_text(text.replace("\nsession:\n  minutes: 45\n", "\nsession:\n  minutes: 50\n"), encoding="utf-8")
+    assert "\nsession:\n  minutes: 45  #" in text
+    path.write_text(text.replace("\nsession:\n  minutes: 45  #", "\nsession:\n  minutes: 50  #"), encoding="utf-8")
     proc = run_palsy("evidence", "--priors", str(priors))
     assert proc.returncode == 2, proc.stderr
     assert "teaching_cases.yaml" in proc.stderr and "session.plan" in proc.stderr
