@@ -358,8 +358,21 @@ def walk_rows(w: Mapping[str, Any], labels: Labels) -> list[list[str]]:
     return rows
 
 
-def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, Mapping[str, Any]]) -> str:
-    """The lesson: the core, then the appendix."""
+def escalations(actions: Sequence[Any], references: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The actions of ``priors/actions.yaml`` that call the leukaemia team today (``urgency: escalation``), by
+    priority, each with its detail and the short citations of its sources: what the lesson teaches as the signs
+    that escalate whatever the probability (a teacher's review found bilateral and multi-nerve palsy untaught)."""
+    from palsy.reports.context import short_citation
+
+    return [{"id": a.id, "text": a.text, "detail": a.detail,
+             "refs": [short_citation(references[k]).rstrip(".") for k in a.refs if k in references]}
+            for a in sorted(actions, key=lambda a: a.priority) if a.urgency == "escalation"]
+
+
+def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, Mapping[str, Any]],
+                escalating: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The lesson: the core, the signs that escalate whatever the probability (:func:`escalations`), then the
+    appendix."""
     from palsy.reports.context import citation_text
 
     ctx = core_context(L["core"], labels)
@@ -371,7 +384,7 @@ def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, M
         css=_css(), **ctx, findings_rows=findings_table(L["findings"], labels), walks=walks,
         not_modelled=", ".join(L["not_modelled"]), evidence_hash=(L.get("evidence_hash") or "")[:12],
         version=L.get("version") or "", cases_name=CASES_NAME, page_name=PAGE_NAME, handout_name=HANDOUT_PDF,
-        report_name=TYPICAL_REPORT_NAME, answers_open=False,
+        report_name=TYPICAL_REPORT_NAME, answers_open=False, escalations=list(escalating),
         references=[{"key": k, "text": citation_text(references[k])} for k in cited if k in references])
 
 
@@ -591,4 +604,5 @@ def to_jsonable(x: Any) -> Any:
 
 __all__ = ["CASES_NAME", "HANDOUT_NAME", "HANDOUT_PDF", "LESSON_NAME", "PAGE_NAME", "Numbers", "cases_context",
            "cases_html", "core_context", "core_numbers", "escape", "fragment", "handout_html", "lesson_html",
-           "page_html", "page_labels", "page_rules", "tree_counts", "write"]
+           "page_html", "page_labels", "page_rules", "tree_counts", "write", "escalations", "guide_html", "same_band",
+           "GUIDE_NAME", "TYPICAL_REPORT_NAME", "MATERIALS"]

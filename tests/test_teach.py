@@ -207,7 +207,8 @@ def test_every_number_of_the_core_is_the_answers(teach_out, teaching, draws_subt
     for name in (R.HANDOUT_NAME, R.LESSON_NAME):
         html = (teach_out / name).read_text()
         p = _self_contained(html) if name == R.LESSON_NAME else _parse(html)
-        core = html.split('id="appendix"')[0] if name == R.LESSON_NAME else html
+        # the core ends where the signs that escalate (with their citations) and the appendix begin
+        core = re.split(r'id="(?:escalations|appendix)"', html)[0] if name == R.LESSON_NAME else html
         q = _parse(core)
         assert q.numbers, name
         for key, text in q.numbers.items():
@@ -435,6 +436,25 @@ def test_the_lesson_links_the_clinician_report_of_its_patient(teach_out):
     core = json.loads((teach_out / "lesson.json").read_text())["core"]
     assert mean == pytest.approx(core["steps"][0]["probability"]["mean"], rel=1e-12)
     assert "What to do now" in report and "The decision" in report
+
+
+def test_the_lesson_teaches_the_signs_that_escalate_whatever_the_probability(teach_out, draws_subtype):
+    """Every action of actions.yaml that calls the team today (both facial nerves, another cranial nerve, a clean
+    positive CSF, ...) is in the lesson with its sources, after the core and before the appendix (a teacher's
+    review: bilateral and multi-nerve palsy were not taught, and the lesson cited nothing)."""
+    import html as H
+
+    from palsy.model import guidance
+
+    html = H.unescape((teach_out / R.LESSON_NAME).read_text())
+    actions = guidance.load(REPO / "priors", draws_subtype.causes, draws_subtype.schema)
+    escalating = [a for a in actions if a.urgency == "escalation"]
+    assert {"red_flag_today", "positive_csf_whatever_leads", "leukaemia_team_today"} <= {a.id for a in escalating}
+    start, end = html.index('<section id="escalations"'), html.index('id="appendix"')
+    assert html.index("Three questions") < start < end
+    for a in escalating:
+        assert f'id="escalation-{a.id}"' in html[start:end] and a.text in html[start:end], a.id
+    assert "both facial nerves" in html[start:end] and "Ingram" in html[start:end] and "Pui" in html[start:end]
 
 
 def test_a_session_plan_that_does_not_add_up_is_refused(tmp_path):

@@ -64,9 +64,10 @@ def run(args: argparse.Namespace) -> int:
             weights = {pid: A.answer(p, d, tables=t, shapley=False, rests_on=False).weights for pid, p in cases.items()
                        if d.case_index(pid) is not None}
             models.append(T.page_tables(d, t, weights=weights))
-        rules = R.page_rules(guidance.load(pdir, draws.causes, draws.schema), ev.references, guidance.PAGE_ONE)
+        actions = guidance.load(pdir, draws.causes, draws.schema)
+        rules = R.page_rules(actions, ev.references, guidance.PAGE_ONE)
         files = {
-            R.LESSON_NAME: R.lesson_html(lesson, labels, ev.references).encode("utf-8"),
+            R.LESSON_NAME: R.lesson_html(lesson, labels, ev.references, R.escalations(actions, ev.references)).encode("utf-8"),
             R.HANDOUT_NAME: handout.encode("utf-8"),
             R.CASES_NAME: R.cases_html(cases_ctx, args.ci, teaching.about_the_same).encode("utf-8"),
             R.PAGE_NAME: R.page_html(models, schema=T.page_schema(draws.schema), labels=R.page_labels(labels, draws.causes),
