@@ -47,6 +47,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: How often the helper checks that its parent is alive (where the kernel cannot tell it).
 WATCH_SECONDS = 0.5
 _HEADER = struct.Struct(">Q")
+#: How long one page may take to load and print before it fails (a 13-page report takes about 0.7 s).
+PRINT_TIMEOUT_MS = 120_000
 #: Chromium's names on the PATH, tried in order when $PALSY_CHROMIUM is not set (then Playwright's own).
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 NEED_CHROMIUM = ("printing the PDF needs Chromium, which was not found or did not start: install it (Debian: "
@@ -90,8 +92,9 @@ class _Chromium:
 
         self._driver = sync_playwright().start()
         try:
-            # as root, Chromium refuses to start with its sandbox (containers, CI)
-            args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+            # as root, Chromium refuses to start with its sandbox (containers, CI); a container's /dev/shm is often
+            # 64 MB, too small for a long report's layers: Chromium then writes them to /tmp instead
+            args = ["--disable-dev-shm-usage"] + (["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
             self._browser = self._driver.chromium.launch(executable_path=chromium_path(), args=args)
         except Error as exc:
             self._driver.stop()
@@ -99,6 +102,7 @@ class _Chromium:
         context = self._browser.new_context(java_script_enabled=False)
         context.route("**/*", lambda route: route.abort())
         self._page = context.new_page()
+        self._page.set_default_timeout(PRINT_TIMEOUT_MS)  # a hung print fails with a message, never waits forever
 
     def print(self, html_text: str) -> bytes:
         self._page.set_content(html_text, wait_until="load")
