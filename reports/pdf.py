@@ -90,7 +90,10 @@ class _Chromium:
     def __init__(self) -> None:
         from playwright.sync_api import Error, sync_playwright
 
-        self._driver = sync_playwright().start()
+        try:
+            self._driver = sync_playwright().start()
+        except Exception as exc:  # noqa: BLE001  # Playwright's driver (a Node.js program in its wheel) did not run
+            raise ChromiumUnavailable(f"{NEED_CHROMIUM} (Playwright's driver: {str(exc).splitlines()[0]})") from None
         try:
             # as root, Chromium refuses to start with its sandbox (containers, CI); a container's /dev/shm is often
             # 64 MB, too small for a long report's layers: Chromium then writes them to /tmp instead
@@ -111,8 +114,13 @@ class _Chromium:
     def close(self) -> None:
         try:
             self._browser.close()
+        except Exception:  # noqa: BLE001, S110  # already gone: nothing to close
+            pass
         finally:
-            self._driver.stop()
+            try:
+                self._driver.stop()
+            except Exception:  # noqa: BLE001, S110  # its connection is gone with the browser
+                pass
 
 
 class _PrintingThread:
@@ -140,6 +148,9 @@ class _PrintingThread:
                 future.set_result(browser.print(html_text))
             except BaseException as exc:  # noqa: BLE001  # every failure goes back to the caller
                 future.set_exception(exc)
+                if browser is not None:  # Chromium may have died or hung: the next job starts another
+                    browser.close()
+                    browser = None
         if browser is not None:
             browser.close()
 

@@ -104,3 +104,50 @@ def test_a_missing_chromium_is_said_plainly(palsy, tmp_path):
     proc = palsy("report", str(PATIENTS / "source-002.yaml"), "--out", str(out), "--variant", "independent",
                  "--format", "html", env=env, timeout=300)
     assert proc.returncode == 0 and [f.suffix for f in out.iterdir()] == [".html"], proc.stderr
+
+
+def test_a_chromium_that_died_is_started_again():
+    """The process's Chromium killed between two reports (an OOM killer, a crash): the print that finds it dead
+    fails with an error, and the next one starts another Chromium and prints."""
+    import os
+    import signal
+    import time
+
+    from palsy.reports import pdf
+
+    assert pdf.print_pdf(HTML).startswith(b"%PDF")
+    browser_pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_our_chromium(int(p))]
+    assert browser_pids, "no Chromium of this process found"
+    for pid in browser_pids:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    for _ in range(2):  # the first may fail (the dead browser found), the second prints again
+        try:
+            blob = pdf.print_pdf(HTML)
+            break
+        except Exception:  # noqa: BLE001, S112
+            continue
+    else:
+        raise AssertionError("no PDF after Chromium was restarted")
+    assert blob.startswith(b"%PDF")
+
+
+def _is_our_chromium(pid: int) -> bool:
+    """Whether ``pid`` is a Chromium process (the browser or one of its helpers) under this test process."""
+    import os
+
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    is_browser = bool(cmd) and b"chrom" in cmd[0].lower()  # Chromium rewrites its argv into one string
+    parent = int(stat[1])
+    while parent > 1:  # an ancestor is this process (Playwright's driver is in between)
+        if parent == os.getpid():
+            return is_browser
+        try:
+            parent = int(open(f"/proc/{parent}/stat").read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return False
+    return False
