@@ -392,3 +392,24 @@ def test_a_cards_answer_leaves_out_only_what_a_card_does_not_show(draws, data):
         for key in ("rests_on", "shapley", "shapley_method"):
             d.pop(key, None)
     assert set(card) == set(full) and card == full
+
+
+def test_kept_simulated_patients_give_the_atypicality_check_of_a_fresh_simulation(draws, monkeypatch):
+    """Patients who share the context and which findings are known share the atypicality check's simulated
+    patients (kept per tables): the check reads the same to the last bit as with nothing kept, for patients whose
+    observed levels differ, and a patient of another context or other known findings gets its own."""
+    from palsy.model import atypicality as AT
+
+    base = {"lineage": "T-ALL", "remission": "remission_on_treatment", "laterality": "unilateral", "onset": "acute",
+            "csf": [{"cytology": "negative"}]}
+    datas = [base, {**base, "laterality": "bilateral", "onset": "progressive"},
+             {**base, "csf": [{"cytology": "positive"}]}, {**base, "lineage": "AML"}, {**base, "mri": "normal"}]
+    patients = [F.parse_patient(d) for d in datas]
+    t = A.Tables(draws)
+    kept = [A.answer(p, draws, tables=t, shapley=False, rests_on=False).atypical for p in patients]
+    _, store = t.derived(("atypicality", "simulations"), lambda: None)
+    assert len(store) == 3  # the first three share one; another lineage and a known MRI each their own
+    monkeypatch.setattr(AT, "_simulation_key", lambda game, rng: None)
+    fresh = [A.answer(p, draws, tables=A.Tables(draws), shapley=False, rests_on=False).atypical for p in patients]
+    assert kept == fresh
+    assert len({a["tail_probability"] for a in kept}) > 1  # the observed levels still move the tail
