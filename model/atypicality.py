@@ -102,18 +102,24 @@ def _kept_simulations(t: Tables, key: tuple | None, simulate: Callable[[], np.nd
     """``simulate()``, or the simulated patients kept under ``key`` for these tables (the last
     :data:`KEPT_SIMULATIONS`): the patients of a ward share their context and which findings are known, and
     each answer seeds its own generator, so they share their simulated patients to the last bit (tested); only
-    the observed patient's own log-probability differs. About 10 ms of a new patient's card."""
+    the observed patient's own log-probability differs. About 10 ms of a new patient's card.
+
+    The store goes with the node parameters (:meth:`Tables.derived`); a kept entry also remembers the rate
+    model's tables it was simulated from (the prior and the strata), and serves only tables that have the very
+    same ones (a copy of the tables with other rates, as ``rests_on`` makes, simulates its own)."""
     if key is None:
         return simulate()
     lock, kept = t.derived(("atypicality", "simulations"), lambda: (threading.Lock(), collections.OrderedDict()))
     with lock:
-        if key in kept:
+        entry = kept.get(key)
+        if entry is not None and entry[0] is t.log_prior and entry[1] is t.p_sk:
             kept.move_to_end(key)
-            return kept[key]
+            return entry[2]
     sim = simulate()
     sim.flags.writeable = False
     with lock:
-        kept[key] = sim
+        kept[key] = (t.log_prior, t.p_sk, sim)
+        kept.move_to_end(key)
         while len(kept) > KEPT_SIMULATIONS:
             kept.popitem(last=False)
     return sim

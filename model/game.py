@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -104,6 +105,8 @@ class Tables:
         self._contexts: tuple[np.ndarray, collections.OrderedDict[bytes, list[np.ndarray | None]]] = (
             self.p_sk, collections.OrderedDict())
         self._derived: tuple[tuple[np.ndarray, np.ndarray], dict[Hashable, Any]] = ((self.theta, self.level_lp), {})
+        # the kept terms are shared by the answers of a service's threads (a card's and a report's at once)
+        self._kept_lock = threading.Lock()
         self.default_method = self.settings["unknown_csf_method"]
 
     @property
@@ -125,18 +128,19 @@ class Tables:
         answer asks for every subset of its context findings, and patients share them. Each column of the
         product is the same whatever the others (tested), so a kept term is the one a new product gives.
         """
-        if self._contexts[0] is not self.p_sk:  # the table was replaced (a test's changed tables)
-            self._contexts = (self.p_sk, collections.OrderedDict())
-        cache = self._contexts[1]
         keys = [self.st.stratum_mask(v) for v in many]
         found, new = {}, {}
-        for mask in keys:
-            key = mask.tobytes()
-            if key in cache:
-                cache.move_to_end(key)
-                found[key] = cache[key][0]
-            else:
-                new[key] = mask
+        with self._kept_lock:
+            if self._contexts[0] is not self.p_sk:  # the table was replaced (a test's changed tables)
+                self._contexts = (self.p_sk, collections.OrderedDict())
+            cache = self._contexts[1]
+            for mask in keys:
+                key = mask.tobytes()
+                if key in cache:
+                    cache.move_to_end(key)
+                    found[key] = cache[key][0]
+                else:
+                    new[key] = mask
         if new:
             both = np.stack([m[None, :] * self.blasts_masks for m in new.values()])  # (new, 2, N)
             n = self.p_sk.shape[-1]
@@ -144,13 +148,14 @@ class Tables:
             prod = np.moveaxis(prod.reshape(*self.p_sk.shape[:2], len(new), 2), 2, 0)
             with np.errstate(divide="ignore"):
                 terms = np.log(prod)
-            for key, term in zip(new, terms, strict=True):
-                term = np.ascontiguousarray(term)
-                term.flags.writeable = False
-                found[key] = term
-                cache[key] = [term, None]
-            while len(cache) > CONTEXT_CACHE:
-                cache.popitem(last=False)
+            with self._kept_lock:
+                for key, term in zip(new, terms, strict=True):
+                    term = np.ascontiguousarray(term)
+                    term.flags.writeable = False
+                    found[key] = term
+                    cache[key] = [term, None]
+                while len(cache) > CONTEXT_CACHE:
+                    cache.popitem(last=False)
         return np.stack([found[m.tobytes()] for m in keys])
 
     def context_summed(self, values: dict[str, str | None], term: np.ndarray) -> np.ndarray:
@@ -181,16 +186,18 @@ class Tables:
         -------
         What ``make`` returned, the first time.
         """
-        if self._derived[0][0] is not self.theta or self._derived[0][1] is not self.level_lp:
-            self._derived = ((self.theta, self.level_lp), {})  # tables copied with other draws, or changed
-        kept = self._derived[1]
-        if key not in kept:
-            value = make()
-            for a in value if isinstance(value, tuple) else (value,):
-                if isinstance(a, np.ndarray):
-                    a.flags.writeable = False
-            kept[key] = value
-        return kept[key]
+        with self._kept_lock:
+            if self._derived[0][0] is not self.theta or self._derived[0][1] is not self.level_lp:
+                self._derived = ((self.theta, self.level_lp), {})  # tables copied with other draws, or changed
+            kept = self._derived[1]
+            if key in kept:
+                return kept[key]
+        value = make()  # outside the lock (it may ask for other kept tables); two threads may both compute it
+        for a in value if isinstance(value, tuple) else (value,):
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False
+        with self._kept_lock:
+            return kept.setdefault(key, value)
 
     def lp_patterns(self, traumatic: str | None) -> np.ndarray:
         """P(each result pattern | component, blasts) (S, K, 4, 2) of an LP whose tap is ``traumatic``
