@@ -302,14 +302,7 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     findings.InputError
         For a ``ci``, ``pretest`` or ``causes`` that is not allowed.
     """
-    if not 0 < ci < 1:
-        raise F.InputError([f"ci: {ci!r} is not allowed; give a number between 0 and 1 (e.g. 0.9)"], "command line")
-    if pretest is not None and not 0 < pretest < 1:
-        raise F.InputError([f"pretest: {pretest!r} is not allowed; give a probability strictly between 0 and 1"],
-                           "command line")
-    if patient.schema != draws.schema:
-        raise F.InputError([f"the patient follows schema {patient.schema.hash[:12]}, the posterior {draws.schema.hash[:12]}: "
-                            "parse the patient with the posterior's schema (draws.schema)"], "patient")
+    check_question(patient, draws, ci, pretest)
     t = tables or Tables(draws)
     active = active_causes(t.causes, causes)
     inf = t.causes.index(INFILTRATION)
@@ -345,13 +338,8 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     tests = LA.next_tests(game, patient, ci, w, keep_draws=True) if next_tests or decision_settings is not None else []
     dec = None
     if decision_settings is not None:
-        for t_ in tests:
-            for o in t_["outcomes"]:
-                o["p_inf"] = o["_draws"][1][:, inf]
-        dec = D.decide(expit(post_lo), tests, LA.negative_steps(game, patient, w) if negative_lps else None,
-                       decision_settings, thresholds, w,
-                       causes=t.causes, cause_draws=step_cause[-1], ess=draws.meta["diagnostics"].get("ess_bulk_min"),
-                       workup_pending=workup_pending(patient))
+        dec = decide(game, patient, tests, post_lo, step_cause[-1], w, decision_settings, thresholds,
+                     draws.meta["diagnostics"].get("ess_bulk_min"), negative_lps)
     if not keep_draws:
         tests = [{"test": t_["test"], "outcomes": [{k: v for k, v in o.items() if k not in ("_draws", "p_inf")}
                                                     for o in t_["outcomes"]]} for t_ in tests]
@@ -359,23 +347,10 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     # its own generator: the check reads the same whether or not Shapley values were sampled before it
     # (a card in the record leaves them out and must give the command line's answer)
     atyp = atypicality(game, float(st["atypicality"]["tail"]), np.random.default_rng(seed), w)
-    notes = [" ".join(st["scope"][key].split()) for key in patient.scope_keys]
+    notes = scope_notes(patient, st)
     warns = hallmark_warnings(patient, t.causes, active, st["hallmarks"])
-    model = {"variant": draws.variant, "draws": draws.n, "evidence_hash": draws.meta["evidence_hash"],
-             "version": draws.meta["version"], "pretest": pretest, "seed": draws.meta["settings"]["seed"],
-             "diagnostics_ok": draws.meta["diagnostics"]["ok"], "causes": list(t.causes),
-             "causes_weighed": [c for c, a in zip(t.causes, active, strict=True) if a],
-             "not_modelled": list(st["not_modelled"]), "schema_version": t.schema.version,
-             "cause_labels": st.get("cause_labels") or {},
-             # whether a hospital registry informed the fit, its rows and what it moved (model/registry_fit.py)
-             "registry": draws.meta.get("registry") or {"used": False}}
-    means = dict(zip(t.causes, np.average(step_cause[-1], axis=0, weights=w).tolist(), strict=True))
-    todo = G.applicable(guidance, patient, {c: m for (c, m), a in zip(means.items(), active, strict=True) if a},
-                        dec["action"] if dec else None)
-    acts = tuple({"id": g.id, "text": g.text, "detail": g.detail, "refs": list(g.refs), "urgency": g.urgency}
-                 for g in todo)
-    if dec is not None:
-        dec = D.with_escalation(dec, decision_settings, any(g.urgency == "escalation" for g in todo))
+    model = model_info(draws, t, active, pretest)
+    acts, dec = actions(guidance, patient, t.causes, active, step_cause[-1], w, dec, decision_settings)
     # with a clinician's pretest the base rate is theirs, not the model's: the decomposition (of the model's
     # own uncertainty, the rate block among it) does not describe that answer and is left out
     def rests() -> tuple[dict[str, Any], ...]:
@@ -392,6 +367,68 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     return Answer(patient, ci, pretest, t.causes, active, prior_pc, step_cause[-1], prior_lo, post_lo,
                   tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
                   w, model, left, dec, acts, rests if rests_on and pretest is None else None, variants)
+
+
+def check_question(patient: F.Patient, draws: Draws, ci: float, pretest: float | None) -> None:
+    """An InputError for a ``ci`` or ``pretest`` that is not allowed, or a patient parsed with another schema
+    than the posterior's."""
+    if not 0 < ci < 1:
+        raise F.InputError([f"ci: {ci!r} is not allowed; give a number between 0 and 1 (e.g. 0.9)"], "command line")
+    if pretest is not None and not 0 < pretest < 1:
+        raise F.InputError([f"pretest: {pretest!r} is not allowed; give a probability strictly between 0 and 1"],
+                           "command line")
+    if patient.schema != draws.schema:
+        raise F.InputError([f"the patient follows schema {patient.schema.hash[:12]}, the posterior {draws.schema.hash[:12]}: "
+                            "parse the patient with the posterior's schema (draws.schema)"], "patient")
+
+
+def decide(game: Game, patient: F.Patient, tests: list[dict[str, Any]], post_lo: np.ndarray,
+           cause_draws: np.ndarray, w: np.ndarray | None, settings: D.Settings,
+           thresholds: tuple[float, float] | None, ess: float | None, negative_lps: bool) -> dict[str, Any]:
+    """The decision (:func:`palsy.model.decision.decide`) from the answer's parts: the next ``tests`` with their
+    per-draw outcomes (``keep_draws``), each given its P(infiltration) per draw here; the further negative
+    LPs counted when ``negative_lps``."""
+    inf = game.inf
+    for t_ in tests:
+        for o in t_["outcomes"]:
+            o["p_inf"] = o["_draws"][1][:, inf]
+    return D.decide(expit(post_lo), tests, LA.negative_steps(game, patient, w) if negative_lps else None,
+                    settings, thresholds, w, causes=game.t.causes, cause_draws=cause_draws, ess=ess,
+                    workup_pending=workup_pending(patient))
+
+
+def actions(guidance: tuple[G.Action, ...], patient: F.Patient, causes: tuple[str, ...], active: np.ndarray,
+            cause_draws: np.ndarray, w: np.ndarray | None, dec: dict[str, Any] | None,
+            settings: D.Settings | None) -> tuple[tuple[dict[str, Any], ...], dict[str, Any] | None]:
+    """What to do now (the actions of ``guidance`` whose triggers hold, from the mean P(cause) of
+    ``cause_draws``) and the decision ``dec`` saying first when one of them escalates."""
+    means = dict(zip(causes, np.average(cause_draws, axis=0, weights=w).tolist(), strict=True))
+    todo = G.applicable(guidance, patient, {c: m for (c, m), a in zip(means.items(), active, strict=True) if a},
+                        dec["action"] if dec else None)
+    acts = tuple({"id": g.id, "text": g.text, "detail": g.detail, "refs": list(g.refs), "urgency": g.urgency}
+                 for g in todo)
+    if dec is not None and settings is not None:
+        dec = D.with_escalation(dec, settings, any(g.urgency == "escalation" for g in todo))
+    return acts, dec
+
+
+def model_info(draws: Draws, t: Tables, active: np.ndarray, pretest: float | None) -> dict[str, Any]:
+    """The answer's ``model``: which posterior answered (variant, draws, evidence, version, seed, diagnostics),
+    the causes weighed and those not modelled."""
+    st = t.settings
+    return {"variant": draws.variant, "draws": draws.n, "evidence_hash": draws.meta["evidence_hash"],
+            "version": draws.meta["version"], "pretest": pretest, "seed": draws.meta["settings"]["seed"],
+            "diagnostics_ok": draws.meta["diagnostics"]["ok"], "causes": list(t.causes),
+            "causes_weighed": [c for c, a in zip(t.causes, active, strict=True) if a],
+            "not_modelled": list(st["not_modelled"]), "schema_version": t.schema.version,
+            "cause_labels": st.get("cause_labels") or {},
+            # whether a hospital registry informed the fit, its rows and what it moved (model/registry_fit.py)
+            "registry": draws.meta.get("registry") or {"used": False}}
+
+
+def scope_notes(patient: F.Patient, settings: dict[str, Any]) -> list[str]:
+    """The notes of ``priors/model.yaml``'s ``scope`` that apply to ``patient`` (out of scope, at diagnosis)."""
+    return [" ".join(settings["scope"][key].split()) for key in patient.scope_keys]
 
 
 def _other_variant(patient: F.Patient, other: Draws | None, ci: float, pretest: float | None,

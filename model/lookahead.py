@@ -58,9 +58,11 @@ def outcomes(game: Game, patient: F.Patient) -> list[tuple[str, list[tuple[str, 
 
 
 def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
-               keep_draws: bool = False) -> list[dict[str, Any]]:
+               keep_draws: bool = False, summaries: bool = True) -> list[dict[str, Any]]:
     """Predictive probability of each result of each pending test, P(infiltration) and the leading
-    cause after it."""
+    cause after it; with ``keep_draws``, each outcome's per-draw (P(r | x), P(c | x, r)) as ``_draws`` (what
+    the decision weighs); without ``summaries``, each outcome is only its ``result`` and ``_draws`` (a card
+    shows no next test, only the decision)."""
     from palsy.model.summaries import probability_summary, summary
 
     lj = game.log_joint_full()  # (S, C)
@@ -76,6 +78,9 @@ def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
             log_pxr = logsumexp(weighed)
             pr = np.exp(log_pxr - log_px)
             pc = np.exp(weighed - log_pxr[..., None])  # softmax(ljr, act), its log-sum-exp shared with pr
+            if not summaries:
+                outs.append({"result": result, "_draws": (pr, pc)})
+                continue
             after = game.log_odds(ljr)
             means = np.average(pc, axis=0, weights=w)  # what the answer with r entered says (module docstring)
             ps = summary(pr, ci, w)

@@ -15,11 +15,13 @@ def expit(x: np.ndarray) -> np.ndarray:
 
 
 def quantiles(x: np.ndarray, q: np.ndarray | list[float]) -> np.ndarray:
-    """``np.quantile(x, q, axis=-1)`` (its linear method), bit for bit, from one sort.
+    """``np.quantile(x, q, axis=-1)`` (its linear method), bit for bit, from the order statistics it needs.
 
     An answer takes about a hundred such summaries over its draws, and numpy's general function costs
     several times the sort itself in its preparation. The same order statistics and numpy's interpolation
-    (``_lerp``: from the nearer end) give the same numbers; a row with a NaN gives NaN (tested).
+    (``_lerp``: from the nearer end) give the same numbers; a row with a NaN gives NaN (tested). The order
+    statistics come from a partial sort (``np.partition`` at the positions wanted, a row at a time), which
+    puts the same values there as a full sort: about 15 us against 90 us for 4,000 draws (6 December).
 
     Parameters
     ----------
@@ -37,20 +39,34 @@ def quantiles(x: np.ndarray, q: np.ndarray | list[float]) -> np.ndarray:
     q = np.asarray(q)
     if x.dtype != np.float64 or q.dtype != np.float64 or q.ndim != 1 or x.ndim == 0:
         return np.quantile(x, q, axis=-1)  # integer levels take values without interpolating
-    xs = np.sort(x, axis=-1)
-    at = _positions(x.shape[-1], tuple(q.tolist()))
+    n = x.shape[-1]
+    at = _positions(n, tuple(q.tolist()))
+    kth = _kth(n, at)
     if x.ndim == 1:  # Python's floats are numpy's doubles, without the cost of an array per operation
-        if np.isnan(xs[-1]):
+        if np.isnan(x).any():
             return np.full(len(q), np.nan)
+        xs = np.partition(x, kth)
         return np.array([_lerp(float(xs[i]), float(xs[j]), g) for i, j, g in at])
+    rows = x.reshape(-1, n)
+    # a row at a time: numpy partitions a 2-d array's rows several times slower than each row alone
+    xs = np.empty_like(rows)
+    for r, row in enumerate(rows):
+        xs[r] = np.partition(row, kth)
+    xs = xs.reshape(x.shape)
     i, j, g = (np.array(v) for v in zip(*at, strict=True))
     a, b = np.moveaxis(xs[..., i], -1, 0), np.moveaxis(xs[..., j], -1, 0)
     g = g.reshape(-1, *([1] * (x.ndim - 1)))
     diff = b - a
     with np.errstate(invalid="ignore"):
         out = np.where(g >= 0.5, b - diff * (1 - g), a + diff * g)
-    out[:, np.isnan(xs[..., -1])] = np.nan
+    out[:, np.isnan(x).any(axis=-1)] = np.nan
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _kth(n: int, at: tuple[tuple[int, int, float], ...]) -> tuple[int, ...]:
+    """The order statistics (non-negative positions) that :func:`_positions`' pairs read."""
+    return tuple(sorted({k % n for i, j, _ in at for k in (i, j)}))
 
 
 @functools.lru_cache(maxsize=64)

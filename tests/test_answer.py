@@ -375,9 +375,10 @@ def test_negative_lp_curves_with_every_lp_known_are_empty(draws_subtype):
 
 @pytest.mark.parametrize("data", [{"lineage": "T-ALL", "laterality": "unilateral", "csf": ["negative:cytology"]},
                                   {"lineage": "AML", "laterality": "bilateral", "mri": "normal"}])
-def test_a_cards_answer_leaves_out_only_what_a_card_does_not_show(draws, data):
-    """The service's card answer (no Shapley values, no "rests on", no count of further negative LPs) gives every
-    other number of the full answer, bit for bit; its negative_lps_to_low is None, not a count."""
+def test_an_answer_without_what_a_card_does_not_show_gives_every_other_number(draws, data):
+    """An answer without the Shapley values, "rests on" and the count of further negative LPs (the options a
+    card's answer had before it became :func:`palsy.model.brief.brief`, tests/test_brief.py) gives every other
+    number of the full answer, bit for bit; its negative_lps_to_low is None, not a count."""
     from palsy.model import decision as D
     from palsy.model import guidance as G
     from tests.conftest import REPO

@@ -1,5 +1,5 @@
 """The answer path's shortcuts give the numbers of the straightforward computation, bit for bit: the context
-terms kept per Tables, the column-wise log-sum-exp, the quantiles from one sort."""
+terms kept per Tables, the column-wise log-sum-exp, the quantiles from a partial sort."""
 
 import itertools
 

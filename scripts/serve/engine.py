@@ -1,11 +1,12 @@
 """The model, loaded once per worker, and answers memoised per canonical patient.
 
-A card shows the differential, the decision, the actions and the atypicality check, not the Shapley
-values or what the answer rests on: a card's answer (:meth:`Engine.card`) leaves those two out, which
-makes a new patient's answer about a third cheaper (measured in docs/service.md), and gives the same
-numbers (the atypicality check has its own seeded generator; a test compares every number of the card
-with ``palsy posterior``). The full answer (:meth:`Engine.answer`) is computed for the report a card links
-to, when the clinician opens it.
+A card shows the differential, the decision, the actions and the atypicality check, not the contributions,
+the Shapley values, the next tests or what the answer rests on: a card's answer (:meth:`Engine.card`) is the
+brief answer (:func:`palsy.model.brief.brief`), which computes only what a card shows, with the numbers of
+the full answer bit for bit (tests/test_brief.py; a service test compares the card with ``palsy
+posterior``). A new patient's card then costs about 10-12 ms of CPU in process against about 20 ms for the
+full answer without the Shapley values (measured 6 December, docs/service.md). The full answer
+(:meth:`Engine.answer`) is computed for the report a card links to, when the clinician opens it.
 
 An answer depends only on the patient's findings and the settings, all fixed per worker; it is seeded, so a
 memoised answer is the answer a fresh computation gives. Every patient here comes from a record, and a
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from palsy.model import answer as A
+from palsy.model import brief as B
 from palsy.model import decision, guidance
 from palsy.model import evidence as E
 from palsy.model import fhir as X
@@ -137,14 +139,11 @@ class Engine:
         d.pop("description", None)
         return json.dumps({"findings": d}, sort_keys=True)
 
-    def fresh(self, patient: F.Patient, *, card: bool = False) -> A.Answer:
+    def fresh(self, patient: F.Patient) -> A.Answer:
         """The answer computed now, exactly as ``palsy posterior --fhir`` computes it (default settings), and
-        never with a library case left out, whatever the patient's id (a record is not a library case); for
-        a ``card``, without the Shapley values, what the answer rests on and the count of further negative LPs
-        to the lower threshold (a card shows none of them; every number it shows is the same)."""
+        never with a library case left out, whatever the patient's id (a record is not a library case)."""
         return A.answer(patient, self.draws, tables=self.tables, decision_settings=self.decision_settings,
-                        guidance=self.guidance, shapley=not card, rests_on=not card, negative_lps=not card,
-                        leave_out=False)
+                        guidance=self.guidance, leave_out=False)
 
     def mapped(self, prefetch_bundle: dict) -> Mapped:
         """What the service reads of a prefetch bundle's mapping, memoised on the bundle's canonical JSON (the
@@ -167,11 +166,12 @@ class Engine:
         return m
 
     def card(self, patient: F.Patient) -> dict[str, Any]:
-        """The JSON of the card's answer (:meth:`fresh` with ``card=True``), memoised; the patient's own
-        fields put back."""
+        """The JSON of the card's answer (:func:`palsy.model.brief.brief`: what a card shows, the numbers of
+        :meth:`fresh`), memoised; the patient's own fields put back."""
         def compute() -> dict[str, Any]:
             with self._answering:
-                return self.fresh(patient, card=True).to_dict()
+                return B.brief(patient, self.draws, tables=self.tables, decision_settings=self.decision_settings,
+                               guidance=self.guidance)
 
         d = self._memo("card:" + self.key(patient), compute)
         return {**d, "patient": patient.to_dict()}
