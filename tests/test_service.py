@@ -970,6 +970,66 @@ def test_a_worker_at_its_limit_answers_503_at_once_and_then_answers_again(tmp_pa
         assert "internal error" not in log and "Traceback" not in log
 
 
+def test_a_worker_answers_its_cards_first_come_first_served(tmp_path, posterior_subtype, monkeypatch):
+    """The service's app in process: seven new patients sent 50 ms apart are answered by at most
+    ``CARD_THREADS`` threads at once, each card begun in the order its request came (anyio wakes a limiter's
+    waiters in order). With the routes' common pool (40 threads) every card had run at once, sharing the
+    worker's CPU: a new patient's card among ten memoised ones took ten times its own time
+    (docs/service.md)."""
+    import threading
+
+    from palsy.model import fhir as X
+    from palsy.scripts.serve import app as A
+    from palsy.scripts.serve import config as C
+    from palsy.scripts.serve import loadtest as L
+    from palsy.scripts.serve.engine import Engine
+
+    table = X.load_table()
+    bodies = [L.hook_body(X.example_bundle(p, table)) for p in L.distinct_patients(1728)[1200:1208]]
+    order, running, most = [], [0], [0]
+    lock = threading.Lock()
+    card = Engine.card
+
+    def watched(self, patient):
+        with lock:
+            order.append(patient.id)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.3)  # long beside the requests' spacing: the later ones wait while these run
+        try:
+            return card(self, patient)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(Engine, "card", watched)
+    service = A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path), insecure_dev=True))
+    arrived = []
+
+    async def app(scope, receive, send):  # the order in which requests reach the service, not the client's
+        if scope["type"] == "http":
+            which = dict(scope["headers"]).get(b"x-patient")
+            if which:
+                arrived.append("Patient/" + which.decode())
+        await service(scope, receive, send)
+
+    with _protocol_serving(app, lifespan="on") as base:
+        url = f"{base}/cds-services/{SERVICE}"
+        assert httpx.post(url, json=bodies[0], timeout=120).status_code == 200  # the first: the worker warmed
+        order.clear()
+
+        def send(i):
+            time.sleep(0.05 * i)
+            return httpx.post(url, json=bodies[i], headers={"X-Patient": bodies[i]["context"]["patientId"]},
+                              timeout=120)
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            got = list(pool.map(send, range(1, len(bodies))))
+    assert [r.status_code for r in got] == [200] * (len(bodies) - 1)
+    assert most[0] == A.CARD_THREADS < len(bodies) - 1
+    assert len(arrived) == len(bodies) - 1 and order == arrived
+
+
 def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     """``palsy serve`` with a configuration of wrong types, a misspelt key, out-of-range numbers and broken rules
     exits 2 naming each (the file, the key, the value, what is allowed), with no traceback, before a port opens
