@@ -65,21 +65,108 @@ def parse_patient_text(text: str, source: str = "p.yaml"):
         return None
 
 
-def expected_value(name: str, raw):
-    raw = SCHEMA.as_level(name, raw)
-    if raw is None or (isinstance(raw, str) and raw.strip().lower() == SC.UNKNOWN):
+def is_unknown(raw) -> bool:
+    """``unknown`` in any case, with spaces around it, or null: not known, marginalised (never negative)."""
+    return raw is None or (isinstance(raw, str) and raw.strip().lower() == SC.UNKNOWN)
+
+
+def expected_lp(raw) -> F.LP | None:
+    """What one written LP means, or None when it must be refused. Forms: ``{cytology, flow, traumatic}``
+    (each may be missing or unknown, at least one result known), the command line's ``cytology=...,flow=...``
+    (spaces around keys and values are dropped; a key given twice is refused), and version 2's
+    ``{result, method[, traumatic]}``, ``result=...,method=...`` and ``"result:method"``."""
+    spec = SCHEMA.lp
+    if isinstance(raw, str):
+        text = raw.strip()
+        if "=" in text:
+            parts = [part.partition("=") for part in text.split(",")]
+            keys = [k.strip() for k, _, _ in parts]
+            if not all(sep for _, sep, _ in parts) or not all(keys) or len(set(keys)) != len(keys):
+                return None
+            raw = {k.strip(): v.strip() for k, _, v in parts}
+        elif text.count(":") == 1:
+            result, method = (part.strip() for part in text.split(":"))
+            raw = {"result": result, "method": method}
+        else:
+            return None
+    if not isinstance(raw, dict):
         return None
-    return raw
+    tap = raw.get("traumatic")
+    tap = ("yes" if tap else "no") if isinstance(tap, bool) else tap  # YAML's unquoted yes/no
+    if is_unknown(tap):
+        tap = None
+    elif tap not in spec.traumatic:
+        return None
+    if "result" in raw or "method" in raw:  # version 2: one method, its result known
+        if set(raw) - {"result", "method", "traumatic"}:
+            return None
+        if raw.get("result") not in spec.results or raw.get("method") not in spec.methods:
+            return None
+        return F.LP(((raw["method"], raw["result"]),), tap)
+    if set(raw) - {*spec.methods, "traumatic"}:
+        return None
+    results = []
+    for m in spec.methods:
+        if is_unknown(raw.get(m)):
+            continue
+        if raw[m] not in spec.results:
+            return None
+        results.append((m, raw[m]))
+    return F.LP(tuple(results), tap) if results else None  # no result known: not an LP yet, refused
+
+
+def expected_csf(raw) -> tuple[F.LP, ...] | None:
+    """What a written list of LPs means, or None when it must be refused (as a whole)."""
+    if is_unknown(raw):
+        return ()
+    if not isinstance(raw, list) or len(raw) > SCHEMA.lp.max_lps:
+        return None
+    lps = tuple(expected_lp(item) for item in raw)
+    return None if any(lp is None for lp in lps) else lps
+
+
+def expected_patient(doc) -> dict | None:
+    """What a written patient means (``id``, ``description``, each finding's level or None, the LPs), or
+    None when it must be refused: a key that is not a finding, a level the finding does not have (a
+    patient may give a patient-only level such as ``at_diagnosis``, not a partly known one such as
+    ``ALL``), an id or description that is not text. Only the yes/no findings read YAML's booleans as yes/no."""
+    doc = {} if doc is None else doc
+    if not isinstance(doc, dict) or set(doc) - {"id", "description", *FINDINGS}:
+        return None
+    out: dict = {}
+    for key, default in (("id", "patient"), ("description", "")):
+        value = doc.get(key)
+        if value is not None and not isinstance(value, str):
+            return None
+        out[key] = default if value is None else value
+    for name in FINDINGS:
+        raw = doc.get(name)
+        if name == LP_NAME:
+            out[name] = expected_csf(raw)
+            if out[name] is None:
+                return None
+            continue
+        if isinstance(raw, bool) and SCHEMA.levels[name] == ("no", "yes"):
+            raw = "yes" if raw else "no"
+        if is_unknown(raw):
+            out[name] = None
+        elif isinstance(raw, str) and raw in (*SCHEMA.levels[name], *SCHEMA.by_name[name].patient_only):
+            out[name] = raw
+        else:
+            return None
+    return out
 
 
 def assert_means_what_was_written(patient: F.Patient, doc: dict) -> None:
-    for name in FINDINGS:
-        if name == LP_NAME:
-            continue
-        assert patient.values.get(name) == expected_value(name, doc.get(name)), name
-    for key in ("id", "description"):
-        if isinstance(doc.get(key), str):
-            assert getattr(patient, key) == doc[key]
+    expected = expected_patient(doc)
+    assert expected is not None, f"accepted {doc!r}, which must be refused"
+    assert (patient.id, patient.description) == (expected["id"], expected["description"])
+    assert patient.csf == expected[LP_NAME]
+    for name in SCHEMA.categorical:
+        value = expected[name]
+        assert patient.values[name] == value, name
+        stand_in = SCHEMA.by_name[name].patient_only.get(value, {}).get("answered_as", value)
+        assert patient.level(name) == stand_in, name  # at_diagnosis is computed as the level it stands for
 
 
 # --- the patient parser --------------------------------------------------------------------------------
@@ -90,10 +177,29 @@ def test_random_yaml_text_never_crashes_the_patient_parser(text):
     parse_patient_text(text)
 
 
+#: Words a finding may be given as, and near misses: every level (the patient-only ones too), the partly known
+#: levels (evidence only), unknown in other cases and spaces, levels in another case or with spaces.
+level_words = st.sampled_from(sorted({
+    *(lv for n in SCHEMA.categorical for lv in (*SCHEMA.allowed(n), *SCHEMA.partial.get(n, {}))),
+    "Unknown", "UNKNOWN", " unknown ", "Yes", "NO", " yes", "bilateral ", "At_diagnosis"}))
+
+
 @FAST
 @given(name=st.sampled_from(sorted(PATIENT_DOCS)), key=st.sampled_from(["id", "description", *FINDINGS, "age"]),
-       value=values, drop=st.booleans())
+       value=st.one_of(values, level_words), drop=st.booleans())
+@example(name="source-001.yaml", key="remission", value="at_diagnosis", drop=False)  # patient-only level
+@example(name="source-001.yaml", key="remission", value="in_remission", drop=False)  # partly known: refused
+@example(name="source-001.yaml", key="recent_vincristine", value=True, drop=False)  # unquoted yes
+@example(name="source-001.yaml", key="laterality", value=True, drop=False)  # a boolean, not yes/no: refused
+@example(name="source-001.yaml", key="laterality", value=" Unknown ", drop=False)
+@example(name="source-001.yaml", key="laterality", value="bilateral ", drop=False)  # levels are exact: refused
+@example(name="source-001.yaml", key="age", value="adult", drop=False)  # not a finding: refused
+@example(name="source-001.yaml", key="id", value=7, drop=False)  # not text: refused
+@example(name="source-001.yaml", key="id", value=None, drop=False)
+@example(name="source-001.yaml", key=LP_NAME, value="Unknown", drop=False)
+@example(name="source-001.yaml", key=LP_NAME, value=[{"cytology": "UNKNOWN", "flow": "negative"}], drop=False)
 def test_mutated_patient_means_what_it_says_or_is_refused(name, key, value, drop):
+    """A mutated patient file is read as exactly what it says when it is valid, and refused when it is not."""
     doc = copy.deepcopy(PATIENT_DOCS[name])
     if drop:
         doc.pop(key, None)
@@ -103,9 +209,13 @@ def test_mutated_patient_means_what_it_says_or_is_refused(name, key, value, drop
         text = yaml.safe_dump(doc, allow_unicode=True)
     except yaml.YAMLError:
         assume(False)
+    written = yaml.safe_load(text)
     patient = parse_patient_text(text)
-    if patient is not None:
-        assert_means_what_was_written(patient, yaml.safe_load(text))
+    if expected_patient(written) is None:
+        assert patient is None, f"accepted {written!r}, which must be refused"
+    else:
+        assert patient is not None, f"refused {written!r}, which means {expected_patient(written)!r}"
+        assert_means_what_was_written(patient, written)
 
 
 @FAST
@@ -141,41 +251,42 @@ def test_random_bytes_never_crash(tmp_path_factory, data):
         assert str(f) in str(exc)
 
 
-lp_values = st.one_of(values, st.sampled_from([*SCHEMA.lp.results, *SCHEMA.lp.traumatic, "unknown", True, False]))
-lp_keys = st.sampled_from([*SCHEMA.lp.methods, "traumatic", "result", "method", "cytologie", "Flow"])
+lp_words = [*SCHEMA.lp.results, *SCHEMA.lp.traumatic, "unknown", "Unknown", " UNKNOWN ", "Negative", " positive", ""]
+lp_values = st.one_of(values, st.sampled_from([*lp_words, True, False]))
+lp_keys = st.sampled_from([*SCHEMA.lp.methods, "traumatic", "result", "method", "cytologie", "Flow", " flow"])
+lp_texts = st.one_of(st.text(max_size=8), st.sampled_from(lp_words))
 
 
 @FAST
 @given(lps=st.lists(st.one_of(st.dictionaries(lp_keys, lp_values, max_size=4),
                               st.builds(lambda d: ",".join(f"{k}={v}" for k, v in d.items()),
-                                        st.dictionaries(lp_keys, st.text(max_size=8), max_size=3)),
+                                        st.dictionaries(lp_keys, lp_texts, max_size=3)),
+                              st.builds(lambda r, m: f"{r}:{m}", lp_texts, lp_keys),
                               values), max_size=SCHEMA.lp.max_lps + 2))
 @example(lps=["negative:cytology"])  # version 2's result:method, which a CI run drew (the oracle had read only k=v)
+@example(lps=[{"cytology": "Unknown", "flow": "negative"}])  # unknown in any case is not known: left out
+@example(lps=["cytology=UNKNOWN,flow=negative"])
+@example(lps=[{"flow": "negative", "traumatic": " Unknown"}])  # the tap not stated
+@example(lps=["result=negative,method=flow,traumatic=unknown"])  # version 2's keys in the command line's form
+@example(lps=[{"result": "negative", "method": "flow", "traumatic": True}])  # unquoted yes
+@example(lps=[" negative : flow ", "flow = positive , traumatic = no"])  # spaces around the parts
+@example(lps=[{"cytology": "unknown", "flow": "unknown"}])  # no result known: refused
+@example(lps=[{"cytology": "", "flow": "negative"}])  # empty is not unknown: refused
+@example(lps=["flow=negative,flow=negative"])  # a key given twice: refused
+@example(lps=[{"flow": "negative"}] * (SCHEMA.lp.max_lps + 1))  # too many: refused
 def test_fuzzed_lps_mean_what_they_say_or_are_refused(lps):
-    """Every LP read is exactly what was written (each method's result, the tap), in order; else the whole
-    patient is refused with a message naming the LP."""
+    """Every LP read is exactly what was written (each method's result, the tap), in order; a list holding an
+    LP that must be refused is refused whole, with a message naming the LP; a valid list is never refused."""
+    expected = expected_csf(lps)
     try:
         patient = F.parse_patient({LP_NAME: lps}, "p.yaml")
     except F.InputError as exc:
+        assert expected is None, f"refused {lps!r}, which means {expected!r}: {exc}"
         assert "p.yaml" in str(exc) and LP_NAME in str(exc)
         return
-    assert len(patient.csf) == len(lps) and len(lps) <= SCHEMA.lp.max_lps
-    for lp, raw in zip(patient.csf, lps, strict=True):
-        if isinstance(raw, str) and "=" not in raw:  # version 2's result:method (e.g. negative:flow)
-            result, method = (part.strip() for part in raw.split(":"))
-            raw = {"result": result, "method": method}
-        elif isinstance(raw, str):
-            raw = dict(part.split("=", 1) for part in raw.split(","))
-            raw = {k.strip(): v.strip() for k, v in raw.items()}
-        assert isinstance(raw, dict)
-        if "result" in raw or "method" in raw:
-            assert lp.results == ((raw["method"], raw["result"]),)
-        else:
-            assert lp.results == tuple((m, raw[m]) for m in SCHEMA.lp.methods
-                                       if raw.get(m) is not None and raw.get(m) != SC.UNKNOWN)
-        tap = raw.get("traumatic")
-        tap = {True: "yes", False: "no"}.get(tap, tap) if isinstance(tap, bool) else tap
-        assert lp.traumatic == (None if tap in (None, SC.UNKNOWN) else tap)
+    assert expected is not None, f"accepted {lps!r} as {patient.csf!r}, which must be refused"
+    assert patient.csf == expected
+    for lp in patient.csf:
         assert F.parse_lp(lp.code, "again")[0] == lp  # the command line's form reads back the same LP
 
 
@@ -278,7 +389,8 @@ def test_command_on_mutated_evidence_exits_0_or_2(tmp_path_factory, where, value
 @pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(sorted(PATIENT_DOCS)), key=st.sampled_from(["id", "description", *FINDINGS]),
-       value=values)
+       value=st.one_of(values, level_words))
+@example(name="source-001.yaml", key="remission", value="at_diagnosis")  # a patient-only level, answered as written
 def test_command_on_mutated_patient_exits_0_or_2_and_answers_what_was_written(palsy, tmp_path_factory, name, key, value):
     import json
 
@@ -292,10 +404,11 @@ def test_command_on_mutated_patient_exits_0_or_2_and_answers_what_was_written(pa
     f.write_text(text)
     r = palsy("posterior", "--patient", str(f), "--json")
     assert r.returncode in (0, 2) and "Traceback" not in r.stderr, r.stderr
+    expected = expected_patient(yaml.safe_load(text))
+    assert (r.returncode == 2) == (expected is None), (expected, r.stderr)
     if r.returncode == 0:
         answered = json.loads(r.stdout)["patient"]
-        written = yaml.safe_load(text)
-        for finding in FINDINGS:
-            if finding != LP_NAME:
-                assert (answered[finding] if answered[finding] != SC.UNKNOWN else None) == \
-                    expected_value(finding, written.get(finding)), finding
+        assert (answered["id"], answered["description"]) == (expected["id"], expected["description"])
+        for finding in SCHEMA.categorical:
+            assert (answered[finding] if answered[finding] != SC.UNKNOWN else None) == expected[finding], finding
+        assert answered[LP_NAME] == [lp.to_dict() for lp in expected[LP_NAME]]
