@@ -1030,6 +1030,52 @@ def test_a_worker_answers_its_cards_first_come_first_served(tmp_path, posterior_
     assert len(arrived) == len(bodies) - 1 and order == arrived
 
 
+def test_a_memoised_card_never_waits_behind_a_new_patients_answer(tmp_path, posterior_subtype, monkeypatch):
+    """Two lanes: while both threads of new cards compute (each answer made to take 1.5 s here), a card already
+    answered is served from memory by the lane of memoised cards at once, three times over; the new ones are
+    answered after. With one lane it had waited for them. The lane is chosen by the prefetch's key in the
+    mapping memo (``Engine.answered``), which knows a record answered before and not a new one."""
+    from palsy.model import brief as B
+    from palsy.model import fhir as X
+    from palsy.scripts.serve import app as A
+    from palsy.scripts.serve import config as C
+    from palsy.scripts.serve import loadtest as L
+    from palsy.scripts.serve.engine import Engine
+
+    table = X.load_table()
+    known, *new = [L.hook_body(X.example_bundle(p, table)) for p in L.distinct_patients(1728)[1300:1303]]
+    quick = B.brief
+
+    def slow(*args, **kwargs):
+        time.sleep(1.5)
+        return quick(*args, **kwargs)
+
+    app = A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path), insecure_dev=True))
+    with _protocol_serving(app, lifespan="on") as base:
+        url = f"{base}/cds-services/{SERVICE}"
+        first = httpx.post(url, json=known, timeout=120)
+        assert first.status_code == 200
+        monkeypatch.setattr(B, "brief", slow)
+        with ThreadPoolExecutor(2) as pool:
+            started = time.monotonic()
+            pending = [pool.submit(httpx.post, url, json=body, timeout=120) for body in new]
+            time.sleep(0.3)  # both new cards computing
+            again = []
+            for _ in range(3):
+                t = time.monotonic()
+                r = httpx.post(url, json=known, timeout=120)
+                again.append((r, time.monotonic() - t))
+            new_done = [f.result() for f in pending]
+        assert all(f.status_code == 200 for f in new_done) and time.monotonic() - started >= 1.5
+        for r, seconds in again:
+            assert r.status_code == 200 and seconds < 0.5, seconds
+            assert r.json()["cards"][0]["extension"] == first.json()["cards"][0]["extension"]
+    engine = Engine.__new__(Engine)  # the key alone: the same record, the same key, whatever its keys' order
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": "x"}}]}
+    same = {"entry": [{"resource": {"id": "x", "resourceType": "Patient"}}], "resourceType": "Bundle"}
+    assert engine.bundle_key(bundle) == engine.bundle_key(same) != engine.bundle_key({**bundle, "type": "collection"})
+
+
 def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     """``palsy serve`` with a configuration of wrong types, a misspelt key, out-of-range numbers and broken rules
     exits 2 naming each (the file, the key, the value, what is allowed), with no traceback, before a port opens

@@ -69,14 +69,20 @@ class ServiceError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
-#: Threads answering cards in a worker (the patient-view service's own, apart from the pool of the other
-#: routes), woken first come, first served. A card is Python and numpy holding the GIL, so more threads add no
-#: throughput: they share the worker's CPU among the cards in progress, and a new patient's card (about 15 ms
-#: of CPU) among ten memoised ones took ten times its own time. Two rather than one: a card's files and the
-#: feedback log's fsync wait on the disk, when the other thread computes (6 December, 20 clients without pause:
-#: new patients' median 169 ms with the common pool, 107 ms with one thread, 105 ms with two; memoised cards
-#: 45, 67 and 39 ms; docs/service.md).
+#: Threads answering cards in a worker, in each of its two lanes (the patient-view service's own, apart from the
+#: pool of the other routes): the lane of cards already answered (their mapping and answer memoised) and the
+#: lane of new ones, each woken first come, first served. A memoised card then never waits behind a new
+#: patient's answer, nor a new one behind a queue of memoised ones. A card is Python and numpy holding the GIL,
+#: so more threads add no throughput: they share the worker's CPU among the cards in progress, and a new
+#: patient's card (about 15 ms of CPU) among ten memoised ones took ten times its own time. Two rather than
+#: one: a card's files and the feedback log's fsync wait on the disk, when the other thread computes
+#: (6 December, 20 clients without pause, locust's patients memoised: a new patient's median 169 ms with the
+#: common pool, 107 ms with one thread, 105 ms with two, 81-85 ms with two lanes of two; memoised cards 45,
+#: 67, 39 and 45 ms; docs/service.md).
 CARD_THREADS = 2
+#: The largest request body whose prefetch is keyed in the event loop to choose its lane (a typical record's
+#: prefetch is 5-20 kB: about 0.1 ms); a larger one is answered in the lane of new cards.
+PEEK_BYTES = 64 * 1024
 
 
 # --- request bodies (for validation and the OpenAPI description) -----------------------------------------
@@ -452,6 +458,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         state["feedback"] = FeedbackLog(config.state_dir)
         state["prefetch"] = _prefetch(state["engine"].fhir_table)
         state["cards"] = anyio.CapacityLimiter(CARD_THREADS)
+        state["memoised"] = anyio.CapacityLimiter(CARD_THREADS)
         if config.insecure_dev:
             log.warning("palsy serve: --insecure-dev: unsigned requests are accepted (bound to %s only)", config.host)
         log.info("palsy serve: model loaded in %.1f s (worker ready in %.1f s)", state["engine"].load_seconds,
@@ -528,12 +535,28 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         }]}
 
     @app.post("/cds-services/{service_id}", summary="The patient-view service: a card from the prefetch")
-    async def call(service_id: str, body: HookRequest) -> dict[str, Any]:
-        # first come, first served: the cards' own threads (CARD_THREADS), whose waiters anyio wakes in order
-        return await anyio.to_thread.run_sync(functools.partial(patient_view, service_id, body),
-                                              limiter=state["cards"])
+    async def call(service_id: str, body: HookRequest, request: Request) -> dict[str, Any]:
+        # two lanes, each first come, first served (anyio wakes a limiter's waiters in order): a card already
+        # answered is served from memory by threads of its own, never behind a new patient's answer, and a new
+        # one waits only for the new ones before it (CARD_THREADS)
+        key = _memo_key(body, request)
+        memoised = key is not None and state["engine"].answered(key)
+        return await anyio.to_thread.run_sync(functools.partial(patient_view, service_id, body, key),
+                                              limiter=state["memoised" if memoised else "cards"])
 
-    def patient_view(service_id: str, body: HookRequest) -> dict[str, Any]:
+    def _memo_key(body: HookRequest, request: Request) -> str | None:
+        """The prefetch's key in the mapping memo, computed in the event loop for a body of at most
+        :data:`PEEK_BYTES` (a few tenths of a millisecond); None otherwise, and for a prefetch the route refuses
+        (answered in the lane of new cards, where the route's checks say why)."""
+        size = request.headers.get("content-length", "")
+        if not size.isdigit() or int(size) > PEEK_BYTES or not isinstance(body.prefetch, dict):
+            return None
+        try:
+            return Engine.bundle_key(_collection(body.prefetch, state["prefetch"]))
+        except (ServiceError, TypeError, ValueError):
+            return None
+
+    def patient_view(service_id: str, body: HookRequest, key: str | None = None) -> dict[str, Any]:
         if service_id != C.SERVICE_ID:
             raise ServiceError(404, "not_found", f"no CDS service {service_id[:80]!r}; see GET /cds-services")
         if body.hook != HOOK:
@@ -554,7 +577,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
                                missing=failed)
         bundle = _collection(given, templates)
         try:
-            mapping = state["engine"].mapped(bundle)
+            mapping = state["engine"].mapped(bundle, key)
         except F.InputError as exc:
             raise ServiceError(422, "invalid_fhir", "the prefetch is not a valid FHIR R4 record of one patient",
                                problems=exc.problems[:20]) from None

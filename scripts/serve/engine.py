@@ -5,7 +5,9 @@ the Shapley values, the next tests or what the answer rests on: a card's answer 
 brief answer (:func:`palsy.model.brief.brief`), which computes only what a card shows, with the numbers of
 the full answer bit for bit (tests/test_brief.py; a service test compares the card with ``palsy
 posterior``). A new patient's card then costs about 10-12 ms of CPU in process against about 20 ms for the
-full answer without the Shapley values (measured 6 December, docs/service.md). The full answer
+full answer without the Shapley values (measured 6 December, docs/service.md). Whether a record's card is
+memoised is known from the prefetch's key alone (:meth:`Engine.answered`): the service answers memoised cards
+in a lane of their own. The full answer
 (:meth:`Engine.answer`) is computed for the report a card links to, when the clinician opens it.
 
 An answer depends only on the patient's findings and the settings, all fixed per worker; it is seeded, so a
@@ -145,12 +147,32 @@ class Engine:
         return A.answer(patient, self.draws, tables=self.tables, decision_settings=self.decision_settings,
                         guidance=self.guidance, leave_out=False)
 
-    def mapped(self, prefetch_bundle: dict) -> Mapped:
+    @staticmethod
+    def bundle_key(prefetch_bundle: dict) -> str:
+        """The key of a prefetch bundle's mapping in the memo: the SHA-256 of its canonical JSON."""
+        text = json.dumps(prefetch_bundle, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def answered(self, bundle_key: str) -> bool:
+        """Whether the card of the record with this :meth:`bundle_key` is memoised (its mapping and its answer),
+        without moving either in its memo. A request whose card is memoised is answered in the service's lane
+        of memoised cards, never behind a new patient's answer (docs/service.md)."""
+        with self._lock:
+            m = self._mappings.get(bundle_key)
+        if m is None:
+            return False
+        try:
+            patient = F.parse_patient(m.patient, "prefetch", schema=self.draws.schema)
+        except F.InputError:
+            return False
+        with self._lock:
+            return "card:" + self.key(patient) in self._cache
+
+    def mapped(self, prefetch_bundle: dict, key: str | None = None) -> Mapped:
         """What the service reads of a prefetch bundle's mapping, memoised on the bundle's canonical JSON (the
         same record maps the same way; the mapping is pure and dated by the record itself, not by the clock,
-        when the palsy has an onset)."""
-        text = json.dumps(prefetch_bundle, sort_keys=True, separators=(",", ":"))
-        key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        when the palsy has an onset); ``key``: its :meth:`bundle_key` when already computed."""
+        key = key or self.bundle_key(prefetch_bundle)
         with self._lock:
             hit = self._mappings.get(key)
             if hit is not None:
