@@ -39,6 +39,7 @@ class Action:
     refs: tuple[str, ...]
     reasoning: str
     urgency: str = "care"  # escalation | workup | care: what a card's indicator reads (critical, warning, info)
+    sign: str = ""  # an escalating action's sign in a few words (the teaching handout's list)
 
 
 def _levels(cond: Any, sc: SC.Schema) -> Any:
@@ -96,7 +97,7 @@ def load(directory: str | Path, causes: tuple[str, ...], schema: SC.Schema | Non
         validated.remember(record)
     return tuple(Action(str(a["id"]), a["text"].strip(), str(a.get("detail") or "").strip(), _levels(a["when"], sc),
                         float(a["priority"]), tuple([a["ref"]] if isinstance(a["ref"], str) else a["ref"]),
-                        str(a["reasoning"]), str(a.get("urgency", "care")))
+                        str(a["reasoning"]), str(a.get("urgency", "care")), str(a.get("sign") or "").strip())
                  for a in doc["actions"])
 
 

@@ -319,10 +319,13 @@ def _variants_note(core: Mapping[str, Any]) -> dict[str, Any] | None:
             "falls": all(b < a for a, b in zip(means, means[1:], strict=False))}
 
 
-def handout_html(core: Mapping[str, Any], labels: Labels) -> str:
-    """The two-page printable handout (the core)."""
+def handout_html(core: Mapping[str, Any], labels: Labels, escalating: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The two-page printable handout: the core, the signs that escalate whatever the probability
+    (:func:`escalations`, their words only: the lesson gives why, with the sources) and where the lesson goes
+    further."""
     ctx = core_context(core, labels)
-    return _env().get_template("teach_handout.html").render(css=_css("teach_handout.css"), **ctx, answers_open=True)
+    return _env().get_template("teach_handout.html").render(css=_css("teach_handout.css"), **ctx, answers_open=True,
+                                                             escalations=list(escalating), lesson_name=LESSON_NAME)
 
 
 # --- the appendix -----------------------------------------------------------------------------------------
@@ -364,7 +367,7 @@ def escalations(actions: Sequence[Any], references: Mapping[str, Mapping[str, An
     that escalate whatever the probability (a teacher's review found bilateral and multi-nerve palsy untaught)."""
     from palsy.reports.context import short_citation
 
-    return [{"id": a.id, "text": a.text, "detail": a.detail,
+    return [{"id": a.id, "text": a.text, "sign": a.sign, "detail": a.detail,
              "refs": [short_citation(references[k]).rstrip(".") for k in a.refs if k in references]}
             for a in sorted(actions, key=lambda a: a.priority) if a.urgency == "escalation"]
 

@@ -94,3 +94,24 @@ def test_an_action_id_is_text_not_blank(tmp_path, given, shown):
         G.load(tmp_path, CAUSES, SC.default())
     msg = str(exc.value)
     assert "entry '#1': field 'id':" in msg and "not blank" in msg and shown in msg, msg
+
+
+@pytest.mark.parametrize("sign", [None, "''", '"two\\nlines"'])
+def test_an_escalating_action_needs_its_sign_in_one_line(tmp_path, sign):
+    """An escalating action says when it applies in a few words (``sign``, which the teaching handout lists with
+    the action's words): without it, blank or on two lines, the file is refused naming the action and the field.
+    Every escalating action of priors/actions.yaml has one."""
+    given = "" if sign is None else f"sign: {sign}, "
+    (tmp_path / "actions.yaml").write_text(
+        "actions:\n  - {id: call_today, text: t, " + given + "urgency: escalation, when: always, priority: 1, "
+        "ref: [x], reasoning: r}\n")
+    with pytest.raises(F.InputError) as exc:
+        G.load(tmp_path, CAUSES, SC.default())
+    msg = str(exc.value)
+    assert "actions.yaml" in msg and "call_today" in msg and ("sign" in msg or "one line" in msg), msg
+    (tmp_path / "actions.yaml").write_text(
+        "actions:\n  - {id: later, text: t, urgency: care, when: always, priority: 1, ref: [x], reasoning: r}\n")
+    (later,) = G.load(tmp_path, CAUSES, SC.default())  # no sign is asked of the other actions
+    assert later.sign == ""
+    shipped = G.load(REPO / "priors", CAUSES, SC.default())
+    assert all(a.sign and "\n" not in a.sign for a in shipped if a.urgency == "escalation")

@@ -457,6 +457,30 @@ def test_the_lesson_teaches_the_signs_that_escalate_whatever_the_probability(tea
     assert "both facial nerves" in html[start:end] and "Ingram" in html[start:end] and "Pui" in html[start:end]
 
 
+def test_the_handout_lists_the_signs_that_escalate_and_points_to_the_lesson(teach_out, draws_subtype):
+    """The printed handout, which leaves the room with the residents, lists every escalating action's sign with
+    its words, after the three questions (a teacher's review: it had taught no sign that calls the team today,
+    and did not say where the lesson goes further); then it names the lesson's appendix sections by the
+    lesson's own numbers. Still two pages (test_handout_prints_on_two_pages)."""
+    import html as H
+
+    from palsy.model import guidance
+
+    handout = H.unescape((teach_out / R.HANDOUT_NAME).read_text())
+    lesson = H.unescape((teach_out / R.LESSON_NAME).read_text())
+    actions = guidance.load(REPO / "priors", draws_subtype.causes, draws_subtype.schema)
+    escalating = sorted((a for a in actions if a.urgency == "escalation"), key=lambda a: a.priority)
+    start = handout.index('<section id="escalations"')
+    assert handout.index("Three questions") < start
+    section = handout[start:handout.index("</section>", start)]
+    items = re.findall(r"<li><strong>(.*?)</strong>: (.*?)</li>", section)
+    assert items == [(a.sign, a.text) for a in escalating]
+    foot = handout[handout.index('class="muted foot"'):]
+    assert R.LESSON_NAME in foot
+    for k in range(1, 6):
+        assert f"A{k} " in foot and f">A{k}. " in lesson, k
+
+
 def test_a_session_plan_that_does_not_add_up_is_refused(tmp_path):
     """The plan's minutes must add up to the session's: palsy evidence names the file, the field and both
     numbers (exit 2)."""

@@ -192,16 +192,25 @@ def _one_line(v: Any) -> str:
 
 
 class ActionEntry(Strict):
-    """One action: its words, its trigger, its priority on the page, its sources and why."""
+    """One action: its words, its trigger, its priority on the page, its sources and why; an escalating one also
+    the sign that calls for it in a few words (``sign``: the teaching handout lists the signs with the words)."""
 
     id: Id
     text: Annotated[str, PlainValidator(_one_line)]
+    sign: Annotated[str, PlainValidator(_one_line)] | None = None
     detail: str | None = None
     when: Trigger
     priority: Number
     ref: Keys
     reasoning: Text
     urgency: Literal["escalation", "workup", "care"] = "care"
+
+    @model_validator(mode="after")
+    def _sign(self) -> ActionEntry:
+        if self.urgency == "escalation" and self.sign is None:
+            raise Problem("sign: missing; an escalating action needs its sign, one line saying when it applies "
+                          "(the teaching handout prints it before the action's words)")
+        return self
 
 
 class ActionsFile(Strict):

@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         labels = Labels.of(draws)
         say("teach: the lesson's scenarios (the answers of its patients)")
         lesson = T.lesson(draws, teaching, patients=patients, ci=args.ci, other=next(iter(others.values()), None))
-        handout = R.handout_html(lesson["core"], labels)
+        actions = guidance.load(pdir, draws.causes, draws.schema)
+        escalating = R.escalations(actions, ev.references)
+        handout = R.handout_html(lesson["core"], labels, escalating)
         pdf_bytes = None if args.no_pdf else printer.submit(handout)
         say("teach: the cases and the interactive page")
         cases = {c.id: c.patient for c in teaching.cases}
@@ -64,10 +66,9 @@ def run(args: argparse.Namespace) -> int:
             weights = {pid: A.answer(p, d, tables=t, shapley=False, rests_on=False).weights for pid, p in cases.items()
                        if d.case_index(pid) is not None}
             models.append(T.page_tables(d, t, weights=weights))
-        actions = guidance.load(pdir, draws.causes, draws.schema)
         rules = R.page_rules(actions, ev.references, guidance.PAGE_ONE)
         files = {
-            R.LESSON_NAME: R.lesson_html(lesson, labels, ev.references, R.escalations(actions, ev.references)).encode("utf-8"),
+            R.LESSON_NAME: R.lesson_html(lesson, labels, ev.references, escalating).encode("utf-8"),
             R.HANDOUT_NAME: handout.encode("utf-8"),
             R.CASES_NAME: R.cases_html(cases_ctx, args.ci, teaching.about_the_same).encode("utf-8"),
             R.PAGE_NAME: R.page_html(models, schema=T.page_schema(draws.schema), labels=R.page_labels(labels, draws.causes),
