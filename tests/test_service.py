@@ -681,6 +681,20 @@ def test_the_load_tests_distinct_patients_are_all_different_and_valid():
         distinct_patients(n + 1)
 
 
+def test_the_load_tests_rows_never_share_or_repeat_a_patient():
+    """Each row's clients and each row's probe ask patients no other row or probe asks, and enough of them for a
+    30 s row never to ask one twice: 20 clients without pause answered about 70 new patients a second on 2 cores
+    (until 6 December that row had 576, which came round again after about ten seconds, answered from memory)."""
+    from palsy.scripts.serve.loadtest import DISTINCT_FINDINGS, allotment
+
+    n = math.prod(len(v) for v in DISTINCT_FINDINGS.values())
+    rows, probes = allotment(n)
+    every = [i for idx in rows + probes for i in idx]
+    assert len(every) == len(set(every)) == n
+    assert len(rows[0]) >= 30 * 100 and all(len(r) >= 30 * 20 for r in rows[1:])
+    assert all(len(p) >= 30 * 2 + 10 for p in probes)  # the probe's two a second, and its ten more
+
+
 def test_the_load_tests_probe_times_real_requests_and_counts_wrong_answers(server, keys, palsy, monkeypatch):
     """The benchmark's probe (the client whose times judge the service's bars): it times each request it sends
     to the running service, and counts a probability other than ``palsy posterior``'s as a failure."""

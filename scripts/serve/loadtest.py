@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import os
 import socket
 import statistics
@@ -64,8 +65,10 @@ def hook_body(bundle: dict) -> dict:
             "prefetch": pre}
 
 
-#: The findings whose combinations make the distinct patients (3,456 of them).
+#: The findings whose combinations make the distinct patients (6,912 of them: enough that the row without think
+#: time never asks one twice in a run, :func:`allotment`).
 DISTINCT_FINDINGS = {"lineage": ("T-ALL", "B-ALL", "AML"), "laterality": ("unilateral", "bilateral"),
+                     "peripheral_nerves": ("none", "one_or_more"),
                      "onset": ("acute", "progressive"), "eighth_nerve": ("none", "involved"),
                      "other_cranial_nerves": ("none", "one_or_more"), "vesicles": ("absent", "present"),
                      "mri": ("normal", "facial_nerve_enhancement", "mass"), "age_group": ("child", "adult"),
@@ -81,6 +84,22 @@ def distinct_patients(n: int) -> list[dict]:
         raise ValueError(f"at most {len(combos)} distinct patients, not {n}")
     return [{"id": f"load-{i}", **dict(zip(DISTINCT_FINDINGS, combo, strict=True)),
              "csf": [{"result": "negative", "method": "cytology"}]} for i, combo in enumerate(combos)]
+
+
+def allotment(n: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Which of ``n`` distinct patients each load row's clients ask (no think time, in step, at random moments)
+    and which the probe asks in each row, never shared: an eighth each for the paced rows (a call a second from
+    each of 20 clients for 30 s is 600 patients), a twelfth each for the three probes, and the remaining half for
+    the row without think time, whose 20 clients ask about 70 new patients a second (until 6 December it had a
+    sixth, 576 patients, which came round again after about ten seconds and were then answered from memory: the
+    row measured new patients for its first seconds only)."""
+    parts = [list(range(k, n, 24)) for k in range(24)]
+
+    def joined(ks: range | tuple[int, ...]) -> list[int]:
+        return sorted(i for k in ks for i in parts[k])
+
+    return ([joined((0, *range(13, 24))), joined(range(1, 4)), joined(range(4, 7))],
+            [joined(range(7, 9)), joined(range(9, 11)), joined(range(11, 13))])
 
 
 def posterior_probability(*args: str) -> dict:
@@ -170,15 +189,17 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
                             serialization.NoEncryption()).decode()
     out: dict = {}
     table = X.load_table()
-    distinct_bundles = [X.example_bundle(p, table) for p in distinct_patients(3456)]
+    n_all = math.prod(len(v) for v in DISTINCT_FINDINGS.values())
+    distinct_bundles = [X.example_bundle(p, table) for p in distinct_patients(n_all)]
     distinct = [hook_body(b) for b in distinct_bundles]
-    # a sixth of the distinct patients each for locust's three rows, and a sixth each for the probe in those rows,
-    # whose answers are compared with palsy posterior's: as many as the probe can send in a row and ten more (it
-    # must never come back to a patient the server has memoised), computed before the server starts (its cold
+    # the probe's answers are compared with palsy posterior's: as many as the probe can send in a row and ten more
+    # (it must never come back to a patient the server has memoised), computed before the server starts (its cold
     # start and the rows are measured on a quiet machine)
     n_probed = min(576, max(0, int((seconds - PROBE_DELAY) / PROBE_SECONDS)) + 10)
-    probed = [distinct[k::6][:n_probed] for k in (3, 4, 5)]
-    probed_expected = [expected_probabilities(distinct_bundles[k::6][:n_probed]) for k in (3, 4, 5)]
+    rows, probes = allotment(n_all)
+    probed = [[distinct[i] for i in idx[:n_probed]] for idx in probes]
+    probed_expected = [expected_probabilities([distinct_bundles[i] for i in idx[:n_probed]]) for idx in probes]
+    locust_rows = [[distinct[i] for i in idx] for idx in rows]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         port = _free_port()
@@ -218,12 +239,12 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
             for name, bodies, exp, pacing, probe_bodies, probe_exp in (
                     ("repeated source patients, no think time", repeated, expected, "", repeated, expected),
                     ("repeated source patients, 1 call/s per client", repeated, expected, "1", repeated, expected),
-                    ("distinct patients, no think time", distinct[0::6], [None] * 576, "", probed[0],
-                     probed_expected[0]),
-                    ("distinct patients, 1 call/s per client, every client in step", distinct[1::6], [None] * 576,
-                     "1", probed[1], probed_expected[1]),
-                    ("distinct patients, 1 call/s per client at random moments", distinct[2::6], [None] * 576,
-                     "~1", probed[2], probed_expected[2])):
+                    ("distinct patients, no think time", locust_rows[0], [None] * len(locust_rows[0]), "",
+                     probed[0], probed_expected[0]),
+                    ("distinct patients, 1 call/s per client, every client in step", locust_rows[1],
+                     [None] * len(locust_rows[1]), "1", probed[1], probed_expected[1]),
+                    ("distinct patients, 1 call/s per client at random moments", locust_rows[2],
+                     [None] * len(locust_rows[2]), "~1", probed[2], probed_expected[2])):
                 spec = {"service_url": base, "iss": "https://load.example", "kid": "load", "key_pem": pem,
                         "path": path, "bodies": [json.dumps(b) for b in bodies], "expected": exp}
                 (tmp / "load.json").write_text(json.dumps(spec))
