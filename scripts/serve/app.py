@@ -546,14 +546,14 @@ def create_app(config: C.Config | None = None) -> FastAPI:
 
     def _memo_key(body: HookRequest, request: Request) -> str | None:
         """The prefetch's key in the mapping memo, computed in the event loop for a body of at most
-        :data:`PEEK_BYTES` (a few tenths of a millisecond); None otherwise, and for a prefetch the route refuses
-        (answered in the lane of new cards, where the route's checks say why)."""
+        :data:`PEEK_BYTES` (about 0.1 ms for a typical prefetch); None otherwise, and for a prefetch the route
+        refuses (answered in the lane of new cards, where the route's checks say why)."""
         size = request.headers.get("content-length", "")
         if not size.isdigit() or int(size) > PEEK_BYTES or not isinstance(body.prefetch, dict):
             return None
         try:
             return Engine.bundle_key(_collection(body.prefetch, state["prefetch"]))
-        except (ServiceError, TypeError, ValueError):
+        except (ServiceError, TypeError, ValueError, RecursionError):
             return None
 
     def patient_view(service_id: str, body: HookRequest, key: str | None = None) -> dict[str, Any]:

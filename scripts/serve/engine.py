@@ -7,8 +7,8 @@ the full answer bit for bit (tests/test_brief.py; a service test compares the ca
 posterior``). A new patient's card then costs about 10-12 ms of CPU in process against about 20 ms for the
 full answer without the Shapley values (measured 6 December, docs/service.md). Whether a record's card is
 memoised is known from the prefetch's key alone (:meth:`Engine.answered`): the service answers memoised cards
-in a lane of their own. The full answer
-(:meth:`Engine.answer`) is computed for the report a card links to, when the clinician opens it.
+in a lane of their own. The full answer (:meth:`Engine.answer`) is computed for the report a card links to,
+when the clinician opens it.
 
 An answer depends only on the patient's findings and the settings, all fixed per worker; it is seeded, so a
 memoised answer is the answer a fresh computation gives. Every patient here comes from a record, and a
