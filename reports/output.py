@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -104,15 +105,31 @@ def _inside(rel: str) -> bool:
 
 @contextlib.contextmanager
 def _signals_held():
-    """SIGINT, SIGTERM and SIGHUP wait until the block is done (POSIX; elsewhere the block is short)."""
-    if not hasattr(signal, "pthread_sigmask") or not _HELD:
+    """SIGINT, SIGTERM and SIGHUP wait until the block is done, then take effect as they would have.
+
+    In the main thread, which runs every Python signal handler, each signal that arrives is recorded by a
+    stand-in handler and raised again after the block, under the handler it would have met. A signal mask
+    would not hold it: it holds a signal back from one thread only, the kernel hands the signal to another
+    (the PDF helper's result reader), and Python runs the handler in the main thread all the same. In any
+    other thread no Python handler can interrupt the block; a signal whose default ends the process (or a
+    SIGKILL) leaves the staging folder's list of files, and the next write completes the set."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    arrived: list[int] = []
+    replaced = {}
+    for signum in _HELD:
+        handler = signal.getsignal(signum)
+        if handler is None or handler is signal.SIG_IGN:  # ignored, or set outside Python: left as it is
+            continue
+        replaced[signum] = signal.signal(signum, lambda received, _frame: arrived.append(received))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)
 
 
 def _named(exc: OSError, path: Path) -> OSError:

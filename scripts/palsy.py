@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import warnings
+from typing import NamedTuple
 
 from palsy import __version__
 from palsy.reports import terminal as T
@@ -217,17 +218,41 @@ def _on_signal(signum: int, frame) -> None:  # noqa: ARG001
     raise Stopped(signum)
 
 
-def _catch_signals() -> dict[int, object]:
-    """SIGTERM and SIGHUP raise :class:`Stopped` in the main thread; returns the handlers they replace
-    (nothing when not in the main thread, where handlers cannot be set)."""
+class _SavedSignals(NamedTuple):
+    """What :func:`_catch_signals` replaced: the handlers by signal, and the thread's signal mask."""
+
+    handlers: dict[int, object]
+    mask: set[int] | None
+
+
+def _catch_signals() -> _SavedSignals:
+    """SIGTERM and SIGHUP raise :class:`Stopped` in the main thread; returns what they replace (nothing
+    when not in the main thread, where handlers cannot be set), for :func:`_restore_signals`.
+
+    They, and Ctrl-C unless it is ignored (a background job's), are also unblocked in this thread: a
+    blocked signal mask survives ``fork`` and ``exec``, so a caller that started palsy from a thread that
+    blocks them (a test harness, a job runner) would otherwise leave SIGTERM pending, never handled, and
+    the command would run to its end."""
     if threading.current_thread() is not threading.main_thread():
-        return {}
-    old = {}
+        return _SavedSignals({}, None)
+    handlers = {}
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signum = getattr(signal, name)
-            old[signum] = signal.signal(signum, _on_signal)
-    return old
+            handlers[signum] = signal.signal(signum, _on_signal)
+    mask = None
+    if hasattr(signal, "pthread_sigmask"):
+        wanted = set(handlers) | ({signal.SIGINT} if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else set())
+        mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, wanted)
+    return _SavedSignals(handlers, mask)
+
+
+def _restore_signals(saved: _SavedSignals) -> None:
+    """Put back the handlers and the signal mask that :func:`_catch_signals` replaced."""
+    for signum, handler in saved.handlers.items():
+        signal.signal(signum, handler)
+    if saved.mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved.mask)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -275,10 +300,10 @@ def _command(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``palsy`` command with ``argv`` (default: the process's arguments); return its exit status.
 
-    SIGTERM and SIGHUP are caught while it runs (and the previous handlers restored after), so that a
-    stopped command cleans up as after Ctrl-C."""
+    SIGTERM and SIGHUP are caught while it runs (and the previous handlers and signal mask restored
+    after), so that a stopped command cleans up as after Ctrl-C."""
     argv = sys.argv[1:] if argv is None else argv
-    old_handlers = _catch_signals()
+    saved = _catch_signals()
     try:
         return _main(argv)
     except KeyboardInterrupt:
@@ -293,8 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(T.line(f"palsy: internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
         return 1
     finally:
-        for signum, handler in old_handlers.items():
-            signal.signal(signum, handler)
+        _restore_signals(saved)
 
 
 def _main(argv: list[str]) -> int:
