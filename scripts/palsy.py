@@ -211,7 +211,13 @@ def _silence_stdout() -> None:
         pass
 
 
+#: The signals :func:`_on_signal` received while the command ran: a stop that some library's
+#: ``except BaseException`` swallowed still ends the command as stopped, never with status 0.
+_received: list[int] = []
+
+
 def _on_signal(signum: int, frame) -> None:  # noqa: ARG001
+    _received.append(signum)
     for name in ("SIGTERM", "SIGHUP"):  # one unwinding: a second signal does not interrupt the cleanup
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
@@ -303,9 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     SIGTERM and SIGHUP are caught while it runs (and the previous handlers and signal mask restored
     after), so that a stopped command cleans up as after Ctrl-C."""
     argv = sys.argv[1:] if argv is None else argv
+    _received.clear()
     saved = _catch_signals()
     try:
-        return _main(argv)
+        status = _main(argv)
+        if _received:  # the handler ran, yet the command went on to its end
+            _say(f"palsy: stopped ({signal.Signals(_received[0]).name}), though the command had gone on after it")
+            return 128 + _received[0]
+        return status
     except KeyboardInterrupt:
         _say("palsy: stopped (Ctrl-C)")
         return 130

@@ -207,6 +207,31 @@ def test_report_stopped_while_answering_stops_its_pdf_helper(palsy, light_patien
 
 
 @needs_main_thread
+def test_a_stop_that_a_library_swallowed_still_ends_the_command_as_stopped(palsy, light_patient, tmp_path, monkeypatch,
+                                                                          capsys):
+    """SIGTERM whose exception some code caught (``except BaseException: pass``) and went on from: the command
+    still exits 143 and says it was stopped, never 0."""
+    from palsy.reports import context
+
+    real_build = context.build
+
+    def build(*args, **kwargs):
+        try:
+            _raise_in_main(signal.SIGTERM)()
+        except BaseException:  # noqa: BLE001, S110  # the library that swallows the stop
+            pass
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(context, "build", build)
+    code, _, err = _main("report", light_patient, "--out", str(tmp_path / "out"), "--format", "html", *FLAGS, capsys=capsys)
+    assert code == 143 and "stopped (SIGTERM)" in err, (code, err)
+    monkeypatch.setattr(context, "build", real_build)
+    code, _, err = _main("report", light_patient, "--out", str(tmp_path / "again"), "--format", "html", *FLAGS,
+                         capsys=capsys)
+    assert code == 0, err  # the next command in the same process is not taken for stopped
+
+
+@needs_main_thread
 def test_output_set_stopped_while_staging_or_committing_is_never_partial(tmp_path, monkeypatch):
     """SIGTERM (under palsy's handler) while a set is staged: no file of it is in --out and the staging
     folder is gone; SIGTERM during the renames: held back until every file is in place. The signal is sent
