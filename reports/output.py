@@ -18,6 +18,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 STAGING_PREFIX = ".staging-"
@@ -28,6 +29,23 @@ OWNER, COMMIT = ".owner", ".commit"
 #: process start time cannot be read (not Linux).
 STALE_SECONDS = 24 * 3600
 _HELD = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+#: Checks run before a set is written and again before its renames; each raises to stop the set. The
+#: ``palsy`` command registers one that raises its stop once a signal has been received, so that a stop
+#: some library swallowed (``except BaseException: pass``) still writes nothing.
+_before_writing: list[Callable[[], None]] = []
+
+
+def before_writing(check: Callable[[], None]) -> None:
+    """Register ``check``, run before any set is written and again before its renames (once per check)."""
+    if check not in _before_writing:
+        _before_writing.append(check)
+
+
+def _check_before_writing() -> None:
+    for check in _before_writing:
+        check()
 
 
 class OutputPathError(ValueError):
@@ -174,6 +192,7 @@ def write_all(out: str | Path, files: dict[str, bytes]) -> dict[str, Path]:
         If ``out`` cannot be created or written, with the path it is about as its file name (nothing of the
         set is left behind).
     """
+    _check_before_writing()
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -202,6 +221,7 @@ def write_all(out: str | Path, files: dict[str, bytes]) -> dict[str, Path]:
             if target.is_dir():
                 raise IsADirectoryError(errno.EISDIR, "is a folder", str(target))
             _same_spelling(target)
+        _check_before_writing()
         _write(stage / COMMIT, "\n".join(files).encode("utf-8"), out)
         paths = {}
         with _signals_held():  # the renames: all of them, or (killed outright) completed by the next run

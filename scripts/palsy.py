@@ -24,6 +24,7 @@ import warnings
 from typing import NamedTuple
 
 from palsy import __version__
+from palsy.reports import output
 from palsy.reports import terminal as T
 
 COMMANDS = {
@@ -211,9 +212,17 @@ def _silence_stdout() -> None:
         pass
 
 
-#: The signals :func:`_on_signal` received while the command ran: a stop that some library's
-#: ``except BaseException`` swallowed still ends the command as stopped, never with status 0.
+#: The signals :func:`_on_signal` received while a command runs (from :func:`_catch_signals` to
+#: :func:`_restore_signals`): a stop that some library's ``except BaseException`` swallowed still ends the
+#: command as stopped, never with status 0, and writes no output set.
 _received: list[int] = []
+
+
+def _raise_if_stopped() -> None:
+    """Raise the command's stop if a signal was received (registered with :mod:`palsy.reports.output`, so
+    that no set is written after a stop that some code swallowed)."""
+    if _received:
+        raise Stopped(_received[0])
 
 
 def _on_signal(signum: int, frame) -> None:  # noqa: ARG001
@@ -241,6 +250,8 @@ def _catch_signals() -> _SavedSignals:
     the command would run to its end."""
     if threading.current_thread() is not threading.main_thread():
         return _SavedSignals({}, None)
+    _received.clear()
+    output.before_writing(_raise_if_stopped)
     handlers = {}
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
@@ -254,7 +265,9 @@ def _catch_signals() -> _SavedSignals:
 
 
 def _restore_signals(saved: _SavedSignals) -> None:
-    """Put back the handlers and the signal mask that :func:`_catch_signals` replaced."""
+    """Put back the handlers and the signal mask that :func:`_catch_signals` replaced (a signal received
+    under them no longer stops what is written after)."""
+    _received.clear()
     for signum, handler in saved.handlers.items():
         signal.signal(signum, handler)
     if saved.mask is not None:
@@ -309,7 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     SIGTERM and SIGHUP are caught while it runs (and the previous handlers and signal mask restored
     after), so that a stopped command cleans up as after Ctrl-C."""
     argv = sys.argv[1:] if argv is None else argv
-    _received.clear()
     saved = _catch_signals()
     try:
         status = _main(argv)

@@ -210,7 +210,7 @@ def test_report_stopped_while_answering_stops_its_pdf_helper(palsy, light_patien
 def test_a_stop_that_a_library_swallowed_still_ends_the_command_as_stopped(palsy, light_patient, tmp_path, monkeypatch,
                                                                           capsys):
     """SIGTERM whose exception some code caught (``except BaseException: pass``) and went on from: the command
-    still exits 143 and says it was stopped, never 0."""
+    still exits 143, says it was stopped (never 0) and writes nothing."""
     from palsy.reports import context
 
     real_build = context.build
@@ -225,6 +225,7 @@ def test_a_stop_that_a_library_swallowed_still_ends_the_command_as_stopped(palsy
     monkeypatch.setattr(context, "build", build)
     code, _, err = _main("report", light_patient, "--out", str(tmp_path / "out"), "--format", "html", *FLAGS, capsys=capsys)
     assert code == 143 and "stopped (SIGTERM)" in err, (code, err)
+    assert not (tmp_path / "out").exists()
     monkeypatch.setattr(context, "build", real_build)
     code, _, err = _main("report", light_patient, "--out", str(tmp_path / "again"), "--format", "html", *FLAGS,
                          capsys=capsys)
