@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -347,6 +348,8 @@ def test_report_killed_from_outside_leaves_no_process_and_no_partial_output(pals
     written, err = proc.communicate(timeout=60)
     # what a failure shows: the process's signal masks when the signal was sent, and how long it then ran
     assert proc.returncode == 143, (err, written, status, f"ended {time.monotonic() - sent:.1f} s after SIGTERM")
+    if b"had gone on" in err:  # a library swallowed the stop: handled (nothing written), but worth knowing which
+        warnings.warn(f"palsy report went on after SIGTERM until its end: {err.decode(errors='replace')}", stacklevel=1)
     assert _wait_gone(helper, 5) and not out.exists()
 
     driver = (
