@@ -212,17 +212,22 @@ def _silence_stdout() -> None:
         pass
 
 
-#: The signals :func:`_on_signal` received while a command runs (from :func:`_catch_signals` to
-#: :func:`_restore_signals`): a stop that some library's ``except BaseException`` swallowed still ends the
-#: command as stopped, never with status 0, and writes no output set.
+#: The signals :func:`_on_signal` and :func:`_on_interrupt` received while a command runs (from
+#: :func:`_catch_signals` to :func:`_restore_signals`): a stop that some library's ``except BaseException``
+#: swallowed still ends the command as stopped, never with status 0, and writes no output set.
 _received: list[int] = []
+
+
+def _stop(signum: int) -> BaseException:
+    """The exception a stop by ``signum`` unwinds with: KeyboardInterrupt for Ctrl-C, else :class:`Stopped`."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
 
 
 def _raise_if_stopped() -> None:
     """Raise the command's stop if a signal was received (registered with :mod:`palsy.reports.output`, so
     that no set is written after a stop that some code swallowed)."""
     if _received:
-        raise Stopped(_received[0])
+        raise _stop(_received[0])
 
 
 def _on_signal(signum: int, frame) -> None:  # noqa: ARG001
@@ -233,6 +238,12 @@ def _on_signal(signum: int, frame) -> None:  # noqa: ARG001
     raise Stopped(signum)
 
 
+def _on_interrupt(signum: int, frame) -> None:  # noqa: ARG001
+    """Ctrl-C: Python's own KeyboardInterrupt, recorded (a second Ctrl-C still interrupts the cleanup)."""
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
 class _SavedSignals(NamedTuple):
     """What :func:`_catch_signals` replaced: the handlers by signal, and the thread's signal mask."""
 
@@ -241,8 +252,9 @@ class _SavedSignals(NamedTuple):
 
 
 def _catch_signals() -> _SavedSignals:
-    """SIGTERM and SIGHUP raise :class:`Stopped` in the main thread; returns what they replace (nothing
-    when not in the main thread, where handlers cannot be set), for :func:`_restore_signals`.
+    """SIGTERM and SIGHUP raise :class:`Stopped` in the main thread, and Ctrl-C (under Python's own handler)
+    KeyboardInterrupt, each recorded in :data:`_received`; returns what they replace (nothing when not in
+    the main thread, where handlers cannot be set), for :func:`_restore_signals`.
 
     They, and Ctrl-C unless it is ignored (a background job's), are also unblocked in this thread: a
     blocked signal mask survives ``fork`` and ``exec``, so a caller that started palsy from a thread that
@@ -257,6 +269,8 @@ def _catch_signals() -> _SavedSignals:
         if hasattr(signal, name):
             signum = getattr(signal, name)
             handlers[signum] = signal.signal(signum, _on_signal)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not an ignored or a caller's own Ctrl-C
+        handlers[signal.SIGINT] = signal.signal(signal.SIGINT, _on_interrupt)
     mask = None
     if hasattr(signal, "pthread_sigmask"):
         wanted = set(handlers) | ({signal.SIGINT} if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else set())
@@ -326,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = _main(argv)
         if _received:  # the handler ran, yet the command went on to its end
-            _say(f"palsy: stopped ({signal.Signals(_received[0]).name}), though the command had gone on after it")
+            name = "Ctrl-C" if _received[0] == signal.SIGINT else signal.Signals(_received[0]).name
+            _say(f"palsy: stopped ({name}), though the command had gone on after it")
             return 128 + _received[0]
         return status
     except KeyboardInterrupt:
