@@ -9,6 +9,7 @@ import base64
 import json
 import math
 import re
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -297,7 +298,7 @@ def test_figures_elements(reports):
         assert len(re.findall(r'id="waterfall-bar-\d+"', wf)) == len(d["contributions"]) + 2
         # each bar's note is the mean P(infiltration) it ends at, never a factor (a geometric-mean factor can
         # point the other way than the step between means that the bar draws)
-        notes = re.findall(r"<text[^>]*>([^<]*)</text>", wf)
+        notes = [unescape(n) for n in re.findall(r"<text[^>]*>([^<]*)</text>", wf)]  # "<0.1%" is "&lt;0.1%" in SVG
         for s in d["steps"]:
             assert W.percent(s["causes"]["infiltration"]) in notes
         assert not [n for n in notes if n.startswith("x ")]
