@@ -373,7 +373,7 @@ def _by_case(html: str, prefix: str = "") -> dict[str, dict[str, Any]]:
     """Each case section's finding directions (in order) and its final P(infiltration), by case id."""
     out = {}
     for m in re.finditer(rf'<section class="case" id="{prefix}([^"]+)"(.*?)</section>', html, re.S):
-        final = re.search(r"fter every finding: P\(infiltration\) ([^;]+);", m.group(2))
+        final = re.search(r"fter every finding: P\(infiltration\) ([^;]+);", unescape(m.group(2)))  # "<0.1%" whole
         out[m.group(1)] = {"directions": re.findall(r'data-direction="(up|down|same)"', m.group(2)),
                            "final": final.group(1) if final else None}
     return out
