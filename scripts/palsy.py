@@ -34,7 +34,8 @@ COMMANDS = {
     "check": "the statistician's report: diagnostics, checks, LOO, sensitivity",
     "teach": "the teaching lesson and interactive page",
     "evidence": "the evidence table with citations (validates priors/)",
-    "serve": "the CDS Hooks service for the record system (FHIR prefetch in, cards out)",
+    "serve": "the CDS Hooks service for the record system (FHIR prefetch in, cards out); SIGTERM or Ctrl-C "
+             "stops it gracefully (the requests in progress are answered) with status 0",
     "registry": "a hospital's registry of adjudicated palsies: check, summary, export counts, rows from feedback",
 }
 
@@ -230,6 +231,15 @@ def _raise_if_stopped() -> None:
         raise _stop(_received[0])
 
 
+def stop_handled() -> int | None:
+    """For a command whose normal end is a stop signal (``palsy serve``: SIGTERM or Ctrl-C shut it down
+    gracefully): the signal received (None if none), now taken as handled, so that the command's own status
+    stands rather than 128+N."""
+    signum = _received[0] if _received else None
+    _received.clear()
+    return signum
+
+
 def _on_signal(signum: int, frame) -> None:  # noqa: ARG001
     _received.append(signum)
     for name in ("SIGTERM", "SIGHUP"):  # one unwinding: a second signal does not interrupt the cleanup
@@ -396,4 +406,8 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run as ``python -m palsy.scripts.palsy``: the command runs in the module under its own name, so that a
+    # command that imports it (serve: ``Stopped``, ``stop_handled``) meets the same classes and state
+    from palsy.scripts import palsy as _command_module
+
+    sys.exit(_command_module.main())

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -940,6 +941,36 @@ def test_admission_refuses_what_is_beyond_its_limit_at_once_and_frees_each_place
     # (Playwright's sync API does), where asyncio.run refuses to start
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, scenario()).result(timeout=60)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_stops_the_service_after_the_request_in_progress_with_status_0(tmp_path, posterior_subtype, workers):
+    """A service manager's stop (SIGTERM) while a card's body is half sent: the card is still answered, the
+    service then ends with status 0 (systemd's clean stop; with one worker uvicorn raised the signal again into
+    palsy's handler, which had made it 143) and says so, with one worker or several."""
+    import socket
+
+    port = _free_port()
+    with _serving(tmp_path, {"port": port, "workers": workers, "state_dir": "state"}, "--insecure-dev") as (_, proc, log):
+        body = json.dumps(hook_body(_bundle("source-001"))).encode()
+        head = (f"POST /cds-services/{SERVICE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(head + body[: len(body) // 2])
+            time.sleep(0.5)  # the request is in the worker's hands
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            conn.sendall(body[len(body) // 2:])
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 200 OK", answer[:300]
+        assert json.loads(rest.partition(b"\r\n\r\n")[2])["cards"]
+        assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
+        text = log.read_text()
+        assert "palsy serve: stopped" in text and "after the requests in progress" in text, text[-2000:]
+        assert "Traceback" not in text and "palsy: stopped" not in text
 
 
 def test_a_worker_at_its_limit_answers_503_at_once_and_then_answers_again(tmp_path, posterior_subtype):

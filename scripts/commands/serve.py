@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from palsy.reports import terminal as T
+
+#: How long a stop signal waits for the requests in progress before the service closes their connections.
+GRACE_SECONDS = 10
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,10 +50,21 @@ def run(args: argparse.Namespace) -> int:
                  f"state in {cfg.state_dir}"), file=sys.stderr)
     import uvicorn  # once the configuration is known to be good
 
+    from palsy.scripts import palsy as P
     from palsy.scripts.serve.protocol import BoundedHttpToolsProtocol
 
     # ws="none": no route speaks WebSocket, so an upgrade request is plain HTTP to uvicorn, through the gate
-    uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port, workers=cfg.workers,
-                http=BoundedHttpToolsProtocol, loop="auto", ws="none", access_log=False, log_level="warning",
-                server_header=False, timeout_graceful_shutdown=10)
+    try:
+        uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port,
+                    workers=cfg.workers, http=BoundedHttpToolsProtocol, loop="auto", ws="none", access_log=False,
+                    log_level="warning", server_header=False, timeout_graceful_shutdown=GRACE_SECONDS)
+    except (P.Stopped, KeyboardInterrupt):
+        # one worker: uvicorn shut down gracefully, then raised the signal again into palsy's handler (the
+        # supervisor of several workers returns instead); a server's stop signal is its normal end, status 0
+        # either way, which is what a service manager (systemd) counts as a clean stop
+        pass
+    signum = P.stop_handled()  # None with several workers: their supervisor took the signal itself
+    said = "" if signum is None else f" ({'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name})"
+    print(T.line(f"palsy serve: stopped{said}, after the requests in progress (given up to {GRACE_SECONDS} s)"),
+          file=sys.stderr)
     return 0
