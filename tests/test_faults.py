@@ -110,6 +110,15 @@ needs_main_thread = pytest.mark.skipif(threading.current_thread() is not threadi
                                        reason="signal handlers are set in the main thread only")
 
 
+@pytest.fixture
+def ctrl_c_at_a_terminal():
+    """Ctrl-C under Python's own handler, as in a terminal: the tests may run as a background job (CI's, or
+    `make test &`), whose SIGINT the shell ignores, and palsy leaves an ignored Ctrl-C ignored."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 def _gone(pid: int) -> bool:
     """Whether process ``pid`` has ended (a zombie that nobody reaps counts as ended)."""
     try:
@@ -182,6 +191,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 @needs_main_thread
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.usefixtures("ctrl_c_at_a_terminal")
 def test_report_stopped_while_answering_stops_its_pdf_helper(palsy, light_patient, tmp_path, monkeypatch, capsys, signum,
                                                              status):
     """SIGTERM or Ctrl-C while the answers are made: the PDF helper (already started) is stopped at once,
@@ -207,6 +217,7 @@ def test_report_stopped_while_answering_stops_its_pdf_helper(palsy, light_patien
 
 @needs_main_thread
 @pytest.mark.parametrize("signum, status, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
+@pytest.mark.usefixtures("ctrl_c_at_a_terminal")
 def test_a_stop_that_a_library_swallowed_still_ends_the_command_as_stopped(palsy, light_patient, tmp_path, monkeypatch,
                                                                           capsys, signum, status, name):
     """SIGTERM or Ctrl-C whose exception some code caught (``except BaseException: pass``) and went on from:
@@ -402,6 +413,21 @@ def test_a_command_unblocks_the_signals_it_handles_and_puts_the_mask_back(monkey
     assert not {signal.SIGTERM, signal.SIGHUP} & seen["mask"], seen["mask"]
     assert {signal.SIGTERM, signal.SIGHUP} <= after
     assert signal.getsignal(signal.SIGTERM) is not P._on_signal
+
+
+@needs_main_thread
+def test_an_ignored_ctrl_c_stays_ignored_while_a_command_runs(monkeypatch):
+    """A command started in the background (SIGINT ignored by the shell) is not stopped by Ctrl-C: palsy
+    leaves the ignored signal as it is, and neither takes it over nor unblocks it."""
+    seen = {}
+    monkeypatch.setattr(P, "_main", lambda argv: seen.update(handler=signal.getsignal(signal.SIGINT)) or 0)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert P.main([]) == 0
+        after = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert seen["handler"] is signal.SIG_IGN and after is signal.SIG_IGN
 
 
 def test_stale_staging_folders_are_removed_or_completed(tmp_path):
