@@ -121,31 +121,57 @@ def _inside(rel: str) -> bool:
     return bool(parts) and not Path(rel).is_absolute() and ".." not in parts
 
 
+def put_back_handlers(handlers: dict[int, object]) -> BaseException | None:
+    """Set each signal's handler back to the one ``handlers`` gives, all of them, whatever signal arrives
+    meanwhile (a handler put back may raise at the next step: the rest are still put back). Returns the
+    first exception a signal raised meanwhile (None if none), for the caller to raise."""
+    first: BaseException | None = None
+    pending = dict(handlers)
+    while pending:
+        try:
+            while pending:
+                signum, handler = next(iter(pending.items()))
+                signal.signal(signum, handler)
+                del pending[signum]
+        except BaseException as exc:  # noqa: BLE001  # a signal's exception: finish putting back first
+            first = first or exc
+    return first
+
+
 @contextlib.contextmanager
 def _signals_held():
-    """SIGINT, SIGTERM and SIGHUP wait until the block is done, then take effect as they would have.
+    """SIGINT, SIGTERM and SIGHUP wait until the block is done, then are raised again under the handlers
+    they would have met (each once; the first whose handler raises ends the re-raising).
 
     In the main thread, which runs every Python signal handler, each signal that arrives is recorded by a
-    stand-in handler and raised again after the block, under the handler it would have met. A signal mask
-    would not hold it: it holds a signal back from one thread only, the kernel hands the signal to another
-    (the PDF helper's result reader), and Python runs the handler in the main thread all the same. In any
-    other thread no Python handler can interrupt the block; a signal whose default ends the process (or a
-    SIGKILL) leaves the staging folder's list of files, and the next write completes the set."""
+    stand-in handler. A signal mask would not hold it: it holds a signal back from one thread only, the
+    kernel hands the signal to another (the PDF helper's result reader), and Python runs the handler in the
+    main thread all the same. The stand-ins are set and put back so that a signal at any step leaves no
+    stand-in behind. In any other thread no Python handler can interrupt the block; a signal whose default
+    ends the process (or a SIGKILL) leaves the staging folder's list of files, and the next write completes
+    the set. Under an asyncio loop's own signal handling (``loop.add_signal_handler``, which also wakes the
+    loop through its wakeup file), a signal held here reaches the loop's callback twice."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     arrived: list[int] = []
-    replaced = {}
-    for signum in _HELD:
-        handler = signal.getsignal(signum)
-        if handler is None or handler is signal.SIG_IGN:  # ignored, or set outside Python: left as it is
-            continue
-        replaced[signum] = signal.signal(signum, lambda received, _frame: arrived.append(received))
+
+    def stand_in(signum: int, frame) -> None:  # noqa: ARG001
+        arrived.append(signum)
+
+    replaced: dict[int, object] = {}
     try:
+        for signum in _HELD:
+            handler = signal.getsignal(signum)
+            if handler is None or handler is signal.SIG_IGN:  # ignored, or set outside Python: left as it is
+                continue
+            replaced[signum] = handler  # before the stand-in is set: put back whatever happens next
+            signal.signal(signum, stand_in)
         yield
     finally:
-        for signum, handler in replaced.items():
-            signal.signal(signum, handler)
+        failure = put_back_handlers(replaced)
+        if failure is not None:
+            raise failure
         for signum in dict.fromkeys(arrived):
             signal.raise_signal(signum)
 
@@ -230,6 +256,7 @@ def write_all(out: str | Path, files: dict[str, bytes]) -> dict[str, Path]:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(stage / rel, target)
                 paths[rel] = target
+            shutil.rmtree(stage, ignore_errors=True)  # before a held signal that ends the process takes effect
         return paths
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -19,13 +19,12 @@ import importlib
 import os
 import signal
 import sys
-import threading
 import warnings
-from typing import NamedTuple
 
 from palsy import __version__
-from palsy.reports import output
 from palsy.reports import terminal as T
+from palsy.scripts import stopping
+from palsy.scripts.stopping import Stopped
 
 COMMANDS = {
     "posterior": "the differential: P(infiltration | findings) against its mimics, with intervals and why",
@@ -34,8 +33,8 @@ COMMANDS = {
     "check": "the statistician's report: diagnostics, checks, LOO, sensitivity",
     "teach": "the teaching lesson and interactive page",
     "evidence": "the evidence table with citations (validates priors/)",
-    "serve": "the CDS Hooks service for the record system (FHIR prefetch in, cards out); SIGTERM or Ctrl-C "
-             "stops it gracefully (the requests in progress are answered) with status 0",
+    "serve": "the CDS Hooks service for the record system (FHIR prefetch in, cards out); SIGTERM, SIGHUP or "
+             "Ctrl-C stops it gracefully (the requests in progress are answered), with status 0",
     "registry": "a hospital's registry of adjudicated palsies: check, summary, export counts, rows from feedback",
 }
 
@@ -53,15 +52,6 @@ EXIT_STATUS = """exit status:
 
 class UsageError(Exception):
     """Bad input detected by a command (exit status 2)."""
-
-
-class Stopped(BaseException):
-    """SIGTERM or SIGHUP: raised in the main thread so that the command unwinds (its ``finally`` blocks and
-    context managers run) as for Ctrl-C. A BaseException, so that no ``except Exception`` swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(signal.Signals(signum).name)
 
 
 def _empty(values) -> bool:
@@ -213,91 +203,6 @@ def _silence_stdout() -> None:
         pass
 
 
-#: The signals :func:`_on_signal` and :func:`_on_interrupt` received while a command runs (from
-#: :func:`_catch_signals` to :func:`_restore_signals`): a stop that some library's ``except BaseException``
-#: swallowed still ends the command as stopped, never with status 0, and writes no output set.
-_received: list[int] = []
-
-
-def _stop(signum: int) -> BaseException:
-    """The exception a stop by ``signum`` unwinds with: KeyboardInterrupt for Ctrl-C, else :class:`Stopped`."""
-    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
-
-
-def _raise_if_stopped() -> None:
-    """Raise the command's stop if a signal was received (registered with :mod:`palsy.reports.output`, so
-    that no set is written after a stop that some code swallowed)."""
-    if _received:
-        raise _stop(_received[0])
-
-
-def stop_handled() -> int | None:
-    """For a command whose normal end is a stop signal (``palsy serve``: SIGTERM or Ctrl-C shut it down
-    gracefully): the signal received (None if none), now taken as handled, so that the command's own status
-    stands rather than 128+N."""
-    signum = _received[0] if _received else None
-    _received.clear()
-    return signum
-
-
-def _on_signal(signum: int, frame) -> None:  # noqa: ARG001
-    _received.append(signum)
-    for name in ("SIGTERM", "SIGHUP"):  # one unwinding: a second signal does not interrupt the cleanup
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
-    raise Stopped(signum)
-
-
-def _on_interrupt(signum: int, frame) -> None:  # noqa: ARG001
-    """Ctrl-C: Python's own KeyboardInterrupt, recorded (a second Ctrl-C still interrupts the cleanup)."""
-    _received.append(signum)
-    raise KeyboardInterrupt
-
-
-class _SavedSignals(NamedTuple):
-    """What :func:`_catch_signals` replaced: the handlers by signal, and the thread's signal mask."""
-
-    handlers: dict[int, object]
-    mask: set[int] | None
-
-
-def _catch_signals() -> _SavedSignals:
-    """SIGTERM and SIGHUP raise :class:`Stopped` in the main thread, and Ctrl-C (under Python's own handler)
-    KeyboardInterrupt, each recorded in :data:`_received`; returns what they replace (nothing when not in
-    the main thread, where handlers cannot be set), for :func:`_restore_signals`.
-
-    They, and Ctrl-C unless it is ignored (a background job's), are also unblocked in this thread: a
-    blocked signal mask survives ``fork`` and ``exec``, so a caller that started palsy from a thread that
-    blocks them (a test harness, a job runner) would otherwise leave SIGTERM pending, never handled, and
-    the command would run to its end."""
-    if threading.current_thread() is not threading.main_thread():
-        return _SavedSignals({}, None)
-    _received.clear()
-    output.before_writing(_raise_if_stopped)
-    handlers = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signum = getattr(signal, name)
-            handlers[signum] = signal.signal(signum, _on_signal)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not an ignored or a caller's own Ctrl-C
-        handlers[signal.SIGINT] = signal.signal(signal.SIGINT, _on_interrupt)
-    mask = None
-    if hasattr(signal, "pthread_sigmask"):
-        wanted = set(handlers) | ({signal.SIGINT} if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else set())
-        mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, wanted)
-    return _SavedSignals(handlers, mask)
-
-
-def _restore_signals(saved: _SavedSignals) -> None:
-    """Put back the handlers and the signal mask that :func:`_catch_signals` replaced (a signal received
-    under them no longer stops what is written after)."""
-    _received.clear()
-    for signum, handler in saved.handlers.items():
-        signal.signal(signum, handler)
-    if saved.mask is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, saved.mask)
-
-
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one clean line (``palsy: warning: ...``), not Python's file:line form."""
     text = str(message)
@@ -343,30 +248,38 @@ def _command(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``palsy`` command with ``argv`` (default: the process's arguments); return its exit status.
 
-    SIGTERM and SIGHUP are caught while it runs (and the previous handlers and signal mask restored
-    after), so that a stopped command cleans up as after Ctrl-C."""
+    While it runs, SIGTERM and SIGHUP unwind it as Ctrl-C does (:mod:`palsy.scripts.stopping`), with status
+    128+N, also when some code swallowed the stop or the signal arrives as the handlers are put back; the
+    caller's handlers and signal mask are put back after."""
     argv = sys.argv[1:] if argv is None else argv
-    saved = _catch_signals()
+    caught = stopping.Caught()
     try:
+        stopping.catch(caught)
         status = _main(argv)
-        if _received:  # the handler ran, yet the command went on to its end
-            name = "Ctrl-C" if _received[0] == signal.SIGINT else signal.Signals(_received[0]).name
-            _say(f"palsy: stopped ({name}), though the command had gone on after it")
-            return 128 + _received[0]
-        return status
-    except KeyboardInterrupt:
-        _say("palsy: stopped (Ctrl-C)")
-        return 130
-    except Stopped as exc:
-        _say(f"palsy: stopped ({exc})")
-        return 128 + exc.signum
+        if (signum := stopping.received()) is not None:  # the handler ran, yet the command went on to its end
+            _say(f"palsy: stopped ({stopping.name(signum)}), though the command had gone on after it")
+            status = 128 + signum
+    except (KeyboardInterrupt, Stopped) as exc:
+        status = _stopped(exc)
     except Exception as exc:  # before a command runs (a command module that cannot be imported): one line
         if "--debug" in argv:
             raise
         _say(T.line(f"palsy: internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
-        return 1
+        status = 1
     finally:
-        _restore_signals(saved)
+        late = stopping.release(caught)
+    if isinstance(late, (KeyboardInterrupt, Stopped)):  # a signal as the handlers were put back
+        status = _stopped(late)
+    elif late is not None:
+        raise late
+    return status
+
+
+def _stopped(exc: BaseException) -> int:
+    """Say that the command was stopped, by Ctrl-C or a signal; return its exit status (128+N)."""
+    signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+    _say(f"palsy: stopped ({stopping.name(signum)})")
+    return 128 + signum
 
 
 def _main(argv: list[str]) -> int:
@@ -406,8 +319,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    # run as ``python -m palsy.scripts.palsy``: the command runs in the module under its own name, so that a
-    # command that imports it (serve: ``Stopped``, ``stop_handled``) meets the same classes and state
-    from palsy.scripts import palsy as _command_module
-
-    sys.exit(_command_module.main())
+    sys.exit(main())

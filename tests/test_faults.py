@@ -31,6 +31,7 @@ from palsy.model import draws as draws_io
 from palsy.model import fit
 from palsy.reports import output
 from palsy.scripts import palsy as P
+from palsy.scripts import stopping as S
 from tests.conftest import PATIENTS, REPO
 
 PATIENT = str(PATIENTS / "source-001.yaml")
@@ -98,7 +99,7 @@ def _raise_in_main(signum: int):
     """A function that delivers ``signum`` to this process, as ``kill`` would, while ``main`` runs (refused,
     rather than killing the test worker, when main's handler is not in place)."""
     def deliver(*args, **kwargs):
-        if signal.getsignal(signum) not in (P._on_signal, P._on_interrupt):
+        if signal.getsignal(signum) not in (S._on_signal, S._on_interrupt):
             raise AssertionError("palsy's signal handler is not installed (not the main thread?)")
         signal.raise_signal(signum)
         time.sleep(0.1)  # the handler runs at the next bytecode
@@ -212,7 +213,7 @@ def test_report_stopped_while_answering_stops_its_pdf_helper(palsy, light_patien
     assert code == status and "stopped" in err and "Traceback" not in err, err
     assert helpers and helpers[0] is not None and _wait_gone(helpers[0], 5), "the PDF helper outlived the command"
     assert not out.exists() and stdout == ""
-    assert signal.getsignal(signal.SIGTERM) is not P._on_signal  # the caller's handlers are back
+    assert signal.getsignal(signal.SIGTERM) is not S._on_signal  # the caller's handlers are back
 
 
 @needs_main_thread
@@ -254,36 +255,41 @@ def test_output_set_stopped_while_staging_or_committing_is_never_partial(tmp_pat
     other_thread_ends = threading.Event()
     other = threading.Thread(target=other_thread_ends.wait, daemon=True)
     other.start()
-    old = P._catch_signals()
+    caught = S.Caught()
+    S.catch(caught)
     try:
         real_write = output._write
         monkeypatch.setattr(output, "_write", lambda path, data, *args, **kwargs: (
             _raise_in_main(signal.SIGTERM)() if path.suffix == ".pdf" else real_write(path, data, *args, **kwargs)))
-        with pytest.raises(P.Stopped):
+        with pytest.raises(S.Stopped):
             output.write_all(out, files)
         assert _leftovers(out) == []  # no file of the set, no .staging-* folder
         monkeypatch.setattr(output, "_write", real_write)
-        P._catch_signals()  # the handler ignores a second signal while unwinding: put it back
+        again = S.Caught()  # the handler ignores a second signal while unwinding: a new command's handlers
+        S.catch(again)
+        try:
+            real_replace = os.replace
+            moved: list[str] = []
 
-        real_replace = os.replace
-        moved: list[str] = []
+            def replace(src, dst):
+                if not moved:  # arrives in the middle of the renames: held back
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.05)  # a handler run now would interrupt the renames
+                moved.append(Path(dst).name)
+                return real_replace(src, dst)
 
-        def replace(src, dst):
-            if not moved:  # arrives in the middle of the renames: held back
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(0.05)  # a handler run now would interrupt the renames
-            moved.append(Path(dst).name)
-            return real_replace(src, dst)
-
-        monkeypatch.setattr(output.os, "replace", replace)
-        with pytest.raises(P.Stopped):
-            output.write_all(out, files)
-        monkeypatch.setattr(output.os, "replace", real_replace)
+            monkeypatch.setattr(output.os, "replace", replace)
+            with pytest.raises(S.Stopped):
+                output.write_all(out, files)
+            monkeypatch.setattr(output.os, "replace", real_replace)
+        finally:
+            S.release(again)
         assert sorted(moved) == ["a.html", "a.pdf", "b.png"]
         assert _leftovers(out) == ["a.html", "a.pdf", "figures"] and _leftovers(out / "figures") == ["b.png"]
     finally:
-        P._restore_signals(old)
+        S.release(caught)
         other_thread_ends.set()
+    output.write_all(tmp_path / "after", {"x.html": b"x"})  # no command runs: no stop of theirs refuses a set
 
 
 @needs_main_thread
@@ -409,10 +415,10 @@ def test_a_command_unblocks_the_signals_it_handles_and_puts_the_mask_back(monkey
         after = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
-    assert seen["term"] is P._on_signal
+    assert seen["term"] is S._on_signal
     assert not {signal.SIGTERM, signal.SIGHUP} & seen["mask"], seen["mask"]
     assert {signal.SIGTERM, signal.SIGHUP} <= after
-    assert signal.getsignal(signal.SIGTERM) is not P._on_signal
+    assert signal.getsignal(signal.SIGTERM) is not S._on_signal
 
 
 @needs_main_thread
@@ -428,6 +434,110 @@ def test_an_ignored_ctrl_c_stays_ignored_while_a_command_runs(monkeypatch):
     finally:
         signal.signal(signal.SIGINT, old)
     assert seen["handler"] is signal.SIG_IGN and after is signal.SIG_IGN
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_a_sigterm_pending_when_palsy_starts_stops_it_with_143():
+    """A SIGTERM sent while the caller had it blocked is pending when palsy starts: it is handled as the
+    command unblocks it, and the command ends with 143 and its message (it had escaped main: exit 1 and a
+    traceback, a review found)."""
+    code = ("import os, signal, sys\n"
+            "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "os.execv(sys.executable, [sys.executable, '-m', 'palsy.scripts.palsy', '--version'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 143 and proc.stderr.strip() == "palsy: stopped (SIGTERM)", proc.stderr
+
+
+@needs_main_thread
+def test_a_stop_as_the_handlers_are_put_back_is_reported_and_every_handler_is_back(monkeypatch, capsys):
+    """A signal that arrives while a command's handlers are put back: every handler and the mask are still
+    put back, and the command reports the stop (128+N) rather than letting it escape."""
+    real = output.put_back_handlers
+
+    def put_back_with_a_signal(handlers):
+        try:
+            signal.raise_signal(signal.SIGTERM)  # palsy's handler is still in place
+        except S.Stopped as exc:
+            return real(handlers) or exc
+        raise AssertionError("palsy's handler did not raise")
+
+    monkeypatch.setattr(P, "_main", lambda argv: 0)
+    monkeypatch.setattr(S.output, "put_back_handlers", put_back_with_a_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    assert P.main([]) == 143
+    assert "palsy: stopped (SIGTERM)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@needs_main_thread
+def test_handlers_are_all_put_back_when_a_signal_arrives_between_two(monkeypatch):
+    """``put_back_handlers``: a handler put back raises at the next step (a Ctrl-C arrives just after it);
+    the other handlers are still put back, and the exception is returned."""
+    stand_in = signal.signal(signal.SIGINT, lambda *_: None)
+    term = signal.signal(signal.SIGTERM, lambda *_: None)
+    real_signal = signal.signal
+
+    interrupted: list[int] = []
+
+    def set_then_interrupted(signum, handler):
+        old = real_signal(signum, handler)
+        if signum == signal.SIGINT and not interrupted:  # once: its restored handler raises before SIGTERM's
+            interrupted.append(signum)
+            signal.raise_signal(signal.SIGINT)
+        return old
+
+    monkeypatch.setattr(output.signal, "signal", set_then_interrupted)
+    try:
+        late = output.put_back_handlers({signal.SIGINT: signal.default_int_handler, signal.SIGTERM: term})
+    finally:
+        monkeypatch.undo()
+    try:
+        assert isinstance(late, KeyboardInterrupt)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and signal.getsignal(signal.SIGTERM) is term
+    finally:
+        signal.signal(signal.SIGINT, stand_in)
+        signal.signal(signal.SIGTERM, term)
+
+
+@needs_main_thread
+def test_a_command_inside_a_command_or_another_thread_keeps_the_outer_ones_stop(monkeypatch):
+    """``main`` called inside a command (in the same thread, or in another) does not erase the stop the outer
+    command received and some code swallowed: the outer command still exits 143 and writes nothing."""
+    def outer_or_inner(argv):
+        if argv != ["outer"]:
+            return 0
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except S.Stopped:
+            pass  # swallowed
+        assert P.main(["inner"]) == 0
+        worker = threading.Thread(target=P.main, args=(["inner"],))
+        worker.start()
+        worker.join()
+        return 0
+
+    monkeypatch.setattr(P, "_main", outer_or_inner)
+    assert P.main(["outer"]) == 143
+
+
+def test_a_sigterm_with_its_default_during_the_renames_ends_the_process_after_them(tmp_path):
+    """A library user's process, SIGTERM under its default action, gets it during the renames: the process
+    ends by it only once every file is in place and the staging folder is removed."""
+    out = tmp_path / "out"
+    driver = ("import os, signal\n"
+              "from palsy.reports import output\n"
+              "real = os.replace\n"
+              "def replace(src, dst):\n"
+              "    if not hasattr(replace, 'sent'):\n"
+              "        replace.sent = os.kill(os.getpid(), signal.SIGTERM)\n"
+              "    return real(src, dst)\n"
+              "os.replace = replace\n"
+              f"output.write_all({str(out)!r}, {{'a.html': b'a', 'b/c.png': b'c'}})\n"
+              "print('not ended by the signal')\n")
+    proc = subprocess.run([sys.executable, "-c", driver], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, proc.stdout, proc.stderr)
+    assert _leftovers(out) == ["a.html", "b"] and _leftovers(out / "b") == ["c.png"]
 
 
 def test_stale_staging_folders_are_removed_or_completed(tmp_path):

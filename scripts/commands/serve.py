@@ -10,9 +10,11 @@ served; every problem in the configuration is reported before anything starts (e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
+import threading
 
 from palsy.reports import terminal as T
 
@@ -50,21 +52,37 @@ def run(args: argparse.Namespace) -> int:
                  f"state in {cfg.state_dir}"), file=sys.stderr)
     import uvicorn  # once the configuration is known to be good
 
-    from palsy.scripts import palsy as P
+    from palsy.scripts import stopping
     from palsy.scripts.serve.protocol import BoundedHttpToolsProtocol
 
-    # ws="none": no route speaks WebSocket, so an upgrade request is plain HTTP to uvicorn, through the gate
-    try:
-        uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port,
-                    workers=cfg.workers, http=BoundedHttpToolsProtocol, loop="auto", ws="none", access_log=False,
-                    log_level="warning", server_header=False, timeout_graceful_shutdown=GRACE_SECONDS)
-    except (P.Stopped, KeyboardInterrupt):
-        # one worker: uvicorn shut down gracefully, then raised the signal again into palsy's handler (the
-        # supervisor of several workers returns instead); a server's stop signal is its normal end, status 0
-        # either way, which is what a service manager (systemd) counts as a clean stop
-        pass
-    signum = P.stop_handled()  # None with several workers: their supervisor took the signal itself
-    said = "" if signum is None else f" ({'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name})"
-    print(T.line(f"palsy serve: stopped{said}, after the requests in progress (given up to {GRACE_SECONDS} s)"),
+    with _sighup_stops_one_worker(cfg.workers):
+        try:
+            # ws="none": no route speaks WebSocket, so an upgrade request is plain HTTP to uvicorn, through the gate
+            uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port,
+                        workers=cfg.workers, http=BoundedHttpToolsProtocol, loop="auto", ws="none", access_log=False,
+                        log_level="warning", server_header=False, timeout_graceful_shutdown=GRACE_SECONDS)
+        except stopping.Stopped:
+            # one worker: uvicorn stopped gracefully on SIGTERM, then raised it again into palsy's handler (its
+            # own Ctrl-C it keeps; several workers' supervisor returns): a server's stop signal is its normal
+            # end, status 0, which is what a service manager (systemd) counts as a clean stop
+            pass
+    signum = stopping.handled()  # None when uvicorn or its supervisor took the signal itself
+    print(T.line(f"palsy serve: stopped ({stopping.name(signum)})" if signum is not None else "palsy serve: ended"),
           file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _sighup_stops_one_worker(workers: int):
+    """With one worker, SIGHUP stops the service as SIGTERM does (uvicorn's server takes only SIGINT and
+    SIGTERM, and palsy's own handler, raising in the event loop's signal callback, could not stop it); several
+    workers' supervisor takes SIGHUP itself (it restarts the workers)."""
+    if workers != 1 or not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.getsignal(signal.SIGHUP)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: signal.raise_signal(signal.SIGTERM))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, old)
