@@ -253,14 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     caller's handlers and signal mask are put back after."""
     argv = sys.argv[1:] if argv is None else argv
     caught = stopping.Caught()
+    said_stopped = False
     try:
         stopping.catch(caught)
         status = _main(argv)
         if (signum := stopping.received()) is not None:  # the handler ran, yet the command went on to its end
             _say(f"palsy: stopped ({stopping.name(signum)}), though the command had gone on after it")
-            status = 128 + signum
+            status, said_stopped = 128 + signum, True
     except (KeyboardInterrupt, Stopped) as exc:
-        status = _stopped(exc)
+        status, said_stopped = _stopped(exc), True
     except Exception as exc:  # before a command runs (a command module that cannot be imported): one line
         if "--debug" in argv:
             raise
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         late = stopping.release(caught)
     if isinstance(late, (KeyboardInterrupt, Stopped)):  # a signal as the handlers were put back
-        status = _stopped(late)
+        status = status if said_stopped else _stopped(late)
     elif late is not None:
         raise late
     return status
