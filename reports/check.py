@@ -342,14 +342,12 @@ def render(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = None
 
 
 def write(results: dict[str, Any], out: Path, *, sbc_path: Path | list[Path] | None = None) -> tuple[Path, Path]:
-    """Write ``check.html`` and ``check.json`` (the numbers) into ``out`` atomically."""
+    """Write ``check.html`` and ``check.json`` (the numbers) into ``out`` as one set: both or neither
+    (:func:`palsy.reports.output.write_all`; two separate renames had left a new page beside the numbers of
+    an older run when stopped between them)."""
     from palsy.model.criticism import to_json
-    from palsy.model.draws import atomic_write
+    from palsy.reports.output import write_all
 
-    out.mkdir(parents=True, exist_ok=True)
-    html = render(results, sbc_path=sbc_path)
-    data = to_json(results)
-    hp, jp = out / "check.html", out / "check.json"
-    atomic_write(hp, lambda tmp: tmp.write_text(html, encoding="utf-8"))
-    atomic_write(jp, lambda tmp: tmp.write_text(data, encoding="utf-8"))
-    return hp, jp
+    paths = write_all(out, {"check.html": render(results, sbc_path=sbc_path).encode("utf-8"),
+                            "check.json": to_json(results).encode("utf-8")})
+    return paths["check.html"], paths["check.json"]

@@ -4,9 +4,9 @@ While a command runs in the main thread (:func:`catch` to :func:`release`), SIGT
 :class:`Stopped` and Ctrl-C, under Python's own handler, KeyboardInterrupt, so that what the command started
 (the PDF helper) is stopped and nothing is left half-written; the exit status is then 128+N. Every signal
 received is recorded, so that a stop some library swallowed (``except BaseException: pass``) still ends
-the command as stopped and writes no output set of :mod:`palsy.reports.output` (reports, lessons, registry
-files: :func:`raise_if_stopped` runs before each; the check report and the fit cache, written through
-``model.draws.atomic_write``, are written whole and the status still says stopped). A signal already pending
+the command as stopped and writes no output set of :mod:`palsy.reports.output` (reports, lessons, the check
+report, registry files: :func:`raise_if_stopped` runs before each; a fit's cache entry, written through
+``model.draws.atomic_write``, is written whole and the status still says stopped). A signal already pending
 when the command starts, or arriving as its handlers are put back, is reported the same way. The signals
 are unblocked while the command runs: a
 blocked mask survives ``fork`` and ``exec``, and a caller's thread that blocks them would otherwise leave
