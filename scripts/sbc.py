@@ -47,11 +47,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -281,8 +282,9 @@ def _band_exits(ranks: np.ndarray, thin_to: int, prob: float = 0.95) -> list[boo
     return out
 
 
-def figure(results: dict[str, Any], path: Path) -> None:
-    """The ECDF-difference plot of every parameter's PIT, with the 95% simultaneous band."""
+def figure(results: dict[str, Any], path: Path | BinaryIO) -> None:
+    """The ECDF-difference plot of every parameter's PIT, with the 95% simultaneous band (SVG, to a file or
+    a binary stream)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -309,21 +311,21 @@ def figure(results: dict[str, Any], path: Path) -> None:
                  f"{len(results['parameters'])} parameters")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="svg")
     plt.close(fig)
 
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
-    """Write ``sbc_results.json`` and ``sbc_ecdf.svg`` into ``out`` (atomically)."""
-    from palsy.model.draws import atomic_write
+    """Write ``sbc_results.json`` and ``sbc_ecdf.svg`` into ``out`` as one set: both or neither
+    (:func:`palsy.reports.output.write_all`)."""
+    from palsy.reports.output import write_all
 
-    out.mkdir(parents=True, exist_ok=True)
-    res = out / RESULTS
-    atomic_write(res, lambda tmp: tmp.write_text(json.dumps(results, indent=1)))
-    fig = out / FIGURE
-    figure(results, fig)
-    return res, fig
+    svg = io.BytesIO()
+    figure(results, svg)
+    paths = write_all(out, {RESULTS: json.dumps(results, indent=1).encode("utf-8"), FIGURE: svg.getvalue()})
+    return paths[RESULTS], paths[FIGURE]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,12 +44,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -485,7 +486,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
 
 
-def figure(results: dict[str, Any], path: Path) -> None:
+def figure(results: dict[str, Any], path: Path | BinaryIO) -> None:
     """The width of the 90% interval of the base rate and of each source patient's P(infiltration) (as the
     tool answers) against the registry's rows, one line per number of sites (each fit a dot); below, the same
     widths in log odds."""
@@ -525,8 +526,9 @@ def figure(results: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"Registry simulation ({results['variant']} variant): interval width against rows and sites; "
                  f"lines: mean over fits, dots: each fit", fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format=path.suffix.lstrip(".") or "svg")
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format=(path.suffix.lstrip(".") if isinstance(path, Path) else "") or "svg")
     plt.close(fig)
 
 
@@ -589,18 +591,15 @@ def _cov(c: dict[str, Any] | None) -> str:
 
 
 def write(results: dict[str, Any], out: Path) -> tuple[Path, Path, Path]:
-    """Write the results JSON, the figure and the tables into ``out``."""
-    from palsy.model.draws import atomic_write
+    """Write the results JSON, the figure and the tables into ``out`` as one set: all or none
+    (:func:`palsy.reports.output.write_all`; its files are readable by all, as documentation is)."""
+    from palsy.reports.output import write_all
 
-    out.mkdir(parents=True, exist_ok=True)
-    res, fig, tab = out / RESULTS, out / FIGURE, out / TABLE
-    _write_json(res, results)
-    figure(results, fig)
-    text = table(results)
-    atomic_write(tab, lambda tmp: tmp.write_text(text))
-    for path in (res, fig, tab):
-        path.chmod(0o644)  # documentation, readable by all (the atomic write's temporary file is private)
-    return res, fig, tab
+    svg = io.BytesIO()
+    figure(results, svg)
+    paths = write_all(out, {RESULTS: json.dumps(results, indent=1).encode("utf-8"), FIGURE: svg.getvalue(),
+                            TABLE: table(results).encode("utf-8")})
+    return paths[RESULTS], paths[FIGURE], paths[TABLE]
 
 
 def _reps_for(text: str) -> tuple[int, int]:
