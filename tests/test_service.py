@@ -943,7 +943,10 @@ def test_admission_refuses_what_is_beyond_its_limit_at_once_and_frees_each_place
         pool.submit(asyncio.run, scenario()).result(timeout=60)
 
 
-@pytest.mark.parametrize("workers, signum", [(1, signal.SIGTERM), (2, signal.SIGTERM), (1, signal.SIGHUP)])
+@pytest.mark.parametrize("workers, signum", [
+    (1, signal.SIGTERM), (2, signal.SIGTERM),
+    pytest.param(1, getattr(signal, "SIGHUP", None), marks=pytest.mark.skipif(not hasattr(signal, "SIGHUP"),
+                                                                              reason="no SIGHUP here"))])
 def test_a_stop_signal_stops_the_service_after_the_request_in_progress_with_status_0(tmp_path, posterior_subtype,
                                                                                      workers, signum):
     """A service manager's stop (SIGTERM, or SIGHUP) while a card's body is half sent: the card is still

@@ -81,6 +81,9 @@ def _sighup_stops_one_worker(workers: int):
         yield
         return
     old = signal.getsignal(signal.SIGHUP)
+    if old is None:  # a handler set outside Python cannot be put back: left in place
+        yield
+        return
     signal.signal(signal.SIGHUP, lambda _signum, _frame: signal.raise_signal(signal.SIGTERM))
     try:
         yield
