@@ -2,7 +2,8 @@
 ``~/.cache/palsy`` on Linux, from platformdirs).
 
 The key hashes everything that changes the draws: the evidence files, the variant, the sampler
-settings, the package version, the model-defining sources, and the versions of the libraries that
+settings, the package version, the source of every module of ``model/`` the fit imports
+(:data:`MODEL_SOURCES`: all of them but those proven not to, :data:`NOT_FIT`), and the versions of the libraries that
 compute the draws (PyMC, PyTensor, BlackJAX, JAX, nutpie, numba, NumPy, SciPy), the Python version and the machine
 type. The library versions are read from the installed distributions' metadata folders: a warm
 query never imports PyMC (nor ``importlib.metadata``, whose import alone costs about 0.2 s).
@@ -120,10 +121,33 @@ def check_root() -> Path:
     return path
 
 
-#: The sources that define the model and its draws: a change to any of them invalidates cached fits.
-MODEL_SOURCES = ("structure.py", "design.py", "likelihood.py", "prior.py", "build.py", "fit.py", "variants.py",
-                 "rates.py", "evidence.py", "findings.py", "safe_yaml.py", "draws.py", "nuts.py",
-                 "registry_likelihood.py", "registry_model.py", "registry_fit.py", "rests_on.py")
+#: The modules of ``palsy.model`` (relative to its folder; a name ending in ``/`` is a whole subfolder) that
+#: the fit never imports, so that no change to them can change the draws: the answer's side, the checks,
+#: teaching, the registry's log and summaries, the published JSON Schemas. tests/test_cache_sources.py
+#: proves it: none of them is in the import closure of ``fit.py`` (its imports inside functions included).
+NOT_FIT = ("answer.py", "api.py", "atypicality.py", "brief.py", "contributions.py", "criticism/", "decision.py",
+           "exact.py", "file_models/published.py", "game.py", "guidance.py", "lookahead.py", "psis.py",
+           "registry_feedback.py", "registry_simulate.py", "registry_summary.py", "summaries.py", "teach.py",
+           "validated.py")
+
+
+def _model_sources() -> tuple[str, ...]:
+    """Every ``.py`` under palsy's ``model`` folder, its subfolders included, except :data:`NOT_FIT`, sorted."""
+    here = Path(__file__).parent
+    found = []
+    for dirpath, dirnames, filenames in os.walk(here):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        rel = Path(dirpath).relative_to(here).as_posix()
+        found += [name if rel == "." else f"{rel}/{name}" for name in filenames if name.endswith(".py")]
+    return tuple(sorted(n for n in found
+                        if n not in NOT_FIT and not any(x.endswith("/") and n.startswith(x) for x in NOT_FIT)))
+
+
+#: The sources a change to which invalidates cached fits: every module of ``model/`` (new ones included)
+#: except those the fit is proven never to import (:data:`NOT_FIT`). Among them: the model's structure,
+#: design, likelihood and its CSF part (``lp.py``), the prior, the sampler, the evidence and registry
+#: readers (``registry_counts.py`` too), the draws file and the provenance (``rests_on.py``).
+MODEL_SOURCES = _model_sources()
 
 #: The libraries whose versions can change the draws (the sampler, the compiler, the numerics).
 LIBRARIES = ("pymc", "pytensor", "blackjax", "jax", "jaxlib", "nutpie", "numba", "numpy", "scipy")
@@ -171,11 +195,16 @@ def environment() -> dict[str, object]:
     return {"libraries": library_versions(), "python": platform.python_version(), "machine": platform.machine()}
 
 
-def code_hash() -> str:
-    """SHA-256 of the model-defining sources (part of the cache key, with the version)."""
+def code_hash(folder: Path | None = None) -> str:
+    """SHA-256 of the model-defining sources, :data:`MODEL_SOURCES` (part of the cache key, with the
+    version): each one's name, length and bytes, so that code moved between modules changes it too.
+    ``folder``: where to read them (default: palsy's ``model`` folder)."""
+    folder = folder or Path(__file__).parent
     h = hashlib.sha256()
     for name in MODEL_SOURCES:
-        h.update((Path(__file__).parent / name).read_bytes())
+        data = (folder / name).read_bytes()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
     return h.hexdigest()
 
 

@@ -33,8 +33,9 @@ COMMANDS = {
     "check": "the statistician's report: diagnostics, checks, LOO, sensitivity",
     "teach": "the teaching lesson and interactive page",
     "evidence": "the evidence table with citations (validates priors/)",
-    "serve": "the CDS Hooks service for the record system (FHIR prefetch in, cards out); SIGTERM, SIGHUP or "
-             "Ctrl-C stops it gracefully (the requests in progress are answered), with status 0",
+    "serve": "the CDS Hooks service for the record system (FHIR prefetch in, cards out); SIGTERM or Ctrl-C "
+             "stops it gracefully (the requests in progress are answered), with status 0, and so does SIGHUP with "
+             "one worker; with several workers SIGHUP restarts the workers (uvicorn's supervisor) and does not stop it",
     "registry": "a hospital's registry of adjudicated palsies: check, summary, export counts, rows from feedback",
 }
 
@@ -43,8 +44,8 @@ EXIT_STATUS = """exit status:
   0      success: the answer, report or other output was written
   1      an internal error (a one-line message; --debug shows the traceback), or the system failed
          (a full or failing disk: the message names the path); palsy fit also when the fit's
-         diagnostics fail. A cache that cannot be written is a warning, not a failure: the answer is
-         still printed
+         diagnostics fail or its cache could not be written. For the other commands a cache that
+         cannot be written is a warning, not a failure: the answer is still printed
   2      bad input: a flag, a patient file, the evidence (priors/), a path given; the message names
          the field, the value and what is allowed, and nothing is written
   128+N  stopped by signal N (130: Ctrl-C, 143: SIGTERM); nothing is left half-written"""

@@ -38,10 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder of hallmark vignettes (key `patient`) also tested for sensitivity "
                         f"(default tests/fixtures/vignettes; {NONE} for none)")
     p.add_argument("--quick", action="store_true",
-                   help="the subset for `make test`: exact refits (few draws) of only the expert judgment (at its "
+                   help="a smaller run: exact refits (few draws) of only the expert judgment (at its "
                         "four plausible alternatives and the flat extreme) and the reference that move P(infiltration) "
                         "most by PSIS, one leave-one-study-out refit; every other row by PSIS, judgments' rows that "
-                        "PSIS cannot give reliably dropped and counted, rate factors screened (it says how many and why)")
+                        "PSIS cannot give reliably dropped and counted, rate factors screened (it says how many and why). "
+                        "`make test` runs no refit of it: only `make test-heavy` runs `palsy check --quick` (with "
+                        "--no-refit) and the quick refits")
     p.add_argument("--no-refit", action="store_true", help="no refits at all: PSIS only (unreliable ones flagged)")
     p.add_argument("--sbc", default=",".join(str(x) for x in DEFAULT_SBC),
                    help=f"SBC results files written by scripts/sbc.py, comma-separated (default: docs/sbc/, both variants; "
