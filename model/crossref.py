@@ -218,6 +218,14 @@ def decision_file(doc: Any, file: str | Path, sc: SC.Schema, causes: Iterable[st
     for t in given:
         if t not in tests:
             out.append(problem(file, "tests", f"tests.{t}", not_allowed(t, tests, "is not a next test of schema.yaml")))
+    floor = _map(_map(doc).get("testing_floor")).get("value")
+    benefit = _map(_map(doc).get("benefit_treat_infiltration")).get("value")
+    harm = _map(_map(doc).get("harm_treat_without_infiltration")).get("value")
+    if all(isinstance(x, int | float) and not isinstance(x, bool) and x > 0 for x in (floor, benefit, harm)):
+        treatment = harm / (harm + benefit)
+        if floor >= treatment:
+            out.append(problem(file, "testing_floor", "value", f"{floor} is not below the treatment threshold "
+                                                               f"{treatment:.3g} (harm / (harm + benefit))"))
     if causes is not None:
         causes = list(causes)
         for c in _map(_map(doc).get("management")):

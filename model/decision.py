@@ -44,6 +44,7 @@ class Settings:
     workup_text: str = ""  # with {tests} and {them} (:meth:`workup_sentence`)
     workup_names: dict[str, str] = dataclasses.field(default_factory=dict)  # test -> its words in that sentence
     escalation_text: str = ""  # said first when an action escalates (:func:`with_escalation`)
+    testing_floor: float = 0.0  # the lower threshold is at most this (0: no floor)
 
     def workup_sentence(self, pending: tuple[str, ...]) -> str:
         """The work-up's sentence naming only the tests of ``pending`` still to be done ('' when none)."""
@@ -104,7 +105,8 @@ def load(directory: str | Path | None = None, causes: tuple[str, ...] | None = N
                     harms, {a: doc["action_text"][a] for a in ACTIONS}, str(path), management,
                     " ".join(doc["workup_text"].split()),
                     {t: " ".join(str(doc["tests"][t]["workup"]).split()) for t in doc["tests"]},
-                    " ".join(doc["escalation_text"].split()))
+                    " ".join(doc["escalation_text"].split()),
+                    float((doc.get("testing_floor") or {}).get("value") or 0.0))
 
 
 def parse_thresholds(text: str) -> tuple[float, float]:
@@ -261,6 +263,10 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
     else:
         low = high = s.treatment_threshold
         source = s.source
+    # the one-step model's lower threshold, at most the floor (a result is confirmed, then acted on: testing_floor)
+    floored = thresholds is None and 0 < s.testing_floor < low
+    if floored:
+        low = s.testing_floor
     action = zone(p, low, high)
     out_tests = []
     for r in rows:
@@ -286,7 +292,7 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
         deciding = max(out_tests, key=lambda t: (t["probability_of_change"], t["value_of_information"]), default=None)
         edge["decided_by"] = deciding["test"] if deciding and deciding["can_change_action"] else None
     return {"thresholds": {"low": float(low), "high": float(high), "treatment": s.treatment_threshold,
-                           "source": source},
+                           "source": source, "floored": bool(floored)},
             "probability": p, "action": action, "action_text": s.action_text[action], "tests": out_tests,
             "negative_lps_to_low": to_low, "at_threshold": edge, "workup_pending": list(workup_pending),
             "workup_text": s.workup_sentence(tuple(workup_pending)), "escalation_text": ""}

@@ -1,6 +1,7 @@
 """The decision layer: Pauker-Kassirer thresholds, value of information against a direct computation,
 the action the mean implies, --thresholds, and the negative LPs needed to fall below the lower threshold."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -181,3 +182,55 @@ def test_cli_decision_and_thresholds(palsy):
     assert d["decision"]["action"] == "treat"
     r = palsy("posterior", "--thresholds", "0.5,0.2")
     assert r.returncode == 2 and "--thresholds" in r.stderr
+
+
+def _useless_lp(p_inf: float) -> list[dict]:
+    """One LP whose results move nobody (a likelihood ratio of 1): never worth doing in one step."""
+    p = np.full(4, p_inf)
+    return [{"test": "lp", "outcomes": [{"_draws": (np.full(4, 0.9), None), "p_inf": p},
+                                        {"_draws": (np.full(4, 0.1), None), "p_inf": p}]}]
+
+
+@pytest.mark.parametrize("p_inf, action", [(0.26, "test"), (0.55, "test"), (0.10, "test"), (0.06, "no_test")])
+def test_the_testing_floor_caps_the_lower_threshold(p_inf, action):
+    """A clinician's review (December 2026): the one-step model said "no further test" at P(infiltration) 19-55%
+    because no single result reached the treatment threshold. Below the upper threshold the decision now says
+    'test' at or above decision.yaml's testing floor, and not below it; --thresholds is never floored."""
+    floored = dataclasses.replace(SETTINGS, testing_floor=0.10)
+    tests = _useless_lp(p_inf)
+    plain = D.decide(np.full(4, p_inf), tests, None, SETTINGS)
+    assert plain["action"] == "no_test" and plain["thresholds"]["low"] == pytest.approx(0.8)
+    assert not plain["thresholds"]["floored"]
+    out = D.decide(np.full(4, p_inf), tests, None, floored)
+    assert out["action"] == action
+    assert out["thresholds"]["low"] == pytest.approx(0.10) and out["thresholds"]["floored"]
+    assert out["thresholds"]["high"] == pytest.approx(0.8)
+    given = D.decide(np.full(4, p_inf), tests, None, floored, thresholds=(0.5, 0.9))
+    assert given["thresholds"]["low"] == 0.5 and not given["thresholds"]["floored"]
+
+
+def test_the_floor_never_raises_a_lower_threshold_the_tests_give():
+    """A test that pays from 2%: the floor (10%) leaves that lower threshold alone."""
+    floored = dataclasses.replace(SETTINGS, testing_floor=0.10)
+    a, b = np.array([0.05, 0.95]), np.array([0.999, 0.001])  # a near-perfect cheap test
+    low, _ = D.test_interval(a, b, 4.0, 1.0, 0.004)
+    assert low < 0.10
+    p_inf = np.full(4, 0.05)
+    pr_pos = p_inf * a[1] + (1 - p_inf) * b[1]
+    tests = [{"test": "lp", "outcomes": [{"_draws": (1 - pr_pos, None), "p_inf": p_inf * a[0] / (1 - pr_pos)},
+                                         {"_draws": (pr_pos, None), "p_inf": p_inf * a[1] / pr_pos}]}]
+    out = D.decide(p_inf, tests, None, floored)
+    assert out["thresholds"]["low"] == pytest.approx(low) and not out["thresholds"]["floored"]
+    assert out["action"] == "test"
+
+
+def test_the_floor_is_read_from_decision_yaml_and_checked(settings, tmp_path):
+    assert 0 < settings.testing_floor < settings.treatment_threshold
+    import shutil
+
+    shutil.copytree(REPO / "priors", tmp_path / "p")
+    path = tmp_path / "p" / "decision.yaml"
+    path.write_text(path.read_text().replace("  value: 0.10\n", "  value: 0.85\n", 1))
+    with pytest.raises(F.InputError) as err:
+        D.load(tmp_path / "p")
+    assert "testing_floor" in str(err.value) and "0.85" in str(err.value) and "treatment threshold" in str(err.value)

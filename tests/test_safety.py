@@ -298,3 +298,23 @@ def test_blasts_on_the_film_in_remission_are_named_a_relapse_until_shown_otherwi
         assert "blasts_in_remission" not in [x["id"] for x in b.actions], other
     relapsed = _answer({**data, "remission": "not_in_remission"}, draws_subtype, rules, tables)
     assert relapsed.probability["mean"] > a.probability["mean"], "the detail says re-entered it is higher"
+
+
+@pytest.mark.parametrize("data", [
+    # the reviewer's pictures (December 2026): "no further test for infiltration" at 19-42%, no repeat LP
+    {"lineage": "T-ALL", "remission": "not_in_remission", "onset": "progressive", "laterality": "unilateral",
+     "mri": "normal", "csf_profile": "normal", "csf": [{"cytology": "negative", "flow": "negative"}]},
+    {"lineage": "T-ALL", "remission": "not_in_remission", "onset": "acute", "laterality": "unilateral",
+     "vesicles": "absent", "eighth_nerve": "none", "otoscopy": "normal", "other_cranial_nerves": "none",
+     "mri": "facial_nerve_enhancement", "csf_profile": "pleocytosis",
+     "csf": [{"cytology": "negative", "flow": "negative"}]},
+], ids=["progressive-one-negative-lp", "enhancing-nerve-one-negative-lp"])
+def test_no_further_test_is_never_said_while_a_relapse_is_still_likely(draws_subtype, rules, tables, data):
+    """At or above decision.yaml's testing floor the decision keeps testing and the repeat LP is offered: the
+    one-step threshold model alone had said "no further test" at P(infiltration) 19-26% here."""
+    ds, _ = rules
+    a = _answer(data, draws_subtype, rules, tables)
+    print(_line("floor", a), a.decision["thresholds"])
+    assert a.probability["mean"] >= ds.testing_floor
+    assert a.decision["action"] == "test"
+    assert "repeat_lp" in [x["id"] for x in a.actions]

@@ -98,6 +98,7 @@ class DecisionFile(Strict):
     workup_text: Annotated[str, PlainValidator(_workup_template)]
     escalation_text: Text
     action_text: ActionText
+    testing_floor: Judged | None = None
 
 
 # --- actions.yaml ----------------------------------------------------------------------------------
