@@ -248,6 +248,8 @@ class Thresholds(_Out):
     high: float
     treatment: float
     source: str
+    floored: bool = Field(description="Whether the lower threshold is decision.yaml's testing floor (the one-step "
+                                      "model's own was higher)")
 
 
 class DecisionTest(_Out):
