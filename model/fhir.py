@@ -9,8 +9,10 @@ validated JSON:
 
 - **whose**: every subject or patient reference (relative, absolute, to an entry, or an identifier) must
   be the bundle's one Patient, else the bundle is refused; a clinical resource with no subject is ignored;
-- the index **palsy** is a Condition coded as facial palsy (ICD-10 G51.0, SNOMED CT): its ``onsetDateTime``
-  is the date every window counts from (today when there is none; tests and imaging are then not placed).
+- the index **palsy** is the current Condition coded as facial palsy (ICD-10 G51.0, SNOMED CT) with the newest
+  onset (older palsies are set aside: :func:`_palsy_episode`); its onset is the date every window counts from
+  (without one no dose is "before onset", and tests and imaging are placed only after a recordedDate bound).
+  Instants are compared where both times are given, else days in the record's zone (:func:`record_zone`).
   An onset known only to a month or year is a range: an exposure counts only when inside its window for
   every day of it, and a test inside the range is not placed;
 - **context**: age group from ``Patient.birthDate`` at that date; lineage (and remission where the code
@@ -48,7 +50,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from palsy.model import findings as F
 from palsy.model import paths
@@ -60,7 +62,8 @@ ROLES = ("palsy", "finding", "medication", "procedure", "lab", "result", "latera
 #: The roles of exposures: a row sets its ``finding`` to its ``level`` when the resource falls in its ``window``.
 EXPOSURE_ROLES = ("medication", "procedure")
 #: The windows and limits the mapping itself reads (an exposure row names its own window besides these).
-WINDOWS = ("adult_from_years", "pleocytosis_above_per_uL", "traumatic_red_cells_at_least_per_uL", "blasts_days_from_lp")
+WINDOWS = ("adult_from_years", "pleocytosis_above_per_uL", "traumatic_red_cells_at_least_per_uL", "blasts_days_from_lp",
+           "palsy_same_episode_days", "own_finding_days_after_onset", "earliest_plausible_year")
 #: The units an exposure's window may be counted in.
 WINDOW_UNITS = ("days", "months")
 MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "blood_blasts")
@@ -150,7 +153,7 @@ class Table:
     def since(self, name: str, day: dt.date) -> dt.date:
         """The first day of the window ``name`` that ends on ``day`` (in the window's unit: days or months)."""
         n = int(self.window(name))
-        return _months_before(day, n) if self.units.get(name) == "months" else day - dt.timedelta(days=n)
+        return _months_before(day, n) if self.units.get(name) == "months" else shift(day, -n)
 
 
 def load_table(directory: str | Path | None = None) -> Table:
@@ -278,26 +281,97 @@ def csf_new_form(schema: SC.Schema) -> bool:
     return True
 
 
-# --- dates ----------------------------------------------------------------------------------------------
+# --- dates and times ------------------------------------------------------------------------------------
 
-_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+_DATETIME = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
+                       r"(Z|[+-]\d{2}:\d{2})?)?)?)?")
+_DAY_S = 86400
+_FIRST_ORDINAL, _LAST_ORDINAL = dt.date.min.toordinal(), dt.date.max.toordinal()
+
+
+class When(NamedTuple):
+    """What a FHIR date, dateTime or instant can mean: its first and last day in the record's zone
+    (:func:`record_zone`) and, when a time of day is given with its offset, the instant itself (seconds since
+    0001-01-01T00:00Z: integers, so no date at the calendar's ends can overflow)."""
+
+    lo: dt.date
+    hi: dt.date
+    at: int | None = None
+
+
+def _day(ordinal: int) -> dt.date:
+    """The date of a day number, held to the calendar's ends (year 1 to 9999)."""
+    return dt.date.fromordinal(min(max(ordinal, _FIRST_ORDINAL), _LAST_ORDINAL))
+
+
+def shift(day: dt.date, days: int) -> dt.date:
+    """``day`` moved by ``days``, held to the calendar's ends (0001-01-01 minus 28 days is 0001-01-01)."""
+    return _day(day.toordinal() + days)
+
+
+def _offset_minutes(tz: str) -> int:
+    if tz == "Z":
+        return 0
+    return (-1 if tz[0] == "-" else 1) * (int(tz[1:3]) * 60 + int(tz[4:6]))
+
+
+def parse_when(text: Any, zone_minutes: int = 0) -> When | None:
+    """What a FHIR date, dateTime or instant can mean ('2024' -> Jan 1 to Dec 31; a time with its offset ->
+    the instant, and its day in the zone ``zone_minutes`` east of UTC); None if absent or unreadable."""
+    if not isinstance(text, str):
+        return None
+    m = _DATETIME.match(text)
+    if not m:
+        return None
+    y, mo, d, hh, mi, ss, tz = m.groups()
+    try:
+        year = int(y)
+        if mo is None:
+            return When(dt.date(year, 1, 1), dt.date(year, 12, 31))
+        month = int(mo)
+        if d is None:
+            return When(dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1]))
+        day = dt.date(year, month, int(d))
+    except ValueError:
+        return None
+    if hh is None or tz is None:  # a date, or a time of day without its offset: the day as written
+        return When(day, day)
+    seconds = int(hh) * 3600 + int(mi) * 60 + int(ss or 0)
+    if not (0 <= seconds < _DAY_S):
+        return When(day, day)
+    at = day.toordinal() * _DAY_S + seconds - _offset_minutes(tz) * 60
+    local = _day((at + zone_minutes * 60) // _DAY_S)
+    return When(local, local, at)
 
 
 def date_range(text: Any) -> tuple[dt.date, dt.date] | None:
     """The first and last day a FHIR date or dateTime can mean ('2024' -> Jan 1 to Dec 31); None if absent."""
-    if not isinstance(text, str):
-        return None
-    m = _DATE.match(text)
-    if not m:
-        return None
-    y, mo, d = int(m.group(1)), m.group(2), m.group(3)
-    if mo is None:
-        return dt.date(y, 1, 1), dt.date(y, 12, 31)
-    mo = int(mo)
-    if d is None:
-        return dt.date(y, mo, 1), dt.date(y, mo, calendar.monthrange(y, mo)[1])
-    day = dt.date(y, mo, int(d))
-    return day, day
+    w = parse_when(text)
+    return (w.lo, w.hi) if w else None
+
+
+_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-]\d{2}:\d{2})$")
+
+
+def record_zone(bundle: Any) -> int:
+    """The record's own zone, minutes east of UTC: the UTC offset most of its timestamps carry, UTC (``Z``,
+    often a server's or a reference laboratory's clock) left out; UTC when no timestamp has another offset.
+    Dates without a time are read as days of this zone, and every instant is placed on its day in it, so that
+    a cytology stamped 21:30-05:00 and a cell count stamped 02:30Z the next day are one LP."""
+    counts: dict[int, int] = {}
+    stack = [bundle]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and len(node) <= 40 and (m := _OFFSET.match(node)):
+            off = _offset_minutes(m.group(1))
+            if off:
+                counts[off] = counts.get(off, 0) + 1
+    # the commonest; a tie goes to the offset nearest UTC, then the western one (an order on numbers only)
+    return min(counts, key=lambda o: (-counts[o], abs(o), o)) if counts else 0
 
 
 def _years_between(born: dt.date, on: dt.date) -> int:
@@ -306,15 +380,20 @@ def _years_between(born: dt.date, on: dt.date) -> int:
 
 def _months_before(day: dt.date, months: int) -> dt.date:
     y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
+    if y < dt.MINYEAR:
+        return dt.date.min
+    if y > dt.MAXYEAR:
+        return dt.date.max
     return dt.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
 
 
-def _when(res: Mapping[str, Any], *fields: str) -> tuple[dt.date, dt.date] | None:
+def _when(res: Mapping[str, Any], zone: int, *fields: str) -> When | None:
+    """The first of ``fields`` that dates ``res`` (a Period by its start)."""
     for f in fields:
         value = res.get(f)
         if isinstance(value, dict):  # a Period: its start
             value = value.get("start")
-        r = date_range(value)
+        r = parse_when(value, zone)
         if r:
             return r
     return None
@@ -372,13 +451,21 @@ class FhirMapping:
 class _Collector:
     """Findings as they are read against the schema in use, with their conflicts."""
 
-    def __init__(self, schema: SC.Schema) -> None:
+    def __init__(self, schema: SC.Schema, zone: int = 0, today: dt.date | None = None) -> None:
         self.schema = schema
         self.values: dict[str, dict[str, list[str]]] = {}
         self.notes: list[str] = []
         self.ignored: list[dict[str, str]] = []
         self.not_in_schema: set[str] = set()
         self.leukaemia = False
+        self.zone = zone  # the record's zone (minutes east of UTC): the day an instant falls on
+        self.today = today or dt.date.today()
+        self.onset: When | None = None  # the episode's onset, when dated
+        self.born: When | None = None  # the patient's birth date, when plausible
+        self.states: list[_State] = []  # what current Conditions say of a state (remission), weighed at the end
+
+    def when(self, res: Mapping[str, Any], *fields: str) -> When | None:
+        return _when(res, self.zone, *fields)
 
     def set(self, finding: str, level: str, why: str) -> None:
         self.leukaemia |= finding == "lineage"
@@ -439,7 +526,7 @@ def validate(bundle: Any, source: str = "bundle") -> dict[str, Any]:
     from pydantic import ValidationError
 
     try:
-        Bundle.model_validate(dict(bundle))
+        Bundle.model_validate(_for_validation(bundle))
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e.get('loc', ())) or 'bundle'}: {e.get('msg', 'invalid')}"
                     for e in exc.errors(include_input=False, include_url=False)[:20]]
@@ -447,6 +534,32 @@ def validate(bundle: Any, source: str = "bundle") -> dict[str, Any]:
     except (TypeError, ValueError, RecursionError) as exc:
         raise FhirError([f"not a valid FHIR R4 Bundle ({type(exc).__name__})"], source) from None
     return dict(bundle)
+
+
+#: Resources whose required time may be given as a primitive with only an extension (US Core's data-absent-reason
+#: for "time unknown"): the R4B models refuse them, but one such resource is read as undated (ignored and listed),
+#: never a reason to refuse the whole record.
+_TIME_REQUIRED = {"MedicationAdministration": ("effectiveDateTime", "effectivePeriod")}
+
+
+def _for_validation(bundle: Mapping[str, Any]) -> dict[str, Any]:
+    """The bundle as validated: a resource whose required time is only a data-absent extension is validated with
+    a stand-in time (the mapping reads the bundle itself, where it stays undated)."""
+    out = dict(bundle)
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        return out
+    fixed = []
+    for entry in entries:
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(res, dict) and res.get("resourceType") == "Bundle":
+            entry = {**entry, "resource": _for_validation(res)}
+        elif isinstance(res, dict) and (fields := _TIME_REQUIRED.get(str(res.get("resourceType")))) and \
+                not any(f in res for f in fields) and isinstance(res.get("_" + fields[0]), dict):
+            entry = {**entry, "resource": {**res, fields[0]: "1901-01-01"}}
+        fixed.append(entry)
+    out["entry"] = fixed
+    return out
 
 
 def _too_deep(value: Any, limit: int) -> bool:
@@ -537,8 +650,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     bundle = validate(bundle, source)
     table = table or load_table()
     schema = schema or table.schema
-    today = today or dt.date.today()
-    c = _Collector(schema)
+    c = _Collector(schema, record_zone(bundle), today)
     entries = resources(bundle)
     patient_res, who = _the_patient(entries, source)
     problems = _subject_problems(entries, who)
@@ -546,17 +658,25 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
         raise FhirError(problems[:20], source)
     partial = _note_partial(partial_searches(bundle), c)
 
+    c.born = _birth(patient_res, table, c)
     palsies, onset = _palsy_episode(entries, table, c)
-    window_end = onset or (today, today)
-    if palsies and onset is None:
-        c.notes.append("the facial palsy Condition has no onset date: windows count from today, and LPs and imaging "
-                       "cannot be placed")
+    # the exposures' windows end at the onset; without an onset date, the onset is some day up to today
+    # (or up to the day the record bounds it by): a dose in that time may have followed it
+    dated = onset if onset is not None and onset.lo > dt.date.min else None
+    c.onset = onset
+    window_end = onset or When(dt.date.min, c.today)
+    if palsies and dated is None:
+        c.notes.append("the facial palsy's onset date is not known" + (
+            f" (only that it was on or before {onset.hi.isoformat()})" if onset else "")
+            + ": an exposure before it cannot be told from one after it (left unknown); exam findings count when "
+              "recorded recently; LPs and imaging are placed only when after the day the record bounds the onset by")
     if not palsies:
-        c.notes.append("no current facial palsy Condition (ICD-10 G51.0 or SNOMED CT) in the record: windows count "
-                       "from today")
-    _age_group(patient_res, window_end, table, c)
+        c.notes.append("no current facial palsy Condition (ICD-10 G51.0 or SNOMED CT) in the record: its onset is "
+                       "not known, so an exposure before it cannot be told from one after it (left unknown), and "
+                       "LPs and imaging are not placed")
+    _age_group(window_end, table, c)
 
-    labs: list[tuple[dt.date, str, dict[str, Any], str]] = []
+    labs: list[tuple[When, str, dict[str, Any], str]] = []
     for where, res in entries:
         rt = res.get("resourceType")
         ref = _ref(res, where)
@@ -578,6 +698,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
             lab = _observation(res, ref, table, c)
             if lab:
                 labs.append(lab)
+    _weigh_states(c)
     lps = _lumbar_punctures(labs, table, c, onset, first_known=not partial & {"Observation", UNKNOWN})
     if partial & {"DiagnosticReport", UNKNOWN}:
         _keep_only_the_first_in_precedence(c)
@@ -588,7 +709,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
         patient[schema.lp.name] = lps
     not_found = [f for f in schema.findings if f not in patient]
     return FhirMapping(patient, not_found, c.ignored, sorted(c.not_in_schema), c.notes,
-                       onset[0].isoformat() if onset else None, bool(palsies), c.leukaemia, sorted(partial),
+                       dated.lo.isoformat() if dated else None, bool(palsies), c.leukaemia, sorted(partial),
                        str(patient_res["id"]) if patient_res.get("id") else None)
 
 
@@ -601,22 +722,100 @@ def record_patient_id(fhir_id: Any) -> str:
     return RECORD_PREFIX + (str(fhir_id) if fhir_id else "(no id)")
 
 
+def _plausible(w: When | None, table: Table, c: _Collector, what: str, ref: str = "Patient") -> When | None:
+    """``w`` when it can be a real date of this record: not before the table's earliest plausible year (a
+    0001-01-01 is a "no date" sentinel) and not after today; else None, noted."""
+    if w is None:
+        return None
+    earliest = int(table.window("earliest_plausible_year"))
+    if w.hi.year < earliest or w.lo > c.today:
+        c.notes.append(f"{what} ({ref}) is dated {w.lo.isoformat()}: "
+                       f"{'before ' + str(earliest) if w.hi.year < earliest else 'after today'}, not a real date "
+                       f"(a system's 'no date' value or an error): not read as a date")
+        return None
+    return w
+
+
+def _birth(patient: Mapping[str, Any], table: Table, c: _Collector) -> When | None:
+    return _plausible(parse_when(patient.get("birthDate")), table, c, "the birth date")
+
+
+_AGE_YEARS = {"a": 1.0, "yr": 1.0, "year": 1.0, "years": 1.0, "mo": 1 / 12, "month": 1 / 12, "months": 1 / 12}
+
+
+def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> tuple[When | None, str]:
+    """When a palsy Condition began, as a range of days (``lo`` dt.date.min when only an upper bound is known),
+    and how it was read: onsetDateTime; onsetPeriod (start to end); onsetAge with the birth date; else only
+    an upper bound: onsetPeriod.end, or recordedDate (the palsy existed when it was recorded)."""
+    z = c.zone
+    got = _plausible(parse_when(res.get("onsetDateTime"), z), table, c, "the facial palsy's onset", ref)
+    if got:
+        return got, "onsetDateTime"
+    period = res.get("onsetPeriod") if isinstance(res.get("onsetPeriod"), dict) else {}
+    start = _plausible(parse_when(period.get("start"), z), table, c, "the facial palsy's onset", ref)
+    end = _plausible(parse_when(period.get("end"), z), table, c, "the facial palsy's onset period's end", ref)
+    if start:
+        return When(start.lo, max(start.hi, end.hi) if end else start.hi, start.at if not end else None), "onsetPeriod"
+    age = res.get("onsetAge") if isinstance(res.get("onsetAge"), dict) else {}
+    per = _AGE_YEARS.get(str(age.get("code") or age.get("unit") or ""))
+    if per and isinstance(age.get("value"), int | float) and not age.get("comparator") and c.born:
+        months = int(round(float(age["value"]) * per * 12))
+        step = 12 if per == 1.0 else 1  # an age in whole years or months: the year or month of life it names
+        lo = _months_before(c.born.lo, -months)
+        hi = shift(_months_before(c.born.hi, -(months + step)), -1)
+        got = _plausible(When(lo, max(lo, hi)), table, c, "the facial palsy's onset (from its onsetAge)", ref)
+        if got:
+            return got, "onsetAge"
+    bound = end or _plausible(parse_when(res.get("recordedDate"), z), table, c, "the facial palsy's recordedDate", ref)
+    if bound:
+        return When(dt.date.min, bound.hi), "recordedDate" if not end else "onsetPeriod.end"
+    if res.get("onsetString"):
+        c.notes.append(f"the facial palsy's onset ({ref}) is given only as text (onsetString): not read as a date")
+    return None, ""
+
+
 def _palsy_episode(entries: list[tuple[str, dict[str, Any]]], table: Table,
-                   c: _Collector) -> tuple[list[dict[str, Any]], tuple[dt.date, dt.date] | None]:
-    """The current facial-palsy Conditions, with their laterality set, and the episode's onset: the first and
-    last day the earliest onset can mean (None when no Condition dates it)."""
-    palsies, sides, side_unknown = [], set(), False
+                   c: _Collector) -> tuple[list[dict[str, Any]], When | None]:
+    """This episode's facial-palsy Conditions, with their laterality set, and the episode's onset.
+
+    The episode is the current palsy: the newest onset among the current (usable) palsy Conditions, with
+    every other current one whose onset may be within ``palsy_same_episode_days`` before it (a second side
+    or a second record of the same palsy). The others are an earlier palsy: set aside, listed, and neither
+    their side nor their onset is read. A palsy with no date at all is set aside when another is dated.
+    The onset is the episode's earliest (its first and last possible day); None when no Condition dates it
+    (an upper bound alone, e.g. recordedDate, gives ``lo`` dt.date.min)."""
+    found = []
     for where, res in entries:
         if res.get("resourceType") != "Condition" or not _has_subject(res):
             continue
         rows = [r for cd in _codings(res.get("code")) for r in table.lookup(cd, "palsy")]
         if not rows:
             continue
+        ref, code = _ref(res, where), _code_text(_codings(res.get("code"))[0])
         why = _condition_unusable(res)
         if why:
-            c.ignore(_ref(res, where), _code_text(_codings(res.get("code"))[0]), why)
+            c.ignore(ref, code, why)
             continue
-        palsies.append(res)
+        onset, how = _onset_of(res, ref, table, c)
+        found.append((res, ref, code, onset, how))
+    dated = [f for f in found if f[3] is not None]
+    episode = found
+    if dated:
+        newest = max(f[3].lo for f in dated)
+        gap = int(table.window("palsy_same_episode_days"))
+        first = shift(newest, -gap)
+        episode = [f for f in dated if f[3].hi >= first]
+        for f in found:
+            if any(f is e for e in episode):
+                continue
+            why = (f"an earlier facial palsy (onset {'on or before ' if f[3].lo == dt.date.min else ''}"
+                   f"{(f[3].hi if f[3].lo == dt.date.min else f[3].lo).isoformat()}), more than {gap} days before "
+                   f"this one's ({newest.isoformat()}): not this episode" if f[3] is not None else
+                   f"a facial palsy with no date, beside a dated one ({newest.isoformat()}): not placed in this episode")
+            c.ignore(f[1], f[2], why)
+            c.notes.append(f"set aside: {f[1]}: {why}; its side and onset are not read")
+    sides, side_unknown = set(), False
+    for res, *_ in episode:
         got = {r.side for bs in res.get("bodySite") or [] for cd in _codings(bs) for r in table.lookup(cd, "laterality")}
         sides |= got
         side_unknown |= not got
@@ -624,24 +823,34 @@ def _palsy_episode(entries: list[tuple[str, dict[str, Any]]], table: Table,
         c.set("laterality", "bilateral", "facial palsy on both sides")
     elif sides and not side_unknown:
         c.set("laterality", "unilateral", "facial palsy on one side")
-    starts = [r for r in (_when(p, "onsetDateTime", "onsetPeriod") for p in palsies) if r]
+    palsies = [f[0] for f in episode]
+    starts = [f for f in episode if f[3] is not None]
     if not starts:
         return palsies, None
-    # the episode starts at the earliest onset, which lies between the earliest first and the earliest last day
-    onset = min(s[0] for s in starts), min(s[1] for s in starts)
-    if onset[0] != onset[1]:
-        c.notes.append(f"the facial palsy's onset is known only to between {onset[0].isoformat()} and "
-                       f"{onset[1].isoformat()}: an exposure counts only when it is in its window for every day of "
+    # the episode starts at its earliest onset, which lies between the earliest first and the earliest last day
+    lo, hi = min(f[3].lo for f in starts), min(f[3].hi for f in starts)
+    ats = [f[3].at for f in starts if f[3].at is not None and f[3].lo == lo and f[3].hi == hi]
+    onset = When(lo, hi, min(ats) if ats and lo == hi else None)
+    for f in starts:
+        if f[4] in ("recordedDate", "onsetPeriod.end", "onsetAge"):
+            c.notes.append(f"the facial palsy's onset is read from its {f[4]} ({f[1]})")
+    if lo != hi and lo > dt.date.min:
+        c.notes.append(f"the facial palsy's onset is known only to between {lo.isoformat()} and "
+                       f"{hi.isoformat()}: an exposure counts only when it is in its window for every day of "
                        f"that range, and an LP or imaging in that range cannot be placed")
     return palsies, onset
 
 
-def _age_group(patient: Mapping[str, Any], onset: tuple[dt.date, dt.date], table: Table, c: _Collector) -> None:
-    born = date_range(patient.get("birthDate"))
+def _age_group(onset: When, table: Table, c: _Collector) -> None:
+    born = c.born
     if not born:
         return
+    days = {onset.hi} if onset.lo == dt.date.min else {onset.lo, onset.hi}
+    if born.lo > min(days):
+        c.notes.append(f"age_group: the birth date ({born.lo.isoformat()}) is after the palsy's onset: not read")
+        return
     adult = table.window("adult_from_years")
-    ages = {_years_between(b, day) >= adult for b in born for day in onset}
+    ages = {_years_between(b, day) >= adult for b in (born.lo, born.hi) for day in days}
     if len(ages) == 1:
         c.set("age_group", "adult" if ages.pop() else "child", "birth date")
     else:
@@ -656,7 +865,7 @@ def _note_partial(searches: list[tuple[str, frozenset[str]]], c: _Collector) -> 
         partial |= types or {UNKNOWN}
         c.notes.append(f"incomplete record: {what}; what the pages not read hold is unknown")
     if partial & {"Condition", UNKNOWN}:
-        c.notes.append("incomplete record: the palsy's onset is the earliest among the Conditions read; an earlier "
+        c.notes.append("incomplete record: the palsy's episode is the newest among the Conditions read; a newer "
                        "one on a page not read would move every window")
     return partial
 
@@ -699,7 +908,10 @@ _REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})$")
 
 
 def _no_history(reference: str) -> str:
-    return re.sub(r"/_history/[^/]*$", "", reference)
+    """A reference without its version, its scheme and host in lower case (they are case-insensitive)."""
+    reference = re.sub(r"/_history/[^/]*$", "", reference)
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/]*)(.*)$", reference)
+    return m.group(1).lower() + m.group(2) if m else reference
 
 
 def _subject_problems(entries: list[tuple[str, dict[str, Any]]], who: _Who) -> list[str]:
@@ -783,10 +995,32 @@ def _not_current(res: Mapping[str, Any]) -> str | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class _State:
+    """What one current Condition says of a state (e.g. remission), to be weighed against the others."""
+
+    finding: str
+    level: str | None  # None: the code says a state the schema's levels cannot hold (e.g. in remission, phase not said)
+    day: dt.date | None  # the latest of its recordedDate and onset: when the record said it
+    explicit: bool  # its clinicalStatus says it is current (not merely left out)
+    ref: str
+    code: str
+    display: str
+    note: str | None
+
+
+def _condition_day(res: Mapping[str, Any], table: Table, c: _Collector) -> dt.date | None:
+    earliest = int(table.window("earliest_plausible_year"))
+    days = [w.hi for f in ("recordedDate", "onsetDateTime", "onsetPeriod")
+            if (w := _when(res, c.zone, f)) and earliest <= w.hi.year and w.lo <= c.today]
+    return max(days) if days else None
+
+
 def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> None:
     codings = _codings(res.get("code"))
     ver = {cd.get("code") for cd in _codings(res.get("verificationStatus"))}
     stale = _not_current(res)
+    in_remission = "remission" in _clinical(res)
     used = False
     for cd in codings:
         rows = table.lookup(cd)
@@ -808,17 +1042,58 @@ def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) ->
             if ver & {"unconfirmed", "provisional", "differential"}:
                 c.ignore(ref, _code_text(cd), "not confirmed")
                 continue
-            # a state (e.g. remission) is read only from a current Condition; which leukaemia it is, always
-            if stale and r.level is not None and r.finding != LEUKAEMIA_FINDING:
-                c.ignore(ref, _code_text(cd), f"{r.finding}: {stale}")
-                if "remission" in _clinical(res):
-                    c.notes.append(f"{r.finding}: {r.display} is coded, but its Condition's clinicalStatus is "
-                                   f"remission: {r.level} not read; enter it")
+            if r.finding == LEUKAEMIA_FINDING:  # which leukaemia it is: whatever the clinical status
+                _say(r, c)
                 continue
-            _say(r, c)
+            # a state (e.g. remission) is read only from a current Condition, and weighed against the others
+            # (_weigh_states): the most recent statement stands. A leukaemia whose clinicalStatus is remission
+            # says "in remission" (on or off treatment not said) whatever its code's fifth character
+            if stale and not in_remission:
+                c.ignore(ref, _code_text(cd), f"{r.finding}: {stale}")
+                continue
+            level, note = r.level, r.note
+            if stale:
+                c.ignore(ref, _code_text(cd), f"{r.finding}: {stale}" + (f": {r.level} not read" if r.level else ""))
+                level, note = None, "its Condition's clinicalStatus is remission (on or off treatment not said): enter it"
+            c.states.append(_State(r.finding, level, _condition_day(res, table, c), not stale and bool(_clinical(res)),
+                                   ref, _code_text(cd), r.display, note))
     if not used:
         for cd in codings or [{}]:
             c.ignore(ref, _code_text(cd), "code not in the mapping table")
+
+
+def _weigh_states(c: _Collector) -> None:
+    """Each state finding (remission) from the current Conditions that say it: the most recent statement
+    stands (the latest recordedDate or onset); on the same day one whose clinicalStatus says current stands
+    over one with none (an encounter diagnosis); an undated one counts only when none is dated. What is set
+    aside is listed; statements that still disagree leave the finding unknown. A statement whose level the
+    schema cannot hold ("in remission", phase not said) stands too: the finding is then left to enter."""
+    by: dict[str, list[_State]] = {}
+    for s in c.states:
+        by.setdefault(s.finding, []).append(s)
+    for finding, said in by.items():
+        days = [s.day for s in said if s.day is not None]
+        top = [s for s in said if s.day == (max(days) if days else None)]
+        if any(s.explicit for s in top):
+            top = [s for s in top if s.explicit]
+        kept = [s for s in said if any(s is t for t in top)]
+        for s in said:
+            if not any(s is t for t in top):
+                when = s.day.isoformat() if s.day else "undated"
+                newer = ", ".join(sorted({f"{t.display} ({t.day.isoformat() if t.day else 'undated'})" for t in top}))
+                c.ignore(s.ref, s.code, f"{finding}: {s.display} ({when}) is superseded by a more recent or current "
+                         f"Condition: {newer}")
+        levels = {s.level for s in kept}
+        if None in levels and len(levels) > 1:
+            said_ = "; ".join(sorted({f"{s.level or 'in remission, phase not said'} ({s.display})" for s in kept}))
+            c.notes.append(f"{finding}: the most recent Conditions say more than one thing ({said_}); left unknown")
+            continue
+        for s in kept:
+            if s.level is None:
+                if s.note:
+                    c.notes.append(f"{finding}: {s.display}: {s.note}")
+            else:
+                c.set(finding, s.level, s.display)
 
 
 def _say(r: Row, c: _Collector) -> None:
@@ -831,22 +1106,36 @@ def _say(r: Row, c: _Collector) -> None:
     c.set(r.finding, r.level, r.display)
 
 
-def _in_window_before(when: tuple[dt.date, dt.date] | None, table: Table, window: str,
-                      onset: tuple[dt.date, dt.date]) -> bool | None:
-    """True when every day ``when`` can mean is within ``window`` before every day the onset can mean, False
-    when no day of it is within the window before any, None otherwise (undated or too imprecise)."""
+def _in_window_before(when: When | None, table: Table, window: str, onset: When) -> bool | None:
+    """True when every moment ``when`` can mean is within ``window`` before every moment the onset can mean
+    (a dose on the day of a dated onset counts, unless both times are given and it came after), False when
+    none is (before the window, or after the onset), None otherwise (undated or too imprecise, or an onset
+    not known)."""
     if when is None:
         return None
-    first, last = onset
-    if table.since(window, last) <= when[0] and when[1] <= first:
+    first, last = onset.lo, onset.hi
+    if when.at is not None and onset.at is not None and table.units.get(window) != "months":
+        if when.at > onset.at:
+            return False
+        return when.at >= onset.at - int(table.window(window)) * _DAY_S
+    if table.since(window, last) <= when.lo and when.hi <= first:
         return True
-    if when[1] < table.since(window, first) or when[0] > last:
+    if when.hi < table.since(window, first) or when.lo > last:
         return False
     return None
 
 
-def _exposure(rows: tuple[Row, ...], when: tuple[dt.date, dt.date] | None, ref: str, code: str, table: Table,
-              c: _Collector, onset: tuple[dt.date, dt.date]) -> None:
+def _after_onset(when: When | None, onset: When) -> bool:
+    """Whether ``when`` is certainly after the onset."""
+    if when is None:
+        return False
+    if when.at is not None and onset.at is not None:
+        return when.at > onset.at
+    return when.lo > onset.hi
+
+
+def _exposure(rows: tuple[Row, ...], when: When | None, ref: str, code: str, table: Table,
+              c: _Collector, onset: When, undated: str | None = None) -> None:
     """Set what each of ``rows`` says (its finding and level) when ``when`` falls in its window before onset."""
     targets: dict[tuple[str, str, str], str] = {}  # (finding, level, window): the first row's drug or procedure
     for r in rows:
@@ -856,14 +1145,42 @@ def _exposure(rows: tuple[Row, ...], when: tuple[dt.date, dt.date] | None, ref: 
         named = f" ({finding})" if len(targets) > 1 else ""
         if inside:
             c.set(finding, level, f"{display} in the window before onset")
+        elif inside is None and when is None:
+            c.ignore(ref, code, (undated or "date missing: cannot be placed in the window before onset") + named)
+        elif inside is None and onset.lo == dt.date.min:
+            c.ignore(ref, code, f"the palsy's onset date is not known: it may have come after it{named}")
         elif inside is None:
-            c.ignore(ref, code, f"date missing or too imprecise to place in the window before onset{named}")
+            c.ignore(ref, code, f"date too imprecise to place in the window before onset{named}")
+        elif _after_onset(when, onset):
+            c.ignore(ref, code, f"given after the palsy's onset: not an exposure before it{named}")
         else:
             c.ignore(ref, code, f"outside the window before onset{named}")
 
 
-def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
-                onset: tuple[dt.date, dt.date]) -> None:
+def _dose_time(res: Mapping[str, Any], c: _Collector) -> When | None:
+    """When a completed MedicationRequest's doses were given, from its dosage timing (timing.event, or
+    timing.repeat.boundsPeriod): the span from the first to the last; None when it gives none. Its authoredOn is
+    when the order was written (a chemotherapy plan is released ahead of its doses), never a dose's time."""
+    spans: list[When] = []
+    for dosage in res.get("dosageInstruction") or []:
+        timing = dosage.get("timing") if isinstance(dosage, dict) else None
+        if not isinstance(timing, dict):
+            continue
+        spans += [w for e in timing.get("event") or [] if (w := parse_when(e, c.zone))]
+        bounds = (timing.get("repeat") or {}).get("boundsPeriod") if isinstance(timing.get("repeat"), dict) else None
+        if isinstance(bounds, dict):
+            start, end = parse_when(bounds.get("start"), c.zone), parse_when(bounds.get("end"), c.zone)
+            if start or end:
+                spans.append(When(start.lo if start else dt.date.min, end.hi if end else dt.date.max,
+                                  start.at if start and end and start.at == end.at else None))
+    if not spans:
+        return None
+    if len(spans) == 1:
+        return spans[0]
+    return When(min(w.lo for w in spans), max(w.hi for w in spans))
+
+
+def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset: When) -> None:
     codings = _codings(res.get("medicationCodeableConcept"))
     rows = tuple(r for cd in codings for r in table.lookup(cd, "medication"))
     if not rows:
@@ -876,10 +1193,13 @@ def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
         c.ignore(ref, code, why)
         return
     if res["resourceType"] == "MedicationAdministration":
-        when = _when(res, "effectiveDateTime", "effectivePeriod")
+        when = c.when(res, "effectiveDateTime", "effectivePeriod")
+        undated = "no time given (effective[x] absent): cannot be placed in the window before onset"
     else:
-        when = _when(res, "authoredOn")
-    _exposure(rows, when, ref, code, table, c, onset)
+        when = _dose_time(res, c)
+        undated = ("no dose time (dosageInstruction timing); its authoredOn is when it was ordered, not when a dose "
+                   "was given: cannot be placed in the window before onset")
+    _exposure(rows, when, ref, code, table, c, onset, undated)
 
 
 def _not_a_dose(res: Mapping[str, Any]) -> str | None:
@@ -898,8 +1218,7 @@ def _not_a_dose(res: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _procedure(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
-               onset: tuple[dt.date, dt.date]) -> None:
+def _procedure(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset: When) -> None:
     codings = _codings(res.get("code"))
     rows = tuple(r for cd in codings for r in table.lookup(cd, "procedure"))
     if not rows:
@@ -909,11 +1228,10 @@ def _procedure(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
     if res.get("status") != "completed":
         c.ignore(ref, code, f"procedure status {res.get('status')}: not done")
         return
-    _exposure(rows, _when(res, "performedDateTime", "performedPeriod"), ref, code, table, c, onset)
+    _exposure(rows, c.when(res, "performedDateTime", "performedPeriod"), ref, code, table, c, onset)
 
 
-def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
-            onset: tuple[dt.date, dt.date] | None) -> None:
+def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset: When | None) -> None:
     codings = [cd for cc in res.get("conclusionCode") or [] for cd in _codings(cc)]
     rows = [(cd, r) for cd in codings for r in table.lookup(cd, "imaging")]
     if not rows:
@@ -923,7 +1241,16 @@ def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
     if res.get("status") not in _ATTRIBUTE_STATUS_OK | {"appended"}:
         c.ignore(ref, code, f"report status {res.get('status')}: not final")
         return
-    why = _not_after_onset(_when(res, "effectiveDateTime", "effectivePeriod", "issued"), onset)
+    when = c.when(res, "effectiveDateTime", "effectivePeriod")
+    if when is None and (issued := c.when(res, "issued")) is not None:
+        # issued is when the report was released: the study was done on or before it, not on that day
+        why = _not_after_onset(issued, onset)
+        if why is None:
+            why = ("only the report's issued time (not when the study was done, which it gives no time for): "
+                   "cannot be placed after the palsy's onset")
+        c.ignore(ref, code, why)
+        return
+    why = _not_after_onset(when, onset)
     if why:
         c.ignore(ref, code, why)
         return
@@ -931,15 +1258,18 @@ def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector,
         c.set("mri", r.level, f"{r.modality}: {r.display}")
 
 
-def _not_after_onset(when: tuple[dt.date, dt.date] | None, onset: tuple[dt.date, dt.date] | None) -> str | None:
-    """Why a test dated ``when`` cannot be counted as done on or after the palsy's onset (None when it can)."""
+def _not_after_onset(when: When | None, onset: When | None) -> str | None:
+    """Why a test dated ``when`` cannot be counted as done on or after the palsy's onset (None when it can):
+    instants are compared where both times are given, else days (a test on the day of onset counts)."""
     if onset is None:
         return "no palsy onset date to place it"
     if when is None:
         return "undated: cannot be placed after the palsy's onset"
-    if when[1] < onset[0]:
+    if when.at is not None and onset.at is not None:
+        return "before the palsy's onset" if when.at < onset.at else None
+    if when.hi < onset.lo:
         return "before the palsy's onset"
-    if when[0] < onset[1]:
+    if when.lo < onset.hi:
         return "cannot be placed: it may be before the palsy's onset (a date known only to a month or year)"
     return None
 
@@ -965,9 +1295,13 @@ def _per_uL(q: Mapping[str, Any]) -> float | None:
     return float(q["value"]) * factor
 
 
-def _observation(res: Mapping[str, Any], ref: str, table: Table, c: _Collector):
-    """Read one Observation: palsy's own finding, a CSF or blood measure (returned for the LPs as
-    (day, measure, resource, reference)), or a finding row's code. Only a final (amended, corrected) one."""
+#: A lab result as read for the LPs: (when it was collected, measure, resource, reference, dated by issued only).
+_Lab = tuple[When, str, dict[str, Any], str, bool]
+
+
+def _observation(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> _Lab | None:
+    """Read one Observation: palsy's own finding, a CSF or blood measure (returned for the LPs), or a finding
+    row's code (read only when its value says present, or it has none). Only a final (amended, corrected) one."""
     codings = _codings(res.get("code"))
     for cd in codings:
         local = cd.get("system") == table.local["finding_system"]
@@ -980,58 +1314,120 @@ def _observation(res: Mapping[str, Any], ref: str, table: Table, c: _Collector):
         if local:
             _own_finding(res, ref, cd, table, c)
         elif rows[0].role == "lab":
-            when = _when(res, "effectiveDateTime", "effectivePeriod", "issued")
-            if when is None or when[0] != when[1]:
-                c.ignore(ref, _code_text(cd), "no collection date (a day) to place it")
-                return None
-            return when[0], rows[0].measure, dict(res), ref
-        elif _result_of(res, table, c.schema) == "negative" or res.get("valueBoolean") is False:
-            c.ignore(ref, _code_text(cd), "its value says absent or negative: not read as the code's finding")
-        else:
+            return _lab(res, ref, cd, rows[0].measure, c)
+        elif res.get("dataAbsentReason") is not None:
+            c.ignore(ref, _code_text(cd), "its value is absent (dataAbsentReason): not read as the code's finding")
+        elif res.get("valueBoolean") is True or _result_of(res, table, c.schema) == "positive" or (
+                not any(k.startswith("value") for k in res) and _result_of(res, table, c.schema) is None):
             for r in rows:
                 _say(r, c)
+        else:
+            c.ignore(ref, _code_text(cd), "its value does not say present (negative, not detected, or a value palsy "
+                                          "cannot read): not read as the code's finding")
         return None
     c.ignore(ref, _code_text(codings[0]) if codings else "-", "code not in the mapping table")
     return None
 
 
+def _lab(res: Mapping[str, Any], ref: str, cd: Mapping[str, Any], measure: str, c: _Collector) -> _Lab | None:
+    """A lab result dated by its collection (effective[x]); a CSF result with only ``issued`` (the report's
+    time, days later) is kept to be matched to its LP (:func:`_lumbar_punctures`); a blood count, not."""
+    when = c.when(res, "effectiveDateTime", "effectivePeriod")
+    if when is not None and when.lo == when.hi:
+        return when, measure, dict(res), ref, False
+    if when is None and (issued := c.when(res, "issued")) is not None and measure in CSF_MEASURES:
+        return issued, measure, dict(res), ref, True
+    c.ignore(ref, _code_text(cd), "no collection time (effective[x]) on a day: cannot be placed" +
+             ("; issued is when it was reported, not when it was taken" if res.get("issued") else ""))
+    return None
+
+
 def _own_finding(res: Mapping[str, Any], ref: str, cd: Mapping[str, Any], table: Table, c: _Collector) -> None:
-    """palsy's own Observation: any finding of the schema, its level as the value."""
+    """palsy's own Observation: any finding of the schema, its level as the value. An exam finding (and any
+    state but the lineage) is read only when this episode's: made on or after the onset and within
+    ``own_finding_days_after_onset`` of it (within that many days before today when the onset is not dated)."""
     finding = str(cd.get("code"))
     levels = [v.get("code") for v in _codings(res.get("valueCodeableConcept"))
               if v.get("system") == table.local["level_system"]]
     if not levels:
         c.ignore(ref, _code_text(cd), f"no {table.local['level_system']} value")
-    elif finding == c.schema.lp.name:
+        return
+    if finding == c.schema.lp.name:
         c.ignore(ref, _code_text(cd), "LPs are read from their CSF results, not as one finding")
-    else:
-        c.set(finding, str(levels[0]), "entered as palsy's own observation")
+        return
+    if finding != LEUKAEMIA_FINDING:
+        why = _not_this_episode(c.when(res, "effectiveDateTime", "effectivePeriod", "issued"), table, c)
+        if why:
+            c.ignore(ref, _code_text(cd), f"{finding}: {why}")
+            c.notes.append(f"{finding}: palsy's own observation ({ref}) {why}: not used")
+            return
+    c.set(finding, str(levels[0]), "entered as palsy's own observation")
 
 
-def _lumbar_punctures(labs: list[tuple[dt.date, str, dict[str, Any], str]], table: Table, c: _Collector,
-                      onset: tuple[dt.date, dt.date] | None, first_known: bool = True) -> list[dict[str, str]]:
-    """LPs from CSF results grouped by collection date (on or after onset), in order; sets csf_profile and
-    circulating_blasts from the first LP (not when ``first_known`` is false: a page of the record was not
-    read); returns the csf list in the form the schema in use reads."""
+def _not_this_episode(when: When | None, table: Table, c: _Collector) -> str | None:
+    days = int(table.window("own_finding_days_after_onset"))
+    onset = c.onset
+    if when is None:
+        return "undated: cannot be placed in this episode"
+    if onset is None or onset.lo == dt.date.min:
+        first, last = shift(c.today, -days), c.today
+        if onset is not None:
+            last = min(last, shift(onset.hi, days))
+        if when.hi < first or when.lo > last:
+            return (f"dated {when.lo.isoformat()}: the palsy's onset is not known, and it is not within "
+                    f"{days} days before today")
+        return None
+    if _not_after_onset(when, onset):
+        return f"dated {when.lo.isoformat()}, before this palsy's onset ({onset.lo.isoformat()}): not this episode"
+    if when.lo > shift(onset.hi, days):
+        return f"dated {when.lo.isoformat()}, more than {days} days after this palsy's onset ({onset.lo.isoformat()})"
+    return None
+
+
+def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
+                      onset: When | None, first_known: bool = True) -> list[dict[str, str]]:
+    """LPs from CSF results grouped by collection day in the record's zone (on or after onset), in order;
+    sets csf_profile and circulating_blasts from the first LP (not when ``first_known`` is false: a page of the
+    record was not read); returns the csf list in the form the schema in use reads. A CSF result dated only
+    by when it was issued joins the one LP collected between the onset and then, else is not placed."""
     groups: dict[dt.date, dict[str, list[tuple[dict[str, Any], str]]]] = {}
-    blasts = []
-    for day, measure, res, ref in labs:
+    blasts, late = [], []
+    for when, measure, res, ref, issued_only in labs:
         if measure == "blood_blasts":
-            blasts.append((day, res, ref))
+            blasts.append((when, res, ref))
             continue
-        why = _not_after_onset((day, day), onset)
+        if issued_only:
+            late.append((when, measure, res, ref))
+            continue
+        why = _not_after_onset(when, onset)
         if why:
             c.ignore(ref, measure, why)
             continue
-        groups.setdefault(day, {}).setdefault(measure, []).append((res, ref))
+        groups.setdefault(when.lo, {}).setdefault(measure, []).append((res, ref))
+    for issued, measure, res, ref in late:
+        if onset is not None and _not_after_onset(issued, onset) == "before the palsy's onset":
+            c.ignore(ref, measure, "reported (issued) before the palsy's onset")
+            continue
+        could = [day for day in groups if day <= issued.hi]
+        if len(could) == 1:
+            groups[could[0]].setdefault(measure, []).append((res, ref))
+            c.notes.append(f"{measure} ({ref}) has no collection time, only when it was reported "
+                           f"({issued.lo.isoformat()}): read with the one LP before that ({could[0].isoformat()})")
+        else:
+            c.ignore(ref, measure, "no collection time (effective[x]), only when it was reported (issued): "
+                                   + ("more than one LP it could belong to" if could else "no LP it could belong to"))
     days = sorted(groups)
     lps = []
     for day in days:
         lp = _lp(groups[day], day, table, c)
         if "cytology" in lp or "flow" in lp:
             lps.append((day, lp))
+        elif groups[day].get("csf_cytology") or groups[day].get("csf_flow"):
+            c.notes.append(f"LP on {day.isoformat()}: its cytology or flow result is not coded as positive or "
+                           f"negative (listed under ignored): left out")
         else:  # a cell count alone is not an LP result the schema can read (cytology and flow to come)
-            c.notes.append(f"LP on {day.isoformat()}: no cytology or flow result (pending?): left out")
+            c.notes.append(f"LP on {day.isoformat()}: no cytology or flow result in the record (pending, or not "
+                           f"sent): left out")
     most = int(c.schema.lp.max_lps)
     for day, _ in lps[most:]:
         c.notes.append(f"an LP on {day.isoformat()} is beyond the {most} the schema reads: not used")
@@ -1044,7 +1440,7 @@ def _lumbar_punctures(labs: list[tuple[dt.date, str, dict[str, Any], str]], tabl
             c.notes.append(f"csf_profile: the first LP ({days[0].isoformat()}) has no cytology or flow result yet; "
                            f"its profile is not read with a later LP as the first; left unknown")
         else:
-            _profile(groups[days[0]], table, c)
+            _profile(groups[days[0]], days[0], table, c)
         _blasts(blasts, days[0], table, c)
     return _csf_form([lp for _, lp in lps], c)
 
@@ -1069,7 +1465,7 @@ def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: dt.date, table: 
     return lp
 
 
-def _profile(g: Mapping[str, list[tuple[dict[str, Any], str]]], table: Table, c: _Collector) -> None:
+def _profile(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: dt.date, table: Table, c: _Collector) -> None:
     wbc = [_per_uL(res.get("valueQuantity") or {}) for res, _ in g.get("csf_wbc", [])]
     wbc = [x for x in wbc if x is not None]
     if not wbc:
@@ -1079,36 +1475,89 @@ def _profile(g: Mapping[str, list[tuple[dict[str, Any], str]]], table: Table, c:
     if max(wbc) > table.window("pleocytosis_above_per_uL"):
         c.set("csf_profile", "pleocytosis", "first LP: white cells above the limit")
         return
-    said = [r for r in (_protein_raised(res) for res, _ in g.get("csf_protein", [])) if r is not None]
-    raised = said[-1] if said else None
-    if raised is None:
-        c.notes.append("csf_profile: the first LP's protein has no upper limit (a value in its unit) and no "
-                       "interpretation; left unknown")
+    said = {r for r in (_protein_raised(res, ref, day, c) for res, ref in g.get("csf_protein", [])) if r is not None}
+    if len(said) != 1:
+        c.notes.append(("csf_profile: the first LP's protein has no interpretation and no reference range that "
+                        "applies to this patient (a value in its unit)" if not said else
+                        "csf_profile: the first LP's protein results disagree (raised and not raised)") + "; left unknown")
         return
-    c.set("csf_profile", "protein_only" if raised else "normal", "first LP: white cells and protein")
+    c.set("csf_profile", "protein_only" if said.pop() else "normal", "first LP: white cells and protein")
 
 
-def _protein_raised(res: Mapping[str, Any]) -> bool | None:
-    """Whether a CSF protein is above its laboratory's upper limit: its value against a reference range's
-    ``high`` in the same unit, else its interpretation; None when neither says."""
-    q = res.get("valueQuantity") or {}
-    highs = [rr["high"] for rr in res.get("referenceRange") or [] if isinstance(rr.get("high"), dict)
-             and isinstance(rr["high"].get("value"), int | float) and not rr["high"].get("comparator")]
-    interp = {cd.get("code") for cc in res.get("interpretation") or [] for cd in _codings(cc)}
-    if highs and isinstance(q.get("value"), int | float) and not q.get("comparator") and \
-            (highs[0].get("code") or highs[0].get("unit")) == (q.get("code") or q.get("unit")):
-        return float(q["value"]) > float(highs[0]["value"])
-    if interp & {"H", "HH", "HU"}:
+_AGE_UNIT_YEARS = {"a": 1.0, "yr": 1.0, "year": 1.0, "years": 1.0, "mo": 1 / 12, "wk": 7 / 365.25, "d": 1 / 365.25}
+
+
+def _range_applies(rr: Mapping[str, Any], day: dt.date, c: _Collector) -> bool | None:
+    """Whether a reference range applies to this patient on ``day``: True with no ``age`` and no ``appliesTo``;
+    by its ``age`` (a Range, the patient's age from the birth date); None when it cannot be told (an
+    ``appliesTo`` population, an age unit palsy cannot read, or no birth date)."""
+    if rr.get("appliesTo"):
+        return None
+    age = rr.get("age")
+    if not isinstance(age, dict):
         return True
-    if interp & {"N", "L", "LL", "LU"}:
-        return False
-    return None
+    if c.born is None:
+        return None
+    bounds = []
+    for side in ("low", "high"):
+        q = age.get(side)
+        if q is None:
+            bounds.append(None)
+            continue
+        per = _AGE_UNIT_YEARS.get(str(q.get("code") or q.get("unit") or "")) if isinstance(q, dict) else None
+        if per is None or not isinstance(q.get("value"), int | float):
+            return None
+        bounds.append(float(q["value"]) * per)
+    ages = {(day.toordinal() - b.toordinal()) / 365.25 for b in (c.born.lo, c.born.hi)}
+    inside = {(bounds[0] is None or a >= bounds[0]) and (bounds[1] is None or a <= bounds[1]) for a in ages}
+    return inside.pop() if len(inside) == 1 else None
 
 
-def _blasts(blasts: list[tuple[dt.date, dict[str, Any], str]], lp_day: dt.date, table: Table, c: _Collector) -> None:
+def _protein_raised(res: Mapping[str, Any], ref: str, day: dt.date, c: _Collector) -> bool | None:
+    """Whether a CSF protein is above its laboratory's upper limit: the laboratory's own interpretation (H, HH,
+    HU raised; N, L, LL, LU not) where given; else its value against the ``high`` of every reference range that
+    applies to the patient (by ``age``; one whose population cannot be told counts as may apply), which must
+    agree; None when neither says. A range that disagrees with the interpretation is noted, not used."""
+    q = res.get("valueQuantity") or {}
+    value_unit = q.get("code") or q.get("unit")
+    verdicts, unsure = set(), False
+    for rr in res.get("referenceRange") or []:
+        if not isinstance(rr, dict):
+            continue
+        applies = _range_applies(rr, day, c)
+        if applies is False:
+            continue
+        high = rr.get("high")
+        if not (isinstance(high, dict) and isinstance(high.get("value"), int | float) and not high.get("comparator")
+                and isinstance(q.get("value"), int | float) and not q.get("comparator")
+                and (high.get("code") or high.get("unit")) == value_unit):
+            unsure = True  # a range palsy cannot compare with (no high, another unit): it cannot tell
+            continue
+        verdicts.add(float(q["value"]) > float(high["value"]))
+        unsure |= applies is None
+    interp = {cd.get("code") for cc in res.get("interpretation") or [] for cd in _codings(cc)}
+    flag = True if interp & {"H", "HH", "HU"} else False if interp & {"N", "L", "LL", "LU"} else None
+    by_range = next(iter(verdicts)) if len(verdicts) == 1 and not unsure else None
+    if flag is not None:
+        if by_range is not None and by_range != flag:
+            c.notes.append(f"csf_profile: the protein ({ref}) is flagged {'/'.join(sorted(interp))} by its laboratory "
+                           f"but its reference range says otherwise: the laboratory's flag is used")
+        return flag
+    return by_range
+
+
+def _blasts(blasts: list[tuple[When, dict[str, Any], str]], lp_day: dt.date, table: Table, c: _Collector) -> None:
+    """Blood blasts at the first LP: every count on the day nearest the LP (within the table's limit) is read;
+    counts that disagree leave circulating_blasts unknown (no count is preferred by its order in the record)."""
     limit = int(table.window("blasts_days_from_lp"))
-    near = sorted((abs((d - lp_day).days), res) for d, res, _ in blasts if abs((d - lp_day).days) <= limit)
-    for _, res in near[:1]:
+    near = [(abs(w.lo.toordinal() - lp_day.toordinal()), res) for w, res, _ in blasts]
+    near = [(d, res) for d, res in near if d <= limit]
+    if not near:
+        return
+    best = min(d for d, _ in near)
+    for d, res in near:
+        if d != best:
+            continue
         q = res.get("valueQuantity") or {}
         result = _result_of(res, table, c.schema)
         if isinstance(q.get("value"), int | float) and not q.get("comparator"):

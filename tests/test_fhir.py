@@ -161,14 +161,16 @@ def test_age_group_at_onset(born, expect, table):
     assert m.patient.get("age_group") == expect
 
 
-def test_without_an_onset_date_windows_count_from_today_and_tests_are_not_placed(table):
+def test_without_an_onset_date_a_dose_is_not_read_as_before_it_and_tests_are_not_placed(table):
+    # s13 #7: "today" as the onset had turned a dose given after the (unknown) onset into an exposure before it
     palsy = _palsy()
     palsy.pop("onsetDateTime")
     today = dt.date(2025, 3, 1)
     m = X.map_bundle(_bundle(palsy, _vinca(today - dt.timedelta(days=5)), _lab("urn:palsy:code", today, system="x")),
                      table, today=today)
-    assert m.patient["recent_vincristine"] == "yes" and m.onset is None
-    assert any("no onset date" in n for n in m.notes)
+    assert "recent_vincristine" not in m.patient and m.onset is None
+    assert any("onset date is not known" in n for n in m.notes)
+    assert any("may have come after" in i["why"] for i in m.ignored)
 
 
 # --- CSF: LPs by collection date, profile, traumatic, blasts ---------------------------------------------------
@@ -265,7 +267,8 @@ def test_unknown_codes_are_ignored_with_the_reason_never_guessed(table):
 def test_palsys_own_observation_for_any_finding_and_one_the_schema_does_not_know(table):
     local = lambda f, v: {"resourceType": "Observation", "status": "final",  # noqa: E731
                           "code": {"coding": [{"system": "urn:palsy:finding", "code": f}]},
-                          "valueCodeableConcept": {"coding": [{"system": "urn:palsy:level", "code": v}]}}
+                          "valueCodeableConcept": {"coding": [{"system": "urn:palsy:level", "code": v}]},
+                          "effectiveDateTime": ONSET.isoformat()}
     m = X.map_bundle(_bundle(_palsy(), local("vesicles", "present"), local("tongue_colour", "blue"),
                              local("onset", "sideways")), table)
     assert m.patient["vesicles"] == "present"
@@ -547,7 +550,8 @@ CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 def _local(finding, level, **extra):
     return {"resourceType": "Observation", "status": "final",
             "code": {"coding": [{"system": "urn:palsy:finding", "code": finding}]},
-            "valueCodeableConcept": {"coding": [{"system": "urn:palsy:level", "code": level}]}, **extra}
+            "valueCodeableConcept": {"coding": [{"system": "urn:palsy:level", "code": level}]},
+            "effectiveDateTime": ONSET.isoformat(), **extra}
 
 
 def _leukaemia(code, status=None, system=ICD10CM, **extra):
@@ -697,7 +701,8 @@ def test_an_observation_coded_by_a_finding_row_is_read_only_when_final(status, r
 def test_an_order_not_to_give_or_only_proposed_is_not_a_dose(change, dose, table):
     """Item 6: a completed MedicationRequest saying 'do not perform' (or a proposal) counted as a dose."""
     order = {"resourceType": "MedicationRequest", "status": "completed", "intent": "order",
-             "authoredOn": (ONSET - dt.timedelta(days=5)).isoformat(),
+             "authoredOn": (ONSET - dt.timedelta(days=9)).isoformat(),
+             "dosageInstruction": [{"timing": {"event": [(ONSET - dt.timedelta(days=5)).isoformat()]}}],
              "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01CA02"}]},
              **change}
     m = X.map_bundle(_bundle(_palsy(), order), table)
