@@ -318,3 +318,39 @@ def test_no_further_test_is_never_said_while_a_relapse_is_still_likely(draws_sub
     assert a.probability["mean"] >= ds.testing_floor
     assert a.decision["action"] == "test"
     assert "repeat_lp" in [x["id"] for x in a.actions]
+
+
+STEROIDS = ("steroid_if_mimics_unlikely", "steroid_with_antiviral")
+
+
+@pytest.mark.parametrize("data", [
+    # a clinician's review (December 2026): infiltration leading at 66%, flow not yet done
+    {"lineage": "T-ALL", "remission": "not_in_remission", "age_group": "child", "recent_vincristine": "no",
+     "onset": "acute", "laterality": "unilateral", "vesicles": "absent", "otoscopy": "normal",
+     "eighth_nerve": "none", "mri": "vii_viii_enhancement", "csf_profile": "protein_only",
+     "csf": [{"cytology": "negative"}]},
+    # the palsy that led to the diagnosis of ALL
+    {"lineage": "B-ALL", "remission": "at_diagnosis", "age_group": "adult", "onset": "acute",
+     "laterality": "unilateral", "vesicles": "absent", "otoscopy": "normal"},
+], ids=["infiltration-leading", "at-diagnosis"])
+def test_no_steroid_is_offered_where_it_could_hide_or_treat_the_leukaemia(draws_subtype, rules, tables, data):
+    a = _answer(data, draws_subtype, rules, tables)
+    print(_line("steroid", a))
+    assert not set(STEROIDS) & {x["id"] for x in a.actions}
+
+
+def test_a_steroid_waits_for_the_ears_and_vesicles_to_be_examined(draws_subtype, rules, tables):
+    """Unknown is not normal: the Bell's-palsy steroid needs the ears examined and normal and vesicles looked for
+    and absent; each examination is asked for on its own while unknown, and only then."""
+    doc = yaml.safe_load((VIGNETTES / "bell_like.yaml").read_text())["patient"]
+    seen = {x["id"] for x in _answer(doc, draws_subtype, rules, tables).actions}
+    assert "steroid_if_mimics_unlikely" in seen and not {"examine_ears", "look_for_vesicles"} & seen
+    for finding, asked in (("otoscopy", "examine_ears"), ("vesicles", "look_for_vesicles")):
+        a = _answer({**doc, finding: "unknown"}, draws_subtype, rules, tables)
+        ids = {x["id"] for x in a.actions}
+        print(_line(f"{finding} unknown", a))
+        assert "steroid_if_mimics_unlikely" not in ids and asked in ids
+        assert not ({"examine_ears", "look_for_vesicles"} - {asked}) & ids
+    for a_ in rules[1]:
+        if a_.id in STEROIDS:
+            assert "after the LP" in a_.text, a_.id  # the LP first, in the words a reader sees
