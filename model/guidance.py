@@ -6,8 +6,9 @@ trigger uses are checked by :func:`palsy.model.crossref.actions_file`.
 Trigger grammar (``when``): ``always``; ``{finding: NAME, in: [LEVEL, ...]}``; ``{finding: NAME,
 unknown: true}``; for the LPs (``finding: csf``): ``count_below: N``, ``all_negative: true``,
 ``any_positive: true``, ``clean_positive: true`` (a positive LP that is not a traumatic tap while blasts
-circulate), ``contaminated_positive: true`` (every positive LP is such a tap), ``without: METHOD`` (no LP
-read by that method yet); ``{cause: CAUSE, above: P}`` / ``{cause: CAUSE, below: P}`` on the mean
+circulate), ``contaminated_positive: true`` (every positive LP is such a tap), ``atraumatic_after_positive:
+true`` (an LP from a tap stated atraumatic follows the last positive one), ``without: METHOD`` (no LP read by
+that method yet); ``{cause: CAUSE, above: P}`` / ``{cause: CAUSE, below: P}`` on the mean
 posterior probability; ``{decision: [ACTION, ...]}``; ``{all: [...]}``, ``{any: [...]}``, ``{not: ...}``.
 """
 
@@ -143,6 +144,9 @@ def _lp_holds(cond: dict[str, Any], patient: F.Patient) -> bool:
         return bool(positives)
     if cond.get("clean_positive"):
         return any(not contaminated(lp, patient) for lp in positives)
+    if cond.get("atraumatic_after_positive"):
+        last = max((i for i, lp in enumerate(patient.csf) if lp.positive), default=None)
+        return last is not None and any(lp.traumatic == "no" for lp in patient.csf[last + 1:])
     if cond.get("contaminated_positive"):
         return bool(positives) and all(contaminated(lp, patient) for lp in positives)
     if "without" in cond:

@@ -68,6 +68,14 @@ def test_trigger_grammar():
     dirty = F.parse_patient({"circulating_blasts": "present", "csf": [{"cytology": "positive", "traumatic": "yes"}]})
     clean = F.parse_patient({"circulating_blasts": "absent", "csf": [{"cytology": "positive", "traumatic": "yes"}]})
     assert G.holds({"finding": "csf", "contaminated_positive": True}, dirty, means, None)
+    after = {"finding": "csf", "atraumatic_after_positive": True}
+    assert not G.holds(after, dirty, means, None)
+    for later, repeated in (({"cytology": "negative", "flow": "negative", "traumatic": "no"}, True),
+                            ({"cytology": "negative", "traumatic": "yes"}, False), ({"cytology": "negative"}, False)):
+        p2 = F.parse_patient({"circulating_blasts": "present", "csf": [{"cytology": "positive", "traumatic": "yes"}, later]})
+        assert G.holds(after, p2, means, None) is repeated, later
+    before = F.parse_patient({"csf": [{"cytology": "negative", "traumatic": "no"}, {"cytology": "positive"}]})
+    assert not G.holds(after, before, means, None)  # an atraumatic LP before the positive one is not its repeat
     assert not G.holds({"finding": "csf", "clean_positive": True}, dirty, means, None)
     assert G.holds({"finding": "csf", "clean_positive": True}, clean, means, None)
     assert holds({"cause": "zoster", "above": 0.1}) and holds({"cause": "gbs", "below": 0.05})

@@ -354,3 +354,16 @@ def test_a_steroid_waits_for_the_ears_and_vesicles_to_be_examined(draws_subtype,
     for a_ in rules[1]:
         if a_.id in STEROIDS:
             assert "after the LP" in a_.text, a_.id  # the LP first, in the words a reader sees
+
+
+def test_the_atraumatic_repeat_is_not_asked_for_once_done(draws_subtype, rules, tables):
+    """A positive from a traumatic tap while blasts circulate asks for an atraumatic repeat, until one follows it."""
+    base = {"lineage": "B-ALL", "remission": "not_in_remission", "age_group": "child", "onset": "acute",
+            "laterality": "unilateral", "circulating_blasts": "present"}
+    dirty = {"cytology": "positive", "traumatic": "yes"}
+    first = _answer({**base, "csf": [dirty]}, draws_subtype, rules, tables)
+    assert "repeat_lp_contaminated" in [x["id"] for x in first.actions]
+    done = _answer({**base, "csf": [dirty, {"cytology": "negative", "flow": "negative", "traumatic": "no"}]},
+                   draws_subtype, rules, tables)
+    print(_line("repeated", done))
+    assert "repeat_lp_contaminated" not in [x["id"] for x in done.actions]

@@ -34,7 +34,7 @@ DECISIONS = ("no_test", "test", "treat")
 URGENCIES = ("escalation", "workup", "care")
 #: What a trigger may ask of a finding: its levels (``in``), that it is unknown, or (the LPs) one of the rest.
 FINDING_CONDITIONS = ("in", "unknown", "count_below", "all_negative", "any_positive", "clean_positive",
-                      "contaminated_positive", "without")
+                      "contaminated_positive", "atraumatic_after_positive", "without")
 #: The conditions only the LP finding takes.
 LP_CONDITIONS = FINDING_CONDITIONS[2:]
 #: Where a teaching case's findings come from.
@@ -105,8 +105,8 @@ class DecisionFile(Strict):
 
 class FindingTrigger(Strict):
     """``{finding: NAME, in: [LEVEL, ...]}``, ``{finding: NAME, unknown: true}``, or for the LPs one of
-    ``count_below: N``, ``all_negative``, ``any_positive``, ``clean_positive``, ``contaminated_positive``
-    (each ``true``) or ``without: METHOD``."""
+    ``count_below: N``, ``all_negative``, ``any_positive``, ``clean_positive``, ``contaminated_positive``,
+    ``atraumatic_after_positive`` (each ``true``) or ``without: METHOD``."""
 
     finding: Text
     in_: list[str | bool] | None = Field(default=None, alias="in", min_length=1)
@@ -116,6 +116,7 @@ class FindingTrigger(Strict):
     any_positive: Literal[True] | None = None
     clean_positive: Literal[True] | None = None
     contaminated_positive: Literal[True] | None = None
+    atraumatic_after_positive: Literal[True] | None = None
     without: Text | None = None
 
     @model_validator(mode="after")

@@ -529,6 +529,11 @@
         if (cond.all_negative) { return csf.length > 0 && pos.length === 0; }
         if (cond.any_positive) { return pos.length > 0; }
         if (cond.clean_positive) { return pos.some(function (lp) { return !contaminated(lp, state); }); }
+        if (cond.atraumatic_after_positive) {
+          var last = -1;
+          csf.forEach(function (lp, i) { if (lpPositive(lp)) { last = i; } });
+          return last >= 0 && csf.slice(last + 1).some(function (lp) { return lp.traumatic === "no"; });
+        }
         if (cond.contaminated_positive) { return pos.length > 0 && pos.every(function (lp) { return contaminated(lp, state); }); }
         if (has(cond, "without")) { return !csf.some(function (lp) { return lp.results[cond.without] !== undefined; }); }
         if (cond.unknown) { return csf.length === 0; }
