@@ -367,3 +367,20 @@ def test_the_atraumatic_repeat_is_not_asked_for_once_done(draws_subtype, rules, 
                    draws_subtype, rules, tables)
     print(_line("repeated", done))
     assert "repeat_lp_contaminated" not in [x["id"] for x in done.actions]
+
+
+def test_no_dose_review_without_a_recent_dose(draws_subtype, rules, tables):
+    """Recorded as without a vinca alkaloid in 4 weeks (the review's AML patient off treatment): no dose to review;
+    while the cause keeps a share the page asks to check the exposure instead."""
+    data = {"lineage": "AML", "remission": "remission_off_treatment", "recent_vincristine": "no",
+            "laterality": "bilateral", "other_cranial_nerves": "one_or_more", "onset": "progressive",
+            "mri": "normal", "csf": [{"cytology": "negative", "flow": "negative"}] * 2}
+    a = _answer(data, draws_subtype, rules, tables)
+    ids = [x["id"] for x in a.actions]
+    print(_line("no vincristine", a))
+    assert "vincristine_review" not in ids
+    vinca = next(c["probability"]["mean"] for c in a.cause_summaries() if c["cause"] == "vincristine")
+    assert ("vincristine_exposure_check" in ids) == (vinca > 0.05)
+    b = _answer({**data, "recent_vincristine": "yes"}, draws_subtype, rules, tables)
+    assert "vincristine_review" in [x["id"] for x in b.actions]
+    assert "vincristine_exposure_check" not in [x["id"] for x in b.actions]
