@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from palsy.model import answer as A
+from palsy.model import decision as D
 from palsy.model import findings as F
 from palsy.model import likelihood as LK
 from palsy.model import lp as LP
@@ -92,7 +93,8 @@ class Teaching:
     repeats: int
     cases: tuple[Case, ...]
     about_the_same: float = 0.1  # a step within 1 +- this factor on the odds is "about the same"
-    session: Mapping[str, Any] | None = None  # the facilitator's session: audience, objectives, timed plan, beliefs
+    session: dict[str, Any] | None = None  # the facilitator's session: audience, objectives, timed plan, beliefs
+    directory: Path | None = None  # the evidence folder read (its decision.yaml: whether the variants' decisions differ)
 
 
 def _session(doc: Any) -> dict[str, Any] | None:
@@ -182,7 +184,7 @@ def load(directory: str | Path, schema: Schema, library: Sequence[Any] = ()) -> 
                           {str(k): str(v) for k, v in (raw.get("where") or {}).items()}))
     same = float((doc.get("prediction") or {}).get("about_the_same", 0.1))
     return Teaching(typical, str(typ.get("based_on", "")), neg, int(typ.get("repeats", 3)), tuple(cases), same,
-                    _session(doc.get("session")))
+                    _session(doc.get("session")), folder)
 
 
 # --- small helpers on answers ---------------------------------------------------------------------
@@ -295,7 +297,11 @@ def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables 
     t = tables or A.Tables(draws)
     ess = ess_of(draws)
     typ, lp = teaching.typical, teaching.negative_lp
-    answers = [A.answer(with_lps(typ, lp, k), draws, ci=ci, tables=t, shapley=False, rests_on=False, other=other)
+    # with the other variant and the evidence folder's decision.yaml, each answer carries the decision, so that the
+    # lesson can say whether the other variant's mean falls in another zone of it (as palsy posterior says)
+    settings = D.load(teaching.directory, draws.causes) if other is not None and teaching.directory is not None else None
+    answers = [A.answer(with_lps(typ, lp, k), draws, ci=ci, tables=t, shapley=False, rests_on=False, other=other,
+                        decision_settings=settings, negative_lps=False)
                for k in range(teaching.repeats + 1)]
     steps = [differential(a, ess) for a in answers]
     p_inf = [s["probability"]["mean"] for s in steps]
@@ -329,7 +335,56 @@ def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables 
             "patient": typ.to_dict(), "description": typ.description, "based_on": teaching.based_on,
             "negative_lp": lp.to_dict(), "steps": steps, "lr": lr, "p_negative": p_neg, "gain": gain,
             "trees": [first, second], "accuracy": accuracy, "mri": mri, "prior": differential(blank, ess),
-            "model": answers[0].model, "variants": [a.variants for a in answers]}
+            "model": answers[0].model, "variants": [_variant_step(a) for a in answers],
+            "false_positive": false_positives(draws, teaching, first, ci=ci, tables=t)}
+
+
+def _variant_step(a: A.Answer) -> dict[str, Any] | None:
+    """The answer's comparison with the other variant (``Answer.variants``), with ``decision_differs``: whether
+    the other variant's mean falls in another zone of this answer's decision (None without a decision), and the
+    decision's ``thresholds`` (a teacher's review: the guide did not say the variant would change the decision)."""
+    if a.variants is None:
+        return None
+    out = dict(a.variants)
+    if a.decision is not None and out.get("probability"):
+        out["decision_differs"] = out.get("action") not in (None, a.decision["action"])
+        out["thresholds"] = dict(a.decision["thresholds"])
+        out["our_action"] = a.decision["action"]
+    return out
+
+
+def false_positives(draws: Draws, teaching: Teaching, first: Mapping[str, Any], *, ci: float = 0.9,
+                    tables: A.Tables | None = None) -> dict[str, Any]:
+    """Where the tree's positive LPs without infiltration come from, for the typical patient.
+
+    The CSF model (:mod:`palsy.model.lp`) has two ways for an LP to read malignant cells without infiltration:
+    an artefact of a method (reactive cells misread by cytology, an artefact of flow cytometry), always
+    possible, and blasts from the blood carried in by a traumatic tap, possible only while blasts circulate
+    (the schema's ``contamination`` finding and level). Returns the tree's count of those positives
+    (``all``, of :data:`TREE_N`), the same count for the patient with the blood known to hold no blasts
+    (``no_blasts``: the artefacts alone, from the answers of that patient), the patient's own level of the
+    blasts' finding (``level``, None if unknown) and whether the patient can have blasts at all
+    (``blasts_possible``: not known to be absent).
+    """
+    t = tables or A.Tables(draws)
+    sc = draws.schema
+    finding, present = sc.lp.contamination
+    typ, lp = teaching.typical, teaching.negative_lp
+    others = [c for c in first["all"] if c != INF]
+    total = sum(first["positive"][c] for c in others)
+    level = typ.level(finding)
+    absent = [lv for lv in sc.levels[finding] if lv != present]
+    no_blasts = total
+    if level is None and absent:
+        clean = typ.replace(**{finding: absent[0]})
+        a0 = A.answer(clean, draws, ci=ci, tables=t, shapley=False, rests_on=False)
+        a1 = A.answer(with_lps(clean, lp, 1), draws, ci=ci, tables=t, shapley=False, rests_on=False)
+        tr = tree(means(a0), _lp_outcome_probability(a0, dict(lp.results)), means(a1), TREE_N)
+        no_blasts = sum(tr["positive"][c] for c in others)
+    elif level == present:
+        no_blasts = math.nan  # blasts known to circulate: the tap's share is not separated here
+    return {"n": TREE_N, "all": total, "no_blasts": no_blasts, "finding": finding, "present": present,
+            "level": level, "blasts_possible": level != (absent[0] if absent else None)}
 
 
 def _method_sets(lp: F.LP) -> dict[str, tuple[str, ...]]:
@@ -379,7 +434,10 @@ def walkthrough(patient: F.Patient, draws: Draws, *, ci: float = 0.9, tables: A.
         tied = _tied_from(pc, ans.causes, ans.active, lead, w, ess)
         out.append({"finding": p.finding, "index": p.index, "value": p.value, "lp": p.lp.to_dict() if p.lp else None,
                     "causes": m, "probability": A.probability_summary(lo, ci, w), "leading": lead, "tied": tied,
-                    "lr": odds(m[INF]) / odds(prev)})
+                    "lr": odds(m[INF]) / odds(prev),
+                    # the factor palsy posterior and the clinician report print for this step: the geometric mean
+                    # over the draws, exp(mean log LR) (a teacher's review: the pages named the other as theirs)
+                    "lr_geometric": ans.contributions[k - 1]["factor_geometric_mean"]})
         prev = m[INF]
     return {"id": patient.id, "description": patient.description, "patient": patient.to_dict(),
             "prior": {"causes": steps_[0]["causes"], "probability": ans.prior_probability},
@@ -421,13 +479,27 @@ def lesson(draws: Draws, teaching: Teaching, *, patients: Sequence[F.Patient] = 
     """Every number of the lesson (core, appendix and cases) from one variant's draws (the core compared with
     the ``other`` variant's, as ``palsy posterior`` compares them)."""
     t = A.Tables(draws)
-    return {"core": core(draws, teaching, ci=ci, tables=t, other=other),
+    out = {"core": core(draws, teaching, ci=ci, tables=t, other=other),
             "findings": single_findings(draws, teaching, ci=ci, tables=t),
             "walkthroughs": [{k: v for k, v in walkthrough(p, draws, ci=ci, tables=t).items() if k != "weights"}
                              for p in patients],
             "cases": [solve(c, draws, ci=ci, tables=t) for c in teaching.cases],
             "not_modelled": list(t.settings["not_modelled"]), "variant": draws.variant, "draws": draws.n, "ci": ci,
             "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version")}
+    if teaching.session is not None:
+        # the facilitator's guide prints the core's answers (the three questions, the variants, the interval) and
+        # the classroom link of the lesson's patient with its LPs; ``palsy teach`` hands the guide the session, so
+        # the session carries them (``reports.teaching.guide_html(lesson=...)`` takes them directly)
+        teaching.session["lesson"] = {"core": out["core"],
+                                      "patient_with_lps": with_lps(typ_of(teaching), teaching.negative_lp,
+                                                                   teaching.repeats),
+                                      "cause_labels": draws.meta.get("answer_settings", {}).get("cause_labels")}
+    return out
+
+
+def typ_of(teaching: Teaching) -> F.Patient:
+    """The lesson's typical patient without an id (as the interactive page's address carries it)."""
+    return teaching.typical.replace(id="")
 
 
 # --- the interactive page's tables -----------------------------------------------------------------

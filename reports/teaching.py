@@ -121,6 +121,23 @@ def tree_counts(core: Mapping[str, Any]) -> dict[str, Any]:
             "lp1": split(root, neg1), "lp2": split(neg1, neg2), "others": others}
 
 
+def false_positive_counts(core: Mapping[str, Any], tc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The tree's positive LPs without infiltration (``t.lp1.pos_others``) split by where they come from
+    (:func:`palsy.model.teach.false_positives`): ``tap``, the whole patients that blasts in the blood carried in by a
+    traumatic tap add (the count less the same count for the patient with no blasts in the blood, rounded), and
+    ``misread`` the rest (reactive cells misread, a method's artefact); ``possible`` says whether the patient can have
+    blasts in the blood at all (a teacher's review: the tree blamed a traumatic tap with blood blasts for a patient in
+    remission). None without the split (a lesson computed before it)."""
+    fp = core.get("false_positive")
+    if not fp:
+        return None
+    total = tc["lp1"]["pos_others"]
+    extra = fp["all"] - fp["no_blasts"]
+    tap = 0 if not fp["blasts_possible"] or not math.isfinite(extra) else min(max(round(extra), 0), total)
+    return {"tap": tap, "misread": total - tap, "possible": bool(fp["blasts_possible"]),
+            "known": fp["level"] is not None, "separated": math.isfinite(extra)}
+
+
 class Numbers:
     """The printed numbers of the core, by key: each a ``<span class="n" data-n="KEY">`` (tests re-derive
     every one from the answers)."""
@@ -175,6 +192,10 @@ def core_numbers(core: Mapping[str, Any]) -> Numbers:
     for lp in ("lp1", "lp2"):
         for key, v in tc[lp].items():
             N[f"t.{lp}.{key}"] = count(v)
+    fp = false_positive_counts(core, tc)
+    if fp is not None:
+        N["fp.misread"], N["fp.tap"] = count(fp["misread"]), count(fp["tap"])
+    N["ppos1"] = pct(tc["lp1"]["pos_inf"] / max(tc["n"] - tc["neg1_total"], 1))
     for key, a in core["accuracy"].items():
         N[f"se.{key}"], N[f"sp.{key}"] = pct(a["sensitivity"]), pct(a["specificity"])
         N[f"lrn.{key}"], N[f"lrp.{key}"] = factor(a["lr_negative"]), factor(a["lr_positive"])
@@ -191,6 +212,56 @@ def leading_text(d: Mapping[str, Any], labels: Labels) -> str:
     if len(names) == 1:
         return names[0]
     return (", ".join(names[:-1]) + " and " + names[-1]) + ", tied"
+
+
+# --- words learners meet ------------------------------------------------------------------------------------
+
+#: Abbreviations and terms the pages (and the actions and labels they show) use, each with its plain meaning: a
+#: page lists those it uses (:func:`words_on`). A teacher's review (December 2026) found CNS3, "clean CSF", MRD,
+#: HSCT and the abbreviations of "Not modelled" undefined for residents from emergency medicine and neurology.
+WORDS = (
+    ("LP", r"\bLPs?\b", "lumbar puncture: a sample of the cerebrospinal fluid (CSF) from the lower back."),
+    ("CSF", r"\bCSF\b", "cerebrospinal fluid, read for malignant cells by cytology (cells under the microscope) and by "
+                         "flow cytometry (cells told by their surface markers: it finds leukemic cells too few for the "
+                         "microscope)."),
+    ("Clean CSF", r"\bclean\b", "CSF from an atraumatic tap (red cells below the laboratory's limit): blasts in it "
+                                 "come from the CSF, not from blood drawn in by the needle."),
+    ("Atraumatic / traumatic tap", r"\btraumatic\b|\batraumatic\b",
+     "an LP whose sample holds no or little blood / one that draws blood into the sample; a traumatic tap can carry "
+     "blasts from the blood into the CSF when the blood holds blasts."),
+    ("CNS", r"\bCNS\b", "central nervous system: brain, spinal cord, meninges and CSF."),
+    ("CNS3", r"\bCNS3\b", "the highest grade of leukemia in the central nervous system: blasts in the CSF with 5 or "
+                          "more white cells per microlitre, or with a sign such as a cranial nerve palsy."),
+    ("Blasts", r"\bblasts?\b", "immature leukemic cells; in complete remission none are seen in the blood."),
+    ("MRD", r"\bMRD\b", "measurable (minimal) residual disease: leukemic cells too few to see under the microscope, "
+                        "counted in the marrow by flow cytometry or molecular tests."),
+    ("HSCT", r"\bHSCT\b|\ballo-HSCT\b", "haematopoietic stem cell transplantation; allogeneic: from a donor."),
+    ("VZV", r"\bVZV\b", "varicella-zoster virus, the cause of zoster (Ramsay Hunt syndrome at the ear)."),
+    ("ATRA", r"\bATRA\b", "all-trans retinoic acid, a treatment of acute promyelocytic leukemia; it can raise the "
+                          "pressure inside the skull."),
+    ("GVHD", r"\bGVHD\b", "graft-versus-host disease, after an allogeneic transplant."),
+    ("PTLD", r"\bPTLD\b", "post-transplant lymphoproliferative disorder."),
+    ("CAR-T", r"\bCAR-T\b", "chimeric antigen receptor T-cell therapy; its neurotoxicity can cause cranial nerve palsies."),
+)
+
+
+def words_on(text: str, leave_out: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The terms of :data:`WORDS` that ``text`` (a page's visible text, unescaped) uses, less ``leave_out``."""
+    import re
+
+    return [{"term": term, "text": meaning} for term, pattern, meaning in WORDS
+            if term not in leave_out and re.search(pattern, text)]
+
+
+def visible_text(html: str) -> str:
+    """A page's visible text, unescaped (scripts and styles left out, the page's data included: the interactive
+    page shows the actions and labels it carries as JSON)."""
+    import re
+    from html import unescape
+
+    html = re.sub(r"<style.*?</style>", " ", html, flags=re.S)
+    html = re.sub(r"<script(?![^>]*application/json)[^>]*>.*?</script>", " ", html, flags=re.S)
+    return unescape(re.sub(r"<[^>]+>", " ", html))
 
 
 # --- figures --------------------------------------------------------------------------------------------
@@ -296,6 +367,7 @@ def core_context(core: Mapping[str, Any], labels: Labels, figure: bool = True) -
         "inf_label": labels.cause(INF), "inf_short": labels.cause_short(INF),
         "colors": P.cause_colors(causes),
         "variants": _variants_note(core),
+        "fp": false_positive_counts(core, tree_counts(core)),
     }
     if figure:
         rows = [(_steps_label(k), s["means"]) for k, s in enumerate(steps)]
@@ -324,8 +396,15 @@ def handout_html(core: Mapping[str, Any], labels: Labels, escalating: Sequence[M
     (:func:`escalations`, their words only: the lesson gives why, with the sources) and where the lesson goes
     further."""
     ctx = core_context(core, labels)
-    return _env().get_template("teach_handout.html").render(css=_css("teach_handout.css"), **ctx, answers_open=True,
-                                                             escalations=list(escalating), lesson_name=LESSON_NAME)
+
+    def render(words: Sequence[Mapping[str, str]]) -> str:
+        return _env().get_template("teach_handout.html").render(
+            css=_css("teach_handout.css"), **ctx, answers_open=True, escalations=list(escalating),
+            lesson_name=LESSON_NAME, words=list(words), words_compact=True)
+
+    # the terms it uses in plain words: only those the handout's own text leaves undefined (LP, CSF and the tap are
+    # the lesson's subject, and the handout has two pages)
+    return render(words_on(visible_text(render(())), leave_out=("LP", "CSF", "Blasts", "CNS", "Atraumatic / traumatic tap", "VZV")))
 
 
 # --- the appendix -----------------------------------------------------------------------------------------
@@ -361,13 +440,26 @@ def walk_rows(w: Mapping[str, Any], labels: Labels) -> list[list[str]]:
     return rows
 
 
+#: File names of the evidence folder that the actions' words cite, as the learner's pages say them (a teacher's
+#: review: file paths and tool commands on the learner's pages); the clinician report keeps the file names.
+PLAIN = {"priors/decision.yaml": "the decision settings of the clinician report",
+         "priors/actions.yaml": "the clinician report's list of actions"}
+
+
+def plain(text: str) -> str:
+    """``text`` with the evidence folder's file names (:data:`PLAIN`) in plain words."""
+    for path, words in PLAIN.items():
+        text = text.replace(f"({path})", f"({words})").replace(path, words)
+    return text
+
+
 def escalations(actions: Sequence[Any], references: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The actions of ``priors/actions.yaml`` that call the leukaemia team today (``urgency: escalation``), by
     priority, each with its detail and the short citations of its sources: what the lesson teaches as the signs
     that escalate whatever the probability (a teacher's review found bilateral and multi-nerve palsy untaught)."""
     from palsy.reports.context import short_citation
 
-    return [{"id": a.id, "text": a.text, "sign": a.sign, "detail": a.detail,
+    return [{"id": a.id, "text": plain(a.text), "sign": a.sign, "detail": plain(a.detail),
              "refs": [short_citation(references[k]).rstrip(".") for k in a.refs if k in references]}
             for a in sorted(actions, key=lambda a: a.priority) if a.urgency == "escalation"]
 
@@ -383,12 +475,17 @@ def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, M
               "left_out": w["left_out"], "final": leading_text(w["final"], labels),
               "scope": w["scope_notes"]} for w in L["walkthroughs"]]
     cited = sorted({k for c in L["cases"] for k in ([c["case"]["ref"]] if c["case"]["ref"] else []) + list(c["case"]["refs"])})
-    return _env().get_template("teach_lesson.html").render(
-        css=_css(), **ctx, findings_rows=findings_table(L["findings"], labels), walks=walks,
-        not_modelled=", ".join(L["not_modelled"]), evidence_hash=(L.get("evidence_hash") or "")[:12],
-        version=L.get("version") or "", cases_name=CASES_NAME, page_name=PAGE_NAME, handout_name=HANDOUT_PDF,
-        report_name=TYPICAL_REPORT_NAME, answers_open=False, escalations=list(escalating),
-        references=[{"key": k, "text": citation_text(references[k])} for k in cited if k in references])
+
+    def render(words: Sequence[Mapping[str, str]]) -> str:
+        return _env().get_template("teach_lesson.html").render(
+            css=_css(), **ctx, findings_rows=findings_table(L["findings"], labels), walks=walks,
+            not_modelled=", ".join(L["not_modelled"]), evidence_hash=(L.get("evidence_hash") or "")[:12],
+            version=L.get("version") or "", cases_name=CASES_NAME, page_name=PAGE_NAME, handout_name=HANDOUT_PDF,
+            report_name=TYPICAL_REPORT_NAME, answers_open=False, escalations=list(escalating), words=list(words),
+            references=[{"key": k, "text": citation_text(references[k])} for k in cited if k in references])
+
+    # the glossary gains the abbreviations the lesson uses (its own entries define the tap)
+    return render(words_on(visible_text(render(())), leave_out=("Atraumatic / traumatic tap",)))
 
 
 # --- the cases to solve --------------------------------------------------------------------------------------
@@ -435,9 +532,11 @@ def cases_context(cases: Sequence[Mapping[str, Any]], labels: Labels, references
         steps = []
         for s in c["steps"]:
             p = s["probability"]
+            geo = s.get("lr_geometric")
             steps.append({"label": step_label(s, labels), "direction": direction(s["lr"], same_within),
                           "factor": factor(s["lr"]), "p": pct(s["causes"][INF]), "lo": pct(p["lower"]),
-                          "hi": pct(p["upper"]), "lead": leading_text(s, labels)})
+                          "hi": pct(p["upper"]), "lead": leading_text(s, labels), "lr": s["lr"],
+                          "lr_report": geo, "report_factor": factor(geo) if geo else ""})
         final = c["final"]
         diff = [{"label": labels.cause(x["cause"]), "mean": pct(x["probability"]["mean"]),
                  "lo": pct(x["probability"]["lower"]), "hi": pct(x["probability"]["upper"])} for x in final["causes"]]
@@ -456,6 +555,26 @@ def cases_context(cases: Sequence[Mapping[str, Any]], labels: Labels, references
     return out
 
 
+def factor_note(cases: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the pages say about their factors beside the clinician report's (a teacher's review: the guide and the
+    cases said theirs were "as palsy posterior gives them", which prints the geometric mean over the draws): the
+    step of the cases where the two differ most (``example``: case number and title, the step, both factors), and
+    the steps where they point in opposite directions (``opposite``, of ``steps``)."""
+    best, opposite, total = None, 0, 0
+    for i, c in enumerate(cases, start=1):
+        for s in c["steps"]:
+            if not s.get("lr_report"):
+                continue
+            total += 1
+            if (s["lr"] - 1) * (s["lr_report"] - 1) < 0:
+                opposite += 1
+            gap = abs(math.log(s["lr_report"]) - math.log(s["lr"]))
+            if best is None or gap > best[0]:
+                best = (gap, {"case": i, "title": c["title"], "step": s["label"], "here": s["factor"],
+                              "report": s["report_factor"]})
+    return {"factors": {"example": best[1] if best else None, "opposite": opposite, "steps": total}}
+
+
 def _ids(ref: Mapping[str, Any]) -> str:
     ids = [f" doi:{ref['doi']}" if ref.get("doi") else "", f" PMID {ref['pmid']}" if ref.get("pmid") else ""]
     return "".join(ids)
@@ -466,25 +585,86 @@ def cases_html(cases: Sequence[Mapping[str, Any]], ci: float, same_within: float
     js = (STATIC / "teach_cases.js").read_text(encoding="utf-8")
     if "</script" in js.lower():
         raise ValueError("teach_cases.js must not contain '</script'")
-    return _env().get_template("teach_cases.html").render(
-        css=_css(), cases=cases, ci_pct=W.ci_percent(ci), page_name=PAGE_NAME, lesson_name=LESSON_NAME,
-        js=Markup(js), **same_band(same_within))
+    def render(words: Sequence[Mapping[str, str]]) -> str:
+        return _env().get_template("teach_cases.html").render(
+            css=_css(), cases=cases, ci_pct=W.ci_percent(ci), page_name=PAGE_NAME, lesson_name=LESSON_NAME,
+            js=Markup(js), words=list(words), words_compact=False, **same_band(same_within), **factor_note(cases))
+
+    return render(words_on(visible_text(render(()))))
 
 
-def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], ci: float, same_within: float) -> str:
+def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], ci: float, same_within: float,
+               lesson: Mapping[str, Any] | None = None) -> str:
     """The facilitator's guide: who the session is for, its objectives, the timed plan (each step with its
-    start and end minute and the page it uses), the beliefs to expect with what answers them, and the answer
-    key of the cases (:func:`cases_context`: each finding's direction, factor and P after, the final answer
-    and the reasoning), all in view, for the screen and for print."""
+    start and end minute and the page it uses), what the plan's steps need (the answers to the three questions,
+    the classroom link of the lesson's patient with its negative LPs and the numbers the page will show), the
+    beliefs to expect with what answers them (those of ``teaching_cases.yaml``, then those whose answers are the
+    model's numbers: the credible interval, the two variants, the two factors on the odds), and the answer key of
+    the cases (:func:`cases_context`: each finding's direction, both factors and P after, the final answer and the
+    reasoning), all in view, for the screen and for print.
+
+    ``lesson``: ``{"core": ..., "patient_with_lps": Patient, "cause_labels": ...}`` as
+    :func:`palsy.model.teach.lesson` records it in the session (``session["lesson"]``, the default), which
+    ``palsy teach`` passes here."""
     start, plan = 0, []
     for step in session["plan"]:
         plan.append({**step, "start": start, "end": start + int(step["minutes"]), "page": MATERIALS[step["material"]]})
         start += int(step["minutes"])
+    lesson = lesson if lesson is not None else session.get("lesson")
+    extra: dict[str, Any] = {"lesson": None}
+    if lesson:
+        patient = lesson["patient_with_lps"]
+        labels = Labels(patient.schema, lesson.get("cause_labels"))
+        core = lesson["core"]
+        ctx = {k: v for k, v in core_context(core, labels, figure=False).items() if k != "ci_pct"}
+        N = ctx["N"]
+        sc = patient.schema
+        method_words = {key: " and ".join(sc.lp.method_labels[m].split(" (")[0] for m in a["methods"])
+                        for key, a in core["accuracy"].items()}
+        extra = {**ctx, "lesson": {
+            "link": f"{PAGE_NAME}#{fragment(patient)}&mode=classroom",
+            "before": [f"{sc.label(n)}: {sc.level_label(n, patient.values[n])}" for n in sc.categorical
+                       if patient.values.get(n) is not None],
+            "lp_steps": [{"label": _steps_label(k), "p": N[f"p{k}"], "lr": N[f"lr{k}"] if k else None}
+                         for k in range(len(core["steps"]))],
+            "one_lp": [{"methods": method_words[key], "p": N[f"after.{key}"], "alone": len(a["methods"]) == 1,
+                        "method": a["methods"][0]} for key, a in core["accuracy"].items()],
+            "method_labels": {m: sc.lp.method_labels[m].split(" (")[0] for m in sc.lp.methods},
+            "lp_words": " and ".join(sc.lp.method_labels[m].split(" (")[0] for m in sc.lp.methods
+                                     if m in core["negative_lp"]),
+            "variants": _variants_entry(core, labels),
+        }}
     return _env().get_template("teach_guide.html").render(
         css=_css(), session=session, plan=plan, cases=cases, ci_pct=W.ci_percent(ci),
         names={"lesson": LESSON_NAME, "cases": CASES_NAME, "page": PAGE_NAME, "handout": HANDOUT_PDF},
-        **same_band(same_within),
+        **same_band(same_within), **factor_note(cases), **extra,
         words={"up": "up", "down": "down", "same": "about the same"})
+
+
+#: The decision's zones in words (:func:`palsy.model.decision.zone`'s names).
+ZONES = {"no_test": "below the lower threshold: no further test for infiltration",
+         "test": "between the thresholds: repeat testing before deciding",
+         "treat": "above the upper threshold: treat as infiltration"}
+
+
+def _variants_entry(core: Mapping[str, Any], labels: Labels) -> dict[str, Any] | None:
+    """The other variant at each step of the lesson (its P(infiltration) beside this variant's), whether it is lower
+    after every negative LP, and the first step where its mean falls in another zone of the decision (``palsy
+    posterior``'s "the decision would differ under it"); None without the other variant."""
+    vs = list(core.get("variants") or [])
+    if not vs or not all(v and v.get("probability") for v in vs):
+        return None
+    steps = []
+    for k, (v, s) in enumerate(zip(vs, core["steps"], strict=True)):
+        th = v.get("thresholds") or {}
+        ours = v.get("our_action")
+        steps.append({"label": _steps_label(k), "k": k, "other": pct(v["probability"]["mean"]),
+                      "ours": pct(s["probability"]["mean"]), "differs": bool(v.get("decision_differs")),
+                      "low": pct(th["low"]) if th else "", "high": pct(th["high"]) if th else "",
+                      "other_zone": ZONES.get(v.get("action") or "", ""), "our_zone": ZONES.get(ours or "", "")})
+    lower = all(v["probability"]["mean"] < s["probability"]["mean"] for v, s in zip(vs[1:], core["steps"][1:], strict=True))
+    flip = next((st for st in steps if st["differs"]), None)
+    return {"variant": vs[0]["variant"], "ours": core["variant"], "steps": steps, "lower": lower, "flip": flip}
 
 
 # --- the interactive page ------------------------------------------------------------------------------------
@@ -510,7 +690,7 @@ def page_rules(actions: Sequence[Any], references: Mapping[str, Mapping[str, Any
     from palsy.reports.context import short_citation
 
     keys = sorted({k for a in actions for k in a.refs})
-    return {"actions": [{"id": a.id, "text": a.text, "detail": a.detail, "when": a.when, "priority": a.priority,
+    return {"actions": [{"id": a.id, "text": plain(a.text), "detail": plain(a.detail), "when": a.when, "priority": a.priority,
                          "refs": list(a.refs)} for a in sorted(actions, key=lambda a: a.priority)],
             "page_one": page_one, "references": {k: short_citation(references[k]) for k in keys if k in references}}
 
@@ -568,17 +748,23 @@ def page_html(models: Sequence[Mapping[str, Any]], *, schema: Mapping[str, Any],
             "same_within": same_within, "variants": variants, "palette": P.cause_colors(causes),
             "not_modelled": list(not_modelled)}
     lp = labels["lp"]
-    return _env().get_template("teach_page.html").render(
-        css=_css(), js=Markup(js), data_json=_json_script(data),
-        models=[{"variant": m["variant"], "json": _json_script(m)} for m in models], ci=ci, draws=first["n"],
-        evidence_hash=(first.get("evidence_hash") or "")[:12], version=first.get("version") or "", variants=variants,
-        others=", ".join(labels["causes"][c]["label"] for c in causes if c != INF),
-        causes=[{"cause": c, "label": labels["causes"][c]["label"]} for c in causes],
-        groups=page_groups(schema, labels), presets=presets, max_lps=schema["lp"]["max_lps"],
-        methods=[{"name": m, "label": lp["methods"][m].split(" (")[0]} for m in schema["lp"]["methods"]],
-        results=[{"value": r, "label": r} for r in schema["lp"]["results"]],
-        traumatic=[{"value": t, "label": lp["traumatic"][t]} for t in schema["lp"]["traumatic"]],
-        not_modelled=", ".join(not_modelled), lesson_name=LESSON_NAME, cases_name=CASES_NAME)
+
+    def render(tables: Sequence[Mapping[str, Any]], words: Sequence[Mapping[str, str]]) -> str:
+        return _env().get_template("teach_page.html").render(
+            css=_css(), js=Markup(js), data_json=_json_script(data),
+            models=[{"variant": m["variant"], "json": _json_script(m)} for m in tables], ci=ci, draws=first["n"],
+            evidence_hash=(first.get("evidence_hash") or "")[:12], version=first.get("version") or "", variants=variants,
+            others=", ".join(labels["causes"][c]["label"] for c in causes if c != INF),
+            causes=[{"cause": c, "label": labels["causes"][c]["label"]} for c in causes],
+            groups=page_groups(schema, labels), presets=presets, max_lps=schema["lp"]["max_lps"],
+            methods=[{"name": m, "label": lp["methods"][m].split(" (")[0]} for m in schema["lp"]["methods"]],
+            results=[{"value": r, "label": r} for r in schema["lp"]["results"]],
+            traumatic=[{"value": t, "label": lp["traumatic"][t]} for t in schema["lp"]["traumatic"]],
+            not_modelled=", ".join(not_modelled), lesson_name=LESSON_NAME, cases_name=CASES_NAME,
+            words=list(words), words_compact=False)
+
+    # the terms the page uses (its words and the actions and labels it shows, not the model's tables), defined
+    return render(models, words_on(visible_text(render((), ()))))
 
 
 # --- files ---------------------------------------------------------------------------------------------------
