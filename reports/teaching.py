@@ -684,15 +684,24 @@ def page_labels(labels: Labels, causes: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def page_rules(actions: Sequence[Any], references: Mapping[str, Mapping[str, Any]], page_one: int) -> dict[str, Any]:
-    """The actions of ``priors/actions.yaml`` as data (their triggers evaluated in the browser; a trigger on
-    the decision is left to the clinician report) with short citations of their sources."""
+def page_rules(actions: Sequence[Any], references: Mapping[str, Mapping[str, Any]], page_one: int,
+               decision_settings: Any = None) -> dict[str, Any]:
+    """The actions of ``priors/actions.yaml`` as data (their triggers evaluated in the browser) with short
+    citations of their sources, and what the page knows of the decision without computing its thresholds
+    (``decision_settings``: the treatment threshold and the testing floor, which bound them: a trigger on the
+    decision is read under every decision the mean allows, and what depends on the rest is left to the
+    clinician report)."""
     from palsy.reports.context import short_citation
 
     keys = sorted({k for a in actions for k in a.refs})
-    return {"actions": [{"id": a.id, "text": plain(a.text), "detail": plain(a.detail), "when": a.when, "priority": a.priority,
-                         "refs": list(a.refs)} for a in sorted(actions, key=lambda a: a.priority)],
-            "page_one": page_one, "references": {k: short_citation(references[k]) for k in keys if k in references}}
+    out = {"actions": [{"id": a.id, "text": plain(a.text), "detail": plain(a.detail), "when": a.when,
+                        "priority": a.priority, "urgency": a.urgency, "refs": list(a.refs)}
+                       for a in sorted(actions, key=lambda a: a.priority)],
+           "page_one": page_one, "references": {k: short_citation(references[k]) for k in keys if k in references}}
+    if decision_settings is not None:
+        out["decision"] = {"treatment": float(decision_settings.treatment_threshold),
+                           "floor": float(decision_settings.testing_floor)}
+    return out
 
 
 #: The page's groups of findings, by the schema's roles (a role not listed goes to "other").

@@ -822,3 +822,22 @@ def test_the_guide_says_the_other_variant_would_change_the_decision(teach_out):
     assert ("That would change the decision" in entry) == (flip is not None)
     if flip is not None:
         assert f"{R._steps_label(flip)}, its {W.percent(vs[flip]['probability']['mean'])} is below the lower threshold" in entry
+
+
+def test_the_page_carries_what_bounds_the_decision_and_the_lessons_lps(teach_out, teaching):
+    """What the interactive page reads of the decision (the treatment threshold and the testing floor of
+    decision.yaml, each action's urgency), and a preset of the lesson's patient with its negative LPs, from which
+    the classroom's reveal reaches each LP (the guide's LP segment)."""
+    import html as H
+    import re
+
+    from palsy.model import decision
+
+    page = (teach_out / R.PAGE_NAME).read_text()
+    data = json.loads(H.unescape(re.search(r'<script type="application/json" id="palsy-data">(.*?)</script>', page, re.S)
+                                 .group(1)))
+    settings = decision.load(REPO / "priors")
+    assert data["rules"]["decision"] == {"treatment": settings.treatment_threshold, "floor": settings.testing_floor}
+    assert all(a["urgency"] in ("care", "workup", "escalation") for a in data["rules"]["actions"])
+    lps = next(p for p in data["presets"] if p["id"] == f"{teaching.typical.id}-lps")
+    assert lps["fragment"].count("csf=") == len(teaching.typical.csf) + teaching.repeats

@@ -506,14 +506,14 @@
     return lp.traumatic === "yes" && levelOf(state, c[0]) === c[1];
   }
 
-  /* model/guidance.py holds in three values: true, false, or null (depends on the decision, or a trigger
-   * this page does not read): null is shown as "may apply, see the clinician report". */
-  function holds(cond, state, means) {
+  /* model/guidance.py holds in three values: true, false, or null (a trigger this page does not read, or the
+   * decision when none is given): null is shown as "may apply, see the clinician report". */
+  function holds(cond, state, means, decision) {
     if (cond === "always") { return true; }
     var parts, v;
     if (has(cond, "all") || has(cond, "any")) {
       var isAll = has(cond, "all");
-      parts = (isAll ? cond.all : cond.any).map(function (c) { return holds(c, state, means); });
+      parts = (isAll ? cond.all : cond.any).map(function (c) { return holds(c, state, means, decision); });
       if (isAll) {
         if (parts.indexOf(false) >= 0) { return false; }
         return parts.indexOf(null) >= 0 ? null : true;
@@ -521,7 +521,7 @@
       if (parts.indexOf(true) >= 0) { return true; }
       return parts.indexOf(null) >= 0 ? null : false;
     }
-    if (has(cond, "not")) { v = holds(cond.not, state, means); return v === null ? null : !v; }
+    if (has(cond, "not")) { v = holds(cond.not, state, means, decision); return v === null ? null : !v; }
     if (has(cond, "finding")) {
       if (cond.finding === LPN) {
         var csf = state.csf, pos = csf.filter(lpPositive);
@@ -547,7 +547,21 @@
       if (!has(means, cond.cause)) { return false; }
       return has(cond, "above") ? means[cond.cause] > cond.above : means[cond.cause] < cond.below;
     }
-    return null;  // the decision, or a trigger this page does not read
+    if (has(cond, "decision") && decision) { return cond.decision.indexOf(decision) >= 0; }
+    return null;  // the decision when none is given, or a trigger this page does not read
+  }
+
+  /* The decisions the mean P(infiltration) allows (model/decision.py): the page does not compute the thresholds,
+   * but the upper one is never below the treatment threshold and the lower never above it or the testing floor,
+   * so below the treatment threshold the decision is never 'treat' and at or above the floor never 'no_test'. */
+  function possibleDecisions(p) {
+    var d = RULES.decision;
+    if (!d || p === undefined) { return [null]; }
+    var out = [];
+    if (p < Math.min(d.treatment, d.floor > 0 ? d.floor : d.treatment)) { out.push("no_test"); }
+    out.push("test");
+    if (p > d.treatment) { out.push("treat"); }
+    return out;
   }
 
   function triggerText(cond) {
@@ -1003,9 +1017,18 @@
     var list = $("actions-list"), maybe = $("actions-maybe"), means = {};
     clear(list); clear(maybe);
     r.causes.forEach(function (c) { means[c.cause] = c.mean; });
-    RULES.actions.forEach(function (a) {
-      var v = holds(a.when, r.state, means);
-      if (v === false) { return; }
+    // each action under every decision the mean allows: shown now when it holds under all of them, as "may
+    // apply" under some; an escalation that holds under every one of them, by one action or another, is shown now
+    var ds = possibleDecisions(means[INF]);
+    var under = RULES.actions.map(function (a) { return ds.map(function (d) { return holds(a.when, r.state, means, d); }); });
+    var escalates = ds.every(function (d, k) {
+      return RULES.actions.some(function (a, i) { return a.urgency === "escalation" && under[i][k] === true; });
+    });
+    RULES.actions.forEach(function (a, i) {
+      var vs = under[i], v;
+      if (vs.every(function (x) { return x === false; })) { return; }
+      v = vs.every(function (x) { return x === true; }) || (escalates && a.urgency === "escalation" &&
+                                                            vs.indexOf(true) >= 0) ? true : null;
       var li = el("li");
       li.setAttribute("data-action", a.id);
       li.appendChild(el("span", a.text, "action-text"));

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from palsy.model import answer as A
-from palsy.model import evidence, guidance, paths, variants
+from palsy.model import decision, evidence, guidance, paths, variants
 from palsy.model import teach as T
 from palsy.reports import terminal as TL
 from palsy.scripts.commands import common
@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         cases = {c.id: c.patient for c in teaching.cases}
         cases_ctx = R.cases_context(lesson["cases"], labels, ev.references, cases, teaching.about_the_same)
         presets = [{"id": teaching.typical.id, "title": "The lesson's patient", "cause": "",
-                    "fragment": R.fragment(teaching.typical.replace(id=""))}]
+                    "fragment": R.fragment(teaching.typical.replace(id=""))},
+                   # the classroom's one-at-a-time reveal reaches the lesson's negative LPs from this one
+                   {"id": f"{teaching.typical.id}-lps", "title": "The lesson's patient, with its negative LPs", "cause": "",
+                    "fragment": R.fragment(T.with_lps(teaching.typical, teaching.negative_lp, teaching.repeats).replace(id=""))}]
         presets += [{"id": c["id"], "title": c["title"], "cause": c["cause"], "fragment": c["fragment"]} for c in cases_ctx]
         models = []
         for d in (draws, *others.values()):
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             weights = {pid: A.answer(p, d, tables=t, shapley=False, rests_on=False).weights for pid, p in cases.items()
                        if d.case_index(pid) is not None}
             models.append(T.page_tables(d, t, weights=weights))
-        rules = R.page_rules(actions, ev.references, guidance.PAGE_ONE)
+        rules = R.page_rules(actions, ev.references, guidance.PAGE_ONE, decision.load(pdir, draws.causes))
         files = {
             R.LESSON_NAME: R.lesson_html(lesson, labels, ev.references, escalating).encode("utf-8"),
             R.HANDOUT_NAME: handout.encode("utf-8"),
