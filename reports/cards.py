@@ -1,7 +1,8 @@
 """A CDS Hooks 2.0 card from an answer (the JSON of ``palsy posterior --json``): presentation only.
 
 The card says what page 1 of the clinician report says, in the record: the summary (under 140
-characters: P(infiltration) and the leading cause), an indicator, the detail in GitHub-flavoured markdown
+characters: the mean P(infiltration) with its credible interval and the leading cause, an escalation named
+first), an indicator, the detail in GitHub-flavoured markdown
 (the differential with intervals, page 1's actions, the decision, the limits, what the record did not
 say), the source, the reasons a clinician may give for dismissing it (:data:`OVERRIDE_REASONS`) and a link
 to the full report. Every number is worded by :mod:`palsy.reports.wording`
@@ -14,6 +15,7 @@ is ``test``, or page 1 recommends an investigation); ``info`` otherwise.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -67,17 +69,61 @@ def indicator(d: Mapping[str, Any]) -> str:
     return "info"
 
 
+#: How the summary opens when the answer escalates (:func:`indicator` is ``critical``): the escalation first,
+#: so that a mimic leading the differential does not read as if it settled things (a clinician's review,
+#: December 2026, found a critical card whose one line named zoster beside blasts in a clean CSF).
+ESCALATE = "Escalate today"
+
+
+@functools.cache
+def _schema():
+    """The schema of the evidence shipped with palsy (the names of the next tests, the scope of a finding)."""
+    from palsy.model import schema as SC
+
+    return SC.read()
+
+
+def next_test_name(test: str) -> str:
+    """A next test in words (the schema's label: 'lumbar puncture with cytology and flow cytometry')."""
+    t = _schema().next_tests.get(test)
+    return t.label if t is not None else test.replace("_", " ")
+
+
+def central(d: Mapping[str, Any]) -> bool:
+    """Whether the answer's palsy may be central (a scope note ``central``: the forehead spared), from its
+    patient's findings (a palsy at diagnosis is out of scope too, but peripheral)."""
+    if d.get("in_scope", True):
+        return False
+    sc = _schema()
+    patient = d.get("patient") or {}
+    return any(sc.scope_note(name, patient.get(name)) == "central" for name in sc.categorical)
+
+
 def summary(d: Mapping[str, Any]) -> str:
-    """One sentence under 140 characters: P(infiltration) with its interval and the leading cause."""
+    """One sentence under 140 characters: the mean P(infiltration) with its credible interval (its mass said)
+    and the leading cause ('Facial palsy: P(leukaemic infiltration) 34.1% (mean; 90% CrI 0.8% to 94.2%); leading:
+    ...'); when the answer escalates (:func:`indicator` ``critical``) the escalation opens it, and a mimic that
+    leads is said not to change that ('Escalate today, whatever leads: ...'); a palsy that may be central says
+    the number holds only if it is peripheral. Shorter forms (the cause's short name, then no leading cause)
+    keep it under the limit with any label; the mean and its interval are always there."""
     p = d["probability"]
+    ci = float(p.get("ci", 0.9))
+    prob = f"P(leukaemic infiltration) {_pct(p['mean'])} (mean; {W.interval(float(p['lower']), float(p['upper']), ci)})"
+    peripheral = central(d)
+    infiltration_leads = d["leading_cause"] == "infiltration"
     name, mean = leading(d)
-    head = "Facial palsy: " if d.get("in_scope", True) else "If peripheral: "
-    lead = "the leading cause" if d["leading_cause"] == "infiltration" else f"leading: {name} {_pct(mean)}"
-    full = f"{head}P(leukaemic infiltration) {_pct(p['mean'])} ({_pct(p['lower'])}-{_pct(p['upper'])}); {lead}"
-    if len(full) <= SUMMARY_MAX:
-        return full
-    short = f"P(infiltration) {_pct(p['mean'])}; {lead}"
-    return short if len(short) <= SUMMARY_MAX else short[:SUMMARY_MAX - 1] + "…"
+    short = ((d.get("model") or {}).get("cause_labels") or {}).get(d["leading_cause"], {}).get("short") or name
+    if indicator(d) == "critical":
+        head = ESCALATE + ("" if infiltration_leads else ", whatever leads") + ("; if peripheral: " if peripheral else ": ")
+    else:
+        head = "If peripheral: " if peripheral else "Facial palsy: "
+    forms = ([f"{head}{prob}; the leading cause"] if infiltration_leads else
+             [f"{head}{prob}; leading: {n} {_pct(mean)}" for n in (name, short)])
+    forms.append(f"{head}{prob}")
+    for text in forms:
+        if len(text) <= SUMMARY_MAX:
+            return text
+    return forms[-1][:SUMMARY_MAX - 1] + "…"
 
 
 def _md(text: Any) -> str:
@@ -117,8 +163,16 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
     dec = d.get("decision")
     if dec:
         th = dec["thresholds"]
+        is_central = central(d)
         lines += ["", f"**Decision** on the mean P(infiltration) {_pct(dec['probability'])} (thresholds "
-                      f"{_pct(th['low'])} and {_pct(th['high'])}): {_md(W.decision_what(dec))}"]
+                      f"{_pct(th['low'])} and {_pct(th['high'])}): "
+                      f"{_md(W.decision_what(dec, central=is_central))}."]
+        if not is_central and dec.get("tests"):
+            # the tests the decision's words point to ("the next tests below"), listed below it as on page 1;
+            # none for a palsy that may be central, whose work-up is not the LP's
+            lines.append("")
+            lines += [f"- {_md(W.sentence_start(next_test_name(t['test'])))}: {_md(W.change_by_test(t, dec, voi=False))}"
+                      for t in dec["tests"]]
     if not_found_text:
         lines += ["", f"**Not found in the record:** {_md(not_found_text)}"]
     elif list(not_found):

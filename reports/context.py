@@ -588,27 +588,26 @@ def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: 
               SUPPORTS + " Rates and factors come from published evidence of uneven quality and labelled "
               "expert judgment (limits in full below)."]
     return {"headline": headline, "top": top, "actions": actions, "n_actions": len(d["actions"]),
-            "more_actions": more, "decision": _decision(d["decision"], L), "limits": limits,
+            "more_actions": more, "decision": _decision(d["decision"], L, central=ans.patient.central), "limits": limits,
             "rests_on": W.rests_on_sentence(d.get("rests_on") or []),
             "variants": W.variants_sentence(d.get("variants"), d.get("decision"))}
 
 
-def _decision(dec: dict[str, Any] | None, L: Labels) -> dict[str, Any] | None:
+def _decision(dec: dict[str, Any] | None, L: Labels, *, central: bool = False) -> dict[str, Any] | None:
     """The decision in words: the work-up first while it is pending, the thresholds, whether the patient
-    sits on a threshold and what decides it, what each test could change."""
+    sits on a threshold and what decides it, what each test could change. ``headline`` is what the decision
+    says (:func:`palsy.reports.wording.decision_what`: the escalation, the work-up, the zone), the one sentence
+    page 1 and section 5 both state; for a palsy that may be central (``central``) it says what the answer does
+    instead of the peripheral tests, and the tests' lines are said to apply only if the palsy proves peripheral."""
     if not dec:
         return None
     th = dec["thresholds"]
     tests = []
     for t in dec["tests"]:
         name = W.sentence_start(L.test(t["test"]))
-        if t["can_change_action"]:
-            change = (f"could change the action (probability {W.percent(t['probability_of_change'])}); "
-                      f"{W.voi_text(t, dec)}")
-        else:
-            change = f"cannot change the action; {W.voi_text(t, dec)}"
         tests.append({"test": t["test"], "name": name, "can_change": bool(t["can_change_action"]),
-                      "line": f"{name}: {change}.",
+                      "line": f"{name}{' (only if the palsy proves peripheral)' if central else ''}: "
+                              f"{W.change_by_test(t, dec)}.",
                       "probability_of_change": W.percent(t["probability_of_change"]),
                       "voi": f"{t['value_of_information']:+.3f}",
                       "voi_other": f"{t.get('value_for_other_causes', 0.0):+.3f}",
@@ -619,8 +618,12 @@ def _decision(dec: dict[str, Any] | None, L: Labels) -> dict[str, Any] | None:
     source = Path(str(th["source"])).name if th.get("source") else "--thresholds"
     return {
         "action": dec["action"], "action_text": W.sentence_start(dec["action_text"]),
-        "headline": W.sentence_start(W.decision_what(dec)),
-        "sentence": W.decision_sentence(dec),
+        "headline": W.sentence_start(W.decision_what(dec, central=central)),
+        "sentence": W.decision_sentence(dec, central=central),
+        "central": central,
+        "tests_if_peripheral": ("The tests below and further LPs are those of a peripheral palsy: they apply only if "
+                                "the palsy proves peripheral; while it may be central (the forehead is spared) its "
+                                "work-up is the central one of what to do now." if central else ""),
         "probability": W.percent(dec["probability"]),
         "low": W.percent(th["low"]), "high": W.percent(th["high"]), "treatment": W.percent(th["treatment"]),
         "source": source,

@@ -123,19 +123,48 @@ def sentence_start(text: str) -> str:
 
 # --- the decision, in the words the command line and the report share ------------------------------
 
-def decision_sentence(dec: dict) -> str:
+def decision_sentence(dec: dict, *, central: bool | None = None) -> str:
     """'Mean P(infiltration) 27.3% against the thresholds 3.5% and 91.2%: first, whatever the probability:
-    ...; after them between the thresholds: repeat testing ...' (the work-up first while it is pending)."""
+    ...; after them between the thresholds: repeat testing ...' (:func:`decision_what` after the numbers)."""
     th = dec["thresholds"]
     head = (f"Mean P(infiltration) {percent(dec['probability'])} against the thresholds {percent(th['low'])} "
             f"(lower) and {percent(th['high'])} (upper)")
-    return f"{head}: {decision_what(dec)}."
+    return f"{head}: {decision_what(dec, central=central)}."
 
 
-def decision_what(dec: dict) -> str:
-    """What the decision says, in order: an escalation first (when an action escalates), the work-up while it
-    is pending, then the zone's words."""
-    return " ".join(x for x in (dec.get("escalation_text"), dec.get("workup_text"), dec["action_text"]) if x)
+#: Where the mean falls against the thresholds, for a palsy that may be central (:func:`decision_what`).
+ZONE_PLACE = {"no_test": "below the lower one", "test": "between them", "treat": "above the upper one"}
+
+
+def decision_what(dec: dict, *, central: bool | None = None) -> str:
+    """What the decision says, in order, wherever it is stated (the command, the report's page 1 and its
+    section 5, the card: the one function, so that none drops a part): an escalation first (when an action
+    escalates), the work-up while it is pending, then the zone's words (``action_text`` of decision.yaml).
+
+    A palsy that may be central (the forehead spared: ``central``; when not given, the decision's own
+    ``central`` key, False without it) gets no zone's words: they point to the tests of a peripheral palsy
+    (an LP and an MRI of the facial nerve; a clinician's review, December 2026, found "repeat testing (the
+    next tests below)" beside an LP in a patient whose work-up is for stroke, PRES or venous thrombosis). It
+    says instead what the answer does (docs/design.md, out of scope): the central work-up of what to do now
+    comes first, the peripheral work-up is not pressed, and the thresholds weigh the causes only if the palsy
+    proves peripheral, with where the mean falls against them."""
+    if central is None:
+        central = bool(dec.get("central"))
+    escalation = dec.get("escalation_text") or ""
+    if central:
+        core = ("while the palsy may be central (the forehead is spared): the central work-up of what to do now "
+                "comes first, the LP and MRI work-up of a peripheral palsy is not pressed, and the thresholds weigh "
+                f"the causes only if the palsy proves peripheral (the mean is {ZONE_PLACE[dec['action']]})")
+        return f"{escalation} nothing {core}" if escalation else f"nothing by the thresholds {core}"
+    return " ".join(x for x in (escalation, dec.get("workup_text"), dec["action_text"]) if x)
+
+
+def change_by_test(t: dict, dec: dict, *, voi: bool = True, digits: int = 3) -> str:
+    """What a test could do to the decision: 'could change the action (probability 4.4%); value of
+    information +0.078' or 'cannot change the action; ...' (without the value when ``voi`` is False)."""
+    text = (f"could change the action (probability {percent(t['probability_of_change'])})"
+            if t["can_change_action"] else "cannot change the action")
+    return f"{text}; {voi_text(t, dec, digits)}" if voi else text
 
 
 def threshold_sentence(dec: dict, test_name) -> str:

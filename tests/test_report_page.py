@@ -132,6 +132,7 @@ def test_page1_on_one_screen_in_order(reports, browser, name):
 
 def _page1_numbers(d: dict) -> list[str]:
     """What page 1 must say, from the JSON: the mean and interval, every cause's line, the decision."""
+    from palsy.reports import cards
     from palsy.reports import wording as W
 
     p = d["probability"]
@@ -143,7 +144,7 @@ def _page1_numbers(d: dict) -> list[str]:
         out.append(W.factor(c["log_lr"]["mean"]))
     dec = d["decision"]
     out += [W.percent(dec["thresholds"]["low"]), W.percent(dec["thresholds"]["high"]),
-            _flat(dec["action_text"][1:])]  # (capitalised on the page)
+            _flat(W.decision_what(dec, central=cards.central(d))[1:])]  # the decision as stated (capitalised on the page)
     for t in dec["tests"]:
         out.append(f"{t['value_of_information']:+.3f}")
         if t["can_change_action"]:
