@@ -682,7 +682,7 @@ def page_tables(draws: Draws, t: A.Tables | None = None, *, weights: Mapping[str
         "weights": {pid: b64(w) for pid, w in (weights or {}).items() if w is not None},
         "aliases": {alias: pid for pid, w in (weights or {}).items() if w is not None
                     for alias in _aliases(draws, pid) if alias != pid},
-        "settings": {k: t.settings[k] for k in ("scope", "hallmarks", "not_modelled")},
+        "settings": {k: t.settings[k] for k in ("scope", "hallmarks", "not_modelled", "variants")},
         "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version"),
     }
 

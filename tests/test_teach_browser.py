@@ -388,3 +388,44 @@ def test_cases_page_predict_then_reveal(browser_context, site):
     assert "You predicted up" in step.locator(".verdict").text_content()
     assert step.locator(".verdict").get_attribute("aria-live") == "polite"  # a screen reader hears the verdict
     pg.close()
+
+
+def test_the_variants_disagreement_is_named_as_palsy_posterior_names_it(browser_context, site, draws_subtype,
+                                                                        draws_independent, evidence):
+    """A page with both variants (as palsy teach writes it) names the other variant's mean where it differs by
+    more than model.yaml's margin, with palsy posterior's number, and says nothing where they agree (a teacher's
+    review: only the command line warned that the lesson's patient's decision changes with the variant)."""
+    pdir = REPO / "priors"
+    teaching = site["teaching"]
+    models = [T.page_tables(d, A.Tables(d)) for d in (draws_subtype, draws_independent)]
+    rules = R.page_rules(guidance.load(pdir, draws_subtype.causes, draws_subtype.schema), evidence.references,
+                         guidance.PAGE_ONE, decision.load(pdir, draws_subtype.causes))
+    html = R.page_html(models, schema=T.page_schema(draws_subtype.schema),
+                       labels=R.page_labels(site["labels"], draws_subtype.causes), rules=rules, presets=[],
+                       same_within=teaching.about_the_same, not_modelled=["x"])
+    path = site["dir"] / "both-variants.html"
+    path.write_text(html)
+    context, seen = browser_context
+    pg = context.new_page()
+    pg.on("pageerror", lambda e: seen["errors"].append(str(e)))
+    pg.goto(path.resolve().as_uri())
+    pg.wait_for_selector("body[data-ready=true]", timeout=120_000)
+    differed = agreed = 0
+    for k in range(teaching.repeats + 1):
+        patient = T.with_lps(teaching.typical, teaching.negative_lp, k).replace(id="")
+        _open(pg, R.fragment(patient))
+        rendered = pg.evaluate("document.body.getAttribute('data-rendered')")
+        pg.wait_for_selector(f"body[data-variant-note='{rendered}']", timeout=60_000)
+        notes = [li.inner_text() for li in pg.locator("#notes > li[data-kind=variants]").all()]
+        ans = A.answer(patient, draws_subtype, shapley=False, rests_on=False, other=draws_independent)
+        v = ans.variants
+        print(k, f"{ans.probability['mean']:.3f}", f"{v['probability']['mean']:.3f}", v["differs"], notes)
+        if v["differs"]:
+            differed += 1
+            assert len(notes) == 1 and W.percent(v["probability"]["mean"]) in notes[0], (k, notes)
+            assert "independent" in notes[0]
+        else:
+            agreed += 1
+            assert notes == [], (k, notes)
+    assert differed >= 1  # the lesson's patient after negative LPs: the variants disagree
+    pg.close()

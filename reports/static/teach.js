@@ -934,6 +934,7 @@
       (r.weighted ? ". A published case the model learned from: answered with it left out, as palsy posterior does" : "");
     drawStack(r);
     drawNotes(r);
+    scheduleVariantNote(r);
     drawSteps(r);
     drawTests(r);
     drawActions(r);
@@ -943,6 +944,52 @@
     if (history.replaceState) { history.replaceState(null, "", "#" + frag); }
     $("share-link").value = location.href.split("#")[0] + "#" + frag;
     return r;
+  }
+
+  /* The other variant's P(infiltration) for the same question (model/answer.py _other_variant: the same causes
+   * and pretest, a library case left out by its own weights): only its headline. */
+  function otherVariant(r) {
+    var others = DATA.variants.filter(function (v) { return v !== r.state.variant; });
+    if (!others.length) { return null; }
+    var m = model(others[0]), st = Object.assign({}, r.state, { variant: others[0] });
+    st.causes = r.state.causes.filter(function (c) { return m.causes.indexOf(c) >= 0; });
+    var active = m.causes.map(function (c) { return st.causes.indexOf(c) >= 0; });
+    var g = new Game(m, st, active);
+    var key = st.id && m.aliases && m.aliases[st.id] ? m.aliases[st.id] : st.id;
+    var w = key && m.weightArrays[key] ? m.weightArrays[key] : null;
+    return { variant: st.variant, post: probSummary(g.logOdds(g.logJoint(combine(g.components(g.players.length), null))), st.ci, w) };
+  }
+
+  /* The variants' disagreement, as palsy posterior's MODEL UNCERTAINTY names it (beyond model.yaml's margin), after
+   * the answer is on screen: the other variant's tables are read the first time it is needed. */
+  var VARIANT_TIMER = null;
+
+  function scheduleVariantNote(r) {
+    if (VARIANT_TIMER !== null) { clearTimeout(VARIANT_TIMER); }
+    VARIANT_TIMER = setTimeout(function () {
+      VARIANT_TIMER = null;
+      drawVariantNote(r);
+      document.body.setAttribute("data-variant-note", String(RENDERS));
+    }, 0);
+  }
+
+  function drawVariantNote(r) {
+    var alt = otherVariant(r), margin = r.m.settings.variants ? r.m.settings.variants.differ_by : null;
+    if (!alt || margin === null || !(Math.abs(alt.post.mean - r.post.mean) > margin)) { return; }
+    var text = "Model uncertainty: the other model variant (" + alt.variant + ") gives a mean of " + percent(alt.post.mean) +
+      " (" + Math.round(100 * r.ci) + "% CrI " + percent(alt.post.lower) + " to " + percent(alt.post.upper) + "), more than " +
+      Math.round(100 * margin) + " percentage points from this answer: the variants disagree for this patient and the " +
+      "published cases cannot yet tell them apart.";
+    var here = possibleDecisions(r.post.mean), there = possibleDecisions(alt.post.mean);
+    if (here.every(function (d) { return d !== null && there.indexOf(d) < 0; })) {
+      text += " Its mean falls in another zone of the decision: the decision would differ under it.";
+    } else if (here.join() !== there.join()) {
+      text += " The decision may differ under it (its thresholds are in the clinician report).";
+    }
+    var li = el("li", text), notes = $("notes");
+    li.setAttribute("data-kind", "variants");
+    notes.appendChild(li);
+    notes.hidden = false;
   }
 
   function drawNotes(r) {
