@@ -408,7 +408,8 @@ def actions(guidance: tuple[G.Action, ...], patient: F.Patient, causes: tuple[st
     acts = tuple({"id": g.id, "text": g.text, "detail": g.detail, "refs": list(g.refs), "urgency": g.urgency}
                  for g in todo)
     if dec is not None and settings is not None:
-        dec = D.with_escalation(dec, settings, any(g.urgency == "escalation" for g in todo))
+        dec = {**D.with_escalation(dec, settings, any(g.urgency == "escalation" for g in todo)),
+               "central": bool(patient.central)}
     return acts, dec
 
 

@@ -627,8 +627,7 @@ def _decision(dec: dict[str, Any] | None, L: Labels, *, central: bool = False) -
         "probability": W.percent(dec["probability"]),
         "low": W.percent(th["low"]), "high": W.percent(th["high"]), "treatment": W.percent(th["treatment"]),
         "source": source,
-        "thresholds_line": (f"Mean P(infiltration) {W.percent(dec['probability'])} against the thresholds "
-                            f"{W.percent(th['low'])} (lower) and {W.percent(th['high'])} (upper), from {source}."),
+        "thresholds_line": f"{W.thresholds_text(dec)}, from {source}.",
         "at_threshold": W.threshold_sentence(dec, L.test),
         "tests": tests,
         "negative_lps": W.negative_lps_sentence(dec, lambda m: " and ".join(

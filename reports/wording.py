@@ -123,13 +123,27 @@ def sentence_start(text: str) -> str:
 
 # --- the decision, in the words the command line and the report share ------------------------------
 
+#: Why a test the decision keeps doing can show a value below 0 (decision.yaml's testing floor).
+ONE_STEP = ("when counted in one step, where no single result is acted on at once; above the testing floor the decision "
+            "keeps testing, because a positive result is confirmed and then acted on")
+
+
+def lower_label(th: dict) -> str:
+    """'lower', or 'lower: the testing floor' when decision.yaml's floor set it (the one-step model's was higher)."""
+    return "lower: the testing floor" if th.get("floored") else "lower"
+
+
+def thresholds_text(dec: dict) -> str:
+    """'Mean P(infiltration) 27.3% against the thresholds 3.5% (lower) and 91.2% (upper)'."""
+    th = dec["thresholds"]
+    return (f"Mean P(infiltration) {percent(dec['probability'])} against the thresholds {percent(th['low'])} "
+            f"({lower_label(th)}) and {percent(th['high'])} (upper)")
+
+
 def decision_sentence(dec: dict, *, central: bool | None = None) -> str:
     """'Mean P(infiltration) 27.3% against the thresholds 3.5% and 91.2%: first, whatever the probability:
     ...; after them between the thresholds: repeat testing ...' (:func:`decision_what` after the numbers)."""
-    th = dec["thresholds"]
-    head = (f"Mean P(infiltration) {percent(dec['probability'])} against the thresholds {percent(th['low'])} "
-            f"(lower) and {percent(th['high'])} (upper)")
-    return f"{head}: {decision_what(dec, central=central)}."
+    return f"{thresholds_text(dec)}: {decision_what(dec, central=central)}."
 
 
 #: Where the mean falls against the thresholds, for a palsy that may be central (:func:`decision_what`).
@@ -188,8 +202,12 @@ def voi_text(t: dict, dec: dict, digits: int = 3) -> str:
     text = f"value of information {v:+.{digits}f}"
     if v < 0:
         why = "its harm outweighs what its result could change in the decision"
-        text += (f" (below 0: {why}; the work-up asks for it whatever the probability)"
-                 if t["test"] in (dec.get("workup_pending") or ()) else f" (below 0: {why})")
+        if t["test"] in (dec.get("workup_pending") or ()):
+            text += f" (below 0: {why}; the work-up asks for it whatever the probability)"
+        elif (dec.get("thresholds") or {}).get("floored") and dec.get("action") == "test":
+            text += f" (below 0 {ONE_STEP})"
+        else:
+            text += f" (below 0: {why})"
     return text
 
 

@@ -602,6 +602,12 @@ def test_a_value_of_information_below_zero_says_what_it_means():
     assert lp.startswith("value of information -0.004 (below 0: its harm outweighs") and "the work-up asks for it" in lp
     mri = W.voi_text({"test": "mri", "value_of_information": -0.0019}, dec, 4)
     assert mri.startswith("value of information -0.0019 (below 0:") and "work-up" not in mri
+    # testing kept above decision.yaml's floor: the negative value is the one-step count's, and the text says so
+    floored = {"workup_pending": [], "action": "test", "thresholds": {"floored": True, "low": 0.1, "high": 0.87}}
+    lp = W.voi_text({"test": "lp", "value_of_information": -0.0027}, floored)
+    assert "one step" in lp and "testing floor" in lp and "harm outweighs" not in lp
+    assert "(lower: the testing floor)" in W.decision_sentence({**floored, "probability": 0.26, "action_text": "x",
+                                                                "escalation_text": "", "workup_text": ""})
 
 
 def committed_range(patient_file: Path, z: float = 5.0) -> tuple[dict[str, float], dict[str, float]]:

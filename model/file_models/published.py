@@ -285,6 +285,8 @@ class Decision(_Out):
     workup_pending: list[str]
     workup_text: str
     escalation_text: str
+    central: bool = Field(description="Whether the palsy may be central (the forehead spared): the thresholds then "
+                                      "weigh the causes only if it proves peripheral")
 
 
 class Action(_Out):
