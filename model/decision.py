@@ -102,7 +102,8 @@ def load(directory: str | Path | None = None, causes: tuple[str, ...] | None = N
     harms = {t: float(doc["tests"][t]["harm"]) for t in sc.next_tests}
     management = {str(c): (float(m["benefit"]), float(m["harm"])) for c, m in doc["management"].items()}
     return Settings(float(doc["benefit_treat_infiltration"]["value"]), float(doc["harm_treat_without_infiltration"]["value"]),
-                    harms, {a: doc["action_text"][a] for a in ACTIONS}, str(path), management,
+                    harms, {a: doc["action_text"][a] for a in (*ACTIONS, "test_none_left") if doc["action_text"].get(a)},
+                    str(path), management,
                     " ".join(doc["workup_text"].split()),
                     {t: " ".join(str(doc["tests"][t]["workup"]).split()) for t in doc["tests"]},
                     " ".join(doc["escalation_text"].split()),
@@ -293,7 +294,10 @@ def decide(p_draws: np.ndarray, tests: list[dict[str, Any]], negative_curves: di
         edge["decided_by"] = deciding["test"] if deciding and deciding["can_change_action"] else None
     return {"thresholds": {"low": float(low), "high": float(high), "treatment": s.treatment_threshold,
                            "source": source, "floored": bool(floored)},
-            "probability": p, "action": action, "action_text": s.action_text[action], "tests": out_tests,
+            "probability": p, "action": action, "tests": out_tests,
+            # 'test' with no test of the schema left (every LP it reads given, the MRI known): its own words
+            "action_text": (s.action_text["test_none_left"] if action == "test" and not out_tests
+                            and "test_none_left" in s.action_text else s.action_text[action]),
             "negative_lps_to_low": to_low, "at_threshold": edge, "workup_pending": list(workup_pending),
             "workup_text": s.workup_sentence(tuple(workup_pending)), "escalation_text": ""}
 

@@ -234,3 +234,19 @@ def test_the_floor_is_read_from_decision_yaml_and_checked(settings, tmp_path):
     with pytest.raises(F.InputError) as err:
         D.load(tmp_path / "p")
     assert "testing_floor" in str(err.value) and "0.85" in str(err.value) and "treatment threshold" in str(err.value)
+
+
+def test_between_the_thresholds_with_no_test_left_says_so(draws_subtype, settings):
+    """Every LP the schema reads given and the MRI known (a clinician's review: six cytology LPs, P 55%): the
+    decision does not point to 'the next tests below', of which there are none."""
+    lps = [{"cytology": "negative"}] * 6
+    p = F.parse_patient({"lineage": "T-ALL", "remission": "not_in_remission", "onset": "progressive",
+                         "laterality": "unilateral", "mri": "vii_viii_enhancement", "csf_profile": "protein_only",
+                         "csf": lps})
+    dec = A.answer(p, draws_subtype, decision_settings=settings, shapley=False, rests_on=False).decision
+    print(dec["probability"], dec["action"], dec["thresholds"], dec["action_text"])
+    assert dec["tests"] == [] and dec["action"] == "test"
+    assert dec["action_text"] == settings.action_text["test_none_left"] and "next tests below" not in dec["action_text"]
+    one = A.answer(p.replace(csf=p.csf[:5]), draws_subtype, decision_settings=settings, shapley=False,
+                   rests_on=False).decision
+    assert one["tests"] and one["action_text"] == settings.action_text[one["action"]]

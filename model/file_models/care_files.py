@@ -86,6 +86,7 @@ class ActionText(Strict):
     no_test: Text
     test: Text
     treat: Text
+    test_none_left: Text | None = None  # 'test' when no test the model weighs is left to do
 
 
 class DecisionFile(Strict):
