@@ -13,7 +13,7 @@ import pytest
 from palsy.model import fhir as X
 from palsy.model import findings as F
 from palsy.model import safe_yaml as Y
-from tests.conftest import PATIENTS, REPO
+from tests.conftest import PATIENTS, REPO, run_palsy
 
 pytestmark = pytest.mark.xdist_group("fhir")
 
@@ -790,3 +790,22 @@ def test_an_onset_known_only_to_its_month_places_no_test_in_that_month(table):
     # 20 December is within 28 days of 1 January but not of 31 January: the dose cannot be placed either way
     assert "recent_vincristine" not in m.patient and any("too imprecise" in i["why"] for i in m.ignored)
     assert any("known only to between 2025-01-01 and 2025-01-31" in n for n in m.notes)
+
+
+def test_a_record_exported_whole_is_read(tmp_path):
+    """A bundle over the 4 MiB of a patient file (a record exported whole: a review found one refused) is read;
+    one over the FHIR limit is refused with a message naming the file and the limit, exit status 2."""
+    from palsy.scripts.commands import common
+
+    notes = [{"resourceType": "Observation", "status": "final", "code": {"text": f"nursing note {i}"},
+              "valueString": "x" * 2000, "effectiveDateTime": ONSET.isoformat()} for i in range(3000)]
+    path = tmp_path / "whole.json"
+    path.write_text(json.dumps(_bundle(_palsy(), *notes)))
+    assert path.stat().st_size > 5 * 1024 * 1024
+    m = common.read_fhir_file(path)
+    assert m.patient.get("laterality") == "unilateral"
+    big = tmp_path / "too-big.json"
+    with open(big, "wb") as fh:
+        fh.truncate(common.FHIR_MAX_BYTES + 1)
+    r = run_palsy("posterior", "--fhir", str(big))
+    assert r.returncode == 2 and str(big) in r.stderr and "MiB" in r.stderr and "Traceback" not in r.stderr

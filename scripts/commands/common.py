@@ -133,6 +133,12 @@ def read_patient_file(path: str | Path) -> dict:
     return api.read_patient_file(path)
 
 
+#: The largest FHIR Bundle file ``--fhir`` reads: a record exported whole (two years of an inpatient's counts and
+#: notes) runs to tens of megabytes, and a review found one refused at the 4 MiB of a patient or evidence file
+#: (mapping a 7,200-entry bundle took 2.6 s).
+FHIR_MAX_BYTES = 64 * 1024 * 1024
+
+
 def read_fhir_file(path: str | Path, priors: str | Path | None = None):  # -> palsy.model.fhir.FhirMapping
     """The findings of a FHIR R4 Bundle file (``--fhir``), mapped through the mapping table of the evidence
     folder in use and read against its schema (the one the finding flags and patient files follow).
@@ -157,7 +163,7 @@ def read_fhir_file(path: str | Path, priors: str | Path | None = None):  # -> pa
     if not str(path).strip():
         raise F.InputError(["--fhir: an empty path; give a FHIR Bundle file"], "command line")
     try:
-        data = json.loads(Y.read_text(path))
+        data = json.loads(Y.read_text(path, limit=FHIR_MAX_BYTES))
     except Y.YAMLInputError as exc:
         raise F.InputError([exc.detail], str(path)) from None
     except json.JSONDecodeError as exc:
