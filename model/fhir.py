@@ -43,19 +43,19 @@ search read only in part (a ``next`` link, or a ``total`` above its entries) is 
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import datetime as dt
 import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from palsy.model import findings as F
 from palsy.model import paths
 from palsy.model import safe_yaml as Y
 from palsy.model import schema as SC
+from palsy.model.fhir_dates import DAY_SECONDS, When, months_before, parse_when, record_zone, shift, when_of, years_between
 
 TABLE_FILE = "fhir_map.yaml"
 ROLES = ("palsy", "finding", "medication", "procedure", "lab", "result", "laterality", "imaging")
@@ -78,8 +78,7 @@ MRI_PRECEDENCE = ("mass", "multiple_nerve_or_leptomeningeal", "otomastoid_inflam
 #: Findings a clinician examines at the bedside: "examine and enter" when the record does not say.
 EXAM = ("forehead", "onset", "laterality", "eighth_nerve", "other_cranial_nerves", "peripheral_nerves", "vesicles",
         "otalgia", "otoscopy")
-#: Findings whose standard codes are written back by :func:`example_bundle` (the others as palsy's own
-#: Observations: a standard code for, e.g., remission would also say the lineage).
+#: The statuses of an Observation or report whose result is read.
 _ATTRIBUTE_STATUS_OK = {"final", "amended", "corrected"}
 #: MedicationRequest intents that are orders (FHIR R4 medicationrequest-intent); a proposal, plan or option is not.
 _ORDER_INTENTS = {"order", "original-order", "reflex-order", "filler-order", "instance-order"}
@@ -153,7 +152,7 @@ class Table:
     def since(self, name: str, day: dt.date) -> dt.date:
         """The first day of the window ``name`` that ends on ``day`` (in the window's unit: days or months)."""
         n = int(self.window(name))
-        return _months_before(day, n) if self.units.get(name) == "months" else shift(day, -n)
+        return months_before(day, n) if self.units.get(name) == "months" else shift(day, -n)
 
 
 def load_table(directory: str | Path | None = None) -> Table:
@@ -262,7 +261,7 @@ def _levels(schema: SC.Schema, finding: str) -> tuple[str, ...]:
         return ()
 
 
-def _as_level(schema: SC.Schema, finding: str, raw: Any) -> Any:
+def as_level(schema: SC.Schema, finding: str, raw: Any) -> Any:
     """A patient file's value as a level (YAML's unquoted yes/no booleans for the yes/no findings)."""
     try:
         return schema.as_level(finding, raw)
@@ -279,124 +278,6 @@ def csf_new_form(schema: SC.Schema) -> bool:
     except (F.InputError, TypeError, ValueError):
         return False
     return True
-
-
-# --- dates and times ------------------------------------------------------------------------------------
-
-_DATETIME = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
-                       r"(Z|[+-]\d{2}:\d{2})?)?)?)?")
-_DAY_S = 86400
-_FIRST_ORDINAL, _LAST_ORDINAL = dt.date.min.toordinal(), dt.date.max.toordinal()
-
-
-class When(NamedTuple):
-    """What a FHIR date, dateTime or instant can mean: its first and last day in the record's zone
-    (:func:`record_zone`) and, when a time of day is given with its offset, the instant itself (seconds since
-    0001-01-01T00:00Z: integers, so no date at the calendar's ends can overflow)."""
-
-    lo: dt.date
-    hi: dt.date
-    at: int | None = None
-
-
-def _day(ordinal: int) -> dt.date:
-    """The date of a day number, held to the calendar's ends (year 1 to 9999)."""
-    return dt.date.fromordinal(min(max(ordinal, _FIRST_ORDINAL), _LAST_ORDINAL))
-
-
-def shift(day: dt.date, days: int) -> dt.date:
-    """``day`` moved by ``days``, held to the calendar's ends (0001-01-01 minus 28 days is 0001-01-01)."""
-    return _day(day.toordinal() + days)
-
-
-def _offset_minutes(tz: str) -> int:
-    if tz == "Z":
-        return 0
-    return (-1 if tz[0] == "-" else 1) * (int(tz[1:3]) * 60 + int(tz[4:6]))
-
-
-def parse_when(text: Any, zone_minutes: int = 0) -> When | None:
-    """What a FHIR date, dateTime or instant can mean ('2024' -> Jan 1 to Dec 31; a time with its offset ->
-    the instant, and its day in the zone ``zone_minutes`` east of UTC); None if absent or unreadable."""
-    if not isinstance(text, str):
-        return None
-    m = _DATETIME.match(text)
-    if not m:
-        return None
-    y, mo, d, hh, mi, ss, tz = m.groups()
-    try:
-        year = int(y)
-        if mo is None:
-            return When(dt.date(year, 1, 1), dt.date(year, 12, 31))
-        month = int(mo)
-        if d is None:
-            return When(dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1]))
-        day = dt.date(year, month, int(d))
-    except ValueError:
-        return None
-    if hh is None or tz is None:  # a date, or a time of day without its offset: the day as written
-        return When(day, day)
-    seconds = int(hh) * 3600 + int(mi) * 60 + int(ss or 0)
-    if not (0 <= seconds < _DAY_S):
-        return When(day, day)
-    at = day.toordinal() * _DAY_S + seconds - _offset_minutes(tz) * 60
-    local = _day((at + zone_minutes * 60) // _DAY_S)
-    return When(local, local, at)
-
-
-def date_range(text: Any) -> tuple[dt.date, dt.date] | None:
-    """The first and last day a FHIR date or dateTime can mean ('2024' -> Jan 1 to Dec 31); None if absent."""
-    w = parse_when(text)
-    return (w.lo, w.hi) if w else None
-
-
-_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-]\d{2}:\d{2})$")
-
-
-def record_zone(bundle: Any) -> int:
-    """The record's own zone, minutes east of UTC: the UTC offset most of its timestamps carry, UTC (``Z``,
-    often a server's or a reference laboratory's clock) left out; UTC when no timestamp has another offset.
-    Dates without a time are read as days of this zone, and every instant is placed on its day in it, so that
-    a cytology stamped 21:30-05:00 and a cell count stamped 02:30Z the next day are one LP."""
-    counts: dict[int, int] = {}
-    stack = [bundle]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Mapping):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, str) and len(node) <= 40 and (m := _OFFSET.match(node)):
-            off = _offset_minutes(m.group(1))
-            if off:
-                counts[off] = counts.get(off, 0) + 1
-    # the commonest; a tie goes to the offset nearest UTC, then the western one (an order on numbers only)
-    return min(counts, key=lambda o: (-counts[o], abs(o), o)) if counts else 0
-
-
-def _years_between(born: dt.date, on: dt.date) -> int:
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
-def _months_before(day: dt.date, months: int) -> dt.date:
-    y, m = divmod(day.year * 12 + day.month - 1 - months, 12)
-    if y < dt.MINYEAR:
-        return dt.date.min
-    if y > dt.MAXYEAR:
-        return dt.date.max
-    return dt.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
-
-
-def _when(res: Mapping[str, Any], zone: int, *fields: str) -> When | None:
-    """The first of ``fields`` that dates ``res`` (a Period by its start)."""
-    for f in fields:
-        value = res.get(f)
-        if isinstance(value, dict):  # a Period: its start
-            value = value.get("start")
-        r = parse_when(value, zone)
-        if r:
-            return r
-    return None
 
 
 # --- the result -----------------------------------------------------------------------------------------
@@ -465,7 +346,7 @@ class _Collector:
         self.states: list[_State] = []  # what current Conditions say of a state (remission), weighed at the end
 
     def when(self, res: Mapping[str, Any], *fields: str) -> When | None:
-        return _when(res, self.zone, *fields)
+        return when_of(res, self.zone, *fields)
 
     def set(self, finding: str, level: str, why: str) -> None:
         self.leukaemia |= finding == "lineage"
@@ -761,8 +642,8 @@ def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> 
     if per and isinstance(age.get("value"), int | float) and not age.get("comparator") and c.born:
         months = int(round(float(age["value"]) * per * 12))
         step = 12 if per == 1.0 else 1  # an age in whole years or months: the year or month of life it names
-        lo = _months_before(c.born.lo, -months)
-        hi = shift(_months_before(c.born.hi, -(months + step)), -1)
+        lo = months_before(c.born.lo, -months)
+        hi = shift(months_before(c.born.hi, -(months + step)), -1)
         got = _plausible(When(lo, max(lo, hi)), table, c, "the facial palsy's onset (from its onsetAge)", ref)
         if got:
             return got, "onsetAge"
@@ -850,7 +731,7 @@ def _age_group(onset: When, table: Table, c: _Collector) -> None:
         c.notes.append(f"age_group: the birth date ({born.lo.isoformat()}) is after the palsy's onset: not read")
         return
     adult = table.window("adult_from_years")
-    ages = {_years_between(b, day) >= adult for b in (born.lo, born.hi) for day in days}
+    ages = {years_between(b, day) >= adult for b in (born.lo, born.hi) for day in days}
     if len(ages) == 1:
         c.set("age_group", "adult" if ages.pop() else "child", "birth date")
     else:
@@ -1012,7 +893,7 @@ class _State:
 def _condition_day(res: Mapping[str, Any], table: Table, c: _Collector) -> dt.date | None:
     earliest = int(table.window("earliest_plausible_year"))
     days = [w.hi for f in ("recordedDate", "onsetDateTime", "onsetPeriod")
-            if (w := _when(res, c.zone, f)) and earliest <= w.hi.year and w.lo <= c.today]
+            if (w := when_of(res, c.zone, f)) and earliest <= w.hi.year and w.lo <= c.today]
     return max(days) if days else None
 
 
@@ -1117,7 +998,7 @@ def _in_window_before(when: When | None, table: Table, window: str, onset: When)
     if when.at is not None and onset.at is not None and table.units.get(window) != "months":
         if when.at > onset.at:
             return False
-        return when.at >= onset.at - int(table.window(window)) * _DAY_S
+        return when.at >= onset.at - int(table.window(window)) * DAY_SECONDS
     if table.since(window, last) <= when.lo and when.hi <= first:
         return True
     if when.hi < table.since(window, first) or when.lo > last:
@@ -1583,171 +1464,6 @@ def _csf_form(lps: list[dict[str, str]], c: _Collector) -> list[Any]:
                            "(flow cytometry, the more sensitive, is used)")
         out.append({"result": lp[method], "method": method})
     return out
-
-
-# --- the table in reverse: example bundles from patient files ---------------------------------------------
-
-def _lp_methods(lp: Any) -> dict[str, str]:
-    """One LP of a patient file (either form) as ``{cytology, flow, traumatic}``."""
-    if isinstance(lp, str) and ":" in lp:
-        result, method = (s.strip() for s in lp.split(":", 1))
-        return {method: result}
-    if isinstance(lp, Mapping) and "method" in lp:
-        return {str(lp["method"]): str(lp["result"])}
-    return {str(k): str(v) for k, v in (lp or {}).items()}
-
-
-def example_bundle(patient: Mapping[str, Any], table: Table | None = None, *,
-                   schema: SC.Schema | None = None) -> dict[str, Any]:
-    """A FHIR R4 collection Bundle that says what ``patient`` (a patient file's mapping) says, written
-    from the mapping table in reverse, with the synthetic dates of the table's ``examples`` section.
-
-    Standard codes are used where the table has them (the palsy, the lineage, the laterality, an exposure
-    of a ``medication`` or ``procedure`` row, CSF counts, blood blasts); everything else is palsy's own
-    Observation. Mapping the result with :func:`map_bundle` gives back the patient's findings (a test
-    checks it).
-
-    Parameters
-    ----------
-    patient : mapping
-        A patient file's content (findings of ``schema``).
-    table : Table, optional
-        The mapping table; palsy's own by default.
-    schema : Schema, optional
-        The schema the patient's findings follow; by default the table's.
-
-    Returns
-    -------
-    dict
-        The Bundle (JSON-ready).
-    """
-    table = table or load_table()
-    schema = schema or table.schema
-    ex = table.examples
-    onset = dt.date.fromisoformat(str(ex["onset"]))
-    pid = str(patient.get("id") or "patient")
-    subject = {"reference": f"Patient/{pid}"}
-    entries: list[dict[str, Any]] = []
-    n = 0
-
-    def add(res: dict[str, Any]) -> None:
-        nonlocal n
-        n += 1
-        res = {"resourceType": res.pop("resourceType"), "id": f"{res.pop('_kind')}-{n}", **res}
-        if res["resourceType"] != "Patient":
-            res["subject"] = subject
-        entries.append({"fullUrl": f"{res['resourceType']}/{res['id']}", "resource": res})
-
-    def rows(role: str, **match: str) -> list[Row]:
-        return [r for r in table.rows if r.role == role and all(getattr(r, k) == v for k, v in match.items())]
-
-    def coding(r: Row) -> dict[str, str]:
-        return {"system": r.system, "code": r.code, "display": r.display}
-
-    def says_only_its_finding(r: Row) -> bool:
-        """Whether no other row reads ``r``'s code (C92.00 says an AML and its remission status: the example
-        writes the remission as an Observation of its own, so it codes the lineage by a code that says only it)."""
-        return not any(o.system == r.system and o.code == r.code and o.finding != r.finding for o in table.rows)
-
-    def local_obs(finding: str, level: str) -> None:
-        add({"resourceType": "Observation", "_kind": "finding", "status": "final",
-             "code": {"coding": [{"system": table.local["finding_system"], "code": finding}], "text": finding},
-             "valueCodeableConcept": {"coding": [{"system": table.local["level_system"], "code": level}], "text": level},
-             "effectiveDateTime": onset.isoformat()})
-
-    def quantity(kind: str, measure: str, day: dt.date, value: float, unit: str, **extra: Any) -> None:
-        r = rows("lab", measure=measure)[0]
-        add({"resourceType": "Observation", "_kind": kind, "status": "final", "code": {"coding": [coding(r)]},
-             "effectiveDateTime": day.isoformat(), "valueQuantity": {"value": value, "unit": unit,
-                                                                     "system": "http://unitsofmeasure.org", "code": unit},
-             **extra})
-
-    age = {"adult": int(ex["adult_age_years"]), "child": int(ex["child_age_years"])}
-    person: dict[str, Any] = {"resourceType": "Patient", "_kind": "patient"}
-    add(person)
-    entries[-1]["resource"]["id"] = pid
-    entries[-1]["fullUrl"] = f"Patient/{pid}"
-    if patient.get("age_group") in age:
-        entries[-1]["resource"]["birthDate"] = onset.replace(year=onset.year - age[patient["age_group"]]).isoformat()
-    side = {"unilateral": "left", "bilateral": "both"}.get(str(patient.get("laterality")))
-    palsy = {"resourceType": "Condition", "_kind": "palsy",
-             "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                            "code": "active"}]},
-             "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                                "code": "confirmed"}]},
-             "code": {"coding": [coding(r) for r in rows("palsy")[:3:2]], "text": "facial palsy"},
-             "onsetDateTime": onset.isoformat()}
-    if side:
-        palsy["bodySite"] = [{"coding": [coding(rows("laterality", side=side)[0])]}]
-    add(palsy)
-    for finding in schema.findings:
-        value = patient.get(finding)
-        if finding == schema.lp.name:
-            continue
-        value = _as_level(schema, finding, value)
-        if value is None or (isinstance(value, str) and value.strip().lower() == UNKNOWN):
-            continue
-        value = str(value)
-        if finding in ("age_group", "laterality"):
-            continue
-        lineage = ([r for r in rows("finding", finding="lineage", level=value) if says_only_its_finding(r)]
-                   if finding == "lineage" else [])
-        if lineage:
-            add({"resourceType": "Condition", "_kind": "leukaemia",
-                 "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                                    "code": "confirmed"}]},
-                 "code": {"coding": [coding(r) for r in lineage[:2]]}})
-        elif exposure := [r for role in EXPOSURE_ROLES for r in rows(role, finding=finding, level=value)]:
-            # the first row's drug or procedure, in every system the table codes it in
-            first = exposure[0]
-            day = onset - dt.timedelta(days=int((ex.get("days_before_onset") or {}).get(first.window, 1)))
-            codes = {"coding": [coding(r) for r in exposure if r.role == first.role and r.display == first.display]}
-            if first.role == "medication":
-                add({"resourceType": "MedicationAdministration", "_kind": "medication", "status": "completed",
-                     "medicationCodeableConcept": codes, "effectiveDateTime": day.isoformat()})
-            else:
-                add({"resourceType": "Procedure", "_kind": "procedure", "status": "completed", "code": codes,
-                     "performedDateTime": day.isoformat()})
-        elif finding == "mri":
-            add({"resourceType": "DiagnosticReport", "_kind": "mri", "status": "final", "code": {"text": "Contrast MRI"},
-                 "effectiveDateTime": (onset + dt.timedelta(days=1)).isoformat(),
-                 "conclusionCode": [{"coding": [coding(rows("imaging", modality="MRI", level=value)[0])]}]})
-        elif finding == "csf_profile":
-            continue  # with the first LP below
-        elif finding == "circulating_blasts":
-            continue  # with the first LP below
-        else:
-            local_obs(finding, value)
-    lps = [_lp_methods(lp) for lp in (patient.get(schema.lp.name) or [])]
-    if not lps and (patient.get("csf_profile") not in (None, UNKNOWN) or
-                    patient.get("circulating_blasts") not in (None, UNKNOWN)):
-        lps = [{}]
-    for i, lp in enumerate(lps, start=1):
-        day = onset + dt.timedelta(days=i)
-        for method in ("cytology", "flow"):
-            if method in lp:
-                r = rows("lab", measure=f"csf_{method}")[0]
-                res = rows("result", result=lp[method])[0]
-                add({"resourceType": "Observation", "_kind": f"csf-{method}", "status": "final",
-                     "code": {"coding": [coding(r)]}, "effectiveDateTime": day.isoformat(),
-                     "valueCodeableConcept": {"coding": [coding(res)]}})
-        if "traumatic" in lp:
-            limit = table.window("traumatic_red_cells_at_least_per_uL")
-            quantity("csf-rbc", "csf_rbc", day, limit * 10 if lp["traumatic"] == "yes" else 0, "/uL")
-        if i == 1:
-            profile = patient.get("csf_profile")
-            if profile in ("normal", "protein_only", "pleocytosis"):
-                cells = table.window("pleocytosis_above_per_uL")
-                quantity("csf-wbc", "csf_wbc", day, cells * 4 if profile == "pleocytosis" else 0, "/uL")
-                high = float(ex["protein_reference_high_mg_dL"])
-                quantity("csf-protein", "csf_protein", day, high * 2 if profile == "protein_only" else high / 2, "mg/dL",
-                         referenceRange=[{"high": {"value": high, "unit": "mg/dL",
-                                                   "system": "http://unitsofmeasure.org", "code": "mg/dL"}}])
-            blasts = patient.get("circulating_blasts")
-            if blasts in ("absent", "present"):
-                quantity("blasts", "blood_blasts", day, float(ex["blasts_percent_when_present"]) if blasts == "present"
-                         else 0, "%")
-    return {"resourceType": "Bundle", "id": f"palsy-example-{pid}", "type": "collection", "entry": entries}
 
 
 def finding_lines(names: Iterable[str]) -> str:

@@ -1,5 +1,5 @@
 """Write ``patients/<id>.fhir.json``: each source patient as a FHIR R4 Bundle, generated from its patient
-file through the mapping table in reverse (:func:`palsy.model.fhir.example_bundle`), never by hand.
+file through the mapping table in reverse (:func:`palsy.model.fhir_example.example_bundle`), never by hand.
 
 Run ``python -m palsy.scripts.fhir_examples`` after changing a patient file or ``priors/fhir_map.yaml``;
 ``--check`` exits 1 when a written bundle is stale (tests/test_fhir.py runs the same comparison).
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from palsy.model import fhir as X
+from palsy.model import fhir_example as XE
 from palsy.model import findings as F
 from palsy.model import paths
 from palsy.model import safe_yaml as Y
@@ -22,7 +23,7 @@ def bundle_text(patient_file: Path, table: X.Table | None = None) -> str:
     """The JSON text of the example bundle of ``patient_file`` (validated, as written to disk)."""
     raw = Y.load(patient_file)
     F.parse_patient(raw, str(patient_file))  # a bad patient file is an error here, not a wrong bundle
-    bundle = X.validate(X.example_bundle(raw, table), str(patient_file))
+    bundle = X.validate(XE.example_bundle(raw, table), str(patient_file))
     return json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from palsy.model import fhir as X
+from palsy.model import fhir_example as XE
 from palsy.model import findings as F
 from palsy.model import safe_yaml as Y
 from tests.conftest import PATIENTS, REPO, run_palsy
@@ -469,7 +470,7 @@ def test_the_example_bundle_of_a_new_exposure_maps_back(nelarabine):
 
     ours, sc = X.load_table(nelarabine), SC.read(nelarabine)
     raw = Y.loads(DEMO_PATIENT, "demo")
-    bundle = X.validate(X.example_bundle(raw, ours))
+    bundle = X.validate(XE.example_bundle(raw, ours))
     given = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "MedicationAdministration"]
     assert [c["code"] for r in given for c in r["medicationCodeableConcept"]["coding"]] == ["L01BB07"]
     m = X.map_bundle(bundle, ours)

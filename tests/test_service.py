@@ -645,6 +645,7 @@ def test_a_workers_memo_holds_its_size_in_answers_however_many_records_it_mapped
     """The prefetch's mappings are memoised apart from the answers: with room for two answers, two patients
     asked twice are computed once each (a shared memo let their mappings push the answers out)."""
     from palsy.model import fhir as X
+    from palsy.model import fhir_example as XE
     from palsy.model import findings as F
     from palsy.scripts.serve import config as C
     from palsy.scripts.serve.engine import Engine
@@ -652,7 +653,7 @@ def test_a_workers_memo_holds_its_size_in_answers_however_many_records_it_mapped
 
     eng = Engine.load(C.Config(service_url="http://x", state_dir=str(tmp_path), answer_cache_size=2))
     table = X.load_table()
-    bundles = [X.example_bundle(p, table) for p in distinct_patients(3)]
+    bundles = [XE.example_bundle(p, table) for p in distinct_patients(3)]
     for _ in range(2):
         for b in bundles[:2]:
             m = eng.mapped(b)
@@ -733,10 +734,11 @@ def test_the_load_tests_new_patients_are_judged_against_palsy_posterior(server, 
     from the command's stop the load test rather than judge it."""
     from palsy.model import answer as A
     from palsy.model import fhir as X
+    from palsy.model import fhir_example as XE
     from palsy.scripts.serve import loadtest as L
 
     table = X.load_table()
-    bundles = [X.example_bundle(p, table) for p in L.distinct_patients(1728)[700:702]]
+    bundles = [XE.example_bundle(p, table) for p in L.distinct_patients(1728)[700:702]]
     commands = []
     real_run = L.subprocess.run
     monkeypatch.setattr(L.subprocess, "run", lambda cmd, **kw: commands.append(cmd) or real_run(cmd, **kw))
@@ -986,10 +988,11 @@ def test_a_worker_at_its_limit_answers_503_at_once_and_then_answers_again(tmp_pa
     import threading
 
     from palsy.model import fhir as X
+    from palsy.model import fhir_example as XE
     from palsy.scripts.serve import loadtest as L
 
     table = X.load_table()
-    bodies = [L.hook_body(X.example_bundle(p, table)) for p in L.distinct_patients(1728)[900:908]]
+    bodies = [L.hook_body(XE.example_bundle(p, table)) for p in L.distinct_patients(1728)[900:908]]
     port = _free_port()
     settings = {"port": port, "workers": 1, "max_concurrent_requests": 1, "state_dir": "state",
                 "cors_origins": [SANDBOX]}
@@ -1030,13 +1033,14 @@ def test_a_worker_answers_its_cards_first_come_first_served(tmp_path, posterior_
     import threading
 
     from palsy.model import fhir as X
+    from palsy.model import fhir_example as XE
     from palsy.scripts.serve import app as A
     from palsy.scripts.serve import config as C
     from palsy.scripts.serve import loadtest as L
     from palsy.scripts.serve.engine import Engine
 
     table = X.load_table()
-    bodies = [L.hook_body(X.example_bundle(p, table)) for p in L.distinct_patients(1728)[1200:1208]]
+    bodies = [L.hook_body(XE.example_bundle(p, table)) for p in L.distinct_patients(1728)[1200:1208]]
     order, running, most = [], [0], [0]
     lock = threading.Lock()
     card = Engine.card
@@ -1088,13 +1092,14 @@ def test_a_memoised_card_never_waits_behind_a_new_patients_answer(tmp_path, post
     mapping memo (``Engine.answered``), which knows a record answered before and not a new one."""
     from palsy.model import brief as B
     from palsy.model import fhir as X
+    from palsy.model import fhir_example as XE
     from palsy.scripts.serve import app as A
     from palsy.scripts.serve import config as C
     from palsy.scripts.serve import loadtest as L
     from palsy.scripts.serve.engine import Engine
 
     table = X.load_table()
-    known, *new = [L.hook_body(X.example_bundle(p, table)) for p in L.distinct_patients(1728)[1300:1303]]
+    known, *new = [L.hook_body(XE.example_bundle(p, table)) for p in L.distinct_patients(1728)[1300:1303]]
     quick = B.brief
 
     def slow(*args, **kwargs):

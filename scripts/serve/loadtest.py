@@ -182,6 +182,7 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from palsy.model import fhir as X
+    from palsy.model import fhir_example as XE
 
     key = ec.generate_private_key(ec.SECP384R1())
     jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())), "kid": "load", "alg": "ES384"}
@@ -190,7 +191,7 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
     out: dict = {}
     table = X.load_table()
     n_all = math.prod(len(v) for v in DISTINCT_FINDINGS.values())
-    distinct_bundles = [X.example_bundle(p, table) for p in distinct_patients(n_all)]
+    distinct_bundles = [XE.example_bundle(p, table) for p in distinct_patients(n_all)]
     distinct = [hook_body(b) for b in distinct_bundles]
     # the probe's answers are compared with palsy posterior's: as many as the probe can send in a row and ten more
     # (it must never come back to a patient the server has memoised), computed before the server starts (its cold
