@@ -176,8 +176,10 @@ def decision_what(dec: dict, *, central: bool | None = None) -> str:
 def change_by_test(t: dict, dec: dict, *, voi: bool = True, digits: int = 3) -> str:
     """What a test could do to the decision: 'could change the action (probability 4.4%); value of
     information +0.078' or 'cannot change the action; ...' (without the value when ``voi`` is False)."""
+    one_step = (dec.get("thresholds") or {}).get("floored") and dec.get("action") == "test"
     text = (f"could change the action (probability {percent(t['probability_of_change'])})"
-            if t["can_change_action"] else "cannot change the action")
+            if t["can_change_action"] else "cannot change the action in one step" if one_step
+            else "cannot change the action")
     return f"{text}; {voi_text(t, dec, digits)}" if voi else text
 
 
@@ -200,6 +202,8 @@ def voi_text(t: dict, dec: dict, digits: int = 3) -> str:
     could change in the decision; for a test of the work-up still due, that it is done whatever the probability."""
     v = float(t["value_of_information"])
     text = f"value of information {v:+.{digits}f}"
+    if v > 0 and float(t.get("value_for_infiltration", v)) <= 0:  # all of it from another cause's management
+        text += " (from the other causes' management)"
     if v < 0:
         why = "its harm outweighs what its result could change in the decision"
         if t["test"] in (dec.get("workup_pending") or ()):

@@ -606,6 +606,15 @@ def test_a_value_of_information_below_zero_says_what_it_means():
     floored = {"workup_pending": [], "action": "test", "thresholds": {"floored": True, "low": 0.1, "high": 0.87}}
     lp = W.voi_text({"test": "lp", "value_of_information": -0.0027}, floored)
     assert "one step" in lp and "testing floor" in lp and "harm outweighs" not in lp
+    assert W.change_by_test({"test": "lp", "can_change_action": False, "value_of_information": -0.0027},
+                            floored).startswith("cannot change the action in one step; ")
+    assert W.change_by_test({"test": "lp", "can_change_action": False, "value_of_information": -0.0027},
+                            {"workup_pending": []}).startswith("cannot change the action; ")
+    # a positive value that is all the other causes' management, beside 'cannot change the action' (for infiltration)
+    other = W.voi_text({"test": "mri", "value_of_information": 0.111, "value_for_infiltration": -0.002}, dec)
+    assert other == "value of information +0.111 (from the other causes' management)"
+    assert "other causes" not in W.voi_text({"test": "mri", "value_of_information": 0.05,
+                                             "value_for_infiltration": 0.04}, dec)
     assert "(lower: the testing floor)" in W.decision_sentence({**floored, "probability": 0.26, "action_text": "x",
                                                                 "escalation_text": "", "workup_text": ""})
 

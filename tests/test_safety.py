@@ -345,6 +345,9 @@ def test_a_steroid_waits_for_the_ears_and_vesicles_to_be_examined(draws_subtype,
     doc = yaml.safe_load((VIGNETTES / "bell_like.yaml").read_text())["patient"]
     seen = {x["id"] for x in _answer(doc, draws_subtype, rules, tables).actions}
     assert "steroid_if_mimics_unlikely" in seen and not {"examine_ears", "look_for_vesicles"} & seen
+    # an unknown onset is not an acute one (the 72 hours of the steroid's text)
+    assert "steroid_if_mimics_unlikely" not in {x["id"] for x in _answer({**doc, "onset": "unknown"}, draws_subtype,
+                                                                         rules, tables).actions}
     for finding, asked in (("otoscopy", "examine_ears"), ("vesicles", "look_for_vesicles")):
         a = _answer({**doc, finding: "unknown"}, draws_subtype, rules, tables)
         ids = {x["id"] for x in a.actions}
@@ -366,7 +369,22 @@ def test_the_atraumatic_repeat_is_not_asked_for_once_done(draws_subtype, rules, 
     done = _answer({**base, "csf": [dirty, {"cytology": "negative", "flow": "negative", "traumatic": "no"}]},
                    draws_subtype, rules, tables)
     print(_line("repeated", done))
-    assert "repeat_lp_contaminated" not in [x["id"] for x in done.actions]
+    ids = [x["id"] for x in done.actions]
+    assert "repeat_lp_contaminated" not in ids
+    # a second review: with the decision still testing, the LP is not dropped once the atraumatic repeat is done
+    assert done.decision["action"] in ("test", "treat") and "repeat_lp" in ids
+
+
+def test_one_lp_is_asked_for_once(draws_subtype, rules, tables):
+    """No LP read by flow yet: the LP with flow is asked for now, not also 'again in 1-2 weeks'."""
+    data = {"lineage": "T-ALL", "remission": "not_in_remission", "onset": "progressive", "laterality": "unilateral",
+            "mri": "normal", "csf": [{"cytology": "negative"}]}
+    a = _answer(data, draws_subtype, rules, tables)
+    ids = [x["id"] for x in a.actions]
+    print(_line("cytology only", a))
+    assert a.decision["action"] == "test" and "lp_cytology_flow" in ids and "repeat_lp" not in ids
+    b = _answer({**data, "csf": [{"cytology": "negative", "flow": "negative"}]}, draws_subtype, rules, tables)
+    assert "repeat_lp" in [x["id"] for x in b.actions] and "lp_cytology_flow" not in [x["id"] for x in b.actions]
 
 
 def test_no_dose_review_without_a_recent_dose(draws_subtype, rules, tables):

@@ -160,8 +160,6 @@ def decision_lines(dec: dict) -> list[str]:
     if edge:
         out.append(f"  {edge}")
     for t in dec["tests"]:
-        change = (f"could change it (probability {W.percent(t['probability_of_change'])})" if t["can_change_action"]
-                  else "cannot change it")
-        out.append(f"  {t['test']:<12} {change}; {W.voi_text(t, dec, 4)}")
+        out.append(f"  {t['test']:<12} {W.change_by_test(t, dec, digits=4)}")
     out.append("  " + W.negative_lps_sentence(dec, lambda m: m.replace("_", " ")))
     return out
