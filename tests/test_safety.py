@@ -402,3 +402,15 @@ def test_no_dose_review_without_a_recent_dose(draws_subtype, rules, tables):
     b = _answer({**data, "recent_vincristine": "yes"}, draws_subtype, rules, tables)
     assert "vincristine_review" in [x["id"] for x in b.actions]
     assert "vincristine_exposure_check" not in [x["id"] for x in b.actions]
+
+
+def test_a_treatment_to_start_now_is_not_an_info_card(draws_subtype, rules, tables):
+    """IV aciclovir now (zoster possible, severe immunosuppression) makes the card at least a warning, as the
+    neutropenic ear infection's IV antibiotics do (a second review: an 'info' card said to start it now)."""
+    from palsy.reports import cards
+
+    doc = yaml.safe_load((VIGNETTES / "ramsay_hunt.yaml").read_text())["patient"]
+    a = _answer({**doc, "remission": "not_in_remission"}, draws_subtype, rules, tables)
+    d = a.to_dict()
+    assert "zoster_aciclovir_iv" in [x["id"] for x in a.actions]
+    assert cards.indicator(d) in ("warning", "critical")
