@@ -83,23 +83,28 @@ def _schema():
     return SC.read()
 
 
-def next_test_name(test: str) -> str:
-    """A next test in words (the schema's label: 'lumbar puncture with cytology and flow cytometry')."""
-    t = _schema().next_tests.get(test)
+def next_test_name(test: str, schema: Any = None) -> str:
+    """A next test in words (the label of ``schema``, the answer's; palsy's own by default: 'lumbar puncture
+    with cytology and flow cytometry')."""
+    t = (schema or _schema()).next_tests.get(test)
     return t.label if t is not None else test.replace("_", " ")
 
 
-def central(d: Mapping[str, Any]) -> bool:
-    """Whether the answer's palsy may be central (a scope note ``central``: the forehead spared), from its
-    patient's findings (a palsy at diagnosis is out of scope too, but peripheral)."""
+def central(d: Mapping[str, Any], schema: Any = None) -> bool:
+    """Whether the answer's palsy may be central (a scope note ``central``: the forehead spared): the decision's
+    own ``central`` where it has one, else from its patient's findings read with ``schema`` (the answer's;
+    palsy's own by default; a palsy at diagnosis is out of scope too, but peripheral)."""
     if d.get("in_scope", True):
         return False
-    sc = _schema()
+    dec = d.get("decision") or {}
+    if "central" in dec:
+        return bool(dec["central"])
+    sc = schema or _schema()
     patient = d.get("patient") or {}
     return any(sc.scope_note(name, patient.get(name)) == "central" for name in sc.categorical)
 
 
-def summary(d: Mapping[str, Any]) -> str:
+def summary(d: Mapping[str, Any], schema: Any = None) -> str:
     """One sentence under 140 characters: the mean P(infiltration) with its credible interval (its mass said)
     and the leading cause ('Facial palsy: P(leukaemic infiltration) 34.1% (mean; 90% CrI 0.8% to 94.2%); leading:
     ...'); when the answer escalates (:func:`indicator` ``critical``) the escalation opens it, and a mimic that
@@ -109,7 +114,7 @@ def summary(d: Mapping[str, Any]) -> str:
     p = d["probability"]
     ci = float(p.get("ci", 0.9))
     prob = f"P(leukaemic infiltration) {_pct(p['mean'])} (mean; {W.interval(float(p['lower']), float(p['upper']), ci)})"
-    peripheral = central(d)
+    peripheral = central(d, schema)
     infiltration_leads = d["leading_cause"] == "infiltration"
     name, mean = leading(d)
     short = ((d.get("model") or {}).get("cause_labels") or {}).get(d["leading_cause"], {}).get("short") or name
@@ -134,7 +139,7 @@ def _md(text: Any) -> str:
 
 
 def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[str] = (),
-           not_found_text: str | None = None) -> str:
+           not_found_text: str | None = None, schema: Any = None) -> str:
     """The card's detail in GitHub-flavoured markdown: differential, actions, decision, limits, gaps."""
     ci = W.ci_percent(float(d["probability"].get("ci", 0.9)))
     lines: list[str] = []
@@ -163,7 +168,7 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
     dec = d.get("decision")
     if dec:
         th = dec["thresholds"]
-        is_central = central(d)
+        is_central = central(d, schema)
         lines += ["", f"**Decision** on the mean P(infiltration) {_pct(dec['probability'])} (thresholds "
                       f"{_pct(th['low'])} and {_pct(th['high'])}): "
                       f"{_md(W.decision_what(dec, central=is_central))}."]
@@ -171,7 +176,7 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
             # the tests the decision's words point to ("the next tests below"), listed below it as on page 1;
             # none for a palsy that may be central, whose work-up is not the LP's
             lines.append("")
-            lines += [f"- {_md(W.sentence_start(next_test_name(t['test'])))}: {_md(W.change_by_test(t, dec, voi=False))}"
+            lines += [f"- {_md(W.sentence_start(next_test_name(t['test'], schema)))}: {_md(W.change_by_test(t, dec, voi=False))}"
                       for t in dec["tests"]]
     if not_found_text:
         lines += ["", f"**Not found in the record:** {_md(not_found_text)}"]
@@ -188,10 +193,12 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
 
 def card(d: Mapping[str, Any], *, uuid: str, source_label: str, source_url: str | None = None,
          report_url: str | None = None, not_found: Iterable[str] = (), notes: Iterable[str] = (),
-         not_found_text: str | None = None) -> dict[str, Any]:
-    """The CDS Hooks 2.0 card of an answer dict (optional attributes without a value are left out)."""
-    out: dict[str, Any] = {"uuid": uuid, "summary": summary(d), "indicator": indicator(d),
-                           "detail": detail(d, not_found, notes, not_found_text), "source": {"label": source_label}}
+         not_found_text: str | None = None, schema: Any = None) -> dict[str, Any]:
+    """The CDS Hooks 2.0 card of an answer dict (optional attributes without a value are left out); ``schema``:
+    the answer's (a service configured with another evidence folder), palsy's own by default."""
+    out: dict[str, Any] = {"uuid": uuid, "summary": summary(d, schema), "indicator": indicator(d),
+                           "detail": detail(d, not_found, notes, not_found_text, schema),
+                           "source": {"label": source_label}}
     if source_url:
         out["source"]["url"] = source_url
     # the numbers themselves, unrounded, for the record system (CDS Hooks 2.0 "extension" on a card); a

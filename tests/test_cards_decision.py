@@ -106,6 +106,7 @@ def _variants(d: dict):
                         v["decision"]["action"] = "test"
                         v["in_scope"] = not central
                         v["patient"]["forehead"] = "spared" if central else "involved"
+                        v["decision"]["central"] = central  # as the answer's decision carries it
                         yield cause, label, critical, central, v
 
 
@@ -178,3 +179,24 @@ def test_a_central_palsy_card_does_not_point_to_the_lp(answers):
     assert not cards.central(atdx)
     assert cards.summary(atdx).startswith(("Facial palsy: ", "Escalate today"))
     assert "if peripheral" not in cards.summary(atdx).lower()
+
+
+def test_the_card_reads_the_answers_schema_not_palsys_own(answers):
+    """A service configured with another evidence folder names its tests with that folder's labels, and reads
+    whether the palsy may be central from the decision the answer carries."""
+    from types import SimpleNamespace
+
+    d = copy.deepcopy(answers["bell_like"])
+    tests = [t["test"] for t in d["decision"]["tests"]]
+    assert tests, "the bell-like answer has next tests"
+    site = SimpleNamespace(next_tests={t: SimpleNamespace(label=f"the site's {t} ({i})") for i, t in enumerate(tests)},
+                           categorical=(), scope_note=lambda *a: None)
+    text = _plain(cards.detail(d, schema=site))
+    for i, t in enumerate(tests):
+        assert f"The site's {t} ({i})" in text
+    central = copy.deepcopy(d)
+    central["in_scope"] = False
+    central["decision"]["central"] = True
+    assert cards.central(central, site) and "The site's" not in _plain(cards.detail(central, schema=site))
+    central["decision"]["central"] = False
+    assert not cards.central(central, site)

@@ -598,7 +598,8 @@ def create_app(config: C.Config | None = None) -> FastAPI:
                                    card=card_id)
         card = cards.card(d, uuid=card_id, source_label=config.source_label, source_url=config.source_url,
                           report_url=f"{config.service_url}/reports/{rid}", notes=mapping.notes,
-                          not_found_text=X.finding_lines(mapping.not_found) if mapping.not_found else None)
+                          not_found_text=X.finding_lines(mapping.not_found) if mapping.not_found else None,
+                          schema=state["engine"].draws.schema)
         # what the tool said, beside the card's later outcome: the feedback loop's record (docs/registry.md)
         state["feedback"].append([RF.answer_entry(card_id, who, patient, d, service_id)])
         log.info("patient %s: card %s %s", who, card_id, card["indicator"])
