@@ -6,6 +6,11 @@ an LP by flow, an MRI) and ``treat`` (in the report: discuss a CNS-relapse work-
 the leukaemia team today; a probability never triggers treatment itself). The decision is taken on the
 predictive mean P(infiltration), the expected loss under the posterior.
 
+The model is one step: it values a test by whether one result, acted on at once, changes the action. A
+positive repeat LP is confirmed, then acted on, which one step does not see, so the lower threshold is at most
+``decision.yaml``'s ``testing_floor`` (``thresholds.floored`` says when it set it; never with
+``--thresholds``).
+
 After a test's result the clinician acts on what the answer then shows (the mean over the draws of
 P(infiltration | x, r), the headline's statistic): a result changes the action when that answer falls in
 another zone, and a test's value of information is that of acting on it, for the patients who get the
