@@ -372,6 +372,9 @@ def teaching_file(doc: Any, file: str | Path, sc: SC.Schema, causes: Iterable[st
     if "negative_lp" in typ:
         _, lp_problems = F.parse_lp(typ["negative_lp"], "negative_lp", sc)
         out += [problem(file, "typical", "negative_lp", p) for p in lp_problems]
+    for i, g in enumerate(_list(_map(doc).get("glossary")), start=1):
+        if isinstance(g, Mapping) and g.get("ref") is not None:
+            out += cited(file, f"glossary[{i}]", "ref", _keys(g.get("ref")), refs)
     seen = set()
     for cid, c in _entries(doc, "cases"):
         source = c.get("source")

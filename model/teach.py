@@ -93,8 +93,9 @@ class Teaching:
     repeats: int
     cases: tuple[Case, ...]
     about_the_same: float = 0.1  # a step within 1 +- this factor on the odds is "about the same"
-    session: dict[str, Any] | None = None  # the facilitator's session: audience, objectives, timed plan, beliefs
+    session: Mapping[str, Any] | None = None  # the facilitator's session: audience, objectives, timed plan, beliefs
     directory: Path | None = None  # the evidence folder read (its decision.yaml: whether the variants' decisions differ)
+    glossary: tuple[tuple[str, str, str], ...] = ()  # (term, pattern, plain meaning): the words learners meet
 
 
 def _session(doc: Any) -> dict[str, Any] | None:
@@ -184,7 +185,9 @@ def load(directory: str | Path, schema: Schema, library: Sequence[Any] = ()) -> 
                           {str(k): str(v) for k, v in (raw.get("where") or {}).items()}))
     same = float((doc.get("prediction") or {}).get("about_the_same", 0.1))
     return Teaching(typical, str(typ.get("based_on", "")), neg, int(typ.get("repeats", 3)), tuple(cases), same,
-                    _session(doc.get("session")), folder)
+                    _session(doc.get("session")), folder,
+                    tuple((str(g["term"]), str(g["pattern"]), " ".join(str(g["meaning"]).split()))
+                          for g in doc.get("glossary") or ()))
 
 
 # --- small helpers on answers ---------------------------------------------------------------------
@@ -335,21 +338,24 @@ def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables 
             "patient": typ.to_dict(), "description": typ.description, "based_on": teaching.based_on,
             "negative_lp": lp.to_dict(), "steps": steps, "lr": lr, "p_negative": p_neg, "gain": gain,
             "trees": [first, second], "accuracy": accuracy, "mri": mri, "prior": differential(blank, ess),
-            "model": answers[0].model, "variants": [_variant_step(a) for a in answers],
+            "model": answers[0].model, "variants": [_variant_step(a, settings) for a in answers],
             "false_positive": false_positives(draws, teaching, first, ci=ci, tables=t)}
 
 
-def _variant_step(a: A.Answer) -> dict[str, Any] | None:
+def _variant_step(a: A.Answer, settings: D.Settings | None) -> dict[str, Any] | None:
     """The answer's comparison with the other variant (``Answer.variants``), with ``decision_differs``: whether
-    the other variant's mean falls in another zone of this answer's decision (None without a decision), and the
-    decision's ``thresholds`` (a teacher's review: the guide did not say the variant would change the decision)."""
+    the other variant's mean falls in another zone of this answer's decision (None without a decision), the
+    decision's ``thresholds``, and each zone in decision.yaml's words (a teacher's review: the guide did not say the
+    variant would change the decision)."""
     if a.variants is None:
         return None
     out = dict(a.variants)
-    if a.decision is not None and out.get("probability"):
+    if a.decision is not None and settings is not None and out.get("probability"):
         out["decision_differs"] = out.get("action") not in (None, a.decision["action"])
         out["thresholds"] = dict(a.decision["thresholds"])
         out["our_action"] = a.decision["action"]
+        out["zone_words"] = {"ours": settings.action_text[a.decision["action"]],
+                             "other": settings.action_text.get(out.get("action") or "", "")}
     return out
 
 
@@ -486,20 +492,13 @@ def lesson(draws: Draws, teaching: Teaching, *, patients: Sequence[F.Patient] = 
             "cases": [solve(c, draws, ci=ci, tables=t) for c in teaching.cases],
             "not_modelled": list(t.settings["not_modelled"]), "variant": draws.variant, "draws": draws.n, "ci": ci,
             "evidence_hash": draws.meta.get("evidence_hash"), "version": draws.meta.get("version")}
-    if teaching.session is not None:
-        # the facilitator's guide prints the core's answers (the three questions, the variants, the interval) and
-        # the classroom link of the lesson's patient with its LPs; ``palsy teach`` hands the guide the session, so
-        # the session carries them (``reports.teaching.guide_html(lesson=...)`` takes them directly)
-        teaching.session["lesson"] = {"core": out["core"],
-                                      "patient_with_lps": with_lps(typ_of(teaching), teaching.negative_lp,
-                                                                   teaching.repeats),
-                                      "cause_labels": draws.meta.get("answer_settings", {}).get("cause_labels")}
     return out
 
 
-def typ_of(teaching: Teaching) -> F.Patient:
-    """The lesson's typical patient without an id (as the interactive page's address carries it)."""
-    return teaching.typical.replace(id="")
+def typical_with_lps(teaching: Teaching) -> F.Patient:
+    """The lesson's typical patient with its negative LPs, without an id (as the interactive page's address
+    carries it: the classroom's preset and the guide's link)."""
+    return with_lps(teaching.typical, teaching.negative_lp, teaching.repeats).replace(id="")
 
 
 # --- the interactive page's tables -----------------------------------------------------------------

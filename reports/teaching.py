@@ -216,40 +216,16 @@ def leading_text(d: Mapping[str, Any], labels: Labels) -> str:
 
 # --- words learners meet ------------------------------------------------------------------------------------
 
-#: Abbreviations and terms the pages (and the actions and labels they show) use, each with its plain meaning: a
-#: page lists those it uses (:func:`words_on`). A teacher's review (December 2026) found CNS3, "clean CSF", MRD,
-#: HSCT and the abbreviations of "Not modelled" undefined for residents from emergency medicine and neurology.
-WORDS = (
-    ("LP", r"\bLPs?\b", "lumbar puncture: a sample of the cerebrospinal fluid (CSF) from the lower back."),
-    ("CSF", r"\bCSF\b", "cerebrospinal fluid, read for malignant cells by cytology (cells under the microscope) and by "
-                         "flow cytometry (cells told by their surface markers: it finds leukemic cells too few for the "
-                         "microscope)."),
-    ("Clean CSF", r"\bclean\b", "CSF from an atraumatic tap (red cells below the laboratory's limit): blasts in it "
-                                 "come from the CSF, not from blood drawn in by the needle."),
-    ("Atraumatic / traumatic tap", r"\btraumatic\b|\batraumatic\b",
-     "an LP whose sample holds no or little blood / one that draws blood into the sample; a traumatic tap can carry "
-     "blasts from the blood into the CSF when the blood holds blasts."),
-    ("CNS", r"\bCNS\b", "central nervous system: brain, spinal cord, meninges and CSF."),
-    ("CNS3", r"\bCNS3\b", "the highest grade of leukemia in the central nervous system: blasts in the CSF with 5 or "
-                          "more white cells per microlitre, or with a sign such as a cranial nerve palsy."),
-    ("Blasts", r"\bblasts?\b", "immature leukemic cells; in complete remission none are seen in the blood."),
-    ("MRD", r"\bMRD\b", "measurable (minimal) residual disease: leukemic cells too few to see under the microscope, "
-                        "counted in the marrow by flow cytometry or molecular tests."),
-    ("HSCT", r"\bHSCT\b|\ballo-HSCT\b", "haematopoietic stem cell transplantation; allogeneic: from a donor."),
-    ("VZV", r"\bVZV\b", "varicella-zoster virus, the cause of zoster (Ramsay Hunt syndrome at the ear)."),
-    ("ATRA", r"\bATRA\b", "all-trans retinoic acid, a treatment of acute promyelocytic leukemia; it can raise the "
-                          "pressure inside the skull."),
-    ("GVHD", r"\bGVHD\b", "graft-versus-host disease, after an allogeneic transplant."),
-    ("PTLD", r"\bPTLD\b", "post-transplant lymphoproliferative disorder."),
-    ("CAR-T", r"\bCAR-T\b", "chimeric antigen receptor T-cell therapy; its neurotoxicity can cause cranial nerve palsies."),
-)
+#: A glossary: (term, pattern, plain meaning), as ``teaching_cases.yaml``'s ``glossary`` gives them
+#: (:attr:`palsy.model.teach.Teaching.glossary`).
+Glossary = Sequence[tuple[str, str, str]]
 
 
-def words_on(text: str, leave_out: Sequence[str] = ()) -> list[dict[str, str]]:
-    """The terms of :data:`WORDS` that ``text`` (a page's visible text, unescaped) uses, less ``leave_out``."""
+def words_on(text: str, glossary: Glossary, leave_out: Sequence[str] = ()) -> list[dict[str, str]]:
+    """The terms of ``glossary`` that ``text`` (a page's visible text, unescaped) uses, less ``leave_out``."""
     import re
 
-    return [{"term": term, "text": meaning} for term, pattern, meaning in WORDS
+    return [{"term": term, "text": meaning} for term, pattern, meaning in glossary
             if term not in leave_out and re.search(pattern, text)]
 
 
@@ -391,7 +367,8 @@ def _variants_note(core: Mapping[str, Any]) -> dict[str, Any] | None:
             "falls": all(b < a for a, b in zip(means, means[1:], strict=False))}
 
 
-def handout_html(core: Mapping[str, Any], labels: Labels, escalating: Sequence[Mapping[str, Any]] = ()) -> str:
+def handout_html(core: Mapping[str, Any], labels: Labels, escalating: Sequence[Mapping[str, Any]] = (),
+                 glossary: Glossary = ()) -> str:
     """The two-page printable handout: the core, the signs that escalate whatever the probability
     (:func:`escalations`, their words only: the lesson gives why, with the sources) and where the lesson goes
     further."""
@@ -404,7 +381,8 @@ def handout_html(core: Mapping[str, Any], labels: Labels, escalating: Sequence[M
 
     # the terms it uses in plain words: only those the handout's own text leaves undefined (LP, CSF and the tap are
     # the lesson's subject, and the handout has two pages)
-    return render(words_on(visible_text(render(())), leave_out=("LP", "CSF", "Blasts", "CNS", "Atraumatic / traumatic tap", "VZV")))
+    return render(words_on(visible_text(render(())), glossary,
+                           leave_out=("LP", "CSF", "Blasts", "CNS", "Atraumatic / traumatic tap", "VZV")))
 
 
 # --- the appendix -----------------------------------------------------------------------------------------
@@ -465,7 +443,7 @@ def escalations(actions: Sequence[Any], references: Mapping[str, Mapping[str, An
 
 
 def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, Mapping[str, Any]],
-                escalating: Sequence[Mapping[str, Any]] = ()) -> str:
+                escalating: Sequence[Mapping[str, Any]] = (), glossary: Glossary = ()) -> str:
     """The lesson: the core, the signs that escalate whatever the probability (:func:`escalations`), then the
     appendix."""
     from palsy.reports.context import citation_text
@@ -485,7 +463,7 @@ def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, M
             references=[{"key": k, "text": citation_text(references[k])} for k in cited if k in references])
 
     # the glossary gains the abbreviations the lesson uses (its own entries define the tap)
-    return render(words_on(visible_text(render(())), leave_out=("Atraumatic / traumatic tap",)))
+    return render(words_on(visible_text(render(())), glossary, leave_out=("Atraumatic / traumatic tap",)))
 
 
 # --- the cases to solve --------------------------------------------------------------------------------------
@@ -580,7 +558,7 @@ def _ids(ref: Mapping[str, Any]) -> str:
     return "".join(ids)
 
 
-def cases_html(cases: Sequence[Mapping[str, Any]], ci: float, same_within: float) -> str:
+def cases_html(cases: Sequence[Mapping[str, Any]], ci: float, same_within: float, glossary: Glossary = ()) -> str:
     """The cases to solve (predict-then-reveal works without JavaScript: each answer is a disclosure)."""
     js = (STATIC / "teach_cases.js").read_text(encoding="utf-8")
     if "</script" in js.lower():
@@ -590,11 +568,12 @@ def cases_html(cases: Sequence[Mapping[str, Any]], ci: float, same_within: float
             css=_css(), cases=cases, ci_pct=W.ci_percent(ci), page_name=PAGE_NAME, lesson_name=LESSON_NAME,
             js=Markup(js), words=list(words), words_compact=False, **same_band(same_within), **factor_note(cases))
 
-    return render(words_on(visible_text(render(()))))
+    return render(words_on(visible_text(render(())), glossary))
 
 
 def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], ci: float, same_within: float,
-               lesson: Mapping[str, Any] | None = None) -> str:
+               *, core: Mapping[str, Any] | None = None, patient_with_lps: Any = None,
+               labels: Labels | None = None) -> str:
     """The facilitator's guide: who the session is for, its objectives, the timed plan (each step with its
     start and end minute and the page it uses), what the plan's steps need (the answers to the three questions,
     the classroom link of the lesson's patient with its negative LPs and the numbers the page will show), the
@@ -603,19 +582,16 @@ def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], c
     the cases (:func:`cases_context`: each finding's direction, both factors and P after, the final answer and the
     reasoning), all in view, for the screen and for print.
 
-    ``lesson``: ``{"core": ..., "patient_with_lps": Patient, "cause_labels": ...}`` as
-    :func:`palsy.model.teach.lesson` records it in the session (``session["lesson"]``, the default), which
-    ``palsy teach`` passes here."""
+    ``core`` (the lesson's core, :func:`palsy.model.teach.core`), ``patient_with_lps``
+    (:func:`palsy.model.teach.typical_with_lps`) and ``labels``: without them the guide has the plan, the beliefs
+    of ``teaching_cases.yaml`` and the answer key only."""
     start, plan = 0, []
     for step in session["plan"]:
         plan.append({**step, "start": start, "end": start + int(step["minutes"]), "page": MATERIALS[step["material"]]})
         start += int(step["minutes"])
-    lesson = lesson if lesson is not None else session.get("lesson")
     extra: dict[str, Any] = {"lesson": None}
-    if lesson:
-        patient = lesson["patient_with_lps"]
-        labels = Labels(patient.schema, lesson.get("cause_labels"))
-        core = lesson["core"]
+    if core is not None and patient_with_lps is not None and labels is not None:
+        patient = patient_with_lps
         ctx = {k: v for k, v in core_context(core, labels, figure=False).items() if k != "ci_pct"}
         N = ctx["N"]
         sc = patient.schema
@@ -641,12 +617,6 @@ def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], c
         words={"up": "up", "down": "down", "same": "about the same"})
 
 
-#: The decision's zones in words (:func:`palsy.model.decision.zone`'s names).
-ZONES = {"no_test": "below the lower threshold: no further test for infiltration",
-         "test": "between the thresholds: repeat testing before deciding",
-         "treat": "above the upper threshold: treat as infiltration"}
-
-
 def _variants_entry(core: Mapping[str, Any], labels: Labels) -> dict[str, Any] | None:
     """The other variant at each step of the lesson (its P(infiltration) beside this variant's), whether it is lower
     after every negative LP, and the first step where its mean falls in another zone of the decision (``palsy
@@ -657,11 +627,11 @@ def _variants_entry(core: Mapping[str, Any], labels: Labels) -> dict[str, Any] |
     steps = []
     for k, (v, s) in enumerate(zip(vs, core["steps"], strict=True)):
         th = v.get("thresholds") or {}
-        ours = v.get("our_action")
+        zones = v.get("zone_words") or {}  # decision.yaml's words for each zone
         steps.append({"label": _steps_label(k), "k": k, "other": pct(v["probability"]["mean"]),
                       "ours": pct(s["probability"]["mean"]), "differs": bool(v.get("decision_differs")),
                       "low": pct(th["low"]) if th else "", "high": pct(th["high"]) if th else "",
-                      "other_zone": ZONES.get(v.get("action") or "", ""), "our_zone": ZONES.get(ours or "", "")})
+                      "other_zone": zones.get("other", ""), "our_zone": zones.get("ours", "")})
     lower = all(v["probability"]["mean"] < s["probability"]["mean"] for v, s in zip(vs[1:], core["steps"][1:], strict=True))
     flip = next((st for st in steps if st["differs"]), None)
     return {"variant": vs[0]["variant"], "ours": core["variant"], "steps": steps, "lower": lower, "flip": flip}
@@ -728,8 +698,8 @@ def page_groups(schema: Mapping[str, Any], labels: Mapping[str, Any]) -> list[di
 
 def page_html(models: Sequence[Mapping[str, Any]], *, schema: Mapping[str, Any], labels: Mapping[str, Any],
               rules: Mapping[str, Any], presets: Sequence[Mapping[str, Any]], ci: float = 0.9,
-              same_within: float = 0.1, not_modelled: Sequence[str] = ()) -> str:
-    """The self-contained interactive page.
+              same_within: float = 0.1, not_modelled: Sequence[str] = (), glossary: Glossary = ()) -> str:
+    """The self-contained interactive page (``glossary``: the words learners meet, those it uses defined on it).
 
     Parameters
     ----------
@@ -773,7 +743,7 @@ def page_html(models: Sequence[Mapping[str, Any]], *, schema: Mapping[str, Any],
             words=list(words), words_compact=False)
 
     # the terms the page uses (its words and the actions and labels it shows, not the model's tables), defined
-    return render(models, words_on(visible_text(render((), ()))))
+    return render(models, words_on(visible_text(render((), ())), glossary))
 
 
 # --- files ---------------------------------------------------------------------------------------------------

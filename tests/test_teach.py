@@ -790,7 +790,7 @@ def test_learner_pages_speak_plainly(teach_out, teaching):
         for tool in ("priors/", "palsy posterior", "palsy report", "palsy teach", "--pretest", "--causes",
                      "Monte Carlo", "posterior draws)"):
             assert tool not in text, (name, tool)
-        defined = {w["term"] for w in R.words_on(text)}
+        defined = {w["term"] for w in R.words_on(text, teaching.glossary)}
         for term in defined - {"LP", "CSF", "Blasts", "CNS", "Atraumatic / traumatic tap", "VZV"}:
             assert re.search(rf"(<dt>|<strong>){re.escape(term)}(</dt>|</strong>)", unescape(html)), (name, term)
     assert "CNS3" in _text(teach_out / R.HANDOUT_NAME) and "Clean CSF : CSF from an atraumatic tap" in _text(teach_out / R.HANDOUT_NAME)
@@ -841,3 +841,26 @@ def test_the_page_carries_what_bounds_the_decision_and_the_lessons_lps(teach_out
     assert all(a["urgency"] in ("care", "workup", "escalation") for a in data["rules"]["actions"])
     lps = next(p for p in data["presets"] if p["id"] == f"{teaching.typical.id}-lps")
     assert lps["fragment"].count("csf=") == len(teaching.typical.csf) + teaching.repeats
+
+
+def test_the_glossary_is_data_and_checked(tmp_path, draws_subtype, evidence):
+    """The words learners meet come from teaching_cases.yaml (a definition that states a clinical rule cites it); a
+    term added there is defined on a page that uses it; a bad pattern or an unknown reference is refused, naming
+    the file, the entry and the field, exit status 2."""
+    import shutil
+
+    shutil.copytree(REPO / "priors", tmp_path / "p")
+    path = tmp_path / "p" / "teaching_cases.yaml"
+    text = path.read_text()
+    added = text.replace("glossary:\n", "glossary:\n  - term: PET\n    pattern: '\\bPET\\b'\n"
+                                        "    meaning: positron emission tomography.\n", 1)
+    path.write_text(added)
+    t = T.load(tmp_path / "p", draws_subtype.schema, evidence.cases)
+    assert ("PET", r"\bPET\b", "positron emission tomography.") in t.glossary
+    assert dict((g[0], g[2]) for g in t.glossary)["CNS3"].startswith("the highest grade")
+    assert [w["term"] for w in R.words_on("discuss PET with the team", t.glossary)] == ["PET"]
+    for bad, field in (("pattern: '\\bCNS3\\b'", "pattern: '(CNS3'"), ("ref: kanwar2019_cns", "ref: nosuch2099")):
+        path.write_text(text.replace(bad, field, 1))
+        r = run_palsy("evidence", "--priors", str(tmp_path / "p"))
+        assert r.returncode == 2 and "teaching_cases.yaml" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert ("regular expression" in r.stderr) if "(" in field else ("nosuch2099" in r.stderr)

@@ -341,12 +341,34 @@ class Session(Strict):
         return self
 
 
+def _regex(v: Any) -> str:
+    """A regular expression (Python's ``re``), matched against a page's visible text."""
+    if not isinstance(v, str) or not v.strip():
+        raise Problem("give a regular expression (text)")
+    try:
+        re.compile(v)
+    except re.error as exc:
+        raise Problem(f"not a regular expression: {exc}") from None
+    return v
+
+
+class GlossaryEntry(Strict):
+    """A word learners meet, how a page's text is searched for it, and its plain meaning (``ref``: the source of
+    a clinical rule the meaning states)."""
+
+    term: Text
+    pattern: Annotated[str, PlainValidator(_regex)]
+    meaning: Text
+    ref: Text | None = None
+
+
 class TeachingFile(Strict):
     """``teaching_cases.yaml``."""
 
     typical: Typical
     prediction: Prediction = Prediction()
     session: Session | None = None
+    glossary: list[GlossaryEntry] = []
     cases: list[TeachingCase]
 
 

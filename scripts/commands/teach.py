@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         lesson = T.lesson(draws, teaching, patients=patients, ci=args.ci, other=next(iter(others.values()), None))
         actions = guidance.load(pdir, draws.causes, draws.schema)
         escalating = R.escalations(actions, ev.references)
-        handout = R.handout_html(lesson["core"], labels, escalating)
+        handout = R.handout_html(lesson["core"], labels, escalating, teaching.glossary)
         pdf_bytes = None if args.no_pdf else printer.submit(handout)
         say("teach: the cases and the interactive page")
         cases = {c.id: c.patient for c in teaching.cases}
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                     "fragment": R.fragment(teaching.typical.replace(id=""))},
                    # the classroom's one-at-a-time reveal reaches the lesson's negative LPs from this one
                    {"id": f"{teaching.typical.id}-lps", "title": "The lesson's patient, with its negative LPs", "cause": "",
-                    "fragment": R.fragment(T.with_lps(teaching.typical, teaching.negative_lp, teaching.repeats).replace(id=""))}]
+                    "fragment": R.fragment(T.typical_with_lps(teaching))}]
         presets += [{"id": c["id"], "title": c["title"], "cause": c["cause"], "fragment": c["fragment"]} for c in cases_ctx]
         models = []
         for d in (draws, *others.values()):
@@ -71,20 +71,21 @@ def run(args: argparse.Namespace) -> int:
             models.append(T.page_tables(d, t, weights=weights))
         rules = R.page_rules(actions, ev.references, guidance.PAGE_ONE, decision.load(pdir, draws.causes))
         files = {
-            R.LESSON_NAME: R.lesson_html(lesson, labels, ev.references, escalating).encode("utf-8"),
+            R.LESSON_NAME: R.lesson_html(lesson, labels, ev.references, escalating, teaching.glossary).encode("utf-8"),
             R.HANDOUT_NAME: handout.encode("utf-8"),
-            R.CASES_NAME: R.cases_html(cases_ctx, args.ci, teaching.about_the_same).encode("utf-8"),
+            R.CASES_NAME: R.cases_html(cases_ctx, args.ci, teaching.about_the_same, teaching.glossary).encode("utf-8"),
             R.PAGE_NAME: R.page_html(models, schema=T.page_schema(draws.schema), labels=R.page_labels(labels, draws.causes),
                                      rules=rules, presets=presets, ci=args.ci, same_within=teaching.about_the_same,
-                                     not_modelled=lesson["not_modelled"]).encode("utf-8"),
+                                     not_modelled=lesson["not_modelled"], glossary=teaching.glossary).encode("utf-8"),
             "lesson.json": json.dumps(R.to_jsonable(lesson), indent=1, allow_nan=False).encode("utf-8"),
         }
         # the clinician report of the lesson's patient, which the lesson's A3 points to (it had pointed to a report
         # palsy teach did not write): answered as palsy report answers it, HTML only
         files[R.TYPICAL_REPORT_NAME] = _typical_report(args, teaching.typical, draws, ev)
         if teaching.session is not None:
-            files[R.GUIDE_NAME] = R.guide_html(teaching.session, cases_ctx, args.ci,
-                                               teaching.about_the_same).encode("utf-8")
+            files[R.GUIDE_NAME] = R.guide_html(teaching.session, cases_ctx, args.ci, teaching.about_the_same,
+                                               core=lesson["core"], patient_with_lps=T.typical_with_lps(teaching),
+                                               labels=labels).encode("utf-8")
         if pdf_bytes is not None:
             files[R.HANDOUT_PDF] = pdf_bytes.result()
         written = R.write(out, files)
