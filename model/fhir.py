@@ -55,7 +55,7 @@ from palsy.model import findings as F
 from palsy.model import paths
 from palsy.model import safe_yaml as Y
 from palsy.model import schema as SC
-from palsy.model.fhir_dates import DAY_SECONDS, When, months_before, parse_when, record_zone, shift, when_of, years_between
+from palsy.model.fhir_dates import AGE_UNIT_YEARS, DAY_SECONDS, When, months_before, parse_when, record_zone, shift, when_of, years_between
 
 TABLE_FILE = "fhir_map.yaml"
 ROLES = ("palsy", "finding", "medication", "procedure", "lab", "result", "laterality", "imaging")
@@ -621,9 +621,6 @@ def _birth(patient: Mapping[str, Any], table: Table, c: _Collector) -> When | No
     return _plausible(parse_when(patient.get("birthDate")), table, c, "the birth date")
 
 
-_AGE_YEARS = {"a": 1.0, "yr": 1.0, "year": 1.0, "years": 1.0, "mo": 1 / 12, "month": 1 / 12, "months": 1 / 12}
-
-
 def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> tuple[When | None, str]:
     """When a palsy Condition began, as a range of days (``lo`` dt.date.min when only an upper bound is known),
     and how it was read: onsetDateTime; onsetPeriod (start to end); onsetAge with the birth date; else only
@@ -638,8 +635,8 @@ def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> 
     if start:
         return When(start.lo, max(start.hi, end.hi) if end else start.hi, start.at if not end else None), "onsetPeriod"
     age = res.get("onsetAge") if isinstance(res.get("onsetAge"), dict) else {}
-    per = _AGE_YEARS.get(str(age.get("code") or age.get("unit") or ""))
-    if per and isinstance(age.get("value"), int | float) and not age.get("comparator") and c.born:
+    per = AGE_UNIT_YEARS.get(str(age.get("code") or age.get("unit") or ""))
+    if per in (1.0, 1 / 12) and isinstance(age.get("value"), int | float) and not age.get("comparator") and c.born:
         months = int(round(float(age["value"]) * per * 12))
         step = 12 if per == 1.0 else 1  # an age in whole years or months: the year or month of life it names
         lo = months_before(c.born.lo, -months)
@@ -1365,9 +1362,6 @@ def _profile(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: dt.date, ta
     c.set("csf_profile", "protein_only" if said.pop() else "normal", "first LP: white cells and protein")
 
 
-_AGE_UNIT_YEARS = {"a": 1.0, "yr": 1.0, "year": 1.0, "years": 1.0, "mo": 1 / 12, "wk": 7 / 365.25, "d": 1 / 365.25}
-
-
 def _range_applies(rr: Mapping[str, Any], day: dt.date, c: _Collector) -> bool | None:
     """Whether a reference range applies to this patient on ``day``: True with no ``age`` and no ``appliesTo``;
     by its ``age`` (a Range, the patient's age from the birth date); None when it cannot be told (an
@@ -1385,7 +1379,7 @@ def _range_applies(rr: Mapping[str, Any], day: dt.date, c: _Collector) -> bool |
         if q is None:
             bounds.append(None)
             continue
-        per = _AGE_UNIT_YEARS.get(str(q.get("code") or q.get("unit") or "")) if isinstance(q, dict) else None
+        per = AGE_UNIT_YEARS.get(str(q.get("code") or q.get("unit") or "")) if isinstance(q, dict) else None
         if per is None or not isinstance(q.get("value"), int | float):
             return None
         bounds.append(float(q["value"]) * per)

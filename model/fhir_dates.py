@@ -13,6 +13,10 @@ from typing import Any, NamedTuple
 _DATETIME = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
                        r"(Z|[+-]\d{2}:\d{2})?)?)?)?")
 DAY_SECONDS = 86400
+#: An age's UCUM units (and their spelled forms) in years: an onsetAge (read in whole years or months only) and a
+#: reference range's ages.
+AGE_UNIT_YEARS = {"a": 1.0, "yr": 1.0, "year": 1.0, "years": 1.0, "mo": 1 / 12, "month": 1 / 12, "months": 1 / 12,
+                  "wk": 7 / 365.25, "d": 1 / 365.25}
 _FIRST_ORDINAL, _LAST_ORDINAL = dt.date.min.toordinal(), dt.date.max.toordinal()
 
 
