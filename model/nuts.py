@@ -87,8 +87,33 @@ def _nutpie(key, d, settings, updates, progress):
         compiled = compiled.with_data(**updates)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                             cores=min(settings.chains, 2), seed=settings.seed, progress_bar=progress is not None)
+        dt = nutpie.sample(compiled, draws=settings.draws * settings.thin, tune=settings.tune,
+                           chains=settings.chains, cores=min(settings.chains, 2), seed=settings.seed,
+                           progress_bar=progress is not None)
+    return thinned(dt, settings.thin)
+
+
+def thinned(dt, thin: int):  # noqa: ANN001, ANN201
+    """``dt`` (a DataTree of ``thin`` x draws transitions per chain) with each draw the last of its ``thin``
+    transitions, as the JAX backend keeps them; a draw diverged if any of its transitions did."""
+    if thin == 1:
+        return dt
+    post = dt["posterior"].to_dataset()
+    n = post.sizes["draw"] // thin
+    keep = slice(thin - 1, n * thin, thin)
+    draw = np.arange(n)
+    out = {"posterior": post.isel(draw=keep).assign_coords(draw=draw)}
+    if "sample_stats" in dt.children:
+        stats = dt["sample_stats"].to_dataset()
+        kept = stats.isel(draw=keep).assign_coords(draw=draw)
+        if "diverging" in stats:
+            windows = stats["diverging"].isel(draw=slice(0, n * thin)).values
+            windows = windows.reshape(*windows.shape[:-1], n, thin).any(axis=-1)
+            kept["diverging"] = (stats["diverging"].dims, windows)
+        out["sample_stats"] = kept
+    import xarray as xr
+
+    return xr.DataTree.from_dict(out)
 
 
 def _start_jax(chains: int) -> int:
@@ -131,7 +156,7 @@ class JaxModel:
     coords: dict[str, list]
     logp: Callable
     values: Callable
-    runs: dict[tuple[int, int, int], Run] = dataclasses.field(default_factory=dict)
+    runs: dict[tuple[int, int, int, int], Run] = dataclasses.field(default_factory=dict)
 
 
 def jax_model(key: tuple[str, str, bool], d: D.Design) -> JaxModel:
@@ -191,12 +216,12 @@ class Run:
     chunk: int
 
 
-def _sampler(m: JaxModel, chains: int, tune: int, draws: int) -> Run:
-    """The compiled fit for these settings, compiled once per (model, chains, tuning steps, chunk): the
-    draws are made :data:`DRAW_CALLS` chunks at a time."""
+def _sampler(m: JaxModel, chains: int, tune: int, draws: int, thin: int = 1) -> Run:
+    """The compiled fit for these settings, compiled once per (model, chains, tuning steps, chunk, thinning):
+    the draws are made :data:`DRAW_CALLS` chunks at a time, each kept draw the last of ``thin`` transitions."""
     chunk = -(-draws // DRAW_CALLS)
-    if (chains, tune, chunk) in m.runs:
-        return m.runs[(chains, tune, chunk)]
+    if (chains, tune, chunk, thin) in m.runs:
+        return m.runs[(chains, tune, chunk, thin)]
     import blackjax
     import jax
 
@@ -213,9 +238,16 @@ def _sampler(m: JaxModel, chains: int, tune: int, draws: int) -> Run:
             return st, (st.position, info.is_divergent, info.num_integration_steps, info.acceptance_rate,
                         info.energy)
 
-        state, (pos, div, n_steps, accept, energy) = jax.lax.scan(one, state, jax.random.split(rng_key, chunk))
-        values = jax.vmap(lambda x: m.values(x, dat))(pos)
-        return state, values, {"diverging": div, "n_steps": n_steps, "acceptance_rate": accept, "energy": energy,
+        state, (pos, div, n_steps, accept, energy) = jax.lax.scan(one, state,
+                                                                 jax.random.split(rng_key, chunk * thin))
+        # each kept draw is the last of its thin transitions; a divergence in any of them is its draw's
+        # (never dropped with the transition); the energy is the kept transition's (not for E-BFMI, which
+        # needs consecutive transitions)
+        pos, div, n_steps, accept, energy = jax.tree.map(lambda a: a.reshape(chunk, thin, *a.shape[1:]),
+                                                         (pos, div, n_steps, accept, energy))
+        values = jax.vmap(lambda x: m.values(x, dat))(jax.tree.map(lambda a: a[:, -1], pos))
+        return state, values, {"diverging": div.any(axis=1), "n_steps": n_steps.sum(axis=1),
+                               "acceptance_rate": accept.mean(axis=1), "energy": energy[:, -1],
                                "step_size": jax.numpy.full(chunk, params["step_size"])}
 
     if _start_jax(chains) >= chains:
@@ -223,7 +255,7 @@ def _sampler(m: JaxModel, chains: int, tune: int, draws: int) -> Run:
     else:
         run = Run(jax.jit(jax.vmap(warmup, in_axes=(0, 0, None))),
                   jax.jit(jax.vmap(draw, in_axes=(0, 0, 0, None))), chunk)
-    m.runs[(chains, tune, chunk)] = run
+    m.runs[(chains, tune, chunk, thin)] = run
     return run
 
 
@@ -235,7 +267,7 @@ def _jax(key, d, settings, updates, progress):
     _start_jax(settings.chains)
     padded = D.for_sampler(d)
     m = jax_model(key, padded)
-    run = _sampler(m, settings.chains, settings.tune, settings.draws)
+    run = _sampler(m, settings.chains, settings.tune, settings.draws, settings.thin)
     values = {**D.sampler_data(d, padded, {**defaults, **updates}), **padded.layout()}
     dat = [np.asarray(values[name], dtype=dtype) for name, (_, dtype) in m.data.items()]
     x0 = m.initial(np.random.default_rng([settings.seed, 3]), settings.chains)

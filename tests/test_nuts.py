@@ -53,7 +53,7 @@ def test_refit_reuses_the_compiled_sampler_and_takes_its_data(fixture_evidence):
     d = D.build(fixture_evidence, fixture_evidence.variant("independent"), synthesis=False)
     first, _ = fit.sample("independent", fixture_evidence, SMALL)
     m = nuts._MODELS[("independent", fixture_evidence.hash, False)]
-    compiled = [(SMALL.chains, SMALL.tune, -(-SMALL.draws // nuts.DRAW_CALLS))]
+    compiled = [(SMALL.chains, SMALL.tune, -(-SMALL.draws // nuts.DRAW_CALLS), SMALL.thin)]
     assert list(m.runs) == compiled
     # 200 more prior successes on every node: every node probability rises
     dt, d2 = fit.sample("independent", fixture_evidence, SMALL, data={"prior_a": d.prior_a + 200.0})
@@ -110,3 +110,54 @@ def test_a_fit_says_how_far_it_has_got(fixture_evidence):
     # the same fit without a listener gives the same draws (waiting for each chunk changes nothing)
     quiet, _ = fit.sample("independent", fixture_evidence, settings)
     assert np.array_equal(fit.flat_params(quiet)["theta"], fit.flat_params(dt)["theta"])
+
+
+def test_thinning_setting_is_checked_and_keyed(tmp_path):
+    with pytest.raises(ValueError, match=r"thin 0 is not allowed; allowed: a whole number >= 1"):
+        C.Settings(thin=0)
+    assert C.Settings().thin == 2
+    assert C.key("h", "subtype", C.Settings()) != C.key("h", "subtype", C.Settings(thin=1))
+    proc = run_palsy("fit", "--thin", "0", env={"PALSY_CACHE": str(tmp_path)})
+    assert proc.returncode == 2 and "--thin" in proc.stderr and "Traceback" not in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_thinned_keeps_the_last_transition_of_each_window_and_every_divergence():
+    """nutpie's thinning (the JAX backend thins inside its compiled draws the same way): draw k is transition
+    (k + 1) x thin - 1, and a divergence in a transition not kept is its draw's, never dropped."""
+    import xarray as xr
+
+    from palsy.model import nuts
+
+    x = np.arange(2 * 7, dtype=float).reshape(2, 7)  # 2 chains x 7 transitions: the last is left over
+    div = np.zeros((2, 7), bool)
+    div[0, 2] = True  # a transition thinned away, in draw 1's window (transitions 2, 3)
+    div[1, 5] = True  # a kept transition (draw 2 of chain 1)
+    dt = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"theta": (("chain", "draw"), x)}, coords={"chain": [0, 1], "draw": np.arange(7)}),
+        "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), div), "energy": (("chain", "draw"), -x)},
+                                   coords={"chain": [0, 1], "draw": np.arange(7)})})
+    out = nuts.thinned(dt, 2)
+    assert out["posterior"]["theta"].values.tolist() == [[1, 3, 5], [8, 10, 12]]
+    assert out["posterior"]["theta"].coords["draw"].values.tolist() == [0, 1, 2]
+    assert out["sample_stats"]["diverging"].values.tolist() == [[False, True, False], [False, False, True]]
+    assert out["sample_stats"]["energy"].values.tolist() == [[-1, -3, -5], [-8, -10, -12]]
+    assert nuts.thinned(dt, 1) is dt
+
+
+@pytest.mark.slow  # two small fits of the fixture evidence (about 10 s with JAX's compilation cache warm)
+@pytest.mark.xdist_group("fixture_fit")
+def test_a_thinned_fit_keeps_every_second_transition_of_the_same_chain(fixture_evidence):
+    """With the same seed, a fit of n draws thinned by 2 makes the same transitions as a fit of 2n draws
+    kept whole (the same keys per chunk), and keeps every second one: the JAX backend's thinning is exact."""
+    from palsy.model import fit
+
+    whole, _ = fit.sample("independent", fixture_evidence, dataclasses.replace(SMALL, draws=600, thin=1))
+    thin, _ = fit.sample("independent", fixture_evidence, dataclasses.replace(SMALL, draws=300, thin=2))
+    a, b = fit.flat_params(whole)["theta"], fit.flat_params(thin)["theta"]
+    assert thin["posterior"].dataset.sizes["draw"] == 300
+    per_chain_a = a.reshape(SMALL.chains, 600, -1)
+    per_chain_b = b.reshape(SMALL.chains, 300, -1)
+    assert np.array_equal(per_chain_b, per_chain_a[:, 1::2])
+    div_a = whole["sample_stats"]["diverging"].values.reshape(SMALL.chains, 300, 2).any(axis=-1)
+    assert np.array_equal(thin["sample_stats"]["diverging"].values, div_a)

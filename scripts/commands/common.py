@@ -214,7 +214,7 @@ def settings_from(args: argparse.Namespace) -> C.Settings:
         return getattr(d, name) if value is None else value
 
     return C.Settings(draws=given("draws"), tune=given("tune"), chains=given("chains"), seed=given("seed"),
-                      sampler=given("sampler"))
+                      sampler=given("sampler"), thin=given("thin"))
 
 
 def whole_number(flag: str, low: int, high: int):

@@ -14,6 +14,7 @@ from palsy.scripts.commands import common, registry
 #: Bounds of the sampler flags: outside them a flag is bad input (exit 2) before anything compiles.
 MAX_DRAWS = 100_000
 MAX_CHAINS = 64
+MAX_THIN = 100
 MAX_SEED = 2**32 - 1
 
 
@@ -21,7 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_model_arguments(p, ci=False)
     d = C.Settings()
     p.add_argument("--draws", type=common.whole_number("draws", 1, MAX_DRAWS), default=d.draws,
-                   help=f"draws per chain, 1 to {MAX_DRAWS} (default {d.draws})")
+                   help=f"draws kept per chain, 1 to {MAX_DRAWS} (default {d.draws})")
+    p.add_argument("--thin", type=common.whole_number("thin", 1, MAX_THIN), default=d.thin,
+                   help=f"NUTS transitions per kept draw, 1 to {MAX_THIN} (default {d.thin}: the spread tau mixes "
+                        "slowest, and every answer costs in proportion to the draws kept)")
     p.add_argument("--tune", type=common.whole_number("tune", 1, MAX_DRAWS), default=d.tune,
                    help=f"tuning steps per chain, 1 to {MAX_DRAWS} (default {d.tune})")
     p.add_argument("--chains", type=common.whole_number("chains", 1, MAX_CHAINS), default=d.chains,
