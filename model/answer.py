@@ -32,7 +32,7 @@ from palsy.model.atypicality import atypicality
 from palsy.model.draws import Draws
 from palsy.model.game import INFILTRATION, Game, Player, Tables, players, softmax
 from palsy.model.psis import psis_weights
-from palsy.model.summaries import expit, probability_summary, summary, weighted_quantile
+from palsy.model.summaries import expit, probability_summary, summary, tied_with, weighted_quantile
 
 __all__ = ["INFILTRATION", "Answer", "Player", "Tables", "answer", "expit", "players", "probability_summary",
            "summary", "weighted_quantile"]
@@ -70,6 +70,7 @@ class Answer:
     rests_on_of: Callable[[], tuple[dict[str, Any], ...]] | None = dataclasses.field(default=None, repr=False,
                                                                                       compare=False)
     variants: dict[str, Any] | None = None
+    ess: float | None = None  # the fit's smallest bulk ESS: the Monte Carlo errors of a tie (None: the draws')
 
     @functools.cached_property
     def rests_on(self) -> tuple[dict[str, Any], ...]:
@@ -114,6 +115,14 @@ class Answer:
         means = np.average(self.posterior_cause, axis=0, weights=self.weights)
         return self.causes[int(np.argmax(np.where(self.active, means, -1)))]
 
+    @property
+    def tied(self) -> list[str]:
+        """The causes tied with the leading cause (:func:`palsy.model.summaries.tied_with`): an order of means the
+        computation cannot tell, so no report or card may say that one of them leads."""
+        lead = self.causes.index(self.leading_cause)
+        ess = self.ess if self.ess is not None else len(self.posterior_cause)
+        return [self.causes[j] for j in tied_with(self.posterior_cause, lead, self.active, self.weights, ess)]
+
     def _contrib(self, arr: np.ndarray) -> list[dict[str, Any]]:
         out = []
         for p, row in zip(self.players, arr, strict=True):
@@ -156,6 +165,7 @@ class Answer:
             "prior_probability": self.prior_probability,
             "causes": self.cause_summaries(),
             "leading_cause": self.leading_cause,
+            "tied": self.tied,
             "log_odds": {"prior": {"mean": pri["mean"], "median": pri["median"]},
                          "posterior": {"mean": post["mean"], "median": post["median"]}},
             "contributions": self.contributions,
@@ -366,7 +376,14 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
         variants["action"] = D.zone(variants["probability"]["mean"], th["low"], th["high"])
     return Answer(patient, ci, pretest, t.causes, active, prior_pc, step_cause[-1], prior_lo, post_lo,
                   tuple(plist), seq, phi, phi_method, step_cause, tuple(tests), atyp, tuple(notes), tuple(warns),
-                  w, model, left, dec, acts, rests if rests_on and pretest is None else None, variants)
+                  w, model, left, dec, acts, rests if rests_on and pretest is None else None, variants,
+                  ess_of(draws))
+
+
+def ess_of(draws: Draws) -> float:
+    """The effective sample size an answer's Monte Carlo errors use: the fit's smallest bulk ESS (the draws'
+    number when the fit recorded none)."""
+    return float(draws.meta.get("diagnostics", {}).get("ess_bulk_min") or draws.n)
 
 
 def check_question(patient: F.Patient, draws: Draws, ci: float, pretest: float | None) -> None:

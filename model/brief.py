@@ -25,12 +25,12 @@ from palsy.model import lookahead as LA
 from palsy.model.atypicality import atypicality
 from palsy.model.draws import Draws
 from palsy.model.game import Game, Tables, players, softmax
-from palsy.model.summaries import probability_summary, summary
+from palsy.model.summaries import probability_summary, summary, tied_with
 
 #: The keys of ``Answer.to_dict()`` a brief answer has, each with the same value (``causes`` and ``log_odds``
 #: without the prior's summaries, ``decision`` without ``negative_lps_to_low``, which is None).
 KEYS = ("patient", "in_scope", "scope_notes", "atypical", "warnings", "probability", "causes", "leading_cause",
-        "log_odds", "decision", "actions", "model", "out_of_population", "schema_version")
+        "tied", "log_odds", "decision", "actions", "model", "out_of_population", "schema_version")
 
 
 def brief(patient: F.Patient, draws: Draws, *, tables: Tables | None = None, ci: float = 0.9, seed: int = 0,
@@ -80,6 +80,7 @@ def brief(patient: F.Patient, draws: Draws, *, tables: Tables | None = None, ci:
     acts, dec = A.actions(guidance, patient, t.causes, active, post_cause, None, dec, decision_settings)
     post = summary(post_lo, ci)
     means = np.average(post_cause, axis=0)
+    lead = int(np.argmax(means))
     return {
         "patient": patient.to_dict(),
         "in_scope": patient.in_scope,
@@ -88,7 +89,8 @@ def brief(patient: F.Patient, draws: Draws, *, tables: Tables | None = None, ci:
         "warnings": A.hallmark_warnings(patient, t.causes, active, st["hallmarks"]),
         "probability": probability_summary(post_lo, ci),
         "causes": [{"cause": c, "probability": summary(post_cause[:, j], ci)} for j, c in enumerate(t.causes)],
-        "leading_cause": t.causes[int(np.argmax(means))],
+        "leading_cause": t.causes[lead],
+        "tied": [t.causes[j] for j in tied_with(post_cause, lead, active, None, A.ess_of(draws))],
         "log_odds": {"posterior": {"mean": post["mean"], "median": post["median"]}},
         "decision": dec,
         "actions": list(acts),

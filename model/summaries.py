@@ -8,6 +8,44 @@ import math
 
 import numpy as np
 
+#: Two means closer than this many Monte Carlo standard errors of their difference are tied: their order is noise
+#: of the computation, not a finding (a property of the draws, not of the clinical world).
+TIE_MC_ERRORS = 2.0
+
+
+def tied_with(p: np.ndarray, lead: int, active: np.ndarray, weights: np.ndarray | None, ess: float) -> list[int]:
+    """The causes tied with cause ``lead``: those weighed whose mean probability is below the lead's by at most
+    :data:`TIE_MC_ERRORS` Monte Carlo standard errors of the difference (its sd over the draws / sqrt(ESS)).
+
+    Parameters
+    ----------
+    p : ndarray (draw, cause)
+        Probabilities per draw.
+    lead : int
+        The leading cause's column.
+    active : ndarray (cause,) of bool
+        The causes weighed.
+    weights : ndarray (draw,), optional
+        PSIS weights (a library case left out).
+    ess : float
+        The effective sample size the Monte Carlo errors use (the fit's smallest bulk ESS).
+
+    Returns
+    -------
+    list of int
+        The tied causes' columns, in the causes' order.
+    """
+    out = []
+    for j in range(p.shape[1]):
+        if j == lead or not active[j]:
+            continue
+        diff = p[:, lead] - p[:, j]
+        mean = float(np.average(diff, weights=weights))
+        sd = float(np.sqrt(np.average((diff - mean) ** 2, weights=weights)))
+        if mean <= TIE_MC_ERRORS * sd / math.sqrt(max(ess, 1.0)):
+            out.append(j)
+    return out
+
 
 def expit(x: np.ndarray) -> np.ndarray:
     """Logistic function, stable for large |x|."""

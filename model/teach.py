@@ -52,14 +52,12 @@ from palsy.model import lp as LP
 from palsy.model import safe_yaml
 from palsy.model.draws import Draws
 from palsy.model.schema import Schema
+from palsy.model.summaries import TIE_MC_ERRORS, tied_with
 
 INF = A.INFILTRATION
 FILE = "teaching_cases.yaml"
 #: Patients in the natural-frequency tree.
 TREE_N = 1000
-#: A near-tie: the leading cause's margin over another is within this many Monte Carlo standard errors
-#: of the difference of their means (the same rule as the decision's "at a threshold").
-TIE_MC_ERRORS = 2.0
 
 
 # --- the teaching data -----------------------------------------------------------------------------
@@ -208,26 +206,13 @@ def means(ans: A.Answer) -> dict[str, float]:
 
 
 def ties(ans: A.Answer, ess: float) -> list[str]:
-    """The causes tied with the leading cause: their mean probabilities differ by less than
-    :data:`TIE_MC_ERRORS` Monte Carlo standard errors of the difference (sd over draws / sqrt(ESS)),
-    so the order between them is noise of the computation, not a finding."""
-    pc, w = ans.posterior_cause, ans.weights
+    """The causes tied with the leading cause (:func:`palsy.model.summaries.tied_with`): their order is noise of
+    the computation, not a finding."""
     lead = ans.causes.index(ans.leading_cause)
-    out = []
-    for j, c in enumerate(ans.causes):
-        if j == lead or not ans.active[j]:
-            continue
-        diff = pc[:, lead] - pc[:, j]
-        mean = float(np.average(diff, weights=w))
-        sd = float(np.sqrt(np.average((diff - mean) ** 2, weights=w)))
-        if mean <= TIE_MC_ERRORS * sd / math.sqrt(max(ess, 1.0)):
-            out.append(c)
-    return out
+    return [ans.causes[j] for j in tied_with(ans.posterior_cause, lead, ans.active, ans.weights, ess)]
 
 
-def ess_of(draws: Draws) -> float:
-    """The effective sample size the Monte Carlo errors use (the fit's smallest bulk ESS)."""
-    return float(draws.meta.get("diagnostics", {}).get("ess_bulk_min") or draws.n)
+ess_of = A.ess_of
 
 
 def differential(ans: A.Answer, ess: float) -> dict[str, Any]:
@@ -453,17 +438,7 @@ def walkthrough(patient: F.Patient, draws: Draws, *, ci: float = 0.9, tables: A.
 
 def _tied_from(pc: np.ndarray, causes: tuple[str, ...], active: np.ndarray, lead: str, w: np.ndarray | None,
                ess: float) -> list[str]:
-    j0 = causes.index(lead)
-    out = []
-    for j, c in enumerate(causes):
-        if j == j0 or not active[j]:
-            continue
-        diff = pc[:, j0] - pc[:, j]
-        mean = float(np.average(diff, weights=w))
-        sd = float(np.sqrt(np.average((diff - mean) ** 2, weights=w)))
-        if mean <= TIE_MC_ERRORS * sd / math.sqrt(max(ess, 1.0)):
-            out.append(c)
-    return out
+    return [causes[j] for j in tied_with(pc, causes.index(lead), active, w, ess)]
 
 
 def solve(case: Case, draws: Draws, *, ci: float = 0.9, tables: A.Tables | None = None) -> dict[str, Any]:

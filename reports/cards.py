@@ -1,8 +1,8 @@
 """A CDS Hooks 2.0 card from an answer (the JSON of ``palsy posterior --json``): presentation only.
 
 The card says what page 1 of the clinician report says, in the record: the summary (under 140
-characters: the mean P(infiltration) with its credible interval and the leading cause, an escalation named
-first), an indicator, the detail in GitHub-flavoured markdown
+characters: the mean P(infiltration) with its credible interval and the leading cause, or the causes tied with
+it, an escalation named first, atypical findings named last), an indicator, the detail in GitHub-flavoured markdown
 (the differential with intervals, page 1's actions, the decision, the limits, what the record did not
 say), the source, the reasons a clinician may give for dismissing it (:data:`OVERRIDE_REASONS`) and a link
 to the full report. Every number is worded by :mod:`palsy.reports.wording`
@@ -58,6 +58,16 @@ def leading(d: Mapping[str, Any]) -> tuple[str, float]:
     return cause_name(d, cause), float(mean)
 
 
+def leaders(d: Mapping[str, Any]) -> list[str]:
+    """The leading cause and the causes tied with it, in the answer's order of causes: the answer's ``tied``
+    (the rule of :func:`palsy.model.teach.ties`, which the teaching pages name as a tie: two means that differ by
+    less than ``TIE_MC_ERRORS`` Monte Carlo errors of their difference, an order the computation cannot tell).
+    The card sets no rule of its own: an answer without ``tied`` has one leader."""
+    weighed = [c["cause"] for c in d["causes"]]
+    tied = {str(c) for c in d.get("tied") or ()} & set(weighed)
+    return [c for c in weighed if c == d["leading_cause"] or c in tied]
+
+
 def indicator(d: Mapping[str, Any]) -> str:
     """``critical``, ``warning`` or ``info`` for an answer dict (see the module docstring)."""
     dec = d.get("decision") or {}
@@ -68,6 +78,10 @@ def indicator(d: Mapping[str, Any]) -> str:
         return "warning"
     return "info"
 
+
+#: How the summary ends when the atypicality check flags the findings (the detail says it in full), and its
+#: shorter form where the longer one leaves no room for a cause's name.
+ATYPICAL = ("; atypical findings", "; atypical")
 
 #: How the summary opens when the answer escalates (:func:`indicator` is ``critical``): the escalation first,
 #: so that a mimic leading the differential does not read as if it settled things (a clinician's review,
@@ -104,27 +118,50 @@ def central(d: Mapping[str, Any], schema: Any = None) -> bool:
     return any(sc.scope_note(name, patient.get(name)) == "central" for name in sc.categorical)
 
 
+def _causes_said(d: Mapping[str, Any], causes: list[str]) -> list[str]:
+    """Ways to name ``causes`` with their means, longest first: the labels, then the short names."""
+    means = {c["cause"]: float(c["probability"]["mean"]) for c in d["causes"]}
+    labels = (d.get("model") or {}).get("cause_labels") or {}
+    full = ", ".join(f"{cause_name(d, c)} {_pct(means[c])}" for c in causes)
+    short = ", ".join(f"{labels.get(c, {}).get('short') or cause_name(d, c)} {_pct(means[c])}" for c in causes)
+    return [full, short]
+
+
 def summary(d: Mapping[str, Any], schema: Any = None) -> str:
     """One sentence under 140 characters: the mean P(infiltration) with its credible interval (its mass said)
     and the leading cause ('Facial palsy: P(leukaemic infiltration) 34.1% (mean; 90% CrI 0.8% to 94.2%); leading:
     ...'); when the answer escalates (:func:`indicator` ``critical``) the escalation opens it, and a mimic that
-    leads is said not to change that ('Escalate today, whatever leads: ...'); a palsy that may be central says
-    the number holds only if it is peripheral. Shorter forms (the cause's short name, then no leading cause)
-    keep it under the limit with any label; the mean and its interval are always there."""
+    leads, or is tied with infiltration, is said not to change that ('Escalate today, whatever leads: ...'); a
+    palsy that may be central says the number holds only if it is peripheral.
+
+    Causes tied with the leading one (:func:`leaders`, the answer's ``tied``) are named as a tie, and no cause is
+    said to lead ('; tied with vincristine neuropathy 43.0%' when infiltration is among them, '; tied: zoster
+    30.6%, Bell's palsy 30.4%' when not); findings the atypicality check flags end it ('; atypical findings').
+    Shorter forms (the causes' short names, then the tie or the lead without names, then none, the atypical mark
+    kept) keep it under the limit with any label; the mean and its interval are always there, the atypical mark
+    whenever the answer is flagged."""
     p = d["probability"]
     ci = float(p.get("ci", 0.9))
     prob = f"P(leukaemic infiltration) {_pct(p['mean'])} (mean; {W.interval(float(p['lower']), float(p['upper']), ci)})"
     peripheral = central(d, schema)
-    infiltration_leads = d["leading_cause"] == "infiltration"
-    name, mean = leading(d)
-    short = ((d.get("model") or {}).get("cause_labels") or {}).get(d["leading_cause"], {}).get("short") or name
+    first = leaders(d)
+    infiltration_alone = first == ["infiltration"]
     if indicator(d) == "critical":
-        head = ESCALATE + ("" if infiltration_leads else ", whatever leads") + ("; if peripheral: " if peripheral else ": ")
+        head = ESCALATE + ("" if infiltration_alone else ", whatever leads") + ("; if peripheral: " if peripheral else ": ")
     else:
         head = "If peripheral: " if peripheral else "Facial palsy: "
-    forms = ([f"{head}{prob}; the leading cause"] if infiltration_leads else
-             [f"{head}{prob}; leading: {n} {_pct(mean)}" for n in (name, short)])
-    forms.append(f"{head}{prob}")
+    if infiltration_alone:
+        tails = ["; the leading cause"]
+    elif len(first) == 1:
+        tails = [f"; leading: {n}" for n in _causes_said(d, first)]
+    elif "infiltration" in first:  # its own mean is the headline's
+        tails = [f"; tied with {n}" for n in _causes_said(d, [c for c in first if c != "infiltration"])]
+        tails.append("; tied with " + ("another cause" if len(first) == 2 else "other causes"))
+    else:
+        tails = [f"; tied: {n}" for n in _causes_said(d, first)] + ["; no cause clearly leads"]
+    tails.append("")
+    marks = ATYPICAL if (d.get("atypical") or {}).get("flag") else ("",)
+    forms = [f"{head}{prob}{tail}{mark}" for tail in tails for mark in marks]
     for text in forms:
         if len(text) <= SUMMARY_MAX:
             return text
@@ -172,6 +209,9 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
         lines += ["", f"**Decision** on the mean P(infiltration) {_pct(dec['probability'])} (thresholds "
                       f"{_pct(th['low'])} and {_pct(th['high'])}): "
                       f"{_md(W.decision_what(dec, central=is_central))}."]
+        edge = W.threshold_sentence(dec, lambda t: next_test_name(t, schema), central=is_central)
+        if edge:  # on a threshold: what decides it, as page 1 says below the decision
+            lines += ["", _md(edge)]
         if not is_central and dec.get("tests"):
             # the tests the decision's words point to ("the next tests below"), listed below it as on page 1;
             # none for a palsy that may be central, whose work-up is not the LP's

@@ -358,9 +358,11 @@ def _warnings(ans: A.Answer, d: dict[str, Any], L: Labels) -> list[dict[str, str
     if atyp["flag"] or atyp["within_mc_error"]:
         fit = ("fit none of the modelled causes well" if atyp["flag"]
                else "are at the edge of what the modelled causes explain")
+        # the flag compares the unrounded tail with the threshold: written with the digits that tell them apart
+        tail, threshold = W.apart(atyp["tail_probability"], atyp["threshold"])
         warnings.append({"kind": "atypical", "heading": "Atypical findings." if atyp["flag"] else "Nearly atypical findings.",
-                         "text": (f"These findings {fit} (tail probability {W.percent(atyp['tail_probability'])}, "
-                                  f"threshold {W.percent(atyp['threshold'])}{edge}): the differential below may be "
+                         "text": (f"These findings {fit} (tail probability {tail}, "
+                                  f"threshold {threshold}{edge}): the differential below may be "
                                   f"confidently wrong. Consider causes that are not modelled: "
                                   f"{', '.join(ans.model['not_modelled'])}.")})
     warnings += [{"kind": "hallmark", "heading": "Cause left out.", "text": text} for text in d["warnings"]]
@@ -383,7 +385,9 @@ def _headline(ans: A.Answer, d: dict[str, Any], qualifier: str, rows: list[dict[
 
 
 def _differential(d: dict[str, Any], qualifier: str, L: Labels, ci: float) -> dict[str, Any]:
-    """Every cause weighed, one row each: mean, interval and the prior."""
+    """Every cause weighed, one row each: mean, interval and the prior; the leading cause's row marked, and
+    those tied with it (the answer's ``tied``) marked as well and named in ``tie``."""
+    tied = list(d.get("tied") or ())
     rows = []
     for c in d["causes"]:
         s, s0 = c["probability"], c["prior_probability"]
@@ -393,11 +397,15 @@ def _differential(d: dict[str, Any], qualifier: str, L: Labels, ci: float) -> di
                      "range": f"{W.percent(s['lower'])} to {W.percent(s['upper'])}",
                      "prior_mean": s0["mean"], "prior_percent": W.percent(s0["mean"]),
                      "prior_interval": W.interval(s0["lower"], s0["upper"], ci),
-                     "leading": c["cause"] == d["leading_cause"],
+                     "leading": c["cause"] == d["leading_cause"] or c["cause"] in tied,
+                     "tied": bool(tied) and (c["cause"] == d["leading_cause"] or c["cause"] in tied),
                      "line": (f"{L.cause(c['cause'])}: {W.percent(s['mean'])} "
                               f"({W.interval(s['lower'], s['upper'], ci)}); before any finding "
                               f"{W.percent(s0['mean'])}")})
-    return {"rows": rows, "leading": L.cause(d["leading_cause"]), "qualifier": qualifier}
+    # page 1 marks the tied rows "(tied)" (it fits one screen); this sentence is the mark's explanation
+    tie = (f"Tied: {W.joined([L.cause(d['leading_cause']), *map(L.cause, tied)])} (means within Monte Carlo error: "
+           f"no cause clearly leads)." if tied else "")
+    return {"rows": rows, "leading": L.cause(d["leading_cause"]), "qualifier": qualifier, "tie": tie}
 
 
 def _base_rate(ans: A.Answer, evidence: Evidence, cites: _Citations) -> dict[str, Any]:
@@ -598,7 +606,11 @@ def _decision(dec: dict[str, Any] | None, L: Labels, *, central: bool = False) -
     sits on a threshold and what decides it, what each test could change. ``headline`` is what the decision
     says (:func:`palsy.reports.wording.decision_what`: the escalation, the work-up, the zone), the one sentence
     page 1 and section 5 both state; for a palsy that may be central (``central``) it says what the answer does
-    instead of the peripheral tests, and the tests' lines are said to apply only if the palsy proves peripheral."""
+    instead of the peripheral tests, and the tests' lines are said to apply only if the palsy proves peripheral;
+    its count of further negative LPs is not in section 5's decision statement (``negative_lps`` empty) but in
+    ``tests_if_peripheral``, as what holds only if the palsy proves peripheral (a clinician's review found the count
+    beside a decision saying the LP work-up is not pressed). Every comparison of the mean with a threshold that
+    chooses words is made on the numbers as written (:func:`palsy.reports.wording.shown_at`)."""
     if not dec:
         return None
     th = dec["thresholds"]
@@ -616,22 +628,29 @@ def _decision(dec: dict[str, Any] | None, L: Labels, *, central: bool = False) -
                       "sensitivity": W.percent(t["sensitivity"]),
                       "false_positive_rate": W.percent(t["false_positive_rate"])})
     source = Path(str(th["source"])).name if th.get("source") else "--thresholds"
+
+    def method(m: str) -> str:
+        return " and ".join(L.schema.lp.method_labels.get(x, x).split(" (")[0] for x in m.split("_and_"))
+
+    # the count of further negative LPs is the work-up of a peripheral palsy: for a palsy that may be central it is
+    # not stated with the decision (page 1 does not point it to the LP) but with what holds if it proves peripheral
+    negative_lps = W.negative_lps_sentence(dec, method, central=central)
     return {
         "action": dec["action"], "action_text": W.sentence_start(dec["action_text"]),
         "headline": W.sentence_start(W.decision_what(dec, central=central)),
         "sentence": W.decision_sentence(dec, central=central),
         "central": central,
-        "tests_if_peripheral": ("The tests below and further LPs are those of a peripheral palsy: they apply only if "
-                                "the palsy proves peripheral; while it may be central (the forehead is spared) its "
-                                "work-up is the central one of what to do now." if central else ""),
+        "tests_if_peripheral": (" ".join(x for x in (
+            "The tests below and further LPs are those of a peripheral palsy: they apply only if the palsy proves "
+            "peripheral; while it may be central (the forehead is spared) its work-up is the central one of what to "
+            "do now.", negative_lps) if x) if central else ""),
         "probability": W.percent(dec["probability"]),
         "low": W.percent(th["low"]), "high": W.percent(th["high"]), "treatment": W.percent(th["treatment"]),
         "source": source,
         "thresholds_line": f"{W.thresholds_text(dec)}, from {source}.",
-        "at_threshold": W.threshold_sentence(dec, L.test),
+        "at_threshold": W.threshold_sentence(dec, L.test, central=central),
         "tests": tests,
-        "negative_lps": W.negative_lps_sentence(dec, lambda m: " and ".join(
-            L.schema.lp.method_labels.get(x, x).split(" (")[0] for x in m.split("_and_"))),
+        "negative_lps": "" if central else negative_lps,
     }
 
 

@@ -209,9 +209,7 @@ def core_numbers(core: Mapping[str, Any]) -> Numbers:
 def leading_text(d: Mapping[str, Any], labels: Labels) -> str:
     """'Bell's palsy' or, for a near-tie, 'Bell's palsy and zoster, tied' (never a winner on noise)."""
     names = [labels.cause_short(d["leading"])] + [labels.cause_short(c) for c in d["tied"]]
-    if len(names) == 1:
-        return names[0]
-    return (", ".join(names[:-1]) + " and " + names[-1]) + ", tied"
+    return W.joined(names) + (", tied" if len(names) > 1 else "")
 
 
 # --- words learners meet ------------------------------------------------------------------------------------

@@ -55,9 +55,32 @@ def direction(log_lr: float) -> str:
     return "raises" if log_lr > 0 else "lowers"
 
 
+def as_written(p: float, digits: int = 1) -> float:
+    """A probability as :func:`percent` writes it (94.96% is written 95.0%: 0.95), so that words chosen by
+    comparing it with a threshold agree with the number beside them."""
+    return float(f"{100 * p:.{digits}f}") / 100
+
+
+def reads_as(p: float, q: float, digits: int = 1) -> bool:
+    """Whether two probabilities are written the same by :func:`percent` (a mean of 9.99% and a threshold of
+    10% both read '10.0%'): words that compare a probability with a threshold then say it is at the threshold,
+    not on one side of it, since the reader cannot see a side."""
+    return percent(p, digits) == percent(q, digits)
+
+
+def apart(p: float, q: float, most: int = 4) -> tuple[str, str]:
+    """``p`` and ``q`` written with the fewest digits (one at least, ``most`` at most) that tell them apart:
+    ('0.996%', '1.000%') where one digit writes both as '1.0%' beside words that put one below the other."""
+    digits = 1
+    while digits < most and reads_as(p, q, digits):
+        digits += 1
+    return percent(p, digits), percent(q, digits)
+
+
 def words(p: float) -> str:
     """Plain words for a probability of infiltration against the causes weighed (never 'excluded' or
-    'ruled out')."""
+    'ruled out'), chosen on the number as written (:func:`as_written`: 94.96% reads 95.0% and 'very likely')."""
+    p = as_written(p)
     if p >= 0.95:
         return "infiltration is very likely"
     if p >= 0.75:
@@ -121,6 +144,11 @@ def sentence_start(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def joined(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 # --- the decision, in the words the command line and the report share ------------------------------
 
 #: Why a test the decision keeps doing can show a value below 0 (decision.yaml's testing floor).
@@ -148,6 +176,30 @@ def decision_sentence(dec: dict, *, central: bool | None = None) -> str:
 
 #: Where the mean falls against the thresholds, for a palsy that may be central (:func:`decision_what`).
 ZONE_PLACE = {"no_test": "below the lower one", "test": "between them", "treat": "above the upper one"}
+#: Where the mean falls when it reads as a threshold (:func:`shown_at`), for a palsy that may be central.
+EDGE_PLACE = {"lower": "at the lower one", "upper": "at the upper one", "both": "at them"}
+#: The threshold a mean reads as, in words (:func:`edge_text`).
+EDGE_NAME = {"lower": "the lower threshold", "upper": "the upper threshold", "both": "the thresholds"}
+
+
+def shown_at(dec: dict) -> str | None:
+    """Which threshold the decision's mean P(infiltration) reads as (:func:`reads_as`): 'lower', 'upper', 'both'
+    (the two thresholds written alike) or None. The decision's zone compares the unrounded numbers, so at 9.99%
+    against a floor of 10% it is 'below the lower threshold' while the page writes '10.0% against 10.0%' (a
+    clinician's review, December 2026): there the words say the mean is at the threshold, not on a side of it."""
+    th, p = dec["thresholds"], dec["probability"]
+    low, high = reads_as(p, th["low"]), reads_as(p, th["high"])
+    if low and high:
+        return "both"
+    return "lower" if low else "upper" if high else None
+
+
+def edge_text(dec: dict, edge: str) -> str:
+    """The zone's words for a mean that reads as a threshold (:func:`shown_at`): at it, the action on either side
+    not settled by the mean (what decides it is :func:`threshold_sentence`'s, where the decision has it)."""
+    them = "the thresholds do" if edge == "both" else "the threshold does"
+    return (f"at {EDGE_NAME[edge]} (the mean reads {percent(dec['probability'])}, as {them}): the mean alone does "
+            f"not settle which side of {'them' if edge == 'both' else 'it'} the decision falls on")
 
 
 def decision_what(dec: dict, *, central: bool | None = None) -> str:
@@ -161,39 +213,60 @@ def decision_what(dec: dict, *, central: bool | None = None) -> str:
     next tests below)" beside an LP in a patient whose work-up is for stroke, PRES or venous thrombosis). It
     says instead what the answer does (docs/design.md, out of scope): the central work-up of what to do now
     comes first, the peripheral work-up is not pressed, and the thresholds weigh the causes only if the palsy
-    proves peripheral, with where the mean falls against them."""
+    proves peripheral, with where the mean falls against them.
+
+    A mean that reads as a threshold (:func:`shown_at`: '10.0% against 10.0%') gets neither zone's words but
+    :func:`edge_text`: at the threshold, not settled by the mean (a review found 'below the lower threshold: no
+    further test' printed beside a mean and a testing floor that both read 10.0%)."""
     if central is None:
         central = bool(dec.get("central"))
     escalation = dec.get("escalation_text") or ""
+    edge = shown_at(dec)
     if central:
+        place = EDGE_PLACE[edge] if edge else ZONE_PLACE[dec["action"]]
         core = ("while the palsy may be central (the forehead is spared): the central work-up of what to do now "
                 "comes first, the LP and MRI work-up of a peripheral palsy is not pressed, and the thresholds weigh "
-                f"the causes only if the palsy proves peripheral (the mean is {ZONE_PLACE[dec['action']]})")
+                f"the causes only if the palsy proves peripheral (the mean is {place})")
         return f"{escalation} nothing {core}" if escalation else f"nothing by the thresholds {core}"
-    return " ".join(x for x in (escalation, dec.get("workup_text"), dec["action_text"]) if x)
+    zone = edge_text(dec, edge) if edge else dec["action_text"]
+    return " ".join(x for x in (escalation, dec.get("workup_text"), zone) if x)
+
+
+def _keeps_testing(dec: dict) -> bool:
+    """Whether the testing floor keeps the decision testing: it set the lower threshold and the mean is between
+    the thresholds, or reads as the floor (:func:`shown_at`: the floor's own rule, decision.yaml, is 'at or above
+    it'), where a test's value counted in one step needs :data:`ONE_STEP`'s explanation."""
+    if not (dec.get("thresholds") or {}).get("floored"):
+        return False
+    return dec.get("action") == "test" or shown_at(dec) in ("lower", "both")
 
 
 def change_by_test(t: dict, dec: dict, *, voi: bool = True, digits: int = 3) -> str:
     """What a test could do to the decision: 'could change the action (probability 4.4%); value of
     information +0.078' or 'cannot change the action; ...' (without the value when ``voi`` is False)."""
-    one_step = (dec.get("thresholds") or {}).get("floored") and dec.get("action") == "test"
+    one_step = _keeps_testing(dec)
     text = (f"could change the action (probability {percent(t['probability_of_change'])})"
             if t["can_change_action"] else "cannot change the action in one step" if one_step
             else "cannot change the action")
     return f"{text}; {voi_text(t, dec, digits)}" if voi else text
 
 
-def threshold_sentence(dec: dict, test_name) -> str:
-    """What to say when the patient sits on a threshold ('' otherwise); ``test_name(test)`` names a test."""
+def threshold_sentence(dec: dict, test_name, *, central: bool | None = None) -> str:
+    """What to say when the patient sits on a threshold ('' otherwise); ``test_name(test)`` names a test. For a
+    palsy that may be central (``central``; the decision's own ``central`` when not given) the test that decides it
+    is a peripheral palsy's: the sentence says it holds only if the palsy proves peripheral (:data:`IF_PERIPHERAL`)."""
     edge = dec.get("at_threshold")
     if not edge:
         return ""
+    if central is None:
+        central = bool(dec.get("central"))
     why = ("within the Monte Carlo error of the estimate" if edge["within_mc_error"] else
            f"the posterior spreads evenly across it: {percent(edge['share_above'])} of its mass above")
     decides = (f"the {test_name(edge['decided_by'])} decides it" if edge.get("decided_by")
                else "the clinician's weighing of harms decides it (--thresholds)")
-    return (f"At the {edge['threshold']} threshold ({percent(dec['probability'])} against {percent(edge['value'])}; "
-            f"{why}): {decides}.")
+    at = "at" if central else "At"
+    return (f"{IF_PERIPHERAL if central else ''}{at} the {edge['threshold']} threshold ({percent(dec['probability'])} "
+            f"against {percent(edge['value'])}; {why}): {decides}.")
 
 
 def voi_text(t: dict, dec: dict, digits: int = 3) -> str:
@@ -208,28 +281,48 @@ def voi_text(t: dict, dec: dict, digits: int = 3) -> str:
         why = "its harm outweighs what its result could change in the decision"
         if t["test"] in (dec.get("workup_pending") or ()):
             text += f" (below 0: {why}; the work-up asks for it whatever the probability)"
-        elif (dec.get("thresholds") or {}).get("floored") and dec.get("action") == "test":
+        elif _keeps_testing(dec):
             text += f" (below 0 {ONE_STEP})"
         else:
             text += f" (below 0: {why})"
     return text
 
 
-def negative_lps_sentence(dec: dict, method_name) -> str:
+#: How the count of further negative LPs opens for a palsy that may be central (:func:`negative_lps_sentence`).
+IF_PERIPHERAL = "Only if the palsy proves peripheral: "
+
+
+def negative_lps_sentence(dec: dict, method_name, *, central: bool | None = None) -> str:
     """'Further negative LPs to fall below 3.5%: already below' or '...: cytology 2; flow 1; ...'; '' when they were
-    not counted (a card's answer)."""
+    not counted (a card's answer).
+
+    A mean below the lower threshold that reads as it (:func:`shown_at`) is said to be at it: the LPs were not
+    counted there, and 'already below' would contradict the two numbers written alike. A palsy that may be central
+    (``central``; the decision's own ``central`` when not given), whose work-up is not the LP's, gets the count
+    only as what holds if the palsy proves peripheral (:data:`IF_PERIPHERAL`), as page 1 qualifies its tests."""
     th = dec["thresholds"]
     neg = dec["negative_lps_to_low"]
     if neg is None:
         return ""
+    if central is None:
+        central = bool(dec.get("central"))
     if neg and all(k == 0 for k in neg.values()):
         # never 'no further LP is needed': an LP of the work-up may not be done yet (a clinician's review found
         # it printed beside the work-up's LP, December 2026)
         due = " The work-up is still due first, whatever the probability (what to do now)." if dec.get("workup_text") else ""
-        return (f"P(infiltration) is already below the lower threshold {percent(th['low'])}: further negative LPs "
-                f"would not change the decision.{due}")
-    parts = [f"{method_name(m)}: {'not reachable within the LPs allowed' if k is None else k}" for m, k in neg.items()]
-    return f"Further negative LPs to fall below {percent(th['low'])}: {'; '.join(parts)}."
+        if shown_at(dec) in ("lower", "both"):
+            text = (f"P(infiltration) reads as the lower threshold {percent(th['low'])} (below it by less than the "
+                    f"last digit shown): further negative LPs were not counted.{due}")
+        else:
+            text = (f"P(infiltration) is already below the lower threshold {percent(th['low'])}: further negative LPs "
+                    f"would not change the decision.{due}")
+    else:
+        parts = [f"{method_name(m)}: {'not reachable within the LPs allowed' if k is None else k}" for m, k in neg.items()]
+        text = f"Further negative LPs to fall below {percent(th['low'])}: {'; '.join(parts)}."
+    if central:  # set apart from the decision's numbers: the threshold named with its number
+        return IF_PERIPHERAL + (text.replace("Further negative LPs to fall below ", "further negative LPs to fall "
+                                             "below the lower threshold ", 1) if text.startswith("Further") else text)
+    return text
 
 
 def rests_on_sentence(rests_on: list[dict]) -> str:
@@ -263,10 +356,13 @@ def variants_sentence(variants: dict | None, dec: dict | None = None) -> str:
             f"({interval(p['lower'], p['upper'], p['ci'])}), more than {round(100 * variants['threshold'])} percentage points "
             f"from this answer: the variants disagree for this patient and the case library cannot yet tell "
             f"them apart.")
-    if dec and variants.get("action") not in (None, dec["action"]):
+    if dec:
         th = dec["thresholds"]
-        text += (f" Its mean falls in another zone of the decision (thresholds {percent(th['low'])} and "
-                 f"{percent(th['high'])}): the decision would differ under it.")
+        pair = f"thresholds {percent(th['low'])} and {percent(th['high'])}"
+        if shown_at({"thresholds": th, "probability": p["mean"]}):  # written as a threshold: no side to name
+            text += f" Its mean reads as a threshold of the decision ({pair}): the decision may differ under it."
+        elif variants.get("action") not in (None, dec["action"]):
+            text += f" Its mean falls in another zone of the decision ({pair}): the decision would differ under it."
     return text
 
 

@@ -232,7 +232,10 @@ def test_probability_and_differential_match_posterior_json(reports, name):
         # the differential: every cause, its mean and interval, one line each
         for c in d["causes"]:
             s = c["probability"]
-            line = f"{CAUSE_NAMES[c['cause']]} {W.percent(s['mean'])} {W.percent(s['lower'])} to {W.percent(s['upper'])}"
+            # a cause tied with the leading one (the answer's ``tied``) is marked so, and only then
+            tied = bool(d["tied"]) and c["cause"] in [d["leading_cause"], *d["tied"]]
+            line = (f"{CAUSE_NAMES[c['cause']]}{' (tied)' if tied else ''} {W.percent(s['mean'])} "
+                    f"{W.percent(s['lower'])} to {W.percent(s['upper'])}")
             assert line in where, line
     raw = (out / f"{name}.html").read_text(encoding="utf-8")
     means = dict(re.findall(r'data-cause="([a-z_]+)" data-mean="([^"]+)"', raw))

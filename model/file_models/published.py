@@ -372,6 +372,8 @@ def answer_model(sc: SC.Schema | None = None) -> type[BaseModel]:
         in_scope=(bool, ...), scope_notes=(list[str], ...), atypical=(Atypical, ...), warnings=(list[str], ...),
         probability=(ProbabilitySummary, Field(description="P(infiltration | findings): the headline is the mean")),
         prior_probability=(ProbabilitySummary, ...), causes=(list[CauseSummary], ...), leading_cause=(str, ...),
+        tied=(list[str], Field(description="the causes tied with leading_cause: means closer than two Monte Carlo "
+                                           "errors of their difference, an order the computation cannot tell")),
         log_odds=(LogOdds, ...), contributions=(list[Contribution], ...), shapley=(list[Contribution], ...),
         shapley_method=(ShapleyMethod, ...), steps=(list[Step], ...), next_tests=(list[NextTest], ...),
         decision=(Decision | None, ...), actions=(list[Action], ...), model=(model, ...),
