@@ -79,7 +79,9 @@ def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings()
         progress(f"building the {variant} model for {settings.sampler} (once per process"
                  + ("; a few minutes on a new machine)" if settings.sampler == "nutpie" else ")"))
     if progress:
-        progress(f"sampling {settings.chains} chains x {settings.draws} draws ({settings.tune} tuning steps) "
+        progress(f"sampling {settings.chains} chains x {settings.draws} draws"
+                 + (f", each the last of {settings.thin} transitions" if settings.thin > 1 else "")
+                 + f" ({settings.tune} tuning steps) "
                  f"with {settings.sampler}")
     updates = dict(d.data()) if weights_one else {}
     updates.update(data or {})
@@ -90,6 +92,22 @@ def sample(variant: str, evidence: Evidence, settings: C.Settings = C.Settings()
         if case_w.size and np.all(case_w == case_w[0]):  # per-case weights live in the model's data
             d = dataclasses.replace(d, w_case=float(case_w[0]))
     return dt, d
+
+
+def e_bfmi(dt) -> list[float]:
+    """E-BFMI per chain (the energy's Bayesian fraction of missing information; below about 0.3 the momentum
+    resampling explores the energy poorly), from every NUTS transition's energy: a thinned fit keeps them as
+    ``energy_transitions`` (chain, draw, transition), since the kept draws' energies are not consecutive.
+    Empty when the fit recorded no energy."""
+    stats = dt["sample_stats"].dataset if "sample_stats" in dt.children else {}
+    if "energy_transitions" in stats:
+        e = stats["energy_transitions"].transpose("chain", "draw", "transition").values
+        e = e.reshape(e.shape[0], -1)
+    elif "energy" in stats:
+        e = stats["energy"].transpose("chain", "draw").values
+    else:
+        return []
+    return [float(np.sum(np.diff(row) ** 2) / np.sum((row - row.mean()) ** 2)) for row in e]
 
 
 def diagnostics(dt) -> dict[str, Any]:
@@ -115,6 +133,8 @@ def diagnostics(dt) -> dict[str, Any]:
         "divergences": div,
         "per_parameter": per,
     }
+    bfmi = e_bfmi(dt)
+    out["e_bfmi_min"] = min(bfmi) if bfmi else None  # reported, not part of the bar
     out["ok"] = bool(out["r_hat_max"] <= 1.01 and out["ess_bulk_min"] >= 1000 and div == 0)
     return out
 
@@ -304,7 +324,7 @@ def _fit(variant: str, evidence: Evidence, settings: C.Settings, folder: Path | 
     }
     dr = Draws(params, meta, d.w_case * ll, draws_io.rate_arrays_to_dict(d.rates))
     if use_cache:
-        _store(folder, dt, dr, ll, d)  # the netCDF keeps every NUTS draw
+        _store(folder, dt, dr, ll, d)  # the netCDF keeps every kept draw (and every transition's energy)
     if use_cache:
         draws_io.save(folder / "draws.npz", dr)
     return Posterior(dr, folder if use_cache else None, False, seconds)

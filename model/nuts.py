@@ -95,7 +95,9 @@ def _nutpie(key, d, settings, updates, progress):
 
 def thinned(dt, thin: int):  # noqa: ANN001, ANN201
     """``dt`` (a DataTree of ``thin`` x draws transitions per chain) with each draw the last of its ``thin``
-    transitions, as the JAX backend keeps them; a draw diverged if any of its transitions did."""
+    transitions, as the JAX backend keeps them; a draw diverged if any of its transitions did, and the energy of
+    every transition is kept as ``energy_transitions`` (chain, draw, transition) in place of the kept ones'
+    ``energy`` (an E-BFMI of thinned energies would read too high: :func:`palsy.model.fit.e_bfmi`)."""
     if thin == 1:
         return dt
     post = dt["posterior"].to_dataset()
@@ -110,6 +112,10 @@ def thinned(dt, thin: int):  # noqa: ANN001, ANN201
             windows = stats["diverging"].isel(draw=slice(0, n * thin)).values
             windows = windows.reshape(*windows.shape[:-1], n, thin).any(axis=-1)
             kept["diverging"] = (stats["diverging"].dims, windows)
+        if "energy" in stats:
+            energy = stats["energy"].transpose("chain", "draw").isel(draw=slice(0, n * thin)).values
+            kept = kept.drop_vars("energy")
+            kept["energy_transitions"] = (("chain", "draw", "transition"), energy.reshape(len(energy), n, thin))
         out["sample_stats"] = kept
     import xarray as xr
 
@@ -241,13 +247,13 @@ def _sampler(m: JaxModel, chains: int, tune: int, draws: int, thin: int = 1) -> 
         state, (pos, div, n_steps, accept, energy) = jax.lax.scan(one, state,
                                                                  jax.random.split(rng_key, chunk * thin))
         # each kept draw is the last of its thin transitions; a divergence in any of them is its draw's
-        # (never dropped with the transition); the energy is the kept transition's (not for E-BFMI, which
-        # needs consecutive transitions)
+        # (never dropped with the transition); the energies of every transition are kept (E-BFMI needs
+        # consecutive transitions: fit.e_bfmi), the steps summed and the acceptance averaged over the window
         pos, div, n_steps, accept, energy = jax.tree.map(lambda a: a.reshape(chunk, thin, *a.shape[1:]),
                                                          (pos, div, n_steps, accept, energy))
         values = jax.vmap(lambda x: m.values(x, dat))(jax.tree.map(lambda a: a[:, -1], pos))
         return state, values, {"diverging": div.any(axis=1), "n_steps": n_steps.sum(axis=1),
-                               "acceptance_rate": accept.mean(axis=1), "energy": energy[:, -1],
+                               "acceptance_rate": accept.mean(axis=1), "energy_transitions": energy,
                                "step_size": jax.numpy.full(chunk, params["step_size"])}
 
     if _start_jax(chains) >= chains:
@@ -288,5 +294,6 @@ def _jax(key, d, settings, updates, progress):
                      for parts in zip(*jax.device_get(chunks), strict=True))
     posterior = {name: np.asarray(v) for name, v in zip(m.out_names, values, strict=True)}
     return az.from_dict({"posterior": posterior, "sample_stats": {k: np.asarray(v) for k, v in stats.items()}},
-                        coords=m.coords, dims={k: list(v) for k, v in m.out_dims.items()},
+                        coords=m.coords, dims={**{k: list(v) for k, v in m.out_dims.items()},
+                                               "energy_transitions": ["transition"]},
                         attrs={"posterior": {"inference_library": "blackjax"}})

@@ -230,7 +230,7 @@ def run(evidence, variant: str, simulations: int, *, draws: int = 400, tune: int
     return {
         "variant": variant, "evidence_hash": evidence.hash, "simulations": simulations,
         "settings": {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "thin_to": thin_to, "bins": bins,
-                     "sampler": settings.sampler},
+                     "sampler": settings.sampler, "thin": settings.thin},
         "what": ("sampled parameters (theta_free, omega, the spread tau and study effects re_z, the selection "
                  "parameter gamma) from the prior; cohort counts simulated with their study effects and the case "
                  "library's findings through the selection model (forms drawn and stated); weights 1. "

@@ -426,7 +426,7 @@ def run(evidence, variant: str, *, rows: list[int], sites: list[int], reps: dict
     header = {"variant": variant, "evidence_hash": evidence.hash, "grid": {"rows": rows, "sites": sites,
               "reps": {str(k): v for k, v in reps.items()}},
               "settings": {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "ci": CI,
-                           "sampler": settings.sampler, "site_sigma": site_sigma},
+                           "sampler": settings.sampler, "thin": settings.thin, "site_sigma": site_sigma},
               "truth_posterior": {"draws": posterior.n, "settings": posterior.meta["settings"]},
               "patients": list(patients), "causes": list(evidence.causes), "what": _what()}
 

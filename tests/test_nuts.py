@@ -141,7 +141,16 @@ def test_thinned_keeps_the_last_transition_of_each_window_and_every_divergence()
     assert out["posterior"]["theta"].values.tolist() == [[1, 3, 5], [8, 10, 12]]
     assert out["posterior"]["theta"].coords["draw"].values.tolist() == [0, 1, 2]
     assert out["sample_stats"]["diverging"].values.tolist() == [[False, True, False], [False, False, True]]
-    assert out["sample_stats"]["energy"].values.tolist() == [[-1, -3, -5], [-8, -10, -12]]
+    # every transition's energy kept, the leftover one dropped; no thinned 'energy' to mislead an E-BFMI
+    assert "energy" not in out["sample_stats"]
+    assert out["sample_stats"]["energy_transitions"].values.tolist() == [
+        [[-0, -1], [-2, -3], [-4, -5]], [[-7, -8], [-9, -10], [-11, -12]]]
+    from palsy.model import fit
+
+    whole = nuts.thinned(xr.DataTree.from_dict({"sample_stats": dt["sample_stats"].dataset.isel(draw=slice(0, 6))}), 1)
+    assert fit.e_bfmi(out) == fit.e_bfmi(whole)
+    # E-BFMI by its formula: sum of squared steps over the sum of squared deviations (energies -x: steps of 1)
+    assert fit.e_bfmi(whole)[0] == pytest.approx(5 / np.sum((np.arange(6) - 2.5) ** 2))
     assert nuts.thinned(dt, 1) is dt
 
 
@@ -161,3 +170,6 @@ def test_a_thinned_fit_keeps_every_second_transition_of_the_same_chain(fixture_e
     assert np.array_equal(per_chain_b, per_chain_a[:, 1::2])
     div_a = whole["sample_stats"]["diverging"].values.reshape(SMALL.chains, 300, 2).any(axis=-1)
     assert np.array_equal(thin["sample_stats"]["diverging"].values, div_a)
+    # the E-BFMI is the whole chain's: every transition's energy is kept
+    assert fit.e_bfmi(thin) == pytest.approx(fit.e_bfmi(whole), rel=1e-12)
+    assert fit.diagnostics(thin)["e_bfmi_min"] == pytest.approx(min(fit.e_bfmi(whole)), rel=1e-12)

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         say("check: the plain configuration (no random effects, selection or orderings)")
         plain = fit.posterior("independent", ev, C.Settings(synthesis=False), registry=None).draws  # conjugate
     n_refit = min(args.refit_draws, 100) if args.quick else args.refit_draws
-    rs = C.Settings(draws=n_refit, tune=n_refit, chains=2)
+    rs = C.Settings(draws=n_refit, tune=n_refit, chains=2, thin=1)  # as model.criticism.run's refits
     validation = common.priors_dir(args) / "validation.yaml"
     say("check: predictive checks, LOO, psense, heterogeneity, selection, answer sensitivity (refits: minutes)")
     from palsy.model.criticism import heavy
