@@ -26,15 +26,20 @@ def tied_with(p: np.ndarray, lead: int, active: np.ndarray, weights: np.ndarray 
     active : ndarray (cause,) of bool
         The causes weighed.
     weights : ndarray (draw,), optional
-        PSIS weights (a library case left out).
+        PSIS weights (a library case left out); they scale ``ess`` by their efficiency, 1 / (n sum w^2) for
+        weights normalised to sum to one.
     ess : float
-        The effective sample size the Monte Carlo errors use (the fit's smallest bulk ESS).
+        The effective sample size the Monte Carlo errors use (the fit's smallest bulk ESS, a conservative
+        choice: the difference of two causes' probabilities usually mixes better than the slowest parameter).
 
     Returns
     -------
     list of int
         The tied causes' columns, in the causes' order.
     """
+    if weights is not None:  # PSIS weights spend effective draws: ess times their own efficiency
+        wn = np.asarray(weights, float) / np.sum(weights)
+        ess = ess / (len(wn) * float(np.sum(wn ** 2)))
     out = []
     for j in range(p.shape[1]):
         if j == lead or not active[j]:

@@ -183,4 +183,11 @@ def test_the_tie_rule_analytically():
     w[0] = 0.0
     p2 = p.copy()
     p2[0, 1] = -100.0  # a draw weighted zero: not counted
-    assert tied_with(p2, 0, active, w / w.sum(), ess) == tied_with(p2[1:], 0, active, None, ess)
+    assert tied_with(p2, 0, active, w / w.sum(), ess) == tied_with(p2[1:], 0, active, None, ess * (n - 1) / n)
+    # weights that spend the draws: all the mass on 40 of them leaves a hundredth of the ESS, ten times the
+    # error, so ten errors behind becomes about one and ties (the same draws unweighted do not)
+    w = np.zeros(n)
+    w[:40] = 1.0
+    sub = p[:40]
+    assert tied_with(sub, 0, active, None, ess) == [1]
+    assert tied_with(p, 0, active, w, ess) == tied_with(sub, 0, active, None, ess * 40 / n)
