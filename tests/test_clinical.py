@@ -1,6 +1,7 @@
 """Clinical sanity: the hallmark vignettes (docs/design.md §9), the source patients and claims of the
 source documents (the founding documents of the project). Numbers are printed (``pytest -s``), not pinned."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,7 @@ def test_the_atypicality_tail_reports_its_monte_carlo_error_and_says_when_the_fl
         assert "ATYPICAL: these findings fit none" in out and "within Monte Carlo error of the threshold" in out
     else:
         assert "NEARLY ATYPICAL: these findings are at the edge" in out
+    # the tail and the threshold are written with the digits that tell them apart (one digit writes both 1.0%)
+    line = next(ln for ln in out.splitlines() if "ATYPICAL" in ln)
+    tail, threshold = re.findall(r"(\d+\.\d+)%", line)[:2]
+    assert tail != threshold and abs(float(tail) / 100 - atyp["tail_probability"]) < 10 ** -len(tail.split(".")[1]) / 100

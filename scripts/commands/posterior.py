@@ -75,13 +75,15 @@ def table(ans: A.Answer) -> str:
         lines.append(f"OUT OF SCOPE: {note}")
     atyp = d["atypical"]
     edge = " (within Monte Carlo error of the threshold)" if atyp["within_mc_error"] else ""
+    # the flag compares the unrounded tail with the threshold: written with the digits that tell them apart
+    tail, threshold = W.apart(atyp["tail_probability"], atyp["threshold"])
     if atyp["flag"]:
         lines.append(f"ATYPICAL: these findings fit none of the modelled causes well (tail probability "
-                     f"{W.percent(atyp['tail_probability'])}{edge}); consider causes not modelled.")
+                     f"{tail}, threshold {threshold}{edge}); consider causes not modelled.")
     elif atyp["within_mc_error"]:
         lines.append(f"NEARLY ATYPICAL: these findings are at the edge of what the modelled causes explain (tail "
-                     f"probability {W.percent(atyp['tail_probability'])}, within Monte Carlo error of the threshold "
-                     f"{W.percent(atyp['threshold'])}); consider causes not modelled.")
+                     f"probability {tail}, within Monte Carlo error of the threshold {threshold}); consider "
+                     f"causes not modelled.")
     for w in d["warnings"]:
         lines.append(f"WARNING: {w}")
     p, pp = d["probability"], d["prior_probability"]
