@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from palsy.model import evidence as E
+from palsy.model.criticism import references as RF
 from tests.conftest import FIXTURE_EVIDENCE, REPO
 
 
@@ -42,24 +43,8 @@ def test_every_cause_has_evidence_on_every_node(evidence):
 
 
 #: Words that mark a citation field as not read on a source page (docs/design.md §3: no placeholders).
-PLACEHOLDERS = ("not captured", "not shown", "not found", "unknown", "probably", "possibly", "unverified", "attrib",
-                "n.d.")
-
-
-def incomplete_fields(ref: dict) -> list[str]:
-    """The citation fields of one reference that are missing or only attributed (docs/design.md §3).
-
-    Authors, title, journal and year must be given as read; a DOI or PMID is required unless the entry states in
-    ``no_id`` why the source has none (a conference abstract, a journal that assigns neither).
-    """
-    bad = []
-    for field in ("authors", "title", "journal", "year"):
-        value = str(ref.get(field) or "")
-        if not value or any(p in value.lower() for p in PLACEHOLDERS):
-            bad.append(field)
-    if not ref.get("doi") and not ref.get("pmid") and not str(ref.get("no_id") or "").strip():
-        bad.append("doi/pmid")
-    return bad
+# the one definition of an incomplete citation: the check report's
+incomplete_fields = RF.incomplete_fields
 
 
 def test_references_are_complete_where_used(evidence):
