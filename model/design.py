@@ -137,6 +137,23 @@ def judgment_targets(e: Entry, st: ST.Structure, variant: Variant) -> list[tuple
     return [(k, node) for k in ks]
 
 
+def judgments(evidence: Evidence, st: ST.Structure, variant: Variant) -> dict[tuple[int | None, int], Entry]:
+    """The expert judgment that sets each free parameter's prior (:func:`judgment_targets`), where one does.
+
+    A form's own judgment wins over one for infiltration as a whole (``form`` null), which sets the forms that
+    have none of their own; in a variant whose infiltration is one component (``independent``) a form's judgment
+    speaks for no parameter (it does not speak for infiltration as a whole), so there the whole's judgment sets
+    it. Among judgments of the same standing the file's order decides (the evidence allows one per node).
+    """
+    out: dict[tuple[int | None, int], Entry] = {}
+    for e in sorted((e for e in evidence.entries if e.kind == "expert_judgment"), key=lambda e: e.form is not None):
+        if e.form is not None and not variant.is_mixture:
+            continue
+        for target in judgment_targets(e, st, variant):
+            out[target] = e
+    return out
+
+
 def lp_entry_node(e: Entry, st: ST.Structure) -> str:
     """The node of the CSF model an LP entry's rate mostly measures (its pooled studies' new-setting
     predictive varies that node): what a method sees of present cells for a conditional pattern set,
@@ -185,15 +202,9 @@ def build(evidence: Evidence, variant: Variant, *, w_case: float | None = None,
             m[list(variant.components_of(e_cause, e_form))] = 1
         return m
 
-    tree = []
-    for e in evidence.entries:
-        if e.kind == "expert_judgment":
-            if e.form is not None and not variant.is_mixture:
-                continue  # a form's judgment does not speak for infiltration as a whole
-            for target in judgment_targets(e, st, variant):
-                prior_a[free_index[target]], prior_b[free_index[target]] = e.beta
-        else:
-            tree.append(e)
+    for target, e in judgments(evidence, st, variant).items():
+        prior_a[free_index[target]], prior_b[free_index[target]] = e.beta
+    tree = [e for e in evidence.entries if e.kind != "expert_judgment"]
 
     w = (lambda e: 1.0) if weights_one else (lambda e: e.weight)
     kinds = ("tree", "lp", "node")

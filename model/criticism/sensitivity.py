@@ -115,12 +115,13 @@ def sources(evidence: Evidence, d: D.Design) -> list[Source]:
     v = d.variant
     st = evidence.structure
     free_index = {f: i for i, f in enumerate(st.free_parameters(v.components, v.infiltration_components))}
+    won: dict[str, list[int]] = {}  # each judgment's parameters: those whose prior it sets (design.judgments)
+    for t, e in D.judgments(evidence, st, v).items():
+        won.setdefault(e.id, []).append(free_index[t])
     for e in evidence.entries:
-        if e.kind != "expert_judgment":
-            continue
-        if e.form is not None and not v.is_mixture:
-            continue  # as model.design.build: a form's judgment does not speak for infiltration as a whole
-        targets = [free_index[t] for t in D.judgment_targets(e, st, v)]
+        if e.kind != "expert_judgment" or e.id not in won:
+            continue  # not a judgment, or one that sets no parameter of this variant
+        targets = sorted(won[e.id])
         out.append(Source(f"expert judgment {e.id}", "expert_judgment", cause=e.cause,
                           expert=tuple((i, float(base["a"]), float(base["b"])) for i in targets),
                           prior=tuple(float(x) for x in e.beta)))
