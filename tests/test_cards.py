@@ -14,6 +14,7 @@ import copy
 
 import pytest
 from test_cards_decision import _variants
+from test_report_decision import PATIENT_2B  # finding 2b: critical, zoster leading; the length test's base
 
 from palsy.model import answer as A
 from palsy.model import decision, guidance, paths, teach
@@ -26,13 +27,6 @@ TIED = {"id": "review-8", "lineage": "AML", "remission": "remission_on_treatment
         "laterality": "bilateral", "other_cranial_nerves": "one_or_more", "peripheral_nerves": "one_or_more",
         "vesicles": "unknown", "otoscopy": "abnormal", "otalgia": "present", "mri": "otomastoid_inflammation",
         "recent_vincristine": "yes"}
-#: finding 2b (tests/test_cards_decision.py): critical, zoster leading; the length test's base answer
-PATIENT_2B = {"id": "review-2b", "lineage": "T-ALL", "remission": "not_in_remission", "onset": "acute",
-              "laterality": "unilateral", "vesicles": "absent", "eighth_nerve": "none", "otoscopy": "normal",
-              "other_cranial_nerves": "none", "mri": "facial_nerve_enhancement", "csf_profile": "pleocytosis",
-              "circulating_blasts": "absent",
-              "csf": [{"cytology": "negative", "flow": "negative"},
-                      {"cytology": "positive", "flow": "negative", "traumatic": "no"}]}
 
 
 @pytest.fixture(scope="module")
