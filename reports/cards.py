@@ -118,6 +118,19 @@ def central(d: Mapping[str, Any], schema: Any = None) -> bool:
     return any(sc.scope_note(name, patient.get(name)) == "central" for name in sc.categorical)
 
 
+def csf_positive(d: Mapping[str, Any], schema: Any = None) -> bool:
+    """Whether an LP of the answer's patient is positive by any method (read with ``schema``, the answer's)."""
+    methods = (schema or _schema()).lp.methods
+    return any(isinstance(lp, Mapping) and any(lp.get(m) == "positive" for m in methods)
+               for lp in (d.get("patient") or {}).get("csf") or ())
+
+
+#: How the summary ends when it escalates with blasts in the CSF: the result, not a mimic that leads (a
+#: clinician's review, December 2026: 'Escalate today, whatever leads: ...; leading: Bell's palsy 53.2%' beside
+#: an LP positive by cytology and flow, where page 1 says blasts in a clean CSF are CNS3 disease).
+CSF_POSITIVE = "; CSF positive for blasts"
+
+
 def _causes_said(d: Mapping[str, Any], causes: list[str]) -> list[str]:
     """Ways to name ``causes`` with their means, longest first: the labels, then the short names."""
     means = {c["cause"]: float(c["probability"]["mean"]) for c in d["causes"]}
@@ -139,7 +152,8 @@ def summary(d: Mapping[str, Any], schema: Any = None) -> str:
     30.6%, Bell's palsy 30.4%' when not); findings the atypicality check flags end it ('; atypical findings').
     Shorter forms (the causes' short names, then the tie or the lead without names, then none, the atypical mark
     kept) keep it under the limit with any label; the mean and its interval are always there, the atypical mark
-    whenever the answer is flagged."""
+    whenever the answer is flagged. An escalating answer with an LP positive for blasts names that result
+    instead of any cause (:data:`CSF_POSITIVE`): the CSF, not the differential, is what the escalation acts on."""
     p = d["probability"]
     ci = float(p.get("ci", 0.9))
     prob = f"P(leukaemic infiltration) {_pct(p['mean'])} (mean; {W.interval(float(p['lower']), float(p['upper']), ci)})"
@@ -150,7 +164,9 @@ def summary(d: Mapping[str, Any], schema: Any = None) -> str:
         head = ESCALATE + ("" if infiltration_alone else ", whatever leads") + ("; if peripheral: " if peripheral else ": ")
     else:
         head = "If peripheral: " if peripheral else "Facial palsy: "
-    if infiltration_alone:
+    if indicator(d) == "critical" and csf_positive(d, schema):
+        tails = [CSF_POSITIVE]
+    elif infiltration_alone:
         tails = ["; the leading cause"]
     elif len(first) == 1:
         tails = [f"; leading: {n}" for n in _causes_said(d, first)]

@@ -196,7 +196,13 @@ def shown_at(dec: dict) -> str | None:
 
 def edge_text(dec: dict, edge: str) -> str:
     """The zone's words for a mean that reads as a threshold (:func:`shown_at`): at it, the action on either side
-    not settled by the mean (what decides it is :func:`threshold_sentence`'s, where the decision has it)."""
+    not settled by the mean (what decides it is :func:`threshold_sentence`'s, where the decision has it). At the
+    testing floor (the lower threshold set by decision.yaml's ``testing_floor``) the words say what the floor is
+    for: testing goes on at it (a clinician's review, December 2026, found 'the mean alone does not settle which
+    side' at 10.0% against 10.0%, an instruction to no one)."""
+    if edge == "lower" and (dec.get("thresholds") or {}).get("floored"):
+        return (f"at the testing floor (the mean reads {percent(dec['probability'])}, as the floor does): testing "
+                f"goes on at the floor; it stops only once the mean is clearly below it")
     them = "the thresholds do" if edge == "both" else "the threshold does"
     return (f"at {EDGE_NAME[edge]} (the mean reads {percent(dec['probability'])}, as {them}): the mean alone does "
             f"not settle which side of {'them' if edge == 'both' else 'it'} the decision falls on")
@@ -263,7 +269,7 @@ def threshold_sentence(dec: dict, test_name, *, central: bool | None = None) -> 
     why = ("within the Monte Carlo error of the estimate" if edge["within_mc_error"] else
            f"the posterior spreads evenly across it: {percent(edge['share_above'])} of its mass above")
     decides = (f"the {test_name(edge['decided_by'])} decides it" if edge.get("decided_by")
-               else "the clinician's weighing of harms decides it (--thresholds)")
+               else "the clinician's weighing of harms decides it")  # no flag's name: cards and reports say it
     at = "at" if central else "At"
     return (f"{IF_PERIPHERAL if central else ''}{at} the {edge['threshold']} threshold ({percent(dec['probability'])} "
             f"against {percent(edge['value'])}; {why}): {decides}.")

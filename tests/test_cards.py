@@ -10,10 +10,8 @@ case (the forms of tests/test_cards_decision.py's length test, each with ties an
 
 from __future__ import annotations
 
-import copy
-
 import pytest
-from test_cards_decision import _variants
+from test_cards_decision import _variants, without_positive_lp
 from test_report_decision import PATIENT_2B  # finding 2b: critical, zoster leading; the length test's base
 
 from palsy.model import answer as A
@@ -86,7 +84,7 @@ def test_the_reviewed_tie_is_named_as_a_tie_and_the_flag_said(answered):
 def test_a_tie_between_mimics_names_no_leader(answered):
     """Two mimics tied ahead of infiltration: '; tied: A a%, B b%', never 'leading'; the escalation keeps 'whatever
     leads'."""
-    d = copy.deepcopy(answered["2b"])
+    d = without_positive_lp(answered["2b"])  # an escalation that names the differential (not blasts in the CSF)
     others = [c["cause"] for c in sorted(d["causes"], key=lambda c: -c["probability"]["mean"]) if c["cause"] != "infiltration"]
     d["leading_cause"], d["tied"] = others[0], [others[1]]
     d["atypical"] = {**d["atypical"], "flag": False}
@@ -101,7 +99,7 @@ def test_a_tie_between_mimics_names_no_leader(answered):
 
 def test_a_tie_the_answer_does_not_carry_is_not_invented(answered):
     """The card has no rule of its own: without ``tied`` (or with a cause not weighed) it names the leader."""
-    d = {k: v for k, v in answered["2b"].items() if k != "tied"}
+    d = {k: v for k, v in without_positive_lp(answered["2b"]).items() if k != "tied"}
     assert cards.leaders(d) == [d["leading_cause"]]
     assert cards.leaders({**d, "tied": ["no_such_cause"]}) == [d["leading_cause"]]
     assert "; leading: " in cards.summary(d)
@@ -185,3 +183,26 @@ def test_the_tie_rule_analytically():
     sub = p[:40]
     assert tied_with(sub, 0, active, None, ess) == [1]
     assert tied_with(p, 0, active, w, ess) == tied_with(sub, 0, active, None, ess * 40 / n)
+
+
+def test_an_escalation_with_blasts_in_the_csf_names_the_csf_not_a_mimic(draws_subtype):
+    """A clinician's review (December 2026): AML off treatment, blasts in the blood, an LP positive by cytology and
+    flow from a tap not recorded as clean: Bell's palsy led the differential and the card read 'Escalate today,
+    whatever leads: ...; leading: Bell's palsy 53.2%'. The summary now ends with the CSF's result."""
+    ds = decision.load(paths.priors(), draws_subtype.causes)
+    gs = guidance.load(paths.priors(), draws_subtype.causes, draws_subtype.schema)
+    data = {"id": "review-s14-1", "lineage": "AML", "recent_vincristine": "no", "onset": "acute",
+            "laterality": "unilateral", "vesicles": "absent", "otoscopy": "normal", "mri": "normal",
+            "remission": "remission_off_treatment", "circulating_blasts": "present",
+            "csf": [{"cytology": "positive", "flow": "positive"}]}
+    d = A.answer(F.parse_patient(data), draws_subtype, decision_settings=ds, guidance=gs, shapley=False,
+                 rests_on=False).to_dict()
+    assert cards.indicator(d) == "critical"
+    s = cards.summary(d)
+    assert s.endswith(cards.CSF_POSITIVE) and "leading" not in s and "tied" not in s, s
+    assert s.startswith(cards.ESCALATE) and len(s) <= cards.SUMMARY_MAX
+    # the same patient with every LP negative: the differential is named again
+    neg = A.answer(F.parse_patient({**data, "csf": [{"cytology": "negative", "flow": "negative"}]}), draws_subtype,
+                   decision_settings=ds, guidance=gs, shapley=False, rests_on=False).to_dict()
+    assert cards.CSF_POSITIVE not in cards.summary(neg)
+    assert not cards.csf_positive(neg) and cards.csf_positive(d)

@@ -69,6 +69,10 @@ def test_an_escalating_card_names_the_escalation_before_a_mimic(answers):
     d = answers["2b"]
     assert cards.indicator(d) == "critical" and d["leading_cause"] != "infiltration"
     assert any(a["urgency"] == "escalation" for a in d["actions"][:cards.PAGE1_ACTIONS])
+    # its clean positive cytology is what the escalation acts on: the summary names it, not the mimic
+    s = cards.summary(d)
+    assert s.startswith("Escalate today, whatever leads: P(leukaemic infiltration)") and s.endswith(cards.CSF_POSITIVE)
+    d = without_positive_lp(d)  # an escalation without blasts in the CSF names the leading mimic after it
     s = cards.summary(d)
     assert s.startswith("Escalate today, whatever leads: P(leukaemic infiltration)"), s
     mimic_labels = d["model"]["cause_labels"][d["leading_cause"]]
@@ -84,9 +88,20 @@ def test_an_escalating_card_names_the_escalation_before_a_mimic(answers):
     assert "; if peripheral: P(leukaemic infiltration)" in cards.summary(central)
 
 
-def _variants(d: dict):
+def without_positive_lp(d: dict) -> dict:
+    """``d`` with every positive LP result read negative: an escalating card then names the differential, where
+    one with blasts in the CSF names the CSF (cards.CSF_POSITIVE)."""
+    v = copy.deepcopy(d)
+    v["patient"]["csf"] = [{k: ("negative" if r == "positive" else r) for k, r in lp.items()}
+                           for lp in v["patient"].get("csf") or []]
+    return v
+
+
+def _variants(d: dict, positive_csf: bool = False):
     """``d`` with every cause leading, its labels made as long as the longest real one and far longer, the
-    extremes of the probability and of the interval's mass, escalating or not, central or not."""
+    extremes of the probability and of the interval's mass, escalating or not, central or not; its LPs as they
+    are (``positive_csf``) or with every positive result read negative."""
+    d = d if positive_csf else without_positive_lp(d)
     labels = d["model"]["cause_labels"]
     longest = max((v["label"] for v in labels.values()), key=len)
     for cause in [c["cause"] for c in d["causes"]]:
@@ -127,6 +142,11 @@ def test_the_summary_stays_under_140_with_any_label(answers):
                 assert f"; leading: {label} " in s, s
                 seen_full.add(cause)
     assert len(seen_full) == len(d["causes"]) - 1
+    # with blasts in the CSF an escalating summary ends with the CSF's result, whatever the labels and numbers
+    for _cause, _label, critical, _central, v in _variants(d, positive_csf=True):
+        s = cards.summary(v)
+        assert len(s) <= cards.SUMMARY_MAX and "(mean; " in s, s
+        assert s.endswith(cards.CSF_POSITIVE) == critical, s
 
 
 def test_the_card_states_the_decision_as_the_report_does(answers):

@@ -123,3 +123,28 @@ def test_an_escalating_action_needs_its_sign_in_one_line(tmp_path, sign):
     assert later.sign == ""
     shipped = G.load(REPO / "priors", CAUSES, SC.default())
     assert all(a.sign and "\n" not in a.sign for a in shipped if a.urgency == "escalation")
+
+
+def test_a_progressive_palsy_after_a_negative_work_up_is_not_left_to_bells_palsy(draws_subtype, actions):
+    """A clinician's review (December 2026): a progressive palsy with two negative LPs (cytology and flow) and a
+    normal MRI read 'leading: Bell's palsy' with nothing that said a progressive palsy is not Bell's course. The
+    action names the tests that find nerve infiltration the CSF and MRI miss; not while the MRI or an LP is
+    outstanding, not for an acute palsy, not where the red flag (bilateral, another nerve) escalates already."""
+    base = {"lineage": "AML", "remission": "remission_on_treatment", "recent_vincristine": "no",
+            "vesicles": "absent", "age_group": "child", "onset": "progressive", "mri": "normal",
+            "csf": [{"cytology": "negative", "flow": "negative"}] * 2}
+
+    def ids(**change) -> list[str]:
+        p = {k: v for k, v in {**base, **change}.items() if v is not None}
+        a = A.answer(F.parse_patient(p), draws_subtype, decision_settings=D.load(REPO / "priors"), guidance=actions,
+                     shapley=False, rests_on=False)
+        return [x["id"] for x in a.actions]
+
+    got = ids()
+    assert "progressive_after_negative_workup" in got, got
+    assert [x for x in actions if x.id == "progressive_after_negative_workup"][0].urgency == "workup"
+    for change in ({"onset": "acute"}, {"mri": None}, {"csf": None}, {"laterality": "bilateral"},
+                   {"other_cranial_nerves": "one_or_more"}, {"forehead": "spared"},
+                   {"csf": [{"cytology": "negative", "flow": "positive"}]}):
+        assert "progressive_after_negative_workup" not in ids(**change), change
+    assert "red_flag_today" in ids(laterality="bilateral")

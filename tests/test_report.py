@@ -230,6 +230,8 @@ def test_probability_and_differential_match_posterior_json(reports, name):
             if c != "infiltration":
                 assert CAUSE_NAMES[c] in against, (c, against)
         # the differential: every cause, its mean and interval, one line each
+        # the mark is explained on the printed page, not only in a tooltip (a clinician's review, December 2026)
+        assert ("(tied): means within Monte Carlo error" in where) == bool(d["tied"])
         for c in d["causes"]:
             s = c["probability"]
             # a cause tied with the leading one (the answer's ``tied``) is marked so, and only then

@@ -46,15 +46,19 @@ def _at_the_floor(settings, p: float, **extra) -> dict:
 @pytest.mark.parametrize("p", [0.09996, 0.09951, 0.10004, 0.10049])
 def test_a_mean_written_as_the_testing_floor_is_at_it_on_either_side(settings, p):
     """The review's knife edge, both ways: a mean just below the floor (the zone 'no further test') or just above
-    it ('repeat testing'), written '10.0%' as the floor is. The words say it is at the lower threshold and name
-    neither zone; the thresholds' sentence keeps the numbers."""
+    it ('repeat testing'), written '10.0%' as the floor is. The words say it is at the testing floor, where testing
+    goes on, and name neither zone; the thresholds' sentence keeps the numbers."""
     dec = _at_the_floor(settings, p)
     assert dec["thresholds"]["floored"] and dec["thresholds"]["low"] == pytest.approx(0.10)
     assert dec["action"] == ("no_test" if p < 0.10 else "test")  # the model's zone: the unrounded comparison
     assert W.percent(dec["probability"]) == W.percent(dec["thresholds"]["low"]) == "10.0%"
     assert W.shown_at(dec) == "lower"
     said = W.decision_what(dec)
-    assert said.startswith("at the lower threshold (the mean reads 10.0%, as the threshold does)"), said
+    # at the floor the words say what it is for (a second review: 'does not settle which side' instructed no one)
+    assert said.startswith("at the testing floor (the mean reads 10.0%, as the floor does): testing goes on"), said
+    assert "does not settle" not in said
+    unfloored = W.decision_what({**dec, "thresholds": {**dec["thresholds"], "floored": False}})
+    assert unfloored.startswith("at the lower threshold (the mean reads 10.0%, as the threshold does)"), unfloored
     assert dec["action_text"] not in said
     for zone in settings.action_text.values():  # neither side's words, whichever the unrounded mean is on
         assert zone not in said
