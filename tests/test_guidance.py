@@ -148,3 +148,22 @@ def test_a_progressive_palsy_after_a_negative_work_up_is_not_left_to_bells_palsy
                    {"csf": [{"cytology": "negative", "flow": "positive"}]}):
         assert "progressive_after_negative_workup" not in ids(**change), change
     assert "red_flag_today" in ids(laterality="bilateral")
+
+
+def test_a_normal_mri_keeps_its_caveat_on_the_page(draws_subtype, actions):
+    """A clinician's review (December 2026): once a normal MRI was entered, the page lost its only caveat (the MRI
+    action's detail, while the MRI was outstanding). The caveat is an action of its own while the MRI reads normal,
+    and never for another MRI result or a forehead-sparing palsy."""
+    base = {"lineage": "T-ALL", "remission": "remission_on_treatment", "onset": "acute", "laterality": "unilateral",
+            "mri": "normal", "csf": [{"cytology": "negative", "flow": "negative"}]}
+
+    def ids(**change) -> list[str]:
+        a = A.answer(F.parse_patient({**base, **change}), draws_subtype, decision_settings=D.load(REPO / "priors"),
+                     guidance=actions, shapley=False, rests_on=False)
+        return [x["id"] for x in a.actions]
+
+    assert "normal_mri_not_excluding" in ids()
+    text = next(x.text for x in actions if x.id == "normal_mri_not_excluding")
+    assert "does not exclude" in text and "excluded" not in text
+    for change in ({"mri": "facial_nerve_enhancement"}, {"mri": "mass"}, {"forehead": "spared"}):
+        assert "normal_mri_not_excluding" not in ids(**change), change
