@@ -119,10 +119,12 @@ def central(d: Mapping[str, Any], schema: Any = None) -> bool:
 
 
 def csf_positive(d: Mapping[str, Any], schema: Any = None) -> bool:
-    """Whether an LP of the answer's patient is positive by any method (read with ``schema``, the answer's)."""
-    methods = (schema or _schema()).lp.methods
-    return any(isinstance(lp, Mapping) and any(lp.get(m) == "positive" for m in methods)
-               for lp in (d.get("patient") or {}).get("csf") or ())
+    """Whether an LP of the answer's patient is positive by any method: its patient read with ``schema`` (the
+    answer's) and the LPs' own rule (:attr:`palsy.model.findings.LP.positive`)."""
+    from palsy.model import findings as F
+
+    patient = F.parse_patient(d.get("patient") or {}, "answer", schema=schema or _schema())
+    return any(lp.positive for lp in patient.csf)
 
 
 #: How the summary ends when it escalates with blasts in the CSF: the result, not a mimic that leads (a

@@ -402,10 +402,10 @@ def _differential(d: dict[str, Any], qualifier: str, L: Labels, ci: float) -> di
                      "line": (f"{L.cause(c['cause'])}: {W.percent(s['mean'])} "
                               f"({W.interval(s['lower'], s['upper'], ci)}); before any finding "
                               f"{W.percent(s0['mean'])}")})
-    # page 1 marks the tied rows "(tied)" (it fits one screen); this sentence is the mark's explanation
-    tie = (f"Tied: {W.joined([L.cause(d['leading_cause']), *map(L.cause, tied)])} (means within Monte Carlo error: "
-           f"no cause clearly leads)." if tied else "")
-    return {"rows": rows, "leading": L.cause(d["leading_cause"]), "qualifier": qualifier, "tie": tie}
+    # page 1 marks the tied rows "(tied)" (it fits one screen) and prints the mark's legend in the caption
+    tie = f"Tied: {W.joined([L.cause(d['leading_cause']), *map(L.cause, tied)])} ({W.TIE_MEANING})." if tied else ""
+    return {"rows": rows, "leading": L.cause(d["leading_cause"]), "qualifier": qualifier, "tie": tie,
+            "tie_legend": W.TIE_LEGEND if tied else ""}
 
 
 def _base_rate(ans: A.Answer, evidence: Evidence, cites: _Citations) -> dict[str, Any]:

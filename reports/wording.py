@@ -144,6 +144,11 @@ def sentence_start(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: What '(tied)' beside causes of the differential means, printed where the mark is (a tooltip is lost in a PDF).
+TIE_MEANING = "means within Monte Carlo error, no cause clearly leads"
+TIE_LEGEND = f"(tied): {TIE_MEANING}"
+
+
 def joined(names: list[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
