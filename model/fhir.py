@@ -1152,17 +1152,46 @@ def _not_after_onset(when: When | None, onset: When | None) -> str | None:
     return None
 
 
+def _results(concepts: list[Any], table: Table, schema: SC.Schema, local: bool) -> set[str]:
+    """The results (positive, negative) the table's codes in ``concepts`` say; palsy's own level codes too when
+    ``local``."""
+    got = set()
+    for concept in concepts:
+        for cd in _codings(concept):
+            got.update(r.result for r in table.lookup(cd, "result"))
+            if local and cd.get("system") == table.local["level_system"] and cd.get("code") in schema.lp.results:
+                got.add(str(cd["code"]))
+    return got
+
+
+def _reading(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> tuple[str | None, str | None]:
+    """An Observation's coded result and, when it has none, why (None when it gives nothing to read).
+
+    The value is the result; the interpretation is read with it and alone only when there is no value in words.
+    A value in words palsy cannot read (free text, or a concept without a code of the table) is never replaced by
+    its interpretation: a report reading "POSITIVE for malignant cells" with the interpretation NEG would be
+    read negative. Codes that disagree, within the value or between value and interpretation, leave it unread."""
+    value = _results([res.get("valueCodeableConcept")], table, schema, local=True)
+    interpretation = _results(list(res.get("interpretation") or []), table, schema, local=False)
+    if len(value) > 1:
+        return None, "its value's codes say both positive and negative"
+    if value:
+        if interpretation and interpretation != value:
+            return None, f"its value says {next(iter(value))}, its interpretation {' and '.join(sorted(interpretation))}"
+        return next(iter(value)), None
+    if res.get("valueString") is not None or res.get("valueCodeableConcept") is not None:
+        return None, ("its value is text or a code palsy does not read" +
+                      (", and its interpretation alone is not read against it" if interpretation else ""))
+    if len(interpretation) > 1:
+        return None, "its interpretation says both positive and negative"
+    if interpretation:
+        return next(iter(interpretation)), None
+    return None, None
+
+
 def _result_of(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> str | None:
-    for cd in _codings(res.get("valueCodeableConcept")):
-        for r in table.lookup(cd, "result"):
-            return r.result
-        if cd.get("system") == table.local["level_system"] and cd.get("code") in schema.lp.results:
-            return str(cd["code"])
-    for cc in res.get("interpretation") or []:
-        for cd in _codings(cc):
-            for r in table.lookup(cd, "result"):
-                return r.result
-    return None
+    """An Observation's coded result (positive, negative), or None: :func:`_reading`."""
+    return _reading(res, table, schema)[0]
 
 
 def _per_uL(q: Mapping[str, Any]) -> float | None:
@@ -1300,10 +1329,8 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
         lp = _lp(groups[day], day, table, c)
         if "cytology" in lp or "flow" in lp:
             lps.append((day, lp))
-        elif groups[day].get("csf_cytology") or groups[day].get("csf_flow"):
-            c.notes.append(f"LP on {day.isoformat()}: its cytology or flow result is not coded as positive or "
-                           f"negative (listed under ignored): left out")
-        else:  # a cell count alone is not an LP result the schema can read (cytology and flow to come)
+        elif not (groups[day].get("csf_cytology") or groups[day].get("csf_flow")):  # (results not read: _lp notes why)
+            # a cell count alone is not an LP result the schema can read (cytology and flow to come)
             c.notes.append(f"LP on {day.isoformat()}: no cytology or flow result in the record (pending, or not "
                            f"sent): left out")
     most = int(c.schema.lp.max_lps)
@@ -1326,16 +1353,27 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
 def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: dt.date, table: Table, c: _Collector) -> dict[str, str]:
     """One LP's results: cytology and flow where one result was read, traumatic from its red cells."""
     lp: dict[str, str] = {}
+    unread: dict[str, list[str]] = {}
     for method, measure in (("cytology", "csf_cytology"), ("flow", "csf_flow")):
-        got = {_result_of(res, table, c.schema) for res, _ in g.get(measure, [])}
-        got.discard(None)
+        readings = [(_reading(res, table, c.schema), ref) for res, ref in g.get(measure, [])]
+        got = {result for (result, _), _ in readings if result is not None}
         if len(got) == 1:
             lp[method] = got.pop()
         elif len(got) > 1:
             c.notes.append(f"LP on {day.isoformat()}: {method} reported both positive and negative; left unknown")
-        for res, ref in g.get(measure, []):
-            if _result_of(res, table, c.schema) is None:
-                c.ignore(ref, measure, "result not coded as positive or negative")
+        for (result, why), ref in readings:
+            if result is None:
+                why = why or "result not coded as positive or negative"
+                c.ignore(ref, measure, why)
+                unread.setdefault(method, []).append(why)
+    # said on the card, not only in the JSON's ignored list: a cytology written "POSITIVE" beside a coded negative
+    # flow would otherwise leave an LP read negative with nothing to show that one of its results was not read
+    for method, whys in unread.items():
+        read = [m for m in ("cytology", "flow") if m in lp]
+        c.notes.append(f"LP on {day.isoformat()}: its {method} result cannot be read as positive or negative "
+                       f"({'; '.join(sorted(set(whys)))}); " +
+                       (f"the LP is read from its {' and '.join(read)} alone" if read else "the LP is left out") +
+                       f": read the report and enter its {method}")
     rbc = [_per_uL(res.get("valueQuantity") or {}) for res, _ in g.get("csf_rbc", [])]
     rbc = [x for x in rbc if x is not None]
     if rbc:

@@ -396,7 +396,7 @@ def test_an_lp_whose_results_are_not_coded_is_not_called_pending(table):
     cyto.pop("valueCodeableConcept")
     cyto["valueString"] = "Malignant cells present"
     m = _map(table, _palsy(), cyto)
-    assert not any("pending" in n for n in m.notes) and any("not coded as positive or negative" in n for n in m.notes)
+    assert not any("pending" in n for n in m.notes) and any("cannot be read as positive or negative" in n for n in m.notes)
 
 
 def test_the_commands_and_the_services_mapping_agree_on_a_reviewed_bundle(table):
