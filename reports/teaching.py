@@ -617,8 +617,13 @@ def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], c
 
 def _variants_entry(core: Mapping[str, Any], labels: Labels) -> dict[str, Any] | None:
     """The other variant at each step of the lesson (its P(infiltration) beside this variant's), whether it is lower
-    after every negative LP, and the first step where its mean falls in another zone of the decision (``palsy
-    posterior``'s "the decision would differ under it"); None without the other variant."""
+    after every negative LP, and the first step where the decision would or may differ under it (``flip``).
+
+    Where its mean falls in another zone of the decision it would differ (``palsy posterior``'s "the decision would
+    differ under it"). Where either mean reads as a threshold as written (:func:`palsy.reports.wording.shown_at`:
+    9.98% against a floor of 10% reads '10.0%'), it may differ, and that mean is said to read as the threshold
+    rather than to fall in the zone the unrounded comparison gives it (the knife edge the report's words mended
+    first, December 2026). None without the other variant."""
     vs = list(core.get("variants") or [])
     if not vs or not all(v and v.get("probability") for v in vs):
         return None
@@ -626,12 +631,17 @@ def _variants_entry(core: Mapping[str, Any], labels: Labels) -> dict[str, Any] |
     for k, (v, s) in enumerate(zip(vs, core["steps"], strict=True)):
         th = v.get("thresholds") or {}
         zones = v.get("zone_words") or {}  # decision.yaml's words for each zone
-        steps.append({"label": _steps_label(k), "k": k, "other": pct(v["probability"]["mean"]),
-                      "ours": pct(s["probability"]["mean"]), "differs": bool(v.get("decision_differs")),
+        other, ours = v["probability"]["mean"], s["probability"]["mean"]
+        edges = {who: W.shown_at({"thresholds": th, "probability": p}) if th else None
+                 for who, p in (("other", other), ("ours", ours))}
+        where = {who: f"reads as {W.EDGE_NAME[edges[who]]}" if edges[who] else f"is {zones.get(who, '')}"
+                 for who in edges}
+        steps.append({"label": _steps_label(k), "k": k, "other": pct(other), "ours": pct(ours),
+                      "differs": bool(v.get("decision_differs")), "edge": any(edges.values()),
                       "low": pct(th["low"]) if th else "", "high": pct(th["high"]) if th else "",
-                      "other_zone": zones.get("other", ""), "our_zone": zones.get("ours", "")})
+                      "other_where": where["other"], "our_where": where["ours"]})
     lower = all(v["probability"]["mean"] < s["probability"]["mean"] for v, s in zip(vs[1:], core["steps"][1:], strict=True))
-    flip = next((st for st in steps if st["differs"]), None)
+    flip = next((st for st in steps if st["differs"] or st["edge"]), None)
     return {"variant": vs[0]["variant"], "ours": core["variant"], "steps": steps, "lower": lower, "flip": flip}
 
 

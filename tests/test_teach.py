@@ -821,10 +821,57 @@ def test_the_guide_says_the_other_variant_would_change_the_decision(teach_out):
     for k, v in enumerate(vs):
         assert f"{W.percent(v['probability']['mean'])} {R._steps_label(k)} (against " \
                f"{W.percent(core['steps'][k]['probability']['mean'])})" in entry
-    flip = next((k for k, v in enumerate(vs) if v.get("decision_differs")), None)
-    assert ("That would change the decision" in entry) == (flip is not None)
-    if flip is not None:
+    def edge(k):
+        return any(W.shown_at({"thresholds": vs[k]["thresholds"], "probability": p["probability"]["mean"]})
+                   for p in (vs[k], core["steps"][k]))
+
+    flip = next((k for k, v in enumerate(vs) if v.get("decision_differs") or edge(k)), None)
+    assert ("change the decision" in entry) == (flip is not None)
+    if flip is not None and not edge(flip):
         assert f"{R._steps_label(flip)}, its {W.percent(vs[flip]['probability']['mean'])} is below the lower threshold" in entry
+
+
+def _variant_core(pairs, low=0.10, high=0.956):
+    """A lesson's core with the two variants' means at each step (``pairs``: (ours, other)), zones from the means."""
+    def zone(p):
+        return "no_test" if p < low else "treat" if p >= high else "test"
+
+    words = {"no_test": "below the lower threshold: no further test", "test": "between them: repeat testing",
+             "treat": "above the upper threshold: treat"}
+    th = {"low": low, "high": high, "floored": True}
+    return {"variant": "subtype",
+            "steps": [{"probability": {"mean": ours}} for ours, _ in pairs],
+            "variants": [{"variant": "independent", "probability": {"mean": other}, "thresholds": th,
+                          "decision_differs": zone(other) != zone(ours),
+                          "zone_words": {"ours": words[zone(ours)], "other": words[zone(other)]}}
+                         for ours, other in pairs]}
+
+
+@pytest.mark.parametrize("pairs,says", [
+    ([(0.40, 0.35), (0.25, 0.12), (0.15, 0.0998)], "may change the decision: after 2 negative LPs, its 10.0% reads "
+                                                    "as the lower threshold (thresholds 10.0% and 95.6%), where this "
+                                                    "variant's 15.0% is between them: repeat testing"),
+    ([(0.40, 0.35), (0.1002, 0.30)], "may change the decision: after 1 negative LP, its 30.0% is between them: "
+                                     "repeat testing (thresholds 10.0% and 95.6%), where this variant's 10.0% reads "
+                                     "as the lower threshold"),
+    ([(0.40, 0.35), (0.20, 0.08)], "would change the decision: after 1 negative LP, its 8.0% is below the lower "
+                                   "threshold: no further test (thresholds 10.0% and 95.6%), where this variant's "
+                                   "20.0% is between them: repeat testing"),
+    ([(0.40, 0.35), (0.20, 0.15)], None),
+])
+def test_the_guide_names_a_mean_that_reads_as_a_threshold_as_at_it_not_in_a_zone(pairs, says):
+    """The knife edge in the guide's variants' belief: a mean below the floor that reads as it (9.98% against 10%,
+    written '10.0%') had been said to be 'below the lower threshold: no further test' beside the thresholds '10.0%'.
+    Either mean reading as a threshold makes the decision one that *may* change, said of that mean."""
+    entry = R._variants_entry(_variant_core(pairs), None)
+    if says is None:
+        assert entry["flip"] is None
+        return
+    flip = entry["flip"]
+    said = (f"{'may' if flip['edge'] else 'would'} change the decision: {flip['label']}, its {flip['other']} "
+            f"{flip['other_where']} (thresholds {flip['low']} and {flip['high']}), where this variant's {flip['ours']} "
+            f"{flip['our_where']}")
+    assert said == says
 
 
 def test_the_page_carries_what_bounds_the_decision_and_the_lessons_lps(teach_out, teaching):
