@@ -10,7 +10,9 @@ to the full report. Every number is worded by :mod:`palsy.reports.wording`
 
 Indicator: ``critical`` when the answer escalates (the decision is ``treat``, or an action on page 1
 says to discuss with the leukaemia team today); ``warning`` when a work-up is recommended (the decision
-is ``test``, or page 1 recommends an investigation); ``info`` otherwise.
+is ``test``, or page 1 recommends an investigation); ``info`` otherwise. A mean that reads as a threshold
+as written (:func:`palsy.reports.wording.shown_at`: 9.98% against a floor of 10%, both '10.0%') is on the
+more urgent side of it, as its words are ("testing goes on at the floor").
 """
 
 from __future__ import annotations
@@ -72,9 +74,13 @@ def indicator(d: Mapping[str, Any]) -> str:
     """``critical``, ``warning`` or ``info`` for an answer dict (see the module docstring)."""
     dec = d.get("decision") or {}
     actions = list(d.get("actions") or [])[:PAGE1_ACTIONS]
-    if dec.get("action") == "treat" or any(a.get("urgency") == "escalation" for a in actions):
+    # the zone compares unrounded numbers; the words compare them as written, and a mean written as a threshold is
+    # read on its more urgent side (a clinician's review, December 2026: 'info' beside 'testing goes on')
+    edge = W.shown_at(dec) if dec.get("thresholds") and dec.get("probability") is not None else None
+    if dec.get("action") == "treat" or edge in ("upper", "both") or any(a.get("urgency") == "escalation"
+                                                                        for a in actions):
         return "critical"
-    if dec.get("action") == "test" or any(a.get("urgency") == "workup" for a in actions):
+    if dec.get("action") == "test" or edge == "lower" or any(a.get("urgency") == "workup" for a in actions):
         return "warning"
     return "info"
 

@@ -220,3 +220,22 @@ def test_the_card_reads_the_answers_schema_not_palsys_own(answers):
     assert cards.central(central, site) and "The site's" not in _plain(cards.detail(central, schema=site))
     central["decision"]["central"] = False
     assert not cards.central(central, site)
+
+
+@pytest.mark.parametrize("mean,action,expected", [
+    (0.0998, "no_test", "warning"),   # reads as the floor, 10.0%: testing goes on there, so a work-up
+    (0.0949, "no_test", "info"),      # 9.5%: clearly below it
+    (0.1002, "test", "warning"),
+    (0.9556, "test", "critical"),     # reads as the upper threshold, 95.6%: its words say the mean does not settle it
+    (0.9540, "test", "warning"),
+    (0.9570, "treat", "critical"),
+])
+def test_a_mean_that_reads_as_a_threshold_takes_its_more_urgent_side(answers, mean, action, expected):
+    """The card's indicator at the knife edge: the zone is the unrounded comparison, the words the written one (a
+    mean of 9.98% against a floor of 10% is 'at the testing floor: testing goes on'), and the indicator follows the
+    words to the more urgent side; away from the edge it is the zone's."""
+    d = copy.deepcopy(answers["bell_like"])
+    d["actions"] = [a for a in d["actions"] if a.get("urgency") not in ("escalation", "workup")]
+    d["decision"] = {**d["decision"], "action": action, "probability": mean,
+                     "thresholds": {**d["decision"]["thresholds"], "low": 0.10, "high": 0.9558, "floored": True}}
+    assert cards.indicator(d) == expected
