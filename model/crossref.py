@@ -459,8 +459,10 @@ def fhir_map_file(doc: Any, file: str | Path, sc: SC.Schema) -> list[str]:
                 out.append(problem(file, entry, "level", not_allowed(lv, imaging_levels, "is not an imaging level")))
         elif role == "result":
             result = _name(row.get("result"))
-            if result is not None and result not in sc.lp.results:
-                out.append(problem(file, entry, "result", not_allowed(result, sc.lp.results)))
+            # normal and abnormal: interpretation flags, read only against a value (model/fhir.py, _reading)
+            allowed = (*sc.lp.results, "normal", "abnormal")
+            if result is not None and result not in allowed:
+                out.append(problem(file, entry, "result", not_allowed(result, allowed)))
     return out
 
 

@@ -230,8 +230,9 @@ def load_table(directory: str | Path | None = None) -> Table:
                             f"window (one of windows)")
         elif row.role == "lab" and row.measure not in MEASURES:
             problems.append(f"{where} ({row.code}): measure {row.measure!r}; allowed: {', '.join(MEASURES)}")
-        elif row.role == "result" and row.result not in ("negative", "positive"):
-            problems.append(f"{where} ({row.code}): result {row.result!r}; allowed: negative, positive")
+        elif row.role == "result" and row.result not in (*READ_RESULTS, "normal", "abnormal"):
+            problems.append(f"{where} ({row.code}): result {row.result!r}; allowed: negative, positive (read), "
+                            f"normal, abnormal (an interpretation read only against a value)")
         elif row.role == "laterality" and row.side not in ("left", "right", "both"):
             problems.append(f"{where} ({row.code}): side {row.side!r}; allowed: left, right, both")
         elif row.role == "imaging" and (row.modality not in ("MRI", "CT") or row.level not in MRI_PRECEDENCE):
@@ -1164,28 +1165,42 @@ def _results(concepts: list[Any], table: Table, schema: SC.Schema, local: bool) 
     return got
 
 
+#: A result that is read (positive, negative); the table's ``normal`` and ``abnormal`` (interpretation flags) are
+#: read only against a value: a flag of abnormal beside a coded negative, or normal beside a positive, disagrees.
+READ_RESULTS = ("positive", "negative")
+_AGAINST = {"positive": {"negative", "normal"}, "negative": {"positive", "abnormal"}}
+
+
 def _reading(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> tuple[str | None, str | None]:
     """An Observation's coded result and, when it has none, why (None when it gives nothing to read).
 
-    The value is the result; the interpretation is read with it and alone only when there is no value in words.
-    A value in words palsy cannot read (free text, or a concept without a code of the table) is never replaced by
-    its interpretation: a report reading "POSITIVE for malignant cells" with the interpretation NEG would be
-    read negative. Codes that disagree, within the value or between value and interpretation, leave it unread."""
+    The value is the result, and its interpretation is read with it; the interpretation alone only when the
+    Observation has no value at all. A value palsy does not read (free text, a concept without a code of the
+    table, a number, a boolean) is never replaced by its interpretation: a cytology reading "POSITIVE for
+    malignant cells", or a flow of 0.8% leukaemic events, flagged NEG would be read negative. Codes that
+    disagree (within the value, within the interpretation, or between them, an abnormal flag beside a coded
+    negative included) leave it unread."""
     value = _results([res.get("valueCodeableConcept")], table, schema, local=True)
-    interpretation = _results(list(res.get("interpretation") or []), table, schema, local=False)
-    if len(value) > 1:
-        return None, "its value's codes say both positive and negative"
-    if value:
-        if interpretation and interpretation != value:
-            return None, f"its value says {next(iter(value))}, its interpretation {' and '.join(sorted(interpretation))}"
-        return next(iter(value)), None
-    if res.get("valueString") is not None or res.get("valueCodeableConcept") is not None:
-        return None, ("its value is text or a code palsy does not read" +
-                      (", and its interpretation alone is not read against it" if interpretation else ""))
-    if len(interpretation) > 1:
-        return None, "its interpretation says both positive and negative"
-    if interpretation:
-        return next(iter(interpretation)), None
+    flags = _results(list(res.get("interpretation") or []), table, schema, local=False)
+    said = value | flags
+    if any(said & _AGAINST[r] for r in READ_RESULTS if r in said):
+        if value and flags:
+            return None, f"its value says {' and '.join(sorted(value))}, its interpretation {' and '.join(sorted(flags))}"
+        return None, f"its {'value' if value else 'interpretation'}'s codes say {' and '.join(sorted(said))}"
+    read = value & set(READ_RESULTS)
+    if read:
+        return next(iter(read)), None
+    kinds = sorted(k[len("value"):] for k in res if k.startswith("value") and k[len("value"):][:1].isupper())
+    if kinds:
+        kind = {"String": "text", "CodeableConcept": "text or a code palsy does not read", "Quantity": "a number",
+                "Integer": "a number", "Boolean": "true or false"}.get(kinds[0], f"a {kinds[0]}")
+        return None, (f"its value is {kind}, not a coded positive or negative" +
+                      (", and its interpretation alone is not read against it" if flags else ""))
+    read = flags & set(READ_RESULTS)
+    if read:
+        return next(iter(read)), None
+    if flags:
+        return None, f"its interpretation alone ({' and '.join(sorted(flags))}) is not a positive or negative result"
     return None, None
 
 
@@ -1224,8 +1239,8 @@ def _observation(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) 
             return _lab(res, ref, cd, rows[0].measure, c)
         elif res.get("dataAbsentReason") is not None:
             c.ignore(ref, _code_text(cd), "its value is absent (dataAbsentReason): not read as the code's finding")
-        elif res.get("valueBoolean") is True or _result_of(res, table, c.schema) == "positive" or (
-                not any(k.startswith("value") for k in res) and _result_of(res, table, c.schema) is None):
+        elif res.get("valueBoolean") is True or _reading(res, table, c.schema) == ("positive", None) or (
+                not any(k.startswith("value") for k in res) and _reading(res, table, c.schema) == (None, None)):
             for r in rows:
                 _say(r, c)
         else:
