@@ -91,7 +91,9 @@ LEUKAEMIA_FINDING = "lineage"
 #: deeper input would exhaust the validator's recursion instead of being refused.
 MAX_DEPTH = 64
 _UNITS_PER_UL = {"/uL": 1.0, "/ul": 1.0, "/mm3": 1.0, "/mm[3]": 1.0, "10*6/L": 1.0, "cells/uL": 1.0, "{cells}/uL": 1.0,
-                 "10*9/L": 1000.0, "10*3/uL": 1000.0}
+                 "10*9/L": 1000.0, "10*3/uL": 1000.0,
+                 # a cubic millimetre is a microlitre (Cerner displays "cells/mm3"); the micro sign as typed
+                 "cells/mm3": 1.0, "{cells}/mm3": 1.0, "/\u00b5L": 1.0, "cells/\u00b5L": 1.0}
 
 
 class FhirError(F.InputError):
@@ -1231,12 +1233,16 @@ def _observation(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) 
         if not (local or rows):
             continue
         if res.get("status") not in _ATTRIBUTE_STATUS_OK:
-            c.ignore(ref, _code_text(cd), f"observation status {res.get('status')}: not final")
+            why = f"observation status {res.get('status')}: not final"
+            if rows and rows[0].role == "lab" and rows[0].measure in CSF_RESULTS and res.get("status") != "entered-in-error":
+                _csf_not_used(c, table, ref, rows[0].measure, res, why)
+            else:
+                c.ignore(ref, _code_text(cd), why)
             return None
         if local:
             _own_finding(res, ref, cd, table, c)
         elif rows[0].role == "lab":
-            return _lab(res, ref, cd, rows[0].measure, c)
+            return _lab(res, ref, cd, rows[0].measure, table, c)
         elif res.get("dataAbsentReason") is not None:
             c.ignore(ref, _code_text(cd), "its value is absent (dataAbsentReason): not read as the code's finding")
         elif res.get("valueBoolean") is True or _reading(res, table, c.schema) == ("positive", None) or (
@@ -1251,17 +1257,43 @@ def _observation(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) 
     return None
 
 
-def _lab(res: Mapping[str, Any], ref: str, cd: Mapping[str, Any], measure: str, c: _Collector) -> _Lab | None:
+def _lab(res: Mapping[str, Any], ref: str, cd: Mapping[str, Any], measure: str, table: Table,
+         c: _Collector) -> _Lab | None:
     """A lab result dated by its collection (effective[x]); a CSF result with only ``issued`` (the report's
     time, days later) is kept to be matched to its LP (:func:`_lumbar_punctures`); a blood count, not."""
-    when = c.when(res, "effectiveDateTime", "effectivePeriod")
+    when = c.when(res, "effectiveDateTime", "effectivePeriod", "effectiveInstant")
     if when is not None and when.lo == when.hi:
         return when, measure, dict(res), ref, False
     if when is None and (issued := c.when(res, "issued")) is not None and measure in CSF_MEASURES:
         return issued, measure, dict(res), ref, True
-    c.ignore(ref, _code_text(cd), "no collection time (effective[x]) on a day: cannot be placed" +
-             ("; issued is when it was reported, not when it was taken" if res.get("issued") else ""))
+    why = ("no collection time (effective[x]) on a day: cannot be placed" +
+           ("; issued is when it was reported, not when it was taken" if res.get("issued") else ""))
+    if measure in CSF_RESULTS:
+        _csf_not_used(c, table, ref, measure, res, why)
+    else:
+        c.ignore(ref, _code_text(cd), why)
     return None
+
+
+#: The CSF measures that are an LP's result (the schema's methods), and their names in words.
+CSF_RESULTS = {"csf_cytology": "cytology", "csf_flow": "flow cytometry"}
+
+
+def _csf_not_used(c: _Collector, table: Table, ref: str, measure: str, res: Mapping[str, Any], why: str,
+                  when: When | None = None, *, before_onset: bool = False, reported: bool = False) -> None:
+    """A CSF cytology or flow result left out: listed, and said in the notes the card shows with its result
+    (a review, December 2026, found positive cytologies left out silently: timed by effectiveInstant, dated only
+    by a report's issue, preliminary, or beyond the LPs the schema reads). A negative one from before the
+    palsy's onset is only listed (a record of maintenance therapy holds years of routine LPs)."""
+    c.ignore(ref, measure, why)
+    result, _ = _reading(res, table, c.schema)
+    if before_onset and result != "positive":
+        return
+    when = when or c.when(res, "effectiveDateTime", "effectivePeriod", "effectiveInstant")
+    day = f" of {when.lo.isoformat()}" if when is not None and when.lo == when.hi and not reported else ""
+    said = {"positive": "a positive", "negative": "a negative"}.get(result or "", "a")
+    c.notes.append(f"{said} CSF {CSF_RESULTS[measure]}{day} in the record was not used ({why})" +
+                   (": read it, and enter it if it is this palsy's" if result == "positive" else ""))
 
 
 def _own_finding(res: Mapping[str, Any], ref: str, cd: Mapping[str, Any], table: Table, c: _Collector) -> None:
@@ -1278,7 +1310,8 @@ def _own_finding(res: Mapping[str, Any], ref: str, cd: Mapping[str, Any], table:
         c.ignore(ref, _code_text(cd), "LPs are read from their CSF results, not as one finding")
         return
     if finding != LEUKAEMIA_FINDING:
-        why = _not_this_episode(c.when(res, "effectiveDateTime", "effectivePeriod", "issued"), table, c)
+        why = _not_this_episode(c.when(res, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued"),
+                                table, c)
         if why:
             c.ignore(ref, _code_text(cd), f"{finding}: {why}")
             c.notes.append(f"{finding}: palsy's own observation ({ref}) {why}: not used")
@@ -1323,12 +1356,19 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
             continue
         why = _not_after_onset(when, onset)
         if why:
-            c.ignore(ref, measure, why)
+            if measure in CSF_RESULTS:
+                _csf_not_used(c, table, ref, measure, res, why, when, before_onset=why == "before the palsy's onset")
+            else:
+                c.ignore(ref, measure, why)
             continue
         groups.setdefault(when.lo, {}).setdefault(measure, []).append((res, ref))
     for issued, measure, res, ref in late:
         if onset is not None and _not_after_onset(issued, onset) == "before the palsy's onset":
-            c.ignore(ref, measure, "reported (issued) before the palsy's onset")
+            if measure in CSF_RESULTS:
+                _csf_not_used(c, table, ref, measure, res, "reported (issued) before the palsy's onset", issued,
+                              before_onset=True, reported=True)
+            else:
+                c.ignore(ref, measure, "reported (issued) before the palsy's onset")
             continue
         could = [day for day in groups if day <= issued.hi]
         if len(could) == 1:
@@ -1336,8 +1376,12 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
             c.notes.append(f"{measure} ({ref}) has no collection time, only when it was reported "
                            f"({issued.lo.isoformat()}): read with the one LP before that ({could[0].isoformat()})")
         else:
-            c.ignore(ref, measure, "no collection time (effective[x]), only when it was reported (issued): "
-                                   + ("more than one LP it could belong to" if could else "no LP it could belong to"))
+            why = ("no collection time (effective[x]), only when it was reported (issued): "
+                   + ("more than one LP it could belong to" if could else "no LP it could belong to"))
+            if measure in CSF_RESULTS:
+                _csf_not_used(c, table, ref, measure, res, why, issued, reported=True)
+            else:
+                c.ignore(ref, measure, why)
     days = sorted(groups)
     lps = []
     for day in days:
@@ -1346,12 +1390,9 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
             lps.append((day, lp))
         elif not (groups[day].get("csf_cytology") or groups[day].get("csf_flow")):  # (results not read: _lp notes why)
             # a cell count alone is not an LP result the schema can read (cytology and flow to come)
-            c.notes.append(f"LP on {day.isoformat()}: no cytology or flow result in the record (pending, or not "
-                           f"sent): left out")
-    most = int(c.schema.lp.max_lps)
-    for day, _ in lps[most:]:
-        c.notes.append(f"an LP on {day.isoformat()} is beyond the {most} the schema reads: not used")
-    lps = lps[:most]
+            c.notes.append(f"LP on {day.isoformat()}: no final cytology or flow result in the record (pending, not "
+                           f"final, or not sent): left out")
+    lps = _within_cap(lps, int(c.schema.lp.max_lps), c)
     if days and not first_known:
         c.notes.append("csf_profile, circulating_blasts: the first LP cannot be told while Observations are on pages "
                        "not read; left unknown")
@@ -1363,6 +1404,23 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
             _profile(groups[days[0]], days[0], table, c)
         _blasts(blasts, days[0], table, c)
     return _csf_form([lp for _, lp in lps], c)
+
+
+def _within_cap(lps: list[tuple[dt.date, dict[str, str]]], most: int, c: _Collector) -> list[tuple[dt.date, dict[str, str]]]:
+    """The LPs the schema reads, at most ``most``: every LP with a positive result first (a positive CSF is never
+    the one left out: a review found a seventh LP, positive, dropped after six negatives), then the earliest others;
+    in their order. Each LP left out is said with its results."""
+    if len(lps) <= most:
+        return lps
+    positive = [i for i, (_, lp) in enumerate(lps) if "positive" in (lp.get("cytology"), lp.get("flow"))]
+    keep = set(positive[:most])
+    keep |= set([i for i in range(len(lps)) if i not in keep][:most - len(keep)])
+    for i, (day, lp) in enumerate(lps):
+        if i not in keep:
+            results = ", ".join(f"{m} {lp[m]}" for m in ("cytology", "flow") if m in lp)
+            c.notes.append(f"an LP on {day.isoformat()} ({results}) is beyond the {most} the schema reads: not used" +
+                           (" (the LPs used: every positive one, then the earliest)" if positive else ""))
+    return [lps[i] for i in sorted(keep)]
 
 
 def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: dt.date, table: Table, c: _Collector) -> dict[str, str]:
@@ -1390,6 +1448,9 @@ def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: dt.date, table: 
                        (f"the LP is read from its {' and '.join(read)} alone" if read else "the LP is left out") +
                        f": read the report and enter its {method}")
     rbc = [_per_uL(res.get("valueQuantity") or {}) for res, _ in g.get("csf_rbc", [])]
+    if g.get("csf_rbc") and None in rbc:  # said, as the white cells' are: a traumatic tap is what weighs blasts
+        c.notes.append(f"LP on {day.isoformat()}: a red-cell count has a unit palsy cannot read (or a comparator): "
+                       f"{'read from the others' if any(x is not None for x in rbc) else 'traumatic left unknown'}")
     rbc = [x for x in rbc if x is not None]
     if rbc:
         lp["traumatic"] = "yes" if max(rbc) >= table.window("traumatic_red_cells_at_least_per_uL") else "no"
@@ -1405,6 +1466,9 @@ def _profile(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: dt.date, ta
         return
     if max(wbc) > table.window("pleocytosis_above_per_uL"):
         c.set("csf_profile", "pleocytosis", "first LP: white cells above the limit")
+        return
+    if not g.get("csf_protein"):
+        c.notes.append("csf_profile: the first LP's white cells are not raised and it has no protein result; left unknown")
         return
     said = {r for r in (_protein_raised(res, ref, day, c) for res, ref in g.get("csf_protein", [])) if r is not None}
     if len(said) != 1:

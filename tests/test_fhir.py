@@ -616,7 +616,7 @@ def test_an_lp_whose_cytology_and_flow_are_pending_is_left_out_and_noted(table):
     """Item 2: a red-cell count alone (the LP's cytology still to come) made the findings invalid (422)."""
     d1, d2 = ONSET + dt.timedelta(days=1), ONSET + dt.timedelta(days=3)
     m = X.map_bundle(_bundle(_palsy(), _lab("26454-9", d1, 0)), table)
-    assert "csf" not in m.patient and any("LP on 2025-01-16: no cytology or flow" in n for n in m.notes)
+    assert "csf" not in m.patient and any("LP on 2025-01-16: no final cytology or flow" in n for n in m.notes)
     F.parse_patient(m.patient, "fhir")
     # the first LP pending, a later one resulted: the first LP's profile is not read with the later LP as first
     m = X.map_bundle(_bundle(_palsy(), _lab("805-2", d1, 12), _lab("26454-9", d1, 0),

@@ -1,0 +1,113 @@
+"""FHIR in, after the s15 review (/work/lit/notes/s15/fhir.md): each defect reproduced on a minimal bundle. Most lost
+a positive CSF, or lost it silently: a CSF result left out is now said on the card with its result."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from palsy.model import fhir as X
+from palsy.model import findings as F
+from palsy.model import schema as SC
+from tests.test_fhir import ONSET, _bundle, _lab, _palsy
+
+pytestmark = pytest.mark.xdist_group("fhir")
+
+LP_DAY = ONSET + dt.timedelta(days=1)
+TODAY = dt.date(2026, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return X.load_table()
+
+
+def _csf(method: str, day: dt.date, result: str, **extra) -> dict:
+    return _lab(f"csf-{method}", day, system="urn:palsy:code", coded=result, **extra)
+
+
+def _map(table, *res):
+    m = X.map_bundle(_bundle(_palsy(), *res), table, today=TODAY)
+    return [(lp.result("cytology"), lp.result("flow")) for lp in F.parse_patient(m.patient, "fhir").csf], m
+
+
+def _instant(r: dict, when: str) -> dict:
+    r = dict(r)
+    r.pop("effectiveDateTime")
+    r["effectiveInstant"] = when
+    return r
+
+
+def test_a_result_timed_by_effective_instant_is_read(table):
+    """#1a: effectiveInstant (valid R4) was never read: a positive cytology was left out, silently."""
+    lps, _ = _map(table, _instant(_csf("cytology", LP_DAY, "positive"), f"{LP_DAY.isoformat()}T09:30:00Z"),
+                  _csf("flow", LP_DAY, "negative"))
+    assert lps == [("positive", "negative")]
+
+
+@pytest.mark.parametrize("case", ["undated", "issued, no LP", "issued, two LPs", "preliminary", "before onset"])
+def test_a_positive_csf_result_left_out_is_said_with_its_result(case, table):
+    """#1b, #10, #16: a positive cytology the mapping cannot use (no collection time, only a report's time that fits
+    no LP or two, a preliminary report, a tap before the palsy's onset) is said on the card, named positive."""
+    cyto = _csf("cytology", LP_DAY, "positive")
+    others = []
+    if case == "undated":
+        cyto.pop("effectiveDateTime")
+    elif case.startswith("issued"):
+        cyto.pop("effectiveDateTime")
+        cyto["issued"] = (LP_DAY + dt.timedelta(days=3)).isoformat() + "T10:00:00Z"
+        if case == "issued, two LPs":
+            others = [_csf("flow", LP_DAY, "negative"), _csf("flow", LP_DAY + dt.timedelta(days=2), "negative")]
+    elif case == "preliminary":
+        cyto["status"] = "preliminary"
+    else:
+        cyto["effectiveDateTime"] = (ONSET - dt.timedelta(days=2)).isoformat()
+    lps, m = _map(table, cyto, *others)
+    assert all(c != "positive" for c, _ in lps)
+    said = [n for n in m.notes if n.startswith("a positive CSF cytology")]
+    assert len(said) == 1 and "was not used" in said[0] and "enter it if it is this palsy's" in said[0], m.notes
+
+
+def test_a_negative_result_before_onset_is_listed_not_said(table):
+    """Years of routine LPs before the palsy are not the card's business: a negative one before onset is only
+    listed; a negative one that cannot be dated is said."""
+    before = _csf("cytology", ONSET - dt.timedelta(days=30), "negative")
+    _, m = _map(table, before)
+    assert not any("CSF cytology" in n for n in m.notes) and any(i["code"] == "csf_cytology" for i in m.ignored)
+    undated = _csf("cytology", LP_DAY, "negative")
+    undated.pop("effectiveDateTime")
+    _, m = _map(table, undated)
+    assert any(n.startswith("a negative CSF cytology in the record was not used") for n in m.notes)
+
+
+def test_the_lps_beyond_the_schemas_cap_never_leave_out_a_positive_one(table):
+    """#3: weekly LPs, six negative, the seventh positive: the six earliest had been kept and the positive one
+    dropped with a note that did not say it was positive."""
+    days = [LP_DAY + dt.timedelta(weeks=k) for k in range(7)]
+    res = [_csf(m, d, "positive" if k == 6 else "negative") for k, d in enumerate(days) for m in ("cytology", "flow")]
+    lps, m = _map(table, *res)
+    cap = int(SC.read().lp.max_lps)
+    assert len(lps) == min(cap, 7) and ("positive", "positive") in lps
+    assert lps[-1] == ("positive", "positive")  # in their order
+    dropped = [n for n in m.notes if "is beyond the" in n]
+    assert len(dropped) == 7 - len(lps) and all("(cytology negative, flow negative)" in n for n in dropped)
+    assert dropped[0].startswith(f"an LP on {days[len(lps) - 1].isoformat()}")  # the latest negative is the one left out
+
+
+def test_a_red_cell_count_in_cells_per_cubic_millimetre_is_read_and_an_unreadable_one_said(table):
+    """#8: RBC 4000 'cells/mm3' (as Cerner displays it) lost the traumatic tap silently."""
+    rbc = _lab("26454-9", LP_DAY, 4000, unit="cells/mm3")
+    lps, m = _map(table, _csf("cytology", LP_DAY, "positive"), rbc)
+    assert F.parse_patient(m.patient, "fhir").csf[0].traumatic == "yes"
+    odd = _lab("26454-9", LP_DAY, 4000, unit="RBC/hpf")
+    _, m = _map(table, _csf("cytology", LP_DAY, "positive"), odd)
+    assert F.parse_patient(m.patient, "fhir").csf[0].traumatic is None
+    assert any("red-cell count has a unit palsy cannot read" in n and "traumatic left unknown" in n for n in m.notes)
+
+
+def test_no_protein_result_is_said_as_such(table):
+    """#16: a normal white-cell count and no protein at all were said to have 'a protein with no interpretation'."""
+    _, m = _map(table, _csf("cytology", LP_DAY, "negative"), _lab("805-2", LP_DAY, 2))
+    assert any("has no protein result" in n for n in m.notes)
+    assert not any("protein has no interpretation" in n for n in m.notes)
