@@ -474,6 +474,75 @@ def resources(bundle: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _version_key(res: Mapping[str, Any]) -> tuple[int, float, str] | None:
+    """How recent a version of a resource is: its ``meta.versionId`` (a number where it is one), else its
+    ``meta.lastUpdated``; None when it says neither."""
+    meta = res.get("meta") if isinstance(res.get("meta"), dict) else {}
+    vid, updated = meta.get("versionId"), parse_when(meta.get("lastUpdated"))
+    if vid is None and updated is None:
+        return None
+    number = int(vid) if isinstance(vid, str) and vid.isdigit() else -1
+    return (number, float(updated.at) if updated and updated.at is not None else -1.0, str(vid or ""))
+
+
+def _latest_versions(entries: list[tuple[str, dict[str, Any]]], c: _Collector) -> list[tuple[str, dict[str, Any]]]:
+    """One version of each resource (type and id): the latest by ``meta.versionId``, else ``meta.lastUpdated``.
+    A history read or a merged feed holds several, and an older positive cytology had stood beside its newer
+    entered-in-error version (a review, December 2026). Versions that cannot be ordered are all kept (their
+    results, if they disagree, leave a finding unknown)."""
+    by_id: dict[tuple[str, str], list[int]] = {}
+    for i, (_, res) in enumerate(entries):
+        if res.get("id") and res.get("resourceType") != "Patient":
+            by_id.setdefault((str(res["resourceType"]), str(res["id"])), []).append(i)
+    drop: set[int] = set()
+    for (rt, rid), idx in by_id.items():
+        keys = [_version_key(entries[i][1]) for i in idx]
+        if len(idx) < 2 or any(k is None for k in keys):
+            continue
+        latest = max(range(len(idx)), key=lambda j: keys[j])
+        for j, i in enumerate(idx):
+            if j != latest:
+                drop.add(i)
+                c.ignore(f"{rt}/{rid}", "-", f"an older version ({keys[j][2] or 'earlier lastUpdated'}) of a resource "
+                                             f"the record holds in {len(idx)} versions: the latest is read")
+    return [e for i, e in enumerate(entries) if i not in drop]
+
+
+#: The statuses of a DiagnosticReport whose results are not read: withdrawn (its Observations keep theirs).
+_REPORT_WITHDRAWN = ("entered-in-error", "cancelled")
+
+
+def _retracted_results(entries: list[tuple[str, dict[str, Any]]], c: _Collector) -> list[tuple[str, dict[str, Any]]]:
+    """The entries without the Observations of a report entered in error or cancelled: a server does not carry a
+    report's status to its results, and a withdrawn report's positive CSF had been read (a review, December
+    2026). Each is listed, and the card says a report's results were withdrawn."""
+    withdrawn: dict[str, str] = {}
+    for where, res in entries:
+        if res.get("resourceType") == "DiagnosticReport" and res.get("status") in _REPORT_WITHDRAWN:
+            for r in res.get("result") or []:
+                text = r.get("reference") if isinstance(r, dict) else None
+                if isinstance(text, str):
+                    text = _no_history(text)
+                    m = _REFERENCE.search(text)
+                    withdrawn[text] = _ref(res, where)
+                    if m:
+                        withdrawn[f"{m.group(1)}/{m.group(2)}"] = _ref(res, where)
+    if not withdrawn:
+        return entries
+    out = []
+    for where, res in entries:
+        keys = {_no_history(where), f"{res.get('resourceType')}/{res.get('id')}"}
+        report = next((withdrawn[k] for k in keys if k in withdrawn), None)
+        if report is not None and res.get("resourceType") == "Observation":
+            c.ignore(_ref(res, where), "-", f"a result of {report}, which is withdrawn (entered in error or cancelled)")
+            c.notes.append(f"the results of {report} were not read: the report is withdrawn (entered in error or "
+                           f"cancelled)")
+            continue
+        out.append((where, res))
+    c.notes[:] = list(dict.fromkeys(c.notes))  # one note per report
+    return out
+
+
 _TYPE_IN_URL = re.compile(r"/([A-Z][A-Za-z]+)/?(?:\?|$)")
 
 
@@ -535,7 +604,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     table = table or load_table()
     schema = schema or table.schema
     c = _Collector(schema, record_zone(bundle), today)
-    entries = resources(bundle)
+    entries = _retracted_results(_latest_versions(resources(bundle), c), c)
     patient_res, who = _the_patient(entries, source)
     problems = _subject_problems(entries, who)
     if problems:
@@ -639,7 +708,9 @@ def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> 
         return When(start.lo, max(start.hi, end.hi) if end else start.hi, start.at if not end else None), "onsetPeriod"
     age = res.get("onsetAge") if isinstance(res.get("onsetAge"), dict) else {}
     per = AGE_UNIT_YEARS.get(str(age.get("code") or age.get("unit") or ""))
-    if per in (1.0, 1 / 12) and isinstance(age.get("value"), int | float) and not age.get("comparator") and c.born:
+    # an age no one reaches (1.5e308 years overflowed the months' arithmetic: exit 1) is not a time
+    if per in (1.0, 1 / 12) and isinstance(age.get("value"), int | float) and not age.get("comparator") and c.born \
+            and 0 <= float(age["value"]) * per <= 150:
         months = int(round(float(age["value"]) * per * 12))
         step = 12 if per == 1.0 else 1  # an age in whole years or months: the year or month of life it names
         lo = months_before(c.born.lo, -months)
@@ -708,12 +779,16 @@ def _palsy_episode(entries: list[tuple[str, dict[str, Any]]], table: Table,
     starts = [f for f in episode if f[3] is not None]
     if not starts:
         return palsies, None
-    # the episode starts at its earliest onset, which lies between the earliest first and the earliest last day
-    lo, hi = min(f[3].lo for f in starts), min(f[3].hi for f in starts)
+    # the episode starts at its earliest onset, which lies between the earliest first and the earliest last day; a
+    # record that only bounds it (recordedDate) does not unsettle a dated onset on or before its bound (a second
+    # record of the same palsy, made two days later, had erased the onset and with it a dose a week before)
+    real = [f for f in starts if f[3].lo > dt.date.min]
+    hi = min(f[3].hi for f in starts)
+    lo = min(f[3].lo for f in real) if real and hi >= min(f[3].lo for f in real) else dt.date.min
     ats = [f[3].at for f in starts if f[3].at is not None and f[3].lo == lo and f[3].hi == hi]
     onset = When(lo, hi, min(ats) if ats and lo == hi else None)
-    for f in starts:
-        if f[4] in ("recordedDate", "onsetPeriod.end", "onsetAge"):
+    for f in starts:  # said of the record the onset is read from (not of one that only agrees with it)
+        if f[4] in ("recordedDate", "onsetPeriod.end", "onsetAge") and (f[3].lo, f[3].hi) == (lo, hi):
             c.notes.append(f"the facial palsy's onset is read from its {f[4]} ({f[1]})")
     if lo != hi and lo > dt.date.min:
         c.notes.append(f"the facial palsy's onset is known only to between {lo.isoformat()} and "
@@ -944,19 +1019,20 @@ def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) ->
 
 
 def _weigh_states(c: _Collector) -> None:
-    """Each state finding (remission) from the current Conditions that say it: the most recent statement
-    stands (the latest recordedDate or onset); on the same day one whose clinicalStatus says current stands
-    over one with none (an encounter diagnosis); an undated one counts only when none is dated. What is set
-    aside is listed; statements that still disagree leave the finding unknown. A statement whose level the
-    schema cannot hold ("in remission", phase not said) stands too: the finding is then left to enter."""
+    """Each state finding (remission) from the current Conditions that say it: one whose clinicalStatus says
+    current stands over one with none (an encounter diagnosis, a statement of its day), whatever their dates (a
+    review, December 2026: a two-year-old induction diagnosis had overridden the problem list's current "in
+    remission", whose date is when the entry was first made); among those, the most recent statement stands
+    (the latest recordedDate or onset); an undated one counts only when none is dated. What is set aside is
+    listed; statements that still disagree leave the finding unknown. A statement whose level the schema cannot
+    hold ("in remission", phase not said) stands too: the finding is then left to enter."""
     by: dict[str, list[_State]] = {}
     for s in c.states:
         by.setdefault(s.finding, []).append(s)
     for finding, said in by.items():
-        days = [s.day for s in said if s.day is not None]
-        top = [s for s in said if s.day == (max(days) if days else None)]
-        if any(s.explicit for s in top):
-            top = [s for s in top if s.explicit]
+        pool = [s for s in said if s.explicit] or said
+        days = [s.day for s in pool if s.day is not None]
+        top = [s for s in pool if s.day == (max(days) if days else None)]
         kept = [s for s in said if any(s is t for t in top)]
         for s in said:
             if not any(s is t for t in top):

@@ -85,8 +85,9 @@ _OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-]\
 
 
 def record_zone(bundle: Any) -> int:
-    """The record's own zone, minutes east of UTC: the UTC offset most of its timestamps carry, UTC (``Z``,
-    often a server's or a reference laboratory's clock) left out; UTC when no timestamp has another offset.
+    """The record's own zone, minutes east of UTC: the UTC offset most of its clinical timestamps carry (not a
+    resource's ``meta``, the server's), UTC (``Z``, often a server's or a reference laboratory's clock) left out;
+    UTC when no timestamp has another offset.
     Dates without a time are read as days of this zone, and every instant is placed on its day in it, so that
     a cytology stamped 21:30-05:00 and a cell count stamped 02:30Z the next day are one LP."""
     counts: dict[int, int] = {}
@@ -94,7 +95,10 @@ def record_zone(bundle: Any) -> int:
     while stack:
         node = stack.pop()
         if isinstance(node, Mapping):
-            stack.extend(node.values())
+            # a resource's meta (lastUpdated) is the FHIR server's clock, often in another zone than the clinical
+            # times: a review found -05:00 server stamps outvoting the hospital's +10:00 and moving an LP to the
+            # day before the onset
+            stack.extend(v for k, v in node.items() if k != "meta")
         elif isinstance(node, list):
             stack.extend(node)
         elif isinstance(node, str) and len(node) <= 40 and (m := _OFFSET.match(node)):

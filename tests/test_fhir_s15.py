@@ -111,3 +111,84 @@ def test_no_protein_result_is_said_as_such(table):
     _, m = _map(table, _csf("cytology", LP_DAY, "negative"), _lab("805-2", LP_DAY, 2))
     assert any("has no protein result" in n for n in m.notes)
     assert not any("protein has no interpretation" in n for n in m.notes)
+
+
+def test_the_records_zone_is_read_from_clinical_times_not_the_servers_meta(table):
+    """#2: -05:00 lastUpdated stamps of the FHIR server outvoted the hospital's +10:00 clinical times, moving an LP on
+    the day of onset (08:00+10:00) to the day before it: a positive CSF was dropped."""
+    cyto = _csf("cytology", ONSET, "positive")
+    cyto["effectiveDateTime"] = f"{ONSET.isoformat()}T08:00:00+10:00"
+    b = _bundle(_palsy(), cyto, _csf("flow", ONSET, "negative"))
+    for e in b["entry"]:
+        e["resource"]["meta"] = {"lastUpdated": f"{ONSET.isoformat()}T01:00:00-05:00"}
+    assert X.record_zone(b) == 600
+    lps = [(lp.result("cytology"), lp.result("flow"))
+           for lp in F.parse_patient(X.map_bundle(b, table, today=TODAY).patient, "fhir").csf]
+    assert lps == [("positive", "negative")]
+
+
+def test_an_onset_age_no_one_reaches_is_not_a_time_and_no_crash(table):
+    """#13: onsetAge 1.5e308 years overflowed the months' arithmetic (exit 1, or a 500)."""
+    palsy = _palsy()
+    palsy.pop("onsetDateTime")
+    palsy["onsetAge"] = {"value": 1.5e308, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}
+    m = X.map_bundle(_bundle(palsy), table, today=TODAY)
+    assert m.onset is None
+
+
+def _versioned(r: dict, rid: str, version: str, status: str = "final") -> dict:
+    return {**r, "id": rid, "status": status, "meta": {"versionId": version,
+                                                     "lastUpdated": f"2025-01-1{version}T10:00:00Z"}}
+
+
+@pytest.mark.parametrize("newer_status,newer_result,read", [("entered-in-error", "negative", None),
+                                                            ("corrected", "positive", "positive"),
+                                                            ("amended", "negative", "negative")])
+def test_only_the_latest_version_of_a_result_is_read(newer_status, newer_result, read, table):
+    """#5: an older positive version of a cytology stood beside its newer entered-in-error one; a corrected version
+    left the cytology unknown as a conflict with its own older version."""
+    old = _versioned(_csf("cytology", LP_DAY, "positive" if newer_result == "negative" else "negative"), "cyto", "1")
+    new = _versioned(_csf("cytology", LP_DAY, newer_result), "cyto", "2", newer_status)
+    lps, m = _map(table, old, new, _csf("flow", LP_DAY, "negative"))
+    assert lps == [(read, "negative")]
+    assert any("an older version (1)" in i["why"] for i in m.ignored)
+
+
+def test_the_results_of_a_withdrawn_report_are_not_read(table):
+    """#5: a DiagnosticReport entered in error (a mislabelled specimen) whose Observations stay final: its positive
+    cytology had been read as this patient's."""
+    report = {"resourceType": "DiagnosticReport", "status": "entered-in-error",
+              "code": {"coding": [{"system": "http://loinc.org", "code": "11502-2"}]},
+              "result": [{"reference": "Observation/cyto"}]}
+    cyto = {**_csf("cytology", LP_DAY, "positive"), "id": "cyto"}
+    lps, m = _map(table, report, cyto, _csf("flow", LP_DAY, "negative"))
+    assert lps == [(None, "negative")]
+    assert any("withdrawn" in n for n in m.notes)
+
+
+def test_a_current_problem_list_statement_outranks_an_older_encounter_diagnosis(table):
+    """#6: a two-year-old induction diagnosis (no clinicalStatus) overrode the problem list's current 'in remission',
+    whose date is when the entry was first made."""
+    from tests.test_fhir import _leukaemia
+
+    listed = _leukaemia("C91.01", "active", recordedDate="2023-01-02")
+    induction = _leukaemia("C91.00", None, recordedDate="2023-01-20")
+    m = X.map_bundle(_bundle(_palsy(), listed, induction), table, today=TODAY)
+    assert m.patient.get("remission") is None  # in remission, phase not said: left to enter
+    assert any("superseded" in i["why"] for i in m.ignored)
+
+
+def test_a_second_record_of_the_palsy_that_only_bounds_its_onset_keeps_the_dated_onset(table):
+    """#7: a follow-up record with only a recordedDate two weeks later made the dated onset unknown, and with it a
+    vincristine dose a week before."""
+    from tests.test_fhir import _vinca
+
+    follow = _palsy()
+    follow.pop("onsetDateTime")
+    follow["recordedDate"] = (ONSET + dt.timedelta(days=14)).isoformat()
+    m = X.map_bundle(_bundle(_palsy(), follow, _vinca(ONSET - dt.timedelta(days=7))), table, today=TODAY)
+    assert m.onset == ONSET.isoformat() and m.patient.get("recent_vincristine") == "yes"
+    # a bound before the dated onset says the palsy began earlier: the onset is then unknown, as before
+    follow["recordedDate"] = (ONSET - dt.timedelta(days=5)).isoformat()
+    m = X.map_bundle(_bundle(_palsy(), follow, _vinca(ONSET - dt.timedelta(days=7))), table, today=TODAY)
+    assert m.onset is None and "recent_vincristine" not in m.patient
