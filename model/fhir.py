@@ -630,6 +630,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     _age_group(window_end, table, c)
 
     labs: list[tuple[When, str, dict[str, Any], str]] = []
+    medications = _medications(entries)
     for where, res in entries:
         rt = res.get("resourceType")
         ref = _ref(res, where)
@@ -642,7 +643,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
         elif rt == "Condition":
             _condition(res, ref, table, c)
         elif rt in ("MedicationAdministration", "MedicationRequest"):
-            _medication(res, ref, table, c, window_end)
+            _medication(res, ref, table, c, window_end, medications)
         elif rt == "Procedure":
             _procedure(res, ref, table, c, window_end)
         elif rt == "DiagnosticReport":
@@ -1137,12 +1138,48 @@ def _dose_time(res: Mapping[str, Any], c: _Collector) -> When | None:
     return When(min(w.lo for w in spans), max(w.hi for w in spans))
 
 
-def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset: When) -> None:
-    codings = _codings(res.get("medicationCodeableConcept"))
+def _medications(entries: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The record's Medication resources by every reference that may name them (fullUrl, ``Medication/<id>``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for where, res in entries:
+        if res.get("resourceType") == "Medication":
+            out[_no_history(where)] = res
+            if res.get("id"):
+                out[f"Medication/{res['id']}"] = res
+    return out
+
+
+def _medication_codings(res: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """The codes of what was given or ordered: ``medicationCodeableConcept``, else the Medication its
+    ``medicationReference`` names (contained, ``#id``, or an entry of the record: how Epic and Cerner send
+    it); and why none could be read (None when read)."""
+    if res.get("medicationCodeableConcept") is not None:
+        return _codings(res.get("medicationCodeableConcept")), None
+    target = (res.get("medicationReference") or {}).get("reference") if isinstance(res.get("medicationReference"), dict) else None
+    if not isinstance(target, str):
+        return [], "no medication code and no medicationReference"
+    if target.startswith("#"):
+        med = next((m for m in res.get("contained") or [] if isinstance(m, dict)
+                    and m.get("resourceType") == "Medication" and m.get("id") == target[1:]), None)
+    else:
+        text = _no_history(target)
+        m = _REFERENCE.search(text)
+        med = medications.get(text) or (medications.get(f"{m.group(1)}/{m.group(2)}") if m else None)
+    if med is None:
+        return [], f"its medicationReference ({target}) names a Medication not in the record: not read"
+    return _codings(med.get("code")), None
+
+
+def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset: When,
+                medications: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    codings, unread = _medication_codings(res, medications or {})
     rows = tuple(r for cd in codings for r in table.lookup(cd, "medication"))
     if not rows:
         c.ignore(ref, _code_text(codings[0]) if codings else "medicationReference",
-                 "medication not in the mapping table (a medicationReference is not followed)")
+                 unread or "medication not in the mapping table")
+        if unread and res.get("medicationReference") is not None:
+            c.notes.append(f"a medication given or ordered by reference ({ref}) could not be read ({unread}): an "
+                           f"exposure it may be is not said by the record as palsy read it")
         return
     code = _code_text(codings[0])
     why = _not_a_dose(res)

@@ -192,3 +192,41 @@ def test_a_second_record_of_the_palsy_that_only_bounds_its_onset_keeps_the_dated
     follow["recordedDate"] = (ONSET - dt.timedelta(days=5)).isoformat()
     m = X.map_bundle(_bundle(_palsy(), follow, _vinca(ONSET - dt.timedelta(days=7))), table, today=TODAY)
     assert m.onset is None and "recent_vincristine" not in m.patient
+
+
+@pytest.mark.parametrize("how", ["entry", "contained", "missing"])
+def test_vincristine_given_by_medication_reference_is_read(how, table):
+    """#12: a MedicationAdministration naming a Medication by reference (how Epic and Cerner send it) was read as
+    no exposure and the card said 'not in the record'."""
+    from tests.test_fhir import _vinca
+
+    med = {"resourceType": "Medication", "id": "vcr",
+           "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "11202"}]}}
+    dose = _vinca(ONSET - dt.timedelta(days=7))
+    dose.pop("medicationCodeableConcept")
+    extra = []
+    if how == "contained":
+        dose["contained"] = [med]
+        dose["medicationReference"] = {"reference": "#vcr"}
+    else:
+        dose["medicationReference"] = {"reference": "Medication/vcr"}
+        extra = [med] if how == "entry" else []
+    b = _bundle(_palsy(), dose)
+    b["entry"] += [{"fullUrl": f"Medication/{m['id']}", "resource": m} for m in extra]
+    m = X.map_bundle(b, table, today=TODAY)
+    if how == "missing":
+        assert "recent_vincristine" not in m.patient
+        assert any("by reference" in n and "not in the record: not read" in n for n in m.notes)
+    else:
+        assert m.patient.get("recent_vincristine") == "yes"
+
+
+def test_the_service_asks_for_medications_given_by_reference():
+    """#12: the prefetch searched MedicationAdministration by code, which matches only a CodeableConcept: the
+    service asks too by the Medication's code through the reference, with the Medication included."""
+    from palsy.scripts.serve import app
+
+    t = app._prefetch(X.load_table())
+    for key, rt in (("administrations_by_reference", "MedicationAdministration"), ("orders_by_reference", "MedicationRequest")):
+        assert t[key].startswith(f"{rt}?patient={{{{context.patientId}}}}&medication.code=")
+        assert t[key].endswith(f"&_include={rt}:medication") and "11202" in t[key]

@@ -26,6 +26,8 @@ import schemathesis
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, settings
 
+from palsy.scripts.serve import loadtest as L
+from palsy.scripts.serve.loadtest import prefetch_of
 from tests.conftest import PATIENTS, REPO, run_palsy, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
@@ -34,9 +36,7 @@ ISS = "https://ehr.test.example"
 SANDBOX = "https://sandbox.test.example"  # a browser-based CDS client's origin (CORS)
 SERVICE = "palsy-facial-palsy"
 SOURCES = sorted(PATIENTS.glob("*.yaml"))
-KEYS_TO_TYPES = {"patient": "Patient", "conditions": "Condition", "observations": "Observation",
-                 "administrations": "MedicationAdministration", "orders": "MedicationRequest",
-                 "procedures": "Procedure", "reports": "DiagnosticReport"}
+KEYS_TO_TYPES = {**L.PREFETCH_TYPES, **L.BY_REFERENCE_TYPES}
 
 
 def _free_port() -> int:
@@ -121,20 +121,6 @@ def token(server, keys, path: str, key: str = "ec", headers: dict | None = None,
 
 def auth(server, keys, path: str, **kw) -> dict:
     return {"Authorization": f"Bearer {token(server, keys, path, **kw)}"}
-
-
-def prefetch_of(bundle: dict) -> dict:
-    """The prefetch an EHR would send for the discovery's templates, from a collection bundle."""
-    res = [e["resource"] for e in bundle["entry"]]
-    out = {}
-    for key, rt in KEYS_TO_TYPES.items():
-        found = [r for r in res if r["resourceType"] == rt]
-        if key == "patient":
-            out[key] = found[0]
-        else:
-            out[key] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in found]} \
-                if found else None
-    return out
 
 
 def hook_body(bundle: dict, pid: str | None = None) -> dict:
@@ -289,6 +275,35 @@ def test_no_card_without_a_facial_palsy(server, keys):
     b["entry"] = [e for e in b["entry"] if not e["resource"]["id"].startswith("palsy")]
     r = call(server, keys, hook_body(b))
     assert r.status_code == 200 and r.json() == {"cards": []} and _spec_problems(r.json()) == []
+
+
+def test_a_dose_given_by_medication_reference_reaches_the_card_and_its_prefetch_may_be_left_out(server, keys):
+    """s15 review #12: vincristine given by medicationReference (Epic, Cerner) was 'not in the record'. Sent under
+    the by-reference keys with its Medication, it is read; a client that leaves those keys out is answered, and the
+    card says a dose given by reference was not read."""
+    b = _bundle("source-002")
+    # the record's own statement of the exposure out: the dose by reference is what says it
+    b["entry"] = [e for e in b["entry"] if "recent_vincristine" not in json.dumps(e["resource"].get("code"))]
+    med = {"resourceType": "Medication", "id": "vcr",
+           "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "11202"}]}}
+    dose = {"resourceType": "MedicationAdministration", "id": "vcr-dose", "status": "completed",
+            "subject": {"reference": "Patient/source-002"}, "effectiveDateTime": "2025-01-08",
+            "medicationReference": {"reference": "Medication/vcr"}}
+    b["entry"] += [{"resource": dose}, {"resource": med}]
+    body = hook_body(b)
+    assert body["prefetch"]["administrations_by_reference"]["entry"][0]["resource"]["id"] == "vcr-dose"
+    r = call(server, keys, body)
+    assert r.status_code == 200
+    read = r.json()["cards"][0]
+    assert "vincristine" not in read["detail"].split("Not found in the record")[-1].split("\n")[0]
+    for key in L.BY_REFERENCE_TYPES:
+        del body["prefetch"][key]
+    r = call(server, keys, body)
+    assert r.status_code == 200
+    unread = r.json()["cards"][0]
+    assert "vincristine" in unread["detail"].split("Not found in the record")[-1].split("\n")[0]
+    assert "was not sent, so a dose given or ordered by medicationReference is not read" in unread["detail"]
+    assert read["extension"]["palsy"]["probability"] != unread["extension"]["palsy"]["probability"]
 
 
 def test_missing_prefetch_says_which_keys_it_needs_and_never_calls_the_record(server, keys):
@@ -700,8 +715,6 @@ def test_the_load_tests_rows_never_share_or_repeat_a_patient():
 def test_the_load_tests_probe_times_real_requests_and_counts_wrong_answers(server, keys, palsy, monkeypatch):
     """The benchmark's probe (the client whose times judge the service's bars): it times each request it sends
     to the running service, and counts a probability other than ``palsy posterior``'s as a failure."""
-    from palsy.scripts.serve import loadtest as L
-
     monkeypatch.setattr(L, "PROBE_DELAY", 0.0)
     monkeypatch.setattr(L, "PROBE_SECONDS", 0.05)
     path = f"/cds-services/{SERVICE}"
@@ -735,8 +748,6 @@ def test_the_load_tests_new_patients_are_judged_against_palsy_posterior(server, 
     from palsy.model import answer as A
     from palsy.model import fhir as X
     from palsy.model import fhir_example as XE
-    from palsy.scripts.serve import loadtest as L
-
     table = X.load_table()
     bundles = [XE.example_bundle(p, table) for p in L.distinct_patients(1728)[700:702]]
     commands = []
@@ -989,8 +1000,6 @@ def test_a_worker_at_its_limit_answers_503_at_once_and_then_answers_again(tmp_pa
 
     from palsy.model import fhir as X
     from palsy.model import fhir_example as XE
-    from palsy.scripts.serve import loadtest as L
-
     table = X.load_table()
     bodies = [L.hook_body(XE.example_bundle(p, table)) for p in L.distinct_patients(1728)[900:908]]
     port = _free_port()
@@ -1036,7 +1045,6 @@ def test_a_worker_answers_its_cards_first_come_first_served(tmp_path, posterior_
     from palsy.model import fhir_example as XE
     from palsy.scripts.serve import app as A
     from palsy.scripts.serve import config as C
-    from palsy.scripts.serve import loadtest as L
     from palsy.scripts.serve.engine import Engine
 
     table = X.load_table()
@@ -1095,7 +1103,6 @@ def test_a_memoised_card_never_waits_behind_a_new_patients_answer(tmp_path, post
     from palsy.model import fhir_example as XE
     from palsy.scripts.serve import app as A
     from palsy.scripts.serve import config as C
-    from palsy.scripts.serve import loadtest as L
     from palsy.scripts.serve.engine import Engine
 
     table = X.load_table()

@@ -419,7 +419,13 @@ def _prefetch(table: X.Table) -> dict[str, str]:
         "conditions": f"Condition?patient={p}",
         "observations": f"Observation?patient={p}&code={codes('lab', loc['finding_system'])}",
         "administrations": f"MedicationAdministration?patient={p}&code={codes('medication')}",
+        # given or ordered by medicationReference (Epic, Cerner): the code search matches only a CodeableConcept,
+        # so the Medication's code is searched through the reference and the Medication included
+        "administrations_by_reference": f"MedicationAdministration?patient={p}&medication.code={codes('medication')}"
+                                        f"&_include=MedicationAdministration:medication",
         "orders": f"MedicationRequest?patient={p}&code={codes('medication')}&status=completed",
+        "orders_by_reference": f"MedicationRequest?patient={p}&medication.code={codes('medication')}&status=completed"
+                               f"&_include=MedicationRequest:medication",
         "procedures": f"Procedure?patient={p}&code={codes('procedure')}",
         "reports": f"DiagnosticReport?patient={p}&conclusion={codes('imaging')}",
     }
@@ -566,7 +572,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             raise ServiceError(400, "bad_request", "context.patientId is required (a string)")
         templates = state["prefetch"]
         given = body.prefetch or {}
-        missing = [k for k in templates if k not in given]
+        missing = [k for k in templates if k not in given and k not in OPTIONAL_PREFETCH]
         if missing:
             raise ServiceError(412, "prefetch_missing", "this service answers from the prefetch only and never calls "
                                "the record; send these prefetch keys", missing=missing,
@@ -593,11 +599,12 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             raise ServiceError(422, "invalid_fhir", "the record's findings are not valid", problems=exc.problems[:20]) from None
         d = state["engine"].card(patient)
         card_id = str(uuid.uuid4())
+        notes = [*mapping.notes, *_not_prefetched(given, mapping, state["engine"].fhir_table)]
         # the card's record: its report, and what tells any worker that the card is this service's (feedback)
-        rid = state["reports"].put({"patient": mapping.patient, "not_found": mapping.not_found, "notes": mapping.notes},
+        rid = state["reports"].put({"patient": mapping.patient, "not_found": mapping.not_found, "notes": notes},
                                    card=card_id)
         card = cards.card(d, uuid=card_id, source_label=config.source_label, source_url=config.source_url,
-                          report_url=f"{config.service_url}/reports/{rid}", notes=mapping.notes,
+                          report_url=f"{config.service_url}/reports/{rid}", notes=notes,
                           not_found_text=X.finding_lines(mapping.not_found) if mapping.not_found else None,
                           schema=state["engine"].draws.schema)
         # what the tool said, beside the card's later outcome: the feedback loop's record (docs/registry.md)
@@ -662,6 +669,21 @@ def _outcome_entry(f: Feedback, received: str, service_id: str, issuer: str | No
             e["overrideReason"] = coded
         e["hasComment"] = bool(f.overrideReason.userComment)
     return e
+
+
+#: Prefetch keys a client may leave out (a chained search through medicationReference, which not every record
+#: system serves): without them a dose given by reference is not read, and the card says so where it matters.
+OPTIONAL_PREFETCH = ("administrations_by_reference", "orders_by_reference")
+
+
+def _not_prefetched(given: dict[str, Any], mapping: Any, table: X.Table) -> list[str]:
+    """The card's note when an optional prefetch was not sent and an exposure it could hold is not found."""
+    left = [k for k in OPTIONAL_PREFETCH if k not in given]
+    exposures = sorted({r.finding for r in table.rows if r.role == "medication"} & set(mapping.not_found))
+    if not left or not exposures:
+        return []
+    return [f"{', '.join(exposures)}: the prefetch {' and '.join(left)} was not sent, so a dose given or ordered by "
+            f"medicationReference is not read"]
 
 
 def _collection(prefetch: dict[str, Any], templates: dict[str, str]) -> dict[str, Any]:

@@ -53,14 +53,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The keys of the doses given or ordered by ``medicationReference`` (``app.OPTIONAL_PREFETCH``), with the
+#: Medications they name, as a record answers their chained search with ``_include``.
+BY_REFERENCE_TYPES = {"administrations_by_reference": "MedicationAdministration",
+                      "orders_by_reference": "MedicationRequest"}
+
+
+def prefetch_of(bundle: dict) -> dict:
+    """The prefetch a record system would send for the discovery's templates, from a collection bundle: each key's
+    searchset (None when it matches nothing); a dose given by reference under its own key, with its Medication."""
+    res = [e["resource"] for e in bundle["entry"]]
+
+    def searchset(found: list[dict]) -> dict | None:
+        return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in found]} if found else None
+
+    pre: dict = {}
+    for key, rt in PREFETCH_TYPES.items():
+        found = [r for r in res if r["resourceType"] == rt and "medicationReference" not in r]
+        pre[key] = found[0] if key == "patient" else searchset(found)
+    meds = [r for r in res if r["resourceType"] == "Medication"]
+    for key, rt in BY_REFERENCE_TYPES.items():
+        found = [r for r in res if r["resourceType"] == rt and "medicationReference" in r]
+        pre[key] = searchset(found + meds) if found else None
+    return pre
+
+
 def hook_body(bundle: dict) -> dict:
     """A patient-view call whose prefetch holds ``bundle``'s resources, as the discovery's templates ask."""
-    res = [e["resource"] for e in bundle["entry"]]
-    pre = {}
-    for key, rt in PREFETCH_TYPES.items():
-        found = [r for r in res if r["resourceType"] == rt]
-        pre[key] = found[0] if key == "patient" else (
-            {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in found]} if found else None)
+    pre = prefetch_of(bundle)
     return {"hook": "patient-view", "hookInstance": "load", "context": {"patientId": pre["patient"]["id"]},
             "prefetch": pre}
 
