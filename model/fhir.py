@@ -72,6 +72,9 @@ RECORD_PREFIX = "Patient/"
 CSF_MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow")
 RESOURCE_TYPES = ("Patient", "Condition", "Observation", "MedicationAdministration", "MedicationRequest",
                   "Procedure", "DiagnosticReport")
+#: The resource types validated (those read; a Medication is read through a reference): the others are listed as
+#: not read, and their subject checked, but a field of theirs that is invalid does not refuse the record.
+VALIDATED_TYPES = (*RESOURCE_TYPES, "Medication", "Bundle")
 #: The schema's precedence of MRI patterns (docs/design.md §2: "the first of mass > multiple > otomastoid > ...").
 MRI_PRECEDENCE = ("mass", "multiple_nerve_or_leptomeningeal", "otomastoid_inflammation", "vii_viii_enhancement",
                   "facial_nerve_enhancement", "normal")
@@ -441,6 +444,10 @@ def _for_validation(bundle: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(res, dict) and (fields := _TIME_REQUIRED.get(str(res.get("resourceType")))) and \
                 not any(f in res for f in fields) and isinstance(res.get("_" + fields[0]), dict):
             entry = {**entry, "resource": {**res, fields[0]: "1901-01-01"}}
+        elif isinstance(res, dict) and res.get("resourceType") not in VALIDATED_TYPES:
+            # a resource palsy does not read is not validated (an Encounter's empty display had refused a whole
+            # record, a review found); it is listed as not read, and its subject is still checked
+            entry = {**entry, "resource": {"resourceType": "Basic", "code": {"text": "not read by palsy"}}}
         fixed.append(entry)
     out["entry"] = fixed
     return out
@@ -909,7 +916,9 @@ def _reference_problem(value: Any, who: _Who) -> tuple[str | None, bool]:
             return "is another patient", True
         base = text[:m.start()] if "://" in text else None
         if base is not None and who.bases and base not in who.bases:
-            return "is a Patient of another server", True
+            # both servers' bases named (no patient id): behind a proxy a record can mix http://host:8080/fhir with
+            # https://host/fhir, which its integration engineer can then set right
+            return f"is a Patient of another server ({base}; the bundle's Patient is at {', '.join(sorted(who.bases))})", True
         return None, False
     ident = value.get("identifier")
     if isinstance(ident, dict):

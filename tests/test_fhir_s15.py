@@ -230,3 +230,27 @@ def test_the_service_asks_for_medications_given_by_reference():
     for key, rt in (("administrations_by_reference", "MedicationAdministration"), ("orders_by_reference", "MedicationRequest")):
         assert t[key].startswith(f"{rt}?patient={{{{context.patientId}}}}&medication.code=")
         assert t[key].endswith(f"&_include={rt}:medication") and "11202" in t[key]
+
+
+def test_an_invalid_field_of_a_resource_palsy_does_not_read_does_not_refuse_the_record(table):
+    """#14: an Encounter's empty display refused the whole record; it is listed as not read. A resource palsy reads
+    that is invalid still refuses it, naming where."""
+    encounter = {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB", "display": ""}}
+    m = X.map_bundle(_bundle(_palsy(), encounter, _csf("cytology", LP_DAY, "negative")), table, today=TODAY)
+    assert any(i["why"] == "resource type Encounter is not read" for i in m.ignored)
+    bad = {**_csf("cytology", LP_DAY, "negative"), "status": ""}
+    with pytest.raises(X.FhirError) as err:
+        X.map_bundle(_bundle(_palsy(), bad), table, today=TODAY)
+    assert any("status" in p for p in err.value.problems)
+
+
+def test_a_patient_of_another_server_is_refused_naming_both_servers(table):
+    """#14 (s13 b49): behind a TLS proxy a record mixes http://host:8080/fhir and https://host/fhir. It stays
+    refused (two servers' Patients are not one patient by guess), but the message names both bases, no id."""
+    b = _bundle(_palsy())
+    b["entry"][0]["fullUrl"] = "http://ehr.example:8080/fhir/Patient/p1"
+    b["entry"][1]["resource"]["subject"] = {"reference": "https://ehr.example/fhir/Patient/p1"}
+    with pytest.raises(X.FhirError) as err:
+        X.map_bundle(b, table, today=TODAY)
+    (problem,) = err.value.problems
+    assert "(https://ehr.example/fhir; the bundle's Patient is at http://ehr.example:8080/fhir)" in problem
