@@ -350,6 +350,7 @@ class _Collector:
         self.onset: When | None = None  # the episode's onset, when dated
         self.born: When | None = None  # the patient's birth date, when plausible
         self.states: list[_State] = []  # what current Conditions say of a state (remission), weighed at the end
+        self.diagnosed: list[When | None] = []  # each leukaemia Condition's onset (its diagnosis), None when not given
 
     def when(self, res: Mapping[str, Any], *fields: str) -> When | None:
         return when_of(res, self.zone, *fields)
@@ -660,6 +661,14 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
             if lab:
                 labs.append(lab)
     _weigh_states(c)
+    if dated is not None and c.diagnosed and all(d is not None for d in c.diagnosed) and \
+            min(d.lo for d in c.diagnosed) > dated.hi:
+        # the schema's population is a palsy in a known leukaemia; one that led to the diagnosis is outside it (a
+        # review found such a record answered with no word of it); said, not set: a Condition's onset may be a
+        # transfer's, not the diagnosis
+        c.notes.append(f"the leukaemia's Conditions date its onset from {min(d.lo for d in c.diagnosed).isoformat()}, "
+                       f"after the palsy's ({dated.lo.isoformat()}): if the palsy led to the diagnosis, the patient "
+                       f"is outside the model's population; enter the status when the palsy started")
     lps = _lumbar_punctures(labs, table, c, onset, first_known=not partial & {"Observation", UNKNOWN})
     if partial & {"DiagnosticReport", UNKNOWN}:
         _keep_only_the_first_in_precedence(c)
@@ -1010,6 +1019,7 @@ def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) ->
                 continue
             if r.finding == LEUKAEMIA_FINDING:  # which leukaemia it is: whatever the clinical status
                 _say(r, c)
+                c.diagnosed.append(c.when(res, "onsetDateTime", "onsetPeriod"))
                 continue
             # a state (e.g. remission) is read only from a current Condition, and weighed against the others
             # (_weigh_states): the most recent statement stands. A leukaemia whose clinicalStatus is remission

@@ -254,3 +254,18 @@ def test_a_patient_of_another_server_is_refused_naming_both_servers(table):
         X.map_bundle(b, table, today=TODAY)
     (problem,) = err.value.problems
     assert "(https://ehr.example/fhir; the bundle's Patient is at http://ehr.example:8080/fhir)" in problem
+
+
+def test_a_leukaemia_diagnosed_after_the_palsy_began_is_said_outside_the_population(table):
+    """#11: the palsy that led to the diagnosis (the ALL's onset two days after the palsy's) was answered with no
+    word that the model's population is a palsy in a known leukaemia. Said, not set (an onset may be a transfer's)."""
+    from tests.test_fhir import _leukaemia
+
+    after = _leukaemia("C91.00", "active", onsetDateTime=(ONSET + dt.timedelta(days=2)).isoformat())
+    m = X.map_bundle(_bundle(_palsy(), after), table, today=TODAY)
+    assert any("outside the model's population" in n for n in m.notes)
+    before = _leukaemia("C91.00", "active", onsetDateTime=(ONSET - dt.timedelta(days=60)).isoformat())
+    undated = _leukaemia("C91.00", "active")
+    for cond in (before, undated):
+        m = X.map_bundle(_bundle(_palsy(), cond, after), table, today=TODAY)
+        assert not any("outside the model's population" in n for n in m.notes)
