@@ -469,7 +469,9 @@ def _too_deep(value: Any, limit: int) -> bool:
 
 
 def resources(bundle: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(fullUrl or position, resource) of every entry, a searchset's nested Bundles flattened."""
+    """(fullUrl or position, resource) of every entry, a searchset's nested Bundles flattened, and each Observation
+    a DiagnosticReport contains and names as a result (``#id``), with the report's subject where it has none (a
+    laboratory may send a report's results contained: a positive CSF so sent had been called pending)."""
     out = []
     for i, entry in enumerate(bundle.get("entry") or []):
         res = (entry or {}).get("resource")
@@ -477,8 +479,17 @@ def resources(bundle: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             continue
         if res.get("resourceType") == "Bundle":
             out += resources(res)
-        else:
-            out.append((str(entry.get("fullUrl") or f"entry[{i}]"), res))
+            continue
+        where = str(entry.get("fullUrl") or f"entry[{i}]")
+        out.append((where, res))
+        if res.get("resourceType") == "DiagnosticReport" and isinstance(res.get("contained"), list):
+            named = {r.get("reference") for r in res.get("result") or [] if isinstance(r, dict)}
+            for inner in res["contained"]:
+                if isinstance(inner, dict) and inner.get("resourceType") == "Observation" and inner.get("id") \
+                        and f"#{inner['id']}" in named:
+                    out.append((f"{where}#{inner['id']}",
+                                {**inner, "subject": inner.get("subject") or res.get("subject"),
+                                 "id": f"{res.get('id') or i}-{inner['id']}"}))
     return out
 
 
@@ -530,7 +541,8 @@ def _retracted_results(entries: list[tuple[str, dict[str, Any]]], c: _Collector)
             for r in res.get("result") or []:
                 text = r.get("reference") if isinstance(r, dict) else None
                 if isinstance(text, str):
-                    text = _no_history(text)
+                    # a contained result ("#c1") is the entry resources() gives as the report's fullUrl#c1
+                    text = _no_history(where) + text if text.startswith("#") else _no_history(text)
                     m = _REFERENCE.search(text)
                     withdrawn[text] = _ref(res, where)
                     if m:
@@ -657,9 +669,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
         elif rt == "DiagnosticReport":
             _report(res, ref, table, c, onset)
         elif rt == "Observation":
-            lab = _observation(res, ref, table, c)
-            if lab:
-                labs.append(lab)
+            labs += _observations(res, ref, table, c)
     _weigh_states(c)
     if dated is not None and c.diagnosed and all(d is not None for d in c.diagnosed) and \
             min(d.lo for d in c.diagnosed) > dated.hi:
@@ -1353,6 +1363,30 @@ def _per_uL(q: Mapping[str, Any]) -> float | None:
 
 #: A lab result as read for the LPs: (when it was collected, measure, resource, reference, dated by issued only).
 _Lab = tuple[When, str, dict[str, Any], str, bool]
+
+
+#: What an Observation's component carries of its own (the rest, its time, status and subject, are the parent's).
+_COMPONENT_OWN = ("code", "interpretation", "referenceRange", "dataAbsentReason")
+
+
+def _observations(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> list[_Lab]:
+    """One Observation read (:func:`_observation`), and each of its components whose code is a lab row read as an
+    Observation of its own with the parent's time and status: a CSF cell count sent as one panel with its white and
+    red cells as components had lost the traumatic tap silently (a review, December 2026). A panel whose own code
+    palsy does not read is not listed when a component of it is read."""
+    parts = [(i, cmp) for i, cmp in enumerate(res.get("component") or [], start=1) if isinstance(cmp, dict)
+             and any(table.lookup(cd, "lab") for cd in _codings(cmp.get("code")))]
+    own = any(table.lookup(cd) or cd.get("system") == table.local["finding_system"] for cd in _codings(res.get("code")))
+    labs = []
+    if own or not parts:
+        lab = _observation(res, ref, table, c)
+        labs += [lab] if lab else []
+    base = {k: v for k, v in res.items() if k not in ("component", *_COMPONENT_OWN) and not k.startswith("value")}
+    for i, cmp in parts:
+        part = {**base, **{k: v for k, v in cmp.items() if k in _COMPONENT_OWN or k.startswith("value")}}
+        lab = _observation(part, f"{ref} component {i}", table, c)
+        labs += [lab] if lab else []
+    return labs
 
 
 def _observation(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> _Lab | None:

@@ -269,3 +269,32 @@ def test_a_leukaemia_diagnosed_after_the_palsy_began_is_said_outside_the_populat
     for cond in (before, undated):
         m = X.map_bundle(_bundle(_palsy(), cond, after), table, today=TODAY)
         assert not any("outside the model's population" in n for n in m.notes)
+
+
+@pytest.mark.parametrize("status", ["final", "entered-in-error"])
+def test_a_reports_contained_results_are_read_unless_the_report_is_withdrawn(status, table):
+    """#10: a positive cytology and flow sent as contained Observations of their DiagnosticReport were not read and
+    the LP called pending; a withdrawn report's contained results stay unread."""
+    contained = [{**_csf(m, LP_DAY, "positive"), "id": f"c{k}"} for k, m in enumerate(("cytology", "flow"))]
+    for r in contained:
+        r.pop("subject", None)
+    report = {"resourceType": "DiagnosticReport", "status": status,
+              "code": {"coding": [{"system": "http://loinc.org", "code": "11502-2"}]},
+              "contained": contained, "result": [{"reference": "#c0"}, {"reference": "#c1"}]}
+    lps, m = _map(table, report)
+    assert lps == ([("positive", "positive")] if status == "final" else [])
+    assert any("withdrawn" in n for n in m.notes) == (status != "final")
+
+
+def test_a_cell_count_panels_components_are_read(table):
+    """#8: the CSF cell count as one Observation with its white and red cells as components lost the traumatic tap
+    (and the pleocytosis) silently."""
+    panel = {"resourceType": "Observation", "status": "final", "effectiveDateTime": LP_DAY.isoformat(),
+             "code": {"coding": [{"system": "http://loinc.org", "code": "26464-8"}]},
+             "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                            "valueQuantity": {"value": v, "unit": "/uL", "system": "http://unitsofmeasure.org",
+                                              "code": "/uL"}} for code, v in (("805-2", 60), ("26454-9", 3000))]}
+    _, m = _map(table, _csf("cytology", LP_DAY, "positive"), panel)
+    assert F.parse_patient(m.patient, "fhir").csf[0].traumatic == "yes"
+    assert m.patient.get("csf_profile") == "pleocytosis"
+    assert not any(i["why"] == "code not in the mapping table" and "26464-8" in i["code"] for i in m.ignored)
