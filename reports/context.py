@@ -180,9 +180,20 @@ def _items(p: A.Player, st: ST.Structure) -> set[str]:
     return {p.finding}
 
 
-def _evidence_for(p: A.Player, ev: Evidence, cites: _Citations, L: Labels) -> list[dict[str, Any]]:
+def judgments_used(ev: Evidence, variant: str) -> frozenset[str]:
+    """The ids of the expert judgments that set a prior of ``variant`` (``model.design.judgments``): a form's
+    judgment sets nothing in the ``independent`` variant, and one for infiltration as a whole nothing in
+    ``subtype`` where every form has its own; neither is evidence an answer of that variant rests on."""
+    from palsy.model import design as D
+
+    return frozenset(e.id for e in D.judgments(ev, ev.structure, ev.variant(variant)).values())
+
+
+def _evidence_for(p: A.Player, ev: Evidence, cites: _Citations, L: Labels,
+                  used: frozenset[str] | None = None) -> list[dict[str, Any]]:
     """The evidence behind one finding: cohort entries of its item for each cause (and those shared by
-    every cause), the rate model (context findings), and library cases."""
+    every cause), the expert judgments that set a prior of the answer's variant (``used``; all when None), the
+    rate model (context findings), and library cases."""
     groups: list[dict[str, Any]] = []
     sc = ev.schema
     if p.finding in sc.context:
@@ -193,7 +204,7 @@ def _evidence_for(p: A.Player, ev: Evidence, cites: _Citations, L: Labels) -> li
         for cause in (*ev.causes, None):
             entries = [e for e in ev.entries if e.item in items and e.cause == cause]
             counts = [e for e in entries if e.kind != "expert_judgment"]
-            judged = [e for e in entries if e.kind == "expert_judgment"]
+            judged = [e for e in entries if e.kind == "expert_judgment" and (used is None or e.id in used)]
             who = L.cause(cause) if cause is not None else "every cause (the laboratory)"
             if counts:
                 groups.append({"label": f"cohorts, {who} ({len(counts)})",
@@ -427,6 +438,7 @@ def _findings_rows(ans: A.Answer, evidence: Evidence, cites: _Citations,
     shorts = [L.player_short(p) for p in plist]
     rows = []
     shapley = ans.shapley_values
+    used = judgments_used(evidence, ans.model["variant"])
     for p, label, c, s in zip(plist, labels, ans.contributions, shapley, strict=True):
         rows.append({"label": label, "factor": W.factor(c["log_lr"]["mean"]),
                      "factor_text": W.factor_with_interval(c["log_lr"], ci),
@@ -434,7 +446,7 @@ def _findings_rows(ans: A.Answer, evidence: Evidence, cites: _Citations,
                      "shapley": W.factor(s["log_lr"]["mean"]) if np.isfinite(s["log_lr"]["mean"]) else "not computed",
                      "log_lr": c["log_lr"],
                      "direction": W.direction(c["log_lr"]["mean"]),
-                     "evidence": _evidence_for(p, evidence, cites, L), "same_as": None})
+                     "evidence": _evidence_for(p, evidence, cites, L, used), "same_as": None})
     for i, r in enumerate(rows):  # repeated LPs share their evidence: say so once
         first = next(q for q in rows[:i + 1] if q["evidence"] == r["evidence"])
         if first is not r:

@@ -694,3 +694,23 @@ def test_layers():
         assert not re.search(r"^\s*(import|from)\s+(matplotlib|jinja2|reports)\b", src, re.M), path
     src = (REPO / "reports" / "figures.py").read_text(encoding="utf-8")
     assert not re.search(r"^\s*(import|from)\s+model\b", src, re.M)
+
+
+@pytest.mark.parametrize("variant,expected", [("subtype", 3), ("independent", 1)])
+def test_a_findings_judgments_are_those_that_set_a_prior_of_the_answers_variant(variant, expected, request, evidence):
+    """The findings table's 'expert judgment, leukemic infiltration (n)' counted every judgment of the finding,
+    the forms' in the independent variant (where they set nothing) and the whole's in subtype (where every form
+    has its own); it counts what the answer's variant rests on: three forms' onset judgments, or the whole's."""
+    from palsy.model import answer as A
+    from palsy.model import findings as F
+    from palsy.reports import context
+
+    draws = request.getfixturevalue(f"draws_{variant}")
+    patient = F.parse_patient({"id": "x", "lineage": "T-ALL", "onset": "acute"})
+    ans = A.answer(patient, draws, shapley=False)
+    (row,) = [r for r in context.build(ans, evidence)["findings_table"] if r["label"].startswith("Onset")]
+    (group,) = [g for g in row["evidence"] if g["label"].startswith("expert judgment, leuk")]
+    assert group["label"].endswith(f"({expected})")
+    used = context.judgments_used(evidence, variant)
+    assert ("ej_onset_infiltration" in used) == (variant == "independent")
+    assert ("ej_onset_perineural" in used) == (variant == "subtype")
