@@ -298,3 +298,10 @@ def test_a_cell_count_panels_components_are_read(table):
     assert F.parse_patient(m.patient, "fhir").csf[0].traumatic == "yes"
     assert m.patient.get("csf_profile") == "pleocytosis"
     assert not any(i["why"] == "code not in the mapping table" and "26464-8" in i["code"] for i in m.ignored)
+
+
+def test_labcorps_csf_nucleated_cell_code_gives_the_profile(table):
+    """#15: LabCorp reports the CSF's nucleated cells as LOINC 58470-6 (its test 22131's LOINC map); it was 'code not
+    in the mapping table' and the pleocytosis unread."""
+    _, m = _map(table, _csf("cytology", LP_DAY, "negative"), _lab("58470-6", LP_DAY, 40, unit="cells/uL"))
+    assert m.patient.get("csf_profile") == "pleocytosis"
