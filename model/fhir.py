@@ -1505,13 +1505,65 @@ def _not_this_episode(when: When | None, table: Table, c: _Collector) -> str | N
     return None
 
 
+@dataclasses.dataclass(frozen=True, order=True)
+class _Tap:
+    """One LP: its day in the record's zone and, where two taps of one day are told apart by their times, its
+    order and time of day ('09:00')."""
+
+    day: dt.date
+    order: int = 0
+    time: str = ""
+
+    def isoformat(self) -> str:
+        return self.day.isoformat() + (f" {self.time}" if self.time else "")
+
+
+def _taps_of_day(day: dt.date, timed: list[tuple[int | None, str, dict[str, Any], str]], table: Table,
+                 c: _Collector) -> dict[_Tap, dict[str, list[tuple[dict[str, Any], str]]]]:
+    """A day's CSF results as one LP, or as several where their collection times tell apart taps that each have a
+    cytology or flow result (more than ``same_lp_hours`` between them: a traumatic tap repeated hours later had been
+    merged with it, its results 'both positive and negative' and its counts the profile). A result of such a day
+    without a time, or in a cluster of counts alone, cannot be placed: it is left out and said."""
+    gap = table.windows.get("same_lp_hours")
+    clusters: list[list[tuple[int, str, dict[str, Any], str]]] = []
+    for at, measure, res, ref in sorted((t for t in timed if t[0] is not None), key=lambda t: t[0]):
+        if clusters and at - clusters[-1][-1][0] <= float(gap or 0) * 3600:
+            clusters[-1].append((at, measure, res, ref))
+        else:
+            clusters.append([(at, measure, res, ref)])
+    resulted = [k for k in clusters if any(m in CSF_RESULTS for _, m, _, _ in k)]
+    if gap is None or len(resulted) < 2:
+        one: dict[str, list[tuple[dict[str, Any], str]]] = {}
+        for _, measure, res, ref in timed:
+            one.setdefault(measure, []).append((res, ref))
+        return {_Tap(day): one}
+    out: dict[_Tap, dict[str, list[tuple[dict[str, Any], str]]]] = {}
+    for k, cluster in enumerate(resulted):
+        local = (cluster[0][0] + c.zone * 60) % DAY_SECONDS
+        tap = _Tap(day, k, f"{local // 3600:02d}:{local % 3600 // 60:02d}")
+        for _, measure, res, ref in cluster:
+            out.setdefault(tap, {}).setdefault(measure, []).append((res, ref))
+    times = ", ".join(t.time for t in out)
+    why = f"{len(out)} LPs on {day.isoformat()} ({times}) and this result cannot be placed in one of them"
+    placed = {id(res) for cluster in resulted for _, _, res, _ in cluster}
+    for _, measure, res, ref in timed:
+        if id(res) not in placed:
+            if measure in CSF_RESULTS:
+                _csf_not_used(c, table, ref, measure, res, why)
+            else:
+                c.ignore(ref, measure, why)
+    c.notes.append(f"two or more LPs on {day.isoformat()}, told apart by their times ({times}): read as LPs of their own")
+    return out
+
+
 def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
                       onset: When | None, first_known: bool = True) -> list[dict[str, str]]:
-    """LPs from CSF results grouped by collection day in the record's zone (on or after onset), in order;
-    sets csf_profile and circulating_blasts from the first LP (not when ``first_known`` is false: a page of the
-    record was not read); returns the csf list in the form the schema in use reads. A CSF result dated only
-    by when it was issued joins the one LP collected between the onset and then, else is not placed."""
-    groups: dict[dt.date, dict[str, list[tuple[dict[str, Any], str]]]] = {}
+    """LPs from CSF results grouped by collection day in the record's zone (on or after onset), a day's taps told
+    apart by their times (:func:`_taps_of_day`), in order; sets csf_profile and circulating_blasts from the first
+    LP (not when ``first_known`` is false: a page of the record was not read); returns the csf list in the form the
+    schema in use reads. A CSF result dated only by when it was issued joins the one LP collected between the
+    onset and then, else is not placed."""
+    by_day: dict[dt.date, list[tuple[int | None, str, dict[str, Any], str]]] = {}
     blasts, late = [], []
     for when, measure, res, ref, issued_only in labs:
         if measure == "blood_blasts":
@@ -1527,7 +1579,10 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
             else:
                 c.ignore(ref, measure, why)
             continue
-        groups.setdefault(when.lo, {}).setdefault(measure, []).append((res, ref))
+        by_day.setdefault(when.lo, []).append((when.at, measure, res, ref))
+    groups: dict[_Tap, dict[str, list[tuple[dict[str, Any], str]]]] = {}
+    for day, timed in by_day.items():
+        groups.update(_taps_of_day(day, timed, table, c))
     for issued, measure, res, ref in late:
         if onset is not None and _not_after_onset(issued, onset) == "before the palsy's onset":
             if measure in CSF_RESULTS:
@@ -1536,7 +1591,7 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
             else:
                 c.ignore(ref, measure, "reported (issued) before the palsy's onset")
             continue
-        could = [day for day in groups if day <= issued.hi]
+        could = [tap for tap in groups if tap.day <= issued.hi]
         if len(could) == 1:
             groups[could[0]].setdefault(measure, []).append((res, ref))
             c.notes.append(f"{measure} ({ref}) has no collection time, only when it was reported "
@@ -1567,12 +1622,12 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
             c.notes.append(f"csf_profile: the first LP ({days[0].isoformat()}) has no cytology or flow result yet; "
                            f"its profile is not read with a later LP as the first; left unknown")
         else:
-            _profile(groups[days[0]], days[0], table, c)
-        _blasts(blasts, days[0], table, c)
+            _profile(groups[days[0]], days[0].day, table, c)
+        _blasts(blasts, days[0].day, table, c)
     return _csf_form([lp for _, lp in lps], c)
 
 
-def _within_cap(lps: list[tuple[dt.date, dict[str, str]]], most: int, c: _Collector) -> list[tuple[dt.date, dict[str, str]]]:
+def _within_cap(lps: list[tuple[_Tap, dict[str, str]]], most: int, c: _Collector) -> list[tuple[_Tap, dict[str, str]]]:
     """The LPs the schema reads, at most ``most``: every LP with a positive result first (a positive CSF is never
     the one left out: a review found a seventh LP, positive, dropped after six negatives), then the earliest others;
     in their order. Each LP left out is said with its results."""
@@ -1589,7 +1644,7 @@ def _within_cap(lps: list[tuple[dt.date, dict[str, str]]], most: int, c: _Collec
     return [lps[i] for i in sorted(keep)]
 
 
-def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: dt.date, table: Table, c: _Collector) -> dict[str, str]:
+def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: _Tap, table: Table, c: _Collector) -> dict[str, str]:
     """One LP's results: cytology and flow where one result was read, traumatic from its red cells."""
     lp: dict[str, str] = {}
     unread: dict[str, list[str]] = {}

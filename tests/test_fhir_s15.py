@@ -305,3 +305,46 @@ def test_labcorps_csf_nucleated_cell_code_gives_the_profile(table):
     in the mapping table' and the pleocytosis unread."""
     _, m = _map(table, _csf("cytology", LP_DAY, "negative"), _lab("58470-6", LP_DAY, 40, unit="cells/uL"))
     assert m.patient.get("csf_profile") == "pleocytosis"
+
+
+def _at(r: dict, when: str) -> dict:
+    return {**r, "effectiveDateTime": when}
+
+
+def test_two_taps_of_one_day_told_apart_by_their_times_are_two_lps(table):
+    """#9: a traumatic positive tap at 09:00 and its clean negative repeat at 16:00 were merged into one LP whose
+    cytology was 'both positive and negative' (unknown) and whose traumatic flag was lost."""
+    d = LP_DAY.isoformat()
+    first = [_at(_csf("cytology", LP_DAY, "positive"), f"{d}T09:00:00Z"),
+             _at(_lab("26454-9", LP_DAY, 5000), f"{d}T09:05:00Z")]
+    repeat = [_at(_csf("cytology", LP_DAY, "negative"), f"{d}T16:00:00Z"),
+              _at(_lab("26454-9", LP_DAY, 0), f"{d}T16:10:00Z")]
+    _, m = _map(table, *first, *repeat)
+    lps = F.parse_patient(m.patient, "fhir").csf
+    assert [(lp.result("cytology"), lp.traumatic) for lp in lps] == [("positive", "yes"), ("negative", "no")]
+    assert any("told apart by their times (09:00, 16:00)" in n for n in m.notes)
+    # a result of that day with no time cannot be placed in either: said, with its result
+    lps, m = _map(table, *first, *repeat, _csf("flow", LP_DAY, "positive"))
+    assert len(lps) == 2 and all(f is None for _, f in lps)
+    assert any(n.startswith("a positive CSF flow cytometry") and "cannot be placed" in n for n in m.notes)
+
+
+def test_results_of_one_tap_stamped_apart_stay_one_lp(table):
+    """Within the window (a processing delay) or with a cluster of counts alone, a day is one LP, as before."""
+    d = LP_DAY.isoformat()
+    lps, _ = _map(table, _at(_csf("cytology", LP_DAY, "negative"), f"{d}T09:00:00Z"),
+                  _at(_csf("flow", LP_DAY, "negative"), f"{d}T10:30:00Z"),
+                  _at(_lab("26454-9", LP_DAY, 0), f"{d}T18:00:00Z"))
+    assert lps == [("negative", "negative")]
+
+
+def test_without_the_window_a_days_taps_are_one_lp(table):
+    """A priors folder whose table has no same_lp_hours (one made before it) reads a day as one LP."""
+    import dataclasses
+
+    d = LP_DAY.isoformat()
+    older = dataclasses.replace(table, windows={k: v for k, v in table.windows.items() if k != "same_lp_hours"})
+    m = X.map_bundle(_bundle(_palsy(), _at(_csf("cytology", LP_DAY, "positive"), f"{d}T09:00:00Z"),
+                             _at(_csf("cytology", LP_DAY, "negative"), f"{d}T16:00:00Z")), older, today=TODAY)
+    assert not F.parse_patient(m.patient, "fhir").csf
+    assert any("reported both positive and negative" in n for n in m.notes)
