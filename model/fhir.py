@@ -1348,6 +1348,28 @@ def _reading(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> tuple[s
     return None, None
 
 
+#: Words that only restate a coded result (case and punctuation aside): text beside a code that says more is shown.
+_RESTATES = {"positive", "negative", "pos", "neg", "detected", "not detected", "none detected", "present", "absent"}
+
+
+def _text_beside(res: Mapping[str, Any], result: str) -> str | None:
+    """The text of a coded value (``valueCodeableConcept.text``, the words the code was chosen for) when it says
+    more than its code: not the code's display, nor a word that restates the result; its first 120 characters,
+    one line. (A ``note`` is a laboratory's comment, often on the specimen: not shown, or every card would carry
+    it.)"""
+    concept = res.get("valueCodeableConcept") if isinstance(res.get("valueCodeableConcept"), dict) else {}
+    texts = [concept.get("text")]
+    shown = {str(cd.get("display") or "").strip().lower() for cd in _codings(concept)}
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        plain = " ".join(text.split())
+        bare = re.sub(r"[^a-z ]", "", plain.lower()).strip()
+        if plain and bare not in _RESTATES and plain.lower() not in shown and bare != result:
+            return plain[:120] + ("..." if len(plain) > 120 else "")
+    return None
+
+
 def _result_of(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> str | None:
     """An Observation's coded result (positive, negative), or None: :func:`_reading`."""
     return _reading(res, table, schema)[0]
@@ -1655,11 +1677,16 @@ def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: _Tap, table: Tab
             lp[method] = got.pop()
         elif len(got) > 1:
             c.notes.append(f"LP on {day.isoformat()}: {method} reported both positive and negative; left unknown")
-        for (result, why), ref in readings:
+        for ((result, why), ref), (res, _) in zip(readings, g.get(measure, []), strict=True):
             if result is None:
                 why = why or "result not coded as positive or negative"
                 c.ignore(ref, measure, why)
                 unread.setdefault(method, []).append(why)
+            elif (text := _text_beside(res, result)) is not None:
+                # the code is read; words beside it that say something else are shown, never parsed ("Suspicious
+                # for malignancy: atypical blasts" beside a coded negative had gone unseen)
+                c.notes.append(f"LP on {day.isoformat()}: its {method} is coded {result}, and the report's text beside "
+                               f"the code reads \"{text}\": read the report")
     # said on the card, not only in the JSON's ignored list: a cytology written "POSITIVE" beside a coded negative
     # flow would otherwise leave an LP read negative with nothing to show that one of its results was not read
     for method, whys in unread.items():

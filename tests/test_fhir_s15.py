@@ -348,3 +348,19 @@ def test_without_the_window_a_days_taps_are_one_lp(table):
                              _at(_csf("cytology", LP_DAY, "negative"), f"{d}T16:00:00Z")), older, today=TODAY)
     assert not F.parse_patient(m.patient, "fhir").csf
     assert any("reported both positive and negative" in n for n in m.notes)
+
+
+@pytest.mark.parametrize("text,shown", [("Suspicious for malignancy: atypical blasts", True), ("Negative", False),
+                                        ("NEGATIVE.", False), ("Not detected", False), (None, False),
+                                        ("Negative (qualifier value)", False)])
+def test_words_beside_a_coded_result_that_say_more_are_shown_not_parsed(text, shown, table):
+    """#4 (related): a cytology coded Negative whose text reads 'Suspicious for malignancy: atypical blasts' was read
+    negative with nothing said. The code is still read; the words are shown on the card, never parsed."""
+    cyto = _csf("cytology", LP_DAY, "negative")
+    cyto["valueCodeableConcept"]["coding"][0]["display"] = "Negative (qualifier value)"
+    if text is not None:
+        cyto["valueCodeableConcept"]["text"] = text
+    lps, m = _map(table, cyto)
+    assert lps == [("negative", None)]
+    said = [n for n in m.notes if "text beside the code" in n]
+    assert bool(said) == shown and (not shown or f'"{text}"' in said[0])
