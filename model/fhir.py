@@ -66,10 +66,10 @@ WINDOWS = ("adult_from_years", "pleocytosis_above_per_uL", "traumatic_red_cells_
            "palsy_same_episode_days", "own_finding_days_after_onset", "earliest_plausible_year")
 #: The units an exposure's window may be counted in.
 WINDOW_UNITS = ("days", "months")
-MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "blood_blasts")
+MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "csf_blasts", "blood_blasts")
 #: How a patient mapped from a record is named: ``Patient/`` and the record's Patient.id (:func:`record_patient_id`).
 RECORD_PREFIX = "Patient/"
-CSF_MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow")
+CSF_MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "csf_blasts")
 RESOURCE_TYPES = ("Patient", "Condition", "Observation", "MedicationAdministration", "MedicationRequest",
                   "Procedure", "DiagnosticReport")
 #: The resource types validated (those read; a Medication is read through a reference): the others are listed as
@@ -1695,6 +1695,13 @@ def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: _Tap, table: Tab
                        f"({'; '.join(sorted(set(whys)))}); " +
                        (f"the LP is read from its {' and '.join(read)} alone" if read else "the LP is left out") +
                        f": read the report and enter its {method}")
+    counted = [_per_uL(res.get("valueQuantity") or {}) for res, _ in g.get("csf_blasts", [])]
+    if any(x is None or x > 0 for x in counted):
+        # blasts counted on the cytospin of the cell count: the schema reads an LP's cytology or flow verdict, and a
+        # count is not one (a review found such a count beside 'no cytology or flow result ... pending')
+        shown = ", ".join(f"{x:g}/uL" if x is not None else "a count palsy cannot read" for x in counted)
+        c.notes.append(f"LP on {day.isoformat()}: blasts counted in the CSF ({shown}): not read as a cytology or flow "
+                       f"result; read the report and enter the cytology")
     rbc = [_per_uL(res.get("valueQuantity") or {}) for res, _ in g.get("csf_rbc", [])]
     if g.get("csf_rbc") and None in rbc:  # said, as the white cells' are: a traumatic tap is what weighs blasts
         c.notes.append(f"LP on {day.isoformat()}: a red-cell count has a unit palsy cannot read (or a comparator): "

@@ -364,3 +364,19 @@ def test_words_beside_a_coded_result_that_say_more_are_shown_not_parsed(text, sh
     assert lps == [("negative", None)]
     said = [n for n in m.notes if "text beside the code" in n]
     assert bool(said) == shown and (not shown or f'"{text}"' in said[0])
+
+
+def test_blasts_counted_in_the_csf_are_said_not_read_as_cytology(table):
+    """#10: CSF blasts 38/uL (LOINC 35068-6, a cytospin count) beside a cell count were said to be 'no cytology or
+    flow result ... (pending, or not sent)'. A count is not the LP's verdict: it is said, and the cytology asked for;
+    none counted says nothing."""
+    lps, m = _map(table, _lab("35068-6", LP_DAY, 38), _lab("805-2", LP_DAY, 45))
+    assert lps == [] and any("blasts counted in the CSF (38/uL)" in n for n in m.notes)
+    _, m = _map(table, _csf("cytology", LP_DAY, "negative"), _lab("35068-6", LP_DAY, 0))
+    assert not any("blasts counted" in n for n in m.notes)
+
+
+def test_the_count_tubes_red_cells_give_traumatic(table):
+    """#15: the 3rd tube's manual red-cell count (LOINC 46091-5) is read for the traumatic tap."""
+    _, m = _map(table, _csf("cytology", LP_DAY, "positive"), _lab("46091-5", LP_DAY, 3000))
+    assert F.parse_patient(m.patient, "fhir").csf[0].traumatic == "yes"

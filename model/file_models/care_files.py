@@ -431,7 +431,7 @@ class CodeRow(Strict):
     finding: Text | None = None
     level: Level | None = None
     absent_level: Level | None = None
-    measure: Literal["csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "blood_blasts"] | None = None
+    measure: Literal["csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "csf_blasts", "blood_blasts"] | None = None
     result: Text | None = None
     side: Literal["left", "right", "both"] | None = None
     modality: Literal["MRI", "CT"] | None = None
