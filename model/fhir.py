@@ -46,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -97,6 +98,18 @@ _UNITS_PER_UL = {"/uL": 1.0, "/ul": 1.0, "/mm3": 1.0, "/mm[3]": 1.0, "10*6/L": 1
                  "10*9/L": 1000.0, "10*3/uL": 1000.0,
                  # a cubic millimetre is a microlitre (Cerner displays "cells/mm3"); the micro sign as typed
                  "cells/mm3": 1.0, "{cells}/mm3": 1.0, "/\u00b5L": 1.0, "cells/\u00b5L": 1.0}
+
+
+def _num(value: Any) -> float | None:
+    """A JSON number as a float, None when it is not one or no float holds it (a valid FHIR decimal of 10^400, an
+    int in Python, overflowed every float() it reached: exit 1, a review found)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        out = float(value)
+    except OverflowError:
+        return None
+    return out if math.isfinite(out) else None
 
 
 class FhirError(F.InputError):
@@ -351,6 +364,8 @@ class _Collector:
         self.born: When | None = None  # the patient's birth date, when plausible
         self.states: list[_State] = []  # what current Conditions say of a state (remission), weighed at the end
         self.diagnosed: list[When | None] = []  # each leukaemia Condition's onset (its diagnosis), None when not given
+        self.unused_negative: list[tuple[dt.date | None, str]] = []  # negative CSF results left out: (day, why)
+        self.unread_medications: dict[str, list[str]] = {}  # why a medicationReference was not read: the doses
 
     def when(self, res: Mapping[str, Any], *fields: str) -> When | None:
         return when_of(res, self.zone, *fields)
@@ -445,7 +460,7 @@ def _for_validation(bundle: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(res, dict) and (fields := _TIME_REQUIRED.get(str(res.get("resourceType")))) and \
                 not any(f in res for f in fields) and isinstance(res.get("_" + fields[0]), dict):
             entry = {**entry, "resource": {**res, fields[0]: "1901-01-01"}}
-        elif isinstance(res, dict) and res.get("resourceType") not in VALIDATED_TYPES:
+        elif isinstance(res, dict) and isinstance(res.get("resourceType"), str) and res["resourceType"] not in VALIDATED_TYPES:
             # a resource palsy does not read is not validated (an Encounter's empty display had refused a whole
             # record, a review found); it is listed as not read, and its subject is still checked
             entry = {**entry, "resource": {"resourceType": "Basic", "code": {"text": "not read by palsy"}}}
@@ -469,9 +484,7 @@ def _too_deep(value: Any, limit: int) -> bool:
 
 
 def resources(bundle: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(fullUrl or position, resource) of every entry, a searchset's nested Bundles flattened, and each Observation
-    a DiagnosticReport contains and names as a result (``#id``), with the report's subject where it has none (a
-    laboratory may send a report's results contained: a positive CSF so sent had been called pending)."""
+    """(fullUrl or position, resource) of every entry, a searchset's nested Bundles flattened."""
     out = []
     for i, entry in enumerate(bundle.get("entry") or []):
         res = (entry or {}).get("resource")
@@ -479,17 +492,33 @@ def resources(bundle: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             continue
         if res.get("resourceType") == "Bundle":
             out += resources(res)
+        else:
+            out.append((str(entry.get("fullUrl") or f"entry[{i}]"), res))
+    return out
+
+
+def _with_contained(entries: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The entries and each Observation a DiagnosticReport contains and names as a result (``#id``), directly or
+    through a contained panel's ``hasMember``, with the report's subject where it has none (a laboratory may send
+    a report's results contained: a positive CSF so sent had been called pending). Taken from the versions kept
+    (:func:`_latest_versions`), so that an older version's results never come back."""
+    out = list(entries)
+    for where, res in entries:
+        if res.get("resourceType") != "DiagnosticReport" or not isinstance(res.get("contained"), list):
             continue
-        where = str(entry.get("fullUrl") or f"entry[{i}]")
-        out.append((where, res))
-        if res.get("resourceType") == "DiagnosticReport" and isinstance(res.get("contained"), list):
-            named = {r.get("reference") for r in res.get("result") or [] if isinstance(r, dict)}
-            for inner in res["contained"]:
-                if isinstance(inner, dict) and inner.get("resourceType") == "Observation" and inner.get("id") \
-                        and f"#{inner['id']}" in named:
-                    out.append((f"{where}#{inner['id']}",
-                                {**inner, "subject": inner.get("subject") or res.get("subject"),
-                                 "id": f"{res.get('id') or i}-{inner['id']}"}))
+        inner = {f"#{r.get('id')}": r for r in res["contained"]
+                 if isinstance(r, dict) and r.get("resourceType") == "Observation" and isinstance(r.get("id"), str)}
+        named = [r.get("reference") for r in res.get("result") or [] if isinstance(r, dict)]
+        seen: set[str] = set()
+        while named:
+            ref = named.pop(0)
+            if ref not in inner or ref in seen:
+                continue
+            seen.add(ref)
+            obs = inner[ref]
+            named += [m.get("reference") for m in obs.get("hasMember") or [] if isinstance(m, dict)]
+            out.append((f"{where}{ref}", {**obs, "subject": obs.get("subject") or res.get("subject"),
+                                          "id": f"{res.get('id') or 'report'}-{obs['id']}"}))
     return out
 
 
@@ -500,27 +529,36 @@ def _version_key(res: Mapping[str, Any]) -> tuple[int, float, str] | None:
     vid, updated = meta.get("versionId"), parse_when(meta.get("lastUpdated"))
     if vid is None and updated is None:
         return None
-    number = int(vid) if isinstance(vid, str) and vid.isdigit() else -1
+    number = int(vid) if isinstance(vid, str) and vid.isascii() and vid.isdigit() and len(vid) <= 18 else -1
     return (number, float(updated.at) if updated and updated.at is not None else -1.0, str(vid or ""))
 
 
+def _server(where: str, rt: str, rid: str) -> str:
+    """The server base of an absolute fullUrl ('' for a relative one or another form): an id is unique only on its
+    own server."""
+    m = re.match(rf"^(.*)/{re.escape(rt)}/{re.escape(rid)}(?:/_history/[^/]*)?$", where)
+    return _no_history(m.group(1)) if m and "://" in where else ""
+
+
 def _latest_versions(entries: list[tuple[str, dict[str, Any]]], c: _Collector) -> list[tuple[str, dict[str, Any]]]:
-    """One version of each resource (type and id): the latest by ``meta.versionId``, else ``meta.lastUpdated``.
-    A history read or a merged feed holds several, and an older positive cytology had stood beside its newer
-    entered-in-error version (a review, December 2026). Versions that cannot be ordered are all kept (their
-    results, if they disagree, leave a finding unknown)."""
-    by_id: dict[tuple[str, str], list[int]] = {}
-    for i, (_, res) in enumerate(entries):
-        if res.get("id") and res.get("resourceType") != "Patient":
-            by_id.setdefault((str(res["resourceType"]), str(res["id"])), []).append(i)
+    """One version of each resource (its server, type and id; the Patient's too): the latest by ``meta.versionId``,
+    else ``meta.lastUpdated``. A history read or a merged feed holds several, and an older positive cytology had
+    stood beside its newer entered-in-error version (a review, December 2026). Versions that cannot be ordered, or
+    that say the same version, are all kept (their results, if they disagree, leave a finding unknown); two
+    servers' resources of one id are two resources."""
+    by_id: dict[tuple[str, str, str], list[int]] = {}
+    for i, (where, res) in enumerate(entries):
+        rt, rid = res.get("resourceType"), res.get("id")
+        if isinstance(rt, str) and isinstance(rid, str) and rid:
+            by_id.setdefault((_server(where, rt, rid), rt, rid), []).append(i)
     drop: set[int] = set()
-    for (rt, rid), idx in by_id.items():
+    for (_, rt, rid), idx in by_id.items():
         keys = [_version_key(entries[i][1]) for i in idx]
         if len(idx) < 2 or any(k is None for k in keys):
             continue
-        latest = max(range(len(idx)), key=lambda j: keys[j])
+        latest = max(keys)
         for j, i in enumerate(idx):
-            if j != latest:
+            if keys[j] < latest:
                 drop.add(i)
                 c.ignore(f"{rt}/{rid}", "-", f"an older version ({keys[j][2] or 'earlier lastUpdated'}) of a resource "
                                              f"the record holds in {len(idx)} versions: the latest is read")
@@ -531,34 +569,54 @@ def _latest_versions(entries: list[tuple[str, dict[str, Any]]], c: _Collector) -
 _REPORT_WITHDRAWN = ("entered-in-error", "cancelled")
 
 
-def _retracted_results(entries: list[tuple[str, dict[str, Any]]], c: _Collector) -> list[tuple[str, dict[str, Any]]]:
-    """The entries without the Observations of a report entered in error or cancelled: a server does not carry a
-    report's status to its results, and a withdrawn report's positive CSF had been read (a review, December
-    2026). Each is listed, and the card says a report's results were withdrawn."""
+def _report_results(where: str, res: Mapping[str, Any]) -> set[str]:
+    """The keys by which a report names its results: as written (a contained one as the report's fullUrl#id,
+    :func:`_with_contained`) and as ``Type/id``."""
+    keys = set()
+    for r in res.get("result") or []:
+        text = r.get("reference") if isinstance(r, dict) else None
+        if isinstance(text, str):
+            text = where + text if text.startswith("#") else _no_history(text)
+            keys.add(text)
+            if (m := _REFERENCE.search(text)) and not text.startswith(where + "#"):
+                keys.add(f"{m.group(1)}/{m.group(2)}")
+    return keys
+
+
+def _retracted_results(entries: list[tuple[str, dict[str, Any]]], table: Table,
+                       c: _Collector) -> list[tuple[str, dict[str, Any]]]:
+    """The entries without the Observations of a report entered in error or cancelled that no current report also
+    names: a server does not carry a report's status to its results, and a withdrawn report's positive CSF had been
+    read (a review, December 2026). Each is listed; the card says the report's results were withdrawn, a CSF
+    result with its result."""
     withdrawn: dict[str, str] = {}
+    current: set[str] = set()
     for where, res in entries:
-        if res.get("resourceType") == "DiagnosticReport" and res.get("status") in _REPORT_WITHDRAWN:
-            for r in res.get("result") or []:
-                text = r.get("reference") if isinstance(r, dict) else None
-                if isinstance(text, str):
-                    # a contained result ("#c1") is the entry resources() gives as the report's fullUrl#c1
-                    text = _no_history(where) + text if text.startswith("#") else _no_history(text)
-                    m = _REFERENCE.search(text)
-                    withdrawn[text] = _ref(res, where)
-                    if m:
-                        withdrawn[f"{m.group(1)}/{m.group(2)}"] = _ref(res, where)
+        if res.get("resourceType") == "DiagnosticReport":
+            keys = _report_results(where, res)
+            if res.get("status") in _REPORT_WITHDRAWN:
+                withdrawn.update({k: _ref(res, where) for k in keys})
+            else:
+                current |= keys
+    for k in current:
+        withdrawn.pop(k, None)
     if not withdrawn:
         return entries
     out = []
     for where, res in entries:
-        keys = {_no_history(where), f"{res.get('resourceType')}/{res.get('id')}"}
+        keys = {where, _no_history(where), f"{res.get('resourceType')}/{res.get('id')}"}
         report = next((withdrawn[k] for k in keys if k in withdrawn), None)
-        if report is not None and res.get("resourceType") == "Observation":
-            c.ignore(_ref(res, where), "-", f"a result of {report}, which is withdrawn (entered in error or cancelled)")
+        if report is None or res.get("resourceType") != "Observation":
+            out.append((where, res))
+            continue
+        why = f"a result of {report}, which is withdrawn (entered in error or cancelled)"
+        measure = next((r.measure for cd in _codings(res.get("code")) for r in table.lookup(cd, "lab")), None)
+        if measure in CSF_RESULTS:
+            _csf_not_used(c, table, _ref(res, where), measure, res, why, advice=False)
+        else:
+            c.ignore(_ref(res, where), "-", why)
             c.notes.append(f"the results of {report} were not read: the report is withdrawn (entered in error or "
                            f"cancelled)")
-            continue
-        out.append((where, res))
     c.notes[:] = list(dict.fromkeys(c.notes))  # one note per report
     return out
 
@@ -624,7 +682,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     table = table or load_table()
     schema = schema or table.schema
     c = _Collector(schema, record_zone(bundle), today)
-    entries = _retracted_results(_latest_versions(resources(bundle), c), c)
+    entries = _retracted_results(_with_contained(_latest_versions(resources(bundle), c)), table, c)
     patient_res, who = _the_patient(entries, source)
     problems = _subject_problems(entries, who)
     if problems:
@@ -670,6 +728,10 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
             _report(res, ref, table, c, onset)
         elif rt == "Observation":
             labs += _observations(res, ref, table, c)
+    for why, refs in c.unread_medications.items():  # a dose by reference not read: one line, not one per dose
+        c.notes.append(f"{len(refs)} medication{'s' if len(refs) > 1 else ''} given or ordered by reference could not "
+                       f"be read ({why}; {refs[0]}{', ...' if len(refs) > 1 else ''}): an exposure they may be is not "
+                       f"read from the record")
     _weigh_states(c)
     if dated is not None and c.diagnosed and all(d is not None for d in c.diagnosed) and \
             min(d.lo for d in c.diagnosed) > dated.hi:
@@ -736,9 +798,9 @@ def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> 
     age = res.get("onsetAge") if isinstance(res.get("onsetAge"), dict) else {}
     per = AGE_UNIT_YEARS.get(str(age.get("code") or age.get("unit") or ""))
     # an age no one reaches (1.5e308 years overflowed the months' arithmetic: exit 1) is not a time
-    if per in (1.0, 1 / 12) and isinstance(age.get("value"), int | float) and not age.get("comparator") and c.born \
-            and 0 <= float(age["value"]) * per <= 150:
-        months = int(round(float(age["value"]) * per * 12))
+    years = _num(age.get("value"))
+    if per in (1.0, 1 / 12) and years is not None and not age.get("comparator") and c.born and 0 <= years * per <= 150:
+        months = int(round(years * per * 12))
         step = 12 if per == 1.0 else 1  # an age in whole years or months: the year or month of life it names
         lo = months_before(c.born.lo, -months)
         hi = shift(months_before(c.born.hi, -(months + step)), -1)
@@ -1041,7 +1103,9 @@ def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) ->
             if stale:
                 c.ignore(ref, _code_text(cd), f"{r.finding}: {stale}" + (f": {r.level} not read" if r.level else ""))
                 level, note = None, "its Condition's clinicalStatus is remission (on or off treatment not said): enter it"
-            c.states.append(_State(r.finding, level, _condition_day(res, table, c), not stale and bool(_clinical(res)),
+            # explicit: its clinicalStatus says what holds now (active, recurrence, relapse, or remission itself)
+            c.states.append(_State(r.finding, level, _condition_day(res, table, c),
+                                   bool(_clinical(res)) and (not stale or in_remission),
                                    ref, _code_text(cd), r.display, note))
     if not used:
         for cd in codings or [{}]:
@@ -1063,6 +1127,17 @@ def _weigh_states(c: _Collector) -> None:
         pool = [s for s in said if s.explicit] or said
         days = [s.day for s in pool if s.day is not None]
         top = [s for s in pool if s.day == (max(days) if days else None)]
+        # a newer statement without a status that says otherwise (this year's encounter diagnosis against a
+        # problem-list entry never updated) is not outranked: neither is read, both are said (a second review)
+        newer = [s for s in said if not s.explicit and s.day is not None and days and s.day > max(days)
+                 and s.level not in {t.level for t in top}]
+        if pool is not said and newer:
+            both = "; ".join(sorted({f"{s.display} ({s.day.isoformat() if s.day else 'undated'})" for s in top + newer}))
+            for s in said:
+                c.ignore(s.ref, s.code, f"{finding}: statements that disagree: left to enter")
+            c.notes.append(f"{finding}: the record's current statement and a newer diagnosis disagree ({both}); "
+                           f"left unknown: enter it")
+            continue
         kept = [s for s in said if any(s is t for t in top)]
         for s in said:
             if not any(s is t for t in top):
@@ -1184,8 +1259,11 @@ def _medication_codings(res: Mapping[str, Any], medications: Mapping[str, Mappin
     it); and why none could be read (None when read)."""
     if res.get("medicationCodeableConcept") is not None:
         return _codings(res.get("medicationCodeableConcept")), None
-    target = (res.get("medicationReference") or {}).get("reference") if isinstance(res.get("medicationReference"), dict) else None
+    given = res.get("medicationReference")
+    target = given.get("reference") if isinstance(given, dict) else None
     if not isinstance(target, str):
+        if isinstance(given, dict) and given.get("display"):
+            return [], "its medicationReference names no resource (a display only)"
         return [], "no medication code and no medicationReference"
     if target.startswith("#"):
         med = next((m for m in res.get("contained") or [] if isinstance(m, dict)
@@ -1207,8 +1285,7 @@ def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, o
         c.ignore(ref, _code_text(codings[0]) if codings else "medicationReference",
                  unread or "medication not in the mapping table")
         if unread and res.get("medicationReference") is not None:
-            c.notes.append(f"a medication given or ordered by reference ({ref}) could not be read ({unread}): an "
-                           f"exposure it may be is not said by the record as palsy read it")
+            c.unread_medications.setdefault(unread, []).append(ref)  # one line per reason (_say_unread_medications)
         return
     code = _code_text(codings[0])
     why = _not_a_dose(res)
@@ -1293,6 +1370,8 @@ def _not_after_onset(when: When | None, onset: When | None) -> str | None:
     if when.hi < onset.lo:
         return "before the palsy's onset"
     if when.lo < onset.hi:
+        if onset.lo == dt.date.min:
+            return f"cannot be placed: the palsy's onset is known only to be on or before {onset.hi.isoformat()}"
         return "cannot be placed: it may be before the palsy's onset (a date known only to a month or year)"
     return None
 
@@ -1378,9 +1457,10 @@ def _result_of(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> str |
 def _per_uL(q: Mapping[str, Any]) -> float | None:
     unit = q.get("code") or q.get("unit")
     factor = _UNITS_PER_UL.get(str(unit)) if unit else None
-    if factor is None or q.get("comparator") or not isinstance(q.get("value"), int | float):
+    value = _num(q.get("value"))
+    if factor is None or q.get("comparator") or value is None:
         return None
-    return float(q["value"]) * factor
+    return value * factor
 
 
 #: A lab result as read for the LPs: (when it was collected, measure, resource, reference, dated by issued only).
@@ -1468,7 +1548,8 @@ CSF_RESULTS = {"csf_cytology": "cytology", "csf_flow": "flow cytometry"}
 
 
 def _csf_not_used(c: _Collector, table: Table, ref: str, measure: str, res: Mapping[str, Any], why: str,
-                  when: When | None = None, *, before_onset: bool = False, reported: bool = False) -> None:
+                  when: When | None = None, *, before_onset: bool = False, reported: bool = False,
+                  advice: bool = True) -> None:
     """A CSF cytology or flow result left out: listed, and said in the notes the card shows with its result
     (a review, December 2026, found positive cytologies left out silently: timed by effectiveInstant, dated only
     by a report's issue, preliminary, or beyond the LPs the schema reads). A negative one from before the
@@ -1477,11 +1558,15 @@ def _csf_not_used(c: _Collector, table: Table, ref: str, measure: str, res: Mapp
     result, _ = _reading(res, table, c.schema)
     if before_onset and result != "positive":
         return
+    if result == "negative":  # said in one line with the others (a record holds years of routine LPs)
+        day = (when or c.when(res, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued"))
+        c.unused_negative.append((day.lo if day is not None and day.lo > dt.date.min else None, why))
+        return
     when = when or c.when(res, "effectiveDateTime", "effectivePeriod", "effectiveInstant")
     day = f" of {when.lo.isoformat()}" if when is not None and when.lo == when.hi and not reported else ""
     said = {"positive": "a positive", "negative": "a negative"}.get(result or "", "a")
     c.notes.append(f"{said} CSF {CSF_RESULTS[measure]}{day} in the record was not used ({why})" +
-                   (": read it, and enter it if it is this palsy's" if result == "positive" else ""))
+                   (": read it, and enter it if it is this palsy's" if result == "positive" and advice else ""))
 
 
 def _own_finding(res: Mapping[str, Any], ref: str, cd: Mapping[str, Any], table: Table, c: _Collector) -> None:
@@ -1543,9 +1628,10 @@ class _Tap:
 def _taps_of_day(day: dt.date, timed: list[tuple[int | None, str, dict[str, Any], str]], table: Table,
                  c: _Collector) -> dict[_Tap, dict[str, list[tuple[dict[str, Any], str]]]]:
     """A day's CSF results as one LP, or as several where their collection times tell apart taps that each have a
-    cytology or flow result (more than ``same_lp_hours`` between them: a traumatic tap repeated hours later had been
-    merged with it, its results 'both positive and negative' and its counts the profile). A result of such a day
-    without a time, or in a cluster of counts alone, cannot be placed: it is left out and said."""
+    cytology or flow result and cell counts of their own (more than ``same_lp_hours`` between them: a traumatic tap
+    repeated hours later had been merged with it, its results 'both positive and negative' and its counts the
+    profile). A result of such a day without a time, or in a cluster that is not a whole tap, cannot be placed: it
+    is left out and said."""
     gap = table.windows.get("same_lp_hours")
     clusters: list[list[tuple[int, str, dict[str, Any], str]]] = []
     for at, measure, res, ref in sorted((t for t in timed if t[0] is not None), key=lambda t: t[0]):
@@ -1553,7 +1639,10 @@ def _taps_of_day(day: dt.date, timed: list[tuple[int | None, str, dict[str, Any]
             clusters[-1].append((at, measure, res, ref))
         else:
             clusters.append([(at, measure, res, ref)])
-    resulted = [k for k in clusters if any(m in CSF_RESULTS for _, m, _, _ in k)]
+    # a second tap repeats the counts: a cluster of results alone is one tap's send-out stamped at its receipt (a
+    # second review found a flow stamped 4.5 h later read as a second LP, its traumatic flag left behind)
+    resulted = [k for k in clusters if any(m in CSF_RESULTS for _, m, _, _ in k)
+                and any(m in ("csf_wbc", "csf_rbc") for _, m, _, _ in k)]
     if gap is None or len(resulted) < 2:
         one: dict[str, list[tuple[dict[str, Any], str]]] = {}
         for _, measure, res, ref in timed:
@@ -1646,23 +1735,40 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
         else:
             _profile(groups[days[0]], days[0].day, table, c)
         _blasts(blasts, days[0].day, table, c)
+    _say_unused_negatives(c)
     return _csf_form([lp for _, lp in lps], c)
 
 
+def _say_unused_negatives(c: _Collector) -> None:
+    """One line for every negative CSF result left out (their number, first and last day, and why), where one line
+    each had buried the one positive among fifty (a second review)."""
+    if not c.unused_negative:
+        return
+    days = sorted(d for d, _ in c.unused_negative if d is not None)
+    span = (f" from {days[0].isoformat()} to {days[-1].isoformat()}" if len(days) > 1 and days[0] != days[-1] else
+            f" of {days[0].isoformat()}" if days else "")
+    whys = sorted({why for _, why in c.unused_negative})
+    n = len(c.unused_negative)
+    c.notes.append(f"{n} negative CSF cytology or flow result{'s' if n > 1 else ''}{span} in the record "
+                   f"{'were' if n > 1 else 'was'} not used ({'; '.join(whys[:3])}{'; ...' if len(whys) > 3 else ''})")
+    c.unused_negative.clear()
+
+
 def _within_cap(lps: list[tuple[_Tap, dict[str, str]]], most: int, c: _Collector) -> list[tuple[_Tap, dict[str, str]]]:
-    """The LPs the schema reads, at most ``most``: every LP with a positive result first (a positive CSF is never
-    the one left out: a review found a seventh LP, positive, dropped after six negatives), then the earliest others;
-    in their order. Each LP left out is said with its results."""
+    """The LPs the schema reads, at most ``most``: the first (it carries the profile), every LP with a positive
+    result (a positive CSF is never the one left out: a review found a seventh LP, positive, dropped after six
+    negatives), then the earliest others; in their order. Each LP left out is said with its results."""
     if len(lps) <= most:
         return lps
     positive = [i for i, (_, lp) in enumerate(lps) if "positive" in (lp.get("cytology"), lp.get("flow"))]
-    keep = set(positive[:most])
+    # the first LP always (its counts are the profile's), then every positive one, then the earliest others
+    keep = {0} | set([i for i in positive if i != 0][:most - 1])
     keep |= set([i for i in range(len(lps)) if i not in keep][:most - len(keep)])
     for i, (day, lp) in enumerate(lps):
         if i not in keep:
             results = ", ".join(f"{m} {lp[m]}" for m in ("cytology", "flow") if m in lp)
             c.notes.append(f"an LP on {day.isoformat()} ({results}) is beyond the {most} the schema reads: not used" +
-                           (" (the LPs used: every positive one, then the earliest)" if positive else ""))
+                           (" (the LPs used: the first, every positive one, then the earliest)" if positive else ""))
     return [lps[i] for i in sorted(keep)]
 
 
@@ -1752,9 +1858,9 @@ def _range_applies(rr: Mapping[str, Any], day: dt.date, c: _Collector) -> bool |
             bounds.append(None)
             continue
         per = AGE_UNIT_YEARS.get(str(q.get("code") or q.get("unit") or "")) if isinstance(q, dict) else None
-        if per is None or not isinstance(q.get("value"), int | float):
+        if per is None or _num(q.get("value")) is None:
             return None
-        bounds.append(float(q["value"]) * per)
+        bounds.append(_num(q["value"]) * per)
     ages = {(day.toordinal() - b.toordinal()) / 365.25 for b in (c.born.lo, c.born.hi)}
     inside = {(bounds[0] is None or a >= bounds[0]) and (bounds[1] is None or a <= bounds[1]) for a in ages}
     return inside.pop() if len(inside) == 1 else None
@@ -1775,12 +1881,12 @@ def _protein_raised(res: Mapping[str, Any], ref: str, day: dt.date, c: _Collecto
         if applies is False:
             continue
         high = rr.get("high")
-        if not (isinstance(high, dict) and isinstance(high.get("value"), int | float) and not high.get("comparator")
-                and isinstance(q.get("value"), int | float) and not q.get("comparator")
+        if not (isinstance(high, dict) and _num(high.get("value")) is not None and not high.get("comparator")
+                and _num(q.get("value")) is not None and not q.get("comparator")
                 and (high.get("code") or high.get("unit")) == value_unit):
             unsure = True  # a range palsy cannot compare with (no high, another unit): it cannot tell
             continue
-        verdicts.add(float(q["value"]) > float(high["value"]))
+        verdicts.add(_num(q["value"]) > _num(high["value"]))
         unsure |= applies is None
     interp = {cd.get("code") for cc in res.get("interpretation") or [] for cd in _codings(cc)}
     flag = True if interp & {"H", "HH", "HU"} else False if interp & {"N", "L", "LL", "LU"} else None

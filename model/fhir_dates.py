@@ -84,27 +84,40 @@ def date_range(text: Any) -> tuple[dt.date, dt.date] | None:
 _OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?([+-]\d{2}:\d{2})$")
 
 
+#: The clinical time elements of the resources palsy reads (a Period's start and end with them): the record's
+#: zone is counted from these only, never from a server's clocks (meta.lastUpdated, entry.response.lastModified,
+#: a Provenance's recorded, Bundle.timestamp), which a review found outvoting the hospital's own offsets.
+CLINICAL_TIMES = frozenset({"effectiveDateTime", "effectiveInstant", "effectivePeriod", "onsetDateTime", "onsetPeriod",
+                            "performedDateTime", "performedPeriod", "recordedDate", "issued", "authoredOn",
+                            "abatementDateTime"})
+
+
 def record_zone(bundle: Any) -> int:
-    """The record's own zone, minutes east of UTC: the UTC offset most of its clinical timestamps carry (not a
-    resource's ``meta``, the server's), UTC (``Z``, often a server's or a reference laboratory's clock) left out;
-    UTC when no timestamp has another offset.
-    Dates without a time are read as days of this zone, and every instant is placed on its day in it, so that
-    a cytology stamped 21:30-05:00 and a cell count stamped 02:30Z the next day are one LP."""
+    """The record's own zone, minutes east of UTC: the UTC offset most of its clinical timestamps carry
+    (:data:`CLINICAL_TIMES`), UTC (``Z``, often a server's or a reference laboratory's clock) left out; UTC when no
+    timestamp has another offset. Dates without a time are read as days of this zone, and every instant is placed
+    on its day in it, so that a cytology stamped 21:30-05:00 and a cell count stamped 02:30Z the next day are one
+    LP."""
     counts: dict[int, int] = {}
     stack = [bundle]
     while stack:
         node = stack.pop()
-        if isinstance(node, Mapping):
-            # a resource's meta (lastUpdated) is the FHIR server's clock, often in another zone than the clinical
-            # times: a review found -05:00 server stamps outvoting the hospital's +10:00 and moving an LP to the
-            # day before the onset
-            stack.extend(v for k, v in node.items() if k != "meta")
-        elif isinstance(node, list):
+        if isinstance(node, list):
             stack.extend(node)
-        elif isinstance(node, str) and len(node) <= 40 and (m := _OFFSET.match(node)):
-            off = _offset_minutes(m.group(1))
-            if off:
-                counts[off] = counts.get(off, 0) + 1
+        if not isinstance(node, Mapping):
+            continue
+        for key, value in node.items():
+            if key == "meta":
+                continue
+            if key in CLINICAL_TIMES:
+                times = [value.get("start"), value.get("end")] if isinstance(value, Mapping) else [value]
+                for t in times:
+                    if isinstance(t, str) and len(t) <= 40 and (m := _OFFSET.match(t)):
+                        off = _offset_minutes(m.group(1))
+                        if off:
+                            counts[off] = counts.get(off, 0) + 1
+            elif isinstance(value, Mapping | list):
+                stack.append(value)
     # the commonest; a tie goes to the offset nearest UTC, then the western one (an order on numbers only)
     return min(counts, key=lambda o: (-counts[o], abs(o), o)) if counts else 0
 
