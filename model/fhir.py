@@ -1552,8 +1552,10 @@ def _csf_not_used(c: _Collector, table: Table, ref: str, measure: str, res: Mapp
                   advice: bool = True) -> None:
     """A CSF cytology or flow result left out: listed, and said in the notes the card shows with its result
     (a review, December 2026, found positive cytologies left out silently: timed by effectiveInstant, dated only
-    by a report's issue, preliminary, or beyond the LPs the schema reads). A negative one from before the
-    palsy's onset is only listed (a record of maintenance therapy holds years of routine LPs)."""
+    by a report's issue, preliminary, or beyond the LPs the schema reads). A positive or unreadable one is said on
+    its own (with what to do, ``advice``, unless its report was withdrawn); negative ones are gathered into one line
+    (:func:`_say_unused_negatives`), and those from before the palsy's onset only listed (a record of maintenance
+    therapy holds years of routine LPs)."""
     c.ignore(ref, measure, why)
     result, _ = _reading(res, table, c.schema)
     if before_onset and result != "positive":
