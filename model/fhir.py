@@ -602,7 +602,7 @@ def _retracted_results(entries: list[tuple[str, dict[str, Any]]], table: Table,
         withdrawn.pop(k, None)
     if not withdrawn:
         return entries
-    out = []
+    out, reports = [], []
     for where, res in entries:
         keys = {where, _no_history(where), f"{res.get('resourceType')}/{res.get('id')}"}
         report = next((withdrawn[k] for k in keys if k in withdrawn), None)
@@ -615,9 +615,9 @@ def _retracted_results(entries: list[tuple[str, dict[str, Any]]], table: Table,
             _csf_not_used(c, table, _ref(res, where), measure, res, why, advice=False)
         else:
             c.ignore(_ref(res, where), "-", why)
-            c.notes.append(f"the results of {report} were not read: the report is withdrawn (entered in error or "
-                           f"cancelled)")
-    c.notes[:] = list(dict.fromkeys(c.notes))  # one note per report
+            reports.append(report)
+    c.notes += [f"the results of {r} were not read: the report is withdrawn (entered in error or cancelled)"
+                for r in dict.fromkeys(reports)]
     return out
 
 
@@ -728,10 +728,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
             _report(res, ref, table, c, onset)
         elif rt == "Observation":
             labs += _observations(res, ref, table, c)
-    for why, refs in c.unread_medications.items():  # a dose by reference not read: one line, not one per dose
-        c.notes.append(f"{len(refs)} medication{'s' if len(refs) > 1 else ''} given or ordered by reference could not "
-                       f"be read ({why}; {refs[0]}{', ...' if len(refs) > 1 else ''}): an exposure they may be is not "
-                       f"read from the record")
+    _say_unread_medications(c)
     _weigh_states(c)
     if dated is not None and c.diagnosed and all(d is not None for d in c.diagnosed) and \
             min(d.lo for d in c.diagnosed) > dated.hi:
@@ -797,9 +794,11 @@ def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> 
         return When(start.lo, max(start.hi, end.hi) if end else start.hi, start.at if not end else None), "onsetPeriod"
     age = res.get("onsetAge") if isinstance(res.get("onsetAge"), dict) else {}
     per = AGE_UNIT_YEARS.get(str(age.get("code") or age.get("unit") or ""))
-    # an age no one reaches (1.5e308 years overflowed the months' arithmetic: exit 1) is not a time
+    # a float the months' arithmetic can hold (1.5e308 years overflowed it: exit 1); an age no one reaches then
+    # gives a date beyond the calendar, which _plausible below does not read
     years = _num(age.get("value"))
-    if per in (1.0, 1 / 12) and years is not None and not age.get("comparator") and c.born and 0 <= years * per <= 150:
+    if per in (1.0, 1 / 12) and years is not None and not age.get("comparator") and c.born and years >= 0 \
+            and math.isfinite(years * per * 12):
         months = int(round(years * per * 12))
         step = 12 if per == 1.0 else 1  # an age in whole years or months: the year or month of life it names
         lo = months_before(c.born.lo, -months)
@@ -1113,13 +1112,14 @@ def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) ->
 
 
 def _weigh_states(c: _Collector) -> None:
-    """Each state finding (remission) from the current Conditions that say it: one whose clinicalStatus says
-    current stands over one with none (an encounter diagnosis, a statement of its day), whatever their dates (a
-    review, December 2026: a two-year-old induction diagnosis had overridden the problem list's current "in
-    remission", whose date is when the entry was first made); among those, the most recent statement stands
-    (the latest recordedDate or onset); an undated one counts only when none is dated. What is set aside is
-    listed; statements that still disagree leave the finding unknown. A statement whose level the schema cannot
-    hold ("in remission", phase not said) stands too: the finding is then left to enter."""
+    """Each state finding (remission) from the current Conditions that say it: one whose clinicalStatus says what
+    holds now (remission itself included) stands over an older one with none (an encounter diagnosis, a statement
+    of its day: a two-year-old induction diagnosis had overridden the problem list's "in remission", a review
+    found); among those, the most recent statement stands (the latest recordedDate or onset); a newer statement
+    without a status that says otherwise leaves the finding unknown, both said (a problem list never updated had
+    outranked this year's diagnosis, a second review found); an undated one counts only when none is dated. What
+    is set aside is listed; statements that still disagree leave the finding unknown. A statement whose level the
+    schema cannot hold ("in remission", phase not said) stands too: the finding is then left to enter."""
     by: dict[str, list[_State]] = {}
     for s in c.states:
         by.setdefault(s.finding, []).append(s)
@@ -1277,6 +1277,15 @@ def _medication_codings(res: Mapping[str, Any], medications: Mapping[str, Mappin
     return _codings(med.get("code")), None
 
 
+def _say_unread_medications(c: _Collector) -> None:
+    """One line for each reason a dose by reference was not read, with the number of doses (fourteen doses of one
+    Medication not in the record had made fourteen card notes, a second review found)."""
+    for why, refs in c.unread_medications.items():
+        c.notes.append(f"{len(refs)} medication{'s' if len(refs) > 1 else ''} given or ordered by reference could not "
+                       f"be read ({why}; {refs[0]}{', ...' if len(refs) > 1 else ''}): an exposure they may be is not "
+                       f"read from the record")
+
+
 def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset: When,
                 medications: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     codings, unread = _medication_codings(res, medications or {})
@@ -1285,7 +1294,7 @@ def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, o
         c.ignore(ref, _code_text(codings[0]) if codings else "medicationReference",
                  unread or "medication not in the mapping table")
         if unread and res.get("medicationReference") is not None:
-            c.unread_medications.setdefault(unread, []).append(ref)  # one line per reason (_say_unread_medications)
+            c.unread_medications.setdefault(unread, []).append(ref)  # said once per reason: _say_unread_medications
         return
     code = _code_text(codings[0])
     why = _not_a_dose(res)
@@ -1437,16 +1446,15 @@ def _text_beside(res: Mapping[str, Any], result: str) -> str | None:
     one line. (A ``note`` is a laboratory's comment, often on the specimen: not shown, or every card would carry
     it.)"""
     concept = res.get("valueCodeableConcept") if isinstance(res.get("valueCodeableConcept"), dict) else {}
-    texts = [concept.get("text")]
+    text = concept.get("text")
+    if not isinstance(text, str):
+        return None
+    plain = " ".join(text.split())
+    bare = re.sub(r"[^a-z ]", "", plain.lower()).strip()
     shown = {str(cd.get("display") or "").strip().lower() for cd in _codings(concept)}
-    for text in texts:
-        if not isinstance(text, str):
-            continue
-        plain = " ".join(text.split())
-        bare = re.sub(r"[^a-z ]", "", plain.lower()).strip()
-        if plain and bare not in _RESTATES and plain.lower() not in shown and bare != result:
-            return plain[:120] + ("..." if len(plain) > 120 else "")
-    return None
+    if not plain or bare in _RESTATES or bare == result or plain.lower() in shown:
+        return None
+    return plain[:120] + ("..." if len(plain) > 120 else "")
 
 
 def _result_of(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> str | None:
@@ -1779,13 +1787,13 @@ def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: _Tap, table: Tab
     lp: dict[str, str] = {}
     unread: dict[str, list[str]] = {}
     for method, measure in (("cytology", "csf_cytology"), ("flow", "csf_flow")):
-        readings = [(_reading(res, table, c.schema), ref) for res, ref in g.get(measure, [])]
-        got = {result for (result, _), _ in readings if result is not None}
+        readings = [(res, ref, *_reading(res, table, c.schema)) for res, ref in g.get(measure, [])]
+        got = {result for _, _, result, _ in readings if result is not None}
         if len(got) == 1:
             lp[method] = got.pop()
         elif len(got) > 1:
             c.notes.append(f"LP on {day.isoformat()}: {method} reported both positive and negative; left unknown")
-        for ((result, why), ref), (res, _) in zip(readings, g.get(measure, []), strict=True):
+        for res, ref, result, why in readings:
             if result is None:
                 why = why or "result not coded as positive or negative"
                 c.ignore(ref, measure, why)
