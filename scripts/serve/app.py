@@ -272,7 +272,7 @@ class Admission:
     ``Retry-After``, instead of a place in a queue without end.
 
     Without it an overloaded worker queued every request (uvicorn's own ``limit_concurrency`` answers in
-    plain text): each new patient's card costs about 0.2 s of a core (docs/service.md), so a burst beyond
+    plain text): each new patient's request costs about 20 ms of a core (docs/service.md), so a burst beyond
     what the cores answer made every later card slower, including those whose caller had given up, until
     the burst ended. With it, the requests admitted are answered within about ``limit`` answers' time and
     the rest are told at once to retry. Before the token check, so that a refused request costs none (and
