@@ -345,7 +345,8 @@ def answer(patient: F.Patient, draws: Draws, *, ci: float = 0.9, pretest: float 
     if idx is not None:
         w, k = psis_weights(-draws.case_loglik[idx])
         left = {"case": draws.meta["case_ids"][idx], "method": "PSIS", "pareto_k": k, "reliable": bool(k < 0.7)}
-    tests = LA.next_tests(game, patient, ci, w, keep_draws=True) if next_tests or decision_settings is not None else []
+    tests = (LA.next_tests(game, patient, ci, w, keep_draws=True, ess=ess_of(draws))
+             if next_tests or decision_settings is not None else [])
     dec = None
     if decision_settings is not None:
         dec = decide(game, patient, tests, post_lo, step_cause[-1], w, decision_settings, thresholds,

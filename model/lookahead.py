@@ -58,12 +58,14 @@ def outcomes(game: Game, patient: F.Patient) -> list[tuple[str, list[tuple[str, 
 
 
 def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
-               keep_draws: bool = False, summaries: bool = True) -> list[dict[str, Any]]:
+               keep_draws: bool = False, summaries: bool = True, ess: float | None = None) -> list[dict[str, Any]]:
     """Predictive probability of each result of each pending test, P(infiltration) and the leading
-    cause after it; with ``keep_draws``, each outcome's per-draw (P(r | x), P(c | x, r)) as ``_draws`` (what
-    the decision weighs); without ``summaries``, each outcome is only its ``result`` and ``_draws`` (a card
-    shows no next test, only the decision)."""
-    from palsy.model.summaries import probability_summary, summary
+    cause after it, with the causes tied with it (``tied_after``: :func:`palsy.model.summaries.tied_with` at
+    ``ess``, the answer's own rule, so that no outcome names a winner on noise; none without ``ess``); with
+    ``keep_draws``, each outcome's per-draw (P(r | x), P(c | x, r)) as ``_draws`` (what the decision weighs);
+    without ``summaries``, each outcome is only its ``result`` and ``_draws`` (a card shows no next test,
+    only the decision)."""
+    from palsy.model.summaries import probability_summary, summary, tied_with
 
     lj = game.log_joint_full()  # (S, C)
     act = game.active
@@ -84,10 +86,12 @@ def next_tests(game: Game, patient: F.Patient, ci: float, w: np.ndarray | None,
             after = game.log_odds(ljr)
             means = np.average(pc, axis=0, weights=w)  # what the answer with r entered says (module docstring)
             ps = summary(pr, ci, w)
+            lead = int(np.argmax(np.where(act, means, -1)))
             o = {"result": result,
                  "probability": {"mean": ps["mean"], "lower": ps["lower"], "upper": ps["upper"]},
                  "probability_after": {k: v for k, v in probability_summary(after, ci, w).items() if k != "ci"},
-                 "leading_cause_after": causes[int(np.argmax(np.where(act, means, -1)))],
+                 "leading_cause_after": causes[lead],
+                 "tied_after": [causes[j] for j in tied_with(pc, lead, act, w, ess)] if ess is not None else [],
                  "causes_after": {c: float(m) for c, m, a in zip(causes, means, act, strict=True) if a}}
             if keep_draws:
                 o["_draws"] = (pr, pc)

@@ -463,7 +463,8 @@ def _steps_table(ans: A.Answer, labels: list[str], shorts: list[str], L: Labels)
 
 
 def _next_tests(ans: A.Answer, L: Labels) -> list[dict[str, Any]]:
-    """What each pending test could do: each result's chance, P(infiltration) after it, the leading cause."""
+    """What each pending test could do: each result's chance, P(infiltration) after it, the leading cause (or
+    the causes tied)."""
     ci = ans.ci
     tests = []
     for t in ans.next_tests:
@@ -473,11 +474,11 @@ def _next_tests(ans: A.Answer, L: Labels) -> list[dict[str, Any]]:
             pr = _prob({**o["probability"], "median": None}, ci)
             after = _prob(o["probability_after"], ci)
             res = L.result(t["test"], o["result"])
-            lead = L.cause(o["leading_cause_after"])
+            lead = W.leading([L.cause(c) for c in [o["leading_cause_after"], *o["tied_after"]]])
             outs.append({"result": res, "probability": pr, "after": after, "leading": lead,
                          "causes_after": {L.cause(c): W.percent(v) for c, v in o["causes_after"].items()},
                          "sentence": (f"If {res} (chance of this result {pr['text']}): P(infiltration) "
-                                      f"{after['text']}; leading cause {lead}.")})
+                                      f"{after['text']}; {'causes' if o['tied_after'] else 'leading cause'} {lead}.")})
         tests.append({"test": t["test"], "name": W.sentence_start(name), "outcomes": outs})
     return tests
 

@@ -208,8 +208,7 @@ def core_numbers(core: Mapping[str, Any]) -> Numbers:
 
 def leading_text(d: Mapping[str, Any], labels: Labels) -> str:
     """'Bell's palsy' or, for a near-tie, 'Bell's palsy and zoster, tied' (never a winner on noise)."""
-    names = [labels.cause_short(d["leading"])] + [labels.cause_short(c) for c in d["tied"]]
-    return W.joined(names) + (", tied" if len(names) > 1 else "")
+    return W.leading([labels.cause_short(c) for c in [d["leading"], *d["tied"]]])
 
 
 # --- words learners meet ------------------------------------------------------------------------------------

@@ -154,6 +154,12 @@ def joined(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def leading(names: list[str]) -> str:
+    """The leading cause's name, or for a near-tie (``names``: the leader, then those tied with it) 'a and b,
+    tied': never a winner on noise."""
+    return joined(names) + (", tied" if len(names) > 1 else "")
+
+
 # --- the decision, in the words the command line and the report share ------------------------------
 
 #: Why a test the decision keeps doing can show a value below 0 (decision.yaml's testing floor).

@@ -226,6 +226,7 @@ def test_what_a_result_is_shown_to_give_is_what_entering_it_gives(draws, data):
             entered = {c["cause"]: c["probability"]["mean"] for c in b.to_dict()["causes"]}
             assert o["causes_after"] == pytest.approx(entered, rel=1e-12, abs=1e-15)
             assert o["leading_cause_after"] == b.leading_cause
+            assert o["tied_after"] == b.tied  # the answer's own tie rule (s16 stats review #3)
             th = a.decision["thresholds"]
             zones.append((t["test"], D.zone(b.probability["mean"], th["low"], th["high"])))
     for row in a.decision["tests"]:

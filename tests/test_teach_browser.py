@@ -200,6 +200,9 @@ def test_a_library_case_is_left_out_and_steps_and_tests_are_the_answers(page, si
         o = want[(row.get_attribute("data-test"), row.get_attribute("data-result"))]
         assert float(row.get_attribute("data-probability")) == pytest.approx(o["probability"]["mean"], abs=TOL)
         assert float(row.get_attribute("data-after")) == pytest.approx(o["probability_after"]["mean"], abs=TOL)
+        # the leader after a result, and the causes tied with it, by the answer's rule (s16: a tie had been a winner)
+        assert row.get_attribute("data-leading") == o["leading_cause_after"]
+        assert [c for c in row.get_attribute("data-tied").split(",") if c] == o["tied_after"]
 
 
 def test_actions_are_those_of_the_answer(page, site, draws_subtype):

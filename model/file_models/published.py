@@ -227,6 +227,7 @@ class Outcome(_Out):
     probability: Interval
     probability_after: Summary
     leading_cause_after: str
+    tied_after: list[str]
     causes_after: dict[str, float]
 
 

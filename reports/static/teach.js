@@ -454,9 +454,9 @@
       out.push({ test: name, outcomes: results.map(function (o) {
         var ljr = g.logJoint(combine(full, o.extra)), sm = g.softmax(ljr), pr = new Float64Array(m.S);
         for (var s = 0; s < m.S; s++) { pr[s] = Math.exp(sm.logPx[s] - baseSm.logPx[s]); }
-        var means = causeMeans(g, sm, w);  // what the answer with the result entered says (model/lookahead.py)
+        var means = causeMeans(g, sm, w), lead = leadingOf(m, means, g.active);  // as model/lookahead.py
         return { result: o.result, probability: summary(pr, ci, w), after: probSummary(g.logOdds(ljr), ci, w),
-                 leading: leadingOf(m, means, g.active) };
+                 leading: lead, tied: tiedWith(m, sm.probs, lead, g.active, w) };
       }) });
     });
     return out;
@@ -1049,11 +1049,13 @@
         tr.setAttribute("data-result", o.result);
         tr.setAttribute("data-probability", String(o.probability.mean));
         tr.setAttribute("data-after", String(o.after.mean));
+        tr.setAttribute("data-leading", o.leading);
+        tr.setAttribute("data-tied", o.tied.join(","));
         cell(tr, i === 0 ? LABELS.tests[t.test] : "", true);
         cell(tr, resultWords(t.test, o.result));
         cell(tr, percent(o.probability.mean));
         cell(tr, percent(o.after.mean));
-        cell(tr, causeShort(o.leading));
+        cell(tr, leadText(o.leading, o.tied));
         body.appendChild(tr);
       });
     });

@@ -113,12 +113,14 @@ def table(ans: A.Answer) -> str:
         lines.append(f"  (Shapley values by permutation sampling, Monte Carlo error {d['shapley_method']['mc_error']:.3f} "
                      f"on the log odds)")
     if d["next_tests"]:
-        lines += ["", "What the next test could do (probability of each result; P(infiltration) after it; leading cause):"]
+        lines += ["", "What the next test could do (probability of each result; P(infiltration) after it; leading cause, "
+                  "or causes tied):"]
         for t in d["next_tests"]:
             lines.append(f"  {t['test']}")
             for o in t["outcomes"]:
                 lines.append(f"    {o['result']:<34} {W.percent(o['probability']['mean']):>7} -> "
-                             f"{W.percent(o['probability_after']['mean']):>7}   {o['leading_cause_after']}")
+                             f"{W.percent(o['probability_after']['mean']):>7}   "
+                             f"{W.leading([o['leading_cause_after'], *o['tied_after']])}")
     if d["actions"]:
         lines += ["", "What to do now (whatever the cause, and what the differential triggers):"]
         lines += [f"  {i}. {a['text']}" for i, a in enumerate(d["actions"], start=1)]
