@@ -90,6 +90,9 @@ import numpy as np
 INFILTRATION = "infiltration"
 EXACT_BLOCKS = 6  # up to this many active blocks, every order is enumerated (2^6 hybrids)
 PAIRS = 8  # antithetic pairs of random orders above it
+#: The row of the answer's own Monte Carlo error: the error of its mean log odds over every draw, not the
+#: error of the table's shares (each row carries its own, ``mc_error``).
+MONTE_CARLO = "Monte Carlo error of the answer's mean"
 DRAWS = 500  # draws the decomposition uses (a seeded subset: its Monte Carlo error is in each share's)
 MAX_CELLS = 2_000_000  # draws x compatible strata x components per rate combination: fewer draws above it
 ACTIVE = 1e-3  # a block whose total effect is below this share of the variance is left out of the orders
@@ -746,7 +749,9 @@ def decompose(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray |
                 sel_error[scale] = float(share_errors(z[None, :], np.zeros(1), pairs)[0]) * r_["total"]
     # Monte Carlo error of the answer's mean: Var(L) / ESS over every draw, in chain order
     chains = int((draws.meta.get("settings") or {}).get("chains", 1))
-    full = game.value(np.ones((1, game.n_players), bool))[0] if game.n_players else np.full(n_all, f_a.mean())
+    # with no finding the answer is the prior's log odds, which vary by draw (a constant had given a variance,
+    # an error and an ESS of 0, 0 and n: s16 review)
+    full = game.value(np.ones((1, game.n_players), bool))[0] if game.n_players else game.log_odds(game.base)
     w_full = np.full(n_all, 1.0 / n_all) if w_all is None else w_all / w_all.sum()
     e = ess(full, chains)
     if w_all is not None:  # importance weights lower the effective sample size
@@ -769,7 +774,7 @@ def decompose(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray |
         if "gamma" in p:
             rows.append({"id": "selection", "source": "selection of published cases", "share": sel_v * scale,
                          "judgment": judg.get("selection"), "mc_error": sel_e * scale})
-        rows.append({"id": "monte_carlo", "source": "Monte Carlo error", "share": mc_rel / (1.0 + mc_rel),
+        rows.append({"id": "monte_carlo", "source": MONTE_CARLO, "share": mc_rel / (1.0 + mc_rel),
                      "judgment": None, "mc_error": 0.0})
         out_blocks.append(rows)
     indep = _independence(hyb, len(blocks), res["active"], f_a, ww)
@@ -885,30 +890,38 @@ def _judgment(blocks, pieces: _Pieces, prov: dict[str, Any] | None, f_a: np.ndar
 
 
 def _rows(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``{source, kind, share}`` rows: each block split into judgment and data; largest first."""
+    """The ``{source, kind, share, mc_error}`` rows: each block split into judgment and data; largest first.
+
+    ``mc_error`` is the Monte Carlo error of the block's share taken in the row's part (the split's own error,
+    from the same subset of draws, is not in it): a share is good to a few points, not to the 0.1% its float
+    shows, so the pages print whole percents beside it (a statistician's review, s16, measured the shares
+    over 40 seeds moving by 2-5 points)."""
     rows = []
     for b in blocks:
         if b["id"] == "monte_carlo":
-            rows.append({"source": b["source"], "kind": "monte_carlo", "share": b["share"]})
+            rows.append({"source": b["source"], "kind": "monte_carlo", "share": b["share"], "mc_error": 0.0})
             continue
         j = b["judgment"]
         if j is None:
-            rows.append({"source": b["source"], "kind": "unlabelled", "share": b["share"]})
+            rows.append({"source": b["source"], "kind": "unlabelled", "share": b["share"], "mc_error": b["mc_error"]})
             continue
         for kind, part in (("judgment", j), ("data", 1.0 - j)):
-            rows.append({"source": b["source"], "kind": kind, "share": b["share"] * part})
+            rows.append({"source": b["source"], "kind": kind, "share": b["share"] * part,
+                         "mc_error": b["mc_error"] * part})
     rows = [r for r in rows if r["share"] > 0]
     total = sum(r["share"] for r in rows)
     for r in rows:
         r["share"] = r["share"] / total if total > 0 else 0.0
+        r["mc_error"] = float(r["mc_error"]) / total if total > 0 else 0.0
     return sorted(rows, key=lambda r: -r["share"])
 
 
 def rests_on(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray | None = None,
              seed: int = 0) -> list[dict[str, Any]]:
-    """What one answer rests on: ``[{source, kind, share}]`` with kind ``judgment``, ``data`` or
+    """What one answer rests on: ``[{source, kind, share, mc_error}]`` with kind ``judgment``, ``data`` or
     ``monte_carlo`` (``unlabelled`` without provenance), shares of the variance of the log odds of
-    infiltration summing to 1, largest first (see the module docstring for the method).
+    infiltration summing to 1, largest first, each with the Monte Carlo error of its share (see the module
+    docstring for the method).
 
     Parameters
     ----------
@@ -925,8 +938,10 @@ def rests_on(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray | 
 
 
 def sentence(rows: list[dict[str, Any]]) -> str:
-    """One line for page 1: "Most of the uncertainty in this answer is the base rate of infiltration, an
-    expert judgment." (the largest block, and whether judgment or data carries most of it)."""
+    """One line for page 1: "Most of the uncertainty in this answer's odds of infiltration is the base rate of
+    infiltration, an expert judgment." (the largest block, expert judgment and data together, and which of
+    them carries most of it). The shares are of the log odds' variance: the sentence says so, since near 0 or
+    1 the blocks that spread the odds need not be those that spread the probability (s16 review)."""
     blocks: dict[str, dict[str, float]] = {}
     for r in rows:
         if r["kind"] == "monte_carlo":
@@ -940,8 +955,8 @@ def sentence(rows: list[dict[str, Any]]) -> str:
     j, d = parts.get("judgment", 0.0), parts.get("data", 0.0)
     what = ("an expert judgment" if j >= 2 * d else "mostly data" if d >= 2 * j
             else "expert judgment and data together") if j + d > 0 else "not labelled"
-    lead = "Most of the uncertainty in this answer" if share >= 0.5 else \
-        f"The largest part of the uncertainty in this answer ({round(100 * share)}%)"
+    lead = "Most of the uncertainty in this answer's odds of infiltration" if share >= 0.5 else \
+        f"The largest part of the uncertainty in this answer's odds of infiltration ({round(100 * share)}%)"
     return f"{lead} is the {source}, {what}."
 
 

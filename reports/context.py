@@ -20,6 +20,7 @@ import numpy as np
 
 from palsy.model import answer as A
 from palsy.model import structure as ST
+from palsy.model.criticism.references import incomplete_fields
 from palsy.model.evidence import Evidence
 from palsy.reports import wording as W
 from palsy.reports.labels import Labels
@@ -86,7 +87,7 @@ class _Citations:
             if not links and (url := safe_url(ref.get("url"))):
                 links.append({"label": "source page", "url": url})
             out.append({"n": n, "key": key, "text": citation_text(ref), "links": links,
-                        "short": short_citation(ref)})
+                        "short": short_citation(ref), "incomplete": ", ".join(incomplete_fields(ref))})
         return out
 
 
@@ -97,7 +98,8 @@ KIND_WORDS = {"judgment": "expert judgment", "data": "data", "monte_carlo": "Mon
 
 def _rests_on_rows(rows: list[dict]) -> list[dict[str, str]]:
     """The table of what the answer rests on: each block's part as judgment or data, its share in words."""
-    return [{"source": r["source"], "kind": KIND_WORDS.get(r["kind"], r["kind"]), "share": W.percent(r["share"])}
+    return [{"source": r["source"], "kind": KIND_WORDS.get(r["kind"], r["kind"]), "share": W.share(r["share"]),
+             "error": W.share_error(r.get("mc_error", 0.0)) if r["kind"] != "monte_carlo" else ""}
             for r in rows]
 
 
@@ -129,7 +131,8 @@ def short_citation(ref: dict[str, Any], title_chars: int = 60) -> str:
     year = str(ref.get("year") or "")
     year = year if year[:4].isdigit() else ""
     ids = [f"doi:{ref['doi']}" if ref.get("doi") else "", f"PMID {ref['pmid']}" if ref.get("pmid") else ""]
-    parts = [first, title, " ".join(x for x in (journal, year) if x), " ".join(x for x in ids if x)]
+    parts = [first, title, " ".join(x for x in (journal, year) if x), " ".join(x for x in ids if x),
+             "Citation incomplete" if incomplete_fields(ref) else ""]  # wherever a source is cited (docs/design.md §3)
     return ". ".join(p for p in parts if p) + "."
 
 

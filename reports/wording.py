@@ -20,6 +20,21 @@ def percent(p: float, digits: int = 1) -> str:
     return text
 
 
+def share(x: float) -> str:
+    """A share with a Monte Carlo error of a few points (what an answer rests on) as a whole percent that never
+    reads 0% or 100% ('<1%', '>99%')."""
+    if x < 0.005:
+        return "<1%"
+    if x > 0.995:
+        return ">99%"
+    return f"{round(100 * x)}%"
+
+
+def share_error(err: float) -> str:
+    """The Monte Carlo error of a share in percentage points, whole ('±3'; '<±1' below half a point)."""
+    return "<±1" if err < 0.005 else f"±{round(100 * err)}"
+
+
 def ci_percent(ci: float) -> str:
     """The mass of a credible interval as a percentage with the digits it needs: '90', '99.9999'
     (never rounded up to '100')."""
@@ -345,7 +360,9 @@ def negative_lps_sentence(dec: dict, method_name, *, central: bool | None = None
 def rests_on_sentence(rests_on: list[dict]) -> str:
     """What the answer's uncertainty rests on, for page 1 ('' when not computed): its largest block and
     whether judgment or data carries it (:func:`palsy.model.rests_on.sentence`), then the shares of expert
-    judgment and of data across the whole answer when the fit labelled them."""
+    judgment and of data across the whole answer when the fit labelled them, in whole percents (each share
+    has a Monte Carlo error of a few points), with the answer's own Monte Carlo error when it rounds to a
+    percent (the three add up to the whole)."""
     if not rests_on:
         return ""
     from palsy.model.rests_on import sentence
@@ -354,8 +371,10 @@ def rests_on_sentence(rests_on: list[dict]) -> str:
     data = sum(r["share"] for r in rests_on if r["kind"] == "data")
     if judgment + data == 0:
         return sentence(rests_on)
-    return (f"{sentence(rests_on)} Across the answer, expert judgment carries {percent(judgment)} of its "
-            f"uncertainty and data {percent(data)} (the table on a later page).")
+    mc = sum(r["share"] for r in rests_on if r["kind"] == "monte_carlo")
+    rest = f", Monte Carlo error {share(mc)}" if mc >= 0.005 else ""
+    return (f"{sentence(rests_on)} Across the answer, expert judgment carries {share(judgment)} of that "
+            f"uncertainty and data {share(data)}{rest} (the table on a later page splits each source into the two).")
 
 
 def variants_sentence(variants: dict | None, dec: dict | None = None) -> str:

@@ -54,7 +54,33 @@ def test_the_base_rate_rests_on_judgment(draws_subtype, source_001):
     line = W.rests_on_sentence(rows)
     top = max({r["source"] for r in rows if r["kind"] != "monte_carlo"},
               key=lambda s: sum(r["share"] for r in rows if r["source"] == s))
-    assert top in line and W.percent(judged) in line
+    assert top in line and W.share(judged) in line
+
+
+def test_each_share_carries_the_monte_carlo_error_its_seed_shows(draws_subtype, source_001):
+    """Each row carries the Monte Carlo error of its share, and it is the spread other seeds give (s16: the shares
+    were printed to 0.1% with no error, while 40 seeds moved them by 2-5 points); the pages print whole percents
+    with it."""
+    import numpy as np
+
+    from palsy.model import answer as A
+    from palsy.model import rests_on as RO
+    from palsy.model.game import Game, Tables, players
+    from palsy.reports import wording as W
+
+    t = Tables(draws_subtype)
+    active = np.ones(len(t.causes), bool)
+    game = Game(t, players(source_001), source_001, active, t.log_prior, np.zeros_like(t.level_lp[:, :, 0]), None)
+    runs = [RO.decompose(game, draws_subtype.meta.get("rests_on"), seed=s)["blocks"] for s in range(8)]
+    top = max(range(len(runs[0])), key=lambda i: runs[0][i]["share"])
+    shares = np.array([r[top]["share"] for r in runs])
+    reported = float(np.mean([r[top]["mc_error"] for r in runs]))
+    assert 0 < reported and 0.3 * reported < shares.std(ddof=1) < 3 * reported, (shares, reported)
+    rows = A.answer(source_001, draws_subtype, shapley=False, next_tests=False).to_dict()["rests_on"]
+    assert all(r["mc_error"] >= 0 for r in rows)
+    assert [r["mc_error"] for r in rows if r["kind"] == "monte_carlo"] == [0.0]
+    assert W.share(0.6834) == "68%" and W.share(0.001) == "<1%" and W.share(0.9999) == ">99%"
+    assert W.share_error(0.031) == "±3" and W.share_error(0.001) == "<±1"
 
 
 def test_no_decomposition_under_a_pretest(draws_subtype, source_001):

@@ -316,6 +316,8 @@ class RestsOnRow(_Out):
     source: str = Field(description="the block: a cause's rate, a cause's finding frequencies, the laboratory, ...")
     kind: Literal["judgment", "data", "monte_carlo", "unlabelled"]
     share: float = Field(ge=0, le=1, description="its share of the variance of the answer's log odds")
+    mc_error: float = Field(ge=0, description="the Monte Carlo error of that share (0 for the monte_carlo row, which "
+                                              "is the error of the answer's mean)")
 
 
 class OtherVariant(_Out):

@@ -128,9 +128,11 @@ def table(ans: A.Answer) -> str:
         lines += ["", *decision_lines(d["decision"])]
     if d["rests_on"]:
         lines += ["", f"What this answer rests on: {W.rests_on_sentence(d['rests_on'])}"]
-        lines += [f"  {r['source']:<58} {r['kind']:<11} {W.percent(r['share']):>7}" for r in d["rests_on"][:6]]
+        lines += [f"  {r['source']:<58} {r['kind']:<11} {W.share(r['share']):>4} {W.share_error(r['mc_error']):>4}"
+                  for r in d["rests_on"][:6]]
         if len(d["rests_on"]) > 6:
             lines.append(f"  ... {len(d['rests_on']) - 6} smaller parts (--json gives them all)")
+        lines.append("  (shares of the variance of the log odds, each ± its Monte Carlo error in percentage points)")
     if (v := W.variants_sentence(d["variants"], d["decision"])):
         lines += ["", f"MODEL UNCERTAINTY: {v}"]
     m = d["model"]
