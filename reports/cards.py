@@ -222,10 +222,13 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
         s = c["probability"]
         lines.append(f"| {_md(cause_name(d, c['cause']))} | {_pct(s['mean'])} | "
                      f"{_pct(s['lower'])} to {_pct(s['upper'])} |")
-    actions = list(d.get("actions") or [])[:PAGE1_ACTIONS]
+    every = list(d.get("actions") or [])
+    actions = every[:PAGE1_ACTIONS]
     if actions:
         lines += ["", "**What to do now**", ""]
         lines += [f"{i}. {_md(a['text'])}" for i, a in enumerate(actions, start=1)]
+        if len(every) > len(actions):  # as page 1 says; the rest had been dropped unsaid (s16 review)
+            lines += ["", f"And {len(every) - len(actions)} more in the full report."]
     dec = d.get("decision")
     if dec:
         th = dec["thresholds"]
@@ -249,8 +252,15 @@ def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[
     for n in notes:
         lines.append(f"- {_md(n)}")
     m = d.get("model") or {}
+    if d.get("variants"):  # '' when the variants agree
+        variant = W.variants_sentence(d["variants"], dec)
+    else:  # a brief answer computes neither this nor what the answer rests on (page 1 says both)
+        variant = (f"This card is the model's {m.get('variant') or 'default'} variant alone: the model's "
+                   "uncertainty between its variants is not assessed here.")
+    variant = _md(variant) + " " if variant else ""
     lines += ["", f"**Limits:** weighed only against the causes listed; not modelled: "
-                  f"{_md(', '.join(m.get('not_modelled') or []))}. Decision support, not an order: it supports and "
+                  f"{_md(', '.join(m.get('not_modelled') or []))}. {variant}What the answer rests on (how much of it "
+                  f"is expert judgment) is in the full report. Decision support, not an order: it supports and "
                   f"does not replace clinical judgment, and it never writes to the record."]
     return "\n".join(lines)
 

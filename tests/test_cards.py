@@ -206,3 +206,23 @@ def test_an_escalation_with_blasts_in_the_csf_names_the_csf_not_a_mimic(draws_su
                    decision_settings=ds, guidance=gs, shapley=False, rests_on=False).to_dict()
     assert cards.CSF_POSITIVE not in cards.summary(neg)
     assert not cards.csf_positive(neg) and cards.csf_positive(d)
+
+
+def test_the_detail_says_what_page_1_says_of_the_rest(answered):
+    """The card's detail says how many actions page 1 lists beyond its six, that the variants were not compared
+    (a brief answer computes one) or what the other gives when they differ, and that what the answer rests on is in
+    the full report (s16: the card had dropped actions 7-8 and both lines unsaid)."""
+    d = dict(answered["tied"])
+    text = cards.detail(d)
+    more = len(d["actions"]) - cards.PAGE1_ACTIONS
+    assert more > 0 and f"And {more} more in the full report." in text
+    assert "variant alone: the model's uncertainty between its variants is not assessed here" in text
+    assert "What the answer rests on" in text and "full report" in text
+    fewer = {**d, "actions": d["actions"][:cards.PAGE1_ACTIONS]}
+    assert "more in the full report" not in cards.detail(fewer)
+    prob = {"mean": 0.58, "median": 0.6, "lower": 0.062, "upper": 0.97, "ci": 0.9}
+    differ = {"variant": "independent", "probability": prob, "difference": 0.2, "threshold": 0.1, "differs": True}
+    shown = cards.detail({**d, "variants": differ})
+    assert "The other model variant \\(independent\\) gives a mean of 58.0%" in shown and "not assessed" not in shown
+    agree = cards.detail({**d, "variants": {**differ, "difference": 0.05, "differs": False}})
+    assert "not assessed" not in agree and "other model variant" not in agree
