@@ -274,6 +274,8 @@ def _waterfall(ans: A.Answer, labels: list[str], shorts: list[str]) -> dict[str,
     steps.append(last)
     for s in steps:
         s["p_text"] = f"{W.percent(s['p_mean'])} ({W.interval(s['p_lower'], s['p_upper'], ci)})"
+    if ans.pretest is not None:  # the clinician's point value: no interval of zero width
+        steps[0]["p_text"] = W.pretest_text(ans.pretest)
     return {"steps": steps, "bars": len(steps)}
 
 
@@ -595,7 +597,8 @@ def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: 
     p = d["probability"]
     headline = {
         "label": f"P(leukemic infiltration){qualifier}",
-        "percent": W.percent(p["mean"]), "interval": W.interval(p["lower"], p["upper"], ci),
+        "percent": W.percent(p["mean"]),
+        "interval": W.interval(p["lower"], p["upper"], ci) + (f"; {note}" if (note := W.mean_outside(p)) else ""),
         "against": ", ".join(others),
         "sentence": (f"P(leukemic infiltration){qualifier}: {W.percent(p['mean'])} (mean; "
                      f"{W.interval(p['lower'], p['upper'], ci)}), weighed against {', '.join(others)}."),
@@ -613,7 +616,8 @@ def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: 
               "expert judgment (limits in full below)."]
     return {"headline": headline, "top": top, "actions": actions, "n_actions": len(d["actions"]),
             "more_actions": more, "decision": _decision(d["decision"], L, central=ans.patient.central), "limits": limits,
-            "rests_on": W.rests_on_sentence(d.get("rests_on") or []),
+            "rests_on": (W.rests_on_sentence(d.get("rests_on") or []) if ans.pretest is None
+                         else f"What this answer rests on: {W.RESTS_ON_PRETEST}"),
             "variants": W.variants_sentence(d.get("variants"), d.get("decision"))}
 
 

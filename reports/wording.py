@@ -35,6 +35,30 @@ def share_error(err: float) -> str:
     return "<±1" if err < 0.005 else f"±{round(100 * err)}"
 
 
+def mean_outside(s: dict) -> str:
+    """What a reader needs when a summary's mean prints outside its own equal-tailed interval (a skewed
+    posterior and a narrow interval, e.g. ``--ci 0.5``): '' otherwise (s16 review: "0.8% (50% CrI <0.1% to
+    0.3%)" had read as an error)."""
+    mean = percent(s["mean"])
+    if s["mean"] > s["upper"] and mean != percent(s["upper"]):
+        side = "above"
+    elif s["mean"] < s["lower"] and mean != percent(s["lower"]):
+        side = "below"
+    else:
+        return ""
+    return f"the mean lies {side} its interval: a few draws carry much of the probability"
+
+
+#: What the page says of what the answer rests on under a clinician's pretest (the decomposition is not computed).
+RESTS_ON_PRETEST = ("not computed: with a pretest set by hand the base rate is the clinician's value, not the "
+                    "model's, so the model's own uncertainty does not describe this answer.")
+
+
+def pretest_text(p: float) -> str:
+    """A pretest set by hand: a point value, never shown with a credible interval of zero width."""
+    return f"{percent(p)} (set by hand: a point value, no interval)"
+
+
 def ci_percent(ci: float) -> str:
     """The mass of a credible interval as a percentage with the digits it needs: '90', '99.9999'
     (never rounded up to '100')."""

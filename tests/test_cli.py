@@ -234,3 +234,26 @@ def test_a_query_imports_only_its_command(palsy):
             " 'palsy.model.teach', 'palsy.model.criticism', 'palsy.reports.context') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert r.stdout.split() == ["0", "[]"], r.stdout + r.stderr
+
+
+def test_a_pretest_is_a_point_value_and_a_mean_outside_its_interval_is_said(palsy, tmp_path):
+    """s16 review: a pretest set by hand printed as '5.0% (90% CrI 5.0% to 5.0%)' and what the answer rests on
+    vanished unsaid; with --ci 0.5 a skewed answer read '0.8% (50% CrI <0.1% to 0.3%)' with no word."""
+    from palsy.reports import wording as W
+
+    out = palsy("posterior", "--patient", str(PATIENTS / "source-000-vignette.yaml"), "--pretest", "0.05",
+                check=True).stdout
+    assert "before any finding (--pretest): 5.0% (set by hand: a point value, no interval)" in out
+    assert "CrI 5.0% to 5.0%" not in out and W.RESTS_ON_PRETEST in out
+    zoster = tmp_path / "zoster.yaml"
+    zoster.write_text("id: z\nlineage: B-ALL\nremission: remission_on_treatment\nage_group: adult\n"
+                      "recent_vincristine: 'no'\nrecent_hsct: 'yes'\nforehead: involved\nonset: acute\n"
+                      "laterality: unilateral\neighth_nerve: involved\nvesicles: present\notalgia: present\n"
+                      "otoscopy: normal\nmri: vii_viii_enhancement\n", encoding="utf-8")
+    d = json.loads(palsy("posterior", "--patient", str(zoster), "--ci", "0.5", "--json", check=True).stdout)
+    head = palsy("posterior", "--patient", str(zoster), "--ci", "0.5", check=True).stdout.splitlines()[1]
+    p = d["probability"]
+    assert (p["mean"] > p["upper"]) == ("the mean lies above its interval" in head), head
+    assert W.mean_outside({"mean": 0.5, "lower": 0.2, "upper": 0.8}) == ""
+    assert "below" in W.mean_outside({"mean": 0.01, "lower": 0.2, "upper": 0.8})
+    assert W.mean_outside({"mean": 0.99999, "lower": 0.2, "upper": 0.99995}) == ""  # both print >99.9%

@@ -91,9 +91,10 @@ def table(ans: A.Answer) -> str:
     peripheral = "" if ans.in_scope or not ans.patient.central else " (only if the palsy is peripheral)"
     lines += [
         f"P(leukemic infiltration | findings){peripheral}: {_with_interval(p, ci)}  "
-        f"[mean; median {W.percent(p['median'])}]",
+        f"[mean; median {W.percent(p['median'])}]" + (f"  ({note})" if (note := W.mean_outside(p)) else ""),
         f"  weighed against: {', '.join(others)}",
-        f"  before any finding{' (--pretest)' if ans.pretest is not None else ''}: {_with_interval(pp, ci)}  [mean]",
+        (f"  before any finding: {_with_interval(pp, ci)}  [mean]" if ans.pretest is None
+         else f"  before any finding (--pretest): {W.pretest_text(ans.pretest)}"),
         "",
         f"The differential (mean, {ci}% CrI; before any finding):",
     ]
@@ -126,6 +127,8 @@ def table(ans: A.Answer) -> str:
         lines += [f"  {i}. {a['text']}" for i, a in enumerate(d["actions"], start=1)]
     if d["decision"]:
         lines += ["", *decision_lines(d["decision"])]
+    if ans.pretest is not None:
+        lines += ["", f"What this answer rests on: {W.RESTS_ON_PRETEST}"]
     if d["rests_on"]:
         lines += ["", f"What this answer rests on: {W.rests_on_sentence(d['rests_on'])}"]
         lines += [f"  {r['source']:<58} {r['kind']:<11} {W.share(r['share']):>4} {W.share_error(r['mc_error']):>4}"
