@@ -291,7 +291,7 @@ def _differential_steps(ans: A.Answer, labels: list[str], shorts: list[str], L: 
     return {"causes": causes, "names": [L.cause(c) for c in causes], "rows": rows}
 
 
-def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
+def build(ans: A.Answer, evidence: Evidence, *, record: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report context of ``ans`` (with ``evidence`` for citations and words): every number and phrase.
 
     Parameters
@@ -300,6 +300,10 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
         The patient's answer (:func:`palsy.model.answer.answer`).
     evidence : Evidence
         The evidence the posterior was fitted to (for citations, labels, population and w_case).
+    record : dict, optional
+        What the record's mapping said beside the findings (a service's card: ``not_found``, the findings it
+        did not find, in words, and ``notes``, e.g. a positive CSF result it did not use): shown on page 1, as the
+        card shows them (the full report a card links to had dropped them, an attacker's review found).
 
     Returns
     -------
@@ -324,6 +328,7 @@ def build(ans: A.Answer, evidence: Evidence) -> dict[str, Any]:
         "title": TITLE,
         "patient": _patient_section(ans, L),
         "warnings": warnings,
+        "record": _record(record),
         "in_scope": ans.in_scope,
         "out_of_population": next((w["text"] for w in warnings if w["kind"] == "scope"), None),
         "left_out": _left_out(ans),
@@ -619,6 +624,15 @@ def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: 
             "rests_on": (W.rests_on_sentence(d.get("rests_on") or []) if ans.pretest is None
                          else f"What this answer rests on: {W.RESTS_ON_PRETEST}"),
             "variants": W.variants_sentence(d.get("variants"), d.get("decision"))}
+
+
+def _record(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the record's mapping said beside the findings, for page 1 (None when there is nothing to say)."""
+    if not record:
+        return None
+    notes = [str(n) for n in record.get("notes") or []]
+    not_found = record.get("not_found") or None
+    return {"not_found": not_found, "notes": notes} if notes or not_found else None
 
 
 def _decision(dec: dict[str, Any] | None, L: Labels, *, central: bool = False) -> dict[str, Any] | None:

@@ -642,8 +642,11 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             engine = state["engine"]
             patient = F.parse_patient(rec["patient"], "report", schema=engine.draws.schema)
             ans = engine.answer(patient)
+            # what the card said of the record (a positive CSF result not used, what to examine) is the report's too
+            record = {"notes": rec.get("notes") or [],
+                      "not_found": X.finding_lines(rec["not_found"]) if rec.get("not_found") else None}
             with render_lock:  # matplotlib is not thread-safe
-                html = render.html(context.build(ans, engine.evidence)).encode("utf-8")
+                html = render.html(context.build(ans, engine.evidence, record=record)).encode("utf-8")
             reports.put_html(report_id, html)
         return HTMLResponse(html, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                                            "Content-Security-Policy": "default-src 'none'; img-src data:; "
