@@ -192,11 +192,30 @@ def summary(d: Mapping[str, Any], schema: Any = None) -> str:
     return forms[-1][:SUMMARY_MAX - 1] + "…"
 
 
+#: What a markdown renderer may turn into a link by itself, in text from the record: GitHub-flavoured markdown's
+#: autolinks (http://, https://, ftp://, www., mailto:, xmpp:, an e-mail address) and the bare domains a linkify
+#: plugin links (evil.example/login). Shown as code, where no renderer makes a link (an attacker's review, s16).
+AUTOLINK = re.compile(r"(?i)(?<![\w@.])(?:(?:https?|ftp)://|www\.|mailto:|xmpp:)[^\s`]+"
+                      r"|[^\s`@]+@[^\s`@]+\.[^\s`@]+"
+                      r"|(?<![\w@.])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?:/[^\s`]*)?(?![\w@])")
+
+
 def _md(text: Any) -> str:
-    """Text from data made inert in markdown (no links, images, HTML or emphasis from the record)."""
-    s = str(text)
-    s = re.sub(r"[\\`*_{}\[\]()<>#+!|~]", lambda m: "\\" + m.group(0), s)
-    return " ".join(s.split())
+    """Text from data made inert in markdown (no links, images, HTML or emphasis from the record): markdown's
+    punctuation escaped, and what a renderer would link by itself (``https://...``, ``www....``, an e-mail
+    address) set as code."""
+    s = " ".join(str(text).split())
+    out, at = [], 0
+    for m in AUTOLINK.finditer(s):
+        out.append(_escaped(s[at:m.start()]))
+        out.append(f"`{m.group(0)}`")  # a code span: never a link, and the record's text shown as it is
+        at = m.end()
+    out.append(_escaped(s[at:]))
+    return "".join(out)
+
+
+def _escaped(s: str) -> str:
+    return re.sub(r"[\\`*_{}\[\]()<>#+!|~]", lambda m: "\\" + m.group(0), s)
 
 
 def detail(d: Mapping[str, Any], not_found: Iterable[str] = (), notes: Iterable[str] = (),

@@ -226,3 +226,19 @@ def test_the_detail_says_what_page_1_says_of_the_rest(answered):
     assert "The other model variant \\(independent\\) gives a mean of 58.0%" in shown and "not assessed" not in shown
     agree = cards.detail({**d, "variants": {**differ, "difference": 0.05, "differs": False}})
     assert "not assessed" not in agree and "other model variant" not in agree
+
+
+@pytest.mark.parametrize("text", [
+    'the report\'s text reads "Suspicious: atypical blasts, see https://evil.example/login or www.evil.example now, '
+    'mail x@evil.example"', "FTP://EVIL.EXAMPLE/x; mailto:a@evil.example and xmpp:b@evil.example", "evil.example/login",
+    "[click](https://evil.example) ![i](http://evil.example/p.png) <a href='https://evil.example'>x</a>"])
+def test_record_text_on_a_card_never_becomes_a_link(answered, text):
+    """s16 attack review S3: markdown's punctuation was escaped, but a renderer's autolinks (a scheme, www., an
+    e-mail address, a linkified bare domain) still made the record's text clickable on the card."""
+    import re
+
+    detail = cards.detail(answered["2b"], notes=[text])
+    line = next(x for x in detail.splitlines() if "evil" in x)
+    outside = re.sub(r"`[^`]*`", "", line)  # code spans are never links
+    assert not re.search(r"(?i)https?:|ftp:|www\.|mailto:|xmpp:|@|evil\.example", outside), line
+    assert "evil.example" in line  # shown, as it is, inside code
