@@ -6,7 +6,7 @@ On top of pyyaml's safe loader (its C version where available: the warm answer p
   or another device is refused before it is read), at most :data:`MAX_BYTES`;
 - text must be UTF-8 (the error names the file, the line and the column of the first bad byte);
 - a key given twice in a mapping is an error naming the file, the line and the key (pyyaml silently
-  keeps the last one);
+  keeps the last one), and so is a merge key (``<<``), which gives a key a second value unsaid;
 - aliases may not expand the document by more than :data:`MAX_ALIAS_NODES` nodes, and recursive
   aliases are refused: an alias bomb is refused *before* it is constructed, so no expanded value
   exists to be printed;
@@ -201,8 +201,9 @@ class Loader(_Base):  # type: ignore[misc, valid-type]
         if isinstance(node, MappingNode):
             first: dict[Any, Node] = {}
             for key_node, _ in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue
+                if key_node.tag == _MERGE_TAG:  # it gives a key a second value unsaid, which wins by pyyaml's order
+                    raise ConstructorError(None, None, "a merge key (<<) is not accepted: write each key once",
+                                           key_node.start_mark)
                 key = self.construct_object(key_node, deep=True)
                 try:
                     prev = first.get(key)

@@ -77,8 +77,12 @@ def test_duplicate_key_nested_and_as_yes_true():
         Y.loads("x:\n  y: 1\n  y: 2\n", "f.yaml")
     with pytest.raises(Y.YAMLInputError, match="twice"):  # the same key once YAML has read it
         Y.loads("yes: 1\ntrue: 2\n", "f.yaml")
-    # a merge key's values may be overridden: that is not a duplicate
-    assert Y.loads("b: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 3\n")["d"] == {"x": 3, "y": 2}
+    # a merge key gives a key a second value unsaid (the attacker's review, s16: 'lineage: T-ALL' then
+    # '<<: {lineage: AML}' read AML, and '<<: [{lineage: T-ALL}, {lineage: AML}]' too): refused, with its place
+    for text in ("b: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 3\n", "lineage: T-ALL\n<<: {lineage: AML}\n",
+                 "<<: [{lineage: T-ALL}, {lineage: AML}]\n"):
+        with pytest.raises(Y.YAMLInputError, match=r"merge key \(<<\) is not accepted.*line"):
+            Y.loads(text, "f.yaml")
 
 
 def test_duplicate_key_in_priors_is_refused(tmp_path):
