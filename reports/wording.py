@@ -71,7 +71,8 @@ def probability_with_interval(s: dict) -> str:
 
 
 def factor(log_lr: float) -> str:
-    """A factor on the odds: 'x 9.4' or 'x 0.31' (÷ is avoided so it reads in plain text)."""
+    """A factor on the odds: 'x 9.4' or 'x 0.31' (÷ is avoided so it reads in plain text); two significant
+    digits below 1, a trailing zero kept ('x 0.60' beside 'x 0.77', not 'x 0.6': s16 review)."""
     f = math.exp(log_lr)
     if f >= 100:
         return f"x {f:,.0f}"
@@ -79,7 +80,7 @@ def factor(log_lr: float) -> str:
         return f"x {f:.1f}"
     q = float(f"{f:.2g}")  # two significant digits below 1, written out (never 'x 1e-05')
     if 0 < q < 1:
-        return "x " + f"{q:.{1 - math.floor(math.log10(q))}f}".rstrip("0").rstrip(".")
+        return "x " + f"{q:.{1 - math.floor(math.log10(q))}f}"
     if q == 0:
         return f"x {f:.2g}"
     return f"x {f:.2f}"  # 0.996 and up print as 1.00 does, not as 'x 1'

@@ -605,9 +605,10 @@ def test_wording_helpers():
     assert "Bell's palsy" not in W.natural_frequency(s)
     assert W.interval(0.0001, 0.99999, 0.9) == "90% CrI <0.1% to >99.9%"
     assert W.factor_with_interval({"mean": 0.0, "median": 5.0, "lower": -1.0, "upper": 1.0}, 0.9).startswith("x 1.00 (90% CrI")
-    # factors: two significant digits below 1, written out; 'x 1.00' from 0.995 up, never 'x 1'
-    assert [W.factor(math.log(f)) for f in (1.23e-5, 0.05, 0.3, 0.994, 0.996, 1.004, 5.25, 12.34, 150)] == \
-        ["x 0.000012", "x 0.05", "x 0.3", "x 0.99", "x 1.00", "x 1.00", "x 5.25", "x 12.3", "x 150"]
+    # factors: two significant digits below 1, written out with a trailing zero kept (never 'x 0.6' beside
+    # 'x 0.77'); 'x 1.00' from 0.995 up, never 'x 1'
+    assert [W.factor(math.log(f)) for f in (1.23e-5, 0.05, 0.3, 0.6, 0.994, 0.996, 1.004, 5.25, 12.34, 150)] == \
+        ["x 0.000012", "x 0.050", "x 0.30", "x 0.60", "x 0.99", "x 1.00", "x 1.00", "x 5.25", "x 12.3", "x 150"]
     # the direction a factor is said to move the odds agrees with the factor printed
     for f in (math.exp(x / 10_000) for x in range(-200, 201)):
         text, said = W.factor(math.log(f)), W.direction(math.log(f))
