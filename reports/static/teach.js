@@ -106,8 +106,8 @@
   function factor(x) {
     if (x >= 100) { return "x " + Math.round(x).toLocaleString("en"); }
     if (x >= 10) { return "x " + x.toFixed(1); }
-    var q = Number(x.toPrecision(2));  // two significant digits below 1, written out (never "x 1e-7")
-    if (q > 0 && q < 1) { return "x " + q.toFixed(1 - Math.floor(Math.log10(q))).replace(/0+$/, "").replace(/\.$/, ""); }
+    var q = Number(x.toPrecision(2));  // two significant digits below 1, written out (never "x 1e-7"), as wording.factor
+    if (q > 0 && q < 1) { return "x " + q.toFixed(1 - Math.floor(Math.log10(q))); }
     if (q === 0) { return "x 0"; }
     return "x " + x.toFixed(2);  // 0.996 and up print as 1.00 does, not as "x 1"
   }
