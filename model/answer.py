@@ -27,6 +27,7 @@ from palsy.model import decision as D
 from palsy.model import findings as F
 from palsy.model import guidance as G
 from palsy.model import lookahead as LA
+from palsy.model import registry as RG
 from palsy.model import rests_on as RO
 from palsy.model.atypicality import atypicality
 from palsy.model.draws import Draws
@@ -441,8 +442,9 @@ def model_info(draws: Draws, t: Tables, active: np.ndarray, pretest: float | Non
             "causes_weighed": [c for c, a in zip(t.causes, active, strict=True) if a],
             "not_modelled": list(st["not_modelled"]), "schema_version": t.schema.version,
             "cause_labels": st.get("cause_labels") or {},
-            # whether a hospital registry informed the fit, its rows and what it moved (model/registry_fit.py)
-            "registry": draws.meta.get("registry") or {"used": False}}
+            # whether a hospital registry informed the fit, its rows fitted and what it moved: numbers only, never
+            # a site code, a file name or an 'other' row's text (every answer's JSON and the service's log carry it)
+            "registry": RG.for_answer(draws.meta.get("registry"))}
 
 
 def scope_notes(patient: F.Patient, settings: dict[str, Any]) -> list[str]:

@@ -70,6 +70,10 @@ FINER_DATE_RE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}")
 OTHER_TEXT_MAX = 80
 MAX_FOLLOW_UP = 600
 MAX_ROWS = 100_000
+#: The smallest suppression threshold of exported counts, and why.
+MIN_THRESHOLD = 3
+THRESHOLD_WHY = (f"give a whole number from {MIN_THRESHOLD} to 1000: below {MIN_THRESHOLD} a published count of 1 "
+                 "or 2 patients, or a range of 0 to 2, can single out a patient and their findings")
 LP_COLUMN_RE = re.compile(r"^(?P<name>[a-z_]+)_(?P<n>\d+)_(?P<key>[a-z_]+)$")
 SETTINGS_FILE = "registry.yaml"
 
@@ -251,6 +255,8 @@ def _csv_rows(data: bytes, path: Path, schema: Schema) -> list[tuple[str, Any]]:
     except csv.Error as exc:
         raise F.InputError([f"not CSV: {exc} (line 1)"], str(path)) from None
     header = [h.strip() for h in header]
+    if len(header) == 1 and ";" in header[0]:
+        raise F.InputError([semicolon_message(header[0])], str(path))
     problems = []
     seen: set[str] = set()
     for h in header:
@@ -305,6 +311,52 @@ def _csv_rows(data: bytes, path: Path, schema: Schema) -> list[tuple[str, Any]]:
     return out
 
 
+#: What an answer's ``model.registry`` and a feedback-log line need of a fit's registry metadata.
+ANSWER_KEYS = ("used", "hash", "rows", "base_rate")
+
+
+def for_answer(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The part of a fit's registry metadata an answer needs: whether a registry was used, its hash, the rows
+    fitted and the base rate's summary (never site codes, file names or the ``other`` rows' texts)."""
+    meta = meta or {}
+    if not meta.get("used"):
+        return {"used": False}
+    rows = meta.get("rows") or {}
+    return {"used": True, "hash": meta.get("hash"),
+            "rows": {k: rows[k] for k in ("fitted", "modelled", "undetermined") if k in rows},
+            "base_rate": meta.get("base_rate")}
+
+
+def semicolon_message(header: str) -> str:
+    """The one message for a CSV file saved with ';' between its columns (a spreadsheet's default in much of
+    Europe), whose header reads as a single column."""
+    return (f"the file looks ';'-separated (its first line {Y.brief(header[:60])} is one column); save it "
+            "comma-separated (in a spreadsheet: CSV, comma-delimited)")
+
+
+def shown(value: Any) -> str:
+    """A value for a message: ``missing`` for an absent value (never Python's ``None``)."""
+    return "missing" if value is None else Y.brief(value)
+
+
+def duplicate_rows(reg: Registry) -> list[str]:
+    """Warnings for rows that are identical in every field within or across the registry's files (a row
+    pasted twice would count its patient twice), each naming the rows."""
+    import json
+
+    groups: dict[str, list[Row]] = {}
+    for r in reg.rows:
+        key = json.dumps({**row_to_dict(r), "site": r.site.lower()}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for rows in groups.values():
+        if len(rows) > 1:
+            out.append(f"{len(rows)} identical rows ({', '.join(r.where for r in rows)}): a row pasted twice counts its "
+                       "patient twice; remove the copies unless these are different patients with the same findings "
+                       "in the same month")
+    return out
+
+
 def _row(number: int, where: str, raw: Any, schema: Schema, causes: tuple[str, ...]) -> tuple[Row | None, list[str]]:
     """One row, or its problems (each prefixed by ``where``)."""
     if not isinstance(raw, Mapping):
@@ -319,7 +371,7 @@ def _row(number: int, where: str, raw: Any, schema: Schema, causes: tuple[str, .
             problems.append(f"{where}: {_unknown_key(key, known, schema)}")
     site = raw.get("site")
     if not (isinstance(site, str) and SITE_RE.match(site)):
-        problems.append(f"{where}: site: {Y.brief(site)} is not allowed; give the site's short code: 1 to 40 letters, "
+        problems.append(f"{where}: site: {shown(site)} is not allowed; give the site's short code: 1 to 40 letters, "
                         "digits, '-', '_' or '.', starting with a letter or digit")
     period = _period(raw.get("period"), where, problems)
     cause = raw.get("final_cause")
@@ -327,7 +379,7 @@ def _row(number: int, where: str, raw: Any, schema: Schema, causes: tuple[str, .
     if cause not in allowed_causes:
         near = difflib.get_close_matches(str(cause), allowed_causes, n=1) if isinstance(cause, str) else []
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        problems.append(f"{where}: final_cause: {Y.brief(cause)} is not allowed{hint}; allowed: {', '.join(allowed_causes)}")
+        problems.append(f"{where}: final_cause: {shown(cause)} is not allowed{hint}; allowed: {', '.join(allowed_causes)}")
     other = raw.get("other_cause")
     other_text = None
     if cause == OTHER:
@@ -374,7 +426,7 @@ def _period(raw: Any, where: str, problems: list[str]) -> str:
     text = raw.strip() if isinstance(raw, str) else None
     m = PERIOD_RE.match(text) if text else None
     if m is None or not 1990 <= int(m[1]) <= 2100:
-        problems.append(f"{where}: period: {Y.brief(raw)} is not allowed; give the month of the palsy as YYYY-MM "
+        problems.append(f"{where}: period: {shown(raw)} is not allowed; give the month of the palsy as YYYY-MM "
                         "(1990 to 2100; quote it in YAML)")
         return ""
     return text
@@ -529,6 +581,8 @@ def settings(directory: str | Path) -> Settings:
     sigma = number("site_effect", "half_normal_sigma", 0.01, 5.0)
     tail = number("selection", "tail", 1e-6, 0.25)
     threshold = int(number("export", "threshold", 1, 1000, whole=True))
+    if MIN_THRESHOLD > threshold >= 1:
+        problems.append(f"export.threshold: {threshold} is not allowed; {THRESHOLD_WHY}")
     if problems:
         raise F.InputError(problems, str(path))
     return Settings(path, rows, counts, sigma, tail, threshold, hashlib.sha256(data).hexdigest())

@@ -9,24 +9,45 @@ sufficient statistics, per *stratum* (the site and a context as recorded), are
 - the **findings cells**: how many had each final cause (or ``undetermined``) with each pattern of
   other findings.
 
-With nothing suppressed (``threshold`` 1) the counts give exactly the rows' log density (a test). With a
-threshold t (default 5, ``priors/registry.yaml``), no published number describes fewer than t patients:
+With nothing suppressed (``threshold`` 1, which only tests use: the command refuses a threshold below
+:data:`palsy.model.registry.MIN_THRESHOLD`) the counts give exactly the rows' log density (a test). With a
+threshold t (default 5, ``priors/registry.yaml``), no published number describes fewer than t patients, and
+no hidden number can be recovered from the published ones:
 
 1. *strata*: patients whose context group has fewer than t patients with a modelled cause have their last
    context finding withheld (recorded as unknown, which the likelihood marginalises), and so on until their
    group reaches t; what is still below t when every context finding is withheld is not shared;
-2. *cause table*: a count from 1 to t-1 is suppressed (published as a range), and when that leaves one
-   suppressed count in a stratum whose total is published, the next smallest is suppressed too (so no
-   count can be recovered by subtraction); the fit reads the stratum as **censored counts**: the
-   multinomial probability of its counts summed over every completion of the suppressed cells that adds
-   up to the total;
+2. *cause table*: when a stratum has a count from 1 to t-1, every count below t of that stratum, zeros
+   included, is published as the range 0 to t-1 (so a hidden cell is never known to be at least 1). If the
+   published total would still pin a hidden cell to one value (one hidden cell, or hidden cells that must
+   all be at their upper bound), the smallest published count is hidden too (as t to the total), and so
+   on; a stratum that cannot be protected so is not shared. The fit reads such a stratum as **censored
+   counts**: the multinomial probability of its counts summed over every completion of the hidden cells
+   within their ranges that adds up to the total;
 3. *findings cells*: a cell of fewer than t patients has its findings withheld one at a time, from the last
    in the schema's order (imaging first), and is merged with the cells it then matches; a cell still below
-   t with every finding withheld is dropped (its patients are in the cause table).
+   t with every finding withheld is dropped (its patients are in the cause table). The findings cells of a
+   cause whose count is hidden in the stratum are not published (a cell's count is a lower bound of its
+   cause's count);
+4. *site totals*: the site's rows, ``out_of_scope``, ``other``, ``undetermined`` and ``causes_not_shared``
+   add up with the strata's totals to the rows, so they are protected as one more table (the rows are its
+   total) by the rule of 2.
 
-Withholding context depends only on the context (the likelihood is conditional on it: exact). Withholding
-findings depends on how rare a pattern is, so the rarest patterns inform the finding frequencies less than
-they would as rows; the counts file says how many patients' findings were withheld.
+Neither kind of withholding is ignorable, and the fit does not model why a number was withheld:
+
+- a context finding is withheld *because* its group is small, while the common groups are published with
+  their full context. The fit reads a coarsened patient as P(y | ctx in the coarsened set), a mixture over
+  the model's shares that includes the common levels published separately, which are known not to be this
+  patient's: the cause shares of the rare contexts are pulled towards those of the common ones;
+- a findings cell is withheld or coarsened *because its pattern is rare*, so rare levels lose their
+  findings and common levels keep them (missing not at random): each cause's finding frequencies are biased
+  towards its common patterns (10 bell patients published with a normal MRI and 2 with facial-nerve
+  enhancement withheld read as P(normal | bell) = 10/10, not 10/12). The rare patterns, such as
+  infiltration's striking findings, are the ones that matter. The counts file says how many patients'
+  findings were withheld; rows have neither bias.
+
+Two exports of one site can be differenced: a patient added between them is the difference, even when each
+file alone hides them. A site should share one cumulative export, or exports of disjoint periods.
 """
 
 from __future__ import annotations
@@ -111,44 +132,80 @@ def export(registry: RG.Registry, schema: Schema, threshold: int) -> dict[str, A
             context = {n: v for n, v in zip(ctx_names, key, strict=True) if v is not None}
             modelled = [r for r in group if r.modelled]
             block: dict[str, Any] = {"context": context}
-            if len(modelled) >= t:
+            table = _cause_table(Counter(r.cause for r in modelled), registry.causes, t) if len(modelled) >= t else None
+            if table is not None:
                 block["total"] = len(modelled)
-                block["causes"] = _cause_table(Counter(r.cause for r in modelled), registry.causes, t, len(modelled))
+                block["causes"] = table
             else:
                 not_shared += len(modelled)  # their cause counts are not shared (their findings may be)
             cells, w = _findings_cells(group, schema, t)
-            withheld += w
-            block["findings"] = cells
+            # a findings cell's count is a lower bound of its cause's count: none for a hidden count
+            shown = [c for c in cells if c["cause"] == RG.UNDETERMINED or isinstance((table or {}).get(c["cause"]), int)]
+            withheld += w + sum(c["count"] for c in cells if c not in shown)
+            block["findings"] = shown
             if "causes" in block or cells:
                 blocks.append(block)
-        sites[site] = {
-            "strata": blocks,
-            "rows": _count(len(rows), t), "other": _count(sum(r.cause == RG.OTHER for r in inside), t),
-            "undetermined": _count(sum(r.cause == RG.UNDETERMINED for r in inside), t),
-            "out_of_scope": _count(len(rows) - len(inside), t),
-            "causes_not_shared": _count(not_shared, t), "findings_withheld": _count(withheld, t),
-        }
+        parts = {"out_of_scope": len(rows) - len(inside), "other": sum(r.cause == RG.OTHER for r in inside),
+                 "undetermined": sum(r.cause == RG.UNDETERMINED for r in inside), "causes_not_shared": not_shared}
+        shared = sum(b.get("total", 0) for b in blocks)
+        sites[site] = {"strata": blocks, **_site_totals(len(rows), parts, shared, t),
+                       "findings_withheld": _count(withheld, t)}
     return {"format": FORMAT, "version": VERSION, "threshold": t, "causes": list(registry.causes),
             "schema_hash": schema.hash, "sites": sites}
 
 
 def _count(n: int, t: int) -> int | dict[str, list[int]]:
-    return {"censored": [1, t - 1]} if _suppressed(n, t) else n
+    return {"censored": [0, t - 1]} if _suppressed(n, t) else n
 
 
-def _cause_table(counts: Counter, causes: tuple[str, ...], t: int, total: int) -> dict[str, Any]:
-    table: dict[str, Any] = {}
-    hidden = [c for c in causes if _suppressed(counts[c], t)]
-    if len(hidden) == 1:  # complementary suppression: one hidden count would be the total minus the others
-        others = sorted((counts[c], c) for c in causes if counts[c] > 0 and c not in hidden)
-        if others:
-            hidden.append(others[0][1])
-    for c in causes:
-        if c in hidden:
-            table[c] = {"censored": [1, t - 1] if counts[c] < t else [1, total]}
-        else:
-            table[c] = counts[c]
-    return table
+def feasible(ranges: dict[str, tuple[int, int]], total: int) -> dict[str, tuple[int, int]]:
+    """For counts known to lie in ``ranges`` and to add up to ``total``: the values each can still take (every
+    whole number between the two bounds can, by moving the others within theirs)."""
+    lo_sum, hi_sum = sum(lo for lo, _ in ranges.values()), sum(hi for _, hi in ranges.values())
+    return {k: (max(lo, total - (hi_sum - hi)), min(hi, total - (lo_sum - lo))) for k, (lo, hi) in ranges.items()}
+
+
+def pinned(ranges: dict[str, tuple[int, int]], total: int) -> list[str]:
+    """The hidden counts (a range, not one value) that the published ones and the total pin to one value."""
+    f = feasible(ranges, total)
+    return [k for k, (lo, hi) in ranges.items() if lo != hi and f[k][0] >= f[k][1]]
+
+
+def protect(counts: dict[str, int], t: int) -> dict[str, tuple[int, int]] | None:
+    """The ranges to publish for a table of ``counts`` whose total is published (see the module's docstring,
+    rule 2): each count as (n, n) or a range, none below ``t`` exact and none pinned by the total; None when
+    no such table exists (then the table is not shared)."""
+    if not any(_suppressed(n, t) for n in counts.values()):
+        return {k: (n, n) for k, n in counts.items()}
+    total = sum(counts.values())
+    ranges = {k: ((0, t - 1) if n < t else (n, n)) for k, n in counts.items()}
+    while pinned(ranges, total):
+        shown = sorted((n, k) for k, n in counts.items() if ranges[k][0] == ranges[k][1])
+        if not shown:
+            return None
+        ranges[shown[0][1]] = (t, total)
+    return ranges
+
+
+def _published(r: tuple[int, int]) -> int | dict[str, list[int]]:
+    return r[0] if r[0] == r[1] else {"censored": [r[0], r[1]]}
+
+
+def _cause_table(counts: Counter, causes: tuple[str, ...], t: int) -> dict[str, Any] | None:
+    ranges = protect({c: counts[c] for c in causes}, t)
+    return None if ranges is None else {c: _published(ranges[c]) for c in causes}
+
+
+def _site_totals(rows: int, parts: dict[str, int], shared: int, t: int) -> dict[str, Any]:
+    """The site's rows and the counts that add up with its strata's totals (``shared``) to them (rule 4)."""
+    ranges = protect(parts, t) if rows >= t else None
+    if ranges is not None:
+        return {"rows": rows, **{k: _published(r) for k, r in ranges.items()}}
+    # a site of fewer than t rows, or whose parts the rows' total would pin: the rows as a range too, so that
+    # the parts' sum is not known
+    hidden = {k: ((0, t - 1) if n < t else (t, rows)) for k, n in parts.items()}
+    low, high = shared + sum(lo for lo, _ in hidden.values()), shared + sum(hi for _, hi in hidden.values())
+    return {"rows": {"censored": [max(low, 1), high]}, **{k: _published(r) for k, r in hidden.items()}}
 
 
 def _findings_cells(group: list, schema: Schema, t: int) -> tuple[list[dict[str, Any]], int]:
@@ -210,7 +267,7 @@ def read(path: str | Path, schema: Schema, causes: tuple[str, ...], site_sigma: 
         raise F.InputError(problems, str(path))
     digest = hashlib.sha256(f"{hashlib.sha256(data).hexdigest()}|{site_sigma!r}".encode()).hexdigest()
     return RF.RegistryInput(tuple(RL.aggregate(cells)), tuple(censored), tuple(doc["sites"]), site_sigma, digest,
-                            (str(path),), totals["counts"], totals["other"])
+                            (str(path),), totals["counts"], totals["other"], counts_from_rows=False)
 
 
 def _int_or_range(value: Any, where: str, problems: list[str]) -> tuple[int, int] | None:
@@ -245,6 +302,11 @@ def parse(doc: Any, schema: Schema, causes: tuple[str, ...], problems: list[str]
         problems.append(f"causes: {Y.brief(doc.get('causes'))} are not the model's causes ({', '.join(causes)}); "
                         "export the counts again with this version of palsy's evidence")
         return cells, censored, totals
+    if doc.get("schema_hash") != schema.hash:
+        problems.append(f"schema_hash: {Y.brief(doc.get('schema_hash'))} is not the hash of this evidence's finding "
+                        f"schema ({schema.hash}): the counts were exported with another schema (another version of "
+                        "palsy's evidence), so their findings may mean something else; export them again with this one")
+        return cells, censored, totals
     sites = doc.get("sites")
     if not isinstance(sites, dict) or not sites:
         problems.append("sites: give one block per site")
@@ -277,8 +339,10 @@ def _stratum(site, stratum, where, schema, causes, cells, censored, totals, prob
     except F.InputError as exc:
         problems += [f"{where}.context: {p}" for p in exc.problems]
         return
+    bounds: dict[str, int] = {}
     if "causes" in stratum:
-        _cause_cells(site, stratum, where, ctx_patient, causes, cells, censored, totals, problems)
+        bounds = _cause_cells(site, stratum, where, ctx_patient, causes, cells, censored, totals, problems) or {}
+    in_cells: Counter = Counter()
     for c_i, cell in enumerate(stratum.get("findings") or [], start=1):
         cw = f"{where}.findings[{c_i}]"
         if not isinstance(cell, dict):
@@ -299,14 +363,20 @@ def _stratum(site, stratum, where, schema, causes, cells, censored, totals, prob
         except F.InputError as exc:
             problems += [f"{cw}: {p}" for p in exc.problems]
             continue
+        in_cells[cause] += count
         if cause == RG.UNDETERMINED:
             cells.append(RL.Cell(site, patient, tuple(causes), tuple(causes), count))
         else:
             cells.append(RL.Cell(site, patient, (cause,), (cause,), count))
+    for cause, n in in_cells.items():
+        if cause in bounds and n > bounds[cause]:
+            problems.append(f"{where}.findings: the cells of {cause} add up to {n} patients, more than the stratum has "
+                            f"with that cause (at most {bounds[cause]}): the file is damaged or was edited; export it again")
 
 
-def _cause_cells(site, stratum, where, ctx_patient, causes, cells, censored, totals, problems) -> None:
-    """A stratum's cause table as cells (or a censored stratum); problems appended."""
+def _cause_cells(site, stratum, where, ctx_patient, causes, cells, censored, totals, problems) -> dict[str, int] | None:
+    """A stratum's cause table as cells (or a censored stratum), and the most patients each cause can have
+    (its count, or its range's upper bound); problems appended."""
     total = _int_or_range(stratum.get("total"), f"{where}.total", problems)
     table = stratum["causes"]
     if not isinstance(table, dict) or set(table) != set(causes):
@@ -319,11 +389,12 @@ def _cause_cells(site, stratum, where, ctx_patient, causes, cells, censored, tot
         return
     n = total[0]
     totals["counts"]["modelled"] += n
+    bounds = {c: min(hi, n) for c, (_, hi) in ranges.items()}
     if all(lo == hi for lo, hi in ranges.values()):
         if sum(lo for lo, _ in ranges.values()) != n:
             problems.append(f"{where}: the causes' counts add up to {sum(lo for lo, _ in ranges.values())}, "
                             f"not the total {n}")
-            return
+            return bounds
         for c, (k, _) in ranges.items():
             if k:
                 cells.append(RL.Cell(site, ctx_patient, (c,), tuple(causes), k))
@@ -332,29 +403,37 @@ def _cause_cells(site, stratum, where, ctx_patient, causes, cells, censored, tot
         if comp is None:
             problems.append(f"{where}: more than {MAX_COMPLETIONS:,} ways to complete the suppressed counts; "
                             "export with a smaller threshold")
-            return
+            return bounds
         if not len(comp):
             problems.append(f"{where}: no completion of the suppressed counts adds up to the total {n}")
-            return
+            return bounds
         log_coef = np.array([math.lgamma(n + 1) - sum(math.lgamma(k + 1) for k in m) for m in comp])
         censored.append(RL.Censored(site, ctx_patient, np.asarray(comp, float), log_coef))
+    return bounds
 
 
 def completions(ranges: list[tuple[int, int]], total: int) -> list[tuple[int, ...]] | None:
     """Every vector of counts within ``ranges`` that adds up to ``total`` (None if there are too many)."""
     fixed = sum(lo for lo, hi in ranges if lo == hi)
     free = [i for i, (lo, hi) in enumerate(ranges) if lo != hi]
-    size = math.prod(ranges[i][1] - ranges[i][0] + 1 for i in free)
+    if not free:
+        return [tuple(lo for lo, _ in ranges)] if fixed == total else []
+    # the widest free count is what the others leave of the total: enumerate only the others
+    last = max(free, key=lambda i: ranges[i][1] - ranges[i][0])
+    rest = [i for i in free if i != last]
+    size = math.prod(ranges[i][1] - ranges[i][0] + 1 for i in rest)
     if size > MAX_COMPLETIONS * 20:
         return None
     out = []
-    for values in itertools.product(*(range(ranges[i][0], ranges[i][1] + 1) for i in free)):
-        if fixed + sum(values) != total:
+    for values in itertools.product(*(range(ranges[i][0], ranges[i][1] + 1) for i in rest)):
+        v_last = total - fixed - sum(values)
+        if not ranges[last][0] <= v_last <= ranges[last][1]:
             continue
         m = [lo for lo, _ in ranges]
-        for i, v in zip(free, values, strict=True):
+        for i, v in zip(rest, values, strict=True):
             m[i] = v
+        m[last] = v_last
         out.append(tuple(m))
         if len(out) > MAX_COMPLETIONS:
             return None
-    return out
+    return sorted(out)

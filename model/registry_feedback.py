@@ -15,6 +15,7 @@ the tool's own answers in ``palsy check`` and, once adjudicated, as registry dat
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import time
@@ -28,9 +29,12 @@ from palsy.model import safe_yaml as Y
 from palsy.model.schema import Schema
 
 KIND = "answer"
-#: The adjudication form's columns (the first five are filled from the log).
-TEMPLATE_COLUMNS = ("card", "month", "patient", "p_infiltration", "leading_cause", "outcome",
+#: The adjudication form's columns (those before ``final_cause`` are filled from the log; ``same_patient``
+#: marks the lines of a patient answered more than once, of which one is adjudicated).
+TEMPLATE_COLUMNS = ("card", "month", "patient", "p_infiltration", "leading_cause", "outcome", "same_patient",
                     "final_cause", "other_cause", "established_by", "follow_up_months")
+#: "not JSON" lines named one by one before the rest are only counted (a file that is not the log at all).
+MAX_NOT_JSON = 5
 ADJUDICATION_FIELDS = ("card", "final_cause", "other_cause", "established_by", "follow_up_months")
 
 
@@ -50,13 +54,17 @@ def answer_entry(card: str, patient_hash: str, patient: F.Patient, answer: Mappi
         The answer's JSON (``Answer.to_dict()``): its ``causes`` and ``model``.
     service : str
         The CDS service's id.
+
+    Of the model's registry the line keeps only whether one was used, its hash, the rows fitted and the
+    base rate (:func:`palsy.model.registry.for_answer`): never site codes, file names or free text.
     """
     findings = {k: v for k, v in patient.to_dict().items() if k not in ("id", "description")}
     probs = {c["cause"]: float(c["probability"]["mean"]) for c in answer["causes"]}
     model = answer.get("model") or {}
     return {"kind": KIND, "received": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "service": service,
             "card": card, "patient": patient_hash, "findings": findings, "probabilities": probs,
-            "model": {k: model.get(k) for k in ("variant", "evidence_hash", "version", "registry")}}
+            "model": {**{k: model.get(k) for k in ("variant", "evidence_hash", "version")},
+                      "registry": RG.for_answer(model.get("registry"))}}
 
 
 def read_log(path: str | Path, schema: Schema, causes: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -75,13 +83,16 @@ def read_log(path: str | Path, schema: Schema, causes: tuple[str, ...]) -> list[
     answers: dict[str, dict[str, Any]] = {}
     outcomes: dict[str, list[str]] = {}
     problems = []
+    not_json = 0
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             e = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(f"line {n}: not JSON ({exc.msg}); the log has one JSON object per line")
+            not_json += 1
+            if not_json <= MAX_NOT_JSON:
+                problems.append(f"line {n}: not JSON ({exc.msg}); the log has one JSON object per line")
             continue
         if not isinstance(e, dict) or not isinstance(e.get("card"), str):
             problems.append(f"line {n}: not a feedback entry (no card)")
@@ -105,6 +116,9 @@ def read_log(path: str | Path, schema: Schema, causes: tuple[str, ...]) -> list[
             problems.append(f"line {n}: received: {Y.brief(received)} is not a time the service wrote")
             continue
         answers[e["card"]] = e
+    if not_json > MAX_NOT_JSON:
+        problems.append(f"and {not_json - MAX_NOT_JSON} more lines that are not JSON: is this the service's feedback "
+                        "log (<state>/feedback.jsonl)? A registry or an adjudication form is not")
     if problems:
         raise F.InputError(problems, str(path))
     out = []
@@ -122,15 +136,26 @@ def outcome_text(entry: Mapping[str, Any]) -> str:
 
 
 def template(log: list[dict[str, Any]]) -> bytes:
-    """The adjudication form as CSV: one line per answer (oldest first), the adjudication columns empty."""
+    """The adjudication form as CSV: one line per answer (oldest first), the adjudication columns empty.
+
+    A patient answered more than once (before and after the LP, say) has ``same_patient`` filled on each of
+    its lines: the number of answers and their cards, to adjudicate one line only (the answer given at the
+    time of the palsy), so that the patient is one registry row.
+    """
     buf = io.StringIO(newline="")
     w = csv.writer(buf)
     w.writerow(TEMPLATE_COLUMNS)
+    by_patient: dict[str, list[str]] = {}
+    for e in sorted(log, key=lambda e: e["received"]):
+        by_patient.setdefault(e["patient"], []).append(e["card"])
     for e in sorted(log, key=lambda e: e["received"]):
         probs = e["probabilities"]
         lead = max(probs, key=probs.get)
+        cards = by_patient[e["patient"]]
+        same = (f"answered {len(cards)} times ({', '.join(cards)}): adjudicate one of these lines" if len(cards) > 1
+                else "")
         w.writerow([e["card"], e["received"][:7], e["patient"], f"{probs.get('infiltration', float('nan')):.3f}", lead,
-                    ";".join(e["outcomes"]), "", "", "", ""])
+                    ";".join(e["outcomes"]), same, "", "", "", ""])
     return buf.getvalue().encode("utf-8")
 
 
@@ -150,7 +175,24 @@ def read_adjudication(path: str | Path, causes: tuple[str, ...]) -> dict[str, di
         raise F.InputError([exc.detail], str(path)) from None
     if path.suffix.lower() == ".csv":
         text = Y.decode(data, path).lstrip("\ufeff")
-        items = [(f"line {i + 2}", dict(r)) for i, r in enumerate(csv.DictReader(io.StringIO(text, newline="")))]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            header = [h.strip() for h in reader.fieldnames or []]
+            items = [(f"line {i + 2}", {(k or "").strip(): v for k, v in r.items()}) for i, r in enumerate(reader)]
+        except csv.Error as exc:
+            raise F.InputError([f"not CSV: {exc}"], str(path)) from None
+        if not header:
+            raise F.InputError(["an empty file; the first line names the columns (write the form with "
+                                "`palsy registry from-feedback LOG --template FORM.csv`)"], str(path))
+        if len(header) == 1 and ";" in header[0]:
+            raise F.InputError([RG.semicolon_message(header[0])], str(path))
+        bad = [f"line 1: {_unknown_column(h)}" for h in header if h not in TEMPLATE_COLUMNS]
+        missing = [c for c in ("card", "final_cause") if c not in header]
+        if missing:
+            bad.append(f"line 1: the column{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
+                       f"{'are' if len(missing) > 1 else 'is'} missing; the form's columns are {', '.join(TEMPLATE_COLUMNS)}")
+        if bad:
+            raise F.InputError(bad, str(path))
     else:
         doc = Y.loads(Y.decode(data, path), path)
         rows = doc.get("adjudications") if isinstance(doc, dict) else None
@@ -163,6 +205,10 @@ def read_adjudication(path: str | Path, causes: tuple[str, ...]) -> dict[str, di
     for where, r in items:
         if not isinstance(r, dict):
             problems.append(f"{where}: not a mapping")
+            continue
+        unknown = [k for k in r if k not in TEMPLATE_COLUMNS]
+        if unknown:
+            problems += [f"{where}: {_unknown_column(k)}" for k in unknown]
             continue
         r = {k: v for k, v in r.items() if k in ADJUDICATION_FIELDS and v not in (None, "")}
         if not r.get("final_cause"):
@@ -180,19 +226,43 @@ def read_adjudication(path: str | Path, causes: tuple[str, ...]) -> dict[str, di
     return out
 
 
+def _unknown_column(name: Any) -> str:
+    near = difflib.get_close_matches(str(name), TEMPLATE_COLUMNS, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    return (f"{Y.brief(name)}: not a column of the adjudication form{hint}; its columns are "
+            f"{', '.join(TEMPLATE_COLUMNS)}")
+
+
 def rows(log: list[dict[str, Any]], adjudication: dict[str, dict[str, Any]], site: str, schema: Schema,
-         causes: tuple[str, ...]) -> RG.Registry:
+         causes: tuple[str, ...], source: str = "adjudication") -> RG.Registry:
     """Registry rows of the adjudicated answers, validated as a registry file's rows.
+
+    ``source`` is the adjudication file's path, which every message names.
 
     Raises
     ------
     findings.InputError
-        An adjudication of a card the log does not have, or a row the registry refuses (named by its card).
+        An adjudication of a card the log does not have, two adjudicated answers of one patient in one month
+        (one patient would be two rows), or a row the registry refuses (named by its card).
     """
     by_card = {e["card"]: e for e in log}
     unknown = [f"{a['_where']}: card {c!r} is not in the feedback log" for c, a in adjudication.items() if c not in by_card]
     if unknown:
-        raise F.InputError(unknown, "adjudication")
+        raise F.InputError(unknown, source)
+    seen: dict[tuple[str, str], str] = {}
+    twice = []
+    for card, a in adjudication.items():
+        e = by_card[card]
+        key = (e["patient"], e["received"][:7])
+        if key in seen:
+            twice.append(f"{a['_where']} (card {card}) and {adjudication[seen[key]]['_where']} (card {seen[key]}) "
+                         f"adjudicate answers for one patient ({e['patient']}) in {key[1]}: the patient would be two "
+                         "registry rows; clear the adjudication of one line (keep the answer given at the time of the "
+                         "palsy)")
+        else:
+            seen[key] = card
+    if twice:
+        raise F.InputError(twice, source)
     raw = []
     for card, a in adjudication.items():
         e = by_card[card]
@@ -201,7 +271,7 @@ def rows(log: list[dict[str, Any]], adjudication: dict[str, dict[str, Any]], sit
         row.update(site=site, period=e["received"][:7], tool_probabilities=e["probabilities"])
         raw.append((f"card {card} ({a['_where']})", row))
     raw.sort(key=lambda x: x[1]["period"])
-    return RG.from_mappings(raw, schema, causes, source="feedback")
+    return RG.from_mappings(raw, schema, causes, source=source)
 
 
 def registry_bytes(reg: RG.Registry) -> bytes:

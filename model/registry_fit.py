@@ -43,6 +43,7 @@ class RegistryInput:
     sources: tuple[str, ...]
     counts: dict[str, int]
     other: dict[str, int]
+    counts_from_rows: bool = True  # False for a site's exported counts
 
     def design(self, st: ST.Structure, causes: tuple[str, ...]) -> RL.RegistryDesign:
         """The padded arrays of the likelihood (:func:`palsy.model.registry_likelihood.build`)."""
@@ -76,33 +77,46 @@ def from_registry(registry: RG.Registry, site_sigma: float, extra_hash: str = ""
 
 
 def merge(parts: list[RegistryInput]) -> RegistryInput:
-    """Several inputs (rows and sites' counts) as one; a site may come from one input only.
+    """Several inputs (rows and sites' counts) as one. A site's rows may be in several rows files (a file per
+    year, say); a site given as counts may come from that one counts file only. Site codes are compared
+    without regard to case (``A`` and ``a`` are one site).
 
     Raises
     ------
     findings.InputError
-        When two inputs hold the same site (its patients would be counted twice).
+        When a site is in a counts file and in another input (its patients would be counted twice).
     """
     if len(parts) == 1:
         return parts[0]
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, bool, str]] = {}  # site (lower case) -> its code, whether from counts, the sources
     problems = []
     for part in parts:
+        is_counts = not part.counts_from_rows
         for s in part.sites:
-            if s in seen:
-                problems.append(f"site {s!r} is in {seen[s]} and in {', '.join(part.sources)}: its patients would be "
-                                "counted twice; give each site once (as rows or as counts)")
-            seen[s] = ", ".join(part.sources)
+            key = s.lower()
+            if key in seen:
+                code, counts_before, where = seen[key]
+                if counts_before or is_counts:
+                    same = f"site {s!r}" if code == s else f"site {code!r} (and {s!r}: codes are compared without regard to case)"
+                    problems.append(f"{same} is in {where} and in {', '.join(part.sources)}: its patients would be "
+                                    "counted twice; give a site's counts once, and never as rows and as counts")
+                continue
+            seen[key] = (s, is_counts, ", ".join(part.sources))
     if problems:
         raise F.InputError(problems, "registry")
     h = hashlib.sha256("|".join(p.hash for p in parts).encode()).hexdigest()
+    # rows files of one site: its code as first given, so that "A" and "a" share one site effect
+    canon = {s.lower(): s for p in reversed(parts) for s in p.sites}
+    parts = [dataclasses.replace(p, cells=tuple(dataclasses.replace(c, site=canon[c.site.lower()]) for c in p.cells),
+                                 censored=tuple(dataclasses.replace(c, site=canon[c.site.lower()]) for c in p.censored),
+                                 sites=tuple(canon[s.lower()] for s in p.sites)) for p in parts]
     counts: Counter = Counter()
     other: Counter = Counter()
     for part in parts:
         counts.update(part.counts)
         other.update(part.other)
     return RegistryInput(tuple(c for p in parts for c in p.cells), tuple(h_ for p in parts for h_ in p.censored),
-                         tuple(s for p in parts for s in p.sites), parts[0].site_sigma, h,
+                         tuple(dict.fromkeys(s for p in parts for s in p.sites)), parts[0].site_sigma, h,
                          tuple(s for p in parts for s in p.sources), dict(counts), dict(other.most_common()))
 
 
@@ -153,9 +167,14 @@ def _summary(x: np.ndarray) -> dict[str, float]:
 
 def report(reg: RegistryInput, params: dict[str, np.ndarray], r: R.RateArrays, causes: tuple[str, ...],
            seed: int) -> dict[str, Any]:
-    """What the fit's metadata (and the answer's JSON, ``palsy check``) say about the registry: that one was
-    used, its rows, and each cause's share before any finding, prior against posterior (the base rate is
-    infiltration's), with how far the mean moved and how much the 90% interval narrowed.
+    """What the fit's metadata says about the registry: that one was used, its hash, its rows (numbers),
+    and each cause's share before any finding, prior against posterior (the base rate is infiltration's),
+    with how far the mean moved and how much the 90% interval narrowed.
+
+    The metadata is copied into every answer's JSON (``model.registry``) and the service's brief, so it
+    holds the sites' short codes and numbers only: no file names and never the ``other`` rows' texts, which
+    are free text a clinician typed (``palsy registry summary`` shows them from the rows). A feedback-log
+    line keeps less (:func:`palsy.model.registry.for_answer`).
 
     The prior is the rate model's own (exact draws, :func:`palsy.model.rates.sample_prior`); the share the
     modelled causes miss is the ``other`` rows' share among the rows in the population, with a Beta(1, 1)
@@ -172,10 +191,10 @@ def report(reg: RegistryInput, params: dict[str, np.ndarray], r: R.RateArrays, c
     k, m = reg.counts.get("other", 0), reg.counts.get("fitted", 0)
     rng = np.random.default_rng([seed, 24])
     other = _summary(rng.beta(1 + k, 1 + m, 20_000))
-    out = {"used": True, "hash": reg.hash, "sources": [Path(s).name for s in reg.sources], "sites": list(reg.sites),
+    out = {"used": True, "hash": reg.hash, "sites": list(reg.sites),
            "rows": dict(reg.counts), "censored_strata": len(reg.censored),
            "base_rate": shares.get("infiltration"), "cause_shares": shares,
-           "other": {"rows": k, "share": other, "causes": dict(reg.other),
+           "other": {"rows": k, "share": other,
                      "what": "share of the registry's palsies in the population whose final cause the model does not "
                              "have (Beta(1, 1) prior; mean and 90% interval)"}}
     if "registry_site_sd" in params:

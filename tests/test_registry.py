@@ -221,11 +221,11 @@ def test_registry_commands(ev, tmp_path):
     assert "final cause:" in "\n".join(__import__("palsy.scripts.commands.registry", fromlist=["x"]).summary_lines(
         {**RS.summary(read(FIX / "small.csv", ev)), "warnings": []}))
     out = tmp_path / "sub" / "counts.json"
-    proc = run_palsy("registry", "export-counts", str(FIX / "small.yaml"), "--out", str(out), "--threshold", "2",
+    proc = run_palsy("registry", "export-counts", str(FIX / "small.yaml"), "--out", str(out), "--threshold", "3",
                      check=True)
     assert "wrote" in proc.stdout
     data = json.loads(out.read_text())
-    assert data["format"] == RC.FORMAT and data["threshold"] == 2 and set(data["sites"]) == {"A", "B"}
+    assert data["format"] == RC.FORMAT and data["threshold"] == 3 and set(data["sites"]) == {"A", "B"}
     bad = run_palsy("registry", "export-counts", str(FIX / "small.yaml"), "--out", str(tmp_path / "x.json"),
                     "--threshold", "0")
     assert bad.returncode == 2 and not (tmp_path / "x.json").exists() and "Traceback" not in bad.stderr

@@ -144,10 +144,10 @@ def table(ans: A.Answer) -> str:
     if m["registry"].get("used"):
         reg = m["registry"]
         base = reg.get("base_rate") or {}
-        lines.append(f"Fitted with a hospital registry: {reg['rows'].get('rows', 0)} rows from {len(reg['sites'])} "
-                     f"site(s); base rate of infiltration {W.percent(base['prior']['mean'])} before it, "
-                     f"{W.percent(base['posterior']['mean'])} after it (means)." if base else
-                     f"Fitted with a hospital registry: {reg['rows'].get('rows', 0)} rows.")
+        fitted = (reg.get("rows") or {}).get("fitted", 0)  # the rows in its likelihood, not every row of the file
+        lines.append(f"Fitted with a hospital registry: {fitted} rows fitted; base rate of infiltration "
+                     f"{W.percent(base['prior']['mean'])} before it, {W.percent(base['posterior']['mean'])} after it "
+                     f"(means)." if base else f"Fitted with a hospital registry: {fitted} rows fitted.")
     if d["left_out_case"]:
         lo = d["left_out_case"]
         lines.append(f"This patient is library case {lo['case']}: answered with it left out "

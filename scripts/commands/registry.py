@@ -2,26 +2,31 @@
 
     palsy registry check FILE               validate (every problem named by row and field); selection warnings
     palsy registry summary FILE [--json]    counts by cause, site, year, finding; completeness
-    palsy registry export-counts FILE --out COUNTS.json [--threshold N]
+    palsy registry export-counts FILE --out COUNTS.json [--threshold N] [--force]
                                             per-stratum counts to share, small cells suppressed
-    palsy registry from-feedback LOG ADJUDICATION --site CODE --out REGISTRY.yaml
+    palsy registry from-feedback LOG ADJUDICATION --site CODE --out REGISTRY.yaml [--force]
                                             the service's feedback log and later adjudications as registry rows
     palsy registry from-feedback LOG --template ADJUDICATION.csv
                                             the adjudication form: one line per answer the service gave
 
-Exit status 0 (warnings are printed and do not fail), 2 for bad input (nothing written).
+Exit status 0 (warnings are printed and do not fail), 2 for bad input (nothing written). No command writes
+over one of its inputs; ``--out`` writes over an existing file only with ``--force``, and ``--template``
+never does (a form may hold weeks of adjudications).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections import Counter
 from pathlib import Path
 
 from palsy.reports import terminal as T
 from palsy.scripts.commands import common
 
 ACTIONS = ("check", "summary", "export-counts", "from-feedback")
+RG_MIN = 3  # palsy.model.registry.MIN_THRESHOLD (not imported here: the parser is built before any command runs)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,11 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "established_by, follow_up_months)")
     p.add_argument("--priors", help="evidence folder (default: the repository's priors/)")
     p.add_argument("--json", action="store_true", help="summary/check: print one JSON object")
-    p.add_argument("--out", help="export-counts: the counts file to write; from-feedback: the registry file to write")
+    p.add_argument("--out", help="export-counts: the counts file to write; from-feedback: the registry file to write "
+                                 "(never one of the inputs; an existing file only with --force)")
+    p.add_argument("--force", action="store_true",
+                   help="export-counts, from-feedback --out: write over an existing file (never over an input)")
     p.add_argument("--threshold", type=common.whole_number("threshold", 1, 1000), default=None,
-                   help="export-counts: suppress cells of fewer patients (default: priors/registry.yaml's, 5)")
+                   help=f"export-counts: suppress cells of fewer patients, {RG_MIN} to 1000 (default: "
+                        "priors/registry.yaml's, 5)")
     p.add_argument("--site", help="from-feedback: the site code of the rows")
-    p.add_argument("--template", help="from-feedback: write the adjudication form (CSV) for the log's answers")
+    p.add_argument("--template", help="from-feedback: write the adjudication form (CSV) for the log's answers (a "
+                                      "new file: an existing form is never written over)")
 
 
 def _bad(problem: str):
@@ -60,12 +70,19 @@ def run(args: argparse.Namespace) -> int:
                           ("template", ())):
         if getattr(args, flag) is not None and args.action not in actions:
             raise _bad(f"--{flag}: not a flag of registry {args.action}")
+    if args.force and args.action != "export-counts":
+        raise _bad(f"--force: not a flag of registry {args.action}")
+    if args.action == "export-counts":
+        _check_out(args.out, "--out", [("the registry", args.file)], args.force, "the counts file")
+        if args.threshold is not None and args.threshold < RG.MIN_THRESHOLD:
+            raise _bad(f"--threshold: {args.threshold} is not allowed; {RG.THRESHOLD_WHY}")
     reg = RG.read(args.file, ev.schema, ev.causes)
     if args.action == "export-counts":
         return _export(args, reg, ev, settings)
     from palsy.model import registry_summary as RS
 
-    warns = RS.selection_warnings(reg, RS.rate_arrays(ev), ev.structure, settings.site_sigma, settings.selection_tail)
+    warns = RG.duplicate_rows(reg) + RS.selection_warnings(reg, RS.rate_arrays(ev), ev.structure, settings.site_sigma,
+                                                           settings.selection_tail)
     if args.action == "check":
         s = RS.summary(reg)
         if args.json:
@@ -110,6 +127,25 @@ def summary_lines(s: dict) -> list[str]:
     return out
 
 
+def _check_out(out: str | None, flag: str, inputs: list[tuple[str, str]], force: bool | None, what: str) -> None:
+    """Refuse an output path that is one of the command's inputs (compared resolved), a folder, or (unless
+    ``force``; never when ``force`` is None) an existing file."""
+    if out is None:
+        return
+    target = Path(out).expanduser().resolve()
+    for name, path in inputs:
+        if path is not None and Path(path).expanduser().resolve() == target:
+            raise _bad(f"{flag}: {out!r} is {name} this command reads; writing {what} there would destroy it: give "
+                       "another path")
+    if target.is_dir():
+        raise _bad(f"{flag}: {out!r} is a folder; give the path of {what}")
+    if target.exists() and force is None:
+        raise _bad(f"{flag}: {out!r} exists and may hold adjudications already filled in; choose a new name, or "
+                   "delete it first")
+    if target.exists() and not force:
+        raise _bad(f"{flag}: {out!r} exists; give another path, or --force to write over it")
+
+
 def _export(args: argparse.Namespace, reg, ev, settings) -> int:
     from palsy.model import registry_counts as RC
     from palsy.reports.output import check_writable, write_all
@@ -117,8 +153,6 @@ def _export(args: argparse.Namespace, reg, ev, settings) -> int:
     if args.out is None:
         raise _bad("export-counts: give --out COUNTS.json (the file to share)")
     out = Path(args.out)
-    if out.exists() and out.is_dir():
-        raise _bad(f"--out: {args.out!r} is a folder; give the counts file's path")
     check_writable(out.parent if str(out.parent) else Path("."))
     t = args.threshold if args.threshold is not None else settings.threshold
     counts = RC.export(reg, ev.schema, t)
@@ -137,22 +171,39 @@ def _from_feedback(args: argparse.Namespace, ev) -> int:
     if args.template is not None:
         if args.adjudication is not None or args.out is not None or args.site is not None:
             raise _bad("from-feedback --template: give only the log (the form is made from it)")
+        if args.force:
+            raise _bad("--force: not a flag of from-feedback --template (an existing form may hold adjudications); "
+                       "choose a new name for the form, or delete the old one first")
+        _check_out(args.template, "--template", [("the feedback log", args.file)], None, "the form")
         path = Path(args.template)
         check_writable(path.parent if str(path.parent) else Path("."), "--template")
         log = FB.read_log(args.file, ev.schema, ev.causes)
         write_all(path.parent if str(path.parent) else Path("."), {path.name: FB.template(log)})
-        print(T.line(f"wrote {common.shown_path(path)}: {len(log)} answers to adjudicate"))
+        repeated = sum(1 for n in Counter(e["patient"] for e in log).values() if n > 1)
+        note = f" ({repeated} patient(s) answered more than once: adjudicate one line of each)" if repeated else ""
+        print(T.line(f"wrote {common.shown_path(path)}: {_n(len(log), 'answer')} to adjudicate{note}"))
         return 0
     if args.adjudication is None or args.out is None or args.site is None:
         raise _bad("from-feedback: give the log, the adjudication file, --site CODE and --out REGISTRY.yaml "
                    "(or --template FORM.csv for the adjudication form)")
+    _check_out(args.out, "--out", [("the feedback log", args.file), ("the adjudication form", args.adjudication)],
+               args.force, "the registry")
     path = Path(args.out)
     check_writable(path.parent if str(path.parent) else Path("."))
     log = FB.read_log(args.file, ev.schema, ev.causes)
-    reg = FB.rows(log, FB.read_adjudication(args.adjudication, ev.causes), args.site, ev.schema, ev.causes)
+    adjudicated = FB.read_adjudication(args.adjudication, ev.causes)
+    reg = FB.rows(log, adjudicated, args.site, ev.schema, ev.causes, source=str(args.adjudication))
     write_all(path.parent if str(path.parent) else Path("."), {path.name: FB.registry_bytes(reg)})
-    print(T.line(f"wrote {common.shown_path(path)}: {len(reg.rows)} registry rows"))
+    patients = {e["patient"] for e in log}
+    done = {e["patient"] for e in log if e["card"] in adjudicated}
+    print(T.line(f"wrote {common.shown_path(path)}: {_n(len(reg.rows), 'registry row')}"))
+    print(T.line(f"{len(adjudicated)} of {_n(len(log), 'answer')} ({len(done)} of {_n(len(patients), 'patient')}) "
+                 "adjudicated; the rest are not in the registry"))
     return 0
+
+
+def _n(k: int, word: str) -> str:
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
 
 
 # --- the registry flags of palsy fit and palsy check ---------------------------------------------------
@@ -186,13 +237,44 @@ def fit_registry(args: argparse.Namespace, ev):
         raise _bad("--no-registry: give it alone, not with --registry or --registry-counts")
     if args.no_registry:
         return None, None
+    s = RG.settings(ev.directory)
     if given:
         reg = RF.from_files(ev, rows=args.registry or [], counts=args.registry_counts or [])
         rows = [RG.read(f, ev.schema, ev.causes) for f in args.registry or []]
-        return reg, (RG.combine(rows) if rows else None)
-    s = RG.settings(ev.directory)
+        combined = RG.combine(rows) if rows else None
+        _warn_duplicates(combined)
+        same = (sorted(_resolved(args.registry or [])) == sorted(_resolved(s.rows))
+                and sorted(_resolved(args.registry_counts or [])) == sorted(_resolved(s.counts)))
+        if same:  # the files registry.yaml names: the fit the answers use
+            return fit.FROM_PRIORS, combined
+        if getattr(args, "command", None) == "fit":
+            for line in answers_note(s):
+                print(T.line(line))
+        return reg, combined
     rows = [RG.read(f, ev.schema, ev.causes) for f in s.rows]
-    return fit.FROM_PRIORS, (RG.combine(rows) if rows else None)
+    combined = RG.combine(rows) if rows else None
+    _warn_duplicates(combined)
+    return fit.FROM_PRIORS, combined
+
+
+def _resolved(paths) -> list[Path]:
+    return [Path(p).expanduser().resolve() for p in paths]
+
+
+def _warn_duplicates(reg) -> None:
+    from palsy.model import registry as RG
+
+    for w in RG.duplicate_rows(reg) if reg is not None else []:
+        print(T.line(f"warning: {w}"), file=sys.stderr)
+
+
+def answers_note(s) -> list[str]:
+    """What ``palsy fit --registry``/``--registry-counts`` says: answers do not use this fit."""
+    named = "names no registry" if not s.used else "names " + ", ".join(p.name for p in (*s.rows, *s.counts))
+    where = s.path or "priors/registry.yaml"
+    return [f"note: answers (posterior, report, serve) use the registry {where} names; it {named}. This fit, with "
+            f"the files given here, is cached for palsy fit and palsy check --registry only: to answer with it, name "
+            f"these files in {where} (rows: or counts:) and run palsy fit without --registry"]
 
 
 def fit_lines(meta: dict) -> list[str]:
