@@ -334,6 +334,13 @@ def voi_text(t: dict, dec: dict, digits: int = 3) -> str:
     text = f"value of information {v:+.{digits}f}"
     if v > 0 and float(t.get("value_for_infiltration", v)) <= 0:  # all of it from another cause's management
         text += " (from the other causes' management)"
+    elif v > 0 and not t.get("can_change_action", True):
+        # the value acts on a result at the treatment threshold, the zones at the test-treatment threshold above
+        # it: 'cannot change the action' beside a value from treating had read as a contradiction (s16 review)
+        treat = (dec.get("thresholds") or {}).get("treatment")
+        at = f" ({percent(treat)})" if treat is not None else ""
+        text += (f" (counted as if a result that moves the answer across the treatment threshold{at} were acted "
+                 f"on at once; the decision would test again first)")
     if v < 0:
         why = "its harm outweighs what its result could change in the decision"
         if t["test"] in (dec.get("workup_pending") or ()):

@@ -638,6 +638,16 @@ def test_a_value_of_information_below_zero_says_what_it_means():
     # a positive value that is all the other causes' management, beside 'cannot change the action' (for infiltration)
     other = W.voi_text({"test": "mri", "value_of_information": 0.111, "value_for_infiltration": -0.002}, dec)
     assert other == "value of information +0.111 (from the other causes' management)"
+    # a positive value beside 'cannot change the action' says the value acts at the treatment threshold, the
+    # zones at the test-treatment threshold above it (s16 stats review #6)
+    th = {"workup_pending": [], "thresholds": {"low": 0.1, "high": 0.938, "treatment": 0.8}}
+    said = W.change_by_test({"test": "lp", "can_change_action": False, "value_of_information": 0.1199,
+                             "value_for_infiltration": 0.117}, th)
+    assert said.startswith("cannot change the action; value of information +0.120 (counted as if a result that moves "
+                           "the answer across the treatment threshold (80.0%) were acted on at once")
+    can = W.change_by_test({"test": "lp", "can_change_action": True, "probability_of_change": 0.05,
+                            "value_of_information": 0.1199}, th)
+    assert "counted as if" not in can
     assert "other causes" not in W.voi_text({"test": "mri", "value_of_information": 0.05,
                                              "value_for_infiltration": 0.04}, dec)
     assert "(lower: the testing floor)" in W.decision_sentence({**floored, "probability": 0.26, "action_text": "x",
