@@ -611,7 +611,9 @@ class _Hybrids:
         return np.stack([self.cache[r.tobytes()] for r in fb])
 
 
-def _blocks(causes: list[str]) -> list[dict[str, Any]]:
+def block_list(causes: list[str]) -> list[dict[str, Any]]:
+    """The blocks an answer's uncertainty is split into, each with its ``id`` (``rate:<cause>``, ``shares``,
+    ``freq:<cause>``, ``lab``, ``delta``) and the ``source`` its rows name."""
     out = [{"id": f"rate:{c}", "source": f"rate of {c}" if c != INFILTRATION else "base rate of infiltration"}
            for c in causes]
     out.append({"id": "shares", "source": "patient-time shares"})
@@ -710,7 +712,7 @@ def decompose(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray |
     partner = (rng.permutation(sel) if w is None else sel[rng.choice(len(sel), len(sel), p=w)])
     pieces = _Pieces(game, partner, sel)
     causes = pieces.causes
-    blocks = _blocks(causes)
+    blocks = block_list(causes)
     hyb = _Hybrids(pieces, blocks)
     # the same orders on both scales (the P scale then reuses every hybrid's log odds)
     pairs = (sel, partner)  # the draws behind A and B of each pair: their shared draws in each share's error

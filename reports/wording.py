@@ -389,7 +389,7 @@ def negative_lps_sentence(dec: dict, method_name, *, central: bool | None = None
     return text
 
 
-def rests_on_sentence(rests_on: list[dict]) -> str:
+def rests_on_sentence(rests_on: list[dict], where: str = "the table below splits each source into the two") -> str:
     """What the answer's uncertainty rests on, for page 1 ('' when not computed): its largest block and
     whether judgment or data carries it (:func:`palsy.model.rests_on.sentence`), then the shares of expert
     judgment and of data across the whole answer when the fit labelled them, in whole percents (each share
@@ -406,7 +406,7 @@ def rests_on_sentence(rests_on: list[dict]) -> str:
     mc = sum(r["share"] for r in rests_on if r["kind"] == "monte_carlo")
     rest = f", Monte Carlo error {share(mc)}" if mc >= 0.005 else ""
     return (f"{sentence(rests_on)} Across the answer, expert judgment carries {share(judgment)} of that "
-            f"uncertainty and data {share(data)}{rest} (the table on a later page splits each source into the two).")
+            f"uncertainty and data {share(data)}{rest} ({where}).")
 
 
 def variants_sentence(variants: dict | None, dec: dict | None = None) -> str:

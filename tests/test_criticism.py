@@ -623,7 +623,7 @@ def test_rests_on_reads_the_answer_exactly(evidence, draws_independent, draws_su
                           np.zeros_like(t.level_lp[:, :, 0]))
             n = dr.n
             pieces = RO._Pieces(game, np.arange(n)[::-1].copy(), np.arange(n))
-            hyb = RO._Hybrids(pieces, RO._blocks(pieces.causes))
+            hyb = RO._Hybrids(pieces, RO.block_list(pieces.causes))
             full = game.value(np.ones((1, game.n_players), bool))[0]
             np.testing.assert_allclose(hyb(np.zeros((1, len(hyb.blocks)), bool))[0], full, atol=1e-9)
             # every block from the partner: the partner's own answer

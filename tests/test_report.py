@@ -511,6 +511,25 @@ def test_an_incomplete_citation_is_flagged_where_it_is_listed(reports, evidence)
     assert seen[True] and seen[False], seen
 
 
+def test_the_judgments_an_answer_rests_on_are_given_with_their_reasoning(reports, evidence):
+    """Page 1 names the expert judgment an answer rests on most; section 8 gives the reasoning of the largest blocks
+    carried by judgment, as priors/ writes it (s16: 'an expert judgment' had reached the clinician with no reason)."""
+    out, _, _ = reports
+    page = parse(out / "source-000-vignette.html")
+    first = page.plain.split("2. Findings as entered", 1)[0]
+    assert "section 8 splits each source into the two, and gives the reasoning of the largest judgments" in first
+    section = page.plain.split("8. Population and limits", 1)[1].split("9. Provenance", 1)[0]
+    assert "The expert judgments it rests on most, and their reasoning" in section
+    d = JSON["source-000-vignette"]
+    top = max({r["source"] for r in d["rests_on"] if r["kind"] == "judgment"},
+              key=lambda s: sum(r["share"] for r in d["rests_on"] if r["source"] == s and r["kind"] == "judgment"))
+    assert top == "base rate of infiltration" and f"{top} (expert judgment:" in section
+    for name, factor in evidence.rates.doc["rates"]["infiltration"]["factors"].items():
+        if factor.get("kind") == "expert_judgment":
+            reason = " ".join(factor["reasoning"].split())
+            assert reason[:120] in " ".join(section.split()), name
+
+
 def test_bad_input_exit_2_nothing_written(palsy, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: bad\nlaterality: both\n", encoding="utf-8")
