@@ -601,10 +601,22 @@ def _provenance(ans: A.Answer) -> list[dict[str, str]]:
         ("MCMC diagnostics", "passed" if m.get("diagnostics_ok") else "NOT passed: read with caution"),
         ("Credible intervals", f"{W.ci_percent(ans.ci)}% equal-tailed"),
         ("Causes weighed", ", ".join(weighed)),
-        ("Prior of the causes", "from the rate model of priors/rates.yaml" if ans.pretest is None
-         else f"P(infiltration) set by hand to {W.percent(ans.pretest)}"),
+        ("Prior of the causes", (_registry_words(m.get("registry") or {}) if ans.pretest is None
+                                 else f"P(infiltration) set by hand to {W.percent(ans.pretest)}")),
     ]
     return [{"name": k, "value": v} for k, v in rows]
+
+
+def _registry_words(reg: dict[str, Any]) -> str:
+    """Where the prior of the causes comes from: the rate model, and the hospital's registry when the fit used one
+    (a registry review, s16: the report had never said so)."""
+    if not reg.get("used"):
+        return "from the rate model of priors/rates.yaml"
+    base = reg.get("base_rate") or {}
+    moved = (f"; base rate of infiltration {W.percent(base['prior']['mean'])} before it, "
+             f"{W.percent(base['posterior']['mean'])} after it (means)") if base else ""
+    return (f"from the rate model of priors/rates.yaml, fitted with the hospital's registry of adjudicated palsies "
+            f"({(reg.get('rows') or {}).get('fitted', 0)} rows fitted{moved})")
 
 
 def _figures(ans: A.Answer, labels: list[str], shorts: list[str], headline: dict[str, Any], L: Labels) -> dict[str, Any]:

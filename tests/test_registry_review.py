@@ -285,3 +285,45 @@ def test_an_answers_model_carries_only_the_registrys_numbers(draws_subtype):
     assert set(got) == set(RG.ANSWER_KEYS) and got["rows"] == {"fitted": 7, "modelled": 6, "undetermined": 1}
     assert TEXT not in json.dumps(got) and "secret" not in json.dumps(got) and "north" not in json.dumps(got)
     assert A.model_info(draws_subtype, t, np.ones(len(t.causes), bool), None)["registry"] == {"used": False}
+
+
+def test_a_registry_fit_counts_what_it_moved_as_data_and_the_report_says_it():
+    """s16 registry review #6: after a registry fit, 'what the answer rests on' still called the base rate all
+    expert judgment, and the report never named the registry. A rate factor's judgment share is now its prior's
+    share of what the registry left of the prior's variance; the report's provenance names the registry."""
+    from scipy.special import polygamma
+
+    from palsy.model import rests_on as RO
+    from palsy.reports import context as C
+
+    x = np.array([0.02, 0.3, 1.0, 2.5, 5.99, 6.0, 40.0, 3e3])
+    assert np.allclose(RO.trigamma(x), polygamma(1, x), rtol=1e-8, atol=0)
+    rng = np.random.default_rng(3)
+    w = np.full(4000, 1 / 4000)
+    prior_sd = 0.8
+    assert RO.rate_judgment(1.0, rng.normal(0, prior_sd, 4000), prior_sd ** 2, w) == pytest.approx(1.0, abs=0.06)
+    half = rng.normal(0, prior_sd / 2, 4000)  # a quarter of the prior's variance left: three quarters are data
+    assert RO.rate_judgment(1.0, half, prior_sd ** 2, w) == pytest.approx(0.25, abs=0.03)
+    assert RO.rate_judgment(0.0, half, prior_sd ** 2, w) == 0.0
+    said = C._registry_words({"used": True, "rows": {"fitted": 30},
+                              "base_rate": {"prior": {"mean": 0.38}, "posterior": {"mean": 0.27}}})
+    assert "fitted with the hospital's registry" in said and "30 rows fitted" in said and "27.0% after it" in said
+    assert C._registry_words({"used": False}) == "from the rate model of priors/rates.yaml"
+
+
+def test_the_decomposition_of_a_fit_marked_as_having_a_registry_runs_and_keeps_an_unmoved_rate_judgment(draws_subtype):
+    """The registry branch of the judgment split on real draws: a fit whose rate block was not moved (the plain
+    fit's draws, marked as a registry's) keeps its base rate nearly all judgment; the split still sums to one."""
+    import dataclasses
+
+    from palsy.model import rests_on as RO
+    from palsy.model.game import Game, Tables, players
+
+    marked = dataclasses.replace(draws_subtype, meta={**draws_subtype.meta, "registry": {"used": True}})
+    p = F.parse_patient({"id": "r", "lineage": "T-ALL", "laterality": "unilateral"}, schema=marked.schema)
+    t = Tables(marked)
+    game = Game(t, players(p), p, np.ones(len(t.causes), bool), t.log_prior, np.zeros_like(t.level_lp[:, :, 0]), None)
+    res = RO.decompose(game, marked.meta.get("rests_on"))
+    base = next(b for b in res["blocks"] if b["id"] == "rate:infiltration")
+    assert base["judgment"] > 0.85
+    assert sum(r["share"] for r in res["rows"]) == pytest.approx(1.0)
