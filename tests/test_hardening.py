@@ -168,6 +168,12 @@ def _entry(doc, index=0, **changes):
     ("rates.yaml", lambda d: d["shares"]["lineage"].update(weight="5"), ["shares.lineage", "weight"]),
     ("rates.yaml", lambda d: d["window_years"]["T-ALL"].update(reasoning=None, ref=[]), ["window_years.T-ALL", "ref"]),
     ("rates.yaml", lambda d: d["window_years"]["T-ALL"].update(ref=[["k"]]), ["window_years.T-ALL", "ref"]),
+    # implausible numbers (s16 attack review U9): counts of patients are whole and within a study's size, a weight
+    # too small to matter and a Beta whose draws are exact 0s are refused
+    ("cohorts.yaml", lambda d: _entry(d, x=5.5), ["b_bilateral", "x", "whole number"]),
+    ("cohorts.yaml", lambda d: _entry(d, x=1e29, n=1e30), ["b_bilateral", "n", "whole number of patients from 1"]),
+    ("cohorts.yaml", lambda d: _entry(d, weight=1.0e-320), ["b_bilateral", "weight", "no evidence"]),
+    ("cohorts.yaml", lambda d: _entry(d, 2, beta={"a": 1.0e-300, "b": 1.0e300}), ["b_ocn", "beta", "not in [0.05"]),
 ])
 def test_evidence_wrong_types_are_clear_errors(tmp_path, file, mutate, words):
     d = _mutate(_evidence_copy(tmp_path), file, mutate)

@@ -159,11 +159,16 @@ Probability = Annotated[float, PlainValidator(interval(0, 1, high_open=True))]
 Distinct = AfterValidator(_distinct)
 
 
-class Beta(Strict):
-    """A Beta distribution ``{a: > 0, b: > 0}``."""
+#: The Beta parameters the evidence may give: below, draws are exactly 0 or 1 in floating point (log -inf); above,
+#: a judgment claims the certainty of more patients than any study had (an attacker's review, s16: a: 1e-300 passed).
+BETA_RANGE = (0.05, 1e5)
 
-    a: Positive
-    b: Positive
+
+class Beta(Strict):
+    """A Beta distribution ``{a, b}``, each in :data:`BETA_RANGE`."""
+
+    a: Annotated[float, PlainValidator(interval(*BETA_RANGE, low_open=False))]
+    b: Annotated[float, PlainValidator(interval(*BETA_RANGE, low_open=False))]
 
 
 def yes_no_keys(v: Any) -> Any:

@@ -229,17 +229,25 @@ class CohortEntry(Strict):
             return self
         if not self.ref:
             raise Problem("missing; give a key of references.yaml", field="ref")
-        if self.n is None or self.n <= 0:
-            raise Problem("must be a number > 0", field="n", value=self.n)
-        if self.x is None or self.x < 0:
-            raise Problem("must be a number >= 0", field="x", value=self.x)
+        # counts of patients: whole, and within what a study has (an attacker's review, s16: x: 5.5 and n: 1e30
+        # passed); a weight too small to matter removes the entry without saying so
+        if self.n is None or self.n <= 0 or self.n != int(self.n) or self.n > MAX_PATIENTS:
+            raise Problem(f"must be a whole number of patients from 1 to {MAX_PATIENTS:,}", field="n", value=self.n)
+        if self.x is None or self.x < 0 or self.x != int(self.x):
+            raise Problem("must be a whole number of patients >= 0", field="x", value=self.x)
         if self.x > self.n:
             raise Problem(f"is larger than n = {self.n:g}", field="x", value=self.x)
-        if self.weight is None or not 0 < self.weight <= 1:
-            raise Problem("is not in (0, 1]", field="weight", value=self.weight)
+        if self.weight is None or not MIN_WEIGHT <= self.weight <= 1:
+            raise Problem(f"is not in [{MIN_WEIGHT:g}, 1] (a smaller weight is no evidence: remove the entry)",
+                          field="weight", value=self.weight)
         if not (self.weight_reason or "").strip():
             raise Problem("say why this weight", field="weight_reason")
         return self
+
+
+#: The largest study a count may come from (national registries are smaller), and the smallest weight an entry may
+#: have.
+MAX_PATIENTS, MIN_WEIGHT = 10_000_000, 0.01
 
 
 class CohortsFile(Strict):
