@@ -19,6 +19,7 @@ import difflib
 import io
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,15 @@ def template(log: list[dict[str, Any]]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+def _canonical(card: str) -> str:
+    """A card id as the service writes it to its log: a UUID's lower-case form (a spreadsheet may upper-case it:
+    an attacker's review, s16, found such a card said not to be in the log); other text as given, stripped."""
+    try:
+        return str(uuid.UUID(card.strip()))
+    except ValueError:
+        return card.strip()
+
+
 def read_adjudication(path: str | Path, causes: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """The adjudication form filled in (CSV, or YAML ``{adjudications: [...]}``): card -> its fields (lines
     without a final cause are not adjudicated and left out).
@@ -217,10 +227,11 @@ def read_adjudication(path: str | Path, causes: tuple[str, ...]) -> dict[str, di
         if not isinstance(card, str) or not card.strip():
             problems.append(f"{where}: card: missing; give the card id of the answer adjudicated")
             continue
+        card = _canonical(card)
         if card in out:
             problems.append(f"{where}: card {card!r} is adjudicated twice; adjudicate each answer once")
             continue
-        out[card] = {**r, "_where": where}
+        out[card] = {**r, "card": card, "_where": where}
     if problems:
         raise F.InputError(problems, str(path))
     return out

@@ -308,6 +308,19 @@ def test_an_adjudication_of_an_unknown_card_is_refused(ev, tmp_path):
         FB.rows(FB.read_log(log, ev.schema, ev.causes), FB.read_adjudication(adj, ev.causes), "A", ev.schema, ev.causes)
 
 
+def test_an_adjudication_with_the_card_in_upper_case_is_its_card(ev, tmp_path):
+    """A spreadsheet that upper-cases the card's UUID: it is the log's card (the service writes the lower-case form;
+    s16 attack review U11 had it 'not in the feedback log')."""
+    card = "339c3e3e-1b2a-4c5d-8e9f-0a1b2c3d4e5f"
+    log = tmp_path / "feedback.jsonl"
+    log.write_text(json.dumps(FB.answer_entry(card, "h", F.parse_patient({}), _answer([1 / 6] * 6, ev), "s")) + "\n")
+    adj = tmp_path / "adj.yaml"
+    adj.write_text(yaml.safe_dump({"adjudications": [{"card": f" {card.upper()} ", "final_cause": "bell",
+                                                      "established_by": "follow_up"}]}))
+    reg = FB.rows(FB.read_log(log, ev.schema, ev.causes), FB.read_adjudication(adj, ev.causes), "A", ev.schema, ev.causes)
+    assert [r.cause for r in reg.rows] == ["bell"]
+
+
 def test_calibration_of_the_tools_answers_by_hand(ev):
     from palsy.model.criticism import registry as CRG
 
