@@ -124,6 +124,8 @@ PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirect
 #: The same for an OSError of another class that names its path: a read-only file system, a name too long.
 PATH_ERRNOS = frozenset({errno.ENOENT, errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.EACCES, errno.EPERM,
                          errno.EROFS, errno.ENAMETOOLONG, errno.ELOOP})
+#: A disk that is full or failing (a write of standard output names no path).
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 #: Problems and lines printed at most in one message; each line at most this many characters, and the
 #: whole message about this many (the rest counted, not printed).
 MAX_PROBLEMS, MAX_LINES, MAX_PROBLEM_CHARS, MAX_MESSAGE_CHARS = 50, 50, 500, 8000
@@ -314,6 +316,11 @@ def _main(argv: list[str]) -> int:
             status = exit_status(exc)
             if status == 2 or (isinstance(exc, OSError) and exc.filename is not None) or isinstance(exc, system_errors()):
                 _say(_message(args.command, exc))
+            elif isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
+                # a write without a path: standard output (palsy's own files carry theirs) on a full or failing disk
+                # is the system's failure, not palsy's (an attacker's review, s16: it read as an internal error)
+                _say(T.line(f"palsy {args.command}: the system failed writing the output (standard output): "
+                            f"{exc.strerror or exc}"))
             else:  # an internal error: say so plainly, on one line
                 _say(T.line(f"palsy {args.command}: internal error: {type(exc).__name__}: {exc} "
                             f"(run with --debug for details)"))

@@ -630,6 +630,19 @@ def test_full_output_disk_names_the_path_and_writes_nothing(palsy, light_patient
     assert _leftovers(out) == []
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("args", [("posterior", "--lineage", "AML"), ("posterior", "--lineage", "AML", "--json"),
+                                  ("evidence",)])
+def test_a_full_standard_output_is_the_systems_failure_not_an_internal_error(args):
+    """s16 attack review U1: an answer printed to a full disk read 'internal error: OSError: [Errno 28]'."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "palsy", *args], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    assert "the system failed writing the output (standard output): No space left on device" in proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_a_full_cache_disk_is_a_warning_before_the_fit_not_bad_input(cache, monkeypatch):
     """Before a fit: little free space, or a probe write that fails for lack of space, is warned about (the
     fit goes on, uncached); a cache path that cannot be written for another reason stays bad input."""
