@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import reprlib
 import stat
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,25 @@ _repr.maxlevel = 3
 def brief(value: Any) -> str:
     """``repr(value)``, shortened: long strings and large or deep containers are cut (``...``).
 
-    Messages about bad input show the value given through this, never a whole expanded value."""
+    Messages about bad input show the value given through this, never a whole expanded value. A text with a
+    character that reads as an ASCII one (a dash, space or symbol beyond ASCII, a Greek or Cyrillic letter) is shown
+    escaped too: 'T‑ALL' with a non-breaking hyphen had read as the 'T-ALL' it was said not to be (an attacker's
+    review, s16)."""
     try:
-        return _repr.repr(value)
+        text = _repr.repr(value)
     except Exception:  # a value whose repr fails is still named
         return f"<{type(value).__name__}>"
+    if isinstance(value, str) and not value.isascii() and any(_looks_ascii(c) and c.isprintable() for c in value):
+        escaped = value.encode("ascii", "backslashreplace").decode("ascii")
+        text += f" (written '{escaped if len(escaped) <= 80 else escaped[:77] + '...'}')"
+    return text
+
+
+def _looks_ascii(ch: str) -> bool:
+    """Whether a character beyond ASCII may be read as an ASCII one."""
+    if ch.isascii():
+        return False
+    return unicodedata.category(ch)[0] in "PZSC" or unicodedata.name(ch, "").startswith(("CYRILLIC", "GREEK"))
 
 
 def item_id(item: Any, index: int) -> tuple[str, bool]:

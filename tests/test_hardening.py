@@ -660,3 +660,15 @@ def test_bad_input_is_refused_before_the_slow_imports(tmp_path, args, word):
     imported = _imported(r)
     assert "palsy.scripts" in imported  # the import log was read
     assert not _SLOW_IMPORTS & imported, sorted(_SLOW_IMPORTS & imported)
+
+
+@pytest.mark.parametrize("given, written", [("T\u2011ALL", "T\\u2011ALL"), ("\u0422-ALL", "\\u0422-ALL"),
+                                            ("T\u2010ALL", "T\\u2010ALL"), ("B\uff0dALL", "B\\uff0dALL")])
+def test_a_value_that_reads_as_an_allowed_one_is_shown_escaped(tmp_path, given, written):
+    """s16 attack review U4: 'T‑ALL' with a non-breaking hyphen was said not to be allowed '(did you mean 'T-ALL'?)',
+    the two reading the same; a Cyrillic letter likewise. A plain non-ASCII name is shown as it is."""
+    f = tmp_path / "p.yaml"
+    f.write_text(f"id: x\nlineage: {given}\n", encoding="utf-8")
+    r = _quick("posterior", "--patient", str(f))
+    _bad(r, "lineage", f"(written '{written}')", "is not allowed")
+    assert Y.brief("Müller") == "'Müller'" and Y.brief("T-ALL") == "'T-ALL'"
