@@ -1256,7 +1256,7 @@ def _medications(entries: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[st
 def _medication_codings(res: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
     """The codes of what was given or ordered: ``medicationCodeableConcept``, else the Medication its
     ``medicationReference`` names (contained, ``#id``, or an entry of the record: how Epic and Cerner send
-    it); and why none could be read (None when read)."""
+    it), its code and its active ingredients' codes; and why none could be read (None when read)."""
     if res.get("medicationCodeableConcept") is not None:
         return _codings(res.get("medicationCodeableConcept")), None
     given = res.get("medicationReference")
@@ -1274,7 +1274,15 @@ def _medication_codings(res: Mapping[str, Any], medications: Mapping[str, Mappin
         med = medications.get(text) or (medications.get(f"{m.group(1)}/{m.group(2)}") if m else None)
     if med is None:
         return [], f"its medicationReference ({target}) names a Medication not in the record: not read"
-    return _codings(med.get("code")), None
+    return _codings(med.get("code")) + _ingredient_codings(med), None
+
+
+def _ingredient_codings(med: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The codes of a Medication's active ingredients (``ingredient[].itemCodeableConcept``; ``isActive`` false
+    left out): a product coded by a code the table does not have (an RxNorm SCD, say) names vincristine there, as
+    Epic sends it. A drug given that contains vincristine is vincristine given."""
+    return [c for i in med.get("ingredient") or [] if isinstance(i, dict) and i.get("isActive") is not False
+            for c in _codings(i.get("itemCodeableConcept"))]
 
 
 def _say_unread_medications(c: _Collector) -> None:
@@ -1296,7 +1304,7 @@ def _medication(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, o
         if unread and res.get("medicationReference") is not None:
             c.unread_medications.setdefault(unread, []).append(ref)  # said once per reason: _say_unread_medications
         return
-    code = _code_text(codings[0])
+    code = _code_text(next(cd for cd in codings if table.lookup(cd, "medication")))  # the code read, an ingredient's
     why = _not_a_dose(res)
     if why:
         c.ignore(ref, code, why)

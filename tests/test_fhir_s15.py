@@ -244,6 +244,30 @@ def test_vincristine_given_by_medication_reference_is_read(how, table):
         assert m.patient.get("recent_vincristine") == "yes"
 
 
+@pytest.mark.parametrize("active, read", [(None, True), (True, True), (False, False)])
+def test_a_medication_coded_by_its_product_is_read_by_its_vincristine_ingredient(active, read, table):
+    """Epic's Medication: a product code the table does not have (an RxNorm SCD) and its active ingredient,
+    vincristine, in ingredient[].itemCodeableConcept: read as vincristine given (s15 note: it had been 'not in the
+    mapping table'); an ingredient marked not active is not read."""
+    from tests.test_fhir import _vinca
+
+    ingredient = {"itemCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                      "code": "11202", "display": "vincristine"}]}}
+    if active is not None:
+        ingredient["isActive"] = active
+    med = {"resourceType": "Medication", "id": "vcr-scd",
+           "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "999999",
+                                "display": "vincristine sulfate injection (a product code)"}]},
+           "ingredient": [ingredient]}
+    dose = _vinca(ONSET - dt.timedelta(days=7))
+    dose.pop("medicationCodeableConcept")
+    dose["medicationReference"] = {"reference": "Medication/vcr-scd"}
+    b = _bundle(_palsy(), dose)
+    b["entry"].append({"fullUrl": "Medication/vcr-scd", "resource": med})
+    m = X.map_bundle(b, table, today=TODAY)
+    assert (m.patient.get("recent_vincristine") == "yes") == read, (m.patient, m.notes)
+
+
 def test_the_service_asks_for_medications_given_by_reference():
     """#12: the prefetch searched MedicationAdministration by code, which matches only a CodeableConcept: the
     service asks too by the Medication's code through the reference, with the Medication included."""
