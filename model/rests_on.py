@@ -279,6 +279,25 @@ def _yes_no(value: Any) -> Any:
     return ("yes" if value else "no") if isinstance(value, bool) else value
 
 
+def rate_factor(doc: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A rate factor's entry in ``rates.yaml``'s ``rates`` (``doc``) by its name in the draws ('infiltration:
+    relapse_hazard', 'zoster: recent_hsct=yes'), with its cause's block (its kind when the factor has none)."""
+    cause, _, rest = name.partition(": ")
+    block = doc.get(cause) or {}
+    if "=" in rest:
+        finding, _, level = rest.partition("=")
+        levels = {_yes_no(k): v for k, v in ((block.get("multipliers") or {}).get(finding) or {}).items()}
+        return levels.get(level) or {}, block
+    return (block.get("factors") or {}).get(rest) or {}, block
+
+
+def rate_factor_is_judgment(doc: dict[str, Any], name: str) -> bool:
+    """Whether a rate factor is expert judgment (its kind, else its block's; a cited estimate is data): the one rule
+    the fit's provenance and the report's reasoning share."""
+    factor, block = rate_factor(doc, name)
+    return (_source_kind(factor if isinstance(factor, dict) else None) or _source_kind(block)) != "data"
+
+
 def provenance(evidence, design) -> dict[str, Any]:
     """Where each parameter's information comes from, JSON-ready (for the fit's metadata: the answer
     reads no YAML).
@@ -302,15 +321,7 @@ def provenance(evidence, design) -> dict[str, Any]:
     doc = rates.doc.get("rates") or {}
 
     def factor_kind(name: str) -> float:
-        cause, _, rest = name.partition(": ")
-        block = doc.get(cause) or {}
-        if "=" in rest:
-            finding, _, level = rest.partition("=")
-            levels = {_yes_no(k): v for k, v in ((block.get("multipliers") or {}).get(finding) or {}).items()}
-            kind = _source_kind(levels.get(level)) or _source_kind(block)
-        else:
-            kind = _source_kind((block.get("factors") or {}).get(rest)) or _source_kind(block)
-        return 0.0 if kind == "data" else 1.0
+        return 1.0 if rate_factor_is_judgment(doc, name) else 0.0
 
     r = design.rates
     factors = [{"name": n, "cause": n.partition(": ")[0], "family": fam, "judgment": factor_kind(n)}
@@ -365,10 +376,12 @@ def provenance(evidence, design) -> dict[str, Any]:
                     if key in index:
                         data_n[index[key]] += per_case[c, o] * share[pos]
     prior_n = design.prior_a + design.prior_b
+    judged_by = D.judgments(evidence, st, v)  # the judgment that sets each free parameter's prior, where one does
     return {
         "rate_factors": factors, "shares": shares,
         "free": {"names": list(design.free_names), "prior_n": prior_n.tolist(), "data_n": data_n.tolist(),
                  "judgment": (prior_n / (prior_n + data_n)).tolist(),
+                 "entry": [judged_by[t].id if t in judged_by else None for t in free],
                  "sharing": [st.nodes[j].sharing for _, j in free],
                  "component": [None if k is None else v.components[k] for k, _ in free]},
         "omega_alpha": design.form_alpha.tolist(), "tau_sigma": float(design.tau_sigma),
@@ -668,11 +681,16 @@ def _importance(target: np.ndarray, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         return np.where(var > 1e-300, cov ** 2 / var, 0.0)
 
 
-def rate_judgment(kind: float, log_post: np.ndarray, prior_var: float, w: np.ndarray) -> float:
-    """The judgment share of a rate factor fitted with a registry: its prior's share (``kind``: 1 for an expert
-    judgment, 0 for a cited estimate) of what the registry left of the prior's variance (the contraction,
-    :func:`_contraction`, of ``log_post``, the log factor's draws, against ``prior_var``, its prior variance)."""
-    return float(kind) * (1.0 - _contraction(log_post, prior_var, w))
+def rate_judgment(kinds: np.ndarray, prior_vars: np.ndarray, log_factors: np.ndarray, w: np.ndarray) -> float:
+    """The judgment share of a cause's rate fitted with a registry: the judged factors' share of the prior
+    variance of its log rate (``kinds``: 1 for an expert judgment, 0 for a cited estimate; ``prior_vars``, each log
+    factor's prior variance) times what the registry left of it: the contraction (:func:`_contraction`) of the
+    sum of the log factors (``log_factors``: draws by factor), since a registry informs the rate, a product, and
+    each factor's own marginal barely contracts (a second review, s16: 15% of the base rate's prior variance
+    removed read as 5% data)."""
+    pv = np.asarray(prior_vars, float)
+    return float(np.asarray(kinds, float) @ pv / pv.sum()) * (1.0 - _contraction(np.sum(log_factors, axis=1),
+                                                                                 float(pv.sum()), w))
 
 
 def trigamma(x: Any) -> np.ndarray:
@@ -783,7 +801,7 @@ def decompose(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray |
     p_full = _expit(full)
     var_p = float(w_full @ (p_full - w_full @ p_full) ** 2)
     mc_rel = 1.0 / max(e, 1.0)  # MCSE^2 / Var, the same on both scales
-    judg = _judgment(blocks, pieces, prov, f_a, ww, sel)
+    judg, named = _judgment(blocks, pieces, prov, f_a, ww, sel)
     out_blocks = []
     for r_, sel_v, sel_e in ((res, sel_share["log_odds"], sel_error["log_odds"]),
                              (res_p, sel_share["probability"], sel_error["probability"])):
@@ -793,10 +811,11 @@ def decompose(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray |
         rows = []
         for b, x, err in zip(blocks, eff_s, r_["mc_error"], strict=True):
             rows.append({"id": b["id"], "source": b["source"], "share": x * scale, "judgment": judg[b["id"]],
-                         "mc_error": err * scale})
+                         "mc_error": err * scale, "evidence": named.get(b["id"], [])})
         if "gamma" in p:
             rows.append({"id": "selection", "source": "selection of published cases", "share": sel_v * scale,
-                         "judgment": judg.get("selection"), "mc_error": sel_e * scale})
+                         "judgment": judg.get("selection"), "mc_error": sel_e * scale,
+                         "evidence": named.get("selection", [])})
         rows.append({"id": "monte_carlo", "source": MONTE_CARLO, "share": mc_rel / (1.0 + mc_rel),
                      "judgment": None, "mc_error": 0.0})
         out_blocks.append(rows)
@@ -826,13 +845,41 @@ def _independence(hyb, n_blocks: int, active: list[int], f_a: np.ndarray, w: np.
             "variance_ratio_change": float(np.max(np.abs(v / v0 - 1.0))) if v0 > 0 else 0.0}
 
 
+#: How many judgments a block names as what it rests on most (``evidence`` of its judgment row).
+JUDGMENTS_NAMED = 5
+
+
+def _top(keys: list[str | None], weight: np.ndarray) -> list[str]:
+    """The keys of the largest weights (summed per key), largest first, at most :data:`JUDGMENTS_NAMED`; none
+    that explains less than a fiftieth of the largest."""
+    total: dict[str, float] = {}
+    for k, x in zip(keys, np.asarray(weight, float), strict=True):
+        if k is not None and x > 0:
+            total[k] = total.get(k, 0.0) + float(x)
+    top = max(total.values(), default=0.0)
+    # below a fiftieth of the largest, an importance is at the level of the subset's noise (Cov^2 of independent draws)
+    return [k for k, x in sorted(total.items(), key=lambda kv: -kv[1]) if x > 0.02 * top][:JUDGMENTS_NAMED]
+
+
+def _applies(factor: str, patient) -> bool:  # noqa: ANN001
+    """Whether a rate factor ('zoster: remission=not_in_remission') can be the patient's: a multiplier of a level
+    the patient is known not to have cannot move the answer (its importance is the subset's noise)."""
+    finding, _, level = factor.partition(": ")[2].partition("=")
+    return not level or patient.level(finding) in (None, level)
+
+
 def _judgment(blocks, pieces: _Pieces, prov: dict[str, Any] | None, f_a: np.ndarray, w: np.ndarray,
-              sel: np.ndarray) -> dict[str, float | None]:
-    """The judgment share of each block (None without provenance)."""
+              sel: np.ndarray) -> tuple[dict[str, float | None], dict[str, list[str]]]:
+    """The judgment share of each block (None without provenance), and the judgments each rests on most for this
+    answer: keys (``cohorts:<entry id>``, ``rates:<factor>``, ``shares:<context finding>``,
+    ``model:<reasoning of model.yaml>``) of the judged parameters that explain most of the answer's variance, so that a page
+    gives the reasoning of what this answer, in this variant, with these findings, rests on (a second review, s16:
+    a page had listed judgments of the other variant and of findings the patient did not have)."""
     out: dict[str, float | None] = {b["id"]: None for b in blocks}
     out["selection"] = None
+    named: dict[str, list[str]] = {}
     if not prov:
-        return out
+        return out, named
     t = pieces.t
     p = t.draws.params
     causes = pieces.causes
@@ -841,9 +888,9 @@ def _judgment(blocks, pieces: _Pieces, prov: dict[str, Any] | None, f_a: np.ndar
         j = np.asarray(j, float)
         return float(u @ j / u.sum()) if u.sum() > 0 else float(j.mean()) if len(j) else 1.0
 
-    # rate factors: their kind in rates.yaml; with a hospital registry in the fit, the share of each factor's
-    # prior variance its data removed is data (a registry review, s16: a base rate the registry had moved from 38%
-    # to 27% was still called 'an expert judgment')
+    # rate factors: their kind in rates.yaml; with a hospital registry in the fit, what the registry removed of the
+    # prior variance of the cause's log rate (the sum of its factors that this answer rests on: the registry informs
+    # the product, and each factor's own marginal barely contracts) is data (a registry review, s16)
     facs = prov.get("rate_factors") or []
     registry_used = bool((t.draws.meta.get("registry") or {}).get("used"))
     ra = t.draws.rate_arrays
@@ -852,22 +899,26 @@ def _judgment(blocks, pieces: _Pieces, prov: dict[str, Any] | None, f_a: np.ndar
     cols = {"lognormal": np.log(p["rate_lognormal"][sel]) if "rate_lognormal" in p else None,
             "beta": np.log(p["rate_beta"][sel]) if "rate_beta" in p else None}
     pos = {"lognormal": 0, "beta": 0}
-    per_cause: dict[str, list[tuple[np.ndarray, float]]] = {}
+    per_cause: dict[str, list[tuple[np.ndarray, float, float, str]]] = {}
     for f in facs:
         i = pos[f["family"]]
-        x = cols[f["family"]][:, i]
         pos[f["family"]] += 1
-        judged = f["judgment"]
-        if registry_used:
-            judged = rate_judgment(judged, x, float(prior_var[f["family"]][i]), w)
-        per_cause.setdefault(f["cause"], []).append((x, judged))
+        per_cause.setdefault(f["cause"], []).append((cols[f["family"]][:, i], f["judgment"],
+                                                     float(prior_var[f["family"]][i]), f["name"]))
     for c in causes:
         items = per_cause.get(c) or []
-        if items:
-            u = _importance(f_a, np.stack([x for x, _ in items], axis=1), w)
-            out[f"rate:{c}"] = weighted(u, np.array([j for _, j in items]))
-        else:
+        if not items:
             out[f"rate:{c}"] = 1.0
+            continue
+        u = _importance(f_a, np.stack([x for x, *_ in items], axis=1), w)
+        kinds = np.array([j for _, j, _, _ in items])
+        out[f"rate:{c}"] = weighted(u, kinds)
+        if registry_used:  # the factors of the strata the patient can be in (the others' importance is noise)
+            used = np.array([_applies(n, pieces.game.patient) for *_, n in items])
+            out[f"rate:{c}"] = rate_judgment(kinds[used], np.array([v for _, _, v, _ in items])[used],
+                                             np.stack([x for x, *_ in items], axis=1)[:, used], w)
+        named[f"rate:{c}"] = _top([f"rates:{n}" if j > 0 and _applies(n, pieces.game.patient) else None
+                                   for _, j, _, n in items], u * kinds)
     # shares: per context finding, its cells' kinds, weighted by how much its log share at the patient's
     # compatible strata explains
     r = t.draws.rate_arrays
@@ -878,13 +929,35 @@ def _judgment(blocks, pieces: _Pieces, prov: dict[str, Any] | None, f_a: np.ndar
         arr = np.log(p[f"share_{f}"][sel][(slice(None), *[levels[:, a] for a in axes])])
         xs.append(arr.mean(axis=1))
         js.append((prov.get("shares") or {}).get(f, {}).get("judgment", 1.0))
-    out["shares"] = weighted(_importance(f_a, np.stack(xs, axis=1), w), np.array(js))
+    u_sh = _importance(f_a, np.stack(xs, axis=1), w)
+    out["shares"] = weighted(u_sh, np.array(js))
+    named["shares"] = _top([f"shares:{f}" for f in r.context], u_sh * np.array(js))
     # node parameters: prior pseudo-counts against weighted counts and case reports
     fr = prov.get("free") or {}
     names = fr.get("names") or []
     judg = np.array(fr.get("judgment") or [], float)
     comp = fr.get("component") or []
     sharing = fr.get("sharing") or []
+    entry = fr.get("entry") or [None] * len(names)
+    # a judgment about a finding the patient does not have cannot move the answer (the finding is marginalised): its
+    # parameter's importance is correlation alone; nor can a node off the path of the level the patient has
+    patient = pieces.game.patient
+    sc = t.schema
+
+    def known(node_name: str) -> bool:
+        node = t.st.node_names.index(node_name)
+        item = t.st.nodes[node].item
+        if item == sc.lp.name:
+            return bool(patient.csf)
+        if item.startswith(sc.profile):
+            return patient.level(sc.profile) is not None
+        level = patient.level(item) if item in sc.by_name else None
+        if level is None:
+            return item not in sc.by_name
+        path = t.st.group_path(item, (level,))  # the nodes whose product is P(level): those that move it
+        return path is None or node in {n for n, _ in path}
+
+    keys = [f"cohorts:{e}" if e and known(n.split(" | ", 1)[1]) else None for e, n in zip(entry, names, strict=True)]
     theta_new = p.get("theta_new", p["theta"])[sel]
     st = t.st
     comps = list(t.draws.components)
@@ -900,30 +973,39 @@ def _judgment(blocks, pieces: _Pieces, prov: dict[str, Any] | None, f_a: np.ndar
     for c in causes:
         idx = [i for i, cc in enumerate(comp) if cc is not None and cause_of_comp[cc] == c]
         u, j = u_free[idx], judg[idx]
+        named[f"freq:{c}"] = _top([keys[i] for i in idx], u * j)
         if c == INFILTRATION and "omega" in p and prov.get("omega_alpha"):
             alpha = np.array(prov["omega_alpha"], float)
             a0 = alpha.sum(-1, keepdims=True)
-            prior_var = alpha * (a0 - alpha) / (a0 ** 2 * (a0 + 1))
+            prior_var_om = alpha * (a0 - alpha) / (a0 ** 2 * (a0 + 1))
             om = p["omega"][sel]
-            jo = np.array([1.0 - _contraction(om[:, li, fi], prior_var[li, fi], w)
+            jo = np.array([1.0 - _contraction(om[:, li, fi], prior_var_om[li, fi], w)
                            for li in range(om.shape[1]) for fi in range(om.shape[2])])
             uo = _importance(f_a, _logit(om.reshape(len(sel), -1)), w)
             u, j = np.concatenate([u, uo]), np.concatenate([j, jo])
+            if float(uo @ jo) > 0:
+                named[f"freq:{c}"].append("model:form_prior")  # the forms' weights (omega's prior)
         out[f"freq:{c}"] = weighted(u, j)
     lab = [i for i, s in enumerate(sharing) if s == "shared"]
     out["lab"] = weighted(u_free[lab], judg[lab])
+    named["lab"] = _top([keys[i] for i in lab], u_free[lab] * judg[lab])
     if "tau" in p and prov.get("tau_sigma"):
         s2 = float(prov["tau_sigma"]) ** 2 * (1 - 2 / math.pi)
         out["delta"] = 1.0 - _contraction(p["tau"][sel], s2, w)
     else:
         out["delta"] = 1.0
+    named["delta"] = ["model:synthesis"]
     if "gamma" in p and prov.get("gamma_sigma"):
         out["selection"] = 1.0 - _contraction(p["gamma"][sel], float(prov["gamma_sigma"]) ** 2, w)
-    return out
+        named["selection"] = ["model:synthesis"]
+    return out, named
 
 
 def _rows(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``{source, kind, share, mc_error}`` rows: each block split into judgment and data; largest first.
+    """The ``{source, kind, share, mc_error}`` rows: each block split into judgment and data; largest first, the
+    answer's own Monte Carlo row last (the report's note names it as the last: a second review, s16, found it
+    sorted among the others). A judgment row also names, in ``evidence``, the judgments it rests on most for
+    this answer (:func:`_judgment`).
 
     ``mc_error`` is the Monte Carlo error of the block's share taken in the row's part (the split's own error,
     from the same subset of draws, is not in it): a share is good to a few points, not to the 0.1% its float
@@ -940,13 +1022,14 @@ def _rows(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         for kind, part in (("judgment", j), ("data", 1.0 - j)):
             rows.append({"source": b["source"], "kind": kind, "share": b["share"] * part,
-                         "mc_error": b["mc_error"] * part})
+                         "mc_error": b["mc_error"] * part, **({"evidence": list(b.get("evidence") or [])}
+                                                              if kind == "judgment" else {})})
     rows = [r for r in rows if r["share"] > 0]
     total = sum(r["share"] for r in rows)
     for r in rows:
         r["share"] = r["share"] / total if total > 0 else 0.0
         r["mc_error"] = float(r["mc_error"]) / total if total > 0 else 0.0
-    return sorted(rows, key=lambda r: -r["share"])
+    return sorted(rows, key=lambda r: (r["kind"] == "monte_carlo", -r["share"]))
 
 
 def rests_on(game, prov: dict[str, Any] | None = None, *, weights: np.ndarray | None = None,

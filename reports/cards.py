@@ -192,12 +192,18 @@ def summary(d: Mapping[str, Any], schema: Any = None) -> str:
     return forms[-1][:SUMMARY_MAX - 1] + "…"
 
 
+#: The top-level domains a linkify plugin links without a scheme (markdown-it's linkify-it: these, any two-letter
+#: country code, and any beyond ASCII such as .рф).
+FUZZY_TLDS = "biz|com|edu|gov|net|org|pro|web|xxx|aero|asia|coop|info|museum|name|shop"
 #: What a markdown renderer may turn into a link by itself, in text from the record: GitHub-flavoured markdown's
 #: autolinks (http://, https://, ftp://, www., mailto:, xmpp:, an e-mail address) and the bare domains a linkify
-#: plugin links (evil.example/login). Shown as code, where no renderer makes a link (an attacker's review, s16).
-AUTOLINK = re.compile(r"(?i)(?<![\w@.])(?:(?:https?|ftp)://|www\.|mailto:|xmpp:)[^\s`]+"
-                      r"|[^\s`@]+@[^\s`@]+\.[^\s`@]+"
-                      r"|(?<![\w@.])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?:/[^\s`]*)?(?![\w@])")
+#: plugin links (evil.example.com/login, mañana.com, пример.рф), in any script. Shown as code, where no renderer
+#: makes a link (an attacker's review and a second review, s16); 'Dr.Smith' or 'cytology.positive' are not domains.
+_TAIL = r"(?:[^\s`]*[^\s`.,;:!?)\]'\"])?"  # a link's rest, without the punctuation that ends a sentence
+AUTOLINK = re.compile(rf"(?i)(?<![\w@.])(?:(?:https?|ftp)://|www\.|mailto:|xmpp:){_TAIL}"
+                      r"|[^\s`@(]+@[^\s`@]+\.[^\s`@.,;:!?)]+"
+                      rf"|(?<![\w@.])(?:[^\W_](?:[\w-]*[^\W_])?\.)+(?:{FUZZY_TLDS}|[a-z]{{2}}|[^\W\d_a-z]{{2,}})"
+                      rf"(?:/{_TAIL})?(?![\w@])")
 
 
 def _md(text: Any) -> str:

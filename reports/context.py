@@ -104,57 +104,84 @@ def _rests_on_rows(rows: list[dict]) -> list[dict[str, str]]:
 
 
 #: How many blocks of expert judgment the report gives the reasoning of (the largest), from which share of the
-#: answer's uncertainty, and how many judgments of a block's many (the rest are named by their file).
-JUDGMENT_BLOCKS, JUDGMENT_MIN_SHARE, JUDGMENTS_SHOWN, REASON_CHARS = 3, 0.05, 5, 700
+#: answer's uncertainty, and the length of a reasoning shown (the rest is in its file).
+JUDGMENT_BLOCKS, JUDGMENT_MIN_SHARE, REASON_CHARS = 3, 0.05, 700
 
 
 def _reason(node: Any) -> str:
-    text = " ".join(str((node or {}).get("reasoning") or "").split()) if isinstance(node, dict) else ""
+    text = " ".join(str(node.get("reasoning") or "").split()) if isinstance(node, dict) else \
+        " ".join(str(node or "").split())
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 1].rstrip() + "…"
+
+
+def _share_reason(doc: dict[str, Any], finding: str, ans: A.Answer) -> str:
+    """The reasoning of a context finding's shares where the patient is: down its parents' levels as the patient
+    has them (``given``), else the reasonings of every cell, once each."""
+    node = doc.get(finding) or {}
+    for parent in node.get("given") or []:
+        level = ans.patient.level(parent)
+        if level is None or not isinstance(node.get(level), dict):
+            break
+        node = node[level]
+    if _reason(node):
+        return _reason(node)
+    seen = dict.fromkeys(_reason(v) for v in node.values() if isinstance(v, dict) and _reason(v))
+    return _reason(" / ".join(seen))
+
+
+def _known(finding: str, ans: A.Answer, evidence: Evidence) -> bool:
+    """Whether the patient has ``finding`` (the LP's: at least one LP; a laboratory node's: the same)."""
+    if finding == evidence.schema.lp.name:
+        return bool(ans.patient.csf)
+    return finding not in evidence.schema.by_name or ans.patient.level(finding) is not None
+
+
+def _judgment_item(key: str, ans: A.Answer, evidence: Evidence, L: Labels) -> dict[str, str] | None:
+    """What a key of a rests-on row's ``evidence`` names, and its reasoning as the evidence files give it."""
+    from palsy.model.rests_on import rate_factor
+
+    kind, _, name = key.partition(":")
+    if kind == "cohorts":
+        e = next((x for x in evidence.entries if x.id == name), None)
+        # a finding the patient does not have is marginalised and cannot move the answer: a parameter of it that
+        # tracks the answer across draws does so by correlation alone
+        if e is None or not _known(e.finding, ans, evidence):
+            return None
+        what = " ".join([e.finding, *([e.method] if e.method else []), *([e.lp_node] if e.lp_node else [])])
+        what += f": {', '.join(e.level)}" if e.level else ""
+        return {"what": f"{e.id} ({what}; priors/cohorts.yaml)", "why": _reason(e.raw)}
+    if kind == "rates":
+        factor, _ = rate_factor(evidence.rates.doc.get("rates") or {}, name)
+        cause, _, rest = name.partition(": ")
+        finding, _, level = rest.partition("=")
+        if level and ans.patient.level(finding) not in (None, level):  # a multiplier of a stratum not the patient's
+            return None
+        return {"what": f"{L.cause(cause)}: {rest.replace('_', ' ')} (priors/rates.yaml)", "why": _reason(factor)}
+    if kind == "shares":
+        return {"what": f"share of {L.schema.label(name)} (priors/rates.yaml)",
+                "why": _share_reason(evidence.rates.doc.get("shares") or {}, name, ans)}
+    if kind == "model":
+        return {"what": f"{name.replace('_', ' ')} (priors/model.yaml)",
+                "why": _reason((evidence.settings.get("reasoning") or {}).get(name))}
+    return None
 
 
 def _judgments(rows: list[dict], ans: A.Answer, evidence: Evidence, L: Labels) -> list[dict[str, Any]]:
     """The reasoning of the expert judgments this answer rests on most: for each of the largest blocks carried by
-    judgment (at least :data:`JUDGMENT_MIN_SHARE` of the uncertainty), the judgments behind it with their
-    reasoning as ``priors/`` gives it, those about the patient's own findings first (a statistician's review,
-    s16: page 1 named 'an expert judgment' and no page said why the judgment says what it says)."""
-    from palsy.model.rests_on import block_list
-
-    ids = {b["source"]: b["id"] for b in block_list(list(ans.causes))}
-    shares: dict[str, float] = {}
-    for r in rows:
-        if r["kind"] == "judgment" and r["source"] in ids:
-            shares[r["source"]] = shares.get(r["source"], 0.0) + r["share"]
-    top = [s for s, v in sorted(shares.items(), key=lambda kv: -kv[1]) if v >= JUDGMENT_MIN_SHARE][:JUDGMENT_BLOCKS]
-    rates = evidence.rates.doc
-    known = {f for f in evidence.schema.findings if ans.patient.level(f) is not None}
+    judgment (at least :data:`JUDGMENT_MIN_SHARE` of the uncertainty), the judgments whose parameters explain most
+    of this answer's variance (the row's ``evidence``, from the decomposition: the answer's variant, its findings,
+    the strata it can be in), with their reasoning as ``priors/`` gives it. A block none of whose judgments has a
+    reasoning is not shown (a statistician's review, s16: page 1 named 'an expert judgment' and no page said
+    why; a second review: the first version listed judgments of the other variant and of findings unknown)."""
+    judged = sorted((r for r in rows if r["kind"] == "judgment" and r["share"] >= JUDGMENT_MIN_SHARE),
+                    key=lambda r: -r["share"])
     out = []
-    for source in top:
-        kind, _, cause = ids[source].partition(":")
-        items: list[dict[str, str]] = []
-        more, where = 0, ""
-        if kind == "rate":
-            block = (rates.get("rates") or {}).get(cause) or {}
-            items = [{"what": f"{L.cause(cause)}: {name.replace('_', ' ')}", "why": _reason(f)}
-                     for name, f in (block.get("factors") or {}).items()
-                     if isinstance(f, dict) and f.get("kind", block.get("kind")) == "expert_judgment"]
-            more = sum(len(v) for v in (block.get("multipliers") or {}).values() if isinstance(v, dict))
-            where = f"priors/rates.yaml, rates: {cause}: its multipliers by who the patient is"
-        elif kind == "shares":
-            items = [{"what": L.schema.label(f), "why": _reason(v)} for f, v in (rates.get("shares") or {}).items()]
-            where = "priors/rates.yaml, shares"
-        elif kind in ("freq", "lab"):
-            chosen = [e for e in evidence.entries if e.kind == "expert_judgment"
-                      and (e.cause == cause if kind == "freq" else e.cause is None)]
-            chosen.sort(key=lambda e: e.finding not in known)  # the patient's own findings first (a stable sort)
-            items = [{"what": f"{e.id} ({e.finding}: {', '.join(e.level)})", "why": _reason(e.raw)}
-                     for e in chosen[:JUDGMENTS_SHOWN]]
-            more, where = max(0, len(chosen) - JUDGMENTS_SHOWN), "priors/cohorts.yaml"
-        else:  # the new-setting spread: one judgment of priors/model.yaml
-            items = [{"what": source, "why": _reason(evidence.settings.get("synthesis") or {})}]
-            where = "priors/model.yaml, synthesis"
-        out.append({"source": source, "share": W.share(shares[source]), "judgments": [i for i in items if i["why"]],
-                    "more": (f"and {more} more in {where}" if more else f"in {where}") if where else ""})
+    for r in judged:
+        items = [i for i in (_judgment_item(k, ans, evidence, L) for k in r.get("evidence") or []) if i and i["why"]]
+        if items:
+            out.append({"source": r["source"], "share": W.share(r["share"]), "judgments": items})
+        if len(out) == JUDGMENT_BLOCKS:
+            break
     return out
 
 

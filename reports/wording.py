@@ -41,12 +41,10 @@ def mean_outside(s: dict) -> str:
     0.3%)" had read as an error)."""
     mean = percent(s["mean"])
     if s["mean"] > s["upper"] and mean != percent(s["upper"]):
-        side = "above"
-    elif s["mean"] < s["lower"] and mean != percent(s["lower"]):
-        side = "below"
-    else:
-        return ""
-    return f"the mean lies {side} its interval: a few draws carry much of the probability"
+        return "the mean lies above its interval: a few draws with a high probability pull it up"
+    if s["mean"] < s["lower"] and mean != percent(s["lower"]):
+        return "the mean lies below its interval: a few draws with a low probability pull it down"
+    return ""
 
 
 #: What the page says of what the answer rests on under a clinician's pretest (the decomposition is not computed).

@@ -230,7 +230,8 @@ def test_the_detail_says_what_page_1_says_of_the_rest(answered):
 
 @pytest.mark.parametrize("text", [
     'the report\'s text reads "Suspicious: atypical blasts, see https://evil.example/login or www.evil.example now, '
-    'mail x@evil.example"', "FTP://EVIL.EXAMPLE/x; mailto:a@evil.example and xmpp:b@evil.example", "evil.example/login",
+    'mail x@evil.example"', "FTP://EVIL.EXAMPLE/x; mailto:a@evil.example and xmpp:b@evil.example",
+    "evil.example.com/login", "evil.example.рф/login and evil.example.de",
     "[click](https://evil.example) ![i](http://evil.example/p.png) <a href='https://evil.example'>x</a>"])
 def test_record_text_on_a_card_never_becomes_a_link(answered, text):
     """s16 attack review S3: markdown's punctuation was escaped, but a renderer's autolinks (a scheme, www., an
@@ -242,3 +243,10 @@ def test_record_text_on_a_card_never_becomes_a_link(answered, text):
     outside = re.sub(r"`[^`]*`", "", line)  # code spans are never links
     assert not re.search(r"(?i)https?:|ftp:|www\.|mailto:|xmpp:|@|evil\.example", outside), line
     assert "evil.example" in line  # shown, as it is, inside code
+
+
+def test_ordinary_record_text_with_dots_is_not_set_as_code():
+    """What no renderer links stays text: 'Dr.Smith', 'cytology.positive', an ICD code, e.g. (a second review)."""
+    assert cards._md("Dr.Smith: cytology.positive, C91.0, e.g. fhir_map.yaml") == \
+        "Dr.Smith: cytology.positive, C91.0, e.g. fhir\\_map.yaml"
+    assert cards._md("mañana.com/login, пример.рф") == "`mañana.com/login`, `пример.рф`"

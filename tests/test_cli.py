@@ -236,6 +236,10 @@ def test_a_query_imports_only_its_command(palsy):
     assert r.stdout.split() == ["0", "[]"], r.stdout + r.stderr
 
 
+def palsy_lines(palsy, patient) -> list[str]:
+    return palsy("posterior", "--patient", str(patient), "--ci", "0.5", check=True).stdout.splitlines()
+
+
 def test_a_pretest_is_a_point_value_and_a_mean_outside_its_interval_is_said(palsy, tmp_path):
     """s16 review: a pretest set by hand printed as '5.0% (90% CrI 5.0% to 5.0%)' and what the answer rests on
     vanished unsaid; with --ci 0.5 a skewed answer read '0.8% (50% CrI <0.1% to 0.3%)' with no word."""
@@ -255,5 +259,13 @@ def test_a_pretest_is_a_point_value_and_a_mean_outside_its_interval_is_said(pals
     p = d["probability"]
     assert (p["mean"] > p["upper"]) == ("the mean lies above its interval" in head), head
     assert W.mean_outside({"mean": 0.5, "lower": 0.2, "upper": 0.8}) == ""
-    assert "below" in W.mean_outside({"mean": 0.01, "lower": 0.2, "upper": 0.8})
+    assert "below its interval: a few draws with a low probability pull it down" in \
+        W.mean_outside({"mean": 0.01, "lower": 0.2, "upper": 0.8})
+    # each cause of the differential too (s16 second review: the headline only)
+    lines = palsy_lines(palsy, zoster)
+    assert any("the mean lies" in x for x in lines[3:])  # at least one cause's does here
+    for c in d["causes"]:
+        s = c["probability"]
+        line = next(x for x in lines if x.strip().startswith(c["cause"] + " "))
+        assert bool(W.mean_outside(s)) == ("the mean lies" in line), line
     assert W.mean_outside({"mean": 0.99999, "lower": 0.2, "upper": 0.99995}) == ""  # both print >99.9%

@@ -300,11 +300,18 @@ def test_a_registry_fit_counts_what_it_moved_as_data_and_the_report_says_it():
     assert np.allclose(RO.trigamma(x), polygamma(1, x), rtol=1e-8, atol=0)
     rng = np.random.default_rng(3)
     w = np.full(4000, 1 / 4000)
-    prior_sd = 0.8
-    assert RO.rate_judgment(1.0, rng.normal(0, prior_sd, 4000), prior_sd ** 2, w) == pytest.approx(1.0, abs=0.06)
-    half = rng.normal(0, prior_sd / 2, 4000)  # a quarter of the prior's variance left: three quarters are data
-    assert RO.rate_judgment(1.0, half, prior_sd ** 2, w) == pytest.approx(0.25, abs=0.03)
-    assert RO.rate_judgment(0.0, half, prior_sd ** 2, w) == 0.0
+    sd = np.array([0.8, 0.6])
+    prior = rng.normal(0, sd, (4000, 2))
+    assert RO.rate_judgment(np.ones(2), sd ** 2, prior, w) == pytest.approx(1.0, abs=0.06)
+    # the registry pins the rate (the sum of the log factors) to a quarter of its prior variance, while each factor's
+    # own marginal barely contracts (they trade off): three quarters are data (the second review's case, s16)
+    total = rng.normal(0, np.sqrt((sd ** 2).sum() / 4), 4000)
+    a = rng.normal(0, 0.75, 4000)
+    pinned = np.stack([a, total - a], axis=1)
+    assert np.var(pinned[:, 0]) > 0.5 * sd[0] ** 2 and np.var(pinned[:, 1]) > 0.5 * sd[1] ** 2
+    assert RO.rate_judgment(np.ones(2), sd ** 2, pinned, w) == pytest.approx(0.25, abs=0.03)
+    # a cited factor's share of the prior variance is data already
+    assert RO.rate_judgment(np.array([1.0, 0.0]), sd ** 2, pinned, w) == pytest.approx(0.25 * 0.64, abs=0.03)
     said = C._registry_words({"used": True, "rows": {"fitted": 30},
                               "base_rate": {"prior": {"mean": 0.38}, "posterior": {"mean": 0.27}}})
     assert "fitted with the hospital's registry" in said and "30 rows fitted" in said and "27.0% after it" in said

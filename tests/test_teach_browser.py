@@ -181,6 +181,7 @@ def test_a_library_case_is_left_out_and_steps_and_tests_are_the_answers(page, si
     got = _result(page)
     _close(got, ans.probability)
     assert got["leading"] == ans.leading_cause
+    assert got["tied"] == ans.tied  # the PSIS weights' effective draws, as the answer counts them (s16)
     said = page.locator("#result").text_content()
     assert "as palsy posterior does." in said and ".." not in said  # it had ended "does.." (a teacher's review)
     # a profile known without an LP: the first LP's look-ahead reads it jointly

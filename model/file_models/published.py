@@ -318,6 +318,9 @@ class RestsOnRow(_Out):
     share: float = Field(ge=0, le=1, description="its share of the variance of the answer's log odds")
     mc_error: float = Field(ge=0, description="the Monte Carlo error of that share (0 for the monte_carlo row, which "
                                               "is the error of the answer's mean)")
+    evidence: list[str] = Field(default_factory=list, description="a judgment row: the judgments it rests on most for "
+                                "this answer ('cohorts:<entry id>', 'rates:<factor>', 'shares:<finding>', "
+                                "'model:<reasoning>'), largest first")
 
 
 class OtherVariant(_Out):
@@ -381,8 +384,8 @@ def answer_model(sc: SC.Schema | None = None) -> type[BaseModel]:
         shapley_method=(ShapleyMethod, ...), steps=(list[Step], ...), next_tests=(list[NextTest], ...),
         decision=(Decision | None, ...), actions=(list[Action], ...), model=(model, ...),
         out_of_population=(bool, ...), left_out_case=(LeftOutCase | None, ...),
-        rests_on=(list[RestsOnRow], _open("what the answer rests on (docs/design.md §4), largest first, shares "
-                                          "summing to 1; empty under --pretest")),
+        rests_on=(list[RestsOnRow], _open("what the answer rests on (docs/design.md §4), largest first and the "
+                                          "monte_carlo row last, shares summing to 1; empty under --pretest")),
         variants=(OtherVariant | None, _open("the other variant's answer to the same question; null when that "
                                              "variant is not fitted")),
         fhir=(Fhir | None, Field(default=None, description="with --fhir: what the record did not say")),

@@ -390,12 +390,18 @@
 
   /* The causes tied with the leader: their difference is within the Monte Carlo error (model/teach.py ties). */
   function tiedWith(m, probs, lead, active, w) {
-    var j0 = m.causes.indexOf(lead), out = [];
+    var j0 = m.causes.indexOf(lead), out = [], ess = m.ess;
+    if (w) {  // PSIS weights spend effective draws, as summaries.tied_with: ess times their own efficiency
+      var sw = 0, s2 = 0, k;
+      for (k = 0; k < w.length; k++) { sw += w[k]; }
+      for (k = 0; k < w.length; k++) { s2 += (w[k] / sw) * (w[k] / sw); }
+      ess = ess / (w.length * s2);
+    }
     m.causes.forEach(function (c, j) {
       if (j === j0 || !active[j]) { return; }
       var d = probs[j0].map(function (x, s) { return x - probs[j][s]; });
       var mean = wmean(d, w), v = wmean(d.map(function (x) { return (x - mean) * (x - mean); }), w);
-      if (mean <= m.tie_mc_errors * Math.sqrt(v) / Math.sqrt(Math.max(m.ess, 1))) { out.push(c); }
+      if (mean <= m.tie_mc_errors * Math.sqrt(v) / Math.sqrt(Math.max(ess, 1))) { out.push(c); }
     });
     return out;
   }

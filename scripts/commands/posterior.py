@@ -101,7 +101,7 @@ def table(ans: A.Answer) -> str:
     for c in d["causes"]:
         s, s0 = c["probability"], c["prior_probability"]
         lines.append(f"  {c['cause']:<16} {W.percent(s['mean']):>7}  ({W.percent(s['lower'])} to {W.percent(s['upper'])})"
-                     f"   prior {W.percent(s0['mean'])}")
+                     f"   prior {W.percent(s0['mean'])}" + (f"  ({note})" if (note := W.mean_outside(s)) else ""))
     lines += ["", f"How each finding shifts the odds of infiltration (sequential, clinical order; "
                   f"geometric-mean factor, {ci}% CrI; Shapley):"]
     if not d["contributions"]:
