@@ -336,7 +336,7 @@ def voi_text(t: dict, dec: dict, digits: int = 3) -> str:
         # the value acts on a result at the treatment threshold, the zones at the test-treatment threshold above
         # it: 'cannot change the action' beside a value from treating had read as a contradiction (s16 review)
         treat = (dec.get("thresholds") or {}).get("treatment")
-        at = f" ({percent(treat)})" if treat is not None else ""
+        at = f" of {percent(treat)}" if treat is not None else ""
         text += (f" (counted as if a result that moves the answer across the treatment threshold{at} were acted "
                  f"on at once; the decision would test again first)")
     if v < 0:

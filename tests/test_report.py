@@ -663,7 +663,7 @@ def test_a_value_of_information_below_zero_says_what_it_means():
     said = W.change_by_test({"test": "lp", "can_change_action": False, "value_of_information": 0.1199,
                              "value_for_infiltration": 0.117}, th)
     assert said.startswith("cannot change the action; value of information +0.120 (counted as if a result that moves "
-                           "the answer across the treatment threshold (80.0%) were acted on at once")
+                           "the answer across the treatment threshold of 80.0% were acted on at once")
     can = W.change_by_test({"test": "lp", "can_change_action": True, "probability_of_change": 0.05,
                             "value_of_information": 0.1199}, th)
     assert "counted as if" not in can
