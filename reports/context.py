@@ -104,8 +104,9 @@ def _rests_on_rows(rows: list[dict]) -> list[dict[str, str]]:
 
 
 #: How many blocks of expert judgment the report gives the reasoning of (the largest), from which share of the
-#: answer's uncertainty, and the length of a reasoning shown (the rest is in its file).
-JUDGMENT_BLOCKS, JUDGMENT_MIN_SHARE, REASON_CHARS = 3, 0.05, 700
+#: answer's uncertainty, how many judgments of each, and the length of a reasoning shown (the rest is in its file;
+#: the report stays within its pages).
+JUDGMENT_BLOCKS, JUDGMENT_MIN_SHARE, JUDGMENTS_SHOWN, REASON_CHARS = 3, 0.05, 3, 450
 
 
 def _reason(node: Any) -> str:
@@ -177,7 +178,8 @@ def _judgments(rows: list[dict], ans: A.Answer, evidence: Evidence, L: Labels) -
                     key=lambda r: -r["share"])
     out = []
     for r in judged:
-        items = [i for i in (_judgment_item(k, ans, evidence, L) for k in r.get("evidence") or []) if i and i["why"]]
+        items = [i for i in (_judgment_item(k, ans, evidence, L) for k in r.get("evidence") or [])
+                 if i and i["why"]][:JUDGMENTS_SHOWN]
         if items:
             out.append({"source": r["source"], "share": W.share(r["share"]), "judgments": items})
         if len(out) == JUDGMENT_BLOCKS:

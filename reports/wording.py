@@ -23,16 +23,18 @@ def percent(p: float, digits: int = 1) -> str:
 def share(x: float) -> str:
     """A share with a Monte Carlo error of a few points (what an answer rests on) as a whole percent that never
     reads 0% or 100% ('<1%', '>99%')."""
-    if x < 0.005:
+    n = round(100 * x)
+    if n < 1:  # 0.5 rounds to 0 (to even): below one percent as written, never 0%
         return "<1%"
-    if x > 0.995:
+    if n > 99:
         return ">99%"
-    return f"{round(100 * x)}%"
+    return f"{n}%"
 
 
 def share_error(err: float) -> str:
     """The Monte Carlo error of a share in percentage points, whole ('±3'; '<±1' below half a point)."""
-    return "<±1" if err < 0.005 else f"±{round(100 * err)}"
+    n = round(100 * err)
+    return "<±1" if n < 1 else f"±{n}"
 
 
 def mean_outside(s: dict) -> str:

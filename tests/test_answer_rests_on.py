@@ -81,6 +81,8 @@ def test_each_share_carries_the_monte_carlo_error_its_seed_shows(draws_subtype, 
     assert all(r["mc_error"] >= 0 for r in rows)
     assert [r["mc_error"] for r in rows if r["kind"] == "monte_carlo"] == [0.0]
     assert W.share(0.6834) == "68%" and W.share(0.001) == "<1%" and W.share(0.9999) == ">99%"
+    # the edges round to even (0.5 -> 0, 99.5 -> 100): never 0% or 100% (the CI run of s16 found '0%' on a page)
+    assert [W.share(x) for x in (0.005, 0.0051, 0.995, 0.9949)] == ["<1%", "1%", ">99%", "99%"]
     assert W.share_error(0.031) == "±3" and W.share_error(0.001) == "<±1"
 
 

@@ -96,7 +96,7 @@ def _broken(tmp_path, file, mutate):
 @pytest.mark.parametrize("file, mutate, expect", [
     ("cohorts.yaml", lambda d: d["entries"][0].update(x=2000), ["cohorts.yaml", "b_bilateral", "'x'", "2000"]),
     ("cohorts.yaml", lambda d: d["entries"][0].update(n=0), ["cohorts.yaml", "b_bilateral", "'n'"]),
-    ("cohorts.yaml", lambda d: d["entries"][0].update(weight=1.5), ["b_bilateral", "'weight'", "1.5", "(0, 1]"]),
+    ("cohorts.yaml", lambda d: d["entries"][0].update(weight=1.5), ["b_bilateral", "'weight'", "1.5", "[0.01, 1]"]),
     ("cohorts.yaml", lambda d: d["entries"][0].update(ref="nobody1999"), ["'ref'", "nobody1999"]),
     ("cohorts.yaml", lambda d: d["entries"][0].update(level="trilateral"), ["'level'", "trilateral", "allowed"]),
     ("cohorts.yaml", lambda d: d["entries"][0].update(finding="age"), ["'finding'", "age", "allowed"]),
