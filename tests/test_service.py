@@ -1197,7 +1197,7 @@ def test_a_bad_configuration_names_every_problem_and_starts_nothing(tmp_path):
     assert "key True: every key is text; allowed: service_url," in proc.stderr
 
 
-def test_a_port_in_use_is_bad_input_before_the_model_loads(tmp_path):
+def test_a_port_in_use_is_bad_input_before_the_model_loads(tmp_path, keys):
     """A port another process holds (or a host that is not this machine's) is named at once, exit 2, before
     the workers load the model (it was an internal error after it)."""
     with socket.socket() as held:
@@ -1209,8 +1209,9 @@ def test_a_port_in_use_is_bad_input_before_the_model_loads(tmp_path):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert f"port {port} on 127.0.0.1: cannot be bound" in proc.stderr and "give a free port" in proc.stderr
         assert "model loaded" not in proc.stderr and time.monotonic() - t < 30
-    (tmp_path / "keys.json").write_text('{"keys": []}')
-    (tmp_path / "host.yaml").write_text(json.dumps({"host": "no-such-host.invalid",
+    # a good configuration but for its host (its key set and state folder are checked too, since s16)
+    (tmp_path / "keys.json").write_text(json.dumps({"keys": [_jwk(keys["ec"][0], "ehr-ec", "ES384")]}))
+    (tmp_path / "host.yaml").write_text(json.dumps({"host": "no-such-host.invalid", "state_dir": "state",
                                                     "issuers": [{"iss": ISS, "jwks_file": "keys.json"}]}))
     proc = run_palsy("serve", "--config", str(tmp_path / "host.yaml"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
@@ -1277,8 +1278,11 @@ def test_without_cors_origins_no_cross_origin_call_is_allowed(tmp_path):
 
     apps = {origins: A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path), insecure_dev=True,
                                            cors_origins=origins)) for origins in ((), (SANDBOX,))}
-    assert [m.cls for m in apps[()].user_middleware] == [A.InternalErrors, A.Admission, A.Gate, A.BodyLimit]
-    assert [m.cls for m in apps[(SANDBOX,)].user_middleware] == [A.Cors, A.InternalErrors, A.Admission, A.Gate, A.BodyLimit]
+    # StartFailures (outermost) sees the lifespan only: a worker's failed start in one line (s16)
+    assert [m.cls for m in apps[()].user_middleware] == [A.StartFailures, A.InternalErrors, A.Admission, A.Gate,
+                                                         A.BodyLimit]
+    assert [m.cls for m in apps[(SANDBOX,)].user_middleware] == [A.StartFailures, A.Cors, A.InternalErrors, A.Admission,
+                                                                 A.Gate, A.BodyLimit]
     preflight = {"Origin": SANDBOX, "Access-Control-Request-Method": "POST",
                  "Access-Control-Request-Headers": "authorization, content-type"}
 
@@ -1886,3 +1890,267 @@ def test_a_worker_keeps_the_memory_of_its_answers_on_glibc():
         assert keep_freed_memory() is True
     else:
         assert keep_freed_memory() is False
+
+
+# --- s16 review: start-up, tokens, key sets and bodies ------------------------------------------------------------
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_configuration_without_state_dir_is_refused_unless_insecure_dev(tmp_path, keys, monkeypatch):
+    """s16 S2: without ``state_dir`` the replay store, the reports and the feedback log lived in a new temporary
+    folder each start, so a used token was accepted again after a restart. A configuration must name it (exit 2,
+    saying why, before a port opens); ``--insecure-dev`` may go without it, with a warning."""
+    port = _free_port()
+    (tmp_path / "ehr.jwks.json").write_text(json.dumps({"keys": [_jwk(keys["ec"][0], "ehr-ec", "ES384")]}))
+    (tmp_path / "palsy.yaml").write_text(json.dumps({"issuers": [{"iss": ISS, "jwks_file": "ehr.jwks.json"}],
+                                                     "port": port}))
+    proc = run_palsy("serve", "--config", str(tmp_path / "palsy.yaml"), timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    text = " ".join(proc.stderr.split())
+    assert f"{tmp_path / 'palsy.yaml'}: invalid input" in text and "state_dir: not given" in text
+    for why in ("replay protection", "report links", "feedback log", "must survive a restart"):
+        assert why in text, (why, proc.stderr)
+    assert not _listening(port)
+    # --insecure-dev keeps a temporary folder, and says what that costs (uvicorn not started here)
+    import uvicorn
+
+    from palsy.scripts import palsy as P
+    from palsy.scripts.commands import serve
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setattr(os, "environ", {**os.environ, "TMPDIR": str(tmp_path)})
+    monkeypatch.setattr(serve.tempfile, "tempdir", str(tmp_path))
+    args = P.parser(P.available("serve")).parse_args(["serve", "--insecure-dev", "--host", "127.0.0.1",
+                                                      "--port", str(port)])
+    import io
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert serve.run(args) == 0
+    said = " ".join(err.getvalue().split())
+    assert "WARNING: no state_dir: the replay store, the reports and the feedback log are in a temporary folder" in said
+    assert "a used token is accepted again after a restart" in said
+
+
+@pytest.mark.parametrize("case", ["not_json", "no_keys", "keys_not_a_list", "hmac_only", "reports_a_file",
+                                  "replay_store_a_folder", "priors_env_missing", "priors_env_a_file"])
+def test_a_start_up_problem_is_named_before_a_port_opens(tmp_path, keys, case):
+    """s16 S5: a JWK Set file that is not JSON, has no key, is not a set, or holds HMAC keys only; a state folder
+    whose members are of the wrong kind; a bad ``$PALSY_PRIORS``: each failed every worker's start with a
+    traceback (exit 3, or 0 with several workers) or started a service that refused every token. Now: exit 2,
+    the file and what is wrong, no traceback, nothing listening."""
+    port = _free_port()
+    jwks = tmp_path / "ehr.jwks.json"
+    good = {"keys": [_jwk(keys["ec"][0], "ehr-ec", "ES384")]}
+    hmac = {"keys": [{"kty": "oct", "k": "c2VjcmV0LWtleS1vZi10aGlydHktdHdvLWJ5dGVzISE", "alg": "HS384", "kid": "h"}]}
+    content = {"not_json": "not json", "no_keys": '{"keys": []}', "keys_not_a_list": '{"keys": {"a": 1}}',
+               "hmac_only": json.dumps(hmac)}.get(case, json.dumps(good))
+    jwks.write_text(content)
+    state = tmp_path / "state"
+    state.mkdir()
+    if case == "reports_a_file":
+        (state / "reports").write_text("")
+    if case == "replay_store_a_folder":
+        (state / "jti.sqlite").mkdir()
+    env = {"PALSY_PRIORS": str(tmp_path / "no-such-folder")} if case == "priors_env_missing" else \
+        {"PALSY_PRIORS": str(jwks)} if case == "priors_env_a_file" else None
+    (tmp_path / "palsy.yaml").write_text(json.dumps({"issuers": [{"iss": ISS, "jwks_file": "ehr.jwks.json"}],
+                                                     "state_dir": "state", "port": port, "workers": 2}))
+    proc = run_palsy("serve", "--config", str(tmp_path / "palsy.yaml"), env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "model loaded" not in proc.stderr
+    problem = {"not_json": f"jwks_file {jwks}: not JSON: Expecting value (line 1, column 1)",
+               "no_keys": f"jwks_file {jwks}: has no key that can be read (The JWK Set did not contain any keys)",
+               "keys_not_a_list": f"jwks_file {jwks}: is not a JWK Set",
+               "hmac_only": f"jwks_file {jwks}: has no key for ES384/RS384 (its keys: oct)",
+               "reports_a_file": f"{state / 'reports'} is not a folder",
+               "replay_store_a_folder": f"{state / 'jti.sqlite'} is not a file",
+               "priors_env_missing": f"$PALSY_PRIORS: '{tmp_path / 'no-such-folder'}' is not a folder",
+               "priors_env_a_file": f"$PALSY_PRIORS: '{jwks}' is not a folder"}[case]
+    assert problem in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 2, proc.stderr  # the source, and the one problem
+    assert not _listening(port)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_never_exits_0_when_its_workers_failed_to_start(tmp_path, workers):
+    """s16 S5: with several workers, a worker that failed to start made uvicorn's supervisor stop and ``palsy
+    serve`` say "ended" with status 0 (a clean stop to systemd), after a traceback per worker. A failure the checks
+    before the port cannot see (here injected into the model's load) now ends it with status 1 and one line per
+    worker, no traceback."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('PALSY_TEST_BREAK_WORKER'):\n"
+        "    from palsy.scripts.serve import engine\n"
+        "    def broken(cls, config):\n"
+        "        raise RuntimeError('injected: the model cannot be loaded')\n"
+        "    engine.Engine.load = classmethod(broken)\n")
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH", "")) if p)
+    port = _free_port()
+    (tmp_path / "palsy.yaml").write_text(json.dumps({"state_dir": "state", "port": port, "workers": workers}))
+    proc = run_palsy("serve", "--config", str(tmp_path / "palsy.yaml"), "--insecure-dev",
+                     env={"PYTHONPATH": path, "PALSY_TEST_BREAK_WORKER": "1"}, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "palsy serve: ended" not in proc.stderr
+    assert "palsy serve: not started: a worker failed to start (worker " in proc.stderr
+    assert "RuntimeError: injected: the model cannot be loaded); nothing was served" in proc.stderr
+    assert not _listening(port)
+
+
+def test_a_token_whose_dates_are_not_numeric_dates_or_whose_jti_is_empty_is_401(server, keys):
+    """s16 S4 and U14: a correctly signed token whose exp, iat or nbf is an integer of 401 digits passed PyJWT and
+    overflowed float(): a 500. Now a 401 naming the claim; text dates too. An empty jti was taken once and then
+    shared by every such token: refused. typ is compared without case (RFC 7515)."""
+    path = "/cds-services"
+    now = int(time.time())
+    huge = 10**400
+    for claims, claim in (({"exp": huge}, "exp"), ({"iat": huge}, "iat"), ({"nbf": huge}, "nbf"),
+                          ({"iat": str(now)}, "iat"), ({"exp": -huge}, "exp")):
+        r = httpx.get(server["base"] + path, headers=auth(server, keys, path, **claims))
+        assert r.status_code == 401, (claims, r.text)
+        assert r.json()["message"].startswith(f"{claim} must be a NumericDate"), r.text
+    r = httpx.get(server["base"] + path, headers=auth(server, keys, path, jti=""))
+    assert r.status_code == 401 and "jti is empty" in r.json()["message"]
+    r = httpx.get(server["base"] + path, headers=auth(server, keys, path, headers={"typ": "jwt"}))
+    assert r.status_code == 200, r.text
+
+
+def test_healthz_answers_head_as_get(server):
+    """s16 U14: a probe's ``HEAD /healthz`` got 405."""
+    r = httpx.head(server["base"] + "/healthz")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json" and r.content == b""
+
+
+def test_a_body_with_a_key_given_twice_or_json_python_cannot_read_is_a_json_400_saying_what(server, keys):
+    """s16 S6, S7, U2: a member name given twice in a prefetch was read last-one-wins (a positive CSF cytology
+    followed by a negative one under the same key vanished); a number of 5001 digits, JSON nested 100000 deep and
+    a gzip body got "There was an error parsing the body". Each is now a JSON 400 that says what is wrong, and
+    where for a key given twice, never a value of the body."""
+    path = f"/cds-services/{SERVICE}"
+    body = hook_body(_bundle("source-002"))
+    pid = body["context"]["patientId"]
+    text = json.dumps(body)
+    obs = body["prefetch"]["observations"]["entry"]
+    i = next(n for n, e in enumerate(obs) if "valueCodeableConcept" in e["resource"])
+    value = json.dumps(obs[i]["resource"]["valueCodeableConcept"])
+    twice = text.replace(f'"valueCodeableConcept": {value}',
+                         f'"valueCodeableConcept": {value}, "valueCodeableConcept": {value}', 1)
+    assert twice != text
+
+    def post(content: bytes, **headers: str) -> httpx.Response:
+        return httpx.post(server["base"] + path, content=content, timeout=60,
+                          headers={**auth(server, keys, path), "Content-Type": "application/json", **headers})
+
+    r = post(twice.encode())
+    assert r.status_code == 400 and r.json()["error"] == "bad_json", r.text
+    assert r.json()["message"] == (f"the request body is not valid JSON: prefetch.observations.entry[{i}].resource "
+                                   f"(resourceType Observation): the key 'valueCodeableConcept' is given twice in one "
+                                   f"object; JSON readers differ on which one counts, so give each key once")
+    for content, headers, says in (
+            (text.replace('"hookInstance"', '"pad": ' + "7" * 5001 + ', "hookInstance"', 1).encode(), {},
+             "a number of more than 4300 digits"),
+            (b"[" * 100_000 + b"]" * 100_000, {}, "nested too deep"),
+            (text.replace('"hookInstance"', '"pad": NaN, "hookInstance"', 1).encode(), {}, "NaN is not a JSON number"),
+            (__import__("gzip").compress(text.encode()), {"Content-Encoding": "gzip"},
+             "Content-Encoding gzip is not accepted; send the body uncompressed"),
+            (b'{"hook": "patient-view",', {}, "not JSON: Expecting property name enclosed in double quotes")):
+        r = post(content, **headers)
+        assert r.status_code == 400 and r.json()["error"] == "bad_json", (says, r.text)
+        assert r.json()["message"].startswith("the request body is not valid JSON: ") and says in r.json()["message"]
+        assert pid not in r.text
+    assert call(server, keys, body).status_code == 200  # the same body, each key once, is answered
+
+
+def test_a_key_set_url_that_serves_no_key_set_is_a_503_and_a_used_token_stays_used_after_a_restart(
+        tmp_path, keys, posterior_subtype):
+    """s16 S4: an issuer's ``jwks_url`` answering with something that is not a JWK Set (an HTML error page, no
+    key, keys that are not a list) turned every call of that issuer into a 500; now a JSON 503 that says the
+    issuer's key set is unavailable, logged in one line. And (S2) the replay store is the state folder's: a token
+    used before a restart is refused after it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    served = {"body": b""}
+
+    class KeySet(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(served["body"])))
+            self.end_headers()
+            self.wfile.write(served["body"])
+
+        def log_message(self, *_):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeySet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    other = "https://other-ehr.test.example"
+    port = _free_port()
+    (tmp_path / "ehr.jwks.json").write_text(json.dumps({"keys": [_jwk(keys["ec"][0], "ehr-ec", "ES384")]}))
+    settings = {"service_url": f"http://127.0.0.1:{port}", "state_dir": "state", "port": port,
+                "issuers": [{"iss": ISS, "jwks_file": "ehr.jwks.json"},
+                            {"iss": other, "jwks_url": f"http://127.0.0.1:{httpd.server_port}/jwks"}]}
+    srv = {"base": f"http://127.0.0.1:{port}"}
+    used = auth(srv, keys, "/cds-services", exp=int(time.time()) + 280)
+    try:
+        with _serving(tmp_path, settings) as (base, _, log_path):
+            for body in (b"<html>502 Bad Gateway</html>", b'{"keys": []}', b'{"keys": "x"}'):
+                served["body"] = body
+                h = auth(srv, keys, "/cds-services", iss=other, headers={"kid": "k-" + uuid.uuid4().hex[:8]})
+                r = httpx.get(base + "/cds-services", headers=h)
+                assert r.status_code == 503 and r.json()["error"] == "keys_unavailable", (body, r.text)
+                assert "the issuer's key set is unavailable" in r.json()["message"]
+            assert httpx.get(base + "/cds-services", headers=used).status_code == 200
+            log = log_path.read_text()
+            assert "Traceback" not in log and "internal error" not in log
+            assert log.count("GET /cds-services 503 (the issuer's key set is unavailable") == 3, log
+        with _serving(tmp_path, settings) as (base, _, _):
+            again = httpx.get(base + "/cds-services", headers=used)
+            assert again.status_code == 401 and "replay" in again.json()["message"]
+    finally:
+        httpd.shutdown()
+
+
+def test_a_service_url_is_a_url_of_scheme_host_port_and_path_only(tmp_path):
+    """s16 U12, U13: a ``service_url`` with a query, a fragment, a user and password, or a space made every
+    audience and report link malformed (and sent the password in every card's link); refused at the check.
+    ``--host ::1`` announced ``http://::1:8080``, now ``http://[::1]:8080``."""
+    from palsy.model import findings as F
+    from palsy.scripts.serve import config as C
+
+    for url, says in (("http://127.0.0.1:1?x=1", "has a query or a fragment"),
+                      ("http://127.0.0.1:1/#f", "has a query or a fragment"),
+                      ("http://user:pw@127.0.0.1:1", "holds a user name or password"),
+                      ("http://127.0.0.1:1/a b", "contains a space"),
+                      ("http://:1/a", "has no host"),
+                      ("http://127.0.0.1:x", "is not a URL")):
+        (tmp_path / "palsy.yaml").write_text(json.dumps({"service_url": url, "state_dir": "state"}))
+        with pytest.raises(F.InputError) as got:
+            C.load(tmp_path / "palsy.yaml", insecure_dev=True)
+        assert any(p.startswith(f"service_url: {url!r} {says}") for p in got.value.problems), got.value.problems
+    cfg = C.load(None, host="::1", port=8081, insecure_dev=True)
+    assert cfg.service_url == "http://[::1]:8081"
+    (tmp_path / "palsy.yaml").write_text(json.dumps({"service_url": "https://palsy.hospital.example/cds/",
+                                                     "state_dir": "state"}))
+    assert C.load(tmp_path / "palsy.yaml", insecure_dev=True).service_url == "https://palsy.hospital.example/cds"
+
+
+def test_a_worker_imports_what_its_reports_need_when_it_starts(tmp_path, posterior_subtype):
+    """s16 U15: ``GET /reports/{id}`` imported the report's modules on the first report, so files replaced under
+    a running service (an upgrade in place) made every report a 500 while cards went on. A worker's start now
+    imports them."""
+    code = ("import asyncio, sys\n"
+            "from palsy.scripts.serve import app as A, config as C\n"
+            f"app = A.create_app(C.Config(service_url='http://127.0.0.1:1', state_dir={str(tmp_path)!r}, "
+            "insecure_dev=True))\n"
+            "before = [m in sys.modules for m in ('palsy.reports.context', 'palsy.reports.render')]\n"
+            "async def start():\n"
+            "    async with app.router.lifespan_context(app):\n"
+            "        print(before, [m in sys.modules for m in ('palsy.reports.context', 'palsy.reports.render')])\n"
+            "asyncio.run(start())\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[False, False] [True, True]"

@@ -50,8 +50,13 @@ def priors_dir(args: argparse.Namespace | None = None) -> Path:
     if flag is not None and not flag.strip():
         raise F.InputError(["--priors: an empty path; give the evidence folder (or leave the flag out for "
                             "the repository's priors/)"], "command line")
-    given = flag or os.environ.get("PALSY_PRIORS")
-    return Path(given) if given else paths.priors()
+    if flag:
+        return Path(flag)
+    env = os.environ.get("PALSY_PRIORS")
+    if env is not None and env.strip() and not Path(env).is_dir():
+        raise F.InputError([f"$PALSY_PRIORS: {env!r} is not a folder; give the evidence folder (or unset it for "
+                            f"palsy's own)"], "environment")
+    return Path(env) if env and env.strip() else paths.priors()
 
 
 def add_model_arguments(p: argparse.ArgumentParser, *, ci: bool = True) -> None:
@@ -107,8 +112,15 @@ def flag_schema(priors: str | Path | None = None) -> SC.Schema:
             return SC.read(PRIORS_ON_COMMAND_LINE)
         except Exception:  # noqa: BLE001 - the command reports a bad --priors itself (exit 2), not the parser
             pass
-    given = priors or os.environ.get("PALSY_PRIORS")
-    return SC.read(str(given) if given else str(paths.priors()))
+    if priors is not None:
+        return SC.read(str(priors))
+    env = os.environ.get("PALSY_PRIORS")
+    if env and env.strip():
+        try:
+            return SC.read(env)
+        except Exception:  # noqa: BLE001 - as a bad --priors: the command names a bad $PALSY_PRIORS (exit 2), not
+            pass           # the parser, whose error was an internal error with a literal \n (s16 review S10)
+    return SC.read(str(paths.priors()))
 
 
 def add_finding_arguments(p: argparse.ArgumentParser, schema: SC.Schema | None = None) -> None:
@@ -154,20 +166,22 @@ def read_fhir_file(path: str | Path, priors: str | Path | None = None):  # -> pa
     Raises
     ------
     findings.InputError
-        Naming the file: not JSON (line and column), not a valid Bundle, or another patient's data in it;
+        Naming the file: not JSON (line and column), a key given twice in one object, a number of more than
+        4300 digits, nesting too deep, not a valid Bundle, or another patient's data in it;
         or naming the mapping table's rows that its schema does not allow."""
-    import json
-
     from palsy.model import fhir
+    from palsy.model import safe_json as J
 
     if not str(path).strip():
         raise F.InputError(["--fhir: an empty path; give a FHIR Bundle file"], "command line")
     try:
-        data = json.loads(Y.read_text(path, limit=FHIR_MAX_BYTES))
+        # strictly: a key given twice, a number of over 4300 digits or nesting too deep is named (exit 2), not
+        # read last-one-wins or an internal error (s16 review S6, S7)
+        data = J.loads(Y.read_text(path, limit=FHIR_MAX_BYTES))
     except Y.YAMLInputError as exc:
         raise F.InputError([exc.detail], str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise F.InputError([f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"], str(path)) from None
+    except J.JSONInputError as exc:
+        raise F.InputError([exc.detail], str(path)) from None
     folder = Path(priors) if priors is not None else priors_dir()
     table = fhir.load_table(folder if (folder / fhir.TABLE_FILE).is_file() else None)
     return fhir.map_bundle(data, table, source=str(path), schema=flag_schema(folder))

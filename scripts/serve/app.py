@@ -41,6 +41,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -50,9 +51,10 @@ from starlette.middleware.cors import CORSMiddleware
 from palsy.model import fhir as X
 from palsy.model import findings as F
 from palsy.model import registry_feedback as RF
+from palsy.model import safe_json as J
 from palsy.reports import cards
 from palsy.scripts.serve import config as C
-from palsy.scripts.serve.auth import AuthError, Verifier
+from palsy.scripts.serve.auth import AuthError, KeySetUnavailable, Verifier
 from palsy.scripts.serve.engine import Engine
 from palsy.scripts.serve.protocol import CORS_STATE
 from palsy.scripts.serve.store import FeedbackLog, Reports
@@ -249,7 +251,8 @@ class Gate:
                 issuer = await run_in_threadpool(self.authorize, path, header)
             except ServiceError as exc:
                 log.info("%s %s %d (%s)", method, _path(path), exc.status, exc.message)
-                await _json(exc.status, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {"Retry-After": "60"}
+                await _json(exc.status, exc.code, exc.message, headers)(scope, receive, send)
                 return
             scope.setdefault("state", {})["issuer"] = issuer  # the route's request.state.issuer (feedback logs it)
         watched = _WatchedSend(send)
@@ -404,6 +407,98 @@ class Cors(CORSMiddleware):
         raise RuntimeError("the CORS layer's send waited")
 
 
+# --- request bodies read strictly ------------------------------------------------------------------------------
+
+class BadBody(StarletteHTTPException):
+    """A request body that is not JSON as the service reads it (:mod:`palsy.model.safe_json`): a JSON 400
+    ``bad_json`` saying what is wrong (a key given twice and where, a number of over 4300 digits, nesting too
+    deep, NaN, not UTF-8, a compressed body), never a value of the body. An HTTP exception, so FastAPI's body
+    reader raises it on (any other exception it turns into "There was an error parsing the body", which named
+    nothing: s16 review U2); a key given twice was read last-one-wins until 6 December (S6)."""
+
+    code = "bad_json"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, f"the request body is not valid JSON: {detail}")
+
+
+class StrictJsonRequest(Request):
+    """A request whose JSON body is read by :func:`palsy.model.safe_json.loads`."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            coding = self.headers.get("content-encoding", "").strip()
+            if coding and coding.lower() != "identity":
+                shown = coding if len(coding) <= 20 and coding.isprintable() else "given"
+                raise BadBody(f"Content-Encoding {shown} is not accepted; send the body uncompressed")
+            try:
+                self._json = J.loads(await self.body())
+            except J.JSONInputError as exc:
+                raise BadBody(exc.detail) from None
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """The app's routes: their requests are :class:`StrictJsonRequest` (FastAPI's documented way to change how
+    a body is read)."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Any:
+            return await handler(StrictJsonRequest(request.scope, request.receive))
+
+        return strict
+
+
+# --- a worker's start: what failed, in one line ------------------------------------------------------------------
+
+def import_report_modules() -> None:
+    """Import what ``GET /reports/{id}`` renders with (its route imports them when first asked)."""
+    from palsy.reports import context, render  # noqa: F401
+
+
+def record_start_failure(exc: BaseException) -> str:
+    """The line saying why this worker could not start (its pid, the exception's type and words: a start-up
+    reads files, never a record), logged and written where ``palsy serve`` reads it
+    (:data:`palsy.scripts.serve.config.START_FAILURES_ENV`: the exit status it means, a tab, the line), so that the command exits
+    with that status, not 0, when the workers' supervisor stops."""
+    from palsy.scripts.palsy import input_errors
+
+    words = " ".join(str(exc).split())
+    words = words if len(words) <= 400 else words[:400] + "..."
+    line = f"worker {os.getpid()}: {type(exc).__name__}: {words}" if words else f"worker {os.getpid()}: {type(exc).__name__}"
+    status = 2 if isinstance(exc, input_errors()) else 1
+    path = os.environ.get(C.START_FAILURES_ENV)
+    if path:
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"{status}\t{line}\n")
+        except OSError:
+            pass
+    return line
+
+
+class StartFailures:
+    """A worker's failed start said in one line (``failure["line"]``, :func:`record_start_failure`), not the
+    traceback Starlette hands uvicorn to log (it printed one per worker, s16 review S5). Lifespan only."""
+
+    def __init__(self, app: Any, failure: dict[str, str]) -> None:
+        self.app, self.failure = app, failure
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def one_line(message: dict) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                message = {**message, "message": f"palsy serve: {self.failure.get('line') or 'the worker failed to start'}"}
+            await send(message)
+
+        await self.app(scope, receive, one_line)
+
+
 # --- the app ------------------------------------------------------------------------------------------------
 
 def _prefetch(table: X.Table) -> dict[str, str]:
@@ -450,6 +545,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     log_to_stderr()
     state: dict[str, Any] = {}
     render_lock = threading.Lock()
+    start_failure: dict[str, str] = {}
     # the CORS layer's settings: the app's layer, and the headers the HTTP protocol adds to its own refusals
     cors = dict(allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                 allow_headers=["authorization", "content-type"], allow_credentials=False,
@@ -458,13 +554,20 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         t = time.perf_counter()
-        state["engine"] = Engine.load(config)
-        state["verifier"] = Verifier(config)
-        state["reports"] = Reports(config.state_dir, config.report_ttl_seconds)
-        state["feedback"] = FeedbackLog(config.state_dir)
-        state["prefetch"] = _prefetch(state["engine"].fhir_table)
-        state["cards"] = anyio.CapacityLimiter(CARD_THREADS)
-        state["memoised"] = anyio.CapacityLimiter(CARD_THREADS)
+        try:
+            state["engine"] = Engine.load(config)
+            state["verifier"] = Verifier(config)
+            state["reports"] = Reports(config.state_dir, config.report_ttl_seconds)
+            state["feedback"] = FeedbackLog(config.state_dir)
+            state["prefetch"] = _prefetch(state["engine"].fhir_table)
+            state["cards"] = anyio.CapacityLimiter(CARD_THREADS)
+            state["memoised"] = anyio.CapacityLimiter(CARD_THREADS)
+            # what a report needs, imported now: imported on the first report, files replaced under a running
+            # service (an upgrade in place) made every report a 500 while cards went on (s16 review U15)
+            import_report_modules()
+        except Exception as exc:  # noqa: BLE001 - one line, and palsy serve's status (StartFailures)
+            start_failure["line"] = record_start_failure(exc)
+            raise
         if config.insecure_dev:
             log.warning("palsy serve: --insecure-dev: unsigned requests are accepted (bound to %s only)", config.host)
         log.info("palsy serve: model loaded in %.1f s (worker ready in %.1f s)", state["engine"].load_seconds,
@@ -477,6 +580,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
                   description="Facial palsy in acute leukaemia: P(leukaemic infiltration) against its mimics, as a "
                               "CDS Hooks 2.0 patient-view card. Decision support, not an order; it never writes to "
                               "the record.")
+    app.router.route_class = StrictJsonRoute  # request bodies read strictly (safe_json), each refusal a JSON 400
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
 
     def id_hash(pid: str) -> str:
@@ -492,6 +596,8 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             audiences.append(config.service_url + path[: -len("/feedback")])
         try:
             return str(state["verifier"].verify(header, audiences)["iss"])
+        except KeySetUnavailable as exc:  # the issuer's fault, not the token's: a 503 the client may retry
+            raise ServiceError(503, "keys_unavailable", str(exc)) from None
         except AuthError as exc:
             raise ServiceError(401, "unauthorized", str(exc)) from None
 
@@ -500,6 +606,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     app.add_middleware(InternalErrors)  # inside Cors: a 500 carries the CORS headers as every other error does
     if config.cors_origins:  # outermost: a preflight carries no token, and a refusal gets the CORS headers
         app.add_middleware(Cors, **cors)
+    app.add_middleware(StartFailures, failure=start_failure)  # lifespan only
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -516,7 +623,8 @@ def create_app(config: C.Config | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
+        code = getattr(exc, "code", None) or {404: "not_found", 405: "method_not_allowed",
+                                                 413: "too_large"}.get(exc.status_code, "http_error")
         return _json(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)  # what the CORS layer itself might raise (InternalErrors answers the rest)
@@ -527,6 +635,9 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     def healthz() -> dict[str, Any]:
         engine = state.get("engine")
         return {"status": "ok", "model": engine.model_info() if engine else None}
+
+    # a probe's HEAD is answered as its GET (the server sends the head only); it was a 405 (s16 review U14)
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/cds-services", summary="CDS Hooks 2.0 discovery")
     def discovery(request: Request) -> dict[str, Any]:

@@ -26,6 +26,17 @@ class AuthError(Exception):
     """A request without a valid token (HTTP 401); the message says why, never the token."""
 
 
+class KeySetUnavailable(Exception):
+    """The issuer's JWK Set URL answered with something that is not a key set palsy can use (not JSON, no
+    usable key) or could not be reached: HTTP 503, on every call until it is mended (it was a 500, s16 review
+    S4); the message names no token."""
+
+
+#: The largest NumericDate taken (``exp``, ``iat``, ``nbf``: seconds since 1970): the year 5138. A signed token
+#: whose ``exp`` was an integer of 401 digits passed PyJWT and overflowed float() (a 500, s16 review S4).
+MAX_NUMERIC_DATE = 10**11
+
+
 #: How long after its expiry a used jti is kept: longer than any clock skew the configuration allows
 #: (``clock_skew_seconds`` at most 300), so a token can never be accepted again once its jti is forgotten.
 KEEP_USED_SECONDS = 3600
@@ -64,6 +75,14 @@ def key_for(key: jwt.PyJWK, alg: str) -> jwt.PyJWK:
         return key if key.algorithm_name == alg else jwt.PyJWK(data, algorithm=alg)
     except jwt.PyJWTError:
         raise AuthError("the issuer's key cannot be read") from None
+
+
+def _numeric_date(value: object) -> bool:
+    """Whether ``value`` is a JSON number usable as a NumericDate (RFC 7519): not a bool or text, finite,
+    between 0 and :data:`MAX_NUMERIC_DATE`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return 0 <= value <= MAX_NUMERIC_DATE  # NaN compares False; a huge int compares without a float
 
 
 class ReplayStore:
@@ -133,6 +152,10 @@ class Verifier:
             raise AuthError("the token's kid is not a key of its issuer")
         try:
             return self._clients[issuer.iss].get_signing_key(kid)
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError):
+            # unreachable, not JSON (PyJWT lets json's error through), or no key it can read
+            raise KeySetUnavailable("the issuer's key set is unavailable (its JWK Set URL did not answer with a "
+                                    "usable JWK Set); try again later") from None
         except jwt.PyJWKClientError:
             raise AuthError("the token's kid is not a key of its issuer (or its JWK Set cannot be read)") from None
 
@@ -161,8 +184,13 @@ class Verifier:
             raise AuthError(f"alg {str(alg)[:10]!r} is not accepted; allowed: {', '.join(self.config.algorithms)}")
         if not isinstance(kid, str) or not kid:
             raise AuthError("the token has no kid")
-        if header.get("typ") not in (None, "JWT"):
+        typ = header.get("typ")
+        if typ is not None and not (isinstance(typ, str) and typ.upper() == "JWT"):  # case-insensitive (RFC 7515)
             raise AuthError("typ must be JWT")
+        for claim in ("exp", "iat", "nbf"):
+            if claim in unverified and not _numeric_date(unverified[claim]):
+                raise AuthError(f"{claim} must be a NumericDate (seconds since 1970, a number up to "
+                                f"{MAX_NUMERIC_DATE})")
         issuer = self.issuers.get(str(unverified.get("iss")))
         if issuer is None:
             raise AuthError("the token's issuer is not configured")
@@ -185,12 +213,15 @@ class Verifier:
             raise AuthError("the signature does not verify with the issuer's key") from None
         except jwt.PyJWTError as exc:
             raise AuthError(f"the token is not valid ({type(exc).__name__})") from None
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti.strip():  # an empty jti was taken once, then shared by every such token
+            raise AuthError("the token's jti is empty; each token needs a unique jti")
         now = time.time()
         iat, exp = float(claims["iat"]), float(claims["exp"])
         if iat > now + skew:
             raise AuthError("the token was issued in the future")
         if exp - iat > self.config.max_token_lifetime_seconds:
             raise AuthError(f"the token lives longer than {self.config.max_token_lifetime_seconds} s")
-        if not self.replays.first_use(issuer.iss, str(claims["jti"]), exp):
+        if not self.replays.first_use(issuer.iss, jti, exp):
             raise AuthError("the token's jti has been used before (replay)")
         return claims

@@ -27,6 +27,9 @@ from palsy.model.file_models import base as B
 ALGORITHMS = ("ES384", "RS384")
 ASYMMETRIC = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 ENV = "PALSY_SERVE_SETTINGS"  # how the resolved configuration reaches uvicorn's worker processes
+#: Where a worker that fails to start writes why, for ``palsy serve`` to read once uvicorn returns (one line each:
+#: the exit status it means, a tab, the reason).
+START_FAILURES_ENV = "PALSY_SERVE_START_FAILURES"
 LOCALHOST = ("127.0.0.1", "::1", "localhost")
 SERVICE_ID = "palsy-facial-palsy"
 
@@ -62,6 +65,9 @@ class Config:
     #: Web origins of browser-based CDS clients allowed to call (CORS; none: only servers call, as most EHRs do).
     cors_origins: tuple[str, ...] = ()
     state_dir: str = ""
+    #: ``state_dir`` is a temporary folder made for this start (``--insecure-dev`` without ``state_dir`` only):
+    #: replay protection, report links and the feedback log end with the process.
+    temporary_state: bool = False
     variant: str = variants.DEFAULT_VARIANT
     priors: str | None = None
     log_salt: str = ""
@@ -129,6 +135,107 @@ def _is_local(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _service_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as the service's public URL (None when nothing is): every audience and
+    report link is this URL and a path, so it is ``http(s)://host[:port][/path]`` and nothing else (a query,
+    a fragment, a user name or password, a space made every one malformed, and userinfo went out in every
+    card's link)."""
+    if not url.startswith(("https://", "http://")):
+        return "is not an http(s) URL"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "contains a space or a control character; give http(s)://host[:port][/path]"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        return "is not a URL; give http(s)://host[:port][/path]"
+    if not parts.hostname:
+        return "has no host; give http(s)://host[:port][/path]"
+    if "@" in parts.netloc:
+        return "holds a user name or password, which every card's link would carry; give http(s)://host[:port][/path]"
+    if "?" in url or "#" in url:
+        return "has a query or a fragment, which would break every audience and report link; give " \
+               "http(s)://host[:port][/path]"
+    return None
+
+
+def jwks_file_problems(path: str | Path, algorithms: tuple[str, ...]) -> list[str]:
+    """What is wrong with the JWK Set file ``path`` as an issuer's keys for tokens of ``algorithms`` (an empty
+    list when nothing is): not JSON, not a JWK Set, no key PyJWT can read, or no key that serves any of the
+    algorithms (a set of HMAC keys only started cleanly and then refused every token)."""
+    import jwt
+
+    from palsy.model import safe_json as J
+    from palsy.scripts.serve import auth
+
+    try:
+        data = J.loads(Path(path).read_bytes())
+    except OSError as exc:
+        return [f"cannot be read ({exc.strerror or exc})"]
+    except J.JSONInputError as exc:
+        return [exc.detail]
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        return ['is not a JWK Set; give {"keys": [a public JWK, ...]} (RFC 7517)']
+    try:
+        keys = jwt.PyJWKSet.from_dict(data).keys
+    except jwt.PyJWTError as exc:
+        return [f"has no key that can be read ({str(exc)[:120]})"]
+    usable = [k for k in keys for a in algorithms if _serves(auth, k, a)]
+    if not usable:
+        return [f"has no key for {'/'.join(algorithms)} (its keys: "
+                f"{', '.join(sorted({str(k.key_type)[:10] for k in keys}))}); give the issuer's public signing keys"]
+    return []
+
+
+def _serves(auth: Any, key: Any, alg: str) -> bool:
+    try:
+        auth.key_for(key, alg)
+    except auth.AuthError:
+        return False
+    return True
+
+
+def check_state(config: Config) -> None:
+    """That the state folder's members are of their kind and can be opened (the replay store, the reports'
+    folder, the feedback log), before a port opens: a file where the reports' folder belongs, or a folder
+    where the replay store's SQLite file belongs, failed each worker's start with a traceback.
+
+    Raises
+    ------
+    findings.InputError
+        Naming the member and what is wrong."""
+    import sqlite3
+
+    folder = Path(config.state_dir)
+    source = f"state_dir {folder}"
+    wanted = {"reports": "folder", "jti.sqlite": "file", "feedback.jsonl": "file", ".feedback.jsonl.lock": "file"}
+    problems = []
+    for name, kind in wanted.items():
+        p = folder / name
+        if p.exists() and (p.is_dir() if kind == "file" else not p.is_dir()):
+            problems.append(f"{p} is not a {kind}; palsy keeps its {'served reports' if kind == 'folder' else 'state'} "
+                            f"there: move it away")
+    if problems:
+        raise F.InputError(problems, source)
+    try:
+        (folder / "reports").mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(folder / "feedback.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0),
+                     0o600)
+        os.close(fd)
+    except OSError as exc:
+        raise F.InputError([f"{exc.filename}: {exc.strerror or exc}; give a state folder palsy may write"],
+                           source) from None
+    if not os.access(folder / "reports", os.W_OK | os.X_OK):
+        raise F.InputError([f"{folder / 'reports'}: not writable; give a state folder palsy may write"], source)
+    from palsy.scripts.serve.auth import ReplayStore
+
+    try:
+        ReplayStore(folder / "jti.sqlite")._local.db.close()  # the workers open their own
+    except sqlite3.Error as exc:
+        raise F.InputError([f"{folder / 'jti.sqlite'}: cannot be opened as the replay store's SQLite file "
+                            f"({str(exc)[:120]})"], source) from None
 
 
 class IssuerEntry(B.Strict):
@@ -262,6 +369,9 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
             jf = str((base / jf).resolve())
             if not Path(jf).is_file():
                 problems.append(f"issuers[{i}] ({item.iss}): jwks_file {jf} is not a file")
+            else:  # read now, as the workers will: a bad key set failed each worker's start with a traceback
+                problems += [f"issuers[{i}] ({item.iss}): jwks_file {jf}: {p}"
+                             for p in jwks_file_problems(jf, tuple(got.algorithms or ALGORITHMS))]
         elif not _key_url(ju):
             problems.append(f"issuers[{i}] ({item.iss}): jwks_url {ju!r}: give an https URL with a host (http only "
                             f"for localhost)")
@@ -274,9 +384,10 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
     if refused:
         problems.append(f"algorithms: {refused} not allowed; CDS Hooks forbids none and symmetric algorithms; allowed: "
                         f"{', '.join(ASYMMETRIC)}")
-    service_url = (got.service_url or f"http://{host}:{port}").rstrip("/")
-    if not service_url.startswith(("https://", "http://")):
-        problems.append(f"service_url: {service_url!r} is not an http(s) URL")
+    # an IPv6 address is bracketed in a URL (http://[::1]:8080); it was announced as http://::1:8080
+    service_url = (got.service_url or f"http://{f'[{host}]' if ':' in host else host}:{port}").rstrip("/")
+    if "service_url" not in bad_keys and (wrong := _service_url_problem(service_url)):
+        problems.append(f"service_url: {service_url!r} {wrong}")
     if got.variant not in variants.VARIANTS:
         problems.append(f"variant: {got.variant!r} is not allowed{X.did_you_mean(got.variant, variants.VARIANTS)}; "
                         f"allowed: {', '.join(variants.VARIANTS)}")
@@ -291,6 +402,11 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
             salt = sp.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"log_salt_file: {sp}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}")
+    if not got.state_dir and not insecure_dev and "state_dir" not in bad_keys:
+        problems.append("state_dir: not given; give a folder palsy may write, kept across restarts: the replay "
+                        "protection (used token ids), the report links and the feedback log live there and must "
+                        "survive a restart (in a temporary folder a used token is accepted again after a restart); "
+                        "only --insecure-dev on localhost may go without it")
     if problems:
         raise F.InputError(problems, source)
     state_dir = str((base / got.state_dir).resolve()) if got.state_dir else tempfile.mkdtemp(prefix="palsy-serve-")
@@ -302,6 +418,7 @@ def load(path: str | Path | None, *, host: str | None = None, port: int | None =
     return Config(service_url=service_url, issuers=tuple(issuers), algorithms=algorithms, host=str(host), port=port,
                   cors_origins=tuple(got.cors_origins),
                   workers=workers if workers is not None else got.workers, insecure_dev=insecure_dev, state_dir=state_dir,
+                  temporary_state=not got.state_dir,
                   variant=got.variant, priors=priors, log_salt=salt or secrets.token_hex(16),
                   source_label=got.source_label or Config.source_label, source_url=got.source_url,
                   require_palsy=got.require_palsy, **{k: getattr(got, k) for k in _AS_GIVEN})

@@ -11,12 +11,14 @@ Feedback: one JSON line per answer given (``palsy.model.registry_feedback.answer
 the salted patient hash, the findings as categories, P(cause) and the model) and one per card outcome,
 appended to ``<state>/feedback.jsonl`` under an exclusive lock (filelock's, portable: until 5 December
 ``fcntl``'s, so the service could not start on Windows), flushed and fsync'd before the request is answered;
-the file is opened for appending only and never rewritten. It holds no name, record id or date of birth;
+the file is opened for appending only and never rewritten (an append that fails part-way, on a full disk, is
+cut back to where it began, so the log never holds a torn line). It holds no name, record id or date of birth;
 free-text comments are not stored (they may hold patient data): only whether there was one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -177,10 +179,20 @@ class FeedbackLog:
         with self._threads, self.lock.acquire(poll_interval=POLL_SECONDS):
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                os.fsync(fd)
+                start = os.lseek(fd, 0, os.SEEK_END)  # every writer appends under the lock: the log ends here
+                try:
+                    view = memoryview(data)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
+                    os.fsync(fd)
+                except BaseException:
+                    # a write that failed part-way (a full disk, a file-size limit) leaves no torn line for the
+                    # next append to glue onto: until 6 December it did, and ``palsy registry from-feedback``
+                    # then refused the whole log (s16 review S8). The request is answered 500: not on the log.
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, start)
+                        os.fsync(fd)
+                    raise
             finally:
                 os.close(fd)
