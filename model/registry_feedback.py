@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from typing import Any
 
 from palsy.model import findings as F
 from palsy.model import registry as RG
+from palsy.model import safe_json as SJ
 from palsy.model import safe_yaml as Y
 from palsy.model.schema import Schema
 
@@ -89,11 +89,11 @@ def read_log(path: str | Path, schema: Schema, causes: tuple[str, ...]) -> list[
         if not line.strip():
             continue
         try:
-            e = json.loads(line)
-        except json.JSONDecodeError as exc:
+            e = SJ.loads(line)  # strictly: a key twice, a 5000-digit number, deep nesting are a line's problem
+        except SJ.JSONInputError as exc:
             not_json += 1
             if not_json <= MAX_NOT_JSON:
-                problems.append(f"line {n}: not JSON ({exc.msg}); the log has one JSON object per line")
+                problems.append(f"line {n}: {exc.detail}; the log has one JSON object per line")
             continue
         if not isinstance(e, dict) or not isinstance(e.get("card"), str):
             problems.append(f"line {n}: not a feedback entry (no card)")

@@ -265,7 +265,20 @@ def test_a_missing_field_says_missing_not_none(ev, tmp_path):
 def test_a_registry_given_as_the_log_stops_after_a_few_lines(tmp_path):
     proc = run_palsy("registry", "from-feedback", str(FIX / "leak_site.csv"), "--template", str(tmp_path / "t.csv"))
     _refused(proc, str(FIX / "leak_site.csv"), "and 8 more lines that are not JSON", "feedback log")
-    assert proc.stderr.count("not JSON (") == FB.MAX_NOT_JSON and not (tmp_path / "t.csv").exists()
+    assert proc.stderr.count(": not JSON: ") == FB.MAX_NOT_JSON and not (tmp_path / "t.csv").exists()
+
+
+@pytest.mark.parametrize("line, said", [('{"card": "c1", "card": "c2"}', "is given twice"),
+                                        ('{"card": "c1", "n": 1' + "0" * 5000 + "}", "more than 4300 digits"),
+                                        ("[" * 100000 + "]" * 100000, "nested too deep")],
+                         ids=["key-twice", "5000-digits", "deep"])  # short ids: pytest puts the id in the environment
+def test_a_log_line_python_cannot_read_is_that_lines_problem(tmp_path, line, said):
+    """s16 attack review S7: a 5000-digit number or deep nesting in the feedback log was exit 1, internal error; a
+    key given twice was read last-one-wins."""
+    log = tmp_path / "feedback.jsonl"
+    log.write_text(line + "\n")
+    proc = run_palsy("registry", "from-feedback", str(log), "--template", str(tmp_path / "t.csv"))
+    _refused(proc, "line 1", said)
 
 
 def test_an_answers_model_carries_only_the_registrys_numbers(draws_subtype):
