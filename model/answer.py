@@ -391,8 +391,10 @@ def ess_of(draws: Draws) -> float:
 def check_question(patient: F.Patient, draws: Draws, ci: float, pretest: float | None) -> None:
     """An InputError for a ``ci`` or ``pretest`` that is not allowed, or a patient parsed with another schema
     than the posterior's."""
-    if not 0 < ci < 1:
-        raise F.InputError([f"ci: {ci!r} is not allowed; give a number between 0 and 1 (e.g. 0.9)"], "command line")
+    lo, hi = F.CI_RANGE
+    if not lo <= ci <= hi:
+        raise F.InputError([f"ci: {ci!r} is not allowed; give the interval's mass from {lo:g} to {hi:g} (e.g. 0.9)"],
+                           "command line")
     if pretest is not None and not 0 < pretest < 1:
         raise F.InputError([f"pretest: {pretest!r} is not allowed; give a probability strictly between 0 and 1"],
                            "command line")

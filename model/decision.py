@@ -118,7 +118,10 @@ def load(directory: str | Path | None = None, causes: tuple[str, ...] | None = N
 def parse_thresholds(text: str) -> tuple[float, float]:
     """``LOW,HIGH`` from the command line (InputError naming the flag otherwise)."""
     try:
-        low, high = (float(x) for x in text.split(","))
+        parts = text.split(",")
+        if not all(F.PLAIN_NUMBER.fullmatch(x.strip()) for x in parts):  # float() reads '٠.١' and '0.1_0' too
+            raise ValueError(text)
+        low, high = (float(x) for x in parts)
     except ValueError:
         raise F.InputError([f"--thresholds: {text!r} is not LOW,HIGH; give two probabilities, e.g. 0.05,0.8"],
                            "command line") from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,17 @@ from palsy.model.schema import UNKNOWN, Schema
 #: Problems listed in one message at most (the rest are counted): a file with 100,000 bad LPs is refused
 #: with a message of a few lines.
 MAX_PROBLEMS = 50
+
+
+#: The credible intervals' masses an answer gives: below a half an interval says little, and above 0.9999 its
+#: ends rest on a handful of the 4,000 draws and its label would read '100% CrI' (an attacker's review, s16:
+#: --ci 1e-320 printed a 9.999888672e-319% CrI).
+CI_RANGE = (0.5, 0.9999)
+#: A number as palsy reads it from text (a flag, a CSV cell): ASCII digits, a point, an exponent. Python's float()
+#: and int() also read other scripts' digits ('٠.٩', '٦') and underscores ('0.9_0'), which no one types on
+#: purpose (an attacker's review, s16).
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+PLAIN_WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
 class InputError(ValueError):

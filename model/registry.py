@@ -478,6 +478,8 @@ def _tool(raw: Any, where: str, causes: tuple[str, ...], problems: list[str]) ->
     out = {}
     for c in causes:
         try:
+            if isinstance(raw[c], str) and not F.PLAIN_NUMBER.fullmatch(raw[c].strip()):
+                raise ValueError(raw[c])
             x = float(raw[c])
         except (TypeError, ValueError):
             x = float("nan")
@@ -496,10 +498,7 @@ def _follow_up(raw: Any, where: str, problems: list[str]) -> int | None:
         return None
     value: Any = raw
     if isinstance(raw, str):
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            value = None
+        value = int(raw.strip()) if F.PLAIN_WHOLE.fullmatch(raw.strip()) else None  # never '٦' or '1_0'
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FOLLOW_UP:
         problems.append(f"{where}: follow_up_months: {Y.brief(raw)} is not allowed; give whole months from 0 to "
                         f"{MAX_FOLLOW_UP}, or unknown")

@@ -672,3 +672,27 @@ def test_a_value_that_reads_as_an_allowed_one_is_shown_escaped(tmp_path, given, 
     r = _quick("posterior", "--patient", str(f))
     _bad(r, "lineage", f"(written '{written}')", "is not allowed")
     assert Y.brief("Müller") == "'Müller'" and Y.brief("T-ALL") == "'T-ALL'"
+
+
+@pytest.mark.parametrize("args, said", [
+    (("--ci", "0.9_0"), "not a number written with the digits 0-9"),
+    (("--ci", "\u0660.\u0669"), "not a number written with the digits 0-9"),
+    (("--ci", "1e-320"), "from 0.5 to 0.9999"),
+    (("--ci", "0.9999999999999999"), "from 0.5 to 0.9999"),
+    (("--pretest", "0.\uff12"), "not a number written with the digits 0-9"),
+    (("--thresholds", "0.1_0,0.8"), "--thresholds"),
+    (("--causes", "infiltration,bell,"), "--causes"),
+])
+def test_a_number_or_a_list_flag_is_read_as_written(args, said):
+    """s16 attack review U5-U7: float() read other scripts' digits and underscores, --ci took 1e-320 (a
+    '9.999888672e-319% CrI') and 0.9999999999999999 ('100% CrI'), and a stray comma in --causes passed."""
+    r = _quick("posterior", "--lineage", "AML", *args)
+    _bad(r, said)
+
+
+def test_a_registry_month_count_is_read_with_the_digits_0_to_9(tmp_path):
+    from palsy.model import registry as RG
+
+    problems = []
+    assert RG._follow_up("\u0666", "row 1", problems) is None and "follow_up_months" in problems[0]
+    assert RG._follow_up(" 6 ", "row 1", []) == 6

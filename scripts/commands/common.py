@@ -64,7 +64,8 @@ def add_model_arguments(p: argparse.ArgumentParser, *, ci: bool = True) -> None:
                    help=f"model variant (default {variants.DEFAULT_VARIANT})")
     p.add_argument("--priors", help="evidence folder (default: the repository's priors/)")
     if ci:
-        p.add_argument("--ci", type=probability_flag("ci"), default=0.9, help="credible interval mass (default 0.9)")
+        p.add_argument("--ci", type=probability_flag("ci", F.CI_RANGE), default=0.9,
+                       help=f"credible interval mass, {F.CI_RANGE[0]:g} to {F.CI_RANGE[1]:g} (default 0.9)")
         p.add_argument("--pretest", type=probability_flag("pretest"), default=None,
                        help="your own P(infiltration) for this patient given who the patient is (the context "
                             "findings); the other causes keep their relative shares")
@@ -72,16 +73,18 @@ def add_model_arguments(p: argparse.ArgumentParser, *, ci: bool = True) -> None:
                        help="the causes weighed (default all); must include infiltration, e.g. infiltration,bell")
 
 
-def probability_flag(name: str) -> Callable[[str], float]:
-    """The argparse type of a flag ``--name`` that takes a probability strictly between 0 and 1."""
+def probability_flag(name: str, bounds: tuple[float, float] | None = None) -> Callable[[str], float]:
+    """The argparse type of a flag ``--name`` that takes a probability strictly between 0 and 1, or within
+    ``bounds`` (inclusive), written with the digits 0-9."""
+    allowed = f"from {bounds[0]:g} to {bounds[1]:g}" if bounds else "strictly between 0 and 1"
 
     def parse(text: str) -> float:
-        try:
-            x = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--{name}: {text!r} is not a number; give a probability strictly between 0 and 1") from None
-        if not 0 < x < 1:
-            raise argparse.ArgumentTypeError(f"--{name}: {text!r} is not allowed; give a probability strictly between 0 and 1")
+        if not F.PLAIN_NUMBER.fullmatch(text.strip()):
+            raise argparse.ArgumentTypeError(f"--{name}: {Y.brief(text)} is not a number written with the digits 0-9; "
+                                             f"give a probability {allowed}")
+        x = float(text)
+        if not (bounds[0] <= x <= bounds[1] if bounds else 0 < x < 1):
+            raise argparse.ArgumentTypeError(f"--{name}: {text!r} is not allowed; give a probability {allowed}")
         return x
     return parse
 
@@ -209,9 +212,9 @@ def causes_from(args: argparse.Namespace, draws) -> tuple[str, ...] | None:
     text = getattr(args, "causes", "all") or "all"
     if text.strip() == "all":
         return None
-    chosen = tuple(c.strip() for c in text.split(",") if c.strip())
+    chosen = tuple(c.strip() for c in text.split(","))
     if "infiltration" not in chosen or len(chosen) < 2 or any(c not in draws.causes for c in chosen) \
-            or len(set(chosen)) != len(chosen):
+            or len(set(chosen)) != len(chosen):  # an empty name too ('infiltration,bell,': a stray comma)
         raise F.InputError([f"--causes: {text!r} is not allowed; allowed: all, or two or more distinct causes "
                             f"separated by commas, including infiltration, from {', '.join(draws.causes)}"],
                            "command line")
@@ -235,6 +238,8 @@ def whole_number(flag: str, low: int, high: int):
     """An argparse type: a whole number in [low, high] (bad values exit 2 before anything runs)."""
     def parse(text: str) -> int:
         try:
+            if not F.PLAIN_WHOLE.fullmatch(text.strip()):  # int() reads '٦' and '1_0' too
+                raise ValueError(text)
             x = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one from {low} "
