@@ -306,6 +306,30 @@ def test_a_dose_given_by_medication_reference_reaches_the_card_and_its_prefetch_
     assert read["extension"]["palsy"]["probability"] != unread["extension"]["palsy"]["probability"]
 
 
+def test_a_dose_of_a_medication_coded_by_its_product_reaches_the_card_by_its_ingredient(server, keys):
+    """A Medication coded by a product code the table lacks (an RxNorm SCD, as Epic sends it) whose ingredient is
+    vincristine: the discovery asks for it by medication.ingredient-code, and the card reads the dose."""
+    disc = httpx.get(server["base"] + "/cds-services", headers=auth(server, keys, "/cds-services"),
+                     timeout=30).json()["services"][0]["prefetch"]
+    assert "medication.ingredient-code=" in disc["administrations_by_ingredient"] and "11202" in disc["orders_by_ingredient"]
+    b = _bundle("source-002")
+    b["entry"] = [e for e in b["entry"] if "recent_vincristine" not in json.dumps(e["resource"].get("code"))]
+    rx = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    med = {"resourceType": "Medication", "id": "vcr-scd", "code": {"coding": [{"system": rx, "code": "999999"}]},
+           "ingredient": [{"itemCodeableConcept": {"coding": [{"system": rx, "code": "11202"}]}}]}
+    dose = {"resourceType": "MedicationAdministration", "id": "vcr-scd-dose", "status": "completed",
+            "subject": {"reference": "Patient/source-002"}, "effectiveDateTime": "2025-01-08",
+            "medicationReference": {"reference": "Medication/vcr-scd"}}
+    b["entry"] += [{"resource": dose}, {"resource": med}]
+    body = hook_body(b)
+    assert body["prefetch"]["administrations_by_reference"] is None  # its code is not the table's
+    assert body["prefetch"]["administrations_by_ingredient"]["entry"][0]["resource"]["id"] == "vcr-scd-dose"
+    r = call(server, keys, body)
+    assert r.status_code == 200
+    detail = r.json()["cards"][0]["detail"]
+    assert "vincristine" not in detail.split("Not found in the record")[-1].split("\n")[0]
+
+
 def test_missing_prefetch_says_which_keys_it_needs_and_never_calls_the_record(server, keys):
     body = hook_body(_bundle("source-002"))
     del body["prefetch"]["observations"], body["prefetch"]["reports"]

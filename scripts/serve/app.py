@@ -521,6 +521,12 @@ def _prefetch(table: X.Table) -> dict[str, str]:
         "orders": f"MedicationRequest?patient={p}&code={codes('medication')}&status=completed",
         "orders_by_reference": f"MedicationRequest?patient={p}&medication.code={codes('medication')}&status=completed"
                                f"&_include=MedicationRequest:medication",
+        # a Medication coded by a product code the table lacks (an RxNorm SCD) whose ingredient is a drug of the
+        # table: found by the Medication's ingredient-code (FHIR R4's Medication search parameter)
+        "administrations_by_ingredient": f"MedicationAdministration?patient={p}&medication.ingredient-code="
+                                         f"{codes('medication')}&_include=MedicationAdministration:medication",
+        "orders_by_ingredient": f"MedicationRequest?patient={p}&medication.ingredient-code={codes('medication')}"
+                                f"&status=completed&_include=MedicationRequest:medication",
         "procedures": f"Procedure?patient={p}&code={codes('procedure')}",
         "reports": f"DiagnosticReport?patient={p}&conclusion={codes('imaging')}",
     }
@@ -787,7 +793,8 @@ def _outcome_entry(f: Feedback, received: str, service_id: str, issuer: str | No
 
 #: Prefetch keys a client may leave out (a chained search through medicationReference, which not every record
 #: system serves): without them a dose given by reference is not read, and the card says so where it matters.
-OPTIONAL_PREFETCH = ("administrations_by_reference", "orders_by_reference")
+OPTIONAL_PREFETCH = ("administrations_by_reference", "orders_by_reference", "administrations_by_ingredient",
+                     "orders_by_ingredient")
 
 
 def _not_prefetched(given: dict[str, Any], mapping: Any, table: X.Table) -> list[str]:

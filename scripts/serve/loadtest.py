@@ -26,6 +26,7 @@ load), and locust's figures are printed beside it.
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import json
 import math
@@ -56,7 +57,9 @@ def _free_port() -> int:
 #: The keys of the doses given or ordered by ``medicationReference`` (``app.OPTIONAL_PREFETCH``), with the
 #: Medications they name, as a record answers their chained search with ``_include``.
 BY_REFERENCE_TYPES = {"administrations_by_reference": "MedicationAdministration",
-                      "orders_by_reference": "MedicationRequest"}
+                      "orders_by_reference": "MedicationRequest",
+                      "administrations_by_ingredient": "MedicationAdministration",
+                      "orders_by_ingredient": "MedicationRequest"}
 
 
 def prefetch_of(bundle: dict) -> dict:
@@ -71,11 +74,32 @@ def prefetch_of(bundle: dict) -> dict:
     for key, rt in PREFETCH_TYPES.items():
         found = [r for r in res if r["resourceType"] == rt and "medicationReference" not in r]
         pre[key] = found[0] if key == "patient" else searchset(found)
-    meds = [r for r in res if r["resourceType"] == "Medication"]
+    meds = {f"Medication/{r.get('id')}": r for r in res if r["resourceType"] == "Medication"}
     for key, rt in BY_REFERENCE_TYPES.items():
-        found = [r for r in res if r["resourceType"] == rt and "medicationReference" in r]
-        pre[key] = searchset(found + meds) if found else None
+        found = [r for r in res if r["resourceType"] == rt and "medicationReference" in r
+                 and _by_ingredient(meds.get(r["medicationReference"].get("reference"))) == key.endswith("_ingredient")]
+        named = {r["medicationReference"].get("reference") for r in found}
+        pre[key] = searchset(found + [m for ref, m in meds.items() if ref in named]) if found else None
     return pre
+
+
+@functools.cache
+def _medication_codes() -> frozenset[tuple[str, str]]:
+    from palsy.model import fhir as X
+
+    return frozenset((r.system, r.code) for r in X.load_table().rows if r.role == "medication")
+
+
+def _by_ingredient(med: dict | None) -> bool:
+    """Whether a record finds a dose by its Medication's ingredient only: its code is none of the table's, an
+    ingredient's is (the key whose chained search, medication.code or medication.ingredient-code, matches it)."""
+    if med is None:
+        return False
+    codes = _medication_codes()
+
+    def matched(concept: dict | None) -> bool:
+        return any((c.get("system"), c.get("code")) in codes for c in (concept or {}).get("coding") or [])
+    return not matched(med.get("code")) and any(matched(i.get("itemCodeableConcept")) for i in med.get("ingredient") or [])
 
 
 def hook_body(bundle: dict) -> dict:
