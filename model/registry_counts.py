@@ -65,6 +65,7 @@ import numpy as np
 from palsy.model import findings as F
 from palsy.model import registry as RG
 from palsy.model import registry_likelihood as RL
+from palsy.model import safe_json as SJ
 from palsy.model import safe_yaml as Y
 from palsy.model.schema import UNKNOWN, Schema
 
@@ -256,11 +257,11 @@ def read(path: str | Path, schema: Schema, causes: tuple[str, ...], site_sigma: 
     path = Path(path)
     try:
         data = Y.read_bytes(path)
-        doc = json.loads(Y.decode(data, path))
+        doc = SJ.loads(Y.decode(data, path))  # strictly: a count given twice is refused, not read last-one-wins
     except Y.YAMLInputError as exc:
         raise F.InputError([exc.detail], str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise F.InputError([f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"], str(path)) from None
+    except SJ.JSONInputError as exc:
+        raise F.InputError([exc.detail], str(path)) from None
     problems: list[str] = []
     cells, censored, totals = parse(doc, schema, causes, problems)
     if problems:

@@ -63,7 +63,8 @@ def loads(text: str | bytes) -> Any:
     except json.JSONDecodeError as exc:
         raise JSONInputError(f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except UnicodeDecodeError as exc:
-        raise JSONInputError(f"not JSON: not UTF-8 text (byte {exc.start} cannot be read as {exc.encoding})") from None
+        raise JSONInputError(f"not JSON: not text in UTF-8, UTF-16 or UTF-32 (byte {exc.start} cannot be read as "
+                             f"{exc.encoding})") from None
     except RecursionError:
         raise JSONInputError("not JSON palsy reads: nested too deep (arrays or objects within each other beyond "
                              "what the parser follows; a FHIR resource nests a few levels)") from None

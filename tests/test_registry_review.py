@@ -347,3 +347,14 @@ def test_the_decomposition_of_a_fit_marked_as_having_a_registry_runs_and_keeps_a
     base = next(b for b in res["blocks"] if b["id"] == "rate:infiltration")
     assert base["judgment"] > 0.85
     assert sum(r["share"] for r in res["rows"]) == pytest.approx(1.0)
+
+
+def test_a_counts_file_python_cannot_read_or_with_a_key_twice_is_refused(tmp_path, ev):
+    """A second review, s16: counts files were read with plain json.loads (a 5000-digit count was an internal
+    error, a count given twice last-one-wins)."""
+    for text, said in (('{"format": 1, "format": 2}', "is given twice"), ('{"n": 1' + "0" * 5000 + "}", "4300 digits")):
+        path = tmp_path / "c.json"
+        path.write_text(text)
+        with pytest.raises(F.InputError) as exc:
+            RC.read(path, ev.schema, ev.causes, 0.5)
+        assert said in str(exc.value) and str(path) in str(exc.value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                      "never use this with patient data"), file=sys.stderr)
     if cfg.temporary_state:
         print(T.line(f"palsy serve: WARNING: no state_dir: the replay store, the reports and the feedback log are "
-                     f"in a temporary folder ({cfg.state_dir}) that no restart reads again: a used token is accepted "
+                     f"in a temporary folder ({cfg.state_dir}), removed when it stops: a used token is accepted "
                      f"again after a restart, report links break and the feedback log is split; give state_dir "
                      f"for anything but development"), file=sys.stderr)
     os.environ[C.ENV] = cfg.to_env()
@@ -90,21 +91,34 @@ def run(args: argparse.Namespace) -> int:
                 pass
             except SystemExit as exc:  # one worker that failed to start: uvicorn exits 3
                 uvicorn_status = exc.code
-        failed = Path(failures).read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = Path(failures).read_text(encoding="utf-8", errors="replace").splitlines()
     finally:
         os.environ.pop(C.START_FAILURES_ENV, None)
         with contextlib.suppress(OSError):
             os.unlink(failures)
-    if failed:
+        if cfg.temporary_state:  # --insecure-dev's folder: no restart reads it again (291 had piled up in /tmp)
+            shutil.rmtree(cfg.state_dir, ignore_errors=True)
+    started = any(x.startswith("started\t") for x in lines)
+    failed = [x for x in lines if not x.startswith("started\t")]
+    signum = stopping.handled()  # None when uvicorn or its supervisor took the signal itself
+    if failed and not started:
         status, _, why = failed[0].partition("\t")
         print(T.line(f"palsy serve: not started: a worker failed to start ({why}); nothing was served"),
               file=sys.stderr)
         return 2 if status == "2" else 1
+    if failed:
+        # the service served, and a worker's restart failed (after SIGHUP): uvicorn's supervisor kept the old
+        # workers and went on serving, so its return is the operator's stop, the service's normal end (status 0),
+        # with what went wrong said (a second review, s16: it had exited 1, 'nothing was served')
+        why = failed[-1].partition("\t")[2]
+        stop = f"stopped ({stopping.name(signum)})" if signum is not None else "ended"
+        print(T.line(f"palsy serve: {stop}; a worker had failed to restart and the running ones served on ({why})"),
+              file=sys.stderr)
+        return 0
     if uvicorn_status not in (None, 0):
         print(T.line(f"palsy serve: the server failed to start (status {uvicorn_status}); nothing was served"),
               file=sys.stderr)
         return uvicorn_status if isinstance(uvicorn_status, int) else 1
-    signum = stopping.handled()  # None when uvicorn or its supervisor took the signal itself
     print(T.line(f"palsy serve: stopped ({stopping.name(signum)})" if signum is not None else "palsy serve: ended"),
           file=sys.stderr)
     return 0

@@ -422,13 +422,20 @@ class BadBody(StarletteHTTPException):
         super().__init__(400, f"the request body is not valid JSON: {detail}")
 
 
+#: The content codings that compress (RFC 9110's registry and common use): the service reads none of them.
+COMPRESSIONS = frozenset({"gzip", "x-gzip", "deflate", "br", "compress", "x-compress", "zstd", "aes128gcm"})
+
+
 class StrictJsonRequest(Request):
     """A request whose JSON body is read by :func:`palsy.model.safe_json.loads`."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             coding = self.headers.get("content-encoding", "").strip()
-            if coding and coding.lower() != "identity":
+            # a compression the service does not undo is refused, said; a value that compresses nothing ('utf-8',
+            # 'none': a client's slip, accepted before the body was read strictly) reads the body as it is, and a
+            # body it did compress is then not JSON (a second review, s16)
+            if {c.strip().lower() for c in coding.split(",")} & COMPRESSIONS:
                 shown = coding if len(coding) <= 20 and coding.isprintable() else "given"
                 raise BadBody(f"Content-Encoding {shown} is not accepted; send the body uncompressed")
             try:
@@ -477,6 +484,19 @@ def record_start_failure(exc: BaseException) -> str:
         except OSError:
             pass
     return line
+
+
+def record_started() -> None:
+    """Say where ``palsy serve`` reads the workers' starts that this worker started (``started``, a tab, its pid): a
+    worker that fails later (a restart after SIGHUP) is then not a service that never served (a second review, s16:
+    the operator's clean stop after a failed restart had exited 1, 'nothing was served')."""
+    path = os.environ.get(C.START_FAILURES_ENV)
+    if path:
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"started\t{os.getpid()}\n")
+        except OSError:
+            pass
 
 
 class StartFailures:
@@ -574,6 +594,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         except Exception as exc:  # noqa: BLE001 - one line, and palsy serve's status (StartFailures)
             start_failure["line"] = record_start_failure(exc)
             raise
+        record_started()
         if config.insecure_dev:
             log.warning("palsy serve: --insecure-dev: unsigned requests are accepted (bound to %s only)", config.host)
         log.info("palsy serve: model loaded in %.1f s (worker ready in %.1f s)", state["engine"].load_seconds,
@@ -803,8 +824,15 @@ def _not_prefetched(given: dict[str, Any], mapping: Any, table: X.Table) -> list
     exposures = sorted({r.finding for r in table.rows if r.role == "medication"} & set(mapping.not_found))
     if not left or not exposures:
         return []
-    return [f"{', '.join(exposures)}: the prefetch {' and '.join(left)} was not sent, so a dose given or ordered by "
-            f"medicationReference is not read"]
+    # what each pair of keys finds: the note names what was left out, and only that (a second review, s16: a
+    # client of the day before, sending the by-reference keys, was told that doses by reference were not read)
+    what = []
+    if any(k.endswith("_by_reference") for k in left):
+        what.append("a dose given or ordered by medicationReference")
+    if any(k.endswith("_by_ingredient") for k in left):
+        what.append("a dose of a Medication coded only through its ingredient")
+    return [f"{', '.join(exposures)}: the prefetch {' and '.join(left)} was not sent, so {' or '.join(what)} is not "
+            f"read"]
 
 
 def _collection(prefetch: dict[str, Any], templates: dict[str, str]) -> dict[str, Any]:

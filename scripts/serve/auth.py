@@ -11,7 +11,6 @@ in the state folder until they expire, so a replay is refused by every worker.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import jwt
 
+from palsy.model import safe_json as SJ
 from palsy.scripts.serve.config import Config, Issuer
 
 
@@ -136,11 +136,14 @@ class Verifier:
         self._clients: dict[str, jwt.PyJWKClient] = {}
         for i in config.issuers:
             if i.jwks_file:
-                self._sets[i.iss] = jwt.PyJWKSet.from_dict(json.loads(Path(i.jwks_file).read_text(encoding="utf-8")))
+                # read as the start-up check reads it (a byte-order mark passed the check and failed every worker)
+                self._sets[i.iss] = jwt.PyJWKSet.from_dict(SJ.loads(Path(i.jwks_file).read_bytes()))
             else:
                 # an unknown kid refetches the set at most once a minute (a stream of tokens with made-up kids
-                # would otherwise make the service fetch it for each)
-                self._clients[i.iss] = jwt.PyJWKClient(i.jwks_url, cache_keys=True, lifespan=300, timeout=5,
+                # would otherwise make the service fetch it for each); keys are read from the cached set, which
+                # lives 5 minutes, so a key the issuer withdraws stops being accepted then (cache_keys kept each
+                # key found for the worker's life: a second review, s16)
+                self._clients[i.iss] = jwt.PyJWKClient(i.jwks_url, cache_keys=False, lifespan=300, timeout=5,
                                                        cooldown_duration=60)
         self.replays = ReplayStore(Path(config.state_dir) / "jti.sqlite")
 
@@ -150,14 +153,20 @@ class Verifier:
                 if k.key_id == kid:
                     return k
             raise AuthError("the token's kid is not a key of its issuer")
+        client = self._clients[issuer.iss]
+        unavailable = KeySetUnavailable("the issuer's key set is unavailable (its JWK Set URL did not answer with a "
+                                        "usable JWK Set); try again later")
         try:
-            return self._clients[issuer.iss].get_signing_key(kid)
-        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError):
-            # unreachable, not JSON (PyJWT lets json's error through), or no key it can read
-            raise KeySetUnavailable("the issuer's key set is unavailable (its JWK Set URL did not answer with a "
-                                    "usable JWK Set); try again later") from None
+            client.get_signing_keys()  # the set itself (cached): not a JSON object, no signing key, unreachable
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError):
+            # unreachable, not JSON (PyJWT lets json's error through), not a set ([], null: had been 401 a token)
+            raise unavailable from None
+        try:
+            return client.get_signing_key(kid)
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError):  # on the refetch for an unknown kid
+            raise unavailable from None
         except jwt.PyJWKClientError:
-            raise AuthError("the token's kid is not a key of its issuer (or its JWK Set cannot be read)") from None
+            raise AuthError("the token's kid is not a key of its issuer") from None
 
     def verify(self, authorization: str | None, audiences: list[str]) -> dict:
         """The verified claims of the ``Authorization`` header for an endpoint whose URLs are ``audiences``.
@@ -185,7 +194,8 @@ class Verifier:
         if not isinstance(kid, str) or not kid:
             raise AuthError("the token has no kid")
         typ = header.get("typ")
-        if typ is not None and not (isinstance(typ, str) and typ.upper() == "JWT"):  # case-insensitive (RFC 7515)
+        # case-insensitive, and with its media type's prefix (RFC 7515 section 4.1.9: 'application/jwt' is 'JWT')
+        if typ is not None and not (isinstance(typ, str) and typ.upper().removeprefix("APPLICATION/") == "JWT"):
             raise AuthError("typ must be JWT")
         for claim in ("exp", "iat", "nbf"):
             if claim in unverified and not _numeric_date(unverified[claim]):

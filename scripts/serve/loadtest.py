@@ -75,10 +75,15 @@ def prefetch_of(bundle: dict) -> dict:
         found = [r for r in res if r["resourceType"] == rt and "medicationReference" not in r]
         pre[key] = found[0] if key == "patient" else searchset(found)
     meds = {f"Medication/{r.get('id')}": r for r in res if r["resourceType"] == "Medication"}
+
+    def medication(dose: dict) -> str:  # 'Medication/<id>' of a reference, relative or absolute
+        ref = str(dose["medicationReference"].get("reference") or "")
+        return "Medication/" + ref.rsplit("Medication/", 1)[-1] if "Medication/" in ref else ref
+
     for key, rt in BY_REFERENCE_TYPES.items():
         found = [r for r in res if r["resourceType"] == rt and "medicationReference" in r
-                 and _by_ingredient(meds.get(r["medicationReference"].get("reference"))) == key.endswith("_ingredient")]
-        named = {r["medicationReference"].get("reference") for r in found}
+                 and _by_ingredient(meds.get(medication(r))) == key.endswith("_ingredient")]
+        named = {medication(r) for r in found}
         pre[key] = searchset(found + [m for ref, m in meds.items() if ref in named]) if found else None
     return pre
 
