@@ -2235,3 +2235,42 @@ def test_a_failed_restart_after_sighup_is_said_and_the_operators_stop_is_still_s
         assert proc.wait(timeout=60) == 0, log_path.read_text()
     said = log_path.read_text()
     assert "a worker had failed to restart and the running ones served on" in said and "nothing was served" not in said
+
+
+def test_a_key_the_issuer_withdraws_stops_being_accepted_when_its_cached_set_expires(tmp_path, keys):
+    """A second review, s16: keys fetched from a jwks_url were cached for the worker's life (cache_keys), so a key
+    the issuer had withdrawn was accepted until a restart. Keys are read from the cached set, which expires."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from palsy.scripts.serve import auth as AU
+    from palsy.scripts.serve import config as CF
+
+    served = {"body": json.dumps({"keys": [_jwk(keys["ec"][0], "ehr-ec", "ES384")]}).encode()}
+
+    class KeySet(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(served["body"])))
+            self.end_headers()
+            self.wfile.write(served["body"])
+
+        def log_message(self, *_):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeySet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        cfg = CF.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path),
+                        issuers=(CF.Issuer(iss=ISS, jwks_url=f"http://127.0.0.1:{httpd.server_port}/jwks"),))
+        v = AU.Verifier(cfg)
+        srv = {"base": "http://127.0.0.1:1"}
+        assert v.verify(f"Bearer {token(srv, keys, '/cds-services')}", [srv["base"] + "/cds-services"])["iss"] == ISS
+        served["body"] = json.dumps({"keys": [_jwk(keys["rsa"][0], "ehr-rsa", "RS384")]}).encode()  # ec withdrawn
+        v._clients[ISS].jwk_set_cache.lifespan = 0.01  # its 5 minutes, passed
+        time.sleep(0.05)
+        with pytest.raises(AU.AuthError, match="kid is not a key of its issuer"):
+            v.verify(f"Bearer {token(srv, keys, '/cds-services')}", [srv["base"] + "/cds-services"])
+    finally:
+        httpd.shutdown()
