@@ -136,7 +136,7 @@ def check_root() -> Path:
 #: proves it: none of them is in the import closure of ``fit.py`` (its imports inside functions included).
 NOT_FIT = ("answer.py", "api.py", "atypicality.py", "brief.py", "contributions.py", "criticism/", "decision.py",
            "exact.py", "fhir_example.py", "file_models/published.py", "game.py", "guidance.py", "lookahead.py", "psis.py",
-           "registry_feedback.py", "registry_simulate.py", "registry_summary.py", "safe_json.py", "summaries.py", "teach.py",
+           "registry_feedback.py", "registry_simulate.py", "registry_summary.py", "summaries.py", "teach.py",
            "validated.py")
 
 
