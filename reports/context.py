@@ -403,7 +403,8 @@ def build(ans: A.Answer, evidence: Evidence, *, record: dict[str, Any] | None = 
     qualifier = " (only if the palsy is peripheral)" if (not ans.in_scope and ans.patient.central) else ""
     warnings = _warnings(ans, d, L)
     rows, labels, shorts = _findings_rows(ans, evidence, cites, L)
-    page1 = _page1(ans, d, rows, cites, ans.ci, qualifier, L)
+    judgments = _judgments(d.get("rests_on") or [], ans, evidence, L)
+    page1 = _page1(ans, d, rows, cites, ans.ci, qualifier, L, reasons=bool(judgments))
     headline = _headline(ans, d, qualifier, rows, L)
     return {
         "page1": page1,
@@ -427,7 +428,7 @@ def build(ans: A.Answer, evidence: Evidence, *, record: dict[str, Any] | None = 
         "population": " ".join(str(evidence.rates.doc.get("population", "")).split()),
         "limits": _limits(ans, evidence, L),
         "rests_on": _rests_on_rows(d.get("rests_on") or []),
-        "judgments": _judgments(d.get("rests_on") or [], ans, evidence, L),
+        "judgments": judgments,
         "variants": (W.variants_sentence(d.get("variants"), d.get("decision"))
                      or W.variants_agree_sentence(d.get("variants"))),
         "provenance": _provenance(ans),
@@ -689,7 +690,7 @@ def _figures(ans: A.Answer, labels: list[str], shorts: list[str], headline: dict
 
 
 def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: _Citations, ci: float,
-           qualifier: str, L: Labels) -> dict[str, Any]:
+           qualifier: str, L: Labels, *, reasons: bool = True) -> dict[str, Any]:
     """Page 1 (docs/design.md §6): the headline, the three findings that moved it most, what to do now (at
     most six one-line actions, what changes management today first, and how many more follow), the
     decision, what the answer rests on and two lines of limits. Every number is a mean (factors are
@@ -718,8 +719,10 @@ def _page1(ans: A.Answer, d: dict[str, Any], rows: list[dict[str, Any]], cites: 
               "expert judgment (limits in full below)."]
     return {"headline": headline, "top": top, "actions": actions, "n_actions": len(d["actions"]),
             "more_actions": more, "decision": _decision(d["decision"], L, central=ans.patient.central), "limits": limits,
-            "rests_on": (W.rests_on_sentence(d.get("rests_on") or [], "section 8 splits each source into the two, "
-                                             "and gives the reasoning of the largest judgments") if ans.pretest is None
+            # section 8 gives the judgments' reasoning only where one carries enough of the answer: said only then
+            "rests_on": (W.rests_on_sentence(d.get("rests_on") or [], "section 8 splits each source into the two"
+                                             + (", and gives the reasoning of the largest judgments" if reasons else ""))
+                         if ans.pretest is None
                          else f"What this answer rests on: {W.RESTS_ON_PRETEST}"),
             "variants": W.variants_sentence(d.get("variants"), d.get("decision"))}
 
