@@ -502,6 +502,7 @@ def _differential(d: dict[str, Any], qualifier: str, L: Labels, ci: float) -> di
                      "lower": s["lower"], "upper": s["upper"], "percent": W.percent(s["mean"]),
                      "interval": W.interval(s["lower"], s["upper"], ci),
                      "range": f"{W.percent(s['lower'])} to {W.percent(s['upper'])}",
+                     "outside": W.mean_outside(s),  # as palsy posterior says it on the cause's line
                      "prior_mean": s0["mean"], "prior_percent": W.percent(s0["mean"]),
                      "prior_interval": W.interval(s0["lower"], s0["upper"], ci),
                      "leading": c["cause"] == d["leading_cause"] or c["cause"] in tied,

@@ -763,3 +763,17 @@ def test_a_findings_judgments_are_those_that_set_a_prior_of_the_answers_variant(
     used = context.judgments_used(evidence, variant)
     assert ("ej_onset_infiltration" in used) == (variant == "independent")
     assert ("ej_onset_perineural" in used) == (variant == "subtype")
+
+
+def test_a_mean_outside_its_interval_is_said_in_the_reports_differential(palsy, tmp_path):
+    """As palsy posterior says it on each cause's line (s16 second review): a skewed answer at --ci 0.5."""
+    p = tmp_path / "z.yaml"
+    p.write_text("id: z\nlineage: B-ALL\nremission: remission_on_treatment\nage_group: adult\nrecent_vincristine: 'no'\n"
+                 "recent_hsct: 'yes'\nforehead: involved\nonset: acute\nlaterality: unilateral\neighth_nerve: involved\n"
+                 "vesicles: present\notalgia: present\notoscopy: normal\nmri: vii_viii_enhancement\n", encoding="utf-8")
+    d = json.loads(palsy("posterior", "--patient", str(p), "--ci", "0.5", "--json", *VARIANT, check=True).stdout)
+    palsy("report", str(p), "--ci", "0.5", "--format", "html", "--out", str(tmp_path), *VARIANT, check=True)
+    text = unescape(re.sub(r"<[^>]+>", "", (tmp_path / "z.html").read_text(encoding="utf-8")))
+    outside = [c for c in d["causes"] if c["probability"]["mean"] > c["probability"]["upper"]]
+    assert outside, "the patient must have a cause whose mean lies above its 50% interval"
+    assert "the mean lies above its interval: a few draws with a high probability pull it up" in text
