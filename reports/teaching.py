@@ -614,12 +614,18 @@ def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], c
         words={"up": "up", "down": "down", "same": "about the same"})
 
 
+#: Where a mean falls against a decision's thresholds, without the decision's action (said of the other variant).
+POSITION = {"no_test": "falls below the lower threshold", "test": "falls between the thresholds",
+            "treat": "falls above the upper threshold"}
+
+
 def _variants_entry(core: Mapping[str, Any], labels: Labels) -> dict[str, Any] | None:
     """The other variant at each step of the lesson (its P(infiltration) beside this variant's), whether it is lower
     after every negative LP, and the first step where the decision would or may differ under it (``flip``).
 
-    Where its mean falls in another zone of the decision it would differ (``palsy posterior``'s "the decision would
-    differ under it"). Where either mean reads as a threshold as written (:func:`palsy.reports.wording.shown_at`:
+    Where its mean falls in another zone of this variant's decision it may differ (``palsy posterior``'s "the decision
+    may differ under it": the other variant's own thresholds are not computed, so no action is said of its mean).
+    Where either mean reads as a threshold as written (:func:`palsy.reports.wording.shown_at`:
     9.98% against a floor of 10% reads '10.0%'), it may differ, and that mean is said to read as the threshold
     rather than to fall in the zone the unrounded comparison gives it (the knife edge the report's words mended
     first, December 2026). None without the other variant."""
@@ -633,7 +639,11 @@ def _variants_entry(core: Mapping[str, Any], labels: Labels) -> dict[str, Any] |
         other, ours = v["probability"]["mean"], s["probability"]["mean"]
         edges = {who: W.shown_at({"thresholds": th, "probability": p}) if th else None
                  for who, p in (("other", other), ("ours", ours))}
-        where = {who: f"reads as {W.EDGE_NAME[edges[who]]}" if edges[who] else f"is {zones.get(who, '')}"
+        # the other variant's mean is placed against this variant's thresholds only: its own decision (its own
+        # thresholds, the work-up still due) is not computed, so no action is said of it (a teacher's review, s16:
+        # 'its 4.5% is below the lower threshold: no further test', where that variant's own decision tests again)
+        where = {who: f"reads as {W.EDGE_NAME[edges[who]]}" if edges[who] else
+                 (POSITION.get(v.get("action") or "", "") if who == "other" else f"is {zones.get(who, '')}")
                  for who in edges}
         steps.append({"label": _steps_label(k), "k": k, "other": pct(other), "ours": pct(ours),
                       "differs": bool(v.get("decision_differs")), "edge": any(edges.values()),

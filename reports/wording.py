@@ -430,7 +430,9 @@ def variants_sentence(variants: dict | None, dec: dict | None = None) -> str:
         if shown_at({"thresholds": th, "probability": p["mean"]}):  # written as a threshold: no side to name
             text += f" Its mean reads as a threshold of the decision ({pair}): the decision may differ under it."
         elif variants.get("action") not in (None, dec["action"]):
-            text += f" Its mean falls in another zone of the decision ({pair}): the decision would differ under it."
+            # against this answer's thresholds: the other variant's own decision is not computed (a teacher's review)
+            text += (f" Its mean falls in another zone of this answer's decision ({pair}): the decision may differ "
+                     f"under it.")
     return text
 
 

@@ -180,7 +180,7 @@ def test_variants_sentence_only_when_they_differ():
     assert "not assessed" in W.variants_sentence(None)
     # the other variant's mean implying another action with these thresholds: said; the same action: not
     dec = {"probability": 0.412, "action": "no_test", "thresholds": {"low": 0.517, "high": 0.946}}
-    assert "another zone of the decision" in W.variants_sentence({**differ, "action": "test"}, dec)
+    assert "another zone of this answer's decision" in W.variants_sentence({**differ, "action": "test"}, dec)
     assert "another zone" not in W.variants_sentence({**differ, "action": "no_test"}, dec)
 
 

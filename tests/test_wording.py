@@ -158,7 +158,8 @@ def test_a_test_at_the_floor_as_written_carries_the_one_step_note(settings):
 
 def test_the_other_variant_written_as_a_threshold():
     """The other variant's mean written as a threshold: no zone named for it, the decision said only to possibly
-    differ; a mean written in another zone keeps 'would differ'."""
+    differ; a mean in another zone of this answer's thresholds says so, and that the decision may differ (the other
+    variant's own thresholds are not computed: a teacher's review, s16)."""
     dec = {"thresholds": {"low": 0.1, "high": 0.85}, "action": "test", "probability": 0.3}
     v = {"variant": "independent", "differs": True, "threshold": 0.1, "action": "no_test",
          "probability": {"mean": 0.09996, "lower": 0.01, "upper": 0.4, "ci": 0.9}}
@@ -166,7 +167,8 @@ def test_the_other_variant_written_as_a_threshold():
     assert "reads as a threshold of the decision" in text and "another zone" not in text
     assert "may differ under it" in text
     v["probability"]["mean"] = 0.05
-    assert "falls in another zone" in W.variants_sentence(v, dec)
+    assert "falls in another zone of this answer's decision" in W.variants_sentence(v, dec)
+    assert "would differ" not in W.variants_sentence(v, dec)
 
 
 @pytest.mark.parametrize("p, said", [(0.9496, "very likely"), (0.9494, "infiltration is likely"),
