@@ -433,3 +433,20 @@ def test_the_variants_disagreement_is_named_as_palsy_posterior_names_it(browser_
             assert notes == [], (k, notes)
     assert differed >= 1  # the lesson's patient after negative LPs: the variants disagree
     pg.close()
+
+
+def test_reveal_without_predicting_reveals_one_finding_a_click(page, site):
+    """A teacher's review, s16: the skip button sat in the predictions' group, so each click revealed two findings
+    (the lesson's first LP never shown) and an odd count ended in a TypeError."""
+    _open(page, "mode=classroom")
+    page.select_option("#case-select", "typical")
+    page.click("#step-start")
+    typical = site["teaching"].typical
+    n = len([v for v in typical.values.values() if v is not None]) + len(typical.csf)
+    seen = []
+    for _k in range(n):
+        page.click("#step-skip")
+        seen.append(page.locator("#step-reveal").text_content())
+        assert "You said" not in seen[-1]
+    assert len(set(seen)) == n  # each click its own finding
+    assert "Every finding is revealed" in page.locator("#step-prompt").text_content()

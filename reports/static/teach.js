@@ -1156,7 +1156,9 @@
     $("step-prompt").textContent = done ? "Every finding is revealed." :
       "Next (" + (STEP.k + 1) + " of " + STEP.items.length + "): " + itemText(STEP.items[STEP.k]) +
       ". Will P(infiltration) go up, down, or stay about the same?";
-    document.querySelectorAll("#predict button").forEach(function (b) { b.disabled = done; b.setAttribute("aria-pressed", "false"); });
+    // the prediction buttons only: the skip button sits in the same group and has its own handler (a teacher's
+  // review, s16: each skip revealed twice, the lesson's first LP never shown)
+  document.querySelectorAll("#predict button[data-predict]").forEach(function (b) { b.disabled = done; b.setAttribute("aria-pressed", "false"); });
     $("step-skip").disabled = done;
     if (done && STEP.preset && STEP.preset.cause) {
       $("step-reveal").textContent += " The source established: " + STEP.preset.cause + ".";
@@ -1238,7 +1240,9 @@
   });
   $("step-start").addEventListener("click", startSteps);
   $("step-skip").addEventListener("click", function () { reveal(null); });
-  document.querySelectorAll("#predict button").forEach(function (b) {
+  // the prediction buttons only: the skip button sits in the same group and has its own handler (a teacher's
+  // review, s16: each skip revealed twice, the lesson's first LP never shown)
+  document.querySelectorAll("#predict button[data-predict]").forEach(function (b) {
     b.addEventListener("click", function () { b.setAttribute("aria-pressed", "true"); reveal(b.getAttribute("data-predict")); });
   });
   window.addEventListener("hashchange", function () {
