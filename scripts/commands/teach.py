@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         }
         # the clinician report of the lesson's patient, which the lesson's A3 points to (it had pointed to a report
         # palsy teach did not write): answered as palsy report answers it, HTML only
-        files[R.TYPICAL_REPORT_NAME] = _typical_report(args, teaching.typical, draws, ev)
+        files[R.TYPICAL_REPORT_NAME] = _typical_report(args, teaching.typical, draws, ev,
+                                                       other=next(iter(others.values()), None))
         if teaching.session is not None:
             files[R.GUIDE_NAME] = R.guide_html(teaching.session, cases_ctx, args.ci, teaching.about_the_same,
                                                core=lesson["core"], patient_with_lps=T.typical_with_lps(teaching),
@@ -98,11 +99,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _typical_report(args: argparse.Namespace, patient, draws, ev) -> bytes:  # noqa: ANN001
-    """The clinician report (HTML) of ``patient``, with the options ``palsy report`` gives it by default."""
+def _typical_report(args: argparse.Namespace, patient, draws, ev, other=None) -> bytes:  # noqa: ANN001
+    """The clinician report (HTML) of ``patient``, with the options ``palsy report`` gives it by default, and the
+    other variant's draws this command loaded (the report had said the other variant was not computed, beside a
+    lesson that prints its numbers: a teacher's review, s16)."""
     from palsy.reports import context, render
     from palsy.scripts.commands import report
 
     options = argparse.Namespace(**{**vars(args), "pretest": None, "causes": None, "thresholds": None})
-    answer = report.answer_for(options, patient, draws, report.answer_options(options, draws))
+    chosen = report.answer_options(options, draws)
+    if other is not None:
+        chosen["other"] = other
+    answer = report.answer_for(options, patient, draws, chosen)
     return render.html(context.build(answer, ev)).encode("utf-8")
