@@ -116,6 +116,7 @@ def test_a_link_with_the_case_reads_as_palsy_posterior(browser_context, site):
     _close(got, cli["probability"])
     assert got["leading"] == cli["leading_cause"]
     assert pg.locator("#p-mean").text_content() == W.percent(cli["probability"]["mean"])
+    assert "(mean over the model's uncertainty)" in pg.locator("#result").text_content()  # the statistic, said (s16)
     assert site["labels"].cause_short(cli["leading_cause"]) in pg.locator("#p-lead").text_content()
     assert pg.locator("#message").text_content() == ""
     for k, v in BRIEF.items():
