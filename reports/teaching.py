@@ -526,7 +526,10 @@ def cases_context(cases: Sequence[Mapping[str, Any]], labels: Labels, references
                     "cause_key": case["cause"], "steps": steps, "final_lead": leading_text(final, labels),
                     "disagrees": case["cause"] in labels.causes and case["cause"] not in [final["leading"], *final["tied"]],
                     "final_p": pct(final["probability"]["mean"]), "diff": diff,
-                    "without": ({"p": pct(without["probability"]["mean"]), "lead": leading_text(without, labels)}
+                    # every probability with its interval (a teacher's review, s16: these two had none)
+                    "final_lo": pct(final["probability"]["lower"]), "final_hi": pct(final["probability"]["upper"]),
+                    "without": ({"p": pct(without["probability"]["mean"]), "lead": leading_text(without, labels),
+                                 "lo": pct(without["probability"]["lower"]), "hi": pct(without["probability"]["upper"])}
                                 if without else None),
                     "left_out": c["left_out"], "in_scope": c["in_scope"], "scope": c["scope_notes"],
                     "fragment": fragment(patients[case["id"]]),

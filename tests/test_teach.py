@@ -922,3 +922,14 @@ def test_the_glossary_is_data_and_checked(tmp_path, draws_subtype, evidence):
         r = run_palsy("evidence", "--priors", str(tmp_path / "p"))
         assert r.returncode == 2 and "teaching_cases.yaml" in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert ("regular expression" in r.stderr) if "(" in field else ("nosuch2099" in r.stderr)
+
+
+def test_every_probability_of_the_cases_and_the_guides_answer_key_has_its_interval(teach_out):
+    """A teacher's review, s16: 'after every finding' and 'without its LPs' were printed without their interval."""
+    for name, pattern in ((R.CASES_NAME, r"P\(infiltration\) <?>?\d"),
+                          (R.GUIDE_NAME, r"After every finding: P\(infiltration\) <?>?\d")):
+        text = " ".join(_text(teach_out / name).split())
+        found = [m.start() for m in re.finditer(pattern, text)]
+        assert found, name
+        for at in found:
+            assert "CrI" in text[at:at + 90], (name, text[at:at + 90])
