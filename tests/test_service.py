@@ -97,6 +97,28 @@ def _serving(folder, settings: dict, *flags: str):
         log.close()
 
 
+def _key_set_server(served: dict):
+    """An issuer's JWK Set URL on a free port of localhost, answering ``served["body"]`` (changed by the test as it
+    goes); its ``shutdown`` stops it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class KeySet(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(served["body"])))
+            self.end_headers()
+            self.wfile.write(served["body"])
+
+        def log_message(self, *_):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeySet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, keys, posterior_subtype):
     """The real server: a configuration, a JWKS file, ``palsy serve`` in a subprocess, ready on /healthz."""
@@ -2117,24 +2139,8 @@ def test_a_key_set_url_that_serves_no_key_set_is_a_503_and_a_used_token_stays_us
     key, keys that are not a list) turned every call of that issuer into a 500; now a JSON 503 that says the
     issuer's key set is unavailable, logged in one line. And (S2) the replay store is the state folder's: a token
     used before a restart is refused after it."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     served = {"body": b""}
-
-    class KeySet(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(served["body"])))
-            self.end_headers()
-            self.wfile.write(served["body"])
-
-        def log_message(self, *_):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeySet)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = _key_set_server(served)
     other = "https://other-ehr.test.example"
     port = _free_port()
     (tmp_path / "ehr.jwks.json").write_text(json.dumps({"keys": [_jwk(keys["ec"][0], "ehr-ec", "ES384")]}))
@@ -2240,27 +2246,11 @@ def test_a_failed_restart_after_sighup_is_said_and_the_operators_stop_is_still_s
 def test_a_key_the_issuer_withdraws_stops_being_accepted_when_its_cached_set_expires(tmp_path, keys):
     """A second review, s16: keys fetched from a jwks_url were cached for the worker's life (cache_keys), so a key
     the issuer had withdrawn was accepted until a restart. Keys are read from the cached set, which expires."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from palsy.scripts.serve import auth as AU
     from palsy.scripts.serve import config as CF
 
     served = {"body": json.dumps({"keys": [_jwk(keys["ec"][0], "ehr-ec", "ES384")]}).encode()}
-
-    class KeySet(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(served["body"])))
-            self.end_headers()
-            self.wfile.write(served["body"])
-
-        def log_message(self, *_):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeySet)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    httpd = _key_set_server(served)
     try:
         cfg = CF.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path),
                         issuers=(CF.Issuer(iss=ISS, jwks_url=f"http://127.0.0.1:{httpd.server_port}/jwks"),))

@@ -476,13 +476,7 @@ def record_start_failure(exc: BaseException) -> str:
     words = words if len(words) <= 400 else words[:400] + "..."
     line = f"worker {os.getpid()}: {type(exc).__name__}: {words}" if words else f"worker {os.getpid()}: {type(exc).__name__}"
     status = 2 if isinstance(exc, input_errors()) else 1
-    path = os.environ.get(C.START_FAILURES_ENV)
-    if path:
-        try:
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(f"{status}\t{line}\n")
-        except OSError:
-            pass
+    _tell_serve(f"{status}\t{line}")
     return line
 
 
@@ -490,11 +484,17 @@ def record_started() -> None:
     """Say where ``palsy serve`` reads the workers' starts that this worker started (``started``, a tab, its pid): a
     worker that fails later (a restart after SIGHUP) is then not a service that never served (a second review, s16:
     the operator's clean stop after a failed restart had exited 1, 'nothing was served')."""
+    _tell_serve(f"started\t{os.getpid()}")
+
+
+def _tell_serve(line: str) -> None:
+    """A line where ``palsy serve`` reads its workers' starts (:data:`palsy.scripts.serve.config.START_FAILURES_ENV`;
+    nothing without it: a worker started otherwise, by a test's app)."""
     path = os.environ.get(C.START_FAILURES_ENV)
     if path:
         try:
             with open(path, "a", encoding="utf-8") as f:
-                f.write(f"started\t{os.getpid()}\n")
+                f.write(line + "\n")
         except OSError:
             pass
 
