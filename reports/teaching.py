@@ -53,6 +53,8 @@ HANDOUT_NAME = "handout.html"
 HANDOUT_PDF = "handout.pdf"
 CASES_NAME = "cases.html"
 PAGE_NAME = "interactive.html"
+#: The interactive page's label of its case list, which the guide names too.
+CASE_LABEL = "Case"
 GUIDE_NAME = "guide.html"
 #: The clinician report of the lesson's typical patient (what the lesson's A3 points to).
 TYPICAL_REPORT_NAME = "typical-report.html"
@@ -620,7 +622,7 @@ def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], c
         **same_band(same_within), **factor_note(cases), **extra,
         words={"up": "up", "down": "down", "same": "about the same"},
         # the page's own words for the controls the guide names (the schema's LP label is the page's legend)
-        controls={"case": "Case", "lp_legend": labels.schema.lp.label if labels else "Lumbar punctures"})
+        controls={"case": CASE_LABEL, "lp_legend": labels.schema.lp.label if labels else "Lumbar punctures"})
 
 
 #: Where a mean falls against a decision's thresholds, without the decision's action (said of the other variant).
@@ -765,7 +767,7 @@ def page_html(models: Sequence[Mapping[str, Any]], *, schema: Mapping[str, Any],
             methods=[{"name": m, "label": lp["methods"][m].split(" (")[0]} for m in schema["lp"]["methods"]],
             results=[{"value": r, "label": r} for r in schema["lp"]["results"]],
             traumatic=[{"value": t, "label": lp["traumatic"][t]} for t in schema["lp"]["traumatic"]],
-            not_modelled=", ".join(not_modelled), lesson_name=LESSON_NAME, cases_name=CASES_NAME,
+            not_modelled=", ".join(not_modelled), lesson_name=LESSON_NAME, cases_name=CASES_NAME, case_label=CASE_LABEL,
             words=list(words), words_compact=False)
 
     # the terms the page uses (its words and the actions and labels it shows, not the model's tables), defined

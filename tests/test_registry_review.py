@@ -358,3 +358,10 @@ def test_a_counts_file_python_cannot_read_or_with_a_key_twice_is_refused(tmp_pat
         with pytest.raises(F.InputError) as exc:
             RC.read(path, ev.schema, ev.causes, 0.5)
         assert said in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_the_commands_help_names_the_registrys_smallest_threshold():
+    """The parser is built before any command runs, so the help writes the number itself: it must be the registry's."""
+    from palsy.scripts.commands import registry as cmd
+
+    assert cmd.RG_MIN == RG.MIN_THRESHOLD

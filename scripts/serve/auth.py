@@ -20,6 +20,7 @@ import jwt
 
 from palsy.model import safe_json as SJ
 from palsy.scripts.serve.config import Config, Issuer
+from palsy.scripts.serve.store import REPLAY_FILE
 
 
 class AuthError(Exception):
@@ -145,7 +146,7 @@ class Verifier:
                 # key found for the worker's life: a second review, s16)
                 self._clients[i.iss] = jwt.PyJWKClient(i.jwks_url, cache_keys=False, lifespan=300, timeout=5,
                                                        cooldown_duration=60)
-        self.replays = ReplayStore(Path(config.state_dir) / "jti.sqlite")
+        self.replays = ReplayStore(Path(config.state_dir) / REPLAY_FILE)
 
     def _key(self, issuer: Issuer, kid: str) -> jwt.PyJWK:
         if issuer.iss in self._sets:

@@ -208,9 +208,11 @@ def check_state(config: Config) -> None:
         Naming the member and what is wrong."""
     import sqlite3
 
+    from palsy.scripts.serve.store import FEEDBACK_FILE, FEEDBACK_LOCK, REPLAY_FILE, REPORTS_DIR
+
     folder = Path(config.state_dir)
     source = f"state_dir {folder}"
-    wanted = {"reports": "folder", "jti.sqlite": "file", "feedback.jsonl": "file", ".feedback.jsonl.lock": "file"}
+    wanted = {REPORTS_DIR: "folder", REPLAY_FILE: "file", FEEDBACK_FILE: "file", FEEDBACK_LOCK: "file"}
     problems = []
     for name, kind in wanted.items():
         p = folder / name
@@ -220,21 +222,21 @@ def check_state(config: Config) -> None:
     if problems:
         raise F.InputError(problems, source)
     try:
-        (folder / "reports").mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(folder / "feedback.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0),
+        (folder / REPORTS_DIR).mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(folder / FEEDBACK_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0),
                      0o600)
         os.close(fd)
     except OSError as exc:
         raise F.InputError([f"{exc.filename}: {exc.strerror or exc}; give a state folder palsy may write"],
                            source) from None
-    if not os.access(folder / "reports", os.W_OK | os.X_OK):
-        raise F.InputError([f"{folder / 'reports'}: not writable; give a state folder palsy may write"], source)
+    if not os.access(folder / REPORTS_DIR, os.W_OK | os.X_OK):
+        raise F.InputError([f"{folder / REPORTS_DIR}: not writable; give a state folder palsy may write"], source)
     from palsy.scripts.serve.auth import ReplayStore
 
     try:
-        ReplayStore(folder / "jti.sqlite")._local.db.close()  # the workers open their own
+        ReplayStore(folder / REPLAY_FILE)._local.db.close()  # the workers open their own
     except sqlite3.Error as exc:
-        raise F.InputError([f"{folder / 'jti.sqlite'}: cannot be opened as the replay store's SQLite file "
+        raise F.InputError([f"{folder / REPLAY_FILE}: cannot be opened as the replay store's SQLite file "
                             f"({str(exc)[:120]})"], source) from None
 
 

@@ -31,6 +31,9 @@ from typing import Any
 
 import filelock
 
+#: The state folder's members (the served reports, the feedback log and its lock, the replay store of
+#: :mod:`palsy.scripts.serve.auth`): named here once, for the stores and for the check before a port opens.
+REPORTS_DIR, FEEDBACK_FILE, FEEDBACK_LOCK, REPLAY_FILE = "reports", "feedback.jsonl", ".feedback.jsonl.lock", "jti.sqlite"
 #: How often a worker waiting for the feedback log's lock tries it again (an append holds it well under 1 ms).
 POLL_SECONDS = 0.001
 ID = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
@@ -43,7 +46,7 @@ class Reports:
     """Report records in a folder, each with an expiry."""
 
     def __init__(self, state_dir: str | Path, ttl_seconds: int) -> None:
-        self.folder = Path(state_dir) / "reports"
+        self.folder = Path(state_dir) / REPORTS_DIR
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.ttl = ttl_seconds
         self._last_purge = 0.0
@@ -165,12 +168,12 @@ class FeedbackLog:
     """The append-only JSON-lines log of card outcomes."""
 
     def __init__(self, state_dir: str | Path) -> None:
-        self.path = Path(state_dir) / "feedback.jsonl"
+        self.path = Path(state_dir) / FEEDBACK_FILE
         # the workers append one at a time under filelock's lock (flock on POSIX, msvcrt on Windows), and a
         # worker's threads queue for it on a lock of their own: filelock waits by polling, and twenty threads
         # polling every 50 ms (its default) left some requests waiting seconds under load; one poller per
         # worker, every millisecond, waits no longer than the append it waits for
-        self.lock = filelock.FileLock(str(self.path.with_name(".feedback.jsonl.lock")))
+        self.lock = filelock.FileLock(str(self.path.with_name(FEEDBACK_LOCK)))
         self._threads = threading.Lock()
 
     def append(self, entries: list[dict[str, Any]]) -> None:
