@@ -8,11 +8,14 @@ the table and the schema beside it, ``priors/`` by default; :func:`map_bundle` t
 validated JSON:
 
 - **whose**: every subject or patient reference (relative, absolute, to an entry, or an identifier) must
-  be the bundle's one Patient, else the bundle is refused; a clinical resource with no subject is ignored;
+  be the bundle's one Patient, or a Patient joined to it by ``Patient.link`` (a merged record, named by its
+  surviving record: :func:`_the_patient`), else the bundle is refused; a clinical resource with no subject is
+  ignored;
 - the index **palsy** is the current Condition coded as facial palsy (ICD-10 G51.0, SNOMED CT) with the newest
   onset (older palsies are set aside: :func:`_palsy_episode`); its onset is the date every window counts from
   (without one no dose is "before onset", and tests and imaging are placed only after a recordedDate bound).
-  Instants are compared where both times are given, else days in the record's zone (:func:`record_zone`).
+  Instants are compared where both times are given, else days: a stamp's own day, a UTC stamp's in the record's
+  zone at that time (:class:`~palsy.model.fhir_dates.Zones`).
   An onset known only to a month or year is a range: an exposure counts only when inside its window for
   every day of it, and a test inside the range is not placed;
 - **context**: age group from ``Patient.birthDate`` at that date; lineage (and remission where the code
@@ -56,7 +59,8 @@ from palsy.model import findings as F
 from palsy.model import paths
 from palsy.model import safe_yaml as Y
 from palsy.model import schema as SC
-from palsy.model.fhir_dates import AGE_UNIT_YEARS, DAY_SECONDS, When, months_before, parse_when, record_zone, shift, when_of, years_between
+from palsy.model.fhir_dates import AGE_UNIT_YEARS, DAY_SECONDS, When, Zones, months_before, parse_when, shift, when_of, years_between
+from palsy.model.fhir_dates import record_zone as record_zone  # the record's commonest zone, for callers of this module
 
 TABLE_FILE = "fhir_map.yaml"
 ROLES = ("palsy", "finding", "medication", "procedure", "lab", "result", "laterality", "imaging")
@@ -150,6 +154,9 @@ class Table:
     source: str
     schema: SC.Schema
     units: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The measures whose number of exactly 0 beside an interpretation the table reads negative is that negative
+    #: (the table's ``zero_read_negative``: :func:`_reading`); empty when the table declares no such rule.
+    zero_negative: frozenset[str] = frozenset()
 
     @functools.cached_property
     def by_code(self) -> dict[tuple[str, str], tuple[Row, ...]]:
@@ -185,7 +192,8 @@ def load_table(directory: str | Path | None = None) -> Table:
     Returns
     -------
     Table
-        The rows, the windows with their units, palsy's own code systems, the examples and the schema.
+        The rows, the windows with their units, palsy's own code systems, the examples, the schema and the
+        measures whose 0 flagged negative reads negative (``zero_read_negative``).
 
     Raises
     ------
@@ -214,6 +222,14 @@ def load_table(directory: str | Path | None = None) -> Table:
     for need in WINDOWS:
         if need not in windows:
             problems.append(f"windows.{need}: missing")
+    zero = doc.get("zero_read_negative")
+    zero_negative: frozenset[str] = frozenset()
+    if zero is not None:
+        measures = zero.get("measures") if isinstance(zero, dict) else None
+        if not (isinstance(measures, list) and measures and all(m in CSF_RESULTS for m in measures) and zero.get("source")):
+            problems.append(f"zero_read_negative: give measures (a list of {', '.join(CSF_RESULTS)}) and source")
+        else:
+            zero_negative = frozenset(str(m) for m in measures)
     local = doc.get("local") or {}
     for need in ("finding_system", "level_system", "code_system"):
         if not isinstance(local.get(need), str):
@@ -264,7 +280,7 @@ def load_table(directory: str | Path | None = None) -> Table:
     if problems:
         raise F.InputError(problems, str(path))
     return Table(tuple(rows), windows, {k: str(v) for k, v in local.items()}, dict(doc.get("examples") or {}), str(path),
-                 schema, units)
+                 schema, units, zero_negative)
 
 
 # --- the schema in use (it is growing: nothing here needs an edit when it does) ---------------------------
@@ -330,7 +346,10 @@ class FhirMapping:
         the type cannot be told); the notes say which and what was left unknown because of it.
     record_id : str or None
         The record's own ``Patient.id`` (None when the Patient has none): what a CDS Hooks call's
-        ``context.patientId`` names.
+        ``context.patientId`` names. Of Patients joined by ``Patient.link`` (a merged record), the surviving one.
+    record_ids : list of str
+        Every ``Patient.id`` that is this patient's, ``record_id`` first: the Patients joined to it by
+        ``Patient.link`` too (a hook's ``context.patientId`` may name any of them).
     """
 
     patient: dict[str, Any]
@@ -343,6 +362,7 @@ class FhirMapping:
     has_leukaemia: bool = False
     incomplete: list[str] = dataclasses.field(default_factory=list)
     record_id: str | None = None
+    record_ids: list[str] = dataclasses.field(default_factory=list)
 
     def __iter__(self):  # (patient, not_found, ignored), as the issue names them
         return iter((self.patient, self.not_found, self.ignored))
@@ -351,24 +371,28 @@ class FhirMapping:
 class _Collector:
     """Findings as they are read against the schema in use, with their conflicts."""
 
-    def __init__(self, schema: SC.Schema, zone: int = 0, today: dt.date | None = None) -> None:
+    def __init__(self, schema: SC.Schema, zone: int | Zones = 0, today: dt.date | None = None) -> None:
         self.schema = schema
         self.values: dict[str, dict[str, list[str]]] = {}
         self.notes: list[str] = []
         self.ignored: list[dict[str, str]] = []
         self.not_in_schema: set[str] = set()
         self.leukaemia = False
-        self.zone = zone  # the record's zone (minutes east of UTC): the day an instant falls on
+        self.zone = zone  # the record's zones (or one offset, minutes east of UTC): the day a UTC stamp falls on
         self.today = today or dt.date.today()
         self.onset: When | None = None  # the episode's onset, when dated
         self.born: When | None = None  # the patient's birth date, when plausible
         self.states: list[_State] = []  # what current Conditions say of a state (remission), weighed at the end
-        self.diagnosed: list[When | None] = []  # each leukaemia Condition's onset (its diagnosis), None when not given
+        self.diagnosed: list[_Diagnosis] = []  # each leukaemia Condition's onset (its diagnosis) and recordedDate
         self.unused_negative: list[tuple[dt.date | None, str]] = []  # negative CSF results left out: (day, why)
         self.unread_medications: dict[str, list[str]] = {}  # why a medicationReference was not read: the doses
 
     def when(self, res: Mapping[str, Any], *fields: str) -> When | None:
         return when_of(res, self.zone, *fields)
+
+    def offset(self, instant: int) -> int:
+        """The offset (minutes east of UTC) in which ``instant`` is read: the record's zone at that time."""
+        return self.zone.at(instant) if isinstance(self.zone, Zones) else self.zone
 
     def set(self, finding: str, level: str, why: str) -> None:
         self.leukaemia |= finding == "lineage"
@@ -681,15 +705,17 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     bundle = validate(bundle, source)
     table = table or load_table()
     schema = schema or table.schema
-    c = _Collector(schema, record_zone(bundle), today)
+    c = _Collector(schema, Zones.of(bundle), today)
     entries = _retracted_results(_with_contained(_latest_versions(resources(bundle), c)), table, c)
-    patient_res, who = _the_patient(entries, source)
+    who = _the_patient(entries, source)
     problems = _subject_problems(entries, who)
     if problems:
         raise FhirError(problems[:20], source)
     partial = _note_partial(partial_searches(bundle), c)
 
-    c.born = _birth(patient_res, table, c)
+    if who.note:
+        c.notes.append(who.note)
+    c.born = _birth(who.patients, table, c)
     palsies, onset = _palsy_episode(entries, table, c)
     # the exposures' windows end at the onset; without an onset date, the onset is some day up to today
     # (or up to the day the record bounds it by): a dose in that time may have followed it
@@ -730,26 +756,20 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
             labs += _observations(res, ref, table, c)
     _say_unread_medications(c)
     _weigh_states(c)
-    if dated is not None and c.diagnosed and all(d is not None for d in c.diagnosed) and \
-            min(d.lo for d in c.diagnosed) > dated.hi:
-        # the schema's population is a palsy in a known leukaemia; one that led to the diagnosis is outside it (a
-        # review found such a record answered with no word of it); said, not set: a Condition's onset may be a
-        # transfer's, not the diagnosis
-        c.notes.append(f"the leukaemia's Conditions date its onset from {min(d.lo for d in c.diagnosed).isoformat()}, "
-                       f"after the palsy's ({dated.lo.isoformat()}): if the palsy led to the diagnosis, the patient "
-                       f"is outside the model's population; enter the status when the palsy started")
+    if dated is not None:
+        _diagnosed_after(c, dated)
     lps = _lumbar_punctures(labs, table, c, onset, first_known=not partial & {"Observation", UNKNOWN})
     if partial & {"DiagnosticReport", UNKNOWN}:
         _keep_only_the_first_in_precedence(c)
     values = c.resolved()
-    patient: dict[str, Any] = {"id": record_patient_id(patient_res.get("id"))}
+    patient: dict[str, Any] = {"id": record_patient_id(who.id)}
     patient.update({k: v for k, v in values.items()})
     if lps:
         patient[schema.lp.name] = lps
     not_found = [f for f in schema.findings if f not in patient]
     return FhirMapping(patient, not_found, c.ignored, sorted(c.not_in_schema), c.notes,
                        dated.lo.isoformat() if dated else None, bool(palsies), c.leukaemia, sorted(partial),
-                       str(patient_res["id"]) if patient_res.get("id") else None)
+                       who.id, list(who.ids))
 
 
 def record_patient_id(fhir_id: Any) -> str:
@@ -775,8 +795,21 @@ def _plausible(w: When | None, table: Table, c: _Collector, what: str, ref: str 
     return w
 
 
-def _birth(patient: Mapping[str, Any], table: Table, c: _Collector) -> When | None:
-    return _plausible(parse_when(patient.get("birthDate")), table, c, "the birth date")
+def _birth(patients: tuple[tuple[str, dict[str, Any]], ...], table: Table, c: _Collector) -> When | None:
+    """The patient's birth date: the one its Patient gives, or its linked Patients give (one given as a year only
+    agrees with a day of that year); linked Patients that give different dates give none, said (never one chosen)."""
+    got = [(ref, str(p.get("birthDate")), w) for ref, p in patients
+           if (w := _plausible(parse_when(p.get("birthDate")), table, c, "the birth date",
+                               ref if len(patients) > 1 else "Patient"))]
+    if not got:
+        return None
+    narrow = min((w for _, _, w in got), key=lambda w: w.hi.toordinal() - w.lo.toordinal())
+    if all(w.lo <= narrow.lo and narrow.hi <= w.hi for _, _, w in got):
+        return narrow
+    said = ", ".join(f"{ref} {text}" for ref, text, _ in got)
+    c.notes.append(f"age_group: the linked Patient records give different birth dates ({said}): none is read, so the "
+                   f"age group (and a reference range by age) is left unknown; enter it")
+    return None
 
 
 def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> tuple[When | None, str]:
@@ -824,7 +857,7 @@ def _palsy_episode(entries: list[tuple[str, dict[str, Any]]], table: Table,
     their side nor their onset is read. A palsy with no date at all is set aside when another is dated.
     The onset is the episode's earliest (its first and last possible day); None when no Condition dates it
     (an upper bound alone, e.g. recordedDate, gives ``lo`` dt.date.min)."""
-    found = []
+    found: list[_Palsy] = []
     for where, res in entries:
         if res.get("resourceType") != "Condition" or not _has_subject(res):
             continue
@@ -854,15 +887,7 @@ def _palsy_episode(entries: list[tuple[str, dict[str, Any]]], table: Table,
                    f"a facial palsy with no date, beside a dated one ({newest.isoformat()}): not placed in this episode")
             c.ignore(f[1], f[2], why)
             c.notes.append(f"set aside: {f[1]}: {why}; its side and onset are not read")
-    sides, side_unknown = set(), False
-    for res, *_ in episode:
-        got = {r.side for bs in res.get("bodySite") or [] for cd in _codings(bs) for r in table.lookup(cd, "laterality")}
-        sides |= got
-        side_unknown |= not got
-    if "both" in sides or {"left", "right"} <= sides:
-        c.set("laterality", "bilateral", "facial palsy on both sides")
-    elif sides and not side_unknown:
-        c.set("laterality", "unilateral", "facial palsy on one side")
+    _laterality(episode, table, c)
     palsies = [f[0] for f in episode]
     starts = [f for f in episode if f[3] is not None]
     if not starts:
@@ -883,6 +908,63 @@ def _palsy_episode(entries: list[tuple[str, dict[str, Any]]], table: Table,
                        f"{hi.isoformat()}: an exposure counts only when it is in its window for every day of "
                        f"that range, and an LP or imaging in that range cannot be placed")
     return palsies, onset
+
+
+#: A facial-palsy Condition of the episode as :func:`_palsy_episode` reads it: (resource, reference, code, onset, how
+#: the onset was read).
+_Palsy = tuple[dict[str, Any], str, str, When | None, str]
+
+
+def _laterality(episode: list[_Palsy], table: Table, c: _Collector) -> None:
+    """``laterality`` from the episode's ``bodySite`` sides: both sides given (by one record or two), bilateral; one
+    side, unilateral, unless a record that gives no side may be the other side. A side-less record is read as the same
+    palsy as one that gives a side (:func:`_same_palsy`: the same onset day, or no onset of its own and recorded within
+    ``palsy_same_episode_days`` after that one's onset), said; one with an onset of its own on another day may be the
+    other side: left unknown, said (a follow-up encounter diagnosis without a bodySite had made the side unknown, a
+    review found)."""
+    gap = int(table.window("palsy_same_episode_days"))
+    said = [{r.side for bs in f[0].get("bodySite") or [] for cd in _codings(bs) for r in table.lookup(cd, "laterality")}
+            for f in episode]
+    sided = [f for f, got in zip(episode, said, strict=True) if got]
+    unsided = [f for f, got in zip(episode, said, strict=True) if not got]
+    sides = set().union(*said)
+    if "both" in sides or {"left", "right"} <= sides:
+        c.set("laterality", "bilateral", "facial palsy on both sides")
+        return
+    if not sides:
+        return
+    same, other = [], []
+    for f in unsided:
+        why = next(((g, w) for g in sided if (w := _same_palsy(f, g, gap)) is not None), None)
+        if why is None:
+            other.append(f[1])
+        else:
+            same.append(f"{f[1]} gives no side: read as the same palsy as {why[0][1]}, whose side is read ({why[1]})")
+    if other:
+        c.notes.append(f"laterality: {', '.join(other)} {'gives' if len(other) == 1 else 'give'} no side and "
+                       f"{'is' if len(other) == 1 else 'are'} not dated as a record of the palsy whose side is given "
+                       f"(the same onset day, or no onset of its own and recorded within {gap} days after its onset): "
+                       f"it may be the other side; left unknown")
+        return
+    c.set("laterality", "unilateral", "facial palsy on one side")
+    c.notes += [f"laterality: {s}" for s in same]
+
+
+def _same_palsy(a: _Palsy, b: _Palsy, gap: int) -> str | None:
+    """Why two facial-palsy records are records of one palsy, in words (None when they may be two: the other side):
+    both dated to the same day, or one with no onset of its own (only when it was recorded: recordedDate, an
+    onsetPeriod's end) recorded on or after the other's onset and within ``gap`` days of it."""
+    wa, wb = a[3], b[3]
+    if wa is None or wb is None:
+        return None
+    if wa.lo == wa.hi == wb.lo == wb.hi and wa.lo > dt.date.min:
+        return f"the same onset day, {wa.lo.isoformat()}"
+    for bound, dated in ((a, b), (b, a)):
+        wbound, wdated = bound[3], dated[3]
+        if wbound.lo == dt.date.min and wdated.lo > dt.date.min and wdated.hi <= wbound.hi <= shift(wdated.lo, gap):
+            return (f"{bound[1]} has no onset of its own, only its {bound[4]} {wbound.hi.isoformat()}, within {gap} days "
+                    f"after {dated[1]}'s onset")
+    return None
 
 
 def _age_group(onset: When, table: Table, c: _Collector) -> None:
@@ -924,28 +1006,107 @@ def _keep_only_the_first_in_precedence(c: _Collector) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class _Who:
-    """How the bundle names its one patient: the Patient's id, the fullUrls of its entries, the server bases
-    of those that are absolute, and its identifiers (system, value)."""
+    """How the bundle names its one patient: the record's id (of linked Patients, the surviving one), the fullUrls
+    of its Patient entries, the server bases of those that are absolute, its identifiers (system, value), every id
+    that is this patient's (the record's first; the Patients joined to it by ``Patient.link`` too), its Patient
+    resources (each id's, by ``Patient/<id>``) and, when it is linked to others, the note that says so."""
 
     id: str | None
     urls: frozenset[str]
     bases: frozenset[str]
     identifiers: frozenset[tuple[str, str]]
+    ids: tuple[str, ...] = ()
+    patients: tuple[tuple[str, dict[str, Any]], ...] = ()
+    note: str | None = None
 
 
-def _the_patient(entries: list[tuple[str, dict[str, Any]]], source: str) -> tuple[dict[str, Any], _Who]:
+#: FHIR R4 link-type: each says that the other Patient resource concerns the same patient.
+_LINK_TYPES = ("replaced-by", "replaces", "refer", "seealso")
+
+
+def _the_patient(entries: list[tuple[str, dict[str, Any]]], source: str) -> _Who:
+    """The bundle's one patient: its Patient resource, or several joined by ``Patient.link`` (a merged record: the
+    links in either direction, every Patient of the bundle joined to the others; a Patient a link names that is not in
+    the bundle is this patient's too). Its record id is the surviving one: not replaced by another (``replaced-by``,
+    or named by another's ``replaces``) and not ``active`` false; when that does not single one out, the first in the
+    bundle, said. Patients not joined by a link are two patients: refused (a merged record had been refused as
+    such until s17).
+
+    Raises
+    ------
+    FhirError
+        The bundle holds no Patient, or Patients not joined by a link (or several, one of them without an id).
+    """
     pats = [(w, r) for w, r in entries if r.get("resourceType") == "Patient"]
-    ids = {r.get("id") for _, r in pats}
     if not pats:
         raise FhirError(["the bundle holds no Patient resource; give the patient the findings are about"], source)
-    if len(ids) > 1 or (len(pats) > 1 and None in ids):
+    first: dict[Any, dict[str, Any]] = {}
+    for _, r in pats:
+        first.setdefault(r.get("id"), r)
+    if len(pats) > 1 and None in first:
         raise FhirError([f"the bundle holds {len(pats)} different Patient resources; give one patient's record"], source)
-    res = pats[0][1]
     urls = frozenset(_no_history(w) for w, _ in pats if not re.fullmatch(r"entry\[\d+\]", w))  # fullUrls only
     bases = frozenset(u.rsplit("/Patient/", 1)[0] for u in urls if "://" in u and "/Patient/" in u)
-    idents = frozenset((str(i.get("system")), str(i.get("value"))) for i in res.get("identifier") or []
-                       if isinstance(i, dict) and i.get("value"))
-    return res, _Who(res.get("id"), urls, bases, idents)
+    by_url = {_no_history(w): r.get("id") for w, r in pats}
+    links = [(pid, str(lk["type"]), other) for pid, r in first.items() if pid for lk in r.get("link") or []
+             if isinstance(lk, dict) and lk.get("type") in _LINK_TYPES
+             and (other := _linked_patient(lk.get("other"), by_url, bases)) and other != pid]
+    group = _joined(next(iter(first)), links)
+    if any(pid not in group for pid in first):
+        raise FhirError([f"the bundle holds {len(first)} different Patient resources" +
+                         (" not all joined by Patient.link" if links else "") + "; give one patient's record"], source)
+    ids = tuple(i for i in dict.fromkeys([*first, *(o for _, _, o in links)]) if i)
+    replaced = ({a for a, t, _ in links if t == "replaced-by"} | {b for _, t, b in links if t == "replaces"} |
+                {pid for pid, r in first.items() if r.get("active") is False})
+    alive = [i for i in ids if i not in replaced]
+    record = alive[0] if len(alive) == 1 else next((i for i in first if i in alive), next(iter(first)))
+    note = None
+    if len(ids) > 1:
+        said = ", ".join(dict.fromkeys(f"Patient/{a} {t} Patient/{b}" for a, t, b in links))
+        why = (f"the surviving record: {'the other is' if len(ids) == 2 else 'the others are'} replaced or inactive"
+               if len(alive) == 1 else
+               "no one of them is marked as the surviving record (by replaced-by, replaces or active false): named by "
+               "the first in the bundle")
+        note = (f"the patient's record is {len(ids)} linked Patient records (Patient.link: {said}): read as one patient, "
+                f"Patient/{record} ({why}); resources referring to any of them are read as this patient's")
+    idents = frozenset((str(i.get("system")), str(i.get("value"))) for r in first.values()
+                       for i in r.get("identifier") or [] if isinstance(i, dict) and i.get("value"))
+    patients = tuple((f"Patient/{pid}", r) for pid, r in first.items())
+    return _Who(record, urls, bases, idents, (record, *(i for i in ids if i != record)) if record else (), patients,
+                note)
+
+
+def _linked_patient(other: Any, by_url: Mapping[str, Any], bases: frozenset[str]) -> str | None:
+    """The id of the Patient a ``Patient.link.other`` names: an entry of the bundle (by its fullUrl), or
+    ``Patient/<id>``, relative or at the server of the bundle's Patients; None for anything else (a RelatedPerson,
+    another server's Patient, an identifier alone)."""
+    text = other.get("reference") if isinstance(other, dict) else None
+    if not isinstance(text, str):
+        return None
+    text = _no_history(text)
+    if text in by_url:
+        return by_url[text]
+    m = _REFERENCE.search(text)
+    if m is None or m.group(1) != "Patient" or text.startswith("urn:"):
+        return None
+    if "://" in text and bases and text[:m.start()] not in bases:
+        return None
+    return m.group(2)
+
+
+def _joined(start: Any, links: list[tuple[str, str, str]]) -> set[Any]:
+    """The Patients joined to ``start`` by the links, in either direction (the link graph's component)."""
+    near: dict[Any, set[Any]] = {}
+    for a, _, b in links:
+        near.setdefault(a, set()).add(b)
+        near.setdefault(b, set()).add(a)
+    seen, todo = {start}, [start]
+    while todo:
+        for other in near.get(todo.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
 
 
 _REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})$")
@@ -992,7 +1153,7 @@ def _reference_problem(value: Any, who: _Who) -> tuple[str | None, bool]:
             return "is not the bundle's Patient (neither its entry nor Patient/<id>)", False
         if m.group(1) != "Patient":
             return f"is a reference to a {m.group(1)}, not to the Patient", False
-        if m.group(2) != who.id:
+        if m.group(2) not in who.ids:
             return "is another patient", True
         base = text[:m.start()] if "://" in text else None
         if base is not None and who.bases and base not in who.bases:
@@ -1055,6 +1216,45 @@ class _State:
     note: str | None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Diagnosis:
+    """A leukaemia Condition's dates: its onset (the diagnosis, where given) and its recordedDate (the diagnosis was
+    on or before it)."""
+
+    ref: str
+    onset: When | None
+    recorded: When | None
+
+
+def _plausible_day(w: When | None, table: Table, c: _Collector) -> When | None:
+    """``w`` when it can be a real date of this record (not before the table's earliest plausible year, not after
+    today), silently else: a Condition's recordedDate that only bounds another date."""
+    return w if w is not None and w.hi.year >= int(table.window("earliest_plausible_year")) and w.lo <= c.today else None
+
+
+def _diagnosed_after(c: _Collector, palsy: When) -> None:
+    """Say when the record dates the leukaemia's diagnosis after the palsy's onset: some Condition's onset is, every
+    onset given is, and no Condition may be dated before the palsy (one recorded on or before the onset's day, or one
+    with no date at all). A Condition with no onset but a recordedDate after the palsy bounds its diagnosis only from
+    above and does not unsettle the others (an encounter diagnosis without an onset had silenced the note, a second
+    review found). Said, not set: a Condition's onset may be a transfer's, not the diagnosis."""
+    onsets = [d.onset for d in c.diagnosed if d.onset is not None]
+    if not onsets or min(w.lo for w in onsets) <= palsy.hi:
+        return
+    if any((d.onset is None and d.recorded is None) or (d.recorded is not None and d.recorded.lo <= palsy.hi)
+           for d in c.diagnosed):
+        return
+    bounded = sorted({f"{d.ref} on {d.recorded.lo.isoformat()}" for d in c.diagnosed
+                      if d.onset is None and d.recorded is not None})
+    also = (f"; {'one' if len(bounded) == 1 else len(bounded)} without an onset {'was' if len(bounded) == 1 else 'were'} "
+            f"recorded after it too ({', '.join(bounded)})" if bounded else "")
+    # the schema's population is a palsy in a known leukaemia; one that led to the diagnosis is outside it (a review
+    # found such a record answered with no word of it)
+    c.notes.append(f"the leukaemia's Conditions date its onset from {min(w.lo for w in onsets).isoformat()}, after the "
+                   f"palsy's ({palsy.lo.isoformat()}){also}: if the palsy led to the diagnosis, the patient is outside "
+                   f"the model's population; enter the status when the palsy started")
+
+
 def _condition_day(res: Mapping[str, Any], table: Table, c: _Collector) -> dt.date | None:
     earliest = int(table.window("earliest_plausible_year"))
     days = [w.hi for f in ("recordedDate", "onsetDateTime", "onsetPeriod")
@@ -1090,7 +1290,8 @@ def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) ->
                 continue
             if r.finding == LEUKAEMIA_FINDING:  # which leukaemia it is: whatever the clinical status
                 _say(r, c)
-                c.diagnosed.append(c.when(res, "onsetDateTime", "onsetPeriod"))
+                c.diagnosed.append(_Diagnosis(ref, c.when(res, "onsetDateTime", "onsetPeriod"),
+                                              _plausible_day(c.when(res, "recordedDate"), table, c)))
                 continue
             # a state (e.g. remission) is read only from a current Condition, and weighed against the others
             # (_weigh_states): the most recent statement stands. A leukaemia whose clinicalStatus is remission
@@ -1411,7 +1612,8 @@ READ_RESULTS = ("positive", "negative")
 _AGAINST = {"positive": {"negative", "normal"}, "negative": {"positive", "abnormal"}}
 
 
-def _reading(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> tuple[str | None, str | None]:
+def _reading(res: Mapping[str, Any], table: Table, schema: SC.Schema,
+             measure: str | None = None) -> tuple[str | None, str | None]:
     """An Observation's coded result and, when it has none, why (None when it gives nothing to read).
 
     The value is the result, and its interpretation is read with it; the interpretation alone only when the
@@ -1419,7 +1621,8 @@ def _reading(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> tuple[s
     table, a number, a boolean) is never replaced by its interpretation: a cytology reading "POSITIVE for
     malignant cells", or a flow of 0.8% leukaemic events, flagged NEG would be read negative. Codes that
     disagree (within the value, within the interpretation, or between them, an abnormal flag beside a coded
-    negative included) leave it unread."""
+    negative included) leave it unread. One number is read, by the table's rule (``zero_read_negative``) for the
+    ``measure`` it names: exactly 0 beside an interpretation the table reads negative (:func:`_zero_reading`)."""
     value = _results([res.get("valueCodeableConcept")], table, schema, local=True)
     flags = _results(list(res.get("interpretation") or []), table, schema, local=False)
     said = value | flags
@@ -1432,6 +1635,8 @@ def _reading(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> tuple[s
         return next(iter(read)), None
     kinds = sorted(k[len("value"):] for k in res if k.startswith("value") and k[len("value"):][:1].isupper())
     if kinds:
+        if measure in table.zero_negative and (zero := _zero_reading(res, flags, table)) is not None:
+            return zero
         kind = {"String": "text", "CodeableConcept": "text or a code palsy does not read", "Quantity": "a number",
                 "Integer": "a number", "Boolean": "true or false"}.get(kinds[0], f"a {kinds[0]}")
         return None, (f"its value is {kind}, not a coded positive or negative" +
@@ -1442,6 +1647,34 @@ def _reading(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> tuple[s
     if flags:
         return None, f"its interpretation alone ({' and '.join(sorted(flags))}) is not a positive or negative result"
     return None, None
+
+
+def _zero_reading(res: Mapping[str, Any], flags: set[str], table: Table) -> tuple[str | None, str | None] | None:
+    """The table's rule for a number (``zero_read_negative``): a value of exactly 0 (a valueQuantity without a
+    comparator, or a valueInteger) whose interpretation the table reads negative, each interpretation carrying a code
+    the table reads and none saying otherwise (a normal flag may stand beside it), is negative: the value and its
+    coding say the same (the common MRD-style "0.00 %" flagged NEG). A 0 flagged otherwise (POS, H, a code the table does not
+    read) or not flagged is not read, and why is said; None for any other number (0.01 %, 0.8 %: not judged here)."""
+    if "valueQuantity" in res:
+        q = res["valueQuantity"] if isinstance(res["valueQuantity"], dict) else {}
+        number = None if q.get("comparator") else _num(q.get("value"))
+    else:
+        number = _num(res.get("valueInteger"))
+    if number != 0:
+        return None
+    concepts = [cc for cc in res.get("interpretation") or [] if isinstance(cc, dict)]
+    # a flag the table does not read (H, a local code, text alone) may say otherwise: the 0 is then not read
+    unread = [", ".join(_code_text(cd) for cd in _codings(cc)) or "text only" for cc in concepts
+              if not any(table.lookup(cd, "result") for cd in _codings(cc))]
+    if flags & set(READ_RESULTS) == {"negative"} and not unread:
+        return "negative", None
+    if not concepts:
+        flagged = "no interpretation"
+    else:
+        flagged = "an interpretation that says " + " and ".join(
+            [*sorted(flags), *(f"{u} (a code palsy does not read)" for u in unread)])
+    return None, (f"its value is 0 with {flagged}: the table reads a 0 as negative only beside an interpretation that "
+                  f"says negative (zero_read_negative)")
 
 
 #: Words that only restate a coded result (case and punctuation aside): text beside a code that says more is shown.
@@ -1573,7 +1806,7 @@ def _csf_not_used(c: _Collector, table: Table, ref: str, measure: str, res: Mapp
     (:func:`_say_unused_negatives`), and those from before the palsy's onset only listed (a record of maintenance
     therapy holds years of routine LPs)."""
     c.ignore(ref, measure, why)
-    result, _ = _reading(res, table, c.schema)
+    result, _ = _reading(res, table, c.schema, measure)
     if before_onset and result != "positive":
         return
     if result == "negative":  # said in one line with the others (a record holds years of routine LPs)
@@ -1668,7 +1901,7 @@ def _taps_of_day(day: dt.date, timed: list[tuple[int | None, str, dict[str, Any]
         return {_Tap(day): one}
     out: dict[_Tap, dict[str, list[tuple[dict[str, Any], str]]]] = {}
     for k, cluster in enumerate(resulted):
-        local = (cluster[0][0] + c.zone * 60) % DAY_SECONDS
+        local = (cluster[0][0] + c.offset(cluster[0][0]) * 60) % DAY_SECONDS
         tap = _Tap(day, k, f"{local // 3600:02d}:{local % 3600 // 60:02d}")
         for _, measure, res, ref in cluster:
             out.setdefault(tap, {}).setdefault(measure, []).append((res, ref))
@@ -1795,7 +2028,7 @@ def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: _Tap, table: Tab
     lp: dict[str, str] = {}
     unread: dict[str, list[str]] = {}
     for method, measure in (("cytology", "csf_cytology"), ("flow", "csf_flow")):
-        readings = [(res, ref, *_reading(res, table, c.schema)) for res, ref in g.get(measure, [])]
+        readings = [(res, ref, *_reading(res, table, c.schema, measure)) for res, ref in g.get(measure, [])]
         got = {result for _, _, result, _ in readings if result is not None}
         if len(got) == 1:
             lp[method] = got.pop()

@@ -1,13 +1,15 @@
 """FHIR dates, dateTimes and instants as :mod:`palsy.model.fhir` reads them: what each can mean (a day, a
-range of days for a partial date, an instant where a time and its offset are given), the record's own zone, and
-day arithmetic held to the calendar's ends (split from ``fhir.py``, December 2026)."""
+range of days for a partial date, an instant where a time and its offset are given), the day an instant falls on
+(its own offset's, or for a UTC stamp the record's zone at that time), and day arithmetic held to the calendar's ends
+(split from ``fhir.py``, December 2026)."""
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 _DATETIME = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
@@ -21,9 +23,10 @@ _FIRST_ORDINAL, _LAST_ORDINAL = dt.date.min.toordinal(), dt.date.max.toordinal()
 
 
 class When(NamedTuple):
-    """What a FHIR date, dateTime or instant can mean: its first and last day in the record's zone
-    (:func:`record_zone`) and, when a time of day is given with its offset, the instant itself (seconds since
-    0001-01-01T00:00Z: integers, so no date at the calendar's ends can overflow)."""
+    """What a FHIR date, dateTime or instant can mean: its first and last day (an instant's day in its own offset,
+    or in the record's zone when it is stamped in UTC: :class:`Zones`) and, when a time of day is given with its
+    offset, the instant itself (seconds since 0001-01-01T00:00Z: integers, so no date at the calendar's ends can
+    overflow)."""
 
     lo: dt.date
     hi: dt.date
@@ -46,9 +49,10 @@ def _offset_minutes(tz: str) -> int:
     return (-1 if tz[0] == "-" else 1) * (int(tz[1:3]) * 60 + int(tz[4:6]))
 
 
-def parse_when(text: Any, zone_minutes: int = 0) -> When | None:
-    """What a FHIR date, dateTime or instant can mean ('2024' -> Jan 1 to Dec 31; a time with its offset ->
-    the instant, and its day in the zone ``zone_minutes`` east of UTC); None if absent or unreadable."""
+def parse_when(text: Any, zone: int | Zones = 0) -> When | None:
+    """What a FHIR date, dateTime or instant can mean ('2024' -> Jan 1 to Dec 31; a time with its offset -> the
+    instant, and its day: the day written in it when its offset is not UTC, else its day in ``zone``, minutes east
+    of UTC or the record's :class:`Zones`); None if absent or unreadable."""
     if not isinstance(text, str):
         return None
     m = _DATETIME.match(text)
@@ -70,8 +74,14 @@ def parse_when(text: Any, zone_minutes: int = 0) -> When | None:
     seconds = int(hh) * 3600 + int(mi) * 60 + int(ss or 0)
     if not (0 <= seconds < DAY_SECONDS):
         return When(day, day)
-    at = day.toordinal() * DAY_SECONDS + seconds - _offset_minutes(tz) * 60
-    local = _day((at + zone_minutes * 60) // DAY_SECONDS)
+    own = _offset_minutes(tz)
+    at = day.toordinal() * DAY_SECONDS + seconds - own * 60
+    if own:
+        # the day written in the stamp: its offset is the zone it was taken in, which a record that crosses a
+        # daylight-saving change does not share with its other stamps (00:30-04:00 had been placed on the day before)
+        return When(day, day, at)
+    offset = zone.at(at) if isinstance(zone, Zones) else zone
+    local = _day((at + offset * 60) // DAY_SECONDS)
     return When(local, local, at)
 
 
@@ -92,13 +102,9 @@ CLINICAL_TIMES = frozenset({"effectiveDateTime", "effectiveInstant", "effectiveP
                             "abatementDateTime"})
 
 
-def record_zone(bundle: Any) -> int:
-    """The record's own zone, minutes east of UTC: the UTC offset most of its clinical timestamps carry
-    (:data:`CLINICAL_TIMES`), UTC (``Z``, often a server's or a reference laboratory's clock) left out; UTC when no
-    timestamp has another offset. Dates without a time are read as days of this zone, and every instant is placed
-    on its day in it, so that a cytology stamped 21:30-05:00 and a cell count stamped 02:30Z the next day are one
-    LP."""
-    counts: dict[int, int] = {}
+def _clinical_stamps(bundle: Any) -> Iterator[tuple[int, int]]:
+    """(instant, offset in minutes east of UTC) of every clinical timestamp of ``bundle`` (:data:`CLINICAL_TIMES`,
+    a Period's start and end) that gives a time of day with a numeric offset (``Z`` is none: UTC)."""
     stack = [bundle]
     while stack:
         node = stack.pop()
@@ -112,14 +118,60 @@ def record_zone(bundle: Any) -> int:
             if key in CLINICAL_TIMES:
                 times = [value.get("start"), value.get("end")] if isinstance(value, Mapping) else [value]
                 for t in times:
-                    if isinstance(t, str) and len(t) <= 40 and (m := _OFFSET.match(t)):
-                        off = _offset_minutes(m.group(1))
-                        if off:
-                            counts[off] = counts.get(off, 0) + 1
+                    if isinstance(t, str) and len(t) <= 40 and (m := _OFFSET.match(t)) and \
+                            (w := parse_when(t)) is not None and w.at is not None:
+                        yield w.at, _offset_minutes(m.group(1))
             elif isinstance(value, Mapping | list):
                 stack.append(value)
-    # the commonest; a tie goes to the offset nearest UTC, then the western one (an order on numbers only)
+
+
+def _commonest(offsets: list[int]) -> int:
+    """The commonest of ``offsets``; a tie goes to the offset nearest UTC, then the western one (an order on numbers
+    only); UTC when there is none."""
+    counts: dict[int, int] = {}
+    for off in offsets:
+        counts[off] = counts.get(off, 0) + 1
     return min(counts, key=lambda o: (-counts[o], abs(o), o)) if counts else 0
+
+
+def record_zone(bundle: Any) -> int:
+    """The record's commonest zone, minutes east of UTC: the UTC offset most of its clinical timestamps carry
+    (:data:`CLINICAL_TIMES`), UTC (``Z``, often a server's or a reference laboratory's clock) left out; UTC when no
+    timestamp has another offset. :class:`Zones` places a UTC stamp by the offsets nearest it in time, and this one
+    breaks their ties."""
+    return _commonest([off for _, off in _clinical_stamps(bundle) if off])
+
+
+class Zones:
+    """The record's zones over time: where a stamp in UTC (``Z``, ``+00:00``: a server's or a reference laboratory's
+    clock) falls, the offset of the record's own non-UTC clinical stamp nearest to it in time (equally near ones of
+    different offsets: the record's commonest, :func:`record_zone`), so that a cytology stamped 21:30-05:00 and a
+    cell count stamped 02:30Z the next day are one LP, and a UTC stamp of a record that crosses a daylight-saving
+    change takes the offset of its side of it (one zone for the whole record had been used until s17). A stamp with
+    its own offset is on the day written in it (:func:`parse_when`); UTC when the record has no other offset."""
+
+    def __init__(self, stamps: list[tuple[int, int]] | None = None) -> None:
+        own = sorted({(at, off) for at, off in stamps or () if off})
+        self._at = [at for at, _ in own]
+        self._off = [off for _, off in own]
+        self.common = _commonest([off for _, off in stamps or () if off])
+
+    @classmethod
+    def of(cls, bundle: Any) -> Zones:
+        """The zones of ``bundle``'s clinical timestamps (never a server's clocks: :data:`CLINICAL_TIMES`)."""
+        return cls(list(_clinical_stamps(bundle)))
+
+    def at(self, instant: int) -> int:
+        """The offset (minutes east of UTC) of the record's non-UTC stamps nearest ``instant`` in time."""
+        if not self._at:
+            return 0
+        i = bisect.bisect_left(self._at, instant)
+        near = [j for j in (i - 1, i) if 0 <= j < len(self._at)]
+        best = min(abs(self._at[j] - instant) for j in near)
+        # every stamp that near (stamps of one instant in two offsets, or equally near on either side)
+        lo, hi = bisect.bisect_left(self._at, instant - best), bisect.bisect_right(self._at, instant + best)
+        offsets = {self._off[j] for j in range(lo, hi) if abs(self._at[j] - instant) == best}
+        return self.common if self.common in offsets else min(offsets, key=lambda o: (abs(o), o))
 
 
 def years_between(born: dt.date, on: dt.date) -> int:
@@ -135,7 +187,7 @@ def months_before(day: dt.date, months: int) -> dt.date:
     return dt.date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
 
 
-def when_of(res: Mapping[str, Any], zone: int, *fields: str) -> When | None:
+def when_of(res: Mapping[str, Any], zone: int | Zones, *fields: str) -> When | None:
     """The first of ``fields`` that dates ``res`` (a Period by its start)."""
     for f in fields:
         value = res.get(f)

@@ -451,16 +451,25 @@ class CodeRow(Strict):
         return self
 
 
+class ZeroReadNegative(Strict):
+    """The table's rule for a number: a CSF result of one of ``measures`` given as exactly 0 beside an
+    interpretation the table reads negative is negative (:func:`palsy.model.fhir._zero_reading`)."""
+
+    measures: Annotated[list[Literal["csf_cytology", "csf_flow"]], Field(min_length=1)]
+    source: Text
+
+
 class FhirMapFile(Strict):
     """``fhir_map.yaml``: codes of standard systems mapped to the schema's findings and levels."""
 
     version: Annotated[int, Field(ge=1)]
     local: Local
     windows: Windows
+    zero_read_negative: ZeroReadNegative | None = None
     examples: dict[str, Any] = {}
     codes: list[CodeRow]
 
 
 __all__ = ["ActionEntry", "ActionsFile", "CodeRow", "DECISIONS", "DecisionFile", "FINDING_CONDITIONS", "FhirMapFile",
            "FindingTrigger", "LP_CONDITIONS", "TEACHING_SOURCES", "TeachingFile", "Trigger", "URGENCIES",
-           "ValidationFile"]
+           "ValidationFile", "ZeroReadNegative"]
