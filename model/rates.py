@@ -27,6 +27,48 @@ SOURCE_KEYS = ("kind", "ref", "reasoning", "where", "notes")
 RATE_FACTORS = ("rate_lognormal", "rate_beta")
 
 
+#: What joins the levels of an interaction, in ``rates.yaml``'s keys and in the factor's name in the draws
+#: ('vincristine: lineage=AML & recent_vincristine=no').
+AND = " & "
+
+
+def interaction_levels(key: Any) -> dict[str, str] | None:
+    """The context levels of an interaction's key in ``rates.yaml`` (``"lineage=AML & recent_vincristine=no"``),
+    in the key's order; None for a key not of that form (an empty part, a part without ``=``, a finding twice)."""
+    if not isinstance(key, str):
+        return None
+    out: dict[str, str] = {}
+    for part in key.split("&"):
+        finding, eq, level = (x.strip() for x in part.partition("="))
+        if not eq or not finding or not level or finding in out:
+            return None
+        out[finding] = level
+    return out
+
+
+def factor_levels(name: str) -> tuple[str, str, dict[str, str]]:
+    """The cause, the rest and the context levels of a rate factor's name in the draws: 'infiltration:
+    relapse_hazard' has none, 'zoster: recent_hsct=yes' one (a multiplier), 'vincristine: lineage=AML &
+    recent_vincristine=no' two (an interaction). The one reader of these names (the provenance, the pages)."""
+    cause, _, rest = name.partition(": ")
+    return cause, rest, (interaction_levels(rest) or {}) if "=" in rest else {}
+
+
+def factor_entry(rates: dict[str, Any], name: str) -> tuple[Any, dict[str, Any]]:
+    """A rate factor's entry in ``rates.yaml``'s ``rates`` (``rates``) by its name in the draws, with its cause's
+    block (its kind when the factor has none); ``{}`` for a name the file does not have."""
+    cause, rest, levels = factor_levels(name)
+    block = rates.get(cause) or {}
+    if len(levels) > 1:
+        return next((v for k, v in (block.get("interactions") or {}).items() if interaction_levels(k) == levels),
+                    {}), block
+    if levels:
+        (finding, level), = levels.items()
+        found = {_yes_no(k): v for k, v in ((block.get("multipliers") or {}).get(finding) or {}).items()}
+        return found.get(level) or {}, block
+    return (block.get("factors") or {}).get(rest) or {}, block
+
+
 def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -377,7 +419,41 @@ class _Parser:
                     self.err(where, "-", f"{brief(level)} is the reference level of {finding} for {cause} (multiplier 1)")
                     continue
                 out.append(self.factor(where, f"{cause}: {finding}={level}", cause, mb, self.st.stratum_mask({finding: level})))
+        seen: dict[tuple[tuple[str, str], ...], str] = {}
+        for key, mb in (b.get("interactions") or {}).items():
+            where = f"{name}.interactions.{key}"
+            levels = self.interaction(where, key)
+            if levels is None:
+                continue
+            canonical = tuple((f, levels[f]) for f in self.st.context if f in levels)
+            if canonical in seen:
+                self.err(where, "-", f"the same strata as interactions.{seen[canonical]}: give each interaction once")
+                continue
+            seen[canonical] = str(key)
+            label = AND.join(f"{f}={lv}" for f, lv in canonical)
+            out.append(self.factor(where, f"{cause}: {label}", cause, mb, self.st.stratum_mask(dict(canonical))))
         return out
+
+    def interaction(self, where: str, key: Any) -> dict[str, str] | None:
+        """The levels of an interaction's key, each a level of a context finding, two findings or more."""
+        levels = interaction_levels(key)
+        if levels is None:
+            self.err(where, "-", f"{brief(key)}: give 'finding=level & finding=level' (context findings, each once)")
+            return None
+        ok = True
+        for finding, level in levels.items():
+            if finding not in self.st.context:
+                self.err(where, "-", f"{brief(finding)} is not a context finding; allowed: {', '.join(self.st.context)}")
+                ok = False
+            elif level not in self.st.context_levels[finding]:
+                allowed = ", ".join(self.st.context_levels[finding])
+                self.err(where, "-", f"{brief(level)} is not a level of {finding}; allowed: {allowed}")
+                ok = False
+        if ok and len(levels) < 2:
+            self.err(where, "-", "an interaction joins two context findings or more; one level alone is a multiplier "
+                                 f"(multipliers.{next(iter(levels))})")
+            ok = False
+        return levels if ok else None
 
     def factor(self, where: str, name: str, cause: str, b: dict[str, Any], strata: np.ndarray) -> Factor:
         """A (shape-checked) factor block: exactly one of lognormal, beta, value."""

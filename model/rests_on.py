@@ -87,6 +87,8 @@ from typing import Any
 
 import numpy as np
 
+from palsy.model.rates import factor_entry, factor_levels
+
 INFILTRATION = "infiltration"
 EXACT_BLOCKS = 6  # up to this many active blocks, every order is enumerated (2^6 hybrids)
 PAIRS = 8  # antithetic pairs of random orders above it
@@ -277,20 +279,11 @@ def _source_kind(block: Any) -> str | None:
     return None
 
 
-def _yes_no(value: Any) -> Any:
-    return ("yes" if value else "no") if isinstance(value, bool) else value
-
-
 def rate_factor(doc: dict[str, Any], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A rate factor's entry in ``rates.yaml``'s ``rates`` (``doc``) by its name in the draws ('infiltration:
-    relapse_hazard', 'zoster: recent_hsct=yes'), with its cause's block (its kind when the factor has none)."""
-    cause, _, rest = name.partition(": ")
-    block = doc.get(cause) or {}
-    if "=" in rest:
-        finding, _, level = rest.partition("=")
-        levels = {_yes_no(k): v for k, v in ((block.get("multipliers") or {}).get(finding) or {}).items()}
-        return levels.get(level) or {}, block
-    return (block.get("factors") or {}).get(rest) or {}, block
+    relapse_hazard', 'zoster: recent_hsct=yes', 'vincristine: lineage=AML & recent_vincristine=no'), with its
+    cause's block (its kind when the factor has none): :func:`palsy.model.rates.factor_entry`."""
+    return factor_entry(doc, name)
 
 
 def rate_factor_is_judgment(doc: dict[str, Any], name: str) -> bool:
@@ -875,10 +868,10 @@ def _top(keys: list[str | None], weight: np.ndarray) -> list[str]:
 
 
 def _applies(factor: str, patient) -> bool:  # noqa: ANN001
-    """Whether a rate factor ('zoster: remission=not_in_remission') can be the patient's: a multiplier of a level
-    the patient is known not to have cannot move the answer (its importance is the subset's noise)."""
-    finding, _, level = factor.partition(": ")[2].partition("=")
-    return not level or patient.level(finding) in (None, level)
+    """Whether a rate factor ('zoster: remission=not_in_remission', or an interaction of several levels) can be the
+    patient's: a multiplier of a level the patient is known not to have cannot move the answer (its importance is
+    the subset's noise)."""
+    return all(patient.level(f) in (None, lv) for f, lv in factor_levels(factor)[2].items())
 
 
 def _judgment(blocks, pieces: _Pieces, prov: dict[str, Any] | None, f_a: np.ndarray, w: np.ndarray,

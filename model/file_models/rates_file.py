@@ -90,10 +90,13 @@ class Factor(Multiplier):
 
 
 class CauseRates(Strict):
-    """One cause's rate: its factors (the rate at the reference levels) and its multipliers per level."""
+    """One cause's rate: its factors (the rate at the reference levels), its multipliers per level, and its
+    interactions: a multiplier of the strata where several context findings each have a given level (keyed
+    ``"lineage=AML & recent_vincristine=no"``; :func:`palsy.model.rates.interaction_levels` reads the key)."""
 
     factors: dict[str, Factor] = Field(min_length=1)
     multipliers: dict[str, dict[str, Multiplier]] = {}
+    interactions: dict[str, Multiplier] = {}
     reference: dict[str, Any] = {}
     reasoning: str | None = None
     ref: OptionalKeys = ()
@@ -179,7 +182,7 @@ def entry_of(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
     if not loc:
         return "-", ()
     if loc[0] == "rates":
-        depth = 4 if len(loc) > 2 and loc[2] == "factors" else 5 if len(loc) > 2 and loc[2] == "multipliers" else 2
+        depth = {"factors": 4, "interactions": 4, "multipliers": 5}.get(loc[2] if len(loc) > 2 else None, 2)
     else:
         depth = _DEPTH.get(str(loc[0]), 1)
     depth = min(depth, len(loc))
