@@ -99,6 +99,7 @@ def test_the_judgments_a_row_names_are_this_answers(variant, request, evidence):
     from palsy.model import answer as A
     from palsy.model import design as D
     from palsy.model import findings as F
+    from palsy.model import rates as R
     from palsy.model import structure as ST
     from palsy.model import variants as V
 
@@ -121,8 +122,8 @@ def test_the_judgments_a_row_names_are_this_answers(variant, request, evidence):
                     assert name in setting, (variant, key)
                     assert e.finding == evidence.schema.lp.name or patient.level(e.finding) is not None, (patient.id, key)
                 elif kind == "rates":
-                    finding, _, level = name.partition(": ")[2].partition("=")
-                    assert not level or patient.level(finding) in (None, level), (patient.id, key)
+                    levels = R.factor_levels(name)[2]  # one level (a multiplier) or several (an interaction)
+                    assert all(patient.level(f) in (None, lv) for f, lv in levels.items()), (patient.id, key)
             assert row["kind"] == "judgment" or "evidence" not in row
     assert seen > 10
 
