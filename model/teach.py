@@ -79,6 +79,10 @@ class Case:
     constructed: str = ""
     notes: str = ""
     where: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The LPs (numbered from 1) whose method the source did not state: read as ``model.yaml``'s
+    #: ``unknown_csf_method`` (a teacher's review, s16: case 2 showed "cytology negative" for LPs whose method its
+    #: source never gave)
+    unstated_methods: tuple[int, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +120,32 @@ def _session(doc: Any) -> dict[str, Any] | None:
 def _patient(findings: Mapping[str, Any], pid: str, description: str, schema: Schema, source: str) -> F.Patient:
     data = {"id": pid, "description": " ".join(description.split()), **dict(findings)}
     return F.parse_patient(data, source, schema=schema)
+
+
+#: What a case's ``where`` says of an LP whose method its source did not state (coded by cases.yaml's rule, as
+#: ``model.yaml``'s ``unknown_csf_method``).
+UNSTATED = "method not stated"
+
+
+def _unstated(raw_csf: Any) -> tuple[int, ...]:
+    """The LPs (from 1) of a ``cases.yaml`` case's ``csf`` list whose ``method`` is not given or ``unknown``."""
+    if not isinstance(raw_csf, list):
+        return ()
+    return tuple(j for j, lp in enumerate(raw_csf, start=1)
+                 if isinstance(lp, dict) and str(lp.get("method", "unknown")).strip().lower() == "unknown")
+
+
+def _read_as(patient: F.Patient, lps: Sequence[int], method: str, where: str) -> F.Patient:
+    """``patient`` with each LP of ``lps`` (from 1), coded with one method, read by ``method`` (``unknown_csf_method``):
+    a case coded here or in validation.yaml writes an LP of unstated method by cases.yaml's rule, and its ``where``
+    says so; reading it from ``model.yaml`` keeps the two in step."""
+    csf = list(patient.csf)
+    for j in lps:
+        lp = csf[j - 1]
+        if len(lp.results) != 1:
+            raise F.InputError([f"LP {j}: its method is not stated, so give one result"], where)
+        csf[j - 1] = F.LP(((method, lp.results[0][1]),), lp.traumatic)
+    return patient.replace(csf=tuple(csf))
 
 
 def library_patient(case: Any, schema: Schema) -> F.Patient:
@@ -160,32 +190,55 @@ def load(directory: str | Path, schema: Schema, library: Sequence[Any] = ()) -> 
     if any(isinstance(c, dict) and c.get("source") == "validation.yaml" for c in doc["cases"]):
         vdoc = safe_yaml.load(folder / "validation.yaml")
         validation = {c["id"]: c for c in (vdoc.get("cases") or []) if isinstance(c, dict)}
+    library_csf: dict[str, Any] = {}
+    if any(isinstance(c, dict) and c.get("source") == "cases.yaml" for c in doc["cases"]):
+        # the library's own coding of each LP (evidence.Case holds the method resolved, not whether it was stated)
+        cdoc = safe_yaml.load(folder / "cases.yaml")
+        library_csf = {str(c["id"]): (c.get("findings") or {}).get(schema.lp.name) for c in (cdoc.get("cases") or [])
+                       if isinstance(c, dict) and "id" in c}
+    unknown_method = _unknown_csf_method(folder, schema)
     cases = []
     for raw in doc["cases"]:
         cid, source = str(raw["id"]), str(raw["source"])
         ref = raw.get("ref")
+        where = raw.get("where") or {}
         if source == "cases.yaml":
             if cid not in by_id:
                 raise F.InputError([f"case {cid}: not in cases.yaml"], str(path))
             patient = dataclasses.replace(library_patient(by_id[cid], schema), description=str(raw["title"]))
             ref = by_id[cid].ref
+            unstated = _unstated(library_csf.get(cid))
         elif source == "validation.yaml":
             if cid not in validation:
                 raise F.InputError([f"case {cid}: not in validation.yaml's cases"], str(path))
             patient = _patient(validation[cid].get("findings") or {}, cid, str(raw["title"]), schema, f"{path}: {cid}")
             ref = validation[cid].get("ref")
+            where = validation[cid].get("where") or {}
+            unstated = ()
         else:
             patient = _patient(raw.get("findings") or {}, cid, str(raw["title"]), schema, f"{path}: {cid}")
+            unstated = ()
+        if source != "cases.yaml" and UNSTATED in str(where.get(schema.lp.name, "")).lower():
+            unstated = tuple(range(1, len(patient.csf) + 1))
+            patient = _read_as(patient, unstated, unknown_method, f"{path}: {cid}")
         cases.append(Case(cid, str(raw["title"]), patient, source, ref, tuple(raw.get("refs") or ()),
                           str(raw.get("cause", "unknown")), " ".join(str(raw.get("established", "")).split()),
                           " ".join(str(raw.get("teaching", "")).split()),
                           " ".join(str(raw.get("constructed", "")).split()), " ".join(str(raw.get("notes", "")).split()),
-                          {str(k): str(v) for k, v in (raw.get("where") or {}).items()}))
+                          {str(k): str(v) for k, v in (raw.get("where") or {}).items()}, unstated))
     same = float((doc.get("prediction") or {}).get("about_the_same", 0.1))
     return Teaching(typical, str(typ.get("based_on", "")), neg, int(typ.get("repeats", 3)), tuple(cases), same,
                     _session(doc.get("session")), folder,
                     tuple((str(g["term"]), str(g["pattern"]), " ".join(str(g["meaning"]).split()))
                           for g in doc.get("glossary") or ()))
+
+
+def _unknown_csf_method(folder: Path, schema: Schema) -> str:
+    """``model.yaml``'s ``unknown_csf_method`` in ``folder`` (the schema's first method without it, as
+    :mod:`palsy.model.evidence` reads it)."""
+    doc = safe_yaml.load(folder / "model.yaml") if (folder / "model.yaml").is_file() else {}
+    method = (doc or {}).get("unknown_csf_method", schema.lp.methods[0]) if isinstance(doc, dict) else schema.lp.methods[0]
+    return str(method)
 
 
 # --- small helpers on answers ---------------------------------------------------------------------
@@ -267,7 +320,7 @@ def lp_accuracy(p_before: float, p_negative: float, p_after: float) -> dict[str,
 
 def core(draws: Draws, teaching: Teaching, *, ci: float = 0.9, tables: A.Tables | None = None,
          other: Draws | None = None) -> dict[str, Any]:
-    """Every number of the ten-minute core, from answers for the one typical patient.
+    """Every number of the core, from answers for the one typical patient.
 
     Returns
     -------
@@ -430,8 +483,13 @@ def walkthrough(patient: F.Patient, draws: Draws, *, ci: float = 0.9, tables: A.
                     # over the draws, exp(mean log LR) (a teacher's review: the pages named the other as theirs)
                     "lr_geometric": ans.contributions[k - 1]["factor_geometric_mean"]})
         prev = m[INF]
+    m0 = steps_[0]["causes"]
+    lead0 = max(m0, key=m0.get)
+    # where the patient starts: P(infiltration) with its interval, the leading cause and those tied with it (a teacher's
+    # review, s16: the cases never showed it, and the lesson's "before any finding" row had no interval)
     return {"id": patient.id, "description": patient.description, "patient": patient.to_dict(),
-            "prior": {"causes": steps_[0]["causes"], "probability": ans.prior_probability},
+            "prior": {"causes": m0, "probability": ans.prior_probability, "leading": lead0,
+                      "tied": _tied_from(ans.step_cause[0], ans.causes, ans.active, lead0, w, ess)},
             "steps": out, "final": differential(ans, ess), "left_out": ans.left_out,
             "in_scope": ans.in_scope, "scope_notes": list(ans.scope_notes), "weights": ans.weights}
 
@@ -448,6 +506,10 @@ def solve(case: Case, draws: Draws, *, ci: float = 0.9, tables: A.Tables | None 
     w = walkthrough(case.patient, draws, ci=ci, tables=t)
     fields = {f.name: getattr(case, f.name) for f in dataclasses.fields(case) if f.name != "patient"}
     out = {**{k: v for k, v in w.items() if k != "weights"}, "case": fields}
+    if case.unstated_methods:
+        # the LPs whose method the source did not state, and the method the model reads them by (model.yaml's
+        # unknown_csf_method, as the fit read it)
+        out["unstated"] = {"lps": list(case.unstated_methods), "read_as": str(t.settings["unknown_csf_method"])}
     if case.patient.csf:
         bare = case.patient.replace(csf=(), **{draws.schema.profile: None})
         a = A.answer(bare, draws, ci=ci, tables=t, shapley=False, rests_on=False)

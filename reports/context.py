@@ -12,6 +12,7 @@ where it is labelled.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,8 +21,9 @@ import numpy as np
 
 from palsy.model import answer as A
 from palsy.model import structure as ST
-from palsy.model.criticism.references import incomplete_fields
+from palsy.model.criticism.references import PLACEHOLDERS, incomplete_fields
 from palsy.model.evidence import Evidence
+from palsy.model.rates import factor_levels, interaction_levels
 from palsy.reports import wording as W
 from palsy.reports.labels import Labels
 from palsy.reports.links import safe_url
@@ -153,9 +155,8 @@ def _judgment_item(key: str, ans: A.Answer, evidence: Evidence, L: Labels) -> di
         return {"what": f"{e.id} ({what}; priors/cohorts.yaml)", "why": _reason(e.raw)}
     if kind == "rates":
         factor, _ = rate_factor(evidence.rates.doc.get("rates") or {}, name)
-        cause, _, rest = name.partition(": ")
-        finding, _, level = rest.partition("=")
-        if level and ans.patient.level(finding) not in (None, level):  # a multiplier of a stratum not the patient's
+        cause, rest, levels = factor_levels(name)
+        if any(ans.patient.level(f) not in (None, lv) for f, lv in levels.items()):  # strata not the patient's
             return None
         return {"what": f"{L.cause(cause)}: {rest.replace('_', ' ')} (priors/rates.yaml)", "why": _reason(factor)}
     if kind == "shares":
@@ -187,37 +188,118 @@ def _judgments(rows: list[dict], ans: A.Answer, evidence: Evidence, L: Labels) -
     return out
 
 
+#: Words of a note about our curation inside a citation field (what was or was not read, and where): the project's
+#: placeholders (model/criticism/references.py) and the notes' own words. A reader's citation shows what was read,
+#: never how: the notes stay in the entry's ``verified`` (a teacher's review, s16: "not found after a search of the
+#: pages, docs and code corpora (about 15 queries; see verified)" printed as a reference's authors).
+CURATION_WORDS = (*PLACEHOLDERS, "unidentified", "as given", "as listed", "inferred", "not seen", "from the address",
+                  "see verified", "search", "may be incomplete", "truncated", "position unknown", "not read",
+                  "captured")
+#: How a field that is itself a note begins (its value was not read, or only guessed): the field is left out.
+_NOTE_START = re.compile(r"^(not\b|n\.d\.|probably\b|possibly\b|unknown\b|unverified\b|c\.\s)", re.I)
+#: How a note that comes before a field's value, up to a colon, begins ("unidentified images article: ...").
+_NOTE_HEAD = re.compile(r"^unidentified\b", re.I)
+
+
+_CURATION = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in CURATION_WORDS) + ")", re.I)
+
+
+def _is_note(text: str) -> bool:
+    """Whether ``text`` holds a word of :data:`CURATION_WORDS` (at a word's start: "search", not "Research")."""
+    return bool(_CURATION.search(text))
+
+
+def _drop_notes(text: str) -> str:
+    """``text`` without its parenthesised and bracketed notes about curation (a group kept when it holds none:
+    "(Baltimore)", "[14]")."""
+    out, start, stack = [], 0, []
+    pairs = {"(": ")", "[": "]"}
+    for i, ch in enumerate(text):
+        if ch in pairs:
+            if not stack:
+                out.append(text[start:i])
+                start = i
+            stack.append(pairs[ch])
+        elif stack and ch == stack[-1]:
+            stack.pop()
+            if not stack:
+                group = text[start:i + 1]
+                if not _is_note(group[1:-1]):
+                    out.append(group)
+                start = i + 1
+    out.append(text[start:])
+    return re.sub(r"\s+([,.;:])", r"\1", re.sub(r"\s{2,}", " ", "".join(out))).strip()
+
+
+def reader_field(value: Any) -> str:
+    """A citation field as a reader's citation shows it: its notes about our curation left out (:data:`CURATION_WORDS`;
+    they are in the entry's ``verified``). A field that is itself a note ("not shown in the source read", "n.d.",
+    "probably ...") is empty; one that opens with a note before a colon ("unidentified images article: ...") keeps
+    what follows it. Without notes, the value unchanged."""
+    text = " ".join(str(value if value is not None else "").split()).replace(" ...", "…").replace("...", "…")
+    if not text or not _is_note(text):  # a title that merely opens "Not ..." or "Unknown ..." is a title
+        return text
+    head, sep, rest = text.partition(": ")
+    if sep and _NOTE_HEAD.match(head):
+        text = rest
+    text = _drop_notes(text).strip(" ;,")
+    return "" if not text or _NOTE_START.match(text) else text
+
+
+def _reader(ref: dict[str, Any]) -> dict[str, Any]:
+    return {**ref, **{k: reader_field(ref.get(k)) for k in ("authors", "title", "journal", "year", "volume", "pages")}}
+
+
+def _cut(text: str, chars: int) -> str:
+    """``text`` cut to at most ``chars`` characters at a word, with an ellipsis, and no colon, comma or stop before
+    it (a teacher's review, s16: 'hematologic malignancies:….')."""
+    if len(text) <= chars:
+        return text
+    cut = text[: chars - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" .,;:-–") + "…"
+
+
+def _joined(parts: list[str]) -> str:
+    """Parts of a citation joined by full stops (none after an ellipsis), ending with one."""
+    out = ""
+    for p in (p for p in parts if p):
+        out += ("" if not out else " " if out.endswith(("…", ".", "?", "!")) else ". ") + p
+    return out if out.endswith(("…", ".", "?", "!")) else out + "."
+
+
 def citation_text(ref: dict[str, Any]) -> str:
-    """'Authors. Title. Journal Year;volume:pages.' (identifiers are given as links)."""
-    parts = [str(ref.get("authors", "")).rstrip("."), str(ref.get("title", "")).rstrip(".")]
-    journal = " ".join(str(x) for x in (ref.get("journal"), ref.get("year")) if x)
-    if ref.get("volume"):
+    """'Authors. Title. Journal Year;volume:pages.' (identifiers are given as links; notes about our curation left
+    out: :func:`reader_field`)."""
+    ref = _reader(ref)
+    parts = [ref["authors"].rstrip("."), ref["title"].rstrip(".")]
+    journal = " ".join(str(x) for x in (ref["journal"], ref["year"]) if x)
+    if ref["volume"]:
         journal += f";{ref['volume']}"
-        if ref.get("pages"):
+        if ref["pages"]:
             journal += f":{ref['pages']}"
     if journal:
-        parts.append(journal)
-    return ". ".join(p for p in parts if p) + "."
+        parts.append(journal.lstrip(";"))
+    return _joined(parts)
 
 
 def short_citation(ref: dict[str, Any], title_chars: int = 60) -> str:
-    """'First author et al. Title. Journal Year. doi:... PMID ...' (title and journal shortened)."""
-    authors = str(ref.get("authors", "")).strip()
-    first = authors.split(",")[0].strip().rstrip(".") if authors and not authors.lower().startswith("not ") else ""
+    """'First author et al. Title. Journal Year. doi:... PMID ...' (title and journal shortened at a word; notes about
+    our curation left out: :func:`reader_field`)."""
+    incomplete = incomplete_fields(ref)
+    ref = _reader(ref)
+    authors = re.sub(r"\s*\([^()]*\)", "", ref["authors"])  # "Kanwar VS (Willert JR, chief editor)": the author
+    first = authors.split(",")[0].strip().rstrip(".") if authors else ""
     if first and ("," in authors or "et al" in authors):
-        first += " et al"
-    title = str(ref.get("title", "")).rstrip(".")
-    if len(title) > title_chars:
-        title = title[: title_chars - 1].rstrip() + "…"
-    journal = str(ref.get("journal") or "")
-    if journal.lower().startswith("not ") or len(journal) > 45:
-        journal = journal[:44].rstrip() + "…" if journal and not journal.lower().startswith("not ") else ""
-    year = str(ref.get("year") or "")
-    year = year if year[:4].isdigit() else ""
+        first = first.removesuffix(" et al") + " et al"
+    title = _cut(ref["title"].rstrip("."), title_chars)
+    journal = _cut(ref["journal"], 45)
+    year = ref["year"] if ref["year"][:4].isdigit() else ""
     ids = [f"doi:{ref['doi']}" if ref.get("doi") else "", f"PMID {ref['pmid']}" if ref.get("pmid") else ""]
     parts = [first, title, " ".join(x for x in (journal, year) if x), " ".join(x for x in ids if x),
-             "Citation incomplete" if incomplete_fields(ref) else ""]  # wherever a source is cited (docs/design.md §3)
-    return ". ".join(p for p in parts if p) + "."
+             "Citation incomplete" if incomplete else ""]  # wherever a source is cited (docs/design.md §3)
+    return _joined(parts)
 
 
 def _collect_refs(node: Any) -> list[str]:
@@ -245,6 +327,8 @@ def _rate_refs(ev: Evidence, finding: str | None = None, value: str | None = Non
     for block in (doc.get("rates") or {}).values():
         mult = ((block or {}).get("multipliers") or {}).get(finding) or {}
         keys += _collect_refs(mult.get(value)) if isinstance(mult, dict) else []
+        keys += [k for key, inter in ((block or {}).get("interactions") or {}).items()
+                 if (interaction_levels(key) or {}).get(finding) == value for k in _collect_refs(inter)]
     return keys
 
 

@@ -4,7 +4,7 @@ The numbers come from :mod:`palsy.model.teach` (answers of patients); the words 
 levels, LPs and tests from :mod:`palsy.reports.labels`; the colours from :mod:`palsy.reports.palette`.
 ``palsy teach`` writes, all or nothing (:func:`palsy.reports.output.write_all`):
 
-- ``lesson.html``: the ten-minute core (the claim first, one typical patient, the 1,000-patient tree,
+- ``lesson.html``: the core (the claim first, one typical patient, the 1,000-patient tree,
   where the probability goes, why each negative LP adds less, the tests in plain words, three
   questions with answers) and the appendix (each finding alone, the source patients step by step, what
   the decision adds, a glossary, where the numbers come from);
@@ -31,6 +31,7 @@ import base64
 import io
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,12 @@ CASES_NAME = "cases.html"
 PAGE_NAME = "interactive.html"
 #: The interactive page's label of its case list, which the guide names too.
 CASE_LABEL = "Case"
+#: The classroom preset of the lesson's patient with its negative LPs, which the guide's link opens at its first step
+#: and names (a teacher's review, s16: the link projected the answer before the room predicted).
+LPS_PRESET_TITLE = "The lesson's patient, with its negative LPs"
+#: The address's key that opens the classroom's one-finding-at-a-time on the findings it carries (``teach.js``): the
+#: preset they are, at its first step, nothing revealed.
+STEP_KEY = "step"
 GUIDE_NAME = "guide.html"
 #: The clinician report of the lesson's typical patient (what the lesson's A3 points to).
 TYPICAL_REPORT_NAME = "typical-report.html"
@@ -212,6 +219,49 @@ def core_numbers(core: Mapping[str, Any]) -> Numbers:
     return N
 
 
+#: One spelling on a teaching page: the schema's and the causes' labels, which every page shows, write US "leukemia"
+#: ("Leukemia type", "leukemic infiltration"), so the texts the pages take from other files (actions, decision
+#: settings, scope notes) follow them; the syndrome keeps its accent (a teacher's review, s16: "leukemia team" and
+#: "leukaemia team" on one page, "Guillain-Barre" beside "Guillain-Barré"). Citations are quoted as published.
+SPELLING = ((re.compile(r"([Ll])euk(?:ae|\u00e6)m"), r"\1eukem"), (re.compile(r"Guillain[- ]Barre(?!\u00e9)"), "Guillain-Barr\u00e9"))
+
+
+def house_style(text: str) -> str:
+    """``text`` in the teaching pages' one spelling (:data:`SPELLING`)."""
+    for pattern, repl in SPELLING:
+        text = pattern.sub(repl, text)
+    return text
+
+
+#: Keys whose texts are quoted as published (citations) or are not words (styles, scripts, data): left as they are.
+AS_PUBLISHED = ("citations", "references", "refs", "css", "js", "data_json", "models")
+
+
+def styled(value: Any) -> Any:
+    """``value`` (a template's context: mappings, lists and texts) in the one spelling (:func:`house_style`), but for
+    the keys of :data:`AS_PUBLISHED` and for identifiers: only a text with a space in it is prose (an action's id
+    ``leukaemia_team_today``, a case's id or an address fragment never has one, and must stay what the files and the
+    page's script call it); marked-up text stays marked up."""
+    if isinstance(value, str) and not any(ch.isspace() for ch in value):
+        return value
+    if isinstance(value, Markup):
+        return Markup(house_style(str(value)))
+    if isinstance(value, str):
+        return house_style(value)
+    if isinstance(value, Mapping):
+        return {k: (v if k in AS_PUBLISHED else styled(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [styled(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(styled(v) for v in value)
+    return value
+
+
+def _render(template: str, **context: Any) -> str:
+    """``template`` rendered with ``context`` in the pages' one spelling (:func:`styled`)."""
+    return _env().get_template(template).render(**styled(context))
+
+
 def leading_text(d: Mapping[str, Any], labels: Labels) -> str:
     """'Bell's palsy' or, for a near-tie, 'Bell's palsy and zoster, tied' (never a winner on noise)."""
     return W.leading([labels.cause_short(c) for c in [d["leading"], *d["tied"]]])
@@ -298,6 +348,88 @@ def figure_stacked(rows: Sequence[tuple[str, Mapping[str, float]]], causes: Sequ
     return _svg(fig)
 
 
+#: The printed handout's chart: drawn at the size it prints, so that its text prints at its own size (a teacher's
+#: review, s16: the lesson's chart, shrunk into the handout's box, printed its labels at about 5 pt). Width and height
+#: in inches: the A4 page's width within the handout's margins and the height its CSS caps the chart at
+#: (``teach_handout.css``: 210 mm less 2 x 10 mm; ``max-height: 5.6cm``), each a little less.
+HANDOUT_FIGURE = (7.4, 2.18)
+#: The chart's smallest text on the handout, in points (the handout's own text is 7.5 pt and up).
+HANDOUT_FIGURE_PT = 7.5
+
+
+def figure_stacked_print(rows: Sequence[tuple[str, Mapping[str, float]]], causes: Sequence[str], labels: Labels,
+                         size: tuple[float, float] = HANDOUT_FIGURE, fontsize: float = HANDOUT_FIGURE_PT) -> str:
+    """:func:`figure_stacked` for print, at ``size`` (inches) and with every text at ``fontsize`` points: a legend of
+    the causes above the bars, each segment labelled with its cause and percentage where that fits, with its
+    percentage where only that fits, and named at the bar's end otherwise (room kept for those inside the axes).
+    The image is exactly ``size`` (no tight bounding box), so that printed in a box of that size it is not scaled."""
+    plt = _plt()
+    colors = P.cause_colors(causes)
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    for i, (_name, m) in enumerate(rows):
+        left = 0.0
+        for c in causes:
+            v = m.get(c, 0.0)
+            ax.barh(i, v, left=left, height=0.72, color=colors[c]["fill"], edgecolor="white", linewidth=1.0,
+                    hatch=colors[c]["hatch"] or None)
+            left += v
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([name for name, _ in rows], fontsize=fontsize)
+    ax.invert_yaxis()
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
+    ax.set_xticklabels(["0", "25%", "50%", "75%", "100%"], fontsize=fontsize)
+    ax.tick_params(length=2.5, pad=1.5)
+    ax.set_xlabel("probability of each cause (mean over the model's uncertainty)", fontsize=fontsize, labelpad=1.5)
+    handles = [plt.Rectangle((0, 0), 1, 1, facecolor=colors[c]["fill"], hatch=colors[c]["hatch"] or None,
+                             edgecolor="white") for c in causes]
+    fig.legend(handles, [labels.cause_short(c) for c in causes], loc="outside upper center", ncols=len(causes),
+               fontsize=fontsize, frameon=False, handlelength=1.0, handleheight=0.8, columnspacing=1.0, borderpad=0.1)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.spines["bottom"].set_bounds(0, 1)
+    ax.set_xlim(0, 1)
+    fig.canvas.draw()  # the layout: the axes' width in pixels, which the texts inside it do not change
+    renderer = fig.canvas.get_renderer()
+    axes_px = ax.get_window_extent(renderer).width
+
+    def px(text: str) -> float:
+        t = fig.text(0, 0, text, fontsize=fontsize)
+        w = t.get_window_extent(renderer).width
+        t.remove()
+        return w
+
+    pad = px("n")
+    xmax, plan = 1.0, []
+    for _ in range(6):  # the room for the names at the bars' ends narrows the bars: until that settles
+        plan = []
+        for _name, m in rows:
+            inside, ends, left = [], [], 0.0
+            for c in causes:
+                v = m.get(c, 0.0)
+                fits = [t for t in (f"{labels.cause_short(c)} {pct(v)}", pct(v)) if px(t) + pad < v * axes_px / xmax]
+                if fits:
+                    inside.append((left + v / 2, fits[0], colors[c]["text"]))
+                elif v > 0:
+                    ends.append(f"{labels.cause_short(c)} {pct(v)}")
+                left += v
+            plan.append((inside, "; ".join(ends)))
+        room = max((px(e) for _i, e in plan if e), default=0.0)
+        new = 1.0 / (1.0 - (room + 2 * pad) / axes_px) if room else 1.0
+        if abs(new - xmax) < 1e-9:
+            break
+        xmax = new
+    ax.set_xlim(0, xmax)
+    for i, (inside, ends) in enumerate(plan):
+        for x, text, color in inside:
+            ax.text(x, i, text, ha="center", va="center", fontsize=fontsize, color=color)
+        if ends:
+            ax.text(1 + pad / axes_px * xmax, i, ends, ha="left", va="center", fontsize=fontsize, color=P.INK)
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def _img(svg: str, alt: str, caption: str) -> dict[str, str]:
     return {"src": "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii"),
             "alt": alt, "caption": caption}
@@ -309,9 +441,10 @@ def _steps_label(k: int) -> str:
     return "before the LP" if k == 0 else f"after {k} negative LP{'s' if k > 1 else ''}"
 
 
-def core_context(core: Mapping[str, Any], labels: Labels, figure: bool = True) -> dict[str, Any]:
+def core_context(core: Mapping[str, Any], labels: Labels, figure: bool = True, for_print: bool = False) -> dict[str, Any]:
     """The core's template context: the numbers (:func:`core_numbers`), the typical patient in words, the
-    differential tables, the tree and the questions' facts."""
+    differential tables, the tree and the questions' facts; the chart for the screen, or ``for_print`` at the size the
+    handout prints it (:func:`figure_stacked_print`)."""
     N = core_numbers(core)
     sc = labels.schema
     causes = core["causes"]
@@ -350,11 +483,33 @@ def core_context(core: Mapping[str, Any], labels: Labels, figure: bool = True) -
     }
     if figure:
         rows = [(_steps_label(k), s["means"]) for k, s in enumerate(steps)]
-        ctx["where_figure"] = _img(figure_stacked(rows, causes, labels, "Where the probability goes: our patient"),
-                                   "Stacked bars: each cause's probability before and after 1 to 3 negative LPs",
+        svg = (figure_stacked_print(rows, causes, labels) if for_print else
+               figure_stacked(rows, causes, labels, "Where the probability goes: our patient"))
+        ctx["where_figure"] = _img(svg, "Stacked bars: each cause's probability before and after 1 to 3 negative LPs",
                                    "Each bar is the whole differential of our patient (mean probabilities, labelled "
-                                   "on the bar); the intervals are in the table.")
+                                   "on the bar" + (" where they fit, at its end otherwise" if for_print else "") +
+                                   "); the intervals are in the table.")
     return ctx
+
+
+#: Words a minute read aloud: a talk's pace (a teaching convention), for the pages' one account of how long the core
+#: takes (a teacher's review, s16: the lesson said "ten-minute", the guide "a quarter of an hour").
+READ_ALOUD_WPM = 130
+
+
+def prose_words(html: str) -> int:
+    """The words of a page's visible text, its tables and figures left out (they are shown, not read aloud)."""
+    html = re.sub(r"<table\b.*?</table>|<figure\b.*?</figure>", " ", html, flags=re.S)
+    return len(visible_text(html).split())
+
+
+def core_length(core: Mapping[str, Any], labels: Labels) -> dict[str, int]:
+    """How long the core (``teach_core.html``: the claim to the three questions and their answers) takes read aloud:
+    its words (:func:`prose_words`), shown rounded to tens, and minutes at :data:`READ_ALOUD_WPM`."""
+    ctx = core_context(core, labels, figure=False)
+    words = prose_words(_render("teach_core.html", **ctx, answers_open=False))
+    return {"words": words, "words_shown": int(round(words, -1)), "minutes": max(1, round(words / READ_ALOUD_WPM)),
+            "wpm": READ_ALOUD_WPM}
 
 
 def _variants_note(core: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -375,12 +530,13 @@ def handout_html(core: Mapping[str, Any], labels: Labels, escalating: Sequence[M
     """The two-page printable handout: the core, the signs that escalate whatever the probability
     (:func:`escalations`, their words only: the lesson gives why, with the sources) and where the lesson goes
     further."""
-    ctx = core_context(core, labels)
+    ctx = core_context(core, labels, for_print=True)
+    length = core_length(core, labels)
 
     def render(words: Sequence[Mapping[str, str]]) -> str:
-        return _env().get_template("teach_handout.html").render(
-            css=_css("teach_handout.css"), **ctx, answers_open=True, escalations=list(escalating),
-            lesson_name=LESSON_NAME, words=list(words), words_compact=True)
+        return _render("teach_handout.html",
+                       css=_css("teach_handout.css"), **ctx, answers_open=True, escalations=list(escalating),
+                       lesson_name=LESSON_NAME, words=list(words), words_compact=True, length=length)
 
     # the terms it uses in plain words: only those the handout's own text leaves undefined (LP, CSF and the tap are
     # the lesson's subject, and the handout has two pages)
@@ -401,18 +557,37 @@ def findings_table(rows: Sequence[Mapping[str, Any]], labels: Labels) -> list[li
     return out
 
 
-def step_label(step: Mapping[str, Any], labels: Labels) -> str:
-    """A step of a walkthrough in words: 'LP 1: cytology negative' or 'Side of the facial palsy: both sides'."""
+def step_label(step: Mapping[str, Any], labels: Labels, unstated: Mapping[str, Any] | None = None) -> str:
+    """A step of a walkthrough in words: 'LP 1: cytology negative' or 'Side of the facial palsy: both sides'; an LP
+    whose method its source did not state (``unstated``: :func:`palsy.model.teach.solve`'s) says so and how the model
+    reads it: 'LP 1: negative, method not stated (read as cytology)'."""
     if step.get("lp") is not None:
+        if unstated and step["index"] in unstated["lps"]:
+            results = [r for _m, r in F.LP.of(**step["lp"]).results]
+            return f"LP {step['index']}: {' and '.join(results)}, method not stated (read as {method_word(labels, unstated['read_as'])})"
         return f"LP {step['index']}: {labels.lp(F.LP.of(**step['lp']))}"
     return f"{labels.finding(step['finding'])}: {labels.value(step['finding'], step['value'])}"
 
 
-def walk_rows(w: Mapping[str, Any], labels: Labels) -> list[list[str]]:
-    """A walkthrough as rows: step, factor on the odds, P(infiltration) after (interval), leading cause."""
+def start_of(w: Mapping[str, Any], labels: Labels) -> dict[str, str]:
+    """Where a walkthrough starts, before its first finding: P(infiltration) (mean, interval) and the leading cause
+    (a near-tie named as one)."""
     prior = w["prior"]
-    lead0 = max(prior["causes"], key=prior["causes"].get)
-    rows = [["before any finding", "", f"{pct(prior['causes'][INF])}", labels.cause_short(lead0)]]
+    p = prior["probability"]
+    lead = leading_text({"leading": prior["leading"], "tied": prior.get("tied", [])}, labels)
+    return {"p": pct(p["mean"]), "lo": pct(p["lower"]), "hi": pct(p["upper"]), "lead": lead}
+
+
+def method_word(labels: Labels, method: str) -> str:
+    """An LP method in the pages' words ('cytology', 'flow cytometry')."""
+    return labels.schema.lp.method_labels[method].split(" (")[0]
+
+
+def walk_rows(w: Mapping[str, Any], labels: Labels) -> list[list[str]]:
+    """A walkthrough as rows: step, factor on the odds, P(infiltration) after (interval), leading cause; the first
+    row where it starts, with its interval too (a teacher's review, s16: it had none)."""
+    s0 = start_of(w, labels)
+    rows = [["before any finding", "", f"{s0['p']} ({s0['lo']} to {s0['hi']})", s0["lead"]]]
     for s in w["steps"]:
         p = s["probability"]
         rows.append([step_label(s, labels), factor(s["lr"]),
@@ -441,8 +616,30 @@ def escalations(actions: Sequence[Any], references: Mapping[str, Mapping[str, An
     from palsy.reports.context import short_citation
 
     return [{"id": a.id, "text": plain(a.text), "sign": a.sign, "detail": plain(a.detail),
+             "compact": compact_escalation(a.sign or "", plain(a.text)),
              "refs": [short_citation(references[k]).rstrip(".") for k in a.refs if k in references]}
             for a in sorted(actions, key=lambda a: a.priority) if a.urgency == "escalation"]
+
+
+#: Short words a restatement of a sign is not judged by.
+_MINOR = frozenset("a an and the of in on or to with by from not is are be its this that as at for".split())
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _MINOR}
+
+
+def compact_escalation(sign: str, text: str) -> dict[str, str]:
+    """An escalation as the handout lists it: the sign in bold, then what to do, said once. An action's text often
+    opens by restating its sign ("Blasts in the CSF, not from a known bloody tap, with this palsy are CNS3 disease,
+    whatever leads: a mimic can coexist"); then that opening stands for the sign and the rest follows it, rather
+    than the sign and the text's own restatement of it (a teacher's review, s16). The opening restates the sign
+    when it holds at least half of the sign's words (short words aside)."""
+    head, sep, rest = text.partition(": ")
+    words = _content_words(sign)
+    if sep and words and len(words & _content_words(head)) >= len(words) / 2:
+        return {"sign": head, "text": rest}
+    return {"sign": sign, "text": text}
 
 
 def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, Mapping[str, Any]],
@@ -457,13 +654,16 @@ def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, M
               "scope": w["scope_notes"]} for w in L["walkthroughs"]]
     cited = sorted({k for c in L["cases"] for k in ([c["case"]["ref"]] if c["case"]["ref"] else []) + list(c["case"]["refs"])})
 
+    length = core_length(L["core"], labels)
+
     def render(words: Sequence[Mapping[str, str]]) -> str:
-        return _env().get_template("teach_lesson.html").render(
-            css=_css(), **ctx, findings_rows=findings_table(L["findings"], labels), walks=walks,
-            not_modelled=", ".join(L["not_modelled"]), evidence_hash=(L.get("evidence_hash") or "")[:12],
-            version=L.get("version") or "", cases_name=CASES_NAME, page_name=PAGE_NAME, handout_name=HANDOUT_PDF,
-            report_name=TYPICAL_REPORT_NAME, answers_open=False, escalations=list(escalating), words=list(words),
-            references=[{"key": k, "text": citation_text(references[k])} for k in cited if k in references])
+        return _render("teach_lesson.html",
+                       css=_css(), **ctx, findings_rows=findings_table(L["findings"], labels), walks=walks,
+                       not_modelled=", ".join(L["not_modelled"]), evidence_hash=(L.get("evidence_hash") or "")[:12],
+                       version=L.get("version") or "", cases_name=CASES_NAME, page_name=PAGE_NAME,
+                       handout_name=HANDOUT_PDF, report_name=TYPICAL_REPORT_NAME, answers_open=False,
+                       escalations=list(escalating), words=list(words), length=length,
+                       references=[{"key": k, "text": citation_text(references[k])} for k in cited if k in references])
 
     # the glossary gains the abbreviations the lesson uses (its own entries define the tap)
     return render(words_on(visible_text(render(())), glossary, leave_out=("Atraumatic / traumatic tap",)))
@@ -511,10 +711,11 @@ def cases_context(cases: Sequence[Mapping[str, Any]], labels: Labels, references
         case = c["case"]
         keys = ([case["ref"]] if case["ref"] else []) + list(case["refs"])
         steps = []
+        unstated = c.get("unstated")
         for s in c["steps"]:
             p = s["probability"]
             geo = s.get("lr_geometric")
-            steps.append({"label": step_label(s, labels), "direction": direction(s["lr"], same_within),
+            steps.append({"label": step_label(s, labels, unstated), "direction": direction(s["lr"], same_within),
                           "factor": factor(s["lr"]), "p": pct(s["causes"][INF]), "lo": pct(p["lower"]),
                           "hi": pct(p["upper"]), "lead": leading_text(s, labels), "lr": s["lr"],
                           "lr_report": geo, "report_factor": factor(geo) if geo else ""})
@@ -534,9 +735,19 @@ def cases_context(cases: Sequence[Mapping[str, Any]], labels: Labels, references
                                  "lo": pct(without["probability"]["lower"]), "hi": pct(without["probability"]["upper"])}
                                 if without else None),
                     "left_out": c["left_out"], "in_scope": c["in_scope"], "scope": c["scope_notes"],
+                    # where the case starts, before its first finding (a teacher's review, s16: never shown)
+                    "start": start_of(c, labels),
+                    # LPs whose method the source did not state, read as model.yaml's unknown_csf_method (s16)
+                    "unstated": ({"lps": _and([str(j) for j in unstated["lps"]]), "count": len(unstated["lps"]),
+                                  "read_as": method_word(labels, unstated["read_as"])} if unstated else None),
                     "fragment": fragment(patients[case["id"]]),
                     "citations": [citation_text(references[k]) + _ids(references[k]) for k in keys if k in references]})
     return out
+
+
+def _and(items: Sequence[str]) -> str:
+    """'1', '1 and 2', '1, 2 and 3'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def factor_note(cases: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -570,7 +781,7 @@ def cases_html(cases: Sequence[Mapping[str, Any]], ci: float, same_within: float
     if "</script" in js.lower():
         raise ValueError("teach_cases.js must not contain '</script'")
     def render(words: Sequence[Mapping[str, str]]) -> str:
-        return _env().get_template("teach_cases.html").render(
+        return _render("teach_cases.html",
             css=_css(), cases=cases, ci_pct=W.ci_percent(ci), page_name=PAGE_NAME, lesson_name=LESSON_NAME,
             js=Markup(js), words=list(words), words_compact=False, **same_band(same_within), **factor_note(cases))
 
@@ -595,7 +806,7 @@ def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], c
     for step in session["plan"]:
         plan.append({**step, "start": start, "end": start + int(step["minutes"]), "page": MATERIALS[step["material"]]})
         start += int(step["minutes"])
-    extra: dict[str, Any] = {"lesson": None}
+    extra: dict[str, Any] = {"lesson": None, "length": None}
     if core is not None and patient_with_lps is not None and labels is not None:
         patient = patient_with_lps
         ctx = {k: v for k, v in core_context(core, labels, figure=False).items() if k != "ci_pct"}
@@ -603,8 +814,11 @@ def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], c
         sc = patient.schema
         method_words = {key: " and ".join(sc.lp.method_labels[m].split(" (")[0] for m in a["methods"])
                         for key, a in core["accuracy"].items()}
-        extra = {**ctx, "lesson": {
-            "link": f"{PAGE_NAME}#{fragment(patient)}&mode=classroom",
+        extra = {**ctx, "length": core_length(core, labels), "lesson": {
+            # opens the classroom on the preset of these findings at its first step: nothing revealed until the room
+            # has predicted (it had opened with every LP applied and the answer on screen: a teacher's review, s16)
+            "link": f"{PAGE_NAME}#{fragment(patient)}&mode=classroom&{STEP_KEY}=1",
+            "preset": LPS_PRESET_TITLE,
             "before": [f"{sc.label(n)}: {sc.level_label(n, patient.values[n])}" for n in sc.categorical
                        if patient.values.get(n) is not None],
             "lp_steps": [{"label": _steps_label(k), "p": N[f"p{k}"], "lr": N[f"lr{k}"] if k else None}
@@ -616,7 +830,7 @@ def guide_html(session: Mapping[str, Any], cases: Sequence[Mapping[str, Any]], c
                                      if m in core["negative_lp"]),
             "variants": _variants_entry(core, labels),
         }}
-    return _env().get_template("teach_guide.html").render(
+    return _render("teach_guide.html",
         css=_css(), session=session, plan=plan, cases=cases, ci_pct=W.ci_percent(ci),
         names={"lesson": LESSON_NAME, "cases": CASES_NAME, "page": PAGE_NAME, "handout": HANDOUT_PDF},
         **same_band(same_within), **factor_note(cases), **extra,
@@ -751,15 +965,17 @@ def page_html(models: Sequence[Mapping[str, Any]], *, schema: Mapping[str, Any],
     first = models[0]
     causes = first["causes"]
     variants = [m["variant"] for m in models]
-    data = {"schema": schema, "labels": labels, "rules": rules, "presets": list(presets), "ci": ci,
-            "same_within": same_within, "variants": variants, "palette": P.cause_colors(causes),
-            "not_modelled": list(not_modelled)}
+    # the data the page shows in words, in the pages' one spelling (its citations as published)
+    data = styled({"schema": schema, "labels": labels, "rules": rules, "presets": list(presets), "ci": ci,
+                   "same_within": same_within, "variants": variants, "palette": P.cause_colors(causes),
+                   "not_modelled": list(not_modelled)})
     lp = labels["lp"]
 
     def render(tables: Sequence[Mapping[str, Any]], words: Sequence[Mapping[str, str]]) -> str:
-        return _env().get_template("teach_page.html").render(
+        return _render("teach_page.html",
             css=_css(), js=Markup(js), data_json=_json_script(data),
-            models=[{"variant": m["variant"], "json": _json_script(m)} for m in tables], ci=ci, draws=first["n"],
+            models=[{"variant": m["variant"], "json": _json_script({**m, "settings": styled(m["settings"])})}
+                    for m in tables], ci=ci, draws=first["n"],
             evidence_hash=(first.get("evidence_hash") or "")[:12], version=first.get("version") or "", variants=variants,
             others=", ".join(labels["causes"][c]["label"] for c in causes if c != INF),
             causes=[{"cause": c, "label": labels["causes"][c]["label"]} for c in causes],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -44,7 +45,10 @@ def site(draws_subtype, evidence, tmp_path_factory):
     solved = [T.solve(c, draws_subtype) for c in teaching.cases]
     cases = R.cases_context(solved, labels, evidence.references, patients, teaching.about_the_same)
     presets = [{"id": "typical", "title": "The lesson's patient", "cause": "",
-                "fragment": R.fragment(teaching.typical.replace(id=""))}]
+                "fragment": R.fragment(teaching.typical.replace(id=""))},
+               # the preset the guide's classroom link opens (as palsy teach offers it)
+               {"id": "typical-lps", "title": R.LPS_PRESET_TITLE, "cause": "",
+                "fragment": R.fragment(T.typical_with_lps(teaching))}]
     presets += [{"id": c["id"], "title": c["title"], "cause": c["cause"], "fragment": c["fragment"]} for c in cases]
     rules = R.page_rules(guidance.load(pdir, draws_subtype.causes, draws_subtype.schema), evidence.references,
                          guidance.PAGE_ONE, decision.load(pdir, draws_subtype.causes))
@@ -451,3 +455,101 @@ def test_reveal_without_predicting_reveals_one_finding_a_click(page, site):
         assert "You said" not in seen[-1]
     assert len(set(seen)) == n  # each click its own finding
     assert "Every finding is revealed" in page.locator("#step-prompt").text_content()
+
+
+# --- a teacher's review, s16 (the defects left after it: tests/test_teach_s17.py for the pages' text) -------------
+
+def _blank(schema) -> F.Patient:
+    return F.Patient(id="", values={n: None for n in schema.categorical}, schema=schema)
+
+
+def test_the_guides_link_opens_the_preset_at_its_first_step_with_nothing_revealed(browser_context, site, draws_subtype):
+    """Opened from the guide's link (a fresh page, as a teacher clicks it), the page is in classroom mode on the
+    preset the guide names, at its first finding: no finding set, the result the model's before any finding, the
+    prompt 'Next (1 of n)'; one reveal then sets the first finding only (s16: it had opened with every LP applied and
+    the answer projected before the room predicted)."""
+    teaching = site["teaching"]
+    target = T.typical_with_lps(teaching)
+    frag = f"{R.fragment(target)}&mode=classroom&{R.STEP_KEY}=1"  # the guide's link (test_teach_s17.py reads it there)
+    context, seen = browser_context
+    pg = context.new_page()
+    pg.on("pageerror", lambda e: seen["errors"].append(str(e)))
+    pg.goto(site["url"] + "#" + frag)
+    pg.wait_for_selector("body[data-ready=true]", timeout=120_000)
+    assert pg.evaluate("document.body.classList.contains('classroom')")
+    assert pg.locator("#stepper").is_visible() and pg.locator("#step-panel").is_visible()
+    chosen = pg.eval_on_selector("#case-select", "s => s.options[s.selectedIndex].textContent")
+    assert chosen == R.LPS_PRESET_TITLE
+    n = len([v for v in target.values.values() if v is not None]) + len(target.csf)
+    assert pg.locator("#step-prompt").text_content().startswith(f"Next (1 of {n}): ")
+    st = pg.evaluate("palsyTeach.readControls()")
+    assert st["csf"] == [] and not any(st["values"].values())  # nothing revealed
+    _close(_result(pg), A.answer(_blank(draws_subtype.schema), draws_subtype, shapley=False).probability)
+    assert "#" + frag not in pg.url  # the address now says what is on screen
+    pg.click("#predict-up")
+    st = pg.evaluate("palsyTeach.readControls()")
+    assert st["csf"] == [] and sum(v is not None for v in st["values"].values()) == 1
+    assert pg.locator("#step-prompt").text_content().startswith(f"Next (2 of {n}): ")
+    # the same link followed in a page already open (the address changes, the page does not reload)
+    pg.evaluate("h => { location.hash = h; }", frag)
+    pg.wait_for_function(f"document.getElementById('step-prompt').textContent.startsWith('Next (1 of {n})')")
+    assert pg.evaluate("palsyTeach.readControls()")["csf"] == []
+    pg.close()
+
+
+def _cells(row) -> list[str]:
+    return [c.text_content() for c in row.locator("td").all()]
+
+
+def test_every_probability_on_the_page_says_mean_and_has_its_interval(page, site, draws_subtype):
+    """Where the patient starts (the steps' first row and the result's line), each step, and what the next test could
+    show (the result's chance and P(infiltration) after it): the mean with its interval, the headers saying mean and
+    the interval's mass, which follows the page's credible-interval setting (s16: these had no interval)."""
+    typical = site["teaching"].typical.replace(id="")
+    _open(page, R.fragment(typical))
+    ans = A.answer(typical, draws_subtype, shapley=False)
+    num = r"(<0\.1%|>99\.9%|\d+\.\d%)"
+    first = _cells(page.locator("#steps-body tr").first)
+    m = re.fullmatch(rf"{num} \({num} to {num}\)", first[1])
+    assert m, first
+    for got, key in zip(m.groups(), ("mean", "lower", "upper"), strict=True):
+        assert got == W.percent(ans.prior_probability[key]) or abs(float(got.strip("<>%")) / 100 -
+                                                                    ans.prior_probability[key]) < 6e-4, (got, key)
+    base = page.locator("#p-base").text_content()
+    assert f"Before any finding: {first[1].split(' (')[0]} (mean; 90% CrI " in base
+    for row in page.locator("#steps-body tr").all()[1:]:
+        assert re.fullmatch(rf"{num} \({num} to {num}\)", _cells(row)[1]), _cells(row)
+    want = {(t["test"], o["result"]): o for t in ans.next_tests for o in t["outcomes"]}
+    rows = page.locator("#tests-body tr").all()
+    assert len(rows) == len(want)
+    for row in rows:
+        o = want[(row.get_attribute("data-test"), row.get_attribute("data-result"))]
+        chance, after = _cells(row)[1:3]
+        for text, s in ((chance, o["probability"]), (after, o["probability_after"])):
+            m = re.fullmatch(rf"{num} \({num} to {num}\)", text)
+            assert m, text
+            for got, key in zip(m.groups(), ("mean", "lower", "upper"), strict=True):
+                assert abs(float(got.strip("<>%")) / 100 - s[key]) < 6e-4 or got.startswith(("<", ">")), (got, key, s)
+    headers = " ".join(page.locator("#steps thead, #tests thead").all_text_contents())
+    assert headers.count("mean (90% CrI)") == 3
+    page.locator("#settings").evaluate("d => { d.open = true; }")
+    page.select_option("#ci", "0.8")
+    headers = " ".join(page.locator("#steps thead, #tests thead").all_text_contents())
+    assert headers.count("mean (80% CrI)") == 3
+    page.select_option("#ci", "0.9")
+    page.locator("#settings").evaluate("d => { d.open = false; }")
+
+
+def test_a_tie_is_said_once_and_the_variant_showing_is_named(page, site, draws_subtype):
+    """'Leading causes (...): Bell's palsy and zoster, tied' says tied once (s16: the label said it too); the footer
+    names the variant whose numbers are on screen (it had listed every variant)."""
+    teaching = site["teaching"]
+    tied = next((p for p in (T.with_lps(teaching.typical, teaching.negative_lp, k).replace(id="")
+                             for k in range(teaching.repeats + 1))
+                 if A.answer(p, draws_subtype, shapley=False).tied), None)
+    assert tied is not None  # the lesson's patient after negative LPs: Bell's palsy and zoster, tied
+    _open(page, R.fragment(tied))
+    said = page.locator("#p-lead-label").text_content() + " " + page.locator("#p-lead").text_content()
+    assert said.count("tied") == 1, said
+    assert page.locator("#variant-shown").text_content() == page.eval_on_selector("#variant", "s => s.value")
+    assert "variant is showing" in page.locator("footer").text_content()

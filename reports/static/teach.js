@@ -114,6 +114,10 @@
 
   function odds(p) { return p / (1 - p); }
 
+  /* A probability with its interval, as the page's tables print it: "32.2% (5.9% to 68.8%)"; the headers say mean
+   * and the interval's mass (a teacher's review, s16: some probabilities had none). */
+  function withInterval(s) { return percent(s.mean) + " (" + percent(s.lower) + " to " + percent(s.upper) + ")"; }
+
   // --- the tables ----------------------------------------------------------------------------------------
 
   function model(variant) {
@@ -673,13 +677,13 @@
     return { results: res, traumatic: traumatic };
   }
 
-  var FLAG_KEYS = ["id", "variant", "ci", "pretest", "causes", "mode"];
+  var FLAG_KEYS = ["id", "variant", "ci", "pretest", "causes", "mode", "step"];
 
   /* The findings of an address fragment, with the command line's names (dashes or underscores) and levels. */
   function parseFragment(hash) {
-    var st = emptyState(), errors = [], mode = null;
+    var st = emptyState(), errors = [], mode = null, step = false;
     hash = hash.replace(/^#/, "");
-    if (!hash) { return { state: st, errors: errors, mode: mode }; }
+    if (!hash) { return { state: st, errors: errors, mode: mode, step: step }; }
     hash.split("&").forEach(function (part) {
       if (!part) { return; }
       var eq = part.indexOf("=");
@@ -714,19 +718,27 @@
           }
           st.causes = cs;
         } else if (key === "mode") { mode = val; }
+        else if (key === "step") { step = true; }  // one finding at a time on these findings, from the first
         else { throw new Error(key + ": not a finding; allowed: " + CATEGORICAL.concat([LPN], FLAG_KEYS).join(", ")); }
       } catch (e) { errors.push(e.message); }
     });
-    return { state: st, errors: errors, mode: mode };
+    return { state: st, errors: errors, mode: mode, step: step };
+  }
+
+  /* The findings of a state as the address writes them (the same findings, the same text). */
+  function findingsOf(st) {
+    var parts = [];
+    SC.findings.forEach(function (f) {
+      if (f.name === LPN) { st.csf.forEach(function (lp) { parts.push(LPN + "=" + lpCode(lp)); }); }
+      else if (st.values[f.name] !== null) { parts.push(f.name + "=" + encodeURIComponent(st.values[f.name])); }
+    });
+    return parts.join("&");
   }
 
   function fragmentOf(st) {
     var parts = [];
     if (st.id) { parts.push("id=" + encodeURIComponent(st.id)); }
-    SC.findings.forEach(function (f) {
-      if (f.name === LPN) { st.csf.forEach(function (lp) { parts.push(LPN + "=" + lpCode(lp)); }); }
-      else if (st.values[f.name] !== null) { parts.push(f.name + "=" + encodeURIComponent(st.values[f.name])); }
-    });
+    if (findingsOf(st)) { parts.push(findingsOf(st)); }
     if (st.variant !== DATA.variants[0]) { parts.push("variant=" + st.variant); }
     if (st.ci !== DATA.ci) { parts.push("ci=" + st.ci); }
     if (st.pretest !== null && !isNaN(st.pretest)) { parts.push("pretest=" + st.pretest); }
@@ -934,10 +946,15 @@
     $("p-interval").textContent = percent(r.post.lower) + " to " + percent(r.post.upper);
     $("p-ci").textContent = ci;
     $("p-lead").textContent = leadText(r.leading, r.tied);
-    $("p-lead-label").textContent = r.tied.length ? "Leading causes (tied: closer than the computation can separate):" : "Leading cause:";
+    // "tied" once: the causes are named "..., tied" (a teacher's review, s16: the label said it too)
+    $("p-lead-label").textContent = r.tied.length ? "Leading causes (closer than the computation can separate):" : "Leading cause:";
     $("p-against").textContent = r.causes.filter(function (c) { return c.cause !== INF; }).map(function (c) { return causeShort(c.cause); }).join(", ");
-    $("p-base").textContent = (r.state.pretest !== null ? "Your pretest" : "Before any finding") + ": " + percent(r.prior.mean) +
+    $("p-base").textContent = (r.state.pretest !== null ? "Your pretest: " + percent(r.prior.mean) :
+      "Before any finding: " + percent(r.prior.mean) + " (mean; " + ci + " CrI " + percent(r.prior.lower) + " to " +
+      percent(r.prior.upper) + ")") +
       (r.weighted ? ". A published case the model learned from: answered with it left out, as palsy posterior does" : "");
+    document.querySelectorAll(".ci-mass").forEach(function (e) { e.textContent = ci; });
+    $("variant-shown").textContent = r.state.variant;  // which variant the numbers are (s16: the footer named both)
     drawStack(r);
     drawNotes(r);
     scheduleVariantNote(r);
@@ -1032,14 +1049,14 @@
     var tr = el("tr");
     cell(tr, r.state.pretest !== null ? "your pretest" : "before any finding", true);
     cell(tr, "");
-    cell(tr, percent(r.prior.mean));
+    cell(tr, r.state.pretest !== null ? percent(r.prior.mean) : withInterval(r.prior));  // a pretest is the user's number
     cell(tr, leadText(r.priorLeading, r.priorTied));
     body.appendChild(tr);
     r.steps.forEach(function (s) {
       var row = el("tr");
       cell(row, playerText(s.player), true);
       cell(row, factor(s.lr));
-      cell(row, percent(s.means[r.m.inf]) + " (" + percent(s.after.lower) + " to " + percent(s.after.upper) + ")");
+      cell(row, withInterval({ mean: s.means[r.m.inf], lower: s.after.lower, upper: s.after.upper }));
       cell(row, leadText(s.leading, s.tied));
       body.appendChild(row);
     });
@@ -1055,12 +1072,14 @@
         tr.setAttribute("data-result", o.result);
         tr.setAttribute("data-probability", String(o.probability.mean));
         tr.setAttribute("data-after", String(o.after.mean));
+        tr.setAttribute("data-after-lower", String(o.after.lower));
+        tr.setAttribute("data-after-upper", String(o.after.upper));
         tr.setAttribute("data-leading", o.leading);
         tr.setAttribute("data-tied", o.tied.join(","));
         cell(tr, i === 0 ? LABELS.tests[t.test] : "", true);
         cell(tr, resultWords(t.test, o.result));
-        cell(tr, percent(o.probability.mean));
-        cell(tr, percent(o.after.mean));
+        cell(tr, withInterval(o.probability));
+        cell(tr, withInterval(o.after));
         cell(tr, leadText(o.leading, o.tied));
         body.appendChild(tr);
       });
@@ -1180,7 +1199,8 @@
     var dir = Math.abs(Math.log(lr)) < Math.log(1 + DATA.same_within) ? "same" : lr > 1 ? "up" : "down";
     var words = { up: "up", down: "down", same: "about the same" };
     var text = (prediction ? "You said " + words[prediction] + "; " : "") + "it went " + words[dir] + ": factor on the odds " +
-      factor(lr) + ", P(infiltration) " + percent(before) + " to " + percent(after) + ". Leading cause: " +
+      factor(lr) + ", P(infiltration) " + percent(before) + " to " + percent(after) + " (mean; " + Math.round(100 * r.ci) +
+      "% CrI " + percent(r.post.lower) + " to " + percent(r.post.upper) + "). Leading cause: " +
       leadText(r.leading, r.tied) + (leadText(r.leading, r.tied) !== beforeLead ? " (was " + beforeLead + ")" : "") + ".";
     $("step-reveal").textContent = text;
     $("step-reveal").setAttribute("data-direction", dir);
@@ -1193,11 +1213,20 @@
 
   function onChange() { syncLps(); render(); }
 
-  function load(st, errors, mode) {
+  function load(st, errors, mode, step) {
     writeControls(st);
     showErrors(errors);
-    if (mode === "classroom") { setClassroom(true); }
+    if (mode === "classroom" || step) { setClassroom(true); }
     render();
+    if (step) { stepFromStart(st); }
+  }
+
+  /* The address's findings one at a time, from none (the guide's classroom link: nothing is revealed before the room
+   * has predicted): under the preset that has these findings, or as "the findings set below". */
+  function stepFromStart(st) {
+    var want = findingsOf(st), p = DATA.presets.filter(function (x) { return findingsOf(parseFragment(x.fragment).state) === want; })[0];
+    $("case-select").value = p ? p.id : "__current";
+    startSteps();
   }
 
   function setClassroom(on) {
@@ -1247,14 +1276,14 @@
   });
   window.addEventListener("hashchange", function () {
     var got = parseFragment(location.hash);
-    if (fragmentOf(got.state) !== fragmentOf(readControls())) { load(got.state, got.errors, got.mode); }
+    if (got.step || fragmentOf(got.state) !== fragmentOf(readControls())) { load(got.state, got.errors, got.mode, got.step); }
   });
 
   window.palsyTeach = { compute: function () { return compute(readControls()); }, parseFragment: parseFragment,
-                        open: function (hash) { var got = parseFragment(hash); load(got.state, got.errors, got.mode); return got.errors; },
+                        open: function (hash) { var got = parseFragment(hash); load(got.state, got.errors, got.mode, got.step); return got.errors; },
                         fragmentOf: fragmentOf, toYaml: toYaml, fromYaml: fromYaml, percent: percent, render: render,
                         readControls: readControls };
   var first = parseFragment(location.hash);
-  load(first.state, first.errors, first.mode);
+  load(first.state, first.errors, first.mode, first.step);
   document.body.setAttribute("data-ready", "true");
 }());

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         presets = [{"id": teaching.typical.id, "title": "The lesson's patient", "cause": "",
                     "fragment": R.fragment(teaching.typical.replace(id=""))},
                    # the classroom's one-at-a-time reveal reaches the lesson's negative LPs from this one
-                   {"id": f"{teaching.typical.id}-lps", "title": "The lesson's patient, with its negative LPs", "cause": "",
+                   {"id": f"{teaching.typical.id}-lps", "title": R.LPS_PRESET_TITLE, "cause": "",
                     "fragment": R.fragment(T.typical_with_lps(teaching))}]
         presets += [{"id": c["id"], "title": c["title"], "cause": c["cause"], "fragment": c["fragment"]} for c in cases_ctx]
         models = []
