@@ -2,11 +2,14 @@
 
 Every call carries ``Authorization: Bearer <JWT>``. The token is accepted when its ``iss`` is a configured
 issuer, its ``alg`` is one of the configured asymmetric algorithms (ES384 and RS384 by default: never
-``none`` or HMAC), its ``kid`` names a key of that issuer's JWK Set (a ``jku`` header must be the configured
-JWKS URL: no key is ever fetched from a URL the token chose), the signature verifies, ``aud`` is the URL of
-the endpoint called, ``exp`` and ``iat`` hold (with the configured clock skew, and a lifetime no longer than
-the configured maximum) and ``jti`` has not been seen before. Seen ``jti`` values are kept in a SQLite file
-in the state folder until they expire, so a replay is refused by every worker.
+``none`` or HMAC), its ``kid`` names a key of that issuer's JWK Set (:mod:`.keysets`: a file re-read when it
+changes, a URL fetched again for a key it lacks), the signature verifies, ``aud`` is the URL of the endpoint
+called, ``exp`` and ``iat`` hold (with the configured clock skew, and a lifetime no longer than the configured
+maximum) and ``jti`` has not been seen before. No key is ever fetched from a URL the token chose: a ``jku``
+header of a URL issuer must be its configured ``jwks_url``, and one of a file issuer is not used (the file is
+the out-of-band channel CDS Hooks 2.0 names; until s17 such a token, as Epic and the CDS Hooks sandbox send
+it, was refused). Seen ``jti`` values are kept in a SQLite file in the state folder until they expire, so a
+replay is refused by every worker.
 """
 
 from __future__ import annotations
@@ -18,19 +21,16 @@ from pathlib import Path
 
 import jwt
 
-from palsy.model import safe_json as SJ
+from palsy.scripts.serve import state as S
 from palsy.scripts.serve.config import Config, Issuer
+from palsy.scripts.serve.keysets import FileKeys, KeySetUnavailable, UnknownKey, UrlKeys
 from palsy.scripts.serve.store import REPLAY_FILE
+
+__all__ = ["AuthError", "KeySetUnavailable", "ReplayStore", "Verifier", "key_for"]
 
 
 class AuthError(Exception):
     """A request without a valid token (HTTP 401); the message says why, never the token."""
-
-
-class KeySetUnavailable(Exception):
-    """The issuer's JWK Set URL answered with something that is not a key set palsy can use (not JSON, no
-    usable key) or could not be reached: HTTP 503, on every call until it is mended (it was a 500, s16 review
-    S4); the message names no token."""
 
 
 #: The largest NumericDate taken (``exp``, ``iat``, ``nbf``: seconds since 1970): the year 5138. A signed token
@@ -91,6 +91,7 @@ class ReplayStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self.folder = Path(path).parent
         self._local = threading.local()
         # a worker's threads take turns on a lock of their own, so that only the workers meet at SQLite's write
         # lock, whose busy handler waits by sleeping (1, 2, 5, ... up to 100 ms): measured with 2 processes of
@@ -113,9 +114,15 @@ class ReplayStore:
         return db
 
     def first_use(self, iss: str, jti: str, exp: float) -> bool:
-        """Record ``jti``; False when it was seen before (a replay)."""
-        db = self._db()
-        with self._turns:
+        """Record ``jti``; False when it was seen before (a replay).
+
+        Raises
+        ------
+        state.StateUnavailable
+            The store cannot be written (a full disk, a read-only folder).
+        """
+        with S.writing(self.folder, "the replay store"), self._turns:
+            db = self._db()
             now = time.time()
             if now - self._last_purge > 60:
                 db.execute("DELETE FROM jti WHERE exp < ?", (now - KEEP_USED_SECONDS,))
@@ -128,45 +135,19 @@ class ReplayStore:
 
 
 class Verifier:
-    """Checks CDS Hooks JWTs against the configured issuers (keys loaded once; a JWKS URL cached)."""
+    """Checks CDS Hooks JWTs against the configured issuers (their keys: :mod:`.keysets`)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.issuers: dict[str, Issuer] = {i.iss: i for i in config.issuers}
-        self._sets: dict[str, jwt.PyJWKSet] = {}
-        self._clients: dict[str, jwt.PyJWKClient] = {}
-        for i in config.issuers:
-            if i.jwks_file:
-                # read as the start-up check reads it (a byte-order mark passed the check and failed every worker)
-                self._sets[i.iss] = jwt.PyJWKSet.from_dict(SJ.loads(Path(i.jwks_file).read_bytes()))
-            else:
-                # an unknown kid refetches the set at most once a minute (a stream of tokens with made-up kids
-                # would otherwise make the service fetch it for each); keys are read from the cached set, which
-                # lives 5 minutes, so a key the issuer withdraws stops being accepted then (cache_keys kept each
-                # key found for the worker's life: a second review, s16)
-                self._clients[i.iss] = jwt.PyJWKClient(i.jwks_url, cache_keys=False, lifespan=300, timeout=5,
-                                                       cooldown_duration=60)
+        self.key_sets: dict[str, FileKeys | UrlKeys] = {
+            i.iss: FileKeys(i.jwks_file, i.iss) if i.jwks_file else UrlKeys(str(i.jwks_url)) for i in config.issuers}
         self.replays = ReplayStore(Path(config.state_dir) / REPLAY_FILE)
 
     def _key(self, issuer: Issuer, kid: str) -> jwt.PyJWK:
-        if issuer.iss in self._sets:
-            for k in self._sets[issuer.iss].keys:
-                if k.key_id == kid:
-                    return k
-            raise AuthError("the token's kid is not a key of its issuer")
-        client = self._clients[issuer.iss]
-        unavailable = KeySetUnavailable("the issuer's key set is unavailable (its JWK Set URL did not answer with a "
-                                        "usable JWK Set); try again later")
         try:
-            client.get_signing_keys()  # the set itself (cached): not a JSON object, no signing key, unreachable
-        except (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError):
-            # unreachable, not JSON (PyJWT lets json's error through), not a set ([], null: had been 401 a token)
-            raise unavailable from None
-        try:
-            return client.get_signing_key(kid)
-        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError):  # on the refetch for an unknown kid
-            raise unavailable from None
-        except jwt.PyJWKClientError:
+            return self.key_sets[issuer.iss].key(kid)
+        except UnknownKey:
             raise AuthError("the token's kid is not a key of its issuer") from None
 
     def verify(self, authorization: str | None, audiences: list[str]) -> dict:
@@ -205,7 +186,8 @@ class Verifier:
         issuer = self.issuers.get(str(unverified.get("iss")))
         if issuer is None:
             raise AuthError("the token's issuer is not configured")
-        if "jku" in header and header["jku"] != issuer.jwks_url:
+        # a URL issuer's jku must be its URL; a file issuer's keys are its file's, whatever jku names (never fetched)
+        if "jku" in header and issuer.jwks_url is not None and header["jku"] != issuer.jwks_url:
             raise AuthError("the token's jku is not the configured JWK Set URL of its issuer")
         key = key_for(self._key(issuer, kid), alg)
         skew = self.config.clock_skew_seconds

@@ -110,8 +110,8 @@ def _by_ingredient(med: dict | None) -> bool:
 def hook_body(bundle: dict) -> dict:
     """A patient-view call whose prefetch holds ``bundle``'s resources, as the discovery's templates ask."""
     pre = prefetch_of(bundle)
-    return {"hook": "patient-view", "hookInstance": "load", "context": {"patientId": pre["patient"]["id"]},
-            "prefetch": pre}
+    return {"hook": "patient-view", "hookInstance": "load",
+            "context": {"patientId": pre["patient"]["id"], "userId": "Practitioner/load"}, "prefetch": pre}
 
 
 #: The findings whose combinations make the distinct patients (6,912 of them: enough that the row without think

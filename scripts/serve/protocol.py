@@ -25,7 +25,11 @@ uvicorn's httptools protocol bounds none of these, and each is reached before an
   (what the kernel still holds for it is dropped too);
 - a client that sends nothing, or its head a byte at a time: the connection stays open without end. A
   connection with no answer in progress must complete a request's head within :data:`HEAD_SECONDS` (of its
-  opening or of its last answer), or it is closed (a JSON 408 when part of a head had come).
+  opening or of its last answer), or it is closed (a JSON 408 when part of a head had come);
+- a client that stops sending its body (a crash mid-body, a half-open connection): its request held an
+  admission place until the worker restarted (s17 review #14). A body that makes no progress for
+  :data:`BODY_SECONDS` while the service waits for it is a JSON 408 and the connection is closed; time the
+  service itself does not read (its buffer full while the token is checked) is not counted.
 
 These bound each connection, not their number: the reverse proxy in front limits connections per client.
 
@@ -60,6 +64,8 @@ MAX_PIPELINED = 16
 WRITE_STALL_SECONDS = 30.0
 #: How long a connection with no answer in progress may take to send a request's head, seconds.
 HEAD_SECONDS = 30.0
+#: How long a request's body may make no progress while the service waits for it, seconds.
+BODY_SECONDS = 30.0
 #: The key of the app's lifespan state (uvicorn's ``app_state``) under which the app gives its CORS layer's
 #: headers for a request: a callable from the request's headers (lower-case names) to the headers to add.
 CORS_STATE = "palsy_cors_headers"
@@ -139,6 +145,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.refused = False
         self.head_timer: asyncio.TimerHandle | None = None
         self.stall_timer: asyncio.TimerHandle | None = None
+        self.body_timer: asyncio.TimerHandle | None = None
+        self.body_moved = 0.0  # when the body being read last made progress (the loop's time)
         self.answering: Any = None  # the request whose answer is being sent (uvicorn's cycle)
 
     # --- the connection ---------------------------------------------------------------------------------------
@@ -149,7 +157,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self.head_timer, self.stall_timer):
+        for timer in (self.head_timer, self.stall_timer, self.body_timer):
             if timer is not None:
                 timer.cancel()
         # uvicorn tells only the newest request parsed that its client is gone; the one being answered is an
@@ -195,10 +203,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if len(self.pipeline) > MAX_PIPELINED:
             self.refuse(None, "", f"more than {MAX_PIPELINED} requests sent ahead of their answers")
+        elif self.body_timer is None:  # cancelled by the message's end when it has no body (the same read)
+            self.body_moved = self.loop.time()
+            self.body_timer = self.loop.call_later(BODY_SECONDS, self._body_too_slow)
+
+    def on_body(self, body: bytes) -> None:
+        self.body_moved = self.loop.time()
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self.in_head, self.head_bytes, self.in_message = True, 0, False
         self.head_seen = bytearray()
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -267,6 +285,32 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.refused = True
             self.transport.close()
+
+    def _body_too_slow(self) -> None:
+        self.body_timer = None
+        if self.transport.is_closing() or not self.in_message or self.in_head:
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # the service is not reading (its buffer is full): not the client's time
+            self.body_moved = now
+        left = self.body_moved + BODY_SECONDS - now
+        if left > 0:
+            self.body_timer = self.loop.call_later(left, self._body_too_slow)
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_started:
+            self.refuse(None, "", f"its request's body made no progress for {BODY_SECONDS:g} s")
+            return
+        # the app waits for the body: the 408 is written here, and the app told its client has gone (it unwinds,
+        # leaving its admission place; what it would send is dropped)
+        self.refused = True
+        message = f"the request's body made no progress for {BODY_SECONDS:g} s"
+        log.info("connection closed: %s (408)", message)
+        self.transport.write(error_response(408, "request_timeout", message, self.server_state.default_headers,
+                                            self._cors_headers()))
+        self.transport.close()
+        cycle.disconnected = True
+        cycle.message_event.set()
 
     def _unread(self) -> None:
         self.stall_timer = None

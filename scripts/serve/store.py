@@ -3,9 +3,11 @@
 Reports: a card's link is ``/reports/<id>`` with an unguessable id (128 bits); what the report needs (the
 patient's findings and what the record did not say) is written to ``<state>/reports/<id>.json`` (mode 0600,
 in a 0700 folder) so that any worker can render it, and deleted once it expires. The HTML is rendered on
-the first request and kept beside it until the same expiry. Beside each record, ``<card uuid>.card`` names the
-record of the card it was made for, so that any worker can tell a card it issued (:meth:`Reports.issued`: the
-feedback endpoint takes outcomes of those only) until the record expires; it is deleted with it.
+the first request and kept beside it until the same expiry. Beside each record, ``<card uuid>.card`` says that
+the card is this service's, and until when (its feedback window: at least the report's life, 30 days by
+default), so that any worker can tell a card it issued (:meth:`Reports.issued`: the feedback endpoint takes
+outcomes of those only) after its report has gone (until s17 the card file went with the report, and a card
+dismissed after an hour was refused as unknown). It holds no finding and names no report: only its expiry.
 
 Feedback: one JSON line per answer given (``palsy.model.registry_feedback.answer_entry``: the card's id,
 the salted patient hash, the findings as categories, P(cause) and the model) and one per card outcome,
@@ -43,22 +45,25 @@ CARD_SUFFIX = ".card"
 
 
 class Reports:
-    """Report records in a folder, each with an expiry."""
+    """Report records in a folder, each with an expiry, and the cards they were made for, each with its own
+    (``card_ttl_seconds``, at least the reports': the feedback window)."""
 
-    def __init__(self, state_dir: str | Path, ttl_seconds: int) -> None:
+    def __init__(self, state_dir: str | Path, ttl_seconds: int, card_ttl_seconds: int | None = None) -> None:
         self.folder = Path(state_dir) / REPORTS_DIR
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.ttl = ttl_seconds
+        self.card_ttl = max(card_ttl_seconds or 0, ttl_seconds)
         self._last_purge = 0.0
         self._purge_lock = threading.Lock()
 
     def put(self, record: dict[str, Any], card: str | None = None) -> str:
         """Store ``record`` (made for the card ``card``, a UUID, when given: see :meth:`issued`); return its new id."""
         rid = secrets.token_urlsafe(16)
-        data = json.dumps({"expires": time.time() + self.ttl, **record, **({"card": card} if card else {})})
+        now = time.time()
+        data = json.dumps({"expires": now + self.ttl, **record, **({"card": card} if card else {})})
         self._write(f"{rid}.json", data.encode("utf-8"))
-        if card:  # after the record, so that the card names a record that is there
-            self._write(_card_file(card), rid.encode("ascii"))
+        if card:
+            self._write(_card_file(card), json.dumps({"expires": now + self.card_ttl}).encode("ascii"))
         self.purge()
         return rid
 
@@ -68,15 +73,16 @@ class Reports:
             f.write(data)
 
     def issued(self, card: str) -> bool:
-        """Whether ``card`` (a UUID, in any case) is a card of this service whose record has not expired: its
-        card file names a record that is there, unexpired, and made for that card. False for any other text."""
+        """Whether ``card`` (a UUID, in any case) is a card of this service within its feedback window: its card
+        file is there and unexpired. False for any other text. A card file of a version before s17 (its report's
+        id) expires by its file's time."""
         try:
-            name = _card_file(card)
-            rid = (self.folder / name).read_text(encoding="ascii")
-        except (ValueError, OSError, UnicodeDecodeError):
+            path = self.folder / _card_file(card)
+            text = path.read_text(encoding="ascii")
+            expires = json.loads(text)["expires"] if text.startswith("{") else path.stat().st_mtime + self.card_ttl
+        except (ValueError, OSError, UnicodeDecodeError, KeyError, TypeError):
             return False
-        rec = self.get(rid)
-        return rec is not None and rec.get("card") == str(uuid.UUID(card))
+        return isinstance(expires, (int, float)) and expires >= time.time()
 
     def get(self, rid: str) -> dict[str, Any] | None:
         """The record of ``rid``, or None when unknown, malformed or expired (an expired one is deleted)."""
@@ -128,14 +134,15 @@ class Reports:
 
     def delete_expired(self, now: float) -> int:
         """Delete the reports written more than the expiry before ``now``, each record with its HTML (rendered
-        later, so newer: it never outlives its record), and any other file that old (a write that never
-        finished); return how many files were deleted. A record is written once and expires the expiry after
-        it was made, so its file's time is never later than that: nothing is deleted before it expires
-        (:meth:`get` still reads the expiry itself)."""
+        later, so newer: it never outlives its record), the card files written more than their feedback window
+        before it, and any other file older than the reports' expiry (a write that never finished); return how
+        many files were deleted. A file is written once and expires its expiry after it was made, so its time is
+        never later than that: nothing is deleted before it expires (:meth:`get` still reads the expiry itself)."""
         deleted = 0
         try:
             with os.scandir(self.folder) as entries:
-                old = [e for e in entries if e.is_file(follow_symlinks=False) and _mtime(e) + self.ttl < now]
+                old = [e for e in entries if e.is_file(follow_symlinks=False)
+                       and _mtime(e) + (self.card_ttl if e.name.endswith(CARD_SUFFIX) else self.ttl) < now]
         except OSError:
             return 0
         for entry in old:
