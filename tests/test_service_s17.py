@@ -725,3 +725,22 @@ def test_the_store_keeps_no_record_id_in_a_card_file(tmp_path):
     assert rid not in text and set(json.loads(text)) == {"expires"}
     (reports.folder / f"{card}.card").write_text(rid)  # a card file of a version before s17: judged by its time
     assert reports.issued(card)
+
+
+# --- a merged record (the FHIR review s17 #5): the hook may name the replaced Patient ---------------------------------
+
+def test_a_hook_naming_a_merged_records_replaced_patient_gets_the_card(s17, keys):
+    """A record system that merged Patient OLD into the one it prefetches (``link: replaces``) may still open OLD's
+    chart: the hook's ``context.patientId`` is OLD. Any id of the linked Patients is this patient (the mapping's
+    ``record_ids``); an id no link names stays a 422 (the FHIR review s17 #5: it had been a 422 for the replaced id
+    although the mapping read the merge)."""
+    b = _bundle("source-002")
+    (patient,) = [e["resource"] for e in b["entry"] if e["resource"]["resourceType"] == "Patient"]
+    patient["link"] = [{"other": {"reference": "Patient/old-chart-17"}, "type": "replaces"}]
+    same = post(s17, keys, hook_body(b))
+    merged = post(s17, keys, hook_body(b, pid="old-chart-17"))
+    assert same.status_code == merged.status_code == 200, merged.text[:300]
+    assert merged.json()["cards"][0]["extension"]["palsy"]["probability"] == \
+        same.json()["cards"][0]["extension"]["palsy"]["probability"]
+    other = post(s17, keys, hook_body(b, pid="someone-else"))
+    assert other.status_code == 422 and "context.patientId" in other.json()["message"]

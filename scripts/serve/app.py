@@ -391,7 +391,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         except F.InputError as exc:
             raise ServiceError(422, "invalid_fhir", "the prefetch is not a valid FHIR R4 record of one patient",
                                problems=exc.problems[:20]) from None
-        if mapping.record_id != pid:
+        if pid not in (mapping.record_ids or (mapping.record_id,)):  # a merged record: any of its linked ids
             raise ServiceError(422, "invalid_fhir", "the prefetched Patient is not context.patientId")
         who = id_hash(pid)
         if config.require_palsy and not (mapping.has_palsy and mapping.has_leukaemia):

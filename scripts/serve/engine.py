@@ -87,11 +87,13 @@ class Mapped:
     has_palsy: bool
     has_leukaemia: bool
     record_id: str | None = None  # the record's Patient.id (the patient's own id is Patient/<it>)
+    record_ids: tuple[str, ...] = ()  # every id of the patient: linked Patients (a merged record), record_id first
 
     @classmethod
     def of(cls, m: X.FhirMapping) -> Mapped:
         return cls(patient=m.patient, not_found=tuple(m.not_found), notes=tuple(m.notes), onset=m.onset,
-                   has_palsy=m.has_palsy, has_leukaemia=m.has_leukaemia, record_id=m.record_id)
+                   has_palsy=m.has_palsy, has_leukaemia=m.has_leukaemia, record_id=m.record_id,
+                   record_ids=tuple(m.record_ids))
 
     def size(self) -> int:
         """Its size as JSON, in bytes (what its memo entry holds, within a small factor)."""
