@@ -65,9 +65,9 @@ from palsy.scripts.serve.layers import (
     InternalErrors,
     ServiceError,
     StrictJsonRoute,
-    _json,
-    _path,
+    error_response,
     internal_error,
+    logged_path,
 )
 from palsy.scripts.serve.protocol import CORS_STATE
 from palsy.scripts.serve.reload import on_sighup
@@ -245,7 +245,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     def unavailable(exc: ST.StateUnavailable, method: str, path: str) -> ServiceError:
         """A state fault met by a request: logged (the folder and the error, never a file's name), the health
         check told, and the 503 to answer."""
-        log.error("%s %s: state folder %s cannot be written (%s: %s); answered 503", method, _path(path), exc.folder,
+        log.error("%s %s: state folder %s cannot be written (%s: %s); answered 503", method, logged_path(path), exc.folder,
                   exc.what, exc.why)
         health.failed(exc)
         return ServiceError(503, "state_unavailable", exc.message, {"Retry-After": str(ST.RETRY_AFTER_SECONDS)})
@@ -277,7 +277,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return _json(exc.status, exc.code, exc.message, exc.all_headers, **exc.extra)
+        return error_response(exc.status, exc.code, exc.message, exc.all_headers, **exc.extra)
 
     @app.exception_handler(ST.StateUnavailable)
     async def _state(request: Request, exc: ST.StateUnavailable) -> JSONResponse:
@@ -287,15 +287,15 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return _json(400, "bad_json", "the request body is not valid JSON")
+            return error_response(400, "bad_json", "the request body is not valid JSON")
         problems = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in errors[:20]]
-        return _json(400, "bad_request", "the request does not follow CDS Hooks 2.0", problems=problems)
+        return error_response(400, "bad_request", "the request does not follow CDS Hooks 2.0", problems=problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = getattr(exc, "code", None) or {404: "not_found", 405: "method_not_allowed",
                                                  413: "too_large"}.get(exc.status_code, "http_error")
-        return _json(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)  # what the CORS layer itself might raise (InternalErrors answers the rest)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

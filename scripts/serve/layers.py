@@ -91,7 +91,7 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        too_big = _json(413, "too_large", _TooLarge(self.limit).detail)
+        too_big = error_response(413, "too_large", _TooLarge(self.limit).detail)
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await too_big(scope, receive, send)
             return
@@ -137,17 +137,17 @@ class Gate:
         t = time.perf_counter()
         path, method = scope["path"], scope["method"]
         if path.endswith("/") and path != "/":
-            log.info("%s %s 404 (a trailing slash)", method, _path(path))
-            await _json(404, "not_found", f"no route {_path(path)}: the service's paths have no trailing slash; "
-                        f"call {_path(path.rstrip('/'))}")(scope, receive, send)
+            log.info("%s %s 404 (a trailing slash)", method, logged_path(path))
+            await error_response(404, "not_found", f"no route {logged_path(path)}: the service's paths have no trailing slash; "
+                        f"call {logged_path(path.rstrip('/'))}")(scope, receive, send)
             return
         if path == "/cds-services" or path.startswith("/cds-services/"):
             header = next((v.decode("latin-1") for k, v in scope.get("headers") or () if k == b"authorization"), None)
             try:
                 who = await run_in_threadpool(self.authorize, path, header)
             except ServiceError as exc:
-                log.info("%s %s %d (%s)", method, _path(path), exc.status, exc.message)
-                await _json(exc.status, exc.code, exc.message, exc.all_headers)(scope, receive, send)
+                log.info("%s %s %d (%s)", method, logged_path(path), exc.status, exc.message)
+                await error_response(exc.status, exc.code, exc.message, exc.all_headers)(scope, receive, send)
                 return
             # the route's request.state.issuer and .tenant (feedback logs them)
             scope.setdefault("state", {}).update(who or {"issuer": None, "tenant": None})
@@ -155,7 +155,7 @@ class Gate:
         try:
             await self.app(scope, receive, watched)
         finally:  # no response started: an exception passes this gate to the error layer, a 500
-            log.info("%s %s %d %.1f ms", method, _path(path), watched.status or 500, 1000 * (time.perf_counter() - t))
+            log.info("%s %s %d %.1f ms", method, logged_path(path), watched.status or 500, 1000 * (time.perf_counter() - t))
 
 
 # --- admission: a bounded number of requests in progress per worker (pure ASGI) -----------------------------
@@ -191,9 +191,9 @@ class Admission:
             await self.app(scope, receive, send)
             return
         if self.in_progress >= self.limit:
-            log.info("%s %s 503 (%d requests in progress, the limit)", scope["method"], _path(scope["path"]),
+            log.info("%s %s 503 (%d requests in progress, the limit)", scope["method"], logged_path(scope["path"]),
                      self.in_progress)
-            await _json(503, "overloaded", f"this worker is answering {self.limit} requests, its limit "
+            await error_response(503, "overloaded", f"this worker is answering {self.limit} requests, its limit "
                         f"(max_concurrent_requests); retry in {RETRY_AFTER_SECONDS} s",
                         {"Retry-After": str(RETRY_AFTER_SECONDS)})(scope, receive, send)
             return
@@ -254,11 +254,11 @@ def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
         frames.append(f"{tb.tb_frame.f_globals.get('__name__', '?')}:{tb.tb_lineno} {code.co_name}")
         tb = tb.tb_next
     where = " < ".join(reversed(frames[-LOGGED_FRAMES:])) or "no frame"
-    log.error("internal error %s on %s %s: %s at %s", event, method, _path(path), type(exc).__name__, where)
-    return _json(500, "internal", f"internal error (event {event}); nothing was written to the record")
+    log.error("internal error %s on %s %s: %s at %s", event, method, logged_path(path), type(exc).__name__, where)
+    return error_response(500, "internal", f"internal error (event {event}); nothing was written to the record")
 
 
-def _json(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
 
 
@@ -279,7 +279,7 @@ class Cors(CORSMiddleware):
             return response
         refused = bytes(response.body).decode("utf-8", "replace").removeprefix("Disallowed CORS ")
         headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
-        return _json(400, "cors_refused", f"this cross-origin request is not allowed ({refused}); the service "
+        return error_response(400, "cors_refused", f"this cross-origin request is not allowed ({refused}); the service "
                      f"allows the origins of its configuration (cors_origins), methods GET and POST, headers "
                      f"Authorization and Content-Type", headers)
 
@@ -380,7 +380,7 @@ class StrictJsonRoute(APIRoute):
 LOGGED_PATH_CHARS = 200
 
 
-def _path(path: str) -> str:
+def logged_path(path: str) -> str:
     """The route for the log: a report's id is its key, never logged; any other path as sent, its first
     :data:`LOGGED_PATH_CHARS` characters, with every character that is not printable, every space and every
     backslash escaped (``\\x0a``), so that a path can neither start a line of its own nor read as another
