@@ -9,13 +9,13 @@ validated JSON:
 
 - **whose**: every subject or patient reference (relative, absolute, to an entry, or an identifier) must
   be the bundle's one Patient, or a Patient joined to it by ``Patient.link`` (a merged record, named by its
-  surviving record: :func:`_the_patient`), else the bundle is refused; a clinical resource with no subject is
-  ignored;
+  surviving record: :func:`~palsy.model.fhir_patients.the_patient`), else the bundle is refused; a clinical
+  resource with no subject is ignored;
 - the index **palsy** is the current Condition coded as facial palsy (ICD-10 G51.0, SNOMED CT) with the newest
   onset (older palsies are set aside: :func:`_palsy_episode`); its onset is the date every window counts from
   (without one no dose is "before onset", and tests and imaging are placed only after a recordedDate bound).
   Instants are compared where both times are given, else days: a stamp's own day, a UTC stamp's in the record's
-  zone at that time (:class:`~palsy.model.fhir_dates.Zones`).
+  zone at that time (:class:`~palsy.model.fhir_dates.Zones`), one tap's results on one day (:func:`_on_tap_days`).
   An onset known only to a month or year is a range: an exposure counts only when inside its window for
   every day of it, and a test inside the range is not placed;
 - **context**: age group from ``Patient.birthDate`` at that date; lineage (and remission where the code
@@ -61,6 +61,11 @@ from palsy.model import safe_yaml as Y
 from palsy.model import schema as SC
 from palsy.model.fhir_dates import AGE_UNIT_YEARS, DAY_SECONDS, When, Zones, months_before, parse_when, shift, when_of, years_between
 from palsy.model.fhir_dates import record_zone as record_zone  # the record's commonest zone, for callers of this module
+from palsy.model.fhir_patients import REFERENCE as _REFERENCE
+from palsy.model.fhir_patients import NotOnePatient, differences, the_patient
+from palsy.model.fhir_patients import Who as _Who
+from palsy.model.fhir_patients import no_history as _no_history
+from palsy.model.fhir_patients import server_of as _server
 
 TABLE_FILE = "fhir_map.yaml"
 ROLES = ("palsy", "finding", "medication", "procedure", "lab", "result", "laterality", "imaging")
@@ -383,9 +388,11 @@ class _Collector:
         self.onset: When | None = None  # the episode's onset, when dated
         self.born: When | None = None  # the patient's birth date, when plausible
         self.states: list[_State] = []  # what current Conditions say of a state (remission), weighed at the end
-        self.diagnosed: list[_Diagnosis] = []  # each leukaemia Condition's onset (its diagnosis) and recordedDate
+        self.diagnosed: list[_Diagnosis] = []  # each leukaemia Condition's dates for its diagnosis
         self.unused_negative: list[tuple[dt.date | None, str]] = []  # negative CSF results left out: (day, why)
         self.unread_medications: dict[str, list[str]] = {}  # why a medicationReference was not read: the doses
+        self.born_differ: str | None = None  # linked Patients' birth dates that disagree, in words (the span is read)
+        self.read: list[tuple[str, str]] = []  # (resource, what was read from it): the CSF results and imaging
 
     def when(self, res: Mapping[str, Any], *fields: str) -> When | None:
         return when_of(res, self.zone, *fields)
@@ -557,13 +564,6 @@ def _version_key(res: Mapping[str, Any]) -> tuple[int, float, str] | None:
     return (number, float(updated.at) if updated and updated.at is not None else -1.0, str(vid or ""))
 
 
-def _server(where: str, rt: str, rid: str) -> str:
-    """The server base of an absolute fullUrl ('' for a relative one or another form): an id is unique only on its
-    own server."""
-    m = re.match(rf"^(.*)/{re.escape(rt)}/{re.escape(rid)}(?:/_history/[^/]*)?$", where)
-    return _no_history(m.group(1)) if m and "://" in where else ""
-
-
 def _latest_versions(entries: list[tuple[str, dict[str, Any]]], c: _Collector) -> list[tuple[str, dict[str, Any]]]:
     """One version of each resource (its server, type and id; the Patient's too): the latest by ``meta.versionId``,
     else ``meta.lastUpdated``. A history read or a merged feed holds several, and an older positive cytology had
@@ -707,7 +707,10 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     schema = schema or table.schema
     c = _Collector(schema, Zones.of(bundle), today)
     entries = _retracted_results(_with_contained(_latest_versions(resources(bundle), c)), table, c)
-    who = _the_patient(entries, source)
+    try:
+        who = the_patient(entries)
+    except NotOnePatient as exc:
+        raise FhirError(exc.problems, source) from None
     problems = _subject_problems(entries, who)
     if problems:
         raise FhirError(problems[:20], source)
@@ -715,7 +718,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
 
     if who.note:
         c.notes.append(who.note)
-    c.born = _birth(who.patients, table, c)
+    c.born = _birth(who, table, c)
     palsies, onset = _palsy_episode(entries, table, c)
     # the exposures' windows end at the onset; without an onset date, the onset is some day up to today
     # (or up to the day the record bounds it by): a dose in that time may have followed it
@@ -761,6 +764,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     lps = _lumbar_punctures(labs, table, c, onset, first_known=not partial & {"Observation", UNKNOWN})
     if partial & {"DiagnosticReport", UNKNOWN}:
         _keep_only_the_first_in_precedence(c)
+    _say_linked_results(entries, who, c)
     values = c.resolved()
     patient: dict[str, Any] = {"id": record_patient_id(who.id)}
     patient.update({k: v for k, v in values.items()})
@@ -795,21 +799,79 @@ def _plausible(w: When | None, table: Table, c: _Collector, what: str, ref: str 
     return w
 
 
-def _birth(patients: tuple[tuple[str, dict[str, Any]], ...], table: Table, c: _Collector) -> When | None:
+def _birth(who: _Who, table: Table, c: _Collector) -> When | None:
     """The patient's birth date: the one its Patient gives, or its linked Patients give (one given as a year only
-    agrees with a day of that year); linked Patients that give different dates give none, said (never one chosen)."""
-    got = [(ref, str(p.get("birthDate")), w) for ref, p in patients
+    agrees with a day of that year). Linked Patients that give different dates: the surviving record's when its
+    ``replaced-by``/``replaces`` links single it out (R4 link-type: the other "must no longer be used", and a merge is
+    often made to correct a duplicate's demographics), said; else the span of their dates, said, so that the age
+    group and a reference range's age are read only where every date gives the same one (:func:`_age_group`;
+    until s17 no date was read, and an age group that every date gave was lost)."""
+    many = len(who.patients) > 1
+    got = [(key, str(p.get("birthDate")), w) for key, p in who.patients
            if (w := _plausible(parse_when(p.get("birthDate")), table, c, "the birth date",
-                               ref if len(patients) > 1 else "Patient"))]
+                               who.name(key) if many else "Patient"))]
     if not got:
         return None
     narrow = min((w for _, _, w in got), key=lambda w: w.hi.toordinal() - w.lo.toordinal())
     if all(w.lo <= narrow.lo and narrow.hi <= w.hi for _, _, w in got):
         return narrow
-    said = ", ".join(f"{ref} {text}" for ref, text, _ in got)
-    c.notes.append(f"age_group: the linked Patient records give different birth dates ({said}): none is read, so the "
-                   f"age group (and a reference range by age) is left unknown; enter it")
-    return None
+    said = ", ".join(f"{who.name(key)} {text}" for key, text, _ in got)
+    survivor = next((w for key, _, w in got if key == who.key), None) if who.clear else None
+    if survivor is not None:
+        c.notes.append(f"age_group: the linked Patient records give different birth dates ({said}): the surviving "
+                       f"record's, {who.name(who.key)}, is read (the replaced record is no longer used; a merge may "
+                       f"have corrected its date)")
+        return survivor
+    c.born_differ = said
+    return When(min(w.lo for _, _, w in got), max(w.hi for _, _, w in got))
+
+
+def _say_linked_results(entries: list[tuple[str, dict[str, Any]]], who: _Who, c: _Collector) -> None:
+    """For each linked Patient whose name, gender or birth date differ from the record's
+    (:func:`~palsy.model.fhir_patients.differences`), say so and name the CSF results and imaging read from
+    resources filed under it. R4 link-type: linked Patients concern the same person and their data "might ...
+    contradict", so they are read; a link made in error is then seen on the card (a seealso to another person's
+    record, born 25 years later, had its positive cytology read with nothing to show whose it was, a review found)."""
+    patients = dict(who.patients)
+    if len(patients) < 2:
+        return
+    base = who.key if who.key in patients else who.patients[0][0]
+    owner: dict[str, Any] = {}
+    for where, res in entries:
+        for field in ("subject", "patient"):
+            if res.get("resourceType") != "Patient" and (key := who.key_of(res.get(field))) is not None:
+                owner[_ref(res, where)] = key
+                break
+    for key, res in who.patients:
+        differ = differences(patients[base], res) if key != base else []
+        if not differ:
+            continue
+        read = list(dict.fromkeys(f"{what} ({ref})" for ref, what in c.read
+                                  if owner.get(ref.split(" component ")[0]) == key))
+        c.notes.append(f"{who.name(key)}, linked to {who.name(base)}, gives another "
+                       f"{', '.join(differ[:-1]) + ' and ' if len(differ) > 1 else ''}{differ[-1]}: " +
+                       (f"read from its resources: {'; '.join(read)}" if read else
+                        "no CSF result or imaging was read from its resources") +
+                       "; if the link joins two people, these are another patient's: check the link")
+
+
+def _age_span(age: Any, born: When | None) -> When | None:
+    """The days an Age (an onsetAge, a Range's low or high) names with the birth date: the year or month of life it
+    names (an age in whole years or months; other units, a comparator, or no birth date: None)."""
+    if not (isinstance(age, dict) and born):
+        return None
+    per = AGE_UNIT_YEARS.get(str(age.get("code") or age.get("unit") or ""))
+    # a float the months' arithmetic can hold (1.5e308 years overflowed it: exit 1); an age no one reaches then
+    # gives a date beyond the calendar, which the caller's plausibility check does not read
+    years = _num(age.get("value"))
+    if per not in (1.0, 1 / 12) or years is None or age.get("comparator") or years < 0 \
+            or not math.isfinite(years * per * 12):
+        return None
+    months = int(round(years * per * 12))
+    step = 12 if per == 1.0 else 1  # an age in whole years or months: the year or month of life it names
+    lo = months_before(born.lo, -months)
+    hi = shift(months_before(born.hi, -(months + step)), -1)
+    return When(lo, max(lo, hi))
 
 
 def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> tuple[When | None, str]:
@@ -825,20 +887,10 @@ def _onset_of(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> 
     end = _plausible(parse_when(period.get("end"), z), table, c, "the facial palsy's onset period's end", ref)
     if start:
         return When(start.lo, max(start.hi, end.hi) if end else start.hi, start.at if not end else None), "onsetPeriod"
-    age = res.get("onsetAge") if isinstance(res.get("onsetAge"), dict) else {}
-    per = AGE_UNIT_YEARS.get(str(age.get("code") or age.get("unit") or ""))
-    # a float the months' arithmetic can hold (1.5e308 years overflowed it: exit 1); an age no one reaches then
-    # gives a date beyond the calendar, which _plausible below does not read
-    years = _num(age.get("value"))
-    if per in (1.0, 1 / 12) and years is not None and not age.get("comparator") and c.born and years >= 0 \
-            and math.isfinite(years * per * 12):
-        months = int(round(years * per * 12))
-        step = 12 if per == 1.0 else 1  # an age in whole years or months: the year or month of life it names
-        lo = months_before(c.born.lo, -months)
-        hi = shift(months_before(c.born.hi, -(months + step)), -1)
-        got = _plausible(When(lo, max(lo, hi)), table, c, "the facial palsy's onset (from its onsetAge)", ref)
-        if got:
-            return got, "onsetAge"
+    span = _age_span(res.get("onsetAge"), c.born)
+    got = _plausible(span, table, c, "the facial palsy's onset (from its onsetAge)", ref) if span else None
+    if got:
+        return got, "onsetAge"
     bound = end or _plausible(parse_when(res.get("recordedDate"), z), table, c, "the facial palsy's recordedDate", ref)
     if bound:
         return When(dt.date.min, bound.hi), "recordedDate" if not end else "onsetPeriod.end"
@@ -918,11 +970,11 @@ _Palsy = tuple[dict[str, Any], str, str, When | None, str]
 def _laterality(episode: list[_Palsy], table: Table, c: _Collector) -> None:
     """``laterality`` from the episode's ``bodySite`` sides: both sides given (by one record or two), bilateral; one
     side, unilateral, unless a record that gives no side may be the other side. A side-less record is read as the same
-    palsy as one that gives a side (:func:`_same_palsy`: the same onset day, or no onset of its own and recorded within
-    ``palsy_same_episode_days`` after that one's onset), said; one with an onset of its own on another day may be the
-    other side: left unknown, said (a follow-up encounter diagnosis without a bodySite had made the side unknown, a
-    review found)."""
-    gap = int(table.window("palsy_same_episode_days"))
+    palsy as one that gives a side only when the record ties them (:func:`_same_palsy`: dated to the same day, or made
+    in the same encounter), said; else it may restate that palsy or record the other side: left unknown, said with
+    what to enter (a follow-up encounter diagnosis without a bodySite had made the side unknown with no word of it;
+    read as the same palsy when recorded within ``palsy_same_episode_days``, as s17 first did, a second side recorded
+    a week later was read unilateral, a review found: a bilateral, sequential palsy is a sign of infiltration)."""
     said = [{r.side for bs in f[0].get("bodySite") or [] for cd in _codings(bs) for r in table.lookup(cd, "laterality")}
             for f in episode]
     sided = [f for f, got in zip(episode, said, strict=True) if got]
@@ -935,25 +987,29 @@ def _laterality(episode: list[_Palsy], table: Table, c: _Collector) -> None:
         return
     same, other = [], []
     for f in unsided:
-        why = next(((g, w) for g in sided if (w := _same_palsy(f, g, gap)) is not None), None)
+        why = next(((g, w) for g in sided if (w := _same_palsy(f, g)) is not None), None)
         if why is None:
             other.append(f[1])
         else:
             same.append(f"{f[1]} gives no side: read as the same palsy as {why[0][1]}, whose side is read ({why[1]})")
     if other:
-        c.notes.append(f"laterality: {', '.join(other)} {'gives' if len(other) == 1 else 'give'} no side and "
-                       f"{'is' if len(other) == 1 else 'are'} not dated as a record of the palsy whose side is given "
-                       f"(the same onset day, or no onset of its own and recorded within {gap} days after its onset): "
-                       f"it may be the other side; left unknown")
+        c.notes.append(f"laterality: {', '.join(other)} {'gives' if len(other) == 1 else 'give'} no side, and the "
+                       f"record does not tie {'it' if len(other) == 1 else 'them'} to the palsy whose side is given "
+                       f"({', '.join(f[1] for f in sided)}: the same onset day, or the same encounter): it may restate "
+                       f"that palsy or record the other side; left unknown: enter laterality (bilateral if the other "
+                       f"side, unilateral if the same)")
         return
     c.set("laterality", "unilateral", "facial palsy on one side")
     c.notes += [f"laterality: {s}" for s in same]
 
 
-def _same_palsy(a: _Palsy, b: _Palsy, gap: int) -> str | None:
+def _same_palsy(a: _Palsy, b: _Palsy) -> str | None:
     """Why two facial-palsy records are records of one palsy, in words (None when they may be two: the other side):
-    both dated to the same day, or one with no onset of its own (only when it was recorded: recordedDate, an
-    onsetPeriod's end) recorded on or after the other's onset and within ``gap`` days of it."""
+    made in the same encounter (``Condition.encounter``), or both dated to one day (their onsets; or one without an
+    onset of its own, only its recordedDate or an onsetPeriod's end, on the other's onset day)."""
+    enc = [e.get("reference") if isinstance(e := f[0].get("encounter"), dict) else None for f in (a, b)]
+    if isinstance(enc[0], str) and enc[0] and _no_history(enc[0]) == _no_history(str(enc[1])):
+        return f"the same encounter, {enc[0]}"
     wa, wb = a[3], b[3]
     if wa is None or wb is None:
         return None
@@ -961,9 +1017,9 @@ def _same_palsy(a: _Palsy, b: _Palsy, gap: int) -> str | None:
         return f"the same onset day, {wa.lo.isoformat()}"
     for bound, dated in ((a, b), (b, a)):
         wbound, wdated = bound[3], dated[3]
-        if wbound.lo == dt.date.min and wdated.lo > dt.date.min and wdated.hi <= wbound.hi <= shift(wdated.lo, gap):
-            return (f"{bound[1]} has no onset of its own, only its {bound[4]} {wbound.hi.isoformat()}, within {gap} days "
-                    f"after {dated[1]}'s onset")
+        if wbound.lo == dt.date.min and wdated.lo == wdated.hi == wbound.hi:
+            return (f"{bound[1]} has no onset of its own, only its {bound[4]} {wbound.hi.isoformat()}, the day of "
+                    f"{dated[1]}'s onset")
     return None
 
 
@@ -977,8 +1033,16 @@ def _age_group(onset: When, table: Table, c: _Collector) -> None:
         return
     adult = table.window("adult_from_years")
     ages = {years_between(b, day) >= adult for b in (born.lo, born.hi) for day in days}
+    differ = f"age_group: the linked Patient records give different birth dates ({c.born_differ})"
     if len(ages) == 1:
-        c.set("age_group", "adult" if ages.pop() else "child", "birth date")
+        level = "adult" if ages.pop() else "child"
+        c.set("age_group", level, "birth date")
+        if c.born_differ:
+            c.notes.append(f"{differ}, and each gives {level} at the palsy's onset: read")
+    elif c.born_differ:
+        c.notes.append(f"{differ}, which give different age groups at the palsy's onset, and no replaced-by or "
+                       f"replaces link names the surviving record: left unknown (and a reference range by age); "
+                       f"enter it")
     else:
         c.notes.append("age_group: the birth date (or the onset) is too imprecise to tell child from adult at onset")
 
@@ -1004,121 +1068,6 @@ def _keep_only_the_first_in_precedence(c: _Collector) -> None:
         c.notes.append("mri: a report on a page not read could take precedence over the ones read; left unknown")
 
 
-@dataclasses.dataclass(frozen=True)
-class _Who:
-    """How the bundle names its one patient: the record's id (of linked Patients, the surviving one), the fullUrls
-    of its Patient entries, the server bases of those that are absolute, its identifiers (system, value), every id
-    that is this patient's (the record's first; the Patients joined to it by ``Patient.link`` too), its Patient
-    resources (each id's, by ``Patient/<id>``) and, when it is linked to others, the note that says so."""
-
-    id: str | None
-    urls: frozenset[str]
-    bases: frozenset[str]
-    identifiers: frozenset[tuple[str, str]]
-    ids: tuple[str, ...] = ()
-    patients: tuple[tuple[str, dict[str, Any]], ...] = ()
-    note: str | None = None
-
-
-#: FHIR R4 link-type: each says that the other Patient resource concerns the same patient.
-_LINK_TYPES = ("replaced-by", "replaces", "refer", "seealso")
-
-
-def _the_patient(entries: list[tuple[str, dict[str, Any]]], source: str) -> _Who:
-    """The bundle's one patient: its Patient resource, or several joined by ``Patient.link`` (a merged record: the
-    links in either direction, every Patient of the bundle joined to the others; a Patient a link names that is not in
-    the bundle is this patient's too). Its record id is the surviving one: not replaced by another (``replaced-by``,
-    or named by another's ``replaces``) and not ``active`` false; when that does not single one out, the first in the
-    bundle, said. Patients not joined by a link are two patients: refused (a merged record had been refused as
-    such until s17).
-
-    Raises
-    ------
-    FhirError
-        The bundle holds no Patient, or Patients not joined by a link (or several, one of them without an id).
-    """
-    pats = [(w, r) for w, r in entries if r.get("resourceType") == "Patient"]
-    if not pats:
-        raise FhirError(["the bundle holds no Patient resource; give the patient the findings are about"], source)
-    first: dict[Any, dict[str, Any]] = {}
-    for _, r in pats:
-        first.setdefault(r.get("id"), r)
-    if len(pats) > 1 and None in first:
-        raise FhirError([f"the bundle holds {len(pats)} different Patient resources; give one patient's record"], source)
-    urls = frozenset(_no_history(w) for w, _ in pats if not re.fullmatch(r"entry\[\d+\]", w))  # fullUrls only
-    bases = frozenset(u.rsplit("/Patient/", 1)[0] for u in urls if "://" in u and "/Patient/" in u)
-    by_url = {_no_history(w): r.get("id") for w, r in pats}
-    links = [(pid, str(lk["type"]), other) for pid, r in first.items() if pid for lk in r.get("link") or []
-             if isinstance(lk, dict) and lk.get("type") in _LINK_TYPES
-             and (other := _linked_patient(lk.get("other"), by_url, bases)) and other != pid]
-    group = _joined(next(iter(first)), links)
-    if any(pid not in group for pid in first):
-        raise FhirError([f"the bundle holds {len(first)} different Patient resources" +
-                         (" not all joined by Patient.link" if links else "") + "; give one patient's record"], source)
-    ids = tuple(i for i in dict.fromkeys([*first, *(o for _, _, o in links)]) if i)
-    replaced = ({a for a, t, _ in links if t == "replaced-by"} | {b for _, t, b in links if t == "replaces"} |
-                {pid for pid, r in first.items() if r.get("active") is False})
-    alive = [i for i in ids if i not in replaced]
-    record = alive[0] if len(alive) == 1 else next((i for i in first if i in alive), next(iter(first)))
-    note = None
-    if len(ids) > 1:
-        said = ", ".join(dict.fromkeys(f"Patient/{a} {t} Patient/{b}" for a, t, b in links))
-        why = (f"the surviving record: {'the other is' if len(ids) == 2 else 'the others are'} replaced or inactive"
-               if len(alive) == 1 else
-               "no one of them is marked as the surviving record (by replaced-by, replaces or active false): named by "
-               "the first in the bundle")
-        note = (f"the patient's record is {len(ids)} linked Patient records (Patient.link: {said}): read as one patient, "
-                f"Patient/{record} ({why}); resources referring to any of them are read as this patient's")
-    idents = frozenset((str(i.get("system")), str(i.get("value"))) for r in first.values()
-                       for i in r.get("identifier") or [] if isinstance(i, dict) and i.get("value"))
-    patients = tuple((f"Patient/{pid}", r) for pid, r in first.items())
-    return _Who(record, urls, bases, idents, (record, *(i for i in ids if i != record)) if record else (), patients,
-                note)
-
-
-def _linked_patient(other: Any, by_url: Mapping[str, Any], bases: frozenset[str]) -> str | None:
-    """The id of the Patient a ``Patient.link.other`` names: an entry of the bundle (by its fullUrl), or
-    ``Patient/<id>``, relative or at the server of the bundle's Patients; None for anything else (a RelatedPerson,
-    another server's Patient, an identifier alone)."""
-    text = other.get("reference") if isinstance(other, dict) else None
-    if not isinstance(text, str):
-        return None
-    text = _no_history(text)
-    if text in by_url:
-        return by_url[text]
-    m = _REFERENCE.search(text)
-    if m is None or m.group(1) != "Patient" or text.startswith("urn:"):
-        return None
-    if "://" in text and bases and text[:m.start()] not in bases:
-        return None
-    return m.group(2)
-
-
-def _joined(start: Any, links: list[tuple[str, str, str]]) -> set[Any]:
-    """The Patients joined to ``start`` by the links, in either direction (the link graph's component)."""
-    near: dict[Any, set[Any]] = {}
-    for a, _, b in links:
-        near.setdefault(a, set()).add(b)
-        near.setdefault(b, set()).add(a)
-    seen, todo = {start}, [start]
-    while todo:
-        for other in near.get(todo.pop(), ()):
-            if other not in seen:
-                seen.add(other)
-                todo.append(other)
-    return seen
-
-
-_REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9.\-]{1,64})$")
-
-
-def _no_history(reference: str) -> str:
-    """A reference without its version, its scheme and host in lower case (they are case-insensitive)."""
-    reference = re.sub(r"/_history/[^/]*$", "", reference)
-    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/]*)(.*)$", reference)
-    return m.group(1).lower() + m.group(2) if m else reference
-
-
 def _subject_problems(entries: list[tuple[str, dict[str, Any]]], who: _Who) -> list[str]:
     """Every resource palsy reads whose subject is not the bundle's Patient, and every other resource whose
     subject or patient is another Patient, each in words."""
@@ -1129,44 +1078,10 @@ def _subject_problems(entries: list[tuple[str, dict[str, Any]]], who: _Who) -> l
             continue
         for field in ("subject", "patient"):
             value = res.get(field)
-            why, other_patient = (None, False) if value is None else _reference_problem(value, who)
+            why, other_patient = (None, False) if value is None else who.problem(value)
             if why and (rt in RESOURCE_TYPES or other_patient):
                 problems.append(f"{rt} ({where}): its {field} {why}; give one patient's record")
     return problems
-
-
-def _reference_problem(value: Any, who: _Who) -> tuple[str | None, bool]:
-    """Why a Reference is not to the bundle's Patient (None when it is), and whether it names another Patient.
-    A relative, absolute or entry reference is read to its type and id; an identifier alone counts only when
-    it is one of the Patient's."""
-    if not isinstance(value, dict):
-        return "is not a Reference", False
-    if value.get("type") is not None and str(value["type"]).rsplit("/", 1)[-1] != "Patient":
-        return f"is a reference to a {Y.brief(value.get('type'))}, not to a Patient", False
-    text = value.get("reference")
-    if isinstance(text, str):
-        text = _no_history(text)
-        if text in who.urls:
-            return None, False
-        m = _REFERENCE.search(text)
-        if m is None or text.startswith("urn:"):
-            return "is not the bundle's Patient (neither its entry nor Patient/<id>)", False
-        if m.group(1) != "Patient":
-            return f"is a reference to a {m.group(1)}, not to the Patient", False
-        if m.group(2) not in who.ids:
-            return "is another patient", True
-        base = text[:m.start()] if "://" in text else None
-        if base is not None and who.bases and base not in who.bases:
-            # both servers' bases named (no patient id): behind a proxy a record can mix http://host:8080/fhir with
-            # https://host/fhir, which its integration engineer can then set right
-            return f"is a Patient of another server ({base}; the bundle's Patient is at {', '.join(sorted(who.bases))})", True
-        return None, False
-    ident = value.get("identifier")
-    if isinstance(ident, dict):
-        if (str(ident.get("system")), str(ident.get("value"))) in who.identifiers:
-            return None, False
-        return "gives only an identifier that is not one of the Patient's: whose record it is cannot be told", False
-    return "names no patient (no reference and no identifier)", False
 
 
 def _has_subject(res: Mapping[str, Any]) -> bool:
@@ -1218,12 +1133,52 @@ class _State:
 
 @dataclasses.dataclass(frozen=True)
 class _Diagnosis:
-    """A leukaemia Condition's dates: its onset (the diagnosis, where given) and its recordedDate (the diagnosis was
-    on or before it)."""
+    """A leukaemia Condition's dates for its diagnosis: the first day its onset can be (None when its onset gives no
+    first day); the days it gives that the diagnosis was on or before (an onsetPeriod's end, an onsetRange's high age,
+    its abatement, its recordedDate), each with its words; and the onset[x] it gives in a form that cannot be read as
+    days (onsetString; an age without a birth date), None when there is none."""
 
     ref: str
-    onset: When | None
-    recorded: When | None
+    first: dt.date | None
+    by: tuple[tuple[str, dt.date], ...]
+    unread: str | None
+
+
+def _diagnosis(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) -> _Diagnosis:
+    """A leukaemia Condition's dates (:class:`_Diagnosis`), each form of onset[x] read as the bounds it gives, as
+    :func:`_onset_of` reads the palsy's (until s17 only onsetDateTime and an onsetPeriod's start were read, so an
+    onsetAge of 30 years was "no onset", and its recordedDate after the palsy said the leukaemia was diagnosed after
+    it, a review found)."""
+    first, unread = None, None
+    by: list[tuple[str, dt.date]] = []
+    period = res.get("onsetPeriod") if isinstance(res.get("onsetPeriod"), dict) else None
+    rng = res.get("onsetRange") if isinstance(res.get("onsetRange"), dict) else None
+    if (w := c.when(res, "onsetDateTime")) is not None:
+        first = w.lo
+    elif period is not None:
+        start = parse_when(period.get("start"), c.zone)
+        end = _plausible_day(parse_when(period.get("end"), c.zone), table, c)
+        first = start.lo if start else None
+        by += [("its onsetPeriod's end", end.lo)] if end else []
+    elif "onsetAge" in res:
+        span = _age_span(res.get("onsetAge"), c.born)
+        first = span.lo if span else None
+        unread = None if span else "onsetAge (an age palsy cannot read, or no birth date)"
+    elif rng is not None:
+        low, high = _age_span(rng.get("low"), c.born), _age_span(rng.get("high"), c.born)
+        first = low.lo if low else None
+        by += [("its onsetRange's high age", high.lo)] if high else []
+        unread = None if low or high else "onsetRange (ages palsy cannot read, or no birth date)"
+    elif res.get("onsetString"):
+        unread = "onsetString"
+    abated = c.when(res, "abatementDateTime", "abatementPeriod")
+    if abated is None and (span := _age_span(res.get("abatementAge"), c.born)) is not None:
+        abated = span
+    if (abated := _plausible_day(abated, table, c)) is not None:
+        by.append(("its abatement", abated.lo))
+    if (recorded := _plausible_day(c.when(res, "recordedDate"), table, c)) is not None:
+        by.append(("its recordedDate", recorded.lo))
+    return _Diagnosis(ref, first, tuple(by), unread)
 
 
 def _plausible_day(w: When | None, table: Table, c: _Collector) -> When | None:
@@ -1234,25 +1189,26 @@ def _plausible_day(w: When | None, table: Table, c: _Collector) -> When | None:
 
 def _diagnosed_after(c: _Collector, palsy: When) -> None:
     """Say when the record dates the leukaemia's diagnosis after the palsy's onset: some Condition's onset is, every
-    onset given is, and no Condition may be dated before the palsy (one recorded on or before the onset's day, or one
-    with no date at all). A Condition with no onset but a recordedDate after the palsy bounds its diagnosis only from
-    above and does not unsettle the others (an encounter diagnosis without an onset had silenced the note, a second
-    review found). Said, not set: a Condition's onset may be a transfer's, not the diagnosis."""
-    onsets = [d.onset for d in c.diagnosed if d.onset is not None]
-    if not onsets or min(w.lo for w in onsets) <= palsy.hi:
+    onset given is, and no Condition may be dated before the palsy (one whose onset is given in a form that cannot be
+    read as days, one with no date at all, or one that gives a day on or before the palsy's that the diagnosis was on
+    or before: an onsetPeriod's end, an abatement, a recordedDate). A Condition that gives only such a day after the
+    palsy bounds its diagnosis from above and does not unsettle the others (an encounter diagnosis without an onset
+    had silenced the note, a second review found). Said, not set: a Condition's onset may be a transfer's, not the
+    diagnosis."""
+    firsts = [d.first for d in c.diagnosed if d.first is not None]
+    if not firsts or min(firsts) <= palsy.hi:
         return
-    if any((d.onset is None and d.recorded is None) or (d.recorded is not None and d.recorded.lo <= palsy.hi)
+    if any(d.unread is not None or (d.first is None and not d.by) or any(day <= palsy.hi for _, day in d.by)
            for d in c.diagnosed):
         return
-    bounded = sorted({f"{d.ref} on {d.recorded.lo.isoformat()}" for d in c.diagnosed
-                      if d.onset is None and d.recorded is not None})
-    also = (f"; {'one' if len(bounded) == 1 else len(bounded)} without an onset {'was' if len(bounded) == 1 else 'were'} "
-            f"recorded after it too ({', '.join(bounded)})" if bounded else "")
+    bounded = sorted({f"{d.ref} gives no onset, only {min(d.by, key=lambda b: b[1])[0]} "
+                      f"({min(day for _, day in d.by).isoformat()})" for d in c.diagnosed if d.first is None})
+    also = f"; {', '.join(bounded)}, after the palsy's onset too" if bounded else ""
     # the schema's population is a palsy in a known leukaemia; one that led to the diagnosis is outside it (a review
     # found such a record answered with no word of it)
-    c.notes.append(f"the leukaemia's Conditions date its onset from {min(w.lo for w in onsets).isoformat()}, after the "
-                   f"palsy's ({palsy.lo.isoformat()}){also}: if the palsy led to the diagnosis, the patient is outside "
-                   f"the model's population; enter the status when the palsy started")
+    c.notes.append(f"every leukaemia Condition dates the diagnosis after the palsy's onset ({palsy.lo.isoformat()}): "
+                   f"the earliest onset given is {min(firsts).isoformat()}{also}. If the palsy led to the diagnosis, the "
+                   f"patient is outside the model's population; enter the status when the palsy started")
 
 
 def _condition_day(res: Mapping[str, Any], table: Table, c: _Collector) -> dt.date | None:
@@ -1290,8 +1246,7 @@ def _condition(res: Mapping[str, Any], ref: str, table: Table, c: _Collector) ->
                 continue
             if r.finding == LEUKAEMIA_FINDING:  # which leukaemia it is: whatever the clinical status
                 _say(r, c)
-                c.diagnosed.append(_Diagnosis(ref, c.when(res, "onsetDateTime", "onsetPeriod"),
-                                              _plausible_day(c.when(res, "recordedDate"), table, c)))
+                c.diagnosed.append(_diagnosis(res, ref, table, c))
                 continue
             # a state (e.g. remission) is read only from a current Condition, and weighed against the others
             # (_weigh_states): the most recent statement stands. A leukaemia whose clinicalStatus is remission
@@ -1574,6 +1529,7 @@ def _report(res: Mapping[str, Any], ref: str, table: Table, c: _Collector, onset
         return
     for _, r in rows:
         c.set("mri", r.level, f"{r.modality}: {r.display}")
+        c.read.append((ref, f"{r.modality} {r.display}"))
 
 
 def _not_after_onset(when: When | None, onset: When | None) -> str | None:
@@ -1681,13 +1637,10 @@ def _zero_reading(res: Mapping[str, Any], flags: set[str], table: Table) -> tupl
 _RESTATES = {"positive", "negative", "pos", "neg", "detected", "not detected", "none detected", "present", "absent"}
 
 
-def _text_beside(res: Mapping[str, Any], result: str) -> str | None:
-    """The text of a coded value (``valueCodeableConcept.text``, the words the code was chosen for) when it says
-    more than its code: not the code's display, nor a word that restates the result; its first 120 characters,
-    one line. (A ``note`` is a laboratory's comment, often on the specimen: not shown, or every card would carry
-    it.)"""
-    concept = res.get("valueCodeableConcept") if isinstance(res.get("valueCodeableConcept"), dict) else {}
-    text = concept.get("text")
+def _text_beside(concept: Any, result: str) -> str | None:
+    """The text of a coded concept (the words the code was chosen for) when it says more than its code: not the
+    code's display, nor a word that restates the result; its first 120 characters, one line."""
+    text = concept.get("text") if isinstance(concept, dict) else None
     if not isinstance(text, str):
         return None
     plain = " ".join(text.split())
@@ -1696,6 +1649,19 @@ def _text_beside(res: Mapping[str, Any], result: str) -> str | None:
     if not plain or bare in _RESTATES or bare == result or plain.lower() in shown:
         return None
     return plain[:120] + ("..." if len(plain) > 120 else "")
+
+
+def _texts_beside(res: Mapping[str, Any], result: str, table: Table, schema: SC.Schema) -> list[tuple[bool, str]]:
+    """The words beside the code a result was read from (:func:`_text_beside`), each with whether they are an
+    interpretation's: the value's text (``valueCodeableConcept.text``), or, when the result was read from the
+    interpretation (no value, or a 0 by the table's rule), the text of each interpretation that says it ("Negative;
+    see comment: small CD19+ population" beside a 0 read negative had gone unseen, a review found). A ``note`` is a
+    laboratory's comment, often on the specimen: not shown, or every card would carry it."""
+    if _results([res.get("valueCodeableConcept")], table, schema, local=True) & set(READ_RESULTS):
+        text = _text_beside(res.get("valueCodeableConcept"), result)
+        return [(False, text)] if text is not None else []
+    return [(True, text) for cc in res.get("interpretation") or [] if result in _results([cc], table, schema, local=False)
+            and (text := _text_beside(cc, result)) is not None]
 
 
 def _result_of(res: Mapping[str, Any], table: Table, schema: SC.Schema) -> str | None:
@@ -1918,22 +1884,52 @@ def _taps_of_day(day: dt.date, timed: list[tuple[int | None, str, dict[str, Any]
     return out
 
 
+def _on_tap_days(taken: list[tuple[When, str, dict[str, Any], str]], table: Table,
+                 c: _Collector) -> list[tuple[When, str, dict[str, Any], str]]:
+    """The CSF results with the day of the tap each is of: results whose stamps give times are grouped by instant
+    first (one tap: within ``same_lp_hours`` of the next, across midnight), and each group is on one day, the one most
+    of its stamps name (a tie: the day in the record's zone at its first instant); a result dated without a time
+    keeps its day. One tap stamped in two offsets (an EHR's 00:15-04:00 and a laboratory system's 23:15-05:00, a
+    send-out laboratory in another zone) names two days: read by their days, it had been split into two LPs, its
+    traumatic flag and profile lost, a review found (s17, after stamps were put on the days written in them)."""
+    gap = float(table.windows.get("same_lp_hours") or 0) * 3600
+    timed = sorted((i for i, t in enumerate(taken) if t[0].at is not None), key=lambda i: taken[i][0].at)
+    groups: list[list[int]] = []
+    for i in timed:
+        if groups and taken[i][0].at - taken[groups[-1][-1]][0].at <= gap:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    out = list(taken)
+    for group in groups:
+        days = [taken[i][0].lo for i in group]
+        count = {d: days.count(d) for d in days}
+        most = [d for d in count if count[d] == max(count.values())]
+        at = taken[group[0]][0].at
+        day = most[0] if len(most) == 1 else shift(dt.date.min, (at + c.offset(at) * 60) // DAY_SECONDS - 1)
+        for i in group:
+            when, measure, res, ref = taken[i]
+            out[i] = (When(day, day, when.at), measure, res, ref)
+    return out
+
+
 def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
                       onset: When | None, first_known: bool = True) -> list[dict[str, str]]:
-    """LPs from CSF results grouped by collection day in the record's zone (on or after onset), a day's taps told
-    apart by their times (:func:`_taps_of_day`), in order; sets csf_profile and circulating_blasts from the first
+    """LPs from CSF results grouped by the day of their tap (:func:`_on_tap_days`; on or after onset), a day's taps
+    told apart by their times (:func:`_taps_of_day`), in order; sets csf_profile and circulating_blasts from the first
     LP (not when ``first_known`` is false: a page of the record was not read); returns the csf list in the form the
     schema in use reads. A CSF result dated only by when it was issued joins the one LP collected between the
     onset and then, else is not placed."""
     by_day: dict[dt.date, list[tuple[int | None, str, dict[str, Any], str]]] = {}
-    blasts, late = [], []
+    blasts, late, taken = [], [], []
     for when, measure, res, ref, issued_only in labs:
         if measure == "blood_blasts":
             blasts.append((when, res, ref))
-            continue
-        if issued_only:
+        elif issued_only:
             late.append((when, measure, res, ref))
-            continue
+        else:
+            taken.append((when, measure, res, ref))
+    for when, measure, res, ref in _on_tap_days(taken, table, c):
         why = _not_after_onset(when, onset)
         if why:
             if measure in CSF_RESULTS:
@@ -2039,11 +2035,14 @@ def _lp(g: Mapping[str, list[tuple[dict[str, Any], str]]], day: _Tap, table: Tab
                 why = why or "result not coded as positive or negative"
                 c.ignore(ref, measure, why)
                 unread.setdefault(method, []).append(why)
-            elif (text := _text_beside(res, result)) is not None:
+                continue
+            c.read.append((ref, f"CSF {method} {result}, LP on {day.isoformat()}"))
+            for interpretation, text in _texts_beside(res, result, table, c.schema):
                 # the code is read; words beside it that say something else are shown, never parsed ("Suspicious
                 # for malignancy: atypical blasts" beside a coded negative had gone unseen)
-                c.notes.append(f"LP on {day.isoformat()}: its {method} is coded {result}, and the report's text beside "
-                               f"the code reads \"{text}\": read the report")
+                c.notes.append(f"LP on {day.isoformat()}: its {method} is coded {result}" +
+                               (" (by its interpretation)" if interpretation else "") +
+                               f", and the report's text beside the code reads \"{text}\": read the report")
     # said on the card, not only in the JSON's ignored list: a cytology written "POSITIVE" beside a coded negative
     # flow would otherwise leave an LP read negative with nothing to show that one of its results was not read
     for method, whys in unread.items():

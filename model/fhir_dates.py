@@ -8,7 +8,9 @@ from __future__ import annotations
 import bisect
 import calendar
 import datetime as dt
+import functools
 import re
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -142,19 +144,47 @@ def record_zone(bundle: Any) -> int:
     return _commonest([off for _, off in _clinical_stamps(bundle) if off])
 
 
+@functools.cache
+def _tz_zones() -> tuple[zoneinfo.ZoneInfo, ...]:
+    """Every zone of the machine's time-zone database (none when it has none: then nothing is inferred)."""
+    out = []
+    for name in sorted(zoneinfo.available_timezones()):
+        try:
+            out.append(zoneinfo.ZoneInfo(name))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+    return tuple(out)
+
+
+def _offset_in(zone: dt.tzinfo, instant: int) -> int | None:
+    """The offset (minutes east of UTC) of ``zone`` at ``instant`` (None beyond the calendar datetime can hold)."""
+    try:
+        moment = dt.datetime.fromordinal(instant // DAY_SECONDS).replace(tzinfo=dt.UTC) + \
+            dt.timedelta(seconds=instant % DAY_SECONDS)
+        delta = moment.astimezone(zone).utcoffset()
+    except (ValueError, OverflowError):
+        return None
+    return int(delta.total_seconds()) // 60 if delta is not None else None
+
+
 class Zones:
     """The record's zones over time: where a stamp in UTC (``Z``, ``+00:00``: a server's or a reference laboratory's
     clock) falls, the offset of the record's own non-UTC clinical stamp nearest to it in time (equally near ones of
     different offsets: the record's commonest, :func:`record_zone`), so that a cytology stamped 21:30-05:00 and a
     cell count stamped 02:30Z the next day are one LP, and a UTC stamp of a record that crosses a daylight-saving
-    change takes the offset of its side of it (one zone for the whole record had been used until s17). A stamp with
-    its own offset is on the day written in it (:func:`parse_when`); UTC when the record has no other offset."""
+    change takes the offset of its side of it (one zone for the whole record had been used until s17). A UTC stamp
+    between two stamps of different offsets (the change is somewhere between them) takes the offset of its own side
+    of the change where the time-zone database tells it: every zone whose offsets at those two stamps are theirs
+    gives it the same offset (a stamp 23:30 EST, the day after the US fall-back, had taken the -04:00 of a stamp
+    before the change rather than the -05:00 of one 18 days later); else the nearest's. A stamp with its own offset
+    is on the day written in it (:func:`parse_when`); UTC when the record has no other offset."""
 
     def __init__(self, stamps: list[tuple[int, int]] | None = None) -> None:
         own = sorted({(at, off) for at, off in stamps or () if off})
         self._at = [at for at, _ in own]
         self._off = [off for _, off in own]
         self.common = _commonest([off for _, off in stamps or () if off])
+        self._between: dict[tuple[int, int], list[dt.tzinfo]] = {}
 
     @classmethod
     def of(cls, bundle: Any) -> Zones:
@@ -162,16 +192,35 @@ class Zones:
         return cls(list(_clinical_stamps(bundle)))
 
     def at(self, instant: int) -> int:
-        """The offset (minutes east of UTC) of the record's non-UTC stamps nearest ``instant`` in time."""
+        """The offset (minutes east of UTC) in which a UTC stamp at ``instant`` is read: its own side of a change
+        between the record's stamps where the time-zone database tells it, else that of the non-UTC stamps nearest
+        it in time."""
         if not self._at:
             return 0
         i = bisect.bisect_left(self._at, instant)
         near = [j for j in (i - 1, i) if 0 <= j < len(self._at)]
         best = min(abs(self._at[j] - instant) for j in near)
+        if best and len(near) == 2 and (side := self._side(i - 1, i, instant)) is not None:
+            return side
         # every stamp that near (stamps of one instant in two offsets, or equally near on either side)
         lo, hi = bisect.bisect_left(self._at, instant - best), bisect.bisect_right(self._at, instant + best)
         offsets = {self._off[j] for j in range(lo, hi) if abs(self._at[j] - instant) == best}
         return self.common if self.common in offsets else min(offsets, key=lambda o: (abs(o), o))
+
+    def _side(self, before: int, after: int, instant: int) -> int | None:
+        """The offset at ``instant`` of every zone whose offsets at the stamps ``before`` and ``after`` (of one
+        offset each, and different) are theirs, when they all give the same one, of the two; else None."""
+        at_a, at_b = self._at[before], self._at[after]
+        offs_a = {self._off[j] for j in range(bisect.bisect_left(self._at, at_a), bisect.bisect_right(self._at, at_a))}
+        offs_b = {self._off[j] for j in range(bisect.bisect_left(self._at, at_b), bisect.bisect_right(self._at, at_b))}
+        if len(offs_a) != 1 or len(offs_b) != 1 or offs_a == offs_b:
+            return None
+        (off_a,), (off_b,) = offs_a, offs_b
+        if (at_a, at_b) not in self._between:
+            self._between[(at_a, at_b)] = [z for z in _tz_zones()
+                                           if _offset_in(z, at_a) == off_a and _offset_in(z, at_b) == off_b]
+        said = {_offset_in(z, instant) for z in self._between[(at_a, at_b)]}
+        return said.pop() if len(said) == 1 and said <= {off_a, off_b} else None
 
 
 def years_between(born: dt.date, on: dt.date) -> int:

@@ -133,18 +133,19 @@ def test_a_resource_of_a_patient_no_link_names_is_still_refused(table):
 
 
 @pytest.mark.parametrize("old_birth, age_group", [("1990-06-01", "adult"), ("1990", "adult"), (None, "adult"),
-                                                  ("2015-06-01", None)])
-def test_linked_patients_birth_dates_that_disagree_give_no_age_group(old_birth, age_group, table):
-    """The same date, a year that holds it, or none: read; two dates that disagree: no age group (never one chosen),
-    said with both."""
+                                                  ("2015-06-01", "adult")])
+def test_a_merged_records_birth_date_is_the_surviving_records(old_birth, age_group, table):
+    """The same date, a year that holds it, or none: read. Two dates that disagree: the surviving record's, said with
+    both (s17 third review #7: R4 link-type, the replaced record "must no longer be used"; no date had been read)."""
     old = _patient("old", ("replaced-by", "new"), active=False, **({"birthDate": old_birth} if old_birth else {}))
     b = _two_patients(_patient("new", birthDate="1990-06-01"), old, _palsy())
     m = X.map_bundle(b, table, today=TODAY)
     assert m.patient.get("age_group") == age_group
     said = [n for n in m.notes if "different birth dates" in n]
-    assert bool(said) == (age_group is None)
+    assert bool(said) == (old_birth == "2015-06-01")
     if said:
         assert "Patient/new 1990-06-01" in said[0] and "Patient/old 2015-06-01" in said[0]
+        assert "the surviving record's, Patient/new, is read" in said[0]
 
 
 def test_one_patient_without_links_is_read_as_before(table):
@@ -166,17 +167,17 @@ def _sideless(onset: dt.date | None = None, recorded: dt.date | None = None) -> 
 
 @pytest.mark.parametrize("other, laterality", [
     (_sideless(onset=ONSET), "unilateral"),                                          # the same onset day
-    (_sideless(recorded=ONSET + dt.timedelta(days=14)), "unilateral"),               # p10: a follow-up, recorded only
+    (_sideless(recorded=ONSET + dt.timedelta(days=14)), None),                       # p10, s07: the other side?
     (_sideless(recorded=ONSET), "unilateral"),                                       # recorded on the onset's day
     (_sideless(onset=ONSET + dt.timedelta(days=4)), None),                           # an onset of its own: the other side?
     (_sideless(recorded=ONSET + dt.timedelta(days=40)), None),                       # beyond the episode's 30 days
     (_sideless(onset=ONSET, recorded=ONSET + dt.timedelta(days=3)), "unilateral"),   # its own onset is the same day
 ])
 def test_a_record_of_the_palsy_without_a_side_keeps_the_side_only_when_it_is_the_same_palsy(other, laterality, table):
-    """s15 #7 (p10): a follow-up encounter diagnosis without a bodySite made the side unknown. A side-less record of the
-    same onset day, or one that gives no onset of its own and was recorded within the episode's days after the
-    onset, is the same palsy (said); one with an onset of its own on another day may be the other side: unknown,
-    said."""
+    """s15 #7 (p10): a follow-up encounter diagnosis without a bodySite made the side unknown with no word of it. A
+    side-less record dated to the same day as the sided one is the same palsy (said); one with an onset of its own on
+    another day, or recorded days later (s17 third review #6: a second side recorded a week later had been read as
+    the same palsy), may be the other side: unknown, said with what to enter."""
     m = X.map_bundle(_bundle(_palsy(), other, _vinca(ONSET - dt.timedelta(days=7))), table, today=TODAY)
     assert m.patient.get("laterality") == laterality
     assert m.onset == ONSET.isoformat() and m.patient["recent_vincristine"] == "yes"
@@ -184,17 +185,22 @@ def test_a_record_of_the_palsy_without_a_side_keeps_the_side_only_when_it_is_the
     if laterality:
         assert len(notes) == 1 and "gives no side: read as the same palsy as" in notes[0], m.notes
     else:
-        assert len(notes) == 1 and "it may be the other side; left unknown" in notes[0], m.notes
+        assert len(notes) == 1 and "it may restate that palsy or record the other side; left unknown" in notes[0]
 
 
-def test_a_sideless_dated_record_takes_the_side_of_a_record_made_after_its_onset(table):
+@pytest.mark.parametrize("same_encounter", [False, True])
+def test_a_sideless_dated_record_takes_the_side_of_a_later_record_only_from_the_same_encounter(same_encounter, table):
     """The other way round: the problem list's palsy is dated and gives no side; an encounter diagnosis two days later,
-    with no onset of its own, gives it."""
+    with no onset of its own, gives it. Made in the same encounter, they are one palsy; else the side-less one may be
+    the other side (s17 third review #6)."""
     encdx = _palsy()
     encdx.pop("onsetDateTime")
     encdx["recordedDate"] = (ONSET + dt.timedelta(days=2)).isoformat()
-    m = X.map_bundle(_bundle(_sideless(onset=ONSET), encdx), table, today=TODAY)
-    assert m.patient.get("laterality") == "unilateral"
+    first = _sideless(onset=ONSET)
+    if same_encounter:
+        first["encounter"] = encdx["encounter"] = {"reference": "Encounter/e1"}
+    m = X.map_bundle(_bundle(first, encdx), table, today=TODAY)
+    assert m.patient.get("laterality") == ("unilateral" if same_encounter else None)
 
 
 def test_two_sides_stay_bilateral_and_a_record_before_the_onset_leaves_it_unknown(table):
@@ -350,7 +356,7 @@ def test_an_undated_leukaemia_condition_bounds_the_diagnosis_by_its_recorded_dat
     notes = [n for n in m.notes if "outside the model's population" in n]
     assert bool(notes) == said, m.notes
     if said:
-        assert "one without an onset was recorded after it too (Condition/r2 on" in notes[0]
+        assert "Condition/r2 gives no onset, only its recordedDate (" in notes[0]
 
 
 def test_no_note_when_no_leukaemia_condition_gives_an_onset(table):
@@ -369,3 +375,275 @@ def test_the_mapping_of_a_linked_record_is_that_of_its_merged_copy(table):
                            _patient("old", ("replaced-by", "new"), active=False),
                            res[0], _of(res[1], "old"), res[2], _of(res[3], "old"))
     assert X.map_bundle(linked, table, today=TODAY).patient == merged.patient
+
+
+# --- the third review of 10dfc96 (/work/lit/notes/s17/fhir3.md) -------------------------------------------------
+
+def _at(r: dict, stamp: str) -> dict:
+    return {**r, "effectiveDateTime": stamp}
+
+
+def _tap(cyto: str, flow: str, counts: str) -> list[dict]:
+    """One tap: a negative cytology, a positive flow and cell counts (40 white, 500 red cells) at their stamps."""
+    return [_at(_csf("cytology", LP_DAY, "negative"), cyto), _at(_csf("flow", LP_DAY, "positive"), flow),
+            _at(_lab("805-2", LP_DAY, 40), counts), _at(_lab("26454-9", LP_DAY, 500), counts)]
+
+
+NEXT = (LP_DAY + dt.timedelta(days=1)).isoformat()
+
+
+@pytest.mark.parametrize("cyto, flow, counts", [
+    (f"{NEXT}T00:15:00-04:00", f"{NEXT}T00:15:00-04:00", f"{LP_DAY}T23:15:00-05:00"),  # t06b: a LIS without DST
+    (f"{LP_DAY}T22:00:00-08:00", f"{NEXT}T01:00:00-05:00", f"{LP_DAY}T22:00:00-08:00"),  # t06a: a send-out laboratory
+    (f"{LP_DAY}T21:30:00-05:00", f"{LP_DAY}T21:30:00-05:00", f"{NEXT}T02:30:00Z"),        # s13: its counts in UTC
+])
+def test_one_tap_stamped_in_two_offsets_either_side_of_midnight_is_one_lp(cyto, flow, counts, table):
+    """#1 (regression): stamps on the days written in them split one tap whose stamps carry two offsets into two LPs
+    (or left its counts an LP of their own): the positive flow lost its traumatic flag and the first LP its profile.
+    Grouped by instant first, the tap is one LP on one day."""
+    m = X.map_bundle(_bundle(_palsy(), *_tap(cyto, flow, counts)), table, today=TODAY)
+    lps = F.parse_patient(m.patient, "fhir").csf
+    assert _lps(m) == [("negative", "positive")] and lps[0].traumatic == "yes"
+    assert m.patient["csf_profile"] == "pleocytosis" and not any("no final cytology" in n for n in m.notes)
+
+
+def test_a_tap_stamped_in_two_offsets_is_on_one_side_of_an_onset_given_as_a_date(table):
+    """t06c: the palsy began on a day (no time); the tap was the evening before, Pacific time, its flow stamped by a
+    laboratory in another zone after midnight. The whole tap is before the onset, not its flow alone after it."""
+    onset = LP_DAY + dt.timedelta(days=1)
+    tap = _tap(f"{LP_DAY}T22:00:00-08:00", f"{onset}T01:00:00-05:00", f"{LP_DAY}T22:00:00-08:00")
+    m = X.map_bundle(_bundle(_palsy(onset=onset), *tap), table, today=TODAY)
+    assert _lps(m) == [] and m.onset == onset.isoformat()
+    assert {i["resource"] for i in m.ignored if i["why"] == "before the palsy's onset"} == \
+        {f"Observation/r{i}" for i in range(1, 5)}
+
+
+def test_two_taps_three_hours_apart_across_midnight_stay_two_lps(table):
+    """Grouping by instant joins only stamps within same_lp_hours: two taps, each with its results and counts, three
+    hours apart either side of midnight are two LPs, as before."""
+    first = _tap(f"{LP_DAY}T23:00:00-05:00", f"{LP_DAY}T23:00:00-05:00", f"{LP_DAY}T23:00:00-05:00")
+    second = _tap(f"{NEXT}T02:00:00-05:00", f"{NEXT}T02:00:00-05:00", f"{NEXT}T02:00:00-05:00")
+    m = X.map_bundle(_bundle(_palsy(), *first, *second), table, today=TODAY)
+    assert _lps(m) == [("negative", "positive"), ("negative", "positive")]
+
+
+def _mpi_link(p: dict) -> dict:
+    return {**p, "link": [{"other": {"reference": "http://mpi.example/fhir/Patient/777"}, "type": "seealso"}]}
+
+
+def test_a_link_to_another_servers_patient_does_not_make_this_servers_patient_of_that_id_this_patients(table):
+    """#2 (regression): with relative fullUrls (the CLI's and the prefetch's bundles), a link to a master index's
+    Patient/777 made this server's Patient/777, another person, this patient's, and its positive cytology was read.
+    The link keeps its server: only a reference written with it is the linked record's, and its id is not one a
+    hook may name."""
+    b = _bundle(_palsy(), _of(_csf("cytology", LP_DAY, "positive"), "777"), patient=_mpi_link(_patient("p1")))
+    with pytest.raises(X.FhirError, match="is another patient: this server's Patient/777, where the record's "
+                                          "Patient.link names another server's \\(http://mpi.example/fhir/Patient/777"):
+        X.map_bundle(b, table, today=TODAY)
+    b["entry"][-1]["resource"]["subject"] = {"reference": "http://mpi.example/fhir/Patient/777"}
+    m = X.map_bundle(b, table, today=TODAY)
+    assert _lps(m) == [("positive", None)] and m.record_ids == ["p1"]
+    assert any("Patient/p1 seealso http://mpi.example/fhir/Patient/777" in n for n in m.notes)
+    # the bundle's own server named (absolute fullUrls): a link to another server is not followed at all
+    for e in b["entry"]:
+        e["fullUrl"] = "http://ehr.example/fhir/" + e["fullUrl"]
+    with pytest.raises(X.FhirError, match="a link to another server's Patient is not followed"):
+        X.map_bundle(b, table, today=TODAY)
+
+
+def _two_servers(linked: bool) -> dict:
+    a = {"resourceType": "Patient", "id": "1", "birthDate": "1990-06-01"}
+    if linked:
+        a["link"] = [{"other": {"reference": "http://b.example/fhir/Patient/1"}, "type": "seealso"}]
+    b = _bundle(_palsy(), _of(_csf("cytology", LP_DAY, "positive"), "1"), patient=a)
+    b["entry"].insert(1, {"fullUrl": "http://b.example/fhir/Patient/1",
+                          "resource": {"resourceType": "Patient", "id": "1", "birthDate": "1990-06-01"}})
+    b["entry"][0]["fullUrl"] = "http://a.example/fhir/Patient/1"
+    b["entry"][-1]["resource"]["subject"] = {"reference": "http://b.example/fhir/Patient/1"}
+    return b
+
+
+def test_two_servers_patients_of_one_id_are_two_patients_unless_linked(table):
+    """#3: http://a.example/fhir/Patient/1 and http://b.example/fhir/Patient/1, no link: the second was dropped unread
+    (kept by id) and b's positive cytology read as a's. Two Patients: refused, said; joined by a link, one."""
+    with pytest.raises(X.FhirError, match="2 different Patient resources \\(two servers' Patient/1"):
+        X.map_bundle(_two_servers(linked=False), table, today=TODAY)
+    m = X.map_bundle(_two_servers(linked=True), table, today=TODAY)
+    assert _lps(m) == [("positive", None)] and m.record_ids == ["1"]
+    assert any("Patient.link: http://a.example/fhir/Patient/1 seealso http://b.example/fhir/Patient/1" in n
+               for n in m.notes)
+
+
+UCUM = "http://unitsofmeasure.org"
+
+
+def _age(years: float) -> dict:
+    return {"value": years, "unit": "a", "system": UCUM, "code": "a"}
+
+
+@pytest.mark.parametrize("dated, said", [
+    ({"onsetAge": _age(30)}, False),                                                # d01: about 2020
+    ({"onsetString": "diagnosed 2019 at another hospital"}, False),                 # d02: may be before
+    ({"onsetRange": {"low": _age(28), "high": _age(30)}}, False),                   # d03
+    ({"onsetPeriod": {"end": "2019-06-01"}}, False),                                # d04: on or before 2019
+    ({"abatementDateTime": "2024-01-01", "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/"
+      "CodeSystem/condition-clinical", "code": "remission"}]}}, False),             # d07
+    ({"onsetAge": _age(34.6)}, False),                                              # the age's year holds the palsy
+    ({"onsetAge": _age(35)}, True),                                                 # after the palsy too
+    ({"onsetPeriod": {"end": (ONSET + dt.timedelta(days=5)).isoformat()}}, True),   # only bounded, after it
+])
+def test_a_leukaemia_onset_given_as_an_age_range_text_or_bound_is_read_as_the_bounds_it_gives(dated, said, table):
+    """#4 (regression): beside a Condition dated after the palsy (a transfer's date), a second one recorded after the
+    palsy whose onset is an age, a range, text, a period's end or an abatement was taken as "no onset", and the card
+    said the leukaemia was diagnosed after the palsy, "one without an onset" among them. Each form is read as the
+    bounds it gives (text as "may be before"); the note names a Condition as without an onset only when it is."""
+    after = _leukaemia("C91.00", "active", onsetDateTime=(ONSET + dt.timedelta(days=2)).isoformat())
+    other = _leukaemia("C91.00", recordedDate=(ONSET + dt.timedelta(days=2)).isoformat(), **dated)
+    m = X.map_bundle(_bundle(_palsy(), after, other), table, today=TODAY)
+    notes = [n for n in m.notes if "outside the model's population" in n]
+    assert bool(notes) == said, m.notes
+    if said:
+        assert notes[0].startswith("every leukaemia Condition dates the diagnosis after the palsy's onset (2025-01-15)")
+        assert ("gives no onset" in notes[0]) == ("onsetPeriod" in dated)
+
+
+def test_a_leukaemia_onset_age_without_a_birth_date_may_be_before_the_palsy(table):
+    after = _leukaemia("C91.00", "active", onsetDateTime=(ONSET + dt.timedelta(days=2)).isoformat())
+    other = _leukaemia("C91.00", recordedDate=(ONSET + dt.timedelta(days=2)).isoformat(), onsetAge=_age(30))
+    m = X.map_bundle(_bundle(_palsy(), after, other, patient=_patient("p1")), table, today=TODAY)
+    assert not any("outside the model's population" in n for n in m.notes)
+
+
+@pytest.mark.parametrize("encounters, laterality", [(None, None), (("Encounter/e1", "Encounter/e1"), "unilateral"),
+                                                   (("Encounter/e1", "Encounter/e2"), None)])
+def test_a_second_side_recorded_without_a_side_a_week_later_leaves_the_side_unknown(encounters, laterality, table):
+    """#6 (s07): a left palsy and, a week later, an encounter diagnosis with no bodySite and no onset ("new right-sided
+    facial weakness" in its note, which palsy does not read) was read as the same palsy: unilateral, the direction
+    that lowers P. It may be the other side: unknown, with what to enter; the same encounter ties them."""
+    later = _sideless(recorded=ONSET + dt.timedelta(days=7))
+    later["note"] = [{"text": "new right-sided facial weakness"}]
+    first = _palsy()
+    if encounters:
+        first["encounter"], later["encounter"] = ({"reference": e} for e in encounters)
+    m = X.map_bundle(_bundle(first, later), table, today=TODAY)
+    assert m.patient.get("laterality") == laterality
+    (note,) = [n for n in m.notes if n.startswith("laterality:")]
+    assert ("enter laterality (bilateral if the other side" in note) == (laterality is None)
+    assert ("the same encounter, Encounter/e1" in note) == (laterality is not None)
+
+
+@pytest.mark.parametrize("kind, new_birth, old_birth, age_group, said", [
+    ("merge", "2012-04-03", "2012-03-04", "child", "the surviving record's, Patient/new, is read"),  # l11
+    ("merge", "1990-06-01", "2015-06-01", "adult", "the surviving record's, Patient/new, is read"),
+    ("seealso", "2012-04-03", "2012-03-04", "child", "and each gives child at the palsy's onset: read"),
+    ("seealso", "1990-06-01", "2015-06-01", None, "which give different age groups at the palsy's onset"),
+])
+def test_linked_birth_dates_that_disagree(kind, new_birth, old_birth, age_group, said, table):
+    """#7: a merge that corrected a transposed birth date (2012-04-03, the duplicate's 2012-03-04) left the age group
+    unknown, though both give a child. The surviving record's date is read when its replaced-by/replaces links single
+    it out; else the age group is read when every date gives the same one; each said."""
+    if kind == "merge":
+        new, old = _patient("new", ("replaces", "old"), birthDate=new_birth), \
+            _patient("old", ("replaced-by", "new"), active=False, birthDate=old_birth)
+    else:
+        new, old = _patient("new", ("seealso", "old"), birthDate=new_birth), _patient("old", birthDate=old_birth)
+    m = X.map_bundle(_two_patients(new, old, _palsy()), table, today=TODAY)
+    assert m.patient.get("age_group") == age_group
+    (note,) = [n for n in m.notes if n.startswith("age_group: the linked Patient records give different birth dates")]
+    assert f"(Patient/new {new_birth}, Patient/old {old_birth})" in note and said in note
+
+
+def test_reference_range_ages_follow_linked_birth_dates_only_where_every_date_agrees(table):
+    """The span of the linked dates is the birth date read: a protein range for the ages both dates give applies."""
+    protein = {**_lab("2880-3", LP_DAY, 60, unit="mg/dL"),
+               "referenceRange": [{"high": {"value": 45, "unit": "mg/dL", "system": UCUM, "code": "mg/dL"},
+                                   "age": {"low": _age(18)}}]}
+    for old_birth, profile in (("1990-03-01", "protein_only"), ("2015-06-01", None)):
+        new, old = _patient("new", ("seealso", "old"), birthDate="1990-06-01"), _patient("old", birthDate=old_birth)
+        res = [_palsy(), _csf("cytology", LP_DAY, "negative"), _lab("805-2", LP_DAY, 2), protein]
+        m = X.map_bundle(_two_patients(new, old, *res), table, today=TODAY)
+        assert m.patient.get("csf_profile") == profile, m.notes
+
+
+def _zero_flow(text: str | None, value: bool = True) -> dict:
+    r = _flow(ZERO if value else {}, "NEG")
+    if text is not None:
+        r["interpretation"][0]["text"] = text
+    return r
+
+
+@pytest.mark.parametrize("text, value, shown", [
+    ("Negative; see comment: small CD19+ population of uncertain significance", True, True),  # f06
+    ("Negative; see comment: small CD19+ population of uncertain significance", False, True),  # no value at all
+    ("Negative", True, False), (None, True, False), ("NEG", False, False),
+])
+def test_the_words_of_an_interpretation_a_result_is_read_from_are_shown(text, value, shown, table):
+    """#8: a flow of 0 % read negative by its interpretation NEG, whose text reads "Negative; see comment: small CD19+
+    population of uncertain significance", was read with no word of the text. The interpretation is then the concept
+    read: its words are shown as a coded value's are, never parsed."""
+    m = X.map_bundle(_bundle(_palsy(), _zero_flow(text, value)), table, today=TODAY)
+    assert _lps(m) == [(None, "negative")]
+    notes = [n for n in m.notes if "text beside the code" in n]
+    assert bool(notes) == shown and (not shown or "coded negative (by its interpretation)" in notes[0])
+
+
+def test_results_read_from_a_linked_record_that_names_another_person_are_named(table):
+    """#9 (l04): pt1 (Anna Smith, female, 1990) seealso pt9 (Tom Jones, male, 2015), whose positive cytology was read
+    with nothing to show whose it was. R4: a seealso is the same person and its data may contradict, so it is read;
+    the card says what differs and which results came from it. Linked records that agree say nothing more."""
+    anna = _patient("pt1", ("seealso", "pt9"), birthDate="1990-06-01", gender="female",
+                    name=[{"family": "Smith", "given": ["Anna"]}])
+    tom = _patient("pt9", birthDate="2015-02-02", gender="male", name=[{"family": "Jones", "given": ["Tom"]}])
+    b = _two_patients(anna, tom, _palsy(), _csf("cytology", LP_DAY, "negative"),
+                      _of(_csf("cytology", LP_DAY + dt.timedelta(days=2), "positive"), "pt9"))
+    m = X.map_bundle(b, table, today=TODAY)
+    (note,) = [n for n in m.notes if n.startswith("Patient/pt9, linked to Patient/pt1")]
+    assert "gives another name, gender (male, not female) and birth date (2015-02-02, not 1990-06-01)" in note
+    assert f"CSF cytology positive, LP on {LP_DAY + dt.timedelta(days=2)} (Observation/r2)" in note
+    assert "Smith" not in note and "Jones" not in note and "check the link" in note
+    same = _patient("pt9", birthDate="1990-06-01", gender="female", name=[{"family": "Smith", "given": ["A."]}])
+    m = X.map_bundle(_two_patients(anna, same, _palsy(), _of(_csf("cytology", LP_DAY, "positive"), "pt9")), table,
+                     today=TODAY)
+    assert not any(n.startswith("Patient/pt9, linked") for n in m.notes)
+
+
+@pytest.mark.parametrize("links, record, said", [
+    ((("A", "replaces", "B"),), "A", "the surviving record by its replaced-by and replaces links, though it is marked "
+                                     "active false"),                                                       # l06
+    ((("A", "replaced-by", "B"), ("B", "replaced-by", "A")), "B", "their marks contradict (each is replaced by "
+                                                                  "another): named by the first in the bundle"),  # l02
+    ((("A", "refer", "B"),), "B", "the main record: the other is not the main source of information"),      # l09
+    ((("A", "replaced-by", "B"), ("B", "replaced-by", "A")), "B", "the surviving record by active false, though it "
+                                                                  "is replaced by another too"),  # a cycle, A inactive
+])
+def test_the_record_is_named_by_the_marks_in_their_order_and_contradictions_are_said(links, record, said, table):
+    """#10: a replaces beside active false, and a cycle of replaced-by, were said to be "no one of them is marked";
+    l06 was named by the replaced record; a refer was named by the record that is "not the main source". B is first
+    in the bundle; A is active false in the first and last cases."""
+    pats = {pid: _patient(pid) for pid in ("A", "B")}
+    for a, kind, b in links:
+        pats[a].setdefault("link", []).append({"other": {"reference": f"Patient/{b}"}, "type": kind})
+    if links[0][1] == "replaces" or "active false" in said:
+        pats["A"]["active"] = False
+    m = X.map_bundle(_two_patients(pats["A"], pats["B"], _palsy(), old_first=True), table, today=TODAY)
+    assert m.record_id == record and m.record_ids[0] == record
+    assert any(f"read as one patient, Patient/{record} ({said}" in n for n in m.notes), m.notes
+
+
+def test_a_utc_stamp_takes_its_own_side_of_a_daylight_saving_change_where_the_zone_database_tells_it(table):
+    """#11 (t02c): an LP stamped 2026-11-02T04:30Z (23:30 EST on 11-01, after the US fall-back) whose nearest non-UTC
+    stamp was before the change (-04:00) was placed on 11-02, though a -05:00 stamp came 18 days later. Every zone
+    with -04:00 then and -05:00 later has -05:00 at the LP: it is on 11-01, before a palsy that began on 11-02."""
+    before = {**_vinca(dt.date(2026, 10, 25)), "effectiveDateTime": "2026-10-25T10:00:00-04:00"}
+    later = {**_vinca(dt.date(2026, 11, 20)), "effectiveDateTime": "2026-11-20T10:00:00-05:00"}
+    cyto = _at(_csf("cytology", LP_DAY, "positive"), "2026-11-02T04:30:00Z")
+    b = _bundle(_palsy(onset=dt.date(2026, 11, 2)), before, later, cyto)
+    zones = FD.Zones.of(b)
+    assert FD.parse_when("2026-11-02T04:30:00Z", zones).lo == dt.date(2026, 11, 1)
+    m = X.map_bundle(b, table, today=dt.date(2026, 12, 1))
+    assert _lps(m) == [] and any("positive CSF cytology of 2026-11-01" in n for n in m.notes)
+    # where no zone's change tells the side (a laboratory system without daylight saving: -04:00 and -05:00 in July),
+    # the nearest stamp's offset, as before
+    july = FD.Zones([(FD.parse_when("2026-07-01T10:00:00-04:00").at, -240),
+                     (FD.parse_when("2026-07-20T10:00:00-05:00").at, -300)])
+    assert july.at(FD.parse_when("2026-07-10T03:30:00Z").at) == -240
