@@ -128,12 +128,22 @@ def read_log(path: str | Path, schema: Schema, causes: tuple[str, ...]) -> list[
     return out
 
 
+#: palsy's code system of the reasons a clinician may give for dismissing a card (the cards offer its codes).
+OVERRIDE_SYSTEM = "urn:palsy:override-reason"
+
+
 def outcome_text(entry: Mapping[str, Any]) -> str:
     """A card's outcome as the adjudication form shows it: ``accepted``, ``overridden``, or ``overridden:
-    record-incomplete`` with the code of the reason the clinician chose (the card's ``overrideReasons``)."""
+    record-incomplete`` with the code of the reason the clinician chose (the card's ``overrideReasons``); a reason
+    of the record system's own (CDS Hooks 2.0: a client may add reasons) with its system, so that it never reads
+    as one of palsy's (``overridden: record-incomplete (http://ehr.example/reasons)``)."""
     reason = entry.get("overrideReason")
     code = reason.get("code") if isinstance(reason, dict) else None
-    return f"{entry['outcome']}: {code}" if isinstance(code, str) and code else entry["outcome"]
+    if not (isinstance(code, str) and code):
+        return entry["outcome"]
+    system = reason.get("system")
+    foreign = f" ({system})" if isinstance(system, str) and system and system != OVERRIDE_SYSTEM else ""
+    return f"{entry['outcome']}: {code}{foreign}"
 
 
 def template(log: list[dict[str, Any]]) -> bytes:

@@ -22,13 +22,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from palsy.model import registry_feedback as RF
 from palsy.reports import wording as W
 
 SUMMARY_MAX = 139  # CDS Hooks 2.0: "<140-character summary"
 PAGE1_ACTIONS = 6  # page 1 of the report shows at most six actions (docs/design.md §6)
 INDICATORS = ("info", "warning", "critical")
-#: palsy's code system of the reasons a clinician may give for dismissing a card.
-OVERRIDE_SYSTEM = "urn:palsy:override-reason"
+OVERRIDE_SYSTEM = RF.OVERRIDE_SYSTEM  # palsy's code system of the reasons for dismissing a card
 #: The reasons every card offers (CDS Hooks 2.0 ``Card.overrideReasons``: the record system shows them when
 #: the card is dismissed), code -> what the clinician reads. The feedback log keeps the code chosen, and the
 #: adjudication form shows it beside the outcome (docs/registry.md): why answers are dismissed is what a

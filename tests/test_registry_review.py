@@ -365,3 +365,19 @@ def test_the_commands_help_names_the_registrys_smallest_threshold():
     from palsy.scripts.commands import registry as cmd
 
     assert cmd.RG_MIN == RG.MIN_THRESHOLD
+
+
+def test_a_record_systems_own_override_reason_never_reads_as_palsys():
+    """CDS Hooks 2.0 lets a record system add override reasons of its own: the adjudication form shows such a
+    reason with its system, so that 'record-incomplete' of another code system is never taken for palsy's (the
+    integration review s17 #12: the form showed the code alone)."""
+    from palsy.model import registry_feedback as RF
+    from palsy.reports import cards
+
+    assert cards.OVERRIDE_SYSTEM == RF.OVERRIDE_SYSTEM
+    own = {"outcome": "overridden", "overrideReason": {"system": RF.OVERRIDE_SYSTEM, "code": "record-incomplete"}}
+    theirs = {"outcome": "overridden", "overrideReason": {"system": "http://ehr.example/reasons", "code": "record-incomplete"}}
+    assert RF.outcome_text(own) == "overridden: record-incomplete"
+    assert RF.outcome_text(theirs) == "overridden: record-incomplete (http://ehr.example/reasons)"
+    assert RF.outcome_text({"outcome": "overridden"}) == "overridden"
+    assert RF.outcome_text({"outcome": "accepted", "overrideReason": {"code": ""}}) == "accepted"
