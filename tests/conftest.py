@@ -154,3 +154,21 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="session")
+def teach_out(posterior_independent, posterior_subtype, tmp_path_factory):
+    """``palsy teach``'s output folder, made once per test worker (the teaching tests share the xdist group
+    ``teach``, so once in all): the pages are only read."""
+    out = tmp_path_factory.mktemp("teach")
+    proc = run_palsy("teach", "--out", str(out), "--patients", str(REPO / "patients"), check=True)
+    assert "lesson.html" in proc.stdout and "interactive.html" in proc.stdout
+    return out
+
+
+@pytest.fixture(scope="session")
+def teaching(draws_subtype, evidence):
+    """The teaching cases of ``priors/teaching_cases.yaml``, read with the fit's schema."""
+    from palsy.model import teach as T
+
+    return T.load(REPO / "priors", draws_subtype.schema, evidence.cases)

@@ -34,19 +34,6 @@ pytestmark = pytest.mark.xdist_group("teach")
 CI = 0.9
 
 
-@pytest.fixture(scope="module")
-def teaching(draws_subtype, evidence):
-    return T.load(REPO / "priors", draws_subtype.schema, evidence.cases)
-
-
-@pytest.fixture(scope="module")
-def teach_out(posterior_independent, posterior_subtype, tmp_path_factory):
-    out = tmp_path_factory.mktemp("teach")
-    proc = run_palsy("teach", "--out", str(out), "--patients", str(REPO / "patients"), check=True)
-    assert "lesson.html" in proc.stdout and "interactive.html" in proc.stdout
-    return out
-
-
 class _Collect(HTMLParser):
     """Visible text (with and without the marked numbers) and every tag."""
 

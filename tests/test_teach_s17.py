@@ -21,23 +21,11 @@ from palsy.model import teach as T
 from palsy.reports import teaching as R
 from palsy.reports import wording as W
 from palsy.reports.labels import Labels
-from tests.conftest import REPO, run_palsy
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.xdist_group("teach")
 CI = 0.9
 PAGES = (R.LESSON_NAME, R.HANDOUT_NAME, R.CASES_NAME, R.GUIDE_NAME, R.PAGE_NAME)
-
-
-@pytest.fixture(scope="module")
-def teaching(draws_subtype, evidence):
-    return T.load(REPO / "priors", draws_subtype.schema, evidence.cases)
-
-
-@pytest.fixture(scope="module")
-def teach_out(posterior_independent, posterior_subtype, tmp_path_factory):
-    out = tmp_path_factory.mktemp("teach-s17")
-    run_palsy("teach", "--out", str(out), "--patients", str(REPO / "patients"), check=True)
-    return out
 
 
 @pytest.fixture(scope="module")
