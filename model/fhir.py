@@ -354,7 +354,11 @@ class FhirMapping:
         ``context.patientId`` names. Of Patients joined by ``Patient.link`` (a merged record), the surviving one.
     record_ids : list of str
         Every ``Patient.id`` that is this patient's, ``record_id`` first: the Patients joined to it by
-        ``Patient.link`` too (a hook's ``context.patientId`` may name any of them).
+        ``Patient.link`` too.
+    merged_ids : list of str
+        The ids a hook's ``context.patientId`` may name as this record: the bundle's own Patients' and those of this
+        server's Patients a ``replaces``/``replaced-by`` link joins to them (not ``seealso`` or ``refer``:
+        :attr:`palsy.model.fhir_patients.Who.merged_ids`).
     """
 
     patient: dict[str, Any]
@@ -368,6 +372,7 @@ class FhirMapping:
     incomplete: list[str] = dataclasses.field(default_factory=list)
     record_id: str | None = None
     record_ids: list[str] = dataclasses.field(default_factory=list)
+    merged_ids: list[str] = dataclasses.field(default_factory=list)
 
     def __iter__(self):  # (patient, not_found, ignored), as the issue names them
         return iter((self.patient, self.not_found, self.ignored))
@@ -773,7 +778,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
     not_found = [f for f in schema.findings if f not in patient]
     return FhirMapping(patient, not_found, c.ignored, sorted(c.not_in_schema), c.notes,
                        dated.lo.isoformat() if dated else None, bool(palsies), c.leukaemia, sorted(partial),
-                       who.id, list(who.ids))
+                       who.id, list(who.ids), list(who.merged_ids))
 
 
 def record_patient_id(fhir_id: Any) -> str:

@@ -87,6 +87,12 @@ class Who:
         When the Patients are several, the note that says how they were read.
     other_servers : tuple of str
         The links to another server's Patient, as written: not followed (:func:`the_patient`).
+    merged_ids : tuple of str
+        The ids a hook's ``context.patientId`` may name as this record (``id`` first when it is one): those of the
+        bundle's own Patients on this server (a prefetch holds the one it asked for) and of this server's Patients
+        joined to them by ``replaces``/``replaced-by`` links (a merge); not those joined by ``seealso`` or ``refer``
+        only (another person's record may be linked so, in error or across organisations: a second review of s17,
+        #3).
     """
 
     id: str | None
@@ -101,6 +107,7 @@ class Who:
     links: tuple[Link, ...] = ()
     note: str | None = None
     other_servers: tuple[str, ...] = ()
+    merged_ids: tuple[str, ...] = ()
 
     def name(self, key: Key) -> str:
         """How the record names a Patient: ``Patient/<id>``, with its server when it is not this one."""
@@ -243,12 +250,15 @@ def the_patient(entries: list[tuple[str, dict[str, Any]]]) -> Who:
     who = Who(record[1] or None, record, keys, bases, urls, idents, (), tuple(first.items()), clear, tuple(links),
               other_servers=tuple(other_servers))
     ids = tuple(dict.fromkeys([record[1], *(k[1] for k in mine)])) if record[1] else ()
+    merges = [lk for lk in links if lk.kind in ("replaces", "replaced-by")]
+    merge = set().union(*(_joined(k, merges) for k in first if k in mine))
+    merged = tuple(dict.fromkeys(k[1] for k in [record, *mine] if k in merge and k[1]))
     note = None
     if len(keys) > 1:
         said = ", ".join(dict.fromkeys(f"{who.name(lk.a)} {lk.kind} {who.name(lk.b)}" for lk in links))
         note = (f"the patient's record is {len(keys)} linked Patient records (Patient.link: {said}): read as one "
                 f"patient, {who.name(record)} ({why}); resources referring to any of them are read as this patient's")
-    return dataclasses.replace(who, ids=ids, note=note)
+    return dataclasses.replace(who, ids=ids, note=note, merged_ids=merged)
 
 
 def _link_target(other: Any, linking: Key, urls: Mapping[str, Key], bases: frozenset[str],

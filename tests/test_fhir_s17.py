@@ -647,3 +647,17 @@ def test_a_utc_stamp_takes_its_own_side_of_a_daylight_saving_change_where_the_zo
     july = FD.Zones([(FD.parse_when("2026-07-01T10:00:00-04:00").at, -240),
                      (FD.parse_when("2026-07-20T10:00:00-05:00").at, -300)])
     assert july.at(FD.parse_when("2026-07-10T03:30:00Z").at) == -240
+
+
+@pytest.mark.parametrize("kind", ["replaces", "replaced-by", "seealso", "refer"])
+def test_only_a_merge_names_ids_a_hook_may_give_for_the_record(kind, table):
+    """The service's second review of s17, #3: a hook's patientId may be the record's own or one a merge replaced
+    (``merged_ids``); a seealso or refer link (another organisation's record, or one linked in error) joins the
+    resources (``record_ids``) but is not an id the hook may name for this record, nor is another server's."""
+    b = _bundle(_palsy(), patient=_patient("p1", (kind, "p2")))
+    m = X.map_bundle(b, table, today=TODAY)
+    assert set(m.record_ids) == {"p1", "p2"}
+    assert m.merged_ids == (["p1", "p2"] if kind == "replaces" else ["p2", "p1"] if kind == "replaced-by" else ["p1"])
+    other = _patient("p1")
+    other["link"] = [{"other": {"reference": "https://other-org.example/fhir/Patient/p2"}, "type": kind}]
+    assert X.map_bundle(_bundle(_palsy(), patient=other), table, today=TODAY).merged_ids == ["p1"]

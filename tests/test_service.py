@@ -151,6 +151,13 @@ def hook_body(bundle: dict, pid: str | None = None) -> dict:
             "context": {"patientId": pid or pre["patient"]["id"], "userId": "Practitioner/1"}, "prefetch": pre}
 
 
+def now_stamp(offset_hours: int = 0, fraction: str = "") -> str:
+    """The time now as an ``outcomeTimestamp`` (RFC 3339, with ``offset_hours`` as its offset): the service takes
+    outcomes between the card's issue and now (second review of s17, #15)."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3600 * offset_hours)) + fraction
+    return when + (f"{'+' if offset_hours >= 0 else '-'}{abs(offset_hours):02d}:00" if offset_hours else "Z")
+
+
 def call(server, keys, body, **kw) -> httpx.Response:
     path = f"/cds-services/{SERVICE}"
     return httpx.post(server["base"] + path, json=body, headers=auth(server, keys, path, **kw), timeout=60)
@@ -460,9 +467,9 @@ def test_feedback_is_appended_and_never_rewritten(server, keys):
     path = f"/cds-services/{SERVICE}/feedback"
     log = server["folder"] / "state" / "feedback.jsonl"
     one = {"feedback": [{"card": issued_card(server, keys), "outcome": "accepted",
-                         "outcomeTimestamp": "2025-01-16T10:00:00Z"}]}
+                         "outcomeTimestamp": now_stamp()}]}
     two = {"feedback": [{"card": issued_card(server, keys).upper(), "outcome": "overridden",
-                         "outcomeTimestamp": "2025-01-16T10:05:00Z",
+                         "outcomeTimestamp": now_stamp(),
                          "overrideReason": {"reason": {"system": "https://x", "code": "r1", "display": "no"},
                                             "userComment": "patient source-002 refused"}}]}
     r1 = httpx.post(server["base"] + path, json=one, headers=auth(server, keys, path))
@@ -492,7 +499,7 @@ def test_feedback_for_a_card_the_service_never_issued_is_refused_and_writes_noth
     real = issued_card(server, keys)
 
     def send(*cards: str) -> httpx.Response:
-        body = {"feedback": [{"card": c, "outcome": "accepted", "outcomeTimestamp": "2026-01-03T09:00:00Z"}
+        body = {"feedback": [{"card": c, "outcome": "accepted", "outcomeTimestamp": now_stamp()}
                              for c in cards]}
         return httpx.post(server["base"] + path, json=body, headers=auth(server, keys, path), timeout=30)
 
@@ -554,7 +561,7 @@ def test_a_card_offers_its_override_reasons_and_feedback_must_use_them_as_offere
     log = server["folder"] / "state" / "feedback.jsonl"
 
     def send(entry: dict) -> httpx.Response:
-        body = {"feedback": [{"card": card["uuid"], "outcomeTimestamp": "2026-01-03T09:00:00Z", **entry}]}
+        body = {"feedback": [{"card": card["uuid"], "outcomeTimestamp": now_stamp(), **entry}]}
         return httpx.post(server["base"] + path, json=body, headers=auth(server, keys, path), timeout=30)
 
     ok = send({"outcome": "overridden", "overrideReason": {"reason": reasons[2], "userComment": "MRI done"}})
@@ -597,8 +604,8 @@ def test_the_feedback_loop_closes_on_the_services_own_log(server, keys, palsy, t
     path = f"/cds-services/{SERVICE}/feedback"
     offered = card["overrideReasons"][0]  # the clinician dismisses the second card with a reason the card offered
     r = httpx.post(server["base"] + path, headers=auth(server, keys, path),
-                   json={"feedback": [{"card": first, "outcome": "accepted", "outcomeTimestamp": "2026-01-02T10:00:00Z"},
-                                      {"card": second, "outcome": "overridden", "outcomeTimestamp": "2026-01-02T10:01:00Z",
+                   json={"feedback": [{"card": first, "outcome": "accepted", "outcomeTimestamp": now_stamp()},
+                                      {"card": second, "outcome": "overridden", "outcomeTimestamp": now_stamp(),
                                        "overrideReason": {"reason": offered}}]})
     assert r.status_code == 200
     form = tmp_path / "adjudication.csv"
@@ -1337,9 +1344,9 @@ def test_without_cors_origins_no_cross_origin_call_is_allowed(tmp_path):
                                            cors_origins=origins)) for origins in ((), (SANDBOX,))}
     # StartFailures (outermost) sees the lifespan only: a worker's failed start in one line (s16)
     assert [m.cls for m in apps[()].user_middleware] == [A.StartFailures, A.InternalErrors, A.Admission, A.Gate,
-                                                         A.BodyLimit]
+                                                         A.LargeBodies, A.BodyLimit]
     assert [m.cls for m in apps[(SANDBOX,)].user_middleware] == [A.StartFailures, A.Cors, A.InternalErrors, A.Admission,
-                                                                 A.Gate, A.BodyLimit]
+                                                                 A.Gate, A.LargeBodies, A.BodyLimit]
     preflight = {"Origin": SANDBOX, "Access-Control-Request-Method": "POST",
                  "Access-Control-Request-Headers": "authorization, content-type"}
 
@@ -1377,7 +1384,7 @@ def test_an_internal_error_is_a_json_500_a_browser_can_read_and_its_log_line_quo
         feedback = httpx.post(server["base"] + path + "/feedback", headers={**auth(server, keys, path + "/feedback"),
                                                                             "Origin": SANDBOX},
                               json={"feedback": [{"card": card, "outcome": "accepted",
-                                                  "outcomeTimestamp": "2025-01-16T10:00:00Z"}]}, timeout=60)
+                                                  "outcomeTimestamp": now_stamp()}]}, timeout=60)
     finally:
         log_file.rmdir()
         if kept:
@@ -1775,9 +1782,10 @@ def test_the_feedback_log_keeps_bounded_codes_and_never_a_clients_words(server, 
     path = f"/cds-services/{SERVICE}/feedback"
     log = server["folder"] / "state" / "feedback.jsonl"
     card = issued_card(server, keys)
+    stamp = now_stamp(1, ".52")
 
     def send(**entry) -> httpx.Response:
-        one = {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-01-03T09:00:00.52+01:00", **entry}
+        one = {"card": card, "outcome": "overridden", "outcomeTimestamp": stamp, **entry}
         return httpx.post(server["base"] + path, json={"feedback": [one]}, headers=auth(server, keys, path), timeout=30)
 
     theirs = {"system": "https://ehr.test.example/reasons", "code": "x1", "display": "Pt John Smith MRN 1234567"}
@@ -1785,7 +1793,7 @@ def test_the_feedback_log_keeps_bounded_codes_and_never_a_clients_words(server, 
     assert ok.status_code == 200, ok.text
     last = json.loads(log.read_text().splitlines()[-1])
     assert last == {"received": last["received"], "service": SERVICE, "card": card, "outcome": "overridden",
-                    "outcomeTimestamp": "2026-01-03T09:00:00.52+01:00", "issuer": ISS,
+                    "outcomeTimestamp": stamp, "issuer": ISS,
                     "overrideReason": {"system": theirs["system"], "code": "x1"}, "hasComment": True}
     before = log.read_bytes()
     words = "Pt John Smith MRN 1234567 DOB 1970-01-01: "
@@ -2258,8 +2266,9 @@ def test_a_key_the_issuer_withdraws_stops_being_accepted_when_its_cached_set_exp
         srv = {"base": "http://127.0.0.1:1"}
         assert v.verify(f"Bearer {token(srv, keys, '/cds-services')}", [srv["base"] + "/cds-services"])["iss"] == ISS
         served["body"] = json.dumps({"keys": [_jwk(keys["rsa"][0], "ehr-rsa", "RS384")]}).encode()  # ec withdrawn
-        v.key_sets[ISS].client.jwk_set_cache.lifespan = 0.01  # its 5 minutes, passed
+        v.key_sets[ISS].lifespan = 0.01  # its 5 minutes, passed
         time.sleep(0.05)
+        v.key_sets[ISS]._tried = -math.inf  # and the 10 s between two fetches
         with pytest.raises(AU.AuthError, match="kid is not a key of its issuer"):
             v.verify(f"Bearer {token(srv, keys, '/cds-services')}", [srv["base"] + "/cds-services"])
     finally:

@@ -32,6 +32,7 @@ from test_service import (
     _serving,
     hook_body,
     keys,
+    now_stamp,
     token,
 )
 
@@ -302,7 +303,7 @@ def test_feedback_is_taken_after_the_cards_report_has_expired(s17, keys):
     record = reports / f"{rid}.json"
     record.write_text(json.dumps({**json.loads(record.read_text()), "expires": time.time() - 1}))
     assert httpx.get(card["links"][0]["url"], timeout=30).status_code == 404  # the report has gone
-    r = send_feedback(s17, keys, {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-02T14:00:00Z",
+    r = send_feedback(s17, keys, {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": now_stamp(),
                                   "overrideReason": {"reason": card["overrideReasons"][3]}})
     assert r.status_code == 200 and r.json() == {"recorded": 1}, r.text
     kept = json.loads((reports / f"{card['uuid']}.card").read_text())["expires"]
@@ -327,7 +328,7 @@ def test_an_override_reason_is_a_coding_with_system_and_code_and_palsys_must_be_
     both (CDS Hooks 2.0, Coding); one of palsy's system must be a code the card offered; a client's own reason
     (its system and code: the spec lets a client add reasons) is kept."""
     card = issued(s17, keys)
-    entry = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-02T14:00:00Z"}
+    entry = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": now_stamp()}
     log = s17["folder"] / "state" / "feedback.jsonl"
     before = log.read_bytes()
     for reason, says in (({"code": "disagree"}, "both a system and a code"),
@@ -348,12 +349,12 @@ def test_accepted_suggestions_the_card_never_offered_are_refused(s17, keys):
     one the card never issued: that outcome is refused, said by its field, and the others of the request kept."""
     card, other = issued(s17, keys), issued(s17, keys)
     assert "suggestions" not in card
-    fake = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-01-02T14:00:00Z",
+    fake = {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": now_stamp(),
             "acceptedSuggestions": [{"id": str(uuid.uuid4())}]}
     r = send_feedback(s17, keys, fake)
     assert r.status_code == 400 and r.json()["problems"] == [
         "feedback.0.acceptedSuggestions: palsy's cards offer no suggestions, so these ids are none the card issued"]
-    dismissed = {"card": other["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-02T14:00:00Z"}
+    dismissed = {"card": other["uuid"], "outcome": "overridden", "outcomeTimestamp": now_stamp()}
     r = send_feedback(s17, keys, fake, dismissed)
     assert r.status_code == 200 and r.json()["recorded"] == 1 and len(r.json()["unknown"]) == 1
 
@@ -365,7 +366,10 @@ def test_an_impossible_timestamp_is_refused_and_the_tenant_is_logged_beside_the_
     for stamp in ("2026-99-99T99:99:99Z", "0000-00-00T00:00:00+99:99", "2026-02-30T10:00:00Z"):
         r = send_feedback(s17, keys, {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": stamp})
         assert r.status_code == 400 and "is not a date and time (RFC 3339" in json.dumps(r.json()), (stamp, r.text)
-    r = send_feedback(s17, keys, {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2016-12-31T23:59:60Z"},
+    from palsy.scripts.serve.bodies import instant
+
+    assert instant("2016-12-31T23:59:60Z").second == 59  # a leap second is a date and time (RFC 3339)
+    r = send_feedback(s17, keys, {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": now_stamp()},
                       tenant="2ddd6c3a-8e9a-44c6-a305-52111ad302a2")
     assert r.status_code == 200, r.text
     last = json.loads((s17["folder"] / "state" / "feedback.jsonl").read_text().splitlines()[-1])
@@ -618,14 +622,14 @@ def test_a_full_or_unwritable_state_folder_is_a_503_naming_it_and_healthz_says_s
         flag.write_text("files")
         refused(post(srv, keys, hook_body(_bundle("source-001"))), "the reports: ENOSPC")
         refused(send_feedback(srv, keys, {"card": card["uuid"], "outcome": "overridden",
-                                          "outcomeTimestamp": "2026-01-02T14:00:00Z"}), "the feedback log: ENOSPC")
+                                          "outcomeTimestamp": now_stamp()}), "the feedback log: ENOSPC")
         flag.unlink()
         deadline = time.monotonic() + 30
         while httpx.get(base + "/healthz").status_code != 200:
             assert time.monotonic() < deadline, "healthz did not recover"
             time.sleep(0.5)
         assert issued(srv, keys)
-        r = send_feedback(srv, keys, {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-01-02T14:00:00Z"})
+        r = send_feedback(srv, keys, {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": now_stamp()})
         assert r.status_code == 200, r.text
         time.sleep(0.3)
         log = log_path.read_text()
@@ -690,7 +694,9 @@ def test_sighup_with_one_worker_rereads_its_start_and_a_hospitals_own_codes_are_
         said("SIGHUP: the worker re-read its model, evidence and key sets")
         assert proc.poll() is None and httpx.get(base + "/healthz").status_code == 200
         assert "https://lab.hospital.example/codes|CSFCYT" in discovery()["observations"] and csf_read()
-        jwks.write_text("not json")  # a re-reading that fails: the worker serves on with what it had
+        # a re-reading that fails (its FHIR table made bad): the worker serves on with what it had (a key file made
+        # bad only keeps its keys: the service's second review of s17, #14)
+        (priors / "fhir_map.yaml").write_text("rows: [")
         proc.send_signal(signal.SIGHUP)
         said("SIGHUP: the re-reading failed")
         assert csf_read()
@@ -698,6 +704,7 @@ def test_sighup_with_one_worker_rereads_its_start_and_a_hospitals_own_codes_are_
         assert proc.wait(timeout=60) == 0, log_path.read_text()[-3000:]
     text = log_path.read_text()
     assert "stopped (SIGTERM); a worker had failed to restart and the running ones served on" in text, text[-2000:]
+    assert "a reload (SIGHUP) failed: " in text and "fhir_map.yaml" in text
     assert "Traceback" not in text and "internal error" not in text
 
 

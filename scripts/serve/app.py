@@ -55,7 +55,7 @@ from palsy.scripts.serve import record_text as RT
 from palsy.scripts.serve import state as ST
 from palsy.scripts.serve.auth import AuthError, KeySetUnavailable, Verifier
 from palsy.scripts.serve.bodies import FeedbackRequest, HookRequest
-from palsy.scripts.serve.engine import Engine
+from palsy.scripts.serve.engine import Engine, give_back_memory
 from palsy.scripts.serve.layers import (
     RETRY_AFTER_SECONDS,
     Admission,
@@ -63,6 +63,7 @@ from palsy.scripts.serve.layers import (
     Cors,
     Gate,
     InternalErrors,
+    LargeBodies,
     ServiceError,
     StrictJsonRoute,
     error_response,
@@ -70,11 +71,11 @@ from palsy.scripts.serve.layers import (
     logged_path,
 )
 from palsy.scripts.serve.protocol import CORS_STATE
-from palsy.scripts.serve.reload import on_sighup
+from palsy.scripts.serve.reload import EarlyHangups, on_sighup
 from palsy.scripts.serve.store import REPORTS_DIR, FeedbackLog, Reports
 
-__all__ = ["RETRY_AFTER_SECONDS", "Admission", "BodyLimit", "Cors", "Gate", "InternalErrors", "ServiceError",
-           "StartFailures", "create_app", "internal_error"]
+__all__ = ["RETRY_AFTER_SECONDS", "Admission", "BodyLimit", "Cors", "Gate", "InternalErrors", "LargeBodies",
+           "ServiceError", "StartFailures", "create_app", "internal_error"]
 
 log = logging.getLogger("palsy.serve")
 HOOK = "patient-view"
@@ -86,6 +87,10 @@ _prefetch = P.templates
 #: RelatedPerson); the card is a clinician's.
 USER = re.compile(r"(?:^|/)(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$")
 CLINICIANS = ("Practitioner", "PractitionerRole")
+#: A reference's version (``/_history/<v>``), dropped before its type is read.
+HISTORY = re.compile(r"/_history/[^/]*$")
+#: The type a reference names, however malformed its id.
+USER_TYPE = re.compile(r"(?:^|/)([A-Za-z][A-Za-z0-9]*)/[^/]*$")
 
 
 #: Threads answering cards in a worker, in each of its two lanes (the patient-view service's own, apart from the
@@ -111,7 +116,34 @@ def import_report_modules() -> None:
     from palsy.reports import context, render  # noqa: F401
 
 
-def record_start_failure(exc: BaseException) -> str:
+#: How a failed re-reading (SIGHUP, one worker) begins its line, after the worker's pid.
+RELOAD_FAILED = "a reload (SIGHUP) failed: "
+
+
+def record_reload_failure(exc: BaseException) -> str:
+    """:func:`record_start_failure` of a re-reading after SIGHUP, said as one (:data:`RELOAD_FAILED`)."""
+    return record_start_failure(exc, RELOAD_FAILED)
+
+
+def record_reload_success() -> None:
+    """Withdraw this worker's failed re-readings from where ``palsy serve`` reads them: a later one succeeded, and
+    the stop said "a worker had failed to restart" although the fault had been mended (second review #14)."""
+    path = os.environ.get(C.START_FAILURES_ENV)
+    if not path:
+        return
+    mine = f"worker {os.getpid()}: {RELOAD_FAILED}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        kept = [x for x in lines if mine not in x]
+        if len(kept) != len(lines):
+            with open(path, "w", encoding="utf-8") as f:  # one worker: no other writer
+                f.write("".join(x + "\n" for x in kept))
+    except OSError:
+        pass
+
+
+def record_start_failure(exc: BaseException, what: str = "") -> str:
     """The line saying why this worker could not start (its pid, the exception's type and words: a start-up
     reads files, never a record), logged and written where ``palsy serve`` reads it
     (:data:`palsy.scripts.serve.config.START_FAILURES_ENV`: the exit status it means, a tab, the line), so that the command exits
@@ -120,7 +152,7 @@ def record_start_failure(exc: BaseException) -> str:
 
     words = " ".join(str(exc).split())
     words = words if len(words) <= 400 else words[:400] + "..."
-    line = f"worker {os.getpid()}: {type(exc).__name__}: {words}" if words else f"worker {os.getpid()}: {type(exc).__name__}"
+    line = f"worker {os.getpid()}: {what}{type(exc).__name__}" + (f": {words}" if words else "")
     status = 2 if isinstance(exc, input_errors()) else 1
     _tell_serve(f"{status}\t{line}")
     return line
@@ -180,11 +212,13 @@ def log_to_stderr() -> None:
         log.propagate = False
 
 
-def load_worker(config: C.Config) -> dict[str, Any]:
-    """What a worker reads at its start, and again on SIGHUP with one worker: the model, the evidence and its
-    FHIR table, the issuers' key sets, the prefetch templates."""
+def load_worker(config: C.Config, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a worker reads at its start, and again on SIGHUP with one worker (``before``: what it read until
+    then; a key set file made bad keeps its keys): the model, the evidence and its FHIR table, the issuers' key
+    sets, the prefetch templates."""
     engine = Engine.load(config)
-    return {"engine": engine, "verifier": Verifier(config), "prefetch": P.templates(engine.fhir_table)}
+    verifier = Verifier(config, (before or {}).get("verifier"))
+    return {"engine": engine, "verifier": verifier, "prefetch": P.templates(engine.fhir_table)}
 
 
 def create_app(config: C.Config | None = None) -> FastAPI:
@@ -199,6 +233,10 @@ def create_app(config: C.Config | None = None) -> FastAPI:
                 allow_headers=["authorization", "content-type"], allow_credentials=False,
                 expose_headers=["Retry-After", "WWW-Authenticate"], max_age=600)
     health = ST.Probe(config.state_dir, os.path.join(config.state_dir, REPORTS_DIR))
+
+    # one worker of palsy serve (not a test's app): a SIGHUP during the start (the model's load, or its fit) is
+    # kept for when the worker is ready
+    early = EarlyHangups() if config.workers == 1 and os.environ.get(C.START_FAILURES_ENV) else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -218,8 +256,8 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             raise
         record_started()
         # one worker: SIGHUP re-reads its start, as several workers' supervisor restarts them (it had stopped it)
-        restore = on_sighup(lambda: state.update(load_worker(config)), record_start_failure) \
-            if config.workers == 1 else (lambda: None)
+        restore = on_sighup(lambda: state.update(load_worker(config, state)), record_reload_failure,
+                            record_reload_success, early) if early is not None else (lambda: None)
         if config.insecure_dev:
             log.warning("palsy serve: --insecure-dev: unsigned requests are accepted (bound to %s only)", config.host)
         log.info("palsy serve: model loaded in %.1f s (worker ready in %.1f s)", state["engine"].load_seconds,
@@ -229,6 +267,8 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             yield {CORS_STATE: Cors(None, **cors).headers_for} if config.cors_origins else None
         finally:
             restore()
+            if early is not None:
+                early.restore()
 
     app = FastAPI(title="palsy CDS Hooks service", version=_version(), lifespan=lifespan, docs_url=None,
                   redoc_url=None,
@@ -238,6 +278,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     app.router.route_class = StrictJsonRoute  # request bodies read strictly (safe_json), each refusal a JSON 400
     app.router.redirect_slashes = False  # a trailing slash is a 404 (the gate's), not a redirect built from Host
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(LargeBodies, after=give_back_memory)  # inside the gate: a token first
 
     def id_hash(pid: str) -> str:
         return hashlib.sha256((config.log_salt + "\x00" + pid).encode("utf-8")).hexdigest()[:16]
@@ -305,12 +346,15 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     def healthz() -> Any:
         engine = state.get("engine")
         model = engine.model_info() if engine else None
-        problem = health.problem()
-        if problem is not None:  # a load balancer sends no calls to a worker that cannot record them
-            return JSONResponse({"status": "state_unavailable", "error": "state_unavailable", "message": problem,
-                                 "model": model}, status_code=503,
+        verifier = state.get("verifier")
+        # one issuer's key URL failing is that issuer's fault, not the worker's: said, still 200
+        key_sets = verifier.key_set_status() if verifier is not None else {}
+        fault = health.fault()
+        if fault is not None:  # a load balancer sends no calls to a worker that cannot record them
+            return JSONResponse({"status": "state_unavailable", "error": "state_unavailable", "message": fault.public,
+                                 "model": model, "key_sets": key_sets}, status_code=503,
                                 headers={"Retry-After": str(ST.RETRY_AFTER_SECONDS)})
-        return {"status": "ok", "model": model}
+        return {"status": "ok", "model": model, "key_sets": key_sets}
 
     # a probe's HEAD is answered as its GET (the server sends the head only); it was a 405 (s16 review U14)
     app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
@@ -349,13 +393,19 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             return None
 
     def user_kind(context: dict[str, Any]) -> str:
-        """The type of the call's user (``context.userId``, REQUIRED for patient-view)."""
+        """The type of the call's user (``context.userId``, REQUIRED for patient-view; a version, ``/_history/<v>``,
+        is not part of whom it names)."""
         user = context.get("userId")
-        m = USER.search(user) if isinstance(user, str) else None
-        if m is None:
+        if not isinstance(user, str) or not user:
             raise ServiceError(400, "bad_request", "context.userId is required: the user viewing the record, "
                                "Practitioner/<id> or PractitionerRole/<id> (Patient/<id> or RelatedPerson/<id> get no "
                                "card)")
+        m = USER.search(HISTORY.sub("", user))
+        if m is None:  # said as what it is: it was "context.userId is required" (second review #11)
+            given = USER_TYPE.search(user)
+            named = f"its type {given.group(1)[:40]!r} is not one of them" if given else "it is not Type/<id>"
+            raise ServiceError(400, "bad_request", "context.userId is not a Practitioner, PractitionerRole, Patient or "
+                               f"RelatedPerson reference (Type/<id>, the id of letters, digits, '-' and '.'): {named}")
         return m.group(1)
 
     def patient_view(service_id: str, body: HookRequest, key: str | None = None) -> dict[str, Any]:
@@ -379,8 +429,8 @@ def create_app(config: C.Config | None = None) -> FastAPI:
                                prefetch={k: templates[k] for k in missing})
         failed = [k for k in templates if k not in OPTIONAL_PREFETCH and P.is_outcome(given.get(k))]
         if failed:
-            raise ServiceError(412, "prefetch_failed", "the record reported an error for these required prefetch "
-                               "keys", missing=failed)
+            raise ServiceError(412, "prefetch_failed", "the record answered these required prefetch keys with an "
+                               "OperationOutcome instead of their data; this service needs them", missing=failed)
         try:
             bundle = P.collection(given, templates)
         except ValueError as exc:
@@ -391,8 +441,11 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         except F.InputError as exc:
             raise ServiceError(422, "invalid_fhir", "the prefetch is not a valid FHIR R4 record of one patient",
                                problems=exc.problems[:20]) from None
-        if pid not in (mapping.record_ids or (mapping.record_id,)):  # a merged record: any of its linked ids
-            raise ServiceError(422, "invalid_fhir", "the prefetched Patient is not context.patientId")
+        # the record's own id, or one a merge replaced (replaces/replaced-by on this server): a seealso or refer
+        # link may join another person's record (second review #3: it let a wrong patient's prefetch through)
+        if pid not in (mapping.merged_ids or (mapping.record_id,)):
+            raise ServiceError(422, "invalid_fhir", "the prefetched Patient is not context.patientId (nor a record it "
+                               "replaces or is replaced by: a seealso or refer link does not make it this patient)")
         who = id_hash(pid)
         if config.require_palsy and not (mapping.has_palsy and mapping.has_leukaemia):
             log.info("patient %s: no current facial palsy with a coded leukaemia: no card", who)
@@ -407,9 +460,11 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         notes = record_notes(given, templates, mapping, engine)
         not_found = RT.not_found_text(mapping.not_found, schema) if mapping.not_found else None
         # the card's record: its report, and what tells any worker that the card is this service's (feedback)
+        # which model answered, and what the card said: its report, rendered later, says so if another answers it
+        answered = {"model_id": engine.model_id, "summary": cards.summary(d, schema)}
         with ST.writing(config.state_dir, "the reports"):
-            rid = state["reports"].put({"patient": mapping.patient, "not_found": not_found, "notes": notes},
-                                       card=card_id)
+            rid = state["reports"].put({"patient": mapping.patient, "not_found": not_found, "notes": notes,
+                                        "answered": answered}, card=card_id)
         card = cards.card(d, uuid=card_id, source_label=config.source_label, source_url=config.source_url,
                           report_url=f"{config.service_url}/reports/{rid}", notes=notes, not_found_text=not_found,
                           schema=schema)
@@ -434,12 +489,17 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     def feedback(service_id: str, body: FeedbackRequest, request: Request) -> dict[str, Any]:
         if service_id != C.SERVICE_ID:
             raise ServiceError(404, "not_found", f"no CDS service {service_id[:80]!r}")
-        kept, refused = FB.sort_out(body.feedback, state["reports"].issued, config.feedback_window_days)
+        kept, refused, malformed = FB.sort_out(body.feedback, state["reports"].issued_at, config.feedback_window_days,
+                                               config.clock_skew_seconds)
+        if not kept and malformed == len(refused):
+            raise ServiceError(400, "bad_request", "the request does not follow CDS Hooks 2.0: no outcome of it can "
+                               "be read; nothing was recorded", problems=refused[:20])
         if not kept:
             raise ServiceError(400, "unknown_card", "feedback[]: no outcome of this request can be recorded: each "
                                "outcome's card must be the uuid of a card this service answered, within "
                                f"{config.feedback_window_days} days of it, with no acceptedSuggestions (palsy's cards "
-                               "offer none); nothing was recorded", problems=refused[:20])
+                               "offer none), at a time between the card and now; nothing was recorded",
+                               problems=refused[:20])
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         issuer, tenant = getattr(request.state, "issuer", None), getattr(request.state, "tenant", None)
         with ST.writing(config.state_dir, "the feedback log"):
@@ -469,6 +529,9 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             with render_lock:  # matplotlib is not thread-safe
                 html = render.html(context.build(ans, engine.evidence, record=record)).encode("utf-8")
             html = pages.without_record_id(html, str(rec["patient"].get("id") or ""))
+            answered = rec.get("answered") if isinstance(rec.get("answered"), dict) else {}
+            if answered.get("model_id") not in (None, engine.model_id):
+                html = pages.with_notice(html, pages.model_changed(str(answered.get("summary") or "") or None))
             try:
                 with ST.writing(config.state_dir, "the reports"):
                     reports.put_html(report_id, html)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import jwt
@@ -78,6 +79,40 @@ def key_for(key: jwt.PyJWK, alg: str) -> jwt.PyJWK:
         raise AuthError("the issuer's key cannot be read") from None
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normal_url(url: str) -> str | None:
+    """``url`` as RFC 3986 compares it (section 6.2.2-6.2.3): scheme and host in lower case, a default port
+    dropped, dot segments removed, an empty path as ``/``, no trailing slash (beyond the root), no fragment; None
+    when it is not an http(s) URL with a host. The path and query keep their case."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    segments: list[str] = []
+    for seg in parts.path.split("/")[1:]:
+        if seg == "..":
+            if segments:
+                segments.pop()
+        elif seg != ".":
+            segments.append(seg)
+    path = "/" + "/".join(segments)
+    path = path.rstrip("/") or "/"
+    return urllib.parse.urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def same_url(given: object, configured: str) -> bool:
+    """Whether a token's ``jku`` names the configured JWK Set URL (:func:`normal_url`: ``HTTPS://Host:443/jwks/``
+    is ``https://host/jwks``; it was compared as a string, second review #13). Never fetched either way."""
+    return isinstance(given, str) and normal_url(given) is not None and normal_url(given) == normal_url(configured)
+
+
 def _numeric_date(value: object) -> bool:
     """Whether ``value`` is a JSON number usable as a NumericDate (RFC 7519): not a bool or text, finite,
     between 0 and :data:`MAX_NUMERIC_DATE`."""
@@ -134,15 +169,39 @@ class ReplayStore:
             return True
 
 
+def _key_set(issuer: Issuer, before: FileKeys | UrlKeys | None) -> FileKeys | UrlKeys:
+    """An issuer's key set; ``before``, the one read at the worker's start, kept when it reads the same file or
+    URL (a SIGHUP's re-reading): a file is then read again only if it changed, and one made bad keeps the keys
+    read before, as between two SIGHUPs (it failed the whole re-reading, evidence included: second review #14),
+    and a URL's cached set and fetch bound stay."""
+    if issuer.jwks_file:
+        if isinstance(before, FileKeys) and before.path == Path(issuer.jwks_file):
+            before.reload()
+            return before
+        return FileKeys(issuer.jwks_file, issuer.iss)
+    if isinstance(before, UrlKeys) and before.url == str(issuer.jwks_url):
+        return before
+    return UrlKeys(str(issuer.jwks_url), issuer.iss)
+
+
 class Verifier:
     """Checks CDS Hooks JWTs against the configured issuers (their keys: :mod:`.keysets`)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, previous: Verifier | None = None) -> None:
         self.config = config
         self.issuers: dict[str, Issuer] = {i.iss: i for i in config.issuers}
-        self.key_sets: dict[str, FileKeys | UrlKeys] = {
-            i.iss: FileKeys(i.jwks_file, i.iss) if i.jwks_file else UrlKeys(str(i.jwks_url)) for i in config.issuers}
+        before = previous.key_sets if previous is not None else {}
+        self.key_sets: dict[str, FileKeys | UrlKeys] = {i.iss: _key_set(i, before.get(i.iss)) for i in config.issuers}
         self.replays = ReplayStore(Path(config.state_dir) / REPLAY_FILE)
+
+    def key_set_status(self) -> dict[str, int]:
+        """How many URL issuers' key sets are ``ok``, ``stale``, ``unavailable`` or ``not fetched``
+        (:meth:`.keysets.UrlKeys.status`), for the health check: counts, no issuer named."""
+        counts: dict[str, int] = {}
+        for ks in self.key_sets.values():
+            if isinstance(ks, UrlKeys):
+                counts[ks.status()] = counts.get(ks.status(), 0) + 1
+        return counts
 
     def _key(self, issuer: Issuer, kid: str) -> jwt.PyJWK:
         try:
@@ -187,7 +246,7 @@ class Verifier:
         if issuer is None:
             raise AuthError("the token's issuer is not configured")
         # a URL issuer's jku must be its URL; a file issuer's keys are its file's, whatever jku names (never fetched)
-        if "jku" in header and issuer.jwks_url is not None and header["jku"] != issuer.jwks_url:
+        if "jku" in header and issuer.jwks_url is not None and not same_url(header["jku"], issuer.jwks_url):
             raise AuthError("the token's jku is not the configured JWK Set URL of its issuer")
         key = key_for(self._key(issuer, kid), alg)
         skew = self.config.clock_skew_seconds

@@ -51,10 +51,16 @@ class AcceptedSuggestion(BaseModel):
     id: str = Field(pattern=UUID_PATTERN)
 
 
-def _rfc3339(value: str) -> str:
-    """``value`` (already of RFC 3339's shape) when it is a real date and time: month 01-12, a day of that month,
-    hours to 23, minutes to 59, seconds to 60 (a leap second), an offset within a day (2026-99-99T99:99:99Z and
-    offsets of +99:99 were taken and stored until s17)."""
+def instant(value: str) -> dt.datetime:
+    """An RFC 3339 date-time (already of its shape) as an aware datetime: month 01-12, a day of that month, hours
+    to 23, minutes to 59, seconds to 60 (a leap second, read as 59), an offset within a day (2026-99-99T99:99:99Z
+    and offsets of +99:99 were taken and stored until s17).
+
+    Raises
+    ------
+    ValueError
+        When it is not a real date and time.
+    """
     text = value.upper().replace("Z", "+00:00")
     date, _, rest = text.partition("T")
     clock, offset = rest[:8], rest[8:]
@@ -62,9 +68,14 @@ def _rfc3339(value: str) -> str:
         clock = clock[:-2] + "59"
     fraction, sign, zone = offset.rpartition("+") if "+" in offset else offset.rpartition("-")
     try:
-        dt.datetime.fromisoformat(f"{date}T{clock}{fraction[:7]}{sign}{zone}")
+        return dt.datetime.fromisoformat(f"{date}T{clock}{fraction[:7]}{sign}{zone}")
     except ValueError:
         raise ValueError(f"{value[:40]!r} is not a date and time (RFC 3339, e.g. 2026-01-02T10:00:00Z)") from None
+
+
+def _rfc3339(value: str) -> str:
+    """``value`` when it is a real date and time (:func:`instant`)."""
+    instant(value)
     return value
 
 
@@ -104,5 +115,9 @@ class Feedback(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
+    """A feedback request: its outcomes are objects here, each read as a :class:`Feedback` on its own
+    (:func:`palsy.scripts.serve.feedback.sort_out`), so that one malformed outcome does not discard the others
+    (second review #8: a list of :class:`Feedback` was validated as a whole, and one bad item refused them all)."""
+
     model_config = ConfigDict(extra="allow")
-    feedback: list[Feedback] = Field(min_length=1, max_length=100)
+    feedback: list[dict[str, Any]] = Field(min_length=1, max_length=100)

@@ -31,6 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from palsy.model import answer as A
@@ -73,6 +74,40 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
 
 
+#: The files of the evidence folder read beside the draws that change a card (not in the evidence hash).
+ANSWER_FILES = ("decision.yaml", "actions.yaml")
+
+
+def model_id(meta: dict[str, Any], pdir: Any) -> str:
+    """The identity of what answers a card: the draws' evidence hash and cache entry, and the bytes of
+    :data:`ANSWER_FILES` (16 hex digits)."""
+    h = hashlib.sha256(json.dumps([meta.get("evidence_hash"), meta.get("cache_entry")], sort_keys=True,
+                                  default=str).encode("utf-8"))
+    for name in ANSWER_FILES:
+        try:
+            h.update((Path(pdir) / name).read_bytes())
+        except OSError:
+            h.update(b"<none>")
+    return h.hexdigest()[:16]
+
+
+def give_back_memory() -> bool:
+    """Return the heap's free memory to the system (glibc's ``malloc_trim(0)``; False elsewhere): after a large
+    record, whose parsing took tens of megabytes that :func:`keep_freed_memory` would otherwise keep (a worker
+    stayed at 777 MB after 31 records of 4 MB, second review of s17 #7). An answer's arrays come back at the next
+    new patient's card, once."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return False
+    return bool(trim(0))
+
+
 @dataclasses.dataclass(frozen=True)
 class Mapped:
     """What the service reads of a record's mapping (:class:`palsy.model.fhir.FhirMapping`), and all its memo
@@ -88,12 +123,13 @@ class Mapped:
     has_leukaemia: bool
     record_id: str | None = None  # the record's Patient.id (the patient's own id is Patient/<it>)
     record_ids: tuple[str, ...] = ()  # every id of the patient: linked Patients (a merged record), record_id first
+    merged_ids: tuple[str, ...] = ()  # the ids a hook may name: record_id and those it replaces or is replaced by
 
     @classmethod
     def of(cls, m: X.FhirMapping) -> Mapped:
         return cls(patient=m.patient, not_found=tuple(m.not_found), notes=tuple(m.notes), onset=m.onset,
                    has_palsy=m.has_palsy, has_leukaemia=m.has_leukaemia, record_id=m.record_id,
-                   record_ids=tuple(m.record_ids))
+                   record_ids=tuple(m.record_ids), merged_ids=tuple(m.merged_ids))
 
     def size(self) -> int:
         """Its size as JSON, in bytes (what its memo entry holds, within a small factor)."""
@@ -122,6 +158,9 @@ class Engine:
     _answering: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     hits: int = 0
     misses: int = 0
+    #: What answered: the draws' cache entry and evidence hash, and the decision and action files (which change a
+    #: card without a refit), hashed; a card's record keeps it, so that its report says when another model answers.
+    model_id: str = ""
 
     @classmethod
     def load(cls, config: Config) -> Engine:
@@ -133,7 +172,8 @@ class Engine:
         draws = common.load_draws(args)
         return cls(draws=draws, tables=A.Tables(draws), decision_settings=decision.load(pdir),
                    guidance=guidance.load(pdir, draws.causes), evidence=E.load(pdir), fhir_table=X.load_table(pdir),
-                   cache_size=config.answer_cache_size, load_seconds=time.perf_counter() - t)
+                   cache_size=config.answer_cache_size, load_seconds=time.perf_counter() - t,
+                   model_id=model_id(draws.meta, pdir))
 
     def key(self, patient: F.Patient) -> str:
         """The canonical patient: its findings (nothing else changes an answer; its id does not, since no
@@ -231,4 +271,4 @@ class Engine:
     def model_info(self) -> dict[str, Any]:
         m = self.draws.meta
         return {"variant": self.draws.variant, "draws": int(self.draws.n), "evidence_hash": m["evidence_hash"],
-                "version": m["version"]}
+                "version": m["version"], "model_id": self.model_id}

@@ -16,11 +16,14 @@ therefore sends overrides only; the registry loop sees overrides and silence, no
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from palsy.scripts.serve.bodies import Feedback
+from pydantic import ValidationError
+
+from palsy.scripts.serve.bodies import Feedback, instant
 
 #: The most characters of a JWT ``tenant`` claim the log keeps (an opaque string naming the organisation).
 TENANT_CHARS = 200
@@ -34,19 +37,50 @@ def tenant_of(claims: dict[str, Any]) -> str | None:
     return None
 
 
-def sort_out(outcomes: list[Feedback], issued: Callable[[str], bool], window_days: int) -> tuple[list[Feedback], list[str]]:
-    """The outcomes that can be recorded, and a problem line for each of the others (by its place in the request)."""
-    kept, refused = [], []
-    for i, f in enumerate(outcomes):
-        if not issued(f.card):
+def sort_out(outcomes: list[Any], issued_at: Callable[[str], float | None], window_days: int,
+             skew_seconds: float = 60) -> tuple[list[Feedback], list[str], int]:
+    """The outcomes that can be recorded, and a problem line for each of the others (by its place in the request):
+    each read as a :class:`Feedback` on its own (a malformed one is refused alone), for a card this service issued
+    (``issued_at(card)``: when, None for any other or one past its window), with no suggestions (palsy offers
+    none), at a time no earlier than the card and no later than now (each with ``skew_seconds`` of clock skew: a
+    1970 or 2099 outcome was recorded, second review #15). The third value: how many were refused as malformed."""
+    kept, refused, malformed = [], [], 0
+    now = time.time()
+    for i, item in enumerate(outcomes):
+        try:
+            f = Feedback.model_validate(item)
+        except ValidationError as exc:
+            refused.append(f"feedback.{i}: " + "; ".join(_problem(e) for e in exc.errors()[:3]))
+            malformed += 1
+            continue
+        when = issued_at(f.card)
+        at = instant(f.outcomeTimestamp).timestamp()
+        if when is None:
             refused.append(f"feedback.{i}.card: {f.card!r} is not a card this service issued, or its feedback window "
                            f"({window_days} days after the card) has passed")
         elif f.acceptedSuggestions:
             refused.append(f"feedback.{i}.acceptedSuggestions: palsy's cards offer no suggestions, so these ids are "
                            f"none the card issued")
+        elif at < when - skew_seconds:
+            refused.append(f"feedback.{i}.outcomeTimestamp: {f.outcomeTimestamp} is before the card was issued "
+                           f"({_utc(when)})")
+        elif at > now + skew_seconds:
+            refused.append(f"feedback.{i}.outcomeTimestamp: {f.outcomeTimestamp} is in the future (the service's "
+                           f"clock: {_utc(now)})")
         else:
             kept.append(f)
-    return kept, refused
+    return kept, refused, malformed
+
+
+def _problem(error: Any) -> str:
+    """One validation error in words: where (its fields) and what."""
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def outcome_entry(f: Feedback, received: str, service_id: str, issuer: str | None,

@@ -1,7 +1,8 @@
 """The service's pure ASGI layers, outermost first: CORS for the configured origins (:class:`Cors`); internal
 errors as JSON 500s logged by type and frame, never by their words (:class:`InternalErrors`); admission, a bounded
-number of requests in progress (:class:`Admission`); the JWT gate and the access log (:class:`Gate`); the body
-limit (:class:`BodyLimit`). And the routes' request bodies, read as strict JSON (:class:`StrictJsonRoute`).
+number of requests in progress (:class:`Admission`); the JWT gate and the access log (:class:`Gate`); large bodies
+one at a time (:class:`LargeBodies`); the body limit (:class:`BodyLimit`). And the routes' request bodies, read as
+strict JSON (:class:`StrictJsonRoute`).
 
 Every refusal is a JSON body ``{"error": code, "message": words}`` (:class:`ServiceError`), never a traceback.
 """
@@ -210,6 +211,69 @@ class Admission:
             await self.app(scope, receive, _WatchedSend(send, leave))
         finally:
             leave()
+
+
+# --- large bodies: one at a time per worker (pure ASGI) ----------------------------------------------------------
+
+#: A body larger than this is a large one (a typical prefetch is 5-20 kB; a record with years of results, MBs).
+LARGE_BODY_BYTES = 512 * 1024
+#: How long a large body waits for its turn before it is told to retry (seconds).
+LARGE_WAIT_SECONDS = 10.0
+
+
+class LargeBodies:
+    """At most ``limit`` requests whose body is large (over ``threshold`` bytes by its Content-Length, or of no
+    stated length) read and answered at a time in this worker; the others wait their turn, their bodies unread,
+    up to ``wait_seconds``, then get a JSON 503 with ``Retry-After``. ``after()``, in a worker thread, once such a
+    request has been answered (the memory its record took, given back).
+
+    A 4 MB record takes about 35 MB of a worker while it is read and answered: 31 at once took a worker from 459 MB
+    to 1,048 MB, kept afterwards, and a small new patient behind them waited 32 s (second review of s17, #7).
+    Inside the gate (a token first) and outside the body limit; a turn ends when the response starts."""
+
+    def __init__(self, app: Any, threshold: int = LARGE_BODY_BYTES, limit: int = 1,
+                 wait_seconds: float = LARGE_WAIT_SECONDS, after: Any = None) -> None:
+        self.app, self.threshold, self.limit, self.wait_seconds, self.after = app, threshold, limit, wait_seconds, after
+        self.turns: anyio.Semaphore | None = None  # made in the event loop, on the first large body
+
+    def large(self, scope: dict) -> bool:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return False
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        return length is None or not length.isdigit() or int(length) > self.threshold
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if not self.large(scope):
+            await self.app(scope, receive, send)
+            return
+        if self.turns is None:
+            self.turns = anyio.Semaphore(self.limit)
+        turns, got = self.turns, False
+        with anyio.move_on_after(self.wait_seconds):
+            await turns.acquire()
+            got = True
+        if not got:
+            log.info("%s %s 503 (large bodies: %d in progress, the limit)", scope["method"], logged_path(scope["path"]),
+                     self.limit)
+            wait = max(1, round(self.wait_seconds))
+            await error_response(503, "busy_large_records", f"this worker is answering {self.limit} large record(s) "
+                                 f"(over {self.threshold // 1024} kB), its limit; retry in {wait} s",
+                                 {"Retry-After": str(wait)})(scope, receive, send)
+            return
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                turns.release()
+
+        try:
+            await self.app(scope, receive, _WatchedSend(send, release))
+        finally:
+            release()
+            if self.after is not None:
+                await run_in_threadpool(self.after)
 
 
 # --- internal errors: a JSON 500 inside the CORS layer, logged without the exception's words (pure ASGI) ---------

@@ -1,5 +1,5 @@
-"""The pages a browser opens from a card's link: the report as served (the record's id kept out of its title)
-and the page of a report that has expired.
+"""The pages a browser opens from a card's link: the report as served (the record's id kept out of its title, a
+notice at its top when another model than its card's rendered it) and the page of a report that has expired.
 
 A card's link is loaded "via GET, in a browser context" (CDS Hooks 2.0, Link), and a record system may keep a
 card on screen for hours: an expired or unknown report is then a page that says so to the clinician, JSON only
@@ -19,6 +19,25 @@ from markupsafe import escape
 PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                 "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'"}
 _TITLE = re.compile(rb"<title>(.*?)</title>", re.S)
+_BODY = re.compile(rb"<body[^>]*>", re.I)
+
+
+def model_changed(card_summary: str | None) -> str:
+    """The notice at the top of a report rendered by another model than its card's (the service re-read its model,
+    evidence or decision settings after the card, SIGHUP): what the card said, and that the numbers below are the
+    model's now (second review #2: the card and its report disagreed, and nothing said why)."""
+    said = f" The card said: \u201c{html.escape(card_summary)}\u201d." if card_summary else ""
+    return ("<div role=\"alert\" style=\"border: 2px solid #b35806; padding: 0.6em 1em; margin: 0 0 1em 0\">"
+            "<strong>The model has changed since this card was issued.</strong> The service re-read its model, "
+            f"evidence or decision settings after the card was answered.{said} The numbers below are the current "
+            "model's and may differ from the card's; reopen the patient's chart for a card of the current model.</div>")
+
+
+def with_notice(page: bytes, notice: str) -> bytes:
+    """The report's HTML with ``notice`` (HTML) first in its body."""
+    m = _BODY.search(page)
+    at = m.end() if m is not None else 0
+    return page[:at] + notice.encode("utf-8") + page[at:]
 
 
 def without_record_id(page: bytes, record_id: str) -> bytes:

@@ -113,13 +113,23 @@ def _issue_words(issue: Mapping[str, Any]) -> str:
     return code
 
 
-def _issues(outcome: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (severity, words) of an OperationOutcome's issues of :data:`SAID_SEVERITIES`."""
-    out = []
-    for issue in outcome.get("issue") or []:
-        if isinstance(issue, dict) and issue.get("severity") in SAID_SEVERITIES:
-            out.append((issue["severity"], _issue_words(issue)))
-    return out
+def _issues(outcome: Mapping[str, Any], severities: tuple[str, ...] = SAID_SEVERITIES) -> list[tuple[str, str]]:
+    """The (severity, words) of an OperationOutcome's issues of ``severities``; none when ``issue`` is not a list
+    (an integer or ``true`` there was a 500: second review #4)."""
+    issues = outcome.get("issue")
+    if not isinstance(issues, list):
+        return []
+    return [(i["severity"], _issue_words(i)) for i in issues if isinstance(i, dict) and i.get("severity") in severities]
+
+
+def _outcome_words(outcome: Mapping[str, Any]) -> str:
+    """What an OperationOutcome in place of a key's data said: its issues of :data:`SAID_SEVERITIES`, else its
+    information-only ones said as such, else that it gave none."""
+    said = "; ".join(w for _, w in _issues(outcome))
+    if said:
+        return said
+    info = "; ".join(w for _, w in _issues(outcome, ("information",)))
+    return f"information only: {info}" if info else "no issue given"
 
 
 def _searched(template: str) -> str:
@@ -128,7 +138,7 @@ def _searched(template: str) -> str:
 
 def unanswered_note(keys: list[str], prefetch: Mapping[str, Any]) -> str:
     """The words for optional keys the record answered with an OperationOutcome (what it said)."""
-    said = [f"{k} ({'; '.join(w for _, w in _issues(prefetch[k])) or 'no issue given'})" for k in keys]
+    said = [f"{k} ({_outcome_words(prefetch[k])})" for k in keys]
     return f"the record could not answer the prefetch {', '.join(said)}"
 
 

@@ -28,8 +28,9 @@ uvicorn's httptools protocol bounds none of these, and each is reached before an
   opening or of its last answer), or it is closed (a JSON 408 when part of a head had come);
 - a client that stops sending its body (a crash mid-body, a half-open connection): its request held an
   admission place until the worker restarted (s17 review #14). A body that makes no progress for
-  :data:`BODY_SECONDS` while the service waits for it is a JSON 408 and the connection is closed; time the
-  service itself does not read (its buffer full while the token is checked) is not counted.
+  :data:`BODY_SECONDS` while the service waits for it, or that takes more than :data:`BODY_TOTAL_SECONDS` in all
+  (a byte trickled every 29 s), is a JSON 408 and the connection is closed; time the service itself does not
+  read (its buffer full while the token is checked, or while a large body waits its turn) is not counted.
 
 These bound each connection, not their number: the reverse proxy in front limits connections per client.
 
@@ -66,6 +67,9 @@ WRITE_STALL_SECONDS = 30.0
 HEAD_SECONDS = 30.0
 #: How long a request's body may make no progress while the service waits for it, seconds.
 BODY_SECONDS = 30.0
+#: How long a request's whole body may take while the service waits for it, seconds (4 MB in 60 s is 70 kB/s): a
+#: body trickled a byte every 29 s met no other bound (second review of s17, #6).
+BODY_TOTAL_SECONDS = 60.0
 #: The key of the app's lifespan state (uvicorn's ``app_state``) under which the app gives its CORS layer's
 #: headers for a request: a callable from the request's headers (lower-case names) to the headers to add.
 CORS_STATE = "palsy_cors_headers"
@@ -147,6 +151,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.stall_timer: asyncio.TimerHandle | None = None
         self.body_timer: asyncio.TimerHandle | None = None
         self.body_moved = 0.0  # when the body being read last made progress (the loop's time)
+        self.body_spent = 0.0  # the seconds the body being read has taken while the service read it
+        self.body_checked = 0.0  # when body_spent was last brought up to date
         self.answering: Any = None  # the request whose answer is being sent (uvicorn's cycle)
 
     # --- the connection ---------------------------------------------------------------------------------------
@@ -204,8 +210,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.pipeline) > MAX_PIPELINED:
             self.refuse(None, "", f"more than {MAX_PIPELINED} requests sent ahead of their answers")
         elif self.body_timer is None:  # cancelled by the message's end when it has no body (the same read)
-            self.body_moved = self.loop.time()
-            self.body_timer = self.loop.call_later(BODY_SECONDS, self._body_too_slow)
+            self.body_moved = self.body_checked = self.loop.time()
+            self.body_spent = 0.0
+            self.body_timer = self.loop.call_later(min(BODY_SECONDS, BODY_TOTAL_SECONDS), self._body_too_slow)
 
     def on_body(self, body: bytes) -> None:
         self.body_moved = self.loop.time()
@@ -293,18 +300,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         now = self.loop.time()
         if self.flow.read_paused:  # the service is not reading (its buffer is full): not the client's time
             self.body_moved = now
-        left = self.body_moved + BODY_SECONDS - now
+        else:  # the time since the last check counted whole when the service reads at the check
+            self.body_spent += now - self.body_checked
+        self.body_checked = now
+        overall = BODY_TOTAL_SECONDS - self.body_spent
+        left = min(self.body_moved + BODY_SECONDS - now, overall)
         if left > 0:
             self.body_timer = self.loop.call_later(left, self._body_too_slow)
             return
+        why = f"took more than {BODY_TOTAL_SECONDS:g} s" if overall <= 0 else f"made no progress for {BODY_SECONDS:g} s"
         cycle = self.cycle
         if cycle is None or cycle.response_started:
-            self.refuse(None, "", f"its request's body made no progress for {BODY_SECONDS:g} s")
+            self.refuse(None, "", f"its request's body {why}")
             return
         # the app waits for the body: the 408 is written here, and the app told its client has gone (it unwinds,
         # leaving its admission place; what it would send is dropped)
         self.refused = True
-        message = f"the request's body made no progress for {BODY_SECONDS:g} s"
+        message = f"the request's body {why}"
         log.info("connection closed: %s (408)", message)
         self.transport.write(error_response(408, "request_timeout", message, self.server_state.default_headers,
                                             self._cors_headers()))

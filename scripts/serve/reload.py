@@ -3,6 +3,12 @@ table, the issuers' key sets), as uvicorn's supervisor of several workers restar
 meanwhile, and a reading that fails leaves it serving with what it had, said in the log and at the end (as a
 failed restart of several workers is).
 
+A SIGHUP while the worker starts (its model loaded, or fitted after an evidence change: up to minutes) is recorded
+(:class:`EarlyHangups`) and the re-reading runs once the worker is ready (second review of s17, #5: it stopped the
+service with status 0, which ``Restart=on-failure`` leaves down). One in the sub-second before the app is built
+still reaches ``palsy serve``'s own handler. A re-reading that failed and a later one that succeeded: the failure
+is withdrawn (``succeeded``), so the stop no longer says a worker had failed.
+
 Until s17 SIGHUP stopped a service of one worker (status 0, logged as SIGTERM) and restarted a service of
 several: the same signal meant "stop" in a staging unit of one worker and "reload" in production, and logrotate's
 ``postrotate`` or ``systemctl reload`` left a one-worker service down under ``Restart=on-failure``.
@@ -19,10 +25,33 @@ from collections.abc import Callable
 log = logging.getLogger("palsy.serve")
 
 
-def on_sighup(reread: Callable[[], None], failed: Callable[[BaseException], str]) -> Callable[[], None]:
-    """Re-read on SIGHUP (``reread`` in a thread of its own; ``failed(exc)`` the line saying why it failed); the
-    function that puts the previous handler back. Nothing where there is no SIGHUP or outside the main thread
-    (the only thread a handler may be set in)."""
+class EarlyHangups:
+    """SIGHUP while the worker starts, recorded (``requested``) rather than acted on; nothing where there is no
+    SIGHUP or outside the main thread."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: object = None
+        self._set = hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread()
+        if self._set:
+            self._previous = signal.signal(signal.SIGHUP, self._note)
+
+    def _note(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        """Put back the handler found (a handler set outside Python cannot be put back)."""
+        if self._set and self._previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGHUP, self._previous)  # type: ignore[arg-type]
+            self._set = False
+
+
+def on_sighup(reread: Callable[[], None], failed: Callable[[BaseException], str],
+              succeeded: Callable[[], None] = lambda: None, early: EarlyHangups | None = None) -> Callable[[], None]:
+    """Re-read on SIGHUP (``reread`` in a thread of its own; ``failed(exc)`` the line saying why it failed,
+    ``succeeded()`` after one that did); the function that puts the previous handler back. A SIGHUP ``early``
+    recorded during the start is acted on now. Nothing where there is no SIGHUP or outside the main thread (the
+    only thread a handler may be set in)."""
     if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
         return lambda: None
     busy = threading.Lock()
@@ -34,6 +63,7 @@ def on_sighup(reread: Callable[[], None], failed: Callable[[BaseException], str]
         try:
             t = time.perf_counter()
             reread()
+            succeeded()
             log.info("palsy serve: SIGHUP: the worker re-read its model, evidence and key sets in %.1f s, serving "
                      "throughout", time.perf_counter() - t)
         except Exception as exc:  # noqa: BLE001 - one line; the worker serves on with what it had
@@ -46,6 +76,9 @@ def on_sighup(reread: Callable[[], None], failed: Callable[[BaseException], str]
         threading.Thread(target=run, name="palsy-sighup", daemon=True).start()
 
     previous = signal.signal(signal.SIGHUP, handler)
+    if early is not None and early.requested:
+        log.info("palsy serve: SIGHUP during the start: the worker re-reads its start now that it is ready")
+        handler(signal.SIGHUP, None)
 
     def restore() -> None:
         if previous is not None:  # a handler set outside Python cannot be put back

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import threading
@@ -27,6 +28,8 @@ STATE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "
 #: (the store's lock held past its timeout), PERM, CORRUPT, NOTADB.
 SQLITE_STATE_CODES = {13: "SQLITE_FULL", 8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 14: "SQLITE_CANTOPEN",
                       5: "SQLITE_BUSY", 3: "SQLITE_PERM", 11: "SQLITE_CORRUPT", 26: "SQLITE_NOTADB"}
+log = logging.getLogger("palsy.serve")
+
 #: What a caller refused for a state fault is told to wait before it tries again (seconds).
 RETRY_AFTER_SECONDS = 30
 #: Free space below which the probe reports the folder full: a rendered report takes up to about 1 MB.
@@ -49,6 +52,12 @@ class StateUnavailable(OSError):
         """The words of the 503 and of its log line."""
         return (f"the service cannot write its state folder {self.folder} ({self.what}: {self.why}); nothing was "
                 f"recorded; retry in {RETRY_AFTER_SECONDS} s")
+
+    @property
+    def public(self) -> str:
+        """The words for a caller who showed no token (the health check): the error's class, not the folder or
+        its words (the log has them; second review #10)."""
+        return f"the service cannot write its state folder ({self.what}: {self.why.split(':', 1)[0][:40]}); see its log"
 
 
 def _sqlite_fault(exc: sqlite3.Error) -> str | None:
@@ -95,22 +104,30 @@ class Probe:
         self.probe_in = Path(probe_in) if probe_in is not None else self.folder
         self._lock = threading.Lock()
         self._checked = -float("inf")
-        self._problem: str | None = None
+        self._problem: StateUnavailable | None = None
 
     def failed(self, exc: StateUnavailable) -> None:
         """Note a fault a request met: the health check says so until a probe passes."""
         with self._lock:
-            self._problem, self._checked = exc.message, time.monotonic()
+            self._problem, self._checked = exc, time.monotonic()
 
-    def problem(self) -> str | None:
-        """Why the folder cannot be written now (None when it can)."""
+    def fault(self) -> StateUnavailable | None:
+        """Why the folder cannot be written now (None when it can); a fault the probe finds is logged (with the
+        folder and the error) when it begins."""
         with self._lock:
             if time.monotonic() - self._checked < PROBE_SECONDS:
                 return self._problem
-            self._problem, self._checked = self._probe(), time.monotonic()
+            before, self._problem, self._checked = self._problem, self._probe(), time.monotonic()
+            if self._problem is not None and (before is None or before.message != self._problem.message):
+                log.error("healthz: %s", self._problem.message)
             return self._problem
 
-    def _probe(self) -> str | None:
+    def problem(self) -> str | None:
+        """The full words of :meth:`fault` (None when the folder can be written)."""
+        fault = self.fault()
+        return fault.message if fault is not None else None
+
+    def _probe(self) -> StateUnavailable | None:
         try:
             with writing(self.folder, "health probe"):
                 st = os.statvfs(self.probe_in)
@@ -128,8 +145,8 @@ class Probe:
                     with contextlib.suppress(OSError):
                         os.unlink(path)
         except StateUnavailable as exc:
-            return exc.message
+            return exc
         except OSError as exc:  # any other fault of the folder is still a folder palsy cannot write
             return StateUnavailable(self.folder, "health probe", os.strerror(exc.errno) if exc.errno else
-                                    type(exc).__name__, exc.errno).message
+                                    type(exc).__name__, exc.errno)
         return None

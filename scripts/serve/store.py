@@ -76,13 +76,19 @@ class Reports:
         """Whether ``card`` (a UUID, in any case) is a card of this service within its feedback window: its card
         file is there and unexpired. False for any other text. A card file of a version before s17 (its report's
         id) expires by its file's time."""
+        return self.issued_at(card) is not None
+
+    def issued_at(self, card: str) -> float | None:
+        """When ``card`` was issued (its card file's time, seconds since 1970) when it is a card of this service
+        within its feedback window (:meth:`issued`); None otherwise."""
         try:
             path = self.folder / _card_file(card)
             text = path.read_text(encoding="ascii")
-            expires = json.loads(text)["expires"] if text.startswith("{") else path.stat().st_mtime + self.card_ttl
+            made = path.stat().st_mtime
+            expires = json.loads(text)["expires"] if text.startswith("{") else made + self.card_ttl
         except (ValueError, OSError, UnicodeDecodeError, KeyError, TypeError):
-            return False
-        return isinstance(expires, (int, float)) and expires >= time.time()
+            return None
+        return made if isinstance(expires, (int, float)) and expires >= time.time() else None
 
     def get(self, rid: str) -> dict[str, Any] | None:
         """The record of ``rid``, or None when unknown, malformed or expired (an expired one is deleted)."""
