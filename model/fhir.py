@@ -2193,14 +2193,18 @@ def _csf_form(lps: list[dict[str, str]], c: _Collector) -> list[Any]:
     return out
 
 
-def finding_lines(names: Iterable[str]) -> str:
-    """'vesicles, otoscopy: examine and enter; mri: not in the record' for a list of findings not found."""
+def finding_lines(names: Iterable[str], schema: Any = None) -> str:
+    """'vesicles, otoscopy: examine and enter; mri: not in the record' for a list of findings not found; with
+    ``schema``, in its labels ('Forehead; Side of the facial palsy: examine and enter. Contrast MRI: not in the
+    record': labels hold commas, so items are parted by semicolons), as a card says it."""
     names = list(names)
-    exam = [n for n in names if n in EXAM]
-    rest = [n for n in names if n not in EXAM]
+    named = (lambda n: schema.label(n) if n in schema.findings else n) if schema is not None else (lambda n: n)
+    within, between = ("; ", ". ") if schema is not None else (", ", "; ")
+    exam = [named(n) for n in names if n in EXAM]
+    rest = [named(n) for n in names if n not in EXAM]
     parts = []
     if exam:
-        parts.append(f"{', '.join(exam)}: examine and enter")
+        parts.append(f"{within.join(exam)}: examine and enter")
     if rest:
-        parts.append(f"{', '.join(rest)}: not in the record")
-    return "; ".join(parts)
+        parts.append(f"{within.join(rest)}: not in the record")
+    return between.join(parts)

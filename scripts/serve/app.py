@@ -44,6 +44,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from palsy.model import fhir as X
 from palsy.model import findings as F
 from palsy.model import registry_feedback as RF
 from palsy.reports import cards
@@ -458,7 +459,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
         d = engine.card(patient)
         card_id = str(uuid.uuid4())
         notes = record_notes(given, templates, mapping, engine)
-        not_found = RT.not_found_text(mapping.not_found, schema) if mapping.not_found else None
+        not_found = X.finding_lines(mapping.not_found, schema) if mapping.not_found else None
         # the card's record: its report, and what tells any worker that the card is this service's (feedback)
         # which model answered, and what the card said: its report, rendered later, says so if another answers it
         answered = {"model_id": engine.model_id, "summary": cards.summary(d, schema)}
@@ -525,7 +526,7 @@ def create_app(config: C.Config | None = None) -> FastAPI:
             # what the card said of the record (a positive CSF result not used, what to examine) is the report's too
             said = rec.get("not_found") or None  # a list in a record stored before s17
             record = {"notes": rec.get("notes") or [],
-                      "not_found": RT.not_found_text(said, engine.draws.schema) if isinstance(said, list) else said}
+                      "not_found": X.finding_lines(said, engine.draws.schema) if isinstance(said, list) else said}
             with render_lock:  # matplotlib is not thread-safe
                 html = render.html(context.build(ans, engine.evidence, record=record)).encode("utf-8")
             html = pages.without_record_id(html, str(rec["patient"].get("id") or ""))

@@ -15,20 +15,6 @@ from palsy.model.schema import Schema
 _LEADING_NAMES = re.compile(r"^([a-z][a-z0-9_]*(?:, [a-z][a-z0-9_]*)*): ")
 
 
-def not_found_text(names: Iterable[str], schema: Schema) -> str:
-    """'Forehead; Side of the facial palsy: examine and enter. Contrast MRI: not in the record' for the findings
-    the record did not state (labels hold commas, so items are parted by semicolons)."""
-    names = [n for n in names]
-    exam = [schema.label(n) if n in schema.findings else n for n in names if n in X.EXAM]
-    rest = [schema.label(n) if n in schema.findings else n for n in names if n not in X.EXAM]
-    parts = []
-    if exam:
-        parts.append(f"{'; '.join(exam)}: examine and enter")
-    if rest:
-        parts.append(f"{'; '.join(rest)}: not in the record")
-    return ". ".join(parts)
-
-
 def labelled(note: str, schema: Schema) -> str:
     """``note`` with the findings it begins with named by their labels (a note about findings the schema does
     not hold is left as it is)."""
