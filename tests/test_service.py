@@ -808,6 +808,47 @@ def test_the_load_tests_probe_times_real_requests_and_counts_wrong_answers(serve
 
 
 
+def test_the_load_tests_new_records_are_new_to_the_service_and_answered_as_their_source_patient(server, keys, palsy,
+                                                                                                monkeypatch):
+    """The load row without the model's cost: each request a record of its own (its Patient id renumbered
+    wherever it is written, so its mapping is new), whose findings, and so its numbers, are a source patient's;
+    the probe checks every answer against ``palsy posterior``'s over HTTP. And the bound its CPU figures give."""
+    from palsy.model import fhir as X
+
+    ident = "probe" + L.RECORD_ID
+    records = L.known_records(ident)
+    assert len(records) == len(SOURCES)
+    text = json.dumps(records[1])
+    seen = set()
+    for n in (0, 7, 70):
+        b = json.loads(L.renumbered(text, n, ident))
+        m = X.map_bundle(b, source="renumbered")
+        assert m.record_id == f"{ident}-{n}" and m.patient["id"] == f"Patient/{ident}-{n}"
+        assert {k: v for k, v in m.patient.items() if k != "id"} == {
+            k: v for k, v in X.map_bundle(_bundle(SOURCES[1].stem), source="source").patient.items() if k != "id"}
+        body = json.loads(L.renumbered(json.dumps(L.hook_body(records[1])), n, ident))
+        assert body["context"]["patientId"] == f"{ident}-{n}"
+        seen.add(json.dumps(body["prefetch"], sort_keys=True))
+    assert len(seen) == 3  # three records, not one sent three times
+    expected = [json.loads(palsy("posterior", "--fhir", str(p.with_name(p.stem + ".fhir.json")), "--json",
+                                 check=True).stdout)["probability"] for p in SOURCES]
+    monkeypatch.setattr(L, "PROBE_DELAY", 0.0)
+    monkeypatch.setattr(L, "PROBE_SECONDS", 0.05)
+    path = f"/cds-services/{SERVICE}"
+    probe = L.Probe(server["base"] + path, lambda: token(server, keys, path),
+                    [json.dumps(L.hook_body(b)) for b in records], expected, renumber=ident)
+    probe.start()
+    time.sleep(2.0)
+    probe.stop.set()
+    probe.join()
+    assert len(probe.times_ms) >= 2 * len(SOURCES) and probe.failures == 0
+    # Little's law: 10 ms of CPU a request on 2 cores is 200 a second, and 20 clients then wait 100 ms each
+    assert L.capacity(10.0) == pytest.approx((200.0, 100.0))
+    assert L.capacity(20.0, cores=4, clients=40) == pytest.approx((200.0, 200.0))
+    with pytest.raises(ValueError, match="positive"):
+        L.capacity(0.0)
+
+
 def test_the_load_tests_new_patients_are_judged_against_palsy_posterior(server, keys, monkeypatch):
     """The numbers the probe expects for the load test's new patients are ``palsy posterior --fhir``'s (each
     checked against the command here), the service answers them with those numbers, and numbers that differ

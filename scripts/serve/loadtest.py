@@ -4,7 +4,9 @@ The real server (``palsy serve``, 2 workers, signed JWTs from a generated issuer
 cold (its cold start: launch to a ready ``/healthz``), then 20 locust users call the patient-view service
 with no think time and at one call a second each, for the source patients again and again (the memoised path)
 and for distinct patients (every request a new combination of findings: the model's own cost; each of the
-three distinct rows has patients of its own, so none was answered, and memoised, by the row before). At one
+three distinct rows has patients of its own, so none was answered, and memoised, by the row before), and for
+new records of the source patients without pause (each request a record the service has not mapped, whose
+answer is memoised: every cost of a new patient's request but the model's). At one
 call a second the clients call either in step (locust's pacing: started within the same second, they stay in
 phase, so that every second brings a burst of twenty new patients, about 0.45 s of both cores' work) or at
 random moments (a Poisson stream a client, one call a second on average after each answer, from a random
@@ -21,6 +23,11 @@ enters the times they report: 20 users calling ``/healthz`` (which answers in we
 one call a second read about 40 ms, and memoised cards read 130 ms in locust while the probe read 14 ms
 during the same seconds (5 December). The bars are judged on the probe (the service's latency under the
 load), and locust's figures are printed beside it.
+
+Each row also prints the CPU a request took, the server's (its workers') and locust's, and what that allows on
+2 cores (:func:`capacity`): at most 2,000 ms of CPU a second, so 20 clients without pause wait at least 20
+divided by that throughput (Little's law). A median bar of 100 ms there asks for 10 ms of CPU per request, the
+client's included.
 """
 
 from __future__ import annotations
@@ -151,6 +158,41 @@ def allotment(n: int) -> tuple[list[list[int]], list[list[int]]]:
             [joined(range(7, 9)), joined(range(9, 11)), joined(range(11, 13))])
 
 
+#: The Patient id of :func:`known_records`' bundles, replaced in each request by one of its own (``-<n>`` added).
+RECORD_ID = "loadrecord"
+
+
+def known_records(ident: str = RECORD_ID) -> list[dict]:
+    """The source patients' records (``patients/*.yaml``, sorted) as FHIR bundles under the Patient id ``ident``.
+
+    Sent with ``ident`` renumbered in each request (:func:`renumbered`), every request is a record the service
+    has not mapped, whose findings are a source patient's: after the first of each, its card is memoised. A row
+    of them measures a request without the model's cost (the FHIR mapping and its validation, the JWT, the HTTP
+    stack, the card's record and log still paid)."""
+    from palsy.model import fhir as X
+    from palsy.model import fhir_example as XE
+    from palsy.model import safe_yaml as Y
+
+    table = X.load_table()
+    return [XE.example_bundle({**Y.load(p), "id": ident}, table) for p in sorted((REPO / "patients").glob("*.yaml"))]
+
+
+def renumbered(body: str, n: int, ident: str = RECORD_ID) -> str:
+    """``body`` (a request's JSON text) with the Patient id ``ident`` made ``<ident>-<n>`` wherever it is
+    written (the Patient, the references to it, the hook's patientId): another record of the same findings."""
+    return body.replace(ident, f"{ident}-{n}")
+
+
+def capacity(cpu_ms_per_request: float, cores: int = 2, clients: int = 20) -> tuple[float, float]:
+    """The most requests a second ``cores`` can answer at ``cpu_ms_per_request`` of CPU each (the server's and
+    the load generator's together, on the same cores), and the least median time ``clients`` calling without
+    pause can then see (Little's law: clients = throughput x time in the system), in ms."""
+    if cpu_ms_per_request <= 0:
+        raise ValueError(f"CPU per request must be positive, not {cpu_ms_per_request}")
+    most = cores * 1000.0 / cpu_ms_per_request
+    return most, clients / most * 1000.0
+
+
 def posterior_probability(*args: str) -> dict:
     """P(infiltration) (mean and interval) as ``palsy posterior ARGS --json`` prints it, run as a command."""
     proc = subprocess.run([sys.executable, "-m", "palsy.scripts.palsy", "posterior", *args, "--json"], cwd=REPO,
@@ -195,9 +237,11 @@ class Probe(threading.Thread):
     :data:`PROBE_DELAY`), each with a fresh token from ``sign``, cycling through ``bodies``; its own wall-clock
     time per request, and a failure for any status but 200 or a probability other than ``expected``'s."""
 
-    def __init__(self, url: str, sign, bodies: list[str], expected: list) -> None:  # noqa: ANN001
+    def __init__(self, url: str, sign, bodies: list[str], expected: list,  # noqa: ANN001
+                 renumber: str | None = None) -> None:
         super().__init__(daemon=True)
         self.url, self.sign, self.bodies, self.expected = url, sign, bodies, expected
+        self.renumber = renumber  # a Patient id made new in each request (:func:`renumbered`): a new record each
         self.times_ms: list[float] = []
         self.failures = 0
         self.stop = threading.Event()
@@ -209,11 +253,13 @@ class Probe(threading.Thread):
             return
         with httpx.Client(timeout=60) as client:
             while not self.stop.is_set():
-                i = len(self.times_ms) % len(self.bodies)
+                n = len(self.times_ms)
+                i = n % len(self.bodies)
+                body = renumbered(self.bodies[i], n, self.renumber) if self.renumber else self.bodies[i]
                 headers = {"Authorization": "Bearer " + self.sign(), "Content-Type": "application/json"}
                 t = time.perf_counter()
                 try:  # a request that fails in any way is a failure, never the end of the probe
-                    r = client.post(self.url, content=self.bodies[i], headers=headers)
+                    r = client.post(self.url, content=body, headers=headers)
                     ok = r.status_code == 200 and (self.expected[i] is None or
                                                    r.json()["cards"][0]["extension"]["palsy"]["probability"]
                                                    == self.expected[i])
@@ -226,6 +272,8 @@ class Probe(threading.Thread):
 
 def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
     """Start the server from cold, load it twice (repeated and distinct patients); return the measurements."""
+    import resource  # Unix: the load generator's CPU
+
     import jwt
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -286,20 +334,43 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
                 return jwt.encode({"iss": "https://load.example", "aud": base + path, "exp": now + 60, "iat": now,
                                    "jti": uuid.uuid4().hex}, key, algorithm="ES384", headers={"kid": "load", "typ": "JWT"})
 
-            for name, bodies, exp, pacing, probe_bodies, probe_exp in (
-                    ("repeated source patients, no think time", repeated, expected, "", repeated, expected),
-                    ("repeated source patients, 1 call/s per client", repeated, expected, "1", repeated, expected),
+            # the source patients again, each request a record of its own: the model's cost left out (its answer is
+            # memoised after the first of each), and what is left of a request measured under the same load
+            records, probe_records = known_records(), known_records("probe" + RECORD_ID)
+            import psutil
+
+            tree = psutil.Process(server.pid)
+
+            def server_cpu() -> float:  # seconds of CPU of the server and its workers so far
+                total = 0.0
+                for proc in (tree, *tree.children(recursive=True)):
+                    try:
+                        total += sum(proc.cpu_times()[:2])
+                    except psutil.Error:  # a worker gone between the listing and the reading
+                        pass
+                return total
+
+            for name, bodies, exp, pacing, probe_bodies, probe_exp, renumber in (
+                    ("repeated source patients, no think time", repeated, expected, "", repeated, expected, None),
+                    ("new records of the source patients (answers memoised), no think time",
+                     [hook_body(b) for b in records], expected, "", [hook_body(b) for b in probe_records], expected,
+                     RECORD_ID),
+                    ("repeated source patients, 1 call/s per client", repeated, expected, "1", repeated, expected,
+                     None),
                     ("distinct patients, no think time", locust_rows[0], [None] * len(locust_rows[0]), "",
-                     probed[0], probed_expected[0]),
+                     probed[0], probed_expected[0], None),
                     ("distinct patients, 1 call/s per client, every client in step", locust_rows[1],
-                     [None] * len(locust_rows[1]), "1", probed[1], probed_expected[1]),
+                     [None] * len(locust_rows[1]), "1", probed[1], probed_expected[1], None),
                     ("distinct patients, 1 call/s per client at random moments", locust_rows[2],
-                     [None] * len(locust_rows[2]), "~1", probed[2], probed_expected[2])):
+                     [None] * len(locust_rows[2]), "~1", probed[2], probed_expected[2], None)):
                 spec = {"service_url": base, "iss": "https://load.example", "kid": "load", "key_pem": pem,
-                        "path": path, "bodies": [json.dumps(b) for b in bodies], "expected": exp}
+                        "path": path, "bodies": [json.dumps(b) for b in bodies], "expected": exp,
+                        "renumber": renumber}
                 (tmp / "load.json").write_text(json.dumps(spec))
                 prefix = tmp / f"run{len(out)}"
-                probe = Probe(base + path, sign, [json.dumps(b) for b in probe_bodies], probe_exp)
+                probe = Probe(base + path, sign, [json.dumps(b) for b in probe_bodies], probe_exp,
+                              renumber=renumber and "probe" + renumber)
+                cpu0, client0 = server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
                 probe.start()
                 subprocess.run([sys.executable, "-m", "locust", "-f", str(Path(__file__).with_name("locustfile.py")),
                                 "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", base,
@@ -309,6 +380,7 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
                                capture_output=True, text=True, timeout=seconds + 120)
                 probe.stop.set()
                 probe.join()
+                cpu1, client1 = server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
                 with open(f"{prefix}_stats.csv", newline="") as f:
                     row = next(r for r in csv.DictReader(f) if r["Name"] == "patient-view")
                 out[name] = {"median_ms": float(row["Median Response Time"]), "p99_ms": float(row["99%"]),
@@ -318,6 +390,12 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
                              "probe_median_ms": statistics.median(probe.times_ms) if probe.times_ms else float("nan"),
                              "probe_max_ms": max(probe.times_ms, default=float("nan")),
                              "probe_requests": len(probe.times_ms), "probe_failures": probe.failures}
+                # CPU per request of the server (its workers) and of locust (the load generator, the only child
+                # waited for in the row), over every request of the row, the probe's included
+                n = max(1, out[name]["requests"] + len(probe.times_ms))
+                out[name]["server_cpu_ms"] = (cpu1 - cpu0) / n * 1000
+                out[name]["client_cpu_ms"] = ((client1.ru_utime + client1.ru_stime)
+                                              - (client0.ru_utime + client0.ru_stime)) / n * 1000
         finally:
             server.terminate()
             try:
@@ -341,6 +419,12 @@ def report(seconds: int = 30) -> None:
               f"{r['probe_max_ms']:.0f} ms (bar 300 at p99), {r['probe_requests']} requests, {r['probe_failures']} "
               f"failed; locust median {r['median_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, {r['requests']} requests, "
               f"{r['failures']} failed, {r['rps']:.1f}/s  {'PASS' if ok else 'FAIL'}")
+        cpu = r["server_cpu_ms"] + r["client_cpu_ms"]
+        if cpu > 0:
+            most, least = capacity(cpu)
+            print(f"    CPU per request: the server {r['server_cpu_ms']:.1f} ms, locust {r['client_cpu_ms']:.1f} ms: "
+                  f"2 cores answer at most {most:.0f} such requests a second, and 20 clients without pause then "
+                  f"wait at least {least:.0f} ms each (Little's law)")
 
 
 if __name__ == "__main__":

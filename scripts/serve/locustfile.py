@@ -1,7 +1,8 @@
 """The load of ``scripts/benchmark.py --routes serve`` (run by locust, headless): CDS Hooks clients calling
 the patient-view service with signed JWTs. ``$PALSY_LOAD`` names a JSON file with the service URL, the
 signing key (PEM), the requests' bodies and, for each, the numbers ``palsy posterior`` gives; an answer
-with other numbers is counted as a failure, as is any status but 200."""
+with other numbers is counted as a failure, as is any status but 200. With ``renumber`` (a Patient id), that id is
+made new in each request (``loadtest.renumbered``): every request a record the service has not mapped."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ import jwt
 from locust import constant, constant_pacing, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from palsy.scripts.serve.loadtest import renumbered
+
 _SPEC = json.loads(open(os.environ["PALSY_LOAD"], encoding="utf-8").read())
 _COUNTER = itertools.count()
+#: A Patient id made new in each request (:func:`renumbered`): every request a record the service has not seen.
+_RENUMBER = _SPEC.get("renumber")
 
 
 # FastHttpUser (geventhttpclient): the load generator shares the 2 cores with the server, and it costs a
@@ -53,9 +58,11 @@ class CdsClient(FastHttpUser):
 
     @task
     def patient_view(self) -> None:
-        i = next(_COUNTER) % len(_SPEC["bodies"])
+        n = next(_COUNTER)
+        i = n % len(_SPEC["bodies"])
         path = _SPEC["path"]
-        with self.client.post(path, data=_SPEC["bodies"][i], name="patient-view", catch_response=True,
+        body = renumbered(_SPEC["bodies"][i], n, _RENUMBER) if _RENUMBER else _SPEC["bodies"][i]
+        with self.client.post(path, data=body, name="patient-view", catch_response=True,
                               headers={"Authorization": "Bearer " + self._token(path),
                                        "Content-Type": "application/json"}) as r:
             if r.status_code != 200:
