@@ -7,15 +7,21 @@ so the patient-answer path can use it.
 Parameters (``p``): ``theta`` (component, node), assembled from the free node parameters
 ``theta_free`` (:func:`theta_from_free`); the patient-time share of every context finding given its
 parents ``share_<finding>`` (*parent levels, levels); the rate factors ``rate_lognormal`` and
-``rate_beta`` (one entry per free factor or multiplier of ``priors/rates.yaml``); ``omega`` (lineage,
-form) in the subtype variant. ``r`` is the rate model's constant arrays
+``rate_beta`` (one entry per free factor, multiplier or interaction of ``priors/rates.yaml``);
+``omega`` (lineage, form) in the subtype variant. ``r`` is the rate model's constant arrays
 (:class:`palsy.model.rates.RateArrays`), ``st`` the schema's :class:`~palsy.model.structure.Structure`.
 
 The rate model (docs/design.md §3-4): for cause c and stratum s of the context findings,
 
     pi_s       = product over the context findings f of share_f(level of f | levels of f's parents)
-    lambda_c,s = product of the cause's factors and of its multipliers for the levels of s
+    lambda_c,s = product of the cause's factors, of its multipliers for the levels of s and of its
+                 interactions all of whose levels are those of s
     P(c) is proportional to sum_s pi_s lambda_c,s;  P(s | c) to pi_s lambda_c,s.
+
+Each free factor, multiplier or interaction is one row of the incidence matrices of
+:class:`~palsy.model.rates.RateArrays` (1 at its cause's strata that it multiplies; a fixed ``value`` is in
+``fixed_log``), so :func:`log_rates` is one matrix product of the log factors with those rows, whatever
+their kind.
 """
 
 from __future__ import annotations

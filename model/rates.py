@@ -3,8 +3,11 @@
 ``parse(doc, causes, refs, err)`` checks the file and returns a :class:`RateSpec`;
 ``arrays(spec, variant)`` turns it into the numeric arrays the likelihood uses
 (:func:`palsy.model.likelihood.cause_strata`). A cause's rate in stratum s is the product of its
-``factors`` and of its ``multipliers`` for the levels of s: each is a log-normal (free), a Beta
-(free) or a fixed ``value``. Nothing numeric about the clinical world is written here.
+``factors``, of its ``multipliers`` for the levels of s and of its ``interactions`` all of whose levels are
+those of s (each level of an interaction other than the cause's reference, as a multiplier's): each is a
+log-normal (free), a Beta (free) or a fixed ``value``. A factor's name in the draws is ``'cause: factor'``,
+``'cause: finding=level'`` or ``'cause: finding=level & finding=level'`` (:func:`factor_levels` reads it; the
+parser refuses a name that would not read back). Nothing numeric about the clinical world is written here.
 """
 
 from __future__ import annotations
@@ -35,15 +38,32 @@ AND = " & "
 def interaction_levels(key: Any) -> dict[str, str] | None:
     """The context levels of an interaction's key in ``rates.yaml`` (``"lineage=AML & recent_vincristine=no"``),
     in the key's order; None for a key not of that form (an empty part, a part without ``=``, a finding twice)."""
+    return None if _key_problem(key) else _key_levels(key)
+
+
+def _key_levels(key: str) -> dict[str, str]:
+    return {finding: level for finding, _, level in ((x.strip() for x in part.partition("=")) for part in key.split("&"))}
+
+
+def _key_problem(key: Any) -> str | None:
+    """What makes ``key`` not of the form ``finding=level & finding=level`` (None when it is)."""
     if not isinstance(key, str):
-        return None
-    out: dict[str, str] = {}
+        return "not text"
+    seen: set[str] = set()
     for part in key.split("&"):
         finding, eq, level = (x.strip() for x in part.partition("="))
-        if not eq or not finding or not level or finding in out:
-            return None
-        out[finding] = level
-    return out
+        if not part.strip():
+            return "an empty part (nothing between two '&', or before or after one)"
+        if not eq:
+            return f"{brief(part.strip())} has no '='"
+        if not finding:
+            return f"{brief(part.strip())} names no finding"
+        if not level:
+            return f"{brief(part.strip())} names no level"
+        if finding in seen:
+            return f"{brief(finding)} is given twice"
+        seen.add(finding)
+    return None
 
 
 def factor_levels(name: str) -> tuple[str, str, dict[str, str]]:
@@ -88,7 +108,7 @@ def rate_parameters(context: tuple[str, ...]) -> tuple[str, ...]:
 class Factor:
     """One free or fixed factor of a cause's rate, and the strata it multiplies."""
 
-    name: str  # "cause: factor" or "cause: finding=level"
+    name: str  # "cause: factor", "cause: finding=level" or "cause: finding=level & finding=level" (factor_levels)
     cause: str
     kind: str  # lognormal | beta | value
     params: tuple[float, ...]  # (mu, sigma, lower) | (a, b) | (value,)
@@ -402,8 +422,13 @@ class _Parser:
         name = f"rates.{cause}"
         self.refs_exist(name, b)
         ref = {**global_ref, **self.reference(f"{name}.reference", b.get("reference") or {}, full=False)}
-        out = [self.factor(f"{name}.factors.{fname}", f"{cause}: {fname}", cause, fb, np.ones(self.st.n_strata))
-               for fname, fb in b["factors"].items()]
+        made: list[tuple[str, dict[str, str], Factor]] = []  # (entry, levels, factor)
+
+        def add(where: str, levels: dict[str, str], rest: str, mb: dict[str, Any]) -> None:
+            made.append((where, levels, self.factor(where, f"{cause}: {rest}", cause, mb, self.st.stratum_mask(levels))))
+
+        for fname, fb in b["factors"].items():
+            add(f"{name}.factors.{fname}", {}, str(fname), fb)
         for finding, levels in (b.get("multipliers") or {}).items():
             if finding not in self.st.context:
                 self.err(f"{name}.multipliers", str(finding), f"not a context finding; allowed: {', '.join(self.st.context)}")
@@ -418,11 +443,11 @@ class _Parser:
                 if level == ref.get(finding):
                     self.err(where, "-", f"{brief(level)} is the reference level of {finding} for {cause} (multiplier 1)")
                     continue
-                out.append(self.factor(where, f"{cause}: {finding}={level}", cause, mb, self.st.stratum_mask({finding: level})))
+                add(where, {finding: level}, f"{finding}={level}", mb)
         seen: dict[tuple[tuple[str, str], ...], str] = {}
         for key, mb in (b.get("interactions") or {}).items():
             where = f"{name}.interactions.{key}"
-            levels = self.interaction(where, key)
+            levels = self.interaction(where, key, cause, ref)
             if levels is None:
                 continue
             canonical = tuple((f, levels[f]) for f in self.st.context if f in levels)
@@ -430,16 +455,35 @@ class _Parser:
                 self.err(where, "-", f"the same strata as interactions.{seen[canonical]}: give each interaction once")
                 continue
             seen[canonical] = str(key)
-            label = AND.join(f"{f}={lv}" for f, lv in canonical)
-            out.append(self.factor(where, f"{cause}: {label}", cause, mb, self.st.stratum_mask(dict(canonical))))
-        return out
+            add(where, dict(canonical), AND.join(f"{f}={lv}" for f, lv in canonical), mb)
+        self.names_read_back(cause, made)
+        return [f for _, _, f in made]
 
-    def interaction(self, where: str, key: Any) -> dict[str, str] | None:
-        """The levels of an interaction's key, each a level of a context finding, two findings or more."""
-        levels = interaction_levels(key)
-        if levels is None:
-            self.err(where, "-", f"{brief(key)}: give 'finding=level & finding=level' (context findings, each once)")
+    def names_read_back(self, cause: str, made: list[tuple[str, dict[str, str], Factor]]) -> None:
+        """Every factor's name reads back through :func:`factor_levels` as its own cause and levels, and names one
+        factor: the provenance, the decomposition and the pages find a factor by its name alone (a factor named
+        ``age_group=adult`` had been read as the multiplier of that level, and had shared its name)."""
+        names = [f.name for _, _, f in made]
+        for where, levels, f in made:
+            got_cause, _, got = factor_levels(f.name)
+            if got_cause != cause or got != levels:
+                self.err(where, "-", f"the factor's name {brief(f.name)} reads back as cause {brief(got_cause)} with "
+                                     f"levels {brief(got)}: a cause's name may not hold ': ', a factor's may not hold "
+                                     "'=', a level's may not hold '&' (they join the parts of a factor's name, "
+                                     "'cause: finding=level & finding=level')")
+            elif names.count(f.name) > 1:
+                self.err(where, "-", f"the name {brief(f.name)} is given to {names.count(f.name)} factors of {cause}; "
+                                     "give each once")
+
+    def interaction(self, where: str, key: Any, cause: str, ref: dict[str, str]) -> dict[str, str] | None:
+        """The levels of an interaction's key: each a level of a context finding other than the cause's reference
+        (``ref``) level of its finding, two findings or more."""
+        problem = _key_problem(key)
+        if problem is not None:
+            self.err(where, "-", f"{brief(key)}: {problem}; give 'finding=level & finding=level' (context findings, "
+                                 "each once)")
             return None
+        levels = _key_levels(key)
         ok = True
         for finding, level in levels.items():
             if finding not in self.st.context:
@@ -449,9 +493,17 @@ class _Parser:
                 allowed = ", ".join(self.st.context_levels[finding])
                 self.err(where, "-", f"{brief(level)} is not a level of {finding}; allowed: {allowed}")
                 ok = False
+            elif level == ref.get(finding):
+                # the usual coding of an interaction: at the reference it would rescale the cause's factors (the rate
+                # at the reference levels) or change what the other findings' multipliers mean, and be aliased with them
+                allowed = ", ".join(lv for lv in self.st.context_levels[finding] if lv != level)
+                self.err(where, "-", f"{brief(level)} is the reference level of {finding} for {cause}: an interaction "
+                                     f"is of levels other than the reference; allowed: {allowed}")
+                ok = False
         if ok and len(levels) < 2:
+            (finding, level), = levels.items()
             self.err(where, "-", "an interaction joins two context findings or more; one level alone is a multiplier "
-                                 f"(multipliers.{next(iter(levels))})")
+                                 f"(multipliers.{finding}.{level})")
             ok = False
         return levels if ok else None
 

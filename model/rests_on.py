@@ -319,7 +319,7 @@ def provenance(evidence, design) -> dict[str, Any]:
         return 1.0 if rate_factor_is_judgment(doc, name) else 0.0
 
     r = design.rates
-    factors = [{"name": n, "cause": n.partition(": ")[0], "family": fam, "judgment": factor_kind(n)}
+    factors = [{"name": n, "cause": factor_levels(n)[0], "family": fam, "judgment": factor_kind(n)}
                for fam, names in (("lognormal", r.lognormal_names), ("beta", r.beta_names)) for n in names]
 
     def cells(node: Any, inherited: str | None) -> list[str]:

@@ -16,6 +16,11 @@ inside the cited range (``p_in_range``) and in each tail (``p_below``, ``p_above
 whether the mean is inside (the calibration target the rate model was built to) and ``mass_ok`` whether
 at least :data:`MIN_MASS_IN_RANGE` of the prior lies inside.
 
+Each interaction of a cause (a multiplier of the strata where several context findings each have a level,
+:mod:`palsy.model.rates`) has no target: its row gives the cause's mean rate over the interaction's strata
+(weighted by their patient-time) and its share of the new palsies there, the numbers its reasoning argues
+for, which no cumulative or overall share shows.
+
 The strata are every combination of the schema's context findings (``circulating_blasts`` among them
 since version 3, with its share given lineage and remission and its own multiplier of the
 infiltration rate): each lineage's mean rate averages over all of them through P(s | l), so the blasts'
@@ -24,6 +29,7 @@ share and multiplier move the implied risks like any other context finding's.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -45,28 +51,31 @@ def rate_arrays(spec: R.RateSpec) -> R.RateArrays:
     return R.arrays(spec, spec.causes, spec.causes, ())
 
 
-def _factor_names(spec: R.RateSpec, r: R.RateArrays, cause: str, names: list[str]) -> tuple[str, ...]:
+def _factor_names(spec: R.RateSpec, cause: str, names: list[str]) -> tuple[str, ...]:
+    """The full names of ``cause``'s factors ``names`` (free or fixed); a name the cause's factors lack is refused."""
     full = tuple(f"{cause}: {n}" for n in names)
-    known = set(r.lognormal_names) | set(r.beta_names)
-    fixed = {f.name for f in spec.factors if f.kind == "value"}
+    factors = sorted(f.name for f in spec.factors if f.cause == cause and not R.factor_levels(f.name)[2])
     for n in full:
-        if n not in known:
-            where = "a fixed value (cannot be taken out)" if n in fixed else "not a free factor of the rate model"
-            raise ValueError(f"rates.yaml targets: exclude_factors {n!r} is {where}; free factors: "
-                             f"{', '.join(sorted(known))}")
+        if n not in factors:
+            raise ValueError(f"rates.yaml targets: exclude_factors {n!r} is not a factor of {cause}; allowed: "
+                             f"{', '.join(factors)}")
     return full
 
 
 def cumulative(params: dict[str, np.ndarray], spec: R.RateSpec, r: R.RateArrays, cause: str,
                exclude: list[str] | tuple[str, ...] = ()) -> np.ndarray:
     """Per draw and lineage, 1 - exp(-window x mean rate of ``cause`` over the lineage's patient-time),
-    with the named free factors of ``cause`` taken out (draw, lineage)."""
+    with the named factors of ``cause`` (free or fixed) taken out (draw, lineage)."""
     log_pi = LK.log_shares(LK.NUMPY, params, r)  # (S, stratum)
     c = spec.causes.index(cause)
     log_rate = LK.log_rates(LK.NUMPY, params, r)[:, c]  # (S, stratum)
-    names = _factor_names(spec, r, cause, list(exclude))
-    if names:
-        log_rate = log_rate - R.factor_log_rate(params, r, names)[:, c]
+    names = _factor_names(spec, cause, list(exclude))
+    free = tuple(n for n in names if n in r.lognormal_names or n in r.beta_names)
+    if free:
+        log_rate = log_rate - R.factor_log_rate(params, r, free)[:, c]
+    for f in spec.factors:  # a fixed factor the file accepts in exclude_factors is taken out as a free one is
+        if f.kind == "value" and f.name in names:
+            log_rate = log_rate - math.log(f.params[0]) * f.strata
     lin = spec.structure.level_indicator("lineage")  # (stratum, lineage)
     joint = np.exp(log_pi + log_rate) @ lin  # sum over the lineage's strata of pi_s lambda_s
     mean_rate = joint / params["share_lineage"]
@@ -83,6 +92,34 @@ def all_cause_rate(params: dict[str, np.ndarray], r: R.RateArrays) -> np.ndarray
     """All-cause rate of a new facial palsy per patient-year over all patient-time (draw,)."""
     log_pi = LK.log_shares(LK.NUMPY, params, r)
     return np.exp(LK.NUMPY.logsumexp(log_pi[:, None, :] + LK.log_rates(LK.NUMPY, params, r), axis=-1)).sum(-1)
+
+
+def interactions(params: dict[str, np.ndarray], spec: R.RateSpec, r: R.RateArrays, ci: float = CI) -> list[dict[str, Any]]:
+    """Per interaction of the rate model, over its strata (their patient-time weighting each): its cause's mean rate
+    per patient-year and the cause's share of new facial palsies there, each summarised over the draws.
+
+    Returns
+    -------
+    list of dict
+        ``factor`` (its name in the draws), ``cause``, ``levels`` (finding -> level), ``rate_per_py`` and
+        ``share`` (mean, median, lower, upper).
+    """
+    log_pi = LK.log_shares(LK.NUMPY, params, r)  # (S, stratum)
+    log_rate = LK.log_rates(LK.NUMPY, params, r)  # (S, cause, stratum)
+    rows = []
+    for f in spec.factors:
+        cause, _, levels = R.factor_levels(f.name)
+        if len(levels) < 2:
+            continue
+        inside = f.strata > 0
+        lp = log_pi[:, inside]
+        joint = lp[:, None, :] + log_rate[:, :, inside]  # (S, cause, strata of the interaction)
+        log_c = LK.NUMPY.logsumexp(joint[:, spec.causes.index(cause)], axis=-1)
+        log_all = LK.NUMPY.logsumexp(joint.reshape(len(joint), -1), axis=-1)
+        rows.append({"factor": f.name, "cause": cause, "levels": levels,
+                     "rate_per_py": _summary(np.exp(log_c - LK.NUMPY.logsumexp(lp, axis=-1)), ci),
+                     "share": _summary(np.exp(log_c - log_all), ci)})
+    return rows
 
 
 def _summary(x: np.ndarray, ci: float) -> dict[str, float]:
@@ -125,9 +162,10 @@ def implied(spec: R.RateSpec, params: dict[str, np.ndarray] | None = None, *, n:
     dict
         ``cumulative``: rows (quantity, lineage, cause, window_years, excluded factors, mean, median,
         interval, target, in_range, p_in_range, p_below, p_above, mass_ok); ``shares``: rows (cause,
-        ...); ``all_cause_per_1000py``; ``draws``: how many; ``all_in_range``: every row with a target
-        has its mean inside it; ``all_mass_ok``: every such row has at least ``MIN_MASS_IN_RANGE`` of
-        its prior inside; ``out_of_range`` and ``low_mass``: the rows that fail either.
+        ...); ``interactions``: rows of :func:`interactions` (no target); ``all_cause_per_1000py``;
+        ``draws``: how many; ``all_in_range``: every row with a target has its mean inside it;
+        ``all_mass_ok``: every such row has at least ``MIN_MASS_IN_RANGE`` of its prior inside;
+        ``out_of_range`` and ``low_mass``: the rows that fail either.
     """
     r = rate_arrays(spec)
     if params is None:
@@ -147,7 +185,7 @@ def implied(spec: R.RateSpec, params: dict[str, np.ndarray] | None = None, *, n:
                   for j, c in enumerate(spec.causes)]
     checked = [x for x in rows + share_rows if x["in_range"] is not None]
     return {
-        "cumulative": rows, "shares": share_rows,
+        "cumulative": rows, "shares": share_rows, "interactions": interactions(params, spec, r, ci),
         "all_cause_per_1000py": _summary(1000 * all_cause_rate(params, r), ci),
         "draws": int(params["share_lineage"].shape[0]),
         "all_in_range": bool(all(x["in_range"] for x in checked)),
@@ -179,6 +217,13 @@ def format_table(res: dict[str, Any]) -> str:
                f"prior inside {pct(row['p_in_range'])}") if row["target"] else "no target"
         lines.append(f"    {row['cause']:15} mean {pct(row['mean'])}, 90% {pct(row['lower'])}-{pct(row['upper'])}"
                      f"  target {tgt}")
+    if res.get("interactions"):
+        lines.append("  Each interaction's cause over the interaction's strata (rate per patient-year; share of new palsies):")
+        for row in res["interactions"]:
+            rate, share = row["rate_per_py"], row["share"]
+            lines.append(f"    {row['factor']}: rate mean {rate['mean']:.3g}, median {rate['median']:.3g}, "
+                         f"90% {rate['lower']:.3g}-{rate['upper']:.3g} per patient-year; share mean {pct(share['mean'])}, "
+                         f"90% {pct(share['lower'])}-{pct(share['upper'])}")
     a = res["all_cause_per_1000py"]
     lines.append(f"  All-cause new facial palsy per 1,000 patient-years: mean {a['mean']:.3g}, "
                  f"90% {a['lower']:.3g}-{a['upper']:.3g}")

@@ -47,6 +47,7 @@ from palsy.model.draws import Draws
 from palsy.model.evidence import Evidence
 from palsy.model.prior import beta_lpdf
 from palsy.model.psis import psis_weights
+from palsy.model.rates import factor_levels
 from palsy.model.rests_on import ess
 
 from . import heavy
@@ -532,7 +533,7 @@ def answer_sensitivity(evidence: Evidence, variant: str, draws: Draws, patients:
                     p_alt = expit(evaluators[p.id].log_odds(alt_params))
                     r = exact_delta(base_p[p.id], p_alt, own[p.id], chains)
                     res[p.id]["sources"].append(
-                        {"source": f"rate factor {name}", "kind": "rate_factor", "cause": name.split(":")[0],
+                        {"source": f"rate factor {name}", "kind": "rate_factor", "cause": factor_levels(name)[0],
                          "alternative": alt if family == "beta" or not alt.startswith("odds")
                          else alt.replace("odds", "median"), "extreme": False,
                          "mean": res[p.id]["baseline"] + r["delta"], "delta": r["delta"], "mc_error": r["mc_error"],
