@@ -6,7 +6,9 @@ it, an escalation named first, atypical findings named last), an indicator, the 
 (the differential with intervals, page 1's actions, the decision, the limits, what the record did not
 say), the source, the reasons a clinician may give for dismissing it (:data:`OVERRIDE_REASONS`) and a link
 to the full report. Every number is worded by :mod:`palsy.reports.wording`
-(never 0% or 100%), so the card and the report read the same.
+(never 0% or 100%), so the card and the report read the same. Its words are in the card's one spelling
+(:data:`SPELLING`, British: the actions and decisions it is mostly made of), the causes' labels and the record's
+words with them.
 
 Indicator: ``critical`` when the answer escalates (the decision is ``treat``, or an action on page 1
 says to discuss with the leukaemia team today); ``warning`` when a work-up is recommended (the decision
@@ -44,9 +46,17 @@ OVERRIDE_REASONS = {
 }
 
 
+#: The card's one spelling (:data:`palsy.reports.wording.PAGE_SPELLING`): the labels the answer carries (US, from
+#: the schema and model.yaml) are written in it, as the actions and decisions are (a review, s18: "P(leukaemic
+#: infiltration)" above "leukemic infiltration" in the differential).
+SPELLING = W.PAGE_SPELLING["card"]
+
+
 def cause_name(d: Mapping[str, Any], cause: str) -> str:
-    """A cause in plain words, from the labels the answer carries (priors/model.yaml cause_labels)."""
-    return ((d.get("model") or {}).get("cause_labels") or {}).get(cause, {}).get("label") or cause.replace("_", " ")
+    """A cause in plain words, from the labels the answer carries (priors/model.yaml cause_labels), in the card's
+    spelling (:data:`SPELLING`)."""
+    label = ((d.get("model") or {}).get("cause_labels") or {}).get(cause, {}).get("label")
+    return W.house_style(label, SPELLING) if label else cause.replace("_", " ")
 
 
 def _pct(x: float) -> str:
@@ -144,7 +154,8 @@ def _causes_said(d: Mapping[str, Any], causes: list[str]) -> list[str]:
     means = {c["cause"]: float(c["probability"]["mean"]) for c in d["causes"]}
     labels = (d.get("model") or {}).get("cause_labels") or {}
     full = ", ".join(f"{cause_name(d, c)} {_pct(means[c])}" for c in causes)
-    short = ", ".join(f"{labels.get(c, {}).get('short') or cause_name(d, c)} {_pct(means[c])}" for c in causes)
+    short = ", ".join(f"{W.house_style(labels.get(c, {}).get('short') or cause_name(d, c), SPELLING)} {_pct(means[c])}"
+                      for c in causes)
     return [full, short]
 
 
@@ -209,14 +220,14 @@ AUTOLINK = re.compile(rf"(?i)(?<![\w@.])(?:(?:https?|ftp)://|www\.|mailto:|xmpp:
 def _md(text: Any) -> str:
     """Text from data made inert in markdown (no links, images, HTML or emphasis from the record): markdown's
     punctuation escaped, and what a renderer would link by itself (``https://...``, ``www....``, an e-mail
-    address) set as code."""
+    address) set as code; its words in the card's spelling (:data:`SPELLING`), what is set as code as it is."""
     s = " ".join(str(text).split())
     out, at = [], 0
     for m in AUTOLINK.finditer(s):
-        out.append(_escaped(s[at:m.start()]))
+        out.append(_escaped(W.house_style(s[at:m.start()], SPELLING)))
         out.append(f"`{m.group(0)}`")  # a code span: never a link, and the record's text shown as it is
         at = m.end()
-    out.append(_escaped(s[at:]))
+    out.append(_escaped(W.house_style(s[at:], SPELLING)))
     return "".join(out)
 
 

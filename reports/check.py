@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from palsy.reports import templating
-from palsy.reports.wording import percent
+from palsy.reports.wording import PAGE_SPELLING, percent, styled
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SECTIONS = ("diagnostics", "prior-posterior", "predictive", "cohorts", "heterogeneity", "selection", "loo", "psense",
@@ -338,7 +338,8 @@ def _rate_percent(x: Any) -> str:
 def render(results: dict[str, Any], *, sbc_path: Path | list[Path] | None = None) -> str:
     """The report as one self-contained HTML string."""
     env = templating.with_filters(strict=False, fmt=_fmt, pct=percent, rpct=_rate_percent)
-    return env.get_template("check.html").render(**context(results, sbc_path=sbc_path))
+    # one spelling on the page (wording.PAGE_SPELLING), the references' fields as they were read
+    return env.get_template("check.html").render(**styled(context(results, sbc_path=sbc_path), PAGE_SPELLING["check"]))
 
 
 def write(results: dict[str, Any], out: Path, *, sbc_path: Path | list[Path] | None = None) -> tuple[Path, Path]:

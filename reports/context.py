@@ -89,7 +89,7 @@ class _Citations:
             if not links and (url := safe_url(ref.get("url"))):
                 links.append({"label": "source page", "url": url})
             out.append({"n": n, "key": key, "text": citation_text(ref), "links": links,
-                        "short": short_citation(ref), "incomplete": ", ".join(incomplete_fields(ref))})
+                        "short": short_citation(ref), "incomplete": incomplete_note(ref)})
         return out
 
 
@@ -269,35 +269,76 @@ def _joined(parts: list[str]) -> str:
     return out if out.endswith(("…", ".", "?", "!")) else out + "."
 
 
+#: What a citation with neither authors, title nor journal opens with (never a bare year: s18).
+UNIDENTIFIED = "[Authors, title and journal not known]"
+
+
+def _title(ref: dict[str, Any], reader: dict[str, Any]) -> str:
+    """The title as a citation shows it: a title that was not read but described from what was (an incomplete title
+    with a description: "temporal bone study of a 16-year-old girl with AML ... (title not shown)"; an
+    "unidentified ... article: ..."), in square brackets, as a descriptive title is cited, so that it never reads as
+    the source's own."""
+    title = reader["title"].rstrip(".")
+    if title and ("title" in incomplete_fields(ref) or _NOTE_HEAD.match(str(ref.get("title") or "").strip())):
+        return f"[{W.sentence_start(title)}]"
+    return title
+
+
 def citation_text(ref: dict[str, Any]) -> str:
     """'Authors. Title. Journal Year;volume:pages.' (identifiers are given as links; notes about our curation left
-    out: :func:`reader_field`)."""
-    ref = _reader(ref)
-    parts = [ref["authors"].rstrip("."), ref["title"].rstrip(".")]
-    journal = " ".join(str(x) for x in (ref["journal"], ref["year"]) if x)
-    if ref["volume"]:
-        journal += f";{ref['volume']}"
-        if ref["pages"]:
-            journal += f":{ref['pages']}"
+    out: :func:`reader_field`; a described title in square brackets: :func:`_title`). Volume and pages only with the
+    journal they belong to; a citation with neither authors, title nor journal opens with :data:`UNIDENTIFIED`, never
+    with a bare year. Whether it is complete is said beside it (:func:`incomplete_note`, :func:`listed_citation`)."""
+    reader = _reader(ref)
+    parts = [reader["authors"].rstrip("."), _title(ref, reader)]
+    journal = " ".join(str(x) for x in (reader["journal"], reader["year"]) if x)
+    if reader["journal"] and reader["volume"]:
+        journal += f";{reader['volume']}"
+        if reader["pages"]:
+            journal += f":{reader['pages'].rstrip('-–')}"  # "503-": the last page was not read
+    if not any((reader["authors"], reader["title"], reader["journal"])):
+        parts = [UNIDENTIFIED]
     if journal:
-        parts.append(journal.lstrip(";"))
+        parts.append(journal)
     return _joined(parts)
 
 
+def incomplete_note(ref: dict[str, Any]) -> str:
+    """'citation incomplete: authors, doi/pmid' for a citation whose fields the project's rule finds incomplete
+    (:func:`palsy.model.criticism.references.incomplete_fields`), '' for a complete one: said wherever the source is
+    cited (docs/design.md §3)."""
+    bad = incomplete_fields(ref)
+    return f"citation incomplete: {', '.join(bad)}" if bad else ""
+
+
+def listed_citation(ref: dict[str, Any]) -> str:
+    """A full citation as a page lists it in text (the teaching cases' sources): :func:`citation_text`, its DOI and
+    PMID, and :func:`incomplete_note` in brackets when incomplete."""
+    ids = " ".join(x for x in (f"doi:{ref['doi']}" if ref.get("doi") else "", f"PMID {ref['pmid']}" if ref.get("pmid")
+                                else "") if x)
+    note = incomplete_note(ref)
+    return " ".join(x for x in (citation_text(ref), ids, f"({note})" if note else "") if x)
+
+
 def short_citation(ref: dict[str, Any], title_chars: int = 60) -> str:
-    """'First author et al. Title. Journal Year. doi:... PMID ...' (title and journal shortened at a word; notes about
-    our curation left out: :func:`reader_field`)."""
+    """'First author et al. Title. Journal Year. doi:... PMID ...' (title and journal shortened at a word, a described
+    title kept in its brackets; notes about our curation left out: :func:`reader_field`)."""
     incomplete = incomplete_fields(ref)
-    ref = _reader(ref)
-    authors = re.sub(r"\s*\([^()]*\)", "", ref["authors"])  # "Kanwar VS (Willert JR, chief editor)": the author
+    reader = _reader(ref)
+    authors = re.sub(r"\s*\([^()]*\)", "", reader["authors"])  # "Kanwar VS (Willert JR, chief editor)": the author
     first = authors.split(",")[0].strip().rstrip(".") if authors else ""
     if first and ("," in authors or "et al" in authors):
         first = first.removesuffix(" et al") + " et al"
-    title = _cut(ref["title"].rstrip("."), title_chars)
-    journal = _cut(ref["journal"], 45)
-    year = ref["year"] if ref["year"][:4].isdigit() else ""
+    title = _title(ref, reader)
+    if title.startswith("[") and len(title) > title_chars:
+        title = f"[{_cut(title[1:-1], title_chars - 2)}]"
+    else:
+        title = _cut(title, title_chars)
+    journal = _cut(reader["journal"], 45)
+    year = reader["year"] if reader["year"][:4].isdigit() else ""
     ids = [f"doi:{ref['doi']}" if ref.get("doi") else "", f"PMID {ref['pmid']}" if ref.get("pmid") else ""]
-    parts = [first, title, " ".join(x for x in (journal, year) if x), " ".join(x for x in ids if x),
+    parts = [first if (first or title or journal) else UNIDENTIFIED, title, " ".join(x for x in (journal, year) if x),
+             " ".join(x for x in ids if x),
              "Citation incomplete" if incomplete else ""]  # wherever a source is cited (docs/design.md §3)
     return _joined(parts)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from palsy.model.findings import InputError
 from palsy.reports import links, templating
+from palsy.reports import wording as W
 from palsy.reports.output import write_all
 from palsy.reports.pdf import Printer
 
@@ -51,7 +52,8 @@ def _safe_references(ctx: dict[str, Any]) -> dict[str, Any]:
 def html(ctx: dict[str, Any]) -> str:
     """The self-contained HTML report.
 
-    Every link it carries is an anchor in the page or an http(s) address (:mod:`palsy.reports.links`):
+    Its words are in the report's one spelling (:data:`palsy.reports.wording.PAGE_SPELLING`), its citations as
+    published. Every link it carries is an anchor in the page or an http(s) address (:mod:`palsy.reports.links`):
     a reference whose address is anything else is shown without a link, and the finished page is
     checked, so the PDF printed from it carries no other URI action either.
 
@@ -60,7 +62,10 @@ def html(ctx: dict[str, Any]) -> str:
     RuntimeError
         If the finished page still carries a link that is not allowed (a template bug, never input).
     """
-    page = templating.environment().get_template("report.html").render(**_safe_references(ctx), svg=svg_images(ctx))
+    # one spelling on the page, the labels' (wording.PAGE_SPELLING): the actions' and reasonings' words follow them,
+    # the citations are quoted as published, the figures drawn from the same words
+    ctx = W.styled(_safe_references(ctx), W.PAGE_SPELLING["report"])
+    page = templating.environment().get_template("report.html").render(**ctx, svg=svg_images(ctx))
     bad = links.unsafe_links(page)
     if bad:
         raise RuntimeError(f"the report would carry links it may not: {', '.join(bad[:5])}")

@@ -219,42 +219,23 @@ def core_numbers(core: Mapping[str, Any]) -> Numbers:
     return N
 
 
-#: One spelling on a teaching page: the schema's and the causes' labels, which every page shows, write US "leukemia"
-#: ("Leukemia type", "leukemic infiltration"), so the texts the pages take from other files (actions, decision
-#: settings, scope notes) follow them; the syndrome keeps its accent (a teacher's review, s16: "leukemia team" and
+#: The teaching pages' one spelling (:data:`palsy.reports.wording.PAGE_SPELLING`): the schema's and the causes'
+#: labels, which every page shows, write US "leukemia" ("Leukemia type", "leukemic infiltration"), so the texts the
+#: pages take from other files (actions, decision settings, scope notes, reasonings: "haematologists",
+#: "papilloedema") follow them; Guillain-Barré keeps its accent (a teacher's review, s16: "leukemia team" and
 #: "leukaemia team" on one page, "Guillain-Barre" beside "Guillain-Barré"). Citations are quoted as published.
-SPELLING = ((re.compile(r"([Ll])euk(?:ae|\u00e6)m"), r"\1eukem"), (re.compile(r"Guillain[- ]Barre(?!\u00e9)"), "Guillain-Barr\u00e9"))
+SPELLING = W.PAGE_SPELLING["teaching"]
 
 
 def house_style(text: str) -> str:
-    """``text`` in the teaching pages' one spelling (:data:`SPELLING`)."""
-    for pattern, repl in SPELLING:
-        text = pattern.sub(repl, text)
-    return text
-
-
-#: Keys whose texts are quoted as published (citations) or are not words (styles, scripts, data): left as they are.
-AS_PUBLISHED = ("citations", "references", "refs", "css", "js", "data_json", "models")
+    """``text`` in the teaching pages' one spelling (:data:`SPELLING`, :func:`palsy.reports.wording.house_style`)."""
+    return W.house_style(text, SPELLING)
 
 
 def styled(value: Any) -> Any:
-    """``value`` (a template's context: mappings, lists and texts) in the one spelling (:func:`house_style`), but for
-    the keys of :data:`AS_PUBLISHED` and for identifiers: only a text with a space in it is prose (an action's id
-    ``leukaemia_team_today``, a case's id or an address fragment never has one, and must stay what the files and the
-    page's script call it); marked-up text stays marked up."""
-    if isinstance(value, str) and not any(ch.isspace() for ch in value):
-        return value
-    if isinstance(value, Markup):
-        return Markup(house_style(str(value)))
-    if isinstance(value, str):
-        return house_style(value)
-    if isinstance(value, Mapping):
-        return {k: (v if k in AS_PUBLISHED else styled(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [styled(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(styled(v) for v in value)
-    return value
+    """``value`` (a template's context) in the teaching pages' one spelling, citations and identifiers as they are
+    (:func:`palsy.reports.wording.styled`)."""
+    return W.styled(value, SPELLING)
 
 
 def _render(template: str, **context: Any) -> str:
@@ -646,7 +627,7 @@ def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, M
                 escalating: Sequence[Mapping[str, Any]] = (), glossary: Glossary = ()) -> str:
     """The lesson: the core, the signs that escalate whatever the probability (:func:`escalations`), then the
     appendix."""
-    from palsy.reports.context import citation_text
+    from palsy.reports.context import listed_citation
 
     ctx = core_context(L["core"], labels)
     walks = [{"id": w["id"], "description": w["description"], "rows": walk_rows(w, labels),
@@ -663,7 +644,7 @@ def lesson_html(L: Mapping[str, Any], labels: Labels, references: Mapping[str, M
                        version=L.get("version") or "", cases_name=CASES_NAME, page_name=PAGE_NAME,
                        handout_name=HANDOUT_PDF, report_name=TYPICAL_REPORT_NAME, answers_open=False,
                        escalations=list(escalating), words=list(words), length=length,
-                       references=[{"key": k, "text": citation_text(references[k])} for k in cited if k in references])
+                       references=[{"key": k, "text": listed_citation(references[k])} for k in cited if k in references])
 
     # the glossary gains the abbreviations the lesson uses (its own entries define the tap)
     return render(words_on(visible_text(render(())), glossary, leave_out=("Atraumatic / traumatic tap",)))
@@ -704,7 +685,7 @@ def cases_context(cases: Sequence[Mapping[str, Any]], labels: Labels, references
                   patients: Mapping[str, F.Patient], same_within: float) -> list[dict[str, Any]]:
     """Each case to solve: its steps (label, direction, factor, P after and its interval, leading cause), the
     final differential, the source's cause, the reasoning and the full citations."""
-    from palsy.reports.context import citation_text
+    from palsy.reports.context import listed_citation
 
     out = []
     for c in cases:
@@ -741,7 +722,8 @@ def cases_context(cases: Sequence[Mapping[str, Any]], labels: Labels, references
                     "unstated": ({"lps": _and([str(j) for j in unstated["lps"]]), "count": len(unstated["lps"]),
                                   "read_as": method_word(labels, unstated["read_as"])} if unstated else None),
                     "fragment": fragment(patients[case["id"]]),
-                    "citations": [citation_text(references[k]) + _ids(references[k]) for k in keys if k in references]})
+                    # each as published, with its DOI and PMID, and "citation incomplete" where it is (s18)
+                    "citations": [listed_citation(references[k]) for k in keys if k in references]})
     return out
 
 
@@ -768,11 +750,6 @@ def factor_note(cases: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 best = (gap, {"case": i, "title": c["title"], "step": s["label"], "here": s["factor"],
                               "report": s["report_factor"]})
     return {"factors": {"example": best[1] if best else None, "opposite": opposite, "steps": total}}
-
-
-def _ids(ref: Mapping[str, Any]) -> str:
-    ids = [f" doi:{ref['doi']}" if ref.get("doi") else "", f" PMID {ref['pmid']}" if ref.get("pmid") else ""]
-    return "".join(ids)
 
 
 def cases_html(cases: Sequence[Mapping[str, Any]], ci: float, same_within: float, glossary: Glossary = ()) -> str:

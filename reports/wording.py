@@ -1,8 +1,19 @@
-"""How numbers are written for people: never 0% or 100%, always with the interval."""
+"""How numbers are written for people: never 0% or 100%, always with the interval; and each page in one spelling.
+
+The spelling: palsy's pages take their words from files written in two spellings (the schema's and the causes'
+labels in US English, "leukemic infiltration"; the actions, decisions, reasonings and scope notes in British,
+"leukaemia team", "haematologists", "papilloedema"). Each kind of page declares one spelling
+(:data:`PAGE_SPELLING`) and is rendered through :func:`styled` (or :func:`house_style` for text), so no page
+mixes the two; citations are quoted as published (:data:`AS_PUBLISHED`).
+"""
 
 from __future__ import annotations
 
 import math
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
 
 
 def percent(p: float, digits: int = 1) -> str:
@@ -445,3 +456,117 @@ def variants_agree_sentence(variants: dict | None) -> str:
     return (f"The other model variant ({variants['variant']}) gives a mean of "
             f"{percent(variants['probability']['mean'])}, within {round(100 * variants['threshold'])} percentage points of "
             f"this answer.")
+
+
+# --- one spelling per page ------------------------------------------------------------------------------------
+
+#: The spelling of each kind of page a reader sees (a review, s18: the clinician report said "leukaemia team"
+#: from actions.yaml beside "leukemic infiltration" from the labels). The clinician report (and so its PDF, the
+#: service's page and the teaching set's report) and the teaching pages follow the labels they show most (US); the
+#: CDS Hooks card and the statistician's report follow the actions, decisions and reasonings they are mostly made
+#: of (British). A page kind's tests pin its words: changing an entry here changes what they read.
+PAGE_SPELLING = {"report": "US", "teaching": "US", "card": "British", "check": "British"}
+SPELLINGS = ("British", "US")
+
+#: The words that differ between the two spellings, as (British pattern, its replacement for US, US pattern, its
+#: replacement for British), each matched within one word, case aside (a word's capital is kept): the medical
+#: words the evidence files and labels use (the -aemia words, haem-, oedema, paediatric, oesophagus,
+#: anaesthesia and paraesthesia, otorrhoea, aetiology, tumour) and the litre of "cells per microlitre". A pattern names its stems so that no
+#: other word matches ("pedicle", "hemisphere", "systemic", "literature" stay as they are). The spelling of
+#: everyday words ("favour", "modelled", "recognised") is not changed: the pages' own sentences write them.
+SPELLING_PAIRS: tuple[tuple[str, str, str, str], ...] = (
+    (r"(leuk|isch|glyc|calc|kal|natr|septic|bacter|vir)aem(?=i)", r"\1em",
+     r"(leuk|isch|glyc|calc|kal|natr|septic|bacter|vir)em(?=i)", r"\1aem"),
+    (r"^(an|ur)aem(?=i)", r"\1em", r"^(an|ur)em(?=i)", r"\1aem"),
+    (r"^haem(?=at|o|angi)", "hem", r"^hem(?=at|o|angi)", "haem"),
+    (r"^(papill|)oedem", r"\1edem", r"^(papill|)edem", r"\1oedem"),
+    (r"^(ortho|)paed(?=iatr|ic$|ics$|ist)", r"\1ped", r"^(ortho|)ped(?=iatr|ic$|ics$|ist)", r"\1paed"),
+    (r"^oesophag", "esophag", r"^esophag", "oesophag"),
+    (r"^(an|par|dys|hyper|hypo)aesth", r"\1esth", r"^(an|par|dys|hyper|hypo)esth", r"\1aesth"),
+    (r"(?<=[a-z])rrhoe(?=a)", "rrhe", r"(?<=[a-z])rrhe(?=a)", "rrhoe"),
+    (r"^aetiol", "etiol", r"^etiol", "aetiol"),
+    (r"^tumour", "tumor", r"^tumor(?=s?$)", "tumour"),
+    (r"^(micro|milli|)litre(?=s?$)", r"\1liter", r"^(micro|milli|)liter(?=s?$)", r"\1litre"),
+)
+_PAIRS = {"US": tuple((re.compile(b, re.I), rb) for b, rb, _u, _ru in SPELLING_PAIRS),
+          "British": tuple((re.compile(u, re.I), ru) for _b, _rb, u, ru in SPELLING_PAIRS)}
+#: Names spelled one way in both spellings (a genus, journals): never respelled.
+PROPER_NAMES = frozenset({"haemophilus", "haematologica", "haematol", "hematol", "paediatrica", "pediatrica"})
+#: What comes before a journal's name in prose ("British Journal of Haematology", "Acta Paediatrica"): a capitalised
+#: word after it is the journal's, and keeps its spelling.
+_JOURNAL_BEFORE = re.compile(r"(?:Journal of|Acta|Annals of|Archives of)\s+$")
+#: A word that can be respelled: letters, not part of an identifier or a file name (``leukaemia_team_today``,
+#: ``fnp_acuteleukaemia_6all``, ``leukaemia.yaml``, ``#ref-2``).
+_WORD = re.compile(r"(?<![\w#=@\\])[A-Za-z]+(?![\w@]|\.[A-Za-z])")
+#: Addresses and paths inside prose, left exactly as they are (a path has a file's extension:
+#: ``priors/leukaemia.yaml``; "haematology/oncology" is prose).
+_ADDRESS = re.compile(r"(?:https?|ftp)://{u}+|www\.{u}+|doi:{u}+|{u}+@{u}+\.{u}+|{u}*/{u}*\.[A-Za-z]{{2,5}}\b{u}*"
+                      .format(u=r"[^\s\"'<>]"), re.I)
+_GUILLAIN_BARRE = re.compile(r"Guillain[- ]Barre(?!\u00e9)")
+
+
+def _respell(m: re.Match, spelling: str) -> str:
+    word = m.group(0)
+    if word.lower() in PROPER_NAMES or (word[0].isupper() and _JOURNAL_BEFORE.search(m.string, 0, m.start())):
+        return word
+    for pattern, repl in _PAIRS[spelling]:
+        found = pattern.search(word)
+        if found is None:
+            continue
+        new = found.expand(repl)
+        if found.group(0)[:1].isupper():
+            new = new[:1].upper() + new[1:]
+        if word.isupper() and len(word) > 1:
+            new = new.upper()
+        return word[:found.start()] + new + word[found.end():]
+    return word
+
+
+def house_style(text: str, spelling: str) -> str:
+    """``text`` in one spelling, ``"US"`` or ``"British"`` (:data:`SPELLING_PAIRS`), Guillain-Barré with its accent;
+    identifiers, paths, addresses and names spelled one way in both (:data:`PROPER_NAMES`, a journal's name) left
+    as they are.
+
+    Raises
+    ------
+    ValueError
+        For a spelling other than those of :data:`SPELLINGS`.
+    """
+    if spelling not in _PAIRS:
+        raise ValueError(f"spelling {spelling!r} is not one of {', '.join(SPELLINGS)}")
+    out, at = [], 0
+    for m in [*_ADDRESS.finditer(text), None]:
+        part = text[at:m.start() if m else len(text)]
+        part = _GUILLAIN_BARRE.sub("Guillain-Barr\u00e9", part)
+        out.append(_WORD.sub(lambda w: _respell(w, spelling), part))
+        if m:
+            out.append(m.group(0))
+            at = m.end()
+    return "".join(out)
+
+
+#: Keys of a page's context whose values are left as they are: citations, quoted as published ("Haematologica",
+#: "acute lymphoblastic leukemia" in a British title); identifiers (``id``: a patient's, an action's, a case's, which
+#: the reader searches for and the page's script names); styles, scripts and data already in the page's spelling.
+AS_PUBLISHED = ("citations", "references", "refs", "id", "css", "js", "data_json", "models")
+
+
+def styled(value: Any, spelling: str, as_published: tuple[str, ...] = AS_PUBLISHED) -> Any:
+    """``value`` (a page's context: mappings, lists and texts) in one spelling (:func:`house_style`), but for the
+    keys of ``as_published`` and for texts without a space (an identifier, an address, a figure's data, never
+    prose: an action's id ``leukaemia_team_today`` stays what the files and the page's script call it); marked-up
+    text stays marked up."""
+    if isinstance(value, str):
+        if not any(ch.isspace() for ch in value):
+            return value
+        markupsafe = sys.modules.get("markupsafe")  # a Markup only exists once markupsafe is imported
+        if markupsafe is not None and isinstance(value, markupsafe.Markup):
+            return markupsafe.Markup(house_style(str(value), spelling))
+        return house_style(value, spelling)
+    if isinstance(value, Mapping):
+        return {k: (v if k in as_published else styled(v, spelling, as_published)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [styled(v, spelling, as_published) for v in value]
+    if isinstance(value, tuple):
+        return tuple(styled(v, spelling, as_published) for v in value)
+    return value

@@ -428,7 +428,7 @@ def test_extremes_never_read_0_or_100(reports):
 def test_warnings_come_first(reports):
     """Scope notes (at diagnosis; forehead spared) and the atypicality warning precede the answer."""
     out, special, runs = reports
-    for name, key, phrase in (("atdx", "warning-scope", "led to the leukaemia diagnosis"),
+    for name, key, phrase in (("atdx", "warning-scope", "led to the leukemia diagnosis"),  # the report's spelling
                               ("central", "warning-scope", "forehead is spared")):
         page = parse(out / f"{name}.html")
         assert key in page.ids, name

@@ -152,7 +152,8 @@ def _page1_numbers(d: dict) -> list[str]:
     out += [a["text"] for a in d["actions"][:6]]
     out += d["model"]["not_modelled"]
     out.append("supports and does not replace clinical judgment")
-    return out
+    # the JSON's prose comes from files in British spelling; the report shows it in its own (wording.PAGE_SPELLING)
+    return [W.house_style(x, W.PAGE_SPELLING["report"]) for x in out]
 
 
 #: The width of an A4 page inside the print CSS's margins (210 mm less 2 x 11 mm), in CSS pixels.
@@ -212,7 +213,7 @@ def test_pdf_first_page_is_html_page1(reports, browser, name):
 
 
 @pytest.mark.parametrize("name,phrase", [("central", "forehead is spared"),
-                                         ("atdx", "led to the leukaemia diagnosis"),
+                                         ("atdx", "led to the leukemia diagnosis"),
                                          ("off_model_atra", "Atypical findings.")])
 def test_scope_and_atypicality_warnings_come_first(reports, browser, name, phrase):
     r = reports[name]
@@ -243,9 +244,12 @@ def test_actions_as_the_json_says(reports, name):
 
     text = _flat(H.unescape(re.sub(r"<[^>]+>", " ", raw)))
     pdf = _flat(" ".join(pdf_pages(r["pdf"]))) if name in PDF_READ else None  # the same HTML, printed
-    for a in actions:
-        assert _flat(a["text"]) in text and (pdf is None or _flat(a["text"]) in pdf), a["id"]
-        assert _flat(a["detail"])[:80] in text, a["id"]
+    from palsy.reports import wording as W
+
+    for a in actions:  # in the report's spelling (wording.PAGE_SPELLING), the JSON's as written in actions.yaml
+        said, detail = (_flat(W.house_style(a[k], W.PAGE_SPELLING["report"])) for k in ("text", "detail"))
+        assert said in text and (pdf is None or said in pdf), a["id"]
+        assert detail[:80] in text, a["id"]
 
 
 def test_unicode_text_has_fonts_and_comes_back(reports):
@@ -275,4 +279,7 @@ def test_thresholds_flag(palsy, tmp_path):
     assert "1.0% (lower) and 20.0% (upper)" in page1
     import html as H
 
-    assert d["decision"]["action_text"][1:] in H.unescape(page1)  # the page escapes its words (' as &#39;)
+    from palsy.reports import wording as W
+
+    # the page escapes its words (' as &#39;) and writes them in its spelling (wording.PAGE_SPELLING)
+    assert W.house_style(d["decision"]["action_text"], W.PAGE_SPELLING["report"])[1:] in H.unescape(page1)
