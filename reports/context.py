@@ -158,7 +158,10 @@ def _judgment_item(key: str, ans: A.Answer, evidence: Evidence, L: Labels) -> di
         cause, rest, levels = factor_levels(name)
         if any(ans.patient.level(f) not in (None, lv) for f, lv in levels.items()):  # strata not the patient's
             return None
-        return {"what": f"{L.cause(cause)}: {rest.replace('_', ' ')} (priors/rates.yaml)", "why": _reason(factor)}
+        # a multiplier's or an interaction's strata in the schema's words ('acute myeloid leukemia and no vinca
+        # alkaloid in the 4 weeks before onset'), not the file's codes
+        what = " and ".join(L.value(f, lv) for f, lv in levels.items()) if levels else rest.replace("_", " ")
+        return {"what": f"{L.cause(cause)}: {what} (priors/rates.yaml)", "why": _reason(factor)}
     if kind == "shares":
         return {"what": f"share of {L.schema.label(name)} (priors/rates.yaml)",
                 "why": _share_reason(evidence.rates.doc.get("shares") or {}, name, ans)}
@@ -358,18 +361,27 @@ def _collect_refs(node: Any) -> list[str]:
     return out
 
 
-def _rate_refs(ev: Evidence, finding: str | None = None, value: str | None = None) -> list[str]:
+def _rate_refs(ev: Evidence, finding: str | None = None, value: str | None = None,
+               patient: Any = None) -> list[str]:
     """References of the rate model: all of it, or what a context finding's level touches (its
-    patient-time share and every cause's multiplier for that level)."""
+    patient-time share, every cause's multiplier for that level, and the interactions of that level whose other
+    levels ``patient`` can have: one of a level the patient is known not to have is not this patient's strata,
+    as :func:`_judgment_item` and the rests-on decomposition read it; an s18 review found an AML patient with a
+    dose shown the no-dose interaction's references)."""
     doc = ev.rates.doc
     if finding is None:
         return _collect_refs(doc.get("shares")) + _collect_refs(doc.get("rates"))
+
+    def possible(levels: dict[str, str]) -> bool:
+        return levels.get(finding) == value and (patient is None or all(
+            patient.level(f) in (None, lv) for f, lv in levels.items() if f != finding))
+
     keys = _collect_refs((doc.get("shares") or {}).get(finding))
     for block in (doc.get("rates") or {}).values():
         mult = ((block or {}).get("multipliers") or {}).get(finding) or {}
         keys += _collect_refs(mult.get(value)) if isinstance(mult, dict) else []
         keys += [k for key, inter in ((block or {}).get("interactions") or {}).items()
-                 if (interaction_levels(key) or {}).get(finding) == value for k in _collect_refs(inter)]
+                 if possible(interaction_levels(key) or {}) for k in _collect_refs(inter)]
     return keys
 
 
@@ -402,15 +414,15 @@ def judgments_used(ev: Evidence, variant: str) -> frozenset[str]:
 
 
 def _evidence_for(p: A.Player, ev: Evidence, cites: _Citations, L: Labels,
-                  used: frozenset[str] | None = None) -> list[dict[str, Any]]:
+                  used: frozenset[str] | None = None, patient: Any = None) -> list[dict[str, Any]]:
     """The evidence behind one finding: cohort entries of its item for each cause (and those shared by
     every cause), the expert judgments that set a prior of the answer's variant (``used``; all when None), the
-    rate model (context findings), and library cases."""
+    rate model (context findings; the interactions ``patient`` can be in), and library cases."""
     groups: list[dict[str, Any]] = []
     sc = ev.schema
     if p.finding in sc.context:
         groups.append({"label": "rate model (patient-time shares, rate multipliers)",
-                       "refs": cites.cite(_rate_refs(ev, p.finding, sc.answered_as(p.finding, p.value)))})
+                       "refs": cites.cite(_rate_refs(ev, p.finding, sc.answered_as(p.finding, p.value), patient))})
     else:
         items = _items(p, ev.structure)
         for cause in (*ev.causes, None):
@@ -668,7 +680,7 @@ def _findings_rows(ans: A.Answer, evidence: Evidence, cites: _Citations,
                      "shapley": W.factor(s["log_lr"]["mean"]) if np.isfinite(s["log_lr"]["mean"]) else "not computed",
                      "log_lr": c["log_lr"],
                      "direction": W.direction(c["log_lr"]["mean"]),
-                     "evidence": _evidence_for(p, evidence, cites, L, used), "same_as": None})
+                     "evidence": _evidence_for(p, evidence, cites, L, used, ans.patient), "same_as": None})
     for i, r in enumerate(rows):  # repeated LPs share their evidence: say so once
         first = next(q for q in rows[:i + 1] if q["evidence"] == r["evidence"])
         if first is not r:

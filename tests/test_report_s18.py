@@ -414,3 +414,36 @@ def test_the_teaching_pages_flag_their_incomplete_short_citations(teach_out, evi
     for key, text in shown.items():
         assert text == short_citation(evidence.references[key])
         assert ("Citation incomplete" in text) == bool(incomplete_fields(evidence.references[key])), key
+
+
+def test_an_interactions_references_are_cited_only_for_a_patient_who_can_be_in_its_strata(tmp_path, draws_subtype):
+    """The findings table's rate-model references for a context finding list an interaction's references only
+    when the patient can have every level it names (an s18 review: an AML patient given a recent dose was shown
+    the no-dose interaction's references under the lineage); the rests-on judgments name its strata in words."""
+    import shutil
+
+    from palsy.model import answer as A
+    from palsy.model import evidence as E
+    from palsy.model import findings as F
+    from palsy.reports import context
+
+    pdir = tmp_path / "priors"
+    shutil.copytree(REPO / "priors", pdir)
+    rates = (pdir / "rates.yaml").read_text(encoding="utf-8")
+    head, tail = rates.split('"lineage=AML & recent_vincristine=no":', 1)
+    assert "ref: null" in tail.split("reasoning:", 1)[0]
+    (pdir / "rates.yaml").write_text(head + '"lineage=AML & recent_vincristine=no":'
+                                     + tail.replace("ref: null", "ref: [sejvar2011]", 1), encoding="utf-8")
+    ev = E.load(pdir)
+
+    def lineage_refs(vincristine: str | None) -> str:
+        patient = F.parse_patient({"id": "x", "lineage": "AML", "laterality": "bilateral",
+                                   **({"recent_vincristine": vincristine} if vincristine else {})})
+        ans = A.answer(patient, draws_subtype, shapley=False)
+        (row,) = [r for r in context.build(ans, ev)["findings_table"] if r["label"].startswith("Leuk")]
+        (group,) = [g for g in row["evidence"] if g["label"].startswith("rate model")]
+        return list(group["refs"])  # the references' numbers on the page
+
+    # the interaction's one reference (Sejvar 2011, put there for the test) for a patient without a dose, and one
+    # whose dose is unknown (it can be theirs), not for one given a dose
+    assert len(lineage_refs("no")) == len(lineage_refs(None)) == len(lineage_refs("yes")) + 1
