@@ -10,7 +10,10 @@ validated JSON:
 - **whose**: every subject or patient reference (relative, absolute, to an entry, or an identifier) must
   be the bundle's one Patient, or a Patient joined to it by ``Patient.link`` (a merged record, named by its
   surviving record: :func:`~palsy.model.fhir_patients.the_patient`), else the bundle is refused; a clinical
-  resource with no subject is ignored;
+  resource with no subject is ignored. A relative reference is read on its entry's server (R4 Bundle: the base of
+  a RESTful fullUrl): one that so names this patient's id on a server that is not the Patient's (a bundle of two
+  servers' entries, each with a Patient/1; or one server behind a proxy under two bases) is not read, never read
+  as this patient's, and said (:func:`_tied`);
 - the index **palsy** is the current Condition coded as facial palsy (ICD-10 G51.0, SNOMED CT) with the newest
   onset (older palsies are set aside: :func:`_palsy_episode`); its onset is the date every window counts from
   (without one no dose is "before onset", and tests and imaging are placed only after a recordedDate bound).
@@ -40,8 +43,11 @@ case's (``source-001``) was answered with that case left out, whatever its findi
 What no resource states stays unknown (``None``) and is listed in ``not_found``; a finding or level the
 schema in use does not know (the schema is growing) is listed in ``not_in_schema``; every resource or code
 not used is in ``ignored`` with the reason. Nothing is guessed: absence of a record is never "no". A
-search read only in part (a ``next`` link, or a ``total`` above its entries) is noted and listed in
-``incomplete``; what depends on the whole record (the first LP, the MRI's precedence) is then left unknown.
+search read only in part (a ``next`` link, a ``total`` above its entries, or an OperationOutcome among its
+entries with a warning, error or fatal issue: :func:`partial_searches`) is noted and listed in ``incomplete``;
+what depends on the whole record (the first LP, the MRI's precedence) is then left unknown. Notes name a finding
+by its identifier only as their leading ``finding: `` (which the service turns into the schema's label); inside a
+sentence they give the schema's level labels and a measure's words (:data:`MEASURE_WORDS`).
 """
 
 from __future__ import annotations
@@ -77,6 +83,10 @@ WINDOWS = ("adult_from_years", "pleocytosis_above_per_uL", "traumatic_red_cells_
 #: The units an exposure's window may be counted in.
 WINDOW_UNITS = ("days", "months")
 MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "csf_blasts", "blood_blasts")
+#: The measures in words, as a note names them (never by their identifiers).
+MEASURE_WORDS = {"csf_wbc": "CSF white-cell count", "csf_protein": "CSF protein", "csf_rbc": "CSF red-cell count",
+                 "csf_cytology": "CSF cytology", "csf_flow": "CSF flow cytometry", "csf_blasts": "CSF blast count",
+                 "blood_blasts": "blood blast count"}
 #: How a patient mapped from a record is named: ``Patient/`` and the record's Patient.id (:func:`record_patient_id`).
 RECORD_PREFIX = "Patient/"
 CSF_MEASURES = ("csf_wbc", "csf_protein", "csf_rbc", "csf_cytology", "csf_flow", "csf_blasts")
@@ -347,8 +357,9 @@ class FhirMapping:
     has_leukaemia : bool
         Whether the record codes a leukaemia the table knows (with or without its lineage).
     incomplete : list of str
-        Resource types of which a search was read only in part (a page of a longer result; ``unknown`` when
-        the type cannot be told); the notes say which and what was left unknown because of it.
+        Resource types of which a search was read only in part (a page of a longer result, or a search whose
+        OperationOutcome says it is incomplete; ``unknown`` when the type cannot be told); the notes say which and
+        what was left unknown because of it.
     record_id : str or None
         The record's own ``Patient.id`` (None when the Patient has none): what a CDS Hooks call's
         ``context.patientId`` names. Of Patients joined by ``Patient.link`` (a merged record), the surviving one.
@@ -419,6 +430,14 @@ class _Collector:
     def ignore(self, where: str, code: str, why: str) -> None:
         self.ignored.append({"resource": where, "code": code, "why": why})
 
+    def level_words(self, finding: str, level: str) -> str:
+        """A level as a note says it: its label in the schema in use ('both sides', never ``bilateral``); a level the
+        schema does not label, in words."""
+        try:
+            return self.schema.level_label(finding, level)
+        except KeyError:
+            return level.replace("_", " ")
+
     def resolved(self) -> dict[str, str]:
         out = {}
         for finding, levels in self.values.items():
@@ -427,7 +446,8 @@ class _Collector:
             elif finding == "mri":
                 out[finding] = next(lv for lv in MRI_PRECEDENCE if lv in levels)
             else:
-                said = "; ".join(f"{lv} ({', '.join(sorted(set(w)))})" for lv, w in levels.items())
+                said = "; ".join(f"{self.level_words(finding, lv)} ({', '.join(sorted(set(w)))})"
+                                 for lv, w in levels.items())
                 self.notes.append(f"{finding}: the record says more than one thing ({said}); left unknown")
         return out
 
@@ -650,30 +670,78 @@ def _retracted_results(entries: list[tuple[str, dict[str, Any]]], table: Table,
     return out
 
 
-_TYPE_IN_URL = re.compile(r"/([A-Z][A-Za-z]+)/?(?:\?|$)")
+_TYPE_IN_URL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/?(?:\?|$)")
+#: R4's issue severities (issue-severity), and those that say a search did not return all it should have: an
+#: ``information`` issue does not (a server's "no match", a hint), a warning (results withheld, suppressed) does.
+ISSUE_SEVERITIES = ("fatal", "error", "warning", "information")
+INCOMPLETE_SEVERITIES = ("fatal", "error", "warning")
+_ISSUE_CODE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,39}")
 
 
-def partial_searches(bundle: Mapping[str, Any], where: str = "the bundle") -> list[tuple[str, frozenset[str]]]:
-    """The searches (the bundle and the Bundles it holds) that are one page of a longer result: a ``next``
-    link, or a ``total`` above the matches given. Each as (what it is, in words; the resource types it
-    holds, from its entries or its links: empty when they cannot be told)."""
+def is_outcome(value: Any) -> bool:
+    """Whether ``value`` is an OperationOutcome resource (a server's errors and warnings)."""
+    return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
+
+
+def outcome_issues(outcome: Mapping[str, Any]) -> list[tuple[str | None, str | None]] | None:
+    """The (severity, code) of each issue of an OperationOutcome: the severity None for an issue that gives none of
+    R4's (not an object, no severity, another word), the code None when it gives none palsy can show; None when
+    ``issue`` is not a list of at least one issue (R4: 1..*): what the outcome says cannot be read."""
+    issues = outcome.get("issue")
+    if not isinstance(issues, list) or not issues:
+        return None
+    out: list[tuple[str | None, str | None]] = []
+    for issue in issues:
+        issue = issue if isinstance(issue, dict) else {}
+        severity, code = issue.get("severity"), issue.get("code")
+        out.append((severity if severity in ISSUE_SEVERITIES else None,
+                    code if isinstance(code, str) and _ISSUE_CODE.fullmatch(code) else None))
+    return out
+
+
+def _outcome_says(outcomes: list[dict[str, Any]]) -> str | None:
+    """What the OperationOutcomes among a search's entries say that makes it incomplete, in words (None when they say
+    nothing of the kind: information only). An outcome whose issues cannot be read may say anything: it counts."""
+    said: list[str] = []
+    for outcome in outcomes:
+        issues = outcome_issues(outcome)
+        if issues is None or any(s is None for s, _ in issues):
+            said.append("an issue palsy cannot read")
+        said += [f"{s} ({code})" if code else str(s) for s, code in issues or () if s in INCOMPLETE_SEVERITIES]
+    return ", ".join(dict.fromkeys(said)) or None
+
+
+def partial_searches(bundle: Mapping[str, Any], where: str = "the bundle",
+                     context: Iterable[Mapping[str, Any]] = ()) -> list[tuple[str, frozenset[str]]]:
+    """The searches (the bundle and the Bundles it holds) read only in part: one page of a longer result (a ``next``
+    link, or a ``total`` above the matches given), or one whose entries hold an OperationOutcome (``search.mode:
+    outcome``, or any OperationOutcome among them) with an issue of severity warning, error or fatal, or with issues
+    that cannot be read (information only is not). Each as (what it is, in words; the resource types it holds, from
+    its matches, its links or the links of the entry that holds it (``context``): empty when they cannot be told)."""
     out = []
     entries = [e if isinstance(e, dict) else {} for e in bundle.get("entry") or []]
-    matches = [e for e in entries if ((e.get("search") or {}).get("mode") or "match") == "match"]
-    links = [lk for lk in bundle.get("link") or [] if isinstance(lk, dict)]
+    outcomes = [e["resource"] for e in entries if is_outcome(e.get("resource"))]
+    matches = [e for e in entries if ((e.get("search") or {}).get("mode") or "match") == "match"
+               and not is_outcome(e.get("resource"))]
+    own = [lk for lk in bundle.get("link") or [] if isinstance(lk, dict)]
+    links = [*own, *context]
     total = bundle.get("total")
-    has_next = any(lk.get("relation") == "next" for lk in links)
-    if has_next or (isinstance(total, int) and total > len(matches)):
+    has_next = any(lk.get("relation") == "next" for lk in own)
+    said = _outcome_says(outcomes)
+    if has_next or (isinstance(total, int) and total > len(matches)) or said:
         types = {str((e.get("resource") or {}).get("resourceType")) for e in matches if e.get("resource")}
         types |= {m.group(1) for lk in links for m in [_TYPE_IN_URL.search(str(lk.get("url") or "").split("#")[0])]
-                  if m and m.group(1) != "Bundle"}
+                  if m}
+        types -= {"Bundle", "OperationOutcome"}  # a Bundle's entries are its own searches: not a type of this one
         named = f"the {', '.join(sorted(types))} search" if types else "a search"
         count = f"{len(matches)} of {total} entries" if isinstance(total, int) else f"{len(matches)} entries"
-        out.append((f"{named} ({where}: {count}{', a next page' if has_next else ''} not read)", frozenset(types)))
+        out.append((f"{named} ({where}: {count}{', a next page not read' if has_next else ''}"
+                    f"{'; its OperationOutcome says ' + said if said else ''})", frozenset(types)))
     for i, entry in enumerate(entries):
         res = entry.get("resource")
         if isinstance(res, dict) and res.get("resourceType") == "Bundle":
-            out += partial_searches(res, str(entry.get("fullUrl") or f"entry[{i}]"))
+            out += partial_searches(res, str(entry.get("fullUrl") or f"entry[{i}]"),
+                                    [lk for lk in entry.get("link") or [] if isinstance(lk, dict)])
     return out
 
 
@@ -716,6 +784,7 @@ def map_bundle(bundle: Any, table: Table | None = None, today: dt.date | None = 
         who = the_patient(entries)
     except NotOnePatient as exc:
         raise FhirError(exc.problems, source) from None
+    entries = _tied(entries, who, c)
     problems = _subject_problems(entries, who)
     if problems:
         raise FhirError(problems[:20], source)
@@ -844,7 +913,7 @@ def _say_linked_results(entries: list[tuple[str, dict[str, Any]]], who: _Who, c:
     owner: dict[str, Any] = {}
     for where, res in entries:
         for field in ("subject", "patient"):
-            if res.get("resourceType") != "Patient" and (key := who.key_of(res.get(field))) is not None:
+            if res.get("resourceType") != "Patient" and (key := who.key_of(res.get(field), where)) is not None:
                 owner[_ref(res, where)] = key
                 break
     for key, res in who.patients:
@@ -1053,24 +1122,46 @@ def _age_group(onset: When, table: Table, c: _Collector) -> None:
 
 
 def _note_partial(searches: list[tuple[str, frozenset[str]]], c: _Collector) -> set[str]:
-    """Note each search read only in part; the resource types whose record is incomplete (``unknown`` when a
-    search's type cannot be told: every type is then taken as incomplete)."""
+    """Note each search read only in part (a page of more, or one whose OperationOutcome says it is incomplete:
+    :func:`partial_searches`); the resource types whose record is incomplete (``unknown`` when a search's type
+    cannot be told: every type is then taken as incomplete)."""
     partial: set[str] = set()
     for what, types in searches:
         partial |= types or {UNKNOWN}
-        c.notes.append(f"incomplete record: {what}; what the pages not read hold is unknown")
+        c.notes.append(f"incomplete record: {what}; what it did not return is unknown, not absent")
     if partial & {"Condition", UNKNOWN}:
         c.notes.append("incomplete record: the palsy's episode is the newest among the Conditions read; a newer "
-                       "one on a page not read would move every window")
+                       "one the search did not return would move every window")
     return partial
 
 
 def _keep_only_the_first_in_precedence(c: _Collector) -> None:
-    """With reports on pages not read, an MRI level stands only when none could take precedence over it."""
+    """With a report search read only in part, an MRI level stands only when none could take precedence over it."""
     levels = c.values.get("mri") or {}
     if levels and MRI_PRECEDENCE[0] not in levels:
         del c.values["mri"]
-        c.notes.append("mri: a report on a page not read could take precedence over the ones read; left unknown")
+        c.notes.append("mri: a report the search did not return could take precedence over the ones read; left unknown")
+
+
+def _tied(entries: list[tuple[str, dict[str, Any]]], who: _Who, c: _Collector) -> list[tuple[str, dict[str, Any]]]:
+    """The entries without those whose subject or patient names this patient's id on a server that is not the
+    Patient's (:meth:`~palsy.model.fhir_patients.Who.untied`: a relative reference in an entry of another server,
+    R4 reading it on that server): each is listed and not read, never read as this patient's, and the card says
+    so once for each reason, with their number and types (one of them may be this patient's positive cytology)."""
+    out, untied = [], {}
+    for where, res in entries:
+        why = next(((field, w) for field in ("subject", "patient") if res.get("resourceType") != "Patient"
+                    and (w := who.untied(res.get(field), where)) is not None), None)
+        if why is None:
+            out.append((where, res))
+            continue
+        c.ignore(_ref(res, where), "-", f"its {why[0]} {why[1]}: not read as this patient's")
+        untied.setdefault(why, []).append(str(res.get("resourceType")))
+    for (field, why), types in untied.items():
+        n = len(types)
+        c.notes.append(f"whose record: {n} resource{'s' if n > 1 else ''} ({', '.join(sorted(set(types)))}) not read as "
+                       f"this patient's: {'their' if n > 1 else 'its'} {field} {why}")
+    return out
 
 
 def _subject_problems(entries: list[tuple[str, dict[str, Any]]], who: _Who) -> list[str]:
@@ -1083,7 +1174,7 @@ def _subject_problems(entries: list[tuple[str, dict[str, Any]]], who: _Who) -> l
             continue
         for field in ("subject", "patient"):
             value = res.get(field)
-            why, other_patient = (None, False) if value is None else who.problem(value)
+            why, other_patient = (None, False) if value is None else who.problem(value, where)
             if why and (rt in RESOURCE_TYPES or other_patient):
                 problems.append(f"{rt} ({where}): its {field} {why}; give one patient's record")
     return problems
@@ -1308,7 +1399,8 @@ def _weigh_states(c: _Collector) -> None:
                          f"Condition: {newer}")
         levels = {s.level for s in kept}
         if None in levels and len(levels) > 1:
-            said_ = "; ".join(sorted({f"{s.level or 'in remission, phase not said'} ({s.display})" for s in kept}))
+            said_ = "; ".join(sorted({f"{s.display}: {c.level_words(finding, s.level) if s.level else 'which level not said'}"
+                                      for s in kept}))
             c.notes.append(f"{finding}: the most recent Conditions say more than one thing ({said_}); left unknown")
             continue
         for s in kept:
@@ -1922,9 +2014,9 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
                       onset: When | None, first_known: bool = True) -> list[dict[str, str]]:
     """LPs from CSF results grouped by the day of their tap (:func:`_on_tap_days`; on or after onset), a day's taps
     told apart by their times (:func:`_taps_of_day`), in order; sets csf_profile and circulating_blasts from the first
-    LP (not when ``first_known`` is false: a page of the record was not read); returns the csf list in the form the
-    schema in use reads. A CSF result dated only by when it was issued joins the one LP collected between the
-    onset and then, else is not placed."""
+    LP (not when ``first_known`` is false: an Observation search was read only in part); returns the csf list in the
+    form the schema in use reads. A CSF result dated only by when it was issued joins the one LP collected between
+    the onset and then, else is not placed."""
     by_day: dict[dt.date, list[tuple[int | None, str, dict[str, Any], str]]] = {}
     blasts, late, taken = [], [], []
     for when, measure, res, ref, issued_only in labs:
@@ -1957,7 +2049,7 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
         could = [tap for tap in groups if tap.day <= issued.hi]
         if len(could) == 1:
             groups[could[0]].setdefault(measure, []).append((res, ref))
-            c.notes.append(f"{measure} ({ref}) has no collection time, only when it was reported "
+            c.notes.append(f"the {MEASURE_WORDS[measure]} ({ref}) has no collection time, only when it was reported "
                            f"({issued.lo.isoformat()}): read with the one LP before that ({could[0].isoformat()})")
         else:
             why = ("no collection time (effective[x]), only when it was reported (issued): "
@@ -1978,8 +2070,8 @@ def _lumbar_punctures(labs: list[_Lab], table: Table, c: _Collector,
                            f"final, or not sent): left out")
     lps = _within_cap(lps, int(c.schema.lp.max_lps), c)
     if days and not first_known:
-        c.notes.append("csf_profile, circulating_blasts: the first LP cannot be told while Observations are on pages "
-                       "not read; left unknown")
+        c.notes.append("csf_profile, circulating_blasts: the first LP cannot be told while the Observation search is read "
+                       "only in part; left unknown")
     elif days:
         if lps and lps[0][0] != days[0]:
             c.notes.append(f"csf_profile: the first LP ({days[0].isoformat()}) has no cytology or flow result yet; "

@@ -156,6 +156,18 @@ def _tz_zones() -> tuple[zoneinfo.ZoneInfo, ...]:
     return tuple(out)
 
 
+@functools.cache
+def _zero_zones(year: int) -> tuple[zoneinfo.ZoneInfo, ...]:
+    """The zones of places a hospital may be in (not Antarctica's stations, not ``Etc``, the machine's ``localtime``
+    or ``Factory``) at UTC+0 on 15
+    January or 15 July of ``year``: those whose local time a stamp at +00:00 may be written in (London, Dublin,
+    Lisbon in winter; Accra, Dakar, Reykjavik all year). A zone at +00:00 only on other days (Casablanca's during
+    Ramadan) is not among them."""
+    days = [dt.date(year, month, 15).toordinal() * DAY_SECONDS for month in (1, 7)]
+    return tuple(z for z in _tz_zones() if not str(z.key).startswith(("Antarctica/", "Etc/"))
+                 and z.key not in ("localtime", "Factory") and any(_offset_in(z, at) == 0 for at in days))
+
+
 def _offset_in(zone: dt.tzinfo, instant: int) -> int | None:
     """The offset (minutes east of UTC) of ``zone`` at ``instant`` (None beyond the calendar datetime can hold)."""
     try:
@@ -176,8 +188,11 @@ class Zones:
     between two stamps of different offsets (the change is somewhere between them) takes the offset of its own side
     of the change where the time-zone database tells it: every zone whose offsets at those two stamps are theirs
     gives it the same offset (a stamp 23:30 EST, the day after the US fall-back, had taken the -04:00 of a stamp
-    before the change rather than the -05:00 of one 18 days later); else the nearest's. A stamp with its own offset
-    is on the day written in it (:func:`parse_when`); UTC when the record has no other offset."""
+    before the change rather than the -05:00 of one 18 days later); else the nearest's. A UTC stamp that may be the
+    record's own local time (a zone at the offsets of its nearest stamps is at +00:00 then: London's, Lisbon's
+    winter beside their +01:00 summer stamps) is read in its own offset, on the day written in it
+    (:meth:`_may_be_local`). A stamp with its own offset is on the day written in it (:func:`parse_when`); UTC when
+    the record has no other offset."""
 
     def __init__(self, stamps: list[tuple[int, int]] | None = None) -> None:
         own = sorted({(at, off) for at, off in stamps or () if off})
@@ -185,6 +200,7 @@ class Zones:
         self._off = [off for _, off in own]
         self.common = _commonest([off for _, off in stamps or () if off])
         self._between: dict[tuple[int, int], list[dt.tzinfo]] = {}
+        self._zero: dict[int, bool] = {}
 
     @classmethod
     def of(cls, bundle: Any) -> Zones:
@@ -192,20 +208,43 @@ class Zones:
         return cls(list(_clinical_stamps(bundle)))
 
     def at(self, instant: int) -> int:
-        """The offset (minutes east of UTC) in which a UTC stamp at ``instant`` is read: its own side of a change
-        between the record's stamps where the time-zone database tells it, else that of the non-UTC stamps nearest
-        it in time."""
+        """The offset (minutes east of UTC) in which a UTC stamp at ``instant`` is read: UTC itself when it may be
+        the record's local time (:meth:`_may_be_local`); else its own side of a change between the record's stamps
+        where the time-zone database tells it, else that of the non-UTC stamps nearest it in time."""
         if not self._at:
             return 0
         i = bisect.bisect_left(self._at, instant)
         near = [j for j in (i - 1, i) if 0 <= j < len(self._at)]
         best = min(abs(self._at[j] - instant) for j in near)
+        if best and self._may_be_local(near, instant):
+            return 0
         if best and len(near) == 2 and (side := self._side(i - 1, i, instant)) is not None:
             return side
         # every stamp that near (stamps of one instant in two offsets, or equally near on either side)
         lo, hi = bisect.bisect_left(self._at, instant - best), bisect.bisect_right(self._at, instant + best)
         offsets = {self._off[j] for j in range(lo, hi) if abs(self._at[j] - instant) == best}
         return self.common if self.common in offsets else min(offsets, key=lambda o: (abs(o), o))
+
+    def _may_be_local(self, near: list[int], instant: int) -> bool:
+        """Whether a stamp at +00:00 at ``instant`` may be written in the record's own local time: some zone of a
+        place a hospital may be in (:func:`_zero_zones`) is at +00:00 then and at the offsets of the record's non-UTC
+        stamps nearest it (``near``: one each side, where there is one of one offset). London's +01:00 summer stamps
+        around a January stamp at +00:00 make it London's (or Dublin's, Lisbon's) winter time, its own day; a record
+        whose nearest stamps are -05:00 (no zone at +00:00 is) reads it as a server's or laboratory's UTC clock,
+        placed in the record's zone. Until s18 every +00:00 stamp was such a clock: a London winter stamp at 23:30,
+        placed by a summer stamp's +01:00, fell on the next day (a dose 29 days before onset read as 28)."""
+        if instant not in self._zero:
+            sides = []
+            for j in near:
+                at = self._at[j]
+                offs = {self._off[k] for k in range(bisect.bisect_left(self._at, at), bisect.bisect_right(self._at, at))}
+                if len(offs) == 1:
+                    sides.append((at, offs.pop()))
+            year = _day(instant // DAY_SECONDS).year
+            self._zero[instant] = bool(sides) and any(
+                _offset_in(z, instant) == 0 and all(_offset_in(z, at) == off for at, off in sides)
+                for z in _zero_zones(year))
+        return self._zero[instant]
 
     def _side(self, before: int, after: int, instant: int) -> int | None:
         """The offset at ``instant`` of every zone whose offsets at the stamps ``before`` and ``after`` (of one

@@ -30,6 +30,20 @@ def no_history(reference: str) -> str:
     return m.group(1).lower() + m.group(2) if m else reference
 
 
+#: An entry's RESTful fullUrl (R4 Bundle, "Resolving references in Bundles": http or https, ``[base]/Type/id``, a
+#: version allowed): the base is the server its relative references are read on.
+_RESTFUL = re.compile(r"^(https?://[^?#]+?)/[A-Z][A-Za-z]+/[A-Za-z0-9.\-]{1,64}(?:/_history/[A-Za-z0-9.\-]{1,64})?$",
+                      re.IGNORECASE)
+
+
+def entry_base(where: str) -> str:
+    """The server base of an entry whose fullUrl is a RESTful URL (a contained resource's, ``fullUrl#id``: its
+    container's), on which R4 reads the entry's relative references; '' for any other fullUrl (relative,
+    ``urn:uuid:``) or a position (``entry[3]``)."""
+    m = _RESTFUL.match(where.split("#", 1)[0])
+    return no_history(m.group(1)) if m else ""
+
+
 def server_of(where: str, rt: str, rid: str) -> str:
     """The server base of an absolute fullUrl ('' for a relative one or another form): an id is unique only on its
     own server."""
@@ -87,6 +101,14 @@ class Who:
         When the Patients are several, the note that says how they were read.
     other_servers : tuple of str
         The links to another server's Patient, as written: not followed (:func:`the_patient`).
+    home : str or None
+        In a bundle whose Patients give no server (no absolute fullUrl), the one server the record's references to
+        them name (absolute, or relative in an entry of a RESTful fullUrl): theirs. None when none names one, or
+        several do (:attr:`unsure`).
+    unsure : tuple of str
+        In a bundle whose Patients give no server, the servers its references to them name when they are more than
+        one: which is the Patient's cannot be told, so a reference read on any of them is not tied to the patient
+        (:meth:`untied`).
     merged_ids : tuple of str
         The ids a hook's ``context.patientId`` may name as this record (``id`` first when it is one): those of the
         bundle's own Patients on this server (a prefetch holds the one it asked for) and of this server's Patients
@@ -108,16 +130,22 @@ class Who:
     note: str | None = None
     other_servers: tuple[str, ...] = ()
     merged_ids: tuple[str, ...] = ()
+    home: str | None = None
+    unsure: tuple[str, ...] = ()
 
     def name(self, key: Key) -> str:
         """How the record names a Patient: ``Patient/<id>``, with its server when it is not this one."""
         return _name(key)
 
     def _canonical(self, server: str) -> str:
-        return "" if len(self.bases) == 1 and server in self.bases else server
+        if (len(self.bases) == 1 and server in self.bases) or (not self.bases and server and server == self.home):
+            return ""
+        return server
 
-    def key_of(self, value: Any) -> Key | None:
-        """The Patient of this patient's that a Reference names (None when it names none of them)."""
+    def key_of(self, value: Any, where: str = "") -> Key | None:
+        """The Patient of this patient's that a Reference in the entry ``where`` (its fullUrl) names (None when it
+        names none of them). A relative reference is read on its entry's server when its fullUrl is a RESTful URL
+        (R4 Bundle, "Resolving references in Bundles"), else on this server."""
         text = value.get("reference") if isinstance(value, Mapping) else None
         if not isinstance(text, str):
             ident = value.get("identifier") if isinstance(value, Mapping) else None
@@ -130,19 +158,56 @@ class Who:
         m = REFERENCE.search(text)
         if m is None or text.startswith("urn:") or m.group(1) != "Patient":
             return None
-        server, pid = self._canonical(text[:m.start()] if "://" in text else ""), m.group(2)
+        server = self._canonical(text[:m.start()] if "://" in text else entry_base(where))
+        pid = m.group(2)
         if (server, pid) in self.keys:
             return server, pid
-        if server == "":  # a relative reference: this server's, whichever of the bundle's servers that is
+        if server == "":  # a relative reference of an entry without a server: this server's, whichever that is
             return next((k for k in self.keys if k[1] == pid and (not k[0] or k[0] in self.bases)), None)
-        if not self.bases:  # an absolute reference in a bundle that names no server of its own: read as this one's
-            return ("", pid) if ("", pid) in self.keys else None
+        # a reference read on a server in a bundle whose Patients give none is this one's only when it is the one
+        # server the record names for them (home, through _canonical); several: not tied (untied)
         return None
 
-    def problem(self, value: Any) -> tuple[str | None, bool]:
-        """Why a Reference is not to this patient (None when it is), and whether it names another Patient. A
-        relative, absolute or entry reference is read to its server and id; an identifier alone counts only when it
-        is one of the Patients'."""
+    def untied(self, value: Any, where: str = "") -> str | None:
+        """Why a Reference in the entry ``where`` that names one of this patient's ids cannot be tied to this
+        patient, in words; None when it can be, or when it names another id (:meth:`problem` says what that is).
+
+        Such a reference is read on a server that is not the Patient's: a relative one in an entry whose RESTful
+        fullUrl names another server (R4 reads it on that server, where Patient/<id> may be another person: a
+        bundle holding entries of two servers, each with a Patient/1, had read the second server's resources as
+        this patient's), or, in a bundle whose Patients give no server, any reference read on one of several
+        servers (:attr:`unsure`). Behind a proxy one server may be named by two bases: such a resource is this
+        patient's but cannot be told from another's, so it is not read, never refused (an absolute reference to
+        another server's Patient of this id still refuses the record: :meth:`problem`)."""
+        text = value.get("reference") if isinstance(value, Mapping) else None
+        if not isinstance(text, str):
+            return None
+        text = no_history(text)
+        m = REFERENCE.search(text)
+        if text in self.urls or text.startswith(("urn:", "#")) or m is None or m.group(1) != "Patient":
+            return None
+        pid, absolute = m.group(2), "://" in text
+        if pid not in {k[1] for k in self.keys} or self.key_of(value, where) is not None:
+            return None
+        server = text[:m.start()] if absolute else entry_base(where)
+        if not server:
+            return None
+        written = "" if absolute else " (a relative reference, read on its entry's server: the base of its fullUrl)"
+        if self.unsure:
+            return (f"names Patient/{pid} on one of {len(self.unsure)} servers ({', '.join(self.unsure)}) that the "
+                    f"record's references to the patient are read on, while its Patient gives none (no absolute "
+                    f"fullUrl): whose record it is cannot be told; give the Patient's fullUrl")
+        if absolute:
+            return None
+        return (f"names Patient/{pid} at {server}{written}, not at the Patient's server "
+                f"({', '.join(sorted(self.bases))}): it may be another patient's; if the two are one server behind a "
+                f"proxy, send the record with one base")
+
+    def problem(self, value: Any, where: str = "") -> tuple[str | None, bool]:
+        """Why a Reference in the entry ``where`` is not to this patient (None when it is), and whether it names
+        another Patient. A relative, absolute or entry reference is read to its server and id (a relative one on
+        its entry's server: :meth:`key_of`); an identifier alone counts only when it is one of the Patients'. A
+        reference :meth:`untied` names is not judged here."""
         if not isinstance(value, dict):
             return "is not a Reference", False
         if value.get("type") is not None and str(value["type"]).rsplit("/", 1)[-1] != "Patient":
@@ -155,7 +220,7 @@ class Who:
                 return "is not the bundle's Patient (neither its entry nor Patient/<id>)", False
             if m is not None and m.group(1) != "Patient" and text not in self.urls:
                 return f"is a reference to a {m.group(1)}, not to the Patient", False
-            if self.key_of(value) is not None:
+            if self.key_of(value, where) is not None:
                 return None, False
             base, pid = (text[:m.start()] if "://" in text else ""), m.group(2)
             if base and self.bases and self._canonical(base) and pid in self.ids:
@@ -247,8 +312,11 @@ def the_patient(entries: list[tuple[str, dict[str, Any]]]) -> Who:
     record, why, clear = _survivor(list(keys), links, {k for k, r in first.items() if r.get("active") is False})
     if record not in mine:  # the surviving record is another server's (a link a bundle without a server followed)
         record, why, clear = mine[0], f"the surviving record is another server's, {_name(record)}", False
+    # a bundle whose Patients give no server: theirs is the one server its references to them are read on, if one
+    named = _servers_named(entries, keys, urls) if not bases else set()
     who = Who(record[1] or None, record, keys, bases, urls, idents, (), tuple(first.items()), clear, tuple(links),
-              other_servers=tuple(other_servers))
+              other_servers=tuple(other_servers), home=next(iter(named)) if len(named) == 1 else None,
+              unsure=tuple(sorted(named)) if len(named) > 1 else ())
     ids = tuple(dict.fromkeys([record[1], *(k[1] for k in mine)])) if record[1] else ()
     merges = [lk for lk in links if lk.kind in ("replaces", "replaced-by")]
     merge = set().union(*(_joined(k, merges) for k in first if k in mine))
@@ -259,6 +327,32 @@ def the_patient(entries: list[tuple[str, dict[str, Any]]]) -> Who:
         note = (f"the patient's record is {len(keys)} linked Patient records (Patient.link: {said}): read as one "
                 f"patient, {who.name(record)} ({why}); resources referring to any of them are read as this patient's")
     return dataclasses.replace(who, ids=ids, note=note, merged_ids=merged)
+
+
+def _servers_named(entries: list[tuple[str, dict[str, Any]]], keys: Iterable[Key], urls: Mapping[str, Key]) -> set[str]:
+    """The servers on which the bundle's subject and patient references to its Patients of no server are read: an
+    absolute reference's, a relative one's entry's (a RESTful fullUrl: :func:`entry_base`); not those of a Patient a
+    link names with its server."""
+    keys = set(keys)
+    own = {pid for server, pid in keys if not server}
+    out = set()
+    for where, res in entries:
+        if res.get("resourceType") == "Patient":
+            continue
+        for field in ("subject", "patient"):
+            value = res.get(field)
+            text = value.get("reference") if isinstance(value, Mapping) else None
+            if not isinstance(text, str):
+                continue
+            text = no_history(text)
+            m = REFERENCE.search(text)
+            if text in urls or text.startswith(("urn:", "#")) or m is None or m.group(1) != "Patient" \
+                    or m.group(2) not in own:
+                continue
+            server = text[:m.start()] if "://" in text else entry_base(where)
+            if server and (server, m.group(2)) not in keys:
+                out.add(server)
+    return out
 
 
 def _link_target(other: Any, linking: Key, urls: Mapping[str, Key], bases: frozenset[str],

@@ -8,8 +8,10 @@ so is a 412 (the service never calls the record); an optional key answered so is
 says the record could not answer it (until s17 it was a 412 too, and no card: the optional keys are the chained
 searches a record system is likeliest to refuse). An OperationOutcome among a search's entries (``search.mode:
 outcome``, an error or a warning such as results withheld) is said on the card: what that search did not return
-is unknown, not absent (until s17 it was read silently as "not in the record"). Keys the service never asked for
-are not read.
+is unknown, not absent (until s17 it was read silently as "not in the record"), and the mapping reads that search
+as read only in part, as a page of more (session 18: what depends on the whole record, the first LP, the MRI's
+precedence, is left unknown; each search's entry in the collection names its template, so that a search that
+returned only an OperationOutcome is known by its type). Keys the service never asked for are not read.
 """
 
 from __future__ import annotations
@@ -79,18 +81,22 @@ def usage_requirements() -> str:
 
 def is_outcome(value: Any) -> bool:
     """Whether a prefetch value is an OperationOutcome (the record's error in place of the data)."""
-    return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
+    return X.is_outcome(value)
 
 
 def collection(prefetch: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     """One collection Bundle from the prefetch values of ``keys`` (resources, searchset Bundles; null is no data,
-    an OperationOutcome no data either: the key is read as not sent).
+    an OperationOutcome no data either: the key is read as not sent). With ``keys`` the templates by key (as the
+    service passes them), each Bundle's entry carries its template as the entry's ``self`` link: the search it
+    answers, so that the mapping knows the resource type of a search that returned only an OperationOutcome
+    (:func:`palsy.model.fhir.partial_searches`), which would otherwise count as a search of every type.
 
     Raises
     ------
     ValueError
         A value that is neither null nor a JSON object (its key named).
     """
+    searches = keys if isinstance(keys, Mapping) else {}
     entries = []
     for key in keys:
         value = prefetch.get(key)
@@ -98,7 +104,11 @@ def collection(prefetch: Mapping[str, Any], keys: Iterable[str]) -> dict[str, An
             continue
         if not isinstance(value, dict):
             raise ValueError(f"prefetch {key}: a FHIR resource or Bundle is expected")
-        entries.append({"resource": value})
+        template = searches.get(key)
+        if value.get("resourceType") == "Bundle" and isinstance(template, str):
+            entries.append({"link": [{"relation": "self", "url": template}], "resource": value})
+        else:
+            entries.append({"resource": value})
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
