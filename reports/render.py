@@ -64,7 +64,12 @@ def html(ctx: dict[str, Any]) -> str:
     """
     # one spelling on the page, the labels' (wording.PAGE_SPELLING): the actions' and reasonings' words follow them,
     # the citations are quoted as published, the figures drawn from the same words
+    raw = ctx
     ctx = W.styled(_safe_references(ctx), W.PAGE_SPELLING["report"])
+    # the patient's description is the clinician's own words ("Haemate P" is a product, not a misspelling): shown
+    # as entered (a second review, s18)
+    if isinstance(raw.get("patient"), dict) and "description" in raw["patient"]:
+        ctx["patient"] = {**ctx["patient"], "description": raw["patient"]["description"]}
     page = templating.environment().get_template("report.html").render(**ctx, svg=svg_images(ctx))
     bad = links.unsafe_links(page)
     if bad:

@@ -9,6 +9,7 @@ mixes the two; citations are quoted as published (:data:`AS_PUBLISHED`).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -490,19 +491,33 @@ SPELLING_PAIRS: tuple[tuple[str, str, str, str], ...] = (
 )
 _PAIRS = {"US": tuple((re.compile(b, re.I), rb) for b, rb, _u, _ru in SPELLING_PAIRS),
           "British": tuple((re.compile(u, re.I), ru) for _b, _rb, u, ru in SPELLING_PAIRS)}
-#: Names spelled one way in both spellings (a genus, journals): never respelled.
-PROPER_NAMES = frozenset({"haemophilus", "haematologica", "haematol", "hematol", "paediatrica", "pediatrica"})
+#: Names spelled one way in both spellings (a genus, journals, a journal's abbreviated word: "Pediatr Blood Cancer",
+#: "J Pediatr Hematol Oncol" are never prose): never respelled.
+PROPER_NAMES = frozenset({"haemophilus", "haematologica", "haematol", "hematol", "paediatrica", "pediatrica", "pediatr",
+                          "paediatr"})
 #: What comes before a journal's name in prose ("British Journal of Haematology", "Acta Paediatrica"): a capitalised
 #: word after it is the journal's, and keeps its spelling.
 _JOURNAL_BEFORE = re.compile(r"(?:Journal of|Acta|Annals of|Archives of)\s+$")
-#: A word that can be respelled: letters, not part of an identifier or a file name (``leukaemia_team_today``,
-#: ``fnp_acuteleukaemia_6all``, ``leukaemia.yaml``, ``#ref-2``).
-_WORD = re.compile(r"(?<![\w#=@\\])[A-Za-z]+(?![\w@]|\.[A-Za-z])")
-#: Addresses and paths inside prose, left exactly as they are (a path has a file's extension:
-#: ``priors/leukaemia.yaml``; "haematology/oncology" is prose).
-_ADDRESS = re.compile(r"(?:https?|ftp)://{u}+|www\.{u}+|doi:{u}+|{u}+@{u}+\.{u}+|{u}*/{u}*\.[A-Za-z]{{2,5}}\b{u}*"
+#: Addresses, paths and identifiers inside prose, left exactly as they are: a path has a file's extension
+#: (``priors/leukaemia.yaml``; "haematology/oncology" is prose); a record's identifiers, which a reader looks up, are a
+#: FHIR reference (``Condition/leukaemia-dx-1``), a ``urn:`` and any hyphenated token with a digit in it
+#: (``cond-leukemia-2``; a review, s18: record notes had named resources that do not exist).
+_ADDRESS = re.compile(r"(?:https?|ftp)://{u}+|www\.{u}+|doi:{u}+|urn:{u}+"
+                      r"|(?<!{u}){u}+@{u}+\.{u}+|(?<!{u}){u}*/{u}*\.[A-Za-z]{{2,5}}\b{u}*"  # from a token's start
+                      r"|\b(?:Patient|Condition|Observation|DiagnosticReport|Procedure|Encounter|Specimen|ImagingStudy"
+                      r"|Medication[A-Za-z]*|Bundle|OperationOutcome)/[A-Za-z0-9.\-]+"
+                      r"|(?<![\w.-])(?=[\w.-]*\d)(?=[\w.-]*-)[A-Za-z][\w.-]*\w"
                       .format(u=r"[^\s\"'<>]"), re.I)
 _GUILLAIN_BARRE = re.compile(r"Guillain[- ]Barre(?!\u00e9)")
+#: Per spelling, a word that can be respelled: letters, not part of an identifier or a file name
+#: (``leukaemia_team_today``, ``fnp_acuteleukaemia_6all``, ``leukaemia.yaml``, ``#ref-2``), that one of its patterns
+#: can change (the patterns of :data:`SPELLING_PAIRS` held within one word), so the regular-expression engine
+#: skips every other word: the service respells each card it answers with.
+_CANDIDATE = {sp: re.compile(r"(?<![\w#=@\\])(?=[A-Za-z]*?(?:{}))[A-Za-z]+(?![\w@]|\.[A-Za-z])".format(
+    "|".join(p.pattern.replace("^", "(?<![A-Za-z])").replace("$", "(?![A-Za-z])") for p, _r in pairs)), re.I)
+    for sp, pairs in _PAIRS.items()}
+#: Marked-up text is respelled between its tags, never inside one (a class, an address, an attribute).
+_TAG = re.compile(r"(<[^>]*>)")
 
 
 def _respell(m: re.Match, spelling: str) -> str:
@@ -534,11 +549,17 @@ def house_style(text: str, spelling: str) -> str:
     """
     if spelling not in _PAIRS:
         raise ValueError(f"spelling {spelling!r} is not one of {', '.join(SPELLINGS)}")
+    return _house_style(text, spelling)
+
+
+@functools.lru_cache(maxsize=4096)  # the data's texts recur on every card and page; a record's are few
+def _house_style(text: str, spelling: str) -> str:
     out, at = [], 0
+    candidate = _CANDIDATE[spelling]
     for m in [*_ADDRESS.finditer(text), None]:
         part = text[at:m.start() if m else len(text)]
         part = _GUILLAIN_BARRE.sub("Guillain-Barr\u00e9", part)
-        out.append(_WORD.sub(lambda w: _respell(w, spelling), part))
+        out.append(candidate.sub(lambda w: _respell(w, spelling), part))
         if m:
             out.append(m.group(0))
             at = m.end()
@@ -555,13 +576,14 @@ def styled(value: Any, spelling: str, as_published: tuple[str, ...] = AS_PUBLISH
     """``value`` (a page's context: mappings, lists and texts) in one spelling (:func:`house_style`), but for the
     keys of ``as_published`` and for texts without a space (an identifier, an address, a figure's data, never
     prose: an action's id ``leukaemia_team_today`` stays what the files and the page's script call it); marked-up
-    text stays marked up."""
+    text stays marked up, respelled between its tags only."""
     if isinstance(value, str):
         if not any(ch.isspace() for ch in value):
             return value
         markupsafe = sys.modules.get("markupsafe")  # a Markup only exists once markupsafe is imported
         if markupsafe is not None and isinstance(value, markupsafe.Markup):
-            return markupsafe.Markup(house_style(str(value), spelling))
+            return markupsafe.Markup("".join(part if i % 2 else house_style(part, spelling)
+                                             for i, part in enumerate(_TAG.split(str(value)))))
         return house_style(value, spelling)
     if isinstance(value, Mapping):
         return {k: (v if k in as_published else styled(v, spelling, as_published)) for k, v in value.items()}
