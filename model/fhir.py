@@ -44,7 +44,8 @@ What no resource states stays unknown (``None``) and is listed in ``not_found``;
 schema in use does not know (the schema is growing) is listed in ``not_in_schema``; every resource or code
 not used is in ``ignored`` with the reason. Nothing is guessed: absence of a record is never "no". A
 search read only in part (a ``next`` link, a ``total`` above its entries, or an OperationOutcome among its
-entries with a warning, error or fatal issue: :func:`partial_searches`) is noted and listed in ``incomplete``;
+entries with a warning, error or fatal issue, unless it says an empty search found nothing or is
+``informational``: :func:`partial_searches`) is noted and listed in ``incomplete``;
 what depends on the whole record (the first LP, the MRI's precedence) is then left unknown. Notes name a finding
 by its identifier only as their leading ``finding: `` (which the service turns into the schema's label); inside a
 sentence they give the schema's level labels and a measure's words (:data:`MEASURE_WORDS`).
@@ -676,6 +677,15 @@ _TYPE_IN_URL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/?(?:\?|$)")
 ISSUE_SEVERITIES = ("fatal", "error", "warning", "information")
 INCOMPLETE_SEVERITIES = ("fatal", "error", "warning")
 _ISSUE_CODE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,39}")
+#: R4 issue types that say nothing was withheld: ``informational`` ("unrelated to the processing success"), and, in a
+#: search that returned no match, ``not-found`` (R4's own example of an empty search with a warning).
+_NOTHING_WITHHELD = {"informational": False, "not-found": True}
+#: Issue details that say a search found nothing (each only in a search that returned no match): HL7's
+#: operation-outcome ``MSG_NO_MATCH``, and Epic's 4101 "Resource request returns no results", a warning Epic puts in
+#: every empty searchset (its system ``urn:oid:1.2.840.114350.<organisation>.7.2.657369``, an organisation's OID in
+#: the middle): read as "incomplete", every search a record had nothing for was said on the card as incomplete.
+_NO_RESULTS = (re.compile(r"http://terminology\.hl7\.org/CodeSystem/operation-outcome\|MSG_NO_MATCH"),
+               re.compile(r"urn:oid:1\.2\.840\.114350(?:\.\d{1,12}){1,12}\.7\.2\.657369\|4101"))
 
 
 def is_outcome(value: Any) -> bool:
@@ -699,15 +709,31 @@ def outcome_issues(outcome: Mapping[str, Any]) -> list[tuple[str | None, str | N
     return out
 
 
-def _outcome_says(outcomes: list[dict[str, Any]]) -> str | None:
+def _withholds_nothing(issue: Any, code: str | None, empty: bool) -> bool:
+    """Whether an issue says the search withheld nothing, whatever its severity: ``informational``, or, in a search
+    with no match (``empty``), that nothing matched (:data:`_NOTHING_WITHHELD`, :data:`_NO_RESULTS`)."""
+    if code in _NOTHING_WITHHELD and (empty or not _NOTHING_WITHHELD[code]):
+        return True
+    details = issue.get("details") if isinstance(issue, dict) else None
+    codings = details.get("coding") if isinstance(details, dict) else None
+    return empty and isinstance(codings, list) and any(
+        isinstance(cd, dict) and any(p.fullmatch(f"{cd.get('system')}|{cd.get('code')}") for p in _NO_RESULTS)
+        for cd in codings)
+
+
+def _outcome_says(outcomes: list[dict[str, Any]], empty: bool) -> str | None:
     """What the OperationOutcomes among a search's entries say that makes it incomplete, in words (None when they say
-    nothing of the kind: information only). An outcome whose issues cannot be read may say anything: it counts."""
+    nothing of the kind: information only, or issues that say nothing was withheld: :func:`_withholds_nothing`; in a
+    search of no match, ``empty``, that nothing matched). An outcome whose issues cannot be read may say anything: it
+    counts."""
     said: list[str] = []
     for outcome in outcomes:
         issues = outcome_issues(outcome)
         if issues is None or any(s is None for s, _ in issues):
             said.append("an issue palsy cannot read")
-        said += [f"{s} ({code})" if code else str(s) for s, code in issues or () if s in INCOMPLETE_SEVERITIES]
+        for (s, code), issue in zip(issues or (), outcome["issue"] if issues else (), strict=True):
+            if s in INCOMPLETE_SEVERITIES and not _withholds_nothing(issue, code, empty):
+                said.append(f"{s} ({code})" if code else str(s))
     return ", ".join(dict.fromkeys(said)) or None
 
 
@@ -716,8 +742,10 @@ def partial_searches(bundle: Mapping[str, Any], where: str = "the bundle",
     """The searches (the bundle and the Bundles it holds) read only in part: one page of a longer result (a ``next``
     link, or a ``total`` above the matches given), or one whose entries hold an OperationOutcome (``search.mode:
     outcome``, or any OperationOutcome among them) with an issue of severity warning, error or fatal, or with issues
-    that cannot be read (information only is not). Each as (what it is, in words; the resource types it holds, from
-    its matches, its links or the links of the entry that holds it (``context``): empty when they cannot be told)."""
+    that cannot be read (information only is not, nor issues that say nothing was withheld: :func:`_withholds_nothing`).
+    Each as (what it is, in words; the resource types it holds, from its matches (a searchset's or a paged Bundle's
+    only: an outcome in a collection answers none of its types), its links or the links of the entry that holds it
+    (``context``): empty when they cannot be told)."""
     out = []
     entries = [e if isinstance(e, dict) else {} for e in bundle.get("entry") or []]
     outcomes = [e["resource"] for e in entries if is_outcome(e.get("resource"))]
@@ -726,10 +754,16 @@ def partial_searches(bundle: Mapping[str, Any], where: str = "the bundle",
     own = [lk for lk in bundle.get("link") or [] if isinstance(lk, dict)]
     links = [*own, *context]
     total = bundle.get("total")
+    total = total if isinstance(total, int) and not isinstance(total, bool) else None
     has_next = any(lk.get("relation") == "next" for lk in own)
-    said = _outcome_says(outcomes)
-    if has_next or (isinstance(total, int) and total > len(matches)) or said:
-        types = {str((e.get("resource") or {}).get("resourceType")) for e in matches if e.get("resource")}
+    paged = has_next or (isinstance(total, int) and total > len(matches))
+    said = _outcome_says(outcomes, not matches)
+    if paged or said:
+        # an OperationOutcome among the entries of a Bundle that is not a search (a collection) answers no search of
+        # its: the types it holds are not those of the search that failed (a validator's warning in a collection had
+        # made "the Condition, Observation, Patient search" incomplete, never the DiagnosticReports)
+        searched = paged or bundle.get("type") == "searchset"
+        types = {str((e.get("resource") or {}).get("resourceType")) for e in matches if e.get("resource") and searched}
         types |= {m.group(1) for lk in links for m in [_TYPE_IN_URL.search(str(lk.get("url") or "").split("#")[0])]
                   if m}
         types -= {"Bundle", "OperationOutcome"}  # a Bundle's entries are its own searches: not a type of this one

@@ -23,11 +23,24 @@ LINK_TYPES = ("replaced-by", "replaces", "refer", "seealso")
 Key = tuple[str, str]
 
 
+#: The port a scheme's URLs name when they name none (RFC 3986 §6.2.3: ``https://host:443/fhir`` is
+#: ``https://host/fhir``).
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
 def no_history(reference: str) -> str:
-    """A reference without its version, its scheme and host in lower case (they are case-insensitive)."""
+    """A reference without its version, its scheme and host in lower case (they are case-insensitive) and without
+    its scheme's default port (one server: a record that wrote ``https://host:443/fhir`` beside ``https://host/fhir``
+    had its results read as another server's, s18 review)."""
     reference = re.sub(r"/_history/[^/]*$", "", reference)
-    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/]*)(.*)$", reference)
-    return m.group(1).lower() + m.group(2) if m else reference
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/]*)(.*)$", reference)
+    if not m:
+        return reference
+    scheme, host = m.group(1).lower(), m.group(2).lower()
+    port = _DEFAULT_PORTS.get(scheme)
+    if port and host.endswith(port):
+        host = host[:-len(port)]
+    return f"{scheme}://{host}{m.group(3)}"
 
 
 #: An entry's RESTful fullUrl (R4 Bundle, "Resolving references in Bundles": http or https, ``[base]/Type/id``, a
