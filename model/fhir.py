@@ -721,6 +721,15 @@ def _withholds_nothing(issue: Any, code: str | None, empty: bool) -> bool:
         for cd in codings)
 
 
+def issue_withholds_nothing(issue: Any, empty: bool) -> bool:
+    """Whether an OperationOutcome's issue (a JSON object) says its search withheld nothing: an ``informational``
+    issue, or, in a search that returned no match (``empty``), one saying that nothing matched (R4's ``not-found``,
+    HL7's ``MSG_NO_MATCH``, Epic's 4101 warning in every empty searchset). The mapping reads a search with other
+    warnings or errors as read only in part, and the service's card says only those (one rule for both)."""
+    code = issue.get("code") if isinstance(issue, dict) else None
+    return _withholds_nothing(issue, code if isinstance(code, str) else None, empty)
+
+
 def _outcome_says(outcomes: list[dict[str, Any]], empty: bool) -> str | None:
     """What the OperationOutcomes among a search's entries say that makes it incomplete, in words (None when they say
     nothing of the kind: information only, or issues that say nothing was withheld: :func:`_withholds_nothing`; in a

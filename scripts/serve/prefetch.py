@@ -123,13 +123,18 @@ def _issue_words(issue: Mapping[str, Any]) -> str:
     return code
 
 
-def _issues(outcome: Mapping[str, Any], severities: tuple[str, ...] = SAID_SEVERITIES) -> list[tuple[str, str]]:
+def _issues(outcome: Mapping[str, Any], severities: tuple[str, ...] = SAID_SEVERITIES,
+            empty: bool | None = None) -> list[tuple[str, str]]:
     """The (severity, words) of an OperationOutcome's issues of ``severities``; none when ``issue`` is not a list
-    (an integer or ``true`` there was a 500: second review #4)."""
+    (an integer or ``true`` there was a 500: second review #4). With ``empty`` (an outcome among a search's entries:
+    whether the search returned no match), not the issues that say the search withheld nothing
+    (:func:`palsy.model.fhir.issue_withholds_nothing`: Epic's warning in every empty search had been said on the card
+    as "results may be incomplete", one note per key a patient had nothing for)."""
     issues = outcome.get("issue")
     if not isinstance(issues, list):
         return []
-    return [(i["severity"], _issue_words(i)) for i in issues if isinstance(i, dict) and i.get("severity") in severities]
+    return [(i["severity"], _issue_words(i)) for i in issues if isinstance(i, dict) and i.get("severity") in severities
+            and (empty is None or not X.issue_withholds_nothing(i, empty))]
 
 
 def _outcome_words(outcome: Mapping[str, Any]) -> str:
@@ -161,8 +166,9 @@ def search_outcome_notes(prefetch: Mapping[str, Any], tmpl: Mapping[str, str]) -
         value = prefetch.get(key)
         if not (isinstance(value, dict) and value.get("resourceType") == "Bundle"):
             continue
-        issues = [i for e in value.get("entry") or [] if isinstance(e, dict) and is_outcome(e.get("resource"))
-                  for i in _issues(e["resource"])]
+        entries = [e for e in value.get("entry") or [] if isinstance(e, dict)]
+        empty = not any(isinstance(e.get("resource"), dict) and not is_outcome(e["resource"]) for e in entries)
+        issues = [i for e in entries if is_outcome(e.get("resource")) for i in _issues(e["resource"], empty=empty)]
         if not issues:
             continue
         words = "; ".join(f"{s}, {w}" for s, w in issues)
