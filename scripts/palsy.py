@@ -34,8 +34,9 @@ COMMANDS = {
     "teach": "the teaching lesson and interactive page",
     "evidence": "the evidence table with citations (validates priors/)",
     "serve": "the CDS Hooks service for the record system (FHIR prefetch in, cards out); SIGTERM or Ctrl-C "
-             "stops it gracefully (the requests in progress are answered), with status 0, and so does SIGHUP with "
-             "one worker; with several workers SIGHUP restarts the workers (uvicorn's supervisor) and does not stop it",
+             "stops it gracefully (the requests in progress are answered), with status 0; SIGHUP never stops it: "
+             "with one worker it reads the configuration and evidence again (a SIGHUP during the start acts once "
+             "ready), with several it restarts the workers one by one",
     "registry": "a hospital's registry of adjudicated palsies: check, summary, export counts, rows from feedback",
 }
 

@@ -21,7 +21,8 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from test_service import ISS, _bundle, _free_port, _jwk, _protocol_serving, _raw, _read_all, _serving, hook_body, keys
+from stalled_body import stalled_body
+from test_service import ISS, _bundle, _free_port, _jwk, _protocol_serving, _serving, hook_body, keys
 from test_service_s17 import (
     CARD,
     detail,
@@ -342,33 +343,20 @@ def test_sighup_while_one_worker_starts_is_a_reload_once_it_is_ready(tmp_path, k
 def test_a_body_trickled_without_stopping_is_a_408_at_its_total_deadline(tmp_path, posterior_subtype, monkeypatch):
     """#6: a body sent a byte every 29 s held its admission place without end (the 408 caught only a body that
     stopped). The whole body now has a deadline too (here 2 s, a byte every 0.4 s)."""
-    from palsy.scripts.serve import app as A
-    from palsy.scripts.serve import config as C
-    from palsy.scripts.serve import protocol as PR
+    def trickle(sock, body: bytes) -> None:
+        t = time.monotonic()
+        for i in range(100, 130):
+            try:
+                sock.sendall(body[i:i + 1])
+            except OSError:
+                return
+            time.sleep(0.4)
+            if time.monotonic() - t > 4:
+                return
 
-    monkeypatch.setattr(PR, "BODY_SECONDS", 1.0)
-    monkeypatch.setattr(PR, "BODY_TOTAL_SECONDS", 2.0)
-    app = A.create_app(C.Config(service_url="http://127.0.0.1:1", state_dir=str(tmp_path), insecure_dev=True,
-                                max_concurrent_requests=1))
-    body = json.dumps(hook_body(_bundle("source-001"))).encode()
-    with _protocol_serving(app, lifespan="on") as base:
-        with _raw(base) as sock:
-            sock.sendall(f"POST {CARD} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:100])
-            t = time.monotonic()
-            got = b""
-            for i in range(100, 130):
-                try:
-                    sock.sendall(body[i:i + 1])
-                except OSError:
-                    break
-                time.sleep(0.4)
-                if time.monotonic() - t > 4:
-                    break
-            got = _read_all(sock, seconds=10)
-        assert got.startswith(b"HTTP/1.1 408 ") and b"took more than 2 s" in got, got[:300]
-        r = httpx.post(base + CARD, content=body, headers={"Content-Type": "application/json"}, timeout=120)
-        assert r.status_code == 200 and r.json()["cards"]
+    got, _ = stalled_body(tmp_path, monkeypatch, {"BODY_SECONDS": 1.0, "BODY_TOTAL_SECONDS": 2.0}, then=trickle,
+                          read_seconds=10)
+    assert got.startswith(b"HTTP/1.1 408 ") and b"took more than 2 s" in got, got[:300]
 
 
 # --- #7: large bodies -------------------------------------------------------------------------------------------------

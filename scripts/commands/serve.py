@@ -7,7 +7,11 @@ audience), the record systems allowed in (each ``iss`` with its JWK Set file or 
 folder out: a temporary one, with a warning). The model is loaded once per worker before the port is
 served; every problem in the configuration, its key set files, its state folder and its evidence is
 reported before anything starts (exit status 2), and a worker that fails to start all the same ends the
-command with status 1 (2 for bad input), never 0.
+command with status 1 (2 for bad input), never 0: also one that fails later, replacing a worker that died, when
+uvicorn's supervisor of several workers then stops them all. SIGHUP is never a stop: the workers re-read their
+start (one worker) or are restarted (several), and one during the start is kept (:mod:`palsy.scripts.serve.reload`,
+:mod:`palsy.scripts.serve.supervisor`);
+the stop says what failed meanwhile (a reload, a worker's restart, a restart abandoned).
 """
 
 from __future__ import annotations
@@ -16,10 +20,8 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from palsy.reports import terminal as T
@@ -38,6 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with _sighup_kept_during_the_start():  # from the first check on: a SIGHUP is never a stop
+        return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
     from palsy.scripts.serve import config as C
 
     if args.config is None and not args.insecure_dev:
@@ -69,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     from palsy.scripts import stopping
     from palsy.scripts.serve.protocol import BoundedHttpToolsProtocol
+    from palsy.scripts.serve.reload import RELOAD_FAILED
+    from palsy.scripts.serve.supervisor import supervising
 
     # a worker that fails to start writes why here (app.StartFailures): uvicorn's supervisor of several workers
     # then stops and returns as after a stop signal, and palsy serve said "ended" with status 0 (s16 review S5)
@@ -77,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     os.environ[C.START_FAILURES_ENV] = failures
     uvicorn_status = None
     try:
-        with _sighup_stops_one_worker(cfg.workers):
+        # several workers: uvicorn.run's supervisor is palsy's (supervisor.Supervisor), which knows what stopped it and
+        # gives a restarted worker time to load its model
+        with supervising(restarted=lambda: _withdraw_failures(failures)) as supervisors:
             try:
                 # ws="none": no route speaks WebSocket, so an upgrade request is plain HTTP to uvicorn, through the gate
                 uvicorn.run("palsy.scripts.serve.app:create_app", factory=True, host=cfg.host, port=cfg.port,
@@ -86,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
                             timeout_graceful_shutdown=GRACE_SECONDS)
             except stopping.Stopped:
                 # one worker: uvicorn stopped gracefully on SIGTERM, then raised it again into palsy's handler (its
-                # own Ctrl-C it keeps; several workers' supervisor returns): a server's stop signal is its normal
-                # end, status 0, which is what a service manager (systemd) counts as a clean stop
+                # own Ctrl-C it keeps): a server's stop signal is its normal end, status 0, which is what a service
+                # manager (systemd) counts as a clean stop
                 pass
             except SystemExit as exc:  # one worker that failed to start: uvicorn exits 3
                 uvicorn_status = exc.code
@@ -99,29 +110,72 @@ def run(args: argparse.Namespace) -> int:
         if cfg.temporary_state:  # --insecure-dev's folder: no restart reads it again (291 had piled up in /tmp)
             shutil.rmtree(cfg.state_dir, ignore_errors=True)
     started = any(x.startswith("started\t") for x in lines)
-    failed = [x for x in lines if not x.startswith("started\t")]
-    signum = stopping.handled()  # None when uvicorn or its supervisor took the signal itself
+    failed = [x.partition("\t") for x in lines if not x.startswith("started\t")]
+    # one worker: palsy's handler saw the stop signal (None when uvicorn took it itself); several: their supervisor
+    supervisor = supervisors[-1] if supervisors else None
+    signum = stopping.handled()
+    signum = supervisor.stopped_by if supervisor is not None else signum
     if failed and not started:
-        status, _, why = failed[0].partition("\t")
+        status, _, why = failed[0]
         print(T.line(f"palsy serve: not started: a worker failed to start ({why}); nothing was served"),
               file=sys.stderr)
         return 2 if status == "2" else 1
-    if failed:
-        # the service served, and a worker's restart failed (after SIGHUP): uvicorn's supervisor kept the old
-        # workers and went on serving, so its return is the operator's stop, the service's normal end (status 0),
-        # with what went wrong said (a second review, s16: it had exited 1, 'nothing was served')
-        why = failed[-1].partition("\t")[2]
-        stop = f"stopped ({stopping.name(signum)})" if signum is not None else "ended"
-        print(T.line(f"palsy serve: {stop}; a worker had failed to restart and the running ones served on ({why})"),
-              file=sys.stderr)
+    if supervisor is not None and signum is None:
+        # the supervisor stopped by itself: a worker failed to start (at the start, or replacing one that died) and
+        # uvicorn stops every worker then; it had said "ended; ... the running ones served on", status 0 (s18)
+        status, _, why = failed[-1] if failed else ("1", "", "a worker did not start")
+        print(T.line(f"palsy serve: stopped: a worker failed to start ({why}), and uvicorn's supervisor then stopped "
+                     f"the service; it had served until then"), file=sys.stderr)
+        return 2 if status == "2" else 1
+    if supervisor is not None:
+        stop = "palsy serve: ended"  # several workers: as before s18 (their supervisor took the signal)
+    else:
+        stop = f"palsy serve: stopped ({stopping.name(signum)})" if signum is not None else "palsy serve: ended"
+    said = _what_went_wrong([why for _, _, why in failed], supervisor.abandoned if supervisor else [], RELOAD_FAILED)
+    if said:
+        # the service served, and a re-reading (one worker) or a worker's restart (several) after SIGHUP failed: the
+        # running worker or workers served on with what they had, so the operator's stop is the service's normal
+        # end (status 0), with what went wrong said (a second review, s16: it had exited 1, 'nothing was served')
+        print(T.line(f"{stop}; {'; '.join(said)}"), file=sys.stderr)
         return 0
     if uvicorn_status not in (None, 0):
         print(T.line(f"palsy serve: the server failed to start (status {uvicorn_status}); nothing was served"),
               file=sys.stderr)
         return uvicorn_status if isinstance(uvicorn_status, int) else 1
-    print(T.line(f"palsy serve: stopped ({stopping.name(signum)})" if signum is not None else "palsy serve: ended"),
-          file=sys.stderr)
+    print(T.line(stop), file=sys.stderr)
     return 0
+
+
+def _withdraw_failures(path: str) -> None:
+    """The workers' failed restarts taken out of ``path`` (where they say why they failed): a later restart replaced
+    every worker (several workers; one worker's re-reading withdraws its own, :func:`.app.record_reload_success`)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+        kept = [x for x in lines if x.startswith("started\t")]
+        if len(kept) != len(lines):
+            Path(path).write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+    except OSError:
+        pass
+
+
+def _what_went_wrong(failures: list[str], abandoned: list[tuple[int | None, str]], reload_failed: str) -> list[str]:
+    """What the stop says went wrong while the service served: a re-reading after SIGHUP that failed (one worker:
+    its line holds ``reload_failed``), a worker's restart that failed (several: its own line) and a restart
+    abandoned without one (its new worker not ready in time); the last of each kind (s18: a failed re-reading was
+    said as "a worker had failed to restart")."""
+    reloads = [w for w in failures if reload_failed in w]
+    restarts = [w for w in failures if reload_failed not in w]
+    told = {w.split(":", 1)[0] for w in restarts}  # "worker <pid>": a new worker that said why it stopped
+    untold = [why for pid, why in abandoned if f"worker {pid}" not in told]
+    said = []
+    if reloads:
+        said.append(f"a reload (SIGHUP) had failed and the worker served on with what it had "
+                    f"({reloads[-1].replace(reload_failed, '', 1)})")
+    if restarts:
+        said.append(f"a worker had failed to restart and the running ones served on ({restarts[-1]})")
+    if untold:
+        said.append(f"a restart after SIGHUP was abandoned and the running workers served on ({untold[-1]})")
+    return said
 
 
 def _check_evidence(cfg) -> None:  # noqa: ANN001 - a palsy.scripts.serve.config.Config
@@ -144,19 +198,16 @@ def _check_evidence(cfg) -> None:  # noqa: ANN001 - a palsy.scripts.serve.config
 
 
 @contextlib.contextmanager
-def _sighup_stops_one_worker(workers: int):
-    """With one worker, SIGHUP stops the service as SIGTERM does (uvicorn's server takes only SIGINT and
-    SIGTERM, and palsy's own handler, raising in the event loop's signal callback, could not stop it); several
-    workers' supervisor takes SIGHUP itself (it restarts the workers)."""
-    if workers != 1 or not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.getsignal(signal.SIGHUP)
-    if old is None:  # a handler set outside Python cannot be put back: left in place
-        yield
-        return
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: signal.raise_signal(signal.SIGTERM))
+def _sighup_kept_during_the_start():
+    """A SIGHUP from ``palsy serve``'s first checks on is recorded, not a stop (:class:`.reload.EarlyHangups`): a
+    worker of one takes the record over when its app is made and re-reads once ready; several workers start after
+    these checks and read everything then, and their supervisor takes SIGHUP from its start. Until s18 a SIGHUP in
+    the sub-second before one worker's app was made stopped the service with status 0 (and one during the checks
+    with 129), which ``Restart=on-failure`` leaves down or restarts."""
+    from palsy.scripts.serve.reload import EarlyHangups
+
+    early = EarlyHangups()
     try:
-        yield
+        yield early
     finally:
-        signal.signal(signal.SIGHUP, old)
+        early.restore()

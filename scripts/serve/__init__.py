@@ -15,7 +15,8 @@
   report);
 - :mod:`.layers` the pure ASGI layers (CORS, internal errors, admission, the JWT gate, large bodies one at a time,
   the body limit);
-- :mod:`.reload` SIGHUP with one worker: the worker's start read again;
+- :mod:`.reload` SIGHUP: one worker's start read again, a SIGHUP during the start kept;
+- :mod:`.supervisor` SIGHUP with several workers: their supervisor (a restart given time, what stopped it known);
 - :mod:`.protocol` the HTTP protocol's bounds per connection;
 - :mod:`.app` the HTTP routes.
 """

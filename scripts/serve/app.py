@@ -72,7 +72,7 @@ from palsy.scripts.serve.layers import (
     logged_path,
 )
 from palsy.scripts.serve.protocol import CORS_STATE
-from palsy.scripts.serve.reload import EarlyHangups, on_sighup
+from palsy.scripts.serve.reload import RELOAD_FAILED, EarlyHangups, on_sighup
 from palsy.scripts.serve.store import REPORTS_DIR, FeedbackLog, Reports
 
 __all__ = ["RETRY_AFTER_SECONDS", "Admission", "BodyLimit", "Cors", "Gate", "InternalErrors", "LargeBodies",
@@ -115,10 +115,6 @@ PEEK_BYTES = 64 * 1024
 def import_report_modules() -> None:
     """Import what ``GET /reports/{id}`` renders with (its route imports them when first asked)."""
     from palsy.reports import context, render  # noqa: F401
-
-
-#: How a failed re-reading (SIGHUP, one worker) begins its line, after the worker's pid.
-RELOAD_FAILED = "a reload (SIGHUP) failed: "
 
 
 def record_reload_failure(exc: BaseException) -> str:
@@ -279,7 +275,9 @@ def create_app(config: C.Config | None = None) -> FastAPI:
     app.router.route_class = StrictJsonRoute  # request bodies read strictly (safe_json), each refusal a JSON 400
     app.router.redirect_slashes = False  # a trailing slash is a 404 (the gate's), not a redirect built from Host
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
-    app.add_middleware(LargeBodies, after=give_back_memory)  # inside the gate: a token first
+    # inside the gate (a token first); a body over the limit by its Content-Length takes no turn, the body limit's 413
+    # at once (it waited for a turn behind a large record, up to 10 s, and was told to retry: a 503 it never passes)
+    app.add_middleware(LargeBodies, after=give_back_memory, body_limit=config.max_body_bytes)
 
     def id_hash(pid: str) -> str:
         return hashlib.sha256((config.log_salt + "\x00" + pid).encode("utf-8")).hexdigest()[:16]

@@ -115,9 +115,10 @@ class Feedback(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    """A feedback request: its outcomes are objects here, each read as a :class:`Feedback` on its own
+    """A feedback request: its outcomes are any JSON here, each read as a :class:`Feedback` on its own
     (:func:`palsy.scripts.serve.feedback.sort_out`), so that one malformed outcome does not discard the others
-    (second review #8: a list of :class:`Feedback` was validated as a whole, and one bad item refused them all)."""
+    (second review #8: a list of :class:`Feedback` was validated as a whole, and one bad item refused them all; in
+    s18 a list of objects still refused them all for one item that was not an object, a number or null)."""
 
     model_config = ConfigDict(extra="allow")
-    feedback: list[dict[str, Any]] = Field(min_length=1, max_length=100)
+    feedback: list[Any] = Field(min_length=1, max_length=100)

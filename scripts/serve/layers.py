@@ -227,20 +227,32 @@ class LargeBodies:
     up to ``wait_seconds``, then get a JSON 503 with ``Retry-After``. ``after()``, in a worker thread, once such a
     request has been answered (the memory its record took, given back).
 
-    A 4 MB record takes about 35 MB of a worker while it is read and answered: 31 at once took a worker from 459 MB
-    to 1,048 MB, kept afterwards, and a small new patient behind them waited 32 s (second review of s17, #7).
-    Inside the gate (a token first) and outside the body limit; a turn ends when the response starts."""
+    Large records at once added up: 31 of 4 MB took a worker from 459 MB to 1,048 MB, kept afterwards, and a small
+    new patient behind them waited 32 s (second review of s17, #7). One at a time, a 4 MB record takes a worker
+    about 100 MB over its usual size at the peak (150-180 MB when its findings are the first of their kind the worker
+    answers), ten sent at once no more than one alone (measured in s18, docs/service.md).
+
+    Inside the gate (a token first) and outside the body limit; a body that limit refuses by its Content-Length
+    (over ``body_limit`` bytes, or no number) takes no turn and meets the 413 at once (until s18 it waited for a turn,
+    up to 10 s, and was then told to retry: a 503 it could never pass). A turn ends when the response starts."""
 
     def __init__(self, app: Any, threshold: int = LARGE_BODY_BYTES, limit: int = 1,
-                 wait_seconds: float = LARGE_WAIT_SECONDS, after: Any = None) -> None:
+                 wait_seconds: float = LARGE_WAIT_SECONDS, after: Any = None, body_limit: int | None = None) -> None:
         self.app, self.threshold, self.limit, self.wait_seconds, self.after = app, threshold, limit, wait_seconds, after
+        self.body_limit = body_limit
         self.turns: anyio.Semaphore | None = None  # made in the event loop, on the first large body
 
     def large(self, scope: dict) -> bool:
+        """Whether a request takes a turn: a POST whose body is over ``threshold`` bytes by its Content-Length, or
+        of no stated length (streamed); not one the body limit refuses by its Content-Length."""
         if scope["type"] != "http" or scope["method"] != "POST":
             return False
         length = dict(scope.get("headers") or []).get(b"content-length")
-        return length is None or not length.isdigit() or int(length) > self.threshold
+        if length is None:
+            return True
+        if not length.isdigit() or (self.body_limit is not None and int(length) > self.body_limit):
+            return False
+        return int(length) > self.threshold
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if not self.large(scope):

@@ -1,13 +1,19 @@
-"""SIGHUP with one worker: the worker reads again what it read at its start (the model, the evidence and its FHIR
-table, the issuers' key sets), as uvicorn's supervisor of several workers restarts them on SIGHUP; it serves on
-meanwhile, and a reading that fails leaves it serving with what it had, said in the log and at the end (as a
-failed restart of several workers is).
+"""SIGHUP: the workers read again what they read at their start (the model, the evidence and its FHIR table, the
+issuers' key sets).
 
-A SIGHUP while the worker starts (its model loaded, or fitted after an evidence change: up to minutes) is recorded
-(:class:`EarlyHangups`) and the re-reading runs once the worker is ready (second review of s17, #5: it stopped the
-service with status 0, which ``Restart=on-failure`` leaves down). One in the sub-second before the app is built
-still reaches ``palsy serve``'s own handler. A re-reading that failed and a later one that succeeded: the failure
-is withdrawn (``succeeded``), so the stop no longer says a worker had failed.
+- **One worker** (:func:`on_sighup`): the worker re-reads in a thread of its own and swaps in what it read, serving
+  meanwhile; a reading that fails leaves it serving with what it had, said in the log and at the stop (as a failed
+  restart of several workers is). A re-reading that failed and a later one that succeeded: the failure is
+  withdrawn (``succeeded``), so the stop no longer says one failed. A SIGHUP during a re-reading is kept, and the
+  worker reads once more when it ends (until s18 it was dropped, "already in progress", and a file changed after
+  the re-reading had read it waited for the next SIGHUP).
+- **Several workers**: uvicorn's supervisor restarts them one at a time (:mod:`.supervisor`).
+- **During the start** (:class:`EarlyHangups`): ``palsy serve`` records a SIGHUP from its first checks on, and a
+  worker from its app's making to its readiness (its model loaded, or fitted after an evidence change: up to
+  minutes); a worker of one re-reads once it is ready (second review of s17, #5: a SIGHUP then stopped the service
+  with status 0, which ``Restart=on-failure`` leaves down; in s18, one in the sub-second before the app was built
+  still did). Several workers read everything when they start, after ``palsy serve``'s checks: a SIGHUP during
+  those checks asks nothing more of them.
 
 Until s17 SIGHUP stopped a service of one worker (status 0, logged as SIGTERM) and restarted a service of
 several: the same signal meant "stop" in a staging unit of one worker and "reload" in production, and logrotate's
@@ -24,10 +30,14 @@ from collections.abc import Callable
 
 log = logging.getLogger("palsy.serve")
 
+#: How a failed re-reading (SIGHUP, one worker) begins its line, after the worker's pid (``palsy serve`` reads it).
+RELOAD_FAILED = "a reload (SIGHUP) failed: "
+
 
 class EarlyHangups:
-    """SIGHUP while the worker starts, recorded (``requested``) rather than acted on; nothing where there is no
-    SIGHUP or outside the main thread."""
+    """SIGHUP while the service or a worker starts, recorded (``requested``) rather than acted on; nothing where
+    there is no SIGHUP or outside the main thread. One made while another records (``palsy serve``'s, then the
+    worker's) takes over what that one recorded."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -35,6 +45,9 @@ class EarlyHangups:
         self._set = hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread()
         if self._set:
             self._previous = signal.signal(signal.SIGHUP, self._note)
+            before = getattr(self._previous, "__self__", None)
+            if isinstance(before, EarlyHangups) and before.requested:
+                self.requested = True
 
     def _note(self, _signum: int, _frame: object) -> None:
         self.requested = True
@@ -49,17 +62,15 @@ class EarlyHangups:
 def on_sighup(reread: Callable[[], None], failed: Callable[[BaseException], str],
               succeeded: Callable[[], None] = lambda: None, early: EarlyHangups | None = None) -> Callable[[], None]:
     """Re-read on SIGHUP (``reread`` in a thread of its own; ``failed(exc)`` the line saying why it failed,
-    ``succeeded()`` after one that did); the function that puts the previous handler back. A SIGHUP ``early``
-    recorded during the start is acted on now. Nothing where there is no SIGHUP or outside the main thread (the
-    only thread a handler may be set in)."""
+    ``succeeded()`` after one that did; a SIGHUP during a re-reading makes one more after it); the function that
+    puts the previous handler back. A SIGHUP ``early`` recorded during the start is acted on now. Nothing where
+    there is no SIGHUP or outside the main thread (the only thread a handler may be set in)."""
     if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
         return lambda: None
-    busy = threading.Lock()
+    guard = threading.Lock()
+    turn = {"running": False, "again": False}
 
-    def run() -> None:
-        if not busy.acquire(blocking=False):
-            log.info("palsy serve: SIGHUP: a re-reading is already in progress")
-            return
+    def once() -> None:
         try:
             t = time.perf_counter()
             reread()
@@ -69,8 +80,21 @@ def on_sighup(reread: Callable[[], None], failed: Callable[[BaseException], str]
         except Exception as exc:  # noqa: BLE001 - one line; the worker serves on with what it had
             log.error("palsy serve: SIGHUP: the re-reading failed (%s); the worker serves on with what it had",
                       failed(exc))
-        finally:
-            busy.release()
+
+    def run() -> None:
+        with guard:
+            if turn["running"]:  # what changed after the running one read it is read by one more
+                turn["again"] = True
+                log.info("palsy serve: SIGHUP during a re-reading: the worker re-reads once more when it ends")
+                return
+            turn["running"] = True
+        while True:
+            once()
+            with guard:
+                if not turn["again"]:
+                    turn["running"] = False
+                    return
+                turn["again"] = False
 
     def handler(_signum: int, _frame: object) -> None:
         threading.Thread(target=run, name="palsy-sighup", daemon=True).start()
