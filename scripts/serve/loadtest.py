@@ -390,6 +390,7 @@ def run(seconds: int = 30, users: int = 20, workers: int = 2) -> dict:
                              "probe_requests": len(probe.times_ms), "probe_failures": probe.failures}
                 # CPU per request of the server (its workers) and of locust (the load generator, the only child
                 # waited for in the row), over every request of the row, the probe's included
+                out[name]["pacing"] = pacing
                 n = max(1, out[name]["requests"] + len(probe.times_ms))
                 out[name]["server_cpu_ms"] = (cpu1 - cpu0) / n * 1000
                 out[name]["client_cpu_ms"] = ((client1.children_user + client1.children_system)
@@ -418,11 +419,12 @@ def report(seconds: int = 30) -> None:
               f"failed; locust median {r['median_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, {r['requests']} requests, "
               f"{r['failures']} failed, {r['rps']:.1f}/s  {'PASS' if ok else 'FAIL'}")
         cpu = r["server_cpu_ms"] + r["client_cpu_ms"]
-        if cpu > 0:
+        line = f"    CPU per request: the server {r['server_cpu_ms']:.1f} ms, locust {r['client_cpu_ms']:.1f} ms"
+        if cpu > 0 and not r["pacing"]:  # clients without pause: the bound the cores set (paced rows never reach it)
             most, least = capacity(cpu)
-            print(f"    CPU per request: the server {r['server_cpu_ms']:.1f} ms, locust {r['client_cpu_ms']:.1f} ms: "
-                  f"2 cores answer at most {most:.0f} such requests a second, and 20 clients without pause then "
-                  f"wait at least {least:.0f} ms each (Little's law)")
+            line += (f": 2 cores answer at most {most:.0f} such requests a second, and 20 clients without pause then "
+                     f"wait at least {least:.0f} ms each (Little's law)")
+        print(line)
 
 
 if __name__ == "__main__":
