@@ -57,6 +57,22 @@ def entry_base(where: str) -> str:
     return no_history(m.group(1)) if m else ""
 
 
+def _patient_read_on(value: Any, where: str, urls: Mapping[str, Key]) -> tuple[str, str, bool] | None:
+    """A subject or patient Reference (in the entry ``where``) written as ``[base/]Patient/<id>``: the server it is
+    read on (an absolute one's base; a relative one's entry's, ``entry_base``: '' when the entry gives none), the
+    id, and whether it was absolute. None for any other (an entry's fullUrl in ``urls``, ``urn:``, a fragment,
+    another type, an identifier): :meth:`Who.key_of`, :meth:`Who.untied` and :func:`_servers_named` read them alike."""
+    text = value.get("reference") if isinstance(value, Mapping) else None
+    if not isinstance(text, str):
+        return None
+    text = no_history(text)
+    m = REFERENCE.search(text)
+    if text in urls or text.startswith(("urn:", "#")) or m is None or m.group(1) != "Patient":
+        return None
+    absolute = "://" in text
+    return (text[:m.start()] if absolute else entry_base(where)), m.group(2), absolute
+
+
 def server_of(where: str, rt: str, rid: str) -> str:
     """The server base of an absolute fullUrl ('' for a relative one or another form): an id is unique only on its
     own server."""
@@ -168,11 +184,10 @@ class Who:
         text = no_history(text)
         if text in self.urls:
             return self.urls[text]
-        m = REFERENCE.search(text)
-        if m is None or text.startswith("urn:") or m.group(1) != "Patient":
+        read = _patient_read_on(value, where, self.urls)
+        if read is None:
             return None
-        server = self._canonical(text[:m.start()] if "://" in text else entry_base(where))
-        pid = m.group(2)
+        server, pid = self._canonical(read[0]), read[1]
         if (server, pid) in self.keys:
             return server, pid
         if server == "":  # a relative reference of an entry without a server: this server's, whichever that is
@@ -192,27 +207,20 @@ class Who:
         servers (:attr:`unsure`). Behind a proxy one server may be named by two bases: such a resource is this
         patient's but cannot be told from another's, so it is not read, never refused (an absolute reference to
         another server's Patient of this id still refuses the record: :meth:`problem`)."""
-        text = value.get("reference") if isinstance(value, Mapping) else None
-        if not isinstance(text, str):
+        read = _patient_read_on(value, where, self.urls)
+        if read is None:
             return None
-        text = no_history(text)
-        m = REFERENCE.search(text)
-        if text in self.urls or text.startswith(("urn:", "#")) or m is None or m.group(1) != "Patient":
+        server, pid, absolute = read
+        if pid not in {k[1] for k in self.keys} or self.key_of(value, where) is not None or not server:
             return None
-        pid, absolute = m.group(2), "://" in text
-        if pid not in {k[1] for k in self.keys} or self.key_of(value, where) is not None:
-            return None
-        server = text[:m.start()] if absolute else entry_base(where)
-        if not server:
-            return None
-        written = "" if absolute else " (a relative reference, read on its entry's server: the base of its fullUrl)"
         if self.unsure:
             return (f"names Patient/{pid} on one of {len(self.unsure)} servers ({', '.join(self.unsure)}) that the "
                     f"record's references to the patient are read on, while its Patient gives none (no absolute "
                     f"fullUrl): whose record it is cannot be told; give the Patient's fullUrl")
         if absolute:
             return None
-        return (f"names Patient/{pid} at {server}{written}, not at the Patient's server "
+        return (f"names Patient/{pid} at {server} (a relative reference, read on its entry's server: the base of its "
+                f"fullUrl), not at the Patient's server "
                 f"({', '.join(sorted(self.bases))}): it may be another patient's; if the two are one server behind a "
                 f"proxy, send the record with one base")
 
@@ -353,18 +361,9 @@ def _servers_named(entries: list[tuple[str, dict[str, Any]]], keys: Iterable[Key
         if res.get("resourceType") == "Patient":
             continue
         for field in ("subject", "patient"):
-            value = res.get(field)
-            text = value.get("reference") if isinstance(value, Mapping) else None
-            if not isinstance(text, str):
-                continue
-            text = no_history(text)
-            m = REFERENCE.search(text)
-            if text in urls or text.startswith(("urn:", "#")) or m is None or m.group(1) != "Patient" \
-                    or m.group(2) not in own:
-                continue
-            server = text[:m.start()] if "://" in text else entry_base(where)
-            if server and (server, m.group(2)) not in keys:
-                out.add(server)
+            read = _patient_read_on(res.get(field), where, urls)
+            if read is not None and read[1] in own and read[0] and (read[0], read[1]) not in keys:
+                out.add(read[0])
     return out
 
 

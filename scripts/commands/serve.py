@@ -113,8 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
     failed = [x.partition("\t") for x in lines if not x.startswith("started\t")]
     # one worker: palsy's handler saw the stop signal (None when uvicorn took it itself); several: their supervisor
     supervisor = supervisors[-1] if supervisors else None
-    signum = stopping.handled()
-    signum = supervisor.stopped_by if supervisor is not None else signum
+    signum = supervisor.stopped_by if supervisor is not None else stopping.handled()
     if failed and not started:
         status, _, why = failed[0]
         print(T.line(f"palsy serve: not started: a worker failed to start ({why}); nothing was served"),
